@@ -1,0 +1,42 @@
+"""ballot-service: voting and ballot tallying for people's congress sessions."""
+from __future__ import annotations
+
+from flask import Flask, g
+
+from .config import Settings
+from .db import make_engine, make_sessionmaker
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Application factory. `config` overrides environment settings (tests pass their own)."""
+    settings = Settings.from_env({**_environ(), **(config or {})})
+    app = Flask(
+        __name__,
+        template_folder=str(settings.templates_dir),
+        instance_path=str(settings.instance_path),
+    )
+    app.config["SETTINGS"] = settings
+    app.config["SECRET_KEY"] = settings.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    engine = make_engine(settings.database_url)
+    app.extensions["ballot_engine"] = engine
+    app.extensions["ballot_sessionmaker"] = make_sessionmaker(engine)
+
+    @app.teardown_appcontext
+    def _close_db(exc):
+        db = g.pop("db", None)
+        if db is not None:
+            if exc is not None:
+                db.rollback()
+            db.close()
+
+    from . import web
+
+    web.register(app)
+    return app
+
+
+def _environ() -> dict:
+    import os
+
+    return dict(os.environ)

@@ -1,0 +1,63 @@
+"""Settings from the environment, with safe defaults; a bad value fails at start."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    instance_path: Path
+    keys_dir: Path
+    ballots_dir: Path
+    templates_dir: Path
+    key_passphrase: str | None
+    secret_key: str
+    max_body_bytes: int = 64 * 1024
+    language: str = "zh"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        instance = Path(env.get("BALLOT_INSTANCE_PATH") or PROJECT_ROOT / "instance")
+        url = env.get("BALLOT_DATABASE_URL") or f"sqlite:///{instance / 'ballot.sqlite3'}"
+        if not (url.startswith("sqlite") or url.startswith("postgresql")):
+            raise ConfigError(
+                f"BALLOT_DATABASE_URL={url!r}: only sqlite:/// and postgresql+psycopg:// URLs are supported"
+            )
+        language = env.get("BALLOT_LANGUAGE", "zh")
+        if language not in ("zh", "en"):
+            raise ConfigError(f"BALLOT_LANGUAGE={language!r} must be 'zh' or 'en'")
+        return cls(
+            database_url=url,
+            instance_path=instance,
+            keys_dir=Path(env.get("BALLOT_KEYS_DIR") or PROJECT_ROOT / "keys"),
+            ballots_dir=Path(env.get("BALLOT_BALLOTS_DIR") or PROJECT_ROOT / "ballots"),
+            templates_dir=Path(env.get("BALLOT_TEMPLATES_DIR") or PROJECT_ROOT / "templates"),
+            key_passphrase=env.get("BALLOT_KEY_PASSPHRASE"),
+            secret_key=env.get("BALLOT_SECRET_KEY") or os.urandom(32).hex(),
+            max_body_bytes=_int(env, "BALLOT_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            language=language,
+        )

@@ -1,0 +1,189 @@
+"""Bodies, sittings (会次), check-in (签到) and vote items: domain operations that only flush."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import audit, rules
+from .db import utcnow
+from .errors import Conflict, InvalidInput, NotFound
+from .models import Attendance, Body, Candidate, Item, Member, Sitting
+
+
+def create_body(db: Session, name: str, kind: str) -> Body:
+    if kind not in rules.BODY_KINDS:
+        raise InvalidInput(f"body kind must be one of {', '.join(rules.BODY_KINDS)}, not {kind!r}", where="kind")
+    if not name or not name.strip():
+        raise InvalidInput("body name is empty", where="name")
+    body = Body(name=name.strip(), kind=kind)
+    db.add(body)
+    db.flush()
+    audit.append(db, "body_created", {"body_id": body.id, "name": body.name, "kind": kind})
+    return body
+
+
+def create_sitting(db: Session, body: Body, name: str) -> Sitting:
+    if not name or not name.strip():
+        raise InvalidInput("session name is empty", where="name")
+    sitting = Sitting(body_id=body.id, name=name.strip())
+    db.add(sitting)
+    db.flush()
+    audit.append(db, "session_created", {"body_id": body.id, "session_id": sitting.id, "name": sitting.name},
+                 sitting_id=sitting.id)
+    return sitting
+
+
+def get_body(db: Session, body_id: int) -> Body:
+    body = db.get(Body, body_id)
+    if body is None:
+        raise NotFound(f"no body with id {body_id}", where="body_id")
+    return body
+
+
+def get_sitting(db: Session, sitting_id: int) -> Sitting:
+    sitting = db.get(Sitting, sitting_id)
+    if sitting is None:
+        raise NotFound(f"no session with id {sitting_id}", where="session_id")
+    return sitting
+
+
+def find_member(db: Session, body_id: int, member_no: str) -> Member:
+    """Find by 代表证号 or card code."""
+    m = db.scalar(select(Member).where(Member.body_id == body_id, Member.member_no == member_no))
+    if m is None:
+        m = db.scalar(select(Member).where(Member.body_id == body_id, Member.card_code == member_no))
+    if m is None:
+        raise NotFound(f"no member with 代表证号 or card {member_no!r} on this roster", where="member")
+    if not m.in_office:
+        raise Conflict(f"member {member_no} ({m.name}) no longer holds office", where="member")
+    return m
+
+
+def _require_open(sitting: Sitting) -> None:
+    if sitting.status != "open":
+        raise Conflict(f"session {sitting.name} is closed", where="session")
+
+
+def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, method: str,
+                   terminal_id: int | None = None) -> Attendance:
+    """Check a member in (status 'present') or record leave ('leave', 请假)."""
+    if status not in ("present", "leave", "absent"):
+        raise InvalidInput("status must be present, leave or absent", where="status")
+    _require_open(sitting)
+    if member.body_id != sitting.body_id:
+        raise InvalidInput("member is not on this body's roster", where="member")
+    att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
+                                             Attendance.member_id == member.id))
+    if att is None:
+        att = Attendance(sitting_id=sitting.id, member_id=member.id, status=status, method=method,
+                         terminal_id=terminal_id)
+        db.add(att)
+    else:
+        att.status, att.method, att.updated_at = status, method, utcnow()
+        if terminal_id is not None:
+            att.terminal_id = terminal_id
+    db.flush()
+    audit.append(db, "attendance_" + status,
+                 {"session_id": sitting.id, "member_no": member.member_no, "method": method},
+                 sitting_id=sitting.id)
+    return att
+
+
+@dataclass(frozen=True)
+class AttendanceState:
+    members: int  # 应到 N
+    present: int  # 实到 P
+    leave: int  # 请假
+    absent: int  # 缺席
+    quorum_met: bool
+    quorum_rule: str
+
+    def as_dict(self) -> dict:
+        return {"members": self.members, "present": self.present, "leave": self.leave,
+                "absent": self.absent, "quorum_met": self.quorum_met, "quorum_rule": self.quorum_rule}
+
+
+def attendance_state(db: Session, sitting: Sitting) -> AttendanceState:
+    body = sitting.body
+    n = db.scalar(select(func.count()).select_from(Member)
+                  .where(Member.body_id == body.id, Member.in_office.is_(True))) or 0
+    rows = dict(db.execute(
+        select(Attendance.status, func.count()).join(Member, Member.id == Attendance.member_id)
+        .where(Attendance.sitting_id == sitting.id, Member.in_office.is_(True))
+        .group_by(Attendance.status)).all())
+    p, leave = rows.get("present", 0), rows.get("leave", 0)
+    return AttendanceState(n, p, leave, n - p - leave, rules.quorum_met(body.kind, n, p),
+                           rules.quorum_rule_text(body.kind))
+
+
+def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
+    return list(db.scalars(
+        select(Attendance.member_id).join(Member, Member.id == Attendance.member_id)
+        .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+               Member.in_office.is_(True)).order_by(Member.id)))
+
+
+def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
+                candidates: list[dict] | None = None, places: int | None = None,
+                base: str = "members", majority: str = "half", secret: bool = True,
+                channel: str = "terminal", time_limit_s: int | None = None) -> Item:
+    """Create a vote item. Validates everything a tally will later rely on."""
+    _require_open(sitting)
+    if kind not in rules.ITEM_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind")
+    if channel not in ("terminal", "paper", "tally_sheet"):
+        raise InvalidInput(f"channel must be terminal, paper or tally_sheet, not {channel!r}", where="channel")
+    rule = rules.Rule(base, majority) if base in rules.BASES and majority in rules.MAJORITIES else None
+    if rule is None:
+        raise InvalidInput(f"rule base must be one of {rules.BASES} and majority one of {rules.MAJORITIES}",
+                           where="rule")
+    if not key or not title:
+        raise InvalidInput("an item needs a key and a title", where="key" if not key else "title")
+    if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key)):
+        raise Conflict(f"an item with key {key!r} already exists in this session", where="key")
+    if kind == "resolution":
+        if candidates:
+            raise InvalidInput("a resolution has no candidates: its one candidate is the motion",
+                               where="candidates")
+        candidates = [{"key": rules.MOTION, "title": title}]
+        places = None
+    else:
+        if not candidates:
+            raise InvalidInput(f"a {kind} item needs candidates", where="candidates")
+    keys = [c.get("key") for c in candidates]
+    for i, c in enumerate(candidates):
+        if not c.get("key") or not c.get("title"):
+            raise InvalidInput("each candidate needs a key and a title", where=f"candidates[{i}]")
+        if keys.count(c["key"]) > 1:
+            raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key")
+    if kind == "livelihood_projects":
+        if not isinstance(places, int) or isinstance(places, bool) or places < 1:
+            raise InvalidInput("places (k) must be a whole number >= 1", where="places")
+        if places > len(candidates):
+            raise InvalidInput(f"places ({places}) exceeds the number of candidates ({len(candidates)})",
+                               where="places")
+    elif kind == "appointment":
+        places = None
+    position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
+    item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
+                majority=majority, secret=secret, channel=channel, position=position,
+                time_limit_s=time_limit_s)
+    item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
+                                 position=i) for i, c in enumerate(candidates)]
+    db.add(item)
+    db.flush()
+    audit.append(db, "item_created", {
+        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
+        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
+        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates]},
+        sitting_id=sitting.id)
+    return item
+
+
+def get_item(db: Session, item_id: int) -> Item:
+    item = db.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"no vote item with id {item_id}", where="item_id")
+    return item
