@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from . import audit, rules
 from .db import utcnow
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Attendance, Body, Candidate, Item, Member, Sitting
+from .models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 
 
 def create_body(db: Session, name: str, kind: str) -> Body:
@@ -172,6 +172,8 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 time_limit_s=time_limit_s)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  position=i) for i, c in enumerate(candidates)]
+    # Round 1 exists from the start so paper ballots can be printed before the vote opens.
+    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
     db.add(item)
     db.flush()
     audit.append(db, "item_created", {

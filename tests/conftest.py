@@ -1,0 +1,68 @@
+"""Test fixtures. Every test gets a fresh database: SQLite in a temp folder by default, or
+PostgreSQL when BALLOT_TEST_DATABASE_URL names a server (set by .ci/run)."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from ballot_service import create_app
+from ballot_service.schema import upgrade
+
+PG_URL = os.environ.get("BALLOT_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    # A throwaway database per test on the CI's local server.
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings_env(db_url, tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    ballots = tmp_path / "ballots"
+    ballots.mkdir()
+    return {
+        "BALLOT_DATABASE_URL": db_url,
+        "BALLOT_INSTANCE_PATH": str(tmp_path / "instance"),
+        "BALLOT_KEYS_DIR": str(keys),
+        "BALLOT_BALLOTS_DIR": str(ballots),
+        "BALLOT_KEY_PASSPHRASE": "test-passphrase",
+        "BALLOT_SECRET_KEY": "test-secret",
+    }
+
+
+@pytest.fixture
+def app(settings_env):
+    upgrade(settings_env["BALLOT_DATABASE_URL"])
+    app = create_app(settings_env)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["ballot_engine"].dispose()
+
+
+@pytest.fixture
+def db(app):
+    session = app.extensions["ballot_sessionmaker"]()
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
