@@ -44,3 +44,25 @@ def append(db: Session, kind: str, data: dict, sitting_id: int | None = None,
 def head(db: Session) -> tuple[int, str]:
     chain = db.get(AuditHead, 1)
     return (chain.seq, chain.hash) if chain else (0, GENESIS)
+
+
+def checkpoint_message(seq: int, head_hash: str, reason: str) -> bytes:
+    """What a checkpoint signature covers (canonical JSON)."""
+    return canonical_json({"type": "audit-checkpoint", "seq": seq, "head": head_hash, "reason": reason})
+
+
+def checkpoint(db: Session, key, reason: str):
+    """Sign the current chain head (at every vote close and session close)."""
+    import base64
+
+    from .models import Checkpoint
+
+    db.flush()
+    seq, head_hash = head(db)
+    sig = key.sign(checkpoint_message(seq, head_hash, reason))
+    cp = Checkpoint(seq=seq, head_hash=head_hash, reason=reason,
+                    signature=base64.urlsafe_b64encode(sig).rstrip(b"=").decode("ascii"),
+                    key_fingerprint=key.fingerprint)
+    db.add(cp)
+    db.flush()
+    return cp

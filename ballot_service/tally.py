@@ -1,0 +1,141 @@
+"""Tally: casts → rules → round results, and the item result in the results format.
+
+`round_result` and `item_result` are pure (no Flask, no SQL) so an auditor's tool
+recomputes the same figures from an exported bundle; `tally_round` is the DB glue.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, rules
+from .errors import Conflict
+from .models import Cast, Item, Refusal, Round, TallySheet
+
+
+def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,
+                 members: int, present: int, quorum_met: bool, issued: int,
+                 ballots: Iterable[Mapping[str, str]] | None = None, sheet: dict | None = None,
+                 refused: int = 0) -> dict:
+    """Count one round from its ballots (or a tellers' sheet) and decide it."""
+    if sheet is not None:
+        valid = sheet["returned"] - sheet["invalid"]
+        counts = [rules.CandidateCount(k, sheet["counts"][k]["for"], sheet["counts"][k]["against"],
+                                       sheet["counts"][k]["abstain"], sheet["counts"][k].get("void", 0))
+                  for k in candidate_keys]
+        count = rules.BallotCount(valid, sheet["invalid"], counts)
+        issued = sheet["issued"]
+    else:
+        count = rules.count_ballots(candidate_keys, ballots or [], places)
+    decision = rules.decide_round(rules.RoundFacts(
+        item_kind=item_kind, members=members, present=present, quorum_met=quorum_met, issued=issued,
+        returned=count.returned, valid=count.valid, invalid=count.invalid, places=places,
+        counts=count.candidates, rule=rule))
+    out = {
+        "status": decision.status, "members": members, "present": present, "quorum_met": quorum_met,
+        "issued": issued, "returned": count.returned, "valid": count.valid, "invalid": count.invalid,
+        "refused": refused, "not_voted": decision.not_voted, "places": places,
+        "rule": {"base": rule.base, "majority": rule.majority}, "threshold_base": decision.base,
+        "threshold_votes": rules.minimum_votes(decision.base, rule.majority),
+        "candidates": [_candidate(c) for c in decision.candidates],
+    }
+    if item_kind == "livelihood_projects":
+        out.update(selected=decision.selected, tied=decision.tied, runoff_places=decision.runoff_places,
+                   shortfall=decision.shortfall)
+    if item_kind == "resolution":
+        out["passed"] = bool(decision.passed)
+    return out
+
+
+def _candidate(c: rules.CandidateOutcome) -> dict:
+    d = {"key": c.key, "for": c.for_, "against": c.against, "abstain": c.abstain, "void": c.void,
+         "passed": c.passed}
+    if c.selected is not None:
+        d["selected"] = c.selected
+    return d
+
+
+def item_result(key: str, kind: str, rounds: list[dict]) -> dict:
+    """Combine an item's tallied rounds into one entry of the results format (FORMAT.md)."""
+    first, last = rounds[0], rounds[-1]
+    entry = {k: first[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
+                                   "invalid", "refused", "not_voted")}
+    entry = {"key": key, **entry}
+    candidates = [dict(c) for c in first["candidates"]]
+    if kind == "livelihood_projects":
+        selected = list(first["selected"])
+        for later in rounds[1:]:
+            selected += later["selected"]
+        final = set(selected) if last["status"] in ("decided", "runoff_pending") else set()
+        for c in candidates:
+            c["selected"] = c["key"] in final
+        entry["selected"] = selected if last["status"] in ("decided", "runoff_pending") else []
+        if last["status"] == "runoff_pending":
+            entry["tied"] = list(last["tied"])
+        if len(rounds) > 1:
+            r = rounds[1]
+            entry["runoff"] = {k: r[k] for k in ("issued", "returned", "valid", "invalid", "refused", "places")}
+            entry["runoff"]["candidates"] = r["candidates"]
+    if kind == "appointment":
+        for c in candidates:
+            c.pop("selected", None)
+    entry["candidates"] = candidates
+    if kind == "resolution":
+        entry["passed"] = bool(last.get("passed"))
+    entry["status"] = last["status"]
+    return entry
+
+
+def tally_round(db: Session, item: Item, rnd: Round) -> dict:
+    """Tally a closed round; a tie at the cut-off creates the next round for the tied."""
+    if rnd.status != "closed":
+        raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}; close it before tallying",
+                       where="item")
+    refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
+    common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
+                  rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
+                  quorum_met=bool(rnd.quorum_met), refused=refused)
+    if item.channel == "tally_sheet":
+        sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+        if sheet is None or sheet.confirmed_by is None:
+            raise Conflict("the tally sheet must be entered and confirmed by a second teller first",
+                           where="tally_sheet")
+        result = round_result(issued=sheet.data["issued"], sheet=sheet.data, **common)
+        rnd.issued = sheet.data["issued"]
+    else:
+        marks = db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id))
+        result = round_result(issued=rnd.issued or 0, ballots=marks, **common)
+    rnd.result, rnd.status = result, "tallied"
+    item.status = result["status"]
+    if result["status"] == "runoff_pending":
+        item.rounds.append(Round(number=rnd.number + 1, places=result["runoff_places"],
+                                 candidate_keys=result["tied"], status="pending"))
+    db.flush()
+    audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
+                 sitting_id=item.sitting_id)
+    return result
+
+
+def record_quorum_failure(db: Session, item: Item, rnd: Round, members: int, present: int) -> dict:
+    """When the secretariat gives up opening for lack of quorum, the round is decided as such."""
+    rnd.members, rnd.present, rnd.quorum_met, rnd.issued = members, present, False, 0
+    rnd.status = "closed"
+    result = round_result(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
+                          rule=rules.Rule(item.base, item.majority), members=members, present=present,
+                          quorum_met=False, issued=0, ballots=[])
+    rnd.result, rnd.status, item.status = result, "tallied", result["status"]
+    db.flush()
+    audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
+                 sitting_id=item.sitting_id)
+    return result
+
+
+def results_for_items(items: list[Item]) -> list[dict]:
+    out = []
+    for item in items:
+        done = [r.result for r in item.rounds if r.status == "tallied" and r.result]
+        if done:
+            out.append(item_result(item.key, item.kind, done))
+    return out

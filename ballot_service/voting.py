@@ -1,0 +1,158 @@
+"""Opening and closing a round, and handing each present member's terminal its ballot.
+
+At opening, every present member is issued one signed ballot (I = members issued). For
+terminal votes the token is sealed to the member's terminal (sealing.py): the row
+linking the member to it holds only ciphertext the service cannot open, so storage
+never ties a member to a serial.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from . import audit, ballots, keys, rules, sealing
+from .config import Settings
+from .db import utcnow
+from .errors import Conflict, InvalidInput, NotFound, QuorumNotMet
+from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal
+from .sittings import attendance_state
+
+REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
+
+
+def signing_key(settings: Settings, body: Body) -> "keys.SigningKey":
+    return keys.load_key(settings.keys_dir, keys.body_key_name(body.id), settings.key_passphrase)
+
+
+def current_round(item: Item) -> Round:
+    """The newest round: the one that opens next, is open, or was tallied last."""
+    if not item.rounds:
+        raise NotFound(f"item {item.key} has no rounds")
+    return item.rounds[-1]
+
+
+def open_round(db: Session, settings: Settings, item: Item) -> Round:
+    """Open the item's pending round. Refused without quorum: the refusal is audited and the
+    error carries commit_audit so the web layer keeps that event (and nothing else)."""
+    rnd = current_round(item)
+    if rnd.status != "pending":
+        raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}, not waiting to open", where="item")
+    sitting = item.sitting
+    if sitting.status != "open":
+        raise Conflict("the session is closed", where="session")
+    other_open = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
+    if other_open is not None:
+        raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item")
+    state = attendance_state(db, sitting)
+    if not state.quorum_met:
+        audit.append(db, "vote_open_refused", {
+            "item_id": item.id, "round": rnd.number, "members": state.members, "present": state.present,
+            "quorum_rule": state.quorum_rule, "reason": "quorum_not_met"}, sitting_id=sitting.id)
+        err = QuorumNotMet(
+            f"不符合法定人数，不能开始表决：应到{state.members}名，实到{state.present}名"
+            f"（{state.quorum_rule}）。Quorum not met: {state.present} of {state.members} present.",
+            where="attendance")
+        err.commit_audit = True
+        raise err
+
+    now = utcnow()
+    rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
+    rnd.status, rnd.opened_at = "open", now
+    if item.time_limit_s:
+        rnd.closes_at = now + dt.timedelta(seconds=item.time_limit_s)
+    item.status = "open"
+    for reason in REFUSAL_REASONS:
+        db.add(Refusal(round_id=rnd.id, reason=reason, count=0))
+    issued = 0
+    if item.channel == "terminal":
+        issued = _issue_terminal_ballots(db, settings, item, rnd)
+    db.flush()
+    audit.append(db, "vote_opened", {
+        "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
+        "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
+        "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
+        "issued_electronic": issued, "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
+        sitting_id=sitting.id)
+    return rnd
+
+
+def _issue_terminal_ballots(db: Session, settings: Settings, item: Item, rnd: Round) -> int:
+    """Seal one fresh ballot per present member to the terminal at their seat or where they
+    checked in. Members without a terminal get none (they vote on paper: RULES fallback)."""
+    sitting = item.sitting
+    key = signing_key(settings, sitting.body)
+    terminals_by_seat = {t.seat: t for t in db.scalars(
+        select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+                               Terminal.revoked_at.is_(None)))}
+    live = {t.id: t for t in terminals_by_seat.values()}
+    rows = db.execute(
+        select(Member.id, Member.seat, Attendance.terminal_id)
+        .join(Attendance, Attendance.member_id == Member.id)
+        .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+               Member.in_office.is_(True))).all()
+    issued = 0
+    taken: set[int] = set()
+    for member_id, seat, checkin_terminal in rows:
+        term = live.get(checkin_terminal) or terminals_by_seat.get(seat)
+        if term is not None and term.id in taken:
+            term = None  # one member per terminal in a round
+        sealed = None
+        if term is not None:
+            taken.add(term.id)
+            token = ballots.make_token(key, sitting.body_id, sitting.id, item.id, rnd.number)
+            sealed = sealing.seal(term.seal_public_key, ballots.token_to_text(token).encode("ascii"))
+            issued += 1
+        db.add(Issuance(round_id=rnd.id, member_id=member_id, terminal_id=term.id if term else None,
+                        sealed_token=sealed))
+    return issued
+
+
+def deliver_ballot(db: Session, terminal: Terminal, credential: str) -> tuple[Item, Round, str]:
+    """Give a terminal its member's ballot for the open round. Idempotent: no write at all,
+    so delivery leaves no trace that could be ordered against casts."""
+    row = db.execute(
+        select(Issuance, Round, Item).join(Round, Round.id == Issuance.round_id)
+        .join(Item, Item.id == Round.item_id)
+        .where(Issuance.terminal_id == terminal.id, Round.status == "open")).first()
+    if row is None:
+        raise NotFound("no vote is open for this terminal", where="ballot")
+    issuance, rnd, item = row
+    private, _ = sealing.credential_keypair(credential)
+    token_text = sealing.open_sealed(private, issuance.sealed_token).decode("ascii")
+    return item, rnd, token_text
+
+
+def issued_count(db: Session, item: Item, rnd: Round) -> int:
+    if item.channel == "terminal":
+        return db.scalar(select(func.count()).select_from(Issuance).where(
+            Issuance.round_id == rnd.id, Issuance.sealed_token.is_not(None))) or 0
+    if item.channel == "paper":
+        return db.scalar(select(func.count()).select_from(PaperBallot).where(
+            PaperBallot.round_id == rnd.id, PaperBallot.handed_out.is_(True))) or 0
+    return 0  # tally sheet: the tellers' figure, taken at tally
+
+
+def close_round(db: Session, settings: Settings, item: Item) -> Round:
+    """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
+    rnd = current_round(item)
+    if rnd.status != "open":
+        raise Conflict(f"round {rnd.number} of {item.key} is not open", where="item")
+    # Lock the round row so a cast in flight either commits before or sees 'closed'.
+    db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
+    rnd.status, rnd.closed_at = "closed", utcnow()
+    rnd.issued = issued_count(db, item, rnd)
+    item.status = "closed"
+    returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    refused = dict(db.execute(select(Refusal.reason, Refusal.count).where(Refusal.round_id == rnd.id)).all())
+    db.flush()
+    audit.append(db, "vote_closed", {"item_id": item.id, "round": rnd.number, "issued": rnd.issued,
+                                     "returned": returned, "refused": refused}, sitting_id=item.sitting_id)
+    audit.checkpoint(db, signing_key(settings, item.sitting.body), f"vote_closed:{item.id}:{rnd.number}")
+    return rnd
+
+
+def count_refusal(db: Session, rnd: Round, reason: str) -> None:
+    db.execute(update(Refusal).where(Refusal.round_id == rnd.id, Refusal.reason == reason)
+               .values(count=Refusal.count + 1))
