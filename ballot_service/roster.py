@@ -106,10 +106,12 @@ def _cell_text(v) -> str:
 
 
 def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
-    table = [r for r in table if any(c.strip() for c in r)]
-    if not table:
+    # Keep file row numbers: blank rows are skipped, never renumbered away.
+    numbered = [(i, r) for i, r in enumerate(table, start=1) if any(c.strip() for c in r)]
+    if not numbered:
         raise InvalidInput("the roster file is empty", where=name)
-    header = [c.strip() for c in table[0]]
+    header_line, header_row = numbered[0]
+    header = [c.strip() for c in header_row]
     columns: dict[str, int] = {}
     for field, aliases in HEADERS.items():
         for i, h in enumerate(header):
@@ -119,8 +121,10 @@ def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
     if missing:
         raise InvalidInput(
             f"missing column {'、'.join(missing)}; the first row has: {', '.join(header) or '(nothing)'}",
-            where=f"{name}: row 1")
-    if len(table) - 1 > MAX_ROWS:
+            where=f"{name}: row {header_line}")
+    if len(numbered) == 1:
+        raise InvalidInput("the roster has a header row but no members", where=name)
+    if len(numbered) - 1 > MAX_ROWS:
         raise InvalidInput(f"more than {MAX_ROWS} members in one roster", where=name)
 
     def cell(row: list[str], field: str) -> str | None:
@@ -131,8 +135,9 @@ def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
 
     seen: dict[str, int] = {}
     seats: dict[str, int] = {}
+    cards: dict[str, int] = {}
     out = []
-    for line, row in enumerate(table[1:], start=2):
+    for line, row in numbered[1:]:
         member_no = cell(row, "member_no")
         member_name = cell(row, "name")
         if not member_no:
@@ -150,9 +155,15 @@ def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
                 raise InvalidInput(f"seat {seat} is given twice (first on row {seats[seat]})",
                                    where=f"{name}: row {line}, column {header[columns['seat']]}")
             seats[seat] = line
+        card = cell(row, "card_code")
+        if card:
+            if card in cards:
+                raise InvalidInput(f"card {card} is given twice (first on row {cards[card]})",
+                                   where=f"{name}: row {line}, column {header[columns['card_code']]}")
+            cards[card] = line
         if len(member_no) > 64 or len(member_name) > 100:
             raise InvalidInput("value too long", where=f"{name}: row {line}")
-        out.append(RosterRow(line, member_no, member_name, cell(row, "group"), seat, cell(row, "card_code")))
+        out.append(RosterRow(line, member_no, member_name, cell(row, "group"), seat, card))
     return out
 
 

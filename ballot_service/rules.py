@@ -70,9 +70,12 @@ def threshold_base(rule: Rule, members: int, present: int, valid: int) -> int:
 
 def minimum_votes(base: int, majority: str = "half") -> int:
     """The smallest `for` count that passes; shown on screens (e.g. 过半数 = 31 of 60)."""
+    _non_negative(base=base)
     if majority == "half":
         return base // 2 + 1
-    return (2 * base + 2) // 3
+    if majority == "two_thirds":
+        return (2 * base + 2) // 3
+    raise RuleError(f"majority must be one of {MAJORITIES}, not {majority!r}")
 
 
 # --- §3/§4 ballots ---------------------------------------------------------------------
@@ -194,6 +197,8 @@ def decide_round(f: RoundFacts) -> RoundDecision:
     """Apply quorum, over-return, threshold and ranking to one round's counts."""
     _non_negative(members=f.members, present=f.present, issued=f.issued,
                   returned=f.returned, valid=f.valid, invalid=f.invalid)
+    if f.present > f.members:
+        raise RuleError(f"present ({f.present}) cannot exceed members ({f.members})")
     if f.valid + f.invalid != f.returned:
         raise RuleError(f"valid ({f.valid}) + invalid ({f.invalid}) != returned ({f.returned})")
     if f.item_kind not in ITEM_KINDS:
