@@ -41,7 +41,7 @@ def _refuse(db: Session, rnd: Round | None, reason: str, message: str, serial: s
     # No terminal, seat or member in a refusal event: the serial alone.
     audit.append(db, "cast_refused", {"round_id": rnd.id if rnd else None, "reason": reason,
                                       "serial": serial}, timed=False)
-    err = ballots.BallotRefused(message, reason=reason)
+    err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
     raise err
 

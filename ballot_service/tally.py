@@ -88,6 +88,14 @@ def item_result(key: str, kind: str, rounds: list[dict]) -> dict:
     return entry
 
 
+def tally_item(db: Session, item: Item) -> dict:
+    """Tally the item's closed round (the newest one)."""
+    closed = [r for r in item.rounds if r.status == "closed"]
+    if not closed:
+        raise Conflict(f"item {item.key} has no closed round to tally; close the vote first", where="item")
+    return tally_round(db, item, closed[-1])
+
+
 def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     """Tally a closed round; a tie at the cut-off creates the next round for the tied."""
     if rnd.status != "closed":

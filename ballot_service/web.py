@@ -15,6 +15,41 @@ def get_db() -> Session:
     return g.db
 
 
+def json_body(max_keys: int = 100) -> dict:
+    """The request's JSON object, or a clear 400 saying what is wrong with it."""
+    from .errors import InvalidInput
+
+    if not request.data:
+        raise InvalidInput("request body is empty; send a JSON object", where="body")
+    try:
+        data = request.get_json(force=True, silent=False)
+    except Exception:
+        raise InvalidInput("request body is not valid JSON", where="body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
+    return data
+
+
+def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None):
+    """Read one field with its type checked (bool is not accepted as int)."""
+    from .errors import InvalidInput
+
+    if name not in data or data[name] is None:
+        if required:
+            raise InvalidInput(f"missing field {name!r}", where=name)
+        return default
+    value = data[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise InvalidInput(f"field {name!r} must be {names}, not {type(value).__name__}", where=name)
+    return value
+
+
+def commit() -> None:
+    get_db().commit()
+
+
 def error_response(status: int, message: str, error_type: str, where: str | None = None):
     err = {"message": message, "errorType": error_type}
     if where:
@@ -27,7 +62,11 @@ def register(app: Flask) -> None:
     def _ballot_error(exc: BallotError):
         db = g.get("db")
         if db is not None:
-            db.rollback()
+            # A refusal keeps its audit event and refusal count (and nothing else was changed).
+            if getattr(exc, "commit_audit", False):
+                db.commit()
+            else:
+                db.rollback()
         return jsonify({"errors": [exc.to_dict()]}), exc.status
 
     @app.errorhandler(HTTPException)
@@ -53,3 +92,7 @@ def register(app: Flask) -> None:
                 raise
             continue
         app.register_blueprint(mod.bp)
+
+    from .auth import check_every_route_declares_role
+
+    check_every_route_declares_role(app)

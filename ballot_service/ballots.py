@@ -1,0 +1,319 @@
+"""Signed ballot tokens, and paper-ballot issuance.
+
+Encoding (stable; an outside tool can verify a ballot with nothing but this text)
+-------------------------------------------------------------------------------
+Payload, a JSON object with exactly these fields::
+
+    {"v": 1, "body": <int>, "session": <int>, "item": <int>, "round": <int>, "serial": <str>}
+
+- `v` format version, always 1; `body`, `session`, `item` are database ids; `round` is the
+  round number (1, or 2, 3, … for a runoff). All positive integers (JSON numbers, no
+  fraction, no exponent).
+- `serial`: 32 lowercase hex digits, 128 random bits from `secrets.token_hex(16)`. Random,
+  so a serial never reveals hand-out or issue order.
+
+Signed bytes: the canonical JSON of the payload (`canonical.canonical_json`): UTF-8,
+keys sorted, separators "," and ":" with no spaces, i.e. in Python
+`json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()`,
+for example `{"body":1,"item":3,"round":1,"serial":"…","session":2,"v":1}`.
+
+Signature: Ed25519 (RFC 8032, pure, no pre-hash) over those bytes with the body's key
+`keys/body-<body>.key.pem`; the public key is `keys/body-<body>.pub.pem`.
+
+Token (JSON form, as the API passes it): `{"payload": {...}, "sig": "<base64url>"}`.
+
+QR text form::
+
+    BS1.<base64url(canonical payload bytes)>.<base64url(64-byte signature)>
+
+base64url is RFC 4648 §5 (alphabet `A-Z a-z 0-9 - _`) without `=` padding. Decoding is
+strict: the text must be exactly the unpadded encoding of the decoded bytes, and the
+payload bytes must be exactly the canonical JSON of the object they hold; anything else is
+refused as "malformed". To verify by hand::
+
+    python3 -c 'import sys,base64;p=sys.argv[1].split(".");d=lambda s:base64.urlsafe_b64decode(s+"="*(-len(s)%4));open("m","wb").write(d(p[1]));open("s","wb").write(d(p[2]))' "$QR"
+    openssl pkeyutl -verify -pubin -inkey keys/body-1.pub.pem -rawin -in m -sigfile s
+
+Refusals
+--------
+`BallotRefused.reason` and the HTTP status it maps to:
+
+| reason      | status | meaning |
+|-------------|--------|---------|
+| malformed   | 400    | not a token: bad structure, types, base64 or JSON |
+| forged      | 403    | the signature does not verify under this body's key |
+| wrong_item  | 403    | genuine, but for another body, session or item |
+| wrong_round | 403    | genuine, for this item, but another round |
+| unknown     | 403    | serial not issued (printed) for this round |
+| spare       | 403    | a printed ballot that the desk never handed out |
+| reused      | 409    | serial already counted |
+| late        | 409    | submitted after the vote closed |
+
+Paper ballots: `create_paper_ballots` records each printed serial (PaperBallot rows);
+the distribution desk marks a ballot handed out by scanning it (`hand_out`), recording
+no identity; the counting station refuses printed-but-not-handed-out ballots as spare
+(`check_paper_serial`). Domain functions only flush; the caller commits.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .canonical import canonical_json
+from .errors import Conflict, InvalidInput
+from .keys import SignatureInvalid, SigningKey, verify_signature
+from .models import Item, PaperBallot, Round
+
+TEXT_PREFIX = "BS1"
+FORMAT_VERSION = 1
+PAYLOAD_FIELDS = frozenset({"v", "body", "session", "item", "round", "serial"})
+SERIAL_RE = re.compile(r"^[0-9a-f]{32}$")
+_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_PAPER_BATCH = 100_000
+
+REFUSAL_STATUS = {
+    "malformed": 400,
+    "forged": 403,
+    "wrong_item": 403,
+    "wrong_round": 403,
+    "unknown": 403,
+    "spare": 403,
+    "reused": 409,
+    "late": 409,
+}
+
+_DEFAULT_MESSAGES = {
+    "malformed": "not a valid ballot (malformed)",
+    "forged": "the ballot's signature does not verify (forged or altered)",
+    "wrong_item": "the ballot is for another item",
+    "wrong_round": "the ballot is for another round",
+    "unknown": "no ballot with this serial was issued for this round",
+    "spare": "this printed ballot was never handed out (spare)",
+    "reused": "this ballot has already been counted",
+    "late": "the vote is closed",
+}
+
+
+class BallotRefused(Conflict):
+    """A ballot refused at intake or at the desk. `reason` is one of REFUSAL_STATUS's keys;
+    `status` follows the table in the module docstring (409 for reused/late, 403 for a
+    genuine-looking ballot that is not acceptable here, 400 for malformed input)."""
+
+    error_type = "BallotRefused"
+
+    def __init__(self, reason: str, message: str | None = None, where: str | None = "ballot"):
+        if reason not in REFUSAL_STATUS:
+            raise ValueError(f"unknown refusal reason {reason!r}")
+        super().__init__(message or _DEFAULT_MESSAGES[reason], where=where)
+        self.reason = reason
+        self.status = REFUSAL_STATUS[reason]
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["reason"] = self.reason
+        return d
+
+
+# --- encoding helpers --------------------------------------------------------------------
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Strict unpadded base64url: refuses padding, other alphabets and non-canonical text."""
+    if not isinstance(text, str) or not _B64URL_RE.match(text) or len(text) % 4 == 1:
+        raise BallotRefused("malformed", "bad base64url")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise BallotRefused("malformed", "bad base64url") from None
+    if b64url_encode(data) != text:  # unused trailing bits set: two texts for one value
+        raise BallotRefused("malformed", "non-canonical base64url")
+    return data
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_payload(payload) -> dict:
+    if not isinstance(payload, dict) or set(payload) != PAYLOAD_FIELDS:
+        raise BallotRefused("malformed", "ballot payload must have exactly the fields "
+                                         + ", ".join(sorted(PAYLOAD_FIELDS)))
+    if not _is_int(payload["v"]) or payload["v"] != FORMAT_VERSION:
+        raise BallotRefused("malformed", f"unsupported ballot format version {payload['v']!r}")
+    for f in ("body", "session", "item", "round"):
+        v = payload[f]
+        if not _is_int(v) or v < 1 or v > 2**53:
+            raise BallotRefused("malformed", f"ballot field {f!r} must be a positive whole number")
+    if not isinstance(payload["serial"], str) or not SERIAL_RE.match(payload["serial"]):
+        raise BallotRefused("malformed", "ballot serial must be 32 lowercase hex digits")
+    return payload
+
+
+def new_serial() -> str:
+    return secrets.token_hex(16)
+
+
+def make_token(key: SigningKey, body: int, session: int, item: int, round_no: int,
+               serial: str | None = None) -> dict:
+    payload = {"v": FORMAT_VERSION, "body": body, "session": session, "item": item,
+               "round": round_no, "serial": serial if serial is not None else new_serial()}
+    _check_payload(payload)
+    sig = key.sign(canonical_json(payload))
+    return {"payload": payload, "sig": b64url_encode(sig)}
+
+
+def token_to_text(token: dict) -> str:
+    payload = _check_payload(token.get("payload") if isinstance(token, dict) else None)
+    sig = token.get("sig")
+    if not isinstance(sig, str):
+        raise BallotRefused("malformed", "ballot signature missing")
+    return f"{TEXT_PREFIX}.{b64url_encode(canonical_json(payload))}.{sig}"
+
+
+def text_to_token(text) -> dict:
+    """Parse the QR text form. Raises BallotRefused('malformed') on anything but a well-formed,
+    canonically encoded token. Does not check the signature (see verify_token)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise BallotRefused("malformed", "ballot text is not ASCII") from None
+    if not isinstance(text, str) or len(text) > 2000:
+        raise BallotRefused("malformed", "ballot text missing or too long")
+    parts = text.strip().split(".")
+    if len(parts) != 3 or parts[0] != TEXT_PREFIX:
+        raise BallotRefused("malformed", f"ballot text must look like {TEXT_PREFIX}.<payload>.<signature>")
+    raw = b64url_decode(parts[1])
+    sig = b64url_decode(parts[2])
+    if len(sig) != 64:
+        raise BallotRefused("malformed", "ballot signature must be 64 bytes")
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BallotRefused("malformed", "ballot payload is not JSON") from None
+    _check_payload(payload)
+    if canonical_json(payload) != raw:
+        raise BallotRefused("malformed", "ballot payload is not in canonical form")
+    return {"payload": payload, "sig": parts[2]}
+
+
+def verify_token(public_key, token: dict, *, body: int, session: int, item: int, round_no: int) -> dict:
+    """Check structure, signature, then body/session/item and round. Returns the payload;
+    raises BallotRefused on any problem, never returns False."""
+    if not isinstance(token, dict) or set(token) != {"payload", "sig"}:
+        raise BallotRefused("malformed", "a ballot token has exactly 'payload' and 'sig'")
+    payload = _check_payload(token["payload"])
+    sig = b64url_decode(token["sig"]) if isinstance(token["sig"], str) else None
+    if sig is None or len(sig) != 64:
+        raise BallotRefused("malformed", "ballot signature must be 64 bytes in base64url")
+    try:
+        verify_signature(public_key, sig, canonical_json(payload))
+    except SignatureInvalid:
+        raise BallotRefused("forged") from None
+    if (payload["body"], payload["session"], payload["item"]) != (body, session, item):
+        raise BallotRefused("wrong_item", f"the ballot is for item {payload['item']} "
+                                          f"(session {payload['session']}), not item {item}")
+    if payload["round"] != round_no:
+        raise BallotRefused("wrong_round", f"the ballot is for round {payload['round']}, "
+                                           f"not round {round_no}")
+    return payload
+
+
+def serial_short(serial: str) -> str:
+    """The short human-readable serial printed under the QR code: first 8 hex, grouped."""
+    return f"{serial[:4]} {serial[4:8]}"
+
+
+# --- paper ballots -----------------------------------------------------------------------
+
+def token_context(item: Item, round_: Round) -> dict:
+    """The keyword arguments verify_token needs for this item and round."""
+    return {"body": item.sitting.body_id, "session": item.sitting_id, "item": item.id,
+            "round_no": round_.number}
+
+
+def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
+    """Sign `count` new ballots for a round and record their serials as printed.
+    Returns the tokens (for paper.py to print). Only flushes."""
+    if not _is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
+        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count")
+    if round_.item_id != item.id:
+        raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
+    if round_.status not in ("pending", "open"):
+        raise Conflict(f"round {round_.number} of item {item.id} is {round_.status}; "
+                       f"ballots can only be printed for a pending or open round", where="round")
+    ctx = token_context(item, round_)
+    tokens = [make_token(key, ctx["body"], ctx["session"], item.id, round_.number) for _ in range(count)]
+    db.add_all([PaperBallot(serial=t["payload"]["serial"], round_id=round_.id, handed_out=False)
+                for t in tokens])
+    db.flush()
+    total = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == round_.id))
+    audit.append(db, "paper_ballots_printed",
+                 {"item_id": item.id, "round_id": round_.id, "round": round_.number, "count": count,
+                  "printed_total": total, "key_fingerprint": key.fingerprint},
+                 sitting_id=item.sitting_id)
+    return tokens
+
+
+def _lock_paper(db: Session, serial: str) -> PaperBallot | None:
+    return db.execute(select(PaperBallot).where(PaperBallot.serial == serial).with_for_update()
+                      ).scalar_one_or_none()
+
+
+def hand_out(db: Session, serial: str, round_: Round) -> None:
+    """Mark a printed ballot handed out at the desk. Records no identity and no time."""
+    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
+        raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
+    pb = _lock_paper(db, serial)
+    if pb is None or pb.round_id != round_.id:
+        raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
+    if pb.handed_out:
+        raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="serial")
+    pb.handed_out = True
+    db.flush()
+    audit.append(db, "paper_ballot_handed_out", {"round_id": round_.id}, timed=False)
+
+
+def check_paper_serial(db: Session, serial: str, round_: Round) -> None:
+    """At the counting station: refuse serials not printed for this round, and spares."""
+    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
+        raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
+    pb = db.get(PaperBallot, serial)
+    if pb is None or pb.round_id != round_.id:
+        raise BallotRefused("unknown")
+    if not pb.handed_out:
+        raise BallotRefused("spare")
+
+
+def paper_counts(db: Session, round_: Round) -> dict:
+    rows = dict(db.execute(select(PaperBallot.handed_out, func.count()).where(PaperBallot.round_id == round_.id)
+                           .group_by(PaperBallot.handed_out)).all())
+    handed = rows.get(True, 0)
+    return {"printed": handed + rows.get(False, 0), "handed_out": handed}
+
+
+def resolve_serial(db: Session, text: str, round_: Round) -> str:
+    """A serial typed at the desk: the full 32 hex digits, or a unique prefix of at least 8
+    (spaces ignored, e.g. the printed 'ab12 cd34') among this round's printed ballots."""
+    s = "".join(str(text).split()).lower()
+    if SERIAL_RE.match(s):
+        return s
+    if not re.fullmatch(r"[0-9a-f]{8,31}", s):
+        raise BallotRefused("malformed", "give the full serial or at least its first 8 hex digits")
+    found = list(db.scalars(select(PaperBallot.serial).where(PaperBallot.round_id == round_.id,
+                                                             PaperBallot.serial.startswith(s)).limit(2)))
+    if not found:
+        raise BallotRefused("unknown", f"no printed ballot {s} for round {round_.number}")
+    if len(found) > 1:
+        raise InvalidInput(f"serial prefix {s} matches several ballots: scan the QR code instead", where="serial")
+    return found[0]

@@ -1,0 +1,223 @@
+"""Signing keys under the keys directory (Settings.keys_dir, default top-level `keys/`).
+
+One Ed25519 key per body, named `body-<body_id>`:
+
+- `<name>.key.pem`: the private key, PKCS#8 PEM encrypted with the passphrase from
+  BALLOT_KEY_PASSPHRASE (cryptography's BestAvailableEncryption), file mode 0600.
+  Never committed, never overwritten.
+- `<name>.pub.pem`: the public key, SubjectPublicKeyInfo PEM; anyone may have it.
+
+The fingerprint is short enough to read aloud and compare with a printed record: the
+first 16 hex digits of sha256(raw 32-byte public key), in groups of four
+(`ab12 cd34 ef56 7890`). An outside tool computes it with
+`openssl pkey -pubin -in body-1.pub.pem -outform DER | tail -c 32 | sha256sum`.
+
+Verification raises (`SignatureInvalid`); it never returns a boolean a caller could forget
+to test.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import BallotError, KeyFileError
+
+PRIVATE_SUFFIX = ".key.pem"
+PUBLIC_SUFFIX = ".pub.pem"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class SignatureInvalid(BallotError):
+    """A signature does not verify under the given public key."""
+
+    status = 403
+    error_type = "SignatureInvalid"
+
+
+def body_key_name(body_id: int) -> str:
+    return f"body-{int(body_id)}"
+
+
+def fingerprint(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    h = hashlib.sha256(raw).hexdigest()[:16]
+    return " ".join(h[i:i + 4] for i in range(0, 16, 4))
+
+
+class SigningKey:
+    """A loaded private key. `sign` is cheap; loading (passphrase KDF) is cached per process."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey):
+        self.name = name
+        self._private_key = private_key
+        self.public_key: Ed25519PublicKey = private_key.public_key()
+        self.public_pem: bytes = self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.fingerprint: str = fingerprint(self.public_key)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._private_key.sign(data)
+
+    def __repr__(self) -> str:  # never show key material
+        return f"<SigningKey {self.name} {self.fingerprint}>"
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise KeyFileError(f"key name {name!r} is not valid: use letters, digits, '-', '_' or '.'",
+                           where="name")
+
+
+def private_path(keys_dir: Path, name: str) -> Path:
+    return Path(keys_dir) / f"{name}{PRIVATE_SUFFIX}"
+
+
+def public_path(keys_dir: Path, name: str) -> Path:
+    return Path(keys_dir) / f"{name}{PUBLIC_SUFFIX}"
+
+
+def _create_hint(name: str) -> str:
+    m = re.fullmatch(r"body-(\d+)", name)
+    if m:
+        return f"create it with `ballot-service keys create {m.group(1)}`"
+    return "create it with `ballot-service keys create BODY_ID`"
+
+
+def create_key(keys_dir: Path, name: str, passphrase: str) -> SigningKey:
+    """Generate an Ed25519 key and write `<name>.key.pem` (encrypted, 0600) and `<name>.pub.pem`.
+
+    Refuses to overwrite an existing private key: a lost key cannot be replaced silently,
+    since every ballot and record already signed names its fingerprint."""
+    _check_name(name)
+    if not passphrase:
+        raise KeyFileError("no passphrase: set BALLOT_KEY_PASSPHRASE before creating a key",
+                           where="BALLOT_KEY_PASSPHRASE")
+    keys_dir = Path(keys_dir)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    priv_path, pub_path = private_path(keys_dir, name), public_path(keys_dir, name)
+    if priv_path.exists():
+        raise KeyFileError(f"key {name} already exists at {priv_path}; refusing to overwrite it "
+                           f"(move it away first if you really mean to replace it)", where=str(priv_path))
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.BestAvailableEncryption(passphrase.encode("utf-8")))
+    try:
+        fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"key {name} already exists at {priv_path}; refusing to overwrite it",
+                           where=str(priv_path)) from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(priv_path, 0o600)  # in case the umask or filesystem widened it
+    signing_key = SigningKey(name, key)
+    tmp = pub_path.with_suffix(".tmp")
+    tmp.write_bytes(signing_key.public_pem)
+    os.replace(tmp, pub_path)
+    return signing_key
+
+
+_cache: dict[tuple, SigningKey] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
+    """Load a private key. Cached per (dir, name, passphrase, file version) so a hot path does
+    not repeat the passphrase KDF; a wrong passphrase is never served from the cache."""
+    _check_name(name)
+    path = private_path(keys_dir, name)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise KeyFileError(f"signing key {name} not found at {path}: {_create_hint(name)}",
+                           where=str(path)) from None
+    if not passphrase:
+        raise KeyFileError(f"the passphrase for key {name} is not set: set BALLOT_KEY_PASSPHRASE "
+                           f"to the passphrase used when the key was created", where="BALLOT_KEY_PASSPHRASE")
+    cache_key = (str(Path(keys_dir).resolve()), name,
+                 hashlib.sha256(passphrase.encode("utf-8")).hexdigest(), st.st_mtime_ns, st.st_size, st.st_ino)
+    with _cache_lock:
+        cached = _cache.get(cache_key)
+    if cached is not None:
+        return cached
+    data = path.read_bytes()
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
+        raise KeyFileError(f"key file {path} is corrupted or not an encrypted private key: "
+                           f"restore it from your backup", where=str(path))
+    try:
+        key = serialization.load_pem_private_key(data, passphrase.encode("utf-8"))
+    except ValueError as exc:
+        if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
+            raise KeyFileError(f"wrong passphrase for key {name}: check BALLOT_KEY_PASSPHRASE "
+                               f"(if it is right, the file {path} is damaged: restore it from your backup)",
+                               where="BALLOT_KEY_PASSPHRASE") from None
+        raise KeyFileError(f"key file {path} is corrupted ({exc.__class__.__name__}): restore it from "
+                           f"your backup", where=str(path)) from None
+    except TypeError:
+        raise KeyFileError(f"key file {path} is not encrypted as expected: restore it from your backup",
+                           where=str(path)) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"key file {path} does not hold an Ed25519 key", where=str(path))
+    signing_key = SigningKey(name, key)
+    pub = public_path(keys_dir, name)
+    if pub.exists():
+        try:
+            on_disk = load_public_key(pub)
+        except KeyFileError:
+            on_disk = None
+        if on_disk is None or fingerprint(on_disk) != signing_key.fingerprint:
+            raise KeyFileError(f"public key {pub} does not match private key {path}: restore the pair "
+                               f"from your backup", where=str(pub))
+    with _cache_lock:
+        _cache[cache_key] = signing_key
+    return signing_key
+
+
+def load_public_key(path_or_pem) -> Ed25519PublicKey:
+    """Load a public key from a path, PEM bytes/str, or pass an Ed25519PublicKey through."""
+    if isinstance(path_or_pem, Ed25519PublicKey):
+        return path_or_pem
+    if isinstance(path_or_pem, str) and "-----BEGIN" in path_or_pem:
+        data, where = path_or_pem.encode("ascii", "replace"), "public key"
+    elif isinstance(path_or_pem, (bytes, bytearray)):
+        data, where = bytes(path_or_pem), "public key"
+    else:
+        p = Path(path_or_pem)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            hint = _create_hint(p.name[: -len(PUBLIC_SUFFIX)]) if p.name.endswith(PUBLIC_SUFFIX) else \
+                "check the path"
+            raise KeyFileError(f"public key not found at {p}: {hint}", where=str(p)) from None
+        where = str(p)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise KeyFileError(f"{where} is not a valid PEM public key ({exc.__class__.__name__})",
+                           where=where) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{where} is not an Ed25519 public key", where=where)
+    return key
+
+
+def verify_signature(public_key: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
+    """Raise SignatureInvalid unless `signature` is a valid Ed25519 signature of `data`."""
+    if not isinstance(signature, (bytes, bytearray)) or len(signature) != 64:
+        raise SignatureInvalid("signature is not 64 bytes")
+    try:
+        public_key.verify(bytes(signature), data)
+    except InvalidSignature:
+        raise SignatureInvalid("signature does not verify") from None

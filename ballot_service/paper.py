@@ -1,0 +1,370 @@
+"""Print-ready A4 PDFs of paper ballots (one ballot per page) with a QR code per ballot.
+
+The QR code carries the ballot's text form (`ballots.token_to_text`); under it the first
+8 hex digits of the serial are printed for people ("票号 ab12 cd34"). Nothing on a ballot
+identifies a member.
+
+Font: fpdf2 embeds a subset of a Chinese TrueType font. The first that exists of
+$BALLOT_FONT, ballot_service/fonts/*.tt[fc], and the Debian fonts listed in FONT_CANDIDATES
+is used (Debian/Ubuntu: `apt-get install fonts-wqy-zenhei`).
+
+Speed: the QR module matrix is drawn as filled rectangles written straight into the page's
+content stream (one `re` per horizontal run of dark modules, one fill), and large runs are
+split into files of at most 500 pages rendered in parallel processes.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import qrcode
+from fpdf import FPDF
+from qrcode.constants import ERROR_CORRECT_M
+from qrcode.util import MODE_8BIT_BYTE, QRData
+
+from .errors import BallotError, InvalidInput
+
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+)
+FONT_APT_PACKAGE = "fonts-wqy-zenhei"
+PACKAGE_FONTS = Path(__file__).resolve().parent / "fonts"
+PAGES_PER_FILE = 500
+MAX_CANDIDATES_PER_PAGE = 32
+
+KIND_LABELS = {  # (ballot name, column header for the candidate)
+    "livelihood_projects": ("票 决 票", "项目"),
+    "appointment": ("表 决 票", "人选"),
+    "resolution": ("表 决 票", "表决事项"),
+    "election": ("选 票", "候选人"),
+}
+
+
+class FontNotFound(BallotError):
+    status = 500
+    error_type = "FontNotFound"
+
+
+def find_font() -> Path:
+    """The Chinese font to embed; raises FontNotFound naming the apt package to install."""
+    looked = []
+    env = os.environ.get("BALLOT_FONT")
+    if env:
+        looked.append(env)
+        if Path(env).is_file():
+            return Path(env)
+    if PACKAGE_FONTS.is_dir():
+        for p in sorted(PACKAGE_FONTS.iterdir()):
+            if p.suffix.lower() in (".ttf", ".ttc"):
+                return p
+        looked.append(str(PACKAGE_FONTS))
+    for c in FONT_CANDIDATES:
+        looked.append(c)
+        if Path(c).is_file():
+            return Path(c)
+    raise FontNotFound(f"no Chinese font found for printing ballots (looked at {', '.join(looked)}): "
+                       f"install one with `apt-get install {FONT_APT_PACKAGE}`, or set BALLOT_FONT to a "
+                       f".ttf/.ttc file with Chinese glyphs", where="BALLOT_FONT")
+
+
+@dataclass(frozen=True)
+class BallotLayout:
+    """Everything printed on every ballot of a batch (all but the QR code and serial)."""
+
+    body_name: str
+    session_name: str
+    item_title: str
+    kind: str
+    round_number: int
+    candidates: tuple[str, ...]
+    places: int | None = None
+    key_fingerprint: str | None = None
+    extra_notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_item(cls, item, round_, key_fingerprint: str | None = None) -> "BallotLayout":
+        titles = {c.key: c.title for c in item.candidates}
+        keys = list(round_.candidate_keys or [c.key for c in item.candidates])
+        places = round_.places if round_.places is not None else item.places
+        return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
+                   kind=item.kind, round_number=round_.number, candidates=tuple(titles[k] for k in keys),
+                   places=places, key_fingerprint=key_fingerprint)
+
+    def heading(self) -> str:
+        return f"{self.body_name}{self.session_name}"
+
+    def ballot_label(self) -> str:
+        label = KIND_LABELS.get(self.kind, ("表 决 票", "项目"))[0]
+        if self.round_number > 1:
+            label += f"（第{self.round_number}轮 · 再次投票）"
+        return label
+
+    def column_label(self) -> str:
+        return KIND_LABELS.get(self.kind, ("", "项目"))[1]
+
+    def instructions(self) -> list[str]:
+        lines = ["在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
+        if self.kind in ("livelihood_projects", "election") and self.places:
+            noun = "项目" if self.kind == "livelihood_projects" else "候选人"
+            unit = "项" if self.kind == "livelihood_projects" else "名"
+            lines.append(f"赞成的{noun}不得超过{self.places}{unit}，超过的本票无效。")
+        lines.append("请用黑色或蓝色笔填写，不得在选票上作其他标记；二维码请勿折叠、污损。")
+        lines.extend(self.extra_notes)
+        return [f"{i}. {t}" for i, t in enumerate(lines, 1)]
+
+
+# --- QR -----------------------------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def _qr_version(length: int) -> int:
+    q = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=0, mask_pattern=0)
+    q.add_data(QRData(b"a" * length, mode=MODE_8BIT_BYTE))
+    q.make(fit=True)
+    return q.version
+
+
+def qr_matrix(text: str) -> list[list[bool]]:
+    """Module matrix of a byte-mode, level-M QR code without quiet zone.
+
+    The mask pattern is fixed: any of the eight masks is a valid QR code, and skipping the
+    penalty search makes encoding about 4x faster (3,000 ballots per print run)."""
+    q = qrcode.QRCode(version=_qr_version(len(text.encode("utf-8"))), error_correction=ERROR_CORRECT_M,
+                      border=0, mask_pattern=2)
+    q.add_data(QRData(text.encode("utf-8"), mode=MODE_8BIT_BYTE))
+    q.make(fit=False)
+    return q.modules
+
+
+def _qr_ops(pdf: FPDF, matrix: list[list[bool]], x: float, y: float, size: float) -> str:
+    """PDF operators filling each horizontal run of dark modules (coordinates in mm on the page)."""
+    n = len(matrix)
+    m = size / n
+    k, h = pdf.k, pdf.h
+    hp = m * k
+    out = ["q 0 g"]
+    for r, row in enumerate(matrix):
+        yp = (h - (y + (r + 1) * m)) * k
+        c = 0
+        while c < n:
+            if row[c]:
+                start = c
+                while c < n and row[c]:
+                    c += 1
+                out.append(f"{(x + start * m) * k:.2f} {yp:.2f} {(c - start) * m * k:.2f} {hp:.2f} re")
+            else:
+                c += 1
+    out.append("f Q")
+    return "\n".join(out)
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+_FONT = "zh"
+MARGIN = 18.0
+TOP = 14.0
+QR_SIZE = 40.0
+
+
+class _Renderer:
+    def __init__(self, layout: BallotLayout, font_path: Path):
+        if not layout.candidates:
+            raise InvalidInput("a ballot needs at least one candidate", where="candidates")
+        if len(layout.candidates) > MAX_CANDIDATES_PER_PAGE:
+            raise InvalidInput(f"{len(layout.candidates)} candidates do not fit on one A4 ballot "
+                               f"(at most {MAX_CANDIDATES_PER_PAGE})", where="candidates")
+        self.layout = layout
+        pdf = FPDF(orientation="P", unit="mm", format="A4")
+        pdf.set_auto_page_break(False)
+        pdf.set_margins(MARGIN, TOP, MARGIN)
+        pdf.add_font(_FONT, fname=str(font_path))
+        pdf.set_creator("ballot-service")
+        pdf.set_title(f"{layout.heading()} {layout.item_title}")
+        self.pdf = pdf
+        self._static: bytes | None = None
+        self.width = pdf.w - 2 * MARGIN
+        self._plan()
+
+    def _fit(self, text: str, width: float, size: float, min_size: float) -> tuple[str, float]:
+        """Largest font size <= size (down to min_size) at which text fits in width; else truncate."""
+        pdf = self.pdf
+        s = size
+        while s > min_size:
+            pdf.set_font(_FONT, size=s)
+            if pdf.get_string_width(text) <= width:
+                return text, s
+            s -= 0.5
+        pdf.set_font(_FONT, size=min_size)
+        while text and pdf.get_string_width(text + "…") > width:
+            text = text[:-1]
+        return text + "…", min_size
+
+    def _plan(self) -> None:
+        """Work out sizes once per batch: every page has the same static part."""
+        lay, n = self.layout, len(self.layout.candidates)
+        self.heading = self._fit(lay.heading(), self.width, 14, 9)
+        self.title = self._fit(lay.item_title, self.width, 19, 11)
+        self.label = self._fit(lay.ballot_label(), self.width, 16, 10)
+        self.notes = lay.instructions()
+        self.col_no, self.col_box = 14.0, 20.0
+        self.col_title = self.width - self.col_no - 3 * self.col_box
+        table_top = TOP + 8 + 11 + 9 + 5 * len(self.notes) + 4
+        bottom_block = QR_SIZE + 8
+        avail = self.pdf.h - TOP - bottom_block - table_top - 9
+        self.row_h = max(5.0, min(12.0, avail / n))
+        cell_font = min(11.0, max(7.0, self.row_h * 1.3))
+        self.rows = [self._fit(t, self.col_title - 3, cell_font, 6.5) for t in lay.candidates]
+
+    def page(self, qr_text: str, serial_short: str) -> None:
+        pdf = self.pdf
+        pdf.add_page()
+        if self._static is None:
+            # Draw the static part through fpdf2 once, keep its content-stream bytes, and
+            # replay them on later pages: identical output, about 3x faster per page. The
+            # font is registered on every page by the set_font/cell calls below.
+            contents = pdf.pages[pdf.page].contents
+            start = len(contents)
+            self._draw_static()
+            self._static = bytes(contents[start:]).rstrip(b"\n")
+        else:
+            pdf._out(self._static)
+        self._draw_variable(qr_text, serial_short)
+
+    def _draw_static(self) -> None:
+        pdf, lay = self.pdf, self.layout
+        pdf.set_xy(MARGIN, TOP)
+        text, size = self.heading
+        pdf.set_font(_FONT, size=size)
+        pdf.cell(self.width, 8, text, align="C", new_x="LMARGIN", new_y="NEXT")
+        text, size = self.title
+        pdf.set_font(_FONT, size=size)
+        pdf.cell(self.width, 11, text, align="C", new_x="LMARGIN", new_y="NEXT")
+        text, size = self.label
+        pdf.set_font(_FONT, size=size)
+        pdf.cell(self.width, 9, text, align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_FONT, size=9.5)
+        for line in self.notes:
+            pdf.cell(self.width, 5, line, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(4)
+        # table header
+        pdf.set_font(_FONT, size=11)
+        pdf.set_line_width(0.3)
+        for w, t in ((self.col_no, "序号"), (self.col_title, lay.column_label()), (self.col_box, "赞成"),
+                     (self.col_box, "反对"), (self.col_box, "弃权")):
+            pdf.cell(w, 9, t, border=1, align="C")
+        pdf.ln(9)
+        rh = self.row_h
+        for i, (text, size) in enumerate(self.rows, 1):
+            pdf.set_font(_FONT, size=min(size, 11))
+            pdf.cell(self.col_no, rh, str(i), border=1, align="C")
+            pdf.set_font(_FONT, size=size)
+            pdf.cell(self.col_title, rh, text, border=1, align="L")
+            pdf.cell(self.col_box, rh, "", border=1)
+            pdf.cell(self.col_box, rh, "", border=1)
+            pdf.cell(self.col_box, rh, "", border=1)
+            pdf.ln(rh)
+
+    def _draw_variable(self, qr_text: str, serial_short: str) -> None:
+        """The QR code and serial at the bottom of the page."""
+        pdf, lay = self.pdf, self.layout
+        qy = pdf.h - TOP - QR_SIZE
+        pdf._out(_qr_ops(pdf, qr_matrix(qr_text), MARGIN, qy, QR_SIZE))
+        tx = MARGIN + QR_SIZE + 6
+        pdf.set_xy(tx, qy + 4)
+        pdf.set_font(_FONT, size=15)
+        pdf.cell(0, 8, f"票号 {serial_short}", new_x="LEFT", new_y="NEXT")
+        pdf.set_font(_FONT, size=8.5)
+        pdf.cell(0, 5, "二维码含本票票号与签名，可用 ballot-service ballots verify 核验。", new_x="LEFT", new_y="NEXT")
+        if lay.key_fingerprint:
+            pdf.cell(0, 5, f"签名密钥指纹 {lay.key_fingerprint}", new_x="LEFT", new_y="NEXT")
+        pdf.cell(0, 5, "本票为无记名投票，请勿书写姓名。", new_x="LEFT", new_y="NEXT")
+
+    def save(self, path: Path) -> None:
+        logging.getLogger("fontTools").setLevel(logging.ERROR)
+        tmp = path.with_name(path.name + ".part")
+        self.pdf.output(str(tmp))
+        os.replace(tmp, path)
+
+
+def _render_file(layout: BallotLayout, font_path: str, ballots: Sequence[tuple[str, str]], path: str) -> tuple[str, int]:
+    r = _Renderer(layout, Path(font_path))
+    for qr_text, short in ballots:
+        r.page(qr_text, short)
+    r.save(Path(path))
+    return path, len(ballots)
+
+
+def write_ballot_pdfs(layout: BallotLayout, ballots: Sequence[tuple[str, str]], out_dir: Path, prefix: str, *,
+                      pages_per_file: int = PAGES_PER_FILE, processes: int | None = None,
+                      progress: Callable[[int], None] | None = None) -> list[Path]:
+    """Write `ballots` ((qr_text, short_serial) pairs) as one-page ballots into
+    `out_dir/<prefix>-partNN.pdf` files of at most `pages_per_file` pages; files are rendered
+    in up to `processes` processes (default: CPU count, at most 4). `progress(n)` is called
+    with the number of pages each time a file is done. Returns the paths in order."""
+    if not ballots:
+        return []
+    font = find_font()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chunks = [ballots[i:i + pages_per_file] for i in range(0, len(ballots), pages_per_file)]
+    width = max(2, len(str(len(chunks))))
+    paths = [out_dir / f"{prefix}-part{j:0{width}d}.pdf" for j in range(1, len(chunks) + 1)]
+    for p in paths:
+        if p.exists():
+            raise InvalidInput(f"{p} already exists; refusing to overwrite printed ballots", where=str(p))
+    procs = min(processes or min(os.cpu_count() or 1, 4), len(chunks))
+    _Renderer(layout, font)  # fail fast (font, too many candidates) before starting workers
+    if procs <= 1:
+        for chunk, p in zip(chunks, paths):
+            _render_file(layout, str(font), list(chunk), str(p))
+            if progress:
+                progress(len(chunk))
+        return paths
+    # fork is quick and needs no importable __main__; a multi-threaded caller (a web server)
+    # must not fork, so it spawns fresh interpreters instead.
+    method = "fork" if ("fork" in multiprocessing.get_all_start_methods()
+                        and threading.active_count() == 1) else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=procs, mp_context=ctx) as pool:
+        futures = [pool.submit(_render_file, layout, str(font), list(chunk), str(p))
+                   for chunk, p in zip(chunks, paths)]
+        for fut in as_completed(futures):
+            _, n = fut.result()
+            if progress:
+                progress(n)
+    return paths
+
+
+def next_batch_prefix(out_dir: Path, item_id: int, round_number: int) -> str:
+    """`item<ID>-round<N>-batch<K>`, K one more than any batch already in out_dir."""
+    out_dir = Path(out_dir)
+    stem = f"item{item_id}-round{round_number}-batch"
+    batches = [0]
+    if out_dir.is_dir():
+        for p in out_dir.glob(stem + "*-part*.pdf"):
+            num = p.name[len(stem):].split("-", 1)[0]
+            if num.isdigit():
+                batches.append(int(num))
+    return f"{stem}{max(batches) + 1}"
+
+
+def print_paper_ballots(item, round_, tokens: list[dict], out_dir: Path, *, key_fingerprint: str | None = None,
+                        pages_per_file: int = PAGES_PER_FILE, processes: int | None = None,
+                        progress: Callable[[int], None] | None = None) -> list[Path]:
+    """PDFs for tokens made by ballots.create_paper_ballots for this item and round."""
+    from .ballots import serial_short, token_to_text
+
+    layout = BallotLayout.from_item(item, round_, key_fingerprint=key_fingerprint)
+    pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
+    prefix = next_batch_prefix(out_dir, item.id, round_.number)
+    return write_ballot_pdfs(layout, pairs, out_dir, prefix, pages_per_file=pages_per_file,
+                             processes=processes, progress=progress)

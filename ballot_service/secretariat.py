@@ -1,0 +1,285 @@
+"""Blueprint for the secretariat: the JSON API behind the console (and `rehearse`)."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify, request, session
+from sqlalchemy import select
+
+from . import audit, auth, keys, records, tally, voting
+from .auth import requires
+from .errors import Conflict, InvalidInput, NotFound, Unauthorized
+from .models import Body, Item, PaperBallot, Terminal
+from .roster import RosterRow, import_roster, read_roster
+from .sittings import (attendance_state, create_body, create_item, create_sitting, find_member, get_body,
+                       get_item, get_sitting, set_attendance)
+from .web import commit, field, get_db, json_body
+
+bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
+
+_failed_logins: dict[str, list[float]] = {}
+LOGIN_WINDOW_S, LOGIN_MAX_FAILURES = 300, 5
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+@bp.post("/login")
+@requires("public")
+def login():
+    data = json_body()
+    username, password = field(data, "username", str), field(data, "password", str)
+    now = time.monotonic()
+    recent = [t for t in _failed_logins.get(username, []) if now - t < LOGIN_WINDOW_S]
+    if len(recent) >= LOGIN_MAX_FAILURES:
+        raise Unauthorized(f"too many failed logins for {username}; wait {LOGIN_WINDOW_S // 60} minutes")
+    db = get_db()
+    try:
+        op = auth.check_login(db, username, password)
+    except Unauthorized as exc:
+        _failed_logins[username] = recent + [now]
+        audit.append(db, "login_failed", {"username": username})
+        exc.commit_audit = True
+        raise
+    _failed_logins.pop(username, None)
+    session.clear()
+    session["username"], session["role"] = op.username, op.role
+    session.permanent = True
+    audit.append(db, "login", {"username": op.username, "role": op.role})
+    commit()
+    return jsonify({"username": op.username, "role": op.role})
+
+
+@bp.post("/logout")
+@requires("secretariat", "auditor", "display")
+def logout():
+    session.clear()
+    return jsonify({"ok": True})
+
+
+@bp.post("/bodies")
+@requires("secretariat")
+def bodies_create():
+    data = json_body()
+    body = create_body(get_db(), field(data, "name", str), field(data, "kind", str))
+    commit()
+    return jsonify({"id": body.id, "name": body.name, "kind": body.kind}), 201
+
+
+@bp.post("/bodies/<int:body_id>/key")
+@requires("secretariat")
+def body_key_create(body_id: int):
+    db = get_db()
+    body = get_body(db, body_id)
+    s = _settings()
+    if not s.key_passphrase:
+        raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE")
+    key = keys.create_key(s.keys_dir, keys.body_key_name(body.id), s.key_passphrase)
+    body.key_name = key.name
+    audit.append(db, "key_created", {"body_id": body.id, "name": key.name, "fingerprint": key.fingerprint,
+                                     "public_pem": key.public_pem.decode("ascii")})
+    commit()
+    return jsonify({"name": key.name, "fingerprint": key.fingerprint}), 201
+
+
+@bp.post("/bodies/<int:body_id>/roster")
+@requires("secretariat")
+def roster_upload(body_id: int):
+    """Multipart file upload (field 'file'), or JSON {"members": [{"id", "name", "group", "seat"}]}."""
+    db = get_db()
+    body = get_body(db, body_id)
+    if "file" in request.files:
+        f = request.files["file"]
+        rows = read_roster(f.filename or "roster.csv", f.read())
+        source = f.filename or "upload"
+    else:
+        data = json_body()
+        members = field(data, "members", list)
+        rows, seen = [], set()
+        for i, m in enumerate(members):
+            if not isinstance(m, dict) or not isinstance(m.get("id"), str) or not isinstance(m.get("name"), str) \
+                    or not m["id"] or not m["name"]:
+                raise InvalidInput("each member needs a string id and name", where=f"members[{i}]")
+            if m["id"] in seen:
+                raise InvalidInput(f"duplicate id {m['id']}", where=f"members[{i}].id")
+            seen.add(m["id"])
+            rows.append(RosterRow(i + 1, m["id"], m["name"], m.get("group"), m.get("seat"), m.get("card")))
+        source = "api"
+    summary = import_roster(db, body, rows, source=source)
+    commit()
+    return jsonify(summary), 201
+
+
+@bp.post("/sessions")
+@requires("secretariat")
+def sessions_create():
+    data = json_body()
+    db = get_db()
+    sitting = create_sitting(db, get_body(db, field(data, "body_id", int)), field(data, "name", str))
+    commit()
+    return jsonify({"id": sitting.id, "name": sitting.name}), 201
+
+
+@bp.get("/sessions/<int:sitting_id>/attendance")
+@requires("secretariat", "display", "auditor")
+def attendance_get(sitting_id: int):
+    db = get_db()
+    return jsonify(attendance_state(db, get_sitting(db, sitting_id)).as_dict())
+
+
+@bp.post("/sessions/<int:sitting_id>/attendance")
+@requires("secretariat")
+def attendance_set(sitting_id: int):
+    """补签到 / 请假 by the secretariat: {"members": ["1001", …], "status": "present"|"leave"}."""
+    data = json_body()
+    db = get_db()
+    sitting = get_sitting(db, sitting_id)
+    status = field(data, "status", str, required=False, default="present")
+    for i, no in enumerate(field(data, "members", list)):
+        if not isinstance(no, str):
+            raise InvalidInput("member numbers must be strings", where=f"members[{i}]")
+        set_attendance(db, sitting, find_member(db, sitting.body_id, no), status, "manual")
+    state = attendance_state(db, sitting).as_dict()
+    commit()
+    return jsonify(state)
+
+
+@bp.post("/sessions/<int:sitting_id>/terminals")
+@requires("secretariat")
+def terminals_create(sitting_id: int):
+    """Register terminals: {"terminals": [{"name", "kind": "seat"|"counting_station", "seat"}]}.
+    The credentials are shown once, here."""
+    data = json_body()
+    db = get_db()
+    sitting = get_sitting(db, sitting_id)
+    out = []
+    specs = field(data, "terminals", list)
+    if len(specs) > 5000:
+        raise InvalidInput("at most 5000 terminals per request", where="terminals")
+    for i, t in enumerate(specs):
+        if not isinstance(t, dict):
+            raise InvalidInput("must be an object", where=f"terminals[{i}]")
+        term, credential = auth.register_terminal(db, sitting, field(t, "name", str),
+                                                  field(t, "kind", str, required=False, default="seat"),
+                                                  field(t, "seat", str, required=False))
+        out.append({"id": term.id, "name": term.name, "seat": term.seat, "kind": term.kind,
+                    "credential": credential})
+    commit()
+    return jsonify({"terminals": out}), 201
+
+
+@bp.post("/terminals/<int:terminal_id>/revoke")
+@requires("secretariat")
+def terminal_revoke(terminal_id: int):
+    db = get_db()
+    term = db.get(Terminal, terminal_id)
+    if term is None:
+        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
+    auth.revoke_terminal(db, term)
+    commit()
+    return jsonify({"revoked": True})
+
+
+@bp.post("/sessions/<int:sitting_id>/items")
+@requires("secretariat")
+def items_create(sitting_id: int):
+    data = json_body()
+    db = get_db()
+    rule = field(data, "rule", dict, required=False, default={})
+    cands = field(data, "candidates", list, required=False, default=None)
+    if cands is not None:
+        for i, c in enumerate(cands):
+            if not isinstance(c, dict):
+                raise InvalidInput("each candidate must be an object", where=f"candidates[{i}]")
+    item = create_item(db, get_sitting(db, sitting_id), key=field(data, "key", str),
+                       kind=field(data, "kind", str), title=field(data, "title", str), candidates=cands,
+                       places=field(data, "places", int, required=False),
+                       base=rule.get("base", "members"), majority=rule.get("majority", "half"),
+                       secret=field(data, "secret", bool, required=False, default=True),
+                       channel=field(data, "channel", str, required=False, default="terminal"),
+                       time_limit_s=field(data, "time_limit_s", int, required=False))
+    commit()
+    return jsonify({"id": item.id, "key": item.key}), 201
+
+
+@bp.post("/items/<int:item_id>/open")
+@requires("secretariat")
+def item_open(item_id: int):
+    db = get_db()
+    rnd = voting.open_round(db, _settings(), get_item(db, item_id))
+    commit()
+    return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present})
+
+
+@bp.post("/items/<int:item_id>/close")
+@requires("secretariat")
+def item_close(item_id: int):
+    db = get_db()
+    rnd = voting.close_round(db, _settings(), get_item(db, item_id))
+    commit()
+    return jsonify({"round": rnd.number, "issued": rnd.issued})
+
+
+@bp.post("/items/<int:item_id>/quorum-failed")
+@requires("secretariat")
+def item_quorum_failed(item_id: int):
+    """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
+    db = get_db()
+    item = get_item(db, item_id)
+    rnd = voting.current_round(item)
+    if rnd.status != "pending":
+        raise Conflict("only a round that has not opened can be recorded as quorum_not_met", where="item")
+    state = attendance_state(db, item.sitting)
+    if state.quorum_met:
+        raise Conflict("quorum is met; open the vote instead", where="item")
+    result = tally.record_quorum_failure(db, item, rnd, state.members, state.present)
+    commit()
+    return jsonify(result)
+
+
+@bp.post("/items/<int:item_id>/tally")
+@requires("secretariat")
+def item_tally(item_id: int):
+    db = get_db()
+    result = tally.tally_item(db, get_item(db, item_id))
+    commit()
+    return jsonify(result)
+
+
+@bp.post("/items/<int:item_id>/record")
+@requires("secretariat")
+def item_record(item_id: int):
+    db = get_db()
+    rec = records.issue_record(db, _settings(), get_item(db, item_id))
+    commit()
+    return jsonify({"id": rec.id, "fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head}), 201
+
+
+@bp.post("/items/<int:item_id>/paper-ballots")
+@requires("secretariat")
+def item_paper_ballots(item_id: int):
+    """Create `count` signed paper ballots for the item's current round; returns their QR texts
+    (to print). Printing to PDF is `ballot-service ballots print`."""
+    from . import ballots
+
+    data = json_body()
+    db = get_db()
+    item = get_item(db, item_id)
+    count = field(data, "count", int)
+    if not 1 <= count <= 20000:
+        raise InvalidInput("count must be between 1 and 20000", where="count")
+    if item.channel != "paper":
+        raise InvalidInput(f"item {item.key} is voted by {item.channel}, not paper", where="item_id")
+    key = voting.signing_key(_settings(), item.sitting.body)
+    tokens = ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
+    commit()
+    return jsonify({"ballots": [ballots.token_to_text(t) for t in tokens]}), 201
+
+
+@bp.get("/sessions/<int:sitting_id>/results")
+@requires("secretariat", "auditor", "display")
+def session_results(sitting_id: int):
+    db = get_db()
+    sitting = get_sitting(db, sitting_id)
+    return jsonify({"format": "ballot-results/1", "items": tally.results_for_items(sitting.items)})
