@@ -1,0 +1,33 @@
+"""`ballot-service rehearse`: run a scenario file through the live code paths (预演)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..errors import BallotError
+
+
+@click.command("rehearse", help="Rehearse (预演) a session from SCENARIO (ballot-scenario/1 JSON) through the "
+                                "same endpoints, signing, intake, tally, records and audit as a live session. "
+                                "Writes OUT/results.json, OUT/records/ and OUT/audit/.")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="folder for the outputs")
+@click.option("--database", "database", default=None,
+              help="database URL to rehearse in (default: a fresh SQLite file under OUT/.work)")
+def rehearse(scenario: str, out: str, database: str | None) -> None:
+    from ..scenario import rehearse as run
+
+    try:
+        results = run(scenario, out, database)
+    except BallotError as exc:
+        where = f" at {exc.where}" if exc.where else ""
+        click.echo(f"错误 error: scenario refused{where}: {exc.message}", err=True)
+        sys.exit(2)
+    for item in results["items"]:
+        click.echo(f"{item['key']}: {item['status']}")
+    click.echo(f"wrote {out}/results.json, {out}/records/, {out}/audit/")
+
+
+commands = [rehearse]

@@ -1,0 +1,86 @@
+"""Time from closing a vote of 3,000 ballots x 20 candidates to its signed record.
+
+Set-up uses the domain functions directly (no HTTP) so only close → tally → record is
+timed. Prints the figures; the target is <= 300 ms. Run:
+    python benchmarks/bench_close_to_record.py [--members 3000] [--candidates 20]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ballot_service import auth, ballots, intake, keys, records, sealing, sittings, tally, voting
+from ballot_service.config import Settings
+from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.roster import RosterRow, import_roster
+from ballot_service.schema import upgrade
+
+
+def setup(tmp: Path, members: int, candidates: int):
+    url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    upgrade(url)
+    settings = Settings.from_env({"BALLOT_DATABASE_URL": url, "BALLOT_KEYS_DIR": str(tmp),
+                                  "BALLOT_KEY_PASSPHRASE": "bench-passphrase", "BALLOT_INSTANCE_PATH": str(tmp)})
+    db = make_sessionmaker(make_engine(url))()
+    body = sittings.create_body(db, "全国人民代表大会", "congress")
+    keys.create_key(settings.keys_dir, keys.body_key_name(body.id), settings.key_passphrase)
+    import_roster(db, body, [RosterRow(i, f"M{i:04d}", f"代表{i:04d}", None, f"S{i:04d}", None)
+                             for i in range(1, members + 1)], "bench")
+    sitting = sittings.create_sitting(db, body, "第一次会议")
+    creds = {}
+    for m in body.members:
+        term, cred = auth.register_terminal(db, sitting, f"席位{m.seat}", "seat", m.seat)
+        sittings.set_attendance(db, sitting, m, "present", "terminal", terminal_id=term.id)
+        creds[term.id] = (term, cred)
+    places = max(1, candidates * 3 // 4)
+    item = sittings.create_item(db, sitting, key="ms", kind="livelihood_projects", title="民生实事项目票决",
+                                candidates=[{"key": f"P{i:02d}", "title": f"项目{i}"} for i in range(1, candidates + 1)],
+                                places=places)
+    voting.open_round(db, settings, item)
+    db.commit()
+    rng = random.Random(7)
+    keys_ = [c.key for c in item.candidates]
+    for term, cred in creds.values():
+        _, _, text = voting.deliver_ballot(db, term, cred)
+        # Most deputies back most of a favoured shortlist, so several projects pass.
+        fors = set(rng.sample(keys_[:places + 3], rng.randint(places - 3, places)))
+        marks = {k: ("for" if k in fors else rng.choice(["against", "abstain"])) for k in keys_}
+        intake.accept(db, settings, sitting, text, marks, channel="terminal", terminal_id=term.id)
+    db.commit()
+    return settings, db, item
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--members", type=int, default=3000)
+    ap.add_argument("--candidates", type=int, default=20)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        settings, db, item = setup(Path(d), args.members, args.candidates)
+        print(f"set-up: {args.members} members, {args.candidates} candidates, "
+              f"{args.members} casts in {time.perf_counter() - t0:.1f} s")
+        t = {}
+        start = time.perf_counter()
+        voting.close_round(db, settings, item)
+        db.commit()
+        t["close"] = time.perf_counter()
+        result = tally.tally_item(db, item)
+        db.commit()
+        t["tally"] = time.perf_counter()
+        rec = records.issue_record(db, settings, item)
+        db.commit()
+        t["record"] = time.perf_counter()
+        print(f"status {result['status']}, returned {result['returned']}, selected {len(result['selected'])}")
+        print(f"close  {1000 * (t['close'] - start):7.1f} ms")
+        print(f"tally  {1000 * (t['tally'] - t['close']):7.1f} ms")
+        print(f"record {1000 * (t['record'] - t['tally']):7.1f} ms  (signed, fingerprint {rec.key_fingerprint})")
+        print(f"close -> signed record: {1000 * (t['record'] - start):.1f} ms (target <= 300 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""`rehearse` reproduces every shared scenario's expected results through the live endpoints,
+and refuses malformed scenarios with the JSON path at fault."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ballot_service.cli import main
+from ballot_service.errors import InvalidInput
+from ballot_service.scenario import load_scenario, rehearse
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
+CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_rehearse_reproduces_expected(path: Path, tmp_path, db_url):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["rehearse", str(path), "--out", str(out), "--database", db_url])
+    assert result.exit_code == 0, result.output
+    expected = json.loads(path.with_name(path.stem + ".expected.json").read_text("utf-8"))
+    assert json.loads((out / "results.json").read_text("utf-8")) == expected
+    records = sorted((out / "records").glob("*.json"))
+    assert len(records) == len(expected["items"])
+    for rec in records:
+        data = json.loads(rec.read_text("utf-8"))
+        assert data["signature"] and data["key_fingerprint"]
+        text = rec.parent / (rec.stem + ".announcement.txt")
+        assert text.read_text("utf-8").startswith("本次会议应到")
+    assert (out / "audit").is_dir()
+
+
+def _write(tmp_path, data) -> Path:
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    return p
+
+
+def _base() -> dict:
+    return json.loads((SCENARIOS / "appointment-committee.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("mutate, where", [
+    (lambda s: s.update(extra=1), "$"),
+    (lambda s: s["items"][0].update(colour="red"), "$.items[0]"),
+    (lambda s: s["items"][0]["ballots"][0].update(repeat="3"), "$.items[0].ballots[0].repeat"),
+    (lambda s: s["items"][0]["ballots"][0]["marks"].update(N9="for"), "$.items[0].ballots[0].marks.N9"),
+    (lambda s: s["items"][0]["ballots"][0]["marks"].update(N1="void"), "$.items[0].ballots[0].marks.N1"),
+    (lambda s: s["body"].update(kind="senate"), "$.body.kind"),
+    (lambda s: s["present"].update(count=99), "$.present.count"),
+    (lambda s: s["items"][1].update(key="rm-2027-01"), "$.items[1].key"),
+    (lambda s: s["items"][0].update(places=2), "$.items[0].places"),
+])
+def test_malformed_scenario_names_json_path(tmp_path, mutate, where):
+    s = _base()
+    mutate(s)
+    with pytest.raises(InvalidInput) as exc:
+        load_scenario(_write(tmp_path, s))
+    assert exc.value.where == where, exc.value.message
+
+
+def test_not_json_is_refused_with_position(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text('{"format": "ballot-scenario/1",', "utf-8")
+    result = CliRunner().invoke(main, ["rehearse", str(p), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output and "line 1" in result.output
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_quorum_not_met_and_over_return(tmp_path, db_url):
+    """A standing committee below quorum cannot vote; a tally sheet with R > I voids the vote."""
+    s = {
+        "format": "ballot-scenario/1", "body": {"name": "测试常委会", "kind": "standing_committee"},
+        "session": {"name": "第一次会议"}, "roster": {"size": 10}, "present": {"count": 6},
+        "items": [
+            {"key": "sheet", "kind": "resolution", "title": "关于某事项的决定", "channel": "tally_sheet",
+             "sheet": {"issued": 6, "returned": 7, "invalid": 0,
+                       "counts": {"motion": {"for": 7, "against": 0, "abstain": 0}}}},
+            {"key": "low", "kind": "resolution", "title": "另一决定", "present": {"count": 5},
+             "ballots": [{"marks": {"motion": "for"}, "repeat": 5}]},
+        ]}
+    results = rehearse(_write(tmp_path, s), tmp_path / "out", db_url)
+    sheet, low = results["items"]
+    assert sheet["status"] == "void" and sheet["passed"] is False
+    assert (sheet["issued"], sheet["returned"], sheet["not_voted"]) == (6, 7, 0)
+    assert low["status"] == "quorum_not_met" and low["quorum_met"] is False and low["present"] == 5
+    assert low["passed"] is False and low["issued"] == 0
