@@ -1,0 +1,390 @@
+"""Printable A4 PDF of a signed resolution record (表决结果记录).
+
+`render(content, signature, verify_url)` draws what `records.record_body` produced (the
+signed content dict) and its signature: the item, the rule applied in words, attendance
+and ballot counts, the candidates' results per round, the selection in rank order, the
+times in Beijing time, the audit head and key fingerprint it was signed at, the
+announcement text (宣布稿) and a QR code for verification (扫码核验).
+
+Nothing is recounted here: every figure comes from `content`. The Chinese font is found
+by `paper.find_font` (Debian: `apt-get install fonts-wqy-zenhei`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import qrcode
+from fpdf import FPDF
+from fpdf.enums import WrapMode
+from fpdf.fonts import FontFace
+from qrcode.constants import ERROR_CORRECT_M
+
+from .paper import find_font
+from .records import KIND_NAMES, announcement
+
+_FONT = "zh"
+_MONO = "Courier"
+MARGIN = 18.0
+BEIJING = dt.timezone(dt.timedelta(hours=8), "UTC+8")
+QR_SIZE = 34.0
+
+CHANNELS = {"terminal": "电子表决器", "paper": "纸质票", "tally_sheet": "纸质票（计票单录入）"}
+STATUS_TEXT = {
+    "decided": "表决有效，结果如下",
+    "void": "本次表决无效（收回票数多于发出票数），应当重新表决",
+    "quorum_not_met": "不符合法定人数，未进行表决",
+    "runoff_pending": "得票相等跨越应选名额，需再次投票",
+}
+GREY = (235, 235, 235)
+ALERT = (253, 226, 226)
+
+
+# --- wording -------------------------------------------------------------------------------
+
+def _who(content: dict) -> str:
+    return "代表" if content["body"]["kind"] == "congress" else "组成人员"
+
+
+def beijing_time(value: str | None) -> str:
+    """ISO timestamp (naive = UTC) → '2027-01-15 09:30:05 北京时间（UTC+8）'."""
+    if not value:
+        return "—"
+    t = dt.datetime.fromisoformat(value)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S") + " 北京时间（UTC+8）"
+
+
+def quorum_text(content: dict) -> str:
+    who = _who(content)
+    if content["rule"]["quorum"].replace(" ", "") == "3*P>=2*N":
+        return f"三分之二以上的{who}出席（3×实到 ≥ 2×应到）"
+    return f"全体{who}过半数出席（2×实到 > 应到）"
+
+
+def pass_text(content: dict) -> str:
+    who, rule, kind = _who(content), content["rule"], content["item"]["kind"]
+    base = {"members": f"全体{who}", "present": f"出席{who}（实到）", "valid": "有效票"}.get(rule.get("base"),
+                                                                                    f"全体{who}")
+    if rule.get("majority") == "two_thirds":
+        text = f"赞成票达到{base}的三分之二以上（3×赞成 ≥ 2×基数）"
+    else:
+        text = f"赞成票超过{base}的半数（2×赞成 > 基数）"
+    first = (content.get("rounds") or [{}])[0].get("result") or {}
+    if first.get("threshold_base") is not None and first.get("threshold_votes") is not None:
+        text += f"，基数{first['threshold_base']}，至少{first['threshold_votes']}票"
+    if kind == "livelihood_projects":
+        text += "；通过的项目按赞成票多少确定入选，得票相等跨越应选名额的再次投票"
+    elif kind == "appointment":
+        text += "；每名人选分别表决、分别计票"
+    return text
+
+
+def _titles(content: dict) -> dict[str, str]:
+    item = content["item"]
+    titles = {c["key"]: c["title"] for c in item.get("candidates", [])}
+    titles.setdefault("motion", item["title"])
+    return titles
+
+
+# --- PDF -----------------------------------------------------------------------------------
+
+class _RecordPDF(FPDF):
+    footer_text = ""
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(_FONT, size=8)
+        self.set_text_color(90)
+        self.cell(0, 5, f"{self.footer_text}    第 {self.page_no()} 页 共 {{nb}} 页", align="C")
+        self.set_text_color(0)
+
+
+class _Writer:
+    def __init__(self, content: dict, signature: str, verify_url: str | None):
+        self.c, self.sig, self.url = content, signature, verify_url
+        self.r = content["result"]
+        self.titles = _titles(content)
+        pdf = _RecordPDF(orientation="P", unit="mm", format="A4")
+        pdf.set_margins(MARGIN, 14, MARGIN)
+        pdf.set_auto_page_break(True, margin=16)
+        pdf.add_font(_FONT, fname=str(find_font()))
+        pdf.set_creator("ballot-service")
+        pdf.set_title(f"表决结果记录 {content['item']['title']}")
+        pdf.footer_text = f"{content['body']['name']}{content['session']['name']} · 表决结果记录"
+        pdf.alias_nb_pages()
+        self.pdf = pdf
+        self.w = pdf.w - 2 * MARGIN
+
+    # helpers
+    def heading(self, text: str) -> None:
+        pdf = self.pdf
+        if pdf.will_page_break(20):
+            pdf.add_page()
+        pdf.ln(2.5)
+        pdf.set_font(_FONT, size=11.5)
+        pdf.set_fill_color(*GREY)
+        pdf.cell(self.w, 7, text, fill=True, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_fill_color(255)  # fpdf2 fills multi-line table cells with the current fill colour
+        pdf.ln(1.5)
+
+    def table(self, rows: list[list[str]], widths: tuple[float, ...], aligns: tuple[str, ...],
+              size: float = 9.5, headings: bool = True, head_cols: int = 0) -> None:
+        pdf = self.pdf
+        pdf.set_font(_FONT, size=size)
+        style = FontFace(emphasis="", fill_color=GREY)
+        with pdf.table(col_widths=widths, width=self.w, text_align=aligns, line_height=5.2,
+                       first_row_as_headings=headings, headings_style=style, wrapmode=WrapMode.CHAR,
+                       padding=(1, 1.2), align="LEFT") as t:
+            for row in rows:
+                tr = t.row()
+                for i, cell in enumerate(row):
+                    tr.cell(cell, style=style if i < head_cols else None)
+        pdf.ln(1.5)
+
+    def para(self, text: str, size: float = 9.5, h: float = 5.2) -> None:
+        self.pdf.set_font(_FONT, size=size)
+        self.pdf.multi_cell(self.w, h, text, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
+
+    # sections
+    def build(self) -> bytes:
+        c, r, pdf = self.c, self.r, self.pdf
+        item = c["item"]
+        pdf.add_page()
+        pdf.set_font(_FONT, size=12)
+        pdf.cell(self.w, 7, f"{c['body']['name']}{c['session']['name']}", align="C",
+                 new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_FONT, size=18)
+        pdf.cell(self.w, 10, "表决结果记录", align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_FONT, size=13.5)
+        pdf.multi_cell(self.w, 7, item["title"], align="C", wrapmode=WrapMode.CHAR,
+                       new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1)
+        self.banner()
+        self.info()
+        self.counts()
+        self.results()
+        self.conclusion()
+        self.heading("宣布稿")
+        self.para(announcement(c), size=10, h=5.8)
+        self.signature_block()
+        logging.getLogger("fontTools").setLevel(logging.ERROR)
+        return bytes(pdf.output())
+
+    def banner(self) -> None:
+        r, pdf = self.r, self.pdf
+        text = STATUS_TEXT.get(r["status"], r["status"])
+        if r["status"] == "runoff_pending":
+            text += "：" + "、".join(self.titles.get(k, k) for k in r.get("tied", []))
+        alert = r["status"] != "decided"
+        pdf.set_font(_FONT, size=12 if alert else 10.5)
+        pdf.set_fill_color(*(ALERT if alert else GREY))
+        pdf.set_draw_color(180, 40, 40) if alert else pdf.set_draw_color(0)
+        pdf.multi_cell(self.w, 8 if alert else 6.5, text, border=1 if alert else 0, fill=True, align="C",
+                       wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_draw_color(0)
+        pdf.set_fill_color(255)
+
+    def info(self) -> None:
+        c, item = self.c, self.c["item"]
+        self.heading("一、表决事项")
+        way = ("无记名投票" if item.get("secret", True) else "记名投票") + "，" + CHANNELS.get(item.get("channel"),
+                                                                                          item.get("channel") or "")
+        rows = [["表决机关", c["body"]["name"], "会议", c["session"]["name"]],
+                ["表决类型", KIND_NAMES.get(item["kind"], item["kind"]), "表决方式", way]]
+        if item["kind"] == "livelihood_projects":
+            rows.append(["候选项目", f"{len(item.get('candidates', []))}项", "应选项目", f"{item.get('places')}项"])
+        elif item["kind"] == "appointment":
+            rows.append(["人选", f"{len(item.get('candidates', []))}名", "表决办法", "逐人分别计票"])
+        rows.append(["法定人数", quorum_text(c), "", ""])
+        rows.append(["通过标准", pass_text(c), "", ""])
+        pdf = self.pdf
+        pdf.set_font(_FONT, size=9.5)
+        style = FontFace(emphasis="", fill_color=GREY)
+        with pdf.table(col_widths=(22, 65, 22, 65), width=self.w, text_align=("CENTER", "LEFT", "CENTER", "LEFT"),
+                       line_height=5.2, first_row_as_headings=False, wrapmode=WrapMode.CHAR,
+                       padding=(1, 1.2), align="LEFT") as t:
+            for row in rows:
+                tr = t.row()
+                tr.cell(row[0], style=style)
+                if row[2]:
+                    tr.cell(row[1])
+                    tr.cell(row[2], style=style)
+                    tr.cell(row[3])
+                else:
+                    tr.cell(row[1], colspan=3)
+        pdf.ln(1.5)
+
+    def _count_rows(self, res: dict) -> list[list[str]]:
+        quorum = "符合" if res.get("quorum_met") else "不符合"
+        return [["应到", "实到", "是否符合法定人数", "发出", "收回", "有效", "无效", "拒收", "未按"],
+                [str(res.get("members", "—")), str(res.get("present", "—")), quorum,
+                 *(str(res.get(k, 0)) for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted"))]]
+
+    def counts(self) -> None:
+        self.heading("二、出席与计票" + ("（第1轮）" if len(self.c.get("rounds") or []) > 1 else ""))
+        self.table(self._count_rows(self.r), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
+        self.pdf.set_font(_FONT, size=8)
+        self.pdf.set_text_color(90)
+        self.para("应到：在任人数；实到：表决开始时签到人数；发出/收回：发出和收回的票数，有效、无效为收回票中的"
+                  "分类；拒收：伪造、重复、非本事项或逾期提交而被拒收的票；未按：实到而未投票的人数。", size=8, h=4.2)
+        self.pdf.set_text_color(0)
+
+    def _candidate_rows(self, cands: list[dict], status: str) -> tuple[list[list[str]], tuple, tuple]:
+        kind = self.c["item"]["kind"]
+        selected = list(self.r.get("selected") or [])
+        tied = set(self.r.get("tied") or [])
+        counted = status not in ("quorum_not_met",)
+        decided = status in ("decided", "runoff_pending")
+        name = {"livelihood_projects": "项目名称", "appointment": "人选", "resolution": "表决事项"}.get(kind, "名称")
+        if kind == "livelihood_projects":
+            rows = [["序号", name, "赞成", "反对", "弃权", "无效", "结果", "是否入选", "名次"]]
+            widths, aligns = (10, 61, 13, 13, 13, 13, 16, 20, 15), ("CENTER", "LEFT") + ("CENTER",) * 7
+        else:
+            rows = [["序号", name, "赞成", "反对", "弃权", "无效", "结果"]]
+            widths, aligns = (10, 86, 15, 15, 15, 15, 18), ("CENTER", "LEFT") + ("CENTER",) * 5
+        for i, cand in enumerate(cands, 1):
+            k = cand["key"]
+            nums = [str(cand.get(f, 0)) if counted else "—" for f in ("for", "against", "abstain", "void")]
+            if not decided:
+                outcome = "未表决" if status == "quorum_not_met" else "无效"
+            else:
+                outcome = "通过" if cand.get("passed") else "未通过"
+            row = [str(i), self.titles.get(k, k), *nums, outcome]
+            if kind == "livelihood_projects":
+                if not decided:
+                    row += ["—", "—"]
+                elif k in selected:
+                    row += ["入选", str(selected.index(k) + 1)]
+                elif k in tied:
+                    row += ["待再次投票", "—"]
+                else:
+                    row += ["未入选", "—"]
+            rows.append(row)
+        return rows, widths, aligns
+
+    def results(self) -> None:
+        rounds = self.c.get("rounds") or []
+        status = self.r["status"]
+        many = len(rounds) > 1
+        self.heading("三、表决结果" + ("（第1轮）" if many else ""))
+        rows, widths, aligns = self._candidate_rows(self.r["candidates"], status)
+        self.table(rows, widths, aligns)
+        if self.c["item"]["kind"] == "livelihood_projects" and many:
+            self.para("注：“是否入选”“名次”为包括再次投票在内的最终结果。", size=8, h=4.2)
+        for rnd in rounds[1:]:
+            res = rnd.get("result") or {}
+            n = rnd.get("number")
+            places = rnd.get("places")
+            extra = f"，应选{places}项" if places else ""
+            self.heading(f"第{n}轮 再次投票{extra}")
+            self.para("候选：" + "、".join(self.titles.get(k, k) for k in rnd.get("candidates", [])), size=9)
+            self.para(f"开始 {beijing_time(rnd.get('opened_at'))}    结束 {beijing_time(rnd.get('closed_at'))}",
+                      size=9)
+            self.pdf.ln(1)
+            self.table(self._count_rows(res), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
+            rows, widths, aligns = self._candidate_rows(res.get("candidates", []), res.get("status", status))
+            self.table(rows, widths, aligns)
+
+    def conclusion(self) -> None:
+        c, r = self.c, self.r
+        kind, status = c["item"]["kind"], r["status"]
+        self.heading("四、结论")
+        if status in ("void", "quorum_not_met"):
+            self.para(("本次表决无效。收回票数多于发出票数，应当重新表决。" if status == "void"
+                       else "不符合法定人数，未进行表决。"), size=10.5, h=6)
+            return
+        if kind == "livelihood_projects":
+            sel = r.get("selected") or []
+            if sel:
+                self.para("入选项目（按名次）：", size=10)
+                for i, k in enumerate(sel, 1):
+                    self.para(f"    {i}. {self.titles.get(k, k)}", size=10, h=5.6)
+            if status == "runoff_pending":
+                self.para("得票相等、需再次投票的项目：" + "、".join(self.titles.get(k, k) for k in r.get("tied", [])),
+                          size=10)
+            shortfall = (c["item"].get("places") or 0) - len(sel)
+            if status == "decided" and shortfall > 0:
+                self.para(f"通过项目少于应选{c['item']['places']}项，差{shortfall}项。", size=10)
+        elif kind == "appointment":
+            for i, cand in enumerate(r["candidates"], 1):
+                self.para(f"{i}. {self.titles.get(cand['key'], cand['key'])}："
+                          f"{'通过' if cand.get('passed') else '未通过'}", size=10, h=5.8)
+        else:
+            self.para(f"《{c['item']['title']}》{'通过' if r.get('passed') else '未通过'}。", size=10.5, h=6)
+
+    def signature_block(self) -> None:
+        c, pdf = self.c, self.pdf
+        rounds = c.get("rounds") or []
+        need = 12 + 6 * max(1, len(rounds)) + QR_SIZE + 18
+        if pdf.will_page_break(need):
+            pdf.add_page()
+        self.heading("五、时间、审计与签名")
+        rows = [["轮次", "开始表决", "结束表决"]]
+        for rnd in rounds:
+            label = f"第{rnd.get('number')}轮" + ("（再次投票）" if (rnd.get("number") or 1) > 1 else "")
+            rows.append([label, beijing_time(rnd.get("opened_at")), beijing_time(rnd.get("closed_at"))])
+        if len(rows) == 1:
+            rows.append(["—", "—", "—"])
+        self.table(rows, (34, 70, 70), ("CENTER", "CENTER", "CENTER"), size=9)
+        top = pdf.get_y() + 1
+        text_w = self.w - QR_SIZE - 8
+        audit = c.get("audit") or {}
+        pdf.set_xy(MARGIN, top)
+        pdf.set_font(_FONT, size=9.5)
+        for label, value in (("签署时审计链序号", str(audit.get("seq", "—"))),
+                             ("签名密钥指纹", c.get("key_fingerprint") or "—"),
+                             ("记录格式", c.get("format", ""))):
+            pdf.cell(34, 5.5, label + "：")
+            pdf.cell(text_w - 34, 5.5, value, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(text_w, 5.5, "签署时审计链哈希：", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_MONO, size=8)
+        pdf.multi_cell(text_w, 4, str(audit.get("head", "—")), wrapmode=WrapMode.CHAR,
+                       new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_FONT, size=9.5)
+        pdf.cell(text_w, 5.5, "签名（Ed25519，base64url，对记录内容的规范JSON签署）：", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_MONO, size=8)
+        pdf.multi_cell(text_w, 4, self.sig, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
+        bottom = pdf.get_y()
+        # QR code on the right
+        qx = MARGIN + self.w - QR_SIZE
+        _draw_qr(pdf, self.url or self.sig, qx, top, QR_SIZE)
+        pdf.set_xy(qx - 4, top + QR_SIZE + 1)
+        pdf.set_font(_FONT, size=10)
+        pdf.cell(QR_SIZE + 8, 5, "扫码核验", align="C", new_x="LEFT", new_y="NEXT")
+        qr_bottom = pdf.get_y()
+        if self.url:
+            pdf.set_x(qx - 4)
+            pdf.set_font(_MONO, size=6.5)
+            pdf.multi_cell(QR_SIZE + 8, 3, self.url, align="C", wrapmode=WrapMode.CHAR, new_x="LMARGIN",
+                           new_y="NEXT")
+            qr_bottom = pdf.get_y()
+        pdf.set_xy(MARGIN, max(bottom, qr_bottom) + 2)
+
+
+def _draw_qr(pdf: FPDF, text: str, x: float, y: float, size: float) -> None:
+    """QR code (level M, quiet zone included in `size`) drawn as filled rectangles: sharp in print."""
+    q = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=2)
+    q.add_data(text.encode("utf-8"))
+    q.make(fit=True)
+    matrix = q.get_matrix()
+    n = len(matrix)
+    m = size / n
+    pdf.set_fill_color(0)
+    for r, row in enumerate(matrix):
+        col = 0
+        while col < n:
+            if row[col]:
+                start = col
+                while col < n and row[col]:
+                    col += 1
+                pdf.rect(x + start * m, y + r * m, (col - start) * m, m, style="F")
+            else:
+                col += 1
+    pdf.set_fill_color(255)
+
+
+def render(content: dict, signature: str, verify_url: str | None = None) -> bytes:
+    """A4 PDF (bytes) of a signed record: `content` as made by records.record_body."""
+    return _Writer(content, signature, verify_url).build()
