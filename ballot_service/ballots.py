@@ -245,24 +245,46 @@ def token_context(item: Item, round_: Round) -> dict:
 def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
     """Sign `count` new ballots for a round and record their serials as printed.
     Returns the tokens (for paper.py to print). Only flushes."""
-    if not _is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
-        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count")
+    tokens = sign_paper_ballots(key, item, round_, count)
+    record_paper_ballots(db, key, item, round_, tokens)
+    return tokens
+
+
+def _check_printable(item: Item, round_: Round) -> None:
     if round_.item_id != item.id:
         raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
     if round_.status not in ("pending", "open"):
         raise Conflict(f"round {round_.number} of item {item.id} is {round_.status}; "
                        f"ballots can only be printed for a pending or open round", where="round")
+
+
+def sign_paper_ballots(key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
+    """The signing half of create_paper_ballots, touching no database: a print run can sign
+    and render first and record afterwards, without holding a write lock while rendering."""
+    if not _is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
+        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count")
+    _check_printable(item, round_)
     ctx = token_context(item, round_)
-    tokens = [make_token(key, ctx["body"], ctx["session"], item.id, round_.number) for _ in range(count)]
+    return [make_token(key, ctx["body"], ctx["session"], item.id, round_.number) for _ in range(count)]
+
+
+def record_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, tokens: list[dict]) -> None:
+    """Record signed tokens as printed ballots of a round (PaperBallot rows + one audit event)."""
+    _check_printable(item, round_)
+    ctx = token_context(item, round_)
+    for t in tokens:
+        p = _check_payload(t["payload"])
+        if (p["body"], p["session"], p["item"], p["round"]) != (ctx["body"], ctx["session"], item.id,
+                                                                round_.number):
+            raise InvalidInput("a token to record is for another item or round", where="tokens")
     db.add_all([PaperBallot(serial=t["payload"]["serial"], round_id=round_.id, handed_out=False)
                 for t in tokens])
     db.flush()
     total = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == round_.id))
     audit.append(db, "paper_ballots_printed",
-                 {"item_id": item.id, "round_id": round_.id, "round": round_.number, "count": count,
+                 {"item_id": item.id, "round_id": round_.id, "round": round_.number, "count": len(tokens),
                   "printed_total": total, "key_fingerprint": key.fingerprint},
                  sitting_id=item.sitting_id)
-    return tokens
 
 
 def _lock_paper(db: Session, serial: str) -> PaperBallot | None:

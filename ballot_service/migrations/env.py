@@ -1,6 +1,5 @@
 """Alembic environment: the URL comes from the caller (ballot_service.schema), never an ini file."""
 from alembic import context
-from sqlalchemy import create_engine
 
 from ballot_service import models  # noqa: F401  (registers every table)
 from ballot_service.db import Base
@@ -14,7 +13,9 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _run(connectable)
         return
-    engine = create_engine(url)
+    from ballot_service.db import make_engine
+
+    engine = make_engine(url)  # creates the SQLite file's folder on a fresh checkout
     with engine.connect() as conn:
         _run(conn)
 

@@ -1,0 +1,208 @@
+"""`ballot-service ballots`: print paper ballots, hand them out at the desk, verify one."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .setup import db_session
+
+
+@click.group("ballots", help="Paper ballots (纸质选票): print, hand out, verify.")
+def ballots() -> None:
+    pass
+
+
+def _current_round(item, number: int | None = None):
+    if not item.rounds:
+        from ..errors import Conflict
+
+        raise Conflict(f"item {item.id} has no round", where="round")
+    if number is None:
+        return item.rounds[-1]
+    for r in item.rounds:
+        if r.number == number:
+            return r
+    from ..ballots import BallotRefused
+
+    raise BallotRefused("wrong_round", f"item {item.id} has no round {number}")
+
+
+@ballots.command("print", help="Sign COUNT new paper ballots for ITEM_ID's current round and write "
+                               "print-ready A4 PDFs (one ballot per page) into the ballots directory.")
+@click.argument("item_id", type=int)
+@click.option("--count", "-n", type=click.IntRange(1, 100_000), required=True, help="number of ballots")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="output folder (default: BALLOT_BALLOTS_DIR)")
+@click.option("--round", "round_no", type=int, default=None, help="round number (default: the latest)")
+@click.option("--processes", type=click.IntRange(1, 16), default=None,
+              help="rendering processes (default: number of CPUs, at most 4)")
+def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int | None,
+                  processes: int | None) -> None:
+    from ..ballots import record_paper_ballots, serial_short, sign_paper_ballots, token_to_text
+    from ..config import Settings
+    from ..keys import body_key_name, load_key
+    from ..models import Round
+    from ..paper import BallotLayout, find_font, next_batch_prefix, write_ballot_pdfs
+    from ..sittings import get_item
+
+    settings = Settings.from_env()
+    out = Path(out_dir) if out_dir else settings.ballots_dir
+    # Sign and render outside any transaction (SQLite would hold its write lock through the
+    # rendering), then record the serials; if recording fails the files are removed, so no
+    # printed ballot exists whose serial the database does not know.
+    with db_session() as db:
+        find_font()  # fail before signing anything
+        item = get_item(db, item_id)
+        round_ = _current_round(item, round_no)
+        key = load_key(settings.keys_dir, body_key_name(item.sitting.body_id), settings.key_passphrase)
+        tokens = sign_paper_ballots(key, item, round_, count)
+        layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
+        round_id, round_number = round_.id, round_.number
+    pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
+    prefix = next_batch_prefix(out, item_id, round_number)
+    with click.progressbar(length=count, label="印制选票 printing", file=sys.stderr) as bar:
+        paths = write_ballot_pdfs(layout, pairs, out, prefix, processes=processes, progress=bar.update)
+    recorded = False
+    try:
+        with db_session() as db:
+            item = get_item(db, item_id)
+            round_ = db.get(Round, round_id)
+            record_paper_ballots(db, key, item, round_, tokens)
+        recorded = True
+    finally:
+        if not recorded:
+            for p in paths:
+                p.unlink(missing_ok=True)
+            click.echo("nothing recorded; the PDF files were removed", err=True)
+    click.echo(f"{count} ballots for item {item_id} round {round_number} "
+               f"(key {key.fingerprint}) in {len(paths)} file(s):")
+    for p in paths:
+        click.echo(f"  {p}")
+
+
+@ballots.command("hand-out", help="Distribution desk: mark the ballot SERIAL_OR_QR_TEXT (scanned QR text, "
+                                  "full serial, or its printed first 8 hex digits) of ITEM_ID as handed out.")
+@click.argument("item_id", type=int)
+@click.argument("serial_or_qr_text")
+def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
+    from ..ballots import hand_out, paper_counts, resolve_serial, serial_short, text_to_token, verify_token
+    from ..config import Settings
+    from ..keys import body_key_name, load_public_key, public_path
+    from ..sittings import get_item
+
+    settings = Settings.from_env()
+    text = serial_or_qr_text.strip()
+    with db_session() as db:
+        item = get_item(db, item_id)
+        if text.startswith("BS1."):
+            token = text_to_token(text)
+            round_ = _current_round(item, token["payload"]["round"])
+            pub = load_public_key(public_path(settings.keys_dir, body_key_name(item.sitting.body_id)))
+            serial = verify_token(pub, token, body=item.sitting.body_id, session=item.sitting_id, item=item.id,
+                                  round_no=round_.number)["serial"]
+        else:
+            round_ = _current_round(item)
+            serial = resolve_serial(db, text, round_)
+        hand_out(db, serial, round_)
+        counts = paper_counts(db, round_)
+    click.echo(f"已发出 handed out: 票号 {serial_short(serial)} (item {item.id} round {round_.number}); "
+               f"发出 {counts['handed_out']} / 印制 {counts['printed']}")
+
+
+@ballots.command("verify", help="Check one ballot's QR text PAYLOAD: the signature against the body's "
+                                "public key and, if the database knows it, whether it was printed, handed "
+                                "out or already counted. Exit 0 for a genuine ballot, 1 with the reason otherwise.")
+@click.argument("payload")
+def ballots_verify(payload: str) -> None:
+    from ..ballots import BallotRefused, serial_short, text_to_token, verify_token
+    from ..config import Settings
+    from ..errors import KeyFileError
+    from ..keys import body_key_name, fingerprint, load_public_key, public_path
+
+    settings = Settings.from_env()
+
+    def refuse(reason: str, message: str) -> None:
+        click.echo(f"拒绝 REFUSED ({reason}): {message}")
+        sys.exit(1)
+
+    try:
+        token = text_to_token(payload)
+    except BallotRefused as exc:
+        refuse(exc.reason, exc.message)
+    p = token["payload"]
+    try:
+        pub = load_public_key(public_path(settings.keys_dir, body_key_name(p["body"])))
+    except KeyFileError as exc:
+        click.echo(f"错误 error: cannot check the signature: {exc.message}", err=True)
+        sys.exit(2)
+    try:
+        verify_token(pub, token, body=p["body"], session=p["session"], item=p["item"], round_no=p["round"])
+    except BallotRefused as exc:
+        refuse(exc.reason, exc.message)
+    click.echo(f"签名有效 signature valid: body {p['body']} session {p['session']} item {p['item']} "
+               f"round {p['round']}, 票号 {serial_short(p['serial'])} (serial {p['serial']}), "
+               f"key {fingerprint(pub)}")
+    state = _db_state(p)
+    if state is None:
+        click.echo("database not available: printed/handed-out state not checked")
+        return
+    if state == "counted":
+        click.echo("状态 state: already counted (已计入); a second submission would be refused as reused")
+    elif state == "handed_out":
+        click.echo("状态 state: printed and handed out, not yet counted (有效，未计票)")
+    elif state == "spare":
+        refuse("spare", "printed but never handed out (未发出的空白票)")
+    elif state == "no_round":
+        refuse("unknown", f"the database has no round {p['round']} of item {p['item']}")
+    elif state == "electronic":
+        click.echo("状态 state: not a printed ballot and not yet cast (electronic ballot)")
+    else:
+        refuse("unknown", "no ballot with this serial was printed for this round")
+
+
+def _db_state(p: dict) -> str | None:
+    """'counted' | 'handed_out' | 'spare' | 'electronic' | 'unknown' | 'no_round', or None without a DB."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..config import Settings
+    from ..db import make_engine, make_sessionmaker
+    from ..models import Cast, Item, PaperBallot, Round, Sitting
+
+    settings = Settings.from_env()
+    if settings.database_url.startswith("sqlite:///"):
+        path = settings.database_url.split("sqlite:///", 1)[1]
+        if path and path != ":memory:" and not Path(path).exists():
+            return None
+    try:
+        engine = make_engine(settings.database_url)
+    except SQLAlchemyError:
+        return None
+    try:
+        with make_sessionmaker(engine)() as db:
+            rnd = db.execute(select(Round).join(Item, Item.id == Round.item_id)
+                             .join(Sitting, Sitting.id == Item.sitting_id)
+                             .where(Round.item_id == p["item"], Round.number == p["round"],
+                                    Item.sitting_id == p["session"], Sitting.body_id == p["body"])
+                             ).scalar_one_or_none()
+            if rnd is None:
+                return "no_round"
+            cast = db.scalar(select(Cast.round_id).where(Cast.serial == p["serial"]))
+            if cast is not None:
+                return "counted" if cast == rnd.id else "unknown"
+            pb = db.get(PaperBallot, p["serial"])
+            if pb is None:
+                item = db.get(Item, p["item"])
+                return "unknown" if item.channel == "paper" else "electronic"
+            if pb.round_id != rnd.id:
+                return "unknown"
+            return "handed_out" if pb.handed_out else "spare"
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+commands = [ballots]

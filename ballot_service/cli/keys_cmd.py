@@ -1,0 +1,61 @@
+"""`ballot-service keys`: a body's signing key under the keys directory."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .setup import db_session
+
+
+@click.group("keys", help="Signing keys (签名密钥), one per body, under BALLOT_KEYS_DIR.")
+def keys() -> None:
+    pass
+
+
+@keys.command("create", help="Create the Ed25519 signing key of BODY_ID, encrypted with "
+                             "BALLOT_KEY_PASSPHRASE. Never overwrites an existing key.")
+@click.argument("body_id", type=int)
+def keys_create(body_id: int) -> None:
+    from .. import audit
+    from ..config import Settings
+    from ..keys import body_key_name, create_key
+    from ..sittings import get_body
+
+    settings = Settings.from_env()
+    if not settings.key_passphrase:
+        click.echo("错误 error: BALLOT_KEY_PASSPHRASE is not set; set it to the passphrase that will "
+                   "protect the key, then run this again", err=True)
+        sys.exit(2)
+    name = body_key_name(body_id)
+    with db_session() as db:
+        body = get_body(db, body_id)
+        key = create_key(settings.keys_dir, name, settings.key_passphrase)
+        body.key_name = name
+        audit.append(db, "key_created", {"body_id": body_id, "key_name": name,
+                                         "fingerprint": key.fingerprint})
+    click.echo(f"key {name} created for body {body_id} ({body.name})")
+    click.echo(f"  private: {settings.keys_dir / (name + '.key.pem')} (mode 0600, keep a backup)")
+    click.echo(f"  public:  {settings.keys_dir / (name + '.pub.pem')}")
+    click.echo(f"  fingerprint 指纹: {key.fingerprint}")
+
+
+@keys.command("show", help="Show the public key path and fingerprint of BODY_ID's key.")
+@click.argument("body_id", type=int)
+def keys_show(body_id: int) -> None:
+    from ..config import Settings
+    from ..errors import KeyFileError
+    from ..keys import body_key_name, fingerprint, load_public_key, public_path
+
+    settings = Settings.from_env()
+    path = public_path(settings.keys_dir, body_key_name(body_id))
+    try:
+        pub = load_public_key(path)
+    except KeyFileError as exc:
+        click.echo(f"错误 error: {exc.message}", err=True)
+        sys.exit(2)
+    click.echo(f"public key: {path}")
+    click.echo(f"fingerprint 指纹: {fingerprint(pub)}")
+
+
+commands = [keys]

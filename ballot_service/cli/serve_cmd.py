@@ -1,0 +1,226 @@
+"""Running the service: `serve` (gunicorn, or Flask's dev server with --dev) and `demo`
+(sample bodies, roster and items, then serve)."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+DEMO_CONGRESS = "示范市第十七届人民代表大会"
+DEMO_SESSION = "第四次会议"
+DEMO_COMMITTEE = "示范市第十七届人民代表大会常务委员会"
+DEMO_COMMITTEE_SESSION = "第二十次会议"
+DEMO_PROJECTS = [
+    "城区老旧小区改造",
+    "农村饮水安全巩固提升",
+    "中小学校食堂提质改造",
+    "社区嵌入式养老服务中心建设",
+    "城乡公交一体化提升",
+    "背街小巷环境整治",
+    "新能源汽车公共充电桩建设",
+    "普惠托育机构建设",
+    "农贸市场升级改造",
+    "城市口袋公园建设",
+    "基层医疗卫生机构能力提升",
+    "残疾人康复服务扩面提质",
+]
+DEMO_PLACES = 10
+DEMO_NOMINEES = [
+    ("n1", "任命刘振华为示范市人民政府副市长"),
+    ("n2", "任命陈雅琴为示范市教育局局长"),
+    ("n3", "任命吴立新为示范市中级人民法院审判员"),
+]
+DEMO_PRESENT = 55  # of the 60 on the sample roster; the next 3 are on leave, 2 absent
+DEMO_LEAVE = 3
+DEMO_COMMITTEE_PRESENT = 32  # of 35; 1 on leave, 2 absent
+
+
+def _server_options(f):
+    f = click.option("--dev", is_flag=True,
+                     help="Use Flask's development server (auto-debug; never for a real sitting).")(f)
+    f = click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+                     help="gunicorn worker processes (each runs --threads threads).")(f)
+    f = click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
+                     help="threads per worker; the display's event streams each hold one.")(f)
+    f = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+                     envvar="PORT", help="TCP port (or set PORT).")(f)
+    f = click.option("--host", default="127.0.0.1", show_default=True,
+                     help="address to listen on; 0.0.0.0 for the seat terminals' network.")(f)
+    return f
+
+
+def _prepare():
+    """Validate settings, upgrade the schema, and fix one secret key for all workers."""
+    from ..config import ConfigError, Settings
+    from ..schema import upgrade
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not os.environ.get("BALLOT_SECRET_KEY"):
+        # Every worker must sign sessions and CSRF tokens with the same key, and logins
+        # should survive a restart: keep one in the instance folder (never in the repo).
+        os.environ["BALLOT_SECRET_KEY"] = _instance_secret(settings.instance_path)
+        settings = Settings.from_env()
+    if settings.database_url.startswith("sqlite"):
+        from ..db import make_engine
+
+        make_engine(settings.database_url).dispose()  # creates the SQLite file's folder
+    upgrade(settings.database_url)
+    return settings
+
+
+def _instance_secret(instance: Path) -> str:
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if path.exists():
+        value = path.read_text(encoding="ascii").strip()
+        if value:
+            return value
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+    click.echo(f"database: {_safe_url(settings.database_url)}", err=True)
+    click.echo(f"serving on http://{_url_host(host)}:{port}/", err=True)
+    if dev:
+        from .. import create_app
+
+        # Werkzeug's dev server logs every request; it is for development only.
+        create_app().run(host=host, port=port, debug=True, use_reloader=False)
+        return
+    _gunicorn(host, port, workers, threads)
+
+
+def _gunicorn(host: str, port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class _App(BaseApplication):
+        def __init__(self, options: dict):
+            self.options = options
+            super().__init__()
+
+        def load_config(self):
+            for key, value in self.options.items():
+                if key in self.cfg.settings:  # skip settings an older gunicorn lacks
+                    self.cfg.set(key, value)
+
+        def load(self):
+            # Built in each worker after the fork (no preload), so no worker shares a
+            # database connection pool with another.
+            from .. import create_app
+
+            return create_app()
+
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        # No access log, on purpose: lines of terminal address + time + path, set beside
+        # the check-in list and the order casts arrive, could link a deputy to a ballot
+        # and so break the secrecy of the vote. Errors still go to stderr.
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "ballot-service",
+        # gunicorn >= 25 opens a control socket at one fixed path per user; two services
+        # (or test servers) on one machine would fight over it, and we do not use it.
+        "control_socket_disable": True,
+    }
+    _App(options).run()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command("serve", help="Run the service under gunicorn (upgrades the database schema first). "
+                             "No access log is written, to protect ballot secrecy.")
+@_server_options
+def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+    _run(_prepare(), host, port, workers, threads, dev)
+
+
+@click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SESSION}, 60 deputies, "
+                            "a livelihood-projects vote, a resolution, a standing-committee "
+                            "appointment vote) if the database has no body yet, then serve.")
+@click.option("--load-only", is_flag=True, help="load the sample data and exit without serving")
+@click.option("--sample-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="folder with roster.csv and committee.csv (default: sample/)")
+@_server_options
+def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, workers: int,
+         threads: int, dev: bool) -> None:
+    from ..config import PROJECT_ROOT
+
+    settings = _prepare()
+    summary = load_demo(sample_dir or PROJECT_ROOT / "sample")
+    click.echo(summary)
+    if not load_only:
+        _run(settings, host, port, workers, threads, dev)
+
+
+def load_demo(sample_dir: Path) -> str:
+    """Load the sample bodies, rosters, attendance and items in one transaction, unless
+    the database already has a body. Returns a one-line summary."""
+    from sqlalchemy import func, select
+
+    from ..models import Body
+    from ..roster import import_roster, read_roster
+    from ..sittings import create_body, create_item, create_sitting, find_member, set_attendance
+    from .setup import db_session
+
+    for name in ("roster.csv", "committee.csv"):
+        if not (sample_dir / name).is_file():
+            raise click.ClickException(f"sample file {sample_dir / name} is missing")
+
+    with db_session() as db:
+        if db.scalar(select(func.count()).select_from(Body)):
+            return "sample data not loaded: the database already has bodies (ballot-service state shows them)"
+
+        congress = create_body(db, DEMO_CONGRESS, "congress")
+        rows = read_roster(sample_dir / "roster.csv")
+        import_roster(db, congress, rows, source="sample/roster.csv")
+        sitting = create_sitting(db, congress, DEMO_SESSION)
+        for i, row in enumerate(rows[: DEMO_PRESENT + DEMO_LEAVE]):
+            status = "present" if i < DEMO_PRESENT else "leave"
+            set_attendance(db, sitting, find_member(db, congress.id, row.member_no), status, "manual")
+        create_item(
+            db, sitting, key="minsheng-2027", kind="livelihood_projects",
+            title="2027年度民生实事项目票决", places=DEMO_PLACES,
+            candidates=[{"key": f"p{i:02d}", "title": t} for i, t in enumerate(DEMO_PROJECTS, 1)])
+        create_item(
+            db, sitting, key="plan-resolution", kind="resolution",
+            title="关于示范市2026年国民经济和社会发展计划执行情况与2027年计划的决议")
+
+        committee = create_body(db, DEMO_COMMITTEE, "standing_committee")
+        crows = read_roster(sample_dir / "committee.csv")
+        import_roster(db, committee, crows, source="sample/committee.csv")
+        csitting = create_sitting(db, committee, DEMO_COMMITTEE_SESSION)
+        for i, row in enumerate(crows[: DEMO_COMMITTEE_PRESENT + 1]):
+            status = "present" if i < DEMO_COMMITTEE_PRESENT else "leave"
+            set_attendance(db, csitting, find_member(db, committee.id, row.member_no), status, "manual")
+        create_item(
+            db, csitting, key="appointments", kind="appointment", title="人事任免事项表决",
+            candidates=[{"key": k, "title": t} for k, t in DEMO_NOMINEES])
+    return (f"sample data loaded: {DEMO_CONGRESS}{DEMO_SESSION} ({len(rows)} deputies, "
+            f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SESSION} "
+            f"({len(crows)} members, 1 item)")
+
+
+commands = [serve, demo]
