@@ -1,0 +1,59 @@
+"""`ballot-service audit`: export the audit bundle, and verify one offline."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group("audit", help="审计包 · Audit bundle: export it, or verify one offline.")
+def audit() -> None:
+    pass
+
+
+@audit.command("export", help="Write the audit bundle of this database to OUT_DIR.")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def export_cmd(out_dir: str) -> None:
+    from ..audit_bundle import export
+    from ..config import Settings
+    from .setup import db_session
+
+    settings = Settings.from_env()
+    with db_session() as db:
+        path = export(db, settings, Path(out_dir))
+    click.echo(f"audit bundle written to {path}")
+
+
+@audit.command("verify", help="Check the audit bundle BUNDLE offline. Exit 0 when every check holds, "
+                              "1 with the first failed check otherwise.")
+@click.argument("bundle", type=click.Path())
+@click.option("--key", "key", multiple=True,
+              help="The body's public key (PEM file) or its fingerprint, obtained independently; "
+                   "every signature in the bundle must be by this key. May be repeated.")
+def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
+    from ..audit_bundle import BundleInvalid, verify
+    from ..errors import BallotError
+
+    try:
+        s = verify(Path(bundle), list(key) or None)
+    except BundleInvalid as exc:
+        where = f" [{exc.where}]" if exc.where else ""
+        click.echo(f"核验未通过 FAILED: {exc.message}{where}", err=True)
+        sys.exit(1)
+    except BallotError as exc:
+        click.echo(f"核验未通过 FAILED: {exc.message}", err=True)
+        sys.exit(1)
+    keys = ", ".join(f"{n} ({fp})" for n, fp in s["keys"].items())
+    click.echo("核验通过 OK: every check holds")
+    click.echo(f"  events {s['events']}, head {s['head'][:16]}…, checkpoints {s['checkpoints']}")
+    click.echo(f"  items {s['items']}, rounds recounted {s['rounds_recounted']}, ballots {s['ballots']}, "
+               f"records {s['records']}")
+    click.echo(f"  keys: {keys}" + ("" if key else "  (no --key given: compare the fingerprint with the "
+                                                   "published one)"))
+    if s["events_after_last_checkpoint"]:
+        click.echo(f"  note: the last {s['events_after_last_checkpoint']} events are after the last signed "
+                   f"checkpoint")
+
+
+commands = [audit]
