@@ -113,9 +113,9 @@ def accept(db: Session, settings: Settings, sitting: Sitting, token_text, raw_ma
     code = receipt_code(serial, digest)
     cast = Cast(round_id=rnd.id, serial=serial, signature=token["sig"], marks=marks, channel=channel,
                 receipt=code, submission_digest=digest, member_id=member_id)
-    db.add(cast)
     try:
-        with db.begin_nested():
+        with db.begin_nested():  # add inside: begin_nested() flushes pending objects before its SAVEPOINT
+            db.add(cast)
             db.flush()
     except IntegrityError:
         # Another request stored this serial between our check and our insert.

@@ -1,0 +1,211 @@
+"""Secret ballot (RULES.md §7): after a secret terminal vote, nothing the service stores (any
+table, any audit event, its log output, any file under its folders) ties a member, seat or
+terminal to the serial or the marks of that member's ballot."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+
+import pytest
+from sqlalchemy import DateTime, select
+
+from ballot_service import auth, ballots
+from ballot_service.db import Base
+from ballot_service.models import AuditEvent, Cast
+from helpers_live import OPERATOR, Api, setup_session
+
+MEMBER_KEYS = ("member_id", "member_no", "terminal_id", "seat", "terminal", "name", "member")
+SERIAL_TABLES = {"casts", "audit_events"}
+MARKS = [{"motion": "for"}, {"motion": "against"}, {"motion": "abstain"}, {"motion": "for"},
+         {}, {"motion": "for"}, {"motion": "against"}]
+
+
+@pytest.fixture
+def voted(app, client, caplog, tmp_path):
+    """A secret terminal vote by 7 of 8 members, closed, tallied and recorded; with all DEBUG logs."""
+    caplog.set_level(logging.DEBUG)
+    db = app.extensions["ballot_sessionmaker"]()
+    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    db.commit()
+    db.close()
+    api = Api.flask(client)
+    s = setup_session(api, members=8, secret=True)
+    texts = {}
+    for no, marks in zip(s.members, MARKS):
+        _, got = api.call("GET", "/api/terminal/ballot", credential=s.creds[no])
+        texts[no] = got["ballot"]
+        api.call("POST", "/api/terminal/cast", {"ballot": got["ballot"], "marks": marks}, credential=s.creds[no])
+    # one refused retry with other marks, so refusal events are inspected too
+    api.call("POST", "/api/terminal/cast", {"ballot": texts[s.members[0]], "marks": {"motion": "against"}},
+             credential=s.creds[s.members[0]], expect=(409,))
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    secrets_of = {}  # member_no -> the strings that would reveal that member's ballot
+    for no, text in texts.items():
+        _, payload_b64, sig = text.split(".")
+        serial = ballots.text_to_token(text)["payload"]["serial"]
+        secrets_of[no] = {"serial": serial, "payload_b64": payload_b64, "sig": sig, "text": text}
+    return app, s, secrets_of
+
+
+def identifiers(s, app) -> dict[str, set[str]]:
+    """member_no -> strings identifying that member (number, name, seat, terminal name, credential)."""
+    return {no: {no, f"代表{no}", f"席位{no}", s.creds[no]} for no in s.members}
+
+
+def all_secret_strings(secrets_of) -> list[str]:
+    return [v for d in secrets_of.values() for k, v in d.items()]
+
+
+def _row_text(row: dict) -> str:
+    parts = []
+    for v in row.values():
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            parts.append(bytes(v).decode("latin-1"))
+        elif isinstance(v, (dict, list)):
+            parts.append(json.dumps(v, ensure_ascii=False))
+        elif v is not None:
+            parts.append(str(v))
+    return "\x00".join(parts)
+
+
+def _names_member(row: dict, text: str, ids: dict) -> bool:
+    if any(row.get(c) is not None for c in ("member_id", "terminal_id")):
+        return True
+    if any(f'"{k}"' in text for k in ("member_id", "member_no", "terminal_id", "seat")):
+        return True
+    return any(i in text for strings in ids.values() for i in strings)
+
+
+def test_no_table_links_a_member_to_a_ballot(voted):
+    app, s, secrets_of = voted
+    ids = identifiers(s, app)
+    secret_strings = all_secret_strings(secrets_of)
+    engine = app.extensions["ballot_engine"]
+    tables_with_serials = set()
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(table.select()).mappings():
+                row = dict(row)
+                text = _row_text(row)
+                has_secret = any(x in text for x in secret_strings) or '"marks"' in text
+                if any(x in text for x in secret_strings):
+                    tables_with_serials.add(table.name)
+                if has_secret:
+                    assert not _names_member(row, text, ids), f"{table.name} links a member to a ballot: {row}"
+    assert tables_with_serials <= SERIAL_TABLES, tables_with_serials
+    assert "casts" in tables_with_serials  # sanity: the search does find what is there
+
+
+def test_casts_have_random_ids_no_member_and_no_time(voted):
+    app, s, secrets_of = voted
+    for col in Cast.__table__.columns:
+        assert not isinstance(col.type, DateTime) and not isinstance(getattr(col.type, "impl", None), DateTime), col
+        assert not re.search(r"(^|_)(at|time|date|ts|created|updated)($|_)", col.name), col.name
+    with app.extensions["ballot_engine"].connect() as conn:
+        rows = conn.execute(select(Cast.id, Cast.member_id, Cast.serial)).all()
+    assert len(rows) == len(MARKS)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", r.id) for r in rows)
+    assert len({r.id for r in rows}) == len(rows)
+    assert all(r.member_id is None for r in rows)
+    assert {r.serial for r in rows} == {d["serial"] for d in list(secrets_of.values())}
+
+
+def test_audit_events_do_not_link(voted):
+    app, s, secrets_of = voted
+    ids = identifiers(s, app)
+    secret_strings = all_secret_strings(secrets_of)
+    with app.extensions["ballot_engine"].connect() as conn:
+        evs = conn.execute(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    kinds = {e.kind for e in evs}
+    assert {"cast_accepted", "cast_refused", "vote_opened", "vote_closed", "attendance_present"} <= kinds
+    for e in evs:
+        data = json.loads(e.data)
+        has_secret = any(x in e.data for x in secret_strings) or "marks" in data
+        if has_secret:
+            assert not (set(data) & set(MEMBER_KEYS)), e
+            assert not any(i in e.data for strings in ids.values() for i in strings), e
+        if e.kind in ("cast_accepted", "cast_refused"):
+            assert e.at is None, e
+            assert e.sitting_id is None, e
+    accepted = [json.loads(e.data) for e in evs if e.kind == "cast_accepted"]
+    assert len(accepted) == len(MARKS)
+
+
+def test_issuances_hold_no_plaintext_serial(voted):
+    app, s, secrets_of = voted
+    secret_strings = all_secret_strings(secrets_of)
+    with app.extensions["ballot_engine"].connect() as conn:
+        from ballot_service.models import Issuance
+
+        rows = conn.execute(select(Issuance)).mappings().all()
+    assert len(rows) == len(s.members)
+    for row in rows:
+        blob = bytes(row["sealed_token"])
+        for d in secrets_of.values():
+            assert d["serial"].encode() not in blob
+            assert bytes.fromhex(d["serial"]) not in blob
+            assert d["payload_b64"].encode() not in blob
+        assert not any(x in _row_text(dict(row)) for x in secret_strings)
+
+
+def test_logs_do_not_link(voted, caplog, capfd):
+    app, s, secrets_of = voted
+    ids = identifiers(s, app)
+    secret_strings = all_secret_strings(secrets_of)
+    out, err = capfd.readouterr()
+    lines = [r.getMessage() for r in caplog.records] + out.splitlines() + err.splitlines()
+    for line in lines:
+        if any(x in line for x in secret_strings):
+            assert not any(i in line for strings in ids.values() for i in strings), line
+    # The service's own loggers (not the SQL echo an operator may switch on) never log a serial.
+    own = [r.getMessage() for r in caplog.records if not r.name.startswith("sqlalchemy")]
+    assert not [m for m in own if any(x in m for x in secret_strings)]
+
+
+def test_files_do_not_link(voted, tmp_path):
+    """Serials may be in the database file only (its casts and audit tables); no other file under
+    the service's folders holds a serial, a ballot text or a signature."""
+    app, s, secrets_of = voted
+    if not app.config["SETTINGS"].database_url.startswith("sqlite"):
+        pytest.skip("raw database bytes are checked on SQLite")
+    db_path = app.config["SETTINGS"].database_url.split("sqlite:///", 1)[1]
+    needles = []
+    for d in secrets_of.values():
+        needles += [d["serial"].encode(), bytes.fromhex(d["serial"]), d["payload_b64"].encode(), d["sig"].encode()]
+    db_files = {db_path, db_path + "-wal", db_path + "-shm", db_path + "-journal"}
+    seen_in_db = False
+    for f in tmp_path.rglob("*"):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        if str(f) in db_files:
+            seen_in_db |= any(n in data for n in needles)
+            continue
+        leaked = [n for n in needles if n in data]
+        assert not leaked, f"{f} holds ballot secrets"
+    assert seen_in_db  # sanity
+
+    # Raw bytes without the two tables allowed to hold serials: no serial anywhere in the file.
+    app.extensions["ballot_engine"].dispose()
+    copy = tmp_path / "copy.sqlite3"
+    src = sqlite3.connect(db_path)
+    src.execute(f"VACUUM INTO '{copy}'")
+    src.close()
+    c = sqlite3.connect(copy)
+    c.execute("PRAGMA foreign_keys=OFF")
+    for t in SERIAL_TABLES:
+        c.execute(f"DROP TABLE {t}")
+    c.commit()
+    c.execute("VACUUM")
+    c.close()
+    raw = copy.read_bytes()
+    for suffix in ("-wal", "-journal"):
+        p = copy.with_name(copy.name + suffix)
+        if p.exists():
+            raw += p.read_bytes()
+    leaked = [n for n in needles if n in raw]
+    assert not leaked, "serial or ballot text stored outside casts/audit_events"
