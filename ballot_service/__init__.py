@@ -17,7 +17,9 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config["SETTINGS"] = settings
     app.config["SECRET_KEY"] = settings.secret_key
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Rosters and terminal lists from the secretariat can be large; terminals get
+    # settings.max_body_bytes (64 KB) on their own blueprint (terminal.py).
+    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     engine = make_engine(settings.database_url)
     app.extensions["ballot_engine"] = engine
     app.extensions["ballot_sessionmaker"] = make_sessionmaker(engine)

@@ -2,7 +2,7 @@
 Every request carries the terminal's credential: Authorization: Bearer <credential>."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from . import ballots, intake, voting
@@ -13,6 +13,12 @@ from .sittings import attendance_state, find_member, get_sitting, set_attendance
 from .web import commit, field, get_db, json_body
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _limit_body():
+    # Terminals and stations never need more than a ballot: refuse anything larger early.
+    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
 
 
 def _settings():

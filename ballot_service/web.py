@@ -75,7 +75,7 @@ def register(app: Flask) -> None:
         if db is not None:
             db.rollback()
         if exc.code == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"]
+            limit = request.max_content_length
             return error_response(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
         wants_json = request.path.startswith("/api/") or request.is_json
         if not wants_json:
