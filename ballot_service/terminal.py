@@ -76,11 +76,16 @@ def terminal_ballot():
 @bp.post("/terminal/cast")
 @requires("terminal")
 def terminal_cast():
+    return _submit("terminal", terminal_id=g.terminal.id)
+
+
+def _submit(channel: str, terminal_id: int | None = None):
+    """One intake path for terminal and paper: 201 for a new cast, 200 for a retry."""
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, g.terminal.sitting_id)
     receipt = intake.accept(db, _settings(), sitting, field(data, "ballot", str), field(data, "marks", dict),
-                            channel="terminal", terminal_id=g.terminal.id)
+                            channel=channel, terminal_id=terminal_id)
     commit()
     return jsonify(receipt.as_dict()), 200 if receipt.repeated else 201
 
@@ -89,13 +94,7 @@ def terminal_cast():
 @requires("station")
 def station_paper():
     """A returned paper ballot: its QR text (scanned) and the marks the teller read off it."""
-    data = json_body()
-    db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
-    receipt = intake.accept(db, _settings(), sitting, field(data, "ballot", str), field(data, "marks", dict),
-                            channel="paper")
-    commit()
-    return jsonify(receipt.as_dict()), 200 if receipt.repeated else 201
+    return _submit("paper")
 
 
 @bp.post("/station/hand-out")
