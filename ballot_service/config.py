@@ -36,6 +36,8 @@ class Settings:
     secret_key: str
     max_body_bytes: int = 64 * 1024
     language: str = "zh"
+    session_hours: int = 12
+    session_idle_minutes: int = 60
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -60,4 +62,6 @@ class Settings:
             secret_key=env.get("BALLOT_SECRET_KEY") or os.urandom(32).hex(),
             max_body_bytes=_int(env, "BALLOT_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             language=language,
+            session_hours=_int(env, "BALLOT_SESSION_HOURS", 12, minimum=1),
+            session_idle_minutes=_int(env, "BALLOT_SESSION_IDLE_MINUTES", 60, minimum=1),
         )

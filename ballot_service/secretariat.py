@@ -1,14 +1,12 @@
 """Blueprint for the secretariat: the JSON API behind the console (and `rehearse`)."""
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, current_app, jsonify, request, session
 from sqlalchemy import select
 
 from . import audit, auth, keys, records, tally, voting
 from .auth import requires
-from .errors import Conflict, InvalidInput, NotFound, Unauthorized
+from .errors import Conflict, InvalidInput, NotFound
 from .models import Body, Item, PaperBallot, Terminal
 from .roster import RosterRow, import_roster, read_roster
 from .sittings import (attendance_state, create_body, create_item, create_sitting, find_member, get_body,
@@ -17,10 +15,6 @@ from .web import commit, field, get_db, json_body
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 
-_failed_logins: dict[str, list[float]] = {}
-LOGIN_WINDOW_S, LOGIN_MAX_FAILURES = 300, 5
-
-
 def _settings():
     return current_app.config["SETTINGS"]
 
@@ -28,26 +22,10 @@ def _settings():
 @bp.post("/login")
 @requires("public")
 def login():
+    from .console import login_operator
+
     data = json_body()
-    username, password = field(data, "username", str), field(data, "password", str)
-    now = time.monotonic()
-    recent = [t for t in _failed_logins.get(username, []) if now - t < LOGIN_WINDOW_S]
-    if len(recent) >= LOGIN_MAX_FAILURES:
-        raise Unauthorized(f"too many failed logins for {username}; wait {LOGIN_WINDOW_S // 60} minutes")
-    db = get_db()
-    try:
-        op = auth.check_login(db, username, password)
-    except Unauthorized as exc:
-        _failed_logins[username] = recent + [now]
-        audit.append(db, "login_failed", {"username": username})
-        exc.commit_audit = True
-        raise
-    _failed_logins.pop(username, None)
-    session.clear()
-    session["username"], session["role"] = op.username, op.role
-    session.permanent = True
-    audit.append(db, "login", {"username": op.username, "role": op.role})
-    commit()
+    op = login_operator(get_db(), field(data, "username", str), field(data, "password", str))
     return jsonify({"username": op.username, "role": op.role})
 
 

@@ -2,7 +2,7 @@
 request, and one JSON error shape."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -57,17 +57,35 @@ def error_response(status: int, message: str, error_type: str, where: str | None
     return jsonify({"errors": [err]}), status
 
 
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.is_json
+
+
+def finish_refusal(exc: BallotError) -> None:
+    """End the request's transaction after a refusal: it keeps its audit event and refusal
+    count when the domain asked for that (commit_audit), and nothing else."""
+    db = g.get("db")
+    if db is not None:
+        if getattr(exc, "commit_audit", False):
+            db.commit()
+        else:
+            db.rollback()
+
+
 def register(app: Flask) -> None:
+    from . import i18n, security
+
+    i18n.register(app)
+    security.register(app)
+
     @app.errorhandler(BallotError)
     def _ballot_error(exc: BallotError):
-        db = g.get("db")
-        if db is not None:
-            # A refusal keeps its audit event and refusal count (and nothing else was changed).
-            if getattr(exc, "commit_audit", False):
-                db.commit()
-            else:
-                db.rollback()
-        return jsonify({"errors": [exc.to_dict()]}), exc.status
+        finish_refusal(exc)
+        if wants_json():
+            return jsonify({"errors": [exc.to_dict()]}), exc.status
+        if exc.status == 401:
+            return redirect(url_for("console.login_page", next=request.full_path))
+        return render_template("error.html", status=exc.status, error=exc), exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -77,14 +95,13 @@ def register(app: Flask) -> None:
         if exc.code == 413:
             limit = request.max_content_length
             return error_response(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
-        wants_json = request.path.startswith("/api/") or request.is_json
-        if not wants_json:
-            return exc
+        if not wants_json():
+            return render_template("error.html", status=exc.code, error=exc), exc.code
         return error_response(exc.code or 500, exc.description or exc.name, exc.name.replace(" ", ""))
 
     import importlib
 
-    for name in ("terminal", "secretariat", "display", "verify_page"):
+    for name in ("terminal", "secretariat", "console", "display", "seat", "verify_page"):
         try:
             mod = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:
