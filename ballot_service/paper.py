@@ -368,3 +368,45 @@ def print_paper_ballots(item, round_, tokens: list[dict], out_dir: Path, *, key_
     prefix = next_batch_prefix(out_dir, item.id, round_.number)
     return write_ballot_pdfs(layout, pairs, out_dir, prefix, pages_per_file=pages_per_file,
                              processes=processes, progress=progress)
+
+
+def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, round_no: int | None = None,
+                processes: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
+    """Sign `count` new paper ballots for an item's round, render them, then record them.
+
+    `open_db()` is a context manager giving a session that commits on success. Signing and
+    rendering happen outside any transaction (SQLite would hold its write lock through the
+    rendering); the serials are recorded afterwards, and if that fails the files are removed,
+    so no printed ballot exists whose serial the database does not know. Used by the CLI and
+    the console."""
+    from .ballots import record_paper_ballots, serial_short, sign_paper_ballots, token_to_text
+    from .errors import Conflict
+    from .keys import body_key_name, load_key
+    from .models import Round
+    from .sittings import get_item
+
+    with open_db() as db:
+        find_font()  # fail before signing anything
+        item = get_item(db, item_id)
+        rounds = [r for r in item.rounds if round_no is None or r.number == round_no]
+        if not rounds:
+            raise Conflict(f"item {item_id} has no round {round_no}", where="round")
+        round_ = rounds[-1]
+        key = load_key(settings.keys_dir, body_key_name(item.sitting.body_id), settings.key_passphrase)
+        tokens = sign_paper_ballots(key, item, round_, count)
+        layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
+        round_id, round_number = round_.id, round_.number
+    pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
+    prefix = next_batch_prefix(out_dir, item_id, round_number)
+    paths = write_ballot_pdfs(layout, pairs, out_dir, prefix, processes=processes, progress=progress)
+    recorded = False
+    try:
+        with open_db() as db:
+            item = get_item(db, item_id)
+            record_paper_ballots(db, key, item, db.get(Round, round_id), tokens)
+        recorded = True
+    finally:
+        if not recorded:
+            for p in paths:
+                p.unlink(missing_ok=True)
+    return {"paths": paths, "round": round_number, "fingerprint": key.fingerprint, "count": count}

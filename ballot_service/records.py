@@ -67,6 +67,20 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     return rec
 
 
+def publish_record(db: Session, item: Item) -> Record:
+    """公布: the secretariat releases a signed record to the presiding officer's screen.
+    Publishing changes nothing in the signed content; it is audited, and done once."""
+    rec = db.scalar(select(Record).where(Record.item_id == item.id))
+    if rec is None:
+        raise Conflict(f"item {item.key} has no signed record yet; issue the record first", where="item")
+    if rec.published:
+        raise Conflict("this record is already published", where="record")
+    rec.published = True
+    db.flush()
+    audit.append(db, "record_published", {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)
+    return rec
+
+
 def announcement(content: dict) -> str:
     """宣布稿: the text the presiding officer reads, generated from the signed record."""
     body_kind = content["body"]["kind"]

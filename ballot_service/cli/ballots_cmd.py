@@ -40,45 +40,21 @@ def _current_round(item, number: int | None = None):
               help="rendering processes (default: number of CPUs, at most 4)")
 def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int | None,
                   processes: int | None) -> None:
-    from ..ballots import record_paper_ballots, serial_short, sign_paper_ballots, token_to_text
     from ..config import Settings
-    from ..keys import body_key_name, load_key
-    from ..models import Round
-    from ..paper import BallotLayout, find_font, next_batch_prefix, write_ballot_pdfs
-    from ..sittings import get_item
+    from ..paper import print_batch
 
     settings = Settings.from_env()
     out = Path(out_dir) if out_dir else settings.ballots_dir
-    # Sign and render outside any transaction (SQLite would hold its write lock through the
-    # rendering), then record the serials; if recording fails the files are removed, so no
-    # printed ballot exists whose serial the database does not know.
-    with db_session() as db:
-        find_font()  # fail before signing anything
-        item = get_item(db, item_id)
-        round_ = _current_round(item, round_no)
-        key = load_key(settings.keys_dir, body_key_name(item.sitting.body_id), settings.key_passphrase)
-        tokens = sign_paper_ballots(key, item, round_, count)
-        layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
-        round_id, round_number = round_.id, round_.number
-    pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
-    prefix = next_batch_prefix(out, item_id, round_number)
     with click.progressbar(length=count, label="印制选票 printing", file=sys.stderr) as bar:
-        paths = write_ballot_pdfs(layout, pairs, out, prefix, processes=processes, progress=bar.update)
-    recorded = False
-    try:
-        with db_session() as db:
-            item = get_item(db, item_id)
-            round_ = db.get(Round, round_id)
-            record_paper_ballots(db, key, item, round_, tokens)
-        recorded = True
-    finally:
-        if not recorded:
-            for p in paths:
-                p.unlink(missing_ok=True)
-            click.echo("nothing recorded; the PDF files were removed", err=True)
-    click.echo(f"{count} ballots for item {item_id} round {round_number} "
-               f"(key {key.fingerprint}) in {len(paths)} file(s):")
-    for p in paths:
+        try:
+            done = print_batch(db_session, settings, item_id, count, out, round_no=round_no,
+                               processes=processes, progress=bar.update)
+        except BaseException:
+            click.echo("nothing recorded; no PDF file was kept", err=True)
+            raise
+    click.echo(f"{count} ballots for item {item_id} round {done['round']} "
+               f"(key {done['fingerprint']}) in {len(done['paths'])} file(s):")
+    for p in done["paths"]:
         click.echo(f"  {p}")
 
 

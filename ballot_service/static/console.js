@@ -1,0 +1,42 @@
+// Console: live vote progress, the countdown, and the printing job's progress bar.
+(function () {
+  "use strict";
+  var progress = document.getElementById("progress");
+  if (progress && progress.dataset.open === "1") {
+    var url = "/console/items/" + progress.dataset.item + "/progress";
+    var poll = function () {
+      fetch(url, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (p) {
+        document.getElementById("issued").textContent = p.issued;
+        document.getElementById("returned").textContent = p.returned;
+        if (p.round_status !== "open") { location.reload(); return; }
+        setTimeout(poll, 2000);
+      }).catch(function () { setTimeout(poll, 5000); });
+    };
+    setTimeout(poll, 2000);
+  }
+  var left = document.getElementById("time-left");
+  if (left) {
+    var closes = Date.parse(left.dataset.closes);
+    var tick = function () {
+      var s = Math.max(0, Math.round((closes - Date.now()) / 1000));
+      left.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+      if (s > 0) setTimeout(tick, 1000);
+    };
+    tick();
+  }
+  var job = document.getElementById("print-job");
+  if (job) {
+    var bar = job.querySelector("progress"), text = job.querySelector(".job-text");
+    var check = function () {
+      fetch("/console/jobs/" + job.dataset.job, {credentials: "same-origin"}).then(function (r) { return r.json(); })
+        .then(function (s) {
+          bar.max = s.total; bar.value = s.done;
+          text.textContent = s.done + " / " + s.total;
+          if (s.state === "running") { setTimeout(check, 700); return; }
+          if (s.state === "failed") { text.textContent = s.error; job.classList.add("bad"); return; }
+          var u = new URL(location.href); u.searchParams.delete("job"); location.replace(u.toString());
+        }).catch(function () { setTimeout(check, 2000); });
+    };
+    check();
+  }
+})();
