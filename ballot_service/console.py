@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,7 +21,8 @@ from . import audit, auth, keys, records, rules, sittings, tally, voting
 from .auth import requires
 from .errors import BallotError, InvalidInput, Unauthorized
 from .i18n import t
-from .models import Attendance, Body, Cast, Member, Record, Terminal
+from .db import utcnow
+from .models import Attendance, AuditEvent, Body, Cast, Member, Record, Terminal
 from .roster import import_roster, read_roster
 from .sittings import (attendance_state, create_body, create_item, create_sitting, find_member, get_body,
                        get_item, get_sitting, set_attendance)
@@ -28,7 +30,6 @@ from .web import finish_refusal, get_db
 
 bp = Blueprint("console", __name__)
 
-_failed_logins: dict[str, list[float]] = {}
 LOGIN_WINDOW_S, LOGIN_MAX_FAILURES = 300, 5
 HOME_OF_ROLE = {"secretariat": "/console", "auditor": "/console", "display": "/display"}
 
@@ -65,22 +66,22 @@ def login_submit():
 
 
 def login_operator(db, username: str, password: str):
-    """Check a login, rate-limited per username; failures are audited; starts the session."""
-    now = time.monotonic()
-    recent = [t_ for t_ in _failed_logins.get(username, []) if now - t_ < LOGIN_WINDOW_S]
-    if len(recent) >= LOGIN_MAX_FAILURES:
+    """Check a login and start the session. Failures are audited, and the audit log is also
+    the rate limit's memory: it holds across workers and restarts."""
+    recent = recent_failed_logins(db, username)
+    if recent >= LOGIN_MAX_FAILURES:
+        audit.append(db, "login_failed", {"username": username, "reason": "rate_limited"})
+        db.commit()
         raise Unauthorized(t(f"{username} 登录失败次数过多，请 {LOGIN_WINDOW_S // 60} 分钟后再试",
                              f"too many failed logins for {username}; wait {LOGIN_WINDOW_S // 60} minutes"),
                            where="username")
     try:
         op = auth.check_login(db, username, password)
     except Unauthorized as exc:
-        _failed_logins[username] = recent + [now]
-        audit.append(db, "login_failed", {"username": username})
+        audit.append(db, "login_failed", {"username": username, "reason": "wrong_password"})
         exc.commit_audit = True
         exc.message = t("用户名或密码错误", "wrong username or password")
         raise
-    _failed_logins.pop(username, None)
     session.clear()
     session["username"], session["role"] = op.username, op.role
     session["seen"] = int(time.time())
@@ -88,6 +89,23 @@ def login_operator(db, username: str, password: str):
     audit.append(db, "login", {"username": op.username, "role": op.role})
     db.commit()
     return op
+
+
+def recent_failed_logins(db, username: str) -> int:
+    """Wrong-password failures for `username` within the window, since its last success."""
+    since = utcnow() - timedelta(seconds=LOGIN_WINDOW_S)
+    events = db.execute(select(AuditEvent.kind, AuditEvent.data).where(
+        AuditEvent.kind.in_(("login", "login_failed")), AuditEvent.at >= since).order_by(AuditEvent.seq)).all()
+    failures = 0
+    for kind, data in events:
+        d = json.loads(data)
+        if d.get("username") != username:
+            continue
+        if kind == "login":
+            failures = 0
+        elif d.get("reason") != "rate_limited":
+            failures += 1
+    return failures
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -1,0 +1,224 @@
+"""The secretariat console (HTML forms) through the Flask test client: login and its limits,
+CSRF, session expiry, roster preview, and a vote from check-in to a published record."""
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from ballot_service.models import AuditEvent, Body, Member, Record
+from helpers_live import OPERATOR, create_operator_in_db
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+FLASH = re.compile(r'class="flash ([a-z]+)"[^>]*>(.*?)</div>', re.S)
+
+
+def token(client) -> str:
+    return CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
+
+
+def flashes(resp) -> list[tuple[str, str]]:
+    return [(k, re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", v)).strip()) for k, v in
+            FLASH.findall(resp.get_data(as_text=True))]
+
+
+def count(db, model, *where) -> int:
+    """Read, then end the transaction: on SQLite an open one would hold the lock the app needs."""
+    try:
+        return db.scalar(select(func.count()).select_from(model).where(*where))
+    finally:
+        db.rollback()
+
+
+def post(client, url, data=None, **kw):
+    return client.post(url, data={"csrf_token": token(client), **(data or {})}, **kw)
+
+
+@pytest.fixture
+def console(app, settings_env):
+    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
+    client = app.test_client()
+    r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+    assert r.status_code == 302 and r.headers["Location"] == "/console"
+    return client
+
+
+def roster_csv(n: int) -> bytes:
+    rows = ["代表证号,姓名,代表团,座位号"] + [f"{1000 + i},代表{i},第{1 + i % 2}代表团,{i}" for i in range(1, n + 1)]
+    return "\n".join(rows).encode("utf-8")
+
+
+def make_body_and_sitting(console, n=10) -> None:
+    post(console, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
+    post(console, "/console/bodies/1/key")
+    r = post(console, "/console/bodies/1/roster/preview", {"file": (io.BytesIO(roster_csv(n)), "名册.csv")},
+             content_type="multipart/form-data")
+    tok = re.search(r'name="token" value="([^"]+)"', r.get_data(as_text=True)).group(1)
+    post(console, "/console/bodies/1/roster/import", {"token": tok})
+    post(console, "/console/sessions", {"body_id": "1", "name": "第一次会议"})
+
+
+def test_login_page_is_chinese_by_default_and_english_on_request(client):
+    assert "登录" in client.get("/login").get_data(as_text=True)
+    r = client.get("/login?lang=en")
+    assert "Log in" in r.get_data(as_text=True) and "lang=en" in r.headers.get("Set-Cookie", "")
+    assert "Log in" in client.get("/login").get_data(as_text=True)  # remembered by the cookie
+
+
+def test_wrong_password_is_refused_audited_and_rate_limited(app, settings_env, db):
+    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
+    client = app.test_client()
+    for _ in range(5):
+        r = post(client, "/login", {"username": OPERATOR[0], "password": "wrong-password"})
+        assert r.status_code == 401 and ("error", "用户名或密码错误") in flashes(r)
+    r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+    assert r.status_code == 401 and "登录失败次数过多" in flashes(r)[0][1]
+    assert count(db, AuditEvent, AuditEvent.kind == "login_failed") == 6
+
+
+def test_login_redirects_only_within_the_site(app, settings_env):
+    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
+    for target, expected in (("/console/sessions/1", "/console/sessions/1"), ("https://evil.example/", "/console"),
+                             ("//evil.example/x", "/console")):
+        client = app.test_client()
+        r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1], "next": target})
+        assert r.headers["Location"] == expected
+
+
+def test_a_form_without_csrf_token_changes_nothing(console, db):
+    r = console.post("/console/bodies", data={"name": "无令牌", "kind": "congress"})
+    assert r.status_code == 403 and "表单已过期" not in r.get_data(as_text=True)
+    assert count(db, Body) == 0
+
+
+def test_admin_api_refuses_a_cookie_authenticated_form_post(console, db):
+    r = console.post("/api/admin/bodies", data={"name": "跨站", "kind": "congress"})
+    assert r.status_code == 403 and r.get_json()["errors"][0]["where"] == "headers"
+    assert count(db, Body) == 0
+    r = console.post("/api/admin/bodies", json={"name": "正常", "kind": "congress"})
+    assert r.status_code == 201
+
+
+def test_an_idle_login_expires(console, app):
+    idle = app.config["SETTINGS"].session_idle_minutes
+    with console.session_transaction() as s:
+        s["seen"] = int(time.time()) - idle * 60 - 5
+    r = console.get("/console")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+    assert "登录已过期" in console.get("/login").get_data(as_text=True)
+
+
+def test_a_login_has_a_lifetime(app):
+    hours = app.config["SETTINGS"].session_hours
+    assert app.permanent_session_lifetime.total_seconds() == hours * 3600
+
+
+def test_roster_preview_shows_the_error_and_imports_nothing(console, db):
+    post(console, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
+    broken = "代表证号,姓名\n1001,张三\n1001,李四\n".encode("utf-8")
+    r = post(console, "/console/bodies/1/roster/preview", {"file": (io.BytesIO(broken), "坏名册.csv")},
+             content_type="multipart/form-data")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "未导入任何内容" in html and "row 3" in html
+    assert count(db, Member) == 0
+
+
+def test_roster_preview_then_import(console, db):
+    post(console, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
+    r = post(console, "/console/bodies/1/roster/preview", {"file": (io.BytesIO(roster_csv(12)), "名册.csv")},
+             content_type="multipart/form-data")
+    assert 'id="preview-total">12<' in r.get_data(as_text=True)
+    assert count(db, Member) == 0  # a preview changes nothing
+    tok = re.search(r'name="token" value="([^"]+)"', r.get_data(as_text=True)).group(1)
+    r = post(console, "/console/bodies/1/roster/import", {"token": tok}, follow_redirects=True)
+    assert ("ok", "已导入名册：新增 12，更新 0，离任 0，在任 12。") in flashes(r)
+    assert count(db, Member) == 12
+    r = post(console, "/console/bodies/1/roster/import", {"token": tok}, follow_redirects=True)
+    assert "预览已失效" in flashes(r)[0][1]  # the same upload cannot be imported twice
+
+
+def test_open_is_refused_without_quorum_with_the_reason_shown(console, db):
+    make_body_and_sitting(console, n=10)
+    post(console, "/console/sessions/1/attendance", {"member_no": "1001 1002 1003", "status": "present"})
+    post(console, "/console/sessions/1/items", {"kind": "resolution", "key": "r1", "title": "关于某事的决议",
+                                                "secret": "1", "channel": "terminal"})
+    r = post(console, "/console/items/1/open", follow_redirects=True)
+    kind, text = flashes(r)[-1]
+    assert kind == "error" and "不符合法定人数" in text and "应到10名，实到3名" in text
+    assert count(db, AuditEvent, AuditEvent.kind == "vote_open_refused") == 1
+
+
+def test_a_vote_from_check_in_to_published_record(console, app, db):
+    make_body_and_sitting(console, n=10)
+    r = post(console, "/console/sessions/1/attendance",
+             {"member": ["1001", "1002", "1003", "1004", "1005", "1006", "1007"], "status": "present"},
+             follow_redirects=True)
+    assert 'data-k="present">7<' in r.get_data(as_text=True)
+    post(console, "/console/sessions/1/attendance", {"member_no": "1008", "status": "leave"})
+    r = post(console, "/console/sessions/1/terminals", {"all_seats": "1", "stations": "1"})
+    creds = re.findall(r'data-seat="(\d+)" data-kind="seat">.*?class="credential">([^<]+)<', r.get_data(as_text=True),
+                       re.S)
+    assert len(creds) == 10 and "/seat#credential=" in r.get_data(as_text=True)
+    r = post(console, "/console/sessions/1/items", {
+        "kind": "livelihood_projects", "key": "ms", "title": "2027年民生实事项目", "places": "2",
+        "candidates": "P1 | 老旧小区改造\nP2 | 社区食堂\nP3 | 公交线路优化", "base": "members",
+        "majority": "half", "secret": "1", "channel": "terminal"})
+    assert r.headers["Location"] == "/console/items/1"
+    assert ("ok", "表决已开始。") in flashes(post(console, "/console/items/1/open", follow_redirects=True))
+    seat_cred = dict(creds)
+    votes = {"1": {"P1": "for", "P2": "for", "P3": "against"}, "2": {"P1": "for", "P2": "against", "P3": "for"},
+             "3": {"P1": "for", "P2": "for", "P3": "abstain"}, "4": {"P1": "for", "P2": "for", "P3": "against"},
+             "5": {"P1": "for", "P2": "abstain", "P3": "for"}, "6": {"P1": "for", "P2": "for", "P3": "against"}}
+    terminal = app.test_client()
+    for seat, marks in votes.items():
+        h = {"Authorization": f"Bearer {seat_cred[seat]}"}
+        assert terminal.post("/api/terminal/checkin", json={"member": f"100{seat}"}, headers=h).status_code == 200
+        ballot = terminal.get("/api/terminal/ballot", headers=h).get_json()["ballot"]
+        assert terminal.post("/api/terminal/cast", json={"ballot": ballot, "marks": marks}, headers=h).status_code == 201
+    assert console.get("/console/items/1/progress").get_json()["returned"] == 6
+    post(console, "/console/items/1/close")
+    r = post(console, "/console/items/1/tally", follow_redirects=True)
+    html = r.get_data(as_text=True)
+    table = re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", html[html.find("round-result"):]))[:600]
+    # 10 deputies: a project needs 6 赞成 (more than half of all). P1 6 for, P2 4, P3 2.
+    assert re.search(r'data-key="P1"><td>老旧小区改造</td><td class="n">6</td>', html), table
+    assert re.search(r'data-key="P2"><td>社区食堂</td><td class="n">4</td>', html)
+    assert "差 1" in html  # one place unfilled
+    post(console, "/console/items/1/record")
+    r = post(console, "/console/items/1/publish", follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert "已公布" in html and "老旧小区改造" in re.search(r'id="announcement"[^>]*>(.*?)</blockquote>', html, re.S).group(1)
+    rec = db.scalar(select(Record))
+    published, rec_id, rec_sig = rec.published, rec.id, rec.signature
+    db.rollback()
+    assert published
+    assert console.get(f"/console/records/{rec_id}.pdf").data.startswith(b"%PDF-")
+    signed = console.get(f"/console/records/{rec_id}.json").get_json()
+    assert signed["signature"] == rec_sig
+    r = console.get("/console/audit-bundle.zip")
+    assert r.status_code == 200 and r.data[:2] == b"PK"
+    assert ("error", "this record is already published （record）") in flashes(
+        post(console, "/console/items/1/publish", follow_redirects=True))
+
+
+def test_printing_paper_ballots_reports_progress_and_lists_the_files(console, app):
+    make_body_and_sitting(console, n=10)
+    post(console, "/console/sessions/1/items", {"kind": "resolution", "key": "r1", "title": "关于某事的决议",
+                                                "secret": "1", "channel": "paper"})
+    r = post(console, "/console/items/1/print", {"count": "3"})
+    job = re.search(r"job=([0-9a-f]+)", r.headers["Location"]).group(1)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = console.get(f"/console/jobs/{job}").get_json()
+        if state["state"] != "running":
+            break
+        time.sleep(0.2)
+    assert state["state"] == "done" and state["done"] == 3, state
+    html = console.get("/console/items/1").get_data(as_text=True)
+    assert "已印制 <strong>3</strong>" in html and state["files"][0] in html
+    pdf = console.get(f"/console/items/1/ballots/{state['files'][0]}")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    assert console.get("/console/items/1/ballots/..%2Fkeys%2Fbody-1.key.pem").status_code == 404
