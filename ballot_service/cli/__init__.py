@@ -29,5 +29,5 @@ def _optional(module: str, attr: str = "commands") -> None:
         main.add_command(command)
 
 
-for _name in ("keys_cmd", "ballots_cmd", "serve_cmd", "rehearse_cmd", "audit_cmd"):
+for _name in ("keys_cmd", "ballots_cmd", "serve_cmd", "rehearse_cmd", "audit_cmd", "operator_cmd"):
     _optional(_name)
