@@ -1,0 +1,28 @@
+"""The seat terminal page (席位终端): the tablet at each deputy's seat.
+
+`GET /seat` is an empty shell. It holds no session data: everything it shows comes from the
+terminal JSON API (terminal.py, openapi.yaml), called by static/seat.js with the tablet's
+credential (`Authorization: Bearer …`). The secretariat sets a tablet up once by opening
+`/seat#credential=…`; the script moves the credential into localStorage and removes it from
+the address bar. The fragment never reaches the server, so the credential is in no access log.
+
+Marks and over-voting: see the comment at the top of static/seat.js.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, make_response, render_template
+
+from .auth import requires
+
+bp = Blueprint("seat", __name__)
+
+
+@bp.get("/seat")
+@requires("public")
+def seat_page():
+    resp = make_response(render_template("seat/seat.html"))
+    # The shell is the same for every tablet, but never keep a copy of a page that a deputy used.
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Frame-Options"] = "DENY"
+    return resp

@@ -1,0 +1,666 @@
+/* Seat terminal page (席位终端): a thin client of the terminal API (openapi.yaml).
+ *
+ * Every call carries the tablet's credential: Authorization: Bearer <credential>. The
+ * secretariat opens /seat#credential=… once; the credential moves to localStorage and the
+ * fragment is removed from the address bar (history.replaceState).
+ *
+ * What is kept where
+ * - localStorage: the credential; the receipt code of this tablet's cast for the open vote
+ *   (session, item, round → code), so a reload shows 已投票; the last vote seen (its title),
+ *   so a reload after the close shows 表决已结束. The receipt is removed as soon as the vote
+ *   is no longer open: while it is open the tablet can fetch its ballot (and so its serial)
+ *   anyway, but after the close nothing on the tablet should lead to its cast.
+ * - memory only: the ballot text and the marks while the deputy fills them in, and the exact
+ *   submission while it is being sent (for a retry). All of it is dropped once the server
+ *   answers (receipt, already voted, closed or refused). Marks are never written to storage.
+ *
+ * Marks and over-voting (RULES.md §3, §4; intake.py)
+ * - A terminal sends for/against/abstain for every candidate; a line left blank is sent as
+ *   abstain, which is what the server would count it as anyway (RULES §3), so what the deputy
+ *   confirms is exactly what is sent. (void exists only for paper.)
+ * - A ballot with more 赞成 than places k is invalid as a whole (RULES §4, 选举法 art. 44).
+ *   The page PREVENTS it: a (k+1)-th 赞成 tap is refused with a message saying why and how
+ *   to change a choice, and the submit is refused again if it ever were over. On a touch
+ *   screen one stray tap must not void a deputy's whole ballot; the rule exists to settle
+ *   spoiled paper ballots, it is not a choice the law asks a device to offer. A deputy who
+ *   wants to express no preference can leave lines blank or tap 弃权 (a blank ballot is valid,
+ *   RULES §4) or not vote at all (counted 未按). The server still accepts and counts as invalid
+ *   an over-voted ballot from any other client, so the rule itself is enforced at tally.
+ *
+ * Polling: GET /api/terminal/state every 3 s plus 0–1.5 s of random jitter (thousands of
+ * tablets poll), backing off up to 30 s while the network fails; no polling while a ballot,
+ * the confirmation or a submission is on screen.
+ */
+(function () {
+  "use strict";
+
+  var S = JSON.parse(document.getElementById("seat-strings").textContent);
+  var KEY_CRED = "ballotSeat.credential";
+  var KEY_RECEIPT = "ballotSeat.receipt";
+  var KEY_LAST = "ballotSeat.lastVote";
+  var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
+  var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000;
+  // Screens during which the page does not poll (a ballot is on screen or being sent).
+  var QUIET = { ballot: 1, confirm: 1, sending: 1, neterror: 1, setup: 1, loading: 0 };
+
+  var st = {
+    credential: null,
+    screen: null,
+    timer: null,
+    inflight: false,
+    failures: 0,
+    noBallot: {},      // vote keys for which this tablet got no ballot (issued only at opening)
+    stickyKey: null,   // vote key whose closed/already-voted answer came from a cast
+    ballot: null,      // {key, vote, text} while the ballot is on screen
+    marks: {},         // candidate key -> mark, memory only
+    pending: null,     // {key, title, body}: the exact JSON text being submitted
+    sending: false,
+    checkingIn: false,
+    gen: 0,            // bumped by a check-in: a state poll begun before it is out of date
+    clockSkew: 0,      // server time minus local time, from the Date header
+    tickTimer: null
+  };
+
+  // --- small helpers --------------------------------------------------------------------
+
+  function $(id) { return document.getElementById(id); }
+
+  function fmt(s, vars) {
+    return s.replace(/\{(\w+)\}/g, function (m, k) { return vars[k] !== undefined ? String(vars[k]) : m; });
+  }
+
+  function store(key, value) {
+    try {
+      if (value === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, typeof value === "string" ? value : JSON.stringify(value));
+    } catch (e) { /* private mode or full: the page still works, reload just forgets */ }
+  }
+
+  function load(key, json) {
+    try {
+      var v = localStorage.getItem(key);
+      return json ? (v ? JSON.parse(v) : null) : v;
+    } catch (e) { return null; }
+  }
+
+  function text(el, s) { el.textContent = s == null ? "" : s; }
+
+  function voteKey(sessionId, vote) { return sessionId + ":" + vote.item_id + ":" + vote.round; }
+
+  function setStatus(msg) { text($("seat-status"), msg || ""); }
+
+  // --- the API ----------------------------------------------------------------------------
+
+  function api(method, path, body, timeoutMs) {
+    var ctl = window.AbortController ? new AbortController() : null;
+    var timer = ctl ? setTimeout(function () { ctl.abort(); }, timeoutMs || STATE_TIMEOUT_MS) : null;
+    var headers = { "Authorization": "Bearer " + st.credential, "Accept": "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(path, {
+      method: method, headers: headers, body: body, cache: "no-store", credentials: "omit",
+      signal: ctl ? ctl.signal : undefined
+    }).then(function (r) {
+      var date = Date.parse(r.headers.get("Date") || "");
+      if (!isNaN(date)) st.clockSkew = date - Date.now();
+      return r.json().catch(function () { return null; }).then(function (data) {
+        return { status: r.status, data: data };
+      });
+    }).finally(function () { if (timer) clearTimeout(timer); });
+  }
+
+  function firstError(data) {
+    var e = data && data.errors && data.errors[0];
+    return e || { message: "", errorType: "", reason: null };
+  }
+
+  // --- screens ----------------------------------------------------------------------------
+
+  function show(name) {
+    var prev = st.screen;
+    st.screen = name;
+    var screens = document.querySelectorAll(".screen");
+    for (var i = 0; i < screens.length; i++) {
+      screens[i].hidden = screens[i].getAttribute("data-screen") !== name;
+    }
+    document.body.setAttribute("data-screen", name);
+    $("reset-open").hidden = !st.credential || !!QUIET[name];
+    if (prev === "waiting" && name !== "waiting") $("checkin-done").hidden = true;
+    if (prev !== name) window.scrollTo(0, 0);
+    if (QUIET[name]) stopPolling(); else if (st.credential) ensurePolling();
+  }
+
+  function renderHeader(state) {
+    var term = state.terminal || {}, ses = state.session || {};
+    text($("seat-name"), term.name + (term.seat && term.name.indexOf(term.seat) < 0 ? " · " + term.seat : ""));
+    text($("session-name"), [ses.body, ses.name].filter(Boolean).join(" · "));
+    var m = $("member-name");
+    if (state.member) { text(m, fmt(S.member, { name: state.member.name })); m.hidden = false; }
+    else { m.hidden = true; }
+  }
+
+  function renderAttendance(att) {
+    var boxes = document.querySelectorAll(".seat-att");
+    for (var i = 0; i < boxes.length; i++) {
+      var b = boxes[i];
+      if (!att) { b.hidden = true; continue; }
+      text(b.querySelector(".att-members"), att.members);
+      text(b.querySelector(".att-present"), att.present);
+      var q = b.querySelector(".att-quorum");
+      text(q, att.quorum_met ? S.quorum_met : S.quorum_not_met);
+      q.className = "att-quorum " + (att.quorum_met ? "ok" : "bad");
+      b.hidden = false;
+    }
+  }
+
+  function showSetup(error) {
+    stopPolling();
+    var e = $("setup-error");
+    text(e, error || "");
+    e.hidden = !error;
+    show("setup");
+    $("setup-credential").value = "";
+    $("setup-credential").focus();
+  }
+
+  function showCheckin(note) {
+    var n = $("checkin-note");
+    text(n, note || "");
+    n.hidden = !note;
+    var first = st.screen !== "checkin";
+    show("checkin");
+    if (first) {
+      $("checkin-error").hidden = true;
+      $("checkin-member").focus();
+    }
+  }
+
+  function showWaiting(noBallot) {
+    $("noballot-note").hidden = !noBallot;
+    show("waiting");
+  }
+
+  // 12 characters read more easily (and aloud) in groups of four: 32A5 A16B 4453.
+  function grouped(code) { return (code || "").replace(/(.{4})(?=.)/g, "$1 "); }
+
+  function showReceipt(title, code) {
+    text($("receipt-item"), title);
+    text($("receipt-code"), grouped(code));
+    $("receipt-code").setAttribute("data-code", code);
+    show("receipt");
+  }
+
+  function showVoted(title, code) {
+    text($("voted-item"), title);
+    text($("voted-receipt"), grouped(code));
+    $("voted-receipt").setAttribute("data-code", code || "");
+    $("voted-receipt-line").hidden = !code;
+    $("voted-server").hidden = !!code;
+    show("voted");
+  }
+
+  function showClosed(title, late) {
+    text($("closed-item"), title || "");
+    $("closed-late").hidden = !late;
+    show("closed");
+  }
+
+  function badCredential() {
+    store(KEY_CRED, null);
+    st.credential = null;
+    wipeBallot();
+    showSetup(S.bad_credential);
+  }
+
+  // --- polling ----------------------------------------------------------------------------
+
+  function nextDelay() {
+    var base = st.failures ? Math.min(MAX_BACKOFF_MS, POLL_MS * Math.pow(2, st.failures)) : POLL_MS;
+    return base + Math.random() * (st.failures ? base / 2 : POLL_JITTER_MS);
+  }
+
+  function stopPolling() {
+    if (st.timer) clearTimeout(st.timer);
+    st.timer = null;
+  }
+
+  function ensurePolling() {
+    if (!st.timer && !st.inflight) st.timer = setTimeout(poll, nextDelay());
+  }
+
+  function pollNow() {
+    stopPolling();
+    poll();
+  }
+
+  function poll() {
+    st.timer = null;
+    if (!st.credential || QUIET[st.screen] || st.inflight) return;
+    st.inflight = true;
+    var gen = st.gen;
+    api("GET", "/api/terminal/state").then(function (r) {
+      if (r.status === 401 || r.status === 403) { st.inflight = false; badCredential(); return null; }
+      if (r.status !== 200 || !r.data) throw new Error("HTTP " + r.status);
+      st.failures = 0;
+      setStatus("");
+      if (gen !== st.gen || QUIET[st.screen]) return null; // a check-in or a ballot overtook this answer
+      return route(r.data);
+    }).catch(function () {
+      st.failures = Math.min(st.failures + 1, 8);
+      setStatus(S.offline);
+    }).then(function () {
+      st.inflight = false;
+      if (st.credential && !QUIET[st.screen]) ensurePolling();
+    });
+  }
+
+  // Decide the screen from the terminal's state.
+  function route(state) {
+    renderHeader(state);
+    renderAttendance(state.attendance);
+    var vote = state.vote, sessionId = state.session && state.session.id;
+    var rec = load(KEY_RECEIPT, true);
+    var last = load(KEY_LAST, true);
+    if (last && last.session !== sessionId) { store(KEY_LAST, null); last = null; }
+
+    if (!vote) {
+      if (rec) store(KEY_RECEIPT, null);
+      st.noBallot = {};
+      if (!state.member) { showCheckin(); return null; }
+      if (last) {
+        if (st.screen !== "closed") showClosed(last.title, false);
+        return null;
+      }
+      showWaiting(false);
+      return null;
+    }
+
+    var key = voteKey(sessionId, vote);
+    if (!last || last.key !== key) store(KEY_LAST, { key: key, session: sessionId, title: vote.title });
+    if (rec && rec.key !== key) { store(KEY_RECEIPT, null); rec = null; }
+    if (rec) {
+      if (st.screen !== "receipt" && st.screen !== "voted") showVoted(vote.title, rec.receipt);
+      return null;
+    }
+    if (st.stickyKey === key && (st.screen === "voted" || st.screen === "closed" || st.screen === "refused")) {
+      return null; // the server already told us how this vote ended for this tablet
+    }
+    if (st.noBallot[key]) {
+      if (state.member) showWaiting(true);
+      else showCheckin($("noballot-note").textContent);
+      return null;
+    }
+    return api("GET", "/api/terminal/ballot").then(function (r) {
+      if (r.status === 200 && r.data && r.data.vote && r.data.vote.item_id === vote.item_id &&
+          r.data.vote.round === vote.round) {
+        showBallot(key, r.data.vote, r.data.ballot);
+      } else if (r.status === 404) {
+        st.noBallot[key] = true;
+        if (state.member) showWaiting(true);
+        else showCheckin($("noballot-note").textContent);
+      } else if (r.status === 401 || r.status === 403) {
+        badCredential();
+      } else {
+        throw new Error("HTTP " + r.status);
+      }
+    });
+  }
+
+  // --- check-in ---------------------------------------------------------------------------
+
+  function checkin(input) {
+    var value = input.value.trim();
+    if (!value || st.checkingIn) return;
+    var err = $("checkin-error");
+    err.hidden = true;
+    st.checkingIn = true;
+    st.gen++;
+    api("POST", "/api/terminal/checkin", JSON.stringify({ member: value })).then(function (r) {
+      st.checkingIn = false;
+      st.gen++;
+      if (r.status === 200 && r.data) {
+        input.value = "";
+        $("checkin-card").value = "";
+        renderAttendance(r.data.attendance);
+        var done = $("checkin-done");
+        text(done, fmt(S.checked_in, { name: r.data.member.name }));
+        done.hidden = false;
+        var m = $("member-name");
+        text(m, fmt(S.member, { name: r.data.member.name }));
+        m.hidden = false;
+        showWaiting(false);
+        pollNow(); // a vote may be open already
+        return;
+      }
+      if (r.status === 401 || r.status === 403) { badCredential(); return; }
+      var e = firstError(r.data);
+      text(err, r.status === 404 ? S.checkin_unknown : fmt(S.checkin_failed, { msg: e.message || r.status }));
+      err.hidden = false;
+      input.select();
+      ensurePolling();
+    }).catch(function () {
+      st.checkingIn = false;
+      text(err, S.net_error);
+      err.hidden = false;
+      ensurePolling();
+    });
+  }
+
+  // --- the ballot ---------------------------------------------------------------------------
+
+  function markLabel(vote, mark) {
+    if (mark === "against" && vote.kind === "livelihood_projects") return S.mark_against_project;
+    return S["mark_" + mark];
+  }
+
+  function candTitle(vote, c) {
+    return vote.kind === "resolution" && c.key === "motion" ? S.motion : c.title;
+  }
+
+  function countFor() {
+    var n = 0;
+    for (var k in st.marks) if (st.marks[k] === "for") n++;
+    return n;
+  }
+
+  function showBallot(key, vote, ballotText) {
+    st.ballot = { key: key, vote: vote, text: ballotText };
+    st.marks = {};
+    text($("ballot-title"), vote.title);
+    text($("ballot-kind"), S["kind_" + vote.kind] || vote.kind);
+    var rnd = $("ballot-round");
+    text(rnd, fmt(S.round, { n: vote.round }));
+    rnd.hidden = !(vote.round > 1);
+    text($("ballot-mode"), vote.secret ? S.secret : S.named);
+    $("ballot-mode").className = "tag " + (vote.secret ? "secret" : "named");
+    text($("ballot-notice"), vote.secret ? S.secret_notice : S.named_notice);
+    $("ballot-error").hidden = true;
+
+    var list = $("ballot-list");
+    list.textContent = "";
+    vote.candidates.forEach(function (c) {
+      var li = document.createElement("li");
+      li.className = "cand";
+      li.setAttribute("data-key", c.key);
+      var info = document.createElement("div");
+      info.className = "cand-text";
+      var strong = document.createElement("strong");
+      text(strong, candTitle(vote, c));
+      info.appendChild(strong);
+      if (c.description) {
+        var d = document.createElement("span");
+        d.className = "cand-desc";
+        text(d, c.description);
+        info.appendChild(d);
+      }
+      li.appendChild(info);
+      var group = document.createElement("div");
+      group.className = "marks";
+      group.setAttribute("role", "group");
+      group.setAttribute("aria-label", candTitle(vote, c));
+      ["for", "against", "abstain"].forEach(function (mark) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "mark mark-" + mark;
+        b.setAttribute("data-key", c.key);
+        b.setAttribute("data-mark", mark);
+        b.setAttribute("aria-pressed", "false");
+        text(b, markLabel(vote, mark));
+        group.appendChild(b);
+      });
+      li.appendChild(group);
+      list.appendChild(li);
+    });
+    renderMarks();
+    show("ballot");
+    startClock();
+  }
+
+  function renderMarks() {
+    var vote = st.ballot.vote, places = vote.places;
+    var n = countFor(), full = places != null && n >= places;
+    var buttons = $("ballot-list").querySelectorAll("button.mark");
+    for (var i = 0; i < buttons.length; i++) {
+      var b = buttons[i], k = b.getAttribute("data-key"), m = b.getAttribute("data-mark");
+      var on = st.marks[k] === m;
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+      b.classList.toggle("at-limit", m === "for" && full && !on);
+    }
+    var items = $("ballot-list").querySelectorAll("li.cand");
+    for (var j = 0; j < items.length; j++) {
+      items[j].classList.toggle("marked", !!st.marks[items[j].getAttribute("data-key")]);
+    }
+    var box = $("ballot-count");
+    if (places != null) {
+      text(box, fmt(full ? S.count_full : S.count, { n: n, k: places }));
+      box.classList.toggle("full", full);
+      box.hidden = false;
+    } else {
+      box.hidden = true;
+    }
+  }
+
+  function tapMark(b) {
+    var k = b.getAttribute("data-key"), m = b.getAttribute("data-mark");
+    var places = st.ballot.vote.places, err = $("ballot-error");
+    if (st.marks[k] === m) {
+      delete st.marks[k];
+    } else if (m === "for" && places != null && countFor() >= places) {
+      text(err, fmt(S.over_limit, { k: places }));
+      err.hidden = false;
+      b.classList.remove("refused");
+      void b.offsetWidth; // restart the shake animation
+      b.classList.add("refused");
+      return;
+    } else {
+      st.marks[k] = m;
+    }
+    err.hidden = true;
+    renderMarks();
+  }
+
+  function fullMarks() {
+    var out = {};
+    st.ballot.vote.candidates.forEach(function (c) { out[c.key] = st.marks[c.key] || "abstain"; });
+    return out;
+  }
+
+  function showConfirm() {
+    var vote = st.ballot.vote, places = vote.places;
+    if (places != null && countFor() > places) { // cannot happen through tapMark; never send it
+      text($("ballot-error"), fmt(S.over_limit, { k: places }));
+      $("ballot-error").hidden = false;
+      return;
+    }
+    text($("confirm-title"), vote.title + (vote.round > 1 ? " · " + fmt(S.round, { n: vote.round }) : ""));
+    var cnt = $("confirm-count");
+    if (places != null) { text(cnt, fmt(S.count, { n: countFor(), k: places })); cnt.hidden = false; }
+    else cnt.hidden = true;
+    var body = $("confirm-list");
+    body.textContent = "";
+    vote.candidates.forEach(function (c) {
+      var tr = document.createElement("tr");
+      var td1 = document.createElement("td"), td2 = document.createElement("td");
+      text(td1, candTitle(vote, c));
+      var m = st.marks[c.key];
+      var span = document.createElement("span");
+      span.className = "choice choice-" + (m || "none");
+      text(span, m ? markLabel(vote, m) : S.unmarked);
+      td2.appendChild(span);
+      tr.appendChild(td1);
+      tr.appendChild(td2);
+      body.appendChild(tr);
+    });
+    show("confirm");
+  }
+
+  function confirmSend() {
+    if (!st.ballot || st.sending) return;
+    // Serialised once: a retry sends this very text again, so the server sees the same
+    // submission and answers with the same receipt (intake is idempotent per submission).
+    st.pending = {
+      key: st.ballot.key,
+      title: st.ballot.vote.title,
+      body: JSON.stringify({ ballot: st.ballot.text, marks: fullMarks() })
+    };
+    send();
+  }
+
+  // Forget the ballot and the choices (secret vote): memory and screen.
+  function wipeBallot() {
+    st.ballot = null;
+    st.marks = {};
+    st.pending = null;
+    $("ballot-list").textContent = "";
+    $("confirm-list").textContent = "";
+    stopClock();
+  }
+
+  function send() {
+    var p = st.pending;
+    if (!p || st.sending) return;
+    st.sending = true;
+    show("sending");
+    api("POST", "/api/terminal/cast", p.body, CAST_TIMEOUT_MS).then(function (r) {
+      st.sending = false;
+      var e = firstError(r.data);
+      if ((r.status === 200 || r.status === 201) && r.data && r.data.receipt) {
+        store(KEY_RECEIPT, { key: p.key, receipt: r.data.receipt });
+        wipeBallot();
+        showReceipt(p.title, r.data.receipt);
+      } else if (r.status === 409 && e.reason === "reused") {
+        wipeBallot();
+        st.stickyKey = p.key;
+        showVoted(p.title, null);
+      } else if (r.status === 409 && e.reason === "late") {
+        wipeBallot();
+        st.stickyKey = p.key;
+        showClosed(p.title, true);
+      } else if (r.status === 401) {
+        badCredential();
+      } else if (r.status >= 500 || r.status === 429 || r.status === 408) {
+        text($("neterror-detail"), fmt(S.server_error, { status: r.status }));
+        show("neterror");
+      } else if (r.status === 400 && e.errorType !== "BallotRefused") {
+        // Marks the server could not read: back to the ballot, choices kept, nothing sent twice.
+        st.pending = null;
+        text($("ballot-error"), fmt(S.invalid_ballot, { msg: e.message }));
+        $("ballot-error").hidden = false;
+        show("ballot");
+      } else {
+        wipeBallot();
+        st.stickyKey = p.key;
+        text($("refused-detail"), fmt(S.refused_reason, { reason: (e.reason ? e.reason + " — " : "") + (e.message || r.status) }));
+        show("refused");
+      }
+    }).catch(function (err) {
+      st.sending = false;
+      text($("neterror-detail"), S.net_error);
+      show("neterror");
+    });
+  }
+
+  // --- time limit -------------------------------------------------------------------------
+
+  function parseUtc(s) {
+    if (!s) return NaN;
+    return Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : s + "Z");
+  }
+
+  function startClock() {
+    stopClock();
+    var deadline = st.ballot && parseUtc(st.ballot.vote.closes_at);
+    var tag = $("ballot-timer");
+    if (!deadline || isNaN(deadline)) { tag.hidden = true; return; }
+    function tick() {
+      var left = Math.round((deadline - (Date.now() + st.clockSkew)) / 1000);
+      if (left <= 0) {
+        text(tag, S.time_up);
+        if (st.screen === "ballot" || st.screen === "confirm") {
+          var key = st.ballot.key, title = st.ballot.vote.title;
+          wipeBallot();
+          st.stickyKey = key;
+          showClosed(title, false);
+        }
+        stopClock();
+        return;
+      }
+      var mm = Math.floor(left / 60), ss = left % 60;
+      text(tag, fmt(S.time_left, { t: mm + ":" + (ss < 10 ? "0" : "") + ss }));
+      tag.hidden = false;
+    }
+    tick();
+    st.tickTimer = setInterval(tick, 1000);
+  }
+
+  function stopClock() {
+    if (st.tickTimer) clearInterval(st.tickTimer);
+    st.tickTimer = null;
+  }
+
+  // --- reset ------------------------------------------------------------------------------
+
+  function resetTablet() {
+    [KEY_CRED, KEY_RECEIPT, KEY_LAST].forEach(function (k) { store(k, null); });
+    st.credential = null;
+    st.noBallot = {};
+    st.stickyKey = null;
+    wipeBallot();
+    $("reset-dialog").hidden = true;
+    text($("seat-name"), document.title);
+    text($("session-name"), "");
+    $("member-name").hidden = true;
+    renderAttendance(null);
+    showSetup("");
+  }
+
+  // --- wiring -----------------------------------------------------------------------------
+
+  function start() {
+    // Set-up link: /seat#credential=XYZ → localStorage, and out of the address bar and history.
+    var hash = location.hash.replace(/^#/, "");
+    if (hash) {
+      var fromLink = null;
+      try { fromLink = new URLSearchParams(hash).get("credential"); } catch (e) { fromLink = null; }
+      if (fromLink) {
+        store(KEY_CRED, fromLink.trim());
+        store(KEY_RECEIPT, null);
+        store(KEY_LAST, null);
+      }
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    st.credential = load(KEY_CRED, false);
+
+    $("setup-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var v = $("setup-credential").value.trim();
+      if (!v) return;
+      store(KEY_CRED, v);
+      st.credential = v;
+      $("setup-credential").value = "";
+      show("loading");
+      pollNow();
+    });
+    $("setup-credential").addEventListener("input", function () { $("setup-error").hidden = true; });
+    $("checkin-form").addEventListener("submit", function (ev) { ev.preventDefault(); checkin($("checkin-member")); });
+    $("card-form").addEventListener("submit", function (ev) { ev.preventDefault(); checkin($("checkin-card")); });
+    $("ballot-list").addEventListener("click", function (ev) {
+      var b = ev.target.closest && ev.target.closest("button.mark");
+      if (b && st.ballot) tapMark(b);
+    });
+    $("ballot-submit").addEventListener("click", function () { if (st.ballot) showConfirm(); });
+    $("confirm-back").addEventListener("click", function () { if (st.ballot) show("ballot"); });
+    $("confirm-send").addEventListener("click", confirmSend);
+    $("neterror-retry").addEventListener("click", send);
+    $("reset-open").addEventListener("click", function () { $("reset-dialog").hidden = false; $("reset-cancel").focus(); });
+    $("reset-cancel").addEventListener("click", function () { $("reset-dialog").hidden = true; });
+    $("reset-confirm").addEventListener("click", resetTablet);
+    window.addEventListener("online", function () { if (st.credential && !QUIET[st.screen]) pollNow(); });
+
+    if (!st.credential) { showSetup(""); return; }
+    show("loading");
+    pollNow();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
