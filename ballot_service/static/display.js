@@ -1,0 +1,303 @@
+/* The presiding officer's screen: renders the state JSON (display.build_state) and keeps it live
+   over Server-Sent Events. Recovery: EventSource reconnects by itself after a dropped
+   connection; we also reopen it when it gives up (readyState CLOSED) or goes silent (no state
+   or ping for WATCHDOG_MS), re-fetch /state on every reconnect, and show a small banner while
+   the connection is down. All text comes from the page's labels (t(...) on the server). */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("display");
+  if (!root) return;
+  var L = JSON.parse(document.getElementById("display-labels").textContent);
+  var stateUrl = root.dataset.stateUrl, eventsUrl = root.dataset.eventsUrl, loginUrl = root.dataset.loginUrl;
+  var banner = document.getElementById("conn-banner");
+
+  var WATCHDOG_MS = 40000;      // two missed heartbeats (15 s each) and a margin
+  var BANNER_GRACE_MS = 1500;   // a planned reconnect is quicker than this: no banner flash
+  var state = null, clockOffset = 0, es = null, lastData = 0, broken = false;
+  var bannerTimer = null, reopenTimer = null, reopenDelay = 1000;
+
+  function fmt(s, vals) {
+    return String(s).replace(/\{(\w+)\}/g, function (_, k) { return vals[k] == null ? "" : vals[k]; });
+  }
+  function get(obj, path) {
+    return path.split(".").reduce(function (o, k) { return o == null ? undefined : o[k]; }, obj);
+  }
+  function $(id) { return document.getElementById(id); }
+  function show(el, on) { if (el) el.hidden = !on; }
+  function text(el, s) { if (el) el.textContent = s == null ? "" : String(s); }
+
+  // --- rendering -------------------------------------------------------------------------
+
+  function render(s) {
+    state = s;
+    if (s.now) clockOffset = Date.parse(s.now) - Date.now();
+    root.dataset.mode = s.mode;
+    root.dataset.seq = s.seq;
+    document.querySelectorAll("[data-f]").forEach(function (el) {
+      var v = get(s, el.dataset.f);
+      text(el, v == null ? "" : v);
+    });
+    show($("view-checkin"), s.mode === "checkin");
+    show($("view-voting"), s.mode === "voting" || s.mode === "counting");
+    show($("view-result"), s.mode === "result");
+    renderCheckin(s.attendance);
+    renderVote(s.mode === "voting" || s.mode === "counting" ? s.vote : null, s.mode);
+    renderResult(s.mode === "result" ? s.result : null, s.mode === "result" ? s.record : null);
+    tick();
+  }
+
+  function renderCheckin(a) {
+    var q = $("quorum");
+    q.dataset.ok = a && a.quorum_met ? "yes" : "no";
+  }
+
+  function secretTag(el, secret) { text(el, secret ? L.secret : L.named); }
+
+  function roundTag(el, n) {
+    show(el, n > 1);
+    text(el, n > 1 ? fmt(L.round, { n: n }) : "");
+  }
+
+  function renderVote(v, mode) {
+    var sec = $("view-voting");
+    sec.querySelectorAll("[data-show]").forEach(function (el) { show(el, el.dataset.show === mode); });
+    if (!v) return;
+    roundTag($("v-round"), v.round);
+    secretTag($("v-secret"), v.secret);
+    var runoff = $("v-runoff");
+    show(runoff, v.runoff_titles && v.runoff_titles.length > 0);
+    text(runoff, v.runoff_titles && v.runoff_titles.length
+      ? fmt(L.runoff_between, { titles: v.runoff_titles.join("、"), k: v.places }) : "");
+    var hand = v.voted == null;
+    show($("v-count"), !hand);
+    show($("v-handcount"), hand);
+    var paper = v.channel === "paper";
+    text($("v-count-label"), paper ? L.voted_paper : L.voted_terminal);
+    text($("v-issued-label"), mode === "counting"
+      ? fmt(L.returned_final, { r: v.voted, n: v.issued })
+      : fmt(paper ? L.issued_paper : L.issued_terminal, { n: v.issued }));
+    var pct = v.issued ? Math.min(100, Math.round(100 * v.voted / v.issued)) : 0;
+    $("v-fill").style.width = pct + "%";
+    show($("v-timer"), !!v.closes_at && mode === "voting");
+  }
+
+  function cell(tag, content, cls) {
+    var el = document.createElement(tag);
+    if (cls) el.className = cls;
+    el.textContent = content == null ? "" : String(content);
+    return el;
+  }
+
+  // Rows per column: one column up to 12 rows, two side by side beyond (up to 20 projects).
+  var ONE_COLUMN_MAX = 12;
+
+  function renderTable(r, rows) {
+    var box = $("r-tables");
+    box.textContent = "";
+    var projects = r.kind === "livelihood_projects";
+    var hasRunoff = projects && rows.some(function (x) { return x.runoff_for != null; });
+    var hasVoid = rows.some(function (x) { return x["void"]; });  // paper: void marks (无效)
+    var cols = projects && rows.length > ONE_COLUMN_MAX ? 2 : 1;
+    var per = Math.ceil(rows.length / cols);
+    box.className = "r-tables cols-" + cols;
+    box.style.setProperty("--rows", String(per));
+    for (var c = 0; c < cols; c++) {
+      var table = document.createElement("table");
+      table.className = "r-table " + (projects ? "projects" : "nominees");
+      var thead = document.createElement("thead"), tbody = document.createElement("tbody");
+      var head = document.createElement("tr");
+      if (projects) head.appendChild(cell("th", L.col_rank, "n"));
+      head.appendChild(cell("th", projects ? L.col_project : L.col_nominee));
+      head.appendChild(cell("th", L.col_for, "n"));
+      if (!projects) { head.appendChild(cell("th", L.col_against, "n")); head.appendChild(cell("th", L.col_abstain, "n")); }
+      if (hasVoid) head.appendChild(cell("th", L.col_void, "n"));
+      if (hasRunoff) head.appendChild(cell("th", L.col_runoff, "n"));
+      head.appendChild(cell("th", L.col_outcome, "o"));
+      thead.appendChild(head);
+      rows.slice(c * per, (c + 1) * per).forEach(function (x) {
+        var tr = document.createElement("tr");
+        tr.dataset.key = x.key;
+        if (projects) tr.appendChild(cell("td", x.rank || "", "n rank"));
+        var title = cell("td", x.title, "title");
+        title.title = x.title;
+        tr.appendChild(title);
+        tr.appendChild(cell("td", x["for"], "n"));
+        if (!projects) { tr.appendChild(cell("td", x.against, "n")); tr.appendChild(cell("td", x.abstain, "n")); }
+        if (hasVoid) tr.appendChild(cell("td", x["void"], "n"));
+        if (hasRunoff) tr.appendChild(cell("td", x.runoff_for == null ? "" : x.runoff_for, "n"));
+        var verdict, vcls;
+        if (r.status === "void") { verdict = ""; vcls = ""; }
+        else if (projects) {
+          // passed the threshold but ranked below the places: 未入选, not 通过
+          verdict = x.selected ? "★ " + L.selected : x.tied ? L.tied : x.passed ? L.not_selected : L.not_passed;
+          vcls = x.selected ? "sel" : x.tied ? "warn" : x.passed ? "dim" : "bad";
+        } else { verdict = x.passed ? L.passed : L.not_passed; vcls = x.passed ? "ok" : "bad"; }
+        tr.appendChild(cell("td", verdict, "o " + vcls));
+        if (projects && x.selected) tr.className = "selected";
+        tbody.appendChild(tr);
+      });
+      table.appendChild(thead);
+      table.appendChild(tbody);
+      box.appendChild(table);
+    }
+  }
+
+  // Shrink a one-line text until it fits its box (down to `min` of its size); past that the
+  // CSS ellipsis applies. Used for project titles and an item title above a table.
+  function fitText(el, min) {
+    el.style.fontSize = "";
+    for (var f = 0.95; f >= min - 1e-9 && el.scrollWidth > el.clientWidth + 1; f -= 0.05) el.style.fontSize = f + "em";
+  }
+
+  function fitAll() {
+    var view = $("view-result");
+    var title = view.querySelector(".item-title");
+    if (view.classList.contains("tables") && !view.hidden) fitText(title, 0.6); else title.style.fontSize = "";
+    view.querySelectorAll(".r-table td.title").forEach(function (td) { fitText(td, 0.7); });
+  }
+  window.addEventListener("resize", fitAll);
+
+  function renderResult(r, rec) {
+    var outcome = $("r-outcome"), notes = $("r-notes"), view = $("view-result");
+    $("r-tables").textContent = "";
+    show($("r-record"), false);
+    if (!r) { text(outcome, ""); text(notes, ""); text($("r-qr"), ""); delete $("r-qr").dataset.url; return; }
+    roundTag($("r-round"), r.rounds);
+    secretTag($("r-secret"), r.secret);
+    var isRes = r.kind === "resolution";
+    var noVote = r.status === "quorum_not_met";
+    $("r-figures").querySelectorAll(".tile").forEach(function (t) {
+      var k = t.dataset.kind, f = t.querySelector("[data-f]").dataset.f;
+      var on = k === "resolution" ? isRes : k === "table" ? !isRes : true;
+      if (noVote && f !== "result.members" && f !== "result.present") on = false;
+      show(t, on);
+    });
+    $("r-figures").className = "tiles " + (noVote ? "two" : isRes ? "six" : "five");
+
+    // Notes: void marks, invalid and refused ballots, the threshold, selections, runoff.
+    var n = [];
+    if (!noVote) {
+      if (r.threshold_votes != null) n.push(fmt(L.threshold, { n: r.threshold_votes }));
+      if (r.invalid) n.push(fmt(L.invalid, { n: r.invalid }));
+      if (isRes && r.motion && r.motion["void"]) n.push(fmt(L.void_marks, { n: r.motion["void"] }));
+      if (r.refused) n.push(fmt(L.refused, { n: r.refused }));
+      if (r.kind === "livelihood_projects" && r.status !== "void")
+        n.push(fmt(L.selected_of, { s: r.selected_count, k: r.places }));
+      if (r.runoff) n.push(fmt(L.runoff_done, { i: r.runoff.issued, r: r.runoff.returned }));
+    }
+    text(notes, n.join("　·　"));
+
+    // The outcome line.
+    var o = null, cls = "";
+    if (r.status === "void") { o = L["void"]; cls = "bad"; }
+    else if (noVote) { o = L.quorum_not_met; cls = "bad"; }
+    else if (isRes) { o = r.passed ? L.passed : L.not_passed; cls = r.passed ? "ok big" : "bad big"; }
+    else if (r.status === "runoff_pending") { o = fmt(L.runoff_pending, { n: r.tied_count, k: r.runoff_places }); cls = "warn"; }
+    else if (r.shortfall) { o = fmt(L.shortfall, { n: r.shortfall }); cls = "warn"; }
+    show(outcome, !!o);
+    text(outcome, o || "");
+    outcome.className = "outcome " + cls;
+
+    // The table of nominees or the ranked projects.
+    var rows = r.kind === "appointment" ? r.nominees : r.kind === "livelihood_projects" ? r.projects : null;
+    var tableOn = !!rows && !noVote;
+    show($("r-tables"), tableOn);
+    view.classList.toggle("tables", tableOn);
+    if (tableOn) renderTable(r, rows);
+
+    // (d) The signed record: fingerprint, audit head and QR of /verify/<id>.
+    show($("r-record"), !!rec);
+    view.classList.toggle("with-record", !!rec);
+    if (rec) {
+      var qr = $("r-qr");
+      if (qr.dataset.url !== rec.verify_url) { qr.innerHTML = rec.qr_svg; qr.dataset.url = rec.verify_url; }
+      text($("r-fp"), rec.key_fingerprint);
+      text($("r-head"), (rec.audit_seq != null ? "#" + rec.audit_seq + " · " : "") + rec.audit_head);
+      text($("r-url"), rec.verify_url);
+      $("r-record").dataset.recordId = rec.id;
+    } else { text($("r-qr"), ""); delete $("r-qr").dataset.url; }
+    fitAll();
+  }
+
+  // --- clock and countdown -----------------------------------------------------------------
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function tick() {
+    var now = new Date(Date.now() + clockOffset);
+    text($("d-clock"), two(now.getHours()) + ":" + two(now.getMinutes()) + ":" + two(now.getSeconds()));
+    var v = state && state.mode === "voting" ? state.vote : null;
+    if (v && v.closes_at) {
+      var left = Math.max(0, Math.ceil((Date.parse(v.closes_at) - now.getTime()) / 1000));
+      var el = $("v-remaining");
+      text(el, left > 0 ? two(Math.floor(left / 60)) + ":" + two(left % 60) : L.time_up);
+      el.classList.toggle("urgent", left <= 10);
+    }
+  }
+  setInterval(tick, 250);
+
+  // --- live connection -----------------------------------------------------------------------
+
+  function alive() {
+    lastData = Date.now();
+    reopenDelay = 1000;
+    if (bannerTimer) { clearTimeout(bannerTimer); bannerTimer = null; }
+    if (broken) { broken = false; show(banner, false); root.dataset.connection = "ok"; }
+  }
+
+  function trouble() {
+    root.dataset.connection = "reconnecting";
+    if (!broken && !bannerTimer) {
+      bannerTimer = setTimeout(function () { bannerTimer = null; broken = true; show(banner, true); }, BANNER_GRACE_MS);
+    }
+  }
+
+  function refetch() {
+    fetch(stateUrl, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (r.status === 401) {  // the login expired: go and log in again, then come back
+          location.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
+          return null;
+        }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (s) { if (s) { render(s); alive(); } })
+      .catch(function () { /* still offline; the stream retries */ });
+  }
+
+  function open() {
+    if (es) es.close();
+    if (reopenTimer) { clearTimeout(reopenTimer); reopenTimer = null; }
+    var first = true;
+    es = new EventSource(eventsUrl);
+    es.addEventListener("state", function (e) { render(JSON.parse(e.data)); alive(); });
+    es.addEventListener("ping", alive);
+    es.addEventListener("bye", function () { open(); });  // planned end: reconnect at once
+    es.onopen = function () {
+      if (!first) refetch();  // (EventSource reopened by itself)
+      first = false;
+    };
+    es.onerror = function () {
+      trouble();
+      if (es.readyState === EventSource.CLOSED) reopenLater();  // it gave up: we do not
+    };
+  }
+
+  function reopenLater() {
+    if (reopenTimer) return;
+    reopenTimer = setTimeout(function () { reopenTimer = null; open(); refetch(); }, reopenDelay);
+    reopenDelay = Math.min(reopenDelay * 2, 10000);
+  }
+
+  // A connection that died without closing (cable pulled, Wi-Fi gone) sends nothing at all.
+  setInterval(function () {
+    if (Date.now() - lastData > WATCHDOG_MS) { trouble(); lastData = Date.now(); open(); refetch(); }
+  }, 5000);
+  window.addEventListener("online", function () { open(); refetch(); });
+  window.addEventListener("offline", trouble);
+
+  window.BallotDisplay = { render: render };  // for layout checks in tests
+  render(JSON.parse(document.getElementById("display-initial").textContent));
+  lastData = Date.now();
+  open();
+})();
