@@ -66,5 +66,11 @@ fi
 
 # `demo` creates or upgrades the database (SQLite in instance/ unless BALLOT_DATABASE_URL
 # says otherwise), loads the sample data if it has no body yet, then serves.
+# The sample bodies get signing keys; a demo without a passphrase of its own uses a
+# published one — never for a real session.
+if [ -z "${BALLOT_KEY_PASSPHRASE:-}" ]; then
+    export BALLOT_KEY_PASSPHRASE=demo-only-passphrase
+    echo "== BALLOT_KEY_PASSPHRASE not set: using the demo passphrase (not for a real session)"
+fi
 echo "== ballot-service demo"
 exec "${bs[@]}" demo --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
