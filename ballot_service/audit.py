@@ -6,8 +6,10 @@ serial or marks (RULES.md §7).
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from .canonical import canonical_json, sha256_hex
 from .db import utcnow
@@ -21,29 +23,46 @@ def event_hash(prev_hash: str, seq: int, at: str | None, kind: str, data_json: s
     return sha256_hex(prev_hash.encode("ascii") + body)
 
 
+_EVENTS = AuditEvent.__table__
+_HEAD = AuditHead.__table__
+# Built once: this runs for every accepted cast, under the write lock.
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_EVENT = insert(_EVENTS)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_FIRST_HEAD = insert(_HEAD).values(id=1, seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def append(db: Session, kind: str, data: dict, sitting_id: int | None = None,
            timed: bool = True) -> AuditEvent:
     """Append one event. `timed=False` for events inside a secret vote's window, so the log
-    holds no per-cast time finer than the window."""
-    chain = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
-    if chain is None:
-        chain = AuditHead(id=1, seq=0, hash=GENESIS)
-        db.add(chain)
-    seq, prev = chain.seq + 1, chain.hash
+    holds no per-cast time finer than the window.
+
+    Runs for every accepted cast while the write lock is held, so it uses three plain
+    statements on the session's connection (lock and read the head, insert the event, move
+    the head) rather than the ORM's unit of work. The returned event is a detached copy of
+    the row written."""
+    db.flush()  # what the event describes is written first, as before
+    conn = db.connection()
+    row = conn.execute(_LOCK_HEAD).first()
+    seq, prev = (row.seq + 1, row.hash) if row is not None else (1, GENESIS)
     at = utcnow().replace(microsecond=0) if timed else None
     at_text = at.isoformat() if at else None
     data_json = canonical_json(data).decode("utf-8")
-    ev = AuditEvent(seq=seq, at=at, kind=kind, sitting_id=sitting_id, data=data_json,
-                    prev_hash=prev, hash=event_hash(prev, seq, at_text, kind, data_json))
-    db.add(ev)
-    chain.seq, chain.hash = seq, ev.hash
-    db.flush()
-    return ev
+    values = {"seq": seq, "at": at, "kind": kind, "sitting_id": sitting_id, "data": data_json,
+              "prev_hash": prev, "hash": event_hash(prev, seq, at_text, kind, data_json)}
+    conn.execute(_INSERT_EVENT, values)
+    conn.execute(_MOVE_HEAD if row is not None else _FIRST_HEAD, {"new_seq": seq, "new_hash": values["hash"]})
+    # A head the session holds as an object (code that reads it through the ORM) follows.
+    chain = db.identity_map.get(identity_key(AuditHead, 1))
+    if chain is not None:
+        set_committed_value(chain, "seq", seq)
+        set_committed_value(chain, "hash", values["hash"])
+    return AuditEvent(**values)
 
 
 def head(db: Session) -> tuple[int, str]:
-    chain = db.get(AuditHead, 1)
-    return (chain.seq, chain.hash) if chain else (0, GENESIS)
+    row = db.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
+    return (row.seq, row.hash) if row is not None else (0, GENESIS)
 
 
 def checkpoint_message(seq: int, head_hash: str, reason: str) -> bytes:

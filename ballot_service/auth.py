@@ -7,13 +7,13 @@ import hashlib
 import secrets
 
 from flask import Flask, g, request, session
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
-from .db import utcnow
+from .db import read_phase, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from .models import Operator, Terminal
+from .models import Body, Operator, Sitting, Terminal
 
 ROLES = ("public", "secretariat", "auditor", "display", "terminal", "station")
 OPERATOR_ROLES = ("secretariat", "auditor", "display")
@@ -104,10 +104,30 @@ def register_terminal(db, sitting, name: str, kind: str, seat: str | None = None
     return term, credential
 
 
+# Built once: runs for every terminal request. Loads the terminal's session and body too.
+_TERMINAL_BY_CREDENTIAL = (
+    select(Terminal, Sitting, Body).join(Sitting, Sitting.id == Terminal.sitting_id)
+    .join(Body, Body.id == Sitting.body_id).where(Terminal.credential_hash == bindparam("h"))
+    .execution_options(populate_existing=True))
+
+
 def authenticate_terminal(db, credential: str) -> Terminal:
-    term = db.scalar(select(Terminal).where(Terminal.credential_hash == credential_hash(credential)))
-    if term is None:
+    """The live (unrevoked) terminal holding `credential`, else Unauthorized.
+
+    A read phase (db.read_phase): on SQLite this lookup neither takes nor waits for the
+    write lock, so a terminal's request is not queued behind the casts being stored. The
+    same query loads the terminal's session and body, so the view's get_sitting() and
+    sitting.body are answered from the identity map without starting a transaction: a cast
+    then takes the write lock only when it stores (intake.accept). Revocation is read from
+    the database on every request (no cache), so it takes effect at once in every worker."""
+    with read_phase(db):
+        row = db.execute(_TERMINAL_BY_CREDENTIAL, {"h": credential_hash(credential)}).first()
+    if row is None:
         raise Unauthorized("unknown terminal credential")
+    # The session's identity map holds objects weakly: keep the session and body for the
+    # request, so get_sitting() finds them there.
+    db.info.setdefault("authenticated_terminal", []).append(tuple(row))
+    term = row[0]
     if term.revoked_at is not None:
         raise Unauthorized(f"terminal {term.name} was revoked")
     return term

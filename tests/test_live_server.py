@@ -157,3 +157,50 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
                                  credential=s.creds[no])
         assert status == (200 if serial_of[no] in stored else 201), (status, data)
     assert len(stored_casts(db_url)) == n
+
+
+def test_concurrent_casts_from_two_workers_keep_the_audit_chain_whole(live, db_url):
+    """Many terminals at once across two worker processes: every 201 is stored exactly once,
+    and the hash chain has no gap or fork (seq 1..n, each prev_hash the hash before it)."""
+    from ballot_service import audit
+    from ballot_service.models import AuditEvent
+
+    srv = live(workers=2, threads=4)
+    api = Api.httpx(srv.base_url)
+    n = 60
+    s = setup_session(api, members=n)
+    ballots = {no: api.call("GET", "/api/terminal/ballot", credential=s.creds[no])[1]["ballot"]
+               for no in s.members}
+    statuses: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(12)
+
+    def voter(nos):
+        with httpx.Client(base_url=srv.base_url, timeout=60) as c:
+            barrier.wait()
+            for no in nos:
+                r = c.post("/api/terminal/cast", json={"ballot": ballots[no], "marks": {"motion": "for"}},
+                           headers={"Authorization": f"Bearer {s.creds[no]}"})
+                with lock:
+                    statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=voter, args=(s.members[i::12],)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert statuses.count(201) == n, (statuses, srv.log())
+    assert len(stored_casts(db_url)) == n
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            evs = conn.execute(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    finally:
+        engine.dispose()
+    prev = audit.GENESIS
+    for i, e in enumerate(evs, 1):
+        assert e.seq == i and e.prev_hash == prev, e
+        at = e.at.isoformat() if e.at else None  # aware UTC, as audit.append hashes it
+        assert audit.event_hash(prev, e.seq, at, e.kind, e.data) == e.hash, e
+        prev = e.hash
+    assert sum(1 for e in evs if e.kind == "cast_accepted") == n
