@@ -7,7 +7,8 @@ Layout (every JSON file is UTF-8, keys sorted; `.json` files indented by one spa
     manifest.json                 sha256 of every other file
     README.md                     how to verify (Chinese and English)
     events.jsonl                  every audit event in seq order: seq, at, kind, data, prev_hash, hash
-    checkpoints.json              signed chain heads: seq, head_hash, reason, signature, key_fingerprint
+    checkpoints.json              signed chain heads: seq, head_hash, reason, signature, key_fingerprint;
+                                  reason vote_closed:<item>:<round> or session_closed:<session>
     counts.json                   per item and round: issued, returned, refused by reason, members,
                                   present, candidate keys, places, rule, item kind, ids
     ballots/<item>-r<n>.jsonl     accepted casts of a round, sorted by serial: serial, signature, marks
@@ -45,7 +46,7 @@ from sqlalchemy.orm import Session
 from . import audit, ballots as ballots_mod, keys as keys_mod, rules, tally
 from .canonical import canonical_json, sha256_hex
 from .errors import BallotError, InvalidInput
-from .models import AuditEvent, Cast, Checkpoint, Item, Member, Record, Refusal, Round, TallySheet
+from .models import AuditEvent, Cast, Checkpoint, Item, Member, Record, Refusal, Sitting, TallySheet
 
 BUNDLE_FORMAT = "ballot-audit-bundle/1"
 COUNTS_FORMAT = "ballot-audit-counts/1"
@@ -200,7 +201,9 @@ def _write_bundle(db: Session, settings, out: Path) -> None:
             "rounds": rounds, "record_file": record_file})
     (out / "counts.json").write_text(pretty_json({"format": COUNTS_FORMAT, "items": counts_items}), "utf-8")
 
-    # Public keys of every body in the bundle, and of every key named by a signature.
+    # Public keys of every body in the bundle: those with items, and those whose closed
+    # sessions carry a signed session-close checkpoint.
+    body_ids |= set(db.scalars(select(Sitting.body_id).where(Sitting.status == "closed")))
     wanted = {keys_mod.body_key_name(b) for b in body_ids}
     fps = {}
     keys_dir = Path(settings.keys_dir)
@@ -254,6 +257,9 @@ def _no_float(text):
     raise ValueError(f"number {text} is not a whole number")
 
 
+_DECODE = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float).decode
+
+
 def _loads_line(line: bytes):
     """One canonical JSON object, or ValueError. Floats are refused at parse time, so the
     faster encoder below gives exactly canonical_json's bytes."""
@@ -284,6 +290,88 @@ def _read_jsonl(bundle: Path, rel: str) -> list:
     return out
 
 
+# A cast_accepted event exactly as the service writes it (no time; round, serial, digest).
+# Such a line is canonical by construction, and its hashed text is a slice of it; any other
+# line takes the general path in _read_events.
+_CAST_EVENT = re.compile(
+    r'(\{"at":null,"data":"\{\\"round_id\\":(0|[1-9][0-9]{0,17}),\\"serial\\":\\"([0-9a-f]{32})\\",'
+    r'\\"submission\\":\\"([0-9a-f]{64})\\"\}"),"hash":"([0-9a-f]{64})","kind":"cast_accepted",'
+    r'"prev_hash":"([0-9a-f]{64})","seq":([1-9][0-9]{0,17})\}')
+
+
+def _event_text(seq: int, at_json: str, kind_json: str, data_json: str) -> str:
+    """The text audit.event_hash hashes after prev_hash, from already-quoted parts:
+    canonical_json({"seq", "at", "kind", "data"})."""
+    return f'{{"at":{at_json},"data":{data_json},"kind":{kind_json},"seq":{seq}}}'
+
+
+def _read_events(bundle: Path) -> tuple[list[str], list[str], list[dict]]:
+    """Check events.jsonl line by line: canonical form, fields, seq 1, 2, 3 …, the link to the
+    event before, the hash. Returns the hashes, kinds and parsed data (a non-object → {})."""
+    rel = "events.jsonl"
+    try:
+        raw = (bundle / rel).read_bytes()
+    except FileNotFoundError:
+        _fail(f"{rel} is missing", rel)
+    if raw and not raw.endswith(b"\n"):
+        _fail(f"{rel}: the last line is cut off (no final newline)", rel)
+    hashes: list[str] = []
+    kinds: list[str] = []
+    datas: list[dict] = []
+    prev = audit.GENESIS
+    sha256, fast, q = hashlib.sha256, _CAST_EVENT.fullmatch, _STR
+    for n, line in enumerate(raw.split(b"\n")[:-1] if raw else (), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        m = fast(text) if text is not None else None
+        if m is not None and m.group(7) == str(n) and m.group(6) == prev:
+            head, round_id, serial, digest, h = m.group(1, 2, 3, 4, 5)
+            if sha256((prev + head + ',"kind":"cast_accepted","seq":' + str(n) + "}").encode("utf-8")
+                      ).hexdigest() != h:
+                _fail(f"event {n}'s hash does not match its contents: the event was changed", f"{rel}:{n}")
+            hashes.append(h)
+            kinds.append("cast_accepted")
+            datas.append({"round_id": int(round_id), "serial": serial, "submission": digest})
+            prev = h
+            continue
+        where = f"{rel}:{n}"
+        try:
+            ev = _DECODE(text) if text is not None else None
+        except ValueError:
+            ev = None
+        if not isinstance(ev, dict):
+            _fail(f"{rel} line {n} is not a canonical JSON object: the line was damaged or edited", where)
+        if len(ev) != len(EVENT_FIELDS) or ev.keys() != set(EVENT_FIELDS):
+            _fail(f"event on line {n} does not have exactly the fields {', '.join(EVENT_FIELDS)}", where)
+        at, data, h, kind, ph, seq = (ev[f] for f in EVENT_FIELDS)
+        if not isinstance(data, str) or not isinstance(kind, str) or not isinstance(h, str) \
+                or not isinstance(ph, str) or not (at is None or isinstance(at, str)):
+            _fail(f"event {n} has a field of the wrong type", where)
+        at_json, data_json, kind_json = "null" if at is None else q(at), q(data), q(kind)
+        if f'{{"at":{at_json},"data":{data_json},"hash":{q(h)},"kind":{kind_json},"prev_hash":{q(ph)},' \
+           f'"seq":{_ENCODE(seq)}}}' != text:
+            _fail(f"{rel} line {n} is not a canonical JSON object: the line was damaged or edited", where)
+        if not _is_int(seq) or seq != n:
+            _fail(f"event on line {n} has seq {seq!r}; the chain must run 1, 2, 3, … without gaps: "
+                  f"an event was removed, inserted or moved", where)
+        if ph != prev:
+            _fail(f"event {n} does not link to the event before it (prev_hash differs): "
+                  f"an event was removed, inserted or moved", where)
+        if sha256((prev + _event_text(n, at_json, kind_json, data_json)).encode("utf-8")).hexdigest() != h:
+            _fail(f"event {n}'s hash does not match its contents: the event was changed", where)
+        try:
+            d = json.loads(data)
+        except json.JSONDecodeError:
+            _fail(f"event {n}'s data is not JSON", where)
+        hashes.append(h)
+        kinds.append(kind)
+        datas.append(d if isinstance(d, dict) else {})
+        prev = h
+    return hashes, kinds, datas
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -307,47 +395,113 @@ def _parse_key_arg(key) -> set[str]:
     return out
 
 
+# A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low
+# four bits are zero (the last 2 bits of the 512 are the only ones it carries).
+_SIG_RE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
+_SERIAL_FULL = re.compile(r"[0-9a-f]{32}")
+_STR = json.encoder.encode_basestring  # the encoder's own string quoting (ensure_ascii=False)
+# A secret ballot line as the service writes it. A line that does not match takes the general path.
+_SECRET_LINE = re.compile(r'\{"marks":(\{.*\}),"serial":"([0-9a-f]{32})","signature":"([A-Za-z0-9_-]{85}[AQgw])"\}')
+
+
 def _check_ballots_file(bundle: str, rel: str, ids: tuple, raw_key: bytes, secret: bool):
     """Everything about one ballots file that needs no other file: form, order, signatures,
     submission digests. Runs in a worker process for large bundles. Returns
-    ("ok", [(serial, marks, digest, member_id), …]) or ("error", message, where)."""
+    ("ok", [(serial, marks, digest, member_id), …]) or ("error", message, where).
+
+    One pass per line, and no general re-encoding: once the fields are known to be exactly
+    right, the canonical line, the signed payload and the submission text are assembled from
+    pieces (the serial is 32 hex digits and the signature base64url, so neither needs quoting),
+    and compared byte for byte with the line. The result is what canonical_json gives."""
     body_id, session_id, item_id, round_no = ids
     try:
-        lines = _read_jsonl(Path(bundle), rel)
-    except BundleInvalid as exc:
-        return ("error", exc.message, exc.where)
+        raw = (Path(bundle) / rel).read_bytes()
+    except FileNotFoundError:
+        return ("error", f"{rel} is missing", rel)
+    if raw and not raw.endswith(b"\n"):
+        return ("error", f"{rel}: the last line is cut off (no final newline)", rel)
     fields = {"serial", "signature", "marks"} | (set() if secret else {"member_id", "member_no"})
-    pub = Ed25519PublicKey.from_public_bytes(raw_key)
+    verify_sig = Ed25519PublicKey.from_public_bytes(raw_key).verify
+    if all(_is_int(x) for x in ids):
+        pay_pre = f'{{"body":{body_id},"item":{item_id},"round":{round_no},"serial":"'
+        pay_post = f'","session":{session_id},"v":{ballots_mod.FORMAT_VERSION}}}'
+    else:  # counts.json is damaged; the later checks will say how. Stay exact meanwhile.
+        pay_pre = pay_post = None
+    token_pre = ballots_mod.TEXT_PREFIX + "."
+    sha256, b64enc, b64dec = hashlib.sha256, base64.urlsafe_b64encode, base64.urlsafe_b64decode
+    encode, sig_ok, serial_ok = _ENCODE, _SIG_RE.fullmatch, _SERIAL_FULL.fullmatch
     out = []
+    append = out.append
     prev_serial = ""
-    for n, ln in enumerate(lines, 1):
-        where = f"{rel}:{n}"
-        if set(ln) != fields:
-            return ("error", f"ballot on line {n} of {rel} does not have exactly the fields "
-                             f"{', '.join(sorted(fields))}", where)
-        serial = ln["serial"]
-        if not isinstance(serial, str) or not ballots_mod.SERIAL_RE.match(serial):
-            return ("error", f"ballot on line {n} of {rel} has a malformed serial", where)
+    marks_seen: dict[str, dict] = {}  # the same marks text parsed once; equal ballots share one dict
+    fast = _SECRET_LINE.fullmatch if secret else None
+    for n, line in enumerate(raw.split(b"\n")[:-1] if raw else (), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        m = fast(text) if fast is not None and text is not None else None
+        if m is not None:
+            # The line is {"marks":…,"serial":"<hex>","signature":"<b64url>"} exactly, so it is the
+            # canonical line as soon as the marks text is canonical JSON of an object.
+            marks_json, serial, sig_text = m.groups()
+            marks = marks_seen.get(marks_json)
+            if marks is None:
+                try:
+                    marks = _DECODE(marks_json)
+                except ValueError:
+                    marks = None
+                if isinstance(marks, dict) and encode(marks) == marks_json:
+                    marks_seen[marks_json] = marks
+                else:
+                    m = None
+        if m is None:  # the general path: parse, and say exactly what is wrong if anything is
+            try:
+                ln = _DECODE(text) if text is not None else None
+            except ValueError:
+                ln = None
+            if not isinstance(ln, dict):
+                return ("error", f"{rel} line {n} is not a canonical JSON object: the line was damaged or "
+                                 f"edited", f"{rel}:{n}")
+            if ln.keys() != fields:
+                return ("error", f"ballot on line {n} of {rel} does not have exactly the fields "
+                                 f"{', '.join(sorted(fields))}", f"{rel}:{n}")
+            serial, sig_text, marks = ln["serial"], ln["signature"], ln["marks"]
+            if not isinstance(serial, str) or not serial_ok(serial):
+                return ("error", f"ballot on line {n} of {rel} has a malformed serial", f"{rel}:{n}")
+            if not isinstance(sig_text, str) or not sig_ok(sig_text):
+                return ("error", f"ballot {serial} in {rel} has a malformed signature", f"{rel}:{n}")
+            marks_json = encode(marks)
+            if secret:
+                canon = f'{{"marks":{marks_json},"serial":"{serial}","signature":"{sig_text}"}}'
+            else:
+                canon = (f'{{"marks":{marks_json},"member_id":{encode(ln["member_id"])},'
+                         f'"member_no":{encode(ln["member_no"])},"serial":"{serial}",'
+                         f'"signature":"{sig_text}"}}')
+            if canon != text:
+                return ("error", f"{rel} line {n} is not a canonical JSON object: the line was damaged or "
+                                 f"edited", f"{rel}:{n}")
+            member_id = ln.get("member_id")
+        else:
+            member_id = None
         if serial <= prev_serial:
-            return ("error", f"{rel} is not sorted by serial at line {n}: lines were moved or repeated", where)
+            return ("error", f"{rel} is not sorted by serial at line {n}: lines were moved or repeated",
+                    f"{rel}:{n}")
         prev_serial = serial
-        payload = _ENCODE({"v": ballots_mod.FORMAT_VERSION, "body": body_id, "session": session_id,
-                           "item": item_id, "round": round_no, "serial": serial}).encode("utf-8")
+        if pay_pre is not None:
+            payload = (pay_pre + serial + pay_post).encode("ascii")
+        else:
+            payload = encode({"v": ballots_mod.FORMAT_VERSION, "body": body_id, "session": session_id,
+                              "item": item_id, "round": round_no, "serial": serial}).encode("utf-8")
         try:
-            sig = unb64url(ln["signature"])
-        except (ValueError, TypeError, binascii.Error):
-            sig = b""
-        if len(sig) != 64:
-            return ("error", f"ballot {serial} in {rel} has a malformed signature", where)
-        try:
-            pub.verify(sig, payload)
+            verify_sig(b64dec(sig_text + "=="), payload)
         except InvalidSignature:
             return ("error", f"ballot {serial} in {rel}: signature does not verify for body {body_id}, "
                              f"session {session_id}, item {item_id}, round {round_no} "
-                             f"(forged, or moved from another round or item)", where)
-        token_text = f"{ballots_mod.TEXT_PREFIX}.{b64url(payload)}.{ln['signature']}"
-        digest = hashlib.sha256(_ENCODE({"ballot": token_text, "marks": ln["marks"]}).encode("utf-8")).hexdigest()
-        out.append((serial, ln["marks"], digest, ln.get("member_id")))
+                             f"(forged, or moved from another round or item)", f"{rel}:{n}")
+        token_text = token_pre + b64enc(payload).rstrip(b"=").decode("ascii") + "." + sig_text
+        digest = sha256(f'{{"ballot":"{token_text}","marks":{marks_json}}}'.encode("utf-8")).hexdigest()
+        append((serial, marks, digest, member_id))
     return ("ok", out)
 
 
@@ -400,6 +554,10 @@ def verify(bundle_dir: Path, key=None) -> dict:
     state = {"pool": None}
     try:
         return _verify(Path(bundle_dir), key, state)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        # A value of an unexpected shape that no named check caught: still a plain failure.
+        raise BundleInvalid(f"the bundle holds data of an unexpected shape ({exc.__class__.__name__}: {exc}): "
+                            f"it was damaged or edited") from exc
     finally:
         if state["pool"] is not None:
             state["pool"].shutdown(wait=True, cancel_futures=True)
@@ -466,38 +624,14 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
     futures, state["pool"] = _start_ballot_jobs(b, early_counts, by_name) if early_counts else ({}, None)
 
     # 3. event chain -----------------------------------------------------------------------
-    events = _read_jsonl(b, "events.jsonl")
-    prev = audit.GENESIS
-    datas: list[dict] = []
-    for n, ev in enumerate(events, 1):
-        where = f"events.jsonl:{n}"
-        if tuple(sorted(ev)) != EVENT_FIELDS:
-            _fail(f"event on line {n} does not have exactly the fields {', '.join(EVENT_FIELDS)}", where)
-        if ev["seq"] != n:
-            _fail(f"event on line {n} has seq {ev['seq']!r}; the chain must run 1, 2, 3, … without gaps: "
-                  f"an event was removed, inserted or moved", where)
-        if ev["prev_hash"] != prev:
-            _fail(f"event {n} does not link to the event before it (prev_hash differs): "
-                  f"an event was removed, inserted or moved", where)
-        if not isinstance(ev["data"], str) or not isinstance(ev["kind"], str) \
-                or not (ev["at"] is None or isinstance(ev["at"], str)):
-            _fail(f"event {n} has a field of the wrong type", where)
-        if audit.event_hash(prev, n, ev["at"], ev["kind"], ev["data"]) != ev["hash"]:
-            _fail(f"event {n}'s hash does not match its contents: the event was changed", where)
-        try:
-            data = json.loads(ev["data"])
-        except json.JSONDecodeError:
-            _fail(f"event {n}'s data is not JSON", where)
-        datas.append(data if isinstance(data, dict) else {})
-        prev = ev["hash"]
-    head_seq, head_hash = len(events), prev
+    hashes, kinds, datas = _read_events(b)
+    head_seq = len(hashes)
+    head_hash = hashes[-1] if hashes else audit.GENESIS
 
     def hash_at(seq: int) -> str | None:
         if seq == 0:
             return audit.GENESIS
-        return events[seq - 1]["hash"] if 1 <= seq <= len(events) else None
-
-    kinds = [ev["kind"] for ev in events]
+        return hashes[seq - 1] if 1 <= seq <= len(hashes) else None
 
     # 4. checkpoints -----------------------------------------------------------------------
     cps = _read_json(b, "checkpoints.json")
@@ -538,28 +672,60 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
     casts_by_round: dict[int, dict[str, dict]] = defaultdict(dict)
     refusals: dict[int, list[tuple[int, str]]] = defaultdict(list)
     record_events: dict[str, tuple[int, dict]] = {}
+    session_closed: dict[int, int] = {}  # session id -> seq of its session_closed event
+
+    def body_key_of_session(sid) -> str | None:
+        body_id = (sessions.get(sid) or {}).get("body_id")
+        return fps.get(keys_mod.body_key_name(body_id)) if _is_int(body_id) else None
+
+    def require_checkpoint(seq: int, reason: str, what: str, sid) -> None:
+        cp = cp_by_reason.get(reason)
+        if cp is None or cp["seq"] != seq:
+            _fail(f"the {what} at event {seq} has no signed checkpoint ({reason}) in checkpoints.json: "
+                  f"a checkpoint was removed", "checkpoints.json")
+        if cp["key_fingerprint"] != body_key_of_session(sid):
+            _fail(f"the checkpoint of the {what} at event {seq} is not signed by the key of the session's body",
+                  "checkpoints.json")
+
+    def still_open(seq: int, sid, what: str) -> None:
+        if sid in session_closed:
+            _fail(f"event {seq} ({what}) changes session {sid} after it was closed at event "
+                  f"{session_closed[sid]}: a closed session accepts no check-in, item or vote",
+                  f"events.jsonl:{seq}")
+
     for seq, (kind, d) in enumerate(zip(kinds, datas), 1):
-        if kind == "session_created":
+        if kind == "cast_accepted":
+            if d.get("serial") in casts_by_round[d.get("round_id")]:
+                _fail(f"event {seq} accepts serial {d.get('serial')} a second time", f"events.jsonl:{seq}")
+            casts_by_round[d.get("round_id")][d.get("serial")] = d
+        elif kind == "session_created":
             sessions[d.get("session_id")] = d
         elif kind == "item_created":
+            still_open(seq, d.get("session_id"), "a new item")
             item_created[d.get("item_id")] = d
-        elif kind == "vote_opened":
-            opened[(d.get("item_id"), d.get("round"))] = d
+        elif kind.startswith("attendance_"):
+            still_open(seq, d.get("session_id"), "a check-in or leave")
+        elif kind in ("vote_opened", "vote_open_refused"):
+            still_open(seq, (item_created.get(d.get("item_id")) or {}).get("session_id"), "a vote opening")
+            if kind == "vote_opened":
+                opened[(d.get("item_id"), d.get("round"))] = d
         elif kind == "vote_closed":
             closed[(d.get("item_id"), d.get("round"))] = (seq, d)
-            reason = f"vote_closed:{d.get('item_id')}:{d.get('round')}"
-            cp = cp_by_reason.get(reason)
-            if cp is None or cp["seq"] != seq:
-                _fail(f"the vote close at event {seq} has no signed checkpoint ({reason}) in checkpoints.json: "
-                      f"a checkpoint was removed", "checkpoints.json")
+            require_checkpoint(seq, f"vote_closed:{d.get('item_id')}:{d.get('round')}", "vote close",
+                               (item_created.get(d.get("item_id")) or {}).get("session_id"))
+        elif kind == "session_closed":
+            sid = d.get("session_id")
+            if sid not in sessions:
+                _fail(f"event {seq} closes session {sid!r}, which the event log never created", f"events.jsonl:{seq}")
+            if sid in session_closed:
+                _fail(f"event {seq} closes session {sid} a second time (first at event {session_closed[sid]})",
+                      f"events.jsonl:{seq}")
+            require_checkpoint(seq, f"session_closed:{sid}", "session close", sid)
+            session_closed[sid] = seq
         elif kind == "tallied":
             tallied[(d.get("item_id"), d.get("round"))] = (seq, d)
         elif kind == "tally_sheet_entered":
             sheets[(d.get("item_id"), d.get("round"))] = d
-        elif kind == "cast_accepted":
-            if d.get("serial") in casts_by_round[d.get("round_id")]:
-                _fail(f"event {seq} accepts serial {d.get('serial')} a second time", f"events.jsonl:{seq}")
-            casts_by_round[d.get("round_id")][d.get("serial")] = d
         elif kind == "cast_refused" and d.get("round_id") is not None:
             refusals[d["round_id"]].append((seq, d.get("reason")))
         elif kind == "record_issued":
@@ -647,6 +813,8 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
                     _fail(f"{rw}: a tally-sheet round has no ballots file", "counts.json")
                 if r["sheet"] is not None and r["sheet"] != sheets.get(k, {}).get("sheet"):
                     _fail(f"{rw}: the tally sheet differs from the one entered in the event log", "counts.json")
+            elif r["sheet"] is not None:
+                _fail(f"{rw}: a round voted by {ci['channel']} has no tally sheet", "counts.json")
             elif r["status"] != "pending":
                 expect = r["ballots_file"]
                 if not isinstance(expect, str) or not expect.startswith("ballots/") or expect in referenced_ballots:
@@ -693,6 +861,7 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
             lines = res[1]
             events_here = casts_by_round.get(r["round_id"], {})
             cand_set = set(r["candidates"] or [])
+            marks_ok: set[int] = set()  # ids of the marks dicts of `lines` already checked
             for n, (serial, marks, digest, member_id) in enumerate(lines, 1):
                 where = f"{rel}:{n}"
                 if serial in seen_serials:
@@ -710,9 +879,11 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
                     _fail(f"named ballot {serial} in {rel}: member differs from the event log", where)
                 if ci["secret"] and "member_id" in ev:
                     _fail(f"event for secret ballot {serial} names a member", where)
-                if not isinstance(marks, dict) or marks.keys() != cand_set \
-                        or any(m not in rules.MARKS for m in marks.values()):
-                    _fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
+                if id(marks) not in marks_ok:  # equal marks in one file arrive as one shared dict
+                    if not isinstance(marks, dict) or marks.keys() != cand_set \
+                            or any(m not in rules.MARKS for m in marks.values()):
+                        _fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
+                    marks_ok.add(id(marks))
             if len(lines) != len(events_here):
                 missing = sorted(set(events_here) - {ln[0] for ln in lines})
                 _fail(f"{rel} lacks ballot {missing[0] if missing else '?'} that the event log accepted: "
@@ -822,7 +993,10 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
     uncovered = head_seq - max((c["seq"] for c in cps), default=0)
     return {"ok": True, "events": head_seq, "head": head_hash, "checkpoints": len(cps),
             "items": len(citems), "rounds_recounted": rounds_checked, "ballots": total_ballots,
-            "records": len(signed_records), "keys": dict(fps), "events_after_last_checkpoint": uncovered}
+            "records": len(signed_records), "keys": dict(fps), "events_after_last_checkpoint": uncovered,
+            "sessions": [{"id": sid, "name": sessions[sid].get("name"), "closed": sid in session_closed,
+                          "closed_at_event": session_closed.get(sid)}
+                         for sid in sorted(sessions, key=lambda x: (0, x, "") if _is_int(x) else (1, 0, str(x)))]}
 
 
 README = """\
@@ -846,7 +1020,10 @@ trust only the key inside this folder.
 核验内容 · What is checked:
 1. manifest.json 中每个文件的 sha256 / the sha256 of every file in manifest.json;
 2. 审计日志哈希链 / the audit hash chain (events.jsonl);
-3. 检查点签名，且其链头在链中 / checkpoint signatures, and their heads are in the chain;
+3. 检查点签名，且其链头在链中；每次表决结束（vote_closed）和每次闭会（session_closed）都有本机构密钥签名的检查点；
+   闭会之后该会次不再有签到、请假、新增事项或开始表决 / checkpoint signatures, and their heads are in the
+   chain; every vote close and every session close has a checkpoint signed by the body's key; a closed
+   session has no later check-in, leave, new item or vote opening;
 4. 每张选票的签名及其与事项、轮次的绑定，序列号不重复，且与日志中的 cast_accepted 事件一一对应 /
    every ballot's signature and item/round binding, unique serials, one-to-one with the log's
    cast_accepted events (including the submission digest, so marks cannot be altered);
@@ -860,7 +1037,7 @@ trust only the key inside this folder.
 | 文件 file | 内容 contents |
 |---|---|
 | `events.jsonl` | 审计事件，按 seq 排列 / audit events by seq: seq, at, kind, data, prev_hash, hash |
-| `checkpoints.json` | 签名的链头 / signed chain heads: seq, head_hash, reason, signature, key_fingerprint |
+| `checkpoints.json` | 签名的链头 / signed chain heads: seq, head_hash, reason (`vote_closed:<事项>:<轮次>` 表决结束 / `session_closed:<会次>` 闭会), signature, key_fingerprint |
 | `counts.json` | 每个事项、每轮的发出、收回、拒收、应到、实到、候选项、应选数、规则 / per item and round counts |
 | `ballots/<事项>-r<轮次>.jsonl` | 收回的有效提交：serial, signature, marks；按序列号排序；无记名表决不含任何代表身份；记名表决含 member_id, member_no |
 | `records/<事项>.json` | 决议记录：signed（签名所覆盖的原文）、signature、key_fingerprint、record_id |
@@ -899,6 +1076,28 @@ text as stored. Checkpoints sign `{"head":…,"reason":…,"seq":…,"type":"aud
 ## 无记名投票 · Secret ballots
 
 无记名表决的选票文件不含代表、席位或终端信息，并按随机序列号排序，文件顺序不反映投票顺序。
+日志中的 cast_accepted 事件不带时间（at 为 null）、代表或终端，只有轮次、序列号和提交摘要；
+它们在哈希链中的先后就是服务收到选票的先后，这是链本身所需要的顺序。
 Secret ballots carry no member, seat or terminal, and are sorted by their random serial, so the
-file order reveals nothing about the order of voting.
+file order reveals nothing about the order of voting. The log's cast_accepted events carry no
+time (`at` is null), member or terminal, only the round, serial and submission digest; their
+place in the chain is the order in which the service received the ballots, which the chain
+itself needs.
+
+## 回执与胁迫风险 · Receipts and coercion
+
+本审计包公开每张有效选票的序列号和所作选择，任何人都可以据此重新计票。代价是：记得自己选票序列号
+或回执码（回执码可由序列号、签名和选择算出）的代表，能在本审计包中找到自己的选票，从而向他人证明
+自己投了什么票；胁迫或收买投票的人也可以索要这种证明。这是有意的取舍：可公开核验的计票优先于
+"无法证明自己的投票"（receipt-freeness）。审计包本身不把任何序列号与代表联系起来，能建立这一联系的
+只有代表自己掌握的序列号或回执。会议组织方应当事先告知代表，并且不允许任何人收集或查看代表的
+选票、序列号或回执。
+
+This bundle publishes every accepted ballot's serial and marks so that anyone can recount. The
+price: a member who keeps their ballot's serial or receipt code (the code can be computed from
+the serial, signature and marks) can find their own ballot here and prove to someone else how
+they voted, and whoever coerces or buys votes can demand that proof. This is a deliberate
+trade-off: a publicly checkable count is preferred over receipt-freeness. The bundle itself ties
+no serial to any member; only the member's own serial or receipt does. Organisers should tell
+members so, and let no one collect or inspect members' ballots, serials or receipts.
 """

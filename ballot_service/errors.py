@@ -9,13 +9,20 @@ class BallotError(Exception):
     status = 400
     error_type = "BadRequest"
 
-    def __init__(self, message: str, where: str | None = None):
+    def __init__(self, message: str, where: str | None = None, *, zh: str | None = None):
         super().__init__(message)
         self.message = message
         self.where = where
+        self.zh = zh  # the Chinese wording shown on the screens, when there is one
+
+    def text(self, lang: str) -> str:
+        """The message in the screen's language (English when no Chinese wording is given)."""
+        return self.zh if lang == "zh" and self.zh else self.message
 
     def to_dict(self) -> dict:
         d = {"message": self.message, "errorType": self.error_type}
+        if self.zh:
+            d["message_zh"] = self.zh
         if self.where:
             d["where"] = self.where
         return d

@@ -258,6 +258,8 @@ class Rehearsal:
         for item in s["items"]:
             self._run_item(item)
         _, results = self.call("GET", f"/api/admin/sessions/{self.sid}/results")
+        # 闭会: the bundle then carries the signed session-close checkpoint.
+        self.call("POST", f"/api/admin/sessions/{self.sid}/close")
         return results
 
     def _set_present(self, ids: list[str]) -> None:

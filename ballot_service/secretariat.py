@@ -9,8 +9,8 @@ from .auth import requires
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Body, Item, PaperBallot, Terminal
 from .roster import RosterRow, import_roster, read_roster
-from .sittings import (attendance_state, create_body, create_item, create_sitting, find_member, get_body,
-                       get_item, get_sitting, set_attendance)
+from .sittings import (attendance_state, close_sitting, create_body, create_item, create_sitting, find_member,
+                       get_body, get_item, get_sitting, set_attendance)
 from .web import commit, field, get_db, json_body
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
@@ -97,6 +97,17 @@ def sessions_create():
     sitting = create_sitting(db, get_body(db, field(data, "body_id", int)), field(data, "name", str))
     commit()
     return jsonify({"id": sitting.id, "name": sitting.name}), 201
+
+
+@bp.post("/sessions/<int:sitting_id>/close")
+@requires("secretariat")
+def session_close(sitting_id: int):
+    """闭会: refused (409) while a vote is open or when already closed. Signs a checkpoint of
+    the audit chain head; answers with the checkpoint."""
+    db = get_db()
+    result = close_sitting(db, _settings(), get_sitting(db, sitting_id))
+    commit()
+    return jsonify(result)
 
 
 @bp.get("/sessions/<int:sitting_id>/attendance")

@@ -1,4 +1,5 @@
-"""Bodies, sittings (会次), check-in (签到) and vote items: domain operations that only flush."""
+"""Bodies, sittings (会次), check-in (签到), vote items and closing a sitting (闭会): domain
+operations that only flush."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,9 +62,52 @@ def find_member(db: Session, body_id: int, member_no: str) -> Member:
     return m
 
 
-def _require_open(sitting: Sitting) -> None:
+def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str) -> None:
+    """Refuse `doing` in a closed session. Reads the status under a shared row lock
+    (PostgreSQL: FOR SHARE; SQLite's write lock is already held), so a change that passes
+    this check commits before a concurrent session close, never after it."""
+    status, closed_at = db.execute(select(Sitting.status, Sitting.closed_at).where(Sitting.id == sitting.id)
+                                   .with_for_update(read=True)).one()
+    if status != "open":
+        when = f" at {closed_at.isoformat(timespec='seconds')}" if closed_at else ""
+        raise Conflict(f"会次已闭会，不能{doing_zh}。Session {sitting.name} was closed{when}: "
+                       f"{doing_en} is no longer possible.", where="session")
+
+
+def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
+    """Close a session (闭会): no check-in, leave, new item or vote opening after this.
+    Refused while a vote of the session is open, and refused a second time. Appends a
+    `session_closed` event and signs a checkpoint of the chain head (reason
+    `session_closed:<id>`) with the body's key, in the same transaction."""
+    from .voting import signing_key  # voting imports this module
+
+    # Lock the row: a concurrent open, check-in or item creation (which hold it shared) either
+    # commits first, or sees the session closed.
+    db.refresh(sitting, with_for_update=True)
     if sitting.status != "open":
-        raise Conflict(f"session {sitting.name} is closed", where="session")
+        when = f" at {sitting.closed_at.isoformat(timespec='seconds')}" if sitting.closed_at else ""
+        raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
+                       f"closing it again changes nothing.", where="session")
+    items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id).order_by(Item.position)))
+    still_open = [i.key for i in items if i.status == "open"]
+    if still_open:
+        raise Conflict(f"表决仍在进行，不能闭会：{'、'.join(still_open)}。"
+                       f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
+                       where="items")
+    key = signing_key(settings, sitting.body)  # fails clearly (no key, wrong passphrase) before any change
+    by_status: dict[str, int] = {}
+    for i in items:
+        by_status[i.status] = by_status.get(i.status, 0) + 1
+    sitting.status, sitting.closed_at = "closed", utcnow()
+    db.flush()
+    ev = audit.append(db, "session_closed", {"session_id": sitting.id, "body_id": sitting.body_id,
+                                             "name": sitting.name, "items": by_status},
+                      sitting_id=sitting.id)
+    cp = audit.checkpoint(db, key, f"session_closed:{sitting.id}")
+    return {"id": sitting.id, "name": sitting.name, "status": sitting.status,
+            "closed_at": sitting.closed_at.isoformat(timespec="seconds"), "items": by_status,
+            "checkpoint": {"seq": cp.seq, "head": cp.head_hash, "reason": cp.reason,
+                           "key_fingerprint": cp.key_fingerprint, "event_seq": ev.seq}}
 
 
 def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, method: str,
@@ -71,7 +115,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
     """Check a member in (status 'present') or record leave ('leave', 请假)."""
     if status not in ("present", "leave", "absent"):
         raise InvalidInput("status must be present, leave or absent", where="status")
-    _require_open(sitting)
+    require_open(db, sitting, "签到或请假", "check-in or leave")
     if member.body_id != sitting.body_id:
         raise InvalidInput("member is not on this body's roster", where="member")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
@@ -130,7 +174,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 base: str = "members", majority: str = "half", secret: bool = True,
                 channel: str = "terminal", time_limit_s: int | None = None) -> Item:
     """Create a vote item. Validates everything a tally will later rely on."""
-    _require_open(sitting)
+    require_open(db, sitting, "新增表决事项", "adding a vote item")
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind")
     if channel not in ("terminal", "paper", "tally_sheet"):

@@ -17,7 +17,7 @@ from .config import Settings
 from .db import utcnow
 from .errors import Conflict, InvalidInput, NotFound, QuorumNotMet
 from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal
-from .sittings import attendance_state
+from .sittings import attendance_state, require_open
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -36,12 +36,13 @@ def current_round(item: Item) -> Round:
 def open_round(db: Session, settings: Settings, item: Item) -> Round:
     """Open the item's pending round. Refused without quorum: the refusal is audited and the
     error carries commit_audit so the web layer keeps that event (and nothing else)."""
+    sitting = item.sitting
+    # Under the session row's shared lock: a concurrent session close waits for this opening
+    # to commit (and then refuses, the vote being open), or this opening sees the close.
+    require_open(db, sitting, "开始表决", "opening a vote")
     rnd = current_round(item)
     if rnd.status != "pending":
         raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}, not waiting to open", where="item")
-    sitting = item.sitting
-    if sitting.status != "open":
-        raise Conflict("the session is closed", where="session")
     other_open = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
     if other_open is not None:
         raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item")

@@ -311,3 +311,87 @@ def test_cli_export(tmp_path, db_url, monkeypatch):
     r = CliRunner().invoke(main, ["audit", "export", str(tmp_path / "bundle")])
     assert r.exit_code == 0, r.output
     assert verify(tmp_path / "bundle")["events"] == s["events"]
+
+
+# --- the verifier's fast paths accept only what the service writes ---------------------------------
+
+def test_intact_bundle_says_the_session_was_closed(bundle):
+    """rehearse closes its session, so the bundle carries the signed session-close checkpoint."""
+    s = verify(bundle)
+    assert [x["closed"] for x in s["sessions"]] == [True]
+    cps = json.loads((bundle / "checkpoints.json").read_text())
+    assert cps[-1]["reason"] == f"session_closed:{s['sessions'][0]['id']}"
+    assert cps[-1]["seq"] == s["sessions"][0]["closed_at_event"]
+    assert any(c["reason"].startswith("vote_closed:") for c in cps)
+
+
+def test_read_events_agrees_with_audit_event_hash(bundle):
+    from ballot_service import audit
+
+    hashes, kinds, datas = audit_bundle._read_events(bundle)
+    prev = audit.GENESIS
+    for n, line in enumerate((bundle / "events.jsonl").read_text("utf-8").splitlines(), 1):
+        ev = json.loads(line)
+        assert hashes[n - 1] == ev["hash"] == audit.event_hash(prev, n, ev["at"], ev["kind"], ev["data"])
+        assert kinds[n - 1] == ev["kind"] and datas[n - 1] == json.loads(ev["data"])
+        prev = ev["hash"]
+    assert "cast_accepted" in kinds
+
+
+def _edit_line(b: Path, rel: str, pick, change) -> None:
+    lines = (b / rel).read_text("utf-8").splitlines(keepends=True)
+    i = next(i for i, x in enumerate(lines) if pick(x))
+    new = change(lines[i])
+    assert new != lines[i] and json.loads(new) == json.loads(lines[i])  # same meaning, other bytes
+    lines[i] = new
+    (b / rel).write_text("".join(lines), "utf-8")
+
+
+NON_CANONICAL = {
+    "ballot: space after colon": ("ballots/", lambda x: True, lambda x: x.replace('"marks":', '"marks": ', 1)),
+    "ballot: escaped letter": ("ballots/", lambda x: True, lambda x: x.replace('"serial"', '"\\u0073erial"', 1)),
+    "ballot: keys reordered": ("ballots/", lambda x: True, lambda x: json.dumps(
+        dict(reversed(list(json.loads(x).items()))), ensure_ascii=False, separators=(",", ":")) + "\n"),
+    "cast event: space": ("events.jsonl", lambda x: "cast_accepted" in x,
+                          lambda x: x.replace('"at":null', '"at": null', 1)),
+    "cast event: escaped letter in data": ("events.jsonl", lambda x: "cast_accepted" in x,
+                                           lambda x: x.replace('\\"round_id', '\\"\\u0072ound_id', 1)),
+    "cast event: escaped letter in kind": ("events.jsonl", lambda x: "cast_accepted" in x,
+                                           lambda x: x.replace('"cast_accepted"', '"\\u0063ast_accepted"', 1)),
+    "other event: space": ("events.jsonl", lambda x: "session_closed" in x,
+                           lambda x: x.replace('"kind":', '"kind": ', 1)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NON_CANONICAL))
+def test_non_canonical_lines_are_refused(bundle, tmp_path, case):
+    target, pick, change = NON_CANONICAL[case]
+    b = copy(bundle, tmp_path)
+    rel = target if not target.endswith("/") else first(b, target)
+    _edit_line(b, rel, pick, change)
+    assert "canonical" in assert_deep_detects(b)
+
+
+@pytest.mark.parametrize("bad", [None, [], {}, "x", -1, True])
+def test_values_of_the_wrong_shape_fail_in_plain_words(bundle, tmp_path, bad):
+    """Every field of an item and of a round in counts.json, set to a value of another shape:
+    verify fails with BundleInvalid, never with a Python error."""
+    counts = json.loads((bundle / "counts.json").read_text())
+    item = counts["items"][0]
+    paths = [("items", 0, k) for k in item] + [("items", 0, "rounds", 0, k) for k in item["rounds"][0]]
+    for path in paths:
+        b = copy(bundle, tmp_path / f"{'-'.join(map(str, path))}")
+
+        def put(d, path=path):
+            target = d
+            for p in path[:-1]:
+                target = target[p]
+            if target[path[-1]] == bad:
+                return
+            target[path[-1]] = bad
+        edit_json(b, "counts.json", put)
+        rewrite_manifest(b)
+        if json.loads((b / "counts.json").read_text()) == counts:
+            continue
+        with pytest.raises(BundleInvalid):
+            verify(b)

@@ -106,6 +106,27 @@ def test_body_session_roster_checkin_state(cli, tmp_path):
     assert "应到5 实到4 请假1 缺席0 符合法定人数" in text
 
 
+
+def test_session_close(cli, tmp_path):
+    """闭会 from the command line: needs the body's key (it signs a checkpoint), refused a second
+    time, and check-in is refused afterwards."""
+    _setup_body(cli, tmp_path)
+    roster = _write_csv(tmp_path / "roster.csv", ["代表证号,姓名", "001,王建国", "002,李秀英"])
+    cli("roster", "import", "1", str(roster))
+    cli("checkin", "1", "001")
+    res = cli("session", "close", "1", ok=False)
+    assert res.exit_code == 2 and "signing key body-1 not found" in res.output
+    cli("keys", "create", "1")
+    res = cli("session", "close", "1")
+    assert "session 1 第四次会议 closed" in res.output and "checkpoint signed at event" in res.output
+    res = cli("session", "close", "1", ok=False)
+    assert res.exit_code == 2 and "already closed" in res.output and "已经闭会" in res.output
+    res = cli("checkin", "1", "002", ok=False)
+    assert res.exit_code == 2 and "check-in or leave is no longer possible" in res.output
+    assert _state(cli)[0]["sessions"][0]["status"] == "closed"
+    assert _state(cli)[0]["sessions"][0]["attendance"]["present"] == 1
+    assert "session 1 第四次会议 [已闭会 closed]:" in cli("state").output
+
 def test_roster_reimport_updates_and_retires(cli, tmp_path):
     _setup_body(cli, tmp_path)
     cli("roster", "import", "1", str(_write_csv(tmp_path / "a.csv", [

@@ -51,6 +51,12 @@ def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
                f"records {s['records']}")
     click.echo(f"  keys: {keys}" + ("" if key else "  (no --key given: compare the fingerprint with the "
                                                    "published one)"))
+    for sess in s["sessions"]:
+        if sess["closed"]:
+            click.echo(f"  session {sess['id']} {sess['name']}: closed (已闭会), signed checkpoint at event "
+                       f"{sess['closed_at_event']}")
+        else:
+            click.echo(f"  session {sess['id']} {sess['name']}: not closed (未闭会): no session-close checkpoint yet")
     if s["events_after_last_checkpoint"]:
         click.echo(f"  note: the last {s['events_after_last_checkpoint']} events are after the last signed "
                    f"checkpoint")

@@ -75,6 +75,23 @@ def session_create(body_id: int, name: str) -> None:
     click.echo(f"session {s.id}: {s.name}")
 
 
+@session.command("close", help="Close (闭会) SESSION_ID: refused while a vote is open or if already closed. "
+                               "Signs a checkpoint of the audit chain head with the body's key "
+                               "(needs BALLOT_KEY_PASSPHRASE); after it no check-in, leave, new item or "
+                               "vote opening is accepted for the session.")
+@click.argument("session_id", type=int)
+def session_close(session_id: int) -> None:
+    from ..config import Settings
+    from ..sittings import close_sitting, get_sitting
+
+    settings = Settings.from_env()
+    with db_session() as db:
+        r = close_sitting(db, settings, get_sitting(db, session_id))
+    cp = r["checkpoint"]
+    click.echo(f"session {r['id']} {r['name']} closed at {r['closed_at']}; "
+               f"audit checkpoint signed at event {cp['seq']} (head {cp['head'][:16]}…, key {cp['key_fingerprint']})")
+
+
 @click.group("roster", help="The roster of members (代表名册).")
 def roster() -> None:
     pass
@@ -137,7 +154,8 @@ def state(as_json: bool) -> None:
         for s in b["sessions"]:
             a = s["attendance"]
             q = "符合法定人数" if a["quorum_met"] else "不符合法定人数"
-            click.echo(f"  session {s['id']} {s['name']}: 应到{a['members']} 实到{a['present']} "
+            closed = " [已闭会 closed]" if s["status"] == "closed" else ""
+            click.echo(f"  session {s['id']} {s['name']}{closed}: 应到{a['members']} 实到{a['present']} "
                        f"请假{a['leave']} 缺席{a['absent']} {q}")
             for i in s["items"]:
                 click.echo(f"    item {i['id']} {i['key']} [{i['status']}] {i['title']}")
