@@ -20,11 +20,11 @@ from sqlalchemy import func, select
 from . import audit, auth, keys, records, rules, sittings, tally, voting
 from .auth import requires
 from .errors import BallotError, InvalidInput, Unauthorized
-from .i18n import t
+from .i18n import current_language, t
 from .db import utcnow
 from .models import Attendance, AuditEvent, Body, Cast, Member, Record, Terminal
 from .roster import import_roster, read_roster
-from .sittings import (attendance_state, create_body, create_item, create_sitting, find_member, get_body,
+from .sittings import (attendance_state, create_body, create_body_key, create_item, create_sitting, find_member, get_body,
                        get_item, get_sitting, set_attendance)
 from .web import finish_refusal, get_db
 
@@ -159,7 +159,7 @@ def act(action, success: str, back: str):
     except BallotError as exc:
         finish_refusal(exc)
         where = f" （{exc.where}）" if exc.where else ""
-        flash(f"{exc.message}{where}", "error")
+        flash(f"{exc.text(current_language())}{where}", "error")
         return redirect(back), None
     if success:
         flash(success, "ok")
@@ -205,14 +205,7 @@ def body_key(body_id: int):
     def make(db):
         body = get_body(db, body_id)
         s = _settings()
-        if not s.key_passphrase:
-            raise InvalidInput(t("服务器未设置签名密钥口令 BALLOT_KEY_PASSPHRASE",
-                                 "BALLOT_KEY_PASSPHRASE is not set on the server"), where="BALLOT_KEY_PASSPHRASE")
-        key = keys.create_key(s.keys_dir, keys.body_key_name(body.id), s.key_passphrase)
-        body.key_name = key.name
-        audit.append(db, "key_created", {"body_id": body.id, "name": key.name, "fingerprint": key.fingerprint,
-                                         "public_pem": key.public_pem.decode("ascii")})
-        return key
+        return create_body_key(db, s.keys_dir, s.key_passphrase, body)
 
     return act(make, t("已生成签名密钥，请公布其指纹。", "Signing key created; publish its fingerprint."),
                url_for(".home"))[0]

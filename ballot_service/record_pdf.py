@@ -149,7 +149,7 @@ class _Writer:
 
     # sections
     def build(self) -> bytes:
-        c, r, pdf = self.c, self.r, self.pdf
+        c, pdf = self.c, self.pdf
         item = c["item"]
         pdf.add_page()
         pdf.set_font(_FONT, size=12)

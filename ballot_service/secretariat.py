@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, session
-from sqlalchemy import select
 
-from . import audit, auth, keys, records, tally, voting
+from . import auth, records, tally, voting
 from .auth import requires
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Body, Item, PaperBallot, Terminal
+from .models import Terminal
 from .roster import RosterRow, import_roster, read_roster
-from .sittings import (attendance_state, close_sitting, create_body, create_item, create_sitting, find_member,
+from .sittings import (attendance_state, close_sitting, create_body, create_body_key, create_item, create_sitting, find_member,
                        get_body, get_item, get_sitting, set_attendance)
 from .web import commit, field, get_db, json_body
 
@@ -51,12 +50,7 @@ def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
     s = _settings()
-    if not s.key_passphrase:
-        raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE")
-    key = keys.create_key(s.keys_dir, keys.body_key_name(body.id), s.key_passphrase)
-    body.key_name = key.name
-    audit.append(db, "key_created", {"body_id": body.id, "name": key.name, "fingerprint": key.fingerprint,
-                                     "public_pem": key.public_pem.decode("ascii")})
+    key = create_body_key(db, s.keys_dir, s.key_passphrase, body)
     commit()
     return jsonify({"name": key.name, "fingerprint": key.fingerprint}), 201
 

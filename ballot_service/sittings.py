@@ -25,6 +25,26 @@ def create_body(db: Session, name: str, kind: str) -> Body:
     return body
 
 
+def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *, reuse: bool = False):
+    """Give `body` its Ed25519 signing key (keys.create_key, never overwriting) and audit
+    its fingerprint. With reuse=True an existing key file is opened with the passphrase
+    and adopted instead (the demo: a database reset keeps the keys folder)."""
+    from . import keys
+
+    if not passphrase:
+        raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE",
+                           zh="服务器未设置签名密钥口令 BALLOT_KEY_PASSPHRASE")
+    name = keys.body_key_name(body.id)
+    if reuse and keys.private_path(keys_dir, name).exists():
+        key, event = keys.load_key(keys_dir, name, passphrase), "key_reused"
+    else:
+        key, event = keys.create_key(keys_dir, name, passphrase), "key_created"
+    body.key_name = key.name
+    audit.append(db, event, {"body_id": body.id, "name": key.name, "fingerprint": key.fingerprint,
+                             "public_pem": key.public_pem.decode("ascii")})
+    return key
+
+
 def create_sitting(db: Session, body: Body, name: str) -> Sitting:
     if not name or not name.strip():
         raise InvalidInput("session name is empty", where="name")

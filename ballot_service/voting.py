@@ -12,10 +12,10 @@ import datetime as dt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, ballots, keys, rules, sealing
+from . import audit, ballots, keys, sealing
 from .config import Settings
 from .db import utcnow
-from .errors import Conflict, InvalidInput, NotFound, QuorumNotMet
+from .errors import Conflict, NotFound, QuorumNotMet
 from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal
 from .sittings import attendance_state, require_open
 

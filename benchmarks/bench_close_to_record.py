@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from ballot_service import auth, ballots, intake, keys, records, sealing, sittings, tally, voting
+from ballot_service import auth, intake, keys, records, sittings, tally, voting
 from ballot_service.config import Settings
 from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.roster import RosterRow, import_roster

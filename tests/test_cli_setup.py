@@ -238,6 +238,45 @@ def test_demo_items_have_their_candidates(cli, settings_env):
         app.extensions["ballot_engine"].dispose()
 
 
+def test_demo_creates_its_logins_and_signing_keys(cli, settings_env):
+    from sqlalchemy import select
+
+    from ballot_service import create_app
+    from ballot_service.auth import check_login
+    from ballot_service.cli.serve_cmd import DEMO_OPERATORS
+    from ballot_service.errors import Unauthorized
+    from ballot_service.keys import fingerprint, load_public_key
+    from ballot_service.models import AuditEvent, Body
+
+    out = cli("demo", "--load-only").output
+    assert "mishu/mishu-demo-2026 (secretariat)" in out
+    app = create_app(settings_env)
+    try:
+        with app.extensions["ballot_sessionmaker"]() as db:
+            for username, password, role in DEMO_OPERATORS:
+                assert check_login(db, username, password).role == role
+                with pytest.raises(Unauthorized):
+                    check_login(db, username, password + "x")
+            for body in db.scalars(select(Body)):
+                pub = Path(settings_env["BALLOT_KEYS_DIR"]) / f"{body.key_name}.pub.pem"
+                created = [json.loads(e.data) for e in db.scalars(
+                    select(AuditEvent).where(AuditEvent.kind == "key_created"))]
+                created = [d for d in created if d["body_id"] == body.id]
+                assert len(created) == 1
+                assert created[0]["fingerprint"] == fingerprint(load_public_key(pub))
+                assert created[0]["fingerprint"] in out
+    finally:
+        app.extensions["ballot_engine"].dispose()
+
+
+def test_demo_without_a_passphrase_says_how_to_make_keys(cli, settings_env):
+    env = {**settings_env, "BALLOT_KEY_PASSPHRASE": ""}
+    res = CliRunner().invoke(main, ["demo", "--load-only"], env=env, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "no signing key for 示范市第十七届人民代表大会: set BALLOT_KEY_PASSPHRASE" in res.output
+    assert not list(Path(settings_env["BALLOT_KEYS_DIR"]).iterdir())
+
+
 def test_sample_files_are_consistent():
     utf8 = (SAMPLE / "roster.csv").read_bytes().decode("utf-8")
     assert (SAMPLE / "roster-gbk.csv").read_bytes().decode("gbk") == utf8

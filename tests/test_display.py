@@ -600,7 +600,7 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
             api = Api.httpx(base)
             api.call("POST", "/api/admin/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
             vote(api, s.creds[voters[5]], {"motion": marks[5]})  # cast before the screen is back
-            page.wait_for_function(field_is(page, "vote.voted", 6), polling=100, timeout=10_000)
+            page.wait_for_function(field_is(page, "vote.voted", 6), polling=100, timeout=15_000)
             page.locator("#conn-banner").wait_for(state="hidden", timeout=5_000)
             assert page.evaluate("() => document.getElementById('display').dataset.connection") == "ok"
             break

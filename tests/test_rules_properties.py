@@ -1,7 +1,6 @@
 """Property tests (Hypothesis) for the pure rules engine."""
 from __future__ import annotations
 
-import random
 from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings

@@ -17,10 +17,9 @@ def keys() -> None:
                              "BALLOT_KEY_PASSPHRASE. Never overwrites an existing key.")
 @click.argument("body_id", type=int)
 def keys_create(body_id: int) -> None:
-    from .. import audit
     from ..config import Settings
-    from ..keys import body_key_name, create_key
-    from ..sittings import get_body
+    from ..keys import body_key_name
+    from ..sittings import create_body_key, get_body
 
     settings = Settings.from_env()
     if not settings.key_passphrase:
@@ -30,10 +29,7 @@ def keys_create(body_id: int) -> None:
     name = body_key_name(body_id)
     with db_session() as db:
         body = get_body(db, body_id)
-        key = create_key(settings.keys_dir, name, settings.key_passphrase)
-        body.key_name = name
-        audit.append(db, "key_created", {"body_id": body_id, "key_name": name,
-                                         "fingerprint": key.fingerprint})
+        key = create_body_key(db, settings.keys_dir, settings.key_passphrase, body)
     click.echo(f"key {name} created for body {body_id} ({body.name})")
     click.echo(f"  private: {settings.keys_dir / (name + '.key.pem')} (mode 0600, keep a backup)")
     click.echo(f"  public:  {settings.keys_dir / (name + '.pub.pem')}")

@@ -1,7 +1,6 @@
 """`ballot-service rehearse`: run a scenario file through the live code paths (预演)."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click

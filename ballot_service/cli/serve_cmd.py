@@ -35,6 +35,13 @@ DEMO_NOMINEES = [
 DEMO_PRESENT = 55  # of the 60 on the sample roster; the next 3 are on leave, 2 absent
 DEMO_LEAVE = 3
 DEMO_COMMITTEE_PRESENT = 32  # of 35; 1 on leave, 2 absent
+# Published in the README: for trying the demo only. A real service adds its own
+# operators with `ballot-service operator add`.
+DEMO_OPERATORS = [
+    ("mishu", "mishu-demo-2026", "secretariat"),
+    ("daping", "daping-demo-2026", "display"),
+    ("shenji", "shenji-demo-2026", "auditor"),
+]
 
 
 def _server_options(f):
@@ -169,18 +176,21 @@ def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, workers
     from ..config import PROJECT_ROOT
 
     settings = _prepare()
-    summary = load_demo(sample_dir or PROJECT_ROOT / "sample")
+    summary = load_demo(sample_dir or PROJECT_ROOT / "sample", settings)
     click.echo(summary)
     if not load_only:
         _run(settings, host, port, workers, threads, dev)
 
 
-def load_demo(sample_dir: Path) -> str:
-    """Load the sample bodies, rosters, attendance and items in one transaction, unless
-    the database already has a body. Returns a one-line summary."""
+def load_demo(sample_dir: Path, settings=None) -> str:
+    """Load the sample bodies, rosters, attendance, items and demo logins in one
+    transaction, unless the database already has a body; with a key passphrase set
+    (settings.key_passphrase), each sample body also gets its signing key. Returns a
+    short summary."""
     from sqlalchemy import func, select
 
-    from ..models import Body
+    from ..auth import create_operator
+    from ..models import Body, Operator
     from ..roster import import_roster, read_roster
     from ..sittings import create_body, create_item, create_sitting, find_member, set_attendance
     from .setup import db_session
@@ -218,9 +228,35 @@ def load_demo(sample_dir: Path) -> str:
         create_item(
             db, csitting, key="appointments", kind="appointment", title="人事任免事项表决",
             candidates=[{"key": k, "title": t} for k, t in DEMO_NOMINEES])
-    return (f"sample data loaded: {DEMO_CONGRESS}{DEMO_SESSION} ({len(rows)} deputies, "
-            f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SESSION} "
-            f"({len(crows)} members, 1 item)")
+
+        logins = []
+        for username, password, role in DEMO_OPERATORS:
+            if db.scalar(select(Operator).where(Operator.username == username)) is None:
+                create_operator(db, username, password, role)
+                logins.append(f"{username}/{password} ({role})")
+        key_notes = [_demo_key(db, settings, body) for body in (congress, committee)]
+    return "\n".join([
+        f"sample data loaded: {DEMO_CONGRESS}{DEMO_SESSION} ({len(rows)} deputies, "
+        f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SESSION} "
+        f"({len(crows)} members, 1 item)",
+        "demo logins 演示登录: " + (", ".join(logins) or "(operators already exist)"),
+        *key_notes,
+    ])
+
+
+def _demo_key(db, settings, body) -> str:
+    """Give a sample body its signing key, or adopt the one already in the keys folder."""
+    from ..errors import BallotError
+    from ..sittings import create_body_key
+
+    if settings is None or not settings.key_passphrase:
+        return (f"no signing key for {body.name}: set BALLOT_KEY_PASSPHRASE, then "
+                f"`ballot-service keys create {body.id}`")
+    try:
+        key = create_body_key(db, settings.keys_dir, settings.key_passphrase, body, reuse=True)
+    except BallotError as exc:
+        return f"no signing key for {body.name}: {exc.message}"
+    return f"signing key {key.name} for {body.name} (fingerprint 指纹 {key.fingerprint})"
 
 
 commands = [serve, demo]

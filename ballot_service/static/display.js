@@ -286,7 +286,7 @@
   function reopenLater() {
     if (reopenTimer) return;
     reopenTimer = setTimeout(function () { reopenTimer = null; open(); refetch(); }, reopenDelay);
-    reopenDelay = Math.min(reopenDelay * 2, 10000);
+    reopenDelay = Math.min(reopenDelay * 2, 4000);  // back within seconds of the server
   }
 
   // A connection that died without closing (cable pulled, Wi-Fi gone) sends nothing at all.
@@ -294,7 +294,12 @@
     if (Date.now() - lastData > WATCHDOG_MS) { trouble(); lastData = Date.now(); open(); refetch(); }
   }, 5000);
   window.addEventListener("online", function () { open(); refetch(); });
-  window.addEventListener("offline", trouble);
+  // The browser says its network is gone: drop the stream (a half-dead one could still
+  // deliver a late ping and hide the banner) and wait for "online" or the watchdog.
+  window.addEventListener("offline", function () {
+    if (es) { es.close(); es = null; }
+    trouble();
+  });
 
   window.BallotDisplay = { render: render };  // for layout checks in tests
   render(JSON.parse(document.getElementById("display-initial").textContent));
