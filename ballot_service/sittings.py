@@ -140,6 +140,21 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         raise InvalidInput("member is not on this body's roster", where="member")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
                                              Attendance.member_id == member.id))
+    if att is not None and att.status == status and (terminal_id is None or att.terminal_id == terminal_id):
+        # Nothing changes (a tablet checking in again after a reload): write nothing, so no
+        # event with a member's name lands in the audit chain between the casts.
+        return att
+    open_secret = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open",
+                                               Item.secret.is_(True)))
+    if open_secret is not None and att is not None and att.status == "present":
+        if status == "present":
+            return att  # checked in already (by hand, or at another terminal): the ballot went out at opening
+        # A ballot holder's leave event in the chain right after a cast would point at that
+        # cast. The round's 实到 is fixed at opening anyway, so nothing is lost by waiting.
+        # (A late arrival holds no ballot in this round: their check-in is recorded at once.)
+        raise Conflict(f"a secret vote ({open_secret.key}) is open: a present member's leave or "
+                       f"cancellation is recorded after it closes", where="attendance",
+                       zh=f"无记名表决（{open_secret.title}）进行中：已签到代表的请假或取消签到须在本项表决结束后办理")
     if att is None:
         att = Attendance(sitting_id=sitting.id, member_id=member.id, status=status, method=method,
                          terminal_id=terminal_id)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from . import ballots, intake, voting
 from .auth import requires
+from .db import read_phase
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Attendance, Item, Round, TallySheet
 from .sittings import attendance_state, find_member, get_sitting, set_attendance
@@ -39,18 +40,21 @@ def _item_view(item: Item, rnd: Round) -> dict:
 def terminal_state():
     db = get_db()
     term = g.terminal
-    sitting = get_sitting(db, term.sitting_id)
-    att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
-                                             Attendance.terminal_id == term.id,
-                                             Attendance.status == "present"))
-    vote = None
-    open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
-    if open_item is not None:
-        vote = _item_view(open_item, voting.current_round(open_item))
-    return jsonify({"terminal": {"name": term.name, "seat": term.seat},
-                    "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name},
-                    "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
-                    "attendance": attendance_state(db, sitting).as_dict(), "vote": vote})
+    # Tablets poll this: read without SQLite's write lock, so polls never queue behind casts.
+    with read_phase(db):
+        sitting = get_sitting(db, term.sitting_id)
+        att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
+                                                 Attendance.terminal_id == term.id,
+                                                 Attendance.status == "present"))
+        vote = None
+        open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
+        if open_item is not None:
+            vote = _item_view(open_item, voting.current_round(open_item))
+        body = {"terminal": {"name": term.name, "seat": term.seat},
+                "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name},
+                "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
+                "attendance": attendance_state(db, sitting).as_dict(), "vote": vote}
+    return jsonify(body)
 
 
 @bp.post("/terminal/checkin")
@@ -69,8 +73,11 @@ def terminal_checkin():
 @bp.get("/terminal/ballot")
 @requires("terminal")
 def terminal_ballot():
-    item, rnd, token_text = voting.deliver_ballot(get_db(), g.terminal, g.credential)
-    return jsonify({"vote": _item_view(item, rnd), "ballot": token_text})
+    db = get_db()
+    with read_phase(db):  # delivery writes nothing (voting.deliver_ballot)
+        item, rnd, token_text = voting.deliver_ballot(db, g.terminal, g.credential)
+        body = {"vote": _item_view(item, rnd), "ballot": token_text}
+    return jsonify(body)
 
 
 @bp.post("/terminal/cast")

@@ -209,3 +209,44 @@ def test_files_do_not_link(voted, tmp_path):
             raw += p.read_bytes()
     leaked = [n for n in needles if n in raw]
     assert not leaked, "serial or ballot text stored outside casts/audit_events"
+
+
+def test_attendance_during_a_secret_vote_leaves_no_event_beside_the_casts(app, client):
+    """A member's attendance event placed in the chain next to a cast would point at that cast.
+    While a secret vote is open: checking in again writes nothing at all; a ballot holder's
+    leave is refused (recorded after the close); a late arrival, who holds no ballot in this
+    round, is checked in at once."""
+    db = app.extensions["ballot_sessionmaker"]()
+    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    db.commit()
+    db.close()
+    api = Api.flask(client)
+    s = setup_session(api, members=6, present=4, secret=True)
+
+    def events():
+        with app.extensions["ballot_engine"].connect() as conn:
+            return conn.execute(select(AuditEvent.seq, AuditEvent.kind)).all()
+
+    before = events()
+    first = s.members[0]
+    api.call("POST", "/api/terminal/checkin", {"member": first}, credential=s.creds[first])
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": [first], "status": "present"})
+    assert events() == before  # nothing written: no event to order against the casts
+
+    _, body = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance",
+                       {"members": [first], "status": "leave"}, expect=(409,))
+    err = body["errors"][0]
+    assert err["where"] == "attendance" and "secret vote" in err["message"]
+    assert "表决结束后" in err["message_zh"]
+    assert events() == before
+
+    late = s.members[5]
+    _, state = api.call("POST", "/api/terminal/checkin", {"member": late}, credential=s.creds[late])
+    assert state["attendance"]["present"] == 5
+    assert [k for _, k in events()[len(before):]] == ["attendance_present"]
+    api.call("GET", "/api/terminal/ballot", credential=s.creds[late], expect=(404,))  # no ballot this round
+
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    _, state = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance",
+                        {"members": [first], "status": "leave"})
+    assert state["leave"] == 1
