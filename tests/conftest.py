@@ -66,3 +66,17 @@ def db(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def api(app, client):
+    """The admin and terminal API through Flask's test client, with a secretariat operator
+    (helpers_live.OPERATOR) created; log in with setup_session() or api.call(...)."""
+    from ballot_service import auth
+    from helpers_live import OPERATOR, Api
+
+    db = app.extensions["ballot_sessionmaker"]()
+    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    db.commit()
+    db.close()
+    return Api.flask(client)

@@ -12,10 +12,9 @@ import re
 import pytest
 from sqlalchemy import create_engine, select
 
-from ballot_service import auth
 from ballot_service.models import Cast
 from browser_support import SCREENSHOTS, chromium, live_site, new_page, screenshot  # noqa: F401 (fixtures)
-from helpers_live import OPERATOR, Api, setup_session
+from helpers_live import Api, setup_session
 
 RE_RECEIPT = re.compile(r"^[0-9A-F]{12}$")
 PROJECTS = [{"key": f"p{i}", "title": title, "description": desc} for i, (title, desc) in enumerate([
@@ -29,15 +28,6 @@ PROJECTS = [{"key": f"p{i}", "title": title, "description": desc} for i, (title,
 
 
 # --- functional (Flask test client) ---------------------------------------------------------
-
-@pytest.fixture
-def api(app, client):
-    db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
-    db.commit()
-    db.close()
-    return Api.flask(client)
-
 
 def strings_of(html: str) -> dict:
     m = re.search(r'<script type="application/json" id="seat-strings">(.*?)</script>', html, re.S)

@@ -211,16 +211,11 @@ def test_files_do_not_link(voted, tmp_path):
     assert not leaked, "serial or ballot text stored outside casts/audit_events"
 
 
-def test_attendance_during_a_secret_vote_leaves_no_event_beside_the_casts(app, client):
+def test_attendance_during_a_secret_vote_leaves_no_event_beside_the_casts(app, api):
     """A member's attendance event placed in the chain next to a cast would point at that cast.
     While a secret vote is open: checking in again writes nothing at all; a ballot holder's
     leave is refused (recorded after the close); a late arrival, who holds no ballot in this
     round, is checked in at once."""
-    db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
-    db.commit()
-    db.close()
-    api = Api.flask(client)
     s = setup_session(api, members=6, present=4, secret=True)
 
     def events():

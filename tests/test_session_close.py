@@ -13,21 +13,12 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
-from ballot_service import audit, audit_bundle, auth, keys, sittings, voting
+from ballot_service import audit, audit_bundle, keys, sittings, voting
 from ballot_service.audit_bundle import BundleInvalid, pretty_json, verify
 from ballot_service.cli import main
 from ballot_service.errors import Conflict
 from ballot_service.models import AuditEvent, Checkpoint, Sitting
-from helpers_live import OPERATOR, Api, create_item, setup_session
-
-
-@pytest.fixture
-def api(app, client):
-    db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
-    db.commit()
-    db.close()
-    return Api.flask(client)
+from helpers_live import Api, create_item, setup_session
 
 
 def read(app, stmt):
