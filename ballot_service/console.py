@@ -59,7 +59,7 @@ def login_submit():
         op = login_operator(db, username, password)
     except BallotError as exc:
         finish_refusal(exc)
-        flash(exc.message, "error")
+        flash(exc.text(current_language()), "error")
         return render_template("console/login.html", next=request.form.get("next", ""), username=username), 401
     target = _safe_next(request.form.get("next")) or HOME_OF_ROLE[op.role]
     return redirect(target)
@@ -80,7 +80,6 @@ def login_operator(db, username: str, password: str):
     except Unauthorized as exc:
         audit.append(db, "login_failed", {"username": username, "reason": "wrong_password"})
         exc.commit_audit = True
-        exc.message = t("用户名或密码错误", "wrong username or password")
         raise
     session.clear()
     session["username"], session["role"] = op.username, op.role
@@ -389,7 +388,7 @@ def terminals_form(sitting_id: int):
         db.commit()
     except BallotError as exc:
         finish_refusal(exc)
-        flash(exc.message, "error")
+        flash(exc.text(current_language()), "error")
         return redirect(url_for(".sitting_page", sitting_id=sitting_id) + "#terminals")
     base = request.host_url.rstrip("/")
     return render_template("console/terminals_created.html", sitting=sitting, base=base,
@@ -588,7 +587,7 @@ def print_ballots(item_id: int):
         if item.channel != "paper":
             raise InvalidInput(t("该事项不使用纸质选票", "this item is not voted on paper"), where="item")
     except BallotError as exc:
-        flash(exc.message, "error")
+        flash(exc.text(current_language()), "error")
         return redirect(url_for(".item_page", item_id=item_id))
     job_id = secrets.token_hex(8)
     path = _job_path(job_id)
@@ -607,6 +606,8 @@ def print_ballots(item_id: int):
         finally:
             db.close()
 
+    lang = current_language()  # the job's thread has no request to ask
+
     def work():
         done = 0
 
@@ -620,7 +621,7 @@ def print_ballots(item_id: int):
             _write_job(path, state="done", done=count, total=count, item_id=item_id,
                        files=[p.name for p in out["paths"]], fingerprint=out["fingerprint"])
         except Exception as exc:  # shown to the operator on the item page
-            message = exc.message if isinstance(exc, BallotError) else f"{type(exc).__name__}: {exc}"
+            message = exc.text(lang) if isinstance(exc, BallotError) else f"{type(exc).__name__}: {exc}"
             _write_job(path, state="failed", done=done, total=count, item_id=item_id, error=message)
 
     threading.Thread(target=work, name=f"print-{job_id}", daemon=True).start()

@@ -72,7 +72,7 @@ class SigningKey:
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise KeyFileError(f"key name {name!r} is not valid: use letters, digits, '-', '_' or '.'",
-                           where="name")
+                           where="name", zh=f"密钥名称 {name!r} 无效：只能使用字母、数字、“-”、“_”或“.”")
 
 
 def private_path(keys_dir: Path, name: str) -> Path:
@@ -98,13 +98,14 @@ def create_key(keys_dir: Path, name: str, passphrase: str) -> SigningKey:
     _check_name(name)
     if not passphrase:
         raise KeyFileError("no passphrase: set BALLOT_KEY_PASSPHRASE before creating a key",
-                           where="BALLOT_KEY_PASSPHRASE")
+                           where="BALLOT_KEY_PASSPHRASE", zh="未设置口令：请先设置 BALLOT_KEY_PASSPHRASE，再生成签名密钥")
     keys_dir = Path(keys_dir)
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     priv_path, pub_path = private_path(keys_dir, name), public_path(keys_dir, name)
     if priv_path.exists():
         raise KeyFileError(f"key {name} already exists at {priv_path}; refusing to overwrite it "
-                           f"(move it away first if you really mean to replace it)", where=str(priv_path))
+                           f"(move it away first if you really mean to replace it)", where=str(priv_path),
+                           zh=f"签名密钥 {name} 已存在（{priv_path}），不予覆盖；确需更换，请先将其移走")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.BestAvailableEncryption(passphrase.encode("utf-8")))
@@ -112,7 +113,7 @@ def create_key(keys_dir: Path, name: str, passphrase: str) -> SigningKey:
         fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyFileError(f"key {name} already exists at {priv_path}; refusing to overwrite it",
-                           where=str(priv_path)) from None
+                           where=str(priv_path), zh=f"签名密钥 {name} 已存在（{priv_path}），不予覆盖") from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
         f.flush()
@@ -143,10 +144,13 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
         st = path.stat()
     except FileNotFoundError:
         raise KeyFileError(f"signing key {name} not found at {path}: {_create_hint(name)}",
-                           where=str(path)) from None
+                           where=str(path),
+                           zh=f"找不到签名密钥 {name}（{path}）：请先为该机构生成签名密钥"
+                              f"（命令行：ballot-service keys create 机构编号）") from None
     if not passphrase:
         raise KeyFileError(f"the passphrase for key {name} is not set: set BALLOT_KEY_PASSPHRASE "
-                           f"to the passphrase used when the key was created", where="BALLOT_KEY_PASSPHRASE")
+                           f"to the passphrase used when the key was created", where="BALLOT_KEY_PASSPHRASE",
+                           zh=f"未设置签名密钥 {name} 的口令：请将 BALLOT_KEY_PASSPHRASE 设为生成该密钥时所用的口令")
     cache_key = (str(Path(keys_dir).resolve()), name,
                  hashlib.sha256(passphrase.encode("utf-8")).hexdigest(), st.st_mtime_ns, st.st_size, st.st_ino)
     with _cache_lock:
@@ -156,21 +160,26 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
     data = path.read_bytes()
     if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
         raise KeyFileError(f"key file {path} is corrupted or not an encrypted private key: "
-                           f"restore it from your backup", where=str(path))
+                           f"restore it from your backup", where=str(path),
+                           zh=f"密钥文件 {path} 已损坏或不是加密的私钥：请从备份恢复")
     try:
         key = serialization.load_pem_private_key(data, passphrase.encode("utf-8"))
     except ValueError as exc:
         if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
             raise KeyFileError(f"wrong passphrase for key {name}: check BALLOT_KEY_PASSPHRASE "
                                f"(if it is right, the file {path} is damaged: restore it from your backup)",
-                               where="BALLOT_KEY_PASSPHRASE") from None
+                               where="BALLOT_KEY_PASSPHRASE",
+                               zh=f"签名密钥 {name} 的口令错误：请检查 BALLOT_KEY_PASSPHRASE"
+                                  f"（如口令无误，则密钥文件 {path} 已损坏，请从备份恢复）") from None
         raise KeyFileError(f"key file {path} is corrupted ({exc.__class__.__name__}): restore it from "
-                           f"your backup", where=str(path)) from None
+                           f"your backup", where=str(path),
+                           zh=f"密钥文件 {path} 已损坏（{exc.__class__.__name__}）：请从备份恢复") from None
     except TypeError:
         raise KeyFileError(f"key file {path} is not encrypted as expected: restore it from your backup",
-                           where=str(path)) from None
+                           where=str(path), zh=f"密钥文件 {path} 未按预期加密：请从备份恢复") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"key file {path} does not hold an Ed25519 key", where=str(path))
+        raise KeyFileError(f"key file {path} does not hold an Ed25519 key", where=str(path),
+                           zh=f"密钥文件 {path} 中不是 Ed25519 密钥")
     signing_key = SigningKey(name, key)
     pub = public_path(keys_dir, name)
     if pub.exists():
@@ -180,7 +189,8 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
             on_disk = None
         if on_disk is None or fingerprint(on_disk) != signing_key.fingerprint:
             raise KeyFileError(f"public key {pub} does not match private key {path}: restore the pair "
-                               f"from your backup", where=str(pub))
+                               f"from your backup", where=str(pub),
+                               zh=f"公钥 {pub} 与私钥 {path} 不匹配：请从备份恢复这对密钥")
     with _cache_lock:
         _cache[cache_key] = signing_key
     return signing_key
@@ -201,15 +211,16 @@ def load_public_key(path_or_pem) -> Ed25519PublicKey:
         except FileNotFoundError:
             hint = _create_hint(p.name[: -len(PUBLIC_SUFFIX)]) if p.name.endswith(PUBLIC_SUFFIX) else \
                 "check the path"
-            raise KeyFileError(f"public key not found at {p}: {hint}", where=str(p)) from None
+            raise KeyFileError(f"public key not found at {p}: {hint}", where=str(p),
+                               zh=f"找不到公钥 {p}：请检查路径；如该机构尚无签名密钥，请先生成") from None
         where = str(p)
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
         raise KeyFileError(f"{where} is not a valid PEM public key ({exc.__class__.__name__})",
-                           where=where) from None
+                           where=where, zh=f"不是有效的 PEM 公钥（{where}，{exc.__class__.__name__}）") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{where} is not an Ed25519 public key", where=where)
+        raise KeyFileError(f"{where} is not an Ed25519 public key", where=where, zh=f"不是 Ed25519 公钥（{where}）")
     return key
 
 

@@ -74,7 +74,9 @@ def find_font() -> Path:
             return Path(c)
     raise FontNotFound(f"no Chinese font found for printing ballots (looked at {', '.join(looked)}): "
                        f"install one with `apt-get install {FONT_APT_PACKAGE}`, or set BALLOT_FONT to a "
-                       f".ttf/.ttc file with Chinese glyphs", where="BALLOT_FONT")
+                       f".ttf/.ttc file with Chinese glyphs", where="BALLOT_FONT",
+                       zh=f"找不到印制选票所需的中文字体（已查找 {', '.join(looked)}）：请运行 "
+                          f"`apt-get install {FONT_APT_PACKAGE}` 安装，或将 BALLOT_FONT 设为含中文字形的 .ttf/.ttc 文件")
 
 
 @dataclass(frozen=True)
@@ -178,10 +180,13 @@ QR_SIZE = 40.0
 class _Renderer:
     def __init__(self, layout: BallotLayout, font_path: Path):
         if not layout.candidates:
-            raise InvalidInput("a ballot needs at least one candidate", where="candidates")
+            raise InvalidInput("a ballot needs at least one candidate", where="candidates",
+                               zh="选票上至少须有一个候选项")
         if len(layout.candidates) > MAX_CANDIDATES_PER_PAGE:
             raise InvalidInput(f"{len(layout.candidates)} candidates do not fit on one A4 ballot "
-                               f"(at most {MAX_CANDIDATES_PER_PAGE})", where="candidates")
+                               f"(at most {MAX_CANDIDATES_PER_PAGE})", where="candidates",
+                               zh=f"{len(layout.candidates)} 个候选项排不进一张 A4 选票"
+                                  f"（最多 {MAX_CANDIDATES_PER_PAGE} 个）")
         self.layout = layout
         pdf = FPDF(orientation="P", unit="mm", format="A4")
         pdf.set_auto_page_break(False)
@@ -320,7 +325,8 @@ def write_ballot_pdfs(layout: BallotLayout, ballots: Sequence[tuple[str, str]], 
     paths = [out_dir / f"{prefix}-part{j:0{width}d}.pdf" for j in range(1, len(chunks) + 1)]
     for p in paths:
         if p.exists():
-            raise InvalidInput(f"{p} already exists; refusing to overwrite printed ballots", where=str(p))
+            raise InvalidInput(f"{p} already exists; refusing to overwrite printed ballots", where=str(p),
+                               zh=f"{p} 已存在：不覆盖已印制的选票")
     procs = min(processes or min(os.cpu_count() or 1, 4), len(chunks))
     _Renderer(layout, font)  # fail fast (font, too many candidates) before starting workers
     if procs <= 1:
@@ -383,14 +389,16 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     from .errors import Conflict
     from .keys import body_key_name, load_key
     from .models import Round
-    from .sittings import get_item
+    from .sittings import get_item, require_open
 
     with open_db() as db:
         find_font()  # fail before signing anything
         item = get_item(db, item_id)
+        require_open(db, item.sitting, "印制选票", "printing ballots")
         rounds = [r for r in item.rounds if round_no is None or r.number == round_no]
         if not rounds:
-            raise Conflict(f"item {item_id} has no round {round_no}", where="round")
+            raise Conflict(f"item {item_id} has no round {round_no}", where="round",
+                           zh=f"表决事项 {item_id} 没有第 {round_no} 轮")
         round_ = rounds[-1]
         key = load_key(settings.keys_dir, body_key_name(item.sitting.body_id), settings.key_passphrase)
         tokens = sign_paper_ballots(key, item, round_, count)

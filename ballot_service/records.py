@@ -48,7 +48,8 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str) -
 def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     if item.status not in FINAL:
         raise Conflict(f"item {item.key} is {item.status}; a record is issued once it is decided or void",
-                       where="item")
+                       where="item",
+                       zh=f"表决事项 {item.key} 的状态为 {item.status}：计票得出结果或表决无效后才能签发表决结果记录")
     existing = db.scalar(select(Record).where(Record.item_id == item.id))
     if existing is not None:
         return existing
@@ -72,9 +73,10 @@ def publish_record(db: Session, item: Item) -> Record:
     Publishing changes nothing in the signed content; it is audited, and done once."""
     rec = db.scalar(select(Record).where(Record.item_id == item.id))
     if rec is None:
-        raise Conflict(f"item {item.key} has no signed record yet; issue the record first", where="item")
+        raise Conflict(f"item {item.key} has no signed record yet; issue the record first", where="item",
+                       zh=f"表决事项 {item.key} 尚未签发表决结果记录，请先签发")
     if rec.published:
-        raise Conflict("this record is already published", where="record")
+        raise Conflict("this record is already published", where="record", zh="该表决结果记录已公布")
     rec.published = True
     db.flush()
     audit.append(db, "record_published", {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)

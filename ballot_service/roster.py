@@ -47,17 +47,20 @@ def read_roster(path: str | Path, data: bytes | None = None) -> list[RosterRow]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InvalidInput(f"cannot read roster file: {exc.strerror}", where=str(path)) from None
+            raise InvalidInput(f"cannot read roster file: {exc.strerror}", where=str(path),
+                               zh=f"无法读取名册文件：{exc.strerror}") from None
     if suffix == ".xls" or data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise InvalidInput(
             "this is an old Excel .xls file; open it in Excel or WPS and save as .xlsx "
-            "(Excel 工作簿) or CSV, then import again", where=path.name)
+            "(Excel 工作簿) or CSV, then import again", where=path.name,
+            zh="这是旧版 Excel .xls 文件：请用 Excel 或 WPS 打开，另存为 .xlsx（Excel 工作簿）或 CSV 后重新导入")
     if suffix == ".xlsx" or data[:2] == b"PK":
         table = _xlsx_rows(data, path.name)
     elif suffix in (".csv", ".txt", ""):
         table = _csv_rows(data, path.name)
     else:
-        raise InvalidInput(f"unsupported roster file type {suffix!r}; use .csv or .xlsx", where=path.name)
+        raise InvalidInput(f"unsupported roster file type {suffix!r}; use .csv or .xlsx", where=path.name,
+                           zh=f"不支持 {suffix} 类型的名册文件，请使用 .csv 或 .xlsx")
     return _validate(table, path.name)
 
 
@@ -68,13 +71,15 @@ def _decode(data: bytes, name: str) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput("cannot read the file's text: it is neither UTF-8 nor GBK/GB18030", where=name)
+    raise InvalidInput("cannot read the file's text: it is neither UTF-8 nor GBK/GB18030", where=name,
+                       zh="无法读取文件内容：编码既不是 UTF-8，也不是 GBK/GB18030")
 
 
 def _csv_rows(data: bytes, name: str) -> list[list[str]]:
     text = _decode(data, name)
     if "\x00" in text:
-        raise InvalidInput("the file contains binary data, not CSV text", where=name)
+        raise InvalidInput("the file contains binary data, not CSV text", where=name,
+                           zh="文件含有二进制数据，不是 CSV 文本")
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
     except csv.Error:
@@ -90,7 +95,8 @@ def _xlsx_rows(data: bytes, name: str) -> list[list[str]]:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise InvalidInput(f"not a readable .xlsx workbook ({exc.__class__.__name__})", where=name) from None
+        raise InvalidInput(f"not a readable .xlsx workbook ({exc.__class__.__name__})", where=name,
+                           zh=f"无法读取该 .xlsx 工作簿（{exc.__class__.__name__}）") from None
     ws = wb.worksheets[0]
     rows = []
     for row in ws.iter_rows(values_only=True):
@@ -109,7 +115,7 @@ def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
     # Keep file row numbers: blank rows are skipped, never renumbered away.
     numbered = [(i, r) for i, r in enumerate(table, start=1) if any(c.strip() for c in r)]
     if not numbered:
-        raise InvalidInput("the roster file is empty", where=name)
+        raise InvalidInput("the roster file is empty", where=name, zh="名册文件是空的")
     header_line, header_row = numbered[0]
     header = [c.strip() for c in header_row]
     columns: dict[str, int] = {}
@@ -121,11 +127,13 @@ def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
     if missing:
         raise InvalidInput(
             f"missing column {'、'.join(missing)}; the first row has: {', '.join(header) or '(nothing)'}",
-            where=f"{name}: row {header_line}")
+            where=f"{name}: row {header_line}",
+            zh=f"缺少“{'、'.join(missing)}”列；第一行为：{'，'.join(header) or '（空）'}")
     if len(numbered) == 1:
-        raise InvalidInput("the roster has a header row but no members", where=name)
+        raise InvalidInput("the roster has a header row but no members", where=name, zh="名册只有表头，没有代表")
     if len(numbered) - 1 > MAX_ROWS:
-        raise InvalidInput(f"more than {MAX_ROWS} members in one roster", where=name)
+        raise InvalidInput(f"more than {MAX_ROWS} members in one roster", where=name,
+                           zh=f"一份名册最多 {MAX_ROWS} 名代表")
 
     def cell(row: list[str], field: str) -> str | None:
         i = columns.get(field)
@@ -141,28 +149,36 @@ def _validate(table: list[list[str]], name: str) -> list[RosterRow]:
         member_no = cell(row, "member_no")
         member_name = cell(row, "name")
         if not member_no:
-            raise InvalidInput(f"empty {header[columns['member_no']]}", where=f"{name}: row {line}, column {header[columns['member_no']]}")
+            raise InvalidInput(f"empty {header[columns['member_no']]}",
+                               where=f"{name}: row {line}, column {header[columns['member_no']]}",
+                               zh=f"第 {line} 行的{header[columns['member_no']]}为空")
         if not member_name:
-            raise InvalidInput(f"empty {header[columns['name']]} for {member_no}", where=f"{name}: row {line}, column {header[columns['name']]}")
+            raise InvalidInput(f"empty {header[columns['name']]} for {member_no}",
+                               where=f"{name}: row {line}, column {header[columns['name']]}",
+                               zh=f"{member_no} 的{header[columns['name']]}为空")
         if member_no in seen:
             raise InvalidInput(
                 f"duplicate {header[columns['member_no']]} {member_no} (first on row {seen[member_no]})",
-                where=f"{name}: row {line}, column {header[columns['member_no']]}")
+                where=f"{name}: row {line}, column {header[columns['member_no']]}",
+                zh=f"{header[columns['member_no']]} {member_no} 重复（首次出现在第 {seen[member_no]} 行）")
         seen[member_no] = line
         seat = cell(row, "seat")
         if seat:
             if seat in seats:
                 raise InvalidInput(f"seat {seat} is given twice (first on row {seats[seat]})",
-                                   where=f"{name}: row {line}, column {header[columns['seat']]}")
+                                   where=f"{name}: row {line}, column {header[columns['seat']]}",
+                                   zh=f"座位号 {seat} 重复（首次出现在第 {seats[seat]} 行）")
             seats[seat] = line
         card = cell(row, "card_code")
         if card:
             if card in cards:
                 raise InvalidInput(f"card {card} is given twice (first on row {cards[card]})",
-                                   where=f"{name}: row {line}, column {header[columns['card_code']]}")
+                                   where=f"{name}: row {line}, column {header[columns['card_code']]}",
+                                   zh=f"卡号 {card} 重复（首次出现在第 {cards[card]} 行）")
             cards[card] = line
         if len(member_no) > 64 or len(member_name) > 100:
-            raise InvalidInput("value too long", where=f"{name}: row {line}")
+            raise InvalidInput("value too long", where=f"{name}: row {line}",
+                               zh=f"第 {line} 行内容过长（代表证号最多 64 个字符，姓名最多 100 个字符）")
         out.append(RosterRow(line, member_no, member_name, cell(row, "group"), seat, card))
     return out
 

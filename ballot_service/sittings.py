@@ -15,9 +15,10 @@ from .models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 
 def create_body(db: Session, name: str, kind: str) -> Body:
     if kind not in rules.BODY_KINDS:
-        raise InvalidInput(f"body kind must be one of {', '.join(rules.BODY_KINDS)}, not {kind!r}", where="kind")
+        raise InvalidInput(f"body kind must be one of {', '.join(rules.BODY_KINDS)}, not {kind!r}", where="kind",
+                           zh=f"机构类型须为 {'、'.join(rules.BODY_KINDS)} 之一，不能是 {kind!r}")
     if not name or not name.strip():
-        raise InvalidInput("body name is empty", where="name")
+        raise InvalidInput("body name is empty", where="name", zh="机构名称不能为空")
     body = Body(name=name.strip(), kind=kind)
     db.add(body)
     db.flush()
@@ -47,7 +48,7 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
 
 def create_sitting(db: Session, body: Body, name: str) -> Sitting:
     if not name or not name.strip():
-        raise InvalidInput("session name is empty", where="name")
+        raise InvalidInput("session name is empty", where="name", zh="会议名称不能为空")
     sitting = Sitting(body_id=body.id, name=name.strip())
     db.add(sitting)
     db.flush()
@@ -59,14 +60,14 @@ def create_sitting(db: Session, body: Body, name: str) -> Sitting:
 def get_body(db: Session, body_id: int) -> Body:
     body = db.get(Body, body_id)
     if body is None:
-        raise NotFound(f"no body with id {body_id}", where="body_id")
+        raise NotFound(f"no body with id {body_id}", where="body_id", zh=f"找不到编号为 {body_id} 的机构")
     return body
 
 
 def get_sitting(db: Session, sitting_id: int) -> Sitting:
     sitting = db.get(Sitting, sitting_id)
     if sitting is None:
-        raise NotFound(f"no session with id {sitting_id}", where="session_id")
+        raise NotFound(f"no session with id {sitting_id}", where="session_id", zh=f"找不到编号为 {sitting_id} 的会议")
     return sitting
 
 
@@ -76,9 +77,11 @@ def find_member(db: Session, body_id: int, member_no: str) -> Member:
     if m is None:
         m = db.scalar(select(Member).where(Member.body_id == body_id, Member.card_code == member_no))
     if m is None:
-        raise NotFound(f"no member with 代表证号 or card {member_no!r} on this roster", where="member")
+        raise NotFound(f"no member with 代表证号 or card {member_no!r} on this roster", where="member",
+                       zh=f"名册中没有代表证号或卡号为 {member_no} 的代表")
     if not m.in_office:
-        raise Conflict(f"member {member_no} ({m.name}) no longer holds office", where="member")
+        raise Conflict(f"member {member_no} ({m.name}) no longer holds office", where="member",
+                       zh=f"代表 {member_no}（{m.name}）已不在任")
     return m
 
 
@@ -134,10 +137,11 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
                    terminal_id: int | None = None) -> Attendance:
     """Check a member in (status 'present') or record leave ('leave', 请假)."""
     if status not in ("present", "leave", "absent"):
-        raise InvalidInput("status must be present, leave or absent", where="status")
+        raise InvalidInput("status must be present, leave or absent", where="status",
+                           zh="状态须为 present（签到）、leave（请假）或 absent（缺席）")
     require_open(db, sitting, "签到或请假", "check-in or leave")
     if member.body_id != sitting.body_id:
-        raise InvalidInput("member is not on this body's roster", where="member")
+        raise InvalidInput("member is not on this body's roster", where="member", zh="该代表不在本机构的名册中")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
                                              Attendance.member_id == member.id))
     if att is not None and att.status == status and (terminal_id is None or att.terminal_id == terminal_id):
@@ -211,38 +215,48 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     """Create a vote item. Validates everything a tally will later rely on."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
     if kind not in rules.ITEM_KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind")
+        raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
+                           zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
     if channel not in ("terminal", "paper", "tally_sheet"):
-        raise InvalidInput(f"channel must be terminal, paper or tally_sheet, not {channel!r}", where="channel")
+        raise InvalidInput(f"channel must be terminal, paper or tally_sheet, not {channel!r}", where="channel",
+                           zh=f"渠道须为 terminal（表决器）、paper（纸质票）或 tally_sheet（计票单），不能是 {channel!r}")
     rule = rules.Rule(base, majority) if base in rules.BASES and majority in rules.MAJORITIES else None
     if rule is None:
         raise InvalidInput(f"rule base must be one of {rules.BASES} and majority one of {rules.MAJORITIES}",
-                           where="rule")
+                           where="rule",
+                           zh=f"通过基数须为 {'、'.join(rules.BASES)} 之一，多数须为 {'、'.join(rules.MAJORITIES)} 之一")
     if not key or not title:
-        raise InvalidInput("an item needs a key and a title", where="key" if not key else "title")
+        raise InvalidInput("an item needs a key and a title", where="key" if not key else "title",
+                           zh="表决事项须填写编号和标题")
     if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key)):
-        raise Conflict(f"an item with key {key!r} already exists in this session", where="key")
+        raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
+                       zh=f"本次会议已有编号为“{key}”的表决事项")
     if kind == "resolution":
         if candidates:
             raise InvalidInput("a resolution has no candidates: its one candidate is the motion",
-                               where="candidates")
+                               where="candidates", zh="决议表决不设候选项：表决对象就是决议本身")
         candidates = [{"key": rules.MOTION, "title": title}]
         places = None
     else:
         if not candidates:
-            raise InvalidInput(f"a {kind} item needs candidates", where="candidates")
+            raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
+                               zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
+                               else "任职票决须填写被提名人")
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
         if not c.get("key") or not c.get("title"):
-            raise InvalidInput("each candidate needs a key and a title", where=f"candidates[{i}]")
+            raise InvalidInput("each candidate needs a key and a title", where=f"candidates[{i}]",
+                               zh="每个候选项目或被提名人都须有编号和名称")
         if keys.count(c["key"]) > 1:
-            raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key")
+            raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key",
+                               zh=f"候选编号“{c['key']}”重复")
     if kind == "livelihood_projects":
         if not isinstance(places, int) or isinstance(places, bool) or places < 1:
-            raise InvalidInput("places (k) must be a whole number >= 1", where="places")
+            raise InvalidInput("places (k) must be a whole number >= 1", where="places",
+                               zh="应选数 k 须为不小于 1 的整数")
         if places > len(candidates):
             raise InvalidInput(f"places ({places}) exceeds the number of candidates ({len(candidates)})",
-                               where="places")
+                               where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
     elif kind == "appointment":
         places = None
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
@@ -266,5 +280,5 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
 def get_item(db: Session, item_id: int) -> Item:
     item = db.get(Item, item_id)
     if item is None:
-        raise NotFound(f"no vote item with id {item_id}", where="item_id")
+        raise NotFound(f"no vote item with id {item_id}", where="item_id", zh=f"找不到编号为 {item_id} 的表决事项")
     return item

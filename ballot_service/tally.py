@@ -92,7 +92,8 @@ def tally_item(db: Session, item: Item) -> dict:
     """Tally the item's closed round (the newest one)."""
     closed = [r for r in item.rounds if r.status == "closed"]
     if not closed:
-        raise Conflict(f"item {item.key} has no closed round to tally; close the vote first", where="item")
+        raise Conflict(f"item {item.key} has no closed round to tally; close the vote first", where="item",
+                       zh=f"表决事项 {item.key} 没有已结束的轮次可计票，请先结束表决")
     return tally_round(db, item, closed[-1])
 
 
@@ -100,7 +101,7 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     """Tally a closed round; a tie at the cut-off creates the next round for the tied."""
     if rnd.status != "closed":
         raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}; close it before tallying",
-                       where="item")
+                       where="item", zh=f"{item.key} 第{rnd.number}轮的状态为 {rnd.status}，须先结束表决再计票")
     refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
     common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                   rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
@@ -109,7 +110,7 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
         sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
         if sheet is None or sheet.confirmed_by is None:
             raise Conflict("the tally sheet must be entered and confirmed by a second teller first",
-                           where="tally_sheet")
+                           where="tally_sheet", zh="须先录入计票单，并由第二名计票人确认")
         result = round_result(issued=sheet.data["issued"], sheet=sheet.data, **common)
         rnd.issued = sheet.data["issued"]
     else:

@@ -29,7 +29,7 @@ def signing_key(settings: Settings, body: Body) -> "keys.SigningKey":
 def current_round(item: Item) -> Round:
     """The newest round: the one that opens next, is open, or was tallied last."""
     if not item.rounds:
-        raise NotFound(f"item {item.key} has no rounds")
+        raise NotFound(f"item {item.key} has no rounds", zh=f"表决事项 {item.key} 没有任何轮次")
     return item.rounds[-1]
 
 
@@ -42,10 +42,12 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
     require_open(db, sitting, "开始表决", "opening a vote")
     rnd = current_round(item)
     if rnd.status != "pending":
-        raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}, not waiting to open", where="item")
+        raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}, not waiting to open", where="item",
+                       zh=f"{item.key} 第{rnd.number}轮的状态为 {rnd.status}，不是待开始，不能开始表决")
     other_open = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
     if other_open is not None:
-        raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item")
+        raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item",
+                       zh=f"{other_open.key} 的表决仍在进行，请先结束该项表决")
     state = attendance_state(db, sitting)
     if not state.quorum_met:
         audit.append(db, "vote_open_refused", {
@@ -139,7 +141,8 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
     rnd = current_round(item)
     if rnd.status != "open":
-        raise Conflict(f"round {rnd.number} of {item.key} is not open", where="item")
+        raise Conflict(f"round {rnd.number} of {item.key} is not open", where="item",
+                       zh=f"{item.key} 第{rnd.number}轮不在表决中，无法结束表决")
     # Lock the round row so a cast in flight either commits before or sees 'closed'.
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()

@@ -331,3 +331,9 @@ def test_cli_print_hand_out_verify(settings_env):
     assert r.exit_code == 1 and "unknown" in r.output
     r = runner.invoke(main, ["ballots", "hand-out", str(item_id), unknown], env=env)
     assert r.exit_code != 0
+
+    # After the session is closed (闭会) no more ballots are printed, and nothing is written.
+    assert runner.invoke(main, ["session", "close", str(sitting_id)], env=env).exit_code == 0
+    r = runner.invoke(main, ["ballots", "print", str(item_id), "--count", "2", "--processes", "1"], env=env)
+    assert r.exit_code != 0 and "printing ballots" in r.output, r.output
+    assert [p.name for p in sorted(Path(env["BALLOT_BALLOTS_DIR"]).glob("*.pdf"))] == [pdfs[0].name]

@@ -200,7 +200,7 @@ def test_a_vote_from_check_in_to_published_record(console, app, db):
     assert signed["signature"] == rec_sig
     r = console.get("/console/audit-bundle.zip")
     assert r.status_code == 200 and r.data[:2] == b"PK"
-    assert ("error", "this record is already published （record）") in flashes(
+    assert ("error", "该表决结果记录已公布 （record）") in flashes(
         post(console, "/console/items/1/publish", follow_redirects=True))
 
 

@@ -85,7 +85,7 @@ def test_closing_twice_is_refused_and_changes_nothing(app, api):
     assert len(read(app, select(Checkpoint).where(Checkpoint.reason.like("session_closed:%")))) == 1
 
 
-def test_after_close_no_checkin_leave_item_or_vote(app, api):
+def test_after_close_no_checkin_leave_item_vote_or_terminal(app, api):
     s = setup_session(api, members=5, present=3, open_vote=False)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
     n_events = len(read(app, select(AuditEvent)))
@@ -102,6 +102,9 @@ def test_after_close_no_checkin_leave_item_or_vote(app, api):
     assert status == 409 and "adding a vote item" in error(data)
     status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", expect=None)
     assert status == 409 and "opening a vote" in error(data) and "闭会" in error(data)
+    status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals",
+                            {"terminals": [{"name": "迟到的表决器", "kind": "seat", "seat": "X1"}]}, expect=None)
+    assert status == 409 and "registering a terminal" in error(data)
     # Nothing was written by any refused request, and reading still works.
     assert len(read(app, select(AuditEvent))) == n_events
     _, att = api.call("GET", f"/api/admin/sessions/{s.sitting_id}/attendance")

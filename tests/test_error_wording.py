@@ -1,0 +1,130 @@
+"""Every domain error an operator, presiding officer or auditor can meet on the (Chinese by
+default) console carries a Chinese wording: a `zh=` keyword, or a message that is already
+bilingual (t("中文", "English"), or a string that starts in Chinese)."""
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from ballot_service import errors
+from helpers_live import OPERATOR, create_operator_in_db
+from test_console import flashes, post
+
+PACKAGE = Path(errors.__file__).resolve().parent
+MODULES = ("sittings", "voting", "tally", "records", "roster", "paper", "keys", "auth", "console")
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+# (file, function) -> how many error constructions there are deliberately English-only.
+ENGLISH_ONLY = {
+    # Seat terminals and counting stations only: a terminal credential calling the wrong endpoint.
+    ("auth.py", "_authorise"): 1,
+    # Terminal API only (unknown or revoked credential); this function is not to be changed here.
+    ("auth.py", "authenticate_terminal"): 2,
+    # Terminal API only: a seat terminal asking for a ballot when no vote is open for it.
+    ("voting.py", "deliver_ballot"): 1,
+    # Never shown: every caller catches SignatureInvalid (ballots.verify_token refuses the ballot
+    # as 'forged'; the verify page shows its own bilingual reason).
+    ("keys.py", "verify_signature"): 2,
+}
+
+
+def _error_names() -> set[str]:
+    for name in MODULES:
+        importlib.import_module(f"ballot_service.{name}")  # defines FontNotFound, SignatureInvalid, …
+    names, todo = set(), [errors.BallotError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def _is_t_call(node) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "t"
+
+
+def _starts_bilingual(node) -> bool:
+    """The message is t("中文", "English"), or its text starts with Chinese."""
+    if _is_t_call(node):
+        return True
+    if isinstance(node, ast.IfExp):
+        return _starts_bilingual(node.body) and _starts_bilingual(node.orelse)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _starts_bilingual(node.left)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(CJK.match(node.value.lstrip()))
+    if isinstance(node, ast.JoinedStr) and node.values:
+        return _starts_bilingual(node.values[0])
+    return False
+
+
+def _has_cjk(node) -> bool:
+    return any(isinstance(n, ast.Constant) and isinstance(n.value, str) and CJK.search(n.value)
+               for n in ast.walk(node))
+
+
+def _constructions(tree, names):
+    """(function, call) for every call of an error class, with the enclosing function's name."""
+    def visit(node, func):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield from visit(child, child.name if func is None else f"{func}.{child.name}")
+                continue
+            if isinstance(child, ast.Call):
+                f = child.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+                if name in names:
+                    yield func or "<module>", child
+            yield from visit(child, func)
+
+    yield from visit(tree, None)
+
+
+def test_every_console_reachable_error_has_a_chinese_wording():
+    names = _error_names()
+    english_only: dict[tuple[str, str], list[str]] = {}
+    seen = 0
+    for module in MODULES:
+        path = PACKAGE / f"{module}.py"
+        for func, call in _constructions(ast.parse(path.read_text(encoding="utf-8")), names):
+            seen += 1
+            zh = next((k.value for k in call.keywords if k.arg == "zh"), None)
+            if zh is not None:
+                assert _has_cjk(zh), f"{path.name}:{call.lineno} zh= has no Chinese"
+                continue
+            message = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "message"),
+                                                          None)
+            if message is not None and _starts_bilingual(message):
+                continue
+            english_only.setdefault((path.name, func), []).append(f"line {call.lineno}")
+    assert seen > 80  # the walk found the raises
+    found = {k: len(v) for k, v in english_only.items()}
+    unexpected = {k: english_only[k] for k in found if found[k] > ENGLISH_ONLY.get(k, 0)}
+    assert not unexpected, f"errors without a Chinese wording (add zh=...): {unexpected}"
+    stale = {k: n for k, n in ENGLISH_ONLY.items() if found.get(k, 0) != n}
+    assert not stale, f"ENGLISH_ONLY is out of date (found {found})"
+
+
+@pytest.fixture
+def console(app, settings_env):
+    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
+    client = app.test_client()
+    r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+    assert r.status_code == 302
+    post(client, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
+    post(client, "/console/sessions", {"body_id": "1", "name": "第一次会议"})
+    return client
+
+
+def test_a_refused_action_is_flashed_in_the_screen_language(console):
+    untitled = {"kind": "resolution", "key": "r1", "title": "", "secret": "1", "channel": "terminal"}
+    r = post(console, "/console/sessions/1/items", untitled, follow_redirects=True)
+    assert ("error", "表决事项须填写编号和标题 （title）") in flashes(r)
+    r = post(console, "/console/sessions/1/items?lang=en", untitled, follow_redirects=True)
+    assert ("error", "an item needs a key and a title （title）") in flashes(r)
+    r = post(console, "/console/sessions/1/items", untitled, follow_redirects=True)  # the lang cookie holds
+    assert ("error", "an item needs a key and a title （title）") in flashes(r)
