@@ -54,9 +54,9 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
             "item_id": item.id, "round": rnd.number, "members": state.members, "present": state.present,
             "quorum_rule": state.quorum_rule, "reason": "quorum_not_met"}, sitting_id=sitting.id)
         err = QuorumNotMet(
-            f"不符合法定人数，不能开始表决：应到{state.members}名，实到{state.present}名"
-            f"（{state.quorum_rule}）。Quorum not met: {state.present} of {state.members} present.",
-            where="attendance")
+            f"quorum not met: {state.present} of {state.members} present ({state.quorum_rule}); "
+            f"the vote cannot be opened", where="attendance",
+            zh=f"不符合法定人数，不能开始表决：应到{state.members}名，实到{state.present}名（{state.quorum_rule}）")
         err.commit_audit = True
         raise err
 
