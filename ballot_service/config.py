@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,7 @@ class Settings:
     language: str = "zh"
     session_hours: int = 12
     session_idle_minutes: int = 60
+    public_url: str | None = None  # how seat tablets and phones reach the service (QR codes, set-up links)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +54,12 @@ class Settings:
         language = env.get("BALLOT_LANGUAGE", "zh")
         if language not in ("zh", "en"):
             raise ConfigError(f"BALLOT_LANGUAGE={language!r} must be 'zh' or 'en'")
+        public_url = (env.get("BALLOT_PUBLIC_URL") or "").strip().rstrip("/") or None
+        if public_url is not None:
+            parts = urlsplit(public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ConfigError(f"BALLOT_PUBLIC_URL={public_url!r} must be an http:// or https:// address "
+                                  f"like https://vote.example.gov.cn or http://10.0.0.5:8000 (no query)")
         return cls(
             database_url=url,
             instance_path=instance,
@@ -64,4 +72,5 @@ class Settings:
             language=language,
             session_hours=_int(env, "BALLOT_SESSION_HOURS", 12, minimum=1),
             session_idle_minutes=_int(env, "BALLOT_SESSION_IDLE_MINUTES", 60, minimum=1),
+            public_url=public_url,
         )

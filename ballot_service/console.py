@@ -26,6 +26,7 @@ from .models import Attendance, AuditEvent, Body, Cast, Member, Record, Terminal
 from .roster import import_roster, read_roster
 from .sittings import (attendance_state, create_body, create_body_key, create_item, create_sitting, find_member, get_body,
                        get_item, get_sitting, set_attendance)
+from .urls import public_base, public_url_for
 from .web import finish_refusal, get_db
 
 bp = Blueprint("console", __name__)
@@ -390,7 +391,7 @@ def terminals_form(sitting_id: int):
         finish_refusal(exc)
         flash(exc.text(current_language()), "error")
         return redirect(url_for(".sitting_page", sitting_id=sitting_id) + "#terminals")
-    base = request.host_url.rstrip("/")
+    base = public_base()
     return render_template("console/terminals_created.html", sitting=sitting, base=base,
                            made=[(term, cred) for term, cred in made])
 
@@ -550,7 +551,7 @@ def record_pdf_file(record_id: str):
     from . import record_pdf
 
     rec = _record(record_id)
-    url = url_for("verify_page.verify_record", record_id=rec.id, _external=True)
+    url = public_url_for("verify_page.verify_record", record_id=rec.id)
     pdf = record_pdf.render(json.loads(rec.body_json), rec.signature, verify_url=url)
     resp = current_app.response_class(pdf, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f"inline; filename=record-{rec.id}.pdf"

@@ -54,6 +54,7 @@ from .db import utcnow
 from .errors import BallotError
 from .models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
 from .sittings import attendance_state, get_sitting
+from .urls import public_url_for
 
 bp = Blueprint("display", __name__)
 
@@ -302,7 +303,7 @@ def _record_view(db: Session, item: Item, verify_url: Callable[[str], str]) -> d
 def _verify_url_maker() -> Callable[[str], str]:
     """Absolute /verify/<record_id> URLs, built now (inside the request) for use in a stream."""
     placeholder = "RECORDID"
-    template = url_for("verify_page.verify_record", record_id=placeholder, _external=True)
+    template = public_url_for("verify_page.verify_record", record_id=placeholder)
     return lambda record_id: template.replace(placeholder, record_id)
 
 

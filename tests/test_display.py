@@ -5,6 +5,7 @@ through the API and checks the screen follows within a second, including after t
 killed and restarted under it."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -206,6 +207,12 @@ def test_resolution_result_and_record(api, screen, app):
 
     html = screen.get(f"/display/{s.sitting_id}").get_data(as_text=True)
     assert rec["fingerprint"] in html and rec["id"] in html
+
+    # Behind a proxy, or reached at 127.0.0.1 by the operator: the QR names the public address.
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], public_url="https://vote.example.gov.cn")
+    record = get_state(screen, s.sitting_id)["record"]
+    assert record["verify_url"] == f"https://vote.example.gov.cn/verify/{rec['id']}"
+    assert qr_modules(record["qr_svg"]) == expected_modules(record["verify_url"])
 
 
 def qr_modules(svg: str) -> set[tuple[int, int]]:
