@@ -60,6 +60,34 @@ def append(db: Session, kind: str, data: dict, sitting_id: int | None = None,
     return AuditEvent(**values)
 
 
+def append_many(db: Session, events: list[tuple[str, dict]], sitting_id: int | None = None,
+                timed: bool = True) -> None:
+    """Append several events (kind, data) in order, as append() would one by one, with one
+    read and one move of the head and one multi-row insert (cast intake's batches)."""
+    if not events:
+        return
+    db.flush()
+    conn = db.connection()
+    row = conn.execute(_LOCK_HEAD).first()
+    seq, prev = (row.seq, row.hash) if row is not None else (0, GENESIS)
+    at = utcnow().replace(microsecond=0) if timed else None
+    at_text = at.isoformat() if at else None
+    rows = []
+    for kind, data in events:
+        seq += 1
+        data_json = canonical_json(data).decode("utf-8")
+        this = event_hash(prev, seq, at_text, kind, data_json)
+        rows.append({"seq": seq, "at": at, "kind": kind, "sitting_id": sitting_id, "data": data_json,
+                     "prev_hash": prev, "hash": this})
+        prev = this
+    conn.execute(_INSERT_EVENT, rows)
+    conn.execute(_MOVE_HEAD if row is not None else _FIRST_HEAD, {"new_seq": seq, "new_hash": prev})
+    chain = db.identity_map.get(identity_key(AuditHead, 1))
+    if chain is not None:
+        set_committed_value(chain, "seq", seq)
+        set_committed_value(chain, "hash", prev)
+
+
 def head(db: Session) -> tuple[int, str]:
     row = db.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
     return (row.seq, row.hash) if row is not None else (0, GENESIS)

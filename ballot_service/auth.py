@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from typing import NamedTuple
 
 from flask import Flask, g, request, session
 from sqlalchemy import bindparam, select
@@ -13,7 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from . import audit
 from .db import read_phase, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from .models import Body, Operator, Sitting, Terminal
+from .models import Operator, Sitting, Terminal
 
 ROLES = ("public", "secretariat", "auditor", "display", "terminal", "station")
 OPERATOR_ROLES = ("secretariat", "auditor", "display")
@@ -56,9 +57,12 @@ def _authorise(roles: tuple[str, ...]) -> None:
         g.operator = session.get("username")
         return
     if op_role:
-        raise Forbidden(f"the role {op_role} may not do this; it needs {' or '.join(roles)}")
+        raise Forbidden(f"the role {op_role} may not do this; it needs {' or '.join(roles)}",
+                        zh=f"{op_role} 角色无权进行此操作，需要 {' 或 '.join(roles)} 角色")
     raise Unauthorized("login required" if not ({"terminal", "station"} & set(roles))
-                       else "a terminal credential is required (Authorization: Bearer …)")
+                       else "a terminal credential is required (Authorization: Bearer …)",
+                       zh="请先登录" if not ({"terminal", "station"} & set(roles))
+                       else "需要终端凭据（Authorization: Bearer …）")
 
 
 def check_every_route_declares_role(app: Flask) -> None:
@@ -83,16 +87,20 @@ def register_terminal(db, sitting, name: str, kind: str, seat: str | None = None
     """Register a seat terminal or counting station; returns it with its one-time credential.
     Only the credential's hash and the public half of its sealing key are stored."""
     from .sealing import credential_keypair
+    from .sittings import require_open  # sittings → audit → …: imported here, not at the top
 
+    require_open(db, sitting, "登记终端", "registering a terminal")
     if kind not in ("seat", "counting_station"):
-        raise InvalidInput("kind must be seat or counting_station", where="kind")
+        raise InvalidInput("kind must be seat or counting_station", where="kind",
+                           zh="终端类型须为 seat（表决器）或 counting_station（计票站）")
     if not name:
-        raise InvalidInput("terminal name is empty", where="name")
+        raise InvalidInput("terminal name is empty", where="name", zh="终端名称不能为空")
     if kind == "seat" and seat:
         clash = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.seat == seat,
                                                  Terminal.revoked_at.is_(None)))
         if clash:
-            raise Conflict(f"seat {seat} already has terminal {clash.name}", where="seat")
+            raise Conflict(f"seat {seat} already has terminal {clash.name}", where="seat",
+                           zh=f"座位 {seat} 已登记终端 {clash.name}")
     credential = secrets.token_urlsafe(32)
     _, public = credential_keypair(credential)
     term = Terminal(sitting_id=sitting.id, name=name, kind=kind, seat=seat,
@@ -104,30 +112,50 @@ def register_terminal(db, sitting, name: str, kind: str, seat: str | None = None
     return term, credential
 
 
-# Built once: runs for every terminal request. Loads the terminal's session and body too.
+class TerminalIdentity(NamedTuple):
+    """Who a terminal request comes from: the terminal's plain facts and its session's body."""
+
+    id: int
+    sitting_id: int
+    body_id: int
+    kind: str
+    name: str
+    seat: str | None
+    revoked_at: object
+
+
+# Built once: runs for every terminal request. Plain columns, no ORM objects.
 _TERMINAL_BY_CREDENTIAL = (
-    select(Terminal, Sitting, Body).join(Sitting, Sitting.id == Terminal.sitting_id)
-    .join(Body, Body.id == Sitting.body_id).where(Terminal.credential_hash == bindparam("h"))
-    .execution_options(populate_existing=True))
+    select(Terminal.id, Terminal.sitting_id, Sitting.body_id, Terminal.kind, Terminal.name, Terminal.seat,
+           Terminal.revoked_at)
+    .join(Sitting, Sitting.id == Terminal.sitting_id).where(Terminal.credential_hash == bindparam("h")))
+_terminal_sql: dict = {}  # SQLite dialect -> the statement above as SQL text
 
 
-def authenticate_terminal(db, credential: str) -> Terminal:
+def authenticate_terminal(db, credential: str) -> TerminalIdentity:
     """The live (unrevoked) terminal holding `credential`, else Unauthorized.
 
-    A read phase (db.read_phase): on SQLite this lookup neither takes nor waits for the
-    write lock, so a terminal's request is not queued behind the casts being stored. The
-    same query loads the terminal's session and body, so the view's get_sitting() and
-    sitting.body are answered from the identity map without starting a transaction: a cast
-    then takes the write lock only when it stores (intake.accept). Revocation is read from
-    the database on every request (no cache), so it takes effect at once in every worker."""
-    with read_phase(db):
-        row = db.execute(_TERMINAL_BY_CREDENTIAL, {"h": credential_hash(credential)}).first()
-    if row is None:
+    Revocation is read from the database on every request (no cache), so it takes effect at
+    once in every worker. SQLite: one plain SELECT on a pooled connection outside any
+    transaction (WAL: it sees the last commit and neither takes nor waits for the write
+    lock); the request's session is not touched. Elsewhere: a read phase of the session."""
+    h = credential_hash(credential)
+    engine = db.get_bind()
+    if engine.dialect.name == "sqlite":
+        sql = _terminal_sql.get(engine.dialect)
+        if sql is None:
+            sql = _terminal_sql[engine.dialect] = str(_TERMINAL_BY_CREDENTIAL.compile(dialect=engine.dialect))
+        raw = engine.raw_connection()
+        try:
+            found = raw.driver_connection.execute(sql, (h,)).fetchone()
+        finally:
+            raw.close()
+    else:
+        with read_phase(db):
+            found = db.execute(_TERMINAL_BY_CREDENTIAL, {"h": h}).first()
+    if found is None:
         raise Unauthorized("unknown terminal credential")
-    # The session's identity map holds objects weakly: keep the session and body for the
-    # request, so get_sitting() finds them there.
-    db.info.setdefault("authenticated_terminal", []).append(tuple(row))
-    term = row[0]
+    term = TerminalIdentity(*found)
     if term.revoked_at is not None:
         raise Unauthorized(f"terminal {term.name} was revoked")
     return term
@@ -145,11 +173,12 @@ def revoke_terminal(db, term: Terminal) -> None:
 
 def create_operator(db, username: str, password: str, role: str) -> Operator:
     if role not in OPERATOR_ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}", where="role")
+        raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}", where="role",
+                           zh=f"角色须为 {'、'.join(OPERATOR_ROLES)} 之一")
     if len(password) < 8:
-        raise InvalidInput("password must have at least 8 characters", where="password")
+        raise InvalidInput("password must have at least 8 characters", where="password", zh="密码至少须有 8 个字符")
     if db.scalar(select(Operator).where(Operator.username == username)):
-        raise Conflict(f"operator {username} exists", where="username")
+        raise Conflict(f"operator {username} exists", where="username", zh=f"操作员 {username} 已存在")
     op = Operator(username=username, password_hash=generate_password_hash(password), role=role)
     db.add(op)
     db.flush()
@@ -160,5 +189,5 @@ def create_operator(db, username: str, password: str, role: str) -> Operator:
 def check_login(db, username: str, password: str) -> Operator:
     op = db.scalar(select(Operator).where(Operator.username == username))
     if op is None or not check_password_hash(op.password_hash, password):
-        raise Unauthorized("wrong username or password")
+        raise Unauthorized("wrong username or password", zh="用户名或密码错误")
     return op

@@ -5,16 +5,30 @@ the cast atomically; answers with a receipt. Refusals are counted (拒收) and a
 Concurrent casts queue on the database's one write lock (SQLite) only for the moment they
 store, so the work is split in two:
 
-1. before the lock, without reading the database: parse the ballot text, verify its
-   signature, and, when this process already knows the round's fixed facts (candidates,
-   channel: they never change once a round exists), parse the marks and hash the
-   submission. Nothing is decided yet: the outcomes are kept for step 2;
-2. under the lock (db.begin_write: SQLite BEGIN IMMEDIATE; on PostgreSQL the request's
-   transaction, with FOR SHARE on the round so a close waits for casts in flight): read
-   the round's state, then decide in a fixed order (no such round, signature, closed,
-   channel, paper serial, marks, serial already used), insert the cast and append its audit
-   event with a few plain statements. The web layer commits: a receipt is sent only after
-   the commit is durable (synchronous=FULL on SQLite).
+1. before the lock, in the request's thread, without reading the database: parse the ballot
+   text, verify its signature, and, when this process already knows the round's fixed facts
+   (candidates, channel: they never change once a round exists), parse the marks and hash
+   the submission. Nothing is decided yet: the outcomes are kept for step 2 (a `_Job`);
+2. under the lock (_store): read the round's state, then decide in a fixed order (no such
+   round, signature, closed, channel, paper serial, marks, serial already used), store the
+   cast and append its audit event.
+
+SQLite: group commit. The jobs of one process's concurrent requests are stored together:
+the first request to arrive leads, takes the write lock (BEGIN IMMEDIATE, behind db.py's
+writer queue), then takes every job queued by then (up to MAX_BATCH; those that arrived
+while it waited for the lock included), decides each job in arrival order, inserts the
+batch's casts and audit events, commits once (synchronous=FULL: on disk when COMMIT
+returns), and only then hands each request its outcome; meanwhile the next requests queue
+for the next batch, and the first of them leads it. A receipt therefore always follows the
+durable commit that holds its cast; a crash before that commit loses the whole batch and no
+receipt of it was sent. A job's own refusal or bad input does not touch the others; if
+anything else fails in a batch it is rolled back and each of its jobs is retried alone, so
+one bad cast cannot fail the rest. Nothing about a batch (its size, its members) is stored
+or logged.
+
+Elsewhere (PostgreSQL, or a caller already inside a write transaction) the job is a batch
+of one stored in the request's own transaction, which the web layer commits; PostgreSQL
+takes FOR SHARE on the round so a close waits for casts in flight.
 
 Where a refusal is counted (the Refusal rows of one round; the record and the audit
 bundle's counts.json report them per round, and the cast_refused event names the same
@@ -39,11 +53,14 @@ round in `round_id`):
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
 import weakref
+from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select
@@ -54,8 +71,8 @@ from sqlalchemy.orm import Session
 from . import audit, ballots, keys, rules
 from .canonical import canonical_json, sha256_hex
 from .config import Settings
-from .db import begin_write, utcnow
-from .errors import InvalidInput
+from .db import SQLITE_BEGIN, begin_write, utcnow
+from .errors import BallotError, InvalidInput
 from .models import Cast, Issuance, Item, Round, Sitting, random_id
 from .voting import count_refusal
 
@@ -81,19 +98,28 @@ _keys: dict[tuple, tuple[tuple, object]] = {}
 _keys_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=64)
+def _key_path(keys_dir: str, body_id: int) -> tuple[str, str]:
+    name = keys.body_key_name(body_id)
+    return name, str(keys.private_path(Path(keys_dir), name))
+
+
+@functools.lru_cache(maxsize=8)
+def _passphrase_digest(passphrase: str) -> bytes:
+    return hashlib.sha256(passphrase.encode("utf-8")).digest()
+
+
 def _public_key(settings: Settings, body_id: int):
     """The body's verification key. keys.load_key already caches the decrypted key, but it
     resolves the path and hashes the passphrase on every call; here one stat() of the key
     file tells whether the cached key is still the file's (a replaced file is reloaded)."""
-    name = keys.body_key_name(body_id)
-    path = keys.private_path(settings.keys_dir, name)
+    name, path = _key_path(str(settings.keys_dir), body_id)
     try:
         st = os.stat(path)
         ident = (st.st_mtime_ns, st.st_size, st.st_ino)
     except OSError:
         ident = None  # load_key raises the clear error
-    cache_key = (str(settings.keys_dir), name,
-                 hashlib.sha256((settings.key_passphrase or "").encode("utf-8")).digest())
+    cache_key = (str(settings.keys_dir), name, _passphrase_digest(settings.key_passphrase or ""))
     with _keys_lock:
         hit = _keys.get(cache_key)
     if ident is not None and hit is not None and hit[0] == ident:
@@ -121,17 +147,19 @@ def _session_vote(db: Session, sitting: Sitting) -> int | None:
                      .order_by(Round.opened_at.desc(), Round.id.desc()).limit(1))
 
 
-def _refuse(db: Session, sitting: Sitting, count_on, reason: str, message: str, serial: str | None) -> None:
-    """Count and audit a refusal (under the write lock), then raise it. `count_on`: a round id,
-    _SESSION_VOTE, or None (counted nowhere, only audited)."""
+def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: str | None,
+             events: list) -> ballots.BallotRefused:
+    """Count a refusal (under the write lock) and queue its audit event; return the error to
+    answer with. `count_on`: a round id, _SESSION_VOTE, or None (counted nowhere, only
+    audited)."""
     round_id = _session_vote(db, sitting) if count_on is _SESSION_VOTE else count_on
     if round_id is not None:
         count_refusal(db, _RoundRef(round_id), reason)
     # No terminal, seat or member in a refusal event: the serial alone.
-    audit.append(db, "cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}, timed=False)
+    events.append(("cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
     err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
-    raise err
+    return err
 
 
 def _open_now(status: str, closes_at) -> bool:
@@ -217,98 +245,306 @@ def _marks_outcome(raw_marks, facts: _RoundFacts, token_text: str, channel: str)
 _CASTS = Cast.__table__
 _INSERT_CAST = insert(_CASTS)
 _CAST_OF_SERIAL = select(_CASTS.c.submission_digest, _CASTS.c.receipt).where(_CASTS.c.serial == bindparam("serial"))
+_CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c.receipt).where(
+    _CASTS.c.serial.in_(bindparam("serials", expanding=True)))
 _NAMED_MEMBER = select(Issuance.member_id).where(Issuance.round_id == bindparam("round_id"),
                                                  Issuance.terminal_id == bindparam("terminal_id"))
 
 
-def accept(db: Session, settings: Settings, sitting: Sitting, token_text, raw_marks, *,
+class SessionRef(NamedTuple):
+    """What intake needs of the ballot's session (a Sitting does as well)."""
+
+    id: int
+    body_id: int
+
+
+class _Job:
+    """One submission on its way to the write lock: what step 1 found, and then its outcome."""
+
+    __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
+                 "refusal", "signature_refusal", "key", "marks_outcome", "result", "error", "wake", "lead")
+
+    def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
+        self.sitting, self.token_text, self.raw_marks = sitting, token_text, raw_marks
+        self.channel, self.terminal_id = channel, terminal_id
+        self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
+        self.result: Receipt | None = None
+        self.error: BaseException | None = None
+        self.wake = None
+        self.lead = False
+
+    def outcome(self) -> Receipt:
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise RuntimeError("cast intake ended without an outcome")
+        return self.result
+
+
+def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
            channel: str, terminal_id: int | None = None) -> Receipt:
-    """Validate and store one submission. Flushes only; the web layer commits."""
+    """Validate and store one submission. `sitting`: the ballot's session (a Sitting or a
+    SessionRef). On SQLite, when the session holds no write transaction, the cast is stored
+    and committed by a group commit (module docstring) before this returns; otherwise it is
+    stored in the session's transaction, which the caller commits."""
     if not isinstance(token_text, str) or not token_text:
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
+    engine = db.get_bind()
+    job = _Job(SessionRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
+    _prepare(settings, engine, job)
+    if engine.dialect.name == "sqlite" and not _in_write_transaction(db):
+        if db.in_transaction():
+            db.commit()  # a read snapshot (writes there raise): nothing to keep
+        _group(engine).submit(engine, job)
+        if isinstance(job.error, ballots.BallotRefused):
+            job.error.commit_audit = False  # counted and audited already, by the batch's commit
+        return job.outcome()
+    begin_write(db)
+    _store(db, [job])
+    return job.outcome()
 
-    # 1. Before the write lock: no database reads, nothing decided.
+
+def _in_write_transaction(db: Session) -> bool:
+    return db.in_transaction() and \
+        db.connection().get_execution_options().get(SQLITE_BEGIN) != "DEFERRED"
+
+
+def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
+    """Step 1, before the write lock: no database reads, nothing decided."""
+    sitting = job.sitting
     try:
-        token = ballots.text_to_token(token_text)
+        job.token = token = ballots.text_to_token(job.token_text)
     except ballots.BallotRefused:
-        begin_write(db)
-        _refuse(db, sitting, None, "malformed", "the ballot text is not a ballot issued by this service", None)
+        job.refusal = (None, "malformed", "the ballot text is not a ballot issued by this service")
+        return
     payload = token["payload"]
-    serial = payload["serial"]
+    job.serial = payload["serial"]
     if payload["session"] != sitting.id:
-        begin_write(db)
-        _refuse(db, sitting, _SESSION_VOTE, "unknown", "this ballot is not for a vote of this session", serial)
+        job.refusal = (_SESSION_VOTE, "unknown", "this ballot is not for a vote of this session")
+        return
     try:
         ballots.verify_token(_public_key(settings, sitting.body_id), token, body=sitting.body_id,
                              session=sitting.id, item=payload["item"], round_no=payload["round"])
-        signature_refusal = None
     except ballots.BallotRefused as exc:
-        signature_refusal = (exc.reason, exc.message)
-    engine = db.get_bind()
-    key = (sitting.id, payload["item"], payload["round"])
-    facts = _known_facts(engine, key)
-    marks_outcome = None
-    if facts is not None and signature_refusal is None:
-        marks_outcome = _marks_outcome(raw_marks, facts, token_text, channel)
+        job.signature_refusal = (exc.reason, exc.message)
+    job.key = (sitting.id, payload["item"], payload["round"])
+    facts = _known_facts(engine, job.key)
+    if facts is not None and job.signature_refusal is None:
+        job.marks_outcome = _marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
 
-    # 2. Under the write lock (SQLite BEGIN IMMEDIATE): a few plain statements, then the commit.
-    begin_write(db)
+
+# --- step 2, under the write lock ------------------------------------------------------------------
+
+def _store(db: Session, jobs: list[_Job]) -> None:
+    """Decide and store each job, in order, in the session's write transaction (held by the
+    caller). Sets each job's result (a Receipt) or error (a BallotError: a refusal, counted
+    and audited here, or bad input, which stores nothing). Any other exception propagates:
+    the caller then rolls the whole transaction back."""
     conn = db.connection()
     sqlite = conn.dialect.name == "sqlite"
-    # PostgreSQL: share-lock the round: casts run side by side, but a close (FOR UPDATE) waits
-    # for them, so every cast commits before the close or is refused as late.
+    engine = db.get_bind()
+    rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at), None: no such round
+    serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
+    stored = {r.serial: (r.submission_digest, r.receipt)
+              for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
+    rows: list[dict] = []
+    events: list[tuple[str, dict]] = []
+    for job in jobs:
+        try:
+            _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events)
+        except BallotError as exc:
+            job.error = exc
+    if rows:
+        conn.execute(_INSERT_CAST, rows)  # SQLite: serials checked above, under the write lock
+    audit.append_many(db, events, timed=False)
+
+
+def _round_of(conn, sqlite: bool, engine: Engine, job: _Job, rounds: dict):
+    key = job.key
+    if key in rounds:
+        return rounds[key]
+    facts = _known_facts(engine, key)
     if facts is None:
         row = conn.execute(_ROUND_OF_BALLOT if sqlite else _ROUND_OF_BALLOT_SHARED,
-                           {"sitting_id": sitting.id, "item_id": payload["item"], "round_no": payload["round"]}).first()
+                           {"sitting_id": key[0], "item_id": key[1], "round_no": key[2]}).first()
         if row is None:
-            _refuse(db, sitting, _SESSION_VOTE, "unknown", "this ballot is not for a vote of this session", serial)
+            rounds[key] = None
+            return None
         facts = _RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret)
         _remember_facts(engine, key, facts)
-        status, closes_at = row.status, row.closes_at
+        rounds[key] = (facts, row.status, row.closes_at)
     else:
         status, closes_at = conn.execute(_ROUND_STATE if sqlite else _ROUND_STATE_SHARED,
                                          {"round_id": facts.id}).one()
+        rounds[key] = (facts, status, closes_at)
+    return rounds[key]
 
-    if signature_refusal is not None:
-        _refuse(db, sitting, facts.id, *signature_refusal, serial)
+
+def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -> None:
+    sitting, serial, channel = job.sitting, job.serial, job.channel
+
+    def refuse(count_on, reason: str, message: str):
+        raise _refusal(db, sitting, count_on, reason, message, serial, events)
+
+    if job.refusal is not None:
+        refuse(*job.refusal)
+    found = _round_of(conn, sqlite, engine, job, rounds)
+    if found is None:
+        refuse(_SESSION_VOTE, "unknown", "this ballot is not for a vote of this session")
+    facts, status, closes_at = found
+    if job.signature_refusal is not None:
+        refuse(facts.id, *job.signature_refusal)
     if not _open_now(status, closes_at):
         reason, message, count_on = _not_open(db, facts, status)
-        _refuse(db, sitting, count_on, reason, message, serial)
+        refuse(count_on, reason, message)
     if channel != facts.channel:
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot")
     if channel == "paper":
         try:
             ballots.check_paper_serial(db, serial, facts)
         except ballots.BallotRefused as exc:
-            _refuse(db, sitting, facts.id, exc.reason, exc.message, serial)
-    if marks_outcome is None:
-        marks_outcome = _marks_outcome(raw_marks, facts, token_text, channel)
+            refuse(facts.id, exc.reason, exc.message)
+    marks_outcome = job.marks_outcome or _marks_outcome(job.raw_marks, facts, job.token_text, channel)
     if isinstance(marks_outcome, InvalidInput):
         raise marks_outcome
     marks, digest = marks_outcome
-    member_id = None
-    if not facts.secret and terminal_id is not None:
-        member_id = conn.execute(_NAMED_MEMBER, {"round_id": facts.id, "terminal_id": terminal_id}).scalar()
 
+    if serial in stored:  # stored before, or earlier in this batch
+        existing_digest, existing_receipt = stored[serial]
+        if existing_digest == digest:
+            job.result = Receipt(serial, existing_receipt, True)
+            return
+        refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")
+
+    member_id = None
+    if not facts.secret and job.terminal_id is not None:
+        member_id = conn.execute(_NAMED_MEMBER, {"round_id": facts.id, "terminal_id": job.terminal_id}).scalar()
     code = receipt_code(serial, digest)
-    row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": token["sig"], "marks": marks,
-           "channel": channel, "receipt": code, "submission_digest": digest, "member_id": member_id}
-    try:
-        if sqlite:
-            conn.execute(_INSERT_CAST, row)  # a failed INSERT leaves SQLite's transaction as it was
-        else:
+    row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.token["sig"],
+           "marks": marks, "channel": channel, "receipt": code, "submission_digest": digest,
+           "member_id": member_id}
+    if sqlite:
+        rows.append(row)  # inserted with the batch's others (_store)
+    else:
+        try:
             with db.begin_nested():  # PostgreSQL: a failed statement would abort the transaction
                 db.connection().execute(_INSERT_CAST, row)
-    except IntegrityError:
-        # The serial is stored already (on SQLite never concurrently: we hold the write lock).
-        existing = db.connection().execute(_CAST_OF_SERIAL, {"serial": serial}).first()
-        if existing is None:
-            raise
-        if existing.submission_digest == digest:
-            return Receipt(serial, existing.receipt, True)
-        _refuse(db, sitting, facts.id, "reused", "这张选票已经投过 this ballot has already been cast", serial)
+        except IntegrityError:
+            # A concurrent transaction stored this serial after our check above.
+            existing = db.connection().execute(_CAST_OF_SERIAL, {"serial": serial}).first()
+            if existing is None:
+                raise
+            stored[serial] = (existing.submission_digest, existing.receipt)
+            return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events)
+    stored[serial] = (digest, code)
     event = {"round_id": facts.id, "serial": serial, "submission": digest}
     if member_id is not None:
         event["member_id"] = member_id  # named vote (记名): the choice may be tied to the member
-    audit.append(db, "cast_accepted", event, timed=False)
-    return Receipt(serial, code, False)
+    events.append(("cast_accepted", event))
+    job.result = Receipt(serial, code, False)
+
+
+# --- group commit (SQLite) ---------------------------------------------------------------------
+
+MAX_BATCH = 64
+
+
+class _GroupCommit:
+    """Leader/follower group commit of one process's casts on one SQLite database.
+
+    A request queues its job; if no batch is being stored it leads: it takes the write lock,
+    then every job queued by then (those that arrived while it waited for the lock included),
+    stores and commits them (_run_batch), hands the lead to the first job queued meanwhile,
+    then wakes its batch's requests. Everyone else waits on its own job's lock until its
+    outcome is set (after the commit) or it is handed the lead. No thread of its own: the
+    requests' threads do the work, so nothing is left running when the server stops."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[_Job] = deque()
+        self._leading = False
+
+    def submit(self, engine: Engine, job: _Job) -> None:
+        job.wake = threading.Lock()
+        job.wake.acquire()
+        with self._lock:
+            self._queue.append(job)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            job.wake.acquire()  # released with the outcome set, or with job.lead set
+            if not job.lead:
+                return
+        batch: list[_Job] = []
+
+        def take() -> list[_Job]:
+            # The leader is first in the queue: nobody else takes from it while it leads.
+            if not batch:
+                with self._lock:
+                    batch.extend(self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH)))
+            return batch
+
+        try:
+            _run_batch(engine, take)
+        except BaseException as exc:  # never leave a request waiting without an outcome
+            for j in take():
+                if j.result is None and j.error is None:
+                    j.error = exc
+            raise
+        finally:
+            with self._lock:
+                following = self._queue[0] if self._queue else None
+                self._leading = following is not None
+            if following is not None:
+                following.lead = True
+                following.wake.release()
+            for j in batch:
+                if j is not job:
+                    j.wake.release()
+
+
+_groups: "weakref.WeakKeyDictionary[Engine, _GroupCommit]" = weakref.WeakKeyDictionary()
+_groups_lock = threading.Lock()
+
+
+def _group(engine: Engine) -> _GroupCommit:
+    with _groups_lock:
+        group = _groups.get(engine)
+        if group is None:
+            group = _groups[engine] = _GroupCommit()
+        return group
+
+
+def _run_batch(engine: Engine, jobs) -> list[_Job]:
+    """Store and commit a batch in one transaction and set every job's outcome. `jobs`: a
+    list, or a function giving the list, called once the write lock is held (so the batch
+    includes whatever was queued while waiting for it). If the batch fails after the lock was
+    taken it is rolled back and each of its jobs is stored alone."""
+    take = jobs if callable(jobs) else (lambda: jobs)
+    db = Session(engine, expire_on_commit=False)
+    batch = None
+    try:
+        begin_write(db)  # the writer queue, then BEGIN IMMEDIATE
+        batch = take()
+        _store(db, batch)
+        _commit_batch(db)
+    except Exception as exc:
+        db.rollback()
+        locked, batch = batch is not None, batch if batch is not None else take()
+        for job in batch:  # nothing of this batch is stored: no receipt may be given
+            job.result, job.error = None, None
+        if locked and len(batch) > 1:
+            db.close()
+            for job in batch:
+                _run_batch(engine, [job])
+            return batch
+        for job in batch:
+            job.error = exc
+    finally:
+        db.close()
+    return batch
+
+
+def _commit_batch(db: Session) -> None:
+    """COMMIT (synchronous=FULL): when this returns, the batch is on disk."""
+    db.commit()

@@ -2,7 +2,8 @@
 
 - HTML forms carry Flask-WTF's CSRF token (`{{ csrf_token() }}`); CSRFProtect checks it.
 - Terminals and stations authenticate with a bearer credential, not a cookie, so CSRF does
-  not apply to them.
+  not apply to them, and their requests (/api/terminal/, /api/station/) get no cookie
+  session at all.
 - The secretariat's JSON API (/api/admin) is called with the login cookie: an unsafe request
   must be `Content-Type: application/json` (a cross-site form cannot send that without a
   CORS preflight, which we never grant), have no body and no Content-Type at all (an
@@ -17,12 +18,25 @@ import time
 from datetime import timedelta
 
 from flask import Flask, current_app, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
 
 from .errors import Forbidden
 
 csrf = CSRFProtect()
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+BEARER_PATHS = ("/api/terminal/", "/api/station/")  # terminals and stations: bearer credential only
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """The login cookie's session, except on the terminal and station API: those requests
+    authenticate with a bearer credential, so no cookie is read or written for them (a null
+    session: reading it finds nothing, writing it fails)."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(BEARER_PATHS):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def register(app: Flask) -> None:
@@ -37,14 +51,16 @@ def register(app: Flask) -> None:
     )
     csrf.init_app(app)
 
+    app.session_interface = _SessionInterface()
+
     @app.before_request
     def _guard():
+        path = request.path
+        if path.startswith(BEARER_PATHS):
+            return None  # bearer credential, no cookie (no session either: _SessionInterface)
         _expire_idle_session()
         if request.method not in UNSAFE:
             return None
-        path = request.path
-        if path.startswith(("/api/terminal/", "/api/station/")):
-            return None  # bearer credential, no cookie
         if path.startswith("/api/"):
             if not session.get("username"):
                 return None  # not logged in: the view's role check answers 401

@@ -90,10 +90,13 @@ def _submit(channel: str, terminal_id: int | None = None):
     """One intake path for terminal and paper: 201 for a new cast, 200 for a retry."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    # The session's id and body come with the credential check (auth.authenticate_terminal):
+    # loading the session here would begin a transaction, which on SQLite takes the write lock.
+    sitting = intake.SessionRef(g.terminal.sitting_id, g.terminal.body_id)
     receipt = intake.accept(db, _settings(), sitting, field(data, "ballot", str), field(data, "marks", dict),
                             channel=channel, terminal_id=terminal_id)
-    commit()
+    if db.in_transaction():  # SQLite's group commit has committed the cast already
+        commit()
     return jsonify(receipt.as_dict()), 200 if receipt.repeated else 201
 
 

@@ -260,14 +260,31 @@ def run_one(url: str, env: dict, creds: list[str], item_id: int, workers: int, t
     finally:
         srv.stop()
     set_round(url, env, item_id, "close")
+    stored = stored_casts(url, item_id)
     lat.sort()
     accepted = statuses.count(201)
-    return {"workers": workers, "threads": threads, "casts": len(statuses), "accepted": accepted,
+    return {"workers": workers, "threads": threads, "casts": len(statuses), "accepted": accepted, "stored": stored,
             "other_statuses": {s: statuses.count(s) for s in set(statuses) if s != 201},
             "wall_s": wall, "accepted_per_s": accepted / wall,
-            "p50_ms": 1000 * statistics.median(lat), "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))],
+            "p50_ms": 1000 * statistics.median(lat), "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))],
+            "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))],
             "max_ms": 1000 * lat[-1], "server_cpu_ms": 1000 * server_cpu / len(statuses),
             "client_cpu_ms": 1000 * client_cpu / len(statuses)}
+
+
+def stored_casts(url: str, item_id: int) -> int:
+    """Casts in the database for the item's rounds, counted after the server stopped."""
+    from sqlalchemy import create_engine, func, select
+
+    from ballot_service.models import Cast, Round
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(Cast).join(Round, Round.id == Cast.round_id)
+                               .where(Round.item_id == item_id))
+    finally:
+        engine.dispose()
 
 
 def bare_sqlite(path: Path, rows: int) -> float:
@@ -312,8 +329,8 @@ def main() -> None:
         r = run_one(url, env, creds, item_id, w, args.threads, args.concurrency, args.client)
         ok = r["accepted_per_s"] >= 1000 and r["p99_ms"] <= 150
         print(f"workers={r['workers']} threads={r['threads'] or 'default'} concurrency={args.concurrency} client={args.client}: "
-              f"{r['accepted']}/{r['casts']} accepted in {r['wall_s']:.2f}s = {r['accepted_per_s']:,.0f} casts/s; "
-              f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
+              f"{r['accepted']}/{r['casts']} accepted ({r['stored']} stored) in {r['wall_s']:.2f}s = {r['accepted_per_s']:,.0f} casts/s; "
+              f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
               f"other statuses {r['other_statuses']}; CPU per cast: server {r['server_cpu_ms']:.2f} ms, "
               f"load generator {r['client_cpu_ms']:.2f} ms; targets {'met' if ok else 'MISSED'}", flush=True)
     print(f"(a closed loop: each of the {args.concurrency} clients sends its next cast when its last one is "
