@@ -35,38 +35,24 @@ _FIRST_HEAD = insert(_HEAD).values(id=1, seq=bindparam("new_seq"), hash=bindpara
 def append(db: Session, kind: str, data: dict, sitting_id: int | None = None,
            timed: bool = True) -> AuditEvent:
     """Append one event. `timed=False` for events inside a secret vote's window, so the log
-    holds no per-cast time finer than the window.
-
-    Runs for every accepted cast while the write lock is held, so it uses three plain
-    statements on the session's connection (lock and read the head, insert the event, move
-    the head) rather than the ORM's unit of work. The returned event is a detached copy of
-    the row written."""
-    db.flush()  # what the event describes is written first, as before
-    conn = db.connection()
-    row = conn.execute(_LOCK_HEAD).first()
-    seq, prev = (row.seq + 1, row.hash) if row is not None else (1, GENESIS)
-    at = utcnow().replace(microsecond=0) if timed else None
-    at_text = at.isoformat() if at else None
-    data_json = canonical_json(data).decode("utf-8")
-    values = {"seq": seq, "at": at, "kind": kind, "sitting_id": sitting_id, "data": data_json,
-              "prev_hash": prev, "hash": event_hash(prev, seq, at_text, kind, data_json)}
-    conn.execute(_INSERT_EVENT, values)
-    conn.execute(_MOVE_HEAD if row is not None else _FIRST_HEAD, {"new_seq": seq, "new_hash": values["hash"]})
-    # A head the session holds as an object (code that reads it through the ORM) follows.
-    chain = db.identity_map.get(identity_key(AuditHead, 1))
-    if chain is not None:
-        set_committed_value(chain, "seq", seq)
-        set_committed_value(chain, "hash", values["hash"])
-    return AuditEvent(**values)
+    holds no per-cast time finer than the window. Returns a detached copy of the row written."""
+    return AuditEvent(**_append_rows(db, [(kind, data)], sitting_id, timed)[0])
 
 
 def append_many(db: Session, events: list[tuple[str, dict]], sitting_id: int | None = None,
                 timed: bool = True) -> None:
-    """Append several events (kind, data) in order, as append() would one by one, with one
-    read and one move of the head and one multi-row insert (cast intake's batches)."""
-    if not events:
-        return
-    db.flush()
+    """Append several events (kind, data) in order, as append() would one by one (cast
+    intake's batches)."""
+    if events:
+        _append_rows(db, events, sitting_id, timed)
+
+
+def _append_rows(db: Session, events: list[tuple[str, dict]], sitting_id: int | None,
+                 timed: bool) -> list[dict]:
+    """Runs for every accepted cast while the write lock is held, so it uses three plain
+    statements on the session's connection (lock and read the head, insert the events, move
+    the head) rather than the ORM's unit of work."""
+    db.flush()  # what the events describe is written first
     conn = db.connection()
     row = conn.execute(_LOCK_HEAD).first()
     seq, prev = (row.seq, row.hash) if row is not None else (0, GENESIS)
@@ -82,10 +68,12 @@ def append_many(db: Session, events: list[tuple[str, dict]], sitting_id: int | N
         prev = this
     conn.execute(_INSERT_EVENT, rows)
     conn.execute(_MOVE_HEAD if row is not None else _FIRST_HEAD, {"new_seq": seq, "new_hash": prev})
+    # A head the session holds as an object (code that reads it through the ORM) follows.
     chain = db.identity_map.get(identity_key(AuditHead, 1))
     if chain is not None:
         set_committed_value(chain, "seq", seq)
         set_committed_value(chain, "hash", prev)
+    return rows
 
 
 def head(db: Session) -> tuple[int, str]:

@@ -269,15 +269,21 @@ def _loads_line(line: bytes):
     return obj
 
 
-def _read_jsonl(bundle: Path, rel: str) -> list:
+def _lines(bundle: Path, rel: str) -> list[bytes]:
+    """The lines of a JSON-lines file, each without its newline; a missing file or a cut-off
+    last line fails."""
     try:
         raw = (bundle / rel).read_bytes()
     except FileNotFoundError:
         _fail(f"{rel} is missing", rel)
     if raw and not raw.endswith(b"\n"):
         _fail(f"{rel}: the last line is cut off (no final newline)", rel)
+    return raw.split(b"\n")[:-1] if raw else []
+
+
+def _read_jsonl(bundle: Path, rel: str) -> list:
     out = []
-    for n, line in enumerate(raw.split(b"\n")[:-1] if raw else [], 1):
+    for n, line in enumerate(_lines(bundle, rel), 1):
         try:
             obj = _loads_line(line)
             ok = True
@@ -309,18 +315,13 @@ def _read_events(bundle: Path) -> tuple[list[str], list[str], list[dict]]:
     """Check events.jsonl line by line: canonical form, fields, seq 1, 2, 3 …, the link to the
     event before, the hash. Returns the hashes, kinds and parsed data (a non-object → {})."""
     rel = "events.jsonl"
-    try:
-        raw = (bundle / rel).read_bytes()
-    except FileNotFoundError:
-        _fail(f"{rel} is missing", rel)
-    if raw and not raw.endswith(b"\n"):
-        _fail(f"{rel}: the last line is cut off (no final newline)", rel)
+    lines = _lines(bundle, rel)
     hashes: list[str] = []
     kinds: list[str] = []
     datas: list[dict] = []
     prev = audit.GENESIS
     sha256, fast, q = hashlib.sha256, _CAST_EVENT.fullmatch, _STR
-    for n, line in enumerate(raw.split(b"\n")[:-1] if raw else (), 1):
+    for n, line in enumerate(lines, 1):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -420,6 +421,7 @@ def _check_ballots_file(bundle: str, rel: str, ids: tuple, raw_key: bytes, secre
         return ("error", f"{rel} is missing", rel)
     if raw and not raw.endswith(b"\n"):
         return ("error", f"{rel}: the last line is cut off (no final newline)", rel)
+    lines = raw.split(b"\n")[:-1] if raw else ()
     fields = {"serial", "signature", "marks"} | (set() if secret else {"member_id", "member_no"})
     verify_sig = Ed25519PublicKey.from_public_bytes(raw_key).verify
     if all(_is_int(x) for x in ids):
@@ -435,7 +437,7 @@ def _check_ballots_file(bundle: str, rel: str, ids: tuple, raw_key: bytes, secre
     prev_serial = ""
     marks_seen: dict[str, dict] = {}  # the same marks text parsed once; equal ballots share one dict
     fast = _SECRET_LINE.fullmatch if secret else None
-    for n, line in enumerate(raw.split(b"\n")[:-1] if raw else (), 1):
+    for n, line in enumerate(lines, 1):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:

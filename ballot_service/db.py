@@ -257,13 +257,17 @@ def read_phase(db: Session):
         db.commit()
 
 
+def in_write_transaction(db: Session) -> bool:
+    """The session is in a transaction that is not a read phase (on SQLite: it holds the write lock)."""
+    return db.in_transaction() and \
+        db.connection().get_execution_options().get(SQLITE_BEGIN) != "DEFERRED"
+
+
 def begin_write(db: Session) -> None:
     """Take the write lock now (SQLite: BEGIN IMMEDIATE), unless the session already holds it.
     On PostgreSQL a no-op: row locks (FOR UPDATE / FOR SHARE) do the job there."""
-    if not _is_sqlite(db):
+    if not _is_sqlite(db) or in_write_transaction(db):
         return
     if db.in_transaction():
-        if db.connection().get_execution_options().get(SQLITE_BEGIN) != "DEFERRED":
-            return  # already a write transaction
         db.commit()  # a read snapshot (nothing written: writes there raise) ends here
     db.connection()  # autobegins: BEGIN IMMEDIATE

@@ -53,14 +53,11 @@ round in `round_id`):
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select
@@ -71,7 +68,7 @@ from sqlalchemy.orm import Session
 from . import audit, ballots, keys, rules
 from .canonical import canonical_json, sha256_hex
 from .config import Settings
-from .db import SQLITE_BEGIN, begin_write, utcnow
+from .db import begin_write, in_write_transaction, utcnow
 from .errors import BallotError, InvalidInput
 from .models import Cast, Issuance, Item, Round, Sitting, random_id
 from .voting import count_refusal
@@ -90,44 +87,6 @@ class Receipt:
 def receipt_code(serial: str, digest: str) -> str:
     """Short code shown to the member; the same submission always gets the same code."""
     return hashlib.sha256(f"receipt|{serial}|{digest}".encode()).hexdigest()[:12].upper()
-
-
-# --- the body's public key, without reloading the key file per cast ---------------------------
-
-_keys: dict[tuple, tuple[tuple, object]] = {}
-_keys_lock = threading.Lock()
-
-
-@functools.lru_cache(maxsize=64)
-def _key_path(keys_dir: str, body_id: int) -> tuple[str, str]:
-    name = keys.body_key_name(body_id)
-    return name, str(keys.private_path(Path(keys_dir), name))
-
-
-@functools.lru_cache(maxsize=8)
-def _passphrase_digest(passphrase: str) -> bytes:
-    return hashlib.sha256(passphrase.encode("utf-8")).digest()
-
-
-def _public_key(settings: Settings, body_id: int):
-    """The body's verification key. keys.load_key already caches the decrypted key, but it
-    resolves the path and hashes the passphrase on every call; here one stat() of the key
-    file tells whether the cached key is still the file's (a replaced file is reloaded)."""
-    name, path = _key_path(str(settings.keys_dir), body_id)
-    try:
-        st = os.stat(path)
-        ident = (st.st_mtime_ns, st.st_size, st.st_ino)
-    except OSError:
-        ident = None  # load_key raises the clear error
-    cache_key = (str(settings.keys_dir), name, _passphrase_digest(settings.key_passphrase or ""))
-    with _keys_lock:
-        hit = _keys.get(cache_key)
-    if ident is not None and hit is not None and hit[0] == ident:
-        return hit[1]
-    public = keys.load_key(settings.keys_dir, name, settings.key_passphrase).public_key
-    with _keys_lock:
-        _keys[cache_key] = (ident, public)
-    return public
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -292,7 +251,7 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     engine = db.get_bind()
     job = _Job(SessionRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
     _prepare(settings, engine, job)
-    if engine.dialect.name == "sqlite" and not _in_write_transaction(db):
+    if engine.dialect.name == "sqlite" and not in_write_transaction(db):
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
         _group(engine).submit(engine, job)
@@ -302,11 +261,6 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     begin_write(db)
     _store(db, [job])
     return job.outcome()
-
-
-def _in_write_transaction(db: Session) -> bool:
-    return db.in_transaction() and \
-        db.connection().get_execution_options().get(SQLITE_BEGIN) != "DEFERRED"
 
 
 def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
@@ -323,7 +277,9 @@ def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
         job.refusal = (_SESSION_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     try:
-        ballots.verify_token(_public_key(settings, sitting.body_id), token, body=sitting.body_id,
+        public_key = keys.load_key(settings.keys_dir, keys.body_key_name(sitting.body_id),
+                                   settings.key_passphrase).public_key
+        ballots.verify_token(public_key, token, body=sitting.body_id,
                              session=sitting.id, item=payload["item"], round_no=payload["round"])
     except ballots.BallotRefused as exc:
         job.signature_refusal = (exc.reason, exc.message)

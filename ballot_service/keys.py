@@ -17,6 +17,7 @@ to test.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -135,6 +136,18 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+# load_key runs for every cast (intake verifies with the body's key): keep its cache lookup
+# to one stat() of the key file.
+@functools.lru_cache(maxsize=16)
+def _resolved(keys_dir: str) -> str:
+    return str(Path(keys_dir).resolve())
+
+
+@functools.lru_cache(maxsize=8)
+def _passphrase_digest(passphrase: str) -> str:
+    return hashlib.sha256(passphrase.encode("utf-8")).hexdigest()
+
+
 def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
     """Load a private key. Cached per (dir, name, passphrase, file version) so a hot path does
     not repeat the passphrase KDF; a wrong passphrase is never served from the cache."""
@@ -151,8 +164,8 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
         raise KeyFileError(f"the passphrase for key {name} is not set: set BALLOT_KEY_PASSPHRASE "
                            f"to the passphrase used when the key was created", where="BALLOT_KEY_PASSPHRASE",
                            zh=f"未设置签名密钥 {name} 的口令：请将 BALLOT_KEY_PASSPHRASE 设为生成该密钥时所用的口令")
-    cache_key = (str(Path(keys_dir).resolve()), name,
-                 hashlib.sha256(passphrase.encode("utf-8")).hexdigest(), st.st_mtime_ns, st.st_size, st.st_ino)
+    cache_key = (_resolved(str(keys_dir)), name, _passphrase_digest(passphrase),
+                 st.st_mtime_ns, st.st_size, st.st_ino)
     with _cache_lock:
         cached = _cache.get(cache_key)
     if cached is not None:
