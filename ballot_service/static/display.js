@@ -1,8 +1,7 @@
 /* The presiding officer's screen: renders the state JSON (display.build_state) and keeps it live
-   over Server-Sent Events. Recovery: EventSource reconnects by itself after a dropped
-   connection; we also reopen it when it gives up (readyState CLOSED) or goes silent (no state
-   or ping for WATCHDOG_MS), re-fetch /state on every reconnect, and show a small banner while
-   the connection is down. All text comes from the page's labels (t(...) on the server). */
+   over Server-Sent Events. Recovery: on any stream error we reopen it ourselves (after 1, 2,
+   then every 4 s), also when it goes silent (no state or ping for WATCHDOG_MS), re-fetch
+   /state on every reopen, and show a small banner while the connection is down. All text comes from the page's labels (t(...) on the server). */
 (function () {
   "use strict";
 
@@ -279,7 +278,9 @@
     };
     es.onerror = function () {
       trouble();
-      if (es.readyState === EventSource.CLOSED) reopenLater();  // it gave up: we do not
+      // Our own schedule, not the browser's: its retries may back off far longer than a
+      // screen in a hall should stay stale (and stop altogether on some errors).
+      reopenLater();
     };
   }
 
