@@ -35,6 +35,10 @@ def create_app(config: dict | None = None) -> Flask:
     from . import web
 
     web.register(app)
+    from .cast_endpoint import CastEndpoint
+
+    # The terminals' cast intake is served below Flask (cast_endpoint.py says why).
+    app.wsgi_app = CastEndpoint(app.wsgi_app, settings, app.extensions["ballot_sessionmaker"])
     return app
 
 

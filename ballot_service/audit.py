@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from .canonical import canonical_json, sha256_hex
-from .db import utcnow
+from .db import insert_rows_at_once, utcnow
 from .models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -66,7 +66,10 @@ def _append_rows(db: Session, events: list[tuple[str, dict]], sitting_id: int | 
         rows.append({"seq": seq, "at": at, "kind": kind, "sitting_id": sitting_id, "data": data_json,
                      "prev_hash": prev, "hash": this})
         prev = this
-    conn.execute(_INSERT_EVENT, rows)
+    if conn.dialect.name == "sqlite":
+        insert_rows_at_once(conn, _EVENTS, rows)  # one statement for a whole batch of casts
+    else:
+        conn.execute(_INSERT_EVENT, rows)
     conn.execute(_MOVE_HEAD if row is not None else _FIRST_HEAD, {"new_seq": seq, "new_hash": prev})
     # A head the session holds as an object (code that reads it through the ORM) follows.
     chain = db.identity_map.get(identity_key(AuditHead, 1))

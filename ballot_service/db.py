@@ -63,7 +63,7 @@ class _WriterQueue:
     tries, so under load a writer sleeps long after the lock was freed, and the longest
     waiters lose to newcomers (seconds at the tail, and a 30 s timeout now and then). Here
     a writer first takes a threading.Lock (the threads of one process) and then an exclusive
-    flock() on a file beside the database (the processes, e.g. gunicorn's workers); both wake
+    flock() on a file beside the database (the processes, e.g. the server's workers); both wake
     a waiter the moment the lock is released, and only the head of the queue asks SQLite,
     which stays the one authority (programs that do not queue here still meet it there).
     The flock is released by the kernel if its process dies."""
@@ -156,7 +156,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per server thread at most (gunicorn --threads is at most 256); a
+        # One connection per server thread at most (serve --threads is at most 256); a
         # thread never waits for a pooled connection while the database itself is idle.
         engine = create_engine(url, connect_args={"timeout": WRITE_LOCK_TIMEOUT_S, "factory": _QueuedConnection},
                                pool_size=16, max_overflow=240)
@@ -271,3 +271,38 @@ def begin_write(db: Session) -> None:
     if db.in_transaction():
         db.commit()  # a read snapshot (nothing written: writes there raise) ends here
     db.connection()  # autobegins: BEGIN IMMEDIATE
+
+
+_insert_plans: dict = {}  # (table, columns, dialect) -> (bind processors, SQL head, one row's placeholders)
+_MAX_PARAMS = 999  # SQLite's smallest SQLITE_MAX_VARIABLE_NUMBER (newer builds allow 32,766)
+
+
+def insert_rows_at_once(conn, table, rows: list[dict]) -> None:
+    """SQLite: INSERT `rows` (dicts with the same keys) with one multi-row statement, sent
+    straight to the driver on the connection's transaction.
+
+    For cast intake's batches: executemany steps SQLite once per row, and each step gives up
+    the GIL, which busy request threads then hold for up to 5 ms (intake._StoreGate); one
+    statement steps once. Values go through the columns' own SQLAlchemy types (JSON, UTC
+    datetimes), as conn.execute(insert(table), rows) would store them."""
+    if not rows:
+        return
+    if conn.get_execution_options().get(SQLITE_BEGIN) == "DEFERRED":  # as _read_phase_is_read_only
+        raise RuntimeError("a write inside a read phase (ballot_service.db.read_phase): "
+                           "call begin_write(db) before writing")
+    dialect = conn.dialect
+    cols = tuple(rows[0])
+    key = (table.name, cols, dialect.name)
+    plan = _insert_plans.get(key)
+    if plan is None:
+        quote = dialect.identifier_preparer.quote
+        procs = tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols)
+        head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) VALUES "
+        plan = _insert_plans[key] = (procs, head, "(" + ", ".join("?" * len(cols)) + ")")
+    procs, head, one = plan
+    driver = conn.connection.dbapi_connection
+    per_statement = max(1, _MAX_PARAMS // len(cols))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        params = [p(r[c]) if p is not None else r[c] for r in chunk for c, p in zip(cols, procs)]
+        driver.execute(head + ", ".join([one] * len(chunk)), params)

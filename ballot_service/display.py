@@ -27,9 +27,9 @@ query_only on: the service's engine begins every transaction IMMEDIATE (the writ
 readers polling four times a second must not take beside the casts. No transaction is ever held
 across a sleep.
 
-Each open stream holds one gunicorn thread (gthread worker) for up to STREAM_SECONDS, and a
+Each open stream holds one server thread (a granian worker's) for up to STREAM_SECONDS, and a
 closed client is noticed at the next write (a change or the ~15 s heartbeat). That is fine for
-the few screens of a hall (`serve --workers 2 --threads 16` = 32 threads); more screens need
+the few screens of a hall (`serve --workers 2 --threads 48` = 96 threads); more screens need
 more threads. Streams end after ~5 minutes so the browser reconnects, which also renews the
 login's idle timer.
 """

@@ -80,14 +80,11 @@ def terminal_ballot():
     return jsonify(body)
 
 
-@bp.post("/terminal/cast")
-@requires("terminal")
-def terminal_cast():
-    return _submit("terminal", terminal_id=g.terminal.id)
+# POST /terminal/cast (a seat terminal's cast) is served in front of Flask: cast_endpoint.py.
 
 
 def _submit(channel: str, terminal_id: int | None = None):
-    """One intake path for terminal and paper: 201 for a new cast, 200 for a retry."""
+    """Paper intake: 201 for a new cast, 200 for a retry (terminal casts: cast_endpoint.py)."""
     data = json_body()
     db = get_db()
     # The session's id and body come with the credential check (auth.authenticate_terminal):

@@ -3,7 +3,7 @@
 Sets up a congress of 3,000 members, each checked in at a seat terminal, and one
 livelihood-projects item per worker count (20 candidates, 10 places) using the domain functions
 directly; then for each worker count: open the item, start the server (`ballot-service serve`,
-gunicorn; its default threads per worker unless --threads), fetch all 3,000 ballots (untimed),
+granian; its default threads per worker unless --threads), fetch all 3,000 ballots (untimed),
 and time 3,000 casts from CONCURRENCY concurrent clients, each with its own keep-alive
 connection. Also times a bare durable SQLite insert loop with the same PRAGMAs as
 ballot_service/db.py, for comparison, and reports the CPU time per cast of the server's
@@ -208,8 +208,9 @@ def _httpx_cast_all(base_url: str, jobs: list, concurrency: int, started) -> tup
 
 
 def _children_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the direct children of `pid` (the gunicorn
-    workers), from /proc; 0.0 where /proc is not available."""
+    """CPU seconds (user + system) used so far by the server: process `pid` (granian's
+    supervisor) and its direct children (the workers), from /proc; 0.0 where /proc is not
+    available."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     for entry in Path("/proc").glob("[0-9]*/stat"):
@@ -217,7 +218,7 @@ def _children_cpu(pid: int) -> float:
             fields = entry.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid or entry.parent.name == str(pid):
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
@@ -310,7 +311,7 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=3000)
     ap.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--threads", type=int, default=None,
-                    help="gunicorn threads per worker (default: ballot-service serve's own default)")
+                    help="server threads per worker (default: ballot-service serve's own default)")
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--client", choices=("async", "httpx"), default="async",
                     help="load generator: one asyncio loop (default) or a thread per client with httpx")

@@ -65,7 +65,7 @@ if [ -z "${BALLOT_SKIP_INSTALL:-}" ]; then
     "$py" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
     if [ "${1:-}" = "--install-only" ]; then
         "$py" -m pip list --disable-pip-version-check 2>/dev/null \
-            | grep -iE '^(flask|sqlalchemy|alembic|gunicorn|psycopg|pytest|hypothesis|playwright) ' || true
+            | grep -iE '^(flask|sqlalchemy|alembic|granian|psycopg|pytest|hypothesis|playwright) ' || true
         exit 0
     fi
 else

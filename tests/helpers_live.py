@@ -1,5 +1,5 @@
 """Shared test helpers: drive a session over HTTP, in-process (Flask test client) or against a
-real `ballot-service serve` process (gunicorn) started in its own process group.
+real `ballot-service serve` process (granian) started in its own process group.
 
     srv = LiveServer.start(env)               # env from server_env(tmp_path, db_url)
     api = Api.httpx(srv.base_url)             # or Api.flask(app.test_client())

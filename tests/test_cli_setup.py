@@ -324,7 +324,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_runs_under_gunicorn(settings_env, tmp_path):
+def test_serve_runs_under_granian(settings_env, tmp_path):
     port = _free_port()
     env = {**os.environ, **settings_env}
     env.pop("BALLOT_SECRET_KEY")  # serve must then keep one in the instance folder
@@ -348,7 +348,7 @@ def test_serve_runs_under_gunicorn(settings_env, tmp_path):
         log.seek(0)
         output = log.read()
         assert status is not None, f"server did not answer:\n{output}"
-        assert "gunicorn" in output.lower()
+        assert "granian" in output.lower()
         assert (Path(settings_env["BALLOT_INSTANCE_PATH"]) / "secret_key").exists()
     finally:
         proc.terminate()

@@ -659,7 +659,7 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     page.set_viewport_size({"width": 1280, "height": 720})
     snap(page, "display-result-record-720p")
     assert not page.js_errors
-    live_site.kill()  # not stop(): a graceful stop would wait out gunicorn's grace for the open stream
+    live_site.kill()  # not stop(): a graceful stop would wait out the server's grace for the open stream
 
 
 def spread(nos: list[str], counts: dict[str, int]) -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""Against a real `ballot-service serve` (gunicorn, several workers): concurrent submissions
+"""Against a real `ballot-service serve` (granian, several workers): concurrent submissions
 of one ballot, and kill -9 of the whole server while casts are in flight. Runs on SQLite, and
 on PostgreSQL when BALLOT_TEST_DATABASE_URL is set (the db_url fixture)."""
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from ballot_service import auth, ballots, keys
+from ballot_service import auth, ballots, cast_endpoint, keys
 from ballot_service.models import AuditEvent, Cast, Item, Member, Refusal, Round
 from helpers_live import OPERATOR, Api, create_item, setup_session
 
@@ -189,6 +189,44 @@ def test_bad_submission_is_refused_and_nothing_stored(app, api, client, case):
     # The ballot is not burnt: the member can still cast it.
     status, ok = cast(api, cred, ballot, {"motion": "against"})
     assert status == 201, ok
+
+
+def test_cast_endpoint_edge_cases_answer_in_the_api_error_shape(app, api, client, monkeypatch):
+    """POST /api/terminal/cast is served in front of Flask (cast_endpoint.py): its edge cases
+    answer as the rest of the API does, and store nothing."""
+    s = setup_session(api, members=3)
+    cred = s.creds[s.members[0]]
+    ballot = get_ballot(api, cred)
+    auth_header = {"Authorization": f"Bearer {cred}"}
+    r = client.get("/api/terminal/cast", headers=auth_header)
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    assert_error_shape(r.get_json(), "MethodNotAllowed")
+    r = client.post("/api/terminal/cast", data=b'{"ballot": "\xff\xfe', content_type="application/json",
+                    headers=auth_header)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["where"] == "body"
+    # A chunked body (no Content-Length) over the limit is refused as well.
+    big = json.dumps({"ballot": ballot, "marks": {"motion": "for"}, "pad": "x" * (70 * 1024)}).encode()
+    r = client.post("/api/terminal/cast", input_stream=__import__("io").BytesIO(big),
+                    headers={**auth_header, "Transfer-Encoding": "chunked"})
+    assert r.status_code == 413
+    assert_error_shape(r.get_json(), "PayloadTooLarge")
+
+    # An unexpected failure is a 500 in the same shape; nothing is stored and the ballot stays usable.
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(cast_endpoint.intake, "accept", broken)
+    status, data = cast(api, cred, ballot, {"motion": "for"})
+    assert status == 500
+    assert_error_shape(data, "InternalServerError")
+    monkeypatch.undo()
+    assert n_casts(app) == 0
+    status, ok = cast(api, cred, ballot, {"motion": "for"})
+    assert status == 201, ok
+    # The same JSON form as Flask's own answers (sorted keys, compact, a final newline).
+    r = client.post("/api/terminal/cast", json={"ballot": ballot, "marks": {"motion": "for"}}, headers=auth_header)
+    assert r.status_code == 200 and r.content_type == "application/json"
+    assert r.get_data() == (json.dumps(r.get_json(), sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 # --- intake ---------------------------------------------------------------------------------------
@@ -599,6 +637,7 @@ def test_openapi_document_is_valid_and_matches_routes(app):
     routes = {}
     for rule in app.url_map.iter_rules():
         routes.setdefault(rule.rule, set()).update(m.lower() for m in rule.methods)
+    routes[cast_endpoint.PATH] = {"post"}  # served in front of Flask (cast_endpoint.py)
     for path, ops in spec["paths"].items():
         assert path in routes, f"{path} is documented but not served"
         for method in ops:
