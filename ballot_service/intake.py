@@ -57,7 +57,6 @@ import hashlib
 import threading
 import weakref
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -251,7 +250,6 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
     engine = db.get_bind()
     job = _Job(SessionRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
-    _store_gate.wait_until_clear()
     _prepare(settings, engine, job)
     if engine.dialect.name == "sqlite" and not in_write_transaction(db):
         if db.in_transaction():
@@ -473,41 +471,6 @@ def _group(engine: Engine) -> _GroupCommit:
         return group
 
 
-class _StoreGate:
-    """Keeps this process's new casts from starting their CPU work (signature check, marks)
-    while a batch is being stored under the write lock.
-
-    Every SQLite call in the store releases the GIL, and getting it back from threads busy
-    verifying signatures costs up to the switch interval (5 ms) each time: with 30 threads
-    a batch then held the write lock ~0.45 ms per cast instead of ~0.08 ms, and the lock,
-    shared by every worker, set the pace for all of them (py-spy and batch timings; see
-    benchmarks/bench_casts.py). Casts already past the gate finish as usual; the gate opens
-    again before the COMMIT, whose fsync waits without the GIL."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._storing = 0
-
-    def wait_until_clear(self) -> None:
-        if self._storing:  # read without the lock: a stale answer only costs one wait or none
-            with self._cond:
-                self._cond.wait_for(lambda: not self._storing, timeout=1.0)
-
-    @contextmanager
-    def closed(self):
-        with self._cond:
-            self._storing += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._storing -= 1
-                self._cond.notify_all()
-
-
-_store_gate = _StoreGate()
-
-
 def _run_batch(engine: Engine, jobs) -> list[_Job]:
     """Store and commit a batch in one transaction and set every job's outcome. `jobs`: a
     list, or a function giving the list, called once the write lock is held (so the batch
@@ -519,8 +482,7 @@ def _run_batch(engine: Engine, jobs) -> list[_Job]:
     try:
         begin_write(db)  # the writer queue, then BEGIN IMMEDIATE
         batch = take()
-        with _store_gate.closed():
-            _store(db, batch)
+        _store(db, batch)
         _commit_batch(db)
     except Exception as exc:
         db.rollback()

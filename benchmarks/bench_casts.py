@@ -9,7 +9,7 @@ connection. Also times a bare durable SQLite insert loop with the same PRAGMAs a
 ballot_service/db.py, for comparison, and reports the CPU time per cast of the server's
 workers and of the load generator (which runs on the same machine).
 
-    python benchmarks/bench_casts.py                 # workers 2 and 4
+    python benchmarks/bench_casts.py                 # workers 2 and 3 (serve's default)
     python benchmarks/bench_casts.py --workers 2 --members 3000 --concurrency 200
     python benchmarks/bench_casts.py --client httpx  # the former thread-per-client generator
 
@@ -309,7 +309,7 @@ def bare_sqlite(path: Path, rows: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--members", type=int, default=3000)
-    ap.add_argument("--workers", type=int, nargs="+", default=[2, 4])
+    ap.add_argument("--workers", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--threads", type=int, default=None,
                     help="server threads per worker (default: ballot-service serve's own default)")
     ap.add_argument("--concurrency", type=int, default=200)
