@@ -118,7 +118,7 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
         # Built in each worker process (factory), so no worker shares a database
         # connection pool with another.
         "ballot_service:create_app", factory=True, interface=Interfaces.WSGI,
-        address=host, port=port, workers=workers, blocking_threads=threads,
+        address=host, port=port, workers=workers, blocking_threads=threads, websockets=False,
         # No access log, on purpose: lines of terminal address + time + path, set beside
         # the check-in list and the order casts arrive, could link a deputy to a ballot
         # and so break the secrecy of the vote. Errors still go to stderr.
