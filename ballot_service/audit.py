@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from .canonical import canonical_json, sha256_hex
-from .db import insert_rows_at_once, utcnow
+from .db import insert_rows, utcnow
 from .models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -27,7 +27,6 @@ _EVENTS = AuditEvent.__table__
 _HEAD = AuditHead.__table__
 # Built once: this runs for every accepted cast, under the write lock.
 _LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
-_INSERT_EVENT = insert(_EVENTS)
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 _FIRST_HEAD = insert(_HEAD).values(id=1, seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
@@ -66,10 +65,7 @@ def _append_rows(db: Session, events: list[tuple[str, dict]], sitting_id: int | 
         rows.append({"seq": seq, "at": at, "kind": kind, "sitting_id": sitting_id, "data": data_json,
                      "prev_hash": prev, "hash": this})
         prev = this
-    if conn.dialect.name == "sqlite":
-        insert_rows_at_once(conn, _EVENTS, rows)  # one statement for a whole batch of casts
-    else:
-        conn.execute(_INSERT_EVENT, rows)
+    insert_rows(conn, _EVENTS, rows)  # SQLite: one statement for a whole batch of casts
     conn.execute(_MOVE_HEAD if row is not None else _FIRST_HEAD, {"new_seq": seq, "new_hash": prev})
     # A head the session holds as an object (code that reads it through the ORM) follows.
     chain = db.identity_map.get(identity_key(AuditHead, 1))

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 
 from . import intake
 from .auth import authenticate_terminal
 from .errors import BallotError, Forbidden, InvalidInput, Unauthorized
-from .web import field
+from .web import error_body, field, finish_refusal, parse_json_object
 
 PATH = "/api/terminal/cast"
 ROLES = ("terminal",)  # who may call it (tests/test_roles.py calls it as every caller)
@@ -33,16 +34,11 @@ _NO_CREDENTIAL = Unauthorized("a terminal credential is required (Authorization:
 
 
 class _Answer(Exception):
-    """A plain HTTP error that is not a domain error (405, 413, 500)."""
+    """A plain HTTP error that is not a domain error (405, 413)."""
 
-    def __init__(self, status: int, reason: str, message: str, error_type: str, headers=()):
+    def __init__(self, status: int, message: str, error_type: str, headers=()):
         super().__init__(message)
-        self.status, self.reason, self.headers = status, reason, list(headers)
-        self.body = {"errors": [{"message": message, "errorType": error_type}]}
-
-
-_REASONS = {200: "OK", 201: "CREATED", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
-            404: "NOT FOUND", 409: "CONFLICT", 500: "INTERNAL SERVER ERROR"}
+        self.status, self.body, self.headers = status, error_body(message, error_type), list(headers)
 
 
 def _json(obj) -> bytes:
@@ -63,15 +59,15 @@ class CastEndpoint:
         if environ.get("PATH_INFO") != PATH:
             return self.wsgi_app(environ, start_response)
         status, body, headers = self._answer(environ)
-        start_response(f"{status} {_REASONS.get(status, '')}".rstrip(),
+        start_response(f"{status} {HTTPStatus(status).phrase}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + headers)
         return [body]
 
     def _answer(self, environ) -> tuple[int, bytes, list]:
         try:
             if environ.get("REQUEST_METHOD") != "POST":
-                raise _Answer(405, "METHOD NOT ALLOWED", "The method is not allowed for the requested URL.",
-                              "MethodNotAllowed", [("Allow", "POST")])
+                raise _Answer(405, "The method is not allowed for the requested URL.", "MethodNotAllowed",
+                              [("Allow", "POST")])
             db = self.sessionmaker()
             try:
                 status, payload = self._cast(db, environ)
@@ -79,11 +75,7 @@ class CastEndpoint:
                     db.commit()
                 return status, _json(payload), []
             except BallotError as exc:
-                # As web.finish_refusal: a refusal keeps its count and audit event, nothing else.
-                if getattr(exc, "commit_audit", False):
-                    db.commit()
-                else:
-                    db.rollback()
+                finish_refusal(exc, db)
                 raise
             except BaseException:
                 db.rollback()
@@ -96,8 +88,8 @@ class CastEndpoint:
             return ans.status, _json(ans.body), ans.headers
         except Exception:
             log.exception("cast intake failed")
-            return 500, _json({"errors": [{"message": "the server could not store this cast; send it again",
-                                           "errorType": "InternalServerError"}]}), []
+            return 500, _json(error_body("the server could not store this cast; send it again",
+                                         "InternalServerError")), []
 
     def _cast(self, db, environ) -> tuple[int, dict]:
         header = environ.get("HTTP_AUTHORIZATION", "")
@@ -106,37 +98,25 @@ class CastEndpoint:
         term = authenticate_terminal(db, header[7:].strip())
         if term.kind == "counting_station":
             raise Forbidden(f"a {term.kind} credential cannot call this endpoint")
-        data = self._json_body(environ)
+        data = parse_json_object(self._body(environ))
         receipt = intake.accept(db, self.settings, intake.SessionRef(term.sitting_id, term.body_id),
                                 field(data, "ballot", str), field(data, "marks", dict),
                                 channel="terminal", terminal_id=term.id)
         return (200 if receipt.repeated else 201), receipt.as_dict()
 
-    def _json_body(self, environ) -> dict:
+    def _body(self, environ) -> bytes:
+        """The request body, at most settings.max_body_bytes (413 beyond)."""
         limit = self.settings.max_body_bytes
-        stream = environ["wsgi.input"]
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise InvalidInput("Content-Length is not a number", where="headers") from None
-        if length > limit:
-            raise _Answer(413, "REQUEST ENTITY TOO LARGE", f"request body is larger than {limit} bytes",
-                          "PayloadTooLarge")
         if length:
-            raw = stream.read(length)
+            raw = environ["wsgi.input"].read(length) if length <= limit else None
         elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream
-            raw = stream.read(limit + 1)
-            if len(raw) > limit:
-                raise _Answer(413, "REQUEST ENTITY TOO LARGE", f"request body is larger than {limit} bytes",
-                              "PayloadTooLarge")
+            raw = environ["wsgi.input"].read(limit + 1)
         else:
             raw = b""
-        if not raw:
-            raise InvalidInput("request body is empty; send a JSON object", where="body")
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise InvalidInput("request body is not valid JSON", where="body") from None
-        if not isinstance(data, dict):
-            raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
-        return data
+        if raw is None or len(raw) > limit:
+            raise _Answer(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
+        return raw

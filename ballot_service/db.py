@@ -208,11 +208,15 @@ def make_engine(url: str) -> Engine:
         def _read_phase_is_read_only(conn, _cursor, statement, _params, _context, _many):
             if conn.get_execution_options().get(SQLITE_BEGIN) == "DEFERRED" and \
                     statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
-                raise RuntimeError("a write inside a read phase (ballot_service.db.read_phase): "
-                                   "call begin_write(db) before writing")
+                raise _write_in_read_phase()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _write_in_read_phase() -> RuntimeError:
+    return RuntimeError("a write inside a read phase (ballot_service.db.read_phase): "
+                        "call begin_write(db) before writing")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
@@ -273,13 +277,13 @@ def begin_write(db: Session) -> None:
     db.connection()  # autobegins: BEGIN IMMEDIATE
 
 
-_insert_plans: dict = {}  # (table, columns, dialect) -> (bind processors, SQL head, one row's placeholders)
+_insert_plans: dict = {}  # (table, columns) -> SQLite's (bind processors, SQL head, one row's placeholders)
 _MAX_PARAMS = 999  # SQLite's smallest SQLITE_MAX_VARIABLE_NUMBER (newer builds allow 32,766)
 
 
-def insert_rows_at_once(conn, table, rows: list[dict]) -> None:
-    """SQLite: INSERT `rows` (dicts with the same keys) with one multi-row statement, sent
-    straight to the driver on the connection's transaction.
+def insert_rows(conn, table, rows: list[dict]) -> None:
+    """INSERT `rows` (dicts with the same keys) on the connection's transaction. SQLite: one
+    multi-row statement, sent straight to the driver; elsewhere SQLAlchemy's executemany.
 
     For cast intake's batches, stored while the write lock is held: executemany steps SQLite
     once per row, and each step gives up the GIL, which the request threads busy checking
@@ -289,12 +293,14 @@ def insert_rows_at_once(conn, table, rows: list[dict]) -> None:
     datetimes), as conn.execute(insert(table), rows) would store them."""
     if not rows:
         return
-    if conn.get_execution_options().get(SQLITE_BEGIN) == "DEFERRED":  # as _read_phase_is_read_only
-        raise RuntimeError("a write inside a read phase (ballot_service.db.read_phase): "
-                           "call begin_write(db) before writing")
     dialect = conn.dialect
+    if dialect.name != "sqlite":
+        conn.execute(table.insert(), rows)
+        return
+    if conn.get_execution_options().get(SQLITE_BEGIN) == "DEFERRED":  # as _read_phase_is_read_only
+        raise _write_in_read_phase()
     cols = tuple(rows[0])
-    key = (table.name, cols, dialect.name)
+    key = (table.name, cols)
     plan = _insert_plans.get(key)
     if plan is None:
         quote = dialect.identifier_preparer.quote

@@ -68,7 +68,7 @@ from sqlalchemy.orm import Session
 from . import audit, ballots, keys, rules
 from .canonical import canonical_json, sha256_hex
 from .config import Settings
-from .db import begin_write, in_write_transaction, insert_rows_at_once, utcnow
+from .db import begin_write, in_write_transaction, insert_rows, utcnow
 from .errors import BallotError, InvalidInput
 from .models import Cast, Issuance, Item, Round, Sitting, random_id
 from .voting import count_refusal
@@ -311,7 +311,7 @@ def _store(db: Session, jobs: list[_Job]) -> None:
         except BallotError as exc:
             job.error = exc
     if rows:  # SQLite: serials checked above, under the write lock; one statement for the batch
-        insert_rows_at_once(conn, _CASTS, rows)
+        insert_rows(conn, _CASTS, rows)
     audit.append_many(db, events, timed=False)
 
 

@@ -2,6 +2,8 @@
 request, and one JSON error shape."""
 from __future__ import annotations
 
+import json
+
 from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -17,13 +19,18 @@ def get_db() -> Session:
 
 def json_body(max_keys: int = 100) -> dict:
     """The request's JSON object, or a clear 400 saying what is wrong with it."""
+    return parse_json_object(request.get_data())
+
+
+def parse_json_object(raw: bytes) -> dict:
+    """A request body that must be one JSON object (cast_endpoint.py reads its body itself)."""
     from .errors import InvalidInput
 
-    if not request.data:
+    if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
     try:
-        data = request.get_json(force=True, silent=False)
-    except Exception:
+        data = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
         raise InvalidInput("request body is not valid JSON", where="body") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
@@ -50,21 +57,27 @@ def commit() -> None:
     get_db().commit()
 
 
-def error_response(status: int, message: str, error_type: str, where: str | None = None):
+def error_body(message: str, error_type: str, where: str | None = None) -> dict:
+    """The one error shape, for an error that is not a BallotError (see BallotError.to_dict)."""
     err = {"message": message, "errorType": error_type}
     if where:
         err["where"] = where
-    return jsonify({"errors": [err]}), status
+    return {"errors": [err]}
+
+
+def error_response(status: int, message: str, error_type: str, where: str | None = None):
+    return jsonify(error_body(message, error_type, where)), status
 
 
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.is_json
 
 
-def finish_refusal(exc: BallotError) -> None:
-    """End the request's transaction after a refusal: it keeps its audit event and refusal
-    count when the domain asked for that (commit_audit), and nothing else."""
-    db = g.get("db")
+def finish_refusal(exc: BallotError, db: Session | None = None) -> None:
+    """End the request's transaction (`db`, else the request's session) after a refusal: it
+    keeps its audit event and refusal count when the domain asked for that (commit_audit),
+    and nothing else."""
+    db = db if db is not None else g.get("db")
     if db is not None:
         if getattr(exc, "commit_audit", False):
             db.commit()

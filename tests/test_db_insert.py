@@ -1,4 +1,4 @@
-"""db.insert_rows_at_once (SQLite cast batches): the rows it stores read back exactly as rows
+"""db.insert_rows (one statement per SQLite cast batch): the rows it stores read back exactly as rows
 stored by SQLAlchemy's own INSERT, values through the columns' types; not in a read phase."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import insert, select
 
-from ballot_service.db import insert_rows_at_once, read_phase
+from ballot_service.db import insert_rows, read_phase
 from ballot_service.models import AuditEvent
 
 
@@ -24,7 +24,7 @@ def test_rows_read_back_as_sqlalchemy_stores_them(db):
     table = AuditEvent.__table__
     conn = db.connection()
     # 300 rows of 7 columns: more than one statement's 999 parameters.
-    insert_rows_at_once(conn, table, _rows(1, 300))
+    insert_rows(conn, table, _rows(1, 300))
     conn.execute(insert(table), _rows(1001, 300))
     db.commit()
     got = db.execute(select(table).order_by(table.c.seq)).mappings().all()
@@ -43,5 +43,5 @@ def test_refused_inside_a_read_phase(db):
         pytest.skip("read phases are SQLite's")
     with pytest.raises(RuntimeError, match="read phase"):
         with read_phase(db):
-            insert_rows_at_once(db.connection(), AuditEvent.__table__, _rows(1, 1))
+            insert_rows(db.connection(), AuditEvent.__table__, _rows(1, 1))
     assert db.scalar(select(AuditEvent.seq).limit(1)) is None

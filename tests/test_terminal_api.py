@@ -199,9 +199,9 @@ def test_cast_endpoint_edge_cases_answer_in_the_api_error_shape(app, api, client
     ballot = get_ballot(api, cred)
     auth_header = {"Authorization": f"Bearer {cred}"}
     r = client.get("/api/terminal/cast", headers=auth_header)
-    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    assert r.status == "405 Method Not Allowed" and r.headers["Allow"] == "POST"
     assert_error_shape(r.get_json(), "MethodNotAllowed")
-    r = client.post("/api/terminal/cast", data=b'{"ballot": "\xff\xfe', content_type="application/json",
+    r = client.post("/api/terminal/cast", data=b'{"ballot": "\xff\xfe", "marks": {}}', content_type="application/json",
                     headers=auth_header)
     assert r.status_code == 400 and r.get_json()["errors"][0]["where"] == "body"
     # A chunked body (no Content-Length) over the limit is refused as well.
