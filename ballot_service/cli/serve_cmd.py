@@ -49,9 +49,10 @@ def _server_options(f):
                      help="Use Flask's development server (auto-debug; never for a real sitting).")(f)
     f = click.option("--workers", type=click.IntRange(1, 64), default=3, show_default=True,
                      help="server worker processes (each runs --threads threads).")(f)
-    f = click.option("--threads", type=click.IntRange(1, 256), default=48, show_default=True,
-                     help="threads per worker; the display's event streams each hold one, and "
-                          "more threads let more casts share one commit.")(f)
+    f = click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
+                     help="threads per worker; the display's event streams each hold one. More "
+                          "threads than cores' worth of work only contend for the GIL: casts wait "
+                          "longer (measured with benchmarks/bench_casts.py).")(f)
     f = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
                      envvar="PORT", help="TCP port (or set PORT).")(f)
     f = click.option("--host", default="127.0.0.1", show_default=True,
