@@ -173,6 +173,11 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={WRITE_LOCK_TIMEOUT_S * 1000}")
+            # A statement changing many rows (a batch of casts is one INSERT) keeps a statement
+            # journal, spilled to a temp file past 64 KiB: created, written and unlinked per
+            # batch (strace). In memory, a batch held the write lock 23% less long (measured).
+            # Only the statement's own undo lives there; durability is the WAL's.
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         # pysqlite's own transaction handling defers BEGIN; we issue BEGIN ourselves.

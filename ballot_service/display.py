@@ -29,7 +29,7 @@ across a sleep.
 
 Each open stream holds one server thread (a granian worker's) for up to STREAM_SECONDS, and a
 closed client is noticed at the next write (a change or the ~15 s heartbeat). That is fine for
-the few screens of a hall (`serve --workers 3 --threads 16` = 48 threads); more screens need
+the few screens of a hall (`serve --workers 2 --threads 16` = 32 threads); more screens need
 more threads. Streams end after ~5 minutes so the browser reconnects, which also renews the
 login's idle timer.
 """

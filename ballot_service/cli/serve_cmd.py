@@ -47,7 +47,7 @@ DEMO_OPERATORS = [
 def _server_options(f):
     f = click.option("--dev", is_flag=True,
                      help="Use Flask's development server (auto-debug; never for a real sitting).")(f)
-    f = click.option("--workers", type=click.IntRange(1, 64), default=3, show_default=True,
+    f = click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
                      help="server worker processes (each runs --threads threads).")(f)
     f = click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
                      help="threads per worker; the display's event streams each hold one. More "
