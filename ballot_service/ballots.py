@@ -69,7 +69,7 @@ from . import audit
 from .canonical import canonical_json
 from .errors import Conflict, InvalidInput
 from .keys import SignatureInvalid, SigningKey, verify_signature
-from .models import Item, PaperBallot, Round
+from .models import Item, PaperBallot, Round, status_name
 
 TEXT_PREFIX = "BS1"
 FORMAT_VERSION = 1
@@ -254,8 +254,10 @@ def _check_printable(item: Item, round_: Round) -> None:
     if round_.item_id != item.id:
         raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
     if round_.status not in ("pending", "open"):
-        raise Conflict(f"round {round_.number} of item {item.id} is {round_.status}; "
-                       f"ballots can only be printed for a pending or open round", where="round")
+        zh, en = status_name(round_.status)
+        raise Conflict(f"round {round_.number} of item {item.id} is {en}; "
+                       f"ballots can only be printed before or during its vote", where="round",
+                       zh=f"第{round_.number}轮{zh}：只能在表决开始前或表决中印制选票")
 
 
 def sign_paper_ballots(key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:

@@ -22,7 +22,7 @@ from .auth import requires
 from .errors import BallotError, InvalidInput, Unauthorized
 from .i18n import current_language, t
 from .db import utcnow
-from .models import Attendance, AuditEvent, Body, Cast, Member, Record, Terminal
+from .models import Attendance, AuditEvent, Body, Cast, Member, Record, Terminal, status_name
 from .roster import import_roster, read_roster
 from .sittings import (attendance_state, create_body, create_body_key, create_item, create_sitting, find_member, get_body,
                        get_item, get_sitting, set_attendance)
@@ -131,11 +131,6 @@ KIND_LABELS = {"livelihood_projects": ("民生实事项目票决", "livelihood p
                "resolution": ("决议表决", "resolution")}
 BODY_KINDS = {"congress": ("人民代表大会", "people's congress"),
               "standing_committee": ("常务委员会", "standing committee")}
-STATUS_LABELS = {"draft": ("未开始", "not started"), "open": ("表决中", "voting"),
-                 "closed": ("已结束", "closed"), "decided": ("已计票", "tallied"),
-                 "runoff_pending": ("待再次投票", "runoff pending"), "void": ("表决无效", "void"),
-                 "quorum_not_met": ("不足法定人数", "no quorum"), "pending": ("未开始", "not started"),
-                 "tallied": ("已计票", "tallied")}
 
 
 def label(table: dict, key: str) -> str:
@@ -146,7 +141,7 @@ def label(table: dict, key: str) -> str:
 @bp.app_context_processor
 def _labels():
     return {"kind_label": lambda k: label(KIND_LABELS, k), "body_kind_label": lambda k: label(BODY_KINDS, k),
-            "status_label": lambda k: label(STATUS_LABELS, k)}
+            "status_label": lambda k: t(*status_name(k))}
 
 
 def act(action, success: str, back: str):

@@ -11,7 +11,7 @@ from . import audit, keys, rules
 from .canonical import canonical_json
 from .config import Settings
 from .errors import Conflict
-from .models import Item, Record
+from .models import Item, Record, status_name
 from .tally import item_result
 
 RECORD_FORMAT = "ballot-record/1"
@@ -47,9 +47,10 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str) -
 
 def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     if item.status not in FINAL:
-        raise Conflict(f"item {item.key} is {item.status}; a record is issued once it is decided or void",
+        zh, en = status_name(item.status)
+        raise Conflict(f"item {item.key} is {en}; a record is issued once it is tallied or void",
                        where="item",
-                       zh=f"表决事项 {item.key} 的状态为 {item.status}：计票得出结果或表决无效后才能签发表决结果记录")
+                       zh=f"表决事项 {item.key} 当前为“{zh}”：计票得出结果或表决无效后才能签发表决结果记录")
     existing = db.scalar(select(Record).where(Record.item_id == item.id))
     if existing is not None:
         return existing

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, rules
 from .errors import Conflict
-from .models import Cast, Item, Refusal, Round, TallySheet
+from .models import Cast, Item, Refusal, Round, TallySheet, status_name
 
 
 def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,
@@ -100,8 +100,9 @@ def tally_item(db: Session, item: Item) -> dict:
 def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     """Tally a closed round; a tie at the cut-off creates the next round for the tied."""
     if rnd.status != "closed":
-        raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}; close it before tallying",
-                       where="item", zh=f"{item.key} 第{rnd.number}轮的状态为 {rnd.status}，须先结束表决再计票")
+        zh, en = status_name(rnd.status)
+        raise Conflict(f"round {rnd.number} of {item.key} is {en}; close it before tallying",
+                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}，须先结束表决再计票")
     refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
     common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                   rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,

@@ -16,7 +16,7 @@ from . import audit, ballots, keys, sealing
 from .config import Settings
 from .db import utcnow
 from .errors import Conflict, NotFound, QuorumNotMet
-from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal
+from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal, status_name
 from .sittings import attendance_state, require_open
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
@@ -42,8 +42,9 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
     require_open(db, sitting, "开始表决", "opening a vote")
     rnd = current_round(item)
     if rnd.status != "pending":
-        raise Conflict(f"round {rnd.number} of {item.key} is {rnd.status}, not waiting to open", where="item",
-                       zh=f"{item.key} 第{rnd.number}轮的状态为 {rnd.status}，不是待开始，不能开始表决")
+        zh, en = status_name(rnd.status)
+        raise Conflict(f"round {rnd.number} of {item.key} is {en}, not waiting to open", where="item",
+                       zh=f"{item.key} 第{rnd.number}轮{zh}，不是待开始，不能开始表决")
     other_open = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
     if other_open is not None:
         raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item",

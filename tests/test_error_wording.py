@@ -128,3 +128,31 @@ def test_a_refused_action_is_flashed_in_the_screen_language(console):
     assert ("error", "an item needs a key and a title （title）") in flashes(r)
     r = post(console, "/console/sessions/1/items", untitled, follow_redirects=True)  # the lang cookie holds
     assert ("error", "an item needs a key and a title （title）") in flashes(r)
+
+
+def test_no_message_shows_a_stored_status_word():
+    """Statuses reach a message through models.status_name ('表决中'), never as stored ('open',
+    'runoff_pending'): an f-string in an error's message or zh= may not format `x.status`."""
+    names = _error_names()
+    leaks = []
+    for module in MODULES + ("ballots",):
+        path = PACKAGE / f"{module}.py"
+        for func, call in _constructions(ast.parse(path.read_text(encoding="utf-8")), names):
+            texts = list(call.args[:1]) + [k.value for k in call.keywords if k.arg in ("zh", "message")]
+            for node in (n for text in texts for n in ast.walk(text)):
+                if isinstance(node, ast.FormattedValue) and isinstance(node.value, ast.Attribute) \
+                        and node.value.attr == "status":
+                    leaks.append(f"{path.name}:{call.lineno} ({func})")
+    assert not leaks, f"format status_name(x.status) instead: {leaks}"
+
+
+def test_a_status_in_a_refusal_is_named_in_the_screen_language(console):
+    item = {"kind": "resolution", "key": "r1", "title": "关于某事的决议", "secret": "1", "channel": "terminal"}
+    post(console, "/console/sessions/1/items", item)
+    # A record for a vote that has not started: the item is 'draft'.
+    r = post(console, "/console/items/1/record", follow_redirects=True)
+    (kind, text), = [f for f in flashes(r) if f[0] == "error"]
+    assert "表决事项 r1 当前为“未开始”" in text and "draft" not in text
+    r = post(console, "/console/items/1/record?lang=en", follow_redirects=True)
+    (kind, text), = [f for f in flashes(r) if f[0] == "error"]
+    assert "item r1 is not started; a record is issued once it is tallied or void" in text and "draft" not in text
