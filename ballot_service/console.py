@@ -138,6 +138,11 @@ def label(table: dict, key: str) -> str:
     return t(*zh_en) if zh_en else key
 
 
+@bp.app_template_test("has_result")
+def _has_result(item) -> bool:
+    return sittings.has_result(item)
+
+
 @bp.app_context_processor
 def _labels():
     return {"kind_label": lambda k: label(KIND_LABELS, k), "body_kind_label": lambda k: label(BODY_KINDS, k),
@@ -331,6 +336,23 @@ def sitting_close(sitting_id: int):
 
     return act(run, t("已闭会，审计检查点已签署。", "The sitting is closed; an audit checkpoint is signed."),
                url_for(".sitting_page", sitting_id=sitting_id))[0]
+
+
+@bp.post("/console/sessions/<int:sitting_id>/screen")
+@requires("secretariat")
+def screen_form(sitting_id: int):
+    """What the presiding screen shows between votes (sittings.set_screen)."""
+    show = request.form.get("show", "")
+
+    def run(db):
+        item_id = _int(request.form, "item_id", required=False) if show == "result" else None
+        return sittings.set_screen(db, get_sitting(db, sitting_id), show, item_id)
+
+    done = {"auto": t("大屏已恢复跟随表决。", "The screen follows the votes again."),
+            "title": t("大屏显示会标。", "The screen shows the title."),
+            "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
+            "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
+    return act(run, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
 
 
 @bp.post("/console/sessions/<int:sitting_id>/attendance")

@@ -9,12 +9,16 @@ What the screen shows (`build_state`, one rule, documented here and on `_mode`):
   1. a vote is open in the sitting          -> "voting": the item, its round, how many have
      voted out of how many ballots were issued (a count of accepted casts, never how anyone
      voted, never running for/against figures: secret or named alike), the time left;
-  2. otherwise the item whose vote was most recently closed, tallied or recorded (the
+  2. otherwise, if the secretariat chose what to show (a screen_set event, sittings.set_screen)
+     and no vote closed, was tallied or recorded after that: its choice, "title" (会标: only
+     the body and the session, e.g. for a break), "checkin", or "result" of a tallied item;
+     "auto" goes on to 3;
+  3. otherwise the item whose vote was most recently closed, tallied or recorded (the
      newest vote_closed / tallied / record_issued audit event of the sitting):
        closed but not tallied yet -> "counting" (the final voted count, no figures);
        tallied                   -> "result" (only figures the tally produced), plus the
                                     signed record's fingerprint and QR code once one exists;
-  3. otherwise                              -> "checkin": 应到 / 实到 / 请假 / 缺席 and quorum.
+  4. otherwise                              -> "checkin": 应到 / 实到 / 请假 / 缺席 and quorum.
 So the screen follows the hall: check-in, then each vote as it opens, its result when it is
 tallied, and that result stays up until the next vote opens.
 
@@ -53,7 +57,7 @@ from .auth import requires
 from .db import utcnow
 from .errors import BallotError
 from .models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
-from .sittings import attendance_state, get_sitting
+from .sittings import attendance_state, get_sitting, has_result
 from .urls import public_url_for
 
 bp = Blueprint("display", __name__)
@@ -64,6 +68,7 @@ HEARTBEAT_SECONDS = 15.0  # keep proxies and the client's watchdog happy
 STREAM_SECONDS = 300.0  # end the stream so the browser reconnects (renews the login too)
 RETRY_MS = 1000  # EventSource reconnection delay
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued")
+SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
 JSON_ENDPOINTS = ("display.state", "display.events")
 
 
@@ -122,12 +127,13 @@ def head_seq(engine: Engine) -> int:
 # --- what the screen shows ----------------------------------------------------------------
 
 class Follow:
-    """A stream's memory of the newest concluding event it has seen, so that each rebuild reads
-    only the audit events appended since the last one instead of searching the whole log."""
+    """A stream's memory of the newest concluding event and the newest screen choice it has
+    seen ((seq, data) or None), so that each rebuild reads only the audit events appended since
+    the last one instead of searching the whole log."""
 
     def __init__(self) -> None:
         self.scanned = 0
-        self.data: str | None = None
+        self.newest: dict[tuple, tuple[int, str] | None] = {}
 
 
 def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
@@ -154,38 +160,60 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     return state
 
 
+def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, follow: Follow | None):
+    """(seq, data) of the sitting's newest event of `kinds` up to `seq`, or None."""
+    query = (select(AuditEvent.seq, AuditEvent.data)
+             .where(AuditEvent.sitting_id == sitting.id, AuditEvent.kind.in_(kinds), AuditEvent.seq <= seq)
+             .order_by(AuditEvent.seq.desc()).limit(1))
+    if follow is None:
+        row = db.execute(query).first()
+        return tuple(row) if row is not None else None
+    # Only the events appended since the last build (seq was read first, in this snapshot).
+    row = db.execute(query.where(AuditEvent.seq > follow.scanned)).first()
+    if row is not None:
+        follow.newest[kinds] = tuple(row)
+    return follow.newest.get(kinds)
+
+
 def _mode(db: Session, sitting: Sitting, seq: int, follow: Follow | None) -> tuple[str, Item | None]:
-    """Which item the screen is about. An open vote wins (only one can be open at a time);
-    otherwise the item of the newest vote_closed / tallied / record_issued event of this
+    """Which item the screen is about. An open vote wins (only one can be open at a time).
+    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed,
+    was tallied or recorded after it: 会标 ("title"), check-in, or a tallied item's result.
+    Otherwise the item of the newest vote_closed / tallied / record_issued event of this
     sitting (so the result of the vote just taken stays up until the next one opens, and a
     re-tallied or newly recorded older item comes back to the front); otherwise check-in."""
     open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open")
                           .order_by(Item.position).limit(1))
     if open_item is not None:
         return "voting", open_item
-    query = (select(AuditEvent.data)
-             .where(AuditEvent.sitting_id == sitting.id, AuditEvent.kind.in_(CONCLUDING_EVENTS))
-             .order_by(AuditEvent.seq.desc()).limit(1))
-    if follow is None:
-        data = db.scalar(query)
-    else:  # only the events appended since the last build (seq was read first, in this snapshot)
-        newer = db.scalar(query.where(AuditEvent.seq > follow.scanned, AuditEvent.seq <= seq))
+    concluding = _newest(db, sitting, CONCLUDING_EVENTS, seq, follow)
+    choice = _newest(db, sitting, (SCREEN_EVENT,), seq, follow)
+    if follow is not None:
         follow.scanned = max(follow.scanned, seq)
-        if newer is not None:
-            follow.data = newer
-        data = follow.data
-    item = None
-    if data is not None:
-        item_id = json.loads(data).get("item_id")
-        item = db.get(Item, item_id) if isinstance(item_id, int) else None
-    if item is None or item.sitting_id != sitting.id:
+    if choice is not None and (concluding is None or choice[0] > concluding[0]):
+        chosen = json.loads(choice[1])
+        if chosen.get("show") in ("title", "checkin"):
+            return chosen["show"], None
+        if chosen.get("show") == "result":
+            item = _item_of(db, sitting, chosen)
+            if item is not None and has_result(item):
+                return "result", item
+        # "auto" (or a result no longer there): follow the votes
+    item = _item_of(db, sitting, json.loads(concluding[1])) if concluding is not None else None
+    if item is None:
         return "checkin", None
     rnd = voting.current_round(item)
     if item.status == "closed" or rnd.status == "closed":
         return "counting", item
-    if any(r.status == "tallied" and r.result for r in item.rounds):
+    if has_result(item):
         return "result", item
     return "checkin", None
+
+
+def _item_of(db: Session, sitting: Sitting, data: dict) -> Item | None:
+    item_id = data.get("item_id")
+    item = db.get(Item, item_id) if isinstance(item_id, int) else None
+    return item if item is not None and item.sitting_id == sitting.id else None
 
 
 def _titles(item: Item) -> dict[str, str]:

@@ -9,7 +9,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .models import Terminal
 from .roster import RosterRow, import_roster, read_roster
 from .sittings import (attendance_state, close_sitting, create_body, create_body_key, create_item, create_sitting, find_member,
-                       get_body, get_item, get_sitting, set_attendance)
+                       get_body, get_item, get_sitting, set_attendance, set_screen)
 from .web import commit, field, get_db, json_body
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
@@ -102,6 +102,19 @@ def session_close(sitting_id: int):
     result = close_sitting(db, _settings(), get_sitting(db, sitting_id))
     commit()
     return jsonify(result)
+
+
+@bp.post("/sessions/<int:sitting_id>/screen")
+@requires("secretariat")
+def screen_set(sitting_id: int):
+    """What the presiding screen shows between votes: {"show": "auto"|"title"|"checkin"|"result",
+    "item_id": N (with "result")}. 409 while a vote is open."""
+    data = json_body()
+    db = get_db()
+    chosen = set_screen(db, get_sitting(db, sitting_id), field(data, "show", str),
+                        field(data, "item_id", int, required=False, default=None))
+    commit()
+    return jsonify(chosen)
 
 
 @bp.get("/sessions/<int:sitting_id>/attendance")

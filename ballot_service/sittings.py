@@ -277,6 +277,48 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     return item
 
 
+SCREEN_CHOICES = ("auto", "title", "checkin", "result")
+
+
+def has_result(item: Item) -> bool:
+    """A round of the item has been tallied (or found without quorum): there is a result to show."""
+    return any(r.status == "tallied" and r.result for r in item.rounds)
+
+
+def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = None) -> dict:
+    """The secretariat chooses what the presiding screen shows between votes (display._mode):
+    'auto' follows the votes again; 'title' shows only the body and session (会标, e.g. for a
+    break); 'checkin' the attendance; 'result' the result of an item already tallied. The next
+    vote to open, close or be tallied takes the screen back. Refused while a vote is open: the
+    hall then sees that vote's progress, whatever was chosen."""
+    if show not in SCREEN_CHOICES:
+        raise InvalidInput(f"show must be one of {', '.join(SCREEN_CHOICES)}", where="show",
+                           zh="大屏显示内容须为 auto（跟随表决）、title（会标）、checkin（签到情况）或 result（某项结果）")
+    data: dict = {"show": show}
+    if show == "result":
+        if not isinstance(item_id, int) or isinstance(item_id, bool):
+            raise InvalidInput("item_id (a number) is required to show a result", where="item_id",
+                               zh="显示表决结果须指定表决事项（item_id）")
+        item = get_item(db, item_id)
+        if item.sitting_id != sitting.id:
+            raise InvalidInput(f"item {item_id} is not in this session", where="item_id",
+                               zh=f"表决事项 {item_id} 不属于本次会议")
+        if not has_result(item):
+            raise Conflict(f"item {item.key} has no result yet", where="item_id",
+                           zh=f"表决事项 {item.key} 尚无表决结果，不能在大屏显示")
+        data["item_id"] = item.id
+    elif item_id is not None:
+        raise InvalidInput("item_id goes only with show=result", where="item_id",
+                           zh="只有显示表决结果时才指定表决事项（item_id）")
+    require_open(db, sitting, "切换大屏", "changing the presiding screen")
+    open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
+    if open_item is not None:
+        raise Conflict(f"a vote ({open_item.key}) is open: the screen shows its progress until it closes",
+                       where="show", zh=f"表决（{open_item.key}）进行中：结束表决前大屏显示表决进度")
+    audit.append(db, "screen_set", data, sitting_id=sitting.id)
+    return data
+
+
 def get_item(db: Session, item_id: int) -> Item:
     item = db.get(Item, item_id)
     if item is None:

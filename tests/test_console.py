@@ -202,6 +202,18 @@ def test_a_vote_from_check_in_to_published_record(console, app, db):
     assert r.status_code == 200 and r.data[:2] == b"PK"
     assert ("error", "该表决结果记录已公布 （record）") in flashes(
         post(console, "/console/items/1/publish", follow_redirects=True))
+    # Between votes the secretariat chooses what the presiding screen shows.
+    page = console.get("/console/sessions/1").get_data(as_text=True)
+    form = page[page.find('id="screen-form"'):page.find("</form>", page.find('id="screen-form"'))]
+    assert '<option value="1">ms · 2027年民生实事项目</option>' in form  # the tallied item
+    assert ("ok", "大屏显示会标。") in flashes(post(console, "/console/sessions/1/screen", {"show": "title"},
+                                               follow_redirects=True))
+    assert console.get("/display/1/state").get_json()["mode"] == "title"
+    assert ("error", "显示表决结果须指定表决事项（item_id） （item_id）") in flashes(
+        post(console, "/console/sessions/1/screen", {"show": "result"}, follow_redirects=True))
+    post(console, "/console/sessions/1/screen", {"show": "result", "item_id": "1"})
+    st = console.get("/display/1/state").get_json()
+    assert st["mode"] == "result" and st["result"]["item_id"] == 1
 
 
 def test_printing_paper_ballots_reports_progress_and_lists_the_files(console, app):

@@ -13,8 +13,10 @@ import subprocess
 import time
 
 import pytest
+from sqlalchemy import select
 
 from ballot_service import display
+from ballot_service.models import AuditEvent
 from helpers_live import OPERATOR, Api, create_item, setup_session
 
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
@@ -322,6 +324,75 @@ def test_open_vote_wins_then_latest_result(api, screen, app):
         assert st["result"]["item_id"] == s.item_id and st["record"] is not None
     finally:
         stream.close()
+
+
+def test_secretariat_chooses_the_screen_between_votes(api, screen, app):
+    """会标 / check-in / an earlier result on demand; the next vote takes the screen back; the
+    choice is an audit event, and the event stream (which reads only new events) agrees."""
+    app.config.update(DISPLAY_POLL_SECONDS=0.02, DISPLAY_STREAM_SECONDS=10)
+    s = setup_session(api, members=3)
+    sid = s.sitting_id
+    stream = Stream(screen.get(f"/display/{sid}/events", buffered=False))
+    stream.next_block()
+
+    def both():
+        st = get_state(screen, sid)
+        name, streamed, _ = stream.next_event()
+        while name != "state":
+            name, streamed, _ = stream.next_event()
+        assert strip_volatile(streamed) == strip_volatile(st)
+        return st
+
+    def choose(show, item_id=None, expect=(200,)):
+        body = {"show": show} if item_id is None else {"show": show, "item_id": item_id}
+        return api.call("POST", f"/api/admin/sessions/{sid}/screen", body, expect=expect)
+
+    try:
+        assert both()["mode"] == "voting"
+        status, err = choose("title", expect=(409,))  # the open vote's progress stays up
+        assert "进行中" in err["errors"][0]["message_zh"] and err["errors"][0]["where"] == "show"
+        for no in s.members:
+            vote(api, s.creds[no], {"motion": "for"})
+        api.call("POST", f"/api/admin/items/{s.item_id}/close")
+        api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+        assert both()["mode"] == "result"
+        choose("title")
+        st = both()
+        assert st["mode"] == "title" and "result" not in st and "vote" not in st
+        assert st["sitting"]["name"] == "第一次会议"
+        choose("checkin")
+        assert both()["mode"] == "checkin"
+        choose("auto")
+        st = both()
+        assert st["mode"] == "result" and st["result"]["item_id"] == s.item_id
+        item2 = create_item(api, sid, key="item2")
+        choose("title")
+        assert both()["mode"] == "title"
+        api.call("POST", f"/api/admin/items/{item2}/open")  # the next vote takes the screen back
+        assert both()["mode"] == "voting"
+        api.call("POST", f"/api/admin/items/{item2}/close")
+        api.call("POST", f"/api/admin/items/{item2}/tally")
+        assert both()["result"]["item_id"] == item2
+        choose("result", s.item_id)  # an earlier result, on demand
+        assert both()["result"]["item_id"] == s.item_id
+        # Refused, and nothing changes: unknown choice, a result without its item, an item with
+        # no result, an item id with another choice, a wrong type.
+        item3 = create_item(api, sid, key="item3")
+        for body, where in (({"show": "blank"}, "show"), ({"show": "result"}, "item_id"),
+                            ({"show": "result", "item_id": item3}, "item_id"),
+                            ({"show": "title", "item_id": item2}, "item_id"),
+                            ({"show": "result", "item_id": "1"}, "item_id")):
+            status, err = api.call("POST", f"/api/admin/sessions/{sid}/screen", body, expect=(400, 409))
+            assert err["errors"][0]["where"] == where, (body, err)
+        assert get_state(screen, sid)["result"]["item_id"] == s.item_id
+    finally:
+        stream.close()
+    db = app.extensions["ballot_sessionmaker"]()
+    kinds = [d for (d,) in db.execute(select(AuditEvent.data).where(AuditEvent.kind == "screen_set")
+                                      .order_by(AuditEvent.seq))]
+    db.close()
+    assert [json.loads(d) for d in kinds] == [{"show": "title"}, {"show": "checkin"}, {"show": "auto"},
+                                             {"show": "title"}, {"show": "result", "item_id": s.item_id}]
 
 
 # --- who may see it ------------------------------------------------------------------------------------
@@ -658,6 +729,18 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     snap(page, "display-result-record")
     page.set_viewport_size({"width": 1280, "height": 720})
     snap(page, "display-result-record-720p")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+
+    # (e) a break: the secretariat puts up 会标 (the body and session only), then the votes again.
+    api.call("POST", f"/api/admin/sessions/{sid}/screen", {"show": "title"})
+    within(page, "document.getElementById('display').dataset.mode === 'title'", what="会标")
+    assert page.locator("#view-title .t-body").inner_text() == "测试市人民代表大会"
+    assert page.locator("#view-title .t-sitting").inner_text() == "第一次会议"
+    assert not shows(page, "view-result") and not shows(page, "view-checkin")
+    assert min_font_px(page, "#view-title .t-body") >= 80
+    snap(page, "display-title")
+    api.call("POST", f"/api/admin/sessions/{sid}/screen", {"show": "auto"})
+    within(page, "document.getElementById('display').dataset.mode === 'result'", what="the result again")
     assert not page.js_errors
     live_site.kill()  # not stop(): a graceful stop would wait out the server's grace for the open stream
 

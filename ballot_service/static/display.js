@@ -37,6 +37,7 @@
       var v = get(s, el.dataset.f);
       text(el, v == null ? "" : v);
     });
+    show($("view-title"), s.mode === "title");
     show($("view-checkin"), s.mode === "checkin");
     show($("view-voting"), s.mode === "voting" || s.mode === "counting");
     show($("view-result"), s.mode === "result");
