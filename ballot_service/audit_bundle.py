@@ -707,6 +707,8 @@ def _verify(bundle_dir: Path, key, state: dict) -> dict:
             item_created[d.get("item_id")] = d
         elif kind.startswith("attendance_"):
             still_open(seq, d.get("session_id"), "a check-in or leave")
+        elif kind == "screen_set":
+            still_open(seq, d.get("session_id"), "a choice of what the presiding screen shows")
         elif kind in ("vote_opened", "vote_open_refused"):
             still_open(seq, (item_created.get(d.get("item_id")) or {}).get("session_id"), "a vote opening")
             if kind == "vote_opened":

@@ -138,9 +138,7 @@ def label(table: dict, key: str) -> str:
     return t(*zh_en) if zh_en else key
 
 
-@bp.app_template_test("has_result")
-def _has_result(item) -> bool:
-    return sittings.has_result(item)
+bp.app_template_test("has_result")(sittings.has_result)
 
 
 @bp.app_context_processor
@@ -349,7 +347,7 @@ def screen_form(sitting_id: int):
         return sittings.set_screen(db, get_sitting(db, sitting_id), show, item_id)
 
     done = {"auto": t("大屏已恢复跟随表决。", "The screen follows the votes again."),
-            "title": t("大屏显示会标。", "The screen shows the title."),
+            "title": t("大屏显示会标。", "The screen shows the session banner."),
             "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
             "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
     return act(run, done, url_for(".sitting_page", sitting_id=sitting_id))[0]

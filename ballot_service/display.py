@@ -10,7 +10,7 @@ What the screen shows (`build_state`, one rule, documented here and on `_mode`):
      voted out of how many ballots were issued (a count of accepted casts, never how anyone
      voted, never running for/against figures: secret or named alike), the time left;
   2. otherwise, if the secretariat chose what to show (a screen_set event, sittings.set_screen)
-     and no vote closed, was tallied or recorded after that: its choice, "title" (会标: only
+     and no vote closed or was tallied after that: its choice, "title" (会标: only
      the body and the session, e.g. for a break), "checkin", or "result" of a tallied item;
      "auto" goes on to 3;
   3. otherwise the item whose vote was most recently closed, tallied or recorded (the
@@ -57,7 +57,7 @@ from .auth import requires
 from .db import utcnow
 from .errors import BallotError
 from .models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
-from .sittings import attendance_state, get_sitting, has_result
+from .sittings import attendance_state, get_sitting, has_result, open_item
 from .urls import public_url_for
 
 bp = Blueprint("display", __name__)
@@ -69,6 +69,9 @@ STREAM_SECONDS = 300.0  # end the stream so the browser reconnects (renews the l
 RETRY_MS = 1000  # EventSource reconnection delay
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
+# What ends that choice (besides a vote opening): the hall then sees the vote just taken. Signing
+# a record does not: it is routine paperwork, often done during the break the choice is for.
+TAKING_BACK_EVENTS = ("vote_closed", "tallied")
 JSON_ENDPOINTS = ("display.state", "display.events")
 
 
@@ -177,20 +180,20 @@ def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, follow: Follo
 
 def _mode(db: Session, sitting: Sitting, seq: int, follow: Follow | None) -> tuple[str, Item | None]:
     """Which item the screen is about. An open vote wins (only one can be open at a time).
-    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed,
-    was tallied or recorded after it: 会标 ("title"), check-in, or a tallied item's result.
+    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed or
+    was tallied after it: 会标 ("title"), check-in, or a tallied item's result.
     Otherwise the item of the newest vote_closed / tallied / record_issued event of this
     sitting (so the result of the vote just taken stays up until the next one opens, and a
     re-tallied or newly recorded older item comes back to the front); otherwise check-in."""
-    open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open")
-                          .order_by(Item.position).limit(1))
-    if open_item is not None:
-        return "voting", open_item
+    voting_now = open_item(db, sitting)
+    if voting_now is not None:
+        return "voting", voting_now
     concluding = _newest(db, sitting, CONCLUDING_EVENTS, seq, follow)
+    taken_back = _newest(db, sitting, TAKING_BACK_EVENTS, seq, follow)
     choice = _newest(db, sitting, (SCREEN_EVENT,), seq, follow)
     if follow is not None:
         follow.scanned = max(follow.scanned, seq)
-    if choice is not None and (concluding is None or choice[0] > concluding[0]):
+    if choice is not None and (taken_back is None or choice[0] > taken_back[0]):
         chosen = json.loads(choice[1])
         if chosen.get("show") in ("title", "checkin"):
             return chosen["show"], None

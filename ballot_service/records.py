@@ -48,9 +48,9 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str) -
 def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     if item.status not in FINAL:
         zh, en = status_name(item.status)
-        raise Conflict(f"item {item.key} is {en}; a record is issued once it is tallied or void",
-                       where="item",
-                       zh=f"表决事项 {item.key} 当前为“{zh}”：计票得出结果或表决无效后才能签发表决结果记录")
+        raise Conflict(f"item {item.key} is {en}; a record is issued once the item is tallied, void or "
+                       f"without quorum", where="item",
+                       zh=f"表决事项 {item.key} 当前为“{zh}”：计票得出结果、表决无效或不足法定人数后才能签发表决结果记录")
     existing = db.scalar(select(Record).where(Record.item_id == item.id))
     if existing is not None:
         return existing

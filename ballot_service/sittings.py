@@ -294,11 +294,11 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     if show not in SCREEN_CHOICES:
         raise InvalidInput(f"show must be one of {', '.join(SCREEN_CHOICES)}", where="show",
                            zh="大屏显示内容须为 auto（跟随表决）、title（会标）、checkin（签到情况）或 result（某项结果）")
-    data: dict = {"show": show}
+    data: dict = {"session_id": sitting.id, "show": show}  # session_id: the verifier's 闭会 check
     if show == "result":
         if not isinstance(item_id, int) or isinstance(item_id, bool):
             raise InvalidInput("item_id (a number) is required to show a result", where="item_id",
-                               zh="显示表决结果须指定表决事项（item_id）")
+                               zh="显示表决结果须指定表决事项")
         item = get_item(db, item_id)
         if item.sitting_id != sitting.id:
             raise InvalidInput(f"item {item_id} is not in this session", where="item_id",
@@ -309,14 +309,24 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
         data["item_id"] = item.id
     elif item_id is not None:
         raise InvalidInput("item_id goes only with show=result", where="item_id",
-                           zh="只有显示表决结果时才指定表决事项（item_id）")
+                           zh="只有显示表决结果时才指定表决事项")
     require_open(db, sitting, "切换大屏", "changing the presiding screen")
-    open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
-    if open_item is not None:
-        raise Conflict(f"a vote ({open_item.key}) is open: the screen shows its progress until it closes",
-                       where="show", zh=f"表决（{open_item.key}）进行中：结束表决前大屏显示表决进度")
+    # PostgreSQL: FOR UPDATE on the session row waits for (and then sees) a vote being opened,
+    # which holds it FOR SHARE; so no screen_set lands inside a vote's window. (SQLite: the
+    # write lock, already held.)
+    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
+    voting_now = open_item(db, sitting)
+    if voting_now is not None:
+        raise Conflict(f"a vote ({voting_now.key}) is open: the screen shows its progress until it closes",
+                       where="show", zh=f"表决（{voting_now.key}）进行中：结束表决前大屏显示表决进度")
     audit.append(db, "screen_set", data, sitting_id=sitting.id)
     return data
+
+
+def open_item(db: Session, sitting: Sitting) -> Item | None:
+    """The sitting's open vote, if any (at most one is open at a time)."""
+    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open")
+                     .order_by(Item.position).limit(1))
 
 
 def get_item(db: Session, item_id: int) -> Item:

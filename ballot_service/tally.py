@@ -101,8 +101,8 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     """Tally a closed round; a tie at the cut-off creates the next round for the tied."""
     if rnd.status != "closed":
         zh, en = status_name(rnd.status)
-        raise Conflict(f"round {rnd.number} of {item.key} is {en}; close it before tallying",
-                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}，须先结束表决再计票")
+        raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a closed round can be tallied",
+                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}：只有已结束的轮次才能计票")
     refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
     common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                   rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,

@@ -43,8 +43,8 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
     rnd = current_round(item)
     if rnd.status != "pending":
         zh, en = status_name(rnd.status)
-        raise Conflict(f"round {rnd.number} of {item.key} is {en}, not waiting to open", where="item",
-                       zh=f"{item.key} 第{rnd.number}轮{zh}，不是待开始，不能开始表决")
+        raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a round not started yet can be opened",
+                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}，不能开始表决")
     other_open = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
     if other_open is not None:
         raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item",

@@ -209,7 +209,8 @@ def test_a_vote_from_check_in_to_published_record(console, app, db):
     assert ("ok", "大屏显示会标。") in flashes(post(console, "/console/sessions/1/screen", {"show": "title"},
                                                follow_redirects=True))
     assert console.get("/display/1/state").get_json()["mode"] == "title"
-    assert ("error", "显示表决结果须指定表决事项（item_id） （item_id）") in flashes(
+    assert "会标" in console.get("/console/sessions/1").get_data(as_text=True)
+    assert ("error", "显示表决结果须指定表决事项 （item_id）") in flashes(
         post(console, "/console/sessions/1/screen", {"show": "result"}, follow_redirects=True))
     post(console, "/console/sessions/1/screen", {"show": "result", "item_id": "1"})
     st = console.get("/display/1/state").get_json()

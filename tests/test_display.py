@@ -385,14 +385,22 @@ def test_secretariat_chooses_the_screen_between_votes(api, screen, app):
             status, err = api.call("POST", f"/api/admin/sessions/{sid}/screen", body, expect=(400, 409))
             assert err["errors"][0]["where"] == where, (body, err)
         assert get_state(screen, sid)["result"]["item_id"] == s.item_id
+        # Signing a record (routine, often in the break) leaves the chosen screen up.
+        choose("title")
+        api.call("POST", f"/api/admin/items/{item2}/record")
+        assert both()["mode"] == "title"
+        # Another session's screen follows its own sitting only.
+        _, other = api.call("POST", "/api/admin/sessions", {"body_id": s.body_id, "name": "第二次会议"})
+        assert get_state(screen, other["id"])["mode"] == "checkin"
     finally:
         stream.close()
     db = app.extensions["ballot_sessionmaker"]()
     kinds = [d for (d,) in db.execute(select(AuditEvent.data).where(AuditEvent.kind == "screen_set")
                                       .order_by(AuditEvent.seq))]
     db.close()
-    assert [json.loads(d) for d in kinds] == [{"show": "title"}, {"show": "checkin"}, {"show": "auto"},
-                                             {"show": "title"}, {"show": "result", "item_id": s.item_id}]
+    assert [json.loads(d) for d in kinds] == [{"session_id": sid, **c} for c in (
+        {"show": "title"}, {"show": "checkin"}, {"show": "auto"}, {"show": "title"},
+        {"show": "result", "item_id": s.item_id}, {"show": "title"})]
 
 
 # --- who may see it ------------------------------------------------------------------------------------

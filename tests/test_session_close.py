@@ -105,6 +105,8 @@ def test_after_close_no_checkin_leave_item_vote_or_terminal(app, api):
     status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals",
                             {"terminals": [{"name": "迟到的表决器", "kind": "seat", "seat": "X1"}]}, expect=None)
     assert status == 409 and "registering a terminal" in error(data)
+    status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/screen", {"show": "title"}, expect=None)
+    assert status == 409 and "changing the presiding screen" in error(data)
     # Nothing was written by any refused request, and reading still works.
     assert len(read(app, select(AuditEvent))) == n_events
     _, att = api.call("GET", f"/api/admin/sessions/{s.sitting_id}/attendance")
@@ -216,6 +218,7 @@ def test_a_relabelled_checkpoint_is_detected(closed_bundle, tmp_path):
                       "places": None, "rule": {"base": "members", "majority": "half"}, "secret": True,
                       "channel": "terminal", "candidates": []}),
     ("vote_opened", {"item_id": 1, "round": 2}),
+    ("screen_set", {"session_id": 1, "show": "title"}),
     ("session_closed", {"session_id": 1, "body_id": 1, "name": "第一次会议", "items": {}}),
 ])
 def test_a_change_after_the_close_is_detected(closed_bundle, tmp_path, kind, data):
