@@ -159,7 +159,7 @@ def make_engine(url: str) -> Engine:
         # One connection per server thread at most (serve --threads is at most 256); a
         # thread never waits for a pooled connection while the database itself is idle, and
         # up to 64 stay open: an overflow connection is closed when returned, and opening
-        # one (PRAGMAs, a cold statement cache) cost ~3% of a cast at 48 threads (py-spy).
+        # one (PRAGMAs, a cold statement cache) was ~3% of the workers' Python time at 48 threads (py-spy).
         engine = create_engine(url, connect_args={"timeout": WRITE_LOCK_TIMEOUT_S, "factory": _QueuedConnection},
                                pool_size=64, max_overflow=192)
         writer_queue = _writer_queue(make_url(url).database)

@@ -10,7 +10,7 @@ from .auth import requires
 from .db import read_phase
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Attendance, Item, Round, TallySheet
-from .sittings import attendance_state, find_member, get_sitting, set_attendance
+from .sittings import attendance_state, find_member, get_sitting, open_item, set_attendance
 from .web import commit, field, get_db, json_body
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
@@ -47,9 +47,9 @@ def terminal_state():
                                                  Attendance.terminal_id == term.id,
                                                  Attendance.status == "present"))
         vote = None
-        open_item = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
-        if open_item is not None:
-            vote = _item_view(open_item, voting.current_round(open_item))
+        voting_now = open_item(db, sitting)
+        if voting_now is not None:
+            vote = _item_view(voting_now, voting.current_round(voting_now))
         body = {"terminal": {"name": term.name, "seat": term.seat},
                 "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name},
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,

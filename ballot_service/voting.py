@@ -17,7 +17,7 @@ from .config import Settings
 from .db import utcnow
 from .errors import Conflict, NotFound, QuorumNotMet
 from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal, status_name
-from .sittings import attendance_state, require_open
+from .sittings import attendance_state, open_item, require_open
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -45,7 +45,7 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         zh, en = status_name(rnd.status)
         raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a round not started yet can be opened",
                        where="item", zh=f"{item.key} 第{rnd.number}轮{zh}，不能开始表决")
-    other_open = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open"))
+    other_open = open_item(db, sitting)
     if other_open is not None:
         raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item",
                        zh=f"{other_open.key} 的表决仍在进行，请先结束该项表决")
