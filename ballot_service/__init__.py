@@ -1,10 +1,14 @@
 """ballot-service: voting and ballot tallying for people's congress sessions."""
 from __future__ import annotations
 
+import os
+
 from flask import Flask, g
 
-from .config import Settings
-from .db import make_engine, make_sessionmaker
+from ballot_service import web
+from ballot_service.config import Settings
+from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.web.cast_endpoint import CastEndpoint
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -32,17 +36,11 @@ def create_app(config: dict | None = None) -> Flask:
                 db.rollback()
             db.close()
 
-    from . import web
-
     web.register(app)
-    from .cast_endpoint import CastEndpoint
-
     # The terminals' cast intake is served below Flask (cast_endpoint.py says why).
     app.wsgi_app = CastEndpoint(app.wsgi_app, settings, app.extensions["ballot_sessionmaker"])
     return app
 
 
 def _environ() -> dict:
-    import os
-
     return dict(os.environ)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .db import Base, UTCDateTime, utcnow
+from ballot_service.db import Base, UTCDateTime, utcnow
 
 BODY_KINDS = ("congress", "standing_committee")
 ITEM_KINDS = ("livelihood_projects", "appointment", "resolution")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -28,13 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, select, update  # noqa: E402
 
-from ballot_service import audit, audit_bundle, ballots, keys, records, rules, sittings, tally, voting  # noqa: E402
-from ballot_service.canonical import canonical_json, sha256_hex  # noqa: E402
+from ballot_service import bundle as audit_bundle
+from ballot_service import rules
 from ballot_service.config import Settings  # noqa: E402
+from ballot_service.crypto import keys  # noqa: E402
 from ballot_service.db import make_engine, make_sessionmaker  # noqa: E402
-from ballot_service.intake import receipt_code  # noqa: E402
+from ballot_service.domain import audit, records, sittings, tally, voting
+from ballot_service.domain.intake import receipt_code  # noqa: E402
+from ballot_service.formats import ballots
+from ballot_service.formats.canonical import canonical_json, sha256_hex  # noqa: E402
+from ballot_service.migrate import upgrade  # noqa: E402
 from ballot_service.models import Attendance, AuditEvent, AuditHead, Cast, Issuance, Member  # noqa: E402
-from ballot_service.schema import upgrade  # noqa: E402
 
 
 def bulk_audit(db, kind: str, datas: list[dict]) -> None:

@@ -46,10 +46,12 @@ N_CANDIDATES, PLACES = 20, 10
 
 
 def setup(tmp: Path, url: str, members: int, n_items: int):
-    from ballot_service import auth, keys, sittings
+    from ballot_service.crypto import keys
     from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.roster import RosterRow, import_roster
-    from ballot_service.schema import upgrade
+    from ballot_service.domain import sittings
+    from ballot_service.domain.roster import RosterRow, import_roster
+    from ballot_service.migrate import upgrade
+    from ballot_service.web import roles as auth
 
     env = server_env(tmp, url, passphrase=PASSPHRASE)
     upgrade(url)
@@ -63,8 +65,9 @@ def setup(tmp: Path, url: str, members: int, n_items: int):
                   source="bench")
     sitting = sittings.create_sitting(db, body, "第一次会议")
     creds = []
-    from ballot_service.models import Member
     from sqlalchemy import select
+
+    from ballot_service.models import Member
 
     by_no = {m.member_no: m for m in db.scalars(select(Member).where(Member.body_id == body.id))}
     for no in nos:
@@ -84,9 +87,9 @@ def setup(tmp: Path, url: str, members: int, n_items: int):
 
 
 def set_round(url: str, env: dict, item_id: int, action: str) -> None:
-    from ballot_service import voting
     from ballot_service.config import Settings
     from ballot_service.db import make_engine, make_sessionmaker
+    from ballot_service.domain import voting
     from ballot_service.models import Item
 
     settings = Settings.from_env({**os.environ, **env})

@@ -12,11 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ballot_service import auth, intake, keys, records, sittings, tally, voting
 from ballot_service.config import Settings
+from ballot_service.crypto import keys
 from ballot_service.db import make_engine, make_sessionmaker
-from ballot_service.roster import RosterRow, import_roster
-from ballot_service.schema import upgrade
+from ballot_service.domain import intake, records, sittings, tally, voting
+from ballot_service.domain.roster import RosterRow, import_roster
+from ballot_service.migrate import upgrade
+from ballot_service.web import roles as auth
 
 
 def setup(tmp: Path, members: int, candidates: int):

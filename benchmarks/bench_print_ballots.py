@@ -24,12 +24,12 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="write the PDFs here and keep them")
     args = ap.parse_args()
 
-    from ballot_service import keys
-    from ballot_service.ballots import create_paper_ballots
+    from ballot_service.crypto import keys
     from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.paper import print_paper_ballots
-    from ballot_service.schema import upgrade
-    from ballot_service.sittings import create_body, create_item, create_sitting
+    from ballot_service.domain.sittings import create_body, create_item, create_sitting
+    from ballot_service.formats.ballots import create_paper_ballots
+    from ballot_service.migrate import upgrade
+    from ballot_service.render.paper import print_paper_ballots
 
     work = Path(tempfile.mkdtemp(prefix="bench-ballots-"))
     out = args.keep or work / "ballots"

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers_live import OPERATOR, Api, LiveServer, create_operator_in_db, server_env
 
 SCREENSHOTS = Path(os.environ.get("BALLOT_SCREENSHOT_DIR") or Path(__file__).resolve().parent.parent

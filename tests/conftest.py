@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from ballot_service import create_app
-from ballot_service.schema import upgrade
+from ballot_service.migrate import upgrade
 
 PG_URL = os.environ.get("BALLOT_TEST_DATABASE_URL", "")
 
@@ -72,8 +72,9 @@ def client(app):
 def api(app, client):
     """The admin and terminal API through Flask's test client, with a secretariat operator
     (helpers_live.OPERATOR) created; log in with setup_session() or api.call(...)."""
-    from ballot_service import auth
     from helpers_live import OPERATOR, Api
+
+    from ballot_service.web import roles as auth
 
     db = app.extensions["ballot_sessionmaker"]()
     auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ballot_service import audit_bundle
-from ballot_service.audit_bundle import BundleInvalid, pretty_json, verify
-from ballot_service.scenario import rehearse
+from ballot_service import bundle as audit_bundle
+from ballot_service.bundle import BundleInvalid, pretty_json, verify
+from ballot_service.formats.scenario import rehearse
 
 SCENARIOS = Path("/work/shared/scenarios")
 if not SCENARIOS.exists():
@@ -326,7 +326,7 @@ def test_intact_bundle_says_the_session_was_closed(bundle):
 
 
 def test_read_events_agrees_with_audit_event_hash(bundle):
-    from ballot_service import audit
+    from ballot_service.domain import audit
 
     hashes, kinds, datas = audit_bundle._read_events(bundle)
     prev = audit.GENESIS

@@ -9,8 +9,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from ballot_service import keys
-from ballot_service.ballots import (
+from ballot_service.cli import main
+from ballot_service.crypto import keys
+from ballot_service.domain.sittings import create_body, create_item, create_sitting
+from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.formats.ballots import (
     REFUSAL_STATUS,
     BallotRefused,
     b64url_encode,
@@ -24,11 +27,8 @@ from ballot_service.ballots import (
     token_to_text,
     verify_token,
 )
-from ballot_service.canonical import canonical_json
-from ballot_service.cli import main
-from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.formats.canonical import canonical_json
 from ballot_service.models import AuditEvent, PaperBallot, Round
-from ballot_service.sittings import create_body, create_item, create_sitting
 
 CTX = {"body": 1, "session": 2, "item": 3, "round_no": 1}
 
@@ -264,7 +264,7 @@ def test_resolve_serial_prefix(db, item, body_key):
 
 def _seed(settings_env):
     from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.schema import upgrade
+    from ballot_service.migrate import upgrade
 
     upgrade(settings_env["BALLOT_DATABASE_URL"])
     engine = make_engine(settings_env["BALLOT_DATABASE_URL"])

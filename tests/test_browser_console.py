@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from browser_support import chromium, live_site, login, new_page, screenshot  # noqa: F401 (fixtures)
 from helpers_live import OPERATOR
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from browser_support import (DISPLAY_OPERATOR, chromium, live_site, login, new_page,  # noqa: F401 (fixtures)
-                             screenshot)
+from browser_support import DISPLAY_OPERATOR, chromium, live_site, login, new_page, screenshot  # noqa: F401 (fixtures)
 from helpers_live import OPERATOR
 
 pytestmark = pytest.mark.slow

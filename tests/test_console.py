@@ -7,10 +7,10 @@ import re
 import time
 
 import pytest
+from helpers_live import OPERATOR, create_operator_in_db
 from sqlalchemy import func, select
 
 from ballot_service.models import AuditEvent, Body, Member, Record
-from helpers_live import OPERATOR, create_operator_in_db
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 FLASH = re.compile(r'class="flash ([a-z]+)"[^>]*>(.*?)</div>', re.S)

@@ -13,11 +13,11 @@ import subprocess
 import time
 
 import pytest
+from helpers_live import OPERATOR, Api, create_item, setup_session
 from sqlalchemy import select
 
-from ballot_service import display
 from ballot_service.models import AuditEvent
-from helpers_live import OPERATOR, Api, create_item, setup_session
+from ballot_service.web import display
 
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
 AUDITOR = ("auditor", "auditor-password-1")
@@ -38,7 +38,7 @@ def _login(app, who):
 
 @pytest.fixture
 def operators(app):
-    from ballot_service import auth
+    from ballot_service.web import roles as auth
 
     db = app.extensions["ballot_sessionmaker"]()
     auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
@@ -544,9 +544,15 @@ def test_qr_svg_is_inline_and_scalable():
 
 # --- real browser -------------------------------------------------------------------------------------
 
-from browser_support import (DISPLAY_OPERATOR as BROWSER_DISPLAY, chromium, live_site, login,  # noqa: E402,F401
-                             new_page, screenshot)
-from browser_support import SCREENSHOTS  # noqa: E402
+from browser_support import DISPLAY_OPERATOR as BROWSER_DISPLAY  # noqa: E402,F401
+from browser_support import (
+    SCREENSHOTS,  # noqa: E402
+    chromium,
+    live_site,
+    login,
+    new_page,
+    screenshot,
+)
 from helpers_live import LiveServer  # noqa: E402
 
 assert BROWSER_DISPLAY == DISPLAY_OPERATOR

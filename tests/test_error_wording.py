@@ -9,32 +9,33 @@ import re
 from pathlib import Path
 
 import pytest
-
-from ballot_service import errors
 from helpers_live import OPERATOR, create_operator_in_db
 from test_console import flashes, post
 
+from ballot_service import errors
+
 PACKAGE = Path(errors.__file__).resolve().parent
-MODULES = ("sittings", "voting", "tally", "records", "roster", "paper", "keys", "auth", "console")
+MODULES = ("domain/sittings.py", "domain/voting.py", "domain/tally.py", "domain/records.py", "domain/roster.py",
+           "render/paper.py", "crypto/keys.py", "web/roles.py", "web/console/__init__.py")
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 # (file, function) -> how many error constructions there are deliberately English-only.
 ENGLISH_ONLY = {
     # Seat terminals and counting stations only: a terminal credential calling the wrong endpoint.
-    ("auth.py", "_authorise"): 1,
+    ("web/roles.py", "_authorise"): 1,
     # Terminal API only (unknown or revoked credential); this function is not to be changed here.
-    ("auth.py", "authenticate_terminal"): 2,
+    ("web/roles.py", "authenticate_terminal"): 2,
     # Terminal API only: a seat terminal asking for a ballot when no vote is open for it.
-    ("voting.py", "deliver_ballot"): 1,
+    ("domain/voting.py", "deliver_ballot"): 1,
     # Never shown: every caller catches SignatureInvalid (ballots.verify_token refuses the ballot
     # as 'forged'; the verify page shows its own bilingual reason).
-    ("keys.py", "verify_signature"): 2,
+    ("crypto/keys.py", "verify_signature"): 2,
 }
 
 
 def _error_names() -> set[str]:
     for name in MODULES:
-        importlib.import_module(f"ballot_service.{name}")  # defines FontNotFound, SignatureInvalid, …
+        importlib.import_module("ballot_service." + name.removesuffix(".py").removesuffix("/__init__").replace("/", "."))  # defines FontNotFound, SignatureInvalid, …
     names, todo = set(), [errors.BallotError]
     while todo:
         cls = todo.pop()
@@ -89,18 +90,18 @@ def test_every_console_reachable_error_has_a_chinese_wording():
     english_only: dict[tuple[str, str], list[str]] = {}
     seen = 0
     for module in MODULES:
-        path = PACKAGE / f"{module}.py"
+        path = PACKAGE / module
         for func, call in _constructions(ast.parse(path.read_text(encoding="utf-8")), names):
             seen += 1
             zh = next((k.value for k in call.keywords if k.arg == "zh"), None)
             if zh is not None:
-                assert _has_cjk(zh), f"{path.name}:{call.lineno} zh= has no Chinese"
+                assert _has_cjk(zh), f"{module}:{call.lineno} zh= has no Chinese"
                 continue
             message = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "message"),
                                                           None)
             if message is not None and _starts_bilingual(message):
                 continue
-            english_only.setdefault((path.name, func), []).append(f"line {call.lineno}")
+            english_only.setdefault((module, func), []).append(f"line {call.lineno}")
     assert seen > 80  # the walk found the raises
     found = {k: len(v) for k, v in english_only.items()}
     unexpected = {k: english_only[k] for k in found if found[k] > ENGLISH_ONLY.get(k, 0)}
@@ -135,7 +136,7 @@ def test_no_message_shows_a_stored_status_word():
     'runoff_pending'): an f-string in an error's message or zh= may not format `x.status`."""
     names = _error_names()
     leaks = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for func, call in _constructions(ast.parse(path.read_text(encoding="utf-8")), names):
             texts = list(call.args[:1]) + [k.value for k in call.keywords if k.arg in ("zh", "message")]
             for node in (n for text in texts for n in ast.walk(text)):

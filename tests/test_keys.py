@@ -9,10 +9,9 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 
-from ballot_service import keys
 from ballot_service.cli import main
-from ballot_service.errors import KeyFileError
-from ballot_service.keys import (
+from ballot_service.crypto import keys
+from ballot_service.crypto.keys import (
     SignatureInvalid,
     body_key_name,
     create_key,
@@ -21,6 +20,7 @@ from ballot_service.keys import (
     load_public_key,
     verify_signature,
 )
+from ballot_service.errors import KeyFileError
 
 
 @pytest.fixture
@@ -145,8 +145,8 @@ def test_public_key_errors(keys_dir, tmp_path):
 def _seed_body(settings_env):
     from ballot_service.config import Settings
     from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.schema import upgrade
-    from ballot_service.sittings import create_body
+    from ballot_service.domain.sittings import create_body
+    from ballot_service.migrate import upgrade
 
     upgrade(settings_env["BALLOT_DATABASE_URL"])
     engine = make_engine(Settings.from_env(settings_env).database_url)

@@ -8,10 +8,10 @@ import time
 
 import httpx
 import pytest
+from helpers_live import Api, LiveServer, create_operator_in_db, server_env, setup_session
 from sqlalchemy import create_engine, select
 
 from ballot_service.models import Cast
-from helpers_live import Api, LiveServer, create_operator_in_db, server_env, setup_session
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
     s = setup_session(api, members=n)
     ballots = {no: api.call("GET", "/api/terminal/ballot", credential=s.creds[no])[1]["ballot"]
                for no in s.members}
-    from ballot_service.ballots import text_to_token
+    from ballot_service.formats.ballots import text_to_token
 
     serial_of = {no: text_to_token(t)["payload"]["serial"] for no, t in ballots.items()}
     receipts: dict[str, str] = {}  # serial -> receipt for every 201/200 answer
@@ -162,7 +162,7 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
 def test_concurrent_casts_from_two_workers_keep_the_audit_chain_whole(live, db_url):
     """Many terminals at once across two worker processes: every 201 is stored exactly once,
     and the hash chain has no gap or fork (seq 1..n, each prev_hash the hash before it)."""
-    from ballot_service import audit
+    from ballot_service.domain import audit
     from ballot_service.models import AuditEvent
 
     srv = live(workers=2, threads=4)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ballot_service import keys, paper
-from ballot_service.ballots import (
+from ballot_service.crypto import keys
+from ballot_service.domain.sittings import create_body, create_item, create_sitting
+from ballot_service.errors import InvalidInput
+from ballot_service.formats.ballots import (
     BallotRefused,
     create_paper_ballots,
     serial_short,
@@ -17,10 +19,15 @@ from ballot_service.ballots import (
     token_to_text,
     verify_token,
 )
-from ballot_service.errors import InvalidInput
 from ballot_service.models import Round
-from ballot_service.paper import BallotLayout, FontNotFound, find_font, print_paper_ballots, write_ballot_pdfs
-from ballot_service.sittings import create_body, create_item, create_sitting
+from ballot_service.render import paper
+from ballot_service.render.paper import (
+    BallotLayout,
+    FontNotFound,
+    find_font,
+    print_paper_ballots,
+    write_ballot_pdfs,
+)
 
 TITLE = "2025年示范市民生实事项目人大代表票决"
 

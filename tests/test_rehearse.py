@@ -10,10 +10,15 @@ from click.testing import CliRunner
 
 from ballot_service.cli import main
 from ballot_service.errors import InvalidInput
-from ballot_service.scenario import load_scenario, rehearse
+from ballot_service.formats.scenario import load_scenario, rehearse
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
+
+
+def test_the_shared_scenarios_are_found():
+    # Without ../shared beside the checkout the parametrised test below would be skipped, not failed.
+    assert len(CASES) >= 3, f"no scenarios under {SCENARIOS}"
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from ballot_service import auth, cast_endpoint
 from ballot_service.models import Body, Sitting
+from ballot_service.web import cast_endpoint
+from ballot_service.web import roles as auth
 
 # Terminals first: an allowed secretariat call such as POST /api/admin/terminals/1/revoke
 # really revokes the sample terminal.

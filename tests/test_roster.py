@@ -9,10 +9,10 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 
+from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.sittings import create_body
 from ballot_service.errors import InvalidInput
 from ballot_service.models import AuditEvent, Member
-from ballot_service.roster import import_roster, read_roster
-from ballot_service.sittings import create_body
 
 ROSTER = ("代表证号,姓名,代表团,座位号,卡号\n"
           "1001,张三,城关代表团,A01,C1001\n"

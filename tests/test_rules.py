@@ -6,8 +6,8 @@ import pytest
 from ballot_service import rules
 from ballot_service.rules import (
     CandidateCount,
-    Rule,
     RoundFacts,
+    Rule,
     RuleError,
     ballot_valid,
     count_ballots,

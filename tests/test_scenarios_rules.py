@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ballot_service import rules
-from ballot_service.tally import item_result, round_result
+from ballot_service.domain.tally import item_result, round_result
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))

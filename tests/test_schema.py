@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect
 
 from ballot_service import models  # noqa: F401  (registers every table)
 from ballot_service.db import Base
-from ballot_service.schema import alembic_config, upgrade
+from ballot_service.migrate import alembic_config, upgrade
 
 
 def _diff(url: str) -> list:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ballot_service.sealing import SealError, credential_keypair, open_sealed, seal
+from ballot_service.crypto.sealing import SealError, credential_keypair, open_sealed, seal
 
 
 def test_credential_keypair_is_deterministic():

@@ -10,11 +10,11 @@ import json
 import re
 
 import pytest
+from browser_support import SCREENSHOTS, chromium, live_site, new_page, screenshot  # noqa: F401 (fixtures)
+from helpers_live import Api, setup_session
 from sqlalchemy import create_engine, select
 
 from ballot_service.models import Cast
-from browser_support import SCREENSHOTS, chromium, live_site, new_page, screenshot  # noqa: F401 (fixtures)
-from helpers_live import Api, setup_session
 
 RE_RECEIPT = re.compile(r"^[0-9A-F]{12}$")
 PROJECTS = [{"key": f"p{i}", "title": title, "description": desc} for i, (title, desc) in enumerate([

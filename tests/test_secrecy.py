@@ -9,12 +9,13 @@ import re
 import sqlite3
 
 import pytest
+from helpers_live import OPERATOR, Api, setup_session
 from sqlalchemy import DateTime, select
 
-from ballot_service import auth, ballots
 from ballot_service.db import Base
+from ballot_service.formats import ballots
 from ballot_service.models import AuditEvent, Cast
-from helpers_live import OPERATOR, Api, setup_session
+from ballot_service.web import roles as auth
 
 MEMBER_KEYS = ("member_id", "member_no", "terminal_id", "seat", "terminal", "name", "member")
 SERIAL_TABLES = {"casts", "audit_events"}

@@ -11,14 +11,16 @@ import threading
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from helpers_live import Api, create_item, setup_session
 from sqlalchemy import select
 
-from ballot_service import audit, audit_bundle, keys, sittings, voting
-from ballot_service.audit_bundle import BundleInvalid, pretty_json, verify
+from ballot_service import bundle as audit_bundle
+from ballot_service.bundle import BundleInvalid, pretty_json, verify
 from ballot_service.cli import main
+from ballot_service.crypto import keys
+from ballot_service.domain import audit, sittings, voting
 from ballot_service.errors import Conflict
 from ballot_service.models import AuditEvent, Checkpoint, Sitting
-from helpers_live import Api, create_item, setup_session
 
 
 def read(app, stmt):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ballot_service import create_app
-from ballot_service.scenario import rehearse
+from ballot_service.formats.scenario import rehearse
 
 SCENARIOS = Path("/work/shared/scenarios")
 if not SCENARIOS.exists():

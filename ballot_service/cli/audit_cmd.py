@@ -15,9 +15,9 @@ def audit() -> None:
 @audit.command("export", help="Write the audit bundle of this database to OUT_DIR.")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 def export_cmd(out_dir: str) -> None:
-    from ..audit_bundle import export
-    from ..config import Settings
-    from .setup import db_session
+    from ballot_service.bundle import export
+    from ballot_service.cli.setup import db_session
+    from ballot_service.config import Settings
 
     settings = Settings.from_env()
     with db_session() as db:
@@ -32,8 +32,8 @@ def export_cmd(out_dir: str) -> None:
               help="The body's public key (PEM file) or its fingerprint, obtained independently; "
                    "every signature in the bundle must be by this key. May be repeated.")
 def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
-    from ..audit_bundle import BundleInvalid, verify
-    from ..errors import BallotError
+    from ballot_service.bundle import BundleInvalid, verify
+    from ballot_service.errors import BallotError
 
     try:
         s = verify(Path(bundle), list(key) or None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .setup import db_session
+from ballot_service.cli.setup import db_session
 
 
 @click.group("ballots", help="Paper ballots (纸质选票): print, hand out, verify.")
@@ -16,7 +16,7 @@ def ballots() -> None:
 
 def _current_round(item, number: int | None = None):
     if not item.rounds:
-        from ..errors import Conflict
+        from ballot_service.errors import Conflict
 
         raise Conflict(f"item {item.id} has no round", where="round")
     if number is None:
@@ -24,7 +24,7 @@ def _current_round(item, number: int | None = None):
     for r in item.rounds:
         if r.number == number:
             return r
-    from ..ballots import BallotRefused
+    from ballot_service.formats.ballots import BallotRefused
 
     raise BallotRefused("wrong_round", f"item {item.id} has no round {number}")
 
@@ -40,8 +40,8 @@ def _current_round(item, number: int | None = None):
               help="rendering processes (default: number of CPUs, at most 4)")
 def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int | None,
                   processes: int | None) -> None:
-    from ..config import Settings
-    from ..paper import print_batch
+    from ballot_service.config import Settings
+    from ballot_service.render.paper import print_batch
 
     settings = Settings.from_env()
     out = Path(out_dir) if out_dir else settings.ballots_dir
@@ -63,10 +63,17 @@ def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int |
 @click.argument("item_id", type=int)
 @click.argument("serial_or_qr_text")
 def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
-    from ..ballots import hand_out, paper_counts, resolve_serial, serial_short, text_to_token, verify_token
-    from ..config import Settings
-    from ..keys import body_key_name, load_public_key, public_path
-    from ..sittings import get_item
+    from ballot_service.config import Settings
+    from ballot_service.crypto.keys import body_key_name, load_public_key, public_path
+    from ballot_service.domain.sittings import get_item
+    from ballot_service.formats.ballots import (
+        hand_out,
+        paper_counts,
+        resolve_serial,
+        serial_short,
+        text_to_token,
+        verify_token,
+    )
 
     settings = Settings.from_env()
     text = serial_or_qr_text.strip()
@@ -92,10 +99,15 @@ def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
                                 "out or already counted. Exit 0 for a genuine ballot, 1 with the reason otherwise.")
 @click.argument("payload")
 def ballots_verify(payload: str) -> None:
-    from ..ballots import BallotRefused, serial_short, text_to_token, verify_token
-    from ..config import Settings
-    from ..errors import KeyFileError
-    from ..keys import body_key_name, fingerprint, load_public_key, public_path
+    from ballot_service.config import Settings
+    from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
+    from ballot_service.errors import KeyFileError
+    from ballot_service.formats.ballots import (
+        BallotRefused,
+        serial_short,
+        text_to_token,
+        verify_token,
+    )
 
     settings = Settings.from_env()
 
@@ -143,9 +155,9 @@ def _db_state(p: dict) -> str | None:
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ..config import Settings
-    from ..db import make_engine, make_sessionmaker
-    from ..models import Cast, Item, PaperBallot, Round, Sitting
+    from ballot_service.config import Settings
+    from ballot_service.db import make_engine, make_sessionmaker
+    from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting
 
     settings = Settings.from_env()
     if settings.database_url.startswith("sqlite:///"):

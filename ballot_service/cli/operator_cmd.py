@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .setup import db_session
+from ballot_service.cli.setup import db_session
 
 
 @click.group("operator", help="Console logins: secretariat (秘书处), auditor (审计), display (大屏).")
@@ -18,7 +18,7 @@ def operator() -> None:
 @click.argument("role", type=click.Choice(["secretariat", "auditor", "display"]))
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_add(username: str, role: str, password: str) -> None:
-    from ..auth import create_operator
+    from ballot_service.web.roles import create_operator
 
     with db_session() as db:
         create_operator(db, username, password, role)
@@ -29,7 +29,7 @@ def operator_add(username: str, role: str, password: str) -> None:
 def operator_list() -> None:
     from sqlalchemy import select
 
-    from ..models import Operator
+    from ballot_service.models import Operator
 
     with db_session() as db:
         for op in db.scalars(select(Operator).order_by(Operator.username)):

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..errors import BallotError
+from ballot_service.errors import BallotError
 
 
 @click.command("rehearse", help="Rehearse (预演) a session from SCENARIO (ballot-scenario/1 JSON) through the "
@@ -16,7 +16,7 @@ from ..errors import BallotError
 @click.option("--database", "database", default=None,
               help="database URL to rehearse in (default: a fresh SQLite file under OUT/.work)")
 def rehearse(scenario: str, out: str, database: str | None) -> None:
-    from ..scenario import rehearse as run
+    from ballot_service.formats.scenario import rehearse as run
 
     try:
         results = run(scenario, out, database)

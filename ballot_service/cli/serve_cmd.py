@@ -62,8 +62,8 @@ def _server_options(f):
 
 def _prepare():
     """Validate settings, upgrade the schema, and fix one secret key for all workers."""
-    from ..config import ConfigError, Settings
-    from ..schema import upgrade
+    from ballot_service.config import ConfigError, Settings
+    from ballot_service.migrate import upgrade
 
     try:
         settings = Settings.from_env()
@@ -75,7 +75,7 @@ def _prepare():
         os.environ["BALLOT_SECRET_KEY"] = _instance_secret(settings.instance_path)
         settings = Settings.from_env()
     if settings.database_url.startswith("sqlite"):
-        from ..db import make_engine
+        from ballot_service.db import make_engine
 
         make_engine(settings.database_url).dispose()  # creates the SQLite file's folder
     upgrade(settings.database_url)
@@ -100,7 +100,7 @@ def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool) 
     click.echo(f"database: {_safe_url(settings.database_url)}", err=True)
     click.echo(f"serving on http://{_url_host(host)}:{port}/", err=True)
     if dev:
-        from .. import create_app
+        from ballot_service import create_app
 
         # Werkzeug's dev server logs every request; it is for development only.
         create_app().run(host=host, port=port, debug=True, use_reloader=False)
@@ -155,7 +155,7 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
 @_server_options
 def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, workers: int,
          threads: int, dev: bool) -> None:
-    from ..config import PROJECT_ROOT
+    from ballot_service.config import PROJECT_ROOT
 
     settings = _prepare()
     summary = load_demo(sample_dir or PROJECT_ROOT / "sample", settings)
@@ -171,11 +171,17 @@ def load_demo(sample_dir: Path, settings=None) -> str:
     short summary."""
     from sqlalchemy import func, select
 
-    from ..auth import create_operator
-    from ..models import Body, Operator
-    from ..roster import import_roster, read_roster
-    from ..sittings import create_body, create_item, create_sitting, find_member, set_attendance
-    from .setup import db_session
+    from ballot_service.cli.setup import db_session
+    from ballot_service.domain.roster import import_roster, read_roster
+    from ballot_service.domain.sittings import (
+        create_body,
+        create_item,
+        create_sitting,
+        find_member,
+        set_attendance,
+    )
+    from ballot_service.models import Body, Operator
+    from ballot_service.web.roles import create_operator
 
     for name in ("roster.csv", "committee.csv"):
         if not (sample_dir / name).is_file():
@@ -228,8 +234,8 @@ def load_demo(sample_dir: Path, settings=None) -> str:
 
 def _demo_key(db, settings, body) -> str:
     """Give a sample body its signing key, or adopt the one already in the keys folder."""
-    from ..errors import BallotError
-    from ..sittings import create_body_key
+    from ballot_service.domain.sittings import create_body_key
+    from ballot_service.errors import BallotError
 
     if settings is None or not settings.key_passphrase:
         return (f"no signing key for {body.name}: set BALLOT_KEY_PASSPHRASE, then "

@@ -7,14 +7,14 @@ from contextlib import contextmanager
 
 import click
 
-from ..errors import BallotError
+from ballot_service.errors import BallotError
 
 
 @contextmanager
 def db_session():
     """One transaction per command: commit on success, roll back and explain on error."""
-    from ..config import Settings
-    from ..db import make_engine, make_sessionmaker
+    from ballot_service.config import Settings
+    from ballot_service.db import make_engine, make_sessionmaker
 
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
@@ -34,8 +34,8 @@ def db_session():
 
 @click.command("init-db", help="Create the database tables, or upgrade them to this version.")
 def init_db() -> None:
-    from ..config import Settings
-    from ..schema import upgrade
+    from ballot_service.config import Settings
+    from ballot_service.migrate import upgrade
 
     settings = Settings.from_env()
     upgrade(settings.database_url)
@@ -52,7 +52,7 @@ def body() -> None:
 @click.option("--kind", type=click.Choice(["congress", "standing_committee"]), required=True,
               help="congress = 人民代表大会; standing_committee = 常务委员会")
 def body_create(name: str, kind: str) -> None:
-    from ..sittings import create_body
+    from ballot_service.domain.sittings import create_body
 
     with db_session() as db:
         b = create_body(db, name, kind)
@@ -68,7 +68,7 @@ def session() -> None:
 @click.argument("body_id", type=int)
 @click.argument("name")
 def session_create(body_id: int, name: str) -> None:
-    from ..sittings import create_sitting, get_body
+    from ballot_service.domain.sittings import create_sitting, get_body
 
     with db_session() as db:
         s = create_sitting(db, get_body(db, body_id), name)
@@ -81,8 +81,8 @@ def session_create(body_id: int, name: str) -> None:
                                "vote opening is accepted for the session.")
 @click.argument("session_id", type=int)
 def session_close(session_id: int) -> None:
-    from ..config import Settings
-    from ..sittings import close_sitting, get_sitting
+    from ballot_service.config import Settings
+    from ballot_service.domain.sittings import close_sitting, get_sitting
 
     settings = Settings.from_env()
     with db_session() as db:
@@ -102,8 +102,8 @@ def roster() -> None:
 @click.argument("body_id", type=int)
 @click.argument("path", type=click.Path(dir_okay=False))
 def roster_import(body_id: int, path: str) -> None:
-    from ..roster import import_roster, read_roster
-    from ..sittings import get_body
+    from ballot_service.domain.roster import import_roster, read_roster
+    from ballot_service.domain.sittings import get_body
 
     with db_session() as db:
         rows = read_roster(path)
@@ -116,7 +116,12 @@ def roster_import(body_id: int, path: str) -> None:
 @click.argument("member_nos", nargs=-1, required=True)
 @click.option("--leave", is_flag=True, help="record leave (请假) instead of presence")
 def checkin(session_id: int, member_nos: tuple[str, ...], leave: bool) -> None:
-    from ..sittings import attendance_state, find_member, get_sitting, set_attendance
+    from ballot_service.domain.sittings import (
+        attendance_state,
+        find_member,
+        get_sitting,
+        set_attendance,
+    )
 
     with db_session() as db:
         sitting = get_sitting(db, session_id)
@@ -132,8 +137,8 @@ def checkin(session_id: int, member_nos: tuple[str, ...], leave: bool) -> None:
 def state(as_json: bool) -> None:
     from sqlalchemy import select
 
-    from ..models import Body
-    from ..sittings import attendance_state
+    from ballot_service.domain.sittings import attendance_state
+    from ballot_service.models import Body
 
     out = []
     with db_session() as db:
@@ -161,4 +166,4 @@ def state(as_json: bool) -> None:
                 click.echo(f"    item {i['id']} {i['key']} [{i['status']}] {i['title']}")
 
 
-setup_commands = [init_db, body, session, roster, checkin, state]
+commands = [init_db, body, session, roster, checkin, state]

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, rules
-from .db import utcnow
-from .errors import Conflict, InvalidInput, NotFound
-from .models import Attendance, Body, Candidate, Item, Member, Round, Sitting
+from ballot_service import rules
+from ballot_service.db import utcnow
+from ballot_service.domain import audit
+from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 
 
 def create_body(db: Session, name: str, kind: str) -> Body:
@@ -30,7 +31,7 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
     """Give `body` its Ed25519 signing key (keys.create_key, never overwriting) and audit
     its fingerprint. With reuse=True an existing key file is opened with the passphrase
     and adopted instead (the demo: a database reset keeps the keys folder)."""
-    from . import keys
+    from ballot_service.crypto import keys
 
     if not passphrase:
         raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE",
@@ -102,7 +103,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     Refused while a vote of the session is open, and refused a second time. Appends a
     `session_closed` event and signs a checkpoint of the chain head (reason
     `session_closed:<id>`) with the body's key, in the same transaction."""
-    from .voting import signing_key  # voting imports this module
+    from ballot_service.domain.voting import signing_key  # voting imports this module
 
     # Lock the row: a concurrent open, check-in or item creation (which hold it shared) either
     # commits first, or sees the session closed.

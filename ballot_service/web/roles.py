@@ -11,10 +11,10 @@ from flask import Flask, g, request, session
 from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit
-from .db import read_phase, utcnow
-from .errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from .models import Operator, Sitting, Terminal
+from ballot_service.db import read_phase, utcnow
+from ballot_service.domain import audit
+from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from ballot_service.models import Operator, Sitting, Terminal
 
 ROLES = ("public", "secretariat", "auditor", "display", "terminal", "station")
 OPERATOR_ROLES = ("secretariat", "auditor", "display")
@@ -41,7 +41,7 @@ def requires(*roles: str):
 
 
 def _authorise(roles: tuple[str, ...]) -> None:
-    from .web import get_db
+    from ballot_service.web.common import get_db
 
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer ") and ({"terminal", "station"} & set(roles)):
@@ -86,8 +86,10 @@ def credential_hash(credential: str) -> str:
 def register_terminal(db, sitting, name: str, kind: str, seat: str | None = None) -> tuple[Terminal, str]:
     """Register a seat terminal or counting station; returns it with its one-time credential.
     Only the credential's hash and the public half of its sealing key are stored."""
-    from .sealing import credential_keypair
-    from .sittings import require_open  # sittings → audit → …: imported here, not at the top
+    from ballot_service.crypto.sealing import credential_keypair
+    from ballot_service.domain.sittings import (
+        require_open,  # sittings → audit → …: imported here, not at the top
+    )
 
     require_open(db, sitting, "登记终端", "registering a terminal")
     if kind not in ("seat", "counting_station"):

@@ -20,8 +20,8 @@ from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 from qrcode.constants import ERROR_CORRECT_M
 
-from .paper import find_font
-from .records import KIND_NAMES, announcement
+from ballot_service.domain.records import KIND_NAMES, announcement
+from ballot_service.render.paper import find_font
 
 _FONT = "zh"
 _MONO = "Courier"

@@ -9,10 +9,10 @@ import json
 from flask import Blueprint, current_app, render_template
 from sqlalchemy.orm import Session
 
-from . import keys
-from .auth import requires
-from .errors import BallotError
-from .models import Record
+from ballot_service.crypto import keys
+from ballot_service.errors import BallotError
+from ballot_service.models import Record
+from ballot_service.web.roles import requires
 
 bp = Blueprint("verify_page", __name__)
 
@@ -48,7 +48,7 @@ def check_record(db: Session, keys_dir, record_id: str) -> dict | None:
 @bp.get("/verify/<record_id>")
 @requires("public")
 def verify_record(record_id: str):
-    from .web import get_db
+    from ballot_service.web.common import get_db
 
     settings = current_app.config["SETTINGS"]
     found = check_record(get_db(), settings.keys_dir, record_id)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import current_app, g, jsonify, request
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
 
-from .errors import BallotError
+from ballot_service.errors import BallotError
 
 
 def get_db() -> Session:
@@ -24,7 +23,7 @@ def json_body(max_keys: int = 100) -> dict:
 
 def parse_json_object(raw: bytes) -> dict:
     """A request body that must be one JSON object (cast_endpoint.py reads its body itself)."""
-    from .errors import InvalidInput
+    from ballot_service.errors import InvalidInput
 
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
@@ -39,7 +38,7 @@ def parse_json_object(raw: bytes) -> dict:
 
 def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None):
     """Read one field with its type checked (bool is not accepted as int)."""
-    from .errors import InvalidInput
+    from ballot_service.errors import InvalidInput
 
     if name not in data or data[name] is None:
         if required:
@@ -84,45 +83,3 @@ def finish_refusal(exc: BallotError, db: Session | None = None) -> None:
         else:
             db.rollback()
 
-
-def register(app: Flask) -> None:
-    from . import i18n, security
-
-    i18n.register(app)
-    security.register(app)
-
-    @app.errorhandler(BallotError)
-    def _ballot_error(exc: BallotError):
-        finish_refusal(exc)
-        if wants_json():
-            return jsonify({"errors": [exc.to_dict()]}), exc.status
-        if exc.status == 401:
-            return redirect(url_for("console.login_page", next=request.full_path))
-        return render_template("error.html", status=exc.status, error=exc), exc.status
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        db = g.get("db")
-        if db is not None:
-            db.rollback()
-        if exc.code == 413:
-            limit = request.max_content_length
-            return error_response(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
-        if not wants_json():
-            return render_template("error.html", status=exc.code, error=exc), exc.code
-        return error_response(exc.code or 500, exc.description or exc.name, exc.name.replace(" ", ""))
-
-    import importlib
-
-    for name in ("terminal", "secretariat", "console", "display", "seat", "verify_page"):
-        try:
-            mod = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{name}":
-                raise
-            continue
-        app.register_blueprint(mod.bp)
-
-    from .auth import check_every_route_declares_role
-
-    check_every_route_declares_role(app)

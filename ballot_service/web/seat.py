@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, make_response, render_template
 
-from .auth import requires
+from ballot_service.web.roles import requires
 
 bp = Blueprint("seat", __name__)
 

@@ -43,10 +43,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, ballots as ballots_mod, keys as keys_mod, rules, tally
-from .canonical import canonical_json, sha256_hex
-from .errors import BallotError, InvalidInput
-from .models import AuditEvent, Cast, Checkpoint, Item, Member, Record, Refusal, Sitting, TallySheet
+from ballot_service import rules
+from ballot_service.crypto import keys as keys_mod
+from ballot_service.domain import audit, tally
+from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.formats import ballots as ballots_mod
+from ballot_service.formats.canonical import canonical_json, sha256_hex
+from ballot_service.models import (
+    AuditEvent,
+    Cast,
+    Checkpoint,
+    Item,
+    Member,
+    Record,
+    Refusal,
+    Sitting,
+    TallySheet,
+)
 
 BUNDLE_FORMAT = "ballot-audit-bundle/1"
 COUNTS_FORMAT = "ballot-audit-counts/1"

@@ -46,19 +46,28 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from flask import (Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from . import tally, voting
-from .auth import requires
-from .db import utcnow
-from .errors import BallotError
-from .models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
-from .sittings import attendance_state, get_sitting, has_result, open_item
-from .urls import public_url_for
+from ballot_service.db import utcnow
+from ballot_service.domain import tally, voting
+from ballot_service.domain.sittings import attendance_state, get_sitting, has_result, open_item
+from ballot_service.errors import BallotError
+from ballot_service.models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
+from ballot_service.web.roles import requires
+from ballot_service.web.urls import public_url_for
 
 bp = Blueprint("display", __name__)
 
@@ -356,7 +365,7 @@ def _comparable(state: dict) -> str:
 def _display_error(exc: BallotError):
     """The JSON endpoints answer errors in the service's JSON shape (401 for no login), the
     pages as the rest of the site does (a login redirect, or the error page)."""
-    from .web import finish_refusal
+    from ballot_service.web.common import finish_refusal
 
     finish_refusal(exc)
     if request.endpoint in JSON_ENDPOINTS:

@@ -65,13 +65,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import audit, ballots, keys, rules
-from .canonical import canonical_json, sha256_hex
-from .config import Settings
-from .db import begin_write, in_write_transaction, insert_rows, utcnow
-from .errors import BallotError, InvalidInput
-from .models import Cast, Issuance, Item, Round, Sitting, random_id
-from .voting import count_refusal
+from ballot_service import rules
+from ballot_service.config import Settings
+from ballot_service.crypto import keys
+from ballot_service.db import begin_write, in_write_transaction, insert_rows, utcnow
+from ballot_service.domain import audit
+from ballot_service.domain.voting import count_refusal
+from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.formats import ballots
+from ballot_service.formats.canonical import canonical_json, sha256_hex
+from ballot_service.models import Cast, Issuance, Item, Round, Sitting, random_id
 
 
 @dataclass(frozen=True)

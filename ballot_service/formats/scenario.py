@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jsonschema
 
-from .errors import InvalidInput
+from ballot_service.errors import InvalidInput
 
 _present = {"oneOf": [
     {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0}},
@@ -200,8 +200,9 @@ class Rehearsal:
     """Drives one scenario against a fresh app; every call is an HTTP request."""
 
     def __init__(self, scenario: dict, out: Path, database_url: str | None = None):
-        from . import auth, create_app
-        from .schema import upgrade
+        from ballot_service import create_app
+        from ballot_service.migrate import upgrade
+        from ballot_service.web import roles as auth
 
         self.s = scenario
         self.out = out
@@ -361,8 +362,9 @@ class Rehearsal:
             raise RuntimeError(f"a submission meant to be refused was accepted: {data}")
 
     def write_outputs(self, results: dict) -> None:
-        from . import audit_bundle, records
-        from .models import Record
+        from ballot_service import bundle as audit_bundle
+        from ballot_service.domain import records
+        from ballot_service.models import Record
 
         (self.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", "utf-8")
         rec_dir = self.out / "records"
@@ -377,7 +379,7 @@ class Rehearsal:
                      "key_fingerprint": rec.key_fingerprint}, ensure_ascii=False, indent=1) + "\n", "utf-8")
                 (rec_dir / f"{stem}.announcement.txt").write_text(records.announcement(content) + "\n", "utf-8")
                 try:
-                    from . import record_pdf
+                    from ballot_service.render import record_pdf
                 except ModuleNotFoundError:
                     record_pdf = None
                 if record_pdf is not None:

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from .canonical import canonical_json, sha256_hex
-from .db import insert_rows, utcnow
-from .models import AuditEvent, AuditHead
+from ballot_service.db import insert_rows, utcnow
+from ballot_service.formats.canonical import canonical_json, sha256_hex
+from ballot_service.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
 
@@ -89,7 +89,7 @@ def checkpoint(db: Session, key, reason: str):
     """Sign the current chain head (at every vote close and session close)."""
     import base64
 
-    from .models import Checkpoint
+    from ballot_service.models import Checkpoint
 
     db.flush()
     seq, head_hash = head(db)

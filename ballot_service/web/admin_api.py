@@ -3,14 +3,27 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, session
 
-from . import auth, records, tally, voting
-from .auth import requires
-from .errors import Conflict, InvalidInput, NotFound
-from .models import Terminal
-from .roster import RosterRow, import_roster, read_roster
-from .sittings import (attendance_state, close_sitting, create_body, create_body_key, create_item, create_sitting, find_member,
-                       get_body, get_item, get_sitting, set_attendance, set_screen)
-from .web import commit, field, get_db, json_body
+from ballot_service.domain import records, tally, voting
+from ballot_service.domain.roster import RosterRow, import_roster, read_roster
+from ballot_service.domain.sittings import (
+    attendance_state,
+    close_sitting,
+    create_body,
+    create_body_key,
+    create_item,
+    create_sitting,
+    find_member,
+    get_body,
+    get_item,
+    get_sitting,
+    set_attendance,
+    set_screen,
+)
+from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.models import Terminal
+from ballot_service.web import roles as auth
+from ballot_service.web.common import commit, field, get_db, json_body
+from ballot_service.web.roles import requires
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 
@@ -21,7 +34,7 @@ def _settings():
 @bp.post("/login")
 @requires("public")
 def login():
-    from .console import login_operator
+    from ballot_service.web.console import login_operator
 
     data = json_body()
     op = login_operator(get_db(), field(data, "username", str), field(data, "password", str))
@@ -257,7 +270,7 @@ def item_record(item_id: int):
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
     (to print). Printing to PDF is `ballot-service ballots print`."""
-    from . import ballots
+    from ballot_service.formats import ballots
 
     data = json_body()
     db = get_db()

@@ -29,7 +29,7 @@ from fpdf import FPDF
 from qrcode.constants import ERROR_CORRECT_M
 from qrcode.util import MODE_8BIT_BYTE, QRData
 
-from .errors import BallotError, InvalidInput
+from ballot_service.errors import BallotError, InvalidInput
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -367,7 +367,7 @@ def print_paper_ballots(item, round_, tokens: list[dict], out_dir: Path, *, key_
                         pages_per_file: int = PAGES_PER_FILE, processes: int | None = None,
                         progress: Callable[[int], None] | None = None) -> list[Path]:
     """PDFs for tokens made by ballots.create_paper_ballots for this item and round."""
-    from .ballots import serial_short, token_to_text
+    from ballot_service.formats.ballots import serial_short, token_to_text
 
     layout = BallotLayout.from_item(item, round_, key_fingerprint=key_fingerprint)
     pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
@@ -385,11 +385,16 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     rendering); the serials are recorded afterwards, and if that fails the files are removed,
     so no printed ballot exists whose serial the database does not know. Used by the CLI and
     the console."""
-    from .ballots import record_paper_ballots, serial_short, sign_paper_ballots, token_to_text
-    from .errors import Conflict
-    from .keys import body_key_name, load_key
-    from .models import Round
-    from .sittings import get_item, require_open
+    from ballot_service.crypto.keys import body_key_name, load_key
+    from ballot_service.domain.sittings import get_item, require_open
+    from ballot_service.errors import Conflict
+    from ballot_service.formats.ballots import (
+        record_paper_ballots,
+        serial_short,
+        sign_paper_ballots,
+        token_to_text,
+    )
+    from ballot_service.models import Round
 
     with open_db() as db:
         find_font()  # fail before signing anything

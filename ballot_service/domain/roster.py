@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .errors import InvalidInput
-from .models import Body, Member
+from ballot_service.domain import audit
+from ballot_service.errors import InvalidInput
+from ballot_service.models import Body, Member
 
 HEADERS = {
     "member_no": ("代表证号", "编号", "证号", "id", "member_no"),

@@ -13,21 +13,54 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request,
-                   send_file, session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from sqlalchemy import func, select
 
-from . import audit, auth, keys, records, rules, sittings, tally, voting
-from .auth import requires
-from .errors import BallotError, InvalidInput, Unauthorized
-from .i18n import current_language, t
-from .db import utcnow
-from .models import Attendance, AuditEvent, Body, Cast, Member, Record, Terminal, status_name
-from .roster import import_roster, read_roster
-from .sittings import (attendance_state, create_body, create_body_key, create_item, create_sitting, find_member, get_body,
-                       get_item, get_sitting, set_attendance)
-from .urls import public_base, public_url_for
-from .web import finish_refusal, get_db
+from ballot_service import rules
+from ballot_service.crypto import keys
+from ballot_service.db import utcnow
+from ballot_service.domain import audit, records, sittings, tally, voting
+from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.sittings import (
+    attendance_state,
+    create_body,
+    create_body_key,
+    create_item,
+    create_sitting,
+    find_member,
+    get_body,
+    get_item,
+    get_sitting,
+    set_attendance,
+)
+from ballot_service.errors import BallotError, InvalidInput, Unauthorized
+from ballot_service.models import (
+    Attendance,
+    AuditEvent,
+    Body,
+    Cast,
+    Member,
+    Record,
+    Terminal,
+    status_name,
+)
+from ballot_service.web import roles as auth
+from ballot_service.web.common import finish_refusal, get_db
+from ballot_service.web.i18n import current_language, t
+from ballot_service.web.roles import requires
+from ballot_service.web.urls import public_base, public_url_for
 
 bp = Blueprint("console", __name__)
 
@@ -487,7 +520,7 @@ def item_page(item_id: int):
     content = json.loads(rec.body_json) if rec else None
     paper = None
     if item.channel == "paper":
-        from .ballots import paper_counts
+        from ballot_service.formats.ballots import paper_counts
 
         paper = paper_counts(db, voting.current_round(item))
         paper["files"] = sorted(p.name for p in Path(_settings().ballots_dir).glob(f"item{item.id}-round*.pdf"))
@@ -520,7 +553,7 @@ ITEM_ACTIONS = {
 
 
 def _quorum_failed(db, item):
-    from .errors import Conflict
+    from ballot_service.errors import Conflict
 
     rnd = voting.current_round(item)
     if rnd.status != "pending":
@@ -563,7 +596,7 @@ def record_json(record_id: str):
 @bp.get("/console/records/<record_id>.pdf")
 @requires("secretariat", "auditor")
 def record_pdf_file(record_id: str):
-    from . import record_pdf
+    from ballot_service.render import record_pdf
 
     rec = _record(record_id)
     url = public_url_for("verify_page.verify_record", record_id=rec.id)
@@ -593,7 +626,7 @@ def print_ballots(item_id: int):
     """Start printing paper ballots; the item page shows the job's progress."""
     from contextlib import contextmanager
 
-    from .paper import print_batch
+    from ballot_service.render.paper import print_batch
 
     try:
         count = _int(request.form, "count")
@@ -672,7 +705,7 @@ def ballot_file(item_id: int, name: str):
 @requires("secretariat", "auditor")
 def audit_bundle_zip():
     """The auditor's bundle (same as `ballot-service audit export`), as one zip file."""
-    from . import audit_bundle
+    from ballot_service import bundle as audit_bundle
 
     work = Path(tempfile.mkdtemp(prefix="bundle-"))
     try:

@@ -12,12 +12,26 @@ import datetime as dt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, ballots, keys, sealing
-from .config import Settings
-from .db import utcnow
-from .errors import Conflict, NotFound, QuorumNotMet
-from .models import Attendance, Body, Cast, Issuance, Item, Member, PaperBallot, Refusal, Round, Terminal, status_name
-from .sittings import attendance_state, open_item, require_open
+from ballot_service.config import Settings
+from ballot_service.crypto import keys, sealing
+from ballot_service.db import utcnow
+from ballot_service.domain import audit
+from ballot_service.domain.sittings import attendance_state, open_item, require_open
+from ballot_service.errors import Conflict, NotFound, QuorumNotMet
+from ballot_service.formats import ballots
+from ballot_service.models import (
+    Attendance,
+    Body,
+    Cast,
+    Issuance,
+    Item,
+    Member,
+    PaperBallot,
+    Refusal,
+    Round,
+    Terminal,
+    status_name,
+)
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 

@@ -21,7 +21,7 @@ from flask import Flask, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
 
-from .errors import Forbidden
+from ballot_service.errors import Forbidden
 
 csrf = CSRFProtect()
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")

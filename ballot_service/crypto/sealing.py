@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import BallotError
+from ballot_service.errors import BallotError
 
 INFO = b"ballot-service seal v1"
 KEY_INFO = b"ballot-service seal v1 key"

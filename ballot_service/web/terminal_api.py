@@ -5,13 +5,20 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
-from . import ballots, intake, voting
-from .auth import requires
-from .db import read_phase
-from .errors import Conflict, InvalidInput, NotFound
-from .models import Attendance, Item, Round, TallySheet
-from .sittings import attendance_state, find_member, get_sitting, open_item, set_attendance
-from .web import commit, field, get_db, json_body
+from ballot_service.db import read_phase
+from ballot_service.domain import intake, voting
+from ballot_service.domain.sittings import (
+    attendance_state,
+    find_member,
+    get_sitting,
+    open_item,
+    set_attendance,
+)
+from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.formats import ballots
+from ballot_service.models import Attendance, Item, Round, TallySheet
+from ballot_service.web.common import commit, field, get_db, json_body
+from ballot_service.web.roles import requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
 
@@ -148,8 +155,8 @@ def station_tally_sheet():
     teller = field(data, "teller", str)
     sheet_data = validate_sheet(field(data, "sheet", dict), list(rnd.candidate_keys))
     existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
-    from . import audit
-    from .db import utcnow
+    from ballot_service.db import utcnow
+    from ballot_service.domain import audit
 
     if existing is None:
         db.add(TallySheet(round_id=rnd.id, data=sheet_data, entered_by=teller))

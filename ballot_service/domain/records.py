@@ -7,12 +7,14 @@ import base64
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, keys, rules
-from .canonical import canonical_json
-from .config import Settings
-from .errors import Conflict
-from .models import Item, Record, status_name
-from .tally import item_result
+from ballot_service import rules
+from ballot_service.config import Settings
+from ballot_service.crypto import keys
+from ballot_service.domain import audit
+from ballot_service.domain.tally import item_result
+from ballot_service.errors import Conflict
+from ballot_service.formats.canonical import canonical_json
+from ballot_service.models import Item, Record, status_name
 
 RECORD_FORMAT = "ballot-record/1"
 FINAL = ("decided", "void", "quorum_not_met")

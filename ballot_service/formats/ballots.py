@@ -65,11 +65,11 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .canonical import canonical_json
-from .errors import Conflict, InvalidInput
-from .keys import SignatureInvalid, SigningKey, verify_signature
-from .models import Item, PaperBallot, Round, status_name
+from ballot_service.crypto.keys import SignatureInvalid, SigningKey, verify_signature
+from ballot_service.domain import audit
+from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.formats.canonical import canonical_json
+from ballot_service.models import Item, PaperBallot, Round, status_name
 
 TEXT_PREFIX = "BS1"
 FORMAT_VERSION = 1

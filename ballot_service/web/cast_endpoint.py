@@ -19,10 +19,10 @@ import json
 import logging
 from http import HTTPStatus
 
-from . import intake
-from .auth import authenticate_terminal
-from .errors import BallotError, Forbidden, InvalidInput, Unauthorized
-from .web import error_body, field, finish_refusal, parse_json_object
+from ballot_service.domain import intake
+from ballot_service.errors import BallotError, Forbidden, InvalidInput, Unauthorized
+from ballot_service.web.common import error_body, field, finish_refusal, parse_json_object
+from ballot_service.web.roles import authenticate_terminal
 
 PATH = "/api/terminal/cast"
 ROLES = ("terminal",)  # who may call it (tests/test_roles.py calls it as every caller)

@@ -1,0 +1,151 @@
+"""The service's vocabulary: every kind, channel, status and rule option as a `str` enum, and
+what each is called on screens, ballots and records in both languages.
+
+Values are the words stored in the database, in scenario files and on the wire; a member
+compares equal to its value ("open" == Status.OPEN), so stored rows need no conversion.
+Labels live here only: templates, records and messages all ask `label()`.
+Pure: no Flask, no SQL (the rules core imports this).
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BodyKind(StrEnum):
+    CONGRESS = "congress"                      # 人民代表大会 (plenary)
+    STANDING_COMMITTEE = "standing_committee"  # 常务委员会
+
+
+class ItemKind(StrEnum):
+    LIVELIHOOD = "livelihood_projects"  # 民生实事项目票决
+    APPOINTMENT = "appointment"         # 任职票决
+    RESOLUTION = "resolution"           # 决议表决
+
+
+class Channel(StrEnum):
+    TERMINAL = "terminal"        # seat tablets
+    PAPER = "paper"              # printed ballots, counted at the station
+    TALLY_SHEET = "tally_sheet"  # paper counted by hand, the tellers enter the sheet
+
+
+class SittingStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"  # 闭会: a signed checkpoint ends the chain for this sitting
+
+
+class ItemStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    RUNOFF_PENDING = "runoff_pending"
+    DECIDED = "decided"
+    VOID = "void"
+    QUORUM_NOT_MET = "quorum_not_met"
+
+
+class RoundStatus(StrEnum):
+    PENDING = "pending"
+    OPEN = "open"
+    CLOSED = "closed"
+    TALLIED = "tallied"
+
+
+class Presence(StrEnum):
+    """A member's attendance at a sitting (签到)."""
+
+    PRESENT = "present"
+    LEAVE = "leave"    # 请假
+    ABSENT = "absent"
+
+
+class Mark(StrEnum):
+    FOR = "for"
+    AGAINST = "against"
+    ABSTAIN = "abstain"
+    VOID = "void"  # paper only: a mark the tellers could not read as one choice
+
+
+ELECTRONIC_MARKS = (Mark.FOR, Mark.AGAINST, Mark.ABSTAIN)
+
+
+class Base(StrEnum):
+    """What a majority is counted against (RULES.md §5.1)."""
+
+    MEMBERS = "members"
+    PRESENT = "present"
+    VALID = "valid"
+
+
+class Majority(StrEnum):
+    HALF = "half"
+    TWO_THIRDS = "two_thirds"
+
+
+# (zh, en) per value. Statuses are read as "第1轮{zh}" / "round 1 is {en}".
+LABELS: dict[StrEnum, tuple[str, str]] = {
+    BodyKind.CONGRESS: ("人民代表大会", "people's congress"),
+    BodyKind.STANDING_COMMITTEE: ("常务委员会", "standing committee"),
+    ItemKind.LIVELIHOOD: ("民生实事项目票决", "livelihood projects vote"),
+    ItemKind.APPOINTMENT: ("任职票决", "appointment vote"),
+    ItemKind.RESOLUTION: ("决议表决", "resolution"),
+    Channel.TERMINAL: ("电子表决器", "seat tablets"),
+    Channel.PAPER: ("纸质票", "paper ballots"),
+    Channel.TALLY_SHEET: ("纸质票（计票单录入）", "paper ballots (tally sheet)"),
+    ItemStatus.DRAFT: ("未开始", "not started"),
+    ItemStatus.OPEN: ("表决中", "open"),
+    ItemStatus.RUNOFF_PENDING: ("待再次投票", "awaiting a runoff"),
+    ItemStatus.DECIDED: ("已计票", "tallied"),
+    ItemStatus.VOID: ("表决无效", "void"),
+    ItemStatus.QUORUM_NOT_MET: ("不足法定人数", "without quorum"),
+    RoundStatus.PENDING: ("未开始", "not started"),
+    RoundStatus.CLOSED: ("已结束", "closed"),
+    RoundStatus.TALLIED: ("已计票", "tallied"),
+    Presence.PRESENT: ("已签到", "present"),
+    Presence.LEAVE: ("请假", "on leave"),
+    Presence.ABSENT: ("缺席", "absent"),
+    Mark.FOR: ("赞成", "for"),
+    Mark.AGAINST: ("反对", "against"),
+    Mark.ABSTAIN: ("弃权", "abstain"),
+    Mark.VOID: ("无效", "void"),
+    Base.MEMBERS: ("全体组成人员", "all members"),
+    Base.PRESENT: ("出席人员", "members present"),
+    Base.VALID: ("有效票", "valid ballots"),
+    Majority.HALF: ("过半数", "more than half"),
+    Majority.TWO_THIRDS: ("三分之二以上", "two thirds or more"),
+}
+
+# Paper ballots: (title printed at the top, column header for the candidates), per item kind.
+BALLOT_HEADINGS: dict[ItemKind, tuple[str, str]] = {
+    ItemKind.LIVELIHOOD: ("票 决 票", "项目"),
+    ItemKind.APPOINTMENT: ("表 决 票", "人选"),
+    ItemKind.RESOLUTION: ("表 决 票", "表决事项"),
+}
+
+_BY_VALUE: dict[tuple[type, str], tuple[str, str]] = {(type(k), k.value): v for k, v in LABELS.items()}
+
+
+def label_pair(value: str, enum: type[StrEnum] | None = None) -> tuple[str, str]:
+    """(zh, en) for a stored word; `enum` picks the table when a word is used by several
+    (RoundStatus.OPEN and ItemStatus.OPEN are both 'open' and read the same). An unknown
+    word is shown as stored rather than hidden."""
+    if enum is not None:
+        return _BY_VALUE.get((enum, str(value)), (str(value), str(value)))
+    for (_, v), pair in _BY_VALUE.items():
+        if v == str(value):
+            return pair
+    return (str(value), str(value))
+
+
+def label(value: str, lang: str = "zh", enum: type[StrEnum] | None = None) -> str:
+    zh, en = label_pair(value, enum)
+    return en if lang == "en" else zh
+
+
+def status_name(status: str) -> tuple[str, str]:
+    """(zh, en) name of an item or round status."""
+    pair = _BY_VALUE.get((ItemStatus, str(status))) or _BY_VALUE.get((RoundStatus, str(status)))
+    return pair or (str(status), str(status))
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The stored words of an enum, in declaration order (for messages and choices)."""
+    return tuple(m.value for m in enum)
