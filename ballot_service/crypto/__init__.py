@@ -1,0 +1,1 @@
+"""Cryptography: keys, blind signatures, ballot token formats."""
