@@ -277,7 +277,8 @@ def decide_revote(f: RoundFacts) -> ElectionRound:
 
 def decide_preliminary(f: RoundFacts) -> ElectionRound:
     """预选: rank all nominees by `for` without a threshold; the top `seats` (= k + extra) form
-    the official list; a tie at that cut-off is re-voted among the tied (art. 27)."""
+    the official list; a tie at that cut-off is re-voted among the tied (art. 27). RULES.md
+    gives no validity rule for a 预选 ballot; read it with `seats` = the official list's size."""
     if f.count.write_ins:
         raise RuleError("no write-ins in a preliminary vote")
     return _decide(f, PRELIMINARY, threshold=False)

@@ -247,10 +247,11 @@ class EvaluationFacts:
 class EvaluationDecision:
     status: str  # decided | void | quorum_not_met
     base: int  # the base of the majority grade (N by default)
-    grading: str
+    grading: str  # recorded on the result with the rule and any thresholds (§5.5)
     rule: Rule
     subjects: tuple[SubjectOutcome, ...]
     not_voted: int
+    thresholds: RateThresholds | None = None
 
 
 def decide_evaluation(f: EvaluationFacts) -> EvaluationDecision:
@@ -292,7 +293,7 @@ def decide_evaluation(f: EvaluationFacts) -> EvaluationDecision:
             grade = grade_by_majority(s.counts, s.options, base)
         outcomes.append(SubjectOutcome(s.key, s, grade, rate))
     status = "decided" if decided else ("quorum_not_met" if not f.quorum_met else "void")
-    return EvaluationDecision(status, base, f.grading, f.rule, tuple(outcomes), not_voted)
+    return EvaluationDecision(status, base, f.grading, f.rule, tuple(outcomes), not_voted, f.thresholds)
 
 
 def _non_negative(**values: int) -> None:

@@ -169,7 +169,7 @@ def test_grade_by_rate_thresholds():
         s = subject("P", positive, 0, 54 - positive)
         d = decide_evaluation(facts(s, grading=GRADE_BY_RATE, thresholds=t))
         grades.append((d.subjects[0].rate_text, d.subjects[0].grade))
-        assert d.grading == GRADE_BY_RATE
+        assert d.grading == GRADE_BY_RATE and d.thresholds == t
     assert grades == [("81.48", "satisfied"), ("79.63", "basically_satisfied"),
                       ("61.11", "basically_satisfied"), ("59.26", "dissatisfied")]
 
