@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ballot_service.rules import RuleError
-from ballot_service.rules_election import (
+from ballot_service.rules.election import (
     ANOTHER,
     DECIDED,
     FIRST,

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ballot_service.rules import Rule, RuleError
-from ballot_service.rules_evaluation import (
+from ballot_service.rules.evaluation import (
     COMPETENCE_OPTIONS,
     GRADE_BY_RATE,
     SATISFACTION_OPTIONS,

@@ -12,30 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from ballot_service import rules, rules_election as el, rules_evaluation as ev
+from ballot_service import rules
+from ballot_service.rules import election as el
+from ballot_service.rules import evaluation as ev
 
 # Figures the rules do not compute: attendance and ballots issued (roster, check-in,
 # paper issuing) and refusals at intake (forged / reused / spare submissions).
 SERVICE_FIELDS = ("members", "present", "issued", "refused")
 
 
-def _scenarios_dir() -> Path | None:
-    """Like tests/test_scenarios_rules.py, but searching upwards: a worktree sits deeper."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "scenarios"
-        if (candidate / "upcoming").is_dir():
-            return candidate
-    fallback = Path("/work/shared/scenarios")
-    return fallback if (fallback / "upcoming").is_dir() else None
-
-
-SCENARIOS = _scenarios_dir()
+SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
 
 
 def _load(name: str) -> tuple[dict, dict]:
-    if SCENARIOS is None:
-        pytest.skip("shared/scenarios/upcoming not found")
     path = SCENARIOS / "upcoming" / f"{name}.json"
     return (json.loads(path.read_text("utf-8")),
             json.loads(path.with_name(f"{name}.expected.json").read_text("utf-8")))
