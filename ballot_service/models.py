@@ -25,25 +25,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ballot_service.db import Base, UTCDateTime, utcnow
 
-BODY_KINDS = ("congress", "standing_committee")
-ITEM_KINDS = ("livelihood_projects", "appointment", "resolution")
-CHANNELS = ("terminal", "paper", "tally_sheet")
-BASES = ("members", "present", "valid")
-MAJORITIES = ("half", "two_thirds")
-
-# What an item's or round's status is called on screens and in messages (zh, en), read as
-# "第1轮{zh}" / "round 1 is {en}": the stored words (runoff_pending, …) are for code.
-STATUS_NAMES = {"draft": ("未开始", "not started"), "pending": ("未开始", "not started"),
-                "open": ("表决中", "open"), "closed": ("已结束", "closed"),
-                "decided": ("已计票", "tallied"), "tallied": ("已计票", "tallied"),
-                "runoff_pending": ("待再次投票", "awaiting a runoff"), "void": ("表决无效", "void"),
-                "quorum_not_met": ("不足法定人数", "without quorum")}
-
-
-def status_name(status: str) -> tuple[str, str]:
-    """(zh, en) name of an item or round status; an unknown status is shown as stored."""
-    return STATUS_NAMES.get(status, (status, status))
-
 
 def random_id() -> str:
     return secrets.token_hex(16)

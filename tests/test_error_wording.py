@@ -132,7 +132,7 @@ def test_a_refused_action_is_flashed_in_the_screen_language(console):
 
 
 def test_no_message_shows_a_stored_status_word():
-    """Statuses reach a message through models.status_name ('表决中'), never as stored ('open',
+    """Statuses reach a message through vocab.status_name ('表决中'), never as stored ('open',
     'runoff_pending'): an f-string in an error's message or zh= may not format `x.status`."""
     names = _error_names()
     leaks = []

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from ballot_service.domain import records
+from ballot_service.render import announcement
 
 FPR = "1a2b 3c4d 5e6f 7a8b"
 SIG = "Q2hhbmdlZCBzaWduYXR1cmUgZm9yIHRlc3Rpbmcgb25seSAtIG5vdCBhIHJlYWwgRWQyNTUxOSBzaWduYXR1cmUhIQ"
@@ -137,7 +138,7 @@ def runoff_pending_content() -> dict:
 # --- the announcement ---------------------------------------------------------------------------
 
 def test_announcement_livelihood_runoff():
-    text = records.announcement(livelihood_content())
+    text = announcement.announcement(livelihood_content())
     assert text.startswith("本次会议应到代表100名，实到90名，符合法定人数。")
     assert "民生实事项目票决（差额）：发出票决票90张，收回88张，其中有效票88张，无效票0张。" in text
     assert "收回票数不多于发出票数，本次民生实事项目票决有效。" in text
@@ -146,10 +147,10 @@ def test_announcement_livelihood_runoff():
 
 
 def test_announcement_appointment_and_void():
-    text = records.announcement(appointment_content())
+    text = announcement.announcement(appointment_content())
     assert text.startswith("本次会议应到组成人员35名，实到30名，符合法定人数。")
     assert "赵强 任市水利局局长：赞成17票，反对9票，弃权3票，未通过。" in text
-    assert "本次表决无效" in records.announcement(void_content())
+    assert "本次表决无效" in announcement.announcement(void_content())
 
 
 # --- the PDF ------------------------------------------------------------------------------------

@@ -46,6 +46,12 @@ def body_key_name(body_id: int) -> str:
     return f"body-{int(body_id)}"
 
 
+def body_signing_key(settings, body_id: int) -> "SigningKey":
+    """The signing key of a body, from the configured folder and passphrase (the one way
+    domain code gets it). `settings`: config.Settings."""
+    return load_key(settings.keys_dir, body_key_name(body_id), settings.key_passphrase)
+
+
 def fingerprint(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     h = hashlib.sha256(raw).hexdigest()[:16]

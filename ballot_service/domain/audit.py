@@ -13,7 +13,8 @@ from sqlalchemy.orm.util import identity_key
 
 from ballot_service.db import insert_rows, utcnow
 from ballot_service.formats.canonical import canonical_json, sha256_hex
-from ballot_service.models import AuditEvent, AuditHead
+from ballot_service.formats.encoding import b64url_encode
+from ballot_service.models import AuditEvent, AuditHead, Checkpoint
 
 GENESIS = "0" * 64
 
@@ -87,15 +88,12 @@ def checkpoint_message(seq: int, head_hash: str, reason: str) -> bytes:
 
 def checkpoint(db: Session, key, reason: str):
     """Sign the current chain head (at every vote close and session close)."""
-    import base64
-
-    from ballot_service.models import Checkpoint
 
     db.flush()
     seq, head_hash = head(db)
     sig = key.sign(checkpoint_message(seq, head_hash, reason))
     cp = Checkpoint(seq=seq, head_hash=head_hash, reason=reason,
-                    signature=base64.urlsafe_b64encode(sig).rstrip(b"=").decode("ascii"),
+                    signature=b64url_encode(sig),
                     key_fingerprint=key.fingerprint)
     db.add(cp)
     db.flush()

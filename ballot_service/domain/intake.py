@@ -280,8 +280,7 @@ def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
         job.refusal = (_SESSION_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     try:
-        public_key = keys.load_key(settings.keys_dir, keys.body_key_name(sitting.body_id),
-                                   settings.key_passphrase).public_key
+        public_key = keys.body_signing_key(settings, sitting.body_id).public_key
         ballots.verify_token(public_key, token, body=sitting.body_id,
                              session=sitting.id, item=payload["item"], round_no=payload["round"])
     except ballots.BallotRefused as exc:

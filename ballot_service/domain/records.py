@@ -1,8 +1,7 @@
-"""Signed resolution records (决议记录): canonical JSON signed with the body's key, and the
-announcement text (宣布稿) the presiding officer reads. The PDF is rendered by record_pdf.py."""
+"""Signed records of a vote's result: canonical JSON signed with the body's key, issued once
+per item and published to the presiding screen. The PDF is render/record_pdf.py; the
+宣布稿 is render/announcement.py."""
 from __future__ import annotations
-
-import base64
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,11 +13,12 @@ from ballot_service.domain import audit
 from ballot_service.domain.tally import item_result
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
-from ballot_service.models import Item, Record, status_name
+from ballot_service.formats.encoding import b64url_encode
+from ballot_service.models import Item, Record
+from ballot_service.vocab import status_name
 
 RECORD_FORMAT = "ballot-record/1"
 FINAL = ("decided", "void", "quorum_not_met")
-KIND_NAMES = {"livelihood_projects": "民生实事项目票决", "appointment": "任职票决", "resolution": "决议表决"}
 
 
 def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str) -> dict:
@@ -57,11 +57,11 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     if existing is not None:
         return existing
     body = item.sitting.body
-    key = keys.load_key(settings.keys_dir, keys.body_key_name(body.id), settings.key_passphrase)
+    key = keys.body_signing_key(settings, body.id)
     seq, head = audit.head(db)
     content = record_body(item, seq, head, key.fingerprint)
     data = canonical_json(content)
-    sig = base64.urlsafe_b64encode(key.sign(data)).rstrip(b"=").decode("ascii")
+    sig = b64url_encode(key.sign(data))
     rec = Record(item_id=item.id, body_json=data.decode("utf-8"), signature=sig,
                  key_fingerprint=key.fingerprint, audit_head=head)
     db.add(rec)
@@ -84,46 +84,3 @@ def publish_record(db: Session, item: Item) -> Record:
     db.flush()
     audit.append(db, "record_published", {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)
     return rec
-
-
-def announcement(content: dict) -> str:
-    """宣布稿: the text the presiding officer reads, generated from the signed record."""
-    body_kind = content["body"]["kind"]
-    who = "代表" if body_kind == "congress" else "组成人员"
-    r = content["result"]
-    item = content["item"]
-    titles = {c["key"]: c["title"] for c in item["candidates"]}
-    quorum = "符合法定人数" if r["quorum_met"] else "不符合法定人数"
-    lines = [f"本次会议应到{who}{r['members']}名，实到{r['present']}名，{quorum}。"]
-    if r["status"] == "quorum_not_met":
-        lines.append(f"《{item['title']}》不能进行表决。")
-        return "".join(lines)
-    ticket = "票决票" if item["kind"] == "livelihood_projects" else "表决票"
-    counts = (f"{item['title']}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
-              f"其中有效票{r['valid']}张，无效票{r['invalid']}张")
-    if r["refused"]:
-        counts += f"，拒收{r['refused']}张"
-    lines.append(counts + "。")
-    if r["status"] == "void":
-        lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
-        return "".join(lines)
-    lines.append(f"收回票数不多于发出票数，本次{KIND_NAMES[item['kind']]}有效。")
-    if item["kind"] == "resolution":
-        c = r["candidates"][0]
-        lines.append(f"赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
-                     f"{'通过' if r['passed'] else '未通过'}。")
-    elif item["kind"] == "appointment":
-        for c in r["candidates"]:
-            lines.append(f"{titles[c['key']]}：赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
-                         f"{'通过' if c['passed'] else '未通过'}。")
-    else:
-        if r.get("status") == "runoff_pending":
-            tied = "、".join(titles[k] for k in r.get("tied", []))
-            lines.append(f"{tied}得票相等，需再次投票。")
-        elif r.get("selected"):
-            chosen = "、".join(titles[k] for k in r["selected"])
-            lines.append(f"得赞成票超过全体{who}半数、按得票多少确定的民生实事项目为：{chosen}。")
-        shortfall = (item.get("places") or 0) - len(r.get("selected", []))
-        if r["status"] == "decided" and shortfall > 0:
-            lines.append(f"通过项目少于应选{item['places']}项，差{shortfall}项。")
-    return "".join(lines)

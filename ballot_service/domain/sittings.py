@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
+from ballot_service.crypto import keys
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
@@ -31,8 +32,6 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
     """Give `body` its Ed25519 signing key (keys.create_key, never overwriting) and audit
     its fingerprint. With reuse=True an existing key file is opened with the passphrase
     and adopted instead (the demo: a database reset keeps the keys folder)."""
-    from ballot_service.crypto import keys
-
     if not passphrase:
         raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE",
                            zh="服务器未设置签名密钥口令 BALLOT_KEY_PASSPHRASE")
@@ -103,8 +102,6 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     Refused while a vote of the session is open, and refused a second time. Appends a
     `session_closed` event and signs a checkpoint of the chain head (reason
     `session_closed:<id>`) with the body's key, in the same transaction."""
-    from ballot_service.domain.voting import signing_key  # voting imports this module
-
     # Lock the row: a concurrent open, check-in or item creation (which hold it shared) either
     # commits first, or sees the session closed.
     db.refresh(sitting, with_for_update=True)
@@ -118,7 +115,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
         raise Conflict(f"表决仍在进行，不能闭会：{'、'.join(still_open)}。"
                        f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
                        where="items")
-    key = signing_key(settings, sitting.body)  # fails clearly (no key, wrong passphrase) before any change
+    key = keys.body_signing_key(settings, sitting.body_id)  # fails clearly (no key, wrong passphrase) before any change
     by_status: dict[str, int] = {}
     for i in items:
         by_status[i.status] = by_status.get(i.status, 0) + 1

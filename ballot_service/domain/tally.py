@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict
-from ballot_service.models import Cast, Item, Refusal, Round, TallySheet, status_name
+from ballot_service.models import Cast, Item, Refusal, Round, TallySheet
+from ballot_service.vocab import status_name
 
 
 def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,

@@ -21,7 +21,6 @@ from ballot_service.errors import Conflict, NotFound, QuorumNotMet
 from ballot_service.formats import ballots
 from ballot_service.models import (
     Attendance,
-    Body,
     Cast,
     Issuance,
     Item,
@@ -30,14 +29,10 @@ from ballot_service.models import (
     Refusal,
     Round,
     Terminal,
-    status_name,
 )
+from ballot_service.vocab import status_name
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
-
-
-def signing_key(settings: Settings, body: Body) -> "keys.SigningKey":
-    return keys.load_key(settings.keys_dir, keys.body_key_name(body.id), settings.key_passphrase)
 
 
 def current_round(item: Item) -> Round:
@@ -100,7 +95,7 @@ def _issue_terminal_ballots(db: Session, settings: Settings, item: Item, rnd: Ro
     """Seal one fresh ballot per present member to the terminal at their seat or where they
     checked in. Members without a terminal get none (they vote on paper: RULES fallback)."""
     sitting = item.sitting
-    key = signing_key(settings, sitting.body)
+    key = keys.body_signing_key(settings, sitting.body_id)
     terminals_by_seat = {t.seat: t for t in db.scalars(
         select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
                                Terminal.revoked_at.is_(None)))}
@@ -168,7 +163,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     db.flush()
     audit.append(db, "vote_closed", {"item_id": item.id, "round": rnd.number, "issued": rnd.issued,
                                      "returned": returned, "refused": refused}, sitting_id=item.sitting_id)
-    audit.checkpoint(db, signing_key(settings, item.sitting.body), f"vote_closed:{item.id}:{rnd.number}")
+    audit.checkpoint(db, keys.body_signing_key(settings, item.sitting.body_id), f"vote_closed:{item.id}:{rnd.number}")
     return rnd
 
 

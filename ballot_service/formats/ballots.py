@@ -56,8 +56,6 @@ no identity; the counting station refuses printed-but-not-handed-out ballots as 
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import secrets
@@ -68,14 +66,16 @@ from sqlalchemy.orm import Session
 from ballot_service.crypto.keys import SignatureInvalid, SigningKey, verify_signature
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.formats import encoding
 from ballot_service.formats.canonical import canonical_json
-from ballot_service.models import Item, PaperBallot, Round, status_name
+from ballot_service.formats.encoding import is_int
+from ballot_service.models import Item, PaperBallot, Round
+from ballot_service.vocab import status_name
 
 TEXT_PREFIX = "BS1"
 FORMAT_VERSION = 1
 PAYLOAD_FIELDS = frozenset({"v", "body", "session", "item", "round", "serial"})
 SERIAL_RE = re.compile(r"^[0-9a-f]{32}$")
-_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_PAPER_BATCH = 100_000
 
 REFUSAL_STATUS = {
@@ -121,38 +121,22 @@ class BallotRefused(Conflict):
         return d
 
 
-# --- encoding helpers --------------------------------------------------------------------
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def b64url_decode(text: str) -> bytes:
-    """Strict unpadded base64url: refuses padding, other alphabets and non-canonical text."""
-    if not isinstance(text, str) or not _B64URL_RE.match(text) or len(text) % 4 == 1:
-        raise BallotRefused("malformed", "bad base64url")
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise BallotRefused("malformed", "bad base64url") from None
-    if b64url_encode(data) != text:  # unused trailing bits set: two texts for one value
-        raise BallotRefused("malformed", "non-canonical base64url")
-    return data
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+        return encoding.b64url_decode(text)
+    except encoding.EncodingError as exc:
+        raise BallotRefused("malformed", str(exc)) from None
 
 
 def _check_payload(payload) -> dict:
     if not isinstance(payload, dict) or set(payload) != PAYLOAD_FIELDS:
         raise BallotRefused("malformed", "ballot payload must have exactly the fields "
                                          + ", ".join(sorted(PAYLOAD_FIELDS)))
-    if not _is_int(payload["v"]) or payload["v"] != FORMAT_VERSION:
+    if not is_int(payload["v"]) or payload["v"] != FORMAT_VERSION:
         raise BallotRefused("malformed", f"unsupported ballot format version {payload['v']!r}")
     for f in ("body", "session", "item", "round"):
         v = payload[f]
-        if not _is_int(v) or v < 1 or v > 2**53:
+        if not is_int(v) or v < 1 or v > 2**53:
             raise BallotRefused("malformed", f"ballot field {f!r} must be a positive whole number")
     if not isinstance(payload["serial"], str) or not SERIAL_RE.match(payload["serial"]):
         raise BallotRefused("malformed", "ballot serial must be 32 lowercase hex digits")
@@ -169,7 +153,7 @@ def make_token(key: SigningKey, body: int, session: int, item: int, round_no: in
                "round": round_no, "serial": serial if serial is not None else new_serial()}
     _check_payload(payload)
     sig = key.sign(canonical_json(payload))
-    return {"payload": payload, "sig": b64url_encode(sig)}
+    return {"payload": payload, "sig": encoding.b64url_encode(sig)}
 
 
 def token_to_text(token: dict) -> str:
@@ -177,7 +161,7 @@ def token_to_text(token: dict) -> str:
     sig = token.get("sig")
     if not isinstance(sig, str):
         raise BallotRefused("malformed", "ballot signature missing")
-    return f"{TEXT_PREFIX}.{b64url_encode(canonical_json(payload))}.{sig}"
+    return f"{TEXT_PREFIX}.{encoding.b64url_encode(canonical_json(payload))}.{sig}"
 
 
 def text_to_token(text) -> dict:
@@ -263,7 +247,7 @@ def _check_printable(item: Item, round_: Round) -> None:
 def sign_paper_ballots(key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
     """The signing half of create_paper_ballots, touching no database: a print run can sign
     and render first and record afterwards, without holding a write lock while rendering."""
-    if not _is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
+    if not is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count")
     _check_printable(item, round_)
     ctx = token_context(item, round_)

@@ -6,7 +6,6 @@ real WSGI app, with real credentials, over a real database.
 """
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from pathlib import Path
@@ -14,6 +13,8 @@ from pathlib import Path
 import jsonschema
 
 from ballot_service.errors import InvalidInput
+from ballot_service.formats.encoding import b64url_decode, b64url_encode
+from ballot_service.render import announcement
 
 _present = {"oneOf": [
     {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0}},
@@ -363,7 +364,6 @@ class Rehearsal:
 
     def write_outputs(self, results: dict) -> None:
         from ballot_service import bundle as audit_bundle
-        from ballot_service.domain import records
         from ballot_service.models import Record
 
         (self.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", "utf-8")
@@ -377,7 +377,7 @@ class Rehearsal:
                 (rec_dir / f"{stem}.json").write_text(json.dumps(
                     {"record": content, "signed": rec.body_json, "signature": rec.signature,
                      "key_fingerprint": rec.key_fingerprint}, ensure_ascii=False, indent=1) + "\n", "utf-8")
-                (rec_dir / f"{stem}.announcement.txt").write_text(records.announcement(content) + "\n", "utf-8")
+                (rec_dir / f"{stem}.announcement.txt").write_text(announcement.announcement(content) + "\n", "utf-8")
                 try:
                     from ballot_service.render import record_pdf
                 except ModuleNotFoundError:
@@ -395,9 +395,8 @@ def _forge(genuine_text: str | None, iid: int) -> str:
     if genuine_text is None:
         return "BS1.e30.AAAA"
     prefix, payload, _sig = genuine_text.split(".")
-    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    other = Ed25519PrivateKey.generate().sign(raw)
-    return f"{prefix}.{payload}.{base64.urlsafe_b64encode(other).rstrip(b'=').decode()}"
+    other = Ed25519PrivateKey.generate().sign(b64url_decode(payload))
+    return f"{prefix}.{payload}.{b64url_encode(other)}"
 
 
 def rehearse(path: str | Path, out: str | Path, database_url: str | None = None) -> dict:

@@ -30,6 +30,7 @@ from qrcode.constants import ERROR_CORRECT_M
 from qrcode.util import MODE_8BIT_BYTE, QRData
 
 from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.vocab import BALLOT_HEADINGS
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -42,12 +43,6 @@ PACKAGE_FONTS = Path(__file__).resolve().parent / "fonts"
 PAGES_PER_FILE = 500
 MAX_CANDIDATES_PER_PAGE = 32
 
-KIND_LABELS = {  # (ballot name, column header for the candidate)
-    "livelihood_projects": ("票 决 票", "项目"),
-    "appointment": ("表 决 票", "人选"),
-    "resolution": ("表 决 票", "表决事项"),
-    "election": ("选 票", "候选人"),
-}
 
 
 class FontNotFound(BallotError):
@@ -106,13 +101,13 @@ class BallotLayout:
         return f"{self.body_name}{self.session_name}"
 
     def ballot_label(self) -> str:
-        label = KIND_LABELS.get(self.kind, ("表 决 票", "项目"))[0]
+        label = BALLOT_HEADINGS.get(self.kind, ("表 决 票", "项目"))[0]
         if self.round_number > 1:
             label += f"（第{self.round_number}轮 · 再次投票）"
         return label
 
     def column_label(self) -> str:
-        return KIND_LABELS.get(self.kind, ("", "项目"))[1]
+        return BALLOT_HEADINGS.get(self.kind, ("", "项目"))[1]
 
     def instructions(self) -> list[str]:
         lines = ["在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]

@@ -20,8 +20,9 @@ from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 from qrcode.constants import ERROR_CORRECT_M
 
-from ballot_service.domain.records import KIND_NAMES, announcement
+from ballot_service.render.announcement import announcement
 from ballot_service.render.paper import find_font
+from ballot_service.vocab import Channel, ItemKind, label
 
 _FONT = "zh"
 _MONO = "Courier"
@@ -29,7 +30,6 @@ MARGIN = 18.0
 BEIJING = dt.timezone(dt.timedelta(hours=8), "UTC+8")
 QR_SIZE = 34.0
 
-CHANNELS = {"terminal": "电子表决器", "paper": "纸质票", "tally_sheet": "纸质票（计票单录入）"}
 STATUS_TEXT = {
     "decided": "表决有效，结果如下",
     "void": "本次表决无效（收回票数多于发出票数），应当重新表决",
@@ -189,10 +189,10 @@ class _Writer:
     def info(self) -> None:
         c, item = self.c, self.c["item"]
         self.heading("一、表决事项")
-        way = ("无记名投票" if item.get("secret", True) else "记名投票") + "，" + CHANNELS.get(item.get("channel"),
-                                                                                          item.get("channel") or "")
+        way = ("无记名投票" if item.get("secret", True) else "记名投票") + "，" + label(item.get("channel") or "",
+                                                                               enum=Channel)
         rows = [["表决机关", c["body"]["name"], "会议", c["session"]["name"]],
-                ["表决类型", KIND_NAMES.get(item["kind"], item["kind"]), "表决方式", way]]
+                ["表决类型", label(item["kind"], enum=ItemKind), "表决方式", way]]
         if item["kind"] == "livelihood_projects":
             rows.append(["候选项目", f"{len(item.get('candidates', []))}项", "应选项目", f"{item.get('places')}项"])
         elif item["kind"] == "appointment":

@@ -8,13 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-MARKS = ("for", "against", "abstain", "void")
-ELECTRONIC_MARKS = ("for", "against", "abstain")
-BODY_KINDS = ("congress", "standing_committee")
-ITEM_KINDS = ("livelihood_projects", "appointment", "resolution")
-BASES = ("members", "present", "valid")
-MAJORITIES = ("half", "two_thirds")
-MOTION = "motion"
+from ballot_service.vocab import ELECTRONIC_MARKS as _ELECTRONIC
+from ballot_service.vocab import Base, BodyKind, ItemKind, Majority, Mark, values
+
+# The stored words, for membership checks and messages.
+MARKS = values(Mark)
+ELECTRONIC_MARKS = tuple(m.value for m in _ELECTRONIC)
+BODY_KINDS = values(BodyKind)
+ITEM_KINDS = values(ItemKind)
+BASES = values(Base)
+MAJORITIES = values(Majority)
+MOTION = "motion"  # the one candidate key of a resolution
 
 
 class RuleError(ValueError):

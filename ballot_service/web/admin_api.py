@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, session
 
+from ballot_service.crypto import keys
 from ballot_service.domain import records, tally, voting
 from ballot_service.domain.roster import RosterRow, import_roster, read_roster
 from ballot_service.domain.sittings import (
@@ -280,7 +281,7 @@ def item_paper_ballots(item_id: int):
         raise InvalidInput("count must be between 1 and 20000", where="count")
     if item.channel != "paper":
         raise InvalidInput(f"item {item.key} is voted by {item.channel}, not paper", where="item_id")
-    key = voting.signing_key(_settings(), item.sitting.body)
+    key = keys.body_signing_key(_settings(), item.sitting.body_id)
     tokens = ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()
     return jsonify({"ballots": [ballots.token_to_text(t) for t in tokens]}), 201

@@ -7,7 +7,7 @@ import json
 from flask import current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 
-from ballot_service.errors import BallotError
+from ballot_service.errors import BallotError, InvalidInput
 
 
 def get_db() -> Session:
@@ -23,8 +23,6 @@ def json_body(max_keys: int = 100) -> dict:
 
 def parse_json_object(raw: bytes) -> dict:
     """A request body that must be one JSON object (cast_endpoint.py reads its body itself)."""
-    from ballot_service.errors import InvalidInput
-
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
     try:
@@ -38,8 +36,6 @@ def parse_json_object(raw: bytes) -> dict:
 
 def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None):
     """Read one field with its type checked (bool is not accepted as int)."""
-    from ballot_service.errors import InvalidInput
-
     if name not in data or data[name] is None:
         if required:
             raise InvalidInput(f"missing field {name!r}", where=name)

@@ -66,6 +66,7 @@ from ballot_service.domain import tally, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, has_result, open_item
 from ballot_service.errors import BallotError
 from ballot_service.models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
+from ballot_service.web.common import finish_refusal
 from ballot_service.web.roles import requires
 from ballot_service.web.urls import public_url_for
 
@@ -365,8 +366,6 @@ def _comparable(state: dict) -> str:
 def _display_error(exc: BallotError):
     """The JSON endpoints answer errors in the service's JSON shape (401 for no login), the
     pages as the rest of the site does (a login redirect, or the error page)."""
-    from ballot_service.web.common import finish_refusal
-
     finish_refusal(exc)
     if request.endpoint in JSON_ENDPOINTS:
         return jsonify({"errors": [exc.to_dict()]}), exc.status

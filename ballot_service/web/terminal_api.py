@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
+from ballot_service.crypto import keys
 from ballot_service.db import read_phase
 from ballot_service.domain import intake, voting
 from ballot_service.domain.sittings import (
@@ -123,7 +124,7 @@ def station_hand_out():
     item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("this ballot is not for a vote of this session", where="ballot")
-    key = voting.signing_key(_settings(), sitting.body)
+    key = keys.body_signing_key(_settings(), sitting.body_id)
     rnd = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
     if rnd is None:
         raise NotFound("no such round", where="ballot")

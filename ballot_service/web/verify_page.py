@@ -2,7 +2,6 @@
 signature with the body's public key from the keys folder and shows what the record states."""
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 
@@ -11,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from ballot_service.crypto import keys
 from ballot_service.errors import BallotError
+from ballot_service.formats.encoding import b64url_decode
 from ballot_service.models import Record
+from ballot_service.web.common import get_db
 from ballot_service.web.roles import requires
 
 bp = Blueprint("verify_page", __name__)
@@ -34,7 +35,7 @@ def check_record(db: Session, keys_dir, record_id: str) -> dict | None:
     try:
         pub = keys.load_public_key(keys.public_path(keys_dir, keys.body_key_name(int(body_id))))
         fp = keys.fingerprint(pub)
-        sig = base64.urlsafe_b64decode(rec.signature + "=" * (-len(rec.signature) % 4))
+        sig = b64url_decode(rec.signature)
         keys.verify_signature(pub, sig, rec.body_json.encode("utf-8"))
         if fp != rec.key_fingerprint or fp != content.get("key_fingerprint"):
             reason = "签名密钥指纹不符 the key fingerprint does not match"
@@ -48,8 +49,6 @@ def check_record(db: Session, keys_dir, record_id: str) -> dict | None:
 @bp.get("/verify/<record_id>")
 @requires("public")
 def verify_record(record_id: str):
-    from ballot_service.web.common import get_db
-
     settings = current_app.config["SETTINGS"]
     found = check_record(get_db(), settings.keys_dir, record_id)
     if found is None:

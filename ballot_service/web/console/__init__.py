@@ -54,8 +54,9 @@ from ballot_service.models import (
     Member,
     Record,
     Terminal,
-    status_name,
 )
+from ballot_service.render import announcement
+from ballot_service.vocab import status_name
 from ballot_service.web import roles as auth
 from ballot_service.web.common import finish_refusal, get_db
 from ballot_service.web.i18n import current_language, t
@@ -526,7 +527,7 @@ def item_page(item_id: int):
         paper["files"] = sorted(p.name for p in Path(_settings().ballots_dir).glob(f"item{item.id}-round*.pdf"))
     return render_template("console/item.html", item=item, sitting=item.sitting, progress=item_progress(db, item),
                            result=result, rec=rec, content=content,
-                           announcement=records.announcement(content) if content else None,
+                           announcement=announcement.announcement(content) if content else None,
                            titles={c.key: c.title for c in item.candidates}, paper=paper,
                            state=attendance_state(db, item.sitting))
 

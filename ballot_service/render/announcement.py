@@ -1,0 +1,48 @@
+"""宣布稿: the words the presiding officer reads aloud, made from a signed record's content
+(never from the database), so what is read is what was signed."""
+from __future__ import annotations
+
+from ballot_service.vocab import ItemKind, label
+
+
+def announcement(content: dict) -> str:
+    """宣布稿: the text the presiding officer reads, generated from the signed record."""
+    body_kind = content["body"]["kind"]
+    who = "代表" if body_kind == "congress" else "组成人员"
+    r = content["result"]
+    item = content["item"]
+    titles = {c["key"]: c["title"] for c in item["candidates"]}
+    quorum = "符合法定人数" if r["quorum_met"] else "不符合法定人数"
+    lines = [f"本次会议应到{who}{r['members']}名，实到{r['present']}名，{quorum}。"]
+    if r["status"] == "quorum_not_met":
+        lines.append(f"《{item['title']}》不能进行表决。")
+        return "".join(lines)
+    ticket = "票决票" if item["kind"] == "livelihood_projects" else "表决票"
+    counts = (f"{item['title']}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
+              f"其中有效票{r['valid']}张，无效票{r['invalid']}张")
+    if r["refused"]:
+        counts += f"，拒收{r['refused']}张"
+    lines.append(counts + "。")
+    if r["status"] == "void":
+        lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
+        return "".join(lines)
+    lines.append(f"收回票数不多于发出票数，本次{label(item['kind'], enum=ItemKind)}有效。")
+    if item["kind"] == "resolution":
+        c = r["candidates"][0]
+        lines.append(f"赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
+                     f"{'通过' if r['passed'] else '未通过'}。")
+    elif item["kind"] == "appointment":
+        for c in r["candidates"]:
+            lines.append(f"{titles[c['key']]}：赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
+                         f"{'通过' if c['passed'] else '未通过'}。")
+    else:
+        if r.get("status") == "runoff_pending":
+            tied = "、".join(titles[k] for k in r.get("tied", []))
+            lines.append(f"{tied}得票相等，需再次投票。")
+        elif r.get("selected"):
+            chosen = "、".join(titles[k] for k in r["selected"])
+            lines.append(f"得赞成票超过全体{who}半数、按得票多少确定的民生实事项目为：{chosen}。")
+        shortfall = (item.get("places") or 0) - len(r.get("selected", []))
+        if r["status"] == "decided" and shortfall > 0:
+            lines.append(f"通过项目少于应选{item['places']}项，差{shortfall}项。")
+    return "".join(lines)
