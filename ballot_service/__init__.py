@@ -7,7 +7,7 @@ from flask import Flask, g
 
 from ballot_service import web
 from ballot_service.config import Settings
-from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.db import make_engine, make_read_engine, make_sessionmaker
 from ballot_service.web.cast_endpoint import CastEndpoint
 
 
@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     app.extensions["ballot_engine"] = engine
     app.extensions["ballot_sessionmaker"] = make_sessionmaker(engine)
+    app.extensions["ballot_read_engine"] = make_read_engine(engine)
 
     @app.teardown_appcontext
     def _close_db(exc):

@@ -321,3 +321,29 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
         chunk = rows[start:start + per_statement]
         params = [p(r[c]) if p is not None else r[c] for r in chunk for c, p in zip(cols, procs)]
         driver.execute(head + ", ".join([one] * len(chunk)), params)
+
+
+def make_read_engine(main: Engine) -> Engine:
+    """An engine for readers that poll beside the casts (the presiding screen). PostgreSQL:
+    the main engine (MVCC readers do not block writers). SQLite: a second engine on the same
+    file whose transactions begin DEFERRED (a WAL snapshot that never waits for the casts'
+    writer, where the main engine begins IMMEDIATE) and are read-only."""
+    if main.dialect.name != "sqlite":
+        return main
+    # Each poll and each state build holds a connection for a few milliseconds only; the pool
+    # is sized like the threads of a worker so a reader never waits for a connection.
+    eng = create_engine(main.url, connect_args={"timeout": 30}, pool_size=4, max_overflow=252)
+
+    @event.listens_for(eng, "connect")
+    def _pragmas(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    @event.listens_for(eng, "begin")
+    def _begin_deferred(conn):
+        conn.exec_driver_sql("BEGIN")
+
+    return eng

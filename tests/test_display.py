@@ -17,7 +17,7 @@ from helpers_live import OPERATOR, Api, create_item, setup_session
 from sqlalchemy import select
 
 from ballot_service.models import AuditEvent
-from ballot_service.web import display
+from ballot_service.render import qr
 
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
 AUDITOR = ("auditor", "auditor-password-1")
@@ -536,7 +536,7 @@ def test_stream_does_not_hold_the_database(api, screen, app):
 
 
 def test_qr_svg_is_inline_and_scalable():
-    svg = display.qr_svg("http://example.test/verify/abc")
+    svg = qr.qr_svg("http://example.test/verify/abc")
     assert svg.startswith("<svg") and "<?xml" not in svg
     head = svg.split(">", 1)[0]
     assert "width=" not in head and "height=" not in head and 'class="qr"' in head
@@ -847,7 +847,7 @@ def test_screen_shows_project_and_nominee_tables(new_page, live_site):
                     "selected_count": 15, "tied_count": 0, "runoff_places": 0, "shortfall": 0,
                     "title": "关于2026年市级民生实事项目人大代表票决的决定"}
     st["record"] = {"id": rec["id"], "key_fingerprint": rec["fingerprint"], "audit_head": rec["audit_head"],
-                    "audit_seq": 99, "published": False, "verify_url": url, "qr_svg": display.qr_svg(url)}
+                    "audit_seq": 99, "published": False, "verify_url": url, "qr_svg": qr.qr_svg(url)}
     page.evaluate("s => window.BallotDisplay.render(s)", st)
     assert page.locator("#r-tables table").count() == 2 and page.locator("#r-tables tbody tr").count() == 20
     assert min_font_px(page, "#r-tables td.n") >= 28 and min_font_px(page, "#r-tables td.title") >= 20

@@ -81,6 +81,13 @@ def head(db: Session) -> tuple[int, str]:
     return (row.seq, row.hash) if row is not None else (0, GENESIS)
 
 
+def head_seq(engine) -> int:
+    """The head's seq on a connection held only for this read (pollers compare it to see
+    whether anything changed)."""
+    with engine.connect() as conn:
+        return conn.execute(select(AuditHead.seq).where(AuditHead.id == 1)).scalar() or 0
+
+
 def checkpoint_message(seq: int, head_hash: str, reason: str) -> bytes:
     """What a checkpoint signature covers (canonical JSON)."""
     return canonical_json({"type": "audit-checkpoint", "seq": seq, "head": head_hash, "reason": reason})

@@ -1,0 +1,206 @@
+"""What the presiding screen shows: the rule of `build_state` (see the package docstring)
+turned into JSON-ready data read from the audit log and the stored rounds. No Flask."""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ballot_service.db import utcnow
+from ballot_service.domain import tally, voting
+from ballot_service.domain.sittings import attendance_state, has_result, open_item
+from ballot_service.models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
+from ballot_service.render import qr
+
+CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued")
+SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
+# What ends that choice (besides a vote opening): the hall then sees the vote just taken. Signing
+# a record does not: it is routine paperwork, often done during the break the choice is for.
+TAKING_BACK_EVENTS = ("vote_closed", "tallied")
+
+
+class AuditCursor:
+    """A stream's memory of the newest concluding event and the newest screen choice it has
+    seen ((seq, data) or None), so that each rebuild reads only the audit events appended since
+    the last one instead of searching the whole log."""
+
+    def __init__(self) -> None:
+        self.scanned = 0
+        self.newest: dict[tuple, tuple[int, str] | None] = {}
+
+
+def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
+                cursor: AuditCursor | None = None) -> dict:
+    """Everything the screen shows, as JSON-ready data (labels live in the template).
+
+    During a vote it holds no per-choice figure at all: only counts of ballots cast/issued."""
+    seq = db.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+    body = sitting.body
+    state: dict = {
+        "sitting": {"id": sitting.id, "name": sitting.name, "status": sitting.status,
+                    "body": body.name, "body_kind": body.kind},
+        "attendance": attendance_state(db, sitting).as_dict(),
+        "seq": seq,
+        "now": utcnow().isoformat(),
+    }
+    mode, item = _mode(db, sitting, seq, cursor)
+    state["mode"] = mode
+    if mode in ("voting", "counting"):
+        state["vote"] = _vote_view(db, item)
+    elif mode == "result":
+        state["result"] = _result_view(item)
+        state["record"] = _record_view(db, item, verify_url)
+    return state
+
+
+def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, cursor: AuditCursor | None):
+    """(seq, data) of the sitting's newest event of `kinds` up to `seq`, or None."""
+    query = (select(AuditEvent.seq, AuditEvent.data)
+             .where(AuditEvent.sitting_id == sitting.id, AuditEvent.kind.in_(kinds), AuditEvent.seq <= seq)
+             .order_by(AuditEvent.seq.desc()).limit(1))
+    if cursor is None:
+        row = db.execute(query).first()
+        return tuple(row) if row is not None else None
+    # Only the events appended since the last build (seq was read first, in this snapshot).
+    row = db.execute(query.where(AuditEvent.seq > cursor.scanned)).first()
+    if row is not None:
+        cursor.newest[kinds] = tuple(row)
+    return cursor.newest.get(kinds)
+
+
+def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -> tuple[str, Item | None]:
+    """Which item the screen is about. An open vote wins (only one can be open at a time).
+    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed or
+    was tallied after it: 会标 ("title"), check-in, or a tallied item's result.
+    Otherwise the item of the newest vote_closed / tallied / record_issued event of this
+    sitting (so the result of the vote just taken stays up until the next one opens, and a
+    re-tallied or newly recorded older item comes back to the front); otherwise check-in."""
+    voting_now = open_item(db, sitting)
+    if voting_now is not None:
+        return "voting", voting_now
+    concluding = _newest(db, sitting, CONCLUDING_EVENTS, seq, cursor)
+    taken_back = _newest(db, sitting, TAKING_BACK_EVENTS, seq, cursor)
+    choice = _newest(db, sitting, (SCREEN_EVENT,), seq, cursor)
+    if cursor is not None:
+        cursor.scanned = max(cursor.scanned, seq)
+    if choice is not None and (taken_back is None or choice[0] > taken_back[0]):
+        chosen = json.loads(choice[1])
+        if chosen.get("show") in ("title", "checkin"):
+            return chosen["show"], None
+        if chosen.get("show") == "result":
+            item = _item_of(db, sitting, chosen)
+            if item is not None and has_result(item):
+                return "result", item
+        # "auto" (or a result no longer there): cursor the votes
+    item = _item_of(db, sitting, json.loads(concluding[1])) if concluding is not None else None
+    if item is None:
+        return "checkin", None
+    rnd = voting.current_round(item)
+    if item.status == "closed" or rnd.status == "closed":
+        return "counting", item
+    if has_result(item):
+        return "result", item
+    return "checkin", None
+
+
+def _item_of(db: Session, sitting: Sitting, data: dict) -> Item | None:
+    item_id = data.get("item_id")
+    item = db.get(Item, item_id) if isinstance(item_id, int) else None
+    return item if item is not None and item.sitting_id == sitting.id else None
+
+
+def _titles(item: Item) -> dict[str, str]:
+    return {c.key: c.title for c in item.candidates}
+
+
+def _vote_view(db: Session, item: Item) -> dict:
+    """A vote in progress (or just closed): how many have voted, never how."""
+    rnd = voting.current_round(item)
+    if item.channel == "tally_sheet":
+        voted = issued = None  # counted by hand after the vote; nothing electronic to show
+    else:
+        voted = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+        issued = rnd.issued if rnd.status != "open" and rnd.issued is not None \
+            else voting.issued_count(db, item, rnd)
+    titles = _titles(item)
+    return {
+        "item_id": item.id, "key": item.key, "title": item.title, "kind": item.kind,
+        "secret": item.secret, "channel": item.channel,
+        "round": rnd.number, "places": rnd.places,
+        "candidate_count": len(rnd.candidate_keys),
+        # A runoff names the projects it is between (titles only).
+        "runoff_titles": [titles.get(k, k) for k in rnd.candidate_keys] if rnd.number > 1 else [],
+        "members": rnd.members, "present": rnd.present,
+        "voted": voted, "issued": issued,
+        "open": rnd.status == "open",
+        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None,
+    }
+
+
+def _row(c: dict, titles: dict[str, str]) -> dict:
+    return {"key": c["key"], "title": titles.get(c["key"], c["key"]), "for": c["for"],
+            "against": c["against"], "abstain": c["abstain"], "void": c.get("void", 0),
+            "passed": bool(c["passed"])}
+
+
+def _result_view(item: Item) -> dict:
+    """The tallied result, from the stored round results via tally.item_result (never recounted)."""
+    rounds = [r for r in item.rounds if r.status == "tallied" and r.result]
+    entry = tally.item_result(item.key, item.kind, [r.result for r in rounds])
+    first, last = rounds[0].result, rounds[-1].result
+    titles = _titles(item)
+    out = {
+        "item_id": item.id, "key": item.key, "title": item.title, "kind": item.kind,
+        "secret": item.secret, "channel": item.channel, "status": entry["status"],
+        "rounds": len(rounds), "places": item.places,
+        "rule": first.get("rule"), "threshold_votes": first.get("threshold_votes"),
+        **{k: entry[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
+                                 "invalid", "refused", "not_voted")},
+    }
+    rows = [_row(c, titles) for c in entry["candidates"]]
+    if item.kind == "resolution":
+        out["motion"] = rows[0] if rows else None
+        out["passed"] = bool(entry.get("passed"))
+    elif item.kind == "appointment":
+        out["nominees"] = rows
+    else:
+        selected = list(entry.get("selected", []))
+        tied = set(entry.get("tied", []))
+        runoff = entry.get("runoff")
+        runoff_for = {c["key"]: c["for"] for c in runoff["candidates"]} if runoff else {}
+        by_key = {r["key"]: r for r in rows}
+        # Ranked: the selected in their selection order, then the rest by 赞成 (descending,
+        # equal counts in candidate-list order, as RULES.md §5.1 orders them for display).
+        rest = sorted((r for r in rows if r["key"] not in selected), key=lambda r: -r["for"])
+        ranked = [by_key[k] for k in selected if k in by_key] + rest
+        for r in ranked:
+            r["selected"] = r["key"] in selected
+            r["rank"] = selected.index(r["key"]) + 1 if r["selected"] else None
+            r["tied"] = r["key"] in tied
+            r["runoff_for"] = runoff_for.get(r["key"])
+        out["projects"] = ranked
+        out["selected_count"] = len(selected)
+        out["tied_count"] = len(tied)
+        out["runoff_places"] = last.get("runoff_places", 0) if entry["status"] == "runoff_pending" else 0
+        out["shortfall"] = last.get("shortfall", 0) if entry["status"] == "decided" else 0
+        if runoff:
+            out["runoff"] = {k: runoff[k] for k in ("places", "issued", "returned", "valid", "invalid", "refused")}
+    return out
+
+
+
+def _record_view(db: Session, item: Item, verify_url: Callable[[str], str]) -> dict | None:
+    rec = db.scalar(select(Record).where(Record.item_id == item.id).order_by(Record.created_at.desc()).limit(1))
+    if rec is None:
+        return None
+    try:
+        seq = json.loads(rec.body_json).get("audit", {}).get("seq")
+    except ValueError:
+        seq = None
+    url = verify_url(rec.id)
+    return {"id": rec.id, "key_fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head,
+            "audit_seq": seq, "published": rec.published, "verify_url": url, "qr_svg": qr.qr_svg(url)}
+
+
