@@ -13,18 +13,9 @@ store, so the work is split in two:
    round, signature, closed, channel, paper serial, marks, serial already used), store the
    cast and append its audit event.
 
-SQLite: group commit. The jobs of one process's concurrent requests are stored together:
-the first request to arrive leads, takes the write lock (BEGIN IMMEDIATE, behind db.py's
-writer queue), then takes every job queued by then (up to MAX_BATCH; those that arrived
-while it waited for the lock included), decides each job in arrival order, inserts the
-batch's casts and audit events, commits once (synchronous=FULL: on disk when COMMIT
-returns), and only then hands each request its outcome; meanwhile the next requests queue
-for the next batch, and the first of them leads it. A receipt therefore always follows the
-durable commit that holds its cast; a crash before that commit loses the whole batch and no
-receipt of it was sent. A job's own refusal or bad input does not touch the others; if
-anything else fails in a batch it is rolled back and each of its jobs is retried alone, so
-one bad cast cannot fail the rest. Nothing about a batch (its size, its members) is stored
-or logged.
+SQLite: group commit (group_commit.py). The jobs of one process's concurrent requests are
+decided in arrival order and stored in one transaction with one durable COMMIT; each request
+gets its receipt only after that commit, so a crash before it loses no receipted cast.
 
 Elsewhere (PostgreSQL, or a caller already inside a write transaction) the job is a batch
 of one stored in the request's own transaction, which the web layer commits; PostgreSQL
@@ -56,7 +47,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
-from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -69,7 +59,7 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows, utcnow
-from ballot_service.domain import audit
+from ballot_service.domain import audit, group_commit
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
@@ -220,27 +210,17 @@ class SessionRef(NamedTuple):
     body_id: int
 
 
-class _Job:
+class _Job(group_commit.Job):
     """One submission on its way to the write lock: what step 1 found, and then its outcome."""
 
     __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
-                 "refusal", "signature_refusal", "key", "marks_outcome", "result", "error", "wake", "lead")
+                 "refusal", "signature_refusal", "key", "marks_outcome")
 
     def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
         self.sitting, self.token_text, self.raw_marks = sitting, token_text, raw_marks
         self.channel, self.terminal_id = channel, terminal_id
         self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
-        self.result: Receipt | None = None
-        self.error: BaseException | None = None
-        self.wake = None
-        self.lead = False
-
-    def outcome(self) -> Receipt:
-        if self.error is not None:
-            raise self.error
-        if self.result is None:
-            raise RuntimeError("cast intake ended without an outcome")
-        return self.result
+        super().__init__()
 
 
 def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
@@ -257,7 +237,7 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     if engine.dialect.name == "sqlite" and not in_write_transaction(db):
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
-        _group(engine).submit(engine, job)
+        group_commit.group_for(engine, _run_batch).submit(job)
         if isinstance(job.error, ballots.BallotRefused):
             job.error.commit_audit = False  # counted and audited already, by the batch's commit
         return job.outcome()
@@ -402,105 +382,13 @@ def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -
     job.result = Receipt(serial, code, False)
 
 
-# --- group commit (SQLite) ---------------------------------------------------------------------
-
-MAX_BATCH = 64
-
-
-class _GroupCommit:
-    """Leader/follower group commit of one process's casts on one SQLite database.
-
-    A request queues its job; if no batch is being stored it leads: it takes the write lock,
-    then every job queued by then (those that arrived while it waited for the lock included),
-    stores and commits them (_run_batch), hands the lead to the first job queued meanwhile,
-    then wakes its batch's requests. Everyone else waits on its own job's lock until its
-    outcome is set (after the commit) or it is handed the lead. No thread of its own: the
-    requests' threads do the work, so nothing is left running when the server stops."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[_Job] = deque()
-        self._leading = False
-
-    def submit(self, engine: Engine, job: _Job) -> None:
-        job.wake = threading.Lock()
-        job.wake.acquire()
-        with self._lock:
-            self._queue.append(job)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            job.wake.acquire()  # released with the outcome set, or with job.lead set
-            if not job.lead:
-                return
-        batch: list[_Job] = []
-
-        def take() -> list[_Job]:
-            # The leader is first in the queue: nobody else takes from it while it leads.
-            if not batch:
-                with self._lock:
-                    batch.extend(self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH)))
-            return batch
-
-        try:
-            _run_batch(engine, take)
-        except BaseException as exc:  # never leave a request waiting without an outcome
-            for j in take():
-                if j.result is None and j.error is None:
-                    j.error = exc
-            raise
-        finally:
-            with self._lock:
-                following = self._queue[0] if self._queue else None
-                self._leading = following is not None
-            if following is not None:
-                following.lead = True
-                following.wake.release()
-            for j in batch:
-                if j is not job:
-                    j.wake.release()
-
-
-_groups: "weakref.WeakKeyDictionary[Engine, _GroupCommit]" = weakref.WeakKeyDictionary()
-_groups_lock = threading.Lock()
-
-
-def _group(engine: Engine) -> _GroupCommit:
-    with _groups_lock:
-        group = _groups.get(engine)
-        if group is None:
-            group = _groups[engine] = _GroupCommit()
-        return group
-
+# --- group commit (SQLite): the generic part is group_commit.py ---------------------------------
 
 def _run_batch(engine: Engine, jobs) -> list[_Job]:
-    """Store and commit a batch in one transaction and set every job's outcome. `jobs`: a
-    list, or a function giving the list, called once the write lock is held (so the batch
-    includes whatever was queued while waiting for it). If the batch fails after the lock was
-    taken it is rolled back and each of its jobs is stored alone."""
-    take = jobs if callable(jobs) else (lambda: jobs)
-    db = Session(engine, expire_on_commit=False)
-    batch = None
-    try:
-        begin_write(db)  # the writer queue, then BEGIN IMMEDIATE
-        batch = take()
-        _store(db, batch)
-        _commit_batch(db)
-    except Exception as exc:
-        db.rollback()
-        locked, batch = batch is not None, batch if batch is not None else take()
-        for job in batch:  # nothing of this batch is stored: no receipt may be given
-            job.result, job.error = None, None
-        if locked and len(batch) > 1:
-            db.close()
-            for job in batch:
-                _run_batch(engine, [job])
-            return batch
-        for job in batch:
-            job.error = exc
-    finally:
-        db.close()
-    return batch
+    """Store and commit a batch of jobs in one transaction (group_commit.run_batch). The store
+    and commit steps are looked up when called, so a test can replace either."""
+    return group_commit.run_batch(engine, jobs, lambda db, batch: _store(db, batch),
+                                  lambda db: _commit_batch(db))
 
 
 def _commit_batch(db: Session) -> None:

@@ -1,0 +1,143 @@
+"""Group commit on SQLite: the concurrent requests of one process store their jobs in one
+transaction and one durable COMMIT, and each learns its outcome only after that commit.
+
+Generic over what a job is and how a batch is stored: intake.py supplies `store(db, jobs)`
+(decide and insert, setting each job's result or error) and `commit(db)`. A job's own refusal
+touches only that job; if anything else fails, the batch is rolled back and each job is
+retried alone, so one bad job cannot fail the rest. Nothing about a batch is stored or logged.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from typing import Callable
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from ballot_service.db import begin_write
+
+MAX_BATCH = 64
+
+
+class Job:
+    """One request's unit of work: its outcome (result or error), and the lock it waits on."""
+
+    __slots__ = ("result", "error", "wake", "lead")
+
+    def __init__(self) -> None:
+        self.result = None
+        self.error: BaseException | None = None
+        self.wake: threading.Lock | None = None
+        self.lead = False
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise RuntimeError("group commit ended without an outcome")
+        return self.result
+
+
+MAX_BATCH = 64
+
+
+class GroupCommit:
+    """Leader/follower group commit of one process's casts on one SQLite database.
+
+    A request queues its job; if no batch is being stored it leads: it takes the write lock,
+    then every job queued by then (those that arrived while it waited for the lock included),
+    stores and commits them (_run_batch), hands the lead to the first job queued meanwhile,
+    then wakes its batch's requests. Everyone else waits on its own job's lock until its
+    outcome is set (after the commit) or it is handed the lead. No thread of its own: the
+    requests' threads do the work, so nothing is left running when the server stops."""
+
+    def __init__(self, run: Callable[[Callable[[], list]], object]) -> None:
+        self._run = run  # run(take): lock, take the batch, store and commit it
+        self._lock = threading.Lock()
+        self._queue: deque[Job] = deque()
+        self._leading = False
+
+    def submit(self, job: Job) -> None:
+        job.wake = threading.Lock()
+        job.wake.acquire()
+        with self._lock:
+            self._queue.append(job)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            job.wake.acquire()  # released with the outcome set, or with job.lead set
+            if not job.lead:
+                return
+        batch: list[Job] = []
+
+        def take() -> list[Job]:
+            # The leader is first in the queue: nobody else takes from it while it leads.
+            if not batch:
+                with self._lock:
+                    batch.extend(self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH)))
+            return batch
+
+        try:
+            self._run(take)
+        except BaseException as exc:  # never leave a request waiting without an outcome
+            for j in take():
+                if j.result is None and j.error is None:
+                    j.error = exc
+            raise
+        finally:
+            with self._lock:
+                following = self._queue[0] if self._queue else None
+                self._leading = following is not None
+            if following is not None:
+                following.lead = True
+                following.wake.release()
+            for j in batch:
+                if j is not job:
+                    j.wake.release()
+
+
+_groups: "weakref.WeakKeyDictionary[Engine, GroupCommit]" = weakref.WeakKeyDictionary()
+_groups_lock = threading.Lock()
+
+
+def group_for(engine: Engine, run_batch: Callable) -> GroupCommit:
+    """The engine's group commit (one per engine and process); `run_batch(engine, jobs)` stores
+    and commits a batch (see run_batch)."""
+    with _groups_lock:
+        group = _groups.get(engine)
+        if group is None:
+            group = _groups[engine] = GroupCommit(lambda take: run_batch(engine, take))
+        return group
+
+
+def run_batch(engine: Engine, jobs, store: Callable[[Session, list], None],
+              commit: Callable[[Session], None]) -> list[Job]:
+    """Store and commit a batch in one transaction and set every job's outcome. `jobs`: a
+    list, or a function giving the list, called once the write lock is held (so the batch
+    includes whatever was queued while waiting for it). If the batch fails after the lock was
+    taken it is rolled back and each of its jobs is stored alone."""
+    take = jobs if callable(jobs) else (lambda: jobs)
+    db = Session(engine, expire_on_commit=False)
+    batch = None
+    try:
+        begin_write(db)  # the writer queue, then BEGIN IMMEDIATE
+        batch = take()
+        store(db, batch)
+        commit(db)
+    except Exception as exc:
+        db.rollback()
+        locked, batch = batch is not None, batch if batch is not None else take()
+        for job in batch:  # nothing of this batch is stored: no receipt may be given
+            job.result, job.error = None, None
+        if locked and len(batch) > 1:
+            db.close()
+            for job in batch:
+                run_batch(engine, [job], store, commit)
+            return batch
+        for job in batch:
+            job.error = exc
+    finally:
+        db.close()
+    return batch
