@@ -9,6 +9,13 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _default_templates() -> Path:
+    """A built wheel carries the templates inside the package (setup.py); a checkout has them
+    in the top-level templates/ folder."""
+    packaged = Path(__file__).resolve().parent / "templates"
+    return packaged if packaged.is_dir() else PROJECT_ROOT / "templates"
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -65,7 +72,7 @@ class Settings:
             instance_path=instance,
             keys_dir=Path(env.get("BALLOT_KEYS_DIR") or PROJECT_ROOT / "keys"),
             ballots_dir=Path(env.get("BALLOT_BALLOTS_DIR") or PROJECT_ROOT / "ballots"),
-            templates_dir=Path(env.get("BALLOT_TEMPLATES_DIR") or PROJECT_ROOT / "templates"),
+            templates_dir=Path(env.get("BALLOT_TEMPLATES_DIR") or _default_templates()),
             key_passphrase=env.get("BALLOT_KEY_PASSPHRASE"),
             secret_key=env.get("BALLOT_SECRET_KEY") or os.urandom(32).hex(),
             max_body_bytes=_int(env, "BALLOT_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
