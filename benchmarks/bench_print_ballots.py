@@ -26,8 +26,8 @@ def main() -> int:
 
     from ballot_service.crypto import keys
     from ballot_service.db import make_engine, make_sessionmaker
+    from ballot_service.domain.paper_ballots import create_paper_ballots
     from ballot_service.domain.sittings import create_body, create_item, create_sitting
-    from ballot_service.formats.ballots import create_paper_ballots
     from ballot_service.migrate import upgrade
     from ballot_service.render.paper import print_paper_ballots
 

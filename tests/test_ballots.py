@@ -11,23 +11,25 @@ from sqlalchemy import select
 
 from ballot_service.cli import main
 from ballot_service.crypto import keys
+from ballot_service.domain.paper_ballots import (
+    check_paper_serial,
+    create_paper_ballots,
+    hand_out,
+    paper_counts,
+    resolve_serial,
+)
 from ballot_service.domain.sittings import create_body, create_item, create_sitting
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats.ballots import (
     REFUSAL_STATUS,
     BallotRefused,
-    b64url_encode,
-    check_paper_serial,
-    create_paper_ballots,
-    hand_out,
     make_token,
-    paper_counts,
-    resolve_serial,
     text_to_token,
     token_to_text,
     verify_token,
 )
 from ballot_service.formats.canonical import canonical_json
+from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import AuditEvent, PaperBallot, Round
 
 CTX = {"body": 1, "session": 2, "item": 3, "round_no": 1}

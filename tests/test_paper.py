@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from ballot_service.crypto import keys
+from ballot_service.domain.paper_ballots import create_paper_ballots
 from ballot_service.domain.sittings import create_body, create_item, create_sitting
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.ballots import (
     BallotRefused,
-    create_paper_ballots,
     serial_short,
     text_to_token,
     token_to_text,

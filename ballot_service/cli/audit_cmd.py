@@ -6,6 +6,11 @@ from pathlib import Path
 
 import click
 
+from ballot_service.bundle import BundleInvalid, export, verify
+from ballot_service.cli.setup import db_session
+from ballot_service.config import Settings
+from ballot_service.errors import BallotError
+
 
 @click.group("audit", help="审计包 · Audit bundle: export it, or verify one offline.")
 def audit() -> None:
@@ -15,10 +20,6 @@ def audit() -> None:
 @audit.command("export", help="Write the audit bundle of this database to OUT_DIR.")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 def export_cmd(out_dir: str) -> None:
-    from ballot_service.bundle import export
-    from ballot_service.cli.setup import db_session
-    from ballot_service.config import Settings
-
     settings = Settings.from_env()
     with db_session() as db:
         path = export(db, settings, Path(out_dir))
@@ -32,9 +33,6 @@ def export_cmd(out_dir: str) -> None:
               help="The body's public key (PEM file) or its fingerprint, obtained independently; "
                    "every signature in the bundle must be by this key. May be repeated.")
 def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
-    from ballot_service.bundle import BundleInvalid, verify
-    from ballot_service.errors import BallotError
-
     try:
         s = verify(Path(bundle), list(key) or None)
     except BundleInvalid as exc:

@@ -5,8 +5,25 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ballot_service.cli.setup import db_session
+from ballot_service.config import Settings
+from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
+from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.domain.paper_ballots import hand_out, paper_counts, resolve_serial
+from ballot_service.domain.sittings import get_item
+from ballot_service.errors import Conflict, KeyFileError
+from ballot_service.formats.ballots import (
+    MAX_PAPER_BATCH,
+    BallotRefused,
+    serial_short,
+    text_to_token,
+    verify_token,
+)
+from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting
+from ballot_service.render.paper import print_batch
 
 
 @click.group("ballots", help="Paper ballots (纸质选票): print, hand out, verify.")
@@ -16,15 +33,12 @@ def ballots() -> None:
 
 def _current_round(item, number: int | None = None):
     if not item.rounds:
-        from ballot_service.errors import Conflict
-
         raise Conflict(f"item {item.id} has no round", where="round")
     if number is None:
         return item.rounds[-1]
     for r in item.rounds:
         if r.number == number:
             return r
-    from ballot_service.formats.ballots import BallotRefused
 
     raise BallotRefused("wrong_round", f"item {item.id} has no round {number}")
 
@@ -32,7 +46,7 @@ def _current_round(item, number: int | None = None):
 @ballots.command("print", help="Sign COUNT new paper ballots for ITEM_ID's current round and write "
                                "print-ready A4 PDFs (one ballot per page) into the ballots directory.")
 @click.argument("item_id", type=int)
-@click.option("--count", "-n", type=click.IntRange(1, 100_000), required=True, help="number of ballots")
+@click.option("--count", "-n", type=click.IntRange(1, MAX_PAPER_BATCH), required=True, help="number of ballots")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="output folder (default: BALLOT_BALLOTS_DIR)")
 @click.option("--round", "round_no", type=int, default=None, help="round number (default: the latest)")
@@ -40,9 +54,6 @@ def _current_round(item, number: int | None = None):
               help="rendering processes (default: number of CPUs, at most 4)")
 def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int | None,
                   processes: int | None) -> None:
-    from ballot_service.config import Settings
-    from ballot_service.render.paper import print_batch
-
     settings = Settings.from_env()
     out = Path(out_dir) if out_dir else settings.ballots_dir
     with click.progressbar(length=count, label="印制选票 printing", file=sys.stderr) as bar:
@@ -63,18 +74,6 @@ def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int |
 @click.argument("item_id", type=int)
 @click.argument("serial_or_qr_text")
 def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
-    from ballot_service.config import Settings
-    from ballot_service.crypto.keys import body_key_name, load_public_key, public_path
-    from ballot_service.domain.sittings import get_item
-    from ballot_service.formats.ballots import (
-        hand_out,
-        paper_counts,
-        resolve_serial,
-        serial_short,
-        text_to_token,
-        verify_token,
-    )
-
     settings = Settings.from_env()
     text = serial_or_qr_text.strip()
     with db_session() as db:
@@ -99,16 +98,6 @@ def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
                                 "out or already counted. Exit 0 for a genuine ballot, 1 with the reason otherwise.")
 @click.argument("payload")
 def ballots_verify(payload: str) -> None:
-    from ballot_service.config import Settings
-    from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
-    from ballot_service.errors import KeyFileError
-    from ballot_service.formats.ballots import (
-        BallotRefused,
-        serial_short,
-        text_to_token,
-        verify_token,
-    )
-
     settings = Settings.from_env()
 
     def refuse(reason: str, message: str) -> None:
@@ -152,13 +141,6 @@ def ballots_verify(payload: str) -> None:
 
 def _db_state(p: dict) -> str | None:
     """'counted' | 'handed_out' | 'spare' | 'electronic' | 'unknown' | 'no_round', or None without a DB."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from ballot_service.config import Settings
-    from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting
-
     settings = Settings.from_env()
     if settings.database_url.startswith("sqlite:///"):
         path = settings.database_url.split("sqlite:///", 1)[1]

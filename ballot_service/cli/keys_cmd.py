@@ -6,6 +6,10 @@ import sys
 import click
 
 from ballot_service.cli.setup import db_session
+from ballot_service.config import Settings
+from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
+from ballot_service.domain.sittings import create_body_key, get_body
+from ballot_service.errors import KeyFileError
 
 
 @click.group("keys", help="Signing keys (签名密钥), one per body, under BALLOT_KEYS_DIR.")
@@ -17,10 +21,6 @@ def keys() -> None:
                              "BALLOT_KEY_PASSPHRASE. Never overwrites an existing key.")
 @click.argument("body_id", type=int)
 def keys_create(body_id: int) -> None:
-    from ballot_service.config import Settings
-    from ballot_service.crypto.keys import body_key_name
-    from ballot_service.domain.sittings import create_body_key, get_body
-
     settings = Settings.from_env()
     if not settings.key_passphrase:
         click.echo("错误 error: BALLOT_KEY_PASSPHRASE is not set; set it to the passphrase that will "
@@ -39,10 +39,6 @@ def keys_create(body_id: int) -> None:
 @keys.command("show", help="Show the public key path and fingerprint of BODY_ID's key.")
 @click.argument("body_id", type=int)
 def keys_show(body_id: int) -> None:
-    from ballot_service.config import Settings
-    from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
-    from ballot_service.errors import KeyFileError
-
     settings = Settings.from_env()
     path = public_path(settings.keys_dir, body_key_name(body_id))
     try:

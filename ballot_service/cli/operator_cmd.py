@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
 from ballot_service.cli.setup import db_session
+from ballot_service.models import Operator
+from ballot_service.web.roles import create_operator
 
 
 @click.group("operator", help="Console logins: secretariat (秘书处), auditor (审计), display (大屏).")
@@ -18,8 +21,6 @@ def operator() -> None:
 @click.argument("role", type=click.Choice(["secretariat", "auditor", "display"]))
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_add(username: str, role: str, password: str) -> None:
-    from ballot_service.web.roles import create_operator
-
     with db_session() as db:
         create_operator(db, username, password, role)
     click.echo(f"operator {username} ({role}) created")
@@ -27,10 +28,6 @@ def operator_add(username: str, role: str, password: str) -> None:
 
 @operator.command("list", help="List operators and their roles.")
 def operator_list() -> None:
-    from sqlalchemy import select
-
-    from ballot_service.models import Operator
-
     with db_session() as db:
         for op in db.scalars(select(Operator).order_by(Operator.username)):
             click.echo(f"{op.username}\t{op.role}")

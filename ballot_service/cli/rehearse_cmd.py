@@ -6,6 +6,7 @@ import sys
 import click
 
 from ballot_service.errors import BallotError
+from ballot_service.formats.scenario import rehearse as run
 
 
 @click.command("rehearse", help="Rehearse (预演) a session from SCENARIO (ballot-scenario/1 JSON) through the "
@@ -16,8 +17,6 @@ from ballot_service.errors import BallotError
 @click.option("--database", "database", default=None,
               help="database URL to rehearse in (default: a fresh SQLite file under OUT/.work)")
 def rehearse(scenario: str, out: str, database: str | None) -> None:
-    from ballot_service.formats.scenario import rehearse as run
-
     try:
         results = run(scenario, out, database)
     except BallotError as exc:

@@ -7,6 +7,27 @@ import secrets
 from pathlib import Path
 
 import click
+from granian import Granian
+from granian.constants import Interfaces
+from sqlalchemy import func, make_url, select
+
+from ballot_service import create_app
+from ballot_service.cli.setup import db_session
+from ballot_service.config import PROJECT_ROOT, ConfigError, Settings
+from ballot_service.db import make_engine
+from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.sittings import (
+    create_body,
+    create_body_key,
+    create_item,
+    create_sitting,
+    find_member,
+    set_attendance,
+)
+from ballot_service.errors import BallotError
+from ballot_service.migrate import upgrade
+from ballot_service.models import Body, Operator
+from ballot_service.web.roles import create_operator
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -62,9 +83,6 @@ def _server_options(f):
 
 def _prepare():
     """Validate settings, upgrade the schema, and fix one secret key for all workers."""
-    from ballot_service.config import ConfigError, Settings
-    from ballot_service.migrate import upgrade
-
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -75,8 +93,6 @@ def _prepare():
         os.environ["BALLOT_SECRET_KEY"] = _instance_secret(settings.instance_path)
         settings = Settings.from_env()
     if settings.database_url.startswith("sqlite"):
-        from ballot_service.db import make_engine
-
         make_engine(settings.database_url).dispose()  # creates the SQLite file's folder
     upgrade(settings.database_url)
     return settings
@@ -100,8 +116,6 @@ def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool) 
     click.echo(f"database: {_safe_url(settings.database_url)}", err=True)
     click.echo(f"serving on http://{_url_host(host)}:{port}/", err=True)
     if dev:
-        from ballot_service import create_app
-
         # Werkzeug's dev server logs every request; it is for development only.
         create_app().run(host=host, port=port, debug=True, use_reloader=False)
         return
@@ -112,9 +126,6 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
     """Granian (a WSGI server in Rust): its HTTP handling costs a seventh of gunicorn
     gthread's CPU per request (0.03 vs 0.22 ms on a bare WSGI app, measured on this
     project's 2-core machine), which the cast intake at the start of a vote needs."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
     Granian(
         # Built in each worker process (factory), so no worker shares a database
         # connection pool with another.
@@ -134,8 +145,6 @@ def _url_host(host: str) -> str:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -155,8 +164,6 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
 @_server_options
 def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, workers: int,
          threads: int, dev: bool) -> None:
-    from ballot_service.config import PROJECT_ROOT
-
     settings = _prepare()
     summary = load_demo(sample_dir or PROJECT_ROOT / "sample", settings)
     click.echo(summary)
@@ -169,20 +176,6 @@ def load_demo(sample_dir: Path, settings=None) -> str:
     transaction, unless the database already has a body; with a key passphrase set
     (settings.key_passphrase), each sample body also gets its signing key. Returns a
     short summary."""
-    from sqlalchemy import func, select
-
-    from ballot_service.cli.setup import db_session
-    from ballot_service.domain.roster import import_roster, read_roster
-    from ballot_service.domain.sittings import (
-        create_body,
-        create_item,
-        create_sitting,
-        find_member,
-        set_attendance,
-    )
-    from ballot_service.models import Body, Operator
-    from ballot_service.web.roles import create_operator
-
     for name in ("roster.csv", "committee.csv"):
         if not (sample_dir / name).is_file():
             raise click.ClickException(f"sample file {sample_dir / name} is missing")
@@ -234,9 +227,6 @@ def load_demo(sample_dir: Path, settings=None) -> str:
 
 def _demo_key(db, settings, body) -> str:
     """Give a sample body its signing key, or adopt the one already in the keys folder."""
-    from ballot_service.domain.sittings import create_body_key
-    from ballot_service.errors import BallotError
-
     if settings is None or not settings.key_passphrase:
         return (f"no signing key for {body.name}: set BALLOT_KEY_PASSPHRASE, then "
                 f"`ballot-service keys create {body.id}`")

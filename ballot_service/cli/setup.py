@@ -6,16 +6,30 @@ import sys
 from contextlib import contextmanager
 
 import click
+from sqlalchemy import select
 
+from ballot_service.config import Settings
+from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.sittings import (
+    attendance_state,
+    close_sitting,
+    create_body,
+    create_sitting,
+    find_member,
+    get_body,
+    get_sitting,
+    set_attendance,
+)
 from ballot_service.errors import BallotError
+from ballot_service.migrate import upgrade
+from ballot_service.models import Body
+from ballot_service.vocab import BodyKind, values
 
 
 @contextmanager
 def db_session():
     """One transaction per command: commit on success, roll back and explain on error."""
-    from ballot_service.config import Settings
-    from ballot_service.db import make_engine, make_sessionmaker
-
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     db = make_sessionmaker(engine)()
@@ -34,9 +48,6 @@ def db_session():
 
 @click.command("init-db", help="Create the database tables, or upgrade them to this version.")
 def init_db() -> None:
-    from ballot_service.config import Settings
-    from ballot_service.migrate import upgrade
-
     settings = Settings.from_env()
     upgrade(settings.database_url)
     click.echo(f"database ready: {settings.database_url}")
@@ -49,11 +60,9 @@ def body() -> None:
 
 @body.command("create", help="Create a body. KIND is congress or standing_committee.")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["congress", "standing_committee"]), required=True,
+@click.option("--kind", type=click.Choice(values(BodyKind)), required=True,
               help="congress = 人民代表大会; standing_committee = 常务委员会")
 def body_create(name: str, kind: str) -> None:
-    from ballot_service.domain.sittings import create_body
-
     with db_session() as db:
         b = create_body(db, name, kind)
     click.echo(f"body {b.id}: {b.name} ({b.kind})")
@@ -68,8 +77,6 @@ def session() -> None:
 @click.argument("body_id", type=int)
 @click.argument("name")
 def session_create(body_id: int, name: str) -> None:
-    from ballot_service.domain.sittings import create_sitting, get_body
-
     with db_session() as db:
         s = create_sitting(db, get_body(db, body_id), name)
     click.echo(f"session {s.id}: {s.name}")
@@ -81,9 +88,6 @@ def session_create(body_id: int, name: str) -> None:
                                "vote opening is accepted for the session.")
 @click.argument("session_id", type=int)
 def session_close(session_id: int) -> None:
-    from ballot_service.config import Settings
-    from ballot_service.domain.sittings import close_sitting, get_sitting
-
     settings = Settings.from_env()
     with db_session() as db:
         r = close_sitting(db, settings, get_sitting(db, session_id))
@@ -102,9 +106,6 @@ def roster() -> None:
 @click.argument("body_id", type=int)
 @click.argument("path", type=click.Path(dir_okay=False))
 def roster_import(body_id: int, path: str) -> None:
-    from ballot_service.domain.roster import import_roster, read_roster
-    from ballot_service.domain.sittings import get_body
-
     with db_session() as db:
         rows = read_roster(path)
         summary = import_roster(db, get_body(db, body_id), rows, source=path)
@@ -116,13 +117,6 @@ def roster_import(body_id: int, path: str) -> None:
 @click.argument("member_nos", nargs=-1, required=True)
 @click.option("--leave", is_flag=True, help="record leave (请假) instead of presence")
 def checkin(session_id: int, member_nos: tuple[str, ...], leave: bool) -> None:
-    from ballot_service.domain.sittings import (
-        attendance_state,
-        find_member,
-        get_sitting,
-        set_attendance,
-    )
-
     with db_session() as db:
         sitting = get_sitting(db, session_id)
         for no in member_nos:
@@ -135,11 +129,6 @@ def checkin(session_id: int, member_nos: tuple[str, ...], leave: bool) -> None:
 @click.command("state", help="Show bodies, sessions, attendance (应到/实到/法定人数) and items.")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
 def state(as_json: bool) -> None:
-    from sqlalchemy import select
-
-    from ballot_service.domain.sittings import attendance_state
-    from ballot_service.models import Body
-
     out = []
     with db_session() as db:
         for b in db.scalars(select(Body).order_by(Body.id)):

@@ -59,7 +59,7 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows, utcnow
-from ballot_service.domain import audit, group_commit
+from ballot_service.domain import audit, group_commit, paper_ballots
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
@@ -339,7 +339,7 @@ def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot")
     if channel == "paper":
         try:
-            ballots.check_paper_serial(db, serial, facts)
+            paper_ballots.check_paper_serial(db, serial, facts)
         except ballots.BallotRefused as exc:
             refuse(facts.id, exc.reason, exc.message)
     marks_outcome = job.marks_outcome or _marks_outcome(job.raw_marks, facts, job.token_text, channel)

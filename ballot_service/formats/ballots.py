@@ -1,4 +1,5 @@
-"""Signed ballot tokens, and paper-ballot issuance.
+"""Signed ballot tokens: the format, how they are made and verified (paper ballots in the
+hall are domain/paper_ballots.py).
 
 Encoding (stable; an outside tool can verify a ballot with nothing but this text)
 -------------------------------------------------------------------------------
@@ -60,23 +61,18 @@ import json
 import re
 import secrets
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from ballot_service.crypto.keys import SignatureInvalid, SigningKey, verify_signature
-from ballot_service.domain import audit
-from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.errors import Conflict
 from ballot_service.formats import encoding
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import is_int
-from ballot_service.models import Item, PaperBallot, Round
-from ballot_service.vocab import status_name
+from ballot_service.models import Item, Round
 
 TEXT_PREFIX = "BS1"
 FORMAT_VERSION = 1
 PAYLOAD_FIELDS = frozenset({"v", "body", "session", "item", "round", "serial"})
 SERIAL_RE = re.compile(r"^[0-9a-f]{32}$")
-MAX_PAPER_BATCH = 100_000
+MAX_PAPER_BATCH = 20_000  # ballots signed and printed in one run
 
 REFUSAL_STATUS = {
     "malformed": 400,
@@ -224,104 +220,3 @@ def token_context(item: Item, round_: Round) -> dict:
     """The keyword arguments verify_token needs for this item and round."""
     return {"body": item.sitting.body_id, "session": item.sitting_id, "item": item.id,
             "round_no": round_.number}
-
-
-def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
-    """Sign `count` new ballots for a round and record their serials as printed.
-    Returns the tokens (for paper.py to print). Only flushes."""
-    tokens = sign_paper_ballots(key, item, round_, count)
-    record_paper_ballots(db, key, item, round_, tokens)
-    return tokens
-
-
-def _check_printable(item: Item, round_: Round) -> None:
-    if round_.item_id != item.id:
-        raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
-    if round_.status not in ("pending", "open"):
-        zh, en = status_name(round_.status)
-        raise Conflict(f"round {round_.number} of item {item.id} is {en}; "
-                       f"ballots can only be printed before or during its vote", where="round",
-                       zh=f"第{round_.number}轮{zh}：只能在表决开始前或表决中印制选票")
-
-
-def sign_paper_ballots(key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
-    """The signing half of create_paper_ballots, touching no database: a print run can sign
-    and render first and record afterwards, without holding a write lock while rendering."""
-    if not is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
-        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count")
-    _check_printable(item, round_)
-    ctx = token_context(item, round_)
-    return [make_token(key, ctx["body"], ctx["session"], item.id, round_.number) for _ in range(count)]
-
-
-def record_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, tokens: list[dict]) -> None:
-    """Record signed tokens as printed ballots of a round (PaperBallot rows + one audit event)."""
-    _check_printable(item, round_)
-    ctx = token_context(item, round_)
-    for t in tokens:
-        p = _check_payload(t["payload"])
-        if (p["body"], p["session"], p["item"], p["round"]) != (ctx["body"], ctx["session"], item.id,
-                                                                round_.number):
-            raise InvalidInput("a token to record is for another item or round", where="tokens")
-    db.add_all([PaperBallot(serial=t["payload"]["serial"], round_id=round_.id, handed_out=False)
-                for t in tokens])
-    db.flush()
-    total = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == round_.id))
-    audit.append(db, "paper_ballots_printed",
-                 {"item_id": item.id, "round_id": round_.id, "round": round_.number, "count": len(tokens),
-                  "printed_total": total, "key_fingerprint": key.fingerprint},
-                 sitting_id=item.sitting_id)
-
-
-def _lock_paper(db: Session, serial: str) -> PaperBallot | None:
-    return db.execute(select(PaperBallot).where(PaperBallot.serial == serial).with_for_update()
-                      ).scalar_one_or_none()
-
-
-def hand_out(db: Session, serial: str, round_: Round) -> None:
-    """Mark a printed ballot handed out at the desk. Records no identity and no time."""
-    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
-        raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
-    pb = _lock_paper(db, serial)
-    if pb is None or pb.round_id != round_.id:
-        raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
-    if pb.handed_out:
-        raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="serial")
-    pb.handed_out = True
-    db.flush()
-    audit.append(db, "paper_ballot_handed_out", {"round_id": round_.id}, timed=False)
-
-
-def check_paper_serial(db: Session, serial: str, round_: Round) -> None:
-    """At the counting station: refuse serials not printed for this round, and spares."""
-    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
-        raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
-    pb = db.get(PaperBallot, serial)
-    if pb is None or pb.round_id != round_.id:
-        raise BallotRefused("unknown")
-    if not pb.handed_out:
-        raise BallotRefused("spare")
-
-
-def paper_counts(db: Session, round_: Round) -> dict:
-    rows = dict(db.execute(select(PaperBallot.handed_out, func.count()).where(PaperBallot.round_id == round_.id)
-                           .group_by(PaperBallot.handed_out)).all())
-    handed = rows.get(True, 0)
-    return {"printed": handed + rows.get(False, 0), "handed_out": handed}
-
-
-def resolve_serial(db: Session, text: str, round_: Round) -> str:
-    """A serial typed at the desk: the full 32 hex digits, or a unique prefix of at least 8
-    (spaces ignored, e.g. the printed 'ab12 cd34') among this round's printed ballots."""
-    s = "".join(str(text).split()).lower()
-    if SERIAL_RE.match(s):
-        return s
-    if not re.fullmatch(r"[0-9a-f]{8,31}", s):
-        raise BallotRefused("malformed", "give the full serial or at least its first 8 hex digits")
-    found = list(db.scalars(select(PaperBallot.serial).where(PaperBallot.round_id == round_.id,
-                                                             PaperBallot.serial.startswith(s)).limit(2)))
-    if not found:
-        raise BallotRefused("unknown", f"no printed ballot {s} for round {round_.number}")
-    if len(found) > 1:
-        raise InvalidInput(f"serial prefix {s} matches several ballots: scan the QR code instead", where="serial")
-    return found[0]

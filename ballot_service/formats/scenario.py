@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 
 from ballot_service.errors import InvalidInput
+from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.formats.encoding import b64url_decode, b64url_encode
 from ballot_service.render import announcement
 
@@ -39,7 +40,7 @@ SCHEMA = {
                     "properties": {"name": {"type": "string", "minLength": 1}}},
         "roster": {"oneOf": [
             {"type": "object", "additionalProperties": False, "required": ["size"],
-             "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 20000}}},
+             "properties": {"size": {"type": "integer", "minimum": 1, "maximum": MAX_PAPER_BATCH}}},
             {"type": "object", "additionalProperties": False, "required": ["members"],
              "properties": {"members": {"type": "array", "minItems": 1, "items": {
                  "type": "object", "additionalProperties": False, "required": ["id", "name"],

@@ -381,14 +381,10 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     so no printed ballot exists whose serial the database does not know. Used by the CLI and
     the console."""
     from ballot_service.crypto.keys import body_key_name, load_key
+    from ballot_service.domain.paper_ballots import record_paper_ballots, sign_paper_ballots
     from ballot_service.domain.sittings import get_item, require_open
     from ballot_service.errors import Conflict
-    from ballot_service.formats.ballots import (
-        record_paper_ballots,
-        serial_short,
-        sign_paper_ballots,
-        token_to_text,
-    )
+    from ballot_service.formats.ballots import serial_short, token_to_text
     from ballot_service.models import Round
 
     with open_db() as db:

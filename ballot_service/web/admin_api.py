@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, session
 
 from ballot_service.crypto import keys
-from ballot_service.domain import records, tally, voting
+from ballot_service.domain import paper_ballots, records, tally, voting
 from ballot_service.domain.roster import RosterRow, import_roster, read_roster
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -21,6 +21,8 @@ from ballot_service.domain.sittings import (
     set_screen,
 )
 from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.formats import ballots
+from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
 from ballot_service.web import roles as auth
 from ballot_service.web.common import commit, field, get_db, json_body
@@ -271,18 +273,16 @@ def item_record(item_id: int):
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
     (to print). Printing to PDF is `ballot-service ballots print`."""
-    from ballot_service.formats import ballots
-
     data = json_body()
     db = get_db()
     item = get_item(db, item_id)
     count = field(data, "count", int)
-    if not 1 <= count <= 20000:
-        raise InvalidInput("count must be between 1 and 20000", where="count")
+    if not 1 <= count <= MAX_PAPER_BATCH:
+        raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count")
     if item.channel != "paper":
         raise InvalidInput(f"item {item.key} is voted by {item.channel}, not paper", where="item_id")
     key = keys.body_signing_key(_settings(), item.sitting.body_id)
-    tokens = ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
+    tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()
     return jsonify({"ballots": [ballots.token_to_text(t) for t in tokens]}), 201
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ballot_service.crypto import keys
 from ballot_service.db import read_phase
-from ballot_service.domain import intake, voting
+from ballot_service.domain import intake, paper_ballots, voting
 from ballot_service.domain.sittings import (
     attendance_state,
     find_member,
@@ -132,7 +132,7 @@ def station_hand_out():
                          round_no=rnd.number)
     if rnd.status not in ("pending", "open"):
         raise Conflict("this vote is closed; no more ballots can be handed out", where="ballot")
-    ballots.hand_out(db, payload["serial"], rnd)
+    paper_ballots.hand_out(db, payload["serial"], rnd)
     commit()
     return jsonify({"handed_out": True}), 201
 

@@ -521,7 +521,7 @@ def item_page(item_id: int):
     content = json.loads(rec.body_json) if rec else None
     paper = None
     if item.channel == "paper":
-        from ballot_service.formats.ballots import paper_counts
+        from ballot_service.domain.paper_ballots import paper_counts
 
         paper = paper_counts(db, voting.current_round(item))
         paper["files"] = sorted(p.name for p in Path(_settings().ballots_dir).glob(f"item{item.id}-round*.pdf"))
