@@ -41,7 +41,7 @@ def _current_round(item, number: int | None = None):
 def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int | None,
                   processes: int | None) -> None:
     from ballot_service.config import Settings
-    from ballot_service.render.paper import print_batch
+    from ballot_service.domain.print_jobs import print_batch
 
     settings = Settings.from_env()
     out = Path(out_dir) if out_dir else settings.ballots_dir

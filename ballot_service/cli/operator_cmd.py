@@ -18,7 +18,7 @@ def operator() -> None:
 @click.argument("role", type=click.Choice(["secretariat", "auditor", "display"]))
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_add(username: str, role: str, password: str) -> None:
-    from ballot_service.web.roles import create_operator
+    from ballot_service.domain.operators import create_operator
 
     with db_session() as db:
         create_operator(db, username, password, role)

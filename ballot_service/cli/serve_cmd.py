@@ -172,6 +172,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
     from sqlalchemy import func, select
 
     from ballot_service.cli.setup import db_session
+    from ballot_service.domain.operators import create_operator
     from ballot_service.domain.roster import import_roster, read_roster
     from ballot_service.domain.sittings import (
         create_body,
@@ -181,7 +182,6 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         set_attendance,
     )
     from ballot_service.models import Body, Operator
-    from ballot_service.web.roles import create_operator
 
     for name in ("roster.csv", "committee.csv"):
         if not (sample_dir / name).is_file():

@@ -1,19 +1,25 @@
 """Web plumbing shared by every blueprint: the request's db session, one commit per
-request, and one JSON error shape."""
+request, one JSON error shape, and the operator's login session."""
 from __future__ import annotations
 
 import json
+import time
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request, session
 from sqlalchemy.orm import Session
 
-from ballot_service.errors import BallotError
+from ballot_service.errors import BallotError, InvalidInput
 
 
 def get_db() -> Session:
     if "db" not in g:
         g.db = current_app.extensions["ballot_sessionmaker"]()
     return g.db
+
+
+def settings():
+    """The app's Settings (config.py)."""
+    return current_app.config["SETTINGS"]
 
 
 def json_body(max_keys: int = 100) -> dict:
@@ -23,8 +29,6 @@ def json_body(max_keys: int = 100) -> dict:
 
 def parse_json_object(raw: bytes) -> dict:
     """A request body that must be one JSON object (cast_endpoint.py reads its body itself)."""
-    from ballot_service.errors import InvalidInput
-
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
     try:
@@ -38,8 +42,6 @@ def parse_json_object(raw: bytes) -> dict:
 
 def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None):
     """Read one field with its type checked (bool is not accepted as int)."""
-    from ballot_service.errors import InvalidInput
-
     if name not in data or data[name] is None:
         if required:
             raise InvalidInput(f"missing field {name!r}", where=name)
@@ -83,3 +85,11 @@ def finish_refusal(exc: BallotError, db: Session | None = None) -> None:
         else:
             db.rollback()
 
+
+def start_operator_session(op) -> None:
+    """Log `op` in: a fresh session cookie holding the operator's name and role
+    (security.py ends it after the idle time)."""
+    session.clear()
+    session["username"], session["role"] = op.username, op.role
+    session["seen"] = int(time.time())
+    session.permanent = True
