@@ -21,6 +21,7 @@ from ballot_service.domain.sittings import (
 )
 from ballot_service.domain.terminals import register_terminal, revoke_terminal
 from ballot_service.errors import InvalidInput, NotFound
+from ballot_service.formats import ballots
 from ballot_service.models import Terminal
 from ballot_service.web.common import commit, field, get_db, json_body, settings, start_operator_session
 from ballot_service.web.roles import requires
@@ -261,8 +262,6 @@ def item_record(item_id: int):
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
     (to print). Printing to PDF is `ballot-service ballots print`."""
-    from ballot_service.formats import ballots
-
     data = json_body()
     db = get_db()
     item = get_item(db, item_id)

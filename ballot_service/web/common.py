@@ -22,7 +22,7 @@ def settings():
     return current_app.config["SETTINGS"]
 
 
-def json_body(max_keys: int = 100) -> dict:
+def json_body() -> dict:
     """The request's JSON object, or a clear 400 saying what is wrong with it."""
     return parse_json_object(request.get_data())
 
