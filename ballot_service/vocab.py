@@ -140,6 +140,11 @@ def label(value: str, lang: str = "zh", enum: type[StrEnum] | None = None) -> st
     return en if lang == "en" else zh
 
 
+def labels_of(enum: type[StrEnum]) -> dict[str, tuple[str, str]]:
+    """{stored word: (zh, en)} for every member of `enum`, in declaration order (for choices)."""
+    return {m.value: label_pair(m.value, enum) for m in enum}
+
+
 def status_name(status: str) -> tuple[str, str]:
     """(zh, en) name of an item or round status."""
     pair = _BY_VALUE.get((ItemStatus, str(status))) or _BY_VALUE.get((RoundStatus, str(status)))

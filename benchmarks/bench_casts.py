@@ -50,8 +50,8 @@ def setup(tmp: Path, url: str, members: int, n_items: int):
     from ballot_service.db import make_engine, make_sessionmaker
     from ballot_service.domain import sittings
     from ballot_service.domain.roster import RosterRow, import_roster
+    from ballot_service.domain.terminals import register_terminal
     from ballot_service.migrate import upgrade
-    from ballot_service.web import roles as auth
 
     env = server_env(tmp, url, passphrase=PASSPHRASE)
     upgrade(url)
@@ -71,7 +71,7 @@ def setup(tmp: Path, url: str, members: int, n_items: int):
 
     by_no = {m.member_no: m for m in db.scalars(select(Member).where(Member.body_id == body.id))}
     for no in nos:
-        term, cred = auth.register_terminal(db, sitting, f"席位{no}", "seat", seat=no)
+        term, cred = register_terminal(db, sitting, f"席位{no}", "seat", seat=no)
         sittings.set_attendance(db, sitting, by_no[no], "present", "terminal", terminal_id=term.id)
         creds.append(cred)
     items = []

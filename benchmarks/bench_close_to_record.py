@@ -17,8 +17,8 @@ from ballot_service.crypto import keys
 from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.domain import intake, records, sittings, tally, voting
 from ballot_service.domain.roster import RosterRow, import_roster
+from ballot_service.domain.terminals import register_terminal
 from ballot_service.migrate import upgrade
-from ballot_service.web import roles as auth
 
 
 def setup(tmp: Path, members: int, candidates: int):
@@ -34,7 +34,7 @@ def setup(tmp: Path, members: int, candidates: int):
     sitting = sittings.create_sitting(db, body, "第一次会议")
     creds = {}
     for m in body.members:
-        term, cred = auth.register_terminal(db, sitting, f"席位{m.seat}", "seat", m.seat)
+        term, cred = register_terminal(db, sitting, f"席位{m.seat}", "seat", m.seat)
         sittings.set_attendance(db, sitting, m, "present", "terminal", terminal_id=term.id)
         creds[term.id] = (term, cred)
     places = max(1, candidates * 3 // 4)

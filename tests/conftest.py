@@ -74,10 +74,10 @@ def api(app, client):
     (helpers_live.OPERATOR) created; log in with setup_session() or api.call(...)."""
     from helpers_live import OPERATOR, Api
 
-    from ballot_service.web import roles as auth
+    from ballot_service.domain.operators import create_operator
 
     db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
     db.commit()
     db.close()
     return Api.flask(client)

@@ -134,14 +134,14 @@ def create_item(api: Api, sitting_id: int, *, kind: str = "resolution", secret: 
 def create_operator_in_db(db_url: str, operator=OPERATOR, role: str = "secretariat") -> None:
     """Upgrade the schema and create an operator directly in the database."""
     from ballot_service.db import make_engine, make_sessionmaker
+    from ballot_service.domain.operators import create_operator
     from ballot_service.migrate import upgrade
-    from ballot_service.web import roles as auth
 
     upgrade(db_url)
     engine = make_engine(db_url)
     try:
         db = make_sessionmaker(engine)()
-        auth.create_operator(db, operator[0], operator[1], role)
+        create_operator(db, operator[0], operator[1], role)
         db.commit()
         db.close()
     finally:

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from browser_support import chromium, new_page  # noqa: F401 (fixtures)
+
 from ballot_service.crypto import blind_rsa as br
 
 pytestmark = pytest.mark.browser

@@ -244,9 +244,9 @@ def test_demo_creates_its_logins_and_signing_keys(cli, settings_env):
     from ballot_service import create_app
     from ballot_service.cli.serve_cmd import DEMO_OPERATORS
     from ballot_service.crypto.keys import fingerprint, load_public_key
+    from ballot_service.domain.operators import check_login
     from ballot_service.errors import Unauthorized
     from ballot_service.models import AuditEvent, Body
-    from ballot_service.web.roles import check_login
 
     out = cli("demo", "--load-only").output
     assert "mishu/mishu-demo-2026 (secretariat)" in out

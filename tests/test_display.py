@@ -38,12 +38,12 @@ def _login(app, who):
 
 @pytest.fixture
 def operators(app):
-    from ballot_service.web import roles as auth
+    from ballot_service.domain.operators import create_operator
 
     db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
-    auth.create_operator(db, DISPLAY_OPERATOR[0], DISPLAY_OPERATOR[1], "display")
-    auth.create_operator(db, AUDITOR[0], AUDITOR[1], "auditor")
+    create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    create_operator(db, DISPLAY_OPERATOR[0], DISPLAY_OPERATOR[1], "display")
+    create_operator(db, AUDITOR[0], AUDITOR[1], "auditor")
     db.commit()
     db.close()
 
@@ -547,10 +547,7 @@ def test_qr_svg_is_inline_and_scalable():
 from browser_support import DISPLAY_OPERATOR as BROWSER_DISPLAY  # noqa: E402,F401
 from browser_support import (
     SCREENSHOTS,  # noqa: E402
-    chromium,
-    live_site,
     login,
-    new_page,
     screenshot,
 )
 from helpers_live import LiveServer  # noqa: E402

@@ -16,7 +16,11 @@ from ballot_service import errors
 
 PACKAGE = Path(errors.__file__).resolve().parent
 MODULES = ("domain/sittings.py", "domain/voting.py", "domain/tally.py", "domain/records.py", "domain/roster.py",
-           "render/paper.py", "crypto/keys.py", "web/roles.py", "web/console/__init__.py")
+           "domain/operators.py", "domain/terminals.py", "domain/print_jobs.py",
+           "render/paper.py", "crypto/keys.py", "web/roles.py", "web/console/__init__.py",
+           "web/console/common.py", "web/console/login.py", "web/console/bodies.py", "web/console/roster.py",
+           "web/console/sittings.py", "web/console/terminals.py", "web/console/items.py",
+           "web/console/records.py", "web/console/printing.py", "web/console/audit.py")
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 # (file, function) -> how many error constructions there are deliberately English-only.
@@ -24,7 +28,7 @@ ENGLISH_ONLY = {
     # Seat terminals and counting stations only: a terminal credential calling the wrong endpoint.
     ("web/roles.py", "_authorise"): 1,
     # Terminal API only (unknown or revoked credential); this function is not to be changed here.
-    ("web/roles.py", "authenticate_terminal"): 2,
+    ("domain/terminals.py", "authenticate_terminal"): 2,
     # Terminal API only: a seat terminal asking for a ballot when no vote is open for it.
     ("domain/voting.py", "deliver_ballot"): 1,
     # Never shown: every caller catches SignatureInvalid (ballots.verify_token refuses the ballot

@@ -4,7 +4,6 @@ environment (the checkout not on its path), it creates a database and serves a p
 from __future__ import annotations
 
 import os
-import site
 import subprocess
 import sys
 import sysconfig

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from ballot_service.domain.terminals import register_terminal
 from ballot_service.models import Body, Sitting
 from ballot_service.web import cast_endpoint
-from ballot_service.web import roles as auth
 
 # Terminals first: an allowed secretariat call such as POST /api/admin/terminals/1/revoke
 # really revokes the sample terminal.
@@ -24,8 +24,8 @@ def credentials(app, db):
     sitting = Sitting(body_id=body.id, name="第一次会议")
     db.add(sitting)
     db.flush()
-    _, seat = auth.register_terminal(db, sitting, "席位 1", "seat", "1")
-    _, station = auth.register_terminal(db, sitting, "计票站", "counting_station")
+    _, seat = register_terminal(db, sitting, "席位 1", "seat", "1")
+    _, station = register_terminal(db, sitting, "计票站", "counting_station")
     db.commit()
     return {"terminal": seat, "station": station}
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from ballot_service import rules
 from ballot_service.rules import election as el
 from ballot_service.rules import evaluation as ev

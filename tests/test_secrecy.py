@@ -13,9 +13,9 @@ from helpers_live import OPERATOR, Api, setup_session
 from sqlalchemy import DateTime, select
 
 from ballot_service.db import Base
+from ballot_service.domain.operators import create_operator
 from ballot_service.formats import ballots
 from ballot_service.models import AuditEvent, Cast
-from ballot_service.web import roles as auth
 
 MEMBER_KEYS = ("member_id", "member_no", "terminal_id", "seat", "terminal", "name", "member")
 SERIAL_TABLES = {"casts", "audit_events"}
@@ -28,7 +28,7 @@ def voted(app, client, caplog, tmp_path):
     """A secret terminal vote by 7 of 8 members, closed, tallied and recorded; with all DEBUG logs."""
     caplog.set_level(logging.DEBUG)
     db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
     db.commit()
     db.close()
     api = Api.flask(client)

@@ -14,10 +14,11 @@ from helpers_live import OPERATOR, Api, create_item, setup_session
 from sqlalchemy import func, select
 
 from ballot_service.crypto import keys
+from ballot_service.domain.operators import create_operator
+from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.formats import ballots
 from ballot_service.models import AuditEvent, Cast, Item, Member, Refusal, Round
 from ballot_service.web import cast_endpoint
-from ballot_service.web import roles as auth
 
 RE_RECEIPT = r"^[0-9A-F]{12}$"
 
@@ -27,7 +28,7 @@ RE_RECEIPT = r"^[0-9A-F]{12}$"
 @pytest.fixture
 def api(app, client):
     db = app.extensions["ballot_sessionmaker"]()
-    auth.create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
+    create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
     db.commit()
     db.close()
     return Api.flask(client)
@@ -499,7 +500,7 @@ def test_authentication_and_read_phases_do_not_wait_for_the_write_lock(app, api)
     try:
         db = app.extensions["ballot_sessionmaker"]()
         try:
-            term = auth.authenticate_terminal(db, cred)  # would wait 30 s under BEGIN IMMEDIATE
+            term = authenticate_terminal(db, cred)  # would wait 30 s under BEGIN IMMEDIATE
             assert term.id == s.terminal_ids[s.members[0]] and not db.in_transaction()
             with read_phase(db):
                 assert db.get(Round, r1).status == "open"
@@ -633,8 +634,8 @@ OPENAPI = Path(__file__).resolve().parent.parent / "ballot_service" / "openapi.y
 
 
 def test_openapi_document_is_valid_and_matches_routes(app):
-    import yaml
     import openapi_spec_validator as validator
+    import yaml
     spec = yaml.safe_load(OPENAPI.read_text("utf-8"))
     validator.validate(spec)
     routes = {}

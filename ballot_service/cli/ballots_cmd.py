@@ -13,6 +13,7 @@ from ballot_service.config import Settings
 from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
 from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.domain.paper_ballots import hand_out, paper_counts, resolve_serial
+from ballot_service.domain.print_jobs import print_batch
 from ballot_service.domain.sittings import get_item
 from ballot_service.errors import Conflict, KeyFileError
 from ballot_service.formats.ballots import (
@@ -23,7 +24,6 @@ from ballot_service.formats.ballots import (
     verify_token,
 )
 from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting
-from ballot_service.render.paper import print_batch
 
 
 @click.group("ballots", help="Paper ballots (纸质选票): print, hand out, verify.")

@@ -5,8 +5,8 @@ import click
 from sqlalchemy import select
 
 from ballot_service.cli.setup import db_session
+from ballot_service.domain.operators import create_operator
 from ballot_service.models import Operator
-from ballot_service.web.roles import create_operator
 
 
 @click.group("operator", help="Console logins: secretariat (秘书处), auditor (审计), display (大屏).")

@@ -15,6 +15,7 @@ from ballot_service import create_app
 from ballot_service.cli.setup import db_session
 from ballot_service.config import PROJECT_ROOT, ConfigError, Settings
 from ballot_service.db import make_engine
+from ballot_service.domain.operators import create_operator
 from ballot_service.domain.roster import import_roster, read_roster
 from ballot_service.domain.sittings import (
     create_body,
@@ -27,7 +28,6 @@ from ballot_service.domain.sittings import (
 from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
-from ballot_service.web.roles import create_operator
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"

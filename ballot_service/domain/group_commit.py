@@ -40,7 +40,6 @@ class Job:
         return self.result
 
 
-MAX_BATCH = 64
 
 
 class GroupCommit:

@@ -17,6 +17,7 @@ from ballot_service.crypto import keys, sealing
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
+from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, NotFound, QuorumNotMet
 from ballot_service.formats import ballots
 from ballot_service.models import (
@@ -89,6 +90,19 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         "issued_electronic": issued, "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
         sitting_id=sitting.id)
     return rnd
+
+
+def record_quorum_not_met(db: Session, item: Item) -> dict:
+    """The secretariat gives up opening the item for lack of quorum: its round is decided as
+    quorum_not_met. Refused once the round has opened, or while the quorum is met."""
+    rnd = current_round(item)
+    if rnd.status != "pending":
+        raise Conflict("only a round that has not opened can be recorded as quorum_not_met", where="item",
+                       zh="只有尚未开始的表决才能记录为不足法定人数")
+    state = attendance_state(db, item.sitting)
+    if state.quorum_met:
+        raise Conflict("quorum is met; open the vote instead", where="item", zh="已达到法定人数，请开始表决")
+    return record_quorum_failure(db, item, rnd, state.members, state.present)
 
 
 def _issue_terminal_ballots(db: Session, settings: Settings, item: Item, rnd: Round) -> int:

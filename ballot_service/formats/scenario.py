@@ -203,8 +203,8 @@ class Rehearsal:
 
     def __init__(self, scenario: dict, out: Path, database_url: str | None = None):
         from ballot_service import create_app
+        from ballot_service.domain.operators import create_operator
         from ballot_service.migrate import upgrade
-        from ballot_service.web import roles as auth
 
         self.s = scenario
         self.out = out
@@ -227,7 +227,7 @@ class Rehearsal:
         password = secrets.token_urlsafe(16)
         with self.app.app_context():
             db = self.app.extensions["ballot_sessionmaker"]()
-            auth.create_operator(db, "rehearsal", password, "secretariat")
+            create_operator(db, "rehearsal", password, "secretariat")
             db.commit()
             db.close()
         self.call("POST", "/api/admin/login", {"username": "rehearsal", "password": password})

@@ -30,7 +30,6 @@ from qrcode.constants import ERROR_CORRECT_M
 from qrcode.util import MODE_8BIT_BYTE, QRData
 
 from ballot_service.errors import BallotError, InvalidInput
-from ballot_service.vocab import BALLOT_HEADINGS
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -43,6 +42,12 @@ PACKAGE_FONTS = Path(__file__).resolve().parent / "fonts"
 PAGES_PER_FILE = 500
 MAX_CANDIDATES_PER_PAGE = 32
 
+KIND_LABELS = {  # (ballot name, column header for the candidate)
+    "livelihood_projects": ("票 决 票", "项目"),
+    "appointment": ("表 决 票", "人选"),
+    "resolution": ("表 决 票", "表决事项"),
+    "election": ("选 票", "候选人"),
+}
 
 
 class FontNotFound(BallotError):
@@ -101,13 +106,13 @@ class BallotLayout:
         return f"{self.body_name}{self.session_name}"
 
     def ballot_label(self) -> str:
-        label = BALLOT_HEADINGS.get(self.kind, ("表 决 票", "项目"))[0]
+        label = KIND_LABELS.get(self.kind, ("表 决 票", "项目"))[0]
         if self.round_number > 1:
             label += f"（第{self.round_number}轮 · 再次投票）"
         return label
 
     def column_label(self) -> str:
-        return BALLOT_HEADINGS.get(self.kind, ("", "项目"))[1]
+        return KIND_LABELS.get(self.kind, ("", "项目"))[1]
 
     def instructions(self) -> list[str]:
         lines = ["在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
@@ -369,48 +374,3 @@ def print_paper_ballots(item, round_, tokens: list[dict], out_dir: Path, *, key_
     prefix = next_batch_prefix(out_dir, item.id, round_.number)
     return write_ballot_pdfs(layout, pairs, out_dir, prefix, pages_per_file=pages_per_file,
                              processes=processes, progress=progress)
-
-
-def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, round_no: int | None = None,
-                processes: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
-    """Sign `count` new paper ballots for an item's round, render them, then record them.
-
-    `open_db()` is a context manager giving a session that commits on success. Signing and
-    rendering happen outside any transaction (SQLite would hold its write lock through the
-    rendering); the serials are recorded afterwards, and if that fails the files are removed,
-    so no printed ballot exists whose serial the database does not know. Used by the CLI and
-    the console."""
-    from ballot_service.crypto.keys import body_key_name, load_key
-    from ballot_service.domain.paper_ballots import record_paper_ballots, sign_paper_ballots
-    from ballot_service.domain.sittings import get_item, require_open
-    from ballot_service.errors import Conflict
-    from ballot_service.formats.ballots import serial_short, token_to_text
-    from ballot_service.models import Round
-
-    with open_db() as db:
-        find_font()  # fail before signing anything
-        item = get_item(db, item_id)
-        require_open(db, item.sitting, "印制选票", "printing ballots")
-        rounds = [r for r in item.rounds if round_no is None or r.number == round_no]
-        if not rounds:
-            raise Conflict(f"item {item_id} has no round {round_no}", where="round",
-                           zh=f"表决事项 {item_id} 没有第 {round_no} 轮")
-        round_ = rounds[-1]
-        key = load_key(settings.keys_dir, body_key_name(item.sitting.body_id), settings.key_passphrase)
-        tokens = sign_paper_ballots(key, item, round_, count)
-        layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
-        round_id, round_number = round_.id, round_.number
-    pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
-    prefix = next_batch_prefix(out_dir, item_id, round_number)
-    paths = write_ballot_pdfs(layout, pairs, out_dir, prefix, processes=processes, progress=progress)
-    recorded = False
-    try:
-        with open_db() as db:
-            item = get_item(db, item_id)
-            record_paper_ballots(db, key, item, db.get(Round, round_id), tokens)
-        recorded = True
-    finally:
-        if not recorded:
-            for p in paths:
-                p.unlink(missing_ok=True)
-    return {"paths": paths, "round": round_number, "fingerprint": key.fingerprint, "count": count}

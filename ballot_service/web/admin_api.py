@@ -1,10 +1,10 @@
 """Blueprint for the secretariat: the JSON API behind the console (and `rehearse`)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, session
+from flask import Blueprint, jsonify, request, session
 
 from ballot_service.crypto import keys
-from ballot_service.domain import paper_ballots, records, tally, voting
+from ballot_service.domain import operators, paper_ballots, records, tally, voting
 from ballot_service.domain.roster import RosterRow, import_roster, read_roster
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -20,27 +20,25 @@ from ballot_service.domain.sittings import (
     set_attendance,
     set_screen,
 )
-from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.domain.terminals import register_terminal, revoke_terminal
+from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
-from ballot_service.web import roles as auth
-from ballot_service.web.common import commit, field, get_db, json_body
+from ballot_service.web.common import commit, field, get_db, json_body, settings, start_operator_session
 from ballot_service.web.roles import requires
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
-
-def _settings():
-    return current_app.config["SETTINGS"]
 
 
 @bp.post("/login")
 @requires("public")
 def login():
-    from ballot_service.web.console import login_operator
-
     data = json_body()
-    op = login_operator(get_db(), field(data, "username", str), field(data, "password", str))
+    db = get_db()
+    op = operators.login_operator(db, field(data, "username", str), field(data, "password", str))
+    start_operator_session(op)
+    db.commit()
     return jsonify({"username": op.username, "role": op.role})
 
 
@@ -65,7 +63,7 @@ def bodies_create():
 def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
-    s = _settings()
+    s = settings()
     key = create_body_key(db, s.keys_dir, s.key_passphrase, body)
     commit()
     return jsonify({"name": key.name, "fingerprint": key.fingerprint}), 201
@@ -115,7 +113,7 @@ def session_close(sitting_id: int):
     """闭会: refused (409) while a vote is open or when already closed. Signs a checkpoint of
     the audit chain head; answers with the checkpoint."""
     db = get_db()
-    result = close_sitting(db, _settings(), get_sitting(db, sitting_id))
+    result = close_sitting(db, settings(), get_sitting(db, sitting_id))
     commit()
     return jsonify(result)
 
@@ -172,9 +170,9 @@ def terminals_create(sitting_id: int):
     for i, t in enumerate(specs):
         if not isinstance(t, dict):
             raise InvalidInput("must be an object", where=f"terminals[{i}]")
-        term, credential = auth.register_terminal(db, sitting, field(t, "name", str),
-                                                  field(t, "kind", str, required=False, default="seat"),
-                                                  field(t, "seat", str, required=False))
+        term, credential = register_terminal(db, sitting, field(t, "name", str),
+                                             field(t, "kind", str, required=False, default="seat"),
+                                             field(t, "seat", str, required=False))
         out.append({"id": term.id, "name": term.name, "seat": term.seat, "kind": term.kind,
                     "credential": credential})
     commit()
@@ -188,7 +186,7 @@ def terminal_revoke(terminal_id: int):
     term = db.get(Terminal, terminal_id)
     if term is None:
         raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
-    auth.revoke_terminal(db, term)
+    revoke_terminal(db, term)
     commit()
     return jsonify({"revoked": True})
 
@@ -219,7 +217,7 @@ def items_create(sitting_id: int):
 @requires("secretariat")
 def item_open(item_id: int):
     db = get_db()
-    rnd = voting.open_round(db, _settings(), get_item(db, item_id))
+    rnd = voting.open_round(db, settings(), get_item(db, item_id))
     commit()
     return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present})
 
@@ -228,7 +226,7 @@ def item_open(item_id: int):
 @requires("secretariat")
 def item_close(item_id: int):
     db = get_db()
-    rnd = voting.close_round(db, _settings(), get_item(db, item_id))
+    rnd = voting.close_round(db, settings(), get_item(db, item_id))
     commit()
     return jsonify({"round": rnd.number, "issued": rnd.issued})
 
@@ -238,14 +236,7 @@ def item_close(item_id: int):
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
     db = get_db()
-    item = get_item(db, item_id)
-    rnd = voting.current_round(item)
-    if rnd.status != "pending":
-        raise Conflict("only a round that has not opened can be recorded as quorum_not_met", where="item")
-    state = attendance_state(db, item.sitting)
-    if state.quorum_met:
-        raise Conflict("quorum is met; open the vote instead", where="item")
-    result = tally.record_quorum_failure(db, item, rnd, state.members, state.present)
+    result = voting.record_quorum_not_met(db, get_item(db, item_id))
     commit()
     return jsonify(result)
 
@@ -263,7 +254,7 @@ def item_tally(item_id: int):
 @requires("secretariat")
 def item_record(item_id: int):
     db = get_db()
-    rec = records.issue_record(db, _settings(), get_item(db, item_id))
+    rec = records.issue_record(db, settings(), get_item(db, item_id))
     commit()
     return jsonify({"id": rec.id, "fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head}), 201
 
@@ -281,7 +272,7 @@ def item_paper_ballots(item_id: int):
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count")
     if item.channel != "paper":
         raise InvalidInput(f"item {item.key} is voted by {item.channel}, not paper", where="item_id")
-    key = keys.body_signing_key(_settings(), item.sitting.body_id)
+    key = keys.body_signing_key(settings(), item.sitting.body_id)
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()
     return jsonify({"ballots": [ballots.token_to_text(t) for t in tokens]}), 201

@@ -4,9 +4,9 @@ Every seat terminal's vote takes this one path, up to a few thousand in the firs
 of a vote, so it answers without Flask's request machinery: Flask's routing, request and
 response objects, hooks and teardown cost about a third of the server's CPU per cast
 (measured with py-spy; benchmarks/bench_casts.py). Everything that decides anything is
-the same code the rest of the service uses: the credential check (auth), field reading
-(web.field), intake.accept, the error shape (errors.BallotError.to_dict) and the refusal
-commit rule (web.finish_refusal's). Any other path or method goes on to Flask.
+the same code the rest of the service uses: the credential check (domain.terminals), field
+reading (web.field), intake.accept, the error shape (errors.BallotError.to_dict) and the
+refusal commit rule (web.finish_refusal's). Any other path or method goes on to Flask.
 
 The answers equal the Flask API's: 201 with the receipt (200 for a retry of the same
 submission), else {"errors": [{message, errorType, where, message_zh}]} with the error's
@@ -20,9 +20,9 @@ import logging
 from http import HTTPStatus
 
 from ballot_service.domain import intake
+from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import BallotError, Forbidden, InvalidInput, Unauthorized
 from ballot_service.web.common import error_body, field, finish_refusal, parse_json_object
-from ballot_service.web.roles import authenticate_terminal
 
 PATH = "/api/terminal/cast"
 ROLES = ("terminal",)  # who may call it (tests/test_roles.py calls it as every caller)

@@ -1,10 +1,11 @@
 """Web plumbing shared by every blueprint: the request's db session, one commit per
-request, and one JSON error shape."""
+request, one JSON error shape, and the operator's login session."""
 from __future__ import annotations
 
 import json
+import time
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request, session
 from sqlalchemy.orm import Session
 
 from ballot_service.errors import BallotError, InvalidInput
@@ -16,7 +17,12 @@ def get_db() -> Session:
     return g.db
 
 
-def json_body(max_keys: int = 100) -> dict:
+def settings():
+    """The app's Settings (config.py)."""
+    return current_app.config["SETTINGS"]
+
+
+def json_body() -> dict:
     """The request's JSON object, or a clear 400 saying what is wrong with it."""
     return parse_json_object(request.get_data())
 
@@ -79,3 +85,11 @@ def finish_refusal(exc: BallotError, db: Session | None = None) -> None:
         else:
             db.rollback()
 
+
+def start_operator_session(op) -> None:
+    """Log `op` in: a fresh session cookie holding the operator's name and role
+    (security.py ends it after the idle time)."""
+    session.clear()
+    session["username"], session["role"] = op.username, op.role
+    session["seen"] = int(time.time())
+    session.permanent = True

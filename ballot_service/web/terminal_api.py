@@ -95,7 +95,7 @@ def _submit(channel: str, terminal_id: int | None = None):
     """Paper intake: 201 for a new cast, 200 for a retry (terminal casts: cast_endpoint.py)."""
     data = json_body()
     db = get_db()
-    # The session's id and body come with the credential check (auth.authenticate_terminal):
+    # The session's id and body come with the credential check (terminals.authenticate_terminal):
     # loading the session here would begin a transaction, which on SQLite takes the write lock.
     sitting = intake.SessionRef(g.terminal.sitting_id, g.terminal.body_id)
     receipt = intake.accept(db, _settings(), sitting, field(data, "ballot", str), field(data, "marks", dict),

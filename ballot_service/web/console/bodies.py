@@ -1,0 +1,54 @@
+"""The console's home page: bodies (congress, standing committee) and their signing keys."""
+from __future__ import annotations
+
+from flask import render_template, request, url_for
+from sqlalchemy import func, select
+
+from ballot_service import vocab
+from ballot_service.crypto import keys
+from ballot_service.domain.sittings import create_body, create_body_key, get_body
+from ballot_service.errors import BallotError
+from ballot_service.models import Body, Member
+from ballot_service.web.common import get_db, settings
+from ballot_service.web.console import bp
+from ballot_service.web.console.common import run_action
+from ballot_service.web.i18n import t
+from ballot_service.web.roles import requires
+
+
+@bp.get("/console")
+@requires("secretariat", "auditor")
+def home():
+    db = get_db()
+    bodies = db.scalars(select(Body).order_by(Body.id)).all()
+    counts = dict(db.execute(select(Member.body_id, func.count()).where(Member.in_office.is_(True))
+                             .group_by(Member.body_id)).all())
+    fingerprints = {}
+    for b in bodies:
+        if b.key_name:
+            try:
+                fingerprints[b.id] = keys.fingerprint(keys.load_public_key(
+                    keys.public_path(settings().keys_dir, b.key_name)))
+            except BallotError:
+                fingerprints[b.id] = None
+    return render_template("console/home.html", bodies=bodies, counts=counts, fingerprints=fingerprints,
+                           body_kinds=vocab.labels_of(vocab.BodyKind))
+
+
+@bp.post("/console/bodies")
+@requires("secretariat")
+def body_create():
+    form = request.form
+    return run_action(lambda db: create_body(db, form.get("name", "").strip(), form.get("kind", "")),
+                      t("已创建机构。", "Body created."), url_for(".home"))[0]
+
+
+@bp.post("/console/bodies/<int:body_id>/key")
+@requires("secretariat")
+def body_key(body_id: int):
+    def make(db):
+        s = settings()
+        return create_body_key(db, s.keys_dir, s.key_passphrase, get_body(db, body_id))
+
+    return run_action(make, t("已生成签名密钥，请公布其指纹。", "Signing key created; publish its fingerprint."),
+                      url_for(".home"))[0]

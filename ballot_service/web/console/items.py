@@ -1,0 +1,124 @@
+"""A vote item: the form adding one (with its candidates typed one per line), its page and
+live progress, and the secretariat's actions on it (open, close, tally, record, publish,
+record that the quorum failed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import abort, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from ballot_service.domain import records, tally, voting
+from ballot_service.domain.paper_ballots import paper_counts
+from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
+from ballot_service.errors import InvalidInput
+from ballot_service.models import Cast, Record
+from ballot_service.render import announcement
+from ballot_service.web.common import get_db, settings
+from ballot_service.web.console import bp
+from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.i18n import t
+from ballot_service.web.roles import requires
+
+
+def parse_candidates(text: str, kind: str) -> list[dict]:
+    """One candidate per line: `title`, or `key | title`, or `key | title | description`."""
+    out = []
+    prefix = "P" if kind == "livelihood_projects" else "N"
+    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
+        if not line:
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 1:
+            out.append({"key": f"{prefix}{len(out) + 1:02d}", "title": parts[0]})
+        elif len(parts) in (2, 3) and parts[0] and parts[1]:
+            c = {"key": parts[0], "title": parts[1]}
+            if len(parts) == 3 and parts[2]:
+                c["description"] = parts[2]
+            out.append(c)
+        else:
+            raise InvalidInput(t(f"第 {n} 行格式应为“名称”或“编号 | 名称 | 说明”",
+                                 f"line {n}: write 'title' or 'key | title | description'"),
+                               where=f"candidates line {n}")
+    return out
+
+
+@bp.post("/console/sessions/<int:sitting_id>/items")
+@requires("secretariat")
+def item_form(sitting_id: int):
+    form = request.form
+
+    def run(db):
+        kind = form.get("kind", "")
+        cands = parse_candidates(form.get("candidates", ""), kind) if kind != "resolution" else None
+        minutes = form_int(form, "time_limit_min", required=False)
+        return create_item(db, get_sitting(db, sitting_id), key=form.get("key", "").strip(), kind=kind,
+                           title=form.get("title", "").strip(), candidates=cands,
+                           places=form_int(form, "places", required=kind == "livelihood_projects"),
+                           base=form.get("base", "members"), majority=form.get("majority", "half"),
+                           secret=form.get("secret", "1") == "1", channel=form.get("channel", "terminal"),
+                           time_limit_s=minutes * 60 if minutes else None)
+
+    resp, item = run_action(run, t("已添加表决事项。", "Vote item added."),
+                            url_for(".sitting_page", sitting_id=sitting_id) + "#items")
+    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
+
+
+def item_progress(db, item) -> dict:
+    rnd = voting.current_round(item)
+    returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    return {"status": item.status, "round": rnd.number, "round_status": rnd.status,
+            "issued": rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd),
+            "returned": returned, "present": rnd.present, "members": rnd.members,
+            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None}
+
+
+@bp.get("/console/items/<int:item_id>")
+@requires("secretariat", "auditor")
+def item_page(item_id: int):
+    db = get_db()
+    item = get_item(db, item_id)
+    rec = db.scalar(select(Record).where(Record.item_id == item.id))
+    result = tally.results_for_items([item])[0] if any(r.result for r in item.rounds) else None
+    content = json.loads(rec.body_json) if rec else None
+    paper = None
+    if item.channel == "paper":
+        paper = paper_counts(db, voting.current_round(item))
+        paper["files"] = sorted(p.name for p in Path(settings().ballots_dir).glob(f"item{item.id}-round*.pdf"))
+    return render_template("console/item.html", item=item, sitting=item.sitting, progress=item_progress(db, item),
+                           result=result, rec=rec, content=content,
+                           announcement=announcement.announcement(content) if content else None,
+                           titles={c.key: c.title for c in item.candidates}, paper=paper,
+                           state=attendance_state(db, item.sitting))
+
+
+@bp.get("/console/items/<int:item_id>/progress")
+@requires("secretariat", "auditor")
+def item_progress_json(item_id: int):
+    db = get_db()
+    return jsonify(item_progress(db, get_item(db, item_id)))
+
+
+ITEM_ACTIONS = {
+    "open": (lambda db, item: voting.open_round(db, settings(), item), ("表决已开始。", "The vote is open.")),
+    "close": (lambda db, item: voting.close_round(db, settings(), item), ("表决已结束，票数已冻结。",
+                                                                         "The vote is closed; counts frozen.")),
+    "tally": (lambda db, item: tally.tally_item(db, item), ("已计票。", "Tallied.")),
+    "record": (lambda db, item: records.issue_record(db, settings(), item),
+               ("已签发表决结果记录。", "The signed record is issued.")),
+    "publish": (lambda db, item: records.publish_record(db, item),
+                ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
+    "quorum-failed": (voting.record_quorum_not_met, ("已记录：不足法定人数，不能表决。",
+                                                     "Recorded: no quorum, the item cannot be voted.")),
+}
+
+
+@bp.post("/console/items/<int:item_id>/<action>")
+@requires("secretariat")
+def item_action(item_id: int, action: str):
+    if action not in ITEM_ACTIONS:
+        abort(404)
+    run, (zh, en) = ITEM_ACTIONS[action]
+    return run_action(lambda db: run(db, get_item(db, item_id)), t(zh, en),
+                      url_for(".item_page", item_id=item_id))[0]

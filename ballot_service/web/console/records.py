@@ -1,0 +1,41 @@
+"""Downloading an issued record: the signed JSON, or its PDF with the verification QR code."""
+from __future__ import annotations
+
+import json
+
+from flask import abort, current_app
+
+from ballot_service.models import Record
+from ballot_service.render import record_pdf
+from ballot_service.web.common import get_db
+from ballot_service.web.console import bp
+from ballot_service.web.roles import requires
+from ballot_service.web.urls import public_url_for
+
+
+def _record(record_id: str) -> Record:
+    rec = get_db().get(Record, record_id) if len(record_id) <= 64 else None
+    if rec is None:
+        abort(404)
+    return rec
+
+
+@bp.get("/console/records/<record_id>.json")
+@requires("secretariat", "auditor")
+def record_json(record_id: str):
+    rec = _record(record_id)
+    doc = {"signed": rec.body_json, "signature": rec.signature, "key_fingerprint": rec.key_fingerprint}
+    resp = current_app.response_class(json.dumps(doc, ensure_ascii=False, indent=2), mimetype="application/json")
+    resp.headers["Content-Disposition"] = f"attachment; filename=record-{rec.id}.json"
+    return resp
+
+
+@bp.get("/console/records/<record_id>.pdf")
+@requires("secretariat", "auditor")
+def record_pdf_file(record_id: str):
+    rec = _record(record_id)
+    url = public_url_for("verify_page.verify_record", record_id=rec.id)
+    pdf = record_pdf.render(json.loads(rec.body_json), rec.signature, verify_url=url)
+    resp = current_app.response_class(pdf, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f"inline; filename=record-{rec.id}.pdf"
+    return resp

@@ -1,0 +1,99 @@
+"""A sitting's page: creating a sitting, check-in by the secretariat (补签到, 请假), what the
+presiding screen shows between votes, and closing the sitting (闭会)."""
+from __future__ import annotations
+
+from flask import redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ballot_service import rules, vocab
+from ballot_service.domain.sittings import (
+    attendance_state,
+    close_sitting,
+    create_sitting,
+    find_member,
+    get_body,
+    get_sitting,
+    set_attendance,
+    set_screen,
+)
+from ballot_service.errors import InvalidInput
+from ballot_service.models import Attendance, Member, Terminal
+from ballot_service.web.common import get_db, settings
+from ballot_service.web.console import bp
+from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.i18n import t
+from ballot_service.web.roles import requires
+
+
+@bp.post("/console/sessions")
+@requires("secretariat")
+def sitting_create():
+    form = request.form
+    resp, sitting = run_action(lambda db: create_sitting(db, get_body(db, form_int(form, "body_id")),
+                                                         form.get("name", "").strip()),
+                               t("已创建会议。", "Sitting created."), url_for(".home"))
+    return redirect(url_for(".sitting_page", sitting_id=sitting.id)) if sitting else resp
+
+
+@bp.get("/console/sessions/<int:sitting_id>")
+@requires("secretariat", "auditor")
+def sitting_page(sitting_id: int):
+    db = get_db()
+    sitting = get_sitting(db, sitting_id)
+    members = db.scalars(select(Member).where(Member.body_id == sitting.body_id, Member.in_office.is_(True))
+                         .order_by(Member.group, Member.member_no)).all()
+    status = dict(db.execute(select(Attendance.member_id, Attendance.status)
+                             .where(Attendance.sitting_id == sitting.id)).all())
+    terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
+    return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
+                           members=members, status=status, terminals=terminals,
+                           kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES)
+
+
+@bp.post("/console/sessions/<int:sitting_id>/close")
+@requires("secretariat")
+def sitting_close(sitting_id: int):
+    """闭会: refused while a vote is open; signs a checkpoint of the audit chain."""
+    return run_action(lambda db: close_sitting(db, settings(), get_sitting(db, sitting_id)),
+                      t("已闭会，审计检查点已签署。", "The sitting is closed; an audit checkpoint is signed."),
+                      url_for(".sitting_page", sitting_id=sitting_id))[0]
+
+
+@bp.post("/console/sessions/<int:sitting_id>/screen")
+@requires("secretariat")
+def screen_form(sitting_id: int):
+    """What the presiding screen shows between votes (sittings.set_screen)."""
+    show = request.form.get("show", "")
+
+    def run(db):
+        item_id = form_int(request.form, "item_id", required=False) if show == "result" else None
+        return set_screen(db, get_sitting(db, sitting_id), show, item_id)
+
+    done = {"auto": t("大屏已恢复跟随表决。", "The screen follows the votes again."),
+            "title": t("大屏显示会标。", "The screen shows the session banner."),
+            "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
+            "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
+    return run_action(run, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
+
+
+@bp.post("/console/sessions/<int:sitting_id>/attendance")
+@requires("secretariat")
+def attendance_form(sitting_id: int):
+    """补签到 / 请假 for the ticked members, or for one member number typed in."""
+    form = request.form
+    status = form.get("status", "present")
+    nos = [n for n in form.getlist("member") if n] + [n.strip() for n in form.get("member_no", "").split()
+                                                      if n.strip()]
+
+    def run(db):
+        if not nos:
+            raise InvalidInput(t("请先勾选或输入代表证号", "tick members or type a member number"), where="member")
+        sitting = get_sitting(db, sitting_id)
+        for no in nos:
+            set_attendance(db, sitting, find_member(db, sitting.body_id, no), status, "manual")
+        return attendance_state(db, sitting)
+
+    word = {"present": t("补签到", "checked in"), "leave": t("请假", "on leave"),
+            "absent": t("取消签到", "marked absent")}.get(status, status)
+    return run_action(run, t(f"已{word}：{len(nos)} 人。", f"{len(nos)} member(s) {word}."),
+                      url_for(".sitting_page", sitting_id=sitting_id) + "#attendance")[0]

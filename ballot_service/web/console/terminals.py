@@ -1,0 +1,60 @@
+"""Registering a sitting's seat terminals and counting stations (credentials shown once),
+and revoking one."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ballot_service.domain.sittings import get_sitting
+from ballot_service.domain.terminals import register_terminal, revoke_terminal
+from ballot_service.errors import BallotError
+from ballot_service.models import Member, Terminal
+from ballot_service.web.common import finish_refusal, get_db
+from ballot_service.web.console import bp
+from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.i18n import current_language, t
+from ballot_service.web.roles import requires
+from ballot_service.web.urls import public_base
+
+
+@bp.post("/console/sessions/<int:sitting_id>/terminals")
+@requires("secretariat")
+def terminals_form(sitting_id: int):
+    """Register a terminal for every seat of the roster that has none, and/or counting
+    stations. The credentials are shown once, on the page this returns."""
+    form = request.form
+    db = get_db()
+    try:
+        sitting = get_sitting(db, sitting_id)
+        made = []
+        if form.get("all_seats"):
+            taken = set(db.scalars(select(Terminal.seat).where(Terminal.sitting_id == sitting.id,
+                                                               Terminal.revoked_at.is_(None))))
+            for m in db.scalars(select(Member).where(Member.body_id == sitting.body_id,
+                                                     Member.in_office.is_(True)).order_by(Member.seat)):
+                seat = m.seat or m.member_no
+                if seat not in taken:
+                    made.append(register_terminal(db, sitting, f"席位 {seat}", "seat", seat))
+                    taken.add(seat)
+        if form.get("seat", "").strip():
+            seat = form["seat"].strip()
+            made.append(register_terminal(db, sitting, f"席位 {seat}", "seat", seat))
+        for i in range(form_int(form, "stations", required=False) or 0):
+            made.append(register_terminal(db, sitting, f"计票站 {i + 1}", "counting_station"))
+        db.commit()
+    except BallotError as exc:
+        finish_refusal(exc)
+        flash(exc.text(current_language()), "error")
+        return redirect(url_for(".sitting_page", sitting_id=sitting_id) + "#terminals")
+    return render_template("console/terminals_created.html", sitting=sitting, base=public_base(), made=made)
+
+
+@bp.post("/console/terminals/<int:terminal_id>/revoke")
+@requires("secretariat")
+def terminal_revoke(terminal_id: int):
+    term = get_db().get(Terminal, terminal_id)
+    if term is None:
+        abort(404)
+    back = url_for(".sitting_page", sitting_id=term.sitting_id) + "#terminals"
+    return run_action(lambda db: revoke_terminal(db, term),
+                      t(f"已吊销终端 {term.name}。", f"Terminal {term.name} revoked."), back)[0]
