@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,7 +47,6 @@ class Settings:
     session_hours: int = 12
     session_idle_minutes: int = 60
     public_url: str | None = None  # how seat tablets and phones reach the service (QR codes, set-up links)
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":

@@ -156,10 +156,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per server thread at most (serve --threads is at most 256); a
-        # thread never waits for a pooled connection while the database itself is idle, and
-        # up to 64 stay open: an overflow connection is closed when returned, and opening
-        # one (PRAGMAs, a cold statement cache) was ~3% of the workers' Python time at 48 threads (py-spy).
+        # One connection per server thread at most (serve --threads is at most 256), so a
+        # thread never waits for a pooled connection while the database itself is idle; up
+        # to 64 stay open, since opening one (PRAGMAs, a cold statement cache) is not free.
         engine = create_engine(url, connect_args={"timeout": WRITE_LOCK_TIMEOUT_S, "factory": _QueuedConnection},
                                pool_size=64, max_overflow=192)
         writer_queue = _writer_queue(make_url(url).database)
@@ -174,9 +173,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={WRITE_LOCK_TIMEOUT_S * 1000}")
             # A statement changing many rows (a batch of casts is one INSERT) keeps a statement
-            # journal, spilled to a temp file past 64 KiB: created, written and unlinked per
-            # batch (strace). In memory, a batch held the write lock 23% less long (measured).
-            # Only the statement's own undo lives there; durability is the WAL's.
+            # journal, which would otherwise spill to a temp file created and unlinked per batch
+            # while the write lock is held. Only the statement's own undo lives there;
+            # durability is the WAL's.
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
@@ -294,9 +293,8 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
 
     For cast intake's batches, stored while the write lock is held: executemany steps SQLite
     once per row, and each step gives up the GIL, which the request threads busy checking
-    signatures then keep for up to the switch interval (5 ms), so a batch held the lock
-    ~0.45 ms per cast instead of ~0.08 ms (py-spy and batch timings, 30 threads); one
-    statement steps once. Values go through the columns' own SQLAlchemy types (JSON, UTC
+    signatures then keep for up to the switch interval (5 ms), all while the lock is held;
+    one statement steps once. Values go through the columns' own SQLAlchemy types (JSON, UTC
     datetimes), as conn.execute(insert(table), rows) would store them."""
     if not rows:
         return

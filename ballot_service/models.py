@@ -41,7 +41,7 @@ class Body(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(back_populates="body", order_by="Member.id")
-    sessions: Mapped[list["Sitting"]] = relationship(back_populates="body", order_by="Sitting.id")
+    sittings: Mapped[list["Sitting"]] = relationship(back_populates="body", order_by="Sitting.id")
 
 
 class Sitting(Base):
@@ -55,7 +55,7 @@ class Sitting(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
-    body: Mapped[Body] = relationship(back_populates="sessions")
+    body: Mapped[Body] = relationship(back_populates="sittings")
     items: Mapped[list["Item"]] = relationship(back_populates="sitting", order_by="Item.position")
 
 
@@ -145,7 +145,7 @@ class Round(Base):
     number: Mapped[int] = mapped_column(Integer)
     places: Mapped[int | None] = mapped_column(Integer)
     candidate_keys: Mapped[list] = mapped_column(JSON)
-    # pending | open | closed | tallied | refused (quorum not met at opening)
+    # vocab.RoundStatus: pending | open | closed | tallied
     status: Mapped[str] = mapped_column(String(16), default="pending")
     members: Mapped[int | None] = mapped_column(Integer)  # N, frozen at opening
     present: Mapped[int | None] = mapped_column(Integer)  # P, frozen at opening

@@ -665,7 +665,7 @@ def _jobs(app, s, subs):
     from ballot_service.domain import intake
 
     engine, settings = app.extensions["ballot_engine"], app.config["SETTINGS"]
-    ref = intake.SessionRef(s.sitting_id, s.body_id)
+    ref = intake.SittingRef(s.sitting_id, s.body_id)
     jobs = []
     for no, ballot, marks in subs:
         job = intake._Job(ref, ballot, marks, "terminal", s.terminal_ids[no])

@@ -133,7 +133,7 @@ def state(as_json: bool) -> None:
     with db_session() as db:
         for b in db.scalars(select(Body).order_by(Body.id)):
             bodies = {"id": b.id, "name": b.name, "kind": b.kind, "sessions": []}
-            for s in b.sessions:
+            for s in b.sittings:
                 st = attendance_state(db, s)
                 bodies["sessions"].append({
                     "id": s.id, "name": s.name, "status": s.status, "attendance": st.as_dict(),

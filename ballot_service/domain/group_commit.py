@@ -40,8 +40,6 @@ class Job:
         return self.result
 
 
-
-
 class GroupCommit:
     """Leader/follower group commit of one process's casts on one SQLite database.
 

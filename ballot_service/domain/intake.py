@@ -39,7 +39,7 @@ round in `round_id`):
   on the session's current vote, the round of this session opened most recently (the open
   one while a vote is open). If the session has not opened any vote yet there is nothing
   to count it on: it is only in the audit log (round_id null);
-- `malformed` (not a ballot at all: bad text, base64 or JSON) is only audited, as before:
+- `malformed` (not a ballot at all: bad text, base64 or JSON) is only audited:
   it is not a submission of a ballot (RULES §4), often a bad scan, and counts nowhere.
 """
 from __future__ import annotations
@@ -84,14 +84,14 @@ def receipt_code(serial: str, digest: str) -> str:
 
 # --- refusals -----------------------------------------------------------------------------------
 
-_SESSION_VOTE = object()  # count a refusal on the session's current vote (module docstring)
+_SITTING_VOTE = object()  # count a refusal on the session's current vote (module docstring)
 
 
 class _RoundRef(NamedTuple):
     id: int
 
 
-def _session_vote(db: Session, sitting: Sitting) -> int | None:
+def _sitting_vote(db: Session, sitting: Sitting) -> int | None:
     """The session's current vote: the round opened most recently (the open one while a vote
     is open, since a session has at most one open vote)."""
     return db.scalar(select(Round.id).join(Item, Item.id == Round.item_id)
@@ -102,9 +102,9 @@ def _session_vote(db: Session, sitting: Sitting) -> int | None:
 def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: str | None,
              events: list) -> ballots.BallotRefused:
     """Count a refusal (under the write lock) and queue its audit event; return the error to
-    answer with. `count_on`: a round id, _SESSION_VOTE, or None (counted nowhere, only
+    answer with. `count_on`: a round id, _SITTING_VOTE, or None (counted nowhere, only
     audited)."""
-    round_id = _session_vote(db, sitting) if count_on is _SESSION_VOTE else count_on
+    round_id = _sitting_vote(db, sitting) if count_on is _SITTING_VOTE else count_on
     if round_id is not None:
         count_refusal(db, _RoundRef(round_id), reason)
     # No terminal, seat or member in a refusal event: the serial alone.
@@ -123,7 +123,7 @@ def _not_open(db: Session, facts: "_RoundFacts", status: str) -> tuple:
     `late` if its round is still its item's current round, `wrong_round` if a later round (a
     runoff) replaced it."""
     if status == "pending":  # not opened yet: no Refusal rows on it
-        return "late", "表决尚未开始 the vote has not opened yet; this ballot was not counted", _SESSION_VOTE
+        return "late", "表决尚未开始 the vote has not opened yet; this ballot was not counted", _SITTING_VOTE
     latest = db.scalar(select(Round.number).where(Round.item_id == facts.item_id)
                        .order_by(Round.number.desc()).limit(1))
     if latest is not None and latest > facts.number:
@@ -203,7 +203,7 @@ _NAMED_MEMBER = select(Issuance.member_id).where(Issuance.round_id == bindparam(
                                                  Issuance.terminal_id == bindparam("terminal_id"))
 
 
-class SessionRef(NamedTuple):
+class SittingRef(NamedTuple):
     """What intake needs of the ballot's session (a Sitting does as well)."""
 
     id: int
@@ -226,13 +226,13 @@ class _Job(group_commit.Job):
 def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
            channel: str, terminal_id: int | None = None) -> Receipt:
     """Validate and store one submission. `sitting`: the ballot's session (a Sitting or a
-    SessionRef). On SQLite, when the session holds no write transaction, the cast is stored
+    SittingRef). On SQLite, when the session holds no write transaction, the cast is stored
     and committed by a group commit (module docstring) before this returns; otherwise it is
     stored in the session's transaction, which the caller commits."""
     if not isinstance(token_text, str) or not token_text:
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
     engine = db.get_bind()
-    job = _Job(SessionRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
+    job = _Job(SittingRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
     _prepare(settings, engine, job)
     if engine.dialect.name == "sqlite" and not in_write_transaction(db):
         if db.in_transaction():
@@ -257,7 +257,7 @@ def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
     payload = token["payload"]
     job.serial = payload["serial"]
     if payload["session"] != sitting.id:
-        job.refusal = (_SESSION_VOTE, "unknown", "this ballot is not for a vote of this session")
+        job.refusal = (_SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     try:
         public_key = keys.body_signing_key(settings, sitting.body_id).public_key
@@ -328,7 +328,7 @@ def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -
         refuse(*job.refusal)
     found = _round_of(conn, sqlite, engine, job, rounds)
     if found is None:
-        refuse(_SESSION_VOTE, "unknown", "this ballot is not for a vote of this session")
+        refuse(_SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
     facts, status, closes_at = found
     if job.signature_refusal is not None:
         refuse(facts.id, *job.signature_refusal)

@@ -99,7 +99,7 @@ class CastEndpoint:
         if term.kind == "counting_station":
             raise Forbidden(f"a {term.kind} credential cannot call this endpoint")
         data = parse_json_object(self._body(environ))
-        receipt = intake.accept(db, self.settings, intake.SessionRef(term.sitting_id, term.body_id),
+        receipt = intake.accept(db, self.settings, intake.SittingRef(term.sitting_id, term.body_id),
                                 field(data, "ballot", str), field(data, "marks", dict),
                                 channel="terminal", terminal_id=term.id)
         return (200 if receipt.repeated else 201), receipt.as_dict()

@@ -97,7 +97,7 @@ def _submit(channel: str, terminal_id: int | None = None):
     db = get_db()
     # The session's id and body come with the credential check (terminals.authenticate_terminal):
     # loading the session here would begin a transaction, which on SQLite takes the write lock.
-    sitting = intake.SessionRef(g.terminal.sitting_id, g.terminal.body_id)
+    sitting = intake.SittingRef(g.terminal.sitting_id, g.terminal.body_id)
     receipt = intake.accept(db, _settings(), sitting, field(data, "ballot", str), field(data, "marks", dict),
                             channel=channel, terminal_id=terminal_id)
     if db.in_transaction():  # SQLite's group commit has committed the cast already
