@@ -15,13 +15,13 @@ def audit() -> None:
 @audit.command("export", help="Write the audit bundle of this database to OUT_DIR.")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 def export_cmd(out_dir: str) -> None:
-    from ballot_service.bundle import export
+    from ballot_service.bundle.export import export_bundle
     from ballot_service.cli.setup import db_session
     from ballot_service.config import Settings
 
     settings = Settings.from_env()
     with db_session() as db:
-        path = export(db, settings, Path(out_dir))
+        path = export_bundle(db, settings, Path(out_dir))
     click.echo(f"audit bundle written to {path}")
 
 
@@ -32,11 +32,12 @@ def export_cmd(out_dir: str) -> None:
               help="The body's public key (PEM file) or its fingerprint, obtained independently; "
                    "every signature in the bundle must be by this key. May be repeated.")
 def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
-    from ballot_service.bundle import BundleInvalid, verify
+    from ballot_service.bundle.errors import BundleInvalid
+    from ballot_service.bundle.verify import verify_bundle
     from ballot_service.errors import BallotError
 
     try:
-        s = verify(Path(bundle), list(key) or None)
+        s = verify_bundle(Path(bundle), list(key) or None)
     except BundleInvalid as exc:
         where = f" [{exc.where}]" if exc.where else ""
         click.echo(f"核验未通过 FAILED: {exc.message}{where}", err=True)

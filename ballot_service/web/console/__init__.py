@@ -705,11 +705,11 @@ def ballot_file(item_id: int, name: str):
 @requires("secretariat", "auditor")
 def audit_bundle_zip():
     """The auditor's bundle (same as `ballot-service audit export`), as one zip file."""
-    from ballot_service import bundle as audit_bundle
+    from ballot_service.bundle.export import export_bundle
 
     work = Path(tempfile.mkdtemp(prefix="bundle-"))
     try:
-        audit_bundle.export(get_db(), _settings(), work / "audit")
+        export_bundle(get_db(), _settings(), work / "audit")
         archive = shutil.make_archive(str(work / "audit-bundle"), "zip", root_dir=work, base_dir="audit")
         data = Path(archive).read_bytes()
     finally:
