@@ -13,7 +13,7 @@ from ballot_service.bundle.encoding import is_int
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import files_under, read_counts
 
-C = layout.COUNTS
+C = layout.COUNTS  # the place every failure of this check points to
 
 
 def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Rule]]:
