@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, select, update  # noqa: E402
 
-from ballot_service import bundle as audit_bundle
 from ballot_service import rules
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.config import Settings  # noqa: E402
 from ballot_service.crypto import keys  # noqa: E402
 from ballot_service.db import make_engine, make_sessionmaker  # noqa: E402
@@ -103,7 +104,7 @@ def build(work: Path, n_members: int, n_items: int, seed: int = 7) -> tuple[Sett
             marks = rules.normalise_marks(raw, cand_keys)
             digest = sha256_hex(canonical_json({"ballot": text, "marks": marks}))
             serial = token["payload"]["serial"]
-            casts.append({"id": audit_bundle.sha256_hex(serial.encode())[:32], "round_id": rnd.id,
+            casts.append({"id": sha256_hex(serial.encode())[:32], "round_id": rnd.id,
                           "serial": serial, "signature": token["sig"], "marks": marks, "channel": "terminal",
                           "receipt": receipt_code(serial, digest), "submission_digest": digest,
                           "member_id": None})
@@ -146,7 +147,7 @@ def main() -> None:
         settings, db = build(work, args.members, args.items)
         t1 = time.perf_counter()
         out = args.keep or work / "bundle"
-        audit_bundle.export(db, settings, out)
+        export_bundle(db, settings, out)
         db.close()
         t2 = time.perf_counter()
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
@@ -157,7 +158,7 @@ def main() -> None:
             before_load = load()
             c0 = cpu_seconds()
             t = time.perf_counter()
-            summary = audit_bundle.verify(out)
+            summary = verify_bundle(out)
             dt = time.perf_counter() - t
             c1 = cpu_seconds()
             times.append(dt)

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ballot_service import bundle as audit_bundle
-from ballot_service.bundle import BundleInvalid, pretty_json, verify
+from ballot_service.bundle import layout
+from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
+from ballot_service.bundle.errors import BundleInvalid
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.formats.scenario import rehearse
 
 SCENARIOS = Path("/work/shared/scenarios")
@@ -40,9 +43,9 @@ def copy(src: Path, tmp_path: Path) -> Path:
 
 def rewrite_manifest(b: Path) -> None:
     """What an attacker who also rewrites the manifest does."""
-    files = {p.relative_to(b).as_posix(): audit_bundle._sha256_file(p)
+    files = {p.relative_to(b).as_posix(): sha256_file(p)
              for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    (b / "manifest.json").write_text(pretty_json({"format": audit_bundle.BUNDLE_FORMAT, "files": files}), "utf-8")
+    (b / "manifest.json").write_text(pretty_json({"format": layout.BUNDLE_FORMAT, "files": files}), "utf-8")
 
 
 def bundle_files(b: Path) -> list[str]:
@@ -82,11 +85,11 @@ MUTATIONS = {"flip": flip_byte, "delete": delete_line, "insert": insert_line, "r
 
 
 def test_intact_bundle_verifies(bundle):
-    s = verify(bundle)
+    s = verify_bundle(bundle)
     assert s["ok"] and s["ballots"] > 0 and s["records"] >= 1 and s["checkpoints"] >= 1
     fp = json.loads((bundle / "keys" / "fingerprints.json").read_text())["body-1"]
-    assert verify(bundle, key=fp)["ok"]
-    assert verify(bundle, key=str(bundle / "keys" / "body-1.pub.pem"))["ok"]
+    assert verify_bundle(bundle, key=fp)["ok"]
+    assert verify_bundle(bundle, key=str(bundle / "keys" / "body-1.pub.pem"))["ok"]
 
 
 def test_layout(bundle):
@@ -109,7 +112,7 @@ def test_secret_ballots_carry_no_identity_and_are_sorted(bundle):
 
 
 def test_named_ballots_carry_member(named_bundle):
-    assert verify(named_bundle)["ok"]
+    assert verify_bundle(named_bundle)["ok"]
     counts = json.loads((named_bundle / "counts.json").read_text())
     named = [i for i in counts["items"] if not i["secret"]]
     assert named
@@ -128,7 +131,7 @@ def test_every_change_to_every_file_is_detected(bundle, tmp_path):
             b = copy(bundle, tmp_path / f"{rel.replace('/', '_')}-{name}")
             (b / rel).write_bytes(changed)
             with pytest.raises(BundleInvalid):
-                verify(b)
+                verify_bundle(b)
             tried += 1
     assert tried >= 4 * 5
 
@@ -138,14 +141,14 @@ def test_deleting_or_adding_a_file_is_detected(bundle, tmp_path):
         b = copy(bundle, tmp_path / f"del-{rel.replace('/', '_')}")
         (b / rel).unlink()
         with pytest.raises(BundleInvalid):
-            verify(b)
+            verify_bundle(b)
     b = copy(bundle, tmp_path / "extra")
     (b / "ballots" / "extra-r1.jsonl").write_text("")
     with pytest.raises(BundleInvalid):
-        verify(b)
+        verify_bundle(b)
     rewrite_manifest(b)
     with pytest.raises(BundleInvalid, match="belongs to no round"):
-        verify(b)
+        verify_bundle(b)
 
 
 # --- deeper checks: the attacker rewrites the manifest too ----------------------------------
@@ -158,7 +161,7 @@ def deep_files(b: Path) -> list[str]:
 def assert_deep_detects(b: Path) -> str:
     rewrite_manifest(b)
     with pytest.raises(BundleInvalid) as exc:
-        verify(b)
+        verify_bundle(b)
     assert "manifest.json" not in exc.value.message, exc.value.message
     return exc.value.message
 
@@ -186,7 +189,7 @@ def edit_jsonl(b: Path, rel: str, fn) -> None:
     lines = [json.loads(x) for x in (b / rel).read_text("utf-8").splitlines()]
     out = fn(lines)
     lines = lines if out is None else out
-    (b / rel).write_text("".join(audit_bundle.json_line(x) for x in lines), "utf-8")
+    (b / rel).write_text("".join(json_line(x) for x in lines), "utf-8")
 
 
 def first(b: Path, prefix: str) -> str:
@@ -268,7 +271,7 @@ def test_ballot_moved_to_another_round_fails_binding(tmp_path, bundle):
 
 def test_wrong_key_is_refused(bundle):
     with pytest.raises(BundleInvalid, match="not the key you gave"):
-        verify(bundle, key="0000 0000 0000 0000")
+        verify_bundle(bundle, key="0000 0000 0000 0000")
 
 
 def test_export_refuses_a_non_empty_folder(tmp_path, bundle):
@@ -277,7 +280,7 @@ def test_export_refuses_a_non_empty_folder(tmp_path, bundle):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
     with pytest.raises(InvalidInput):
-        audit_bundle.export(None, None, tmp_path / "x")
+        export_bundle(None, None, tmp_path / "x")
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
 
 
@@ -305,19 +308,19 @@ def test_cli_export(tmp_path, db_url, monkeypatch):
         monkeypatch.setenv(k, v)
     r = CliRunner().invoke(main, ["audit", "export", str(tmp_path / "bundle")])
     assert r.exit_code == 0, r.output
-    s = verify(tmp_path / "bundle")
+    s = verify_bundle(tmp_path / "bundle")
     assert s["records"] == 1 and s["ballots"] > 0
     # exporting again replaces the earlier bundle
     r = CliRunner().invoke(main, ["audit", "export", str(tmp_path / "bundle")])
     assert r.exit_code == 0, r.output
-    assert verify(tmp_path / "bundle")["events"] == s["events"]
+    assert verify_bundle(tmp_path / "bundle")["events"] == s["events"]
 
 
 # --- the verifier's fast paths accept only what the service writes ---------------------------------
 
 def test_intact_bundle_says_the_session_was_closed(bundle):
     """rehearse closes its session, so the bundle carries the signed session-close checkpoint."""
-    s = verify(bundle)
+    s = verify_bundle(bundle)
     assert [x["closed"] for x in s["sessions"]] == [True]
     cps = json.loads((bundle / "checkpoints.json").read_text())
     assert cps[-1]["reason"] == f"session_closed:{s['sessions'][0]['id']}"
@@ -326,9 +329,11 @@ def test_intact_bundle_says_the_session_was_closed(bundle):
 
 
 def test_read_events_agrees_with_audit_event_hash(bundle):
+    from ballot_service.bundle.checks_chain import check_event_chain
     from ballot_service.domain import audit
 
-    hashes, kinds, datas = audit_bundle._read_events(bundle)
+    chain = check_event_chain(bundle)
+    hashes, kinds, datas = chain.hashes, chain.kinds, chain.datas
     prev = audit.GENESIS
     for n, line in enumerate((bundle / "events.jsonl").read_text("utf-8").splitlines(), 1):
         ev = json.loads(line)
@@ -394,4 +399,4 @@ def test_values_of_the_wrong_shape_fail_in_plain_words(bundle, tmp_path, bad):
         if json.loads((b / "counts.json").read_text()) == counts:
             continue
         with pytest.raises(BundleInvalid):
-            verify(b)
+            verify_bundle(b)

@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from helpers_live import Api, create_item, setup_session
 from sqlalchemy import select
 
-from ballot_service import bundle as audit_bundle
-from ballot_service.bundle import BundleInvalid, pretty_json, verify
+from ballot_service.bundle import layout
+from ballot_service.bundle.encoding import pretty_json, sha256_file
+from ballot_service.bundle.errors import BundleInvalid
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.crypto import keys
 from ballot_service.domain import audit, sittings, voting
@@ -136,15 +139,15 @@ def test_other_sessions_stay_open(app, api):
 def _export(app, tmp_path):
     db = app.extensions["ballot_sessionmaker"]()
     try:
-        return audit_bundle.export(db, app.config["SETTINGS"], tmp_path / "bundle")
+        return export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
     finally:
         db.close()
 
 
 def rewrite_manifest(b) -> None:
-    files = {p.relative_to(b).as_posix(): audit_bundle._sha256_file(p)
+    files = {p.relative_to(b).as_posix(): sha256_file(p)
              for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    (b / "manifest.json").write_text(pretty_json({"format": audit_bundle.BUNDLE_FORMAT, "files": files}), "utf-8")
+    (b / "manifest.json").write_text(pretty_json({"format": layout.BUNDLE_FORMAT, "files": files}), "utf-8")
 
 
 def append_event(b, kind: str, data: dict) -> None:
@@ -170,7 +173,7 @@ def closed_bundle(app, api, tmp_path):
 
 def test_bundle_verifies_and_says_the_session_was_closed(closed_bundle):
     s, b = closed_bundle
-    summary = verify(b)
+    summary = verify_bundle(b)
     assert summary["sessions"] == [{"id": s.sitting_id, "name": "第一次会议", "closed": True,
                                     "closed_at_event": summary["events"]}]
     assert summary["events_after_last_checkpoint"] == 0
@@ -185,7 +188,7 @@ def test_bundle_of_an_open_session_says_not_closed(app, api, tmp_path):
     s = setup_session(api, members=3)
     vote_and_close_item(api, s)
     b = _export(app, tmp_path)
-    assert verify(b)["sessions"][0]["closed"] is False
+    assert verify_bundle(b)["sessions"][0]["closed"] is False
     res = CliRunner().invoke(main, ["audit", "verify", str(b)])
     assert res.exit_code == 0 and "not closed (未闭会)" in res.output
 
@@ -199,7 +202,7 @@ def test_removing_the_session_checkpoint_is_detected(closed_bundle, tmp_path):
                                         "utf-8")
     rewrite_manifest(b)
     with pytest.raises(BundleInvalid, match="session close at event .* has no signed checkpoint"):
-        verify(b)
+        verify_bundle(b)
 
 
 def test_a_relabelled_checkpoint_is_detected(closed_bundle, tmp_path):
@@ -211,7 +214,7 @@ def test_a_relabelled_checkpoint_is_detected(closed_bundle, tmp_path):
     (b / "checkpoints.json").write_text(pretty_json(cps), "utf-8")
     rewrite_manifest(b)
     with pytest.raises(BundleInvalid):
-        verify(b)
+        verify_bundle(b)
 
 
 @pytest.mark.parametrize("kind, data", [
@@ -231,7 +234,7 @@ def test_a_change_after_the_close_is_detected(closed_bundle, tmp_path, kind, dat
     shutil.copytree(src, b)
     append_event(b, kind, data)
     with pytest.raises(BundleInvalid, match="after it was closed|a second time"):
-        verify(b)
+        verify_bundle(b)
 
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from ballot_service.bundle import BundleInvalid, export, verify
+from ballot_service.bundle.errors import BundleInvalid
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
 from ballot_service.errors import BallotError
@@ -22,7 +24,7 @@ def audit() -> None:
 def export_cmd(out_dir: str) -> None:
     settings = Settings.from_env()
     with db_session() as db:
-        path = export(db, settings, Path(out_dir))
+        path = export_bundle(db, settings, Path(out_dir))
     click.echo(f"audit bundle written to {path}")
 
 
@@ -34,7 +36,7 @@ def export_cmd(out_dir: str) -> None:
                    "every signature in the bundle must be by this key. May be repeated.")
 def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
     try:
-        s = verify(Path(bundle), list(key) or None)
+        s = verify_bundle(Path(bundle), list(key) or None)
     except BundleInvalid as exc:
         where = f" [{exc.where}]" if exc.where else ""
         click.echo(f"核验未通过 FAILED: {exc.message}{where}", err=True)

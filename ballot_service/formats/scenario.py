@@ -364,7 +364,7 @@ class Rehearsal:
             raise RuntimeError(f"a submission meant to be refused was accepted: {data}")
 
     def write_outputs(self, results: dict) -> None:
-        from ballot_service import bundle as audit_bundle
+        from ballot_service.bundle.export import export_bundle
         from ballot_service.models import Record
 
         (self.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", "utf-8")
@@ -385,7 +385,7 @@ class Rehearsal:
                     record_pdf = None
                 if record_pdf is not None:
                     (rec_dir / f"{stem}.pdf").write_bytes(record_pdf.render(content, rec.signature))
-            audit_bundle.export(db, self.app.config["SETTINGS"], self.out / "audit")
+            export_bundle(db, self.app.config["SETTINGS"], self.out / "audit")
             db.close()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import current_app
 
-from ballot_service import bundle as audit_bundle
+from ballot_service.bundle.export import export_bundle
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console import bp
 from ballot_service.web.roles import requires
@@ -19,7 +19,7 @@ from ballot_service.web.roles import requires
 def audit_bundle_zip():
     work = Path(tempfile.mkdtemp(prefix="bundle-"))
     try:
-        audit_bundle.export(get_db(), settings(), work / "audit")
+        export_bundle(get_db(), settings(), work / "audit")
         archive = shutil.make_archive(str(work / "audit-bundle"), "zip", root_dir=work, base_dir="audit")
         data = Path(archive).read_bytes()
     finally:

@@ -1,0 +1,224 @@
+"""Check 7: every ballot is signed for its body, session, item and round, its serial is
+unique in the bundle, and the ballots files and the log's cast_accepted events match one to
+one (with the submission digest, so no marks were changed). The per-file half runs in
+worker processes (pool.py), started early so it overlaps checks 3 to 6."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ballot_service import rules
+from ballot_service.bundle import pool
+from ballot_service.bundle.checks_chain import EventIndex
+from ballot_service.bundle.checks_files import Keys
+from ballot_service.bundle.encoding import DECODE, ENCODE
+from ballot_service.bundle.errors import BundleInvalid, fail
+from ballot_service.bundle.readers import read_lines
+from ballot_service.crypto import keys as keys_mod
+from ballot_service.formats import ballots as ballots_mod
+from ballot_service.formats.encoding import is_int
+
+# A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low
+# four bits are zero (the last 2 bits of the 512 are the only ones it carries).
+_SIG_RE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
+_SERIAL_FULL = re.compile(r"[0-9a-f]{32}")
+# A secret ballot line as the service writes it. A line that does not match takes the general path.
+_SECRET_LINE = re.compile(r'\{"marks":(\{.*\}),"serial":"([0-9a-f]{32})","signature":"([A-Za-z0-9_-]{85}[AQgw])"\}')
+
+
+def _raw_key(pub: Ed25519PublicKey) -> bytes:
+    """The key as bytes a worker process can be sent."""
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def check_ballots_file(bundle: str, rel: str, ids: tuple, raw_key: bytes, secret: bool):
+    """Everything about one ballots file that needs no other file: form, order, signatures,
+    submission digests. Runs in a worker process for large bundles, so it returns its verdict
+    rather than raising (an exception's `where` does not survive pickling):
+    ("ok", [(serial, marks, digest, member_id), …]) or ("error", message, where).
+
+    One pass per line, and no general re-encoding: once the fields are known to be exactly
+    right, the canonical line, the signed payload and the submission text are assembled from
+    pieces (the serial is 32 hex digits and the signature base64url, so neither needs quoting),
+    and compared byte for byte with the line. The result is what canonical_json gives."""
+    body_id, session_id, item_id, round_no = ids
+    try:
+        lines = read_lines(Path(bundle), rel)
+    except BundleInvalid as exc:
+        return ("error", exc.message, exc.where)
+    fields = {"serial", "signature", "marks"} | (set() if secret else {"member_id", "member_no"})
+    verify_sig = Ed25519PublicKey.from_public_bytes(raw_key).verify
+    if all(is_int(x) for x in ids):
+        pay_pre = f'{{"body":{body_id},"item":{item_id},"round":{round_no},"serial":"'
+        pay_post = f'","session":{session_id},"v":{ballots_mod.FORMAT_VERSION}}}'
+    else:  # counts.json is damaged; the later checks will say how. Stay exact meanwhile.
+        pay_pre = pay_post = None
+    token_pre = ballots_mod.TEXT_PREFIX + "."
+    sha256, b64enc, b64dec = hashlib.sha256, base64.urlsafe_b64encode, base64.urlsafe_b64decode
+    encode, sig_ok, serial_ok = ENCODE, _SIG_RE.fullmatch, _SERIAL_FULL.fullmatch
+    out = []
+    append = out.append
+    prev_serial = ""
+    marks_seen: dict[str, dict] = {}  # the same marks text parsed once; equal ballots share one dict
+    fast = _SECRET_LINE.fullmatch if secret else None
+    for n, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        m = fast(text) if fast is not None and text is not None else None
+        if m is not None:
+            # The line is {"marks":…,"serial":"<hex>","signature":"<b64url>"} exactly, so it is the
+            # canonical line as soon as the marks text is canonical JSON of an object.
+            marks_json, serial, sig_text = m.groups()
+            marks = marks_seen.get(marks_json)
+            if marks is None:
+                try:
+                    marks = DECODE(marks_json)
+                except ValueError:
+                    marks = None
+                if isinstance(marks, dict) and encode(marks) == marks_json:
+                    marks_seen[marks_json] = marks
+                else:
+                    m = None
+        if m is None:  # the general path: parse, and say exactly what is wrong if anything is
+            try:
+                ln = DECODE(text) if text is not None else None
+            except ValueError:
+                ln = None
+            if not isinstance(ln, dict):
+                return ("error", f"{rel} line {n} is not a canonical JSON object: the line was damaged or "
+                                 f"edited", f"{rel}:{n}")
+            if ln.keys() != fields:
+                return ("error", f"ballot on line {n} of {rel} does not have exactly the fields "
+                                 f"{', '.join(sorted(fields))}", f"{rel}:{n}")
+            serial, sig_text, marks = ln["serial"], ln["signature"], ln["marks"]
+            if not isinstance(serial, str) or not serial_ok(serial):
+                return ("error", f"ballot on line {n} of {rel} has a malformed serial", f"{rel}:{n}")
+            if not isinstance(sig_text, str) or not sig_ok(sig_text):
+                return ("error", f"ballot {serial} in {rel} has a malformed signature", f"{rel}:{n}")
+            marks_json = encode(marks)
+            if secret:
+                canon = f'{{"marks":{marks_json},"serial":"{serial}","signature":"{sig_text}"}}'
+            else:
+                canon = (f'{{"marks":{marks_json},"member_id":{encode(ln["member_id"])},'
+                         f'"member_no":{encode(ln["member_no"])},"serial":"{serial}",'
+                         f'"signature":"{sig_text}"}}')
+            if canon != text:
+                return ("error", f"{rel} line {n} is not a canonical JSON object: the line was damaged or "
+                                 f"edited", f"{rel}:{n}")
+            member_id = ln.get("member_id")
+        else:
+            member_id = None
+        if serial <= prev_serial:
+            return ("error", f"{rel} is not sorted by serial at line {n}: lines were moved or repeated",
+                    f"{rel}:{n}")
+        prev_serial = serial
+        if pay_pre is not None:
+            payload = (pay_pre + serial + pay_post).encode("ascii")
+        else:
+            payload = encode({"v": ballots_mod.FORMAT_VERSION, "body": body_id, "session": session_id,
+                              "item": item_id, "round": round_no, "serial": serial}).encode("utf-8")
+        try:
+            verify_sig(b64dec(sig_text + "=="), payload)
+        except InvalidSignature:
+            return ("error", f"ballot {serial} in {rel}: signature does not verify for body {body_id}, "
+                             f"session {session_id}, item {item_id}, round {round_no} "
+                             f"(forged, or moved from another round or item)", f"{rel}:{n}")
+        token_text = token_pre + b64enc(payload).rstrip(b"=").decode("ascii") + "." + sig_text
+        digest = sha256(f'{{"ballot":"{token_text}","marks":{marks_json}}}'.encode("utf-8")).hexdigest()
+        append((serial, marks, digest, member_id))
+    return ("ok", out)
+
+
+def start_ballot_jobs(b: Path, counts, keys: Keys) -> tuple[dict, object]:
+    """Start check_ballots_file on every ballots file that counts.json (not yet checked) names,
+    while checks 3 to 6 run. Returns the jobs by (file, ids, secret) and the pool to shut down.
+    A job's error is only reported when check 7 is reached, so the first failing check stays
+    first."""
+    jobs = []
+    try:
+        for ci in counts["items"]:
+            for r in ci["rounds"]:
+                rel = r.get("ballots_file")
+                pub = keys.by_name.get(keys_mod.body_key_name(ci["body"]["id"])) if is_int(ci["body"]["id"]) \
+                    else None
+                if isinstance(rel, str) and pub is not None and (b / rel).is_file():
+                    ids = (ci["body"]["id"], ci["session"]["id"], ci["id"], r["number"])
+                    jobs.append((rel, ids, _raw_key(pub), bool(ci["secret"])))
+    except (KeyError, TypeError, AttributeError):
+        return {}, None
+    workers = pool.open_pool(sum((b / j[0]).stat().st_size for j in jobs))
+    futures = {(rel, ids, secret): pool.submit(workers, check_ballots_file, str(b), rel, ids, raw, secret)
+               for rel, ids, raw, secret in jobs}
+    return futures, workers
+
+
+def check_ballots(b: Path, citems: list[dict], keys: Keys, x: EventIndex, jobs: dict
+                  ) -> tuple[dict[int, list[dict]], int]:
+    """7. Returns the marks of every round's ballots, by round id, and the number of ballots."""
+    seen_serials: dict[str, str] = {}
+    marks_by_round: dict[int, list[dict]] = {}
+    total_ballots = 0
+    for ci in citems:
+        for r in ci["rounds"]:
+            rel = r["ballots_file"]
+            if rel is None:
+                marks_by_round[r["round_id"]] = []
+                continue
+            body_id, session_id = ci["body"].get("id"), ci["session"].get("id")
+            if not is_int(body_id) or keys.by_name.get(keys_mod.body_key_name(body_id)) is None:
+                fail(f"{rel}: no public key for body {body_id} in keys/", rel)
+            ids = (body_id, session_id, ci["id"], r["number"])
+            job = jobs.get((rel, ids, bool(ci["secret"])))
+            if job is None:  # counts.json changed after the jobs started: check now
+                job = pool.Inline(check_ballots_file, str(b), rel, ids,
+                                  _raw_key(keys.by_name[keys_mod.body_key_name(body_id)]), bool(ci["secret"]))
+            res = job.result()
+            if res[0] == "error":
+                fail(res[1], res[2])
+            lines = res[1]
+            _match_cast_events(ci, r, rel, lines, x.casts_by_round.get(r["round_id"], {}), seen_serials)
+            marks_by_round[r["round_id"]] = [ln[1] for ln in lines]
+            total_ballots += len(lines)
+    return marks_by_round, total_ballots
+
+
+def _match_cast_events(ci: dict, r: dict, rel: str, lines: list, events_here: dict, seen_serials: dict) -> None:
+    """One file's ballots against the serials seen so far and the round's cast_accepted events."""
+    cand_set = set(r["candidates"] or [])
+    marks_ok: set[int] = set()  # ids of the marks dicts of `lines` already checked
+    for n, (serial, marks, digest, member_id) in enumerate(lines, 1):
+        where = f"{rel}:{n}"
+        if serial in seen_serials:
+            fail(f"serial {serial} appears twice in the bundle ({seen_serials[serial]} and {where}): "
+                 f"a ballot was counted twice", where)
+        seen_serials[serial] = where
+        ev = events_here.get(serial)
+        if ev is None:
+            fail(f"ballot {serial} in {rel} has no cast_accepted event in the log: a ballot was added", where)
+        if digest != ev.get("submission"):
+            fail(f"ballot {serial} in {rel} differs from what was accepted (the submission digest "
+                 f"in the event log does not match): its marks were changed", where)
+        if not ci["secret"] and member_id != ev.get("member_id"):
+            fail(f"named ballot {serial} in {rel}: member differs from the event log", where)
+        if ci["secret"] and "member_id" in ev:
+            fail(f"event for secret ballot {serial} names a member", where)
+        if id(marks) not in marks_ok:  # equal marks in one file arrive as one shared dict
+            if not isinstance(marks, dict) or marks.keys() != cand_set \
+                    or any(m not in rules.MARKS for m in marks.values()):
+                fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
+            marks_ok.add(id(marks))
+    if len(lines) != len(events_here):
+        missing = sorted(set(events_here) - {ln[0] for ln in lines})
+        fail(f"{rel} lacks ballot {missing[0] if missing else '?'} that the event log accepted: "
+             f"a ballot was removed", rel)
+    if r["returned"] != len(lines):
+        fail(f"counts.json says {r['returned']} returned for {ci['key']} round {r['number']}, "
+             f"but {rel} holds {len(lines)} ballots", "counts.json")

@@ -1,0 +1,222 @@
+"""Checks 3 to 5: the event log is one unbroken hash chain, its signed checkpoints sit on it,
+and its events keep the log's own rules (every close checkpointed, a closed session closed).
+Check 5 also indexes the events that the later checks compare the other files with."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ballot_service.bundle import layout
+from ballot_service.bundle.checks_files import Keys, signature_ok
+from ballot_service.bundle.encoding import DECODE, ENCODE, QUOTE
+from ballot_service.bundle.errors import fail
+from ballot_service.bundle.readers import read_checkpoints, read_lines
+from ballot_service.crypto import keys as keys_mod
+from ballot_service.domain import audit
+from ballot_service.formats.encoding import is_int
+
+# A cast_accepted event exactly as the service writes it (no time; round, serial, digest).
+# Such a line is canonical by construction, and its hashed text is a slice of it; any other
+# line takes the general path in check_event_chain.
+_CAST_EVENT = re.compile(
+    r'(\{"at":null,"data":"\{\\"round_id\\":(0|[1-9][0-9]{0,17}),\\"serial\\":\\"([0-9a-f]{32})\\",'
+    r'\\"submission\\":\\"([0-9a-f]{64})\\"\}"),"hash":"([0-9a-f]{64})","kind":"cast_accepted",'
+    r'"prev_hash":"([0-9a-f]{64})","seq":([1-9][0-9]{0,17})\}')
+
+
+@dataclass
+class Chain:
+    hashes: list[str]
+    kinds: list[str]
+    datas: list[dict]  # each event's data parsed; {} where it is not an object
+
+    def hash_at(self, seq: int) -> str | None:
+        if seq == 0:
+            return audit.GENESIS
+        return self.hashes[seq - 1] if 1 <= seq <= len(self.hashes) else None
+
+
+def _event_text(seq: int, at_json: str, kind_json: str, data_json: str) -> str:
+    """The text audit.event_hash hashes after prev_hash, from already-quoted parts:
+    canonical_json({"seq", "at", "kind", "data"})."""
+    return f'{{"at":{at_json},"data":{data_json},"kind":{kind_json},"seq":{seq}}}'
+
+
+def check_event_chain(bundle: Path) -> Chain:
+    """3. events.jsonl line by line: canonical form, fields, seq 1, 2, 3 …, the link to the
+    event before, the hash."""
+    rel = layout.EVENTS
+    lines = read_lines(bundle, rel)
+    hashes: list[str] = []
+    kinds: list[str] = []
+    datas: list[dict] = []
+    prev = audit.GENESIS
+    sha256, fast, q = hashlib.sha256, _CAST_EVENT.fullmatch, QUOTE
+    for n, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        m = fast(text) if text is not None else None
+        if m is not None and m.group(7) == str(n) and m.group(6) == prev:
+            head, round_id, serial, digest, h = m.group(1, 2, 3, 4, 5)
+            if sha256((prev + head + ',"kind":"cast_accepted","seq":' + str(n) + "}").encode("utf-8")
+                      ).hexdigest() != h:
+                fail(f"event {n}'s hash does not match its contents: the event was changed", f"{rel}:{n}")
+            hashes.append(h)
+            kinds.append("cast_accepted")
+            datas.append({"round_id": int(round_id), "serial": serial, "submission": digest})
+            prev = h
+            continue
+        where = f"{rel}:{n}"
+        try:
+            ev = DECODE(text) if text is not None else None
+        except ValueError:
+            ev = None
+        if not isinstance(ev, dict):
+            fail(f"{rel} line {n} is not a canonical JSON object: the line was damaged or edited", where)
+        if len(ev) != len(layout.EVENT_FIELDS) or ev.keys() != set(layout.EVENT_FIELDS):
+            fail(f"event on line {n} does not have exactly the fields {', '.join(layout.EVENT_FIELDS)}", where)
+        at, data, h, kind, ph, seq = (ev[f] for f in layout.EVENT_FIELDS)
+        if not isinstance(data, str) or not isinstance(kind, str) or not isinstance(h, str) \
+                or not isinstance(ph, str) or not (at is None or isinstance(at, str)):
+            fail(f"event {n} has a field of the wrong type", where)
+        at_json, data_json, kind_json = "null" if at is None else q(at), q(data), q(kind)
+        if f'{{"at":{at_json},"data":{data_json},"hash":{q(h)},"kind":{kind_json},"prev_hash":{q(ph)},' \
+           f'"seq":{ENCODE(seq)}}}' != text:
+            fail(f"{rel} line {n} is not a canonical JSON object: the line was damaged or edited", where)
+        if not is_int(seq) or seq != n:
+            fail(f"event on line {n} has seq {seq!r}; the chain must run 1, 2, 3, … without gaps: "
+                 f"an event was removed, inserted or moved", where)
+        if ph != prev:
+            fail(f"event {n} does not link to the event before it (prev_hash differs): "
+                 f"an event was removed, inserted or moved", where)
+        if sha256((prev + _event_text(n, at_json, kind_json, data_json)).encode("utf-8")).hexdigest() != h:
+            fail(f"event {n}'s hash does not match its contents: the event was changed", where)
+        try:
+            d = json.loads(data)
+        except json.JSONDecodeError:
+            fail(f"event {n}'s data is not JSON", where)
+        hashes.append(h)
+        kinds.append(kind)
+        datas.append(d if isinstance(d, dict) else {})
+        prev = h
+    return Chain(hashes, kinds, datas)
+
+
+def check_checkpoints(b: Path, keys: Keys, chain: Chain) -> list[dict]:
+    """4. Every checkpoint is well formed, in order, signed by a key in keys/, and signs the
+    chain head that events.jsonl has at its seq."""
+    cps = read_checkpoints(b)
+    last = None
+    for n, cp in enumerate(cps, 1):
+        where = f"checkpoints.json[{n}]"
+        if not isinstance(cp, dict) or set(cp) != layout.CHECKPOINT_FIELDS or not is_int(cp["seq"]) \
+                or not isinstance(cp["reason"], str):
+            fail(f"checkpoint {n} does not have exactly the fields {', '.join(sorted(layout.CHECKPOINT_FIELDS))}",
+                 where)
+        order = (cp["seq"], cp["reason"])
+        if last is not None and order <= last:
+            fail(f"checkpoint {n} is out of order or repeated: checkpoints run by seq", where)
+        last = order
+        pub = keys.by_fp.get(cp["key_fingerprint"])
+        if pub is None:
+            fail(f"checkpoint {n} names key {cp['key_fingerprint']!r}, which is not in keys/", where)
+        if not signature_ok(pub, cp["signature"],
+                            audit.checkpoint_message(cp["seq"], cp["head_hash"], cp["reason"])):
+            fail(f"checkpoint {n}'s signature does not verify: the checkpoint was changed or forged", where)
+        if chain.hash_at(cp["seq"]) != cp["head_hash"]:
+            fail(f"checkpoint {n} signs chain head {cp['head_hash'][:12]}… at seq {cp['seq']}, "
+                 f"but events.jsonl has another hash there: the event log was cut or rewritten", where)
+    return cps
+
+
+@dataclass
+class EventIndex:
+    """The events the later checks compare counts.json, the ballots and the records with."""
+
+    item_created: dict[int, dict] = field(default_factory=dict)
+    sessions: dict[int, dict] = field(default_factory=dict)
+    opened: dict[tuple, dict] = field(default_factory=dict)
+    closed: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
+    tallied: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
+    sheets: dict[tuple, dict] = field(default_factory=dict)
+    casts_by_round: dict[int, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
+    refusals: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
+    record_events: dict[str, tuple[int, dict]] = field(default_factory=dict)
+    session_closed: dict[int, int] = field(default_factory=dict)  # session id -> seq of its session_closed
+
+
+def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
+    """5. The log keeps its own rules: a serial is accepted once; every vote close and session
+    close has a checkpoint at its seq signed by the session's body's key; a session is closed
+    once, after it was created, and then takes no check-in, leave, screen, item or vote."""
+    x = EventIndex()
+    cp_by_reason = {cp["reason"]: cp for cp in cps}
+
+    def body_key_of_session(sid) -> str | None:
+        body_id = (x.sessions.get(sid) or {}).get("body_id")
+        return keys.fps.get(keys_mod.body_key_name(body_id)) if is_int(body_id) else None
+
+    def require_checkpoint(seq: int, reason: str, what: str, sid) -> None:
+        cp = cp_by_reason.get(reason)
+        if cp is None or cp["seq"] != seq:
+            fail(f"the {what} at event {seq} has no signed checkpoint ({reason}) in checkpoints.json: "
+                 f"a checkpoint was removed", "checkpoints.json")
+        if cp["key_fingerprint"] != body_key_of_session(sid):
+            fail(f"the checkpoint of the {what} at event {seq} is not signed by the key of the session's body",
+                 "checkpoints.json")
+
+    def still_open(seq: int, sid, what: str) -> None:
+        if sid in x.session_closed:
+            fail(f"event {seq} ({what}) changes session {sid} after it was closed at event "
+                 f"{x.session_closed[sid]}: a closed session accepts no check-in, item or vote",
+                 f"events.jsonl:{seq}")
+
+    def session_of_item(d: dict):
+        return (x.item_created.get(d.get("item_id")) or {}).get("session_id")
+
+    for seq, (kind, d) in enumerate(zip(chain.kinds, chain.datas), 1):
+        if kind == "cast_accepted":
+            if d.get("serial") in x.casts_by_round[d.get("round_id")]:
+                fail(f"event {seq} accepts serial {d.get('serial')} a second time", f"events.jsonl:{seq}")
+            x.casts_by_round[d.get("round_id")][d.get("serial")] = d
+        elif kind == "session_created":
+            x.sessions[d.get("session_id")] = d
+        elif kind == "item_created":
+            still_open(seq, d.get("session_id"), "a new item")
+            x.item_created[d.get("item_id")] = d
+        elif kind.startswith("attendance_"):
+            still_open(seq, d.get("session_id"), "a check-in or leave")
+        elif kind == "screen_set":
+            still_open(seq, d.get("session_id"), "a choice of what the presiding screen shows")
+        elif kind in ("vote_opened", "vote_open_refused"):
+            still_open(seq, session_of_item(d), "a vote opening")
+            if kind == "vote_opened":
+                x.opened[(d.get("item_id"), d.get("round"))] = d
+        elif kind == "vote_closed":
+            x.closed[(d.get("item_id"), d.get("round"))] = (seq, d)
+            require_checkpoint(seq, f"vote_closed:{d.get('item_id')}:{d.get('round')}", "vote close",
+                               session_of_item(d))
+        elif kind == "session_closed":
+            sid = d.get("session_id")
+            if sid not in x.sessions:
+                fail(f"event {seq} closes session {sid!r}, which the event log never created", f"events.jsonl:{seq}")
+            if sid in x.session_closed:
+                fail(f"event {seq} closes session {sid} a second time (first at event {x.session_closed[sid]})",
+                     f"events.jsonl:{seq}")
+            require_checkpoint(seq, f"session_closed:{sid}", "session close", sid)
+            x.session_closed[sid] = seq
+        elif kind == "tallied":
+            x.tallied[(d.get("item_id"), d.get("round"))] = (seq, d)
+        elif kind == "tally_sheet_entered":
+            x.sheets[(d.get("item_id"), d.get("round"))] = d
+        elif kind == "cast_refused" and d.get("round_id") is not None:
+            x.refusals[d["round_id"]].append((seq, d.get("reason")))
+        elif kind == "record_issued":
+            x.record_events[d.get("record_id")] = (seq, d)
+    return x

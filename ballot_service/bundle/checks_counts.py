@@ -1,0 +1,114 @@
+"""Check 6: counts.json lists exactly the items and rounds of the event log, with the
+figures the log froze when each vote opened and closed, and names every ballots and record
+file in the folder once."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from ballot_service import rules
+from ballot_service.bundle import layout
+from ballot_service.bundle.checks_chain import EventIndex
+from ballot_service.bundle.errors import fail
+from ballot_service.bundle.readers import files_under, read_counts
+from ballot_service.formats.encoding import is_int
+
+C = layout.COUNTS  # the place every failure of this check points to
+
+
+def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Rule]]:
+    """6. Returns counts.json's items and each item's rule, by item id."""
+    citems = read_counts(b)
+    ids = [i.get("id") if isinstance(i, dict) else None for i in citems]
+    if ids != sorted(set(i for i in ids if is_int(i))) or len(ids) != len(set(ids)):
+        fail("counts.json: items must be listed once each, by id: an item was moved, repeated or damaged", C)
+    if set(ids) != set(x.item_created):
+        missing = sorted(set(x.item_created) - set(ids))
+        fail(f"counts.json does not list the same items as the event log"
+             f"{' (missing item ' + str(missing[0]) + ')' if missing else ' (an item not in the log)'}", C)
+    referenced_ballots: set[str] = set()
+    referenced_records: set[str] = set()
+    round_ids: set[int] = set()
+    item_rules: dict[int, rules.Rule] = {}
+    for ci in citems:
+        where = f"counts.json item {ci.get('key')!r}"
+        if set(ci) != layout.ITEM_FIELDS or not isinstance(ci["rounds"], list) or not isinstance(ci["rule"], dict):
+            fail(f"{where} does not have exactly the fields {', '.join(sorted(layout.ITEM_FIELDS))}", C)
+        ev = x.item_created[ci["id"]]
+        for f in ("key", "kind", "title", "secret", "channel", "places", "rule"):
+            if ci[f] != ev.get(f):
+                fail(f"{where}: {f} is {ci[f]!r} but the event log created the item with {ev.get(f)!r}", C)
+        if not isinstance(ci["session"], dict) or not isinstance(ci["body"], dict) \
+                or ci["session"].get("id") != ev.get("session_id") \
+                or x.sessions.get(ci["session"].get("id"), {}).get("body_id") != ci["body"].get("id"):
+            fail(f"{where}: session or body differs from the event log", C)
+        try:
+            item_rules[ci["id"]] = rules.Rule(ci["rule"].get("base"), ci["rule"].get("majority"))
+        except rules.RuleError as exc:
+            fail(f"{where}: {exc}", C)
+        numbers = [r.get("number") if isinstance(r, dict) else None for r in ci["rounds"]]
+        if numbers != list(range(1, len(numbers) + 1)):
+            fail(f"{where}: rounds must run 1, 2, … in order: a round was moved, removed or added", C)
+        for r in ci["rounds"]:
+            _check_round(ci, r, f"{where} round {r['number']}", x, round_ids, referenced_ballots)
+        if ci["record_file"] is not None:
+            if not isinstance(ci["record_file"], str) or not ci["record_file"].startswith("records/") \
+                    or ci["record_file"] in referenced_records:
+                fail(f"{where}: record_file is not a file under records/", C)
+            referenced_records.add(ci["record_file"])
+    for rid in x.casts_by_round:
+        if rid not in round_ids:
+            fail(f"the event log accepts ballots for round id {rid}, which counts.json does not list", C)
+    for extra in sorted(files_under(b, layout.BALLOTS_DIR) - referenced_ballots):
+        fail(f"{extra} belongs to no round in counts.json", extra)
+    for extra in sorted(files_under(b, layout.RECORDS_DIR) - referenced_records):
+        fail(f"{extra} belongs to no item in counts.json", extra)
+    return citems, item_rules
+
+
+def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
+                 referenced_ballots: set[str]) -> None:
+    """One round of counts.json against the log's opening, close, refusals and tally sheet."""
+    if set(r) != layout.ROUND_FIELDS or not isinstance(r["refused"], dict):
+        fail(f"{rw} does not have exactly the fields {', '.join(sorted(layout.ROUND_FIELDS))}", C)
+    if not is_int(r["round_id"]) or r["round_id"] in round_ids:
+        fail(f"{rw}: round_id is missing or repeated", C)
+    round_ids.add(r["round_id"])
+    k = (ci["id"], r["number"])
+    op = x.opened.get(k)
+    if op is not None:
+        for f in ("members", "present", "candidates", "places"):
+            if r[f] != op.get(f):
+                fail(f"{rw}: {f} is {r[f]!r} but the vote was opened with {op.get(f)!r}", C)
+        if r["quorum_met"] is not True:
+            fail(f"{rw}: the vote was opened, so quorum was met", C)
+    elif r["status"] not in ("pending",) and r["quorum_met"] is not False:
+        fail(f"{rw}: no vote_opened event, yet the round is {r['status']} with quorum met", C)
+    if r["status"] == "pending" and (op is not None or r["ballots_file"] is not None):
+        fail(f"{rw}: a pending round has no vote", C)
+    cl = x.closed.get(k)
+    if cl is not None:
+        cd = cl[1]
+        if ci["channel"] != "tally_sheet" and (r["issued"] != cd.get("issued")
+                                               or r["returned"] != cd.get("returned")):
+            fail(f"{rw}: issued/returned {r['issued']}/{r['returned']} differ from the figures "
+                 f"frozen when the vote closed ({cd.get('issued')}/{cd.get('returned')})", C)
+        if set(r["refused"]) != set(cd.get("refused") or {}):
+            fail(f"{rw}: the refusal reasons differ from those recorded at the close", C)
+    got = Counter(reason for _, reason in x.refusals.get(r["round_id"], []))
+    for reason in set(got) | set(r["refused"]):
+        if r["refused"].get(reason, 0) != got.get(reason, 0):
+            fail(f"{rw}: refused ({reason}) is {r['refused'].get(reason, 0)} but the event log "
+                 f"holds {got.get(reason, 0)} such refusals", C)
+    if ci["channel"] == "tally_sheet":
+        if r["ballots_file"] is not None:
+            fail(f"{rw}: a tally-sheet round has no ballots file", C)
+        if r["sheet"] is not None and r["sheet"] != x.sheets.get(k, {}).get("sheet"):
+            fail(f"{rw}: the tally sheet differs from the one entered in the event log", C)
+    elif r["sheet"] is not None:
+        fail(f"{rw}: a round voted by {ci['channel']} has no tally sheet", C)
+    elif r["status"] != "pending":
+        expect = r["ballots_file"]
+        if not isinstance(expect, str) or not expect.startswith("ballots/") or expect in referenced_ballots:
+            fail(f"{rw}: ballots_file is missing or shared with another round", C)
+        referenced_ballots.add(expect)

@@ -1,0 +1,183 @@
+"""Write the audit bundle of everything in the database to a folder: reads the database,
+writes the files named in layout.py, and checks nothing (verify.py does)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ballot_service.bundle import layout
+from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
+from ballot_service.crypto import keys as keys_mod
+from ballot_service.errors import InvalidInput
+from ballot_service.models import (
+    AuditEvent,
+    Cast,
+    Checkpoint,
+    Item,
+    Member,
+    Record,
+    Refusal,
+    Sitting,
+    TallySheet,
+)
+
+_SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def export_bundle(db: Session, settings, out_dir: Path) -> Path:
+    """Write the audit bundle of everything in the database to `out_dir` and return it.
+
+    Reads only. Written to a temporary folder first, then moved into place; an earlier bundle
+    at `out_dir` is replaced, any other non-empty folder is refused."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / layout.MANIFEST).exists():
+        raise InvalidInput(f"{out_dir} is not empty and holds no earlier bundle; choose an empty folder",
+                           where=str(out_dir))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _write_bundle(db, settings, tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def readme_text() -> str:
+    return resources.files(__package__).joinpath(layout.README_TEMPLATE).read_text("utf-8")
+
+
+def _item_stems(items: list[Item]) -> dict[int, str]:
+    """File stems for the items' ballots and record files: the item key where it is a safe
+    file name and unique, else qualified by the sitting or replaced by the item id."""
+    keys = Counter(i.key for i in items)
+    stems = {}
+    for i in items:
+        stem = i.key if _SAFE_STEM.match(i.key) else f"item{i.id}"
+        if keys[i.key] > 1 or not _SAFE_STEM.match(i.key):
+            stem = f"s{i.sitting_id}-{stem}" if _SAFE_STEM.match(i.key) else stem
+        stems[i.id] = stem
+    return stems
+
+
+def _write_json(out: Path, rel: str, obj) -> None:
+    (out / rel).write_text(pretty_json(obj), "utf-8")
+
+
+def _write_bundle(db: Session, settings, out: Path) -> None:
+    for folder in (layout.BALLOTS_DIR, layout.RECORDS_DIR, layout.KEYS_DIR):
+        (out / folder).mkdir()
+    _write_events(db, out)
+    cps = [{"seq": c.seq, "head_hash": c.head_hash, "reason": c.reason, "signature": c.signature,
+            "key_fingerprint": c.key_fingerprint} for c in db.scalars(select(Checkpoint))]
+    cps.sort(key=lambda c: (c["seq"], c["reason"]))
+    _write_json(out, layout.CHECKPOINTS, cps)
+    body_ids = _write_counts(db, out)
+    # Public keys of every body in the bundle: those with items, and those whose closed
+    # sessions carry a signed session-close checkpoint.
+    body_ids |= set(db.scalars(select(Sitting.body_id).where(Sitting.status == "closed")))
+    _write_keys(settings, out, body_ids)
+    (out / layout.README).write_text(readme_text(), "utf-8")
+    files = {}
+    for p in sorted(out.rglob("*")):
+        if p.is_file() and p.name != layout.MANIFEST:
+            files[p.relative_to(out).as_posix()] = sha256_file(p)
+    _write_json(out, layout.MANIFEST, {"format": layout.BUNDLE_FORMAT, "files": files})
+
+
+def _write_events(db: Session, out: Path) -> None:
+    """Every audit event in seq order, streamed."""
+    with open(out / layout.EVENTS, "w", encoding="utf-8", newline="\n") as f:
+        for ev in db.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().yield_per(5000):
+            f.write(json_line({"seq": ev.seq, "at": ev.at.isoformat() if ev.at else None, "kind": ev.kind,
+                               "data": ev.data, "prev_hash": ev.prev_hash, "hash": ev.hash}))
+
+
+def _write_counts(db: Session, out: Path) -> set[int]:
+    """counts.json, with the ballots and record files it names; returns the ids of the bodies
+    whose items it holds."""
+    items = list(db.scalars(select(Item).order_by(Item.id)))
+    stems = _item_stems(items)
+    records = {r.item_id: r for r in db.scalars(select(Record))}
+    member_no: dict[int, str] = {}
+    body_ids = set()
+    counts_items = []
+    for item in items:
+        body = item.sitting.body
+        body_ids.add(body.id)
+        rounds = []
+        for rnd in item.rounds:
+            refused = dict(db.execute(select(Refusal.reason, Refusal.count)
+                                      .where(Refusal.round_id == rnd.id)).all())
+            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.marks, Cast.member_id)
+                                    .where(Cast.round_id == rnd.id)).all())
+            sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+            ballots_file = None
+            if rnd.status != "pending" and item.channel != "tally_sheet":
+                ballots_file = layout.ballots_file(stems[item.id], rnd.number)
+                _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
+            rounds.append({
+                "number": rnd.number, "round_id": rnd.id, "status": rnd.status,
+                "candidates": list(rnd.candidate_keys), "places": rnd.places, "members": rnd.members,
+                "present": rnd.present, "quorum_met": rnd.quorum_met, "issued": rnd.issued,
+                "returned": len(casts), "refused": refused, "ballots_file": ballots_file,
+                "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None})
+        record_file = None
+        rec = records.get(item.id)
+        if rec is not None:
+            record_file = layout.record_file(stems[item.id])
+            _write_json(out, record_file, {"record_id": rec.id, "signed": rec.body_json,
+                                           "signature": rec.signature, "key_fingerprint": rec.key_fingerprint})
+        counts_items.append({
+            "id": item.id, "key": item.key, "kind": item.kind, "title": item.title, "secret": item.secret,
+            "channel": item.channel, "places": item.places,
+            "rule": {"base": item.base, "majority": item.majority},
+            "body": {"id": body.id, "name": body.name, "kind": body.kind},
+            "session": {"id": item.sitting.id, "name": item.sitting.name},
+            "rounds": rounds, "record_file": record_file})
+    _write_json(out, layout.COUNTS, {"format": layout.COUNTS_FORMAT, "items": counts_items})
+    return body_ids
+
+
+def _write_ballots(db: Session, path: Path, casts: list, secret: bool, member_no: dict[int, str]) -> None:
+    """One round's accepted casts; member_no caches member numbers across rounds."""
+    casts.sort(key=lambda c: c.serial)  # file order reveals nothing about cast order
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for c in casts:
+            line = {"serial": c.serial, "signature": c.signature, "marks": c.marks}
+            if not secret:
+                if c.member_id is not None and c.member_id not in member_no:
+                    member_no[c.member_id] = db.get(Member, c.member_id).member_no
+                line["member_id"] = c.member_id
+                line["member_no"] = member_no.get(c.member_id)
+            f.write(json_line(line))
+
+
+def _write_keys(settings, out: Path, body_ids: set[int]) -> None:
+    """The bodies' public keys and keys/fingerprints.json."""
+    wanted = {keys_mod.body_key_name(b) for b in body_ids}
+    fps = {}
+    keys_dir = Path(settings.keys_dir)
+    for name in sorted(wanted):
+        pub_path = keys_mod.public_path(keys_dir, name)
+        if pub_path.exists():
+            pub = keys_mod.load_public_key(pub_path)
+        else:
+            pub = keys_mod.load_key(keys_dir, name, settings.key_passphrase).public_key
+        pem = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        (out / layout.key_file(name)).write_bytes(pem)
+        fps[name] = keys_mod.fingerprint(pub)
+    _write_json(out, layout.FINGERPRINTS, fps)
+

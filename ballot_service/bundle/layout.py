@@ -1,0 +1,41 @@
+"""The bundle's file and folder names, format tags and the fields each file holds: the one
+place that says where things are, so that export and verify cannot drift apart."""
+from __future__ import annotations
+
+from ballot_service.crypto.keys import PUBLIC_SUFFIX
+
+BUNDLE_FORMAT = "ballot-audit-bundle/1"
+COUNTS_FORMAT = "ballot-audit-counts/1"
+
+MANIFEST = "manifest.json"
+README = "README.md"
+EVENTS = "events.jsonl"
+CHECKPOINTS = "checkpoints.json"
+COUNTS = "counts.json"
+BALLOTS_DIR = "ballots"
+RECORDS_DIR = "records"
+KEYS_DIR = "keys"
+FINGERPRINTS = f"{KEYS_DIR}/fingerprints.json"
+
+# The template of README, shipped as package data next to this module.
+README_TEMPLATE = "README.bundle.md"
+
+EVENT_FIELDS = ("at", "data", "hash", "kind", "prev_hash", "seq")
+CHECKPOINT_FIELDS = {"seq", "head_hash", "reason", "signature", "key_fingerprint"}
+ROUND_FIELDS = {"number", "round_id", "status", "candidates", "places", "members", "present", "quorum_met",
+                "issued", "returned", "refused", "ballots_file", "sheet"}
+ITEM_FIELDS = {"id", "key", "kind", "title", "secret", "channel", "places", "rule", "body", "session",
+               "rounds", "record_file"}
+RECORD_FIELDS = {"record_id", "signed", "signature", "key_fingerprint"}
+
+
+def ballots_file(stem: str, round_no: int) -> str:
+    return f"{BALLOTS_DIR}/{stem}-r{round_no}.jsonl"
+
+
+def record_file(stem: str) -> str:
+    return f"{RECORDS_DIR}/{stem}.json"
+
+
+def key_file(name: str) -> str:
+    return f"{KEYS_DIR}/{name}{PUBLIC_SUFFIX}"
