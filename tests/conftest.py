@@ -81,3 +81,26 @@ def api(app, client):
     db.commit()
     db.close()
     return Api.flask(client)
+
+
+@pytest.fixture
+def staff(app):
+    """The display operator and the auditor (helpers_live.DISPLAY_OPERATOR, AUDITOR), beside the
+    secretariat operator the `api` fixture creates."""
+    from helpers_live import AUDITOR, DISPLAY_OPERATOR
+
+    from ballot_service.web import roles as auth
+
+    db = app.extensions["ballot_sessionmaker"]()
+    auth.create_operator(db, DISPLAY_OPERATOR[0], DISPLAY_OPERATOR[1], "display")
+    auth.create_operator(db, AUDITOR[0], AUDITOR[1], "auditor")
+    db.commit()
+    db.close()
+
+
+@pytest.fixture
+def screen(app, api, staff):
+    """A test client logged in as the display operator (the presiding screen's login)."""
+    from helpers_live import DISPLAY_OPERATOR, login_client
+
+    return login_client(app, DISPLAY_OPERATOR)
