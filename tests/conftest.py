@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -104,3 +105,25 @@ def screen(app, api, staff):
     from helpers_live import DISPLAY_OPERATOR, login_client
 
     return login_client(app, DISPLAY_OPERATOR)
+
+
+@pytest.fixture
+def console(app, settings_env):
+    """A test client logged in to the secretariat console (HTML forms) as helpers_live.OPERATOR."""
+    from console_support import post
+    from helpers_live import OPERATOR, create_operator_in_db
+
+    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
+    client = app.test_client()
+    r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+    assert r.status_code == 302 and r.headers["Location"] == "/console"
+    return client
+
+
+@pytest.fixture
+def body_key(settings_env, item):
+    """A fresh signing key of the body of the test module's `item` fixture (an Item row)."""
+    from ballot_service.crypto import keys
+
+    keys.clear_cache()
+    return keys.create_key(Path(settings_env["BALLOT_KEYS_DIR"]), keys.body_key_name(item.sitting.body_id), "pw")

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bundle_support import rewrite_manifest
 from click.testing import CliRunner
 
 from ballot_service import bundle as audit_bundle
@@ -36,13 +37,6 @@ def copy(src: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "b"
     shutil.copytree(src, dst)
     return dst
-
-
-def rewrite_manifest(b: Path) -> None:
-    """What an attacker who also rewrites the manifest does."""
-    files = {p.relative_to(b).as_posix(): audit_bundle._sha256_file(p)
-             for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    (b / "manifest.json").write_text(pretty_json({"format": audit_bundle.BUNDLE_FORMAT, "files": files}), "utf-8")
 
 
 def bundle_files(b: Path) -> list[str]:

@@ -9,9 +9,10 @@ import shutil
 import threading
 
 import pytest
+from bundle_support import rewrite_manifest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, create_item, setup_session, vote
 from sqlalchemy import select
 
 from ballot_service import bundle as audit_bundle
@@ -39,9 +40,7 @@ def error(data) -> str:
 
 def vote_and_close_item(api: Api, s) -> None:
     for no in s.present:
-        _, got = api.call("GET", "/api/terminal/ballot", credential=s.creds[no])
-        api.call("POST", "/api/terminal/cast", {"ballot": got["ballot"], "marks": {"motion": "for"}},
-                 credential=s.creds[no])
+        vote(api, s.creds[no], {"motion": "for"})
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
@@ -139,12 +138,6 @@ def _export(app, tmp_path):
         return audit_bundle.export(db, app.config["SETTINGS"], tmp_path / "bundle")
     finally:
         db.close()
-
-
-def rewrite_manifest(b) -> None:
-    files = {p.relative_to(b).as_posix(): audit_bundle._sha256_file(p)
-             for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    (b / "manifest.json").write_text(pretty_json({"format": audit_bundle.BUNDLE_FORMAT, "files": files}), "utf-8")
 
 
 def append_event(b, kind: str, data: dict) -> None:
