@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 
 OPERATOR = ("operator", "operator-password-1")
+DISPLAY_OPERATOR = ("screen", "screen-password-1")
+AUDITOR = ("auditor", "auditor-password-1")
 
 
 # --- calling the API ---------------------------------------------------------------------
@@ -116,6 +118,20 @@ def setup_session(api: Api, operator=OPERATOR, *, members: int = 5, present: int
         api.call("POST", f"/api/admin/items/{item_id}/open")
     return SessionSetup(body_id, sid, item_id, creds, tids, station["credential"], station["id"],
                         nos, present_nos)
+
+
+def vote(api: Api, cred: str, marks: dict) -> None:
+    """Fetch the seat's ballot and cast it with `marks` (both must succeed)."""
+    _, data = api.call("GET", "/api/terminal/ballot", credential=cred)
+    api.call("POST", "/api/terminal/cast", {"ballot": data["ballot"], "marks": marks}, credential=cred)
+
+
+def login_client(app, operator):
+    """A fresh Flask test client logged in (POST /api/admin/login) as `operator`."""
+    c = app.test_client()
+    r = c.post("/api/admin/login", json={"username": operator[0], "password": operator[1]})
+    assert r.status_code == 200, r.get_json()
+    return c
 
 
 def create_item(api: Api, sitting_id: int, *, kind: str = "resolution", secret: bool = True,

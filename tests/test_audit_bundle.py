@@ -7,16 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bundle_support import rewrite_manifest
 from click.testing import CliRunner
 
-from ballot_service.bundle import layout
-from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
+from ballot_service.bundle.encoding import json_line, pretty_json
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.formats.scenario import rehearse
 
-SCENARIOS = Path("/work/shared/scenarios")
+SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
 if not SCENARIOS.exists():
     SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
@@ -39,13 +39,6 @@ def copy(src: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "b"
     shutil.copytree(src, dst)
     return dst
-
-
-def rewrite_manifest(b: Path) -> None:
-    """What an attacker who also rewrites the manifest does."""
-    files = {p.relative_to(b).as_posix(): sha256_file(p)
-             for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    (b / "manifest.json").write_text(pretty_json({"format": layout.BUNDLE_FORMAT, "files": files}), "utf-8")
 
 
 def bundle_files(b: Path) -> list[str]:

@@ -183,12 +183,6 @@ def item(db):
     return it
 
 
-@pytest.fixture
-def body_key(settings_env, item):
-    keys.clear_cache()
-    return keys.create_key(Path(settings_env["BALLOT_KEYS_DIR"]), keys.body_key_name(item.sitting.body_id), "pw")
-
-
 def test_create_paper_ballots(db, item, body_key):
     round_ = item.rounds[0]
     tokens = create_paper_ballots(db, body_key, item, round_, 5)

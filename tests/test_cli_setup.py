@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from helpers_live import free_port
 
 from ballot_service.cli import main
 
@@ -317,15 +317,9 @@ def test_console_script_help():
     assert "serve" in res.stdout and "roster" in res.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_serve_runs_under_granian(settings_env, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **settings_env}
     env.pop("BALLOT_SECRET_KEY")  # serve must then keep one in the instance folder
     code = "import sys; from ballot_service.cli import main; sys.exit(main(prog_name='ballot-service'))"

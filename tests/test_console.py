@@ -6,23 +6,11 @@ import io
 import re
 import time
 
-import pytest
+from console_support import flashes, post
 from helpers_live import OPERATOR, create_operator_in_db
 from sqlalchemy import func, select
 
 from ballot_service.models import AuditEvent, Body, Member, Record
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-FLASH = re.compile(r'class="flash ([a-z]+)"[^>]*>(.*?)</div>', re.S)
-
-
-def token(client) -> str:
-    return CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
-
-
-def flashes(resp) -> list[tuple[str, str]]:
-    return [(k, re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", v)).strip()) for k, v in
-            FLASH.findall(resp.get_data(as_text=True))]
 
 
 def count(db, model, *where) -> int:
@@ -31,19 +19,6 @@ def count(db, model, *where) -> int:
         return db.scalar(select(func.count()).select_from(model).where(*where))
     finally:
         db.rollback()
-
-
-def post(client, url, data=None, **kw):
-    return client.post(url, data={"csrf_token": token(client), **(data or {})}, **kw)
-
-
-@pytest.fixture
-def console(app, settings_env):
-    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
-    client = app.test_client()
-    r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
-    assert r.status_code == 302 and r.headers["Location"] == "/console"
-    return client
 
 
 def roster_csv(n: int) -> bytes:

@@ -9,8 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers_live import OPERATOR, create_operator_in_db
-from test_console import flashes, post
+from console_support import flashes, post
 
 from ballot_service import errors
 
@@ -115,14 +114,11 @@ def test_every_console_reachable_error_has_a_chinese_wording():
 
 
 @pytest.fixture
-def console(app, settings_env):
-    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
-    client = app.test_client()
-    r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
-    assert r.status_code == 302
-    post(client, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
-    post(client, "/console/sessions", {"body_id": "1", "name": "第一次会议"})
-    return client
+def console(console):
+    """conftest's logged-in console, with a body and its first sitting."""
+    post(console, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
+    post(console, "/console/sessions", {"body_id": "1", "name": "第一次会议"})
+    return console
 
 
 def test_a_refused_action_is_flashed_in_the_screen_language(console):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ballot_service.crypto import keys
 from ballot_service.domain.paper_ballots import create_paper_ballots
 from ballot_service.domain.sittings import create_body, create_item, create_sitting
 from ballot_service.errors import InvalidInput
@@ -54,12 +53,6 @@ def item(db):
                      channel="paper")
     db.flush()
     return it
-
-
-@pytest.fixture
-def body_key(settings_env, item):
-    keys.clear_cache()
-    return keys.create_key(Path(settings_env["BALLOT_KEYS_DIR"]), keys.body_key_name(item.sitting.body_id), "pw")
 
 
 def _ctx(item, round_no=1):

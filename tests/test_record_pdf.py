@@ -1,5 +1,5 @@
 """Record PDFs (record_pdf.render) and the announcement text, from hand-built record contents
-shaped like records.record_body's output. Figures: /work/shared/scenarios/tie-runoff and
+shaped like records.record_body's output. Figures: ../shared/scenarios/tie-runoff and
 appointment-committee (.expected.json)."""
 from __future__ import annotations
 

@@ -9,11 +9,10 @@ import re
 import sqlite3
 
 import pytest
-from helpers_live import OPERATOR, Api, setup_session
+from helpers_live import setup_session
 from sqlalchemy import DateTime, select
 
 from ballot_service.db import Base
-from ballot_service.domain.operators import create_operator
 from ballot_service.formats import ballots
 from ballot_service.models import AuditEvent, Cast
 
@@ -24,14 +23,9 @@ MARKS = [{"motion": "for"}, {"motion": "against"}, {"motion": "abstain"}, {"moti
 
 
 @pytest.fixture
-def voted(app, client, caplog, tmp_path):
+def voted(app, api, caplog, tmp_path):
     """A secret terminal vote by 7 of 8 members, closed, tallied and recorded; with all DEBUG logs."""
     caplog.set_level(logging.DEBUG)
-    db = app.extensions["ballot_sessionmaker"]()
-    create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
-    db.commit()
-    db.close()
-    api = Api.flask(client)
     s = setup_session(api, members=8, secret=True)
     texts = {}
     for no, marks in zip(s.members, MARKS):

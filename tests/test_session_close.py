@@ -9,13 +9,13 @@ import shutil
 import threading
 
 import pytest
+from bundle_support import rewrite_manifest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, create_item, setup_session, vote
 from sqlalchemy import select
 
-from ballot_service.bundle import layout
-from ballot_service.bundle.encoding import pretty_json, sha256_file
+from ballot_service.bundle.encoding import pretty_json
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
@@ -42,9 +42,7 @@ def error(data) -> str:
 
 def vote_and_close_item(api: Api, s) -> None:
     for no in s.present:
-        _, got = api.call("GET", "/api/terminal/ballot", credential=s.creds[no])
-        api.call("POST", "/api/terminal/cast", {"ballot": got["ballot"], "marks": {"motion": "for"}},
-                 credential=s.creds[no])
+        vote(api, s.creds[no], {"motion": "for"})
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
@@ -142,12 +140,6 @@ def _export(app, tmp_path):
         return export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
     finally:
         db.close()
-
-
-def rewrite_manifest(b) -> None:
-    files = {p.relative_to(b).as_posix(): sha256_file(p)
-             for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    (b / "manifest.json").write_text(pretty_json({"format": layout.BUNDLE_FORMAT, "files": files}), "utf-8")
 
 
 def append_event(b, kind: str, data: dict) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from ballot_service import create_app
 from ballot_service.formats.scenario import rehearse
 
-SCENARIOS = Path("/work/shared/scenarios")
+SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
 if not SCENARIOS.exists():
     SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 

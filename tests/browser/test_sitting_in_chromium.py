@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from browser_support import DISPLAY_OPERATOR, chromium, live_site, login, new_page, screenshot  # noqa: F401 (fixtures)
-from helpers_live import OPERATOR
+from browser_support import login, screenshot
+from helpers_live import DISPLAY_OPERATOR, OPERATOR
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 MEMBERS = 5
 VOTES = {"1001": "for", "1002": "for", "1003": "against", "1004": "for"}  # 1005 stays away

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_support import chromium, live_site, login, new_page, screenshot  # noqa: F401 (fixtures)
+from browser_support import login, screenshot
 from helpers_live import OPERATOR
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def roster_file(tmp_path, n: int, name="名册.csv", duplicate=False):

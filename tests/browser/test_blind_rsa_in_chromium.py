@@ -15,14 +15,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from browser_support import chromium, new_page  # noqa: F401 (fixtures)
 
 from ballot_service.crypto import blind_rsa as br
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 STATIC = Path(br.__file__).resolve().parents[1] / "static"
-VECTOR = json.loads((Path(__file__).parent / "data" / "rfc9474_sha384_pss_randomized.json").read_text())
+VECTOR = json.loads((Path(__file__).resolve().parents[1] / "data" / "rfc9474_sha384_pss_randomized.json").read_text())
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>blind rsa</title>
 <script src="/static/vendor/noble-hashes.js"></script>
 <script src="/static/blind_rsa.js"></script>

@@ -1,0 +1,86 @@
+"""Helpers of the terminal and counting-station API tests (tests/test_terminal_*.py,
+test_intake*.py, test_station_api.py, test_votes_quorum_and_storage.py): reading the database in
+short sessions (casts, refusals per item or round, audit events), the API's error shape, fetching
+and casting a ballot, and re-signing a ballot with a stranger's key."""
+from __future__ import annotations
+
+import base64
+import json
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from helpers_live import Api
+from sqlalchemy import func, select
+
+from ballot_service.models import AuditEvent, Cast, Refusal, Round
+
+RE_RECEIPT = r"^[0-9A-F]{12}$"
+
+
+def query(app, stmt):
+    """Run one read in its own short session (a held SQLite transaction would block the app)."""
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        rows = db.execute(stmt).all()
+        db.expunge_all()  # keep loaded rows readable after the session ends
+        return rows
+    finally:
+        db.close()
+
+
+def n_casts(app) -> int:
+    return query(app, select(func.count()).select_from(Cast))[0][0]
+
+
+def refusals(app, item_id: int | None = None) -> dict[str, int]:
+    stmt = select(Refusal.reason, func.sum(Refusal.count)).group_by(Refusal.reason)
+    if item_id is not None:
+        stmt = stmt.join(Round, Round.id == Refusal.round_id).where(Round.item_id == item_id)
+    return {r: int(c or 0) for r, c in query(app, stmt)}
+
+
+def round_ids(app, item_id: int) -> list[int]:
+    return [r for (r,) in query(app, select(Round.id).where(Round.item_id == item_id).order_by(Round.number))]
+
+
+def refusals_of_round(app, round_id: int) -> dict[str, int]:
+    return {r: c for r, c in query(app, select(Refusal.reason, Refusal.count).where(Refusal.round_id == round_id))}
+
+
+def refused_event_rounds(app) -> list[tuple]:
+    """(round_id, reason) of every cast_refused event, in order."""
+    return [(d["round_id"], d["reason"]) for d in (json.loads(e.data) for e in events(app, "cast_refused"))]
+
+
+def events(app, kind: str) -> list[AuditEvent]:
+    return [row[0] for row in query(app, select(AuditEvent).where(AuditEvent.kind == kind).order_by(AuditEvent.seq))]
+
+
+def assert_error_shape(data, error_type: str | None = None) -> dict:
+    assert isinstance(data, dict) and set(data) == {"errors"}, data
+    assert isinstance(data["errors"], list) and len(data["errors"]) >= 1
+    err = data["errors"][0]
+    assert isinstance(err["message"], str) and err["message"]
+    assert isinstance(err["errorType"], str) and err["errorType"]
+    if error_type is not None:
+        assert err["errorType"] == error_type, err
+    return err
+
+
+def get_ballot(api: Api, cred: str) -> str:
+    _, data = api.call("GET", "/api/terminal/ballot", credential=cred)
+    return data["ballot"]
+
+
+def cast(api: Api, cred: str, ballot: str, marks: dict, expect=None):
+    return api.call("POST", "/api/terminal/cast", {"ballot": ballot, "marks": marks}, credential=cred, expect=expect)
+
+
+def resign(text: str, payload_change: dict | None = None, key=None) -> str:
+    """A ballot with the same (or changed) payload signed by `key` (default: a stranger's key)."""
+    prefix, payload_b64, _ = text.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+    payload.update(payload_change or {})
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    sig = (key or Ed25519PrivateKey.generate()).sign(raw)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    return f"{prefix}.{b64(raw)}.{b64(sig)}"

@@ -1,0 +1,189 @@
+"""SQLite group commit of cast intake (intake._GroupCommit / _run_batch): one batch decides each
+cast on its own (bad marks, a retry, a reuse, a forgery), an unexpected error fails only its own
+cast, a failed commit gives no receipt, and a process killed mid-batch loses no acknowledged cast
+(the crash runs in a subprocess)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers_live import setup_session
+from sqlalchemy import select
+from terminal_support import cast, events, get_ballot, n_casts, query, refusals, resign
+
+from ballot_service.domain import audit, intake
+from ballot_service.errors import InvalidInput
+from ballot_service.formats import ballots
+from ballot_service.models import AuditEvent, Cast
+
+
+def _sqlite_only(app):
+    if app.extensions["ballot_engine"].dialect.name != "sqlite":
+        pytest.skip("group commit is SQLite's")
+
+
+def _jobs(app, s, subs):
+    """intake jobs, prepared as a request would (step 1), for (member, ballot, marks) tuples."""
+    engine, settings = app.extensions["ballot_engine"], app.config["SETTINGS"]
+    ref = intake.SittingRef(s.sitting_id, s.body_id)
+    jobs = []
+    for no, ballot, marks in subs:
+        job = intake._Job(ref, ballot, marks, "terminal", s.terminal_ids[no])
+        intake._prepare(settings, engine, job)
+        jobs.append(job)
+    return jobs
+
+
+def _outcome(job):
+    try:
+        return job.outcome()
+    except Exception as exc:  # noqa: BLE001 - the test looks at which error
+        return exc
+
+
+def _chain_is_whole(app) -> bool:
+    prev = audit.GENESIS
+    for (e,) in query(app, select(AuditEvent).order_by(AuditEvent.seq)):
+        at = e.at.isoformat() if e.at else None
+        if e.prev_hash != prev or e.hash != audit.event_hash(prev, e.seq, at, e.kind, e.data):
+            return False
+        prev = e.hash
+    return True
+
+
+def test_group_commit_one_batch_decides_each_cast_on_its_own(app, api):
+    _sqlite_only(app)
+    s = setup_session(api, members=4)
+    m = s.members
+    b = {no: get_ballot(api, s.creds[no]) for no in m}
+    jobs = _jobs(app, s, [
+        (m[0], b[m[0]], {"motion": "for"}),
+        (m[1], b[m[1]], {"nobody": "for"}),          # bad marks: stores nothing
+        (m[2], b[m[2]], {"motion": "against"}),
+        (m[0], b[m[0]], {"motion": "for"}),          # a retry within the batch: the same receipt
+        (m[0], b[m[0]], {"motion": "abstain"}),      # the serial again, other marks: reused
+        (m[3], resign(b[m[3]]), {"motion": "for"}),  # forged
+    ])
+    intake._run_batch(app.extensions["ballot_engine"], jobs)
+    got = [_outcome(j) for j in jobs]
+    assert isinstance(got[0], intake.Receipt) and not got[0].repeated
+    assert isinstance(got[1], InvalidInput)
+    assert isinstance(got[2], intake.Receipt) and not got[2].repeated
+    assert got[3] == intake.Receipt(got[0].serial, got[0].receipt, True)
+    assert isinstance(got[4], ballots.BallotRefused) and got[4].reason == "reused"
+    assert isinstance(got[5], ballots.BallotRefused) and got[5].reason == "forged"
+    assert n_casts(app) == 2
+    assert {r: c for r, c in refusals(app, s.item_id).items() if c} == {"reused": 1, "forged": 1}
+    assert [json.loads(e.data)["serial"] for e in events(app, "cast_accepted")] == [got[0].serial, got[2].serial]
+    assert len(events(app, "cast_refused")) == 2
+    assert _chain_is_whole(app)
+    # The member's retry over HTTP, after the batch, still gets the same receipt.
+    status, again = cast(api, s.creds[m[0]], b[m[0]], {"motion": "for"})
+    assert status == 200 and again["receipt"] == got[0].receipt
+
+
+def test_group_commit_an_unexpected_error_fails_only_its_own_cast(app, api, monkeypatch):
+    _sqlite_only(app)
+    s = setup_session(api, members=3)
+    m = s.members
+    b = {no: get_ballot(api, s.creds[no]) for no in m}
+    jobs = _jobs(app, s, [(no, b[no], {"motion": "for"}) for no in m])
+    poison = jobs[1].serial
+    real = intake.receipt_code
+
+    def receipt_code(serial, digest):
+        if serial == poison:
+            raise RuntimeError("disk on fire")
+        return real(serial, digest)
+
+    monkeypatch.setattr(intake, "receipt_code", receipt_code)
+    intake._run_batch(app.extensions["ballot_engine"], jobs)
+    got = [_outcome(j) for j in jobs]
+    assert isinstance(got[1], RuntimeError)
+    assert isinstance(got[0], intake.Receipt) and isinstance(got[2], intake.Receipt)
+    assert {c.serial for (c,) in query(app, select(Cast))} == {jobs[0].serial, jobs[2].serial}
+    assert len(events(app, "cast_accepted")) == 2 and _chain_is_whole(app)
+
+
+def test_group_commit_failed_commit_gives_no_receipt(app, api, monkeypatch):
+    _sqlite_only(app)
+    s = setup_session(api, members=2)
+    jobs = _jobs(app, s, [(no, get_ballot(api, s.creds[no]), {"motion": "for"}) for no in s.members])
+
+    def commit_fails(db):
+        raise OSError("fsync failed")
+
+    monkeypatch.setattr(intake, "_commit_batch", commit_fails)
+    intake._run_batch(app.extensions["ballot_engine"], jobs)
+    assert all(isinstance(_outcome(j), OSError) and j.result is None for j in jobs)
+    assert n_casts(app) == 0 and events(app, "cast_accepted") == []
+
+
+_CRASHING_CASTER = r"""
+import json, os, sys, threading
+from ballot_service import create_app
+from ballot_service.domain import intake
+
+env, jobs_path, crash_at = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+app = create_app(env)
+batches, in_batch = [0], {}
+real_store, real_commit = intake._store, intake._commit_batch
+
+def store(db, jobs):
+    in_batch[threading.get_ident()] = [j.serial for j in jobs]
+    return real_store(db, jobs)
+
+def commit(db):
+    batches[0] += 1
+    mine = in_batch[threading.get_ident()]
+    if batches[0] >= crash_at and len(mine) > 1:
+        # Statements executed, COMMIT not yet: the process dies here (kill -9 alike).
+        sys.stderr.write("CRASH " + json.dumps(mine) + "\n"); sys.stderr.flush()
+        os._exit(9)
+    return real_commit(db)
+
+intake._store, intake._commit_batch = store, commit
+todo = json.load(open(jobs_path))
+lock = threading.Lock()
+
+def client():
+    c = app.test_client()
+    while True:
+        with lock:
+            if not todo:
+                return
+            cred, ballot = todo.pop()
+        r = c.post("/api/terminal/cast", json={"ballot": ballot, "marks": {"motion": "for"}},
+                   headers={"Authorization": "Bearer " + cred})
+        if r.status_code == 201:  # acknowledged: the member has the receipt
+            with lock:
+                sys.stdout.write("ACK " + json.dumps(r.get_json()) + "\n"); sys.stdout.flush()
+
+threads = [threading.Thread(target=client) for _ in range(12)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+sys.stdout.write("DONE\n")
+"""
+
+
+def test_group_commit_crash_mid_batch_loses_no_acknowledged_cast(app, api, settings_env, tmp_path):
+    _sqlite_only(app)
+    s = setup_session(api, members=60)
+    todo = [(s.creds[no], get_ballot(api, s.creds[no])) for no in s.members]
+    jobs_path = tmp_path / "jobs.json"
+    jobs_path.write_text(json.dumps(todo))
+    app.extensions["ballot_engine"].dispose()
+    proc = subprocess.run([sys.executable, "-c", _CRASHING_CASTER, json.dumps(settings_env), str(jobs_path), "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-3000:]
+    crashed = json.loads(next(line for line in proc.stderr.splitlines() if line.startswith("CRASH "))[6:])
+    acked = [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("ACK ")]
+    assert len(crashed) > 1 and acked
+    stored = {c.serial: c.receipt for (c,) in query(app, select(Cast))}
+    for receipt in acked:  # every receipt given is a stored cast
+        assert stored.get(receipt["serial"]) == receipt["receipt"]
+    assert not set(crashed) & set(stored)  # the batch that died before its COMMIT left nothing
+    assert not set(crashed) & {r["serial"] for r in acked}
+    assert len(events(app, "cast_accepted")) == len(stored) and _chain_is_whole(app)

@@ -1,0 +1,83 @@
+"""The counting-station API (Flask test client): paper ballots printed, handed out once, cast
+once (void allowed; spare and reused refused and counted; not from a seat terminal); hand-count
+tally sheets entered after the close and confirmed by a second teller with the same figures."""
+from __future__ import annotations
+
+import json
+
+from helpers_live import setup_session
+from sqlalchemy import select
+from terminal_support import assert_error_shape, cast, events, n_casts, query, refusals
+
+from ballot_service.models import Cast
+
+
+def test_paper_flow(app, api):
+    s = setup_session(api, members=3, channel="paper")
+    _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 4})
+    texts = printed["ballots"]
+    for t in texts[:3]:
+        status, data = api.call("POST", "/api/station/hand-out", {"ballot": t}, credential=s.station)
+        assert status == 201 and data == {"handed_out": True}
+    status, data = api.call("POST", "/api/station/hand-out", {"ballot": texts[0]}, credential=s.station,
+                            expect=None)
+    assert status == 409
+    assert_error_shape(data)
+
+    def paper(text, marks):
+        return api.call("POST", "/api/station/paper", {"ballot": text, "marks": marks}, credential=s.station,
+                        expect=None)
+
+    status, data = paper(texts[0], {"motion": "void"})
+    assert status == 201, data
+    status, data = paper(texts[1], {"motion": "for"})
+    assert status == 201
+    assert paper(texts[1], {"motion": "for"})[0] == 200
+    status, data = paper(texts[1], {"motion": "against"})
+    assert status == 409 and data["errors"][0]["reason"] == "reused"
+    status, data = paper(texts[3], {"motion": "for"})  # printed, never handed out
+    assert status == 403
+    assert assert_error_shape(data, "BallotRefused")["reason"] == "spare"
+    status, data = paper(texts[2], {"bogus": "for"})
+    assert status == 400
+    assert n_casts(app) == 2
+    assert {c.marks["motion"] for (c,) in query(app, select(Cast))} == {"void", "for"}
+    r = refusals(app, s.item_id)
+    assert r["spare"] == 1 and r["reused"] == 1
+    # A paper ballot cannot be cast from a seat terminal.
+    status, data = cast(api, s.creds[s.members[0]], texts[2], {"motion": "for"})
+    assert status == 400
+    assert n_casts(app) == 2
+
+
+SHEET = {"issued": 3, "returned": 3, "invalid": 0,
+         "counts": {"motion": {"for": 2, "against": 1, "abstain": 0, "void": 0}}}
+
+
+def test_tally_sheet_needs_a_second_teller(app, api):
+    s = setup_session(api, members=3, channel="tally_sheet")
+
+    def sheet(teller, data=SHEET, item_id=s.item_id):
+        return api.call("POST", "/api/station/tally-sheet", {"item_id": item_id, "teller": teller, "sheet": data},
+                        credential=s.station, expect=None)
+
+    status, data = sheet("甲")
+    assert status == 409  # the vote is still open
+    assert_error_shape(data, "Conflict")
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    bad = json.loads(json.dumps(SHEET))
+    bad["counts"]["motion"]["for"] = 3
+    assert sheet("甲", bad)[0] == 400  # rows must add up to the valid ballots
+    assert sheet("甲") == (201, {"state": "entered"})
+    status, data = sheet("甲")
+    assert status == 409 and data["errors"][0]["where"] == "teller"
+    differing = json.loads(json.dumps(SHEET))
+    differing["counts"]["motion"] = {"for": 1, "against": 2, "abstain": 0, "void": 0}
+    status, data = sheet("乙", differing)
+    assert status == 409 and data["errors"][0]["where"] == "sheet"
+    assert sheet("乙") == (201, {"state": "confirmed"})
+    assert sheet("丙")[0] == 409
+    assert [e.kind for e in events(app, "tally_sheet_entered")] == ["tally_sheet_entered"]
+    assert len(events(app, "tally_sheet_confirmed")) == 1
+    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    assert result["status"] == "decided", result

@@ -1,0 +1,89 @@
+"""Validation at the edge of POST /api/terminal/cast (Flask test client): malformed JSON, wrong
+shapes, unknown candidates or marks, a body over the size limit (also chunked) are refused with a
+4xx in the API's error shape, store nothing and do not burn the ballot; the cast endpoint served
+in front of Flask (cast_endpoint.py) answers its edge cases and a 500 the same way as Flask."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from helpers_live import setup_session
+from terminal_support import assert_error_shape, cast, get_ballot, n_casts
+
+from ballot_service.web import cast_endpoint
+
+BAD_BODIES = {
+    "not_json": (b"{not json", 400),
+    "json_array": (b'[1, 2]', 400),
+    "json_string": (b'"ballot"', 400),
+    "empty": (b"", 400),
+    "missing_marks": (lambda t: {"ballot": t}, 400),
+    "missing_ballot": (lambda t: {"marks": {"motion": "for"}}, 400),
+    "ballot_not_string": (lambda t: {"ballot": 12345, "marks": {"motion": "for"}}, 400),
+    "marks_not_object": (lambda t: {"ballot": t, "marks": ["for"]}, 400),
+    "marks_bool": (lambda t: {"ballot": t, "marks": True}, 400),
+    "mark_not_string": (lambda t: {"ballot": t, "marks": {"motion": 1}}, 400),
+    "unknown_candidate": (lambda t: {"ballot": t, "marks": {"nobody": "for"}}, 400),
+    "unknown_mark": (lambda t: {"ballot": t, "marks": {"motion": "yes"}}, 400),
+    "void_from_terminal": (lambda t: {"ballot": t, "marks": {"motion": "void"}}, 400),
+    "too_large": (lambda t: {"ballot": t, "marks": {"motion": "for"}, "pad": "x" * (65 * 1024)}, 413),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_bad_submission_is_refused_and_nothing_stored(app, api, client, case):
+    s = setup_session(api, members=3)
+    cred = s.creds[s.members[0]]
+    ballot = get_ballot(api, cred)
+    raw, expected = BAD_BODIES[case]
+    data = raw if isinstance(raw, bytes) else json.dumps(raw(ballot)).encode()
+    before = n_casts(app)
+    r = client.post("/api/terminal/cast", data=data, content_type="application/json",
+                    headers={"Authorization": f"Bearer {cred}"})
+    assert r.status_code == expected, r.get_json()
+    assert_error_shape(r.get_json())
+    if expected == 413:
+        assert r.get_json()["errors"][0]["errorType"] == "PayloadTooLarge"
+    assert n_casts(app) == before == 0
+    # The ballot is not burnt: the member can still cast it.
+    status, ok = cast(api, cred, ballot, {"motion": "against"})
+    assert status == 201, ok
+
+
+def test_cast_endpoint_edge_cases_answer_in_the_api_error_shape(app, api, client, monkeypatch):
+    """POST /api/terminal/cast is served in front of Flask (cast_endpoint.py): its edge cases
+    answer as the rest of the API does, and store nothing."""
+    s = setup_session(api, members=3)
+    cred = s.creds[s.members[0]]
+    ballot = get_ballot(api, cred)
+    auth_header = {"Authorization": f"Bearer {cred}"}
+    r = client.get("/api/terminal/cast", headers=auth_header)
+    assert r.status == "405 Method Not Allowed" and r.headers["Allow"] == "POST"
+    assert_error_shape(r.get_json(), "MethodNotAllowed")
+    r = client.post("/api/terminal/cast", data=b'{"ballot": "\xff\xfe", "marks": {}}', content_type="application/json",
+                    headers=auth_header)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["where"] == "body"
+    # A chunked body (no Content-Length) over the limit is refused as well.
+    big = json.dumps({"ballot": ballot, "marks": {"motion": "for"}, "pad": "x" * (70 * 1024)}).encode()
+    r = client.post("/api/terminal/cast", input_stream=io.BytesIO(big),
+                    headers={**auth_header, "Transfer-Encoding": "chunked"})
+    assert r.status_code == 413
+    assert_error_shape(r.get_json(), "PayloadTooLarge")
+
+    # An unexpected failure is a 500 in the same shape; nothing is stored and the ballot stays usable.
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(cast_endpoint.intake, "accept", broken)
+    status, data = cast(api, cred, ballot, {"motion": "for"})
+    assert status == 500
+    assert_error_shape(data, "InternalServerError")
+    monkeypatch.undo()
+    assert n_casts(app) == 0
+    status, ok = cast(api, cred, ballot, {"motion": "for"})
+    assert status == 201, ok
+    # The same JSON form as Flask's own answers (sorted keys, compact, a final newline).
+    r = client.post("/api/terminal/cast", json={"ballot": ballot, "marks": {"motion": "for"}}, headers=auth_header)
+    assert r.status_code == 200 and r.content_type == "application/json"
+    assert r.get_data() == (json.dumps(r.get_json(), sort_keys=True, separators=(",", ":")) + "\n").encode()
