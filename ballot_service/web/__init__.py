@@ -6,11 +6,21 @@ from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ballot_service.errors import BallotError
-from ballot_service.web import admin_api, console, display, i18n, seat, security, terminal_api, verify_page
+from ballot_service.web import (
+    admin_api,
+    console,
+    display,
+    i18n,
+    seat,
+    security,
+    station_api,
+    terminal_api,
+    verify_page,
+)
 from ballot_service.web.common import error_response, finish_refusal, wants_json
 from ballot_service.web.roles import check_every_route_declares_role
 
-BLUEPRINTS = (terminal_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp)
+BLUEPRINTS = (terminal_api.bp, station_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp)
 
 
 def register(app: Flask) -> None:

@@ -1,0 +1,93 @@
+"""Blueprint for the paper counting station (API in openapi.yaml): returned paper ballots,
+the hand-out desk and hand-count tally sheets. Every request carries the station's
+credential: Authorization: Bearer <credential>."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy import select
+
+from ballot_service.crypto import keys
+from ballot_service.domain import intake, paper_ballots, tally_sheets, voting
+from ballot_service.domain.sittings import get_sitting
+from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.formats import ballots
+from ballot_service.models import Item, Round
+from ballot_service.web.common import commit, field, get_db, json_body, settings
+from ballot_service.web.roles import requires
+
+bp = Blueprint("station", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _limit_body():
+    # A station sends a ballot or a sheet at a time: refuse anything larger early.
+    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
+
+
+def _submit(channel: str, terminal_id: int | None = None):
+    """Paper intake: 201 for a new cast, 200 for a retry (terminal casts: cast_endpoint.py)."""
+    data = json_body()
+    db = get_db()
+    # The session's id and body come with the credential check (terminals.authenticate_terminal):
+    # loading the session here would begin a transaction, which on SQLite takes the write lock.
+    sitting = intake.SittingRef(g.terminal.sitting_id, g.terminal.body_id)
+    receipt = intake.accept(db, settings(), sitting, field(data, "ballot", str), field(data, "marks", dict),
+                            channel=channel, terminal_id=terminal_id)
+    if db.in_transaction():  # SQLite's group commit has committed the cast already
+        commit()
+    return jsonify(receipt.as_dict()), 200 if receipt.repeated else 201
+
+
+@bp.post("/station/paper")
+@requires("station")
+def station_paper():
+    """A returned paper ballot: its QR text (scanned) and the marks the teller read off it."""
+    return _submit("paper")
+
+
+@bp.post("/station/hand-out")
+@requires("station")
+def station_hand_out():
+    """The distribution desk scans a ballot as it is handed out (a count; no identity)."""
+    data = json_body()
+    db = get_db()
+    sitting = get_sitting(db, g.terminal.sitting_id)
+    token = ballots.text_to_token(field(data, "ballot", str))
+    payload = token["payload"]
+    item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
+    if item is None or item.sitting_id != sitting.id:
+        raise NotFound("this ballot is not for a vote of this session", where="ballot")
+    key = keys.body_signing_key(settings(), sitting.body_id)
+    rnd = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
+    if rnd is None:
+        raise NotFound("no such round", where="ballot")
+    ballots.verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
+                         round_no=rnd.number)
+    if rnd.status not in ("pending", "open"):
+        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballot")
+    paper_ballots.hand_out(db, payload["serial"], rnd)
+    commit()
+    return jsonify({"handed_out": True}), 201
+
+
+@bp.post("/station/tally-sheet")
+@requires("station")
+def station_tally_sheet():
+    """Hand-count totals (fallback): the first teller enters, a second teller confirms by
+    entering the same figures; a mismatch is refused and the first entry stands."""
+    data = json_body()
+    db = get_db()
+    sitting = get_sitting(db, g.terminal.sitting_id)
+    item = db.get(Item, field(data, "item_id", int))
+    if item is None or item.sitting_id != sitting.id:
+        raise NotFound("no such item in this session", where="item_id")
+    if item.channel != "tally_sheet":
+        raise InvalidInput(f"item {item.key} is voted by {item.channel}, not a tally sheet", where="item_id")
+    rnd = voting.current_round(item)
+    if rnd.status != "closed":
+        raise Conflict("close the vote before entering the tally sheet", where="item_id")
+    state = tally_sheets.enter(db, item, rnd, field(data, "teller", str), field(data, "sheet", dict))
+    commit()
+    return jsonify({"state": state}), 201
+
+
