@@ -14,7 +14,7 @@ from ballot_service.bundle.encoding import json_line, pretty_json
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
-from ballot_service.formats.scenario import rehearse
+from ballot_service.rehearsal import rehearse
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
 if not SCENARIOS.exists():

@@ -19,11 +19,10 @@ from ballot_service.formats.ballots import (
     verify_token,
 )
 from ballot_service.models import Round
-from ballot_service.render import paper
+from ballot_service.render import fonts, paper
+from ballot_service.render.fonts import FontNotFound, find_font
 from ballot_service.render.paper import (
     BallotLayout,
-    FontNotFound,
-    find_font,
     print_paper_ballots,
     write_ballot_pdfs,
 )
@@ -153,8 +152,8 @@ def test_long_titles_are_fitted_and_too_many_candidates_refused(tmp_path):
 
 def test_missing_font_names_the_package(monkeypatch, tmp_path):
     monkeypatch.delenv("BALLOT_FONT", raising=False)
-    monkeypatch.setattr(paper, "FONT_CANDIDATES", ("/nonexistent/font.ttc",))
-    monkeypatch.setattr(paper, "PACKAGE_FONTS", tmp_path / "no-fonts")
+    monkeypatch.setattr(fonts, "FONT_CANDIDATES", ("/nonexistent/font.ttc",))
+    monkeypatch.setattr(fonts, "PACKAGE_FONTS", tmp_path / "no-fonts")
     with pytest.raises(FontNotFound, match="apt-get install fonts-wqy-zenhei"):
         find_font()
     with pytest.raises(FontNotFound):

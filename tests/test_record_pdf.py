@@ -156,7 +156,7 @@ def test_announcement_appointment_and_void():
 # --- the PDF ------------------------------------------------------------------------------------
 
 def _font_or_skip():
-    from ballot_service.render.paper import FontNotFound, find_font
+    from ballot_service.render.fonts import FontNotFound, find_font
     try:
         find_font()
     except FontNotFound as e:

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from ballot_service.cli import main
 from ballot_service.errors import InvalidInput
-from ballot_service.formats.scenario import load_scenario, rehearse
+from ballot_service.formats.scenario import load_scenario
+from ballot_service.rehearsal import rehearse
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))

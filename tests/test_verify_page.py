@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ballot_service import create_app
-from ballot_service.formats.scenario import rehearse
+from ballot_service.rehearsal import rehearse
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
 if not SCENARIOS.exists():

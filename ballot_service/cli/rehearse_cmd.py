@@ -6,7 +6,7 @@ import sys
 import click
 
 from ballot_service.errors import BallotError
-from ballot_service.formats.scenario import rehearse as run
+from ballot_service.rehearsal import rehearse as run
 
 
 @click.command("rehearse", help="Rehearse (预演) a session from SCENARIO (ballot-scenario/1 JSON) through the "

@@ -17,7 +17,8 @@ from ballot_service.domain.sittings import get_item, require_open
 from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH, serial_short, token_to_text
 from ballot_service.models import Round
-from ballot_service.render.paper import BallotLayout, find_font, next_batch_prefix, write_ballot_pdfs
+from ballot_service.render.fonts import find_font
+from ballot_service.render.paper import BallotLayout, next_batch_prefix, write_ballot_pdfs
 
 
 def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, round_no: int | None = None,

@@ -1,21 +1,15 @@
-"""Rehearse (预演) a scenario file (shared/scenarios/FORMAT.md) through the same HTTP
-endpoints, signing, intake, tally, record and audit code a live session uses.
-
-The app runs in-process behind Flask's test client: every step is a real request to the
-real WSGI app, with real credentials, over a real database.
-"""
+"""Scenario files (shared/scenarios/FORMAT.md): their JSON schema, loading with errors that
+name the JSON path at fault, and the checks of meaning the schema cannot express. Running a
+scenario is rehearsal.py."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import jsonschema
 
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
-from ballot_service.formats.encoding import b64url_decode, b64url_encode
-from ballot_service.render import announcement
 
 _present = {"oneOf": [
     {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0}},
@@ -111,7 +105,7 @@ def load_scenario(path: str | Path) -> dict:
 
 
 def _check_meaning(s: dict) -> None:
-    roster = _roster(s)
+    roster = roster_of(s)
     ids = [m["id"] for m in roster]
     if len(set(ids)) != len(ids):
         raise InvalidInput("duplicate member id in roster", where="$.roster.members")
@@ -183,7 +177,7 @@ def _check_present(spec: dict, known: set[str], at: str, size: int) -> None:
             raise InvalidInput(f"{i!r} is not on the roster", where=f"{at}.ids[{j}]")
 
 
-def _roster(s: dict) -> list[dict]:
+def roster_of(s: dict) -> list[dict]:
     r = s["roster"]
     if "size" in r:
         width = max(4, len(str(r["size"])))
@@ -191,218 +185,8 @@ def _roster(s: dict) -> list[dict]:
     return r["members"]
 
 
-def _present_ids(spec: dict, roster: list[dict]) -> list[str]:
+def present_ids(spec: dict, roster: list[dict]) -> list[str]:
     if "count" in spec:
         return [m["id"] for m in roster[:spec["count"]]]
     wanted = set(spec["ids"])
     return [m["id"] for m in roster if m["id"] in wanted]
-
-
-class Rehearsal:
-    """Drives one scenario against a fresh app; every call is an HTTP request."""
-
-    def __init__(self, scenario: dict, out: Path, database_url: str | None = None):
-        from ballot_service import create_app
-        from ballot_service.domain.operators import create_operator
-        from ballot_service.migrate import upgrade
-
-        self.s = scenario
-        self.out = out
-        out.mkdir(parents=True, exist_ok=True)
-        work = out / ".work"
-        work.mkdir(exist_ok=True)
-        url = database_url or f"sqlite:///{work / 'rehearsal.sqlite3'}"
-        if database_url is None:
-            for f in work.glob("rehearsal.sqlite3*"):
-                f.unlink()
-        (work / "keys").mkdir(exist_ok=True)
-        for f in (work / "keys").glob("*"):
-            f.unlink()
-        upgrade(url)
-        self.app = create_app({"BALLOT_DATABASE_URL": url, "BALLOT_INSTANCE_PATH": str(work),
-                               "BALLOT_KEYS_DIR": str(work / "keys"), "BALLOT_BALLOTS_DIR": str(work),
-                               "BALLOT_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-                               "BALLOT_SECRET_KEY": secrets.token_hex(32)})
-        self.http = self.app.test_client()
-        password = secrets.token_urlsafe(16)
-        with self.app.app_context():
-            db = self.app.extensions["ballot_sessionmaker"]()
-            create_operator(db, "rehearsal", password, "secretariat")
-            db.commit()
-            db.close()
-        self.call("POST", "/api/admin/login", {"username": "rehearsal", "password": password})
-
-    def call(self, method: str, url: str, body=None, *, credential: str | None = None, expect=(200, 201)):
-        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        resp = self.http.open(url, method=method, json=body, headers=headers)
-        data = resp.get_json(silent=True)
-        if expect is not None and resp.status_code not in expect:
-            raise RuntimeError(f"{method} {url} answered {resp.status_code}: {data}")
-        return resp.status_code, data
-
-    def run(self) -> dict:
-        s = self.s
-        roster = _roster(s)
-        _, body = self.call("POST", "/api/admin/bodies", s["body"])
-        self.body_id = body["id"]
-        self.call("POST", f"/api/admin/bodies/{self.body_id}/key")
-        self.call("POST", f"/api/admin/bodies/{self.body_id}/roster",
-                  {"members": [{"id": m["id"], "name": m["name"], "seat": m["id"]} for m in roster]})
-        _, sitting = self.call("POST", "/api/admin/sessions", {"body_id": self.body_id, "name": s["session"]["name"]})
-        self.sid = sitting["id"]
-        _, terms = self.call("POST", f"/api/admin/sessions/{self.sid}/terminals", {"terminals": [
-            {"name": f"席位{m['id']}", "kind": "seat", "seat": m["id"]} for m in roster]
-            + [{"name": "计票站", "kind": "counting_station"}]})
-        self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == "seat"}
-        self.station = next(t["credential"] for t in terms["terminals"] if t["kind"] == "counting_station")
-        self.roster = roster
-        self.present: set[str] = set()
-        self._set_present(_present_ids(s["present"], roster))
-        for item in s["items"]:
-            self._run_item(item)
-        _, results = self.call("GET", f"/api/admin/sessions/{self.sid}/results")
-        # 闭会: the bundle then carries the signed session-close checkpoint.
-        self.call("POST", f"/api/admin/sessions/{self.sid}/close")
-        return results
-
-    def _set_present(self, ids: list[str]) -> None:
-        want = set(ids)
-        gone = sorted(self.present - want)
-        new = [i for i in ids if i not in self.present]
-        if gone:
-            self.call("POST", f"/api/admin/sessions/{self.sid}/attendance", {"members": gone, "status": "absent"})
-        for mid in new:  # members check in at their own seat terminal
-            self.call("POST", "/api/terminal/checkin", {"member": mid}, credential=self.cred[mid])
-        self.present = want
-
-    def _run_item(self, item: dict) -> None:
-        spec = {k: item[k] for k in ("key", "kind", "title", "places", "candidates", "rule", "secret", "channel")
-                if k in item}
-        _, created = self.call("POST", f"/api/admin/sessions/{self.sid}/items", spec)
-        iid = created["id"]
-        if "present" in item:
-            self._set_present(_present_ids(item["present"], self.roster))
-        channel = item.get("channel", "terminal")
-        ok = self._open(iid)
-        if not ok:
-            return
-        if channel == "tally_sheet":
-            self.call("POST", f"/api/admin/items/{iid}/close")
-            sheet = dict(item["sheet"])
-            sheet["counts"] = {k: {"void": 0, **v} for k, v in sheet["counts"].items()}
-            self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "teller": "计票员甲", "sheet": sheet},
-                      credential=self.station)
-            self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "teller": "计票员乙", "sheet": sheet},
-                      credential=self.station)
-        else:
-            self._cast_all(iid, channel, item.get("ballots", []), item.get("issued"))
-            self.call("POST", f"/api/admin/items/{iid}/close")
-        _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
-        if result["status"] == "runoff_pending" and "runoff" in item:
-            if "present" in item["runoff"]:
-                self._set_present(_present_ids(item["runoff"]["present"], self.roster))
-            if self._open(iid):
-                self._cast_all(iid, channel, item["runoff"]["ballots"], None)
-                self.call("POST", f"/api/admin/items/{iid}/close")
-                _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
-        if result["status"] in ("decided", "void", "quorum_not_met"):
-            self.call("POST", f"/api/admin/items/{iid}/record")
-
-    def _open(self, iid: int) -> bool:
-        status, data = self.call("POST", f"/api/admin/items/{iid}/open", expect=(200, 409))
-        if status == 200:
-            return True
-        if data["errors"][0]["errorType"] != "QuorumNotMet":
-            raise RuntimeError(f"opening item {iid} failed: {data}")
-        self.call("POST", f"/api/admin/items/{iid}/quorum-failed")
-        return False
-
-    def _cast_all(self, iid: int, channel: str, ballots: list[dict], issued: int | None) -> None:
-        expanded = [b for b in ballots for _ in range(b.get("repeat", 1))]
-        genuine = [b for b in expanded if not (b.get("forged") or b.get("reuse") or b.get("spare"))]
-        used: list[tuple[str, dict, str]] = []  # (ballot text, marks, credential)
-        if channel == "terminal":
-            voters = [m["id"] for m in self.roster if m["id"] in self.present]
-            if len(genuine) > len(voters):
-                raise InvalidInput(f"{len(genuine)} genuine ballots but only {len(voters)} members present",
-                                   where="ballots")
-            for mid, b in zip(voters, genuine):
-                _, got = self.call("GET", "/api/terminal/ballot", credential=self.cred[mid])
-                self.call("POST", "/api/terminal/cast", {"ballot": got["ballot"], "marks": b["marks"]},
-                          credential=self.cred[mid])
-                used.append((got["ballot"], b["marks"], self.cred[mid]))
-            submit_cred, endpoint = (self.cred[voters[0]] if voters else self.station), "/api/terminal/cast"
-        else:
-            n_issued = len(self.present) if issued is None else issued
-            n_spare = sum(1 for b in expanded if b.get("spare"))
-            _, printed = self.call("POST", f"/api/admin/items/{iid}/paper-ballots",
-                                   {"count": max(1, n_issued + n_spare)})
-            texts = printed["ballots"]
-            for t in texts[:n_issued]:
-                self.call("POST", "/api/station/hand-out", {"ballot": t}, credential=self.station)
-            if len(genuine) > n_issued:
-                raise InvalidInput(f"{len(genuine)} genuine ballots but only {n_issued} issued", where="ballots")
-            for t, b in zip(texts, genuine):
-                self.call("POST", "/api/station/paper", {"ballot": t, "marks": b["marks"]}, credential=self.station)
-                used.append((t, b["marks"], self.station))
-            self.spares = texts[n_issued:]
-            submit_cred, endpoint = self.station, "/api/station/paper"
-        for b in expanded:
-            if b.get("forged"):
-                text = _forge(used[0][0] if used else None, iid)
-                self._expect_refused(endpoint, text, b["marks"], submit_cred)
-            elif b.get("reuse"):
-                text = next((t for t, marks, _ in used if marks != b["marks"]), used[0][0] if used else None)
-                self._expect_refused(endpoint, text, b["marks"], submit_cred)
-            elif b.get("spare"):
-                self._expect_refused(endpoint, self.spares.pop(), b["marks"], submit_cred)
-
-    def _expect_refused(self, endpoint: str, text: str | None, marks: dict, credential: str) -> None:
-        status, data = self.call("POST", endpoint, {"ballot": text or "BS1.x.y", "marks": marks},
-                                 credential=credential, expect=None)
-        if status < 400:
-            raise RuntimeError(f"a submission meant to be refused was accepted: {data}")
-
-    def write_outputs(self, results: dict) -> None:
-        from ballot_service.bundle.export import export_bundle
-        from ballot_service.models import Record
-
-        (self.out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", "utf-8")
-        rec_dir = self.out / "records"
-        rec_dir.mkdir(exist_ok=True)
-        with self.app.app_context():
-            db = self.app.extensions["ballot_sessionmaker"]()
-            for rec in db.query(Record).all():
-                content = json.loads(rec.body_json)
-                stem = content["item"]["key"]
-                (rec_dir / f"{stem}.json").write_text(json.dumps(
-                    {"record": content, "signed": rec.body_json, "signature": rec.signature,
-                     "key_fingerprint": rec.key_fingerprint}, ensure_ascii=False, indent=1) + "\n", "utf-8")
-                (rec_dir / f"{stem}.announcement.txt").write_text(announcement.announcement(content) + "\n", "utf-8")
-                try:
-                    from ballot_service.render import record_pdf
-                except ModuleNotFoundError:
-                    record_pdf = None
-                if record_pdf is not None:
-                    (rec_dir / f"{stem}.pdf").write_bytes(record_pdf.render(content, rec.signature))
-            export_bundle(db, self.app.config["SETTINGS"], self.out / "audit")
-            db.close()
-
-
-def _forge(genuine_text: str | None, iid: int) -> str:
-    """A ballot whose signature this service never made: a genuine payload, signed by another key."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if genuine_text is None:
-        return "BS1.e30.AAAA"
-    prefix, payload, _sig = genuine_text.split(".")
-    other = Ed25519PrivateKey.generate().sign(b64url_decode(payload))
-    return f"{prefix}.{payload}.{b64url_encode(other)}"
-
-
-def rehearse(path: str | Path, out: str | Path, database_url: str | None = None) -> dict:
-    scenario = load_scenario(path)
-    r = Rehearsal(scenario, Path(out), database_url)
-    results = r.run()
-    r.write_outputs(results)
-    return results

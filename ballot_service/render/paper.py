@@ -20,63 +20,20 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
-import qrcode
 from fpdf import FPDF
-from qrcode.constants import ERROR_CORRECT_M
-from qrcode.util import MODE_8BIT_BYTE, QRData
 
-from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.errors import InvalidInput
+from ballot_service.formats.ballots import serial_short, token_to_text
+from ballot_service.render import qr
+from ballot_service.render.fonts import find_font
+from ballot_service.vocab import BALLOT_HEADINGS
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-)
-FONT_APT_PACKAGE = "fonts-wqy-zenhei"
-PACKAGE_FONTS = Path(__file__).resolve().parent / "fonts"
 PAGES_PER_FILE = 500
 MAX_CANDIDATES_PER_PAGE = 32
 
-KIND_LABELS = {  # (ballot name, column header for the candidate)
-    "livelihood_projects": ("票 决 票", "项目"),
-    "appointment": ("表 决 票", "人选"),
-    "resolution": ("表 决 票", "表决事项"),
-    "election": ("选 票", "候选人"),
-}
-
-
-class FontNotFound(BallotError):
-    status = 500
-    error_type = "FontNotFound"
-
-
-def find_font() -> Path:
-    """The Chinese font to embed; raises FontNotFound naming the apt package to install."""
-    looked = []
-    env = os.environ.get("BALLOT_FONT")
-    if env:
-        looked.append(env)
-        if Path(env).is_file():
-            return Path(env)
-    if PACKAGE_FONTS.is_dir():
-        for p in sorted(PACKAGE_FONTS.iterdir()):
-            if p.suffix.lower() in (".ttf", ".ttc"):
-                return p
-        looked.append(str(PACKAGE_FONTS))
-    for c in FONT_CANDIDATES:
-        looked.append(c)
-        if Path(c).is_file():
-            return Path(c)
-    raise FontNotFound(f"no Chinese font found for printing ballots (looked at {', '.join(looked)}): "
-                       f"install one with `apt-get install {FONT_APT_PACKAGE}`, or set BALLOT_FONT to a "
-                       f".ttf/.ttc file with Chinese glyphs", where="BALLOT_FONT",
-                       zh=f"找不到印制选票所需的中文字体（已查找 {', '.join(looked)}）：请运行 "
-                          f"`apt-get install {FONT_APT_PACKAGE}` 安装，或将 BALLOT_FONT 设为含中文字形的 .ttf/.ttc 文件")
 
 
 @dataclass(frozen=True)
@@ -106,13 +63,13 @@ class BallotLayout:
         return f"{self.body_name}{self.session_name}"
 
     def ballot_label(self) -> str:
-        label = KIND_LABELS.get(self.kind, ("表 决 票", "项目"))[0]
+        label = BALLOT_HEADINGS.get(self.kind, ("表 决 票", "项目"))[0]
         if self.round_number > 1:
             label += f"（第{self.round_number}轮 · 再次投票）"
         return label
 
     def column_label(self) -> str:
-        return KIND_LABELS.get(self.kind, ("", "项目"))[1]
+        return BALLOT_HEADINGS.get(self.kind, ("", "项目"))[1]
 
     def instructions(self) -> list[str]:
         lines = ["在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
@@ -123,50 +80,6 @@ class BallotLayout:
         lines.append("请用黑色或蓝色笔填写，不得在选票上作其他标记；二维码请勿折叠、污损。")
         lines.extend(self.extra_notes)
         return [f"{i}. {t}" for i, t in enumerate(lines, 1)]
-
-
-# --- QR -----------------------------------------------------------------------------------
-
-@lru_cache(maxsize=64)
-def _qr_version(length: int) -> int:
-    q = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=0, mask_pattern=0)
-    q.add_data(QRData(b"a" * length, mode=MODE_8BIT_BYTE))
-    q.make(fit=True)
-    return q.version
-
-
-def qr_matrix(text: str) -> list[list[bool]]:
-    """Module matrix of a byte-mode, level-M QR code without quiet zone.
-
-    The mask pattern is fixed: any of the eight masks is a valid QR code, and skipping the
-    penalty search makes encoding about 4x faster (3,000 ballots per print run)."""
-    q = qrcode.QRCode(version=_qr_version(len(text.encode("utf-8"))), error_correction=ERROR_CORRECT_M,
-                      border=0, mask_pattern=2)
-    q.add_data(QRData(text.encode("utf-8"), mode=MODE_8BIT_BYTE))
-    q.make(fit=False)
-    return q.modules
-
-
-def _qr_ops(pdf: FPDF, matrix: list[list[bool]], x: float, y: float, size: float) -> str:
-    """PDF operators filling each horizontal run of dark modules (coordinates in mm on the page)."""
-    n = len(matrix)
-    m = size / n
-    k, h = pdf.k, pdf.h
-    hp = m * k
-    out = ["q 0 g"]
-    for r, row in enumerate(matrix):
-        yp = (h - (y + (r + 1) * m)) * k
-        c = 0
-        while c < n:
-            if row[c]:
-                start = c
-                while c < n and row[c]:
-                    c += 1
-                out.append(f"{(x + start * m) * k:.2f} {yp:.2f} {(c - start) * m * k:.2f} {hp:.2f} re")
-            else:
-                c += 1
-    out.append("f Q")
-    return "\n".join(out)
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -282,7 +195,7 @@ class _Renderer:
         """The QR code and serial at the bottom of the page."""
         pdf, lay = self.pdf, self.layout
         qy = pdf.h - TOP - QR_SIZE
-        pdf._out(_qr_ops(pdf, qr_matrix(qr_text), MARGIN, qy, QR_SIZE))
+        pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), MARGIN, qy, QR_SIZE))
         tx = MARGIN + QR_SIZE + 6
         pdf.set_xy(tx, qy + 4)
         pdf.set_font(_FONT, size=15)
@@ -367,8 +280,6 @@ def print_paper_ballots(item, round_, tokens: list[dict], out_dir: Path, *, key_
                         pages_per_file: int = PAGES_PER_FILE, processes: int | None = None,
                         progress: Callable[[int], None] | None = None) -> list[Path]:
     """PDFs for tokens made by ballots.create_paper_ballots for this item and round."""
-    from ballot_service.formats.ballots import serial_short, token_to_text
-
     layout = BallotLayout.from_item(item, round_, key_fingerprint=key_fingerprint)
     pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
     prefix = next_batch_prefix(out_dir, item.id, round_.number)

@@ -7,21 +7,20 @@ times in Beijing time, the audit head and key fingerprint it was signed at, the
 announcement text (宣布稿) and a QR code for verification (扫码核验).
 
 Nothing is recounted here: every figure comes from `content`. The Chinese font is found
-by `paper.find_font` (Debian: `apt-get install fonts-wqy-zenhei`).
+by `fonts.find_font` (Debian: `apt-get install fonts-wqy-zenhei`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-import qrcode
 from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
-from qrcode.constants import ERROR_CORRECT_M
 
+from ballot_service.render import qr
 from ballot_service.render.announcement import announcement
-from ballot_service.render.paper import find_font
+from ballot_service.render.fonts import find_font
 from ballot_service.vocab import Channel, ItemKind, label
 
 _FONT = "zh"
@@ -349,7 +348,7 @@ class _Writer:
         bottom = pdf.get_y()
         # QR code on the right
         qx = MARGIN + self.w - QR_SIZE
-        _draw_qr(pdf, self.url or self.sig, qx, top, QR_SIZE)
+        pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(self.url or self.sig, border=2), qx, top, QR_SIZE))
         pdf.set_xy(qx - 4, top + QR_SIZE + 1)
         pdf.set_font(_FONT, size=10)
         pdf.cell(QR_SIZE + 8, 5, "扫码核验", align="C", new_x="LEFT", new_y="NEXT")
@@ -361,28 +360,6 @@ class _Writer:
                            new_y="NEXT")
             qr_bottom = pdf.get_y()
         pdf.set_xy(MARGIN, max(bottom, qr_bottom) + 2)
-
-
-def _draw_qr(pdf: FPDF, text: str, x: float, y: float, size: float) -> None:
-    """QR code (level M, quiet zone included in `size`) drawn as filled rectangles: sharp in print."""
-    q = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=2)
-    q.add_data(text.encode("utf-8"))
-    q.make(fit=True)
-    matrix = q.get_matrix()
-    n = len(matrix)
-    m = size / n
-    pdf.set_fill_color(0)
-    for r, row in enumerate(matrix):
-        col = 0
-        while col < n:
-            if row[col]:
-                start = col
-                while col < n and row[col]:
-                    col += 1
-                pdf.rect(x + start * m, y + r * m, (col - start) * m, m, style="F")
-            else:
-                col += 1
-    pdf.set_fill_color(255)
 
 
 def render(content: dict, signature: str, verify_url: str | None = None) -> bytes:

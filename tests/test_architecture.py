@@ -1,0 +1,138 @@
+"""The package's shape holds: modules import only downwards through the layers, no module
+imports itself back through others (a cycle), no function-level import of the project's own
+modules hides one, and every module says its one job in an opening docstring.
+
+Layers, bottom to top (DESIGN.md: data flows one way; nothing below imports anything above):
+    base     config, errors, vocab, db, models, migrate
+    rules    the pure rules core
+    formats  canonical JSON, encodings, ballot tokens, scenario files
+    crypto   keys, blind signatures
+    render   ballots, records, 宣布稿, QR
+    domain   one module per state change
+    bundle   the auditor's bundle: export, readers, verify
+    web      blueprints
+    app      the package itself (create_app), cli commands and rehearsal beside it
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ballot_service
+
+PACKAGE = Path(ballot_service.__file__).resolve().parent
+LAYERS = {
+    "config": 0, "errors": 0, "vocab": 0, "db": 1, "models": 2, "migrate": 2,
+    "rules": 1, "formats": 3, "crypto": 3, "render": 4, "domain": 5, "bundle": 6,
+    "web": 7, "cli": 9, "rehearsal": 9, "": 9, "migrations": 9,
+}
+# Pure modules: no Flask, no SQL.
+PURE = ("rules", "vocab")
+PURE_FORBIDDEN = ("flask", "sqlalchemy")
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        if "versions" in parts:
+            continue
+        mods[".".join(["ballot_service", *parts])] = path
+    return mods
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")[1:]
+    return LAYERS[parts[0] if parts else ""]
+
+
+def _imports(module: str, path: Path, *, top_level_only: bool) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text("utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    out = []
+    is_pkg = path.name == "__init__.py"
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_pkg else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("ballot_service"):
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    out.append((sub if sub in MODULES else target, node.lineno))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.startswith("ballot_service")]
+    return [(t, n) for t, n in out if t in MODULES]
+
+
+MODULES = _modules()
+
+
+def test_layers_only_import_downwards():
+    upward = []
+    for mod, path in MODULES.items():
+        for target, line in _imports(mod, path, top_level_only=False):
+            if _layer(target) > _layer(mod):
+                upward.append(f"{mod}:{line} imports {target}")
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    graph = {m: {t for t, _ in _imports(m, p, top_level_only=False) if t != m} for m, p in MODULES.items()}
+    # A package imports its own submodules to register them: that edge is not a cycle.
+    graph = {m: {t for t in ts if not t.startswith(m + ".")} for m, ts in graph.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m, stack):
+        state[m] = 1
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == 1:
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_function_level_imports_of_the_project():
+    hidden = []
+    for mod, path in MODULES.items():
+        if mod.startswith("ballot_service.cli") or mod.startswith("ballot_service.migrations"):
+            continue  # commands import what they run when they run (start-up time of the CLI)
+        top = {(t, n) for t, n in _imports(mod, path, top_level_only=True)}
+        for target, line in _imports(mod, path, top_level_only=False):
+            if (target, line) not in top:
+                hidden.append(f"{mod}:{line} imports {target} inside a function")
+    assert not hidden, "\n".join(hidden)
+
+
+def test_pure_modules_use_neither_flask_nor_sql():
+    for mod, path in MODULES.items():
+        if mod.split(".")[1:2] not in [[p] for p in PURE]:
+            continue
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] in PURE_FORBIDDEN for n in names), f"{mod} imports {names}"
+
+
+def test_every_module_says_its_job():
+    missing = [m for m, p in MODULES.items()
+               if not ast.get_docstring(ast.parse(p.read_text("utf-8"))) and p.stat().st_size > 0]
+    assert not missing, f"modules without an opening docstring: {missing}"
+
+
+def test_no_module_is_over_400_lines():
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text("utf-8").splitlines())) >= 400
+            and not m.startswith("ballot_service.migrations")}
+    assert not long, f"split these: {long}"
