@@ -33,7 +33,8 @@ EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
 OWN_SHARE = 0.7           # a mark belongs to a box holding >= 70 % of its ink ...
 SPILL_SHARE = 0.2         # ... and no other box holding more than 20 % of what that box holds
-CORE_X, CORE_Y = 2.5, 1.2  # mm: a box's core is its interior this far from its lines; spill stays outside it
+CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
+CORE_MIN = 0.5            # mm² of dark ink in the core: a marked box needs it (else: mark on the edge, unclear)
 FOLD_SHARE = 0.35         # a pixel row/column of the watched area this full of light ink is a fold
 
 UNREADABLE_QR = "unreadable QR code"
@@ -241,7 +242,8 @@ def _bridge(weak: np.ndarray, near: np.ndarray, bands) -> np.ndarray:
     one mark stays one blob. A crossing stroke inks the paper right beside the printed line on
     both sides; two marks that only come close to the line from either side do not."""
     conn = weak.copy()
-    reach = np.ones((1, int(2 * LINE_BAND * RES) + 1), np.uint8)
+    # a stroke may cross the band obliquely: its two ends can be up to ~3 mm apart along the line
+    reach = np.ones((1, int(3.0 * RES) + 1), np.uint8)
     edge = max(1, int(round(0.3 * RES)))     # the band's outer 0.3 mm on each side: paper unless crossed
     for axis, a, b, lo, hi in bands:
         m, nr = (weak, near) if axis == 0 else (weak.T, near.T)
@@ -273,7 +275,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         inside[j] = np.bincount(lab[w], minlength=n)
         dark_in[j] = np.bincount(lab[s], minlength=n)
         core[j] = np.bincount(lab[cy:-cy, cx:-cx][s[cy:-cy, cx:-cx]], minlength=n)
-    ink, dk, ring = np.zeros(len(keys)), np.zeros(len(keys)), np.zeros(len(keys))
+    ink, dk, ring, cdk = (np.zeros(len(keys)) for _ in range(4))
     unclear: set[int] = set()
     for i in range(1, n):
         if total[i] * px_mm2 < MIN_BLOB:
@@ -290,6 +292,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             ink[j] += total[i]
             dk[j] += dark[i]
             ring[j] += total[i] - own
+            cdk[j] += core[j, i]
             continue
         hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
         if len(hit) >= 2 and all(core[k, i] * px_mm2 >= MARK_MIN for k in hit) \
@@ -299,6 +302,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             for k in hit:
                 ink[k] += inside[k, i]
                 dk[k] += dark_in[k, i]
+                cdk[k] += core[k, i]
         else:
             unclear.update([int(k) for k in hit] or [int(j)])
             out.reasons.append(ACROSS_BOXES)
@@ -306,7 +310,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         area = max(1, (ys.stop - ys.start) * (xs.stop - xs.start))
         if j in unclear:
             state = "unclear"
-        elif dk[j] * px_mm2 >= MARK_MIN:
+        elif dk[j] * px_mm2 >= MARK_MIN and cdk[j] * px_mm2 >= CORE_MIN:
             state = "marked"
         elif ink[j] * px_mm2 <= EMPTY_MAX:
             state = "empty"

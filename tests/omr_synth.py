@@ -104,9 +104,12 @@ def draw_half_erased(img, rect, ppm, rng):
     layer = np.full_like(img, 255)
     draw_mark(layer, rect, str(rng.choice(STYLES[:3])), ppm, rng)
     residue = layer < 200
-    holes = rng.random(img.shape) < 0.5
-    residue &= ~cv2.dilate(holes.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    img[residue] = np.minimum(img[residue], rng.integers(185, 200))
+    # the eraser leaves blotches: half of the ~1 mm patches rubbed clean
+    cell = max(2, int(ppm))
+    patches = rng.random((img.shape[0] // cell + 1, img.shape[1] // cell + 1)) < 0.5
+    holes = np.kron(patches, np.ones((cell, cell), bool))[:img.shape[0], :img.shape[1]]
+    residue &= ~holes
+    img[residue] = np.minimum(img[residue], int(rng.integers(170, 190)))
 
 
 def draw_stray(img, geom: bl.PageGeometry, ppm, rng):
