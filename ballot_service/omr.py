@@ -295,7 +295,8 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             cdk[j] += core[j, i]
             continue
         hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
-        if len(hit) >= 2 and all(core[k, i] * px_mm2 >= MARK_MIN for k in hit) \
+        if len(hit) >= 2 and all(core[k, i] * px_mm2 >= CORE_MIN and dark_in[k, i] * px_mm2 >= MARK_MIN
+                                 for k in hit) \
                 and inside[hit, i].sum() >= 0.9 * total[i]:
             # Two whole marks that touch across a line (small rows): each box has a mark of
             # its own in its core, where spill from a neighbour does not reach.
