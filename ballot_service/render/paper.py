@@ -4,6 +4,10 @@ The QR code carries the ballot's text form (`ballots.token_to_text`); under it t
 8 hex digits of the serial are printed for people ("票号 ab12 cd34"). Nothing on a ballot
 identifies a member.
 
+Machine-readable: the table, the QR square and four solid corner squares (fiducials) are
+drawn from `ballot_layout.page_geometry`, the geometry the mark reader (`omr.py`) uses, and
+the layout version is printed beside the serial ("版式 L1").
+
 Font: fpdf2 embeds a subset of a Chinese TrueType font. The first that exists of
 $BALLOT_FONT, ballot_service/fonts/*.tt[fc], and the Debian fonts listed in FONT_CANDIDATES
 is used (Debian/Ubuntu: `apt-get install fonts-wqy-zenhei`).
@@ -26,6 +30,7 @@ from typing import Callable, Sequence
 from fpdf import FPDF
 
 from ballot_service.errors import InvalidInput
+from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import serial_short, token_to_text
 from ballot_service.render import qr
 from ballot_service.render.fonts import find_font
@@ -85,9 +90,9 @@ class BallotLayout:
 # --- rendering ----------------------------------------------------------------------------
 
 _FONT = "zh"
-MARGIN = 18.0
-TOP = 14.0
-QR_SIZE = 40.0
+MARGIN = bl.MARGIN
+TOP = bl.TOP
+QR_SIZE = bl.QR_SIZE
 
 
 class _Renderer:
@@ -133,12 +138,13 @@ class _Renderer:
         self.title = self._fit(lay.item_title, self.width, 19, 11)
         self.label = self._fit(lay.ballot_label(), self.width, 16, 10)
         self.notes = lay.instructions()
-        self.col_no, self.col_box = 14.0, 20.0
-        self.col_title = self.width - self.col_no - 3 * self.col_box
-        table_top = TOP + 8 + 11 + 9 + 5 * len(self.notes) + 4
-        bottom_block = QR_SIZE + 8
-        avail = self.pdf.h - TOP - bottom_block - table_top - 9
-        self.row_h = max(5.0, min(12.0, avail / n))
+        if len(self.notes) > bl.MAX_NOTE_LINES:  # the table top is fixed for the mark reader
+            raise InvalidInput(f"at most {bl.MAX_NOTE_LINES} instruction lines fit above the table",
+                               where="extra_notes", zh=f"选票说明最多 {bl.MAX_NOTE_LINES} 行")
+        self.geom = bl.page_geometry(n)
+        self.col_no, self.col_box = bl.COL_NO, bl.COL_BOX
+        self.col_title = self.geom.col_title
+        self.row_h = self.geom.row_h
         cell_font = min(11.0, max(7.0, self.row_h * 1.3))
         self.rows = [self._fit(t, self.col_title - 3, cell_font, 6.5) for t in lay.candidates]
 
@@ -172,30 +178,38 @@ class _Renderer:
         pdf.set_font(_FONT, size=9.5)
         for line in self.notes:
             pdf.cell(self.width, 5, line, new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(4)
-        # table header
+        # table header, then one row per candidate, each at the geometry's place
+        g = self.geom
+        pdf.set_xy(MARGIN, g.header.y)
         pdf.set_font(_FONT, size=11)
         pdf.set_line_width(0.3)
-        for w, t in ((self.col_no, "序号"), (self.col_title, lay.column_label()), (self.col_box, "赞成"),
-                     (self.col_box, "反对"), (self.col_box, "弃权")):
-            pdf.cell(w, 9, t, border=1, align="C")
-        pdf.ln(9)
+        for w, t in ((self.col_no, "序号"), (self.col_title, lay.column_label()),
+                     *((self.col_box, bl.MARK_LABELS[m]) for m in bl.MARKS)):
+            pdf.cell(w, g.header.h, t, border=1, align="C")
         rh = self.row_h
-        for i, (text, size) in enumerate(self.rows, 1):
+        for i, ((text, size), row, key) in enumerate(zip(self.rows, g.rows, g.candidates), 1):
+            pdf.set_xy(row.x, row.y)
             pdf.set_font(_FONT, size=min(size, 11))
             pdf.cell(self.col_no, rh, str(i), border=1, align="C")
             pdf.set_font(_FONT, size=size)
             pdf.cell(self.col_title, rh, text, border=1, align="L")
-            pdf.cell(self.col_box, rh, "", border=1)
-            pdf.cell(self.col_box, rh, "", border=1)
-            pdf.cell(self.col_box, rh, "", border=1)
-            pdf.ln(rh)
+            for m in bl.MARKS:
+                b = g.boxes[(key, m)]
+                pdf.rect(b.x, b.y, b.w, b.h)
+        # corner fiducials for the mark reader, and the layout version for people
+        f = bl.FIDUCIAL_SIZE
+        for cx, cy in g.fiducials:
+            pdf.rect(cx - f / 2, cy - f / 2, f, f, style="F")
+        pdf.set_font(_FONT, size=7)
+        pdf.set_xy(MARGIN, g.qr.bottom - 4)
+        pdf.cell(self.width, 4, f"版式 L{g.version}", align="R")
 
     def _draw_variable(self, qr_text: str, serial_short: str) -> None:
         """The QR code and serial at the bottom of the page."""
         pdf, lay = self.pdf, self.layout
-        qy = pdf.h - TOP - QR_SIZE
-        pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), MARGIN, qy, QR_SIZE))
+        q = self.geom.qr
+        qy = q.y
+        pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), q.x, q.y, q.w))
         tx = MARGIN + QR_SIZE + 6
         pdf.set_xy(tx, qy + 4)
         pdf.set_font(_FONT, size=15)

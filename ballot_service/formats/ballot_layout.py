@@ -1,0 +1,131 @@
+"""Where things are on a printed paper ballot: the one geometry the printer and the reader share.
+
+Pure arithmetic, no I/O. `page_geometry(candidates)` gives, in millimetres on the A4 page
+(origin top left, y down), the centres of the four corner fiducials, the QR code's square,
+the table's rows and every mark box, keyed by (candidate_key, mark). `paper.py` draws the
+ballot from it and `omr.py` reads the scan with it, so the two cannot disagree.
+
+Layout version: the geometry depends only on the layout version and the number of
+candidates. The signed QR payload has exactly the fields listed in `ballots.py` (adding one
+would make every existing ballot and check refuse it), so the layout version is derived from
+the payload's signed format version `v` (`layout_version_for`); it is also printed on the page
+("版式 L1") for people. A new layout means a new `v` and a new entry in LAYOUT_FOR_FORMAT.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+LAYOUT_VERSION = 1
+LAYOUT_FOR_FORMAT = {1: 1}  # signed payload "v" -> layout version
+
+PAGE_W, PAGE_H = 210.0, 297.0
+MARGIN = 18.0          # left/right margin of the printed text and table
+TOP = 14.0             # top and bottom margin
+QR_SIZE = 40.0         # the QR square, bottom left
+FIDUCIAL_SIZE = 6.0    # solid black squares in the four corners
+FIDUCIAL_INSET = 9.0   # centre distance from the page edges: clear of most printers' dead margin
+HEADER_H = 9.0         # the table's header row (序号 / title / 赞成 反对 弃权)
+COL_NO, COL_BOX = 14.0, 20.0
+MAX_NOTE_LINES = 3     # the table top is fixed so the reader needs no text metrics
+TABLE_TOP = TOP + 8 + 11 + 9 + 5 * MAX_NOTE_LINES + 4   # heading, title, label, notes, gap
+MAX_ROWS = 32
+MIN_ROW_H, MAX_ROW_H = 5.0, 12.0
+
+MARKS = ("for", "against", "abstain")
+MARK_LABELS = {"for": "赞成", "against": "反对", "abstain": "弃权"}
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def right(self) -> float:
+        return self.x + self.w
+
+    @property
+    def bottom(self) -> float:
+        return self.y + self.h
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+    def inset(self, dx: float, dy: float | None = None) -> "Rect":
+        dy = dx if dy is None else dy
+        return Rect(self.x + dx, self.y + dy, self.w - 2 * dx, self.h - 2 * dy)
+
+
+@dataclass(frozen=True, eq=False)
+class PageGeometry:
+    version: int
+    candidates: tuple[str, ...]   # candidate keys, top to bottom
+    row_h: float
+    fiducials: tuple[tuple[float, float], ...]   # centres: top left, top right, bottom right, bottom left
+    qr: Rect
+    header: Rect
+    rows: tuple[Rect, ...]        # each candidate's full table row
+    boxes: dict                   # (candidate_key, mark) -> Rect of the printed box
+    col_title: float
+    box_x: tuple[float, ...]      # x of the box columns' vertical lines, left to right (4)
+    row_y: tuple[float, ...]      # y of the horizontal lines from the header's bottom (n + 1)
+
+    @property
+    def table_bottom(self) -> float:
+        return self.row_y[-1]
+
+    @property
+    def watch(self) -> Rect:
+        """Where the reader looks for ink: the box columns plus blank paper around them
+        (right margin, the gap under the table); marks found there outside a box are strays."""
+        x0 = self.box_x[0] - 1.5      # the last 1.5 mm of the title column is blank (text is inset)
+        y0 = self.row_y[0] - 0.2
+        return Rect(x0, y0, PAGE_W - 7.0 - x0, min(self.qr.y - 2.0, self.table_bottom + 7.0) - y0)
+
+
+def layout_version_for(payload: dict) -> int | None:
+    """The layout a ballot was printed with, from its signed payload (None if unknown)."""
+    return LAYOUT_FOR_FORMAT.get(payload.get("v")) if isinstance(payload, dict) else None
+
+
+def row_height(n: int) -> float:
+    avail = PAGE_H - TOP - (QR_SIZE + 8) - TABLE_TOP - HEADER_H
+    return max(MIN_ROW_H, min(MAX_ROW_H, avail / n))
+
+
+def page_geometry(candidates: int | Sequence[str], version: int = LAYOUT_VERSION) -> PageGeometry:
+    """The geometry for `candidates` (their keys in printed order, or a count: keys "1".."n")."""
+    keys = tuple(str(i) for i in range(1, candidates + 1)) if isinstance(candidates, int) else tuple(candidates)
+    return _geometry(keys, version)
+
+
+@lru_cache(maxsize=256)
+def _geometry(keys: tuple[str, ...], version: int) -> PageGeometry:
+    if version != LAYOUT_VERSION:
+        raise ValueError(f"unknown ballot layout version {version}")
+    n = len(keys)
+    if not 1 <= n <= MAX_ROWS:
+        raise ValueError(f"a ballot page holds 1 to {MAX_ROWS} candidates, not {n}")
+    if len(set(keys)) != n:
+        raise ValueError("candidate keys must be distinct")
+    width = PAGE_W - 2 * MARGIN
+    col_title = width - COL_NO - 3 * COL_BOX
+    rh = row_height(n)
+    first = TABLE_TOP + HEADER_H
+    box_x = tuple(MARGIN + COL_NO + col_title + i * COL_BOX for i in range(4))
+    row_y = tuple(first + i * rh for i in range(n + 1))
+    boxes = {(k, m): Rect(box_x[j], row_y[i], COL_BOX, rh)
+             for i, k in enumerate(keys) for j, m in enumerate(MARKS)}
+    c = FIDUCIAL_INSET
+    return PageGeometry(
+        version=version, candidates=keys, row_h=rh,
+        fiducials=((c, c), (PAGE_W - c, c), (PAGE_W - c, PAGE_H - c), (c, PAGE_H - c)),
+        qr=Rect(MARGIN, PAGE_H - TOP - QR_SIZE, QR_SIZE, QR_SIZE),
+        header=Rect(MARGIN, TABLE_TOP, width, HEADER_H),
+        rows=tuple(Rect(MARGIN, row_y[i], width, rh) for i in range(n)),
+        boxes=boxes, col_title=col_title, box_x=box_x, row_y=row_y)

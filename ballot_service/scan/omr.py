@@ -1,0 +1,341 @@
+"""The mark reader (OMR): one scanned ballot page in, a reading of every box out.
+
+Steps for a page: decode the QR code (zxing-cpp; its printed square first, then the square
+where an upside-down page has it, then the whole page) -> the candidates and layout for that
+item and round (`candidates_for(payload)`, supplied by the caller, who has the database) ->
+find the four corner fiducials near where the QR code says they are -> homography from the
+layout's millimetres to the image -> resample the box columns at RES px/mm -> measure ink
+per box -> classify each box marked / empty / unclear.
+
+Never guess: a box is "marked" only with clearly more dark ink than any unclear example,
+"empty" only with next to none; anything between is "unclear" and the page goes to people
+(adjudication) with the reason. The QR text is checked for form only (`text_to_token`); the
+station verifies the signature and serial. Plain dataclasses out; no database, no Flask.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import zxingcpp
+
+from ballot_service.formats import ballot_layout as bl
+from ballot_service.formats.ballots import BallotRefused, text_to_token
+from ballot_service.scan.pages import iter_pages
+
+RES = 5.0                 # px per mm of the resampled box columns (127 dpi): enough for a 0.3 mm stroke
+WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / as a deliberate stroke
+LINE_BAND = 0.7           # mm each side of a printed table line ignored (line width + registration)
+MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
+EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
+MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
+OWN_SHARE = 0.7           # a mark belongs to a box holding >= 70 % of its ink ...
+SPILL_SHARE = 0.2         # ... and no other box holding more than 20 % of what that box holds
+CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
+CORE_MIN = 0.5            # mm² of dark ink in the core: a marked box needs it (else: mark on the edge, unclear)
+FOLD_SHARE = 0.35         # a pixel row/column of the watched area this full of light ink is a fold
+
+UNREADABLE_QR = "unreadable QR code"
+NOT_A_BALLOT = "not a ballot (QR code is not a ballot token)"
+UNKNOWN_LAYOUT = "unknown item, round or layout version"
+NO_FIDUCIALS = "corner fiducials not found"
+LAYOUT_MISMATCH = "QR code not where the layout puts it"
+UNCLEAR_BOX = "unclear box"
+TWO_MARKS = "two marks for one candidate"
+STRAY_MARK = "stray mark outside the boxes"
+ACROSS_BOXES = "mark across two boxes"
+
+
+@dataclass
+class BoxReading:
+    candidate: str
+    mark: str                 # one of ballot_layout.MARKS
+    state: str                # "marked" | "empty" | "unclear"
+    fill: float               # fraction of the box interior with ink
+    ink_mm2: float            # ink of the marks belonging to this box (any darkness)
+    dark_mm2: float           # of which dark (>= STRONG)
+    ring_mm2: float           # of which just outside the box (marks slightly outside)
+
+
+@dataclass
+class PageReading:
+    source: str
+    page: int
+    status: str                                   # "readable" | "adjudicate"
+    reasons: list[str] = field(default_factory=list)
+    qr_text: str | None = None
+    payload: dict | None = None
+    layout_version: int | None = None
+    rotated: bool = False                         # the page was upside down (read turned 180°)
+    marks: dict[str, str | None] = field(default_factory=dict)   # candidate -> mark; None: no mark
+    boxes: list[BoxReading] = field(default_factory=list)
+
+    @property
+    def readable(self) -> bool:
+        return self.status == "readable"
+
+
+Resolver = Callable[[dict], "Sequence[str] | None"]
+
+
+def read_pages(path: Path | str, candidates_for: Resolver, dpi: int = 200) -> Iterator[PageReading]:
+    """Read every page of a scan (PDF, TIFF, image or folder of images); see scan/pages.py."""
+
+    for source, page, grey in iter_pages(path, dpi):
+        yield read_page(grey, candidates_for, source=source, page=page)
+
+
+def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page: int = 0) -> PageReading:
+    """Read one greyscale (uint8, 2-D) or BGR page image. `candidates_for(payload)` gives the
+    candidate keys in printed order for the QR's item and round, or None if unknown."""
+
+    if grey.ndim == 3:
+        grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
+    out = PageReading(source=source, page=page, status="adjudicate")
+    qr = _find_qr(grey)
+    if qr is None:
+        out.reasons.append(UNREADABLE_QR)
+        return out
+    out.qr_text, corners = qr
+    try:
+        out.payload = text_to_token(out.qr_text)["payload"]
+    except BallotRefused:
+        out.reasons.append(NOT_A_BALLOT)
+        return out
+    out.layout_version = bl.layout_version_for(out.payload)
+    keys = candidates_for(out.payload) if out.layout_version else None
+    try:
+        geom = bl.page_geometry(tuple(keys), out.layout_version) if keys else None
+    except ValueError:
+        geom = None
+    if geom is None:
+        out.reasons.append(UNKNOWN_LAYOUT)
+        return out
+    H = _locate(grey, geom, corners)
+    if H is None:
+        out.reasons.append(NO_FIDUCIALS)
+        return out
+    if isinstance(H, str):
+        out.reasons.append(H)
+        return out
+    tl, tr = (_apply(H, p) for p in geom.fiducials[:2])
+    out.rotated = abs(math.atan2(tr[1] - tl[1], tr[0] - tl[0])) > math.pi / 2
+    _read_boxes(grey, geom, H, out)
+    return out
+
+
+# --- finding the page ---------------------------------------------------------------------
+
+def _find_qr(grey: np.ndarray):
+    """(text, 4 corners in image px: the symbol's top-left, top-right, bottom-right, bottom-left)."""
+    h, w = grey.shape
+    sx, sy = w / bl.PAGE_W, h / bl.PAGE_H   # the scan shows about the whole page
+    q = bl.page_geometry(1).qr               # the QR square is the same for every candidate count
+    pad = 25.0
+    x1, y0 = int((q.right + pad) * sx), int((q.y - pad) * sy)
+    regions = [(0, y0, x1, h),                         # where the QR is printed
+               (w - x1, 0, w, h - y0),                 # where it is when the page is upside down
+               (0, 0, w, h)]                           # anywhere
+    for rx0, ry0, rx1, ry1 in regions:
+        crop = np.ascontiguousarray(grey[max(0, ry0):ry1, max(0, rx0):rx1])
+        for r in zxingcpp.read_barcodes(crop, formats=zxingcpp.BarcodeFormat.QRCode):
+            if r.valid and r.text:
+                p = r.position
+                pts = [(c.x + max(0, rx0), c.y + max(0, ry0))
+                       for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
+                return r.text, np.float32(pts)
+    return None
+
+
+def _apply(H: np.ndarray, pt) -> tuple[float, float]:
+    v = H @ np.array([pt[0], pt[1], 1.0])
+    return v[0] / v[2], v[1] / v[2]
+
+
+def _locate(grey: np.ndarray, geom: bl.PageGeometry, qr_corners: np.ndarray):
+    """Homography layout mm -> image px from the four fiducials; None if one is missing, or a
+    reason if the QR code is not where that homography puts it."""
+    q = geom.qr
+    layout_qr = np.float32([(q.x, q.y), (q.right, q.y), (q.right, q.bottom), (q.x, q.bottom)])
+    # A similarity from the QR's corners is stable enough to say where to look for each corner square.
+    A, _ = cv2.estimateAffinePartial2D(layout_qr, qr_corners)
+    if A is None:
+        return None
+    scale = math.hypot(A[0, 0], A[1, 0])      # px per mm
+    dark = grey < 0.5 * float(np.percentile(grey[::8, ::8], 90))
+    want = (bl.FIDUCIAL_SIZE * scale) ** 2
+    r = int(14 * scale)
+    found = []
+    for fx, fy in geom.fiducials:
+        px, py = A @ np.array([fx, fy, 1.0])
+        x0, y0 = max(0, int(px) - r), max(0, int(py) - r)
+        win = dark[y0:int(py) + r, x0:int(px) + r].astype(np.uint8)
+        if win.size == 0:
+            return None
+        n, _, stats, cents = cv2.connectedComponentsWithStats(win, connectivity=8)
+        best = None
+        for i in range(1, n):
+            bw, bh, area = stats[i, 2], stats[i, 3], stats[i, 4]
+            # solid and square: area near 36 mm², fills its bounding box (±3° skew keeps ~0.85)
+            if 0.6 * want <= area <= 1.5 * want and 0.75 <= bw / bh <= 1.33 and area >= 0.75 * bw * bh:
+                d = math.hypot(cents[i, 0] + x0 - px, cents[i, 1] + y0 - py)
+                if best is None or d < best[0]:
+                    best = (d, cents[i, 0] + x0, cents[i, 1] + y0)
+        if best is None:
+            return None
+        found.append(best[1:])
+    H = cv2.getPerspectiveTransform(np.float32(geom.fiducials), np.float32(found))
+    err = max(math.dist(_apply(H, c), tuple(p)) for c, p in zip(layout_qr, qr_corners)) / scale
+    return H if err <= 3.0 else LAYOUT_MISMATCH
+
+
+# --- measuring the boxes ------------------------------------------------------------------
+
+def _ink(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray):
+    """Darkness of the watched area resampled to RES px/mm, table lines and folds removed."""
+    W = geom.watch
+    M = np.array([[1 / RES, 0, W.x], [0, 1 / RES, W.y], [0, 0, 1]])   # watch px -> layout mm
+    size = (int(round(W.w * RES)), int(round(W.h * RES)))
+    roi = cv2.warpPerspective(grey, H @ M, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+    roi = cv2.blur(roi, (3, 3)).astype(np.float32)      # scanner and JPEG noise
+    white = max(float(np.percentile(roi, 75)), 1.0)     # this paper's white under this scanner
+    d = np.clip((white - roi) / white, 0, 1)
+    weak, strong = d >= WEAK, d >= STRONG
+    # Folds run along the page's axes as light lines across the whole watched area; no mark
+    # fills a third of such a line. Light ink is dropped there; dark ink on a fold is kept.
+    light = weak & ~strong
+    rows = np.convolve(light.mean(axis=1) >= FOLD_SHARE, np.ones(3), "same") > 0
+    cols = np.convolve(light.mean(axis=0) >= FOLD_SHARE, np.ones(3), "same") > 0
+    weak[rows, :] &= strong[rows, :]
+    weak[:, cols] &= strong[:, cols]
+    near = weak.copy()   # ink beside the printed lines, kept to see strokes that cross them
+    bands = _line_bands(geom, weak.shape)
+    for axis, a, b, lo, hi in bands:
+        if axis == 0:
+            weak[a:b, lo:hi] = strong[a:b, lo:hi] = False
+        else:
+            weak[lo:hi, a:b] = strong[lo:hi, a:b] = False
+    return weak, strong, near, bands
+
+
+def _px(v: float, origin: float) -> int:
+    return int(round((v - origin) * RES))
+
+
+def _line_bands(geom: bl.PageGeometry, shape) -> list[tuple[int, int, int, int, int]]:
+    """(axis, first, end, from, to) pixel bands of the printed table lines in the watched area:
+    axis 0 horizontal (rows first..end, columns from..to), 1 vertical."""
+    W, lb = geom.watch, LINE_BAND
+    x_end, y_end = _px(geom.box_x[-1] + lb, W.x) + 1, _px(geom.table_bottom + lb, W.y) + 1
+    out = [(0, max(0, _px(y - lb, W.y)), _px(y + lb, W.y) + 1, 0, x_end) for y in geom.row_y]
+    out += [(1, max(0, _px(x - lb, W.x)), _px(x + lb, W.x) + 1, 0, y_end) for x in geom.box_x]
+    return out
+
+
+def _bridge(weak: np.ndarray, near: np.ndarray, bands) -> np.ndarray:
+    """The ink mask with a stroke that crosses a table line joined across the removed band, so
+    one mark stays one blob. A crossing stroke inks the paper right beside the printed line on
+    both sides; two marks that only come close to the line from either side do not."""
+    conn = weak.copy()
+    # a stroke may cross the band obliquely: its two ends can be up to ~3 mm apart along the line
+    reach = np.ones((1, int(3.0 * RES) + 1), np.uint8)
+    edge = max(1, int(round(0.3 * RES)))     # the band's outer 0.3 mm on each side: paper unless crossed
+    for axis, a, b, lo, hi in bands:
+        m, nr = (weak, near) if axis == 0 else (weak.T, near.T)
+        c = conn if axis == 0 else conn.T
+        if a < 1 or b >= m.shape[0]:
+            continue
+        m, nr = m[:, lo:hi], nr[:, lo:hi]
+        sides = [m[a - 1:a], m[b:b + 1], nr[a:a + edge].any(axis=0)[None], nr[b - edge:b].any(axis=0)[None]]
+        ok = np.ones(m.shape[1], bool)
+        for side in sides:
+            ok &= cv2.dilate(side.astype(np.uint8), reach)[0].astype(bool)
+        c[a:b, lo:hi][:, ok] = True
+    return conn
+
+
+def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: PageReading) -> None:
+    weak, strong, near, bands = _ink(grey, geom, H)
+    n, labels = cv2.connectedComponents(_bridge(weak, near, bands).astype(np.uint8), connectivity=8)
+    W, px_mm2 = geom.watch, 1 / RES ** 2
+    total = np.bincount(labels[weak], minlength=n)
+    dark = np.bincount(labels[strong], minlength=n)
+    keys = list(geom.boxes)
+    slices = [(slice(_px(r.y, W.y), _px(r.bottom, W.y)), slice(_px(r.x, W.x), _px(r.right, W.x)))
+              for r in geom.boxes.values()]
+    cx, cy = int(round(CORE_X * RES)), int(round(CORE_Y * RES))
+    inside, dark_in, core = (np.zeros((len(keys), n)) for _ in range(3))
+    for j, (ys, xs) in enumerate(slices):
+        lab, w, s = labels[ys, xs], weak[ys, xs], strong[ys, xs]
+        inside[j] = np.bincount(lab[w], minlength=n)
+        dark_in[j] = np.bincount(lab[s], minlength=n)
+        core[j] = np.bincount(lab[cy:-cy, cx:-cx][s[cy:-cy, cx:-cx]], minlength=n)
+    ink, dk, ring, cdk = (np.zeros(len(keys)) for _ in range(4))
+    unclear: set[int] = set()
+    for i in range(1, n):
+        if total[i] * px_mm2 < MIN_BLOB:
+            continue
+        order = np.argsort(inside[:, i])[::-1]
+        j, j2 = order[0], order[1]
+        own, second = inside[j, i], inside[j2, i]
+        # a neighbour with ink in its core has a mark of its own there, not a spill from box j
+        cored = [k for k in np.nonzero(core[:, i] * px_mm2 >= MIN_BLOB)[0] if k != j]
+        if own == 0:
+            out.reasons.append(STRAY_MARK)
+            continue
+        if own >= OWN_SHARE * total[i] and second <= SPILL_SHARE * own and not cored:
+            ink[j] += total[i]
+            dk[j] += dark[i]
+            ring[j] += total[i] - own
+            cdk[j] += core[j, i]
+            continue
+        hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
+        if len(hit) >= 2 and all(core[k, i] * px_mm2 >= CORE_MIN and dark_in[k, i] * px_mm2 >= MARK_MIN
+                                 for k in hit) \
+                and inside[hit, i].sum() >= 0.9 * total[i]:
+            # Two whole marks that touch across a line (small rows): each box has a mark of
+            # its own in its core, where spill from a neighbour does not reach.
+            for k in hit:
+                ink[k] += inside[k, i]
+                dk[k] += dark_in[k, i]
+                cdk[k] += core[k, i]
+        else:
+            unclear.update([int(k) for k in hit] or [int(j)])
+            out.reasons.append(ACROSS_BOXES)
+    for j, ((cand, mark), (ys, xs)) in enumerate(zip(keys, slices)):
+        area = max(1, (ys.stop - ys.start) * (xs.stop - xs.start))
+        if j in unclear:
+            state = "unclear"
+        elif dk[j] * px_mm2 >= MARK_MIN and cdk[j] * px_mm2 >= CORE_MIN:
+            state = "marked"
+        elif ink[j] * px_mm2 <= EMPTY_MAX:
+            state = "empty"
+        else:
+            state = "unclear"
+        out.boxes.append(BoxReading(cand, mark, state, round(float(inside[j].sum() - inside[j, 0]) / area, 4),
+                                    round(ink[j] * px_mm2, 2), round(dk[j] * px_mm2, 2),
+                                    round(ring[j] * px_mm2, 2)))
+    _decide(out, geom)
+
+
+def _decide(out: PageReading, geom: bl.PageGeometry) -> None:
+    """Page verdict: readable only if every box is marked or empty, at most one mark a
+    candidate, and no stray ink."""
+    by_cand: dict[str, list[str]] = {k: [] for k in geom.candidates}
+    for b in out.boxes:
+        if b.state == "unclear" and UNCLEAR_BOX not in out.reasons:
+            out.reasons.append(UNCLEAR_BOX)
+        if b.state == "marked":
+            by_cand[b.candidate].append(b.mark)
+    if any(len(v) > 1 for v in by_cand.values()):
+        out.reasons.append(TWO_MARKS)
+    out.reasons = list(dict.fromkeys(out.reasons))
+    if out.reasons:
+        return
+    out.status = "readable"
+    out.marks = {k: (v[0] if v else None) for k, v in by_cand.items()}

@@ -1,0 +1,179 @@
+"""Synthetic scanned ballots for the mark reader's tests and benchmark: real ballots printed by
+paper.py, rasterised, marked the ways deputies mark them, and distorted like a scanner does.
+
+Everything draws from one numpy Generator, so a seed gives the same set every time.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ballot_service.formats import ballot_layout as bl
+from ballot_service.formats.ballots import make_token, token_to_text
+from ballot_service.render.paper import BallotLayout, write_ballot_pdfs
+
+KINDS = {  # item kind -> (title, candidate count range)
+    "livelihood_projects": ("2026年示范市民生实事项目人大代表票决", (12, 32)),
+    "appointment": ("关于任命市人民政府副市长的决定草案", (2, 8)),
+    "resolution": ("关于2025年国民经济和社会发展计划执行情况的决议草案", (1, 1)),
+}
+STYLES = ("circle", "tick", "cross", "fill")
+UNCLEAR = ("faint_dot", "half_erased", "stray", "two_marks")
+
+
+@dataclass
+class Sheet:
+    """One synthetic scanned page and what is really on it."""
+    image: np.ndarray
+    keys: tuple[str, ...]
+    truth: dict = field(default_factory=dict)      # (key, mark) -> True if marked
+    unclear: str | None = None                     # the deliberate problem, if any
+    unclear_boxes: set = field(default_factory=set)
+    note: str = ""
+
+
+def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> tuple[list, list[np.ndarray]]:
+    """`count` blank ballots for an item with n candidates at dpi; returns (tokens, grey pages)."""
+    import pypdfium2 as pdfium
+
+    title, _ = KINDS[kind]
+    lay = BallotLayout(body_name="示范市第十七届人民代表大会", session_name="第四次会议", item_title=title,
+                       kind=kind, round_number=1, places=min(n, 15) if kind == "livelihood_projects" else None,
+                       candidates=tuple(f"候选{i}：老旧小区改造与加装电梯" for i in range(1, n + 1)))
+    tokens = [make_token(key, 1, 1, item_id, 1) for _ in range(count)]
+    pairs = [(token_to_text(t), t["payload"]["serial"][:4]) for t in tokens]
+    with tempfile.TemporaryDirectory() as d:
+        paths = write_ballot_pdfs(lay, pairs, Path(d), "synth", processes=1)
+        pages = []
+        for p in paths:
+            doc = pdfium.PdfDocument(str(p))
+            for i in range(len(doc)):
+                a = doc[i].render(scale=dpi / 72, grayscale=True).to_numpy()
+                pages.append(np.ascontiguousarray(a[:, :, 0] if a.ndim == 3 else a))
+            doc.close()
+    return tokens, pages
+
+
+# --- marks ---------------------------------------------------------------------------------
+
+def _pt(x_mm, y_mm, ppm):
+    return int(round(x_mm * ppm * 16)), int(round(y_mm * ppm * 16))   # 4 fractional bits for cv2
+
+
+def draw_mark(img, rect: bl.Rect, style: str, ppm: float, rng, outside: bool = False) -> None:
+    pencil = rng.random() < 0.3
+    ink = int(rng.integers(105, 140) if pencil else rng.integers(10, 60))
+    thick = max(1, int(round(rng.uniform(0.3, 0.45 if pencil else 0.6) * ppm)))
+    cx, cy = rect.center
+    rx, ry = min(rect.w * 0.3, rect.h * 0.55), rect.h * 0.32
+    if outside:   # a mark drawn partly over the box's edge
+        edge = rng.integers(4)
+        cx += (-1, 1, 0, 0)[edge] * (rect.w / 2 - rx + rng.uniform(0.6, 1.4))
+        cy += (0, 0, -1, 1)[edge] * (rect.h / 2 - ry + rng.uniform(0.5, 1.0))
+    cx += rng.uniform(-0.8, 0.8)
+    cy += rng.uniform(-0.3, 0.3)
+    kw = dict(color=ink, thickness=thick, lineType=cv2.LINE_AA, shift=4)
+    if style == "circle":
+        cv2.ellipse(img, _pt(cx, cy, ppm), _pt(rx * rng.uniform(0.8, 1), ry * rng.uniform(0.85, 1.05), ppm),
+                    rng.uniform(-10, 10), 0, 360, **kw)
+    elif style == "tick":
+        pts = [(cx - rx * 0.7, cy), (cx - rx * 0.2, cy + ry * 0.9), (cx + rx * 0.8, cy - ry * 1.0)]
+        cv2.polylines(img, [np.int32([_pt(x, y, ppm) for x, y in pts])], False, **kw)
+    elif style == "cross":
+        for sgn in (1, -1):
+            cv2.line(img, _pt(cx - rx * 0.7, cy - sgn * ry, ppm), _pt(cx + rx * 0.7, cy + sgn * ry, ppm), **kw)
+    else:  # filled in
+        pts = [(cx - rx, cy - ry), (cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry)]
+        cv2.fillPoly(img, [np.int32([_pt(x, y, ppm) for x, y in pts])], color=ink, lineType=cv2.LINE_AA, shift=4)
+
+
+def draw_faint_dot(img, rect, ppm, rng):
+    cx, cy = rect.center
+    r = rng.uniform(0.35, 0.5)
+    cv2.circle(img, _pt(cx + rng.uniform(-4, 4), cy + rng.uniform(-1, 1), ppm), int(r * ppm * 16),
+               int(rng.integers(150, 185)), -1, cv2.LINE_AA, 4)
+
+
+def draw_half_erased(img, rect, ppm, rng):
+    """A mark rubbed out: what is left is light grey and broken."""
+    layer = np.full_like(img, 255)
+    draw_mark(layer, rect, str(rng.choice(STYLES[:3])), ppm, rng)
+    residue = layer < 200
+    # the eraser leaves blotches: half of the ~1 mm patches rubbed clean
+    cell = max(2, int(ppm))
+    patches = rng.random((img.shape[0] // cell + 1, img.shape[1] // cell + 1)) < 0.5
+    holes = np.kron(patches, np.ones((cell, cell), bool))[:img.shape[0], :img.shape[1]]
+    residue &= ~holes
+    img[residue] = np.minimum(img[residue], int(rng.integers(170, 190)))
+
+
+def draw_stray(img, geom: bl.PageGeometry, ppm, rng):
+    """A scribble in the blank paper beside or under the boxes."""
+    if rng.random() < 0.5:
+        x, y = rng.uniform(193.5, 198.0), rng.uniform(geom.row_y[0] + 2, geom.table_bottom - 6)
+    else:
+        x, y = rng.uniform(geom.box_x[0] + 4, geom.box_x[3] - 14), geom.table_bottom + rng.uniform(2, 3.5)
+    pts = [(x + t * 1.2, y + math.sin(t * 2.1) * 1.0) for t in np.linspace(0, 3, 12)]
+    cv2.polylines(img, [np.int32([_pt(a, b, ppm) for a, b in pts])], False, int(rng.integers(20, 70)),
+                  max(1, int(0.4 * ppm)), cv2.LINE_AA, 4)
+
+
+def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None) -> Sheet:
+    ppm = dpi / 25.4
+    geom = bl.page_geometry(tuple(keys))
+    img = page.copy()
+    sheet = Sheet(img, tuple(keys), unclear=unclear)
+    for k in keys:
+        choice = rng.choice(4, p=[0.55, 0.2, 0.15, 0.1])   # for / against / abstain / left blank
+        for m in bl.MARKS:
+            sheet.truth[(k, m)] = False
+        if choice < 3:
+            m = bl.MARKS[choice]
+            sheet.truth[(k, m)] = True
+            draw_mark(img, geom.boxes[(k, m)], str(rng.choice(STYLES, p=[0.5, 0.25, 0.15, 0.1])), ppm, rng,
+                      outside=rng.random() < 0.08)
+    blanks = [b for b, v in sheet.truth.items() if not v]
+    if unclear in ("faint_dot", "half_erased") and blanks:
+        b = blanks[rng.integers(len(blanks))]
+        (draw_faint_dot if unclear == "faint_dot" else draw_half_erased)(img, geom.boxes[b], ppm, rng)
+        sheet.unclear_boxes.add(b)
+    elif unclear == "stray":
+        draw_stray(img, geom, ppm, rng)
+    elif unclear == "two_marks":
+        k = keys[rng.integers(len(keys))]
+        for m in bl.MARKS[:2]:
+            if not sheet.truth[(k, m)]:
+                draw_mark(img, geom.boxes[(k, m)], "circle", ppm, rng)
+                sheet.truth[(k, m)] = True
+    return sheet
+
+
+# --- the scanner ------------------------------------------------------------------------------
+
+def distort(img: np.ndarray, rng, *, upside_down=False, crease=False, dpi=200) -> np.ndarray:
+    h, w = img.shape
+    ppm = dpi / 25.4
+    if crease:   # a fold across the page: a thin shadow with a light edge beside it
+        y = int(rng.uniform(0.35, 0.65) * h)
+        img = img.copy()
+        img[y:y + max(1, int(0.25 * ppm))] = np.minimum(img[y:y + max(1, int(0.25 * ppm))], 205)
+        img[y + max(1, int(0.25 * ppm)):y + max(2, int(0.5 * ppm))] = 255
+    # The sheet lies skewed, shifted and (scanner optics) scaled on a bed 12 mm larger each way.
+    pad = int(12 * ppm)
+    ang = rng.uniform(-3, 3)
+    scale = rng.uniform(0.97, 1.03)
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), ang, scale)
+    M[:, 2] += rng.uniform(-3, 3, 2) * ppm + pad
+    out = cv2.warpAffine(img, M, (w + 2 * pad, h + 2 * pad), flags=cv2.INTER_LINEAR,
+                         borderValue=int(rng.integers(225, 256)))
+    noise = rng.normal(0, rng.uniform(2, 7), out.shape)
+    out = np.clip(out.astype(np.float32) * rng.uniform(0.9, 1.0) + noise, 0, 255).astype(np.uint8)
+    if upside_down:
+        out = np.ascontiguousarray(out[::-1, ::-1])
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 91))])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
