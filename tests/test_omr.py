@@ -20,8 +20,8 @@ pytest.importorskip("zxingcpp")
 import omr_synth as S  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
 
 from ballot_service.crypto import keys  # noqa: E402
-from ballot_service.formats.ballots import make_token, token_to_text  # noqa: E402
 from ballot_service.formats import ballot_layout as bl  # noqa: E402
+from ballot_service.formats.ballots import make_token, token_to_text  # noqa: E402
 from ballot_service.render import paper  # noqa: E402
 from ballot_service.render.fonts import FontNotFound  # noqa: E402
 from ballot_service.scan import omr  # noqa: E402
