@@ -84,15 +84,20 @@ def minimum_votes(base: int, majority: str = "half") -> int:
 
 # --- §3/§4 ballots ---------------------------------------------------------------------
 
+def check_marks(marks: Mapping[str, str], keys: Sequence[str], allowed, noun: str = "candidates") -> None:
+    """Refuse marks for anything not on the ballot, and marks not in `allowed` (every kind's
+    ballot is a mapping from what is voted on to one of its marks)."""
+    unknown = [k for k in marks if k not in keys]
+    if unknown:
+        raise RuleError(f"marks name {noun} not on this ballot: {', '.join(map(str, unknown))}")
+    for k, v in marks.items():
+        if v not in allowed:
+            raise RuleError(f"mark for {k!r} is {v!r}; must be one of {tuple(allowed)}")
+
+
 def normalise_marks(marks: Mapping[str, str], candidate_keys: Sequence[str]) -> dict[str, str]:
     """Fill unmarked candidates with 'abstain'; refuse marks for unknown candidates."""
-    unknown = [k for k in marks if k not in candidate_keys]
-    if unknown:
-        raise RuleError(f"marks name candidates not on this ballot: {', '.join(map(str, unknown))}")
-    bad = {k: v for k, v in marks.items() if v not in MARKS}
-    if bad:
-        k, v = next(iter(bad.items()))
-        raise RuleError(f"mark for {k!r} is {v!r}; must be one of {MARKS}")
+    check_marks(marks, candidate_keys, MARKS)
     return {k: marks.get(k, "abstain") for k in candidate_keys}
 
 

@@ -11,12 +11,11 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Collection, Iterable, Mapping, Sequence
 
-from ballot_service.rules import RuleError, select_top
+from ballot_service.rules import MARKS, RuleError, check_marks, select_top
 
 OFFICES = ("principal", "vice", "committee_member", "deputy_higher")
 OFFICE_NAMES = {"principal": "正职", "vice": "副职", "committee_member": "常委会委员",
                 "deputy_higher": "上一级人大代表"}
-MARKS = ("for", "against", "abstain", "void")
 WRITE_IN = "write_in:"  # key prefix of a written-in person (FORMAT.md: "write_in:张三")
 
 # Round kinds and statuses
@@ -122,12 +121,7 @@ def read_ballot(
     (常委会组成人员, art. 47), the roster ids/names a write-in may name; others are no vote.
     A person written twice counts once. 赞成 + counted write-ins > seats ⇒ invalid.
     """
-    unknown = [k for k in marks if k not in candidates]
-    if unknown:
-        raise RuleError(f"marks name candidates not on this ballot: {', '.join(map(str, unknown))}")
-    for k, v in marks.items():
-        if v not in MARKS:
-            raise RuleError(f"mark for {k!r} is {v!r}; must be one of {MARKS}")
+    check_marks(marks, candidates, MARKS)
     if write_ins and not write_ins_allowed:
         raise RuleError("no write-ins in a re-vote or a preliminary vote (RULES.md §5.4)")
     listed_n = {normalise_name(x) for x in (*candidates, *listed)}

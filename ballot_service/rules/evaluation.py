@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from ballot_service.rules import Rule, RuleError
+from ballot_service.rules import Rule, RuleError, check_marks
 
 # §5.5 default options, best first; a locality may use others (e.g. COMPETENCE_OPTIONS).
 SATISFACTION_OPTIONS = ("satisfied", "basically_satisfied", "dissatisfied")
@@ -75,12 +75,7 @@ def normalise_ballot(
     (a terminal cannot spoil a mark).
     """
     allowed = set(options) | {ABSTAIN} | ({VOID} if paper else set())
-    unknown = [k for k in marks if k not in subjects]
-    if unknown:
-        raise RuleError(f"marks name subjects not on this ballot: {', '.join(map(str, unknown))}")
-    for k, v in marks.items():
-        if v not in allowed:
-            raise RuleError(f"mark for {k!r} is {v!r}; must be one of {sorted(allowed)}")
+    check_marks(marks, subjects, sorted(allowed), noun="subjects")
     return {s: marks.get(s, ABSTAIN) for s in subjects}
 
 
