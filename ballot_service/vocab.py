@@ -113,6 +113,19 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     Majority.TWO_THIRDS: ("三分之二以上", "two thirds or more"),
 }
 
+# What a signed record of each kind is called on its PDF, the verify page and the console.
+RECORD_NAMES: dict[ItemKind, tuple[str, str]] = {
+    ItemKind.LIVELIHOOD: ("票决结果", "Result of the projects vote"),
+    ItemKind.APPOINTMENT: ("任免表决结果", "Result of the appointment vote"),
+    ItemKind.RESOLUTION: ("表决结果记录", "Record of the vote"),
+}
+
+
+def record_name(kind: str, lang: str = "zh") -> str:
+    zh, en = RECORD_NAMES.get(kind, ("表决结果记录", "Record of the vote"))
+    return en if lang == "en" else zh
+
+
 # Paper ballots: (title printed at the top, column header for the candidates), per item kind.
 BALLOT_HEADINGS: dict[ItemKind, tuple[str, str]] = {
     ItemKind.LIVELIHOOD: ("票 决 票", "项目"),

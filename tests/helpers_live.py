@@ -120,6 +120,14 @@ def setup_session(api: Api, operator=OPERATOR, *, members: int = 5, present: int
                         nos, present_nos)
 
 
+def publish(api: Api, item_id: int) -> dict:
+    """Sign the item's record and publish it (公布): only then does the presiding screen show
+    the result."""
+    _, rec = api.call("POST", f"/api/admin/items/{item_id}/record")
+    api.call("POST", f"/api/admin/items/{item_id}/publish")
+    return rec
+
+
 def vote(api: Api, cred: str, marks: dict) -> None:
     """Fetch the seat's ballot and cast it with `marks` (both must succeed)."""
     _, data = api.call("GET", "/api/terminal/ballot", credential=cred)

@@ -9,7 +9,7 @@ import re
 
 import qrcode
 from display_support import CHOICE_KEYS, get_state, keys_in
-from helpers_live import setup_session, vote
+from helpers_live import publish, setup_session, vote
 
 from ballot_service.render import qr
 
@@ -24,8 +24,16 @@ def test_resolution_result_and_record(api, screen, app):
     assert st["vote"]["voted"] == 4 and st["vote"]["issued"] == 5 and not keys_in(st) & CHOICE_KEYS
 
     _, tallied = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    # Tallied, and even signed: the hall sees no figure until the secretariat publishes (公布).
     st = get_state(screen, s.sitting_id)
-    assert st["mode"] == "result" and st["record"] is None
+    assert st["mode"] == "awaiting" and st["vote"]["voted"] == 4 and not keys_in(st) & CHOICE_KEYS
+    _, rec = api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    st = get_state(screen, s.sitting_id)
+    assert st["mode"] == "awaiting" and not keys_in(st) & CHOICE_KEYS
+    assert rec["id"] not in screen.get(f"/display/{s.sitting_id}").get_data(as_text=True)
+    api.call("POST", f"/api/admin/items/{s.item_id}/publish")
+    st = get_state(screen, s.sitting_id)
+    assert st["mode"] == "result"
     r = st["result"]
     motion = tallied["candidates"][0]
     assert r["kind"] == "resolution" and r["status"] == "decided"
@@ -38,8 +46,6 @@ def test_resolution_result_and_record(api, screen, app):
     assert r["passed"] is tallied["passed"] is False  # 2*2 > 6 fails
     assert r["threshold_votes"] == tallied["threshold_votes"] == 4
 
-    _, rec = api.call("POST", f"/api/admin/items/{s.item_id}/record")
-    st = get_state(screen, s.sitting_id)
     record = st["record"]
     assert record["id"] == rec["id"]
     assert record["key_fingerprint"] == rec["fingerprint"] and record["audit_head"] == rec["audit_head"]
@@ -83,7 +89,7 @@ def test_projects_ranked_with_runoff(api, screen):
         vote(api, s.creds[no], m)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
-    r = get_state(screen, s.sitting_id)["result"]
+    r = get_state(screen, s.sitting_id)["result"]  # a tie is shown at once: the hall votes again
     assert r["status"] == "runoff_pending" and r["tied_count"] == 2 and r["runoff_places"] == 1
     assert [(p["key"], p["rank"], p["selected"], p["tied"], p["for"]) for p in r["projects"]] == [
         ("A", 1, True, False, 4), ("B", None, False, True, 3), ("C", None, False, True, 3),
@@ -98,6 +104,7 @@ def test_projects_ranked_with_runoff(api, screen):
     assert get_state(screen, s.sitting_id)["vote"]["voted"] == 5
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    publish(api, s.item_id)
     _, results = api.call("GET", f"/api/admin/sessions/{s.sitting_id}/results")
     r = get_state(screen, s.sitting_id)["result"]
     assert r["status"] == "decided" and r["rounds"] == 2 and r["selected_count"] == 2 and r["shortfall"] == 0
@@ -116,6 +123,7 @@ def test_appointment_table(api, screen):
         vote(api, s.creds[no], m)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     _, tallied = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    publish(api, s.item_id)
     r = get_state(screen, s.sitting_id)["result"]
     assert [(n["title"], n["for"], n["against"], n["abstain"], n["passed"]) for n in r["nominees"]] == [
         ("任命张三为局长", 3, 1, 0, True), ("任命李四为副局长", 1, 2, 1, False)]  # unmarked = 弃权
@@ -125,6 +133,8 @@ def test_appointment_table(api, screen):
 def test_quorum_failure_and_void_items_show_their_status(api, screen):
     s = setup_session(api, members=6, present=3, open_vote=False)
     api.call("POST", f"/api/admin/items/{s.item_id}/quorum-failed")
+    assert get_state(screen, s.sitting_id)["mode"] == "awaiting"
+    publish(api, s.item_id)
     r = get_state(screen, s.sitting_id)["result"]
     assert r["status"] == "quorum_not_met" and (r["members"], r["present"]) == (6, 3)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from display_support import Stream, get_state, strip_volatile
-from helpers_live import create_item, setup_session, vote
+from display_support import CHOICE_KEYS, Stream, get_state, keys_in, strip_volatile
+from helpers_live import create_item, publish, setup_session, vote
 from sqlalchemy import select
 
 from ballot_service.models import AuditEvent
@@ -34,6 +34,9 @@ def test_open_vote_wins_then_latest_result(api, screen, app):
             vote(api, s.creds[no], {"motion": "for"})
         api.call("POST", f"/api/admin/items/{s.item_id}/close")
         api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+        st = both()  # counted, not yet published: still no figure of any choice
+        assert st["mode"] == "awaiting" and st["vote"]["item_id"] == s.item_id and not keys_in(st) & CHOICE_KEYS
+        publish(api, s.item_id)
         assert both()["result"]["item_id"] == s.item_id
         item2 = create_item(api, s.sitting_id, key="item2")
         assert get_state(screen, s.sitting_id)["result"]["item_id"] == s.item_id  # a draft item changes nothing
@@ -42,10 +45,10 @@ def test_open_vote_wins_then_latest_result(api, screen, app):
         assert st["mode"] == "voting" and st["vote"]["item_id"] == item2
         api.call("POST", f"/api/admin/items/{item2}/close")
         api.call("POST", f"/api/admin/items/{item2}/tally")
-        assert both()["result"]["item_id"] == item2
-        api.call("POST", f"/api/admin/items/{s.item_id}/record")  # recording the older item brings it back
+        assert both()["mode"] == "awaiting"
+        publish(api, item2)  # publishing brings its result up, with the record
         st = both()
-        assert st["result"]["item_id"] == s.item_id and st["record"] is not None
+        assert st["result"]["item_id"] == item2 and st["record"]["published"] is True
     finally:
         stream.close()
 
@@ -79,6 +82,10 @@ def test_secretariat_chooses_the_screen_between_votes(api, screen, app):
             vote(api, s.creds[no], {"motion": "for"})
         api.call("POST", f"/api/admin/items/{s.item_id}/close")
         api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+        assert both()["mode"] == "awaiting"
+        status, err = choose("result", s.item_id, expect=(409,))  # not published: not on demand either
+        assert "尚未公布" in err["errors"][0]["message_zh"]
+        publish(api, s.item_id)
         assert both()["mode"] == "result"
         choose("title")
         st = both()
@@ -96,14 +103,15 @@ def test_secretariat_chooses_the_screen_between_votes(api, screen, app):
         assert both()["mode"] == "voting"
         api.call("POST", f"/api/admin/items/{item2}/close")
         api.call("POST", f"/api/admin/items/{item2}/tally")
-        assert both()["result"]["item_id"] == item2
-        choose("result", s.item_id)  # an earlier result, on demand
+        assert both()["mode"] == "awaiting"
+        choose("result", s.item_id)  # an earlier (published) result, on demand
         assert both()["result"]["item_id"] == s.item_id
         # Refused, and nothing changes: unknown choice, a result without its item, an item with
-        # no result, an item id with another choice, a wrong type.
+        # no result, one not published, an item id with another choice, a wrong type.
         item3 = create_item(api, sid, key="item3")
         for body, where in (({"show": "blank"}, "show"), ({"show": "result"}, "item_id"),
                             ({"show": "result", "item_id": item3}, "item_id"),
+                            ({"show": "result", "item_id": item2}, "item_id"),
                             ({"show": "title", "item_id": item2}, "item_id"),
                             ({"show": "result", "item_id": "1"}, "item_id")):
             status, err = api.call("POST", f"/api/admin/sessions/{sid}/screen", body, expect=(400, 409))
@@ -113,6 +121,8 @@ def test_secretariat_chooses_the_screen_between_votes(api, screen, app):
         choose("title")
         api.call("POST", f"/api/admin/items/{item2}/record")
         assert both()["mode"] == "title"
+        api.call("POST", f"/api/admin/items/{item2}/publish")  # publishing takes the screen back
+        assert both()["result"]["item_id"] == item2
         # Another session's screen follows its own sitting only.
         _, other = api.call("POST", "/api/admin/sessions", {"body_id": s.body_id, "name": "第二次会议"})
         assert get_state(screen, other["id"])["mode"] == "checkin"

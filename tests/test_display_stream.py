@@ -7,7 +7,7 @@ import time
 
 import pytest
 from display_support import CHOICE_KEYS, Stream, keys_in
-from helpers_live import setup_session, vote
+from helpers_live import publish, setup_session, vote
 
 
 def test_event_stream(api, screen, app):
@@ -42,6 +42,9 @@ def test_event_stream(api, screen, app):
         name, st, _ = stream.next_event()
         assert name == "state" and st["mode"] == "counting"
         api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+        name, st, _ = stream.next_event()
+        assert name == "state" and st["mode"] == "awaiting" and "result" not in st
+        publish(api, s.item_id)
         name, st, _ = stream.next_event()
         assert name == "state" and st["mode"] == "result" and st["result"]["motion"]["against"] == 1
 

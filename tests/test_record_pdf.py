@@ -247,3 +247,27 @@ def test_pdf_quorum_not_met_and_runoff_pending(tmp_path):
     flat = _squash(_text(tmp_path, "pending", record_pdf.render(runoff_pending_content(), SIG)))
     assert "需再次投票：社区养老服务中心建设、城乡公交一体化" in flat
     assert "待再次投票" in flat
+
+
+def test_announcement_of_a_tablet_vote_uses_tablet_words():
+    """A vote on seat tablets hands nothing out: no 发出/收回 票, and 未按表决器 is read out."""
+    c = appointment_content()
+    c["item"] = dict(c["item"], channel="terminal")
+    text = announcement.announcement(c)
+    r = c["result"]
+    assert f"参加表决{r['returned']}名，未按表决器{r['not_voted']}名" in text
+    assert "发出" not in text and "收回" not in text and "张" not in text
+    assert "赵强 任市水利局局长：赞成17票，反对9票，弃权3票，未通过。" in text
+
+
+def test_announcement_lines_never_split_a_number_from_its_unit():
+    from ballot_service.render.record_pdf import unbroken_lines
+
+    text = announcement.announcement(livelihood_content())
+    # A narrow column forces many breaks; measure every character as 1 unit.
+    for width in (7, 9, 11, 13, 17):
+        lines = unbroken_lines(text, width, len)
+        assert "".join(lines) == text
+        for a, b in zip(lines, lines[1:]):
+            assert not (a[-1].isdigit() and (b[0].isdigit() or b[0] in "张票名人项个%")), (a, b)
+            assert b[0] not in "，。、；：）》", (a, b)

@@ -43,7 +43,12 @@ def test_genuine_record_is_shown(page):
     resp = client.get(f"/verify/{rid}")  # no login: public
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert 'data-genuine="true"' in html and "真实有效" in html and "Genuine" in html
+    assert 'data-genuine="true"' in html and "真实有效" in html
+    # A Chinese page names the record by its kind, and shows no stored word and no English.
+    assert "票决结果" in html and "决议记录" not in html
+    for word in ("Genuine", "decided", "terminal", "paper", "livelihood_projects", "Record verification"):
+        assert word not in html, word
+    assert "Genuine" in client.get(f"/verify/{rid}?lang=en").get_data(as_text=True)
     content = json.loads(body_json)
     assert content["body"]["name"] in html and content["session"]["name"] in html
     assert content["item"]["title"] in html

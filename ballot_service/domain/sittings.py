@@ -12,7 +12,7 @@ from ballot_service.crypto import keys
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
-from ballot_service.models import Attendance, Body, Candidate, Item, Member, Round, Sitting
+from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
 
 
 def create_body(db: Session, name: str, kind: str) -> Body:
@@ -286,8 +286,8 @@ def has_result(item: Item) -> bool:
 def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = None) -> dict:
     """The secretariat chooses what the presiding screen shows between votes (display._mode):
     'auto' follows the votes again; 'title' shows only the body and session (会标, e.g. for a
-    break); 'checkin' the attendance; 'result' the result of an item already tallied. The next
-    vote to open, close or be tallied takes the screen back. Refused while a vote is open: the
+    break); 'checkin' the attendance; 'result' the published result of an item. The next vote
+    to open, close, be tallied or be published takes the screen back. Refused while a vote is open: the
     hall then sees that vote's progress, whatever was chosen."""
     if show not in SCREEN_CHOICES:
         raise InvalidInput(f"show must be one of {', '.join(SCREEN_CHOICES)}", where="show",
@@ -301,9 +301,10 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
         if item.sitting_id != sitting.id:
             raise InvalidInput(f"item {item_id} is not in this session", where="item_id",
                                zh=f"表决事项 {item_id} 不属于本次会议")
-        if not has_result(item):
-            raise Conflict(f"item {item.key} has no result yet", where="item_id",
-                           zh=f"表决事项 {item.key} 尚无表决结果，不能在大屏显示")
+        published = db.scalar(select(Record.published).where(Record.item_id == item.id).limit(1))
+        if not has_result(item) or published is not True:
+            raise Conflict(f"the result of {item.title} is not published yet: publish it first", where="item_id",
+                           zh=f"《{item.title}》的表决结果尚未公布，不能在大屏显示：请先签发并公布")
         data["item_id"] = item.id
     elif item_id is not None:
         raise InvalidInput("item_id goes only with show=result", where="item_id",

@@ -2,7 +2,7 @@
 (never from the database), so what is read is what was signed."""
 from __future__ import annotations
 
-from ballot_service.vocab import ItemKind, label
+from ballot_service.vocab import Channel, ItemKind, label
 
 
 def announcement(content: dict) -> str:
@@ -17,16 +17,28 @@ def announcement(content: dict) -> str:
     if r["status"] == "quorum_not_met":
         lines.append(f"《{item['title']}》不能进行表决。")
         return "".join(lines)
-    ticket = "票决票" if item["kind"] == "livelihood_projects" else "表决票"
-    counts = (f"{item['title']}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
-              f"其中有效票{r['valid']}张，无效票{r['invalid']}张")
-    if r["refused"]:
-        counts += f"，拒收{r['refused']}张"
-    lines.append(counts + "。")
-    if r["status"] == "void":
-        lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
-        return "".join(lines)
-    lines.append(f"收回票数不多于发出票数，本次{label(item['kind'], enum=ItemKind)}有效。")
+    if item.get("channel") == Channel.TERMINAL:
+        # Seat tablets: nothing is handed out or collected; the hall hears who pressed and who did not.
+        counts = (f"{item['title']}：参加表决{r['returned']}名，未按表决器{r['not_voted']}名")
+        if r["invalid"]:
+            counts += f"，其中无效{r['invalid']}名"
+        if r["refused"]:
+            counts += f"；另有{r['refused']}次提交不是有效选票，已拒收"
+        lines.append(counts + "。")
+        if r["status"] == "void":
+            lines.append("本次表决无效，应当重新表决。")
+            return "".join(lines)
+    else:
+        ticket = "票决票" if item["kind"] == "livelihood_projects" else "表决票"
+        counts = (f"{item['title']}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
+                  f"其中有效票{r['valid']}张，无效票{r['invalid']}张")
+        if r["refused"]:
+            counts += f"，拒收{r['refused']}张"
+        lines.append(counts + "。")
+        if r["status"] == "void":
+            lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
+            return "".join(lines)
+        lines.append(f"收回票数不多于发出票数，本次{label(item['kind'], enum=ItemKind)}有效。")
     if item["kind"] == "resolution":
         c = r["candidates"][0]
         lines.append(f"赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"

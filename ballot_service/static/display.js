@@ -39,10 +39,13 @@
     });
     show($("view-title"), s.mode === "title");
     show($("view-checkin"), s.mode === "checkin");
-    show($("view-voting"), s.mode === "voting" || s.mode === "counting");
+    // "counting": closed, not tallied; "awaiting": tallied, not yet published (公布) — both
+    // show only how many ballots came back, never how anyone voted.
+    var voteView = s.mode === "voting" || s.mode === "counting" || s.mode === "awaiting";
+    show($("view-voting"), voteView);
     show($("view-result"), s.mode === "result");
     renderCheckin(s.attendance);
-    renderVote(s.mode === "voting" || s.mode === "counting" ? s.vote : null, s.mode);
+    renderVote(voteView ? s.vote : null, s.mode);
     renderResult(s.mode === "result" ? s.result : null, s.mode === "result" ? s.record : null);
     tick();
   }
@@ -74,7 +77,7 @@
     show($("v-handcount"), hand);
     var paper = v.channel === "paper";
     text($("v-count-label"), paper ? L.voted_paper : L.voted_terminal);
-    text($("v-issued-label"), mode === "counting"
+    text($("v-issued-label"), mode !== "voting"
       ? fmt(L.returned_final, { r: v.voted, n: v.issued })
       : fmt(paper ? L.issued_paper : L.issued_terminal, { n: v.issued }));
     var pct = v.issued ? Math.min(100, Math.round(100 * v.voted / v.issued)) : 0;

@@ -259,6 +259,16 @@ def item_record(item_id: int):
     return jsonify({"id": rec.id, "fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head}), 201
 
 
+@bp.post("/items/<int:item_id>/publish")
+@requires("secretariat")
+def item_publish(item_id: int):
+    """公布: the signed record's result goes up on the presiding screen."""
+    db = get_db()
+    rec = records.publish_record(db, get_item(db, item_id))
+    commit()
+    return jsonify({"id": rec.id, "published": True})
+
+
 @bp.post("/items/<int:item_id>/paper-ballots")
 @requires("secretariat")
 def item_paper_ballots(item_id: int):

@@ -13,7 +13,7 @@ import time
 import pytest
 from browser_support import SCREENSHOTS, login, screenshot
 from display_support import CHOICE_KEYS, keys_in
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, Api, LiveServer, create_item, setup_session, vote
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, Api, LiveServer, create_item, publish, setup_session, vote
 
 from ballot_service.render import qr
 
@@ -173,6 +173,15 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     assert page.locator('[data-f="vote.voted"]').inner_text() == "8"
     snap(page, "display-counting")
     _, tallied = api.call("POST", f"/api/admin/items/{item['id']}/tally")
+    # Counted, and signed: the hall still sees no figure until the secretariat publishes (公布).
+    within(page, "document.getElementById('display').dataset.mode === 'awaiting'", what="待公布")
+    assert "待公布" in page.locator("#view-voting .d-tags").inner_text()
+    assert not shows(page, "view-result")
+    snap(page, "display-awaiting-publication")
+    _, rec = api.call("POST", f"/api/admin/items/{item['id']}/record")
+    page.wait_for_timeout(1500)
+    assert page.locator("#display").get_attribute("data-mode") == "awaiting" and not shows(page, "view-result")
+    api.call("POST", f"/api/admin/items/{item['id']}/publish")
     within(page, "document.getElementById('display').dataset.mode === 'result'", what="the result")
     motion = tallied["candidates"][0]
     for f, v in (("result.members", 12), ("result.present", 9), ("result.motion.for", motion["for"]),
@@ -181,11 +190,9 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
         assert page.locator(f'[data-f="{f}"]').inner_text() == str(v), f
     assert (motion["for"], motion["against"], motion["abstain"], tallied["not_voted"]) == (6, 1, 1, 1)
     assert page.locator("#r-outcome").inner_text() == "未通过"
-    assert page.locator("#r-record").is_hidden()
     snap(page, "display-result-resolution")
 
     # (d) the signed record: fingerprint, audit head and a QR code of /verify/<id>.
-    _, rec = api.call("POST", f"/api/admin/items/{item['id']}/record")
     within(page, f"document.getElementById('r-fp').textContent === {json.dumps(rec['fingerprint'])}",
            what="the record's fingerprint")
     assert rec["audit_head"] in page.locator("#r-head").inner_text()
@@ -265,7 +272,7 @@ def test_screen_shows_project_and_nominee_tables(new_page, live_site):
         vote(api, s.creds[no], {"p10": "for"} if j < 7 else {"p11": "for"})
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
-    _, rec = api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    rec = publish(api, s.item_id)
     within(page, f"document.getElementById('r-fp').textContent === {json.dumps(rec['fingerprint'])}",
            limit=2, what="result and record")
     assert page.locator("#r-tables tr.selected").count() == 10
@@ -288,6 +295,7 @@ def test_screen_shows_project_and_nominee_tables(new_page, live_site):
         vote(api, s.creds[no], {"n1": "for", "n2": "for" if j < 7 else "against", "n3": "for" if j < 3 else "abstain"})
     api.call("POST", f"/api/admin/items/{item}/close")
     api.call("POST", f"/api/admin/items/{item}/tally")
+    publish(api, item)
     within(page, "document.querySelectorAll('#r-tables tr[data-key=\"n3\"]').length === 1", what="nominees")
     assert "未通过" in page.locator('#r-tables tr[data-key="n3"]').inner_text()
     assert page.locator('#r-tables tr[data-key="n1"] td.o').inner_text() == "通过"

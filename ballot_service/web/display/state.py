@@ -14,11 +14,11 @@ from ballot_service.domain.sittings import attendance_state, has_result, open_it
 from ballot_service.models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
 from ballot_service.render import qr
 
-CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued")
+CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
 # What ends that choice (besides a vote opening): the hall then sees the vote just taken. Signing
 # a record does not: it is routine paperwork, often done during the break the choice is for.
-TAKING_BACK_EVENTS = ("vote_closed", "tallied")
+TAKING_BACK_EVENTS = ("vote_closed", "tallied", "record_published")
 
 
 class AuditCursor:
@@ -47,7 +47,7 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     }
     mode, item = _mode(db, sitting, seq, cursor)
     state["mode"] = mode
-    if mode in ("voting", "counting"):
+    if mode in ("voting", "counting", "awaiting"):
         state["vote"] = _vote_view(db, item)
     elif mode == "result":
         state["result"] = _result_view(item)
@@ -72,11 +72,13 @@ def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, cursor: Audit
 
 def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -> tuple[str, Item | None]:
     """Which item the screen is about. An open vote wins (only one can be open at a time).
-    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed or
-    was tallied after it: 会标 ("title"), check-in, or a tallied item's result.
-    Otherwise the item of the newest vote_closed / tallied / record_issued event of this
-    sitting (so the result of the vote just taken stays up until the next one opens, and a
-    re-tallied or newly recorded older item comes back to the front); otherwise check-in."""
+    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed,
+    was tallied or published after it: 会标 ("title"), check-in, or a published result.
+    Otherwise the item of the newest vote_closed / tallied / record_issued / record_published
+    event of this sitting: "counting" while it is closed, "awaiting" (待公布) once tallied, and
+    its "result" only once the secretariat has published it; so the vote just taken stays up
+    until the next one opens, and a newly published older item comes back to the front;
+    otherwise check-in."""
     voting_now = open_item(db, sitting)
     if voting_now is not None:
         return "voting", voting_now
@@ -91,9 +93,9 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
             return chosen["show"], None
         if chosen.get("show") == "result":
             item = _item_of(db, sitting, chosen)
-            if item is not None and has_result(item):
+            if item is not None and published(db, item):
                 return "result", item
-        # "auto" (or a result no longer there): cursor the votes
+        # "auto" (or a result no longer there): follow the votes
     item = _item_of(db, sitting, json.loads(concluding[1])) if concluding is not None else None
     if item is None:
         return "checkin", None
@@ -101,8 +103,18 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
     if item.status == "closed" or rnd.status == "closed":
         return "counting", item
     if has_result(item):
-        return "result", item
+        # The hall sees a result only when the secretariat publishes it (公布); until then the
+        # screen says the count is done and the result is awaited, with no figure of any choice.
+        # A tie at the cut-off is the exception: the hall must see it to vote again (there is
+        # no record to publish before the runoff decides the item).
+        if item.status == "runoff_pending" or published(db, item):
+            return "result", item
+        return "awaiting", item
     return "checkin", None
+
+
+def published(db: Session, item: Item) -> bool:
+    return db.scalar(select(Record.published).where(Record.item_id == item.id).limit(1)) is True
 
 
 def _item_of(db: Session, sitting: Sitting, data: dict) -> Item | None:
