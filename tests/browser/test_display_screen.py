@@ -13,7 +13,16 @@ import time
 import pytest
 from browser_support import SCREENSHOTS, login, screenshot
 from display_support import CHOICE_KEYS, keys_in
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, Api, LiveServer, create_item, publish, setup_session, vote
+from helpers_live import (
+    DISPLAY_OPERATOR,
+    OPERATOR,
+    Api,
+    LiveServer,
+    create_item,
+    publish,
+    setup_session,
+    vote,
+)
 
 from ballot_service.render import qr
 
