@@ -21,15 +21,16 @@ def count(db, model, *where) -> int:
         db.rollback()
 
 
-def roster_csv(n: int) -> bytes:
-    rows = ["代表证号,姓名,代表团,座位号"] + [f"{1000 + i},代表{i},第{1 + i % 2}代表团,{i}" for i in range(1, n + 1)]
+def roster_csv(n: int, prefix: str = "") -> bytes:
+    rows = ["代表证号,姓名,代表团,座位号"] + [f"{prefix}{1000 + i},代表{i},第{1 + i % 2}代表团,{i}"
+                                      for i in range(1, n + 1)]
     return "\n".join(rows).encode("utf-8")
 
 
-def make_body_and_sitting(console, n=10) -> None:
+def make_body_and_sitting(console, n=10, prefix: str = "") -> None:
     post(console, "/console/bodies", {"name": "示范市人民代表大会", "kind": "congress"})
     post(console, "/console/bodies/1/key")
-    r = post(console, "/console/bodies/1/roster/preview", {"file": (io.BytesIO(roster_csv(n)), "名册.csv")},
+    r = post(console, "/console/bodies/1/roster/preview", {"file": (io.BytesIO(roster_csv(n, prefix)), "名册.csv")},
              content_type="multipart/form-data")
     tok = re.search(r'name="token" value="([^"]+)"', r.get_data(as_text=True)).group(1)
     post(console, "/console/bodies/1/roster/import", {"token": tok})
@@ -210,3 +211,18 @@ def test_printing_paper_ballots_reports_progress_and_lists_the_files(console, ap
     pdf = console.get(f"/console/items/1/ballots/{state['files'][0]}")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
     assert console.get("/console/items/1/ballots/..%2Fkeys%2Fbody-1.key.pem").status_code == 404
+
+
+def test_check_in_by_typed_numbers_with_chinese_separators_and_lower_case(console, db):
+    """补签到 accepts numbers as a secretariat types them (，、； or spaces; x1001 for X1001), and
+    the sitting page states the quorum in words and numbers."""
+    make_body_and_sitting(console, n=10, prefix="X")
+    r = post(console, "/console/sessions/1/attendance",
+             {"member_no": "X1001，X1002、x1003；X1004 X1005,x1006", "status": "present"}, follow_redirects=True)
+    assert ("ok", "已补签到：6 人。") in flashes(r)
+    html = r.get_data(as_text=True)
+    assert 'data-k="present">6<' in html
+    assert "应到 10 人，三分之二为 7 人，实到 6 人，不足法定人数" in html
+    post(console, "/console/sessions/1/attendance", {"member_no": "x1007", "status": "present"})
+    html = console.get("/console/sessions/1").get_data(as_text=True)
+    assert "应到 10 人，三分之二为 7 人，实到 7 人，符合法定人数" in html

@@ -17,7 +17,9 @@ def test_checkin_state_and_quorum(api, screen):
     st = get_state(screen, s.sitting_id)
     assert st["mode"] == "checkin"
     assert st["attendance"] == {"members": 6, "present": 3, "leave": 0, "absent": 3, "quorum_met": False,
-                                "quorum_rule": "3*P >= 2*N"}
+                                "quorum_rule": "3*P >= 2*N", "quorum_needed": 4,
+                                "quorum_words": ["应到 6 人，三分之二为 4 人，实到 3 人，不足法定人数",
+                                                 "6 members, two thirds is 4, 3 present: no quorum"]}
     assert st["sitting"]["name"] == "第一次会议" and st["sitting"]["body"] == "测试市人民代表大会"
     assert "vote" not in st and "result" not in st
 

@@ -6,6 +6,7 @@ from fractions import Fraction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ballot_service import rules
 from ballot_service.rules import (
     CandidateCount,
     RoundFacts,
@@ -185,3 +186,12 @@ def test_decision_deterministic_and_order_invariant(ballots, places, extra_membe
     shuffled = list(ballots)
     rnd.shuffle(shuffled)
     assert decide(shuffled) == first
+
+
+@given(st.sampled_from(["congress", "standing_committee"]), st.integers(0, 5000), st.data())
+def test_quorum_minimum_is_the_quorum_rule(kind, members, data):
+    present = data.draw(st.integers(0, members))
+    assert rules.quorum_met(kind, members, present) == (present >= rules.quorum_minimum(kind, members))
+    zh, en = rules.quorum_sentence(kind, members, present)
+    assert f"应到 {members} 人" in zh and f"为 {rules.quorum_minimum(kind, members)} 人" in zh
+    assert zh.endswith("符合法定人数") == rules.quorum_met(kind, members, present)

@@ -72,10 +72,12 @@ def get_sitting(db: Session, sitting_id: int) -> Sitting:
 
 
 def find_member(db: Session, body_id: int, member_no: str) -> Member:
-    """Find by 代表证号 or card code."""
+    """Find by 代表证号 or card code; a number typed in lower case (x18002) finds X18002."""
     m = db.scalar(select(Member).where(Member.body_id == body_id, Member.member_no == member_no))
     if m is None:
         m = db.scalar(select(Member).where(Member.body_id == body_id, Member.card_code == member_no))
+    if m is None and member_no != member_no.upper():
+        m = db.scalar(select(Member).where(Member.body_id == body_id, Member.member_no == member_no.upper()))
     if m is None:
         raise NotFound(f"no member with 代表证号 or card {member_no!r} on this roster", where="member",
                        zh=f"名册中没有代表证号或卡号为 {member_no} 的代表")
@@ -180,10 +182,13 @@ class AttendanceState:
     absent: int  # 缺席
     quorum_met: bool
     quorum_rule: str
+    quorum_needed: int  # the fewest present that make the quorum
+    quorum_words: tuple[str, str]  # (zh, en): 应到 40 人，三分之二为 27 人，实到 35 人，符合法定人数
 
     def as_dict(self) -> dict:
         return {"members": self.members, "present": self.present, "leave": self.leave,
-                "absent": self.absent, "quorum_met": self.quorum_met, "quorum_rule": self.quorum_rule}
+                "absent": self.absent, "quorum_met": self.quorum_met, "quorum_rule": self.quorum_rule,
+                "quorum_needed": self.quorum_needed, "quorum_words": list(self.quorum_words)}
 
 
 def attendance_state(db: Session, sitting: Sitting) -> AttendanceState:
@@ -196,7 +201,8 @@ def attendance_state(db: Session, sitting: Sitting) -> AttendanceState:
         .group_by(Attendance.status)).all())
     p, leave = rows.get("present", 0), rows.get("leave", 0)
     return AttendanceState(n, p, leave, n - p - leave, rules.quorum_met(body.kind, n, p),
-                           rules.quorum_rule_text(body.kind))
+                           rules.quorum_rule_text(body.kind), rules.quorum_minimum(body.kind, n),
+                           rules.quorum_sentence(body.kind, n, p))
 
 
 def present_member_ids(db: Session, sitting: Sitting) -> list[int]:

@@ -53,6 +53,27 @@ def quorum_met(body_kind: str, members: int, present: int) -> bool:
     raise RuleError(f"body kind must be one of {BODY_KINDS}, not {body_kind!r}")
 
 
+def quorum_minimum(body_kind: str, members: int) -> int:
+    """The fewest present that make the quorum: two thirds or more of N (congress), more than
+    half of N (standing committee); so quorum_met(kind, N, P) is P >= quorum_minimum(kind, N)."""
+    _non_negative(members=members)
+    if body_kind == "congress":
+        return (2 * members + 2) // 3
+    if body_kind == "standing_committee":
+        return members // 2 + 1
+    raise RuleError(f"body kind must be one of {BODY_KINDS}, not {body_kind!r}")
+
+
+def quorum_sentence(body_kind: str, members: int, present: int) -> tuple[str, str]:
+    """The quorum in words and numbers, as a presiding officer reads it (zh, en)."""
+    need = quorum_minimum(body_kind, members)
+    share_zh, share_en = ("三分之二", "two thirds") if body_kind == "congress" else ("过半数", "more than half")
+    met = quorum_met(body_kind, members, present)
+    return (f"应到 {members} 人，{share_zh}为 {need} 人，实到 {present} 人，{'符合' if met else '不足'}法定人数",
+            f"{members} members, {share_en} is {need}, {present} present: "
+            f"{'quorum met' if met else 'no quorum'}")
+
+
 def quorum_rule_text(body_kind: str) -> str:
     return "3*P >= 2*N" if body_kind == "congress" else "2*P > N"
 

@@ -2,6 +2,8 @@
 presiding screen shows between votes, and closing the sitting (闭会)."""
 from __future__ import annotations
 
+import re
+
 from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -76,14 +78,18 @@ def screen_form(sitting_id: int):
     return run_action(run, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
 
 
+MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")
+
+
 @bp.post("/console/sessions/<int:sitting_id>/attendance")
 @requires("secretariat")
 def attendance_form(sitting_id: int):
     """补签到 / 请假 for the ticked members, or for one member number typed in."""
     form = request.form
     status = form.get("status", "present")
-    nos = [n for n in form.getlist("member") if n] + [n.strip() for n in form.get("member_no", "").split()
-                                                      if n.strip()]
+    # Typed numbers may be separated as a secretariat types them: spaces, commas, 、 or ；.
+    nos = [n for n in form.getlist("member") if n] + [n for n in MEMBER_NO_SEPARATORS.split(form.get("member_no", ""))
+                                                      if n]
 
     def run(db):
         if not nos:
