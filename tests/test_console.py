@@ -3,6 +3,7 @@ CSRF, session expiry, roster preview, and a vote from check-in to a published re
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 
@@ -226,3 +227,28 @@ def test_check_in_by_typed_numbers_with_chinese_separators_and_lower_case(consol
     post(console, "/console/sessions/1/attendance", {"member_no": "x1007", "status": "present"})
     html = console.get("/console/sessions/1").get_data(as_text=True)
     assert "应到 10 人，三分之二为 7 人，实到 7 人，符合法定人数" in html
+
+
+def test_time_up_keeps_the_vote_open_until_closed_or_extended(console, db):
+    """A vote whose time is up stays open; the console says so and offers to extend (recorded)."""
+    make_body_and_sitting(console, n=3)
+    post(console, "/console/sessions/1/attendance", {"member_no": "1001 1002 1003", "status": "present"})
+    post(console, "/console/sessions/1/items", {"kind": "resolution", "key": "r1", "title": "关于某事的决议",
+                                                "secret": "1", "channel": "terminal", "time_limit_min": "1"})
+    post(console, "/console/items/1/open")
+    html = console.get("/console/items/1").get_data(as_text=True)
+    assert 'id="time-left"' in html and 'id="time-up"' in html and 'id="action-extend"' in html
+    r = post(console, "/console/items/1/extend", {"minutes": "5"}, follow_redirects=True)
+    assert ("ok", "已延长表决时间。") in flashes(r)
+    event = db.scalars(select(AuditEvent).where(AuditEvent.kind == "vote_time_extended")).one()
+    assert json.loads(event.data)["minutes"] == 5
+    db.rollback()  # end the read (SQLite: every transaction holds the write lock)
+    for bad in ("0", "500", "x"):
+        r = post(console, "/console/items/1/extend", {"minutes": bad}, follow_redirects=True)
+        assert flashes(r)[-1][0] == "error"
+    post(console, "/console/items/1/close")
+    html = console.get("/console/items/1").get_data(as_text=True)
+    assert 'id="time-left"' not in html  # no countdown on a closed vote
+    r = post(console, "/console/items/1/extend", {"minutes": "5"}, follow_redirects=True)
+    kind, text = flashes(r)[-1]
+    assert kind == "error" and "只有进行中的表决可以延长时间" in text and "关于某事的决议" in text

@@ -18,8 +18,9 @@ from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
-from ballot_service.errors import Conflict, NotFound, QuorumNotMet
+from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
 from ballot_service.formats import ballots
+from ballot_service.formats.encoding import is_int
 from ballot_service.models import (
     Attendance,
     Cast,
@@ -184,3 +185,28 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
 def count_refusal(db: Session, rnd: Round, reason: str) -> None:
     db.execute(update(Refusal).where(Refusal.round_id == rnd.id, Refusal.reason == reason)
                .values(count=Refusal.count + 1))
+
+
+MAX_EXTENSION_MINUTES = 120
+
+
+def extend_round(db: Session, item: Item, minutes: int) -> Round:
+    """延长表决时间: the secretariat gives an open vote `minutes` more, counted from its time
+    limit or from now if that has passed (a vote whose time is up stays open until closed or
+    extended). Recorded in the chain; the tablets and the screen count down to the new time."""
+    if not is_int(minutes) or not 1 <= minutes <= MAX_EXTENSION_MINUTES:
+        raise InvalidInput(f"minutes must be a whole number from 1 to {MAX_EXTENSION_MINUTES}", where="minutes",
+                           zh=f"延长时间须为 1 到 {MAX_EXTENSION_MINUTES} 分钟的整数")
+    rnd = current_round(item)
+    if rnd.status != "open":
+        zh, en = status_name(rnd.status)
+        raise Conflict(f"{item.title}: round {rnd.number} is {en}; only an open vote can be extended", where="item",
+                       zh=f"《{item.title}》第{rnd.number}轮{zh}：只有进行中的表决可以延长时间")
+    db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
+    now = utcnow()
+    rnd.closes_at = max(rnd.closes_at or now, now) + dt.timedelta(minutes=minutes)
+    db.flush()
+    audit.append(db, "vote_time_extended", {"item_id": item.id, "round": rnd.number, "minutes": minutes,
+                                            "closes_at": rnd.closes_at.isoformat()}, sitting_id=item.sitting_id)
+    return rnd
+

@@ -20,7 +20,10 @@
     var tick = function () {
       var s = Math.max(0, Math.round((closes - Date.now()) / 1000));
       left.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-      if (s > 0) setTimeout(tick, 1000);
+      if (s > 0) { setTimeout(tick, 1000); return; }
+      // The vote stays open when its time is up: the secretariat closes it or extends the time.
+      var up = document.getElementById("time-up");
+      if (up) up.hidden = false;
     };
     tick();
   }

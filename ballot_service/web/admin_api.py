@@ -259,6 +259,17 @@ def item_record(item_id: int):
     return jsonify({"id": rec.id, "fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head}), 201
 
 
+@bp.post("/items/<int:item_id>/extend")
+@requires("secretariat")
+def item_extend(item_id: int):
+    """延长表决时间: {"minutes": n} more for the open vote."""
+    data = json_body()
+    db = get_db()
+    rnd = voting.extend_round(db, get_item(db, item_id), field(data, "minutes", int))
+    commit()
+    return jsonify({"round": rnd.number, "closes_at": rnd.closes_at.isoformat()})
+
+
 @bp.post("/items/<int:item_id>/publish")
 @requires("secretariat")
 def item_publish(item_id: int):

@@ -71,7 +71,7 @@ def item_progress(db, item) -> dict:
     return {"status": item.status, "round": rnd.number, "round_status": rnd.status,
             "issued": rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd),
             "returned": returned, "present": rnd.present, "members": rnd.members,
-            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None}
+            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None}
 
 
 @bp.get("/console/items/<int:item_id>")
@@ -109,6 +109,8 @@ ITEM_ACTIONS = {
                ("已签发表决结果记录。", "The signed record is issued.")),
     "publish": (lambda db, item: records.publish_record(db, item),
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
+    "extend": (lambda db, item: voting.extend_round(db, item, form_int(request.form, "minutes")),
+               ("已延长表决时间。", "The time is extended.")),
     "quorum-failed": (voting.record_quorum_not_met, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
 }
