@@ -30,21 +30,51 @@ def run_action(action, success: str, back: str):
         db.commit()
     except BallotError as exc:
         finish_refusal(exc)
-        where = f" （{exc.where}）" if exc.where else ""
-        flash(f"{exc.text(current_language())}{where}", "error")
+        flash(refusal_text(exc), "error")
         return redirect(back), None
     if success:
         flash(success, "ok")
     return redirect(back), result
 
 
+# What the console's form fields are called on screen: a refusal names the field a person sees,
+# not the name the code uses.
+FIELD_LABELS = {
+    "key": ("编号", "key"), "title": ("标题", "title"), "kind": ("类型", "kind"),
+    "places": ("应选数", "number of places"), "candidates": ("候选项", "candidates"),
+    "base": ("通过基数", "base"), "majority": ("多数", "majority"), "channel": ("渠道", "channel"),
+    "time_limit_min": ("限时（分钟）", "time limit (minutes)"), "minutes": ("延长分钟数", "minutes"),
+    "member": ("代表证号", "member number"), "count": ("张数", "count"), "name": ("名称", "name"),
+}
+
+
+def field_label(name: str) -> str:
+    zh_en = FIELD_LABELS.get(name)
+    return t(*zh_en) if zh_en else name
+
+
+def refusal_text(exc: BallotError) -> str:
+    """A refusal as the console shows it: the message in the screen's language, then where, when
+    that is something the person can find on the page (a field they see, a line, a file row)."""
+    text = exc.text(current_language())
+    where = exc.where or ""
+    if where in FIELD_LABELS:
+        where = field_label(where)
+    elif where.startswith("candidates line "):
+        where = t(f"候选项第 {where.rsplit(' ', 1)[-1]} 行", where)
+    elif where.isascii() and where.replace("_", "").replace(".", "").isalnum():
+        where = ""  # an internal name (item, round, session…): the message already says what
+    return f"{text} （{where}）" if where and where not in text else text
+
+
 def form_int(form, name: str, required: bool = True) -> int | None:
     """A whole number typed into a form field; None when empty and not required."""
     raw = (form.get(name) or "").strip()
+    label = field_label(name)
     if not raw:
         if required:
-            raise InvalidInput(t(f"缺少 {name}", f"{name} is missing"), where=name)
+            raise InvalidInput(t(f"请填写{label}", f"{label} is missing"), where=name)
         return None
     if not raw.isdigit():
-        raise InvalidInput(t(f"{name} 须为非负整数", f"{name} must be a whole number"), where=name)
+        raise InvalidInput(t(f"{label}须为非负整数", f"{label} must be a whole number"), where=name)
     return int(raw)

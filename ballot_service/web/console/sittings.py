@@ -40,7 +40,11 @@ def sitting_create():
 @bp.get("/console/sessions/<int:sitting_id>")
 @requires("secretariat", "auditor")
 def sitting_page(sitting_id: int):
-    db = get_db()
+    return render_sitting_page(get_db(), sitting_id)
+
+
+def render_sitting_page(db, sitting_id: int, item_form=None):
+    """The sitting page; `item_form`: what was typed into a refused 添加表决事项 form, shown again."""
     sitting = get_sitting(db, sitting_id)
     members = db.scalars(select(Member).where(Member.body_id == sitting.body_id, Member.in_office.is_(True))
                          .order_by(Member.group, Member.member_no)).all()
@@ -49,7 +53,8 @@ def sitting_page(sitting_id: int):
     terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
                            members=members, status=status, terminals=terminals,
-                           kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES)
+                           kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES,
+                           item_form=item_form or {})
 
 
 @bp.post("/console/sessions/<int:sitting_id>/close")
