@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+import pytest
 from console_support import flashes, post
 from helpers_live import OPERATOR, create_operator_in_db
 from sqlalchemy import func, select
@@ -141,7 +142,7 @@ def test_a_vote_from_check_in_to_published_record(console, app, db):
     assert len(creds) == 10 and "/seat#credential=" in r.get_data(as_text=True)
     r = post(console, "/console/sessions/1/items", {
         "kind": "livelihood_projects", "key": "ms", "title": "2027年民生实事项目", "places": "2",
-        "candidates": "P1 | 老旧小区改造\nP2 | 社区食堂\nP3 | 公交线路优化", "base": "members",
+        "candidates": "P1 | 老旧小区改造 |\nP2 | 社区食堂 |\nP3 | 公交线路优化 |", "base": "members",
         "majority": "half", "secret": "1", "channel": "terminal"})
     assert r.headers["Location"] == "/console/items/1"
     assert ("ok", "表决已开始。") in flashes(post(console, "/console/items/1/open", follow_redirects=True))
@@ -271,3 +272,22 @@ def test_a_refused_item_form_keeps_what_was_typed(console, db):
     assert "请填写应选数" in html and "places" not in re.sub(r'name="places"|f\.get\(.places.\)', "", html.split(
         'id="new-item"')[0])
     assert count(db, AuditEvent, AuditEvent.kind == "item_created") == 0
+
+
+def test_candidate_lines_are_never_ambiguous(app):
+    from ballot_service.errors import InvalidInput
+    from ballot_service.web.console.items import parse_candidates
+
+    ctx = app.test_request_context()
+    ctx.push()
+    got = parse_candidates("城区老旧小区改造 | 改造小区 32 个，惠及居民 1.2 万户\n社区食堂\nP9 | 公交线路优化 | 新辟 3 条",
+                           "livelihood_projects")
+    assert got == [{"key": "P01", "title": "城区老旧小区改造", "description": "改造小区 32 个，惠及居民 1.2 万户"},
+                   {"key": "P02", "title": "社区食堂"},
+                   {"key": "P9", "title": "公交线路优化", "description": "新辟 3 条"}]
+    with pytest.raises(InvalidInput, match="决议"):
+        parse_candidates("某项", "resolution")
+    assert parse_candidates("  \n", "resolution") == []
+    with pytest.raises(InvalidInput):
+        parse_candidates("a | b | c | d", "appointment")
+    ctx.pop()

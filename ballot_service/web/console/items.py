@@ -24,24 +24,35 @@ from ballot_service.web.roles import requires
 
 
 def parse_candidates(text: str, kind: str) -> list[dict]:
-    """One candidate per line: `title`, or `key | title`, or `key | title | description`."""
+    """One candidate per line: `名称`, `名称 | 说明`, or `编号 | 名称 | 说明` (the 说明 may be
+    empty). Two parts are always name and description — never key and name — so a project's
+    description is never read as its title; a key not given is generated (P01, P02… / N01…)."""
+    if kind == "resolution":
+        if text.strip():
+            raise InvalidInput(t("决议表决只有一个表决事项（即标题），不填候选项",
+                                 "a resolution is voted as a whole (its title): leave the candidates empty"),
+                               where="candidates")
+        return []
     out = []
     prefix = "P" if kind == "livelihood_projects" else "N"
     for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
         if not line:
             continue
         parts = [p.strip() for p in line.split("|")]
-        if len(parts) == 1:
-            out.append({"key": f"{prefix}{len(out) + 1:02d}", "title": parts[0]})
-        elif len(parts) in (2, 3) and parts[0] and parts[1]:
-            c = {"key": parts[0], "title": parts[1]}
-            if len(parts) == 3 and parts[2]:
+        generated = f"{prefix}{len(out) + 1:02d}"
+        if len(parts) == 1 or (len(parts) == 2 and parts[0]):
+            c = {"key": generated, "title": parts[0]}
+            if len(parts) == 2 and parts[1]:
+                c["description"] = parts[1]
+        elif len(parts) == 3 and parts[1]:
+            c = {"key": parts[0] or generated, "title": parts[1]}
+            if parts[2]:
                 c["description"] = parts[2]
-            out.append(c)
         else:
-            raise InvalidInput(t(f"第 {n} 行格式应为“名称”或“编号 | 名称 | 说明”",
-                                 f"line {n}: write 'title' or 'key | title | description'"),
+            raise InvalidInput(t(f"第 {n} 行格式应为“名称”、“名称 | 说明”或“编号 | 名称 | 说明”",
+                                 f"line {n}: write 'name', 'name | description' or 'key | name | description'"),
                                where=f"candidates line {n}")
+        out.append(c)
     return out
 
 
@@ -52,7 +63,7 @@ def item_form(sitting_id: int):
 
     def run(db):
         kind = form.get("kind", "")
-        cands = parse_candidates(form.get("candidates", ""), kind) if kind != "resolution" else None
+        cands = parse_candidates(form.get("candidates", ""), kind) or None
         minutes = form_int(form, "time_limit_min", required=False)
         return create_item(db, get_sitting(db, sitting_id), key=form.get("key", "").strip(), kind=kind,
                            title=form.get("title", "").strip(), candidates=cands,
