@@ -291,3 +291,12 @@ def test_candidate_lines_are_never_ambiguous(app):
     with pytest.raises(InvalidInput):
         parse_candidates("a | b | c | d", "appointment")
     ctx.pop()
+
+
+def test_item_key_is_optional_and_generated(console, db):
+    make_body_and_sitting(console, n=3)
+    r = post(console, "/console/sessions/1/items", {"kind": "resolution", "key": "", "title": "关于某事的决议",
+                                                    "secret": "1", "channel": "terminal"})
+    assert r.status_code == 302 and r.headers["Location"] == "/console/items/1"
+    html = console.get("/console/sessions/1").get_data(as_text=True)
+    assert "item-01" in html and "ms-2027" not in html and "应选项目数" in html

@@ -130,7 +130,8 @@ def ballots_verify(payload: str) -> None:
     elif state == "handed_out":
         click.echo("状态 state: printed and handed out, not yet counted (有效，未计票)")
     elif state == "spare":
-        refuse("spare", "printed but never handed out (未发出的空白票)")
+        refuse("spare", "签名真实，但此票已印制、尚未发出（备用票）：投入票箱将作为备用票拒收。The signature is "
+                        "genuine, but this ballot was never handed out (a spare): the count would refuse it.")
     elif state == "no_round":
         refuse("unknown", f"the database has no round {p['round']} of item {p['item']}")
     elif state == "electronic":

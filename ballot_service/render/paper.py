@@ -215,7 +215,7 @@ class _Renderer:
         pdf.set_font(_FONT, size=15)
         pdf.cell(0, 8, f"票号 {serial_short}", new_x="LEFT", new_y="NEXT")
         pdf.set_font(_FONT, size=8.5)
-        pdf.cell(0, 5, "二维码含本票票号与签名，可用 ballot-service ballots verify 核验。", new_x="LEFT", new_y="NEXT")
+        pdf.cell(0, 5, "二维码含本票票号与签名；工作人员可用 ballot-service ballots verify 核验签名真伪及本票是否已发出、已计票。", new_x="LEFT", new_y="NEXT")
         if lay.key_fingerprint:
             pdf.cell(0, 5, f"签名密钥指纹 {lay.key_fingerprint}", new_x="LEFT", new_y="NEXT")
         pdf.cell(0, 5, "本票为无记名投票，请勿书写姓名。", new_x="LEFT", new_y="NEXT")

@@ -65,7 +65,10 @@ def item_form(sitting_id: int):
         kind = form.get("kind", "")
         cands = parse_candidates(form.get("candidates", ""), kind) or None
         minutes = form_int(form, "time_limit_min", required=False)
-        return create_item(db, get_sitting(db, sitting_id), key=form.get("key", "").strip(), kind=kind,
+        sitting = get_sitting(db, sitting_id)
+        # 编号 is optional on the form: the secretariat names items by their titles.
+        key = form.get("key", "").strip() or f"item-{len(sitting.items) + 1:02d}"
+        return create_item(db, sitting, key=key, kind=kind,
                            title=form.get("title", "").strip(), candidates=cands,
                            places=form_int(form, "places", required=kind == "livelihood_projects"),
                            base=form.get("base", "members"), majority=form.get("majority", "half"),
