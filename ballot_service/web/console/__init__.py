@@ -2,15 +2,10 @@
 records and the audit bundle. Thin: every action calls the same domain functions as the
 JSON API, and a refusal is shown as a message on the page it came from.
 
-One blueprint, `console`, shared by the feature modules imported below: importing each
-registers its routes on `bp` (templates name them `console.*` in url_for)."""
+The blueprint is `blueprint.bp`; importing the feature modules below registers their routes."""
 from __future__ import annotations
 
-from flask import Blueprint
-
-bp = Blueprint("console", __name__)
-
-from ballot_service.web.console import (  # noqa: E402, F401  (each registers its routes on bp)
+from ballot_service.web.console import (  # noqa: F401  (each registers its routes on bp)
     audit,
     bodies,
     common,
@@ -22,4 +17,6 @@ from ballot_service.web.console import (  # noqa: E402, F401  (each registers it
     sittings,
     terminals,
 )
+from ballot_service.web.console.blueprint import bp
 
+__all__ = ["bp"]

@@ -10,7 +10,7 @@ from flask import current_app
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.web.common import get_db, settings
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.roles import requires
 
 

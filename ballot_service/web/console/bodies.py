@@ -10,7 +10,7 @@ from ballot_service.domain.sittings import create_body, create_body_key, get_bod
 from ballot_service.errors import BallotError
 from ballot_service.models import Body, Member
 from ballot_service.web.common import get_db, settings
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires

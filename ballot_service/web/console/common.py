@@ -8,7 +8,7 @@ from ballot_service import vocab
 from ballot_service.domain import sittings
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.web.common import finish_refusal, get_db
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.i18n import current_language, t
 
 bp.app_template_test("has_result")(sittings.has_result)

@@ -16,7 +16,7 @@ from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
 from ballot_service.web.common import finish_refusal, get_db, settings
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, refusal_text, run_action
 from ballot_service.web.console.sittings import render_sitting_page
 from ballot_service.web.i18n import t

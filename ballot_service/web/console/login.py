@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from ballot_service.domain import operators
 from ballot_service.errors import BallotError
 from ballot_service.web.common import finish_refusal, get_db, start_operator_session
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.i18n import current_language, t
 from ballot_service.web.roles import requires
 

@@ -10,7 +10,7 @@ from flask import abort, current_app, flash, redirect, request, send_file, url_f
 from ballot_service.domain import print_jobs
 from ballot_service.errors import BallotError
 from ballot_service.web.common import get_db, settings
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int
 from ballot_service.web.i18n import current_language
 from ballot_service.web.roles import requires

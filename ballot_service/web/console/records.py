@@ -8,7 +8,7 @@ from flask import abort, current_app
 from ballot_service.models import Record
 from ballot_service.render import record_pdf
 from ballot_service.web.common import get_db
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.roles import requires
 from ballot_service.web.urls import public_url_for
 

@@ -14,7 +14,7 @@ from ballot_service.domain.sittings import get_body
 from ballot_service.errors import BallotError
 from ballot_service.models import Member
 from ballot_service.web.common import get_db, settings
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires

@@ -21,7 +21,7 @@ from ballot_service.domain.sittings import (
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Attendance, Member, Terminal
 from ballot_service.web.common import get_db, settings
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires

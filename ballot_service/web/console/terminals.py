@@ -10,7 +10,7 @@ from ballot_service.domain.terminals import register_terminal, revoke_terminal
 from ballot_service.errors import BallotError
 from ballot_service.models import Member, Terminal
 from ballot_service.web.common import finish_refusal, get_db
-from ballot_service.web.console import bp
+from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import current_language, t
 from ballot_service.web.roles import requires
