@@ -199,7 +199,7 @@ def test_pdf_livelihood_with_runoff(tmp_path):
     assert pdf.startswith(b"%PDF")
     text = _text(tmp_path, "livelihood", pdf)
     flat = _squash(text)
-    for h in HEADINGS + ("表决结果记录", "民生实事项目票决", "三分之二以上", "入选", "未入选", "第1轮", "第2轮",
+    for h in HEADINGS + ("票决结果", "民生实事项目票决", "三分之二以上", "入选", "未入选", "第1轮", "第2轮",
                          "再次投票", "扫码核验", "北京时间", "UTC+8", FPR, "4211", "拒收", "未按"):
         assert h in flat, h
     assert "应到 实到" in flat and "100 90 符合 90 88 88 0 0 2" in flat
