@@ -22,7 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config["SECRET_KEY"] = settings.secret_key
     # Rosters and terminal lists from the secretariat can be large; terminals get
-    # settings.max_body_bytes (64 KB) on their own blueprint (terminal.py).
+    # settings.max_body_bytes (64 KB) on their own blueprints (terminal_api.py, station_api.py).
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     engine = make_engine(settings.database_url)
     app.extensions["ballot_engine"] = engine

@@ -23,7 +23,7 @@ import ballot_service
 PACKAGE = Path(ballot_service.__file__).resolve().parent
 LAYERS = {
     "config": 0, "errors": 0, "vocab": 0, "db": 1, "models": 2, "migrate": 2,
-    "rules": 1, "formats": 3, "crypto": 3, "render": 4, "domain": 5, "bundle": 6,
+    "rules": 1, "numbers": 0, "formats": 3, "crypto": 3, "render": 4, "domain": 5, "bundle": 6,
     "scan": 4, "web": 7, "cli": 9, "rehearsal": 9, "": 9, "migrations": 9,
 }
 # Pure modules: no Flask, no SQL.

@@ -22,7 +22,7 @@ from ballot_service.bundle.errors import BundleInvalid, fail
 from ballot_service.bundle.readers import read_lines
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.formats import ballots as ballots_mod
-from ballot_service.formats.encoding import is_int
+from ballot_service.numbers import is_int
 
 # A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low
 # four bits are zero (the last 2 bits of the 512 are the only ones it carries).

@@ -17,7 +17,7 @@ from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import read_checkpoints, read_lines
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import audit
-from ballot_service.formats.encoding import is_int
+from ballot_service.numbers import is_int
 
 # A cast_accepted event exactly as the service writes it (no time; round, serial, digest).
 # Such a line is canonical by construction, and its hashed text is a slice of it; any other

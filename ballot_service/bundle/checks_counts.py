@@ -11,7 +11,7 @@ from ballot_service.bundle import layout
 from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import files_under, read_counts
-from ballot_service.formats.encoding import is_int
+from ballot_service.numbers import is_int
 
 C = layout.COUNTS  # the place every failure of this check points to
 

@@ -14,7 +14,7 @@ from ballot_service.bundle.readers import read_record
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import tally
 from ballot_service.formats.canonical import sha256_hex
-from ballot_service.formats.encoding import is_int
+from ballot_service.numbers import is_int
 
 
 def check_records(b: Path, citems: list[dict], keys: Keys, chain: Chain, x: EventIndex) -> dict[int, dict]:

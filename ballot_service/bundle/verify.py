@@ -27,7 +27,7 @@ from ballot_service.bundle.checks_counts import check_counts
 from ballot_service.bundle.checks_files import check_keys, check_manifest, parse_key_arg
 from ballot_service.bundle.checks_records import check_records, check_recount
 from ballot_service.bundle.errors import BundleInvalid, fail
-from ballot_service.formats.encoding import is_int
+from ballot_service.numbers import is_int
 
 
 def verify_bundle(bundle_dir: Path, key=None) -> dict:

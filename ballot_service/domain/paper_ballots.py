@@ -20,8 +20,8 @@ from ballot_service.formats.ballots import (
     serial_short,
     token_context,
 )
-from ballot_service.formats.encoding import is_int
 from ballot_service.models import Item, PaperBallot, Round
+from ballot_service.numbers import is_int
 from ballot_service.vocab import status_name
 
 

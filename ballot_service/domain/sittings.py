@@ -13,6 +13,7 @@ from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
+from ballot_service.numbers import is_int
 
 
 def create_body(db: Session, name: str, kind: str) -> Body:
@@ -255,7 +256,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
             raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key",
                                zh=f"候选编号“{c['key']}”重复")
     if kind == "livelihood_projects":
-        if not isinstance(places, int) or isinstance(places, bool) or places < 1:
+        if not is_int(places) or places < 1:
             raise InvalidInput("places (k) must be a whole number >= 1", where="places",
                                zh="应选数 k 须为不小于 1 的整数")
         if places > len(candidates):
@@ -300,7 +301,7 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
                            zh="大屏显示内容须为 auto（跟随表决）、title（会标）、checkin（签到情况）或 result（某项结果）")
     data: dict = {"session_id": sitting.id, "show": show}  # session_id: the verifier's 闭会 check
     if show == "result":
-        if not isinstance(item_id, int) or isinstance(item_id, bool):
+        if not is_int(item_id):
             raise InvalidInput("item_id (a number) is required to show a result", where="item_id",
                                zh="显示表决结果须指定表决事项")
         item = get_item(db, item_id)

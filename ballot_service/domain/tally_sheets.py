@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput
-from ballot_service.formats.encoding import is_int
 from ballot_service.models import Item, Round, TallySheet
+from ballot_service.numbers import is_int
 
 
 def enter(db: Session, item: Item, rnd: Round, teller: str, raw_sheet: dict) -> str:

@@ -20,7 +20,6 @@ from ballot_service.domain.sittings import attendance_state, open_item, require_
 from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
 from ballot_service.formats import ballots
-from ballot_service.formats.encoding import is_int
 from ballot_service.models import (
     Attendance,
     Cast,
@@ -32,6 +31,7 @@ from ballot_service.models import (
     Round,
     Terminal,
 )
+from ballot_service.numbers import is_int
 from ballot_service.vocab import status_name
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")

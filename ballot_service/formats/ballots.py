@@ -65,8 +65,8 @@ from ballot_service.crypto.keys import SignatureInvalid, SigningKey, verify_sign
 from ballot_service.errors import Conflict
 from ballot_service.formats import encoding
 from ballot_service.formats.canonical import canonical_json
-from ballot_service.formats.encoding import is_int
 from ballot_service.models import Item, Round
+from ballot_service.numbers import is_int
 
 TEXT_PREFIX = "BS1"
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""Small wire encodings every format shares: unpadded base64url and strict JSON integers."""
+"""Small wire encodings every format shares: unpadded base64url (whole numbers: numbers.py)."""
 from __future__ import annotations
 
 import base64
@@ -29,7 +29,3 @@ def b64url_decode(text: str) -> bytes:
         raise EncodingError("non-canonical base64url")
     return data
 
-
-def is_int(v) -> bool:
-    """A JSON integer: Python's bool is an int, but `true` is not a count."""
-    return isinstance(v, int) and not isinstance(v, bool)

@@ -34,7 +34,7 @@ from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import serial_short, token_to_text
 from ballot_service.render import qr
 from ballot_service.render.fonts import find_font
-from ballot_service.vocab import BALLOT_HEADINGS
+from ballot_service.vocab import BALLOT_HEADINGS, ItemKind
 
 PAGES_PER_FILE = 500
 MAX_CANDIDATES_PER_PAGE = 32
@@ -78,10 +78,8 @@ class BallotLayout:
 
     def instructions(self) -> list[str]:
         lines = ["在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
-        if self.kind in ("livelihood_projects", "election") and self.places:
-            noun = "项目" if self.kind == "livelihood_projects" else "候选人"
-            unit = "项" if self.kind == "livelihood_projects" else "名"
-            lines.append(f"赞成的{noun}不得超过{self.places}{unit}，超过的本票无效。")
+        if self.kind == ItemKind.LIVELIHOOD and self.places:
+            lines.append(f"赞成的项目不得超过{self.places}项，超过的本票无效。")
         lines.append("请用黑色或蓝色笔填写，不得在选票上作其他标记；二维码请勿折叠、污损。")
         lines.extend(self.extra_notes)
         return [f"{i}. {t}" for i, t in enumerate(lines, 1)]

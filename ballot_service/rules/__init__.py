@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+from ballot_service.numbers import require_whole
 from ballot_service.vocab import ELECTRONIC_MARKS as _ELECTRONIC
 from ballot_service.vocab import Base, BodyKind, ItemKind, Majority, Mark, values
 
@@ -308,6 +309,4 @@ def select_top(passing: Sequence[CandidateCount], places: int) -> Selection:
 
 
 def _non_negative(**values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise RuleError(f"{name} must be a whole number >= 0, not {v!r}")
+    require_whole(RuleError, 0, **values)

@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Collection, Iterable, Mapping, Sequence
 
+from ballot_service.numbers import require_whole
 from ballot_service.rules import MARKS, RuleError, check_marks, select_top
 
 OFFICES = ("principal", "vice", "committee_member", "deputy_higher")
@@ -366,12 +367,8 @@ def _keys(r: ElectionRound) -> list[str]:
 
 
 def _positive(**values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise RuleError(f"{name} must be a whole number >= 1, not {v!r}")
+    require_whole(RuleError, 1, **values)
 
 
 def _non_negative(**values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise RuleError(f"{name} must be a whole number >= 0, not {v!r}")
+    require_whole(RuleError, 0, **values)

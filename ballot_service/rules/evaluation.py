@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+from ballot_service.numbers import require_whole
 from ballot_service.rules import Rule, RuleError, check_marks
 
 # §5.5 default options, best first; a locality may use others (e.g. COMPETENCE_OPTIONS).
@@ -292,7 +293,5 @@ def decide_evaluation(f: EvaluationFacts) -> EvaluationDecision:
 
 
 def _non_negative(**values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise RuleError(f"{name} must be a whole number >= 0, not {v!r}")
+    require_whole(RuleError, 0, **values)
 
