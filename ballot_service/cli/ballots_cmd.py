@@ -10,7 +10,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
-from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
+from ballot_service.crypto.keys import (
+    body_public_key,
+    fingerprint,
+)
 from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.domain.paper_ballots import hand_out, paper_counts, resolve_serial
 from ballot_service.domain.print_jobs import print_batch
@@ -81,7 +84,7 @@ def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
         if text.startswith("BS1."):
             token = text_to_token(text)
             round_ = _current_round(item, token["payload"]["round"])
-            pub = load_public_key(public_path(settings.keys_dir, body_key_name(item.sitting.body_id)))
+            pub = body_public_key(settings.keys_dir, item.sitting.body_id)
             serial = verify_token(pub, token, body=item.sitting.body_id, session=item.sitting_id, item=item.id,
                                   round_no=round_.number)["serial"]
         else:
@@ -110,7 +113,7 @@ def ballots_verify(payload: str) -> None:
         refuse(exc.reason, exc.message)
     p = token["payload"]
     try:
-        pub = load_public_key(public_path(settings.keys_dir, body_key_name(p["body"])))
+        pub = body_public_key(settings.keys_dir, p["body"])
     except KeyFileError as exc:
         click.echo(f"错误 error: cannot check the signature: {exc.message}", err=True)
         sys.exit(2)

@@ -46,6 +46,16 @@ def body_key_name(body_id: int) -> str:
     return f"body-{int(body_id)}"
 
 
+def body_public_key(keys_dir: Path, body_id: int) -> Ed25519PublicKey:
+    """A body's public key from the keys folder (no passphrase needed)."""
+    return load_public_key(public_path(keys_dir, body_key_name(body_id)))
+
+
+def public_pem(public_key: Ed25519PublicKey) -> bytes:
+    """The public key as the PEM (SubjectPublicKeyInfo) written beside every private key."""
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def body_signing_key(settings, body_id: int) -> "SigningKey":
     """The signing key of a body, from the configured folder and passphrase (the one way
     domain code gets it). `settings`: config.Settings."""
@@ -65,8 +75,7 @@ class SigningKey:
         self.name = name
         self._private_key = private_key
         self.public_key: Ed25519PublicKey = private_key.public_key()
-        self.public_pem: bytes = self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.public_pem: bytes = public_pem(self.public_key)
         self.fingerprint: str = fingerprint(self.public_key)
 
     def sign(self, data: bytes) -> bytes:

@@ -35,7 +35,7 @@ def check_record(db: Session, keys_dir, record_id: str) -> dict | None:
     reason = None
     fp = None
     try:
-        pub = keys.load_public_key(keys.public_path(keys_dir, keys.body_key_name(int(body_id))))
+        pub = keys.body_public_key(keys_dir, int(body_id))
         fp = keys.fingerprint(pub)
         sig = b64url_decode(rec.signature)
         keys.verify_signature(pub, sig, rec.body_json.encode("utf-8"))
