@@ -61,7 +61,7 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
 def item_form(sitting_id: int):
     form = request.form
 
-    def run(db):
+    def create_from_form(db):
         kind = form.get("kind", "")
         cands = parse_candidates(form.get("candidates", ""), kind) or None
         minutes = form_int(form, "time_limit_min", required=False)
@@ -77,7 +77,7 @@ def item_form(sitting_id: int):
 
     db = get_db()
     try:
-        item = run(db)
+        item = create_from_form(db)
         db.commit()
     except BallotError as exc:
         # Shown on the sitting page again with everything typed kept, the form open.

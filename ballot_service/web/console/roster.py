@@ -78,11 +78,11 @@ def roster_import(body_id: int):
     if meta["body_id"] != body_id:
         abort(400)
 
-    def run(db):
+    def import_staged(db):
         rows = read_roster(meta["filename"], data_path.read_bytes())
         return import_roster(db, get_body(db, body_id), rows, source=meta["filename"])
 
-    resp, summary = run_action(run, "", url_for(".roster_page", body_id=body_id))
+    resp, summary = run_action(import_staged, "", url_for(".roster_page", body_id=body_id))
     if summary:
         data_path.unlink(missing_ok=True)
         meta_path.unlink(missing_ok=True)

@@ -72,7 +72,7 @@ def screen_form(sitting_id: int):
     """What the presiding screen shows between votes (sittings.set_screen)."""
     show = request.form.get("show", "")
 
-    def run(db):
+    def choose_screen(db):
         item_id = form_int(request.form, "item_id", required=False) if show == "result" else None
         return set_screen(db, get_sitting(db, sitting_id), show, item_id)
 
@@ -80,7 +80,7 @@ def screen_form(sitting_id: int):
             "title": t("大屏显示会标。", "The screen shows the session banner."),
             "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
             "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
-    return run_action(run, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
+    return run_action(choose_screen, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
 
 
 MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")
@@ -96,7 +96,7 @@ def attendance_form(sitting_id: int):
     nos = [n for n in form.getlist("member") if n] + [n for n in MEMBER_NO_SEPARATORS.split(form.get("member_no", ""))
                                                       if n]
 
-    def run(db):
+    def mark_attendance(db):
         if not nos:
             raise InvalidInput(t("请先勾选或输入代表证号", "tick members or type a member number"), where="member")
         sitting = get_sitting(db, sitting_id)
@@ -106,5 +106,5 @@ def attendance_form(sitting_id: int):
 
     word = {"present": t("补签到", "checked in"), "leave": t("请假", "on leave"),
             "absent": t("取消签到", "marked absent")}.get(status, status)
-    return run_action(run, t(f"已{word}：{len(nos)} 人。", f"{len(nos)} member(s) {word}."),
+    return run_action(mark_attendance, t(f"已{word}：{len(nos)} 人。", f"{len(nos)} member(s) {word}."),
                       url_for(".sitting_page", sitting_id=sitting_id) + "#attendance")[0]
