@@ -221,9 +221,17 @@ class _Writer:
                 [str(res.get("members", "—")), str(res.get("present", "—")), quorum,
                  *(str(res.get(k, 0)) for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted"))]]
 
+    def _tellers(self, rnd: dict) -> None:
+        """计票人 and 监票人 of a round counted by hand (tally sheet), as the record names them."""
+        tellers = rnd.get("tellers")
+        if tellers:
+            self.para(f"计票单录入与确认：计票人 {tellers.get('counter', '—')}　监票人 {tellers.get('scrutineer', '—')}",
+                      size=9)
+
     def counts(self) -> None:
         self.heading("二、出席与计票" + ("（第1轮）" if len(self.c.get("rounds") or []) > 1 else ""))
         self.table(self._count_rows(self.r), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
+        self._tellers((self.c.get("rounds") or [{}])[0])
         self.pdf.set_font(_FONT, size=8)
         self.pdf.set_text_color(90)
         self.para("应到：在任人数；实到：表决开始时签到人数；发出/收回：发出和收回的票数，有效、无效为收回票中的"
@@ -283,6 +291,7 @@ class _Writer:
                       size=9)
             self.pdf.ln(1)
             self.table(self._count_rows(res), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
+            self._tellers(rnd)
             rows, widths, aligns = self._candidate_rows(res.get("candidates", []), res.get("status", status))
             self.table(rows, widths, aligns)
 
