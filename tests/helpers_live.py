@@ -124,7 +124,7 @@ def setup_session(api: Api, operator=OPERATOR, *, members: int = 5, present: int
     if open_vote:
         api.call("POST", f"/api/admin/items/{item_id}/open")
     return SessionSetup(body_id, sid, item_id, creds, tids, station["credential"], station["id"],
-                        tellers["counter"], tellers["scrutineer"], nos, present_nos)
+                        tellers.get("counter", ""), tellers.get("scrutineer", ""), nos, present_nos)
 
 
 def vote(api: Api, cred: str, marks: dict) -> None:
