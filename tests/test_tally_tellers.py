@@ -142,7 +142,7 @@ def test_the_record_names_both_tellers(app, api, tmp_path):
 
 
 def test_audit_verify_checks_two_different_credentials(app, api, settings_env, tmp_path):
-    s = _confirmed_and_recorded(app, api)
+    _confirmed_and_recorded(app, api)
     from ballot_service.config import Settings
 
     settings = Settings.from_env(settings_env)

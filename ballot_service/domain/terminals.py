@@ -166,7 +166,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
                                f"{member.name} 代表请在本人座位签到或联系工作人员")
     else:
         if term.bound_member_id is not None and term.bound_member_id != member.id:
-            raise Conflict(f"this tablet is bound to another member until the secretariat releases it",
+            raise Conflict("this tablet is bound to another member until the secretariat releases it",
                            where="member", zh="本表决器已绑定另一位代表，须由会务工作人员解除绑定后才能换人签到")
         if member.seat:
             own = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",

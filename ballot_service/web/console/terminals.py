@@ -10,12 +10,12 @@ from ballot_service.domain.sittings import get_sitting
 from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
 from ballot_service.errors import BallotError
 from ballot_service.models import Member, Terminal
+from ballot_service.vocab import TellerRole, label_pair
 from ballot_service.web.common import finish_refusal, get_db
 from ballot_service.web.console import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import current_language, t
 from ballot_service.web.roles import requires
-from ballot_service.vocab import TellerRole, label_pair
 from ballot_service.web.urls import public_base
 
 
