@@ -116,9 +116,10 @@ def recount_before_signing(db: Session, item: Item) -> dict[int, dict]:
         if item.channel == "tally_sheet" and r.quorum_met:
             tellers[r.number] = sheet_tellers(db, r)
     if item.status != tallied[-1].result["status"]:
-        raise Conflict(f"item {item.key} is {item.status} but its last round was tallied "
-                       f"{tallied[-1].result['status']}: the record is not signed", where="item",
-                       zh=f"表决事项 {item.key} 的状态与计票结果不一致，不予签发表决结果记录")
+        now, counted = status_name(item.status), status_name(tallied[-1].result["status"])
+        raise Conflict(f"item {item.key} is {now[1]} but its last round was tallied {counted[1]}: "
+                       f"the record is not signed", where="item",
+                       zh=f"表决事项 {item.key} 的状态（{now[0]}）与计票结果（{counted[0]}）不一致，不予签发表决结果记录")
     return tellers
 
 
