@@ -150,6 +150,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
       number is entered first, and stays bound to them until the secretariat releases it
       (release_terminal); it never takes a member whose own seat has a live tablet.
     A member on leave (请假) is changed only by the secretariat, never from a tablet."""
+    require_open(db, sitting, "签到", "check-in")
     term = db.get(Terminal, terminal_id, with_for_update=True)
     if term is None or term.kind != "seat":
         raise Forbidden("only a seat tablet checks members in", where="terminal",
