@@ -15,11 +15,13 @@ from sqlalchemy import (
     JSON,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -96,7 +98,11 @@ class Item(Base):
     """A vote item (表决事项): livelihood projects, appointments, or a resolution."""
 
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("sitting_id", "key"),)
+    # At most one open vote per sitting, enforced by the database: a partial unique index
+    # (SQLite and PostgreSQL both have them), so two concurrent openings cannot both commit.
+    __table_args__ = (UniqueConstraint("sitting_id", "key"),
+                      Index("uq_items_one_open_per_sitting", "sitting_id", unique=True,
+                            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")))
     id: Mapped[int] = mapped_column(primary_key=True)
     sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
     key: Mapped[str] = mapped_column(String(64))
@@ -218,8 +224,12 @@ class TallySheet(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), unique=True)
     data: Mapped[dict] = mapped_column(JSON)
+    # The tellers: names as registered with their counting-station credentials (never
+    # request text), and the credentials (terminals) they entered and confirmed with.
     entered_by: Mapped[str] = mapped_column(String(100))
     confirmed_by: Mapped[str | None] = mapped_column(String(100))
+    entered_terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
+    confirmed_terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
     entered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -233,6 +243,11 @@ class Terminal(Base):
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(32))  # seat | counting_station
     seat: Mapped[str | None] = mapped_column(String(32))
+    # Counting stations held by a teller: the holder's name and role (vocab.TellerRole).
+    holder: Mapped[str | None] = mapped_column(String(100))
+    teller_role: Mapped[str | None] = mapped_column(String(16))
+    # A seat tablet whose seat no roster member has: the member it checked in, until released.
+    bound_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
     seal_public_key: Mapped[bytes] = mapped_column(LargeBinary)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -244,7 +259,9 @@ class Record(Base):
 
     __tablename__ = "records"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    # One record per item (it covers all the item's rounds): a unique constraint, so concurrent
+    # issuing cannot make two.
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), unique=True)
     body_json: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as signed
     signature: Mapped[str] = mapped_column(String(200))
     key_fingerprint: Mapped[str] = mapped_column(String(64))

@@ -73,9 +73,15 @@ class Rehearsal:
         self.sid = sitting["id"]
         _, terms = self.call("POST", f"/api/admin/sessions/{self.sid}/terminals", {"terminals": [
             {"name": f"席位{m['id']}", "kind": "seat", "seat": m["id"]} for m in roster]
-            + [{"name": "计票站", "kind": "counting_station"}]})
+            + [{"name": "计票站", "kind": "counting_station"},
+               {"name": "计票站 计票人", "kind": "counting_station", "holder": "计票员甲", "teller_role": "counter"},
+               {"name": "计票站 监票人", "kind": "counting_station", "holder": "监票员乙",
+                "teller_role": "scrutineer"}]})
         self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == "seat"}
-        self.station = next(t["credential"] for t in terms["terminals"] if t["kind"] == "counting_station")
+        stations = [t for t in terms["terminals"] if t["kind"] == "counting_station"]
+        self.station = stations[0]["credential"]
+        # Two tellers, each with their own credential: one enters a tally sheet, the other confirms.
+        self.tellers = {t["teller_role"]: t["credential"] for t in stations if t.get("teller_role")}
         self.roster = roster
         self.present: set[str] = set()
         self._set_present(present_ids(s["present"], roster))
@@ -111,10 +117,9 @@ class Rehearsal:
             self.call("POST", f"/api/admin/items/{iid}/close")
             sheet = dict(item["sheet"])
             sheet["counts"] = {k: {"void": 0, **v} for k, v in sheet["counts"].items()}
-            self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "teller": "计票员甲", "sheet": sheet},
-                      credential=self.station)
-            self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "teller": "计票员乙", "sheet": sheet},
-                      credential=self.station)
+            for role in ("counter", "scrutineer"):
+                self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "sheet": sheet},
+                          credential=self.tellers[role])
         else:
             self._cast_all(iid, channel, item.get("ballots", []), item.get("issued"))
             self.call("POST", f"/api/admin/items/{iid}/close")

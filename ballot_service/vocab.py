@@ -57,6 +57,14 @@ class Presence(StrEnum):
     ABSENT = "absent"
 
 
+class TellerRole(StrEnum):
+    """Who holds a counting-station credential that enters tally sheets: one enters, the
+    other (the other role, another credential) confirms."""
+
+    COUNTER = "counter"        # 计票人
+    SCRUTINEER = "scrutineer"  # 监票人
+
+
 class Mark(StrEnum):
     FOR = "for"
     AGAINST = "against"
@@ -102,6 +110,8 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     Presence.PRESENT: ("已签到", "present"),
     Presence.LEAVE: ("请假", "on leave"),
     Presence.ABSENT: ("缺席", "absent"),
+    TellerRole.COUNTER: ("计票人", "counter"),
+    TellerRole.SCRUTINEER: ("监票人", "scrutineer"),
     Mark.FOR: ("赞成", "for"),
     Mark.AGAINST: ("反对", "against"),
     Mark.ABSTAIN: ("弃权", "abstain"),

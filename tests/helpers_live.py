@@ -26,6 +26,7 @@ import httpx
 OPERATOR = ("operator", "operator-password-1")
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
 AUDITOR = ("auditor", "auditor-password-1")
+COUNTER_NAME, SCRUTINEER_NAME = "计票人甲", "监票人乙"  # the tellers setup_session registers
 
 
 # --- calling the API ---------------------------------------------------------------------
@@ -79,6 +80,8 @@ class SessionSetup:
     terminal_ids: dict[str, int]  # member_no -> terminal id
     station: str  # counting-station credential
     station_id: int
+    counter: str = ""  # the 计票人's station credential (holder COUNTER_NAME): enters tally sheets
+    scrutineer: str = ""  # the 监票人's station credential (holder SCRUTINEER_NAME): confirms them
     members: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
 
@@ -105,10 +108,14 @@ def setup_session(api: Api, operator=OPERATOR, *, members: int = 5, present: int
     sid = sitting["id"]
     _, terms = api.call("POST", f"/api/admin/sessions/{sid}/terminals", {"terminals": [
         {"name": f"席位{no}", "kind": "seat", "seat": no} for no in nos]
-        + [{"name": "计票站", "kind": "counting_station"}]})
+        + [{"name": "计票站", "kind": "counting_station"},
+           {"name": "计票站 计票人", "kind": "counting_station", "holder": COUNTER_NAME, "teller_role": "counter"},
+           {"name": "计票站 监票人", "kind": "counting_station", "holder": SCRUTINEER_NAME,
+            "teller_role": "scrutineer"}]})
     creds = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == "seat"}
     tids = {t["seat"]: t["id"] for t in terms["terminals"] if t["kind"] == "seat"}
     station = next(t for t in terms["terminals"] if t["kind"] == "counting_station")
+    tellers = {t["teller_role"]: t["credential"] for t in terms["terminals"] if t.get("teller_role")}
     present_nos = nos[: members if present is None else present]
     for no in present_nos:
         api.call("POST", "/api/terminal/checkin", {"member": no}, credential=creds[no])
@@ -117,7 +124,7 @@ def setup_session(api: Api, operator=OPERATOR, *, members: int = 5, present: int
     if open_vote:
         api.call("POST", f"/api/admin/items/{item_id}/open")
     return SessionSetup(body_id, sid, item_id, creds, tids, station["credential"], station["id"],
-                        nos, present_nos)
+                        tellers.get("counter", ""), tellers.get("scrutineer", ""), nos, present_nos)
 
 
 def publish(api: Api, item_id: int) -> dict:

@@ -261,7 +261,7 @@ def test_announcement_of_a_tablet_vote_uses_tablet_words():
 
 
 def test_announcement_lines_never_split_a_number_from_its_unit():
-    from ballot_service.render.record_pdf import unbroken_lines
+    from ballot_service.render.linebreak import unbroken_lines
 
     text = announcement.announcement(livelihood_content())
     # A narrow column forces many breaks; measure every character as 1 unit.

@@ -57,26 +57,27 @@ SHEET = {"issued": 3, "returned": 3, "invalid": 0,
 def test_tally_sheet_needs_a_second_teller(app, api):
     s = setup_session(api, members=3, channel="tally_sheet")
 
-    def sheet(teller, data=SHEET, item_id=s.item_id):
-        return api.call("POST", "/api/station/tally-sheet", {"item_id": item_id, "teller": teller, "sheet": data},
-                        credential=s.station, expect=None)
+    def sheet(credential, data=SHEET, item_id=s.item_id):
+        return api.call("POST", "/api/station/tally-sheet", {"item_id": item_id, "sheet": data},
+                        credential=credential, expect=None)
 
-    status, data = sheet("甲")
+    status, data = sheet(s.counter)
     assert status == 409  # the vote is still open
     assert_error_shape(data, "Conflict")
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     bad = json.loads(json.dumps(SHEET))
     bad["counts"]["motion"]["for"] = 3
-    assert sheet("甲", bad)[0] == 400  # rows must add up to the valid ballots
-    assert sheet("甲") == (201, {"state": "entered"})
-    status, data = sheet("甲")
+    assert sheet(s.counter, bad)[0] == 400  # rows must add up to the valid ballots
+    assert sheet(s.station)[0] == 403  # a station registered to no teller
+    assert sheet(s.counter) == (201, {"state": "entered"})
+    status, data = sheet(s.counter)
     assert status == 409 and data["errors"][0]["where"] == "teller"
     differing = json.loads(json.dumps(SHEET))
     differing["counts"]["motion"] = {"for": 1, "against": 2, "abstain": 0, "void": 0}
-    status, data = sheet("乙", differing)
+    status, data = sheet(s.scrutineer, differing)
     assert status == 409 and data["errors"][0]["where"] == "sheet"
-    assert sheet("乙") == (201, {"state": "confirmed"})
-    assert sheet("丙")[0] == 409
+    assert sheet(s.scrutineer) == (201, {"state": "confirmed"})
+    assert sheet(s.counter)[0] == 409
     assert [e.kind for e in events(app, "tally_sheet_entered")] == ["tally_sheet_entered"]
     assert len(events(app, "tally_sheet_confirmed")) == 1
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")

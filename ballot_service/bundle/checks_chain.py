@@ -145,6 +145,8 @@ class EventIndex:
     closed: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
     tallied: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
     sheets: dict[tuple, dict] = field(default_factory=dict)
+    sheets_confirmed: dict[tuple, dict] = field(default_factory=dict)
+    terminals: dict[int, dict] = field(default_factory=dict)  # terminal id -> its terminal_registered data
     casts_by_round: dict[int, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
     refusals: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     record_events: dict[str, tuple[int, dict]] = field(default_factory=dict)
@@ -215,6 +217,10 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
             x.tallied[(d.get("item_id"), d.get("round"))] = (seq, d)
         elif kind == "tally_sheet_entered":
             x.sheets[(d.get("item_id"), d.get("round"))] = d
+        elif kind == "tally_sheet_confirmed":
+            x.sheets_confirmed[(d.get("item_id"), d.get("round"))] = d
+        elif kind == "terminal_registered":
+            x.terminals[d.get("terminal_id")] = d
         elif kind == "cast_refused" and d.get("round_id") is not None:
             x.refusals[d["round_id"]].append((seq, d.get("reason")))
         elif kind == "record_issued":

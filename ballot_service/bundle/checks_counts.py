@@ -1,6 +1,7 @@
 """Check 6: counts.json lists exactly the items and rounds of the event log, with the
 figures the log froze when each vote opened and closed, and names every ballots and record
-file in the folder once."""
+file in the folder once; a tally sheet was entered and confirmed by two registered tellers
+(different credentials, counter and scrutineer) and issues no more ballots than were present."""
 from __future__ import annotations
 
 from collections import Counter
@@ -12,6 +13,7 @@ from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import files_under, read_counts
 from ballot_service.numbers import is_int
+from ballot_service.vocab import TellerRole, values
 
 C = layout.COUNTS  # the place every failure of this check points to
 
@@ -105,6 +107,8 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
             fail(f"{rw}: a tally-sheet round has no ballots file", C)
         if r["sheet"] is not None and r["sheet"] != x.sheets.get(k, {}).get("sheet"):
             fail(f"{rw}: the tally sheet differs from the one entered in the event log", C)
+        if r["sheet"] is not None:
+            _check_tellers(rw, r, x.sheets.get(k, {}), x.sheets_confirmed.get(k), x)
     elif r["sheet"] is not None:
         fail(f"{rw}: a round voted by {ci['channel']} has no tally sheet", C)
     elif r["status"] != "pending":
@@ -112,3 +116,25 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
         if not isinstance(expect, str) or not expect.startswith("ballots/") or expect in referenced_ballots:
             fail(f"{rw}: ballots_file is missing or shared with another round", C)
         referenced_ballots.add(expect)
+
+
+def _check_tellers(rw: str, r: dict, entered: dict, confirmed: dict | None, x: EventIndex) -> None:
+    """A tally sheet was entered by one teller's counting-station credential and confirmed by
+    a different credential held by the other role (counter 计票人 / scrutineer 监票人), each
+    named as registered; and it issues no more ballots than members were present."""
+    if confirmed is None:
+        fail(f"{rw}: the tally sheet has no tally_sheet_confirmed event in the log", C)
+    roles = []
+    for what, d in (("entered", entered), ("confirmed", confirmed)):
+        reg = x.terminals.get(d.get("terminal_id")) if is_int(d.get("terminal_id")) else None
+        if reg is None or reg.get("kind") != "counting_station" or reg.get("teller_role") not in values(TellerRole):
+            fail(f"{rw}: the tally sheet was {what} without a registered teller's counting-station credential", C)
+        if d.get("teller") != reg.get("holder") or d.get("teller_role") != reg.get("teller_role"):
+            fail(f"{rw}: the teller who {what} the tally sheet is not the holder registered with the credential", C)
+        roles.append(reg["teller_role"])
+    if entered.get("terminal_id") == confirmed.get("terminal_id"):
+        fail(f"{rw}: the tally sheet was entered and confirmed with the same credential", C)
+    if roles[0] == roles[1]:
+        fail(f"{rw}: the tally sheet was entered and confirmed by two tellers of the same role ({roles[0]})", C)
+    if not is_int(r["sheet"].get("issued")) or not is_int(r["present"]) or r["sheet"]["issued"] > r["present"]:
+        fail(f"{rw}: the tally sheet issues {r['sheet'].get('issued')} ballots to {r['present']} members present", C)

@@ -3,26 +3,32 @@ per item and published to the presiding screen. The PDF is render/record_pdf.py;
 宣布稿 is render/announcement.py."""
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.domain import audit
-from ballot_service.domain.tally import item_result
+from ballot_service.domain.tally import item_result, recount_round
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.models import Item, Record
+from ballot_service.models import Item, Record, TallySheet, Terminal
 from ballot_service.vocab import status_name
 
 RECORD_FORMAT = "ballot-record/1"
 FINAL = ("decided", "void", "quorum_not_met")
 
 
-def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str) -> dict:
-    """Everything the record states, built only from stored rounds (never recounted here)."""
+def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
+                tellers: dict[int, dict] | None = None) -> dict:
+    """Everything the record states, built from the stored rounds (issue_record has recounted
+    them first). `tellers`: round number -> {"counter", "scrutineer"}, the two tellers who
+    entered and confirmed a tally sheet (tally-sheet items only)."""
     sitting, body = item.sitting, item.sitting.body
     tallied = [r for r in item.rounds if r.status == "tallied"]
     titles = {c.key: c.title for c in item.candidates}
@@ -40,7 +46,8 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str) -
         "rounds": [{"number": r.number, "places": r.places, "candidates": r.candidate_keys,
                     "opened_at": r.opened_at.isoformat() if r.opened_at else None,
                     "closed_at": r.closed_at.isoformat() if r.closed_at else None,
-                    "result": r.result} for r in tallied],
+                    "result": r.result, **({"tellers": tellers[r.number]} if tellers and r.number in tellers
+                                           else {})} for r in tallied],
         "selected_titles": [titles[k] for k in result.get("selected", [])],
         "audit": {"seq": audit_seq, "head": audit_head},
         "key_fingerprint": fingerprint,
@@ -56,19 +63,81 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     existing = db.scalar(select(Record).where(Record.item_id == item.id))
     if existing is not None:
         return existing
+    tellers = recount_before_signing(db, item)
     body = item.sitting.body
     key = keys.body_signing_key(settings, body.id)
     seq, head = audit.head(db)
-    content = record_body(item, seq, head, key.fingerprint)
+    content = record_body(item, seq, head, key.fingerprint, tellers)
     data = canonical_json(content)
     sig = b64url_encode(key.sign(data))
     rec = Record(item_id=item.id, body_json=data.decode("utf-8"), signature=sig,
                  key_fingerprint=key.fingerprint, audit_head=head)
-    db.add(rec)
-    db.flush()
+    try:
+        # records.item_id is unique: of two concurrent issuings the second waits for the
+        # first to commit (PostgreSQL), fails here, and answers with the first one's record.
+        with db.begin_nested():
+            db.add(rec)
+            db.flush()
+    except IntegrityError:
+        existing = db.scalar(select(Record).where(Record.item_id == item.id))
+        if existing is None:
+            raise
+        return existing
     audit.append(db, "record_issued", {"item_id": item.id, "record_id": rec.id, "signature": sig,
                                        "record_sha256": audit.sha256_hex(data)}, sitting_id=item.sitting_id)
     return rec
+
+
+def _plain(value):
+    """As stored in a JSON column (tuples become lists), to compare a recount with a stored result."""
+    return json.loads(json.dumps(value))
+
+
+def recount_before_signing(db: Session, item: Item) -> dict[int, dict]:
+    """Count every tallied round of the item again from its casts or confirmed tally sheet
+    (tally.recount_round, the code the tally used) and refuse if any differs from the stored
+    `Round.result`, or the item's status from its last round's. Returns the tellers of each
+    tally-sheet round (round number -> {"counter", "scrutineer"})."""
+    tellers: dict[int, dict] = {}
+    tallied = [r for r in item.rounds if r.status == "tallied"]
+    if not tallied:
+        raise Conflict(f"item {item.key} has no tallied round", where="item", zh=f"表决事项 {item.key} 尚未计票")
+    for r in tallied:
+        fresh = _plain(recount_round(db, item, r))
+        if fresh != _plain(r.result):
+            stored = r.result if isinstance(r.result, dict) else {}
+            differ = sorted(k for k in set(fresh) | set(stored) if fresh.get(k) != stored.get(k))
+            raise Conflict(f"the stored result of {item.key} round {r.number} differs from a recount of its "
+                           f"{'tally sheet' if item.channel == 'tally_sheet' and r.quorum_met else 'ballots'} "
+                           f"({', '.join(differ) or 'result'}): the record is not signed; check the database "
+                           f"and the audit log", where="result",
+                           zh=f"{item.key} 第{r.number}轮保存的计票结果与重新清点的结果不一致（{'、'.join(differ)}），"
+                              f"不予签发表决结果记录，请核查数据库和审计日志")
+        if item.channel == "tally_sheet" and r.quorum_met:
+            tellers[r.number] = sheet_tellers(db, r)
+    if item.status != tallied[-1].result["status"]:
+        now, counted = status_name(item.status), status_name(tallied[-1].result["status"])
+        raise Conflict(f"item {item.key} is {now[1]} but its last round was tallied {counted[1]}: "
+                       f"the record is not signed", where="item",
+                       zh=f"表决事项 {item.key} 的状态（{now[0]}）与计票结果（{counted[0]}）不一致，不予签发表决结果记录")
+    return tellers
+
+
+def sheet_tellers(db: Session, rnd) -> dict:
+    """The two tellers of a round's confirmed tally sheet, by role, from their credentials."""
+    sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+    out = {}
+    for terminal_id in (sheet.entered_terminal_id, sheet.confirmed_terminal_id):
+        station = db.get(Terminal, terminal_id) if terminal_id else None
+        if station is None or station.teller_role not in ("counter", "scrutineer"):
+            raise Conflict(f"the tally sheet of round {rnd.number} was not entered and confirmed by two "
+                           f"registered tellers", where="tally_sheet",
+                           zh=f"第{rnd.number}轮计票单未经两名登记的计票人员录入和确认")
+        out[station.teller_role] = station.holder
+    if set(out) != {"counter", "scrutineer"}:
+        raise Conflict(f"the tally sheet of round {rnd.number} needs a counter and a scrutineer",
+                       where="tally_sheet", zh=f"第{rnd.number}轮计票单须由计票人和监票人分别录入和确认")
+    return out
 
 
 def publish_record(db: Session, item: Item) -> Record:

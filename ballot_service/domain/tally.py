@@ -105,20 +105,9 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
         zh, en = status_name(rnd.status)
         raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a closed round can be tallied",
                        where="item", zh=f"{item.key} 第{rnd.number}轮{zh}：只有已结束的轮次才能计票")
-    refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
-    common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
-                  rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
-                  quorum_met=bool(rnd.quorum_met), refused=refused)
+    result = recount_round(db, item, rnd)
     if item.channel == "tally_sheet":
-        sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
-        if sheet is None or sheet.confirmed_by is None:
-            raise Conflict("the tally sheet must be entered and confirmed by a second teller first",
-                           where="tally_sheet", zh="须先录入计票单，并由第二名计票人确认")
-        result = round_result(issued=sheet.data["issued"], sheet=sheet.data, **common)
-        rnd.issued = sheet.data["issued"]
-    else:
-        marks = db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id))
-        result = round_result(issued=rnd.issued or 0, ballots=marks, **common)
+        rnd.issued = result["issued"]  # the tellers' figure
     rnd.result, rnd.status = result, "tallied"
     item.status = result["status"]
     if result["status"] == "runoff_pending":
@@ -128,6 +117,26 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
                  sitting_id=item.sitting_id)
     return result
+
+
+def recount_round(db: Session, item: Item, rnd: Round) -> dict:
+    """A round's result counted afresh from what is stored, never from `Round.result`: its
+    casts, or its confirmed tally sheet, with the round's frozen N, P, I and refusals. The tally
+    stores this; a record is signed only if it still equals the stored result (records.py)."""
+    refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
+    common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
+                  rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
+                  quorum_met=bool(rnd.quorum_met), refused=refused)
+    if rnd.quorum_met is False:  # never opened: recorded without quorum (record_quorum_failure)
+        return round_result(issued=0, ballots=[], **common)
+    if item.channel == "tally_sheet":
+        sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+        if sheet is None or sheet.confirmed_by is None:
+            raise Conflict("the tally sheet must be entered and confirmed by a second teller first",
+                           where="tally_sheet", zh="须先录入计票单，并由另一名计票人员确认")
+        return round_result(issued=sheet.data["issued"], sheet=sheet.data, **common)
+    marks = db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id))
+    return round_result(issued=rnd.issued or 0, ballots=marks, **common)
 
 
 def record_quorum_failure(db: Session, item: Item, rnd: Round, members: int, present: int) -> dict:

@@ -1,6 +1,8 @@
-"""Hand-count tally sheets (计票单): the tellers' totals for a round counted by hand. The
-first teller enters the figures, a second confirms by entering the same figures; a mismatch
-is refused and the first entry stands. Only flushes."""
+"""Hand-count tally sheets (计票单): the tellers' totals for a round counted by hand. One
+teller's counting-station credential enters the figures; a different credential held by the
+other teller role (计票人 counter / 监票人 scrutineer) confirms by entering the same figures; a
+mismatch is refused and the first entry stands. The teller is always the credential's
+registered holder, never request text. Only flushes."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -8,44 +10,72 @@ from sqlalchemy.orm import Session
 
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
-from ballot_service.errors import Conflict, InvalidInput
-from ballot_service.models import Item, Round, TallySheet
+from ballot_service.errors import Conflict, Forbidden, InvalidInput
+from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
+from ballot_service.vocab import TellerRole, label_pair, values
 
 
-def enter(db: Session, item: Item, rnd: Round, teller: str, raw_sheet: dict) -> str:
+def teller_of(station: Terminal | None) -> tuple[str, str]:
+    """(holder, role) of a counting-station credential registered to a teller, else Forbidden."""
+    if station is None or station.kind != "counting_station" or not station.holder \
+            or station.teller_role not in values(TellerRole):
+        raise Forbidden("this counting-station credential is not registered to a teller (counter or "
+                        "scrutineer): the secretariat registers each teller's station with their name",
+                        where="credential", zh="该计票站凭据未登记计票人或监票人，不能录入计票单")
+    return station.holder, station.teller_role
+
+
+def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dict) -> str:
     """Record a teller's entry of the sheet: 'entered' (first) or 'confirmed' (second)."""
     sitting = item.sitting
-    sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys))
-    existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+    holder, role = teller_of(station)
+    sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys), present=rnd.present)
+    existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id).with_for_update())
+    teller = {"teller": holder, "teller_role": role, "terminal_id": station.id}
     if existing is None:
-        db.add(TallySheet(round_id=rnd.id, data=sheet_data, entered_by=teller))
-        audit.append(db, "tally_sheet_entered", {"item_id": item.id, "round": rnd.number, "teller": teller,
+        db.add(TallySheet(round_id=rnd.id, data=sheet_data, entered_by=holder, entered_terminal_id=station.id))
+        db.flush()
+        audit.append(db, "tally_sheet_entered", {"item_id": item.id, "round": rnd.number, **teller,
                                                  "sheet": sheet_data}, sitting_id=sitting.id)
-        state = "entered"
-    elif existing.confirmed_by is not None:
-        raise Conflict("this tally sheet is already confirmed", where="item_id")
-    elif existing.entered_by == teller:
-        raise Conflict("a second teller must confirm the sheet", where="teller")
-    elif existing.data != sheet_data:
-        raise Conflict("the figures differ from the first teller's entry; count again", where="sheet")
-    else:
-        existing.confirmed_by, existing.confirmed_at = teller, utcnow()
-        audit.append(db, "tally_sheet_confirmed", {"item_id": item.id, "round": rnd.number, "teller": teller},
-                     sitting_id=sitting.id)
-        state = "confirmed"
-    return state
+        return "entered"
+    if existing.confirmed_by is not None:
+        raise Conflict("this tally sheet is already confirmed", where="item_id", zh="该计票单已确认")
+    first = db.get(Terminal, existing.entered_terminal_id) if existing.entered_terminal_id else None
+    if first is None or first.id == station.id:
+        raise Conflict("a second teller, with their own credential, must confirm the sheet", where="teller",
+                       zh="须由另一名计票人员用其本人的计票站凭据确认计票单")
+    if first.teller_role == role:
+        other = TellerRole.SCRUTINEER if role == TellerRole.COUNTER else TellerRole.COUNTER
+        raise Conflict(f"the sheet was entered by a {role}; a {other} confirms it", where="teller",
+                       zh=f"计票单由{label_pair(role, TellerRole)[0]}录入，须由{label_pair(other, TellerRole)[0]}确认")
+    if existing.data != sheet_data:
+        raise Conflict("the figures differ from the first teller's entry; count again", where="sheet",
+                       zh="与第一名计票人员录入的数字不一致，请重新清点")
+    existing.confirmed_by, existing.confirmed_at = holder, utcnow()
+    existing.confirmed_terminal_id = station.id
+    db.flush()
+    audit.append(db, "tally_sheet_confirmed", {"item_id": item.id, "round": rnd.number, **teller},
+                 sitting_id=sitting.id)
+    return "confirmed"
 
 
-def validate_sheet(raw: dict, candidate_keys: list[str]) -> dict:
+def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None = None) -> dict:
+    """The figures as stored: whole numbers >= 0; issued at most `present` (实到 at opening);
+    returned may exceed issued (over-return: recorded, and the vote is void by the rules);
+    each candidate's for+against+abstain+void equals the valid ballots (returned - invalid)."""
     def whole(v, where):
         if not is_int(v) or v < 0:
-            raise InvalidInput("must be a whole number >= 0", where=where)
+            raise InvalidInput("must be a whole number >= 0", where=where, zh="须为不小于 0 的整数")
         return v
 
     out = {k: whole(raw.get(k), f"sheet.{k}") for k in ("issued", "returned", "invalid")}
+    if present is not None and out["issued"] > present:
+        raise InvalidInput(f"issued ({out['issued']}) cannot exceed the members present at the opening "
+                           f"({present})", where="sheet.issued",
+                           zh=f"发出选票数（{out['issued']}）不能多于开始表决时的实到人数（{present}）")
     if out["invalid"] > out["returned"]:
-        raise InvalidInput("invalid cannot exceed returned", where="sheet.invalid")
+        raise InvalidInput("invalid cannot exceed returned", where="sheet.invalid", zh="无效票数不能多于收回票数")
     counts = raw.get("counts")
     if not isinstance(counts, dict) or set(counts) != set(candidate_keys):
         raise InvalidInput(f"counts must give every candidate: {', '.join(candidate_keys)}", where="sheet.counts")

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from ballot_service.crypto.sealing import credential_keypair
 from ballot_service.db import read_phase, utcnow
 from ballot_service.domain import audit
-from ballot_service.domain.sittings import require_open
-from ballot_service.errors import Conflict, InvalidInput, Unauthorized
-from ballot_service.models import Sitting, Terminal
+from ballot_service.domain.sittings import find_member, require_open, set_attendance
+from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from ballot_service.models import Attendance, Member, Sitting, Terminal
+from ballot_service.vocab import TellerRole, values
 
 
 def credential_hash(credential: str) -> str:
@@ -22,15 +23,31 @@ def credential_hash(credential: str) -> str:
 
 
 def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
-                      seat: str | None = None) -> tuple[Terminal, str]:
+                      seat: str | None = None, *, holder: str | None = None,
+                      teller_role: str | None = None) -> tuple[Terminal, str]:
     """Register a seat terminal or counting station; returns it with its one-time credential.
-    Only the credential's hash and the public half of its sealing key are stored."""
+    Only the credential's hash and the public half of its sealing key are stored.
+
+    A counting station that enters tally sheets is held by a teller: `holder` (their name)
+    and `teller_role` (vocab.TellerRole: counter 计票人 or scrutineer 监票人) go together. The
+    name on a tally sheet is always the holder of the credential that sent it."""
     require_open(db, sitting, "登记终端", "registering a terminal")
     if kind not in ("seat", "counting_station"):
         raise InvalidInput("kind must be seat or counting_station", where="kind",
                            zh="终端类型须为 seat（表决器）或 counting_station（计票站）")
     if not name:
         raise InvalidInput("terminal name is empty", where="name", zh="终端名称不能为空")
+    holder = holder.strip() if isinstance(holder, str) else None
+    if holder or teller_role:
+        if kind != "counting_station":
+            raise InvalidInput("only a counting station is held by a teller", where="holder",
+                               zh="只有计票站才登记计票人或监票人")
+        if not holder:
+            raise InvalidInput("a teller's station needs the holder's name", where="holder",
+                               zh="须填写持有该计票站凭据的计票人或监票人姓名")
+        if teller_role not in values(TellerRole):
+            raise InvalidInput("teller_role must be counter or scrutineer", where="teller_role",
+                               zh="计票站角色须为 counter（计票人）或 scrutineer（监票人）")
     if kind == "seat" and seat:
         clash = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.seat == seat,
                                                  Terminal.revoked_at.is_(None)))
@@ -39,13 +56,33 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
                            zh=f"座位 {seat} 已登记终端 {clash.name}")
     credential = secrets.token_urlsafe(32)
     _, public = credential_keypair(credential)
-    term = Terminal(sitting_id=sitting.id, name=name, kind=kind, seat=seat,
+    term = Terminal(sitting_id=sitting.id, name=name, kind=kind, seat=seat, holder=holder or None,
+                    teller_role=teller_role or None,
                     credential_hash=credential_hash(credential), seal_public_key=public)
     db.add(term)
     db.flush()
-    audit.append(db, "terminal_registered", {"terminal_id": term.id, "name": name, "kind": kind, "seat": seat},
-                 sitting_id=sitting.id)
+    event = {"terminal_id": term.id, "name": name, "kind": kind, "seat": seat}
+    if term.holder:
+        event.update(holder=term.holder, teller_role=term.teller_role)
+    audit.append(db, "terminal_registered", event, sitting_id=sitting.id)
     return term, credential
+
+
+def release_terminal(db: Session, term: Terminal) -> None:
+    """The secretariat releases a spare seat tablet from the member it checked in, so another
+    member can check in there. The member's attendance is unchanged."""
+    if term.kind != "seat":
+        raise InvalidInput("only a seat tablet is bound to a member", where="terminal_id",
+                           zh="只有表决器才会绑定代表")
+    if term.bound_member_id is None:
+        return
+    require_open(db, db.get(Sitting, term.sitting_id), "解除表决器绑定", "releasing a tablet")
+    member = db.get(Member, term.bound_member_id)
+    term.bound_member_id = None
+    db.flush()
+    audit.append(db, "terminal_released", {"terminal_id": term.id, "name": term.name,
+                                           "member_no": member.member_no if member else None},
+                 sitting_id=term.sitting_id)
 
 
 class TerminalIdentity(NamedTuple):
@@ -103,3 +140,58 @@ def revoke_terminal(db: Session, term: Terminal) -> None:
         db.flush()
         audit.append(db, "terminal_revoked", {"terminal_id": term.id, "name": term.name},
                      sitting_id=term.sitting_id)
+
+
+def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entered: str) -> Member:
+    """A seat tablet checks a member in (签到). The seat decides who may check in there:
+
+    - a tablet at a seat the roster assigns checks in only the member(s) of that seat;
+    - a spare tablet (no seat, or a seat no member has) checks in the member whose card or
+      number is entered first, and stays bound to them until the secretariat releases it
+      (release_terminal); it never takes a member whose own seat has a live tablet.
+    A member on leave (请假) is changed only by the secretariat, never from a tablet."""
+    require_open(db, sitting, "签到", "check-in")
+    term = db.get(Terminal, terminal_id, with_for_update=True)
+    if term is None or term.kind != "seat":
+        raise Forbidden("only a seat tablet checks members in", where="terminal",
+                        zh="只有表决器可以签到")
+    member = find_member(db, sitting.body_id, entered)
+    assigned = list(db.scalars(select(Member).where(Member.body_id == sitting.body_id, Member.seat == term.seat,
+                                                    Member.in_office.is_(True)))) if term.seat else []
+    if assigned:
+        if member.id not in {m.id for m in assigned}:
+            names = "、".join(f"{m.name}（{m.member_no}）" for m in assigned)
+            raise Forbidden(f"this tablet is at seat {term.seat}, assigned to {', '.join(m.member_no for m in assigned)}: "
+                            f"member {member.member_no} checks in at their own seat", where="member",
+                            zh=f"本表决器在 {term.seat} 号座位，只能由该座位的代表 {names} 签到；"
+                               f"{member.name} 代表请在本人座位签到或联系工作人员")
+    else:
+        if term.bound_member_id is not None and term.bound_member_id != member.id:
+            raise Conflict("this tablet is bound to another member until the secretariat releases it",
+                           where="member", zh="本表决器已绑定另一位代表，须由会务工作人员解除绑定后才能换人签到")
+        if member.seat:
+            own = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+                                                   Terminal.seat == member.seat, Terminal.revoked_at.is_(None),
+                                                   Terminal.id != term.id))
+            if own is not None:
+                raise Forbidden(f"member {member.member_no} has a tablet at their own seat {member.seat}; "
+                                f"they check in there", where="member",
+                                zh=f"{member.name} 代表的座位 {member.seat} 有表决器，请在本人座位签到")
+        elsewhere = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id,
+                                                     Terminal.bound_member_id == member.id,
+                                                     Terminal.revoked_at.is_(None), Terminal.id != term.id))
+        if elsewhere is not None:
+            raise Conflict(f"member {member.member_no} is already checked in at tablet {elsewhere.name}",
+                           where="member", zh=f"{member.name} 代表已在表决器 {elsewhere.name} 签到")
+    att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
+                                             Attendance.member_id == member.id))
+    if att is not None and att.status == "leave":
+        raise Conflict(f"member {member.member_no} is on leave: only the secretariat changes that",
+                       where="member", zh=f"{member.name} 代表已请假，须由会务工作人员办理销假后签到")
+    if not assigned and term.bound_member_id != member.id:
+        term.bound_member_id = member.id
+        db.flush()
+        audit.append(db, "terminal_bound", {"terminal_id": term.id, "name": term.name,
+                                            "member_no": member.member_no}, sitting_id=sitting.id)
+    set_attendance(db, sitting, member, "present", "terminal", terminal_id=term.id)
+    return member

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
@@ -78,6 +79,7 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
     if item.time_limit_s:
         rnd.closes_at = now + dt.timedelta(seconds=item.time_limit_s)
     item.status = "open"
+    _claim_open_slot(db, item)
     for reason in REFUSAL_REASONS:
         db.add(Refusal(round_id=rnd.id, reason=reason, count=0))
     issued = 0
@@ -91,6 +93,19 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         "issued_electronic": issued, "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
         sitting_id=sitting.id)
     return rnd
+
+
+def _claim_open_slot(db: Session, item: Item) -> None:
+    """Write the item's 'open' status now, under the partial unique index that allows one open
+    item per sitting (models.Item): of two openings racing past the open_item check above, the
+    second waits for the first to commit (PostgreSQL) and is then refused here. In a savepoint,
+    so the refusal leaves the transaction usable."""
+    try:
+        with db.begin_nested():
+            db.flush()
+    except IntegrityError:
+        raise Conflict("another vote of this session was opened at the same moment; close it first",
+                       where="item", zh="本次会议的另一项表决刚刚开始，请先结束该项表决") from None
 
 
 def record_quorum_not_met(db: Session, item: Item) -> dict:

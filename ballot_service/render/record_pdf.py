@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 from fpdf import FPDF
 from fpdf.enums import WrapMode
@@ -22,6 +21,7 @@ from fpdf.fonts import FontFace
 from ballot_service.render import qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
+from ballot_service.render.linebreak import unbroken_lines
 from ballot_service.vocab import Channel, ItemKind, label, record_name
 
 _FONT = "zh"
@@ -226,9 +226,17 @@ class _Writer:
                 [str(res.get("members", "—")), str(res.get("present", "—")), quorum,
                  *(str(res.get(k, 0)) for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted"))]]
 
+    def _tellers(self, rnd: dict) -> None:
+        """计票人 and 监票人 of a round counted by hand (tally sheet), as the record names them."""
+        tellers = rnd.get("tellers")
+        if tellers:
+            self.para(f"计票单录入与确认：计票人 {tellers.get('counter', '—')}　监票人 {tellers.get('scrutineer', '—')}",
+                      size=9)
+
     def counts(self) -> None:
         self.heading("二、出席与计票" + ("（第1轮）" if len(self.c.get("rounds") or []) > 1 else ""))
         self.table(self._count_rows(self.r), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
+        self._tellers((self.c.get("rounds") or [{}])[0])
         self.pdf.set_font(_FONT, size=8)
         self.pdf.set_text_color(90)
         self.para("应到：在任人数；实到：表决开始时签到人数；发出/收回：发出和收回的票数，有效、无效为收回票中的"
@@ -288,6 +296,7 @@ class _Writer:
                       size=9)
             self.pdf.ln(1)
             self.table(self._count_rows(res), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
+            self._tellers(rnd)
             rows, widths, aligns = self._candidate_rows(res.get("candidates", []), res.get("status", status))
             self.table(rows, widths, aligns)
 
@@ -365,31 +374,6 @@ class _Writer:
                            new_y="NEXT")
             qr_bottom = pdf.get_y()
         pdf.set_xy(MARGIN, max(bottom, qr_bottom) + 2)
-
-
-# A number with its unit stays whole; closing punctuation sticks to what precedes it.
-_TOKEN = re.compile(r"[0-9][0-9.,]*(?:%|[张票名人项个次轮位])?|.", re.S)
-_CLOSING = set("，。、；：！？）》」』”’%")
-
-
-def unbroken_lines(text: str, width: float, measure) -> list[str]:
-    """Greedy line filling of Chinese text over unbreakable tokens (see _TOKEN)."""
-    tokens: list[str] = []
-    for tok in _TOKEN.findall(text):
-        if tokens and tok in _CLOSING:
-            tokens[-1] += tok
-        else:
-            tokens.append(tok)
-    lines, line = [], ""
-    for tok in tokens:
-        if line and measure(line + tok) > width:
-            lines.append(line)
-            line = "" if tok.isspace() else tok  # a new line starts with text, not a space
-        else:
-            line += tok
-    if line:
-        lines.append(line)
-    return lines
 
 
 def render(content: dict, signature: str, verify_url: str | None = None) -> bytes:

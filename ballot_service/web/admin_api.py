@@ -20,7 +20,7 @@ from ballot_service.domain.sittings import (
     set_attendance,
     set_screen,
 )
-from ballot_service.domain.terminals import register_terminal, revoke_terminal
+from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
@@ -158,8 +158,10 @@ def attendance_set(sitting_id: int):
 @bp.post("/sessions/<int:sitting_id>/terminals")
 @requires("secretariat")
 def terminals_create(sitting_id: int):
-    """Register terminals: {"terminals": [{"name", "kind": "seat"|"counting_station", "seat"}]}.
-    The credentials are shown once, here."""
+    """Register terminals: {"terminals": [{"name", "kind": "seat"|"counting_station", "seat",
+    "holder", "teller_role"}]}; holder and teller_role ("counter" 计票人 | "scrutineer" 监票人) name
+    the teller holding a counting station that enters tally sheets. The credentials are shown
+    once, here."""
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, sitting_id)
@@ -172,9 +174,13 @@ def terminals_create(sitting_id: int):
             raise InvalidInput("must be an object", where=f"terminals[{i}]")
         term, credential = register_terminal(db, sitting, field(t, "name", str),
                                              field(t, "kind", str, required=False, default="seat"),
-                                             field(t, "seat", str, required=False))
-        out.append({"id": term.id, "name": term.name, "seat": term.seat, "kind": term.kind,
-                    "credential": credential})
+                                             field(t, "seat", str, required=False),
+                                             holder=field(t, "holder", str, required=False),
+                                             teller_role=field(t, "teller_role", str, required=False))
+        row = {"id": term.id, "name": term.name, "seat": term.seat, "kind": term.kind, "credential": credential}
+        if term.holder:
+            row.update(holder=term.holder, teller_role=term.teller_role)
+        out.append(row)
     commit()
     return jsonify({"terminals": out}), 201
 
@@ -189,6 +195,19 @@ def terminal_revoke(terminal_id: int):
     revoke_terminal(db, term)
     commit()
     return jsonify({"revoked": True})
+
+
+@bp.post("/terminals/<int:terminal_id>/release")
+@requires("secretariat")
+def terminal_release(terminal_id: int):
+    """Release a spare seat tablet from the member it checked in (another may then check in)."""
+    db = get_db()
+    term = db.get(Terminal, terminal_id)
+    if term is None:
+        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
+    release_terminal(db, term)
+    commit()
+    return jsonify({"released": True})
 
 
 @bp.post("/sessions/<int:sitting_id>/items")

@@ -11,7 +11,7 @@ from ballot_service.domain import intake, paper_ballots, tally_sheets, voting
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
-from ballot_service.models import Item, Round
+from ballot_service.models import Item, Round, Terminal
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import requires
 
@@ -73,8 +73,10 @@ def station_hand_out():
 @bp.post("/station/tally-sheet")
 @requires("station")
 def station_tally_sheet():
-    """Hand-count totals (fallback): the first teller enters, a second teller confirms by
-    entering the same figures; a mismatch is refused and the first entry stands."""
+    """Hand-count totals (fallback): one teller's station enters, the other teller's station
+    (another credential, the other role) confirms by entering the same figures; a mismatch is
+    refused and the first entry stands. The teller is the credential's registered holder: a
+    "teller" field in the request is not read."""
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, g.terminal.sitting_id)
@@ -86,7 +88,7 @@ def station_tally_sheet():
     rnd = voting.current_round(item)
     if rnd.status != "closed":
         raise Conflict("close the vote before entering the tally sheet", where="item_id")
-    state = tally_sheets.enter(db, item, rnd, field(data, "teller", str), field(data, "sheet", dict))
+    state = tally_sheets.enter(db, item, rnd, db.get(Terminal, g.terminal.id), field(data, "sheet", dict))
     commit()
     return jsonify({"state": state}), 201
 

@@ -8,13 +8,8 @@ from sqlalchemy import select
 
 from ballot_service.db import read_phase
 from ballot_service.domain import voting
-from ballot_service.domain.sittings import (
-    attendance_state,
-    find_member,
-    get_sitting,
-    open_item,
-    set_attendance,
-)
+from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
+from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.models import Attendance, Item, Round
 from ballot_service.web.common import commit, field, get_db, json_body
 from ballot_service.web.roles import requires
@@ -69,8 +64,8 @@ def terminal_checkin():
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, g.terminal.sitting_id)
-    member = find_member(db, sitting.body_id, field(data, "member", str))
-    set_attendance(db, sitting, member, "present", "terminal", terminal_id=g.terminal.id)
+    # The seat decides who may check in here (terminals.check_in_at_terminal).
+    member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
     commit()
     return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state})

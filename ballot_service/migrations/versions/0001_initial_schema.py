@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:05:47.818870
+Create Date: 2026-12-02 16:29:19.242828
 """
 import sqlalchemy as sa
 from alembic import op
@@ -108,6 +108,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_items_sitting_id'), ['sitting_id'], unique=False)
+        batch_op.create_index('uq_items_one_open_per_sitting', ['sitting_id'], unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
 
     op.create_table('terminals',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -115,10 +116,14 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('seat', sa.String(length=32), nullable=True),
+    sa.Column('holder', sa.String(length=100), nullable=True),
+    sa.Column('teller_role', sa.String(length=16), nullable=True),
+    sa.Column('bound_member_id', sa.Integer(), nullable=True),
     sa.Column('credential_hash', sa.String(length=64), nullable=False),
     sa.Column('seal_public_key', sa.LargeBinary(), nullable=False),
     sa.Column('revoked_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['bound_member_id'], ['members.id'], name=op.f('fk_terminals_bound_member_id_members')),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_terminals_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_terminals')),
     sa.UniqueConstraint('credential_hash', name=op.f('uq_terminals_credential_hash'))
@@ -167,11 +172,9 @@ def upgrade() -> None:
     sa.Column('published', sa.Boolean(), nullable=False),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_records_item_id_items')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_records'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_records')),
+    sa.UniqueConstraint('item_id', name=op.f('uq_records_item_id'))
     )
-    with op.batch_alter_table('records', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_records_item_id'), ['item_id'], unique=False)
-
     op.create_table('rounds',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
@@ -253,8 +256,12 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('entered_by', sa.String(length=100), nullable=False),
     sa.Column('confirmed_by', sa.String(length=100), nullable=True),
+    sa.Column('entered_terminal_id', sa.Integer(), nullable=True),
+    sa.Column('confirmed_terminal_id', sa.Integer(), nullable=True),
     sa.Column('entered_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.Column('confirmed_at', ballot_service.db.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['confirmed_terminal_id'], ['terminals.id'], name=op.f('fk_tally_sheets_confirmed_terminal_id_terminals')),
+    sa.ForeignKeyConstraint(['entered_terminal_id'], ['terminals.id'], name=op.f('fk_tally_sheets_entered_terminal_id_terminals')),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_tally_sheets_round_id_rounds')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tally_sheets')),
     sa.UniqueConstraint('round_id', name=op.f('uq_tally_sheets_round_id'))
@@ -282,9 +289,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_rounds_item_id'))
 
     op.drop_table('rounds')
-    with op.batch_alter_table('records', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_records_item_id'))
-
     op.drop_table('records')
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_candidates_item_id'))
@@ -299,6 +303,7 @@ def downgrade() -> None:
 
     op.drop_table('terminals')
     with op.batch_alter_table('items', schema=None) as batch_op:
+        batch_op.drop_index('uq_items_one_open_per_sitting', sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
         batch_op.drop_index(batch_op.f('ix_items_sitting_id'))
 
     op.drop_table('items')

@@ -1,14 +1,16 @@
-"""Registering a sitting's seat terminals and counting stations (credentials shown once),
-and revoking one."""
+"""Registering a sitting's seat terminals and counting stations (credentials shown once,
+a teller's station with its holder and role), revoking one, and releasing a spare tablet
+from the member it checked in."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ballot_service.domain.sittings import get_sitting
-from ballot_service.domain.terminals import register_terminal, revoke_terminal
+from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
 from ballot_service.errors import BallotError
 from ballot_service.models import Member, Terminal
+from ballot_service.vocab import TellerRole, label_pair
 from ballot_service.web.common import finish_refusal, get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -21,7 +23,8 @@ from ballot_service.web.urls import public_base
 @requires("secretariat")
 def terminals_form(sitting_id: int):
     """Register a terminal for every seat of the roster that has none, and/or counting
-    stations. The credentials are shown once, on the page this returns."""
+    stations, and/or one teller's station (holder's name and role: counter 计票人 or
+    scrutineer 监票人). The credentials are shown once, on the page this returns."""
     form = request.form
     db = get_db()
     try:
@@ -41,6 +44,12 @@ def terminals_form(sitting_id: int):
             made.append(register_terminal(db, sitting, f"席位 {seat}", "seat", seat))
         for i in range(form_int(form, "stations", required=False) or 0):
             made.append(register_terminal(db, sitting, f"计票站 {i + 1}", "counting_station"))
+        holder = form.get("holder", "").strip()
+        if holder or form.get("teller_role"):
+            # A teller's own station credential: the tally sheet names its holder.
+            role = form.get("teller_role", "")
+            made.append(register_terminal(db, sitting, f"计票站 {label_pair(role, TellerRole)[0]} {holder}",
+                                          "counting_station", holder=holder, teller_role=role))
         db.commit()
     except BallotError as exc:
         finish_refusal(exc)
@@ -58,3 +67,15 @@ def terminal_revoke(terminal_id: int):
     back = url_for(".sitting_page", sitting_id=term.sitting_id) + "#terminals"
     return run_action(lambda db: revoke_terminal(db, term),
                       t(f"已吊销终端 {term.name}。", f"Terminal {term.name} revoked."), back)[0]
+
+
+@bp.post("/console/terminals/<int:terminal_id>/release")
+@requires("secretariat")
+def terminal_release(terminal_id: int):
+    """Release a spare seat tablet from the member it checked in."""
+    term = get_db().get(Terminal, terminal_id)
+    if term is None:
+        abort(404)
+    back = url_for(".sitting_page", sitting_id=term.sitting_id) + "#terminals"
+    return run_action(lambda db: release_terminal(db, term),
+                      t(f"已解除表决器 {term.name} 的绑定。", f"Tablet {term.name} released."), back)[0]

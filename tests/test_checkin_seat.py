@@ -1,0 +1,141 @@
+"""Issue #15 item 5: check-in belongs to the seat. A tablet at a roster seat checks in only
+that seat's member; a spare tablet binds the first member it checks in until the secretariat
+releases it, and never takes a member whose own seat has a live tablet; leave is changed only
+by the secretariat. Paper ballots are never printed for an item voted on the tablets, and a
+tablet's cast is refused for an item not voted on the tablets."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+from helpers_live import Api, create_item, setup_session
+from sqlalchemy import func, select
+from terminal_support import assert_error_shape, cast, n_casts, query
+
+from ballot_service.cli import main
+from ballot_service.crypto import keys
+from ballot_service.formats import ballots
+from ballot_service.models import PaperBallot
+
+
+def checkin(api, credential, member):
+    return api.call("POST", "/api/terminal/checkin", {"member": member}, credential=credential, expect=None)
+
+
+def attendance(api, s):
+    return api.call("GET", f"/api/admin/sessions/{s.sitting_id}/attendance")[1]
+
+
+def test_a_seat_tablet_checks_in_only_its_own_member(api):
+    s = setup_session(api, members=5, present=0, open_vote=False)
+    status, data = checkin(api, s.creds["M0001"], "M0002")
+    assert status == 403 and assert_error_shape(data, "Forbidden")["where"] == "member"
+    assert attendance(api, s)["present"] == 0
+    assert checkin(api, s.creds["M0001"], "M0001")[0] == 200
+    assert attendance(api, s)["present"] == 1
+
+
+def test_a_tablet_cannot_turn_a_member_on_leave_present(api):
+    """The attack: tablets turned 请假 deputies present, inflating the quorum."""
+    s = setup_session(api, members=5, present=0, open_vote=False)
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": ["M0003"], "status": "leave"})
+    status, data = checkin(api, s.creds["M0003"], "M0003")
+    assert status == 409 and assert_error_shape(data, "Conflict")
+    state = attendance(api, s)
+    assert (state["present"], state["leave"]) == (0, 1)
+    # The secretariat can still record the member present (销假).
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": ["M0003"], "status": "present"})
+    assert attendance(api, s)["present"] == 1
+
+
+def _spare(api, s, name="备用表决器", seat=None):
+    spec = {"name": name, "kind": "seat"}
+    if seat:
+        spec["seat"] = seat
+    _, terms = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals", {"terminals": [spec]})
+    return terms["terminals"][0]
+
+
+def test_a_spare_tablet_cannot_take_a_member_whose_seat_has_a_tablet(api):
+    """The attack: a spare tablet took D005's place before D005's own seat could."""
+    s = setup_session(api, members=5, present=0, open_vote=False)
+    spare = _spare(api, s)
+    status, data = checkin(api, spare["credential"], "M0005")
+    assert status == 403 and assert_error_shape(data, "Forbidden")
+    assert checkin(api, s.creds["M0005"], "M0005")[0] == 200
+    assert attendance(api, s)["present"] == 1
+
+
+def test_a_spare_tablet_binds_until_released(api):
+    s = setup_session(api, members=5, present=0, open_vote=False)
+    for no in ("M0004", "M0005"):  # their seat tablets broke
+        api.call("POST", f"/api/admin/terminals/{s.terminal_ids[no]}/revoke")
+    spare = _spare(api, s, seat="X99")  # a seat no member has
+    other = _spare(api, s, name="备用表决器 2")
+    assert checkin(api, spare["credential"], "M0004")[0] == 200
+    assert checkin(api, spare["credential"], "M0004")[0] == 200  # again (a reload): fine
+    status, data = checkin(api, spare["credential"], "M0005")
+    assert status == 409 and assert_error_shape(data, "Conflict")
+    status, _ = checkin(api, other["credential"], "M0004")  # already at the first spare
+    assert status == 409
+    assert attendance(api, s)["present"] == 1
+    api.call("POST", f"/api/admin/terminals/{spare['id']}/release")
+    assert checkin(api, spare["credential"], "M0005")[0] == 200
+    assert attendance(api, s)["present"] == 2
+
+
+def test_the_console_releases_a_spare_tablet(app, console):
+    from console_support import post
+
+    from ballot_service.models import Terminal
+
+    api = Api.flask(app.test_client())  # the console fixture made the operator
+
+    s = setup_session(api, members=3, present=0, open_vote=False)
+    api.call("POST", f"/api/admin/terminals/{s.terminal_ids['M0003']}/revoke")
+    spare = _spare(api, s)
+    assert checkin(api, spare["credential"], "M0003")[0] == 200
+    page = console.get(f"/console/sessions/{s.sitting_id}").get_data(as_text=True)
+    assert f"/console/terminals/{spare['id']}/release" in page
+    r = post(console, f"/console/terminals/{spare['id']}/release")
+    assert r.status_code == 302
+    (bound,) = query(app, select(Terminal.bound_member_id).where(Terminal.id == spare["id"]))[0]
+    assert bound is None
+
+
+def test_the_console_registers_a_tellers_station(app, console):
+    from console_support import post
+
+    from ballot_service.models import Terminal
+
+    api = Api.flask(app.test_client())
+
+    s = setup_session(api, members=3, open_vote=False)
+    r = post(console, f"/console/sessions/{s.sitting_id}/terminals",
+             {"holder": "王计票", "teller_role": "scrutineer", "stations": "0"})
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    rows = query(app, select(Terminal.holder, Terminal.teller_role).where(Terminal.holder == "王计票"))
+    assert [tuple(x) for x in rows] == [("王计票", "scrutineer")]
+
+
+def test_no_paper_ballots_for_a_tablet_item_from_the_cli(app, api, settings_env):
+    """The attack: `ballot-service ballots print` printed paper ballots for a terminal item
+    (a printed ballot could then be cast from any tablet as an extra vote)."""
+    s = setup_session(api, members=3, open_vote=False)
+    result = CliRunner().invoke(main, ["ballots", "print", str(s.item_id), "--count", "2"], env=settings_env)
+    assert result.exit_code != 0 and ("电子表决器" in result.output or "seat tablets" in result.output), result.output
+    assert query(app, select(func.count()).select_from(PaperBallot))[0][0] == 0
+    status, _ = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 2}, expect=None)
+    assert status == 400
+
+
+def test_a_tablet_cast_is_refused_for_an_item_not_voted_on_tablets(app, api, settings_env):
+    s = setup_session(api, members=3, channel="tally_sheet")
+    keys.clear_cache()
+    from ballot_service.config import Settings
+
+    key = keys.body_signing_key(Settings.from_env(settings_env), s.body_id)
+    token = ballots.make_token(key, s.body_id, s.sitting_id, s.item_id, 1)
+    status, data = cast(api, s.creds["M0001"], ballots.token_to_text(token), {"motion": "for"})
+    assert status == 400 and assert_error_shape(data)
+    assert n_casts(app) == 0
+    s2 = create_item(api, s.sitting_id, channel="paper", key="item2")
+    assert s2

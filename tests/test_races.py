@@ -1,0 +1,90 @@
+"""Issue #15 item 6: at most one open vote per sitting (a partial unique index on
+items(sitting_id) WHERE status = 'open') and one record per item (records.item_id unique),
+held by the database when requests race. Threads hit the app at once; run on PostgreSQL with
+BALLOT_TEST_DATABASE_URL set (conftest.py), where requests really run concurrently."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from helpers_live import OPERATOR, Api, create_item, setup_session
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from terminal_support import query
+
+from ballot_service.models import Item, Record
+
+THREADS = 4
+
+
+def _logged_in(app) -> Api:
+    api = Api.flask(app.test_client())
+    api.call("POST", "/api/admin/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+    return api
+
+
+def _at_once(app, calls):
+    """Run each (method, url) in its own thread and client, released together by a barrier."""
+    clients = [_logged_in(app) for _ in calls]
+    barrier = threading.Barrier(len(calls))
+    out: list = [None] * len(calls)
+
+    def run(i, method, url):
+        barrier.wait()
+        try:
+            out[i] = clients[i].call(method, url, expect=None)
+        except Exception as exc:  # noqa: BLE001 — reported below
+            out[i] = (None, repr(exc))
+
+    threads = [threading.Thread(target=run, args=(i, m, u)) for i, (m, u) in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def test_concurrent_openings_leave_one_vote_open(app, api):
+    """The attack: two concurrent opens left two votes open in one sitting."""
+    s = setup_session(api, members=30, open_vote=False)
+    ids = [s.item_id] + [create_item(api, s.sitting_id, key=f"item{i}") for i in range(2, THREADS + 1)]
+    for _ in range(3):  # a few tries make a lost race likely to show
+        answers = _at_once(app, [("POST", f"/api/admin/items/{i}/open") for i in ids])
+        statuses = sorted(st for st, _ in answers)
+        assert statuses == [200] + [409] * (len(ids) - 1), answers
+        (n_open,) = query(app, select(func.count()).select_from(Item).where(Item.status == "open"))[0]
+        assert n_open == 1
+        opened = next(i for i, (st, _) in zip(ids, answers) if st == 200)
+        api.call("POST", f"/api/admin/items/{opened}/close")
+        api.call("POST", f"/api/admin/items/{opened}/tally")
+        ids = [i for i in ids if i != opened]
+        if len(ids) < 2:
+            break
+
+
+def test_concurrent_record_requests_make_one_record(app, api):
+    """The attack: four concurrent /record calls made four Record rows."""
+    s = setup_session(api, members=5)
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    answers = _at_once(app, [("POST", f"/api/admin/items/{s.item_id}/record")] * THREADS)
+    assert all(st == 201 for st, _ in answers), answers
+    assert len({data["id"] for _, data in answers}) == 1
+    assert query(app, select(func.count()).select_from(Record))[0][0] == 1
+
+
+def test_the_database_itself_refuses_a_second_open_vote_and_record(app, api, db):
+    """Not only the code's checks: the schema refuses the rows a lost race would write."""
+    s = setup_session(api, members=5)
+    other = create_item(api, s.sitting_id, key="item2")
+    db.get(Item, other).status = "open"
+    with pytest.raises(IntegrityError):
+        db.flush()
+    db.rollback()
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    db.add(Record(item_id=s.item_id, body_json="{}", signature="x", key_fingerprint="x", audit_head="x"))
+    with pytest.raises(IntegrityError):
+        db.flush()
+    db.rollback()
