@@ -9,7 +9,6 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from ballot_service.crypto.sealing import credential_keypair
 from ballot_service.db import read_phase, utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import require_open
@@ -24,7 +23,7 @@ def credential_hash(credential: str) -> str:
 def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
                       seat: str | None = None) -> tuple[Terminal, str]:
     """Register a seat terminal or counting station; returns it with its one-time credential.
-    Only the credential's hash and the public half of its sealing key are stored."""
+    Only the credential's hash is stored."""
     require_open(db, sitting, "登记终端", "registering a terminal")
     if kind not in ("seat", "counting_station"):
         raise InvalidInput("kind must be seat or counting_station", where="kind",
@@ -38,9 +37,8 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
             raise Conflict(f"seat {seat} already has terminal {clash.name}", where="seat",
                            zh=f"座位 {seat} 已登记终端 {clash.name}")
     credential = secrets.token_urlsafe(32)
-    _, public = credential_keypair(credential)
     term = Terminal(sitting_id=sitting.id, name=name, kind=kind, seat=seat,
-                    credential_hash=credential_hash(credential), seal_public_key=public)
+                    credential_hash=credential_hash(credential))
     db.add(term)
     db.flush()
     audit.append(db, "terminal_registered", {"terminal_id": term.id, "name": name, "kind": kind, "seat": seat},
