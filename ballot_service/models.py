@@ -159,7 +159,7 @@ class Round(Base):
     # Terminal rounds: the round's own RSA-2048 blind-signing key (crypto.blind_rsa), made at
     # opening and announced in the audit chain (round_key_announced) before any issuance.
     blind_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # SubjectPublicKeyInfo DER
-    blind_key_fingerprint: Mapped[str | None] = mapped_column(String(64))  # sha256 hex of the DER
+    blind_key_fingerprint: Mapped[str | None] = mapped_column(String(96))  # SHA-384 hex of the DER
     # PKCS#8 DER of the private half, only while the round is open: close_round sets it to
     # NULL in the closing transaction (domain/voting.py says why it lives in this row).
     blind_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)

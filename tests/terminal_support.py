@@ -8,9 +8,10 @@ import base64
 import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from helpers_live import Api
+from helpers_live import Api, blind_ballot
 from sqlalchemy import func, select
 
+from ballot_service.crypto import tablet
 from ballot_service.models import AuditEvent, Cast, Refusal, Round
 
 RE_RECEIPT = r"^[0-9A-F]{12}$"
@@ -66,13 +67,14 @@ def assert_error_shape(data, error_type: str | None = None) -> dict:
     return err
 
 
-def get_ballot(api: Api, cred: str) -> str:
-    _, data = api.call("GET", "/api/terminal/ballot", credential=cred)
-    return data["ballot"]
+def get_ballot(api: Api, cred: str) -> dict:
+    """The seat's blind-signed ballot {round_ref, serial, prefix, signature}."""
+    return blind_ballot(api, cred)
 
 
-def cast(api: Api, cred: str, ballot: str, marks: dict, expect=None):
-    return api.call("POST", "/api/terminal/cast", {"ballot": ballot, "marks": marks}, credential=cred, expect=expect)
+def cast(api: Api, cred: str, ballot: dict, marks: dict, expect=None, retry_id: str | None = None):
+    body = {**ballot, "marks": marks, "retry_id": retry_id or tablet.new_retry_id()}
+    return api.call("POST", "/api/terminal/cast", body, credential=cred, expect=expect)
 
 
 def resign(text: str, payload_change: dict | None = None, key=None) -> str:

@@ -258,7 +258,7 @@ def _round_key(b: Path, ci: dict, r: dict, keys: Keys, x: EventIndex):
     except (InvalidSignature, ValueError, TypeError, KeyError):
         fail(f"the announcement of round {r['round_ref']}'s key (event {seq}) is not signed by the body's key "
              f"or holds no RSA key", f"events.jsonl:{seq}")
-    if hashlib.sha256(der).hexdigest() != d.get("fingerprint"):
+    if hashlib.sha384(der).hexdigest() != d.get("fingerprint"):
         fail(f"the announced key of round {r['round_ref']} does not match its fingerprint", f"events.jsonl:{seq}")
     if r["round_key_file"] != layout.round_key_file(r["round_ref"]) or \
             (b / r["round_key_file"]).read_bytes() != blind_rsa.public_key_pem(key):

@@ -2,7 +2,7 @@
 static/seat.js does with static/blind_rsa.js in the browser.
 
 1. `round_key_from_announcement`: accept the round's key only if it is the announced one:
-   the announcement names the round_ref the state endpoint gave, and the SHA-256 of its
+   the announcement names the round_ref the state endpoint gave, and the SHA-384 of its
    SubjectPublicKeyInfo DER equals both the announcement's fingerprint and the fingerprint
    the state endpoint gave (and, when the body's public key is at hand, the body's Ed25519
    signature over the announcement verifies).
@@ -33,7 +33,7 @@ def round_key_from_announcement(announcement: dict, round_ref: str, fingerprint:
                                 body_key: Ed25519PublicKey | None = None) -> rsa.RSAPublicKey:
     data = announcement.get("data", announcement)
     der = b64url_decode(data["public_key_der"])
-    actual = hashlib.sha256(der).hexdigest()
+    actual = hashlib.sha384(der).hexdigest()
     if data.get("round_ref") != round_ref or data.get("fingerprint") != actual or actual != fingerprint:
         raise UnannouncedKey("the round key is not the one announced for this round")
     if body_key is not None:

@@ -4,8 +4,8 @@ the private key when the round closes.
 
 At opening (`start_round_key`) the round gets a fresh RSA-2048 key. Its public key is
 announced in the audit chain (`round_key_announced`, signed by the body's Ed25519 key, with
-the SubjectPublicKeyInfo PEM and the SHA-256 fingerprint of its DER) before any ballot is
-issued. Each present member with a seat terminal gets an Issuance row (issued 0, allowed 1).
+the SubjectPublicKeyInfo PEM and the SHA-384 fingerprint of its DER: SHA-384 because the
+tablet has it without WebCrypto) before any ballot is issued. Each present member with a seat terminal gets an Issuance row (issued 0, allowed 1).
 
 A tablet makes a random serial, blinds msg_prefix || ballot_message(round_ref, serial) with
 the announced key and sends only the blinded value (`blind_sign_for_terminal`). The service
@@ -44,7 +44,7 @@ ANNOUNCE_EVENT = "round_key_announced"
 
 
 def key_fingerprint(der: bytes) -> str:
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha384(der).hexdigest()
 
 
 def announcement_payload(item: Item, rnd: Round, der: bytes, pem: str, body_key_fp: str) -> dict:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 16:30:52.827632
+Create Date: 2026-12-02 16:37:13.838541
 """
 from alembic import op
 import sqlalchemy as sa
@@ -187,7 +187,7 @@ def upgrade() -> None:
     sa.Column('closed_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('blind_public_key', sa.LargeBinary(), nullable=True),
-    sa.Column('blind_key_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('blind_key_fingerprint', sa.String(length=96), nullable=True),
     sa.Column('blind_private_key', sa.LargeBinary(), nullable=True),
     sa.Column('replacements', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_rounds_item_id_items')),
