@@ -71,6 +71,11 @@ def retry_hash(retry_id) -> str:
 
 def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Receipt:
     """Validate and store one terminal cast (intake.submit); the receipt, or a BallotError."""
+    return intake.submit(db, db.get_bind(), prepare(db, data, terminal_id=terminal_id))
+
+
+def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Job:
+    """Step 1 of intake for a terminal cast (before the write lock): the job to submit."""
     engine = db.get_bind()
     rhash = retry_hash(data.get("retry_id"))
     try:
@@ -78,15 +83,15 @@ def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake
     except ValueError as exc:
         job = intake.Job(None, None, data.get("marks"), "terminal", None)
         job.refusal = (None, "malformed", f"the ballot is not a ballot of this service: {exc}")
-        return intake.submit(db, engine, job)
+        return job
     rk = round_key(db, blind_ballots.round_id_of(ballot.round_ref))
     sitting = intake.SittingRef(rk.sitting_id, rk.body_id) if rk is not None else None
     job = intake.Job(sitting, ballot.as_object(), data.get("marks"), "terminal",
-                      terminal_id if rk is not None and not rk.secret else None)
+                     terminal_id if rk is not None and not rk.secret else None)
     job.serial, job.signature, job.msg_prefix, job.retry_hash = ballot.serial, ballot.signature, ballot.prefix, rhash
     if rk is None:
         job.refusal = (None, "unknown", "this ballot is not for a vote of this service")
-        return intake.submit(db, engine, job)
+        return job
     job.key = (rk.sitting_id, rk.item_id, rk.number)
     try:
         if rk.public_key is None:
@@ -97,7 +102,7 @@ def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = intake.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
-    return intake.submit(db, engine, job)
+    return job
 
 
 def is_named(db: Session, round_ref) -> bool:
