@@ -40,6 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers_live import LiveServer, server_env  # noqa: E402
+
 from ballot_service.crypto import tablet  # noqa: E402
 
 PASSPHRASE = "bench-passphrase"

@@ -12,8 +12,8 @@ import pytest
 from helpers_live import blind_ballot, setup_session
 from sqlalchemy import DateTime, select
 
-from ballot_service.db import Base
 from ballot_service.crypto import tablet
+from ballot_service.db import Base
 from ballot_service.models import AuditEvent, Cast, Issuance
 
 MEMBER_KEYS = ("member_id", "member_no", "terminal_id", "seat", "terminal", "name", "member")

@@ -16,17 +16,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ballot_service import rules
-from ballot_service.bundle import pool
+from ballot_service.bundle import layout, pool
 from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.checks_files import Keys
 from ballot_service.bundle.encoding import DECODE, ENCODE
 from ballot_service.bundle.errors import BundleInvalid, fail
 from ballot_service.bundle.readers import read_lines
-from ballot_service.bundle import layout
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
-from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats import ballots as ballots_mod
+from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_decode, is_int
 
 # A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low

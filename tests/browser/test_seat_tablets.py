@@ -10,7 +10,7 @@ import re
 
 import pytest
 from browser_support import SCREENSHOTS, screenshot
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_session, vote
 from sqlalchemy import create_engine, select
 
 from ballot_service.models import Cast
