@@ -171,6 +171,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Deleted content is overwritten, not left in free space: a round's private
+            # blind-signing key, cleared at close (domain/issuance.py), leaves no copy in the page.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.execute(f"PRAGMA busy_timeout={WRITE_LOCK_TIMEOUT_S * 1000}")
             # A statement changing many rows (a batch of casts is one INSERT) keeps a statement
             # journal, which would otherwise spill to a temp file created and unlinked per batch

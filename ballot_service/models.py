@@ -1,10 +1,11 @@
 """The data model. Who-voted and how-voted live in separate tables that share no key.
 
 Secret-ballot rule (RULES.md §7): no table ties a member, seat or terminal to a
-ballot serial or choices. `Issuance` holds each present member's ballot token sealed
-to their terminal's public key (only the terminal's credential opens it); `Cast`
-holds serials and marks with random ids, no member (unless the vote is named) and no
-time of its own.
+ballot serial or choices. `Issuance` counts how many blind signatures each eligible
+member received in a round (no serial, no blinded value: RSA blind signatures, RFC 9474,
+so the service never sees what it signed); `Cast` holds serials, unblinded signatures and
+marks with random ids, no member (unless the vote is named), no terminal and no time of
+its own.
 """
 from __future__ import annotations
 
@@ -161,15 +162,30 @@ class Round(Base):
     closes_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[dict | None] = mapped_column(JSON)
+    # Terminal rounds: the round's own RSA-2048 blind-signing key (crypto.blind_rsa), made at
+    # opening and announced in the audit chain (round_key_announced) before any issuance.
+    blind_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # SubjectPublicKeyInfo DER
+    blind_key_fingerprint: Mapped[str | None] = mapped_column(String(96))  # SHA-384 hex of the DER
+    # PKCS#8 DER of the private half, only while the round is open: close_round sets it to
+    # NULL in the closing transaction (domain/voting.py says why it lives in this row).
+    blind_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    replacements: Mapped[int] = mapped_column(Integer, default=0)  # further issuances allowed (I+1)
 
     item: Mapped[Item] = relationship(back_populates="rounds")
 
+    @property
+    def ref(self) -> str:
+        """The round's public reference, named in every ballot message: "r<round id>"."""
+        return f"r{self.id}"
+
 
 class Issuance(Base):
-    """A present member's electronic ballot for a round.
+    """A present member's eligibility for one electronic ballot in a round, made at opening.
 
-    `sealed_token` is the signed ballot encrypted to the member's terminal; the
-    service keeps no key that opens it, so this row does not reveal the serial.
+    `issued` counts the blind signatures this member received (0 or 1, more only after a
+    replacement, `allowed` = 1 + replacements). Nothing here names a serial: the service
+    signs a blinded message it cannot read and keeps neither the blinded value nor the
+    signature. `terminal_id` is the seat terminal the member's ballot is requested from.
     """
 
     __tablename__ = "issuances"
@@ -177,7 +193,8 @@ class Issuance(Base):
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
     terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
-    sealed_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    issued: Mapped[int] = mapped_column(Integer, default=0)
+    allowed: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class PaperBallot(Base):
@@ -191,19 +208,27 @@ class PaperBallot(Base):
 
 
 class Cast(Base):
-    """An accepted ballot: serial, signature and marks. Random id, no time of its own."""
+    """An accepted ballot: serial, signature and marks. Random id, no time of its own.
+
+    Terminal ballots: `serial` is the tablet's random 16-byte serial (hex), `signature` the
+    unblinded RSA-PSS signature (base64url) over msg_prefix || ballot_message(round_ref,
+    serial), `msg_prefix` the 32-byte prefix (base64url), `retry_hash` sha256 of the tablet's
+    retry id (a retry with it gets the same receipt). Paper ballots: the Ed25519 token's
+    serial and signature; no prefix, no retry hash."""
 
     __tablename__ = "casts"
-    __table_args__ = {"sqlite_with_rowid": False}
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     serial: Mapped[str] = mapped_column(String(64), unique=True)
-    signature: Mapped[str] = mapped_column(String(200))
+    signature: Mapped[str] = mapped_column(String(400))
+    msg_prefix: Mapped[str | None] = mapped_column(String(64))
+    retry_hash: Mapped[str | None] = mapped_column(String(64))
     marks: Mapped[dict] = mapped_column(JSON)
     channel: Mapped[str] = mapped_column(String(16))
     receipt: Mapped[str] = mapped_column(String(64))
     submission_digest: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))  # named votes only
+    __table_args__ = (UniqueConstraint("round_id", "member_id"), {"sqlite_with_rowid": False})
 
 
 class Refusal(Base):
@@ -249,7 +274,6 @@ class Terminal(Base):
     # A seat tablet whose seat no roster member has: the member it checked in, until released.
     bound_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    seal_public_key: Mapped[bytes] = mapped_column(LargeBinary)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

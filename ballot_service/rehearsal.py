@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ballot_service import create_app
 from ballot_service.bundle.export import export_bundle
+from ballot_service.crypto import blind_rsa, tablet
 from ballot_service.domain.operators import create_operator
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.encoding import b64url_decode, b64url_encode
@@ -146,17 +147,20 @@ class Rehearsal:
     def _cast_all(self, iid: int, channel: str, ballots: list[dict], issued: int | None) -> None:
         expanded = [b for b in ballots for _ in range(b.get("repeat", 1))]
         genuine = [b for b in expanded if not (b.get("forged") or b.get("reuse") or b.get("spare"))]
-        used: list[tuple[str, dict, str]] = []  # (ballot text, marks, credential)
+        used: list[tuple[object, dict]] = []  # (ballot: a terminal ballot's fields or a paper token's text, marks)
         if channel == "terminal":
             voters = [m["id"] for m in self.roster if m["id"] in self.present]
             if len(genuine) > len(voters):
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {len(voters)} members present",
                                    where="ballots")
-            for mid, b in zip(voters, genuine):
-                _, got = self.call("GET", "/api/terminal/ballot", credential=self.cred[mid])
-                self.call("POST", "/api/terminal/cast", {"ballot": got["ballot"], "marks": b["marks"]},
+            # Every present member's tablet takes its blind-signed ballot as the vote opens;
+            # those who vote then cast it (anonymously: no credential on a secret cast).
+            signed = [self._blind_ballot(self.cred[mid]) for mid in voters]
+            for mid, ballot, b in zip(voters, signed, genuine):
+                self.call("POST", "/api/terminal/cast", {**ballot, "marks": b["marks"],
+                                                         "retry_id": tablet.new_retry_id()},
                           credential=self.cred[mid])
-                used.append((got["ballot"], b["marks"], self.cred[mid]))
+                used.append((ballot, b["marks"]))
             submit_cred, endpoint = (self.cred[voters[0]] if voters else self.station), "/api/terminal/cast"
         else:
             n_issued = len(self.present) if issued is None else issued
@@ -170,22 +174,37 @@ class Rehearsal:
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {n_issued} issued", where="ballots")
             for t, b in zip(texts, genuine):
                 self.call("POST", "/api/station/paper", {"ballot": t, "marks": b["marks"]}, credential=self.station)
-                used.append((t, b["marks"], self.station))
+                used.append((t, b["marks"]))
             self.spares = texts[n_issued:]
             submit_cred, endpoint = self.station, "/api/station/paper"
         for b in expanded:
             if b.get("forged"):
-                text = _forge(used[0][0] if used else None, iid)
-                self._expect_refused(endpoint, text, b["marks"], submit_cred)
+                forged = _forge_terminal(used[0][0] if used else None) if channel == "terminal" \
+                    else _forge(used[0][0] if used else None, iid)
+                self._expect_refused(endpoint, forged, b["marks"], submit_cred)
             elif b.get("reuse"):
-                text = next((t for t, marks, _ in used if marks != b["marks"]), used[0][0] if used else None)
-                self._expect_refused(endpoint, text, b["marks"], submit_cred)
+                ballot = next((t for t, marks in used if marks != b["marks"]), used[0][0] if used else None)
+                self._expect_refused(endpoint, ballot, b["marks"], submit_cred)
             elif b.get("spare"):
                 self._expect_refused(endpoint, self.spares.pop(), b["marks"], submit_cred)
 
-    def _expect_refused(self, endpoint: str, text: str | None, marks: dict, credential: str) -> None:
-        status, data = self.call("POST", endpoint, {"ballot": text or "BS1.x.y", "marks": marks},
-                                 credential=credential, expect=None)
+    def _blind_ballot(self, cred: str) -> dict:
+        """A tablet's blind issuance: check the announced key, blind, get it signed, unblind."""
+        _, state = self.call("GET", "/api/terminal/state", credential=cred)
+        vote = state["vote"]
+        _, ann = self.call("GET", "/api/terminal/round-key", credential=cred)
+        pub = tablet.round_key_from_announcement(ann, vote["round_ref"], vote["key_fingerprint"])
+        pending = tablet.start(pub, vote["round_ref"])
+        _, signed = self.call("POST", "/api/terminal/blind-sign",
+                              {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text}, credential=cred)
+        return tablet.finish(pub, pending, signed["blind_sig"])
+
+    def _expect_refused(self, endpoint: str, ballot, marks: dict, credential: str) -> None:
+        if isinstance(ballot, dict):  # a terminal ballot: resent with a fresh retry id
+            body = {**ballot, "marks": marks, "retry_id": tablet.new_retry_id()}
+        else:
+            body = {"ballot": ballot or "BS1.x.y", "marks": marks}
+        status, data = self.call("POST", endpoint, body, credential=credential, expect=None)
         if status < 400:
             raise RuntimeError(f"a submission meant to be refused was accepted: {data}")
 
@@ -214,6 +233,16 @@ def _forge(genuine_text: str | None, iid: int) -> str:
     prefix, payload, _sig = genuine_text.split(".")
     other = Ed25519PrivateKey.generate().sign(b64url_decode(payload))
     return f"{prefix}.{payload}.{b64url_encode(other)}"
+
+
+def _forge_terminal(genuine: dict | None) -> dict:
+    """A terminal ballot whose signature the round's key never made: a fresh serial signed
+    (blindly, then unblinded) by another RSA key."""
+    other = blind_rsa.generate_round_key()
+    ref = genuine["round_ref"] if genuine else "r1"
+    pending = tablet.start(other.public_key(), ref)
+    sig = blind_rsa.blind_sign(other, pending.blinded)
+    return tablet.finish(other.public_key(), pending, b64url_encode(sig))
 
 
 def rehearse(path: str | Path, out: str | Path, database_url: str | None = None) -> dict:

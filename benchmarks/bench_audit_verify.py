@@ -1,8 +1,11 @@
 """Benchmark: verify a national-scale audit bundle (2,977 members, 30 items).
 
 The session is built with the domain functions (open_round, close_round, tally_round,
-issue_record) and real signed tokens; casts are stored and audited in bulk instead of one
-HTTP request each, which is only a shortcut for building the data. Run:
+issue_record) and real terminal ballots: each is an RSA-PSS signature by the round's own key
+(the announced one), exactly what a tablet holds after unblinding its blind signature, made
+here directly with the round's private key while the round is open; casts are stored and
+audited in bulk instead of one HTTP request each, and every eligible member is counted as
+issued one blind signature, which are only shortcuts for building the data. Run:
 
     python benchmarks/bench_audit_verify.py [--members 2977] [--items 30] [--repeat 3] [--keep DIR]
 
@@ -26,18 +29,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from sqlalchemy import insert, select, update  # noqa: E402
 
 from ballot_service import rules
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.config import Settings  # noqa: E402
-from ballot_service.crypto import keys  # noqa: E402
+from ballot_service.crypto import blind_rsa, keys  # noqa: E402
 from ballot_service.db import make_engine, make_sessionmaker  # noqa: E402
 from ballot_service.domain import audit, records, sittings, tally, voting
 from ballot_service.domain.intake import receipt_code  # noqa: E402
-from ballot_service.formats import ballots
+from ballot_service.domain.terminal_casts import retry_hash
 from ballot_service.formats.canonical import canonical_json, sha256_hex  # noqa: E402
+from ballot_service.formats.encoding import b64url_encode
 from ballot_service.migrate import upgrade  # noqa: E402
 from ballot_service.models import Attendance, AuditEvent, AuditHead, Cast, Issuance, Member  # noqa: E402
 
@@ -68,7 +74,7 @@ def build(work: Path, n_members: int, n_items: int, seed: int = 7) -> tuple[Sett
     engine = make_engine(url)
     db = make_sessionmaker(engine)()
     body = sittings.create_body(db, "第十四届全国人民代表大会", "congress")
-    key = keys.create_key(settings.keys_dir, keys.body_key_name(body.id), settings.key_passphrase)
+    keys.create_key(settings.keys_dir, keys.body_key_name(body.id), settings.key_passphrase)
     sitting = sittings.create_sitting(db, body, "第三次会议")
     db.execute(insert(Member), [{"body_id": body.id, "member_no": f"D{n:05d}", "name": f"代表{n:05d}",
                                  "seat": f"S{n:05d}", "in_office": True} for n in range(1, n_members + 1)])
@@ -90,24 +96,30 @@ def build(work: Path, n_members: int, n_items: int, seed: int = 7) -> tuple[Sett
         else:
             item = sittings.create_item(db, sitting, key=f"res{i:02d}", kind=kind, title=f"决议{i}")
         rnd = voting.open_round(db, settings, item)
-        # Shortcut for "sealed to each member's terminal": mark every issuance as delivered.
-        db.execute(update(Issuance).where(Issuance.round_id == rnd.id).values(sealed_token=b"bench"))
+        # Shortcut for "each member's tablet took its blind signature": count one issued per member.
+        db.execute(update(Issuance).where(Issuance.round_id == rnd.id).values(issued=1, allowed=1))
+        private = serialization.load_der_private_key(rnd.blind_private_key, password=None)
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=blind_rsa.S_LEN)
         cand_keys = list(rnd.candidate_keys)
         casts, events = [], []
         for _ in range(len(present) - rng.randrange(0, 20)):
-            token = ballots.make_token(key, body.id, sitting.id, item.id, rnd.number)
-            text = ballots.token_to_text(token)
+            serial_bytes = rng.randbytes(blind_rsa.SERIAL_LEN)
+            prefix = rng.randbytes(blind_rsa.PREFIX_LEN)
+            sig = private.sign(prefix + blind_rsa.ballot_message(rnd.ref, serial_bytes), pss, hashes.SHA384())
+            serial = serial_bytes.hex()
+            ballot = {"prefix": b64url_encode(prefix), "round_ref": rnd.ref, "serial": serial,
+                      "signature": b64url_encode(sig)}
             if kind == "livelihood_projects":
                 raw = {k: rng.choices(["for", "against", "abstain"], [8, 1, 1])[0] for k in cand_keys}
             else:
                 raw = {k: rng.choices(["for", "against", "abstain"], [9, 1, 1])[0] for k in cand_keys}
             marks = rules.normalise_marks(raw, cand_keys)
-            digest = sha256_hex(canonical_json({"ballot": text, "marks": marks}))
-            serial = token["payload"]["serial"]
+            digest = sha256_hex(canonical_json({"ballot": ballot, "marks": marks}))
             casts.append({"id": sha256_hex(serial.encode())[:32], "round_id": rnd.id,
-                          "serial": serial, "signature": token["sig"], "marks": marks, "channel": "terminal",
-                          "receipt": receipt_code(serial, digest), "submission_digest": digest,
-                          "member_id": None})
+                          "serial": serial, "signature": ballot["signature"], "msg_prefix": ballot["prefix"],
+                          "retry_hash": retry_hash(f"bench-retry-{serial}"), "marks": marks,
+                          "channel": "terminal", "receipt": receipt_code(serial, digest),
+                          "submission_digest": digest, "member_id": None})
             events.append({"round_id": rnd.id, "serial": serial, "submission": digest})
         db.execute(insert(Cast), casts)
         bulk_audit(db, "cast_accepted", events)

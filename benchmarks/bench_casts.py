@@ -41,6 +41,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers_live import LiveServer, server_env  # noqa: E402
 
+from ballot_service.crypto import tablet  # noqa: E402
+
 PASSPHRASE = "bench-passphrase"
 N_CANDIDATES, PLACES = 20, 10
 
@@ -167,9 +169,14 @@ async def _cast_all(host: str, port: int, requests: list[bytes], concurrency: in
     return lat, statuses, time.perf_counter() - t0
 
 
-def _cast_request(host: str, port: int, cred: str, ballot: str, marks: dict) -> bytes:
-    body = json.dumps({"ballot": ballot, "marks": marks}, separators=(",", ":")).encode()
-    return (f"POST /api/terminal/cast HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {cred}\r\n"
+def _cast_body(ballot: dict, marks: dict) -> dict:
+    # A secret vote's cast: the blind-signed ballot, its marks and a fresh retry id; no credential.
+    return {**ballot, "marks": marks, "retry_id": tablet.new_retry_id()}
+
+
+def _cast_request(host: str, port: int, cred: str, ballot: dict, marks: dict) -> bytes:
+    body = json.dumps(_cast_body(ballot, marks), separators=(",", ":")).encode()
+    return (f"POST /api/terminal/cast HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -193,7 +200,7 @@ def _httpx_cast_all(base_url: str, jobs: list, concurrency: int, started) -> tup
             cred, ballot, marks = job
             t0 = time.perf_counter()
             try:
-                status = c.post("/api/terminal/cast", json={"ballot": ballot, "marks": marks},
+                status = c.post("/api/terminal/cast", json=_cast_body(ballot, marks),
                                 headers={"Authorization": f"Bearer {cred}"}).status_code
             except httpx.HTTPError as exc:  # counted, never hidden
                 status = f"error:{type(exc).__name__}"
@@ -249,9 +256,16 @@ def run_one(url: str, env: dict, creds: list[str], item_id: int, workers: int, t
             return local.c
 
         def fetch(cred):
-            r = client().get("/api/terminal/ballot", headers={"Authorization": f"Bearer {cred}"})
+            # Blind issuance (before the casts are timed): announced key, blind, sign, unblind.
+            h = {"Authorization": f"Bearer {cred}"}
+            vote = client().get("/api/terminal/state", headers=h).raise_for_status().json()["vote"]
+            ann = client().get("/api/terminal/round-key", headers=h).raise_for_status().json()
+            pub = tablet.round_key_from_announcement(ann, vote["round_ref"], vote["key_fingerprint"])
+            pending = tablet.start(pub, vote["round_ref"])
+            r = client().post("/api/terminal/blind-sign", headers=h,
+                              json={"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text})
             r.raise_for_status()
-            return r.json()["ballot"]
+            return tablet.finish(pub, pending, r.json()["blind_sig"])
 
         with ThreadPoolExecutor(32) as ex:
             ballots = list(ex.map(fetch, creds))

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from ballot_service.crypto import tablet
+
 OPERATOR = ("operator", "operator-password-1")
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
 AUDITOR = ("auditor", "auditor-password-1")
@@ -135,10 +137,25 @@ def publish(api: Api, item_id: int) -> dict:
     return rec
 
 
+def blind_ballot(api: Api, cred: str) -> dict:
+    """The seat's blind issuance, as the tablet does it: the announced round key (checked
+    against the state's fingerprint), a random serial blinded, signed, unblinded."""
+    _, state = api.call("GET", "/api/terminal/state", credential=cred)
+    vote = state["vote"]
+    _, ann = api.call("GET", "/api/terminal/round-key", credential=cred)
+    pub = tablet.round_key_from_announcement(ann, vote["round_ref"], vote["key_fingerprint"])
+    pending = tablet.start(pub, vote["round_ref"])
+    _, signed = api.call("POST", "/api/terminal/blind-sign",
+                         {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text}, credential=cred)
+    return tablet.finish(pub, pending, signed["blind_sig"])
+
+
 def vote(api: Api, cred: str, marks: dict) -> None:
-    """Fetch the seat's ballot and cast it with `marks` (both must succeed)."""
-    _, data = api.call("GET", "/api/terminal/ballot", credential=cred)
-    api.call("POST", "/api/terminal/cast", {"ballot": data["ballot"], "marks": marks}, credential=cred)
+    """Take the seat's ballot and cast it with `marks` (both must succeed). The credential
+    goes with the cast too: a secret vote ignores it, a named one needs it."""
+    ballot = blind_ballot(api, cred)
+    api.call("POST", "/api/terminal/cast", {**ballot, "marks": marks, "retry_id": tablet.new_retry_id()},
+             credential=cred)
 
 
 def login_client(app, operator):

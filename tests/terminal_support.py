@@ -1,16 +1,22 @@
 """Helpers of the terminal and counting-station API tests (tests/test_terminal_*.py,
 test_intake*.py, test_station_api.py, test_votes_quorum_and_storage.py): reading the database in
-short sessions (casts, refusals per item or round, audit events), the API's error shape, fetching
-and casting a ballot, and re-signing a ballot with a stranger's key."""
+short sessions (casts, refusals per item or round, audit events), the API's error shape, taking
+a blind-signed ballot and casting it (with a retry id), forging a terminal ballot with a
+stranger's RSA key, and re-signing a paper ballot's text with a stranger's Ed25519 key."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from helpers_live import Api
+from helpers_live import Api, blind_ballot
 from sqlalchemy import func, select
 
+from ballot_service.crypto import blind_rsa, tablet
+from ballot_service.formats.encoding import b64url_decode, b64url_encode
 from ballot_service.models import AuditEvent, Cast, Refusal, Round
 
 RE_RECEIPT = r"^[0-9A-F]{12}$"
@@ -66,13 +72,31 @@ def assert_error_shape(data, error_type: str | None = None) -> dict:
     return err
 
 
-def get_ballot(api: Api, cred: str) -> str:
-    _, data = api.call("GET", "/api/terminal/ballot", credential=cred)
-    return data["ballot"]
+def get_ballot(api: Api, cred: str) -> dict:
+    """The seat's blind-signed ballot {round_ref, serial, prefix, signature}."""
+    return blind_ballot(api, cred)
 
 
-def cast(api: Api, cred: str, ballot: str, marks: dict, expect=None):
-    return api.call("POST", "/api/terminal/cast", {"ballot": ballot, "marks": marks}, credential=cred, expect=expect)
+def cast(api: Api, cred: str | None, ballot: dict, marks: dict, expect=None, retry_id: str | None = None):
+    """POST /api/terminal/cast of a blind-signed ballot with `marks` and a retry id (a new one
+    unless given: pass the same one to retry a submission whose answer was lost)."""
+    body = {**ballot, "marks": marks, "retry_id": retry_id or tablet.new_retry_id()}
+    return api.call("POST", "/api/terminal/cast", body, credential=cred, expect=expect)
+
+
+@functools.cache
+def _stranger_key() -> rsa.RSAPrivateKey:
+    return blind_rsa.generate_round_key()
+
+
+def forge(ballot: dict, **changes) -> dict:
+    """The ballot (with `changes`, e.g. another serial) signed by a stranger's RSA key: a
+    well-formed RSA-PSS signature that is not the round's."""
+    b = {**ballot, **changes}
+    msg = b64url_decode(b["prefix"]) + blind_rsa.ballot_message(b["round_ref"], bytes.fromhex(b["serial"]))
+    sig = _stranger_key().sign(msg, padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=blind_rsa.S_LEN),
+                               hashes.SHA384())
+    return {**b, "signature": b64url_encode(sig)}
 
 
 def resign(text: str, payload_change: dict | None = None, key=None) -> str:

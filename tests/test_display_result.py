@@ -9,15 +9,16 @@ import re
 
 import qrcode
 from display_support import CHOICE_KEYS, get_state, keys_in
-from helpers_live import publish, setup_session, vote
+from helpers_live import blind_ballot, publish, setup_session, vote
 
 from ballot_service.render import qr
 
 
 def test_resolution_result_and_record(api, screen, app):
     s = setup_session(api, members=6, present=5)
-    for no, m in zip(s.present, ["for", "for", "against", "abstain"]):  # the 5th does not vote
+    for no, m in zip(s.present, ["for", "for", "against", "abstain"]):
         vote(api, s.creds[no], {"motion": m})
+    blind_ballot(api, s.creds[s.present[4]])  # the 5th tablet takes its ballot but does not vote
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     st = get_state(screen, s.sitting_id)
     assert st["mode"] == "counting"  # closed, not yet tallied: no figures yet
@@ -121,6 +122,7 @@ def test_appointment_table(api, screen):
     for no, m in zip(s.members, [{"n1": "for", "n2": "against"}, {"n1": "for", "n2": "for"},
                                  {"n1": "for", "n2": "against"}, {"n1": "against"}]):
         vote(api, s.creds[no], m)
+    blind_ballot(api, s.creds[s.members[4]])  # issued, never cast
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     _, tallied = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     publish(api, s.item_id)

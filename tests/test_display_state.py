@@ -9,7 +9,8 @@ import re
 
 import pytest
 from display_support import CHOICE_KEYS, embedded_state, get_state, keys_in, strip_volatile
-from helpers_live import setup_session, vote
+from helpers_live import blind_ballot, setup_session
+from terminal_support import cast
 
 
 def test_checkin_state_and_quorum(api, screen):
@@ -51,12 +52,15 @@ def test_voting_shows_how_many_never_how(api, screen, secret):
     st = get_state(screen, s.sitting_id)
     assert st["mode"] == "voting"
     v = st["vote"]
-    assert (v["voted"], v["issued"], v["round"], v["members"], v["present"]) == (0, 5, 1, 5, 5)
+    # Issued = blind signatures taken: none yet at the opening, one per tablet as each takes its ballot.
+    assert (v["voted"], v["issued"], v["round"], v["members"], v["present"]) == (0, 0, 1, 5, 5)
     assert v["title"] == "表决事项 item1" and v["secret"] is secret and v["closes_at"] is None
+    ballots = [blind_ballot(api, s.creds[no]) for no in s.members]
+    assert get_state(screen, s.sitting_id)["vote"]["issued"] == 5
 
     marks = [{"motion": "for"}, {"motion": "against"}, {"motion": "for"}]
     for i, m in enumerate(marks):
-        vote(api, s.creds[s.members[i]], m)
+        cast(api, s.creds[s.members[i]], ballots[i], m, expect=(201,))
         st = get_state(screen, s.sitting_id)
         assert st["vote"]["voted"] == i + 1 and st["vote"]["issued"] == 5
         leaked = keys_in(st) & CHOICE_KEYS

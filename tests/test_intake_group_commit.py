@@ -11,9 +11,10 @@ import sys
 import pytest
 from helpers_live import setup_session
 from sqlalchemy import select
-from terminal_support import cast, events, get_ballot, n_casts, query, refusals, resign
+from terminal_support import cast, events, forge, get_ballot, n_casts, query, refusals
 
-from ballot_service.domain import audit, intake
+from ballot_service.crypto import tablet
+from ballot_service.domain import audit, intake, terminal_casts
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.models import AuditEvent, Cast
@@ -25,15 +26,15 @@ def _sqlite_only(app):
 
 
 def _jobs(app, s, subs):
-    """intake jobs, prepared as a request would (step 1), for (member, ballot, marks) tuples."""
-    engine, settings = app.extensions["ballot_engine"], app.config["SETTINGS"]
-    ref = intake.SittingRef(s.sitting_id, s.body_id)
-    jobs = []
-    for no, ballot, marks in subs:
-        job = intake._Job(ref, ballot, marks, "terminal", s.terminal_ids[no])
-        intake._prepare(settings, engine, job)
-        jobs.append(job)
-    return jobs
+    """intake jobs, prepared as a request would (step 1, terminal_casts.prepare), for
+    (ballot, marks) or (ballot, marks, retry id) tuples (a new retry id unless given)."""
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        return [terminal_casts.prepare(db, {**sub[0], "marks": sub[1],
+                                            "retry_id": sub[2] if len(sub) > 2 else tablet.new_retry_id()})
+                for sub in subs]
+    finally:
+        db.close()
 
 
 def _outcome(job):
@@ -58,13 +59,14 @@ def test_group_commit_one_batch_decides_each_cast_on_its_own(app, api):
     s = setup_session(api, members=4)
     m = s.members
     b = {no: get_ballot(api, s.creds[no]) for no in m}
+    retry = tablet.new_retry_id()
     jobs = _jobs(app, s, [
-        (m[0], b[m[0]], {"motion": "for"}),
-        (m[1], b[m[1]], {"nobody": "for"}),          # bad marks: stores nothing
-        (m[2], b[m[2]], {"motion": "against"}),
-        (m[0], b[m[0]], {"motion": "for"}),          # a retry within the batch: the same receipt
-        (m[0], b[m[0]], {"motion": "abstain"}),      # the serial again, other marks: reused
-        (m[3], resign(b[m[3]]), {"motion": "for"}),  # forged
+        (b[m[0]], {"motion": "for"}, retry),
+        (b[m[1]], {"nobody": "for"}),          # bad marks: stores nothing
+        (b[m[2]], {"motion": "against"}),
+        (b[m[0]], {"motion": "for"}, retry),   # a retry within the batch (same retry id): the same receipt
+        (b[m[0]], {"motion": "for"}),          # the serial again, another retry id: reused
+        (forge(b[m[3]]), {"motion": "for"}),   # forged
     ])
     intake._run_batch(app.extensions["ballot_engine"], jobs)
     got = [_outcome(j) for j in jobs]
@@ -80,7 +82,7 @@ def test_group_commit_one_batch_decides_each_cast_on_its_own(app, api):
     assert len(events(app, "cast_refused")) == 2
     assert _chain_is_whole(app)
     # The member's retry over HTTP, after the batch, still gets the same receipt.
-    status, again = cast(api, s.creds[m[0]], b[m[0]], {"motion": "for"})
+    status, again = cast(api, s.creds[m[0]], b[m[0]], {"motion": "for"}, retry_id=retry)
     assert status == 200 and again["receipt"] == got[0].receipt
 
 
@@ -89,7 +91,7 @@ def test_group_commit_an_unexpected_error_fails_only_its_own_cast(app, api, monk
     s = setup_session(api, members=3)
     m = s.members
     b = {no: get_ballot(api, s.creds[no]) for no in m}
-    jobs = _jobs(app, s, [(no, b[no], {"motion": "for"}) for no in m])
+    jobs = _jobs(app, s, [(b[no], {"motion": "for"}) for no in m])
     poison = jobs[1].serial
     real = intake.receipt_code
 
@@ -110,7 +112,7 @@ def test_group_commit_an_unexpected_error_fails_only_its_own_cast(app, api, monk
 def test_group_commit_failed_commit_gives_no_receipt(app, api, monkeypatch):
     _sqlite_only(app)
     s = setup_session(api, members=2)
-    jobs = _jobs(app, s, [(no, get_ballot(api, s.creds[no]), {"motion": "for"}) for no in s.members])
+    jobs = _jobs(app, s, [(get_ballot(api, s.creds[no]), {"motion": "for"}) for no in s.members])
 
     def commit_fails(db):
         raise OSError("fsync failed")
@@ -154,9 +156,9 @@ def client():
         with lock:
             if not todo:
                 return
-            cred, ballot = todo.pop()
-        r = c.post("/api/terminal/cast", json={"ballot": ballot, "marks": {"motion": "for"}},
-                   headers={"Authorization": "Bearer " + cred})
+            ballot = todo.pop()
+        r = c.post("/api/terminal/cast", json={**ballot, "marks": {"motion": "for"},
+                                                "retry_id": "retry-" + ballot["serial"]})
         if r.status_code == 201:  # acknowledged: the member has the receipt
             with lock:
                 sys.stdout.write("ACK " + json.dumps(r.get_json()) + "\n"); sys.stdout.flush()
@@ -171,7 +173,7 @@ sys.stdout.write("DONE\n")
 def test_group_commit_crash_mid_batch_loses_no_acknowledged_cast(app, api, settings_env, tmp_path):
     _sqlite_only(app)
     s = setup_session(api, members=60)
-    todo = [(s.creds[no], get_ballot(api, s.creds[no])) for no in s.members]
+    todo = [get_ballot(api, s.creds[no]) for no in s.members]  # a secret vote: cast anonymously
     jobs_path = tmp_path / "jobs.json"
     jobs_path.write_text(json.dumps(todo))
     app.extensions["ballot_engine"].dispose()

@@ -1,7 +1,9 @@
-"""Which vote a refused ballot is counted on (Flask test client): a ballot naming another body's
-item (wrong_item), another session or an unknown item or round (unknown, on the session's current
-vote), an earlier round replaced by a runoff (wrong_round, whatever is open), a straggler of a
-closed vote (late); the audit events name the same rounds, and the offline verifier agrees."""
+"""Which vote a refused ballot is counted on (Flask test client): a paper ballot naming another
+body's item (wrong_item), another session or an unknown item or round (unknown, on the session's
+current vote); a terminal ballot of an earlier round replaced by a runoff (wrong_round, whatever
+is open), a straggler of a closed vote (late); the audit events name the same rounds, and the
+offline verifier agrees. (A terminal ballot names only its round, by round_ref: one naming no
+round of the service is test_intake.py's.)"""
 from __future__ import annotations
 
 import json
@@ -25,29 +27,36 @@ from ballot_service.crypto import keys
 from ballot_service.formats import ballots
 
 
+def paper(api, s, text, marks, expect=None):
+    """A returned paper ballot at the session's counting station (POST /api/station/paper)."""
+    return api.call("POST", "/api/station/paper", {"ballot": text, "marks": marks}, credential=s.station,
+                    expect=expect)
+
+
 def _body_key(app, body_id: int):
     st = app.config["SETTINGS"]
     return keys.load_key(st.keys_dir, keys.body_key_name(body_id), st.key_passphrase)
 
 
 def test_wrong_item_is_refused_and_counted(app, api):
-    s = setup_session(api, members=3)
-    cred = s.creds[s.members[0]]
-    ballot = get_ballot(api, cred)
+    s = setup_session(api, members=3, channel="paper")
     key = _body_key(app, s.body_id)
+    _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 1})
+    (own,) = printed["ballots"]
+    api.call("POST", "/api/station/hand-out", {"ballot": own}, credential=s.station)
     # Genuinely signed by this body's key, but naming another body.
     token = ballots.make_token(key, s.body_id + 1, s.sitting_id, s.item_id, 1)
     text = ballots.token_to_text(token)
-    status, data = cast(api, cred, text, {"motion": "for"})
+    status, data = paper(api, s, text, {"motion": "for"})
     assert status == 403, data
     assert assert_error_shape(data, "BallotRefused")["reason"] == "wrong_item"
     assert refusals(app, s.item_id)["wrong_item"] == 1
 
-    # A ballot of an earlier item of the session, cast during the next vote.
+    # A ballot of an earlier item of the session, returned during the next vote.
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     item2 = create_item(api, s.sitting_id, key="item2")
     api.call("POST", f"/api/admin/items/{item2}/open")
-    status, data = cast(api, cred, ballot, {"motion": "for"})
+    status, data = paper(api, s, own, {"motion": "for"})
     # Its round is still item 1's current round (no runoff replaced it): a straggler of that
     # vote, late, and counted there, not on item 2's vote.
     assert status == 409, data
@@ -55,16 +64,16 @@ def test_wrong_item_is_refused_and_counted(app, api):
     assert refusals(app, s.item_id)["late"] == 1 and sum(refusals(app, item2).values()) == 0
     assert sum(refusals(app).values()) == 2
     assert n_casts(app) == 0
-    # The member's ballot for item2 is still good.
+    # A member's terminal ballot for item2 is good.
+    cred = s.creds[s.members[0]]
     assert cast(api, cred, get_ballot(api, cred), {"motion": "for"})[0] == 201
 
 
 def test_ballot_of_another_session_is_refused(app, api):
-    s = setup_session(api, members=3)
-    cred = s.creds[s.members[0]]
+    s = setup_session(api, members=3, channel="paper")
     key = _body_key(app, s.body_id)
     other = ballots.token_to_text(ballots.make_token(key, s.body_id, s.sitting_id + 1, s.item_id, 1))
-    status, data = cast(api, cred, other, {"motion": "for"})
+    status, data = paper(api, s, other, {"motion": "for"})
     assert status == 403, data
     assert assert_error_shape(data, "BallotRefused")["reason"] == "unknown"
     assert [json.loads(e.data)["reason"] for e in events(app, "cast_refused")] == ["unknown"]
@@ -77,13 +86,12 @@ def test_ballot_of_another_session_is_refused(app, api):
 
 
 def test_unknown_ballots_are_counted_on_the_sessions_current_vote(app, api):
-    s = setup_session(api, members=3, open_vote=False)
-    cred = s.creds[s.members[0]]
+    s = setup_session(api, members=3, open_vote=False, channel="paper")
     key = _body_key(app, s.body_id)
 
     def unknown(item, round_no, session=s.sitting_id):
         text = ballots.token_to_text(ballots.make_token(key, s.body_id, session, item, round_no))
-        status, data = cast(api, cred, text, {"motion": "for"})
+        status, data = paper(api, s, text, {"motion": "for"})
         assert status == 403 and data["errors"][0]["reason"] == "unknown", data
 
     # No vote opened yet in this session: nothing to count it on; audited only.
@@ -100,14 +108,14 @@ def test_unknown_ballots_are_counted_on_the_sessions_current_vote(app, api):
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     unknown(s.item_id + 50, 1)
     assert refusals_of_round(app, r1)["unknown"] == 4
-    item2 = create_item(api, s.sitting_id, key="item2")
+    item2 = create_item(api, s.sitting_id, key="item2", channel="paper")
     api.call("POST", f"/api/admin/items/{item2}/open")
     (r2,) = round_ids(app, item2)
     unknown(s.item_id + 50, 1)
     assert refusals_of_round(app, r2)["unknown"] == 1 and refusals_of_round(app, r1)["unknown"] == 4
     assert refused_event_rounds(app) == [(None, "unknown")] + [(r1, "unknown")] * 4 + [(r2, "unknown")]
     # Malformed text is not a ballot: audited, counted nowhere.
-    status, data = cast(api, cred, "BS1.x.y", {"motion": "for"})
+    status, data = paper(api, s, "BS1.x.y", {"motion": "for"})
     assert status == 400 and data["errors"][0]["reason"] == "malformed"
     assert refused_event_rounds(app)[-1] == (None, "malformed")
     assert sum(refusals(app).values()) == 5
@@ -140,7 +148,7 @@ def test_wrong_round_is_refused_and_counted(app, api):
     assert refused_event_rounds(app)[-1] == (r1, "wrong_round")
     assert n_casts(app) == 3
     round2 = get_ballot(api, s.creds[no])
-    assert ballots.text_to_token(round2)["payload"]["round"] == 2
+    assert round2["round_ref"] == f"r{r2}" != texts[no]["round_ref"]
     assert cast(api, s.creds[no], round2, {"a": "for"})[0] == 201
 
 

@@ -49,9 +49,11 @@ def test_the_api_behind_the_page_still_needs_the_credential(app, api):
     s = setup_session(api, members=3, present=3, open_vote=True)
     anon = Api.flask(app.test_client())
     cred = s.creds["M0001"]
-    for method, url, body in [("GET", "/api/terminal/state", None), ("GET", "/api/terminal/ballot", None),
-                              ("POST", "/api/terminal/checkin", {"member": "M0001"}),
-                              ("POST", "/api/terminal/cast", {"ballot": "BS1.x.y", "marks": {}})]:
+    # (A secret vote's cast carries no credential at all; the ballot it casts was signed only
+    # for a credential: test_terminal_auth.py.)
+    for method, url, body in [("GET", "/api/terminal/state", None), ("GET", "/api/terminal/round-key", None),
+                              ("POST", "/api/terminal/blind-sign", {"round_ref": "r1", "blinded_msg": "AAAA"}),
+                              ("POST", "/api/terminal/checkin", {"member": "M0001"})]:
         status, data = anon.call(method, url, body, expect=None)
         assert status == 401 and data["errors"][0]["errorType"] == "Unauthorized", (url, data)
         status, _ = anon.call(method, url, body, credential="not-a-credential", expect=None)

@@ -7,8 +7,9 @@ import json
 
 from helpers_live import setup_session
 from sqlalchemy import select
-from terminal_support import assert_error_shape, cast, events, n_casts, query, refusals
+from terminal_support import assert_error_shape, events, n_casts, query, refusals
 
+from ballot_service.crypto import tablet
 from ballot_service.models import Cast
 
 
@@ -45,8 +46,13 @@ def test_paper_flow(app, api):
     r = refusals(app, s.item_id)
     assert r["spare"] == 1 and r["reused"] == 1
     # A paper ballot cannot be cast from a seat terminal.
-    status, data = cast(api, s.creds[s.members[0]], texts[2], {"motion": "for"})
+    status, data = api.call("POST", "/api/terminal/cast", {"ballot": texts[2], "marks": {"motion": "for"},
+                                                           "retry_id": tablet.new_retry_id()},
+                            credential=s.creds[s.members[0]], expect=None)
     assert status == 400
+    # Nor a seat terminal's ballot at the station (there is none for a paper vote: no round key).
+    status, data = api.call("GET", "/api/terminal/round-key", credential=s.creds[s.members[0]], expect=None)
+    assert status == 404
     assert n_casts(app) == 2
 
 

@@ -13,21 +13,33 @@ from terminal_support import assert_error_shape, cast, get_ballot, n_casts
 
 from ballot_service.web import cast_endpoint
 
+R = "retry-id-of-the-validation-test"
+
+
+def _body(t, **fields):
+    """A cast body: the ballot's fields, a retry id and `fields` (None removes one)."""
+    body = {**t, "retry_id": R, **fields}
+    return {k: v for k, v in body.items() if v is not None}
+
+
 BAD_BODIES = {
     "not_json": (b"{not json", 400),
     "json_array": (b'[1, 2]', 400),
     "json_string": (b'"ballot"', 400),
     "empty": (b"", 400),
-    "missing_marks": (lambda t: {"ballot": t}, 400),
-    "missing_ballot": (lambda t: {"marks": {"motion": "for"}}, 400),
-    "ballot_not_string": (lambda t: {"ballot": 12345, "marks": {"motion": "for"}}, 400),
-    "marks_not_object": (lambda t: {"ballot": t, "marks": ["for"]}, 400),
-    "marks_bool": (lambda t: {"ballot": t, "marks": True}, 400),
-    "mark_not_string": (lambda t: {"ballot": t, "marks": {"motion": 1}}, 400),
-    "unknown_candidate": (lambda t: {"ballot": t, "marks": {"nobody": "for"}}, 400),
-    "unknown_mark": (lambda t: {"ballot": t, "marks": {"motion": "yes"}}, 400),
-    "void_from_terminal": (lambda t: {"ballot": t, "marks": {"motion": "void"}}, 400),
-    "too_large": (lambda t: {"ballot": t, "marks": {"motion": "for"}, "pad": "x" * (65 * 1024)}, 413),
+    "missing_marks": (lambda t: _body(t), 400),
+    "missing_ballot": (lambda t: {"marks": {"motion": "for"}, "retry_id": R}, 400),
+    "round_ref_not_string": (lambda t: _body(t, round_ref=12345, marks={"motion": "for"}), 400),
+    "serial_not_string": (lambda t: _body(t, serial=12345, marks={"motion": "for"}), 400),
+    "missing_retry_id": (lambda t: _body(t, retry_id=None, marks={"motion": "for"}), 400),
+    "retry_id_too_short": (lambda t: _body(t, retry_id="short", marks={"motion": "for"}), 400),
+    "marks_not_object": (lambda t: _body(t, marks=["for"]), 400),
+    "marks_bool": (lambda t: _body(t, marks=True), 400),
+    "mark_not_string": (lambda t: _body(t, marks={"motion": 1}), 400),
+    "unknown_candidate": (lambda t: _body(t, marks={"nobody": "for"}), 400),
+    "unknown_mark": (lambda t: _body(t, marks={"motion": "yes"}), 400),
+    "void_from_terminal": (lambda t: _body(t, marks={"motion": "void"}), 400),
+    "too_large": (lambda t: _body(t, marks={"motion": "for"}, pad="x" * (65 * 1024)), 413),
 }
 
 
@@ -46,8 +58,8 @@ def test_bad_submission_is_refused_and_nothing_stored(app, api, client, case):
     if expected == 413:
         assert r.get_json()["errors"][0]["errorType"] == "PayloadTooLarge"
     assert n_casts(app) == before == 0
-    # The ballot is not burnt: the member can still cast it.
-    status, ok = cast(api, cred, ballot, {"motion": "against"})
+    # The ballot is not burnt: the member can still cast it (with the same retry id too).
+    status, ok = cast(api, cred, ballot, {"motion": "against"}, retry_id=R)
     assert status == 201, ok
 
 
@@ -65,7 +77,7 @@ def test_cast_endpoint_edge_cases_answer_in_the_api_error_shape(app, api, client
                     headers=auth_header)
     assert r.status_code == 400 and r.get_json()["errors"][0]["where"] == "body"
     # A chunked body (no Content-Length) over the limit is refused as well.
-    big = json.dumps({"ballot": ballot, "marks": {"motion": "for"}, "pad": "x" * (70 * 1024)}).encode()
+    big = json.dumps(_body(ballot, marks={"motion": "for"}, pad="x" * (70 * 1024))).encode()
     r = client.post("/api/terminal/cast", input_stream=io.BytesIO(big),
                     headers={**auth_header, "Transfer-Encoding": "chunked"})
     assert r.status_code == 413
@@ -75,15 +87,15 @@ def test_cast_endpoint_edge_cases_answer_in_the_api_error_shape(app, api, client
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(cast_endpoint.intake, "accept", broken)
+    monkeypatch.setattr(cast_endpoint.terminal_casts, "accept", broken)
     status, data = cast(api, cred, ballot, {"motion": "for"})
     assert status == 500
     assert_error_shape(data, "InternalServerError")
     monkeypatch.undo()
     assert n_casts(app) == 0
-    status, ok = cast(api, cred, ballot, {"motion": "for"})
+    status, ok = cast(api, cred, ballot, {"motion": "for"}, retry_id=R)
     assert status == 201, ok
     # The same JSON form as Flask's own answers (sorted keys, compact, a final newline).
-    r = client.post("/api/terminal/cast", json={"ballot": ballot, "marks": {"motion": "for"}}, headers=auth_header)
+    r = client.post("/api/terminal/cast", json=_body(ballot, marks={"motion": "for"}), headers=auth_header)
     assert r.status_code == 200 and r.content_type == "application/json"
     assert r.get_data() == (json.dumps(r.get_json(), sort_keys=True, separators=(",", ":")) + "\n").encode()

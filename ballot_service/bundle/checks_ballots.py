@@ -1,5 +1,7 @@
-"""Check 7: every ballot is signed for its body, session, item and round, its serial is
-unique in the bundle, and the ballots files and the log's cast_accepted events match one to
+"""Check 7: every ballot is signed for its body, session, item and round (a paper ballot by
+the body's Ed25519 key; a terminal ballot by its round's RSA key, RSA-PSS over
+prefix || ballot_message(round_ref, serial), that key being the one announced in the chain
+under the body's signature), its serial is unique in the bundle, and the ballots files and the log's cast_accepted events match one to
 one (with the submission digest, so no marks were changed). The per-file half runs in
 worker processes (pool.py), started early so it overlaps checks 3 to 6."""
 from __future__ import annotations
@@ -14,18 +16,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ballot_service import rules
-from ballot_service.bundle import pool
+from ballot_service.bundle import layout, pool
 from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.checks_files import Keys
 from ballot_service.bundle.encoding import DECODE, ENCODE
 from ballot_service.bundle.errors import BundleInvalid, fail
 from ballot_service.bundle.readers import read_lines
+from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.formats import ballots as ballots_mod
+from ballot_service.formats.canonical import canonical_json
+from ballot_service.formats.encoding import b64url_decode
 from ballot_service.numbers import is_int
 
 # A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low
 # four bits are zero (the last 2 bits of the 512 are the only ones it carries).
+DECODE_B64 = b64url_decode
 _SIG_RE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 _SERIAL_FULL = re.compile(r"[0-9a-f]{32}")
 # A secret ballot line as the service writes it. A line that does not match takes the general path.
@@ -147,6 +153,8 @@ def start_ballot_jobs(b: Path, counts, keys: Keys) -> tuple[dict, object]:
         for ci in counts["items"]:
             for r in ci["rounds"]:
                 rel = r.get("ballots_file")
+                if r.get("round_ref") is not None:
+                    continue  # a blind-signed terminal round: checked in check 7 itself (_check_blind_file)
                 pub = keys.by_name.get(keys_mod.body_key_name(ci["body"]["id"])) if is_int(ci["body"]["id"]) \
                     else None
                 if isinstance(rel, str) and pub is not None and (b / rel).is_file():
@@ -175,6 +183,12 @@ def check_ballots(b: Path, citems: list[dict], keys: Keys, x: EventIndex, jobs: 
             body_id, session_id = ci["body"].get("id"), ci["session"].get("id")
             if not is_int(body_id) or keys.by_name.get(keys_mod.body_key_name(body_id)) is None:
                 fail(f"{rel}: no public key for body {body_id} in keys/", rel)
+            if r["round_ref"] is not None:
+                lines = _check_blind_file(b, ci, r, rel, keys, x)
+                _match_cast_events(ci, r, rel, lines, x.casts_by_round.get(r["round_id"], {}), seen_serials)
+                marks_by_round[r["round_id"]] = [ln[1] for ln in lines]
+                total_ballots += len(lines)
+                continue
             ids = (body_id, session_id, ci["id"], r["number"])
             job = jobs.get((rel, ids, bool(ci["secret"])))
             if job is None:  # counts.json changed after the jobs started: check now
@@ -222,3 +236,63 @@ def _match_cast_events(ci: dict, r: dict, rel: str, lines: list, events_here: di
     if r["returned"] != len(lines):
         fail(f"counts.json says {r['returned']} returned for {ci['key']} round {r['number']}, "
              f"but {rel} holds {len(lines)} ballots", "counts.json")
+
+
+def _round_key(b: Path, ci: dict, r: dict, keys: Keys, x: EventIndex):
+    """The round's RSA key, as announced in the chain under the body's signature."""
+    where = r["round_key_file"] or "counts.json"
+    ann = x.round_keys.get(r["round_id"])
+    if ann is None:
+        fail(f"round {r['round_ref']} has no round_key_announced event: its key was never announced", where)
+    seq, d = ann
+    if d.get("round_ref") != r["round_ref"] or d.get("item_id") != ci["id"] or d.get("round") != r["number"]:
+        fail(f"the key announced at event {seq} is not for {ci['key']} round {r['number']}", f"events.jsonl:{seq}")
+    body_pub = keys.by_name.get(keys_mod.body_key_name(ci["body"]["id"]))
+    payload = {k: v for k, v in d.items() if k != "signature"}
+    if body_pub is None or not isinstance(d.get("signature"), str):
+        fail(f"the announcement of round {r['round_ref']}'s key is not signed", f"events.jsonl:{seq}")
+    try:
+        body_pub.verify(DECODE_B64(d["signature"]), canonical_json(payload))
+        der = DECODE_B64(d["public_key_der"])
+        key = blind_ballots.load_round_key(der)
+    except (InvalidSignature, ValueError, TypeError, KeyError):
+        fail(f"the announcement of round {r['round_ref']}'s key (event {seq}) is not signed by the body's key "
+             f"or holds no RSA key", f"events.jsonl:{seq}")
+    if hashlib.sha384(der).hexdigest() != d.get("fingerprint"):
+        fail(f"the announced key of round {r['round_ref']} does not match its fingerprint", f"events.jsonl:{seq}")
+    if r["round_key_file"] != layout.round_key_file(r["round_ref"]) or \
+            (b / r["round_key_file"]).read_bytes() != blind_rsa.public_key_pem(key):
+        fail(f"{where} is not the key announced for round {r['round_ref']}", where)
+    return key
+
+
+def _check_blind_file(b: Path, ci: dict, r: dict, rel: str, keys: Keys, x: EventIndex) -> list:
+    """A terminal round's ballots: canonical lines sorted by serial, each with an RSA-PSS
+    signature by the round's announced key. [(serial, marks, digest, member_id), …]"""
+    key = _round_key(b, ci, r, keys, x)
+    secret = bool(ci["secret"])
+    fields = {"serial", "signature", "prefix", "marks"} | (set() if secret else {"member_id", "member_no"})
+    out, prev = [], ""
+    for n, line in enumerate(read_lines(b, rel), 1):
+        where = f"{rel}:{n}"
+        try:
+            ln = DECODE(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            ln = None
+        if not isinstance(ln, dict) or ln.keys() != fields or ENCODE(ln) != line.decode("utf-8"):
+            fail(f"{rel} line {n} is not a canonical ballot line with the fields {', '.join(sorted(fields))}", where)
+        try:
+            ballot = blind_ballots.parse({**ln, "round_ref": r["round_ref"]})
+        except ValueError as exc:
+            fail(f"ballot on line {n} of {rel} is malformed: {exc}", where)
+        if ballot.serial <= prev:
+            fail(f"{rel} is not sorted by serial at line {n}: lines were moved or repeated", where)
+        prev = ballot.serial
+        try:
+            blind_ballots.verify(key, ballot)
+        except InvalidSignature:
+            fail(f"ballot {ballot.serial} in {rel}: its RSA-PSS signature does not verify with the key announced "
+                 f"for round {r['round_ref']} (forged, or moved from another round)", where)
+        digest = hashlib.sha256(canonical_json({"ballot": ballot.as_object(), "marks": ln["marks"]})).hexdigest()
+        out.append((ballot.serial, ln["marks"], digest, ln.get("member_id")))
+    return out

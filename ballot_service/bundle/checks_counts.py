@@ -86,6 +86,13 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
             fail(f"{rw}: the vote was opened, so quorum was met", C)
     elif r["status"] not in ("pending",) and r["quorum_met"] is not False:
         fail(f"{rw}: no vote_opened event, yet the round is {r['status']} with quorum met", C)
+    if ci["channel"] == "terminal" and op is not None:  # a blind-signed round (checks_ballots.py)
+        if r["round_ref"] != f"r{r['round_id']}" or r["round_key_file"] != layout.round_key_file(r["round_ref"]) \
+                or not is_int(r["replacements"]) or r["replacements"] < 0:
+            fail(f"{rw}: a terminal vote names its round (round_ref r<round id>), its key file and its "
+                 f"replacements", C)
+    elif (r["round_ref"], r["round_key_file"], r["replacements"]) != (None, None, None):
+        fail(f"{rw}: only an opened terminal vote has a round key", C)
     if r["status"] == "pending" and (op is not None or r["ballots_file"] is not None):
         fail(f"{rw}: a pending round has no vote", C)
     cl = x.closed.get(k)
@@ -95,6 +102,11 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                                                or r["returned"] != cd.get("returned")):
             fail(f"{rw}: issued/returned {r['issued']}/{r['returned']} differ from the figures "
                  f"frozen when the vote closed ({cd.get('issued')}/{cd.get('returned')})", C)
+        if ci["channel"] == "terminal" and r["round_ref"] is not None and (
+                cd.get("blind_signatures") != r["issued"] or not is_int(r["issued"]) or r["returned"] > r["issued"]
+                or cd.get("replacements") != r["replacements"]):
+            fail(f"{rw}: blind signatures issued {cd.get('blind_signatures')!r} must equal I ({r['issued']!r}) "
+                 f"and be at least R ({r['returned']!r}), with the replacements recorded at the close", C)
         if set(r["refused"]) != set(cd.get("refused") or {}):
             fail(f"{rw}: the refusal reasons differ from those recorded at the close", C)
     got = Counter(reason for _, reason in x.refusals.get(r["round_id"], []))

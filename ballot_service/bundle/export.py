@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.bundle import layout
 from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
+from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
@@ -121,19 +122,27 @@ def _write_counts(db: Session, out: Path) -> set[int]:
         for rnd in item.rounds:
             refused = dict(db.execute(select(Refusal.reason, Refusal.count)
                                       .where(Refusal.round_id == rnd.id)).all())
-            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.marks, Cast.member_id)
+            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.msg_prefix, Cast.marks, Cast.member_id)
                                     .where(Cast.round_id == rnd.id)).all())
             sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
             ballots_file = None
             if rnd.status != "pending" and item.channel != "tally_sheet":
                 ballots_file = layout.ballots_file(stems[item.id], rnd.number)
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
+            blind = item.channel == "terminal" and rnd.blind_public_key is not None
+            round_key_file = layout.round_key_file(rnd.ref) if blind else None
+            if blind:
+                (out / layout.ROUND_KEYS_DIR).mkdir(exist_ok=True)
+                (out / round_key_file).write_bytes(blind_rsa.public_key_pem(
+                    blind_ballots.load_round_key(rnd.blind_public_key)))
             rounds.append({
                 "number": rnd.number, "round_id": rnd.id, "status": rnd.status,
                 "candidates": list(rnd.candidate_keys), "places": rnd.places, "members": rnd.members,
                 "present": rnd.present, "quorum_met": rnd.quorum_met, "issued": rnd.issued,
                 "returned": len(casts), "refused": refused, "ballots_file": ballots_file,
-                "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None})
+                "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None,
+                "round_ref": rnd.ref if blind else None, "round_key_file": round_key_file,
+                "replacements": (rnd.replacements or 0) if blind else None})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:
@@ -157,6 +166,8 @@ def _write_ballots(db: Session, path: Path, casts: list, secret: bool, member_no
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for c in casts:
             line = {"serial": c.serial, "signature": c.signature, "marks": c.marks}
+            if c.msg_prefix is not None:  # a blind-signed terminal ballot (crypto/blind_ballots.py)
+                line["prefix"] = c.msg_prefix
             if not secret:
                 if c.member_id is not None and c.member_id not in member_no:
                     member_no[c.member_id] = db.get(Member, c.member_id).member_no

@@ -15,6 +15,7 @@ COUNTS = "counts.json"
 BALLOTS_DIR = "ballots"
 RECORDS_DIR = "records"
 KEYS_DIR = "keys"
+ROUND_KEYS_DIR = "round_keys"  # each terminal round's announced RSA public key, <round_ref>.pem
 FINGERPRINTS = f"{KEYS_DIR}/fingerprints.json"
 
 # The template of README, shipped as package data next to this module.
@@ -23,7 +24,8 @@ README_TEMPLATE = "README.bundle.md"
 EVENT_FIELDS = ("at", "data", "hash", "kind", "prev_hash", "seq")
 CHECKPOINT_FIELDS = {"seq", "head_hash", "reason", "signature", "key_fingerprint"}
 ROUND_FIELDS = {"number", "round_id", "status", "candidates", "places", "members", "present", "quorum_met",
-                "issued", "returned", "refused", "ballots_file", "sheet"}
+                "issued", "returned", "refused", "ballots_file", "sheet", "round_ref", "round_key_file",
+                "replacements"}
 ITEM_FIELDS = {"id", "key", "kind", "title", "secret", "channel", "places", "rule", "body", "session",
                "rounds", "record_file"}
 RECORD_FIELDS = {"record_id", "signed", "signature", "key_fingerprint"}
@@ -35,6 +37,10 @@ def ballots_file(stem: str, round_no: int) -> str:
 
 def record_file(stem: str) -> str:
     return f"{RECORDS_DIR}/{stem}.json"
+
+
+def round_key_file(round_ref: str) -> str:
+    return f"{ROUND_KEYS_DIR}/{round_ref}.pem"
 
 
 def key_file(name: str) -> str:

@@ -1,6 +1,12 @@
-"""Cast intake: the one path every ballot takes, from a seat terminal or the paper
-counting station. Checks signature, item, round, open state, serial use and marks; stores
-the cast atomically; answers with a receipt. Refusals are counted (拒收) and audited.
+"""Cast intake: the one path every ballot takes, from a seat terminal (a blind-signed
+ballot, terminal_casts.py prepares it) or the paper counting station (an Ed25519 token).
+Checks signature, item, round, open state, serial use and marks; stores the cast
+atomically; answers with a receipt. Refusals are counted (拒收) and audited.
+
+A used serial: a terminal ballot gets its first receipt again only with the same retry id
+(the tablet's random id, stored hashed), whatever marks come with it; anything else gets
+the same 409, so a resend never tells whether its marks were the ones cast (no oracle).
+A paper ballot (the counting station rescans) is matched by its submission digest.
 
 Concurrent casts queue on the database's one write lock (SQLite) only for the moment they
 store, so the work is split in two:
@@ -8,7 +14,7 @@ store, so the work is split in two:
 1. before the lock, in the request's thread, without reading the database: parse the ballot
    text, verify its signature, and, when this process already knows the round's fixed facts
    (candidates, channel: they never change once a round exists), parse the marks and hash
-   the submission. Nothing is decided yet: the outcomes are kept for step 2 (a `_Job`);
+   the submission. Nothing is decided yet: the outcomes are kept for step 2 (a `Job`);
 2. under the lock (_store): read the round's state, then decide in a fixed order (no such
    round, signature, closed, channel, paper serial, marks, serial already used), store the
    cast and append its audit event.
@@ -45,8 +51,6 @@ round in `round_id`):
 from __future__ import annotations
 
 import hashlib
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -59,7 +63,8 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows, utcnow
-from ballot_service.domain import audit, group_commit, paper_ballots
+from ballot_service.domain import audit, group_commit, paper_ballots, round_facts
+from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
@@ -118,7 +123,7 @@ def _open_now(status: str, closes_at) -> bool:
     return status == "open" and (closes_at is None or utcnow() < closes_at)
 
 
-def _not_open(db: Session, facts: "_RoundFacts", status: str) -> tuple:
+def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
     """A genuine ballot of a round that is not open now: (reason, message, where it is counted).
     `late` if its round is still its item's current round, `wrong_round` if a later round (a
     runoff) replaced it."""
@@ -147,43 +152,7 @@ def parse_marks(raw, candidate_keys: list[str], allow_void: bool) -> dict[str, s
 
 # --- the round a ballot names ---------------------------------------------------------------------
 
-class _RoundFacts(NamedTuple):
-    """What never changes once a round exists (rounds are never edited or deleted)."""
-
-    id: int
-    item_id: int
-    number: int
-    candidate_keys: tuple
-    channel: str
-    secret: bool
-
-
-# Per engine (tests build an engine per database): (session, item, round number) -> facts.
-_facts: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
-_facts_lock = threading.Lock()
-
-_ROUND_OF_BALLOT = (
-    select(Round.id, Round.item_id, Round.number, Round.candidate_keys, Item.channel, Item.secret,
-           Round.status, Round.closes_at)
-    .join(Item, Item.id == Round.item_id)
-    .where(Item.sitting_id == bindparam("sitting_id"), Item.id == bindparam("item_id"),
-           Round.number == bindparam("round_no")))
-_ROUND_STATE = select(Round.status, Round.closes_at).where(Round.id == bindparam("round_id"))
-_ROUND_OF_BALLOT_SHARED = _ROUND_OF_BALLOT.with_for_update(read=True, of=Round)
-_ROUND_STATE_SHARED = _ROUND_STATE.with_for_update(read=True)
-
-
-def _known_facts(engine: Engine, key: tuple) -> _RoundFacts | None:
-    with _facts_lock:
-        return _facts.get(engine, {}).get(key)
-
-
-def _remember_facts(engine: Engine, key: tuple, facts: _RoundFacts) -> None:
-    with _facts_lock:
-        _facts.setdefault(engine, {})[key] = facts
-
-
-def _marks_outcome(raw_marks, facts: _RoundFacts, token_text: str, channel: str):
+def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
     """(marks, digest) or the InvalidInput to raise (later, in the order of the checks)."""
     try:
         marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper")
@@ -196,9 +165,12 @@ def _marks_outcome(raw_marks, facts: _RoundFacts, token_text: str, channel: str)
 
 _CASTS = Cast.__table__
 _INSERT_CAST = insert(_CASTS)
-_CAST_OF_SERIAL = select(_CASTS.c.submission_digest, _CASTS.c.receipt).where(_CASTS.c.serial == bindparam("serial"))
-_CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c.receipt).where(
+_CAST_OF_SERIAL = select(_CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
+    _CASTS.c.serial == bindparam("serial"))
+_CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
     _CASTS.c.serial.in_(bindparam("serials", expanding=True)))
+_MEMBER_CAST = select(_CASTS.c.id).where(_CASTS.c.round_id == bindparam("round_id"),
+                                         _CASTS.c.member_id == bindparam("member_id"))
 _NAMED_MEMBER = select(Issuance.member_id).where(Issuance.round_id == bindparam("round_id"),
                                                  Issuance.terminal_id == bindparam("terminal_id"))
 
@@ -210,16 +182,18 @@ class SittingRef(NamedTuple):
     body_id: int
 
 
-class _Job(group_commit.Job):
+class Job(group_commit.Job):
     """One submission on its way to the write lock: what step 1 found, and then its outcome."""
 
     __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
-                 "refusal", "signature_refusal", "key", "marks_outcome")
+                 "refusal", "signature_refusal", "key", "marks_outcome", "signature", "msg_prefix", "retry_hash")
 
     def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
+        # token_text: the paper token's text, or a terminal ballot's fields (a dict)
         self.sitting, self.token_text, self.raw_marks = sitting, token_text, raw_marks
         self.channel, self.terminal_id = channel, terminal_id
         self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
+        self.signature = self.msg_prefix = self.retry_hash = None
         super().__init__()
 
 
@@ -232,8 +206,14 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     if not isinstance(token_text, str) or not token_text:
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
     engine = db.get_bind()
-    job = _Job(SittingRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
+    job = Job(SittingRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
     _prepare(settings, engine, job)
+    return submit(db, engine, job)
+
+
+def submit(db: Session, engine: Engine, job: Job) -> Receipt:
+    """Store a prepared job: by group commit on SQLite outside a write transaction, else in the
+    session's own transaction (the caller commits)."""
     if engine.dialect.name == "sqlite" and not in_write_transaction(db):
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
@@ -246,7 +226,7 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     return job.outcome()
 
 
-def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
+def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
     """Step 1, before the write lock: no database reads, nothing decided."""
     sitting = job.sitting
     try:
@@ -255,7 +235,7 @@ def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
         job.refusal = (None, "malformed", "the ballot text is not a ballot issued by this service")
         return
     payload = token["payload"]
-    job.serial = payload["serial"]
+    job.serial, job.signature = payload["serial"], token["sig"]
     if payload["session"] != sitting.id:
         job.refusal = (_SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
@@ -266,14 +246,14 @@ def _prepare(settings: Settings, engine: Engine, job: _Job) -> None:
     except ballots.BallotRefused as exc:
         job.signature_refusal = (exc.reason, exc.message)
     job.key = (sitting.id, payload["item"], payload["round"])
-    facts = _known_facts(engine, job.key)
+    facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
-        job.marks_outcome = _marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
+        job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
 
 
 # --- step 2, under the write lock ------------------------------------------------------------------
 
-def _store(db: Session, jobs: list[_Job]) -> None:
+def _store(db: Session, jobs: list[Job]) -> None:
     """Decide and store each job, in order, in the session's write transaction (held by the
     caller). Sets each job's result (a Receipt) or error (a BallotError: a refusal, counted
     and audited here, or bad input, which stores nothing). Any other exception propagates:
@@ -283,7 +263,7 @@ def _store(db: Session, jobs: list[_Job]) -> None:
     engine = db.get_bind()
     rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at), None: no such round
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
-    stored = {r.serial: (r.submission_digest, r.receipt)
+    stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
     rows: list[dict] = []
     events: list[tuple[str, dict]] = []
@@ -297,28 +277,28 @@ def _store(db: Session, jobs: list[_Job]) -> None:
     audit.append_many(db, events, timed=False)
 
 
-def _round_of(conn, sqlite: bool, engine: Engine, job: _Job, rounds: dict):
+def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
     key = job.key
     if key in rounds:
         return rounds[key]
-    facts = _known_facts(engine, key)
+    facts = round_facts.known(engine, key)
     if facts is None:
-        row = conn.execute(_ROUND_OF_BALLOT if sqlite else _ROUND_OF_BALLOT_SHARED,
+        row = conn.execute(round_facts.ROUND_OF_BALLOT if sqlite else round_facts.ROUND_OF_BALLOT_SHARED,
                            {"sitting_id": key[0], "item_id": key[1], "round_no": key[2]}).first()
         if row is None:
             rounds[key] = None
             return None
-        facts = _RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret)
-        _remember_facts(engine, key, facts)
+        facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret)
+        round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at)
     else:
-        status, closes_at = conn.execute(_ROUND_STATE if sqlite else _ROUND_STATE_SHARED,
+        status, closes_at = conn.execute(round_facts.ROUND_STATE if sqlite else round_facts.ROUND_STATE_SHARED,
                                          {"round_id": facts.id}).one()
         rounds[key] = (facts, status, closes_at)
     return rounds[key]
 
 
-def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -> None:
+def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events) -> None:
     sitting, serial, channel = job.sitting, job.serial, job.channel
 
     def refuse(count_on, reason: str, message: str):
@@ -342,23 +322,32 @@ def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -
             paper_ballots.check_paper_serial(db, serial, facts)
         except ballots.BallotRefused as exc:
             refuse(facts.id, exc.reason, exc.message)
-    marks_outcome = job.marks_outcome or _marks_outcome(job.raw_marks, facts, job.token_text, channel)
-    if isinstance(marks_outcome, InvalidInput):
-        raise marks_outcome
-    marks, digest = marks_outcome
+    outcome = job.marks_outcome or marks_outcome(job.raw_marks, facts, job.token_text, channel)
+    if isinstance(outcome, InvalidInput):
+        raise outcome
+    marks, digest = outcome
 
     if serial in stored:  # stored before, or earlier in this batch
-        existing_digest, existing_receipt = stored[serial]
-        if existing_digest == digest:
+        existing_digest, existing_receipt, existing_retry = stored[serial]
+        same = existing_retry == job.retry_hash if channel == "terminal" else existing_digest == digest
+        if same and (channel != "terminal" or existing_retry is not None):
             job.result = Receipt(serial, existing_receipt, True)
             return
         refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")
 
     member_id = None
-    if not facts.secret and job.terminal_id is not None:
-        member_id = conn.execute(_NAMED_MEMBER, {"round_id": facts.id, "terminal_id": job.terminal_id}).scalar()
+    if not facts.secret:  # named (记名): bound to the member of the casting terminal, once
+        member_id = conn.execute(_NAMED_MEMBER, {"round_id": facts.id, "terminal_id": job.terminal_id}).scalar() \
+            if job.terminal_id is not None else None
+        if member_id is None:
+            raise InvalidInput("a named vote is cast from the member's own terminal", where="ballot")
+        if (facts.id, member_id) in stored or conn.execute(
+                _MEMBER_CAST, {"round_id": facts.id, "member_id": member_id}).first() is not None:
+            refuse(facts.id, "reused", "本席代表本轮已经投票 this member has already voted in this round")
+        stored[(facts.id, member_id)] = None
     code = receipt_code(serial, digest)
-    row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.token["sig"],
+    row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.signature,
+           "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
            "marks": marks, "channel": channel, "receipt": code, "submission_digest": digest,
            "member_id": member_id}
     if sqlite:
@@ -372,9 +361,9 @@ def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -
             existing = db.connection().execute(_CAST_OF_SERIAL, {"serial": serial}).first()
             if existing is None:
                 raise
-            stored[serial] = (existing.submission_digest, existing.receipt)
+            stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
             return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events)
-    stored[serial] = (digest, code)
+    stored[serial] = (digest, code, job.retry_hash)
     event = {"round_id": facts.id, "serial": serial, "submission": digest}
     if member_id is not None:
         event["member_id"] = member_id  # named vote (记名): the choice may be tied to the member
@@ -384,7 +373,7 @@ def _decide(db, conn, sqlite, engine, job: _Job, rounds, stored, rows, events) -
 
 # --- group commit (SQLite): the generic part is group_commit.py ---------------------------------
 
-def _run_batch(engine: Engine, jobs) -> list[_Job]:
+def _run_batch(engine: Engine, jobs) -> list[Job]:
     """Store and commit a batch of jobs in one transaction (group_commit.run_batch). The store
     and commit steps are looked up when called, so a test can replace either."""
     return group_commit.run_batch(engine, jobs, lambda db, batch: _store(db, batch),

@@ -47,7 +47,10 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                     "opened_at": r.opened_at.isoformat() if r.opened_at else None,
                     "closed_at": r.closed_at.isoformat() if r.closed_at else None,
                     "result": r.result, **({"tellers": tellers[r.number]} if tellers and r.number in tellers
-                                           else {})} for r in tallied],
+                                           else {}),
+                    **({"round_ref": r.ref, "round_key_fingerprint": r.blind_key_fingerprint,
+                        "replacements": r.replacements or 0} if item.channel == "terminal" else {})}
+                   for r in tallied],
         "selected_titles": [titles[k] for k in result.get("selected", [])],
         "audit": {"seq": audit_seq, "head": audit_head},
         "key_fingerprint": fingerprint,

@@ -9,7 +9,6 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from ballot_service.crypto.sealing import credential_keypair
 from ballot_service.db import read_phase, utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
@@ -26,7 +25,7 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
                       seat: str | None = None, *, holder: str | None = None,
                       teller_role: str | None = None) -> tuple[Terminal, str]:
     """Register a seat terminal or counting station; returns it with its one-time credential.
-    Only the credential's hash and the public half of its sealing key are stored.
+    Only the credential's hash is stored.
 
     A counting station that enters tally sheets is held by a teller: `holder` (their name)
     and `teller_role` (vocab.TellerRole: counter 计票人 or scrutineer 监票人) go together. The
@@ -55,10 +54,8 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
             raise Conflict(f"seat {seat} already has terminal {clash.name}", where="seat",
                            zh=f"座位 {seat} 已登记终端 {clash.name}")
     credential = secrets.token_urlsafe(32)
-    _, public = credential_keypair(credential)
     term = Terminal(sitting_id=sitting.id, name=name, kind=kind, seat=seat, holder=holder or None,
-                    teller_role=teller_role or None,
-                    credential_hash=credential_hash(credential), seal_public_key=public)
+                    teller_role=teller_role or None, credential_hash=credential_hash(credential))
     db.add(term)
     db.flush()
     event = {"terminal_id": term.id, "name": name, "kind": kind, "seat": seat}

@@ -1,9 +1,10 @@
 """Opening and closing a round, and handing each present member's terminal its ballot.
 
-At opening, every present member is issued one signed ballot (I = members issued). For
-terminal votes the token is sealed to the member's terminal (sealing.py): the row
-linking the member to it holds only ciphertext the service cannot open, so storage
-never ties a member to a serial.
+Terminal votes: at opening the round gets its own RSA blind-signing key, announced in the
+chain, and every present member with a terminal becomes eligible for one blind signature
+(issuance.py); I = blind signatures issued, counted at close, when the private key is
+deleted. Named (记名) votes take the same path; their casts are bound to the member by the
+casting terminal (intake.py). Paper votes: printed Ed25519 tokens (paper_ballots.py).
 """
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import keys, sealing
+from ballot_service.crypto import keys
 from ballot_service.db import utcnow
-from ballot_service.domain import audit
+from ballot_service.domain import audit, issuance
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
-from ballot_service.formats import ballots
 from ballot_service.models import (
     Attendance,
     Cast,
@@ -84,13 +84,16 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         db.add(Refusal(round_id=rnd.id, reason=reason, count=0))
     issued = 0
     if item.channel == "terminal":
-        issued = _issue_terminal_ballots(db, settings, item, rnd)
+        db.flush()
+        issuance.start_round_key(db, settings, item, rnd)  # announced before any issuance
+        issued = _make_eligible(db, item, rnd)
     db.flush()
     audit.append(db, "vote_opened", {
         "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
-        "issued_electronic": issued, "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
+        "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == "terminal" else None,
+        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
         sitting_id=sitting.id)
     return rnd
 
@@ -121,11 +124,11 @@ def record_quorum_not_met(db: Session, item: Item) -> dict:
     return record_quorum_failure(db, item, rnd, state.members, state.present)
 
 
-def _issue_terminal_ballots(db: Session, settings: Settings, item: Item, rnd: Round) -> int:
-    """Seal one fresh ballot per present member to the terminal at their seat or where they
-    checked in. Members without a terminal get none (they vote on paper: RULES fallback)."""
+def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
+    """Make each present member eligible for one blind signature from the terminal at their
+    seat or where they checked in. Members without a terminal get none (they vote on paper:
+    RULES fallback)."""
     sitting = item.sitting
-    key = keys.body_signing_key(settings, sitting.body_id)
     terminals_by_seat = {t.seat: t for t in db.scalars(
         select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
                                Terminal.revoked_at.is_(None)))}
@@ -135,42 +138,22 @@ def _issue_terminal_ballots(db: Session, settings: Settings, item: Item, rnd: Ro
         .join(Attendance, Attendance.member_id == Member.id)
         .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
                Member.in_office.is_(True))).all()
-    issued = 0
+    eligible = 0
     taken: set[int] = set()
     for member_id, seat, checkin_terminal in rows:
         term = live.get(checkin_terminal) or terminals_by_seat.get(seat)
         if term is not None and term.id in taken:
             term = None  # one member per terminal in a round
-        sealed = None
         if term is not None:
             taken.add(term.id)
-            token = ballots.make_token(key, sitting.body_id, sitting.id, item.id, rnd.number)
-            sealed = sealing.seal(term.seal_public_key, ballots.token_to_text(token).encode("ascii"))
-            issued += 1
-        db.add(Issuance(round_id=rnd.id, member_id=member_id, terminal_id=term.id if term else None,
-                        sealed_token=sealed))
-    return issued
-
-
-def deliver_ballot(db: Session, terminal: Terminal, credential: str) -> tuple[Item, Round, str]:
-    """Give a terminal its member's ballot for the open round. Idempotent: no write at all,
-    so delivery leaves no trace that could be ordered against casts."""
-    row = db.execute(
-        select(Issuance, Round, Item).join(Round, Round.id == Issuance.round_id)
-        .join(Item, Item.id == Round.item_id)
-        .where(Issuance.terminal_id == terminal.id, Round.status == "open")).first()
-    if row is None:
-        raise NotFound("no vote is open for this terminal", where="ballot")
-    issuance, rnd, item = row
-    private, _ = sealing.credential_keypair(credential)
-    token_text = sealing.open_sealed(private, issuance.sealed_token).decode("ascii")
-    return item, rnd, token_text
+        eligible += issuance.make_eligible(db, rnd, member_id, term.id if term else None)
+    return eligible
 
 
 def issued_count(db: Session, item: Item, rnd: Round) -> int:
     if item.channel == "terminal":
-        return db.scalar(select(func.count()).select_from(Issuance).where(
-            Issuance.round_id == rnd.id, Issuance.sealed_token.is_not(None))) or 0
+        # I = blind signatures actually issued (first ballots and replacements)
+        return db.scalar(select(func.coalesce(func.sum(Issuance.issued), 0)).where(Issuance.round_id == rnd.id)) or 0
     if item.channel == "paper":
         return db.scalar(select(func.count()).select_from(PaperBallot).where(
             PaperBallot.round_id == rnd.id, PaperBallot.handed_out.is_(True))) or 0
@@ -187,12 +170,17 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()
     rnd.issued = issued_count(db, item, rnd)
+    if item.channel == "terminal":
+        issuance.forget_round_key(rnd)  # the private key does not survive the close
     item.status = "closed"
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
     refused = dict(db.execute(select(Refusal.reason, Refusal.count).where(Refusal.round_id == rnd.id)).all())
     db.flush()
-    audit.append(db, "vote_closed", {"item_id": item.id, "round": rnd.number, "issued": rnd.issued,
-                                     "returned": returned, "refused": refused}, sitting_id=item.sitting_id)
+    closed = {"item_id": item.id, "round": rnd.number, "issued": rnd.issued, "returned": returned, "refused": refused}
+    if item.channel == "terminal":
+        closed["blind_signatures"] = rnd.issued
+        closed["replacements"] = rnd.replacements or 0
+    audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
     audit.checkpoint(db, keys.body_signing_key(settings, item.sitting.body_id), f"vote_closed:{item.id}:{rnd.number}")
     return rnd
 

@@ -5,14 +5,28 @@
  * fragment is removed from the address bar (history.replaceState).
  *
  * What is kept where
- * - localStorage: the credential; the receipt code of this tablet's cast for the open vote
- *   (session, item, round → code), so a reload shows 已投票; the last vote seen (its title),
- *   so a reload after the close shows 表决已结束. The receipt is removed as soon as the vote
- *   is no longer open: while it is open the tablet can fetch its ballot (and so its serial)
- *   anyway, but after the close nothing on the tablet should lead to its cast.
- * - memory only: the ballot text and the marks while the deputy fills them in, and the exact
- *   submission while it is being sent (for a retry). All of it is dropped once the server
- *   answers (receipt, already voted, closed or refused). Marks are never written to storage.
+ * - localStorage: the credential; the ballot of the open vote (round_ref, serial, prefix,
+ *   signature) from the moment it is unblinded until the receipt arrives, since the server
+ *   signs only once per member per round and a reload must not lose it; the pending cast
+ *   (its exact body with its retry id) while it is being sent, so a reload resends the very
+ *   same submission; the receipt code of this tablet's cast for the open vote, so a reload
+ *   shows 已投票; the last vote seen (its title), so a reload after the close shows 表决已结束.
+ *   Ballot, retry id and marks are removed as soon as the receipt (or a final answer) arrives;
+ *   the receipt is removed as soon as the vote is no longer open.
+ * - memory only: the marks while the deputy fills them in.
+ *
+ * Blind issuance (static/blind_rsa.js, RFC 9474; the server never sees the serial)
+ * When a terminal vote is open and this tablet has no ballot for it, the tablet
+ *   1. fetches GET /api/terminal/round-key (the round_key_announced event of the audit chain)
+ *      and checks that it names the round_ref of the state endpoint's vote, that SHA-384 of its
+ *      SubjectPublicKeyInfo DER equals the event's fingerprint AND the state's key_fingerprint;
+ *      otherwise it refuses the key, shows an error and requests nothing;
+ *   2. makes a random 16-byte serial (crypto.getRandomValues), prepares and blinds
+ *      ballot_message(round_ref, serial) and sends only the blinded value
+ *      (POST /api/terminal/blind-sign); the server signs once per member per round;
+ *   3. unblinds and verifies the signature (finalize throws if it does not verify).
+ * It casts {round_ref, serial, prefix, signature, marks, retry_id} WITHOUT its credential for
+ * a secret vote (the server keeps nothing of the sender); a named vote's cast carries it.
  *
  * Marks and over-voting (RULES.md §3, §4; intake.py)
  * - A terminal sends for/against/abstain for every candidate; a line left blank is sent as
@@ -38,6 +52,8 @@
   var KEY_CRED = "ballotSeat.credential";
   var KEY_RECEIPT = "ballotSeat.receipt";
   var KEY_LAST = "ballotSeat.lastVote";
+  var KEY_BALLOT = "ballotSeat.ballot";     // {key, ballot} until the receipt
+  var KEY_PENDING = "ballotSeat.pending";   // {key, title, body, secret} while a cast is unanswered
   var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
   var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000;
   // Screens during which the page does not poll (a ballot is on screen or being sent).
@@ -91,10 +107,11 @@
 
   // --- the API ----------------------------------------------------------------------------
 
-  function api(method, path, body, timeoutMs) {
+  function api(method, path, body, timeoutMs, anonymous) {
     var ctl = window.AbortController ? new AbortController() : null;
     var timer = ctl ? setTimeout(function () { ctl.abort(); }, timeoutMs || STATE_TIMEOUT_MS) : null;
-    var headers = { "Authorization": "Bearer " + st.credential, "Accept": "application/json" };
+    var headers = { "Accept": "application/json" };
+    if (!anonymous) headers["Authorization"] = "Bearer " + st.credential;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     return fetch(path, {
       method: method, headers: headers, body: body, cache: "no-store", credentials: "omit",
@@ -289,19 +306,68 @@
       else showCheckin($("noballot-note").textContent);
       return null;
     }
-    return api("GET", "/api/terminal/ballot").then(function (r) {
-      if (r.status === 200 && r.data && r.data.vote && r.data.vote.item_id === vote.item_id &&
-          r.data.vote.round === vote.round) {
-        showBallot(key, r.data.vote, r.data.ballot);
-      } else if (r.status === 404) {
+    var pend = load(KEY_PENDING, true);
+    if (pend && pend.key === key) {  // a cast sent before a reload: resend the very same body
+      st.pending = pend;
+      send();
+      return null;
+    }
+    var kept = load(KEY_BALLOT, true);
+    if (kept && kept.key === key) {
+      showBallot(key, vote, kept.ballot);
+      return null;
+    }
+    return obtainBallot(vote).then(function (ballot) {
+      store(KEY_BALLOT, { key: key, ballot: ballot });
+      showBallot(key, vote, ballot);
+    }, function (err) {
+      if (err && err.status === 404) {
         st.noBallot[key] = true;
         if (state.member) showWaiting(true);
         else showCheckin($("noballot-note").textContent);
-      } else if (r.status === 401 || r.status === 403) {
+      } else if (err && (err.status === 401 || err.status === 403)) {
         badCredential();
+      } else if (err && err.status === 409) {
+        st.noBallot[key] = true;  // this member's ballot was issued already (another tablet, a lost answer)
+        if (state.member) showWaiting(true);
+      } else if (err && err.unannounced) {
+        st.stickyKey = key;
+        text($("refused-detail"), S.bad_round_key || "round key not announced");
+        show("refused");
       } else {
-        throw new Error("HTTP " + r.status);
+        throw err;
       }
+    });
+  }
+
+  function fail(status) { var e = new Error("HTTP " + status); e.status = status; return e; }
+
+  function hex(bytes) { return BlindRSA.bytesToHex(bytes); }
+
+  // The announced round key, checked (file header), then one blind signature.
+  function obtainBallot(vote) {
+    var B = window.BlindRSA;
+    return api("GET", "/api/terminal/round-key").then(function (r) {
+      if (r.status !== 200 || !r.data || !r.data.data) throw fail(r.status);
+      var a = r.data.data, der;
+      try { der = B.base64urlToBytes(a.public_key_der); } catch (e) { der = null; }
+      var fp = der ? hex(window.nobleHashes.sha384(der)) : null;
+      if (!der || a.round_ref !== vote.round_ref || a.fingerprint !== fp ||
+          fp !== vote.key_fingerprint || r.data.kind !== "round_key_announced") {
+        var err = new Error("round key not announced"); err.unannounced = true; throw err;
+      }
+      var pk = B.importPublicKey(der);
+      var serial = B.randomBytes(16);
+      var prepared = B.prepare(B.ballotMessage(vote.round_ref, serial));
+      var bl = B.blind(pk, prepared);
+      return api("POST", "/api/terminal/blind-sign", JSON.stringify({
+        round_ref: vote.round_ref, blinded_msg: B.bytesToBase64url(bl.blindedMsg)
+      })).then(function (s) {
+        if (s.status !== 200 || !s.data || !s.data.blind_sig) throw fail(s.status);
+        var sig = B.finalize(pk, prepared, B.base64urlToBytes(s.data.blind_sig), bl.inv);
+        return { round_ref: vote.round_ref, serial: hex(serial),
+                 prefix: B.bytesToBase64url(prepared.slice(0, 32)), signature: B.bytesToBase64url(sig) };
+      });
     });
   }
 
@@ -362,8 +428,8 @@
     return n;
   }
 
-  function showBallot(key, vote, ballotText) {
-    st.ballot = { key: key, vote: vote, text: ballotText };
+  function showBallot(key, vote, ballot) {
+    st.ballot = { key: key, vote: vote, ballot: ballot };
     st.marks = {};
     text($("ballot-title"), vote.title);
     text($("ballot-kind"), S["kind_" + vote.kind] || vote.kind);
@@ -497,11 +563,16 @@
     if (!st.ballot || st.sending) return;
     // Serialised once: a retry sends this very text again, so the server sees the same
     // submission and answers with the same receipt (intake is idempotent per submission).
+    var b = st.ballot.ballot;
+    var retry = BlindRSA.bytesToBase64url(BlindRSA.randomBytes(16));
     st.pending = {
       key: st.ballot.key,
       title: st.ballot.vote.title,
-      body: JSON.stringify({ ballot: st.ballot.text, marks: fullMarks() })
+      secret: !!st.ballot.vote.secret,
+      body: JSON.stringify({ round_ref: b.round_ref, serial: b.serial, prefix: b.prefix,
+                             signature: b.signature, marks: fullMarks(), retry_id: retry })
     };
+    store(KEY_PENDING, st.pending);  // a reload resends this very body (same retry id)
     send();
   }
 
@@ -510,6 +581,8 @@
     st.ballot = null;
     st.marks = {};
     st.pending = null;
+    store(KEY_BALLOT, null);
+    store(KEY_PENDING, null);
     $("ballot-list").textContent = "";
     $("confirm-list").textContent = "";
     stopClock();
@@ -520,7 +593,7 @@
     if (!p || st.sending) return;
     st.sending = true;
     show("sending");
-    api("POST", "/api/terminal/cast", p.body, CAST_TIMEOUT_MS).then(function (r) {
+    api("POST", "/api/terminal/cast", p.body, CAST_TIMEOUT_MS, p.secret).then(function (r) {
       st.sending = false;
       var e = firstError(r.data);
       if ((r.status === 200 || r.status === 201) && r.data && r.data.receipt) {
@@ -600,7 +673,7 @@
   // --- reset ------------------------------------------------------------------------------
 
   function resetTablet() {
-    [KEY_CRED, KEY_RECEIPT, KEY_LAST].forEach(function (k) { store(k, null); });
+    [KEY_CRED, KEY_RECEIPT, KEY_LAST, KEY_BALLOT, KEY_PENDING].forEach(function (k) { store(k, null); });
     st.credential = null;
     st.noBallot = {};
     st.stickyKey = null;

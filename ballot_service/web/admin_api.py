@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, session
 
 from ballot_service.crypto import keys
-from ballot_service.domain import operators, paper_ballots, records, tally, voting
+from ballot_service.domain import issuance, operators, paper_ballots, records, tally, voting
 from ballot_service.domain.roster import RosterRow, import_roster, read_roster
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -248,6 +248,18 @@ def item_close(item_id: int):
     rnd = voting.close_round(db, settings(), get_item(db, item_id))
     commit()
     return jsonify({"round": rnd.number, "issued": rnd.issued})
+
+
+@bp.post("/items/<int:item_id>/replacement")
+@requires("secretariat")
+def item_replacement(item_id: int):
+    """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason."""
+    data = json_body()
+    db = get_db()
+    result = issuance.allow_replacement(db, get_item(db, item_id), field(data, "member", str),
+                                        field(data, "reason", str))
+    commit()
+    return jsonify(result)
 
 
 @bp.post("/items/<int:item_id>/quorum-failed")

@@ -1,5 +1,11 @@
 """POST /api/terminal/cast, served in front of Flask (a WSGI middleware).
 
+Body: {"round_ref", "serial", "prefix", "signature", "marks", "retry_id"} (a blind-signed
+ballot, crypto/blind_ballots.py). A secret vote's cast needs no terminal credential: the
+endpoint does not read the Authorization header at all for it, so nothing about the
+sending tablet can be kept with the cast. A named (记名) vote's cast must carry the
+member's terminal credential (the cast is bound to that member).
+
 Every seat terminal's vote takes this one path, up to a few thousand in the first minute
 of a vote, so it answers without Flask's request machinery: Flask's routing, request and
 response objects, hooks and teardown cost about a third of the server's CPU per cast
@@ -10,7 +16,8 @@ refusal commit rule (web.finish_refusal's). Any other path or method goes on to 
 
 The answers equal the Flask API's: 201 with the receipt (200 for a retry of the same
 submission), else {"errors": [{message, errorType, where, message_zh}]} with the error's
-status; 401 without a terminal credential, 403 for a counting station's, 405 for another
+status; for a named vote 401 without a terminal credential and 403 for a counting
+station's; 405 for another
 method, 413 over settings.max_body_bytes, 400 for a body that is not a JSON object.
 """
 from __future__ import annotations
@@ -19,13 +26,13 @@ import json
 import logging
 from http import HTTPStatus
 
-from ballot_service.domain import intake
+from ballot_service.domain import terminal_casts
 from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import BallotError, Forbidden, InvalidInput, Unauthorized
 from ballot_service.web.common import error_body, field, finish_refusal, parse_json_object
 
 PATH = "/api/terminal/cast"
-ROLES = ("terminal",)  # who may call it (tests/test_roles.py calls it as every caller)
+ROLES = ("public",)  # secret casts are anonymous; named ones check a terminal credential  # who may call it (tests/test_roles.py calls it as every caller)
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +99,19 @@ class CastEndpoint:
                                          "InternalServerError")), []
 
     def _cast(self, db, environ) -> tuple[int, dict]:
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        if not header.startswith("Bearer "):
-            raise _NO_CREDENTIAL
-        term = authenticate_terminal(db, header[7:].strip())
-        if term.kind == "counting_station":
-            raise Forbidden(f"a {term.kind} credential cannot call this endpoint")
         data = parse_json_object(self._body(environ))
-        receipt = intake.accept(db, self.settings, intake.SittingRef(term.sitting_id, term.body_id),
-                                field(data, "ballot", str), field(data, "marks", dict),
-                                channel="terminal", terminal_id=term.id)
+        field(data, "round_ref", str)
+        field(data, "marks", dict)
+        terminal_id = None
+        if terminal_casts.is_named(db, data["round_ref"]):
+            header = environ.get("HTTP_AUTHORIZATION", "")
+            if not header.startswith("Bearer "):
+                raise _NO_CREDENTIAL
+            term = authenticate_terminal(db, header[7:].strip())
+            if term.kind == "counting_station":
+                raise Forbidden(f"a {term.kind} credential cannot call this endpoint")
+            terminal_id = term.id
+        receipt = terminal_casts.accept(db, data, terminal_id=terminal_id)
         return (200 if receipt.repeated else 201), receipt.as_dict()
 
     def _body(self, environ) -> bytes:

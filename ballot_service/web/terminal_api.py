@@ -1,5 +1,6 @@
-"""Blueprint for seat terminals (API in openapi.yaml): state, check-in, the ballot. Every
-request carries the tablet's credential: Authorization: Bearer <credential>. The counting
+"""Blueprint for seat terminals (API in openapi.yaml): state, check-in, the round key's
+announcement and blind issuance of the ballot. Every request carries the tablet's
+credential: Authorization: Bearer <credential>. The counting
 station's endpoints are station_api.py; a tablet's cast is cast_endpoint.py."""
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from ballot_service.db import read_phase
-from ballot_service.domain import voting
+from ballot_service.domain import issuance, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
+from ballot_service.errors import NotFound
+from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round
 from ballot_service.web.common import commit, field, get_db, json_body
 from ballot_service.web.roles import requires
@@ -31,6 +34,8 @@ def _item_view(item: Item, rnd: Round) -> dict:
     cands = {c.key: c for c in item.candidates}
     return {"item_id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
             "secret": item.secret, "round": rnd.number, "places": rnd.places,
+            "round_ref": rnd.ref if item.channel == "terminal" else None,
+            "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description}
                            for k in rnd.candidate_keys]}
@@ -71,12 +76,27 @@ def terminal_checkin():
     return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state})
 
 
-@bp.get("/terminal/ballot")
+@bp.get("/terminal/round-key")
 @requires("terminal")
-def terminal_ballot():
+def terminal_round_key():
+    """The open round's round_key_announced event (signed by the body's key, in the chain)."""
     db = get_db()
-    with read_phase(db):  # delivery writes nothing (voting.deliver_ballot)
-        item, rnd, token_text = voting.deliver_ballot(db, g.terminal, g.credential)
-        body = {"vote": _item_view(item, rnd), "ballot": token_text}
+    with read_phase(db):
+        sitting = get_sitting(db, g.terminal.sitting_id)
+        item = open_item(db, sitting)
+        if item is None or item.channel != "terminal":
+            raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
+        body = issuance.announcement(db, voting.current_round(item))
     return jsonify(body)
 
+
+@bp.post("/terminal/blind-sign")
+@requires("terminal")
+def terminal_blind_sign():
+    """One blind signature for this terminal's member in the open round, once (issuance.py)."""
+    data = json_body()
+    db = get_db()
+    blind_sig = issuance.blind_sign_for_terminal(db, g.terminal, field(data, "round_ref", str),
+                                                 field(data, "blinded_msg", str))
+    commit()
+    return jsonify({"blind_sig": b64url_encode(blind_sig)})

@@ -18,12 +18,14 @@ from helpers_live import (
     OPERATOR,
     Api,
     LiveServer,
+    blind_ballot,
     create_item,
     publish,
     setup_session,
     vote,
 )
 
+from ballot_service.crypto import tablet
 from ballot_service.render import qr
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -133,12 +135,19 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     within(page, "document.getElementById('display').dataset.mode === 'voting'", what="the vote")
     assert page.locator('[data-f="vote.title"]').inner_text().startswith("关于批准2025年")
     assert page.locator('[data-f="vote.voted"]').inner_text() == "0"
-    assert page.locator('[data-f="vote.issued"]').inner_text() == "9"
+    # Issued = blind signatures taken: each of the 9 tablets takes its ballot as it sees the vote.
+    assert page.locator('[data-f="vote.issued"]').inner_text() == "0"
     page.wait_for_function("/^0[45]:\\d\\d$/.test(document.getElementById('v-remaining').textContent)", timeout=3_000)
     voters = s.members[:9]
+    taken = {no: blind_ballot(api, s.creds[no]) for no in voters}
+    within(page, field_is(page, "vote.issued", 9), what="9 issued")
+
+    def cast_taken(api, no, m):
+        api.call("POST", "/api/terminal/cast", {**taken[no], "marks": {"motion": m}, "retry_id": tablet.new_retry_id()})
+
     marks = ["for"] * 5 + ["against", "abstain", "for"]  # the 9th does not vote
     for i, (no, m) in enumerate(zip(voters, marks), start=1):
-        vote(api, s.creds[no], {"motion": m})
+        cast_taken(api, no, m)
         within(page, field_is(page, "vote.voted", i), what=f"{i} voted")
         if i == 3:
             snap(page, "display-voting")
@@ -161,7 +170,7 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
             live_site.proc = restarted.proc  # the fixture's teardown stops the new server
             api = Api.httpx(base)
             api.call("POST", "/api/admin/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
-            vote(api, s.creds[voters[5]], {"motion": marks[5]})  # cast before the screen is back
+            cast_taken(api, voters[5], marks[5])  # cast before the screen is back
             page.wait_for_function(field_is(page, "vote.voted", 6), polling=100, timeout=15_000)
             page.locator("#conn-banner").wait_for(state="hidden", timeout=5_000)
             assert page.evaluate("() => document.getElementById('display').dataset.connection") == "ok"
@@ -173,7 +182,7 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     page.context.set_offline(False)
     page.locator("#conn-banner").wait_for(state="hidden", timeout=5_000)
     for i, (no, m) in enumerate(zip(voters[6:8], marks[6:8]), start=7):
-        vote(api, s.creds[no], {"motion": m})
+        cast_taken(api, no, m)
         within(page, field_is(page, "vote.voted", i), what=f"{i} voted after the restart")
 
     # (c) closed, tallied: 赞成 6, 反对 1, 弃权 1, 未按 1 -> 2*6 > 12 is false: 未通过.

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from browser_support import SCREENSHOTS, screenshot
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_session, vote
 from sqlalchemy import create_engine, select
 
 from ballot_service.models import Cast
@@ -367,9 +367,7 @@ def test_runoff_round_is_marked_and_limited_to_its_places(new_page, live_site, d
     round1 = {"M0001": ("p0", "p1"), "M0002": ("p0", "p2"), "M0003": ("p0", "p1"), "M0004": ("p1", "p2"),
               "M0005": ("p2",)}
     for no, fors in round1.items():
-        _, got = api.call("GET", "/api/terminal/ballot", credential=s.creds[no])
-        api.call("POST", "/api/terminal/cast", {"ballot": got["ballot"], "marks": {k: "for" for k in fors}},
-                 credential=s.creds[no])
+        vote(api, s.creds[no], {k: "for" for k in fors})
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     _, r1 = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     assert r1["status"] == "runoff_pending" and r1["runoff_places"] == 2 and len(r1["tied"]) == 3

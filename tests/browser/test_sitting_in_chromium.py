@@ -87,7 +87,8 @@ def test_a_whole_sitting_in_chromium(new_page, live_site, tmp_path):
     op.click("#new-item button[type=submit]")
     op.click("#action-open")
     assert "表决已开始" in op.inner_text(".flash.ok")
-    screen.wait_for_function(field("vote.issued", len(VOTES)), timeout=5_000)
+    # Issued = blind signatures taken: each tablet takes its ballot as it sees the vote.
+    screen.wait_for_function(field("vote.issued", len(VOTES)), timeout=30_000)
     assert screen.locator('[data-f="vote.voted"]').inner_text() == "0"
 
     receipts = {}

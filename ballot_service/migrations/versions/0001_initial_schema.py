@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 16:29:19.242828
+Create Date: 2026-12-02 17:15:41.826764
 """
 import sqlalchemy as sa
 from alembic import op
@@ -120,7 +120,6 @@ def upgrade() -> None:
     sa.Column('teller_role', sa.String(length=16), nullable=True),
     sa.Column('bound_member_id', sa.Integer(), nullable=True),
     sa.Column('credential_hash', sa.String(length=64), nullable=False),
-    sa.Column('seal_public_key', sa.LargeBinary(), nullable=False),
     sa.Column('revoked_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['bound_member_id'], ['members.id'], name=op.f('fk_terminals_bound_member_id_members')),
@@ -190,6 +189,10 @@ def upgrade() -> None:
     sa.Column('closes_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('closed_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
+    sa.Column('blind_public_key', sa.LargeBinary(), nullable=True),
+    sa.Column('blind_key_fingerprint', sa.String(length=96), nullable=True),
+    sa.Column('blind_private_key', sa.LargeBinary(), nullable=True),
+    sa.Column('replacements', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_rounds_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rounds')),
     sa.UniqueConstraint('item_id', 'number', name=op.f('uq_rounds_item_id_number'))
@@ -201,7 +204,9 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('serial', sa.String(length=64), nullable=False),
-    sa.Column('signature', sa.String(length=200), nullable=False),
+    sa.Column('signature', sa.String(length=400), nullable=False),
+    sa.Column('msg_prefix', sa.String(length=64), nullable=True),
+    sa.Column('retry_hash', sa.String(length=64), nullable=True),
     sa.Column('marks', sa.JSON(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('receipt', sa.String(length=64), nullable=False),
@@ -210,6 +215,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_casts_member_id_members')),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_casts_round_id_rounds')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_casts')),
+    sa.UniqueConstraint('round_id', 'member_id', name=op.f('uq_casts_round_id_member_id')),
     sa.UniqueConstraint('serial', name=op.f('uq_casts_serial')),
     sqlite_with_rowid=False
     )
@@ -220,7 +226,8 @@ def upgrade() -> None:
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('terminal_id', sa.Integer(), nullable=True),
-    sa.Column('sealed_token', sa.LargeBinary(), nullable=True),
+    sa.Column('issued', sa.Integer(), nullable=False),
+    sa.Column('allowed', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_issuances_member_id_members')),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_issuances_round_id_rounds')),
     sa.ForeignKeyConstraint(['terminal_id'], ['terminals.id'], name=op.f('fk_issuances_terminal_id_terminals')),

@@ -1,0 +1,72 @@
+"""The tablet's half of blind issuance, in Python (rehearsal, benchmarks, tests): what
+static/seat.js does with static/blind_rsa.js in the browser.
+
+1. `round_key_from_announcement`: accept the round's key only if it is the announced one:
+   the announcement names the round_ref the state endpoint gave, and the SHA-384 of its
+   SubjectPublicKeyInfo DER equals both the announcement's fingerprint and the fingerprint
+   the state endpoint gave (and, when the body's public key is at hand, the body's Ed25519
+   signature over the announcement verifies).
+2. `start`: a random 16-byte serial, msg = ballot_message(round_ref, serial), prepared and
+   blinded; only `blinded` is sent (POST /api/terminal/blind-sign).
+3. `finish`: unblind the answer into the ballot {round_ref, serial, prefix, signature}.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ballot_service.crypto import blind_ballots, blind_rsa
+from ballot_service.formats.canonical import canonical_json
+from ballot_service.formats.encoding import b64url_decode, b64url_encode
+
+
+class UnannouncedKey(ValueError):
+    """The round key offered is not the one announced for this round."""
+
+
+def round_key_from_announcement(announcement: dict, round_ref: str, fingerprint: str,
+                                body_key: Ed25519PublicKey | None = None) -> rsa.RSAPublicKey:
+    data = announcement.get("data", announcement)
+    der = b64url_decode(data["public_key_der"])
+    actual = hashlib.sha384(der).hexdigest()
+    if data.get("round_ref") != round_ref or data.get("fingerprint") != actual or actual != fingerprint:
+        raise UnannouncedKey("the round key is not the one announced for this round")
+    if body_key is not None:
+        payload = {k: v for k, v in data.items() if k != "signature"}
+        body_key.verify(b64url_decode(data["signature"]), canonical_json(payload))
+    return blind_ballots.load_round_key(der)
+
+
+@dataclass
+class Pending:
+    round_ref: str
+    serial: bytes
+    prepared: bytes
+    inv: bytes
+    blinded: bytes
+
+    @property
+    def blinded_text(self) -> str:
+        return b64url_encode(self.blinded)
+
+
+def start(pub: rsa.RSAPublicKey, round_ref: str) -> Pending:
+    serial = os.urandom(blind_rsa.SERIAL_LEN)
+    prepared = blind_rsa.prepare(blind_rsa.ballot_message(round_ref, serial))
+    blinded, inv = blind_rsa.blind(pub, prepared)
+    return Pending(round_ref, serial, prepared, inv, blinded)
+
+
+def finish(pub: rsa.RSAPublicKey, pending: Pending, blind_sig_text: str) -> dict:
+    sig = blind_rsa.finalize(pub, pending.prepared, b64url_decode(blind_sig_text), pending.inv)
+    return {"round_ref": pending.round_ref, "serial": pending.serial.hex(),
+            "prefix": b64url_encode(pending.prepared[:blind_rsa.PREFIX_LEN]), "signature": b64url_encode(sig)}
+
+
+def new_retry_id() -> str:
+    return secrets.token_urlsafe(16)

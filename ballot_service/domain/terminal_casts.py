@@ -1,0 +1,115 @@
+"""A seat terminal's cast: a blind-signed ballot (crypto/blind_ballots.py) with its marks and
+the tablet's retry id, prepared for intake (intake.py stores it like any other cast).
+
+Before the write lock: parse the fields, find the round the ballot names (round_ref, cached
+per engine with its announced public key), verify the RSA-PSS signature, hash the retry id.
+Nothing about the sending terminal is kept for a secret vote: `terminal_id` is only passed
+for a named (记名) vote, whose cast is bound to the member of the casting terminal.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from ballot_service.crypto import blind_ballots, blind_rsa
+from ballot_service.db import read_phase
+from ballot_service.domain import intake, round_facts
+from ballot_service.errors import InvalidInput
+from ballot_service.models import Item, Round, Sitting
+
+RETRY_ID_MIN, RETRY_ID_MAX = 16, 128
+
+
+class _RoundKey(NamedTuple):
+    sitting_id: int
+    body_id: int
+    item_id: int
+    number: int
+    secret: bool
+    public_key: object  # rsa.RSAPublicKey, or None: the round has no blind key (not a terminal round)
+
+
+_keys: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+_keys_lock = threading.Lock()
+
+
+def round_key(db: Session, round_id: int) -> _RoundKey | None:
+    """The round's fixed facts and announced key (never change once set at opening)."""
+    engine = db.get_bind()
+    with _keys_lock:
+        hit = _keys.get(engine, {}).get(round_id)
+    if hit is not None:
+        return hit
+    with read_phase(db):
+        row = db.execute(select(Item.sitting_id, Sitting.body_id, Item.id, Round.number, Item.secret,
+                                Round.blind_public_key)
+                         .join(Item, Item.id == Round.item_id).join(Sitting, Sitting.id == Item.sitting_id)
+                         .where(Round.id == round_id)).first()
+    if row is None:
+        return None
+    if row.blind_public_key is None:  # not opened yet, or not a terminal round: do not cache
+        return _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret, None)
+    found = _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret,
+                      blind_ballots.load_round_key(row.blind_public_key))
+    with _keys_lock:
+        _keys.setdefault(engine, {})[round_id] = found
+    return found
+
+
+def retry_hash(retry_id) -> str:
+    if not isinstance(retry_id, str) or not RETRY_ID_MIN <= len(retry_id) <= RETRY_ID_MAX \
+            or not retry_id.isascii():
+        raise InvalidInput(f"retry_id must be {RETRY_ID_MIN} to {RETRY_ID_MAX} ASCII characters", where="retry_id")
+    return hashlib.sha256(b"ballot-service retry|" + retry_id.encode("ascii")).hexdigest()
+
+
+def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Receipt:
+    """Validate and store one terminal cast (intake.submit); the receipt, or a BallotError."""
+    return intake.submit(db, db.get_bind(), prepare(db, data, terminal_id=terminal_id))
+
+
+def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Job:
+    """Step 1 of intake for a terminal cast (before the write lock): the job to submit."""
+    engine = db.get_bind()
+    rhash = retry_hash(data.get("retry_id"))
+    try:
+        ballot = blind_ballots.parse(data)
+    except ValueError as exc:
+        job = intake.Job(None, None, data.get("marks"), "terminal", None)
+        job.refusal = (None, "malformed", f"the ballot is not a ballot of this service: {exc}")
+        return job
+    rk = round_key(db, blind_ballots.round_id_of(ballot.round_ref))
+    sitting = intake.SittingRef(rk.sitting_id, rk.body_id) if rk is not None else None
+    job = intake.Job(sitting, ballot.as_object(), data.get("marks"), "terminal",
+                     terminal_id if rk is not None and not rk.secret else None)
+    job.serial, job.signature, job.msg_prefix, job.retry_hash = ballot.serial, ballot.signature, ballot.prefix, rhash
+    if rk is None:
+        job.refusal = (None, "unknown", "this ballot is not for a vote of this service")
+        return job
+    job.key = (rk.sitting_id, rk.item_id, rk.number)
+    try:
+        if rk.public_key is None:
+            raise blind_rsa.InvalidSignature()
+        blind_ballots.verify(rk.public_key, ballot)
+    except blind_rsa.InvalidSignature:
+        job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
+    facts = round_facts.known(engine, job.key)
+    if facts is not None and job.signature_refusal is None:
+        job.marks_outcome = intake.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
+    return job
+
+
+def is_named(db: Session, round_ref) -> bool:
+    """Whether a cast naming `round_ref` is for a named (记名) vote, which needs the casting
+    terminal's credential; a secret vote's cast needs none and keeps none."""
+    try:
+        rk = round_key(db, blind_ballots.round_id_of(round_ref))
+    except ValueError:
+        return False
+    return rk is not None and not rk.secret

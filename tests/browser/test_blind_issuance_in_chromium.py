@@ -1,0 +1,83 @@
+"""Blind issuance on real tablets (Chromium): a whole secret vote on two tablets through the
+blind-signature flow, and a tablet that refuses a round key which is not the announced one."""
+from __future__ import annotations
+
+import json
+
+from helpers_live import setup_session
+from sqlalchemy import create_engine, select
+from test_seat_tablets import check_in, mark, open_tablet, screen, storage
+
+from ballot_service.crypto import blind_rsa
+from ballot_service.formats.encoding import b64url_encode
+from ballot_service.models import Cast, Issuance, Round
+
+
+def _rows(db_url, stmt):
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(stmt).all()
+    finally:
+        engine.dispose()
+
+
+def test_secret_vote_on_two_tablets_through_blind_issuance(new_page, live_site, db_url):
+    api, base = live_site.api, live_site.base_url
+    s = setup_session(api, members=2, present=0, open_vote=False)
+    a, b = (open_tablet(new_page, base, s.creds[no]) for no in ("M0001", "M0002"))
+    check_in(a, "M0001")
+    check_in(b, "M0002")
+    sent: list[dict] = []
+    for page in (a, b):
+        page.on("request", lambda req: sent.append({"url": req.url, "headers": req.headers,
+                                                    "body": req.post_data}) if req.method == "POST" else None)
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    for page, choice in ((a, "for"), (b, "against")):
+        screen(page, "ballot", timeout=20_000)
+        assert "ballotSeat.ballot" in storage(page)  # kept until the receipt
+        mark(page, "motion", choice)
+        page.click("#ballot-submit")
+        screen(page, "confirm")
+        page.click("#confirm-send")
+        screen(page, "receipt", timeout=20_000)
+        left = storage(page)
+        assert not any(k in left for k in ("ballotSeat.ballot", "ballotSeat.pending")), left
+        assert page.js_errors == []
+    # What went over the wire: one blinded message per tablet, and anonymous casts.
+    signs = [r for r in sent if r["url"].endswith("/api/terminal/blind-sign")]
+    casts = [r for r in sent if r["url"].endswith("/api/terminal/cast")]
+    assert len(signs) == 2 and len(casts) == 2
+    for r in casts:
+        body = json.loads(r["body"])
+        assert set(body) == {"round_ref", "serial", "prefix", "signature", "marks", "retry_id"}
+        assert "authorization" not in {k.lower() for k in r["headers"]}
+        assert body["serial"] not in "".join(x["body"] for x in signs)  # the server never saw it
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    _, res = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    motion = res["candidates"][0]
+    assert (motion["for"], motion["against"], res["issued"], res["returned"]) == (1, 1, 2, 2)
+    assert _rows(db_url, select(Round.blind_private_key))[0][0] is None
+    assert sorted(r[0] for r in _rows(db_url, select(Issuance.issued))) == [1, 1]
+    assert all(r[0] is None for r in _rows(db_url, select(Cast.member_id)))
+
+
+def test_tablet_refuses_a_round_key_that_is_not_the_announced_one(new_page, live_site):
+    api, base = live_site.api, live_site.base_url
+    s = setup_session(api, members=2, present=2, open_vote=False)
+    page = open_tablet(new_page, base, s.creds["M0001"])
+    screen(page, "waiting")
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url))
+
+    def swap_key(route):  # a man in the middle offers another key under the real announcement
+        resp = route.fetch()
+        ann = resp.json()
+        ann["data"]["public_key_der"] = b64url_encode(blind_rsa.public_key_der(blind_rsa.generate_round_key()))
+        route.fulfill(response=resp, body=json.dumps(ann), headers={**resp.headers, "content-type": "application/json"})
+
+    page.route("**/api/terminal/round-key", swap_key)
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    refused = screen(page, "refused", timeout=20_000)
+    assert "公布" in refused.inner_text() or "announced" in refused.inner_text()
+    assert not any(u.endswith("/api/terminal/blind-sign") for u in asked)
