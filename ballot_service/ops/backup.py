@@ -152,6 +152,8 @@ def create_backup(settings, dest: Path, *, now: dt.datetime | None = None) -> di
     """Write a backup of the configured database and the public keys into `dest` (a new or
     empty folder). Returns the manifest."""
     dest = Path(dest)
+    if not is_sqlite(settings.database_url):
+        _pg_tool("pg_dump")  # say so before anything else when it is not installed
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty: give a new folder for the backup", where=str(dest),
                           zh=f"{dest} 不是空文件夹：请为备份指定一个新文件夹")
