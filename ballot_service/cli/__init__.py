@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import click
 
-from ballot_service.cli import (audit_cmd, ballots_cmd, keys_cmd, operator_cmd, ops_cmd, rehearse_cmd, serve_cmd,
-                                setup)
+from ballot_service.cli import (
+    audit_cmd,
+    ballots_cmd,
+    keys_cmd,
+    operator_cmd,
+    ops_cmd,
+    rehearse_cmd,
+    serve_cmd,
+    setup,
+)
 
 
 @click.group(help="人大会议表决计票服务 · Ballot service for people's congress sessions.")
