@@ -27,7 +27,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, make_url, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from ballot_service.crypto.keys import PUBLIC_SUFFIX
 from ballot_service.db import Base
@@ -89,13 +89,12 @@ def _pg_tool(name: str) -> str:
     return exe
 
 
-def revision_and_counts(engine: Engine) -> tuple[str | None, dict]:
+def revision_and_counts(conn: Connection) -> tuple[str | None, dict]:
     """The Alembic revision stamped in the database and a few row counts (None/{} when empty)."""
-    with engine.connect() as conn:
-        tables = set(inspect(conn).get_table_names())
-        rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
-            if "alembic_version" in tables else None
-        counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in COUNTED if t in tables}
+    tables = set(inspect(conn).get_table_names())
+    rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+        if "alembic_version" in tables else None
+    counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in COUNTED if t in tables}
     return rev, counts
 
 
@@ -137,10 +136,26 @@ def _sqlite_online_copy(src: Path, dst: Path) -> None:
     os.chmod(dst, 0o600)
 
 
-def _pg_dump(url: str, dst: Path) -> None:
+def _pg_dump(url: str, dst: Path) -> tuple[str | None, dict]:
+    """pg_dump in the snapshot of an open REPEATABLE READ transaction, which also counts the
+    rows: the manifest's counts are exactly those of the dump. Returns (revision, counts)."""
     exe = _pg_tool("pg_dump")
     conninfo, env = libpq_url(url)
-    proc = subprocess.run([exe, "--format=custom", "--no-owner", "--file", str(dst), "--dbname", conninfo],
+    engine = create_engine(url, isolation_level="REPEATABLE READ")
+    try:
+        with engine.connect() as conn:
+            snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            revision, counts = revision_and_counts(conn)
+            _run_pg_dump(exe, conninfo, env, dst, snapshot)
+            conn.rollback()
+    finally:
+        engine.dispose()
+    return revision, counts
+
+
+def _run_pg_dump(exe: str, conninfo: str, env: dict, dst: Path, snapshot: str) -> None:
+    proc = subprocess.run([exe, "--format=custom", "--no-owner", f"--snapshot={snapshot}", "--file", str(dst),
+                           "--dbname", conninfo],
                           env={**os.environ, **env}, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BackupError(f"pg_dump failed: {proc.stderr.strip()}", where="pg_dump",
@@ -163,18 +178,15 @@ def create_backup(settings, dest: Path, *, now: dt.datetime | None = None) -> di
     if is_sqlite(url):
         db_file, kind = dest / SQLITE_FILE, "sqlite"
         _sqlite_online_copy(sqlite_path(url), db_file)
-        counted_url = f"sqlite:///{db_file}"
+        engine = create_engine(f"sqlite:///{db_file}")
+        try:
+            with engine.connect() as conn:
+                revision, counts = revision_and_counts(conn)
+        finally:
+            engine.dispose()
     else:
         db_file, kind = dest / PG_FILE, "postgresql"
-        counted_url = url
-    # PostgreSQL: counted before the dump, so they are a lower bound while casts continue.
-    engine = create_engine(counted_url)
-    try:
-        revision, counts = revision_and_counts(engine)
-    finally:
-        engine.dispose()
-    if kind == "postgresql":
-        _pg_dump(url, db_file)
+        revision, counts = _pg_dump(url, db_file)
     keys_out = dest / "keys"
     keys_out.mkdir(mode=0o700)
     keys_dir = Path(settings.keys_dir)
