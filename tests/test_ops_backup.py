@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -32,20 +31,25 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd + list(args), env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
 
 
+def _on_pg_server(sql: str) -> None:
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def fresh_db_url(tmp_path):
-    """A second, empty database: the fresh instance a backup is restored onto."""
+def fresh_db_url(tmp_path, db_url):
+    """A second, empty database beside db_url: the fresh instance a backup is restored onto."""
     if not PG_URL:
         yield f"sqlite:///{tmp_path / 'fresh' / 'instance' / 'ballot.sqlite3'}"
         return
-    name = "r_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    name = make_url(db_url).database + "_fresh"
+    _on_pg_server(f'CREATE DATABASE "{name}"')
+    yield make_url(db_url).set(database=name).render_as_string(hide_password=False)
+    _on_pg_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def instance_env(root: Path, db_url: str) -> dict:

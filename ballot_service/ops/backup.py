@@ -17,7 +17,6 @@ to this code's head and copies the public keys back.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, make_url, select, text
 from sqlalchemy.engine import Connection
 
+from ballot_service.bundle.encoding import sha256_file
 from ballot_service.crypto.keys import PUBLIC_SUFFIX
 from ballot_service.db import Base
 from ballot_service.errors import BallotError
@@ -47,14 +47,6 @@ class BackupError(BallotError):
 
     status = 500
     error_type = "BackupError"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def is_sqlite(url: str) -> bool:
