@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PG_URL
 from helpers_live import Api, LiveServer, create_operator_in_db, server_env, setup_session
 from sqlalchemy import create_engine, make_url, select, text
 
@@ -23,6 +22,8 @@ from ballot_service.cli import main
 from ballot_service.config import Settings
 from ballot_service.models import Cast
 from ballot_service.ops.backup import BackupError, create_backup, restore_backup
+
+PG_URL = os.environ.get("BALLOT_TEST_DATABASE_URL", "")  # as in conftest.py: PostgreSQL when set
 
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PG_URL
 from helpers_live import free_port
 from sqlalchemy import create_engine, text
 
@@ -22,6 +21,7 @@ from ballot_service.domain.sittings import create_body
 from ballot_service.ops import doctor
 from ballot_service.render import fonts
 
+PG_URL = os.environ.get("BALLOT_TEST_DATABASE_URL", "")  # as in conftest.py: PostgreSQL when set
 sqlite_only = pytest.mark.skipif(bool(PG_URL), reason="SQLite file checks")
 
 
