@@ -10,6 +10,7 @@ Layers, bottom to top (DESIGN.md: data flows one way; nothing below imports anyt
     render   ballots, records, 宣布稿, QR
     domain   one module per state change
     bundle   the auditor's bundle: export, readers, verify
+    ops      operating an instance: backup/restore, doctor's checks, the hall's TLS files
     web      blueprints
     app      the package itself (create_app), cli commands and rehearsal beside it
 """
@@ -23,8 +24,10 @@ import ballot_service
 PACKAGE = Path(ballot_service.__file__).resolve().parent
 LAYERS = {
     "config": 0, "errors": 0, "vocab": 0, "db": 1, "models": 2, "migrate": 2,
-    "rules": 1, "numbers": 0, "formats": 3, "crypto": 3, "render": 4, "domain": 5, "bundle": 6,
-    "scan": 4, "web": 7, "cli": 9, "rehearsal": 9, "": 9, "migrations": 9,
+    "rules": 1, "numbers": 0, "formats": 3, "crypto": 3, "render": 4, "scan": 4, "domain": 5, "bundle": 6,
+    # ops reads base, crypto and render (keys, fonts, schema) beside the domain; only cli uses it.
+    "ops": 6,
+    "web": 7, "cli": 9, "rehearsal": 9, "": 9, "migrations": 9,
 }
 # Pure modules: no Flask, no SQL.
 PURE = ("rules", "vocab")

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import click
 
-from ballot_service.cli import audit_cmd, ballots_cmd, keys_cmd, operator_cmd, rehearse_cmd, serve_cmd, setup
+from ballot_service.cli import (
+    audit_cmd,
+    ballots_cmd,
+    keys_cmd,
+    operator_cmd,
+    ops_cmd,
+    rehearse_cmd,
+    serve_cmd,
+    setup,
+)
 
 
 @click.group(help="人大会议表决计票服务 · Ballot service for people's congress sessions.")
@@ -11,6 +20,6 @@ def main() -> None:
     pass
 
 
-for _module in (setup, keys_cmd, ballots_cmd, serve_cmd, rehearse_cmd, audit_cmd, operator_cmd):
+for _module in (setup, keys_cmd, ballots_cmd, serve_cmd, rehearse_cmd, audit_cmd, operator_cmd, ops_cmd):
     for _command in _module.commands:
         main.add_command(_command)

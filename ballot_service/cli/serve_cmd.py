@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 from granian import Granian
-from granian.constants import Interfaces
+from granian.constants import Interfaces, SSLProtocols
 from sqlalchemy import func, make_url, select
 
 from ballot_service import create_app
+from ballot_service.cli.ops_cmd import checks_option, start_checks, tls_files, tls_option
 from ballot_service.cli.setup import db_session
 from ballot_service.config import PROJECT_ROOT, ConfigError, Settings
 from ballot_service.db import make_engine
@@ -66,6 +67,7 @@ DEMO_OPERATORS = [
 
 
 def _server_options(f):
+    f = checks_option(tls_option(f))
     f = click.option("--dev", is_flag=True,
                      help="Use Flask's development server (auto-debug; never for a real sitting).")(f)
     f = click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
@@ -81,8 +83,9 @@ def _server_options(f):
     return f
 
 
-def _prepare():
-    """Validate settings, upgrade the schema, and fix one secret key for all workers."""
+def _prepare(skip_checks: bool = False):
+    """Validate settings, run the start-up checks (ops_cmd.start_checks), upgrade the schema,
+    and fix one secret key for all workers."""
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -94,7 +97,9 @@ def _prepare():
         settings = Settings.from_env()
     if settings.database_url.startswith("sqlite"):
         make_engine(settings.database_url).dispose()  # creates the SQLite file's folder
+    start_checks(settings, skip_checks, before_upgrade=True)
     upgrade(settings.database_url)
+    start_checks(settings, skip_checks, before_upgrade=False)
     return settings
 
 
@@ -112,17 +117,18 @@ def _instance_secret(instance: Path) -> str:
     return value
 
 
-def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool, tls_mode=None) -> None:
+    tls = tls_files(settings, tls_mode)
     click.echo(f"database: {_safe_url(settings.database_url)}", err=True)
-    click.echo(f"serving on http://{_url_host(host)}:{port}/", err=True)
+    click.echo(f"serving on http{'s' if tls else ''}://{_url_host(host)}:{port}/", err=True)
     if dev:
         # Werkzeug's dev server logs every request; it is for development only.
-        create_app().run(host=host, port=port, debug=True, use_reloader=False)
+        create_app().run(host=host, port=port, debug=True, use_reloader=False, ssl_context=tls)
         return
-    _granian(host, port, workers, threads)
+    _granian(host, port, workers, threads, tls)
 
 
-def _granian(host: str, port: int, workers: int, threads: int) -> None:
+def _granian(host: str, port: int, workers: int, threads: int, tls=None) -> None:
     """Granian (a WSGI server in Rust): its HTTP handling costs a seventh of gunicorn
     gthread's CPU per request (0.03 vs 0.22 ms on a bare WSGI app, measured on this
     project's 2-core machine), which the cast intake at the start of a vote needs."""
@@ -137,6 +143,8 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
         log_access=False, log_enabled=True,
         # Graceful stop: open display streams end within STREAM_SECONDS; don't wait for them.
         workers_kill_timeout=10,
+        # HTTPS with the hall's own CA (ops/tls.py); TLS 1.2 too, for older tablets.
+        **({"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls12} if tls else {}),
     ).serve()
 
 
@@ -151,8 +159,8 @@ def _safe_url(url: str) -> str:
 @click.command("serve", help="Run the service under granian (upgrades the database schema first). "
                              "No access log is written, to protect ballot secrecy.")
 @_server_options
-def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
-    _run(_prepare(), host, port, workers, threads, dev)
+def serve(host: str, port: int, workers: int, threads: int, dev: bool, tls_mode, skip_checks: bool) -> None:
+    _run(_prepare(skip_checks), host, port, workers, threads, dev, tls_mode)
 
 
 @click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SESSION}, 60 deputies, "
@@ -163,12 +171,12 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
               default=None, help="folder with roster.csv and committee.csv (default: sample/)")
 @_server_options
 def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, workers: int,
-         threads: int, dev: bool) -> None:
-    settings = _prepare()
+         threads: int, dev: bool, tls_mode, skip_checks: bool) -> None:
+    settings = _prepare(skip_checks)
     summary = load_demo(sample_dir or PROJECT_ROOT / "sample", settings)
     click.echo(summary)
     if not load_only:
-        _run(settings, host, port, workers, threads, dev)
+        _run(settings, host, port, workers, threads, dev, tls_mode)
 
 
 def load_demo(sample_dir: Path, settings=None) -> str:
