@@ -3,6 +3,7 @@ request, one JSON error shape, and the operator's login session."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from flask import current_app, g, jsonify, request, session
@@ -22,36 +23,154 @@ def settings():
     return current_app.config["SETTINGS"]
 
 
-def json_body() -> dict:
-    """The request's JSON object, or a clear 400 saying what is wrong with it."""
-    return parse_json_object(request.get_data())
+MAX_DEPTH = 32  # nesting levels of a request body; no request of this API needs more than 4
+MAX_ID = 2 ** 53  # ids and counts are below 2^53: exact in every JSON reader (JavaScript's too)
+BIG_BODY_BYTES = 8 * 1024 * 1024  # a roster or a terminal list; every other body: settings.max_body_bytes
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+
+
+def json_body(limit: int | None = None) -> dict:
+    """The request's JSON object, or a clear 400 saying what is wrong with it (413 over
+    `limit` bytes, by default settings.max_body_bytes)."""
+    limit = limit or settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+    raw = request.stream.read(limit + 1) if request.content_length is None else request.get_data()
+    if len(raw) > limit:
+        raise PayloadTooLarge(limit)
+    return parse_json_object(raw)
+
+
+class PayloadTooLarge(InvalidInput):
+    status = 413
+    error_type = "PayloadTooLarge"
+
+    def __init__(self, limit: int):
+        super().__init__(f"request body is larger than {limit} bytes", where="body",
+                         zh=f"请求内容超过 {limit} 字节")
 
 
 def parse_json_object(raw: bytes) -> dict:
-    """A request body that must be one JSON object (cast_endpoint.py reads its body itself)."""
+    """The one JSON reader of request bodies (cast_endpoint.py uses it too): one JSON object,
+    nested at most MAX_DEPTH levels, integers within ±2^53, no NaN or Infinity, no NUL
+    character in any string; else InvalidInput naming what is wrong and where."""
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
     try:
-        data = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError included
-        raise InvalidInput("request body is not valid JSON", where="body") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"request body is not UTF-8 (byte {exc.start})", where="body") from None
+    _check_depth(text)
+    try:
+        data = json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
+    except InvalidInput:
+        raise
+    except RecursionError:  # _check_depth makes this unreachable; never a 500 though
+        raise InvalidInput(f"request body is nested too deeply (at most {MAX_DEPTH} levels)", where="body") from None
+    except ValueError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}", where="body") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
+    _check_strings(data, "")
     return data
 
 
-def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None):
-    """Read one field with its type checked (bool is not accepted as int)."""
+def _no_constant(name: str):
+    raise InvalidInput(f"{name} is not a JSON number", where="body")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidInput(f"the number {text[:40]} is too large", where="body")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 17 or abs(int(text)) >= MAX_ID:
+        raise InvalidInput(f"the number {text[:40]} is too large: integers must be below 2^53", where="body")
+    return int(text)
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before the parser recurses, naming the path."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    stack: list[list] = []  # per open container: [kind, index or key]
+    last_string = None
+    for m in _TOKENS.finditer(text):
+        tok = m.group()
+        if tok[0] == '"':
+            last_string = tok
+        elif tok in "[{":
+            stack.append([tok, 0 if tok == "[" else None])
+            if len(stack) > MAX_DEPTH:
+                raise InvalidInput(f"request body is nested too deeply at {_path(stack)} "
+                                   f"(character {m.start() + 1}; at most {MAX_DEPTH} levels)", where="body")
+        elif tok in "]}":
+            if stack:
+                stack.pop()
+        elif tok == "," and stack and stack[-1][0] == "[":
+            stack[-1][1] += 1
+        elif tok == ":" and stack and stack[-1][0] == "{" and last_string is not None:
+            try:
+                stack[-1][1] = json.loads(last_string)
+            except ValueError:
+                stack[-1][1] = "?"
+
+
+def _path(stack: list[list]) -> str:
+    out = "$"
+    for kind, at in stack[:-1]:
+        out += f"[{at}]" if kind == "[" else f".{at}"
+    return out if len(out) <= 200 else out[:200] + "…"
+
+
+def _check_strings(value, path: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("a string holds the NUL character (U+0000)", where=path or "body")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                raise InvalidInput("a key holds the NUL character (U+0000)", where=path or "body")
+            _check_strings(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_strings(v, f"{path}[{i}]")
+
+
+def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None, *,
+          where: str | None = None, minimum: int | None = None, maximum: int | None = None):
+    """Read one field with its type checked (bool is not accepted as int); an int must lie
+    within [minimum, maximum] when they are given. `where` names the field in errors
+    (default: its name)."""
+    where = where or name
     if name not in data or data[name] is None:
         if required:
-            raise InvalidInput(f"missing field {name!r}", where=name)
+            raise InvalidInput(f"missing field {name!r}", where=where)
         return default
     value = data[name]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise InvalidInput(f"field {name!r} must be {names}, not {type(value).__name__}", where=name)
+        names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise InvalidInput(f"field {name!r} must be {names}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}",
+                           where=where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if minimum is not None and value < minimum:
+            raise InvalidInput(f"field {name!r} must be at least {minimum}, not {value}", where=where)
+        if maximum is not None and value > maximum:
+            raise InvalidInput(f"field {name!r} must be at most {maximum}, not {value}", where=where)
     return value
+
+
+def id_field(data: dict, name: str, required: bool = True, *, where: str | None = None) -> int | None:
+    """A row id: an integer 1 ≤ id < 2^53."""
+    return field(data, name, int, required=required, where=where, minimum=1, maximum=MAX_ID - 1)
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object",
+               list: "an array", type(None): "null"}
 
 
 def commit() -> None:
