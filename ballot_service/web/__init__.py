@@ -6,6 +6,7 @@ from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from ballot_service.config import private_dir
 from ballot_service.errors import BallotError
 from ballot_service.web import (
     admin_api,
@@ -36,6 +37,7 @@ class IdConverter(IntegerConverter):
 
 def register(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
+    private_dir(app.config["SETTINGS"].instance_path)  # uploads, print jobs, the session key: 0700
     i18n.register(app)
     security.register(app)
 
