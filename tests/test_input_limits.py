@@ -90,6 +90,7 @@ def test_deep_json_on_every_endpoint_is_never_a_server_error(app, api):
 def test_huge_ids_in_routes_are_404(api):
     setup_session(api, members=2, open_vote=False)
     for url in ("/api/admin/items/9223372036854775808/open", "/api/admin/items/9007199254740992/open",
+                "/api/admin/bodies/2147483648/key", "/api/admin/items/2147483648/open",
                 "/api/admin/sessions/99999999999999999999999/close", "/api/admin/terminals/0/revoke"):
         r = api.client.post(url)
         assert r.status_code == 404, url
@@ -101,6 +102,8 @@ def test_huge_ids_and_numbers_in_json_are_400(api):
     s = setup_session(api, members=2, open_vote=False)
     r = api.client.post("/api/admin/sessions", json={"body_id": 2 ** 63, "name": "x"})
     assert r.status_code == 400 and "2^53" in errors(r)[0]["message"]
+    r = api.client.post("/api/admin/sessions", json={"body_id": 2 ** 31, "name": "x"})
+    assert r.status_code == 400 and "at most 2147483647" in errors(r)[0]["message"]
     r = api.client.post("/api/admin/sessions", json={"body_id": 0, "name": "x"})
     assert r.status_code == 400 and errors(r)[0]["where"] == "body_id"
     r = api.client.post(f"/api/admin/sessions/{s.sitting_id}/screen", json={"show": "result", "item_id": -1})

@@ -19,19 +19,19 @@ from ballot_service.web import (
     terminal_api,
     verify_page,
 )
-from ballot_service.web.common import MAX_ID, error_response, finish_refusal, wants_json
+from ballot_service.web.common import MAX_ROW_ID, error_response, finish_refusal, wants_json
 from ballot_service.web.roles import check_every_route_declares_role
 
 BLUEPRINTS = (terminal_api.bp, station_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp)
 
 
 class IdConverter(IntegerConverter):
-    """`<int:…>` in every route: a row id, 1 ≤ id < 2^53 (a larger number is no row: 404, never
-    an overflow in the database driver)."""
+    """`<int:…>` in every route: a row id, 1 ≤ id ≤ 2^31-1 (common.MAX_ROW_ID; a larger number
+    is no row: 404, never an out-of-range error from PostgreSQL's INTEGER)."""
 
     def __init__(self, map, **kwargs):
         kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", MAX_ID - 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
         super().__init__(map, **kwargs)
 
 

@@ -24,7 +24,8 @@ def settings():
 
 
 MAX_DEPTH = 32  # nesting levels of a request body; no request of this API needs more than 4
-MAX_ID = 2 ** 53  # ids and counts are below 2^53: exact in every JSON reader (JavaScript's too)
+MAX_ID = 2 ** 53  # integers in a body are below 2^53: exact in every JSON reader (JavaScript's too)
+MAX_ROW_ID = 2 ** 31 - 1  # a row id: the INTEGER id columns hold no more, on SQLite and PostgreSQL alike
 BIG_BODY_BYTES = 8 * 1024 * 1024  # a roster or a terminal list; every other body: settings.max_body_bytes
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
 
@@ -165,8 +166,9 @@ def field(data: dict, name: str, kind: type | tuple, required: bool = True, defa
 
 
 def id_field(data: dict, name: str, required: bool = True, *, where: str | None = None) -> int | None:
-    """A row id: an integer 1 ≤ id < 2^53."""
-    return field(data, name, int, required=required, where=where, minimum=1, maximum=MAX_ID - 1)
+    """A row id: an integer 1 ≤ id ≤ MAX_ROW_ID (a larger one is no row; PostgreSQL would
+    refuse it with an error rather than find nothing)."""
+    return field(data, name, int, required=required, where=where, minimum=1, maximum=MAX_ROW_ID)
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object",
