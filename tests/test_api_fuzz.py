@@ -26,7 +26,7 @@ schemathesis = pytest.importorskip("schemathesis")
 pytestmark = pytest.mark.fuzz
 
 OPENAPI = Path(__file__).resolve().parent.parent / "ballot_service" / "openapi.yaml"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 # Operations that end what the others need; they run last.
 LAST = ("sessionClose", "terminalRevoke", "adminLogout")
 

@@ -291,3 +291,12 @@ def test_time_limit_must_be_positive_and_bounded(app, api, limit):
                         json={"key": "k", "kind": "resolution", "title": "t", "time_limit_s": limit})
     assert r.status_code == 400 and errors(r)[0]["where"] == "time_limit_s"
     assert count(app, Item) == before
+
+
+def test_integers_beyond_the_database_integer_are_400_on_every_field(api):
+    """Found by the fuzzer on PostgreSQL: a station's item_id of 2^31 was a 500."""
+    s = setup_session(api, members=2, open_vote=False)
+    r = api.client.post("/api/station/tally-sheet", headers={"Authorization": f"Bearer {s.station}"},
+                        json={"item_id": 2 ** 31, "teller": "t", "sheet": {"issued": 0, "returned": 0,
+                                                                         "invalid": 0, "counts": {}}})
+    assert r.status_code == 400 and errors(r)[0]["where"] == "item_id"

@@ -144,7 +144,7 @@ def _check_strings(value, path: str) -> None:
 def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None, *,
           where: str | None = None, minimum: int | None = None, maximum: int | None = None):
     """Read one field with its type checked (bool is not accepted as int); an int must lie
-    within [minimum, maximum] when they are given. `where` names the field in errors
+    within [minimum, maximum] (by default what an INTEGER column holds, ±MAX_ROW_ID). `where` names the field in errors
     (default: its name)."""
     where = where or name
     if name not in data or data[name] is None:
@@ -158,6 +158,9 @@ def field(data: dict, name: str, kind: type | tuple, required: bool = True, defa
         raise InvalidInput(f"field {name!r} must be {names}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}",
                            where=where)
     if isinstance(value, int) and not isinstance(value, bool):
+        # Every integer column is an INTEGER (32 bits on PostgreSQL): no field may hold more.
+        minimum = -MAX_ROW_ID if minimum is None else minimum
+        maximum = MAX_ROW_ID if maximum is None else maximum
         if minimum is not None and value < minimum:
             raise InvalidInput(f"field {name!r} must be at least {minimum}, not {value}", where=where)
         if maximum is not None and value > maximum:
