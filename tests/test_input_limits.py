@@ -54,6 +54,14 @@ def test_parser_names_where_the_nesting_is_too_deep():
         parse_json_object(ok)  # brackets in strings do not count; 32 levels are allowed
 
 
+def test_parser_stays_fast_on_hostile_bodies():
+    t0 = time.monotonic()
+    for body in (b'{"x":"' + b'\\"' * 32000 + b"[" * 40, b"[" * 40 + b'"' + b'\\"' * 30000, DEEP, DEEP_LIST):
+        with pytest.raises(InvalidInput):
+            parse_json_object(body)
+    assert time.monotonic() - t0 < 1
+
+
 def test_deep_json_on_the_unauthenticated_endpoints(client):
     for path in ("/api/admin/login", "/api/terminal/cast"):
         for body in (DEEP, DEEP_LIST):

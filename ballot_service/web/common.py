@@ -61,18 +61,18 @@ def parse_json_object(raw: bytes) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"request body is not UTF-8 (byte {exc.start})", where="body") from None
-    _check_depth(text)
     try:
         data = json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
     except InvalidInput:
         raise
-    except RecursionError:  # _check_depth makes this unreachable; never a 500 though
+    except RecursionError:  # far deeper than MAX_DEPTH: the text up to there is valid JSON
+        _check_depth(text)
         raise InvalidInput(f"request body is nested too deeply (at most {MAX_DEPTH} levels)", where="body") from None
     except ValueError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}", where="body") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
-    _check_strings(data, "")
+    _check_values(data, text)
     return data
 
 
@@ -94,7 +94,9 @@ def _bounded_int(text: str) -> int:
 
 
 def _check_depth(text: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH before the parser recurses, naming the path."""
+    """Refuse nesting deeper than MAX_DEPTH, naming the path and the character. Called only on
+    text that parsed up to the too-deep place (a scan of unterminated strings could take
+    quadratic time)."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return
     stack: list[list] = []  # per open container: [kind, index or key]
@@ -127,18 +129,27 @@ def _path(stack: list[list]) -> str:
     return out if len(out) <= 200 else out[:200] + "…"
 
 
-def _check_strings(value, path: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInput("a string holds the NUL character (U+0000)", where=path or "body")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            if "\x00" in k:
-                raise InvalidInput("a key holds the NUL character (U+0000)", where=path or "body")
-            _check_strings(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_strings(v, f"{path}[{i}]")
+def _check_values(data: dict, text: str) -> None:
+    """Walk the parsed body (without recursion): no NUL in a string or key, and no deeper than
+    MAX_DEPTH (then _check_depth names the place in the text, which parsed, so its scan is linear)."""
+    stack = [(data, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidInput("a string holds the NUL character (U+0000)", where=path or "body")
+            continue
+        if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+            _check_depth(text)
+            raise InvalidInput(f"request body is nested too deeply at {path} (at most {MAX_DEPTH} levels)",
+                               where="body")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if "\x00" in k:
+                    raise InvalidInput("a key holds the NUL character (U+0000)", where=path or "body")
+                stack.append((v, f"{path}.{k}" if path else k, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
 def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None, *,
