@@ -308,3 +308,14 @@ def test_integers_beyond_the_database_integer_are_400_on_every_field(api):
                         json={"item_id": 2 ** 31, "teller": "t", "sheet": {"issued": 0, "returned": 0,
                                                                          "invalid": 0, "counts": {}}})
     assert r.status_code == 400 and errors(r)[0]["where"] == "item_id"
+
+
+def test_nul_and_lone_surrogates_are_refused_anywhere_in_a_body(api):
+    s = setup_session(api, members=2, open_vote=False)
+    for body in (b'{"members": ["\\ud800"]}', b'{"members": ["M\\u00000001"]}', b'{"\\udfff": 1, "members": []}'):
+        r = api.client.post(f"/api/admin/sessions/{s.sitting_id}/attendance", data=body,
+                            content_type="application/json")
+        assert r.status_code == 400, body
+    r = api.client.post("/api/admin/login", data=b'{"username": "\\ud800", "password": "x"}',
+                        content_type="application/json")
+    assert r.status_code == 400 and errors(r)[0]["where"] == "username"

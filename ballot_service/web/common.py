@@ -27,6 +27,7 @@ MAX_DEPTH = 32  # nesting levels of a request body; no request of this API needs
 MAX_ID = 2 ** 53  # integers in a body are below 2^53: exact in every JSON reader (JavaScript's too)
 MAX_ROW_ID = 2 ** 31 - 1  # a row id: the INTEGER id columns hold no more, on SQLite and PostgreSQL alike
 BIG_BODY_BYTES = 8 * 1024 * 1024  # a roster or a terminal list; every other body: settings.max_body_bytes
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
 
 
@@ -54,7 +55,7 @@ class PayloadTooLarge(InvalidInput):
 def parse_json_object(raw: bytes) -> dict:
     """The one JSON reader of request bodies (cast_endpoint.py uses it too): one JSON object,
     nested at most MAX_DEPTH levels, integers within ±2^53, no NaN or Infinity, no NUL
-    character in any string; else InvalidInput naming what is wrong and where."""
+    character or lone surrogate in any string or key; else InvalidInput naming what is wrong and where."""
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
     try:
@@ -136,8 +137,9 @@ def _check_values(data: dict, text: str) -> None:
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
-            if "\x00" in value:
-                raise InvalidInput("a string holds the NUL character (U+0000)", where=path or "body")
+            if _UNSTORABLE.search(value):
+                raise InvalidInput("a string holds NUL (U+0000) or a lone surrogate (\\ud800-\\udfff), "
+                                   "which no database stores", where=path or "body")
             continue
         if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
             _check_depth(text)
@@ -145,8 +147,8 @@ def _check_values(data: dict, text: str) -> None:
                                where="body")
         if isinstance(value, dict):
             for k, v in value.items():
-                if "\x00" in k:
-                    raise InvalidInput("a key holds the NUL character (U+0000)", where=path or "body")
+                if _UNSTORABLE.search(k):
+                    raise InvalidInput("a key holds NUL (U+0000) or a lone surrogate", where=path or "body")
                 stack.append((v, f"{path}.{k}" if path else k, depth + 1))
         elif isinstance(value, list):
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
