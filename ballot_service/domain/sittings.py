@@ -39,7 +39,8 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
                            zh="服务器未设置签名密钥口令 BALLOT_KEY_PASSPHRASE")
     name = keys.body_key_name(body.id)
     if not reuse and (body.key_name or keys.private_path(keys_dir, name).exists()):
-        raise Conflict(f"body {body.id} already has its signing key {name}; a key is never replaced here",
+        raise Conflict(f"body {body.id} already has its signing key {name}; refusing to overwrite it "
+                       f"(a signing key is never replaced here)",
                        where="body_id", zh=f"机构 {body.id} 已有签名密钥 {name}，不能在此更换")
     if reuse and keys.private_path(keys_dir, name).exists():
         key, event = keys.load_key(keys_dir, name, passphrase), "key_reused"
