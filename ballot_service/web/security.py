@@ -114,12 +114,16 @@ def secure_headers(response):
     return response
 
 
-def _origin_of(url: str) -> tuple[str, str] | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+def _host_of(url: str) -> tuple[str, int | None] | None:
+    """(host, port as written) of an http(s) URL, or None when it is not one. The scheme is
+    left out: behind a proxy that ends TLS the browser says https and the server sees http."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return parts.hostname.lower(), parts.port
+    except ValueError:  # a port that is not a number
         return None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, f"{(parts.hostname or '').lower()}:{port}"
 
 
 def _check_origin() -> None:
@@ -130,14 +134,8 @@ def _check_origin() -> None:
         origin, header = request.referrer, "Referer"
         if origin is None:
             return
-    sent = _origin_of(origin)
-    allowed = set()
-    for url in (request.host_url, current_app.config["SETTINGS"].public_url):
-        o = _origin_of(url) if url else None
-        if o is not None:
-            allowed.add(o[1])
-    # The host:port must be ours; the scheme may differ behind a proxy that ends TLS.
-    if sent is None or sent[1] not in allowed:
+    allowed = {_host_of(request.host_url), _host_of(current_app.config["SETTINGS"].public_url or "")} - {None}
+    if _host_of(origin) not in allowed:
         raise Forbidden(f"this request came from another site ({header}: {origin[:200]}); "
                         f"it must come from {request.host_url.rstrip('/')}", where=header,
                         zh=f"该请求来自其他网站（{header}: {origin[:200]}），已拒绝")
