@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from console_support import token
 from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,9 +38,11 @@ def _operations():
     return sorted(ops, key=lambda o: (o.definition.raw.get("operationId") in LAST, o.path, o.method))
 
 
-def _cookie(app, operator) -> dict:
+def _operator(app, operator) -> dict:
+    """An operator's login cookie and CSRF token (so multipart roster uploads get past CSRF)."""
     client = login_client(app, operator)
-    return {"session": client.get_cookie("session").value}
+    csrf = token(client)
+    return {"cookies": {"session": client.get_cookie("session").value}, "headers": {"X-CSRFToken": csrf}}
 
 
 def test_no_operation_answers_a_server_error(app, api, staff, capsys):
@@ -50,9 +53,9 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
     known = {"body_id": [s.body_id], "sitting_id": [s.sitting_id], "item_id": [s.item_id],
              "terminal_id": list(s.terminal_ids.values())}
     callers = {
-        "secretariat": {"cookies": _cookie(app, OPERATOR)},
-        "auditor": {"cookies": _cookie(app, AUDITOR)},
-        "display": {"cookies": _cookie(app, DISPLAY_OPERATOR)},
+        "secretariat": _operator(app, OPERATOR),
+        "auditor": _operator(app, AUDITOR),
+        "display": _operator(app, DISPLAY_OPERATOR),
         "terminal": {"headers": {"Authorization": f"Bearer {s.creds[s.present[0]]}"}},
         "station": {"headers": {"Authorization": f"Bearer {s.station}"}},
     }
