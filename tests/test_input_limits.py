@@ -56,10 +56,11 @@ def test_parser_names_where_the_nesting_is_too_deep():
 
 def test_parser_stays_fast_on_hostile_bodies():
     t0 = time.monotonic()
-    for body in (b'{"x":"' + b'\\"' * 32000 + b"[" * 40, b"[" * 40 + b'"' + b'\\"' * 30000, DEEP, DEEP_LIST):
+    # 320,000 escaped quotes: a scan that restarts at every quote would take minutes; linear is milliseconds
+    for body in (b'{"x":"' + b'\\"' * 320_000 + b"[" * 40, b"[" * 40 + b'"' + b'\\"' * 320_000, DEEP, DEEP_LIST):
         with pytest.raises(InvalidInput):
             parse_json_object(body)
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 5
 
 
 def test_deep_json_on_the_unauthenticated_endpoints(client):
