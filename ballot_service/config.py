@@ -16,6 +16,25 @@ def _default_templates() -> Path:
     return packaged if packaged.is_dir() else PROJECT_ROOT / "templates"
 
 
+def private_dir(path: Path) -> None:
+    """Make `path` a folder only its owner can enter (0700): the instance folder, the SQLite
+    database's folder. An existing folder is tightened only when it is ours."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty if missing, readable by its owner only (0600); tighten it if it is
+    ours. SQLite gives the -wal and -shm files the database file's mode."""
+    path = Path(path)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and p.stat().st_uid == os.getuid():
+            p.chmod(0o600)
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 

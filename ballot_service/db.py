@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from ballot_service.config import private_dir, private_file
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -155,7 +157,9 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if not Path(path).parent.exists():
+                private_dir(Path(path).parent)  # a folder made for the database: 0700
+            private_file(Path(path))  # the database and its WAL: 0600
         # One connection per server thread at most (serve --threads is at most 256), so a
         # thread never waits for a pooled connection while the database itself is idle; up
         # to 64 stay open, since opening one (PRAGMAs, a cold statement cache) is not free.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from werkzeug.routing import IntegerConverter
 
 from ballot_service.domain.terminals import register_terminal
 from ballot_service.models import Body, Sitting
@@ -37,7 +38,7 @@ def _routes(app):
         roles = app.view_functions[rule.endpoint].required_roles
         url = rule.rule
         for arg, conv in rule._converters.items():
-            sample = "1" if type(conv).__name__ == "IntegerConverter" else "x1"
+            sample = "1" if isinstance(conv, IntegerConverter) else "x1"
             url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", sample, url)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield rule.rule, url, method, roles

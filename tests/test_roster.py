@@ -197,7 +197,8 @@ def test_english_header_named_in_error():
 
 def test_value_too_long():
     e = refused("r.csv", ("代表证号,姓名\n1001," + "张" * 101 + "\n").encode("utf-8"))
-    assert e.where == "r.csv: row 2"
+    assert e.where == "r.csv: row 2, column 姓名"
+    assert "101 characters" in e.message and "at most 100" in e.message
 
 
 def test_old_xls_refused_by_suffix_and_by_content():

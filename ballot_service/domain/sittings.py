@@ -12,17 +12,19 @@ from ballot_service.crypto import keys
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
 from ballot_service.numbers import is_int
+
+MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
 
 
 def create_body(db: Session, name: str, kind: str) -> Body:
     if kind not in rules.BODY_KINDS:
         raise InvalidInput(f"body kind must be one of {', '.join(rules.BODY_KINDS)}, not {kind!r}", where="kind",
                            zh=f"机构类型须为 {'、'.join(rules.BODY_KINDS)} 之一，不能是 {kind!r}")
-    if not name or not name.strip():
-        raise InvalidInput("body name is empty", where="name", zh="机构名称不能为空")
-    body = Body(name=name.strip(), kind=kind)
+    name = names.check_name(name, what="body name", where="name", max_len=names.BODY_NAME)
+    body = Body(name=name, kind=kind)
     db.add(body)
     db.flush()
     audit.append(db, "body_created", {"body_id": body.id, "name": body.name, "kind": kind})
@@ -37,6 +39,10 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
         raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE",
                            zh="服务器未设置签名密钥口令 BALLOT_KEY_PASSPHRASE")
     name = keys.body_key_name(body.id)
+    if not reuse and (body.key_name or keys.private_path(keys_dir, name).exists()):
+        raise Conflict(f"body {body.id} already has its signing key {name}; refusing to overwrite it "
+                       f"(a signing key is never replaced here)",
+                       where="body_id", zh=f"机构 {body.id} 已有签名密钥 {name}，不能在此更换")
     if reuse and keys.private_path(keys_dir, name).exists():
         key, event = keys.load_key(keys_dir, name, passphrase), "key_reused"
     else:
@@ -48,9 +54,8 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
 
 
 def create_sitting(db: Session, body: Body, name: str) -> Sitting:
-    if not name or not name.strip():
-        raise InvalidInput("session name is empty", where="name", zh="会议名称不能为空")
-    sitting = Sitting(body_id=body.id, name=name.strip())
+    name = names.check_name(name, what="session name", where="name", max_len=names.SITTING_NAME)
+    sitting = Sitting(body_id=body.id, name=name)
     db.add(sitting)
     db.flush()
     audit.append(db, "session_created", {"body_id": body.id, "session_id": sitting.id, "name": sitting.name},
@@ -233,6 +238,12 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     if not key or not title:
         raise InvalidInput("an item needs a key and a title", where="key" if not key else "title",
                            zh="表决事项须填写编号和标题")
+    key = names.check_name(key, what="item key", where="key", max_len=names.ITEM_KEY)
+    title = names.check_name(title, what="item title", where="title", max_len=names.ITEM_TITLE)
+    if time_limit_s is not None and (not isinstance(time_limit_s, int) or isinstance(time_limit_s, bool)
+                                     or not 1 <= time_limit_s <= MAX_TIME_LIMIT_S):
+        raise InvalidInput(f"time_limit_s must be a whole number of seconds from 1 to {MAX_TIME_LIMIT_S}",
+                           where="time_limit_s", zh=f"表决限时须为 1 至 {MAX_TIME_LIMIT_S} 秒之间的整数")
     if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key)):
         raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
                        zh=f"本次会议已有编号为“{key}”的表决事项")
@@ -247,11 +258,9 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
                                zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
                                else "任职票决须填写被提名人")
+    candidates = [_clean_candidate(c, i) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
-        if not c.get("key") or not c.get("title"):
-            raise InvalidInput("each candidate needs a key and a title", where=f"candidates[{i}]",
-                               zh="每个候选项目或被提名人都须有编号和名称")
         if keys.count(c["key"]) > 1:
             raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key",
                                zh=f"候选编号“{c['key']}”重复")
@@ -280,6 +289,26 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
         "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates]},
         sitting_id=sitting.id)
     return item
+
+
+def _clean_candidate(c, i: int) -> dict:
+    """A candidate {key, title, description?} with every text a clean name (formats.names)."""
+    if not isinstance(c, dict):
+        raise InvalidInput("each candidate must be an object {key, title, description}", where=f"candidates[{i}]",
+                           zh="每个候选项须为对象 {key, title, description}")
+    if not c.get("key") or not c.get("title"):
+        raise InvalidInput("each candidate needs a key and a title", where=f"candidates[{i}]",
+                           zh="每个候选项目或被提名人都须有编号和名称")
+    out = {"key": names.check_name(c["key"], what="candidate key", where=f"candidates[{i}].key",
+                                   max_len=names.CANDIDATE_KEY),
+           "title": names.check_name(c["title"], what="candidate title", where=f"candidates[{i}].title",
+                                     max_len=names.CANDIDATE_TITLE)}
+    description = names.check_name(c.get("description"), what="candidate description", required=False,
+                                   where=f"candidates[{i}].description", max_len=names.CANDIDATE_DESCRIPTION,
+                                   multiline=True)
+    if description:
+        out["description"] = description
+    return out
 
 
 SCREEN_CHOICES = ("auto", "title", "checkin", "result")

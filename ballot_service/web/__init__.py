@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
+from ballot_service.config import private_dir
 from ballot_service.errors import BallotError
 from ballot_service.web import (
     admin_api,
@@ -17,13 +19,25 @@ from ballot_service.web import (
     terminal_api,
     verify_page,
 )
-from ballot_service.web.common import error_response, finish_refusal, wants_json
+from ballot_service.web.common import MAX_ROW_ID, error_response, finish_refusal, wants_json
 from ballot_service.web.roles import check_every_route_declares_role
 
 BLUEPRINTS = (terminal_api.bp, station_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp)
 
 
+class IdConverter(IntegerConverter):
+    """`<int:…>` in every route: a row id, 1 ≤ id ≤ 2^31-1 (common.MAX_ROW_ID; a larger number
+    is no row: 404, never an out-of-range error from PostgreSQL's INTEGER)."""
+
+    def __init__(self, map, **kwargs):
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, **kwargs)
+
+
 def register(app: Flask) -> None:
+    app.url_map.converters["int"] = IdConverter
+    private_dir(app.config["SETTINGS"].instance_path)  # uploads, print jobs, the session key: 0700
     i18n.register(app)
     security.register(app)
 
@@ -31,7 +45,8 @@ def register(app: Flask) -> None:
     def _ballot_error(exc: BallotError):
         finish_refusal(exc)
         if wants_json():
-            return jsonify({"errors": [exc.to_dict()]}), exc.status
+            problems = getattr(exc, "problems", None) or [exc]  # a file's every error (roster.py)
+            return jsonify({"errors": [p.to_dict() for p in problems]}), exc.status
         if exc.status == 401:
             return redirect(url_for("console.login_page", next=request.full_path))
         return render_template("error.html", status=exc.status, error=exc), exc.status
@@ -45,8 +60,14 @@ def register(app: Flask) -> None:
             limit = request.max_content_length
             return error_response(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
         if not wants_json():
-            return render_template("error.html", status=exc.code, error=exc), exc.code
-        return error_response(exc.code or 500, exc.description or exc.name, exc.name.replace(" ", ""))
+            resp = app.make_response((render_template("error.html", status=exc.code, error=exc), exc.code))
+        else:
+            resp = app.make_response(error_response(exc.code or 500, exc.description or exc.name,
+                                                    exc.name.replace(" ", "")))
+        allow = getattr(exc, "valid_methods", None)
+        if exc.code == 405 and allow:
+            resp.headers["Allow"] = ", ".join(allow)  # RFC 9110: a 405 names the methods there are
+        return resp
 
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)

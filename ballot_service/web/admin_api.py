@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request, session
 
 from ballot_service.crypto import keys
 from ballot_service.domain import issuance, operators, paper_ballots, records, tally, voting
-from ballot_service.domain.roster import RosterRow, import_roster, read_roster
+from ballot_service.domain.roster import import_roster, read_members_json, read_roster
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -22,11 +22,22 @@ from ballot_service.domain.sittings import (
 )
 from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
 from ballot_service.errors import InvalidInput, NotFound
-from ballot_service.formats import ballots
+from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
-from ballot_service.web.common import commit, field, get_db, json_body, settings, start_operator_session
+from ballot_service.web.common import (
+    BIG_BODY_BYTES,
+    commit,
+    field,
+    get_db,
+    id_field,
+    json_body,
+    settings,
+    start_operator_session,
+)
 from ballot_service.web.roles import requires
+
+MAX_CANDIDATES = 1000
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 
@@ -80,17 +91,7 @@ def roster_upload(body_id: int):
         rows = read_roster(f.filename or "roster.csv", f.read())
         source = f.filename or "upload"
     else:
-        data = json_body()
-        members = field(data, "members", list)
-        rows, seen = [], set()
-        for i, m in enumerate(members):
-            if not isinstance(m, dict) or not isinstance(m.get("id"), str) or not isinstance(m.get("name"), str) \
-                    or not m["id"] or not m["name"]:
-                raise InvalidInput("each member needs a string id and name", where=f"members[{i}]")
-            if m["id"] in seen:
-                raise InvalidInput(f"duplicate id {m['id']}", where=f"members[{i}].id")
-            seen.add(m["id"])
-            rows.append(RosterRow(i + 1, m["id"], m["name"], m.get("group"), m.get("seat"), m.get("card")))
+        rows = read_members_json(field(json_body(BIG_BODY_BYTES), "members", list))
         source = "api"
     summary = import_roster(db, body, rows, source=source)
     commit()
@@ -102,7 +103,7 @@ def roster_upload(body_id: int):
 def sessions_create():
     data = json_body()
     db = get_db()
-    sitting = create_sitting(db, get_body(db, field(data, "body_id", int)), field(data, "name", str))
+    sitting = create_sitting(db, get_body(db, id_field(data, "body_id")), field(data, "name", str))
     commit()
     return jsonify({"id": sitting.id, "name": sitting.name}), 201
 
@@ -126,7 +127,7 @@ def screen_set(sitting_id: int):
     data = json_body()
     db = get_db()
     chosen = set_screen(db, get_sitting(db, sitting_id), field(data, "show", str),
-                        field(data, "item_id", int, required=False, default=None))
+                        id_field(data, "item_id", required=False))
     commit()
     return jsonify(chosen)
 
@@ -146,9 +147,12 @@ def attendance_set(sitting_id: int):
     db = get_db()
     sitting = get_sitting(db, sitting_id)
     status = field(data, "status", str, required=False, default="present")
-    for i, no in enumerate(field(data, "members", list)):
-        if not isinstance(no, str):
-            raise InvalidInput("member numbers must be strings", where=f"members[{i}]")
+    members = field(data, "members", list)
+    for i, no in enumerate(members):
+        if not isinstance(no, str) or not no or len(no) > names.MEMBER_NO:
+            raise InvalidInput(f"member numbers must be strings of 1 to {names.MEMBER_NO} characters",
+                               where=f"members[{i}]")
+    for no in members:
         set_attendance(db, sitting, find_member(db, sitting.body_id, no), status, "manual")
     state = attendance_state(db, sitting).as_dict()
     commit()
@@ -162,7 +166,7 @@ def terminals_create(sitting_id: int):
     "holder", "teller_role"}]}; holder and teller_role ("counter" 计票人 | "scrutineer" 监票人) name
     the teller holding a counting station that enters tally sheets. The credentials are shown
     once, here."""
-    data = json_body()
+    data = json_body(BIG_BODY_BYTES)
     db = get_db()
     sitting = get_sitting(db, sitting_id)
     out = []
@@ -172,11 +176,19 @@ def terminals_create(sitting_id: int):
     for i, t in enumerate(specs):
         if not isinstance(t, dict):
             raise InvalidInput("must be an object", where=f"terminals[{i}]")
-        term, credential = register_terminal(db, sitting, field(t, "name", str),
-                                             field(t, "kind", str, required=False, default="seat"),
-                                             field(t, "seat", str, required=False),
-                                             holder=field(t, "holder", str, required=False),
-                                             teller_role=field(t, "teller_role", str, required=False))
+        name = names.check_name(field(t, "name", str, where=f"terminals[{i}].name"), what="terminal name",
+                                where=f"terminals[{i}].name", max_len=names.TERMINAL_NAME)
+        seat = names.check_name(field(t, "seat", str, required=False, where=f"terminals[{i}].seat"),
+                                what="seat", where=f"terminals[{i}].seat", max_len=names.SEAT, required=False)
+        holder = names.check_name(field(t, "holder", str, required=False, where=f"terminals[{i}].holder"),
+                                  what="holder", where=f"terminals[{i}].holder", max_len=names.MEMBER_NAME,
+                                  required=False)
+        term, credential = register_terminal(db, sitting, name,
+                                             field(t, "kind", str, required=False, default="seat",
+                                                   where=f"terminals[{i}].kind"), seat,
+                                             holder=holder,
+                                             teller_role=field(t, "teller_role", str, required=False,
+                                                               where=f"terminals[{i}].teller_role"))
         row = {"id": term.id, "name": term.name, "seat": term.seat, "kind": term.kind, "credential": credential}
         if term.holder:
             row.update(holder=term.holder, teller_role=term.teller_role)
@@ -218,13 +230,18 @@ def items_create(sitting_id: int):
     rule = field(data, "rule", dict, required=False, default={})
     cands = field(data, "candidates", list, required=False, default=None)
     if cands is not None:
+        if len(cands) > MAX_CANDIDATES:
+            raise InvalidInput(f"at most {MAX_CANDIDATES} candidates", where="candidates")
         for i, c in enumerate(cands):
             if not isinstance(c, dict):
                 raise InvalidInput("each candidate must be an object", where=f"candidates[{i}]")
+            for name in ("key", "title", "description"):
+                field(c, name, str, required=name == "title", where=f"candidates[{i}].{name}")
     item = create_item(db, get_sitting(db, sitting_id), key=field(data, "key", str),
                        kind=field(data, "kind", str), title=field(data, "title", str), candidates=cands,
-                       places=field(data, "places", int, required=False),
-                       base=rule.get("base", "members"), majority=rule.get("majority", "half"),
+                       places=field(data, "places", int, required=False, minimum=1, maximum=MAX_CANDIDATES),
+                       base=field(rule, "base", str, required=False, default="members", where="rule.base"),
+                       majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
                        secret=field(data, "secret", bool, required=False, default=True),
                        channel=field(data, "channel", str, required=False, default="terminal"),
                        time_limit_s=field(data, "time_limit_s", int, required=False))

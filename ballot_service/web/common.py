@@ -3,6 +3,7 @@ request, one JSON error shape, and the operator's login session."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from flask import current_app, g, jsonify, request, session
@@ -22,36 +23,172 @@ def settings():
     return current_app.config["SETTINGS"]
 
 
-def json_body() -> dict:
-    """The request's JSON object, or a clear 400 saying what is wrong with it."""
-    return parse_json_object(request.get_data())
+MAX_DEPTH = 32  # nesting levels of a request body; no request of this API needs more than 4
+MAX_ID = 2 ** 53  # integers in a body are below 2^53: exact in every JSON reader (JavaScript's too)
+MAX_ROW_ID = 2 ** 31 - 1  # a row id: the INTEGER id columns hold no more, on SQLite and PostgreSQL alike
+BIG_BODY_BYTES = 8 * 1024 * 1024  # a roster or a terminal list; every other body: settings.max_body_bytes
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+
+
+def json_body(limit: int | None = None) -> dict:
+    """The request's JSON object, or a clear 400 saying what is wrong with it (413 over
+    `limit` bytes, by default settings.max_body_bytes)."""
+    limit = limit or settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+    raw = request.stream.read(limit + 1) if request.content_length is None else request.get_data()
+    if len(raw) > limit:
+        raise PayloadTooLarge(limit)
+    return parse_json_object(raw)
+
+
+class PayloadTooLarge(InvalidInput):
+    status = 413
+    error_type = "PayloadTooLarge"
+
+    def __init__(self, limit: int):
+        super().__init__(f"request body is larger than {limit} bytes", where="body",
+                         zh=f"请求内容超过 {limit} 字节")
 
 
 def parse_json_object(raw: bytes) -> dict:
-    """A request body that must be one JSON object (cast_endpoint.py reads its body itself)."""
+    """The one JSON reader of request bodies (cast_endpoint.py uses it too): one JSON object,
+    nested at most MAX_DEPTH levels, integers within ±2^53, no NaN or Infinity, no NUL
+    character or lone surrogate in any string or key; else InvalidInput naming what is wrong and where."""
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object", where="body")
     try:
-        data = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError included
-        raise InvalidInput("request body is not valid JSON", where="body") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"request body is not UTF-8 (byte {exc.start})", where="body") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
+    except InvalidInput:
+        raise
+    except RecursionError:  # far deeper than MAX_DEPTH: the text up to there is valid JSON
+        _check_depth(text)
+        raise InvalidInput(f"request body is nested too deeply (at most {MAX_DEPTH} levels)", where="body") from None
+    except ValueError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}", where="body") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
+    _check_values(data, text)
     return data
 
 
-def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None):
-    """Read one field with its type checked (bool is not accepted as int)."""
+def _no_constant(name: str):
+    raise InvalidInput(f"{name} is not a JSON number", where="body")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidInput(f"the number {text[:40]} is too large", where="body")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 17 or abs(int(text)) >= MAX_ID:
+        raise InvalidInput(f"the number {text[:40]} is too large: integers must be below 2^53", where="body")
+    return int(text)
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, naming the path and the character. Called only on
+    text that parsed up to the too-deep place (a scan of unterminated strings could take
+    quadratic time)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    stack: list[list] = []  # per open container: [kind, index or key]
+    last_string = None
+    for m in _TOKENS.finditer(text):
+        tok = m.group()
+        if tok[0] == '"':
+            last_string = tok
+        elif tok in "[{":
+            stack.append([tok, 0 if tok == "[" else None])
+            if len(stack) > MAX_DEPTH:
+                raise InvalidInput(f"request body is nested too deeply at {_path(stack)} "
+                                   f"(character {m.start() + 1}; at most {MAX_DEPTH} levels)", where="body")
+        elif tok in "]}":
+            if stack:
+                stack.pop()
+        elif tok == "," and stack and stack[-1][0] == "[":
+            stack[-1][1] += 1
+        elif tok == ":" and stack and stack[-1][0] == "{" and last_string is not None:
+            try:
+                stack[-1][1] = json.loads(last_string)
+            except ValueError:
+                stack[-1][1] = "?"
+
+
+def _path(stack: list[list]) -> str:
+    out = "$"
+    for kind, at in stack[:-1]:
+        out += f"[{at}]" if kind == "[" else f".{at}"
+    return out if len(out) <= 200 else out[:200] + "…"
+
+
+def _check_values(data: dict, text: str) -> None:
+    """Walk the parsed body (without recursion): no NUL in a string or key, and no deeper than
+    MAX_DEPTH (then _check_depth names the place in the text, which parsed, so its scan is linear)."""
+    stack = [(data, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise InvalidInput("a string holds NUL (U+0000) or a lone surrogate (\\ud800-\\udfff), "
+                                   "which no database stores", where=path or "body")
+            continue
+        if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+            _check_depth(text)
+            raise InvalidInput(f"request body is nested too deeply at {path} (at most {MAX_DEPTH} levels)",
+                               where="body")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if _UNSTORABLE.search(k):
+                    raise InvalidInput("a key holds NUL (U+0000) or a lone surrogate", where=path or "body")
+                stack.append((v, f"{path}.{k}" if path else k, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def field(data: dict, name: str, kind: type | tuple, required: bool = True, default=None, *,
+          where: str | None = None, minimum: int | None = None, maximum: int | None = None):
+    """Read one field with its type checked (bool is not accepted as int); an int must lie
+    within [minimum, maximum] (by default what an INTEGER column holds, ±MAX_ROW_ID). `where` names the field in errors
+    (default: its name)."""
+    where = where or name
     if name not in data or data[name] is None:
         if required:
-            raise InvalidInput(f"missing field {name!r}", where=name)
+            raise InvalidInput(f"missing field {name!r}", where=where)
         return default
     value = data[name]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise InvalidInput(f"field {name!r} must be {names}, not {type(value).__name__}", where=name)
+        names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise InvalidInput(f"field {name!r} must be {names}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}",
+                           where=where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Every integer column is an INTEGER (32 bits on PostgreSQL): no field may hold more.
+        minimum = -MAX_ROW_ID if minimum is None else minimum
+        maximum = MAX_ROW_ID if maximum is None else maximum
+        if minimum is not None and value < minimum:
+            raise InvalidInput(f"field {name!r} must be at least {minimum}, not {value}", where=where)
+        if maximum is not None and value > maximum:
+            raise InvalidInput(f"field {name!r} must be at most {maximum}, not {value}", where=where)
     return value
+
+
+def id_field(data: dict, name: str, required: bool = True, *, where: str | None = None) -> int | None:
+    """A row id: an integer 1 ≤ id ≤ MAX_ROW_ID (a larger one is no row; PostgreSQL would
+    refuse it with an error rather than find nothing)."""
+    return field(data, name, int, required=required, where=where, minimum=1, maximum=MAX_ROW_ID)
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object",
+               list: "an array", type(None): "null"}
 
 
 def commit() -> None:

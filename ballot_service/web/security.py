@@ -9,6 +9,17 @@
   CORS preflight, which we never grant), have no body and no Content-Type at all (an
   action such as "close the vote"), or carry a valid X-CSRFToken header. The cookie is
   also SameSite=Lax, so browsers do not send it on cross-site POSTs in the first place.
+- Every state-changing request that carries the session cookie (a form or an API call, with a
+  body or without) must come from this site: its Origin header, or its Referer when there is
+  no Origin, must name the host the request was sent to or BALLOT_PUBLIC_URL. A request
+  naming another site, or `Origin: null`, is refused (403) before anything changes. (A
+  client that sends neither header is not a browser on a web page; the cookie's SameSite
+  and the rules above still hold for it.) Requests without a cookie (terminal and station
+  credentials) are not affected.
+- Answers: every HTML page has a Content-Security-Policy (scripts and styles only from
+  /static, no framing) and X-Frame-Options DENY; every /api/ answer and every HTML page is
+  `Cache-Control: no-store` (terminal credentials are shown on a console page; operator
+  pages and API answers hold names and votes).
 - A login lasts at most BALLOT_SESSION_HOURS (default 12) and ends after
   BALLOT_SESSION_IDLE_MINUTES (default 60) without a request.
 """
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
@@ -52,6 +64,7 @@ def register(app: Flask) -> None:
     csrf.init_app(app)
 
     app.session_interface = _SessionInterface()
+    app.after_request(secure_headers)
 
     @app.before_request
     def _guard():
@@ -61,6 +74,8 @@ def register(app: Flask) -> None:
         _expire_idle_session()
         if request.method not in UNSAFE:
             return None
+        if app.config["SESSION_COOKIE_NAME"] in request.cookies:
+            _check_origin()
         if path.startswith("/api/"):
             if not session.get("username"):
                 return None  # not logged in: the view's role check answers 401
@@ -80,6 +95,50 @@ def register(app: Flask) -> None:
             raise Forbidden(f"the form has expired or was not sent from this site ({exc.description}); "
                             "reload the page and try again", where="csrf_token") from None
         return None
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+
+def secure_headers(response):
+    """The answer headers described in the module docstring (an after_request hook)."""
+    html = response.mimetype == "text/html"
+    if html:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    if html or request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def _host_of(url: str) -> tuple[str, int | None] | None:
+    """(host, port as written) of an http(s) URL, or None when it is not one. The scheme is
+    left out: behind a proxy that ends TLS the browser says https and the server sees http."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return parts.hostname.lower(), parts.port
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def _check_origin() -> None:
+    """Refuse a cookie-carrying unsafe request whose Origin (else Referer) is another site."""
+    origin = request.headers.get("Origin")
+    header = "Origin"
+    if origin is None:
+        origin, header = request.referrer, "Referer"
+        if origin is None:
+            return
+    allowed = {_host_of(request.host_url), _host_of(current_app.config["SETTINGS"].public_url or "")} - {None}
+    if _host_of(origin) not in allowed:
+        raise Forbidden(f"this request came from another site ({header}: {origin[:200]}); "
+                        f"it must come from {request.host_url.rstrip('/')}", where=header,
+                        zh=f"该请求来自其他网站（{header}: {origin[:200]}），已拒绝")
 
 
 def _expire_idle_session() -> None:

@@ -33,8 +33,12 @@ def new_page(chromium):
     """Factory for pages in fresh browser contexts (separate cookies: one per person/device)."""
     contexts = []
 
-    def make(viewport=(1280, 800), locale="zh-CN"):
-        ctx = chromium.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale)
+    def make(viewport=(1280, 800), locale="zh-CN", enforce_csp=False):
+        # Playwright's wait_for_function evaluates its predicate with eval() in the page, which
+        # the service's Content-Security-Policy forbids; so pages bypass the CSP unless a test
+        # asks for it (test_csp_in_chromium.py loads the pages under the CSP).
+        ctx = chromium.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale,
+                                   bypass_csp=not enforce_csp)
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(15_000)
