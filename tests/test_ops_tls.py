@@ -97,3 +97,26 @@ def test_serve_over_https_with_the_hall_ca(tmp_path, db_url):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_tablets_fetch_the_hall_ca_from_a_public_page(app, tmp_path):
+    """GET /tls shows the CA's fingerprint and a QR code of /tls/ca.crt; before `tls init` both
+    say there is none (404). No login: a tablet needs the CA before it trusts anything."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from ballot_service.ops import tls
+
+    client = app.test_client()
+    assert client.get("/tls").status_code == 404 and "tls init" in client.get("/tls").get_data(as_text=True)
+    assert client.get("/tls/ca.crt").status_code == 404
+    tls.init_tls(app.config["SETTINGS"].instance_path, ["127.0.0.1", "hall.local"])
+    page = client.get("/tls")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    r = client.get("/tls/ca.crt")
+    assert r.status_code == 200 and r.mimetype == "application/x-x509-ca-cert"
+    cert = x509.load_pem_x509_certificate(r.data)
+    assert cert.fingerprint(hashes.SHA256()).hex(":").upper() in html
+    assert "<svg" in html and "/tls/ca.crt" in html
+    assert b"PRIVATE KEY" not in r.data

@@ -17,12 +17,14 @@ from ballot_service.web import (
     security,
     station_api,
     terminal_api,
+    tls_page,
     verify_page,
 )
 from ballot_service.web.common import MAX_ROW_ID, error_response, finish_refusal, wants_json
 from ballot_service.web.roles import check_every_route_declares_role
 
-BLUEPRINTS = (terminal_api.bp, station_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp)
+BLUEPRINTS = (terminal_api.bp, station_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp,
+              tls_page.bp)
 
 
 class IdConverter(IntegerConverter):
