@@ -29,7 +29,14 @@ def private_file(path: Path) -> None:
     """Create `path` empty if missing, readable by its owner only (0600); tighten it if it is
     ours. SQLite gives the -wal and -shm files the database file's mode."""
     path = Path(path)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    # Never open an existing database file here: closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, SQLite's included (a live server's casts would then
+    # write without their locks). A new file is created exclusively, before SQLite opens it.
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        except FileExistsError:
+            pass
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if p.exists() and p.stat().st_uid == os.getuid():
             p.chmod(0o600)
