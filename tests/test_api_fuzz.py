@@ -16,13 +16,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import schemathesis  # noqa: E402  (the test extras install it: never skip the fuzzer silently)
 import yaml
 from console_support import token
 from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-schemathesis = pytest.importorskip("schemathesis")
 
 pytestmark = pytest.mark.fuzz
 

@@ -14,10 +14,9 @@ import os
 
 import cv2
 import numpy as np
-import pytest
-
-pytest.importorskip("zxingcpp")
 import omr_synth as S  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
+import pytest
+import zxingcpp  # noqa: E402,F401  (a dependency: never skip the reader silently)
 
 from ballot_service.crypto import keys  # noqa: E402
 from ballot_service.formats import ballot_layout as bl  # noqa: E402
