@@ -191,8 +191,14 @@
     }
   }
 
-  function showWaiting(noBallot) {
-    $("noballot-note").hidden = !noBallot;
+  // reason: undefined (no vote open), "late" (checked in after the vote opened: no ballot) or
+  // "issued" (this seat's ballot was issued already). The "no vote is open" lines are hidden
+  // while a vote is open, so the screen never says both.
+  function showWaiting(reason) {
+    $("noballot-note").hidden = reason !== "late" && reason !== true;
+    $("issued-note").hidden = reason !== "issued";
+    $("waiting-text").hidden = !!reason;
+    $("waiting-hint").hidden = !!reason;
     show("waiting");
   }
 
@@ -302,7 +308,7 @@
       return null; // the server already told us how this vote ended for this tablet
     }
     if (st.noBallot[key]) {
-      if (state.member) showWaiting(true);
+      if (state.member) showWaiting(st.noBallot[key] === "issued" ? "issued" : "late");
       else showCheckin($("noballot-note").textContent);
       return null;
     }
@@ -323,13 +329,13 @@
     }, function (err) {
       if (err && err.status === 404) {
         st.noBallot[key] = true;
-        if (state.member) showWaiting(true);
+        if (state.member) showWaiting("late");
         else showCheckin($("noballot-note").textContent);
       } else if (err && (err.status === 401 || err.status === 403)) {
         badCredential();
       } else if (err && err.status === 409) {
-        st.noBallot[key] = true;  // this member's ballot was issued already (another tablet, a lost answer)
-        if (state.member) showWaiting(true);
+        st.noBallot[key] = "issued";  // this member's ballot was issued already (another tablet, storage lost)
+        if (state.member) showWaiting("issued");
       } else if (err && err.unannounced) {
         st.stickyKey = key;
         text($("refused-detail"), S.bad_round_key || "round key not announced");
