@@ -2,6 +2,10 @@
 `true` is not a count) and the checks the rules make of the counts they are given."""
 from __future__ import annotations
 
+# A row id: the INTEGER id columns hold no more, on SQLite and PostgreSQL alike (PostgreSQL
+# refuses a larger value with an error instead of finding no row).
+MAX_ROW_ID = 2 ** 31 - 1
+
 
 def is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)

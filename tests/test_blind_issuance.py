@@ -182,3 +182,13 @@ def test_openssl_verifies_a_ballot_with_the_announced_round_key(api, tmp_path):
     assert ok.returncode == 0 and "Verified OK" in ok.stdout, ok
     (tmp_path / "msg.bin").write_bytes(b"x" + (tmp_path / "msg.bin").read_bytes())
     assert subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode != 0
+
+
+def test_a_cast_naming_a_round_id_beyond_any_row_is_refused_not_a_server_error(api):
+    """PostgreSQL refuses an id beyond its INTEGER columns with an error (found by the fuzzer):
+    such a round_ref is simply no round."""
+    setup_session(api, members=2)
+    body = {"round_ref": "r90324750605147", "serial": "3145bd85e1b7c3f91b9e159b7c4ced44", "prefix": "AAAA",
+            "signature": "AAAA", "marks": {}, "retry_id": tablet.new_retry_id()}
+    status, data = _cast(api, body, {}, body["retry_id"], expect=(400, 404, 409))
+    assert status < 500

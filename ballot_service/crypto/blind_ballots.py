@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ballot_service.crypto import blind_rsa
 from ballot_service.formats.encoding import EncodingError, b64url_decode
+from ballot_service.numbers import MAX_ROW_ID
 
 FIELDS = ("round_ref", "serial", "prefix", "signature")
 _ROUND_REF = re.compile(r"r([1-9][0-9]{0,17})")
@@ -46,7 +47,10 @@ def round_id_of(round_ref: str) -> int:
     m = _ROUND_REF.fullmatch(round_ref) if isinstance(round_ref, str) else None
     if m is None:
         raise ValueError("round_ref is not r<round id>")
-    return int(m.group(1))
+    round_id = int(m.group(1))
+    if not 1 <= round_id <= MAX_ROW_ID:
+        raise ValueError("round_ref names no round")  # (PostgreSQL would fail on a larger id)
+    return round_id
 
 
 def parse(data: dict) -> BlindBallot:

@@ -10,6 +10,7 @@ from flask import current_app, g, jsonify, request, session
 from sqlalchemy.orm import Session
 
 from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.numbers import MAX_ROW_ID
 
 
 def get_db() -> Session:
@@ -25,7 +26,7 @@ def settings():
 
 MAX_DEPTH = 32  # nesting levels of a request body; no request of this API needs more than 4
 MAX_ID = 2 ** 53  # integers in a body are below 2^53: exact in every JSON reader (JavaScript's too)
-MAX_ROW_ID = 2 ** 31 - 1  # a row id: the INTEGER id columns hold no more, on SQLite and PostgreSQL alike
+
 BIG_BODY_BYTES = 8 * 1024 * 1024  # a roster or a terminal list; every other body: settings.max_body_bytes
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
