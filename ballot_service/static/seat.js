@@ -445,6 +445,7 @@
     text($("ballot-mode"), vote.secret ? S.secret : S.named);
     $("ballot-mode").className = "tag " + (vote.secret ? "secret" : "named");
     text($("ballot-notice"), vote.secret ? S.secret_notice : S.named_notice);
+    if (S["hint_" + vote.kind]) text($("ballot-hint"), S["hint_" + vote.kind]);  // worded per kind
     $("ballot-error").hidden = true;
 
     var list = $("ballot-list");

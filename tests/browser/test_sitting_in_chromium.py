@@ -89,7 +89,7 @@ def test_a_whole_sitting_in_chromium(new_page, live_site, tmp_path):
     assert "表决已开始" in op.inner_text(".flash.ok")
     # Issued = blind signatures taken. Taking one writes no audit event (nothing timed per
     # deputy), so the screen, which follows the audit head, shows it with the next cast.
-    assert screen.locator('[data-f="vote.voted"]').inner_text() == "0"
+    screen.wait_for_function(field("vote.voted", 0), timeout=10_000)  # the screen follows the opening
 
     receipts = {}
     for i, (no, choice) in enumerate(VOTES.items(), start=1):
