@@ -190,14 +190,7 @@ class Rehearsal:
 
     def _blind_ballot(self, cred: str) -> dict:
         """A tablet's blind issuance: check the announced key, blind, get it signed, unblind."""
-        _, state = self.call("GET", "/api/terminal/state", credential=cred)
-        vote = state["vote"]
-        _, ann = self.call("GET", "/api/terminal/round-key", credential=cred)
-        pub = tablet.round_key_from_announcement(ann, vote["round_ref"], vote["key_fingerprint"])
-        pending = tablet.start(pub, vote["round_ref"])
-        _, signed = self.call("POST", "/api/terminal/blind-sign",
-                              {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text}, credential=cred)
-        return tablet.finish(pub, pending, signed["blind_sig"])
+        return tablet.take_ballot(self.call, cred)
 
     def _expect_refused(self, endpoint: str, ballot, marks: dict, credential: str) -> None:
         if isinstance(ballot, dict):  # a terminal ballot: resent with a fresh retry id

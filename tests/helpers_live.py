@@ -140,14 +140,7 @@ def publish(api: Api, item_id: int) -> dict:
 def blind_ballot(api: Api, cred: str) -> dict:
     """The seat's blind issuance, as the tablet does it: the announced round key (checked
     against the state's fingerprint), a random serial blinded, signed, unblinded."""
-    _, state = api.call("GET", "/api/terminal/state", credential=cred)
-    vote = state["vote"]
-    _, ann = api.call("GET", "/api/terminal/round-key", credential=cred)
-    pub = tablet.round_key_from_announcement(ann, vote["round_ref"], vote["key_fingerprint"])
-    pending = tablet.start(pub, vote["round_ref"])
-    _, signed = api.call("POST", "/api/terminal/blind-sign",
-                         {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text}, credential=cred)
-    return tablet.finish(pub, pending, signed["blind_sig"])
+    return tablet.take_ballot(api.call, cred)
 
 
 def vote(api: Api, cred: str, marks: dict) -> None:

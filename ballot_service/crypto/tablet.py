@@ -68,5 +68,18 @@ def finish(pub: rsa.RSAPublicKey, pending: Pending, blind_sig_text: str) -> dict
             "prefix": b64url_encode(pending.prepared[:blind_rsa.PREFIX_LEN]), "signature": b64url_encode(sig)}
 
 
+def take_ballot(call, credential: str) -> dict:
+    """Steps 1-3 over the terminal API. `call(method, path, body=None, credential=...)` returns
+    (status, JSON) and raises on a refusal (rehearsal's and the tests' HTTP helpers do)."""
+    _, state = call("GET", "/api/terminal/state", credential=credential)
+    vote = state["vote"]
+    _, announcement = call("GET", "/api/terminal/round-key", credential=credential)
+    pub = round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"])
+    pending = start(pub, vote["round_ref"])
+    _, signed = call("POST", "/api/terminal/blind-sign",
+                     {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text}, credential=credential)
+    return finish(pub, pending, signed["blind_sig"])
+
+
 def new_retry_id() -> str:
     return secrets.token_urlsafe(16)

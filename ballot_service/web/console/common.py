@@ -21,9 +21,10 @@ def _labels():
             "status_label": lambda k: t(*vocab.status_name(k))}
 
 
-def run_action(action, success: str, back: str):
+def run_action(action, success: str, back: str, on_refusal=None):
     """Run `action(db)` and commit, flashing `success`; or roll back (keeping an audited
-    refusal) and flash the reason. Returns (redirect to `back`, action's result or None)."""
+    refusal) and flash the reason. Returns (redirect to `back`, action's result or None);
+    on a refusal the answer is `on_refusal(db)` instead of the redirect, when given."""
     db = get_db()
     try:
         result = action(db)
@@ -31,7 +32,7 @@ def run_action(action, success: str, back: str):
     except BallotError as exc:
         finish_refusal(exc)
         flash(refusal_text(exc), "error")
-        return redirect(back), None
+        return (on_refusal(db) if on_refusal else redirect(back)), None
     if success:
         flash(success, "ok")
     return redirect(back), result

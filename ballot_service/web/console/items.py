@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from ballot_service.domain import records, tally, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
-from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.errors import InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
-from ballot_service.web.common import finish_refusal, get_db, settings
+from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
-from ballot_service.web.console.common import form_int, refusal_text, run_action
+from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.console.sittings import render_sitting_page
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires
@@ -75,17 +75,10 @@ def item_form(sitting_id: int):
                            secret=form.get("secret", "1") == "1", channel=form.get("channel", "terminal"),
                            time_limit_s=minutes * 60 if minutes else None)
 
-    db = get_db()
-    try:
-        item = create_from_form(db)
-        db.commit()
-    except BallotError as exc:
-        # Shown on the sitting page again with everything typed kept, the form open.
-        finish_refusal(exc)
-        flash(refusal_text(exc), "error")
-        return render_sitting_page(db, sitting_id, item_form=form), 400
-    flash(t("已添加表决事项。", "Vote item added."), "ok")
-    return redirect(url_for(".item_page", item_id=item.id))
+    # A refusal shows the sitting page again with everything typed kept, the form open.
+    resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
+                            on_refusal=lambda db: (render_sitting_page(db, sitting_id, item_form=form), 400))
+    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
 
 
 def item_progress(db, item) -> dict:
