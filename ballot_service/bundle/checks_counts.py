@@ -58,10 +58,13 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                     or ci["record_file"] in referenced_records:
                 fail(f"{where}: record_file is not a file under records/", C)
             referenced_records.add(ci["record_file"])
-    for rid in x.casts_by_round:
+    for rid in x.accepted:
         if rid not in round_ids:
             fail(f"the event log accepts ballots for round id {rid}, which counts.json does not list", C)
     for extra in sorted(files_under(b, layout.BALLOTS_DIR) - referenced_ballots):
+        fail(f"{extra} belongs to no round in counts.json", extra)
+    receipts = {r["receipts_file"] for ci in citems for r in ci["rounds"]}
+    for extra in sorted(files_under(b, layout.RECEIPTS_DIR) - receipts):
         fail(f"{extra} belongs to no round in counts.json", extra)
     for extra in sorted(files_under(b, layout.RECORDS_DIR) - referenced_records):
         fail(f"{extra} belongs to no item in counts.json", extra)

@@ -78,7 +78,7 @@ def _write_json(out: Path, rel: str, obj) -> None:
 
 
 def _write_bundle(db: Session, settings, out: Path) -> None:
-    for folder in (layout.BALLOTS_DIR, layout.RECORDS_DIR, layout.KEYS_DIR):
+    for folder in (layout.BALLOTS_DIR, layout.RECEIPTS_DIR, layout.RECORDS_DIR, layout.KEYS_DIR):
         (out / folder).mkdir()
     _write_events(db, out)
     cps = [{"seq": c.seq, "head_hash": c.head_hash, "reason": c.reason, "signature": c.signature,
@@ -122,13 +122,15 @@ def _write_counts(db: Session, out: Path) -> set[int]:
         for rnd in item.rounds:
             refused = dict(db.execute(select(Refusal.reason, Refusal.count)
                                       .where(Refusal.round_id == rnd.id)).all())
-            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.msg_prefix, Cast.marks, Cast.member_id)
-                                    .where(Cast.round_id == rnd.id)).all())
+            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.msg_prefix, Cast.marks, Cast.member_id,
+                                           Cast.receipt).where(Cast.round_id == rnd.id)).all())
             sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
-            ballots_file = None
+            ballots_file = receipts_file = None
             if rnd.status != "pending" and item.channel != "tally_sheet":
                 ballots_file = layout.ballots_file(stems[item.id], rnd.number)
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
+                receipts_file = layout.receipts_file(stems[item.id], rnd.number)
+                _write_receipts(out / receipts_file, [c.receipt for c in casts])
             blind = item.channel == "terminal" and rnd.blind_public_key is not None
             round_key_file = layout.round_key_file(rnd.ref) if blind else None
             if blind:
@@ -142,7 +144,7 @@ def _write_counts(db: Session, out: Path) -> set[int]:
                 "returned": len(casts), "refused": refused, "ballots_file": ballots_file,
                 "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None,
                 "round_ref": rnd.ref if blind else None, "round_key_file": round_key_file,
-                "replacements": (rnd.replacements or 0) if blind else None})
+                "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:
@@ -174,6 +176,13 @@ def _write_ballots(db: Session, path: Path, casts: list, secret: bool, member_no
                 line["member_id"] = c.member_id
                 line["member_no"] = member_no.get(c.member_id)
             f.write(json_line(line))
+
+
+def _write_receipts(path: Path, receipts: list[str]) -> None:
+    """One round's receipts, sorted, one per line: a member finds their code here (proof that
+    their ballot is counted), and nothing links a receipt to a line of the ballots file."""
+    with open(path, "w", encoding="ascii", newline="\n") as f:
+        f.writelines(r + "\n" for r in sorted(receipts))
 
 
 def _write_keys(settings, out: Path, body_ids: set[int]) -> None:
