@@ -130,6 +130,8 @@ class EventIndex:
     # round id -> ballots accepted, the sum of its casts_accepted batch counts (no event per cast)
     accepted: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     closed_rounds: dict[int, int] = field(default_factory=dict)  # round id -> seq of its vote_closed
+    scope_session: int | None = None  # set by check 6: the one session a session's bundle lists
+    items_in_scope: set = field(default_factory=set)  # set by check 6: the items counts.json must list
     refusals: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     record_events: dict[str, tuple[int, dict]] = field(default_factory=dict)
     round_keys: dict[int, tuple[int, dict]] = field(default_factory=dict)  # round id -> its key's announcement

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ballot_service.crypto.keys import PUBLIC_SUFFIX
 
-BUNDLE_FORMAT = "ballot-audit-bundle/1"
-COUNTS_FORMAT = "ballot-audit-counts/1"
+# /2: one body's chain per bundle (counts.json names its scope), batch counts instead of one
+# event per cast, receipts apart from ballots.
+BUNDLE_FORMAT = "ballot-audit-bundle/2"
+COUNTS_FORMAT = "ballot-audit-counts/2"
 
 MANIFEST = "manifest.json"
 README = "README.md"

@@ -115,8 +115,10 @@ def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: 
     round_id = _sitting_vote(db, sitting) if count_on is _SITTING_VOTE else count_on
     if round_id is not None:
         count_refusal(db, _RoundRef(round_id), reason)
-    # No terminal, seat or member in a refusal event: the serial alone.
-    events.append(("cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
+    # No terminal, seat or member in a refusal event: the serial alone. On the ballot's body's
+    # chain; a ballot that names no session of ours (malformed) on the server chain.
+    chain = sitting.body_id if sitting is not None else audit.SERVER_CHAIN
+    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
     err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
     return err
@@ -270,8 +272,8 @@ def _store(db: Session, jobs: list[Job]) -> None:
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
     rows: list[dict] = []
-    events: list[tuple[str, dict]] = []
-    accepted: dict[int, int] = {}  # round id -> casts accepted in this batch
+    events: list[tuple[int, str, dict]] = []  # (chain, kind, data)
+    accepted: dict[tuple[int, int], int] = {}  # (body id, round id) -> casts accepted in this batch
     for job in jobs:
         try:
             _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
@@ -279,10 +281,12 @@ def _store(db: Session, jobs: list[Job]) -> None:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
-    events.extend(("casts_accepted", {"round_id": rid, "count": n}) for rid, n in sorted(accepted.items()))
+    events.extend((chain, "casts_accepted", {"round_id": rid, "count": n})
+                  for (chain, rid), n in sorted(accepted.items()))
     if rows:  # SQLite: serials checked above, under the write lock; one statement for the batch
         insert_rows(conn, _CASTS, rows)
-    audit.append_many(db, events, timed=False)
+    for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
+        audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
 
 
 def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
@@ -372,7 +376,8 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
             stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
             return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
     stored[serial] = (digest, receipt, job.retry_hash)
-    accepted[facts.id] = accepted.get(facts.id, 0) + 1
+    at = (sitting.body_id, facts.id)
+    accepted[at] = accepted.get(at, 0) + 1
     job.result = Receipt(serial, receipt_code(receipt), False)
 
 

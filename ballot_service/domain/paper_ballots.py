@@ -100,7 +100,8 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
     for pb in rows.values():
         pb.handed_out = True
     db.flush()
-    audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)}, timed=False)
+    audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)},
+                 sitting_id=round_.item.sitting_id, timed=False)
     return len(serials)
 
 

@@ -188,7 +188,8 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
         closed["blind_signatures"] = rnd.issued
         closed["replacements"] = rnd.replacements or 0
     audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
-    audit.checkpoint(db, keys.body_signing_key(settings, item.sitting.body_id), f"vote_closed:{item.id}:{rnd.number}")
+    body_id = item.sitting.body_id
+    audit.checkpoint(db, keys.body_signing_key(settings, body_id), f"vote_closed:{item.id}:{rnd.number}", body_id)
     checkpoint_wal_after_commit(db)  # SQLite: the WAL's frames (arrival order) go with the close
     return rnd
 
