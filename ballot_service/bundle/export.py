@@ -47,11 +47,11 @@ def export_bundle(db: Session, settings, out_dir: Path, *, body_id: int | None =
 
     Reads only. Written to a temporary folder first, then moved into place; an earlier bundle
     at `out_dir` is replaced, any other non-empty folder is refused."""
-    scope = bundle_scope(db, body_id, sitting_id)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / layout.MANIFEST).exists():
         raise InvalidInput(f"{out_dir} is not empty and holds no earlier bundle; choose an empty folder",
                            where=str(out_dir))
+    scope = bundle_scope(db, body_id, sitting_id)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

@@ -70,6 +70,8 @@ def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int |
                f"(key {done['fingerprint']}) in {len(done['paths'])} file(s):")
     for p in done["paths"]:
         click.echo(f"  {p}")
+    # The page order is the printed stack's order: with the queue at the desk, the hand-out order.
+    click.echo("打印后请删除这些文件 delete these files once printed: their page order is the stack's order")
 
 
 @ballots.command("hand-out", help="Distribution desk: activate a stack of ballots of ITEM_ID before handing it "
