@@ -17,7 +17,8 @@ store, so the work is split in two:
    the submission. Nothing is decided yet: the outcomes are kept for step 2 (a `Job`);
 2. under the lock (_store): read the round's state, then decide in a fixed order (no such
    round, signature, closed, channel, paper serial, marks, serial already used), store the
-   cast and append its audit event.
+   cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
+   body's chain (no event per cast: its place in the chain would be its arrival).
 
 SQLite: group commit (group_commit.py). The jobs of one process's concurrent requests are
 decided in arrival order and stored in one transaction with one durable COMMIT; each request
@@ -86,7 +87,7 @@ class Receipt:
 def new_receipt(receipt_hash: str | None) -> str:
     """A cast's receipt (64 hex digits): the tablet's receipt hash H(r) where it sent one, else
     random. Never a function of the serial or the marks, so the bundle, which lists a round's
-    receipts apart from its ballots, cannot match a receipt to marks (README, "Receipts")."""
+    receipts apart from its ballots, cannot match a receipt to marks (README, threat model)."""
     return receipt_hash if receipt_hash is not None else secrets.token_hex(32)
 
 
