@@ -46,8 +46,11 @@ def _outcome(job):
 
 
 def _chain_is_whole(app) -> bool:
-    prev = audit.GENESIS
-    for (e,) in query(app, select(AuditEvent).order_by(AuditEvent.seq)):
+    """Every chain (one per body, and the server's) links from genesis without a gap."""
+    prev, chain = audit.GENESIS, None
+    for (e,) in query(app, select(AuditEvent).order_by(AuditEvent.chain, AuditEvent.seq)):
+        if e.chain != chain:
+            prev, chain = audit.GENESIS, e.chain
         at = e.at.isoformat() if e.at else None
         if e.prev_hash != prev or e.hash != audit.event_hash(prev, e.seq, at, e.kind, e.data):
             return False
