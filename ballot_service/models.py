@@ -295,9 +295,11 @@ class Record(Base):
 
 
 class AuditEvent(Base):
-    """Hash-chained audit log: hash = sha256(prev_hash + canonical event)."""
+    """Hash-chained audit log: hash = sha256(prev_hash + canonical event). One chain per body
+    (`chain` = the body's id) and the server chain (0) for events of no body."""
 
     __tablename__ = "audit_events"
+    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     kind: Mapped[str] = mapped_column(String(64))
@@ -308,19 +310,20 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """The chain head in one row: appenders lock it (SELECT … FOR UPDATE) so the chain never forks."""
+    """Each chain's head in one row: appenders lock it (SELECT … FOR UPDATE) so a chain never forks."""
 
     __tablename__ = "audit_head"
-    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # body id, 0: server
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
 
 
 class Checkpoint(Base):
-    """A signature over the audit chain head, made at every vote close and session close."""
+    """A signature over a body's audit chain head, made at every vote close and session close."""
 
     __tablename__ = "checkpoints"
     id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[int] = mapped_column(Integer, index=True)  # the body's id
     seq: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(64))

@@ -171,7 +171,7 @@ async def _cast_all(host: str, port: int, requests: list[bytes], concurrency: in
 
 def _cast_body(ballot: dict, marks: dict) -> dict:
     # A secret vote's cast: the blind-signed ballot, its marks and a fresh retry id; no credential.
-    return {**ballot, "marks": marks, "retry_id": tablet.new_retry_id()}
+    return {**ballot, "marks": marks, "retry_id": tablet.new_retry_id(), "receipt_hash": tablet.new_receipt()[1]}
 
 
 def _cast_request(host: str, port: int, cred: str, ballot: dict, marks: dict) -> bytes:

@@ -19,7 +19,7 @@ from ballot_service.crypto import blind_rsa, tablet
 from ballot_service.formats.encoding import b64url_decode, b64url_encode
 from ballot_service.models import AuditEvent, Cast, Refusal, Round
 
-RE_RECEIPT = r"^[0-9A-F]{12}$"
+RE_RECEIPT = r"^[0-9A-F]{16}$"
 
 
 def query(app, stmt):

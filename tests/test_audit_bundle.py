@@ -333,7 +333,7 @@ def test_read_events_agrees_with_audit_event_hash(bundle):
         assert hashes[n - 1] == ev["hash"] == audit.event_hash(prev, n, ev["at"], ev["kind"], ev["data"])
         assert kinds[n - 1] == ev["kind"] and datas[n - 1] == json.loads(ev["data"])
         prev = ev["hash"]
-    assert "cast_accepted" in kinds
+    assert "casts_accepted" in kinds and "cast_accepted" not in kinds
 
 
 def _edit_line(b: Path, rel: str, pick, change) -> None:
@@ -350,12 +350,12 @@ NON_CANONICAL = {
     "ballot: escaped letter": ("ballots/", lambda x: True, lambda x: x.replace('"serial"', '"\\u0073erial"', 1)),
     "ballot: keys reordered": ("ballots/", lambda x: True, lambda x: json.dumps(
         dict(reversed(list(json.loads(x).items()))), ensure_ascii=False, separators=(",", ":")) + "\n"),
-    "cast event: space": ("events.jsonl", lambda x: "cast_accepted" in x,
+    "cast event: space": ("events.jsonl", lambda x: "casts_accepted" in x,
                           lambda x: x.replace('"at":null', '"at": null', 1)),
-    "cast event: escaped letter in data": ("events.jsonl", lambda x: "cast_accepted" in x,
+    "cast event: escaped letter in data": ("events.jsonl", lambda x: "casts_accepted" in x,
                                            lambda x: x.replace('\\"round_id', '\\"\\u0072ound_id', 1)),
-    "cast event: escaped letter in kind": ("events.jsonl", lambda x: "cast_accepted" in x,
-                                           lambda x: x.replace('"cast_accepted"', '"\\u0063ast_accepted"', 1)),
+    "cast event: escaped letter in kind": ("events.jsonl", lambda x: "casts_accepted" in x,
+                                           lambda x: x.replace('"casts_accepted"', '"\\u0063asts_accepted"', 1)),
     "other event: space": ("events.jsonl", lambda x: "session_closed" in x,
                            lambda x: x.replace('"kind":', '"kind": ', 1)),
 }

@@ -216,20 +216,23 @@ def test_hand_out_and_counting_checks(db, item, body_key):
     tokens = create_paper_ballots(db, body_key, item, round_, 3)
     s0, s1 = tokens[0]["payload"]["serial"], tokens[1]["payload"]["serial"]
     _refused("spare", check_paper_serial, db, s0, round_)
-    hand_out(db, s0, round_)
+    assert hand_out(db, [s0], round_) == 1
     check_paper_serial(db, s0, round_)  # handed out: accepted
     assert db.get(PaperBallot, s0).handed_out
     _refused("spare", check_paper_serial, db, s1, round_)
     with pytest.raises(Conflict) as exc:
-        hand_out(db, s0, round_)
+        hand_out(db, [s1, s0], round_)  # the whole stack is refused
     assert not isinstance(exc.value, BallotRefused) and "already been handed out" in exc.value.message
+    assert not db.get(PaperBallot, s1).handed_out
     unknown = "0" * 32
-    _refused("unknown", hand_out, db, unknown, round_)
+    _refused("unknown", hand_out, db, [unknown], round_)
     _refused("unknown", check_paper_serial, db, unknown, round_)
-    _refused("malformed", hand_out, db, "xyz", round_)
-    # the desk records no identity and no time
-    ev = db.scalars(select(AuditEvent).where(AuditEvent.kind == "paper_ballot_handed_out")).one()
-    assert ev.at is None and json.loads(ev.data) == {"round_id": round_.id}
+    _refused("malformed", hand_out, db, ["xyz"], round_)
+    with pytest.raises(InvalidInput):
+        hand_out(db, [s1, s1], round_)
+    # the desk records a count per stack: no serial, no identity, no time, no order
+    ev = db.scalars(select(AuditEvent).where(AuditEvent.kind == "paper_ballots_handed_out")).one()
+    assert ev.at is None and json.loads(ev.data) == {"round_id": round_.id, "count": 1}
     assert paper_counts(db, round_) == {"printed": 3, "handed_out": 1}
 
 
@@ -240,7 +243,7 @@ def test_serial_of_another_round_is_unknown(db, item, body_key):
     db.add(r2)
     db.flush()
     serial = tokens[0]["payload"]["serial"]
-    _refused("unknown", hand_out, db, serial, r2)
+    _refused("unknown", hand_out, db, [serial], r2)
     _refused("unknown", check_paper_serial, db, serial, r2)
     with pytest.raises(BallotRefused) as exc:
         verify_token(body_key.public_key, tokens[0], body=item.sitting.body_id, session=item.sitting_id,
@@ -311,8 +314,8 @@ def test_cli_print_hand_out_verify(settings_env):
     assert r.exit_code != 0 and "already been handed out" in r.output
     r = runner.invoke(main, ["ballots", "verify", text], env=env)
     assert r.exit_code == 0 and "handed out" in r.output
-    r = runner.invoke(main, ["ballots", "hand-out", str(item_id), serials[1][:8]], env=env)
-    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["ballots", "hand-out", str(item_id), serials[1][:8], serials[2]], env=env)
+    assert r.exit_code == 0 and "handed out: 2" in r.output, r.output
 
     forged_text = token_to_text(make_token(keys.create_key(Path(env["BALLOT_KEYS_DIR"]), "x", "pw"),
                                            body_id, sitting_id, item_id, 1, serial=serials[2]))

@@ -211,6 +211,9 @@ def test_printing_paper_ballots_reports_progress_and_lists_the_files(console, ap
     assert "已印制 <strong>3</strong>" in html and state["files"][0] in html
     pdf = console.get(f"/console/items/1/ballots/{state['files'][0]}")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    pdf.close()
+    # Downloaded once, then deleted: its page order is the stack's order (issue #15, finding 3).
+    assert console.get(f"/console/items/1/ballots/{state['files'][0]}").status_code == 404
     assert console.get("/console/items/1/ballots/..%2Fkeys%2Fbody-1.key.pem").status_code == 404
 
 

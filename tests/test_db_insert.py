@@ -13,7 +13,7 @@ from ballot_service.models import AuditEvent
 
 def _rows(first_seq: int, n: int) -> list[dict]:
     at = dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.timezone.utc)
-    return [{"seq": first_seq + i, "at": at if i % 2 else None, "kind": "cast_accepted", "sitting_id": None,
+    return [{"chain": 1, "seq": first_seq + i, "at": at if i % 2 else None, "kind": "cast_accepted", "sitting_id": None,
              "data": '{"serial":"%04d","中文":"赞成"}' % i, "prev_hash": "0" * 64, "hash": f"{first_seq + i:064x}"}
             for i in range(n)]
 

@@ -43,7 +43,7 @@ def test_wrong_item_is_refused_and_counted(app, api):
     key = _body_key(app, s.body_id)
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 1})
     (own,) = printed["ballots"]
-    api.call("POST", "/api/station/hand-out", {"ballot": own}, credential=s.station)
+    api.call("POST", "/api/station/hand-out", {"ballots": [own]}, credential=s.station)
     # Genuinely signed by this body's key, but naming another body.
     token = ballots.make_token(key, s.body_id + 1, s.sitting_id, s.item_id, 1)
     text = ballots.token_to_text(token)

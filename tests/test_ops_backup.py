@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, make_url, select, text
 from ballot_service.cli import main
 from ballot_service.config import Settings
 from ballot_service.crypto import tablet
+from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast
 from ballot_service.ops.backup import BackupError, create_backup, restore_backup
 
@@ -63,7 +64,7 @@ def receipts_in(db_url: str) -> set[str]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return set(conn.scalars(select(Cast.receipt)))
+            return {receipt_code(r) for r in conn.scalars(select(Cast.receipt))}
     finally:
         engine.dispose()
 

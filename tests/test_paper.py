@@ -91,10 +91,19 @@ def test_printed_qr_decodes_and_verifies(db, item, body_key, settings_env, tmp_p
     assert "示范市第十七届人民代表大会第四次会议" in text
     assert "赞成的项目不得超过15项，超过的本票无效" in text
     assert "不划的视为弃权" in text
-    assert serial_short(tokens[1]["payload"]["serial"]) in text
+    # A secret ballot prints no serial a desk could note beside a name (issue #15): the QR only.
+    assert item.secret and "票号 " not in text
+    assert serial_short(tokens[1]["payload"]["serial"]).replace(" ", "") not in text.replace(" ", "")
     assert body_key.fingerprint in text
     assert "候选项目20" in text
     assert "第2轮" not in text
+
+    item.secret = False  # a named (记名) ballot prints it for people
+    named = print_paper_ballots(item, round_, tokens, tmp_path / "named", key_fingerprint=body_key.fingerprint,
+                                processes=1)
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", "-f", "2", "-l", "2", str(named[0]), "-"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert serial_short(tokens[1]["payload"]["serial"]) in text
 
 
 def test_runoff_ballot_says_round(db, item, body_key, tmp_path):

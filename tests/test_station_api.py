@@ -17,12 +17,16 @@ def test_paper_flow(app, api):
     s = setup_session(api, members=3, channel="paper")
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 4})
     texts = printed["ballots"]
-    for t in texts[:3]:
-        status, data = api.call("POST", "/api/station/hand-out", {"ballot": t}, credential=s.station)
-        assert status == 201 and data == {"handed_out": True}
-    status, data = api.call("POST", "/api/station/hand-out", {"ballot": texts[0]}, credential=s.station,
-                            expect=None)
-    assert status == 409
+    before = len(events(app, "paper_ballots_handed_out"))
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": texts[:3]}, credential=s.station)
+    assert status == 201 and data == {"handed_out": 3}
+    # One count for the stack: no event per ballot, so nothing gives the order of hand-out.
+    (ev,) = events(app, "paper_ballots_handed_out")[before:]
+    assert json.loads(ev.data) == {"round_id": json.loads(ev.data)["round_id"], "count": 3} and ev.at is None
+    assert not events(app, "paper_ballot_handed_out")
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": [texts[3], texts[0]]},
+                            credential=s.station, expect=None)
+    assert status == 409  # the whole stack is refused: texts[0] was handed out already
     assert_error_shape(data)
 
     def paper(text, marks):

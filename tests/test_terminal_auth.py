@@ -71,7 +71,7 @@ def test_station_and_seat_credentials_are_not_interchangeable(app, api):
     assert status == 403
     assert_error_shape(data, "Forbidden")
     for path, body in (("/api/station/paper", {"ballot": "BS1.x.y", "marks": {"motion": "for"}}),
-                       ("/api/station/hand-out", {"ballot": "BS1.x.y"}),
+                       ("/api/station/hand-out", {"ballots": ["BS1.x.y"]}),
                        ("/api/station/tally-sheet", {"item_id": s.item_id, "teller": "x", "sheet": {}})):
         status, data = api.call("POST", path, body, credential=s.creds[no], expect=None)
         assert status == 403, (path, data)

@@ -1,8 +1,10 @@
 """Check 7: every ballot is signed for its body, session, item and round (a paper ballot by
 the body's Ed25519 key; a terminal ballot by its round's RSA key, RSA-PSS over
 prefix || ballot_message(round_ref, serial), that key being the one announced in the chain
-under the body's signature), its serial is unique in the bundle, and the ballots files and the log's cast_accepted events match one to
-one (with the submission digest, so no marks were changed). The per-file half runs in
+under the body's signature), its serial is unique in the bundle, the ballots file holds as many
+ballots as the log's casts_accepted batch counts sum to, and, once the vote closed, exactly the
+set its close committed to (serials, submission digests, members of a named vote: no marks were
+changed) and as many receipts, apart from the ballots, as the close committed to. The per-file half runs in
 worker processes (pool.py), started early so it overlaps checks 3 to 6."""
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ballot_service.bundle.errors import BundleInvalid, fail
 from ballot_service.bundle.readers import read_lines
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
+from ballot_service.formats import ballot_set
 from ballot_service.formats import ballots as ballots_mod
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_decode
@@ -34,6 +37,7 @@ from ballot_service.numbers import is_int
 DECODE_B64 = b64url_decode
 _SIG_RE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 _SERIAL_FULL = re.compile(r"[0-9a-f]{32}")
+_RECEIPT = re.compile(r"[0-9a-f]{64}")
 # A secret ballot line as the service writes it. A line that does not match takes the general path.
 _SECRET_LINE = re.compile(r'\{"marks":(\{.*\}),"serial":"([0-9a-f]{32})","signature":"([A-Za-z0-9_-]{85}[AQgw])"\}')
 
@@ -185,7 +189,7 @@ def check_ballots(b: Path, citems: list[dict], keys: Keys, x: EventIndex, jobs: 
                 fail(f"{rel}: no public key for body {body_id} in keys/", rel)
             if r["round_ref"] is not None:
                 lines = _check_blind_file(b, ci, r, rel, keys, x)
-                _match_cast_events(ci, r, rel, lines, x.casts_by_round.get(r["round_id"], {}), seen_serials)
+                _match_cast_events(b, ci, r, rel, lines, x, seen_serials)
                 marks_by_round[r["round_id"]] = [ln[1] for ln in lines]
                 total_ballots += len(lines)
                 continue
@@ -198,44 +202,62 @@ def check_ballots(b: Path, citems: list[dict], keys: Keys, x: EventIndex, jobs: 
             if res[0] == "error":
                 fail(res[1], res[2])
             lines = res[1]
-            _match_cast_events(ci, r, rel, lines, x.casts_by_round.get(r["round_id"], {}), seen_serials)
+            _match_cast_events(b, ci, r, rel, lines, x, seen_serials)
             marks_by_round[r["round_id"]] = [ln[1] for ln in lines]
             total_ballots += len(lines)
     return marks_by_round, total_ballots
 
 
-def _match_cast_events(ci: dict, r: dict, rel: str, lines: list, events_here: dict, seen_serials: dict) -> None:
-    """One file's ballots against the serials seen so far and the round's cast_accepted events."""
+def _match_cast_events(b: Path, ci: dict, r: dict, rel: str, lines: list, x: EventIndex,
+                       seen_serials: dict) -> None:
+    """One file's ballots against the serials seen so far, the round's casts_accepted counts
+    and, once it closed, the commitment its vote_closed event signed (ballots_commitment)."""
     cand_set = set(r["candidates"] or [])
     marks_ok: set[int] = set()  # ids of the marks dicts of `lines` already checked
-    for n, (serial, marks, digest, member_id) in enumerate(lines, 1):
+    for n, (serial, marks, _digest, member_id) in enumerate(lines, 1):
         where = f"{rel}:{n}"
         if serial in seen_serials:
             fail(f"serial {serial} appears twice in the bundle ({seen_serials[serial]} and {where}): "
                  f"a ballot was counted twice", where)
         seen_serials[serial] = where
-        ev = events_here.get(serial)
-        if ev is None:
-            fail(f"ballot {serial} in {rel} has no cast_accepted event in the log: a ballot was added", where)
-        if digest != ev.get("submission"):
-            fail(f"ballot {serial} in {rel} differs from what was accepted (the submission digest "
-                 f"in the event log does not match): its marks were changed", where)
-        if not ci["secret"] and member_id != ev.get("member_id"):
-            fail(f"named ballot {serial} in {rel}: member differs from the event log", where)
-        if ci["secret"] and "member_id" in ev:
-            fail(f"event for secret ballot {serial} names a member", where)
+        if ci["secret"] and member_id is not None:
+            fail(f"secret ballot {serial} in {rel} names a member", where)
         if id(marks) not in marks_ok:  # equal marks in one file arrive as one shared dict
             if not isinstance(marks, dict) or marks.keys() != cand_set \
                     or any(m not in rules.MARKS for m in marks.values()):
                 fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
             marks_ok.add(id(marks))
-    if len(lines) != len(events_here):
-        missing = sorted(set(events_here) - {ln[0] for ln in lines})
-        fail(f"{rel} lacks ballot {missing[0] if missing else '?'} that the event log accepted: "
-             f"a ballot was removed", rel)
+    accepted = x.accepted.get(r["round_id"], 0)
+    if len(lines) != accepted:
+        fail(f"{rel} holds {len(lines)} ballots but the event log's casts_accepted counts for this round "
+             f"sum to {accepted}: a ballot was {'added' if len(lines) > accepted else 'removed'}", rel)
     if r["returned"] != len(lines):
         fail(f"counts.json says {r['returned']} returned for {ci['key']} round {r['number']}, "
              f"but {rel} holds {len(lines)} ballots", "counts.json")
+    seq, d = x.closed.get((ci["id"], r["number"]), (None, None))
+    if d is not None and ballot_set.ballots_commitment((s, dg, m) for s, _, dg, m in lines) \
+            != d.get("ballots_commitment"):
+        fail(f"the ballots in {rel} are not the set the vote's close committed to (event {seq}): "
+             f"marks were changed, or ballots swapped", rel)
+    _check_receipts(b, r, len(lines), seq, d)
+
+
+def _check_receipts(b: Path, r: dict, ballots: int, seq, closed: dict | None) -> None:
+    """The round's receipts: sorted, 64 hex digits each, one per ballot, and (once closed) the
+    set the close committed to. Not linked to any ballot, so none can be matched to marks."""
+    rel = r.get("receipts_file")
+    if not isinstance(rel, str) or not rel.startswith(layout.RECEIPTS_DIR + "/"):
+        fail(f"round {r['round_id']} names no receipts file", "counts.json")
+    receipts = []
+    for n, line in enumerate(read_lines(b, rel), 1):
+        text = line.decode("ascii", "replace")
+        if not _RECEIPT.fullmatch(text) or (receipts and text < receipts[-1]):
+            fail(f"{rel} line {n} is not a receipt (64 lower-case hex digits) in sorted order", f"{rel}:{n}")
+        receipts.append(text)
+    if len(receipts) != ballots:
+        fail(f"{rel} holds {len(receipts)} receipts for {ballots} ballots: one receipt per ballot", rel)
+    if closed is not None and ballot_set.receipts_commitment(receipts) != closed.get("receipts_commitment"):
+        fail(f"the receipts in {rel} are not the set the vote's close committed to (event {seq})", rel)
 
 
 def _round_key(b: Path, ci: dict, r: dict, keys: Keys, x: EventIndex):

@@ -20,12 +20,16 @@ C = layout.COUNTS  # the place every failure of this check points to
 
 def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Rule]]:
     """6. Returns counts.json's items and each item's rule, by item id."""
-    citems = read_counts(b)
+    citems, scope = read_counts(b)
+    x.scope_session = scope["session_id"]
     ids = [i.get("id") if isinstance(i, dict) else None for i in citems]
     if ids != sorted(set(i for i in ids if is_int(i))) or len(ids) != len(set(ids)):
         fail("counts.json: items must be listed once each, by id: an item was moved, repeated or damaged", C)
-    if set(ids) != set(x.item_created):
-        missing = sorted(set(x.item_created) - set(ids))
+    # A session's bundle lists that session's items; the chain is the body's, all of it.
+    x.items_in_scope = {i for i, d in x.item_created.items()
+                        if scope["session_id"] is None or d.get("session_id") == scope["session_id"]}
+    if set(ids) != x.items_in_scope:
+        missing = sorted(x.items_in_scope - set(ids))
         fail(f"counts.json does not list the same items as the event log"
              f"{' (missing item ' + str(missing[0]) + ')' if missing else ' (an item not in the log)'}", C)
     referenced_ballots: set[str] = set()
@@ -37,6 +41,8 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
         if set(ci) != layout.ITEM_FIELDS or not isinstance(ci["rounds"], list) or not isinstance(ci["rule"], dict):
             fail(f"{where} does not have exactly the fields {', '.join(sorted(layout.ITEM_FIELDS))}", C)
         ev = x.item_created[ci["id"]]
+        if not isinstance(ci["body"], dict) or ci["body"].get("id") != scope["body_id"]:
+            fail(f"{where} is of another body than the bundle's ({scope['body_id']})", C)
         for f in ("key", "kind", "title", "secret", "channel", "places", "rule"):
             if ci[f] != ev.get(f):
                 fail(f"{where}: {f} is {ci[f]!r} but the event log created the item with {ev.get(f)!r}", C)
@@ -58,10 +64,13 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                     or ci["record_file"] in referenced_records:
                 fail(f"{where}: record_file is not a file under records/", C)
             referenced_records.add(ci["record_file"])
-    for rid in x.casts_by_round:
-        if rid not in round_ids:
+    for rid in x.accepted:
+        if rid not in round_ids and x.scope_session is None:
             fail(f"the event log accepts ballots for round id {rid}, which counts.json does not list", C)
     for extra in sorted(files_under(b, layout.BALLOTS_DIR) - referenced_ballots):
+        fail(f"{extra} belongs to no round in counts.json", extra)
+    receipts = {r["receipts_file"] for ci in citems for r in ci["rounds"]}
+    for extra in sorted(files_under(b, layout.RECEIPTS_DIR) - receipts):
         fail(f"{extra} belongs to no round in counts.json", extra)
     for extra in sorted(files_under(b, layout.RECORDS_DIR) - referenced_records):
         fail(f"{extra} belongs to no item in counts.json", extra)

@@ -50,7 +50,7 @@ def check_records(b: Path, citems: list[dict], keys: Keys, chain: Chain, x: Even
             fail(f"{rel} is the record of another item, session or body", rel)
         signed_records[ci["id"]] = content
     for rid, (seq, d) in x.record_events.items():
-        if d.get("item_id") not in signed_records:
+        if d.get("item_id") not in signed_records and d.get("item_id") in x.items_in_scope:
             fail(f"the event log issued record {rid} (event {seq}) but the bundle does not hold it: "
                  f"a record was removed", "records/")
     return signed_records

@@ -1,5 +1,9 @@
-"""Write the audit bundle of everything in the database to a folder: reads the database,
-writes the files named in layout.py, and checks nothing (verify.py does)."""
+"""Write a body's audit bundle (or one session's of a body) to a folder: reads the database,
+writes the files named in layout.py, and checks nothing (verify.py does).
+
+A bundle holds one body's whole audit chain (each body has its own, domain/audit.py), that
+body's checkpoints and public key, and the items, ballots, receipts and records of the body
+(or of one of its sessions): it stands alone and verifies with that body's key."""
 from __future__ import annotations
 
 import os
@@ -21,6 +25,7 @@ from ballot_service.crypto import keys as keys_mod
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
     AuditEvent,
+    Body,
     Cast,
     Checkpoint,
     Item,
@@ -34,8 +39,11 @@ from ballot_service.models import (
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def export_bundle(db: Session, settings, out_dir: Path) -> Path:
-    """Write the audit bundle of everything in the database to `out_dir` and return it.
+def export_bundle(db: Session, settings, out_dir: Path, *, body_id: int | None = None,
+                  sitting_id: int | None = None) -> Path:
+    """Write the audit bundle of a body (`body_id`), or of one session (`sitting_id`: its
+    body's chain and only that session's items), to `out_dir` and return it. Neither given:
+    the database's only body (refused if there are several). The console and the CLI call this.
 
     Reads only. Written to a temporary folder first, then moved into place; an earlier bundle
     at `out_dir` is replaced, any other non-empty folder is refused."""
@@ -43,10 +51,11 @@ def export_bundle(db: Session, settings, out_dir: Path) -> Path:
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / layout.MANIFEST).exists():
         raise InvalidInput(f"{out_dir} is not empty and holds no earlier bundle; choose an empty folder",
                            where=str(out_dir))
+    scope = bundle_scope(db, body_id, sitting_id)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        _write_bundle(db, settings, tmp)
+        _write_bundle(db, settings, tmp, scope)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -54,6 +63,27 @@ def export_bundle(db: Session, settings, out_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def bundle_scope(db: Session, body_id: int | None, sitting_id: int | None) -> dict:
+    """{"body_id", "session_id"} of a bundle, checked against the database."""
+    if sitting_id is not None:
+        sitting = db.get(Sitting, sitting_id)
+        if sitting is None or (body_id is not None and sitting.body_id != body_id):
+            raise InvalidInput(f"no session {sitting_id} in body {body_id}" if body_id is not None
+                               else f"no session {sitting_id}", where="session",
+                               zh=f"没有第 {sitting_id} 号会议")
+        return {"body_id": sitting.body_id, "session_id": sitting_id}
+    if body_id is None:
+        bodies = list(db.scalars(select(Body.id).order_by(Body.id).limit(2)))
+        if len(bodies) != 1:
+            raise InvalidInput("each body has its own audit chain and bundle: say which body"
+                               if bodies else "there is no body yet: nothing to export", where="body",
+                               zh="每个机构有各自的审计链和审计包，请指定机构" if bodies else "尚无机构，无可导出")
+        body_id = bodies[0]
+    elif db.get(Body, body_id) is None:
+        raise InvalidInput(f"no body {body_id}", where="body", zh=f"没有第 {body_id} 号机构")
+    return {"body_id": body_id, "session_id": None}
 
 
 def readme_text() -> str:
@@ -77,19 +107,17 @@ def _write_json(out: Path, rel: str, obj) -> None:
     (out / rel).write_text(pretty_json(obj), "utf-8")
 
 
-def _write_bundle(db: Session, settings, out: Path) -> None:
-    for folder in (layout.BALLOTS_DIR, layout.RECORDS_DIR, layout.KEYS_DIR):
+def _write_bundle(db: Session, settings, out: Path, scope: dict) -> None:
+    for folder in (layout.BALLOTS_DIR, layout.RECEIPTS_DIR, layout.RECORDS_DIR, layout.KEYS_DIR):
         (out / folder).mkdir()
-    _write_events(db, out)
+    chain = scope["body_id"]
+    _write_events(db, out, chain)
     cps = [{"seq": c.seq, "head_hash": c.head_hash, "reason": c.reason, "signature": c.signature,
-            "key_fingerprint": c.key_fingerprint} for c in db.scalars(select(Checkpoint))]
+            "key_fingerprint": c.key_fingerprint} for c in db.scalars(select(Checkpoint).where(Checkpoint.chain == chain))]
     cps.sort(key=lambda c: (c["seq"], c["reason"]))
     _write_json(out, layout.CHECKPOINTS, cps)
-    body_ids = _write_counts(db, out)
-    # Public keys of every body in the bundle: those with items, and those whose closed
-    # sessions carry a signed session-close checkpoint.
-    body_ids |= set(db.scalars(select(Sitting.body_id).where(Sitting.status == "closed")))
-    _write_keys(settings, out, body_ids)
+    _write_counts(db, out, scope)
+    _write_keys(settings, out, {chain})
     (out / layout.README).write_text(readme_text(), "utf-8")
     files = {}
     for p in sorted(out.rglob("*")):
@@ -98,37 +126,41 @@ def _write_bundle(db: Session, settings, out: Path) -> None:
     _write_json(out, layout.MANIFEST, {"format": layout.BUNDLE_FORMAT, "files": files})
 
 
-def _write_events(db: Session, out: Path) -> None:
-    """Every audit event in seq order, streamed."""
+def _write_events(db: Session, out: Path, chain: int) -> None:
+    """Every event of the body's chain in seq order, streamed."""
     with open(out / layout.EVENTS, "w", encoding="utf-8", newline="\n") as f:
-        for ev in db.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().yield_per(5000):
+        for ev in db.execute(select(AuditEvent).where(AuditEvent.chain == chain)
+                             .order_by(AuditEvent.seq)).scalars().yield_per(5000):
             f.write(json_line({"seq": ev.seq, "at": ev.at.isoformat() if ev.at else None, "kind": ev.kind,
                                "data": ev.data, "prev_hash": ev.prev_hash, "hash": ev.hash}))
 
 
-def _write_counts(db: Session, out: Path) -> set[int]:
-    """counts.json, with the ballots and record files it names; returns the ids of the bodies
-    whose items it holds."""
-    items = list(db.scalars(select(Item).order_by(Item.id)))
+def _write_counts(db: Session, out: Path, scope: dict) -> None:
+    """counts.json, with the ballots, receipts and record files it names: the items of the
+    scope's body, or of its one session."""
+    query = select(Item).join(Sitting, Sitting.id == Item.sitting_id).where(Sitting.body_id == scope["body_id"])
+    if scope["session_id"] is not None:
+        query = query.where(Item.sitting_id == scope["session_id"])
+    items = list(db.scalars(query.order_by(Item.id)))
     stems = _item_stems(items)
     records = {r.item_id: r for r in db.scalars(select(Record))}
     member_no: dict[int, str] = {}
-    body_ids = set()
     counts_items = []
     for item in items:
         body = item.sitting.body
-        body_ids.add(body.id)
         rounds = []
         for rnd in item.rounds:
             refused = dict(db.execute(select(Refusal.reason, Refusal.count)
                                       .where(Refusal.round_id == rnd.id)).all())
-            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.msg_prefix, Cast.marks, Cast.member_id)
-                                    .where(Cast.round_id == rnd.id)).all())
+            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.msg_prefix, Cast.marks, Cast.member_id,
+                                           Cast.receipt).where(Cast.round_id == rnd.id)).all())
             sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
-            ballots_file = None
+            ballots_file = receipts_file = None
             if rnd.status != "pending" and item.channel != "tally_sheet":
                 ballots_file = layout.ballots_file(stems[item.id], rnd.number)
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
+                receipts_file = layout.receipts_file(stems[item.id], rnd.number)
+                _write_receipts(out / receipts_file, [c.receipt for c in casts])
             blind = item.channel == "terminal" and rnd.blind_public_key is not None
             round_key_file = layout.round_key_file(rnd.ref) if blind else None
             if blind:
@@ -142,7 +174,7 @@ def _write_counts(db: Session, out: Path) -> set[int]:
                 "returned": len(casts), "refused": refused, "ballots_file": ballots_file,
                 "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None,
                 "round_ref": rnd.ref if blind else None, "round_key_file": round_key_file,
-                "replacements": (rnd.replacements or 0) if blind else None})
+                "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:
@@ -156,8 +188,7 @@ def _write_counts(db: Session, out: Path) -> set[int]:
             "body": {"id": body.id, "name": body.name, "kind": body.kind},
             "session": {"id": item.sitting.id, "name": item.sitting.name},
             "rounds": rounds, "record_file": record_file})
-    _write_json(out, layout.COUNTS, {"format": layout.COUNTS_FORMAT, "items": counts_items})
-    return body_ids
+    _write_json(out, layout.COUNTS, {"format": layout.COUNTS_FORMAT, "scope": scope, "items": counts_items})
 
 
 def _write_ballots(db: Session, path: Path, casts: list, secret: bool, member_no: dict[int, str]) -> None:
@@ -176,6 +207,13 @@ def _write_ballots(db: Session, path: Path, casts: list, secret: bool, member_no
             f.write(json_line(line))
 
 
+def _write_receipts(path: Path, receipts: list[str]) -> None:
+    """One round's receipts, sorted, one per line: a member finds their code here (proof that
+    their ballot is counted), and nothing links a receipt to a line of the ballots file."""
+    with open(path, "w", encoding="ascii", newline="\n") as f:
+        f.writelines(r + "\n" for r in sorted(receipts))
+
+
 def _write_keys(settings, out: Path, body_ids: set[int]) -> None:
     """The bodies' public keys and keys/fingerprints.json."""
     wanted = {keys_mod.body_key_name(b) for b in body_ids}
@@ -183,6 +221,8 @@ def _write_keys(settings, out: Path, body_ids: set[int]) -> None:
     keys_dir = Path(settings.keys_dir)
     for name in sorted(wanted):
         pub_path = keys_mod.public_path(keys_dir, name)
+        if not pub_path.exists() and not keys_mod.private_path(keys_dir, name).exists():
+            continue  # a body without its key yet: nothing it signed to check
         if pub_path.exists():
             pub = keys_mod.load_public_key(pub_path)
         else:

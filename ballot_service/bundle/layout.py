@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ballot_service.crypto.keys import PUBLIC_SUFFIX
 
-BUNDLE_FORMAT = "ballot-audit-bundle/1"
-COUNTS_FORMAT = "ballot-audit-counts/1"
+# /2: one body's chain per bundle (counts.json names its scope), batch counts instead of one
+# event per cast, receipts apart from ballots.
+BUNDLE_FORMAT = "ballot-audit-bundle/2"
+COUNTS_FORMAT = "ballot-audit-counts/2"
 
 MANIFEST = "manifest.json"
 README = "README.md"
@@ -13,6 +15,7 @@ EVENTS = "events.jsonl"
 CHECKPOINTS = "checkpoints.json"
 COUNTS = "counts.json"
 BALLOTS_DIR = "ballots"
+RECEIPTS_DIR = "receipts"  # each round's receipts, sorted, one per line, apart from its ballots
 RECORDS_DIR = "records"
 KEYS_DIR = "keys"
 ROUND_KEYS_DIR = "round_keys"  # each terminal round's announced RSA public key, <round_ref>.pem
@@ -25,7 +28,7 @@ EVENT_FIELDS = ("at", "data", "hash", "kind", "prev_hash", "seq")
 CHECKPOINT_FIELDS = {"seq", "head_hash", "reason", "signature", "key_fingerprint"}
 ROUND_FIELDS = {"number", "round_id", "status", "candidates", "places", "members", "present", "quorum_met",
                 "issued", "returned", "refused", "ballots_file", "sheet", "round_ref", "round_key_file",
-                "replacements"}
+                "replacements", "receipts_file"}
 ITEM_FIELDS = {"id", "key", "kind", "title", "secret", "channel", "places", "rule", "body", "session",
                "rounds", "record_file"}
 RECORD_FIELDS = {"record_id", "signed", "signature", "key_fingerprint"}
@@ -33,6 +36,10 @@ RECORD_FIELDS = {"record_id", "signed", "signature", "key_fingerprint"}
 
 def ballots_file(stem: str, round_no: int) -> str:
     return f"{BALLOTS_DIR}/{stem}-r{round_no}.jsonl"
+
+
+def receipts_file(stem: str, round_no: int) -> str:
+    return f"{RECEIPTS_DIR}/{stem}-r{round_no}.txt"
 
 
 def record_file(stem: str) -> str:

@@ -14,6 +14,7 @@ from ballot_service.bundle.encoding import pretty_json
 from ballot_service.bundle.errors import fail
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.errors import BallotError
+from ballot_service.numbers import is_int
 
 
 def read_json(bundle: Path, rel: str):
@@ -89,13 +90,20 @@ def read_checkpoints(bundle: Path) -> list:
     return cps
 
 
-def read_counts(bundle: Path) -> list:
-    """counts.json's items; each is checked against the event log."""
+def read_counts(bundle: Path) -> tuple[list, dict]:
+    """counts.json's items, each checked against the event log later, and its scope
+    {"body_id", "session_id"}: the body whose chain the bundle holds, and the one session
+    whose items it lists (null: all the body's)."""
     counts = read_json(bundle, layout.COUNTS)
-    if not isinstance(counts, dict) or set(counts) != {"format", "items"} \
+    if not isinstance(counts, dict) or set(counts) != {"format", "scope", "items"} \
             or counts["format"] != layout.COUNTS_FORMAT or not isinstance(counts["items"], list):
         fail(f"{layout.COUNTS} is not a {layout.COUNTS_FORMAT} file", layout.COUNTS)
-    return counts["items"]
+    scope = counts["scope"]
+    if not isinstance(scope, dict) or set(scope) != {"body_id", "session_id"} or not is_int(scope["body_id"]) \
+            or not (scope["session_id"] is None or is_int(scope["session_id"])):
+        fail(f"{layout.COUNTS}: scope must name the body (body_id) and one session or null (session_id)",
+             layout.COUNTS)
+    return counts["items"], scope
 
 
 def peek_counts(bundle: Path):

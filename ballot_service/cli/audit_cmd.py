@@ -19,12 +19,15 @@ def audit() -> None:
     pass
 
 
-@audit.command("export", help="Write the audit bundle of this database to OUT_DIR.")
+@audit.command("export", help="Write a body's audit bundle (its own chain; --session: one session's items "
+                              "only) to OUT_DIR. Without --body or --session: the database's only body.")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-def export_cmd(out_dir: str) -> None:
+@click.option("--body", "body_id", type=int, default=None, help="The body whose bundle to write.")
+@click.option("--session", "sitting_id", type=int, default=None, help="Only this session's items.")
+def export_cmd(out_dir: str, body_id: int | None, sitting_id: int | None) -> None:
     settings = Settings.from_env()
     with db_session() as db:
-        path = export_bundle(db, settings, Path(out_dir))
+        path = export_bundle(db, settings, Path(out_dir), body_id=body_id, sitting_id=sitting_id)
     click.echo(f"audit bundle written to {path}")
 
 

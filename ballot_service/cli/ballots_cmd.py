@@ -70,29 +70,38 @@ def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int |
                f"(key {done['fingerprint']}) in {len(done['paths'])} file(s):")
     for p in done["paths"]:
         click.echo(f"  {p}")
+    # The page order is the printed stack's order: with the queue at the desk, the hand-out order.
+    click.echo("打印后请删除这些文件 delete these files once printed: their page order is the stack's order")
 
 
-@ballots.command("hand-out", help="Distribution desk: mark the ballot SERIAL_OR_QR_TEXT (scanned QR text, "
-                                  "full serial, or its printed first 8 hex digits) of ITEM_ID as handed out.")
+@ballots.command("hand-out", help="Distribution desk: activate a stack of ballots of ITEM_ID before handing it "
+                                  "out, each SERIAL_OR_QR_TEXT a scanned QR text, a full serial, or its printed "
+                                  "first 8 hex digits. One count for the whole stack, no order within it.")
 @click.argument("item_id", type=int)
-@click.argument("serial_or_qr_text")
-def ballots_hand_out(item_id: int, serial_or_qr_text: str) -> None:
+@click.argument("serial_or_qr_text", nargs=-1, required=True)
+def ballots_hand_out(item_id: int, serial_or_qr_text: tuple[str, ...]) -> None:
     settings = Settings.from_env()
-    text = serial_or_qr_text.strip()
     with db_session() as db:
         item = get_item(db, item_id)
-        if text.startswith("BS1."):
-            token = text_to_token(text)
-            round_ = _current_round(item, token["payload"]["round"])
-            pub = body_public_key(settings.keys_dir, item.sitting.body_id)
-            serial = verify_token(pub, token, body=item.sitting.body_id, session=item.sitting_id, item=item.id,
-                                  round_no=round_.number)["serial"]
-        else:
-            round_ = _current_round(item)
-            serial = resolve_serial(db, text, round_)
-        hand_out(db, serial, round_)
+        round_, serials = None, []
+        for raw in serial_or_qr_text:
+            text = raw.strip()
+            if text.startswith("BS1."):
+                token = text_to_token(text)
+                this = _current_round(item, token["payload"]["round"])
+                pub = body_public_key(settings.keys_dir, item.sitting.body_id)
+                serial = verify_token(pub, token, body=item.sitting.body_id, session=item.sitting_id, item=item.id,
+                                      round_no=this.number)["serial"]
+            else:
+                this = _current_round(item)
+                serial = resolve_serial(db, text, this)
+            if round_ is not None and this.id != round_.id:
+                raise click.UsageError("a stack holds ballots of one round only")
+            round_ = this
+            serials.append(serial)
+        hand_out(db, serials, round_)
         counts = paper_counts(db, round_)
-    click.echo(f"已发出 handed out: 票号 {serial_short(serial)} (item {item.id} round {round_.number}); "
+    click.echo(f"已发出 handed out: {len(serials)} (item {item.id} round {round_.number}); "
                f"发出 {counts['handed_out']} / 印制 {counts['printed']}")
 
 

@@ -83,3 +83,19 @@ def take_ballot(call, credential: str) -> dict:
 
 def new_retry_id() -> str:
     return secrets.token_urlsafe(16)
+
+
+RECEIPT_DOMAIN = b"ballot-service/receipt/v1\n"
+
+
+def receipt_hash_of(secret_hex: str) -> str:
+    """H(r): the first 64 hex digits of SHA-384("ballot-service/receipt/v1\n" || hex r)."""
+    return hashlib.sha384(RECEIPT_DOMAIN + secret_hex.encode("ascii")).hexdigest()[:64]
+
+
+def new_receipt() -> tuple[str, str]:
+    """A receipt secret r (16 random bytes, hex) and H(r), sent with the cast as receipt_hash.
+    The receipt code the service answers is H(r)'s first 16 hex digits: the tablet can check
+    it, and r proves the receipt is this tablet's without saying anything about the marks."""
+    r = secrets.token_hex(16)
+    return r, receipt_hash_of(r)

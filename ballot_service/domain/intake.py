@@ -17,7 +17,8 @@ store, so the work is split in two:
    the submission. Nothing is decided yet: the outcomes are kept for step 2 (a `Job`);
 2. under the lock (_store): read the round's state, then decide in a fixed order (no such
    round, signature, closed, channel, paper serial, marks, serial already used), store the
-   cast and append its audit event.
+   cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
+   body's chain (no event per cast: its place in the chain would be its arrival).
 
 SQLite: group commit (group_commit.py). The jobs of one process's concurrent requests are
 decided in arrival order and stored in one transaction with one durable COMMIT; each request
@@ -50,7 +51,7 @@ round in `round_id`):
 """
 from __future__ import annotations
 
-import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -68,6 +69,7 @@ from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
+from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.formats.canonical import canonical_json, sha256_hex
 from ballot_service.models import Cast, Issuance, Item, Round, Sitting, random_id
 
@@ -82,9 +84,11 @@ class Receipt:
         return {"serial": self.serial, "receipt": self.receipt, "repeated": self.repeated}
 
 
-def receipt_code(serial: str, digest: str) -> str:
-    """Short code shown to the member; the same submission always gets the same code."""
-    return hashlib.sha256(f"receipt|{serial}|{digest}".encode()).hexdigest()[:12].upper()
+def new_receipt(receipt_hash: str | None) -> str:
+    """A cast's receipt (64 hex digits): the tablet's receipt hash H(r) where it sent one, else
+    random. Never a function of the serial or the marks, so the bundle, which lists a round's
+    receipts apart from its ballots, cannot match a receipt to marks (README, threat model)."""
+    return receipt_hash if receipt_hash is not None else secrets.token_hex(32)
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -112,8 +116,10 @@ def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: 
     round_id = _sitting_vote(db, sitting) if count_on is _SITTING_VOTE else count_on
     if round_id is not None:
         count_refusal(db, _RoundRef(round_id), reason)
-    # No terminal, seat or member in a refusal event: the serial alone.
-    events.append(("cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
+    # No terminal, seat or member in a refusal event: the serial alone. On the ballot's body's
+    # chain; a ballot that names no session of ours (malformed) on the server chain.
+    chain = sitting.body_id if sitting is not None else audit.SERVER_CHAIN
+    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
     err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
     return err
@@ -186,14 +192,15 @@ class Job(group_commit.Job):
     """One submission on its way to the write lock: what step 1 found, and then its outcome."""
 
     __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
-                 "refusal", "signature_refusal", "key", "marks_outcome", "signature", "msg_prefix", "retry_hash")
+                 "refusal", "signature_refusal", "key", "marks_outcome", "signature", "msg_prefix", "retry_hash",
+                 "receipt_hash")
 
     def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
         # token_text: the paper token's text, or a terminal ballot's fields (a dict)
         self.sitting, self.token_text, self.raw_marks = sitting, token_text, raw_marks
         self.channel, self.terminal_id = channel, terminal_id
         self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
-        self.signature = self.msg_prefix = self.retry_hash = None
+        self.signature = self.msg_prefix = self.retry_hash = self.receipt_hash = None
         super().__init__()
 
 
@@ -266,15 +273,21 @@ def _store(db: Session, jobs: list[Job]) -> None:
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
     rows: list[dict] = []
-    events: list[tuple[str, dict]] = []
+    events: list[tuple[int, str, dict]] = []  # (chain, kind, data)
+    accepted: dict[tuple[int, int], int] = {}  # (body id, round id) -> casts accepted in this batch
     for job in jobs:
         try:
-            _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events)
+            _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
         except BallotError as exc:
             job.error = exc
+    # No event per cast (its place in the chain would give the order of arrival): per round,
+    # how many this batch accepted. The close signs a commitment to the set (voting.py).
+    events.extend((chain, "casts_accepted", {"round_id": rid, "count": n})
+                  for (chain, rid), n in sorted(accepted.items()))
     if rows:  # SQLite: serials checked above, under the write lock; one statement for the batch
         insert_rows(conn, _CASTS, rows)
-    audit.append_many(db, events, timed=False)
+    for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
+        audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
 
 
 def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
@@ -298,7 +311,7 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
     return rounds[key]
 
 
-def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events) -> None:
+def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, accepted) -> None:
     sitting, serial, channel = job.sitting, job.serial, job.channel
 
     def refuse(count_on, reason: str, message: str):
@@ -331,7 +344,7 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events) ->
         existing_digest, existing_receipt, existing_retry = stored[serial]
         same = existing_retry == job.retry_hash if channel == "terminal" else existing_digest == digest
         if same and (channel != "terminal" or existing_retry is not None):
-            job.result = Receipt(serial, existing_receipt, True)
+            job.result = Receipt(serial, receipt_code(existing_receipt), True)
             return
         refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")
 
@@ -345,10 +358,10 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events) ->
                 _MEMBER_CAST, {"round_id": facts.id, "member_id": member_id}).first() is not None:
             refuse(facts.id, "reused", "本席代表本轮已经投票 this member has already voted in this round")
         stored[(facts.id, member_id)] = None
-    code = receipt_code(serial, digest)
+    receipt = new_receipt(job.receipt_hash)
     row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.signature,
            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
-           "marks": marks, "channel": channel, "receipt": code, "submission_digest": digest,
+           "marks": marks, "channel": channel, "receipt": receipt, "submission_digest": digest,
            "member_id": member_id}
     if sqlite:
         rows.append(row)  # inserted with the batch's others (_store)
@@ -362,13 +375,11 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events) ->
             if existing is None:
                 raise
             stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
-            return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events)
-    stored[serial] = (digest, code, job.retry_hash)
-    event = {"round_id": facts.id, "serial": serial, "submission": digest}
-    if member_id is not None:
-        event["member_id"] = member_id  # named vote (记名): the choice may be tied to the member
-    events.append(("cast_accepted", event))
-    job.result = Receipt(serial, code, False)
+            return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
+    stored[serial] = (digest, receipt, job.retry_hash)
+    at = (sitting.body_id, facts.id)
+    accepted[at] = accepted.get(at, 0) + 1
+    job.result = Receipt(serial, receipt_code(receipt), False)
 
 
 # --- group commit (SQLite): the generic part is group_commit.py ---------------------------------

@@ -1,5 +1,5 @@
 """Paper ballots as things in the hall: signed and recorded as printed, handed out at the
-desk, checked at the counting station (printed for this round? handed out, or a spare?).
+desk a stack at a time, checked at the counting station (printed for this round? handed out, or a spare?).
 The token format itself is formats/ballots.py. Only flushes."""
 from __future__ import annotations
 
@@ -76,23 +76,33 @@ def record_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
                  sitting_id=item.sitting_id)
 
 
-def _lock_paper(db: Session, serial: str) -> PaperBallot | None:
-    return db.execute(select(PaperBallot).where(PaperBallot.serial == serial).with_for_update()
-                      ).scalar_one_or_none()
-
-
-def hand_out(db: Session, serial: str, round_: Round) -> None:
-    """Mark a printed ballot handed out at the desk. Records no identity and no time."""
-    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
-        raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
-    pb = _lock_paper(db, serial)
-    if pb is None or pb.round_id != round_.id:
-        raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
-    if pb.handed_out:
-        raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="serial")
-    pb.handed_out = True
+def hand_out(db: Session, serials: list[str], round_: Round) -> int:
+    """Activate a stack of printed ballots at the desk before handing it out: all of them in
+    one transaction and one audit event that says how many (no serial, no identity, no time),
+    so neither the chain nor the WAL keeps an order of hand-out within the stack. Refuses the
+    whole stack if any ballot in it is unknown, of another round, or handed out already.
+    Returns how many were activated."""
+    if not isinstance(serials, list) or not serials:
+        raise InvalidInput("give the stack's ballots (at least one)", where="ballots")
+    for serial in serials:
+        if not isinstance(serial, str) or not SERIAL_RE.match(serial):
+            raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
+    if len(set(serials)) != len(serials):
+        raise InvalidInput("the stack names a ballot twice", where="ballots")
+    rows = {pb.serial: pb for pb in db.execute(select(PaperBallot).where(PaperBallot.serial.in_(serials))
+                                               .with_for_update()).scalars()}
+    for serial in sorted(serials):  # the first problem by serial, not by position in the stack
+        pb = rows.get(serial)
+        if pb is None or pb.round_id != round_.id:
+            raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
+        if pb.handed_out:
+            raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="ballots")
+    for pb in rows.values():
+        pb.handed_out = True
     db.flush()
-    audit.append(db, "paper_ballot_handed_out", {"round_id": round_.id}, timed=False)
+    audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)},
+                 sitting_id=round_.item.sitting_id, timed=False)
+    return len(serials)
 
 
 def check_paper_serial(db: Session, serial: str, round_: Round) -> None:

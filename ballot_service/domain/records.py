@@ -69,7 +69,7 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     tellers = recount_before_signing(db, item)
     body = item.sitting.body
     key = keys.body_signing_key(settings, body.id)
-    seq, head = audit.head(db)
+    seq, head = audit.head(db, body.id)
     content = record_body(item, seq, head, key.fingerprint, tellers)
     data = canonical_json(content)
     sig = b64url_encode(key.sign(data))

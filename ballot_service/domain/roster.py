@@ -304,5 +304,5 @@ def import_roster(db: Session, body: Body, rows: list[RosterRow], source: str) -
             left += 1
     db.flush()
     summary = {"added": added, "updated": updated, "left_office": left, "in_office": len(rows)}
-    audit.append(db, "roster_imported", {"body_id": body.id, "source": source, **summary})
+    audit.append(db, "roster_imported", {"body_id": body.id, "source": source, **summary}, body_id=body.id)
     return summary

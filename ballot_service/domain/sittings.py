@@ -27,7 +27,7 @@ def create_body(db: Session, name: str, kind: str) -> Body:
     body = Body(name=name, kind=kind)
     db.add(body)
     db.flush()
-    audit.append(db, "body_created", {"body_id": body.id, "name": body.name, "kind": kind})
+    audit.append(db, "body_created", {"body_id": body.id, "name": body.name, "kind": kind}, body_id=body.id)
     return body
 
 
@@ -49,7 +49,7 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
         key, event = keys.create_key(keys_dir, name, passphrase), "key_created"
     body.key_name = key.name
     audit.append(db, event, {"body_id": body.id, "name": key.name, "fingerprint": key.fingerprint,
-                             "public_pem": key.public_pem.decode("ascii")})
+                             "public_pem": key.public_pem.decode("ascii")}, body_id=body.id)
     return key
 
 
@@ -132,7 +132,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     ev = audit.append(db, "session_closed", {"session_id": sitting.id, "body_id": sitting.body_id,
                                              "name": sitting.name, "items": by_status},
                       sitting_id=sitting.id)
-    cp = audit.checkpoint(db, key, f"session_closed:{sitting.id}")
+    cp = audit.checkpoint(db, key, f"session_closed:{sitting.id}", sitting.body_id)
     return {"id": sitting.id, "name": sitting.name, "status": sitting.status,
             "closed_at": sitting.closed_at.isoformat(timespec="seconds"), "items": by_status,
             "checkpoint": {"seq": cp.seq, "head": cp.head_hash, "reason": cp.reason,

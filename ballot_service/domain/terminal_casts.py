@@ -9,6 +9,7 @@ for a named (记名) vote, whose cast is bound to the member of the casting term
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import weakref
 from typing import NamedTuple
@@ -24,6 +25,7 @@ from ballot_service.errors import InvalidInput
 from ballot_service.models import Item, Round, Sitting
 
 RETRY_ID_MIN, RETRY_ID_MAX = 16, 128
+_RECEIPT_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class _RoundKey(NamedTuple):
@@ -69,6 +71,16 @@ def retry_hash(retry_id) -> str:
     return hashlib.sha256(b"ballot-service retry|" + retry_id.encode("ascii")).hexdigest()
 
 
+def receipt_hash(value) -> str | None:
+    """The tablet's receipt hash H(r) (64 lower-case hex digits), or None: intake then picks a
+    random receipt (intake.new_receipt)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _RECEIPT_HASH.fullmatch(value):
+        raise InvalidInput("receipt_hash must be 64 lower-case hex digits (the tablet's H(r))", where="receipt_hash")
+    return value
+
+
 def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Receipt:
     """Validate and store one terminal cast (intake.submit); the receipt, or a BallotError."""
     return intake.submit(db, db.get_bind(), prepare(db, data, terminal_id=terminal_id))
@@ -78,6 +90,7 @@ def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intak
     """Step 1 of intake for a terminal cast (before the write lock): the job to submit."""
     engine = db.get_bind()
     rhash = retry_hash(data.get("retry_id"))
+    receipt = receipt_hash(data.get("receipt_hash"))
     try:
         ballot = blind_ballots.parse(data)
     except ValueError as exc:
@@ -89,6 +102,7 @@ def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intak
     job = intake.Job(sitting, ballot.as_object(), data.get("marks"), "terminal",
                      terminal_id if rk is not None and not rk.secret else None)
     job.serial, job.signature, job.msg_prefix, job.retry_hash = ballot.serial, ballot.signature, ballot.prefix, rhash
+    job.receipt_hash = receipt
     if rk is None:
         job.refusal = (None, "unknown", "this ballot is not for a vote of this service")
         return job

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import utcnow
+from ballot_service.db import checkpoint_wal_after_commit, utcnow
 from ballot_service.domain import audit, issuance
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
+from ballot_service.formats.ballot_set import ballots_commitment, receipts_commitment
 from ballot_service.models import (
     Attendance,
     Cast,
@@ -173,15 +174,23 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     if item.channel == "terminal":
         issuance.forget_round_key(rnd)  # the private key does not survive the close
     item.status = "closed"
-    returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt)
+                          .where(Cast.round_id == rnd.id)).all()
+    returned = len(accepted)
     refused = dict(db.execute(select(Refusal.reason, Refusal.count).where(Refusal.round_id == rnd.id)).all())
     db.flush()
-    closed = {"item_id": item.id, "round": rnd.number, "issued": rnd.issued, "returned": returned, "refused": refused}
+    # The chain holds no event per cast: the close commits to the sorted set of ballots and of
+    # receipts instead, and the checkpoint below signs it (intake.ballots_commitment).
+    closed = {"item_id": item.id, "round": rnd.number, "round_id": rnd.id, "issued": rnd.issued, "returned": returned, "refused": refused,
+              "ballots_commitment": ballots_commitment((c.serial, c.submission_digest, c.member_id) for c in accepted),
+              "receipts_commitment": receipts_commitment(c.receipt for c in accepted)}
     if item.channel == "terminal":
         closed["blind_signatures"] = rnd.issued
         closed["replacements"] = rnd.replacements or 0
     audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
-    audit.checkpoint(db, keys.body_signing_key(settings, item.sitting.body_id), f"vote_closed:{item.id}:{rnd.number}")
+    body_id = item.sitting.body_id
+    audit.checkpoint(db, keys.body_signing_key(settings, body_id), f"vote_closed:{item.id}:{rnd.number}", body_id)
+    checkpoint_wal_after_commit(db)  # SQLite: the WAL's frames (arrival order) go with the close
     return rnd
 
 

@@ -1,8 +1,9 @@
 """Print-ready A4 PDFs of paper ballots (one ballot per page) with a QR code per ballot.
 
-The QR code carries the ballot's text form (`ballots.token_to_text`); under it the first
-8 hex digits of the serial are printed for people ("票号 ab12 cd34"). Nothing on a ballot
-identifies a member.
+The QR code carries the ballot's text form (`ballots.token_to_text`). A named vote's ballot
+also prints the first 8 hex digits of the serial for people ("票号 ab12 cd34"); a secret
+one does not, so a desk cannot note a serial beside a name (the QR is enough). Nothing on a
+ballot identifies a member.
 
 Machine-readable: the table, the QR square and four solid corner squares (fiducials) are
 drawn from `ballot_layout.page_geometry`, the geometry the mark reader (`omr.py`) uses, and
@@ -54,6 +55,8 @@ class BallotLayout:
     places: int | None = None
     key_fingerprint: str | None = None
     extra_notes: tuple[str, ...] = field(default=())
+    # A secret ballot prints no human-readable serial: a desk could note it beside a name.
+    secret: bool = True
 
     @classmethod
     def from_item(cls, item, round_, key_fingerprint: str | None = None) -> "BallotLayout":
@@ -62,7 +65,7 @@ class BallotLayout:
         places = round_.places if round_.places is not None else item.places
         return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
                    kind=item.kind, round_number=round_.number, candidates=tuple(titles[k] for k in keys),
-                   places=places, key_fingerprint=key_fingerprint)
+                   places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret))
 
     def heading(self) -> str:
         return f"{self.body_name}{self.session_name}"
@@ -211,7 +214,8 @@ class _Renderer:
         tx = MARGIN + QR_SIZE + 6
         pdf.set_xy(tx, qy + 4)
         pdf.set_font(_FONT, size=15)
-        pdf.cell(0, 8, f"票号 {serial_short}", new_x="LEFT", new_y="NEXT")
+        if not lay.secret:  # a secret ballot's serial is in the QR code only
+            pdf.cell(0, 8, f"票号 {serial_short}", new_x="LEFT", new_y="NEXT")
         pdf.set_font(_FONT, size=8.5)
         pdf.cell(0, 5, "二维码含本票票号与签名；工作人员可用 ballot-service ballots verify 核验签名真伪及本票是否已发出、已计票。", new_x="LEFT", new_y="NEXT")
         if lay.key_fingerprint:

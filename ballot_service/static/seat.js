@@ -572,15 +572,25 @@
     // submission and answers with the same receipt (intake is idempotent per submission).
     var b = st.ballot.ballot;
     var retry = BlindRSA.bytesToBase64url(BlindRSA.randomBytes(16));
+    // The receipt is H(r) for a random secret r, never a function of serial or marks, so the
+    // bundle's receipt list cannot be matched to ballots (crypto/tablet.py receipt_hash_of).
+    var receiptHash = receiptHashOf(BlindRSA.bytesToHex(BlindRSA.randomBytes(16)));
     st.pending = {
       key: st.ballot.key,
       title: st.ballot.vote.title,
       secret: !!st.ballot.vote.secret,
       body: JSON.stringify({ round_ref: b.round_ref, serial: b.serial, prefix: b.prefix,
-                             signature: b.signature, marks: fullMarks(), retry_id: retry })
+                             signature: b.signature, marks: fullMarks(), retry_id: retry,
+                             receipt_hash: receiptHash })
     };
     store(KEY_PENDING, st.pending);  // a reload resends this very body (same retry id)
     send();
+  }
+
+  // H(r): the first 64 hex digits of SHA-384("ballot-service/receipt/v1\n" || hex r).
+  function receiptHashOf(secretHex) {
+    var bytes = new TextEncoder().encode("ballot-service/receipt/v1\n" + secretHex);
+    return BlindRSA.bytesToHex(window.nobleHashes.sha384(bytes)).slice(0, 64);
   }
 
   // Forget the ballot and the choices (secret vote): memory and screen.

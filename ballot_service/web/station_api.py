@@ -48,26 +48,34 @@ def station_paper():
 @bp.post("/station/hand-out")
 @requires("station")
 def station_hand_out():
-    """The distribution desk scans a ballot as it is handed out (a count; no identity)."""
+    """The distribution desk activates a stack of ballots (their scanned QR texts) before
+    handing it out: one count for the stack, no order within it and no identity."""
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, g.terminal.sitting_id)
-    token = ballots.text_to_token(field(data, "ballot", str))
-    payload = token["payload"]
-    item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
-    if item is None or item.sitting_id != sitting.id:
-        raise NotFound("this ballot is not for a vote of this session", where="ballot")
+    texts = field(data, "ballots", list)
+    if not texts or len(texts) > ballots.MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
+        raise InvalidInput(f"ballots must be a list of 1 to {ballots.MAX_PAPER_BATCH} QR texts", where="ballots")
     key = keys.body_signing_key(settings(), sitting.body_id)
-    rnd = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
-    if rnd is None:
-        raise NotFound("no such round", where="ballot")
-    ballots.verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
-                         round_no=rnd.number)
+    rnd, serials = None, []
+    for n, text in enumerate(texts):
+        token = ballots.text_to_token(text)
+        payload = token["payload"]
+        item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
+        if item is None or item.sitting_id != sitting.id:
+            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]")
+        this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
+        if this is None or (rnd is not None and this.id != rnd.id):
+            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]")
+        ballots.verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
+                             round_no=this.number)
+        rnd = this
+        serials.append(payload["serial"])
     if rnd.status not in ("pending", "open"):
-        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballot")
-    paper_ballots.hand_out(db, payload["serial"], rnd)
+        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots")
+    count = paper_ballots.hand_out(db, serials, rnd)
     commit()
-    return jsonify({"handed_out": True}), 201
+    return jsonify({"handed_out": count}), 201
 
 
 @bp.post("/station/tally-sheet")

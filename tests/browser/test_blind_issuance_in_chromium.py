@@ -50,7 +50,7 @@ def test_secret_vote_on_two_tablets_through_blind_issuance(new_page, live_site, 
     assert len(signs) == 2 and len(casts) == 2
     for r in casts:
         body = json.loads(r["body"])
-        assert set(body) == {"round_ref", "serial", "prefix", "signature", "marks", "retry_id"}
+        assert set(body) == {"round_ref", "serial", "prefix", "signature", "marks", "retry_id", "receipt_hash"}
         assert "authorization" not in {k.lower() for k in r["headers"]}
         assert body["serial"] not in "".join(x["body"] for x in signs)  # the server never saw it
     api.call("POST", f"/api/admin/items/{s.item_id}/close")

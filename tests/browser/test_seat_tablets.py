@@ -13,11 +13,12 @@ from browser_support import SCREENSHOTS, screenshot
 from helpers_live import Api, setup_session, vote
 from sqlalchemy import create_engine, select
 
+from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-RE_RECEIPT = re.compile(r"^[0-9A-F]{12}$")
+RE_RECEIPT = re.compile(r"^[0-9A-F]{16}$")
 PROJECTS = [{"key": f"p{i}", "title": title, "description": desc} for i, (title, desc) in enumerate([
     ("城区老旧小区加装电梯", "为 60 个老旧小区加装电梯 320 部"),
     ("中小学食堂提质改造", "改造 45 所学校食堂，惠及学生 5.2 万人"),
@@ -76,7 +77,7 @@ def casts_in_db(db_url: str) -> dict[str, dict]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return {r.receipt: dict(r.marks) for r in conn.execute(select(Cast.receipt, Cast.marks))}
+            return {receipt_code(r.receipt): dict(r.marks) for r in conn.execute(select(Cast.receipt, Cast.marks))}
     finally:
         engine.dispose()
 
@@ -169,14 +170,19 @@ def test_livelihood_ballot_on_three_tablets(new_page, live_site, db_url):
     mark(a, "p1", "abstain")
     a.click("#ballot-submit")
     screen(a, "confirm")
+    sent = []
+    a.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/api/terminal/cast") else None)
     a.click("#confirm-send")
 
     # 5. receipt; nothing of the marks stays on the tablet
     receipt = screen(a, "receipt", timeout=10_000)
+    # The receipt is the tablet's H(r), not a function of serial and marks (issue #15, finding 2).
+    assert re.fullmatch(r"[0-9a-f]{64}", sent[0]["receipt_hash"])
+    assert a.locator("#receipt-code").get_attribute("data-code") == sent[0]["receipt_hash"][:16].upper()
     assert "投票成功" in receipt.inner_text()
     code_a = a.locator("#receipt-code").get_attribute("data-code")
     assert RE_RECEIPT.match(code_a)
-    assert a.locator("#receipt-code").inner_text() == " ".join([code_a[:4], code_a[4:8], code_a[8:]])
+    assert a.locator("#receipt-code").inner_text() == " ".join(code_a[i:i + 4] for i in range(0, len(code_a), 4))
     screenshot(a, "seat-receipt")
     kept = storage(a)
     assert set(kept) <= {"ballotSeat.credential", "ballotSeat.receipt", "ballotSeat.lastVote"}

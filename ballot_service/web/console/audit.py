@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flask import current_app
+from flask import current_app, request
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.web.common import get_db, settings
@@ -19,7 +19,8 @@ from ballot_service.web.roles import requires
 def audit_bundle_zip():
     work = Path(tempfile.mkdtemp(prefix="bundle-"))
     try:
-        export_bundle(get_db(), settings(), work / "audit")
+        export_bundle(get_db(), settings(), work / "audit", body_id=request.args.get("body", type=int),
+                      sitting_id=request.args.get("session", type=int))
         archive = shutil.make_archive(str(work / "audit-bundle"), "zip", root_dir=work, base_dir="audit")
         data = Path(archive).read_bytes()
     finally:

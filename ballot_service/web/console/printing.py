@@ -1,5 +1,5 @@
 """Paper ballots from the console: starting a print job, polling its progress, and
-downloading the PDFs it wrote."""
+downloading the PDFs it wrote (each once: the file is deleted as it is sent)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -64,6 +64,12 @@ def ballot_file(item_id: int, name: str):
     if not (name.startswith(f"item{item_id}-round") and name.endswith(".pdf")) or "/" in name or ".." in name:
         abort(404)
     path = Path(settings().ballots_dir) / name
-    if not path.is_file():
+    try:
+        f = open(path, "rb")
+    except (FileNotFoundError, IsADirectoryError):
         abort(404)
-    return send_file(path, mimetype="application/pdf", as_attachment=True, download_name=name)
+    # Downloaded once, then gone: the file's page order is the printed stack's order, which
+    # with the queue at the desk would give the hand-out order. The open handle still sends
+    # it; a failed download is printed again as a new batch (the lost one's ballots are spares).
+    path.unlink()
+    return send_file(f, mimetype="application/pdf", as_attachment=True, download_name=name)

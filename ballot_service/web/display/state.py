@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.db import utcnow
-from ballot_service.domain import tally, voting
+from ballot_service.domain import audit, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
-from ballot_service.models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
+from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import qr
 
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
@@ -36,7 +36,7 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     """Everything the screen shows, as JSON-ready data (labels live in the template).
 
     During a vote it holds no per-choice figure at all: only counts of ballots cast/issued."""
-    seq = db.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+    seq = audit.head(db, sitting.body_id)[0]  # the sitting's events are all on its body's chain
     body = sitting.body
     state: dict = {
         "sitting": {"id": sitting.id, "name": sitting.name, "status": sitting.status,
@@ -58,7 +58,8 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
 def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, cursor: AuditCursor | None):
     """(seq, data) of the sitting's newest event of `kinds` up to `seq`, or None."""
     query = (select(AuditEvent.seq, AuditEvent.data)
-             .where(AuditEvent.sitting_id == sitting.id, AuditEvent.kind.in_(kinds), AuditEvent.seq <= seq)
+             .where(AuditEvent.chain == sitting.body_id, AuditEvent.sitting_id == sitting.id,
+                    AuditEvent.kind.in_(kinds), AuditEvent.seq <= seq)
              .order_by(AuditEvent.seq.desc()).limit(1))
     if cursor is None:
         row = db.execute(query).first()
