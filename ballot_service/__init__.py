@@ -9,6 +9,7 @@ from ballot_service import web
 from ballot_service.config import Settings
 from ballot_service.db import make_engine, make_read_engine, make_sessionmaker
 from ballot_service.web.cast_endpoint import CastEndpoint
+from ballot_service.web.proxies import TrustedProxies
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -40,6 +41,8 @@ def create_app(config: dict | None = None) -> Flask:
     web.register(app)
     # The terminals' cast intake is served below Flask (cast_endpoint.py says why).
     app.wsgi_app = CastEndpoint(app.wsgi_app, settings, app.extensions["ballot_sessionmaker"])
+    if settings.trusted_proxies:  # outermost: every route, the cast intake's too, sees the client's address
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
     return app
 
 

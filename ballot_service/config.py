@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,6 +60,18 @@ def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _networks(env: dict, name: str) -> tuple[str, ...]:
+    """Addresses or networks (10.0.0.2, 10.0.1.0/24, ::1), separated by commas or spaces."""
+    out = []
+    for part in (env.get(name) or "").replace(",", " ").split():
+        try:
+            out.append(str(ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or network like 10.0.0.2 or "
+                              f"10.0.1.0/24") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -73,6 +86,7 @@ class Settings:
     session_hours: int = 12
     session_idle_minutes: int = 60
     public_url: str | None = None  # how seat tablets and phones reach the service (QR codes, set-up links)
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is read (web/proxies.py)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -105,4 +119,5 @@ class Settings:
             session_hours=_int(env, "BALLOT_SESSION_HOURS", 12, minimum=1),
             session_idle_minutes=_int(env, "BALLOT_SESSION_IDLE_MINUTES", 60, minimum=1),
             public_url=public_url,
+            trusted_proxies=_networks(env, "BALLOT_TRUSTED_PROXIES"),
         )

@@ -47,7 +47,8 @@ bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 def login():
     data = json_body()
     db = get_db()
-    op = operators.login_operator(db, field(data, "username", str), field(data, "password", str))
+    op = operators.login_operator(db, field(data, "username", str), field(data, "password", str),
+                                  request.remote_addr)
     start_operator_session(op)
     db.commit()
     return jsonify({"username": op.username, "role": op.role})

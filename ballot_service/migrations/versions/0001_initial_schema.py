@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:15:41.826764
+Create Date: 2026-12-02 19:48:41.916253
 """
 import sqlalchemy as sa
 from alembic import op
@@ -52,6 +52,28 @@ def upgrade() -> None:
     sa.Column('at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_checkpoints'))
     )
+    op.create_table('login_failures',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('source', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
+    )
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_failures_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_login_failures_source'), ['source'], unique=False)
+
+    op.create_table('login_locks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=True),
+    sa.Column('source', sa.String(length=64), nullable=False),
+    sa.Column('until', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_locks'))
+    )
+    with op.batch_alter_table('login_locks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_locks_source'), ['source'], unique=False)
+        batch_op.create_index(batch_op.f('ix_login_locks_until'), ['until'], unique=False)
+
     op.create_table('operators',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -320,6 +342,16 @@ def downgrade() -> None:
 
     op.drop_table('members')
     op.drop_table('operators')
+    with op.batch_alter_table('login_locks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_locks_until'))
+        batch_op.drop_index(batch_op.f('ix_login_locks_source'))
+
+    op.drop_table('login_locks')
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_failures_source'))
+        batch_op.drop_index(batch_op.f('ix_login_failures_at'))
+
+    op.drop_table('login_failures')
     op.drop_table('checkpoints')
     op.drop_table('bodies')
     op.drop_table('audit_head')
