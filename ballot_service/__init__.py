@@ -8,6 +8,7 @@ from flask import Flask, g
 from ballot_service import web
 from ballot_service.config import Settings
 from ballot_service.db import make_engine, make_read_engine, make_sessionmaker
+from ballot_service.domain.body_keys import require_every_body_key
 from ballot_service.web.cast_endpoint import CastEndpoint
 from ballot_service.web.proxies import TrustedProxies
 
@@ -26,6 +27,12 @@ def create_app(config: dict | None = None) -> Flask:
     # settings.max_body_bytes (64 KB) on their own blueprints (terminal_api.py, station_api.py).
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     engine = make_engine(settings.database_url)
+    # Refuse to start, naming the body, rather than fail at the first vote it signs.
+    try:
+        require_every_body_key(settings, engine)
+    except BaseException:
+        engine.dispose()
+        raise
     app.extensions["ballot_engine"] = engine
     app.extensions["ballot_sessionmaker"] = make_sessionmaker(engine)
     app.extensions["ballot_read_engine"] = make_read_engine(engine)

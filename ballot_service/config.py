@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KEY_PASSPHRASE_VAR = "BALLOT_KEY_PASSPHRASE"  # the default; _<KEY NAME> after it names one key's
 
 
 def _default_templates() -> Path:
@@ -86,6 +87,8 @@ class Settings:
     session_hours: int = 12
     session_idle_minutes: int = 60
     public_url: str | None = None  # how seat tablets and phones reach the service (QR codes, set-up links)
+    # (key name, passphrase) from BALLOT_KEY_PASSPHRASE_<KEY NAME> (crypto/keys.passphrase_for)
+    key_passphrases: tuple[tuple[str, str], ...] = ()
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is read (web/proxies.py)
 
     @classmethod
@@ -119,5 +122,7 @@ class Settings:
             session_hours=_int(env, "BALLOT_SESSION_HOURS", 12, minimum=1),
             session_idle_minutes=_int(env, "BALLOT_SESSION_IDLE_MINUTES", 60, minimum=1),
             public_url=public_url,
+            key_passphrases=tuple(sorted((k[len(KEY_PASSPHRASE_VAR) + 1:], v) for k, v in env.items()
+                                         if k.startswith(KEY_PASSPHRASE_VAR + "_") and v)),
             trusted_proxies=_networks(env, "BALLOT_TRUSTED_PROXIES"),
         )

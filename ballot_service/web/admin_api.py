@@ -76,7 +76,7 @@ def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
     s = settings()
-    key = create_body_key(db, s.keys_dir, s.key_passphrase, body)
+    key = create_body_key(db, s.keys_dir, keys.body_passphrase(s, body.id), body)
     commit()
     return jsonify({"name": key.name, "fingerprint": key.fingerprint}), 201
 
