@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from ballot_service import create_app
 from ballot_service.db import database_now
 from ballot_service.domain import login_limits, operators
+from ballot_service.errors import InvalidInput
 from ballot_service.models import AuditEvent, LoginFailure, LoginLock
 
 
@@ -54,16 +55,26 @@ def test_the_console_form_refuses_a_megabytes_long_user_name_storing_nothing(app
     assert audit_len(db) == before and rows(db, LoginFailure) == 0
 
 
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_nul_in_the_form_is_refused_not_a_server_error(app, api, db, field):
+    data = {"username": OPERATOR[0], "password": "wrong-password", field: "x\x00y-password"}
+    r = post(app.test_client(), "/login", data)  # PostgreSQL stores no NUL (a form may carry one)
+    assert r.status_code == 400 and "U+0000" in r.get_data(as_text=True)
+    assert rows(db, LoginFailure) == 0
+    with pytest.raises(InvalidInput):
+        operators.check_sizes(OPERATOR[0], "x\ud800y-password")  # the hash could not encode it
+
+
 def test_a_failed_login_is_stored_bounded_and_escaped_outside_the_audit_chain(app, api, db):
     before = audit_len(db)
-    name = "ab\u202e\u200b\x00\\" + "名" * 58  # 64 characters
+    name = "ab\u202e\u200b\x01\\" + "名" * 58  # 64 characters
     r = post(app.test_client(), "/login", {"username": name, "password": "wrong-password"},
-             environ_base={"REMOTE_ADDR": "10.0.0.66"})  # the form: JSON refuses NUL before this
+             environ_base={"REMOTE_ADDR": "10.0.0.66"})  # the form: JSON refuses controls before this
     assert r.status_code == 401 and audit_len(db) == before  # unauthenticated: no event in any chain
     stored = db.execute(select(LoginFailure.username, LoginFailure.source)).one()
     db.rollback()
     assert stored.source == "10.0.0.66" and len(stored.username) <= login_limits.STORED_CHARS
-    assert stored.username.startswith("ab\\u202e\\u200b\\u0000\\\\名")
+    assert stored.username.startswith("ab\\u202e\\u200b\\u0001\\\\名")
     assert not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in stored.username)
 
 

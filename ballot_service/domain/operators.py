@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from ballot_service.models import Operator
 OPERATOR_ROLES = ("secretariat", "auditor", "display")
 MAX_USERNAME_CHARS = 64  # the column's length
 MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS = 8, 256
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 LOGIN_WINDOW_S, LOGIN_MAX_FAILURES = login_limits.WINDOW_S, login_limits.PER_LOGIN
 
 
@@ -39,13 +41,18 @@ def create_operator(db: Session, username: str, password: str, role: str) -> Ope
 
 
 def check_sizes(username: str, password: str) -> None:
-    """Refuse a user name or password too long to be one, before it is stored or hashed."""
+    """Refuse a user name or password too long to be one, or holding what no database stores
+    and no hash reads (NUL, a lone surrogate), before it is stored, looked up or hashed."""
     if not username or len(username) > MAX_USERNAME_CHARS:
         raise InvalidInput(f"username must have 1 to {MAX_USERNAME_CHARS} characters", where="username",
                            zh=f"用户名须为 1 至 {MAX_USERNAME_CHARS} 个字符")
     if len(password) > MAX_PASSWORD_CHARS:
         raise InvalidInput(f"password must have at most {MAX_PASSWORD_CHARS} characters", where="password",
                            zh=f"密码不得超过 {MAX_PASSWORD_CHARS} 个字符")
+    for where, text in (("username", username), ("password", password)):
+        if _UNSTORABLE.search(text):
+            raise InvalidInput(f"the {where} holds NUL (U+0000) or a lone surrogate", where=where,
+                               zh=f"{'用户名' if where == 'username' else '密码'}含有空字符（U+0000）或孤立代理码位")
 
 
 @functools.cache
