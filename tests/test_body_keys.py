@@ -93,3 +93,15 @@ def test_keys_create_uses_the_bodys_own_passphrase(app, db, settings_env):
                                                                   "BALLOT_KEY_PASSPHRASE_BODY_1": "city-own"})
     assert result.exit_code == 0, result.output
     assert keys.load_key(Path(settings_env["BALLOT_KEYS_DIR"]), "body-1", "city-own").name == "body-1"
+
+
+def test_doctor_fix_tightens_a_passphrase_file(settings_env):
+    folder = Path(settings_env["BALLOT_INSTANCE_PATH"]) / keys.PASSPHRASE_DIR
+    folder.mkdir(mode=0o755, parents=True)
+    (folder / "body-1").write_text("city")
+    os.chmod(folder / "body-1", 0o644)
+    settings = Settings.from_env(settings_env)
+    check = doctor.check_permissions(settings)
+    assert not check.ok and "passphrases/body-1 is 0644" in check.en and "passphrases is 0755" in check.en
+    assert doctor.check_permissions(settings, fix=True).ok and doctor.check_permissions(settings).ok
+    assert keys.passphrase_for(settings, "body-1") == "city"
