@@ -8,7 +8,9 @@ from flask import Flask, g
 from ballot_service import web
 from ballot_service.config import Settings
 from ballot_service.db import make_engine, make_read_engine, make_sessionmaker
+from ballot_service.domain.body_keys import require_every_body_key
 from ballot_service.web.cast_endpoint import CastEndpoint
+from ballot_service.web.proxies import TrustedProxies
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -25,6 +27,12 @@ def create_app(config: dict | None = None) -> Flask:
     # settings.max_body_bytes (64 KB) on their own blueprints (terminal_api.py, station_api.py).
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     engine = make_engine(settings.database_url)
+    # Refuse to start, naming the body, rather than fail at the first vote it signs.
+    try:
+        require_every_body_key(settings, engine)
+    except BaseException:
+        engine.dispose()
+        raise
     app.extensions["ballot_engine"] = engine
     app.extensions["ballot_sessionmaker"] = make_sessionmaker(engine)
     app.extensions["ballot_read_engine"] = make_read_engine(engine)
@@ -40,6 +48,8 @@ def create_app(config: dict | None = None) -> Flask:
     web.register(app)
     # The terminals' cast intake is served below Flask (cast_endpoint.py says why).
     app.wsgi_app = CastEndpoint(app.wsgi_app, settings, app.extensions["ballot_sessionmaker"])
+    if settings.trusted_proxies:  # outermost: every route, the cast intake's too, sees the client's address
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
     return app
 
 

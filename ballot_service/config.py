@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KEY_PASSPHRASE_VAR = "BALLOT_KEY_PASSPHRASE"  # the default; _<KEY NAME> after it names one key's
 
 
 def _default_templates() -> Path:
@@ -59,6 +61,18 @@ def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _networks(env: dict, name: str) -> tuple[str, ...]:
+    """Addresses or networks (10.0.0.2, 10.0.1.0/24, ::1), separated by commas or spaces."""
+    out = []
+    for part in (env.get(name) or "").replace(",", " ").split():
+        try:
+            out.append(str(ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or network like 10.0.0.2 or "
+                              f"10.0.1.0/24") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -73,6 +87,9 @@ class Settings:
     session_hours: int = 12
     session_idle_minutes: int = 60
     public_url: str | None = None  # how seat tablets and phones reach the service (QR codes, set-up links)
+    # (key name, passphrase) from BALLOT_KEY_PASSPHRASE_<KEY NAME> (crypto/keys.passphrase_for)
+    key_passphrases: tuple[tuple[str, str], ...] = ()
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is read (web/proxies.py)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -105,4 +122,7 @@ class Settings:
             session_hours=_int(env, "BALLOT_SESSION_HOURS", 12, minimum=1),
             session_idle_minutes=_int(env, "BALLOT_SESSION_IDLE_MINUTES", 60, minimum=1),
             public_url=public_url,
+            key_passphrases=tuple(sorted((k[len(KEY_PASSPHRASE_VAR) + 1:], v) for k, v in env.items()
+                                         if k.startswith(KEY_PASSPHRASE_VAR + "_") and v)),
+            trusted_proxies=_networks(env, "BALLOT_TRUSTED_PROXIES"),
         )

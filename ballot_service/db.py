@@ -9,9 +9,11 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, make_url
+from sqlalchemy import DateTime, MetaData, create_engine, event, make_url, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from ballot_service.config import private_dir, private_file
@@ -50,6 +52,32 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+class db_now(FunctionElement):
+    """The database's clock in UTC, as SQL: deadlines (vote time limits, login lockouts) are
+    set from it and compared with it, so every app node and a restarted one agree."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(db_now)
+def _db_now_default(element, compiler, **kw) -> str:
+    # AT TIME ZONE 'UTC': a naive UTC timestamp like the columns, whatever the server's TimeZone.
+    return "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element, compiler, **kw) -> str:
+    # Six fractional digits, as SQLAlchemy stores and parses SQLite datetimes.
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+
+
+def database_now(db) -> dt.datetime:
+    """The database's clock now (aware UTC); `db`: a Session or Connection. On PostgreSQL the
+    transaction's start time, one value for the whole transaction."""
+    return db.execute(select(db_now())).scalar_one()
 
 
 # Connection execution option naming how a SQLite transaction begins (see make_engine).

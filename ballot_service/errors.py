@@ -64,3 +64,10 @@ class KeyFileError(BallotError):
 
     status = 500
     error_type = "KeyFileError"
+
+
+class TooManyRequests(BallotError):
+    """A rate limit refuses the request for now; the message says how long to wait."""
+
+    status = 429
+    error_type = "TooManyRequests"

@@ -341,3 +341,27 @@ class Operator(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))  # secretariat | auditor | display
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginFailure(Base):
+    """A failed console login: the rate limits' memory, outside every audit chain (an
+    unauthenticated request must not add to a body's records). The user name is attacker's
+    text, kept only escaped and cut short (operators.shown_name); rows older than the window
+    are pruned and the table is capped (operators.py)."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)  # the database's clock
+    username: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class LoginLock(Base):
+    """A lockout as a deadline on the database's clock: `username` from `source`, or the whole
+    `source` when username is NULL, refused until `until`."""
+
+    __tablename__ = "login_locks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    until: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

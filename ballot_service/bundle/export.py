@@ -226,7 +226,7 @@ def _write_keys(settings, out: Path, body_ids: set[int]) -> None:
         if pub_path.exists():
             pub = keys_mod.load_public_key(pub_path)
         else:
-            pub = keys_mod.load_key(keys_dir, name, settings.key_passphrase).public_key
+            pub = keys_mod.load_key(keys_dir, name, keys_mod.passphrase_for(settings, name)).public_key
         pem = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         (out / layout.key_file(name)).write_bytes(pem)
         fps[name] = keys_mod.fingerprint(pub)

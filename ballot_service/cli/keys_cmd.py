@@ -7,7 +7,14 @@ import click
 
 from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
-from ballot_service.crypto.keys import body_key_name, fingerprint, load_public_key, public_path
+from ballot_service.crypto.keys import (
+    body_key_name,
+    body_passphrase,
+    fingerprint,
+    load_public_key,
+    passphrase_variable,
+    public_path,
+)
 from ballot_service.domain.sittings import create_body_key, get_body
 from ballot_service.errors import KeyFileError
 
@@ -17,19 +24,23 @@ def keys() -> None:
     pass
 
 
-@keys.command("create", help="Create the Ed25519 signing key of BODY_ID, encrypted with "
-                             "BALLOT_KEY_PASSPHRASE. Never overwrites an existing key.")
+@keys.command("create", help="Create the Ed25519 signing key of BODY_ID, encrypted with its own "
+                             "passphrase (BALLOT_KEY_PASSPHRASE_BODY_<ID>, or the file passphrases/body-<ID> "
+                             "in the instance folder) or else BALLOT_KEY_PASSPHRASE. Never overwrites an "
+                             "existing key.")
 @click.argument("body_id", type=int)
 def keys_create(body_id: int) -> None:
     settings = Settings.from_env()
-    if not settings.key_passphrase:
-        click.echo("错误 error: BALLOT_KEY_PASSPHRASE is not set; set it to the passphrase that will "
-                   "protect the key, then run this again", err=True)
-        sys.exit(2)
     name = body_key_name(body_id)
+    passphrase = body_passphrase(settings, body_id)
+    if not passphrase:
+        click.echo(f"错误 error: no passphrase: set {passphrase_variable(name)} (this body's own) or "
+                   f"BALLOT_KEY_PASSPHRASE to the passphrase that will protect the key, then run this again",
+                   err=True)
+        sys.exit(2)
     with db_session() as db:
         body = get_body(db, body_id)
-        key = create_body_key(db, settings.keys_dir, settings.key_passphrase, body)
+        key = create_body_key(db, settings.keys_dir, passphrase, body)
     click.echo(f"key {name} created for body {body_id} ({body.name})")
     click.echo(f"  private: {settings.keys_dir / (name + '.key.pem')} (mode 0600, keep a backup)")
     click.echo(f"  public:  {settings.keys_dir / (name + '.pub.pem')}")

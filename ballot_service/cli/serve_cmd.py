@@ -15,6 +15,7 @@ from ballot_service import create_app
 from ballot_service.cli.ops_cmd import checks_option, start_checks, tls_files, tls_option
 from ballot_service.cli.setup import db_session
 from ballot_service.config import PROJECT_ROOT, ConfigError, Settings
+from ballot_service.crypto.keys import body_passphrase
 from ballot_service.db import make_engine
 from ballot_service.domain.operators import create_operator
 from ballot_service.domain.roster import import_roster, read_roster
@@ -235,11 +236,12 @@ def load_demo(sample_dir: Path, settings=None) -> str:
 
 def _demo_key(db, settings, body) -> str:
     """Give a sample body its signing key, or adopt the one already in the keys folder."""
-    if settings is None or not settings.key_passphrase:
-        return (f"no signing key for {body.name}: set BALLOT_KEY_PASSPHRASE, then "
-                f"`ballot-service keys create {body.id}`")
     try:
-        key = create_body_key(db, settings.keys_dir, settings.key_passphrase, body, reuse=True)
+        passphrase = body_passphrase(settings, body.id) if settings is not None else None
+        if not passphrase:
+            return (f"no signing key for {body.name}: set BALLOT_KEY_PASSPHRASE, then "
+                    f"`ballot-service keys create {body.id}`")
+        key = create_body_key(db, settings.keys_dir, passphrase, body, reuse=True)
     except BallotError as exc:
         return f"no signing key for {body.name}: {exc.message}"
     return f"signing key {key.name} for {body.name} (fingerprint 指纹 {key.fingerprint})"

@@ -2,9 +2,13 @@
 
 One Ed25519 key per body, named `body-<body_id>`:
 
-- `<name>.key.pem`: the private key, PKCS#8 PEM encrypted with the passphrase from
-  BALLOT_KEY_PASSPHRASE (cryptography's BestAvailableEncryption), file mode 0600.
-  Never committed, never overwritten.
+- `<name>.key.pem`: the private key, PKCS#8 PEM encrypted with its passphrase
+  (cryptography's BestAvailableEncryption), file mode 0600. Never committed, never overwritten.
+
+Each key can have its own passphrase (a township's secretariat need not know the city's):
+passphrase_for looks in BALLOT_KEY_PASSPHRASE_<KEY NAME> (`BALLOT_KEY_PASSPHRASE_BODY_3` for
+body-3), then in the file `passphrases/<key name>` of the instance folder (mode 0600, the
+first line), then falls back to BALLOT_KEY_PASSPHRASE.
 - `<name>.pub.pem`: the public key, SubjectPublicKeyInfo PEM; anyone may have it.
 
 The fingerprint is short enough to read aloud and compare with a printed record: the
@@ -28,10 +32,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ballot_service.config import KEY_PASSPHRASE_VAR
 from ballot_service.errors import BallotError, KeyFileError
 
 PRIVATE_SUFFIX = ".key.pem"
 PUBLIC_SUFFIX = ".pub.pem"
+PASSPHRASE_DIR = "passphrases"  # in the instance folder: one file per key name, mode 0600
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -57,9 +63,39 @@ def public_pem(public_key: Ed25519PublicKey) -> bytes:
 
 
 def body_signing_key(settings, body_id: int) -> "SigningKey":
-    """The signing key of a body, from the configured folder and passphrase (the one way
+    """The signing key of a body, from the configured folder and its passphrase (the one way
     domain code gets it). `settings`: config.Settings."""
-    return load_key(settings.keys_dir, body_key_name(body_id), settings.key_passphrase)
+    return load_key(settings.keys_dir, body_key_name(body_id), body_passphrase(settings, body_id))
+
+
+def body_passphrase(settings, body_id: int) -> str | None:
+    return passphrase_for(settings, body_key_name(body_id))
+
+
+def passphrase_variable(name: str) -> str:
+    """The environment variable of one key's own passphrase: body-3 → BALLOT_KEY_PASSPHRASE_BODY_3."""
+    return f"{KEY_PASSPHRASE_VAR}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"
+
+
+def passphrase_for(settings, name: str) -> str | None:
+    """The passphrase of key `name`: its own variable, else its file in the instance folder,
+    else BALLOT_KEY_PASSPHRASE (None when there is none). A passphrase file others can read
+    is refused, naming it relative to the instance folder."""
+    own = dict(settings.key_passphrases).get(passphrase_variable(name)[len(KEY_PASSPHRASE_VAR) + 1:])
+    if own:
+        return own
+    path = Path(settings.instance_path) / PASSPHRASE_DIR / name
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return settings.key_passphrase
+    shown = f"{PASSPHRASE_DIR}/{name}"
+    if st.st_mode & 0o077 or st.st_uid != os.getuid():
+        raise KeyFileError(f"the passphrase file {shown} of the instance folder must be this user's and mode "
+                           f"0600 (it is {st.st_mode & 0o777:04o}): chmod 600 it", where=shown,
+                           zh=f"实例目录中的口令文件 {shown} 须归本用户所有且权限为 0600（现为 {st.st_mode & 0o777:04o}）")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return (lines[0] if lines else "") or settings.key_passphrase
 
 
 def fingerprint(public_key: Ed25519PublicKey) -> str:
@@ -171,14 +207,15 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise KeyFileError(f"signing key {name} not found at {path}: {_create_hint(name)}",
-                           where=str(path),
-                           zh=f"找不到签名密钥 {name}（{path}）：请先为该机构生成签名密钥"
+        raise KeyFileError(f"signing key {name} not found ({path.name} in the keys folder): {_create_hint(name)}",
+                           where=path.name,
+                           zh=f"找不到签名密钥 {name}（{path.name}）：请先为该机构生成签名密钥"
                               f"（命令行：ballot-service keys create 机构编号）") from None
+    var = passphrase_variable(name)
     if not passphrase:
-        raise KeyFileError(f"the passphrase for key {name} is not set: set BALLOT_KEY_PASSPHRASE "
-                           f"to the passphrase used when the key was created", where="BALLOT_KEY_PASSPHRASE",
-                           zh=f"未设置签名密钥 {name} 的口令：请将 BALLOT_KEY_PASSPHRASE 设为生成该密钥时所用的口令")
+        raise KeyFileError(f"the passphrase for key {name} is not set: set {var} (or BALLOT_KEY_PASSPHRASE) "
+                           f"to the passphrase used when the key was created", where=var,
+                           zh=f"未设置签名密钥 {name} 的口令：请将 {var}（或 BALLOT_KEY_PASSPHRASE）设为生成该密钥时所用的口令")
     cache_key = (_resolved(str(keys_dir)), name, _passphrase_digest(passphrase),
                  st.st_mtime_ns, st.st_size, st.st_ino)
     with _cache_lock:
@@ -187,27 +224,27 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
         return cached
     data = path.read_bytes()
     if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
-        raise KeyFileError(f"key file {path} is corrupted or not an encrypted private key: "
-                           f"restore it from your backup", where=str(path),
-                           zh=f"密钥文件 {path} 已损坏或不是加密的私钥：请从备份恢复")
+        raise KeyFileError(f"key file {path.name} is corrupted or not an encrypted private key: "
+                           f"restore it from your backup", where=path.name,
+                           zh=f"密钥文件 {path.name} 已损坏或不是加密的私钥：请从备份恢复")
     try:
         key = serialization.load_pem_private_key(data, passphrase.encode("utf-8"))
     except ValueError as exc:
         if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
-            raise KeyFileError(f"wrong passphrase for key {name}: check BALLOT_KEY_PASSPHRASE "
-                               f"(if it is right, the file {path} is damaged: restore it from your backup)",
-                               where="BALLOT_KEY_PASSPHRASE",
-                               zh=f"签名密钥 {name} 的口令错误：请检查 BALLOT_KEY_PASSPHRASE"
-                                  f"（如口令无误，则密钥文件 {path} 已损坏，请从备份恢复）") from None
-        raise KeyFileError(f"key file {path} is corrupted ({exc.__class__.__name__}): restore it from "
-                           f"your backup", where=str(path),
-                           zh=f"密钥文件 {path} 已损坏（{exc.__class__.__name__}）：请从备份恢复") from None
+            raise KeyFileError(f"wrong passphrase for key {name}: check {var} or BALLOT_KEY_PASSPHRASE "
+                               f"(if it is right, the file {path.name} is damaged: restore it from your backup)",
+                               where=var,
+                               zh=f"签名密钥 {name} 的口令错误：请检查 {var} 或 BALLOT_KEY_PASSPHRASE"
+                                  f"（如口令无误，则密钥文件 {path.name} 已损坏，请从备份恢复）") from None
+        raise KeyFileError(f"key file {path.name} is corrupted ({exc.__class__.__name__}): restore it from "
+                           f"your backup", where=path.name,
+                           zh=f"密钥文件 {path.name} 已损坏（{exc.__class__.__name__}）：请从备份恢复") from None
     except TypeError:
-        raise KeyFileError(f"key file {path} is not encrypted as expected: restore it from your backup",
-                           where=str(path), zh=f"密钥文件 {path} 未按预期加密：请从备份恢复") from None
+        raise KeyFileError(f"key file {path.name} is not encrypted as expected: restore it from your backup",
+                           where=path.name, zh=f"密钥文件 {path.name} 未按预期加密：请从备份恢复") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"key file {path} does not hold an Ed25519 key", where=str(path),
-                           zh=f"密钥文件 {path} 中不是 Ed25519 密钥")
+        raise KeyFileError(f"key file {path.name} does not hold an Ed25519 key", where=path.name,
+                           zh=f"密钥文件 {path.name} 中不是 Ed25519 密钥")
     signing_key = SigningKey(name, key)
     pub = public_path(keys_dir, name)
     if pub.exists():
@@ -216,9 +253,9 @@ def load_key(keys_dir: Path, name: str, passphrase: str | None) -> SigningKey:
         except KeyFileError:
             on_disk = None
         if on_disk is None or fingerprint(on_disk) != signing_key.fingerprint:
-            raise KeyFileError(f"public key {pub} does not match private key {path}: restore the pair "
-                               f"from your backup", where=str(pub),
-                               zh=f"公钥 {pub} 与私钥 {path} 不匹配：请从备份恢复这对密钥")
+            raise KeyFileError(f"public key {pub.name} does not match private key {path.name}: restore the pair "
+                               f"from your backup", where=pub.name,
+                               zh=f"公钥 {pub.name} 与私钥 {path.name} 不匹配：请从备份恢复这对密钥")
     with _cache_lock:
         _cache[cache_key] = signing_key
     return signing_key

@@ -63,7 +63,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import begin_write, in_write_transaction, insert_rows, utcnow
+from ballot_service.db import begin_write, in_write_transaction, insert_rows
 from ballot_service.domain import audit, group_commit, paper_ballots, round_facts
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
@@ -125,8 +125,9 @@ def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: 
     return err
 
 
-def _open_now(status: str, closes_at) -> bool:
-    return status == "open" and (closes_at is None or utcnow() < closes_at)
+def _open_now(status: str, closes_at, now) -> bool:
+    """`now`: the database's clock (round_facts), which the time limit was set from."""
+    return status == "open" and (closes_at is None or now < closes_at)
 
 
 def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
@@ -268,7 +269,7 @@ def _store(db: Session, jobs: list[Job]) -> None:
     conn = db.connection()
     sqlite = conn.dialect.name == "sqlite"
     engine = db.get_bind()
-    rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at), None: no such round
+    rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at, now), None: no such round
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
@@ -303,11 +304,11 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
             return None
         facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret)
         round_facts.remember(engine, key, facts)
-        rounds[key] = (facts, row.status, row.closes_at)
+        rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:
-        status, closes_at = conn.execute(round_facts.ROUND_STATE if sqlite else round_facts.ROUND_STATE_SHARED,
-                                         {"round_id": facts.id}).one()
-        rounds[key] = (facts, status, closes_at)
+        status, closes_at, now = conn.execute(round_facts.ROUND_STATE if sqlite else round_facts.ROUND_STATE_SHARED,
+                                              {"round_id": facts.id}).one()
+        rounds[key] = (facts, status, closes_at, now)
     return rounds[key]
 
 
@@ -322,10 +323,10 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
     found = _round_of(conn, sqlite, engine, job, rounds)
     if found is None:
         refuse(_SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
-    facts, status, closes_at = found
+    facts, status, closes_at, now = found
     if job.signature_refusal is not None:
         refuse(facts.id, *job.signature_refusal)
-    if not _open_now(status, closes_at):
+    if not _open_now(status, closes_at, now):
         reason, message, count_on = _not_open(db, facts, status)
         refuse(count_on, reason, message)
     if channel != facts.channel:

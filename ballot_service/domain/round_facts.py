@@ -10,6 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 
+from ballot_service.db import db_now
 from ballot_service.models import Item, Round
 
 
@@ -28,13 +29,15 @@ class RoundFacts(NamedTuple):
 _facts: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 _facts_lock = threading.Lock()
 
+# `now`: the database's clock, which a round's time limit (closes_at) is set from and compared
+# with, so app nodes with clocks apart agree on when a vote's time is up.
 ROUND_OF_BALLOT = (
     select(Round.id, Round.item_id, Round.number, Round.candidate_keys, Item.channel, Item.secret,
-           Round.status, Round.closes_at)
+           Round.status, Round.closes_at, db_now().label("now"))
     .join(Item, Item.id == Round.item_id)
     .where(Item.sitting_id == bindparam("sitting_id"), Item.id == bindparam("item_id"),
            Round.number == bindparam("round_no")))
-ROUND_STATE = select(Round.status, Round.closes_at).where(Round.id == bindparam("round_id"))
+ROUND_STATE = select(Round.status, Round.closes_at, db_now().label("now")).where(Round.id == bindparam("round_id"))
 ROUND_OF_BALLOT_SHARED = ROUND_OF_BALLOT.with_for_update(read=True, of=Round)
 ROUND_STATE_SHARED = ROUND_STATE.with_for_update(read=True)
 

@@ -36,8 +36,10 @@ def create_body_key(db: Session, keys_dir, passphrase: str | None, body: Body, *
     its fingerprint. With reuse=True an existing key file is opened with the passphrase
     and adopted instead (the demo: a database reset keeps the keys folder)."""
     if not passphrase:
-        raise InvalidInput("BALLOT_KEY_PASSPHRASE is not set on the server", where="BALLOT_KEY_PASSPHRASE",
-                           zh="服务器未设置签名密钥口令 BALLOT_KEY_PASSPHRASE")
+        var = keys.passphrase_variable(keys.body_key_name(body.id))
+        raise InvalidInput(f"no key passphrase for body {body.id} on the server: set {var} or BALLOT_KEY_PASSPHRASE",
+                           where="BALLOT_KEY_PASSPHRASE",
+                           zh=f"服务器未设置机构 {body.id} 的签名密钥口令：请设置 {var} 或 BALLOT_KEY_PASSPHRASE")
     name = keys.body_key_name(body.id)
     if not reuse and (body.key_name or keys.private_path(keys_dir, name).exists()):
         raise Conflict(f"body {body.id} already has its signing key {name}; refusing to overwrite it "

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import checkpoint_wal_after_commit, utcnow
+from ballot_service.db import checkpoint_wal_after_commit, database_now, utcnow
 from ballot_service.domain import audit, issuance
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
@@ -74,7 +74,7 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         err.commit_audit = True
         raise err
 
-    now = utcnow()
+    now = database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
     rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
     rnd.status, rnd.opened_at = "open", now
     if item.time_limit_s:
@@ -215,7 +215,7 @@ def extend_round(db: Session, item: Item, minutes: int) -> Round:
         raise Conflict(f"{item.title}: round {rnd.number} is {en}; only an open vote can be extended", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮{zh}：只有进行中的表决可以延长时间")
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
-    now = utcnow()
+    now = database_now(db)
     rnd.closes_at = max(rnd.closes_at or now, now) + dt.timedelta(minutes=minutes)
     db.flush()
     audit.append(db, "vote_time_extended", {"item_id": item.id, "round": rnd.number, "minutes": minutes,

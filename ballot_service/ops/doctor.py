@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, text
 
-from ballot_service.crypto.keys import PRIVATE_SUFFIX, body_key_name, load_key, private_path
+from ballot_service.crypto.keys import PASSPHRASE_DIR, PRIVATE_SUFFIX, body_key_name
+from ballot_service.domain import body_keys
 from ballot_service.errors import BallotError
 from ballot_service.migrate import alembic_config
-from ballot_service.models import Body
 from ballot_service.ops.backup import is_sqlite, sqlite_path
 from ballot_service.ops.tls import CA_CERT, tls_dir
 from ballot_service.render.fonts import FontNotFound, find_font
@@ -118,10 +118,7 @@ def _bodies(settings) -> list[tuple[int, str]] | None:
         return []
     engine = _engine(settings)
     try:
-        with engine.connect() as conn:
-            if "bodies" not in inspect(conn).get_table_names():
-                return []
-            return [(r.id, r.name) for r in conn.execute(select(Body.id, Body.name).order_by(Body.id))]
+        return body_keys.bodies(engine)
     except Exception:  # noqa: BLE001 - reported by check_database
         return None
     finally:
@@ -129,33 +126,29 @@ def _bodies(settings) -> list[tuple[int, str]] | None:
 
 
 def check_keys(settings) -> list[Check]:
-    """Each body's signing key exists and unlocks with BALLOT_KEY_PASSPHRASE. A key that is
-    there but does not unlock is fatal (nothing could be signed); a body without a key yet is
-    a problem the console can fix (its body page), so the service may start."""
+    """Each body's signing key exists and unlocks with its passphrase (crypto/keys.passphrase_for).
+    A key that is there but does not unlock is fatal (nothing could be signed); a body without
+    a key yet is a problem the console can fix (its body page), so the service may start."""
     bodies = _bodies(settings)
     if bodies is None:
         return [Check("keys", False, "not checked: the database cannot be read", "未检查：无法读取数据库")]
     if not bodies:
         return [Check("keys", True, "no body yet, so no signing key to check", "尚无机构，无需检查签名密钥")]
     out = []
-    for body_id, name in bodies:
-        key_name = body_key_name(body_id)
-        label = f"{name} (body {body_id}, {key_name})"
-        if not private_path(settings.keys_dir, key_name).exists():
+    for body_id, name, key in body_keys.body_key_states(settings, bodies):
+        label = f"{name} (body {body_id}, {body_key_name(body_id)})"
+        if key is None:
             out.append(Check("keys", False,
                              f"{label}: no signing key in {settings.keys_dir}: create it with "
                              f"`ballot-service keys create {body_id}` (or restore it from the key backup)",
                              f"{name}（机构 {body_id}）：{settings.keys_dir} 中没有签名密钥：请运行 "
                              f"`ballot-service keys create {body_id}` 生成（或从密钥备份恢复）"))
-            continue
-        try:
-            key = load_key(settings.keys_dir, key_name, settings.key_passphrase)
-        except BallotError as exc:
-            out.append(Check("keys", False, f"{label}: {exc.message}", f"{name}（机构 {body_id}）：{exc.zh or exc.message}",
+        elif isinstance(key, BallotError):
+            out.append(Check("keys", False, f"{label}: {key.message}", f"{name}（机构 {body_id}）：{key.zh or key.message}",
                              fatal=True))
-            continue
-        out.append(Check("keys", True, f"{label}: key unlocks, fingerprint {key.fingerprint}",
-                         f"{name}（机构 {body_id}）：签名密钥可用，指纹 {key.fingerprint}"))
+        else:
+            out.append(Check("keys", True, f"{label}: key unlocks, fingerprint {key.fingerprint}",
+                             f"{name}（机构 {body_id}）：签名密钥可用，指纹 {key.fingerprint}"))
     return out
 
 
@@ -173,6 +166,10 @@ def _private_files(settings) -> list[tuple[Path, int]]:
         db = sqlite_path(settings.database_url)
         want.append((db.parent, 0o700))
         want += [(db.with_name(db.name + s), 0o600) for s in ("", "-wal", "-shm", ".writer-lock")]
+    passphrases = inst / PASSPHRASE_DIR
+    if passphrases.is_dir():
+        want.append((passphrases, 0o700))
+        want += [(p, 0o600) for p in sorted(passphrases.iterdir())]
     keys = Path(settings.keys_dir)
     want.append((keys, 0o700))
     if keys.is_dir():

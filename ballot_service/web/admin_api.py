@@ -47,7 +47,8 @@ bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 def login():
     data = json_body()
     db = get_db()
-    op = operators.login_operator(db, field(data, "username", str), field(data, "password", str))
+    op = operators.login_operator(db, field(data, "username", str), field(data, "password", str),
+                                  request.remote_addr)
     start_operator_session(op)
     db.commit()
     return jsonify({"username": op.username, "role": op.role})
@@ -75,7 +76,7 @@ def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
     s = settings()
-    key = create_body_key(db, s.keys_dir, s.key_passphrase, body)
+    key = create_body_key(db, s.keys_dir, keys.body_passphrase(s, body.id), body)
     commit()
     return jsonify({"name": key.name, "fingerprint": key.fingerprint}), 201
 

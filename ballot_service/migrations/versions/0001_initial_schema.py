@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 20:11:33.280039
+Create Date: 2026-12-03 01:46:07.034411
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import ballot_service.db
+
 
 revision = '0001'
 down_revision = None
@@ -56,6 +56,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('checkpoints', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_checkpoints_chain'), ['chain'], unique=False)
+
+    op.create_table('login_failures',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('source', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
+    )
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_failures_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_login_failures_source'), ['source'], unique=False)
+
+    op.create_table('login_locks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=True),
+    sa.Column('source', sa.String(length=64), nullable=False),
+    sa.Column('until', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_locks'))
+    )
+    with op.batch_alter_table('login_locks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_locks_source'), ['source'], unique=False)
+        batch_op.create_index(batch_op.f('ix_login_locks_until'), ['until'], unique=False)
 
     op.create_table('operators',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -325,6 +347,16 @@ def downgrade() -> None:
 
     op.drop_table('members')
     op.drop_table('operators')
+    with op.batch_alter_table('login_locks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_locks_until'))
+        batch_op.drop_index(batch_op.f('ix_login_locks_source'))
+
+    op.drop_table('login_locks')
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_failures_source'))
+        batch_op.drop_index(batch_op.f('ix_login_failures_at'))
+
+    op.drop_table('login_failures')
     with op.batch_alter_table('checkpoints', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_checkpoints_chain'))
 

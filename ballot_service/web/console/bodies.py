@@ -48,7 +48,7 @@ def body_create():
 def body_key(body_id: int):
     def make(db):
         s = settings()
-        return create_body_key(db, s.keys_dir, s.key_passphrase, get_body(db, body_id))
+        return create_body_key(db, s.keys_dir, keys.body_passphrase(s, body_id), get_body(db, body_id))
 
     return run_action(make, t("已生成签名密钥，请公布其指纹。", "Signing key created; publish its fingerprint."),
                       url_for(".home"))[0]

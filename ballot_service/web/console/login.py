@@ -37,11 +37,12 @@ def login_submit():
     password = request.form.get("password", "")
     db = get_db()
     try:
-        op = operators.login_operator(db, username, password)
+        op = operators.login_operator(db, username, password, request.remote_addr)
     except BallotError as exc:
         finish_refusal(exc)
         flash(exc.text(current_language()), "error")
-        return render_template("console/login.html", next=request.form.get("next", ""), username=username), 401
+        return render_template("console/login.html", next=request.form.get("next", ""),
+                               username=username[:operators.MAX_USERNAME_CHARS]), exc.status
     start_operator_session(op)
     db.commit()
     target = _safe_next(request.form.get("next")) or HOME_OF_ROLE[op.role]

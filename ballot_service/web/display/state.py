@@ -8,7 +8,7 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ballot_service.db import utcnow
+from ballot_service.db import database_now
 from ballot_service.domain import audit, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
@@ -43,7 +43,7 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
                     "body": body.name, "body_kind": body.kind},
         "attendance": attendance_state(db, sitting).as_dict(),
         "seq": seq,
-        "now": utcnow().isoformat(),
+        "now": database_now(db).isoformat(),  # the clock closes_at is set from: the countdown agrees
     }
     mode, item = _mode(db, sitting, seq, cursor)
     state["mode"] = mode
