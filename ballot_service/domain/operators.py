@@ -13,13 +13,16 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ballot_service.db import utcnow
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, Unauthorized
-from ballot_service.models import AuditEvent, Operator
+from ballot_service.models import AuditEvent, Operator, OperatorGrant
+from ballot_service.vocab import OperatorRole
 
-OPERATOR_ROLES = ("secretariat", "auditor", "display")
+OPERATOR_ROLES = tuple(OperatorRole)
 LOGIN_WINDOW_S, LOGIN_MAX_FAILURES = 300, 5
 
 
-def create_operator(db: Session, username: str, password: str, role: str) -> Operator:
+def create_operator(db: Session, username: str, password: str, role: str, body_id: int | None = None) -> Operator:
+    """A login with one grant: `role` in body `body_id` (None: in every body; a superuser's
+    grant is always so). grants.grant_role gives it more."""
     if role not in OPERATOR_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}", where="role",
                            zh=f"角色须为 {'、'.join(OPERATOR_ROLES)} 之一")
@@ -27,10 +30,13 @@ def create_operator(db: Session, username: str, password: str, role: str) -> Ope
         raise InvalidInput("password must have at least 8 characters", where="password", zh="密码至少须有 8 个字符")
     if db.scalar(select(Operator).where(Operator.username == username)):
         raise Conflict(f"operator {username} exists", where="username", zh=f"操作员 {username} 已存在")
-    op = Operator(username=username, password_hash=generate_password_hash(password), role=role)
+    if role == OperatorRole.SUPERUSER:
+        body_id = None
+    op = Operator(username=username, password_hash=generate_password_hash(password))
+    op.grants.append(OperatorGrant(role=role, body_id=body_id))
     db.add(op)
     db.flush()
-    audit.append(db, "operator_created", {"username": username, "role": role})
+    audit.append(db, "operator_created", {"username": username, "role": role, "body_id": body_id})
     return op
 
 

@@ -11,11 +11,11 @@ from flask import current_app
 from ballot_service.bundle.export import export_bundle
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import OWN, requires
 
 
 @bp.get("/console/audit-bundle.zip")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body=OWN)
 def audit_bundle_zip():
     work = Path(tempfile.mkdtemp(prefix="bundle-"))
     try:

@@ -13,14 +13,14 @@ from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
 from ballot_service.web.i18n import t
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import OWN, SERVICE, in_reach, requires
 
 
 @bp.get("/console")
-@requires("secretariat", "auditor")
+@requires("superuser", "secretariat", "auditor", body=OWN)
 def home():
     db = get_db()
-    bodies = db.scalars(select(Body).order_by(Body.id)).all()
+    bodies = db.scalars(select(Body).where(in_reach(Body.id)).order_by(Body.id)).all()
     counts = dict(db.execute(select(Member.body_id, func.count()).where(Member.in_office.is_(True))
                              .group_by(Member.body_id)).all())
     fingerprints = {}
@@ -36,7 +36,7 @@ def home():
 
 
 @bp.post("/console/bodies")
-@requires("secretariat")
+@requires("superuser", "secretariat", body=SERVICE)
 def body_create():
     form = request.form
     return run_action(lambda db: create_body(db, form.get("name", "").strip(), form.get("kind", "")),
@@ -44,7 +44,7 @@ def body_create():
 
 
 @bp.post("/console/bodies/<int:body_id>/key")
-@requires("secretariat")
+@requires("superuser", "secretariat", body="body_id")
 def body_key(body_id: int):
     def make(db):
         s = settings()
