@@ -36,7 +36,7 @@ from ballot_service.web.common import (
     settings,
     start_operator_session,
 )
-from ballot_service.web.roles import IN_REQUEST, OWN, SERVICE, allow_body, requires
+from ballot_service.web.roles import IN_JSON, OWN, SERVICE, requires
 
 MAX_CANDIDATES = 1000
 
@@ -100,13 +100,11 @@ def roster_upload(body_id: int):
 
 
 @bp.post("/sessions")
-@requires("secretariat", body=IN_REQUEST)
+@requires("secretariat", body=IN_JSON)
 def sessions_create():
     data = json_body()
     db = get_db()
-    body_id = id_field(data, "body_id")
-    allow_body(body_id)
-    sitting = create_sitting(db, get_body(db, body_id), field(data, "name", str))
+    sitting = create_sitting(db, get_body(db, id_field(data, "body_id")), field(data, "name", str))
     commit()
     return jsonify({"id": sitting.id, "name": sitting.name}), 201
 

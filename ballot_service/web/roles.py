@@ -6,8 +6,8 @@ found with @requires(..., body=…); create_app refuses to start if one does not
 "terminal_id", "record_id", "job_id"), or one of:
 - SERVICE: the service's own administration, in no body (a superuser, or a grant without a body);
 - OWN: the view lists only the bodies the login reaches (visible_bodies());
-- IN_REQUEST: the body is named in the request's input; the view calls allow_body() before it
-  changes anything (the wrapper fails loudly if a view forgets);
+- IN_FORM / IN_JSON: the body is the `body_id` field of the posted form / JSON object (a
+  missing or malformed one is left to the view, which refuses it);
 - CREDENTIAL: a terminal or station credential, which belongs to one sitting.
 
 An operator's login is checked on every request against the database (load_operator): a
@@ -25,11 +25,12 @@ from ballot_service.domain.grants import EVERY_BODY, may, reach
 from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import Forbidden, NotFound, Unauthorized
 from ballot_service.models import Item, Operator, Record, Sitting, Terminal
-from ballot_service.web.common import get_db, settings
+from ballot_service.numbers import MAX_ROW_ID
+from ballot_service.web.common import get_db, json_body, settings
 
 ROLES = ("public", "superuser", "secretariat", "auditor", "display", "terminal", "station")
 OPERATOR_ROLES = ("superuser", "secretariat", "auditor", "display")
-SERVICE, OWN, IN_REQUEST, CREDENTIAL = "service", "own", "in-request", "credential"
+SERVICE, OWN, IN_FORM, IN_JSON, CREDENTIAL = "service", "own", "form:body_id", "json:body_id", "credential"
 
 
 def _body_of_job(db, kw):
@@ -55,7 +56,7 @@ BODY_FROM = {
         .where(Record.id == kw["record_id"][:64])),
     "job_id": _body_of_job,
 }
-BODY_MODES = (SERVICE, OWN, IN_REQUEST, CREDENTIAL, *BODY_FROM)
+BODY_MODES = (SERVICE, OWN, IN_FORM, IN_JSON, CREDENTIAL, *BODY_FROM)
 
 
 def requires(*roles: str, body: str | None = None):
@@ -73,10 +74,7 @@ def requires(*roles: str, body: str | None = None):
         def wrapper(*args, **kwargs):
             if "public" not in roles:
                 _authorise(roles, body, kwargs)
-            answer = view(*args, **kwargs)
-            if body == IN_REQUEST and g.get("login") is not None and not g.get("body_checked"):
-                raise RuntimeError(f"{view.__name__} did not call allow_body()")
-            return answer
+            return view(*args, **kwargs)
 
         wrapper.required_roles = roles
         wrapper.body_source = body
@@ -94,17 +92,6 @@ def in_reach(body_column):
     """A WHERE clause keeping the rows of the bodies this request's login reaches."""
     bodies = visible_bodies()
     return true() if bodies is EVERY_BODY else body_column.in_(sorted(bodies))
-
-
-def allow_body(body_id: int | None) -> None:
-    """Refuse (403) unless the login reaches body `body_id`; IN_REQUEST views call it before
-    acting. A terminal credential's sitting is checked by the domain."""
-    g.body_checked = True
-    if g.get("login") is None:
-        return
-    bodies = visible_bodies()
-    if bodies is not EVERY_BODY and body_id not in bodies:
-        raise _other_body()
 
 
 def load_operator(db) -> Operator | None:
@@ -150,7 +137,23 @@ def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
                 raise NotFound(f"no such {body.removesuffix('_id')}", where=body)
             if not may(op, wanted, body_id):
                 raise _other_body()
+        elif body in (IN_FORM, IN_JSON):
+            body_id = _posted_body_id(body)
+            if body_id is not None and not may(op, wanted, body_id):
+                raise _other_body()
         g.login, g.operator, g.reach = op.username, op.username, bodies
+
+
+def _posted_body_id(source: str) -> int | None:
+    """The posted `body_id`, when it is a row id; else None (the view refuses it)."""
+    if source == IN_FORM:
+        raw = request.form.get("body_id", "").strip()
+        value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
+    else:
+        value = json_body().get("body_id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ROW_ID:
+        return None
+    return value
 
 
 def _other_body() -> Forbidden:

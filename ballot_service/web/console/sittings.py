@@ -24,19 +24,15 @@ from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import t
-from ballot_service.web.roles import IN_REQUEST, allow_body, requires
+from ballot_service.web.roles import IN_FORM, requires
 
 
 @bp.post("/console/sessions")
-@requires("secretariat", body=IN_REQUEST)
+@requires("secretariat", body=IN_FORM)
 def sitting_create():
     form = request.form
-    def create(db):
-        body_id = form_int(form, "body_id")
-        allow_body(body_id)
-        return create_sitting(db, get_body(db, body_id), form.get("name", "").strip())
-
-    resp, sitting = run_action(create,
+    resp, sitting = run_action(lambda db: create_sitting(db, get_body(db, form_int(form, "body_id")),
+                                                         form.get("name", "").strip()),
                                t("已创建会议。", "Sitting created."), url_for(".home"))
     return redirect(url_for(".sitting_page", sitting_id=sitting.id)) if sitting else resp
 
