@@ -8,6 +8,7 @@ import click
 
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.scoped import export_body_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
@@ -19,12 +20,18 @@ def audit() -> None:
     pass
 
 
-@audit.command("export", help="Write the audit bundle of this database to OUT_DIR.")
+@audit.command("export", help="Write the audit bundle of this database to OUT_DIR; with --body, of that "
+                              "body alone (and --session, one of its sessions), to be verified with its key.")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-def export_cmd(out_dir: str) -> None:
+@click.option("--body", "body_id", type=int, default=None, help="the body's id")
+@click.option("--session", "sitting_id", type=int, default=None, help="one session (会次) of --body")
+def export_cmd(out_dir: str, body_id: int | None, sitting_id: int | None) -> None:
     settings = Settings.from_env()
+    if sitting_id is not None and body_id is None:
+        raise click.UsageError("--session needs --body")
     with db_session() as db:
-        path = export_bundle(db, settings, Path(out_dir))
+        path = (export_bundle(db, settings, Path(out_dir)) if body_id is None
+                else export_body_bundle(db, settings, Path(out_dir), body_id, sitting_id))
     click.echo(f"audit bundle written to {path}")
 
 

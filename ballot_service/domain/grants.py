@@ -107,3 +107,12 @@ def set_password(db: Session, op: Operator, password: str) -> None:
 def describe(op: Operator, body_names: dict[int, str]) -> list[str]:
     """The operator's grants as `role@body` words (`role@*` for every body)."""
     return [f"{g.role}@{'*' if g.body_id is None else body_names.get(g.body_id, g.body_id)}" for g in op.grants]
+
+
+def unlock_login(db: Session, username: str) -> None:
+    """Let a locked-out login try again at once. The rate limit (operators.recent_failed_logins)
+    counts failures since the login's last `login` event, so the unlock is recorded as one,
+    marked as such. (The logins branch moves failures into their own table with its own
+    login_limits.unlock_login: this body becomes a call to it.)"""
+    get_operator(db, username)
+    audit.append(db, "login", {"username": username, "unlocked_by": "administrator"})

@@ -1,4 +1,6 @@
-"""The auditor's bundle (the same as `ballot-service audit export`) as one zip download."""
+"""The auditor's bundle (the same as `ballot-service audit export`) as one zip download: the
+whole service's for a login that reaches every body, else one body's or one sitting's
+(bundle/scoped.py), never another body's."""
 from __future__ import annotations
 
 import shutil
@@ -9,22 +11,55 @@ from pathlib import Path
 from flask import current_app
 
 from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.scoped import export_body_bundle
+from ballot_service.domain.grants import EVERY_BODY
+from ballot_service.errors import Conflict
+from ballot_service.models import Sitting
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
-from ballot_service.web.roles import OWN, requires
+from ballot_service.web.roles import OWN, requires, visible_bodies
+
+
+def _zip(export, label: str):
+    work = Path(tempfile.mkdtemp(prefix="bundle-"))
+    try:
+        export(work / "audit")
+        archive = shutil.make_archive(str(work / "audit-bundle"), "zip", root_dir=work, base_dir="audit")
+        data = Path(archive).read_bytes()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    audit_name = f"audit-bundle{label}-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+    resp = current_app.response_class(data, mimetype="application/zip")
+    resp.headers["Content-Disposition"] = f"attachment; filename={audit_name}"
+    return resp
 
 
 @bp.get("/console/audit-bundle.zip")
 @requires("secretariat", "auditor", body=OWN)
 def audit_bundle_zip():
-    work = Path(tempfile.mkdtemp(prefix="bundle-"))
-    try:
-        export_bundle(get_db(), settings(), work / "audit")
-        archive = shutil.make_archive(str(work / "audit-bundle"), "zip", root_dir=work, base_dir="audit")
-        data = Path(archive).read_bytes()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    audit_name = f"audit-bundle-{time.strftime('%Y%m%d-%H%M%S')}.zip"
-    resp = current_app.response_class(data, mimetype="application/zip")
-    resp.headers["Content-Disposition"] = f"attachment; filename={audit_name}"
-    return resp
+    bodies = visible_bodies()
+    if bodies is EVERY_BODY:
+        return _zip(lambda out: export_bundle(get_db(), settings(), out), "")
+    if len(bodies) != 1:
+        raise Conflict("your login serves several bodies: download each body's bundle from its page",
+                       zh="您的登录服务多个机构，请在各机构页面分别下载审计包")
+    (body_id,) = bodies
+    return _body_zip(body_id)
+
+
+@bp.get("/console/bodies/<int:body_id>/audit-bundle.zip")
+@requires("secretariat", "auditor", body="body_id")
+def body_bundle_zip(body_id: int):
+    return _body_zip(body_id)
+
+
+def _body_zip(body_id: int):
+    return _zip(lambda out: export_body_bundle(get_db(), settings(), out, body_id), f"-body{body_id}")
+
+
+@bp.get("/console/sessions/<int:sitting_id>/audit-bundle.zip")
+@requires("secretariat", "auditor", body="sitting_id")
+def sitting_bundle_zip(sitting_id: int):
+    body_id = get_db().get(Sitting, sitting_id).body_id
+    return _zip(lambda out: export_body_bundle(get_db(), settings(), out, body_id, sitting_id),
+                f"-session{sitting_id}")
