@@ -19,6 +19,7 @@ import json
 
 from flask import Flask, current_app, g, request, session
 from sqlalchemy import select, true
+from sqlalchemy.orm import Session
 
 from ballot_service.domain import print_jobs
 from ballot_service.domain.grants import EVERY_BODY, may, reach
@@ -118,8 +119,9 @@ def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
         g.credential = header[7:].strip()
         return
     wanted = [r for r in roles if r in OPERATOR_ROLES]
-    # The login is read in a session of its own, so the view's transaction starts clean.
-    with current_app.extensions["ballot_sessionmaker"]() as db:
+    # The login is read in a read-only session of its own (no SQLite write lock), so the
+    # view's transaction starts clean.
+    with Session(bind=current_app.extensions["ballot_read_engine"]) as db:
         op = load_operator(db) if wanted else None
         if op is None:
             raise Unauthorized("login required" if wanted
