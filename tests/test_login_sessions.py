@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from helpers_live import OPERATOR, login_client
 from sqlalchemy import select
 
 from ballot_service.cli import main
 from ballot_service.domain import grants
 from ballot_service.domain.operators import LOGIN_MAX_FAILURES
 from ballot_service.models import Body, Operator
-from helpers_live import OPERATOR, login_client
 
 PROBE = "/api/admin/sessions/1/results"  # any operator route: 401 without a login, else 404 (no sitting 1)
 

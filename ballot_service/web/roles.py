@@ -89,6 +89,12 @@ def visible_bodies() -> set[int] | None:
     return g.get("reach", set())
 
 
+def login_may(roles, body_id: int | None) -> bool:
+    """May this request's login act in one of `roles` in body `body_id` (None: the service
+    itself)? For what a page offers; the routes check for themselves."""
+    return any(role in roles and (granted is None or granted == body_id) for role, granted in g.get("grants", ()))
+
+
 def in_reach(body_column):
     """A WHERE clause keeping the rows of the bodies this request's login reaches."""
     bodies = visible_bodies()
@@ -144,6 +150,7 @@ def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
             if body_id is not None and not may(op, wanted, body_id):
                 raise _other_body()
         g.login, g.operator, g.reach = op.username, op.username, bodies
+        g.grants = [(gr.role, gr.body_id) for gr in op.grants]
 
 
 def _posted_body_id(source: str) -> int | None:
