@@ -24,6 +24,7 @@ import pytest
 import schemathesis  # noqa: E402  (the test extras install it: never skip the fuzzer silently)
 import yaml
 from console_support import token
+from fuzz_seeds import SEEDS, Ctx
 from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,12 +38,14 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 # Operations that end what the others need; they run last.
 LAST = ("sessionClose", "terminalRevoke", "adminLogout")
 SUPERUSER = ("fuzz-admin", "fuzz-admin-password")
+LEAVER = ("fuzz-leaver", "fuzz-leaver-password")
 
 
 def _operations():
     schema = schemathesis.openapi.from_dict(yaml.safe_load(OPENAPI.read_text("utf-8")))
     ops = [r.ok() for r in schema.get_all_operations()]
-    return sorted(ops, key=lambda o: (o.definition.raw.get("operationId") in LAST, o.path, o.method))
+    last = {op_id: i + 1 for i, op_id in enumerate(LAST)}  # in LAST's order: the logout ends logins
+    return sorted(ops, key=lambda o: (last.get(o.definition.raw.get("operationId"), 0), o.path, o.method))
 
 
 def _operator(app, operator) -> dict:
@@ -61,8 +64,10 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
              "terminal_id": list(s.terminal_ids.values())}
     db = app.extensions["ballot_sessionmaker"]()
     create_operator(db, SUPERUSER[0], SUPERUSER[1], "superuser")
+    create_operator(db, LEAVER[0], LEAVER[1], "secretariat")  # logs out in the logout's seed
     db.commit()
     db.close()
+    ctx = Ctx(api, OPERATOR)
     callers = {
         "superuser": _operator(app, SUPERUSER),
         "secretariat": _operator(app, OPERATOR),
@@ -70,6 +75,8 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
         "display": _operator(app, DISPLAY_OPERATOR),
         "terminal": {"headers": {"Authorization": f"Bearer {s.creds[s.present[0]]}"}},
         "station": {"headers": {"Authorization": f"Bearer {s.station}"}},
+        "leaver": _operator(app, LEAVER),
+        "public": {},
     }
     statuses: dict[str, Counter] = defaultdict(Counter)
     accepted: Counter = Counter()
@@ -97,6 +104,19 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
                     failures.append(f"{label} as {caller}: {r.status_code} {r.text[:300]}\n    {case.as_curl_command()}")
 
             run()
+        op_id = op.definition.raw.get("operationId")
+        assert op_id in SEEDS, f"{label}: add its valid request to tests/fuzz_seeds.py"
+        caller, path_parameters, body = SEEDS[op_id](ctx)
+        auth = ({"headers": {"Authorization": f"Bearer {caller[1]}"}} if isinstance(caller, tuple)
+                else callers[caller])
+        case = op.Case(path_parameters=path_parameters,
+                       **({"body": body, "media_type": "application/json"} if body is not None else {}))
+        r = case.call(app=app, headers=auth.get("headers"), cookies=auth.get("cookies"))
+        statuses[label][r.status_code] += 1
+        if 200 <= r.status_code < 300:
+            accepted[label] += 1
+        elif r.status_code >= 500:
+            failures.append(f"{label} (seed): {r.status_code} {r.text[:300]}")
     with capsys.disabled():
         print("\nfuzzed operations: 2xx share (answers)")
         for label, c in sorted(statuses.items()):

@@ -71,7 +71,7 @@ def bodies_create():
 
 
 @bp.post("/bodies/<int:body_id>/key")
-@requires("secretariat", body="body_id")
+@requires("superuser", "secretariat", body="body_id")
 def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
