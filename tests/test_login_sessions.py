@@ -111,3 +111,30 @@ def test_unlock_lets_a_locked_login_in_again(app, api, settings_env):
     assert r.status_code in (401, 429)
     assert _cli(settings_env, "operator", "unlock", OPERATOR[0])[0] == 0
     login_client(app, OPERATOR)
+
+
+def test_a_bodys_secretariat_unlocks_a_login_of_its_body_only(app, api, db):
+    from console_support import flashes, post
+
+    from ballot_service.domain.operators import create_operator
+
+    body = Body(name="乙县人民代表大会", kind="congress")
+    db.add(body)
+    db.flush()
+    create_operator(db, "b-mishu", "b-mishu-password", "secretariat", body.id)
+    create_operator(db, "b-shenji", "b-shenji-password", "auditor", body.id)
+    db.commit()
+    c = app.test_client()
+    for _ in range(LOGIN_MAX_FAILURES):
+        c.post("/api/admin/login", json={"username": "b-shenji", "password": "wrong-password"})
+    assert c.post("/api/admin/login", json={"username": "b-shenji",
+                                            "password": "b-shenji-password"}).status_code in (401, 429)
+    sec = app.test_client()
+    r = post(sec, "/login", {"username": "b-mishu", "password": "b-mishu-password"})
+    assert r.status_code == 302
+    # A login of every body (the fixture's secretariat) is not this body's to unlock.
+    r = post(sec, f"/console/bodies/{body.id}/unlock", {"username": OPERATOR[0]}, follow_redirects=True)
+    assert ("error", f"{OPERATOR[0]} 不是本机构的登录") in [(k, v.split(" 位置")[0]) for k, v in flashes(r)]
+    r = post(sec, f"/console/bodies/{body.id}/unlock", {"username": "b-shenji"}, follow_redirects=True)
+    assert flashes(r)[0][0] == "ok"
+    login_client(app, ("b-shenji", "b-shenji-password"))

@@ -109,6 +109,11 @@ def describe(op: Operator, body_names: dict[int, str]) -> list[str]:
     return [f"{g.role}@{'*' if g.body_id is None else body_names.get(g.body_id, g.body_id)}" for g in op.grants]
 
 
+def serves_only(op: Operator, body_id: int) -> bool:
+    """Is every grant of `op` in body `body_id` (a login of that body alone)?"""
+    return bool(op.grants) and all(g.body_id == body_id for g in op.grants)
+
+
 def unlock_login(db: Session, username: str) -> None:
     """Let a locked-out login try again at once. The rate limit (operators.recent_failed_logins)
     counts failures since the login's last `login` event, so the unlock is recorded as one,

@@ -159,7 +159,9 @@ def _posted_body_id(source: str) -> int | None:
         raw = request.form.get("body_id", "").strip()
         value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
     else:
-        value = json_body().get("body_id")
+        # Kept for the view: a body without Content-Length can be read from the stream only once.
+        g.posted_json = json_body()
+        value = g.posted_json.get("body_id")
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ROW_ID:
         return None
     return value
