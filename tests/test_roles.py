@@ -109,3 +109,19 @@ def test_a_terminal_credential_is_not_an_operator_login(app, credentials):
     client = app.test_client()
     r = client.get("/console", headers={"Authorization": f"Bearer {credentials['terminal']}"})
     assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+
+
+def test_start_up_refuses_a_route_that_does_not_say_how_its_body_is_found():
+    from flask import Flask
+
+    from ballot_service.web.roles import check_every_route_declares_role, requires
+
+    for decorator, rule, words in ((requires("secretariat"), "/x/<int:item_id>", "no body"),
+                                   (requires("secretariat", body="sitting_id"), "/x/<int:item_id>", "not in the URL"),
+                                   (lambda view: view, "/x", "no role")):
+        app = Flask(__name__)
+        app.add_url_rule(rule, "x", decorator(lambda **kw: "x"))
+        with pytest.raises(RuntimeError, match=words):
+            check_every_route_declares_role(app)
+    with pytest.raises(ValueError):
+        requires("secretariat", body="seat_id")
