@@ -120,7 +120,7 @@ def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
         term = authenticate_terminal(get_db(), header[7:].strip())
         kind_role = "station" if term.kind == "counting_station" else "terminal"
         if kind_role not in roles:
-            raise Forbidden(f"a {term.kind} credential cannot call this endpoint")
+            raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此终端凭据无权调用该接口")
         g.terminal = term
         g.credential = header[7:].strip()
         return
@@ -142,7 +142,7 @@ def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
         if body in BODY_FROM:
             body_id = BODY_FROM[body](db, kwargs)
             if body_id is None:
-                raise NotFound(f"no such {body.removesuffix('_id')}", where=body)
+                raise NotFound(f"no such {body.removesuffix('_id')}", where=body, zh="找不到该对象")
             if not may(op, wanted, body_id):
                 raise _other_body()
         elif body in (IN_FORM, IN_JSON):
