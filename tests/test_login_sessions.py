@@ -65,6 +65,12 @@ def test_a_copied_cookie_dies_with_the_login(app, api, db, how):
     db.commit()
     assert thief.get(PROBE).status_code == 401
     assert client.get(PROBE).status_code == 401
+    if how == "revoke":  # no role left anywhere: no login either, on the page or the API
+        from console_support import post
+        r = post(app.test_client(), "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+        assert r.status_code == 401 and "没有角色" in r.get_data(as_text=True)
+        r = app.test_client().post("/api/admin/login", json={"username": OPERATOR[0], "password": OPERATOR[1]})
+        assert r.status_code == 401
 
 
 def test_a_disabled_operator_cannot_log_in_until_enabled(app, api, db):

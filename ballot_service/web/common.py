@@ -236,6 +236,9 @@ def start_operator_session(op) -> None:
     idle time."""
     if op.disabled_at is not None:
         raise Unauthorized(f"the login {op.username} is disabled", where="username", zh=f"登录 {op.username} 已停用")
+    if not op.role:
+        raise Unauthorized(f"the login {op.username} has no role in any body", where="username",
+                           zh=f"登录 {op.username} 在任何机构都没有角色")
     session.clear()
     session["username"], session["version"], session["role"] = op.username, op.session_version, op.role
     session["seen"] = int(time.time())

@@ -38,11 +38,11 @@ def login_submit():
     db = get_db()
     try:
         op = operators.login_operator(db, username, password)
+        start_operator_session(op)  # refuses a disabled login, or one without a role
     except BallotError as exc:
         finish_refusal(exc)
         flash(exc.text(current_language()), "error")
         return render_template("console/login.html", next=request.form.get("next", ""), username=username), 401
-    start_operator_session(op)
     db.commit()
     target = _safe_next(request.form.get("next")) or HOME_OF_ROLE[op.role]
     return redirect(target)
