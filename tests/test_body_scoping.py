@@ -137,3 +137,20 @@ def test_the_audit_zip_of_a_body_login_never_holds_another_body(app, two_bodies)
         r = auditor.get(url)
         assert r.status_code == 409 and A_NAME.encode() not in r.data, url
     assert auditor.get(f"/console/bodies/{two_bodies['body_id']}/audit-bundle.zip").status_code == 403
+
+
+def test_the_superuser_administers_bodies_but_sees_no_sitting(app, two_bodies):
+    from ballot_service.domain.operators import create_operator as make
+
+    db = app.extensions["ballot_sessionmaker"]()
+    make(db, "admin", "admin-password-1", "superuser")
+    db.commit()
+    db.close()
+    admin = login_client(app, ("admin", "admin-password-1"))
+    home = admin.get("/console").get_data(as_text=True)
+    assert A_NAME in home and B_NAME in home and A_SITTING not in home and "乙县首次会议" not in home
+    for url in (f"/console/sessions/{two_bodies['sitting_id']}", f"/api/admin/sessions/{two_bodies['sitting_id']}/results",
+                f"/console/bodies/{two_bodies['body_id']}/roster", f"/display/{two_bodies['sitting_id']}/state"):
+        assert admin.get(url).status_code == 403, url
+    r = admin.post("/api/admin/bodies", json={"name": "丙镇人民代表大会", "kind": "congress"})
+    assert r.status_code == 201
