@@ -65,6 +65,16 @@ class TellerRole(StrEnum):
     SCRUTINEER = "scrutineer"  # 监票人
 
 
+class OperatorRole(StrEnum):
+    """What a console login may do, granted per body (OperatorGrant). A superuser administers
+    the service itself (bodies, operators) and sees no body's votes."""
+
+    SUPERUSER = "superuser"
+    SECRETARIAT = "secretariat"  # 秘书处
+    AUDITOR = "auditor"          # 审计
+    DISPLAY = "display"          # 大屏
+
+
 class Mark(StrEnum):
     FOR = "for"
     AGAINST = "against"
@@ -112,6 +122,10 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     Presence.ABSENT: ("缺席", "absent"),
     TellerRole.COUNTER: ("计票人", "counter"),
     TellerRole.SCRUTINEER: ("监票人", "scrutineer"),
+    OperatorRole.SUPERUSER: ("系统管理员", "superuser"),
+    OperatorRole.SECRETARIAT: ("秘书处", "secretariat"),
+    OperatorRole.AUDITOR: ("审计", "auditor"),
+    OperatorRole.DISPLAY: ("大屏", "presiding screen"),
     Mark.FOR: ("赞成", "for"),
     Mark.AGAINST: ("反对", "against"),
     Mark.ABSTAIN: ("弃权", "abstain"),

@@ -172,8 +172,10 @@ def create_item(api: Api, sitting_id: int, *, kind: str = "resolution", secret: 
 
 # --- database ----------------------------------------------------------------------------
 
-def create_operator_in_db(db_url: str, operator=OPERATOR, role: str = "secretariat") -> None:
-    """Upgrade the schema and create an operator directly in the database."""
+def create_operator_in_db(db_url: str, operator=OPERATOR, role: str = "secretariat",
+                          body_id: int | None = None) -> None:
+    """Upgrade the schema and create an operator directly in the database, with `role` in body
+    `body_id` (None: in every body)."""
     from ballot_service.db import make_engine, make_sessionmaker
     from ballot_service.domain.operators import create_operator
     from ballot_service.migrate import upgrade
@@ -182,7 +184,7 @@ def create_operator_in_db(db_url: str, operator=OPERATOR, role: str = "secretari
     engine = make_engine(db_url)
     try:
         db = make_sessionmaker(engine)()
-        create_operator(db, operator[0], operator[1], role)
+        create_operator(db, operator[0], operator[1], role, body_id)
         db.commit()
         db.close()
     finally:

@@ -21,7 +21,7 @@ def test_add_stores_only_a_hash_and_lists(settings_env, db):
     op = db.scalar(select(Operator))
     assert op.password_hash != "long-enough-1" and check_password_hash(op.password_hash, "long-enough-1")
     db.rollback()
-    assert run(settings_env, "operator", "list")[1].split() == ["mishu", "secretariat"]
+    assert run(settings_env, "operator", "list")[1].split() == ["mishu", "secretariat@*"]
 
 
 def test_bad_input_is_refused_with_the_reason(settings_env):

@@ -24,8 +24,6 @@ CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 # (file, function) -> how many error constructions there are deliberately English-only.
 ENGLISH_ONLY = {
-    # Seat terminals and counting stations only: a terminal credential calling the wrong endpoint.
-    ("web/roles.py", "_authorise"): 1,
     # Terminal API only (unknown or revoked credential); this function is not to be changed here.
     ("domain/terminals.py", "authenticate_terminal"): 2,
     # Terminal API only: a seat terminal's blinded message that is not base64url text of the

@@ -6,15 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 from werkzeug.routing import IntegerConverter
 
+from ballot_service.domain.operators import create_operator
 from ballot_service.domain.terminals import register_terminal
-from ballot_service.models import Body, Sitting
+from ballot_service.models import Body, Operator, Sitting
 from ballot_service.web import cast_endpoint
 
 # Terminals first: an allowed secretariat call such as POST /api/admin/terminals/1/revoke
 # really revokes the sample terminal.
-IDENTITIES = ("terminal", "station", "anonymous", "secretariat", "auditor", "display")
+IDENTITIES = ("terminal", "station", "anonymous", "secretariat", "auditor", "display", "superuser")
+OPERATOR_IDENTITIES = ("secretariat", "auditor", "display", "superuser")
 
 
 @pytest.fixture
@@ -27,6 +30,8 @@ def credentials(app, db):
     db.flush()
     _, seat = register_terminal(db, sitting, "席位 1", "seat", "1")
     _, station = register_terminal(db, sitting, "计票站", "counting_station")
+    for role in OPERATOR_IDENTITIES:  # each with its role in every body
+        create_operator(db, f"user-{role}", "password-1", role)
     db.commit()
     return {"terminal": seat, "station": station}
 
@@ -49,12 +54,18 @@ def _routes(app):
 def _client_as(app, identity, credentials):
     client = app.test_client()
     headers = {}
-    if identity in ("secretariat", "auditor", "display"):
+    if identity in OPERATOR_IDENTITIES:
         with client.session_transaction() as s:
-            s["username"], s["role"] = f"user-{identity}", identity
+            # Read each time: an allowed logout ends every login of the operator.
+            s["username"], s["version"] = f"user-{identity}", _version(app, f"user-{identity}")
     elif identity in ("terminal", "station"):
         headers["Authorization"] = f"Bearer {credentials[identity]}"
     return client, headers
+
+
+def _version(app, username: str) -> int:
+    with app.extensions["ballot_sessionmaker"]() as db:
+        return db.scalar(select(Operator.session_version).where(Operator.username == username))
 
 
 def _csrf(client) -> str:
@@ -98,3 +109,19 @@ def test_a_terminal_credential_is_not_an_operator_login(app, credentials):
     client = app.test_client()
     r = client.get("/console", headers={"Authorization": f"Bearer {credentials['terminal']}"})
     assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+
+
+def test_start_up_refuses_a_route_that_does_not_say_how_its_body_is_found():
+    from flask import Flask
+
+    from ballot_service.web.roles import check_every_route_declares_role, requires
+
+    for decorator, rule, words in ((requires("secretariat"), "/x/<int:item_id>", "no body"),
+                                   (requires("secretariat", body="sitting_id"), "/x/<int:item_id>", "not in the URL"),
+                                   (lambda view: view, "/x", "no role")):
+        app = Flask(__name__)
+        app.add_url_rule(rule, "x", decorator(lambda **kw: "x"))
+        with pytest.raises(RuntimeError, match=words):
+            check_every_route_declares_role(app)
+    with pytest.raises(ValueError):
+        requires("secretariat", body="seat_id")

@@ -14,16 +14,19 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ballot_service.db import database_now, read_phase
 from ballot_service.domain import audit, login_limits
 from ballot_service.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
-from ballot_service.models import Operator
+from ballot_service.models import Operator, OperatorGrant
+from ballot_service.vocab import OperatorRole
 
-OPERATOR_ROLES = ("secretariat", "auditor", "display")
+OPERATOR_ROLES = tuple(OperatorRole)
 MAX_USERNAME_CHARS = 64  # the column's length
 MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS = 8, 256
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 LOGIN_WINDOW_S, LOGIN_MAX_FAILURES = login_limits.WINDOW_S, login_limits.PER_LOGIN
 
 
-def create_operator(db: Session, username: str, password: str, role: str) -> Operator:
+def create_operator(db: Session, username: str, password: str, role: str, body_id: int | None = None) -> Operator:
+    """A login with one grant: `role` in body `body_id` (None: in every body; a superuser's
+    grant is always so). grants.grant_role gives it more."""
     if role not in OPERATOR_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}", where="role",
                            zh=f"角色须为 {'、'.join(OPERATOR_ROLES)} 之一")
@@ -33,10 +36,13 @@ def create_operator(db: Session, username: str, password: str, role: str) -> Ope
                            zh=f"密码至少须有 {MIN_PASSWORD_CHARS} 个字符")
     if db.scalar(select(Operator).where(Operator.username == username)):
         raise Conflict(f"operator {username} exists", where="username", zh=f"操作员 {username} 已存在")
-    op = Operator(username=username, password_hash=generate_password_hash(password), role=role)
+    if role == OperatorRole.SUPERUSER:
+        body_id = None
+    op = Operator(username=username, password_hash=generate_password_hash(password))
+    op.grants.append(OperatorGrant(role=role, body_id=body_id))
     db.add(op)
     db.flush()
-    audit.append(db, "operator_created", {"username": username, "role": role})
+    audit.append(db, "operator_created", {"username": username, "role": role, "body_id": body_id})
     return op
 
 

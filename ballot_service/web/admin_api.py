@@ -1,7 +1,7 @@
 """Blueprint for the secretariat: the JSON API behind the console (and `rehearse`)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, session
+from flask import Blueprint, jsonify, request
 
 from ballot_service.crypto import keys
 from ballot_service.domain import issuance, operators, paper_ballots, records, tally, voting
@@ -28,6 +28,7 @@ from ballot_service.models import Terminal
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
+    end_operator_session,
     field,
     get_db,
     id_field,
@@ -35,7 +36,7 @@ from ballot_service.web.common import (
     settings,
     start_operator_session,
 )
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import IN_JSON, OWN, SERVICE, requires
 
 MAX_CANDIDATES = 1000
 
@@ -55,14 +56,14 @@ def login():
 
 
 @bp.post("/logout")
-@requires("secretariat", "auditor", "display")
+@requires("superuser", "secretariat", "auditor", "display", body=OWN)
 def logout():
-    session.clear()
+    end_operator_session(get_db())
     return jsonify({"ok": True})
 
 
 @bp.post("/bodies")
-@requires("secretariat")
+@requires("superuser", "secretariat", body=SERVICE)
 def bodies_create():
     data = json_body()
     body = create_body(get_db(), field(data, "name", str), field(data, "kind", str))
@@ -71,7 +72,7 @@ def bodies_create():
 
 
 @bp.post("/bodies/<int:body_id>/key")
-@requires("secretariat")
+@requires("superuser", "secretariat", body="body_id")
 def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
@@ -82,7 +83,7 @@ def body_key_create(body_id: int):
 
 
 @bp.post("/bodies/<int:body_id>/roster")
-@requires("secretariat")
+@requires("secretariat", body="body_id")
 def roster_upload(body_id: int):
     """Multipart file upload (field 'file'), or JSON {"members": [{"id", "name", "group", "seat"}]}."""
     db = get_db()
@@ -100,7 +101,7 @@ def roster_upload(body_id: int):
 
 
 @bp.post("/sessions")
-@requires("secretariat")
+@requires("secretariat", body=IN_JSON)
 def sessions_create():
     data = json_body()
     db = get_db()
@@ -110,7 +111,7 @@ def sessions_create():
 
 
 @bp.post("/sessions/<int:sitting_id>/close")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def session_close(sitting_id: int):
     """闭会: refused (409) while a vote is open or when already closed. Signs a checkpoint of
     the audit chain head; answers with the checkpoint."""
@@ -121,7 +122,7 @@ def session_close(sitting_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/screen")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def screen_set(sitting_id: int):
     """What the presiding screen shows between votes: {"show": "auto"|"title"|"checkin"|"result",
     "item_id": N (with "result")}. 409 while a vote is open."""
@@ -134,14 +135,14 @@ def screen_set(sitting_id: int):
 
 
 @bp.get("/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", "display", "auditor")
+@requires("secretariat", "display", "auditor", body="sitting_id")
 def attendance_get(sitting_id: int):
     db = get_db()
     return jsonify(attendance_state(db, get_sitting(db, sitting_id)).as_dict())
 
 
 @bp.post("/sessions/<int:sitting_id>/attendance")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def attendance_set(sitting_id: int):
     """补签到 / 请假 by the secretariat: {"members": ["1001", …], "status": "present"|"leave"}."""
     data = json_body()
@@ -161,7 +162,7 @@ def attendance_set(sitting_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/terminals")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def terminals_create(sitting_id: int):
     """Register terminals: {"terminals": [{"name", "kind": "seat"|"counting_station", "seat",
     "holder", "teller_role"}]}; holder and teller_role ("counter" 计票人 | "scrutineer" 监票人) name
@@ -199,7 +200,7 @@ def terminals_create(sitting_id: int):
 
 
 @bp.post("/terminals/<int:terminal_id>/revoke")
-@requires("secretariat")
+@requires("secretariat", body="terminal_id")
 def terminal_revoke(terminal_id: int):
     db = get_db()
     term = db.get(Terminal, terminal_id)
@@ -211,7 +212,7 @@ def terminal_revoke(terminal_id: int):
 
 
 @bp.post("/terminals/<int:terminal_id>/release")
-@requires("secretariat")
+@requires("secretariat", body="terminal_id")
 def terminal_release(terminal_id: int):
     """Release a spare seat tablet from the member it checked in (another may then check in)."""
     db = get_db()
@@ -224,7 +225,7 @@ def terminal_release(terminal_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/items")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def items_create(sitting_id: int):
     data = json_body()
     db = get_db()
@@ -251,7 +252,7 @@ def items_create(sitting_id: int):
 
 
 @bp.post("/items/<int:item_id>/open")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_open(item_id: int):
     db = get_db()
     rnd = voting.open_round(db, settings(), get_item(db, item_id))
@@ -260,7 +261,7 @@ def item_open(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/close")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_close(item_id: int):
     db = get_db()
     rnd = voting.close_round(db, settings(), get_item(db, item_id))
@@ -269,7 +270,7 @@ def item_close(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/replacement")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_replacement(item_id: int):
     """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason."""
     data = json_body()
@@ -281,7 +282,7 @@ def item_replacement(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/quorum-failed")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
     db = get_db()
@@ -291,7 +292,7 @@ def item_quorum_failed(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/tally")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_tally(item_id: int):
     db = get_db()
     result = tally.tally_item(db, get_item(db, item_id))
@@ -300,7 +301,7 @@ def item_tally(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/record")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_record(item_id: int):
     db = get_db()
     rec = records.issue_record(db, settings(), get_item(db, item_id))
@@ -309,7 +310,7 @@ def item_record(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/extend")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_extend(item_id: int):
     """延长表决时间: {"minutes": n} more for the open vote."""
     data = json_body()
@@ -320,7 +321,7 @@ def item_extend(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/publish")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_publish(item_id: int):
     """公布: the signed record's result goes up on the presiding screen."""
     db = get_db()
@@ -330,7 +331,7 @@ def item_publish(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/paper-ballots")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
     (to print). Printing to PDF is `ballot-service ballots print`."""
@@ -349,7 +350,7 @@ def item_paper_ballots(item_id: int):
 
 
 @bp.get("/sessions/<int:sitting_id>/results")
-@requires("secretariat", "auditor", "display")
+@requires("secretariat", "auditor", "display", body="sitting_id")
 def session_results(sitting_id: int):
     db = get_db()
     sitting = get_sitting(db, sitting_id)

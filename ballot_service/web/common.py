@@ -7,9 +7,12 @@ import re
 import time
 
 from flask import current_app, g, jsonify, request, session
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.domain.grants import end_logins
+from ballot_service.errors import BallotError, InvalidInput, Unauthorized
+from ballot_service.models import Operator
 from ballot_service.numbers import MAX_ROW_ID
 
 
@@ -35,6 +38,8 @@ _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
 def json_body(limit: int | None = None) -> dict:
     """The request's JSON object, or a clear 400 saying what is wrong with it (413 over
     `limit` bytes, by default settings.max_body_bytes)."""
+    if g.get("posted_json") is not None:  # read once already (roles.py finds the body in it)
+        return g.posted_json
     limit = limit or settings().max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(limit)
@@ -225,9 +230,27 @@ def finish_refusal(exc: BallotError, db: Session | None = None) -> None:
 
 
 def start_operator_session(op) -> None:
-    """Log `op` in: a fresh session cookie holding the operator's name and role
-    (security.py ends it after the idle time)."""
+    """Log `op` in: a fresh session cookie holding the operator's name, its session version
+    (roles.load_operator checks it on every request) and where it lands (its first role;
+    what it may do is read from its grants on every request). security.py ends it after the
+    idle time."""
+    if op.disabled_at is not None:
+        raise Unauthorized(f"the login {op.username} is disabled", where="username", zh=f"登录 {op.username} 已停用")
+    if not op.role:
+        raise Unauthorized(f"the login {op.username} has no role in any body", where="username",
+                           zh=f"登录 {op.username} 在任何机构都没有角色")
     session.clear()
-    session["username"], session["role"] = op.username, op.role
+    session["username"], session["version"], session["role"] = op.username, op.session_version, op.role
     session["seen"] = int(time.time())
     session.permanent = True
+
+
+def end_operator_session(db: Session) -> None:
+    """Log out: end every login of this cookie's operator (its session version moves on),
+    then forget the cookie."""
+    username = session.get("username")
+    op = db.scalar(select(Operator).where(Operator.username == username)) if username else None
+    if op is not None and op.session_version == session.get("version"):
+        end_logins(db, op, "logout")
+        db.commit()
+    session.clear()

@@ -13,7 +13,7 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, Round, Terminal
 from ballot_service.web.common import commit, field, get_db, json_body, settings
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import CREDENTIAL, requires
 
 bp = Blueprint("station", __name__, url_prefix="/api")
 
@@ -39,14 +39,14 @@ def _submit(channel: str, terminal_id: int | None = None):
 
 
 @bp.post("/station/paper")
-@requires("station")
+@requires("station", body=CREDENTIAL)
 def station_paper():
     """A returned paper ballot: its QR text (scanned) and the marks the teller read off it."""
     return _submit("paper")
 
 
 @bp.post("/station/hand-out")
-@requires("station")
+@requires("station", body=CREDENTIAL)
 def station_hand_out():
     """The distribution desk activates a stack of ballots (their scanned QR texts) before
     handing it out: one count for the stack, no order within it and no identity."""
@@ -79,7 +79,7 @@ def station_hand_out():
 
 
 @bp.post("/station/tally-sheet")
-@requires("station")
+@requires("station", body=CREDENTIAL)
 def station_tally_sheet():
     """Hand-count totals (fallback): one teller's station enters, the other teller's station
     (another credential, the other role) confirms by entering the same figures; a mismatch is

@@ -15,7 +15,7 @@ from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round
 from ballot_service.web.common import commit, field, get_db, json_body
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import CREDENTIAL, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
 
@@ -42,7 +42,7 @@ def _item_view(item: Item, rnd: Round) -> dict:
 
 
 @bp.get("/terminal/state")
-@requires("terminal")
+@requires("terminal", body=CREDENTIAL)
 def terminal_state():
     db = get_db()
     term = g.terminal
@@ -64,7 +64,7 @@ def terminal_state():
 
 
 @bp.post("/terminal/checkin")
-@requires("terminal")
+@requires("terminal", body=CREDENTIAL)
 def terminal_checkin():
     data = json_body()
     db = get_db()
@@ -77,7 +77,7 @@ def terminal_checkin():
 
 
 @bp.get("/terminal/round-key")
-@requires("terminal")
+@requires("terminal", body=CREDENTIAL)
 def terminal_round_key():
     """The open round's round_key_announced event (signed by the body's key, in the chain)."""
     db = get_db()
@@ -91,7 +91,7 @@ def terminal_round_key():
 
 
 @bp.post("/terminal/blind-sign")
-@requires("terminal")
+@requires("terminal", body=CREDENTIAL)
 def terminal_blind_sign():
     """One blind signature for this terminal's member in the open round, once (issuance.py)."""
     data = json_body()

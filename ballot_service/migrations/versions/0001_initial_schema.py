@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 01:46:07.034411
+Create Date: 2026-12-03 01:48:11.370328
 """
-from alembic import op
 import sqlalchemy as sa
-import ballot_service.db
+from alembic import op
 
+import ballot_service.db
 
 revision = '0001'
 down_revision = None
@@ -83,7 +83,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
-    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('session_version', sa.Integer(), nullable=False),
+    sa.Column('disabled_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_operators')),
     sa.UniqueConstraint('username', name=op.f('uq_operators_username'))
@@ -103,6 +104,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_body_id'), ['body_id'], unique=False)
+
+    op.create_table('operator_grants',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('operator_id', sa.Integer(), nullable=False),
+    sa.Column('body_id', sa.Integer(), nullable=True),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_operator_grants_body_id_bodies')),
+    sa.ForeignKeyConstraint(['operator_id'], ['operators.id'], name=op.f('fk_operator_grants_operator_id_operators')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_operator_grants')),
+    sa.UniqueConstraint('operator_id', 'body_id', 'role', name=op.f('uq_operator_grants_operator_id_body_id_role'))
+    )
+    with op.batch_alter_table('operator_grants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_operator_grants_body_id'), ['body_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_operator_grants_operator_id'), ['operator_id'], unique=False)
 
     op.create_table('sittings',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -342,6 +358,11 @@ def downgrade() -> None:
 
     op.drop_table('items')
     op.drop_table('sittings')
+    with op.batch_alter_table('operator_grants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_operator_grants_operator_id'))
+        batch_op.drop_index(batch_op.f('ix_operator_grants_body_id'))
+
+    op.drop_table('operator_grants')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_body_id'))
 

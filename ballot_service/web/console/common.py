@@ -10,6 +10,7 @@ from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.web.common import finish_refusal, get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.i18n import current_language, t
+from ballot_service.web.roles import login_may
 
 bp.app_template_test("has_result")(sittings.has_result)
 
@@ -18,7 +19,7 @@ bp.app_template_test("has_result")(sittings.has_result)
 def _labels():
     return {"kind_label": lambda k: t(*vocab.label_pair(k, vocab.ItemKind)),
             "body_kind_label": lambda k: t(*vocab.label_pair(k, vocab.BodyKind)),
-            "status_label": lambda k: t(*vocab.status_name(k))}
+            "status_label": lambda k: t(*vocab.status_name(k)), "may": login_may}
 
 
 def run_action(action, success: str, back: str, on_refusal=None):

@@ -57,7 +57,7 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
 
 
 @bp.post("/console/sessions/<int:sitting_id>/items")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def item_form(sitting_id: int):
     form = request.form
 
@@ -91,7 +91,7 @@ def item_progress(db, item) -> dict:
 
 
 @bp.get("/console/items/<int:item_id>")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body="item_id")
 def item_page(item_id: int):
     db = get_db()
     item = get_item(db, item_id)
@@ -110,7 +110,7 @@ def item_page(item_id: int):
 
 
 @bp.get("/console/items/<int:item_id>/progress")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body="item_id")
 def item_progress_json(item_id: int):
     db = get_db()
     return jsonify(item_progress(db, get_item(db, item_id)))
@@ -133,7 +133,7 @@ ITEM_ACTIONS = {
 
 
 @bp.post("/console/items/<int:item_id>/<action>")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_action(item_id: int, action: str):
     if action not in ITEM_ACTIONS:
         abort(404)

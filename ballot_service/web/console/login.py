@@ -7,12 +7,12 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from ballot_service.domain import operators
 from ballot_service.errors import BallotError
-from ballot_service.web.common import finish_refusal, get_db, start_operator_session
+from ballot_service.web.common import end_operator_session, finish_refusal, get_db, start_operator_session
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.i18n import current_language, t
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import OWN, requires
 
-HOME_OF_ROLE = {"secretariat": "/console", "auditor": "/console", "display": "/display"}
+HOME_OF_ROLE = {"superuser": "/console", "secretariat": "/console", "auditor": "/console", "display": "/display"}
 
 
 @bp.get("/")
@@ -38,12 +38,12 @@ def login_submit():
     db = get_db()
     try:
         op = operators.login_operator(db, username, password, request.remote_addr)
+        start_operator_session(op)  # refuses a disabled login, or one without a role
     except BallotError as exc:
         finish_refusal(exc)
         flash(exc.text(current_language()), "error")
         return render_template("console/login.html", next=request.form.get("next", ""),
                                username=username[:operators.MAX_USERNAME_CHARS]), exc.status
-    start_operator_session(op)
     db.commit()
     target = _safe_next(request.form.get("next")) or HOME_OF_ROLE[op.role]
     return redirect(target)
@@ -60,8 +60,8 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.post("/logout")
-@requires("secretariat", "auditor", "display")
+@requires("superuser", "secretariat", "auditor", "display", body=OWN)
 def logout_page():
-    session.clear()
+    end_operator_session(get_db())
     flash(t("已退出。", "Logged out."), "ok")
     return redirect(url_for("console.login_page"))

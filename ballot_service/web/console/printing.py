@@ -35,7 +35,7 @@ def _transactions(maker):
 
 
 @bp.post("/console/items/<int:item_id>/print")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def print_ballots(item_id: int):
     """Start printing paper ballots; the item page shows the job's progress."""
     try:
@@ -50,7 +50,7 @@ def print_ballots(item_id: int):
 
 
 @bp.get("/console/jobs/<job_id>")
-@requires("secretariat")
+@requires("secretariat", body="job_id")
 def job_state(job_id: str):
     state = print_jobs.read_job(settings(), job_id)
     if state is None:
@@ -59,7 +59,7 @@ def job_state(job_id: str):
 
 
 @bp.get("/console/items/<int:item_id>/ballots/<name>")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def ballot_file(item_id: int, name: str):
     if not (name.startswith(f"item{item_id}-round") and name.endswith(".pdf")) or "/" in name or ".." in name:
         abort(404)

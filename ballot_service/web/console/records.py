@@ -21,7 +21,7 @@ def _record(record_id: str) -> Record:
 
 
 @bp.get("/console/records/<record_id>.json")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body="record_id")
 def record_json(record_id: str):
     rec = _record(record_id)
     doc = {"signed": rec.body_json, "signature": rec.signature, "key_fingerprint": rec.key_fingerprint}
@@ -31,7 +31,7 @@ def record_json(record_id: str):
 
 
 @bp.get("/console/records/<record_id>.pdf")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body="record_id")
 def record_pdf_file(record_id: str):
     rec = _record(record_id)
     url = public_url_for("verify_page.verify_record", record_id=rec.id)

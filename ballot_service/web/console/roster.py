@@ -27,7 +27,7 @@ def _uploads() -> Path:
 
 
 @bp.get("/console/bodies/<int:body_id>/roster")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body="body_id")
 def roster_page(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
@@ -36,7 +36,7 @@ def roster_page(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/roster/preview")
-@requires("secretariat")
+@requires("secretariat", body="body_id")
 def roster_preview(body_id: int):
     """Parse the file and show what an import would do, or every error found; nothing is
     changed until the operator confirms."""
@@ -65,7 +65,7 @@ def roster_preview(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/roster/import")
-@requires("secretariat")
+@requires("secretariat", body="body_id")
 def roster_import(body_id: int):
     token = request.form.get("token", "")
     if not token.replace("-", "").replace("_", "").isalnum():

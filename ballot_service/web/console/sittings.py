@@ -24,11 +24,11 @@ from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import t
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import IN_FORM, requires
 
 
 @bp.post("/console/sessions")
-@requires("secretariat")
+@requires("secretariat", body=IN_FORM)
 def sitting_create():
     form = request.form
     resp, sitting = run_action(lambda db: create_sitting(db, get_body(db, form_int(form, "body_id")),
@@ -38,7 +38,7 @@ def sitting_create():
 
 
 @bp.get("/console/sessions/<int:sitting_id>")
-@requires("secretariat", "auditor")
+@requires("secretariat", "auditor", body="sitting_id")
 def sitting_page(sitting_id: int):
     return render_sitting_page(get_db(), sitting_id)
 
@@ -58,7 +58,7 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
 
 
 @bp.post("/console/sessions/<int:sitting_id>/close")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def sitting_close(sitting_id: int):
     """闭会: refused while a vote is open; signs a checkpoint of the audit chain."""
     return run_action(lambda db: close_sitting(db, settings(), get_sitting(db, sitting_id)),
@@ -67,7 +67,7 @@ def sitting_close(sitting_id: int):
 
 
 @bp.post("/console/sessions/<int:sitting_id>/screen")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def screen_form(sitting_id: int):
     """What the presiding screen shows between votes (sittings.set_screen)."""
     show = request.form.get("show", "")
@@ -87,7 +87,7 @@ MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")
 
 
 @bp.post("/console/sessions/<int:sitting_id>/attendance")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def attendance_form(sitting_id: int):
     """补签到 / 请假 for the ticked members, or for one member number typed in."""
     form = request.form

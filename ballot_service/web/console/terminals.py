@@ -20,7 +20,7 @@ from ballot_service.web.urls import public_base
 
 
 @bp.post("/console/sessions/<int:sitting_id>/terminals")
-@requires("secretariat")
+@requires("secretariat", body="sitting_id")
 def terminals_form(sitting_id: int):
     """Register a terminal for every seat of the roster that has none, and/or counting
     stations, and/or one teller's station (holder's name and role: counter 计票人 or
@@ -59,7 +59,7 @@ def terminals_form(sitting_id: int):
 
 
 @bp.post("/console/terminals/<int:terminal_id>/revoke")
-@requires("secretariat")
+@requires("secretariat", body="terminal_id")
 def terminal_revoke(terminal_id: int):
     term = get_db().get(Terminal, terminal_id)
     if term is None:
@@ -70,7 +70,7 @@ def terminal_revoke(terminal_id: int):
 
 
 @bp.post("/console/terminals/<int:terminal_id>/release")
-@requires("secretariat")
+@requires("secretariat", body="terminal_id")
 def terminal_release(terminal_id: int):
     """Release a spare seat tablet from the member it checked in."""
     term = get_db().get(Terminal, terminal_id)

@@ -65,7 +65,7 @@ from ballot_service.errors import BallotError
 from ballot_service.models import Sitting
 from ballot_service.web.common import finish_refusal
 from ballot_service.web.display.state import AuditCursor, build_state
-from ballot_service.web.roles import requires
+from ballot_service.web.roles import OWN, in_reach, requires
 from ballot_service.web.urls import public_url_for
 
 bp = Blueprint("display", __name__)
@@ -118,17 +118,17 @@ def _display_error(exc: BallotError):
 
 
 @bp.get("/display")
-@requires(*ROLES)
+@requires(*ROLES, body=OWN)
 def index():
     with reader() as db:
-        sittings = list(db.scalars(select(Sitting).order_by(Sitting.created_at.desc(), Sitting.id.desc())))
+        sittings = list(db.scalars(select(Sitting).where(in_reach(Sitting.body_id)).order_by(Sitting.created_at.desc(), Sitting.id.desc())))
         rows = [{"id": s.id, "name": s.name, "body": s.body.name, "status": s.status,
                  "created_at": s.created_at} for s in sittings]
     return render_template("display/index.html", sittings=rows)
 
 
 @bp.get("/display/<int:sitting_id>")
-@requires(*ROLES)
+@requires(*ROLES, body="sitting_id")
 def screen(sitting_id: int):
     state = _state_for(current_app._get_current_object(), sitting_id, _verify_url_maker())
     return render_template("display/screen.html", state=state,
@@ -137,7 +137,7 @@ def screen(sitting_id: int):
 
 
 @bp.get("/display/<int:sitting_id>/state")
-@requires(*ROLES)
+@requires(*ROLES, body="sitting_id")
 def state(sitting_id: int):
     resp = jsonify(_state_for(current_app._get_current_object(), sitting_id, _verify_url_maker()))
     resp.headers["Cache-Control"] = "no-store"
@@ -145,7 +145,7 @@ def state(sitting_id: int):
 
 
 @bp.get("/display/<int:sitting_id>/events")
-@requires(*ROLES)
+@requires(*ROLES, body="sitting_id")
 def events(sitting_id: int):
     app = current_app._get_current_object()
     with reader(app) as db:

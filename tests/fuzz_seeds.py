@@ -1,0 +1,135 @@
+"""One valid request per API operation, for the fuzzer (tests/test_api_fuzz.py): random cases
+rarely meet an operation's state (an open round, an issued ballot, a closed one), so each
+operation also gets one case built here, on fixtures made for it, and sent through the same
+schemathesis case machinery as the random ones. `SEEDS[operationId](ctx)` returns
+(caller, path parameters, body); ctx.api is the secretariat's Api (helpers_live), ctx.fresh(**kw)
+a new body's sitting (setup_session)."""
+from __future__ import annotations
+
+from helpers_live import blind_ballot, setup_session, vote
+
+from ballot_service.crypto import tablet
+
+SHEET = {"issued": 3, "returned": 3, "invalid": 0, "counts": {"motion": {"for": 2, "against": 1, "abstain": 0,
+                                                                         "void": 0}}}
+
+
+class Ctx:
+    def __init__(self, api, operator):
+        self.api, self.operator = api, operator
+
+    def fresh(self, **kw):
+        return setup_session(self.api, self.operator, members=3, **kw)
+
+    def call(self, method, url, body=None):
+        return self.api.call(method, url, body)[1]
+
+
+def _tallied(ctx, record=False):
+    s = ctx.fresh()
+    for no in s.present:
+        vote(ctx.api, s.creds[no], {"motion": "for"})
+    ctx.call("POST", f"/api/admin/items/{s.item_id}/close")
+    ctx.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    if record:
+        ctx.call("POST", f"/api/admin/items/{s.item_id}/record")
+    return s
+
+
+def _paper_ballot(ctx, handed_out=False):
+    s = ctx.fresh(channel="paper")
+    ballot = ctx.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 1})["ballots"][0]
+    if handed_out:
+        ctx.api.call("POST", "/api/station/hand-out", {"ballot": ballot}, credential=s.station)
+    return s, ballot
+
+
+def _cast(ctx):
+    s = ctx.fresh()
+    ballot = blind_ballot(ctx.api, s.creds[s.present[0]])
+    return ("bearer", s.creds[s.present[0]]), {}, {**ballot, "marks": {"motion": "for"},
+                                                    "retry_id": tablet.new_retry_id()}
+
+
+def _tally_sheet(ctx):
+    s = ctx.fresh(channel="tally_sheet")
+    ctx.call("POST", f"/api/admin/items/{s.item_id}/close")
+    return ("bearer", s.counter), {}, {"item_id": s.item_id, "sheet": SHEET}
+
+
+def _blinded(ctx):
+    """The blind-sign request a tablet sends (its blinded message), not sent."""
+    s = ctx.fresh()
+    cred = s.creds[s.present[0]]
+    sent = {}
+
+    def call(method, url, body=None, credential=None):
+        if url == "/api/terminal/blind-sign":
+            sent.update(body)
+            raise LookupError  # stop here: the fuzzer sends it
+        return ctx.api.call(method, url, body, credential=credential)
+
+    try:
+        tablet.take_ballot(call, cred)
+    except LookupError:
+        pass
+    return ("bearer", cred), {}, dict(sent)
+
+
+def _replacement(ctx):
+    s = ctx.fresh()
+    blind_ballot(ctx.api, s.creds[s.present[0]])
+    return "secretariat", {"item_id": s.item_id}, {"member": s.present[0], "reason": "表决器故障"}
+
+
+def _fresh_path(name, **kw):
+    def seed(ctx):
+        s = ctx.fresh(**kw)
+        return "secretariat", {name: {"item_id": s.item_id, "sitting_id": s.sitting_id, "body_id": s.body_id}[name]}, None
+    return seed
+
+
+SEEDS = {
+    "terminalState": lambda ctx: (lambda s: (("bearer", s.creds[s.present[0]]), {}, None))(ctx.fresh()),
+    "terminalCheckin": lambda ctx: (lambda s: (("bearer", s.creds[s.members[0]]), {}, {"member": s.members[0]}))(
+        ctx.fresh(present=0, open_vote=False)),
+    "terminalRoundKey": lambda ctx: (lambda s: (("bearer", s.creds[s.present[0]]), {}, None))(ctx.fresh()),
+    "terminalBlindSign": _blinded,
+    "terminalCast": _cast,
+    "stationPaper": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballot": b, "marks": {"motion": "for"}}))(
+        *_paper_ballot(ctx, handed_out=True)),
+    "stationHandOut": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballot": b}))(*_paper_ballot(ctx)),
+    "stationTallySheet": _tally_sheet,
+    "adminLogin": lambda ctx: ("public", {}, {"username": ctx.operator[0], "password": ctx.operator[1]}),
+    "adminLogout": lambda ctx: ("leaver", {}, None),
+    "bodyCreate": lambda ctx: ("superuser", {}, {"name": "种子机构", "kind": "congress"}),
+    "bodyKeyCreate": lambda ctx: ("superuser", {"body_id": ctx.call("POST", "/api/admin/bodies",
+                                                                    {"name": "无密钥机构", "kind": "congress"})["id"]},
+                                  None),
+    "rosterUpload": lambda ctx: ("secretariat", {"body_id": ctx.fresh().body_id},
+                                 {"members": [{"id": "S1", "name": "种子代表", "seat": "S1"}]}),
+    "sessionCreate": lambda ctx: ("secretariat", {}, {"body_id": ctx.fresh().body_id, "name": "种子会议"}),
+    "sessionClose": _fresh_path("sitting_id", open_vote=False),
+    "screenSet": lambda ctx: ("secretariat", {"sitting_id": ctx.fresh().sitting_id}, {"show": "title"}),
+    "attendanceGet": _fresh_path("sitting_id"),
+    "attendanceSet": lambda ctx: (lambda s: ("secretariat", {"sitting_id": s.sitting_id},
+                                             {"members": [s.members[0]], "status": "present"}))(
+        ctx.fresh(present=0, open_vote=False)),
+    "terminalsCreate": lambda ctx: ("secretariat", {"sitting_id": ctx.fresh().sitting_id},
+                                    {"terminals": [{"name": "种子计票站", "kind": "counting_station"}]}),
+    "terminalRevoke": lambda ctx: ("secretariat", {"terminal_id": ctx.fresh().station_id}, None),
+    "terminalRelease": lambda ctx: ("secretariat", {"terminal_id": ctx.fresh().station_id}, None),
+    "itemCreate": lambda ctx: ("secretariat", {"sitting_id": ctx.fresh().sitting_id},
+                               {"key": "seed", "kind": "resolution", "title": "种子决议"}),
+    "itemOpen": _fresh_path("item_id", open_vote=False),
+    "itemClose": _fresh_path("item_id"),
+    "itemQuorumFailed": _fresh_path("item_id", present=1, open_vote=False),
+    "itemTally": lambda ctx: (lambda s: ("secretariat", {"item_id": s.item_id}, None))(
+        (lambda s: (ctx.call("POST", f"/api/admin/items/{s.item_id}/close"), s)[1])(ctx.fresh())),
+    "itemRecord": lambda ctx: ("secretariat", {"item_id": _tallied(ctx).item_id}, None),
+    "itemPublish": lambda ctx: ("secretariat", {"item_id": _tallied(ctx, record=True).item_id}, None),
+    "itemExtend": lambda ctx: ("secretariat", {"item_id": ctx.fresh().item_id}, {"minutes": 5}),
+    "itemReplacement": _replacement,
+    "itemPaperBallots": lambda ctx: ("secretariat", {"item_id": ctx.fresh(channel="paper").item_id}, {"count": 1}),
+    "sessionResults": _fresh_path("sitting_id"),
+}
