@@ -17,7 +17,7 @@ Where the private key lives while the round is open: in the round's own row
 (Round.blind_private_key, PKCS#8 DER), not in process memory, because several server
 processes (and a restart in the middle of a vote) must all be able to sign for the open
 round. It authorises nothing but ballots of that one round. `forget_round_key`, called in
-the closing transaction, sets it to NULL, and SQLite runs with secure_delete (db.py) so the
+the closing transaction, sets it to NULL, and SQLite runs with secure_delete (db/) so the
 page no longer holds the bytes once the close is committed; a closed round's key is never
 needed again (casts are refused once the round is closed; checking ballots needs only the
 announced public key).

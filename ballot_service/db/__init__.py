@@ -1,7 +1,7 @@
-"""Engine, sessions and the declarative base: one naming convention, UTC-only datetimes."""
+"""Engine and sessions: SQLite's single writer queue, read and write phases, bulk inserts. The
+declarative base and the clocks are in db/base.py."""
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import os
 import sqlite3
@@ -9,76 +9,19 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, make_url, select
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.sql.expression import FunctionElement
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Session, sessionmaker
 
 from ballot_service.config import private_dir, private_file
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class UTCDateTime(TypeDecorator):
-    """Stores naive UTC, returns aware UTC; refuses naive input so local time never leaks in."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.timezone.utc)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-class db_now(FunctionElement):
-    """The database's clock in UTC, as SQL: deadlines (vote time limits, login lockouts) are
-    set from it and compared with it, so every app node and a restarted one agree."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(db_now)
-def _db_now_default(element, compiler, **kw) -> str:
-    # AT TIME ZONE 'UTC': a naive UTC timestamp like the columns, whatever the server's TimeZone.
-    return "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
-
-
-@compiles(db_now, "sqlite")
-def _db_now_sqlite(element, compiler, **kw) -> str:
-    # Six fractional digits, as SQLAlchemy stores and parses SQLite datetimes.
-    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
-
-
-def database_now(db) -> dt.datetime:
-    """The database's clock now (aware UTC); `db`: a Session or Connection. On PostgreSQL the
-    transaction's start time, one value for the whole transaction."""
-    return db.execute(select(db_now())).scalar_one()
-
+from ballot_service.db.base import (  # noqa: F401  (the names the package has always offered)
+    NAMING_CONVENTION,
+    Base,
+    UTCDateTime,
+    database_now,
+    db_now,
+    utcnow,
+)
 
 # Connection execution option naming how a SQLite transaction begins (see make_engine).
 SQLITE_BEGIN = "ballot_sqlite_begin"
