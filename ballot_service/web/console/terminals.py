@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
-from ballot_service.errors import BallotError
+from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.models import Member, Terminal
 from ballot_service.vocab import TellerRole, label_pair
 from ballot_service.web.common import finish_refusal, get_db
@@ -50,6 +50,11 @@ def terminals_form(sitting_id: int):
             role = form.get("teller_role", "")
             made.append(register_terminal(db, sitting, f"计票站 {label_pair(role, TellerRole)[0]} {holder}",
                                           "counting_station", holder=holder, teller_role=role))
+        if not made:
+            # Nothing ticked or typed: an empty credentials page would look like a success.
+            raise InvalidInput("nothing to register: tick the roster seats, type a seat, a number of "
+                               "counting stations or a teller", where="terminals",
+                               zh="没有要登记的终端：请勾选名册座位，或填写单个座位、计票站数量或计票人员")
         db.commit()
     except BallotError as exc:
         finish_refusal(exc)
