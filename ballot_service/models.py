@@ -170,6 +170,9 @@ class Round(Base):
     # NULL in the closing transaction (domain/voting.py says why it lives in this row).
     blind_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     replacements: Mapped[int] = mapped_column(Integer, default=0)  # further issuances allowed (I+1)
+    # A terminal vote opened although some present members had no ready tablet: {"present",
+    # "ready", "reason"} with the secretariat's typed reason (also in vote_opened and the record).
+    open_override: Mapped[dict | None] = mapped_column(JSON)
 
     item: Mapped[Item] = relationship(back_populates="rounds")
 
@@ -274,6 +277,10 @@ class Terminal(Base):
     # A seat tablet whose seat no roster member has: the member it checked in, until released.
     bound_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Seat tablets: first poll with the credential (NULL again after a reset), and the last
+    # poll, written at most every 30 s and never during a vote (domain/tablet_setup.py).
+    set_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

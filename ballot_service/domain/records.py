@@ -49,7 +49,9 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                     "result": r.result, **({"tellers": tellers[r.number]} if tellers and r.number in tellers
                                            else {}),
                     **({"round_ref": r.ref, "round_key_fingerprint": r.blind_key_fingerprint,
-                        "replacements": r.replacements or 0} if item.channel == "terminal" else {})}
+                        "replacements": r.replacements or 0} if item.channel == "terminal" else {}),
+                    # opened although some present members had no ready tablet: who typed why
+                    **({"tablets_override": r.open_override} if r.open_override else {})}
                    for r in tallied],
         "selected_titles": [titles[k] for k in result.get("selected", [])],
         "audit": {"seq": audit_seq, "head": audit_head},

@@ -74,7 +74,8 @@
     checkingIn: false,
     gen: 0,            // bumped by a check-in: a state poll begun before it is out of date
     clockSkew: 0,      // server time minus local time, from the Date header
-    tickTimer: null
+    tickTimer: null,
+    voteOpen: false    // the last state had a vote open: no reset offered
   };
 
   // --- small helpers --------------------------------------------------------------------
@@ -125,9 +126,12 @@
     }).finally(function () { if (timer) clearTimeout(timer); });
   }
 
+  // The error in the page's language: the Chinese wording when the page is Chinese.
+  var ZH = (document.documentElement.lang || "zh").indexOf("zh") === 0;
   function firstError(data) {
     var e = data && data.errors && data.errors[0];
-    return e || { message: "", errorType: "", reason: null };
+    if (!e) return { message: "", errorType: "", reason: null };
+    return { message: (ZH && e.message_zh) || e.message, errorType: e.errorType, reason: e.reason };
   }
 
   // --- screens ----------------------------------------------------------------------------
@@ -140,7 +144,8 @@
       screens[i].hidden = screens[i].getAttribute("data-screen") !== name;
     }
     document.body.setAttribute("data-screen", name);
-    $("reset-open").hidden = !st.credential || !!QUIET[name];
+    // Reset needs the secretariat's code, and is offered only while no vote is open.
+    $("reset-open").hidden = !st.credential || !!QUIET[name] || st.voteOpen;
     if (prev === "waiting" && name !== "waiting") $("checkin-done").hidden = true;
     if (prev !== name) window.scrollTo(0, 0);
     if (QUIET[name]) stopPolling(); else if (st.credential) ensurePolling();
@@ -278,6 +283,8 @@
 
   // Decide the screen from the terminal's state.
   function route(state) {
+    st.voteOpen = !!state.vote;
+    $("reset-open").hidden = !st.credential || !!QUIET[st.screen] || st.voteOpen;
     renderHeader(state);
     renderAttendance(state.attendance);
     var vote = state.vote, sessionId = state.session && state.session.id;
@@ -679,7 +686,24 @@
 
   // --- reset ------------------------------------------------------------------------------
 
+  // The server checks the secretariat's reset code and refuses during a vote; only then is
+  // the tablet wiped. A credential the server no longer knows is wiped anyway.
+  function requestReset() {
+    var err = $("reset-error");
+    err.hidden = true;
+    api("POST", "/api/terminal/reset", JSON.stringify({ code: $("reset-code").value.trim() })).then(function (r) {
+      if (r.status === 200 || r.status === 401) { resetTablet(); return; }
+      var e = firstError(r.data);
+      text(err, fmt(S.reset_failed, { msg: e.message || r.status }));
+      err.hidden = false;
+    }).catch(function () {
+      text(err, S.net_error);
+      err.hidden = false;
+    });
+  }
+
   function resetTablet() {
+    $("reset-code").value = "";
     [KEY_CRED, KEY_RECEIPT, KEY_LAST, KEY_BALLOT, KEY_PENDING].forEach(function (k) { store(k, null); });
     st.credential = null;
     st.noBallot = {};
@@ -732,8 +756,12 @@
     $("confirm-send").addEventListener("click", confirmSend);
     $("neterror-retry").addEventListener("click", send);
     $("reset-open").addEventListener("click", function () { $("reset-dialog").hidden = false; $("reset-cancel").focus(); });
-    $("reset-cancel").addEventListener("click", function () { $("reset-dialog").hidden = true; });
-    $("reset-confirm").addEventListener("click", resetTablet);
+    $("reset-cancel").addEventListener("click", function () {
+      $("reset-dialog").hidden = true;
+      $("reset-code").value = "";
+      $("reset-error").hidden = true;
+    });
+    $("reset-confirm").addEventListener("click", requestReset);
     window.addEventListener("online", function () { if (st.credential && !QUIET[st.screen]) pollNow(); });
 
     if (!st.credential) { showSetup(""); return; }

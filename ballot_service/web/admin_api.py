@@ -252,8 +252,12 @@ def items_create(sitting_id: int):
 @bp.post("/items/<int:item_id>/open")
 @requires("secretariat")
 def item_open(item_id: int):
+    """Open the vote; {"override_reason": "…"} opens a tablet vote although some present
+    members have no set-up, online tablet (voting.open_round)."""
+    data = json_body() if request.content_length else {}
     db = get_db()
-    rnd = voting.open_round(db, settings(), get_item(db, item_id))
+    rnd = voting.open_round(db, settings(), get_item(db, item_id),
+                            field(data, "override_reason", str, required=False))
     commit()
     return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present})
 

@@ -4,17 +4,19 @@ credential: Authorization: Bearer <credential>. The counting
 station's endpoints are station_api.py; a tablet's cast is cast_endpoint.py."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
-from ballot_service.db import read_phase
-from ballot_service.domain import issuance, voting
+from ballot_service.db import read_phase, utcnow
+from ballot_service.domain import issuance, tablet_setup, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.models import Attendance, Item, Round
-from ballot_service.web.common import commit, field, get_db, json_body
+from ballot_service.models import Attendance, Item, Round, Terminal
+from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
@@ -57,9 +59,16 @@ def terminal_state():
         if voting_now is not None:
             vote = _item_view(voting_now, voting.current_round(voting_now))
         body = {"terminal": {"name": term.name, "seat": term.seat},
-                "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name},
+                "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
+                            "closed": sitting.status != "open"},
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
                 "attendance": attendance_state(db, sitting).as_dict(), "vote": vote}
+        seen = db.scalar(select(Terminal.last_seen_at).where(Terminal.id == term.id))
+    # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
+    if voting_now is None and sitting.status == "open" and (
+            seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
+        tablet_setup.note_seen(db, term.id)
+        commit()
     return jsonify(body)
 
 
@@ -72,6 +81,8 @@ def terminal_checkin():
     # The seat decides who may check in here (terminals.check_in_at_terminal).
     member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
+    if open_item(db, sitting) is None:
+        tablet_setup.note_seen(db, g.terminal.id)  # a check-in is a poll too
     commit()
     return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state})
 
@@ -100,3 +111,15 @@ def terminal_blind_sign():
                                                  field(data, "blinded_msg", str))
     commit()
     return jsonify({"blind_sig": b64url_encode(blind_sig)})
+
+
+@bp.post("/terminal/reset")
+@requires("terminal")
+def terminal_reset():
+    """重置本终端, with the reset code the secretariat's console shows; never during a vote."""
+    data = json_body()
+    db = get_db()
+    sitting = get_sitting(db, g.terminal.sitting_id)
+    tablet_setup.reset_tablet(db, settings().secret_key, sitting, g.terminal.id, field(data, "code", str))
+    commit()
+    return jsonify({"reset": True})

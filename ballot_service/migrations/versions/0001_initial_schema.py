@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:15:41.826764
+Create Date: 2026-12-02 19:49:41.430029
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import ballot_service.db
+
 
 revision = '0001'
 down_revision = None
@@ -120,6 +120,8 @@ def upgrade() -> None:
     sa.Column('teller_role', sa.String(length=16), nullable=True),
     sa.Column('bound_member_id', sa.Integer(), nullable=True),
     sa.Column('credential_hash', sa.String(length=64), nullable=False),
+    sa.Column('set_up_at', ballot_service.db.UTCDateTime(), nullable=True),
+    sa.Column('last_seen_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('revoked_at', ballot_service.db.UTCDateTime(), nullable=True),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['bound_member_id'], ['members.id'], name=op.f('fk_terminals_bound_member_id_members')),
@@ -193,6 +195,7 @@ def upgrade() -> None:
     sa.Column('blind_key_fingerprint', sa.String(length=96), nullable=True),
     sa.Column('blind_private_key', sa.LargeBinary(), nullable=True),
     sa.Column('replacements', sa.Integer(), nullable=False),
+    sa.Column('open_override', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_rounds_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rounds')),
     sa.UniqueConstraint('item_id', 'number', name=op.f('uq_rounds_item_id_number'))

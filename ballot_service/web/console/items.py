@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from ballot_service.domain import records, tally, voting
+from ballot_service.domain import records, tablet_setup, tally, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -106,7 +106,9 @@ def item_page(item_id: int):
                            result=result, rec=rec, content=content,
                            announcement=announcement.announcement(content) if content else None,
                            titles={c.key: c.title for c in item.candidates}, paper=paper,
-                           state=attendance_state(db, item.sitting))
+                           state=attendance_state(db, item.sitting),
+                           ready=tablet_setup.readiness(db, item.sitting)
+                           if item.channel == "terminal" and item.status == "draft" else None)
 
 
 @bp.get("/console/items/<int:item_id>/progress")
@@ -117,7 +119,8 @@ def item_progress_json(item_id: int):
 
 
 ITEM_ACTIONS = {
-    "open": (lambda db, item: voting.open_round(db, settings(), item), ("表决已开始。", "The vote is open.")),
+    "open": (lambda db, item: voting.open_round(db, settings(), item, request.form.get("override_reason")),
+             ("表决已开始。", "The vote is open.")),
     "close": (lambda db, item: voting.close_round(db, settings(), item), ("表决已结束，票数已冻结。",
                                                                          "The vote is closed; counts frozen.")),
     "tally": (lambda db, item: tally.tally_item(db, item), ("已计票。", "Tallied.")),

@@ -8,6 +8,8 @@ from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ballot_service import rules, vocab
+from ballot_service.db import utcnow
+from ballot_service.domain import tablet_setup
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -51,8 +53,14 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
     status = dict(db.execute(select(Attendance.member_id, Attendance.status)
                              .where(Attendance.sitting_id == sitting.id)).all())
     terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
+    # Who checked in at each tablet (terminal list): attendance names the terminal used.
+    checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
+                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                                        Attendance.terminal_id.is_not(None))).all())
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
-                           members=members, status=status, terminals=terminals,
+                           members=members, status=status, terminals=terminals, checked_in=checked_in,
+                           now=utcnow(), online_s=tablet_setup.ONLINE_S,
+                           reset_code=tablet_setup.reset_code(settings().secret_key, sitting.id),
                            kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES,
                            item_form=item_form or {})
 
