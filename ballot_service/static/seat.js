@@ -196,9 +196,10 @@
     }
   }
 
-  // reason: undefined (no vote open), "late" (checked in after the vote opened: no ballot) or
-  // "issued" (this seat's ballot was issued already). The "no vote is open" lines are hidden
-  // while a vote is open, so the screen never says both.
+  // reason: undefined (no vote open), "late" (checked in after the vote opened: no ballot),
+  // "issued" (this seat's ballot was issued already) or "asking" (a vote is open: the next
+  // state says which). The "no vote is open" lines are hidden while a vote is open, so the
+  // screen never says both.
   function showWaiting(reason) {
     $("noballot-note").hidden = reason !== "late" && reason !== true;
     $("issued-note").hidden = reason !== "issued";
@@ -295,6 +296,11 @@
     if (!vote) {
       if (rec) store(KEY_RECEIPT, null);
       st.noBallot = {};
+      if (state.session && state.session.closed) {  // 闭会: no next vote to wait for
+        text($("ended-session"), [state.session.body, state.session.name].filter(Boolean).join(" · "));
+        show("ended");
+        return null;
+      }
       if (!state.member) { showCheckin(); return null; }
       if (last) {
         if (st.screen !== "closed") showClosed(last.title, false);
@@ -406,7 +412,7 @@
         var m = $("member-name");
         text(m, fmt(S.member, { name: r.data.member.name }));
         m.hidden = false;
-        showWaiting(false);
+        showWaiting(r.data.vote_open ? "asking" : false);
         pollNow(); // a vote may be open already
         return;
       }

@@ -9,6 +9,7 @@ import datetime as dt
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
+from ballot_service import rules
 from ballot_service.db import read_phase, utcnow
 from ballot_service.domain import issuance, tablet_setup, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
@@ -43,6 +44,12 @@ def _item_view(item: Item, rnd: Round) -> dict:
                            for k in rnd.candidate_keys]}
 
 
+def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:
+    """The open vote's 应到/实到 (fixed at its opening) in place of the live count."""
+    attendance.update(members=rnd.members, present=rnd.present, quorum_met=bool(rnd.quorum_met),
+                      quorum_words=list(rules.quorum_sentence(body_kind, rnd.members, rnd.present)))
+
+
 @bp.get("/terminal/state")
 @requires("terminal")
 def terminal_state():
@@ -55,14 +62,19 @@ def terminal_state():
                                                  Attendance.terminal_id == term.id,
                                                  Attendance.status == "present"))
         vote = None
+        attendance = attendance_state(db, sitting).as_dict()
         voting_now = open_item(db, sitting)
         if voting_now is not None:
-            vote = _item_view(voting_now, voting.current_round(voting_now))
+            rnd = voting.current_round(voting_now)
+            vote = _item_view(voting_now, rnd)
+            # During a vote the tablet shows the 应到/实到 of the vote, as the presiding screen
+            # does (fixed at opening): a late check-in does not make the two disagree.
+            _as_of_vote(attendance, rnd, sitting.body.kind)
         body = {"terminal": {"name": term.name, "seat": term.seat},
                 "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
                             "closed": sitting.status != "open"},
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
-                "attendance": attendance_state(db, sitting).as_dict(), "vote": vote}
+                "attendance": attendance, "vote": vote}
         seen = db.scalar(select(Terminal.last_seen_at).where(Terminal.id == term.id))
     # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
     if voting_now is None and sitting.status == "open" and (
@@ -81,10 +93,14 @@ def terminal_checkin():
     # The seat decides who may check in here (terminals.check_in_at_terminal).
     member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
-    if open_item(db, sitting) is None:
+    voting_now = open_item(db, sitting)
+    if voting_now is None:
         tablet_setup.note_seen(db, g.terminal.id)  # a check-in is a poll too
+    else:  # the vote's own figures, as in the state above
+        _as_of_vote(state, voting.current_round(voting_now), sitting.body.kind)
     commit()
-    return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state})
+    return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state,
+                    "vote_open": voting_now is not None})
 
 
 @bp.get("/terminal/round-key")
