@@ -122,3 +122,15 @@ def test_a_tablet_reset_needs_the_secretariats_code_and_never_happens_during_a_v
     api.call("POST", "/api/terminal/reset", {"code": code}, credential=cred)
     assert seen(app, tid) == (None, None)
     assert [json.loads(e.data)["terminal_id"] for e in events(app, "terminal_reset")] == [tid]
+
+
+def test_a_tablet_shows_the_votes_attendance_and_knows_the_sitting_is_closed(app, api):
+    s = setup_session(api, members=3, present=2, open_vote=True)
+    late = api.call("POST", "/api/terminal/checkin", {"member": "M0003"}, credential=s.creds["M0003"])[1]
+    assert late["vote_open"] is True and late["attendance"]["present"] == 2  # the vote's 实到, as on the screen
+    st = state(api, s.creds["M0003"])
+    assert st["attendance"]["present"] == 2 and st["session"]["closed"] is False
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    assert state(api, s.creds["M0003"])["attendance"]["present"] == 3  # no vote open: the live count
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
+    assert state(api, s.creds["M0001"])["session"]["closed"] is True
