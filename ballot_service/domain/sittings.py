@@ -118,7 +118,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
         raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
                        f"closing it again changes nothing.", where="session")
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id).order_by(Item.position)))
-    still_open = [i.key for i in items if i.status == "open"]
+    still_open = [f"《{i.title}》" for i in items if i.status == "open"]
     if still_open:
         raise Conflict(f"表决仍在进行，不能闭会：{'、'.join(still_open)}。"
                        f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
@@ -162,7 +162,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         # A ballot holder's leave event in the chain right after a cast would point at that
         # cast. The round's 实到 is fixed at opening anyway, so nothing is lost by waiting.
         # (A late arrival holds no ballot in this round: their check-in is recorded at once.)
-        raise Conflict(f"a secret vote ({open_secret.key}) is open: a present member's leave or "
+        raise Conflict(f"a secret vote ({open_secret.title}) is open: a present member's leave or "
                        f"cancellation is recorded after it closes", where="attendance",
                        zh=f"无记名表决（{open_secret.title}）进行中：已签到代表的请假或取消签到须在本项表决结束后办理")
     if att is None:
@@ -352,8 +352,8 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
     voting_now = open_item(db, sitting)
     if voting_now is not None:
-        raise Conflict(f"a vote ({voting_now.key}) is open: the screen shows its progress until it closes",
-                       where="show", zh=f"表决（{voting_now.key}）进行中：结束表决前大屏显示表决进度")
+        raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
+                       where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")
     audit.append(db, "screen_set", data, sitting_id=sitting.id)
     return data
 

@@ -42,7 +42,7 @@ REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown"
 def current_round(item: Item) -> Round:
     """The newest round: the one that opens next, is open, or was tallied last."""
     if not item.rounds:
-        raise NotFound(f"item {item.key} has no rounds", zh=f"表决事项 {item.key} 没有任何轮次")
+        raise NotFound(f"{item.title} has no rounds", zh=f"《{item.title}》没有任何轮次")
     return item.rounds[-1]
 
 
@@ -61,12 +61,12 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     rnd = current_round(item)
     if rnd.status != "pending":
         zh, en = status_name(rnd.status)
-        raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a round not started yet can be opened",
-                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}，不能开始表决")
+        raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a round not started yet can be opened",
+                       where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}，不能开始表决")
     other_open = open_item(db, sitting)
     if other_open is not None:
-        raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item",
-                       zh=f"{other_open.key} 的表决仍在进行，请先结束该项表决")
+        raise Conflict(f"vote on {other_open.title} is still open; close it first", where="item",
+                       zh=f"《{other_open.title}》的表决仍在进行，请先结束该项表决")
     state = attendance_state(db, sitting)
     if not state.quorum_met:
         audit.append(db, "vote_open_refused", {
@@ -193,8 +193,8 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
     rnd = current_round(item)
     if rnd.status != "open":
-        raise Conflict(f"round {rnd.number} of {item.key} is not open", where="item",
-                       zh=f"{item.key} 第{rnd.number}轮不在表决中，无法结束表决")
+        raise Conflict(f"round {rnd.number} of {item.title} is not open", where="item",
+                       zh=f"《{item.title}》第{rnd.number}轮不在表决中，无法结束表决")
     # Lock the round row so a cast in flight either commits before or sees 'closed'.
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()

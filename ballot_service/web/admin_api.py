@@ -344,7 +344,7 @@ def item_paper_ballots(item_id: int):
     if not 1 <= count <= MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count")
     if item.channel != "paper":
-        raise InvalidInput(f"item {item.key} is voted by {item.channel}, not paper", where="item_id")
+        raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id")
     key = keys.body_signing_key(settings(), item.sitting.body_id)
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()
