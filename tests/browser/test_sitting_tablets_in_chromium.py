@@ -62,3 +62,35 @@ def test_opening_without_ready_tablets_needs_a_reason_and_the_tablets_follow_the
     assert "本次会议已闭会" in ended.inner_text() and "第一次会议" in ended.inner_text()
     assert "下一项表决" not in ended.inner_text()
     screenshot(tab, "seat-sitting-closed")
+
+
+def test_the_announcement_page_in_large_type(new_page, live_site):
+    """The 宣布稿 page the presiding officer reads from, and its PDF (#17 item 8)."""
+    import pypdfium2 as pdfium
+    from browser_support import SCREENSHOTS
+    from helpers_live import blind_ballot, publish, vote
+
+    api, base = live_site.api, live_site.base_url
+    s = setup_session(api, members=40, present=35, open_vote=True)
+    for i, no in enumerate(s.present):
+        if i < 33:
+            vote(api, s.creds[no], {"motion": "against" if i < 2 else "abstain" if i == 2 else "for"})
+        else:
+            blind_ballot(api, s.creds[no])
+    for action in ("close", "tally"):
+        api.call("POST", f"/api/admin/items/{s.item_id}/{action}")
+    publish(api, s.item_id)
+    op = new_page((1366, 900))
+    login(op, base, OPERATOR)
+    op.goto(f"{base}/console/items/{s.item_id}")
+    with op.expect_popup() as popup:
+        op.click("#announcement-link")
+    page = popup.value
+    page.wait_for_load_state()
+    lines = [ln.inner_text() for ln in page.locator(".read-line").all()]
+    assert lines[-1] == "赞成30票，反对2票，弃权1票，通过。"
+    assert "未按表决器2名" in lines[1]
+    assert float(page.evaluate("getComputedStyle(document.querySelector('.read-line')).fontSize")[:-2]) >= 28
+    screenshot(page, "announcement-page")
+    pdf = op.request.get(f"{base}/console/items/{s.item_id}/announcement.pdf").body()
+    pdfium.PdfDocument(pdf)[0].render(scale=1.5).to_pil().save(SCREENSHOTS / "announcement-pdf.png")
