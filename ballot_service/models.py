@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ballot_service.db import Base, UTCDateTime, utcnow
+from ballot_service.vocab import nominee_label
 
 
 def random_id() -> str:
@@ -137,9 +138,15 @@ class Candidate(Base):
     key: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
+    office: Mapped[str | None] = mapped_column(String(200))  # 拟任职务 of a nominee (appointment items)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     item: Mapped[Item] = relationship(back_populates="candidates")
+
+    @property
+    def label(self) -> str:
+        """The name as shown and printed: a nominee with the proposed office."""
+        return nominee_label(self.title, self.office)
 
 
 class Round(Base):

@@ -258,7 +258,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
                                zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
                                else "任职票决须填写被提名人")
-    candidates = [_clean_candidate(c, i) for i, c in enumerate(candidates)]
+    candidates = [_clean_candidate(c, i, kind) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
         if keys.count(c["key"]) > 1:
@@ -278,7 +278,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 majority=majority, secret=secret, channel=channel, position=position,
                 time_limit_s=time_limit_s)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
-                                 position=i) for i, c in enumerate(candidates)]
+                                 office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
     item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
     db.add(item)
@@ -286,13 +286,16 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     audit.append(db, "item_created", {
         "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
         "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates]},
+        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
+                                            **({"office": c["office"]} if c.get("office") else {})}
+                                           for c in candidates]},
         sitting_id=sitting.id)
     return item
 
 
-def _clean_candidate(c, i: int) -> dict:
-    """A candidate {key, title, description?} with every text a clean name (formats.names)."""
+def _clean_candidate(c, i: int, kind: str) -> dict:
+    """A candidate {key, title, description?, office?} with every text a clean name
+    (formats.names); office (拟任职务) only for a nominee of an appointment item."""
     if not isinstance(c, dict):
         raise InvalidInput("each candidate must be an object {key, title, description}", where=f"candidates[{i}]",
                            zh="每个候选项须为对象 {key, title, description}")
@@ -308,6 +311,13 @@ def _clean_candidate(c, i: int) -> dict:
                                    multiline=True)
     if description:
         out["description"] = description
+    office = names.check_name(c.get("office"), what="proposed office", required=False,
+                              where=f"candidates[{i}].office", max_len=names.CANDIDATE_OFFICE)
+    if office and kind != "appointment":
+        raise InvalidInput("only a nominee of an appointment item has a proposed office", where=f"candidates[{i}].office",
+                           zh="只有任职票决的被提名人才填写拟任职务")
+    if office:
+        out["office"] = office
     return out
 
 

@@ -2,7 +2,7 @@
 (never from the database), so what is read is what was signed."""
 from __future__ import annotations
 
-from ballot_service.vocab import Channel, ItemKind, label
+from ballot_service.vocab import Channel, ItemKind, label, nominee_label
 
 
 def announcement(content: dict) -> str:
@@ -17,7 +17,7 @@ def sentences(content: dict) -> list[str]:
     who = "代表" if body_kind == "congress" else "组成人员"
     r = content["result"]
     item = content["item"]
-    titles = {c["key"]: c["title"] for c in item["candidates"]}
+    titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item["candidates"]}
     quorum = "符合法定人数" if r["quorum_met"] else "不符合法定人数"
     lines = [f"本次会议应到{who}{r['members']}名，实到{r['present']}名，{quorum}。"]
     if r["status"] == "quorum_not_met":

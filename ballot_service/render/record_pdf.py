@@ -22,7 +22,7 @@ from ballot_service.render import qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
-from ballot_service.vocab import Channel, ItemKind, label, record_name
+from ballot_service.vocab import Channel, ItemKind, label, nominee_label, record_name
 
 _FONT = "zh"
 _MONO = "Courier"
@@ -83,7 +83,7 @@ def pass_text(content: dict) -> str:
 
 def _titles(content: dict) -> dict[str, str]:
     item = content["item"]
-    titles = {c["key"]: c["title"] for c in item.get("candidates", [])}
+    titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item.get("candidates", [])}
     titles.setdefault("motion", item["title"])
     return titles
 

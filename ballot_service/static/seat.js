@@ -438,7 +438,8 @@
   }
 
   function candTitle(vote, c) {
-    return vote.kind === "resolution" && c.key === "motion" ? S.motion : c.title;
+    if (vote.kind === "resolution" && c.key === "motion") return S.motion;
+    return c.office ? fmt(S.nominee, { name: c.title, office: c.office }) : c.title;  // 拟任职务
   }
 
   function countFor() {

@@ -40,8 +40,8 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "round_ref": rnd.ref if item.channel == "terminal" else None,
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
-            "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description}
-                           for k in rnd.candidate_keys]}
+            "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
+                            "office": cands[k].office} for k in rnd.candidate_keys]}
 
 
 def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 19:49:41.430029
+Create Date: 2026-12-02 20:10:15.905872
 """
 import sqlalchemy as sa
 from alembic import op
@@ -155,6 +155,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('title', sa.String(length=500), nullable=False),
     sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('office', sa.String(length=200), nullable=True),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_candidates_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_candidates')),

@@ -33,6 +33,8 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
                                  "a resolution is voted as a whole (its title): leave the candidates empty"),
                                where="candidates")
         return []
+    if kind == "appointment":
+        return _parse_nominees(text)
     out = []
     prefix = "P" if kind == "livelihood_projects" else "N"
     for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
@@ -53,6 +55,25 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
                                  f"line {n}: write 'name', 'name | description' or 'key | name | description'"),
                                where=f"candidates line {n}")
         out.append(c)
+    return out
+
+
+def _parse_nominees(text: str) -> list[dict]:
+    """Appointment items: one nominee per line, `姓名 | 拟任职务` or `编号 | 姓名 | 拟任职务`; the
+    proposed office is required (it is on the screen, the ballot, the record and the 宣布稿)."""
+    out = []
+    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
+        if not line:
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 2 and all(parts):
+            out.append({"key": f"N{len(out) + 1:02d}", "title": parts[0], "office": parts[1]})
+        elif len(parts) == 3 and all(parts[1:]):
+            out.append({"key": parts[0] or f"N{len(out) + 1:02d}", "title": parts[1], "office": parts[2]})
+        else:
+            raise InvalidInput(t(f"第 {n} 行应为“姓名 | 拟任职务”或“编号 | 姓名 | 拟任职务”（拟任职务必填）",
+                                 f"line {n}: write 'name | proposed office' or 'key | name | proposed office' "
+                                 f"(the office is required)"), where=f"candidates line {n}")
     return out
 
 
@@ -105,7 +126,7 @@ def item_page(item_id: int):
     return render_template("console/item.html", item=item, sitting=item.sitting, progress=item_progress(db, item),
                            result=result, rec=rec, content=content,
                            announcement=announcement.announcement(content) if content else None,
-                           titles={c.key: c.title for c in item.candidates}, paper=paper,
+                           titles={c.key: c.label for c in item.candidates}, paper=paper,
                            state=attendance_state(db, item.sitting),
                            ready=tablet_setup.readiness(db, item.sitting)
                            if item.channel == "terminal" and item.status == "draft" else None)

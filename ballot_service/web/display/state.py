@@ -124,7 +124,7 @@ def _item_of(db: Session, sitting: Sitting, data: dict) -> Item | None:
 
 
 def _titles(item: Item) -> dict[str, str]:
-    return {c.key: c.title for c in item.candidates}
+    return {c.key: c.label for c in item.candidates}
 
 
 def _vote_view(db: Session, item: Item) -> dict:
