@@ -27,6 +27,7 @@ from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires
+from ballot_service.web.urls import public_base, unreachable_public_base
 
 
 @bp.post("/console/sessions")
@@ -61,6 +62,7 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
                            members=members, status=status, terminals=terminals, checked_in=checked_in,
                            now=utcnow(), online_s=tablet_setup.ONLINE_S,
                            reset_code=tablet_setup.reset_code(settings().secret_key, sitting.id),
+                           base=public_base(), unreachable=unreachable_public_base(),
                            kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES,
                            item_form=item_form or {})
 

@@ -10,13 +10,14 @@ from ballot_service.domain.sittings import get_sitting
 from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.models import Member, Terminal
+from ballot_service.render import qr
 from ballot_service.vocab import TellerRole, label_pair
 from ballot_service.web.common import finish_refusal, get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import current_language, t
 from ballot_service.web.roles import requires
-from ballot_service.web.urls import public_base
+from ballot_service.web.urls import public_base, unreachable_public_base
 
 
 @bp.post("/console/sessions/<int:sitting_id>/terminals")
@@ -60,7 +61,11 @@ def terminals_form(sitting_id: int):
         finish_refusal(exc)
         flash(exc.text(current_language()), "error")
         return redirect(url_for(".sitting_page", sitting_id=sitting_id) + "#terminals")
-    return render_template("console/terminals_created.html", sitting=sitting, base=public_base(), made=made)
+    base = public_base()
+    # One QR code per seat tablet: the tablet's camera opens its own set-up link (no typing).
+    qrs = {term.id: qr.qr_svg(f"{base}/seat#credential={cred}") for term, cred in made if term.kind == "seat"}
+    return render_template("console/terminals_created.html", sitting=sitting, base=base, made=made, qrs=qrs,
+                           unreachable=unreachable_public_base())
 
 
 @bp.post("/console/terminals/<int:terminal_id>/revoke")
