@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from ballot_service.domain import records, tablet_setup, tally, voting
+from ballot_service.domain import records, tablet_setup, tally, turnout, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -105,7 +105,9 @@ def item_form(sitting_id: int):
 def item_progress(db, item) -> dict:
     rnd = voting.current_round(item)
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    missing = turnout.not_voted(db, item, rnd)
     return {"status": item.status, "round": rnd.number, "round_status": rnd.status,
+            "not_voted": missing["count"], "not_voted_names": missing["names"],
             "issued": rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd),
             "returned": returned, "present": rnd.present, "members": rnd.members,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None}
