@@ -224,6 +224,34 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 channel: str = "terminal", time_limit_s: int | None = None) -> Item:
     """Create a vote item. Validates everything a tally will later rely on."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
+    key, title, candidates, places, keys = check_item(
+        db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
+        majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s)
+    position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
+    item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
+                majority=majority, secret=secret, channel=channel, position=position,
+                time_limit_s=time_limit_s)
+    item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
+                                 office=c.get("office"), position=i) for i, c in enumerate(candidates)]
+    # Round 1 exists from the start so paper ballots can be printed before the vote opens.
+    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
+    db.add(item)
+    db.flush()
+    audit.append(db, "item_created", {
+        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
+        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
+        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
+                                            **({"office": c["office"]} if c.get("office") else {})}
+                                           for c in candidates]},
+        sitting_id=sitting.id)
+    return item
+
+
+def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,
+               channel, time_limit_s, item_id: int | None = None) -> tuple:
+    """Everything create_item checks (also for an edit before opening, item_drafts.edit_item):
+    the cleaned (key, title, candidates, places, candidate keys). `item_id`: the item being
+    edited, whose own key is no clash."""
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
                            zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
@@ -244,7 +272,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                                      or not 1 <= time_limit_s <= MAX_TIME_LIMIT_S):
         raise InvalidInput(f"time_limit_s must be a whole number of seconds from 1 to {MAX_TIME_LIMIT_S}",
                            where="time_limit_s", zh=f"表决限时须为 1 至 {MAX_TIME_LIMIT_S} 秒之间的整数")
-    if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key)):
+    if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key, Item.id != (item_id or 0))):
         raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
                        zh=f"本次会议已有编号为“{key}”的表决事项")
     if kind == "resolution":
@@ -273,24 +301,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
     elif kind == "appointment":
         places = None
-    position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
-    item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
-                majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s)
-    item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
-                                 office=c.get("office"), position=i) for i, c in enumerate(candidates)]
-    # Round 1 exists from the start so paper ballots can be printed before the vote opens.
-    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
-    db.add(item)
-    db.flush()
-    audit.append(db, "item_created", {
-        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
-        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
-                                            **({"office": c["office"]} if c.get("office") else {})}
-                                           for c in candidates]},
-        sitting_id=sitting.id)
-    return item
+    return key, title, candidates, places, keys
 
 
 def _clean_candidate(c, i: int, kind: str) -> dict:
