@@ -96,6 +96,35 @@ class Attendance(Base):
     member: Mapped[Member] = relationship()
 
 
+class Meeting(Base):
+    """A plenary meeting (全体会议) of a session that has ended: a session spans several, each
+    with its own check-in and quorum over the session's one roster. The meeting under way is
+    the one after the last of these rows; its check-in is `Attendance`."""
+
+    __tablename__ = "meetings"
+    __table_args__ = (UniqueConstraint("sitting_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1 = 第一次全体会议
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    members: Mapped[int] = mapped_column(Integer)  # 应到 when it ended
+    present: Mapped[int] = mapped_column(Integer)  # 实到
+    leave: Mapped[int] = mapped_column(Integer)  # 请假
+
+
+class MeetingAttendance(Base):
+    """The check-in of an ended meeting, as it stood when the next one began."""
+
+    __tablename__ = "meeting_attendance"
+    __table_args__ = (UniqueConstraint("meeting_id", "member_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[str] = mapped_column(String(16))  # present | leave | absent
+    method: Mapped[str] = mapped_column(String(16))
+
+
 class Item(Base):
     """A vote item (表决事项): livelihood projects, appointments, or a resolution."""
 

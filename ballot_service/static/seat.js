@@ -154,7 +154,7 @@
   function renderHeader(state) {
     var term = state.terminal || {}, ses = state.session || {};
     text($("seat-name"), term.name + (term.seat && term.name.indexOf(term.seat) < 0 ? " · " + term.seat : ""));
-    text($("session-name"), [ses.body, ses.name].filter(Boolean).join(" · "));
+    text($("session-name"), [ses.body, ses.name, ses.meeting].filter(Boolean).join(" · "));
     var m = $("member-name");
     if (state.member) { text(m, fmt(S.member, { name: state.member.name })); m.hidden = false; }
     else { m.hidden = true; }

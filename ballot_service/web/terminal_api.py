@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ballot_service import rules
 from ballot_service.db import read_phase, utcnow
-from ballot_service.domain import issuance, tablet_setup, voting
+from ballot_service.domain import issuance, meetings, tablet_setup, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
@@ -72,7 +72,8 @@ def terminal_state():
             _as_of_vote(attendance, rnd, sitting.body.kind)
         body = {"terminal": {"name": term.name, "seat": term.seat},
                 "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
-                            "closed": sitting.status != "open"},
+                            "closed": sitting.status != "open",
+                            "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
                 "attendance": attendance, "vote": vote}
         seen = db.scalar(select(Terminal.last_seen_at).where(Terminal.id == term.id))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 20:10:15.905872
+Create Date: 2026-12-02 20:22:31.422059
 """
 import sqlalchemy as sa
 from alembic import op
@@ -110,6 +110,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_items_sitting_id'), ['sitting_id'], unique=False)
         batch_op.create_index('uq_items_one_open_per_sitting', ['sitting_id'], unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
 
+    op.create_table('meetings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sitting_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('started_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('ended_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('members', sa.Integer(), nullable=False),
+    sa.Column('present', sa.Integer(), nullable=False),
+    sa.Column('leave', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_meetings_sitting_id_sittings')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_meetings')),
+    sa.UniqueConstraint('sitting_id', 'number', name=op.f('uq_meetings_sitting_id_number'))
+    )
+    with op.batch_alter_table('meetings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meetings_sitting_id'), ['sitting_id'], unique=False)
+
     op.create_table('terminals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sitting_id', sa.Integer(), nullable=False),
@@ -163,6 +179,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_candidates_item_id'), ['item_id'], unique=False)
+
+    op.create_table('meeting_attendance',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('meeting_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['meeting_id'], ['meetings.id'], name=op.f('fk_meeting_attendance_meeting_id_meetings')),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_meeting_attendance_member_id_members')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_meeting_attendance')),
+    sa.UniqueConstraint('meeting_id', 'member_id', name=op.f('uq_meeting_attendance_meeting_id_member_id'))
+    )
+    with op.batch_alter_table('meeting_attendance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meeting_attendance_meeting_id'), ['meeting_id'], unique=False)
 
     op.create_table('records',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -301,6 +331,10 @@ def downgrade() -> None:
 
     op.drop_table('rounds')
     op.drop_table('records')
+    with op.batch_alter_table('meeting_attendance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meeting_attendance_meeting_id'))
+
+    op.drop_table('meeting_attendance')
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_candidates_item_id'))
 
@@ -313,6 +347,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_terminals_sitting_id'))
 
     op.drop_table('terminals')
+    with op.batch_alter_table('meetings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meetings_sitting_id'))
+
+    op.drop_table('meetings')
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.drop_index('uq_items_one_open_per_sitting', sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
         batch_op.drop_index(batch_op.f('ix_items_sitting_id'))
