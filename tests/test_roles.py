@@ -9,7 +9,7 @@ import pytest
 from werkzeug.routing import IntegerConverter
 
 from ballot_service.domain.terminals import register_terminal
-from ballot_service.models import Body, Sitting
+from ballot_service.models import Body, Member, Sitting
 from ballot_service.web import cast_endpoint
 
 # Terminals first: an allowed secretariat call such as POST /api/admin/terminals/1/revoke
@@ -24,6 +24,7 @@ def credentials(app, db):
     db.flush()
     sitting = Sitting(body_id=body.id, name="第一次会议")
     db.add(sitting)
+    db.add(Member(body_id=body.id, member_no="M1", name="代表甲", seat="1"))  # the tablet's seat is on the roster
     db.flush()
     _, seat = register_terminal(db, sitting, "席位 1", "seat", "1")
     _, station = register_terminal(db, sitting, "计票站", "counting_station")
