@@ -43,3 +43,20 @@ def test_a_spare_tablet_without_a_seat_is_still_registered(app, api):
     _, out = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals",
                       {"terminals": [{"name": "备用表决器", "kind": "seat"}]})
     assert out["terminals"][0]["seat"] is None
+
+
+def test_a_resolution_with_candidate_lines_is_refused_and_the_form_kept(app, console):
+    from sqlalchemy import select
+
+    from ballot_service.models import Item
+
+    api = Api.flask(app.test_client())
+    s = setup_session(api, members=3, open_vote=False)
+    r = post(console, f"/console/sessions/{s.sitting_id}/items", {
+        "kind": "resolution", "title": "关于某事的决议", "secret": "1", "channel": "terminal",
+        "candidates": "城区老旧小区改造 | 改造小区 32 个"})
+    assert r.status_code == 400
+    kind, text = flashes(r)[-1]
+    assert kind == "error" and "决议表决只有一个表决事项" in text
+    assert "城区老旧小区改造 | 改造小区 32 个" in r.get_data(as_text=True)
+    assert [t for (t,) in query(app, select(Item.title))] == ["表决事项 item1"]
