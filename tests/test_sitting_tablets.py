@@ -134,3 +134,10 @@ def test_a_tablet_shows_the_votes_attendance_and_knows_the_sitting_is_closed(app
     assert state(api, s.creds["M0003"])["attendance"]["present"] == 3  # no vote open: the live count
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
     assert state(api, s.creds["M0001"])["session"]["closed"] is True
+
+
+def test_a_reset_code_with_any_characters_is_just_wrong(app, api):
+    s = setup_session(api, members=2, present=2, open_vote=False)
+    status, data = api.call("POST", "/api/terminal/reset", {"code": "\u0080重置"}, credential=s.creds["M0001"],
+                            expect=None)
+    assert status == 403 and data["errors"][0]["where"] == "code"

@@ -88,7 +88,8 @@ def reset_code(secret_key: str, sitting_id: int) -> str:
 def reset_tablet(db: Session, secret_key: str, sitting: Sitting, terminal_id: int, code: str) -> None:
     """重置本终端: refused without the secretariat's code and while a vote is open; the tablet is
     then not set up until its credential is entered again."""
-    if not hmac.compare_digest(str(code).strip(), reset_code(secret_key, sitting.id)):
+    # Bytes: compare_digest refuses non-ASCII str, and a typed code may hold anything.
+    if not hmac.compare_digest(str(code).strip().encode("utf-8"), reset_code(secret_key, sitting.id).encode()):
         raise Forbidden("wrong reset code: the secretariat's console shows it", where="code",
                         zh="重置码不正确：请会务工作人员在控制台查看重置码")
     voting_now = open_item(db, sitting)
