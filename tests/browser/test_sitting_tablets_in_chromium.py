@@ -94,3 +94,35 @@ def test_the_announcement_page_in_large_type(new_page, live_site):
     screenshot(page, "announcement-page")
     pdf = op.request.get(f"{base}/console/items/{s.item_id}/announcement.pdf").body()
     pdfium.PdfDocument(pdf)[0].render(scale=1.5).to_pil().save(SCREENSHOTS / "announcement-pdf.png")
+
+
+def test_an_item_is_changed_and_previewed_before_it_opens(new_page, live_site):
+    """Edit, preview, reorder and delete an item in the console (#17 item 17)."""
+    api, base = live_site.api, live_site.base_url
+    s = setup_session(api, members=3, present=3, open_vote=False, kind="appointment",
+                      candidates=[{"key": "n1", "title": "王建国", "office": "副县长"}])
+    op = new_page((1366, 900))
+    login(op, base, OPERATOR)
+    op.goto(f"{base}/console/items/{s.item_id}")
+    op.click("#edit-item summary")
+    op.fill("#edit-item input[name=title]", "任命县人民政府副县长")
+    op.fill("#edit-item textarea[name=candidates]", "王建国 | 副县长\n李秀英")
+    op.click("#edit-save")
+    assert "第 2 行" in op.inner_text(".flash.error")
+    assert op.input_value("#edit-item textarea[name=candidates]") == "王建国 | 副县长\n李秀英"  # kept
+    screenshot(op, "console-item-edit-refused")
+    op.fill("#edit-item textarea[name=candidates]", "王建国 | 副县长\n李秀英 | 县人民政府办公室主任")
+    op.click("#edit-save")
+    assert "已修改表决事项" in op.inner_text(".flash.ok")
+    assert "任命县人民政府副县长" in op.inner_text("h1")
+    op.click("#preview-link")
+    preview = op.locator("#ballot-preview")
+    assert "李秀英（拟任县人民政府办公室主任）" in preview.inner_text()
+    screenshot(op, "console-item-preview")
+    op.goto(f"{base}/console/sessions/{s.sitting_id}#items")
+    op.once("dialog", lambda d: d.accept())
+    op.goto(f"{base}/console/items/{s.item_id}")
+    op.click("#edit-item summary")
+    op.click("#action-delete")
+    assert "已删除表决事项" in op.inner_text(".flash.ok")
+    assert "还没有表决事项" in op.inner_text("#items")
