@@ -43,7 +43,8 @@
  *
  * Polling: GET /api/terminal/state every 3 s plus 0–1.5 s of random jitter (thousands of
  * tablets poll), backing off up to 30 s while the network fails; no polling while a ballot,
- * the confirmation or a submission is on screen.
+ * the confirmation or a submission is on screen, except a look every 10 s from the ballot
+ * screen at whether the vote is still open (startWatch).
  */
 (function () {
   "use strict";
@@ -55,7 +56,7 @@
   var KEY_BALLOT = "ballotSeat.ballot";     // {key, ballot} until the receipt
   var KEY_PENDING = "ballotSeat.pending";   // {key, title, body, secret} while a cast is unanswered
   var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
-  var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000;
+  var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000, WATCH_MS = 10000;
   // Screens during which the page does not poll (a ballot is on screen or being sent).
   var QUIET = { ballot: 1, confirm: 1, sending: 1, neterror: 1, setup: 1, loading: 0 };
 
@@ -75,7 +76,8 @@
     gen: 0,            // bumped by a check-in: a state poll begun before it is out of date
     clockSkew: 0,      // server time minus local time, from the Date header
     tickTimer: null,
-    voteOpen: false    // the last state had a vote open: no reset offered
+    voteOpen: false,   // the last state had a vote open: no reset offered
+    watchTimer: null   // while a ballot is on screen: is the vote still open?
   };
 
   // --- small helpers --------------------------------------------------------------------
@@ -149,6 +151,33 @@
     if (prev === "waiting" && name !== "waiting") $("checkin-done").hidden = true;
     if (prev !== name) window.scrollTo(0, 0);
     if (QUIET[name]) stopPolling(); else if (st.credential) ensurePolling();
+    if (name === "ballot") startWatch(); else stopWatch();
+  }
+
+  // While a ballot is on screen the page does not poll (nothing may redraw under the
+  // deputy's finger), but every WATCH_MS it asks whether the vote is still open: a ballot
+  // left on screen after the close turns into 表决已结束 by itself, and the tablet keeps being
+  // seen as online for the next vote (tablet_setup.py on the server). On the confirmation
+  // screen the deputy is about to send: the server's answer (late) says it.
+  function startWatch() {
+    if (st.watchTimer) return;
+    st.watchTimer = setInterval(function () {
+      if (!st.ballot || st.sending) return;
+      var key = st.ballot.key, title = st.ballot.vote.title;
+      api("GET", "/api/terminal/state").then(function (r) {
+        if (r.status !== 200 || !r.data || !st.ballot || st.ballot.key !== key || st.sending) return;
+        var v = r.data.vote, ses = r.data.session || {};
+        if (v && voteKey(ses.id, v) === key) return;  // still open
+        wipeBallot();
+        st.stickyKey = key;
+        showClosed(title, false);
+      }).catch(function () { /* the next watch or the submission will tell */ });
+    }, WATCH_MS);
+  }
+
+  function stopWatch() {
+    if (st.watchTimer) clearInterval(st.watchTimer);
+    st.watchTimer = null;
   }
 
   function renderHeader(state) {

@@ -211,9 +211,9 @@ def test_livelihood_ballot_on_three_tablets(new_page, live_site, db_url):
     # Third tablet has its ballot on screen when the operator closes the vote.
     screen(c, "ballot", timeout=10_000)
     mark(c, "p0", "for")
-    api.call("POST", f"/api/admin/items/{s.item_id}/close")
     c.click("#ballot-submit")
     screen(c, "confirm")
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
     c.click("#confirm-send")
     closed = screen(c, "closed", timeout=10_000)
     assert "表决已结束" in closed.inner_text() and "表决事项 item1" in closed.inner_text()

@@ -126,3 +126,25 @@ def test_an_item_is_changed_and_previewed_before_it_opens(new_page, live_site):
     op.click("#action-delete")
     assert "已删除表决事项" in op.inner_text(".flash.ok")
     assert "还没有表决事项" in op.inner_text("#items")
+
+
+def test_a_ballot_left_on_screen_notices_the_close(new_page, live_site):
+    """A deputy who never votes leaves the ballot on screen: after the close the tablet says
+    表决已结束 by itself and stays online, so the next vote opens without a reason."""
+    api, base = live_site.api, live_site.base_url
+    s = setup_session(api, members=1, present=0, open_vote=False)
+    tab = new_page((1280, 800))
+    tab.goto(f"{base}/seat#credential={s.creds['M0001']}")
+    tab.locator('section[data-screen="checkin"]').wait_for(state="visible")
+    tab.fill("#checkin-member", "M0001")
+    tab.click("#checkin-form button[type=submit]")
+    tab.locator('section[data-screen="waiting"]').wait_for(state="visible")
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    tab.locator('section[data-screen="ballot"]').wait_for(state="visible", timeout=15_000)
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    tab.locator('section[data-screen="closed"]').wait_for(state="visible", timeout=25_000)
+    assert "ballotSeat.ballot" not in tab.evaluate("() => Object.keys(localStorage).join(' ')")
+    from helpers_live import create_item
+    tab.wait_for_timeout(4_000)  # one poll after the close: seen again
+    nxt = create_item(api, s.sitting_id, key="item2")
+    api.call("POST", f"/api/admin/items/{nxt}/open")  # no reason needed
