@@ -13,15 +13,21 @@ from helpers_live import OPERATOR, setup_session
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
+def checked_in_tablet(new_page, base: str, credential: str, member_no: str):
+    """A tablet set up from its link, with `member_no` checked in at it (waiting screen)."""
+    tab = new_page((1280, 800))
+    tab.goto(f"{base}/seat#credential={credential}")
+    tab.locator('section[data-screen="checkin"]').wait_for(state="visible")
+    tab.fill("#checkin-member", member_no)
+    tab.click("#checkin-form button[type=submit]")
+    tab.locator('section[data-screen="waiting"]').wait_for(state="visible")
+    return tab
+
+
 def test_opening_without_ready_tablets_needs_a_reason_and_the_tablets_follow_the_close(new_page, live_site):
     api, base = live_site.api, live_site.base_url
     s = setup_session(api, members=4, present=0, open_vote=False)
-    tab = new_page((1280, 800))
-    tab.goto(f"{base}/seat#credential={s.creds['M0001']}")
-    tab.locator('section[data-screen="checkin"]').wait_for(state="visible")
-    tab.fill("#checkin-member", "M0001")
-    tab.click("#checkin-form button[type=submit]")
-    tab.locator('section[data-screen="waiting"]').wait_for(state="visible")
+    tab = checked_in_tablet(new_page, base, s.creds["M0001"], "M0001")
     for no in ("M0002", "M0003"):
         api.call("POST", "/api/terminal/checkin", {"member": no}, credential=s.creds[no])
     # M0004 is checked in by hand: the seat tablet was never set up.
@@ -133,12 +139,7 @@ def test_a_ballot_left_on_screen_notices_the_close(new_page, live_site):
     表决已结束 by itself and stays online, so the next vote opens without a reason."""
     api, base = live_site.api, live_site.base_url
     s = setup_session(api, members=1, present=0, open_vote=False)
-    tab = new_page((1280, 800))
-    tab.goto(f"{base}/seat#credential={s.creds['M0001']}")
-    tab.locator('section[data-screen="checkin"]').wait_for(state="visible")
-    tab.fill("#checkin-member", "M0001")
-    tab.click("#checkin-form button[type=submit]")
-    tab.locator('section[data-screen="waiting"]').wait_for(state="visible")
+    tab = checked_in_tablet(new_page, base, s.creds["M0001"], "M0001")
     api.call("POST", f"/api/admin/items/{s.item_id}/open")
     tab.locator('section[data-screen="ballot"]').wait_for(state="visible", timeout=15_000)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
