@@ -63,3 +63,17 @@ def test_the_bundle_verifies_across_meetings(app, console, settings_env, tmp_pat
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, ["audit", "verify", str(tmp_path / "b")], env=settings_env)
     assert res.exit_code == 0, res.output
+
+
+def test_the_presiding_screen_names_the_meeting_under_way(app, console, settings_env):
+    from helpers_live import DISPLAY_OPERATOR, create_operator_in_db, login_client
+
+    api = Api.flask(app.test_client())
+    create_operator_in_db(settings_env["BALLOT_DATABASE_URL"], DISPLAY_OPERATOR, "display")
+    screen = login_client(app, DISPLAY_OPERATOR)
+    s = setup_session(api, members=3, present=3, open_vote=False)
+    assert screen.get(f"/display/{s.sitting_id}/state").get_json()["sitting"]["meeting"] == "第一次全体会议"
+    post(console, f"/console/sessions/{s.sitting_id}/meetings/next")
+    st = screen.get(f"/display/{s.sitting_id}/state").get_json()
+    assert st["sitting"]["meeting"] == "第二次全体会议" and st["attendance"]["present"] == 0
+    assert 'data-f="sitting.meeting">第二次全体会议<' in screen.get(f"/display/{s.sitting_id}").get_data(as_text=True)
