@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ballot_service.db import Base, UTCDateTime, utcnow
-from ballot_service.vocab import OperatorRole
+from ballot_service.vocab import OperatorRole, nominee_label
 
 
 def random_id() -> str:
@@ -96,6 +96,35 @@ class Attendance(Base):
     member: Mapped[Member] = relationship()
 
 
+class Meeting(Base):
+    """A plenary meeting (全体会议) of a session that has ended: a session spans several, each
+    with its own check-in and quorum over the session's one roster. The meeting under way is
+    the one after the last of these rows; its check-in is `Attendance`."""
+
+    __tablename__ = "meetings"
+    __table_args__ = (UniqueConstraint("sitting_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1 = 第一次全体会议
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    members: Mapped[int] = mapped_column(Integer)  # 应到 when it ended
+    present: Mapped[int] = mapped_column(Integer)  # 实到
+    leave: Mapped[int] = mapped_column(Integer)  # 请假
+
+
+class MeetingAttendance(Base):
+    """The check-in of an ended meeting, as it stood when the next one began."""
+
+    __tablename__ = "meeting_attendance"
+    __table_args__ = (UniqueConstraint("meeting_id", "member_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[str] = mapped_column(String(16))  # present | leave | absent
+    method: Mapped[str] = mapped_column(String(16))
+
+
 class Item(Base):
     """A vote item (表决事项): livelihood projects, appointments, or a resolution."""
 
@@ -138,9 +167,15 @@ class Candidate(Base):
     key: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
+    office: Mapped[str | None] = mapped_column(String(200))  # 拟任职务 of a nominee (appointment items)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     item: Mapped[Item] = relationship(back_populates="candidates")
+
+    @property
+    def label(self) -> str:
+        """The name as shown and printed: a nominee with the proposed office."""
+        return nominee_label(self.title, self.office)
 
 
 class Round(Base):
@@ -171,6 +206,9 @@ class Round(Base):
     # NULL in the closing transaction (domain/voting.py says why it lives in this row).
     blind_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     replacements: Mapped[int] = mapped_column(Integer, default=0)  # further issuances allowed (I+1)
+    # A terminal vote opened although some present members had no ready tablet: {"present",
+    # "ready", "reason"} with the secretariat's typed reason (also in vote_opened and the record).
+    open_override: Mapped[dict | None] = mapped_column(JSON)
 
     item: Mapped[Item] = relationship(back_populates="rounds")
 
@@ -275,6 +313,10 @@ class Terminal(Base):
     # A seat tablet whose seat no roster member has: the member it checked in, until released.
     bound_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Seat tablets: first poll with the credential (NULL again after a reset), and the last
+    # poll, written at most every 30 s and never during a vote (domain/tablet_setup.py).
+    set_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -136,6 +136,8 @@ class Rehearsal:
             self.call("POST", f"/api/admin/items/{iid}/record")
 
     def _open(self, iid: int) -> bool:
+        for mid in self.present:  # the tablets are on and polling: a tablet vote needs them ready
+            self.call("GET", "/api/terminal/state", credential=self.cred[mid])
         status, data = self.call("POST", f"/api/admin/items/{iid}/open", expect=(200, 409))
         if status == 200:
             return True

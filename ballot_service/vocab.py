@@ -145,6 +145,11 @@ RECORD_NAMES: dict[ItemKind, tuple[str, str]] = {
 }
 
 
+def nominee_label(name: str, office: str | None) -> str:
+    """A nominee as every surface names them: 张三（拟任副县长）, or the name alone."""
+    return f"{name}（拟任{office}）" if office else name
+
+
 def record_name(kind: str, lang: str = "zh") -> str:
     zh, en = RECORD_NAMES.get(kind, ("表决结果记录", "Record of the vote"))
     return en if lang == "en" else zh

@@ -77,7 +77,7 @@ def build(work: Path, n_members: int, n_items: int, seed: int = 7) -> tuple[Sett
                                         candidates=cands)
         else:
             item = sittings.create_item(db, sitting, key=f"res{i:02d}", kind=kind, title=f"决议{i}")
-        rnd = voting.open_round(db, settings, item)
+        rnd = voting.open_round(db, settings, item, override_reason="benchmark: simulated tablets")
         # Shortcut for "each member's tablet took its blind signature": count one issued per member.
         db.execute(update(Issuance).where(Issuance.round_id == rnd.id).values(issued=1, allowed=1))
         private = serialization.load_der_private_key(rnd.blind_private_key, password=None)

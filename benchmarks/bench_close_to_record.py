@@ -43,7 +43,7 @@ def setup(tmp: Path, members: int, candidates: int):
     item = sittings.create_item(db, sitting, key="ms", kind="livelihood_projects", title="民生实事项目票决",
                                 candidates=[{"key": f"P{i:02d}", "title": f"项目{i}"} for i in range(1, candidates + 1)],
                                 places=places)
-    rnd = voting.open_round(db, settings, item)
+    rnd = voting.open_round(db, settings, item, override_reason="benchmark: simulated tablets")
     db.commit()
     pub = blind_ballots.load_round_key(rnd.blind_public_key)
     rng = random.Random(7)

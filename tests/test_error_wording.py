@@ -152,8 +152,8 @@ def test_a_status_in_a_refusal_is_named_in_the_screen_language(console):
     # A record for a vote that has not started: the item is 'draft'.
     r = post(console, "/console/items/1/record", follow_redirects=True)
     (kind, text), = [f for f in flashes(r) if f[0] == "error"]
-    assert "表决事项 r1 当前为“未开始”" in text and "draft" not in text
+    assert "《关于某事的决议》当前为“未开始”" in text and "draft" not in text
     r = post(console, "/console/items/1/record?lang=en", follow_redirects=True)
     (kind, text), = [f for f in flashes(r) if f[0] == "error"]
-    assert "item r1 is not started; a record is issued once the item is tallied, void or without quorum" in text
+    assert "关于某事的决议 is not started; a record is issued once the item is tallied, void or without quorum" in text
     assert "draft" not in text

@@ -11,7 +11,7 @@ from werkzeug.routing import IntegerConverter
 
 from ballot_service.domain.operators import create_operator
 from ballot_service.domain.terminals import register_terminal
-from ballot_service.models import Body, Operator, Sitting
+from ballot_service.models import Body, Member, Operator, Sitting
 from ballot_service.web import cast_endpoint
 
 # Terminals first: an allowed secretariat call such as POST /api/admin/terminals/1/revoke
@@ -27,6 +27,7 @@ def credentials(app, db):
     db.flush()
     sitting = Sitting(body_id=body.id, name="第一次会议")
     db.add(sitting)
+    db.add(Member(body_id=body.id, member_no="M1", name="代表甲", seat="1"))  # the tablet's seat is on the roster
     db.flush()
     _, seat = register_terminal(db, sitting, "席位 1", "seat", "1")
     _, station = register_terminal(db, sitting, "计票站", "counting_station")

@@ -227,7 +227,9 @@ def test_attendance_during_a_secret_vote_leaves_no_event_beside_the_casts(app, a
 
     late = s.members[5]
     _, state = api.call("POST", "/api/terminal/checkin", {"member": late}, credential=s.creds[late])
-    assert state["attendance"]["present"] == 5
+    # The tablet shows the vote's 实到, as the presiding screen does (#17 item 5); the check-in counts.
+    assert state["attendance"]["present"] == 4 and state["vote_open"] is True
+    assert api.call("GET", f"/api/admin/sessions/{s.sitting_id}/attendance")[1]["present"] == 5
     assert [k for _, k in events()[len(before):]] == ["attendance_present"]
     _, vote = api.call("GET", "/api/terminal/state", credential=s.creds[late])
     api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["vote"]["round_ref"], "blinded_msg": "AAAA"},

@@ -185,6 +185,12 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
         elif kind == "item_created":
             still_open(seq, d.get("session_id"), "a new item")
             x.item_created[d.get("item_id")] = d
+        elif kind == "item_edited":  # before its vote opened: the item as it was then voted
+            still_open(seq, d.get("session_id"), "a change of an item")
+            x.item_created[d.get("item_id")] = d
+        elif kind == "item_deleted":
+            still_open(seq, d.get("session_id"), "deleting an item")
+            x.item_created.pop(d.get("item_id"), None)
         elif kind.startswith("attendance_"):
             still_open(seq, d.get("session_id"), "a check-in or leave")
         elif kind == "screen_set":

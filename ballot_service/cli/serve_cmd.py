@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import click
@@ -122,6 +123,14 @@ def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool, 
     tls = tls_files(settings, tls_mode)
     click.echo(f"database: {_safe_url(settings.database_url)}", err=True)
     click.echo(f"serving on http{'s' if tls else ''}://{_url_host(host)}:{port}/", err=True)
+    public = settings.public_url or lan_public_url(host, port, bool(tls), _lan_address())
+    if public and not settings.public_url:
+        # Listening on every interface with no public address set: QR codes and set-up links
+        # would name whatever address the console was opened with (often 127.0.0.1), which a
+        # tablet cannot reach. The workers inherit this.
+        os.environ["BALLOT_PUBLIC_URL"] = public
+    click.echo(f"public address (QR codes, tablet set-up links): {public or '(the address the browser used)'}; "
+               f"set BALLOT_PUBLIC_URL to change it", err=True)
     if dev:
         # Werkzeug's dev server logs every request; it is for development only.
         create_app().run(host=host, port=port, debug=True, use_reloader=False, ssl_context=tls)
@@ -147,6 +156,25 @@ def _granian(host: str, port: int, workers: int, threads: int, tls=None) -> None
         # HTTPS with the hall's own CA (ops/tls.py); TLS 1.2 too, for older tablets.
         **({"ssl_cert": tls[0], "ssl_key": tls[1], "ssl_protocol_min": SSLProtocols.tls12} if tls else {}),
     ).serve()
+
+
+def lan_public_url(host: str, port: int, tls: bool, lan: str | None) -> str | None:
+    """The address tablets reach when the server listens on every interface (0.0.0.0 / ::):
+    this machine's LAN address; None when it listens on one address (then that is the one)."""
+    if host not in ("0.0.0.0", "::", "") or not lan:
+        return None
+    return f"http{'s' if tls else ''}://{_url_host(lan)}:{port}"
+
+
+def _lan_address() -> str | None:
+    """This machine's address on its default route (a UDP socket's local end: nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            addr = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
 
 
 def _url_host(host: str) -> str:

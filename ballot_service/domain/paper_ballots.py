@@ -38,8 +38,8 @@ def _check_printable(item: Item, round_: Round) -> None:
         raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
     if item.channel == "terminal":
         # A printed ballot of a tablet vote could be cast from any tablet as an extra vote.
-        raise InvalidInput(f"item {item.key} is voted on the seat tablets: no paper ballots are printed for it",
-                           where="item", zh=f"表决事项 {item.key} 使用电子表决器表决，不能印制纸质选票")
+        raise InvalidInput(f"{item.title} is voted on the seat tablets: no paper ballots are printed for it",
+                           where="item", zh=f"《{item.title}》使用电子表决器表决，不能印制纸质选票")
     if round_.status not in ("pending", "open"):
         zh, en = status_name(round_.status)
         raise Conflict(f"round {round_.number} of item {item.id} is {en}; "

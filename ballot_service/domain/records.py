@@ -39,7 +39,8 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
         "session": {"id": sitting.id, "name": sitting.name},
         "item": {"id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
                  "secret": item.secret, "channel": item.channel, "places": item.places,
-                 "candidates": [{"key": c.key, "title": c.title} for c in item.candidates]},
+                 "candidates": [{"key": c.key, "title": c.title, **({"office": c.office} if c.office else {})}
+                                for c in item.candidates]},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
                  "pass": "2*for > base" if item.majority == "half" else "3*for >= 2*base"},
         "result": result,
@@ -49,7 +50,9 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                     "result": r.result, **({"tellers": tellers[r.number]} if tellers and r.number in tellers
                                            else {}),
                     **({"round_ref": r.ref, "round_key_fingerprint": r.blind_key_fingerprint,
-                        "replacements": r.replacements or 0} if item.channel == "terminal" else {})}
+                        "replacements": r.replacements or 0} if item.channel == "terminal" else {}),
+                    # opened although some present members had no ready tablet: who typed why
+                    **({"tablets_override": r.open_override} if r.open_override else {})}
                    for r in tallied],
         "selected_titles": [titles[k] for k in result.get("selected", [])],
         "audit": {"seq": audit_seq, "head": audit_head},
@@ -60,9 +63,9 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
 def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     if item.status not in FINAL:
         zh, en = status_name(item.status)
-        raise Conflict(f"item {item.key} is {en}; a record is issued once the item is tallied, void or "
+        raise Conflict(f"{item.title} is {en}; a record is issued once the item is tallied, void or "
                        f"without quorum", where="item",
-                       zh=f"表决事项 {item.key} 当前为“{zh}”：计票得出结果、表决无效或不足法定人数后才能签发表决结果记录")
+                       zh=f"《{item.title}》当前为“{zh}”：计票得出结果、表决无效或不足法定人数后才能签发表决结果记录")
     existing = db.scalar(select(Record).where(Record.item_id == item.id))
     if existing is not None:
         return existing
@@ -104,25 +107,25 @@ def recount_before_signing(db: Session, item: Item) -> dict[int, dict]:
     tellers: dict[int, dict] = {}
     tallied = [r for r in item.rounds if r.status == "tallied"]
     if not tallied:
-        raise Conflict(f"item {item.key} has no tallied round", where="item", zh=f"表决事项 {item.key} 尚未计票")
+        raise Conflict(f"{item.title} has no tallied round", where="item", zh=f"《{item.title}》尚未计票")
     for r in tallied:
         fresh = _plain(recount_round(db, item, r))
         if fresh != _plain(r.result):
             stored = r.result if isinstance(r.result, dict) else {}
             differ = sorted(k for k in set(fresh) | set(stored) if fresh.get(k) != stored.get(k))
-            raise Conflict(f"the stored result of {item.key} round {r.number} differs from a recount of its "
+            raise Conflict(f"the stored result of {item.title} round {r.number} differs from a recount of its "
                            f"{'tally sheet' if item.channel == 'tally_sheet' and r.quorum_met else 'ballots'} "
                            f"({', '.join(differ) or 'result'}): the record is not signed; check the database "
                            f"and the audit log", where="result",
-                           zh=f"{item.key} 第{r.number}轮保存的计票结果与重新清点的结果不一致（{'、'.join(differ)}），"
+                           zh=f"《{item.title}》第{r.number}轮保存的计票结果与重新清点的结果不一致（{'、'.join(differ)}），"
                               f"不予签发表决结果记录，请核查数据库和审计日志")
         if item.channel == "tally_sheet" and r.quorum_met:
             tellers[r.number] = sheet_tellers(db, r)
     if item.status != tallied[-1].result["status"]:
         now, counted = status_name(item.status), status_name(tallied[-1].result["status"])
-        raise Conflict(f"item {item.key} is {now[1]} but its last round was tallied {counted[1]}: "
+        raise Conflict(f"{item.title} is {now[1]} but its last round was tallied {counted[1]}: "
                        f"the record is not signed", where="item",
-                       zh=f"表决事项 {item.key} 的状态（{now[0]}）与计票结果（{counted[0]}）不一致，不予签发表决结果记录")
+                       zh=f"《{item.title}》的状态（{now[0]}）与计票结果（{counted[0]}）不一致，不予签发表决结果记录")
     return tellers
 
 
@@ -148,8 +151,8 @@ def publish_record(db: Session, item: Item) -> Record:
     Publishing changes nothing in the signed content; it is audited, and done once."""
     rec = db.scalar(select(Record).where(Record.item_id == item.id))
     if rec is None:
-        raise Conflict(f"item {item.key} has no signed record yet; issue the record first", where="item",
-                       zh=f"表决事项 {item.key} 尚未签发表决结果记录，请先签发")
+        raise Conflict(f"{item.title} has no signed record yet; issue the record first", where="item",
+                       zh=f"《{item.title}》尚未签发表决结果记录，请先签发")
     if rec.published:
         raise Conflict("this record is already published", where="record", zh="该表决结果记录已公布")
     rec.published = True

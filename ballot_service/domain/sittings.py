@@ -120,7 +120,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
         raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
                        f"closing it again changes nothing.", where="session")
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id).order_by(Item.position)))
-    still_open = [i.key for i in items if i.status == "open"]
+    still_open = [f"《{i.title}》" for i in items if i.status == "open"]
     if still_open:
         raise Conflict(f"表决仍在进行，不能闭会：{'、'.join(still_open)}。"
                        f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
@@ -164,7 +164,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         # A ballot holder's leave event in the chain right after a cast would point at that
         # cast. The round's 实到 is fixed at opening anyway, so nothing is lost by waiting.
         # (A late arrival holds no ballot in this round: their check-in is recorded at once.)
-        raise Conflict(f"a secret vote ({open_secret.key}) is open: a present member's leave or "
+        raise Conflict(f"a secret vote ({open_secret.title}) is open: a present member's leave or "
                        f"cancellation is recorded after it closes", where="attendance",
                        zh=f"无记名表决（{open_secret.title}）进行中：已签到代表的请假或取消签到须在本项表决结束后办理")
     if att is None:
@@ -226,6 +226,34 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 channel: str = "terminal", time_limit_s: int | None = None) -> Item:
     """Create a vote item. Validates everything a tally will later rely on."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
+    key, title, candidates, places, keys = check_item(
+        db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
+        majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s)
+    position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
+    item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
+                majority=majority, secret=secret, channel=channel, position=position,
+                time_limit_s=time_limit_s)
+    item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
+                                 office=c.get("office"), position=i) for i, c in enumerate(candidates)]
+    # Round 1 exists from the start so paper ballots can be printed before the vote opens.
+    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
+    db.add(item)
+    db.flush()
+    audit.append(db, "item_created", {
+        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
+        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
+        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
+                                            **({"office": c["office"]} if c.get("office") else {})}
+                                           for c in candidates]},
+        sitting_id=sitting.id)
+    return item
+
+
+def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,
+               channel, time_limit_s, item_id: int | None = None) -> tuple:
+    """Everything create_item checks (also for an edit before opening, item_drafts.edit_item):
+    the cleaned (key, title, candidates, places, candidate keys). `item_id`: the item being
+    edited, whose own key is no clash."""
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
                            zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
@@ -246,7 +274,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                                      or not 1 <= time_limit_s <= MAX_TIME_LIMIT_S):
         raise InvalidInput(f"time_limit_s must be a whole number of seconds from 1 to {MAX_TIME_LIMIT_S}",
                            where="time_limit_s", zh=f"表决限时须为 1 至 {MAX_TIME_LIMIT_S} 秒之间的整数")
-    if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key)):
+    if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key, Item.id != (item_id or 0))):
         raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
                        zh=f"本次会议已有编号为“{key}”的表决事项")
     if kind == "resolution":
@@ -260,7 +288,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
                                zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
                                else "任职票决须填写被提名人")
-    candidates = [_clean_candidate(c, i) for i, c in enumerate(candidates)]
+    candidates = [_clean_candidate(c, i, kind) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
         if keys.count(c["key"]) > 1:
@@ -275,26 +303,12 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
     elif kind == "appointment":
         places = None
-    position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
-    item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
-                majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s)
-    item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
-                                 position=i) for i, c in enumerate(candidates)]
-    # Round 1 exists from the start so paper ballots can be printed before the vote opens.
-    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
-    db.add(item)
-    db.flush()
-    audit.append(db, "item_created", {
-        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
-        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates]},
-        sitting_id=sitting.id)
-    return item
+    return key, title, candidates, places, keys
 
 
-def _clean_candidate(c, i: int) -> dict:
-    """A candidate {key, title, description?} with every text a clean name (formats.names)."""
+def _clean_candidate(c, i: int, kind: str) -> dict:
+    """A candidate {key, title, description?, office?} with every text a clean name
+    (formats.names); office (拟任职务) only for a nominee of an appointment item."""
     if not isinstance(c, dict):
         raise InvalidInput("each candidate must be an object {key, title, description}", where=f"candidates[{i}]",
                            zh="每个候选项须为对象 {key, title, description}")
@@ -310,6 +324,13 @@ def _clean_candidate(c, i: int) -> dict:
                                    multiline=True)
     if description:
         out["description"] = description
+    office = names.check_name(c.get("office"), what="proposed office", required=False,
+                              where=f"candidates[{i}].office", max_len=names.CANDIDATE_OFFICE)
+    if office and kind != "appointment":
+        raise InvalidInput("only a nominee of an appointment item has a proposed office", where=f"candidates[{i}].office",
+                           zh="只有任职票决的被提名人才填写拟任职务")
+    if office:
+        out["office"] = office
     return out
 
 
@@ -354,8 +375,8 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
     voting_now = open_item(db, sitting)
     if voting_now is not None:
-        raise Conflict(f"a vote ({voting_now.key}) is open: the screen shows its progress until it closes",
-                       where="show", zh=f"表决（{voting_now.key}）进行中：结束表决前大屏显示表决进度")
+        raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
+                       where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")
     audit.append(db, "screen_set", data, sitting_id=sitting.id)
     return data
 

@@ -94,8 +94,8 @@ def tally_item(db: Session, item: Item) -> dict:
     """Tally the item's closed round (the newest one)."""
     closed = [r for r in item.rounds if r.status == "closed"]
     if not closed:
-        raise Conflict(f"item {item.key} has no closed round to tally; close the vote first", where="item",
-                       zh=f"表决事项 {item.key} 没有已结束的轮次可计票，请先结束表决")
+        raise Conflict(f"{item.title} has no closed round to tally; close the vote first", where="item",
+                       zh=f"《{item.title}》没有已结束的轮次可计票，请先结束表决")
     return tally_round(db, item, closed[-1])
 
 
@@ -103,8 +103,8 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     """Tally a closed round; a tie at the cut-off creates the next round for the tied."""
     if rnd.status != "closed":
         zh, en = status_name(rnd.status)
-        raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a closed round can be tallied",
-                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}：只有已结束的轮次才能计票")
+        raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a closed round can be tallied",
+                       where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}：只有已结束的轮次才能计票")
     result = recount_round(db, item, rnd)
     if item.channel == "tally_sheet":
         rnd.issued = result["issued"]  # the tellers' figure

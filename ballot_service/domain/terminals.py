@@ -48,6 +48,7 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
             raise InvalidInput("teller_role must be counter or scrutineer", where="teller_role",
                                zh="计票站角色须为 counter（计票人）或 scrutineer（监票人）")
     if kind == "seat" and seat:
+        _require_roster_seat(db, sitting, seat)
         clash = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.seat == seat,
                                                  Terminal.revoked_at.is_(None)))
         if clash:
@@ -63,6 +64,18 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
         event.update(holder=term.holder, teller_role=term.teller_role)
     audit.append(db, "terminal_registered", event, sitting_id=sitting.id)
     return term, credential
+
+
+def _require_roster_seat(db: Session, sitting: Sitting, seat: str) -> None:
+    """A seat tablet names a seat of the roster (a member without a seat is known by their
+    number); a spare tablet names none. A typo like 9排99座 would make a tablet no one can use."""
+    known = db.scalar(select(Member.id).where(Member.body_id == sitting.body_id, Member.in_office.is_(True),
+                                              (Member.seat == seat) | (Member.seat.is_(None) & (Member.member_no == seat)))
+                      .limit(1))
+    if known is None:
+        raise InvalidInput(f"no member of the roster has seat {seat}: check the seat, or register a spare "
+                           f"tablet without a seat", where="seat",
+                           zh=f"名册中没有座位 {seat}：请核对座位号；备用表决器不填座位")
 
 
 def release_terminal(db: Session, term: Terminal) -> None:

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import checkpoint_wal_after_commit, database_now, utcnow
-from ballot_service.domain import audit, issuance
+from ballot_service.domain import audit, issuance, tablet_setup
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
+from ballot_service.formats import names
 from ballot_service.formats.ballot_set import ballots_commitment, receipts_commitment
 from ballot_service.models import (
     Attendance,
@@ -42,13 +43,18 @@ REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown"
 def current_round(item: Item) -> Round:
     """The newest round: the one that opens next, is open, or was tallied last."""
     if not item.rounds:
-        raise NotFound(f"item {item.key} has no rounds", zh=f"表决事项 {item.key} 没有任何轮次")
+        raise NotFound(f"{item.title} has no rounds", zh=f"《{item.title}》没有任何轮次")
     return item.rounds[-1]
 
 
-def open_round(db: Session, settings: Settings, item: Item) -> Round:
+def open_round(db: Session, settings: Settings, item: Item, override_reason: str | None = None) -> Round:
     """Open the item's pending round. Refused without quorum: the refusal is audited and the
-    error carries commit_audit so the web layer keeps that event (and nothing else)."""
+    error carries commit_audit so the web layer keeps that event (and nothing else).
+
+    A terminal vote is refused too while a present member has no set-up, online tablet
+    (tablet_setup.readiness): their ballot would silently count as 未按. The secretariat may
+    open anyway only with `override_reason`, typed, kept on the round, in vote_opened and on
+    the record."""
     sitting = item.sitting
     # Under the session row's shared lock: a concurrent session close waits for this opening
     # to commit (and then refuses, the vote being open), or this opening sees the close.
@@ -56,12 +62,12 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
     rnd = current_round(item)
     if rnd.status != "pending":
         zh, en = status_name(rnd.status)
-        raise Conflict(f"round {rnd.number} of {item.key} is {en}: only a round not started yet can be opened",
-                       where="item", zh=f"{item.key} 第{rnd.number}轮{zh}，不能开始表决")
+        raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a round not started yet can be opened",
+                       where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}，不能开始表决")
     other_open = open_item(db, sitting)
     if other_open is not None:
-        raise Conflict(f"vote on {other_open.key} is still open; close it first", where="item",
-                       zh=f"{other_open.key} 的表决仍在进行，请先结束该项表决")
+        raise Conflict(f"vote on {other_open.title} is still open; close it first", where="item",
+                       zh=f"《{other_open.title}》的表决仍在进行，请先结束该项表决")
     state = attendance_state(db, sitting)
     if not state.quorum_met:
         audit.append(db, "vote_open_refused", {
@@ -74,7 +80,9 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         err.commit_audit = True
         raise err
 
+    override = _tablets_override(db, item, override_reason)
     now = database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
+    rnd.open_override = override
     rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
     rnd.status, rnd.opened_at = "open", now
     if item.time_limit_s:
@@ -94,9 +102,30 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
         "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == "terminal" else None,
-        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
+        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
+        **({"tablets_override": override} if override else {})},
         sitting_id=sitting.id)
     return rnd
+
+
+def _tablets_override(db: Session, item: Item, reason: str | None) -> dict | None:
+    """None when every present member has a ready tablet (or the vote is not on tablets);
+    else the typed reason with the figures, or a refusal naming who is not ready."""
+    if item.channel != "terminal":
+        return None
+    ready = tablet_setup.readiness(db, item.sitting)
+    if ready.ready == ready.present:
+        return None
+    reason = names.check_name(reason, what="reason", where="override_reason", max_len=names.ITEM_TITLE,
+                              required=False)
+    if not reason:
+        who = "、".join(f"{name}（{why}）" for _, name, why in ready.missing[:10])
+        more = f"等 {len(ready.missing)} 人" if len(ready.missing) > 10 else ""
+        raise Conflict(f"{item.title}: only {ready.ready} of {ready.present} present members have a set-up, "
+                       f"online tablet; type a reason to open anyway", where="override_reason",
+                       zh=f"《{item.title}》：实到 {ready.present} 人中只有 {ready.ready} 人的表决器已设置并在线"
+                          f"（未就绪：{who}{more}）。未就绪者的选票将计为未按；如仍要开始表决，请填写原因")
+    return {"present": ready.present, "ready": ready.ready, "reason": reason}
 
 
 def _claim_open_slot(db: Session, item: Item) -> None:
@@ -165,8 +194,8 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
     rnd = current_round(item)
     if rnd.status != "open":
-        raise Conflict(f"round {rnd.number} of {item.key} is not open", where="item",
-                       zh=f"{item.key} 第{rnd.number}轮不在表决中，无法结束表决")
+        raise Conflict(f"round {rnd.number} of {item.title} is not open", where="item",
+                       zh=f"《{item.title}》第{rnd.number}轮不在表决中，无法结束表决")
     # Lock the round row so a cast in flight either commits before or sees 'closed'.
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()

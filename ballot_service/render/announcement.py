@@ -2,21 +2,27 @@
 (never from the database), so what is read is what was signed."""
 from __future__ import annotations
 
-from ballot_service.vocab import Channel, ItemKind, label
+from ballot_service.vocab import Channel, ItemKind, label, nominee_label
 
 
 def announcement(content: dict) -> str:
     """宣布稿: the text the presiding officer reads, generated from the signed record."""
+    return "".join(sentences(content))
+
+
+def sentences(content: dict) -> list[str]:
+    """The 宣布稿 a sentence at a time (each read in one breath; the page and the large-type
+    PDF set each on its own line)."""
     body_kind = content["body"]["kind"]
     who = "代表" if body_kind == "congress" else "组成人员"
     r = content["result"]
     item = content["item"]
-    titles = {c["key"]: c["title"] for c in item["candidates"]}
+    titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item["candidates"]}
     quorum = "符合法定人数" if r["quorum_met"] else "不符合法定人数"
     lines = [f"本次会议应到{who}{r['members']}名，实到{r['present']}名，{quorum}。"]
     if r["status"] == "quorum_not_met":
         lines.append(f"《{item['title']}》不能进行表决。")
-        return "".join(lines)
+        return lines
     if item.get("channel") == Channel.TERMINAL:
         # Seat tablets: nothing is handed out or collected; the hall hears who pressed and who did not.
         counts = (f"{item['title']}：参加表决{r['returned']}名，未按表决器{r['not_voted']}名")
@@ -27,7 +33,7 @@ def announcement(content: dict) -> str:
         lines.append(counts + "。")
         if r["status"] == "void":
             lines.append("本次表决无效，应当重新表决。")
-            return "".join(lines)
+            return lines
     else:
         ticket = "票决票" if item["kind"] == "livelihood_projects" else "表决票"
         counts = (f"{item['title']}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
@@ -37,7 +43,7 @@ def announcement(content: dict) -> str:
         lines.append(counts + "。")
         if r["status"] == "void":
             lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
-            return "".join(lines)
+            return lines
         lines.append(f"收回票数不多于发出票数，本次{label(item['kind'], enum=ItemKind)}有效。")
     if item["kind"] == "resolution":
         c = r["candidates"][0]
@@ -57,4 +63,4 @@ def announcement(content: dict) -> str:
         shortfall = (item.get("places") or 0) - len(r.get("selected", []))
         if r["status"] == "decided" and shortfall > 0:
             lines.append(f"通过项目少于应选{item['places']}项，差{shortfall}项。")
-    return "".join(lines)
+    return lines

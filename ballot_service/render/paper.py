@@ -60,7 +60,7 @@ class BallotLayout:
 
     @classmethod
     def from_item(cls, item, round_, key_fingerprint: str | None = None) -> "BallotLayout":
-        titles = {c.key: c.title for c in item.candidates}
+        titles = {c.key: c.label for c in item.candidates}
         keys = list(round_.candidate_keys or [c.key for c in item.candidates])
         places = round_.places if round_.places is not None else item.places
         return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,

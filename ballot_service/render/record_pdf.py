@@ -22,7 +22,7 @@ from ballot_service.render import qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
-from ballot_service.vocab import Channel, ItemKind, label, record_name
+from ballot_service.vocab import Channel, ItemKind, label, nominee_label, record_name
 
 _FONT = "zh"
 _MONO = "Courier"
@@ -83,7 +83,7 @@ def pass_text(content: dict) -> str:
 
 def _titles(content: dict) -> dict[str, str]:
     item = content["item"]
-    titles = {c["key"]: c["title"] for c in item.get("candidates", [])}
+    titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item.get("candidates", [])}
     titles.setdefault("motion", item["title"])
     return titles
 
@@ -226,17 +226,22 @@ class _Writer:
                 [str(res.get("members", "—")), str(res.get("present", "—")), quorum,
                  *(str(res.get(k, 0)) for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted"))]]
 
-    def _tellers(self, rnd: dict) -> None:
-        """计票人 and 监票人 of a round counted by hand (tally sheet), as the record names them."""
+    def _round_notes(self, rnd: dict) -> None:
+        """计票人 and 监票人 of a round counted by hand (tally sheet), as the record names them; and
+        a tablet vote opened although some present members had no ready tablet, with the reason."""
         tellers = rnd.get("tellers")
         if tellers:
             self.para(f"计票单录入与确认：计票人 {tellers.get('counter', '—')}　监票人 {tellers.get('scrutineer', '—')}",
                       size=9)
+        over = rnd.get("tablets_override")
+        if over:
+            self.para(f"开始表决时实到 {over.get('present')} 人，其中 {over.get('ready')} 人的表决器已设置并在线；"
+                      f"会务工作人员仍决定开始表决，原因：{over.get('reason')}", size=9)
 
     def counts(self) -> None:
         self.heading("二、出席与计票" + ("（第1轮）" if len(self.c.get("rounds") or []) > 1 else ""))
         self.table(self._count_rows(self.r), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
-        self._tellers((self.c.get("rounds") or [{}])[0])
+        self._round_notes((self.c.get("rounds") or [{}])[0])
         self.pdf.set_font(_FONT, size=8)
         self.pdf.set_text_color(90)
         self.para("应到：在任人数；实到：表决开始时签到人数；发出/收回：发出和收回的票数，有效、无效为收回票中的"
@@ -296,7 +301,7 @@ class _Writer:
                       size=9)
             self.pdf.ln(1)
             self.table(self._count_rows(res), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
-            self._tellers(rnd)
+            self._round_notes(rnd)
             rows, widths, aligns = self._candidate_rows(res.get("candidates", []), res.get("status", status))
             self.table(rows, widths, aligns)
 

@@ -8,6 +8,9 @@
       fetch(url, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (p) {
         document.getElementById("issued").textContent = p.issued;
         document.getElementById("returned").textContent = p.returned;
+        var nv = document.getElementById("not-voted"), names = document.getElementById("not-voted-names");
+        if (nv && p.not_voted !== null) nv.textContent = p.not_voted;
+        if (names && p.not_voted_names) names.textContent = p.not_voted_names.join("、");
         if (p.round_status !== "open") { location.reload(); return; }
         setTimeout(poll, 2000);
       }).catch(function () { setTimeout(poll, 5000); });

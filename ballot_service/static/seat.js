@@ -43,7 +43,8 @@
  *
  * Polling: GET /api/terminal/state every 3 s plus 0–1.5 s of random jitter (thousands of
  * tablets poll), backing off up to 30 s while the network fails; no polling while a ballot,
- * the confirmation or a submission is on screen.
+ * the confirmation or a submission is on screen, except a look every 10 s from the ballot
+ * screen at whether the vote is still open (startWatch).
  */
 (function () {
   "use strict";
@@ -55,7 +56,7 @@
   var KEY_BALLOT = "ballotSeat.ballot";     // {key, ballot} until the receipt
   var KEY_PENDING = "ballotSeat.pending";   // {key, title, body, secret} while a cast is unanswered
   var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
-  var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000;
+  var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000, WATCH_MS = 10000;
   // Screens during which the page does not poll (a ballot is on screen or being sent).
   var QUIET = { ballot: 1, confirm: 1, sending: 1, neterror: 1, setup: 1, loading: 0 };
 
@@ -74,7 +75,9 @@
     checkingIn: false,
     gen: 0,            // bumped by a check-in: a state poll begun before it is out of date
     clockSkew: 0,      // server time minus local time, from the Date header
-    tickTimer: null
+    tickTimer: null,
+    voteOpen: false,   // the last state had a vote open: no reset offered
+    watchTimer: null   // while a ballot is on screen: is the vote still open?
   };
 
   // --- small helpers --------------------------------------------------------------------
@@ -125,9 +128,12 @@
     }).finally(function () { if (timer) clearTimeout(timer); });
   }
 
+  // The error in the page's language: the Chinese wording when the page is Chinese.
+  var ZH = (document.documentElement.lang || "zh").indexOf("zh") === 0;
   function firstError(data) {
     var e = data && data.errors && data.errors[0];
-    return e || { message: "", errorType: "", reason: null };
+    if (!e) return { message: "", errorType: "", reason: null };
+    return { message: (ZH && e.message_zh) || e.message, errorType: e.errorType, reason: e.reason };
   }
 
   // --- screens ----------------------------------------------------------------------------
@@ -140,16 +146,44 @@
       screens[i].hidden = screens[i].getAttribute("data-screen") !== name;
     }
     document.body.setAttribute("data-screen", name);
-    $("reset-open").hidden = !st.credential || !!QUIET[name];
+    // Reset needs the secretariat's code, and is offered only while no vote is open.
+    $("reset-open").hidden = !st.credential || !!QUIET[name] || st.voteOpen;
     if (prev === "waiting" && name !== "waiting") $("checkin-done").hidden = true;
     if (prev !== name) window.scrollTo(0, 0);
     if (QUIET[name]) stopPolling(); else if (st.credential) ensurePolling();
+    if (name === "ballot") startWatch(); else stopWatch();
+  }
+
+  // While a ballot is on screen the page does not poll (nothing may redraw under the
+  // deputy's finger), but every WATCH_MS it asks whether the vote is still open: a ballot
+  // left on screen after the close turns into 表决已结束 by itself, and the tablet keeps being
+  // seen as online for the next vote (tablet_setup.py on the server). On the confirmation
+  // screen the deputy is about to send: the server's answer (late) says it.
+  function startWatch() {
+    if (st.watchTimer) return;
+    st.watchTimer = setInterval(function () {
+      if (!st.ballot || st.sending) return;
+      var key = st.ballot.key, title = st.ballot.vote.title;
+      api("GET", "/api/terminal/state").then(function (r) {
+        if (r.status !== 200 || !r.data || !st.ballot || st.ballot.key !== key || st.sending) return;
+        var v = r.data.vote, ses = r.data.session || {};
+        if (v && voteKey(ses.id, v) === key) return;  // still open
+        wipeBallot();
+        st.stickyKey = key;
+        showClosed(title, false);
+      }).catch(function () { /* the next watch or the submission will tell */ });
+    }, WATCH_MS);
+  }
+
+  function stopWatch() {
+    if (st.watchTimer) clearInterval(st.watchTimer);
+    st.watchTimer = null;
   }
 
   function renderHeader(state) {
     var term = state.terminal || {}, ses = state.session || {};
     text($("seat-name"), term.name + (term.seat && term.name.indexOf(term.seat) < 0 ? " · " + term.seat : ""));
-    text($("session-name"), [ses.body, ses.name].filter(Boolean).join(" · "));
+    text($("session-name"), [ses.body, ses.name, ses.meeting].filter(Boolean).join(" · "));
     var m = $("member-name");
     if (state.member) { text(m, fmt(S.member, { name: state.member.name })); m.hidden = false; }
     else { m.hidden = true; }
@@ -191,9 +225,10 @@
     }
   }
 
-  // reason: undefined (no vote open), "late" (checked in after the vote opened: no ballot) or
-  // "issued" (this seat's ballot was issued already). The "no vote is open" lines are hidden
-  // while a vote is open, so the screen never says both.
+  // reason: undefined (no vote open), "late" (checked in after the vote opened: no ballot),
+  // "issued" (this seat's ballot was issued already) or "asking" (a vote is open: the next
+  // state says which). The "no vote is open" lines are hidden while a vote is open, so the
+  // screen never says both.
   function showWaiting(reason) {
     $("noballot-note").hidden = reason !== "late" && reason !== true;
     $("issued-note").hidden = reason !== "issued";
@@ -278,6 +313,8 @@
 
   // Decide the screen from the terminal's state.
   function route(state) {
+    st.voteOpen = !!state.vote;
+    $("reset-open").hidden = !st.credential || !!QUIET[st.screen] || st.voteOpen;
     renderHeader(state);
     renderAttendance(state.attendance);
     var vote = state.vote, sessionId = state.session && state.session.id;
@@ -288,6 +325,11 @@
     if (!vote) {
       if (rec) store(KEY_RECEIPT, null);
       st.noBallot = {};
+      if (state.session && state.session.closed) {  // 闭会: no next vote to wait for
+        text($("ended-session"), [state.session.body, state.session.name].filter(Boolean).join(" · "));
+        show("ended");
+        return null;
+      }
       if (!state.member) { showCheckin(); return null; }
       if (last) {
         if (st.screen !== "closed") showClosed(last.title, false);
@@ -399,7 +441,7 @@
         var m = $("member-name");
         text(m, fmt(S.member, { name: r.data.member.name }));
         m.hidden = false;
-        showWaiting(false);
+        showWaiting(r.data.vote_open ? "asking" : false);
         pollNow(); // a vote may be open already
         return;
       }
@@ -425,7 +467,8 @@
   }
 
   function candTitle(vote, c) {
-    return vote.kind === "resolution" && c.key === "motion" ? S.motion : c.title;
+    if (vote.kind === "resolution" && c.key === "motion") return S.motion;
+    return c.office ? fmt(S.nominee, { name: c.title, office: c.office }) : c.title;  // 拟任职务
   }
 
   function countFor() {
@@ -689,7 +732,24 @@
 
   // --- reset ------------------------------------------------------------------------------
 
+  // The server checks the secretariat's reset code and refuses during a vote; only then is
+  // the tablet wiped. A credential the server no longer knows is wiped anyway.
+  function requestReset() {
+    var err = $("reset-error");
+    err.hidden = true;
+    api("POST", "/api/terminal/reset", JSON.stringify({ code: $("reset-code").value.trim() })).then(function (r) {
+      if (r.status === 200 || r.status === 401) { resetTablet(); return; }
+      var e = firstError(r.data);
+      text(err, fmt(S.reset_failed, { msg: e.message || r.status }));
+      err.hidden = false;
+    }).catch(function () {
+      text(err, S.net_error);
+      err.hidden = false;
+    });
+  }
+
   function resetTablet() {
+    $("reset-code").value = "";
     [KEY_CRED, KEY_RECEIPT, KEY_LAST, KEY_BALLOT, KEY_PENDING].forEach(function (k) { store(k, null); });
     st.credential = null;
     st.noBallot = {};
@@ -742,8 +802,12 @@
     $("confirm-send").addEventListener("click", confirmSend);
     $("neterror-retry").addEventListener("click", send);
     $("reset-open").addEventListener("click", function () { $("reset-dialog").hidden = false; $("reset-cancel").focus(); });
-    $("reset-cancel").addEventListener("click", function () { $("reset-dialog").hidden = true; });
-    $("reset-confirm").addEventListener("click", resetTablet);
+    $("reset-cancel").addEventListener("click", function () {
+      $("reset-dialog").hidden = true;
+      $("reset-code").value = "";
+      $("reset-error").hidden = true;
+    });
+    $("reset-confirm").addEventListener("click", requestReset);
     window.addEventListener("online", function () { if (st.credential && !QUIET[st.screen]) pollNow(); });
 
     if (!st.credential) { showSetup(""); return; }

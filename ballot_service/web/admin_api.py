@@ -254,8 +254,12 @@ def items_create(sitting_id: int):
 @bp.post("/items/<int:item_id>/open")
 @requires("secretariat", body="item_id")
 def item_open(item_id: int):
+    """Open the vote; {"override_reason": "…"} opens a tablet vote although some present
+    members have no set-up, online tablet (voting.open_round)."""
+    data = json_body() if request.content_length else {}
     db = get_db()
-    rnd = voting.open_round(db, settings(), get_item(db, item_id))
+    rnd = voting.open_round(db, settings(), get_item(db, item_id),
+                            field(data, "override_reason", str, required=False))
     commit()
     return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present})
 
@@ -342,7 +346,7 @@ def item_paper_ballots(item_id: int):
     if not 1 <= count <= MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count")
     if item.channel != "paper":
-        raise InvalidInput(f"item {item.key} is voted by {item.channel}, not paper", where="item_id")
+        raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id")
     key = keys.body_signing_key(settings(), item.sitting.body_id)
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()

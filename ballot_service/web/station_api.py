@@ -92,7 +92,7 @@ def station_tally_sheet():
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("no such item in this session", where="item_id")
     if item.channel != "tally_sheet":
-        raise InvalidInput(f"item {item.key} is voted by {item.channel}, not a tally sheet", where="item_id")
+        raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id")
     rnd = voting.current_round(item)
     if rnd.status != "closed":
         raise Conflict("close the vote before entering the tally sheet", where="item_id")

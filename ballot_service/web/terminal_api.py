@@ -4,17 +4,20 @@ credential: Authorization: Bearer <credential>. The counting
 station's endpoints are station_api.py; a tablet's cast is cast_endpoint.py."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
-from ballot_service.db import read_phase
-from ballot_service.domain import issuance, voting
+from ballot_service import rules
+from ballot_service.db import read_phase, utcnow
+from ballot_service.domain import issuance, meetings, tablet_setup, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.models import Attendance, Item, Round
-from ballot_service.web.common import commit, field, get_db, json_body
+from ballot_service.models import Attendance, Item, Round, Terminal
+from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
@@ -37,8 +40,14 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "round_ref": rnd.ref if item.channel == "terminal" else None,
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
-            "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description}
-                           for k in rnd.candidate_keys]}
+            "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
+                            "office": cands[k].office} for k in rnd.candidate_keys]}
+
+
+def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:
+    """The open vote's 应到/实到 (fixed at its opening) in place of the live count."""
+    attendance.update(members=rnd.members, present=rnd.present, quorum_met=bool(rnd.quorum_met),
+                      quorum_words=list(rules.quorum_sentence(body_kind, rnd.members, rnd.present)))
 
 
 @bp.get("/terminal/state")
@@ -53,13 +62,26 @@ def terminal_state():
                                                  Attendance.terminal_id == term.id,
                                                  Attendance.status == "present"))
         vote = None
+        attendance = attendance_state(db, sitting).as_dict()
         voting_now = open_item(db, sitting)
         if voting_now is not None:
-            vote = _item_view(voting_now, voting.current_round(voting_now))
+            rnd = voting.current_round(voting_now)
+            vote = _item_view(voting_now, rnd)
+            # During a vote the tablet shows the 应到/实到 of the vote, as the presiding screen
+            # does (fixed at opening): a late check-in does not make the two disagree.
+            _as_of_vote(attendance, rnd, sitting.body.kind)
         body = {"terminal": {"name": term.name, "seat": term.seat},
-                "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name},
+                "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
+                            "closed": sitting.status != "open",
+                            "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
-                "attendance": attendance_state(db, sitting).as_dict(), "vote": vote}
+                "attendance": attendance, "vote": vote}
+        seen = db.scalar(select(Terminal.last_seen_at).where(Terminal.id == term.id))
+    # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
+    if voting_now is None and sitting.status == "open" and (
+            seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
+        tablet_setup.note_seen(db, term.id)
+        commit()
     return jsonify(body)
 
 
@@ -72,8 +94,14 @@ def terminal_checkin():
     # The seat decides who may check in here (terminals.check_in_at_terminal).
     member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
+    voting_now = open_item(db, sitting)
+    if voting_now is None:
+        tablet_setup.note_seen(db, g.terminal.id)  # a check-in is a poll too
+    else:  # the vote's own figures, as in the state above
+        _as_of_vote(state, voting.current_round(voting_now), sitting.body.kind)
     commit()
-    return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state})
+    return jsonify({"member": {"member_no": member.member_no, "name": member.name}, "attendance": state,
+                    "vote_open": voting_now is not None})
 
 
 @bp.get("/terminal/round-key")
@@ -100,3 +128,15 @@ def terminal_blind_sign():
                                                  field(data, "blinded_msg", str))
     commit()
     return jsonify({"blind_sig": b64url_encode(blind_sig)})
+
+
+@bp.post("/terminal/reset")
+@requires("terminal", body=CREDENTIAL)
+def terminal_reset():
+    """重置本终端, with the reset code the secretariat's console shows; never during a vote."""
+    data = json_body()
+    db = get_db()
+    sitting = get_sitting(db, g.terminal.sitting_id)
+    tablet_setup.reset_tablet(db, settings().secret_key, sitting, g.terminal.id, field(data, "code", str))
+    commit()
+    return jsonify({"reset": True})

@@ -13,6 +13,7 @@ from browser_support import SCREENSHOTS, screenshot
 from helpers_live import Api, setup_session, vote
 from sqlalchemy import create_engine, select
 
+from ballot_service.domain.tablet_setup import reset_code
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast
 
@@ -216,9 +217,9 @@ def test_livelihood_ballot_on_three_tablets(new_page, live_site, db_url):
     # Third tablet has its ballot on screen when the operator closes the vote.
     screen(c, "ballot", timeout=10_000)
     mark(c, "p0", "for")
-    api.call("POST", f"/api/admin/items/{s.item_id}/close")
     c.click("#ballot-submit")
     screen(c, "confirm")
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
     c.click("#confirm-send")
     closed = screen(c, "closed", timeout=10_000)
     assert "表决已结束" in closed.inner_text() and "表决事项 item1" in closed.inner_text()
@@ -341,9 +342,15 @@ def test_setup_by_paste_late_check_in_and_reset(new_page, live_site):
     api.call("POST", f"/api/admin/items/{s.item_id}/open")
     check_in(page, "M0001")
     page.locator("#noballot-note").wait_for(state="visible", timeout=10_000)
-    assert page.locator('section[data-screen="waiting"] .att-present').inner_text() == "3"
+    # 实到 of the vote, fixed at its opening, as the presiding screen shows it (#17 item 5).
+    assert page.locator('section[data-screen="waiting"] .att-present').inner_text() == "2"
+    assert "当前没有进行中的表决" not in page.locator('section[data-screen="waiting"]').inner_text()
+    # No reset while a vote is open (#17 item 4).
+    assert page.locator("#reset-open").is_hidden()
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
 
-    # Reset needs a confirmation.
+    # Reset needs a confirmation and the secretariat's code.
+    page.locator("#reset-open").wait_for(state="visible", timeout=10_000)
     page.click("#reset-open")
     page.locator("#reset-dialog").wait_for(state="visible")
     screenshot(page, "seat-reset")
@@ -351,6 +358,12 @@ def test_setup_by_paste_late_check_in_and_reset(new_page, live_site):
     assert page.locator("#reset-dialog").is_hidden()
     assert storage(page)["ballotSeat.credential"] == s.creds["M0001"]
     page.click("#reset-open")
+    page.fill("#reset-code", "not-the-code")
+    page.click("#reset-confirm")
+    page.locator("#reset-error").wait_for(state="visible")
+    assert "重置码不正确" in page.locator("#reset-error").inner_text()
+    assert storage(page)["ballotSeat.credential"] == s.creds["M0001"]
+    page.fill("#reset-code", reset_code(live_site.env["BALLOT_SECRET_KEY"], s.sitting_id))
     page.click("#reset-confirm")
     screen(page, "setup")
     assert not any(k.startswith("ballotSeat.") for k in storage(page))

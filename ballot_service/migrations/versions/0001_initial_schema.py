@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 01:48:11.370328
+Create Date: 2026-12-03 01:50:17.218530
 """
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table('audit_events',
     sa.Column('chain', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('seq', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('at', ballot_service.db.UTCDateTime(), nullable=True),
+    sa.Column('at', ballot_service.db.base.UTCDateTime(), nullable=True),
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('sitting_id', sa.Integer(), nullable=True),
     sa.Column('data', sa.Text(), nullable=False),
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('key_name', sa.String(length=100), nullable=True),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bodies'))
     )
     op.create_table('checkpoints',
@@ -51,7 +51,7 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=64), nullable=False),
     sa.Column('signature', sa.String(length=200), nullable=False),
     sa.Column('key_fingerprint', sa.String(length=64), nullable=False),
-    sa.Column('at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_checkpoints'))
     )
     with op.batch_alter_table('checkpoints', schema=None) as batch_op:
@@ -59,7 +59,7 @@ def upgrade() -> None:
 
     op.create_table('login_failures',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.Column('username', sa.String(length=100), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=100), nullable=True),
     sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('until', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('until', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_locks'))
     )
     with op.batch_alter_table('login_locks', schema=None) as batch_op:
@@ -84,8 +84,8 @@ def upgrade() -> None:
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('session_version', sa.Integer(), nullable=False),
-    sa.Column('disabled_at', ballot_service.db.UTCDateTime(), nullable=True),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('disabled_at', ballot_service.db.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_operators')),
     sa.UniqueConstraint('username', name=op.f('uq_operators_username'))
     )
@@ -110,7 +110,7 @@ def upgrade() -> None:
     sa.Column('operator_id', sa.Integer(), nullable=False),
     sa.Column('body_id', sa.Integer(), nullable=True),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_operator_grants_body_id_bodies')),
     sa.ForeignKeyConstraint(['operator_id'], ['operators.id'], name=op.f('fk_operator_grants_operator_id_operators')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_operator_grants')),
@@ -125,8 +125,8 @@ def upgrade() -> None:
     sa.Column('body_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
-    sa.Column('closed_at', ballot_service.db.UTCDateTime(), nullable=True),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('closed_at', ballot_service.db.base.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_sittings_body_id_bodies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sittings'))
     )
@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_items_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
     sa.UniqueConstraint('sitting_id', 'key', name=op.f('uq_items_sitting_id_key'))
@@ -152,6 +152,22 @@ def upgrade() -> None:
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_items_sitting_id'), ['sitting_id'], unique=False)
         batch_op.create_index('uq_items_one_open_per_sitting', ['sitting_id'], unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
+
+    op.create_table('meetings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sitting_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('started_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('ended_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('members', sa.Integer(), nullable=False),
+    sa.Column('present', sa.Integer(), nullable=False),
+    sa.Column('leave', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_meetings_sitting_id_sittings')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_meetings')),
+    sa.UniqueConstraint('sitting_id', 'number', name=op.f('uq_meetings_sitting_id_number'))
+    )
+    with op.batch_alter_table('meetings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meetings_sitting_id'), ['sitting_id'], unique=False)
 
     op.create_table('terminals',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -163,8 +179,10 @@ def upgrade() -> None:
     sa.Column('teller_role', sa.String(length=16), nullable=True),
     sa.Column('bound_member_id', sa.Integer(), nullable=True),
     sa.Column('credential_hash', sa.String(length=64), nullable=False),
-    sa.Column('revoked_at', ballot_service.db.UTCDateTime(), nullable=True),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('set_up_at', ballot_service.db.base.UTCDateTime(), nullable=True),
+    sa.Column('last_seen_at', ballot_service.db.base.UTCDateTime(), nullable=True),
+    sa.Column('revoked_at', ballot_service.db.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['bound_member_id'], ['members.id'], name=op.f('fk_terminals_bound_member_id_members')),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_terminals_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_terminals')),
@@ -180,7 +198,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('method', sa.String(length=16), nullable=False),
     sa.Column('terminal_id', sa.Integer(), nullable=True),
-    sa.Column('updated_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_attendance_member_id_members')),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_attendance_sitting_id_sittings')),
     sa.ForeignKeyConstraint(['terminal_id'], ['terminals.id'], name=op.f('fk_attendance_terminal_id_terminals')),
@@ -196,6 +214,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('title', sa.String(length=500), nullable=False),
     sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('office', sa.String(length=200), nullable=True),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_candidates_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_candidates')),
@@ -203,6 +222,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_candidates_item_id'), ['item_id'], unique=False)
+
+    op.create_table('meeting_attendance',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('meeting_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['meeting_id'], ['meetings.id'], name=op.f('fk_meeting_attendance_meeting_id_meetings')),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_meeting_attendance_member_id_members')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_meeting_attendance')),
+    sa.UniqueConstraint('meeting_id', 'member_id', name=op.f('uq_meeting_attendance_meeting_id_member_id'))
+    )
+    with op.batch_alter_table('meeting_attendance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meeting_attendance_meeting_id'), ['meeting_id'], unique=False)
 
     op.create_table('records',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -212,7 +245,7 @@ def upgrade() -> None:
     sa.Column('key_fingerprint', sa.String(length=64), nullable=False),
     sa.Column('audit_head', sa.String(length=64), nullable=False),
     sa.Column('published', sa.Boolean(), nullable=False),
-    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_records_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_records')),
     sa.UniqueConstraint('item_id', name=op.f('uq_records_item_id'))
@@ -228,14 +261,15 @@ def upgrade() -> None:
     sa.Column('present', sa.Integer(), nullable=True),
     sa.Column('quorum_met', sa.Boolean(), nullable=True),
     sa.Column('issued', sa.Integer(), nullable=True),
-    sa.Column('opened_at', ballot_service.db.UTCDateTime(), nullable=True),
-    sa.Column('closes_at', ballot_service.db.UTCDateTime(), nullable=True),
-    sa.Column('closed_at', ballot_service.db.UTCDateTime(), nullable=True),
+    sa.Column('opened_at', ballot_service.db.base.UTCDateTime(), nullable=True),
+    sa.Column('closes_at', ballot_service.db.base.UTCDateTime(), nullable=True),
+    sa.Column('closed_at', ballot_service.db.base.UTCDateTime(), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('blind_public_key', sa.LargeBinary(), nullable=True),
     sa.Column('blind_key_fingerprint', sa.String(length=96), nullable=True),
     sa.Column('blind_private_key', sa.LargeBinary(), nullable=True),
     sa.Column('replacements', sa.Integer(), nullable=False),
+    sa.Column('open_override', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_rounds_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rounds')),
     sa.UniqueConstraint('item_id', 'number', name=op.f('uq_rounds_item_id_number'))
@@ -308,8 +342,8 @@ def upgrade() -> None:
     sa.Column('confirmed_by', sa.String(length=100), nullable=True),
     sa.Column('entered_terminal_id', sa.Integer(), nullable=True),
     sa.Column('confirmed_terminal_id', sa.Integer(), nullable=True),
-    sa.Column('entered_at', ballot_service.db.UTCDateTime(), nullable=False),
-    sa.Column('confirmed_at', ballot_service.db.UTCDateTime(), nullable=True),
+    sa.Column('entered_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('confirmed_at', ballot_service.db.base.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['confirmed_terminal_id'], ['terminals.id'], name=op.f('fk_tally_sheets_confirmed_terminal_id_terminals')),
     sa.ForeignKeyConstraint(['entered_terminal_id'], ['terminals.id'], name=op.f('fk_tally_sheets_entered_terminal_id_terminals')),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_tally_sheets_round_id_rounds')),
@@ -340,6 +374,10 @@ def downgrade() -> None:
 
     op.drop_table('rounds')
     op.drop_table('records')
+    with op.batch_alter_table('meeting_attendance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meeting_attendance_meeting_id'))
+
+    op.drop_table('meeting_attendance')
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_candidates_item_id'))
 
@@ -352,6 +390,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_terminals_sitting_id'))
 
     op.drop_table('terminals')
+    with op.batch_alter_table('meetings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meetings_sitting_id'))
+
+    op.drop_table('meetings')
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.drop_index('uq_items_one_open_per_sitting', sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
         batch_op.drop_index(batch_op.f('ix_items_sitting_id'))

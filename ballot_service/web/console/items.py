@@ -9,7 +9,8 @@ from pathlib import Path
 from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from ballot_service.domain import records, tally, voting
+from ballot_service import rules, vocab
+from ballot_service.domain import records, tablet_setup, tally, turnout, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -33,6 +34,8 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
                                  "a resolution is voted as a whole (its title): leave the candidates empty"),
                                where="candidates")
         return []
+    if kind == "appointment":
+        return _parse_nominees(text)
     out = []
     prefix = "P" if kind == "livelihood_projects" else "N"
     for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
@@ -56,24 +59,47 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
     return out
 
 
+def _parse_nominees(text: str) -> list[dict]:
+    """Appointment items: one nominee per line, `姓名 | 拟任职务` or `编号 | 姓名 | 拟任职务`; the
+    proposed office is required (it is on the screen, the ballot, the record and the 宣布稿)."""
+    out = []
+    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
+        if not line:
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 2 and all(parts):
+            out.append({"key": f"N{len(out) + 1:02d}", "title": parts[0], "office": parts[1]})
+        elif len(parts) == 3 and all(parts[1:]):
+            out.append({"key": parts[0] or f"N{len(out) + 1:02d}", "title": parts[1], "office": parts[2]})
+        else:
+            raise InvalidInput(t(f"第 {n} 行应为“姓名 | 拟任职务”或“编号 | 姓名 | 拟任职务”（拟任职务必填）",
+                                 f"line {n}: write 'name | proposed office' or 'key | name | proposed office' "
+                                 f"(the office is required)"), where=f"candidates line {n}")
+    return out
+
+
+def item_fields(form, default_key: str) -> dict:
+    """The 添加/修改表决事项 form as create_item's (and edit_item's) keyword arguments."""
+    kind = form.get("kind", "")
+    minutes = form_int(form, "time_limit_min", required=False)
+    return {"key": form.get("key", "").strip() or default_key, "kind": kind,
+            "title": form.get("title", "").strip(),
+            "candidates": parse_candidates(form.get("candidates", ""), kind) or None,
+            "places": form_int(form, "places", required=kind == "livelihood_projects"),
+            "base": form.get("base", "members"), "majority": form.get("majority", "half"),
+            "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
+            "time_limit_s": minutes * 60 if minutes else None}
+
+
 @bp.post("/console/sessions/<int:sitting_id>/items")
 @requires("secretariat", body="sitting_id")
 def item_form(sitting_id: int):
     form = request.form
 
     def create_from_form(db):
-        kind = form.get("kind", "")
-        cands = parse_candidates(form.get("candidates", ""), kind) or None
-        minutes = form_int(form, "time_limit_min", required=False)
         sitting = get_sitting(db, sitting_id)
         # 编号 is optional on the form: the secretariat names items by their titles.
-        key = form.get("key", "").strip() or f"item-{len(sitting.items) + 1:02d}"
-        return create_item(db, sitting, key=key, kind=kind,
-                           title=form.get("title", "").strip(), candidates=cands,
-                           places=form_int(form, "places", required=kind == "livelihood_projects"),
-                           base=form.get("base", "members"), majority=form.get("majority", "half"),
-                           secret=form.get("secret", "1") == "1", channel=form.get("channel", "terminal"),
-                           time_limit_s=minutes * 60 if minutes else None)
+        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
@@ -84,7 +110,9 @@ def item_form(sitting_id: int):
 def item_progress(db, item) -> dict:
     rnd = voting.current_round(item)
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    missing = turnout.not_voted(db, item, rnd)
     return {"status": item.status, "round": rnd.number, "round_status": rnd.status,
+            "not_voted": missing["count"], "not_voted_names": missing["names"],
             "issued": rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd),
             "returned": returned, "present": rnd.present, "members": rnd.members,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None}
@@ -93,7 +121,11 @@ def item_progress(db, item) -> dict:
 @bp.get("/console/items/<int:item_id>")
 @requires("secretariat", "auditor", body="item_id")
 def item_page(item_id: int):
-    db = get_db()
+    return render_item_page(get_db(), item_id)
+
+
+def render_item_page(db, item_id: int, edit_form=None):
+    """The item page; `edit_form`: what was typed into a refused 修改 form, shown again."""
     item = get_item(db, item_id)
     rec = db.scalar(select(Record).where(Record.item_id == item.id))
     result = tally.results_for_items([item])[0] if any(r.result for r in item.rounds) else None
@@ -105,8 +137,26 @@ def item_page(item_id: int):
     return render_template("console/item.html", item=item, sitting=item.sitting, progress=item_progress(db, item),
                            result=result, rec=rec, content=content,
                            announcement=announcement.announcement(content) if content else None,
-                           titles={c.key: c.title for c in item.candidates}, paper=paper,
-                           state=attendance_state(db, item.sitting))
+                           titles={c.key: c.label for c in item.candidates}, paper=paper,
+                           state=attendance_state(db, item.sitting),
+                           ready=tablet_setup.readiness(db, item.sitting)
+                           if item.channel == "terminal" and item.status == "draft" else None,
+                           edit_form=edit_form or draft_form(item), kinds=vocab.labels_of(vocab.ItemKind),
+                           bases=rules.BASES, majorities=rules.MAJORITIES)
+
+
+def draft_form(item) -> dict:
+    """An item as the 修改 form shows it (the fields of item_fields, candidates one per line)."""
+    if item.kind == "resolution":
+        lines = []
+    elif item.kind == "appointment":
+        lines = [f"{c.key} | {c.title} | {c.office or ''}" for c in item.candidates]
+    else:
+        lines = [f"{c.key} | {c.title} | {c.description or ''}" for c in item.candidates]
+    return {"kind": item.kind, "key": item.key, "title": item.title, "places": item.places or "",
+            "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
+            "secret": "1" if item.secret else "0", "channel": item.channel,
+            "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else ""}
 
 
 @bp.get("/console/items/<int:item_id>/progress")
@@ -117,7 +167,8 @@ def item_progress_json(item_id: int):
 
 
 ITEM_ACTIONS = {
-    "open": (lambda db, item: voting.open_round(db, settings(), item), ("表决已开始。", "The vote is open.")),
+    "open": (lambda db, item: voting.open_round(db, settings(), item, request.form.get("override_reason")),
+             ("表决已开始。", "The vote is open.")),
     "close": (lambda db, item: voting.close_round(db, settings(), item), ("表决已结束，票数已冻结。",
                                                                          "The vote is closed; counts frozen.")),
     "tally": (lambda db, item: tally.tally_item(db, item), ("已计票。", "Tallied.")),

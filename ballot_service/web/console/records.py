@@ -1,12 +1,16 @@
-"""Downloading an issued record: the signed JSON, or its PDF with the verification QR code."""
+"""Downloading an issued record: the signed JSON, or its PDF with the verification QR code;
+and its 宣布稿 alone, as a page and a large-type PDF for the presiding officer."""
 from __future__ import annotations
 
 import json
 
-from flask import abort, current_app
+from flask import abort, current_app, render_template
+from sqlalchemy import select
 
+from ballot_service.domain.sittings import get_item
 from ballot_service.models import Record
-from ballot_service.render import record_pdf
+from ballot_service.render import announcement, announcement_pdf, record_pdf
+from ballot_service.vocab import record_name
 from ballot_service.web.common import get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.roles import requires
@@ -38,4 +42,31 @@ def record_pdf_file(record_id: str):
     pdf = record_pdf.render(json.loads(rec.body_json), rec.signature, verify_url=url)
     resp = current_app.response_class(pdf, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f"inline; filename=record-{rec.id}.pdf"
+    return resp
+
+
+def _signed_content(item_id: int):
+    """The item and its signed record's content: the 宣布稿 is read from what was signed."""
+    db = get_db()
+    item = get_item(db, item_id)
+    body_json = db.scalar(select(Record.body_json).where(Record.item_id == item.id))
+    if body_json is None:
+        abort(404)
+    return item, json.loads(body_json)
+
+
+@bp.get("/console/items/<int:item_id>/announcement")
+@requires("secretariat", "auditor", body="item_id")
+def announcement_page(item_id: int):
+    item, content = _signed_content(item_id)
+    return render_template("console/announcement.html", item=item, content=content,
+                           sentences=announcement.sentences(content), record_name=record_name(item.kind))
+
+
+@bp.get("/console/items/<int:item_id>/announcement.pdf")
+@requires("secretariat", "auditor", body="item_id")
+def announcement_pdf_file(item_id: int):
+    item, content = _signed_content(item_id)
+    resp = current_app.response_class(announcement_pdf.render(content), mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f"inline; filename=announcement-item{item.id}.pdf"
     return resp

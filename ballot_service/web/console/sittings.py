@@ -8,6 +8,8 @@ from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ballot_service import rules, vocab
+from ballot_service.db import utcnow
+from ballot_service.domain import meetings, tablet_setup
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -25,6 +27,7 @@ from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import IN_FORM, requires
+from ballot_service.web.urls import public_base, unreachable_public_base
 
 
 @bp.post("/console/sessions")
@@ -51,8 +54,19 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
     status = dict(db.execute(select(Attendance.member_id, Attendance.status)
                              .where(Attendance.sitting_id == sitting.id)).all())
     terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
+    # Who checked in at each tablet (terminal list): attendance names the terminal used.
+    checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
+                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                                        Attendance.terminal_id.is_not(None))).all())
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
-                           members=members, status=status, terminals=terminals,
+                           members=members, status=status, terminals=terminals, checked_in=checked_in,
+                           now=utcnow(), online_s=tablet_setup.ONLINE_S,
+                           reset_code=tablet_setup.reset_code(settings().secret_key, sitting.id),
+                           base=public_base(), unreachable=unreachable_public_base(),
+                           meeting=meetings.meeting_name(meetings.current_number(db, sitting)),
+                           next_meeting=meetings.meeting_name(meetings.current_number(db, sitting) + 1),
+                           ended_meetings=[(meetings.meeting_name(m.number), m)
+                                           for m in meetings.ended_meetings(db, sitting)],
                            kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES,
                            item_form=item_form or {})
 
@@ -81,6 +95,15 @@ def screen_form(sitting_id: int):
             "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
             "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
     return run_action(choose_screen, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
+
+
+@bp.post("/console/sessions/<int:sitting_id>/meetings/next")
+@requires("secretariat", body="sitting_id")
+def next_meeting_form(sitting_id: int):
+    """Start the next plenary meeting (全体会议): everyone checks in again (meetings.py)."""
+    return run_action(lambda db: meetings.start_next_meeting(db, get_sitting(db, sitting_id)),
+                      t("已开始下一次全体会议，请代表重新签到。", "The next plenary meeting has started: members check in again."),
+                      url_for(".sitting_page", sitting_id=sitting_id) + "#attendance")[0]
 
 
 MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")

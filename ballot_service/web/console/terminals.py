@@ -8,15 +8,16 @@ from sqlalchemy import select
 
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
-from ballot_service.errors import BallotError
+from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.models import Member, Terminal
+from ballot_service.render import qr
 from ballot_service.vocab import TellerRole, label_pair
 from ballot_service.web.common import finish_refusal, get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import current_language, t
 from ballot_service.web.roles import requires
-from ballot_service.web.urls import public_base
+from ballot_service.web.urls import public_base, unreachable_public_base
 
 
 @bp.post("/console/sessions/<int:sitting_id>/terminals")
@@ -50,12 +51,21 @@ def terminals_form(sitting_id: int):
             role = form.get("teller_role", "")
             made.append(register_terminal(db, sitting, f"计票站 {label_pair(role, TellerRole)[0]} {holder}",
                                           "counting_station", holder=holder, teller_role=role))
+        if not made:
+            # Nothing ticked or typed: an empty credentials page would look like a success.
+            raise InvalidInput("nothing to register: tick the roster seats, type a seat, a number of "
+                               "counting stations or a teller", where="terminals",
+                               zh="没有要登记的终端：请勾选名册座位，或填写单个座位、计票站数量或计票人员")
         db.commit()
     except BallotError as exc:
         finish_refusal(exc)
         flash(exc.text(current_language()), "error")
         return redirect(url_for(".sitting_page", sitting_id=sitting_id) + "#terminals")
-    return render_template("console/terminals_created.html", sitting=sitting, base=public_base(), made=made)
+    base = public_base()
+    # One QR code per seat tablet: the tablet's camera opens its own set-up link (no typing).
+    qrs = {term.id: qr.qr_svg(f"{base}/seat#credential={cred}") for term, cred in made if term.kind == "seat"}
+    return render_template("console/terminals_created.html", sitting=sitting, base=base, made=made, qrs=qrs,
+                           unreachable=unreachable_public_base())
 
 
 @bp.post("/console/terminals/<int:terminal_id>/revoke")

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.db import database_now
-from ballot_service.domain import audit, tally, voting
+from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import qr
@@ -40,7 +40,9 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     body = sitting.body
     state: dict = {
         "sitting": {"id": sitting.id, "name": sitting.name, "status": sitting.status,
-                    "body": body.name, "body_kind": body.kind},
+                    "body": body.name, "body_kind": body.kind,
+                    # check-in and quorum are the plenary meeting's (全体会议) under way
+                    "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
         "attendance": attendance_state(db, sitting).as_dict(),
         "seq": seq,
         "now": database_now(db).isoformat(),  # the clock closes_at is set from: the countdown agrees
@@ -125,7 +127,7 @@ def _item_of(db: Session, sitting: Sitting, data: dict) -> Item | None:
 
 
 def _titles(item: Item) -> dict[str, str]:
-    return {c.key: c.title for c in item.candidates}
+    return {c.key: c.label for c in item.candidates}
 
 
 def _vote_view(db: Session, item: Item) -> dict:

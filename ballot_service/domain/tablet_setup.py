@@ -1,0 +1,102 @@
+"""Whether the seat tablets are ready: set up and last seen (kept coarse), which present
+members have a ready tablet before a terminal vote opens, and the secretariat's reset code.
+
+Last seen is written at most once every SEEN_EVERY_S per tablet, and never while a vote is
+open: a row changing with each tablet's polls during a secret vote would tie a tablet's
+activity to the moment a ballot arrives. So "online" allows one write interval on top of the
+tablet's 15 s of silence (ONLINE_S)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from ballot_service.db import utcnow
+from ballot_service.domain import audit
+from ballot_service.domain.sittings import open_item
+from ballot_service.errors import Conflict, Forbidden
+from ballot_service.models import Attendance, Member, Sitting, Terminal
+
+SEEN_EVERY_S = 30  # a tablet's last seen is written at most this often
+ONLINE_S = 15 + SEEN_EVERY_S  # polled within 15 s, give or take one write interval
+
+
+def note_seen(db: Session, terminal_id: int, now: dt.datetime | None = None) -> bool:
+    """Record that the tablet polled: set up from its first poll, last seen at most every
+    SEEN_EVERY_S. The caller commits; nothing is written while a vote is open (see above).
+    Returns whether a row was written."""
+    now = now or utcnow()
+    stale = now - dt.timedelta(seconds=SEEN_EVERY_S)
+    done = db.execute(update(Terminal).where(
+        Terminal.id == terminal_id, Terminal.revoked_at.is_(None),
+        or_(Terminal.last_seen_at.is_(None), Terminal.last_seen_at < stale))
+        .values(last_seen_at=now, set_up_at=func.coalesce(Terminal.set_up_at, now)))  # first poll stays
+    return bool(done.rowcount)
+
+
+def is_online(term: Terminal, now: dt.datetime) -> bool:
+    return (term.set_up_at is not None and term.last_seen_at is not None
+            and term.last_seen_at >= now - dt.timedelta(seconds=ONLINE_S))
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Present members and how many of them have a set-up, online tablet (实到 P, ready R)."""
+
+    present: int
+    ready: int
+    missing: tuple[tuple[str, str, str], ...]  # (member_no, name, why zh) of those not ready
+
+    def as_dict(self) -> dict:
+        return {"present": self.present, "ready": self.ready,
+                "missing": [{"member_no": no, "name": name, "why": why} for no, name, why in self.missing]}
+
+
+def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None) -> Readiness:
+    """Each present member's tablet (where they checked in, else their seat's), as a vote's
+    opening would issue to it (voting._make_eligible): set up and online, or why not."""
+    now = now or utcnow()
+    live = list(db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+                                                  Terminal.revoked_at.is_(None))))
+    by_id, by_seat = {t.id: t for t in live}, {t.seat: t for t in live if t.seat}
+    rows = db.execute(select(Member.member_no, Member.name, Member.seat, Attendance.terminal_id)
+                      .join(Attendance, Attendance.member_id == Member.id)
+                      .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                             Member.in_office.is_(True)).order_by(Member.member_no)).all()
+    missing = []
+    for no, name, seat, checked_at in rows:
+        term = by_id.get(checked_at) or by_seat.get(seat)
+        if term is None:
+            missing.append((no, name, "无表决器"))
+        elif term.set_up_at is None:
+            missing.append((no, name, f"表决器 {term.name} 未设置"))
+        elif not is_online(term, now):
+            missing.append((no, name, f"表决器 {term.name} 离线"))
+    return Readiness(len(rows), len(rows) - len(missing), tuple(missing))
+
+
+def reset_code(secret_key: str, sitting_id: int) -> str:
+    """Six digits shown on the sitting's console page: a tablet is reset only with it."""
+    mac = hmac.new(secret_key.encode("utf-8"), f"tablet-reset:{sitting_id}".encode(), hashlib.sha256).digest()
+    return f"{int.from_bytes(mac[:8], 'big') % 1_000_000:06d}"
+
+
+def reset_tablet(db: Session, secret_key: str, sitting: Sitting, terminal_id: int, code: str) -> None:
+    """重置本终端: refused without the secretariat's code and while a vote is open; the tablet is
+    then not set up until its credential is entered again."""
+    # Bytes: compare_digest refuses non-ASCII str, and a typed code may hold anything.
+    if not hmac.compare_digest(str(code).strip().encode("utf-8"), reset_code(secret_key, sitting.id).encode()):
+        raise Forbidden("wrong reset code: the secretariat's console shows it", where="code",
+                        zh="重置码不正确：请会务工作人员在控制台查看重置码")
+    voting_now = open_item(db, sitting)
+    if voting_now is not None:
+        raise Conflict(f"a vote ({voting_now.title}) is open: a tablet is not reset during a vote",
+                       where="vote", zh=f"《{voting_now.title}》正在表决：表决期间不能重置表决器")
+    term = db.get(Terminal, terminal_id)
+    term.set_up_at = term.last_seen_at = None
+    db.flush()
+    audit.append(db, "terminal_reset", {"terminal_id": term.id, "name": term.name}, sitting_id=sitting.id)
