@@ -59,6 +59,8 @@ class BoxReading:
     ink_mm2: float            # ink of the marks belonging to this box (any darkness)
     dark_mm2: float           # of which dark (>= STRONG)
     ring_mm2: float           # of which just outside the box (marks slightly outside)
+    centre_mm2: float = 0.0   # dark ink in the box's middle: a ○ leaves it clear, √ × and a fill do not
+    px: tuple[int, int, int, int] = (0, 0, 0, 0)   # the box in the scan, x0 y0 x1 y1 (for crops)
 
 
 @dataclass
@@ -309,6 +311,8 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             out.reasons.append(ACROSS_BOXES)
     for j, ((cand, mark), (ys, xs)) in enumerate(zip(keys, slices)):
         area = max(1, (ys.stop - ys.start) * (xs.stop - xs.start))
+        hy, hx = (ys.stop - ys.start) // 3, (xs.stop - xs.start) // 3
+        centre = float(strong[ys.start + hy:ys.stop - hy, xs.start + hx:xs.stop - hx].sum()) * px_mm2
         if j in unclear:
             state = "unclear"
         elif dk[j] * px_mm2 >= MARK_MIN and cdk[j] * px_mm2 >= CORE_MIN:
@@ -319,8 +323,15 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             state = "unclear"
         out.boxes.append(BoxReading(cand, mark, state, round(float(inside[j].sum() - inside[j, 0]) / area, 4),
                                     round(ink[j] * px_mm2, 2), round(dk[j] * px_mm2, 2),
-                                    round(ring[j] * px_mm2, 2)))
+                                    round(ring[j] * px_mm2, 2), round(centre, 2),
+                                    _box_px(H, geom.boxes[(cand, mark)])))
     _decide(out, geom)
+
+
+def _box_px(H: np.ndarray, r: bl.Rect) -> tuple[int, int, int, int]:
+    pts = [_apply(H, p) for p in ((r.x, r.y), (r.right, r.y), (r.right, r.bottom), (r.x, r.bottom))]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return int(min(xs)), int(min(ys)), int(math.ceil(max(xs))), int(math.ceil(max(ys)))
 
 
 def _decide(out: PageReading, geom: bl.PageGeometry) -> None:

@@ -73,7 +73,8 @@ def item_form(sitting_id: int):
                            places=form_int(form, "places", required=kind == "livelihood_projects"),
                            base=form.get("base", "members"), majority=form.get("majority", "half"),
                            secret=form.get("secret", "1") == "1", channel=form.get("channel", "terminal"),
-                           time_limit_s=minutes * 60 if minutes else None)
+                           time_limit_s=minutes * 60 if minutes else None,
+                           mark_rule=form.get("mark_rule", "any"))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
