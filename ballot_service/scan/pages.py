@@ -34,7 +34,10 @@ def iter_pages(path: Path | str, dpi: int = 200) -> Iterator[tuple[str, int, np.
     if suffix == ".pdf":
         import pypdfium2 as pdfium  # only PDFs need it
 
-        doc = pdfium.PdfDocument(str(path))
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as exc:
+            raise ValueError(f"{path.name}: not a readable PDF ({exc})") from None
         try:
             for i in range(len(doc)):
                 bitmap = doc[i].render(scale=dpi / 72, grayscale=True)

@@ -1,0 +1,117 @@
+"""The counting station's scanner and tellers over the API: a scanned batch of the service's
+own ballots is read, clear ballots counted through intake, unclear ones queued with crops;
+two tellers decide (the 总监票人 when they disagree); a rescan is counted apart; close and tally
+wait while a page waits."""
+from __future__ import annotations
+
+import numpy as np
+from helpers_live import setup_session
+from station_support import blank_pages, mark, png_bytes, write_tiff
+from terminal_support import events, refusals
+
+KEYS = ("motion",)
+
+
+def _register_chief(api, s):
+    _, terms = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals", {"terminals": [
+        {"name": "总监票人", "kind": "counting_station", "holder": "赵总监", "teller_role": "chief"}]})
+    return terms["terminals"][0]["credential"]
+
+
+def _printed(api, s, n):
+    _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": n})
+    texts = printed["ballots"]
+    for t in texts:
+        api.call("POST", "/api/station/hand-out", {"ballot": t}, credential=s.station)
+    return texts
+
+
+def _upload(client, cred, body: bytes, ctype: str):
+    r = client.post("/api/station/scans", data=body, headers={"Authorization": f"Bearer {cred}",
+                                                              "Content-Type": ctype})
+    return r.status_code, r.get_json()
+
+
+def test_scan_adjudicate_rescan_and_tally(app, api, client, tmp_path):
+    s = setup_session(api, members=6, channel="paper")
+    chief = _register_chief(api, s)
+    texts = _printed(api, s, 5)
+    rng = np.random.default_rng(7)
+    blank = blank_pages(texts, KEYS)
+    scans = [mark(blank[0], KEYS, {"motion": "for"}, rng),
+             mark(blank[1], KEYS, {"motion": "against"}, rng),
+             mark(blank[2], KEYS, {"motion": "for"}, rng, stray=True),       # unclear: a stray mark
+             mark(blank[3], KEYS, {"motion": "for"}, rng, stray=True),
+             np.full_like(blank[4], 255)]                                     # not a ballot: no QR code
+    tiff = write_tiff(scans, tmp_path / "batch.tif").read_bytes()
+    status, out = _upload(client, s.counter, tiff, "image/tiff")
+    assert status == 201, out
+    got = [p["status"] for p in out["pages"]]
+    assert got == ["counted", "counted", "queued", "queued", "queued"], out
+    assert len(events(app, "page_scanned")) == 5
+
+    _, board = api.call("GET", "/api/station/board", credential=s.counter)
+    row = board["items"][0]
+    # the page without a QR code names no vote: shown apart, and it holds every paper vote
+    assert (row["issued"], row["returned"], row["read"], row["pending"]) == (5, 2, 4, 3)
+    assert board["unread_pending"] == 1
+    # close and tally wait while pages wait
+    status, err = api.call("POST", f"/api/admin/items/{s.item_id}/close", expect=None)
+    assert status == 409 and "adjudication" in err["errors"][0]["message"]
+
+    _, queue = api.call("GET", "/api/station/queue", credential=s.counter)
+    pages = {p["id"]: p for p in queue["pages"]}
+    assert len(pages) == 3
+    stray = [p for p in queue["pages"] if p["has_qr"]]
+    blankp = next(p for p in queue["pages"] if not p["has_qr"])
+    assert len(stray) == 2 and all("stray mark outside the boxes" in p["reasons"] for p in stray)
+
+    def decide(cred, pid, decision, expect=(201,)):
+        return api.call("POST", f"/api/station/pages/{pid}/decision", {"decision": decision}, credential=cred,
+                        expect=expect)
+
+    # two tellers agree: counted through intake
+    assert decide(s.counter, stray[0]["id"], {"marks": {"motion": "for"}})[1]["status"] == "queued"
+    status, err = decide(s.counter, stray[0]["id"], {"marks": {"motion": "for"}}, expect=None)
+    assert status == 409 and err["errors"][0]["where"] == "teller"          # the same teller twice
+    assert decide(chief, stray[0]["id"], {"marks": {"motion": "for"}}, expect=None)[0] == 409
+    assert decide(s.scrutineer, stray[0]["id"], {"marks": {"motion": "for"}})[1]["status"] == "counted"
+    # they disagree: the page waits for the 总监票人, and nothing is tallied meanwhile
+    decide(s.counter, stray[1]["id"], {"marks": {"motion": "for"}})
+    assert decide(s.scrutineer, stray[1]["id"], {"marks": {"motion": "void"}})[1]["status"] == "waiting"
+    assert decide(s.counter, stray[1]["id"], {"marks": {"motion": "for"}}, expect=None)[0] == 409
+    assert decide(chief, stray[1]["id"], {"marks": {"motion": "void"}})[1]["status"] == "counted"
+    # the page without a QR code: the tellers reject it (not a ballot)
+    assert decide(s.station, blankp["id"], {"reject": True}, expect=None)[0] == 403   # no teller
+    decide(s.counter, blankp["id"], {"reject": True})
+    assert decide(s.scrutineer, blankp["id"], {"reject": True})[1]["status"] == "rejected"
+    steps = [e.data for e in events(app, "adjudication_decided")]
+    assert len(steps) == 7
+
+    # a rescan with the same marks: neither returned nor refused; other marks: refused and an alert
+    status, out = _upload(client, s.counter, png_bytes(scans[0]), "image/png")
+    assert out["pages"][0]["status"] == "rescanned", out
+    other = mark(blank[0], KEYS, {"motion": "against"}, np.random.default_rng(3))
+    status, out = _upload(client, s.counter, png_bytes(other), "image/png")
+    assert out["pages"][0]["status"] == "refused" and out["pages"][0]["outcome"].startswith("reused")
+    _, board = api.call("GET", "/api/station/board", credential=s.counter)
+    row = board["items"][0]
+    assert (row["returned"], row["pending"], row["rescanned"], row["refused"]) == (4, 0, 1, 1), row
+    assert (row["valid"], row["invalid"]) == (4, 0)
+    assert len(board["alerts"]) == 1
+    assert refusals(app, s.item_id)["reused"] == 1
+
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    assert result["rescanned"] == 1 and result["refused"] == 1 and result["returned"] == 4, result
+
+
+def test_bad_uploads_and_decisions_change_nothing(app, api, client):
+    s = setup_session(api, members=3, channel="paper")
+    assert _upload(client, s.counter, b"%PDF-1.4 broken", "application/pdf")[0] == 400
+    assert _upload(client, s.counter, b"hello", "text/plain")[0] == 400
+    assert _upload(client, s.counter, b"", "image/png")[0] == 400
+    status, _ = api.call("POST", "/api/station/pages/nosuchpage/decision", {"decision": {"reject": True}},
+                         credential=s.counter, expect=None)
+    assert status == 404
+    assert events(app, "page_scanned") == []
