@@ -48,8 +48,16 @@ def iter_pages(path: Path | str, dpi: int = 200) -> Iterator[tuple[str, int, np.
         finally:
             doc.close()
     elif suffix in IMAGE_SUFFIXES:
-        with Image.open(path) as img:
+        try:
+            img = Image.open(path)
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ValueError(f"{path.name}: not a readable image ({exc})") from None
+        with img:
             for i, frame in enumerate(ImageSequence.Iterator(img)):
-                yield path.name, i + 1, _grey(frame)
+                try:
+                    grey = _grey(frame)
+                except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+                    raise ValueError(f"{path.name} page {i + 1}: not a readable image ({exc})") from None
+                yield path.name, i + 1, grey
     else:
         raise ValueError(f"{path}: not a PDF, TIFF, JPEG or PNG scan")
