@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.domain import scan_queue
 from ballot_service.domain.paper_ballots import paper_counts
-from ballot_service.models import Cast, Item, Refusal, Round, ScannedPage, Sitting
+from ballot_service.models import Cast, Item, Refusal, Round, ScannedPage, Sitting, TallySheet
 
 
 def _current(item: Item) -> Round | None:
@@ -26,7 +26,7 @@ def item_board(db: Session, item: Item, rnd: Round) -> dict:
     paper = paper_counts(db, rnd)
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
-        "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),
+        "channel": item.channel, "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),
         "issued": paper["handed_out"], "returned": count.returned, "read": sum(pages.values()),
         "pending": scan_queue.pending_pages(db, item, rnd), "valid": count.valid, "invalid": count.invalid,
         "refused": sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id))),
@@ -35,10 +35,21 @@ def item_board(db: Session, item: Item, rnd: Round) -> dict:
     }
 
 
+def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
+    """A hand-counted item: where its tally sheet stands (none / entered / confirmed)."""
+    sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+    state = "none" if sheet is None else ("confirmed" if sheet.confirmed_by else "entered")
+    return {"item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
+            "channel": item.channel, "candidates": list(rnd.candidate_keys), "sheet": state,
+            "entered_by": sheet.entered_by if sheet else None}
+
+
 def board(db: Session, sitting: Sitting) -> dict:
-    items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id, Item.channel == "paper")
+    items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
+                                               Item.channel.in_(("paper", "tally_sheet")))
                             .order_by(Item.position, Item.id)))
-    out = [item_board(db, it, rnd) for it in items if (rnd := _current(it)) is not None]
+    out = [item_board(db, it, rnd) if it.channel == "paper" else sheet_board(db, it, rnd)
+           for it in items if (rnd := _current(it)) is not None]
     unread = db.scalar(select(func.count()).select_from(ScannedPage).where(
         ScannedPage.sitting_id == sitting.id, ScannedPage.round_id.is_(None),
         ScannedPage.status.in_(scan_queue.PENDING))) or 0
