@@ -4,6 +4,9 @@ two tellers decide (the 总监票人 when they disagree); a rescan is counted ap
 wait while a page waits."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 from helpers_live import setup_session
 from station_support import blank_pages, mark, png_bytes, write_tiff
@@ -115,3 +118,14 @@ def test_bad_uploads_and_decisions_change_nothing(app, api, client):
                          credential=s.counter, expect=None)
     assert status == 404
     assert events(app, "page_scanned") == []
+
+
+def test_count_report_names_the_tellers_and_is_in_the_chain(app, api):
+    s = setup_session(api, members=3, channel="paper")
+    r = app.test_client().post("/api/station/count-report", headers={"Authorization": f"Bearer {s.counter}"})
+    assert r.status_code == 201 and r.data.startswith(b"%PDF")
+    (ev,) = events(app, "count_report_made")
+    data = json.loads(ev.data)
+    assert data["pdf_sha256"] == hashlib.sha256(r.data).hexdigest()
+    assert data["tellers"]["counter"] and data["tellers"]["scrutineer"]
+    assert data["items"][0]["issued"] == 0

@@ -9,9 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
+from ballot_service.db import utcnow
 from ballot_service.domain import scan_queue
 from ballot_service.domain.paper_ballots import paper_counts
-from ballot_service.models import Cast, Item, Refusal, Round, ScannedPage, Sitting, TallySheet
+from ballot_service.models import Cast, Item, Refusal, Round, ScannedPage, Sitting, TallySheet, Terminal
 
 
 def _current(item: Item) -> Round | None:
@@ -75,3 +76,36 @@ def queue(db: Session, sitting: Sitting) -> list[dict]:
                     "boxes": p.boxes, "crops": p.crops,
                     "decisions": [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]})
     return out
+
+
+def count_report(db: Session, sitting: Sitting) -> dict:
+    """The 计票结果报告单's content: per paper or hand-counted item its figures now (and, once
+    tallied, per candidate), and the tellers registered with this session's stations."""
+    items = []
+    for it in db.scalars(select(Item).where(Item.sitting_id == sitting.id,
+                                            Item.channel.in_(("paper", "tally_sheet")))
+                         .order_by(Item.position, Item.id)):
+        rnd = _current(it)
+        if rnd is None:
+            continue
+        if rnd.result and rnd.status == "tallied":
+            r = rnd.result
+            row = {k: r.get(k, 0) for k in ("issued", "returned", "valid", "invalid", "refused", "rescanned")}
+            row["pending"] = 0
+            titles = {c.key: c.title for c in it.candidates}
+            row["candidates_count"] = [{"title": titles.get(c["key"], c["key"]), **{m: c[m] for m in
+                                        ("for", "against", "abstain", "void")}} for c in r["candidates"]]
+        elif it.channel == "paper":
+            row = {k: v for k, v in item_board(db, it, rnd).items()
+                   if k in ("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending")}
+        else:
+            row = dict.fromkeys(("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending"))
+        items.append({"item_id": it.id, "title": it.title, "round": rnd.number, "status": rnd.status, **row})
+    tellers: dict[str, list[str]] = {"counter": [], "scrutineer": [], "chief": []}
+    for term in db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id,
+                                                  Terminal.kind == "counting_station", Terminal.revoked_at.is_(None),
+                                                  Terminal.holder.is_not(None)).order_by(Terminal.id)):
+        if term.teller_role in tellers and term.holder not in tellers[term.teller_role]:
+            tellers[term.teller_role].append(term.holder)
+    return {"body": sitting.body.name, "session": sitting.name, "session_id": sitting.id,
+            "made_at": utcnow().isoformat(), "items": items, "tellers": tellers}

@@ -4,6 +4,7 @@ crops, a teller's decision, and ballots read by eye (QR scanned, marks clicked, 
 teller confirms). Every request carries the station's credential (Bearer)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -12,11 +13,12 @@ from sqlalchemy import select
 
 from ballot_service.config import private_dir
 from ballot_service.db import begin_write
-from ballot_service.domain import adjudication, scanning, station_board
+from ballot_service.domain import adjudication, audit, scanning, station_board
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Candidate, ScannedPage, Terminal
+from ballot_service.render import count_report
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
 from ballot_service.web.roles import requires
 
@@ -158,3 +160,18 @@ def station_by_eye():
                                  {"marks": field(data, "marks", dict)})
     commit()
     return jsonify({"id": page.id, "status": status}), 201
+
+
+@bp.post("/count-report")
+@requires("station")
+def station_count_report():
+    """The 计票结果报告单 as a PDF; its content and the PDF's SHA-256 go into the audit chain."""
+    db, sitting = get_db(), _sitting()
+    content = station_board.count_report(db, sitting)
+    pdf = count_report.render(content)
+    begin_write(db)
+    audit.append(db, "count_report_made", {**content, "pdf_sha256": hashlib.sha256(pdf).hexdigest()},
+                 sitting_id=sitting.id)
+    commit()
+    return Response(pdf, mimetype="application/pdf", status=201,
+                    headers={"Content-Disposition": "attachment; filename=count-report.pdf"})
