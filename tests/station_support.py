@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
-from omr_synth import distort, draw_mark, draw_stray
+from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray
 from PIL import Image
 
 from ballot_service.formats import ballot_layout as bl
@@ -35,8 +35,9 @@ def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, k
 
 
 def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int = 200, style: str = "tick",
-         stray: bool = False) -> np.ndarray:
-    """Draw `marks` ({candidate: for|against|abstain}) on a blank page, then scan it."""
+         stray: bool = False, faint: tuple[str, str] | None = None) -> np.ndarray:
+    """Draw `marks` ({candidate: for|against|abstain}) on a blank page, a stray line or a faint
+    dot in box `faint` ((candidate, mark)) if asked, then scan it."""
     img = page.copy()
     geom = bl.page_geometry(keys)
     ppm = dpi / 25.4
@@ -44,6 +45,8 @@ def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int 
         draw_mark(img, geom.boxes[(k, m)], style, ppm, rng)
     if stray:
         draw_stray(img, geom, ppm, rng)
+    if faint:
+        draw_faint_dot(img, geom.boxes[faint], ppm, rng)
     return distort(img, rng, dpi=dpi)
 
 

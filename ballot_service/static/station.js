@@ -217,7 +217,7 @@
       call("POST", "/api/station/pages/" + p.id + "/decision", { decision: decision }).then(function (r) {
         status.textContent = S.saved + " · " + (S.status[r.status] || r.status);
         return refresh();
-      }).catch(function (e) { status.textContent = S.error + ": " + e.message; });
+      }).catch(function (e) { status.textContent = S.error + ": " + e.message; loadBoard(); });
     }
     card.addEventListener("submit", function (ev) {
       ev.preventDefault();
