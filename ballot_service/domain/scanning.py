@@ -106,7 +106,7 @@ def submit_marks(db: Session, settings: Settings, sitting, qr_text: str, marks: 
     except BallotError as exc:
         return "refused", exc.message, None
     if receipt.repeated:
-        return "rescanned", f"重复扫描 rescanned, receipt {receipt.receipt}", receipt
+        return "rescanned", f"receipt {receipt.receipt}", receipt
     return "counted", f"receipt {receipt.receipt}", receipt
 
 

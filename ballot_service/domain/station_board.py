@@ -12,7 +12,17 @@ from ballot_service import rules
 from ballot_service.db import utcnow
 from ballot_service.domain import scan_queue
 from ballot_service.domain.paper_ballots import paper_counts
-from ballot_service.models import Cast, Item, Refusal, Round, ScannedPage, Sitting, TallySheet, Terminal
+from ballot_service.models import (
+    Candidate,
+    Cast,
+    Item,
+    Refusal,
+    Round,
+    ScannedPage,
+    Sitting,
+    TallySheet,
+    Terminal,
+)
 
 
 def _current(item: Item) -> Round | None:
@@ -62,6 +72,10 @@ def board(db: Session, sitting: Sitting) -> dict:
     return {"items": out, "unread_pending": unread, "alerts": alerts}
 
 
+def candidate_titles(db: Session, item_id: int) -> dict[str, str]:
+    return dict(db.execute(select(Candidate.key, Candidate.title).where(Candidate.item_id == item_id)).all())
+
+
 def queue(db: Session, sitting: Sitting) -> list[dict]:
     """The pages waiting for a decision, with what the reader saw and who decided so far."""
     pages = db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting.id,
@@ -73,6 +87,7 @@ def queue(db: Session, sitting: Sitting) -> list[dict]:
         out.append({"id": p.id, "status": p.status, "reasons": p.reasons, "round_id": p.round_id,
                     "item_id": rnd.item_id if rnd is not None else None, "has_qr": bool(p.qr_text),
                     "candidates": list(rnd.candidate_keys) if rnd is not None else [],
+                    "titles": candidate_titles(db, rnd.item_id) if rnd is not None else {},
                     "boxes": p.boxes, "crops": p.crops,
                     "decisions": [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]})
     return out

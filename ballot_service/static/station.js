@@ -194,9 +194,15 @@
       qr = el("input", { type: "text", size: 40, "class": "qr", placeholder: S.qr_needed, autocomplete: "off" });
       card.appendChild(qr);
     }
+    var mine = p.decisions.some(function (d) { return d.teller === me.holder; });
+    if (mine || (p.status === "waiting") !== (me.teller_role === "chief")) {
+      // nothing for this teller to do: decided already, or it is not (yet) theirs to decide
+      card.appendChild(el("p", { "class": "note" }, mine ? S.wait_other : (p.status === "waiting" ? S.status.waiting : S.wait_tellers)));
+      return card;
+    }
     var keysOf = p.candidates.length ? p.candidates : [];
     var chooser = el("div");
-    chooser.appendChild(markChooser(p.id, keysOf, {}));
+    chooser.appendChild(markChooser(p.id, keysOf, p.titles || {}));
     card.appendChild(chooser);
     var go = el("button", { type: "submit", "class": "primary" }, S.decide);
     var rej = el("button", { type: "button", "class": "reject" }, S.reject);

@@ -9,7 +9,6 @@ import os
 import tempfile
 
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy import select
 
 from ballot_service.config import private_dir
 from ballot_service.db import begin_write
@@ -17,7 +16,7 @@ from ballot_service.domain import adjudication, audit, scanning, station_board
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
-from ballot_service.models import Candidate, ScannedPage, Terminal
+from ballot_service.models import ScannedPage, Terminal
 from ballot_service.render import count_report
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
 from ballot_service.web.roles import requires
@@ -129,7 +128,7 @@ def station_ballot_info():
     item, rnd = scanning.round_for(db, sitting.id, payload)
     if item is None:
         raise NotFound("this ballot is not for a vote of this session", where="ballot")
-    titles = dict(db.execute(select(Candidate.key, Candidate.title).where(Candidate.item_id == item.id)).all())
+    titles = station_board.candidate_titles(db, item.id)
     return jsonify({"item_id": item.id, "title": item.title, "round": rnd.number,
                     "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys]})
 
