@@ -12,6 +12,9 @@ from helpers_live import setup_session
 from station_support import blank_pages, mark, png_bytes, write_tiff
 from terminal_support import events, refusals
 
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
+
 KEYS = ("motion",)
 
 
@@ -107,6 +110,19 @@ def test_scan_adjudicate_rescan_and_tally(app, api, client, tmp_path):
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     assert result["rescanned"] == 1 and result["refused"] == 1 and result["returned"] == 4, result
+    # the record carries it, and the offline check recounts it from the chain's paper_rescanned
+    _, record = api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    assert json.loads(json.dumps(record)) and len(events(app, "paper_rescanned")) == 1
+    db = app.extensions["ballot_sessionmaker"]()
+    bundle = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
+    db.close()
+    summary = verify_bundle(bundle)
+    assert summary["ok"] and summary["rounds_recounted"] >= 1
+    # the bundle carries each kept page's hash, never the image (a separate export has those)
+    files = [f.read_bytes() for f in bundle.rglob("*") if f.is_file()]
+    for e in events(app, "page_scanned"):
+        assert any(json.loads(e.data)["sha256"].encode() in f for f in files)
+    assert not any(b"\x89PNG" in f or b"iVBORw0KGgo" in f for f in files)
 
 
 def test_bad_uploads_and_decisions_change_nothing(app, api, client):
