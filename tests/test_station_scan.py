@@ -9,11 +9,15 @@ import json
 
 import numpy as np
 from helpers_live import setup_session
+from hypothesis import given
+from hypothesis import strategies as st
 from station_support import blank_pages, mark, png_bytes, write_tiff
 from terminal_support import events, refusals
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
+from ballot_service.domain import scanning
+from ballot_service.scan import omr
 
 KEYS = ("motion",)
 
@@ -145,3 +149,38 @@ def test_count_report_names_the_tellers_and_is_in_the_chain(app, api):
     assert data["pdf_sha256"] == hashlib.sha256(r.data).hexdigest()
     assert data["tellers"]["counter"] and data["tellers"]["scrutineer"]
     assert data["items"][0]["issued"] == 0
+
+
+def test_only_the_asked_for_circle_counts_when_the_item_says_so(app, api, client):
+    s = setup_session(api, members=4, channel="paper", open_vote=False)
+    _, item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
+                       {"key": "circle", "kind": "resolution", "title": "只认划圈的决议", "channel": "paper",
+                        "mark_rule": "circle"})
+    assert api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
+                    {"key": "bad", "kind": "resolution", "title": "x", "mark_rule": "tick"}, expect=None)[0] == 400
+    api.call("POST", f"/api/admin/items/{item['id']}/open")
+    _, printed = api.call("POST", f"/api/admin/items/{item['id']}/paper-ballots", {"count": 2})
+    for t in printed["ballots"]:
+        api.call("POST", "/api/station/hand-out", {"ballot": t}, credential=s.station)
+    rng = np.random.default_rng(2)
+    blank = blank_pages(printed["ballots"], KEYS)
+    circle = mark(blank[0], KEYS, {"motion": "for"}, rng, style="circle")
+    tick = mark(blank[1], KEYS, {"motion": "for"}, rng, style="tick")
+    assert _upload(client, s.counter, png_bytes(circle), "image/png")[1]["pages"][0]["status"] == "counted"
+    page = _upload(client, s.counter, png_bytes(tick), "image/png")[1]["pages"][0]
+    assert page["status"] == "queued" and page["reasons"] == ["not the asked-for mark ○"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["marked", "empty"]), st.floats(0, 30)), min_size=1, max_size=12),
+       st.sampled_from(["any", "circle"]))
+def test_mark_rule_never_lets_another_symbol_through(boxes, rule):
+    reading = omr.PageReading(source="", page=1, status="readable", qr_text="x",
+                              boxes=[omr.BoxReading(f"c{i}", "for", state, 0, 0, 0, 0, centre)
+                                     for i, (state, centre) in enumerate(boxes)],
+                              marks={f"c{i}": ("for" if state == "marked" else None)
+                                     for i, (state, _) in enumerate(boxes)})
+    scanning.apply_mark_rule(reading, rule)
+    odd = any(state == "marked" and centre > scanning.CENTRE_MAX for state, centre in boxes)
+    assert reading.readable == (rule == "any" or not odd)
+    if not reading.readable:
+        assert reading.marks == {} and scanning.NOT_ASKED_MARK in reading.reasons
