@@ -9,11 +9,13 @@ import json
 import cv2
 import numpy as np
 from click.testing import CliRunner
+from sqlalchemy import select
 from helpers_live import setup_session
 from station_support import blank_pages, mark
 from terminal_support import events, n_casts
 
 from ballot_service.cli import main
+from ballot_service.models import Cast
 
 
 def run(settings_env, *args):
@@ -53,6 +55,16 @@ def test_scan_folder_export_and_discard(app, api, settings_env, tmp_path):
         api.call("POST", f"/api/station/pages/{pid}/decision", {"decision": {"marks": {"motion": "abstain"}}},
                  credential=cred)
     assert n_casts(app) == 2
+    # 重新计票: the kept scans read again; the adjudicated page is still unclear to the reader
+    code, out = run(settings_env, "recount", str(s.item_id))
+    assert code == 0 and "same 1" in out and "unclear now 1" in out, out
+    db = app.extensions["ballot_sessionmaker"]()
+    cast = db.scalar(select(Cast).where(Cast.marks["motion"].as_string() == "for"))
+    cast.marks = {"motion": "against"}                    # what a tampered count would look like
+    db.commit()
+    db.close()
+    code, out = run(settings_env, "recount", str(s.item_id))
+    assert code == 1 and "DIFFERENT" in out and "read now {'motion': 'for'}" in out, out
     code, out = run(settings_env, "scan-images", "discard", str(s.sitting_id), "--yes")
     assert code == 0 and "2 page images deleted" in out
     code, out = run(settings_env, "scan-images", "export", str(s.sitting_id), str(tmp_path / "again"))

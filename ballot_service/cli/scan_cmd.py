@@ -12,8 +12,8 @@ import click
 
 from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
-from ballot_service.domain import scanning
-from ballot_service.domain.sittings import get_sitting
+from ballot_service.domain import scan_recount, scanning
+from ballot_service.domain.sittings import get_item, get_sitting
 
 
 @click.command("scan", help="Read scanned ballots (a multi-page PDF, a TIFF, an image, or a folder of JPEG/PNG "
@@ -38,6 +38,29 @@ def scan(session_id: int, path: str, dpi: int) -> None:
             click.echo(f"错误 error: {exc}", err=True)
             sys.exit(2)
     click.echo("共 total " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
+
+
+@click.command("recount", help="重新计票: read ITEM_ID's kept scans again and show where they differ from "
+                                "the ballots counted (changes nothing). Exit 1 when any page differs.")
+@click.argument("item_id", type=int)
+@click.option("--round", "round_no", type=int, default=None, help="round number (default: the latest)")
+def recount(item_id: int, round_no: int | None) -> None:
+    with db_session() as db:
+        item = get_item(db, item_id)
+        rnd = item.rounds[-1] if round_no is None else next((r for r in item.rounds if r.number == round_no), None)
+        if rnd is None:
+            click.echo(f"错误 error: item {item_id} has no round {round_no}", err=True)
+            sys.exit(2)
+        out = scan_recount.recount(db, item, rnd)
+    click.echo(f"《{item.title}》第{out['round']}轮: counted {out['counted']}, pages read again {out['pages_read']}, "
+               f"same {out['same']}, different {len(out['differ'])}, unclear now {len(out['unclear'])}, "
+               f"without a kept page {len(out['no_kept_page'])}")
+    for d in out["differ"]:
+        click.echo(f"  DIFFERENT {d['serial']} page {d['page_id'][:8]}: counted {d['counted']} / read now {d['read_now']}")
+    for u in out["unclear"]:
+        click.echo(f"  UNCLEAR page {u['page_id'][:8]}: {'; '.join(u['reasons'])}")
+    if out["differ"]:
+        sys.exit(1)
 
 
 @click.group("scan-images", help="Kept scanned pages: export them for the auditors who may see ballots, "
@@ -74,4 +97,4 @@ def discard_images(session_id: int, yes: bool) -> None:
     click.echo(f"{n} page images deleted; their SHA-256 hashes stay in the audit chain")
 
 
-commands = [scan, scan_images]
+commands = [scan, recount, scan_images]
