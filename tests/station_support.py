@@ -3,17 +3,15 @@ the admin API printed, rendered by paper.py, marked and distorted by omr_synth, 
 multi-page TIFF or PNG files the way a scanner would."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pypdfium2 as pdfium
-from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray
+from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, print_and_rasterise
 from PIL import Image
 
 from ballot_service.formats import ballot_layout as bl
-from ballot_service.render.paper import BallotLayout, write_ballot_pdfs
+from ballot_service.render.paper import BallotLayout
 
 TITLE = "关于2025年国民经济和社会发展计划执行情况的决议草案"
 
@@ -22,16 +20,7 @@ def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, k
                 places: int | None = None) -> list[np.ndarray]:
     lay = BallotLayout(body_name="测试市人民代表大会", session_name="第一次会议", item_title=TITLE, kind=kind,
                        round_number=1, places=places, candidates=tuple(f"候选{i}" for i in range(len(candidates))))
-    with tempfile.TemporaryDirectory() as d:
-        paths = write_ballot_pdfs(lay, [(t, "") for t in texts], Path(d), "scan", processes=1)
-        pages = []
-        for p in paths:
-            doc = pdfium.PdfDocument(str(p))
-            for i in range(len(doc)):
-                a = doc[i].render(scale=dpi / 72, grayscale=True).to_numpy()
-                pages.append(np.ascontiguousarray(a[:, :, 0] if a.ndim == 3 else a))
-            doc.close()
-    return pages
+    return print_and_rasterise(lay, [(t, "") for t in texts], dpi)
 
 
 def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int = 200, style: str = "tick",

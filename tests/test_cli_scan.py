@@ -9,8 +9,8 @@ import json
 import cv2
 import numpy as np
 from click.testing import CliRunner
-from sqlalchemy import select
 from helpers_live import setup_session
+from sqlalchemy import select
 from station_support import blank_pages, mark
 from terminal_support import events, n_casts
 

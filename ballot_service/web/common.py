@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from flask import current_app, g, jsonify, request, session
+from flask import current_app, g, jsonify, make_response, render_template, request, session
 from sqlalchemy.orm import Session
 
 from ballot_service.errors import BallotError, InvalidInput
@@ -231,3 +231,13 @@ def start_operator_session(op) -> None:
     session["username"], session["role"] = op.username, op.role
     session["seen"] = int(time.time())
     session.permanent = True
+
+
+def device_page(template: str):
+    """The empty shell of a device's page (seat tablet, counting station): the same for every
+    device, filled by its script from the API, never kept, framed or named in a Referer."""
+    resp = make_response(render_template(template))
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Frame-Options"] = "DENY"
+    return resp

@@ -7,8 +7,9 @@ the tab logs the teller out; a second teller logs in with their own credential).
 """
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template
+from flask import Blueprint
 
+from ballot_service.web.common import device_page
 from ballot_service.web.roles import requires
 
 bp = Blueprint("station_page", __name__)
@@ -17,8 +18,4 @@ bp = Blueprint("station_page", __name__)
 @bp.get("/station")
 @requires("public")
 def station_page():
-    resp = make_response(render_template("station/station.html"))
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers["X-Frame-Options"] = "DENY"
-    return resp
+    return device_page("station/station.html")
