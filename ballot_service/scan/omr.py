@@ -309,6 +309,10 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         else:
             unclear.update([int(k) for k in hit] or [int(j)])
             out.reasons.append(ACROSS_BOXES)
+    corners = cv2.perspectiveTransform(np.float32([[(r.x, r.y), (r.right, r.y), (r.right, r.bottom), (r.x, r.bottom)]
+                                                    for r in geom.boxes.values()]).reshape(-1, 1, 2), H)
+    corners = corners.reshape(-1, 4, 2)
+    lo, hi = np.floor(corners.min(axis=1)).astype(int), np.ceil(corners.max(axis=1)).astype(int)
     for j, ((cand, mark), (ys, xs)) in enumerate(zip(keys, slices)):
         area = max(1, (ys.stop - ys.start) * (xs.stop - xs.start))
         hy, hx = (ys.stop - ys.start) // 3, (xs.stop - xs.start) // 3
@@ -324,14 +328,8 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         out.boxes.append(BoxReading(cand, mark, state, round(float(inside[j].sum() - inside[j, 0]) / area, 4),
                                     round(ink[j] * px_mm2, 2), round(dk[j] * px_mm2, 2),
                                     round(ring[j] * px_mm2, 2), round(centre, 2),
-                                    _box_px(H, geom.boxes[(cand, mark)])))
+                                    (int(lo[j, 0]), int(lo[j, 1]), int(hi[j, 0]), int(hi[j, 1]))))
     _decide(out, geom)
-
-
-def _box_px(H: np.ndarray, r: bl.Rect) -> tuple[int, int, int, int]:
-    pts = [_apply(H, p) for p in ((r.x, r.y), (r.right, r.y), (r.right, r.bottom), (r.x, r.bottom))]
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return int(min(xs)), int(min(ys)), int(math.ceil(max(xs))), int(math.ceil(max(ys)))
 
 
 def _decide(out: PageReading, geom: bl.PageGeometry) -> None:
