@@ -8,15 +8,19 @@ import hashlib
 import json
 
 import numpy as np
+import pypdfium2 as pdfium
 from helpers_live import setup_session
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 from station_support import blank_pages, mark, png_bytes, write_tiff
-from terminal_support import events, refusals
+from terminal_support import events, query, refusals
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.domain import scanning
+from ballot_service.models import Record
+from ballot_service.render import record_pdf
 from ballot_service.scan import omr
 
 KEYS = ("motion",)
@@ -116,7 +120,14 @@ def test_scan_adjudicate_rescan_and_tally(app, api, client, tmp_path):
     assert result["rescanned"] == 1 and result["refused"] == 1 and result["returned"] == 4, result
     # the record carries it, and the offline check recounts it from the chain's paper_rescanned
     _, record = api.call("POST", f"/api/admin/items/{s.item_id}/record")
-    assert json.loads(json.dumps(record)) and len(events(app, "paper_rescanned")) == 1
+    assert len(events(app, "paper_rescanned")) == 1
+    ((row,),) = query(app, select(Record))
+    content = json.loads(row.body_json)
+    assert content["result"]["rescanned"] == 1
+    doc = pdfium.PdfDocument(record_pdf.render(content, row.signature))
+    text = doc[0].get_textpage().get_text_range()
+    doc.close()
+    assert "重复扫描1张" in text.replace(" ", "").replace("\r\n", "")
     db = app.extensions["ballot_sessionmaker"]()
     bundle = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
     db.close()
