@@ -37,7 +37,8 @@
       return read.then(function (data) {
         if (!r.ok) {
           var e = (data && data.errors && data.errors[0]) || {};
-          var err = new Error((e.message || r.status) + (e.where ? " (" + e.where + ")" : ""));
+          var text = (document.documentElement.lang !== "en" && e.message_zh) || e.message || r.status;
+          var err = new Error(text + (e.where ? " (" + e.where + ")" : ""));
           err.status = r.status;
           throw err;
         }
