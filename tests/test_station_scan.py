@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 from station_support import blank_pages, mark, png_bytes, write_tiff
-from terminal_support import events, query, refusals
+from terminal_support import events, n_casts, query, refusals
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
@@ -195,3 +195,23 @@ def test_mark_rule_never_lets_another_symbol_through(boxes, rule):
     assert reading.readable == (rule == "any" or not odd)
     if not reading.readable:
         assert reading.marks == {} and scanning.NOT_ASKED_MARK in reading.reasons
+
+
+def test_a_ballot_read_by_eye_counts_once_the_other_teller_confirms(app, api):
+    s = setup_session(api, members=3, channel="paper")
+    texts = _printed(api, s, 2)
+    status, info = api.call("POST", "/api/station/ballot-info", {"ballot": texts[0]}, credential=s.counter)
+    assert [c["key"] for c in info["candidates"]] == ["motion"]
+    assert api.call("POST", "/api/station/by-eye", {"ballot": texts[0], "marks": {"motion": "for"}},
+                    credential=s.station, expect=None)[0] == 403            # not a teller's station
+    _, page = api.call("POST", "/api/station/by-eye", {"ballot": texts[0], "marks": {"motion": "for"}},
+                       credential=s.counter)
+    assert page["status"] == "queued" and n_casts(app) == 0
+    assert api.call("POST", f"/api/station/pages/{page['id']}/decision", {"decision": {"marks": {"motion": "for"}}},
+                    credential=s.counter, expect=None)[0] == 409           # the same teller cannot confirm
+    assert api.call("POST", f"/api/station/pages/{page['id']}/decision",
+                    {"decision": {"marks": {"motion": "for"}, "ballot": texts[1]}},
+                    credential=s.scrutineer, expect=None)[0] == 400        # another ballot than the page's
+    _, done = api.call("POST", f"/api/station/pages/{page['id']}/decision", {"decision": {"marks": {"motion": "for"}}},
+                       credential=s.scrutineer)
+    assert done["status"] == "counted" and n_casts(app) == 1
