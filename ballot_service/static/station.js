@@ -101,6 +101,24 @@
       var alerts = $("alerts"); alerts.textContent = "";
       b.alerts.forEach(function (a) { alerts.appendChild(el("p", { "class": "alert" }, S.alert + " · " + a.outcome)); });
       renderSheets();
+      renderRecount();
+    });
+  }
+
+  function renderRecount() {
+    var box = $("recount-items"); box.textContent = "";
+    board.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
+      var b = el("button", { type: "button", "data-item": i.item_id }, S.recount + " · " + i.title);
+      b.addEventListener("click", function () {
+        call("POST", "/api/station/items/" + i.item_id + "/recount").then(function (r) {
+          var lines = [S.recount_result.replace("{counted}", r.counted).replace("{pages_read}", r.pages_read)
+            .replace("{same}", r.same).replace("{differ}", r.differ.length).replace("{unclear}", r.unclear.length)
+            .replace("{none}", r.no_kept_page.length)];
+          r.differ.forEach(function (d) { lines.push("≠ " + d.serial + " " + JSON.stringify(d.counted) + " → " + JSON.stringify(d.read_now)); });
+          $("recount-result").textContent = lines.join("\n");
+        }).catch(function (e) { $("recount-result").textContent = S.error + ": " + e.message; });
+      });
+      box.appendChild(b);
     });
   }
 

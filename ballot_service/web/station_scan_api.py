@@ -12,11 +12,11 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ballot_service.config import private_dir
 from ballot_service.db import begin_write
-from ballot_service.domain import adjudication, audit, scanning, station_board
+from ballot_service.domain import adjudication, audit, scan_recount, scanning, station_board
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
-from ballot_service.models import ScannedPage, Terminal
+from ballot_service.models import Item, ScannedPage, Terminal
 from ballot_service.render import count_report
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
 from ballot_service.web.roles import requires
@@ -174,3 +174,14 @@ def station_count_report():
     commit()
     return Response(pdf, mimetype="application/pdf", status=201,
                     headers={"Content-Disposition": "attachment; filename=count-report.pdf"})
+
+
+@bp.post("/items/<int:item_id>/recount")
+@requires("station")
+def station_recount(item_id: int):
+    """重新计票: the item's kept scans read again and compared with the ballots counted (changes nothing)."""
+    db, sitting = get_db(), _sitting()
+    item = db.get(Item, item_id)
+    if item is None or item.sitting_id != sitting.id or not item.rounds:
+        raise NotFound("no such item in this session", where="item_id")
+    return jsonify(scan_recount.recount(db, item, item.rounds[-1]))

@@ -107,6 +107,9 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     counter.click("#report-button")
     counter.wait_for_selector("#report-link:not([hidden])")
     assert counter.get_attribute("#report-link", "href").startswith("data:application/pdf")
+    counter.click(f"#recount-items button[data-item='{s.item_id}']")          # 重新计票 from the kept scans
+    counter.wait_for_function("document.getElementById('recount-result').textContent.indexOf('相同 4') > 0")
+    screenshot(counter, "station-report-recount")
     counter.goto(base + "/station?lang=en")
     counter.wait_for_selector("#app:not([hidden])")
     screenshot(counter, "station-english")
