@@ -111,5 +111,6 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     counter.wait_for_function("document.getElementById('recount-result').textContent.indexOf('相同 4') > 0")
     screenshot(counter, "station-report-recount")
     counter.goto(base + "/station?lang=en")
-    counter.wait_for_selector("#app:not([hidden])")
+    counter.wait_for_selector("#board-table tbody tr")
+    assert counter.inner_text("#board-table thead").split("\t")[:3] == ["Item", "Issued", "Returned"]
     screenshot(counter, "station-english")
