@@ -114,3 +114,28 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     counter.wait_for_selector("#board-table tbody tr")
     assert counter.inner_text("#board-table thead").split("\t")[:3] == ["Item", "Issued", "Returned"]
     screenshot(counter, "station-english")
+
+
+def test_the_two_tellers_enter_a_tally_sheet_at_the_station_page(new_page, live_site):
+    base, api = live_site.base_url, live_site.api
+    s = setup_session(api, members=5, channel="tally_sheet")
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    figures = {"issued": 5, "returned": 5, "invalid": 0, "motion|for": 3, "motion|against": 1, "motion|abstain": 1}
+
+    def enter(page):
+        form = page.locator(f"#sheet-items form[data-item='{s.item_id}']")
+        for name, value in figures.items():
+            form.locator(f"input[name='{name}']").fill(str(value))
+        form.locator("button[type=submit]").click()
+
+    counter = teller(new_page, base, s.counter)
+    counter.wait_for_selector(f"#sheet-items form[data-item='{s.item_id}'] >> text=未录入")
+    enter(counter)
+    counter.wait_for_function("document.getElementById('sheet-status').textContent.indexOf('待另一名') >= 0")
+    scrutineer = teller(new_page, base, s.scrutineer)
+    scrutineer.wait_for_selector(f"#sheet-items form[data-item='{s.item_id}'] >> text=已录入，待确认")
+    enter(scrutineer)
+    scrutineer.wait_for_selector(f"#sheet-items form[data-item='{s.item_id}'] >> text=已确认")
+    screenshot(scrutineer, "station-tally-sheet")
+    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    assert result["candidates"][0]["for"] == 3 and result["status"] == "decided"
