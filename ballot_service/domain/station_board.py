@@ -51,7 +51,8 @@ def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
     sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
     state = "none" if sheet is None else ("confirmed" if sheet.confirmed_by else "entered")
     return {"item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
-            "channel": item.channel, "candidates": list(rnd.candidate_keys), "sheet": state,
+            "channel": item.channel, "candidates": list(rnd.candidate_keys),
+            "titles": candidate_titles(db, item.id), "sheet": state,
             "entered_by": sheet.entered_by if sheet else None}
 
 

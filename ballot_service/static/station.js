@@ -86,6 +86,7 @@
       S.cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
       head.appendChild(tr);
       var paper = [];
+      $("board-table").hidden = !b.items.some(function (i) { return i.channel === "paper"; });
       b.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
         var row = el("tr", { "data-item": i.item_id });
         row.appendChild(el("td", {}, i.title + (i.round > 1 ? " (" + i.round + ")" : "")));
@@ -296,6 +297,7 @@
     board.items.filter(function (i) { return i.channel === "tally_sheet"; }).forEach(function (i) {
       var f = el("form", { "class": "sheet", "data-item": i.item_id });
       f.appendChild(el("h3", {}, i.title + " · " + S.sheet_state[i.sheet]));
+      if (i.sheet === "confirmed" || i.status !== "closed") { box.appendChild(f); return; }
       var top = el("p");
       ["issued", "returned", "invalid"].forEach(function (k, n) {
         var lab = el("label", {}, S.sheet_fields[n] + " ");
@@ -308,7 +310,7 @@
       MARKS.forEach(function (m) { hr.appendChild(el("th", {}, S.marks[m])); });
       t.appendChild(hr);
       i.candidates.forEach(function (k) {
-        var r = el("tr"); r.appendChild(el("td", {}, k));
+        var r = el("tr"); r.appendChild(el("td", {}, (i.titles || {})[k] || k));
         MARKS.forEach(function (m) {
           var td = el("td"); td.appendChild(el("input", { type: "number", min: 0, name: k + "|" + m, "class": "w5", value: 0 }));
           r.appendChild(td);
@@ -316,7 +318,7 @@
         t.appendChild(r);
       });
       f.appendChild(t);
-      f.appendChild(el("button", { type: "submit", "class": "primary" }, S.decide));
+      f.appendChild(el("button", { type: "submit", "class": "primary" }, S.submit_sheet));
       f.addEventListener("submit", function (ev) {
         ev.preventDefault();
         var num = function (n) { return parseInt(f.querySelector("[name='" + n + "']").value, 10); };
