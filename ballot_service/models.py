@@ -148,6 +148,8 @@ class Item(Base):
     status: Mapped[str] = mapped_column(String(32), default="draft")
     position: Mapped[int] = mapped_column(Integer, default=0)
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
+    # paper: what counts as a mark (MarkRule): any clear mark, or only the asked-for ○
+    mark_rule: Mapped[str] = mapped_column(String(16), default="any", server_default=text("'any'"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sitting: Mapped[Sitting] = relationship(back_populates="items")
@@ -209,6 +211,8 @@ class Round(Base):
     # A terminal vote opened although some present members had no ready tablet: {"present",
     # "ready", "reason"} with the secretariat's typed reason (also in vote_opened and the record).
     open_override: Mapped[dict | None] = mapped_column(JSON)
+    # 重复扫描: paper ballots presented again with the same marks (neither 收回 nor 拒收)
+    rescanned: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     item: Mapped[Item] = relationship(back_populates="rounds")
 
@@ -268,6 +272,29 @@ class Cast(Base):
     submission_digest: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))  # named votes only
     __table_args__ = (UniqueConstraint("round_id", "member_id"), {"sqlite_with_rowid": False})
+
+
+class ScannedPage(Base):
+    """A scanned page at the counting station, kept for recounts until discarded (`image`
+    NULL). Random id and no time: the order pages were scanned in is not kept. `status`:
+    counted | refused (intake refused it) | rescanned | queued (waits for two tellers) |
+    waiting (the tellers disagreed: the 总监票人 decides) | rejected (not a ballot).
+    `boxes`: [[candidate, mark, state]] as read; `crops`: {"candidate|mark": PNG base64url}
+    of the unclear boxes; `decisions`: [{"teller", "teller_role", "decision"}]."""
+
+    __tablename__ = "scanned_pages"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
+    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    image: Mapped[bytes | None] = mapped_column(LargeBinary)  # PNG, greyscale
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list] = mapped_column(JSON)
+    qr_text: Mapped[str | None] = mapped_column(Text)
+    boxes: Mapped[list] = mapped_column(JSON)
+    crops: Mapped[dict] = mapped_column(JSON)
+    decisions: Mapped[list] = mapped_column(JSON)
+    outcome: Mapped[str | None] = mapped_column(String(200))  # intake's answer, for the tellers
 
 
 class Refusal(Base):

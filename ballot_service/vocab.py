@@ -63,6 +63,14 @@ class TellerRole(StrEnum):
 
     COUNTER = "counter"        # 计票人
     SCRUTINEER = "scrutineer"  # 监票人
+    CHIEF = "chief"            # 总监票人: decides a scanned ballot the two tellers disagree on
+
+
+class MarkRule(StrEnum):
+    """Per paper item (选举办法): what the mark reader counts as a mark in a box."""
+
+    ANY = "any"        # any clear mark: ○, √, ×, a filled box
+    CIRCLE = "circle"  # only the asked-for 划○; other symbols go to the tellers
 
 
 class OperatorRole(StrEnum):
@@ -126,6 +134,9 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     OperatorRole.SECRETARIAT: ("秘书处", "secretariat"),
     OperatorRole.AUDITOR: ("审计", "auditor"),
     OperatorRole.DISPLAY: ("大屏", "presiding screen"),
+    TellerRole.CHIEF: ("总监票人", "chief scrutineer"),
+    MarkRule.ANY: ("任何清楚的符号", "any clear mark"),
+    MarkRule.CIRCLE: ("只认划○", "only the asked-for ○"),
     Mark.FOR: ("赞成", "for"),
     Mark.AGAINST: ("反对", "against"),
     Mark.ABSTAIN: ("弃权", "abstain"),

@@ -40,7 +40,7 @@ def _paper_ballot(ctx, handed_out=False):
     s = ctx.fresh(channel="paper")
     ballot = ctx.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 1})["ballots"][0]
     if handed_out:
-        ctx.api.call("POST", "/api/station/hand-out", {"ballot": ballot}, credential=s.station)
+        ctx.api.call("POST", "/api/station/hand-out", {"ballots": [ballot]}, credential=s.station)
     return s, ballot
 
 

@@ -39,14 +39,19 @@ class Sheet:
 
 def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> tuple[list, list[np.ndarray]]:
     """`count` blank ballots for an item with n candidates at dpi; returns (tokens, grey pages)."""
-    import pypdfium2 as pdfium
-
     title, _ = KINDS[kind]
     lay = BallotLayout(body_name="示范市第十七届人民代表大会", session_name="第四次会议", item_title=title,
                        kind=kind, round_number=1, places=min(n, 15) if kind == "livelihood_projects" else None,
                        candidates=tuple(f"候选{i}：老旧小区改造与加装电梯" for i in range(1, n + 1)))
     tokens = [make_token(key, 1, 1, item_id, 1) for _ in range(count)]
     pairs = [(token_to_text(t), t["payload"]["serial"][:4]) for t in tokens]
+    return tokens, print_and_rasterise(lay, pairs, dpi)
+
+
+def print_and_rasterise(lay: BallotLayout, pairs: list[tuple[str, str]], dpi: int) -> list[np.ndarray]:
+    """Print ballots ((qr_text, short serial) pairs) with paper.py and rasterise the PDFs at dpi."""
+    import pypdfium2 as pdfium
+
     with tempfile.TemporaryDirectory() as d:
         paths = write_ballot_pdfs(lay, pairs, Path(d), "synth", processes=1)
         pages = []
@@ -56,7 +61,7 @@ def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> 
                 a = doc[i].render(scale=dpi / 72, grayscale=True).to_numpy()
                 pages.append(np.ascontiguousarray(a[:, :, 0] if a.ndim == 3 else a))
             doc.close()
-    return tokens, pages
+    return pages
 
 
 # --- marks ---------------------------------------------------------------------------------

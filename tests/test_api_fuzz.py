@@ -60,8 +60,14 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
              {"key": "proj", "kind": "livelihood_projects", "title": "民生实事", "places": 1,
               "candidates": [{"key": "a", "title": "甲"}, {"key": "b", "title": "乙"}]})
+    # a page in the counting station's adjudication queue (a paper ballot read by eye)
+    _, paper = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
+                        {"key": "paper", "kind": "resolution", "title": "纸质票决议", "channel": "paper"})
+    _, printed = api.call("POST", f"/api/admin/items/{paper['id']}/paper-ballots", {"count": 1})
+    _, page = api.call("POST", "/api/station/by-eye", {"ballot": printed["ballots"][0], "marks": {"motion": "for"}},
+                       credential=s.counter)
     known = {"body_id": [s.body_id], "sitting_id": [s.sitting_id], "item_id": [s.item_id],
-             "terminal_id": list(s.terminal_ids.values())}
+             "terminal_id": list(s.terminal_ids.values()), "page_id": [page["id"]]}
     db = app.extensions["ballot_sessionmaker"]()
     create_operator(db, SUPERUSER[0], SUPERUSER[1], "superuser")
     create_operator(db, LEAVER[0], LEAVER[1], "secretariat")  # logs out in the logout's seed

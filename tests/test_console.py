@@ -307,3 +307,16 @@ def test_item_key_is_optional_and_generated(console, db):
     assert "ms-2027" not in html and "应选项目数" in html
     assert db.scalar(select(Item.key)) == "item-01"
     db.rollback()
+
+
+def test_a_paper_item_can_count_only_the_asked_for_circle(console, db):
+    make_body_and_sitting(console, n=3)
+    r = post(console, "/console/sessions/1/items", {"kind": "resolution", "title": "关于某事的决议", "secret": "1",
+                                                    "channel": "paper", "mark_rule": "circle"})
+    assert r.status_code == 302
+    assert db.scalar(select(Item.mark_rule)) == "circle"
+    db.rollback()
+    assert "只认划○" in console.get("/console/sessions/1").get_data(as_text=True)
+    r = post(console, "/console/sessions/1/items", {"kind": "resolution", "title": "另一决议", "secret": "1",
+                                                    "channel": "paper", "mark_rule": "square"})
+    assert r.status_code == 400 and "计票符号规则" in r.get_data(as_text=True)

@@ -133,6 +133,7 @@ class EventIndex:
     scope_session: int | None = None  # set by check 6: the one session a session's bundle lists
     items_in_scope: set = field(default_factory=set)  # set by check 6: the items counts.json must list
     refusals: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
+    rescans: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))  # round id -> seqs
     record_events: dict[str, tuple[int, dict]] = field(default_factory=dict)
     round_keys: dict[int, tuple[int, dict]] = field(default_factory=dict)  # round id -> its key's announcement
     session_closed: dict[int, int] = field(default_factory=dict)  # session id -> seq of its session_closed
@@ -233,6 +234,8 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
             x.terminals[d.get("terminal_id")] = d
         elif kind == "cast_refused" and d.get("round_id") is not None:
             x.refusals[d["round_id"]].append((seq, d.get("reason")))
+        elif kind == "paper_rescanned" and d.get("round_id") is not None:
+            x.rescans[d["round_id"]].append(seq)
         elif kind == "record_issued":
             x.record_events[d.get("record_id")] = (seq, d)
     return x

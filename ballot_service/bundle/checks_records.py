@@ -104,7 +104,8 @@ def _recount(ci: dict, r: dict, rule: rules.Rule, tally_seq: int, x: EventIndex,
     refused_then = sum(1 for seq, _ in x.refusals.get(r["round_id"], []) if seq < tally_seq)
     common = dict(item_kind=ci["kind"], candidate_keys=list(r["candidates"]), places=r["places"],
                   rule=rule, members=r["members"], present=r["present"],
-                  quorum_met=bool(r["quorum_met"]), refused=refused_then)
+                  quorum_met=bool(r["quorum_met"]), refused=refused_then,
+                  rescanned=sum(1 for seq in x.rescans.get(r["round_id"], []) if seq < tally_seq))
     try:
         if ci["channel"] == "tally_sheet":
             if r["sheet"] is None:

@@ -10,6 +10,7 @@ from ballot_service.cli import (
     operator_cmd,
     ops_cmd,
     rehearse_cmd,
+    scan_cmd,
     serve_cmd,
     setup,
 )
@@ -20,6 +21,6 @@ def main() -> None:
     pass
 
 
-for _module in (setup, keys_cmd, ballots_cmd, serve_cmd, rehearse_cmd, audit_cmd, operator_cmd, ops_cmd):
+for _module in (setup, keys_cmd, ballots_cmd, serve_cmd, rehearse_cmd, audit_cmd, operator_cmd, ops_cmd, scan_cmd):
     for _command in _module.commands:
         main.add_command(_command)

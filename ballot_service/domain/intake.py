@@ -6,7 +6,9 @@ atomically; answers with a receipt. Refusals are counted (拒收) and audited.
 A used serial: a terminal ballot gets its first receipt again only with the same retry id
 (the tablet's random id, stored hashed), whatever marks come with it; anything else gets
 the same 409, so a resend never tells whether its marks were the ones cast (no oracle).
-A paper ballot (the counting station rescans) is matched by its submission digest.
+A paper ballot (the counting station rescans) is matched by its submission digest: the same
+marks again get the first receipt and count as 重复扫描 (`Round.rescanned`, event
+`paper_rescanned`), neither returned nor refused; other marks are refused as `reused`.
 
 Concurrent casts queue on the database's one write lock (SQLite) only for the moment they
 store, so the work is split in two:
@@ -55,7 +57,7 @@ import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -178,6 +180,8 @@ _CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c
     _CASTS.c.serial.in_(bindparam("serials", expanding=True)))
 _MEMBER_CAST = select(_CASTS.c.id).where(_CASTS.c.round_id == bindparam("round_id"),
                                          _CASTS.c.member_id == bindparam("member_id"))
+_RESCANNED = update(Round.__table__).where(Round.__table__.c.id == bindparam("round_id")).values(
+    rescanned=Round.__table__.c.rescanned + 1)
 _NAMED_MEMBER = select(Issuance.member_id).where(Issuance.round_id == bindparam("round_id"),
                                                  Issuance.terminal_id == bindparam("terminal_id"))
 
@@ -345,6 +349,9 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
         existing_digest, existing_receipt, existing_retry = stored[serial]
         same = existing_retry == job.retry_hash if channel == "terminal" else existing_digest == digest
         if same and (channel != "terminal" or existing_retry is not None):
+            if channel == "paper":  # 重复扫描: counted apart, in neither 收回 nor 拒收
+                conn.execute(_RESCANNED, {"round_id": facts.id})
+                events.append(("paper_rescanned", {"round_id": facts.id, "serial": serial}))
             job.result = Receipt(serial, receipt_code(existing_receipt), True)
             return
         refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")

@@ -15,6 +15,7 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
 from ballot_service.numbers import is_int
+from ballot_service.vocab import MarkRule, values
 
 MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
 
@@ -223,16 +224,16 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
                 base: str = "members", majority: str = "half", secret: bool = True,
-                channel: str = "terminal", time_limit_s: int | None = None) -> Item:
+                channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any") -> Item:
     """Create a vote item. Validates everything a tally will later rely on."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
     key, title, candidates, places, keys = check_item(
         db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
-        majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s)
+        majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule)
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
     item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
                 majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s)
+                time_limit_s=time_limit_s, mark_rule=mark_rule)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
@@ -250,7 +251,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
 
 
 def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,
-               channel, time_limit_s, item_id: int | None = None) -> tuple:
+               channel, time_limit_s, mark_rule: str = "any", item_id: int | None = None) -> tuple:
     """Everything create_item checks (also for an edit before opening, item_drafts.edit_item):
     the cleaned (key, title, candidates, places, candidate keys). `item_id`: the item being
     edited, whose own key is no clash."""
@@ -274,6 +275,9 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
                                      or not 1 <= time_limit_s <= MAX_TIME_LIMIT_S):
         raise InvalidInput(f"time_limit_s must be a whole number of seconds from 1 to {MAX_TIME_LIMIT_S}",
                            where="time_limit_s", zh=f"表决限时须为 1 至 {MAX_TIME_LIMIT_S} 秒之间的整数")
+    if mark_rule not in values(MarkRule):
+        raise InvalidInput(f"mark_rule must be one of {', '.join(values(MarkRule))}, not {mark_rule!r}",
+                           where="mark_rule", zh="计票符号规则须为 any（任何清楚的符号）或 circle（只认划○）")
     if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key, Item.id != (item_id or 0))):
         raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
                        zh=f"本次会议已有编号为“{key}”的表决事项")

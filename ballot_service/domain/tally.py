@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
-from ballot_service.domain import audit
+from ballot_service.domain import audit, scan_queue
 from ballot_service.errors import Conflict
 from ballot_service.models import Cast, Item, Refusal, Round, TallySheet
 from ballot_service.vocab import status_name
@@ -20,7 +20,7 @@ from ballot_service.vocab import status_name
 def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,
                  members: int, present: int, quorum_met: bool, issued: int,
                  ballots: Iterable[Mapping[str, str]] | None = None, sheet: dict | None = None,
-                 refused: int = 0) -> dict:
+                 refused: int = 0, rescanned: int = 0) -> dict:
     """Count one round from its ballots (or a tellers' sheet) and decide it."""
     if sheet is not None:
         valid = sheet["returned"] - sheet["invalid"]
@@ -43,6 +43,8 @@ def round_result(*, item_kind: str, candidate_keys: list[str], places: int | Non
         "threshold_votes": rules.minimum_votes(decision.base, rule.majority),
         "candidates": [_candidate(c) for c in decision.candidates],
     }
+    if rescanned:  # 重复扫描: the same paper ballot read again, neither returned nor refused
+        out["rescanned"] = rescanned
     if item_kind == "livelihood_projects":
         out.update(selected=decision.selected, tied=decision.tied, runoff_places=decision.runoff_places,
                    shortfall=decision.shortfall)
@@ -65,6 +67,8 @@ def item_result(key: str, kind: str, rounds: list[dict]) -> dict:
     entry = {k: first[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
                                    "invalid", "refused", "not_voted")}
     entry = {"key": key, **entry}
+    if first.get("rescanned"):
+        entry["rescanned"] = first["rescanned"]
     candidates = [dict(c) for c in first["candidates"]]
     if kind == "livelihood_projects":
         selected = list(first["selected"])
@@ -105,6 +109,7 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
         zh, en = status_name(rnd.status)
         raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a closed round can be tallied",
                        where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}：只有已结束的轮次才能计票")
+    scan_queue.require_none_pending(db, item, rnd, "tally", "计票")
     result = recount_round(db, item, rnd)
     if item.channel == "tally_sheet":
         rnd.issued = result["issued"]  # the tellers' figure
@@ -126,7 +131,7 @@ def recount_round(db: Session, item: Item, rnd: Round) -> dict:
     refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
     common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                   rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
-                  quorum_met=bool(rnd.quorum_met), refused=refused)
+                  quorum_met=bool(rnd.quorum_met), refused=refused, rescanned=rnd.rescanned or 0)
     if rnd.quorum_met is False:  # never opened: recorded without quorum (record_quorum_failure)
         return round_result(issued=0, ballots=[], **common)
     if item.channel == "tally_sheet":

@@ -13,13 +13,13 @@ from ballot_service.domain import audit
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
-from ballot_service.vocab import TellerRole, label_pair, values
+from ballot_service.vocab import TellerRole, label_pair
 
 
 def teller_of(station: Terminal | None) -> tuple[str, str]:
     """(holder, role) of a counting-station credential registered to a teller, else Forbidden."""
     if station is None or station.kind != "counting_station" or not station.holder \
-            or station.teller_role not in values(TellerRole):
+            or station.teller_role not in (TellerRole.COUNTER, TellerRole.SCRUTINEER):
         raise Forbidden("this counting-station credential is not registered to a teller (counter or "
                         "scrutineer): the secretariat registers each teller's station with their name",
                         where="credential", zh="该计票站凭据未登记计票人或监票人，不能录入计票单")

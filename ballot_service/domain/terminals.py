@@ -45,8 +45,8 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
             raise InvalidInput("a teller's station needs the holder's name", where="holder",
                                zh="须填写持有该计票站凭据的计票人或监票人姓名")
         if teller_role not in values(TellerRole):
-            raise InvalidInput("teller_role must be counter or scrutineer", where="teller_role",
-                               zh="计票站角色须为 counter（计票人）或 scrutineer（监票人）")
+            raise InvalidInput("teller_role must be counter, scrutineer or chief", where="teller_role",
+                               zh="计票站角色须为 counter（计票人）、scrutineer（监票人）或 chief（总监票人）")
     if kind == "seat" and seat:
         _require_roster_seat(db, sitting, seat)
         clash = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.seat == seat,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import checkpoint_wal_after_commit, database_now, utcnow
-from ballot_service.domain import audit, issuance, tablet_setup
+from ballot_service.domain import audit, issuance, scan_queue, tablet_setup
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
@@ -196,6 +196,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     if rnd.status != "open":
         raise Conflict(f"round {rnd.number} of {item.title} is not open", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮不在表决中，无法结束表决")
+    scan_queue.require_none_pending(db, item, rnd, "close the vote", "结束表决")
     # Lock the round row so a cast in flight either commits before or sees 'closed'.
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()

@@ -242,6 +242,9 @@ class _Writer:
         self.heading("二、出席与计票" + ("（第1轮）" if len(self.c.get("rounds") or []) > 1 else ""))
         self.table(self._count_rows(self.r), (18, 18, 30, 18, 18, 18, 18, 18, 18), ("CENTER",) * 9)
         self._round_notes((self.c.get("rounds") or [{}])[0])
+        if self.r.get("rescanned"):  # 重复扫描: shown apart, in neither 收回 nor 拒收
+            self.para(f"另有重复扫描{self.r['rescanned']}张（同一张选票再次读入、划票相同），未重复计入收回，也不计入拒收。",
+                      size=9)
         self.pdf.set_font(_FONT, size=8)
         self.pdf.set_text_color(90)
         self.para("应到：在任人数；实到：表决开始时签到人数；发出/收回：发出和收回的票数，有效、无效为收回票中的"

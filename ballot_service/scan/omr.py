@@ -59,6 +59,8 @@ class BoxReading:
     ink_mm2: float            # ink of the marks belonging to this box (any darkness)
     dark_mm2: float           # of which dark (>= STRONG)
     ring_mm2: float           # of which just outside the box (marks slightly outside)
+    centre_mm2: float = 0.0   # dark ink in the box's middle: a ○ leaves it clear, √ × and a fill do not
+    px: tuple[int, int, int, int] = (0, 0, 0, 0)   # the box in the scan, x0 y0 x1 y1 (for crops)
 
 
 @dataclass
@@ -307,8 +309,14 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         else:
             unclear.update([int(k) for k in hit] or [int(j)])
             out.reasons.append(ACROSS_BOXES)
+    corners = cv2.perspectiveTransform(np.float32([[(r.x, r.y), (r.right, r.y), (r.right, r.bottom), (r.x, r.bottom)]
+                                                    for r in geom.boxes.values()]).reshape(-1, 1, 2), H)
+    corners = corners.reshape(-1, 4, 2)
+    lo, hi = np.floor(corners.min(axis=1)).astype(int), np.ceil(corners.max(axis=1)).astype(int)
     for j, ((cand, mark), (ys, xs)) in enumerate(zip(keys, slices)):
         area = max(1, (ys.stop - ys.start) * (xs.stop - xs.start))
+        hy, hx = (ys.stop - ys.start) // 3, (xs.stop - xs.start) // 3
+        centre = float(strong[ys.start + hy:ys.stop - hy, xs.start + hx:xs.stop - hx].sum()) * px_mm2
         if j in unclear:
             state = "unclear"
         elif dk[j] * px_mm2 >= MARK_MIN and cdk[j] * px_mm2 >= CORE_MIN:
@@ -319,7 +327,8 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             state = "unclear"
         out.boxes.append(BoxReading(cand, mark, state, round(float(inside[j].sum() - inside[j, 0]) / area, 4),
                                     round(ink[j] * px_mm2, 2), round(dk[j] * px_mm2, 2),
-                                    round(ring[j] * px_mm2, 2)))
+                                    round(ring[j] * px_mm2, 2), round(centre, 2),
+                                    (int(lo[j, 0]), int(lo[j, 1]), int(hi[j, 0]), int(hi[j, 1]))))
     _decide(out, geom)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
@@ -34,7 +35,10 @@ def iter_pages(path: Path | str, dpi: int = 200) -> Iterator[tuple[str, int, np.
     if suffix == ".pdf":
         import pypdfium2 as pdfium  # only PDFs need it
 
-        doc = pdfium.PdfDocument(str(path))
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as exc:
+            raise ValueError(f"{path.name}: not a readable PDF ({exc})") from None
         try:
             for i in range(len(doc)):
                 bitmap = doc[i].render(scale=dpi / 72, grayscale=True)
@@ -44,9 +48,24 @@ def iter_pages(path: Path | str, dpi: int = 200) -> Iterator[tuple[str, int, np.
                 yield path.name, i + 1, np.ascontiguousarray(arr)
         finally:
             doc.close()
+    elif suffix in (".png", ".jpg", ".jpeg"):
+        # OpenCV decodes these faster than Pillow (libjpeg-turbo decodes a colour JPEG's luma
+        # only): reading the file dominates a page's time.
+        grey = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise ValueError(f"{path.name}: not a readable image")
+        yield path.name, 1, grey
     elif suffix in IMAGE_SUFFIXES:
-        with Image.open(path) as img:
+        try:
+            img = Image.open(path)
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ValueError(f"{path.name}: not a readable image ({exc})") from None
+        with img:
             for i, frame in enumerate(ImageSequence.Iterator(img)):
-                yield path.name, i + 1, _grey(frame)
+                try:
+                    grey = _grey(frame)
+                except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+                    raise ValueError(f"{path.name} page {i + 1}: not a readable image ({exc})") from None
+                yield path.name, i + 1, grey
     else:
         raise ValueError(f"{path}: not a PDF, TIFF, JPEG or PNG scan")

@@ -16,6 +16,8 @@ from ballot_service.web import (
     seat,
     security,
     station_api,
+    station_page,
+    station_scan_api,
     terminal_api,
     tls_page,
     verify_page,
@@ -23,7 +25,7 @@ from ballot_service.web import (
 from ballot_service.web.common import MAX_ROW_ID, error_response, finish_refusal, wants_json
 from ballot_service.web.roles import check_every_route_declares_role
 
-BLUEPRINTS = (terminal_api.bp, station_api.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp,
+BLUEPRINTS = (terminal_api.bp, station_api.bp, station_scan_api.bp, station_page.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp,
               tls_page.bp)
 
 

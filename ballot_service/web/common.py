@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from flask import current_app, g, jsonify, request, session
+from flask import current_app, g, jsonify, make_response, render_template, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -254,3 +254,13 @@ def end_operator_session(db: Session) -> None:
         end_logins(db, op, "logout")
         db.commit()
     session.clear()
+
+
+def device_page(template: str):
+    """The empty shell of a device's page (seat tablet, counting station): the same for every
+    device, filled by its script from the API, never kept, framed or named in a Referer."""
+    resp = make_response(render_template(template))
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Frame-Options"] = "DENY"
+    return resp

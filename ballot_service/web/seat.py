@@ -10,8 +10,9 @@ Marks and over-voting: see the comment at the top of static/seat.js.
 """
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template
+from flask import Blueprint
 
+from ballot_service.web.common import device_page
 from ballot_service.web.roles import requires
 
 bp = Blueprint("seat", __name__)
@@ -20,9 +21,4 @@ bp = Blueprint("seat", __name__)
 @bp.get("/seat")
 @requires("public")
 def seat_page():
-    resp = make_response(render_template("seat/seat.html"))
-    # The shell is the same for every tablet, but never keep a copy of a page that a deputy used.
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers["X-Frame-Options"] = "DENY"
-    return resp
+    return device_page("seat/seat.html")

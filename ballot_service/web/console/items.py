@@ -88,7 +88,7 @@ def item_fields(form, default_key: str) -> dict:
             "places": form_int(form, "places", required=kind == "livelihood_projects"),
             "base": form.get("base", "members"), "majority": form.get("majority", "half"),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
-            "time_limit_s": minutes * 60 if minutes else None}
+            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any")}
 
 
 @bp.post("/console/sessions/<int:sitting_id>/items")
@@ -156,7 +156,7 @@ def draft_form(item) -> dict:
     return {"kind": item.kind, "key": item.key, "title": item.title, "places": item.places or "",
             "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
             "secret": "1" if item.secret else "0", "channel": item.channel,
-            "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else ""}
+            "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule}
 
 
 @bp.get("/console/items/<int:item_id>/progress")

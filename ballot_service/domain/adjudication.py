@@ -1,0 +1,123 @@
+"""Adjudication (裁定) of scanned pages the mark reader would not decide alone.
+
+Two different tellers decide each queued page: a 计票人 (counter) and a 监票人 (scrutineer),
+each from their own counting-station credential (the teller is the credential's registered
+holder). The same decision from both goes through cast intake like any ballot; different
+decisions leave the page `waiting` for the 总监票人 (chief), whose decision then stands. Every
+decision is an audit event. A decision is either marks (per candidate for / against /
+abstain / void; left out: abstain) with, for a page whose QR code was unreadable, the ballot's
+text from the QR scanner; or `reject` (not a ballot: nothing is counted). Only flushes.
+"""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ballot_service.config import Settings
+from ballot_service.db import begin_write
+from ballot_service.domain import audit, intake, scanning
+from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ballot_service.formats import ballots
+from ballot_service.formats.canonical import canonical_json
+from ballot_service.models import ScannedPage, Sitting, Terminal
+from ballot_service.vocab import TellerRole, label_pair
+
+TWO_TELLERS = (TellerRole.COUNTER, TellerRole.SCRUTINEER)
+
+
+def adjudicator(station: Terminal | None) -> tuple[str, str]:
+    """(holder, role) of a station registered to a 计票人, 监票人 or 总监票人, else Forbidden."""
+    if station is None or station.kind != "counting_station" or not station.holder \
+            or station.teller_role not in (*TWO_TELLERS, TellerRole.CHIEF):
+        raise Forbidden("this counting-station credential is not registered to a teller: only a 计票人, 监票人 or "
+                        "总监票人 decides a scanned ballot", where="credential",
+                        zh="该计票站凭据未登记计票人、监票人或总监票人，不能裁定选票")
+    return station.holder, station.teller_role
+
+
+def get_page(db: Session, sitting: Sitting, page_id: str) -> ScannedPage:
+    page = db.get(ScannedPage, page_id) if isinstance(page_id, str) else None
+    if page is None or page.sitting_id != sitting.id:
+        raise NotFound("no such scanned page in this session", where="page")
+    return page
+
+
+def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> dict:
+    """A teller's decision in one canonical form, checked against the ballot it is for."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("decision must be an object", where="decision")
+    if raw.get("reject") is True:
+        if set(raw) != {"reject"}:
+            raise InvalidInput("a rejection carries nothing else", where="decision")
+        return {"reject": True}
+    text = raw.get("ballot", page.qr_text)
+    if page.qr_text and raw.get("ballot") not in (None, page.qr_text):
+        raise InvalidInput("this page's QR code was read: the decision is for that ballot", where="decision.ballot")
+    if not isinstance(text, str) or not text:
+        raise InvalidInput("the QR code of this page was not read: scan the paper ballot's QR code",
+                           where="decision.ballot", zh="该页二维码无法识读：请用扫码枪扫描该选票的二维码")
+    try:
+        payload = ballots.text_to_token(text)["payload"]
+    except ballots.BallotRefused:
+        raise InvalidInput("that is not a ballot's QR text", where="decision.ballot") from None
+    _, rnd = scanning.round_for(db, sitting.id, payload)
+    if rnd is None:
+        raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot")
+    if page.round_id is not None and rnd.id != page.round_id:
+        raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot")
+    marks = intake.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True)
+    return {"ballot": text, "marks": marks}
+
+
+def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage, station: Terminal,
+           raw: dict) -> str:
+    """Record one teller's decision. Returns the page's status afterwards: queued (one
+    decision so far), waiting (the two disagree), or, once decided: counted, rescanned,
+    refused (intake refused it; `outcome` says why) or rejected."""
+    holder, role = adjudicator(station)
+    decision = normalise(db, sitting, page, raw)
+    begin_write(db)
+    db.refresh(page, with_for_update=True)   # two tellers deciding at once: one waits
+    if page.status not in ("queued", "waiting"):
+        raise Conflict("this page has been decided already", where="page", zh="该页已裁定")
+    if page.status == "waiting" and role != TellerRole.CHIEF:
+        raise Conflict("the two tellers disagreed: the 总监票人 decides this page", where="page",
+                       zh="两名计票人员意见不一致：由总监票人裁定")
+    if page.status == "queued" and role == TellerRole.CHIEF:
+        raise Conflict("the 计票人 and 监票人 decide first; the 总监票人 decides when they disagree", where="page",
+                       zh="先由计票人和监票人裁定；两人意见不一致时由总监票人裁定")
+    earlier = list(page.decisions)
+    if page.status == "queued" and earlier:
+        first = earlier[0]
+        if first["teller"] == holder or first["teller_role"] == role:
+            other = label_pair(TellerRole.SCRUTINEER if first["teller_role"] == TellerRole.COUNTER
+                               else TellerRole.COUNTER, TellerRole)
+            raise Conflict(f"the {first['teller_role']} {first['teller']} decided first; the {other[1]} decides "
+                           f"next", where="teller", zh=f"已由{first['teller']}裁定；须由{other[0]}再裁定")
+    page.decisions = earlier + [{"teller": holder, "teller_role": role, "decision": decision}]
+    if page.status == "queued" and not earlier:
+        step, final = "first", None
+    elif page.status == "queued":
+        same = canonical_json(earlier[0]["decision"]) == canonical_json(decision)
+        step, final = ("agreed", decision) if same else ("disagreed", None)
+        if not same:
+            page.status = "waiting"
+    else:
+        step, final = "chief", decision
+    audit.append(db, "adjudication_decided", {"page_id": page.id, "teller": holder, "teller_role": role,
+                                              "step": step, "decision": decision},
+                 sitting_id=sitting.id, timed=False)
+    if final is not None:
+        _apply(db, settings, sitting, page, final)
+    db.flush()
+    return page.status
+
+
+def _apply(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage, decision: dict) -> None:
+    if decision.get("reject"):
+        page.status, page.outcome = "rejected", "not a ballot: nothing counted"
+        return
+    page.status, page.outcome, _ = scanning.submit_marks(db, settings, sitting, decision["ballot"],
+                                                         decision["marks"])
+    if page.round_id is None:
+        _, rnd = scanning.round_for(db, sitting.id, ballots.text_to_token(decision["ballot"])["payload"])
+        page.round_id = rnd.id

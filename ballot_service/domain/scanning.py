@@ -1,0 +1,168 @@
+"""Scanned ballot pages at the counting station: each page read by the mark reader is kept
+(for recounts) and either submitted through cast intake, exactly like a ballot keyed at
+`/api/station/paper`, or queued for the tellers (adjudication.py) with crops of its unclear
+boxes. Every stored page appends `page_scanned` with its image's SHA-256, so the auditor's
+bundle carries the hashes; the images themselves leave only through `export_images`.
+
+A page row has a random id and no time, and pages are submitted as they come: nothing
+records which deputy's ballot is which beyond what the paper itself carries.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ballot_service.config import Settings
+from ballot_service.db import begin_write
+from ballot_service.domain import audit, intake
+from ballot_service.errors import BallotError, Conflict, InvalidInput
+from ballot_service.formats import ballots
+from ballot_service.formats.encoding import b64url_encode
+from ballot_service.models import Item, Round, ScannedPage
+from ballot_service.scan import omr
+from ballot_service.scan.pages import iter_pages
+from ballot_service.vocab import MarkRule
+
+NOT_ASKED_MARK = "not the asked-for mark ○"
+CENTRE_MAX = 1.0   # mm² of dark ink in a box's middle third: more is a √, × or fill, not a ○
+CROP_PAD = 0.6     # of a box's size, around it: the tellers see the neighbouring boxes' edges
+
+
+@dataclass
+class ScanOutcome:
+    page: ScannedPage
+    receipt: intake.Receipt | None = None
+
+
+def round_for(db: Session, sitting_id: int, payload: dict | None) -> tuple[Item, Round] | tuple[None, None]:
+    """The item and round a ballot's payload names, if they are of this session."""
+    if not payload or not isinstance(payload.get("item"), int) or payload.get("session") != sitting_id:
+        return None, None
+    item = db.get(Item, payload["item"])
+    if item is None or item.sitting_id != sitting_id:
+        return None, None
+    rnd = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
+    return (item, rnd) if rnd is not None else (None, None)
+
+
+def resolver(db: Session, sitting_id: int) -> omr.Resolver:
+    """The mark reader's candidates_for: candidate keys in printed order, or None."""
+    def candidates_for(payload: dict):
+        _, rnd = round_for(db, sitting_id, payload)
+        return list(rnd.candidate_keys) if rnd is not None else None
+    return candidates_for
+
+
+def png(grey: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise InvalidInput("the scanned page could not be stored as PNG", where="page")
+    return buf.tobytes()
+
+
+def apply_mark_rule(reading: omr.PageReading, mark_rule: str) -> None:
+    """Only the asked-for ○ counts (MarkRule.CIRCLE): a marked box with ink across its middle
+    (√, ×, a filled box) is unclear and the page goes to the tellers."""
+    if mark_rule != MarkRule.CIRCLE or not reading.readable:
+        return
+    odd = [b for b in reading.boxes if b.state == "marked" and b.centre_mm2 > CENTRE_MAX]
+    for b in odd:
+        b.state = "unclear"
+    if odd:
+        reading.status, reading.marks = "adjudicate", {}
+        reading.reasons.append(NOT_ASKED_MARK)
+
+
+def _crops(grey: np.ndarray, reading: omr.PageReading) -> dict[str, str]:
+    out = {}
+    h, w = grey.shape[:2]
+    for b in reading.boxes:
+        if b.state != "unclear":
+            continue
+        x0, y0, x1, y1 = b.px
+        px, py = int((x1 - x0) * CROP_PAD), int((y1 - y0) * CROP_PAD)
+        crop = grey[max(0, y0 - py):min(h, y1 + py), max(0, x0 - px):min(w, x1 + px)]
+        if reading.rotated:
+            crop = crop[::-1, ::-1]
+        if crop.size:
+            out[f"{b.candidate}|{b.mark}"] = b64url_encode(png(np.ascontiguousarray(crop)))
+    return out
+
+
+def submit_marks(db: Session, settings: Settings, sitting, qr_text: str, marks: dict) -> tuple[str, str, object]:
+    """Through cast intake, as /api/station/paper does: (status, outcome text, receipt or None).
+    Commits on SQLite (group commit); elsewhere the caller commits."""
+    try:
+        receipt = intake.accept(db, settings, intake.SittingRef(sitting.id, sitting.body_id), qr_text, marks,
+                                channel="paper")
+    except ballots.BallotRefused as exc:
+        return "refused", f"{exc.reason}: {exc.message}", None
+    except BallotError as exc:
+        return "refused", exc.message, None
+    if receipt.repeated:
+        return "rescanned", f"receipt {receipt.receipt}", receipt
+    return "counted", f"receipt {receipt.receipt}", receipt
+
+
+def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading, grey: np.ndarray) -> ScanOutcome:
+    """Store one read page; submit it if clear, else queue it. Leaves the write transaction
+    to the caller to commit."""
+    item, rnd = round_for(db, sitting.id, reading.payload)
+    if item is not None:
+        apply_mark_rule(reading, item.mark_rule)
+    image = png(grey)
+    receipt = None
+    status, outcome = "queued", None
+    if reading.readable and reading.qr_text:
+        marks = {k: v for k, v in reading.marks.items() if v}
+        status, outcome, receipt = submit_marks(db, settings, sitting, reading.qr_text, marks)
+    begin_write(db)
+    page = ScannedPage(sitting_id=sitting.id, round_id=rnd.id if rnd is not None else None,
+                       sha256=hashlib.sha256(image).hexdigest(), image=image, status=status,
+                       reasons=list(reading.reasons), qr_text=reading.qr_text,
+                       boxes=[[b.candidate, b.mark, b.state] for b in reading.boxes],
+                       crops=_crops(grey, reading) if status == "queued" else {}, decisions=[], outcome=outcome)
+    db.add(page)
+    db.flush()
+    audit.append(db, "page_scanned", {"page_id": page.id, "sha256": page.sha256, "status": status,
+                                      "round_id": page.round_id, "reasons": page.reasons},
+                 sitting_id=sitting.id, timed=False)
+    return ScanOutcome(page, receipt)
+
+
+def take_file(db: Session, settings: Settings, sitting, path, dpi: int = 200) -> Iterator[ScanOutcome]:
+    """Read and take every page of a scan file or folder (scan/pages.py), one at a time: the
+    caller commits after each, so a page is stored as soon as it is read."""
+    for source, number, grey in iter_pages(path, dpi):
+        reading = omr.read_page(grey, resolver(db, sitting.id), source=source, page=number)
+        yield take_page(db, settings, sitting, reading, grey)
+
+
+def export_images(db: Session, sitting_id: int) -> list[tuple[ScannedPage, bytes]]:
+    """The kept images of a session (for the auditors who may see ballots)."""
+    return [(p, p.image) for p in db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting_id,
+                                                                       ScannedPage.image.is_not(None))
+                                              .order_by(ScannedPage.id))]
+
+
+def discard_images(db: Session, sitting_id: int) -> int:
+    """After the retention period: drop every kept image (and crop) of a session; the hashes
+    stay in the audit chain. Returns how many were dropped. Refused while a page waits."""
+    begin_write(db)
+    if db.scalar(select(ScannedPage.id).where(ScannedPage.sitting_id == sitting_id,
+                                              ScannedPage.status.in_(("queued", "waiting"))).limit(1)):
+        raise Conflict("scanned ballots of this session still wait for adjudication", where="session",
+                       zh="本次会议还有扫描选票待裁定，不能删除图像")
+    pages = list(db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting_id,
+                                                      ScannedPage.image.is_not(None))))
+    for p in pages:
+        p.image, p.crops = None, {}
+    db.flush()
+    audit.append(db, "scanned_images_discarded", {"count": len(pages)}, sitting_id=sitting_id)
+    return len(pages)

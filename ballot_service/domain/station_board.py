@@ -1,0 +1,127 @@
+"""The counting station's live reconciliation, per paper item of a session (its current
+round), in the order a 总监票人 reports it: 发出 (handed out) / 收回 (returned: ballots accepted)
+/ 已读 (pages scanned) / 待裁定 (waiting for the tellers) / 有效 / 无效 / 拒收 / 重复扫描; the
+paper accounting (printed = handed out + not handed out); and the alerts for the tellers (a
+ballot presented again with other marks). Read only."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ballot_service import rules
+from ballot_service.db import utcnow
+from ballot_service.domain import scan_queue
+from ballot_service.domain.paper_ballots import paper_counts
+from ballot_service.models import (
+    Candidate,
+    Cast,
+    Item,
+    Refusal,
+    Round,
+    ScannedPage,
+    Sitting,
+    TallySheet,
+    Terminal,
+)
+
+
+def _current(item: Item) -> Round | None:
+    return item.rounds[-1] if item.rounds else None
+
+
+def item_board(db: Session, item: Item, rnd: Round) -> dict:
+    marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id)))
+    count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
+    pages = dict(db.execute(select(ScannedPage.status, func.count()).where(ScannedPage.round_id == rnd.id)
+                            .group_by(ScannedPage.status)).all())
+    paper = paper_counts(db, rnd)
+    return {
+        "item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
+        "channel": item.channel, "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),
+        "issued": paper["handed_out"], "returned": count.returned, "read": sum(pages.values()),
+        "pending": scan_queue.pending_pages(db, item, rnd), "valid": count.valid, "invalid": count.invalid,
+        "refused": sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id))),
+        "rescanned": rnd.rescanned or 0,
+        "printed": paper["printed"], "not_handed_out": paper["printed"] - paper["handed_out"],
+    }
+
+
+def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
+    """A hand-counted item: where its tally sheet stands (none / entered / confirmed)."""
+    sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
+    state = "none" if sheet is None else ("confirmed" if sheet.confirmed_by else "entered")
+    return {"item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
+            "channel": item.channel, "candidates": list(rnd.candidate_keys),
+            "titles": candidate_titles(db, item.id), "sheet": state,
+            "entered_by": sheet.entered_by if sheet else None}
+
+
+def board(db: Session, sitting: Sitting) -> dict:
+    items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
+                                               Item.channel.in_(("paper", "tally_sheet")))
+                            .order_by(Item.position, Item.id)))
+    out = [item_board(db, it, rnd) if it.channel == "paper" else sheet_board(db, it, rnd)
+           for it in items if (rnd := _current(it)) is not None]
+    unread = db.scalar(select(func.count()).select_from(ScannedPage).where(
+        ScannedPage.sitting_id == sitting.id, ScannedPage.round_id.is_(None),
+        ScannedPage.status.in_(scan_queue.PENDING))) or 0
+    alerts = [{"page_id": p.id, "outcome": p.outcome}
+              for p in db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting.id,
+                                                            ScannedPage.status == "refused")
+                                  .order_by(ScannedPage.id))
+              if (p.outcome or "").startswith("reused")]
+    return {"items": out, "unread_pending": unread, "alerts": alerts}
+
+
+def candidate_titles(db: Session, item_id: int) -> dict[str, str]:
+    return dict(db.execute(select(Candidate.key, Candidate.title).where(Candidate.item_id == item_id)).all())
+
+
+def queue(db: Session, sitting: Sitting) -> list[dict]:
+    """The pages waiting for a decision, with what the reader saw and who decided so far."""
+    pages = db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting.id,
+                                                 ScannedPage.status.in_(scan_queue.PENDING))
+                       .order_by(ScannedPage.id))
+    out = []
+    for p in pages:
+        rnd = db.get(Round, p.round_id) if p.round_id is not None else None
+        out.append({"id": p.id, "status": p.status, "reasons": p.reasons, "round_id": p.round_id,
+                    "item_id": rnd.item_id if rnd is not None else None, "has_qr": bool(p.qr_text),
+                    "candidates": list(rnd.candidate_keys) if rnd is not None else [],
+                    "titles": candidate_titles(db, rnd.item_id) if rnd is not None else {},
+                    "boxes": p.boxes, "crops": p.crops,
+                    "decisions": [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]})
+    return out
+
+
+def count_report(db: Session, sitting: Sitting) -> dict:
+    """The 计票结果报告单's content: per paper or hand-counted item its figures now (and, once
+    tallied, per candidate), and the tellers registered with this session's stations."""
+    items = []
+    for it in db.scalars(select(Item).where(Item.sitting_id == sitting.id,
+                                            Item.channel.in_(("paper", "tally_sheet")))
+                         .order_by(Item.position, Item.id)):
+        rnd = _current(it)
+        if rnd is None:
+            continue
+        if rnd.result and rnd.status == "tallied":
+            r = rnd.result
+            row = {k: r.get(k, 0) for k in ("issued", "returned", "valid", "invalid", "refused", "rescanned")}
+            row["pending"] = 0
+            titles = {c.key: c.title for c in it.candidates}
+            row["candidates_count"] = [{"title": titles.get(c["key"], c["key"]), **{m: c[m] for m in
+                                        ("for", "against", "abstain", "void")}} for c in r["candidates"]]
+        elif it.channel == "paper":
+            row = {k: v for k, v in item_board(db, it, rnd).items()
+                   if k in ("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending")}
+        else:
+            row = dict.fromkeys(("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending"))
+        items.append({"item_id": it.id, "title": it.title, "round": rnd.number, "status": rnd.status, **row})
+    tellers: dict[str, list[str]] = {"counter": [], "scrutineer": [], "chief": []}
+    for term in db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id,
+                                                  Terminal.kind == "counting_station", Terminal.revoked_at.is_(None),
+                                                  Terminal.holder.is_not(None)).order_by(Terminal.id)):
+        if term.teller_role in tellers and term.holder not in tellers[term.teller_role]:
+            tellers[term.teller_role].append(term.holder)
+    return {"body": sitting.body.name, "session": sitting.name, "session_id": sitting.id,
+            "made_at": utcnow().isoformat(), "items": items, "tellers": tellers}

@@ -1,0 +1,360 @@
+/* Counting-station page (计票站): a thin client of the station API (openapi.yaml).
+ *
+ * Every call carries the teller's counting-station credential (Authorization: Bearer …),
+ * typed once and kept in sessionStorage: closing the tab logs out, and "switch teller" lets
+ * the other teller log in on the same laptop with their own credential. The server decides
+ * everything (who may decide a page, two different tellers, the 总监票人 on disagreement);
+ * this page only shows and sends. A teller never sees the other's decision before deciding.
+ *
+ * USB QR scanners type the QR text and Enter into the focused field (keyboard wedge): the
+ * desk and the read-by-eye fields submit on Enter.
+ */
+(function () {
+  "use strict";
+
+  var S = JSON.parse(document.getElementById("station-strings").textContent);
+  var KEY = "ballotStation.credential";
+  var MARKS = ["for", "against", "abstain", "void"];
+  var me = null;
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function cred() { return sessionStorage.getItem(KEY) || ""; }
+
+  function call(method, url, body, type) {
+    var headers = { "Authorization": "Bearer " + cred() };
+    var payload = body;
+    if (body !== undefined && !type) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+    if (type) headers["Content-Type"] = type;
+    return fetch(url, { method: method, headers: headers, body: payload }).then(function (r) {
+      var ct = r.headers.get("Content-Type") || "";
+      var read = ct.indexOf("json") >= 0 ? r.json() : r.blob();
+      return read.then(function (data) {
+        if (!r.ok) {
+          var e = (data && data.errors && data.errors[0]) || {};
+          var text = (document.documentElement.lang !== "en" && e.message_zh) || e.message || r.status;
+          var err = new Error(text + (e.where ? " (" + e.where + ")" : ""));
+          err.status = r.status;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  function reason(r) { return S.reasons[r] || r; }
+
+  // --- login ------------------------------------------------------------------------------
+  function showLogin(msg) {
+    $("app").hidden = true; $("logout").hidden = true; $("who").textContent = "";
+    $("login").hidden = false; $("login-error").textContent = msg || "";
+    $("credential").focus();
+  }
+  $("login-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, $("credential").value.trim());
+    $("credential").value = "";
+    start();
+  });
+  $("logout").addEventListener("click", function () { sessionStorage.removeItem(KEY); showLogin(""); });
+
+  function start() {
+    if (!cred()) { showLogin(""); return; }
+    call("GET", "/api/station/me").then(function (m) {
+      me = m;
+      $("who").textContent = m.session + " · " + m.name + (m.holder ? " · " + (S.roles[m.teller_role] || "") + " " + m.holder : "");
+      $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
+      refresh();
+    }).catch(function (e) { sessionStorage.removeItem(KEY); showLogin(e.message); });
+  }
+
+  // --- reconciliation ---------------------------------------------------------------------
+  var board = null;
+  function refresh() { return Promise.all([loadBoard(), loadQueue()]); }
+
+  function loadBoard() {
+    return call("GET", "/api/station/board").then(function (b) {
+      board = b;
+      var head = $("board-table").tHead, body = $("board-table").tBodies[0];
+      head.textContent = ""; body.textContent = "";
+      var tr = el("tr");
+      S.cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
+      head.appendChild(tr);
+      var paper = [];
+      $("board-table").hidden = !b.items.some(function (i) { return i.channel === "paper"; });
+      b.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
+        var row = el("tr", { "data-item": i.item_id });
+        row.appendChild(el("td", {}, i.title + (i.round > 1 ? " (" + i.round + ")" : "")));
+        ["issued", "returned", "read", "pending", "valid", "invalid", "refused", "rescanned"].forEach(function (k) {
+          row.appendChild(el("td", { "class": "num " + k + (k === "pending" && i[k] ? " warn" : "") }, i[k]));
+        });
+        body.appendChild(row);
+        paper.push(i.title + "：" + S.printed + " " + i.printed + " = " + S.cols[1] + " " + i.issued + " + " +
+                   S.not_handed_out + " " + i.not_handed_out);
+      });
+      if (b.unread_pending) paper.push(S.unread + "：" + b.unread_pending);
+      $("board-paper").textContent = paper.join("；");
+      var alerts = $("alerts"); alerts.textContent = "";
+      b.alerts.forEach(function (a) { alerts.appendChild(el("p", { "class": "alert" }, S.alert + " · " + a.outcome)); });
+      renderSheets();
+      renderRecount();
+    });
+  }
+
+  function renderRecount() {
+    var box = $("recount-items"); box.textContent = "";
+    board.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
+      var b = el("button", { type: "button", "data-item": i.item_id }, S.recount + " · " + i.title);
+      b.addEventListener("click", function () {
+        call("POST", "/api/station/items/" + i.item_id + "/recount").then(function (r) {
+          var lines = [S.recount_result.replace("{counted}", r.counted).replace("{pages_read}", r.pages_read)
+            .replace("{same}", r.same).replace("{differ}", r.differ.length).replace("{unclear}", r.unclear.length)
+            .replace("{none}", r.no_kept_page.length)];
+          r.differ.forEach(function (d) { lines.push("≠ " + d.serial + " " + JSON.stringify(d.counted) + " → " + JSON.stringify(d.read_now)); });
+          $("recount-result").textContent = lines.join("\n");
+        }).catch(function (e) { $("recount-result").textContent = S.error + ": " + e.message; });
+      });
+      box.appendChild(b);
+    });
+  }
+
+  // --- scan upload --------------------------------------------------------------------------
+  var TYPES = { pdf: "application/pdf", tif: "image/tiff", tiff: "image/tiff", png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg" };
+  $("scan-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var files = Array.prototype.slice.call($("scan-files").files);
+    if (!files.length) return;
+    var bar = $("scan-progress"), list = $("scan-results");
+    bar.hidden = false; bar.max = files.length; bar.value = 0; list.textContent = "";
+    var chain = Promise.resolve();
+    files.forEach(function (f, n) {
+      chain = chain.then(function () {
+        $("scan-status").textContent = S.uploading + " " + f.name + " (" + (n + 1) + "/" + files.length + ")";
+        var ext = f.name.split(".").pop().toLowerCase();
+        return call("POST", "/api/station/scans", f, TYPES[ext] || f.type).then(function (out) {
+          out.pages.forEach(function (p, k) {
+            var why = p.reasons.map(reason).join("、") || p.outcome || "";
+            list.appendChild(el("li", { "class": "page-" + p.status }, f.name + " #" + (k + 1) + " · " + (S.status[p.status] || p.status) + (why ? " · " + why : "")));
+          });
+        }, function (e) { list.appendChild(el("li", { "class": "page-refused" }, f.name + " · " + S.error + ": " + e.message)); })
+          .then(function () { bar.value = n + 1; return refresh(); });
+      });
+    });
+    chain.then(function () { $("scan-status").textContent = S.done + " (" + files.length + ")"; });
+  });
+
+  // --- adjudication -------------------------------------------------------------------------
+  function markChooser(name, keys, titles) {
+    var box = el("div", { "class": "marks" });
+    keys.forEach(function (k) {
+      var row = el("div", { "class": "mark-row" });
+      row.appendChild(el("span", { "class": "cand" }, titles[k] || k));
+      MARKS.forEach(function (m) {
+        var lab = el("label");
+        var inp = el("input", { type: "radio", name: name + "|" + k, value: m });
+        if (m === "abstain") inp.checked = true;
+        lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + S.marks[m]));
+        row.appendChild(lab);
+      });
+      box.appendChild(row);
+    });
+    return box;
+  }
+  function chosen(form, name, keys) {
+    var marks = {};
+    keys.forEach(function (k) {
+      var c = form.querySelector("input[name='" + name + "|" + k + "']:checked");
+      if (c) marks[k] = c.value;
+    });
+    return marks;
+  }
+
+  function loadQueue() {
+    return call("GET", "/api/station/queue").then(function (q) {
+      var list = $("queue-list"); list.textContent = "";
+      if (!q.pages.length) { list.appendChild(el("p", { "class": "note" }, S.empty_queue)); return; }
+      q.pages.forEach(function (p) { list.appendChild(pageCard(p)); });
+    });
+  }
+
+  function pageCard(p) {
+    var card = el("form", { "class": "page-card", "data-page": p.id });
+    card.appendChild(el("h3", {}, (S.status[p.status] || p.status) + " · " + p.reasons.map(reason).join("、")));
+    if (p.decisions.length) {
+      card.appendChild(el("p", { "class": "note" }, S.decided_by + p.decisions.map(function (d) { return (S.roles[d.teller_role] || "") + " " + d.teller; }).join("，")));
+    }
+    var crops = el("div", { "class": "crops" });
+    var keys = Object.keys(p.crops);
+    keys.forEach(function (k) {
+      var fig = el("figure");
+      var b64 = p.crops[k].replace(/-/g, "+").replace(/_/g, "/");
+      while (b64.length % 4) b64 += "=";
+      fig.appendChild(el("img", { src: "data:image/png;base64," + b64, alt: k }));
+      var parts = k.split("|");
+      fig.appendChild(el("figcaption", {}, parts[0] + " · " + (S.marks[parts[1]] || parts[1])));
+      crops.appendChild(fig);
+    });
+    card.appendChild(crops);
+    if (!keys.length && p.reasons[0] !== "read by eye") {
+      var img = el("img", { "class": "whole-page", alt: "" });
+      card.appendChild(img);
+      call("GET", "/api/station/pages/" + p.id + "/image").then(function (blob) {
+        var fr = new FileReader();
+        fr.onload = function () { img.src = fr.result; };
+        fr.readAsDataURL(blob);
+      }).catch(function () { img.remove(); });
+    }
+    var qr = null;
+    if (!p.has_qr) {
+      qr = el("input", { type: "text", size: 40, "class": "qr", placeholder: S.qr_needed, autocomplete: "off" });
+      card.appendChild(qr);
+    }
+    var mine = p.decisions.some(function (d) { return d.teller === me.holder; });
+    if (mine || (p.status === "waiting") !== (me.teller_role === "chief")) {
+      // nothing for this teller to do: decided already, or it is not (yet) theirs to decide
+      card.appendChild(el("p", { "class": "note" }, mine ? S.wait_other : (p.status === "waiting" ? S.status.waiting : S.wait_tellers)));
+      return card;
+    }
+    var keysOf = p.candidates.length ? p.candidates : [];
+    var chooser = el("div");
+    chooser.appendChild(markChooser(p.id, keysOf, p.titles || {}));
+    card.appendChild(chooser);
+    var go = el("button", { type: "submit", "class": "primary" }, S.decide);
+    var rej = el("button", { type: "button", "class": "reject" }, S.reject);
+    card.appendChild(go); card.appendChild(rej);
+    var status = el("p", { role: "status", "class": "status" });
+    card.appendChild(status);
+    if (qr) {
+      // the QR text names the ballot (and so its candidates): fetch them when it is scanned
+      qr.addEventListener("change", function () {
+        call("POST", "/api/station/ballot-info", { ballot: qr.value.trim() }).then(function (info) {
+          keysOf = info.candidates.map(function (c) { return c.key; });
+          var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
+          chooser.textContent = ""; chooser.appendChild(markChooser(p.id, keysOf, titles));
+        }).catch(function (e) { status.textContent = S.error + ": " + e.message; });
+      });
+    }
+    function send(decision) {
+      call("POST", "/api/station/pages/" + p.id + "/decision", { decision: decision }).then(function (r) {
+        status.textContent = S.saved + " · " + (S.status[r.status] || r.status);
+        return refresh();
+      }).catch(function (e) { status.textContent = S.error + ": " + e.message; loadBoard(); });
+    }
+    card.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var d = { marks: chosen(card, p.id, keysOf) };
+      if (qr) d.ballot = qr.value.trim();
+      send(d);
+    });
+    rej.addEventListener("click", function () { send({ reject: true }); });
+    return card;
+  }
+
+  // --- read by eye (USB QR scanner) ---------------------------------------------------------
+  var eye = null;
+  $("byeye-scan").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var text = $("byeye-qr").value.trim();
+    call("POST", "/api/station/ballot-info", { ballot: text }).then(function (info) {
+      eye = { ballot: text, keys: info.candidates.map(function (c) { return c.key; }) };
+      var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
+      $("byeye-title").textContent = info.title;
+      var m = $("byeye-marks"); m.textContent = ""; m.appendChild(markChooser("eye", eye.keys, titles));
+      $("byeye-form").hidden = false; $("byeye-status").textContent = "";
+    }).catch(function (e) { $("byeye-status").textContent = S.error + ": " + e.message; });
+  });
+  $("byeye-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    call("POST", "/api/station/by-eye", { ballot: eye.ballot, marks: chosen($("byeye-form"), "eye", eye.keys) }).then(function () {
+      $("byeye-status").textContent = S.queued_for_second;
+      $("byeye-form").hidden = true; $("byeye-qr").value = ""; $("byeye-qr").focus();
+      return refresh();
+    }).catch(function (e) { $("byeye-status").textContent = S.error + ": " + e.message; });
+  });
+
+  // --- hand-out desk ------------------------------------------------------------------------
+  // Scans gather a stack; one request activates it (station_api.station_hand_out →
+  // paper_ballots.hand_out), so nothing keeps the order within the stack.
+  var handed = 0, stack = [];
+  function showStack() { $("desk-stack").textContent = String(stack.length); }
+  $("desk-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var text = $("desk-qr").value.trim();
+    $("desk-qr").value = "";
+    if (text && stack.indexOf(text) < 0) stack.push(text);
+    showStack();
+  });
+  $("desk-clear").addEventListener("click", function () { stack = []; showStack(); $("desk-status").textContent = ""; });
+  $("desk-send").addEventListener("click", function () {
+    if (!stack.length) return;
+    call("POST", "/api/station/hand-out", { ballots: stack }).then(function (r) {
+      handed += r.handed_out;
+      stack = []; showStack();
+      $("desk-status").textContent = S.handed + "：" + handed;
+      return loadBoard();
+    }).catch(function (e) { $("desk-status").textContent = S.error + ": " + e.message; });
+  });
+
+  // --- tally sheet --------------------------------------------------------------------------
+  function renderSheets() {
+    var box = $("sheet-items"); box.textContent = "";
+    board.items.filter(function (i) { return i.channel === "tally_sheet"; }).forEach(function (i) {
+      var f = el("form", { "class": "sheet", "data-item": i.item_id });
+      f.appendChild(el("h3", {}, i.title + " · " + S.sheet_state[i.sheet]));
+      if (i.sheet === "confirmed" || i.status !== "closed") { box.appendChild(f); return; }
+      var top = el("p");
+      ["issued", "returned", "invalid"].forEach(function (k, n) {
+        var lab = el("label", {}, S.sheet_fields[n] + " ");
+        lab.appendChild(el("input", { type: "number", min: 0, name: k, "class": "w5", required: "" }));
+        top.appendChild(lab);
+      });
+      f.appendChild(top);
+      var t = el("table", { "class": "figures" }), hr = el("tr");
+      hr.appendChild(el("th"));
+      MARKS.forEach(function (m) { hr.appendChild(el("th", {}, S.marks[m])); });
+      t.appendChild(hr);
+      i.candidates.forEach(function (k) {
+        var r = el("tr"); r.appendChild(el("td", {}, (i.titles || {})[k] || k));
+        MARKS.forEach(function (m) {
+          var td = el("td"); td.appendChild(el("input", { type: "number", min: 0, name: k + "|" + m, "class": "w5", value: 0 }));
+          r.appendChild(td);
+        });
+        t.appendChild(r);
+      });
+      f.appendChild(t);
+      f.appendChild(el("button", { type: "submit", "class": "primary" }, S.submit_sheet));
+      f.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var num = function (n) { return parseInt(f.querySelector("[name='" + n + "']").value, 10); };
+        var sheet = { issued: num("issued"), returned: num("returned"), invalid: num("invalid"), counts: {} };
+        i.candidates.forEach(function (k) {
+          sheet.counts[k] = {};
+          MARKS.forEach(function (m) { sheet.counts[k][m] = num(k + "|" + m); });
+        });
+        call("POST", "/api/station/tally-sheet", { item_id: i.item_id, sheet: sheet }).then(function (r) {
+          $("sheet-status").textContent = r.state === "entered" ? S.confirm_sheet : S.sheet_state.confirmed;
+          return loadBoard();
+        }).catch(function (e) { $("sheet-status").textContent = S.error + ": " + e.message; });
+      });
+      box.appendChild(f);
+    });
+  }
+
+  // --- count report -------------------------------------------------------------------------
+  $("report-button").addEventListener("click", function () {
+    call("POST", "/api/station/count-report").then(function (blob) {
+      var fr = new FileReader();
+      fr.onload = function () { var a = $("report-link"); a.href = fr.result; a.hidden = false; };
+      fr.readAsDataURL(blob);
+      $("report-status").textContent = S.done;
+    }).catch(function (e) { $("report-status").textContent = S.error + ": " + e.message; });
+  });
+
+  setInterval(function () { if (me && !document.hidden && !document.activeElement.closest("form")) refresh(); }, 5000);
+  start();
+})();

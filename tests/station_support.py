@@ -1,0 +1,49 @@
+"""Scans of the service's own printed ballots for the counting-station tests: the ballot texts
+the admin API printed, rendered by paper.py, marked and distorted by omr_synth, written as a
+multi-page TIFF or PNG files the way a scanner would."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, print_and_rasterise
+from PIL import Image
+
+from ballot_service.formats import ballot_layout as bl
+from ballot_service.render.paper import BallotLayout
+
+TITLE = "关于2025年国民经济和社会发展计划执行情况的决议草案"
+
+
+def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, kind: str = "resolution",
+                places: int | None = None) -> list[np.ndarray]:
+    lay = BallotLayout(body_name="测试市人民代表大会", session_name="第一次会议", item_title=TITLE, kind=kind,
+                       round_number=1, places=places, candidates=tuple(f"候选{i}" for i in range(len(candidates))))
+    return print_and_rasterise(lay, [(t, "") for t in texts], dpi)
+
+
+def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int = 200, style: str = "tick",
+         stray: bool = False, faint: tuple[str, str] | None = None) -> np.ndarray:
+    """Draw `marks` ({candidate: for|against|abstain}) on a blank page, a stray line or a faint
+    dot in box `faint` ((candidate, mark)) if asked, then scan it."""
+    img = page.copy()
+    geom = bl.page_geometry(keys)
+    ppm = dpi / 25.4
+    for k, m in marks.items():
+        draw_mark(img, geom.boxes[(k, m)], style, ppm, rng)
+    if stray:
+        draw_stray(img, geom, ppm, rng)
+    if faint:
+        draw_faint_dot(img, geom.boxes[faint], ppm, rng)
+    return distort(img, rng, dpi=dpi)
+
+
+def write_tiff(pages: list[np.ndarray], path: Path) -> Path:
+    frames = [Image.fromarray(p) for p in pages]
+    frames[0].save(path, save_all=True, append_images=frames[1:], compression="tiff_deflate")
+    return path
+
+
+def png_bytes(page: np.ndarray) -> bytes:
+    return cv2.imencode(".png", page)[1].tobytes()
