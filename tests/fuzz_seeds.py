@@ -9,14 +9,15 @@ from __future__ import annotations
 from helpers_live import blind_ballot, setup_session, vote
 
 from ballot_service.crypto import tablet
+from ballot_service.domain import login_limits, tablet_setup
 
 SHEET = {"issued": 3, "returned": 3, "invalid": 0, "counts": {"motion": {"for": 2, "against": 1, "abstain": 0,
                                                                          "void": 0}}}
 
 
 class Ctx:
-    def __init__(self, api, operator):
-        self.api, self.operator = api, operator
+    def __init__(self, api, operator, app=None):
+        self.api, self.operator, self.app = api, operator, app
 
     def fresh(self, **kw):
         return setup_session(self.api, self.operator, members=3, **kw)
@@ -89,6 +90,48 @@ def _fresh_path(name, **kw):
     return seed
 
 
+def _login(ctx):
+    """The fuzzer's wrong passwords have locked its address out (login_limits): the right
+    password is refused (429) until the administrator lifts the lockout, as here."""
+    db = ctx.app.extensions["ballot_sessionmaker"]()
+    for address in ("127.0.0.1", None):  # the test client's address, or none
+        login_limits.unlock_source(db, address)
+    login_limits.unlock_login(db, ctx.operator[0])
+    db.commit()
+    db.close()
+    return "public", {}, {"username": ctx.operator[0], "password": ctx.operator[1]}
+
+
+def _scanned_page(ctx):
+    """A scanned page without a QR code, kept with its image for the tellers."""
+    s, _ = _paper_ballot(ctx, handed_out=True)
+    client = ctx.app.test_client()
+    r = client.post("/api/station/scans", data=_blank_png(),
+                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/png"})
+    return s, r.get_json()["pages"][0]["id"]
+
+
+def _reset(ctx):
+    s = ctx.fresh(open_vote=False)
+    code = tablet_setup.reset_code(ctx.app.config["SETTINGS"].secret_key, s.sitting_id)
+    return ("bearer", s.creds[s.present[0]]), {}, {"code": code}
+
+
+def _page_by_eye(ctx):
+    """A paper ballot read by eye by the 计票人, waiting for the 监票人's decision."""
+    s, ballot = _paper_ballot(ctx, handed_out=True)
+    page = ctx.api.call("POST", "/api/station/by-eye", {"ballot": ballot, "marks": {"motion": "for"}},
+                        credential=s.counter)[1]
+    return s, page["id"]
+
+
+def _blank_png() -> bytes:
+    """A white page without a QR code: the station keeps it for the tellers to reject."""
+    import cv2
+    import numpy as np
+    return cv2.imencode(".png", np.full((400, 300), 255, np.uint8))[1].tobytes()
+
+
 SEEDS = {
     "terminalState": lambda ctx: (lambda s: (("bearer", s.creds[s.present[0]]), {}, None))(ctx.fresh()),
     "terminalCheckin": lambda ctx: (lambda s: (("bearer", s.creds[s.members[0]]), {}, {"member": s.members[0]}))(
@@ -98,9 +141,9 @@ SEEDS = {
     "terminalCast": _cast,
     "stationPaper": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballot": b, "marks": {"motion": "for"}}))(
         *_paper_ballot(ctx, handed_out=True)),
-    "stationHandOut": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballot": b}))(*_paper_ballot(ctx)),
+    "stationHandOut": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballots": [b]}))(*_paper_ballot(ctx)),
     "stationTallySheet": _tally_sheet,
-    "adminLogin": lambda ctx: ("public", {}, {"username": ctx.operator[0], "password": ctx.operator[1]}),
+    "adminLogin": _login,
     "adminLogout": lambda ctx: ("leaver", {}, None),
     "bodyCreate": lambda ctx: ("superuser", {}, {"name": "种子机构", "kind": "congress"}),
     "bodyKeyCreate": lambda ctx: ("superuser", {"body_id": ctx.call("POST", "/api/admin/bodies",
@@ -132,4 +175,20 @@ SEEDS = {
     "itemReplacement": _replacement,
     "itemPaperBallots": lambda ctx: ("secretariat", {"item_id": ctx.fresh(channel="paper").item_id}, {"count": 1}),
     "sessionResults": _fresh_path("sitting_id"),
+    "terminalReset": _reset,
+    "stationMe": lambda ctx: (("bearer", ctx.fresh(channel="paper").counter), {}, None),
+    "stationBoard": lambda ctx: (("bearer", ctx.fresh(channel="paper").counter), {}, None),
+    "stationQueue": lambda ctx: (("bearer", ctx.fresh(channel="paper").counter), {}, None),
+    "stationCountReport": lambda ctx: (("bearer", ctx.fresh(channel="paper").counter), {}, None),
+    "stationScans": lambda ctx: (("bearer", _paper_ballot(ctx, handed_out=True)[0].counter), {}, _blank_png(),
+                                 "image/png"),
+    "stationBallotInfo": lambda ctx: (lambda s, b: (("bearer", s.counter), {}, {"ballot": b}))(*_paper_ballot(ctx)),
+    "stationByEye": lambda ctx: (lambda s, b: (("bearer", s.counter), {}, {"ballot": b, "marks": {"motion": "for"}}))(
+        *_paper_ballot(ctx, handed_out=True)),
+    "stationDecision": lambda ctx: (lambda s, pid: (("bearer", s.scrutineer), {"page_id": pid},
+                                                    {"decision": {"marks": {"motion": "for"}}}))(*_page_by_eye(ctx)),
+    "stationPageImage": lambda ctx: (lambda s, pid: (("bearer", s.counter), {"page_id": pid}, None))(
+        *_scanned_page(ctx)),
+    "stationRecount": lambda ctx: (lambda s: (("bearer", s.counter), {"item_id": s.item_id}, None))(
+        ctx.fresh(channel="paper")),
 }

@@ -73,7 +73,7 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
     create_operator(db, LEAVER[0], LEAVER[1], "secretariat")  # logs out in the logout's seed
     db.commit()
     db.close()
-    ctx = Ctx(api, OPERATOR)
+    ctx = Ctx(api, OPERATOR, app)
     callers = {
         "superuser": _operator(app, SUPERUSER),
         "secretariat": _operator(app, OPERATOR),
@@ -112,11 +112,12 @@ def test_no_operation_answers_a_server_error(app, api, staff, capsys):
             run()
         op_id = op.definition.raw.get("operationId")
         assert op_id in SEEDS, f"{label}: add its valid request to tests/fuzz_seeds.py"
-        caller, path_parameters, body = SEEDS[op_id](ctx)
+        caller, path_parameters, body, *media = SEEDS[op_id](ctx)
         auth = ({"headers": {"Authorization": f"Bearer {caller[1]}"}} if isinstance(caller, tuple)
                 else callers[caller])
         case = op.Case(path_parameters=path_parameters,
-                       **({"body": body, "media_type": "application/json"} if body is not None else {}))
+                       **({"body": body, "media_type": media[0] if media else "application/json"}
+                          if body is not None else {}))
         r = case.call(app=app, headers=auth.get("headers"), cookies=auth.get("cookies"))
         statuses[label][r.status_code] += 1
         if 200 <= r.status_code < 300:

@@ -26,8 +26,7 @@ def run(settings_env, *args):
 def test_scan_folder_export_and_discard(app, api, settings_env, tmp_path):
     s = setup_session(api, members=4, channel="paper")
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 3})
-    for t in printed["ballots"]:
-        api.call("POST", "/api/station/hand-out", {"ballot": t}, credential=s.station)
+    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
     rng = np.random.default_rng(11)
     blank = blank_pages(printed["ballots"], ("motion",))
     folder = tmp_path / "scanner"

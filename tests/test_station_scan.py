@@ -103,6 +103,7 @@ def test_scan_adjudicate_rescan_and_tally(app, api, client, tmp_path):
 
     # a rescan with the same marks: neither returned nor refused; other marks: refused and an alert
     status, out = _upload(client, s.counter, png_bytes(scans[0]), "image/png")
+    assert "pages" in out, (status, out)
     assert out["pages"][0]["status"] == "rescanned", out
     other = mark(blank[0], KEYS, {"motion": "against"}, np.random.default_rng(3))
     status, out = _upload(client, s.counter, png_bytes(other), "image/png")

@@ -14,6 +14,7 @@ from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
 from ballot_service.domain import scan_recount, scanning
 from ballot_service.domain.sittings import get_item, get_sitting
+from ballot_service.errors import InvalidInput
 
 
 @click.command("scan", help="Read scanned ballots (a multi-page PDF, a TIFF, an image, or a folder of JPEG/PNG "
@@ -34,7 +35,7 @@ def scan(session_id: int, path: str, dpi: int) -> None:
                 seen[p.status] += 1
                 why = "; ".join(p.reasons) or p.outcome or ""
                 click.echo(f"{p.id[:8]} {p.status:9} {why}")
-        except ValueError as exc:
+        except InvalidInput as exc:  # not a readable PDF or image
             click.echo(f"错误 error: {exc}", err=True)
             sys.exit(2)
     click.echo("共 total " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))

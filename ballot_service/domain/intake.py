@@ -351,7 +351,7 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
         if same and (channel != "terminal" or existing_retry is not None):
             if channel == "paper":  # 重复扫描: counted apart, in neither 收回 nor 拒收
                 conn.execute(_RESCANNED, {"round_id": facts.id})
-                events.append(("paper_rescanned", {"round_id": facts.id, "serial": serial}))
+                events.append((sitting.body_id, "paper_rescanned", {"round_id": facts.id}))  # no serial: no scan order
             job.result = Receipt(serial, receipt_code(existing_receipt), True)
             return
         refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")

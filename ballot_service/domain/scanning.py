@@ -139,9 +139,33 @@ def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading
 def take_file(db: Session, settings: Settings, sitting, path, dpi: int = 200) -> Iterator[ScanOutcome]:
     """Read and take every page of a scan file or folder (scan/pages.py), one at a time: the
     caller commits after each, so a page is stored as soon as it is read."""
-    for source, number, grey in iter_pages(path, dpi):
+    for source, number, grey in _readable_pages(path, dpi):
         reading = omr.read_page(grey, resolver(db, sitting.id), source=source, page=number)
         yield take_page(db, settings, sitting, reading, grey)
+
+
+MIN_PAGE_PIXELS = 200  # an A5 ballot at the lowest dpi accepted (100) is over 500 pixels a side
+
+
+def _readable_pages(path, dpi: int) -> Iterator:
+    """iter_pages, with a file that is no readable PDF or image refused as such (and only the
+    reading: a fault while a page is taken is not the file's)."""
+    pages = iter_pages(path, dpi)
+    while True:
+        try:
+            page = next(pages)
+        except StopIteration:
+            return
+        except (ValueError, OSError) as exc:
+            raise InvalidInput(f"the scan file could not be read: {exc}", where="body",
+                               zh="无法读取扫描文件") from None
+        source, number, grey = page
+        if min(grey.shape[:2]) < MIN_PAGE_PIXELS:
+            raise InvalidInput(f"page {number} is {grey.shape[1]}x{grey.shape[0]} pixels: too small to be a scanned "
+                               f"ballot (at least {MIN_PAGE_PIXELS} pixels a side)", where=f"page {number}",
+                               zh=f"第{number}页只有 {grey.shape[1]}x{grey.shape[0]} 像素，不是扫描的选票"
+                                  f"（每边至少 {MIN_PAGE_PIXELS} 像素）")
+        yield page
 
 
 def export_images(db: Session, sitting_id: int) -> list[tuple[ScannedPage, bytes]]:
