@@ -41,9 +41,13 @@ class Rehearsal:
         for f in (work / "keys").glob("*"):
             f.unlink()
         upgrade(url)
+        passphrase = secrets.token_urlsafe(24)
+        # Kept beside the keys (0600) so the rehearsal's database can be opened again afterwards.
+        (work / "passphrase").touch(mode=0o600)
+        (work / "passphrase").write_text(passphrase, encoding="utf-8")
         self.app = create_app({"BALLOT_DATABASE_URL": url, "BALLOT_INSTANCE_PATH": str(work),
                                "BALLOT_KEYS_DIR": str(work / "keys"), "BALLOT_BALLOTS_DIR": str(work),
-                               "BALLOT_KEY_PASSPHRASE": secrets.token_urlsafe(24),
+                               "BALLOT_KEY_PASSPHRASE": passphrase,
                                "BALLOT_SECRET_KEY": secrets.token_hex(32)})
         self.http = self.app.test_client()
         password = secrets.token_urlsafe(16)

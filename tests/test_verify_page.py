@@ -26,7 +26,8 @@ def run(tmp_path_factory):
 def page(run, tmp_path):
     url = f"sqlite:///{run / '.work' / 'rehearsal.sqlite3'}"
     app = create_app({"BALLOT_DATABASE_URL": url, "BALLOT_KEYS_DIR": str(run / ".work" / "keys"),
-                      "BALLOT_INSTANCE_PATH": str(tmp_path), "BALLOT_SECRET_KEY": "x"})
+                      "BALLOT_INSTANCE_PATH": str(tmp_path), "BALLOT_SECRET_KEY": "x",
+                      "BALLOT_KEY_PASSPHRASE": (run / ".work" / "passphrase").read_text(encoding="utf-8")})
     app.config["TESTING"] = True
     engine = create_engine(url)
     with engine.connect() as c:
