@@ -118,6 +118,10 @@ class Item(Base):
     status: Mapped[str] = mapped_column(String(32), default="draft")
     position: Mapped[int] = mapped_column(Integer, default=0)
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
+    # evaluation items only (RULES.md §5.5): the options best first, [{"key", "title"}], and
+    # how grades are given, {"by": "majority"} or {"by": "rate_thresholds", "steps": [[option, hundredths], …]}.
+    options: Mapped[list | None] = mapped_column(JSON)
+    grading: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sitting: Mapped[Sitting] = relationship(back_populates="items")

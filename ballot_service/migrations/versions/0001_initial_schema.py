@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:15:41.826764
+Create Date: 2026-12-02 19:46:38.212806
 """
 import sqlalchemy as sa
 from alembic import op
@@ -101,6 +101,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
+    sa.Column('options', sa.JSON(), nullable=True),
+    sa.Column('grading', sa.JSON(), nullable=True),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_items_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
