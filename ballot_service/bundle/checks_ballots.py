@@ -207,6 +207,9 @@ def check_ballots(b: Path, citems: list[dict], keys: Keys, x: EventIndex, jobs: 
 def _match_cast_events(ci: dict, r: dict, rel: str, lines: list, events_here: dict, seen_serials: dict) -> None:
     """One file's ballots against the serials seen so far and the round's cast_accepted events."""
     cand_set = set(r["candidates"] or [])
+    # an evaluation's ballots carry its option keys (counts.json rule.options), else 赞成/反对/弃权/无效
+    allowed = set(rules.MARKS) if ci["kind"] != "evaluation" \
+        else {*(ci["rule"].get("options") or ()), "abstain", "void"}
     marks_ok: set[int] = set()  # ids of the marks dicts of `lines` already checked
     for n, (serial, marks, digest, member_id) in enumerate(lines, 1):
         where = f"{rel}:{n}"
@@ -226,7 +229,7 @@ def _match_cast_events(ci: dict, r: dict, rel: str, lines: list, events_here: di
             fail(f"event for secret ballot {serial} names a member", where)
         if id(marks) not in marks_ok:  # equal marks in one file arrive as one shared dict
             if not isinstance(marks, dict) or marks.keys() != cand_set \
-                    or any(m not in rules.MARKS for m in marks.values()):
+                    or any(m not in allowed for m in marks.values()):
                 fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
             marks_ok.add(id(marks))
     if len(lines) != len(events_here):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.crypto import keys
 from ballot_service.db import utcnow
-from ballot_service.domain import audit
+from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
@@ -221,8 +221,10 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
                 base: str = "members", majority: str = "half", secret: bool = True,
-                channel: str = "terminal", time_limit_s: int | None = None) -> Item:
-    """Create a vote item. Validates everything a tally will later rely on."""
+                channel: str = "terminal", time_limit_s: int | None = None,
+                options: list[dict] | None = None, grading: dict | None = None) -> Item:
+    """Create a vote item. Validates everything a tally will later rely on. `options` and
+    `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading)."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
@@ -256,8 +258,8 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     else:
         if not candidates:
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
-                               zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
-                               else "任职票决须填写被提名人")
+                               zh={"livelihood_projects": "民生实事项目票决须填写候选项目",
+                                   "evaluation": "满意度测评须填写测评对象"}.get(kind, "任职票决须填写被提名人"))
     candidates = [_clean_candidate(c, i) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
@@ -271,12 +273,21 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
         if places > len(candidates):
             raise InvalidInput(f"places ({places}) exceeds the number of candidates ({len(candidates)})",
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
-    elif kind == "appointment":
+    elif kind in ("appointment", "evaluation"):
         places = None
+    scale_rule = {}
+    if kind == "evaluation":
+        evaluation_items.check_rule(base, majority)
+        options = evaluation_items.clean_options(options)
+        grading = evaluation_items.clean_grading(grading, [o["key"] for o in options])
+        scale_rule = evaluation_items.scale_of(options, grading)
+    elif options is not None or grading is not None:
+        raise InvalidInput("options and grading are for an evaluation item only", where="options",
+                           zh="测评选项和等次评定方式只用于满意度测评")
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
     item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
                 majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s)
+                time_limit_s=time_limit_s, options=options, grading=grading)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
@@ -285,8 +296,9 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     db.flush()
     audit.append(db, "item_created", {
         "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
-        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates]},
+        "places": places, "rule": {"base": base, "majority": majority, **scale_rule}, "secret": secret,
+        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates],
+        **({"options": options} if kind == "evaluation" else {})},
         sitting_id=sitting.id)
     return item
 

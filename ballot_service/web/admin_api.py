@@ -244,7 +244,9 @@ def items_create(sitting_id: int):
                        majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
                        secret=field(data, "secret", bool, required=False, default=True),
                        channel=field(data, "channel", str, required=False, default="terminal"),
-                       time_limit_s=field(data, "time_limit_s", int, required=False))
+                       time_limit_s=field(data, "time_limit_s", int, required=False),
+                       options=field(data, "options", list, required=False, default=None),
+                       grading=field(data, "grading", dict, required=False, default=None))
     commit()
     return jsonify({"id": item.id, "key": item.key}), 201
 
