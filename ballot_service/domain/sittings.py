@@ -273,10 +273,13 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
         if places > len(candidates):
             raise InvalidInput(f"places ({places}) exceeds the number of candidates ({len(candidates)})",
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
-    elif kind in ("appointment", "evaluation"):
+    elif kind == "appointment":
         places = None
     scale_rule = {}
     if kind == "evaluation":
+        if places is not None:
+            raise InvalidInput("an evaluation rates every subject: it has no places", where="places",
+                               zh="满意度测评对每个对象分别测评，不设应选数")
         evaluation_items.check_rule(base, majority)
         options = evaluation_items.clean_options(options)
         grading = evaluation_items.clean_grading(grading, [o["key"] for o in options])

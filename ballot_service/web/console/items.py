@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from ballot_service.domain import records, tally, voting
+from ballot_service.domain import evaluation_items, records, tally, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -18,6 +18,7 @@ from ballot_service.render import announcement
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.console.evaluation_form import parse_grading, parse_options
 from ballot_service.web.console.sittings import render_sitting_page
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires
@@ -34,7 +35,7 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
                                where="candidates")
         return []
     out = []
-    prefix = "P" if kind == "livelihood_projects" else "N"
+    prefix = "P" if kind in ("livelihood_projects", "evaluation") else "N"
     for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
         if not line:
             continue
@@ -68,12 +69,17 @@ def item_form(sitting_id: int):
         sitting = get_sitting(db, sitting_id)
         # 编号 is optional on the form: the secretariat names items by their titles.
         key = form.get("key", "").strip() or f"item-{len(sitting.items) + 1:02d}"
+        scale = {}
+        if kind == "evaluation":
+            options = parse_options(form.get("options", ""))
+            scale = {"options": options, "grading": parse_grading(
+                form.get("grading", ""), form.get("steps", ""), options, list(evaluation_items.DEFAULT_OPTIONS))}
         return create_item(db, sitting, key=key, kind=kind,
                            title=form.get("title", "").strip(), candidates=cands,
                            places=form_int(form, "places", required=kind == "livelihood_projects"),
                            base=form.get("base", "members"), majority=form.get("majority", "half"),
                            secret=form.get("secret", "1") == "1", channel=form.get("channel", "terminal"),
-                           time_limit_s=minutes * 60 if minutes else None)
+                           time_limit_s=minutes * 60 if minutes else None, **scale)
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
