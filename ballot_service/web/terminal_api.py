@@ -38,7 +38,8 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description}
-                           for k in rnd.candidate_keys]}
+                           for k in rnd.candidate_keys],
+            **({"options": item.options} if item.kind == "evaluation" else {})}
 
 
 @bp.get("/terminal/state")
