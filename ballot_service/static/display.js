@@ -98,6 +98,7 @@
   function renderTable(r, rows) {
     var box = $("r-tables");
     box.textContent = "";
+    if (r.kind === "evaluation") { window.DisplayEvaluation.render(box, r, L); return; }
     var projects = r.kind === "livelihood_projects";
     var hasRunoff = projects && rows.some(function (x) { return x.runoff_for != null; });
     var hasVoid = rows.some(function (x) { return x["void"]; });  // paper: void marks (无效)
@@ -185,6 +186,7 @@
       if (r.invalid) n.push(fmt(L.invalid, { n: r.invalid }));
       if (isRes && r.motion && r.motion["void"]) n.push(fmt(L.void_marks, { n: r.motion["void"] }));
       if (r.refused) n.push(fmt(L.refused, { n: r.refused }));
+      if (r.kind === "evaluation") n.push(window.DisplayEvaluation.note(r, L));
       if (r.kind === "livelihood_projects" && r.status !== "void")
         n.push(fmt(L.selected_of, { s: r.selected_count, k: r.places }));
       if (r.runoff) n.push(fmt(L.runoff_done, { i: r.runoff.issued, r: r.runoff.returned }));
@@ -203,7 +205,8 @@
     outcome.className = "outcome " + cls;
 
     // The table of nominees or the ranked projects.
-    var rows = r.kind === "appointment" ? r.nominees : r.kind === "livelihood_projects" ? r.projects : null;
+    var rows = r.kind === "appointment" ? r.nominees : r.kind === "livelihood_projects" ? r.projects
+      : r.kind === "evaluation" ? r.subjects : null;
     var tableOn = !!rows && !noVote;
     show($("r-tables"), tableOn);
     view.classList.toggle("tables", tableOn);
