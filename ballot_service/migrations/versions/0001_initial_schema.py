@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 19:46:38.212806
+Create Date: 2026-12-02 20:03:34.501608
 """
 import sqlalchemy as sa
 from alembic import op
@@ -76,6 +76,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_body_id'), ['body_id'], unique=False)
+
+    op.create_table('projects',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('body_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=500), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('department', sa.String(length=200), nullable=True),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('investment', sa.Integer(), nullable=True),
+    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_projects_body_id_bodies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
+    sa.UniqueConstraint('body_id', 'code', name=op.f('uq_projects_body_id_code'))
+    )
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_projects_body_id'), ['body_id'], unique=False)
 
     op.create_table('sittings',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -317,6 +334,10 @@ def downgrade() -> None:
 
     op.drop_table('items')
     op.drop_table('sittings')
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_projects_body_id'))
+
+    op.drop_table('projects')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_body_id'))
 

@@ -1,0 +1,111 @@
+"""The project register's console pages (民生实事项目库): the projects with their state read from
+the votes, adding one, importing the secretariat's Excel list, the .xlsx export, and making in
+one step the year's projects vote or next year's evaluation of a vote's selected projects."""
+from __future__ import annotations
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ballot_service.domain import project_items, projects
+from ballot_service.domain.sittings import get_body, get_item, get_sitting
+from ballot_service.errors import InvalidInput
+from ballot_service.models import Body, Sitting
+from ballot_service.render import register_xlsx
+from ballot_service.web.common import get_db
+from ballot_service.web.console.blueprint import bp
+from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.i18n import t
+from ballot_service.web.roles import requires
+
+MAX_UPLOAD = 5 * 1024 * 1024
+
+
+def _sittings(db, register: Body) -> list[Sitting]:
+    """Open sessions of the congress and its standing committee, where a new item can go."""
+    return list(db.scalars(select(Sitting).where(Sitting.body_id.in_(projects.family(db, register)),
+                                                 Sitting.status == "open").order_by(Sitting.id)))
+
+
+@bp.get("/console/bodies/<int:body_id>/projects")
+@requires("secretariat", "auditor")
+def projects_page(body_id: int):
+    db = get_db()
+    register = projects.register_body(db, get_body(db, body_id))
+    rows = projects.register_states(db, register)
+    return render_template("console/projects.html", register=register, rows=rows, sittings=_sittings(db, register),
+                           labels=projects.STATE_LABELS, years=sorted({r["project"].year for r in rows}))
+
+
+@bp.get("/console/bodies/<int:body_id>/projects.xlsx")
+@requires("secretariat", "auditor")
+def projects_xlsx(body_id: int):
+    db = get_db()
+    register = projects.register_body(db, get_body(db, body_id))
+    data = register_xlsx.workbook(register.name, projects.register_states(db, register))
+    return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=projects-{register.id}.xlsx"})
+
+
+@bp.post("/console/bodies/<int:body_id>/projects")
+@requires("secretariat")
+def project_add(body_id: int):
+    form = request.form
+
+    def add(db):
+        register = projects.register_body(db, get_body(db, body_id))
+        return projects.add_projects(db, register, [projects.clean_project(form.to_dict(), "")], "console")
+
+    return run_action(add, t("已加入项目库。", "Added to the register."),
+                      url_for(".projects_page", body_id=body_id))[0]
+
+
+@bp.post("/console/bodies/<int:body_id>/projects/import")
+@requires("secretariat")
+def projects_import(body_id: int):
+    f = request.files.get("file")
+    back = url_for(".projects_page", body_id=body_id)
+    if f is None or not f.filename:
+        flash(t("请选择项目清单（.xlsx）。", "Choose the project list (.xlsx)."), "error")
+        return redirect(back)
+    data = f.read(MAX_UPLOAD + 1)
+
+    def load(db):
+        if len(data) > MAX_UPLOAD:
+            raise InvalidInput(t("文件过大（最多 5 MB）", "the file is larger than 5 MB"), where=f.filename)
+        register = projects.register_body(db, get_body(db, body_id))
+        return projects.add_projects(db, register, projects.read_projects_xlsx(data, f.filename), f.filename)
+
+    resp, made = run_action(load, "", back)
+    if made:
+        flash(t(f"已导入 {len(made)} 个项目。", f"{len(made)} projects imported."), "ok")
+    return resp
+
+
+@bp.post("/console/bodies/<int:body_id>/projects/selection-item")
+@requires("secretariat")
+def projects_selection_item(body_id: int):
+    """The year's projects vote from the register's reserve of that year, in a chosen session."""
+    form = request.form
+
+    def make(db):
+        return project_items.selection_item(db, get_sitting(db, form_int(form, "sitting_id")),
+                                            form_int(form, "year"), form_int(form, "places"))
+
+    resp, item = run_action(make, t("已根据项目库新建票决事项。", "Projects vote created from the register."),
+                            url_for(".projects_page", body_id=body_id))
+    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
+
+
+@bp.post("/console/items/<int:item_id>/evaluation-item")
+@requires("secretariat")
+def evaluation_from_selection(item_id: int):
+    """下一年度满意度测评: the selected projects of this decided vote, in a chosen session."""
+    form = request.form
+
+    def make(db):
+        return project_items.evaluation_from_selection(db, get_sitting(db, form_int(form, "sitting_id")),
+                                                       get_item(db, item_id))
+
+    resp, item = run_action(make, t("已根据入选项目新建满意度测评。", "Evaluation created from the selected projects."),
+                            url_for(".item_page", item_id=item_id))
+    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
