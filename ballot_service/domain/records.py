@@ -39,7 +39,10 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
         "session": {"id": sitting.id, "name": sitting.name},
         "item": {"id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
                  "secret": item.secret, "channel": item.channel, "places": item.places,
-                 "candidates": [{"key": c.key, "title": c.title} for c in item.candidates],
+                 # an evaluation's subjects keep their description: where a project was selected (§5.5)
+                 "candidates": [{"key": c.key, "title": c.title,
+                                 **({"description": c.description} if item.kind == "evaluation" and c.description
+                                    else {})} for c in item.candidates],
                  **({"options": item.options, "grading": item.grading} if item.kind == "evaluation" else {})},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
                  "pass": _pass_rule(item)},
