@@ -187,3 +187,27 @@ def test_console_form_creates_an_evaluation_with_typed_options_and_steps(app, co
     db.close()
     bad = post(console, f"/console/sessions/{sid}/items", {**form, "steps": "不称职 | 10"})
     assert bad.status_code == 400 and "分档" in bad.get_data(as_text=True)
+
+
+def test_paper_evaluation_counts_void_marks_per_subject(api):
+    """On paper two options for one subject void that subject's mark only (§5.5): the ballot is valid."""
+    s = setup_session(api, open_vote=False, members=5)
+    _, created = _item(api, s.sitting_id, channel="paper")
+    iid = created["id"]
+    _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": 4})
+    api.call("POST", f"/api/admin/items/{iid}/open")
+    for text in printed["ballots"]:
+        api.call("POST", "/api/station/hand-out", {"ballot": text}, credential=s.station)
+    marks = [{"P01": "satisfied", "P02": "void"}, {"P01": "satisfied"}, {"P01": "void", "P02": "dissatisfied"},
+             {"P01": "satisfied", "P02": "satisfied"}]
+    for text, m in zip(printed["ballots"], marks):
+        api.call("POST", "/api/station/paper", {"ballot": text, "marks": m}, credential=s.station)
+    status, data = api.call("POST", "/api/station/paper", {"ballot": printed["ballots"][0], "marks": {"P01": "for"}},
+                            credential=s.station, expect=None)
+    assert status >= 400
+    api.call("POST", f"/api/admin/items/{iid}/close")
+    _, result = api.call("POST", f"/api/admin/items/{iid}/tally")
+    p01, p02 = result["candidates"]
+    assert (result["valid"], result["invalid"]) == (4, 0)
+    assert (p01["satisfied"], p01["void"], p01["grade"], p01["rate"]) == (3, 1, "satisfied", "75.00")
+    assert (p02["satisfied"], p02["dissatisfied"], p02["void"], p02["abstain"]) == (1, 1, 1, 1)
