@@ -10,7 +10,7 @@ import pytest
 from console_support import flashes, post
 from helpers_live import blind_ballot, setup_session, vote
 from sqlalchemy import func, select
-from terminal_support import assert_error_shape
+from terminal_support import assert_error_shape, query
 
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
@@ -32,11 +32,7 @@ def _item(api, sid, **extra):
 
 
 def _count_items(app) -> int:
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        return db.scalar(select(func.count()).select_from(Item))
-    finally:
-        db.close()
+    return query(app, select(func.count()).select_from(Item))[0][0]
 
 
 @pytest.mark.parametrize("extra, where", [

@@ -12,6 +12,7 @@ from console_support import flashes, post
 from helpers_live import OPERATOR, login_client, setup_session, vote
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
+from terminal_support import query
 
 from ballot_service.models import Item, Project
 
@@ -41,11 +42,7 @@ def _states(console, body_id) -> dict[str, str]:
 
 
 def _count_projects(app) -> int:
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        return db.scalar(select(func.count()).select_from(Project))
-    finally:
-        db.close()
+    return query(app, select(func.count()).select_from(Project))[0][0]
 
 
 def test_a_projects_life_from_the_excel_list_to_its_rating(app, api):

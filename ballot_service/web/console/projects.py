@@ -81,31 +81,27 @@ def projects_import(body_id: int):
     return resp
 
 
+def _create_item(make, done: str, back: str):
+    """Make an item in the session the form names (`make(db, sitting)`); open its page, or say why not."""
+    resp, item = run_action(lambda db: make(db, get_sitting(db, form_int(request.form, "sitting_id"))), done, back)
+    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
+
+
 @bp.post("/console/bodies/<int:body_id>/projects/selection-item")
 @requires("secretariat")
 def projects_selection_item(body_id: int):
     """The year's projects vote from the register's reserve of that year, in a chosen session."""
     form = request.form
-
-    def make(db):
-        return project_items.selection_item(db, get_sitting(db, form_int(form, "sitting_id")),
-                                            form_int(form, "year"), form_int(form, "places"))
-
-    resp, item = run_action(make, t("已根据项目库新建票决事项。", "Projects vote created from the register."),
-                            url_for(".projects_page", body_id=body_id))
-    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
+    return _create_item(lambda db, sitting: project_items.selection_item(
+        db, sitting, form_int(form, "year"), form_int(form, "places")),
+        t("已根据项目库新建票决事项。", "Projects vote created from the register."),
+        url_for(".projects_page", body_id=body_id))
 
 
 @bp.post("/console/items/<int:item_id>/evaluation-item")
 @requires("secretariat")
 def evaluation_from_selection(item_id: int):
     """下一年度满意度测评: the selected projects of this decided vote, in a chosen session."""
-    form = request.form
-
-    def make(db):
-        return project_items.evaluation_from_selection(db, get_sitting(db, form_int(form, "sitting_id")),
-                                                       get_item(db, item_id))
-
-    resp, item = run_action(make, t("已根据入选项目新建满意度测评。", "Evaluation created from the selected projects."),
-                            url_for(".item_page", item_id=item_id))
-    return redirect(url_for(".item_page", item_id=item.id)) if item else resp
+    return _create_item(lambda db, sitting: project_items.evaluation_from_selection(db, sitting, get_item(db, item_id)),
+                        t("已根据入选项目新建满意度测评。", "Evaluation created from the selected projects."),
+                        url_for(".item_page", item_id=item_id))
