@@ -76,3 +76,13 @@ def test_projects_notice_lists_the_selected_in_rank_order(app, api):
     assert n["lines"] == ["票决产生民生实事项目2项（按得票多少排序）：", "1. 背街小巷整治（赞成5票）",
                           "2. 菜市场提升改造（赞成3票）"]
     assert n["title"] == "测试市人民代表大会公告" and "应到5名，实到5名" in n["intro"]
+
+
+def test_the_verify_page_shows_an_evaluations_grades(app, api, client):
+    iid = _decided(api, "evaluation", [{"P01": "satisfied", "P02": "dissatisfied", "P03": "basically_satisfied"}] * 5)
+    _, rec = api.call("POST", f"/api/admin/items/{iid}/record")
+    page = client.get(f"/verify/{rec['id']}").get_data(as_text=True)
+    assert 'data-genuine="true"' in page
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "城区老旧小区改造 5 0 0 0 0 100.00% 满意" in text
+    assert "背街小巷整治 0 0 5 0 0 0.00% 不满意" in text

@@ -113,6 +113,7 @@
       var head = document.createElement("tr");
       if (projects) head.appendChild(cell("th", L.col_rank, "n"));
       head.appendChild(cell("th", projects ? L.col_project : L.col_nominee));
+      if (projects) head.appendChild(cell("th", "", "barcol"));
       head.appendChild(cell("th", L.col_for, "n"));
       if (!projects) { head.appendChild(cell("th", L.col_against, "n")); head.appendChild(cell("th", L.col_abstain, "n")); }
       if (hasVoid) head.appendChild(cell("th", L.col_void, "n"));
@@ -126,6 +127,12 @@
         var title = cell("td", x.title, "title");
         title.title = x.title;
         tr.appendChild(title);
+        if (projects) {  // 赞成 / 反对 / 弃权 / 无效 as one bar, as for an evaluation's subjects
+          var b = cell("td", "", "barcol");
+          b.appendChild(window.DisplayEvaluation.segments([[x["for"], "best"], [x.against, "worst"],
+                                                           [x.abstain, "abstain"], [x["void"], "void"]]));
+          tr.appendChild(b);
+        }
         tr.appendChild(cell("td", x["for"], "n"));
         if (!projects) { tr.appendChild(cell("td", x.against, "n")); tr.appendChild(cell("td", x.abstain, "n")); }
         if (hasVoid) tr.appendChild(cell("td", x["void"], "n"));

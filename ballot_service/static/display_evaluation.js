@@ -14,21 +14,24 @@ window.DisplayEvaluation = (function () {
   // Segment colours by rank: the best option green, the worst red, those between amber/yellow.
   function tone(i, n) { return i === 0 ? "best" : i === n - 1 ? "worst" : (i === 1 ? "mid" : "mid2"); }
 
-  function bar(x, n) {
-    var total = x.counts.reduce(function (a, b) { return a + b; }, 0) + x.abstain + x["void"];
+  // One stacked bar from [[count, tone], …]; also beside the 赞成 counts of a projects vote.
+  function segments(parts) {
+    var total = parts.reduce(function (a, p) { return a + p[0]; }, 0);
     var el = document.createElement("div");
     el.className = "e-bar";
-    var parts = x.counts.map(function (c, i) { return [c, "seg " + tone(i, n)]; });
-    parts.push([x.abstain, "seg abstain"]);
-    parts.push([x["void"], "seg void"]);
     parts.forEach(function (p) {
       if (!p[0] || !total) return;
       var s = document.createElement("span");
-      s.className = p[1];
+      s.className = "seg " + p[1];
       s.style.width = (100 * p[0] / total) + "%";  // display only: every figure shown is an integer
       el.appendChild(s);
     });
     return el;
+  }
+
+  function bar(x, n) {
+    var parts = x.counts.map(function (c, i) { return [c, tone(i, n)]; });
+    return segments(parts.concat([[x.abstain, "abstain"], [x["void"], "void"]]));
   }
 
   function legend(r, L) {
@@ -92,5 +95,5 @@ window.DisplayEvaluation = (function () {
     return g.by === "rate_thresholds" ? L.grade_by_rate : L.grade_by_majority;
   }
 
-  return { render: render, note: note };
+  return { render: render, note: note, segments: segments };
 })();
