@@ -14,6 +14,8 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 from terminal_support import query
 
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.models import Item, Project
 
 PROJECTS = [("2026-01", "城区老旧小区改造", "住建局", 2026, 12000), ("2026-02", "农村饮水安全巩固提升", "水利局", 2026, None),
@@ -45,7 +47,7 @@ def _count_projects(app) -> int:
     return query(app, select(func.count()).select_from(Project))[0][0]
 
 
-def test_a_projects_life_from_the_excel_list_to_its_rating(app, api):
+def test_a_projects_life_from_the_excel_list_to_its_rating(app, api, tmp_path):
     s = setup_session(api, members=6, open_vote=False)
     console = login_client(app, OPERATOR)
     # A bad list changes nothing and says where: row 3, the year column.
@@ -111,6 +113,11 @@ def test_a_projects_life_from_the_excel_list_to_its_rating(app, api):
     results = [[c.value for c in row] for row in wb["测评结果"].iter_rows(min_row=2)]
     assert [(r[1], r[5], r[6], r[7], r[9], r[10]) for r in results] == [
         ("2026-01", 6, 0, 0, "100.00", "满意"), ("2026-02", 0, 6, 0, "100.00", "基本满意")]
+    # The register's imports are in the audit chain, and the auditor's bundle still verifies.
+    db = app.extensions["ballot_sessionmaker"]()
+    export_bundle(db, app.config["SETTINGS"], tmp_path / "audit")
+    db.close()
+    assert verify_bundle(tmp_path / "audit")["rounds_recounted"] == 2
 
 
 def test_the_standing_committee_shares_the_congress_register(app, api):
