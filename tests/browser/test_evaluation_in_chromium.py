@@ -69,6 +69,13 @@ def test_year_end_evaluation_from_last_years_selection(new_page, live_site, tmp_
         {"name": f"席位{no}", "kind": "seat", "seat": no} for no in s.members]})
     creds = {t["seat"]: t["credential"] for t in terms["terminals"]}
 
+    # The add-item form has the evaluation's fields (options, grading by rate).
+    op.goto(f"{base}/console/sessions/{sid}")
+    op.click("#new-item summary")
+    op.select_option("#new-item select[name=kind]", "evaluation")
+    assert op.locator("#new-item textarea[name=options]").is_visible()
+    screenshot(op, "evaluation-console-item-form")
+
     # The evaluation, from last year's vote, in one step.
     op.goto(f"{base}/console/items/{s.item_id}")
     op.select_option("#evaluation-next select[name=sitting_id]", str(sid))
