@@ -53,6 +53,13 @@ def family(db: Session, register: Body) -> list[int]:
     return [register.id] + ([committee] if committee is not None and committee != register.id else [])
 
 
+def open_sittings(db: Session, register: Body) -> list[Sitting]:
+    """Open sessions of the congress and its standing committee, where an item made from the
+    register can go."""
+    return list(db.scalars(select(Sitting).where(Sitting.body_id.in_(family(db, register)),
+                                                 Sitting.status == "open").order_by(Sitting.id)))
+
+
 def clean_project(raw: dict, where: str) -> dict:
     """One project's fields as stored: names clean (formats.names), 年度 a year, 投资额 whole 万元."""
     out = {"code": names.check_name(raw.get("code"), what="编号 code", where=f"{where}code",

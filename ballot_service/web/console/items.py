@@ -13,7 +13,7 @@ from ballot_service.domain import evaluation_items, projects, records, tally, vo
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
-from ballot_service.models import Cast, Record, Sitting
+from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
@@ -113,14 +113,8 @@ def item_page(item_id: int):
                            announcement=announcement.announcement(content) if content else None,
                            titles={c.key: c.title for c in item.candidates}, paper=paper,
                            state=attendance_state(db, item.sitting),
-                           open_sittings=open_sittings(db, item) if item.kind == "livelihood_projects" else [])
-
-
-def open_sittings(db, item) -> list:
-    """Sessions of the same congress and its standing committee where next year's evaluation can go."""
-    register = projects.register_body(db, item.sitting.body)
-    return list(db.scalars(select(Sitting).where(Sitting.body_id.in_(projects.family(db, register)),
-                                                 Sitting.status == "open").order_by(Sitting.id)))
+                           open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
+                           if item.kind == "livelihood_projects" else [])
 
 
 @bp.get("/console/items/<int:item_id>/progress")

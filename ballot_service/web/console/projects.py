@@ -4,12 +4,10 @@ one step the year's projects vote or next year's evaluation of a vote's selected
 from __future__ import annotations
 
 from flask import Response, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from ballot_service.domain import project_items, projects
 from ballot_service.domain.sittings import get_body, get_item, get_sitting
 from ballot_service.errors import InvalidInput
-from ballot_service.models import Body, Sitting
 from ballot_service.render import register_xlsx
 from ballot_service.web.common import get_db
 from ballot_service.web.console.blueprint import bp
@@ -20,19 +18,13 @@ from ballot_service.web.roles import requires
 MAX_UPLOAD = 5 * 1024 * 1024
 
 
-def _sittings(db, register: Body) -> list[Sitting]:
-    """Open sessions of the congress and its standing committee, where a new item can go."""
-    return list(db.scalars(select(Sitting).where(Sitting.body_id.in_(projects.family(db, register)),
-                                                 Sitting.status == "open").order_by(Sitting.id)))
-
-
 @bp.get("/console/bodies/<int:body_id>/projects")
 @requires("secretariat", "auditor")
 def projects_page(body_id: int):
     db = get_db()
     register = projects.register_body(db, get_body(db, body_id))
     rows = projects.register_states(db, register)
-    return render_template("console/projects.html", register=register, rows=rows, sittings=_sittings(db, register),
+    return render_template("console/projects.html", register=register, rows=rows, sittings=projects.open_sittings(db, register),
                            labels=projects.STATE_LABELS, years=sorted({r["project"].year for r in rows}))
 
 
