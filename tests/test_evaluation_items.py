@@ -5,6 +5,7 @@ signed record and 宣布稿 in the usual wording, and `audit verify` recomputing
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from console_support import flashes, post
@@ -17,7 +18,10 @@ from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.crypto import tablet
 from ballot_service.domain.sittings import create_body, create_sitting
+from ballot_service.errors import InvalidInput
+from ballot_service.formats.scenario import load_scenario
 from ballot_service.models import Item, Record
+from ballot_service.rehearsal import rehearse
 from ballot_service.render import announcement
 
 SUBJECTS = [{"key": "P01", "title": "城区老旧小区改造"}, {"key": "P02", "title": "背街小巷整治"}]
@@ -207,3 +211,41 @@ def test_paper_evaluation_counts_void_marks_per_subject(api):
     assert (result["valid"], result["invalid"]) == (4, 0)
     assert (p01["satisfied"], p01["void"], p01["grade"], p01["rate"]) == (3, 1, "satisfied", "75.00")
     assert (p02["satisfied"], p02["dissatisfied"], p02["void"], p02["abstain"]) == (1, 1, 1, 1)
+
+
+UPCOMING = Path(__file__).resolve().parents[2] / "shared" / "scenarios" / "upcoming" / "evaluation-basic.json"
+
+
+@pytest.mark.parametrize("mutate, where", [
+    (lambda i: i["ballots"][0]["marks"].update(P01="for"), "$.items[0].ballots[0].marks.P01"),
+    (lambda i: i["ballots"][0]["marks"].update(P01="void"), "$.items[0].ballots[0].marks.P01"),
+    (lambda i: i.update(options=[{"key": "grade", "title": "好"}, {"key": "bad", "title": "差"}]),
+     "$.items[0].options[0].key"),
+    (lambda i: i.update(rule={"majority": "two_thirds"}), "$.items[0].rule.majority"),
+    (lambda i: (i.pop("ballots"), i.update(channel="tally_sheet", sheet={
+        "issued": 5, "returned": 5, "invalid": 0, "counts": {"P01": {"for": 5}}})), "$.items[0].sheet.counts.P01.for"),
+    (lambda i: i.update(options=COMPETENCE), "$.items[0].ballots[0].marks.P01"),  # satisfied is no longer an option
+])
+def test_evaluation_scenarios_are_checked_per_kind(tmp_path, mutate, where):
+    s = json.loads(UPCOMING.read_text("utf-8"))
+    mutate(s["items"][0])
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(s, ensure_ascii=False), "utf-8")
+    with pytest.raises(InvalidInput) as exc:
+        load_scenario(path)
+    assert exc.value.where == where, exc.value.message
+
+
+def test_a_paper_evaluation_rehearses_with_void_marks(tmp_path, db_url):
+    s = json.loads(UPCOMING.read_text("utf-8"))
+    item = s["items"][0]
+    item["channel"] = "paper"
+    item["ballots"] = [{"marks": {"P01": "satisfied", "P02": "void"}, "repeat": 40},
+                       {"marks": {"P01": "dissatisfied"}, "repeat": 10}, {"marks": {"P01": "satisfied"}, "spare": True}]
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps(s, ensure_ascii=False), "utf-8")
+    (result,) = rehearse(path, tmp_path / "out", db_url)["items"]
+    p01, p02 = result["candidates"][:2]
+    assert (result["issued"], result["returned"], result["refused"], result["not_voted"]) == (54, 50, 1, 4)
+    assert (p01["satisfied"], p01["dissatisfied"], p01["grade"], p01["rate"]) == (40, 10, "satisfied", "80.00")
+    assert (p02["void"], p02["abstain"], p02["grade"], p02["rate"]) == (40, 10, "dissatisfied", "0.00")
