@@ -175,6 +175,7 @@
     show($("r-record"), false);
     if (!r) { text(outcome, ""); text(notes, ""); text($("r-qr"), ""); delete $("r-qr").dataset.url; return; }
     roundTag($("r-round"), r.rounds);
+    text($("r-tag"), r.kind === "evaluation" ? L.evaluation_tag : L.result_tag);
     secretTag($("r-secret"), r.secret);
     var isRes = r.kind === "resolution";
     var noVote = r.status === "quorum_not_met";
