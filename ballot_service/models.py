@@ -80,6 +80,24 @@ class Member(Base):
     body: Mapped[Body] = relationship(back_populates="members")
 
 
+class Project(Base):
+    """A livelihood project in a congress's register (项目库), which its standing committee shares.
+    Its state (储备 reserve, candidate, selected, in delivery, rated) is never stored here:
+    domain/projects.py reads it from the items whose candidate has the project's code and name."""
+
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("body_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body_id: Mapped[int] = mapped_column(ForeignKey("bodies.id"), index=True)  # the congress
+    code: Mapped[str] = mapped_column(String(64))  # 编号, the candidate key on every ballot
+    name: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    department: Mapped[str | None] = mapped_column(String(200))  # 承办单位
+    year: Mapped[int] = mapped_column(Integer)  # 年度: the year the project is delivered
+    investment: Mapped[int | None] = mapped_column(Integer)  # 投资额, 万元, where known
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Attendance(Base):
     """Check-in state of a member for a sitting: present (签到) or on leave (请假)."""
 
@@ -150,6 +168,10 @@ class Item(Base):
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
     # paper: what counts as a mark (MarkRule): any clear mark, or only the asked-for ○
     mark_rule: Mapped[str] = mapped_column(String(16), default="any", server_default=text("'any'"))
+    # evaluation items only (RULES.md §5.5): the options best first, [{"key", "title"}], and
+    # how grades are given, {"by": "majority"} or {"by": "rate_thresholds", "steps": [[option, hundredths], …]}.
+    options: Mapped[list | None] = mapped_column(JSON)
+    grading: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sitting: Mapped[Sitting] = relationship(back_populates="items")

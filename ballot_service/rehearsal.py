@@ -108,8 +108,8 @@ class Rehearsal:
         self.present = want
 
     def _run_item(self, item: dict) -> None:
-        spec = {k: item[k] for k in ("key", "kind", "title", "places", "candidates", "rule", "secret", "channel")
-                if k in item}
+        spec = {k: item[k] for k in ("key", "kind", "title", "places", "candidates", "rule", "secret", "channel",
+                                     "options") if k in item}
         _, created = self.call("POST", f"/api/admin/sessions/{self.sid}/items", spec)
         iid = created["id"]
         if "present" in item:

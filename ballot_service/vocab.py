@@ -20,6 +20,7 @@ class ItemKind(StrEnum):
     LIVELIHOOD = "livelihood_projects"  # 民生实事项目票决
     APPOINTMENT = "appointment"         # 任职票决
     RESOLUTION = "resolution"           # 决议表决
+    EVALUATION = "evaluation"           # 满意度测评 / 工作评议 / 述职评议 (RULES.md §5.5)
 
 
 class Channel(StrEnum):
@@ -113,6 +114,7 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     ItemKind.LIVELIHOOD: ("民生实事项目票决", "livelihood projects vote"),
     ItemKind.APPOINTMENT: ("任职票决", "appointment vote"),
     ItemKind.RESOLUTION: ("决议表决", "resolution"),
+    ItemKind.EVALUATION: ("满意度测评", "evaluation"),
     Channel.TERMINAL: ("电子表决器", "seat tablets"),
     Channel.PAPER: ("纸质票", "paper ballots"),
     Channel.TALLY_SHEET: ("纸质票（计票单录入）", "paper ballots (tally sheet)"),
@@ -153,6 +155,7 @@ RECORD_NAMES: dict[ItemKind, tuple[str, str]] = {
     ItemKind.LIVELIHOOD: ("票决结果", "Result of the projects vote"),
     ItemKind.APPOINTMENT: ("任免表决结果", "Result of the appointment vote"),
     ItemKind.RESOLUTION: ("表决结果记录", "Record of the vote"),
+    ItemKind.EVALUATION: ("测评结果", "Result of the evaluation"),
 }
 
 
@@ -171,6 +174,7 @@ BALLOT_HEADINGS: dict[ItemKind, tuple[str, str]] = {
     ItemKind.LIVELIHOOD: ("票 决 票", "项目"),
     ItemKind.APPOINTMENT: ("表 决 票", "人选"),
     ItemKind.RESOLUTION: ("表 决 票", "表决事项"),
+    ItemKind.EVALUATION: ("测 评 票", "测评对象"),
 }
 
 _BY_VALUE: dict[tuple[type, str], tuple[str, str]] = {(type(k), k.value): v for k, v in LABELS.items()}

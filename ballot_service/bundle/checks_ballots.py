@@ -213,6 +213,9 @@ def _match_cast_events(b: Path, ci: dict, r: dict, rel: str, lines: list, x: Eve
     """One file's ballots against the serials seen so far, the round's casts_accepted counts
     and, once it closed, the commitment its vote_closed event signed (ballots_commitment)."""
     cand_set = set(r["candidates"] or [])
+    # an evaluation's ballots carry its option keys (counts.json rule.options), else 赞成/反对/弃权/无效
+    allowed = set(rules.MARKS) if ci["kind"] != "evaluation" \
+        else {*(ci["rule"].get("options") or ()), "abstain", "void"}
     marks_ok: set[int] = set()  # ids of the marks dicts of `lines` already checked
     for n, (serial, marks, _digest, member_id) in enumerate(lines, 1):
         where = f"{rel}:{n}"
@@ -224,7 +227,7 @@ def _match_cast_events(b: Path, ci: dict, r: dict, rel: str, lines: list, x: Eve
             fail(f"secret ballot {serial} in {rel} names a member", where)
         if id(marks) not in marks_ok:  # equal marks in one file arrive as one shared dict
             if not isinstance(marks, dict) or marks.keys() != cand_set \
-                    or any(m not in rules.MARKS for m in marks.values()):
+                    or any(m not in allowed for m in marks.values()):
                 fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
             marks_ok.add(id(marks))
     accepted = x.accepted.get(r["round_id"], 0)

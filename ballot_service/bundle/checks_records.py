@@ -105,7 +105,8 @@ def _recount(ci: dict, r: dict, rule: rules.Rule, tally_seq: int, x: EventIndex,
     common = dict(item_kind=ci["kind"], candidate_keys=list(r["candidates"]), places=r["places"],
                   rule=rule, members=r["members"], present=r["present"],
                   quorum_met=bool(r["quorum_met"]), refused=refused_then,
-                  rescanned=sum(1 for seq in x.rescans.get(r["round_id"], []) if seq < tally_seq))
+                  rescanned=sum(1 for seq in x.rescans.get(r["round_id"], []) if seq < tally_seq),
+                  scale=_scale(ci) if ci["kind"] == "evaluation" else None)
     try:
         if ci["channel"] == "tally_sheet":
             if r["sheet"] is None:
@@ -118,3 +119,12 @@ def _recount(ci: dict, r: dict, rule: rules.Rule, tally_seq: int, x: EventIndex,
         return tally.round_result(issued=r["issued"] or 0, ballots=marks_by_round[r["round_id"]], **common)
     except (rules.RuleError, KeyError, TypeError, ValueError) as exc:
         fail(f"{ci['key']} round {r['number']}: the counts cannot be tallied ({exc})", "counts.json")
+
+
+def _scale(ci: dict) -> dict:
+    """An evaluation's options and grading, as the item was created with them (counts.json `rule`,
+    checked against the item_created event): the recount grades and rates with these."""
+    scale = {k: ci["rule"].get(k) for k in ("options", "grading")}
+    if not isinstance(scale["options"], list) or not isinstance(scale["grading"], dict):
+        fail(f"{ci['key']}: an evaluation's rule names its options and grading", "counts.json")
+    return scale

@@ -22,6 +22,7 @@ from ballot_service.bundle import layout
 from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
+from ballot_service.domain import tally
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
     AuditEvent,
@@ -184,7 +185,7 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
         counts_items.append({
             "id": item.id, "key": item.key, "kind": item.kind, "title": item.title, "secret": item.secret,
             "channel": item.channel, "places": item.places,
-            "rule": {"base": item.base, "majority": item.majority},
+            "rule": {"base": item.base, "majority": item.majority, **(tally.item_scale(item) or {})},
             "body": {"id": body.id, "name": body.name, "kind": body.kind},
             "session": {"id": item.sitting.id, "name": item.sitting.name},
             "rounds": rounds, "record_file": record_file})

@@ -66,7 +66,7 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows
-from ballot_service.domain import audit, group_commit, paper_ballots, round_facts
+from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
@@ -164,7 +164,11 @@ def parse_marks(raw, candidate_keys: list[str], allow_void: bool) -> dict[str, s
 def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
     """(marks, digest) or the InvalidInput to raise (later, in the order of the checks)."""
     try:
-        marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper")
+        if facts.options is not None:
+            marks = evaluation_items.parse_marks(raw_marks, list(facts.candidate_keys), list(facts.options),
+                                                 paper=channel == "paper")
+        else:
+            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper")
     except InvalidInput as exc:
         return exc
     return marks, sha256_hex(canonical_json({"ballot": token_text, "marks": marks}))
@@ -306,7 +310,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
         if row is None:
             rounds[key] = None
             return None
-        facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret)
+        facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
+                           evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None)
         round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:

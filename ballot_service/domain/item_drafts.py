@@ -38,17 +38,18 @@ def _event_data(item: Item) -> dict:
 
 def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candidates: list[dict] | None = None,
               places: int | None = None, base: str = "members", majority: str = "half", secret: bool = True,
-              channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any") -> Item:
+              channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
+              options: list[dict] | None = None, grading: dict | None = None) -> Item:
     """Replace everything about a draft item (as create_item checks it); its id stays."""
     rnd = _require_draft(db, item, "修改", "edited")
-    key, title, cleaned, places, keys = check_item(
+    key, title, cleaned, places, keys, (options, grading, _) = check_item(
         db, item.sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
         majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,
-        item_id=item.id)
+        options=options, grading=grading, item_id=item.id)
     item.key, item.kind, item.title, item.places = key, kind, title, places
     item.base, item.majority, item.secret, item.channel, item.time_limit_s = base, majority, secret, channel, \
         time_limit_s
-    item.mark_rule = mark_rule
+    item.mark_rule, item.options, item.grading = mark_rule, options, grading
     item.candidates.clear()
     db.flush()  # the old candidates go before the new ones take their keys
     item.candidates.extend(Candidate(key=c["key"], title=c["title"], description=c.get("description"),

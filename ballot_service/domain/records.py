@@ -39,10 +39,14 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
         "session": {"id": sitting.id, "name": sitting.name},
         "item": {"id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
                  "secret": item.secret, "channel": item.channel, "places": item.places,
-                 "candidates": [{"key": c.key, "title": c.title, **({"office": c.office} if c.office else {})}
-                                for c in item.candidates]},
+                 "candidates": [{"key": c.key, "title": c.title,
+                                 **({"office": c.office} if c.office else {}),
+                                 # an evaluation's subjects keep their description: where a project was selected (§5.5)
+                                 **({"description": c.description} if item.kind == "evaluation" and c.description
+                                    else {})} for c in item.candidates],
+                 **({"options": item.options, "grading": item.grading} if item.kind == "evaluation" else {})},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
-                 "pass": "2*for > base" if item.majority == "half" else "3*for >= 2*base"},
+                 "pass": _pass_rule(item)},
         "result": result,
         "rounds": [{"number": r.number, "places": r.places, "candidates": r.candidate_keys,
                     "opened_at": r.opened_at.isoformat() if r.opened_at else None,
@@ -58,6 +62,14 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
         "audit": {"seq": audit_seq, "head": audit_head},
         "key_fingerprint": fingerprint,
     }
+
+
+def _pass_rule(item: Item) -> str:
+    if item.kind == "evaluation":  # RULES.md §5.5
+        if (item.grading or {}).get("by") == "rate_thresholds":
+            return "grade = first step with rate >= minimum, else the last option; rate = round_half_up(10000*positive/valid)"
+        return "grade = first option g_j (j < m) with 2*c_j > base, else g_m; rate = round_half_up(10000*positive/valid)"
+    return "2*for > base" if item.majority == "half" else "3*for >= 2*base"
 
 
 def issue_record(db: Session, settings: Settings, item: Item) -> Record:

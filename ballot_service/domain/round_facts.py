@@ -23,6 +23,7 @@ class RoundFacts(NamedTuple):
     candidate_keys: tuple
     channel: str
     secret: bool
+    options: tuple | None = None  # an evaluation's option keys (a ballot's marks are these)
 
 
 # Per engine (tests build an engine per database): (session, item, round number) -> facts.
@@ -33,7 +34,7 @@ _facts_lock = threading.Lock()
 # with, so app nodes with clocks apart agree on when a vote's time is up.
 ROUND_OF_BALLOT = (
     select(Round.id, Round.item_id, Round.number, Round.candidate_keys, Item.channel, Item.secret,
-           Round.status, Round.closes_at, db_now().label("now"))
+           Round.status, Round.closes_at, db_now().label("now"), Item.kind, Item.options)
     .join(Item, Item.id == Round.item_id)
     .where(Item.sitting_id == bindparam("sitting_id"), Item.id == bindparam("item_id"),
            Round.number == bindparam("round_no")))

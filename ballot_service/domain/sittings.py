@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.crypto import keys
 from ballot_service.db import utcnow
-from ballot_service.domain import audit
+from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
@@ -224,16 +224,19 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
                 base: str = "members", majority: str = "half", secret: bool = True,
-                channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any") -> Item:
-    """Create a vote item. Validates everything a tally will later rely on."""
+                channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
+                options: list[dict] | None = None, grading: dict | None = None) -> Item:
+    """Create a vote item. Validates everything a tally will later rely on. `options` and
+    `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading)."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
-    key, title, candidates, places, keys = check_item(
+    key, title, candidates, places, keys, (options, grading, scale_rule) = check_item(
         db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
-        majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule)
+        majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,
+        options=options, grading=grading)
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
     item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
                 majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s, mark_rule=mark_rule)
+                time_limit_s=time_limit_s, mark_rule=mark_rule, options=options, grading=grading)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
@@ -242,19 +245,21 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     db.flush()
     audit.append(db, "item_created", {
         "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
-        "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
+        "places": places, "rule": {"base": base, "majority": majority, **scale_rule}, "secret": secret,
         "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
                                             **({"office": c["office"]} if c.get("office") else {})}
-                                           for c in candidates]},
+                                           for c in candidates],
+        **({"options": options} if kind == "evaluation" else {})},
         sitting_id=sitting.id)
     return item
 
 
 def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,
-               channel, time_limit_s, mark_rule: str = "any", item_id: int | None = None) -> tuple:
+               channel, time_limit_s, mark_rule: str = "any", options=None, grading=None,
+               item_id: int | None = None) -> tuple:
     """Everything create_item checks (also for an edit before opening, item_drafts.edit_item):
-    the cleaned (key, title, candidates, places, candidate keys). `item_id`: the item being
-    edited, whose own key is no clash."""
+    the cleaned (key, title, candidates, places, candidate keys, (options, grading, the
+    evaluation's rule words)). `item_id`: the item being edited, whose own key is no clash."""
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
                            zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
@@ -290,8 +295,8 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
     else:
         if not candidates:
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
-                               zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
-                               else "任职票决须填写被提名人")
+                               zh={"livelihood_projects": "民生实事项目票决须填写候选项目",
+                                   "evaluation": "满意度测评须填写测评对象"}.get(kind, "任职票决须填写被提名人"))
     candidates = [_clean_candidate(c, i, kind) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
@@ -307,7 +312,19 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
     elif kind == "appointment":
         places = None
-    return key, title, candidates, places, keys
+    scale = (None, None, {})
+    if kind == "evaluation":
+        if places is not None:
+            raise InvalidInput("an evaluation rates every subject: it has no places", where="places",
+                               zh="满意度测评对每个对象分别测评，不设应选数")
+        evaluation_items.check_rule(base, majority)
+        options = evaluation_items.clean_options(options)
+        grading = evaluation_items.clean_grading(grading, [o["key"] for o in options])
+        scale = (options, grading, evaluation_items.scale_of(options, grading))
+    elif options is not None or grading is not None:
+        raise InvalidInput("options and grading are for an evaluation item only", where="options",
+                           zh="测评选项和等次评定方式只用于满意度测评")
+    return key, title, candidates, places, keys, scale
 
 
 def _clean_candidate(c, i: int, kind: str) -> dict:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
-from ballot_service.domain import audit, scan_queue
+from ballot_service.domain import audit, evaluation_items, scan_queue
 from ballot_service.errors import Conflict
 from ballot_service.models import Cast, Item, Refusal, Round, TallySheet
 from ballot_service.vocab import status_name
@@ -20,8 +20,14 @@ from ballot_service.vocab import status_name
 def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,
                  members: int, present: int, quorum_met: bool, issued: int,
                  ballots: Iterable[Mapping[str, str]] | None = None, sheet: dict | None = None,
-                 refused: int = 0, rescanned: int = 0) -> dict:
-    """Count one round from its ballots (or a tellers' sheet) and decide it."""
+                 refused: int = 0, rescanned: int = 0, scale: dict | None = None) -> dict:
+    """Count one round from its ballots (or a tellers' sheet) and decide it. `scale`: an
+    evaluation's options and grading (evaluation_items.scale_of)."""
+    if item_kind == "evaluation":
+        return evaluation_items.round_result(
+            candidate_keys=candidate_keys, scale=scale or evaluation_items.scale_of(None, None), rule=rule,
+            members=members, present=present, quorum_met=quorum_met, issued=issued, ballots=ballots,
+            sheet=sheet, refused=refused)
     if sheet is not None:
         valid = sheet["returned"] - sheet["invalid"]
         counts = [rules.CandidateCount(k, sheet["counts"][k]["for"], sheet["counts"][k]["against"],
@@ -84,7 +90,7 @@ def item_result(key: str, kind: str, rounds: list[dict]) -> dict:
             r = rounds[1]
             entry["runoff"] = {k: r[k] for k in ("issued", "returned", "valid", "invalid", "refused", "places")}
             entry["runoff"]["candidates"] = r["candidates"]
-    if kind == "appointment":
+    if kind in ("appointment", "evaluation"):
         for c in candidates:
             c.pop("selected", None)
     entry["candidates"] = candidates
@@ -131,7 +137,8 @@ def recount_round(db: Session, item: Item, rnd: Round) -> dict:
     refused = sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id)))
     common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                   rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
-                  quorum_met=bool(rnd.quorum_met), refused=refused, rescanned=rnd.rescanned or 0)
+                  quorum_met=bool(rnd.quorum_met), refused=refused, rescanned=rnd.rescanned or 0,
+                  scale=item_scale(item))
     if rnd.quorum_met is False:  # never opened: recorded without quorum (record_quorum_failure)
         return round_result(issued=0, ballots=[], **common)
     if item.channel == "tally_sheet":
@@ -150,12 +157,17 @@ def record_quorum_failure(db: Session, item: Item, rnd: Round, members: int, pre
     rnd.status = "closed"
     result = round_result(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                           rule=rules.Rule(item.base, item.majority), members=members, present=present,
-                          quorum_met=False, issued=0, ballots=[])
+                          quorum_met=False, issued=0, ballots=[], scale=item_scale(item))
     rnd.result, rnd.status, item.status = result, "tallied", result["status"]
     db.flush()
     audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
                  sitting_id=item.sitting_id)
     return result
+
+
+def item_scale(item: Item) -> dict | None:
+    """An evaluation item's options and grading as the count takes them; None for other kinds."""
+    return evaluation_items.scale_of(item.options, item.grading) if item.kind == "evaluation" else None
 
 
 def results_for_items(items: list[Item]) -> list[dict]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.db import utcnow
-from ballot_service.domain import audit
+from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
@@ -30,7 +30,9 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     """Record a teller's entry of the sheet: 'entered' (first) or 'confirmed' (second)."""
     sitting = item.sitting
     holder, role = teller_of(station)
-    sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys), present=rnd.present)
+    sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys), present=rnd.present,
+                                options=evaluation_items.option_keys(item.options) if item.kind == "evaluation"
+                                else None)
     existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id).with_for_update())
     teller = {"teller": holder, "teller_role": role, "terminal_id": station.id}
     if existing is None:
@@ -60,7 +62,8 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     return "confirmed"
 
 
-def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None = None) -> dict:
+def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None = None,
+                   options: tuple[str, ...] | None = None) -> dict:
     """The figures as stored: whole numbers >= 0; issued at most `present` (实到 at opening);
     returned may exceed issued (over-return: recorded, and the vote is void by the rules);
     each candidate's for+against+abstain+void equals the valid ballots (returned - invalid)."""
@@ -80,6 +83,9 @@ def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None 
     if not isinstance(counts, dict) or set(counts) != set(candidate_keys):
         raise InvalidInput(f"counts must give every candidate: {', '.join(candidate_keys)}", where="sheet.counts")
     valid = out["returned"] - out["invalid"]
+    if options is not None:  # an evaluation: a count per option (evaluation_items)
+        out["counts"] = evaluation_items.sheet_counts(counts, candidate_keys, list(options), valid, whole)
+        return out
     out["counts"] = {}
     for k in candidate_keys:
         c = counts[k]

@@ -35,6 +35,10 @@ MIN_ROW_H, MAX_ROW_H = 5.0, 12.0
 
 MARKS = ("for", "against", "abstain")
 MARK_LABELS = {"for": "赞成", "against": "反对", "abstain": "弃权"}
+# An evaluation (满意度测评) has a column per option instead (its option keys, best first): the
+# reader gets them from the item as it gets the candidates. Narrower boxes past three columns.
+MAX_MARK_COLUMNS = 8
+MIN_TITLE_W = 60.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,10 @@ class PageGeometry:
     rows: tuple[Rect, ...]        # each candidate's full table row
     boxes: dict                   # (candidate_key, mark) -> Rect of the printed box
     col_title: float
-    box_x: tuple[float, ...]      # x of the box columns' vertical lines, left to right (4)
+    box_x: tuple[float, ...]      # x of the box columns' vertical lines, left to right (columns + 1)
     row_y: tuple[float, ...]      # y of the horizontal lines from the header's bottom (n + 1)
+    marks: tuple[str, ...] = MARKS  # the box columns, left to right
+    col_box: float = COL_BOX
 
     @property
     def table_bottom(self) -> float:
@@ -98,14 +104,16 @@ def row_height(n: int) -> float:
     return max(MIN_ROW_H, min(MAX_ROW_H, avail / n))
 
 
-def page_geometry(candidates: int | Sequence[str], version: int = LAYOUT_VERSION) -> PageGeometry:
-    """The geometry for `candidates` (their keys in printed order, or a count: keys "1".."n")."""
+def page_geometry(candidates: int | Sequence[str], version: int = LAYOUT_VERSION,
+                  marks: Sequence[str] = MARKS) -> PageGeometry:
+    """The geometry for `candidates` (their keys in printed order, or a count: keys "1".."n"),
+    with a box column per mark (赞成/反对/弃权, or an evaluation's options)."""
     keys = tuple(str(i) for i in range(1, candidates + 1)) if isinstance(candidates, int) else tuple(candidates)
-    return _geometry(keys, version)
+    return _geometry(keys, version, tuple(marks))
 
 
 @lru_cache(maxsize=256)
-def _geometry(keys: tuple[str, ...], version: int) -> PageGeometry:
+def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARKS) -> PageGeometry:
     if version != LAYOUT_VERSION:
         raise ValueError(f"unknown ballot layout version {version}")
     n = len(keys)
@@ -113,14 +121,17 @@ def _geometry(keys: tuple[str, ...], version: int) -> PageGeometry:
         raise ValueError(f"a ballot page holds 1 to {MAX_ROWS} candidates, not {n}")
     if len(set(keys)) != n:
         raise ValueError("candidate keys must be distinct")
+    if not 2 <= len(marks) <= MAX_MARK_COLUMNS or len(set(marks)) != len(marks):
+        raise ValueError(f"a ballot has 2 to {MAX_MARK_COLUMNS} distinct mark columns")
     width = PAGE_W - 2 * MARGIN
-    col_title = width - COL_NO - 3 * COL_BOX
+    col_box = min(COL_BOX, (width - COL_NO - MIN_TITLE_W) / len(marks))
+    col_title = width - COL_NO - len(marks) * col_box
     rh = row_height(n)
     first = TABLE_TOP + HEADER_H
-    box_x = tuple(MARGIN + COL_NO + col_title + i * COL_BOX for i in range(4))
+    box_x = tuple(MARGIN + COL_NO + col_title + i * col_box for i in range(len(marks) + 1))
     row_y = tuple(first + i * rh for i in range(n + 1))
-    boxes = {(k, m): Rect(box_x[j], row_y[i], COL_BOX, rh)
-             for i, k in enumerate(keys) for j, m in enumerate(MARKS)}
+    boxes = {(k, m): Rect(box_x[j], row_y[i], col_box, rh)
+             for i, k in enumerate(keys) for j, m in enumerate(marks)}
     c = FIDUCIAL_INSET
     return PageGeometry(
         version=version, candidates=keys, row_h=rh,
@@ -128,4 +139,4 @@ def _geometry(keys: tuple[str, ...], version: int) -> PageGeometry:
         qr=Rect(MARGIN, PAGE_H - TOP - QR_SIZE, QR_SIZE, QR_SIZE),
         header=Rect(MARGIN, TABLE_TOP, width, HEADER_H),
         rows=tuple(Rect(MARGIN, row_y[i], width, rh) for i in range(n)),
-        boxes=boxes, col_title=col_title, box_x=box_x, row_y=row_y)
+        boxes=boxes, col_title=col_title, box_x=box_x, row_y=row_y, marks=marks, col_box=col_box)

@@ -10,6 +10,9 @@ import jsonschema
 
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
+from ballot_service.rules.evaluation import RESERVED_KEYS, SATISFACTION_OPTIONS, SATISFACTION_TITLES
+
+DEFAULT_OPTIONS = [{"key": k, "title": SATISFACTION_TITLES[k]} for k in SATISFACTION_OPTIONS]
 
 _present = {"oneOf": [
     {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0}},
@@ -17,11 +20,16 @@ _present = {"oneOf": [
     {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}},
      "required": ["ids"], "additionalProperties": False}]}
 _ballot = {"type": "object", "additionalProperties": False, "required": ["marks"], "properties": {
-    "marks": {"type": "object", "additionalProperties": {"enum": ["for", "against", "abstain", "void"]}},
+    # for / against / abstain / void, or an evaluation's option keys: checked per kind (_check_ballot)
+    "marks": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
     "repeat": {"type": "integer", "minimum": 1}, "forged": {"type": "boolean"},
     "reuse": {"type": "boolean"}, "spare": {"type": "boolean"}}}
 _counts = {"type": "object", "additionalProperties": False, "required": ["for", "against", "abstain"],
            "properties": {m: {"type": "integer", "minimum": 0} for m in ("for", "against", "abstain", "void")}}
+# an evaluation's sheet: a count per option, abstain and void (checked per item, _check_evaluation)
+_evaluation_counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+_option = {"type": "object", "additionalProperties": False, "required": ["key", "title"],
+           "properties": {"key": {"type": "string", "minLength": 1}, "title": {"type": "string", "minLength": 1}}}
 SCHEMA = {
     "type": "object", "additionalProperties": False,
     "required": ["format", "body", "session", "roster", "present", "items"],
@@ -45,7 +53,7 @@ SCHEMA = {
             "type": "object", "additionalProperties": False, "required": ["key", "kind", "title"],
             "properties": {
                 "key": {"type": "string", "minLength": 1},
-                "kind": {"enum": ["livelihood_projects", "appointment", "resolution"]},
+                "kind": {"enum": ["livelihood_projects", "appointment", "resolution", "evaluation"]},
                 "title": {"type": "string", "minLength": 1},
                 "secret": {"type": "boolean"},
                 "channel": {"enum": ["terminal", "paper", "tally_sheet"]},
@@ -54,6 +62,7 @@ SCHEMA = {
                     "type": "object", "additionalProperties": False, "required": ["key", "title"],
                     "properties": {"key": {"type": "string", "minLength": 1}, "title": {"type": "string"},
                                    "description": {"type": "string"}}}},
+                "options": {"type": "array", "minItems": 2, "items": _option},
                 "rule": {"type": "object", "additionalProperties": False, "properties": {
                     "base": {"enum": ["members", "present", "valid"]},
                     "majority": {"enum": ["half", "two_thirds"]}}},
@@ -65,7 +74,8 @@ SCHEMA = {
                           "properties": {"issued": {"type": "integer", "minimum": 0},
                                          "returned": {"type": "integer", "minimum": 0},
                                          "invalid": {"type": "integer", "minimum": 0},
-                                         "counts": {"type": "object", "additionalProperties": _counts}}},
+                                         "counts": {"type": "object", "additionalProperties": {
+                                             "anyOf": [_counts, _evaluation_counts]}}}},
                 "runoff": {"type": "object", "additionalProperties": False, "required": ["ballots"],
                            "properties": {"present": _present, "ballots": {"type": "array", "items": _ballot}}},
             }}},
@@ -131,14 +141,18 @@ def _check_meaning(s: dict) -> None:
         if item["kind"] != "livelihood_projects" and "places" in item:
             raise InvalidInput("places is only for livelihood_projects", where=f"{at}.places")
         channel = item.get("channel", "terminal")
+        marks = _marks_of(item, at)
         if channel == "tally_sheet":
             if "sheet" not in item:
                 raise InvalidInput("a tally_sheet item needs a sheet", where=f"{at}.sheet")
             if "ballots" in item:
                 raise InvalidInput("a tally_sheet item has a sheet, not ballots", where=f"{at}.ballots")
-            for k in item["sheet"]["counts"]:
+            for k, c in item["sheet"]["counts"].items():
                 if k not in cands:
                     raise InvalidInput(f"{k!r} is not a candidate", where=f"{at}.sheet.counts.{k}")
+                for m in c:
+                    if m not in (marks if item["kind"] == "evaluation" else ("for", "against", "abstain", "void")):
+                        raise InvalidInput(f"{m!r} is not a count of this item", where=f"{at}.sheet.counts.{k}.{m}")
         elif "sheet" in item:
             raise InvalidInput("only tally_sheet items have a sheet", where=f"{at}.sheet")
         if "issued" in item and channel != "paper":
@@ -147,20 +161,37 @@ def _check_meaning(s: dict) -> None:
             _check_present(item["present"], known, f"{at}.present", len(ids))
         for field in ("ballots",):
             for j, b in enumerate(item.get(field, [])):
-                _check_ballot(b, cands, channel, f"{at}.ballots[{j}]")
+                _check_ballot(b, cands, channel, f"{at}.ballots[{j}]", marks)
         if "runoff" in item:
             if item["kind"] != "livelihood_projects":
                 raise InvalidInput("only livelihood_projects have runoffs", where=f"{at}.runoff")
             if "present" in item["runoff"]:
                 _check_present(item["runoff"]["present"], known, f"{at}.runoff.present", len(ids))
             for j, b in enumerate(item["runoff"]["ballots"]):
-                _check_ballot(b, cands, channel, f"{at}.runoff.ballots[{j}]")
+                _check_ballot(b, cands, channel, f"{at}.runoff.ballots[{j}]", marks)
 
 
-def _check_ballot(b: dict, cands: list[str], channel: str, at: str) -> None:
+def _marks_of(item: dict, at: str) -> tuple[str, ...]:
+    """The marks a ballot of this item may carry: an evaluation's option keys (FORMAT.md), else 赞成/反对."""
+    if item["kind"] != "evaluation":
+        if "options" in item:
+            raise InvalidInput("options are for evaluation items only", where=f"{at}.options")
+        return ("for", "against", "abstain", "void")
+    keys = [o["key"] for o in item.get("options", DEFAULT_OPTIONS)]
+    for j, k in enumerate(keys):
+        if k in RESERVED_KEYS or keys.count(k) > 1:
+            raise InvalidInput(f"option key {k!r} is reserved or repeated", where=f"{at}.options[{j}].key")
+    if item.get("rule", {}).get("majority", "half") != "half":
+        raise InvalidInput("an evaluation grades by more than half", where=f"{at}.rule.majority")
+    return (*keys, "abstain", "void")
+
+
+def _check_ballot(b: dict, cands: list[str], channel: str, at: str, allowed: tuple[str, ...]) -> None:
     for k, v in b["marks"].items():
         if k not in cands:
             raise InvalidInput(f"{k!r} is not a candidate of this item", where=f"{at}.marks.{k}")
+        if v not in allowed:
+            raise InvalidInput(f"{v!r} is not one of {', '.join(allowed)}", where=f"{at}.marks.{k}")
         if v == "void" and channel != "paper":
             raise InvalidInput("'void' marks exist only on paper", where=f"{at}.marks.{k}")
     if b.get("spare") and channel != "paper":

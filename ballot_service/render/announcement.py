@@ -2,6 +2,7 @@
 (never from the database), so what is read is what was signed."""
 from __future__ import annotations
 
+from ballot_service.render import evaluation_text
 from ballot_service.vocab import Channel, ItemKind, label, nominee_label
 
 
@@ -19,13 +20,15 @@ def sentences(content: dict) -> list[str]:
     item = content["item"]
     titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item["candidates"]}
     quorum = "符合法定人数" if r["quorum_met"] else "不符合法定人数"
+    evaluation = item["kind"] == ItemKind.EVALUATION
+    heading = evaluation_text.heading(item) if evaluation else item["title"]
     lines = [f"本次会议应到{who}{r['members']}名，实到{r['present']}名，{quorum}。"]
     if r["status"] == "quorum_not_met":
         lines.append(f"《{item['title']}》不能进行表决。")
         return lines
     if item.get("channel") == Channel.TERMINAL:
         # Seat tablets: nothing is handed out or collected; the hall hears who pressed and who did not.
-        counts = (f"{item['title']}：参加表决{r['returned']}名，未按表决器{r['not_voted']}名")
+        counts = (f"{heading}：参加表决{r['returned']}名，未按表决器{r['not_voted']}名")
         if r["invalid"]:
             counts += f"，其中无效{r['invalid']}名"
         if r["refused"]:
@@ -35,8 +38,8 @@ def sentences(content: dict) -> list[str]:
             lines.append("本次表决无效，应当重新表决。")
             return lines
     else:
-        ticket = "票决票" if item["kind"] == "livelihood_projects" else "表决票"
-        counts = (f"{item['title']}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
+        ticket = {"livelihood_projects": "票决票", "evaluation": "测评票"}.get(item["kind"], "表决票")
+        counts = (f"{heading}：发出{ticket}{r['issued']}张，收回{r['returned']}张，"
                   f"其中有效票{r['valid']}张，无效票{r['invalid']}张")
         if r["refused"]:
             counts += f"，拒收{r['refused']}张"
@@ -49,6 +52,8 @@ def sentences(content: dict) -> list[str]:
         c = r["candidates"][0]
         lines.append(f"赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
                      f"{'通过' if r['passed'] else '未通过'}。")
+    elif evaluation:
+        lines.append(evaluation_text.results_sentence(content))
     elif item["kind"] == "appointment":
         for c in r["candidates"]:
             lines.append(f"{titles[c['key']]}：赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"

@@ -57,15 +57,19 @@ class BallotLayout:
     extra_notes: tuple[str, ...] = field(default=())
     # A secret ballot prints no human-readable serial: a desk could note it beside a name.
     secret: bool = True
+    # the box columns: 赞成/反对/弃权, or an evaluation's options best first (key, title)
+    marks: tuple[tuple[str, str], ...] = tuple((m, bl.MARK_LABELS[m]) for m in bl.MARKS)
 
     @classmethod
     def from_item(cls, item, round_, key_fingerprint: str | None = None) -> "BallotLayout":
         titles = {c.key: c.label for c in item.candidates}
         keys = list(round_.candidate_keys or [c.key for c in item.candidates])
         places = round_.places if round_.places is not None else item.places
+        marks = {"marks": tuple((o["key"], o["title"]) for o in item.options)} \
+            if item.kind == ItemKind.EVALUATION and item.options else {}
         return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
                    kind=item.kind, round_number=round_.number, candidates=tuple(titles[k] for k in keys),
-                   places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret))
+                   places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret), **marks)
 
     def heading(self) -> str:
         return f"{self.body_name}{self.session_name}"
@@ -80,7 +84,8 @@ class BallotLayout:
         return BALLOT_HEADINGS.get(self.kind, ("", "项目"))[1]
 
     def instructions(self) -> list[str]:
-        lines = ["在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
+        choices = "“" + "”“".join(t for _, t in self.marks) + "”"
+        lines = [f"在{choices}中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
         if self.kind == ItemKind.LIVELIHOOD and self.places:
             lines.append(f"赞成的项目不得超过{self.places}项，超过的本票无效。")
         lines.append("请用黑色或蓝色笔填写，不得在选票上作其他标记；二维码请勿折叠、污损。")
@@ -142,8 +147,8 @@ class _Renderer:
         if len(self.notes) > bl.MAX_NOTE_LINES:  # the table top is fixed for the mark reader
             raise InvalidInput(f"at most {bl.MAX_NOTE_LINES} instruction lines fit above the table",
                                where="extra_notes", zh=f"选票说明最多 {bl.MAX_NOTE_LINES} 行")
-        self.geom = bl.page_geometry(n)
-        self.col_no, self.col_box = bl.COL_NO, bl.COL_BOX
+        self.geom = bl.page_geometry(n, marks=[m for m, _ in lay.marks])
+        self.col_no, self.col_box = bl.COL_NO, self.geom.col_box
         self.col_title = self.geom.col_title
         self.row_h = self.geom.row_h
         cell_font = min(11.0, max(7.0, self.row_h * 1.3))
@@ -185,7 +190,10 @@ class _Renderer:
         pdf.set_font(_FONT, size=11)
         pdf.set_line_width(0.3)
         for w, t in ((self.col_no, "序号"), (self.col_title, lay.column_label()),
-                     *((self.col_box, bl.MARK_LABELS[m]) for m in bl.MARKS)):
+                     *((self.col_box, t) for _, t in lay.marks)):
+            pdf.set_font(_FONT, size=11)
+            if pdf.get_string_width(t) > w - 1:  # 基本满意 in a narrow column
+                pdf.set_font(_FONT, size=8)
             pdf.cell(w, g.header.h, t, border=1, align="C")
         rh = self.row_h
         for i, ((text, size), row, key) in enumerate(zip(self.rows, g.rows, g.candidates), 1):
@@ -194,7 +202,7 @@ class _Renderer:
             pdf.cell(self.col_no, rh, str(i), border=1, align="C")
             pdf.set_font(_FONT, size=size)
             pdf.cell(self.col_title, rh, text, border=1, align="L")
-            for m in bl.MARKS:
+            for m in g.marks:
                 b = g.boxes[(key, m)]
                 pdf.rect(b.x, b.y, b.w, b.h)
         # corner fiducials for the mark reader, and the layout version for people

@@ -18,7 +18,7 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
-from ballot_service.render import qr
+from ballot_service.render import evaluation_text, qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
@@ -65,6 +65,8 @@ def quorum_text(content: dict) -> str:
 
 def pass_text(content: dict) -> str:
     who, rule, kind = _who(content), content["rule"], content["item"]["kind"]
+    if kind == ItemKind.EVALUATION:
+        return evaluation_text.rule_text(content, who)
     base = {"members": f"全体{who}", "present": f"出席{who}（实到）", "valid": "有效票"}.get(rule.get("base"),
                                                                                     f"全体{who}")
     if rule.get("majority") == "two_thirds":
@@ -201,6 +203,9 @@ class _Writer:
             rows.append(["候选项目", f"{len(item.get('candidates', []))}项", "应选项目", f"{item.get('places')}项"])
         elif item["kind"] == "appointment":
             rows.append(["人选", f"{len(item.get('candidates', []))}名", "表决办法", "逐人分别计票"])
+        elif item["kind"] == ItemKind.EVALUATION:
+            rows.append(["测评对象", f"{len(item.get('candidates', []))}项", "测评选项",
+                         "、".join(o["title"] for o in evaluation_text.options_of(item))])
         rows.append(["法定人数", quorum_text(c), "", ""])
         rows.append(["通过标准", pass_text(c), "", ""])
         pdf = self.pdf
@@ -289,7 +294,8 @@ class _Writer:
         status = self.r["status"]
         many = len(rounds) > 1
         self.heading("三、表决结果" + ("（第1轮）" if many else ""))
-        rows, widths, aligns = self._candidate_rows(self.r["candidates"], status)
+        rows, widths, aligns = evaluation_text.table_rows(self.c, self.r["candidates"], status) \
+            if self.c["item"]["kind"] == ItemKind.EVALUATION else self._candidate_rows(self.r["candidates"], status)
         self.table(rows, widths, aligns)
         if self.c["item"]["kind"] == "livelihood_projects" and many:
             self.para("注：“是否入选”“名次”为包括再次投票在内的最终结果。", size=8, h=4.2)
@@ -328,6 +334,9 @@ class _Writer:
             shortfall = (c["item"].get("places") or 0) - len(sel)
             if status == "decided" and shortfall > 0:
                 self.para(f"通过项目少于应选{c['item']['places']}项，差{shortfall}项。", size=10)
+        elif kind == ItemKind.EVALUATION:
+            for line in evaluation_text.conclusion_lines(c):
+                self.para(line, size=10, h=5.8)
         elif kind == "appointment":
             for i, cand in enumerate(r["candidates"], 1):
                 self.para(f"{i}. {self.titles.get(cand['key'], cand['key'])}："

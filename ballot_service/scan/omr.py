@@ -53,7 +53,7 @@ ACROSS_BOXES = "mark across two boxes"
 @dataclass
 class BoxReading:
     candidate: str
-    mark: str                 # one of ballot_layout.MARKS
+    mark: str                 # one of the geometry's marks (ballot_layout)
     state: str                # "marked" | "empty" | "unclear"
     fill: float               # fraction of the box interior with ink
     ink_mm2: float            # ink of the marks belonging to this box (any darkness)
@@ -84,16 +84,19 @@ class PageReading:
 Resolver = Callable[[dict], "Sequence[str] | None"]
 
 
-def read_pages(path: Path | str, candidates_for: Resolver, dpi: int = 200) -> Iterator[PageReading]:
+def read_pages(path: Path | str, candidates_for: Resolver, dpi: int = 200, marks_for=None) -> Iterator[PageReading]:
     """Read every page of a scan (PDF, TIFF, image or folder of images); see scan/pages.py."""
 
     for source, page, grey in iter_pages(path, dpi):
-        yield read_page(grey, candidates_for, source=source, page=page)
+        yield read_page(grey, candidates_for, source=source, page=page, marks_for=marks_for)
 
 
-def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page: int = 0) -> PageReading:
+def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page: int = 0,
+              marks_for=None) -> PageReading:
     """Read one greyscale (uint8, 2-D) or BGR page image. `candidates_for(payload)` gives the
-    candidate keys in printed order for the QR's item and round, or None if unknown."""
+    candidate keys in printed order for the QR's item and round, or None if unknown;
+    `marks_for(payload)` the box columns when they are not 赞成/反对/弃权 (an evaluation's
+    option keys, ballot_layout), or None for those."""
 
     if grey.ndim == 3:
         grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
@@ -111,7 +114,8 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
     out.layout_version = bl.layout_version_for(out.payload)
     keys = candidates_for(out.payload) if out.layout_version else None
     try:
-        geom = bl.page_geometry(tuple(keys), out.layout_version) if keys else None
+        marks = (marks_for(out.payload) if marks_for else None) or bl.MARKS
+        geom = bl.page_geometry(tuple(keys), out.layout_version, tuple(marks)) if keys else None
     except ValueError:
         geom = None
     if geom is None:

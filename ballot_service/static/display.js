@@ -98,6 +98,7 @@
   function renderTable(r, rows) {
     var box = $("r-tables");
     box.textContent = "";
+    if (r.kind === "evaluation") { window.DisplayEvaluation.render(box, r, L); return; }
     var projects = r.kind === "livelihood_projects";
     var hasRunoff = projects && rows.some(function (x) { return x.runoff_for != null; });
     var hasVoid = rows.some(function (x) { return x["void"]; });  // paper: void marks (无效)
@@ -112,6 +113,7 @@
       var head = document.createElement("tr");
       if (projects) head.appendChild(cell("th", L.col_rank, "n"));
       head.appendChild(cell("th", projects ? L.col_project : L.col_nominee));
+      if (projects) head.appendChild(cell("th", "", "barcol"));
       head.appendChild(cell("th", L.col_for, "n"));
       if (!projects) { head.appendChild(cell("th", L.col_against, "n")); head.appendChild(cell("th", L.col_abstain, "n")); }
       if (hasVoid) head.appendChild(cell("th", L.col_void, "n"));
@@ -125,6 +127,12 @@
         var title = cell("td", x.title, "title");
         title.title = x.title;
         tr.appendChild(title);
+        if (projects) {  // 赞成 / 反对 / 弃权 / 无效 as one bar, as for an evaluation's subjects
+          var b = cell("td", "", "barcol");
+          b.appendChild(window.DisplayEvaluation.segments([[x["for"], "best"], [x.against, "worst"],
+                                                           [x.abstain, "abstain"], [x["void"], "void"]]));
+          tr.appendChild(b);
+        }
         tr.appendChild(cell("td", x["for"], "n"));
         if (!projects) { tr.appendChild(cell("td", x.against, "n")); tr.appendChild(cell("td", x.abstain, "n")); }
         if (hasVoid) tr.appendChild(cell("td", x["void"], "n"));
@@ -167,6 +175,7 @@
     show($("r-record"), false);
     if (!r) { text(outcome, ""); text(notes, ""); text($("r-qr"), ""); delete $("r-qr").dataset.url; return; }
     roundTag($("r-round"), r.rounds);
+    text($("r-tag"), r.kind === "evaluation" ? L.evaluation_tag : L.result_tag);
     secretTag($("r-secret"), r.secret);
     var isRes = r.kind === "resolution";
     var noVote = r.status === "quorum_not_met";
@@ -185,6 +194,7 @@
       if (r.invalid) n.push(fmt(L.invalid, { n: r.invalid }));
       if (isRes && r.motion && r.motion["void"]) n.push(fmt(L.void_marks, { n: r.motion["void"] }));
       if (r.refused) n.push(fmt(L.refused, { n: r.refused }));
+      if (r.kind === "evaluation") n.push(window.DisplayEvaluation.note(r, L));
       if (r.kind === "livelihood_projects" && r.status !== "void")
         n.push(fmt(L.selected_of, { s: r.selected_count, k: r.places }));
       if (r.runoff) n.push(fmt(L.runoff_done, { i: r.runoff.issued, r: r.runoff.returned }));
@@ -203,7 +213,8 @@
     outcome.className = "outcome " + cls;
 
     // The table of nominees or the ranked projects.
-    var rows = r.kind === "appointment" ? r.nominees : r.kind === "livelihood_projects" ? r.projects : null;
+    var rows = r.kind === "appointment" ? r.nominees : r.kind === "livelihood_projects" ? r.projects
+      : r.kind === "evaluation" ? r.subjects : null;
     var tableOn = !!rows && !noVote;
     show($("r-tables"), tableOn);
     view.classList.toggle("tables", tableOn);

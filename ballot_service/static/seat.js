@@ -461,7 +461,22 @@
 
   // --- the ballot ---------------------------------------------------------------------------
 
+  // An evaluation (满意度测评) marks one of its options, best first, instead of 赞成/反对/弃权;
+  // its buttons are coloured by rank: the best green, the worst red, those between amber.
+  function markKeys(vote) {
+    return vote.options ? vote.options.map(function (o) { return o.key; }) : ["for", "against", "abstain"];
+  }
+
+  function markStyle(vote, mark) {
+    if (!vote.options) return mark;
+    var keys = markKeys(vote), i = keys.indexOf(mark);
+    return i === 0 ? "for" : (i === keys.length - 1 ? "against" : "mid");
+  }
+
   function markLabel(vote, mark) {
+    if (vote.options) {
+      for (var i = 0; i < vote.options.length; i++) if (vote.options[i].key === mark) return vote.options[i].title;
+    }
     if (mark === "against" && vote.kind === "livelihood_projects") return S.mark_against_project;
     return S["mark_" + mark];
   }
@@ -510,13 +525,13 @@
       }
       li.appendChild(info);
       var group = document.createElement("div");
-      group.className = "marks";
+      group.className = "marks" + (vote.options ? " marks-" + vote.options.length : "");
       group.setAttribute("role", "group");
       group.setAttribute("aria-label", candTitle(vote, c));
-      ["for", "against", "abstain"].forEach(function (mark) {
+      markKeys(vote).forEach(function (mark) {
         var b = document.createElement("button");
         b.type = "button";
-        b.className = "mark mark-" + mark;
+        b.className = "mark mark-" + markStyle(vote, mark);
         b.setAttribute("data-key", c.key);
         b.setAttribute("data-mark", mark);
         b.setAttribute("aria-pressed", "false");
@@ -599,7 +614,7 @@
       text(td1, candTitle(vote, c));
       var m = st.marks[c.key];
       var span = document.createElement("span");
-      span.className = "choice choice-" + (m || "none");
+      span.className = "choice choice-" + (m ? markStyle(vote, m) : "none");
       text(span, m ? markLabel(vote, m) : S.unmarked);
       td2.appendChild(span);
       tr.appendChild(td1);

@@ -13,6 +13,7 @@ from ballot_service.web import (
     console,
     display,
     i18n,
+    notice_page,
     seat,
     security,
     station_api,
@@ -25,8 +26,8 @@ from ballot_service.web import (
 from ballot_service.web.common import MAX_ROW_ID, error_response, finish_refusal, wants_json
 from ballot_service.web.roles import check_every_route_declares_role
 
-BLUEPRINTS = (terminal_api.bp, station_api.bp, station_scan_api.bp, station_page.bp, admin_api.bp, console.bp, display.bp, seat.bp, verify_page.bp,
-              tls_page.bp)
+BLUEPRINTS = (terminal_api.bp, station_api.bp, station_scan_api.bp, station_page.bp, admin_api.bp, console.bp,
+              display.bp, seat.bp, verify_page.bp, tls_page.bp, notice_page.bp)
 
 
 class IdConverter(IntegerConverter):

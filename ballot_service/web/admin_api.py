@@ -247,7 +247,9 @@ def items_create(sitting_id: int):
                        secret=field(data, "secret", bool, required=False, default=True),
                        channel=field(data, "channel", str, required=False, default="terminal"),
                        time_limit_s=field(data, "time_limit_s", int, required=False),
-                       mark_rule=field(data, "mark_rule", str, required=False, default="any"))
+                       mark_rule=field(data, "mark_rule", str, required=False, default="any"),
+                       options=field(data, "options", list, required=False, default=None),
+                       grading=field(data, "grading", dict, required=False, default=None))
     commit()
     return jsonify({"id": item.id, "key": item.key}), 201
 

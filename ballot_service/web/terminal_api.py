@@ -41,7 +41,8 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
-                            "office": cands[k].office} for k in rnd.candidate_keys]}
+                            "office": cands[k].office} for k in rnd.candidate_keys],
+            **({"options": item.options} if item.kind == "evaluation" else {})}
 
 
 def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 01:52:20.972602
+Create Date: 2026-12-03 02:01:54.430863
 """
 import sqlalchemy as sa
 from alembic import op
@@ -120,6 +120,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_operator_grants_body_id'), ['body_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_operator_grants_operator_id'), ['operator_id'], unique=False)
 
+    op.create_table('projects',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('body_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=500), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('department', sa.String(length=200), nullable=True),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('investment', sa.Integer(), nullable=True),
+    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_projects_body_id_bodies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
+    sa.UniqueConstraint('body_id', 'code', name=op.f('uq_projects_body_id_code'))
+    )
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_projects_body_id'), ['body_id'], unique=False)
+
     op.create_table('sittings',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('body_id', sa.Integer(), nullable=False),
@@ -145,6 +162,8 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
     sa.Column('mark_rule', sa.String(length=16), server_default=sa.text("'any'"), nullable=False),
+    sa.Column('options', sa.JSON(), nullable=True),
+    sa.Column('grading', sa.JSON(), nullable=True),
     sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_items_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
@@ -428,6 +447,10 @@ def downgrade() -> None:
 
     op.drop_table('items')
     op.drop_table('sittings')
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_projects_body_id'))
+
+    op.drop_table('projects')
     with op.batch_alter_table('operator_grants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_operator_grants_operator_id'))
         batch_op.drop_index(batch_op.f('ix_operator_grants_body_id'))

@@ -13,6 +13,7 @@ from ballot_service.web.console import (  # noqa: F401  (each registers its rout
     items,
     login,
     printing,
+    projects,
     records,
     roster,
     sittings,

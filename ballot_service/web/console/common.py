@@ -46,6 +46,7 @@ FIELD_LABELS = {
     "places": ("应选数", "number of places"), "candidates": ("候选项", "candidates"),
     "base": ("通过基数", "base"), "majority": ("多数", "majority"), "channel": ("渠道", "channel"),
     "time_limit_min": ("限时（分钟）", "time limit (minutes)"), "minutes": ("延长分钟数", "minutes"),
+    "options": ("测评选项", "options"), "steps": ("分档", "steps"), "grading.steps": ("分档", "steps"),
     "member": ("代表证号", "member number"), "count": ("张数", "count"), "name": ("名称", "name"),
 }
 

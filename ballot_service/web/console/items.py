@@ -10,7 +10,7 @@ from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from ballot_service import rules, vocab
-from ballot_service.domain import records, tablet_setup, tally, turnout, voting
+from ballot_service.domain import evaluation_items, projects, records, tablet_setup, tally, turnout, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -19,6 +19,7 @@ from ballot_service.render import announcement
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.console.evaluation_form import parse_grading, parse_options
 from ballot_service.web.console.sittings import render_sitting_page
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires
@@ -37,7 +38,7 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
     if kind == "appointment":
         return _parse_nominees(text)
     out = []
-    prefix = "P" if kind == "livelihood_projects" else "N"
+    prefix = "P" if kind in ("livelihood_projects", "evaluation") else "N"
     for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
         if not line:
             continue
@@ -88,7 +89,15 @@ def item_fields(form, default_key: str) -> dict:
             "places": form_int(form, "places", required=kind == "livelihood_projects"),
             "base": form.get("base", "members"), "majority": form.get("majority", "half"),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
-            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any")}
+            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
+            **(_evaluation_scale(form) if kind == "evaluation" else {})}
+
+
+def _evaluation_scale(form) -> dict:
+    """An evaluation's options (best first) and grading, from the form's 测评 fields."""
+    options = parse_options(form.get("options", ""))
+    return {"options": options, "grading": parse_grading(form.get("grading", ""), form.get("steps", ""), options,
+                                                         list(evaluation_items.DEFAULT_OPTIONS))}
 
 
 @bp.post("/console/sessions/<int:sitting_id>/items")
@@ -142,7 +151,9 @@ def render_item_page(db, item_id: int, edit_form=None):
                            ready=tablet_setup.readiness(db, item.sitting)
                            if item.channel == "terminal" and item.status == "draft" else None,
                            edit_form=edit_form or draft_form(item), kinds=vocab.labels_of(vocab.ItemKind),
-                           bases=rules.BASES, majorities=rules.MAJORITIES)
+                           bases=rules.BASES, majorities=rules.MAJORITIES,
+                           open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
+                           if item.kind == "livelihood_projects" else [])
 
 
 def draft_form(item) -> dict:
@@ -156,7 +167,18 @@ def draft_form(item) -> dict:
     return {"kind": item.kind, "key": item.key, "title": item.title, "places": item.places or "",
             "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
             "secret": "1" if item.secret else "0", "channel": item.channel,
-            "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule}
+            "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule,
+            **(_evaluation_form(item) if item.kind == "evaluation" else {})}
+
+
+def _evaluation_form(item) -> dict:
+    """An evaluation's options and grading as its form's 测评 fields show them."""
+    grading = item.grading or {}
+    steps = [f"{st['option']} | {st['min_hundredths'] // 100}"
+             + (f".{st['min_hundredths'] % 100:02d}" if st["min_hundredths"] % 100 else "")
+             for st in grading.get("steps", [])]
+    return {"options": "\n".join(f"{o['key']} | {o['title']}" for o in item.options or []),
+            "grading": grading.get("by", "majority"), "steps": "\n".join(steps)}
 
 
 @bp.get("/console/items/<int:item_id>/progress")

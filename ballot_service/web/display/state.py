@@ -12,7 +12,7 @@ from ballot_service.db import database_now
 from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
-from ballot_service.render import qr
+from ballot_service.render import evaluation_text, qr
 
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
@@ -174,6 +174,9 @@ def _result_view(item: Item) -> dict:
         **{k: entry[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
                                  "invalid", "refused", "not_voted")},
     }
+    if item.kind == "evaluation":
+        out["threshold_votes"] = None  # graded, not passed: the notes say how (grade_rule)
+        return {**out, **evaluation_view(item, entry, titles)}
     rows = [_row(c, titles) for c in entry["candidates"]]
     if item.kind == "resolution":
         out["motion"] = rows[0] if rows else None
@@ -204,6 +207,21 @@ def _result_view(item: Item) -> dict:
             out["runoff"] = {k: runoff[k] for k in ("places", "issued", "returned", "valid", "invalid", "refused")}
     return out
 
+
+
+def evaluation_view(item: Item, entry: dict, titles: dict[str, str]) -> dict:
+    """An evaluation's table for the hall: per subject every option's count, 弃权 and 无效 as
+    segments of one bar (best option first), the rate and the grade."""
+    options = item.options or []
+    rank = {o["key"]: i for i, o in enumerate(options)}
+    subjects = [{"key": c["key"], "title": titles.get(c["key"], c["key"]),
+                 "counts": [c.get(o["key"], 0) for o in options], "abstain": c.get("abstain", 0),
+                 "void": c.get("void", 0), "rate": c.get("rate"), "grade": c.get("grade"),
+                 "grade_rank": rank.get(c.get("grade")),
+                 "grade_title": next((o["title"] for o in options if o["key"] == c.get("grade")), None)}
+                for c in entry["candidates"]]
+    return {"options": options, "subjects": subjects, "rate_name": evaluation_text.rate_name({"options": options}),
+            "grading": item.grading}
 
 
 def _record_view(db: Session, item: Item, verify_url: Callable[[str], str]) -> dict | None:
