@@ -196,8 +196,7 @@ def test_paper_evaluation_counts_void_marks_per_subject(api):
     iid = created["id"]
     _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": 4})
     api.call("POST", f"/api/admin/items/{iid}/open")
-    for text in printed["ballots"]:
-        api.call("POST", "/api/station/hand-out", {"ballot": text}, credential=s.station)
+    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
     marks = [{"P01": "satisfied", "P02": "void"}, {"P01": "satisfied"}, {"P01": "void", "P02": "dissatisfied"},
              {"P01": "satisfied", "P02": "satisfied"}]
     for text, m in zip(printed["ballots"], marks):
