@@ -63,7 +63,7 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows, utcnow
-from ballot_service.domain import audit, group_commit, paper_ballots, round_facts
+from ballot_service.domain import audit, election_tally, group_commit, paper_ballots, round_facts
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
@@ -138,16 +138,18 @@ def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
     return "late", "表决已结束 the vote is closed; this ballot was not counted", facts.id
 
 
-def parse_marks(raw, candidate_keys: list[str], allow_void: bool) -> dict[str, str]:
+def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise InvalidInput("marks must be an object {candidate key: mark}", where="marks")
     allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
+    written = election_tally.take_write_ins(raw, stage)  # 另选他人: election rounds only
+    raw = {k: v for k, v in raw.items() if k not in written}
     for k, v in raw.items():
         if k not in candidate_keys:
             raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}")
         if v not in allowed:
             raise InvalidInput(f"mark {v!r} is not one of {', '.join(allowed)}", where=f"marks.{k}")
-    return rules.normalise_marks(raw, candidate_keys)
+    return {**rules.normalise_marks(raw, candidate_keys), **written}
 
 
 # --- the round a ballot names ---------------------------------------------------------------------
@@ -155,7 +157,7 @@ def parse_marks(raw, candidate_keys: list[str], allow_void: bool) -> dict[str, s
 def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
     """(marks, digest) or the InvalidInput to raise (later, in the order of the checks)."""
     try:
-        marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper")
+        marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper", stage=facts.stage)
     except InvalidInput as exc:
         return exc
     return marks, sha256_hex(canonical_json({"ballot": token_text, "marks": marks}))
@@ -288,7 +290,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
         if row is None:
             rounds[key] = None
             return None
-        facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret)
+        facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
+                           row.stage)
         round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at)
     else:

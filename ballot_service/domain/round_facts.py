@@ -22,6 +22,7 @@ class RoundFacts(NamedTuple):
     candidate_keys: tuple
     channel: str
     secret: bool
+    stage: str | None = None  # elections: vocab.ElectionStage (write-ins in first and another rounds)
 
 
 # Per engine (tests build an engine per database): (session, item, round number) -> facts.
@@ -30,7 +31,7 @@ _facts_lock = threading.Lock()
 
 ROUND_OF_BALLOT = (
     select(Round.id, Round.item_id, Round.number, Round.candidate_keys, Item.channel, Item.secret,
-           Round.status, Round.closes_at)
+           Round.status, Round.closes_at, Round.stage)
     .join(Item, Item.id == Round.item_id)
     .where(Item.sitting_id == bindparam("sitting_id"), Item.id == bindparam("item_id"),
            Round.number == bindparam("round_no")))

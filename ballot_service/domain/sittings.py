@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.crypto import keys
 from ballot_service.db import utcnow
-from ballot_service.domain import audit
+from ballot_service.domain import audit, election_items
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
 from ballot_service.numbers import is_int
+from ballot_service.vocab import ItemKind
 
 MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
 
@@ -221,7 +222,8 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
                 base: str = "members", majority: str = "half", secret: bool = True,
-                channel: str = "terminal", time_limit_s: int | None = None) -> Item:
+                channel: str = "terminal", time_limit_s: int | None = None,
+                office: str | None = None, by_election: bool = False, rule_given: bool = False) -> Item:
     """Create a vote item. Validates everything a tally will later rely on."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
     if kind not in rules.ITEM_KINDS:
@@ -257,7 +259,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
         if not candidates:
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
                                zh="民生实事项目票决须填写候选项目" if kind == "livelihood_projects"
-                               else "任职票决须填写被提名人")
+                               else "选举须填写候选人" if kind == ItemKind.ELECTION else "任职票决须填写被提名人")
     candidates = [_clean_candidate(c, i) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):
@@ -273,20 +275,27 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
     elif kind == "appointment":
         places = None
+    stage, round_places = None, places
+    if kind == ItemKind.ELECTION:  # 差额 and the fixed rule (election_items); rule_given: options were sent
+        stage, round_places = election_items.check_new_election(office, by_election, places, len(candidates),
+                                                                rule_given)
+    else:
+        office, by_election = None, False
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
     item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
                 majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s)
+                time_limit_s=time_limit_s, office=office, by_election=by_election)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
-    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
+    item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status="pending", stage=stage)]
     db.add(item)
     db.flush()
     audit.append(db, "item_created", {
         "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
         "places": places, "rule": {"base": base, "majority": majority}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates]},
+        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"]} for c in candidates],
+        **({"office": office, "by_election": by_election, "stage": stage} if stage else {})},
         sitting_id=sitting.id)
     return item
 

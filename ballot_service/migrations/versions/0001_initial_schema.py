@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:15:41.826764
+Create Date: 2026-12-02 19:47:20.317338
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import ballot_service.db
+
 
 revision = '0001'
 down_revision = None
@@ -101,6 +101,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('time_limit_s', sa.Integer(), nullable=True),
+    sa.Column('office', sa.String(length=32), nullable=True),
+    sa.Column('by_election', sa.Boolean(), nullable=False),
     sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_items_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
@@ -180,6 +182,7 @@ def upgrade() -> None:
     sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('places', sa.Integer(), nullable=True),
     sa.Column('candidate_keys', sa.JSON(), nullable=False),
+    sa.Column('stage', sa.String(length=16), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('members', sa.Integer(), nullable=True),
     sa.Column('present', sa.Integer(), nullable=True),
