@@ -144,6 +144,14 @@ def listed_names(item: Item, rnd: Round) -> list[str]:
     return [titles[k] for k in rnd.candidate_keys if k in titles]
 
 
+def bundle_facts(db: Session, item: Item) -> dict | None:
+    """An election's facts in the auditor's bundle, so a recount reads write-ins as the tally did."""
+    if not is_election(item):
+        return None
+    return {"office": item.office, "by_election": item.by_election,
+            "titles": {c.key: c.title for c in item.candidates}, "eligible": eligible_names(db, item)}
+
+
 def eligible_names(db: Session, item: Item) -> list[str] | None:
     """Who may be written in: for 常委会组成人员 only deputies (组织法 art. 47), by 代表证号 or
     name; None (anyone) for the other offices."""

@@ -2,11 +2,14 @@
 (never from the database), so what is read is what was signed."""
 from __future__ import annotations
 
+from ballot_service.render import election_announcement
 from ballot_service.vocab import Channel, ItemKind, label
 
 
 def announcement(content: dict) -> str:
     """宣布稿: the text the presiding officer reads, generated from the signed record."""
+    if content["item"]["kind"] == ItemKind.ELECTION:
+        return election_announcement.announcement(content)
     body_kind = content["body"]["kind"]
     who = "代表" if body_kind == "congress" else "组成人员"
     r = content["result"]
