@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-12-02 19:47:20.317338
 """
-from alembic import op
 import sqlalchemy as sa
-import ballot_service.db
+from alembic import op
 
+import ballot_service.db
 
 revision = '0001'
 down_revision = None
