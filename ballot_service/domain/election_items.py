@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit
 from ballot_service.domain.election_tally import WRITE_IN, item_result
-from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.formats import names
-from ballot_service.models import Candidate, Item, Member, Record, Round
+from ballot_service.models import Candidate, Item, Member, Record, Round, Terminal
 from ballot_service.numbers import is_int
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
@@ -136,6 +136,20 @@ def _nominee(item: Item, c, i: int, elected: set[str]) -> str:
                              max_len=names.CANDIDATE_TITLE)
     item.candidates.append(Candidate(key=key, title=title, position=len(item.candidates)))
     return key
+
+
+def refuse_candidate_teller(db: Session, item: Item | None, terminal_id: int) -> None:
+    """计票人 and 监票人 may not be candidates in the election they count: a station credential
+    whose holder is on the election's list (any round's) is refused."""
+    if item is None or not is_election(item):
+        return
+    holder = db.scalar(select(Terminal.holder).where(Terminal.id == terminal_id))
+    if not holder:
+        return
+    on_list = {er.normalise_name(c.title) for c in item.candidates}
+    if er.normalise_name(holder) in on_list:
+        raise Forbidden(f"{holder} is a candidate in {item.title} and may not count it (teller credential refused)",
+                        where="credential", zh=f"{holder}是《{item.title}》的候选人，不得担任该选举的计票人、监票人")
 
 
 def listed_names(item: Item, rnd: Round) -> list[str]:

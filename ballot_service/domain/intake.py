@@ -143,7 +143,7 @@ def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | N
         raise InvalidInput("marks must be an object {candidate key: mark}", where="marks")
     allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
     written = election_tally.take_write_ins(raw, stage)  # 另选他人: election rounds only
-    raw = {k: v for k, v in raw.items() if k not in written}
+    raw = {k: v for k, v in raw.items() if not k.startswith(election_tally.WRITE_IN)}
     for k, v in raw.items():
         if k not in candidate_keys:
             raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}")
