@@ -93,7 +93,8 @@ def open_round(db: Session, settings: Settings, item: Item) -> Round:
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
         "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == "terminal" else None,
-        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None},
+        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
+        **({"stage": rnd.stage} if rnd.stage else {})},
         sitting_id=sitting.id)
     return rnd
 
