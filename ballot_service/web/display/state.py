@@ -13,6 +13,7 @@ from ballot_service.domain import tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, AuditHead, Cast, Item, Record, Sitting
 from ballot_service.render import qr
+from ballot_service.vocab import ItemKind
 
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
@@ -177,6 +178,8 @@ def _result_view(item: Item) -> dict:
         out["passed"] = bool(entry.get("passed"))
     elif item.kind == "appointment":
         out["nominees"] = rows
+    elif item.kind == ItemKind.ELECTION:
+        out.update(_election_view(entry, rows, rounds[-1].result))
     else:
         selected = list(entry.get("selected", []))
         tied = set(entry.get("tied", []))
@@ -201,6 +204,19 @@ def _result_view(item: Item) -> dict:
             out["runoff"] = {k: runoff[k] for k in ("places", "issued", "returned", "valid", "invalid", "refused")}
     return out
 
+
+
+def _election_view(entry: dict, rows: list[dict], last: dict) -> dict:
+    """当选 / 未当选 per person (round 1's counts; write-ins after the listed candidates)."""
+    elected, tied = entry["elected"], set(entry.get("tied", []))
+    people = rows + [{"key": "write_in:" + w["name"], "title": w["name"], "for": w["for"], "against": None,
+                      "abstain": None, "void": 0, "passed": False, "write_in": True} for w in entry["write_ins"]]
+    for p in people:
+        p["elected"], p["tied"] = p["key"] in elected, p["key"] in tied
+    pending = entry["status"] == "runoff_pending"
+    return {"nominees": people, "elected_count": len(elected), "unfilled": entry["unfilled"],
+            "tied_count": len(tied), "runoff_places": last.get("runoff_places", 0) if pending else 0,
+            "stage": last.get("stage")}
 
 
 def _record_view(db: Session, item: Item, verify_url: Callable[[str], str]) -> dict | None:
