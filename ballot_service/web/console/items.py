@@ -70,10 +70,14 @@ def item_form(sitting_id: int):
         key = form.get("key", "").strip() or f"item-{len(sitting.items) + 1:02d}"
         return create_item(db, sitting, key=key, kind=kind,
                            title=form.get("title", "").strip(), candidates=cands,
-                           places=form_int(form, "places", required=kind == "livelihood_projects"),
+                           places=form_int(form, "places", required=kind in ("livelihood_projects", "election")),
                            base=form.get("base", "members"), majority=form.get("majority", "half"),
                            secret=form.get("secret", "1") == "1", channel=form.get("channel", "terminal"),
-                           time_limit_s=minutes * 60 if minutes else None)
+                           time_limit_s=minutes * 60 if minutes else None,
+                           office=form.get("office") or None, by_election=form.get("by_election") == "1",
+                           # the form always sends base and majority: only a change from art. 25's is a rule
+                           rule_given=kind == "election" and (form.get("base", "members"), form.get("majority", "half"))
+                           != ("members", "half"))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",

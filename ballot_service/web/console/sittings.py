@@ -53,7 +53,7 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
     terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
                            members=members, status=status, terminals=terminals,
-                           kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES,
+                           kinds=vocab.labels_of(vocab.ItemKind), offices=vocab.labels_of(vocab.Office), bases=rules.BASES, majorities=rules.MAJORITIES,
                            item_form=item_form or {})
 
 
