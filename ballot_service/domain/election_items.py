@@ -152,6 +152,30 @@ def refuse_candidate_teller(db: Session, item: Item | None, terminal_id: int) ->
                         where="credential", zh=f"{holder}是《{item.title}》的候选人，不得担任该选举的计票人、监票人")
 
 
+def write_in_policy(item: Item, rnd: Round) -> dict:
+    """What the tablet offers for 另选他人 in this round: nothing in a re-vote or 预选; the
+    roster of deputies only for 常委会组成人员 (art. 47); else the roster or a typed name."""
+    allowed = rnd.stage in (ElectionStage.FIRST, ElectionStage.ANOTHER)
+    return {"allowed": allowed, "roster_only": item.office == Office.COMMITTEE_MEMBER}
+
+
+MAX_SEARCH_RESULTS = 20
+
+
+def search_roster(db: Session, item: Item | None, q: str) -> list[dict]:
+    """Deputies matching `q` by name or 代表证号, for a write-in in the open election: not the
+    round's listed candidates. Empty without an open election or a query."""
+    q = er.normalise_name(q)[:50] if isinstance(q, str) else ""
+    if item is None or not is_election(item) or not q:
+        return []
+    listed = {er.normalise_name(n) for n in listed_names(item, item.rounds[-1])}
+    rows = db.execute(select(Member.member_no, Member.name).where(
+        Member.body_id == item.sitting.body_id, Member.in_office.is_(True),
+        (Member.name.contains(q, autoescape=True)) | (Member.member_no.contains(q, autoescape=True)))
+        .order_by(Member.member_no).limit(MAX_SEARCH_RESULTS + len(listed))).all()
+    return [{"member_no": no, "name": name} for no, name in rows if name not in listed][:MAX_SEARCH_RESULTS]
+
+
 def listed_names(item: Item, rnd: Round) -> list[str]:
     """Every name a listed candidate of the round goes by: a write-in of one is no vote."""
     titles = {c.key: c.title for c in item.candidates}

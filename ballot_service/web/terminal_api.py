@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from ballot_service.db import read_phase
-from ballot_service.domain import issuance, voting
+from ballot_service.domain import election_items, issuance, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
@@ -38,7 +38,8 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description}
-                           for k in rnd.candidate_keys]}
+                           for k in rnd.candidate_keys],
+            **({"write_in": election_items.write_in_policy(item, rnd)} if election_items.is_election(item) else {})}
 
 
 @bp.get("/terminal/state")
@@ -61,6 +62,18 @@ def terminal_state():
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
                 "attendance": attendance_state(db, sitting).as_dict(), "vote": vote}
     return jsonify(body)
+
+
+@bp.get("/terminal/roster-search")
+@requires("terminal")
+def terminal_roster_search():
+    """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
+    listed candidates are not offered)."""
+    db = get_db()
+    with read_phase(db):
+        sitting = get_sitting(db, g.terminal.sitting_id)
+        found = election_items.search_roster(db, open_item(db, sitting), request.args.get("q", ""))
+    return jsonify({"members": found})
 
 
 @bp.post("/terminal/checkin")
