@@ -87,6 +87,8 @@ def round_result(*, stage: str, candidate_keys: list[str], places: int, members:
         "write_ins": [{"name": p.key[len(WRITE_IN):], "for": p.for_, "elected": p.elected}
                       for p in decision.persons if p.write_in],
         "elected": list(decision.elected), "tied": list(decision.tied),
+        # 全体代表的过半数 (art. 25): the fewest votes that elect; none in a re-vote or 预选
+        "threshold_votes": members // 2 + 1 if stage in WRITE_IN_STAGES else None,
         "runoff_places": decision.revote_seats, "unfilled": decision.unfilled,
     }
 

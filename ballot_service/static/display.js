@@ -57,16 +57,16 @@
 
   function secretTag(el, secret) { text(el, secret ? L.secret : L.named); }
 
-  function roundTag(el, n) {
+  function roundTag(el, n, stage) {
     show(el, n > 1);
-    text(el, n > 1 ? fmt(L.round, { n: n }) : "");
+    text(el, n > 1 ? fmt(L["round_" + stage] || L.round, { n: n }) : "");  // elections name the round
   }
 
   function renderVote(v, mode) {
     var sec = $("view-voting");
     sec.querySelectorAll("[data-show]").forEach(function (el) { show(el, el.dataset.show === mode); });
     if (!v) return;
-    roundTag($("v-round"), v.round);
+    roundTag($("v-round"), v.round, v.stage);
     secretTag($("v-secret"), v.secret);
     var runoff = $("v-runoff");
     show(runoff, v.runoff_titles && v.runoff_titles.length > 0);
@@ -170,7 +170,7 @@
     $("r-tables").textContent = "";
     show($("r-record"), false);
     if (!r) { text(outcome, ""); text(notes, ""); text($("r-qr"), ""); delete $("r-qr").dataset.url; return; }
-    roundTag($("r-round"), r.rounds);
+    roundTag($("r-round"), r.rounds, r.stage);
     secretTag($("r-secret"), r.secret);
     var isRes = r.kind === "resolution";
     var noVote = r.status === "quorum_not_met";

@@ -440,7 +440,7 @@
     text($("ballot-title"), vote.title);
     text($("ballot-kind"), S["kind_" + vote.kind] || vote.kind);
     var rnd = $("ballot-round");
-    text(rnd, fmt(S.round, { n: vote.round }));
+    text(rnd, fmt(S["round_" + vote.stage] || S.round, { n: vote.round }));  // elections name the round
     rnd.hidden = !(vote.round > 1);
     text($("ballot-mode"), vote.secret ? S.secret : S.named);
     $("ballot-mode").className = "tag " + (vote.secret ? "secret" : "named");

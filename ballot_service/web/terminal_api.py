@@ -39,7 +39,8 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description}
                            for k in rnd.candidate_keys],
-            **({"write_in": election_items.write_in_policy(item, rnd)} if election_items.is_election(item) else {})}
+            **({"write_in": election_items.write_in_policy(item, rnd), "stage": rnd.stage}
+               if election_items.is_election(item) else {})}
 
 
 @bp.get("/terminal/state")

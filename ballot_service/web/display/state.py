@@ -141,7 +141,7 @@ def _vote_view(db: Session, item: Item) -> dict:
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "kind": item.kind,
         "secret": item.secret, "channel": item.channel,
-        "round": rnd.number, "places": rnd.places,
+        "round": rnd.number, "places": rnd.places, "stage": rnd.stage,
         "candidate_count": len(rnd.candidate_keys),
         # A runoff names the projects it is between (titles only).
         "runoff_titles": [titles.get(k, k) for k in rnd.candidate_keys] if rnd.number > 1 else [],
