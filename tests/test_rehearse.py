@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.scenario import load_scenario
@@ -40,6 +41,7 @@ def test_rehearse_reproduces_expected(path: Path, tmp_path, db_url):
         # An election's 宣布稿 has its own form (本次选举应到代表…人…, issue 20).
         assert text.read_text("utf-8").startswith(("本次会议应到", "本次选举应到"))
     assert (out / "audit").is_dir()
+    verify_bundle(out / "audit")  # the auditor's offline check recounts every round the same way
 
 
 def _write(tmp_path, data) -> Path:
