@@ -139,3 +139,24 @@ def test_a_teller_who_is_a_candidate_is_refused_by_the_station(app, api):
     assert status == 403
     assert api.call("POST", "/api/station/paper", {"ballot": printed["ballots"][0], "marks": {"B": "for"}},
                     credential=s.scrutineer)[0] == 201
+
+
+def test_a_tie_at_the_preliminary_cut_off_is_re_voted_and_the_official_list_follows(app, api):
+    s = _session(api)
+    item_id = _election(api, s.sitting_id, office="principal", places=1, cands=("A", "B", "C"))[1]["id"]
+    first = _vote_round(api, s, item_id, [{"B": "for"}] * 3 + [{"A": "for"}] * 2 + [{"C": "for"}] * 2)
+    assert first["stage"] == "preliminary" and first["elected"] == ["B"] and first["tied"] == ["A", "C"]
+    revote = _vote_round(api, s, item_id, [{"A": "for"}] * 2 + [{"C": "for"}])
+    assert revote["stage"] == "revote" and revote["elected"] == ["A"]
+    rounds = query(app, select(Round).where(Round.item_id == item_id).order_by(Round.number))
+    assert [(r.stage, r.places, r.candidate_keys) for (r,) in rounds][-1] == ("first", 1, ["B", "A"])
+    result = _vote_round(api, s, item_id, [{"A": "for"}] * 4 + [{"B": "for"}] * 3)
+    assert result["elected"] == ["A"]
+    final = _result(api, s)  # the 预选 made the list; the election itself is round 3
+    assert final["elected"] == ["A"] and [c["key"] for c in final["candidates"]] == ["B", "A"]
+
+
+def test_an_election_is_a_secret_ballot(api):
+    s = _session(api)
+    status, data = _election(api, s.sitting_id, office="principal", places=1, cands=("A", "B"), secret=False)
+    assert status == 400 and data["errors"][0]["where"] == "secret" and "第二十八条" in data["errors"][0]["message_zh"]

@@ -22,10 +22,14 @@ def is_election(item: Item) -> bool:
     return item.kind == ItemKind.ELECTION
 
 
-def check_new_election(office, by_election, places, nominees: int, rule_given: bool) -> tuple[str, int]:
+def check_new_election(office, by_election, places, nominees: int, rule_given: bool,
+                       secret: bool = True) -> tuple[str, int]:
     """(stage, seats) of round 1 of a new election, or InvalidInput naming the article.
     Too many nominees is not refused: round 1 is then a 预选 that ranks them into the
     official list of the most candidates allowed."""
+    if not secret:
+        raise InvalidInput("an election is a secret ballot (组织法 art. 28)", where="secret",
+                           zh="选举采用无记名投票（组织法第二十八条），不能记名")
     if rule_given:
         raise InvalidInput("an election has no base or majority options: 组织法 art. 25 fixes them "
                            "(more than half of all deputies)", where="rule",
@@ -68,10 +72,22 @@ def after_tally(item: Item, rnd: Round, result: dict) -> None:
                 item.candidates.append(Candidate(key=k, title=k[len(WRITE_IN):], position=len(item.candidates)))
         item.rounds.append(Round(number=rnd.number + 1, places=result["runoff_places"], stage=ElectionStage.REVOTE,
                                  candidate_keys=list(result["tied"]), status="pending"))
-    elif rnd.stage == ElectionStage.PRELIMINARY and result["status"] == "decided":
+    elif result["status"] == "decided" and _preliminary_phase(item, rnd):
+        # the official list: those the 预选 placed, then those its re-votes placed
+        phase = _preliminary_phase(item, rnd)
+        official = [k for r in phase for k in r.result["elected"]]
         item.rounds.append(Round(number=rnd.number + 1, places=item.places, stage=ElectionStage.FIRST,
-                                 candidate_keys=list(result["elected"]), status="pending"))
+                                 candidate_keys=official, status="pending"))
         item.status = ItemStatus.DRAFT
+
+
+def _preliminary_phase(item: Item, rnd: Round) -> list[Round]:
+    """The 预选 and its re-votes up to `rnd`, when `rnd` belongs to a 预选; else []."""
+    upto = [r for r in item.rounds if r.number <= rnd.number]
+    starts = [i for i, r in enumerate(upto) if r.stage != ElectionStage.REVOTE]
+    if not starts or upto[starts[-1]].stage != ElectionStage.PRELIMINARY:
+        return []
+    return [r for r in upto[starts[-1]:] if r.result is not None or r is rnd]
 
 
 def start_another(db: Session, item: Item, candidates: list | None) -> Round:

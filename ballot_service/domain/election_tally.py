@@ -98,14 +98,16 @@ _COUNTS = ("issued", "returned", "valid", "invalid", "refused", "places")
 
 def item_result(key: str, rounds: list[dict]) -> dict:
     """Fold an election's tallied rounds (in order) into its entry of the results format."""
-    main = [r for r in rounds if r.get("stage") != ElectionStage.PRELIMINARY] or rounds
+    # A 预选 (and its re-votes) only makes the official list: the election starts at round 1 proper.
+    start = next((i for i, r in enumerate(rounds) if r.get("stage") == ElectionStage.FIRST), 0)
+    main = rounds[start:]
     first, last = main[0], rounds[-1]
     entry = {"key": key, **{k: first[k] for k in ("members", "present", "quorum_met", "issued", "returned",
                                                    "valid", "invalid", "refused", "not_voted")}}
     elected: list[str] = []
     unfilled = first["places"]
     for r in main:
-        if r["status"] in ("void", "quorum_not_met") or r.get("stage") == ElectionStage.PRELIMINARY:
+        if r["status"] in ("void", "quorum_not_met"):
             continue
         elected += [k for k in r["elected"] if k not in elected]
         if r.get("stage") != ElectionStage.REVOTE:

@@ -278,7 +278,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     stage, round_places = None, places
     if kind == ItemKind.ELECTION:  # 差额 and the fixed rule (election_items); rule_given: options were sent
         stage, round_places = election_items.check_new_election(office, by_election, places, len(candidates),
-                                                                rule_given)
+                                                                rule_given, secret)
     else:
         office, by_election = None, False
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
