@@ -206,6 +206,13 @@ def bundle_facts(db: Session, item: Item) -> dict | None:
             "titles": {c.key: c.title for c in item.candidates}, "eligible": eligible_names(db, item)}
 
 
+def written_in_deputies(item: Item) -> dict[str, str]:
+    """{代表证号: name} of the deputies written in by their number in any tallied round, so the
+    record and the 宣布稿 can name them."""
+    written = {w["name"] for r in item.rounds if r.result for w in r.result.get("write_ins", [])}
+    return {m.member_no: m.name for m in item.sitting.body.members if m.member_no in written}
+
+
 def eligible_names(db: Session, item: Item) -> list[str] | None:
     """Who may be written in: for 常委会组成人员 only deputies (组织法 art. 47), by 代表证号 or
     name; None (anyone) for the other offices."""

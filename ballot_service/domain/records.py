@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.domain import audit
+from ballot_service.domain import audit, election_items
 from ballot_service.domain.tally import item_result, recount_round
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
@@ -40,7 +40,8 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
         "item": {"id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
                  "secret": item.secret, "channel": item.channel, "places": item.places,
                  "candidates": [{"key": c.key, "title": c.title} for c in item.candidates],
-                 **({"office": item.office, "by_election": item.by_election} if item.office else {})},
+                 **({"office": item.office, "by_election": item.by_election,
+                     "written_in": election_items.written_in_deputies(item)} if item.office else {})},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
                  "pass": "2*for > base" if item.majority == "half" else "3*for >= 2*base"},
         "result": result,

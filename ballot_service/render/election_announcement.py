@@ -12,8 +12,14 @@ WRITE_IN = "write_in:"
 
 
 def person_name(key: str, titles: dict[str, str]) -> str:
-    """A candidate's name, or a written-in person's name as counted."""
-    return key[len(WRITE_IN):] if key.startswith(WRITE_IN) else titles.get(key, key)
+    """A candidate's name, or a written-in person's: a deputy written in by number is named."""
+    return titles.get(key) or (key[len(WRITE_IN):] if key.startswith(WRITE_IN) else key)
+
+
+def names_of(item: dict) -> dict[str, str]:
+    """Key → name for the record's candidates and the deputies written in by 代表证号."""
+    return {**{c["key"]: c["title"] for c in item["candidates"]},
+            **{WRITE_IN + no: f"{name}（{no}）" for no, name in (item.get("written_in") or {}).items()}}
 
 
 def office_of(title: str) -> str:
@@ -27,7 +33,7 @@ def office_of(title: str) -> str:
 def announcement(content: dict) -> str:
     item, final = content["item"], content["result"]
     who = "代表" if content["body"]["kind"] == "congress" else "组成人员"
-    titles = {c["key"]: c["title"] for c in item["candidates"]}
+    titles = names_of(item)
     office = office_of(item["title"])
     paragraphs = []
     for rnd in content["rounds"]:

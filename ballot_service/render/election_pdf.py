@@ -29,6 +29,14 @@ def stage_note(stage: str) -> str:
     return f"（{label(stage, enum=ElectionStage)}）"
 
 
+def round_of(content: dict, cands: list[dict]) -> dict:
+    """The round result whose candidate list this is (an election's table also shows its
+    write-ins); the item's final list stands for round 1's."""
+    rounds = content.get("rounds") or []
+    first = (rounds[0].get("result") if rounds else None) or content["result"]
+    return next((r["result"] for r in rounds if (r.get("result") or {}).get("candidates") is cands), first)
+
+
 def candidate_rows(res: dict, titles: dict[str, str]) -> tuple[list[list[str]], tuple, tuple]:
     status = res.get("status")
     counted = status != "quorum_not_met"

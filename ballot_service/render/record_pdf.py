@@ -18,7 +18,7 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
-from ballot_service.render import election_pdf, qr
+from ballot_service.render import election_announcement, election_pdf, qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
@@ -85,7 +85,7 @@ def pass_text(content: dict) -> str:
 
 def _titles(content: dict) -> dict[str, str]:
     item = content["item"]
-    titles = {c["key"]: c["title"] for c in item.get("candidates", [])}
+    titles = election_announcement.names_of({"candidates": [], **item})
     titles.setdefault("motion", item["title"])
     return titles
 
@@ -250,7 +250,7 @@ class _Writer:
     def _candidate_rows(self, cands: list[dict], status: str) -> tuple[list[list[str]], tuple, tuple]:
         kind = self.c["item"]["kind"]
         if kind == ItemKind.ELECTION:
-            return election_pdf.candidate_rows(self._res_of(cands), self.titles)
+            return election_pdf.candidate_rows(election_pdf.round_of(self.c, cands), self.titles)
         selected = list(self.r.get("selected") or [])
         tied = set(self.r.get("tied") or [])
         counted = status not in ("quorum_not_met",)
@@ -281,12 +281,6 @@ class _Writer:
                     row += ["未入选", "—"]
             rows.append(row)
         return rows, widths, aligns
-
-    def _res_of(self, cands: list[dict]) -> dict:
-        """The round result whose candidate list this is (an election's table also shows its write-ins)."""
-        first = ((self.c.get("rounds") or [{}])[0].get("result")) or self.r
-        return next((r["result"] for r in self.c.get("rounds") or [] if r.get("result", {}).get("candidates") is cands),
-                    first)
 
     def results(self) -> None:
         rounds = self.c.get("rounds") or []
