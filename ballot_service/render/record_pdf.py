@@ -286,7 +286,8 @@ class _Writer:
         rounds = self.c.get("rounds") or []
         status = self.r["status"]
         many = len(rounds) > 1
-        self.heading("三、表决结果" + ("（第1轮）" if many else ""))
+        self.heading(("三、选举结果" if self.c["item"]["kind"] == ItemKind.ELECTION else "三、表决结果")
+                     + ("（第1轮）" if many else ""))
         rows, widths, aligns = self._candidate_rows(self.r["candidates"], status)
         self.table(rows, widths, aligns)
         if self.c["item"]["kind"] == "livelihood_projects" and many:
