@@ -172,6 +172,9 @@ class Item(Base):
     # how grades are given, {"by": "majority"} or {"by": "rate_thresholds", "steps": [[option, hundredths], …]}.
     options: Mapped[list | None] = mapped_column(JSON)
     grading: Mapped[dict | None] = mapped_column(JSON)
+    # Elections only (vocab.Office; 补选): what the seats are, which fixes the 差额 (RULES.md §5.4).
+    office: Mapped[str | None] = mapped_column(String(32))
+    by_election: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sitting: Mapped[Sitting] = relationship(back_populates="items")
@@ -212,6 +215,7 @@ class Round(Base):
     number: Mapped[int] = mapped_column(Integer)
     places: Mapped[int | None] = mapped_column(Integer)
     candidate_keys: Mapped[list] = mapped_column(JSON)
+    stage: Mapped[str | None] = mapped_column(String(16))  # elections: vocab.ElectionStage
     # vocab.RoundStatus: pending | open | closed | tallied
     status: Mapped[str] = mapped_column(String(16), default="pending")
     members: Mapped[int | None] = mapped_column(Integer)  # N, frozen at opening

@@ -89,6 +89,7 @@ class Rehearsal:
         self.tellers = {t["teller_role"]: t["credential"] for t in stations if t.get("teller_role")}
         self.roster = roster
         self.present: set[str] = set()
+        self._keys: dict[int, str] = {}
         self._set_present(present_ids(s["present"], roster))
         for item in s["items"]:
             self._run_item(item)
@@ -109,9 +110,10 @@ class Rehearsal:
 
     def _run_item(self, item: dict) -> None:
         spec = {k: item[k] for k in ("key", "kind", "title", "places", "candidates", "rule", "secret", "channel",
-                                     "options") if k in item}
+                                     "options", "office", "by_election") if k in item}
         _, created = self.call("POST", f"/api/admin/sessions/{self.sid}/items", spec)
         iid = created["id"]
+        self._keys[iid] = item["key"]
         if "present" in item:
             self._set_present(present_ids(item["present"], self.roster))
         channel = item.get("channel", "terminal")
@@ -136,8 +138,31 @@ class Rehearsal:
                 self._cast_all(iid, channel, item["runoff"]["ballots"], None)
                 self.call("POST", f"/api/admin/items/{iid}/close")
                 _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
+        if "another" in item and result["status"] == "decided" and self._unfilled(iid):
+            result = self._another(iid, channel, item["another"])
         if result["status"] in ("decided", "void", "quorum_not_met"):
             self.call("POST", f"/api/admin/items/{iid}/record")
+
+    def _unfilled(self, iid: int) -> int:
+        _, results = self.call("GET", f"/api/admin/sessions/{self.sid}/results")
+        return next(r for r in results["items"] if r["key"] == self._keys[iid])["unfilled"]
+
+    def _another(self, iid: int, channel: str, spec: dict) -> dict:
+        """另行选举: one console step makes the round; then it is voted like round 1 (and re-voted if tied)."""
+        body = {"candidates": spec["candidates"]} if "candidates" in spec else {}
+        self.call("POST", f"/api/admin/items/{iid}/another", body)
+        result = {"status": "quorum_not_met"}
+        for part in (spec, spec.get("runoff")):
+            if part is None or (part is not spec and result["status"] != "runoff_pending"):
+                break
+            if "present" in part:
+                self._set_present(present_ids(part["present"], self.roster))
+            if not self._open(iid):
+                break
+            self._cast_all(iid, channel, part["ballots"], None)
+            self.call("POST", f"/api/admin/items/{iid}/close")
+            _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
+        return result
 
     def _open(self, iid: int) -> bool:
         for mid in self.present:  # the tablets are on and polling: a tablet vote needs them ready
@@ -151,7 +176,9 @@ class Rehearsal:
         return False
 
     def _cast_all(self, iid: int, channel: str, ballots: list[dict], issued: int | None) -> None:
-        expanded = [b for b in ballots for _ in range(b.get("repeat", 1))]
+        # 另选他人 travel in the marks as "write_in:<name>": "for" (openapi.yaml)
+        expanded = [{**b, "marks": {**b["marks"], **{f"write_in:{w}": "for" for w in b.get("write_ins", [])}}}
+                    for b in ballots for _ in range(b.get("repeat", 1))]
         genuine = [b for b in expanded if not (b.get("forged") or b.get("reuse") or b.get("spare"))]
         used: list[tuple[object, dict]] = []  # (ballot: a terminal ballot's fields or a paper token's text, marks)
         if channel == "terminal":

@@ -21,6 +21,25 @@ class ItemKind(StrEnum):
     APPOINTMENT = "appointment"         # 任职票决
     RESOLUTION = "resolution"           # 决议表决
     EVALUATION = "evaluation"           # 满意度测评 / 工作评议 / 述职评议 (RULES.md §5.5)
+    ELECTION = "election"               # 选举 (RULES.md §5.4)
+
+
+class Office(StrEnum):
+    """What an election fills (组织法 art. 27; 选举法 for 上一级人大代表)."""
+
+    PRINCIPAL = "principal"                # 正职
+    VICE = "vice"                          # 副职
+    COMMITTEE_MEMBER = "committee_member"  # 常委会委员 (must be deputies, art. 47)
+    DEPUTY_HIGHER = "deputy_higher"        # 上一级人大代表
+
+
+class ElectionStage(StrEnum):
+    """What a round of an election is (Round.stage; None for the other kinds)."""
+
+    FIRST = "first"              # 第一次投票
+    REVOTE = "revote"            # 再次投票 among the tied at the last seat
+    ANOTHER = "another"          # 另行选举 for seats left unfilled
+    PRELIMINARY = "preliminary"  # 预选: ranks the nominees into the official list
 
 
 class Channel(StrEnum):
@@ -115,6 +134,15 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     ItemKind.APPOINTMENT: ("任职票决", "appointment vote"),
     ItemKind.RESOLUTION: ("决议表决", "resolution"),
     ItemKind.EVALUATION: ("满意度测评", "evaluation"),
+    ItemKind.ELECTION: ("选举", "election"),
+    Office.PRINCIPAL: ("正职", "principal office"),
+    Office.VICE: ("副职", "deputy office"),
+    Office.COMMITTEE_MEMBER: ("常委会委员", "standing committee member"),
+    Office.DEPUTY_HIGHER: ("上一级人大代表", "deputy to the higher congress"),
+    ElectionStage.FIRST: ("第一次投票", "first vote"),
+    ElectionStage.REVOTE: ("再次投票", "re-vote among the tied"),
+    ElectionStage.ANOTHER: ("另行选举", "further election"),
+    ElectionStage.PRELIMINARY: ("预选", "preliminary vote"),
     Channel.TERMINAL: ("电子表决器", "seat tablets"),
     Channel.PAPER: ("纸质票", "paper ballots"),
     Channel.TALLY_SHEET: ("纸质票（计票单录入）", "paper ballots (tally sheet)"),
@@ -156,6 +184,7 @@ RECORD_NAMES: dict[ItemKind, tuple[str, str]] = {
     ItemKind.APPOINTMENT: ("任免表决结果", "Result of the appointment vote"),
     ItemKind.RESOLUTION: ("表决结果记录", "Record of the vote"),
     ItemKind.EVALUATION: ("测评结果", "Result of the evaluation"),
+    ItemKind.ELECTION: ("选举结果", "Result of the election"),
 }
 
 
@@ -175,6 +204,7 @@ BALLOT_HEADINGS: dict[ItemKind, tuple[str, str]] = {
     ItemKind.APPOINTMENT: ("表 决 票", "人选"),
     ItemKind.RESOLUTION: ("表 决 票", "表决事项"),
     ItemKind.EVALUATION: ("测 评 票", "测评对象"),
+    ItemKind.ELECTION: ("选 举 票", "候选人"),
 }
 
 _BY_VALUE: dict[tuple[type, str], tuple[str, str]] = {(type(k), k.value): v for k, v in LABELS.items()}

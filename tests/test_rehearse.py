@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.scenario import load_scenario
@@ -17,6 +18,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
 # Kinds built since (scenarios/upcoming/README.md): added one by one as each is built.
 CASES += [SCENARIOS / "upcoming" / "evaluation-basic.json"]
+CASES += [SCENARIOS / "upcoming" / "election-committee.json"]
 
 
 def test_the_shared_scenarios_are_found():
@@ -37,8 +39,10 @@ def test_rehearse_reproduces_expected(path: Path, tmp_path, db_url):
         data = json.loads(rec.read_text("utf-8"))
         assert data["signature"] and data["key_fingerprint"]
         text = rec.parent / (rec.stem + ".announcement.txt")
-        assert text.read_text("utf-8").startswith("本次会议应到")
+        # An election's 宣布稿 has its own form (本次选举应到代表…人…, issue 20).
+        assert text.read_text("utf-8").startswith(("本次会议应到", "本次选举应到"))
     assert (out / "audit").is_dir()
+    verify_bundle(out / "audit")  # the auditor's offline check recounts every round the same way
 
 
 def _write(tmp_path, data) -> Path:

@@ -26,11 +26,13 @@ from ballot_service.bundle.errors import BundleInvalid, fail
 from ballot_service.bundle.readers import read_lines
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
+from ballot_service.domain.election_tally import WRITE_IN
 from ballot_service.formats import ballot_set
 from ballot_service.formats import ballots as ballots_mod
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_decode
 from ballot_service.numbers import is_int
+from ballot_service.vocab import ItemKind
 
 # A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low
 # four bits are zero (the last 2 bits of the 512 are the only ones it carries).
@@ -226,7 +228,9 @@ def _match_cast_events(b: Path, ci: dict, r: dict, rel: str, lines: list, x: Eve
         if ci["secret"] and member_id is not None:
             fail(f"secret ballot {serial} in {rel} names a member", where)
         if id(marks) not in marks_ok:  # equal marks in one file arrive as one shared dict
-            if not isinstance(marks, dict) or marks.keys() != cand_set \
+            listed = {k: m for k, m in marks.items() if not k.startswith(WRITE_IN)} \
+                if isinstance(marks, dict) and ci["kind"] == ItemKind.ELECTION else marks  # 另选他人 lines
+            if not isinstance(marks, dict) or listed.keys() != cand_set \
                     or any(m not in allowed for m in marks.values()):
                 fail(f"ballot {serial} in {rel} does not mark exactly this round's candidates", where)
             marks_ok.add(id(marks))

@@ -13,7 +13,7 @@ from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import files_under, read_counts
 from ballot_service.numbers import is_int
-from ballot_service.vocab import TellerRole, values
+from ballot_service.vocab import ElectionStage, ItemKind, TellerRole, values
 
 C = layout.COUNTS  # the place every failure of this check points to
 
@@ -50,6 +50,7 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                 or ci["session"].get("id") != ev.get("session_id") \
                 or x.sessions.get(ci["session"].get("id"), {}).get("body_id") != ci["body"].get("id"):
             fail(f"{where}: session or body differs from the event log", C)
+        _check_election(ci, ev, where)
         try:
             item_rules[ci["id"]] = rules.Rule(ci["rule"].get("base"), ci["rule"].get("majority"))
         except rules.RuleError as exc:
@@ -77,6 +78,26 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
     return citems, item_rules
 
 
+def _check_election(ci: dict, ev: dict, where: str) -> None:
+    """An election's facts (office, 补选, names, who may be written in) as the log created it;
+    every other kind has none."""
+    e = ci["election"]
+    if ci["kind"] != ItemKind.ELECTION:
+        if e is not None or any(r.get("stage") is not None for r in ci["rounds"] if isinstance(r, dict)):
+            fail(f"{where}: only an election has election facts and round stages", C)
+        return
+    if not isinstance(e, dict) or set(e) != {"office", "by_election", "titles", "eligible"} \
+            or (e["office"], e["by_election"]) != (ev.get("office"), ev.get("by_election")) \
+            or not isinstance(e["titles"], dict) or not all(isinstance(v, str) for v in e["titles"].values()) \
+            or not (e["eligible"] is None or (isinstance(e["eligible"], list)
+                                              and all(isinstance(n, str) for n in e["eligible"]))):
+        fail(f"{where}: the election's office, 补选, names or eligible persons are damaged or differ from the "
+             f"event log", C)
+    for r in ci["rounds"]:
+        if not isinstance(r, dict) or r.get("stage") not in values(ElectionStage):
+            fail(f"{where}: an election round is first, revote, another or preliminary", C)
+
+
 def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                  referenced_ballots: set[str]) -> None:
     """One round of counts.json against the log's opening, close, refusals and tally sheet."""
@@ -88,7 +109,7 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
     k = (ci["id"], r["number"])
     op = x.opened.get(k)
     if op is not None:
-        for f in ("members", "present", "candidates", "places"):
+        for f in ("members", "present", "candidates", "places", "stage"):
             if r[f] != op.get(f):
                 fail(f"{rw}: {f} is {r[f]!r} but the vote was opened with {op.get(f)!r}", C)
         if r["quorum_met"] is not True:

@@ -97,6 +97,15 @@ def check_recount(citems: list[dict], item_rules: dict[int, rules.Rule], x: Even
     return rounds_checked
 
 
+def _election(ci: dict, r: dict) -> dict | None:
+    """What an election round's count needs besides its ballots (election_items.bundle_facts)."""
+    e = ci["election"]
+    if e is None:
+        return None
+    return {"stage": r["stage"], "listed": [e["titles"][k] for k in r["candidates"] if k in e["titles"]],
+            "eligible": e["eligible"]}
+
+
 def _recount(ci: dict, r: dict, rule: rules.Rule, tally_seq: int, x: EventIndex,
              marks_by_round: dict[int, list[dict]], rec_rounds: dict) -> dict:
     """One round's result from its tally sheet or ballots, with the refusals made before it
@@ -106,7 +115,7 @@ def _recount(ci: dict, r: dict, rule: rules.Rule, tally_seq: int, x: EventIndex,
                   rule=rule, members=r["members"], present=r["present"],
                   quorum_met=bool(r["quorum_met"]), refused=refused_then,
                   rescanned=sum(1 for seq in x.rescans.get(r["round_id"], []) if seq < tally_seq),
-                  scale=_scale(ci) if ci["kind"] == "evaluation" else None)
+                  scale=_scale(ci) if ci["kind"] == "evaluation" else None, election=_election(ci, r))
     try:
         if ci["channel"] == "tally_sheet":
             if r["sheet"] is None:

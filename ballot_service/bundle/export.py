@@ -22,7 +22,7 @@ from ballot_service.bundle import layout
 from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
-from ballot_service.domain import tally
+from ballot_service.domain import election_items, tally
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
     AuditEvent,
@@ -175,7 +175,8 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                 "returned": len(casts), "refused": refused, "ballots_file": ballots_file,
                 "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None,
                 "round_ref": rnd.ref if blind else None, "round_key_file": round_key_file,
-                "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file})
+                "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file,
+                "stage": rnd.stage})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:
@@ -188,7 +189,7 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
             "rule": {"base": item.base, "majority": item.majority, **(tally.item_scale(item) or {})},
             "body": {"id": body.id, "name": body.name, "kind": body.kind},
             "session": {"id": item.sitting.id, "name": item.sitting.name},
-            "rounds": rounds, "record_file": record_file})
+            "rounds": rounds, "record_file": record_file, "election": election_items.bundle_facts(db, item)})
     _write_json(out, layout.COUNTS, {"format": layout.COUNTS_FORMAT, "scope": scope, "items": counts_items})
 
 

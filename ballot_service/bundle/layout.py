@@ -28,9 +28,9 @@ EVENT_FIELDS = ("at", "data", "hash", "kind", "prev_hash", "seq")
 CHECKPOINT_FIELDS = {"seq", "head_hash", "reason", "signature", "key_fingerprint"}
 ROUND_FIELDS = {"number", "round_id", "status", "candidates", "places", "members", "present", "quorum_met",
                 "issued", "returned", "refused", "ballots_file", "sheet", "round_ref", "round_key_file",
-                "replacements", "receipts_file"}
+                "replacements", "receipts_file", "stage"}
 ITEM_FIELDS = {"id", "key", "kind", "title", "secret", "channel", "places", "rule", "body", "session",
-               "rounds", "record_file"}
+               "rounds", "record_file", "election"}
 RECORD_FIELDS = {"record_id", "signed", "signature", "key_fingerprint"}
 
 

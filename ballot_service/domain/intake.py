@@ -66,7 +66,14 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows
-from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
+from ballot_service.domain import (
+    audit,
+    election_tally,
+    evaluation_items,
+    group_commit,
+    paper_ballots,
+    round_facts,
+)
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
@@ -147,16 +154,18 @@ def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
     return "late", "表决已结束 the vote is closed; this ballot was not counted", facts.id
 
 
-def parse_marks(raw, candidate_keys: list[str], allow_void: bool) -> dict[str, str]:
+def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise InvalidInput("marks must be an object {candidate key: mark}", where="marks")
     allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
+    written = election_tally.take_write_ins(raw, stage)  # 另选他人: election rounds only
+    raw = {k: v for k, v in raw.items() if not k.startswith(election_tally.WRITE_IN)}
     for k, v in raw.items():
         if k not in candidate_keys:
             raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}")
         if v not in allowed:
             raise InvalidInput(f"mark {v!r} is not one of {', '.join(allowed)}", where=f"marks.{k}")
-    return rules.normalise_marks(raw, candidate_keys)
+    return {**rules.normalise_marks(raw, candidate_keys), **written}
 
 
 # --- the round a ballot names ---------------------------------------------------------------------
@@ -168,7 +177,8 @@ def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
             marks = evaluation_items.parse_marks(raw_marks, list(facts.candidate_keys), list(facts.options),
                                                  paper=channel == "paper")
         else:
-            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper")
+            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper",
+                                stage=facts.stage)
     except InvalidInput as exc:
         return exc
     return marks, sha256_hex(canonical_json({"ballot": token_text, "marks": marks}))
@@ -311,7 +321,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
             rounds[key] = None
             return None
         facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
-                           evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None)
+                           evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None,
+                           row.stage)
         round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:

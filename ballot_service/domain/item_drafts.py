@@ -12,6 +12,7 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import check_item, require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
+from ballot_service.vocab import ItemKind
 
 
 def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Round:
@@ -42,6 +43,9 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
               options: list[dict] | None = None, grading: dict | None = None) -> Item:
     """Replace everything about a draft item (as create_item checks it); its id stays."""
     rnd = _require_draft(db, item, "修改", "edited")
+    if ItemKind.ELECTION in (item.kind, kind):  # its office and 差额 fix round 1's stage: made anew
+        raise Conflict("an election is not edited: delete it and add it again", where="kind",
+                       zh="选举事项不能修改：请删除后重新添加")
     key, title, cleaned, places, keys, (options, grading, _) = check_item(
         db, item.sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
         majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,

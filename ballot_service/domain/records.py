@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.domain import audit
+from ballot_service.domain import audit, election_items
 from ballot_service.domain.tally import item_result, recount_round
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
@@ -44,7 +44,9 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                                  # an evaluation's subjects keep their description: where a project was selected (§5.5)
                                  **({"description": c.description} if item.kind == "evaluation" and c.description
                                     else {})} for c in item.candidates],
-                 **({"options": item.options, "grading": item.grading} if item.kind == "evaluation" else {})},
+                 **({"options": item.options, "grading": item.grading} if item.kind == "evaluation" else {}),
+                 **({"office": item.office, "by_election": item.by_election,
+                     "written_in": election_items.written_in_deputies(item)} if item.office else {})},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
                  "pass": _pass_rule(item)},
         "result": result,

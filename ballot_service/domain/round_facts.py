@@ -24,6 +24,7 @@ class RoundFacts(NamedTuple):
     channel: str
     secret: bool
     options: tuple | None = None  # an evaluation's option keys (a ballot's marks are these)
+    stage: str | None = None  # elections: vocab.ElectionStage (write-ins in first and another rounds)
 
 
 # Per engine (tests build an engine per database): (session, item, round number) -> facts.
@@ -34,7 +35,8 @@ _facts_lock = threading.Lock()
 # with, so app nodes with clocks apart agree on when a vote's time is up.
 ROUND_OF_BALLOT = (
     select(Round.id, Round.item_id, Round.number, Round.candidate_keys, Item.channel, Item.secret,
-           Round.status, Round.closes_at, db_now().label("now"), Item.kind, Item.options)
+           Round.status, Round.closes_at, db_now().label("now"), Item.kind, Item.options,
+           Round.stage)
     .join(Item, Item.id == Round.item_id)
     .where(Item.sitting_id == bindparam("sitting_id"), Item.id == bindparam("item_id"),
            Round.number == bindparam("round_no")))

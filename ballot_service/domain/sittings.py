@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.crypto import keys
 from ballot_service.db import utcnow
-from ballot_service.domain import audit, evaluation_items
+from ballot_service.domain import audit, election_items, evaluation_items
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
 from ballot_service.numbers import is_int
-from ballot_service.vocab import MarkRule, values
+from ballot_service.vocab import ItemKind, MarkRule, values
 
 MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
 
@@ -225,22 +225,31 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 candidates: list[dict] | None = None, places: int | None = None,
                 base: str = "members", majority: str = "half", secret: bool = True,
                 channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
-                options: list[dict] | None = None, grading: dict | None = None) -> Item:
+                options: list[dict] | None = None, grading: dict | None = None,
+                office: str | None = None, by_election: bool = False, rule_given: bool = False) -> Item:
     """Create a vote item. Validates everything a tally will later rely on. `options` and
-    `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading)."""
+    `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading);
+    `office`, `by_election` and `rule_given` (a rule was sent) for an election only."""
     require_open(db, sitting, "新增表决事项", "adding a vote item")
     key, title, candidates, places, keys, (options, grading, scale_rule) = check_item(
         db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
         majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,
         options=options, grading=grading)
+    stage, round_places = None, places
+    if kind == ItemKind.ELECTION:  # 差额 and the fixed rule (election_items); rule_given: options were sent
+        stage, round_places = election_items.check_new_election(office, by_election, places, len(candidates),
+                                                                rule_given, secret)
+    else:
+        office, by_election = None, False
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
     item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
                 majority=majority, secret=secret, channel=channel, position=position,
-                time_limit_s=time_limit_s, mark_rule=mark_rule, options=options, grading=grading)
+                time_limit_s=time_limit_s, mark_rule=mark_rule, options=options, grading=grading,
+                office=office, by_election=by_election)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
-    item.rounds = [Round(number=1, places=places, candidate_keys=keys, status="pending")]
+    item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status="pending", stage=stage)]
     db.add(item)
     db.flush()
     audit.append(db, "item_created", {
@@ -249,7 +258,8 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
         "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
                                             **({"office": c["office"]} if c.get("office") else {})}
                                            for c in candidates],
-        **({"options": options} if kind == "evaluation" else {})},
+        **({"options": options} if kind == "evaluation" else {}),
+        **({"office": office, "by_election": by_election, "stage": stage} if stage else {})},
         sitting_id=sitting.id)
     return item
 
@@ -296,7 +306,8 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
         if not candidates:
             raise InvalidInput(f"a {kind} item needs candidates", where="candidates",
                                zh={"livelihood_projects": "民生实事项目票决须填写候选项目",
-                                   "evaluation": "满意度测评须填写测评对象"}.get(kind, "任职票决须填写被提名人"))
+                                   "evaluation": "满意度测评须填写测评对象",
+                                   "election": "选举须填写候选人"}.get(kind, "任职票决须填写被提名人"))
     candidates = [_clean_candidate(c, i, kind) for i, c in enumerate(candidates)]
     keys = [c.get("key") for c in candidates]
     for i, c in enumerate(candidates):

@@ -11,23 +11,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
-from ballot_service.domain import audit, evaluation_items, scan_queue
+from ballot_service.domain import audit, election_items, election_tally, evaluation_items, scan_queue
 from ballot_service.errors import Conflict
 from ballot_service.models import Cast, Item, Refusal, Round, TallySheet
-from ballot_service.vocab import status_name
+from ballot_service.vocab import ItemKind, status_name
 
 
 def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,
                  members: int, present: int, quorum_met: bool, issued: int,
                  ballots: Iterable[Mapping[str, str]] | None = None, sheet: dict | None = None,
-                 refused: int = 0, rescanned: int = 0, scale: dict | None = None) -> dict:
+                 refused: int = 0, rescanned: int = 0, scale: dict | None = None,
+                 election: dict | None = None) -> dict:
     """Count one round from its ballots (or a tellers' sheet) and decide it. `scale`: an
-    evaluation's options and grading (evaluation_items.scale_of)."""
+    evaluation's options and grading (evaluation_items.scale_of); `election`: an election
+    round's {stage, listed, eligible} (election_tally.round_result)."""
     if item_kind == "evaluation":
         return evaluation_items.round_result(
             candidate_keys=candidate_keys, scale=scale or evaluation_items.scale_of(None, None), rule=rule,
             members=members, present=present, quorum_met=quorum_met, issued=issued, ballots=ballots,
             sheet=sheet, refused=refused)
+    if item_kind == ItemKind.ELECTION:
+        return election_tally.round_result(
+            candidate_keys=candidate_keys, places=places, members=members, present=present,
+            quorum_met=quorum_met, issued=issued, ballots=ballots, sheet=sheet, refused=refused, **election)
     if sheet is not None:
         valid = sheet["returned"] - sheet["invalid"]
         counts = [rules.CandidateCount(k, sheet["counts"][k]["for"], sheet["counts"][k]["against"],
@@ -69,6 +75,8 @@ def _candidate(c: rules.CandidateOutcome) -> dict:
 
 def item_result(key: str, kind: str, rounds: list[dict]) -> dict:
     """Combine an item's tallied rounds into one entry of the results format (FORMAT.md)."""
+    if kind == ItemKind.ELECTION:
+        return election_tally.item_result(key, rounds)
     first, last = rounds[0], rounds[-1]
     entry = {k: first[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
                                    "invalid", "refused", "not_voted")}
@@ -121,7 +129,9 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
         rnd.issued = result["issued"]  # the tellers' figure
     rnd.result, rnd.status = result, "tallied"
     item.status = result["status"]
-    if result["status"] == "runoff_pending":
+    if election_items.is_election(item):
+        election_items.after_tally(item, rnd, result)
+    elif result["status"] == "runoff_pending":
         item.rounds.append(Round(number=rnd.number + 1, places=result["runoff_places"],
                                  candidate_keys=result["tied"], status="pending"))
     db.flush()
@@ -138,7 +148,7 @@ def recount_round(db: Session, item: Item, rnd: Round) -> dict:
     common = dict(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                   rule=rules.Rule(item.base, item.majority), members=rnd.members, present=rnd.present,
                   quorum_met=bool(rnd.quorum_met), refused=refused, rescanned=rnd.rescanned or 0,
-                  scale=item_scale(item))
+                  scale=item_scale(item), election=_election_facts(db, item, rnd))
     if rnd.quorum_met is False:  # never opened: recorded without quorum (record_quorum_failure)
         return round_result(issued=0, ballots=[], **common)
     if item.channel == "tally_sheet":
@@ -151,13 +161,21 @@ def recount_round(db: Session, item: Item, rnd: Round) -> dict:
     return round_result(issued=rnd.issued or 0, ballots=marks, **common)
 
 
+def _election_facts(db: Session, item: Item, rnd: Round) -> dict | None:
+    if not election_items.is_election(item):
+        return None
+    return {"stage": rnd.stage, "listed": election_items.listed_names(item, rnd),
+            "eligible": election_items.eligible_names(db, item)}
+
+
 def record_quorum_failure(db: Session, item: Item, rnd: Round, members: int, present: int) -> dict:
     """When the secretariat gives up opening for lack of quorum, the round is decided as such."""
     rnd.members, rnd.present, rnd.quorum_met, rnd.issued = members, present, False, 0
     rnd.status = "closed"
     result = round_result(item_kind=item.kind, candidate_keys=list(rnd.candidate_keys), places=rnd.places,
                           rule=rules.Rule(item.base, item.majority), members=members, present=present,
-                          quorum_met=False, issued=0, ballots=[], scale=item_scale(item))
+                          quorum_met=False, issued=0, ballots=[], scale=item_scale(item),
+                          election=_election_facts(db, item, rnd))
     rnd.result, rnd.status, item.status = result, "tallied", result["status"]
     db.flush()
     audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},

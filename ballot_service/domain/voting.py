@@ -103,7 +103,8 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
         "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == "terminal" else None,
         "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
-        **({"tablets_override": override} if override else {})},
+        **({"tablets_override": override} if override else {}),
+        **({"stage": rnd.stage} if rnd.stage else {})},
         sitting_id=sitting.id)
     return rnd
 

@@ -23,7 +23,12 @@ _ballot = {"type": "object", "additionalProperties": False, "required": ["marks"
     # for / against / abstain / void, or an evaluation's option keys: checked per kind (_check_ballot)
     "marks": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
     "repeat": {"type": "integer", "minimum": 1}, "forged": {"type": "boolean"},
-    "reuse": {"type": "boolean"}, "spare": {"type": "boolean"}}}
+    "reuse": {"type": "boolean"}, "spare": {"type": "boolean"},
+    "write_ins": {"type": "array", "items": {"type": "string", "minLength": 1}}}}
+_candidates = {"type": "array", "items": {
+    "type": "object", "additionalProperties": False, "required": ["key", "title"],
+    "properties": {"key": {"type": "string", "minLength": 1}, "title": {"type": "string"},
+                   "description": {"type": "string"}}}}
 _counts = {"type": "object", "additionalProperties": False, "required": ["for", "against", "abstain"],
            "properties": {m: {"type": "integer", "minimum": 0} for m in ("for", "against", "abstain", "void")}}
 # an evaluation's sheet: a count per option, abstain and void (checked per item, _check_evaluation)
@@ -53,15 +58,12 @@ SCHEMA = {
             "type": "object", "additionalProperties": False, "required": ["key", "kind", "title"],
             "properties": {
                 "key": {"type": "string", "minLength": 1},
-                "kind": {"enum": ["livelihood_projects", "appointment", "resolution", "evaluation"]},
+                "kind": {"enum": ["livelihood_projects", "appointment", "resolution", "evaluation", "election"]},
                 "title": {"type": "string", "minLength": 1},
                 "secret": {"type": "boolean"},
                 "channel": {"enum": ["terminal", "paper", "tally_sheet"]},
                 "places": {"type": "integer", "minimum": 1},
-                "candidates": {"type": "array", "items": {
-                    "type": "object", "additionalProperties": False, "required": ["key", "title"],
-                    "properties": {"key": {"type": "string", "minLength": 1}, "title": {"type": "string"},
-                                   "description": {"type": "string"}}}},
+                "candidates": _candidates,
                 "options": {"type": "array", "minItems": 2, "items": _option},
                 "rule": {"type": "object", "additionalProperties": False, "properties": {
                     "base": {"enum": ["members", "present", "valid"]},
@@ -78,6 +80,15 @@ SCHEMA = {
                                              "anyOf": [_counts, _evaluation_counts]}}}},
                 "runoff": {"type": "object", "additionalProperties": False, "required": ["ballots"],
                            "properties": {"present": _present, "ballots": {"type": "array", "items": _ballot}}},
+                "office": {"enum": ["principal", "vice", "committee_member", "deputy_higher"]},
+                "by_election": {"type": "boolean"},
+                "another": {"type": "object", "additionalProperties": False, "required": ["ballots"],
+                            "properties": {"candidates": _candidates, "present": _present,
+                                           "ballots": {"type": "array", "items": _ballot},
+                                           "runoff": {"type": "object", "additionalProperties": False,
+                                                      "required": ["ballots"],
+                                                      "properties": {"present": _present, "ballots": {
+                                                          "type": "array", "items": _ballot}}}}},
             }}},
     },
 }
@@ -136,10 +147,12 @@ def _check_meaning(s: dict) -> None:
             if not item.get("candidates"):
                 raise InvalidInput("candidates are required", where=f"{at}.candidates")
             cands = [c["key"] for c in item["candidates"]]
-        if item["kind"] == "livelihood_projects" and "places" not in item:
-            raise InvalidInput("places is required for livelihood_projects", where=f"{at}.places")
-        if item["kind"] != "livelihood_projects" and "places" in item:
-            raise InvalidInput("places is only for livelihood_projects", where=f"{at}.places")
+        with_places = ("livelihood_projects", "election")
+        if item["kind"] in with_places and "places" not in item:
+            raise InvalidInput(f"places is required for {item['kind']}", where=f"{at}.places")
+        if item["kind"] not in with_places and "places" in item:
+            raise InvalidInput("places is only for livelihood_projects and election", where=f"{at}.places")
+        _check_election_fields(item, at)
         channel = item.get("channel", "terminal")
         marks = _marks_of(item, at)
         if channel == "tally_sheet":
@@ -162,8 +175,16 @@ def _check_meaning(s: dict) -> None:
         for field in ("ballots",):
             for j, b in enumerate(item.get(field, [])):
                 _check_ballot(b, cands, channel, f"{at}.ballots[{j}]", marks)
+        if "another" in item:
+            another = item["another"]
+            if "present" in another:
+                _check_present(another["present"], known, f"{at}.another.present", len(ids))
+            keys_after = cands + [c["key"] for c in another.get("candidates", [])]
+            for part, ballots_at in ((another, "another"), (another.get("runoff", {}), "another.runoff")):
+                for j, b in enumerate(part.get("ballots", [])):
+                    _check_ballot(b, keys_after, channel, f"{at}.{ballots_at}.ballots[{j}]", marks)
         if "runoff" in item:
-            if item["kind"] != "livelihood_projects":
+            if item["kind"] not in ("livelihood_projects", "election"):
                 raise InvalidInput("only livelihood_projects have runoffs", where=f"{at}.runoff")
             if "present" in item["runoff"]:
                 _check_present(item["runoff"]["present"], known, f"{at}.runoff.present", len(ids))
@@ -184,6 +205,22 @@ def _marks_of(item: dict, at: str) -> tuple[str, ...]:
     if item.get("rule", {}).get("majority", "half") != "half":
         raise InvalidInput("an evaluation grades by more than half", where=f"{at}.rule.majority")
     return (*keys, "abstain", "void")
+
+
+def _check_election_fields(item: dict, at: str) -> None:
+    election = item["kind"] == "election"
+    for name in ("office", "by_election", "another"):
+        if name in item and not election:
+            raise InvalidInput(f"{name} is for election items only", where=f"{at}.{name}")
+    if election and "office" not in item:
+        raise InvalidInput("an election needs its office", where=f"{at}.office")
+    if election and "rule" in item:
+        raise InvalidInput("an election has no rule: art. 25 fixes the base and majority", where=f"{at}.rule")
+    if not election:
+        for j, b in enumerate(item.get("ballots", [])):
+            if "write_ins" in b:
+                raise InvalidInput("write-ins are for election items only", where=f"{at}.ballots[{j}].write_ins")
+
 
 
 def _check_ballot(b: dict, cands: list[str], channel: str, at: str, allowed: tuple[str, ...]) -> None:

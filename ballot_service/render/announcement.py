@@ -2,12 +2,14 @@
 (never from the database), so what is read is what was signed."""
 from __future__ import annotations
 
-from ballot_service.render import evaluation_text
+from ballot_service.render import election_announcement, evaluation_text
 from ballot_service.vocab import Channel, ItemKind, label, nominee_label
 
 
 def announcement(content: dict) -> str:
     """宣布稿: the text the presiding officer reads, generated from the signed record."""
+    if content["item"]["kind"] == ItemKind.ELECTION:
+        return election_announcement.announcement(content)
     return "".join(sentences(content))
 
 

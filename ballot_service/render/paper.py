@@ -59,6 +59,7 @@ class BallotLayout:
     secret: bool = True
     # the box columns: 赞成/反对/弃权, or an evaluation's options best first (key, title)
     marks: tuple[tuple[str, str], ...] = tuple((m, bl.MARK_LABELS[m]) for m in bl.MARKS)
+    write_in_lines: int = 0  # elections: blank 另选他人 lines under the candidates (tellers transcribe them)
 
     @classmethod
     def from_item(cls, item, round_, key_fingerprint: str | None = None) -> "BallotLayout":
@@ -67,9 +68,11 @@ class BallotLayout:
         places = round_.places if round_.places is not None else item.places
         marks = {"marks": tuple((o["key"], o["title"]) for o in item.options)} \
             if item.kind == ItemKind.EVALUATION and item.options else {}
+        written = places if item.kind == ItemKind.ELECTION and round_.stage in ("first", "another") else 0
         return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
-                   kind=item.kind, round_number=round_.number, candidates=tuple(titles[k] for k in keys),
-                   places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret), **marks)
+                   kind=item.kind, round_number=round_.number, candidates=tuple(titles.get(k, k) for k in keys),
+                   places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret),
+                   write_in_lines=max(0, min(written or 0, bl.MAX_ROWS - len(keys))), **marks)
 
     def heading(self) -> str:
         return f"{self.body_name}{self.session_name}"
@@ -86,6 +89,9 @@ class BallotLayout:
     def instructions(self) -> list[str]:
         choices = "“" + "”“".join(t for _, t in self.marks) + "”"
         lines = [f"在{choices}中任选一项划“○”，不划的视为弃权，多划或无法辨认的该项无效。"]
+        if self.kind == ItemKind.ELECTION and self.places:
+            lines.append(f"另选他人的，在另选栏写上其姓名即为赞成；赞成与另选合计多于应选{self.places}名的本票无效。"
+                         if self.write_in_lines else f"赞成的人数不得多于应选{self.places}名，多于的本票无效。")
         if self.kind == ItemKind.LIVELIHOOD and self.places:
             lines.append(f"赞成的项目不得超过{self.places}项，超过的本票无效。")
         lines.append("请用黑色或蓝色笔填写，不得在选票上作其他标记；二维码请勿折叠、污损。")
@@ -147,7 +153,8 @@ class _Renderer:
         if len(self.notes) > bl.MAX_NOTE_LINES:  # the table top is fixed for the mark reader
             raise InvalidInput(f"at most {bl.MAX_NOTE_LINES} instruction lines fit above the table",
                                where="extra_notes", zh=f"选票说明最多 {bl.MAX_NOTE_LINES} 行")
-        self.geom = bl.page_geometry(n, marks=[m for m, _ in lay.marks])
+        # 另选 lines are rows of their own below the candidates' (no mark boxes: a name written is 赞成)
+        self.geom = bl.page_geometry(n + lay.write_in_lines, marks=[m for m, _ in lay.marks])
         self.col_no, self.col_box = bl.COL_NO, self.geom.col_box
         self.col_title = self.geom.col_title
         self.row_h = self.geom.row_h
@@ -196,6 +203,12 @@ class _Renderer:
                 pdf.set_font(_FONT, size=8)
             pdf.cell(w, g.header.h, t, border=1, align="C")
         rh = self.row_h
+        for row in g.rows[len(self.rows):]:
+            pdf.set_xy(row.x, row.y)
+            pdf.set_font(_FONT, size=min(11.0, max(7.0, rh * 1.3)))
+            pdf.cell(self.col_no, rh, "另选", border=1, align="C")
+            pdf.cell(self.col_title, rh, "", border=1)
+            pdf.cell(3 * self.col_box, rh, "（写上姓名即为赞成）", border=1, align="C")
         for i, ((text, size), row, key) in enumerate(zip(self.rows, g.rows, g.candidates), 1):
             pdf.set_xy(row.x, row.y)
             pdf.set_font(_FONT, size=min(size, 11))

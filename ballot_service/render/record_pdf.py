@@ -18,7 +18,7 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
-from ballot_service.render import evaluation_text, qr
+from ballot_service.render import election_announcement, election_pdf, evaluation_text, qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
@@ -67,6 +67,8 @@ def pass_text(content: dict) -> str:
     who, rule, kind = _who(content), content["rule"], content["item"]["kind"]
     if kind == ItemKind.EVALUATION:
         return evaluation_text.rule_text(content, who)
+    if kind == ItemKind.ELECTION:
+        return election_pdf.pass_text(who)
     base = {"members": f"全体{who}", "present": f"出席{who}（实到）", "valid": "有效票"}.get(rule.get("base"),
                                                                                     f"全体{who}")
     if rule.get("majority") == "two_thirds":
@@ -85,7 +87,8 @@ def pass_text(content: dict) -> str:
 
 def _titles(content: dict) -> dict[str, str]:
     item = content["item"]
-    titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item.get("candidates", [])}
+    titles = election_announcement.names_of({"candidates": [], **item}) if item.get("office") else \
+        {c["key"]: nominee_label(c["title"], c.get("office")) for c in item.get("candidates", [])}
     titles.setdefault("motion", item["title"])
     return titles
 
@@ -201,6 +204,8 @@ class _Writer:
                 ["表决类型", label(item["kind"], enum=ItemKind), "表决方式", way]]
         if item["kind"] == "livelihood_projects":
             rows.append(["候选项目", f"{len(item.get('candidates', []))}项", "应选项目", f"{item.get('places')}项"])
+        elif item["kind"] == ItemKind.ELECTION:
+            rows += election_pdf.info_rows(item)
         elif item["kind"] == "appointment":
             rows.append(["人选", f"{len(item.get('candidates', []))}名", "表决办法", "逐人分别计票"])
         elif item["kind"] == ItemKind.EVALUATION:
@@ -258,6 +263,8 @@ class _Writer:
 
     def _candidate_rows(self, cands: list[dict], status: str) -> tuple[list[list[str]], tuple, tuple]:
         kind = self.c["item"]["kind"]
+        if kind == ItemKind.ELECTION:
+            return election_pdf.candidate_rows(election_pdf.round_of(self.c, cands), self.titles)
         selected = list(self.r.get("selected") or [])
         tied = set(self.r.get("tied") or [])
         counted = status not in ("quorum_not_met",)
@@ -293,7 +300,8 @@ class _Writer:
         rounds = self.c.get("rounds") or []
         status = self.r["status"]
         many = len(rounds) > 1
-        self.heading("三、表决结果" + ("（第1轮）" if many else ""))
+        self.heading(("三、选举结果" if self.c["item"]["kind"] == ItemKind.ELECTION else "三、表决结果")
+                     + ("（第1轮）" if many else ""))
         rows, widths, aligns = evaluation_text.table_rows(self.c, self.r["candidates"], status) \
             if self.c["item"]["kind"] == ItemKind.EVALUATION else self._candidate_rows(self.r["candidates"], status)
         self.table(rows, widths, aligns)
@@ -304,7 +312,8 @@ class _Writer:
             n = rnd.get("number")
             places = rnd.get("places")
             extra = f"，应选{places}项" if places else ""
-            self.heading(f"第{n}轮 再次投票{extra}")
+            self.heading(election_pdf.round_heading(rnd) if self.c["item"]["kind"] == ItemKind.ELECTION
+                         else f"第{n}轮 再次投票{extra}")
             self.para("候选：" + "、".join(self.titles.get(k, k) for k in rnd.get("candidates", [])), size=9)
             self.para(f"开始 {beijing_time(rnd.get('opened_at'))}    结束 {beijing_time(rnd.get('closed_at'))}",
                       size=9)
@@ -322,7 +331,10 @@ class _Writer:
             self.para(("本次表决无效。收回票数多于发出票数，应当重新表决。" if status == "void"
                        else "不符合法定人数，未进行表决。"), size=10.5, h=6)
             return
-        if kind == "livelihood_projects":
+        if kind == ItemKind.ELECTION:
+            for line in election_pdf.conclusion(r, c["item"], self.titles):
+                self.para(line, size=10.5, h=6)
+        elif kind == "livelihood_projects":
             sel = r.get("selected") or []
             if sel:
                 self.para("入选项目（按名次）：", size=10)
@@ -353,7 +365,9 @@ class _Writer:
         self.heading("五、时间、审计与签名")
         rows = [["轮次", "开始表决", "结束表决"]]
         for rnd in rounds:
-            label = f"第{rnd.get('number')}轮" + ("（再次投票）" if (rnd.get("number") or 1) > 1 else "")
+            stage = (rnd.get("result") or {}).get("stage")
+            label = f"第{rnd.get('number')}轮" + (election_pdf.stage_note(stage) if stage else
+                                                  "（再次投票）" if (rnd.get("number") or 1) > 1 else "")
             rows.append([label, beijing_time(rnd.get("opened_at")), beijing_time(rnd.get("closed_at"))])
         if len(rows) == 1:
             rows.append(["—", "—", "—"])

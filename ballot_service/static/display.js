@@ -57,16 +57,16 @@
 
   function secretTag(el, secret) { text(el, secret ? L.secret : L.named); }
 
-  function roundTag(el, n) {
+  function roundTag(el, n, stage) {
     show(el, n > 1);
-    text(el, n > 1 ? fmt(L.round, { n: n }) : "");
+    text(el, n > 1 ? fmt(L["round_" + stage] || L.round, { n: n }) : "");  // elections name the round
   }
 
   function renderVote(v, mode) {
     var sec = $("view-voting");
     sec.querySelectorAll("[data-show]").forEach(function (el) { show(el, el.dataset.show === mode); });
     if (!v) return;
-    roundTag($("v-round"), v.round);
+    roundTag($("v-round"), v.round, v.stage);
     secretTag($("v-secret"), v.secret);
     var runoff = $("v-runoff");
     show(runoff, v.runoff_titles && v.runoff_titles.length > 0);
@@ -100,6 +100,7 @@
     box.textContent = "";
     if (r.kind === "evaluation") { window.DisplayEvaluation.render(box, r, L); return; }
     var projects = r.kind === "livelihood_projects";
+    var election = r.kind === "election";  // 得票 and 当选 / 未当选; write-ins marked 另选他人
     var hasRunoff = projects && rows.some(function (x) { return x.runoff_for != null; });
     var hasVoid = rows.some(function (x) { return x["void"]; });  // paper: void marks (无效)
     var cols = projects && rows.length > ONE_COLUMN_MAX ? 2 : 1;
@@ -112,9 +113,9 @@
       var thead = document.createElement("thead"), tbody = document.createElement("tbody");
       var head = document.createElement("tr");
       if (projects) head.appendChild(cell("th", L.col_rank, "n"));
-      head.appendChild(cell("th", projects ? L.col_project : L.col_nominee));
+      head.appendChild(cell("th", projects ? L.col_project : election ? L.col_candidate : L.col_nominee));
       if (projects) head.appendChild(cell("th", "", "barcol"));
-      head.appendChild(cell("th", L.col_for, "n"));
+      head.appendChild(cell("th", election ? L.col_votes : L.col_for, "n"));
       if (!projects) { head.appendChild(cell("th", L.col_against, "n")); head.appendChild(cell("th", L.col_abstain, "n")); }
       if (hasVoid) head.appendChild(cell("th", L.col_void, "n"));
       if (hasRunoff) head.appendChild(cell("th", L.col_runoff, "n"));
@@ -124,7 +125,7 @@
         var tr = document.createElement("tr");
         tr.dataset.key = x.key;
         if (projects) tr.appendChild(cell("td", x.rank || "", "n rank"));
-        var title = cell("td", x.title, "title");
+        var title = cell("td", x.write_in ? x.title + "（" + L.write_in + "）" : x.title, "title");
         title.title = x.title;
         tr.appendChild(title);
         if (projects) {  // 赞成 / 反对 / 弃权 / 无效 as one bar, as for an evaluation's subjects
@@ -134,7 +135,7 @@
           tr.appendChild(b);
         }
         tr.appendChild(cell("td", x["for"], "n"));
-        if (!projects) { tr.appendChild(cell("td", x.against, "n")); tr.appendChild(cell("td", x.abstain, "n")); }
+        if (!projects) { tr.appendChild(cell("td", x.against == null ? "—" : x.against, "n")); tr.appendChild(cell("td", x.abstain == null ? "—" : x.abstain, "n")); }
         if (hasVoid) tr.appendChild(cell("td", x["void"], "n"));
         if (hasRunoff) tr.appendChild(cell("td", x.runoff_for == null ? "" : x.runoff_for, "n"));
         var verdict, vcls;
@@ -143,9 +144,12 @@
           // passed the threshold but ranked below the places: 未入选, not 通过
           verdict = x.selected ? "★ " + L.selected : x.tied ? L.tied : x.passed ? L.not_selected : L.not_passed;
           vcls = x.selected ? "sel" : x.tied ? "warn" : x.passed ? "dim" : "bad";
+        } else if (election) {
+          verdict = x.elected ? "★ " + L.elected : x.tied ? L.tied : L.not_elected;
+          vcls = x.elected ? "sel" : x.tied ? "warn" : "dim";
         } else { verdict = x.passed ? L.passed : L.not_passed; vcls = x.passed ? "ok" : "bad"; }
         tr.appendChild(cell("td", verdict, "o " + vcls));
-        if (projects && x.selected) tr.className = "selected";
+        if ((projects && x.selected) || (election && x.elected)) tr.className = "selected";
         tbody.appendChild(tr);
       });
       table.appendChild(thead);
@@ -174,7 +178,7 @@
     $("r-tables").textContent = "";
     show($("r-record"), false);
     if (!r) { text(outcome, ""); text(notes, ""); text($("r-qr"), ""); delete $("r-qr").dataset.url; return; }
-    roundTag($("r-round"), r.rounds);
+    roundTag($("r-round"), r.rounds, r.stage);
     text($("r-tag"), r.kind === "evaluation" ? L.evaluation_tag : L.result_tag);
     secretTag($("r-secret"), r.secret);
     var isRes = r.kind === "resolution";
@@ -197,6 +201,8 @@
       if (r.kind === "evaluation") n.push(window.DisplayEvaluation.note(r, L));
       if (r.kind === "livelihood_projects" && r.status !== "void")
         n.push(fmt(L.selected_of, { s: r.selected_count, k: r.places }));
+      if (r.kind === "election" && r.status !== "void")
+        n.push(fmt(L.elected_of, { s: r.elected_count, k: r.places }));
       if (r.runoff) n.push(fmt(L.runoff_done, { i: r.runoff.issued, r: r.runoff.returned }));
     }
     text(notes, n.join("　·　"));
@@ -208,13 +214,14 @@
     else if (isRes) { o = r.passed ? L.passed : L.not_passed; cls = r.passed ? "ok big" : "bad big"; }
     else if (r.status === "runoff_pending") { o = fmt(L.runoff_pending, { n: r.tied_count, k: r.runoff_places }); cls = "warn"; }
     else if (r.shortfall) { o = fmt(L.shortfall, { n: r.shortfall }); cls = "warn"; }
+    else if (r.unfilled) { o = fmt(L.unfilled, { n: r.unfilled }); cls = "warn"; }
     show(outcome, !!o);
     text(outcome, o || "");
     outcome.className = "outcome " + cls;
 
     // The table of nominees or the ranked projects.
-    var rows = r.kind === "appointment" ? r.nominees : r.kind === "livelihood_projects" ? r.projects
-      : r.kind === "evaluation" ? r.subjects : null;
+    var rows = r.kind === "appointment" || r.kind === "election" ? r.nominees
+      : r.kind === "livelihood_projects" ? r.projects : r.kind === "evaluation" ? r.subjects : null;
     var tableOn = !!rows && !noVote;
     show($("r-tables"), tableOn);
     view.classList.toggle("tables", tableOn);

@@ -487,7 +487,7 @@
   }
 
   function countFor() {
-    var n = 0;
+    var n = (st.writeIns || []).length;  // 另选他人 count against the seats like 赞成
     for (var k in st.marks) if (st.marks[k] === "for") n++;
     return n;
   }
@@ -498,13 +498,14 @@
     text($("ballot-title"), vote.title);
     text($("ballot-kind"), S["kind_" + vote.kind] || vote.kind);
     var rnd = $("ballot-round");
-    text(rnd, fmt(S.round, { n: vote.round }));
+    text(rnd, fmt(S["round_" + vote.stage] || S.round, { n: vote.round }));  // elections name the round
     rnd.hidden = !(vote.round > 1);
     text($("ballot-mode"), vote.secret ? S.secret : S.named);
     $("ballot-mode").className = "tag " + (vote.secret ? "secret" : "named");
     text($("ballot-notice"), vote.secret ? S.secret_notice : S.named_notice);
     if (S["hint_" + vote.kind]) text($("ballot-hint"), S["hint_" + vote.kind]);  // worded per kind
     $("ballot-error").hidden = true;
+    showWriteIn(vote);
 
     var list = $("ballot-list");
     list.textContent = "";
@@ -562,12 +563,85 @@
     }
     var box = $("ballot-count");
     if (places != null) {
-      text(box, fmt(full ? S.count_full : S.count, { n: n, k: places }));
+      text(box, fmt(vote.kind === "election" ? S.count_election : full ? S.count_full : S.count, { n: n, k: places }));
       box.classList.toggle("full", full);
       box.hidden = false;
     } else {
       box.hidden = true;
     }
+  }
+
+  // --- 另选他人 (elections) -----------------------------------------------------------------
+
+  function overLimitText(k) { return fmt(st.ballot.vote.kind === "election" ? S.over_limit_election : S.over_limit, { k: k }); }
+
+  function showWriteIn(vote) {
+    var w = vote.write_in, box = $("write-in");
+    st.writeIns = [];
+    $("write-in-q").value = "";
+    $("write-in-results").textContent = "";
+    box.hidden = !(w && w.allowed);
+    if (box.hidden) return;
+    text($("write-in-note"), w.roster_only ? S.write_in_roster_only : S.write_in_any);
+    $("write-in-typed").hidden = !!w.roster_only;
+    renderWriteIns();
+  }
+
+  function renderWriteIns() {
+    var ul = $("write-in-chosen");
+    ul.textContent = "";
+    st.writeIns.forEach(function (p, i) {
+      var li = document.createElement("li");
+      li.setAttribute("data-value", p.value);
+      var span = document.createElement("span");
+      text(span, fmt(S.write_in_label, { name: p.label }));
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "seat-btn small write-in-remove";
+      text(b, S.write_in_remove);
+      b.addEventListener("click", function () { st.writeIns.splice(i, 1); renderWriteIns(); renderMarks(); });
+      li.appendChild(span);
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+  }
+
+  function addWriteIn(value, label) {
+    var places = st.ballot.vote.places, err = $("ballot-error");
+    value = (value || "").trim();
+    if (!value || st.writeIns.some(function (p) { return p.value === value; })) return;
+    if (places != null && countFor() >= places) {  // refused here, with the reason: never sent
+      text(err, overLimitText(places));
+      err.hidden = false;
+      return;
+    }
+    err.hidden = true;
+    st.writeIns.push({ value: value, label: label || value });
+    $("write-in-q").value = "";
+    $("write-in-results").textContent = "";
+    renderWriteIns();
+    renderMarks();
+  }
+
+  function searchRoster() {
+    var q = $("write-in-q").value.trim(), w = st.ballot && st.ballot.vote.write_in, out = $("write-in-results");
+    if (!q || !w) { out.textContent = ""; return; }
+    api("GET", "/api/terminal/roster-search?q=" + encodeURIComponent(q)).then(function (r) {
+      if ($("write-in-q").value.trim() !== q) return;  // a later keystroke has its own search
+      out.textContent = "";
+      var found = (r.data && r.data.members) || [];
+      if (!found.length) { var none = document.createElement("li"); text(none, S.write_in_none); out.appendChild(none); }
+      found.forEach(function (m) {
+        var li = document.createElement("li"), b = document.createElement("button");
+        b.type = "button";
+        b.className = "seat-btn write-in-pick";
+        text(b, m.name + " · " + m.member_no);
+        // deputies-only offices are written in by 代表证号 (FORMAT.md), others by name
+        b.addEventListener("click", function () { addWriteIn(w.roster_only ? m.member_no : m.name, m.name); });
+        li.appendChild(b);
+        out.appendChild(li);
+      });
+    }).catch(function () { /* offline: the deputy can search again */ });
   }
 
   function tapMark(b) {
@@ -576,7 +650,7 @@
     if (st.marks[k] === m) {
       delete st.marks[k];
     } else if (m === "for" && places != null && countFor() >= places) {
-      text(err, fmt(S.over_limit, { k: places }));
+      text(err, overLimitText(places));
       err.hidden = false;
       b.classList.remove("refused");
       void b.offsetWidth; // restart the shake animation
@@ -592,13 +666,14 @@
   function fullMarks() {
     var out = {};
     st.ballot.vote.candidates.forEach(function (c) { out[c.key] = st.marks[c.key] || "abstain"; });
+    (st.writeIns || []).forEach(function (p) { out["write_in:" + p.value] = "for"; });
     return out;
   }
 
   function showConfirm() {
     var vote = st.ballot.vote, places = vote.places;
     if (places != null && countFor() > places) { // cannot happen through tapMark; never send it
-      text($("ballot-error"), fmt(S.over_limit, { k: places }));
+      text($("ballot-error"), overLimitText(places));
       $("ballot-error").hidden = false;
       return;
     }
@@ -616,6 +691,18 @@
       var span = document.createElement("span");
       span.className = "choice choice-" + (m ? markStyle(vote, m) : "none");
       text(span, m ? markLabel(vote, m) : S.unmarked);
+      td2.appendChild(span);
+      tr.appendChild(td1);
+      tr.appendChild(td2);
+      body.appendChild(tr);
+    });
+    (st.writeIns || []).forEach(function (p) {
+      var tr = document.createElement("tr"), td1 = document.createElement("td"), td2 = document.createElement("td");
+      tr.className = "write-in-row";
+      text(td1, fmt(S.write_in_label, { name: p.label }));
+      var span = document.createElement("span");
+      span.className = "choice choice-for";
+      text(span, S.mark_for);
       td2.appendChild(span);
       tr.appendChild(td1);
       tr.appendChild(td2);
@@ -660,6 +747,9 @@
     store(KEY_PENDING, null);
     $("ballot-list").textContent = "";
     $("confirm-list").textContent = "";
+    st.writeIns = [];
+    $("write-in-chosen").textContent = "";
+    $("write-in-results").textContent = "";
     stopClock();
   }
 
@@ -813,6 +903,12 @@
       if (b && st.ballot) tapMark(b);
     });
     $("ballot-submit").addEventListener("click", function () { if (st.ballot) showConfirm(); });
+    var searchTimer = null;
+    $("write-in-q").addEventListener("input", function () {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(searchRoster, 250);
+    });
+    $("write-in-typed").addEventListener("click", function () { if (st.ballot) addWriteIn($("write-in-q").value); });
     $("confirm-back").addEventListener("click", function () { if (st.ballot) show("ballot"); });
     $("confirm-send").addEventListener("click", confirmSend);
     $("neterror-retry").addEventListener("click", send);

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ballot_service.crypto import keys
-from ballot_service.domain import issuance, operators, paper_ballots, records, tally, voting
+from ballot_service.domain import election_items, issuance, operators, paper_ballots, records, tally, voting
 from ballot_service.domain.roster import import_roster, read_members_json, read_roster
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -249,7 +249,10 @@ def items_create(sitting_id: int):
                        time_limit_s=field(data, "time_limit_s", int, required=False),
                        mark_rule=field(data, "mark_rule", str, required=False, default="any"),
                        options=field(data, "options", list, required=False, default=None),
-                       grading=field(data, "grading", dict, required=False, default=None))
+                       grading=field(data, "grading", dict, required=False, default=None),
+                       office=field(data, "office", str, required=False),
+                       by_election=field(data, "by_election", bool, required=False, default=False),
+                       rule_given="rule" in data)
     commit()
     return jsonify({"id": item.id, "key": item.key}), 201
 
@@ -305,6 +308,18 @@ def item_tally(item_id: int):
     result = tally.tally_item(db, get_item(db, item_id))
     commit()
     return jsonify(result)
+
+
+@bp.post("/items/<int:item_id>/another")
+@requires("secretariat")
+def item_another(item_id: int):
+    """另行选举 in one step: a new round of an election for its unfilled seats."""
+    data = json_body()
+    db = get_db()
+    rnd = election_items.start_another(db, get_item(db, item_id),
+                                       field(data, "candidates", list, required=False))
+    commit()
+    return jsonify({"round": rnd.number, "places": rnd.places, "candidates": rnd.candidate_keys}), 201
 
 
 @bp.post("/items/<int:item_id>/record")

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from ballot_service.crypto import keys
-from ballot_service.domain import intake, paper_ballots, tally_sheets, voting
+from ballot_service.domain import election_items, intake, paper_ballots, tally_sheets, voting
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
@@ -28,6 +28,7 @@ def _submit(channel: str, terminal_id: int | None = None):
     """Paper intake: 201 for a new cast, 200 for a retry (terminal casts: cast_endpoint.py)."""
     data = json_body()
     db = get_db()
+    _no_candidate_teller(db, data.get("ballot"))
     # The session's id and body come with the credential check (terminals.authenticate_terminal):
     # loading the session here would begin a transaction, which on SQLite takes the write lock.
     sitting = intake.SittingRef(g.terminal.sitting_id, g.terminal.body_id)
@@ -36,6 +37,18 @@ def _submit(channel: str, terminal_id: int | None = None):
     if db.in_transaction():  # SQLite's group commit has committed the cast already
         commit()
     return jsonify(receipt.as_dict()), 200 if receipt.repeated else 201
+
+
+def _no_candidate_teller(db, text) -> None:
+    """A teller who is a candidate of the ballot's election is refused (election_items); the
+    read transaction ends here so intake starts its own."""
+    try:
+        item_id = ballots.text_to_token(text)["payload"].get("item") if isinstance(text, str) else None
+    except ballots.BallotRefused:
+        return  # intake refuses and counts it
+    if isinstance(item_id, int):
+        election_items.refuse_candidate_teller(db, db.get(Item, item_id), g.terminal.id)
+        db.rollback()
 
 
 @bp.post("/station/paper")
@@ -64,6 +77,7 @@ def station_hand_out():
         item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
         if item is None or item.sitting_id != sitting.id:
             raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]")
+        election_items.refuse_candidate_teller(db, item, g.terminal.id)
         this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
         if this is None or (rnd is not None and this.id != rnd.id):
             raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]")
@@ -91,6 +105,7 @@ def station_tally_sheet():
     item = db.get(Item, field(data, "item_id", int))
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("no such item in this session", where="item_id")
+    election_items.refuse_candidate_teller(db, item, g.terminal.id)
     if item.channel != "tally_sheet":
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id")
     rnd = voting.current_round(item)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ballot_service import rules
 from ballot_service.db import read_phase, utcnow
-from ballot_service.domain import issuance, meetings, tablet_setup, voting
+from ballot_service.domain import election_items, issuance, meetings, tablet_setup, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
@@ -42,7 +42,9 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
                             "office": cands[k].office} for k in rnd.candidate_keys],
-            **({"options": item.options} if item.kind == "evaluation" else {})}
+            **({"options": item.options} if item.kind == "evaluation" else {}),
+            **({"write_in": election_items.write_in_policy(item, rnd), "stage": rnd.stage}
+               if election_items.is_election(item) else {})}
 
 
 def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:
@@ -84,6 +86,18 @@ def terminal_state():
         tablet_setup.note_seen(db, term.id)
         commit()
     return jsonify(body)
+
+
+@bp.get("/terminal/roster-search")
+@requires("terminal")
+def terminal_roster_search():
+    """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
+    listed candidates are not offered)."""
+    db = get_db()
+    with read_phase(db):
+        sitting = get_sitting(db, g.terminal.sitting_id)
+        found = election_items.search_roster(db, open_item(db, sitting), request.args.get("q", ""))
+    return jsonify({"members": found})
 
 
 @bp.post("/terminal/checkin")

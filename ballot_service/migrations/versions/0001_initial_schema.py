@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 02:01:54.430863
+Create Date: 2026-12-03 02:04:50.298715
 """
 import sqlalchemy as sa
 from alembic import op
@@ -164,6 +164,8 @@ def upgrade() -> None:
     sa.Column('mark_rule', sa.String(length=16), server_default=sa.text("'any'"), nullable=False),
     sa.Column('options', sa.JSON(), nullable=True),
     sa.Column('grading', sa.JSON(), nullable=True),
+    sa.Column('office', sa.String(length=32), nullable=True),
+    sa.Column('by_election', sa.Boolean(), nullable=False),
     sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['sitting_id'], ['sittings.id'], name=op.f('fk_items_sitting_id_sittings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
@@ -276,6 +278,7 @@ def upgrade() -> None:
     sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('places', sa.Integer(), nullable=True),
     sa.Column('candidate_keys', sa.JSON(), nullable=False),
+    sa.Column('stage', sa.String(length=16), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('members', sa.Integer(), nullable=True),
     sa.Column('present', sa.Integer(), nullable=True),

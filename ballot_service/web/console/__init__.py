@@ -9,6 +9,7 @@ from ballot_service.web.console import (  # noqa: F401  (each registers its rout
     audit,
     bodies,
     common,
+    elections,
     item_drafts,
     items,
     login,

@@ -19,7 +19,9 @@ bp.app_template_test("has_result")(sittings.has_result)
 def _labels():
     return {"kind_label": lambda k: t(*vocab.label_pair(k, vocab.ItemKind)),
             "body_kind_label": lambda k: t(*vocab.label_pair(k, vocab.BodyKind)),
-            "status_label": lambda k: t(*vocab.status_name(k)), "may": login_may}
+            "status_label": lambda k: t(*vocab.status_name(k)), "may": login_may,
+            "office_label": lambda k: t(*vocab.label_pair(k or "", vocab.Office)),
+            "stage_label": lambda k: t(*vocab.label_pair(k, vocab.ElectionStage))}
 
 
 def run_action(action, success: str, back: str, on_refusal=None):

@@ -86,11 +86,18 @@ def item_fields(form, default_key: str) -> dict:
     return {"key": form.get("key", "").strip() or default_key, "kind": kind,
             "title": form.get("title", "").strip(),
             "candidates": parse_candidates(form.get("candidates", ""), kind) or None,
-            "places": form_int(form, "places", required=kind == "livelihood_projects"),
+            "places": form_int(form, "places", required=kind in ("livelihood_projects", "election")),
             "base": form.get("base", "members"), "majority": form.get("majority", "half"),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
             "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
             **(_evaluation_scale(form) if kind == "evaluation" else {})}
+
+
+def _election_fields(form) -> dict:
+    """An election's office and 补选 from the form. The form always sends base and majority:
+    only a change from art. 25's (all members, more than half) is a rule, which is refused."""
+    return {"office": form.get("office") or None, "by_election": form.get("by_election") == "1",
+            "rule_given": (form.get("base", "members"), form.get("majority", "half")) != ("members", "half")}
 
 
 def _evaluation_scale(form) -> dict:
@@ -108,7 +115,8 @@ def item_form(sitting_id: int):
     def create_from_form(db):
         sitting = get_sitting(db, sitting_id)
         # 编号 is optional on the form: the secretariat names items by their titles.
-        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"))
+        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"),
+                           **(_election_fields(form) if form.get("kind") == "election" else {}))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",

@@ -67,7 +67,8 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
                            next_meeting=meetings.meeting_name(meetings.current_number(db, sitting) + 1),
                            ended_meetings=[(meetings.meeting_name(m.number), m)
                                            for m in meetings.ended_meetings(db, sitting)],
-                           kinds=vocab.labels_of(vocab.ItemKind), bases=rules.BASES, majorities=rules.MAJORITIES,
+                           kinds=vocab.labels_of(vocab.ItemKind), offices=vocab.labels_of(vocab.Office),
+                           bases=rules.BASES, majorities=rules.MAJORITIES,
                            item_form=item_form or {})
 
 

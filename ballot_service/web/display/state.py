@@ -13,6 +13,7 @@ from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
+from ballot_service.vocab import ItemKind
 
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
@@ -143,7 +144,7 @@ def _vote_view(db: Session, item: Item) -> dict:
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "kind": item.kind,
         "secret": item.secret, "channel": item.channel,
-        "round": rnd.number, "places": rnd.places,
+        "round": rnd.number, "places": rnd.places, "stage": rnd.stage,
         "candidate_count": len(rnd.candidate_keys),
         # A runoff names the projects it is between (titles only).
         "runoff_titles": [titles.get(k, k) for k in rnd.candidate_keys] if rnd.number > 1 else [],
@@ -183,6 +184,8 @@ def _result_view(item: Item) -> dict:
         out["passed"] = bool(entry.get("passed"))
     elif item.kind == "appointment":
         out["nominees"] = rows
+    elif item.kind == ItemKind.ELECTION:
+        out.update(_election_view(entry, rows, rounds[-1].result))
     else:
         selected = list(entry.get("selected", []))
         tied = set(entry.get("tied", []))
@@ -222,6 +225,17 @@ def evaluation_view(item: Item, entry: dict, titles: dict[str, str]) -> dict:
                 for c in entry["candidates"]]
     return {"options": options, "subjects": subjects, "rate_name": evaluation_text.rate_name({"options": options}),
             "grading": item.grading}
+def _election_view(entry: dict, rows: list[dict], last: dict) -> dict:
+    """当选 / 未当选 per person (round 1's counts; write-ins after the listed candidates)."""
+    elected, tied = entry["elected"], set(entry.get("tied", []))
+    people = rows + [{"key": "write_in:" + w["name"], "title": w["name"], "for": w["for"], "against": None,
+                      "abstain": None, "void": 0, "passed": False, "write_in": True} for w in entry["write_ins"]]
+    for p in people:
+        p["elected"], p["tied"] = p["key"] in elected, p["key"] in tied
+    pending = entry["status"] == "runoff_pending"
+    return {"nominees": people, "elected_count": len(elected), "unfilled": entry["unfilled"],
+            "tied_count": len(tied), "runoff_places": last.get("runoff_places", 0) if pending else 0,
+            "stage": last.get("stage")}
 
 
 def _record_view(db: Session, item: Item, verify_url: Callable[[str], str]) -> dict | None:

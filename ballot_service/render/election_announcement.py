@@ -1,0 +1,75 @@
+"""宣布稿 of an election (选举): the form a presiding officer reads, one paragraph per round
+(第一次投票, 再次投票, 另行选举), made from the signed record's content only.
+
+"本次选举应到代表…人，实到…人，发出选票…张，收回…张，其中有效票…张，无效票…张。收回选票数
+等于（少于）发出选票数，选举有效。…当选为…"
+"""
+from __future__ import annotations
+
+from ballot_service.vocab import ElectionStage, label
+
+WRITE_IN = "write_in:"
+
+
+def person_name(key: str, titles: dict[str, str]) -> str:
+    """A candidate's name, or a written-in person's: a deputy written in by number is named."""
+    return titles.get(key) or (key[len(WRITE_IN):] if key.startswith(WRITE_IN) else key)
+
+
+def names_of(item: dict) -> dict[str, str]:
+    """Key → name for the record's candidates and the deputies written in by 代表证号."""
+    return {**{c["key"]: c["title"] for c in item["candidates"]},
+            **{WRITE_IN + no: f"{name}（{no}）" for no, name in (item.get("written_in") or {}).items()}}
+
+
+def office_of(title: str) -> str:
+    """What the elected become: the item title without a leading 选举/补选 (选举县人大常委会委员 → 县人大常委会委员)."""
+    for verb in ("选举", "补选"):
+        if title.startswith(verb) and len(title) > len(verb):
+            return title[len(verb):]
+    return title
+
+
+def announcement(content: dict) -> str:
+    item, final = content["item"], content["result"]
+    who = "代表" if content["body"]["kind"] == "congress" else "组成人员"
+    titles = names_of(item)
+    office = office_of(item["title"])
+    paragraphs = []
+    for rnd in content["rounds"]:
+        paragraphs.append(_round(rnd["result"], who, titles, office))  # each round its own paragraph
+    places = item.get("places") or 0
+    if final["status"] == "decided" and final.get("unfilled"):
+        paragraphs.append(f"本次选举应选{places}名，已选出{places - final['unfilled']}名，"
+                          f"尚缺{final['unfilled']}名，另行选举。")
+    return "\n".join(paragraphs)
+
+
+def _round(r: dict, who: str, titles: dict[str, str], office: str) -> str:
+    stage = r.get("stage") or ElectionStage.FIRST
+    head = "本次选举" if stage == ElectionStage.FIRST else f"{label(stage, enum=ElectionStage)}："
+    text = f"{head}应到{who}{r['members']}人，实到{r['present']}人"
+    if r["status"] == "quorum_not_met":
+        return text + "，不足法定人数，不能进行选举。"
+    text += (f"，发出选票{r['issued']}张，收回{r['returned']}张，其中有效票{r['valid']}张，"
+             f"无效票{r['invalid']}张。")
+    if r["status"] == "void":
+        return text + "收回选票数多于发出选票数，选举无效，应当重新进行选举。"
+    text += f"收回选票数{'等于' if r['returned'] == r['issued'] else '少于'}发出选票数，选举有效。"
+    people = [*r["candidates"], *({"key": WRITE_IN + w["name"], **w} for w in r.get("write_ins", []))]
+    for p in sorted(people, key=lambda p: -p["for"]):
+        name = person_name(p["key"], titles)
+        written = "（另选他人）" if p["key"].startswith(WRITE_IN) else ""
+        if p["elected"]:
+            text += f"{name}{written}得票{p['for']}票，当选。"
+        elif p["key"] in r.get("tied", []):
+            text += f"{name}{written}得票{p['for']}票。"
+        else:
+            short = f"未获得全体{who}过半数选票，" if p.get("passed") is False else ""
+            text += f"{name}{written}得票{p['for']}票，{short}未当选。"
+    if r["status"] == "runoff_pending":
+        tied = "、".join(person_name(k, titles) for k in r["tied"])
+        text += f"{tied}得票相等，就{r['runoff_places']}个名额再次投票，以得票多的当选。"
+    if r["elected"]:
+        text += f"{'、'.join(person_name(k, titles) for k in r['elected'])}当选为{office}。"
+    return text

@@ -1,0 +1,31 @@
+"""An election's console step: 另行选举 for the unfilled seats in one step (election_items),
+with the candidates typed one per line (a nominee's key, or `编号 | 姓名` newly nominated;
+empty: the nominees not elected, in first-round vote order)."""
+from __future__ import annotations
+
+from flask import request, url_for
+
+from ballot_service.domain import election_items
+from ballot_service.domain.sittings import get_item
+from ballot_service.web.console.blueprint import bp
+from ballot_service.web.console.common import run_action
+from ballot_service.web.i18n import t
+from ballot_service.web.roles import requires
+
+
+def parse_nominees(text: str) -> list | None:
+    out: list = []
+    for line in (ln.strip() for ln in text.splitlines()):
+        if line:
+            parts = [p.strip() for p in line.split("|")]
+            out.append(parts[0] if len(parts) == 1 else {"key": parts[0], "title": parts[1]})
+    return out or None
+
+
+@bp.post("/console/items/<int:item_id>/another")
+@requires("secretariat")
+def item_another(item_id: int):
+    nominees = parse_nominees(request.form.get("candidates", ""))
+    return run_action(lambda db: election_items.start_another(db, get_item(db, item_id), nominees),
+                      t("已发起另行选举，请开始表决。", "A further election is set up; open the vote."),
+                      url_for(".item_page", item_id=item_id))[0]
