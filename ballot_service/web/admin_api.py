@@ -311,7 +311,7 @@ def item_tally(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/another")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_another(item_id: int):
     """另行选举 in one step: a new round of an election for its unfilled seats."""
     data = json_body()

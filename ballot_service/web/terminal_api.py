@@ -89,7 +89,7 @@ def terminal_state():
 
 
 @bp.get("/terminal/roster-search")
-@requires("terminal")
+@requires("terminal", body=CREDENTIAL)
 def terminal_roster_search():
     """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
     listed candidates are not offered)."""

@@ -23,7 +23,7 @@ def parse_nominees(text: str) -> list | None:
 
 
 @bp.post("/console/items/<int:item_id>/another")
-@requires("secretariat")
+@requires("secretariat", body="item_id")
 def item_another(item_id: int):
     nominees = parse_nominees(request.form.get("candidates", ""))
     return run_action(lambda db: election_items.start_another(db, get_item(db, item_id), nominees),
