@@ -21,6 +21,6 @@ def upgrade(url: str) -> None:
 
 
 def revision(url: str, message: str) -> None:
-    """Developers: autogenerate a migration from models.py (scripts/regen-initial-migration
+    """Developers: autogenerate a migration from models/ (scripts/regen-initial-migration
     uses it before the first release)."""
     command.revision(alembic_config(url), message=message, autogenerate=True)

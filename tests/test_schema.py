@@ -1,4 +1,4 @@
-"""The Alembic migrations build exactly the schema models.py describes, on SQLite and
+"""The Alembic migrations build exactly the schema models/ describes, on SQLite and
 PostgreSQL alike (whichever the db_url fixture gives)."""
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_migrations_match_models(db_url):
     upgrade(db_url)
     diff = _diff(db_url)
     assert diff == [], (
-        "models.py and the migrations differ; add a migration (or, before the first release, "
+        "models/ and the migrations differ; add a migration (or, before the first release, "
         f"run scripts/regen-initial-migration):\n{diff}")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.db import begin_write
-from ballot_service.domain import audit, intake, scanning
+from ballot_service.domain import audit, ballot_marks, scanning
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
@@ -64,7 +64,7 @@ def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> di
         raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot")
     if page.round_id is not None and rnd.id != page.round_id:
         raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot")
-    marks = intake.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True)
+    marks = ballot_marks.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True)
     return {"ballot": text, "marks": marks}
 
 

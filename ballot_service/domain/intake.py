@@ -62,24 +62,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import begin_write, in_write_transaction, insert_rows
-from ballot_service.domain import (
-    audit,
-    election_tally,
-    evaluation_items,
-    group_commit,
-    paper_ballots,
-    round_facts,
-)
+from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
+from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.formats.canonical import canonical_json, sha256_hex
 from ballot_service.models import Cast, Issuance, Item, Round, Sitting, random_id
 
 
@@ -152,36 +144,6 @@ def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
                    f"{facts.number}, which round {latest} has replaced; it was not counted")
         return "wrong_round", message, facts.id
     return "late", "表决已结束 the vote is closed; this ballot was not counted", facts.id
-
-
-def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        raise InvalidInput("marks must be an object {candidate key: mark}", where="marks")
-    allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
-    written = election_tally.take_write_ins(raw, stage)  # 另选他人: election rounds only
-    raw = {k: v for k, v in raw.items() if not k.startswith(election_tally.WRITE_IN)}
-    for k, v in raw.items():
-        if k not in candidate_keys:
-            raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}")
-        if v not in allowed:
-            raise InvalidInput(f"mark {v!r} is not one of {', '.join(allowed)}", where=f"marks.{k}")
-    return {**rules.normalise_marks(raw, candidate_keys), **written}
-
-
-# --- the round a ballot names ---------------------------------------------------------------------
-
-def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
-    """(marks, digest) or the InvalidInput to raise (later, in the order of the checks)."""
-    try:
-        if facts.options is not None:
-            marks = evaluation_items.parse_marks(raw_marks, list(facts.candidate_keys), list(facts.options),
-                                                 paper=channel == "paper")
-        else:
-            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper",
-                                stage=facts.stage)
-    except InvalidInput as exc:
-        return exc
-    return marks, sha256_hex(canonical_json({"ballot": token_text, "marks": marks}))
 
 
 # --- intake -------------------------------------------------------------------------------------

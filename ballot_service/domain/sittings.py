@@ -13,7 +13,7 @@ from ballot_service.db import utcnow
 from ballot_service.domain import audit, election_items, evaluation_items
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
-from ballot_service.models import Attendance, Body, Candidate, Item, Member, Record, Round, Sitting
+from ballot_service.models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 from ballot_service.numbers import is_int
 from ballot_service.vocab import ItemKind, MarkRule, values
 
@@ -366,51 +366,9 @@ def _clean_candidate(c, i: int, kind: str) -> dict:
     return out
 
 
-SCREEN_CHOICES = ("auto", "title", "checkin", "result")
-
-
 def has_result(item: Item) -> bool:
     """A round of the item has been tallied (or found without quorum): there is a result to show."""
     return any(r.status == "tallied" and r.result for r in item.rounds)
-
-
-def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = None) -> dict:
-    """The secretariat chooses what the presiding screen shows between votes (display._mode):
-    'auto' follows the votes again; 'title' shows only the body and session (会标, e.g. for a
-    break); 'checkin' the attendance; 'result' the published result of an item. The next vote
-    to open, close, be tallied or be published takes the screen back. Refused while a vote is open: the
-    hall then sees that vote's progress, whatever was chosen."""
-    if show not in SCREEN_CHOICES:
-        raise InvalidInput(f"show must be one of {', '.join(SCREEN_CHOICES)}", where="show",
-                           zh="大屏显示内容须为 auto（跟随表决）、title（会标）、checkin（签到情况）或 result（某项结果）")
-    data: dict = {"session_id": sitting.id, "show": show}  # session_id: the verifier's 闭会 check
-    if show == "result":
-        if not is_int(item_id):
-            raise InvalidInput("item_id (a number) is required to show a result", where="item_id",
-                               zh="显示表决结果须指定表决事项")
-        item = get_item(db, item_id)
-        if item.sitting_id != sitting.id:
-            raise InvalidInput(f"item {item_id} is not in this session", where="item_id",
-                               zh=f"表决事项 {item_id} 不属于本次会议")
-        published = db.scalar(select(Record.published).where(Record.item_id == item.id).limit(1))
-        if not has_result(item) or published is not True:
-            raise Conflict(f"the result of {item.title} is not published yet: publish it first", where="item_id",
-                           zh=f"《{item.title}》的表决结果尚未公布，不能在大屏显示：请先签发并公布")
-        data["item_id"] = item.id
-    elif item_id is not None:
-        raise InvalidInput("item_id goes only with show=result", where="item_id",
-                           zh="只有显示表决结果时才指定表决事项")
-    require_open(db, sitting, "切换大屏", "changing the presiding screen")
-    # PostgreSQL: FOR UPDATE on the session row waits for (and then sees) a vote being opened,
-    # which holds it FOR SHARE; so no screen_set lands inside a vote's window. (SQLite: the
-    # write lock, already held.)
-    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
-    voting_now = open_item(db, sitting)
-    if voting_now is not None:
-        raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
-                       where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")
-    audit.append(db, "screen_set", data, sitting_id=sitting.id)
-    return data
 
 
 def open_item(db: Session, sitting: Sitting) -> Item | None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.db import read_phase
-from ballot_service.domain import intake, round_facts
+from ballot_service.domain import ballot_marks, intake, round_facts
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Item, Round, Sitting
 
@@ -115,7 +115,7 @@ def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intak
         job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
-        job.marks_outcome = intake.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
+        job.marks_outcome = ballot_marks.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
     return job
 
 

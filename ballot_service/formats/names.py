@@ -28,7 +28,7 @@ _KNOWN = {
     "\u2028": "line separator", "\u2029": "paragraph separator", "\ufeff": "zero-width no-break space",
 }
 
-# Limits (characters), equal to the column lengths in models.py.
+# Limits (characters), equal to the column lengths in models/
 BODY_NAME = 200
 SITTING_NAME = 200
 ITEM_KEY = 64

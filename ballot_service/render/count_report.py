@@ -12,7 +12,7 @@ from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
 from ballot_service.render.fonts import find_font
-from ballot_service.render.record_pdf import beijing_time
+from ballot_service.render.record_text import beijing_time
 
 _FONT = "zh"
 MARGIN = 18.0

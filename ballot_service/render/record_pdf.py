@@ -11,23 +11,22 @@ by `fonts.find_font` (Debian: `apt-get install fonts-wqy-zenhei`).
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
-from ballot_service.render import election_announcement, election_pdf, evaluation_text, qr
+from ballot_service.render import election_pdf, evaluation_text, qr
 from ballot_service.render.announcement import announcement
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
-from ballot_service.vocab import Channel, ItemKind, label, nominee_label, record_name
+from ballot_service.render.record_text import beijing_time, pass_text, quorum_text, titles_of
+from ballot_service.vocab import Channel, ItemKind, label, record_name
 
 _FONT = "zh"
 _MONO = "Courier"
 MARGIN = 18.0
-BEIJING = dt.timezone(dt.timedelta(hours=8), "UTC+8")
 QR_SIZE = 34.0
 
 STATUS_TEXT = {
@@ -39,61 +38,6 @@ STATUS_TEXT = {
 GREY = (235, 235, 235)
 ALERT = (253, 226, 226)
 
-
-# --- wording -------------------------------------------------------------------------------
-
-def _who(content: dict) -> str:
-    return "代表" if content["body"]["kind"] == "congress" else "组成人员"
-
-
-def beijing_time(value: str | None) -> str:
-    """ISO timestamp (naive = UTC) → '2027-01-15 09:30:05 北京时间（UTC+8）'."""
-    if not value:
-        return "—"
-    t = dt.datetime.fromisoformat(value)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S") + " 北京时间（UTC+8）"
-
-
-def quorum_text(content: dict) -> str:
-    who = _who(content)
-    if content["rule"]["quorum"].replace(" ", "") == "3*P>=2*N":
-        return f"三分之二以上的{who}出席（3×实到 ≥ 2×应到）"
-    return f"全体{who}过半数出席（2×实到 > 应到）"
-
-
-def pass_text(content: dict) -> str:
-    who, rule, kind = _who(content), content["rule"], content["item"]["kind"]
-    if kind == ItemKind.EVALUATION:
-        return evaluation_text.rule_text(content, who)
-    if kind == ItemKind.ELECTION:
-        return election_pdf.pass_text(who)
-    base = {"members": f"全体{who}", "present": f"出席{who}（实到）", "valid": "有效票"}.get(rule.get("base"),
-                                                                                    f"全体{who}")
-    if rule.get("majority") == "two_thirds":
-        text = f"赞成票达到{base}的三分之二以上（3×赞成 ≥ 2×基数）"
-    else:
-        text = f"赞成票超过{base}的半数（2×赞成 > 基数）"
-    first = (content.get("rounds") or [{}])[0].get("result") or {}
-    if first.get("threshold_base") is not None and first.get("threshold_votes") is not None:
-        text += f"，基数{first['threshold_base']}，至少{first['threshold_votes']}票"
-    if kind == "livelihood_projects":
-        text += "；通过的项目按赞成票多少确定入选，得票相等跨越应选名额的再次投票"
-    elif kind == "appointment":
-        text += "；每名人选分别表决、分别计票"
-    return text
-
-
-def _titles(content: dict) -> dict[str, str]:
-    item = content["item"]
-    titles = election_announcement.names_of({"candidates": [], **item}) if item.get("office") else \
-        {c["key"]: nominee_label(c["title"], c.get("office")) for c in item.get("candidates", [])}
-    titles.setdefault("motion", item["title"])
-    return titles
-
-
-# --- PDF -----------------------------------------------------------------------------------
 
 class _RecordPDF(FPDF):
     footer_text = ""
@@ -110,7 +54,7 @@ class _Writer:
     def __init__(self, content: dict, signature: str, verify_url: str | None):
         self.c, self.sig, self.url = content, signature, verify_url
         self.r = content["result"]
-        self.titles = _titles(content)
+        self.titles = titles_of(content)
         pdf = _RecordPDF(orientation="P", unit="mm", format="A4")
         pdf.set_margins(MARGIN, 14, MARGIN)
         pdf.set_auto_page_break(True, margin=16)

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from ballot_service.crypto import keys
 from ballot_service.domain import election_items, issuance, operators, paper_ballots, records, tally, voting
 from ballot_service.domain.roster import import_roster, read_members_json, read_roster
+from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -18,7 +19,6 @@ from ballot_service.domain.sittings import (
     get_item,
     get_sitting,
     set_attendance,
-    set_screen,
 )
 from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
 from ballot_service.errors import InvalidInput, NotFound

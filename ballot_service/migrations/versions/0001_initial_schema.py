@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 02:04:50.298715
+Create Date: 2026-12-03 02:06:06.402703
 """
 import sqlalchemy as sa
 from alembic import op

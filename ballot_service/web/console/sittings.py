@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ballot_service import rules, vocab
 from ballot_service.db import utcnow
 from ballot_service.domain import meetings, tablet_setup
+from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -18,7 +19,6 @@ from ballot_service.domain.sittings import (
     get_body,
     get_sitting,
     set_attendance,
-    set_screen,
 )
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Attendance, Member, Terminal
@@ -84,7 +84,7 @@ def sitting_close(sitting_id: int):
 @bp.post("/console/sessions/<int:sitting_id>/screen")
 @requires("secretariat", body="sitting_id")
 def screen_form(sitting_id: int):
-    """What the presiding screen shows between votes (sittings.set_screen)."""
+    """What the presiding screen shows between votes (screen_choice.set_screen)."""
     show = request.form.get("show", "")
 
     def choose_screen(db):

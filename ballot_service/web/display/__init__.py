@@ -10,7 +10,7 @@ What the screen shows (`build_state`, one rule, documented here and on `_mode`):
   1. a vote is open in the sitting          -> "voting": the item, its round, how many have
      voted out of how many ballots were issued (a count of accepted casts, never how anyone
      voted, never running for/against figures: secret or named alike), the time left;
-  2. otherwise, if the secretariat chose what to show (a screen_set event, sittings.set_screen)
+  2. otherwise, if the secretariat chose what to show (a screen_set event, screen_choice.set_screen)
      and no vote closed or was tallied after that: its choice, "title" (会标: only
      the body and the session, e.g. for a break), "checkin", or "result" of a tallied item;
      "auto" goes on to 3;

@@ -76,7 +76,7 @@ def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, cursor: Audit
 
 def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -> tuple[str, Item | None]:
     """Which item the screen is about. An open vote wins (only one can be open at a time).
-    Otherwise the secretariat's newest screen choice (sittings.set_screen), if no vote closed,
+    Otherwise the secretariat's newest screen choice (screen_choice.set_screen), if no vote closed,
     was tallied or published after it: 会标 ("title"), check-in, or a published result.
     Otherwise the item of the newest vote_closed / tallied / record_issued / record_published
     event of this sitting: "counting" while it is closed, "awaiting" (待公布) once tallied, and

@@ -1,16 +1,8 @@
-"""The data model. Who-voted and how-voted live in separate tables that share no key.
-
-Secret-ballot rule (RULES.md §7): no table ties a member, seat or terminal to a
-ballot serial or choices. `Issuance` counts how many blind signatures each eligible
-member received in a round (no serial, no blinded value: RSA blind signatures, RFC 9474,
-so the service never sees what it signed); `Cast` holds serials, unblinded signatures and
-marks with random ids, no member (unless the vote is named), no terminal and no time of
-its own.
-"""
+"""Bodies, their sittings, members, check-in and meetings; the items voted on, their
+candidates and rounds; the terminals of a sitting."""
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 
 from sqlalchemy import (
     JSON,
@@ -27,11 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ballot_service.db import Base, UTCDateTime, utcnow
-from ballot_service.vocab import OperatorRole, nominee_label
-
-
-def random_id() -> str:
-    return secrets.token_hex(16)
+from ballot_service.vocab import nominee_label
 
 
 class Body(Base):
@@ -248,109 +236,6 @@ class Round(Base):
         return f"r{self.id}"
 
 
-class Issuance(Base):
-    """A present member's eligibility for one electronic ballot in a round, made at opening.
-
-    `issued` counts the blind signatures this member received (0 or 1, more only after a
-    replacement, `allowed` = 1 + replacements). Nothing here names a serial: the service
-    signs a blinded message it cannot read and keeps neither the blinded value nor the
-    signature. `terminal_id` is the seat terminal the member's ballot is requested from.
-    """
-
-    __tablename__ = "issuances"
-    __table_args__ = {"sqlite_with_rowid": False}
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
-    terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
-    issued: Mapped[int] = mapped_column(Integer, default=0)
-    allowed: Mapped[int] = mapped_column(Integer, default=1)
-
-
-class PaperBallot(Base):
-    """A printed paper ballot. `handed_out` is set by the distribution desk (no identity)."""
-
-    __tablename__ = "paper_ballots"
-    __table_args__ = {"sqlite_with_rowid": False}
-    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
-    handed_out: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class Cast(Base):
-    """An accepted ballot: serial, signature and marks. Random id, no time of its own.
-
-    Terminal ballots: `serial` is the tablet's random 16-byte serial (hex), `signature` the
-    unblinded RSA-PSS signature (base64url) over msg_prefix || ballot_message(round_ref,
-    serial), `msg_prefix` the 32-byte prefix (base64url), `retry_hash` sha256 of the tablet's
-    retry id (a retry with it gets the same receipt). Paper ballots: the Ed25519 token's
-    serial and signature; no prefix, no retry hash."""
-
-    __tablename__ = "casts"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
-    serial: Mapped[str] = mapped_column(String(64), unique=True)
-    signature: Mapped[str] = mapped_column(String(400))
-    msg_prefix: Mapped[str | None] = mapped_column(String(64))
-    retry_hash: Mapped[str | None] = mapped_column(String(64))
-    marks: Mapped[dict] = mapped_column(JSON)
-    channel: Mapped[str] = mapped_column(String(16))
-    receipt: Mapped[str] = mapped_column(String(64))
-    submission_digest: Mapped[str] = mapped_column(String(64))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))  # named votes only
-    __table_args__ = (UniqueConstraint("round_id", "member_id"), {"sqlite_with_rowid": False})
-
-
-class ScannedPage(Base):
-    """A scanned page at the counting station, kept for recounts until discarded (`image`
-    NULL). Random id and no time: the order pages were scanned in is not kept. `status`:
-    counted | refused (intake refused it) | rescanned | queued (waits for two tellers) |
-    waiting (the tellers disagreed: the 总监票人 decides) | rejected (not a ballot).
-    `boxes`: [[candidate, mark, state]] as read; `crops`: {"candidate|mark": PNG base64url}
-    of the unclear boxes; `decisions`: [{"teller", "teller_role", "decision"}]."""
-
-    __tablename__ = "scanned_pages"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
-    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
-    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), index=True)
-    sha256: Mapped[str] = mapped_column(String(64))
-    image: Mapped[bytes | None] = mapped_column(LargeBinary)  # PNG, greyscale
-    status: Mapped[str] = mapped_column(String(16))
-    reasons: Mapped[list] = mapped_column(JSON)
-    qr_text: Mapped[str | None] = mapped_column(Text)
-    boxes: Mapped[list] = mapped_column(JSON)
-    crops: Mapped[dict] = mapped_column(JSON)
-    decisions: Mapped[list] = mapped_column(JSON)
-    outcome: Mapped[str | None] = mapped_column(String(200))  # intake's answer, for the tellers
-
-
-class Refusal(Base):
-    """How many submissions were refused at intake, by reason (拒收). No identities."""
-
-    __tablename__ = "refusals"
-    __table_args__ = (UniqueConstraint("round_id", "reason"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
-    reason: Mapped[str] = mapped_column(String(32))
-    count: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class TallySheet(Base):
-    """Hand-count totals for a round (fallback), entered by one teller, confirmed by another."""
-
-    __tablename__ = "tally_sheets"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), unique=True)
-    data: Mapped[dict] = mapped_column(JSON)
-    # The tellers: names as registered with their counting-station credentials (never
-    # request text), and the credentials (terminals) they entered and confirmed with.
-    entered_by: Mapped[str] = mapped_column(String(100))
-    confirmed_by: Mapped[str | None] = mapped_column(String(100))
-    entered_terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
-    confirmed_terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
-    entered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-
-
 class Terminal(Base):
     """A seat terminal or counting station. Only a hash of its credential is kept."""
 
@@ -372,118 +257,3 @@ class Terminal(Base):
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Record(Base):
-    """A signed resolution record (决议记录) for a decided or void item."""
-
-    __tablename__ = "records"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
-    # One record per item (it covers all the item's rounds): a unique constraint, so concurrent
-    # issuing cannot make two.
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), unique=True)
-    body_json: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as signed
-    signature: Mapped[str] = mapped_column(String(200))
-    key_fingerprint: Mapped[str] = mapped_column(String(64))
-    audit_head: Mapped[str] = mapped_column(String(64))
-    published: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class AuditEvent(Base):
-    """Hash-chained audit log: hash = sha256(prev_hash + canonical event). One chain per body
-    (`chain` = the body's id) and the server chain (0) for events of no body."""
-
-    __tablename__ = "audit_events"
-    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    kind: Mapped[str] = mapped_column(String(64))
-    sitting_id: Mapped[int | None] = mapped_column(Integer)
-    data: Mapped[str] = mapped_column(Text)  # canonical JSON
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-
-class AuditHead(Base):
-    """Each chain's head in one row: appenders lock it (SELECT … FOR UPDATE) so a chain never forks."""
-
-    __tablename__ = "audit_head"
-    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # body id, 0: server
-    seq: Mapped[int] = mapped_column(Integer, default=0)
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class Checkpoint(Base):
-    """A signature over a body's audit chain head, made at every vote close and session close."""
-
-    __tablename__ = "checkpoints"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    chain: Mapped[int] = mapped_column(Integer, index=True)  # the body's id
-    seq: Mapped[int] = mapped_column(Integer)
-    head_hash: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(64))
-    signature: Mapped[str] = mapped_column(String(200))
-    key_fingerprint: Mapped[str] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Operator(Base):
-    """A console login. Passwords are stored hashed; what it may do is in its grants.
-    `session_version` is in every login cookie of this operator: bumping it (logout, disable,
-    new password, a grant given or taken) ends every existing login at once."""
-
-    __tablename__ = "operators"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    session_version: Mapped[int] = mapped_column(Integer, default=1)
-    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    grants: Mapped[list["OperatorGrant"]] = relationship(order_by="OperatorGrant.id", cascade="all, delete-orphan")
-
-    @property
-    def role(self) -> str:
-        """The operator's first role by rank (superuser, secretariat, auditor, display): where a
-        login lands, and the word the login audit event keeps."""
-        held = {g.role for g in self.grants}
-        return next((r.value for r in OperatorRole if r in held), "")
-
-
-class OperatorGrant(Base):
-    """One role of an operator in one body (vocab.OperatorRole). `body_id` NULL: in every body
-    (a superuser's grant always; a secretariat, auditor or display login made before bodies had
-    their own operators keeps that reach until it is narrowed with `operator revoke`)."""
-
-    __tablename__ = "operator_grants"
-    __table_args__ = (UniqueConstraint("operator_id", "body_id", "role"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
-    body_id: Mapped[int | None] = mapped_column(ForeignKey("bodies.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class LoginFailure(Base):
-    """A failed console login: the rate limits' memory, outside every audit chain (an
-    unauthenticated request must not add to a body's records). The user name is attacker's
-    text, kept only escaped and cut short (operators.shown_name); rows older than the window
-    are pruned and the table is capped (operators.py)."""
-
-    __tablename__ = "login_failures"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)  # the database's clock
-    username: Mapped[str] = mapped_column(String(100))
-    source: Mapped[str] = mapped_column(String(64), index=True)
-
-
-class LoginLock(Base):
-    """A lockout as a deadline on the database's clock: `username` from `source`, or the whole
-    `source` when username is NULL, refused until `until`."""
-
-    __tablename__ = "login_locks"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str | None] = mapped_column(String(100))
-    source: Mapped[str] = mapped_column(String(64), index=True)
-    until: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

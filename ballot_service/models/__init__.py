@@ -1,0 +1,74 @@
+"""The data model. Who-voted and how-voted live in separate tables that share no key.
+
+Secret-ballot rule (RULES.md §7): no table ties a member, seat or terminal to a
+ballot serial or choices. `Issuance` counts how many blind signatures each eligible
+member received in a round (no serial, no blinded value: RSA blind signatures, RFC 9474,
+so the service never sees what it signed); `Cast` holds serials, unblinded signatures and
+marks with random ids, no member (unless the vote is named), no terminal and no time of
+its own.
+"""
+from __future__ import annotations
+
+from ballot_service.models.audit import (
+    AuditEvent,
+    AuditHead,
+    Checkpoint,
+    Record,
+)
+from ballot_service.models.ballots import (
+    Cast,
+    Issuance,
+    PaperBallot,
+    Refusal,
+    ScannedPage,
+    TallySheet,
+)
+from ballot_service.models.ids import random_id
+from ballot_service.models.operators import (
+    LoginFailure,
+    LoginLock,
+    Operator,
+    OperatorGrant,
+)
+from ballot_service.models.sittings import (
+    Attendance,
+    Body,
+    Candidate,
+    Item,
+    Meeting,
+    MeetingAttendance,
+    Member,
+    Project,
+    Round,
+    Sitting,
+    Terminal,
+)
+
+__all__ = [
+    "Attendance",
+    "AuditEvent",
+    "AuditHead",
+    "Body",
+    "Candidate",
+    "Cast",
+    "Checkpoint",
+    "Issuance",
+    "Item",
+    "LoginFailure",
+    "LoginLock",
+    "Meeting",
+    "MeetingAttendance",
+    "Member",
+    "Operator",
+    "OperatorGrant",
+    "PaperBallot",
+    "Project",
+    "Record",
+    "Refusal",
+    "Round",
+    "ScannedPage",
+    "Sitting",
+    "TallySheet",
+    "Terminal",
+    "random_id",
+]
