@@ -111,6 +111,17 @@ def _scanned_page(ctx):
     return s, r.get_json()["pages"][0]["id"]
 
 
+def _another(ctx):
+    """An election whose one seat nobody filled (no ballot cast): 另行选举 may follow."""
+    s = ctx.fresh(open_vote=False)
+    item = ctx.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
+                    {"key": "el", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
+                     "candidates": [{"key": "A", "title": "甲"}, {"key": "B", "title": "乙"}]})
+    for step in ("open", "close", "tally"):
+        ctx.call("POST", f"/api/admin/items/{item['id']}/{step}")
+    return "secretariat", {"item_id": item["id"]}, {"candidates": ["A", {"key": "D", "title": "新提名"}]}
+
+
 def _reset(ctx):
     s = ctx.fresh(open_vote=False)
     code = tablet_setup.reset_code(ctx.app.config["SETTINGS"].secret_key, s.sitting_id)
@@ -191,4 +202,6 @@ SEEDS = {
         *_scanned_page(ctx)),
     "stationRecount": lambda ctx: (lambda s: (("bearer", s.counter), {"item_id": s.item_id}, None))(
         ctx.fresh(channel="paper")),
+    "itemAnother": _another,
+    "terminalRosterSearch": lambda ctx: (lambda s: (("bearer", s.creds[s.present[0]]), {}, None))(ctx.fresh()),
 }

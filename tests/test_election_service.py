@@ -129,10 +129,10 @@ def test_a_teller_who_is_a_candidate_is_refused_by_the_station(app, api):
             "channel": "paper", "candidates": [{"key": "A", "title": COUNTER_NAME}, {"key": "B", "title": "乙"}]}
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
     _, printed = api.call("POST", f"/api/admin/items/{item_id}/paper-ballots", {"count": 2})
-    status, data = api.call("POST", "/api/station/hand-out", {"ballot": printed["ballots"][0]},
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": [printed["ballots"][0]]},
                             credential=s.counter, expect=None)
     assert status == 403 and COUNTER_NAME in data["errors"][0]["message"]
-    api.call("POST", "/api/station/hand-out", {"ballot": printed["ballots"][0]}, credential=s.scrutineer)
+    api.call("POST", "/api/station/hand-out", {"ballots": [printed["ballots"][0]]}, credential=s.scrutineer)
     api.call("POST", f"/api/admin/items/{item_id}/open")
     status, _ = api.call("POST", "/api/station/paper", {"ballot": printed["ballots"][0], "marks": {"B": "for"}},
                          credential=s.counter, expect=None)

@@ -467,7 +467,7 @@ def test_resolution_needs_motion_key():
     dict(invalid=-1, valid=51),
     dict(valid=49, invalid=0),        # valid + invalid != returned
     dict(valid=48, invalid=1),
-    dict(kind="election"),            # unknown item kind
+    dict(kind="referendum"),          # unknown item kind
     dict(places=0),                   # livelihood_projects needs places >= 1
     dict(places=None),
 ])
