@@ -4,8 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-03 02:09:26.072280
 
-Until 0.2.0 is released this is the pending migration, regenerated and edited again when
-models/ change (scripts/regen-pending-migration); 0001 is 0.1.0's schema and stays as it is.
+Until 0.2.0 is released this is the pending migration: scripts/regen-pending-migration adds
+later changes of models/ at its two marker lines, to be reviewed by hand. 0001 is 0.1.0's
+schema, released, and stays as it is.
 
 What it does to each table that changed since 0.1.0:
 
@@ -72,6 +73,7 @@ def upgrade() -> None:
     op.add_column('rounds', sa.Column('rescanned', sa.Integer(), server_default='0', nullable=False))
     op.add_column('terminals', sa.Column('set_up_at', ballot_service.db.base.UTCDateTime(), nullable=True))
     op.add_column('terminals', sa.Column('last_seen_at', ballot_service.db.base.UTCDateTime(), nullable=True))
+    # regen-pending-migration: the ops of later changes of models/ go above this line
 
 
 def _history_chain() -> int:
@@ -232,6 +234,7 @@ def downgrade() -> None:
     if chains and chains > 1:
         raise RuntimeError(f"cannot downgrade to 0.1.0: the audit log has {chains} chains and 0.1.0 keeps one; "
                            f"restore the backup made before the upgrade instead")
+    # regen-pending-migration: their reversal goes below this line
     op.drop_column('terminals', 'last_seen_at')
     op.drop_column('terminals', 'set_up_at')
     with op.batch_alter_table('rounds') as batch_op:
