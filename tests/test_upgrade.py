@@ -215,3 +215,53 @@ def test_rebuilt_tables_keep_their_sqlite_storage_and_partial_index(upgraded, db
             index = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = "
                                       "'uq_items_one_open_per_sitting'")).scalar()
     assert "UNIQUE" in index.upper() and "WHERE" in index.upper() and "open" in index
+
+
+def test_without_a_body_the_old_chain_becomes_the_servers(db_url):
+    command.upgrade(alembic_config(db_url), "0001")
+    rows = _chain([("operator_created", {"username": "mishu", "role": "secretariat"}, True),
+                   ("login", {"username": "mishu", "role": "secretariat"}, True)])
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            t = MetaData()
+            t.reflect(conn)
+            conn.execute(insert(t.tables["audit_events"]), rows)
+            conn.execute(insert(t.tables["audit_head"]), {"id": 1, "seq": 2, "hash": rows[-1]["hash"]})
+        upgrade(db_url)
+        with engine.connect() as conn:
+            assert conn.execute(select(AuditEvent.chain, AuditEvent.seq).order_by(AuditEvent.seq)).all() == \
+                [(audit.SERVER_CHAIN, 1), (audit.SERVER_CHAIN, 2)]
+            assert conn.execute(select(AuditHead.chain, AuditHead.hash)).all() == \
+                [(audit.SERVER_CHAIN, rows[-1]["hash"])]
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_gives_0_1_0_its_roles_and_one_chain_back(upgraded, db_url):
+    app, old, _ = upgraded
+    app.extensions["ballot_engine"].dispose()
+    command.downgrade(alembic_config(db_url), "0001")
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert dict(conn.execute(text("SELECT username, role FROM operators")).all()) == ROLES
+            assert conn.execute(text("SELECT id, seq, hash FROM audit_head")).all() == \
+                [(1, len(old["events"]), old["events"][-1]["hash"])]
+            assert conn.execute(text("SELECT COUNT(*) FROM casts")).scalar() == len(old["serials"])
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_is_refused_once_a_second_chain_exists(upgraded, db_url):
+    app, _, _ = upgraded
+    db = _session(app)
+    try:
+        audit.append(db, "operator_created", {"username": "new", "role": "auditor"})  # the server chain
+        db.commit()
+    finally:
+        db.close()
+    app.extensions["ballot_engine"].dispose()
+    with pytest.raises(RuntimeError, match="2 chains"):
+        command.downgrade(alembic_config(db_url), "0001")
+    assert schema_diff(db_url) == []  # refused before it changed anything
