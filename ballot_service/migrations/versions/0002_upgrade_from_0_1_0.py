@@ -44,7 +44,7 @@ all before it commits.
 import sqlalchemy as sa
 from alembic import op
 
-import ballot_service.db
+import ballot_service.db  # its UTCDateTime, as 0001 names it (not db.base: a migration outlives a move)
 
 revision = '0002'
 down_revision = '0001'
@@ -64,6 +64,7 @@ def upgrade() -> None:
     op.add_column('items', sa.Column('options', sa.JSON(), nullable=True))
     op.add_column('items', sa.Column('grading', sa.JSON(), nullable=True))
     op.add_column('items', sa.Column('office', sa.String(length=32), nullable=True))
+    # The default fills the old rows; models/ have none, so it goes (SQLite: items is rebuilt).
     op.add_column('items', sa.Column('by_election', sa.Boolean(), server_default='0', nullable=False))
     with op.batch_alter_table('items') as batch_op:
         batch_op.alter_column('by_election', server_default=None)
@@ -71,8 +72,8 @@ def upgrade() -> None:
     op.add_column('rounds', sa.Column('stage', sa.String(length=16), nullable=True))
     op.add_column('rounds', sa.Column('open_override', sa.JSON(), nullable=True))
     op.add_column('rounds', sa.Column('rescanned', sa.Integer(), server_default='0', nullable=False))
-    op.add_column('terminals', sa.Column('set_up_at', ballot_service.db.base.UTCDateTime(), nullable=True))
-    op.add_column('terminals', sa.Column('last_seen_at', ballot_service.db.base.UTCDateTime(), nullable=True))
+    op.add_column('terminals', sa.Column('set_up_at', ballot_service.db.UTCDateTime(), nullable=True))
+    op.add_column('terminals', sa.Column('last_seen_at', ballot_service.db.UTCDateTime(), nullable=True))
     # regen-pending-migration: the ops of later changes of models/ go above this line
 
 
@@ -84,7 +85,7 @@ def _history_chain() -> int:
 
 def _audit_chains(history: int) -> None:
     """audit_events, audit_head and checkpoints get their chain; every old row is in `history`."""
-    fill = str(history)
+    fill = str(history)  # each new column's default fills the old rows, then goes (models/ have none)
     op.add_column('audit_events', sa.Column('chain', sa.Integer(), autoincrement=False, nullable=False,
                                             server_default=fill))
     with op.batch_alter_table('audit_events') as batch_op:
@@ -107,7 +108,7 @@ def _audit_chains(history: int) -> None:
 def _operator_grants() -> None:
     """Each operator's 0.1.0 role becomes a grant in every body; then operators lose `role`."""
     op.add_column('operators', sa.Column('session_version', sa.Integer(), nullable=False, server_default='1'))
-    op.add_column('operators', sa.Column('disabled_at', ballot_service.db.base.UTCDateTime(), nullable=True))
+    op.add_column('operators', sa.Column('disabled_at', ballot_service.db.UTCDateTime(), nullable=True))
     _create_grants_table()
     op.execute("INSERT INTO operator_grants (operator_id, body_id, role, created_at) "
                "SELECT id, NULL, role, created_at FROM operators ORDER BY id")
@@ -120,7 +121,7 @@ def _create_new_tables() -> None:
     """The tables 0.1.0 did not have (operator_grants: _create_grants_table)."""
     op.create_table('login_failures',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.Column('username', sa.String(length=100), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
@@ -133,7 +134,7 @@ def _create_new_tables() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=100), nullable=True),
     sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('until', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('until', ballot_service.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_locks'))
     )
     with op.batch_alter_table('login_locks', schema=None) as batch_op:
@@ -149,7 +150,7 @@ def _create_new_tables() -> None:
     sa.Column('department', sa.String(length=200), nullable=True),
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('investment', sa.Integer(), nullable=True),
-    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_projects_body_id_bodies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
     sa.UniqueConstraint('body_id', 'code', name=op.f('uq_projects_body_id_code'))
@@ -161,8 +162,8 @@ def _create_new_tables() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sitting_id', sa.Integer(), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
-    sa.Column('started_at', ballot_service.db.base.UTCDateTime(), nullable=False),
-    sa.Column('ended_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('started_at', ballot_service.db.UTCDateTime(), nullable=False),
+    sa.Column('ended_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.Column('members', sa.Integer(), nullable=False),
     sa.Column('present', sa.Integer(), nullable=False),
     sa.Column('leave', sa.Integer(), nullable=False),
@@ -215,7 +216,7 @@ def _create_grants_table() -> None:
     sa.Column('operator_id', sa.Integer(), nullable=False),
     sa.Column('body_id', sa.Integer(), nullable=True),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('created_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', ballot_service.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['body_id'], ['bodies.id'], name=op.f('fk_operator_grants_body_id_bodies')),
     sa.ForeignKeyConstraint(['operator_id'], ['operators.id'], name=op.f('fk_operator_grants_operator_id_operators')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_operator_grants')),
