@@ -2,12 +2,16 @@
 them) upgrades with Alembic to today's schema and loses nothing: operators log in with the
 grant their role became, casts and rounds stay, the body's audit chain and its signed
 checkpoints still verify with the bundle verifier's own checks, and the upgraded schema equals
-models/. On SQLite, and on PostgreSQL when BALLOT_TEST_DATABASE_URL is set (db_url fixture)."""
+models/. On SQLite, and on PostgreSQL when BALLOT_TEST_DATABASE_URL is set (db_url fixture).
+The last test lets 0.1.0's own code (git tag v0.1.0) write the database it then upgrades."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +25,9 @@ from ballot_service.bundle.checks_chain import check_checkpoints, check_event_ch
 from ballot_service.bundle.checks_files import check_keys, check_manifest, parse_key_arg
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
+from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import make_engine
+from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.domain import audit, grants
 from ballot_service.domain.operators import login_operator
 from ballot_service.formats.canonical import canonical_json
@@ -30,6 +35,8 @@ from ballot_service.formats.encoding import b64url_encode
 from ballot_service.migrate import alembic_config, upgrade
 from ballot_service.models import AuditEvent, AuditHead, Cast, Checkpoint, Item, Operator, Round
 
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = "v0.1.0"
 BODY, SITTING, ITEM, ROUND = 7, 3, 11, 21  # not 1: the migration must take the body's id, not assume it
 T0 = dt.datetime(2026, 11, 30, 9, 0, 0)  # naive UTC, as 0.1.0 stored it
 PASSWORDS = {"mishu": "secretariat-pw-1", "shenji": "auditor-pw-22"}
@@ -265,3 +272,46 @@ def test_downgrade_is_refused_once_a_second_chain_exists(upgraded, db_url):
     with pytest.raises(RuntimeError, match="2 chains"):
         command.downgrade(alembic_config(db_url), "0001")
     assert schema_diff(db_url) == []  # refused before it changed anything
+
+
+@pytest.mark.slow
+def test_a_database_written_by_0_1_0_itself_upgrades_and_its_chain_verifies(db_url, tmp_path):
+    """0.1.0's own code (its git tag) rehearses a whole sitting; this version upgrades that database."""
+    scenario = ROOT.parent / "shared" / "scenarios" / "appointment-committee.json"
+    if not scenario.exists():
+        pytest.skip(f"no {scenario}")
+    old_code = tmp_path / "v010"
+    old_code.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", RELEASE], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"no git tag {RELEASE} here (not a git checkout)")
+    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive.stdout, check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BALLOT_", "PYTHON"))}
+    out = tmp_path / "rehearsal"
+    subprocess.run([sys.executable, "-c", "from ballot_service.cli import main; main()", "rehearse",
+                    str(scenario), "--out", str(out),
+                    "--database", db_url], cwd=old_code, env={**env, "PYTHONPATH": str(old_code)},
+                   check=True, capture_output=True, timeout=600)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(text("SELECT seq, hash FROM audit_events ORDER BY seq")).all()
+            casts = conn.execute(text("SELECT COUNT(*) FROM casts")).scalar()
+        upgrade(db_url)
+        assert schema_diff(db_url) == []
+        db = make_sessionmaker(engine)()
+        try:
+            assert db.scalar(select(func.count()).select_from(Cast)) == casts > 0
+            assert [(g.body_id, g.role) for op in db.scalars(select(Operator)) for g in op.grants] == \
+                [(None, "secretariat")]
+            settings = Settings.from_env({"BALLOT_DATABASE_URL": db_url, "BALLOT_KEYS_DIR": str(out / ".work" / "keys"),
+                                          "BALLOT_INSTANCE_PATH": str(tmp_path / "instance")})
+            bundle = export_bundle(db, settings, tmp_path / "bundle", body_id=1)
+        finally:
+            db.close()
+    finally:
+        engine.dispose()
+    check_manifest(bundle)
+    chain = check_event_chain(bundle)
+    assert [(n, h) for n, h in enumerate(chain.hashes, 1)] == [tuple(r) for r in before]
+    assert len(check_checkpoints(bundle, check_keys(bundle, None), chain)) >= 3  # two vote closes, the session close
