@@ -21,6 +21,6 @@ def upgrade(url: str) -> None:
 
 
 def revision(url: str, message: str) -> None:
-    """Developers: autogenerate a migration from models/ (scripts/regen-initial-migration
-    uses it before the first release)."""
+    """Developers: autogenerate a migration from models/ (scripts/regen-pending-migration
+    keeps the pending, unreleased migration up to models/)."""
     command.revision(alembic_config(url), message=message, autogenerate=True)

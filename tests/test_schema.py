@@ -3,52 +3,30 @@ PostgreSQL alike (whichever the db_url fixture gives)."""
 from __future__ import annotations
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from schema_support import schema_diff, table_names
 
-from ballot_service import models  # noqa: F401  (registers every table)
 from ballot_service.db import Base
 from ballot_service.migrate import alembic_config, upgrade
 
 
-def _diff(url: str) -> list:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "compare_server_default": True})
-            return compare_metadata(ctx, Base.metadata)
-    finally:
-        engine.dispose()
-
-
-def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_migrations_match_models(db_url):
     upgrade(db_url)
-    diff = _diff(db_url)
+    diff = schema_diff(db_url)
     assert diff == [], (
-        "models/ and the migrations differ; add a migration (or, before the first release, "
-        f"run scripts/regen-initial-migration):\n{diff}")
+        "models/ and the migrations differ: regenerate the pending migration "
+        f"(scripts/regen-pending-migration) and edit it as its docstring says:\n{diff}")
 
 
 def test_migrations_create_every_table(db_url):
     upgrade(db_url)
-    assert set(Base.metadata.tables) <= _tables(db_url)
+    assert set(Base.metadata.tables) <= table_names(db_url)
 
 
 def test_upgrade_is_idempotent_and_downgrade_reverses_it(db_url):
     upgrade(db_url)
     upgrade(db_url)  # a second run (every `serve` does one) changes nothing
-    assert _diff(db_url) == []
+    assert schema_diff(db_url) == []
     command.downgrade(alembic_config(db_url), "base")
-    assert _tables(db_url) - {"alembic_version"} == set()
+    assert table_names(db_url) - {"alembic_version"} == set()
     upgrade(db_url)
-    assert _diff(db_url) == []
+    assert schema_diff(db_url) == []

@@ -21,10 +21,25 @@ def run_migrations_online() -> None:
 
 
 def _run(conn) -> None:
-    context.configure(connection=conn, target_metadata=Base.metadata,
-                      render_as_batch=conn.dialect.name == "sqlite", compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    # SQLite: batch mode rebuilds a changed table (copy, drop, rename), and dropping a table
+    # others point at fails while foreign keys are enforced. The pragma only takes effect
+    # outside a transaction, so it goes straight to the driver before ours begins; every key
+    # is checked before the commit, and the connection enforces them again whatever happens.
+    raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        context.configure(connection=conn, target_metadata=Base.metadata,
+                          render_as_batch=raw is not None, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+            if raw is not None:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose foreign key points nowhere: {broken[:5]}")
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -17,7 +17,9 @@ depends_on = ${repr(depends_on)}
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
+    # regen-pending-migration: the ops of later changes of models/ go above this line
 
 
 def downgrade() -> None:
+    # regen-pending-migration: their reversal goes below this line
     ${downgrades if downgrades else "pass"}
