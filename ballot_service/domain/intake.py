@@ -22,13 +22,16 @@ store, so the work is split in two:
    cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
    body's chain (no event per cast: its place in the chain would be its arrival).
 
-SQLite: group commit (group_commit.py). The jobs of one process's concurrent requests are
-decided in arrival order and stored in one transaction with one durable COMMIT; each request
-gets its receipt only after that commit, so a crash before it loses no receipted cast.
+Group commit (group_commit.py), on SQLite and PostgreSQL alike: the jobs of one process's
+concurrent requests are decided in arrival order and stored in one transaction with one
+durable COMMIT (PostgreSQL: synchronous_commit must stay on); each request gets its receipt
+only after that commit, so a crash before it loses no receipted cast. On PostgreSQL the
+batches of several processes (workers, app nodes) run side by side: each takes FOR SHARE on
+its rounds (a close waits for casts in flight) and its body's audit head FOR UPDATE, and a
+serial another batch stored meanwhile is found by its unique index (_decide).
 
-Elsewhere (PostgreSQL, or a caller already inside a write transaction) the job is a batch
-of one stored in the request's own transaction, which the web layer commits; PostgreSQL
-takes FOR SHARE on the round so a close waits for casts in flight.
+A caller already inside a write transaction (the counting station's scans) stores its job as
+a batch of one in its own transaction, which it commits.
 
 Where a refusal is counted (the Refusal rows of one round; the record and the audit
 bundle's counts.json report them per round, and the cast_refused event names the same
@@ -188,8 +191,8 @@ class Job(group_commit.Job):
 def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
            channel: str, terminal_id: int | None = None) -> Receipt:
     """Validate and store one submission. `sitting`: the ballot's session (a Sitting or a
-    SittingRef). On SQLite, when the session holds no write transaction, the cast is stored
-    and committed by a group commit (module docstring) before this returns; otherwise it is
+    SittingRef). When the session holds no write transaction, the cast is stored and
+    committed by a group commit (module docstring) before this returns; otherwise it is
     stored in the session's transaction, which the caller commits."""
     if not isinstance(token_text, str) or not token_text:
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
@@ -199,10 +202,11 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     return submit(db, engine, job)
 
 
-def submit(db: Session, engine: Engine, job: Job) -> Receipt:
-    """Store a prepared job: by group commit on SQLite outside a write transaction, else in the
-    session's own transaction (the caller commits)."""
-    if engine.dialect.name == "sqlite" and not in_write_transaction(db):
+def submit(db: Session, engine: Engine, job: Job, *, only_read: bool = False) -> Receipt:
+    """Store a prepared job: by group commit outside a write transaction (on PostgreSQL also
+    when the caller says its transaction `only_read`), else in the session's own transaction
+    (the caller commits)."""
+    if not in_write_transaction(db) or (only_read and engine.dialect.name != "sqlite"):
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
         group_commit.group_for(engine, _run_batch).submit(job)
@@ -368,7 +372,7 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
     job.result = Receipt(serial, receipt_code(receipt), False)
 
 
-# --- group commit (SQLite): the generic part is group_commit.py ---------------------------------
+# --- group commit: the generic part is group_commit.py ------------------------------------------
 
 def _run_batch(engine: Engine, jobs) -> list[Job]:
     """Store and commit a batch of jobs in one transaction (group_commit.run_batch). The store
