@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 02:06:06.402703
+Create Date: 2026-12-03 02:16:22.346623
 """
 import sqlalchemy as sa
 from alembic import op
@@ -259,6 +259,22 @@ def upgrade() -> None:
     with op.batch_alter_table('meeting_attendance', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_meeting_attendance_meeting_id'), ['meeting_id'], unique=False)
 
+    op.create_table('print_jobs',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('done', sa.Integer(), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('files', sa.JSON(), nullable=True),
+    sa.Column('fingerprint', sa.String(length=128), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('updated_at', ballot_service.db.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_print_jobs_item_id_items')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_print_jobs'))
+    )
+    with op.batch_alter_table('print_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_print_jobs_item_id'), ['item_id'], unique=False)
+
     op.create_table('records',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
@@ -424,6 +440,10 @@ def downgrade() -> None:
 
     op.drop_table('rounds')
     op.drop_table('records')
+    with op.batch_alter_table('print_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_print_jobs_item_id'))
+
+    op.drop_table('print_jobs')
     with op.batch_alter_table('meeting_attendance', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_meeting_attendance_meeting_id'))
 
