@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -324,6 +325,20 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
         chunk = rows[start:start + per_statement]
         params = [p(r[c]) if p is not None else r[c] for r in chunk for c, p in zip(cols, procs)]
         driver.execute(head + ", ".join([one] * len(chunk)), params)
+
+
+def insert_rows_or_nothing(conn, table, rows: list[dict]) -> int:
+    """PostgreSQL: INSERT `rows` in one statement (executemany, batched into multi-row VALUES),
+    skipping each row that would break a unique constraint (ON CONFLICT DO NOTHING) instead of
+    aborting the transaction; returns how many were inserted."""
+    stmt = _or_nothing.get(table.name)
+    if stmt is None:
+        pk = list(table.primary_key.columns)[0]
+        stmt = _or_nothing[table.name] = pg_insert(table).on_conflict_do_nothing().returning(pk)
+    return len(conn.execute(stmt, rows).all()) if rows else 0
+
+
+_or_nothing: dict = {}  # table name -> its INSERT … ON CONFLICT DO NOTHING RETURNING
 
 
 def make_read_engine(main: Engine) -> Engine:

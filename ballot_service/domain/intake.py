@@ -22,16 +22,13 @@ store, so the work is split in two:
    cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
    body's chain (no event per cast: its place in the chain would be its arrival).
 
-Group commit (group_commit.py), on SQLite and PostgreSQL alike: the jobs of one process's
-concurrent requests are decided in arrival order and stored in one transaction with one
-durable COMMIT (PostgreSQL: synchronous_commit must stay on); each request gets its receipt
-only after that commit, so a crash before it loses no receipted cast. On PostgreSQL the
-batches of several processes (workers, app nodes) run side by side: each takes FOR SHARE on
-its rounds (a close waits for casts in flight) and its body's audit head FOR UPDATE, and a
-serial another batch stored meanwhile is found by its unique index (_decide).
-
-A caller already inside a write transaction (the counting station's scans) stores its job as
-a batch of one in its own transaction, which it commits.
+Group commit (group_commit.py), SQLite and PostgreSQL: one process's concurrent requests are
+decided in arrival order and stored in one transaction with one durable COMMIT (PostgreSQL:
+keep synchronous_commit on); each gets its receipt only after it, so a crash loses no
+receipted cast. PostgreSQL runs several processes' (nodes') batches side by side: FOR SHARE
+on their rounds (a close waits for casts in flight), the audit head FOR UPDATE, and a serial
+stored meanwhile by another is caught by its unique index (_insert_together, _decide). A
+caller inside a write transaction (station scans) stores a batch of one there and commits.
 
 Where a refusal is counted (the Refusal rows of one round; the record and the audit
 bundle's counts.json report them per round, and the cast_refused event names the same
@@ -67,7 +64,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import begin_write, in_write_transaction, insert_rows
+from ballot_service.db import begin_write, in_write_transaction, insert_rows, insert_rows_or_nothing
 from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
 from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
@@ -252,8 +249,8 @@ def _store(db: Session, jobs: list[Job]) -> None:
     the caller then rolls the whole transaction back."""
     conn = db.connection()
     sqlite = conn.dialect.name == "sqlite"
-    engine = db.get_bind()
     rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at, now), None: no such round
+    together = sqlite or len(jobs) > 1  # the batch's casts in one statement (_insert_together)
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
@@ -262,17 +259,27 @@ def _store(db: Session, jobs: list[Job]) -> None:
     accepted: dict[tuple[int, int], int] = {}  # (body id, round id) -> casts accepted in this batch
     for job in jobs:
         try:
-            _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
+            _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
         except BallotError as exc:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
     events.extend((chain, "casts_accepted", {"round_id": rid, "count": n})
                   for (chain, rid), n in sorted(accepted.items()))
-    if rows:  # SQLite: serials checked above, under the write lock; one statement for the batch
+    if rows and sqlite:  # serials checked above, under the write lock; one statement for the batch
         insert_rows(conn, _CASTS, rows)
+    elif rows:
+        _insert_together(conn, rows)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
+
+
+def _insert_together(conn, rows: list[dict]) -> None:
+    """PostgreSQL: a batch's casts in one statement. If another process stored one of its serials
+    (or a named vote's member) since the batch read them, the batch is undone and run_batch
+    stores each cast alone, where that serial is read again and decided (a retry, or reused)."""
+    if insert_rows_or_nothing(conn, _CASTS, rows) != len(rows):
+        raise RuntimeError("a cast of this batch was stored meanwhile by another process")
 
 
 def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
@@ -298,8 +305,10 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
     return rounds[key]
 
 
-def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, accepted) -> None:
-    sitting, serial, channel = job.sitting, job.serial, job.channel
+def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, accepted) -> None:
+    """Decide one job (_store). `together`: its row goes in `rows` (one INSERT for the batch),
+    else (PostgreSQL, a batch of one) it is inserted now, in a savepoint."""
+    sitting, serial, channel, engine = job.sitting, job.serial, job.channel, db.get_bind()
 
     def refuse(count_on, reason: str, message: str):
         raise _refusal(db, sitting, count_on, reason, message, serial, events)
@@ -353,7 +362,7 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
            "marks": marks, "channel": channel, "receipt": receipt, "submission_digest": digest,
            "member_id": member_id}
-    if sqlite:
+    if together:
         rows.append(row)  # inserted with the batch's others (_store)
     else:
         try:
@@ -365,7 +374,7 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
             if existing is None:
                 raise
             stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
-            return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
+            return _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
     stored[serial] = (digest, receipt, job.retry_hash)
     at = (sitting.body_id, facts.id)
     accepted[at] = accepted.get(at, 0) + 1
