@@ -296,7 +296,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
         facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
                            evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None,
                            row.stage)
-        round_facts.remember(engine, key, facts)
+        if row.status != "pending":  # a draft's round may still be edited or deleted
+            round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:
         status, closes_at, now = conn.execute(round_facts.ROUND_STATE if sqlite else round_facts.ROUND_STATE_SHARED,
