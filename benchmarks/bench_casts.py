@@ -1,4 +1,5 @@
-"""Throughput of cast intake over HTTP against a real `ballot-service serve` (SQLite file DB).
+"""Throughput of cast intake over HTTP against a real `ballot-service serve` (SQLite file DB, or
+the PostgreSQL database given with --database).
 
 Sets up a congress of 3,000 members, each checked in at a seat terminal, and one
 livelihood-projects item per run (20 candidates, 10 places) using the domain functions
@@ -16,6 +17,7 @@ gives the median and the worst run.
     python benchmarks/bench_casts.py                 # workers 2 (serve's default) and 3, 3 runs each
     python benchmarks/bench_casts.py --workers 2 --members 3000 --concurrency 200
     python benchmarks/bench_casts.py --client httpx  # the former thread-per-client generator
+    python benchmarks/bench_casts.py --database "$(scripts/pg-throwaway start /tmp/pg-bench)"
 
 Targets: >= 1,000 accepted casts/s, p99 <= 150 ms.
 """
@@ -345,18 +347,22 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per worker count (alternating)")
     ap.add_argument("--client", choices=("async", "httpx"), default="async",
                     help="load generator: one asyncio loop (default) or a thread per client with httpx")
+    ap.add_argument("--database", default=None,
+                    help="SQLAlchemy URL of an empty PostgreSQL database to use (scripts/pg-throwaway "
+                         "start prints one); default: a new SQLite file")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-casts-"))
-    url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    url = args.database or f"sqlite:///{tmp / 'bench.sqlite3'}"
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"folder {tmp}", flush=True)
+          f"folder {tmp}; database {url.split('://')[0]}", flush=True)
     t0 = time.perf_counter()
     plan = [w for _ in range(args.repeat) for w in args.workers]
     env, creds, items = setup(tmp, url, args.members, len(plan))
     print(f"set-up: {args.members} members, terminals, check-ins, {len(items)} items "
           f"in {time.perf_counter() - t0:.1f}s", flush=True)
-    rate = bare_sqlite(tmp / "bare.sqlite3", args.members)
-    print(f"bare SQLite (WAL, synchronous=FULL, 1 INSERT+COMMIT per row): {rate:,.0f} rows/s", flush=True)
+    if url.startswith("sqlite"):
+        rate = bare_sqlite(tmp / "bare.sqlite3", args.members)
+        print(f"bare SQLite (WAL, synchronous=FULL, 1 INSERT+COMMIT per row): {rate:,.0f} rows/s", flush=True)
     results: dict[int, list[dict]] = {}
     for w, item_id in zip(plan, items):
         r = run_one(url, env, creds, item_id, w, args.threads, args.concurrency, args.client)

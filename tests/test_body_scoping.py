@@ -5,17 +5,16 @@ database unchanged; the lists (console, screen chooser) leave the other body out
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 from helpers_live import OPERATOR, login_client, publish, setup_session, vote
 from sqlalchemy import MetaData, select
 
+from ballot_service.db import database_now
 from ballot_service.domain.operators import create_operator
-from ballot_service.models import Record
+from ballot_service.models import PrintJob, Record
 
 B_LOGINS = {"secretariat": ("b-mishu", "b-mishu-password"), "auditor": ("b-shenji", "b-shenji-password"),
             "display": ("b-daping", "b-daping-password")}
@@ -38,11 +37,10 @@ def two_bodies(app, api, settings_env):
     for role, (user, password) in B_LOGINS.items():
         create_operator(db, user, password, role, b["id"])
     record_id = db.scalar(select(Record.id))
+    db.add(PrintJob(id="abc123", item_id=s.item_id, state="done", done=1, total=1, files=[],
+                    updated_at=database_now(db)))
     db.commit()
     db.close()
-    jobs = Path(settings_env["BALLOT_INSTANCE_PATH"]) / "jobs"
-    jobs.mkdir(parents=True, exist_ok=True)
-    (jobs / "abc123.json").write_text(json.dumps({"state": "done", "done": 1, "total": 1, "item_id": s.item_id}))
     return {"body_id": s.body_id, "sitting_id": s.sitting_id, "item_id": s.item_id, "terminal_id": s.station_id,
             "record_id": record_id, "job_id": "abc123", "action": "close", "name": f"item{s.item_id}-round1.pdf",
             "b_body": b["id"], "b_sitting": b_sitting["id"]}

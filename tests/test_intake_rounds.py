@@ -207,3 +207,26 @@ def test_superseded_round_is_wrong_round_whatever_is_open(app, api, tmp_path):
     finally:
         db.close()
     assert verify_bundle(bundle)["ok"]
+
+
+def test_a_ballot_naming_a_draft_round_leaves_no_cached_facts(app, api):
+    """A draft's round may still be edited (its candidates) or deleted, so a ballot naming it
+    (refused: the vote has not opened) must not leave its facts in the process's cache, which
+    every later cast of that round in this process would be checked against."""
+    from sqlalchemy import select
+
+    from ballot_service.domain import round_facts
+    from ballot_service.models import Round
+
+    s = setup_session(api, members=2)
+    draft = create_item(api, s.sitting_id, key="draft")
+    db = app.extensions["ballot_sessionmaker"]()
+    ref = db.scalar(select(Round).where(Round.item_id == draft)).ref
+    db.close()
+    ballot = {**get_ballot(api, s.creds[s.members[0]]), "round_ref": ref}
+    status, _ = cast(api, None, ballot, {"motion": "for"}, expect=None)
+    assert status in (403, 409), status
+    engine = app.extensions["ballot_engine"]
+    assert round_facts.known(engine, (s.sitting_id, draft, 1)) is None
+    cast(api, None, get_ballot(api, s.creds[s.members[1]]), {"motion": "for"})  # an open round's are kept
+    assert round_facts.known(engine, (s.sitting_id, s.item_id, 1)) is not None

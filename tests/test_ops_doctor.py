@@ -164,3 +164,18 @@ def test_serve_starts_with_problems_that_are_not_fatal(settings_env, settings, d
     monkeypatch.setattr("ballot_service.cli.serve_cmd._granian", lambda *a, **k: started.append(a))
     r = CliRunner().invoke(main, ["serve"], env=settings_env)
     assert r.exit_code == 0 and started and re.search(r"PROBLEM +\[keys\]", r.output)
+
+
+def test_secret_key_must_be_set_for_several_nodes(settings):
+    """Unset, each node keeps its own secret: fine on SQLite (one server), a problem on
+    PostgreSQL (app nodes would refuse each other's logins)."""
+    pg = Settings.from_env({"BALLOT_DATABASE_URL": "postgresql+psycopg://u@db.example/ballots",
+                            "BALLOT_INSTANCE_PATH": str(settings.instance_path)})
+    assert doctor.check_secret_key(pg, {"BALLOT_SECRET_KEY": "shared"}).ok
+    unset = doctor.check_secret_key(pg, {})
+    assert not unset.ok and not unset.fatal and "every node" in unset.en and "所有节点" in unset.zh
+    sqlite = Settings.from_env({"BALLOT_DATABASE_URL": "sqlite:////tmp/x.sqlite3",
+                                "BALLOT_INSTANCE_PATH": str(settings.instance_path)})
+    assert doctor.check_secret_key(sqlite, {}).ok
+    assert "secret_key" in [c.name for c in doctor.run_checks(settings)]
+    assert "secret_key" not in [c.name for c in doctor.run_checks(settings, at_start=True)]

@@ -31,6 +31,7 @@ from ballot_service.domain.sittings import (
 from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
+from ballot_service.ops.doctor import check_secret_key
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -95,6 +96,11 @@ def _prepare(skip_checks: bool = False):
     if not os.environ.get("BALLOT_SECRET_KEY"):
         # Every worker must sign sessions and CSRF tokens with the same key, and logins
         # should survive a restart: keep one in the instance folder (never in the repo).
+        # Several app nodes need the same one set on each: say so.
+        secret = check_secret_key(settings)
+        if not secret.ok and not skip_checks:
+            for line in secret.lines():
+                click.echo(line, err=True)
         os.environ["BALLOT_SECRET_KEY"] = _instance_secret(settings.instance_path)
         settings = Settings.from_env()
     if settings.database_url.startswith("sqlite"):

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -196,7 +197,24 @@ def make_engine(url: str) -> Engine:
                 raise _write_in_read_phase()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _synchronous_commit)
+    return engine
+
+
+def _synchronous_commit(dbapi_conn, _record) -> None:
+    """A receipt is sent after the COMMIT returns, so the COMMIT must be durable: a server whose
+    default is synchronous_commit = off gets `on` for our connections. Stronger settings a DBA
+    chose (remote_write, remote_apply for a synchronous standby) and `local` are kept."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("SHOW synchronous_commit")
+        if cur.fetchone()[0] == "off":
+            cur.execute("SET synchronous_commit = on")
+        dbapi_conn.commit()  # psycopg opened a transaction for the SHOW: end it
+    finally:
+        cur.close()
 
 
 def _write_in_read_phase() -> RuntimeError:
@@ -324,6 +342,20 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
         chunk = rows[start:start + per_statement]
         params = [p(r[c]) if p is not None else r[c] for r in chunk for c, p in zip(cols, procs)]
         driver.execute(head + ", ".join([one] * len(chunk)), params)
+
+
+def insert_rows_or_nothing(conn, table, rows: list[dict]) -> int:
+    """PostgreSQL: INSERT `rows` in one statement (executemany, batched into multi-row VALUES),
+    skipping each row that would break a unique constraint (ON CONFLICT DO NOTHING) instead of
+    aborting the transaction; returns how many were inserted."""
+    stmt = _or_nothing.get(table.name)
+    if stmt is None:
+        pk = list(table.primary_key.columns)[0]
+        stmt = _or_nothing[table.name] = pg_insert(table).on_conflict_do_nothing().returning(pk)
+    return len(conn.execute(stmt, rows).all()) if rows else 0
+
+
+_or_nothing: dict = {}  # table name -> its INSERT … ON CONFLICT DO NOTHING RETURNING
 
 
 def make_read_engine(main: Engine) -> Engine:

@@ -1,5 +1,6 @@
-"""Group commit on SQLite: the concurrent requests of one process store their jobs in one
-transaction and one durable COMMIT, and each learns its outcome only after that commit.
+"""Group commit (SQLite and PostgreSQL): the concurrent requests of one process store their
+jobs in one transaction and one durable COMMIT, and each learns its outcome only after that
+commit. On PostgreSQL the batches of several processes (workers, app nodes) run side by side.
 
 Generic over what a job is and how a batch is stored: intake.py supplies `store(db, jobs)`
 (decide and insert, setting each job's result or error) and `commit(db)`. A job's own refusal
@@ -41,7 +42,7 @@ class Job:
 
 
 class GroupCommit:
-    """Leader/follower group commit of one process's casts on one SQLite database.
+    """Leader/follower group commit of one process's casts on one database.
 
     A request queues its job; if no batch is being stored it leads: it takes the write lock,
     then every job queued by then (those that arrived while it waited for the lock included),
@@ -112,9 +113,9 @@ def group_for(engine: Engine, run_batch: Callable) -> GroupCommit:
 def run_batch(engine: Engine, jobs, store: Callable[[Session, list], None],
               commit: Callable[[Session], None]) -> list[Job]:
     """Store and commit a batch in one transaction and set every job's outcome. `jobs`: a
-    list, or a function giving the list, called once the write lock is held (so the batch
-    includes whatever was queued while waiting for it). If the batch fails after the lock was
-    taken it is rolled back and each of its jobs is stored alone."""
+    list, or a function giving the list, called once the write lock is held (SQLite; on
+    PostgreSQL at once), so the batch includes whatever was queued while waiting for it. If the
+    batch fails after that it is rolled back and each of its jobs is stored alone."""
     take = jobs if callable(jobs) else (lambda: jobs)
     db = Session(engine, expire_on_commit=False)
     batch = None

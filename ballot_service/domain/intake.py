@@ -22,13 +22,13 @@ store, so the work is split in two:
    cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
    body's chain (no event per cast: its place in the chain would be its arrival).
 
-SQLite: group commit (group_commit.py). The jobs of one process's concurrent requests are
-decided in arrival order and stored in one transaction with one durable COMMIT; each request
-gets its receipt only after that commit, so a crash before it loses no receipted cast.
-
-Elsewhere (PostgreSQL, or a caller already inside a write transaction) the job is a batch
-of one stored in the request's own transaction, which the web layer commits; PostgreSQL
-takes FOR SHARE on the round so a close waits for casts in flight.
+Group commit (group_commit.py), SQLite and PostgreSQL: one process's concurrent requests are
+decided in arrival order and stored in one transaction with one durable COMMIT (PostgreSQL:
+keep synchronous_commit on); each gets its receipt only after it, so a crash loses no
+receipted cast. PostgreSQL runs several processes' (nodes') batches side by side: FOR SHARE
+on their rounds (a close waits for casts in flight), the audit head FOR UPDATE, and a serial
+stored meanwhile by another is caught by its unique index (_insert_together, _decide). A
+caller inside a write transaction (station scans) stores a batch of one there and commits.
 
 Where a refusal is counted (the Refusal rows of one round; the record and the audit
 bundle's counts.json report them per round, and the cast_refused event names the same
@@ -64,7 +64,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import begin_write, in_write_transaction, insert_rows
+from ballot_service.db import begin_write, in_write_transaction, insert_rows, insert_rows_or_nothing
 from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
 from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
@@ -188,8 +188,8 @@ class Job(group_commit.Job):
 def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
            channel: str, terminal_id: int | None = None) -> Receipt:
     """Validate and store one submission. `sitting`: the ballot's session (a Sitting or a
-    SittingRef). On SQLite, when the session holds no write transaction, the cast is stored
-    and committed by a group commit (module docstring) before this returns; otherwise it is
+    SittingRef). When the session holds no write transaction, the cast is stored and
+    committed by a group commit (module docstring) before this returns; otherwise it is
     stored in the session's transaction, which the caller commits."""
     if not isinstance(token_text, str) or not token_text:
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
@@ -199,10 +199,11 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     return submit(db, engine, job)
 
 
-def submit(db: Session, engine: Engine, job: Job) -> Receipt:
-    """Store a prepared job: by group commit on SQLite outside a write transaction, else in the
-    session's own transaction (the caller commits)."""
-    if engine.dialect.name == "sqlite" and not in_write_transaction(db):
+def submit(db: Session, engine: Engine, job: Job, *, only_read: bool = False) -> Receipt:
+    """Store a prepared job: by group commit outside a write transaction (on PostgreSQL also
+    when the caller says its transaction `only_read`), else in the session's own transaction
+    (the caller commits)."""
+    if not in_write_transaction(db) or (only_read and engine.dialect.name != "sqlite"):
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
         group_commit.group_for(engine, _run_batch).submit(job)
@@ -248,8 +249,8 @@ def _store(db: Session, jobs: list[Job]) -> None:
     the caller then rolls the whole transaction back."""
     conn = db.connection()
     sqlite = conn.dialect.name == "sqlite"
-    engine = db.get_bind()
     rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at, now), None: no such round
+    together = sqlite or len(jobs) > 1  # the batch's casts in one statement (_insert_together)
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
@@ -258,17 +259,27 @@ def _store(db: Session, jobs: list[Job]) -> None:
     accepted: dict[tuple[int, int], int] = {}  # (body id, round id) -> casts accepted in this batch
     for job in jobs:
         try:
-            _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
+            _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
         except BallotError as exc:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
     events.extend((chain, "casts_accepted", {"round_id": rid, "count": n})
                   for (chain, rid), n in sorted(accepted.items()))
-    if rows:  # SQLite: serials checked above, under the write lock; one statement for the batch
+    if rows and sqlite:  # serials checked above, under the write lock; one statement for the batch
         insert_rows(conn, _CASTS, rows)
+    elif rows:
+        _insert_together(conn, rows)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
+
+
+def _insert_together(conn, rows: list[dict]) -> None:
+    """PostgreSQL: a batch's casts in one statement. If another process stored one of its serials
+    (or a named vote's member) since the batch read them, the batch is undone and run_batch
+    stores each cast alone, where that serial is read again and decided (a retry, or reused)."""
+    if insert_rows_or_nothing(conn, _CASTS, rows) != len(rows):
+        raise RuntimeError("a cast of this batch was stored meanwhile by another process")
 
 
 def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
@@ -285,7 +296,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
         facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
                            evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None,
                            row.stage)
-        round_facts.remember(engine, key, facts)
+        if row.status != "pending":  # a draft's round may still be edited or deleted
+            round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:
         status, closes_at, now = conn.execute(round_facts.ROUND_STATE if sqlite else round_facts.ROUND_STATE_SHARED,
@@ -294,8 +306,10 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
     return rounds[key]
 
 
-def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, accepted) -> None:
-    sitting, serial, channel = job.sitting, job.serial, job.channel
+def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, accepted) -> None:
+    """Decide one job (_store). `together`: its row goes in `rows` (one INSERT for the batch),
+    else (PostgreSQL, a batch of one) it is inserted now, in a savepoint."""
+    sitting, serial, channel, engine = job.sitting, job.serial, job.channel, db.get_bind()
 
     def refuse(count_on, reason: str, message: str):
         raise _refusal(db, sitting, count_on, reason, message, serial, events)
@@ -349,7 +363,7 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
            "marks": marks, "channel": channel, "receipt": receipt, "submission_digest": digest,
            "member_id": member_id}
-    if sqlite:
+    if together:
         rows.append(row)  # inserted with the batch's others (_store)
     else:
         try:
@@ -361,14 +375,14 @@ def _decide(db, conn, sqlite, engine, job: Job, rounds, stored, rows, events, ac
             if existing is None:
                 raise
             stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
-            return _decide(db, conn, sqlite, engine, job, rounds, stored, rows, events, accepted)
+            return _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
     stored[serial] = (digest, receipt, job.retry_hash)
     at = (sitting.body_id, facts.id)
     accepted[at] = accepted.get(at, 0) + 1
     job.result = Receipt(serial, receipt_code(receipt), False)
 
 
-# --- group commit (SQLite): the generic part is group_commit.py ---------------------------------
+# --- group commit: the generic part is group_commit.py ------------------------------------------
 
 def _run_batch(engine: Engine, jobs) -> list[Job]:
     """Store and commit a batch of jobs in one transaction (group_commit.run_batch). The store

@@ -1,22 +1,26 @@
 """Printing paper ballots: sign a batch, render it, then record its serials (print_batch),
-and the same as a background job whose progress is a JSON file any worker can read
-(start_print_job, read_job)."""
+and the same as a background job whose progress is a database row any worker or app node
+can read (start_print_job, read_job)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ballot_service.crypto.keys import body_signing_key
+from ballot_service.db import database_now, db_now
 from ballot_service.domain.paper_ballots import record_paper_ballots, sign_paper_ballots
 from ballot_service.domain.sittings import get_item, require_open
 from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH, serial_short, token_to_text
-from ballot_service.models import Round
+from ballot_service.models import PrintJob, Round
 from ballot_service.render.fonts import find_font
 from ballot_service.render.paper import BallotLayout, next_batch_prefix, write_ballot_pdfs
 
@@ -68,48 +72,66 @@ def check_printable(db: Session, item_id: int, count: int) -> None:
         raise InvalidInput("this item is not voted on paper", where="item", zh="该事项不使用纸质选票")
 
 
-def _job_path(instance_path, job_id: str) -> Path:
-    path = Path(instance_path) / "jobs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path / f"{job_id}.json"
+# A running job not updated for this long was on an app node that stopped (its thread with
+# it): read_job reports it failed. Progress is written at least every few seconds while
+# rendering, and a chunk of pages renders in well under this.
+STALE_AFTER = dt.timedelta(minutes=5)
+_PROGRESS_EVERY_S = 1.0  # progress rows at most this often (each is a write transaction)
 
 
-def _write_job(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, ensure_ascii=False))
-    tmp.replace(path)  # readers in other workers never see half a file
+def _save(open_db, job_id: str, **state) -> None:
+    with open_db() as db:
+        db.execute(update(PrintJob).where(PrintJob.id == job_id).values(updated_at=db_now(), **state))
 
 
 def start_print_job(open_db, settings, item_id: int, count: int, lang: str) -> str:
-    """Run print_batch in a background thread; returns the job's id for read_job. A failure
-    is kept in the job's file, worded in `lang` (the thread has no request to ask)."""
+    """Run print_batch in a background thread; returns the job's id for read_job. The job's
+    progress is a database row (models.PrintJob), so the console's poll may reach any app
+    node; the PDFs go to settings.ballots_dir (shared storage when there are several nodes,
+    README "Production layout"). A failure is kept in the row, worded in `lang` (the thread
+    has no request to ask)."""
     job_id = secrets.token_hex(8)
-    path = _job_path(settings.instance_path, job_id)
-    _write_job(path, state="running", done=0, total=count, item_id=item_id)
+    with open_db() as db:
+        db.add(PrintJob(id=job_id, item_id=item_id, state="running", done=0, total=count,
+                        updated_at=database_now(db)))
 
     def work():
-        done = 0
+        done, last = 0, time.monotonic()
 
         def progress(n):
-            nonlocal done
+            nonlocal done, last
             done += n
-            _write_job(path, state="running", done=done, total=count, item_id=item_id)
+            if time.monotonic() - last >= _PROGRESS_EVERY_S:
+                _save(open_db, job_id, done=done)
+                last = time.monotonic()
 
         try:
             out = print_batch(open_db, settings, item_id, count, Path(settings.ballots_dir), progress=progress)
-            _write_job(path, state="done", done=count, total=count, item_id=item_id,
-                       files=[p.name for p in out["paths"]], fingerprint=out["fingerprint"])
+            _save(open_db, job_id, state="done", done=count, files=[p.name for p in out["paths"]],
+                  fingerprint=out["fingerprint"])
         except Exception as exc:  # shown to the operator on the item page
             message = exc.text(lang) if isinstance(exc, BallotError) else f"{type(exc).__name__}: {exc}"
-            _write_job(path, state="failed", done=done, total=count, item_id=item_id, error=message)
+            _save(open_db, job_id, state="failed", done=done, error=message)
 
     threading.Thread(target=work, name=f"print-{job_id}", daemon=True).start()
     return job_id
 
 
-def read_job(settings, job_id: str) -> str | None:
-    """The job's state as JSON text, or None for an unknown job."""
+def read_job(db: Session, job_id: str) -> str | None:
+    """The job's state as JSON text ({state, done, total, item_id}, and files and fingerprint
+    when done, error when failed), or None for an unknown job."""
     if not job_id.isalnum():
         return None
-    path = _job_path(settings.instance_path, job_id)
-    return path.read_text() if path.exists() else None
+    job = db.execute(select(PrintJob, db_now()).where(PrintJob.id == job_id)).first()
+    if job is None:
+        return None
+    job, now = job
+    state = {"state": job.state, "done": job.done, "total": job.total, "item_id": job.item_id}
+    if job.state == "running" and now - job.updated_at > STALE_AFTER:
+        state.update(state="failed", error="打印此批选票的服务器已停止，请重新打印 the server printing this batch "
+                                           "stopped; print it again")
+    elif job.state == "done":
+        state.update(files=job.files, fingerprint=job.fingerprint)
+    elif job.state == "failed":
+        state["error"] = job.error
+    return json.dumps(state, ensure_ascii=False)

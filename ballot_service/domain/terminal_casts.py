@@ -83,7 +83,8 @@ def receipt_hash(value) -> str | None:
 
 def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Receipt:
     """Validate and store one terminal cast (intake.submit); the receipt, or a BallotError."""
-    return intake.submit(db, db.get_bind(), prepare(db, data, terminal_id=terminal_id))
+    # Everything before the store only reads (prepare, and the endpoint's credential check).
+    return intake.submit(db, db.get_bind(), prepare(db, data, terminal_id=terminal_id), only_read=True)
 
 
 def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Job:

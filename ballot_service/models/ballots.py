@@ -1,5 +1,6 @@
-"""What a vote leaves: issuance counts (who received a ballot, no serial), paper ballots, casts
-(serials and marks, no member), scanned pages, refusals and tally sheets."""
+"""What a vote leaves: issuance counts (who received a ballot, no serial), paper ballots and
+their print jobs, casts (serials and marks, no member), scanned pages, refusals and tally
+sheets."""
 from __future__ import annotations
 
 import datetime as dt
@@ -46,6 +47,23 @@ class PaperBallot(Base):
     serial: Mapped[str] = mapped_column(String(64), primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     handed_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PrintJob(Base):
+    """A console print job's progress (domain/print_jobs.py). In the database, not a file of
+    the node running it, so the console's poll may reach any app node. `updated_at` is the
+    database's clock: a running job not updated for a while was on a node that stopped."""
+
+    __tablename__ = "print_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # running, done, failed
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer)
+    files: Mapped[list | None] = mapped_column(JSON)
+    fingerprint: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class Cast(Base):

@@ -286,6 +286,25 @@ def check_clock(settings, *, system_now=None, database_now=None) -> Check:
                  f"系统时间与数据库时间一致（相差 {skew:+.2f} 秒）")
 
 
+def check_secret_key(settings, env=None) -> Check:
+    """Sessions and CSRF tokens are signed with BALLOT_SECRET_KEY. Unset, `serve` keeps one in
+    its instance folder: right for one server, but app nodes sharing a PostgreSQL database each
+    keep their own, so a login made on one node is refused by another (README, "Production
+    layout")."""
+    env = os.environ if env is None else env
+    if env.get("BALLOT_SECRET_KEY"):
+        return Check("secret_key", True, "BALLOT_SECRET_KEY is set (every app node must have the same one)",
+                     "已设置 BALLOT_SECRET_KEY（各应用节点须相同）")
+    if is_sqlite(settings.database_url):
+        return Check("secret_key", True, "session secret kept in the instance folder (one server on SQLite)",
+                     "会话密钥保存在实例目录中（SQLite 单台服务器）")
+    return Check("secret_key", False,
+                 "BALLOT_SECRET_KEY is not set: each app node keeps its own in its instance folder, so a login "
+                 "made on one node is refused by another; set the same BALLOT_SECRET_KEY on every node",
+                 "未设置 BALLOT_SECRET_KEY：每个应用节点各自在实例目录中生成密钥，在一个节点上的登录会被另一节点拒绝；"
+                 "请在所有节点上设置相同的 BALLOT_SECRET_KEY")
+
+
 def run_checks(settings, *, fix: bool = False, at_start: bool = False) -> list[Check]:
     """Every check in order. At start the public URL cannot answer yet (the server is not
     listening), so it is only required to be set there."""
@@ -297,4 +316,6 @@ def run_checks(settings, *, fix: bool = False, at_start: bool = False) -> list[C
     else:
         checks.append(check_public_url(settings))
     checks.append(check_clock(settings))
+    if not at_start:  # serve checks the secret itself, before it fills a missing one in (serve_cmd)
+        checks.append(check_secret_key(settings))
     return checks

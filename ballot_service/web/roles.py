@@ -27,7 +27,7 @@ from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import Forbidden, NotFound, Unauthorized
 from ballot_service.models import Item, Operator, Record, Sitting, Terminal
 from ballot_service.numbers import MAX_ROW_ID
-from ballot_service.web.common import get_db, json_body, settings
+from ballot_service.web.common import get_db, json_body
 
 ROLES = ("public", "superuser", "secretariat", "auditor", "display", "terminal", "station")
 OPERATOR_ROLES = ("superuser", "secretariat", "auditor", "display")
@@ -35,7 +35,7 @@ SERVICE, OWN, IN_FORM, IN_JSON, CREDENTIAL = "service", "own", "form:body_id", "
 
 
 def _body_of_job(db, kw):
-    state = print_jobs.read_job(settings(), kw["job_id"])
+    state = print_jobs.read_job(db, kw["job_id"])
     item_id = json.loads(state).get("item_id") if state else None
     return _body_of_item(db, {"item_id": item_id}) if isinstance(item_id, int) else None
 

@@ -44,6 +44,9 @@ def print_ballots(item_id: int):
     except BallotError as exc:
         flash(exc.text(current_language()), "error")
         return redirect(url_for(".item_page", item_id=item_id))
+    # The check only read; end its transaction (SQLite: the write lock) before the job's own
+    # transactions begin (its row first, committed before this request answers).
+    get_db().rollback()
     job_id = print_jobs.start_print_job(_transactions(current_app.extensions["ballot_sessionmaker"]), settings(),
                                         item_id, count, current_language())
     return redirect(url_for(".item_page", item_id=item_id, job=job_id))
@@ -52,7 +55,7 @@ def print_ballots(item_id: int):
 @bp.get("/console/jobs/<job_id>")
 @requires("secretariat", body="job_id")
 def job_state(job_id: str):
-    state = print_jobs.read_job(settings(), job_id)
+    state = print_jobs.read_job(get_db(), job_id)
     if state is None:
         abort(404)
     return current_app.response_class(state, mimetype="application/json")
