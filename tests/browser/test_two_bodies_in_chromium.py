@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 from browser_support import login, screenshot
-from helpers_live import Api, create_operator_in_db, vote
+from helpers_live import Api, LiveServer, create_operator_in_db, server_env, vote
+
+from ballot_service.crypto import keys
+from ballot_service.errors import KeyFileError
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -23,6 +27,19 @@ SITTINGS = {"city": "市第四次会议", "county": "县第二次会议"}
 LOGINS = {"city": {"secretariat": ("shi-mishu", "shi-mishu-pass"), "display": ("shi-daping", "shi-daping-pass")},
           "county": {"secretariat": ("xian-mishu", "xian-mishu-pass"), "display": ("xian-daping", "xian-daping-pass")}}
 VOTES = {"city": ["for", "for", "against"], "county": ["against", "against", "for"]}
+# Each body's key has its own passphrase (a fresh database: the city is body 1, the county 2);
+# no service-wide passphrase, so neither secretariat's passphrase unlocks the other's key.
+PASSPHRASES = {1: "city-key-passphrase-1", 2: "county-key-passphrase-2"}
+
+
+@pytest.fixture
+def live_site(tmp_path, db_url):
+    env = {k: v for k, v in server_env(tmp_path, db_url).items() if k != "BALLOT_KEY_PASSPHRASE"}
+    env.update({f"BALLOT_KEY_PASSPHRASE_BODY_{i}": p for i, p in PASSPHRASES.items()})
+    srv = LiveServer.start(env, workers=2, threads=16)
+    srv.keys_dir = env["BALLOT_KEYS_DIR"]
+    yield srv
+    srv.stop()
 
 
 def test_two_bodies_run_their_sittings_side_by_side(new_page, live_site, db_url, tmp_path):
@@ -40,6 +57,12 @@ def test_two_bodies_run_their_sittings_side_by_side(new_page, live_site, db_url,
         body_ids[which] = int(card.get_attribute("data-body-id"))
         card.locator("text=生成签名密钥").click()
     assert admin.locator(".new-sitting").count() == 0  # the superuser runs no sitting
+    # Each key was written under its own body's passphrase: the other body's does not open it.
+    assert body_ids == {"city": 1, "county": 2}
+    for body_id, passphrase in PASSPHRASES.items():
+        keys.load_key(Path(live_site.keys_dir), keys.body_key_name(body_id), passphrase)
+        with pytest.raises(KeyFileError):
+            keys.load_key(Path(live_site.keys_dir), keys.body_key_name(body_id), PASSPHRASES[3 - body_id])
     screenshot(admin, "bodies-superuser-console")
     for which, logins in LOGINS.items():
         for role, login_pair in logins.items():
