@@ -4,7 +4,8 @@ counted by normalised name and refused where the law has none, a re-vote among t
 only, the 另行选举 started in one console step, tellers who are candidates refused."""
 from __future__ import annotations
 
-from helpers_live import COUNTER_NAME, setup_session, vote
+from display_support import get_state
+from helpers_live import COUNTER_NAME, publish, setup_session, vote
 from sqlalchemy import func, select
 from terminal_support import cast, get_ballot, query
 
@@ -160,3 +161,19 @@ def test_an_election_is_a_secret_ballot(api):
     s = _session(api)
     status, data = _election(api, s.sitting_id, office="principal", places=1, cands=("A", "B"), secret=False)
     assert status == 400 and data["errors"][0]["where"] == "secret" and "第二十八条" in data["errors"][0]["message_zh"]
+
+
+def test_the_hall_reads_the_another_elections_own_counts(app, api, screen):
+    """After 另行选举 the screen says 第2轮 · 另行选举: its figures and its 当选 are that round's,
+    not round 1's (where nobody had more than half and the two were level)."""
+    s = _session(api)
+    item_id = _election(api, s.sitting_id, office="principal", places=1, cands=("A", "B"))[1]["id"]
+    first = _vote_round(api, s, item_id, [{"A": "for"}] * 3 + [{"B": "for"}] * 3)
+    assert first["elected"] == [] and first["unfilled"] == 1
+    api.call("POST", f"/api/admin/items/{item_id}/another", {"candidates": ["A", "B"]})
+    _vote_round(api, s, item_id, [{"A": "for"}] * 5 + [{"B": "for"}] * 2)
+    publish(api, item_id)
+    r = get_state(screen, s.sitting_id)["result"]
+    assert r["stage"] == "another" and r["issued"] == 7 and r["returned"] == 7
+    shown = {p["key"]: (p["for"], p["elected"]) for p in r["nominees"]}
+    assert shown == {"A": (5, True), "B": (2, False)}

@@ -185,7 +185,15 @@ def _result_view(item: Item) -> dict:
     elif item.kind == "appointment":
         out["nominees"] = rows
     elif item.kind == ItemKind.ELECTION:
-        out.update(_election_view(entry, rows, rounds[-1].result))
+        if len(rounds) > 1 and last.get("stage") in ("another", "revote"):
+            # The hall reads the round just tallied (再次投票 / 另行选举): its counts, its 当选.
+            out.update({k: last[k] for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted")
+                        if k in last})
+            out["threshold_votes"] = last.get("threshold_votes", out["threshold_votes"])
+            entry = {**entry, "write_ins": [{**w, "elected": "write_in:" + w["name"] in last["elected"]}
+                                            for w in last.get("write_ins", [])]}
+            rows = [{**_row(c, titles), "round_elected": c["key"] in last["elected"]} for c in last["candidates"]]
+        out.update(_election_view(entry, rows, last))
     else:
         selected = list(entry.get("selected", []))
         tied = set(entry.get("tied", []))
@@ -211,7 +219,6 @@ def _result_view(item: Item) -> dict:
     return out
 
 
-
 def evaluation_view(item: Item, entry: dict, titles: dict[str, str]) -> dict:
     """An evaluation's table for the hall: per subject every option's count, 弃权 and 无效 as
     segments of one bar (best option first), the rate and the grade."""
@@ -225,13 +232,16 @@ def evaluation_view(item: Item, entry: dict, titles: dict[str, str]) -> dict:
                 for c in entry["candidates"]]
     return {"options": options, "subjects": subjects, "rate_name": evaluation_text.rate_name({"options": options}),
             "grading": item.grading}
+
+
 def _election_view(entry: dict, rows: list[dict], last: dict) -> dict:
     """当选 / 未当选 per person (round 1's counts; write-ins after the listed candidates)."""
     elected, tied = entry["elected"], set(entry.get("tied", []))
     people = rows + [{"key": "write_in:" + w["name"], "title": w["name"], "for": w["for"], "against": None,
                       "abstain": None, "void": 0, "passed": False, "write_in": True} for w in entry["write_ins"]]
     for p in people:
-        p["elected"], p["tied"] = p["key"] in elected, p["key"] in tied
+        p["elected"] = p.pop("round_elected", p["key"] in elected)
+        p["tied"] = p["key"] in tied
     pending = entry["status"] == "runoff_pending"
     return {"nominees": people, "elected_count": len(elected), "unfilled": entry["unfilled"],
             "tied_count": len(tied), "runoff_places": last.get("runoff_places", 0) if pending else 0,
