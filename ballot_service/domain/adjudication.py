@@ -64,7 +64,7 @@ def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> di
         raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot")
     if page.round_id is not None and rnd.id != page.round_id:
         raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot")
-    marks = ballot_marks.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True)
+    marks = ballot_marks.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True, stage=rnd.stage)
     return {"ballot": text, "marks": marks}
 
 
