@@ -248,3 +248,15 @@ def test_a_paper_evaluation_rehearses_with_void_marks(tmp_path, db_url):
     assert (result["issued"], result["returned"], result["refused"], result["not_voted"]) == (54, 50, 1, 4)
     assert (p01["satisfied"], p01["dissatisfied"], p01["grade"], p01["rate"]) == (40, 10, "satisfied", "80.00")
     assert (p02["void"], p02["abstain"], p02["grade"], p02["rate"]) == (40, 10, "dissatisfied", "0.00")
+
+
+def test_a_rate_graded_evaluation_opens_in_the_console_with_its_steps(app, api):
+    """Its item page (and the 修改 form on it) shows the steps as typed: 80.5 % stays 80.5."""
+    s = setup_session(api, open_vote=False, members=5)
+    grading = {"by": "rate_thresholds", "steps": [{"option": "satisfied", "min_hundredths": 8050},
+                                                  {"option": "basically_satisfied", "min_hundredths": 6000}]}
+    _, created = _item(api, s.sitting_id, grading=grading)
+    page = api.client.get(f"/console/items/{created['id']}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "satisfied | 80.50" in text and "basically_satisfied | 60" in text

@@ -182,9 +182,9 @@ def draft_form(item) -> dict:
 def _evaluation_form(item) -> dict:
     """An evaluation's options and grading as its form's 测评 fields show them."""
     grading = item.grading or {}
-    steps = [f"{st['option']} | {st['min_hundredths'] // 100}"
-             + (f".{st['min_hundredths'] % 100:02d}" if st["min_hundredths"] % 100 else "")
-             for st in grading.get("steps", [])]
+    # stored as [option, hundredths] pairs (evaluation_items.clean_grading)
+    steps = [f"{option} | {hundredths // 100}" + (f".{hundredths % 100:02d}" if hundredths % 100 else "")
+             for option, hundredths in grading.get("steps", [])]
     return {"options": "\n".join(f"{o['key']} | {o['title']}" for o in item.options or []),
             "grading": grading.get("by", "majority"), "steps": "\n".join(steps)}
 
