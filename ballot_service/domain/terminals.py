@@ -173,7 +173,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
             names = "、".join(f"{m.name}（{m.member_no}）" for m in assigned)
             raise Forbidden(f"this tablet is at seat {term.seat}, assigned to {', '.join(m.member_no for m in assigned)}: "
                             f"member {member.member_no} checks in at their own seat", where="member",
-                            zh=f"本表决器在 {term.seat} 号座位，只能由该座位的代表 {names} 签到；"
+                            zh=f"本表决器在座位 {term.seat}，只能由该座位的代表 {names} 签到；"
                                f"{member.name} 代表请在本人座位签到或联系工作人员")
     else:
         if term.bound_member_id is not None and term.bound_member_id != member.id:

@@ -445,7 +445,9 @@
         pollNow(); // a vote may be open already
         return;
       }
-      if (r.status === 401 || r.status === 403) { badCredential(); return; }
+      // 401: the credential is unknown or revoked. A 403 here refuses this deputy at this seat
+      // (another seat's deputy): say why and keep the credential.
+      if (r.status === 401) { badCredential(); return; }
       var e = firstError(r.data);
       text(err, r.status === 404 ? S.checkin_unknown : fmt(S.checkin_failed, { msg: e.message || r.status }));
       err.hidden = false;

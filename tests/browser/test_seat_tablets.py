@@ -421,3 +421,19 @@ def test_time_limit_counts_down_and_closes_the_ballot(new_page, live_site):
     assert "限时表决" in closed.inner_text()
     assert page.locator("li.cand").count() == 0  # the unsent choice is gone
     assert page.js_errors == []
+
+
+def test_another_seats_deputy_is_refused_with_the_reason_and_the_tablet_keeps_its_credential(new_page, live_site):
+    """A mistyped number that belongs to another seat's deputy is refused (403) with the reason;
+    the tablet is not sent back to 设置本终端 (its credential is still good)."""
+    s = setup_session(live_site.api, members=3, present=0, open_vote=False)
+    page = open_tablet(new_page, live_site.base_url, s.creds["M0001"])
+    screen(page, "checkin")
+    page.fill("#checkin-member", "M0002")
+    page.click("#checkin-form button[type=submit]")
+    page.locator("#checkin-error").wait_for(state="visible", timeout=10_000)
+    assert "M0002" in page.inner_text("#checkin-error") or "座位" in page.inner_text("#checkin-error")
+    assert page.locator('section[data-screen="checkin"]').is_visible()
+    assert storage(page).get("ballotSeat.credential")
+    screenshot(page, "seat-checkin-other-seats-deputy")
+    check_in(page, "M0001")  # the right number still checks in
