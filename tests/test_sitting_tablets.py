@@ -141,3 +141,19 @@ def test_a_reset_code_with_any_characters_is_just_wrong(app, api):
     status, data = api.call("POST", "/api/terminal/reset", {"code": "\u0080重置"}, credential=s.creds["M0001"],
                             expect=None)
     assert status == 403 and data["errors"][0]["where"] == "code"
+
+
+def test_guessing_the_reset_code_is_stopped_after_five_wrong_codes(app, api):
+    """Six digits are guessable: after 5 wrong codes from one tablet it gets 429 (even with the
+    right code) for 5 minutes; another tablet is not locked; the right code resets it."""
+    s = setup_session(api, members=3, present=3, open_vote=False)
+    code = tablet_setup.reset_code(app.config["SETTINGS"].secret_key, s.sitting_id)
+    wrong = "000000" if code != "000000" else "111111"
+    guesser, other = s.creds["M0001"], s.creds["M0002"]
+    for _ in range(5):
+        assert api.call("POST", "/api/terminal/reset", {"code": wrong}, credential=guesser, expect=None)[0] == 403
+    status, data = api.call("POST", "/api/terminal/reset", {"code": code}, credential=guesser, expect=None)
+    assert status == 429 and data["errors"][0]["where"] == "code"
+    assert seen(app, s.terminal_ids["M0001"])[0] is not None  # not reset
+    api.call("POST", "/api/terminal/reset", {"code": code}, credential=other)
+    assert seen(app, s.terminal_ids["M0002"]) == (None, None)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ballot_service.db import utcnow
-from ballot_service.domain import audit
+from ballot_service.db import database_now, utcnow
+from ballot_service.domain import audit, login_limits
 from ballot_service.domain.sittings import open_item
-from ballot_service.errors import Conflict, Forbidden
+from ballot_service.errors import Conflict, Forbidden, TooManyRequests
 from ballot_service.models import Attendance, Member, Sitting, Terminal
 
 SEEN_EVERY_S = 30  # a tablet's last seen is written at most this often
@@ -88,10 +88,20 @@ def reset_code(secret_key: str, sitting_id: int) -> str:
 def reset_tablet(db: Session, secret_key: str, sitting: Sitting, terminal_id: int, code: str) -> None:
     """重置本终端: refused without the secretariat's code and while a vote is open; the tablet is
     then not set up until its credential is entered again."""
+    # Six digits could be guessed: the login limits (login_limits) hold for this code too, per
+    # tablet (5 wrong codes in 5 minutes lock that tablet out of resetting for 5 minutes).
+    name, source, now = f"tablet-reset:{sitting.id}", f"terminal:{terminal_id}", database_now(db)
+    if login_limits.refusal(db, name, source, now) is not None:
+        raise TooManyRequests("too many wrong reset codes from this tablet: wait 5 minutes", where="code",
+                              zh="本表决器重置码错误次数过多：请 5 分钟后再试")
     # Bytes: compare_digest refuses non-ASCII str, and a typed code may hold anything.
     if not hmac.compare_digest(str(code).strip().encode("utf-8"), reset_code(secret_key, sitting.id).encode()):
-        raise Forbidden("wrong reset code: the secretariat's console shows it", where="code",
+        login_limits.record_failure(db, name, source, now)
+        err = Forbidden("wrong reset code: the secretariat's console shows it", where="code",
                         zh="重置码不正确：请会务工作人员在控制台查看重置码")
+        err.commit_audit = True  # the failure is kept, as a failed login's is
+        raise err
+    login_limits.forget_failures(db, name, source)
     voting_now = open_item(db, sitting)
     if voting_now is not None:
         raise Conflict(f"a vote ({voting_now.title}) is open: a tablet is not reset during a vote",
