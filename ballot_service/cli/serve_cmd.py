@@ -144,6 +144,9 @@ def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool, 
     _granian(host, port, workers, threads, tls)
 
 
+CONNECTION_BACKLOG = 16384  # a hall's tablets, screens and consoles with room to spare
+
+
 def _granian(host: str, port: int, workers: int, threads: int, tls=None) -> None:
     """Granian (a WSGI server in Rust): its HTTP handling costs a seventh of gunicorn
     gthread's CPU per request (0.03 vs 0.22 ms on a bare WSGI app, measured on this
@@ -157,6 +160,10 @@ def _granian(host: str, port: int, workers: int, threads: int, tls=None) -> None
         # the check-in list and the order casts arrive, could link a deputy to a ballot
         # and so break the secrecy of the vote. Errors still go to stderr.
         log_access=False, log_enabled=True,
+        # Every seat tablet keeps a connection open: granian's default backlog (1,024) also
+        # caps connections at 1,024 across the workers, so in a hall of 3,000 the other
+        # tablets were never answered (benchmarks/bench_hall.py --preset hall).
+        backlog=CONNECTION_BACKLOG,
         # Graceful stop: open display streams end within STREAM_SECONDS; don't wait for them.
         workers_kill_timeout=10,
         # HTTPS with the hall's own CA (ops/tls.py); TLS 1.2 too, for older tablets.
