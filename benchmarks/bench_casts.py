@@ -129,9 +129,8 @@ async def _connect(host: str, port: int):
     return await asyncio.open_connection(host, port)
 
 
-async def _exchange(reader, writer, request: bytes) -> tuple[int, bool]:
-    """Send one request, read the whole answer; (status, server closes the connection)."""
-    writer.write(request)
+async def read_answer(reader) -> tuple[int, bool, bytes]:
+    """Read one whole HTTP/1.1 answer: (status, server closes the connection, body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -143,8 +142,14 @@ async def _exchange(reader, writer, request: bytes) -> tuple[int, bool]:
             length = int(value)
         elif name == b"connection" and value.strip().lower() == b"close":
             close = True
-    if length:
-        await reader.readexactly(length)
+    body = await reader.readexactly(length) if length else b""
+    return status, close, body
+
+
+async def _exchange(reader, writer, request: bytes) -> tuple[int, bool]:
+    """Send one request, read the whole answer; (status, server closes the connection)."""
+    writer.write(request)
+    status, close, _ = await read_answer(reader)
     return status, close
 
 

@@ -48,7 +48,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bench_casts import _cast_body, random_marks, setup  # noqa: E402
+from bench_casts import _cast_body, random_marks, read_answer, setup  # noqa: E402
 from helpers_live import DISPLAY_OPERATOR, OPERATOR, LiveServer, create_operator_in_db  # noqa: E402
 
 from ballot_service.crypto import tablet  # noqa: E402
@@ -91,18 +91,7 @@ class RawConn:
             head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
         try:
             self.writer.write(head.encode() + b"\r\n" + payload)
-            raw = await self.reader.readuntil(b"\r\n\r\n")
-            lines = raw.split(b"\r\n")
-            status = int(lines[0].split(b" ", 2)[1])
-            length, close = 0, False
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
-            data = await self.reader.readexactly(length) if length else b""
+            status, close, data = await read_answer(self.reader)
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             self.close()
             raise
