@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ballot_service.cli import main
 from ballot_service.domain import grants
 from ballot_service.domain.operators import LOGIN_MAX_FAILURES
+from ballot_service.errors import InvalidInput
 from ballot_service.models import Body, Operator
 
 PROBE = "/api/admin/sessions/1/results"  # any operator route: 401 without a login, else 404 (no sitting 1)
@@ -144,3 +145,13 @@ def test_a_bodys_secretariat_unlocks_a_login_of_its_body_only(app, api, db):
     r = post(sec, f"/console/bodies/{body.id}/unlock", {"username": "b-shenji"}, follow_redirects=True)
     assert flashes(r)[0][0] == "ok"
     login_client(app, ("b-shenji", "b-shenji-password"))
+
+
+def test_a_new_password_is_checked_as_a_login_would_check_it(app, api, db):
+    """`operator passwd` sets nothing a login would refuse: too short, too long, or with NUL."""
+    op = _op(db)
+    before = op.password_hash
+    for bad in ("short", "x" * 257, "with-a-nul-\x00-inside"):
+        with pytest.raises(InvalidInput):
+            grants.set_password(db, op, bad)
+    assert op.password_hash == before

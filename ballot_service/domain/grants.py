@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from ballot_service.db import utcnow
-from ballot_service.domain import audit, login_limits
+from ballot_service.domain import audit, login_limits, operators
 from ballot_service.domain.sittings import get_body
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.models import Operator, OperatorGrant
@@ -98,8 +98,7 @@ def set_disabled(db: Session, op: Operator, disabled: bool) -> None:
 
 
 def set_password(db: Session, op: Operator, password: str) -> None:
-    if len(password) < 8:
-        raise InvalidInput("password must have at least 8 characters", where="password", zh="密码至少须有 8 个字符")
+    operators.check_new_password(password)
     op.password_hash = generate_password_hash(password)
     end_logins(db, op, "password")
 

@@ -31,9 +31,7 @@ def create_operator(db: Session, username: str, password: str, role: str, body_i
         raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}", where="role",
                            zh=f"角色须为 {'、'.join(OPERATOR_ROLES)} 之一")
     check_sizes(username, password)
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD_CHARS} characters", where="password",
-                           zh=f"密码至少须有 {MIN_PASSWORD_CHARS} 个字符")
+    check_new_password(password)
     if db.scalar(select(Operator).where(Operator.username == username)):
         raise Conflict(f"operator {username} exists", where="username", zh=f"操作员 {username} 已存在")
     if role == OperatorRole.SUPERUSER:
@@ -59,6 +57,15 @@ def check_sizes(username: str, password: str) -> None:
         if _UNSTORABLE.search(text):
             raise InvalidInput(f"the {where} holds NUL (U+0000) or a lone surrogate", where=where,
                                zh=f"{'用户名' if where == 'username' else '密码'}含有空字符（U+0000）或孤立代理码位")
+
+
+def check_new_password(password: str) -> None:
+    """A password to be set (a new operator's, or `operator passwd`): long enough, and no
+    longer or stranger than a login would accept (check_sizes)."""
+    check_sizes("-", password)
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD_CHARS} characters", where="password",
+                           zh=f"密码至少须有 {MIN_PASSWORD_CHARS} 个字符")
 
 
 @functools.cache
