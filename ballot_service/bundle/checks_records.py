@@ -48,12 +48,26 @@ def check_records(b: Path, citems: list[dict], keys: Keys, chain: Chain, x: Even
                 or (content.get("body") or {}).get("id") != ci["body"]["id"] \
                 or (content.get("session") or {}).get("id") != ci["session"]["id"]:
             fail(f"{rel} is the record of another item, session or body", rel)
+        _check_not_issued(rel, content)
         signed_records[ci["id"]] = content
     for rid, (seq, d) in x.record_events.items():
         if d.get("item_id") not in signed_records and d.get("item_id") in x.items_in_scope:
             fail(f"the event log issued record {rid} (event {seq}) but the bundle does not hold it: "
                  f"a record was removed", "records/")
     return signed_records
+
+
+def _check_not_issued(rel: str, content: dict) -> None:
+    """A tablet round's `not_issued` (present members who took no ballot) is P − I of its result.
+    Records signed before the field existed have none; a record that has it must be right."""
+    for rnd in content.get("rounds") or []:
+        if "not_issued" not in rnd:
+            continue
+        res = rnd.get("result") or {}
+        want = rules.not_issued((content.get("item") or {}).get("channel"), res.get("present"), res.get("issued"))
+        if not is_int(rnd["not_issued"]) or rnd["not_issued"] != want:
+            fail(f"{rel}: round {rnd.get('number')!r} says {rnd['not_issued']!r} present members took no "
+                 f"ballot, but P − I of its result is {want!r}", rel)
 
 
 def check_recount(citems: list[dict], item_rules: dict[int, rules.Rule], x: EventIndex,

@@ -56,7 +56,11 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                     "result": r.result, **({"tellers": tellers[r.number]} if tellers and r.number in tellers
                                            else {}),
                     **({"round_ref": r.ref, "round_key_fingerprint": r.blind_key_fingerprint,
-                        "replacements": r.replacements or 0} if item.channel == "terminal" else {}),
+                        "replacements": r.replacements or 0,
+                        # P − I: present members whose tablet took no ballot (audit verify checks it)
+                        "not_issued": rules.not_issued(item.channel, r.result.get("present"),
+                                                       r.result.get("issued"))}
+                       if item.channel == "terminal" else {}),
                     # opened although some present members had no ready tablet: who typed why
                     **({"tablets_override": r.open_override} if r.open_override else {})}
                    for r in tallied],

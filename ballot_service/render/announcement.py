@@ -36,6 +36,7 @@ def sentences(content: dict) -> list[str]:
         if r["refused"]:
             counts += f"；另有{r['refused']}次提交不是有效选票，已拒收"
         lines.append(counts + "。")
+        lines += election_announcement.not_issued_sentence(item, r, who)
         if r["status"] == "void":
             lines.append("本次表决无效，应当重新表决。")
             return lines

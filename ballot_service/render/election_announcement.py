@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from ballot_service import rules
 from ballot_service.vocab import ElectionStage, label
 
 WRITE_IN = "write_in:"
@@ -20,6 +21,13 @@ def names_of(item: dict) -> dict[str, str]:
     """Key → name for the record's candidates and the deputies written in by 代表证号."""
     return {**{c["key"]: c["title"] for c in item["candidates"]},
             **{WRITE_IN + no: f"{name}（{no}）" for no, name in (item.get("written_in") or {}).items()}}
+
+
+def not_issued_sentence(item: dict, r: dict, who: str) -> list[str]:
+    """The present members whose tablet took no ballot (P − I), a sentence of their own (for the
+    宣布稿 of every kind): they are in neither 收回 nor 未按 (I − R, RULES.md §1)."""
+    n = rules.not_issued(item.get("channel"), r.get("present"), r.get("issued"))
+    return [f"实到{who}中未领取选票{n}名。"] if n and n > 0 else []
 
 
 def office_of(title: str) -> str:
@@ -37,7 +45,8 @@ def announcement(content: dict) -> str:
     office = office_of(item["title"])
     paragraphs = []
     for rnd in content["rounds"]:
-        paragraphs.append(_round(rnd["result"], who, titles, office))  # each round its own paragraph
+        # each round its own paragraph
+        paragraphs.append(_round(rnd["result"], who, titles, office, not_issued_sentence(item, rnd["result"], who)))
     places = item.get("places") or 0
     if final["status"] == "decided" and final.get("unfilled"):
         paragraphs.append(f"本次选举应选{places}名，已选出{places - final['unfilled']}名，"
@@ -45,14 +54,22 @@ def announcement(content: dict) -> str:
     return "\n".join(paragraphs)
 
 
-def _round(r: dict, who: str, titles: dict[str, str], office: str) -> str:
+def _short_of_majority(p: dict, r: dict) -> bool:
+    """Not elected for want of more than half of all deputies (art. 25): a listed candidate's
+    `passed` says so; a written-in person has none, so the round's threshold decides."""
+    if p.get("passed") is not None:
+        return p["passed"] is False
+    return r.get("threshold_votes") is not None and not rules.meets_majority(p["for"], r["members"])
+
+
+def _round(r: dict, who: str, titles: dict[str, str], office: str, apart: list[str]) -> str:
     stage = r.get("stage") or ElectionStage.FIRST
     head = "本次选举" if stage == ElectionStage.FIRST else f"{label(stage, enum=ElectionStage)}："
     text = f"{head}应到{who}{r['members']}人，实到{r['present']}人"
     if r["status"] == "quorum_not_met":
         return text + "，不足法定人数，不能进行选举。"
     text += (f"，发出选票{r['issued']}张，收回{r['returned']}张，其中有效票{r['valid']}张，"
-             f"无效票{r['invalid']}张。")
+             f"无效票{r['invalid']}张。") + "".join(apart)
     if r["status"] == "void":
         return text + "收回选票数多于发出选票数，选举无效，应当重新进行选举。"
     text += f"收回选票数{'等于' if r['returned'] == r['issued'] else '少于'}发出选票数，选举有效。"
@@ -65,8 +82,13 @@ def _round(r: dict, who: str, titles: dict[str, str], office: str) -> str:
         elif p["key"] in r.get("tied", []):
             text += f"{name}{written}得票{p['for']}票。"
         else:
-            short = f"未获得全体{who}过半数选票，" if p.get("passed") is False else ""
-            text += f"{name}{written}得票{p['for']}票，{short}未当选。"
+            if _short_of_majority(p, r):
+                why = f"未获得全体{who}过半数选票，"
+            elif r.get("threshold_votes") is not None:  # more than half, but more votes filled the seats
+                why = "得票过半数但未进入应选名额，"
+            else:
+                why = ""
+            text += f"{name}{written}得票{p['for']}票，{why}未当选。"
     if r["status"] == "runoff_pending":
         tied = "、".join(person_name(k, titles) for k in r["tied"])
         text += f"{tied}得票相等，就{r['runoff_places']}个名额再次投票，以得票多的当选。"

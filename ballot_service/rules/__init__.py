@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.vocab import ELECTRONIC_MARKS as _ELECTRONIC
-from ballot_service.vocab import Base, BodyKind, ItemKind, Majority, Mark, values
+from ballot_service.vocab import Base, BodyKind, Channel, ItemKind, Majority, Mark, values
 
 # The stored words, for membership checks and messages.
 MARKS = values(Mark)
@@ -77,6 +77,16 @@ def quorum_sentence(body_kind: str, members: int, present: int) -> tuple[str, st
 
 def quorum_rule_text(body_kind: str) -> str:
     return "3*P >= 2*N" if body_kind == "congress" else "2*P > N"
+
+
+def not_issued(channel: str, present: int | None, issued: int | None) -> int | None:
+    """P − I of a tablet vote: present members whose tablet took no ballot. RULES.md §1 counts
+    them nowhere (未按 is I − R), so screens, the 宣布稿 and the record name them on a line of
+    their own. None for paper and tally sheets (ballots are handed out in the hall) and before
+    the vote opens. Negative only when replacement ballots outnumber those never taken."""
+    if channel != Channel.TERMINAL or present is None or issued is None:
+        return None
+    return present - issued
 
 
 # --- §1 thresholds ---------------------------------------------------------------------

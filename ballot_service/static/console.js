@@ -11,6 +11,8 @@
         var nv = document.getElementById("not-voted"), names = document.getElementById("not-voted-names");
         if (nv && p.not_voted !== null) nv.textContent = p.not_voted;
         if (names && p.not_voted_names) names.textContent = p.not_voted_names.join("、");
+        var ni = document.getElementById("not-issued");  // present, no ballot taken (P − I)
+        if (ni && p.not_issued !== null) { ni.textContent = p.not_issued; ni.parentNode.hidden = p.not_issued <= 0; }
         if (p.round_status !== "open") { location.reload(); return; }
         setTimeout(poll, 2000);
       }).catch(function () { setTimeout(poll, 5000); });

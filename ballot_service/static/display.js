@@ -77,12 +77,20 @@
     show($("v-handcount"), hand);
     var paper = v.channel === "paper";
     text($("v-count-label"), paper ? L.voted_paper : L.voted_terminal);
+    // 已表决 R of 实到 P, as on the console; after the close, 收回 of 发出 (未按 = I − R).
     text($("v-issued-label"), mode !== "voting"
       ? fmt(L.returned_final, { r: v.voted, n: v.issued })
-      : fmt(paper ? L.issued_paper : L.issued_terminal, { n: v.issued }));
-    var pct = v.issued ? Math.min(100, Math.round(100 * v.voted / v.issued)) : 0;
+      : paper ? fmt(L.issued_paper, { n: v.issued }) : fmt(L.not_voted_yet, { n: v.not_voted_yet }));
+    notIssued($("v-not-issued"), v.not_issued);
+    var pct = v.present ? Math.min(100, Math.round(100 * v.voted / v.present)) : 0;
     $("v-fill").style.width = pct + "%";
     show($("v-timer"), !!v.closes_at && mode === "voting");
+  }
+
+  // Present members whose tablet took no ballot (P − I): on a line of their own, never in 未按.
+  function notIssued(el, n) {
+    show(el, n > 0);
+    text(el, n > 0 ? fmt(L.not_issued, { n: n }) : "");
   }
 
   function cell(tag, content, cls) {
@@ -206,6 +214,7 @@
       if (r.runoff) n.push(fmt(L.runoff_done, { i: r.runoff.issued, r: r.runoff.returned }));
     }
     text(notes, n.join("　·　"));
+    notIssued($("r-not-issued"), noVote ? 0 : r.not_issued);
 
     // The outcome line.
     var o = null, cls = "";

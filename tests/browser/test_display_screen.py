@@ -135,8 +135,10 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     within(page, "document.getElementById('display').dataset.mode === 'voting'", what="the vote")
     assert page.locator('[data-f="vote.title"]').inner_text().startswith("关于批准2025年")
     assert page.locator('[data-f="vote.voted"]').inner_text() == "0"
-    # Issued = blind signatures taken: each of the 9 tablets takes its ballot as it sees the vote.
-    assert page.locator('[data-f="vote.issued"]').inner_text() == "0"
+    # 已表决 R of 实到 P, as the console reads it; the present whose tablets took no ballot yet
+    # (P − I; I = blind signatures taken) are named apart.
+    assert page.locator('[data-f="vote.present"]').inner_text() == "9"
+    assert page.locator("#v-not-issued").inner_text() == "未领取选票 9 名"
     page.wait_for_function("/^0[45]:\\d\\d$/.test(document.getElementById('v-remaining').textContent)", timeout=3_000)
     voters = s.members[:9]
     taken = {no: blind_ballot(api, s.creds[no]) for no in voters}
@@ -150,7 +152,8 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     for i, (no, m) in enumerate(zip(voters, marks), start=1):
         cast_taken(api, no, m)
         within(page, field_is(page, "vote.voted", i), what=f"{i} voted")
-        assert page.locator('[data-f="vote.issued"]').inner_text() == "9"
+        assert page.locator("#v-count .num").inner_text() == f"{i}/9"
+        assert page.locator("#v-not-issued").is_hidden()  # every present tablet took its ballot
         if i == 3:
             snap(page, "display-voting")
         # Nothing of how anyone voted is anywhere on the page while the vote is open.

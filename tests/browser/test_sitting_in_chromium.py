@@ -108,7 +108,9 @@ def test_a_whole_sitting_in_chromium(new_page, live_site, tmp_path):
             screenshot(screen, "session-screen-voting")
             # Mid-vote the screen shows how many have voted, never how.
             assert "赞成" not in screen.locator("#view-voting").inner_text()
-    screen.wait_for_function(field("vote.issued", len(VOTES)), timeout=5_000)
+    # 已表决 R of 实到 P; every present tablet took its ballot, so no 未领取选票 line
+    screen.wait_for_function(field("vote.present", len(VOTES)), timeout=5_000)
+    screen.wait_for_function("document.getElementById('v-not-issued').hidden", timeout=5_000)
     screenshot(tablets["1004"], "session-seat-receipt")
     assert len(set(receipts.values())) == len(VOTES)
     op.reload()

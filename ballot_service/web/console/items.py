@@ -128,9 +128,12 @@ def item_progress(db, item) -> dict:
     rnd = voting.current_round(item)
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
     missing = turnout.not_voted(db, item, rnd)
+    issued = rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd)
     return {"status": item.status, "round": rnd.number, "round_status": rnd.status,
             "not_voted": missing["count"], "not_voted_names": missing["names"],
-            "issued": rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd),
+            # of those, present members whose tablet took no ballot (P − I), as the screen shows them
+            "not_issued": rules.not_issued(item.channel, rnd.present, issued),
+            "issued": issued,
             "returned": returned, "present": rnd.present, "members": rnd.members,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None}
 
@@ -155,6 +158,7 @@ def render_item_page(db, item_id: int, edit_form=None):
                            result=result, rec=rec, content=content,
                            announcement=announcement.announcement(content) if content else None,
                            titles={c.key: c.label for c in item.candidates}, paper=paper,
+                           not_issued=rules.not_issued,
                            state=attendance_state(db, item.sitting),
                            ready=tablet_setup.readiness(db, item.sitting)
                            if item.channel == "terminal" and item.status == "draft" else None,

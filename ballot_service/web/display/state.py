@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.db import database_now
+from ballot_service import rules
 from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
@@ -149,7 +150,11 @@ def _vote_view(db: Session, item: Item) -> dict:
         # A runoff names the projects it is between (titles only).
         "runoff_titles": [titles.get(k, k) for k in rnd.candidate_keys] if rnd.number > 1 else [],
         "members": rnd.members, "present": rnd.present,
+        # Read as the console reads them: 已表决 R of 实到 P, so P − R have not voted yet; P − I of
+        # them never took a ballot on their tablet (shown apart: 未按 after the vote is I − R).
         "voted": voted, "issued": issued,
+        "not_voted_yet": max(rnd.present - voted, 0) if voted is not None and rnd.present is not None else None,
+        "not_issued": rules.not_issued(item.channel, rnd.present, issued),
         "open": rnd.status == "open",
         "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None,
     }
@@ -176,6 +181,7 @@ def _result_view(item: Item) -> dict:
                                  "invalid", "refused", "not_voted")},
     }
     if item.kind == "evaluation":
+        out["not_issued"] = rules.not_issued(item.channel, out["present"], out["issued"])
         out["threshold_votes"] = None  # graded, not passed: the notes say how (grade_rule)
         return {**out, **evaluation_view(item, entry, titles)}
     rows = [_row(c, titles) for c in entry["candidates"]]
@@ -216,6 +222,7 @@ def _result_view(item: Item) -> dict:
         out["shortfall"] = last.get("shortfall", 0) if entry["status"] == "decided" else 0
         if runoff:
             out["runoff"] = {k: runoff[k] for k in ("places", "issued", "returned", "valid", "invalid", "refused")}
+    out["not_issued"] = rules.not_issued(item.channel, out["present"], out["issued"])
     return out
 
 
