@@ -144,3 +144,28 @@ def test_a_tablet_cast_is_refused_for_an_item_not_voted_on_tablets(app, api, set
                             credential=s.creds["M0001"], expect=(400, 403, 404, 409))
     assert status >= 400 and assert_error_shape(data)
     assert n_casts(app) == 0
+
+
+def test_a_refusal_at_a_seat_names_no_deputy(api):
+    """A tablet must not map numbers to names: typing another seat's number says only that the
+    number is not this seat's (#17 follow-up), in English too; nor does any other refusal."""
+    s = setup_session(api, members=5, present=0, open_vote=False)
+    status, data = checkin(api, s.creds["M0001"], "M0002")
+    err = assert_error_shape(data, "Forbidden")
+    assert status == 403 and "不属于本座位" in err["message_zh"] and "M0001" in err["message_zh"]
+    for no in ("M0001", "M0002"):
+        assert f"代表{no}" not in err["message_zh"] + err["message"]  # the roster names of helpers_live
+    assert "M0001" not in err["message"].replace("seat M0001", "")  # the seat label only, no holder's number
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": ["M0003"], "status": "leave"})
+    status, data = checkin(api, s.creds["M0003"], "M0003")
+    assert status == 409 and "代表M0003" not in assert_error_shape(data)["message_zh"]
+
+
+def test_an_overlong_number_gets_a_short_error_that_does_not_echo_it(api):
+    s = setup_session(api, members=3, present=0, open_vote=False)
+    for bad in ("9" * 5000, "M0001\u202e", ""):
+        status, data = checkin(api, s.creds["M0001"], bad)
+        err = assert_error_shape(data, "InvalidInput")
+        assert status == 400 and err["where"] == "member"
+        assert "9" * 20 not in err["message"] + err["message_zh"] and len(err["message_zh"]) < 60, err
+    assert attendance(api, s)["present"] == 0

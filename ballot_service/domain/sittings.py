@@ -81,7 +81,12 @@ def get_sitting(db: Session, sitting_id: int) -> Sitting:
 
 
 def find_member(db: Session, body_id: int, member_no: str) -> Member:
-    """Find by 代表证号 or card code; a number typed in lower case (x18002) finds X18002."""
+    """Find by 代表证号 or card code; a number typed in lower case (x18002) finds X18002.
+    What no roster can hold is refused first, with a short message that does not repeat it."""
+    if not isinstance(member_no, str) or not member_no or len(member_no) > max(names.MEMBER_NO, names.CARD_CODE) \
+            or names.bad_character(member_no):
+        raise InvalidInput(f"a 代表证号 or card code is 1 to {names.MEMBER_NO} visible characters", where="member",
+                           zh=f"代表证号或卡号格式不正确：应为 1–{names.MEMBER_NO} 个可见字符")
     m = db.scalar(select(Member).where(Member.body_id == body_id, Member.member_no == member_no))
     if m is None:
         m = db.scalar(select(Member).where(Member.body_id == body_id, Member.card_code == member_no))
@@ -91,8 +96,8 @@ def find_member(db: Session, body_id: int, member_no: str) -> Member:
         raise NotFound(f"no member with 代表证号 or card {member_no!r} on this roster", where="member",
                        zh=f"名册中没有代表证号或卡号为 {member_no} 的代表")
     if not m.in_office:
-        raise Conflict(f"member {member_no} ({m.name}) no longer holds office", where="member",
-                       zh=f"代表 {member_no}（{m.name}）已不在任")
+        raise Conflict(f"member {member_no} no longer holds office", where="member",
+                       zh=f"代表证号 {member_no} 的代表已不在任")
     return m
 
 

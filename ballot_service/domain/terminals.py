@@ -170,11 +170,11 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
                                                     Member.in_office.is_(True)))) if term.seat else []
     if assigned:
         if member.id not in {m.id for m in assigned}:
-            names = "、".join(f"{m.name}（{m.member_no}）" for m in assigned)
-            raise Forbidden(f"this tablet is at seat {term.seat}, assigned to {', '.join(m.member_no for m in assigned)}: "
-                            f"member {member.member_no} checks in at their own seat", where="member",
-                            zh=f"本表决器在座位 {term.seat}，只能由该座位的代表 {names} 签到；"
-                               f"{member.name} 代表请在本人座位签到或联系工作人员")
+            # Neither whose number it is nor who sits here: a tablet must not map numbers to names.
+            raise Forbidden(f"number {member.member_no} does not belong to seat {term.seat}; "
+                            f"check in at your own seat", where="member",
+                            zh=f"代表证号 {member.member_no} 不属于本座位（{term.seat}），"
+                               f"请核对号码，或在本人座位签到、联系工作人员")
     else:
         if term.bound_member_id is not None and term.bound_member_id != member.id:
             raise Conflict("this tablet is bound to another member until the secretariat releases it",
@@ -184,20 +184,19 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
                                                    Terminal.seat == member.seat, Terminal.revoked_at.is_(None),
                                                    Terminal.id != term.id))
             if own is not None:
-                raise Forbidden(f"member {member.member_no} has a tablet at their own seat {member.seat}; "
-                                f"they check in there", where="member",
-                                zh=f"{member.name} 代表的座位 {member.seat} 有表决器，请在本人座位签到")
+                raise Forbidden(f"number {member.member_no} has a tablet at its own seat; check in there",
+                                where="member", zh=f"代表证号 {member.member_no} 的座位有表决器，请在本人座位签到")
         elsewhere = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id,
                                                      Terminal.bound_member_id == member.id,
                                                      Terminal.revoked_at.is_(None), Terminal.id != term.id))
         if elsewhere is not None:
-            raise Conflict(f"member {member.member_no} is already checked in at tablet {elsewhere.name}",
-                           where="member", zh=f"{member.name} 代表已在表决器 {elsewhere.name} 签到")
+            raise Conflict(f"number {member.member_no} is already checked in at another tablet",
+                           where="member", zh=f"代表证号 {member.member_no} 已在另一台表决器签到")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
                                              Attendance.member_id == member.id))
     if att is not None and att.status == "leave":
-        raise Conflict(f"member {member.member_no} is on leave: only the secretariat changes that",
-                       where="member", zh=f"{member.name} 代表已请假，须由会务工作人员办理销假后签到")
+        raise Conflict(f"number {member.member_no} is on leave: only the secretariat changes that",
+                       where="member", zh=f"代表证号 {member.member_no} 已请假，须由会务工作人员办理销假后签到")
     if not assigned and term.bound_member_id != member.id:
         term.bound_member_id = member.id
         db.flush()

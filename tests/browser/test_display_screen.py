@@ -137,7 +137,7 @@ def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     assert page.locator('[data-f="vote.voted"]').inner_text() == "0"
     # 已表决 R of 实到 P, as the console reads it; the present whose tablets took no ballot yet
     # (P − I; I = blind signatures taken) are named apart.
-    assert page.locator('[data-f="vote.present"]').inner_text() == "9"
+    assert page.locator("#v-count .num").inner_text() == "0/9"
     assert page.locator("#v-not-issued").inner_text() == "未领取选票 9 名"
     page.wait_for_function("/^0[45]:\\d\\d$/.test(document.getElementById('v-remaining').textContent)", timeout=3_000)
     voters = s.members[:9]

@@ -432,8 +432,19 @@ def test_another_seats_deputy_is_refused_with_the_reason_and_the_tablet_keeps_it
     page.fill("#checkin-member", "M0002")
     page.click("#checkin-form button[type=submit]")
     page.locator("#checkin-error").wait_for(state="visible", timeout=10_000)
-    assert "M0002" in page.inner_text("#checkin-error") or "座位" in page.inner_text("#checkin-error")
+    said = page.inner_text("#checkin-error")
+    # Only that the number is not this seat's: a tablet must not map numbers to names.
+    assert "M0002" in said and "不属于本座位" in said and "M0001" in said, said
+    assert "代表M0002" not in said and "代表M0001" not in said, said  # the roster names (helpers_live)
     assert page.locator('section[data-screen="checkin"]').is_visible()
     assert storage(page).get("ballotSeat.credential")
     screenshot(page, "seat-checkin-other-seats-deputy")
+    # A 5,000-character number: a short error that does not echo it, and no request echo either.
+    page.evaluate("() => { const f = document.getElementById('checkin-member'); f.removeAttribute('maxlength'); }")
+    page.fill("#checkin-member", "9" * 5000)
+    page.click("#checkin-form button[type=submit]")
+    page.wait_for_function("document.getElementById('checkin-error').textContent.includes('格式')", timeout=10_000)
+    said = page.inner_text("#checkin-error")
+    assert "9" * 20 not in said and len(said) < 120, said
+    screenshot(page, "seat-checkin-overlong-number")
     check_in(page, "M0001")  # the right number still checks in
