@@ -48,7 +48,7 @@ def check_records(b: Path, citems: list[dict], keys: Keys, chain: Chain, x: Even
                 or (content.get("body") or {}).get("id") != ci["body"]["id"] \
                 or (content.get("session") or {}).get("id") != ci["session"]["id"]:
             fail(f"{rel} is the record of another item, session or body", rel)
-        _check_not_issued(rel, content)
+        check_not_issued(rel, content)
         signed_records[ci["id"]] = content
     for rid, (seq, d) in x.record_events.items():
         if d.get("item_id") not in signed_records and d.get("item_id") in x.items_in_scope:
@@ -57,7 +57,7 @@ def check_records(b: Path, citems: list[dict], keys: Keys, chain: Chain, x: Even
     return signed_records
 
 
-def _check_not_issued(rel: str, content: dict) -> None:
+def check_not_issued(rel: str, content: dict) -> None:
     """A tablet round's `not_issued` (present members who took no ballot) is P − I of its result.
     Records signed before the field existed have none; a record that has it must be right."""
     for rnd in content.get("rounds") or []:

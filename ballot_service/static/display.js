@@ -187,7 +187,8 @@
     show($("r-record"), false);
     if (!r) { text(outcome, ""); text(notes, ""); text($("r-qr"), ""); delete $("r-qr").dataset.url; return; }
     roundTag($("r-round"), r.rounds, r.stage);
-    text($("r-tag"), r.kind === "evaluation" ? L.evaluation_tag : L.result_tag);
+    var election = r.kind === "election";
+    text($("r-tag"), r.kind === "evaluation" ? L.evaluation_tag : election ? L.election_tag : L.result_tag);
     secretTag($("r-secret"), r.secret);
     var isRes = r.kind === "resolution";
     var noVote = r.status === "quorum_not_met";
@@ -202,14 +203,14 @@
     // Notes: void marks, invalid and refused ballots, the threshold, selections, runoff.
     var n = [];
     if (!noVote) {
-      if (r.threshold_votes != null) n.push(fmt(L.threshold, { n: r.threshold_votes }));
+      if (r.threshold_votes != null) n.push(fmt(election ? L.threshold_elect : L.threshold, { n: r.threshold_votes }));
       if (r.invalid) n.push(fmt(L.invalid, { n: r.invalid }));
       if (isRes && r.motion && r.motion["void"]) n.push(fmt(L.void_marks, { n: r.motion["void"] }));
       if (r.refused) n.push(fmt(L.refused, { n: r.refused }));
       if (r.kind === "evaluation") n.push(window.DisplayEvaluation.note(r, L));
       if (r.kind === "livelihood_projects" && r.status !== "void")
         n.push(fmt(L.selected_of, { s: r.selected_count, k: r.places }));
-      if (r.kind === "election" && r.status !== "void")
+      if (election && r.status !== "void")
         n.push(fmt(L.elected_of, { s: r.elected_count, k: r.places }));
       if (r.runoff) n.push(fmt(L.runoff_done, { i: r.runoff.issued, r: r.runoff.returned }));
     }

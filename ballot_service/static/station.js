@@ -67,7 +67,8 @@
     if (!cred()) { showLogin(""); return; }
     call("GET", "/api/station/me").then(function (m) {
       me = m;
-      $("who").textContent = m.session + " · " + m.name + (m.holder ? " · " + (S.roles[m.teller_role] || "") + " " + m.holder : "");
+      // a teller's credential is named after them ("计票站 计票人 张三"): say the role and name once
+      $("who").textContent = m.session + " · " + (m.holder ? (S.roles[m.teller_role] || "") + " " + m.holder : m.name);
       $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
       refresh();
     }).catch(function (e) { sessionStorage.removeItem(KEY); showLogin(e.message); });
@@ -86,7 +87,9 @@
       S.cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
       head.appendChild(tr);
       var paper = [];
-      $("board-table").hidden = !b.items.some(function (i) { return i.channel === "paper"; });
+      var anyPaper = b.items.some(function (i) { return i.channel === "paper"; });
+      $("board-table").hidden = !anyPaper;
+      none($("board-none"), !anyPaper);
       b.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
         var row = el("tr", { "data-item": i.item_id });
         row.appendChild(el("td", {}, i.title + (i.round > 1 ? " (" + i.round + ")" : "")));
@@ -106,8 +109,12 @@
     });
   }
 
+  // An empty section says so (暂无) rather than showing nothing.
+  function none(p, on) { p.hidden = !on; }
+
   function renderRecount() {
     var box = $("recount-items"); box.textContent = "";
+    none($("recount-none"), !board.items.some(function (i) { return i.channel === "paper"; }));
     board.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
       var b = el("button", { type: "button", "data-item": i.item_id }, S.recount + " · " + i.title);
       b.addEventListener("click", function () {
@@ -303,6 +310,7 @@
   // --- tally sheet --------------------------------------------------------------------------
   function renderSheets() {
     var box = $("sheet-items"); box.textContent = "";
+    none($("sheet-none"), !board.items.some(function (i) { return i.channel === "tally_sheet"; }));
     board.items.filter(function (i) { return i.channel === "tally_sheet"; }).forEach(function (i) {
       var f = el("form", { "class": "sheet", "data-item": i.item_id });
       f.appendChild(el("h3", {}, i.title + " · " + S.sheet_state[i.sheet]));

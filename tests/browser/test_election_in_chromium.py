@@ -130,6 +130,10 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     assert "另行选举" in screen_page.locator("#r-round").inner_text()
     assert "当选" in row.inner_text()
     assert "应选1名，当选1名" in screen_page.locator("#r-notes").inner_text()
+    # an election is 选举结果 and its threshold is what elects, not what "passes"
+    assert screen_page.locator("#r-tag").inner_text() == "选举结果"
+    assert "当选需得票 ≥ 4" in screen_page.locator("#r-notes").inner_text()
+    assert "通过" not in screen_page.locator("#view-result").inner_text()
     screenshot(screen_page, "election-screen")
     link = console.locator("a", has_text="打印记录（PDF）").get_attribute("href")
     pdf = console.request.get(base + link)

@@ -99,6 +99,9 @@ def test_year_end_evaluation_from_last_years_selection(new_page, live_site, tmp_
     api.call("POST", f"/api/admin/sessions/{sid}/attendance", {"members": ["M0005"], "status": "present"})
 
     op.goto(item_url)
+    # an evaluation grades, it does not pass: the subtitle says how the grade is found (§5.5)
+    assert "过半数通过" not in op.inner_text("h1 + p.muted")
+    assert "累计得票超过基数半数" in op.inner_text("#grade-rule")
     # M0005 was checked in at the desk without a tablet: the vote opens with the reason typed
     op.fill("#open-anyway-form input[name=override_reason]", "代表M0005 未领取表决器，不参加电子测评")
     op.click("#action-open")

@@ -329,7 +329,7 @@ def test_setup_by_paste_late_check_in_and_reset(new_page, live_site):
     page.fill("#setup-credential", "wrong-credential")
     page.click("#setup-form button[type=submit]")
     page.locator("#setup-error").wait_for(state="visible")
-    assert "凭证无效" in setup.inner_text()
+    assert "凭据无效" in setup.inner_text()
     assert "ballotSeat.credential" not in storage(page)
     page.fill("#setup-credential", s.creds["M0001"])
     screenshot(page, "seat-setup")

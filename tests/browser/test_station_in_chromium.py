@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from browser_support import screenshot
-from helpers_live import setup_session
+from helpers_live import COUNTER_NAME, setup_session
 from station_support import blank_pages, mark, write_tiff
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
