@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 from console_support import flashes, post
+from helpers_live import OPERATOR, blind_ballot, setup_session
 
 from ballot_service import errors
+from ballot_service.crypto import tablet
+from ballot_service.formats.ballots import REFUSAL_STATUS, BallotRefused
+from ballot_service.web.common import PayloadTooLarge
 
 PACKAGE = Path(errors.__file__).resolve().parent
 MODULES = ("domain/sittings.py", "domain/voting.py", "domain/issuance.py", "domain/tally.py", "domain/records.py", "domain/roster.py",
@@ -19,7 +23,12 @@ MODULES = ("domain/sittings.py", "domain/voting.py", "domain/issuance.py", "doma
            "render/paper.py", "render/fonts.py", "crypto/keys.py", "web/roles.py", "web/console/__init__.py",
            "web/console/common.py", "web/console/login.py", "web/console/bodies.py", "web/console/roster.py",
            "web/console/sittings.py", "web/console/terminals.py", "web/console/items.py",
-           "web/console/records.py", "web/console/printing.py", "web/console/audit.py")
+           "web/console/records.py", "web/console/printing.py", "web/console/audit.py",
+           # what tellers at the counting station and deputies at their tablets meet, and every
+           # JSON client's malformed request (issue #17: a Chinese message for each)
+           "domain/paper_ballots.py", "domain/adjudication.py", "domain/tally_sheets.py", "domain/ballot_marks.py",
+           "domain/intake.py", "domain/terminal_casts.py", "domain/scanning.py", "web/security.py", "web/common.py",
+           "web/station_api.py", "web/station_scan_api.py", "web/cast_endpoint.py", "web/admin_api.py")
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 # (file, function) -> how many error constructions there are deliberately English-only.
@@ -34,6 +43,17 @@ ENGLISH_ONLY = {
     # as 'forged'; the verify page shows its own bilingual reason).
     ("crypto/keys.py", "verify_signature"): 2,
 }
+
+
+# Errors whose constructor supplies the Chinese wording itself (checked below).
+WORDED_BY_CLASS = {"PayloadTooLarge", "BallotRefused"}
+
+
+def test_errors_worded_by_their_class_carry_chinese():
+    assert CJK.search(PayloadTooLarge(1024).zh)
+    for reason in REFUSAL_STATUS:
+        err = BallotRefused(reason, "an English detail")
+        assert CJK.search(err.zh) and err.to_dict()["message_zh"] == err.zh, reason
 
 
 def _error_names() -> set[str]:
@@ -89,7 +109,7 @@ def _constructions(tree, names):
 
 
 def test_every_console_reachable_error_has_a_chinese_wording():
-    names = _error_names()
+    names = _error_names() - WORDED_BY_CLASS
     english_only: dict[tuple[str, str], list[str]] = {}
     seen = 0
     for module in MODULES:
@@ -157,3 +177,36 @@ def test_a_status_in_a_refusal_is_named_in_the_screen_language(console):
     (kind, text), = [f for f in flashes(r) if f[0] == "error"]
     assert "关于某事的决议 is not started; a record is issued once the item is tallied, void or without quorum" in text
     assert "draft" not in text
+
+
+def _zh(data) -> str:
+    err = data["errors"][0]
+    assert CJK.search(err.get("message_zh", "")), err
+    return err["message_zh"]
+
+
+def test_representative_refusals_reach_people_in_chinese(app, api):
+    """A walk through refusals a deputy, a teller or a secretariat actually meets (issue #17):
+    each answer carries a Chinese message (message_zh; the console shows it in its language)."""
+    s = setup_session(api, members=3)  # a secret resolution on the tablets, open
+    # a tablet's request missing its field
+    status, data = api.call("POST", "/api/terminal/checkin", {}, credential=s.creds["M0001"], expect=None)
+    assert status == 400 and "缺少字段" in _zh(data)
+    # the same ballot sent twice: the second is refused as already counted
+    ballot = {**blind_ballot(api, s.creds["M0001"]), "marks": {"motion": "for"}}
+    api.call("POST", "/api/terminal/cast", {**ballot, "retry_id": tablet.new_retry_id()})
+    status, data = api.call("POST", "/api/terminal/cast", {**ballot, "retry_id": tablet.new_retry_id()},
+                            expect=None)
+    assert status == 409 and "已经计入" in _zh(data)
+    # a teller enters a tally sheet for an item voted on the tablets
+    status, data = api.call("POST", "/api/station/tally-sheet", {"item_id": s.item_id, "sheet": {}},
+                            credential=s.counter, expect=None)
+    assert status == 400 and "不以计票单计票" in _zh(data)
+    # the hand-out desk sends an empty stack
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": []}, credential=s.station, expect=None)
+    assert status == 400 and _zh(data)
+    # a console form sent without its CSRF token (an expired page): the page says it in Chinese
+    console = app.test_client()
+    post(console, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
+    r = console.post(f"/console/sessions/{s.sitting_id}/attendance", data={"member": "M0001"})
+    assert r.status_code == 403 and "表单已过期" in r.get_data(as_text=True)

@@ -37,33 +37,33 @@ def adjudicator(station: Terminal | None) -> tuple[str, str]:
 def get_page(db: Session, sitting: Sitting, page_id: str) -> ScannedPage:
     page = db.get(ScannedPage, page_id) if isinstance(page_id, str) else None
     if page is None or page.sitting_id != sitting.id:
-        raise NotFound("no such scanned page in this session", where="page")
+        raise NotFound("no such scanned page in this session", where="page", zh="本会次没有这一扫描页")
     return page
 
 
 def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> dict:
     """A teller's decision in one canonical form, checked against the ballot it is for."""
     if not isinstance(raw, dict):
-        raise InvalidInput("decision must be an object", where="decision")
+        raise InvalidInput("decision must be an object", where="decision", zh="裁定内容格式不正确")
     if raw.get("reject") is True:
         if set(raw) != {"reject"}:
-            raise InvalidInput("a rejection carries nothing else", where="decision")
+            raise InvalidInput("a rejection carries nothing else", where="decision", zh="判为非选票时不能再填写其他内容")
         return {"reject": True}
     text = raw.get("ballot", page.qr_text)
     if page.qr_text and raw.get("ballot") not in (None, page.qr_text):
-        raise InvalidInput("this page's QR code was read: the decision is for that ballot", where="decision.ballot")
+        raise InvalidInput("this page's QR code was read: the decision is for that ballot", where="decision.ballot", zh="此页二维码已识读，裁定只能针对该选票")
     if not isinstance(text, str) or not text:
         raise InvalidInput("the QR code of this page was not read: scan the paper ballot's QR code",
                            where="decision.ballot", zh="该页二维码无法识读：请用扫码枪扫描该选票的二维码")
     try:
         payload = ballots.text_to_token(text)["payload"]
     except ballots.BallotRefused:
-        raise InvalidInput("that is not a ballot's QR text", where="decision.ballot") from None
+        raise InvalidInput("that is not a ballot's QR text", where="decision.ballot", zh="这不是选票的二维码文本") from None
     _, rnd = scanning.round_for(db, sitting.id, payload)
     if rnd is None:
-        raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot")
+        raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot", zh="这张选票不属于本会次的表决")
     if page.round_id is not None and rnd.id != page.round_id:
-        raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot")
+        raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot", zh="这张选票属于另一项表决，与此页不符")
     marks = ballot_marks.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True, stage=rnd.stage)
     return {"ballot": text, "marks": marks}
 

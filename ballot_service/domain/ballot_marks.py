@@ -11,15 +11,15 @@ from ballot_service.formats.canonical import canonical_json, sha256_hex
 
 def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
     if not isinstance(raw, dict):
-        raise InvalidInput("marks must be an object {candidate key: mark}", where="marks")
+        raise InvalidInput("marks must be an object {candidate key: mark}", where="marks", zh="划票内容格式不正确")
     allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
     written = election_tally.take_write_ins(raw, stage)  # 另选他人: election rounds only
     raw = {k: v for k, v in raw.items() if not k.startswith(election_tally.WRITE_IN)}
     for k, v in raw.items():
         if k not in candidate_keys:
-            raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}")
+            raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}", zh="选票上没有这个候选人（项目）")
         if v not in allowed:
-            raise InvalidInput(f"mark {v!r} is not one of {', '.join(allowed)}", where=f"marks.{k}")
+            raise InvalidInput(f"mark {v!r} is not one of {', '.join(allowed)}", where=f"marks.{k}", zh="划票符号不正确")
     return {**rules.normalise_marks(raw, candidate_keys), **written}
 
 

@@ -192,7 +192,7 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
     committed by a group commit (module docstring) before this returns; otherwise it is
     stored in the session's transaction, which the caller commits."""
     if not isinstance(token_text, str) or not token_text:
-        raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot")
+        raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot", zh="选票内容须为选票二维码中的文本")
     engine = db.get_bind()
     job = Job(SittingRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
     _prepare(settings, engine, job)
@@ -326,7 +326,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
         reason, message, count_on = _not_open(db, facts, status)
         refuse(count_on, reason, message)
     if channel != facts.channel:
-        raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot")
+        raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot", zh="本项表决不以这种方式投票")
     if channel == "paper":
         try:
             paper_ballots.check_paper_serial(db, serial, facts)
@@ -353,7 +353,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
         member_id = conn.execute(_NAMED_MEMBER, {"round_id": facts.id, "terminal_id": job.terminal_id}).scalar() \
             if job.terminal_id is not None else None
         if member_id is None:
-            raise InvalidInput("a named vote is cast from the member's own terminal", where="ballot")
+            raise InvalidInput("a named vote is cast from the member's own terminal", where="ballot", zh="记名表决须从代表本人座位的表决器投票")
         if (facts.id, member_id) in stored or conn.execute(
                 _MEMBER_CAST, {"round_id": facts.id, "member_id": member_id}).first() is not None:
             refuse(facts.id, "reused", "本席代表本轮已经投票 this member has already voted in this round")

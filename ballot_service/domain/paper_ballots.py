@@ -35,7 +35,7 @@ def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
 
 def _check_printable(item: Item, round_: Round) -> None:
     if round_.item_id != item.id:
-        raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
+        raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round", zh="该轮次不属于此表决事项")
     if item.channel == "terminal":
         # A printed ballot of a tablet vote could be cast from any tablet as an extra vote.
         raise InvalidInput(f"{item.title} is voted on the seat tablets: no paper ballots are printed for it",
@@ -51,7 +51,7 @@ def sign_paper_ballots(key: SigningKey, item: Item, round_: Round, count: int) -
     """The signing half of create_paper_ballots, touching no database: a print run can sign
     and render first and record afterwards, without holding a write lock while rendering."""
     if not is_int(count) or count < 1 or count > MAX_PAPER_BATCH:
-        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count")
+        raise InvalidInput(f"count must be a whole number from 1 to {MAX_PAPER_BATCH}", where="count", zh=f"印制张数须为 1 至 {MAX_PAPER_BATCH} 的整数")
     _check_printable(item, round_)
     ctx = token_context(item, round_)
     return [make_token(key, ctx["body"], ctx["session"], item.id, round_.number) for _ in range(count)]
@@ -65,7 +65,7 @@ def record_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
         p = _check_payload(t["payload"])
         if (p["body"], p["session"], p["item"], p["round"]) != (ctx["body"], ctx["session"], item.id,
                                                                 round_.number):
-            raise InvalidInput("a token to record is for another item or round", where="tokens")
+            raise InvalidInput("a token to record is for another item or round", where="tokens", zh="要登记的选票属于另一事项或另一轮")
     db.add_all([PaperBallot(serial=t["payload"]["serial"], round_id=round_.id, handed_out=False)
                 for t in tokens])
     db.flush()
@@ -83,12 +83,12 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
     whole stack if any ballot in it is unknown, of another round, or handed out already.
     Returns how many were activated."""
     if not isinstance(serials, list) or not serials:
-        raise InvalidInput("give the stack's ballots (at least one)", where="ballots")
+        raise InvalidInput("give the stack's ballots (at least one)", where="ballots", zh="请先扫描这一叠的选票（至少一张）")
     for serial in serials:
         if not isinstance(serial, str) or not SERIAL_RE.match(serial):
             raise BallotRefused("malformed", "serial must be 32 lowercase hex digits")
     if len(set(serials)) != len(serials):
-        raise InvalidInput("the stack names a ballot twice", where="ballots")
+        raise InvalidInput("the stack names a ballot twice", where="ballots", zh="这一叠中同一张选票扫描了两次")
     rows = {pb.serial: pb for pb in db.execute(select(PaperBallot).where(PaperBallot.serial.in_(serials))
                                                .with_for_update()).scalars()}
     for serial in sorted(serials):  # the first problem by serial, not by position in the stack
@@ -96,7 +96,7 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
         if pb is None or pb.round_id != round_.id:
             raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
         if pb.handed_out:
-            raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="ballots")
+            raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="ballots", zh=f"选票 {serial_short(serial)} 已经发出")
     for pb in rows.values():
         pb.handed_out = True
     db.flush()
@@ -136,5 +136,5 @@ def resolve_serial(db: Session, text: str, round_: Round) -> str:
     if not found:
         raise BallotRefused("unknown", f"no printed ballot {s} for round {round_.number}")
     if len(found) > 1:
-        raise InvalidInput(f"serial prefix {s} matches several ballots: scan the QR code instead", where="serial")
+        raise InvalidInput(f"serial prefix {s} matches several ballots: scan the QR code instead", where="serial", zh=f"序号前缀 {s} 对应多张选票，请扫描二维码")
     return found[0]

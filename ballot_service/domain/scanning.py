@@ -62,7 +62,7 @@ def resolver(db: Session, sitting_id: int) -> omr.Resolver:
 def png(grey: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
-        raise InvalidInput("the scanned page could not be stored as PNG", where="page")
+        raise InvalidInput("the scanned page could not be stored as PNG", where="page", zh="扫描页无法保存为 PNG 图像")
     return buf.tobytes()
 
 

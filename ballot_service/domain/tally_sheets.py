@@ -81,7 +81,7 @@ def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None 
         raise InvalidInput("invalid cannot exceed returned", where="sheet.invalid", zh="无效票数不能多于收回票数")
     counts = raw.get("counts")
     if not isinstance(counts, dict) or set(counts) != set(candidate_keys):
-        raise InvalidInput(f"counts must give every candidate: {', '.join(candidate_keys)}", where="sheet.counts")
+        raise InvalidInput(f"counts must give every candidate: {', '.join(candidate_keys)}", where="sheet.counts", zh="计票单须填写每一位候选人（每一项）的票数")
     valid = out["returned"] - out["invalid"]
     if options is not None:  # an evaluation: a count per option (evaluation_items)
         out["counts"] = evaluation_items.sheet_counts(counts, candidate_keys, list(options), valid, whole)
@@ -90,10 +90,10 @@ def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None 
     for k in candidate_keys:
         c = counts[k]
         if not isinstance(c, dict):
-            raise InvalidInput("must be an object", where=f"sheet.counts.{k}")
+            raise InvalidInput("must be an object", where=f"sheet.counts.{k}", zh="计票单票数格式不正确")
         row = {m: whole(c.get(m, 0), f"sheet.counts.{k}.{m}") for m in ("for", "against", "abstain", "void")}
         if sum(row.values()) != valid:
             raise InvalidInput(f"for+against+abstain+void ({sum(row.values())}) must equal valid ballots ({valid})",
-                               where=f"sheet.counts.{k}")
+                               where=f"sheet.counts.{k}", zh=f"赞成、反对、弃权、无效之和（{sum(row.values())}）须等于有效票数（{valid}）")
         out["counts"][k] = row
     return out

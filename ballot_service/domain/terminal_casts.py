@@ -67,7 +67,7 @@ def round_key(db: Session, round_id: int) -> _RoundKey | None:
 def retry_hash(retry_id) -> str:
     if not isinstance(retry_id, str) or not RETRY_ID_MIN <= len(retry_id) <= RETRY_ID_MAX \
             or not retry_id.isascii():
-        raise InvalidInput(f"retry_id must be {RETRY_ID_MIN} to {RETRY_ID_MAX} ASCII characters", where="retry_id")
+        raise InvalidInput(f"retry_id must be {RETRY_ID_MIN} to {RETRY_ID_MAX} ASCII characters", where="retry_id", zh="表决器提交的重试编号格式不正确，请刷新页面后重试")
     return hashlib.sha256(b"ballot-service retry|" + retry_id.encode("ascii")).hexdigest()
 
 
@@ -77,7 +77,7 @@ def receipt_hash(value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _RECEIPT_HASH.fullmatch(value):
-        raise InvalidInput("receipt_hash must be 64 lower-case hex digits (the tablet's H(r))", where="receipt_hash")
+        raise InvalidInput("receipt_hash must be 64 lower-case hex digits (the tablet's H(r))", where="receipt_hash", zh="表决器提交的回执摘要格式不正确，请刷新页面后重试")
     return value
 
 

@@ -97,6 +97,19 @@ _DEFAULT_MESSAGES = {
 }
 
 
+# What a teller at the station or a deputy at a tablet reads (the English detail stays in `message`).
+_ZH_MESSAGES = {
+    "malformed": "不是有效的选票（格式不正确）",
+    "forged": "选票签名核验不通过（伪造或被改动），已拒收",
+    "wrong_item": "这张选票属于另一表决事项，已拒收",
+    "wrong_round": "这张选票属于另一轮表决，已拒收",
+    "unknown": "本轮没有发出这一序号的选票，已拒收",
+    "spare": "这张印制的选票没有发出（备用票），已拒收",
+    "reused": "这张选票已经计入，不再重复计入",
+    "late": "表决已结束，不再接收选票",
+}
+
+
 class BallotRefused(Conflict):
     """A ballot refused at intake or at the desk. `reason` is one of REFUSAL_STATUS's keys;
     `status` follows the table in the module docstring (409 for reused/late, 403 for a
@@ -107,7 +120,7 @@ class BallotRefused(Conflict):
     def __init__(self, reason: str, message: str | None = None, where: str | None = "ballot"):
         if reason not in REFUSAL_STATUS:
             raise ValueError(f"unknown refusal reason {reason!r}")
-        super().__init__(message or _DEFAULT_MESSAGES[reason], where=where)
+        super().__init__(message or _DEFAULT_MESSAGES[reason], where=where, zh=_ZH_MESSAGES[reason])
         self.reason = reason
         self.status = REFUSAL_STATUS[reason]
 

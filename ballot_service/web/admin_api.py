@@ -153,7 +153,7 @@ def attendance_set(sitting_id: int):
     for i, no in enumerate(members):
         if not isinstance(no, str) or not no or len(no) > names.MEMBER_NO:
             raise InvalidInput(f"member numbers must be strings of 1 to {names.MEMBER_NO} characters",
-                               where=f"members[{i}]")
+                               where=f"members[{i}]", zh=f"代表证号须为 1 至 {names.MEMBER_NO} 个字符的文本")
     for no in members:
         set_attendance(db, sitting, find_member(db, sitting.body_id, no), status, "manual")
     state = attendance_state(db, sitting).as_dict()
@@ -174,10 +174,10 @@ def terminals_create(sitting_id: int):
     out = []
     specs = field(data, "terminals", list)
     if len(specs) > 5000:
-        raise InvalidInput("at most 5000 terminals per request", where="terminals")
+        raise InvalidInput("at most 5000 terminals per request", where="terminals", zh="每次最多登记 5000 台终端")
     for i, t in enumerate(specs):
         if not isinstance(t, dict):
-            raise InvalidInput("must be an object", where=f"terminals[{i}]")
+            raise InvalidInput("must be an object", where=f"terminals[{i}]", zh="每台终端须为一个对象")
         name = names.check_name(field(t, "name", str, where=f"terminals[{i}].name"), what="terminal name",
                                 where=f"terminals[{i}].name", max_len=names.TERMINAL_NAME)
         seat = names.check_name(field(t, "seat", str, required=False, where=f"terminals[{i}].seat"),
@@ -205,7 +205,7 @@ def terminal_revoke(terminal_id: int):
     db = get_db()
     term = db.get(Terminal, terminal_id)
     if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
+        raise NotFound(f"no terminal {terminal_id}", where="terminal_id", zh=f"没有编号为 {terminal_id} 的终端")
     revoke_terminal(db, term)
     commit()
     return jsonify({"revoked": True})
@@ -218,7 +218,7 @@ def terminal_release(terminal_id: int):
     db = get_db()
     term = db.get(Terminal, terminal_id)
     if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
+        raise NotFound(f"no terminal {terminal_id}", where="terminal_id", zh=f"没有编号为 {terminal_id} 的终端")
     release_terminal(db, term)
     commit()
     return jsonify({"released": True})
@@ -233,10 +233,10 @@ def items_create(sitting_id: int):
     cands = field(data, "candidates", list, required=False, default=None)
     if cands is not None:
         if len(cands) > MAX_CANDIDATES:
-            raise InvalidInput(f"at most {MAX_CANDIDATES} candidates", where="candidates")
+            raise InvalidInput(f"at most {MAX_CANDIDATES} candidates", where="candidates", zh=f"候选人（项目）最多 {MAX_CANDIDATES} 个")
         for i, c in enumerate(cands):
             if not isinstance(c, dict):
-                raise InvalidInput("each candidate must be an object", where=f"candidates[{i}]")
+                raise InvalidInput("each candidate must be an object", where=f"candidates[{i}]", zh="每个候选人（项目）须为一个对象")
             for name in ("key", "title", "description"):
                 field(c, name, str, required=name == "title", where=f"candidates[{i}].{name}")
     item = create_item(db, get_sitting(db, sitting_id), key=field(data, "key", str),
@@ -362,9 +362,9 @@ def item_paper_ballots(item_id: int):
     item = get_item(db, item_id)
     count = field(data, "count", int)
     if not 1 <= count <= MAX_PAPER_BATCH:
-        raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count")
+        raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count", zh=f"印制张数须为 1 至 {MAX_PAPER_BATCH}")
     if item.channel != "paper":
-        raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id")
+        raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id", zh=f"《{item.title}》不使用纸质选票")
     key = keys.body_signing_key(settings(), item.sitting.body_id)
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()

@@ -109,7 +109,7 @@ class CastEndpoint:
                 raise _NO_CREDENTIAL
             term = authenticate_terminal(db, header[7:].strip())
             if term.kind == "counting_station":
-                raise Forbidden(f"a {term.kind} credential cannot call this endpoint")
+                raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此类终端不能提交选票")
             terminal_id = term.id
         receipt = terminal_casts.accept(db, data, terminal_id=terminal_id)
         return (200 if receipt.repeated else 201), receipt.as_dict()
@@ -120,7 +120,7 @@ class CastEndpoint:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            raise InvalidInput("Content-Length is not a number", where="headers") from None
+            raise InvalidInput("Content-Length is not a number", where="headers", zh="请求头 Content-Length 不是数字") from None
         if length:
             raw = environ["wsgi.input"].read(length) if length <= limit else None
         elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream

@@ -63,40 +63,40 @@ def parse_json_object(raw: bytes) -> dict:
     nested at most MAX_DEPTH levels, integers within ±2^53, no NaN or Infinity, no NUL
     character or lone surrogate in any string or key; else InvalidInput naming what is wrong and where."""
     if not raw:
-        raise InvalidInput("request body is empty; send a JSON object", where="body")
+        raise InvalidInput("request body is empty; send a JSON object", where="body", zh="请求内容为空，须为 JSON 对象")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"request body is not UTF-8 (byte {exc.start})", where="body") from None
+        raise InvalidInput(f"request body is not UTF-8 (byte {exc.start})", where="body", zh="请求内容不是 UTF-8 编码") from None
     try:
         data = json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
     except InvalidInput:
         raise
     except RecursionError:  # far deeper than MAX_DEPTH: the text up to there is valid JSON
         _check_depth(text)
-        raise InvalidInput(f"request body is nested too deeply (at most {MAX_DEPTH} levels)", where="body") from None
+        raise InvalidInput(f"request body is nested too deeply (at most {MAX_DEPTH} levels)", where="body", zh=f"请求内容嵌套过深（最多 {MAX_DEPTH} 层）") from None
     except ValueError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}", where="body") from None
+        raise InvalidInput(f"request body is not valid JSON: {exc}", where="body", zh="请求内容不是有效的 JSON") from None
     if not isinstance(data, dict):
-        raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body")
+        raise InvalidInput(f"request body must be a JSON object, not {type(data).__name__}", where="body", zh="请求内容须为 JSON 对象")
     _check_values(data, text)
     return data
 
 
 def _no_constant(name: str):
-    raise InvalidInput(f"{name} is not a JSON number", where="body")
+    raise InvalidInput(f"{name} is not a JSON number", where="body", zh=f"{name} 不是 JSON 数字")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise InvalidInput(f"the number {text[:40]} is too large", where="body")
+        raise InvalidInput(f"the number {text[:40]} is too large", where="body", zh="数字过大")
     return value
 
 
 def _bounded_int(text: str) -> int:
     if len(text) > 17 or abs(int(text)) >= MAX_ID:
-        raise InvalidInput(f"the number {text[:40]} is too large: integers must be below 2^53", where="body")
+        raise InvalidInput(f"the number {text[:40]} is too large: integers must be below 2^53", where="body", zh="数字过大：整数须小于 2^53")
     return int(text)
 
 
@@ -116,7 +116,7 @@ def _check_depth(text: str) -> None:
             stack.append([tok, 0 if tok == "[" else None])
             if len(stack) > MAX_DEPTH:
                 raise InvalidInput(f"request body is nested too deeply at {_path(stack)} "
-                                   f"(character {m.start() + 1}; at most {MAX_DEPTH} levels)", where="body")
+                                   f"(character {m.start() + 1}; at most {MAX_DEPTH} levels)", where="body", zh=f"请求内容嵌套过深（最多 {MAX_DEPTH} 层）")
         elif tok in "]}":
             if stack:
                 stack.pop()
@@ -145,16 +145,16 @@ def _check_values(data: dict, text: str) -> None:
         if isinstance(value, str):
             if _UNSTORABLE.search(value):
                 raise InvalidInput("a string holds NUL (U+0000) or a lone surrogate (\\ud800-\\udfff), "
-                                   "which no database stores", where=path or "body")
+                                   "which no database stores", where=path or "body", zh="文本含有 NUL 字符或孤立代理字符，无法保存")
             continue
         if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
             _check_depth(text)
             raise InvalidInput(f"request body is nested too deeply at {path} (at most {MAX_DEPTH} levels)",
-                               where="body")
+                               where="body", zh=f"请求内容嵌套过深（最多 {MAX_DEPTH} 层）")
         if isinstance(value, dict):
             for k, v in value.items():
                 if _UNSTORABLE.search(k):
-                    raise InvalidInput("a key holds NUL (U+0000) or a lone surrogate", where=path or "body")
+                    raise InvalidInput("a key holds NUL (U+0000) or a lone surrogate", where=path or "body", zh="字段名含有 NUL 字符或孤立代理字符")
                 stack.append((v, f"{path}.{k}" if path else k, depth + 1))
         elif isinstance(value, list):
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
@@ -168,22 +168,22 @@ def field(data: dict, name: str, kind: type | tuple, required: bool = True, defa
     where = where or name
     if name not in data or data[name] is None:
         if required:
-            raise InvalidInput(f"missing field {name!r}", where=where)
+            raise InvalidInput(f"missing field {name!r}", where=where, zh=f"缺少字段 {name}")
         return default
     value = data[name]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
         raise InvalidInput(f"field {name!r} must be {names}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}",
-                           where=where)
+                           where=where, zh=f"字段 {name} 的类型不正确")
     if isinstance(value, int) and not isinstance(value, bool):
         # Every integer column is an INTEGER (32 bits on PostgreSQL): no field may hold more.
         minimum = -MAX_ROW_ID if minimum is None else minimum
         maximum = MAX_ROW_ID if maximum is None else maximum
         if minimum is not None and value < minimum:
-            raise InvalidInput(f"field {name!r} must be at least {minimum}, not {value}", where=where)
+            raise InvalidInput(f"field {name!r} must be at least {minimum}, not {value}", where=where, zh=f"字段 {name} 不能小于 {minimum}")
         if maximum is not None and value > maximum:
-            raise InvalidInput(f"field {name!r} must be at most {maximum}, not {value}", where=where)
+            raise InvalidInput(f"field {name!r} must be at most {maximum}, not {value}", where=where, zh=f"字段 {name} 不能大于 {maximum}")
     return value
 
 

@@ -87,13 +87,13 @@ def register(app: Flask) -> None:
                 validate_csrf(request.headers.get("X-CSRFToken", ""))
             except Exception:
                 raise Forbidden("send JSON (Content-Type: application/json) or a valid X-CSRFToken header",
-                                where="headers") from None
+                                where="headers", zh="请求须为 JSON（Content-Type: application/json）或带有效的 X-CSRFToken 头") from None
             return None
         try:
             csrf.protect()
         except CSRFError as exc:
             raise Forbidden(f"the form has expired or was not sent from this site ({exc.description}); "
-                            "reload the page and try again", where="csrf_token") from None
+                            "reload the page and try again", where="csrf_token", zh="表单已过期或不是从本站提交的，请刷新页面后重试") from None
         return None
 
 

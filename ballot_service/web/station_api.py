@@ -68,7 +68,7 @@ def station_hand_out():
     sitting = get_sitting(db, g.terminal.sitting_id)
     texts = field(data, "ballots", list)
     if not texts or len(texts) > ballots.MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
-        raise InvalidInput(f"ballots must be a list of 1 to {ballots.MAX_PAPER_BATCH} QR texts", where="ballots")
+        raise InvalidInput(f"ballots must be a list of 1 to {ballots.MAX_PAPER_BATCH} QR texts", where="ballots", zh=f"一叠选票须为 1 至 {ballots.MAX_PAPER_BATCH} 张的二维码文本")
     key = keys.body_signing_key(settings(), sitting.body_id)
     rnd, serials = None, []
     for n, text in enumerate(texts):
@@ -76,17 +76,17 @@ def station_hand_out():
         payload = token["payload"]
         item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
         if item is None or item.sitting_id != sitting.id:
-            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]")
+            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]", zh="这张选票不属于本会次的表决")
         election_items.refuse_candidate_teller(db, item, g.terminal.id)
         this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
         if this is None or (rnd is not None and this.id != rnd.id):
-            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]")
+            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]", zh="一叠选票只能是同一轮的选票")
         ballots.verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
                              round_no=this.number)
         rnd = this
         serials.append(payload["serial"])
     if rnd.status not in ("pending", "open"):
-        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots")
+        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots", zh="本项表决已结束，不能再发出选票")
     count = paper_ballots.hand_out(db, serials, rnd)
     commit()
     return jsonify({"handed_out": count}), 201
@@ -104,13 +104,13 @@ def station_tally_sheet():
     sitting = get_sitting(db, g.terminal.sitting_id)
     item = db.get(Item, field(data, "item_id", int))
     if item is None or item.sitting_id != sitting.id:
-        raise NotFound("no such item in this session", where="item_id")
+        raise NotFound("no such item in this session", where="item_id", zh="本会次没有这个表决事项")
     election_items.refuse_candidate_teller(db, item, g.terminal.id)
     if item.channel != "tally_sheet":
-        raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id")
+        raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id", zh=f"《{item.title}》不以计票单计票")
     rnd = voting.current_round(item)
     if rnd.status != "closed":
-        raise Conflict("close the vote before entering the tally sheet", where="item_id")
+        raise Conflict("close the vote before entering the tally sheet", where="item_id", zh="请先结束表决，再录入计票单")
     state = tally_sheets.enter(db, item, rnd, db.get(Terminal, g.terminal.id), field(data, "sheet", dict))
     commit()
     return jsonify({"state": state}), 201

@@ -65,7 +65,7 @@ def station_scan_upload():
         raise InvalidInput("the scan file is empty", where="body", zh="扫描文件为空")
     dpi = field(request.args, "dpi", str, required=False, default="200")
     if not dpi.isdigit() or not 100 <= int(dpi) <= 600:
-        raise InvalidInput("dpi must be a whole number from 100 to 600", where="dpi")
+        raise InvalidInput("dpi must be a whole number from 100 to 600", where="dpi", zh="分辨率（dpi）须为 100 至 600 的整数")
     db, sitting = get_db(), _sitting()
     fd, path = tempfile.mkstemp(suffix=suffix, dir=private_dir(settings().instance_path))
     pages = []
@@ -94,7 +94,7 @@ def station_page_image(page_id: str):
     """The scanned page (PNG), while it is kept."""
     page = adjudication.get_page(get_db(), _sitting(), page_id)
     if page.image is None:
-        raise NotFound("this page has no image (read by eye, or discarded)", where="page")
+        raise NotFound("this page has no image (read by eye, or discarded)", where="page", zh="此页没有保存图像（人工读票或已作废）")
     return Response(page.image, mimetype="image/png")
 
 
@@ -123,7 +123,7 @@ def station_ballot_info():
         raise InvalidInput("that is not a ballot's QR text", where="ballot", zh="这不是选票的二维码") from None
     item, rnd = scanning.round_for(db, sitting.id, payload)
     if item is None:
-        raise NotFound("this ballot is not for a vote of this session", where="ballot")
+        raise NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决")
     titles = station_board.candidate_titles(db, item.id)
     return jsonify({"item_id": item.id, "title": item.title, "round": rnd.number,
                     "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys]})
@@ -145,7 +145,7 @@ def station_by_eye():
         raise InvalidInput("that is not a ballot's QR text", where="ballot", zh="这不是选票的二维码") from None
     _, rnd = scanning.round_for(db, sitting.id, payload)
     if rnd is None:
-        raise NotFound("this ballot is not for a vote of this session", where="ballot")
+        raise NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决")
     begin_write(db)
     page = ScannedPage(sitting_id=sitting.id, round_id=rnd.id, sha256="", image=None, status="queued",
                        reasons=["read by eye"], qr_text=text, boxes=[], crops={}, decisions=[], outcome=None)
@@ -179,5 +179,5 @@ def station_recount(item_id: int):
     db, sitting = get_db(), _sitting()
     item = db.get(Item, item_id)
     if item is None or item.sitting_id != sitting.id or not item.rounds:
-        raise NotFound("no such item in this session", where="item_id")
+        raise NotFound("no such item in this session", where="item_id", zh="本会次没有这个表决事项")
     return jsonify(scan_recount.recount(db, item, item.rounds[-1]))

@@ -134,6 +134,7 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     assert screen_page.locator("#r-tag").inner_text() == "选举结果"
     assert "当选需得票 ≥ 4" in screen_page.locator("#r-notes").inner_text()
     assert "通过" not in screen_page.locator("#view-result").inner_text()
+    assert screen_page.locator("#r-rec-title").inner_text().startswith("选举结果已签署")
     screenshot(screen_page, "election-screen")
     link = console.locator("a", has_text="打印记录（PDF）").get_attribute("href")
     pdf = console.request.get(base + link)

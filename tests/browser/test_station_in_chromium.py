@@ -132,6 +132,12 @@ def test_the_two_tellers_enter_a_tally_sheet_at_the_station_page(new_page, live_
 
     counter = teller(new_page, base, s.counter)
     counter.wait_for_selector(f"#sheet-items form[data-item='{s.item_id}'] >> text=未录入")
+    # the header names the teller once; a section with nothing in it says 暂无
+    who = counter.inner_text("#who")
+    assert who == f"第一次会议 · 计票人 {COUNTER_NAME}", who
+    assert counter.locator("#board-none").is_visible() and "暂无" in counter.inner_text("#board-none")
+    assert counter.locator("#recount-none").is_visible() and counter.locator("#sheet-none").is_hidden()
+    screenshot(counter, "station-empty-sections")
     enter(counter)
     counter.wait_for_function("document.getElementById('sheet-status').textContent.indexOf('待另一名') >= 0")
     scrutineer = teller(new_page, base, s.scrutineer)
