@@ -65,3 +65,9 @@ def test_audit_verify_holds_not_issued_to_p_minus_i():
         check_not_issued("records/x.json", content)
     del content["rounds"][0]["not_issued"]  # a record signed before the field existed
     check_not_issued("records/x.json", content)
+
+
+def test_the_read_aloud_page_of_an_election_is_the_election_wording():
+    """The 宣布稿 page and PDF take sentences(): for an election, its rounds' paragraphs."""
+    assert announcement.sentences(_election()) == election_announcement.announcement(_election()).split("\n")
+    assert any("当选为主任" in line for line in announcement.sentences(_election()))

@@ -15,7 +15,9 @@ def announcement(content: dict) -> str:
 
 def sentences(content: dict) -> list[str]:
     """The 宣布稿 a sentence at a time (each read in one breath; the page and the large-type
-    PDF set each on its own line)."""
+    PDF set each on its own line). An election's is read a paragraph (a round) at a time."""
+    if content["item"]["kind"] == ItemKind.ELECTION:
+        return election_announcement.announcement(content).split("\n")
     body_kind = content["body"]["kind"]
     who = "代表" if body_kind == "congress" else "组成人员"
     r = content["result"]
