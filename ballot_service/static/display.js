@@ -243,7 +243,7 @@
     if (rec) {
       var qr = $("r-qr");
       if (qr.dataset.url !== rec.verify_url) { qr.innerHTML = rec.qr_svg; qr.dataset.url = rec.verify_url; }
-      text($("r-rec-title"), r.kind === "election" ? L.signed_election : L.signed_result);
+      text($("r-rec-title"), election ? L.signed_election : r.kind === "evaluation" ? L.signed_evaluation : L.signed_result);
       text($("r-fp"), rec.key_fingerprint);
       text($("r-head"), (rec.audit_seq != null ? "#" + rec.audit_seq + " · " : "") + rec.audit_head);
       text($("r-url"), rec.verify_url);

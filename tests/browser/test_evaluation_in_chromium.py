@@ -145,6 +145,9 @@ def test_year_end_evaluation_from_last_years_selection(new_page, live_site, tmp_
     second = rows.nth(1).inner_text()
     assert "50.00%" in second and "不满意" in second
     assert rows.nth(1).locator(".e-bar .seg").count() == 3  # 基本满意, 不满意, 弃权 (no 满意 segment)
+    assert screen.locator("#r-rec-title").inner_text().startswith("测评结果已签署")
+    # M0005, present without a tablet, took no ballot: named apart from 未按 (I − R = 0)
+    assert screen.locator("#r-not-issued").inner_text() == "未领取选票 1 名"
     screenshot(screen, "evaluation-screen-result")
 
     # The 公告: page and A4 PDF, with the record's fingerprint and QR.
