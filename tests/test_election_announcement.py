@@ -71,3 +71,13 @@ def test_the_read_aloud_page_of_an_election_is_the_election_wording():
     """The 宣布稿 page and PDF take sentences(): for an election, its rounds' paragraphs."""
     assert announcement.sentences(_election()) == election_announcement.announcement(_election()).split("\n")
     assert any("当选为主任" in line for line in announcement.sentences(_election()))
+
+
+def test_audit_verify_refuses_a_boolean_for_a_count():
+    content = {"item": {"channel": "terminal"},
+               "rounds": [{"number": 1, "not_issued": True, "result": {"present": 4, "issued": 3}}]}
+    with pytest.raises(BundleInvalid):
+        check_not_issued("records/x.json", content)
+    content["item"]["channel"] = "paper"  # no P − I on paper: the field may only be null
+    content["rounds"][0]["not_issued"] = None
+    check_not_issued("records/x.json", content)
