@@ -6,11 +6,18 @@ came by each channel."""
 from __future__ import annotations
 
 import json
+import shutil
 
+import pytest
+from bundle_support import rewrite_manifest
 from helpers_live import blind_ballot, create_item, setup_session, vote
 from sqlalchemy import select
 from terminal_support import assert_error_shape, events
 
+from ballot_service.bundle.encoding import pretty_json
+from ballot_service.bundle.errors import BundleInvalid
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
 from ballot_service.crypto import tablet
 from ballot_service.models import Record
 from ballot_service.render.announcement import announcement
@@ -68,6 +75,52 @@ def test_paper_is_refused_on_other_channels_and_a_hybrid_vote_is_secret(api):
     assert status == 400 and data["errors"][0]["where"] == "channel"
     status, data = _allow_paper(api, s.item_id, s.members[0], reason="  ")
     assert status == 400
+
+
+def _hybrid_vote(api, s):
+    """3 vote on their tablets; the 4th's tablet fails after drawing its ballot; paper replaces it."""
+    for no in s.members[:3]:
+        vote(api, s.creds[no], {"motion": "for"})
+    blind_ballot(api, s.creds[s.members[3]])
+    texts = _printed(api, s.item_id, 2)
+    _allow_paper(api, s.item_id, s.members[3], reason="平板故障，改投纸质票")
+    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
+    api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "against"}},
+             credential=s.station, expect=(201,))
+    return texts
+
+
+def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
+    s = setup_session(api, members=4, channel="hybrid")
+    _hybrid_vote(api, s)
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
+    finally:
+        db.close()
+    verify_bundle(b)
+    counts = json.loads((b / "counts.json").read_text("utf-8"))
+    (rnd,) = counts["items"][0]["rounds"]
+    assert rnd["by_channel"] == {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 3, "paper": 1}}
+    lines = (b / rnd["ballots_file"]).read_text("utf-8").splitlines()
+    assert sum('"prefix"' in ln for ln in lines) == 3 and len(lines) == 4
+    # An auditor's copy whose split was shifted (one paper ballot said to have come by tablet),
+    # with the manifest rewritten to match: refused.
+    for change in ({"issued": {"terminal": 5, "paper": 0}, "returned": {"terminal": 3, "paper": 1}},
+                   {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 4, "paper": 0}},
+                   {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 3, "paper": 2}}):
+        bad = tmp_path / "bad"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(b, bad)
+        c = json.loads((bad / "counts.json").read_text("utf-8"))
+        c["items"][0]["rounds"][0]["by_channel"] = change
+        (bad / "counts.json").write_text(pretty_json(c), "utf-8")
+        rewrite_manifest(bad)
+        with pytest.raises(BundleInvalid):
+            verify_bundle(bad)
 
 
 def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):

@@ -23,6 +23,7 @@ from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import election_items, tally
+from ballot_service.domain.records import channel_split
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
     AuditEvent,
@@ -36,6 +37,7 @@ from ballot_service.models import (
     Sitting,
     TallySheet,
 )
+from ballot_service.vocab import BLIND_CHANNELS
 
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -162,7 +164,7 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
                 receipts_file = layout.receipts_file(stems[item.id], rnd.number)
                 _write_receipts(out / receipts_file, [c.receipt for c in casts])
-            blind = item.channel == "terminal" and rnd.blind_public_key is not None
+            blind = item.channel in BLIND_CHANNELS and rnd.blind_public_key is not None
             round_key_file = layout.round_key_file(rnd.ref) if blind else None
             if blind:
                 (out / layout.ROUND_KEYS_DIR).mkdir(exist_ok=True)
@@ -176,7 +178,10 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                 "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None,
                 "round_ref": rnd.ref if blind else None, "round_key_file": round_key_file,
                 "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file,
-                "stage": rnd.stage})
+                "stage": rnd.stage,
+                # hybrid: I and R by tablet and by paper (checks_counts.check_channel_split)
+                **({"by_channel": channel_split(db, rnd) if rnd.status in ("closed", "tallied")
+                    and rnd.quorum_met else None} if item.channel == "hybrid" else {})})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:
