@@ -31,12 +31,14 @@ def _current(item: Item) -> Round | None:
 
 
 def item_board(db: Session, item: Item, rnd: Round) -> dict:
-    marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id)))
+    """A paper item's reconciliation at the station; a hybrid item's paper ballots only (its
+    tablet ballots are counted with them at the tally)."""
+    paper_only = (Cast.channel == "paper",) if item.channel == "hybrid" else ()
+    marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id, *paper_only)))
     count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
     pages = dict(db.execute(select(ScannedPage.status, func.count()).where(ScannedPage.round_id == rnd.id)
                             .group_by(ScannedPage.status)).all())
     paper = paper_counts(db, rnd)
-    # hybrid: the station sees its paper ballots; the tablets' are counted with them at the tally
     by_channel = dict(db.execute(select(Cast.channel, func.count()).where(Cast.round_id == rnd.id)
                                  .group_by(Cast.channel)).all()) if item.channel == "hybrid" else None
     return {
