@@ -6,6 +6,7 @@ body's checkpoints and public key, and the items, ballots, receipts and records 
 (or of one of its sessions): it stands alone and verifies with that body's key."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ballot_service.bundle import layout
+from ballot_service.bundle import layout, scanned_pages
 from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
@@ -34,6 +35,7 @@ from ballot_service.models import (
     Member,
     Record,
     Refusal,
+    Round,
     Sitting,
     TallySheet,
 )
@@ -120,6 +122,7 @@ def _write_bundle(db: Session, settings, out: Path, scope: dict) -> None:
     cps.sort(key=lambda c: (c["seq"], c["reason"]))
     _write_json(out, layout.CHECKPOINTS, cps)
     _write_counts(db, out, scope)
+    _write_scanned_pages(db, out, scope)
     _write_keys(settings, out, {chain})
     (out / layout.README).write_text(readme_text(), "utf-8")
     files = {}
@@ -127,6 +130,17 @@ def _write_bundle(db: Session, settings, out: Path, scope: dict) -> None:
         if p.is_file() and p.name != layout.MANIFEST:
             files[p.relative_to(out).as_posix()] = sha256_file(p)
     _write_json(out, layout.MANIFEST, {"format": layout.BUNDLE_FORMAT, "files": files})
+
+
+def _write_scanned_pages(db: Session, out: Path, scope: dict) -> None:
+    """The scanned pages' hashes, sorted (scanned_pages.py), from the chain's page_scanned events."""
+    events = [json.loads(d) for d in db.scalars(select(AuditEvent.data).where(
+        AuditEvent.chain == scope["body_id"], AuditEvent.kind == scanned_pages.EVENT))]
+    round_session = dict(db.execute(select(Round.id, Item.sitting_id).join(Item, Item.id == Round.item_id)
+                                    .where(Round.id.in_({d.get("round_id") for d in events
+                                                         if isinstance(d.get("round_id"), int)}))).all())
+    _write_json(out, layout.SCANNED_PAGES,
+                scanned_pages.document(scanned_pages.listing(events, round_session, scope["session_id"])))
 
 
 def _write_events(db: Session, out: Path, chain: int) -> None:
