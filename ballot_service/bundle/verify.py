@@ -28,8 +28,8 @@ from ballot_service.bundle.checks_chain import (
 from ballot_service.bundle.checks_counts import check_counts
 from ballot_service.bundle.checks_files import check_keys, check_manifest, parse_key_arg
 from ballot_service.bundle.checks_records import check_records, check_recount
-from ballot_service.bundle.scanned_pages import check_images, check_scanned_pages
 from ballot_service.bundle.errors import BundleInvalid, fail
+from ballot_service.bundle.scanned_pages import check_images, check_scanned_pages
 from ballot_service.numbers import is_int
 
 
