@@ -145,6 +145,9 @@ def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):
     assert ev["blind_signatures"] == 4 and ev["paper_handed_out"] == 1 and ev["replacements"] == 1
     assert ev["returned_by_channel"] == {"terminal": 3, "paper": 1}
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    # 重新计票 at the station compares the paper ballots only: the tablets' have no page to lack
+    _, again = api.call("POST", f"/api/station/items/{s.item_id}/recount", credential=s.counter)
+    assert again["counted"] == 1 and len(again["no_kept_page"]) == 1
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
     db = app.extensions["ballot_sessionmaker"]()
     try:
