@@ -3,6 +3,12 @@ endpoints, signing, intake, tally, record and audit code a live session uses.
 
 The app runs in-process behind Flask's test client: every step is a real request to the
 real WSGI app, with real credentials, over a real database.
+
+`paper_via_scanner` (opt-in, `rehearse --paper-via-scanner`): paper items are counted through
+the counting station's scanner instead of marks keyed at /api/station/paper: their ballots
+are printed, the scenario's marks drawn on them, the pages uploaded as one scan file, and the
+pages the reader sends to adjudication decided by the two tellers as the scenario says. The
+results must be the same (an evaluation's option columns are keyed as before).
 """
 from __future__ import annotations
 
@@ -20,15 +26,19 @@ from ballot_service.errors import InvalidInput
 from ballot_service.formats.encoding import b64url_decode, b64url_encode
 from ballot_service.formats.scenario import load_scenario, present_ids, roster_of
 from ballot_service.migrate import upgrade
-from ballot_service.models import Record
+from ballot_service.models import Item, Record
 from ballot_service.render import announcement, record_pdf
+from ballot_service.render.marked_scan import Sheet, scan_file
+from ballot_service.render.paper import BallotLayout
+from ballot_service.vocab import ItemKind
 
 
 class Rehearsal:
     """Drives one scenario against a fresh app; every call is an HTTP request."""
 
-    def __init__(self, scenario: dict, out: Path, database_url: str | None = None):
+    def __init__(self, scenario: dict, out: Path, database_url: str | None = None, paper_via_scanner: bool = False):
         self.s = scenario
+        self.via_scanner = paper_via_scanner
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         work = out / ".work"
@@ -205,6 +215,8 @@ class Rehearsal:
                 self.call("POST", "/api/station/hand-out", {"ballots": texts[:n_issued]}, credential=self.station)
             if len(genuine) > n_issued:
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {n_issued} issued", where="ballots")
+            if self.via_scanner and self._scan_all(iid, texts, genuine, expanded, n_issued):
+                return
             for t, b in zip(texts, genuine):
                 self.call("POST", "/api/station/paper", {"ballot": t, "marks": b["marks"]}, credential=self.station)
                 used.append((t, b["marks"]))
@@ -220,6 +232,54 @@ class Rehearsal:
                 self._expect_refused(endpoint, ballot, b["marks"], submit_cred)
             elif b.get("spare"):
                 self._expect_refused(endpoint, self.spares.pop(), b["marks"], submit_cred)
+
+    def _scan_all(self, iid: int, texts: list[str], genuine: list[dict], expanded: list[dict], n_issued: int) -> bool:
+        """Count a paper round through the scanner (module docstring): the genuine ballots, then
+        the forged, reused and spare ones, on one scan file; False for an evaluation (keyed)."""
+        layout, keys = self._layout(iid)
+        if layout is None:
+            return False
+        spares = texts[n_issued:]
+        pages = list(zip(texts, (b["marks"] for b in genuine), [True] * len(genuine)))
+        for b in expanded:
+            if b.get("forged"):
+                pages.append((_forge(texts[0] if genuine else None, iid), b["marks"], False))
+            elif b.get("reuse"):
+                used = next((t for t, m, _ in pages[:len(genuine)] if m != b["marks"]), texts[0])
+                pages.append((used, b["marks"], False))
+            elif b.get("spare"):
+                pages.append((spares.pop(), b["marks"], False))
+        if not pages:
+            return True
+        sheets = [Sheet(t, [(k, m) for k, v in marks.items() if not k.startswith("write_in:")
+                            for m in (("for", "against") if v == "void" else (v,))],
+                        scribble=any(k.startswith("write_in:") for k in marks)) for t, marks, _ in pages]
+        resp = self.http.post("/api/station/scans?dpi=200", data=scan_file(layout, keys, sheets),
+                              headers={"Authorization": f"Bearer {self.station}"}, content_type="image/tiff")
+        if resp.status_code != 201:
+            raise RuntimeError(f"the scan upload answered {resp.status_code}: {resp.get_json(silent=True)}")
+        for (text, marks, counts), page in zip(pages, resp.get_json()["pages"]):
+            status = page["status"]
+            for role in ("counter", "scrutineer") if status == "queued" else ():  # 裁定, as the scenario says
+                _, out = self.call("POST", f"/api/station/pages/{page['id']}/decision",
+                                   {"decision": {"ballot": text, "marks": marks}}, credential=self.tellers[role])
+                status = out["status"]
+            if status != ("counted" if counts else "refused"):
+                raise RuntimeError(f"a scanned page ended {status} ({page['outcome']}), not as the scenario says")
+        return True
+
+    def _layout(self, iid: int) -> tuple[BallotLayout | None, tuple[str, ...]]:
+        """The printed layout of the item's current round and its candidate keys in printed order."""
+        with self.app.app_context():
+            db = self.app.extensions["ballot_sessionmaker"]()
+            try:
+                item = db.get(Item, iid)
+                rnd = item.rounds[-1]
+                if item.kind == ItemKind.EVALUATION:
+                    return None, ()
+                return BallotLayout.from_item(item, rnd), tuple(rnd.candidate_keys)
+            finally:
+                db.close()
 
     def _blind_ballot(self, cred: str) -> dict:
         """A tablet's blind issuance: check the announced key, blind, get it signed, unblind."""
@@ -271,9 +331,10 @@ def _forge_terminal(genuine: dict | None) -> dict:
     return tablet.finish(other.public_key(), pending, b64url_encode(sig))
 
 
-def rehearse(path: str | Path, out: str | Path, database_url: str | None = None) -> dict:
+def rehearse(path: str | Path, out: str | Path, database_url: str | None = None,
+             paper_via_scanner: bool = False) -> dict:
     scenario = load_scenario(path)
-    r = Rehearsal(scenario, Path(out), database_url)
+    r = Rehearsal(scenario, Path(out), database_url, paper_via_scanner)
     results = r.run()
     r.write_outputs(results)
     return results

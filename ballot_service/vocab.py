@@ -46,6 +46,12 @@ class Channel(StrEnum):
     TERMINAL = "terminal"        # seat tablets
     PAPER = "paper"              # printed ballots, counted at the station
     TALLY_SHEET = "tally_sheet"  # paper counted by hand, the tellers enter the sheet
+    HYBRID = "hybrid"            # seat tablets, and paper for a member whose tablet fails (a replacement)
+
+
+# Channels whose rounds have a blind-signing key (tablet ballots), and those that take printed ballots.
+BLIND_CHANNELS = (Channel.TERMINAL, Channel.HYBRID)
+PAPER_CHANNELS = (Channel.PAPER, Channel.HYBRID)
 
 
 class SittingStatus(StrEnum):
@@ -146,6 +152,7 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     Channel.TERMINAL: ("电子表决器", "seat tablets"),
     Channel.PAPER: ("纸质票", "paper ballots"),
     Channel.TALLY_SHEET: ("纸质票（计票单录入）", "paper ballots (tally sheet)"),
+    Channel.HYBRID: ("电子表决器与纸质票", "seat tablets and paper ballots"),
     ItemStatus.DRAFT: ("未开始", "not started"),
     ItemStatus.OPEN: ("表决中", "open"),
     ItemStatus.RUNOFF_PENDING: ("待再次投票", "awaiting a runoff"),

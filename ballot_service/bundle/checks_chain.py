@@ -137,6 +137,7 @@ class EventIndex:
     record_events: dict[str, tuple[int, dict]] = field(default_factory=dict)
     round_keys: dict[int, tuple[int, dict]] = field(default_factory=dict)  # round id -> its key's announcement
     session_closed: dict[int, int] = field(default_factory=dict)  # session id -> seq of its session_closed
+    pages: list[dict] = field(default_factory=list)  # page_scanned data (scanned_pages.py)
 
 
 def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
@@ -200,11 +201,13 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
             still_open(seq, session_of_item(d), "a vote opening")
             if kind == "vote_opened":
                 x.opened[(d.get("item_id"), d.get("round"))] = d
-                if d.get("channel") == "terminal" and not any(
+                if d.get("channel") in ("terminal", "hybrid") and not any(
                         a.get("item_id") == d.get("item_id") and a.get("round") == d.get("round")
                         for _, a in x.round_keys.values()):
                     fail(f"event {seq} opens a terminal vote whose round key was not announced before it",
                          f"events.jsonl:{seq}")
+        elif kind == "page_scanned":
+            x.pages.append(d)
         elif kind == "round_key_announced":
             if d.get("round_id") in x.round_keys:
                 fail(f"event {seq} announces a second key for round {d.get('round_id')}", f"events.jsonl:{seq}")

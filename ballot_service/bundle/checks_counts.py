@@ -101,8 +101,9 @@ def _check_election(ci: dict, ev: dict, where: str) -> None:
 def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                  referenced_ballots: set[str]) -> None:
     """One round of counts.json against the log's opening, close, refusals and tally sheet."""
-    if set(r) != layout.ROUND_FIELDS or not isinstance(r["refused"], dict):
-        fail(f"{rw} does not have exactly the fields {', '.join(sorted(layout.ROUND_FIELDS))}", C)
+    fields = layout.ROUND_FIELDS | ({"by_channel"} if ci["channel"] == "hybrid" else set())
+    if set(r) != fields or not isinstance(r["refused"], dict):
+        fail(f"{rw} does not have exactly the fields {', '.join(sorted(fields))}", C)
     if not is_int(r["round_id"]) or r["round_id"] in round_ids:
         fail(f"{rw}: round_id is missing or repeated", C)
     round_ids.add(r["round_id"])
@@ -116,7 +117,7 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
             fail(f"{rw}: the vote was opened, so quorum was met", C)
     elif r["status"] not in ("pending",) and r["quorum_met"] is not False:
         fail(f"{rw}: no vote_opened event, yet the round is {r['status']} with quorum met", C)
-    if ci["channel"] == "terminal" and op is not None:  # a blind-signed round (checks_ballots.py)
+    if ci["channel"] in ("terminal", "hybrid") and op is not None:  # a blind-signed round (checks_ballots.py)
         if r["round_ref"] != f"r{r['round_id']}" or r["round_key_file"] != layout.round_key_file(r["round_ref"]) \
                 or not is_int(r["replacements"]) or r["replacements"] < 0:
             fail(f"{rw}: a terminal vote names its round (round_ref r<round id>), its key file and its "
@@ -137,6 +138,8 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                 or cd.get("replacements") != r["replacements"]):
             fail(f"{rw}: blind signatures issued {cd.get('blind_signatures')!r} must equal I ({r['issued']!r}) "
                  f"and be at least R ({r['returned']!r}), with the replacements recorded at the close", C)
+        if ci["channel"] == "hybrid":
+            check_channel_split(rw, r, cd)
         if set(r["refused"]) != set(cd.get("refused") or {}):
             fail(f"{rw}: the refusal reasons differ from those recorded at the close", C)
     got = Counter(reason for _, reason in x.refusals.get(r["round_id"], []))
@@ -180,3 +183,25 @@ def _check_tellers(rw: str, r: dict, entered: dict, confirmed: dict | None, x: E
         fail(f"{rw}: the tally sheet was entered and confirmed by two tellers of the same role ({roles[0]})", C)
     if not is_int(r["sheet"].get("issued")) or not is_int(r["present"]) or r["sheet"]["issued"] > r["present"]:
         fail(f"{rw}: the tally sheet issues {r['sheet'].get('issued')} ballots to {r['present']} members present", C)
+
+
+def check_channel_split(rw: str, r: dict, closed: dict) -> None:
+    """A hybrid round: I = blind signatures + paper ballots handed out and R = tablet + paper
+    ballots, each pair as the close froze it, adding up to counts.json's I and R, and no more
+    tablet ballots returned than signatures issued. (checks_ballots counts the file's lines of
+    each kind against `returned`.)"""
+    split = r.get("by_channel")
+    ok = isinstance(split, dict) and set(split) == {"issued", "returned"} and all(
+        isinstance(split[k], dict) and set(split[k]) == {"terminal", "paper"}
+        and all(is_int(v) and v >= 0 for v in split[k].values()) for k in split)
+    if not ok:
+        fail(f"{rw}: a hybrid round gives by_channel {{issued, returned}} each as {{terminal, paper}} counts", C)
+    i, ret = split["issued"], split["returned"]
+    if i["terminal"] + i["paper"] != r["issued"] or ret["terminal"] + ret["paper"] != r["returned"]:
+        fail(f"{rw}: by channel, {i['terminal']} + {i['paper']} issued and {ret['terminal']} + {ret['paper']} "
+             f"returned do not add up to I = {r['issued']} and R = {r['returned']}", C)
+    if (i["terminal"], i["paper"]) != (closed.get("blind_signatures"), closed.get("paper_handed_out")) \
+            or ret != closed.get("returned_by_channel") or closed.get("replacements") != r["replacements"]:
+        fail(f"{rw}: the split by channel differs from the one frozen when the vote closed", C)
+    if ret["terminal"] > i["terminal"]:
+        fail(f"{rw}: {ret['terminal']} tablet ballots returned but only {i['terminal']} blind signatures issued", C)

@@ -6,6 +6,7 @@ body's checkpoints and public key, and the items, ballots, receipts and records 
 (or of one of its sessions): it stands alone and verifies with that body's key."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,11 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ballot_service.bundle import layout
+from ballot_service.bundle import layout, scanned_pages
 from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import election_items, tally
+from ballot_service.domain.records import channel_split
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
     AuditEvent,
@@ -33,9 +35,11 @@ from ballot_service.models import (
     Member,
     Record,
     Refusal,
+    Round,
     Sitting,
     TallySheet,
 )
+from ballot_service.vocab import BLIND_CHANNELS
 
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -118,6 +122,7 @@ def _write_bundle(db: Session, settings, out: Path, scope: dict) -> None:
     cps.sort(key=lambda c: (c["seq"], c["reason"]))
     _write_json(out, layout.CHECKPOINTS, cps)
     _write_counts(db, out, scope)
+    _write_scanned_pages(db, out, scope)
     _write_keys(settings, out, {chain})
     (out / layout.README).write_text(readme_text(), "utf-8")
     files = {}
@@ -125,6 +130,17 @@ def _write_bundle(db: Session, settings, out: Path, scope: dict) -> None:
         if p.is_file() and p.name != layout.MANIFEST:
             files[p.relative_to(out).as_posix()] = sha256_file(p)
     _write_json(out, layout.MANIFEST, {"format": layout.BUNDLE_FORMAT, "files": files})
+
+
+def _write_scanned_pages(db: Session, out: Path, scope: dict) -> None:
+    """The scanned pages' hashes, sorted (scanned_pages.py), from the chain's page_scanned events."""
+    events = [json.loads(d) for d in db.scalars(select(AuditEvent.data).where(
+        AuditEvent.chain == scope["body_id"], AuditEvent.kind == scanned_pages.EVENT))]
+    round_session = dict(db.execute(select(Round.id, Item.sitting_id).join(Item, Item.id == Round.item_id)
+                                    .where(Round.id.in_({d.get("round_id") for d in events
+                                                         if isinstance(d.get("round_id"), int)}))).all())
+    _write_json(out, layout.SCANNED_PAGES,
+                scanned_pages.document(scanned_pages.listing(events, round_session, scope["session_id"])))
 
 
 def _write_events(db: Session, out: Path, chain: int) -> None:
@@ -162,7 +178,7 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
                 receipts_file = layout.receipts_file(stems[item.id], rnd.number)
                 _write_receipts(out / receipts_file, [c.receipt for c in casts])
-            blind = item.channel == "terminal" and rnd.blind_public_key is not None
+            blind = item.channel in BLIND_CHANNELS and rnd.blind_public_key is not None
             round_key_file = layout.round_key_file(rnd.ref) if blind else None
             if blind:
                 (out / layout.ROUND_KEYS_DIR).mkdir(exist_ok=True)
@@ -176,7 +192,10 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                 "sheet": sheet.data if sheet is not None and sheet.confirmed_by is not None else None,
                 "round_ref": rnd.ref if blind else None, "round_key_file": round_key_file,
                 "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file,
-                "stage": rnd.stage})
+                "stage": rnd.stage,
+                # hybrid: I and R by tablet and by paper (checks_counts.check_channel_split)
+                **({"by_channel": channel_split(db, rnd) if rnd.status in ("closed", "tallied")
+                    and rnd.quorum_met else None} if item.channel == "hybrid" else {})})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:

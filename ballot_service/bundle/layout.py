@@ -20,6 +20,8 @@ RECORDS_DIR = "records"
 KEYS_DIR = "keys"
 ROUND_KEYS_DIR = "round_keys"  # each terminal round's announced RSA public key, <round_ref>.pem
 FINGERPRINTS = f"{KEYS_DIR}/fingerprints.json"
+SCANNED_PAGES = "scanned_pages.json"  # the scanned pages' SHA-256, sorted (bundle/scanned_pages.py)
+SCANNED_PAGES_FORMAT = "ballot-scanned-pages/1"
 
 # The template of README, shipped as package data next to this module.
 README_TEMPLATE = "README.bundle.md"

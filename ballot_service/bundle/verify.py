@@ -10,6 +10,8 @@ summary, or raises BundleInvalid naming the first check that fails; it never ret
     7 ballots      checks_ballots  signatures and binding, unique serials, casts one to one
     8 records      checks_records  signed records, their audit heads and record_issued events
     9 recount      checks_records  every tallied round recounted: the log's and the records' results
+   10 scans        scanned_pages   the scanned pages' hashes, sorted, are the log's; with --images,
+                                   every exported page image is one of them, unaltered
 """
 from __future__ import annotations
 
@@ -27,12 +29,15 @@ from ballot_service.bundle.checks_counts import check_counts
 from ballot_service.bundle.checks_files import check_keys, check_manifest, parse_key_arg
 from ballot_service.bundle.checks_records import check_records, check_recount
 from ballot_service.bundle.errors import BundleInvalid, fail
+from ballot_service.bundle.scanned_pages import check_images, check_scanned_pages
 from ballot_service.numbers import is_int
 
 
-def verify_bundle(bundle_dir: Path, key=None) -> dict:
+def verify_bundle(bundle_dir: Path, key=None, images: Path | None = None) -> dict:
     """Check a bundle offline. Returns a summary; raises BundleInvalid at the first failure.
-    `key`: public key files or fingerprints the auditor obtained independently (--key)."""
+    `key`: public key files or fingerprints the auditor obtained independently (--key).
+    `images`: a `scan-images export` folder whose page images are checked against the bundle's
+    page hashes (opt-in: only the auditors who may see ballots have one)."""
     b = Path(bundle_dir)
     workers = None
     try:
@@ -50,12 +55,14 @@ def verify_bundle(bundle_dir: Path, key=None) -> dict:
         marks_by_round, total_ballots = check_ballots(b, citems, keys, events, jobs)
         signed_records = check_records(b, citems, keys, chain, events)
         rounds_checked = check_recount(citems, item_rules, events, marks_by_round, signed_records)
+        pages = check_scanned_pages(b, citems, events.pages, events.scope_session)
+        seen = check_images(Path(images), pages) if images is not None else {}
         head_seq = len(chain.hashes)
         return {"ok": True, "events": head_seq, "head": chain.hash_at(head_seq), "checkpoints": len(cps),
                 "items": len(citems), "rounds_recounted": rounds_checked, "ballots": total_ballots,
                 "records": len(signed_records), "keys": dict(keys.fps),
                 "events_after_last_checkpoint": head_seq - max((c["seq"] for c in cps), default=0),
-                "sessions": _sessions(events)}
+                "sessions": _sessions(events), "scanned_pages": len(pages), **seen}
     except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
         # A value of an unexpected shape that no named check caught: still a plain failure.
         raise BundleInvalid(f"the bundle holds data of an unexpected shape ({exc.__class__.__name__}: {exc}): "

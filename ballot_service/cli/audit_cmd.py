@@ -37,9 +37,12 @@ def export_cmd(out_dir: str, body_id: int | None, sitting_id: int | None) -> Non
 @click.option("--key", "key", multiple=True,
               help="The body's public key (PEM file) or its fingerprint, obtained independently; "
                    "every signature in the bundle must be by this key. May be repeated.")
-def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="A `scan-images export` folder: check every page image in it against the bundle's page "
+                   "hashes (only for the auditors who may see ballots).")
+def verify_cmd(bundle: str, key: tuple[str, ...], images: str | None) -> None:
     try:
-        s = verify_bundle(Path(bundle), list(key) or None)
+        s = verify_bundle(Path(bundle), list(key) or None, Path(images) if images else None)
     except BundleInvalid as exc:
         where = f" [{exc.where}]" if exc.where else ""
         click.echo(f"核验未通过 FAILED: {exc.message}{where}", err=True)
@@ -52,6 +55,9 @@ def verify_cmd(bundle: str, key: tuple[str, ...]) -> None:
     click.echo(f"  events {s['events']}, head {s['head'][:16]}…, checkpoints {s['checkpoints']}")
     click.echo(f"  items {s['items']}, rounds recounted {s['rounds_recounted']}, ballots {s['ballots']}, "
                f"records {s['records']}")
+    click.echo(f"  scanned pages {s['scanned_pages']} (hashes)" + (
+        f", images checked {s['images_checked']}, pages without an image {s['pages_without_image']}"
+        if images else ""))
     click.echo(f"  keys: {keys}" + ("" if key else "  (no --key given: compare the fingerprint with the "
                                                    "published one)"))
     for sess in s["sessions"]:

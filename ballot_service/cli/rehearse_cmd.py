@@ -16,9 +16,12 @@ from ballot_service.rehearsal import rehearse as run
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="folder for the outputs")
 @click.option("--database", "database", default=None,
               help="database URL to rehearse in (default: a fresh SQLite file under OUT/.work)")
-def rehearse(scenario: str, out: str, database: str | None) -> None:
+@click.option("--paper-via-scanner", is_flag=True,
+              help="count paper items through the counting station's scanner: print their ballots, draw the "
+                   "scenario's marks, read the pages, and let the two tellers decide what the reader queues")
+def rehearse(scenario: str, out: str, database: str | None, paper_via_scanner: bool) -> None:
     try:
-        results = run(scenario, out, database)
+        results = run(scenario, out, database, paper_via_scanner)
     except BallotError as exc:
         where = f" at {exc.where}" if exc.where else ""
         click.echo(f"错误 error: scenario refused{where}: {exc.message}", err=True)

@@ -325,7 +325,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
     if not _open_now(status, closes_at, now):
         reason, message, count_on = _not_open(db, facts, status)
         refuse(count_on, reason, message)
-    if channel != facts.channel:
+    if channel != facts.channel and not (facts.channel == "hybrid" and channel in ("terminal", "paper")):
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot", zh="本项表决不以这种方式投票")
     if channel == "paper":
         try:

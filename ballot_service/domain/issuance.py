@@ -39,6 +39,7 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
+from ballot_service.vocab import BLIND_CHANNELS
 
 ANNOUNCE_EVENT = "round_key_announced"
 
@@ -95,7 +96,7 @@ def _open_round_of_terminal(db: Session, terminal_id: int, round_ref: str):
     row = db.execute(
         select(Issuance, Round, Item).join(Round, Round.id == Issuance.round_id)
         .join(Item, Item.id == Round.item_id)
-        .where(Issuance.terminal_id == terminal_id, Round.status == "open", Item.channel == "terminal")).first()
+        .where(Issuance.terminal_id == terminal_id, Round.status == "open", Item.channel.in_(BLIND_CHANNELS))).first()
     if row is None:
         raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
     issuance, rnd, item = row
@@ -150,18 +151,8 @@ def blind_sign_for_terminal(db: Session, terminal: Terminal, round_ref: str, bli
 def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> dict:
     """Allow one more blind signature for a member in the open round (a further issuance,
     I+1), with the reason in the chain. Only for a member already issued one."""
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("a replacement needs a reason", where="reason", zh="补发选票须说明理由")
-    rnd = item.rounds[-1] if item.rounds else None
-    if rnd is None or rnd.status != "open" or item.channel != "terminal":
-        raise Conflict("a replacement ballot is only for an open terminal vote", where="item",
-                       zh="只有进行中的电子表决才能补发选票")
-    member = db.scalar(select(Member).where(Member.body_id == item.sitting.body_id, Member.member_no == member_no))
-    if member is None:
-        raise NotFound(f"no member {member_no}", where="member", zh=f"没有代表 {member_no}")
-    begin_write(db)
-    issuance = db.scalar(select(Issuance).where(Issuance.round_id == rnd.id, Issuance.member_id == member.id)
-                         .with_for_update())
+    reason = _reason(reason)
+    rnd, member, issuance = _member_issuance(db, item, member_no)
     if issuance is None or issuance.terminal_id is None:
         raise Conflict("this member was not issued a terminal ballot in this round", where="member",
                        zh="该代表本轮没有电子选票")
@@ -172,6 +163,59 @@ def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> d
     rnd.replacements = (rnd.replacements or 0) + 1
     db.flush()
     audit.append(db, "ballot_replacement", {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
-                                            "member_no": member.member_no, "reason": reason.strip()},
+                                            "member_no": member.member_no, "reason": reason},
                  sitting_id=item.sitting_id)
     return {"round": rnd.number, "replacements": rnd.replacements}
+
+
+def _reason(reason) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("a replacement needs a reason", where="reason", zh="补发选票须说明理由")
+    return reason.strip()
+
+
+def _member_issuance(db: Session, item: Item, member_no: str):
+    """The open blind-signed round, the member and their Issuance row (locked)."""
+    rnd = item.rounds[-1] if item.rounds else None
+    if rnd is None or rnd.status != "open" or item.channel not in BLIND_CHANNELS:
+        raise Conflict("a replacement ballot is only for an open terminal or hybrid vote", where="item",
+                       zh="只有进行中的电子表决或混合表决才能补发选票")
+    member = db.scalar(select(Member).where(Member.body_id == item.sitting.body_id, Member.member_no == member_no))
+    if member is None:
+        raise NotFound(f"no member {member_no}", where="member", zh=f"没有代表 {member_no}")
+    begin_write(db)
+    issuance = db.scalar(select(Issuance).where(Issuance.round_id == rnd.id, Issuance.member_id == member.id)
+                         .with_for_update())
+    return rnd, member, issuance
+
+
+def allow_paper(db: Session, item: Item, member_no: str, reason: str) -> dict:
+    """A hybrid vote: allow one paper ballot for a present member, with the reason in the chain.
+
+    Issuance counts every ballot given to the member, of either channel, so the tablet can
+    draw no signature after this: a member whose tablet had not drawn theirs takes it on paper
+    instead (issued + 1, I unchanged); a member without a tablet gets their first ballot; a
+    member who holds a tablet ballot already gets a further issuance (I + 1, a replacement).
+    The desk then hands out at most `Round.paper_allowed` ballots, as a count: nothing here
+    names the serial, so the member is not linked to the paper ballot's serial."""
+    reason = _reason(reason)
+    if item.channel != "hybrid":
+        raise Conflict(f"{item.title} is voted by {item.channel}: a paper ballot is handed out this way only in a "
+                       f"hybrid vote", where="item", zh=f"《{item.title}》不是混合表决，不能以此方式发放纸质票")
+    rnd, member, issuance = _member_issuance(db, item, member_no)
+    if issuance is None:
+        raise Conflict("this member was not present when the vote opened", where="member",
+                       zh="该代表在表决开始时未签到，不能领取选票")
+    replacement = issuance.issued >= issuance.allowed and issuance.allowed > 0
+    if issuance.issued >= issuance.allowed:
+        issuance.allowed += 1
+    issuance.issued += 1
+    rnd.paper_allowed = (rnd.paper_allowed or 0) + 1
+    if replacement:
+        rnd.replacements = (rnd.replacements or 0) + 1
+    db.flush()
+    audit.append(db, "ballot_replacement", {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
+                                            "member_no": member.member_no, "reason": reason, "channel": "paper",
+                                            "replacement": replacement},
+                 sitting_id=item.sitting_id)
+    return {"round": rnd.number, "replacements": rnd.replacements or 0, "paper_allowed": rnd.paper_allowed}

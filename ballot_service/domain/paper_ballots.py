@@ -97,12 +97,28 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
             raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
         if pb.handed_out:
             raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="ballots", zh=f"选票 {serial_short(serial)} 已经发出")
+    if round_.item.channel == "hybrid":
+        _check_allowed(db, round_, len(serials))
     for pb in rows.values():
         pb.handed_out = True
     db.flush()
     audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)},
                  sitting_id=round_.item.sitting_id, timed=False)
     return len(serials)
+
+
+def _check_allowed(db: Session, round_: Round, count: int) -> None:
+    """A hybrid vote hands out paper only as the secretariat allowed it, member by member with a
+    reason (issuance.allow_paper): never a second ballot to a member who holds a tablet ballot."""
+    if round_.status != "open":
+        raise Conflict("a hybrid vote's paper ballots are handed out while it is open, each one allowed by the "
+                       "secretariat", where="ballots", zh="混合表决的纸质票只在表决中、经秘书处逐一准许后发放")
+    left = (round_.paper_allowed or 0) - paper_counts(db, round_)["handed_out"]
+    if count > left:
+        raise Conflict(f"the secretariat allowed {left} more paper ballot(s) in this hybrid vote, not {count}: "
+                       f"allow each one for the member first (POST /api/admin/items/{round_.item_id}/replacement "
+                       f"with channel paper)", where="ballots",
+                       zh=f"本混合表决经秘书处准许尚可发放纸质票 {left} 张，不能发放 {count} 张：请先为代表办理补发")
 
 
 def check_paper_serial(db: Session, serial: str, round_: Round) -> None:

@@ -12,23 +12,24 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.domain import audit, election_items
+from ballot_service.domain import audit, election_items, voting
 from ballot_service.domain.tally import item_result, recount_round
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.models import Item, Record, TallySheet, Terminal
-from ballot_service.vocab import status_name
+from ballot_service.models import Cast, Item, Record, TallySheet, Terminal
+from ballot_service.vocab import BLIND_CHANNELS, status_name
 
 RECORD_FORMAT = "ballot-record/1"
 FINAL = ("decided", "void", "quorum_not_met")
 
 
 def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
-                tellers: dict[int, dict] | None = None) -> dict:
+                tellers: dict[int, dict] | None = None, by_channel: dict[int, dict] | None = None) -> dict:
     """Everything the record states, built from the stored rounds (issue_record has recounted
     them first). `tellers`: round number -> {"counter", "scrutineer"}, the two tellers who
-    entered and confirmed a tally sheet (tally-sheet items only)."""
+    entered and confirmed a tally sheet (tally-sheet items only). `by_channel`: round number ->
+    issued and returned by tablet and by paper (hybrid items only, channel_split)."""
     sitting, body = item.sitting, item.sitting.body
     tallied = [r for r in item.rounds if r.status == "tallied"]
     titles = {c.key: c.title for c in item.candidates}
@@ -57,10 +58,11 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                                            else {}),
                     **({"round_ref": r.ref, "round_key_fingerprint": r.blind_key_fingerprint,
                         "replacements": r.replacements or 0,
-                        # P − I: present members whose tablet took no ballot (audit verify checks it)
+                        # P − I: present members who took no ballot (audit verify checks it)
                         "not_issued": rules.not_issued(item.channel, r.result.get("present"),
                                                        r.result.get("issued"))}
-                       if item.channel == "terminal" else {}),
+                       if item.channel in BLIND_CHANNELS else {}),
+                    **({"by_channel": by_channel[r.number]} if by_channel and r.number in by_channel else {}),
                     # opened although some present members had no ready tablet: who typed why
                     **({"tablets_override": r.open_override} if r.open_override else {})}
                    for r in tallied],
@@ -91,7 +93,9 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     body = item.sitting.body
     key = keys.body_signing_key(settings, body.id)
     seq, head = audit.head(db, body.id)
-    content = record_body(item, seq, head, key.fingerprint, tellers)
+    split = {r.number: channel_split(db, r) for r in item.rounds
+             if item.channel == "hybrid" and r.status == "tallied" and r.quorum_met}
+    content = record_body(item, seq, head, key.fingerprint, tellers, split)
     data = canonical_json(content)
     sig = b64url_encode(key.sign(data))
     rec = Record(item_id=item.id, body_json=data.decode("utf-8"), signature=sig,
@@ -110,6 +114,14 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     audit.append(db, "record_issued", {"item_id": item.id, "record_id": rec.id, "signature": sig,
                                        "record_sha256": audit.sha256_hex(data)}, sitting_id=item.sitting_id)
     return rec
+
+
+def channel_split(db: Session, rnd) -> dict:
+    """A hybrid round's I and R by channel: blind signatures and paper ballots handed out; tablet
+    and paper ballots returned. Each pair adds up to the round's I and R."""
+    tablets = voting.blind_signatures(db, rnd)
+    returned = voting.returned_by_channel(db.scalars(select(Cast.channel).where(Cast.round_id == rnd.id)))
+    return {"issued": {"terminal": tablets, "paper": (rnd.issued or 0) - tablets}, "returned": returned}
 
 
 def _plain(value):

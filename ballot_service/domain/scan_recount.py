@@ -18,7 +18,8 @@ from ballot_service.scan import omr
 
 
 def recount(db: Session, item: Item, rnd: Round) -> dict:
-    counted = {c.serial: c.marks for c in db.scalars(select(Cast).where(Cast.round_id == rnd.id))}
+    counted = {c.serial: c.marks for c in db.scalars(select(Cast).where(Cast.round_id == rnd.id,
+                                                                              Cast.channel == "paper"))}
     keys = list(rnd.candidate_keys)
     same, differ, unclear, seen = 0, [], [], set()
     pages = db.scalars(select(ScannedPage).where(ScannedPage.round_id == rnd.id, ScannedPage.image.is_not(None),

@@ -131,7 +131,7 @@ def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading
     db.add(page)
     db.flush()
     audit.append(db, "page_scanned", {"page_id": page.id, "sha256": page.sha256, "status": status,
-                                      "round_id": page.round_id, "reasons": page.reasons},
+                                      "round_id": page.round_id, "session_id": sitting.id, "reasons": page.reasons},
                  sitting_id=sitting.id, timed=False)
     return ScanOutcome(page, receipt)
 

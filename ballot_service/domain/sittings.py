@@ -278,9 +278,14 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
                            zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
-    if channel not in ("terminal", "paper", "tally_sheet"):
-        raise InvalidInput(f"channel must be terminal, paper or tally_sheet, not {channel!r}", where="channel",
-                           zh=f"渠道须为 terminal（表决器）、paper（纸质票）或 tally_sheet（计票单），不能是 {channel!r}")
+    if channel not in ("terminal", "paper", "tally_sheet", "hybrid"):
+        raise InvalidInput(f"channel must be terminal, paper, tally_sheet or hybrid, not {channel!r}",
+                           where="channel", zh=f"渠道须为 terminal（表决器）、paper（纸质票）、tally_sheet（计票单）"
+                                               f"或 hybrid（表决器与纸质票），不能是 {channel!r}")
+    if channel == "hybrid" and not secret:
+        # a paper ballot names no member: a named (记名) vote is cast from the member's own tablet
+        raise InvalidInput("a hybrid (tablets and paper) vote must be secret", where="channel",
+                           zh="表决器与纸质票混合表决只能是无记名投票")
     rule = rules.Rule(base, majority) if base in rules.BASES and majority in rules.MAJORITIES else None
     if rule is None:
         raise InvalidInput(f"rule base must be one of {rules.BASES} and majority one of {rules.MAJORITIES}",

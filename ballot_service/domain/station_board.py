@@ -23,6 +23,7 @@ from ballot_service.models import (
     TallySheet,
     Terminal,
 )
+from ballot_service.vocab import PAPER_CHANNELS
 
 
 def _current(item: Item) -> Round | None:
@@ -30,11 +31,16 @@ def _current(item: Item) -> Round | None:
 
 
 def item_board(db: Session, item: Item, rnd: Round) -> dict:
-    marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id)))
+    """A paper item's reconciliation at the station; a hybrid item's paper ballots only (its
+    tablet ballots are counted with them at the tally)."""
+    paper_only = (Cast.channel == "paper",) if item.channel == "hybrid" else ()
+    marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id, *paper_only)))
     count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
     pages = dict(db.execute(select(ScannedPage.status, func.count()).where(ScannedPage.round_id == rnd.id)
                             .group_by(ScannedPage.status)).all())
     paper = paper_counts(db, rnd)
+    by_channel = dict(db.execute(select(Cast.channel, func.count()).where(Cast.round_id == rnd.id)
+                                 .group_by(Cast.channel)).all()) if item.channel == "hybrid" else None
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
         "channel": item.channel, "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),
@@ -43,6 +49,8 @@ def item_board(db: Session, item: Item, rnd: Round) -> dict:
         "refused": sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id))),
         "rescanned": rnd.rescanned or 0,
         "printed": paper["printed"], "not_handed_out": paper["printed"] - paper["handed_out"],
+        **({"returned_by_channel": {"terminal": by_channel.get("terminal", 0), "paper": by_channel.get("paper", 0)},
+            "paper_allowed": rnd.paper_allowed or 0} if by_channel is not None else {}),
     }
 
 
@@ -58,9 +66,9 @@ def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
 
 def board(db: Session, sitting: Sitting) -> dict:
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
-                                               Item.channel.in_(("paper", "tally_sheet")))
+                                               Item.channel.in_((*PAPER_CHANNELS, "tally_sheet")))
                             .order_by(Item.position, Item.id)))
-    out = [item_board(db, it, rnd) if it.channel == "paper" else sheet_board(db, it, rnd)
+    out = [item_board(db, it, rnd) if it.channel in PAPER_CHANNELS else sheet_board(db, it, rnd)
            for it in items if (rnd := _current(it)) is not None]
     unread = db.scalar(select(func.count()).select_from(ScannedPage).where(
         ScannedPage.sitting_id == sitting.id, ScannedPage.round_id.is_(None),
@@ -99,7 +107,7 @@ def count_report(db: Session, sitting: Sitting) -> dict:
     tallied, per candidate), and the tellers registered with this session's stations."""
     items = []
     for it in db.scalars(select(Item).where(Item.sitting_id == sitting.id,
-                                            Item.channel.in_(("paper", "tally_sheet")))
+                                            Item.channel.in_((*PAPER_CHANNELS, "tally_sheet")))
                          .order_by(Item.position, Item.id)):
         rnd = _current(it)
         if rnd is None:
@@ -111,7 +119,7 @@ def count_report(db: Session, sitting: Sitting) -> dict:
             titles = {c.key: c.title for c in it.candidates}
             row["candidates_count"] = [{"title": titles.get(c["key"], c["key"]), **{m: c[m] for m in
                                         ("for", "against", "abstain", "void")}} for c in r["candidates"]]
-        elif it.channel == "paper":
+        elif it.channel in PAPER_CHANNELS:
             row = {k: v for k, v in item_board(db, it, rnd).items()
                    if k in ("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending")}
         else:

@@ -35,7 +35,7 @@ from ballot_service.models import (
     Terminal,
 )
 from ballot_service.numbers import is_int
-from ballot_service.vocab import status_name
+from ballot_service.vocab import BLIND_CHANNELS, status_name
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -92,7 +92,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     for reason in REFUSAL_REASONS:
         db.add(Refusal(round_id=rnd.id, reason=reason, count=0))
     issued = 0
-    if item.channel == "terminal":
+    if item.channel in BLIND_CHANNELS:
         db.flush()
         issuance.start_round_key(db, settings, item, rnd)  # announced before any issuance
         issued = _make_eligible(db, item, rnd)
@@ -101,7 +101,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
-        "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == "terminal" else None,
+        "eligible_electronic": issued, "round_ref": rnd.ref if item.channel in BLIND_CHANNELS else None,
         "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
         **({"tablets_override": override} if override else {}),
         **({"stage": rnd.stage} if rnd.stage else {})},
@@ -183,12 +183,24 @@ def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
 
 def issued_count(db: Session, item: Item, rnd: Round) -> int:
     if item.channel == "terminal":
-        # I = blind signatures actually issued (first ballots and replacements)
-        return db.scalar(select(func.coalesce(func.sum(Issuance.issued), 0)).where(Issuance.round_id == rnd.id)) or 0
+        return blind_signatures(db, rnd)
     if item.channel == "paper":
-        return db.scalar(select(func.count()).select_from(PaperBallot).where(
-            PaperBallot.round_id == rnd.id, PaperBallot.handed_out.is_(True))) or 0
+        return paper_handed_out(db, rnd)
+    if item.channel == "hybrid":
+        return blind_signatures(db, rnd) + paper_handed_out(db, rnd)
     return 0  # tally sheet: the tellers' figure, taken at tally
+
+
+def blind_signatures(db: Session, rnd: Round) -> int:
+    """Blind signatures actually issued (first ballots and replacements). Issuance counts a
+    hybrid vote's paper allowances too (issuance.allow_paper): they are not signatures."""
+    given = db.scalar(select(func.coalesce(func.sum(Issuance.issued), 0)).where(Issuance.round_id == rnd.id)) or 0
+    return given - (rnd.paper_allowed or 0)
+
+
+def paper_handed_out(db: Session, rnd: Round) -> int:
+    return db.scalar(select(func.count()).select_from(PaperBallot).where(
+        PaperBallot.round_id == rnd.id, PaperBallot.handed_out.is_(True))) or 0
 
 
 def close_round(db: Session, settings: Settings, item: Item) -> Round:
@@ -202,10 +214,10 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()
     rnd.issued = issued_count(db, item, rnd)
-    if item.channel == "terminal":
+    if item.channel in BLIND_CHANNELS:
         issuance.forget_round_key(rnd)  # the private key does not survive the close
     item.status = "closed"
-    accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt)
+    accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt, Cast.channel)
                           .where(Cast.round_id == rnd.id)).all()
     returned = len(accepted)
     refused = dict(db.execute(select(Refusal.reason, Refusal.count).where(Refusal.round_id == rnd.id)).all())
@@ -218,11 +230,24 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     if item.channel == "terminal":
         closed["blind_signatures"] = rnd.issued
         closed["replacements"] = rnd.replacements or 0
+    if item.channel == "hybrid":  # I and R by channel: I = signatures + paper handed out, R likewise
+        closed["blind_signatures"] = blind_signatures(db, rnd)
+        closed["paper_handed_out"] = rnd.issued - closed["blind_signatures"]
+        closed["replacements"] = rnd.replacements or 0
+        closed["returned_by_channel"] = returned_by_channel(c.channel for c in accepted)
     audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
     body_id = item.sitting.body_id
     audit.checkpoint(db, keys.body_signing_key(settings, body_id), f"vote_closed:{item.id}:{rnd.number}", body_id)
     checkpoint_wal_after_commit(db)  # SQLite: the WAL's frames (arrival order) go with the close
     return rnd
+
+
+def returned_by_channel(channels) -> dict:
+    """R split by the way the ballots came: {"terminal": n, "paper": m}."""
+    out = {"terminal": 0, "paper": 0}
+    for ch in channels:
+        out[ch] += 1
+    return out
 
 
 def count_refusal(db: Session, rnd: Round, reason: str) -> None:

@@ -13,6 +13,16 @@ def announcement(content: dict) -> str:
     return "".join(sentences(content))
 
 
+def channel_split(content: dict) -> str | None:
+    """A hybrid vote's first round by channel (the record's rounds[0].by_channel), in words."""
+    split = ((content.get("rounds") or [{}])[0] or {}).get("by_channel")
+    if not split:
+        return None
+    i, r = split["issued"], split["returned"]
+    return (f"其中电子表决器发出{i['terminal']}张、收回{r['terminal']}张，"
+            f"纸质票发出{i['paper']}张、收回{r['paper']}张")
+
+
 def sentences(content: dict) -> list[str]:
     """The 宣布稿 a sentence at a time (each read in one breath; the page and the large-type
     PDF set each on its own line). An election's is read a paragraph (a round) at a time."""
@@ -49,6 +59,9 @@ def sentences(content: dict) -> list[str]:
         if r["refused"]:
             counts += f"，拒收{r['refused']}张"
         lines.append(counts + "。")
+        split = channel_split(content)
+        if split:
+            lines.append(split + "。")
         if r["status"] == "void":
             lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
             return lines

@@ -18,7 +18,7 @@ from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
 from ballot_service.render import election_pdf, evaluation_text, qr
-from ballot_service.render.announcement import announcement
+from ballot_service.render.announcement import announcement, channel_split
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
 from ballot_service.render.record_text import beijing_time, pass_text, quorum_text, titles_of
@@ -155,6 +155,9 @@ class _Writer:
         elif item["kind"] == ItemKind.EVALUATION:
             rows.append(["测评对象", f"{len(item.get('candidates', []))}项", "测评选项",
                          "、".join(o["title"] for o in evaluation_text.options_of(item))])
+        split = channel_split(c)
+        if split:
+            rows.append(["发出收回", split.removeprefix("其中"), "", ""])
         rows.append(["法定人数", quorum_text(c), "", ""])
         rows.append(["通过标准", pass_text(c), "", ""])
         pdf = self.pdf

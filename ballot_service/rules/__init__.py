@@ -80,11 +80,11 @@ def quorum_rule_text(body_kind: str) -> str:
 
 
 def not_issued(channel: str, present: int | None, issued: int | None) -> int | None:
-    """P − I of a tablet vote: present members whose tablet took no ballot. RULES.md §1 counts
+    """P − I of a tablet or hybrid vote: present members who took no ballot. RULES.md §1 counts
     them nowhere (未按 is I − R), so screens, the 宣布稿 and the record name them on a line of
     their own. None for paper and tally sheets (ballots are handed out in the hall) and before
     the vote opens. Negative only when replacement ballots outnumber those never taken."""
-    if channel != Channel.TERMINAL or present is None or issued is None:
+    if channel not in BLIND_CHANNELS or present is None or issued is None:
         return None
     return present - issued
 

@@ -78,6 +78,8 @@
   var board = null;
   function refresh() { return Promise.all([loadBoard(), loadQueue()]); }
 
+  function onPaper(i) { return i.channel === "paper" || i.channel === "hybrid"; }
+
   function loadBoard() {
     return call("GET", "/api/station/board").then(function (b) {
       board = b;
@@ -87,12 +89,14 @@
       S.cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
       head.appendChild(tr);
       var paper = [];
-      var anyPaper = b.items.some(function (i) { return i.channel === "paper"; });
+      var anyPaper = b.items.some(onPaper);
       $("board-table").hidden = !anyPaper;
       none($("board-none"), !anyPaper);
-      b.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
+      b.items.filter(onPaper).forEach(function (i) {
         var row = el("tr", { "data-item": i.item_id });
-        row.appendChild(el("td", {}, i.title + (i.round > 1 ? " (" + i.round + ")" : "")));
+        // a hybrid item: the row is its paper ballots; the tablets' come back apart
+        var hybrid = i.returned_by_channel ? " · " + S.hybrid.replace("{n}", i.returned_by_channel.terminal) : "";
+        row.appendChild(el("td", {}, i.title + (i.round > 1 ? " (" + i.round + ")" : "") + hybrid));
         ["issued", "returned", "read", "pending", "valid", "invalid", "refused", "rescanned"].forEach(function (k) {
           row.appendChild(el("td", { "class": "num " + k + (k === "pending" && i[k] ? " warn" : "") }, i[k]));
         });
@@ -114,8 +118,8 @@
 
   function renderRecount() {
     var box = $("recount-items"); box.textContent = "";
-    none($("recount-none"), !board.items.some(function (i) { return i.channel === "paper"; }));
-    board.items.filter(function (i) { return i.channel === "paper"; }).forEach(function (i) {
+    none($("recount-none"), !board.items.some(onPaper));
+    board.items.filter(onPaper).forEach(function (i) {
       var b = el("button", { type: "button", "data-item": i.item_id }, S.recount + " · " + i.title);
       b.addEventListener("click", function () {
         call("POST", "/api/station/items/" + i.item_id + "/recount").then(function (r) {

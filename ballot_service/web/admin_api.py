@@ -25,6 +25,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
+from ballot_service.vocab import PAPER_CHANNELS
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -282,11 +283,16 @@ def item_close(item_id: int):
 @bp.post("/items/<int:item_id>/replacement")
 @requires("secretariat", body="item_id")
 def item_replacement(item_id: int):
-    """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason."""
+    """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason;
+    in a hybrid vote `channel: paper` allows a paper ballot for the member instead."""
     data = json_body()
     db = get_db()
-    result = issuance.allow_replacement(db, get_item(db, item_id), field(data, "member", str),
-                                        field(data, "reason", str))
+    channel = field(data, "channel", str, required=False, default="terminal")
+    if channel not in ("terminal", "paper"):
+        raise InvalidInput(f"channel must be terminal or paper, not {channel!r}", where="channel",
+                           zh="渠道须为 terminal（表决器）或 paper（纸质票）")
+    allow = issuance.allow_paper if channel == "paper" else issuance.allow_replacement
+    result = allow(db, get_item(db, item_id), field(data, "member", str), field(data, "reason", str))
     commit()
     return jsonify(result)
 
@@ -363,7 +369,7 @@ def item_paper_ballots(item_id: int):
     count = field(data, "count", int)
     if not 1 <= count <= MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count", zh=f"印制张数须为 1 至 {MAX_PAPER_BATCH}")
-    if item.channel != "paper":
+    if item.channel not in PAPER_CHANNELS:
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id", zh=f"《{item.title}》不使用纸质选票")
     key = keys.body_signing_key(settings(), item.sitting.body_id)
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)

@@ -17,6 +17,7 @@ from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round, Terminal
+from ballot_service.vocab import BLIND_CHANNELS
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -37,7 +38,7 @@ def _item_view(item: Item, rnd: Round) -> dict:
     cands = {c.key: c for c in item.candidates}
     return {"item_id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
             "secret": item.secret, "round": rnd.number, "places": rnd.places,
-            "round_ref": rnd.ref if item.channel == "terminal" else None,
+            "round_ref": rnd.ref if item.channel in BLIND_CHANNELS else None,
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
@@ -127,7 +128,7 @@ def terminal_round_key():
     with read_phase(db):
         sitting = get_sitting(db, g.terminal.sitting_id)
         item = open_item(db, sitting)
-        if item is None or item.channel != "terminal":
+        if item is None or item.channel not in BLIND_CHANNELS:
             raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
         body = issuance.announcement(db, voting.current_round(item))
     return jsonify(body)

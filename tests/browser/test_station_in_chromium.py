@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from browser_support import screenshot
-from helpers_live import COUNTER_NAME, setup_session
+from browser_support import login, screenshot
+from helpers_live import COUNTER_NAME, OPERATOR, setup_session
 from station_support import blank_pages, mark, write_tiff
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -99,13 +99,21 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     assert cell(head, "pending") == "0" and cell(head, "valid") == "6" and cell(head, "issued") == "6"
     screenshot(head, "station-reconciliation")
 
-    # --- the secretariat closes, tallies and signs; the tellers make the count report ----------
-    api.call("POST", f"/api/admin/items/{s.item_id}/close")
-    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    # --- the secretariat closes, tallies and signs on the console; the tellers' count report -----
+    console = new_page((1366, 900))
+    login(console, base, OPERATOR)
+    console.goto(f"{base}/console/items/{s.item_id}")
+    console.once("dialog", lambda d: d.accept())
+    for action in ("close", "tally", "record"):
+        console.click(f"#action-{action}")
+        console.wait_for_load_state()
+    _, results = api.call("GET", f"/api/admin/sessions/{s.sitting_id}/results")
+    result = results["items"][0]
     assert result["returned"] == 6 and result["rescanned"] == 1 and result["refused"] == 0
     assert result["candidates"][0]["for"] == 4 and result["candidates"][0]["abstain"] == 1, result
-    _, record = api.call("POST", f"/api/admin/items/{s.item_id}/record")
-    assert record
+    assert "已签发表决结果记录" in console.inner_text(".flash")        # the signed record
+    assert "发出表决票6张，收回6张" in console.inner_text("#announcement")
+    screenshot(console, "station-console-record")
     counter.click("#report-button")
     counter.wait_for_selector("#report-link:not([hidden])")
     assert counter.get_attribute("#report-link", "href").startswith("data:application/pdf")

@@ -10,7 +10,16 @@ from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from ballot_service import rules, vocab
-from ballot_service.domain import evaluation_items, projects, records, tablet_setup, tally, turnout, voting
+from ballot_service.domain import (
+    evaluation_items,
+    issuance,
+    projects,
+    records,
+    tablet_setup,
+    tally,
+    turnout,
+    voting,
+)
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -151,7 +160,7 @@ def render_item_page(db, item_id: int, edit_form=None):
     result = tally.results_for_items([item])[0] if any(r.result for r in item.rounds) else None
     content = json.loads(rec.body_json) if rec else None
     paper = None
-    if item.channel == "paper":
+    if item.channel in vocab.PAPER_CHANNELS:
         paper = paper_counts(db, voting.current_round(item))
         paper["files"] = sorted(p.name for p in Path(settings().ballots_dir).glob(f"item{item.id}-round*.pdf"))
     return render_template("console/item.html", item=item, sitting=item.sitting, progress=item_progress(db, item),
@@ -212,6 +221,10 @@ ITEM_ACTIONS = {
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
     "extend": (lambda db, item: voting.extend_round(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
+    "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == "paper"
+                                      else issuance.allow_replacement)(db, item, request.form.get("member", "").strip(),
+                                                                       request.form.get("reason", "")),
+                    ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
     "quorum-failed": (voting.record_quorum_not_met, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
 }

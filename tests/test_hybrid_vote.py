@@ -1,0 +1,185 @@
+"""The hybrid channel (issue #18 item 5): tablets and paper in one round. A paper ballot is
+handed out only after the secretariat allows it for a named member with a reason (a further
+issuance, I+1, for a member who holds a tablet ballot); the tablet then draws no second
+signature; intake takes both kinds; R = tablet + paper; the record and the 宣布稿 say how many
+came by each channel."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from bundle_support import rewrite_manifest
+from helpers_live import blind_ballot, create_item, setup_session, vote
+from sqlalchemy import select
+from terminal_support import assert_error_shape, events
+
+from ballot_service.bundle.encoding import pretty_json
+from ballot_service.bundle.errors import BundleInvalid
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
+from ballot_service.crypto import tablet
+from ballot_service.models import Record
+from ballot_service.render.announcement import announcement
+
+
+def _printed(api, item_id, n):
+    return api.call("POST", f"/api/admin/items/{item_id}/paper-ballots", {"count": n})[1]["ballots"]
+
+
+def _allow_paper(api, item_id, member, reason="平板故障", expect=None):
+    return api.call("POST", f"/api/admin/items/{item_id}/replacement",
+                    {"member": member, "reason": reason, "channel": "paper"}, expect=expect)
+
+
+def test_the_desk_hands_out_no_paper_ballot_the_secretariat_did_not_allow(api):
+    s = setup_session(api, members=3, channel="hybrid")
+    texts = _printed(api, s.item_id, 3)
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station,
+                            expect=None)
+    assert status == 409  # a second ballot for a member who holds a tablet ballot
+    assert_error_shape(data)
+    _allow_paper(api, s.item_id, s.members[0])
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": texts[:2]}, credential=s.station,
+                            expect=None)
+    assert status == 409  # one allowed, two asked for: the whole stack is refused
+    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
+    # an unhanded ballot is still a spare at the station
+    status, data = api.call("POST", "/api/station/paper", {"ballot": texts[1], "marks": {"motion": "for"}},
+                            credential=s.station, expect=None)
+    assert status == 403 and data["errors"][0]["reason"] == "spare"
+
+
+def test_a_member_allowed_paper_draws_no_tablet_signature(api):
+    s = setup_session(api, members=3, channel="hybrid")
+    no = s.members[1]
+    _allow_paper(api, s.item_id, no, reason="平板无法开机")  # had not drawn: the ballot moves to paper
+    status, _ = api.call("POST", "/api/terminal/blind-sign", {"round_ref": "r1", "blinded_msg": "AA"},
+                         credential=s.creds[no], expect=None)
+    assert status in (400, 409)
+    try:
+        blind_ballot(api, s.creds[no])
+        drew = True
+    except AssertionError:
+        drew = False
+    assert not drew
+
+
+def test_paper_is_refused_on_other_channels_and_a_hybrid_vote_is_secret(api):
+    s = setup_session(api, members=3, channel="terminal")
+    status, data = _allow_paper(api, s.item_id, s.members[0])
+    assert status == 409
+    status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
+                            {"key": "named", "kind": "resolution", "title": "记名", "secret": False,
+                             "channel": "hybrid"}, expect=None)
+    assert status == 400 and data["errors"][0]["where"] == "channel"
+    status, data = _allow_paper(api, s.item_id, s.members[0], reason="  ")
+    assert status == 400
+
+
+def _hybrid_vote(api, s):
+    """3 vote on their tablets; the 4th's tablet fails after drawing its ballot; paper replaces it."""
+    for no in s.members[:3]:
+        vote(api, s.creds[no], {"motion": "for"})
+    blind_ballot(api, s.creds[s.members[3]])
+    texts = _printed(api, s.item_id, 2)
+    _allow_paper(api, s.item_id, s.members[3], reason="平板故障，改投纸质票")
+    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
+    api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "against"}},
+             credential=s.station, expect=(201,))
+    return texts
+
+
+def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
+    s = setup_session(api, members=4, channel="hybrid")
+    _hybrid_vote(api, s)
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
+    finally:
+        db.close()
+    verify_bundle(b)
+    counts = json.loads((b / "counts.json").read_text("utf-8"))
+    (rnd,) = counts["items"][0]["rounds"]
+    assert rnd["by_channel"] == {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 3, "paper": 1}}
+    lines = (b / rnd["ballots_file"]).read_text("utf-8").splitlines()
+    assert sum('"prefix"' in ln for ln in lines) == 3 and len(lines) == 4
+    # An auditor's copy whose split was shifted (one paper ballot said to have come by tablet),
+    # with the manifest rewritten to match: refused.
+    for change in ({"issued": {"terminal": 5, "paper": 0}, "returned": {"terminal": 3, "paper": 1}},
+                   {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 4, "paper": 0}},
+                   {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 3, "paper": 2}}):
+        bad = tmp_path / "bad"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(b, bad)
+        c = json.loads((bad / "counts.json").read_text("utf-8"))
+        c["items"][0]["rounds"][0]["by_channel"] = change
+        (bad / "counts.json").write_text(pretty_json(c), "utf-8")
+        rewrite_manifest(bad)
+        with pytest.raises(BundleInvalid):
+            verify_bundle(bad)
+
+
+def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):
+    s = setup_session(api, members=4, channel="hybrid")
+    for no in s.members[:3]:
+        vote(api, s.creds[no], {"motion": "for"})
+    failed = s.members[3]
+    blind_ballot(api, s.creds[failed])  # drew its signature, then the tablet died before casting
+    texts = _printed(api, s.item_id, 2)
+    _, allowed = _allow_paper(api, s.item_id, failed, reason="平板故障，改投纸质票")
+    assert allowed["replacements"] == 1 and allowed["paper_allowed"] == 1
+    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
+    api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "against"}},
+             credential=s.station, expect=(201,))
+    # the tablet's own ballot channel still refuses a paper cast's double: a terminal cast of a
+    # paper token is not a thing, and the paper ballot once more is a rescan, not a second vote
+    assert api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "for"}},
+                    credential=s.station, expect=None)[0] == 409
+    _, closed = api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    assert closed["issued"] == 5  # 4 signatures + 1 paper: I+1 for the replacement
+    (ev,) = [json.loads(e.data) for e in events(app, "vote_closed")]
+    assert ev["blind_signatures"] == 4 and ev["paper_handed_out"] == 1 and ev["replacements"] == 1
+    assert ev["returned_by_channel"] == {"terminal": 3, "paper": 1}
+    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    # 重新计票 at the station compares the paper ballots only: the tablets' have no page to lack
+    _, again = api.call("POST", f"/api/station/items/{s.item_id}/recount", credential=s.counter)
+    assert again["counted"] == 1 and len(again["no_kept_page"]) == 1
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        content = json.loads(db.scalar(select(Record.body_json)))
+    finally:
+        db.close()
+    assert content["result"]["issued"] == 5 and content["result"]["returned"] == 4
+    assert content["result"]["candidates"][0]["for"] == 3 and content["result"]["candidates"][0]["against"] == 1
+    split = content["rounds"][0]["by_channel"]
+    assert split == {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 3, "paper": 1}}
+    text = announcement(content)
+    assert "电子表决器发出4张、收回3张" in text and "纸质票发出1张、收回1张" in text
+    kinds = [json.loads(e.data) for e in events(app, "ballot_replacement")]
+    assert kinds[0]["channel"] == "paper" and kinds[0]["reason"] == "平板故障，改投纸质票"
+    assert "serial" not in kinds[0]  # the member is never named with the paper ballot's serial
+
+
+def test_a_member_who_has_not_drawn_a_tablet_ballot_takes_it_on_paper(api, app):
+    s = setup_session(api, members=3, channel="hybrid", open_vote=False)
+    item = create_item(api, s.sitting_id, channel="hybrid", key="item2")
+    api.call("POST", f"/api/admin/items/{item}/open")
+    texts = _printed(api, item, 1)
+    _, allowed = _allow_paper(api, item, s.members[0], reason="代表未带平板")
+    assert allowed["replacements"] == 0  # the member's one ballot, on paper: not a further issuance
+    api.call("POST", "/api/station/hand-out", {"ballots": texts}, credential=s.station, expect=(201,))
+    api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "for"}}, credential=s.station,
+             expect=(201,))
+    status = None
+    try:
+        tablet.take_ballot(api.call, s.creds[s.members[0]])
+    except AssertionError:
+        status = 409
+    assert status == 409
+    _, closed = api.call("POST", f"/api/admin/items/{item}/close")
+    assert closed["issued"] == 1

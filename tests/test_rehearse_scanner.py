@@ -1,0 +1,65 @@
+"""`rehearse --paper-via-scanner` (issue #18): paper items are counted through the station's
+scanner (printed, marked, read, queued pages decided by two tellers) and must give exactly the
+results the scenario expects, the same as marks keyed at the station."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ballot_service.bundle import layout
+from ballot_service.bundle.verify import verify_bundle
+from ballot_service.cli import main
+from ballot_service.rehearsal import rehearse
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
+TOP = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
+
+
+def _pages(out: Path) -> list[dict]:
+    return json.loads((out / "audit" / layout.SCANNED_PAGES).read_text("utf-8"))["pages"]
+
+
+@pytest.mark.parametrize("path", TOP, ids=lambda p: p.stem)
+def test_the_top_level_scenarios_reproduce_through_the_scanner(path: Path, tmp_path, db_url):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["rehearse", str(path), "--out", str(out), "--database", db_url,
+                                       "--paper-via-scanner"])
+    assert result.exit_code == 0, result.output
+    expected = json.loads(path.with_name(path.stem + ".expected.json").read_text("utf-8"))
+    assert json.loads((out / "results.json").read_text("utf-8")) == expected
+    scenario = json.loads(path.read_text("utf-8"))
+    paper = [i for i in scenario["items"] if i.get("channel") == "paper"]
+    # the paper ballots really went through the scanner: one kept page per ballot submitted
+    submitted = sum(b.get("repeat", 1) for i in paper for part in (i, i.get("runoff") or {})
+                    for b in part.get("ballots", []))
+    assert len(_pages(out)) == submitted
+    verify_bundle(out / "audit")
+
+
+def _small_paper_scenario() -> dict:
+    """A paper resolution with every case a scan meets: for/against/abstain, a spoiled (void)
+    ballot the reader queues and the tellers decide, a forged, a reused and a spare ballot."""
+    marks = lambda m: {"marks": {"motion": m}}  # noqa: E731
+    return {"format": "ballot-scenario/1", "body": {"name": "测试县人民代表大会", "kind": "congress"},
+            "session": {"name": "第一次会议"}, "roster": {"size": 12}, "present": {"count": 10},
+            "items": [{"key": "res", "kind": "resolution", "title": "关于预算的决议", "channel": "paper", "issued": 9,
+                       "ballots": [{**marks("for"), "repeat": 4}, {**marks("against"), "repeat": 2}, marks("abstain"),
+                                   marks("void"), {"marks": {}},
+                                   {**marks("for"), "forged": True}, {**marks("against"), "reuse": True},
+                                   {**marks("for"), "spare": True}]}]}
+
+
+def test_every_paper_case_counts_the_same_scanned_or_keyed(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(_small_paper_scenario(), ensure_ascii=False), "utf-8")
+    keyed = rehearse(path, tmp_path / "keyed")
+    scanned = rehearse(path, tmp_path / "scanned", paper_via_scanner=True)
+    assert scanned == keyed
+    (item,) = scanned["items"]
+    assert (item["issued"], item["returned"], item["refused"]) == (9, 9, 3)
+    assert item["candidates"][0]["void"] == 1 and item["candidates"][0]["for"] == 4
+    assert len(_pages(tmp_path / "scanned")) == 12 and _pages(tmp_path / "keyed") == []
+    verify_bundle(tmp_path / "scanned" / "audit")
