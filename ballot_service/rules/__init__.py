@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
+from ballot_service.vocab import BLIND_CHANNELS, Base, BodyKind, ItemKind, Majority, Mark, values
 from ballot_service.vocab import ELECTRONIC_MARKS as _ELECTRONIC
-from ballot_service.vocab import Base, BodyKind, Channel, ItemKind, Majority, Mark, values
 
 # The stored words, for membership checks and messages.
 MARKS = values(Mark)
