@@ -252,16 +252,21 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status="pending", stage=stage)]
     db.add(item)
     db.flush()
-    audit.append(db, "item_created", {
-        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
-        "places": places, "rule": {"base": base, "majority": majority, **scale_rule}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
-                                            **({"office": c["office"]} if c.get("office") else {})}
-                                           for c in candidates],
-        **({"options": options} if kind == "evaluation" else {}),
-        **({"office": office, "by_election": by_election, "stage": stage} if stage else {})},
-        sitting_id=sitting.id)
+    audit.append(db, "item_created", item_event(item, scale_rule, stage), sitting_id=sitting.id)
     return item
+
+
+def item_event(item: Item, scale_rule: dict, stage: str | None) -> dict:
+    """The item as its item_created (and item_edited) event carries it: what the bundle
+    verifier checks counts.json against. `scale_rule`: an evaluation's rule words, else {}."""
+    return {"session_id": item.sitting_id, "item_id": item.id, "key": item.key, "kind": item.kind,
+            "title": item.title, "places": item.places,
+            "rule": {"base": item.base, "majority": item.majority, **scale_rule}, "secret": item.secret,
+            "channel": item.channel,
+            "candidates": [{"key": c.key, "title": c.title, **({"office": c.office} if c.office else {})}
+                           for c in item.candidates],
+            **({"options": item.options} if item.kind == ItemKind.EVALUATION else {}),
+            **({"office": item.office, "by_election": item.by_election, "stage": stage} if stage else {})}
 
 
 def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,

@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from ballot_service.crypto import keys
 from ballot_service.domain import election_items, issuance, operators, paper_ballots, records, tally, voting
+from ballot_service.domain.item_drafts import edit_item
 from ballot_service.domain.roster import import_roster, read_members_json, read_roster
 from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
@@ -224,11 +225,8 @@ def terminal_release(terminal_id: int):
     return jsonify({"released": True})
 
 
-@bp.post("/sessions/<int:sitting_id>/items")
-@requires("secretariat", body="sitting_id")
-def items_create(sitting_id: int):
-    data = json_body()
-    db = get_db()
+def _item_spec(data: dict) -> dict:
+    """An item's JSON (as POST …/items takes it) as create_item's and edit_item's keyword arguments."""
     rule = field(data, "rule", dict, required=False, default={})
     cands = field(data, "candidates", list, required=False, default=None)
     if cands is not None:
@@ -239,22 +237,39 @@ def items_create(sitting_id: int):
                 raise InvalidInput("each candidate must be an object", where=f"candidates[{i}]")
             for name in ("key", "title", "description"):
                 field(c, name, str, required=name == "title", where=f"candidates[{i}].{name}")
-    item = create_item(db, get_sitting(db, sitting_id), key=field(data, "key", str),
-                       kind=field(data, "kind", str), title=field(data, "title", str), candidates=cands,
-                       places=field(data, "places", int, required=False, minimum=1, maximum=MAX_CANDIDATES),
-                       base=field(rule, "base", str, required=False, default="members", where="rule.base"),
-                       majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
-                       secret=field(data, "secret", bool, required=False, default=True),
-                       channel=field(data, "channel", str, required=False, default="terminal"),
-                       time_limit_s=field(data, "time_limit_s", int, required=False),
-                       mark_rule=field(data, "mark_rule", str, required=False, default="any"),
-                       options=field(data, "options", list, required=False, default=None),
-                       grading=field(data, "grading", dict, required=False, default=None),
-                       office=field(data, "office", str, required=False),
-                       by_election=field(data, "by_election", bool, required=False, default=False),
-                       rule_given="rule" in data)
+    return dict(key=field(data, "key", str), kind=field(data, "kind", str), title=field(data, "title", str),
+                candidates=cands,
+                places=field(data, "places", int, required=False, minimum=1, maximum=MAX_CANDIDATES),
+                base=field(rule, "base", str, required=False, default="members", where="rule.base"),
+                majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
+                secret=field(data, "secret", bool, required=False, default=True),
+                channel=field(data, "channel", str, required=False, default="terminal"),
+                time_limit_s=field(data, "time_limit_s", int, required=False),
+                mark_rule=field(data, "mark_rule", str, required=False, default="any"),
+                options=field(data, "options", list, required=False, default=None),
+                grading=field(data, "grading", dict, required=False, default=None),
+                office=field(data, "office", str, required=False),
+                by_election=field(data, "by_election", bool, required=False, default=False),
+                rule_given="rule" in data)
+
+
+@bp.post("/sessions/<int:sitting_id>/items")
+@requires("secretariat", body="sitting_id")
+def items_create(sitting_id: int):
+    db = get_db()
+    item = create_item(db, get_sitting(db, sitting_id), **_item_spec(json_body()))
     commit()
     return jsonify({"id": item.id, "key": item.key}), 201
+
+
+@bp.put("/items/<int:item_id>")
+@requires("secretariat", body="item_id")
+def item_edit(item_id: int):
+    """Replace a draft item (before its vote opens and before paper ballots are printed)."""
+    db = get_db()
+    item = edit_item(db, get_item(db, item_id), **_item_spec(json_body()))
+    commit()
+    return jsonify({"id": item.id, "key": item.key, "stage": item.rounds[0].stage})
 
 
 @bp.post("/items/<int:item_id>/open")

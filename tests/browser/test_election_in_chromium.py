@@ -82,14 +82,29 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     assert result_of(api, s.sitting_id, "wy")["elected"] == ["A", "B"]
 
     # 3. 主任 1 seat: nobody has more than half; the console starts the 另行选举 in one step.
-    head = _election(api, s.sitting_id, "zr", 1, [("X", NAMES[3]), ("Y", "石静")], office="principal")
+    # The draft is edited in the console first (差额 checked on save): nominees added, one taken off.
+    head = _election(api, s.sitting_id, "zr", 1, [("X", NAMES[3])], office="principal")
+    console = new_page(viewport=(1280, 1000))
+    login(console, base, OPERATOR)
+    console.goto(f"{base}/console/items/{head}")
+    console.click("#edit-item summary")
+    assert console.locator("#edit-item select[name=office]").input_value() == "principal"
+    console.fill("#edit-item textarea[name=candidates]", f"X | {NAMES[3]} |\nY | 石静 |\nZ | 张华 |")
+    console.click("#edit-save")
+    console.wait_for_load_state()
+    # 正职 takes exactly one more candidate than seats: three nominees make round 1 a 预选
+    assert "已修改表决事项" in console.content() and "第1轮 预选" in console.content()
+    console.click("#edit-item summary")
+    console.fill("#edit-item textarea[name=candidates]", f"X | {NAMES[3]} |\nY | 石静 |")
+    screenshot(console, "election-console-edit")
+    console.click("#edit-save")
+    console.wait_for_load_state()
+    assert "第1轮 第一次投票" in console.content()
     api.call("POST", f"/api/admin/items/{head}/open")
     for no, marks in zip(s.members, [{"X": "for"}] * 3 + [{"Y": "for"}] * 3):
         vote(api, s.creds[no], marks)
     api.call("POST", f"/api/admin/items/{head}/close")
     assert api.call("POST", f"/api/admin/items/{head}/tally")[1]["unfilled"] == 1
-    console = new_page(viewport=(1280, 1000))
-    login(console, base, OPERATOR)
     console.goto(f"{base}/console/items/{head}")
     assert "尚缺1名" in console.locator("#another-form").inner_text()
     console.click("#action-another")

@@ -90,7 +90,8 @@ def item_fields(form, default_key: str) -> dict:
             "base": form.get("base", "members"), "majority": form.get("majority", "half"),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
             "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
-            **(_evaluation_scale(form) if kind == "evaluation" else {})}
+            **(_evaluation_scale(form) if kind == "evaluation" else {}),
+            **(_election_fields(form) if kind == "election" else {})}
 
 
 def _election_fields(form) -> dict:
@@ -115,8 +116,7 @@ def item_form(sitting_id: int):
     def create_from_form(db):
         sitting = get_sitting(db, sitting_id)
         # 编号 is optional on the form: the secretariat names items by their titles.
-        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"),
-                           **(_election_fields(form) if form.get("kind") == "election" else {}))
+        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
@@ -159,6 +159,7 @@ def render_item_page(db, item_id: int, edit_form=None):
                            ready=tablet_setup.readiness(db, item.sitting)
                            if item.channel == "terminal" and item.status == "draft" else None,
                            edit_form=edit_form or draft_form(item), kinds=vocab.labels_of(vocab.ItemKind),
+                           offices=vocab.labels_of(vocab.Office),
                            bases=rules.BASES, majorities=rules.MAJORITIES,
                            open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
                            if item.kind == "livelihood_projects" else [])
@@ -176,7 +177,9 @@ def draft_form(item) -> dict:
             "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
             "secret": "1" if item.secret else "0", "channel": item.channel,
             "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule,
-            **(_evaluation_form(item) if item.kind == "evaluation" else {})}
+            **(_evaluation_form(item) if item.kind == "evaluation" else {}),
+            **({"office": item.office or "", "by_election": "1" if item.by_election else ""}
+               if item.kind == "election" else {})}
 
 
 def _evaluation_form(item) -> dict:
