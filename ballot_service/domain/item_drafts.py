@@ -33,7 +33,7 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
               places: int | None = None, base: str = "members", majority: str = "half", secret: bool = True,
               channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
               options: list[dict] | None = None, grading: dict | None = None, office: str | None = None,
-              by_election: bool = False, rule_given: bool = False) -> Item:
+              by_election: bool = False, rule_given: bool = False, ballot_set: str | None = None) -> Item:
     """Replace everything about a draft item (as create_item checks it); its id stays. An
     election's 差额 is checked anew: its office, seats and nominees decide whether round 1 is
     the election or a 预选 (election_items.check_new_election)."""
@@ -48,11 +48,12 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
                                                                 rule_given, secret)
     else:
         office, by_election = None, False
+    ballot_set = election_items.check_ballot_set(db, item.sitting_id, ballot_set, kind, channel, item_id=item.id)
     item.key, item.kind, item.title, item.places = key, kind, title, places
     item.base, item.majority, item.secret, item.channel, item.time_limit_s = base, majority, secret, channel, \
         time_limit_s
     item.mark_rule, item.options, item.grading = mark_rule, options, grading
-    item.office, item.by_election = office, by_election
+    item.office, item.by_election, item.ballot_set = office, by_election, ballot_set
     item.candidates.clear()
     db.flush()  # the old candidates go before the new ones take their keys
     item.candidates.extend(Candidate(key=c["key"], title=c["title"], description=c.get("description"),

@@ -10,7 +10,16 @@ from flask import abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from ballot_service import rules, vocab
-from ballot_service.domain import evaluation_items, projects, records, tablet_setup, tally, turnout, voting
+from ballot_service.domain import (
+    ballot_sets,
+    evaluation_items,
+    projects,
+    records,
+    tablet_setup,
+    tally,
+    turnout,
+    voting,
+)
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
@@ -98,6 +107,7 @@ def _election_fields(form) -> dict:
     """An election's office and 补选 from the form. The form always sends base and majority:
     only a change from art. 25's (all members, more than half) is a rule, which is refused."""
     return {"office": form.get("office") or None, "by_election": form.get("by_election") == "1",
+            "ballot_set": form.get("ballot_set", "").strip() or None,
             "rule_given": (form.get("base", "members"), form.get("majority", "half")) != ("members", "half")}
 
 
@@ -178,8 +188,8 @@ def draft_form(item) -> dict:
             "secret": "1" if item.secret else "0", "channel": item.channel,
             "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule,
             **(_evaluation_form(item) if item.kind == "evaluation" else {}),
-            **({"office": item.office or "", "by_election": "1" if item.by_election else ""}
-               if item.kind == "election" else {})}
+            **({"office": item.office or "", "by_election": "1" if item.by_election else "",
+                "ballot_set": item.ballot_set or ""} if item.kind == "election" else {})}
 
 
 def _evaluation_form(item) -> dict:
@@ -200,11 +210,12 @@ def item_progress_json(item_id: int):
 
 
 ITEM_ACTIONS = {
-    "open": (lambda db, item: voting.open_round(db, settings(), item, request.form.get("override_reason")),
+    # in a ballot set, its other elections open, close and are tallied with it (ballot_sets)
+    "open": (lambda db, item: ballot_sets.open_set(db, settings(), item, request.form.get("override_reason")),
              ("表决已开始。", "The vote is open.")),
-    "close": (lambda db, item: voting.close_round(db, settings(), item), ("表决已结束，票数已冻结。",
-                                                                         "The vote is closed; counts frozen.")),
-    "tally": (lambda db, item: tally.tally_item(db, item), ("已计票。", "Tallied.")),
+    "close": (lambda db, item: ballot_sets.close_set(db, settings(), item), ("表决已结束，票数已冻结。",
+                                                                            "The vote is closed; counts frozen.")),
+    "tally": (lambda db, item: ballot_sets.tally_set(db, item), ("已计票。", "Tallied.")),
     "record": (lambda db, item: records.issue_record(db, settings(), item),
                ("已签发表决结果记录。", "The signed record is issued.")),
     "publish": (lambda db, item: records.publish_record(db, item),
