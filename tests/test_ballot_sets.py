@@ -6,12 +6,15 @@ would open a second is refused by it, and concurrent openings of two sets leave 
 from __future__ import annotations
 
 import pytest
-from helpers_live import create_item, setup_session
+from click.testing import CliRunner
+from console_support import post
+from helpers_live import Api, create_item, setup_session
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from terminal_support import query
 from test_races import _at_once
 
+from ballot_service.cli import main
 from ballot_service.models import Item, OpenBallot, Record
 
 SET = "换届选举"
@@ -135,3 +138,30 @@ def test_concurrent_openings_of_two_ballot_sets_leave_one_set_open(app, api):
     assert _statuses(app, sets[winner]) == ["open", "open"]      # the whole set, not a part of it
     (ballot,) = query(app, select(OpenBallot.ballot))[0]
     assert ballot == f"set:{winner}"
+
+
+def test_the_console_groups_a_set_and_opens_it_as_one_and_the_bundle_verifies(app, console, settings_env, tmp_path):
+    api = Api.flask(app.test_client())
+    s = setup_session(api, members=3, open_vote=False, channel="paper")
+    head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
+    vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
+    page = console.get(f"/console/sessions/{s.sitting_id}").get_data(as_text=True)
+    assert page.count(f"票组 {SET}") == 2
+    page = console.get(f"/console/items/{vice}").get_data(as_text=True)
+    assert f"选举票组 {SET}" in page and "选举zr、选举fzr" in page
+    assert f'name="ballot_set" size="12" value="{SET}"' in page   # the 修改 form keeps it
+    texts = {i: _paper_vote(api, s, i, [None] * 3) for i in (head, vice)}
+    post(console, f"/console/items/{vice}/open", {}, follow_redirects=True)
+    assert _statuses(app, [head, vice]) == ["open", "open"]
+    _enter(api, s, texts[head], [{"A": "for"}] * 3)
+    _enter(api, s, texts[vice], [{"C": "for"}] * 2 + [{"D": "for"}])
+    post(console, f"/console/items/{head}/close", {}, follow_redirects=True)
+    post(console, f"/console/items/{head}/tally", {}, follow_redirects=True)
+    assert _statuses(app, [head, vice]) == ["decided", "decided"]
+    for i in (head, vice):
+        api.call("POST", f"/api/admin/items/{i}/record")
+    out = tmp_path / "bundle"
+    res = CliRunner().invoke(main, ["audit", "export", str(out)], env=settings_env)
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
+    assert res.exit_code == 0, res.output
