@@ -15,7 +15,7 @@ from terminal_support import query
 from test_races import _at_once
 
 from ballot_service.cli import main
-from ballot_service.models import Item, OpenBallot, Record
+from ballot_service.models import Item, OpenBallot, Record, Round
 
 SET = "换届选举"
 
@@ -165,3 +165,21 @@ def test_the_console_groups_a_set_and_opens_it_as_one_and_the_bundle_verifies(ap
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
     assert res.exit_code == 0, res.output
+
+
+def test_without_quorum_the_whole_set_is_recorded_and_an_extension_extends_every_open_election(app, api):
+    s = setup_session(api, members=5, present=2, open_vote=False, channel="paper")
+    head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
+    vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
+    result = api.call("POST", f"/api/admin/items/{vice}/quorum-failed")[1]
+    assert result["status"] == "quorum_not_met" and result["ballot_set"]["zr"]["status"] == "quorum_not_met"
+    assert _statuses(app, [head, vice]) == ["quorum_not_met", "quorum_not_met"]
+    t = setup_session(api, members=3, open_vote=False, channel="paper")
+    spec = {"kind": "election", "office": "principal", "places": 1, "channel": "paper", "ballot_set": SET,
+            "time_limit_s": 600, "candidates": [{"key": "A", "title": "甲"}, {"key": "B", "title": "乙"}]}
+    ids = [api.call("POST", f"/api/admin/sessions/{t.sitting_id}/items", {**spec, "key": k, "title": k})[1]["id"]
+           for k in ("x", "y")]
+    api.call("POST", f"/api/admin/items/{ids[0]}/open")
+    before = api.call("POST", f"/api/admin/items/{ids[1]}/extend", {"minutes": 5})[1]["closes_at"]
+    after = [c for (c,) in query(app, select(Round.closes_at).where(Round.item_id.in_(ids)))]
+    assert len(set(after)) == 1 and after[0].isoformat()[:19] == before[:19]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
+from ballot_service.db import database_now
 from ballot_service.domain import tally, voting
 from ballot_service.models import Item, Round
 
@@ -41,8 +42,9 @@ def _at(db: Session, item: Item, status: str) -> list[Item]:
 
 def open_set(db: Session, settings: Settings, item: Item, override_reason: str | None = None) -> list[Round]:
     """Open the vote on `item` and, in a ballot set, on every member with a round not yet started."""
-    ballot = ballot_of(item)
-    return [voting.open_round(db, settings, m, override_reason, ballot=ballot) for m in _at(db, item, "pending")]
+    ballot, now = ballot_of(item), database_now(db)  # one opening time: their time limits end together
+    return [voting.open_round(db, settings, m, override_reason, ballot=ballot, now=now)
+            for m in _at(db, item, "pending")]
 
 
 def close_set(db: Session, settings: Settings, item: Item) -> list[Round]:
@@ -54,5 +56,18 @@ def tally_set(db: Session, item: Item) -> dict:
     """Tally `item`'s closed round and every closed member's: `item`'s result, with the set's
     other results under "ballot_set" ({key: result}) when it is in one."""
     done = {m.key: tally.tally_item(db, m) for m in _at(db, item, "closed")}
+    result = done.pop(item.key)
+    return {**result, "ballot_set": done} if item.ballot_set else result
+
+
+def extend_set(db: Session, item: Item, minutes) -> list[Round]:
+    """延长表决时间 for `item` and every open member of its ballot set: they close together."""
+    return [voting.extend_round(db, m, minutes) for m in _at(db, item, "open")]
+
+
+def quorum_failed_set(db: Session, item: Item) -> dict:
+    """Record lack of quorum for `item` and every member of its set not yet opened: the set
+    could not be voted (its result, the others' under "ballot_set" as tally_set gives them)."""
+    done = {m.key: voting.record_quorum_not_met(db, m) for m in _at(db, item, "pending")}
     result = done.pop(item.key)
     return {**result, "ballot_set": done} if item.ballot_set else result

@@ -49,7 +49,7 @@ def current_round(item: Item) -> Round:
 
 
 def open_round(db: Session, settings: Settings, item: Item, override_reason: str | None = None,
-               ballot: str | None = None) -> Round:
+               ballot: str | None = None, now: dt.datetime | None = None) -> Round:
     """Open the item's pending round. Refused without quorum: the refusal is audited and the
     error carries commit_audit so the web layer keeps that event (and nothing else).
 
@@ -57,7 +57,8 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     (tablet_setup.readiness): their ballot would silently count as 未按. The secretariat may
     open anyway only with `override_reason`, typed, kept on the round, in vote_opened and on
     the record. `ballot`: what opens with it (ballot_sets.ballot_of: its ballot set), by
-    default the item alone; another vote of the sitting open under another name is refused."""
+    default the item alone; another vote of the sitting open under another name is refused.
+    `now`: the opening time the set's other items share."""
     sitting = item.sitting
     ballot = ballot or f"item:{item.id}"
     # Under the session row's shared lock: a concurrent session close waits for this opening
@@ -86,7 +87,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
 
     override = _tablets_override(db, item, override_reason)
     _claim_open_slot(db, item, ballot)  # the first write: a racing opening waits here, then is refused
-    now = database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
+    now = now or database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
     rnd.open_override = override
     rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
     rnd.status, rnd.opened_at = "open", now

@@ -293,7 +293,7 @@ def item_replacement(item_id: int):
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
     db = get_db()
-    result = voting.record_quorum_not_met(db, get_item(db, item_id))
+    result = ballot_sets.quorum_failed_set(db, get_item(db, item_id))
     commit()
     return jsonify(result)
 
@@ -334,7 +334,7 @@ def item_extend(item_id: int):
     """延长表决时间: {"minutes": n} more for the open vote."""
     data = json_body()
     db = get_db()
-    rnd = voting.extend_round(db, get_item(db, item_id), field(data, "minutes", int))
+    rnd, *_ = ballot_sets.extend_set(db, get_item(db, item_id), field(data, "minutes", int))
     commit()
     return jsonify({"round": rnd.number, "closes_at": rnd.closes_at.isoformat()})
 

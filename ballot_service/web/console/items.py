@@ -220,9 +220,9 @@ ITEM_ACTIONS = {
                ("已签发表决结果记录。", "The signed record is issued.")),
     "publish": (lambda db, item: records.publish_record(db, item),
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
-    "extend": (lambda db, item: voting.extend_round(db, item, form_int(request.form, "minutes")),
+    "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
-    "quorum-failed": (voting.record_quorum_not_met, ("已记录：不足法定人数，不能表决。",
+    "quorum-failed": (ballot_sets.quorum_failed_set, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
 }
 
