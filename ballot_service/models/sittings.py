@@ -144,7 +144,7 @@ class Item(Base):
                       ForeignKeyConstraint(["sitting_id", "open_ballot"],
                                            ["open_ballots.sitting_id", "open_ballots.ballot"],
                                            name="fk_items_open_ballot"),
-                      CheckConstraint("status <> 'open' OR open_ballot IS NOT NULL", name="ck_items_open_ballot"))
+                      CheckConstraint("status <> 'open' OR open_ballot IS NOT NULL", name="open_ballot"))
     id: Mapped[int] = mapped_column(primary_key=True)
     sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
     key: Mapped[str] = mapped_column(String(64))
