@@ -93,3 +93,26 @@ def test_an_election_draft_is_edited_in_the_console_and_the_bundle_verifies(app,
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
     assert res.exit_code == 0, res.output
+
+
+def test_an_edited_evaluation_keeps_its_scale_in_the_log_and_the_bundle_verifies(app, api, settings_env, tmp_path):
+    """item_edited carries the item as item_created does: an evaluation's options and rule words
+    too (before, an edited evaluation's counts.json rule differed from the log's)."""
+    s = setup_session(api, members=3, open_vote=False)
+    spec = {"key": "cp", "kind": "evaluation", "title": "测评", "candidates": [{"key": "a", "title": "甲局"}]}
+    item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    api.call("PUT", f"/api/admin/items/{item_id}", {**spec, "title": "述职评议",
+                                                     "candidates": [{"key": "b", "title": "乙局"}]})
+    (created,), (edited,) = events(app, "item_created")[-1:], events(app, "item_edited")
+    assert json.loads(edited.data)["rule"] == json.loads(created.data)["rule"]
+    assert json.loads(edited.data)["options"] == json.loads(created.data)["options"]
+    api.call("POST", f"/api/admin/items/{item_id}/open")
+    for cred in s.creds.values():
+        vote(api, cred, {"b": "satisfied"})
+    api.call("POST", f"/api/admin/items/{item_id}/close")
+    api.call("POST", f"/api/admin/items/{item_id}/tally")
+    api.call("POST", f"/api/admin/items/{item_id}/record")
+    out = tmp_path / "bundle"
+    assert CliRunner().invoke(main, ["audit", "export", str(out)], env=settings_env).exit_code == 0
+    res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
+    assert res.exit_code == 0, res.output
