@@ -42,7 +42,8 @@ def _at(db: Session, item: Item, status: str) -> list[Item]:
 
 def open_set(db: Session, settings: Settings, item: Item, override_reason: str | None = None) -> list[Round]:
     """Open the vote on `item` and, in a ballot set, on every member with a round not yet started."""
-    ballot, now = ballot_of(item), database_now(db)  # one opening time: their time limits end together
+    # a set's items share one opening time, so their time limits end together
+    ballot, now = ballot_of(item), database_now(db) if item.ballot_set else None
     return [voting.open_round(db, settings, m, override_reason, ballot=ballot, now=now)
             for m in _at(db, item, "pending")]
 
