@@ -15,7 +15,7 @@ from ballot_service.models import Candidate, Item, Member, Record, Round, Termin
 from ballot_service.numbers import is_int
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
-from ballot_service.vocab import ElectionStage, ItemKind, ItemStatus, Office, label, values
+from ballot_service.vocab import Channel, ElectionStage, ItemKind, ItemStatus, Office, label, values
 
 
 def is_election(item: Item) -> bool:
@@ -221,3 +221,27 @@ def eligible_names(db: Session, item: Item) -> list[str] | None:
     rows = db.execute(select(Member.member_no, Member.name).where(
         Member.body_id == item.sitting.body_id, Member.in_office.is_(True))).all()
     return [x for row in rows for x in row]
+
+
+def check_ballot_set(db: Session, sitting_id: int, name, kind: str, channel: str,
+                     item_id: int | None = None) -> str | None:
+    """The cleaned set name for an item being saved, or None; refused with the reason."""
+    if name is None or name == "":
+        return None
+    name = names.check_name(name, what="ballot set", where="ballot_set", max_len=names.ITEM_KEY)
+    if kind != ItemKind.ELECTION:
+        raise InvalidInput("only elections are printed together as a ballot set", where="ballot_set",
+                           zh="只有选举事项可以合印一张选票（选举票组）")
+    if channel == Channel.TERMINAL:
+        raise InvalidInput("a ballot set is voted on paper or tally sheets: one tablet ballot for several "
+                           "elections is not built yet", where="ballot_set",
+                           zh="选举票组暂只能用纸质选票或计票单表决：表决器上的合并选票尚未实现")
+    others = [i for i in db.scalars(select(Item).where(Item.sitting_id == sitting_id, Item.ballot_set == name))
+              if i.id != item_id]
+    if any(i.channel != channel for i in others):
+        raise InvalidInput(f"the elections of ballot set {name!r} are voted by {others[0].channel}", where="channel",
+                           zh=f"选举票组“{name}”中的选举须采用同一表决渠道")
+    if any(i.status != ItemStatus.DRAFT or len(i.rounds) != 1 for i in others):
+        raise Conflict(f"ballot set {name!r} has been voted on: an election cannot join it now", where="ballot_set",
+                       zh=f"选举票组“{name}”已开始表决，不能再加入选举")
+    return name

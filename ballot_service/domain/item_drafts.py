@@ -8,8 +8,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ballot_service.domain import audit
-from ballot_service.domain.sittings import check_item, require_open
+from ballot_service.domain import audit, election_items
+from ballot_service.domain.sittings import check_item, item_event, require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
 from ballot_service.vocab import ItemKind
@@ -29,38 +29,38 @@ def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Rou
     return rounds[0]
 
 
-def _event_data(item: Item) -> dict:
-    return {"session_id": item.sitting_id, "item_id": item.id, "key": item.key, "kind": item.kind,
-            "title": item.title, "places": item.places, "rule": {"base": item.base, "majority": item.majority},
-            "secret": item.secret, "channel": item.channel,
-            "candidates": [{"key": c.key, "title": c.title, **({"office": c.office} if c.office else {})}
-                           for c in item.candidates]}
-
-
 def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candidates: list[dict] | None = None,
               places: int | None = None, base: str = "members", majority: str = "half", secret: bool = True,
               channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
-              options: list[dict] | None = None, grading: dict | None = None) -> Item:
-    """Replace everything about a draft item (as create_item checks it); its id stays."""
+              options: list[dict] | None = None, grading: dict | None = None, office: str | None = None,
+              by_election: bool = False, rule_given: bool = False, ballot_set: str | None = None) -> Item:
+    """Replace everything about a draft item (as create_item checks it); its id stays. An
+    election's 差额 is checked anew: its office, seats and nominees decide whether round 1 is
+    the election or a 预选 (election_items.check_new_election)."""
     rnd = _require_draft(db, item, "修改", "edited")
-    if ItemKind.ELECTION in (item.kind, kind):  # its office and 差额 fix round 1's stage: made anew
-        raise Conflict("an election is not edited: delete it and add it again", where="kind",
-                       zh="选举事项不能修改：请删除后重新添加")
-    key, title, cleaned, places, keys, (options, grading, _) = check_item(
+    key, title, cleaned, places, keys, (options, grading, scale_rule) = check_item(
         db, item.sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
         majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,
         options=options, grading=grading, item_id=item.id)
+    stage, round_places = None, places
+    if kind == ItemKind.ELECTION:
+        stage, round_places = election_items.check_new_election(office, by_election, places, len(cleaned),
+                                                                rule_given, secret)
+    else:
+        office, by_election = None, False
+    ballot_set = election_items.check_ballot_set(db, item.sitting_id, ballot_set, kind, channel, item_id=item.id)
     item.key, item.kind, item.title, item.places = key, kind, title, places
     item.base, item.majority, item.secret, item.channel, item.time_limit_s = base, majority, secret, channel, \
         time_limit_s
     item.mark_rule, item.options, item.grading = mark_rule, options, grading
+    item.office, item.by_election, item.ballot_set = office, by_election, ballot_set
     item.candidates.clear()
     db.flush()  # the old candidates go before the new ones take their keys
     item.candidates.extend(Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                      office=c.get("office"), position=i) for i, c in enumerate(cleaned))
-    rnd.places, rnd.candidate_keys = places, keys
+    rnd.places, rnd.candidate_keys, rnd.stage = round_places, keys, stage
     db.flush()
-    audit.append(db, "item_edited", _event_data(item), sitting_id=item.sitting_id)
+    audit.append(db, "item_edited", item_event(item, scale_rule, stage), sitting_id=item.sitting_id)
     return item
 
 

@@ -14,7 +14,6 @@ from ballot_service import rules
 from ballot_service.domain import scanning
 from ballot_service.formats.ballots import serial_short
 from ballot_service.models import Cast, Item, Round, ScannedPage
-from ballot_service.scan import omr
 
 
 def recount(db: Session, item: Item, rnd: Round) -> dict:
@@ -27,7 +26,7 @@ def recount(db: Session, item: Item, rnd: Round) -> dict:
                        .order_by(ScannedPage.id))
     for page in pages:
         grey = cv2.imdecode(np.frombuffer(page.image, np.uint8), cv2.IMREAD_GRAYSCALE)
-        reading = omr.read_page(grey, scanning.resolver(db, item.sitting_id), source=page.id)
+        reading = scanning.read_page(db, item.sitting_id, grey, source=page.id)
         scanning.apply_mark_rule(reading, item.mark_rule)
         serial = (reading.payload or {}).get("serial")
         if serial in seen:

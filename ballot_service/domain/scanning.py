@@ -21,13 +21,15 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.db import begin_write
 from ballot_service.domain import audit, intake
+from ballot_service.domain.election_tally import WRITE_IN_STAGES
 from ballot_service.errors import BallotError, Conflict, InvalidInput
+from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import ballots
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Round, ScannedPage
 from ballot_service.scan import omr
 from ballot_service.scan.pages import iter_pages
-from ballot_service.vocab import MarkRule
+from ballot_service.vocab import ItemKind, MarkRule
 
 NOT_ASKED_MARK = "not the asked-for mark ○"
 CENTRE_MAX = 1.0   # mm² of dark ink in a box's middle third: more is a √, × or fill, not a ○
@@ -57,6 +59,23 @@ def resolver(db: Session, sitting_id: int) -> omr.Resolver:
         _, rnd = round_for(db, sitting_id, payload)
         return list(rnd.candidate_keys) if rnd is not None else None
     return candidates_for
+
+
+def write_in_lines(db: Session, sitting_id: int):
+    """The mark reader's write_ins_for: the 另选 lines printed under an election round's
+    candidates (as render/paper.py prints them), else 0."""
+    def write_ins_for(payload: dict) -> int:
+        item, rnd = round_for(db, sitting_id, payload)
+        if item is None or item.kind != ItemKind.ELECTION or rnd.stage not in WRITE_IN_STAGES:
+            return 0
+        return bl.write_in_rows_for(rnd.places, len(rnd.candidate_keys))
+    return write_ins_for
+
+
+def read_page(db: Session, sitting_id: int, grey: np.ndarray, source: str = "", page: int = 0) -> omr.PageReading:
+    """One page through the mark reader with this session's items and rounds."""
+    return omr.read_page(grey, resolver(db, sitting_id), source=source, page=page,
+                         write_ins_for=write_in_lines(db, sitting_id))
 
 
 def png(grey: np.ndarray) -> bytes:
@@ -140,7 +159,7 @@ def take_file(db: Session, settings: Settings, sitting, path, dpi: int = 200) ->
     """Read and take every page of a scan file or folder (scan/pages.py), one at a time: the
     caller commits after each, so a page is stored as soon as it is read."""
     for source, number, grey in _readable_pages(path, dpi):
-        reading = omr.read_page(grey, resolver(db, sitting.id), source=source, page=number)
+        reading = read_page(db, sitting.id, grey, source=source, page=number)
         yield take_page(db, settings, sitting, reading, grey)
 
 

@@ -231,7 +231,8 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                 base: str = "members", majority: str = "half", secret: bool = True,
                 channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
                 options: list[dict] | None = None, grading: dict | None = None,
-                office: str | None = None, by_election: bool = False, rule_given: bool = False) -> Item:
+                office: str | None = None, by_election: bool = False, rule_given: bool = False,
+                ballot_set: str | None = None) -> Item:
     """Create a vote item. Validates everything a tally will later rely on. `options` and
     `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading);
     `office`, `by_election` and `rule_given` (a rule was sent) for an election only."""
@@ -246,27 +247,34 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
                                                                 rule_given, secret)
     else:
         office, by_election = None, False
+    ballot_set = election_items.check_ballot_set(db, sitting.id, ballot_set, kind, channel)
     position = (db.scalar(select(func.max(Item.position)).where(Item.sitting_id == sitting.id)) or 0) + 1
     item = Item(sitting_id=sitting.id, key=key, kind=kind, title=title, places=places, base=base,
                 majority=majority, secret=secret, channel=channel, position=position,
                 time_limit_s=time_limit_s, mark_rule=mark_rule, options=options, grading=grading,
-                office=office, by_election=by_election)
+                office=office, by_election=by_election, ballot_set=ballot_set)
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
     item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status="pending", stage=stage)]
     db.add(item)
     db.flush()
-    audit.append(db, "item_created", {
-        "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
-        "places": places, "rule": {"base": base, "majority": majority, **scale_rule}, "secret": secret,
-        "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
-                                            **({"office": c["office"]} if c.get("office") else {})}
-                                           for c in candidates],
-        **({"options": options} if kind == "evaluation" else {}),
-        **({"office": office, "by_election": by_election, "stage": stage} if stage else {})},
-        sitting_id=sitting.id)
+    audit.append(db, "item_created", item_event(item, scale_rule, stage), sitting_id=sitting.id)
     return item
+
+
+def item_event(item: Item, scale_rule: dict, stage: str | None) -> dict:
+    """The item as its item_created (and item_edited) event carries it: what the bundle
+    verifier checks counts.json against. `scale_rule`: an evaluation's rule words, else {}."""
+    return {"session_id": item.sitting_id, "item_id": item.id, "key": item.key, "kind": item.kind,
+            "title": item.title, "places": item.places,
+            "rule": {"base": item.base, "majority": item.majority, **scale_rule}, "secret": item.secret,
+            "channel": item.channel,
+            "candidates": [{"key": c.key, "title": c.title, **({"office": c.office} if c.office else {})}
+                           for c in item.candidates],
+            **({"options": item.options} if item.kind == ItemKind.EVALUATION else {}),
+            **({"office": item.office, "by_election": item.by_election, "stage": stage} if stage else {}),
+            **({"ballot_set": item.ballot_set} if item.ballot_set else {})}
 
 
 def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from ballot_service.models import (
     Issuance,
     Item,
     Member,
+    OpenBallot,
     PaperBallot,
     Refusal,
     Round,
@@ -47,15 +48,19 @@ def current_round(item: Item) -> Round:
     return item.rounds[-1]
 
 
-def open_round(db: Session, settings: Settings, item: Item, override_reason: str | None = None) -> Round:
+def open_round(db: Session, settings: Settings, item: Item, override_reason: str | None = None,
+               ballot: str | None = None, now: dt.datetime | None = None) -> Round:
     """Open the item's pending round. Refused without quorum: the refusal is audited and the
     error carries commit_audit so the web layer keeps that event (and nothing else).
 
     A terminal vote is refused too while a present member has no set-up, online tablet
     (tablet_setup.readiness): their ballot would silently count as 未按. The secretariat may
     open anyway only with `override_reason`, typed, kept on the round, in vote_opened and on
-    the record."""
+    the record. `ballot`: what opens with it (ballot_sets.ballot_of: its ballot set), by
+    default the item alone; another vote of the sitting open under another name is refused.
+    `now`: the opening time the set's other items share."""
     sitting = item.sitting
+    ballot = ballot or f"item:{item.id}"
     # Under the session row's shared lock: a concurrent session close waits for this opening
     # to commit (and then refuses, the vote being open), or this opening sees the close.
     require_open(db, sitting, "开始表决", "opening a vote")
@@ -65,7 +70,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a round not started yet can be opened",
                        where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}，不能开始表决")
     other_open = open_item(db, sitting)
-    if other_open is not None:
+    if other_open is not None and other_open.open_ballot != ballot:
         raise Conflict(f"vote on {other_open.title} is still open; close it first", where="item",
                        zh=f"《{other_open.title}》的表决仍在进行，请先结束该项表决")
     state = attendance_state(db, sitting)
@@ -81,14 +86,13 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         raise err
 
     override = _tablets_override(db, item, override_reason)
-    now = database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
+    _claim_open_slot(db, item, ballot)  # the first write: a racing opening waits here, then is refused
+    now = now or database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
     rnd.open_override = override
     rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
     rnd.status, rnd.opened_at = "open", now
     if item.time_limit_s:
         rnd.closes_at = now + dt.timedelta(seconds=item.time_limit_s)
-    item.status = "open"
-    _claim_open_slot(db, item)
     for reason in REFUSAL_REASONS:
         db.add(Refusal(round_id=rnd.id, reason=reason, count=0))
     issued = 0
@@ -129,13 +133,17 @@ def _tablets_override(db: Session, item: Item, reason: str | None) -> dict | Non
     return {"present": ready.present, "ready": ready.ready, "reason": reason}
 
 
-def _claim_open_slot(db: Session, item: Item) -> None:
-    """Write the item's 'open' status now, under the partial unique index that allows one open
-    item per sitting (models.Item): of two openings racing past the open_item check above, the
-    second waits for the first to commit (PostgreSQL) and is then refused here. In a savepoint,
-    so the refusal leaves the transaction usable."""
+def _claim_open_slot(db: Session, item: Item, ballot: str) -> None:
+    """Write the item's 'open' status, pointing at the sitting's one OpenBallot row
+    (models.OpenBallot: one open item or ballot set per sitting): of two openings racing past
+    the open_item check above, the second waits for the first to commit (PostgreSQL) and is
+    then refused here. In a savepoint, so the refusal leaves the transaction usable."""
     try:
         with db.begin_nested():
+            if db.get(OpenBallot, item.sitting_id) is None:
+                db.add(OpenBallot(sitting_id=item.sitting_id, ballot=ballot))
+                db.flush()  # first the row the open item points at
+            item.status, item.open_ballot = "open", ballot
             db.flush()
     except IntegrityError:
         raise Conflict("another vote of this session was opened at the same moment; close it first",
@@ -216,7 +224,10 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     rnd.issued = issued_count(db, item, rnd)
     if item.channel in BLIND_CHANNELS:
         issuance.forget_round_key(rnd)  # the private key does not survive the close
-    item.status = "closed"
+    item.status, item.open_ballot = "closed", None
+    db.flush()
+    if open_item(db, item.sitting) is None:  # the last of its ballot set: nothing is open now
+        db.execute(delete(OpenBallot).where(OpenBallot.sitting_id == item.sitting_id))
     accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt, Cast.channel)
                           .where(Cast.round_id == rnd.id)).all()
     returned = len(accepted)

@@ -73,13 +73,20 @@ class PageGeometry:
     fiducials: tuple[tuple[float, float], ...]   # centres: top left, top right, bottom right, bottom left
     qr: Rect
     header: Rect
-    rows: tuple[Rect, ...]        # each candidate's full table row
+    rows: tuple[Rect, ...]        # each candidate's full table row, then the 另选 lines'
     boxes: dict                   # (candidate_key, mark) -> Rect of the printed box
     col_title: float
     box_x: tuple[float, ...]      # x of the box columns' vertical lines, left to right (columns + 1)
-    row_y: tuple[float, ...]      # y of the horizontal lines from the header's bottom (n + 1)
+    row_y: tuple[float, ...]      # y of the horizontal lines from the header's bottom (rows + 1)
     marks: tuple[str, ...] = MARKS  # the box columns, left to right
     col_box: float = COL_BOX
+    write_in_rows: int = 0        # an election's blank 另选他人 lines under the candidates: no boxes
+
+    @property
+    def write_in_cells(self) -> tuple[Rect, ...]:
+        """Where a name is written on each 另选 line: the row's title cell."""
+        x = MARGIN + COL_NO
+        return tuple(Rect(x, r.y, self.col_title, r.h) for r in self.rows[len(self.candidates):])
 
     @property
     def table_bottom(self) -> float:
@@ -88,10 +95,13 @@ class PageGeometry:
     @property
     def watch(self) -> Rect:
         """Where the reader looks for ink: the box columns plus blank paper around them
-        (right margin, the gap under the table); marks found there outside a box are strays."""
+        (right margin, the gap under the table); marks found there outside a box are strays.
+        Under the candidates' rows of an election come the 另选 lines, whose box columns hold
+        printed words: the watch ends at the last candidate's row."""
         x0 = self.box_x[0] - 1.5      # the last 1.5 mm of the title column is blank (text is inset)
         y0 = self.row_y[0] - 0.2
-        return Rect(x0, y0, PAGE_W - 7.0 - x0, min(self.qr.y - 2.0, self.table_bottom + 7.0) - y0)
+        y1 = self.row_y[len(self.candidates)] + 0.2 if self.write_in_rows else self.table_bottom + 7.0
+        return Rect(x0, y0, PAGE_W - 7.0 - x0, min(self.qr.y - 2.0, y1) - y0)
 
 
 def layout_version_for(payload: dict) -> int | None:
@@ -105,17 +115,26 @@ def row_height(n: int) -> float:
 
 
 def page_geometry(candidates: int | Sequence[str], version: int = LAYOUT_VERSION,
-                  marks: Sequence[str] = MARKS) -> PageGeometry:
+                  marks: Sequence[str] = MARKS, write_in_rows: int = 0) -> PageGeometry:
     """The geometry for `candidates` (their keys in printed order, or a count: keys "1".."n"),
-    with a box column per mark (赞成/反对/弃权, or an evaluation's options)."""
+    with a box column per mark (赞成/反对/弃权, or an evaluation's options), and an election's
+    `write_in_rows` blank 另选 lines under them (write_in_rows_for)."""
     keys = tuple(str(i) for i in range(1, candidates + 1)) if isinstance(candidates, int) else tuple(candidates)
-    return _geometry(keys, version, tuple(marks))
+    return _geometry(keys, version, tuple(marks), write_in_rows)
+
+
+def write_in_rows_for(places: int | None, candidates: int) -> int:
+    """How many 另选 lines an election round's ballot prints: one a seat, as many as fit."""
+    return max(0, min(places or 0, MAX_ROWS - candidates))
 
 
 @lru_cache(maxsize=256)
-def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARKS) -> PageGeometry:
+def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARKS,
+              write_in_rows: int = 0) -> PageGeometry:
     if version != LAYOUT_VERSION:
         raise ValueError(f"unknown ballot layout version {version}")
+    if not 0 <= write_in_rows <= MAX_ROWS - len(keys):
+        raise ValueError(f"a ballot page holds at most {MAX_ROWS} rows with its 另选 lines")
     n = len(keys)
     if not 1 <= n <= MAX_ROWS:
         raise ValueError(f"a ballot page holds 1 to {MAX_ROWS} candidates, not {n}")
@@ -126,10 +145,11 @@ def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARK
     width = PAGE_W - 2 * MARGIN
     col_box = min(COL_BOX, (width - COL_NO - MIN_TITLE_W) / len(marks))
     col_title = width - COL_NO - len(marks) * col_box
-    rh = row_height(n)
+    rows = n + write_in_rows
+    rh = row_height(rows)
     first = TABLE_TOP + HEADER_H
     box_x = tuple(MARGIN + COL_NO + col_title + i * col_box for i in range(len(marks) + 1))
-    row_y = tuple(first + i * rh for i in range(n + 1))
+    row_y = tuple(first + i * rh for i in range(rows + 1))
     boxes = {(k, m): Rect(box_x[j], row_y[i], col_box, rh)
              for i, k in enumerate(keys) for j, m in enumerate(marks)}
     c = FIDUCIAL_INSET
@@ -138,5 +158,6 @@ def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARK
         fiducials=((c, c), (PAGE_W - c, c), (PAGE_W - c, PAGE_H - c), (c, PAGE_H - c)),
         qr=Rect(MARGIN, PAGE_H - TOP - QR_SIZE, QR_SIZE, QR_SIZE),
         header=Rect(MARGIN, TABLE_TOP, width, HEADER_H),
-        rows=tuple(Rect(MARGIN, row_y[i], width, rh) for i in range(n)),
-        boxes=boxes, col_title=col_title, box_x=box_x, row_y=row_y, marks=marks, col_box=col_box)
+        rows=tuple(Rect(MARGIN, row_y[i], width, rh) for i in range(rows)),
+        boxes=boxes, col_title=col_title, box_x=box_x, row_y=row_y, marks=marks, col_box=col_box,
+        write_in_rows=write_in_rows)

@@ -7,8 +7,9 @@ import datetime as dt
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     ForeignKey,
-    Index,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     String,
@@ -135,11 +136,15 @@ class Item(Base):
     """A vote item (表决事项): livelihood projects, appointments, or a resolution."""
 
     __tablename__ = "items"
-    # At most one open vote per sitting, enforced by the database: a partial unique index
-    # (SQLite and PostgreSQL both have them), so two concurrent openings cannot both commit.
+    # At most one open vote per sitting — one item, or one ballot set of items printed on one
+    # ballot — enforced by the database: an open item names what is open (`open_ballot`), and
+    # that must be the sitting's one row in open_ballots (whose key is the sitting), so two
+    # concurrent openings cannot both commit and two different things are never open at once.
     __table_args__ = (UniqueConstraint("sitting_id", "key"),
-                      Index("uq_items_one_open_per_sitting", "sitting_id", unique=True,
-                            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")))
+                      ForeignKeyConstraint(["sitting_id", "open_ballot"],
+                                           ["open_ballots.sitting_id", "open_ballots.ballot"],
+                                           name="fk_items_open_ballot"),
+                      CheckConstraint("status <> 'open' OR open_ballot IS NOT NULL", name="open_ballot"))
     id: Mapped[int] = mapped_column(primary_key=True)
     sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), index=True)
     key: Mapped[str] = mapped_column(String(64))
@@ -163,6 +168,11 @@ class Item(Base):
     # Elections only (vocab.Office; 补选): what the seats are, which fixes the 差额 (RULES.md §5.4).
     office: Mapped[str | None] = mapped_column(String(32))
     by_election: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Elections printed on one ballot paper (主任, 副主任, 委员) share a ballot set's name and
+    # open, close and are tallied together (domain/ballot_sets.py); None: a ballot of its own.
+    ballot_set: Mapped[str | None] = mapped_column(String(64))
+    # While open: what is open in the sitting ("item:<id>" or "set:<name>"), see OpenBallot.
+    open_ballot: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sitting: Mapped[Sitting] = relationship(back_populates="items")
@@ -170,6 +180,17 @@ class Item(Base):
         back_populates="item", order_by="Candidate.position", cascade="all, delete-orphan"
     )
     rounds: Mapped[list["Round"]] = relationship(back_populates="item", order_by="Round.number")
+
+
+class OpenBallot(Base):
+    """The one vote open in a sitting (at most one row per sitting: its key is the sitting):
+    "item:<id>" for an item alone, "set:<name>" for a ballot set. Every open item points at it
+    (Item.open_ballot), so only one item or one set can be open, even under concurrency."""
+
+    __tablename__ = "open_ballots"
+    __table_args__ = (UniqueConstraint("sitting_id", "ballot", name="uq_open_ballots_ballot"),)
+    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id"), primary_key=True)
+    ballot: Mapped[str] = mapped_column(String(80))
 
 
 class Candidate(Base):

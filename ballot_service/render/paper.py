@@ -72,7 +72,7 @@ class BallotLayout:
         return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
                    kind=item.kind, round_number=round_.number, candidates=tuple(titles.get(k, k) for k in keys),
                    places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret),
-                   write_in_lines=max(0, min(written or 0, bl.MAX_ROWS - len(keys))), **marks)
+                   write_in_lines=bl.write_in_rows_for(written, len(keys)), **marks)
 
     def heading(self) -> str:
         return f"{self.body_name}{self.session_name}"
@@ -154,7 +154,7 @@ class _Renderer:
             raise InvalidInput(f"at most {bl.MAX_NOTE_LINES} instruction lines fit above the table",
                                where="extra_notes", zh=f"选票说明最多 {bl.MAX_NOTE_LINES} 行")
         # 另选 lines are rows of their own below the candidates' (no mark boxes: a name written is 赞成)
-        self.geom = bl.page_geometry(n + lay.write_in_lines, marks=[m for m, _ in lay.marks])
+        self.geom = bl.page_geometry(n, marks=[m for m, _ in lay.marks], write_in_rows=lay.write_in_lines)
         self.col_no, self.col_box = bl.COL_NO, self.geom.col_box
         self.col_title = self.geom.col_title
         self.row_h = self.geom.row_h

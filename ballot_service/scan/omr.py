@@ -48,6 +48,8 @@ UNCLEAR_BOX = "unclear box"
 TWO_MARKS = "two marks for one candidate"
 STRAY_MARK = "stray mark outside the boxes"
 ACROSS_BOXES = "mark across two boxes"
+WRITTEN_IN = "a name written on a 另选他人 line: the tellers transcribe it"
+LINE_INSET = 1.0          # mm kept off a 另选 cell's printed lines
 
 
 @dataclass
@@ -84,19 +86,23 @@ class PageReading:
 Resolver = Callable[[dict], "Sequence[str] | None"]
 
 
-def read_pages(path: Path | str, candidates_for: Resolver, dpi: int = 200, marks_for=None) -> Iterator[PageReading]:
+def read_pages(path: Path | str, candidates_for: Resolver, dpi: int = 200, marks_for=None,
+               write_ins_for=None) -> Iterator[PageReading]:
     """Read every page of a scan (PDF, TIFF, image or folder of images); see scan/pages.py."""
 
     for source, page, grey in iter_pages(path, dpi):
-        yield read_page(grey, candidates_for, source=source, page=page, marks_for=marks_for)
+        yield read_page(grey, candidates_for, source=source, page=page, marks_for=marks_for,
+                        write_ins_for=write_ins_for)
 
 
 def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page: int = 0,
-              marks_for=None) -> PageReading:
+              marks_for=None, write_ins_for=None) -> PageReading:
     """Read one greyscale (uint8, 2-D) or BGR page image. `candidates_for(payload)` gives the
     candidate keys in printed order for the QR's item and round, or None if unknown;
     `marks_for(payload)` the box columns when they are not 赞成/反对/弃权 (an evaluation's
-    option keys, ballot_layout), or None for those."""
+    option keys, ballot_layout), or None for those; `write_ins_for(payload)` how many 另选
+    lines an election's ballot has under its candidates (0 otherwise). A name written on one
+    is handwriting the reader does not read: the page goes to the tellers (WRITTEN_IN)."""
 
     if grey.ndim == 3:
         grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
@@ -115,7 +121,8 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
     keys = candidates_for(out.payload) if out.layout_version else None
     try:
         marks = (marks_for(out.payload) if marks_for else None) or bl.MARKS
-        geom = bl.page_geometry(tuple(keys), out.layout_version, tuple(marks)) if keys else None
+        lines = (write_ins_for(out.payload) if write_ins_for else 0) or 0
+        geom = bl.page_geometry(tuple(keys), out.layout_version, tuple(marks), lines) if keys else None
     except ValueError:
         geom = None
     if geom is None:
@@ -130,8 +137,26 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
         return out
     tl, tr = (_apply(H, p) for p in geom.fiducials[:2])
     out.rotated = abs(math.atan2(tr[1] - tl[1], tr[0] - tl[0])) > math.pi / 2
+    if any(_written(grey, cell, H) for cell in geom.write_in_cells):
+        out.reasons.append(WRITTEN_IN)
     _read_boxes(grey, geom, H, out)
     return out
+
+
+def _written(grey: np.ndarray, cell: bl.Rect, H: np.ndarray) -> bool:
+    """Ink in a 另选 line's blank cell (its printed lines kept out): more than an empty box
+    may hold, in specks no smaller than a mark's stroke."""
+    r = cell.inset(LINE_INSET)
+    M = np.array([[1 / RES, 0, r.x], [0, 1 / RES, r.y], [0, 0, 1]])
+    size = (int(round(r.w * RES)), int(round(r.h * RES)))
+    roi = cv2.warpPerspective(grey, H @ M, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+    roi = cv2.blur(roi, (3, 3)).astype(np.float32)
+    white = max(float(np.percentile(roi, 75)), 1.0)
+    weak = (np.clip((white - roi) / white, 0, 1) >= WEAK).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA] / RES ** 2
+    return float(areas[areas >= MIN_BLOB].sum()) > EMPTY_MAX
 
 
 # --- finding the page ---------------------------------------------------------------------

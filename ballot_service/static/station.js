@@ -15,6 +15,7 @@
   var S = JSON.parse(document.getElementById("station-strings").textContent);
   var KEY = "ballotStation.credential";
   var MARKS = ["for", "against", "abstain", "void"];
+  var WRITTEN_IN = "a name written on a 另选他人 line: the tellers transcribe it";
   var me = null;
 
   function $(id) { return document.getElementById(id); }
@@ -235,6 +236,13 @@
     var chooser = el("div");
     chooser.appendChild(markChooser(p.id, keysOf, p.titles || {}));
     card.appendChild(chooser);
+    // a name on an election ballot's 另选 line: the tellers type it as written (赞成 for that person)
+    var written = null;
+    if (p.reasons.indexOf(WRITTEN_IN) >= 0) {
+      written = el("textarea", { "class": "write-ins", rows: 2 });
+      var wl = el("label", {}, S.write_ins); wl.appendChild(written);
+      card.appendChild(wl);
+    }
     var go = el("button", { type: "submit", "class": "primary" }, S.decide);
     var rej = el("button", { type: "button", "class": "reject" }, S.reject);
     card.appendChild(go); card.appendChild(rej);
@@ -259,6 +267,7 @@
     card.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var d = { marks: chosen(card, p.id, keysOf) };
+      if (written) written.value.split("\n").forEach(function (n) { if (n.trim()) d.marks["write_in:" + n.trim()] = "for"; });
       if (qr) d.ballot = qr.value.trim();
       send(d);
     });

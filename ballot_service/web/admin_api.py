@@ -4,7 +4,17 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ballot_service.crypto import keys
-from ballot_service.domain import election_items, issuance, operators, paper_ballots, records, tally, voting
+from ballot_service.domain import (
+    ballot_sets,
+    election_items,
+    issuance,
+    operators,
+    paper_ballots,
+    records,
+    tally,
+    voting,
+)
+from ballot_service.domain.item_drafts import edit_item
 from ballot_service.domain.roster import import_roster, read_members_json, read_roster
 from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
@@ -37,9 +47,8 @@ from ballot_service.web.common import (
     settings,
     start_operator_session,
 )
+from ballot_service.web.item_spec import item_spec
 from ballot_service.web.roles import IN_JSON, OWN, SERVICE, requires
-
-MAX_CANDIDATES = 1000
 
 bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 
@@ -228,34 +237,20 @@ def terminal_release(terminal_id: int):
 @bp.post("/sessions/<int:sitting_id>/items")
 @requires("secretariat", body="sitting_id")
 def items_create(sitting_id: int):
-    data = json_body()
     db = get_db()
-    rule = field(data, "rule", dict, required=False, default={})
-    cands = field(data, "candidates", list, required=False, default=None)
-    if cands is not None:
-        if len(cands) > MAX_CANDIDATES:
-            raise InvalidInput(f"at most {MAX_CANDIDATES} candidates", where="candidates", zh=f"候选人（项目）最多 {MAX_CANDIDATES} 个")
-        for i, c in enumerate(cands):
-            if not isinstance(c, dict):
-                raise InvalidInput("each candidate must be an object", where=f"candidates[{i}]", zh="每个候选人（项目）须为一个对象")
-            for name in ("key", "title", "description"):
-                field(c, name, str, required=name == "title", where=f"candidates[{i}].{name}")
-    item = create_item(db, get_sitting(db, sitting_id), key=field(data, "key", str),
-                       kind=field(data, "kind", str), title=field(data, "title", str), candidates=cands,
-                       places=field(data, "places", int, required=False, minimum=1, maximum=MAX_CANDIDATES),
-                       base=field(rule, "base", str, required=False, default="members", where="rule.base"),
-                       majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
-                       secret=field(data, "secret", bool, required=False, default=True),
-                       channel=field(data, "channel", str, required=False, default="terminal"),
-                       time_limit_s=field(data, "time_limit_s", int, required=False),
-                       mark_rule=field(data, "mark_rule", str, required=False, default="any"),
-                       options=field(data, "options", list, required=False, default=None),
-                       grading=field(data, "grading", dict, required=False, default=None),
-                       office=field(data, "office", str, required=False),
-                       by_election=field(data, "by_election", bool, required=False, default=False),
-                       rule_given="rule" in data)
+    item = create_item(db, get_sitting(db, sitting_id), **item_spec(json_body()))
     commit()
     return jsonify({"id": item.id, "key": item.key}), 201
+
+
+@bp.put("/items/<int:item_id>")
+@requires("secretariat", body="item_id")
+def item_edit(item_id: int):
+    """Replace a draft item (before its vote opens and before paper ballots are printed)."""
+    db = get_db()
+    item = edit_item(db, get_item(db, item_id), **item_spec(json_body()))
+    commit()
+    return jsonify({"id": item.id, "key": item.key, "stage": item.rounds[0].stage})
 
 
 @bp.post("/items/<int:item_id>/open")
@@ -265,19 +260,21 @@ def item_open(item_id: int):
     members have no set-up, online tablet (voting.open_round)."""
     data = json_body() if request.content_length else {}
     db = get_db()
-    rnd = voting.open_round(db, settings(), get_item(db, item_id),
-                            field(data, "override_reason", str, required=False))
+    rnd, *others = ballot_sets.open_set(db, settings(), get_item(db, item_id),
+                                        field(data, "override_reason", str, required=False))
     commit()
-    return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present})
+    return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present,
+                    **({"ballot_set": [r.item_id for r in others]} if others else {})})
 
 
 @bp.post("/items/<int:item_id>/close")
 @requires("secretariat", body="item_id")
 def item_close(item_id: int):
     db = get_db()
-    rnd = voting.close_round(db, settings(), get_item(db, item_id))
+    rnd, *others = ballot_sets.close_set(db, settings(), get_item(db, item_id))
     commit()
-    return jsonify({"round": rnd.number, "issued": rnd.issued})
+    return jsonify({"round": rnd.number, "issued": rnd.issued,
+                    **({"ballot_set": [r.item_id for r in others]} if others else {})})
 
 
 @bp.post("/items/<int:item_id>/replacement")
@@ -302,7 +299,7 @@ def item_replacement(item_id: int):
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
     db = get_db()
-    result = voting.record_quorum_not_met(db, get_item(db, item_id))
+    result = ballot_sets.quorum_failed_set(db, get_item(db, item_id))
     commit()
     return jsonify(result)
 
@@ -311,7 +308,7 @@ def item_quorum_failed(item_id: int):
 @requires("secretariat", body="item_id")
 def item_tally(item_id: int):
     db = get_db()
-    result = tally.tally_item(db, get_item(db, item_id))
+    result = ballot_sets.tally_set(db, get_item(db, item_id))
     commit()
     return jsonify(result)
 
@@ -343,7 +340,7 @@ def item_extend(item_id: int):
     """延长表决时间: {"minutes": n} more for the open vote."""
     data = json_body()
     db = get_db()
-    rnd = voting.extend_round(db, get_item(db, item_id), field(data, "minutes", int))
+    rnd, *_ = ballot_sets.extend_set(db, get_item(db, item_id), field(data, "minutes", int))
     commit()
     return jsonify({"round": rnd.number, "closes_at": rnd.closes_at.isoformat()})
 

@@ -1,8 +1,9 @@
 """An election (issue 20) in real headless Chromium against a real server: a deputy writes in
 another person on the tablet by searching the roster (the listed candidates not offered; a
 person over the seats refused on the tablet with the reason), a tie at the last seat re-voted
-among the tied, a 另行选举 started from the console in one step, then the presiding screen,
-the record PDF and the 宣布稿 looked at. Screenshots: build/screenshots/election-*.png."""
+among the tied, a 另行选举 started from the console in one step, a paper election whose
+over-selected ballot the station takes and the tally counts invalid, then the presiding
+screen, the record PDF and the 宣布稿 looked at. Screenshots: build/screenshots/election-*.png."""
 from __future__ import annotations
 
 import subprocess
@@ -81,14 +82,29 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     assert result_of(api, s.sitting_id, "wy")["elected"] == ["A", "B"]
 
     # 3. 主任 1 seat: nobody has more than half; the console starts the 另行选举 in one step.
-    head = _election(api, s.sitting_id, "zr", 1, [("X", NAMES[3]), ("Y", "石静")], office="principal")
+    # The draft is edited in the console first (差额 checked on save): nominees added, one taken off.
+    head = _election(api, s.sitting_id, "zr", 1, [("X", NAMES[3])], office="principal")
+    console = new_page(viewport=(1280, 1000))
+    login(console, base, OPERATOR)
+    console.goto(f"{base}/console/items/{head}")
+    console.click("#edit-item summary")
+    assert console.locator("#edit-item select[name=office]").input_value() == "principal"
+    console.fill("#edit-item textarea[name=candidates]", f"X | {NAMES[3]} |\nY | 石静 |\nZ | 张华 |")
+    console.click("#edit-save")
+    console.wait_for_load_state()
+    # 正职 takes exactly one more candidate than seats: three nominees make round 1 a 预选
+    assert "已修改表决事项" in console.content() and "第1轮 预选" in console.content()
+    console.click("#edit-item summary")
+    console.fill("#edit-item textarea[name=candidates]", f"X | {NAMES[3]} |\nY | 石静 |")
+    screenshot(console, "election-console-edit")
+    console.click("#edit-save")
+    console.wait_for_load_state()
+    assert "第1轮 第一次投票" in console.content()
     api.call("POST", f"/api/admin/items/{head}/open")
     for no, marks in zip(s.members, [{"X": "for"}] * 3 + [{"Y": "for"}] * 3):
         vote(api, s.creds[no], marks)
     api.call("POST", f"/api/admin/items/{head}/close")
     assert api.call("POST", f"/api/admin/items/{head}/tally")[1]["unfilled"] == 1
-    console = new_page(viewport=(1280, 1000))
-    login(console, base, OPERATOR)
     console.goto(f"{base}/console/items/{head}")
     assert "尚缺1名" in console.locator("#another-form").inner_text()
     console.click("#action-another")
@@ -144,3 +160,44 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     subprocess.run(["pdftoppm", "-r", "70", "-png", str(SCREENSHOTS / "election-record.pdf"),
                     str(SCREENSHOTS / "election-record")], check=True)
     assert not tablet.js_errors
+
+
+def test_a_paper_election_counts_an_over_selected_ballot_invalid(new_page, live_site):
+    """选举法 art. 44: a paper ballot choosing more persons than seats is invalid; the station
+    takes it (it is a returned ballot), the tally counts it 无效, the console and the record say so."""
+    api, base = live_site.api, live_site.base_url
+    s = setup_session(api, members=5, open_vote=False)
+    spec = {"key": "fzr", "kind": "election", "title": "选举副主任", "office": "vice", "places": 1,
+            "channel": "paper", "candidates": [{"key": "A", "title": NAMES[0]}, {"key": "B", "title": NAMES[1]}]}
+    item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    texts = api.call("POST", f"/api/admin/items/{item}/paper-ballots", {"count": 5})[1]["ballots"]
+    api.call("POST", "/api/station/hand-out", {"ballots": texts}, credential=s.station)
+    api.call("POST", f"/api/admin/items/{item}/open")
+    papers = [{"A": "for"}] * 3 + [{"B": "for"}, {"A": "for", "B": "for"}]  # the last: 2 chosen for 1 seat
+    for text, marks in zip(texts, papers):
+        assert api.call("POST", "/api/station/paper", {"ballot": text, "marks": marks},
+                        credential=s.scrutineer)[0] == 201
+    api.call("POST", f"/api/admin/items/{item}/close")
+    console = new_page(viewport=(1280, 1000))
+    login(console, base, OPERATOR)
+    console.goto(f"{base}/console/items/{item}")
+    console.click("#action-tally")
+    console.wait_for_load_state()
+    page = console.content()
+    assert "收回 5" in page and "有效 4" in page and "无效 1" in page
+    result = result_of(api, s.sitting_id, "fzr")
+    assert (result["returned"], result["valid"], result["invalid"]) == (5, 4, 1)
+    assert result["elected"] == ["A"]  # 3 of 5 deputies: more than half
+    screenshot(console, "election-paper-over-selected")
+    console.click("#action-record")
+    console.wait_for_load_state()
+    announce = console.content()
+    assert "收回5张" in announce.replace(" ", "") and "无效票1张" in announce.replace(" ", "")
+    screenshot(console, "election-paper-announcement")
+    link = console.locator("a", has_text="打印记录（PDF）").get_attribute("href")
+    pdf = console.request.get(base + link)
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "election-paper-record.pdf").write_bytes(pdf.body())
+    subprocess.run(["pdftoppm", "-r", "70", "-png", str(SCREENSHOTS / "election-paper-record.pdf"),
+                    str(SCREENSHOTS / "election-paper-record")], check=True)

@@ -155,3 +155,36 @@ def test_the_two_tellers_enter_a_tally_sheet_at_the_station_page(new_page, live_
     screenshot(scrutineer, "station-tally-sheet")
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     assert result["candidates"][0]["for"] == 3 and result["status"] == "decided"
+
+
+def test_the_two_tellers_transcribe_a_written_in_name_at_the_station_page(new_page, live_site, tmp_path):
+    """An election ballot with a name on its 另选 line: queued with the reason, the whole page
+    shown; each teller types the name as written; counted for that person."""
+    from test_station_scan_write_in import CANDS, _blank, _scan
+
+    base, api = live_site.base_url, live_site.api
+    s = setup_session(api, members=3, channel="paper", open_vote=False)
+    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
+    item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    texts = api.call("POST", f"/api/admin/items/{item}/paper-ballots", {"count": 1})[1]["ballots"]
+    api.call("POST", "/api/station/hand-out", {"ballots": texts}, credential=s.station)
+    api.call("POST", f"/api/admin/items/{item}/open")
+    batch = write_tiff([_scan(_blank(texts)[0], np.random.default_rng(2), name_on_line=True)], tmp_path / "w.tif")
+    counter = teller(new_page, base, s.counter)
+    counter.set_input_files("#scan-files", [str(batch)])
+    counter.click("#scan-form button[type=submit]")
+    counter.wait_for_selector("#queue-list form.page-card textarea.write-ins", timeout=120_000)
+    assert "另选栏写有姓名" in counter.inner_text("#queue-list form.page-card h3")
+    counter.wait_for_selector("#queue-list img.whole-page[src^='data:image/png']")
+    counter.fill("#queue-list textarea.write-ins", "张三")
+    screenshot(counter, "station-write-in")
+    counter.locator("#queue-list form.page-card button[type=submit]").click()
+    counter.wait_for_selector("#queue-list form.page-card >> text=已裁定")
+    scrutineer = teller(new_page, base, s.scrutineer)
+    scrutineer.fill("#queue-list textarea.write-ins", " 张三")
+    scrutineer.locator("#queue-list form.page-card button[type=submit]").click()
+    scrutineer.wait_for_selector("#queue-list >> text=没有待裁定的选票")
+    api.call("POST", f"/api/admin/items/{item}/close")
+    result = api.call("POST", f"/api/admin/items/{item}/tally")[1]
+    assert result["write_ins"] == [{"name": "张三", "for": 1, "elected": False}]

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from ballot_service import rules, vocab
 from ballot_service.domain import (
+    ballot_sets,
     evaluation_items,
     issuance,
     projects,
@@ -99,13 +100,15 @@ def item_fields(form, default_key: str) -> dict:
             "base": form.get("base", "members"), "majority": form.get("majority", "half"),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
             "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
-            **(_evaluation_scale(form) if kind == "evaluation" else {})}
+            **(_evaluation_scale(form) if kind == "evaluation" else {}),
+            **(_election_fields(form) if kind == "election" else {})}
 
 
 def _election_fields(form) -> dict:
     """An election's office and 补选 from the form. The form always sends base and majority:
     only a change from art. 25's (all members, more than half) is a rule, which is refused."""
     return {"office": form.get("office") or None, "by_election": form.get("by_election") == "1",
+            "ballot_set": form.get("ballot_set", "").strip() or None,
             "rule_given": (form.get("base", "members"), form.get("majority", "half")) != ("members", "half")}
 
 
@@ -124,8 +127,7 @@ def item_form(sitting_id: int):
     def create_from_form(db):
         sitting = get_sitting(db, sitting_id)
         # 编号 is optional on the form: the secretariat names items by their titles.
-        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"),
-                           **(_election_fields(form) if form.get("kind") == "election" else {}))
+        return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
@@ -172,6 +174,7 @@ def render_item_page(db, item_id: int, edit_form=None):
                            ready=tablet_setup.readiness(db, item.sitting)
                            if item.channel == "terminal" and item.status == "draft" else None,
                            edit_form=edit_form or draft_form(item), kinds=vocab.labels_of(vocab.ItemKind),
+                           offices=vocab.labels_of(vocab.Office),
                            bases=rules.BASES, majorities=rules.MAJORITIES,
                            open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
                            if item.kind == "livelihood_projects" else [])
@@ -189,7 +192,9 @@ def draft_form(item) -> dict:
             "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
             "secret": "1" if item.secret else "0", "channel": item.channel,
             "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule,
-            **(_evaluation_form(item) if item.kind == "evaluation" else {})}
+            **(_evaluation_form(item) if item.kind == "evaluation" else {}),
+            **({"office": item.office or "", "by_election": "1" if item.by_election else "",
+                "ballot_set": item.ballot_set or ""} if item.kind == "election" else {})}
 
 
 def _evaluation_form(item) -> dict:
@@ -210,22 +215,23 @@ def item_progress_json(item_id: int):
 
 
 ITEM_ACTIONS = {
-    "open": (lambda db, item: voting.open_round(db, settings(), item, request.form.get("override_reason")),
+    # in a ballot set, its other elections open, close and are tallied with it (ballot_sets)
+    "open": (lambda db, item: ballot_sets.open_set(db, settings(), item, request.form.get("override_reason")),
              ("表决已开始。", "The vote is open.")),
-    "close": (lambda db, item: voting.close_round(db, settings(), item), ("表决已结束，票数已冻结。",
-                                                                         "The vote is closed; counts frozen.")),
-    "tally": (lambda db, item: tally.tally_item(db, item), ("已计票。", "Tallied.")),
+    "close": (lambda db, item: ballot_sets.close_set(db, settings(), item), ("表决已结束，票数已冻结。",
+                                                                            "The vote is closed; counts frozen.")),
+    "tally": (lambda db, item: ballot_sets.tally_set(db, item), ("已计票。", "Tallied.")),
     "record": (lambda db, item: records.issue_record(db, settings(), item),
                ("已签发表决结果记录。", "The signed record is issued.")),
     "publish": (lambda db, item: records.publish_record(db, item),
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
-    "extend": (lambda db, item: voting.extend_round(db, item, form_int(request.form, "minutes")),
+    "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
     "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == "paper"
                                       else issuance.allow_replacement)(db, item, request.form.get("member", "").strip(),
                                                                        request.form.get("reason", "")),
                     ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
-    "quorum-failed": (voting.record_quorum_not_met, ("已记录：不足法定人数，不能表决。",
+    "quorum-failed": (ballot_sets.quorum_failed_set, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
 }
 

@@ -1,0 +1,74 @@
+"""Ballot sets (选举票组): several elections printed on one ballot paper (主任, 副主任, 委员)
+open, close and are tallied together. Items of a sitting that share `Item.ballot_set` form
+one set; opening, closing or tallying any of them does it for every member whose round is at
+that step (a re-vote after the set's tally is a set of those still to decide). Records stay
+one per item. The database allows one open item or one open set per sitting (OpenBallot).
+
+Today a set is voted on paper (or tally sheets), each election on its own sheet; one sheet
+for the whole set and one tablet ballot for it are not built yet, so a set on tablets is
+refused when it is saved (election_items.check_ballot_set)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ballot_service.config import Settings
+from ballot_service.db import database_now
+from ballot_service.domain import tally, voting
+from ballot_service.models import Item, Round
+
+
+def members(db: Session, item: Item) -> list[Item]:
+    """The items of `item`'s ballot set in the order of business, or [item] alone."""
+    if not item.ballot_set:
+        return [item]
+    return list(db.scalars(select(Item).where(Item.sitting_id == item.sitting_id, Item.ballot_set == item.ballot_set)
+                           .order_by(Item.position)))
+
+
+def ballot_of(item: Item) -> str:
+    """What is open while `item` is (OpenBallot.ballot): its set, or the item alone."""
+    return f"set:{item.ballot_set}" if item.ballot_set else f"item:{item.id}"
+
+
+def _at(db: Session, item: Item, status: str) -> list[Item]:
+    """`item`, then the other items of its set whose newest round has `status` (`item` alone when
+    its own round is not at that step: its single-item step refuses with the reason)."""
+    found = [m for m in members(db, item) if voting.current_round(m).status == status]
+    if item not in found:
+        return [item]  # the single-item step refuses with its own reason
+    return [item] + [m for m in found if m is not item]
+
+
+def open_set(db: Session, settings: Settings, item: Item, override_reason: str | None = None) -> list[Round]:
+    """Open the vote on `item` and, in a ballot set, on every member with a round not yet started."""
+    # a set's items share one opening time, so their time limits end together
+    ballot, now = ballot_of(item), database_now(db) if item.ballot_set else None
+    return [voting.open_round(db, settings, m, override_reason, ballot=ballot, now=now)
+            for m in _at(db, item, "pending")]
+
+
+def close_set(db: Session, settings: Settings, item: Item) -> list[Round]:
+    """Close the vote on `item` and every open member of its ballot set."""
+    return [voting.close_round(db, settings, m) for m in _at(db, item, "open")]
+
+
+def tally_set(db: Session, item: Item) -> dict:
+    """Tally `item`'s closed round and every closed member's: `item`'s result, with the set's
+    other results under "ballot_set" ({key: result}) when it is in one."""
+    done = {m.key: tally.tally_item(db, m) for m in _at(db, item, "closed")}
+    result = done.pop(item.key)
+    return {**result, "ballot_set": done} if item.ballot_set else result
+
+
+def extend_set(db: Session, item: Item, minutes) -> list[Round]:
+    """延长表决时间 for `item` and every open member of its ballot set: they close together."""
+    return [voting.extend_round(db, m, minutes) for m in _at(db, item, "open")]
+
+
+def quorum_failed_set(db: Session, item: Item) -> dict:
+    """Record lack of quorum for `item` and every member of its set not yet opened: the set
+    could not be voted (its result, the others' under "ballot_set" as tally_set gives them)."""
+    done = {m.key: voting.record_quorum_not_met(db, m) for m in _at(db, item, "pending")}
+    result = done.pop(item.key)
+    return {**result, "ballot_set": done} if item.ballot_set else result

@@ -1,0 +1,102 @@
+"""A scanned paper election ballot with a name written on its 另选他人 line (issue 20): the mark
+reader cannot read handwriting, so the page goes to the adjudication queue with the reason;
+the 计票人 and the 监票人 each transcribe the name ("write_in:<name>": "for"), and when they
+agree it is counted through intake; the tally counts written-in persons by normalised name.
+A ballot with an empty 另选 line is counted by the reader alone."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from helpers_live import setup_session
+from omr_synth import distort, draw_mark, print_and_rasterise
+from station_support import png_bytes, write_tiff
+
+from ballot_service.formats import ballot_layout as bl
+from ballot_service.render.paper import BallotLayout
+
+W = "write_in:"
+CANDS = (("A", "甲一"), ("B", "乙二"))
+DPI = 200
+
+
+def _printed(api, s, item_id, n):
+    _, printed = api.call("POST", f"/api/admin/items/{item_id}/paper-ballots", {"count": n})
+    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
+    return printed["ballots"]
+
+
+def _blank(texts):
+    lay = BallotLayout(body_name="测试市人民代表大会", session_name="第一次会议", item_title="选举主任",
+                       kind="election", round_number=1, places=1, candidates=tuple(t for _, t in CANDS),
+                       write_in_lines=1)
+    return print_and_rasterise(lay, [(t, "") for t in texts], DPI)
+
+
+def _scan(page, rng, marks=(), name_on_line=False):
+    """Tick `marks` (candidate keys) and, if asked, scribble a 'name' on the 另选 line."""
+    img = page.copy()
+    ppm = DPI / 25.4
+    geom = bl.page_geometry(len(CANDS) + 1)     # the printed table: the candidates, then the 另选 line
+    keys = [str(i) for i in range(1, len(CANDS) + 1)]
+    for k in marks:
+        draw_mark(img, geom.boxes[(keys[[c for c, _ in CANDS].index(k)], "for")], "tick", ppm, rng)
+    if name_on_line:
+        row = geom.rows[len(CANDS)]
+        x0, y = bl.MARGIN + bl.COL_NO + 4, row.y + row.h / 2
+        for n in range(3):  # three hand-written characters: strokes across the title cell
+            for dx, dy0, dy1 in ((0, -2.5, 2.5), (-1.5, 0, 0), (2, -2, 2)):
+                cx = x0 + n * 8
+                p0 = (int((cx + dx - 1.5) * ppm), int((y + dy0) * ppm))
+                p1 = (int((cx + dx + 1.5) * ppm), int((y + dy1) * ppm))
+                cv2.line(img, p0, p1, 30, max(1, int(0.5 * ppm)), cv2.LINE_AA)
+    return distort(img, rng, dpi=DPI)
+
+
+def _upload(client, cred, body: bytes, ctype: str):
+    r = client.post("/api/station/scans", data=body, headers={"Authorization": f"Bearer {cred}",
+                                                              "Content-Type": ctype})
+    return r.status_code, r.get_json()
+
+
+def test_a_written_in_name_is_transcribed_by_two_tellers_and_tallied_by_normalised_name(app, api, client,
+                                                                                       tmp_path):
+    s = setup_session(api, members=5, open_vote=False, channel="paper")
+    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
+    item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    texts = _printed(api, s, item_id, 5)
+    api.call("POST", f"/api/admin/items/{item_id}/open")
+    rng = np.random.default_rng(11)
+    blank = _blank(texts)
+    scans = [_scan(blank[0], rng, marks=("A",)), _scan(blank[1], rng, marks=("A",)),
+             _scan(blank[2], rng, name_on_line=True), _scan(blank[3], rng, name_on_line=True),
+             _scan(blank[4], rng, marks=("B",), name_on_line=True)]   # 2 chosen for 1 seat: invalid
+    status, out = _upload(client, s.counter, write_tiff(scans, tmp_path / "b.tif").read_bytes(), "image/tiff")
+    assert status == 201, out
+    assert [p["status"] for p in out["pages"]] == ["counted", "counted", "queued", "queued", "queued"], out
+    _, queue = api.call("GET", "/api/station/queue", credential=s.counter)
+    pages = queue["pages"]
+    assert len(pages) == 3 and all(any("另选" in r for r in p["reasons"]) for p in pages), pages
+    # no box is unclear, so no crops: the station page shows the tellers the whole page
+    assert not any(p["crops"] for p in pages)
+    image = client.get(f"/api/station/pages/{pages[0]['id']}/image", headers={"Authorization": f"Bearer {s.counter}"})
+    assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
+
+    def transcribe(page, marks):
+        for cred in (s.counter, s.scrutineer):
+            _, done = api.call("POST", f"/api/station/pages/{page['id']}/decision", {"decision": {"marks": marks}},
+                               credential=cred)
+        return done["status"]
+
+    # the same person written twice, once with blanks around the name: counted as one person
+    assert transcribe(pages[0], {f"{W}张三": "for"}) == "counted"
+    assert transcribe(pages[1], {f"{W} 张三 ": "for"}) == "counted"
+    assert transcribe(pages[2], {"B": "for", f"{W}李四": "for"}) == "counted"
+    api.call("POST", f"/api/admin/items/{item_id}/close")
+    result = api.call("POST", f"/api/admin/items/{item_id}/tally")[1]
+    assert (result["returned"], result["valid"], result["invalid"]) == (5, 4, 1)
+    assert result["write_ins"] == [{"name": "张三", "for": 2, "elected": False}]
+    assert {c["key"]: c["for"] for c in result["candidates"]} == {"A": 2, "B": 0}
+    # a rescan of a transcribed page is the same ballot again: not counted twice
+    status, out = _upload(client, s.counter, png_bytes(scans[2]), "image/png")
+    assert out["pages"][0]["status"] == "queued", out  # handwriting again: to the tellers again
