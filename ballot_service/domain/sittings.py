@@ -2,6 +2,7 @@
 operations that only flush."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -118,8 +119,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     Refused while a vote of the session is open, and refused a second time. Appends a
     `session_closed` event and signs a checkpoint of the chain head (reason
     `session_closed:<id>`) with the body's key, in the same transaction."""
-    # Lock the row: a concurrent open, check-in or item creation (which hold it shared) either
-    # commits first, or sees the session closed.
+    # Lock the row: a concurrent open, check-in or item creation commits first or sees it closed.
     db.refresh(sitting, with_for_update=True)
     if sitting.status != "open":
         when = f" at {sitting.closed_at.isoformat(timespec='seconds')}" if sitting.closed_at else ""
@@ -132,9 +132,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
                        f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
                        where="items")
     key = keys.body_signing_key(settings, sitting.body_id)  # fails clearly (no key, wrong passphrase) before any change
-    by_status: dict[str, int] = {}
-    for i in items:
-        by_status[i.status] = by_status.get(i.status, 0) + 1
+    by_status = dict(Counter(i.status for i in items))
     sitting.status, sitting.closed_at = "closed", utcnow()
     db.flush()
     ev = audit.append(db, "session_closed", {"session_id": sitting.id, "body_id": sitting.body_id,
