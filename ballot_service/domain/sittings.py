@@ -388,9 +388,8 @@ def has_result(item: Item) -> bool:
 
 
 def open_item(db: Session, sitting: Sitting) -> Item | None:
-    """The sitting's open vote, if any (at most one is open at a time)."""
-    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open")
-                     .order_by(Item.position).limit(1))
+    """The sitting's open vote (the first of an open ballot set), if any."""
+    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open").order_by(Item.position))
 
 
 def get_item(db: Session, item_id: int) -> Item:
