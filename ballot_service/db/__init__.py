@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ballot_service.config import private_dir, private_file
+from ballot_service.db import wal
 from ballot_service.db.base import (  # noqa: F401  (the names the package has always offered)
     NAMING_CONVENTION,
     Base,
@@ -28,7 +29,6 @@ from ballot_service.db.base import (  # noqa: F401  (the names the package has a
 SQLITE_BEGIN = "ballot_sqlite_begin"
 _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 WRITE_LOCK_TIMEOUT_S = 30  # the same patience as SQLite's busy_timeout below
-CHECKPOINT_WAIT_MS = 3000  # how long a close waits for readers before leaving the WAL for later
 
 
 class _WriterQueue:
@@ -285,29 +285,13 @@ _MAX_PARAMS = 999  # SQLite's smallest SQLITE_MAX_VARIABLE_NUMBER (newer builds 
 
 
 def checkpoint_wal_after_commit(db: Session) -> None:
-    """SQLite: once the session's transaction commits, copy the WAL into the database and
-    truncate it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)). The WAL holds one frame per
-    page per commit in commit order, so until then it keeps the order in which a vote's casts
-    were stored; with secure_delete the main file keeps only the current pages. Called when a
-    vote closes. Best effort: a reader still inside an old snapshot makes SQLite wait up to the
-    busy timeout and then leave the WAL as it is (the next close truncates it)."""
-    if not _is_sqlite(db):
-        return
-    engine = db.get_bind()
+    """SQLite: checkpoint and truncate the WAL once the session's transaction commits (db/wal.py)."""
+    wal.checkpoint_wal_after_commit(db, WRITE_LOCK_TIMEOUT_S * 1000)
 
-    def _truncate(_session) -> None:
-        raw = engine.raw_connection()  # autocommit (isolation_level None): no BEGIN around the PRAGMA
-        try:
-            driver = raw.driver_connection
-            driver.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-            try:
-                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={WRITE_LOCK_TIMEOUT_S * 1000}")
-        finally:
-            raw.close()
 
-    event.listen(db, "after_commit", _truncate, once=True)
+def rewrite_in_key_order(db: Session, table, where) -> int:
+    """The rows of `table` matching `where`, deleted and inserted again in key order (db/wal.py)."""
+    return wal.rewrite_in_key_order(db, table, where, insert_rows)
 
 
 def insert_rows(conn, table, rows: list[dict]) -> None:

@@ -64,7 +64,13 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import begin_write, in_write_transaction, insert_rows, insert_rows_or_nothing
+from ballot_service.db import (
+    begin_write,
+    checkpoint_wal_after_commit,
+    in_write_transaction,
+    insert_rows,
+    insert_rows_or_nothing,
+)
 from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
 from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
@@ -272,6 +278,8 @@ def _store(db: Session, jobs: list[Job]) -> None:
         _insert_together(conn, rows)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
+    if any(found is not None and found[0].secret for found in rounds.values()):
+        checkpoint_wal_after_commit(db)  # SQLite: no WAL frames of earlier batches to diff (db/wal.py)
 
 
 def _insert_together(conn, rows: list[dict]) -> None:
