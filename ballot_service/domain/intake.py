@@ -115,7 +115,7 @@ def _sitting_vote(db: Session, sitting: Sitting) -> int | None:
                      .order_by(Round.opened_at.desc(), Round.id.desc()).limit(1))
 
 
-def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: str | None,
+def _refusal(db: Session, sitting, count_on, reason: str, message: str,
              events: list) -> ballots.BallotRefused:
     """Count a refusal (under the write lock) and queue its audit event; return the error to
     answer with. `count_on`: a round id, _SITTING_VOTE, or None (counted nowhere, only
@@ -123,10 +123,11 @@ def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: 
     round_id = _sitting_vote(db, sitting) if count_on is _SITTING_VOTE else count_on
     if round_id is not None:
         count_refusal(db, _RoundRef(round_id), reason)
-    # No terminal, seat or member in a refusal event: the serial alone. On the ballot's body's
+    # No terminal, seat, member or serial in a refusal event: a serial's place in the chain,
+    # between the batches' counts, would order that ballot's arrival. On the ballot's body's
     # chain; a ballot that names no session of ours (malformed) on the server chain.
     chain = sitting.body_id if sitting is not None else audit.SERVER_CHAIN
-    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
+    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason}))
     err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
     return err
@@ -320,7 +321,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
     sitting, serial, channel, engine = job.sitting, job.serial, job.channel, db.get_bind()
 
     def refuse(count_on, reason: str, message: str):
-        raise _refusal(db, sitting, count_on, reason, message, serial, events)
+        raise _refusal(db, sitting, count_on, reason, message, events)
 
     if job.refusal is not None:
         refuse(*job.refusal)
