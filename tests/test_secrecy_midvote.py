@@ -131,3 +131,21 @@ def test_during_the_vote_offsets_within_a_page_follow_arrival(midvote):
     midway = copies[BATCHES - 2]  # after batch 3 of 4, before the close
     agree, total = _agreement(midway, arrival[:(BATCHES - 1) * PER_BATCH])
     assert total > 50 and agree > 0.75 * total
+
+
+def test_handing_out_paper_ballots_leaves_no_order_of_the_stacks(app, api, tmp_path):
+    """Finding 3 as found: replaying the WAL gave the order in which the desk handed out paper
+    ballots. A desk handing them out one at a time (a stack of one per deputy): after each
+    stack the WAL is empty, so a copy holds no order of the stacks (the rows change in place:
+    handed_out 0 -> 1)."""
+    db = _db_path(app)
+    s = setup_session(api, members=4, channel="paper", secret=True)
+    _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 4})
+    for k, text in enumerate(printed["ballots"][:3]):
+        api.call("POST", "/api/station/hand-out", {"ballots": [text]}, credential=s.station)
+        copy = _copy(db, tmp_path / f"after-stack-{k + 1}")
+        assert copy["-wal"] == b"", f"stack {k + 1}: the WAL holds {len(sp.frames(copy['-wal']))} frames"
+        assert sp.shm_max_frame(copy["-shm"]) == 0
+        if k:  # the -shm lists the pages of the commits since the last one that emptied the WAL
+            listed = sp.shm_frame_pages(copy["-shm"])
+            assert len(listed) == len(set(listed)), f"stack {k + 1}: the -shm lists frames of several commits"
