@@ -8,8 +8,8 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ballot_service.db import checkpoint_wal_after_commit
 from ballot_service.crypto.keys import SigningKey
+from ballot_service.db import checkpoint_wal_after_commit
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats.ballots import (
