@@ -96,14 +96,19 @@ class _QueuedConnection(sqlite3.Connection):
 
     writer_queue: _WriterQueue | None = None
     in_queue = False
+    checkpoint_on_commit = False  # set by wal.checkpoint_wal_after_commit for this transaction
 
     def commit(self):
         try:
             super().commit()
+            if self.checkpoint_on_commit:  # still in the writer queue: no other commit comes between
+                self.checkpoint_on_commit = False
+                wal.truncate_wal(self, WRITE_LOCK_TIMEOUT_S * 1000)
         finally:
             self.leave_queue()
 
     def rollback(self):
+        self.checkpoint_on_commit = False
         try:
             super().rollback()
         finally:
@@ -286,7 +291,13 @@ _MAX_PARAMS = 999  # SQLite's smallest SQLITE_MAX_VARIABLE_NUMBER (newer builds 
 
 def checkpoint_wal_after_commit(db: Session) -> None:
     """SQLite: checkpoint and truncate the WAL once the session's transaction commits (db/wal.py)."""
-    wal.checkpoint_wal_after_commit(db, WRITE_LOCK_TIMEOUT_S * 1000)
+    if not _is_sqlite(db):
+        return
+    if not in_write_transaction(db):
+        begin_write(db)  # the checkpoint follows this session's next commit, in the writer queue
+    raw = db.connection().connection.dbapi_connection
+    if isinstance(raw, _QueuedConnection):
+        raw.checkpoint_on_commit = True
 
 
 def rewrite_in_key_order(db: Session, table, where) -> int:

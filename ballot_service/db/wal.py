@@ -14,46 +14,31 @@
 """
 from __future__ import annotations
 
-from sqlalchemy import event, select
+import sqlite3
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 CHECKPOINT_WAIT_MS = 3000  # how long a checkpoint waits for readers before leaving the WAL for later
 
 
-def checkpoint_wal_after_commit(db: Session, restore_busy_ms: int) -> None:
-    """SQLite: once the session's transaction commits, copy the WAL into the database and
-    truncate it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)). With secure_delete the main
-    file then keeps only current pages. The checkpoint takes its turn in the server's writer
-    queue (db/__init__.py) rather than polling for SQLite's lock. Best effort: a reader still
-    inside an old snapshot after CHECKPOINT_WAIT_MS leaves the WAL as it is (the next secret
-    commit truncates it). `restore_busy_ms`: the connection's usual busy timeout."""
-    engine = db.get_bind()
-    if engine.dialect.name != "sqlite" or db.info.get(_PENDING):
-        return  # one checkpoint after the commit is enough
-    db.info[_PENDING] = True
-
-    def _truncate(_session) -> None:
-        db.info.pop(_PENDING, None)
-        raw = engine.raw_connection()  # autocommit (isolation_level None): no BEGIN around the PRAGMA
+def truncate_wal(conn: sqlite3.Connection, restore_busy_ms: int) -> None:
+    """PRAGMA wal_checkpoint(TRUNCATE) on `conn` (no transaction open), right after a secret
+    vote's commit and before the connection leaves the server's writer queue (db/__init__.py,
+    checkpoint_wal_after_commit), so no other commit lands in the WAL in between. The WAL is
+    copied into the main file and truncated to zero bytes; with secure_delete the main file
+    keeps only current pages. Best effort: a reader still inside an old snapshot after
+    CHECKPOINT_WAIT_MS leaves the WAL as it is (the next secret commit truncates it). The commit
+    itself has succeeded, so a failed checkpoint is not an error of the request.
+    `restore_busy_ms`: the connection's usual busy timeout."""
+    try:
+        conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
         try:
-            driver = raw.driver_connection
-            queued = hasattr(driver, "enter_queue")
-            if queued:
-                driver.enter_queue()
-            try:
-                driver.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={restore_busy_ms}")
-                if queued:
-                    driver.leave_queue()
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
-            raw.close()
-
-    event.listen(db, "after_commit", _truncate, once=True)
-
-
-_PENDING = "ballot_wal_checkpoint"  # Session.info: a checkpoint waits for the next commit
+            conn.execute(f"PRAGMA busy_timeout={restore_busy_ms}")
+    except sqlite3.Error:
+        pass
 
 
 def rewrite_in_key_order(db: Session, table, where, insert) -> int:
