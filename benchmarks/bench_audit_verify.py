@@ -39,7 +39,7 @@ from ballot_service.bundle.verify import verify_bundle
 from ballot_service.config import Settings  # noqa: E402
 from ballot_service.crypto import blind_rsa, keys  # noqa: E402
 from ballot_service.db import make_engine, make_sessionmaker  # noqa: E402
-from ballot_service.domain import audit, records, sittings, tally, voting
+from ballot_service.domain import audit, issuance, records, sittings, tally, voting
 from ballot_service.domain.terminal_casts import retry_hash
 from ballot_service.formats.canonical import canonical_json, sha256_hex  # noqa: E402
 from ballot_service.formats.encoding import b64url_encode
@@ -80,7 +80,8 @@ def build(work: Path, n_members: int, n_items: int, seed: int = 7) -> tuple[Sett
         rnd = voting.open_round(db, settings, item, override_reason="benchmark: simulated tablets")
         # Shortcut for "each member's tablet took its blind signature": count one issued per member.
         db.execute(update(Issuance).where(Issuance.round_id == rnd.id).values(issued=1, allowed=1))
-        private = serialization.load_der_private_key(rnd.blind_private_key, password=None)
+        private = serialization.load_der_private_key(issuance.round_private_key(settings, body.id, rnd),
+                                                     password=None)
         pss = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=blind_rsa.S_LEN)
         cand_keys = list(rnd.candidate_keys)
         casts = []

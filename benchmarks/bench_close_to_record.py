@@ -50,7 +50,7 @@ def setup(tmp: Path, members: int, candidates: int):
     keys_ = [c.key for c in item.candidates]
     for term, _cred in creds.values():
         pending = tablet.start(pub, rnd.ref)
-        blind_sig = issuance.blind_sign_for_terminal(db, term, rnd.ref, pending.blinded_text)
+        blind_sig = issuance.blind_sign_for_terminal(db, settings, term, rnd.ref, pending.blinded_text)
         ballot = tablet.finish(pub, pending, b64url_encode(blind_sig))
         # Most deputies back most of a favoured shortlist, so several projects pass.
         fors = set(rng.sample(keys_[:places + 3], rng.randint(places - 3, places)))

@@ -129,6 +129,10 @@ def test_audit_events_do_not_link(voted):
     accepted = [json.loads(e.data) for e in evs if e.kind == "casts_accepted"]
     assert sum(d["count"] for d in accepted) == len(MARKS)
     assert all(set(d) == {"round_id", "count"} for d in accepted)
+    # A refusal names no serial: its place in the chain (between the batches' counts) would
+    # order that ballot's arrival. The reason and the round, counted per reason.
+    refused = [json.loads(e.data) for e in evs if e.kind == "cast_refused"]
+    assert refused and all(set(d) == {"round_id", "reason"} for d in refused), refused
 
 
 def test_issuances_hold_only_a_count(voted):

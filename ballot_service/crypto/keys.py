@@ -29,8 +29,9 @@ import threading
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ballot_service.config import KEY_PASSPHRASE_VAR
 from ballot_service.errors import BallotError, KeyFileError
@@ -113,9 +114,21 @@ class SigningKey:
         self.public_key: Ed25519PublicKey = private_key.public_key()
         self.public_pem: bytes = public_pem(self.public_key)
         self.fingerprint: str = fingerprint(self.public_key)
+        self._derived: dict[str, bytes] = {}
 
     def sign(self, data: bytes) -> bytes:
         return self._private_key.sign(data)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """32 bytes that only a holder of this unlocked key can compute: HKDF-SHA256 of the
+        private key, labelled with `purpose` (crypto/key_wrap.py). Cached per purpose."""
+        derived = self._derived.get(purpose)
+        if derived is None:
+            raw = self._private_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                                  serialization.NoEncryption())
+            derived = self._derived[purpose] = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                                                    info=f"ballot-service/{purpose}".encode()).derive(raw)
+        return derived
 
     def __repr__(self) -> str:  # never show key material
         return f"<SigningKey {self.name} {self.fingerprint}>"

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ballot_service.config import private_dir, private_file
+from ballot_service.db import wal
 from ballot_service.db.base import (  # noqa: F401  (the names the package has always offered)
     NAMING_CONVENTION,
     Base,
@@ -28,7 +29,6 @@ from ballot_service.db.base import (  # noqa: F401  (the names the package has a
 SQLITE_BEGIN = "ballot_sqlite_begin"
 _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 WRITE_LOCK_TIMEOUT_S = 30  # the same patience as SQLite's busy_timeout below
-CHECKPOINT_WAIT_MS = 3000  # how long a close waits for readers before leaving the WAL for later
 
 
 class _WriterQueue:
@@ -96,14 +96,23 @@ class _QueuedConnection(sqlite3.Connection):
 
     writer_queue: _WriterQueue | None = None
     in_queue = False
+    checkpoint_on_commit = False  # set by checkpoint_wal_after_commit for this transaction
+    on_durable = None  # called once the COMMIT is on disk, before that checkpoint (on_durable_commit)
 
     def commit(self):
         try:
             super().commit()
+            hook, self.on_durable = self.on_durable, None
+            if hook is not None:
+                hook()
+            if self.checkpoint_on_commit:  # still in the writer queue: no other commit comes between
+                self.checkpoint_on_commit = False
+                wal.truncate_wal(self, WRITE_LOCK_TIMEOUT_S * 1000)
         finally:
             self.leave_queue()
 
     def rollback(self):
+        self.checkpoint_on_commit, self.on_durable = False, None
         try:
             super().rollback()
         finally:
@@ -285,29 +294,33 @@ _MAX_PARAMS = 999  # SQLite's smallest SQLITE_MAX_VARIABLE_NUMBER (newer builds 
 
 
 def checkpoint_wal_after_commit(db: Session) -> None:
-    """SQLite: once the session's transaction commits, copy the WAL into the database and
-    truncate it to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)). The WAL holds one frame per
-    page per commit in commit order, so until then it keeps the order in which a vote's casts
-    were stored; with secure_delete the main file keeps only the current pages. Called when a
-    vote closes. Best effort: a reader still inside an old snapshot makes SQLite wait up to the
-    busy timeout and then leave the WAL as it is (the next close truncates it)."""
+    """SQLite: checkpoint and truncate the WAL once the session's transaction commits (db/wal.py)."""
     if not _is_sqlite(db):
         return
-    engine = db.get_bind()
+    if not in_write_transaction(db):
+        begin_write(db)  # the checkpoint follows this session's next commit, in the writer queue
+    raw = db.connection().connection.dbapi_connection
+    if isinstance(raw, _QueuedConnection):
+        raw.checkpoint_on_commit = True
 
-    def _truncate(_session) -> None:
-        raw = engine.raw_connection()  # autocommit (isolation_level None): no BEGIN around the PRAGMA
-        try:
-            driver = raw.driver_connection
-            driver.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-            try:
-                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={WRITE_LOCK_TIMEOUT_S * 1000}")
-        finally:
-            raw.close()
 
-    event.listen(db, "after_commit", _truncate, once=True)
+def on_durable_commit(db: Session, hook) -> bool:
+    """SQLite: call `hook()` as soon as the session's next COMMIT is on disk, before the WAL
+    checkpoint that may follow it (checkpoint_wal_after_commit) and before the writer queue is
+    left: group commit wakes its batch's requests there, so their receipts do not wait for the
+    checkpoint. False (hook not set) elsewhere: the caller then acts after the commit."""
+    if not _is_sqlite(db) or not in_write_transaction(db):
+        return False
+    raw = db.connection().connection.dbapi_connection
+    if not isinstance(raw, _QueuedConnection):
+        return False
+    raw.on_durable = hook
+    return True
+
+
+def rewrite_in_key_order(db: Session, table, where) -> int:
+    """The rows of `table` matching `where`, deleted and inserted again in key order (db/wal.py)."""
+    return wal.rewrite_in_key_order(db, table, where, insert_rows)
 
 
 def insert_rows(conn, table, rows: list[dict]) -> None:

@@ -30,26 +30,7 @@ on their rounds (a close waits for casts in flight), the audit head FOR UPDATE, 
 stored meanwhile by another is caught by its unique index (_insert_together, _decide). A
 caller inside a write transaction (station scans) stores a batch of one there and commits.
 
-Where a refusal is counted (the Refusal rows of one round; the record and the audit
-bundle's counts.json report them per round, and the cast_refused event names the same
-round in `round_id`):
-
-- a ballot that names an opened round of this session is counted on that round: forged,
-  wrong_item, unknown/spare (paper serial), reused, late and wrong_round alike;
-- `late`: the round it names is still its item's current round (no runoff replaced it)
-  and that round is closed or past its time limit: a straggler of that very vote;
-- `wrong_round`: the round it names was superseded by a later round of its item (a
-  runoff replaced it), whether or not some vote is open now. Counted on the round the
-  ballot names, i.e. the earlier round, after its close; the round it was presented
-  during is not told apart (a runoff's own record therefore does not include it);
-- `unknown` (the ballot names another session, or an item or round this session does not
-  have, so it names no round of ours) and a ballot of a round not opened yet (a paper
-  ballot returned before the vote opens, refused as `late` with its own message): counted
-  on the session's current vote, the round of this session opened most recently (the open
-  one while a vote is open). If the session has not opened any vote yet there is nothing
-  to count it on: it is only in the audit log (round_id null);
-- `malformed` (not a ballot at all: bad text, base64 or JSON) is only audited:
-  it is not a submission of a ballot (RULES §4), often a bad scan, and counts nowhere.
+Where a refusal is counted, and its audit event: intake_refusals.py.
 """
 from __future__ import annotations
 
@@ -64,15 +45,21 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import begin_write, in_write_transaction, insert_rows, insert_rows_or_nothing
+from ballot_service.db import (
+    begin_write,
+    checkpoint_wal_after_commit,
+    in_write_transaction,
+    insert_rows,
+    insert_rows_or_nothing,
+)
 from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
+from ballot_service.domain import intake_refusals as refusals
 from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
-from ballot_service.domain.voting import count_refusal
 from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.models import Cast, Issuance, Item, Round, Sitting, random_id
+from ballot_service.models import Cast, Issuance, Round, random_id
 
 
 @dataclass(frozen=True)
@@ -90,60 +77,6 @@ def new_receipt(receipt_hash: str | None) -> str:
     random. Never a function of the serial or the marks, so the bundle, which lists a round's
     receipts apart from its ballots, cannot match a receipt to marks (README, threat model)."""
     return receipt_hash if receipt_hash is not None else secrets.token_hex(32)
-
-
-# --- refusals -----------------------------------------------------------------------------------
-
-_SITTING_VOTE = object()  # count a refusal on the session's current vote (module docstring)
-
-
-class _RoundRef(NamedTuple):
-    id: int
-
-
-def _sitting_vote(db: Session, sitting: Sitting) -> int | None:
-    """The session's current vote: the round opened most recently (the open one while a vote
-    is open, since a session has at most one open vote)."""
-    return db.scalar(select(Round.id).join(Item, Item.id == Round.item_id)
-                     .where(Item.sitting_id == sitting.id, Round.opened_at.is_not(None))
-                     .order_by(Round.opened_at.desc(), Round.id.desc()).limit(1))
-
-
-def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: str | None,
-             events: list) -> ballots.BallotRefused:
-    """Count a refusal (under the write lock) and queue its audit event; return the error to
-    answer with. `count_on`: a round id, _SITTING_VOTE, or None (counted nowhere, only
-    audited)."""
-    round_id = _sitting_vote(db, sitting) if count_on is _SITTING_VOTE else count_on
-    if round_id is not None:
-        count_refusal(db, _RoundRef(round_id), reason)
-    # No terminal, seat or member in a refusal event: the serial alone. On the ballot's body's
-    # chain; a ballot that names no session of ours (malformed) on the server chain.
-    chain = sitting.body_id if sitting is not None else audit.SERVER_CHAIN
-    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
-    err = ballots.BallotRefused(reason, message)
-    err.commit_audit = True
-    return err
-
-
-def _open_now(status: str, closes_at, now) -> bool:
-    """`now`: the database's clock (round_facts), which the time limit was set from."""
-    return status == "open" and (closes_at is None or now < closes_at)
-
-
-def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
-    """A genuine ballot of a round that is not open now: (reason, message, where it is counted).
-    `late` if its round is still its item's current round, `wrong_round` if a later round (a
-    runoff) replaced it."""
-    if status == "pending":  # not opened yet: no Refusal rows on it
-        return "late", "表决尚未开始 the vote has not opened yet; this ballot was not counted", _SITTING_VOTE
-    latest = db.scalar(select(Round.number).where(Round.item_id == facts.item_id)
-                       .order_by(Round.number.desc()).limit(1))
-    if latest is not None and latest > facts.number:
-        message = (f"这是第{facts.number}轮的选票，该轮表决已被第{latest}轮取代 this ballot is for round "
-                   f"{facts.number}, which round {latest} has replaced; it was not counted")
-        return "wrong_round", message, facts.id
-    return "late", "表决已结束 the vote is closed; this ballot was not counted", facts.id
 
 
 # --- intake -------------------------------------------------------------------------------------
@@ -226,7 +159,7 @@ def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
     payload = token["payload"]
     job.serial, job.signature = payload["serial"], token["sig"]
     if payload["session"] != sitting.id:
-        job.refusal = (_SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
+        job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     try:
         public_key = keys.body_signing_key(settings, sitting.body_id).public_key
@@ -272,6 +205,8 @@ def _store(db: Session, jobs: list[Job]) -> None:
         _insert_together(conn, rows)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
+    if any(found is not None and found[0].secret for found in rounds.values()):
+        checkpoint_wal_after_commit(db)  # SQLite: no WAL frames of earlier batches to diff (db/wal.py)
 
 
 def _insert_together(conn, rows: list[dict]) -> None:
@@ -312,18 +247,18 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
     sitting, serial, channel, engine = job.sitting, job.serial, job.channel, db.get_bind()
 
     def refuse(count_on, reason: str, message: str):
-        raise _refusal(db, sitting, count_on, reason, message, serial, events)
+        raise refusals.refusal(db, sitting, count_on, reason, message, events)
 
     if job.refusal is not None:
         refuse(*job.refusal)
     found = _round_of(conn, sqlite, engine, job, rounds)
     if found is None:
-        refuse(_SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
+        refuse(refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
     facts, status, closes_at, now = found
     if job.signature_refusal is not None:
         refuse(facts.id, *job.signature_refusal)
-    if not _open_now(status, closes_at, now):
-        reason, message, count_on = _not_open(db, facts, status)
+    if not refusals.open_now(status, closes_at, now):
+        reason, message, count_on = refusals.not_open(db, facts, status)
         refuse(count_on, reason, message)
     if channel != facts.channel and not (facts.channel == "hybrid" and channel in ("terminal", "paper")):
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot", zh="本项表决不以这种方式投票")

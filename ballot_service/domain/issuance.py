@@ -14,9 +14,11 @@ and answers: it stores neither the blinded value nor the signature, and it canno
 ballot cast later to this request (the blinding factor never leaves the tablet).
 
 Where the private key lives while the round is open: in the round's own row
-(Round.blind_private_key, PKCS#8 DER), not in process memory, because several server
-processes (and a restart in the middle of a vote) must all be able to sign for the open
-round. It authorises nothing but ballots of that one round. `forget_round_key`, called in
+(Round.blind_private_key), not in process memory, because several server processes (and a
+restart in the middle of a vote) must all be able to sign for the open round; stored wrapped
+(crypto/key_wrap.py: AES-256-GCM under a key derived from the body's unlocked signing key,
+which every node loads from the shared keys folder), so a copy of the database taken during
+the vote cannot mint ballots. It authorises nothing but ballots of that one round. `forget_round_key`, called in
 the closing transaction, sets it to NULL, and SQLite runs with secure_delete (db/) so the
 page no longer holds the bytes once the close is committed; a closed round's key is never
 needed again (casts are refused once the round is closed; checking ballots needs only the
@@ -32,8 +34,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import blind_rsa, keys
-from ballot_service.db import begin_write
+from ballot_service.crypto import blind_rsa, key_wrap, keys
+from ballot_service.db import begin_write, checkpoint_wal_after_commit
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
@@ -42,6 +44,7 @@ from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member
 from ballot_service.vocab import BLIND_CHANNELS
 
 ANNOUNCE_EVENT = "round_key_announced"
+WRAP_PURPOSE = "round-blind-key-wrap/v1"  # the label of the wrapping key (crypto/key_wrap.py)
 
 
 def key_fingerprint(der: bytes) -> str:
@@ -61,13 +64,30 @@ def start_round_key(db: Session, settings: Settings, item: Item, rnd: Round) -> 
     der = blind_rsa.public_key_der(private)
     rnd.blind_public_key = der
     rnd.blind_key_fingerprint = key_fingerprint(der)
-    rnd.blind_private_key = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption())
     body_key = keys.body_signing_key(settings, item.sitting.body_id)
+    rnd.blind_private_key = key_wrap.wrap(body_key, WRAP_PURPOSE, private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), _wrap_context(rnd))
     payload = announcement_payload(item, rnd, der, blind_rsa.public_key_pem(private).decode("ascii"),
                                    body_key.fingerprint)
     signature = b64url_encode(body_key.sign(canonical_json(payload)))
     audit.append(db, ANNOUNCE_EVENT, {**payload, "signature": signature}, sitting_id=item.sitting_id)
+
+
+def _wrap_context(rnd: Round) -> bytes:
+    return f"round {rnd.id}".encode("ascii")
+
+
+def round_private_key(settings: Settings, body_id: int, rnd: Round):
+    """The open round's private key (PKCS#8 DER), unwrapped with the body's signing key."""
+    if rnd.blind_private_key is None:
+        raise Conflict("this round has no signing key", where="round_ref", zh="本轮没有签名密钥")
+    try:
+        return key_wrap.unwrap(keys.body_signing_key(settings, body_id), WRAP_PURPOSE, rnd.blind_private_key,
+                               _wrap_context(rnd))
+    except key_wrap.UnwrapError:
+        raise Conflict("this round's signing key does not open with the body's signing key (was the body's "
+                       "key replaced during the vote?)", where="round_ref",
+                       zh="本轮签名密钥无法用本机关的签名密钥解开（表决期间是否更换了机关密钥？）") from None
 
 
 def make_eligible(db: Session, rnd: Round, member_id: int, terminal_id: int | None) -> bool:
@@ -106,7 +126,8 @@ def _open_round_of_terminal(db: Session, terminal_id: int, round_ref: str):
     return issuance, rnd, item
 
 
-def blind_sign_for_terminal(db: Session, terminal: Terminal, round_ref: str, blinded_text: str) -> bytes:
+def blind_sign_for_terminal(db: Session, settings: Settings, terminal: Terminal, round_ref: str,
+                            blinded_text: str) -> bytes:
     """Sign one blinded ballot for the member this terminal was assigned at opening, once.
 
     Refused (409, nothing signed) when the member has received every signature allowed;
@@ -125,13 +146,11 @@ def blind_sign_for_terminal(db: Session, terminal: Terminal, round_ref: str, bli
                                                     Attendance.status == "present"))
     if present is None:
         raise Conflict("the member of this terminal is not present", where="member", zh="本席代表未签到")
-    if rnd.blind_private_key is None:
-        raise Conflict("this round has no signing key", where="round_ref", zh="本轮没有签名密钥")
-    # The key is our own (start_round_key made it and only this database holds it), and
+    # The key is our own (start_round_key made it, and it opened under the body's key), and
     # blind_sign checks every result with the public exponent, so the ~30 ms RSA key validation
     # of a load would only slow every issuance down while the write lock is held.
-    private = serialization.load_der_private_key(rnd.blind_private_key, password=None,
-                                                 unsafe_skip_rsa_key_validation=True)
+    private = serialization.load_der_private_key(round_private_key(settings, item.sitting.body_id, rnd),
+                                                 password=None, unsafe_skip_rsa_key_validation=True)
     if len(blinded) != private.key_size // 8:
         raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg")
     took = db.execute(update(Issuance).where(Issuance.round_id == rnd.id,
@@ -142,6 +161,8 @@ def blind_sign_for_terminal(db: Session, terminal: Terminal, round_ref: str, bli
     if took != 1:
         raise Conflict("this member has already received a ballot in this round", where="ballot",
                        zh="本席代表本轮已领取选票，不再发出")
+    if item.secret:  # SQLite: the WAL keeps no order of who received a ballot when (db/wal.py)
+        checkpoint_wal_after_commit(db)
     try:
         return blind_rsa.blind_sign(private, blinded)
     except ValueError as exc:

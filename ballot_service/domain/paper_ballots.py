@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.crypto.keys import SigningKey
+from ballot_service.db import checkpoint_wal_after_commit
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats.ballots import (
@@ -104,6 +105,8 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
     db.flush()
     audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)},
                  sitting_id=round_.item.sitting_id, timed=False)
+    if round_.item.secret:  # SQLite: the WAL keeps no order of the stacks (db/wal.py)
+        checkpoint_wal_after_commit(db)
     return len(serials)
 
 

@@ -140,7 +140,7 @@ def terminal_blind_sign():
     """One blind signature for this terminal's member in the open round, once (issuance.py)."""
     data = json_body()
     db = get_db()
-    blind_sig = issuance.blind_sign_for_terminal(db, g.terminal, field(data, "round_ref", str),
+    blind_sig = issuance.blind_sign_for_terminal(db, settings(), g.terminal, field(data, "round_ref", str),
                                                  field(data, "blinded_msg", str))
     commit()
     return jsonify({"blind_sig": b64url_encode(blind_sig)})

@@ -1,0 +1,54 @@
+"""What SQLite's files keep of a secret vote's order, and the two steps that take it away.
+
+- The WAL holds one frame per changed page per commit, in commit order, until a checkpoint;
+  diffing successive frames orders the commits. `checkpoint_wal_after_commit`: after each
+  commit of a secret vote (a batch of casts, a blind signature counted, the close) the WAL
+  is copied into the main file and truncated to zero bytes, so a copy of the files holds at
+  most the last commit's frames.
+- Inside a b-tree page SQLite places each new row's cell below the ones already there, so
+  the byte offsets of the rows on one page keep their insertion order until the page is
+  rebuilt, whatever the key. `rewrite_in_key_order`: at the close the round's casts are
+  deleted and inserted again in key order (secure_delete zeroes the old cells), so afterwards
+  their offsets follow their random keys. During the vote they still follow arrival (README,
+  "Database copies"): rewriting a round's casts costs ~80 ms per 3,000, too much per batch.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+CHECKPOINT_WAIT_MS = 3000  # how long a checkpoint waits for readers before leaving the WAL for later
+
+
+def truncate_wal(conn: sqlite3.Connection, restore_busy_ms: int) -> None:
+    """PRAGMA wal_checkpoint(TRUNCATE) on `conn` (no transaction open), right after a secret
+    vote's commit and before the connection leaves the server's writer queue (db/__init__.py,
+    checkpoint_wal_after_commit), so no other commit lands in the WAL in between. The WAL is
+    copied into the main file and truncated to zero bytes; with secure_delete the main file
+    keeps only current pages. Best effort: a reader still inside an old snapshot after
+    CHECKPOINT_WAIT_MS leaves the WAL as it is (the next secret commit truncates it). The commit
+    itself has succeeded, so a failed checkpoint is not an error of the request.
+    `restore_busy_ms`: the connection's usual busy timeout."""
+    try:
+        conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={restore_busy_ms}")
+    except sqlite3.Error:
+        pass
+
+
+def rewrite_in_key_order(db: Session, table, where, insert) -> int:
+    """Delete the rows of `table` matching `where` and insert them again sorted by primary key,
+    in the session's transaction; `insert(conn, table, rows)` stores them (db.insert_rows).
+    Returns how many rows were rewritten."""
+    conn = db.connection()
+    pk = list(table.primary_key.columns)
+    rows = [dict(r._mapping) for r in conn.execute(select(table).where(where).order_by(*pk))]
+    if rows:
+        conn.execute(table.delete().where(where))
+        insert(conn, table, rows)
+    return len(rows)
