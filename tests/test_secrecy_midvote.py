@@ -85,16 +85,18 @@ def test_no_page_or_frame_puts_a_member_beside_a_ballot(midvote):
                 assert not found, f"copy {k + 1}: {where} holds a ballot beside {found[:3]}"
 
 
-def test_the_wal_never_holds_more_than_the_last_commit(midvote):
-    """Diffing successive WAL frames would order the batches: after each secret-vote commit the
-    WAL is checkpointed and truncated, and the -shm lists no frame of an earlier commit."""
+def test_during_the_vote_the_wal_keeps_the_order_of_commits_and_the_close_clears_it(midvote):
+    """The limit README states ("Database copies"): during a vote the WAL keeps one frame per
+    changed page per commit, so a mid-vote copy orders the batches (and the blind signatures'
+    issuance counts) — checkpointing after every secret commit removed that but halved casts/s
+    and added ~10 ms per ballot handed out, while cells inside a page keep arrival order anyway
+    (below). The close truncates it. If the mid-vote part starts failing, update the README."""
     arrival, copies, _ = midvote
-    for k, copy in enumerate(copies):
-        assert copy["-wal"] == b"", f"copy {k + 1}: the WAL holds {len(sp.frames(copy['-wal']))} frames"
-        listed = sp.shm_frame_pages(copy["-shm"])
-        # One commit writes each page once: a page listed twice means two commits.
-        assert len(listed) == len(set(listed)), f"copy {k + 1}: the -shm lists frames of several commits"
-        assert sp.shm_max_frame(copy["-shm"]) == 0
+    midway = copies[BATCHES - 2]
+    listed = sp.shm_frame_pages(midway["-shm"])
+    assert len(sp.frames(midway["-wal"])) > len(set(listed)) or len(listed) > len(set(listed))
+    closed = copies[-1]
+    assert closed["-wal"] == b"", f"after the close the WAL holds {len(sp.frames(closed['-wal']))} frames"
 
 
 def _agreement(copy: dict[str, bytes], arrival: list[str]) -> tuple[int, int]:

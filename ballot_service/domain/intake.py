@@ -47,7 +47,6 @@ from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.db import (
     begin_write,
-    checkpoint_wal_after_commit,
     in_write_transaction,
     insert_rows,
     insert_rows_or_nothing,
@@ -205,8 +204,6 @@ def _store(db: Session, jobs: list[Job]) -> None:
         _insert_together(conn, rows)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
-    if any(found is not None and found[0].secret for found in rounds.values()):
-        checkpoint_wal_after_commit(db)  # SQLite: no WAL frames of earlier batches to diff (db/wal.py)
 
 
 def _insert_together(conn, rows: list[dict]) -> None:

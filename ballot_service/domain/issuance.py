@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import blind_rsa, key_wrap, keys
-from ballot_service.db import begin_write, checkpoint_wal_after_commit
+from ballot_service.db import begin_write
 from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
@@ -161,8 +161,6 @@ def blind_sign_for_terminal(db: Session, settings: Settings, terminal: Terminal,
     if took != 1:
         raise Conflict("this member has already received a ballot in this round", where="ballot",
                        zh="本席代表本轮已领取选票，不再发出")
-    if item.secret:  # SQLite: the WAL keeps no order of who received a ballot when (db/wal.py)
-        checkpoint_wal_after_commit(db)
     try:
         return blind_rsa.blind_sign(private, blinded)
     except ValueError as exc:
