@@ -36,9 +36,8 @@ def _need_font():
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    keys.clear_cache()
-    return keys.create_key(tmp_path_factory.mktemp("keys"), "body-1", "pw")
+def key():
+    return S.fixed_key()
 
 
 def make_set(key, pages_per_batch: int, batches_per_kind: int, seed: int = SEED):

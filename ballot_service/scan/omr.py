@@ -29,14 +29,18 @@ from ballot_service.scan.pages import iter_pages
 
 RES = 5.0                 # px per mm of the resampled box columns (127 dpi): enough for a 0.3 mm stroke
 WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / as a deliberate stroke
-LINE_BAND = 0.7           # mm each side of a printed table line ignored (line width + registration)
+LINE_BAND = 0.7           # mm each side of a printed table line where the reader looks for it
+LINE_COVER = 0.5          # a band row this full of ink along the line is the printed line itself
+CROSS_REACH = 1.0         # mm along a line between a crossing stroke's ink on its two sides
 MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
 EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
 OWN_SHARE = 0.7           # a mark belongs to a box holding >= 70 % of its ink ...
-SPILL_SHARE = 0.2         # ... and no other box holding more than 20 % of what that box holds
+SPILL_SHARE = 0.5         # ... and no other box holding more than half of what that box holds
+DARK_SHARE = 0.3          # a stroke is dark across most of its width (marks: >= 0.35; erased residue <= 0.17)
 CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
-CORE_MIN = 0.5            # mm² of dark ink in the core: a marked box needs it (else: mark on the edge, unclear)
+CORE_MIN = 0.5            # mm² of dark ink in the core: a mark shared with another box (or cut by the
+                          # watched area's edge) needs it in its own box, else it is on the edge: unclear
 FOLD_SHARE = 0.35         # a pixel row/column of the watched area this full of light ink is a fold
 
 UNREADABLE_QR = "unreadable QR code"
@@ -219,14 +223,21 @@ def _ink(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray):
     cols = np.convolve(light.mean(axis=0) >= FOLD_SHARE, np.ones(3), "same") > 0
     weak[rows, :] &= strong[rows, :]
     weak[:, cols] &= strong[:, cols]
-    near = weak.copy()   # ink beside the printed lines, kept to see strokes that cross them
-    bands = _line_bands(geom, weak.shape)
-    for axis, a, b, lo, hi in bands:
+    near = weak.copy()   # ink before the printed lines are taken out
+    lines = []
+    for axis, a, b, lo, hi in _line_bands(geom, weak.shape):
+        # The printed line's own rows in its band (registration puts it within ±LINE_BAND):
+        # those that ink covers along most of the line; no mark runs along a whole line.
+        m = near[a:b, lo:hi] if axis == 0 else near[lo:hi, a:b].T
+        rows = np.nonzero(m.mean(axis=1) >= LINE_COVER)[0]
+        l0, l1 = (a + rows[0] - 1, a + rows[-1] + 2) if len(rows) else (a, b)   # ±1 px of blur
+        l0, l1 = max(a, l0), min(b, l1)
         if axis == 0:
-            weak[a:b, lo:hi] = strong[a:b, lo:hi] = False
+            weak[l0:l1, lo:hi] = strong[l0:l1, lo:hi] = False
         else:
-            weak[lo:hi, a:b] = strong[lo:hi, a:b] = False
-    return weak, strong, near, bands
+            weak[lo:hi, l0:l1] = strong[lo:hi, l0:l1] = False
+        lines.append((axis, l0, l1, lo, hi))
+    return weak, strong, lines
 
 
 def _px(v: float, origin: float) -> int:
@@ -243,31 +254,27 @@ def _line_bands(geom: bl.PageGeometry, shape) -> list[tuple[int, int, int, int, 
     return out
 
 
-def _bridge(weak: np.ndarray, near: np.ndarray, bands) -> np.ndarray:
-    """The ink mask with a stroke that crosses a table line joined across the removed band, so
-    one mark stays one blob. A crossing stroke inks the paper right beside the printed line on
-    both sides; two marks that only come close to the line from either side do not."""
+def _bridge(weak: np.ndarray, lines) -> np.ndarray:
+    """The ink mask with a stroke that crosses a printed line joined across the line's removed
+    rows, so one mark stays one blob: ink touches the line on both sides within CROSS_REACH
+    of each other (an oblique stroke's two sides are offset along the line)."""
     conn = weak.copy()
-    # a stroke may cross the band obliquely: its two ends can be up to ~3 mm apart along the line
-    reach = np.ones((1, int(3.0 * RES) + 1), np.uint8)
-    edge = max(1, int(round(0.3 * RES)))     # the band's outer 0.3 mm on each side: paper unless crossed
-    for axis, a, b, lo, hi in bands:
-        m, nr = (weak, near) if axis == 0 else (weak.T, near.T)
+    reach = np.ones((1, int(round(CROSS_REACH * RES)) + 1), np.uint8)   # half the reach each side
+    for axis, l0, l1, lo, hi in lines:
+        m = weak if axis == 0 else weak.T
         c = conn if axis == 0 else conn.T
-        if a < 1 or b >= m.shape[0]:
+        if l0 < 1 or l1 >= m.shape[0]:
             continue
-        m, nr = m[:, lo:hi], nr[:, lo:hi]
-        sides = [m[a - 1:a], m[b:b + 1], nr[a:a + edge].any(axis=0)[None], nr[b - edge:b].any(axis=0)[None]]
-        ok = np.ones(m.shape[1], bool)
-        for side in sides:
-            ok &= cv2.dilate(side.astype(np.uint8), reach)[0].astype(bool)
-        c[a:b, lo:hi][:, ok] = True
+        above = cv2.dilate(m[l0 - 1:l0, lo:hi].astype(np.uint8), reach)[0].astype(bool)
+        below = cv2.dilate(m[l1:l1 + 1, lo:hi].astype(np.uint8), reach)[0].astype(bool)
+        ok = above & below
+        c[l0:l1, lo:hi][:, ok] = True
     return conn
 
 
 def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: PageReading) -> None:
-    weak, strong, near, bands = _ink(grey, geom, H)
-    n, labels = cv2.connectedComponents(_bridge(weak, near, bands).astype(np.uint8), connectivity=8)
+    weak, strong, lines = _ink(grey, geom, H)
+    n, labels = cv2.connectedComponents(_bridge(weak, lines).astype(np.uint8), connectivity=8)
     W, px_mm2 = geom.watch, 1 / RES ** 2
     total = np.bincount(labels[weak], minlength=n)
     dark = np.bincount(labels[strong], minlength=n)
@@ -282,6 +289,11 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         dark_in[j] = np.bincount(lab[s], minlength=n)
         core[j] = np.bincount(lab[cy:-cy, cx:-cx][s[cy:-cy, cx:-cx]], minlength=n)
     ink, dk, ring, cdk = (np.zeros(len(keys)) for _ in range(4))
+    # a blob cut by the watched area's edge runs on where the reader does not look (the title
+    # column): its box must hold ink in its core, as for a mark shared with another box
+    edge = np.zeros(n, bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    needs_core = np.zeros(len(keys), bool)
     unclear: set[int] = set()
     for i in range(1, n):
         if total[i] * px_mm2 < MIN_BLOB:
@@ -299,6 +311,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             dk[j] += dark[i]
             ring[j] += total[i] - own
             cdk[j] += core[j, i]
+            needs_core[j] |= bool(second) or edge[i]
             continue
         hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
         if len(hit) >= 2 and all(core[k, i] * px_mm2 >= CORE_MIN and dark_in[k, i] * px_mm2 >= MARK_MIN
@@ -310,6 +323,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
                 ink[k] += inside[k, i]
                 dk[k] += dark_in[k, i]
                 cdk[k] += core[k, i]
+                needs_core[k] = True
         else:
             unclear.update([int(k) for k in hit] or [int(j)])
             out.reasons.append(ACROSS_BOXES)
@@ -323,7 +337,8 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         centre = float(strong[ys.start + hy:ys.stop - hy, xs.start + hx:xs.stop - hx].sum()) * px_mm2
         if j in unclear:
             state = "unclear"
-        elif dk[j] * px_mm2 >= MARK_MIN and cdk[j] * px_mm2 >= CORE_MIN:
+        elif dk[j] * px_mm2 >= MARK_MIN and dk[j] >= DARK_SHARE * ink[j] \
+                and (cdk[j] * px_mm2 >= CORE_MIN or not needs_core[j]):
             state = "marked"
         elif ink[j] * px_mm2 <= EMPTY_MAX:
             state = "empty"
