@@ -31,11 +31,11 @@ RES = 5.0                 # px per mm of the resampled box columns (127 dpi): en
 WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / as a deliberate stroke
 LINE_BAND = 0.7           # mm each side of a printed table line where the reader looks for it
 LINE_COVER = 0.5          # a band row this full of ink along the line is the printed line itself
-CROSS_REACH = 1.0         # mm along a line between a crossing stroke's ink on its two sides
+CROSS_REACH = 2.0         # mm along a line between a crossing stroke's ink on its two sides
 MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
 EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
-OWN_SHARE = 0.7           # a mark belongs to a box holding >= 70 % of its ink ...
+OWN_SHARE = 0.6           # a mark belongs to a box holding >= 60 % of its ink ...
 SPILL_SHARE = 0.5         # ... and no other box holding more than half of what that box holds
 DARK_SHARE = 0.3          # a stroke is dark across most of its width (marks: >= 0.35; erased residue <= 0.17)
 CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
