@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ballot_service.crypto.keys import SigningKey

@@ -37,7 +37,8 @@ EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
 OWN_SHARE = 0.6           # a mark belongs to a box holding >= 60 % of its ink ...
 SPILL_SHARE = 0.5         # ... and no other box holding more than half of what that box holds
-DARK_SHARE = 0.3          # a stroke is dark across most of its width (marks: >= 0.35; erased residue <= 0.17)
+DARK_SHARE = 0.3          # a stroke is dark across most of its width (marks: >= 0.35; erased residue <= 0.17):
+                          # a box holding a lighter blob is unclear, whatever else it holds
 CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
 CORE_MIN = 0.5            # mm² of dark ink in the core: a mark shared with another box (or cut by the
                           # watched area's edge) needs it in its own box, else it is on the edge: unclear
@@ -288,7 +289,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         inside[j] = np.bincount(lab[w], minlength=n)
         dark_in[j] = np.bincount(lab[s], minlength=n)
         core[j] = np.bincount(lab[cy:-cy, cx:-cx][s[cy:-cy, cx:-cx]], minlength=n)
-    ink, dk, ring, cdk = (np.zeros(len(keys)) for _ in range(4))
+    ink, dk, ring, cdk, light = (np.zeros(len(keys)) for _ in range(5))
     # a blob cut by the watched area's edge runs on where the reader does not look (the title
     # column): its box must hold ink in its core, as for a mark shared with another box
     edge = np.zeros(n, bool)
@@ -311,6 +312,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             dk[j] += dark[i]
             ring[j] += total[i] - own
             cdk[j] += core[j, i]
+            light[j] += total[i] if dark[i] < DARK_SHARE * total[i] else 0
             needs_core[j] |= bool(second) or edge[i]
             continue
         hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
@@ -337,7 +339,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         centre = float(strong[ys.start + hy:ys.stop - hy, xs.start + hx:xs.stop - hx].sum()) * px_mm2
         if j in unclear:
             state = "unclear"
-        elif dk[j] * px_mm2 >= MARK_MIN and dk[j] >= DARK_SHARE * ink[j] \
+        elif dk[j] * px_mm2 >= MARK_MIN and light[j] * px_mm2 <= EMPTY_MAX \
                 and (cdk[j] * px_mm2 >= CORE_MIN or not needs_core[j]):
             state = "marked"
         elif ink[j] * px_mm2 <= EMPTY_MAX:
