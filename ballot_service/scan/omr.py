@@ -39,6 +39,8 @@ OWN_SHARE = 0.6           # a mark belongs to a box holding >= 60 % of its ink .
 SPILL_SHARE = 0.5         # ... and no other box holding more than half of what that box holds
 DARK_SHARE = 0.3          # a stroke is dark across most of its width (marks: >= 0.35; erased residue <= 0.17):
                           # a box holding a lighter blob is unclear, whatever else it holds
+WHOLE_DARK_SHARE = 0.5    # two marks joined across a line count apart only if each is this dark (pen) ...
+WHOLE_CENTRE = 0.2        # ... and centred within ±20 % of its box's size (half a mark on a line: ~0.3)
 CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
 CORE_MIN = 0.5            # mm² of dark ink in the core: a mark shared with another box (or cut by the
                           # watched area's edge) needs it in its own box, else it is on the edge: unclear
@@ -316,11 +318,11 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             needs_core[j] |= bool(second) or edge[i]
             continue
         hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
-        if len(hit) >= 2 and all(core[k, i] * px_mm2 >= CORE_MIN and dark_in[k, i] * px_mm2 >= MARK_MIN
-                                 for k in hit) \
-                and inside[hit, i].sum() >= 0.9 * total[i]:
-            # Two whole marks that touch across a line (small rows): each box has a mark of
-            # its own in its core, where spill from a neighbour does not reach.
+        if len(hit) >= 2 and inside[hit, i].sum() >= 0.9 * total[i] \
+                and all(_whole_mark(labels, weak, i, slices[k], core[k, i], dark_in[k, i], inside[k, i])
+                        for k in hit):
+            # Two whole marks that touch across a line (small rows): each box holds a dark
+            # mark of its own, centred in it; half of one mark drawn on the line is not.
             for k in hit:
                 ink[k] += inside[k, i]
                 dk[k] += dark_in[k, i]
@@ -351,6 +353,16 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
                                     round(ring[j] * px_mm2, 2), round(centre, 2),
                                     (int(lo[j, 0]), int(lo[j, 1]), int(hi[j, 0]), int(hi[j, 1]))))
     _decide(out, geom)
+
+
+def _whole_mark(labels, weak, label: int, box, core: float, dark: float, ink: float) -> bool:
+    """Is blob `label`'s part in this box (pixel slices) a mark of its own: dark ink in the
+    core, a stroke's dark share (not erased residue), its centre in the middle of the box."""
+    if core / RES ** 2 < CORE_MIN or dark / RES ** 2 < MARK_MIN or dark < WHOLE_DARK_SHARE * ink:
+        return False
+    ys, xs = np.nonzero((labels[box] == label) & weak[box])
+    h, w = labels[box].shape
+    return abs(ys.mean() - h / 2) <= WHOLE_CENTRE * h and abs(xs.mean() - w / 2) <= WHOLE_CENTRE * w
 
 
 def _decide(out: PageReading, geom: bl.PageGeometry) -> None:
