@@ -32,6 +32,7 @@ WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / 
 LINE_BAND = 0.7           # mm each side of a printed table line where the reader looks for it
 LINE_COVER = 0.5          # a band row this full of ink along the line is the printed line itself
 CROSS_REACH = 2.0         # mm along a line between a crossing stroke's ink on its two sides
+CUT_REACH = 3.0           # mm: ink this near across a line may be the same stroke (then core ink is needed)
 MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
 EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
@@ -270,7 +271,8 @@ def _bridge(weak: np.ndarray, lines) -> np.ndarray:
             continue
         above = cv2.dilate(m[l0 - 1:l0, lo:hi].astype(np.uint8), reach)[0].astype(bool)
         below = cv2.dilate(m[l1:l1 + 1, lo:hi].astype(np.uint8), reach)[0].astype(bool)
-        ok = above & below
+        # where the two sides come within reach, widened to reach the ink on both sides
+        ok = cv2.dilate((above & below).astype(np.uint8)[None], reach)[0].astype(bool)
         c[l0:l1, lo:hi][:, ok] = True
     return conn
 
@@ -293,9 +295,11 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         core[j] = np.bincount(lab[cy:-cy, cx:-cx][s[cy:-cy, cx:-cx]], minlength=n)
     ink, dk, ring, cdk, light = (np.zeros(len(keys)) for _ in range(5))
     # a blob cut by the watched area's edge runs on where the reader does not look (the title
-    # column): its box must hold ink in its core, as for a mark shared with another box
+    # column), and one cut by a printed line may be the end of a stroke from across it: its
+    # box must hold ink in its core, as for a mark shared with another box
     edge = np.zeros(n, bool)
     edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    edge |= _cut_at_lines(labels, lines, n)
     needs_core = np.zeros(len(keys), bool)
     unclear: set[int] = set()
     for i in range(1, n):
@@ -353,6 +357,22 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
                                     round(ring[j] * px_mm2, 2), round(centre, 2),
                                     (int(lo[j, 0]), int(lo[j, 1]), int(hi[j, 0]), int(hi[j, 1]))))
     _decide(out, geom)
+
+
+def _cut_at_lines(labels: np.ndarray, lines, n: int) -> np.ndarray:
+    """Blobs that touch a printed line with other ink touching it from the far side within
+    CUT_REACH along it: perhaps one stroke that the line's removal cut in two."""
+    cut = np.zeros(n, bool)
+    reach = np.ones((1, 2 * int(round(CUT_REACH * RES)) + 1), np.uint8)
+    for axis, l0, l1, lo, hi in lines:
+        lab = labels if axis == 0 else labels.T
+        if l0 < 1 or l1 >= lab.shape[0]:
+            continue
+        a, b = lab[l0 - 1, lo:hi], lab[l1, lo:hi]
+        near_a, near_b = (cv2.dilate((x > 0).astype(np.uint8)[None], reach)[0].astype(bool) for x in (a, b))
+        cut[a[(a > 0) & near_b]] = True
+        cut[b[(b > 0) & near_a]] = True
+    return cut
 
 
 def _whole_mark(labels, weak, label: int, box, core: float, dark: float, ink: float) -> bool:
