@@ -4,12 +4,14 @@ Steps for a page: decode the QR code (zxing-cpp; its printed square first, then 
 where an upside-down page has it, then the whole page) -> the candidates and layout for that
 item and round (`candidates_for(payload)`, supplied by the caller, who has the database) ->
 find the four corner fiducials near where the QR code says they are -> homography from the
-layout's millimetres to the image -> resample the box columns at RES px/mm -> measure ink
-per box -> classify each box marked / empty / unclear.
+layout's millimetres to the image -> resample the box columns at RES px/mm -> take the
+printed lines out where they are measured (lines.py) -> blobs of ink, each given to the box
+holding most of it -> classify each box marked / empty / unclear.
 
-Never guess: a box is "marked" only with clearly more dark ink than any unclear example,
-"empty" only with next to none; anything between is "unclear" and the page goes to people
-(adjudication) with the reason. The QR text is checked for form only (`text_to_token`); the
+Never guess: a box is "marked" only with a dark stroke well above any unclear example (and
+no light, erased-looking blob), "empty" only with next to no ink; a mark shared with another
+box counts only when it keeps out of that box's core and its own box holds twice as much;
+anything else is "unclear" and the page goes to people (adjudication) with the reason. The QR text is checked for form only (`text_to_token`); the
 station verifies the signature and serial. Plain dataclasses out; no database, no Flask.
 """
 from __future__ import annotations
@@ -25,14 +27,12 @@ import zxingcpp
 
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import BallotRefused, text_to_token
+from ballot_service.scan import lines as lns
+from ballot_service.scan.lines import RES
+from ballot_service.scan.lines import px as _px
 from ballot_service.scan.pages import iter_pages
 
-RES = 5.0                 # px per mm of the resampled box columns (127 dpi): enough for a 0.3 mm stroke
 WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / as a deliberate stroke
-LINE_BAND = 0.7           # mm each side of a printed table line where the reader looks for it
-LINE_COVER = 0.5          # a band row this full of ink along the line is the printed line itself
-CROSS_REACH = 2.0         # mm along a line between a crossing stroke's ink on its two sides
-CUT_REACH = 3.0           # mm: ink this near across a line may be the same stroke (then core ink is needed)
 MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
 EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
@@ -227,59 +227,12 @@ def _ink(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray):
     cols = np.convolve(light.mean(axis=0) >= FOLD_SHARE, np.ones(3), "same") > 0
     weak[rows, :] &= strong[rows, :]
     weak[:, cols] &= strong[:, cols]
-    near = weak.copy()   # ink before the printed lines are taken out
-    lines = []
-    for axis, a, b, lo, hi in _line_bands(geom, weak.shape):
-        # The printed line's own rows in its band (registration puts it within ±LINE_BAND):
-        # those that ink covers along most of the line; no mark runs along a whole line.
-        m = near[a:b, lo:hi] if axis == 0 else near[lo:hi, a:b].T
-        rows = np.nonzero(m.mean(axis=1) >= LINE_COVER)[0]
-        l0, l1 = (a + rows[0] - 1, a + rows[-1] + 2) if len(rows) else (a, b)   # ±1 px of blur
-        l0, l1 = max(a, l0), min(b, l1)
-        if axis == 0:
-            weak[l0:l1, lo:hi] = strong[l0:l1, lo:hi] = False
-        else:
-            weak[lo:hi, l0:l1] = strong[lo:hi, l0:l1] = False
-        lines.append((axis, l0, l1, lo, hi))
-    return weak, strong, lines
-
-
-def _px(v: float, origin: float) -> int:
-    return int(round((v - origin) * RES))
-
-
-def _line_bands(geom: bl.PageGeometry, shape) -> list[tuple[int, int, int, int, int]]:
-    """(axis, first, end, from, to) pixel bands of the printed table lines in the watched area:
-    axis 0 horizontal (rows first..end, columns from..to), 1 vertical."""
-    W, lb = geom.watch, LINE_BAND
-    x_end, y_end = _px(geom.box_x[-1] + lb, W.x) + 1, _px(geom.table_bottom + lb, W.y) + 1
-    out = [(0, max(0, _px(y - lb, W.y)), _px(y + lb, W.y) + 1, 0, x_end) for y in geom.row_y]
-    out += [(1, max(0, _px(x - lb, W.x)), _px(x + lb, W.x) + 1, 0, y_end) for x in geom.box_x]
-    return out
-
-
-def _bridge(weak: np.ndarray, lines) -> np.ndarray:
-    """The ink mask with a stroke that crosses a printed line joined across the line's removed
-    rows, so one mark stays one blob: ink touches the line on both sides within CROSS_REACH
-    of each other (an oblique stroke's two sides are offset along the line)."""
-    conn = weak.copy()
-    reach = np.ones((1, int(round(CROSS_REACH * RES)) + 1), np.uint8)   # half the reach each side
-    for axis, l0, l1, lo, hi in lines:
-        m = weak if axis == 0 else weak.T
-        c = conn if axis == 0 else conn.T
-        if l0 < 1 or l1 >= m.shape[0]:
-            continue
-        above = cv2.dilate(m[l0 - 1:l0, lo:hi].astype(np.uint8), reach)[0].astype(bool)
-        below = cv2.dilate(m[l1:l1 + 1, lo:hi].astype(np.uint8), reach)[0].astype(bool)
-        # where the two sides come within reach, widened to reach the ink on both sides
-        ok = cv2.dilate((above & below).astype(np.uint8)[None], reach)[0].astype(bool)
-        c[l0:l1, lo:hi][:, ok] = True
-    return conn
+    return weak, strong, lns.remove_lines(weak, strong, geom)
 
 
 def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: PageReading) -> None:
     weak, strong, lines = _ink(grey, geom, H)
-    n, labels = cv2.connectedComponents(_bridge(weak, lines).astype(np.uint8), connectivity=8)
+    n, labels = cv2.connectedComponents(lns.bridge(weak, lines).astype(np.uint8), connectivity=8)
     W, px_mm2 = geom.watch, 1 / RES ** 2
     total = np.bincount(labels[weak], minlength=n)
     dark = np.bincount(labels[strong], minlength=n)
@@ -299,7 +252,7 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
     # box must hold ink in its core, as for a mark shared with another box
     edge = np.zeros(n, bool)
     edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-    edge |= _cut_at_lines(labels, lines, n)
+    edge |= lns.cut_at_lines(labels, lines, n)
     needs_core = np.zeros(len(keys), bool)
     unclear: set[int] = set()
     for i in range(1, n):
@@ -357,22 +310,6 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
                                     round(ring[j] * px_mm2, 2), round(centre, 2),
                                     (int(lo[j, 0]), int(lo[j, 1]), int(hi[j, 0]), int(hi[j, 1]))))
     _decide(out, geom)
-
-
-def _cut_at_lines(labels: np.ndarray, lines, n: int) -> np.ndarray:
-    """Blobs that touch a printed line with other ink touching it from the far side within
-    CUT_REACH along it: perhaps one stroke that the line's removal cut in two."""
-    cut = np.zeros(n, bool)
-    reach = np.ones((1, 2 * int(round(CUT_REACH * RES)) + 1), np.uint8)
-    for axis, l0, l1, lo, hi in lines:
-        lab = labels if axis == 0 else labels.T
-        if l0 < 1 or l1 >= lab.shape[0]:
-            continue
-        a, b = lab[l0 - 1, lo:hi], lab[l1, lo:hi]
-        near_a, near_b = (cv2.dilate((x > 0).astype(np.uint8)[None], reach)[0].astype(bool) for x in (a, b))
-        cut[a[(a > 0) & near_b]] = True
-        cut[b[(b > 0) & near_a]] = True
-    return cut
 
 
 def _whole_mark(labels, weak, label: int, box, core: float, dark: float, ink: float) -> bool:
