@@ -5,6 +5,7 @@ Everything draws from one numpy Generator, so a seed gives the same set every ti
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ballot_service.crypto.keys import SigningKey
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import make_token, token_to_text
 from ballot_service.render.paper import BallotLayout, write_ballot_pdfs
@@ -37,13 +40,20 @@ class Sheet:
     note: str = ""
 
 
+def fixed_key(name: str = "body-1") -> SigningKey:
+    """A signing key made from its name: a synthetic set signed with it is the same every run."""
+    return SigningKey(name, Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest()))
+
+
 def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> tuple[list, list[np.ndarray]]:
     """`count` blank ballots for an item with n candidates at dpi; returns (tokens, grey pages)."""
     title, _ = KINDS[kind]
     lay = BallotLayout(body_name="示范市第十七届人民代表大会", session_name="第四次会议", item_title=title,
                        kind=kind, round_number=1, places=min(n, 15) if kind == "livelihood_projects" else None,
                        candidates=tuple(f"候选{i}：老旧小区改造与加装电梯" for i in range(1, n + 1)))
-    tokens = [make_token(key, 1, 1, item_id, 1) for _ in range(count)]
+    # serials from the item and page, so a seed gives the same QR codes (and pages) every run
+    tokens = [make_token(key, 1, 1, item_id, 1, serial=hashlib.sha256(f"{item_id}-{i}".encode()).hexdigest()[:32])
+              for i in range(count)]
     pairs = [(token_to_text(t), t["payload"]["serial"][:4]) for t in tokens]
     return tokens, print_and_rasterise(lay, pairs, dpi)
 

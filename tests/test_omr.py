@@ -11,6 +11,7 @@ the full set of >= 10,000 boxes and prints its figures.
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -18,7 +19,6 @@ import omr_synth as S  # noqa: E402  (tests/ is on sys.path under pytest's rootd
 import pytest
 import zxingcpp  # noqa: E402,F401  (a dependency: never skip the reader silently)
 
-from ballot_service.crypto import keys  # noqa: E402
 from ballot_service.formats import ballot_layout as bl  # noqa: E402
 from ballot_service.formats.ballots import make_token, token_to_text  # noqa: E402
 from ballot_service.render import paper  # noqa: E402
@@ -36,9 +36,8 @@ def _need_font():
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    keys.clear_cache()
-    return keys.create_key(tmp_path_factory.mktemp("keys"), "body-1", "pw")
+def key():
+    return S.fixed_key()
 
 
 def make_set(key, pages_per_batch: int, batches_per_kind: int, seed: int = SEED):
@@ -64,9 +63,12 @@ def make_set(key, pages_per_batch: int, batches_per_kind: int, seed: int = SEED)
 def evaluate(key, pages_per_batch, batches_per_kind):
     stats = dict(pages=0, boxes=0, clear=0, clear_sent=0, misread=0, wrong_any=0, unclear=0, unclear_sent=0)
     problems = []
+    cases = Counter()   # where the pages fall, by dpi and deliberate problem (printed)
     for sheet, img in make_set(key, pages_per_batch, batches_per_kind):
         r = omr.read_page(img, lambda payload, ks=sheet.keys: ks)
         stats["pages"] += 1
+        dpi = sheet.note.split()[2]
+        cases[(sheet.unclear or "clear", dpi, "read" if r.readable else "sent")] += 1
         stats["boxes"] += len(sheet.truth)
         for b in r.boxes:
             truth = sheet.truth[(b.candidate, b.mark)]
@@ -89,12 +91,16 @@ def evaluate(key, pages_per_batch, batches_per_kind):
             elif r.marks != {k: next((m for m in bl.MARKS if sheet.truth[(k, m)]), None) for k in sheet.keys}:
                 stats["misread"] += 1
                 problems.append(f"MARKS WRONG {sheet.note}")
+    stats["cases"] = dict(sorted(cases.items()))
     return stats, problems
 
 
 def _check(stats, problems):
     rate = stats["clear_sent"] / max(1, stats["clear"])
+    cases = stats.pop("cases", {})
     print(f"\nOMR set: {stats}; clear pages sent to adjudication {rate:.2%}")
+    for case, n in cases.items():
+        print("  ", *case, n)
     for p in problems[:20]:
         print(" ", p)
     assert stats["misread"] == 0, problems

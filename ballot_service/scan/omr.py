@@ -4,12 +4,14 @@ Steps for a page: decode the QR code (zxing-cpp; its printed square first, then 
 where an upside-down page has it, then the whole page) -> the candidates and layout for that
 item and round (`candidates_for(payload)`, supplied by the caller, who has the database) ->
 find the four corner fiducials near where the QR code says they are -> homography from the
-layout's millimetres to the image -> resample the box columns at RES px/mm -> measure ink
-per box -> classify each box marked / empty / unclear.
+layout's millimetres to the image -> resample the box columns at RES px/mm -> take the
+printed lines out where they are measured (lines.py) -> blobs of ink, each given to the box
+holding most of it -> classify each box marked / empty / unclear.
 
-Never guess: a box is "marked" only with clearly more dark ink than any unclear example,
-"empty" only with next to none; anything between is "unclear" and the page goes to people
-(adjudication) with the reason. The QR text is checked for form only (`text_to_token`); the
+Never guess: a box is "marked" only with a dark stroke well above any unclear example (and
+no light, erased-looking blob), "empty" only with next to no ink; a mark shared with another
+box counts only when it keeps out of that box's core and its own box holds twice as much;
+anything else is "unclear" and the page goes to people (adjudication) with the reason. The QR text is checked for form only (`text_to_token`); the
 station verifies the signature and serial. Plain dataclasses out; no database, no Flask.
 """
 from __future__ import annotations
@@ -25,18 +27,24 @@ import zxingcpp
 
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import BallotRefused, text_to_token
+from ballot_service.scan import lines as lns
+from ballot_service.scan.lines import RES
+from ballot_service.scan.lines import px as _px
 from ballot_service.scan.pages import iter_pages
 
-RES = 5.0                 # px per mm of the resampled box columns (127 dpi): enough for a 0.3 mm stroke
 WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / as a deliberate stroke
-LINE_BAND = 0.7           # mm each side of a printed table line ignored (line width + registration)
 MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
 EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
-OWN_SHARE = 0.7           # a mark belongs to a box holding >= 70 % of its ink ...
-SPILL_SHARE = 0.2         # ... and no other box holding more than 20 % of what that box holds
+OWN_SHARE = 0.6           # a mark belongs to a box holding >= 60 % of its ink ...
+SPILL_SHARE = 0.5         # ... and no other box holding more than half of what that box holds
+DARK_SHARE = 0.3          # a stroke is dark across most of its width (marks: >= 0.35; erased residue <= 0.17):
+                          # a box holding a lighter blob is unclear, whatever else it holds
+WHOLE_DARK_SHARE = 0.5    # two marks joined across a line count apart only if each is this dark (pen) ...
+WHOLE_CENTRE = 0.2        # ... and centred within ±20 % of its box's size (half a mark on a line: ~0.3)
 CORE_X, CORE_Y = 2.5, 1.5  # mm: a box's core is its interior this far from its lines; spill stays outside it
-CORE_MIN = 0.5            # mm² of dark ink in the core: a marked box needs it (else: mark on the edge, unclear)
+CORE_MIN = 0.5            # mm² of dark ink in the core: a mark shared with another box (or cut by the
+                          # watched area's edge) needs it in its own box, else it is on the edge: unclear
 FOLD_SHARE = 0.35         # a pixel row/column of the watched area this full of light ink is a fold
 
 UNREADABLE_QR = "unreadable QR code"
@@ -244,55 +252,12 @@ def _ink(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray):
     cols = np.convolve(light.mean(axis=0) >= FOLD_SHARE, np.ones(3), "same") > 0
     weak[rows, :] &= strong[rows, :]
     weak[:, cols] &= strong[:, cols]
-    near = weak.copy()   # ink beside the printed lines, kept to see strokes that cross them
-    bands = _line_bands(geom, weak.shape)
-    for axis, a, b, lo, hi in bands:
-        if axis == 0:
-            weak[a:b, lo:hi] = strong[a:b, lo:hi] = False
-        else:
-            weak[lo:hi, a:b] = strong[lo:hi, a:b] = False
-    return weak, strong, near, bands
-
-
-def _px(v: float, origin: float) -> int:
-    return int(round((v - origin) * RES))
-
-
-def _line_bands(geom: bl.PageGeometry, shape) -> list[tuple[int, int, int, int, int]]:
-    """(axis, first, end, from, to) pixel bands of the printed table lines in the watched area:
-    axis 0 horizontal (rows first..end, columns from..to), 1 vertical."""
-    W, lb = geom.watch, LINE_BAND
-    x_end, y_end = _px(geom.box_x[-1] + lb, W.x) + 1, _px(geom.table_bottom + lb, W.y) + 1
-    out = [(0, max(0, _px(y - lb, W.y)), _px(y + lb, W.y) + 1, 0, x_end) for y in geom.row_y]
-    out += [(1, max(0, _px(x - lb, W.x)), _px(x + lb, W.x) + 1, 0, y_end) for x in geom.box_x]
-    return out
-
-
-def _bridge(weak: np.ndarray, near: np.ndarray, bands) -> np.ndarray:
-    """The ink mask with a stroke that crosses a table line joined across the removed band, so
-    one mark stays one blob. A crossing stroke inks the paper right beside the printed line on
-    both sides; two marks that only come close to the line from either side do not."""
-    conn = weak.copy()
-    # a stroke may cross the band obliquely: its two ends can be up to ~3 mm apart along the line
-    reach = np.ones((1, int(3.0 * RES) + 1), np.uint8)
-    edge = max(1, int(round(0.3 * RES)))     # the band's outer 0.3 mm on each side: paper unless crossed
-    for axis, a, b, lo, hi in bands:
-        m, nr = (weak, near) if axis == 0 else (weak.T, near.T)
-        c = conn if axis == 0 else conn.T
-        if a < 1 or b >= m.shape[0]:
-            continue
-        m, nr = m[:, lo:hi], nr[:, lo:hi]
-        sides = [m[a - 1:a], m[b:b + 1], nr[a:a + edge].any(axis=0)[None], nr[b - edge:b].any(axis=0)[None]]
-        ok = np.ones(m.shape[1], bool)
-        for side in sides:
-            ok &= cv2.dilate(side.astype(np.uint8), reach)[0].astype(bool)
-        c[a:b, lo:hi][:, ok] = True
-    return conn
+    return weak, strong, lns.remove_lines(weak, strong, geom)
 
 
 def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: PageReading) -> None:
-    weak, strong, near, bands = _ink(grey, geom, H)
-    n, labels = cv2.connectedComponents(_bridge(weak, near, bands).astype(np.uint8), connectivity=8)
+    weak, strong, lines = _ink(grey, geom, H)
+    n, labels = cv2.connectedComponents(lns.bridge(weak, lines).astype(np.uint8), connectivity=8)
     W, px_mm2 = geom.watch, 1 / RES ** 2
     total = np.bincount(labels[weak], minlength=n)
     dark = np.bincount(labels[strong], minlength=n)
@@ -306,7 +271,14 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         inside[j] = np.bincount(lab[w], minlength=n)
         dark_in[j] = np.bincount(lab[s], minlength=n)
         core[j] = np.bincount(lab[cy:-cy, cx:-cx][s[cy:-cy, cx:-cx]], minlength=n)
-    ink, dk, ring, cdk = (np.zeros(len(keys)) for _ in range(4))
+    ink, dk, ring, cdk, light = (np.zeros(len(keys)) for _ in range(5))
+    # a blob cut by the watched area's edge runs on where the reader does not look (the title
+    # column), and one cut by a printed line may be the end of a stroke from across it: its
+    # box must hold ink in its core, as for a mark shared with another box
+    edge = np.zeros(n, bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    edge |= lns.cut_at_lines(labels, lines, n)
+    needs_core = np.zeros(len(keys), bool)
     unclear: set[int] = set()
     for i in range(1, n):
         if total[i] * px_mm2 < MIN_BLOB:
@@ -324,17 +296,20 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
             dk[j] += dark[i]
             ring[j] += total[i] - own
             cdk[j] += core[j, i]
+            light[j] += total[i] if dark[i] < DARK_SHARE * total[i] else 0
+            needs_core[j] |= bool(second) or edge[i]
             continue
         hit = np.nonzero(inside[:, i] * px_mm2 >= MIN_BLOB)[0]
-        if len(hit) >= 2 and all(core[k, i] * px_mm2 >= CORE_MIN and dark_in[k, i] * px_mm2 >= MARK_MIN
-                                 for k in hit) \
-                and inside[hit, i].sum() >= 0.9 * total[i]:
-            # Two whole marks that touch across a line (small rows): each box has a mark of
-            # its own in its core, where spill from a neighbour does not reach.
+        if len(hit) >= 2 and inside[hit, i].sum() >= 0.9 * total[i] \
+                and all(_whole_mark(labels, weak, i, slices[k], core[k, i], dark_in[k, i], inside[k, i])
+                        for k in hit):
+            # Two whole marks that touch across a line (small rows): each box holds a dark
+            # mark of its own, centred in it; half of one mark drawn on the line is not.
             for k in hit:
                 ink[k] += inside[k, i]
                 dk[k] += dark_in[k, i]
                 cdk[k] += core[k, i]
+                needs_core[k] = True
         else:
             unclear.update([int(k) for k in hit] or [int(j)])
             out.reasons.append(ACROSS_BOXES)
@@ -348,7 +323,8 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
         centre = float(strong[ys.start + hy:ys.stop - hy, xs.start + hx:xs.stop - hx].sum()) * px_mm2
         if j in unclear:
             state = "unclear"
-        elif dk[j] * px_mm2 >= MARK_MIN and cdk[j] * px_mm2 >= CORE_MIN:
+        elif dk[j] * px_mm2 >= MARK_MIN and light[j] * px_mm2 <= EMPTY_MAX \
+                and (cdk[j] * px_mm2 >= CORE_MIN or not needs_core[j]):
             state = "marked"
         elif ink[j] * px_mm2 <= EMPTY_MAX:
             state = "empty"
@@ -359,6 +335,16 @@ def _read_boxes(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: Pag
                                     round(ring[j] * px_mm2, 2), round(centre, 2),
                                     (int(lo[j, 0]), int(lo[j, 1]), int(hi[j, 0]), int(hi[j, 1]))))
     _decide(out, geom)
+
+
+def _whole_mark(labels, weak, label: int, box, core: float, dark: float, ink: float) -> bool:
+    """Is blob `label`'s part in this box (pixel slices) a mark of its own: dark ink in the
+    core, a stroke's dark share (not erased residue), its centre in the middle of the box."""
+    if core / RES ** 2 < CORE_MIN or dark / RES ** 2 < MARK_MIN or dark < WHOLE_DARK_SHARE * ink:
+        return False
+    ys, xs = np.nonzero((labels[box] == label) & weak[box])
+    h, w = labels[box].shape
+    return abs(ys.mean() - h / 2) <= WHOLE_CENTRE * h and abs(xs.mean() - w / 2) <= WHOLE_CENTRE * w
 
 
 def _decide(out: PageReading, geom: bl.PageGeometry) -> None:
