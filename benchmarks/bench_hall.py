@@ -65,6 +65,7 @@ class Stats:
         self.errors: Counter = Counter()        # (kind, status or exception) -> count
         self.hold_at: list[float] = []          # per tablet: seconds after opening it held its ballot
         self.cast_ms: list[float] = []          # cast -> receipt
+        self.casts_done = 0                      # casts sent and answered or failed
         self.screen_seen: dict[str, list[float]] = {}  # mode -> per screen, the first time seen
         self.t_open = self.t_close = self.t_tallied = self.t_published = None
 
@@ -125,7 +126,10 @@ async def tablet_loop(conn: RawConn, stats: Stats, rng: random.Random, think: tu
                     await asyncio.sleep(rng.uniform(*think))
                     body = _cast_body(ballot, random_marks(rng))
                     t0 = time.perf_counter()
-                    status, _ = await conn.request("POST", "/api/terminal/cast", body)
+                    try:
+                        status, _ = await conn.request("POST", "/api/terminal/cast", body)
+                    finally:
+                        stats.casts_done += 1  # answered or not: the vote does not wait for it
                     stats.cast_ms.append(1000 * (time.perf_counter() - t0))
                     stats.answered("cast", status)
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
@@ -156,13 +160,22 @@ async def screen_loop(screen: int, base_url: str, sitting_id: int, stats: Stats,
     page does; records the first time (monotonic) it saw each mode after the run began."""
     seen: dict[str, float] = {}
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=60)) as client:
-        r = await client.post("/api/admin/login", json={"username": DISPLAY_OPERATOR[0],
-                                                        "password": DISPLAY_OPERATOR[1]})
-        stats.answered("screen-login", r.status_code)
+        while not stop.is_set():
+            try:
+                r = await client.post("/api/admin/login", json={"username": DISPLAY_OPERATOR[0],
+                                                                "password": DISPLAY_OPERATOR[1]})
+                stats.answered("screen-login", r.status_code)
+                break
+            except httpx.HTTPError as exc:
+                stats.answered("screen-login", f"error:{type(exc).__name__}")
+                await asyncio.sleep(1.0)
         while not stop.is_set():
             try:
                 async with client.stream("GET", f"/display/{sitting_id}/events") as resp:
                     stats.answered("screen-stream", resp.status_code)
+                    if resp.status_code != 200:
+                        await asyncio.sleep(1.0)  # the page's reconnection delay
+                        continue
                     async for line in resp.aiter_lines():
                         if line.startswith("data:"):
                             mode = json.loads(line[5:]).get("mode")
@@ -187,7 +200,10 @@ async def console_loop(client: httpx.AsyncClient, item_id: int, stats: Stats, st
 
 
 async def admin(client: httpx.AsyncClient, stats: Stats, item_id: int, action: str) -> None:
-    r = await client.post(f"/api/admin/items/{item_id}/{action}")
+    try:
+        r = await client.post(f"/api/admin/items/{item_id}/{action}")
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"{action}: no answer ({type(exc).__name__})") from exc
     stats.answered(f"admin-{action}", r.status_code)
     if r.status_code not in (200, 201):
         raise RuntimeError(f"{action}: {r.status_code} {r.text[:300]}")
@@ -231,7 +247,7 @@ async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], ar
     stats.t_open = time.monotonic()
     await admin(secretariat, stats, item_id, "open")
     n = len(conns)
-    await wait_for(lambda: stats.requests["cast"] >= n, timeout=args.think_max + 120)
+    await wait_for(lambda: stats.casts_done >= n, timeout=args.think_max + 120)
     phase = time.monotonic() - stats.t_open
     vote_requests = sum(stats.requests.values())
 

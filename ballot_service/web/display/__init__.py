@@ -32,10 +32,9 @@ deferred BEGINs with query_only on: the service's engine begins every transactio
 (the write lock), which readers polling four times a second must not take beside the casts. No transaction is ever held
 across a sleep.
 
-Each open stream holds one server thread (a granian worker's) for up to STREAM_SECONDS, and a
-closed client is noticed at the next write (a change or the ~15 s heartbeat). That is fine for
-the few screens of a hall (`serve --workers 2 --threads 16` = 32 threads); more screens need
-more threads. Streams end after ~5 minutes so the browser reconnects, which also renews the
+Under `serve` the stream is not this generator: web/asgi.py serves it on the event loop, so an
+open screen holds no server thread (this one remains for `serve --dev` and the tests' WSGI
+client, and both share the state endpoint, so the screens' contract is one). Streams end after ~5 minutes so the browser reconnects, which also renews the
 login's idle timer.
 """
 from __future__ import annotations
@@ -97,7 +96,7 @@ def _state_for(app: Flask, sitting_id: int, verify_url: Callable[[str], str],
         return build_state(db, get_sitting(db, sitting_id), verify_url, cursor)
 
 
-def _comparable(state: dict) -> str:
+def comparable(state: dict) -> str:
     """The state without what changes on every build (the clock and the global audit seq)."""
     return json.dumps({k: v for k, v in state.items() if k not in ("now", "seq")}, sort_keys=True,
                       ensure_ascii=False)
@@ -181,7 +180,7 @@ def event_stream(app: Flask, sitting_id: int, verify_url: Callable[[str], str], 
         if seq != last_seq:
             state = _state_for(app, sitting_id, verify_url, cursor)
             last_seq = seq
-            key = _comparable(state)
+            key = comparable(state)
             if key != last_sent:
                 last_sent, last_write = key, now
                 data = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
@@ -189,9 +188,9 @@ def event_stream(app: Flask, sitting_id: int, verify_url: Callable[[str], str], 
                 continue
         if now - last_write >= heartbeat:
             last_write = now
-            yield f": heartbeat\nevent: ping\ndata: {{\"at\": \"{_now_iso()}\"}}\n\n"
+            yield f": heartbeat\nevent: ping\ndata: {{\"at\": \"{now_iso()}\"}}\n\n"
         time.sleep(poll)
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
