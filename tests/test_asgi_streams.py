@@ -82,3 +82,45 @@ def test_stream_refusals_are_flasks(live):
     screen.post("/api/admin/login", json={"username": DISPLAY_OPERATOR[0], "password": DISPLAY_OPERATOR[1]})
     missing = screen.get("/display/999999/events")
     assert missing.status_code == 404
+
+
+def test_waiting_tablets_hold_no_thread_and_learn_of_the_opening_at_once(live):
+    """Six tablets long-poll (?wait=<ETag>) on a server of two threads; a tablet can still poll,
+    and when the vote opens every waiting tablet is answered with it, long before the 25 s hold
+    ends (the read timeout below is shorter than the hold)."""
+    api = Api.httpx(live.base_url)
+    s = setup_session(api, members=SCREENS, open_vote=False)
+    answers: dict[str, httpx.Response] = {}
+    held = threading.Barrier(SCREENS + 1, timeout=30)
+
+    def wait(no):
+        client = httpx.Client(base_url=live.base_url, timeout=httpx.Timeout(10, read=15),
+                              headers={"Authorization": f"Bearer {s.creds[no]}"})
+        first = client.get("/api/terminal/state")
+        assert first.status_code == 200 and first.json()["vote"] is None
+        tag = first.headers["ETag"].strip('"')
+        held.wait()
+        answers[no] = client.get("/api/terminal/state", params={"wait": tag})
+
+    threads = [threading.Thread(target=wait, args=(no,), daemon=True) for no in s.creds]
+    for t in threads:
+        t.start()
+    held.wait()
+    plain = httpx.get(live.base_url + "/api/terminal/state", timeout=10,
+                      headers={"Authorization": f"Bearer {s.creds['M0001']}"})
+    assert plain.status_code == 200  # a thread was free: the waiting tablets hold none
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    for t in threads:
+        t.join(timeout=20)
+    assert sorted(answers) == sorted(s.creds)
+    assert all(r.status_code == 200 and r.json()["vote"]["item_id"] == s.item_id for r in answers.values())
+
+
+def test_a_long_poll_with_a_stale_or_foreign_tag_is_answered_at_once(live):
+    api = Api.httpx(live.base_url)
+    s = setup_session(api, members=2, open_vote=False)
+    auth = {"Authorization": f"Bearer {s.creds['M0001']}"}
+    r = httpx.get(live.base_url + "/api/terminal/state", params={"wait": "0-00000000"}, headers=auth, timeout=5)
+    assert r.status_code == 200 and r.json()["terminal"]["seat"] == "M0001"
+    anon = httpx.get(live.base_url + "/api/terminal/state", params={"wait": "x"}, timeout=5)
+    assert anon.status_code == 401

@@ -60,3 +60,13 @@ def test_an_unchanged_state_answers_304_and_casts_do_not_change_it(app, api, oth
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     closed = _state(b, s.creds["M0001"], tag)
     assert closed.status_code == 200 and closed.json["vote"] is None
+
+
+def test_wait_is_a_plain_poll_under_wsgi(app, api):
+    """?wait=<tag> (the seat page's long-poll) under plain WSGI: answered at once, 304 if unchanged."""
+    s = setup_session(api, members=2, open_vote=False)
+    client = app.test_client()
+    tag = _state(client, s.creds["M0001"]).headers["ETag"].strip('"')
+    auth = {"Authorization": f"Bearer {s.creds['M0001']}"}
+    assert client.get(f"/api/terminal/state?wait={tag}", headers=auth).status_code == 304
+    assert client.get("/api/terminal/state?wait=1-0", headers=auth).status_code == 200

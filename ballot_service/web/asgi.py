@@ -31,10 +31,13 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from ballot_service.domain import audit
 from ballot_service.web import display
+from ballot_service.web.head_watcher import HeadWatcher
 
 EVENTS_PATH = re.compile(r"^/display/([0-9]{1,10})/events$")
+STATE_PATH = "/api/terminal/state"  # a seat tablet's long-poll: ?wait=<the ETag it holds>
+HOLD_SECONDS = 25.0  # an unchanged state is answered 304 after this (the page asks again at once)
+QUIET_SECONDS = 3.0  # a change that is not urgent (a check-in) is told after this (the old poll)
 # Headers of the screen's request that Flask's answer may depend on; nothing else is passed on.
 FORWARDED = (b"cookie", b"host", b"accept-language", b"x-forwarded-for", b"x-forwarded-proto",
              b"x-forwarded-host", b"user-agent")
@@ -58,6 +61,9 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
                                      heartbeat=cfg.get("DISPLAY_HEARTBEAT_SECONDS", display.HEARTBEAT_SECONDS),
                                      lifetime=cfg.get("DISPLAY_STREAM_SECONDS", display.STREAM_SECONDS))
                 await stream.run(receive, send)
+                return
+            if scope["path"] == STATE_PATH and b"wait=" in scope.get("query_string", b""):
+                await long_poll(wsgi, watcher, scope, send)
                 return
         await wsgi(scope, receive, send)
 
@@ -92,9 +98,12 @@ class FlaskOnThreads:
                     {"errors": [{"message": f"the request body is larger than {self.limit} bytes",
                                  "where": "body"}]}).encode())
                 return
-        environ = build_environ(scope, io.BytesIO(bytes(body)))
-        status, headers, content = await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
-        await _send_whole(send, status, headers, content)
+        await _send_whole(send, *await self.answer(scope, bytes(body)))
+
+    async def answer(self, scope, body: bytes = b"") -> tuple[int, list, bytes]:
+        """Flask's (status, headers, body) for the request of `scope`, run on a thread."""
+        environ = build_environ(scope, io.BytesIO(body))
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
 
     def _run(self, environ: dict) -> tuple[int, list, bytes]:
         started: dict = {}
@@ -112,6 +121,34 @@ class FlaskOnThreads:
         return int(started["status"].split(" ", 1)[0]), started["headers"], b"".join(written)
 
 
+async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, scope, send) -> None:
+    """GET /api/terminal/state?wait=<ETag>: Flask answers (a refusal, or the state when its tag
+    is no longer the one the tablet holds) at once; otherwise the request waits on the event
+    loop, holding no thread, and asks Flask again when the watcher sees a change a tablet shows:
+    at once for an urgent one (a vote opened or closed), after QUIET_SECONDS held for the rest
+    (a check-in elsewhere). After HOLD_SECONDS with no change: Flask's 304. A cast batch wakes
+    nobody; the state is served from the per-state-version cache (terminal_api.py)."""
+    try:
+        await asyncio.wait_for(watcher.ready(), 2.0)
+    except asyncio.TimeoutError:
+        pass  # the database is away: answer as a plain poll would
+    started = time.monotonic()
+    marks = (watcher.changes, watcher.urgent)
+    status, headers, body = await wsgi.answer(scope)
+    while status == 304:
+        held = time.monotonic() - started
+        if held >= HOLD_SECONDS:
+            break
+        now_marks = (watcher.changes, watcher.urgent)
+        if now_marks[1] != marks[1] or (now_marks[0] != marks[0] and held >= QUIET_SECONDS):
+            marks = now_marks
+            status, headers, body = await wsgi.answer(scope)
+            continue
+        limit = HOLD_SECONDS - held if held >= QUIET_SECONDS or now_marks == marks else QUIET_SECONDS - held
+        await watcher.wait_tablets(limit)
+    await _send_whole(send, status, headers, body)
+
+
 async def _send_whole(send, status: int, headers: list, content: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
@@ -127,61 +164,6 @@ async def _lifespan(receive, send, watcher: "HeadWatcher") -> None:
             watcher.stop()
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-class HeadWatcher:
-    """The audit head's seq, polled by one task per process while any stream listens."""
-
-    def __init__(self, flask_app: Flask) -> None:
-        self._engine = flask_app.extensions["ballot_read_engine"]
-        self._poll = flask_app.config.get("DISPLAY_POLL_SECONDS", display.POLL_SECONDS)
-        self.seq: int | None = None
-        self._changed: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-        self._listeners = 0
-
-    async def wait_change(self, seen: int | None, timeout: float) -> int | None:
-        """The seq once it differs from `seen`, or the current one after `timeout` seconds."""
-        self._listeners += 1
-        try:
-            if self._task is None or self._task.done():
-                self._changed = asyncio.Event()
-                self._task = asyncio.create_task(self._run())
-            deadline = time.monotonic() + timeout
-            while self.seq is None or self.seq == seen:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self._changed.wait(), left)
-                except asyncio.TimeoutError:
-                    break
-            return self.seq
-        finally:
-            self._listeners -= 1
-
-    async def _run(self) -> None:
-        idle_since = None
-        while True:
-            try:
-                seq = await asyncio.to_thread(audit.head_seq, self._engine)
-            except Exception:  # the database is away: the streams keep their last state
-                seq = self.seq
-            if seq != self.seq:
-                self.seq = seq
-                self._changed.set()
-                self._changed = asyncio.Event()
-            if self._listeners == 0:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > 10 * self._poll:
-                    return  # nobody listens: stop polling until a stream asks again
-            else:
-                idle_since = None
-            await asyncio.sleep(self._poll)
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 class EventStream:

@@ -95,7 +95,7 @@ def _seat_states() -> seat_state.VersionedCache:
 @requires("terminal", body=CREDENTIAL)
 def terminal_state():
     """The tablet's state, with an ETag that changes whenever the answer would: a request whose
-    If-None-Match names it gets 304 (the seat page's long-poll sends it as ?wait=)."""
+    If-None-Match (or ?wait=) names it gets 304."""
     db = get_db()
     term = g.terminal
     # Tablets poll this: read without SQLite's write lock, so polls never queue behind casts.
@@ -115,7 +115,8 @@ def terminal_state():
     if built.version is None:  # changed while it was built: no tag to revalidate with
         return Response(own + shared["json"], mimetype="application/json")
     tag = f"{built.version}-{zlib.crc32(own.encode()):08x}"
-    unchanged = request.if_none_match.contains(tag)
+    # ?wait=<tag>: the seat page's long-poll (web/asgi.py holds it; under plain WSGI it is a poll)
+    unchanged = request.if_none_match.contains(tag) or request.args.get("wait", "").strip('"') == tag
     resp = Response(None if unchanged else own + shared["json"], status=304 if unchanged else 200,
                     mimetype="application/json")
     resp.set_etag(tag)
