@@ -63,6 +63,7 @@ class Stats:
     def __init__(self) -> None:
         self.requests: Counter = Counter()      # kind -> answered requests
         self.errors: Counter = Counter()        # (kind, status or exception) -> count
+        self.told_at: list[float] = []          # per tablet: seconds after opening it saw the vote open
         self.hold_at: list[float] = []          # per tablet: seconds after opening it held its ballot
         self.cast_ms: list[float] = []          # cast -> receipt
         self.casts_done = 0                      # casts sent and answered or failed
@@ -84,6 +85,11 @@ class RawConn:
         self.reader = self.writer = None
 
     async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        status, data, _ = await self.request_tagged(method, path, body)
+        return status, data
+
+    async def request_tagged(self, method: str, path: str, body: dict | None = None):
+        """(status, JSON answer or None, ETag or None)."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
@@ -92,16 +98,16 @@ class RawConn:
             head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
         try:
             self.writer.write(head.encode() + b"\r\n" + payload)
-            status, close, data = await read_answer(self.reader)
+            status, close, data, etag = await read_answer(self.reader, with_etag=True)
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             self.close()
             raise
         if close:
             self.close()
         try:
-            return status, json.loads(data) if data else None
+            return status, json.loads(data) if data else None, etag
         except ValueError:
-            return status, None
+            return status, None, etag
 
     def close(self) -> None:
         if self.writer is not None:
@@ -110,17 +116,23 @@ class RawConn:
 
 
 async def tablet_loop(conn: RawConn, stats: Stats, rng: random.Random, think: tuple[float, float],
-                      stop: asyncio.Event) -> None:
+                      stop: asyncio.Event, long_poll: bool = True) -> None:
     """The seat page's schedule: poll; on an open vote take the ballot, think, cast; poll again."""
     voted = False
+    state = etag = None
     await asyncio.sleep(rng.uniform(0, POLL_S + POLL_JITTER_S))  # tablets were switched on at random
     while not stop.is_set():
+        since = time.monotonic()
         try:
-            status, state = await conn.request("GET", "/api/terminal/state")
-            stats.answered("state", status)
-            vote = (state or {}).get("vote") if status == 200 else None
+            path = "/api/terminal/state" + (f"?wait={etag}" if long_poll and etag else "")
+            status, answer, tag = await conn.request_tagged("GET", path)
+            stats.answered("state", status, ok=(200, 304))
+            if status == 200:
+                state, etag = answer, (tag or "").strip('"') or None
+            vote = (state or {}).get("vote") if status in (200, 304) else None
             if vote and not voted:
                 voted = True
+                stats.told_at.append(time.monotonic() - stats.t_open)
                 ballot = await take_ballot(conn, stats, vote)
                 if ballot is not None:
                     await asyncio.sleep(rng.uniform(*think))
@@ -134,7 +146,9 @@ async def tablet_loop(conn: RawConn, stats: Stats, rng: random.Random, think: tu
                     stats.answered("cast", status)
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             stats.answered("connection", f"error:{type(exc).__name__}")
-        await asyncio.sleep(POLL_S + rng.uniform(0, POLL_JITTER_S))
+        # As the page does: the next request once the interval has passed since this one began
+        # (at once after a long-poll the server held for longer).
+        await asyncio.sleep(max(0.0, POLL_S + rng.uniform(0, POLL_JITTER_S) - (time.monotonic() - since)))
 
 
 async def take_ballot(conn: RawConn, stats: Stats, vote: dict) -> dict | None:
@@ -234,7 +248,7 @@ async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], ar
     r = await secretariat.post("/api/admin/login", json={"username": OPERATOR[0], "password": OPERATOR[1]})
     r.raise_for_status()
     tasks = [asyncio.create_task(tablet_loop(c, stats, random.Random(rng.random()), (args.think_min, args.think_max),
-                                             stop)) for c in conns]
+                                             stop, not args.no_long_poll)) for c in conns]
     tasks += [asyncio.create_task(screen_loop(j, base_url, sitting_id, stats, stop)) for j in range(args.screens)]
     tasks.append(asyncio.create_task(console_loop(secretariat, item_id, stats, stop)))
 
@@ -284,6 +298,9 @@ def report(stats: Stats, args) -> bool:
     hold99 = pct(hold, 0.99) if len(hold) >= 0.99 * n else float("inf")
     hold100 = hold[-1] if len(hold) == n else float("inf")
     print(f"poll load before the vote: {stats.poll_rate:,.0f} requests/s")
+    told = sorted(stats.told_at)
+    print(f"told of the opening: 99 % after {pct(told, 0.99):.2f} s, all after "
+          f"{told[-1] if told else float('nan'):.2f} s (median {statistics.median(told) if told else float('nan'):.2f} s)")
     print(f"ballots held: {len(hold)}/{n}; 99 % after {hold99:.2f} s, all after {hold100:.2f} s "
           f"(median {statistics.median(hold) if hold else float('nan'):.2f} s)")
     print(f"casts answered: {len(cast)}/{n}; cast -> receipt p50 {pct(cast, 0.5):.0f} ms, "
@@ -318,6 +335,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=15.0, help="seconds of polling before the vote opens")
     ap.add_argument("--think-min", type=float, default=3.0)
     ap.add_argument("--think-max", type=float, default=30.0)
+    ap.add_argument("--interface", choices=("asgi", "wsgi"), default="asgi", help="serve --interface")
+    ap.add_argument("--no-long-poll", action="store_true", help="tablets poll without ?wait= (the old page)")
     ap.add_argument("--database", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
     args = ap.parse_args()
     for k, v in PRESETS[args.preset].items():
@@ -334,7 +353,7 @@ def main() -> None:
     create_operator_in_db(url, DISPLAY_OPERATOR, "display")
     sitting_id = _sitting_of(url, items[0])
     print(f"set-up in {time.perf_counter() - t0:.1f} s", flush=True)
-    srv = LiveServer.start(env, workers=args.workers, threads=args.threads)
+    srv = LiveServer.start(env, workers=args.workers, threads=args.threads, args=["--interface", args.interface])
     try:
         stats = asyncio.run(run(srv.base_url, sitting_id, items[0], creds, args))
     finally:

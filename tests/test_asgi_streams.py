@@ -9,8 +9,16 @@ import threading
 
 import httpx
 import pytest
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, Api, LiveServer, create_operator_in_db, server_env, \
-    setup_session, vote
+from helpers_live import (
+    DISPLAY_OPERATOR,
+    OPERATOR,
+    Api,
+    LiveServer,
+    create_operator_in_db,
+    server_env,
+    setup_session,
+    vote,
+)
 
 SCREENS = 6
 
