@@ -62,6 +62,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.requests: Counter = Counter()      # kind -> answered requests
+        self.online = 0                         # tablets answered at least once (set up)
         self.errors: Counter = Counter()        # (kind, status or exception) -> count
         self.told_at: list[float] = []          # per tablet: seconds after opening it saw the vote open
         self.hold_at: list[float] = []          # per tablet: seconds after opening it held its ballot
@@ -128,6 +129,7 @@ async def tablet_loop(conn: RawConn, stats: Stats, rng: random.Random, think: tu
             status, answer, tag = await conn.request_tagged("GET", path)
             stats.answered("state", status, ok=(200, 304))
             if status == 200:
+                stats.online += state is None  # this tablet's first answer: it is set up
                 state, etag = answer, (tag or "").strip('"') or None
             vote = (state or {}).get("vote") if status in (200, 304) else None
             if vote and not voted:
@@ -252,8 +254,11 @@ async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], ar
     tasks += [asyncio.create_task(screen_loop(j, base_url, sitting_id, stats, stop)) for j in range(args.screens)]
     tasks.append(asyncio.create_task(console_loop(secretariat, item_id, stats, stop)))
 
-    print(f"warm-up: {len(conns)} tablets polling, {args.screens} screens, console, for {args.warmup:.0f} s",
-          flush=True)
+    # The hall's tablets are switched on before the sitting: each is set up by its first answer.
+    t0 = time.monotonic()
+    await wait_for(lambda: stats.online >= len(conns), timeout=300, step=0.5)
+    print(f"switch-on: {stats.online}/{len(conns)} tablets answered in {time.monotonic() - t0:.1f} s; then "
+          f"{args.screens} screens, console and the tablets' polls for {args.warmup:.0f} s", flush=True)
     t0, before = time.monotonic(), sum(stats.requests.values())
     await asyncio.sleep(args.warmup)
     poll_rate = (sum(stats.requests.values()) - before) / (time.monotonic() - t0)

@@ -94,7 +94,7 @@ def test_stream_refusals_are_flasks(live):
 
 def test_waiting_tablets_hold_no_thread_and_learn_of_the_opening_at_once(live):
     """Six tablets long-poll (?wait=<ETag>) on a server of two threads; a tablet can still poll,
-    and when the vote opens every waiting tablet is answered with it, long before the 25 s hold
+    and when the vote opens every waiting tablet is answered with it, long before the 12 s hold
     ends (the read timeout below is shorter than the hold)."""
     api = Api.httpx(live.base_url)
     s = setup_session(api, members=SCREENS, open_vote=False)
@@ -102,7 +102,7 @@ def test_waiting_tablets_hold_no_thread_and_learn_of_the_opening_at_once(live):
     held = threading.Barrier(SCREENS + 1, timeout=30)
 
     def wait(no):
-        client = httpx.Client(base_url=live.base_url, timeout=httpx.Timeout(10, read=15),
+        client = httpx.Client(base_url=live.base_url, timeout=httpx.Timeout(10, read=8),
                               headers={"Authorization": f"Bearer {s.creds[no]}"})
         first = client.get("/api/terminal/state")
         assert first.status_code == 200 and first.json()["vote"] is None

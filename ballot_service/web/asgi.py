@@ -31,12 +31,16 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from ballot_service.domain import tablet_setup
 from ballot_service.web import display
 from ballot_service.web.head_watcher import HeadWatcher
 
 EVENTS_PATH = re.compile(r"^/display/([0-9]{1,10})/events$")
 STATE_PATH = "/api/terminal/state"  # a seat tablet's long-poll: ?wait=<the ETag it holds>
-HOLD_SECONDS = 25.0  # an unchanged state is answered 304 after this (the page asks again at once)
+# An unchanged state is answered 304 after this (the page asks again at once). Only a request
+# reaching Flask writes the tablet's last seen (at most every SEEN_EVERY_S): holding longer
+# than ONLINE_S - SEEN_EVERY_S would make a waiting tablet look offline.
+HOLD_SECONDS = float(tablet_setup.ONLINE_S - tablet_setup.SEEN_EVERY_S - 3)
 QUIET_SECONDS = 3.0  # a change that is not urgent (a check-in) is told after this (the old poll)
 # Headers of the screen's request that Flask's answer may depend on; nothing else is passed on.
 FORWARDED = (b"cookie", b"host", b"accept-language", b"x-forwarded-for", b"x-forwarded-proto",
