@@ -24,6 +24,7 @@ import asyncio
 import io
 import json
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +34,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from ballot_service.domain import tablet_setup
 from ballot_service.web import display
+from ballot_service.web.display.state import AuditCursor
 from ballot_service.web.head_watcher import HeadWatcher
 
 EVENTS_PATH = re.compile(r"^/display/([0-9]{1,10})/events$")
@@ -51,6 +53,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
     """The ASGI callable: event streams here, the rest to `flask_app` on `threads` threads."""
     wsgi = FlaskOnThreads(flask_app, threads)
     watcher = HeadWatcher(flask_app)
+    screens = ScreenStates(flask_app)
     cfg = flask_app.config
 
     async def app(scope, receive, send):
@@ -60,7 +63,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
         if scope["type"] == "http" and scope["method"] == "GET":
             m = EVENTS_PATH.match(scope["path"])
             if m:
-                stream = EventStream(flask_app, watcher, scope, f"/display/{m.group(1)}/state",
+                stream = EventStream(flask_app, watcher, screens, scope, int(m.group(1)),
                                      poll=cfg.get("DISPLAY_POLL_SECONDS", display.POLL_SECONDS),
                                      heartbeat=cfg.get("DISPLAY_HEARTBEAT_SECONDS", display.HEARTBEAT_SECONDS),
                                      lifetime=cfg.get("DISPLAY_STREAM_SECONDS", display.STREAM_SECONDS))
@@ -173,13 +176,23 @@ async def _lifespan(receive, send, watcher: "HeadWatcher") -> None:
 class EventStream:
     """One open screen's Server-Sent Events."""
 
-    def __init__(self, flask_app: Flask, watcher: HeadWatcher, scope: dict, state_path: str, *,
-                 poll: float, heartbeat: float, lifetime: float) -> None:
-        self.flask_app, self.watcher, self.scope, self.state_path = flask_app, watcher, scope, state_path
+    def __init__(self, flask_app: Flask, watcher: HeadWatcher, screens: "ScreenStates", scope: dict,
+                 sitting_id: int, *, poll: float, heartbeat: float, lifetime: float) -> None:
+        self.flask_app, self.watcher, self.screens, self.scope = flask_app, watcher, screens, scope
+        self.sitting_id, self.state_path = sitting_id, f"/display/{sitting_id}/state"
+        self.verify_url = None
         self.poll, self.heartbeat, self.lifetime = poll, heartbeat, lifetime
         self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])
                         if k.lower() in FORWARDED}
         self.closed = False
+
+    def _verify_url_maker(self):
+        """The /verify/<record> address maker of this screen's request (its host), as Flask
+        makes it for the state endpoint."""
+        scheme = self.scope.get("scheme", "http")
+        host = self.headers.get("host") or "localhost"
+        with self.flask_app.test_request_context(self.state_path, base_url=f"{scheme}://{host}", headers=self.headers):
+            return display.verify_url_maker()
 
     def _state(self) -> tuple[int, list, bytes]:
         """Flask's answer to GET <state_path> with the screen's headers (runs on a thread)."""
@@ -210,6 +223,7 @@ class EventStream:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
             (b"x-accel-buffering", b"no"), (b"x-content-type-options", b"nosniff"), *cookies]})
+        self.verify_url = await asyncio.to_thread(self._verify_url_maker)
         watch_disconnect = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await self._events(send, body)
@@ -229,7 +243,7 @@ class EventStream:
         async def event(text: str) -> None:
             await send({"type": "http.response.body", "body": text.encode("utf-8"), "more_body": True})
 
-        started = last_write = time.monotonic()
+        started = last_write = checked = time.monotonic()
         await event(f"retry: {display.RETRY_MS}\n\n")
         state = json.loads(first)
         last_sent = display.comparable(state)
@@ -244,13 +258,16 @@ class EventStream:
             new_seq = await self.watcher.wait_change(seq, max(wait, 0.0))
             if self.closed:
                 break
-            if new_seq != seq:
-                seq = new_seq
-                status, _, body = await asyncio.to_thread(self._state)
+            if time.monotonic() - checked >= self.heartbeat:
+                checked = time.monotonic()
+                status, _, _ = await asyncio.to_thread(self._state)
                 if status != 200:  # the login ended or the sitting is gone: the page reconnects
                     await event("event: bye\ndata: {}\n\n")
                     break
-                state = json.loads(body)
+            if new_seq != seq:
+                seq = new_seq
+                # Built once per change for every open screen of the sitting (ScreenStates).
+                state = await asyncio.to_thread(self.screens.get, self.sitting_id, self.verify_url, seq)
                 key = display.comparable(state)
                 if key != last_sent:
                     last_sent, last_write = key, time.monotonic()
@@ -260,6 +277,30 @@ class EventStream:
                 last_write = time.monotonic()
                 await event(f": heartbeat\nevent: ping\ndata: {{\"at\": \"{display.now_iso()}\"}}\n\n")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class ScreenStates:
+    """Per process: each sitting's screen state at the watcher's seq, built once for all of its
+    open screens (twenty screens used to build it twenty times at every change, casts included).
+    Keyed by the sitting and the screens' /verify address (the host they asked on): the state
+    is the same JSON for every screen otherwise (labels live in the page)."""
+
+    def __init__(self, flask_app: Flask) -> None:
+        self.flask_app = flask_app
+        self._lock = threading.Lock()
+        self._built: dict[tuple, tuple[int | None, dict]] = {}
+        self._cursors: dict[tuple, AuditCursor] = {}
+
+    def get(self, sitting_id: int, verify_url, seq: int | None) -> dict:
+        key = (sitting_id, verify_url("RECORD"))
+        with self._lock:
+            built = self._built.get(key)
+            if built is not None and built[0] == seq and seq is not None:
+                return built[1]
+            cursor = self._cursors.setdefault(key, AuditCursor())
+            state = display.state_for(self.flask_app, sitting_id, verify_url, cursor)
+            self._built[key] = (seq, state)
+            return state
 
 
 def _state_event(state: dict) -> str:

@@ -77,7 +77,7 @@ RETRY_MS = 1000  # EventSource reconnection delay
 JSON_ENDPOINTS = ("display.state", "display.events")
 
 
-def _verify_url_maker() -> Callable[[str], str]:
+def verify_url_maker() -> Callable[[str], str]:
     """Absolute /verify/<record_id> URLs, built now (inside the request) for use in a stream."""
     placeholder = "RECORDID"
     template = public_url_for("verify_page.verify_record", record_id=placeholder)
@@ -90,7 +90,7 @@ def reader(app: Flask | None = None) -> Session:
     return Session(bind=app.extensions["ballot_read_engine"], expire_on_commit=False)
 
 
-def _state_for(app: Flask, sitting_id: int, verify_url: Callable[[str], str],
+def state_for(app: Flask, sitting_id: int, verify_url: Callable[[str], str],
                cursor: AuditCursor | None = None) -> dict:
     with reader(app) as db:
         return build_state(db, get_sitting(db, sitting_id), verify_url, cursor)
@@ -129,7 +129,7 @@ def index():
 @bp.get("/display/<int:sitting_id>")
 @requires(*ROLES, body="sitting_id")
 def screen(sitting_id: int):
-    state = _state_for(current_app._get_current_object(), sitting_id, _verify_url_maker())
+    state = state_for(current_app._get_current_object(), sitting_id, verify_url_maker())
     return render_template("display/screen.html", state=state,
                            state_url=url_for("display.state", sitting_id=sitting_id),
                            events_url=url_for("display.events", sitting_id=sitting_id))
@@ -138,7 +138,7 @@ def screen(sitting_id: int):
 @bp.get("/display/<int:sitting_id>/state")
 @requires(*ROLES, body="sitting_id")
 def state(sitting_id: int):
-    resp = jsonify(_state_for(current_app._get_current_object(), sitting_id, _verify_url_maker()))
+    resp = jsonify(state_for(current_app._get_current_object(), sitting_id, verify_url_maker()))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -150,7 +150,7 @@ def events(sitting_id: int):
     with reader(app) as db:
         get_sitting(db, sitting_id)  # 404 now, not inside the stream
     cfg = app.config
-    stream = event_stream(app, sitting_id, _verify_url_maker(),
+    stream = event_stream(app, sitting_id, verify_url_maker(),
                           poll=cfg.get("DISPLAY_POLL_SECONDS", POLL_SECONDS),
                           heartbeat=cfg.get("DISPLAY_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS),
                           lifetime=cfg.get("DISPLAY_STREAM_SECONDS", STREAM_SECONDS))
@@ -178,7 +178,7 @@ def event_stream(app: Flask, sitting_id: int, verify_url: Callable[[str], str], 
             return
         seq = audit.head_seq(engine)
         if seq != last_seq:
-            state = _state_for(app, sitting_id, verify_url, cursor)
+            state = state_for(app, sitting_id, verify_url, cursor)
             last_seq = seq
             key = comparable(state)
             if key != last_sent:
