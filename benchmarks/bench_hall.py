@@ -241,7 +241,7 @@ def _screen_delay(stats: Stats, mode: str, since: float | None, screens: int) ->
     return f"{1000 * (max(times) - since):.0f} ms (slowest screen; fastest {1000 * (min(times) - since):.0f} ms)"
 
 
-async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], args) -> Stats:
+async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], args, server_pid: int) -> Stats:
     stats, stop = Stats(), asyncio.Event()
     host, port = "127.0.0.1", int(base_url.rsplit(":", 1)[1])
     rng = random.Random(7)
@@ -262,13 +262,16 @@ async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], ar
     t0, before = time.monotonic(), sum(stats.requests.values())
     await asyncio.sleep(args.warmup)
     poll_rate = (sum(stats.requests.values()) - before) / (time.monotonic() - t0)
+    before_vote = sum(stats.requests.values())
 
     stats.t_open = time.monotonic()
+    cpu_open = server_cpu(server_pid)
     await admin(secretariat, stats, item_id, "open")
     n = len(conns)
     await wait_for(lambda: stats.casts_done >= n, timeout=args.think_max + 120)
     phase = time.monotonic() - stats.t_open
-    vote_requests = sum(stats.requests.values())
+    vote_requests = sum(stats.requests.values()) - before_vote
+    stats.vote_cpu = server_cpu(server_pid) - cpu_open
 
     stats.t_close = time.monotonic()
     await admin(secretariat, stats, item_id, "close")
@@ -310,7 +313,8 @@ def report(stats: Stats, args) -> bool:
           f"(median {statistics.median(hold) if hold else float('nan'):.2f} s)")
     print(f"casts answered: {len(cast)}/{n}; cast -> receipt p50 {pct(cast, 0.5):.0f} ms, "
           f"p99 {pct(cast, 0.99):.0f} ms, max {cast[-1] if cast else float('nan'):.0f} ms")
-    print(f"vote phase: {stats.vote_phase_s:.1f} s, {stats.vote_requests:,} requests in all")
+    print(f"vote phase: {stats.vote_phase_s:.1f} s, {stats.vote_requests:,} requests; server CPU {stats.vote_cpu:.1f} s "
+          f"({1000 * stats.vote_cpu / max(1, len(cast)):.1f} ms per cast, all its requests included)")
     print(f"close -> 表决结束 (counting) on every screen: {_screen_delay(stats, 'counting', stats.t_close, args.screens)}")
     print(f"tally -> 待公布 on every screen: {_screen_delay(stats, 'awaiting', stats.t_tallied, args.screens)}")
     print(f"publish -> result on every screen: {_screen_delay(stats, 'result', stats.t_published, args.screens)}")
@@ -360,12 +364,27 @@ def main() -> None:
     print(f"set-up in {time.perf_counter() - t0:.1f} s", flush=True)
     srv = LiveServer.start(env, workers=args.workers, threads=args.threads, args=["--interface", args.interface])
     try:
-        stats = asyncio.run(run(srv.base_url, sitting_id, items[0], creds, args))
+        stats = asyncio.run(run(srv.base_url, sitting_id, items[0], creds, args, srv.pid))
     finally:
         srv.stop()
     met = report(stats, args)
     shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0 if met else 1)
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the server's process group so far (master and workers)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:  # the process group: serve runs in its own session
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _sitting_of(url: str, item_id: int) -> int:
