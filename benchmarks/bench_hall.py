@@ -84,6 +84,7 @@ class RawConn:
         self.host, self.port = host, port
         self.auth = f"Authorization: Bearer {credential}\r\n"
         self.reader = self.writer = None
+        self.reused = False  # the last request went out on a connection used before
 
     async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
         status, data, _ = await self.request_tagged(method, path, body)
@@ -91,6 +92,18 @@ class RawConn:
 
     async def request_tagged(self, method: str, path: str, body: dict | None = None):
         """(status, JSON answer or None, ETag or None)."""
+        try:
+            return await self._exchange(method, path, body)
+        except (OSError, asyncio.IncompleteReadError):
+            if not self.reused:
+                raise
+        # The server closed a keep-alive connection idle for 30 s (granian's header read
+        # timeout) as the request went out: a browser sends it again on a new one, so do we
+        # (a cast carries its retry_id: sending it twice stores it once).
+        return await self._exchange(method, path, body)
+
+    async def _exchange(self, method: str, path: str, body: dict | None):
+        self.reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
