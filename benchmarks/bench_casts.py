@@ -129,12 +129,13 @@ async def _connect(host: str, port: int):
     return await asyncio.open_connection(host, port)
 
 
-async def read_answer(reader) -> tuple[int, bool, bytes]:
-    """Read one whole HTTP/1.1 answer: (status, server closes the connection, body)."""
+async def read_answer(reader, with_etag: bool = False) -> tuple:
+    """Read one whole HTTP/1.1 answer: (status, server closes the connection, body), and its
+    ETag (or None) after them `with_etag`."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
-    length, close = 0, False
+    length, close, etag = 0, False, None
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -142,8 +143,10 @@ async def read_answer(reader) -> tuple[int, bool, bytes]:
             length = int(value)
         elif name == b"connection" and value.strip().lower() == b"close":
             close = True
+        elif name == b"etag":
+            etag = value.strip().decode("latin-1")
     body = await reader.readexactly(length) if length else b""
-    return status, close, body
+    return (status, close, body, etag) if with_etag else (status, close, body)
 
 
 async def _exchange(reader, writer, request: bytes) -> tuple[int, bool]:

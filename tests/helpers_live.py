@@ -229,12 +229,13 @@ class LiveServer:
 
     @classmethod
     def start(cls, env: dict, *, workers: int = 2, threads: int | None = None, port: int | None = None,
-              log_path: Path | None = None, timeout: float = 60.0) -> "LiveServer":
+              log_path: Path | None = None, timeout: float = 60.0, args: list[str] = ()) -> "LiveServer":
         port = port or free_port()
         log_path = log_path or Path(env["BALLOT_INSTANCE_PATH"]) / f"server-{port}.log"
         cmd = _serve_command() + ["--port", str(port), "--workers", str(workers)]
         if threads:
             cmd += ["--threads", str(threads)]
+        cmd += list(args)
         full_env = {**os.environ, **env}
         log = open(log_path, "ab")
         proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT,

@@ -32,6 +32,7 @@ from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key
+from ballot_service.web.asgi import create_asgi_app
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -76,9 +77,13 @@ def _server_options(f):
     f = click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
                      help="server worker processes (each runs --threads threads).")(f)
     f = click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
-                     help="threads per worker; the display's event streams each hold one. More "
+                     help="threads per worker for requests (the display's event streams hold none: web/asgi.py). More "
                           "threads than cores' worth of work only contend for the GIL: casts wait "
                           "longer (measured with benchmarks/bench_casts.py).")(f)
+    f = click.option("--interface", type=click.Choice(["asgi", "wsgi"]), default="asgi", show_default=True,
+                     help="asgi: event streams and tablets' long-polls on the event loop, holding no "
+                          "thread (web/asgi.py); wsgi: plain Flask, every request on a thread (each "
+                          "open screen holds one; tablets poll on their schedule).")(f)
     f = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
                      envvar="PORT", help="TCP port (or set PORT).")(f)
     f = click.option("--host", default="127.0.0.1", show_default=True,
@@ -125,7 +130,8 @@ def _instance_secret(instance: Path) -> str:
     return value
 
 
-def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool, tls_mode=None) -> None:
+def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool, tls_mode=None,
+         interface: str = "asgi") -> None:
     tls = tls_files(settings, tls_mode)
     click.echo(f"database: {_safe_url(settings.database_url)}", err=True)
     click.echo(f"serving on http{'s' if tls else ''}://{_url_host(host)}:{port}/", err=True)
@@ -141,21 +147,26 @@ def _run(settings, host: str, port: int, workers: int, threads: int, dev: bool, 
         # Werkzeug's dev server logs every request; it is for development only.
         create_app().run(host=host, port=port, debug=True, use_reloader=False, ssl_context=tls)
         return
-    _granian(host, port, workers, threads, tls)
+    _granian(host, port, workers, threads, tls, interface)
 
 
 CONNECTION_BACKLOG = 16384  # a hall's tablets, screens and consoles with room to spare
 
 
-def _granian(host: str, port: int, workers: int, threads: int, tls=None) -> None:
-    """Granian (a WSGI server in Rust): its HTTP handling costs a seventh of gunicorn
+def _granian(host: str, port: int, workers: int, threads: int, tls=None, interface: str = "asgi") -> None:
+    """Granian (an HTTP server in Rust): its HTTP handling costs a seventh of gunicorn
     gthread's CPU per request (0.03 vs 0.22 ms on a bare WSGI app, measured on this
-    project's 2-core machine), which the cast intake at the start of a vote needs."""
+    project's 2-core machine), which the cast intake at the start of a vote needs. It runs the
+    ASGI app (web/asgi.py): screens' event streams on the event loop, the Flask app on
+    `threads` threads per worker (--interface wsgi: the Flask app alone, as WSGI)."""
+    os.environ[THREADS_ENV] = str(threads)
+    asgi = interface == "asgi"
     Granian(
         # Built in each worker process (factory), so no worker shares a database
         # connection pool with another.
-        "ballot_service:create_app", factory=True, interface=Interfaces.WSGI,
-        address=host, port=port, workers=workers, blocking_threads=threads, websockets=False,
+        "ballot_service.cli.serve_cmd:asgi_app" if asgi else "ballot_service:create_app", factory=True,
+        interface=Interfaces.ASGI if asgi else Interfaces.WSGI,
+        address=host, port=port, workers=workers, blocking_threads=1 if asgi else threads, websockets=False,
         # No access log, on purpose: lines of terminal address + time + path, set beside
         # the check-in list and the order casts arrive, could link a deputy to a ballot
         # and so break the secrecy of the vote. Errors still go to stderr.
@@ -190,6 +201,15 @@ def _lan_address() -> str | None:
     return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
 
 
+THREADS_ENV = "BALLOT_SERVE_THREADS"
+
+
+def asgi_app():
+    """granian's factory, called in each worker: the Flask app wrapped for ASGI (web/asgi.py)
+    on the number of threads `serve` was given."""
+    return create_asgi_app(create_app(), threads=int(os.environ.get(THREADS_ENV, "16")))
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -201,8 +221,9 @@ def _safe_url(url: str) -> str:
 @click.command("serve", help="Run the service under granian (upgrades the database schema first). "
                              "No access log is written, to protect ballot secrecy.")
 @_server_options
-def serve(host: str, port: int, workers: int, threads: int, dev: bool, tls_mode, skip_checks: bool) -> None:
-    _run(_prepare(skip_checks), host, port, workers, threads, dev, tls_mode)
+def serve(host: str, port: int, interface: str, workers: int, threads: int, dev: bool, tls_mode,
+          skip_checks: bool) -> None:
+    _run(_prepare(skip_checks), host, port, workers, threads, dev, tls_mode, interface)
 
 
 @click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SESSION}, 60 deputies, "
@@ -212,13 +233,13 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool, tls_mode,
 @click.option("--sample-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=None, help="folder with roster.csv and committee.csv (default: sample/)")
 @_server_options
-def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, workers: int,
+def demo(load_only: bool, sample_dir: Path | None, host: str, port: int, interface: str, workers: int,
          threads: int, dev: bool, tls_mode, skip_checks: bool) -> None:
     settings = _prepare(skip_checks)
     summary = load_demo(sample_dir or PROJECT_ROOT / "sample", settings)
     click.echo(summary)
     if not load_only:
-        _run(settings, host, port, workers, threads, dev, tls_mode)
+        _run(settings, host, port, workers, threads, dev, tls_mode, interface)
 
 
 def load_demo(sample_dir: Path, settings=None) -> str:

@@ -107,17 +107,18 @@ class GroupCommit:
                     j.wake.release()
 
 
-_groups: "weakref.WeakKeyDictionary[Engine, GroupCommit]" = weakref.WeakKeyDictionary()
+_groups: "weakref.WeakKeyDictionary[Engine, dict[str, GroupCommit]]" = weakref.WeakKeyDictionary()
 _groups_lock = threading.Lock()
 
 
-def group_for(engine: Engine, run_batch: Callable) -> GroupCommit:
-    """The engine's group commit (one per engine and process); `run_batch(engine, jobs)` stores
-    and commits a batch (see run_batch)."""
+def group_for(engine: Engine, run_batch: Callable, kind: str = "casts") -> GroupCommit:
+    """The engine's group commit of `kind` (one per engine, kind and process: casts, blind
+    issuance); `run_batch(engine, jobs)` stores and commits a batch (see run_batch)."""
     with _groups_lock:
-        group = _groups.get(engine)
+        groups = _groups.setdefault(engine, {})
+        group = groups.get(kind)
         if group is None:
-            group = _groups[engine] = GroupCommit(lambda take: run_batch(engine, take))
+            group = groups[kind] = GroupCommit(lambda take: run_batch(engine, take))
         return group
 
 

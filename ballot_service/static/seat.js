@@ -41,10 +41,14 @@
  *   RULES §4) or not vote at all (counted 未按). The server still accepts and counts as invalid
  *   an over-voted ballot from any other client, so the rule itself is enforced at tally.
  *
- * Polling: GET /api/terminal/state every 3 s plus 0–1.5 s of random jitter (thousands of
- * tablets poll), backing off up to 30 s while the network fails; no polling while a ballot,
- * the confirmation or a submission is on screen, except a look every 10 s from the ballot
- * screen at whether the vote is still open (startWatch).
+ * Polling: GET /api/terminal/state?wait=<the ETag of the state it shows> every 3 s plus 0–1.5 s
+ * of random jitter (thousands of tablets poll), backing off up to 30 s while the network
+ * fails; no polling while a ballot, the confirmation or a submission is on screen, except a
+ * look every 10 s from the ballot screen at whether the vote is still open (startWatch).
+ * Under `serve` the server holds a `wait` request (a long-poll, no thread held) until the state
+ * changes (at once when a vote opens or closes) or 12 s pass (304: unchanged); the next one is
+ * sent at once when the last was held longer than the poll interval. A server that does not
+ * hold it (plain WSGI) answers at once and the page simply polls on the schedule above.
  */
 (function () {
   "use strict";
@@ -57,6 +61,7 @@
   var KEY_PENDING = "ballotSeat.pending";   // {key, title, body, secret} while a cast is unanswered
   var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
   var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000, WATCH_MS = 10000;
+  var LONG_POLL_TIMEOUT_MS = 40000;  // the server holds a long-poll up to 12 s
   // Screens during which the page does not poll (a ballot is on screen or being sent).
   var QUIET = { ballot: 1, confirm: 1, sending: 1, neterror: 1, setup: 1, loading: 0 };
 
@@ -77,7 +82,9 @@
     clockSkew: 0,      // server time minus local time, from the Date header
     tickTimer: null,
     voteOpen: false,   // the last state had a vote open: no reset offered
-    watchTimer: null   // while a ballot is on screen: is the vote still open?
+    watchTimer: null,  // while a ballot is on screen: is the vote still open?
+    lastState: null,   // the state last shown, and its ETag (what a long-poll waits on)
+    etag: null
   };
 
   // --- small helpers --------------------------------------------------------------------
@@ -122,8 +129,9 @@
     }).then(function (r) {
       var date = Date.parse(r.headers.get("Date") || "");
       if (!isNaN(date)) st.clockSkew = date - Date.now();
+      var etag = (r.headers.get("ETag") || "").replace(/"/g, "");
       return r.json().catch(function () { return null; }).then(function (data) {
-        return { status: r.status, data: data };
+        return { status: r.status, data: data, etag: etag };
       });
     }).finally(function () { if (timer) clearTimeout(timer); });
   }
@@ -265,6 +273,7 @@
   function badCredential() {
     store(KEY_CRED, null);
     st.credential = null;
+    st.lastState = st.etag = null;
     wipeBallot();
     showSetup(S.bad_credential);
   }
@@ -281,8 +290,10 @@
     st.timer = null;
   }
 
-  function ensurePolling() {
-    if (!st.timer && !st.inflight) st.timer = setTimeout(poll, nextDelay());
+  function ensurePolling(since) {
+    // A long-poll the server held longer than the interval: ask again at once.
+    var wait = nextDelay() - (since ? Date.now() - since : 0);
+    if (!st.timer && !st.inflight) st.timer = setTimeout(poll, Math.max(0, wait));
   }
 
   function pollNow() {
@@ -294,20 +305,23 @@
     st.timer = null;
     if (!st.credential || QUIET[st.screen] || st.inflight) return;
     st.inflight = true;
-    var gen = st.gen;
-    api("GET", "/api/terminal/state").then(function (r) {
+    var gen = st.gen, since = Date.now(), held = st.lastState && st.etag ? st.etag : null;
+    var path = "/api/terminal/state" + (held ? "?wait=" + encodeURIComponent(held) : "");
+    api("GET", path, undefined, held ? LONG_POLL_TIMEOUT_MS : STATE_TIMEOUT_MS).then(function (r) {
       if (r.status === 401 || r.status === 403) { st.inflight = false; badCredential(); return null; }
-      if (r.status !== 200 || !r.data) throw new Error("HTTP " + r.status);
+      var unchanged = r.status === 304 && held;
+      if (!unchanged && (r.status !== 200 || !r.data)) throw new Error("HTTP " + r.status);
       st.failures = 0;
       setStatus("");
       if (gen !== st.gen || QUIET[st.screen]) return null; // a check-in or a ballot overtook this answer
-      return route(r.data);
+      if (!unchanged) { st.lastState = r.data; st.etag = r.etag; }
+      return route(st.lastState);
     }).catch(function () {
       st.failures = Math.min(st.failures + 1, 8);
       setStatus(S.offline);
     }).then(function () {
       st.inflight = false;
-      if (st.credential && !QUIET[st.screen]) ensurePolling();
+      if (st.credential && !QUIET[st.screen]) ensurePolling(since);
     });
   }
 

@@ -5,18 +5,20 @@ station's endpoints are station_api.py; a tablet's cast is cast_endpoint.py."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import zlib
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from ballot_service import rules
 from ballot_service.db import read_phase, utcnow
-from ballot_service.domain import election_items, issuance, meetings, tablet_setup, voting
+from ballot_service.domain import election_items, issuance, meetings, seat_state, tablet_setup, voting
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.models import Attendance, Item, Round, Terminal
+from ballot_service.models import Attendance, Item, Member, Round, Terminal
 from ballot_service.vocab import BLIND_CHANNELS
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
@@ -54,39 +56,72 @@ def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:
                       quorum_words=list(rules.quorum_sentence(body_kind, rnd.members, rnd.present)))
 
 
+def _shared_state(db, sitting_id: int) -> dict:
+    """What every tablet of the sitting is told (all but its own name, seat and member), as
+    pre-serialised JSON, with who is checked in at which terminal: built once per state
+    version (seat_state.py), not once per poll."""
+    sitting = get_sitting(db, sitting_id)
+    attendance = attendance_state(db, sitting).as_dict()
+    vote = None
+    voting_now = open_item(db, sitting)
+    if voting_now is not None:
+        rnd = voting.current_round(voting_now)
+        vote = _item_view(voting_now, rnd)
+        # During a vote the tablet shows the 应到/实到 of the vote, as the presiding screen
+        # does (fixed at opening): a late check-in does not make the two disagree.
+        _as_of_vote(attendance, rnd, sitting.body.kind)
+    shared = {"session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
+                          "closed": sitting.status != "open",
+                          "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
+              "attendance": attendance, "vote": vote}
+    members = {tid: json.dumps({"member_no": no, "name": name}, ensure_ascii=False, separators=(",", ":"))
+               for tid, no, name in db.execute(
+                   select(Attendance.terminal_id, Member.member_no, Member.name)
+                   .join(Member, Member.id == Attendance.member_id)
+                   .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                          Attendance.terminal_id.is_not(None)))}
+    return {"json": json.dumps(shared, ensure_ascii=False, separators=(",", ":"))[1:],  # without "{"
+            "members": members, "voting": voting_now is not None, "open": sitting.status == "open"}
+
+
+def _seat_states() -> seat_state.VersionedCache:
+    """This app's cache (one per app: each has its own database)."""
+    ext = current_app.extensions
+    if "seat_states" not in ext:
+        ext["seat_states"] = seat_state.VersionedCache(_shared_state)
+    return ext["seat_states"]
+
+
 @bp.get("/terminal/state")
 @requires("terminal", body=CREDENTIAL)
 def terminal_state():
+    """The tablet's state, with an ETag that changes whenever the answer would: a request whose
+    If-None-Match (or ?wait=) names it gets 304."""
     db = get_db()
     term = g.terminal
     # Tablets poll this: read without SQLite's write lock, so polls never queue behind casts.
     with read_phase(db):
-        sitting = get_sitting(db, term.sitting_id)
-        att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
-                                                 Attendance.terminal_id == term.id,
-                                                 Attendance.status == "present"))
-        vote = None
-        attendance = attendance_state(db, sitting).as_dict()
-        voting_now = open_item(db, sitting)
-        if voting_now is not None:
-            rnd = voting.current_round(voting_now)
-            vote = _item_view(voting_now, rnd)
-            # During a vote the tablet shows the 应到/实到 of the vote, as the presiding screen
-            # does (fixed at opening): a late check-in does not make the two disagree.
-            _as_of_vote(attendance, rnd, sitting.body.kind)
-        body = {"terminal": {"name": term.name, "seat": term.seat},
-                "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
-                            "closed": sitting.status != "open",
-                            "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
-                "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
-                "attendance": attendance, "vote": vote}
-        seen = db.scalar(select(Terminal.last_seen_at).where(Terminal.id == term.id))
+        built = _seat_states().get(db, term.sitting_id, term.body_id)
+        shared = built.value
+        seen = None if shared["voting"] or not shared["open"] else db.scalar(
+            select(Terminal.last_seen_at).where(Terminal.id == term.id))
     # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
-    if voting_now is None and sitting.status == "open" and (
+    if not shared["voting"] and shared["open"] and (
             seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
         tablet_setup.note_seen(db, term.id)
         commit()
-    return jsonify(body)
+    own = '{"terminal":%s,"member":%s,' % (
+        json.dumps({"name": term.name, "seat": term.seat}, ensure_ascii=False, separators=(",", ":")),
+        shared["members"].get(term.id, "null"))
+    if built.version is None:  # changed while it was built: no tag to revalidate with
+        return Response(own + shared["json"], mimetype="application/json")
+    tag = f"{built.version}-{zlib.crc32(own.encode()):08x}"
+    # ?wait=<tag>: the seat page's long-poll (web/asgi.py holds it; under plain WSGI it is a poll)
+    unchanged = request.if_none_match.contains(tag) or request.args.get("wait", "").strip('"') == tag
+    resp = Response(None if unchanged else own + shared["json"], status=304 if unchanged else 200,
+                    mimetype="application/json")
+    resp.set_etag(tag)
+    return resp
 
 
 @bp.get("/terminal/roster-search")

@@ -32,10 +32,9 @@ deferred BEGINs with query_only on: the service's engine begins every transactio
 (the write lock), which readers polling four times a second must not take beside the casts. No transaction is ever held
 across a sleep.
 
-Each open stream holds one server thread (a granian worker's) for up to STREAM_SECONDS, and a
-closed client is noticed at the next write (a change or the ~15 s heartbeat). That is fine for
-the few screens of a hall (`serve --workers 2 --threads 16` = 32 threads); more screens need
-more threads. Streams end after ~5 minutes so the browser reconnects, which also renews the
+Under `serve` the stream is not this generator: web/asgi.py serves it on the event loop, so an
+open screen holds no server thread (this one remains for `serve --dev` and the tests' WSGI
+client, and both share the state endpoint, so the screens' contract is one). Streams end after ~5 minutes so the browser reconnects, which also renews the
 login's idle timer.
 """
 from __future__ import annotations
@@ -78,7 +77,7 @@ RETRY_MS = 1000  # EventSource reconnection delay
 JSON_ENDPOINTS = ("display.state", "display.events")
 
 
-def _verify_url_maker() -> Callable[[str], str]:
+def verify_url_maker() -> Callable[[str], str]:
     """Absolute /verify/<record_id> URLs, built now (inside the request) for use in a stream."""
     placeholder = "RECORDID"
     template = public_url_for("verify_page.verify_record", record_id=placeholder)
@@ -91,13 +90,13 @@ def reader(app: Flask | None = None) -> Session:
     return Session(bind=app.extensions["ballot_read_engine"], expire_on_commit=False)
 
 
-def _state_for(app: Flask, sitting_id: int, verify_url: Callable[[str], str],
+def state_for(app: Flask, sitting_id: int, verify_url: Callable[[str], str],
                cursor: AuditCursor | None = None) -> dict:
     with reader(app) as db:
         return build_state(db, get_sitting(db, sitting_id), verify_url, cursor)
 
 
-def _comparable(state: dict) -> str:
+def comparable(state: dict) -> str:
     """The state without what changes on every build (the clock and the global audit seq)."""
     return json.dumps({k: v for k, v in state.items() if k not in ("now", "seq")}, sort_keys=True,
                       ensure_ascii=False)
@@ -130,7 +129,7 @@ def index():
 @bp.get("/display/<int:sitting_id>")
 @requires(*ROLES, body="sitting_id")
 def screen(sitting_id: int):
-    state = _state_for(current_app._get_current_object(), sitting_id, _verify_url_maker())
+    state = state_for(current_app._get_current_object(), sitting_id, verify_url_maker())
     return render_template("display/screen.html", state=state,
                            state_url=url_for("display.state", sitting_id=sitting_id),
                            events_url=url_for("display.events", sitting_id=sitting_id))
@@ -139,7 +138,7 @@ def screen(sitting_id: int):
 @bp.get("/display/<int:sitting_id>/state")
 @requires(*ROLES, body="sitting_id")
 def state(sitting_id: int):
-    resp = jsonify(_state_for(current_app._get_current_object(), sitting_id, _verify_url_maker()))
+    resp = jsonify(state_for(current_app._get_current_object(), sitting_id, verify_url_maker()))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -151,7 +150,7 @@ def events(sitting_id: int):
     with reader(app) as db:
         get_sitting(db, sitting_id)  # 404 now, not inside the stream
     cfg = app.config
-    stream = event_stream(app, sitting_id, _verify_url_maker(),
+    stream = event_stream(app, sitting_id, verify_url_maker(),
                           poll=cfg.get("DISPLAY_POLL_SECONDS", POLL_SECONDS),
                           heartbeat=cfg.get("DISPLAY_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS),
                           lifetime=cfg.get("DISPLAY_STREAM_SECONDS", STREAM_SECONDS))
@@ -179,9 +178,9 @@ def event_stream(app: Flask, sitting_id: int, verify_url: Callable[[str], str], 
             return
         seq = audit.head_seq(engine)
         if seq != last_seq:
-            state = _state_for(app, sitting_id, verify_url, cursor)
+            state = state_for(app, sitting_id, verify_url, cursor)
             last_seq = seq
-            key = _comparable(state)
+            key = comparable(state)
             if key != last_sent:
                 last_sent, last_write = key, now
                 data = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
@@ -189,9 +188,9 @@ def event_stream(app: Flask, sitting_id: int, verify_url: Callable[[str], str], 
                 continue
         if now - last_write >= heartbeat:
             last_write = now
-            yield f": heartbeat\nevent: ping\ndata: {{\"at\": \"{_now_iso()}\"}}\n\n"
+            yield f": heartbeat\nevent: ping\ndata: {{\"at\": \"{now_iso()}\"}}\n\n"
         time.sleep(poll)
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
