@@ -13,6 +13,7 @@ from typing import Collection, Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.rules import MARKS, RuleError, check_marks, select_top
+from ballot_service.vocab import Office
 
 OFFICES = ("principal", "vice", "committee_member", "deputy_higher")
 OFFICE_NAMES = {"principal": "正职", "vice": "副职", "committee_member": "常委会委员",
@@ -46,14 +47,14 @@ def candidate_range(office: str, seats: int, *, by_election: bool = False,
     _positive(seats=seats)
     if by_election:  # 补选 may be 等额 or 差额 (art. 30); RULES.md sets no upper limit
         return seats, None, "组织法第三十条"
-    if office == "principal":
+    if office == Office.PRINCIPAL:
         # one more than seats; 等额 allowed when only one person is nominated (art. 27)
         if nominees == 1 and seats == 1:
             return 1, 1, "组织法第二十七条"
         return seats + 1, seats + 1, "组织法第二十七条"
-    if office == "vice":
+    if office == Office.VICE:
         return seats + 1, seats + 3, "组织法第二十七条"
-    if office == "committee_member":
+    if office == Office.COMMITTEE_MEMBER:
         # a tenth to a fifth more: ceil(k/10) <= extra <= max(ceil(k/10), floor(k/5))
         lo = (seats + 9) // 10
         return seats + lo, seats + max(lo, seats // 5), "组织法第二十七条"
@@ -68,7 +69,7 @@ def check_slate(office: str, seats: int, nominees: int, *, by_election: bool = F
     """ok / preliminary (预选 needed) / refused (too few, naming the article)."""
     _non_negative(nominees=nominees)
     lo, hi, article = candidate_range(office, seats, by_election=by_election, nominees=nominees)
-    if another and office in ("vice", "committee_member") and not by_election:
+    if another and office in (Office.VICE, Office.COMMITTEE_MEMBER) and not by_election:
         article += "、第二十九条第三款"  # the same 差额 applies to a 另行选举 of 副职 and 委员
     name = OFFICE_NAMES[office]
     span = f"{lo}" if hi == lo else (f"{lo}–{hi}" if hi is not None else f"{lo} or more")

@@ -11,6 +11,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.rules import Rule, RuleError, check_marks
+from ballot_service.vocab import Majority
 
 # §5.5 default options, best first; a locality may use others (e.g. COMPETENCE_OPTIONS).
 SATISFACTION_OPTIONS = ("satisfied", "basically_satisfied", "dissatisfied")
@@ -45,7 +46,7 @@ def check_options(options: Sequence[str]) -> tuple[str, ...]:
 
 def check_rule(rule: Rule) -> Rule:
     """§5.5 allows the base options of §5.1 (members, present, valid) but only 过半数."""
-    if rule.majority != "half":
+    if rule.majority != Majority.HALF:
         raise RuleError("an evaluation grades by more than half of its base (RULES.md §5.5); "
                         f"majority {rule.majority!r} does not apply")
     return rule
