@@ -73,6 +73,7 @@ from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Item, Round, Sitting, random_id
+from ballot_service.vocab import Channel, ItemKind, RoundStatus
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:
     """A genuine ballot of a round that is not open now: (reason, message, where it is counted).
     `late` if its round is still its item's current round, `wrong_round` if a later round (a
     runoff) replaced it."""
-    if status == "pending":  # not opened yet: no Refusal rows on it
+    if status == RoundStatus.PENDING:  # not opened yet: no Refusal rows on it
         return "late", "表决尚未开始 the vote has not opened yet; this ballot was not counted", _SITTING_VOTE
     latest = db.scalar(select(Round.number).where(Round.item_id == facts.item_id)
                        .order_by(Round.number.desc()).limit(1))
@@ -294,9 +295,9 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
             rounds[key] = None
             return None
         facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
-                           evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None,
+                           evaluation_items.option_keys(row.options) if row.kind == ItemKind.EVALUATION else None,
                            row.stage)
-        if row.status != "pending":  # a draft's round may still be edited or deleted
+        if row.status != RoundStatus.PENDING:  # a draft's round may still be edited or deleted
             round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:
@@ -327,7 +328,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
         refuse(count_on, reason, message)
     if channel != facts.channel:
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot")
-    if channel == "paper":
+    if channel == Channel.PAPER:
         try:
             paper_ballots.check_paper_serial(db, serial, facts)
         except ballots.BallotRefused as exc:
@@ -339,9 +340,9 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
 
     if serial in stored:  # stored before, or earlier in this batch
         existing_digest, existing_receipt, existing_retry = stored[serial]
-        same = existing_retry == job.retry_hash if channel == "terminal" else existing_digest == digest
-        if same and (channel != "terminal" or existing_retry is not None):
-            if channel == "paper":  # 重复扫描: counted apart, in neither 收回 nor 拒收
+        same = existing_retry == job.retry_hash if channel == Channel.TERMINAL else existing_digest == digest
+        if same and (channel != Channel.TERMINAL or existing_retry is not None):
+            if channel == Channel.PAPER:  # 重复扫描: counted apart, in neither 收回 nor 拒收
                 conn.execute(_RESCANNED, {"round_id": facts.id})
                 events.append((sitting.body_id, "paper_rescanned", {"round_id": facts.id}))  # no serial: no scan order
             job.result = Receipt(serial, receipt_code(existing_receipt), True)

@@ -39,6 +39,7 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
+from ballot_service.vocab import Channel, RoundStatus
 
 ANNOUNCE_EVENT = "round_key_announced"
 
@@ -95,7 +96,8 @@ def _open_round_of_terminal(db: Session, terminal_id: int, round_ref: str):
     row = db.execute(
         select(Issuance, Round, Item).join(Round, Round.id == Issuance.round_id)
         .join(Item, Item.id == Round.item_id)
-        .where(Issuance.terminal_id == terminal_id, Round.status == "open", Item.channel == "terminal")).first()
+        .where(Issuance.terminal_id == terminal_id, Round.status == RoundStatus.OPEN,
+               Item.channel == Channel.TERMINAL)).first()
     if row is None:
         raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
     issuance, rnd, item = row
@@ -153,7 +155,7 @@ def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> d
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("a replacement needs a reason", where="reason", zh="补发选票须说明理由")
     rnd = item.rounds[-1] if item.rounds else None
-    if rnd is None or rnd.status != "open" or item.channel != "terminal":
+    if rnd is None or rnd.status != RoundStatus.OPEN or item.channel != Channel.TERMINAL:
         raise Conflict("a replacement ballot is only for an open terminal vote", where="item",
                        zh="只有进行中的电子表决才能补发选票")
     member = db.scalar(select(Member).where(Member.body_id == item.sitting.body_id, Member.member_no == member_no))

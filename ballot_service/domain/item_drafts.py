@@ -12,13 +12,13 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import check_item, require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, MarkRule, RoundStatus
 
 
 def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Round:
     require_open(db, item.sitting, doing_zh, doing_en)
     rounds = list(item.rounds)
-    if item.status != "draft" or len(rounds) != 1 or rounds[0].status != "pending":
+    if item.status != ItemStatus.DRAFT or len(rounds) != 1 or rounds[0].status != RoundStatus.PENDING:
         raise Conflict(f"{item.title}: its vote has started, so it can no longer be {doing_en}",
                        where="item", zh=f"《{item.title}》已开始表决，不能再{doing_zh}")
     printed = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == rounds[0].id))
@@ -38,8 +38,8 @@ def _event_data(item: Item) -> dict:
 
 
 def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candidates: list[dict] | None = None,
-              places: int | None = None, base: str = "members", majority: str = "half", secret: bool = True,
-              channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
+              places: int | None = None, base: str = Base.MEMBERS, majority: str = Majority.HALF, secret: bool = True,
+              channel: str = Channel.TERMINAL, time_limit_s: int | None = None, mark_rule: str = MarkRule.ANY,
               options: list[dict] | None = None, grading: dict | None = None) -> Item:
     """Replace everything about a draft item (as create_item checks it); its id stays."""
     rnd = _require_draft(db, item, "修改", "edited")

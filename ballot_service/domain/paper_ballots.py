@@ -22,7 +22,7 @@ from ballot_service.formats.ballots import (
 )
 from ballot_service.models import Item, PaperBallot, Round
 from ballot_service.numbers import is_int
-from ballot_service.vocab import status_name
+from ballot_service.vocab import Channel, RoundStatus, status_name
 
 
 def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
@@ -36,11 +36,11 @@ def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
 def _check_printable(item: Item, round_: Round) -> None:
     if round_.item_id != item.id:
         raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round")
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         # A printed ballot of a tablet vote could be cast from any tablet as an extra vote.
         raise InvalidInput(f"{item.title} is voted on the seat tablets: no paper ballots are printed for it",
                            where="item", zh=f"《{item.title}》使用电子表决器表决，不能印制纸质选票")
-    if round_.status not in ("pending", "open"):
+    if round_.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
         zh, en = status_name(round_.status)
         raise Conflict(f"round {round_.number} of item {item.id} is {en}; "
                        f"ballots can only be printed before or during its vote", where="round",

@@ -23,6 +23,7 @@ from ballot_service.formats.ballots import MAX_PAPER_BATCH, serial_short, token_
 from ballot_service.models import PrintJob, Round
 from ballot_service.render.fonts import find_font
 from ballot_service.render.paper import BallotLayout, next_batch_prefix, write_ballot_pdfs
+from ballot_service.vocab import Channel
 
 
 def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, round_no: int | None = None,
@@ -68,7 +69,7 @@ def check_printable(db: Session, item_id: int, count: int) -> None:
     if not 1 <= count <= MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count",
                            zh=f"张数须在 1 到 {MAX_PAPER_BATCH} 之间")
-    if get_item(db, item_id).channel != "paper":
+    if get_item(db, item_id).channel != Channel.PAPER:
         raise InvalidInput("this item is not voted on paper", where="item", zh="该事项不使用纸质选票")
 
 

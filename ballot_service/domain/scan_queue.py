@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.errors import Conflict
 from ballot_service.models import Item, Round, ScannedPage
+from ballot_service.vocab import Channel
 
 PENDING = ("queued", "waiting")   # queued: for two tellers; waiting: for the 总监票人
 
@@ -21,7 +22,7 @@ def pending_pages(db: Session, item: Item, rnd: Round) -> int:
 
 
 def require_none_pending(db: Session, item: Item, rnd: Round, action: str, action_zh: str) -> None:
-    if item.channel != "paper":
+    if item.channel != Channel.PAPER:
         return
     n = pending_pages(db, item, rnd)
     if n:

@@ -27,7 +27,7 @@ from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Round, ScannedPage
 from ballot_service.scan import omr
 from ballot_service.scan.pages import iter_pages
-from ballot_service.vocab import MarkRule
+from ballot_service.vocab import Channel, MarkRule
 
 NOT_ASKED_MARK = "not the asked-for mark ○"
 CENTRE_MAX = 1.0   # mm² of dark ink in a box's middle third: more is a √, × or fill, not a ○
@@ -100,7 +100,7 @@ def submit_marks(db: Session, settings: Settings, sitting, qr_text: str, marks: 
     Commits on SQLite (group commit); elsewhere the caller commits."""
     try:
         receipt = intake.accept(db, settings, intake.SittingRef(sitting.id, sitting.body_id), qr_text, marks,
-                                channel="paper")
+                                channel=Channel.PAPER)
     except ballots.BallotRefused as exc:
         return "refused", f"{exc.reason}: {exc.message}", None
     except BallotError as exc:

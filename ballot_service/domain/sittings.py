@@ -15,7 +15,17 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ItemKind, MarkRule, values
+from ballot_service.vocab import (
+    Base,
+    Channel,
+    ItemKind,
+    ItemStatus,
+    Majority,
+    MarkRule,
+    RoundStatus,
+    SittingStatus,
+    values,
+)
 
 MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
 
@@ -116,7 +126,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     # Lock the row: a concurrent open, check-in or item creation (which hold it shared) either
     # commits first, or sees the session closed.
     db.refresh(sitting, with_for_update=True)
-    if sitting.status != "open":
+    if sitting.status != SittingStatus.OPEN:
         when = f" at {sitting.closed_at.isoformat(timespec='seconds')}" if sitting.closed_at else ""
         raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
                        f"closing it again changes nothing.", where="session")
@@ -157,7 +167,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         # Nothing changes (a tablet checking in again after a reload): write nothing, so no
         # event with a member's name lands in the audit chain between the casts.
         return att
-    open_secret = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open",
+    open_secret = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == ItemStatus.OPEN,
                                                Item.secret.is_(True)))
     if open_secret is not None and att is not None and att.status == "present":
         if status == "present":
@@ -223,8 +233,8 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
 
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
-                base: str = "members", majority: str = "half", secret: bool = True,
-                channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
+                base: str = Base.MEMBERS, majority: str = Majority.HALF, secret: bool = True,
+                channel: str = Channel.TERMINAL, time_limit_s: int | None = None, mark_rule: str = MarkRule.ANY,
                 options: list[dict] | None = None, grading: dict | None = None,
                 office: str | None = None, by_election: bool = False, rule_given: bool = False) -> Item:
     """Create a vote item. Validates everything a tally will later rely on. `options` and
@@ -249,7 +259,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
-    item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status="pending", stage=stage)]
+    item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status=RoundStatus.PENDING, stage=stage)]
     db.add(item)
     db.flush()
     audit.append(db, "item_created", {
@@ -258,14 +268,14 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
         "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],
                                             **({"office": c["office"]} if c.get("office") else {})}
                                            for c in candidates],
-        **({"options": options} if kind == "evaluation" else {}),
+        **({"options": options} if kind == ItemKind.EVALUATION else {}),
         **({"office": office, "by_election": by_election, "stage": stage} if stage else {})},
         sitting_id=sitting.id)
     return item
 
 
 def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,
-               channel, time_limit_s, mark_rule: str = "any", options=None, grading=None,
+               channel, time_limit_s, mark_rule: str = MarkRule.ANY, options=None, grading=None,
                item_id: int | None = None) -> tuple:
     """Everything create_item checks (also for an edit before opening, item_drafts.edit_item):
     the cleaned (key, title, candidates, places, candidate keys, (options, grading, the
@@ -273,7 +283,7 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
                            zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
-    if channel not in ("terminal", "paper", "tally_sheet"):
+    if channel not in (Channel.TERMINAL, Channel.PAPER, Channel.TALLY_SHEET):
         raise InvalidInput(f"channel must be terminal, paper or tally_sheet, not {channel!r}", where="channel",
                            zh=f"渠道须为 terminal（表决器）、paper（纸质票）或 tally_sheet（计票单），不能是 {channel!r}")
     rule = rules.Rule(base, majority) if base in rules.BASES and majority in rules.MAJORITIES else None
@@ -296,7 +306,7 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
     if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key, Item.id != (item_id or 0))):
         raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
                        zh=f"本次会议已有编号为“{key}”的表决事项")
-    if kind == "resolution":
+    if kind == ItemKind.RESOLUTION:
         if candidates:
             raise InvalidInput("a resolution has no candidates: its one candidate is the motion",
                                where="candidates", zh="决议表决不设候选项：表决对象就是决议本身")
@@ -314,17 +324,17 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
         if keys.count(c["key"]) > 1:
             raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key",
                                zh=f"候选编号“{c['key']}”重复")
-    if kind == "livelihood_projects":
+    if kind == ItemKind.LIVELIHOOD:
         if not is_int(places) or places < 1:
             raise InvalidInput("places (k) must be a whole number >= 1", where="places",
                                zh="应选数 k 须为不小于 1 的整数")
         if places > len(candidates):
             raise InvalidInput(f"places ({places}) exceeds the number of candidates ({len(candidates)})",
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
-    elif kind == "appointment":
+    elif kind == ItemKind.APPOINTMENT:
         places = None
     scale = (None, None, {})
-    if kind == "evaluation":
+    if kind == ItemKind.EVALUATION:
         if places is not None:
             raise InvalidInput("an evaluation rates every subject: it has no places", where="places",
                                zh="满意度测评对每个对象分别测评，不设应选数")
@@ -358,7 +368,7 @@ def _clean_candidate(c, i: int, kind: str) -> dict:
         out["description"] = description
     office = names.check_name(c.get("office"), what="proposed office", required=False,
                               where=f"candidates[{i}].office", max_len=names.CANDIDATE_OFFICE)
-    if office and kind != "appointment":
+    if office and kind != ItemKind.APPOINTMENT:
         raise InvalidInput("only a nominee of an appointment item has a proposed office", where=f"candidates[{i}].office",
                            zh="只有任职票决的被提名人才填写拟任职务")
     if office:
@@ -368,12 +378,12 @@ def _clean_candidate(c, i: int, kind: str) -> dict:
 
 def has_result(item: Item) -> bool:
     """A round of the item has been tallied (or found without quorum): there is a result to show."""
-    return any(r.status == "tallied" and r.result for r in item.rounds)
+    return any(r.status == RoundStatus.TALLIED and r.result for r in item.rounds)
 
 
 def open_item(db: Session, sitting: Sitting) -> Item | None:
     """The sitting's open vote, if any (at most one is open at a time)."""
-    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open")
+    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == ItemStatus.OPEN)
                      .order_by(Item.position).limit(1))
 
 

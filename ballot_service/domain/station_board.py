@@ -23,6 +23,7 @@ from ballot_service.models import (
     TallySheet,
     Terminal,
 )
+from ballot_service.vocab import Channel, RoundStatus
 
 
 def _current(item: Item) -> Round | None:
@@ -60,7 +61,7 @@ def board(db: Session, sitting: Sitting) -> dict:
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
                                                Item.channel.in_(("paper", "tally_sheet")))
                             .order_by(Item.position, Item.id)))
-    out = [item_board(db, it, rnd) if it.channel == "paper" else sheet_board(db, it, rnd)
+    out = [item_board(db, it, rnd) if it.channel == Channel.PAPER else sheet_board(db, it, rnd)
            for it in items if (rnd := _current(it)) is not None]
     unread = db.scalar(select(func.count()).select_from(ScannedPage).where(
         ScannedPage.sitting_id == sitting.id, ScannedPage.round_id.is_(None),
@@ -104,14 +105,14 @@ def count_report(db: Session, sitting: Sitting) -> dict:
         rnd = _current(it)
         if rnd is None:
             continue
-        if rnd.result and rnd.status == "tallied":
+        if rnd.result and rnd.status == RoundStatus.TALLIED:
             r = rnd.result
             row = {k: r.get(k, 0) for k in ("issued", "returned", "valid", "invalid", "refused", "rescanned")}
             row["pending"] = 0
             titles = {c.key: c.title for c in it.candidates}
             row["candidates_count"] = [{"title": titles.get(c["key"], c["key"]), **{m: c[m] for m in
                                         ("for", "against", "abstain", "void")}} for c in r["candidates"]]
-        elif it.channel == "paper":
+        elif it.channel == Channel.PAPER:
             row = {k: v for k, v in item_board(db, it, rnd).items()
                    if k in ("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending")}
         else:

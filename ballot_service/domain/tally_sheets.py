@@ -13,7 +13,7 @@ from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
-from ballot_service.vocab import TellerRole, label_pair
+from ballot_service.vocab import ItemKind, TellerRole, label_pair
 
 
 def teller_of(station: Terminal | None) -> tuple[str, str]:
@@ -31,7 +31,7 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     sitting = item.sitting
     holder, role = teller_of(station)
     sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys), present=rnd.present,
-                                options=evaluation_items.option_keys(item.options) if item.kind == "evaluation"
+                                options=evaluation_items.option_keys(item.options) if item.kind == ItemKind.EVALUATION
                                 else None)
     existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id).with_for_update())
     teller = {"teller": holder, "teller_role": role, "terminal_id": station.id}

@@ -35,7 +35,7 @@ from ballot_service.models import (
     Terminal,
 )
 from ballot_service.numbers import is_int
-from ballot_service.vocab import status_name
+from ballot_service.vocab import Channel, ItemStatus, RoundStatus, status_name
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -60,7 +60,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     # to commit (and then refuses, the vote being open), or this opening sees the close.
     require_open(db, sitting, "开始表决", "opening a vote")
     rnd = current_round(item)
-    if rnd.status != "pending":
+    if rnd.status != RoundStatus.PENDING:
         zh, en = status_name(rnd.status)
         raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a round not started yet can be opened",
                        where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}，不能开始表决")
@@ -87,12 +87,12 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     rnd.status, rnd.opened_at = "open", now
     if item.time_limit_s:
         rnd.closes_at = now + dt.timedelta(seconds=item.time_limit_s)
-    item.status = "open"
+    item.status = ItemStatus.OPEN
     _claim_open_slot(db, item)
     for reason in REFUSAL_REASONS:
         db.add(Refusal(round_id=rnd.id, reason=reason, count=0))
     issued = 0
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         db.flush()
         issuance.start_round_key(db, settings, item, rnd)  # announced before any issuance
         issued = _make_eligible(db, item, rnd)
@@ -101,7 +101,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
-        "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == "terminal" else None,
+        "eligible_electronic": issued, "round_ref": rnd.ref if item.channel == Channel.TERMINAL else None,
         "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
         **({"tablets_override": override} if override else {}),
         **({"stage": rnd.stage} if rnd.stage else {})},
@@ -112,7 +112,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
 def _tablets_override(db: Session, item: Item, reason: str | None) -> dict | None:
     """None when every present member has a ready tablet (or the vote is not on tablets);
     else the typed reason with the figures, or a refusal naming who is not ready."""
-    if item.channel != "terminal":
+    if item.channel != Channel.TERMINAL:
         return None
     ready = tablet_setup.readiness(db, item.sitting)
     if ready.ready == ready.present:
@@ -146,7 +146,7 @@ def record_quorum_not_met(db: Session, item: Item) -> dict:
     """The secretariat gives up opening the item for lack of quorum: its round is decided as
     quorum_not_met. Refused once the round has opened, or while the quorum is met."""
     rnd = current_round(item)
-    if rnd.status != "pending":
+    if rnd.status != RoundStatus.PENDING:
         raise Conflict("only a round that has not opened can be recorded as quorum_not_met", where="item",
                        zh="只有尚未开始的表决才能记录为不足法定人数")
     state = attendance_state(db, item.sitting)
@@ -182,10 +182,10 @@ def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
 
 
 def issued_count(db: Session, item: Item, rnd: Round) -> int:
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         # I = blind signatures actually issued (first ballots and replacements)
         return db.scalar(select(func.coalesce(func.sum(Issuance.issued), 0)).where(Issuance.round_id == rnd.id)) or 0
-    if item.channel == "paper":
+    if item.channel == Channel.PAPER:
         return db.scalar(select(func.count()).select_from(PaperBallot).where(
             PaperBallot.round_id == rnd.id, PaperBallot.handed_out.is_(True))) or 0
     return 0  # tally sheet: the tellers' figure, taken at tally
@@ -194,7 +194,7 @@ def issued_count(db: Session, item: Item, rnd: Round) -> int:
 def close_round(db: Session, settings: Settings, item: Item) -> Round:
     """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
     rnd = current_round(item)
-    if rnd.status != "open":
+    if rnd.status != RoundStatus.OPEN:
         raise Conflict(f"round {rnd.number} of {item.title} is not open", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮不在表决中，无法结束表决")
     scan_queue.require_none_pending(db, item, rnd, "close the vote", "结束表决")
@@ -202,7 +202,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = "closed", utcnow()
     rnd.issued = issued_count(db, item, rnd)
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         issuance.forget_round_key(rnd)  # the private key does not survive the close
     item.status = "closed"
     accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt)
@@ -215,7 +215,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     closed = {"item_id": item.id, "round": rnd.number, "round_id": rnd.id, "issued": rnd.issued, "returned": returned, "refused": refused,
               "ballots_commitment": ballots_commitment((c.serial, c.submission_digest, c.member_id) for c in accepted),
               "receipts_commitment": receipts_commitment(c.receipt for c in accepted)}
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         closed["blind_signatures"] = rnd.issued
         closed["replacements"] = rnd.replacements or 0
     audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
@@ -241,7 +241,7 @@ def extend_round(db: Session, item: Item, minutes: int) -> Round:
         raise InvalidInput(f"minutes must be a whole number from 1 to {MAX_EXTENSION_MINUTES}", where="minutes",
                            zh=f"延长时间须为 1 到 {MAX_EXTENSION_MINUTES} 分钟的整数")
     rnd = current_round(item)
-    if rnd.status != "open":
+    if rnd.status != RoundStatus.OPEN:
         zh, en = status_name(rnd.status)
         raise Conflict(f"{item.title}: round {rnd.number} is {en}; only an open vote can be extended", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮{zh}：只有进行中的表决可以延长时间")
