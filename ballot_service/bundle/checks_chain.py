@@ -17,6 +17,7 @@ from ballot_service.bundle.readers import read_checkpoints, read_lines
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import audit
 from ballot_service.numbers import is_int
+from ballot_service.vocab import Channel
 
 
 @dataclass
@@ -200,7 +201,7 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
             still_open(seq, session_of_item(d), "a vote opening")
             if kind == "vote_opened":
                 x.opened[(d.get("item_id"), d.get("round"))] = d
-                if d.get("channel") == "terminal" and not any(
+                if d.get("channel") == Channel.TERMINAL and not any(
                         a.get("item_id") == d.get("item_id") and a.get("round") == d.get("round")
                         for _, a in x.round_keys.values()):
                     fail(f"event {seq} opens a terminal vote whose round key was not announced before it",

@@ -36,6 +36,7 @@ from ballot_service.models import (
     Sitting,
     TallySheet,
 )
+from ballot_service.vocab import Channel, RoundStatus
 
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -157,12 +158,12 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                                            Cast.receipt).where(Cast.round_id == rnd.id)).all())
             sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
             ballots_file = receipts_file = None
-            if rnd.status != "pending" and item.channel != "tally_sheet":
+            if rnd.status != RoundStatus.PENDING and item.channel != Channel.TALLY_SHEET:
                 ballots_file = layout.ballots_file(stems[item.id], rnd.number)
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
                 receipts_file = layout.receipts_file(stems[item.id], rnd.number)
                 _write_receipts(out / receipts_file, [c.receipt for c in casts])
-            blind = item.channel == "terminal" and rnd.blind_public_key is not None
+            blind = item.channel == Channel.TERMINAL and rnd.blind_public_key is not None
             round_key_file = layout.round_key_file(rnd.ref) if blind else None
             if blind:
                 (out / layout.ROUND_KEYS_DIR).mkdir(exist_ok=True)

@@ -35,7 +35,7 @@ from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import serial_short, token_to_text
 from ballot_service.render import qr
 from ballot_service.render.fonts import find_font
-from ballot_service.vocab import BALLOT_HEADINGS, ItemKind
+from ballot_service.vocab import BALLOT_HEADINGS, ElectionStage, ItemKind
 
 PAGES_PER_FILE = 500
 MAX_CANDIDATES_PER_PAGE = 32
@@ -68,7 +68,8 @@ class BallotLayout:
         places = round_.places if round_.places is not None else item.places
         marks = {"marks": tuple((o["key"], o["title"]) for o in item.options)} \
             if item.kind == ItemKind.EVALUATION and item.options else {}
-        written = places if item.kind == ItemKind.ELECTION and round_.stage in ("first", "another") else 0
+        writes_in = item.kind == ItemKind.ELECTION and round_.stage in (ElectionStage.FIRST, ElectionStage.ANOTHER)
+        written = places if writes_in else 0
         return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
                    kind=item.kind, round_number=round_.number, candidates=tuple(titles.get(k, k) for k in keys),
                    places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret),
