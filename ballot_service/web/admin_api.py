@@ -25,6 +25,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
+from ballot_service.vocab import Channel
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -363,7 +364,7 @@ def item_paper_ballots(item_id: int):
     count = field(data, "count", int)
     if not 1 <= count <= MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count")
-    if item.channel != "paper":
+    if item.channel != Channel.PAPER:
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id")
     key = keys.body_signing_key(settings(), item.sitting.body_id)
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)

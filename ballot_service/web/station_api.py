@@ -12,6 +12,7 @@ from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, Round, Terminal
+from ballot_service.vocab import Channel, RoundStatus
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -85,7 +86,7 @@ def station_hand_out():
                              round_no=this.number)
         rnd = this
         serials.append(payload["serial"])
-    if rnd.status not in ("pending", "open"):
+    if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
         raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots")
     count = paper_ballots.hand_out(db, serials, rnd)
     commit()
@@ -106,10 +107,10 @@ def station_tally_sheet():
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("no such item in this session", where="item_id")
     election_items.refuse_candidate_teller(db, item, g.terminal.id)
-    if item.channel != "tally_sheet":
+    if item.channel != Channel.TALLY_SHEET:
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id")
     rnd = voting.current_round(item)
-    if rnd.status != "closed":
+    if rnd.status != RoundStatus.CLOSED:
         raise Conflict("close the vote before entering the tally sheet", where="item_id")
     state = tally_sheets.enter(db, item, rnd, db.get(Terminal, g.terminal.id), field(data, "sheet", dict))
     commit()

@@ -17,6 +17,7 @@ from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round, Terminal
+from ballot_service.vocab import Channel, ItemKind, SittingStatus
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -37,12 +38,12 @@ def _item_view(item: Item, rnd: Round) -> dict:
     cands = {c.key: c for c in item.candidates}
     return {"item_id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
             "secret": item.secret, "round": rnd.number, "places": rnd.places,
-            "round_ref": rnd.ref if item.channel == "terminal" else None,
+            "round_ref": rnd.ref if item.channel == Channel.TERMINAL else None,
             "key_fingerprint": rnd.blind_key_fingerprint,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
                             "office": cands[k].office} for k in rnd.candidate_keys],
-            **({"options": item.options} if item.kind == "evaluation" else {}),
+            **({"options": item.options} if item.kind == ItemKind.EVALUATION else {}),
             **({"write_in": election_items.write_in_policy(item, rnd), "stage": rnd.stage}
                if election_items.is_election(item) else {})}
 
@@ -75,13 +76,13 @@ def terminal_state():
             _as_of_vote(attendance, rnd, sitting.body.kind)
         body = {"terminal": {"name": term.name, "seat": term.seat},
                 "session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
-                            "closed": sitting.status != "open",
+                            "closed": sitting.status != SittingStatus.OPEN,
                             "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
                 "member": {"member_no": att.member.member_no, "name": att.member.name} if att else None,
                 "attendance": attendance, "vote": vote}
         seen = db.scalar(select(Terminal.last_seen_at).where(Terminal.id == term.id))
     # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
-    if voting_now is None and sitting.status == "open" and (
+    if voting_now is None and sitting.status == SittingStatus.OPEN and (
             seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
         tablet_setup.note_seen(db, term.id)
         commit()
@@ -127,7 +128,7 @@ def terminal_round_key():
     with read_phase(db):
         sitting = get_sitting(db, g.terminal.sitting_id)
         item = open_item(db, sitting)
-        if item is None or item.channel != "terminal":
+        if item is None or item.channel != Channel.TERMINAL:
             raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
         body = issuance.announcement(db, voting.current_round(item))
     return jsonify(body)

@@ -16,6 +16,7 @@ from ballot_service.domain.sittings import attendance_state, create_item, get_it
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
+from ballot_service.vocab import Channel, ItemKind, ItemStatus, RoundStatus
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -29,16 +30,16 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
     """One candidate per line: `名称`, `名称 | 说明`, or `编号 | 名称 | 说明` (the 说明 may be
     empty). Two parts are always name and description — never key and name — so a project's
     description is never read as its title; a key not given is generated (P01, P02… / N01…)."""
-    if kind == "resolution":
+    if kind == ItemKind.RESOLUTION:
         if text.strip():
             raise InvalidInput(t("决议表决只有一个表决事项（即标题），不填候选项",
                                  "a resolution is voted as a whole (its title): leave the candidates empty"),
                                where="candidates")
         return []
-    if kind == "appointment":
+    if kind == ItemKind.APPOINTMENT:
         return _parse_nominees(text)
     out = []
-    prefix = "P" if kind in ("livelihood_projects", "evaluation") else "N"
+    prefix = "P" if kind in (ItemKind.LIVELIHOOD, ItemKind.EVALUATION) else "N"
     for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
         if not line:
             continue
@@ -86,11 +87,11 @@ def item_fields(form, default_key: str) -> dict:
     return {"key": form.get("key", "").strip() or default_key, "kind": kind,
             "title": form.get("title", "").strip(),
             "candidates": parse_candidates(form.get("candidates", ""), kind) or None,
-            "places": form_int(form, "places", required=kind in ("livelihood_projects", "election")),
+            "places": form_int(form, "places", required=kind in (ItemKind.LIVELIHOOD, ItemKind.ELECTION)),
             "base": form.get("base", "members"), "majority": form.get("majority", "half"),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
             "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
-            **(_evaluation_scale(form) if kind == "evaluation" else {})}
+            **(_evaluation_scale(form) if kind == ItemKind.EVALUATION else {})}
 
 
 def _election_fields(form) -> dict:
@@ -116,7 +117,7 @@ def item_form(sitting_id: int):
         sitting = get_sitting(db, sitting_id)
         # 编号 is optional on the form: the secretariat names items by their titles.
         return create_item(db, sitting, **item_fields(form, f"item-{len(sitting.items) + 1:02d}"),
-                           **(_election_fields(form) if form.get("kind") == "election" else {}))
+                           **(_election_fields(form) if form.get("kind") == ItemKind.ELECTION else {}))
 
     # A refusal shows the sitting page again with everything typed kept, the form open.
     resp, item = run_action(create_from_form, t("已添加表决事项。", "Vote item added."), "",
@@ -132,7 +133,7 @@ def item_progress(db, item) -> dict:
             "not_voted": missing["count"], "not_voted_names": missing["names"],
             "issued": rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd),
             "returned": returned, "present": rnd.present, "members": rnd.members,
-            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None}
+            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == RoundStatus.OPEN else None}
 
 
 @bp.get("/console/items/<int:item_id>")
@@ -148,7 +149,7 @@ def render_item_page(db, item_id: int, edit_form=None):
     result = tally.results_for_items([item])[0] if any(r.result for r in item.rounds) else None
     content = json.loads(rec.body_json) if rec else None
     paper = None
-    if item.channel == "paper":
+    if item.channel == Channel.PAPER:
         paper = paper_counts(db, voting.current_round(item))
         paper["files"] = sorted(p.name for p in Path(settings().ballots_dir).glob(f"item{item.id}-round*.pdf"))
     return render_template("console/item.html", item=item, sitting=item.sitting, progress=item_progress(db, item),
@@ -157,18 +158,18 @@ def render_item_page(db, item_id: int, edit_form=None):
                            titles={c.key: c.label for c in item.candidates}, paper=paper,
                            state=attendance_state(db, item.sitting),
                            ready=tablet_setup.readiness(db, item.sitting)
-                           if item.channel == "terminal" and item.status == "draft" else None,
+                           if item.channel == Channel.TERMINAL and item.status == ItemStatus.DRAFT else None,
                            edit_form=edit_form or draft_form(item), kinds=vocab.labels_of(vocab.ItemKind),
                            bases=rules.BASES, majorities=rules.MAJORITIES,
                            open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
-                           if item.kind == "livelihood_projects" else [])
+                           if item.kind == ItemKind.LIVELIHOOD else [])
 
 
 def draft_form(item) -> dict:
     """An item as the 修改 form shows it (the fields of item_fields, candidates one per line)."""
-    if item.kind == "resolution":
+    if item.kind == ItemKind.RESOLUTION:
         lines = []
-    elif item.kind == "appointment":
+    elif item.kind == ItemKind.APPOINTMENT:
         lines = [f"{c.key} | {c.title} | {c.office or ''}" for c in item.candidates]
     else:
         lines = [f"{c.key} | {c.title} | {c.description or ''}" for c in item.candidates]
@@ -176,7 +177,7 @@ def draft_form(item) -> dict:
             "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
             "secret": "1" if item.secret else "0", "channel": item.channel,
             "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule,
-            **(_evaluation_form(item) if item.kind == "evaluation" else {})}
+            **(_evaluation_form(item) if item.kind == ItemKind.EVALUATION else {})}
 
 
 def _evaluation_form(item) -> dict:

@@ -13,7 +13,7 @@ from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import Channel, ElectionStage, ItemKind, ItemStatus, RoundStatus
 
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
@@ -104,14 +104,14 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
     if item is None:
         return "checkin", None
     rnd = voting.current_round(item)
-    if item.status == "closed" or rnd.status == "closed":
+    if item.status == "closed" or rnd.status == RoundStatus.CLOSED:
         return "counting", item
     if has_result(item):
         # The hall sees a result only when the secretariat publishes it (公布); until then the
         # screen says the count is done and the result is awaited, with no figure of any choice.
         # A tie at the cut-off is the exception: the hall must see it to vote again (there is
         # no record to publish before the runoff decides the item).
-        if item.status == "runoff_pending" or published(db, item):
+        if item.status == ItemStatus.RUNOFF_PENDING or published(db, item):
             return "result", item
         return "awaiting", item
     return "checkin", None
@@ -134,11 +134,11 @@ def _titles(item: Item) -> dict[str, str]:
 def _vote_view(db: Session, item: Item) -> dict:
     """A vote in progress (or just closed): how many have voted, never how."""
     rnd = voting.current_round(item)
-    if item.channel == "tally_sheet":
+    if item.channel == Channel.TALLY_SHEET:
         voted = issued = None  # counted by hand after the vote; nothing electronic to show
     else:
         voted = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
-        issued = rnd.issued if rnd.status != "open" and rnd.issued is not None \
+        issued = rnd.issued if rnd.status != RoundStatus.OPEN and rnd.issued is not None \
             else voting.issued_count(db, item, rnd)
     titles = _titles(item)
     return {
@@ -150,8 +150,8 @@ def _vote_view(db: Session, item: Item) -> dict:
         "runoff_titles": [titles.get(k, k) for k in rnd.candidate_keys] if rnd.number > 1 else [],
         "members": rnd.members, "present": rnd.present,
         "voted": voted, "issued": issued,
-        "open": rnd.status == "open",
-        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None,
+        "open": rnd.status == RoundStatus.OPEN,
+        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == RoundStatus.OPEN else None,
     }
 
 
@@ -163,7 +163,7 @@ def _row(c: dict, titles: dict[str, str]) -> dict:
 
 def _result_view(item: Item) -> dict:
     """The tallied result, from the stored round results via tally.item_result (never recounted)."""
-    rounds = [r for r in item.rounds if r.status == "tallied" and r.result]
+    rounds = [r for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
     entry = tally.item_result(item.key, item.kind, [r.result for r in rounds])
     first, last = rounds[0].result, rounds[-1].result
     titles = _titles(item)
@@ -175,17 +175,17 @@ def _result_view(item: Item) -> dict:
         **{k: entry[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
                                  "invalid", "refused", "not_voted")},
     }
-    if item.kind == "evaluation":
+    if item.kind == ItemKind.EVALUATION:
         out["threshold_votes"] = None  # graded, not passed: the notes say how (grade_rule)
         return {**out, **evaluation_view(item, entry, titles)}
     rows = [_row(c, titles) for c in entry["candidates"]]
-    if item.kind == "resolution":
+    if item.kind == ItemKind.RESOLUTION:
         out["motion"] = rows[0] if rows else None
         out["passed"] = bool(entry.get("passed"))
-    elif item.kind == "appointment":
+    elif item.kind == ItemKind.APPOINTMENT:
         out["nominees"] = rows
     elif item.kind == ItemKind.ELECTION:
-        if len(rounds) > 1 and last.get("stage") in ("another", "revote"):
+        if len(rounds) > 1 and last.get("stage") in (ElectionStage.ANOTHER, ElectionStage.REVOTE):
             # The hall reads the round just tallied (再次投票 / 另行选举): its counts, its 当选.
             out.update({k: last[k] for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted")
                         if k in last})
@@ -212,8 +212,8 @@ def _result_view(item: Item) -> dict:
         out["projects"] = ranked
         out["selected_count"] = len(selected)
         out["tied_count"] = len(tied)
-        out["runoff_places"] = last.get("runoff_places", 0) if entry["status"] == "runoff_pending" else 0
-        out["shortfall"] = last.get("shortfall", 0) if entry["status"] == "decided" else 0
+        out["runoff_places"] = last.get("runoff_places", 0) if entry["status"] == ItemStatus.RUNOFF_PENDING else 0
+        out["shortfall"] = last.get("shortfall", 0) if entry["status"] == ItemStatus.DECIDED else 0
         if runoff:
             out["runoff"] = {k: runoff[k] for k in ("places", "issued", "returned", "valid", "invalid", "refused")}
     return out
@@ -242,7 +242,7 @@ def _election_view(entry: dict, rows: list[dict], last: dict) -> dict:
     for p in people:
         p["elected"] = p.pop("round_elected", p["key"] in elected)
         p["tied"] = p["key"] in tied
-    pending = entry["status"] == "runoff_pending"
+    pending = entry["status"] == ItemStatus.RUNOFF_PENDING
     return {"nominees": people, "elected_count": len(elected), "unfilled": entry["unfilled"],
             "tied_count": len(tied), "runoff_places": last.get("runoff_places", 0) if pending else 0,
             "stage": last.get("stage")}
