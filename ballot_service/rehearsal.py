@@ -22,6 +22,7 @@ from ballot_service.formats.scenario import load_scenario, present_ids, roster_o
 from ballot_service.migrate import upgrade
 from ballot_service.models import Record
 from ballot_service.render import announcement, record_pdf
+from ballot_service.vocab import Channel, ItemStatus, TellerRole
 
 
 class Rehearsal:
@@ -79,9 +80,9 @@ class Rehearsal:
         _, terms = self.call("POST", f"/api/admin/sessions/{self.sid}/terminals", {"terminals": [
             {"name": f"席位{m['id']}", "kind": "seat", "seat": m["id"]} for m in roster]
             + [{"name": "计票站", "kind": "counting_station"},
-               {"name": "计票站 计票人", "kind": "counting_station", "holder": "计票员甲", "teller_role": "counter"},
+               {"name": "计票站 计票人", "kind": "counting_station", "holder": "计票员甲", "teller_role": TellerRole.COUNTER},
                {"name": "计票站 监票人", "kind": "counting_station", "holder": "监票员乙",
-                "teller_role": "scrutineer"}]})
+                "teller_role": TellerRole.SCRUTINEER}]})
         self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == "seat"}
         stations = [t for t in terms["terminals"] if t["kind"] == "counting_station"]
         self.station = stations[0]["credential"]
@@ -120,7 +121,7 @@ class Rehearsal:
         ok = self._open(iid)
         if not ok:
             return
-        if channel == "tally_sheet":
+        if channel == Channel.TALLY_SHEET:
             self.call("POST", f"/api/admin/items/{iid}/close")
             sheet = dict(item["sheet"])
             sheet["counts"] = {k: {"void": 0, **v} for k, v in sheet["counts"].items()}
@@ -131,16 +132,16 @@ class Rehearsal:
             self._cast_all(iid, channel, item.get("ballots", []), item.get("issued"))
             self.call("POST", f"/api/admin/items/{iid}/close")
         _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
-        if result["status"] == "runoff_pending" and "runoff" in item:
+        if result["status"] == ItemStatus.RUNOFF_PENDING and "runoff" in item:
             if "present" in item["runoff"]:
                 self._set_present(present_ids(item["runoff"]["present"], self.roster))
             if self._open(iid):
                 self._cast_all(iid, channel, item["runoff"]["ballots"], None)
                 self.call("POST", f"/api/admin/items/{iid}/close")
                 _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
-        if "another" in item and result["status"] == "decided" and self._unfilled(iid):
+        if "another" in item and result["status"] == ItemStatus.DECIDED and self._unfilled(iid):
             result = self._another(iid, channel, item["another"])
-        if result["status"] in ("decided", "void", "quorum_not_met"):
+        if result["status"] in (ItemStatus.DECIDED, ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET):
             self.call("POST", f"/api/admin/items/{iid}/record")
 
     def _unfilled(self, iid: int) -> int:
@@ -151,9 +152,9 @@ class Rehearsal:
         """另行选举: one console step makes the round; then it is voted like round 1 (and re-voted if tied)."""
         body = {"candidates": spec["candidates"]} if "candidates" in spec else {}
         self.call("POST", f"/api/admin/items/{iid}/another", body)
-        result = {"status": "quorum_not_met"}
+        result = {"status": ItemStatus.QUORUM_NOT_MET}
         for part in (spec, spec.get("runoff")):
-            if part is None or (part is not spec and result["status"] != "runoff_pending"):
+            if part is None or (part is not spec and result["status"] != ItemStatus.RUNOFF_PENDING):
                 break
             if "present" in part:
                 self._set_present(present_ids(part["present"], self.roster))
@@ -181,7 +182,7 @@ class Rehearsal:
                     for b in ballots for _ in range(b.get("repeat", 1))]
         genuine = [b for b in expanded if not (b.get("forged") or b.get("reuse") or b.get("spare"))]
         used: list[tuple[object, dict]] = []  # (ballot: a terminal ballot's fields or a paper token's text, marks)
-        if channel == "terminal":
+        if channel == Channel.TERMINAL:
             voters = [m["id"] for m in self.roster if m["id"] in self.present]
             if len(genuine) > len(voters):
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {len(voters)} members present",
@@ -212,7 +213,7 @@ class Rehearsal:
             submit_cred, endpoint = self.station, "/api/station/paper"
         for b in expanded:
             if b.get("forged"):
-                forged = _forge_terminal(used[0][0] if used else None) if channel == "terminal" \
+                forged = _forge_terminal(used[0][0] if used else None) if channel == Channel.TERMINAL \
                     else _forge(used[0][0] if used else None, iid)
                 self._expect_refused(endpoint, forged, b["marks"], submit_cred)
             elif b.get("reuse"):

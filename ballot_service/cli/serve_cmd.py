@@ -32,6 +32,7 @@ from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key
+from ballot_service.vocab import ItemKind
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -242,11 +243,11 @@ def load_demo(sample_dir: Path, settings=None) -> str:
             status = "present" if i < DEMO_PRESENT else "leave"
             set_attendance(db, sitting, find_member(db, congress.id, row.member_no), status, "manual")
         create_item(
-            db, sitting, key="minsheng-2027", kind="livelihood_projects",
+            db, sitting, key="minsheng-2027", kind=ItemKind.LIVELIHOOD,
             title="2027年度民生实事项目票决", places=DEMO_PLACES,
             candidates=[{"key": f"p{i:02d}", "title": t} for i, t in enumerate(DEMO_PROJECTS, 1)])
         create_item(
-            db, sitting, key="plan-resolution", kind="resolution",
+            db, sitting, key="plan-resolution", kind=ItemKind.RESOLUTION,
             title="关于示范市2026年国民经济和社会发展计划执行情况与2027年计划的决议")
 
         committee = create_body(db, DEMO_COMMITTEE, "standing_committee")
@@ -257,7 +258,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
             status = "present" if i < DEMO_COMMITTEE_PRESENT else "leave"
             set_attendance(db, csitting, find_member(db, committee.id, row.member_no), status, "manual")
         create_item(
-            db, csitting, key="appointments", kind="appointment", title="人事任免事项表决",
+            db, csitting, key="appointments", kind=ItemKind.APPOINTMENT, title="人事任免事项表决",
             candidates=[{"key": k, "title": t} for k, t in DEMO_NOMINEES])
 
         logins = []
