@@ -11,7 +11,16 @@ import jsonschema
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.rules.evaluation import RESERVED_KEYS, SATISFACTION_OPTIONS, SATISFACTION_TITLES
-from ballot_service.vocab import Channel, ItemKind, Majority, Mark, values
+from ballot_service.vocab import (
+    Base,
+    BodyKind,
+    Channel,
+    ItemKind,
+    Majority,
+    Mark,
+    Office,
+    values,
+)
 
 DEFAULT_OPTIONS = [{"key": k, "title": SATISFACTION_TITLES[k]} for k in SATISFACTION_OPTIONS]
 
@@ -43,7 +52,7 @@ SCHEMA = {
         "format": {"const": "ballot-scenario/1"},
         "body": {"type": "object", "additionalProperties": False, "required": ["name", "kind"],
                  "properties": {"name": {"type": "string", "minLength": 1},
-                                "kind": {"enum": ["congress", "standing_committee"]}}},
+                                "kind": {"enum": [*values(BodyKind)]}}},
         "session": {"type": "object", "additionalProperties": False, "required": ["name"],
                     "properties": {"name": {"type": "string", "minLength": 1}}},
         "roster": {"oneOf": [
@@ -59,16 +68,16 @@ SCHEMA = {
             "type": "object", "additionalProperties": False, "required": ["key", "kind", "title"],
             "properties": {
                 "key": {"type": "string", "minLength": 1},
-                "kind": {"enum": ["livelihood_projects", "appointment", "resolution", "evaluation", "election"]},
+                "kind": {"enum": [*values(ItemKind)]},
                 "title": {"type": "string", "minLength": 1},
                 "secret": {"type": "boolean"},
-                "channel": {"enum": ["terminal", "paper", "tally_sheet"]},
+                "channel": {"enum": [*values(Channel)]},
                 "places": {"type": "integer", "minimum": 1},
                 "candidates": _candidates,
                 "options": {"type": "array", "minItems": 2, "items": _option},
                 "rule": {"type": "object", "additionalProperties": False, "properties": {
-                    "base": {"enum": ["members", "present", "valid"]},
-                    "majority": {"enum": ["half", "two_thirds"]}}},
+                    "base": {"enum": [*values(Base)]},
+                    "majority": {"enum": [*values(Majority)]}}},
                 "present": _present,
                 "issued": {"type": "integer", "minimum": 0},
                 "ballots": {"type": "array", "items": _ballot},
@@ -81,7 +90,7 @@ SCHEMA = {
                                              "anyOf": [_counts, _evaluation_counts]}}}},
                 "runoff": {"type": "object", "additionalProperties": False, "required": ["ballots"],
                            "properties": {"present": _present, "ballots": {"type": "array", "items": _ballot}}},
-                "office": {"enum": ["principal", "vice", "committee_member", "deputy_higher"]},
+                "office": {"enum": [*values(Office)]},
                 "by_election": {"type": "boolean"},
                 "another": {"type": "object", "additionalProperties": False, "required": ["ballots"],
                             "properties": {"candidates": _candidates, "present": _present,
@@ -148,7 +157,7 @@ def _check_meaning(s: dict) -> None:
             if not item.get("candidates"):
                 raise InvalidInput("candidates are required", where=f"{at}.candidates")
             cands = [c["key"] for c in item["candidates"]]
-        with_places = ("livelihood_projects", "election")
+        with_places = (ItemKind.LIVELIHOOD, ItemKind.ELECTION)
         if item["kind"] in with_places and "places" not in item:
             raise InvalidInput(f"places is required for {item['kind']}", where=f"{at}.places")
         if item["kind"] not in with_places and "places" in item:
@@ -203,9 +212,9 @@ def _marks_of(item: dict, at: str) -> tuple[str, ...]:
     for j, k in enumerate(keys):
         if k in RESERVED_KEYS or keys.count(k) > 1:
             raise InvalidInput(f"option key {k!r} is reserved or repeated", where=f"{at}.options[{j}].key")
-    if item.get("rule", {}).get("majority", "half") != Majority.HALF:
+    if item.get("rule", {}).get("majority", Majority.HALF) != Majority.HALF:
         raise InvalidInput("an evaluation grades by more than half", where=f"{at}.rule.majority")
-    return (*keys, "abstain", "void")
+    return (*keys, Mark.ABSTAIN, Mark.VOID)
 
 
 def _check_election_fields(item: dict, at: str) -> None:
@@ -230,7 +239,7 @@ def _check_ballot(b: dict, cands: list[str], channel: str, at: str, allowed: tup
             raise InvalidInput(f"{k!r} is not a candidate of this item", where=f"{at}.marks.{k}")
         if v not in allowed:
             raise InvalidInput(f"{v!r} is not one of {', '.join(allowed)}", where=f"{at}.marks.{k}")
-        if v == "void" and channel != Channel.PAPER:
+        if v == Mark.VOID and channel != Channel.PAPER:
             raise InvalidInput("'void' marks exist only on paper", where=f"{at}.marks.{k}")
     if b.get("spare") and channel != Channel.PAPER:
         raise InvalidInput("spare ballots exist only on paper", where=f"{at}.spare")

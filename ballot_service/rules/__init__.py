@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.vocab import ELECTRONIC_MARKS as _ELECTRONIC
-from ballot_service.vocab import Base, BodyKind, ItemKind, Majority, Mark, values
+from ballot_service.vocab import Base, BodyKind, ItemKind, ItemStatus, Majority, Mark, values
 
 # The stored words, for membership checks and messages.
 MARKS = values(Mark)
@@ -140,13 +140,13 @@ class CandidateCount:
     void: int = 0
 
     def add(self, mark: str, n: int = 1) -> None:
-        if mark == "for":
+        if mark == Mark.FOR:
             self.for_ += n
-        elif mark == "against":
+        elif mark == Mark.AGAINST:
             self.against += n
-        elif mark == "abstain":
+        elif mark == Mark.ABSTAIN:
             self.abstain += n
-        elif mark == "void":
+        elif mark == Mark.VOID:
             self.void += n
         else:
             raise RuleError(f"unknown mark {mark!r}")
@@ -251,11 +251,11 @@ def decide_round(f: RoundFacts) -> RoundDecision:
         ]
 
     if not f.quorum_met:
-        return RoundDecision("quorum_not_met", base, outcomes(set(), set()),
+        return RoundDecision(ItemStatus.QUORUM_NOT_MET, base, outcomes(set(), set()),
                              passed=False if f.item_kind == ItemKind.RESOLUTION else None,
                              not_voted=not_voted)
     if f.returned > f.issued:  # 选举法 art. 44: more votes than voters voids the vote
-        return RoundDecision("void", base, outcomes(set(), set()),
+        return RoundDecision(ItemStatus.VOID, base, outcomes(set(), set()),
                              passed=False if f.item_kind == ItemKind.RESOLUTION else None,
                              not_voted=not_voted)
 
@@ -263,14 +263,14 @@ def decide_round(f: RoundFacts) -> RoundDecision:
     passing_keys = {c.key for c in passing}
 
     if f.item_kind == ItemKind.RESOLUTION:
-        return RoundDecision("decided", base, outcomes(passing_keys, set()),
+        return RoundDecision(ItemStatus.DECIDED, base, outcomes(passing_keys, set()),
                              passed=MOTION in passing_keys, not_voted=not_voted)
     if f.item_kind == ItemKind.APPOINTMENT:
-        return RoundDecision("decided", base, outcomes(passing_keys, set()), not_voted=not_voted)
+        return RoundDecision(ItemStatus.DECIDED, base, outcomes(passing_keys, set()), not_voted=not_voted)
 
     selection = select_top(passing, f.places)
     return RoundDecision(
-        "runoff_pending" if selection.tied else "decided",
+        ItemStatus.RUNOFF_PENDING if selection.tied else ItemStatus.DECIDED,
         base,
         outcomes(passing_keys, set(selection.selected)),
         selected=selection.selected,

@@ -13,16 +13,16 @@ from typing import Collection, Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.rules import MARKS, RuleError, check_marks, select_top
-from ballot_service.vocab import Office
+from ballot_service.vocab import ElectionStage, ItemStatus, Office, label
 
-OFFICES = ("principal", "vice", "committee_member", "deputy_higher")
-OFFICE_NAMES = {"principal": "正职", "vice": "副职", "committee_member": "常委会委员",
-                "deputy_higher": "上一级人大代表"}
+OFFICES = tuple(Office)
+OFFICE_NAMES = {o.value: label(o) for o in Office}
 WRITE_IN = "write_in:"  # key prefix of a written-in person (FORMAT.md: "write_in:张三")
 
 # Round kinds and statuses
-FIRST, REVOTE, ANOTHER, PRELIMINARY = "first", "revote", "another", "preliminary"
-DECIDED, RUNOFF_PENDING, VOID, QUORUM_NOT_MET = "decided", "runoff_pending", "void", "quorum_not_met"
+FIRST, REVOTE, ANOTHER, PRELIMINARY = tuple(ElectionStage)
+DECIDED, RUNOFF_PENDING, VOID, QUORUM_NOT_MET = (ItemStatus.DECIDED, ItemStatus.RUNOFF_PENDING, ItemStatus.VOID,
+                                                  ItemStatus.QUORUM_NOT_MET)
 
 
 # --- 差额: how many candidates for k seats (§5.4, 组织法 art. 27, 29 ¶3, 30) ------------------
@@ -77,7 +77,7 @@ def check_slate(office: str, seats: int, nominees: int, *, by_election: bool = F
         return SlateCheck("refused", office, seats, nominees, lo, hi, article,
                           f"{article}: {name} {seats}名 needs {span} candidates; {nominees} nominated")
     if hi is not None and nominees > hi:
-        return SlateCheck("preliminary", office, seats, nominees, lo, hi, article,
+        return SlateCheck(ElectionStage.PRELIMINARY, office, seats, nominees, lo, hi, article,
                           f"{article}: {nominees} nominated for {name} {seats}名, more than {hi}; "
                           f"a preliminary vote (预选) decides the official list")
     return SlateCheck("ok", office, seats, nominees, lo, hi, article,
@@ -352,15 +352,15 @@ def combine(seats: int, rounds: Sequence[ElectionRound]) -> ElectionOutcome:
         if r.kind != REVOTE:
             unfilled = r.unfilled
         if r.status == RUNOFF_PENDING:
-            pending = "revote"
+            pending = ElectionStage.REVOTE
         elif unfilled:
-            pending = "another"
+            pending = ElectionStage.ANOTHER
         else:
             pending = None
     if len(elected) > seats:
         raise RuleError(f"{len(elected)} elected for {seats} seats")
-    return ElectionOutcome(tuple(elected), unfilled, pending, revote_seats if pending == "revote" else 0,
-                           tied if pending == "revote" else ())
+    return ElectionOutcome(tuple(elected), unfilled, pending, revote_seats if pending == ElectionStage.REVOTE else 0,
+                           tied if pending == ElectionStage.REVOTE else ())
 
 
 def _keys(r: ElectionRound) -> list[str]:
