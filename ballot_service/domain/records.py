@@ -18,10 +18,10 @@ from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Record, TallySheet, Terminal
-from ballot_service.vocab import Channel, ItemKind, Majority, RoundStatus, TellerRole, status_name
+from ballot_service.vocab import Channel, ItemKind, ItemStatus, Majority, RoundStatus, TellerRole, status_name
 
 RECORD_FORMAT = "ballot-record/1"
-FINAL = ("decided", "void", "quorum_not_met")
+FINAL = (ItemStatus.DECIDED, ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET)
 
 
 def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,

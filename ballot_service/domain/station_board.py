@@ -59,7 +59,7 @@ def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
 
 def board(db: Session, sitting: Sitting) -> dict:
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
-                                               Item.channel.in_(("paper", "tally_sheet")))
+                                               Item.channel.in_((Channel.PAPER, Channel.TALLY_SHEET)))
                             .order_by(Item.position, Item.id)))
     out = [item_board(db, it, rnd) if it.channel == Channel.PAPER else sheet_board(db, it, rnd)
            for it in items if (rnd := _current(it)) is not None]
@@ -100,7 +100,7 @@ def count_report(db: Session, sitting: Sitting) -> dict:
     tallied, per candidate), and the tellers registered with this session's stations."""
     items = []
     for it in db.scalars(select(Item).where(Item.sitting_id == sitting.id,
-                                            Item.channel.in_(("paper", "tally_sheet")))
+                                            Item.channel.in_((Channel.PAPER, Channel.TALLY_SHEET)))
                          .order_by(Item.position, Item.id)):
         rnd = _current(it)
         if rnd is None:

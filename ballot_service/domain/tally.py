@@ -127,7 +127,7 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
     result = recount_round(db, item, rnd)
     if item.channel == Channel.TALLY_SHEET:
         rnd.issued = result["issued"]  # the tellers' figure
-    rnd.result, rnd.status = result, "tallied"
+    rnd.result, rnd.status = result, RoundStatus.TALLIED
     item.status = result["status"]
     if election_items.is_election(item):
         election_items.after_tally(item, rnd, result)
@@ -176,7 +176,7 @@ def record_quorum_failure(db: Session, item: Item, rnd: Round, members: int, pre
                           rule=rules.Rule(item.base, item.majority), members=members, present=present,
                           quorum_met=False, issued=0, ballots=[], scale=item_scale(item),
                           election=_election_facts(db, item, rnd))
-    rnd.result, rnd.status, item.status = result, "tallied", result["status"]
+    rnd.result, rnd.status, item.status = result, RoundStatus.TALLIED, result["status"]
     db.flush()
     audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
                  sitting_id=item.sitting_id)
