@@ -32,7 +32,7 @@ from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import BodyKind, ItemKind
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -235,7 +235,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         if db.scalar(select(func.count()).select_from(Body)):
             return "sample data not loaded: the database already has bodies (ballot-service state shows them)"
 
-        congress = create_body(db, DEMO_CONGRESS, "congress")
+        congress = create_body(db, DEMO_CONGRESS, BodyKind.CONGRESS)
         rows = read_roster(sample_dir / "roster.csv")
         import_roster(db, congress, rows, source="sample/roster.csv")
         sitting = create_sitting(db, congress, DEMO_SESSION)
@@ -250,7 +250,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
             db, sitting, key="plan-resolution", kind=ItemKind.RESOLUTION,
             title="关于示范市2026年国民经济和社会发展计划执行情况与2027年计划的决议")
 
-        committee = create_body(db, DEMO_COMMITTEE, "standing_committee")
+        committee = create_body(db, DEMO_COMMITTEE, BodyKind.STANDING_COMMITTEE)
         crows = read_roster(sample_dir / "committee.csv")
         import_roster(db, committee, crows, source="sample/committee.csv")
         csitting = create_sitting(db, committee, DEMO_COMMITTEE_SESSION)

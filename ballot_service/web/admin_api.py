@@ -25,7 +25,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
-from ballot_service.vocab import Channel
+from ballot_service.vocab import Channel, Majority
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -244,7 +244,7 @@ def items_create(sitting_id: int):
                        kind=field(data, "kind", str), title=field(data, "title", str), candidates=cands,
                        places=field(data, "places", int, required=False, minimum=1, maximum=MAX_CANDIDATES),
                        base=field(rule, "base", str, required=False, default="members", where="rule.base"),
-                       majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
+                       majority=field(rule, "majority", str, required=False, default=Majority.HALF, where="rule.majority"),
                        secret=field(data, "secret", bool, required=False, default=True),
                        channel=field(data, "channel", str, required=False, default="terminal"),
                        time_limit_s=field(data, "time_limit_s", int, required=False),

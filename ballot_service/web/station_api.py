@@ -56,7 +56,7 @@ def _no_candidate_teller(db, text) -> None:
 @requires("station", body=CREDENTIAL)
 def station_paper():
     """A returned paper ballot: its QR text (scanned) and the marks the teller read off it."""
-    return _submit("paper")
+    return _submit(Channel.PAPER)
 
 
 @bp.post("/station/hand-out")

@@ -16,7 +16,7 @@ from ballot_service.domain.sittings import attendance_state, create_item, get_it
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
-from ballot_service.vocab import Channel, ItemKind, ItemStatus, RoundStatus
+from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, RoundStatus
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -88,7 +88,7 @@ def item_fields(form, default_key: str) -> dict:
             "title": form.get("title", "").strip(),
             "candidates": parse_candidates(form.get("candidates", ""), kind) or None,
             "places": form_int(form, "places", required=kind in (ItemKind.LIVELIHOOD, ItemKind.ELECTION)),
-            "base": form.get("base", "members"), "majority": form.get("majority", "half"),
+            "base": form.get("base", Base.MEMBERS), "majority": form.get("majority", Majority.HALF),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
             "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
             **(_evaluation_scale(form) if kind == ItemKind.EVALUATION else {})}
@@ -98,7 +98,8 @@ def _election_fields(form) -> dict:
     """An election's office and 补选 from the form. The form always sends base and majority:
     only a change from art. 25's (all members, more than half) is a rule, which is refused."""
     return {"office": form.get("office") or None, "by_election": form.get("by_election") == "1",
-            "rule_given": (form.get("base", "members"), form.get("majority", "half")) != ("members", "half")}
+            "rule_given": ((form.get("base", Base.MEMBERS), form.get("majority", Majority.HALF))
+                           != (Base.MEMBERS, Majority.HALF))}
 
 
 def _evaluation_scale(form) -> dict:
