@@ -22,7 +22,7 @@ from ballot_service.formats.scenario import load_scenario, present_ids, roster_o
 from ballot_service.migrate import upgrade
 from ballot_service.models import Record
 from ballot_service.render import announcement, record_pdf
-from ballot_service.vocab import Channel, ItemStatus, TellerRole
+from ballot_service.vocab import Channel, ItemStatus, TellerRole, TerminalKind
 
 
 class Rehearsal:
@@ -78,13 +78,13 @@ class Rehearsal:
         _, sitting = self.call("POST", "/api/admin/sessions", {"body_id": self.body_id, "name": s["session"]["name"]})
         self.sid = sitting["id"]
         _, terms = self.call("POST", f"/api/admin/sessions/{self.sid}/terminals", {"terminals": [
-            {"name": f"席位{m['id']}", "kind": "seat", "seat": m["id"]} for m in roster]
-            + [{"name": "计票站", "kind": "counting_station"},
-               {"name": "计票站 计票人", "kind": "counting_station", "holder": "计票员甲", "teller_role": TellerRole.COUNTER},
-               {"name": "计票站 监票人", "kind": "counting_station", "holder": "监票员乙",
+            {"name": f"席位{m['id']}", "kind": TerminalKind.SEAT, "seat": m["id"]} for m in roster]
+            + [{"name": "计票站", "kind": TerminalKind.COUNTING_STATION},
+               {"name": "计票站 计票人", "kind": TerminalKind.COUNTING_STATION, "holder": "计票员甲", "teller_role": TellerRole.COUNTER},
+               {"name": "计票站 监票人", "kind": TerminalKind.COUNTING_STATION, "holder": "监票员乙",
                 "teller_role": TellerRole.SCRUTINEER}]})
-        self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == "seat"}
-        stations = [t for t in terms["terminals"] if t["kind"] == "counting_station"]
+        self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == TerminalKind.SEAT}
+        stations = [t for t in terms["terminals"] if t["kind"] == TerminalKind.COUNTING_STATION]
         self.station = stations[0]["credential"]
         # Two tellers, each with their own credential: one enters a tally sheet, the other confirms.
         self.tellers = {t["teller_role"]: t["credential"] for t in stations if t.get("teller_role")}

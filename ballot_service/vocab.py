@@ -103,6 +103,35 @@ class OperatorRole(StrEnum):
     DISPLAY = "display"          # 大屏
 
 
+class Role(StrEnum):
+    """Who may call a route (web/roles.py): the public, an operator (OperatorRole's words), a
+    seat tablet's credential or a counting station's."""
+
+    PUBLIC = "public"
+    SUPERUSER = OperatorRole.SUPERUSER.value
+    SECRETARIAT = OperatorRole.SECRETARIAT.value
+    AUDITOR = OperatorRole.AUDITOR.value
+    DISPLAY = OperatorRole.DISPLAY.value
+    TERMINAL = "terminal"
+    STATION = "station"
+
+
+class TerminalKind(StrEnum):
+    """What a registered terminal is (Terminal.kind)."""
+
+    SEAT = "seat"                          # 席位终端: a member's tablet
+    COUNTING_STATION = "counting_station"  # 计票站: tellers enter sheets and scan paper
+
+
+class ScreenChoice(StrEnum):
+    """What the presiding screen shows between votes (大屏, Sitting.screen)."""
+
+    AUTO = "auto"        # follow the votes
+    TITLE = "title"      # the body and the sitting
+    CHECKIN = "checkin"  # 应到 / 实到 / 请假 / 缺席
+    RESULT = "result"    # a tallied item's result
+
+
 class Mark(StrEnum):
     FOR = "for"
     AGAINST = "against"
@@ -165,6 +194,8 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     OperatorRole.AUDITOR: ("审计", "auditor"),
     OperatorRole.DISPLAY: ("大屏", "presiding screen"),
     TellerRole.CHIEF: ("总监票人", "chief scrutineer"),
+    TerminalKind.SEAT: ("席位终端", "seat tablet"),
+    TerminalKind.COUNTING_STATION: ("计票站", "counting station"),
     MarkRule.ANY: ("任何清楚的符号", "any clear mark"),
     MarkRule.CIRCLE: ("只认划○", "only the asked-for ○"),
     Mark.FOR: ("赞成", "for"),

@@ -13,7 +13,15 @@ from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import files_under, read_counts
 from ballot_service.numbers import is_int
-from ballot_service.vocab import Channel, ElectionStage, ItemKind, RoundStatus, TellerRole, values
+from ballot_service.vocab import (
+    Channel,
+    ElectionStage,
+    ItemKind,
+    RoundStatus,
+    TellerRole,
+    TerminalKind,
+    values,
+)
 
 C = layout.COUNTS  # the place every failure of this check points to
 
@@ -169,7 +177,8 @@ def _check_tellers(rw: str, r: dict, entered: dict, confirmed: dict | None, x: E
     roles = []
     for what, d in (("entered", entered), ("confirmed", confirmed)):
         reg = x.terminals.get(d.get("terminal_id")) if is_int(d.get("terminal_id")) else None
-        if reg is None or reg.get("kind") != "counting_station" or reg.get("teller_role") not in values(TellerRole):
+        if (reg is None or reg.get("kind") != TerminalKind.COUNTING_STATION
+                or reg.get("teller_role") not in values(TellerRole)):
             fail(f"{rw}: the tally sheet was {what} without a registered teller's counting-station credential", C)
         if d.get("teller") != reg.get("holder") or d.get("teller_role") != reg.get("teller_role"):
             fail(f"{rw}: the teller who {what} the tally sheet is not the holder registered with the credential", C)

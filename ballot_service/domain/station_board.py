@@ -23,7 +23,7 @@ from ballot_service.models import (
     TallySheet,
     Terminal,
 )
-from ballot_service.vocab import Channel, RoundStatus
+from ballot_service.vocab import Channel, RoundStatus, TerminalKind
 
 
 def _current(item: Item) -> Round | None:
@@ -120,7 +120,7 @@ def count_report(db: Session, sitting: Sitting) -> dict:
         items.append({"item_id": it.id, "title": it.title, "round": rnd.number, "status": rnd.status, **row})
     tellers: dict[str, list[str]] = {"counter": [], "scrutineer": [], "chief": []}
     for term in db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id,
-                                                  Terminal.kind == "counting_station", Terminal.revoked_at.is_(None),
+                                                  Terminal.kind == TerminalKind.COUNTING_STATION, Terminal.revoked_at.is_(None),
                                                   Terminal.holder.is_not(None)).order_by(Terminal.id)):
         if term.teller_role in tellers and term.holder not in tellers[term.teller_role]:
             tellers[term.teller_role].append(term.holder)

@@ -13,12 +13,12 @@ from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ItemKind, TellerRole, label_pair
+from ballot_service.vocab import ItemKind, TellerRole, TerminalKind, label_pair
 
 
 def teller_of(station: Terminal | None) -> tuple[str, str]:
     """(holder, role) of a counting-station credential registered to a teller, else Forbidden."""
-    if station is None or station.kind != "counting_station" or not station.holder \
+    if station is None or station.kind != TerminalKind.COUNTING_STATION or not station.holder \
             or station.teller_role not in (TellerRole.COUNTER, TellerRole.SCRUTINEER):
         raise Forbidden("this counting-station credential is not registered to a teller (counter or "
                         "scrutineer): the secretariat registers each teller's station with their name",

@@ -14,7 +14,7 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from ballot_service.models import Attendance, Member, Sitting, Terminal
-from ballot_service.vocab import TellerRole, values
+from ballot_service.vocab import TellerRole, TerminalKind, values
 
 
 def credential_hash(credential: str) -> str:
@@ -31,14 +31,14 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
     and `teller_role` (vocab.TellerRole: counter 计票人 or scrutineer 监票人) go together. The
     name on a tally sheet is always the holder of the credential that sent it."""
     require_open(db, sitting, "登记终端", "registering a terminal")
-    if kind not in ("seat", "counting_station"):
+    if kind not in values(TerminalKind):
         raise InvalidInput("kind must be seat or counting_station", where="kind",
                            zh="终端类型须为 seat（表决器）或 counting_station（计票站）")
     if not name:
         raise InvalidInput("terminal name is empty", where="name", zh="终端名称不能为空")
     holder = holder.strip() if isinstance(holder, str) else None
     if holder or teller_role:
-        if kind != "counting_station":
+        if kind != TerminalKind.COUNTING_STATION:
             raise InvalidInput("only a counting station is held by a teller", where="holder",
                                zh="只有计票站才登记计票人或监票人")
         if not holder:
@@ -47,7 +47,7 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
         if teller_role not in values(TellerRole):
             raise InvalidInput("teller_role must be counter, scrutineer or chief", where="teller_role",
                                zh="计票站角色须为 counter（计票人）、scrutineer（监票人）或 chief（总监票人）")
-    if kind == "seat" and seat:
+    if kind == TerminalKind.SEAT and seat:
         _require_roster_seat(db, sitting, seat)
         clash = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.seat == seat,
                                                  Terminal.revoked_at.is_(None)))
@@ -81,7 +81,7 @@ def _require_roster_seat(db: Session, sitting: Sitting, seat: str) -> None:
 def release_terminal(db: Session, term: Terminal) -> None:
     """The secretariat releases a spare seat tablet from the member it checked in, so another
     member can check in there. The member's attendance is unchanged."""
-    if term.kind != "seat":
+    if term.kind != TerminalKind.SEAT:
         raise InvalidInput("only a seat tablet is bound to a member", where="terminal_id",
                            zh="只有表决器才会绑定代表")
     if term.bound_member_id is None:
@@ -162,7 +162,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
     A member on leave (请假) is changed only by the secretariat, never from a tablet."""
     require_open(db, sitting, "签到", "check-in")
     term = db.get(Terminal, terminal_id, with_for_update=True)
-    if term is None or term.kind != "seat":
+    if term is None or term.kind != TerminalKind.SEAT:
         raise Forbidden("only a seat tablet checks members in", where="terminal",
                         zh="只有表决器可以签到")
     member = find_member(db, sitting.body_id, entered)
@@ -180,7 +180,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
             raise Conflict("this tablet is bound to another member until the secretariat releases it",
                            where="member", zh="本表决器已绑定另一位代表，须由会务工作人员解除绑定后才能换人签到")
         if member.seat:
-            own = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+            own = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
                                                    Terminal.seat == member.seat, Terminal.revoked_at.is_(None),
                                                    Terminal.id != term.id))
             if own is not None:

@@ -35,7 +35,7 @@ from ballot_service.models import (
     Terminal,
 )
 from ballot_service.numbers import is_int
-from ballot_service.vocab import Channel, ItemStatus, RoundStatus, status_name
+from ballot_service.vocab import Channel, ItemStatus, RoundStatus, TerminalKind, status_name
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -161,7 +161,7 @@ def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
     RULES fallback)."""
     sitting = item.sitting
     terminals_by_seat = {t.seat: t for t in db.scalars(
-        select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+        select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
                                Terminal.revoked_at.is_(None)))}
     live = {t.id: t for t in terminals_by_seat.values()}
     rows = db.execute(
