@@ -25,7 +25,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
-from ballot_service.vocab import Channel, Majority
+from ballot_service.vocab import Channel, Majority, Role, TerminalKind
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -45,7 +45,7 @@ bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 
 
 @bp.post("/login")
-@requires("public")
+@requires(Role.PUBLIC)
 def login():
     data = json_body()
     db = get_db()
@@ -57,14 +57,14 @@ def login():
 
 
 @bp.post("/logout")
-@requires("superuser", "secretariat", "auditor", "display", body=OWN)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, Role.AUDITOR, Role.DISPLAY, body=OWN)
 def logout():
     end_operator_session(get_db())
     return jsonify({"ok": True})
 
 
 @bp.post("/bodies")
-@requires("superuser", "secretariat", body=SERVICE)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, body=SERVICE)
 def bodies_create():
     data = json_body()
     body = create_body(get_db(), field(data, "name", str), field(data, "kind", str))
@@ -73,7 +73,7 @@ def bodies_create():
 
 
 @bp.post("/bodies/<int:body_id>/key")
-@requires("superuser", "secretariat", body="body_id")
+@requires(Role.SUPERUSER, Role.SECRETARIAT, body="body_id")
 def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
@@ -84,7 +84,7 @@ def body_key_create(body_id: int):
 
 
 @bp.post("/bodies/<int:body_id>/roster")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def roster_upload(body_id: int):
     """Multipart file upload (field 'file'), or JSON {"members": [{"id", "name", "group", "seat"}]}."""
     db = get_db()
@@ -102,7 +102,7 @@ def roster_upload(body_id: int):
 
 
 @bp.post("/sessions")
-@requires("secretariat", body=IN_JSON)
+@requires(Role.SECRETARIAT, body=IN_JSON)
 def sessions_create():
     data = json_body()
     db = get_db()
@@ -112,7 +112,7 @@ def sessions_create():
 
 
 @bp.post("/sessions/<int:sitting_id>/close")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def session_close(sitting_id: int):
     """闭会: refused (409) while a vote is open or when already closed. Signs a checkpoint of
     the audit chain head; answers with the checkpoint."""
@@ -123,7 +123,7 @@ def session_close(sitting_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/screen")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def screen_set(sitting_id: int):
     """What the presiding screen shows between votes: {"show": "auto"|"title"|"checkin"|"result",
     "item_id": N (with "result")}. 409 while a vote is open."""
@@ -136,14 +136,14 @@ def screen_set(sitting_id: int):
 
 
 @bp.get("/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", "display", "auditor", body="sitting_id")
+@requires(Role.SECRETARIAT, Role.DISPLAY, Role.AUDITOR, body="sitting_id")
 def attendance_get(sitting_id: int):
     db = get_db()
     return jsonify(attendance_state(db, get_sitting(db, sitting_id)).as_dict())
 
 
 @bp.post("/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def attendance_set(sitting_id: int):
     """补签到 / 请假 by the secretariat: {"members": ["1001", …], "status": "present"|"leave"}."""
     data = json_body()
@@ -163,7 +163,7 @@ def attendance_set(sitting_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/terminals")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def terminals_create(sitting_id: int):
     """Register terminals: {"terminals": [{"name", "kind": "seat"|"counting_station", "seat",
     "holder", "teller_role"}]}; holder and teller_role ("counter" 计票人 | "scrutineer" 监票人) name
@@ -187,7 +187,7 @@ def terminals_create(sitting_id: int):
                                   what="holder", where=f"terminals[{i}].holder", max_len=names.MEMBER_NAME,
                                   required=False)
         term, credential = register_terminal(db, sitting, name,
-                                             field(t, "kind", str, required=False, default="seat",
+                                             field(t, "kind", str, required=False, default=TerminalKind.SEAT,
                                                    where=f"terminals[{i}].kind"), seat,
                                              holder=holder,
                                              teller_role=field(t, "teller_role", str, required=False,
@@ -201,7 +201,7 @@ def terminals_create(sitting_id: int):
 
 
 @bp.post("/terminals/<int:terminal_id>/revoke")
-@requires("secretariat", body="terminal_id")
+@requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_revoke(terminal_id: int):
     db = get_db()
     term = db.get(Terminal, terminal_id)
@@ -213,7 +213,7 @@ def terminal_revoke(terminal_id: int):
 
 
 @bp.post("/terminals/<int:terminal_id>/release")
-@requires("secretariat", body="terminal_id")
+@requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_release(terminal_id: int):
     """Release a spare seat tablet from the member it checked in (another may then check in)."""
     db = get_db()
@@ -226,7 +226,7 @@ def terminal_release(terminal_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/items")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def items_create(sitting_id: int):
     data = json_body()
     db = get_db()
@@ -259,7 +259,7 @@ def items_create(sitting_id: int):
 
 
 @bp.post("/items/<int:item_id>/open")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_open(item_id: int):
     """Open the vote; {"override_reason": "…"} opens a tablet vote although some present
     members have no set-up, online tablet (voting.open_round)."""
@@ -272,7 +272,7 @@ def item_open(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/close")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_close(item_id: int):
     db = get_db()
     rnd = voting.close_round(db, settings(), get_item(db, item_id))
@@ -281,7 +281,7 @@ def item_close(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/replacement")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_replacement(item_id: int):
     """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason."""
     data = json_body()
@@ -293,7 +293,7 @@ def item_replacement(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/quorum-failed")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
     db = get_db()
@@ -303,7 +303,7 @@ def item_quorum_failed(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/tally")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_tally(item_id: int):
     db = get_db()
     result = tally.tally_item(db, get_item(db, item_id))
@@ -312,7 +312,7 @@ def item_tally(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/another")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_another(item_id: int):
     """另行选举 in one step: a new round of an election for its unfilled seats."""
     data = json_body()
@@ -324,7 +324,7 @@ def item_another(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/record")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_record(item_id: int):
     db = get_db()
     rec = records.issue_record(db, settings(), get_item(db, item_id))
@@ -333,7 +333,7 @@ def item_record(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/extend")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_extend(item_id: int):
     """延长表决时间: {"minutes": n} more for the open vote."""
     data = json_body()
@@ -344,7 +344,7 @@ def item_extend(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/publish")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_publish(item_id: int):
     """公布: the signed record's result goes up on the presiding screen."""
     db = get_db()
@@ -354,7 +354,7 @@ def item_publish(item_id: int):
 
 
 @bp.post("/items/<int:item_id>/paper-ballots")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
     (to print). Printing to PDF is `ballot-service ballots print`."""
@@ -373,7 +373,7 @@ def item_paper_ballots(item_id: int):
 
 
 @bp.get("/sessions/<int:sitting_id>/results")
-@requires("secretariat", "auditor", "display", body="sitting_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, Role.DISPLAY, body="sitting_id")
 def session_results(sitting_id: int):
     db = get_db()
     sitting = get_sitting(db, sitting_id)

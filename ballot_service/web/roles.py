@@ -27,10 +27,11 @@ from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import Forbidden, NotFound, Unauthorized
 from ballot_service.models import Item, Operator, Record, Sitting, Terminal
 from ballot_service.numbers import MAX_ROW_ID
+from ballot_service.vocab import OperatorRole, Role, TerminalKind, values
 from ballot_service.web.common import get_db, json_body
 
-ROLES = ("public", "superuser", "secretariat", "auditor", "display", "terminal", "station")
-OPERATOR_ROLES = ("superuser", "secretariat", "auditor", "display")
+ROLES = values(Role)
+OPERATOR_ROLES = values(OperatorRole)
 SERVICE, OWN, IN_FORM, IN_JSON, CREDENTIAL = "service", "own", "form:body_id", "json:body_id", "credential"
 
 
@@ -116,9 +117,9 @@ def load_operator(db) -> Operator | None:
 
 def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
     header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer ") and ({"terminal", "station"} & set(roles)):
+    if header.startswith("Bearer ") and ({Role.TERMINAL, Role.STATION} & set(roles)):
         term = authenticate_terminal(get_db(), header[7:].strip())
-        kind_role = "station" if term.kind == "counting_station" else "terminal"
+        kind_role = Role.STATION if term.kind == TerminalKind.COUNTING_STATION else Role.TERMINAL
         if kind_role not in roles:
             raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此终端凭据无权调用该接口")
         g.terminal = term

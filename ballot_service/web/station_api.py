@@ -12,7 +12,7 @@ from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, Round, Terminal
-from ballot_service.vocab import Channel, RoundStatus
+from ballot_service.vocab import Channel, Role, RoundStatus
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -53,14 +53,14 @@ def _no_candidate_teller(db, text) -> None:
 
 
 @bp.post("/station/paper")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_paper():
     """A returned paper ballot: its QR text (scanned) and the marks the teller read off it."""
     return _submit(Channel.PAPER)
 
 
 @bp.post("/station/hand-out")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_hand_out():
     """The distribution desk activates a stack of ballots (their scanned QR texts) before
     handing it out: one count for the stack, no order within it and no identity."""
@@ -94,7 +94,7 @@ def station_hand_out():
 
 
 @bp.post("/station/tally-sheet")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_tally_sheet():
     """Hand-count totals (fallback): one teller's station enters, the other teller's station
     (another credential, the other role) confirms by entering the same figures; a mismatch is

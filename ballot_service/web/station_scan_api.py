@@ -18,6 +18,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, ScannedPage, Terminal
 from ballot_service.render import count_report
+from ballot_service.vocab import Role
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -32,7 +33,7 @@ def _sitting():
 
 
 @bp.get("/me")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_me():
     """Who this credential is: the station's name, and its teller and role if registered."""
     term = get_db().get(Terminal, g.terminal.id)
@@ -42,14 +43,14 @@ def station_me():
 
 
 @bp.get("/board")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_board_view():
     """The live reconciliation per paper item, and the alerts for the tellers."""
     return jsonify(station_board.board(get_db(), _sitting()))
 
 
 @bp.post("/scans")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_scan_upload():
     """A scan file (PDF, TIFF, PNG or JPEG; the request body, typed by Content-Type): every
     page read, clear ballots counted through intake, unclear ones queued."""
@@ -82,14 +83,14 @@ def station_scan_upload():
 
 
 @bp.get("/queue")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_queue():
     """The pages waiting for the tellers or the 总监票人, with the crops of their unclear boxes."""
     return jsonify({"pages": station_board.queue(get_db(), _sitting())})
 
 
 @bp.get("/pages/<page_id>/image")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_page_image(page_id: str):
     """The scanned page (PNG), while it is kept."""
     page = adjudication.get_page(get_db(), _sitting(), page_id)
@@ -99,7 +100,7 @@ def station_page_image(page_id: str):
 
 
 @bp.post("/pages/<page_id>/decision")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_decision(page_id: str):
     """One teller's decision on a queued page (adjudication.py)."""
     data = json_body()
@@ -112,7 +113,7 @@ def station_decision(page_id: str):
 
 
 @bp.post("/ballot-info")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_ballot_info():
     """What a QR code scanned at the table names: the item, round and candidates to click."""
     data = json_body()
@@ -130,7 +131,7 @@ def station_ballot_info():
 
 
 @bp.post("/by-eye")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_by_eye():
     """A ballot read by eye (USB QR scanner + marks clicked): queued with this teller's
     decision; the other teller confirms it like any queued page."""
@@ -158,7 +159,7 @@ def station_by_eye():
 
 
 @bp.post("/count-report")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_count_report():
     """The 计票结果报告单 as a PDF; its content and the PDF's SHA-256 go into the audit chain."""
     db, sitting = get_db(), _sitting()
@@ -173,7 +174,7 @@ def station_count_report():
 
 
 @bp.post("/items/<int:item_id>/recount")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_recount(item_id: int):
     """重新计票: the item's kept scans read again and compared with the ballots counted (changes nothing)."""
     db, sitting = get_db(), _sitting()

@@ -17,7 +17,7 @@ from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round, Terminal
-from ballot_service.vocab import Channel, ItemKind, SittingStatus
+from ballot_service.vocab import Channel, ItemKind, Role, SittingStatus
 from ballot_service.web.common import commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -55,7 +55,7 @@ def _as_of_vote(attendance: dict, rnd: Round, body_kind: str) -> None:
 
 
 @bp.get("/terminal/state")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_state():
     db = get_db()
     term = g.terminal
@@ -90,7 +90,7 @@ def terminal_state():
 
 
 @bp.get("/terminal/roster-search")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_roster_search():
     """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
     listed candidates are not offered)."""
@@ -102,7 +102,7 @@ def terminal_roster_search():
 
 
 @bp.post("/terminal/checkin")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_checkin():
     data = json_body()
     db = get_db()
@@ -121,7 +121,7 @@ def terminal_checkin():
 
 
 @bp.get("/terminal/round-key")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_round_key():
     """The open round's round_key_announced event (signed by the body's key, in the chain)."""
     db = get_db()
@@ -135,7 +135,7 @@ def terminal_round_key():
 
 
 @bp.post("/terminal/blind-sign")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_blind_sign():
     """One blind signature for this terminal's member in the open round, once (issuance.py)."""
     data = json_body()
@@ -147,7 +147,7 @@ def terminal_blind_sign():
 
 
 @bp.post("/terminal/reset")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_reset():
     """重置本终端, with the reset code the secretariat's console shows; never during a vote."""
     data = json_body()

@@ -16,7 +16,7 @@ from ballot_service.domain.sittings import attendance_state, create_item, get_it
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
-from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, RoundStatus
+from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, Role, RoundStatus
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -110,7 +110,7 @@ def _evaluation_scale(form) -> dict:
 
 
 @bp.post("/console/sessions/<int:sitting_id>/items")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def item_form(sitting_id: int):
     form = request.form
 
@@ -138,7 +138,7 @@ def item_progress(db, item) -> dict:
 
 
 @bp.get("/console/items/<int:item_id>")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def item_page(item_id: int):
     return render_item_page(get_db(), item_id)
 
@@ -192,7 +192,7 @@ def _evaluation_form(item) -> dict:
 
 
 @bp.get("/console/items/<int:item_id>/progress")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def item_progress_json(item_id: int):
     db = get_db()
     return jsonify(item_progress(db, get_item(db, item_id)))
@@ -216,7 +216,7 @@ ITEM_ACTIONS = {
 
 
 @bp.post("/console/items/<int:item_id>/<action>")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_action(item_id: int, action: str):
     if action not in ITEM_ACTIONS:
         abort(404)

@@ -13,6 +13,7 @@ from ballot_service.domain.roster import import_roster, read_roster
 from ballot_service.domain.sittings import get_body
 from ballot_service.errors import BallotError
 from ballot_service.models import Member
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
@@ -27,7 +28,7 @@ def _uploads() -> Path:
 
 
 @bp.get("/console/bodies/<int:body_id>/roster")
-@requires("secretariat", "auditor", body="body_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="body_id")
 def roster_page(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
@@ -36,7 +37,7 @@ def roster_page(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/roster/preview")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def roster_preview(body_id: int):
     """Parse the file and show what an import would do, or every error found; nothing is
     changed until the operator confirms."""
@@ -65,7 +66,7 @@ def roster_preview(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/roster/import")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def roster_import(body_id: int):
     token = request.form.get("token", "")
     if not token.replace("-", "").replace("_", "").isalnum():

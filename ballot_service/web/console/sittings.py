@@ -22,6 +22,7 @@ from ballot_service.domain.sittings import (
 )
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Attendance, Member, Terminal
+from ballot_service.vocab import Role, ScreenChoice
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -31,7 +32,7 @@ from ballot_service.web.urls import public_base, unreachable_public_base
 
 
 @bp.post("/console/sessions")
-@requires("secretariat", body=IN_FORM)
+@requires(Role.SECRETARIAT, body=IN_FORM)
 def sitting_create():
     form = request.form
     resp, sitting = run_action(lambda db: create_sitting(db, get_body(db, form_int(form, "body_id")),
@@ -41,7 +42,7 @@ def sitting_create():
 
 
 @bp.get("/console/sessions/<int:sitting_id>")
-@requires("secretariat", "auditor", body="sitting_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="sitting_id")
 def sitting_page(sitting_id: int):
     return render_sitting_page(get_db(), sitting_id)
 
@@ -73,7 +74,7 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
 
 
 @bp.post("/console/sessions/<int:sitting_id>/close")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def sitting_close(sitting_id: int):
     """闭会: refused while a vote is open; signs a checkpoint of the audit chain."""
     return run_action(lambda db: close_sitting(db, settings(), get_sitting(db, sitting_id)),
@@ -82,24 +83,24 @@ def sitting_close(sitting_id: int):
 
 
 @bp.post("/console/sessions/<int:sitting_id>/screen")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def screen_form(sitting_id: int):
     """What the presiding screen shows between votes (screen_choice.set_screen)."""
     show = request.form.get("show", "")
 
     def choose_screen(db):
-        item_id = form_int(request.form, "item_id", required=False) if show == "result" else None
+        item_id = form_int(request.form, "item_id", required=False) if show == ScreenChoice.RESULT else None
         return set_screen(db, get_sitting(db, sitting_id), show, item_id)
 
-    done = {"auto": t("大屏已恢复跟随表决。", "The screen follows the votes again."),
-            "title": t("大屏显示会标。", "The screen shows the session banner."),
-            "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
-            "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
+    done = {ScreenChoice.AUTO: t("大屏已恢复跟随表决。", "The screen follows the votes again."),
+            ScreenChoice.TITLE: t("大屏显示会标。", "The screen shows the session banner."),
+            ScreenChoice.CHECKIN: t("大屏显示签到情况。", "The screen shows the check-in."),
+            ScreenChoice.RESULT: t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
     return run_action(choose_screen, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
 
 
 @bp.post("/console/sessions/<int:sitting_id>/meetings/next")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def next_meeting_form(sitting_id: int):
     """Start the next plenary meeting (全体会议): everyone checks in again (meetings.py)."""
     return run_action(lambda db: meetings.start_next_meeting(db, get_sitting(db, sitting_id)),
@@ -111,7 +112,7 @@ MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")
 
 
 @bp.post("/console/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def attendance_form(sitting_id: int):
     """补签到 / 请假 for the ticked members, or for one member number typed in."""
     form = request.form

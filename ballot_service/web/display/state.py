@@ -13,7 +13,7 @@ from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
-from ballot_service.vocab import Channel, ElectionStage, ItemKind, ItemStatus, RoundStatus
+from ballot_service.vocab import Channel, ElectionStage, ItemKind, ItemStatus, RoundStatus, ScreenChoice
 
 CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
 SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
@@ -52,7 +52,7 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     state["mode"] = mode
     if mode in ("voting", "counting", "awaiting"):
         state["vote"] = _vote_view(db, item)
-    elif mode == "result":
+    elif mode == ScreenChoice.RESULT:
         state["result"] = _result_view(item)
         state["record"] = _record_view(db, item, verify_url)
     return state
@@ -93,16 +93,16 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
         cursor.scanned = max(cursor.scanned, seq)
     if choice is not None and (taken_back is None or choice[0] > taken_back[0]):
         chosen = json.loads(choice[1])
-        if chosen.get("show") in ("title", "checkin"):
+        if chosen.get("show") in (ScreenChoice.TITLE, ScreenChoice.CHECKIN):
             return chosen["show"], None
-        if chosen.get("show") == "result":
+        if chosen.get("show") == ScreenChoice.RESULT:
             item = _item_of(db, sitting, chosen)
             if item is not None and published(db, item):
-                return "result", item
+                return ScreenChoice.RESULT, item
         # "auto" (or a result no longer there): follow the votes
     item = _item_of(db, sitting, json.loads(concluding[1])) if concluding is not None else None
     if item is None:
-        return "checkin", None
+        return ScreenChoice.CHECKIN, None
     rnd = voting.current_round(item)
     if item.status == "closed" or rnd.status == RoundStatus.CLOSED:
         return "counting", item
@@ -112,9 +112,9 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
         # A tie at the cut-off is the exception: the hall must see it to vote again (there is
         # no record to publish before the runoff decides the item).
         if item.status == ItemStatus.RUNOFF_PENDING or published(db, item):
-            return "result", item
+            return ScreenChoice.RESULT, item
         return "awaiting", item
-    return "checkin", None
+    return ScreenChoice.CHECKIN, None
 
 
 def published(db: Session, item: Item) -> bool:
