@@ -132,6 +132,61 @@ class ScreenChoice(StrEnum):
     RESULT = "result"    # a tallied item's result
 
 
+class AuditKind(StrEnum):
+    """What an audit event records (AuditEvent.kind). The values are signed into the chain and read
+    by the bundle's verifier, so they never change: a sitting's events keep the published word
+    "session". Attendance is recorded as "attendance_" + a Presence word (ATTENDANCE_PREFIX)."""
+
+    ADJUDICATION_DECIDED = "adjudication_decided"
+    BALLOT_REPLACEMENT = "ballot_replacement"
+    BODY_CREATED = "body_created"
+    CAST_ACCEPTED = "cast_accepted"  # older chains only: casts are now recorded per group (casts_accepted)
+    CAST_REFUSED = "cast_refused"
+    CASTS_ACCEPTED = "casts_accepted"
+    COUNT_REPORT_MADE = "count_report_made"
+    ELECTION_ANOTHER_CREATED = "election_another_created"
+    ITEM_CREATED = "item_created"
+    ITEM_DELETED = "item_deleted"
+    ITEM_EDITED = "item_edited"
+    ITEM_MOVED = "item_moved"
+    LOGIN = "login"
+    LOGIN_UNLOCKED = "login_unlocked"
+    MEETING_STARTED = "meeting_started"
+    OPERATOR_CREATED = "operator_created"
+    OPERATOR_ENABLED = "operator_enabled"
+    OPERATOR_GRANTED = "operator_granted"
+    OPERATOR_LOGINS_ENDED = "operator_logins_ended"
+    OPERATOR_REVOKED = "operator_revoked"
+    PAGE_SCANNED = "page_scanned"
+    PAPER_BALLOTS_HANDED_OUT = "paper_ballots_handed_out"
+    PAPER_BALLOTS_PRINTED = "paper_ballots_printed"
+    PAPER_RESCANNED = "paper_rescanned"
+    PROJECTS_ADDED = "projects_added"
+    RECORD_ISSUED = "record_issued"
+    RECORD_PUBLISHED = "record_published"
+    ROSTER_IMPORTED = "roster_imported"
+    ROUND_KEY_ANNOUNCED = "round_key_announced"
+    SCANNED_IMAGES_DISCARDED = "scanned_images_discarded"
+    SCREEN_SET = "screen_set"
+    SITTING_CLOSED = "session_closed"
+    SITTING_CREATED = "session_created"
+    TALLIED = "tallied"
+    TALLY_SHEET_CONFIRMED = "tally_sheet_confirmed"
+    TALLY_SHEET_ENTERED = "tally_sheet_entered"
+    TERMINAL_BOUND = "terminal_bound"
+    TERMINAL_REGISTERED = "terminal_registered"
+    TERMINAL_RELEASED = "terminal_released"
+    TERMINAL_RESET = "terminal_reset"
+    TERMINAL_REVOKED = "terminal_revoked"
+    VOTE_CLOSED = "vote_closed"
+    VOTE_OPEN_REFUSED = "vote_open_refused"
+    VOTE_OPENED = "vote_opened"
+    VOTE_TIME_EXTENDED = "vote_time_extended"
+
+
+ATTENDANCE_PREFIX = "attendance_"
+
+
 class Mark(StrEnum):
     FOR = "for"
     AGAINST = "against"

@@ -17,7 +17,7 @@ from ballot_service.bundle.readers import read_checkpoints, read_lines
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import audit
 from ballot_service.numbers import is_int
-from ballot_service.vocab import Channel
+from ballot_service.vocab import ATTENDANCE_PREFIX, AuditKind, Channel
 
 
 @dataclass
@@ -170,7 +170,7 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
         return (x.item_created.get(d.get("item_id")) or {}).get("session_id")
 
     for seq, (kind, d) in enumerate(zip(chain.kinds, chain.datas), 1):
-        if kind == "casts_accepted":
+        if kind == AuditKind.CASTS_ACCEPTED:
             if set(d) != {"round_id", "count"} or not is_int(d["count"]) or d["count"] < 1:
                 fail(f"event {seq} (casts_accepted) must hold exactly a round_id and a count of at least 1: "
                      f"the chain holds no serial, marks or time of any single cast", f"events.jsonl:{seq}")
@@ -179,44 +179,44 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
                 fail(f"event {seq} accepts ballots for round {d['round_id']} after its close at event {seq_closed}",
                      f"events.jsonl:{seq}")
             x.accepted[d["round_id"]] += d["count"]
-        elif kind == "cast_accepted":
+        elif kind == AuditKind.CAST_ACCEPTED:
             fail(f"event {seq} is a per-cast cast_accepted event: the chain must not give the order of arrival",
                  f"events.jsonl:{seq}")
-        elif kind == "session_created":
+        elif kind == AuditKind.SITTING_CREATED:
             x.sessions[d.get("session_id")] = d
-        elif kind == "item_created":
+        elif kind == AuditKind.ITEM_CREATED:
             still_open(seq, d.get("session_id"), "a new item")
             x.item_created[d.get("item_id")] = d
-        elif kind == "item_edited":  # before its vote opened: the item as it was then voted
+        elif kind == AuditKind.ITEM_EDITED:  # before its vote opened: the item as it was then voted
             still_open(seq, d.get("session_id"), "a change of an item")
             x.item_created[d.get("item_id")] = d
-        elif kind == "item_deleted":
+        elif kind == AuditKind.ITEM_DELETED:
             still_open(seq, d.get("session_id"), "deleting an item")
             x.item_created.pop(d.get("item_id"), None)
-        elif kind.startswith("attendance_"):
+        elif kind.startswith(ATTENDANCE_PREFIX):
             still_open(seq, d.get("session_id"), "a check-in or leave")
-        elif kind == "screen_set":
+        elif kind == AuditKind.SCREEN_SET:
             still_open(seq, d.get("session_id"), "a choice of what the presiding screen shows")
-        elif kind in ("vote_opened", "vote_open_refused"):
+        elif kind in (AuditKind.VOTE_OPENED, AuditKind.VOTE_OPEN_REFUSED):
             still_open(seq, session_of_item(d), "a vote opening")
-            if kind == "vote_opened":
+            if kind == AuditKind.VOTE_OPENED:
                 x.opened[(d.get("item_id"), d.get("round"))] = d
                 if d.get("channel") == Channel.TERMINAL and not any(
                         a.get("item_id") == d.get("item_id") and a.get("round") == d.get("round")
                         for _, a in x.round_keys.values()):
                     fail(f"event {seq} opens a terminal vote whose round key was not announced before it",
                          f"events.jsonl:{seq}")
-        elif kind == "round_key_announced":
+        elif kind == AuditKind.ROUND_KEY_ANNOUNCED:
             if d.get("round_id") in x.round_keys:
                 fail(f"event {seq} announces a second key for round {d.get('round_id')}", f"events.jsonl:{seq}")
             x.round_keys[d.get("round_id")] = (seq, d)
-        elif kind == "vote_closed":
+        elif kind == AuditKind.VOTE_CLOSED:
             x.closed[(d.get("item_id"), d.get("round"))] = (seq, d)
             if is_int(d.get("round_id")):
                 x.closed_rounds[d["round_id"]] = seq
             require_checkpoint(seq, f"vote_closed:{d.get('item_id')}:{d.get('round')}", "vote close",
                                session_of_item(d))
-        elif kind == "session_closed":
+        elif kind == AuditKind.SITTING_CLOSED:
             sid = d.get("session_id")
             if sid not in x.sessions:
                 fail(f"event {seq} closes session {sid!r}, which the event log never created", f"events.jsonl:{seq}")
@@ -225,18 +225,18 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
                      f"events.jsonl:{seq}")
             require_checkpoint(seq, f"session_closed:{sid}", "session close", sid)
             x.session_closed[sid] = seq
-        elif kind == "tallied":
+        elif kind == AuditKind.TALLIED:
             x.tallied[(d.get("item_id"), d.get("round"))] = (seq, d)
-        elif kind == "tally_sheet_entered":
+        elif kind == AuditKind.TALLY_SHEET_ENTERED:
             x.sheets[(d.get("item_id"), d.get("round"))] = d
-        elif kind == "tally_sheet_confirmed":
+        elif kind == AuditKind.TALLY_SHEET_CONFIRMED:
             x.sheets_confirmed[(d.get("item_id"), d.get("round"))] = d
-        elif kind == "terminal_registered":
+        elif kind == AuditKind.TERMINAL_REGISTERED:
             x.terminals[d.get("terminal_id")] = d
-        elif kind == "cast_refused" and d.get("round_id") is not None:
+        elif kind == AuditKind.CAST_REFUSED and d.get("round_id") is not None:
             x.refusals[d["round_id"]].append((seq, d.get("reason")))
-        elif kind == "paper_rescanned" and d.get("round_id") is not None:
+        elif kind == AuditKind.PAPER_RESCANNED and d.get("round_id") is not None:
             x.rescans[d["round_id"]].append(seq)
-        elif kind == "record_issued":
+        elif kind == AuditKind.RECORD_ISSUED:
             x.record_events[d.get("record_id")] = (seq, d)
     return x

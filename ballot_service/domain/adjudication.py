@@ -19,7 +19,7 @@ from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.models import ScannedPage, Sitting, Terminal
-from ballot_service.vocab import TellerRole, TerminalKind, label_pair
+from ballot_service.vocab import AuditKind, TellerRole, TerminalKind, label_pair
 
 TWO_TELLERS = (TellerRole.COUNTER, TellerRole.SCRUTINEER)
 
@@ -103,7 +103,7 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
             page.status = "waiting"
     else:
         step, final = "chief", decision
-    audit.append(db, "adjudication_decided", {"page_id": page.id, "teller": holder, "teller_role": role,
+    audit.append(db, AuditKind.ADJUDICATION_DECIDED, {"page_id": page.id, "teller": holder, "teller_role": role,
                                               "step": step, "decision": decision},
                  sitting_id=sitting.id, timed=False)
     if final is not None:

@@ -15,7 +15,16 @@ from ballot_service.models import Candidate, Item, Member, Record, Round, Termin
 from ballot_service.numbers import is_int
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
-from ballot_service.vocab import ElectionStage, ItemKind, ItemStatus, Office, RoundStatus, label, values
+from ballot_service.vocab import (
+    AuditKind,
+    ElectionStage,
+    ItemKind,
+    ItemStatus,
+    Office,
+    RoundStatus,
+    label,
+    values,
+)
 
 
 def is_election(item: Item) -> bool:
@@ -128,7 +137,7 @@ def start_another(db: Session, item: Item, candidates: list | None) -> Round:
     item.rounds.append(rnd)
     item.status = ItemStatus.DRAFT
     db.flush()
-    audit.append(db, "election_another_created", {"item_id": item.id, "round": rnd.number, "places": seats,
+    audit.append(db, AuditKind.ELECTION_ANOTHER_CREATED, {"item_id": item.id, "round": rnd.number, "places": seats,
                                                   "candidates": keys, "article": slate.article},
                  sitting_id=item.sitting_id)
     return rnd

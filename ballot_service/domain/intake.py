@@ -73,7 +73,7 @@ from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Item, Round, Sitting, random_id
-from ballot_service.vocab import Channel, ItemKind, RoundStatus
+from ballot_service.vocab import AuditKind, Channel, ItemKind, RoundStatus
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: 
     # No terminal, seat or member in a refusal event: the serial alone. On the ballot's body's
     # chain; a ballot that names no session of ours (malformed) on the server chain.
     chain = sitting.body_id if sitting is not None else audit.SERVER_CHAIN
-    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason, "serial": serial}))
+    events.append((chain, AuditKind.CAST_REFUSED, {"round_id": round_id, "reason": reason, "serial": serial}))
     err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
     return err
@@ -265,7 +265,7 @@ def _store(db: Session, jobs: list[Job]) -> None:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
-    events.extend((chain, "casts_accepted", {"round_id": rid, "count": n})
+    events.extend((chain, AuditKind.CASTS_ACCEPTED, {"round_id": rid, "count": n})
                   for (chain, rid), n in sorted(accepted.items()))
     if rows and sqlite:  # serials checked above, under the write lock; one statement for the batch
         insert_rows(conn, _CASTS, rows)
@@ -344,7 +344,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
         if same and (channel != Channel.TERMINAL or existing_retry is not None):
             if channel == Channel.PAPER:  # 重复扫描: counted apart, in neither 收回 nor 拒收
                 conn.execute(_RESCANNED, {"round_id": facts.id})
-                events.append((sitting.body_id, "paper_rescanned", {"round_id": facts.id}))  # no serial: no scan order
+                events.append((sitting.body_id, AuditKind.PAPER_RESCANNED, {"round_id": facts.id}))  # no serial: no scan order
             job.result = Receipt(serial, receipt_code(existing_receipt), True)
             return
         refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")

@@ -39,9 +39,9 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
-from ballot_service.vocab import Channel, RoundStatus
+from ballot_service.vocab import AuditKind, Channel, RoundStatus
 
-ANNOUNCE_EVENT = "round_key_announced"
+ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
 
 
 def key_fingerprint(der: bytes) -> str:
@@ -173,7 +173,7 @@ def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> d
     issuance.allowed += 1
     rnd.replacements = (rnd.replacements or 0) + 1
     db.flush()
-    audit.append(db, "ballot_replacement", {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
+    audit.append(db, AuditKind.BALLOT_REPLACEMENT, {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
                                             "member_no": member.member_no, "reason": reason.strip()},
                  sitting_id=item.sitting_id)
     return {"round": rnd.number, "replacements": rnd.replacements}

@@ -12,7 +12,16 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import check_item, require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
-from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, MarkRule, RoundStatus
+from ballot_service.vocab import (
+    AuditKind,
+    Base,
+    Channel,
+    ItemKind,
+    ItemStatus,
+    Majority,
+    MarkRule,
+    RoundStatus,
+)
 
 
 def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Round:
@@ -60,7 +69,7 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
                                      office=c.get("office"), position=i) for i, c in enumerate(cleaned))
     rnd.places, rnd.candidate_keys = places, keys
     db.flush()
-    audit.append(db, "item_edited", _event_data(item), sitting_id=item.sitting_id)
+    audit.append(db, AuditKind.ITEM_EDITED, _event_data(item), sitting_id=item.sitting_id)
     return item
 
 
@@ -72,7 +81,7 @@ def delete_item(db: Session, item: Item) -> None:
     db.delete(rnd)
     db.delete(item)  # its candidates go with it (cascade)
     db.flush()
-    audit.append(db, "item_deleted", data, sitting_id=data["session_id"])
+    audit.append(db, AuditKind.ITEM_DELETED, data, sitting_id=data["session_id"])
 
 
 def move_item(db: Session, item: Item, direction: str) -> None:
@@ -87,5 +96,5 @@ def move_item(db: Session, item: Item, direction: str) -> None:
         return  # already first (last)
     item.position, other.position = other.position, item.position
     db.flush()
-    audit.append(db, "item_moved", {"session_id": item.sitting_id, "item_id": item.id, "position": item.position,
+    audit.append(db, AuditKind.ITEM_MOVED, {"session_id": item.sitting_id, "item_id": item.id, "position": item.position,
                                     "swapped_with": other.id}, sitting_id=item.sitting_id)

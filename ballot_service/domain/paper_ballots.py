@@ -22,7 +22,7 @@ from ballot_service.formats.ballots import (
 )
 from ballot_service.models import Item, PaperBallot, Round
 from ballot_service.numbers import is_int
-from ballot_service.vocab import Channel, RoundStatus, status_name
+from ballot_service.vocab import AuditKind, Channel, RoundStatus, status_name
 
 
 def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
@@ -70,7 +70,7 @@ def record_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
                 for t in tokens])
     db.flush()
     total = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == round_.id))
-    audit.append(db, "paper_ballots_printed",
+    audit.append(db, AuditKind.PAPER_BALLOTS_PRINTED,
                  {"item_id": item.id, "round_id": round_.id, "round": round_.number, "count": len(tokens),
                   "printed_total": total, "key_fingerprint": key.fingerprint},
                  sitting_id=item.sitting_id)
@@ -100,7 +100,7 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
     for pb in rows.values():
         pb.handed_out = True
     db.flush()
-    audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)},
+    audit.append(db, AuditKind.PAPER_BALLOTS_HANDED_OUT, {"round_id": round_.id, "count": len(serials)},
                  sitting_id=round_.item.sitting_id, timed=False)
     return len(serials)
 

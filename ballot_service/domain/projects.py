@@ -18,7 +18,7 @@ from ballot_service.domain.roster import xlsx_rows
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats import names
 from ballot_service.models import Body, Item, Project, Sitting
-from ballot_service.vocab import BodyKind, ItemKind, ItemStatus, RoundStatus, SittingStatus
+from ballot_service.vocab import AuditKind, BodyKind, ItemKind, ItemStatus, RoundStatus, SittingStatus
 
 COMMITTEE_SUFFIX = "常务委员会"
 MAX_PROJECTS = 2000  # in one import
@@ -105,7 +105,7 @@ def add_projects(db: Session, register: Body, rows: list[dict], source: str) -> 
                                                               "year", "investment")}) for r in rows]
     db.add_all(made)
     db.flush()
-    audit.append(db, "projects_added", {"body_id": register.id, "source": source,
+    audit.append(db, AuditKind.PROJECTS_ADDED, {"body_id": register.id, "source": source,
                                         "projects": [{"code": p.code, "name": p.name, "year": p.year}
                                                      for p in made]})
     return made

@@ -18,7 +18,16 @@ from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Record, TallySheet, Terminal
-from ballot_service.vocab import Channel, ItemKind, ItemStatus, Majority, RoundStatus, TellerRole, status_name
+from ballot_service.vocab import (
+    AuditKind,
+    Channel,
+    ItemKind,
+    ItemStatus,
+    Majority,
+    RoundStatus,
+    TellerRole,
+    status_name,
+)
 
 RECORD_FORMAT = "ballot-record/1"
 FINAL = (ItemStatus.DECIDED, ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET)
@@ -103,7 +112,7 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
         if existing is None:
             raise
         return existing
-    audit.append(db, "record_issued", {"item_id": item.id, "record_id": rec.id, "signature": sig,
+    audit.append(db, AuditKind.RECORD_ISSUED, {"item_id": item.id, "record_id": rec.id, "signature": sig,
                                        "record_sha256": audit.sha256_hex(data)}, sitting_id=item.sitting_id)
     return rec
 
@@ -171,5 +180,5 @@ def publish_record(db: Session, item: Item) -> Record:
         raise Conflict("this record is already published", where="record", zh="该表决结果记录已公布")
     rec.published = True
     db.flush()
-    audit.append(db, "record_published", {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)
+    audit.append(db, AuditKind.RECORD_PUBLISHED, {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)
     return rec

@@ -21,6 +21,7 @@ from ballot_service.domain import audit
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import names
 from ballot_service.models import Body, Member
+from ballot_service.vocab import AuditKind
 
 HEADERS = {
     "member_no": ("代表证号", "编号", "证号", "id", "member_no"),
@@ -307,5 +308,5 @@ def import_roster(db: Session, body: Body, rows: list[RosterRow], source: str) -
             left += 1
     db.flush()
     summary = {"added": added, "updated": updated, "left_office": left, "in_office": len(rows)}
-    audit.append(db, "roster_imported", {"body_id": body.id, "source": source, **summary}, body_id=body.id)
+    audit.append(db, AuditKind.ROSTER_IMPORTED, {"body_id": body.id, "source": source, **summary}, body_id=body.id)
     return summary

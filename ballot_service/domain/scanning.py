@@ -27,7 +27,7 @@ from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Round, ScannedPage
 from ballot_service.scan import omr
 from ballot_service.scan.pages import iter_pages
-from ballot_service.vocab import Channel, MarkRule
+from ballot_service.vocab import AuditKind, Channel, MarkRule
 
 NOT_ASKED_MARK = "not the asked-for mark ○"
 CENTRE_MAX = 1.0   # mm² of dark ink in a box's middle third: more is a √, × or fill, not a ○
@@ -130,7 +130,7 @@ def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading
                        crops=_crops(grey, reading) if status == "queued" else {}, decisions=[], outcome=outcome)
     db.add(page)
     db.flush()
-    audit.append(db, "page_scanned", {"page_id": page.id, "sha256": page.sha256, "status": status,
+    audit.append(db, AuditKind.PAGE_SCANNED, {"page_id": page.id, "sha256": page.sha256, "status": status,
                                       "round_id": page.round_id, "reasons": page.reasons},
                  sitting_id=sitting.id, timed=False)
     return ScanOutcome(page, receipt)
@@ -188,5 +188,5 @@ def discard_images(db: Session, sitting_id: int) -> int:
     for p in pages:
         p.image, p.crops = None, {}
     db.flush()
-    audit.append(db, "scanned_images_discarded", {"count": len(pages)}, sitting_id=sitting_id)
+    audit.append(db, AuditKind.SCANNED_IMAGES_DISCARDED, {"count": len(pages)}, sitting_id=sitting_id)
     return len(pages)

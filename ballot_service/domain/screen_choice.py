@@ -9,7 +9,7 @@ from ballot_service.domain.sittings import get_item, has_result, open_item, requ
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Record, Sitting
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ScreenChoice, values
+from ballot_service.vocab import AuditKind, ScreenChoice, values
 
 SCREEN_CHOICES = values(ScreenChoice)
 
@@ -49,5 +49,5 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     if voting_now is not None:
         raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
                        where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")
-    audit.append(db, "screen_set", data, sitting_id=sitting.id)
+    audit.append(db, AuditKind.SCREEN_SET, data, sitting_id=sitting.id)
     return data

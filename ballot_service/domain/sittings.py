@@ -16,6 +16,8 @@ from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 from ballot_service.numbers import is_int
 from ballot_service.vocab import (
+    ATTENDANCE_PREFIX,
+    AuditKind,
     Base,
     Channel,
     ItemKind,
@@ -38,7 +40,7 @@ def create_body(db: Session, name: str, kind: str) -> Body:
     body = Body(name=name, kind=kind)
     db.add(body)
     db.flush()
-    audit.append(db, "body_created", {"body_id": body.id, "name": body.name, "kind": kind}, body_id=body.id)
+    audit.append(db, AuditKind.BODY_CREATED, {"body_id": body.id, "name": body.name, "kind": kind}, body_id=body.id)
     return body
 
 
@@ -71,7 +73,7 @@ def create_sitting(db: Session, body: Body, name: str) -> Sitting:
     sitting = Sitting(body_id=body.id, name=name)
     db.add(sitting)
     db.flush()
-    audit.append(db, "session_created", {"body_id": body.id, "session_id": sitting.id, "name": sitting.name},
+    audit.append(db, AuditKind.SITTING_CREATED, {"body_id": body.id, "session_id": sitting.id, "name": sitting.name},
                  sitting_id=sitting.id)
     return sitting
 
@@ -142,7 +144,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
         by_status[i.status] = by_status.get(i.status, 0) + 1
     sitting.status, sitting.closed_at = "closed", utcnow()
     db.flush()
-    ev = audit.append(db, "session_closed", {"session_id": sitting.id, "body_id": sitting.body_id,
+    ev = audit.append(db, AuditKind.SITTING_CLOSED, {"session_id": sitting.id, "body_id": sitting.body_id,
                                              "name": sitting.name, "items": by_status},
                       sitting_id=sitting.id)
     cp = audit.checkpoint(db, key, f"session_closed:{sitting.id}", sitting.body_id)
@@ -187,7 +189,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         if terminal_id is not None:
             att.terminal_id = terminal_id
     db.flush()
-    audit.append(db, "attendance_" + status,
+    audit.append(db, ATTENDANCE_PREFIX + status,
                  {"session_id": sitting.id, "member_no": member.member_no, "method": method},
                  sitting_id=sitting.id)
     return att
@@ -262,7 +264,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status=RoundStatus.PENDING, stage=stage)]
     db.add(item)
     db.flush()
-    audit.append(db, "item_created", {
+    audit.append(db, AuditKind.ITEM_CREATED, {
         "session_id": sitting.id, "item_id": item.id, "key": key, "kind": kind, "title": title,
         "places": places, "rule": {"base": base, "majority": majority, **scale_rule}, "secret": secret,
         "channel": channel, "candidates": [{"key": c["key"], "title": c["title"],

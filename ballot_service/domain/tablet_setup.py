@@ -20,7 +20,7 @@ from ballot_service.domain import audit, login_limits
 from ballot_service.domain.sittings import open_item
 from ballot_service.errors import Conflict, Forbidden, TooManyRequests
 from ballot_service.models import Attendance, Member, Sitting, Terminal
-from ballot_service.vocab import TerminalKind
+from ballot_service.vocab import AuditKind, TerminalKind
 
 SEEN_EVERY_S = 30  # a tablet's last seen is written at most this often
 ONLINE_S = 15 + SEEN_EVERY_S  # polled within 15 s, give or take one write interval
@@ -110,4 +110,4 @@ def reset_tablet(db: Session, secret_key: str, sitting: Sitting, terminal_id: in
     term = db.get(Terminal, terminal_id)
     term.set_up_at = term.last_seen_at = None
     db.flush()
-    audit.append(db, "terminal_reset", {"terminal_id": term.id, "name": term.name}, sitting_id=sitting.id)
+    audit.append(db, AuditKind.TERMINAL_RESET, {"terminal_id": term.id, "name": term.name}, sitting_id=sitting.id)

@@ -14,7 +14,7 @@ from ballot_service import rules
 from ballot_service.domain import audit, election_items, election_tally, evaluation_items, scan_queue
 from ballot_service.errors import Conflict
 from ballot_service.models import Cast, Item, Refusal, Round, TallySheet
-from ballot_service.vocab import Channel, ItemKind, ItemStatus, RoundStatus, status_name
+from ballot_service.vocab import AuditKind, Channel, ItemKind, ItemStatus, RoundStatus, status_name
 
 
 def round_result(*, item_kind: str, candidate_keys: list[str], places: int | None, rule: rules.Rule,
@@ -135,7 +135,7 @@ def tally_round(db: Session, item: Item, rnd: Round) -> dict:
         item.rounds.append(Round(number=rnd.number + 1, places=result["runoff_places"],
                                  candidate_keys=result["tied"], status=RoundStatus.PENDING))
     db.flush()
-    audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
+    audit.append(db, AuditKind.TALLIED, {"item_id": item.id, "round": rnd.number, "result": result},
                  sitting_id=item.sitting_id)
     return result
 
@@ -178,7 +178,7 @@ def record_quorum_failure(db: Session, item: Item, rnd: Round, members: int, pre
                           election=_election_facts(db, item, rnd))
     rnd.result, rnd.status, item.status = result, RoundStatus.TALLIED, result["status"]
     db.flush()
-    audit.append(db, "tallied", {"item_id": item.id, "round": rnd.number, "result": result},
+    audit.append(db, AuditKind.TALLIED, {"item_id": item.id, "round": rnd.number, "result": result},
                  sitting_id=item.sitting_id)
     return result
 

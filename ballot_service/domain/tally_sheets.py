@@ -13,7 +13,7 @@ from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ItemKind, TellerRole, TerminalKind, label_pair
+from ballot_service.vocab import AuditKind, ItemKind, TellerRole, TerminalKind, label_pair
 
 
 def teller_of(station: Terminal | None) -> tuple[str, str]:
@@ -38,7 +38,7 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     if existing is None:
         db.add(TallySheet(round_id=rnd.id, data=sheet_data, entered_by=holder, entered_terminal_id=station.id))
         db.flush()
-        audit.append(db, "tally_sheet_entered", {"item_id": item.id, "round": rnd.number, **teller,
+        audit.append(db, AuditKind.TALLY_SHEET_ENTERED, {"item_id": item.id, "round": rnd.number, **teller,
                                                  "sheet": sheet_data}, sitting_id=sitting.id)
         return "entered"
     if existing.confirmed_by is not None:
@@ -57,7 +57,7 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     existing.confirmed_by, existing.confirmed_at = holder, utcnow()
     existing.confirmed_terminal_id = station.id
     db.flush()
-    audit.append(db, "tally_sheet_confirmed", {"item_id": item.id, "round": rnd.number, **teller},
+    audit.append(db, AuditKind.TALLY_SHEET_CONFIRMED, {"item_id": item.id, "round": rnd.number, **teller},
                  sitting_id=sitting.id)
     return "confirmed"
 

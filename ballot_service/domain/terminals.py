@@ -14,7 +14,7 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from ballot_service.models import Attendance, Member, Sitting, Terminal
-from ballot_service.vocab import TellerRole, TerminalKind, values
+from ballot_service.vocab import AuditKind, TellerRole, TerminalKind, values
 
 
 def credential_hash(credential: str) -> str:
@@ -62,7 +62,7 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
     event = {"terminal_id": term.id, "name": name, "kind": kind, "seat": seat}
     if term.holder:
         event.update(holder=term.holder, teller_role=term.teller_role)
-    audit.append(db, "terminal_registered", event, sitting_id=sitting.id)
+    audit.append(db, AuditKind.TERMINAL_REGISTERED, event, sitting_id=sitting.id)
     return term, credential
 
 
@@ -90,7 +90,7 @@ def release_terminal(db: Session, term: Terminal) -> None:
     member = db.get(Member, term.bound_member_id)
     term.bound_member_id = None
     db.flush()
-    audit.append(db, "terminal_released", {"terminal_id": term.id, "name": term.name,
+    audit.append(db, AuditKind.TERMINAL_RELEASED, {"terminal_id": term.id, "name": term.name,
                                            "member_no": member.member_no if member else None},
                  sitting_id=term.sitting_id)
 
@@ -148,7 +148,7 @@ def revoke_terminal(db: Session, term: Terminal) -> None:
     if term.revoked_at is None:
         term.revoked_at = utcnow()
         db.flush()
-        audit.append(db, "terminal_revoked", {"terminal_id": term.id, "name": term.name},
+        audit.append(db, AuditKind.TERMINAL_REVOKED, {"terminal_id": term.id, "name": term.name},
                      sitting_id=term.sitting_id)
 
 
@@ -201,7 +201,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
     if not assigned and term.bound_member_id != member.id:
         term.bound_member_id = member.id
         db.flush()
-        audit.append(db, "terminal_bound", {"terminal_id": term.id, "name": term.name,
+        audit.append(db, AuditKind.TERMINAL_BOUND, {"terminal_id": term.id, "name": term.name,
                                             "member_no": member.member_no}, sitting_id=sitting.id)
     set_attendance(db, sitting, member, "present", "terminal", terminal_id=term.id)
     return member

@@ -35,7 +35,7 @@ from ballot_service.models import (
     Terminal,
 )
 from ballot_service.numbers import is_int
-from ballot_service.vocab import Channel, ItemStatus, RoundStatus, TerminalKind, status_name
+from ballot_service.vocab import AuditKind, Channel, ItemStatus, RoundStatus, TerminalKind, status_name
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -70,7 +70,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
                        zh=f"《{other_open.title}》的表决仍在进行，请先结束该项表决")
     state = attendance_state(db, sitting)
     if not state.quorum_met:
-        audit.append(db, "vote_open_refused", {
+        audit.append(db, AuditKind.VOTE_OPEN_REFUSED, {
             "item_id": item.id, "round": rnd.number, "members": state.members, "present": state.present,
             "quorum_rule": state.quorum_rule, "reason": "quorum_not_met"}, sitting_id=sitting.id)
         err = QuorumNotMet(
@@ -97,7 +97,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         issuance.start_round_key(db, settings, item, rnd)  # announced before any issuance
         issued = _make_eligible(db, item, rnd)
     db.flush()
-    audit.append(db, "vote_opened", {
+    audit.append(db, AuditKind.VOTE_OPENED, {
         "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
@@ -218,7 +218,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     if item.channel == Channel.TERMINAL:
         closed["blind_signatures"] = rnd.issued
         closed["replacements"] = rnd.replacements or 0
-    audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
+    audit.append(db, AuditKind.VOTE_CLOSED, closed, sitting_id=item.sitting_id)
     body_id = item.sitting.body_id
     audit.checkpoint(db, keys.body_signing_key(settings, body_id), f"vote_closed:{item.id}:{rnd.number}", body_id)
     checkpoint_wal_after_commit(db)  # SQLite: the WAL's frames (arrival order) go with the close
@@ -249,7 +249,7 @@ def extend_round(db: Session, item: Item, minutes: int) -> Round:
     now = database_now(db)
     rnd.closes_at = max(rnd.closes_at or now, now) + dt.timedelta(minutes=minutes)
     db.flush()
-    audit.append(db, "vote_time_extended", {"item_id": item.id, "round": rnd.number, "minutes": minutes,
+    audit.append(db, AuditKind.VOTE_TIME_EXTENDED, {"item_id": item.id, "round": rnd.number, "minutes": minutes,
                                             "closes_at": rnd.closes_at.isoformat()}, sitting_id=item.sitting_id)
     return rnd
 

@@ -18,7 +18,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, ScannedPage, Terminal
 from ballot_service.render import count_report
-from ballot_service.vocab import Role
+from ballot_service.vocab import AuditKind, Role
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, requires
 
@@ -166,7 +166,7 @@ def station_count_report():
     content = station_board.count_report(db, sitting)
     pdf = count_report.render(content)
     begin_write(db)
-    audit.append(db, "count_report_made", {**content, "pdf_sha256": hashlib.sha256(pdf).hexdigest()},
+    audit.append(db, AuditKind.COUNT_REPORT_MADE, {**content, "pdf_sha256": hashlib.sha256(pdf).hexdigest()},
                  sitting_id=sitting.id)
     commit()
     return Response(pdf, mimetype="application/pdf", status=201,

@@ -13,13 +13,21 @@ from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
-from ballot_service.vocab import Channel, ElectionStage, ItemKind, ItemStatus, RoundStatus, ScreenChoice
+from ballot_service.vocab import (
+    AuditKind,
+    Channel,
+    ElectionStage,
+    ItemKind,
+    ItemStatus,
+    RoundStatus,
+    ScreenChoice,
+)
 
-CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
-SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
+CONCLUDING_EVENTS = (AuditKind.VOTE_CLOSED, AuditKind.TALLIED, AuditKind.RECORD_ISSUED, AuditKind.RECORD_PUBLISHED)
+SCREEN_EVENT = AuditKind.SCREEN_SET  # the secretariat's choice of what the screen shows between votes
 # What ends that choice (besides a vote opening): the hall then sees the vote just taken. Signing
 # a record does not: it is routine paperwork, often done during the break the choice is for.
-TAKING_BACK_EVENTS = ("vote_closed", "tallied", "record_published")
+TAKING_BACK_EVENTS = (AuditKind.VOTE_CLOSED, AuditKind.TALLIED, AuditKind.RECORD_PUBLISHED)
 
 
 class AuditCursor:
