@@ -249,7 +249,7 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     OperatorRole.AUDITOR: ("审计", "auditor"),
     OperatorRole.DISPLAY: ("大屏", "presiding screen"),
     TellerRole.CHIEF: ("总监票人", "chief scrutineer"),
-    TerminalKind.SEAT: ("席位终端", "seat tablet"),
+    TerminalKind.SEAT: ("表决器", "seat tablet"),
     TerminalKind.COUNTING_STATION: ("计票站", "counting station"),
     MarkRule.ANY: ("任何清楚的符号", "any clear mark"),
     MarkRule.CIRCLE: ("只认划○", "only the asked-for ○"),
