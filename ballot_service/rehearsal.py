@@ -22,7 +22,7 @@ from ballot_service.formats.scenario import load_scenario, present_ids, roster_o
 from ballot_service.migrate import upgrade
 from ballot_service.models import Record
 from ballot_service.render import announcement, record_pdf
-from ballot_service.vocab import Channel, ItemStatus, TellerRole, TerminalKind
+from ballot_service.vocab import Channel, ItemStatus, OperatorRole, Presence, TellerRole, TerminalKind
 
 
 class Rehearsal:
@@ -54,7 +54,7 @@ class Rehearsal:
         password = secrets.token_urlsafe(16)
         with self.app.app_context():
             db = self.app.extensions["ballot_sessionmaker"]()
-            create_operator(db, "rehearsal", password, "secretariat")
+            create_operator(db, "rehearsal", password, OperatorRole.SECRETARIAT)
             db.commit()
             db.close()
         self.call("POST", "/api/admin/login", {"username": "rehearsal", "password": password})
@@ -104,7 +104,7 @@ class Rehearsal:
         gone = sorted(self.present - want)
         new = [i for i in ids if i not in self.present]
         if gone:
-            self.call("POST", f"/api/admin/sessions/{self.sid}/attendance", {"members": gone, "status": "absent"})
+            self.call("POST", f"/api/admin/sessions/{self.sid}/attendance", {"members": gone, "status": Presence.ABSENT})
         for mid in new:  # members check in at their own seat terminal
             self.call("POST", "/api/terminal/checkin", {"member": mid}, credential=self.cred[mid])
         self.present = want
@@ -125,7 +125,7 @@ class Rehearsal:
             self.call("POST", f"/api/admin/items/{iid}/close")
             sheet = dict(item["sheet"])
             sheet["counts"] = {k: {"void": 0, **v} for k, v in sheet["counts"].items()}
-            for role in ("counter", "scrutineer"):
+            for role in (TellerRole.COUNTER, TellerRole.SCRUTINEER):
                 self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "sheet": sheet},
                           credential=self.tellers[role])
         else:

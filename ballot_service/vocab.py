@@ -56,6 +56,7 @@ class SittingStatus(StrEnum):
 class ItemStatus(StrEnum):
     DRAFT = "draft"
     OPEN = "open"
+    CLOSED = "closed"  # its round's vote closed, not yet tallied
     RUNOFF_PENDING = "runoff_pending"
     DECIDED = "decided"
     VOID = "void"
@@ -232,6 +233,7 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     Channel.TALLY_SHEET: ("纸质票（计票单录入）", "paper ballots (tally sheet)"),
     ItemStatus.DRAFT: ("未开始", "not started"),
     ItemStatus.OPEN: ("表决中", "open"),
+    ItemStatus.CLOSED: ("已结束", "closed"),
     ItemStatus.RUNOFF_PENDING: ("待再次投票", "awaiting a runoff"),
     ItemStatus.DECIDED: ("已计票", "tallied"),
     ItemStatus.VOID: ("表决无效", "void"),

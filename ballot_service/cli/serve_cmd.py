@@ -32,7 +32,7 @@ from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key
-from ballot_service.vocab import BodyKind, ItemKind
+from ballot_service.vocab import BodyKind, ItemKind, OperatorRole
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -64,9 +64,9 @@ DEMO_COMMITTEE_PRESENT = 32  # of 35; 1 on leave, 2 absent
 # Published in the README: for trying the demo only. A real service adds its own
 # operators with `ballot-service operator add`.
 DEMO_OPERATORS = [
-    ("mishu", "mishu-demo-2026", "secretariat"),
-    ("daping", "daping-demo-2026", "display"),
-    ("shenji", "shenji-demo-2026", "auditor"),
+    ("mishu", "mishu-demo-2026", OperatorRole.SECRETARIAT),
+    ("daping", "daping-demo-2026", OperatorRole.DISPLAY),
+    ("shenji", "shenji-demo-2026", OperatorRole.AUDITOR),
 ]
 
 

@@ -24,7 +24,7 @@ from ballot_service.domain.sittings import (
 from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body
-from ballot_service.vocab import BodyKind, values
+from ballot_service.vocab import BodyKind, Presence, SittingStatus, values
 
 
 @contextmanager
@@ -121,7 +121,7 @@ def checkin(session_id: int, member_nos: tuple[str, ...], leave: bool) -> None:
         sitting = get_sitting(db, session_id)
         for no in member_nos:
             set_attendance(db, sitting, find_member(db, sitting.body_id, no),
-                           "leave" if leave else "present", "manual")
+                           Presence.LEAVE if leave else Presence.PRESENT, "manual")
         state = attendance_state(db, sitting)
     click.echo(json.dumps(state.as_dict(), ensure_ascii=False))
 
@@ -148,7 +148,7 @@ def state(as_json: bool) -> None:
         for s in b["sessions"]:
             a = s["attendance"]
             q = "符合法定人数" if a["quorum_met"] else "不符合法定人数"
-            closed = " [已闭会 closed]" if s["status"] == "closed" else ""
+            closed = " [已闭会 closed]" if s["status"] == SittingStatus.CLOSED else ""
             click.echo(f"  session {s['id']} {s['name']}{closed}: 应到{a['members']} 实到{a['present']} "
                        f"请假{a['leave']} 缺席{a['absent']} {q}")
             for i in s["items"]:

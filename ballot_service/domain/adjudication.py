@@ -102,7 +102,7 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
         if not same:
             page.status = "waiting"
     else:
-        step, final = "chief", decision
+        step, final = TellerRole.CHIEF, decision
     audit.append(db, AuditKind.ADJUDICATION_DECIDED, {"page_id": page.id, "teller": holder, "teller_role": role,
                                               "step": step, "decision": decision},
                  sitting_id=sitting.id, timed=False)

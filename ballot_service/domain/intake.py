@@ -129,7 +129,7 @@ def _refusal(db: Session, sitting, count_on, reason: str, message: str, serial: 
 
 def _open_now(status: str, closes_at, now) -> bool:
     """`now`: the database's clock (round_facts), which the time limit was set from."""
-    return status == "open" and (closes_at is None or now < closes_at)
+    return status == RoundStatus.OPEN and (closes_at is None or now < closes_at)
 
 
 def _not_open(db: Session, facts: "RoundFacts", status: str) -> tuple:

@@ -163,7 +163,7 @@ def sheet_tellers(db: Session, rnd) -> dict:
                            f"registered tellers", where="tally_sheet",
                            zh=f"第{rnd.number}轮计票单未经两名登记的计票人员录入和确认")
         out[station.teller_role] = station.holder
-    if set(out) != {"counter", "scrutineer"}:
+    if set(out) != {TellerRole.COUNTER, TellerRole.SCRUTINEER}:
         raise Conflict(f"the tally sheet of round {rnd.number} needs a counter and a scrutineer",
                        where="tally_sheet", zh=f"第{rnd.number}轮计票单须由计票人和监票人分别录入和确认")
     return out

@@ -24,6 +24,7 @@ from ballot_service.vocab import (
     ItemStatus,
     Majority,
     MarkRule,
+    Presence,
     RoundStatus,
     SittingStatus,
     values,
@@ -114,7 +115,7 @@ def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str) ->
     this check commits before a concurrent session close, never after it."""
     status, closed_at = db.execute(select(Sitting.status, Sitting.closed_at).where(Sitting.id == sitting.id)
                                    .with_for_update(read=True)).one()
-    if status != "open":
+    if status != SittingStatus.OPEN:
         when = f" at {closed_at.isoformat(timespec='seconds')}" if closed_at else ""
         raise Conflict(f"会次已闭会，不能{doing_zh}。Session {sitting.name} was closed{when}: "
                        f"{doing_en} is no longer possible.", where="session")
@@ -133,7 +134,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
         raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
                        f"closing it again changes nothing.", where="session")
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id).order_by(Item.position)))
-    still_open = [f"《{i.title}》" for i in items if i.status == "open"]
+    still_open = [f"《{i.title}》" for i in items if i.status == ItemStatus.OPEN]
     if still_open:
         raise Conflict(f"表决仍在进行，不能闭会：{'、'.join(still_open)}。"
                        f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
@@ -142,7 +143,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     by_status: dict[str, int] = {}
     for i in items:
         by_status[i.status] = by_status.get(i.status, 0) + 1
-    sitting.status, sitting.closed_at = "closed", utcnow()
+    sitting.status, sitting.closed_at = SittingStatus.CLOSED, utcnow()
     db.flush()
     ev = audit.append(db, AuditKind.SITTING_CLOSED, {"session_id": sitting.id, "body_id": sitting.body_id,
                                              "name": sitting.name, "items": by_status},
@@ -157,7 +158,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
 def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, method: str,
                    terminal_id: int | None = None) -> Attendance:
     """Check a member in (status 'present') or record leave ('leave', 请假)."""
-    if status not in ("present", "leave", "absent"):
+    if status not in values(Presence):
         raise InvalidInput("status must be present, leave or absent", where="status",
                            zh="状态须为 present（签到）、leave（请假）或 absent（缺席）")
     require_open(db, sitting, "签到或请假", "check-in or leave")

@@ -14,7 +14,7 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from ballot_service.models import Attendance, Member, Sitting, Terminal
-from ballot_service.vocab import AuditKind, TellerRole, TerminalKind, values
+from ballot_service.vocab import AuditKind, Presence, TellerRole, TerminalKind, values
 
 
 def credential_hash(credential: str) -> str:
@@ -195,7 +195,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
                            where="member", zh=f"{member.name} 代表已在表决器 {elsewhere.name} 签到")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
                                              Attendance.member_id == member.id))
-    if att is not None and att.status == "leave":
+    if att is not None and att.status == Presence.LEAVE:
         raise Conflict(f"member {member.member_no} is on leave: only the secretariat changes that",
                        where="member", zh=f"{member.name} 代表已请假，须由会务工作人员办理销假后签到")
     if not assigned and term.bound_member_id != member.id:
@@ -203,5 +203,5 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
         db.flush()
         audit.append(db, AuditKind.TERMINAL_BOUND, {"terminal_id": term.id, "name": term.name,
                                             "member_no": member.member_no}, sitting_id=sitting.id)
-    set_attendance(db, sitting, member, "present", "terminal", terminal_id=term.id)
+    set_attendance(db, sitting, member, Presence.PRESENT, "terminal", terminal_id=term.id)
     return member

@@ -84,7 +84,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     now = database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
     rnd.open_override = override
     rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
-    rnd.status, rnd.opened_at = "open", now
+    rnd.status, rnd.opened_at = RoundStatus.OPEN, now
     if item.time_limit_s:
         rnd.closes_at = now + dt.timedelta(seconds=item.time_limit_s)
     item.status = ItemStatus.OPEN
@@ -200,11 +200,11 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     scan_queue.require_none_pending(db, item, rnd, "close the vote", "结束表决")
     # Lock the round row so a cast in flight either commits before or sees 'closed'.
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
-    rnd.status, rnd.closed_at = "closed", utcnow()
+    rnd.status, rnd.closed_at = RoundStatus.CLOSED, utcnow()
     rnd.issued = issued_count(db, item, rnd)
     if item.channel == Channel.TERMINAL:
         issuance.forget_round_key(rnd)  # the private key does not survive the close
-    item.status = "closed"
+    item.status = ItemStatus.CLOSED
     accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt)
                           .where(Cast.round_id == rnd.id)).all()
     returned = len(accepted)

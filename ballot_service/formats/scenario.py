@@ -163,7 +163,7 @@ def _check_meaning(s: dict) -> None:
         if item["kind"] not in with_places and "places" in item:
             raise InvalidInput("places is only for livelihood_projects and election", where=f"{at}.places")
         _check_election_fields(item, at)
-        channel = item.get("channel", "terminal")
+        channel = item.get("channel", Channel.TERMINAL)
         marks = _marks_of(item, at)
         if channel == Channel.TALLY_SHEET:
             if "sheet" not in item:

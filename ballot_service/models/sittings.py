@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ballot_service.db import Base, UTCDateTime, utcnow
-from ballot_service.vocab import ItemStatus, Majority, RoundStatus, nominee_label
+from ballot_service.vocab import ItemStatus, Majority, MarkRule, RoundStatus, SittingStatus, nominee_label
 
 
 class Body(Base):
@@ -43,7 +43,7 @@ class Sitting(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     body_id: Mapped[int] = mapped_column(ForeignKey("bodies.id"))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    status: Mapped[str] = mapped_column(String(16), default=SittingStatus.OPEN)  # open | closed
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -155,7 +155,7 @@ class Item(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
     # paper: what counts as a mark (MarkRule): any clear mark, or only the asked-for ○
-    mark_rule: Mapped[str] = mapped_column(String(16), default="any", server_default=text("'any'"))
+    mark_rule: Mapped[str] = mapped_column(String(16), default=MarkRule.ANY, server_default=text(f"'{MarkRule.ANY}'"))
     # evaluation items only (RULES.md §5.5): the options best first, [{"key", "title"}], and
     # how grades are given, {"by": "majority"} or {"by": "rate_thresholds", "steps": [[option, hundredths], …]}.
     options: Mapped[list | None] = mapped_column(JSON)

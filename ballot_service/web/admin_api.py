@@ -25,7 +25,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.models import Terminal
-from ballot_service.vocab import Channel, Majority, Role, TerminalKind
+from ballot_service.vocab import Channel, Majority, MarkRule, Role, TerminalKind
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -248,7 +248,7 @@ def items_create(sitting_id: int):
                        secret=field(data, "secret", bool, required=False, default=True),
                        channel=field(data, "channel", str, required=False, default="terminal"),
                        time_limit_s=field(data, "time_limit_s", int, required=False),
-                       mark_rule=field(data, "mark_rule", str, required=False, default="any"),
+                       mark_rule=field(data, "mark_rule", str, required=False, default=MarkRule.ANY),
                        options=field(data, "options", list, required=False, default=None),
                        grading=field(data, "grading", dict, required=False, default=None),
                        office=field(data, "office", str, required=False),

@@ -16,7 +16,7 @@ from ballot_service.domain.sittings import attendance_state, create_item, get_it
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
-from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, Role, RoundStatus
+from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, MarkRule, Role, RoundStatus
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -90,7 +90,7 @@ def item_fields(form, default_key: str) -> dict:
             "places": form_int(form, "places", required=kind in (ItemKind.LIVELIHOOD, ItemKind.ELECTION)),
             "base": form.get("base", Base.MEMBERS), "majority": form.get("majority", Majority.HALF),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
-            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
+            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", MarkRule.ANY),
             **(_evaluation_scale(form) if kind == ItemKind.EVALUATION else {})}
 
 

@@ -79,7 +79,7 @@ def _create_item(make, done: str, back: str):
     why not. The session is the form's: it must be one this login's secretariat serves."""
     def in_named_sitting(db):
         sitting = get_sitting(db, form_int(request.form, "sitting_id"))
-        if not login_may(("secretariat",), sitting.body_id):
+        if not login_may((Role.SECRETARIAT,), sitting.body_id):
             raise Forbidden("that session belongs to a body your login does not serve as secretariat",
                             where="sitting_id", zh="该会议所属机构不在您的秘书处权限之内")
         return make(db, sitting)

@@ -112,7 +112,7 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
     if item is None:
         return ScreenChoice.CHECKIN, None
     rnd = voting.current_round(item)
-    if item.status == "closed" or rnd.status == RoundStatus.CLOSED:
+    if item.status == ItemStatus.CLOSED or rnd.status == RoundStatus.CLOSED:
         return "counting", item
     if has_result(item):
         # The hall sees a result only when the secretariat publishes it (公布); until then the
