@@ -32,7 +32,7 @@ from ballot_service.errors import BallotError
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key
-from ballot_service.vocab import BodyKind, ItemKind, OperatorRole
+from ballot_service.vocab import BodyKind, ItemKind, OperatorRole, Presence
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
 DEMO_SESSION = "第四次会议"
@@ -240,7 +240,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         import_roster(db, congress, rows, source="sample/roster.csv")
         sitting = create_sitting(db, congress, DEMO_SESSION)
         for i, row in enumerate(rows[: DEMO_PRESENT + DEMO_LEAVE]):
-            status = "present" if i < DEMO_PRESENT else "leave"
+            status = Presence.PRESENT if i < DEMO_PRESENT else Presence.LEAVE
             set_attendance(db, sitting, find_member(db, congress.id, row.member_no), status, "manual")
         create_item(
             db, sitting, key="minsheng-2027", kind=ItemKind.LIVELIHOOD,
@@ -255,7 +255,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         import_roster(db, committee, crows, source="sample/committee.csv")
         csitting = create_sitting(db, committee, DEMO_COMMITTEE_SESSION)
         for i, row in enumerate(crows[: DEMO_COMMITTEE_PRESENT + 1]):
-            status = "present" if i < DEMO_COMMITTEE_PRESENT else "leave"
+            status = Presence.PRESENT if i < DEMO_COMMITTEE_PRESENT else Presence.LEAVE
             set_attendance(db, csitting, find_member(db, committee.id, row.member_no), status, "manual")
         create_item(
             db, csitting, key="appointments", kind=ItemKind.APPOINTMENT, title="人事任免事项表决",

@@ -74,7 +74,7 @@ def requires(*roles: str, body: str | None = None):
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            if "public" not in roles:
+            if Role.PUBLIC not in roles:
                 _authorise(roles, body, kwargs)
             return view(*args, **kwargs)
 
@@ -183,7 +183,7 @@ def check_every_route_declares_role(app: Flask) -> None:
         roles = getattr(view, "required_roles", None)
         if not roles:
             missing.append(f"{rule.rule} ({rule.endpoint}): no role")
-        elif "public" not in roles and getattr(view, "body_source", None) is None:
+        elif Role.PUBLIC not in roles and getattr(view, "body_source", None) is None:
             missing.append(f"{rule.rule} ({rule.endpoint}): no body")
         elif getattr(view, "body_source", None) in BODY_FROM and view.body_source not in rule.arguments:
             missing.append(f"{rule.rule} ({rule.endpoint}): body from {view.body_source}, not in the URL")
