@@ -29,7 +29,7 @@ C = layout.COUNTS  # the place every failure of this check points to
 def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Rule]]:
     """6. Returns counts.json's items and each item's rule, by item id."""
     citems, scope = read_counts(b)
-    x.scope_session = scope["session_id"]
+    x.scope_sitting = scope["session_id"]
     ids = [i.get("id") if isinstance(i, dict) else None for i in citems]
     if ids != sorted(set(i for i in ids if is_int(i))) or len(ids) != len(set(ids)):
         fail("counts.json: items must be listed once each, by id: an item was moved, repeated or damaged", C)
@@ -56,7 +56,7 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                 fail(f"{where}: {f} is {ci[f]!r} but the event log created the item with {ev.get(f)!r}", C)
         if not isinstance(ci["session"], dict) or not isinstance(ci["body"], dict) \
                 or ci["session"].get("id") != ev.get("session_id") \
-                or x.sessions.get(ci["session"].get("id"), {}).get("body_id") != ci["body"].get("id"):
+                or x.sittings.get(ci["session"].get("id"), {}).get("body_id") != ci["body"].get("id"):
             fail(f"{where}: session or body differs from the event log", C)
         _check_election(ci, ev, where)
         try:
@@ -74,7 +74,7 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                 fail(f"{where}: record_file is not a file under records/", C)
             referenced_records.add(ci["record_file"])
     for rid in x.accepted:
-        if rid not in round_ids and x.scope_session is None:
+        if rid not in round_ids and x.scope_sitting is None:
             fail(f"the event log accepts ballots for round id {rid}, which counts.json does not list", C)
     for extra in sorted(files_under(b, layout.BALLOTS_DIR) - referenced_ballots):
         fail(f"{extra} belongs to no round in counts.json", extra)
