@@ -47,7 +47,7 @@ class BallotLayout:
     """Everything printed on every ballot of a batch (all but the QR code and serial)."""
 
     body_name: str
-    session_name: str
+    sitting_name: str
     item_title: str
     kind: str
     round_number: int
@@ -70,13 +70,13 @@ class BallotLayout:
             if item.kind == ItemKind.EVALUATION and item.options else {}
         writes_in = item.kind == ItemKind.ELECTION and round_.stage in (ElectionStage.FIRST, ElectionStage.ANOTHER)
         written = places if writes_in else 0
-        return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
+        return cls(body_name=item.sitting.body.name, sitting_name=item.sitting.name, item_title=item.title,
                    kind=item.kind, round_number=round_.number, candidates=tuple(titles.get(k, k) for k in keys),
                    places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret),
                    write_in_lines=max(0, min(written or 0, bl.MAX_ROWS - len(keys))), **marks)
 
     def heading(self) -> str:
-        return f"{self.body_name}{self.session_name}"
+        return f"{self.body_name}{self.sitting_name}"
 
     def ballot_label(self) -> str:
         label = BALLOT_HEADINGS.get(self.kind, ("表 决 票", "项目"))[0]
