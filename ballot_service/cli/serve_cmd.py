@@ -35,9 +35,9 @@ from ballot_service.ops.doctor import check_secret_key
 from ballot_service.vocab import BodyKind, ItemKind, OperatorRole, Presence
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
-DEMO_SESSION = "第四次会议"
+DEMO_SITTING = "第四次会议"
 DEMO_COMMITTEE = "示范市第十七届人民代表大会常务委员会"
-DEMO_COMMITTEE_SESSION = "第二十次会议"
+DEMO_COMMITTEE_SITTING = "第二十次会议"
 DEMO_PROJECTS = [
     "城区老旧小区改造",
     "农村饮水安全巩固提升",
@@ -206,7 +206,7 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool, tls_mode,
     _run(_prepare(skip_checks), host, port, workers, threads, dev, tls_mode)
 
 
-@click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SESSION}, 60 deputies, "
+@click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SITTING}, 60 deputies, "
                             "a livelihood-projects vote, a resolution, a standing-committee "
                             "appointment vote) if the database has no body yet, then serve.")
 @click.option("--load-only", is_flag=True, help="load the sample data and exit without serving")
@@ -238,7 +238,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         congress = create_body(db, DEMO_CONGRESS, BodyKind.CONGRESS)
         rows = read_roster(sample_dir / "roster.csv")
         import_roster(db, congress, rows, source="sample/roster.csv")
-        sitting = create_sitting(db, congress, DEMO_SESSION)
+        sitting = create_sitting(db, congress, DEMO_SITTING)
         for i, row in enumerate(rows[: DEMO_PRESENT + DEMO_LEAVE]):
             status = Presence.PRESENT if i < DEMO_PRESENT else Presence.LEAVE
             set_attendance(db, sitting, find_member(db, congress.id, row.member_no), status, "manual")
@@ -253,7 +253,7 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         committee = create_body(db, DEMO_COMMITTEE, BodyKind.STANDING_COMMITTEE)
         crows = read_roster(sample_dir / "committee.csv")
         import_roster(db, committee, crows, source="sample/committee.csv")
-        csitting = create_sitting(db, committee, DEMO_COMMITTEE_SESSION)
+        csitting = create_sitting(db, committee, DEMO_COMMITTEE_SITTING)
         for i, row in enumerate(crows[: DEMO_COMMITTEE_PRESENT + 1]):
             status = Presence.PRESENT if i < DEMO_COMMITTEE_PRESENT else Presence.LEAVE
             set_attendance(db, csitting, find_member(db, committee.id, row.member_no), status, "manual")
@@ -268,8 +268,8 @@ def load_demo(sample_dir: Path, settings=None) -> str:
                 logins.append(f"{username}/{password} ({role})")
         key_notes = [_demo_key(db, settings, body) for body in (congress, committee)]
     return "\n".join([
-        f"sample data loaded: {DEMO_CONGRESS}{DEMO_SESSION} ({len(rows)} deputies, "
-        f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SESSION} "
+        f"sample data loaded: {DEMO_CONGRESS}{DEMO_SITTING} ({len(rows)} deputies, "
+        f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SITTING} "
         f"({len(crows)} members, 1 item)",
         "demo logins 演示登录: " + (", ".join(logins) or "(operators already exist)"),
         *key_notes,

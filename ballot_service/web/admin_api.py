@@ -103,7 +103,7 @@ def roster_upload(body_id: int):
 
 @bp.post("/sessions")
 @requires(Role.SECRETARIAT, body=IN_JSON)
-def sessions_create():
+def sittings_create():
     data = json_body()
     db = get_db()
     sitting = create_sitting(db, get_body(db, id_field(data, "body_id")), field(data, "name", str))
@@ -113,7 +113,7 @@ def sessions_create():
 
 @bp.post("/sessions/<int:sitting_id>/close")
 @requires(Role.SECRETARIAT, body="sitting_id")
-def session_close(sitting_id: int):
+def sitting_close(sitting_id: int):
     """闭会: refused (409) while a vote is open or when already closed. Signs a checkpoint of
     the audit chain head; answers with the checkpoint."""
     db = get_db()
@@ -374,7 +374,7 @@ def item_paper_ballots(item_id: int):
 
 @bp.get("/sessions/<int:sitting_id>/results")
 @requires(Role.SECRETARIAT, Role.AUDITOR, Role.DISPLAY, body="sitting_id")
-def session_results(sitting_id: int):
+def sitting_results(sitting_id: int):
     db = get_db()
     sitting = get_sitting(db, sitting_id)
     return jsonify({"format": "ballot-results/1", "items": tally.results_for_items(sitting.items)})
