@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from browser_support import SCREENSHOTS, login, screenshot
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_session, vote
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_sitting, vote
 from test_seat_tablets import check_in, mark, open_tablet, result_of, screen
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -25,7 +25,7 @@ def _election(api, sid, key, places, cands, office="committee_member"):
 
 def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=7, present=6, open_vote=False)
+    s = setup_sitting(api, members=7, present=6, open_vote=False)
     tablet = open_tablet(new_page, base, s.creds["M0007"])
     check_in(tablet, "M0007")
 
