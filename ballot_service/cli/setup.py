@@ -76,7 +76,7 @@ def session() -> None:
 @session.command("create", help="Create a session of BODY_ID, e.g. 第四次会议.")
 @click.argument("body_id", type=int)
 @click.argument("name")
-def session_create(body_id: int, name: str) -> None:
+def sitting_create(body_id: int, name: str) -> None:
     with db_session() as db:
         s = create_sitting(db, get_body(db, body_id), name)
     click.echo(f"session {s.id}: {s.name}")
@@ -87,7 +87,7 @@ def session_create(body_id: int, name: str) -> None:
                                "(needs BALLOT_KEY_PASSPHRASE); after it no check-in, leave, new item or "
                                "vote opening is accepted for the session.")
 @click.argument("session_id", type=int)
-def session_close(session_id: int) -> None:
+def sitting_close(session_id: int) -> None:
     settings = Settings.from_env()
     with db_session() as db:
         r = close_sitting(db, settings, get_sitting(db, session_id))
