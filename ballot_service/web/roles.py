@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.domain import print_jobs
 from ballot_service.domain.grants import EVERY_BODY, may, reach
+from ballot_service.domain.sittings import get_sitting
 from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import Forbidden, NotFound, Unauthorized
 from ballot_service.models import Item, Operator, Record, Sitting, Terminal
@@ -189,3 +190,8 @@ def check_every_route_declares_role(app: Flask) -> None:
             missing.append(f"{rule.rule} ({rule.endpoint}): body from {view.body_source}, not in the URL")
     if missing:
         raise RuntimeError("routes without a declared role or body: " + ", ".join(missing))
+
+
+def credential_sitting(db: Session | None = None) -> Sitting:
+    """The sitting of the tablet or station whose credential called (set by requires)."""
+    return get_sitting(db if db is not None else get_db(), g.terminal.sitting_id)

@@ -3,26 +3,21 @@ the hand-out desk and hand-count tally sheets. Every request carries the station
 credential: Authorization: Bearer <credential>."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify
 from sqlalchemy import select
 
 from ballot_service.crypto import keys
 from ballot_service.domain import election_items, intake, paper_ballots, tally_sheets, voting
-from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, Round, Terminal
 from ballot_service.vocab import Channel, Role, RoundStatus
-from ballot_service.web.common import commit, field, get_db, json_body, settings
-from ballot_service.web.roles import CREDENTIAL, requires
+from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
+from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("station", __name__, url_prefix="/api")
 
-
-@bp.before_request
-def _limit_body():
-    # A station sends a ballot or a sheet at a time: refuse anything larger early.
-    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
+bp.before_request(limit_body_to_a_ballot)
 
 
 def _submit(channel: str, terminal_id: int | None = None):
@@ -66,7 +61,7 @@ def station_hand_out():
     handing it out: one count for the stack, no order within it and no identity."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     texts = field(data, "ballots", list)
     if not texts or len(texts) > ballots.MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
         raise InvalidInput(f"ballots must be a list of 1 to {ballots.MAX_PAPER_BATCH} QR texts", where="ballots")
@@ -102,7 +97,7 @@ def station_tally_sheet():
     "teller" field in the request is not read."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     item = db.get(Item, field(data, "item_id", int))
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("no such item in this session", where="item_id")

@@ -18,16 +18,12 @@ from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round, Terminal
 from ballot_service.vocab import Channel, ItemKind, Role, SittingStatus
-from ballot_service.web.common import commit, field, get_db, json_body, settings
-from ballot_service.web.roles import CREDENTIAL, requires
+from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
+from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
 
-
-@bp.before_request
-def _limit_body():
-    # Terminals and stations never need more than a ballot: refuse anything larger early.
-    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
+bp.before_request(limit_body_to_a_ballot)
 
 
 def _settings():
@@ -96,7 +92,7 @@ def terminal_roster_search():
     listed candidates are not offered)."""
     db = get_db()
     with read_phase(db):
-        sitting = get_sitting(db, g.terminal.sitting_id)
+        sitting = credential_sitting(db)
         found = election_items.search_roster(db, open_item(db, sitting), request.args.get("q", ""))
     return jsonify({"members": found})
 
@@ -106,7 +102,7 @@ def terminal_roster_search():
 def terminal_checkin():
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     # The seat decides who may check in here (terminals.check_in_at_terminal).
     member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
@@ -126,7 +122,7 @@ def terminal_round_key():
     """The open round's round_key_announced event (signed by the body's key, in the chain)."""
     db = get_db()
     with read_phase(db):
-        sitting = get_sitting(db, g.terminal.sitting_id)
+        sitting = credential_sitting(db)
         item = open_item(db, sitting)
         if item is None or item.channel != Channel.TERMINAL:
             raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
@@ -152,7 +148,7 @@ def terminal_reset():
     """重置本终端, with the reset code the secretariat's console shows; never during a vote."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     tablet_setup.reset_tablet(db, settings().secret_key, sitting, g.terminal.id, field(data, "code", str))
     commit()
     return jsonify({"reset": True})
