@@ -15,6 +15,7 @@ from ballot_service import errors
 
 PACKAGE = Path(errors.__file__).resolve().parent
 MODULES = ("domain/sittings.py", "domain/voting.py", "domain/issuance.py", "domain/tally.py", "domain/records.py", "domain/roster.py",
+           "formats/roster.py",
            "domain/operators.py", "domain/terminals.py", "domain/print_jobs.py",
            "render/paper.py", "render/fonts.py", "crypto/keys.py", "web/roles.py", "web/console/__init__.py",
            "web/console/common.py", "web/console/login.py", "web/console/bodies.py", "web/console/roster.py",

@@ -13,9 +13,9 @@ from helpers_live import setup_sitting
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from ballot_service.domain.roster import MAX_SHEET_ROWS, MAX_XLSX_UNPACKED, read_roster
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.names import check_name
+from ballot_service.formats.roster import MAX_SHEET_ROWS, MAX_XLSX_UNPACKED, read_roster
 from ballot_service.models import AuditEvent, Item, Member, Terminal
 from ballot_service.web.common import MAX_DEPTH, parse_json_object
 

@@ -19,7 +19,7 @@ from ballot_service.config import PROJECT_ROOT, ConfigError, Settings
 from ballot_service.crypto.keys import body_passphrase
 from ballot_service.db import make_engine
 from ballot_service.domain.operators import create_operator
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.sittings import (
     create_body,
     create_body_key,
@@ -29,6 +29,7 @@ from ballot_service.domain.sittings import (
     set_attendance,
 )
 from ballot_service.errors import BallotError
+from ballot_service.formats.roster import read_roster
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ballot_service.config import Settings
 from ballot_service.db import make_engine, make_sessionmaker
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -22,6 +22,7 @@ from ballot_service.domain.sittings import (
     set_attendance,
 )
 from ballot_service.errors import BallotError
+from ballot_service.formats.roster import read_roster
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body
 from ballot_service.vocab import BodyKind, Presence, SittingStatus, values

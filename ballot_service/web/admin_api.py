@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from ballot_service.crypto import keys
 from ballot_service.domain import election_items, issuance, operators, paper_ballots, records, tally, voting
-from ballot_service.domain.roster import import_roster, read_members_json, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -24,6 +24,7 @@ from ballot_service.domain.terminals import register_terminal, release_terminal,
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
+from ballot_service.formats.roster import read_members_json, read_roster
 from ballot_service.models import Terminal
 from ballot_service.vocab import Channel, Majority, MarkRule, Role, TerminalKind
 from ballot_service.web.common import (

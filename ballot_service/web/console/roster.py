@@ -9,9 +9,10 @@ from pathlib import Path
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.sittings import get_body
 from ballot_service.errors import BallotError
+from ballot_service.formats.roster import read_roster
 from ballot_service.models import Member
 from ballot_service.vocab import Role
 from ballot_service.web.common import get_db, settings
