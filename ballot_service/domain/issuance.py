@@ -39,7 +39,7 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
-from ballot_service.vocab import AuditKind, Channel, RoundStatus
+from ballot_service.vocab import AuditKind, Channel, Presence, RoundStatus
 
 ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
 
@@ -123,7 +123,7 @@ def blind_sign_for_terminal(db: Session, terminal: Terminal, round_ref: str, bli
     issuance, rnd, item = _open_round_of_terminal(db, terminal.id, round_ref)
     present = db.scalar(select(Attendance.id).where(Attendance.sitting_id == item.sitting_id,
                                                     Attendance.member_id == issuance.member_id,
-                                                    Attendance.status == "present"))
+                                                    Attendance.status == Presence.PRESENT))
     if present is None:
         raise Conflict("the member of this terminal is not present", where="member", zh="本席代表未签到")
     if rnd.blind_private_key is None:

@@ -172,8 +172,8 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         return att
     open_secret = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == ItemStatus.OPEN,
                                                Item.secret.is_(True)))
-    if open_secret is not None and att is not None and att.status == "present":
-        if status == "present":
+    if open_secret is not None and att is not None and att.status == Presence.PRESENT:
+        if status == Presence.PRESENT:
             return att  # checked in already (by hand, or at another terminal): the ballot went out at opening
         # A ballot holder's leave event in the chain right after a cast would point at that
         # cast. The round's 实到 is fixed at opening anyway, so nothing is lost by waiting.
@@ -230,7 +230,7 @@ def attendance_state(db: Session, sitting: Sitting) -> AttendanceState:
 def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
     return list(db.scalars(
         select(Attendance.member_id).join(Member, Member.id == Attendance.member_id)
-        .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+        .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                Member.in_office.is_(True)).order_by(Member.id)))
 
 

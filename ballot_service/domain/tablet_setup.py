@@ -20,7 +20,7 @@ from ballot_service.domain import audit, login_limits
 from ballot_service.domain.sittings import open_item
 from ballot_service.errors import Conflict, Forbidden, TooManyRequests
 from ballot_service.models import Attendance, Member, Sitting, Terminal
-from ballot_service.vocab import AuditKind, TerminalKind
+from ballot_service.vocab import AuditKind, Presence, TerminalKind
 
 SEEN_EVERY_S = 30  # a tablet's last seen is written at most this often
 ONLINE_S = 15 + SEEN_EVERY_S  # polled within 15 s, give or take one write interval
@@ -66,7 +66,7 @@ def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None) -> 
     by_id, by_seat = {t.id: t for t in live}, {t.seat: t for t in live if t.seat}
     rows = db.execute(select(Member.member_no, Member.name, Member.seat, Attendance.terminal_id)
                       .join(Attendance, Attendance.member_id == Member.id)
-                      .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                      .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                              Member.in_office.is_(True)).order_by(Member.member_no)).all()
     missing = []
     for no, name, seat, checked_at in rows:

@@ -35,7 +35,15 @@ from ballot_service.models import (
     Terminal,
 )
 from ballot_service.numbers import is_int
-from ballot_service.vocab import AuditKind, Channel, ItemStatus, RoundStatus, TerminalKind, status_name
+from ballot_service.vocab import (
+    AuditKind,
+    Channel,
+    ItemStatus,
+    Presence,
+    RoundStatus,
+    TerminalKind,
+    status_name,
+)
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -167,7 +175,7 @@ def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
     rows = db.execute(
         select(Member.id, Member.seat, Attendance.terminal_id)
         .join(Attendance, Attendance.member_id == Member.id)
-        .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+        .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                Member.in_office.is_(True))).all()
     eligible = 0
     taken: set[int] = set()

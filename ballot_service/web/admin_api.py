@@ -26,7 +26,7 @@ from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.formats.roster import read_members_json, read_roster
 from ballot_service.models import Terminal
-from ballot_service.vocab import Channel, Majority, MarkRule, Role, TerminalKind
+from ballot_service.vocab import Channel, Majority, MarkRule, Presence, Role, TerminalKind
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -150,7 +150,7 @@ def attendance_set(sitting_id: int):
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, sitting_id)
-    status = field(data, "status", str, required=False, default="present")
+    status = field(data, "status", str, required=False, default=Presence.PRESENT)
     members = field(data, "members", list)
     for i, no in enumerate(members):
         if not isinstance(no, str) or not no or len(no) > names.MEMBER_NO:

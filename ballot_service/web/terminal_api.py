@@ -17,7 +17,7 @@ from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Round, Terminal
-from ballot_service.vocab import Channel, ItemKind, Role, SittingStatus
+from ballot_service.vocab import Channel, ItemKind, Presence, Role, SittingStatus
 from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
 from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
@@ -60,7 +60,7 @@ def terminal_state():
         sitting = get_sitting(db, term.sitting_id)
         att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
                                                  Attendance.terminal_id == term.id,
-                                                 Attendance.status == "present"))
+                                                 Attendance.status == Presence.PRESENT))
         vote = None
         attendance = attendance_state(db, sitting).as_dict()
         voting_now = open_item(db, sitting)

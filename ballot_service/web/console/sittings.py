@@ -22,7 +22,7 @@ from ballot_service.domain.sittings import (
 )
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Attendance, Member, Terminal
-from ballot_service.vocab import Role, ScreenChoice
+from ballot_service.vocab import Presence, Role, ScreenChoice
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -57,7 +57,7 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
     terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
     # Who checked in at each tablet (terminal list): attendance names the terminal used.
     checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
-                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                                         Attendance.terminal_id.is_not(None))).all())
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
                            members=members, status=status, terminals=terminals, checked_in=checked_in,
@@ -116,7 +116,7 @@ MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")
 def attendance_form(sitting_id: int):
     """补签到 / 请假 for the ticked members, or for one member number typed in."""
     form = request.form
-    status = form.get("status", "present")
+    status = form.get("status", Presence.PRESENT)
     # Typed numbers may be separated as a secretariat types them: spaces, commas, 、 or ；.
     nos = [n for n in form.getlist("member") if n] + [n for n in MEMBER_NO_SEPARATORS.split(form.get("member_no", ""))
                                                       if n]
