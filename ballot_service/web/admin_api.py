@@ -259,25 +259,29 @@ def items_create(sitting_id: int):
     return jsonify({"id": item.id, "key": item.key}), 201
 
 
+def _change_item(item_id: int, change):
+    """An item action: load the item (404 first), apply `change(db, item)`, commit; its result."""
+    db = get_db()
+    result = change(db, get_item(db, item_id))
+    commit()
+    return result
+
+
 @bp.post("/items/<int:item_id>/open")
 @requires(Role.SECRETARIAT, body="item_id")
 def item_open(item_id: int):
     """Open the vote; {"override_reason": "…"} opens a tablet vote although some present
     members have no set-up, online tablet (voting.open_round)."""
     data = json_body() if request.content_length else {}
-    db = get_db()
-    rnd = voting.open_round(db, settings(), get_item(db, item_id),
-                            field(data, "override_reason", str, required=False))
-    commit()
+    rnd = _change_item(item_id, lambda db, item: voting.open_round(
+        db, settings(), item, field(data, "override_reason", str, required=False)))
     return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present})
 
 
 @bp.post("/items/<int:item_id>/close")
 @requires(Role.SECRETARIAT, body="item_id")
 def item_close(item_id: int):
-    db = get_db()
-    rnd = voting.close_round(db, settings(), get_item(db, item_id))
-    commit()
+    rnd = _change_item(item_id, lambda db, item: voting.close_round(db, settings(), item))
     return jsonify({"round": rnd.number, "issued": rnd.issued})
 
 
@@ -286,10 +290,8 @@ def item_close(item_id: int):
 def item_replacement(item_id: int):
     """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason."""
     data = json_body()
-    db = get_db()
-    result = issuance.allow_replacement(db, get_item(db, item_id), field(data, "member", str),
-                                        field(data, "reason", str))
-    commit()
+    result = _change_item(item_id, lambda db, item: issuance.allow_replacement(
+        db, item, field(data, "member", str), field(data, "reason", str)))
     return jsonify(result)
 
 
@@ -297,18 +299,14 @@ def item_replacement(item_id: int):
 @requires(Role.SECRETARIAT, body="item_id")
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
-    db = get_db()
-    result = voting.record_quorum_not_met(db, get_item(db, item_id))
-    commit()
+    result = _change_item(item_id, lambda db, item: voting.record_quorum_not_met(db, item))
     return jsonify(result)
 
 
 @bp.post("/items/<int:item_id>/tally")
 @requires(Role.SECRETARIAT, body="item_id")
 def item_tally(item_id: int):
-    db = get_db()
-    result = tally.tally_item(db, get_item(db, item_id))
-    commit()
+    result = _change_item(item_id, lambda db, item: tally.tally_item(db, item))
     return jsonify(result)
 
 
@@ -317,19 +315,15 @@ def item_tally(item_id: int):
 def item_another(item_id: int):
     """另行选举 in one step: a new round of an election for its unfilled seats."""
     data = json_body()
-    db = get_db()
-    rnd = election_items.start_another(db, get_item(db, item_id),
-                                       field(data, "candidates", list, required=False))
-    commit()
+    rnd = _change_item(item_id, lambda db, item: election_items.start_another(
+        db, item, field(data, "candidates", list, required=False)))
     return jsonify({"round": rnd.number, "places": rnd.places, "candidates": rnd.candidate_keys}), 201
 
 
 @bp.post("/items/<int:item_id>/record")
 @requires(Role.SECRETARIAT, body="item_id")
 def item_record(item_id: int):
-    db = get_db()
-    rec = records.issue_record(db, settings(), get_item(db, item_id))
-    commit()
+    rec = _change_item(item_id, lambda db, item: records.issue_record(db, settings(), item))
     return jsonify({"id": rec.id, "fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head}), 201
 
 
@@ -338,9 +332,7 @@ def item_record(item_id: int):
 def item_extend(item_id: int):
     """延长表决时间: {"minutes": n} more for the open vote."""
     data = json_body()
-    db = get_db()
-    rnd = voting.extend_round(db, get_item(db, item_id), field(data, "minutes", int))
-    commit()
+    rnd = _change_item(item_id, lambda db, item: voting.extend_round(db, item, field(data, "minutes", int)))
     return jsonify({"round": rnd.number, "closes_at": rnd.closes_at.isoformat()})
 
 
@@ -348,9 +340,7 @@ def item_extend(item_id: int):
 @requires(Role.SECRETARIAT, body="item_id")
 def item_publish(item_id: int):
     """公布: the signed record's result goes up on the presiding screen."""
-    db = get_db()
-    rec = records.publish_record(db, get_item(db, item_id))
-    commit()
+    rec = _change_item(item_id, lambda db, item: records.publish_record(db, item))
     return jsonify({"id": rec.id, "published": True})
 
 
