@@ -8,9 +8,10 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ballot_service.crypto import keys
 from ballot_service.crypto.keys import SigningKey
-from ballot_service.domain import audit
-from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.domain import audit, election_items
+from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.ballots import (
     MAX_PAPER_BATCH,
     SERIAL_RE,
@@ -18,9 +19,11 @@ from ballot_service.formats.ballots import (
     _check_payload,
     make_token,
     serial_short,
+    text_to_token,
     token_context,
+    verify_token,
 )
-from ballot_service.models import Item, PaperBallot, Round
+from ballot_service.models import Item, PaperBallot, Round, Sitting
 from ballot_service.numbers import is_int
 from ballot_service.vocab import AuditKind, Channel, RoundStatus, status_name
 
@@ -103,6 +106,33 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
     audit.append(db, AuditKind.PAPER_BALLOTS_HANDED_OUT, {"round_id": round_.id, "count": len(serials)},
                  sitting_id=round_.item.sitting_id, timed=False)
     return len(serials)
+
+
+def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, terminal_id: int) -> int:
+    """The distribution desk's stack, as the QR texts it scanned: each a ballot of this
+    sitting signed with its body's key, all of one round still pending or open, none of an
+    election the station's teller stands in; then hand_out. Returns how many were activated."""
+    if not texts or len(texts) > MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
+        raise InvalidInput(f"ballots must be a list of 1 to {MAX_PAPER_BATCH} QR texts", where="ballots")
+    key = keys.body_signing_key(settings, sitting.body_id)
+    rnd, serials = None, []
+    for n, text in enumerate(texts):
+        token = text_to_token(text)
+        payload = token["payload"]
+        item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
+        if item is None or item.sitting_id != sitting.id:
+            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]")
+        election_items.refuse_candidate_teller(db, item, terminal_id)
+        this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
+        if this is None or (rnd is not None and this.id != rnd.id):
+            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]")
+        verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
+                     round_no=this.number)
+        rnd = this
+        serials.append(payload["serial"])
+    if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
+        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots")
+    return hand_out(db, serials, rnd)
 
 
 def check_paper_serial(db: Session, serial: str, round_: Round) -> None:

@@ -4,13 +4,11 @@ credential: Authorization: Bearer <credential>."""
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
-from sqlalchemy import select
 
-from ballot_service.crypto import keys
 from ballot_service.domain import election_items, intake, paper_ballots, tally_sheets, voting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
-from ballot_service.models import Item, Round, Terminal
+from ballot_service.models import Item, Terminal
 from ballot_service.vocab import Channel, Role, RoundStatus
 from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
 from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
@@ -63,27 +61,7 @@ def station_hand_out():
     db = get_db()
     sitting = credential_sitting(db)
     texts = field(data, "ballots", list)
-    if not texts or len(texts) > ballots.MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
-        raise InvalidInput(f"ballots must be a list of 1 to {ballots.MAX_PAPER_BATCH} QR texts", where="ballots")
-    key = keys.body_signing_key(settings(), sitting.body_id)
-    rnd, serials = None, []
-    for n, text in enumerate(texts):
-        token = ballots.text_to_token(text)
-        payload = token["payload"]
-        item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
-        if item is None or item.sitting_id != sitting.id:
-            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]")
-        election_items.refuse_candidate_teller(db, item, g.terminal.id)
-        this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
-        if this is None or (rnd is not None and this.id != rnd.id):
-            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]")
-        ballots.verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
-                             round_no=this.number)
-        rnd = this
-        serials.append(payload["serial"])
-    if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
-        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots")
-    count = paper_ballots.hand_out(db, serials, rnd)
+    count = paper_ballots.hand_out_stack(db, settings(), sitting, texts, g.terminal.id)
     commit()
     return jsonify({"handed_out": count}), 201
 
