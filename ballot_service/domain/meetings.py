@@ -62,3 +62,9 @@ def start_next_meeting(db: Session, sitting: Sitting) -> int:
         "ended": {"number": number, "members": state.members, "present": state.present, "leave": state.leave}},
         sitting_id=sitting.id)
     return number + 1
+
+
+def attendance_by_member(db: Session, sitting: Sitting) -> dict[int, str]:
+    """Member id -> Presence word, for the members with an attendance row in the meeting under way."""
+    return dict(db.execute(select(Attendance.member_id, Attendance.status)
+                           .where(Attendance.sitting_id == sitting.id)).all())

@@ -1,5 +1,5 @@
 """Storing a roster: members added, updated or leaving office, by 代表证号 (the rows come
-checked from formats.roster)."""
+checked from formats.roster); and the members as the console lists them."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -34,3 +34,21 @@ def import_roster(db: Session, body: Body, rows: list[RosterRow], source: str) -
     summary = {"added": added, "updated": updated, "left_office": left, "in_office": len(rows)}
     audit.append(db, AuditKind.ROSTER_IMPORTED, {"body_id": body.id, "source": source, **summary}, body_id=body.id)
     return summary
+
+
+def members_of(db: Session, body: Body, *, in_office_only: bool = False, by_group: bool = False) -> list[Member]:
+    """A body's members by 代表证号 (or by group first), those in office only if asked."""
+    q = select(Member).where(Member.body_id == body.id)
+    if in_office_only:
+        q = q.where(Member.in_office.is_(True))
+    order = (Member.group, Member.member_no) if by_group else (Member.member_no,)
+    return list(db.scalars(q.order_by(*order)))
+
+
+def roster_changes(db: Session, body: Body, rows: list[RosterRow]) -> dict:
+    """What importing `rows` would do, before it is done: added, updated and leaving office."""
+    current = {m.member_no: m for m in db.scalars(select(Member).where(Member.body_id == body.id))}
+    in_file = {r.member_no for r in rows}
+    return {"added": [r for r in rows if r.member_no not in current],
+            "updated": [r for r in rows if r.member_no in current],
+            "leaving": [m for no, m in current.items() if no not in in_file and m.in_office]}

@@ -205,3 +205,28 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
                                             "member_no": member.member_no}, sitting_id=sitting.id)
     set_attendance(db, sitting, member, Presence.PRESENT, "terminal", terminal_id=term.id)
     return member
+
+
+def register_every_seat(db: Session, sitting: Sitting) -> list:
+    """A seat tablet for every roster seat (else 代表证号) of a member in office that has none:
+    register_terminal's (terminal, credential) for each."""
+    taken = set(db.scalars(select(Terminal.seat).where(Terminal.sitting_id == sitting.id,
+                                                       Terminal.revoked_at.is_(None))))
+    made = []
+    for m in db.scalars(select(Member).where(Member.body_id == sitting.body_id,
+                                             Member.in_office.is_(True)).order_by(Member.seat)):
+        seat = m.seat or m.member_no
+        if seat not in taken:
+            made.append(register_terminal(db, sitting, f"席位 {seat}", TerminalKind.SEAT, seat))
+            taken.add(seat)
+    return made
+
+
+def terminal_list(db: Session, sitting: Sitting) -> tuple[list[Terminal], dict[int, str]]:
+    """A sitting's terminals by id, and who checked in at each tablet (terminal id -> name):
+    attendance names the terminal used."""
+    terminals = list(db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)))
+    checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
+                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
+                                        Attendance.terminal_id.is_not(None))).all())
+    return terminals, checked_in

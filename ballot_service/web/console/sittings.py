@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 from flask import redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from ballot_service import rules, vocab
 from ballot_service.db import utcnow
-from ballot_service.domain import meetings, tablet_setup
+from ballot_service.domain import meetings, roster, tablet_setup
 from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -20,8 +19,8 @@ from ballot_service.domain.sittings import (
     get_sitting,
     set_attendance,
 )
+from ballot_service.domain.terminals import terminal_list
 from ballot_service.errors import InvalidInput
-from ballot_service.models import Attendance, Member, Terminal
 from ballot_service.vocab import Presence, Role, ScreenChoice
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
@@ -50,15 +49,9 @@ def sitting_page(sitting_id: int):
 def render_sitting_page(db, sitting_id: int, item_form=None):
     """The sitting page; `item_form`: what was typed into a refused 添加表决事项 form, shown again."""
     sitting = get_sitting(db, sitting_id)
-    members = db.scalars(select(Member).where(Member.body_id == sitting.body_id, Member.in_office.is_(True))
-                         .order_by(Member.group, Member.member_no)).all()
-    status = dict(db.execute(select(Attendance.member_id, Attendance.status)
-                             .where(Attendance.sitting_id == sitting.id)).all())
-    terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
-    # Who checked in at each tablet (terminal list): attendance names the terminal used.
-    checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
-                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
-                                        Attendance.terminal_id.is_not(None))).all())
+    members = roster.members_of(db, sitting.body, in_office_only=True, by_group=True)
+    status = meetings.attendance_by_member(db, sitting)
+    terminals, checked_in = terminal_list(db, sitting)
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
                            members=members, status=status, terminals=terminals, checked_in=checked_in,
                            now=utcnow(), online_s=tablet_setup.ONLINE_S,

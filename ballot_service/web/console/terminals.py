@@ -4,12 +4,16 @@ from the member it checked in."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from ballot_service.domain.sittings import get_sitting
-from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
+from ballot_service.domain.terminals import (
+    register_every_seat,
+    register_terminal,
+    release_terminal,
+    revoke_terminal,
+)
 from ballot_service.errors import BallotError, InvalidInput
-from ballot_service.models import Member, Terminal
+from ballot_service.models import Terminal
 from ballot_service.render import qr
 from ballot_service.vocab import Role, TellerRole, TerminalKind, label_pair
 from ballot_service.web.common import finish_refusal, get_db
@@ -32,14 +36,7 @@ def terminals_form(sitting_id: int):
         sitting = get_sitting(db, sitting_id)
         made = []
         if form.get("all_seats"):
-            taken = set(db.scalars(select(Terminal.seat).where(Terminal.sitting_id == sitting.id,
-                                                               Terminal.revoked_at.is_(None))))
-            for m in db.scalars(select(Member).where(Member.body_id == sitting.body_id,
-                                                     Member.in_office.is_(True)).order_by(Member.seat)):
-                seat = m.seat or m.member_no
-                if seat not in taken:
-                    made.append(register_terminal(db, sitting, f"席位 {seat}", TerminalKind.SEAT, seat))
-                    taken.add(seat)
+            made += register_every_seat(db, sitting)
         if form.get("seat", "").strip():
             seat = form["seat"].strip()
             made.append(register_terminal(db, sitting, f"席位 {seat}", TerminalKind.SEAT, seat))
