@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ballot_service.db import read_phase, utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
-from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ballot_service.models import Attendance, Member, Sitting, Terminal
 from ballot_service.vocab import AuditKind, Presence, TellerRole, TerminalKind, values
 
@@ -76,6 +76,13 @@ def _require_roster_seat(db: Session, sitting: Sitting, seat: str) -> None:
         raise InvalidInput(f"no member of the roster has seat {seat}: check the seat, or register a spare "
                            f"tablet without a seat", where="seat",
                            zh=f"名册中没有座位 {seat}：请核对座位号；备用表决器不填座位")
+
+
+def get_terminal(db: Session, terminal_id: int) -> Terminal:
+    term = db.get(Terminal, terminal_id)
+    if term is None:
+        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
+    return term
 
 
 def release_terminal(db: Session, term: Terminal) -> None:

@@ -20,12 +20,11 @@ from ballot_service.domain.sittings import (
     get_sitting,
     set_attendance,
 )
-from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
-from ballot_service.errors import InvalidInput, NotFound
+from ballot_service.domain.terminals import get_terminal, register_terminal, release_terminal, revoke_terminal
+from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.formats.roster import read_members_json, read_roster
-from ballot_service.models import Terminal
 from ballot_service.vocab import Channel, Majority, MarkRule, Presence, Role, TerminalKind
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
@@ -205,10 +204,7 @@ def terminals_create(sitting_id: int):
 @requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_revoke(terminal_id: int):
     db = get_db()
-    term = db.get(Terminal, terminal_id)
-    if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
-    revoke_terminal(db, term)
+    revoke_terminal(db, get_terminal(db, terminal_id))
     commit()
     return jsonify({"revoked": True})
 
@@ -218,10 +214,7 @@ def terminal_revoke(terminal_id: int):
 def terminal_release(terminal_id: int):
     """Release a spare seat tablet from the member it checked in (another may then check in)."""
     db = get_db()
-    term = db.get(Terminal, terminal_id)
-    if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id")
-    release_terminal(db, term)
+    release_terminal(db, get_terminal(db, terminal_id))
     commit()
     return jsonify({"released": True})
 

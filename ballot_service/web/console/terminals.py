@@ -68,21 +68,21 @@ def terminals_form(sitting_id: int):
 @bp.post("/console/terminals/<int:terminal_id>/revoke")
 @requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_revoke(terminal_id: int):
-    term = get_db().get(Terminal, terminal_id)
-    if term is None:
-        abort(404)
-    back = url_for(".sitting_page", sitting_id=term.sitting_id) + "#terminals"
-    return run_action(lambda db: revoke_terminal(db, term),
-                      t(f"已吊销终端 {term.name}。", f"Terminal {term.name} revoked."), back)[0]
+    return _on_terminal(terminal_id, revoke_terminal, "已吊销终端 {}。", "Terminal {} revoked.")
 
 
 @bp.post("/console/terminals/<int:terminal_id>/release")
 @requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_release(terminal_id: int):
     """Release a spare seat tablet from the member it checked in."""
+    return _on_terminal(terminal_id, release_terminal, "已解除表决器 {} 的绑定。", "Tablet {} released.")
+
+
+def _on_terminal(terminal_id: int, change, done_zh: str, done_en: str):
+    """Apply `change(db, terminal)` and go back to the sitting's terminal list (404: no such terminal)."""
     term = get_db().get(Terminal, terminal_id)
     if term is None:
         abort(404)
     back = url_for(".sitting_page", sitting_id=term.sitting_id) + "#terminals"
-    return run_action(lambda db: release_terminal(db, term),
-                      t(f"已解除表决器 {term.name} 的绑定。", f"Tablet {term.name} released."), back)[0]
+    return run_action(lambda db: change(db, term), t(done_zh.format(term.name), done_en.format(term.name)),
+                      back)[0]
