@@ -19,7 +19,7 @@ from ballot_service.render import announcement
 from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, MarkRule, Role, RoundStatus
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
-from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.console.common import form_int, pipe_lines, run_action
 from ballot_service.web.console.evaluation_form import parse_grading, parse_options
 from ballot_service.web.console.sittings import render_sitting_page
 from ballot_service.web.i18n import t
@@ -40,10 +40,7 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
         return _parse_nominees(text)
     out = []
     prefix = "P" if kind in (ItemKind.LIVELIHOOD, ItemKind.EVALUATION) else "N"
-    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split("|")]
+    for n, parts in pipe_lines(text):
         generated = f"{prefix}{len(out) + 1:02d}"
         if len(parts) == 1 or (len(parts) == 2 and parts[0]):
             c = {"key": generated, "title": parts[0]}
@@ -65,10 +62,7 @@ def _parse_nominees(text: str) -> list[dict]:
     """Appointment items: one nominee per line, `姓名 | 拟任职务` or `编号 | 姓名 | 拟任职务`; the
     proposed office is required (it is on the screen, the ballot, the record and the 宣布稿)."""
     out = []
-    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split("|")]
+    for n, parts in pipe_lines(text):
         if len(parts) == 2 and all(parts):
             out.append({"key": f"N{len(out) + 1:02d}", "title": parts[0], "office": parts[1]})
         elif len(parts) == 3 and all(parts[1:]):
