@@ -30,7 +30,15 @@ from ballot_service.models import Item, Record
 from ballot_service.render import announcement, record_pdf
 from ballot_service.render.marked_scan import Sheet, scan_file
 from ballot_service.render.paper import BallotLayout
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import (
+    Channel,
+    ItemKind,
+    ItemStatus,
+    OperatorRole,
+    Presence,
+    TellerRole,
+    TerminalKind,
+)
 
 
 class Rehearsal:
@@ -63,7 +71,7 @@ class Rehearsal:
         password = secrets.token_urlsafe(16)
         with self.app.app_context():
             db = self.app.extensions["ballot_sessionmaker"]()
-            create_operator(db, "rehearsal", password, "secretariat")
+            create_operator(db, "rehearsal", password, OperatorRole.SECRETARIAT)
             db.commit()
             db.close()
         self.call("POST", "/api/admin/login", {"username": "rehearsal", "password": password})
@@ -87,13 +95,13 @@ class Rehearsal:
         _, sitting = self.call("POST", "/api/admin/sessions", {"body_id": self.body_id, "name": s["session"]["name"]})
         self.sid = sitting["id"]
         _, terms = self.call("POST", f"/api/admin/sessions/{self.sid}/terminals", {"terminals": [
-            {"name": f"席位{m['id']}", "kind": "seat", "seat": m["id"]} for m in roster]
-            + [{"name": "计票站", "kind": "counting_station"},
-               {"name": "计票站 计票人", "kind": "counting_station", "holder": "计票员甲", "teller_role": "counter"},
-               {"name": "计票站 监票人", "kind": "counting_station", "holder": "监票员乙",
-                "teller_role": "scrutineer"}]})
-        self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == "seat"}
-        stations = [t for t in terms["terminals"] if t["kind"] == "counting_station"]
+            {"name": f"席位{m['id']}", "kind": TerminalKind.SEAT, "seat": m["id"]} for m in roster]
+            + [{"name": "计票站", "kind": TerminalKind.COUNTING_STATION},
+               {"name": "计票站 计票人", "kind": TerminalKind.COUNTING_STATION, "holder": "计票员甲", "teller_role": TellerRole.COUNTER},
+               {"name": "计票站 监票人", "kind": TerminalKind.COUNTING_STATION, "holder": "监票员乙",
+                "teller_role": TellerRole.SCRUTINEER}]})
+        self.cred = {t["seat"]: t["credential"] for t in terms["terminals"] if t["kind"] == TerminalKind.SEAT}
+        stations = [t for t in terms["terminals"] if t["kind"] == TerminalKind.COUNTING_STATION]
         self.station = stations[0]["credential"]
         # Two tellers, each with their own credential: one enters a tally sheet, the other confirms.
         self.tellers = {t["teller_role"]: t["credential"] for t in stations if t.get("teller_role")}
@@ -113,7 +121,7 @@ class Rehearsal:
         gone = sorted(self.present - want)
         new = [i for i in ids if i not in self.present]
         if gone:
-            self.call("POST", f"/api/admin/sessions/{self.sid}/attendance", {"members": gone, "status": "absent"})
+            self.call("POST", f"/api/admin/sessions/{self.sid}/attendance", {"members": gone, "status": Presence.ABSENT})
         for mid in new:  # members check in at their own seat terminal
             self.call("POST", "/api/terminal/checkin", {"member": mid}, credential=self.cred[mid])
         self.present = want
@@ -130,27 +138,27 @@ class Rehearsal:
         ok = self._open(iid)
         if not ok:
             return
-        if channel == "tally_sheet":
+        if channel == Channel.TALLY_SHEET:
             self.call("POST", f"/api/admin/items/{iid}/close")
             sheet = dict(item["sheet"])
             sheet["counts"] = {k: {"void": 0, **v} for k, v in sheet["counts"].items()}
-            for role in ("counter", "scrutineer"):
+            for role in (TellerRole.COUNTER, TellerRole.SCRUTINEER):
                 self.call("POST", "/api/station/tally-sheet", {"item_id": iid, "sheet": sheet},
                           credential=self.tellers[role])
         else:
             self._cast_all(iid, channel, item.get("ballots", []), item.get("issued"))
             self.call("POST", f"/api/admin/items/{iid}/close")
         _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
-        if result["status"] == "runoff_pending" and "runoff" in item:
+        if result["status"] == ItemStatus.RUNOFF_PENDING and "runoff" in item:
             if "present" in item["runoff"]:
                 self._set_present(present_ids(item["runoff"]["present"], self.roster))
             if self._open(iid):
                 self._cast_all(iid, channel, item["runoff"]["ballots"], None)
                 self.call("POST", f"/api/admin/items/{iid}/close")
                 _, result = self.call("POST", f"/api/admin/items/{iid}/tally")
-        if "another" in item and result["status"] == "decided" and self._unfilled(iid):
+        if "another" in item and result["status"] == ItemStatus.DECIDED and self._unfilled(iid):
             result = self._another(iid, channel, item["another"])
-        if result["status"] in ("decided", "void", "quorum_not_met"):
+        if result["status"] in (ItemStatus.DECIDED, ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET):
             self.call("POST", f"/api/admin/items/{iid}/record")
 
     def _unfilled(self, iid: int) -> int:
@@ -161,9 +169,9 @@ class Rehearsal:
         """另行选举: one console step makes the round; then it is voted like round 1 (and re-voted if tied)."""
         body = {"candidates": spec["candidates"]} if "candidates" in spec else {}
         self.call("POST", f"/api/admin/items/{iid}/another", body)
-        result = {"status": "quorum_not_met"}
+        result = {"status": ItemStatus.QUORUM_NOT_MET}
         for part in (spec, spec.get("runoff")):
-            if part is None or (part is not spec and result["status"] != "runoff_pending"):
+            if part is None or (part is not spec and result["status"] != ItemStatus.RUNOFF_PENDING):
                 break
             if "present" in part:
                 self._set_present(present_ids(part["present"], self.roster))
@@ -191,7 +199,7 @@ class Rehearsal:
                     for b in ballots for _ in range(b.get("repeat", 1))]
         genuine = [b for b in expanded if not (b.get("forged") or b.get("reuse") or b.get("spare"))]
         used: list[tuple[object, dict]] = []  # (ballot: a terminal ballot's fields or a paper token's text, marks)
-        if channel == "terminal":
+        if channel == Channel.TERMINAL:
             voters = [m["id"] for m in self.roster if m["id"] in self.present]
             if len(genuine) > len(voters):
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {len(voters)} members present",
@@ -224,7 +232,7 @@ class Rehearsal:
             submit_cred, endpoint = self.station, "/api/station/paper"
         for b in expanded:
             if b.get("forged"):
-                forged = _forge_terminal(used[0][0] if used else None) if channel == "terminal" \
+                forged = _forge_terminal(used[0][0] if used else None) if channel == Channel.TERMINAL \
                     else _forge(used[0][0] if used else None, iid)
                 self._expect_refused(endpoint, forged, b["marks"], submit_cred)
             elif b.get("reuse"):

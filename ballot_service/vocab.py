@@ -62,6 +62,7 @@ class SittingStatus(StrEnum):
 class ItemStatus(StrEnum):
     DRAFT = "draft"
     OPEN = "open"
+    CLOSED = "closed"  # its round's vote closed, not yet tallied
     RUNOFF_PENDING = "runoff_pending"
     DECIDED = "decided"
     VOID = "void"
@@ -107,6 +108,90 @@ class OperatorRole(StrEnum):
     SECRETARIAT = "secretariat"  # 秘书处
     AUDITOR = "auditor"          # 审计
     DISPLAY = "display"          # 大屏
+
+
+class Role(StrEnum):
+    """Who may call a route (web/roles.py): the public, an operator (OperatorRole's words), a
+    seat tablet's credential or a counting station's."""
+
+    PUBLIC = "public"
+    SUPERUSER = OperatorRole.SUPERUSER.value
+    SECRETARIAT = OperatorRole.SECRETARIAT.value
+    AUDITOR = OperatorRole.AUDITOR.value
+    DISPLAY = OperatorRole.DISPLAY.value
+    TERMINAL = "terminal"
+    STATION = "station"
+
+
+class TerminalKind(StrEnum):
+    """What a registered terminal is (Terminal.kind)."""
+
+    SEAT = "seat"                          # 席位终端: a member's tablet
+    COUNTING_STATION = "counting_station"  # 计票站: tellers enter sheets and scan paper
+
+
+class ScreenChoice(StrEnum):
+    """What the presiding screen shows between votes (大屏, Sitting.screen)."""
+
+    AUTO = "auto"        # follow the votes
+    TITLE = "title"      # the body and the sitting
+    CHECKIN = "checkin"  # 应到 / 实到 / 请假 / 缺席
+    RESULT = "result"    # a tallied item's result
+
+
+class AuditKind(StrEnum):
+    """What an audit event records (AuditEvent.kind). The values are signed into the chain and read
+    by the bundle's verifier, so they never change: a sitting's events keep the published word
+    "session". Attendance is recorded as "attendance_" + a Presence word (ATTENDANCE_PREFIX)."""
+
+    ADJUDICATION_DECIDED = "adjudication_decided"
+    BALLOT_REPLACEMENT = "ballot_replacement"
+    BODY_CREATED = "body_created"
+    CAST_ACCEPTED = "cast_accepted"  # older chains only: casts are now recorded per group (casts_accepted)
+    CAST_REFUSED = "cast_refused"
+    CASTS_ACCEPTED = "casts_accepted"
+    COUNT_REPORT_MADE = "count_report_made"
+    ELECTION_ANOTHER_CREATED = "election_another_created"
+    ITEM_CREATED = "item_created"
+    ITEM_DELETED = "item_deleted"
+    ITEM_EDITED = "item_edited"
+    ITEM_MOVED = "item_moved"
+    LOGIN = "login"
+    LOGIN_UNLOCKED = "login_unlocked"
+    MEETING_STARTED = "meeting_started"
+    OPERATOR_CREATED = "operator_created"
+    OPERATOR_ENABLED = "operator_enabled"
+    OPERATOR_GRANTED = "operator_granted"
+    OPERATOR_LOGINS_ENDED = "operator_logins_ended"
+    OPERATOR_REVOKED = "operator_revoked"
+    PAGE_SCANNED = "page_scanned"
+    PAPER_BALLOTS_HANDED_OUT = "paper_ballots_handed_out"
+    PAPER_BALLOTS_PRINTED = "paper_ballots_printed"
+    PAPER_RESCANNED = "paper_rescanned"
+    PROJECTS_ADDED = "projects_added"
+    RECORD_ISSUED = "record_issued"
+    RECORD_PUBLISHED = "record_published"
+    ROSTER_IMPORTED = "roster_imported"
+    ROUND_KEY_ANNOUNCED = "round_key_announced"
+    SCANNED_IMAGES_DISCARDED = "scanned_images_discarded"
+    SCREEN_SET = "screen_set"
+    SITTING_CLOSED = "session_closed"
+    SITTING_CREATED = "session_created"
+    TALLIED = "tallied"
+    TALLY_SHEET_CONFIRMED = "tally_sheet_confirmed"
+    TALLY_SHEET_ENTERED = "tally_sheet_entered"
+    TERMINAL_BOUND = "terminal_bound"
+    TERMINAL_REGISTERED = "terminal_registered"
+    TERMINAL_RELEASED = "terminal_released"
+    TERMINAL_RESET = "terminal_reset"
+    TERMINAL_REVOKED = "terminal_revoked"
+    VOTE_CLOSED = "vote_closed"
+    VOTE_OPEN_REFUSED = "vote_open_refused"
+    VOTE_OPENED = "vote_opened"
+    VOTE_TIME_EXTENDED = "vote_time_extended"
+
+
+ATTENDANCE_PREFIX = "attendance_"
 
 
 class Mark(StrEnum):
@@ -155,6 +240,7 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     Channel.HYBRID: ("电子表决器与纸质票", "seat tablets and paper ballots"),
     ItemStatus.DRAFT: ("未开始", "not started"),
     ItemStatus.OPEN: ("表决中", "open"),
+    ItemStatus.CLOSED: ("已结束", "closed"),
     ItemStatus.RUNOFF_PENDING: ("待再次投票", "awaiting a runoff"),
     ItemStatus.DECIDED: ("已计票", "tallied"),
     ItemStatus.VOID: ("表决无效", "void"),
@@ -172,6 +258,8 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
     OperatorRole.AUDITOR: ("审计", "auditor"),
     OperatorRole.DISPLAY: ("大屏", "presiding screen"),
     TellerRole.CHIEF: ("总监票人", "chief scrutineer"),
+    TerminalKind.SEAT: ("表决器", "seat tablet"),
+    TerminalKind.COUNTING_STATION: ("计票站", "counting station"),
     MarkRule.ANY: ("任何清楚的符号", "any clear mark"),
     MarkRule.CIRCLE: ("只认划○", "only the asked-for ○"),
     Mark.FOR: ("赞成", "for"),

@@ -53,8 +53,9 @@ def setup(tmp: Path, url: str, members: int, n_items: int):
     from ballot_service.crypto import keys
     from ballot_service.db import make_engine, make_sessionmaker
     from ballot_service.domain import sittings
-    from ballot_service.domain.roster import RosterRow, import_roster
+    from ballot_service.domain.roster import import_roster
     from ballot_service.domain.terminals import register_terminal
+    from ballot_service.formats.roster import RosterRow
     from ballot_service.migrate import upgrade
 
     env = server_env(tmp, url, passphrase=PASSPHRASE)

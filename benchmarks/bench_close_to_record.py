@@ -17,9 +17,10 @@ from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, keys, tablet
 from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.domain import issuance, records, sittings, tally, terminal_casts, voting
-from ballot_service.domain.roster import RosterRow, import_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.terminals import register_terminal
 from ballot_service.formats.encoding import b64url_encode
+from ballot_service.formats.roster import RosterRow
 from ballot_service.migrate import upgrade
 
 

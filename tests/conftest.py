@@ -73,7 +73,7 @@ def client(app):
 @pytest.fixture
 def api(app, client):
     """The admin and terminal API through Flask's test client, with a secretariat operator
-    (helpers_live.OPERATOR) created; log in with setup_session() or api.call(...)."""
+    (helpers_live.OPERATOR) created; log in with setup_sitting() or api.call(...)."""
     from helpers_live import OPERATOR, Api
 
 

@@ -3,10 +3,10 @@ rarely meet an operation's state (an open round, an issued ballot, a closed one)
 operation also gets one case built here, on fixtures made for it, and sent through the same
 schemathesis case machinery as the random ones. `SEEDS[operationId](ctx)` returns
 (caller, path parameters, body); ctx.api is the secretariat's Api (helpers_live), ctx.fresh(**kw)
-a new body's sitting (setup_session)."""
+a new body's sitting (setup_sitting)."""
 from __future__ import annotations
 
-from helpers_live import blind_ballot, setup_session, vote
+from helpers_live import blind_ballot, setup_sitting, vote
 
 from ballot_service.crypto import tablet
 from ballot_service.domain import login_limits, tablet_setup
@@ -20,7 +20,7 @@ class Ctx:
         self.api, self.operator, self.app = api, operator, app
 
     def fresh(self, **kw):
-        return setup_session(self.api, self.operator, members=3, **kw)
+        return setup_sitting(self.api, self.operator, members=3, **kw)
 
     def call(self, method, url, body=None):
         return self.api.call(method, url, body)[1]

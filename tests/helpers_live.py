@@ -3,7 +3,7 @@ real `ballot-service serve` process (granian) started in its own process group.
 
     srv = LiveServer.start(env)               # env from server_env(tmp_path, db_url)
     api = Api.httpx(srv.base_url)             # or Api.flask(app.test_client())
-    s = setup_session(api, OPERATOR, members=5)
+    s = setup_sitting(api, OPERATOR, members=5)
     ...
     srv.kill()                                # SIGKILL to master and workers (killpg)
 
@@ -28,7 +28,7 @@ from ballot_service.crypto import tablet
 OPERATOR = ("operator", "operator-password-1")
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
 AUDITOR = ("auditor", "auditor-password-1")
-COUNTER_NAME, SCRUTINEER_NAME = "计票人甲", "监票人乙"  # the tellers setup_session registers
+COUNTER_NAME, SCRUTINEER_NAME = "计票人甲", "监票人乙"  # the tellers setup_sitting registers
 
 
 # --- calling the API ---------------------------------------------------------------------
@@ -92,7 +92,7 @@ def member_nos(n: int) -> list[str]:
     return [f"M{i:04d}" for i in range(1, n + 1)]
 
 
-def setup_session(api: Api, operator=OPERATOR, *, members: int = 5, present: int | None = None,
+def setup_sitting(api: Api, operator=OPERATOR, *, members: int = 5, present: int | None = None,
                   kind: str = "resolution", secret: bool = True, channel: str = "terminal",
                   candidates: list[dict] | None = None, places: int | None = None,
                   open_vote: bool = True, body_kind: str = "congress", key: str = "item1") -> SessionSetup:

@@ -48,7 +48,7 @@ def fixed_key(name: str = "body-1") -> SigningKey:
 def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> tuple[list, list[np.ndarray]]:
     """`count` blank ballots for an item with n candidates at dpi; returns (tokens, grey pages)."""
     title, _ = KINDS[kind]
-    lay = BallotLayout(body_name="示范市第十七届人民代表大会", session_name="第四次会议", item_title=title,
+    lay = BallotLayout(body_name="示范市第十七届人民代表大会", sitting_name="第四次会议", item_title=title,
                        kind=kind, round_number=1, places=min(n, 15) if kind == "livelihood_projects" else None,
                        candidates=tuple(f"候选{i}：老旧小区改造与加装电梯" for i in range(1, n + 1)))
     # serials from the item and page, so a seed gives the same QR codes (and pages) every run

@@ -18,7 +18,7 @@ TITLE = "关于2025年国民经济和社会发展计划执行情况的决议草�
 
 def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, kind: str = "resolution",
                 places: int | None = None) -> list[np.ndarray]:
-    lay = BallotLayout(body_name="测试市人民代表大会", session_name="第一次会议", item_title=TITLE, kind=kind,
+    lay = BallotLayout(body_name="测试市人民代表大会", sitting_name="第一次会议", item_title=TITLE, kind=kind,
                        round_number=1, places=places, candidates=tuple(f"候选{i}" for i in range(len(candidates))))
     return print_and_rasterise(lay, [(t, "") for t in texts], dpi)
 

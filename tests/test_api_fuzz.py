@@ -25,7 +25,7 @@ import schemathesis  # noqa: E402  (the test extras install it: never skip the f
 import yaml
 from console_support import token
 from fuzz_seeds import SEEDS, Ctx
-from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_session
+from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_sitting
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,7 +56,7 @@ def _operator(app, operator) -> dict:
 
 
 def test_no_operation_answers_a_server_error(app, api, staff, capsys):
-    s = setup_session(api, members=6, present=4, open_vote=False)
+    s = setup_sitting(api, members=6, present=4, open_vote=False)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
              {"key": "proj", "kind": "livelihood_projects", "title": "民生实事", "places": 1,
               "candidates": [{"key": "a", "title": "甲"}, {"key": "b", "title": "乙"}]})

@@ -17,9 +17,11 @@ Layers, bottom to top (DESIGN.md: data flows one way; nothing below imports anyt
 from __future__ import annotations
 
 import ast
+from enum import StrEnum
 from pathlib import Path
 
 import ballot_service
+from ballot_service import vocab
 
 PACKAGE = Path(ballot_service.__file__).resolve().parent
 LAYERS = {
@@ -140,3 +142,68 @@ def test_no_module_is_over_400_lines():
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text("utf-8").splitlines())) >= 400
             and not m.startswith("ballot_service.migrations")}
     assert not long, f"split these: {long}"
+
+
+# The vocabulary test: a word of vocab's enums is written as its enum member, not as a string.
+# Words that are also the published field and count names of records, ballots and the JSON API
+# ("present": a count of members present; "for": a count of 赞成; "seat": a member's seat) are
+# left out: a literal of theirs is almost always that field name, not the vocabulary word.
+FIELD_NAMES = {"present", "members", "valid", "for", "against", "abstain", "void", "title", "result",
+               "seat", "terminal", "login", "pending"}
+# (module, word): why that module spells a vocabulary word.
+SPELLED = {
+    ("ballot_service.formats.scenario", "another"): "the scenario file's key for a further election",
+    ("ballot_service.rehearsal", "another"): "reads the scenario file's key for a further election",
+    ("ballot_service.domain.election_items", "preliminary"): "a slate's status (预选 list), not a round's stage",
+    ("ballot_service.bundle.layout", "election"): "the bundle's published item file key",
+    ("ballot_service.cli.setup", "checkin"): "the published CLI command name",
+    ("ballot_service.domain.adjudication", "first"): "an adjudication step (first teller), not a round's stage",
+    ("ballot_service.domain.voting", "quorum_not_met"): "the signed vote_open_refused event's published reason",
+}
+
+
+def _vocabulary_words() -> set[str]:
+    enums = [e for e in vars(vocab).values() if isinstance(e, type) and issubclass(e, StrEnum) and e is not StrEnum]
+    return {m.value for e in enums for m in e} - FIELD_NAMES
+
+
+def _names_not_words(node, parent) -> bool:
+    """Literals that are names in a published format or of a Flask object, not vocabulary."""
+    if isinstance(parent, ast.Dict) and any(k is node for k in parent.keys):
+        return True  # a JSON key
+    if isinstance(parent, ast.Subscript) and parent.slice is node:
+        return True  # reading a JSON key
+    if isinstance(parent, ast.Call):
+        func = parent.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in ("get", "pop", "setdefault") and parent.args and parent.args[0] is node:
+            return True
+        if name == "Blueprint":
+            return True
+    return isinstance(parent, ast.keyword) and parent.arg in ("where", "what")
+
+
+def test_vocabulary_words_are_spelled_only_in_vocab():
+    words = _vocabulary_words()
+    found = []
+    for mod, path in MODULES.items():
+        if mod in ("ballot_service.vocab",) or mod.startswith("ballot_service.migrations"):
+            continue
+        tree = ast.parse(path.read_text("utf-8"))
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and n.body and isinstance(n.body[0], ast.Expr)}
+        parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words
+                    and id(node) not in docs and not _names_not_words(node, parents.get(id(node)))
+                    and (mod, node.value) not in SPELLED):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.value!r}")
+    assert not found, "write these as vocab enum members (vocab.ItemKind.ELECTION …):\n" + "\n".join(found)
+
+
+def test_the_vocabulary_test_finds_a_spelled_word():
+    """The scan above is not vacuous: a kind compared as a string is a vocabulary word."""
+    tree = ast.parse('if item.kind == "election":\n    pass\n')
+    node = tree.body[0].test.comparators[0]
+    assert node.value in _vocabulary_words() and not _names_not_words(node, tree.body[0].test)

@@ -16,7 +16,7 @@ from helpers_live import (
     LiveServer,
     create_operator_in_db,
     server_env,
-    setup_session,
+    setup_sitting,
     vote,
 )
 
@@ -47,7 +47,7 @@ def _events(resp):
 
 def test_open_screens_hold_no_thread(live):
     api = Api.httpx(live.base_url)
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     screen = httpx.Client(base_url=live.base_url, timeout=httpx.Timeout(10, read=20))
     r = screen.post("/api/admin/login", json={"username": DISPLAY_OPERATOR[0], "password": DISPLAY_OPERATOR[1]})
     assert r.status_code == 200
@@ -97,7 +97,7 @@ def test_waiting_tablets_hold_no_thread_and_learn_of_the_opening_at_once(live):
     and when the vote opens every waiting tablet is answered with it, long before the 12 s hold
     ends (the read timeout below is shorter than the hold)."""
     api = Api.httpx(live.base_url)
-    s = setup_session(api, members=SCREENS, open_vote=False)
+    s = setup_sitting(api, members=SCREENS, open_vote=False)
     answers: dict[str, httpx.Response] = {}
     held = threading.Barrier(SCREENS + 1, timeout=30)
 
@@ -126,7 +126,7 @@ def test_waiting_tablets_hold_no_thread_and_learn_of_the_opening_at_once(live):
 
 def test_a_long_poll_with_a_stale_or_foreign_tag_is_answered_at_once(live):
     api = Api.httpx(live.base_url)
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     auth = {"Authorization": f"Bearer {s.creds['M0001']}"}
     r = httpx.get(live.base_url + "/api/terminal/state", params={"wait": "0-00000000"}, headers=auth, timeout=5)
     assert r.status_code == 200 and r.json()["terminal"]["seat"] == "M0001"

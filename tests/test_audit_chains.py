@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers_live import setup_session, vote
+from helpers_live import setup_sitting, vote
 from sqlalchemy import select
 
 from ballot_service.bundle.export import export_bundle
@@ -18,12 +18,12 @@ from ballot_service.models import AuditEvent
 
 @pytest.fixture
 def two_bodies(app, api):
-    a = setup_session(api, members=3, secret=True)
+    a = setup_sitting(api, members=3, secret=True)
     for no in a.members[:2]:
         vote(api, a.creds[no], {"motion": "for"})
     # An outsider's failed login in the middle of body A's vote: a timed, unauthenticated event.
     api.call("POST", "/api/admin/login", {"username": "nobody", "password": "wrong-password"}, expect=None)
-    b = setup_session(api, members=3, secret=True)  # a second body (and a login of the operator)
+    b = setup_sitting(api, members=3, secret=True)  # a second body (and a login of the operator)
     vote(api, b.creds[b.members[0]], {"motion": "against"})
     vote(api, a.creds[a.members[2]], {"motion": "for"})
     for s in (a, b):

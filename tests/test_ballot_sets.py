@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from console_support import post
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, create_item, setup_sitting
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from terminal_support import query
@@ -45,7 +45,7 @@ def _statuses(app, ids):
 
 
 def test_a_ballot_set_opens_closes_and_is_tallied_together_with_one_record_each(app, api):
-    s = setup_session(api, members=5, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=5, open_vote=False, channel="paper")
     head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
     vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
     alone = _election(api, s.sitting_id, "mz", "principal", 1, "EF", ballot_set=None)
@@ -72,7 +72,7 @@ def test_a_ballot_set_opens_closes_and_is_tallied_together_with_one_record_each(
 
 
 def test_a_re_vote_after_the_sets_tally_opens_only_the_tied_election(app, api):
-    s = setup_session(api, members=4, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=4, open_vote=False, channel="paper")
     head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
     vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
     texts = {i: _paper_vote(api, s, i, [None] * 4) for i in (head, vice)}
@@ -88,7 +88,7 @@ def test_a_re_vote_after_the_sets_tally_opens_only_the_tied_election(app, api):
 
 
 def test_what_a_ballot_set_may_hold(api):
-    s = setup_session(api, members=5, open_vote=False)
+    s = setup_sitting(api, members=5, open_vote=False)
     err = _election(api, s.sitting_id, "zr", "principal", 1, "AB", channel="terminal", expect=400)
     assert err["errors"][0]["where"] == "ballot_set" and "表决器" in err["errors"][0]["message_zh"]
     spec = {"key": "r", "kind": "resolution", "title": "决议", "channel": "paper", "ballot_set": SET}
@@ -101,7 +101,7 @@ def test_what_a_ballot_set_may_hold(api):
 
 def test_the_database_refuses_a_second_open_vote_whatever_the_application_does(app, api):
     """Not through the service's checks: two open items under different names, written directly."""
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     other = create_item(api, s.sitting_id, key="item2")
     api.call("POST", f"/api/admin/items/{s.item_id}/open")
     db = app.extensions["ballot_sessionmaker"]()
@@ -123,7 +123,7 @@ def test_the_database_refuses_a_second_open_vote_whatever_the_application_does(a
 
 
 def test_concurrent_openings_of_two_ballot_sets_leave_one_set_open(app, api):
-    s = setup_session(api, members=5, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=5, open_vote=False, channel="paper")
     sets = {name: [_election(api, s.sitting_id, f"{name}{n}", "principal", 1, "AB", ballot_set=name)
                    for n in range(2)] for name in ("甲组", "乙组")}
     answers = _at_once(app, [("POST", f"/api/admin/items/{sets['甲组'][0]}/open"),
@@ -142,7 +142,7 @@ def test_concurrent_openings_of_two_ballot_sets_leave_one_set_open(app, api):
 
 def test_the_console_groups_a_set_and_opens_it_as_one_and_the_bundle_verifies(app, console, settings_env, tmp_path):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=3, open_vote=False, channel="paper")
     head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
     vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
     page = console.get(f"/console/sessions/{s.sitting_id}").get_data(as_text=True)
@@ -168,13 +168,13 @@ def test_the_console_groups_a_set_and_opens_it_as_one_and_the_bundle_verifies(ap
 
 
 def test_without_quorum_the_whole_set_is_recorded_and_an_extension_extends_every_open_election(app, api):
-    s = setup_session(api, members=5, present=2, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=5, present=2, open_vote=False, channel="paper")
     head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
     vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
     result = api.call("POST", f"/api/admin/items/{vice}/quorum-failed")[1]
     assert result["status"] == "quorum_not_met" and result["ballot_set"]["zr"]["status"] == "quorum_not_met"
     assert _statuses(app, [head, vice]) == ["quorum_not_met", "quorum_not_met"]
-    t = setup_session(api, members=3, open_vote=False, channel="paper")
+    t = setup_sitting(api, members=3, open_vote=False, channel="paper")
     spec = {"kind": "election", "office": "principal", "places": 1, "channel": "paper", "ballot_set": SET,
             "time_limit_s": 600, "candidates": [{"key": "A", "title": "甲"}, {"key": "B", "title": "乙"}]}
     ids = [api.call("POST", f"/api/admin/sessions/{t.sitting_id}/items", {**spec, "key": k, "title": k})[1]["id"]

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 
 import pytest
-from helpers_live import blind_ballot, create_item, setup_session
+from helpers_live import blind_ballot, create_item, setup_sitting
 from sqlalchemy import select
 
 from ballot_service.crypto import blind_rsa, tablet
@@ -31,7 +31,7 @@ def _blinded(api, cred):
 
 
 def test_a_member_gets_one_blind_signature_per_round(api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     blind_ballot(api, cred)
     pub, pending = _blinded(api, cred)
@@ -44,7 +44,7 @@ def test_a_member_gets_one_blind_signature_per_round(api):
 
 
 def test_a_used_serial_answers_the_same_409_whatever_its_marks(api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     ballot = blind_ballot(api, s.creds[s.members[0]])
     retry = tablet.new_retry_id()
     st, first = _cast(api, ballot, {"motion": "for"}, retry, expect=(201,))
@@ -60,7 +60,7 @@ def test_a_used_serial_answers_the_same_409_whatever_its_marks(api):
 
 
 def test_a_replacement_allows_exactly_one_more_signature_with_its_reason_recorded(api, app):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     no = s.members[0]
     blind_ballot(api, s.creds[no])
     api.call("POST", f"/api/admin/items/{s.item_id}/replacement", {"member": no, "reason": "平板故障，选票丢失"})
@@ -83,7 +83,7 @@ def test_a_replacement_allows_exactly_one_more_signature_with_its_reason_recorde
 
 
 def test_a_signature_of_round_a_is_refused_in_round_b(api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     a = blind_ballot(api, s.creds[s.members[0]])
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     item_b = create_item(api, s.sitting_id, key="item2")
@@ -97,7 +97,7 @@ def test_a_signature_of_round_a_is_refused_in_round_b(api):
 
 
 def test_named_vote_is_bound_to_the_casting_member_once(api, app):
-    s = setup_session(api, members=3, secret=False)
+    s = setup_sitting(api, members=3, secret=False)
     no = s.members[0]
     ballot = blind_ballot(api, s.creds[no])
     _cast(api, ballot, {"motion": "for"}, tablet.new_retry_id(), expect=(401,))  # no credential
@@ -110,7 +110,7 @@ def test_named_vote_is_bound_to_the_casting_member_once(api, app):
 
 
 def test_a_database_copy_after_the_vote_links_nobody(api, app, tmp_path):
-    s = setup_session(api, members=4)
+    s = setup_sitting(api, members=4)
     ballots = {no: blind_ballot(api, s.creds[no]) for no in s.members}
     db = app.extensions["ballot_sessionmaker"]()
     private = db.scalar(select(Round.blind_private_key))
@@ -169,7 +169,7 @@ def _rows_link_nobody(engine, ballots, creds, private) -> None:
 def test_openssl_verifies_a_ballot_with_the_announced_round_key(api, tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    s = setup_session(api, members=2)
+    s = setup_sitting(api, members=2)
     b = blind_ballot(api, s.creds[s.members[0]])
     _, ann = api.call("GET", "/api/terminal/round-key", credential=s.creds[s.members[0]])
     (tmp_path / "round.pem").write_text(ann["data"]["public_key_pem"])
@@ -187,7 +187,7 @@ def test_openssl_verifies_a_ballot_with_the_announced_round_key(api, tmp_path):
 def test_a_cast_naming_a_round_id_beyond_any_row_is_refused_not_a_server_error(api):
     """PostgreSQL refuses an id beyond its INTEGER columns with an error (found by the fuzzer):
     such a round_ref is simply no round."""
-    setup_session(api, members=2)
+    setup_sitting(api, members=2)
     body = {"round_ref": "r90324750605147", "serial": "3145bd85e1b7c3f91b9e159b7c4ced44", "prefix": "AAAA",
             "signature": "AAAA", "marks": {}, "retry_id": tablet.new_retry_id()}
     status, data = _cast(api, body, {}, body["retry_id"], expect=(400, 404, 409))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import func, select
 
 from ballot_service.crypto import tablet
@@ -21,7 +21,7 @@ def _ask(client, cred: str, vote: dict, pub) -> tuple[int, dict | None]:
 
 
 def test_racing_requests_get_one_signature_per_member(app, api):
-    s = setup_session(api, members=6, present=6)
+    s = setup_sitting(api, members=6, present=6)
     _, state = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])
     vote = state["vote"]
     _, announcement = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"])
@@ -48,7 +48,7 @@ def test_racing_requests_get_one_signature_per_member(app, api):
 
 
 def test_a_closed_round_signs_nothing(app, api):
-    s = setup_session(api, members=2, present=2)
+    s = setup_sitting(api, members=2, present=2)
     _, state = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])
     vote = state["vote"]
     _, announcement = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"])

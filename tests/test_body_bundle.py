@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from helpers_live import publish, setup_session, vote
+from helpers_live import publish, setup_sitting, vote
 
 from ballot_service.cli import main
 from ballot_service.crypto import keys
@@ -17,7 +17,7 @@ def _cli(settings_env, *args):
 
 
 def _decided(api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     for no in s.present:
         vote(api, s.creds[no], {"motion": "for"})
     api.call("POST", f"/api/admin/items/{s.item_id}/close")

@@ -9,7 +9,7 @@ import re
 import zipfile
 
 import pytest
-from helpers_live import OPERATOR, login_client, publish, setup_session, vote
+from helpers_live import OPERATOR, login_client, publish, setup_sitting, vote
 from sqlalchemy import MetaData, select
 
 from ballot_service.db import database_now
@@ -25,7 +25,7 @@ A_NAME, B_NAME, A_SITTING = "测试市人民代表大会", "乙县人民代表�
 def two_bodies(app, api, settings_env):
     """Body A with a decided, recorded vote (made by an every-body secretariat), body B with its
     own sitting and its own secretariat, auditor and display logins; a print job of A's item."""
-    s = setup_session(api, OPERATOR, members=3)
+    s = setup_sitting(api, OPERATOR, members=3)
     for no in s.present:
         vote(api, s.creds[no], {"motion": "for"})
     api.call("POST", f"/api/admin/items/{s.item_id}/close")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from bundle_support import rewrite_manifest
 from click.testing import CliRunner
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from station_support import blank_pages, mark
 from terminal_support import events
 
@@ -31,7 +31,7 @@ def run(settings_env, *args):
 @pytest.fixture
 def scanned(app, api, settings_env, tmp_path):
     """A paper vote with three scanned pages (one of them not a ballot), its bundle and its images."""
-    s = setup_session(api, members=4, channel="paper")
+    s = setup_sitting(api, members=4, channel="paper")
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 2})
     api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
     rng = np.random.default_rng(5)

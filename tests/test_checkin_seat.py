@@ -6,7 +6,7 @@ tablet's cast is refused for an item not voted on the tablets."""
 from __future__ import annotations
 
 from click.testing import CliRunner
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_sitting
 from sqlalchemy import func, select
 from terminal_support import assert_error_shape, n_casts, query
 
@@ -25,7 +25,7 @@ def attendance(api, s):
 
 
 def test_a_seat_tablet_checks_in_only_its_own_member(api):
-    s = setup_session(api, members=5, present=0, open_vote=False)
+    s = setup_sitting(api, members=5, present=0, open_vote=False)
     status, data = checkin(api, s.creds["M0001"], "M0002")
     assert status == 403 and assert_error_shape(data, "Forbidden")["where"] == "member"
     assert attendance(api, s)["present"] == 0
@@ -35,7 +35,7 @@ def test_a_seat_tablet_checks_in_only_its_own_member(api):
 
 def test_a_tablet_cannot_turn_a_member_on_leave_present(api):
     """The attack: tablets turned 请假 deputies present, inflating the quorum."""
-    s = setup_session(api, members=5, present=0, open_vote=False)
+    s = setup_sitting(api, members=5, present=0, open_vote=False)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": ["M0003"], "status": "leave"})
     status, data = checkin(api, s.creds["M0003"], "M0003")
     assert status == 409 and assert_error_shape(data, "Conflict")
@@ -56,7 +56,7 @@ def _spare(api, s, name="备用表决器", seat=None):
 
 def test_a_spare_tablet_cannot_take_a_member_whose_seat_has_a_tablet(api):
     """The attack: a spare tablet took D005's place before D005's own seat could."""
-    s = setup_session(api, members=5, present=0, open_vote=False)
+    s = setup_sitting(api, members=5, present=0, open_vote=False)
     spare = _spare(api, s)
     status, data = checkin(api, spare["credential"], "M0005")
     assert status == 403 and assert_error_shape(data, "Forbidden")
@@ -65,7 +65,7 @@ def test_a_spare_tablet_cannot_take_a_member_whose_seat_has_a_tablet(api):
 
 
 def test_a_spare_tablet_binds_until_released(api):
-    s = setup_session(api, members=5, present=0, open_vote=False)
+    s = setup_sitting(api, members=5, present=0, open_vote=False)
     for no in ("M0004", "M0005"):  # their seat tablets broke
         api.call("POST", f"/api/admin/terminals/{s.terminal_ids[no]}/revoke")
     spare = _spare(api, s)  # no seat: a spare
@@ -89,7 +89,7 @@ def test_the_console_releases_a_spare_tablet(app, console):
 
     api = Api.flask(app.test_client())  # the console fixture made the operator
 
-    s = setup_session(api, members=3, present=0, open_vote=False)
+    s = setup_sitting(api, members=3, present=0, open_vote=False)
     api.call("POST", f"/api/admin/terminals/{s.terminal_ids['M0003']}/revoke")
     spare = _spare(api, s)
     assert checkin(api, spare["credential"], "M0003")[0] == 200
@@ -108,7 +108,7 @@ def test_the_console_registers_a_tellers_station(app, console):
 
     api = Api.flask(app.test_client())
 
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     r = post(console, f"/console/sessions/{s.sitting_id}/terminals",
              {"holder": "王计票", "teller_role": "scrutineer", "stations": "0"})
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
@@ -119,7 +119,7 @@ def test_the_console_registers_a_tellers_station(app, console):
 def test_no_paper_ballots_for_a_tablet_item_from_the_cli(app, api, settings_env):
     """The attack: `ballot-service ballots print` printed paper ballots for a terminal item
     (a printed ballot could then be cast from any tablet as an extra vote)."""
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     result = CliRunner().invoke(main, ["ballots", "print", str(s.item_id), "--count", "2"], env=settings_env)
     assert result.exit_code != 0 and ("电子表决器" in result.output or "seat tablets" in result.output), result.output
     assert query(app, select(func.count()).select_from(PaperBallot))[0][0] == 0
@@ -130,7 +130,7 @@ def test_no_paper_ballots_for_a_tablet_item_from_the_cli(app, api, settings_env)
 def test_a_tablet_cast_is_refused_for_an_item_not_voted_on_tablets(app, api, settings_env):
     """A tally-sheet (or paper) item has no round key: a tablet gets no ballot for it, and a
     paper ballot's QR text sent as a tablet cast is refused, nothing stored."""
-    s = setup_session(api, members=3, channel="tally_sheet")
+    s = setup_sitting(api, members=3, channel="tally_sheet")
     _, state = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])
     assert not (state["vote"] or {}).get("round_ref")
     api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"], expect=(404,))
@@ -149,7 +149,7 @@ def test_a_tablet_cast_is_refused_for_an_item_not_voted_on_tablets(app, api, set
 def test_a_refusal_at_a_seat_names_no_deputy(api):
     """A tablet must not map numbers to names: typing another seat's number says only that the
     number is not this seat's (#17 follow-up), in English too; nor does any other refusal."""
-    s = setup_session(api, members=5, present=0, open_vote=False)
+    s = setup_sitting(api, members=5, present=0, open_vote=False)
     status, data = checkin(api, s.creds["M0001"], "M0002")
     err = assert_error_shape(data, "Forbidden")
     assert status == 403 and "不属于本座位" in err["message_zh"] and "M0001" in err["message_zh"]
@@ -162,7 +162,7 @@ def test_a_refusal_at_a_seat_names_no_deputy(api):
 
 
 def test_an_overlong_number_gets_a_short_error_that_does_not_echo_it(api):
-    s = setup_session(api, members=3, present=0, open_vote=False)
+    s = setup_sitting(api, members=3, present=0, open_vote=False)
     for bad in ("9" * 5000, "M0001\u202e", ""):
         status, data = checkin(api, s.creds["M0001"], bad)
         err = assert_error_shape(data, "InvalidInput")

@@ -9,7 +9,7 @@ import json
 import cv2
 import numpy as np
 from click.testing import CliRunner
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import select
 from station_support import blank_pages, mark
 from terminal_support import events, n_casts
@@ -24,7 +24,7 @@ def run(settings_env, *args):
 
 
 def test_scan_folder_export_and_discard(app, api, settings_env, tmp_path):
-    s = setup_session(api, members=4, channel="paper")
+    s = setup_sitting(api, members=4, channel="paper")
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 3})
     api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
     rng = np.random.default_rng(11)
@@ -72,7 +72,7 @@ def test_scan_folder_export_and_discard(app, api, settings_env, tmp_path):
 
 
 def test_scan_refuses_a_file_that_is_not_a_scan(app, api, settings_env, tmp_path):
-    s = setup_session(api, members=2, channel="paper")
+    s = setup_sitting(api, members=2, channel="paper")
     bad = tmp_path / "x.pdf"
     bad.write_bytes(b"%PDF-1.4 nothing")
     code, out = run(settings_env, "scan", str(s.sitting_id), str(bad))

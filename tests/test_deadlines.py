@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from helpers_live import OPERATOR, Api, blind_ballot, setup_session
+from helpers_live import OPERATOR, Api, blind_ballot, setup_sitting
 from sqlalchemy import func, select, text, update
 from terminal_support import cast
 
@@ -20,7 +20,7 @@ LIMIT_S = 600
 
 
 def open_timed_vote(api) -> tuple:
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     _, item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
                        {"key": "timed", "kind": "resolution", "title": "限时表决", "time_limit_s": LIMIT_S})
     api.call("POST", f"/api/admin/items/{item['id']}/open")

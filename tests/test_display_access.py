@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_session
+from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, login_client, setup_sitting
 
 
 def test_roles(api, staff, app, client):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     sid = s.sitting_id
     anon = app.test_client()
     for path in ("/display", f"/display/{sid}"):
@@ -38,7 +38,7 @@ def test_roles(api, staff, app, client):
 
 
 def test_index_lists_sittings_newest_first(api, screen):
-    s1 = setup_session(api, members=2, open_vote=False)
+    s1 = setup_sitting(api, members=2, open_vote=False)
     _, second = api.call("POST", "/api/admin/sessions", {"body_id": s1.body_id, "name": "第二次会议"})
     html = screen.get("/display").get_data(as_text=True)
     ids = [int(x) for x in re.findall(r'data-sitting-id="(\d+)"', html)]

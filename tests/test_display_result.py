@@ -9,13 +9,13 @@ import re
 
 import qrcode
 from display_support import CHOICE_KEYS, get_state, keys_in
-from helpers_live import blind_ballot, publish, setup_session, vote
+from helpers_live import blind_ballot, publish, setup_sitting, vote
 
 from ballot_service.render import qr
 
 
 def test_resolution_result_and_record(api, screen, app):
-    s = setup_session(api, members=6, present=5)
+    s = setup_sitting(api, members=6, present=5)
     for no, m in zip(s.present, ["for", "for", "against", "abstain"]):
         vote(api, s.creds[no], {"motion": m})
     blind_ballot(api, s.creds[s.present[4]])  # the 5th tablet takes its ballot but does not vote
@@ -83,7 +83,7 @@ PROJECTS = [{"key": k, "title": f"项目{k}"} for k in ("A", "B", "C", "D")]
 
 def test_projects_ranked_with_runoff(api, screen):
     # 5 deputies, 2 places: A 4, B 3, C 3, D 0 -> A selected, B and C tied at the cut-off.
-    s = setup_session(api, members=5, kind="livelihood_projects", candidates=PROJECTS, places=2)
+    s = setup_sitting(api, members=5, kind="livelihood_projects", candidates=PROJECTS, places=2)
     ballots = [{"A": "for", "B": "for"}, {"A": "for", "B": "for"}, {"A": "for", "C": "for"},
                {"A": "for", "C": "for"}, {"B": "for", "C": "for"}]
     for no, m in zip(s.members, ballots):
@@ -118,7 +118,7 @@ def test_projects_ranked_with_runoff(api, screen):
 
 def test_appointment_table(api, screen):
     nominees = [{"key": "n1", "title": "任命张三为局长"}, {"key": "n2", "title": "任命李四为副局长"}]
-    s = setup_session(api, members=5, kind="appointment", candidates=nominees, body_kind="standing_committee")
+    s = setup_sitting(api, members=5, kind="appointment", candidates=nominees, body_kind="standing_committee")
     for no, m in zip(s.members, [{"n1": "for", "n2": "against"}, {"n1": "for", "n2": "for"},
                                  {"n1": "for", "n2": "against"}, {"n1": "against"}]):
         vote(api, s.creds[no], m)
@@ -133,7 +133,7 @@ def test_appointment_table(api, screen):
 
 
 def test_quorum_failure_and_void_items_show_their_status(api, screen):
-    s = setup_session(api, members=6, present=3, open_vote=False)
+    s = setup_sitting(api, members=6, present=3, open_vote=False)
     api.call("POST", f"/api/admin/items/{s.item_id}/quorum-failed")
     assert get_state(screen, s.sitting_id)["mode"] == "awaiting"
     publish(api, s.item_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from display_support import CHOICE_KEYS, Stream, get_state, keys_in, strip_volatile
-from helpers_live import create_item, publish, setup_session, vote
+from helpers_live import create_item, publish, setup_sitting, vote
 from sqlalchemy import select
 
 from ballot_service.models import AuditEvent
@@ -15,7 +15,7 @@ from ballot_service.models import AuditEvent
 
 def test_open_vote_wins_then_latest_result(api, screen, app):
     app.config.update(DISPLAY_POLL_SECONDS=0.02, DISPLAY_STREAM_SECONDS=10)
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     stream = Stream(screen.get(f"/display/{s.sitting_id}/events", buffered=False))
     stream.next_block()
 
@@ -57,7 +57,7 @@ def test_secretariat_chooses_the_screen_between_votes(api, screen, app):
     """会标 / check-in / an earlier result on demand; the next vote takes the screen back; the
     choice is an audit event, and the event stream (which reads only new events) agrees."""
     app.config.update(DISPLAY_POLL_SECONDS=0.02, DISPLAY_STREAM_SECONDS=10)
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     sid = s.sitting_id
     stream = Stream(screen.get(f"/display/{sid}/events", buffered=False))
     stream.next_block()

@@ -9,12 +9,12 @@ import re
 
 import pytest
 from display_support import CHOICE_KEYS, embedded_state, get_state, keys_in, strip_volatile
-from helpers_live import blind_ballot, setup_session
+from helpers_live import blind_ballot, setup_sitting
 from terminal_support import cast
 
 
 def test_checkin_state_and_quorum(api, screen):
-    s = setup_session(api, members=6, present=3, open_vote=False)
+    s = setup_sitting(api, members=6, present=3, open_vote=False)
     st = get_state(screen, s.sitting_id)
     assert st["mode"] == "checkin"
     assert st["attendance"] == {"members": 6, "present": 3, "leave": 0, "absent": 3, "quorum_met": False,
@@ -38,7 +38,7 @@ def test_checkin_state_and_quorum(api, screen):
 
 
 def test_english_labels(api, screen):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     html = screen.get(f"/display/{s.sitting_id}?lang=en").get_data(as_text=True)
     assert "Present" in html and "Quorum met" in html and "Connection lost" in html
     assert "实到" not in html
@@ -48,7 +48,7 @@ def test_english_labels(api, screen):
 
 @pytest.mark.parametrize("secret", [True, False], ids=["secret", "named"])
 def test_voting_shows_how_many_never_how(api, screen, secret):
-    s = setup_session(api, members=5, secret=secret)
+    s = setup_sitting(api, members=5, secret=secret)
     st = get_state(screen, s.sitting_id)
     assert st["mode"] == "voting"
     v = st["vote"]
@@ -83,7 +83,7 @@ def test_voting_shows_how_many_never_how(api, screen, secret):
 
 
 def test_voting_time_left_and_runoff_round(api, screen):
-    s = setup_session(api, members=5, open_vote=False)
+    s = setup_sitting(api, members=5, open_vote=False)
     _, item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
                        {"key": "timed", "kind": "resolution", "title": "限时表决", "time_limit_s": 120})
     api.call("POST", f"/api/admin/items/{item['id']}/open")

@@ -7,12 +7,12 @@ import time
 
 import pytest
 from display_support import CHOICE_KEYS, Stream, keys_in
-from helpers_live import publish, setup_session, vote
+from helpers_live import publish, setup_sitting, vote
 
 
 def test_event_stream(api, screen, app):
     app.config.update(DISPLAY_POLL_SECONDS=0.05, DISPLAY_HEARTBEAT_SECONDS=0.6, DISPLAY_STREAM_SECONDS=4)
-    s = setup_session(api, members=4)
+    s = setup_sitting(api, members=4)
     resp = screen.get(f"/display/{s.sitting_id}/events", buffered=False)
     assert resp.status_code == 200 and resp.mimetype == "text/event-stream"
     assert resp.headers["Cache-Control"] == "no-store"
@@ -62,7 +62,7 @@ def test_event_stream(api, screen, app):
 def test_stream_does_not_hold_the_database(api, screen, app):
     """Between polls the stream holds no transaction: SQLite writers never wait for it."""
     app.config.update(DISPLAY_POLL_SECONDS=0.05, DISPLAY_STREAM_SECONDS=3)
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     stream = Stream(screen.get(f"/display/{s.sitting_id}/events", buffered=False))
     try:
         stream.next_block()

@@ -9,7 +9,7 @@ import json
 
 from click.testing import CliRunner
 from console_support import flashes, post
-from helpers_live import Api, setup_session, vote
+from helpers_live import Api, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import events, query
 
@@ -31,7 +31,7 @@ def _state(app, item_id):
 
 
 def test_an_election_draft_is_edited_by_the_api_with_the_差额_checked_again(app, api):
-    s = setup_session(api, members=7, open_vote=False)
+    s = setup_sitting(api, members=7, open_vote=False)
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", _spec())[1]["id"]
     before = _state(app, item_id)
     # 3 seats with 3 candidates: 委员 need ceil(3/10) = 1 more; refused, naming the article; nothing changed
@@ -68,7 +68,7 @@ def test_an_election_draft_is_edited_by_the_api_with_the_差额_checked_again(ap
 def test_an_election_draft_is_edited_in_the_console_and_the_bundle_verifies(app, console, settings_env,
                                                                              tmp_path):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=5, open_vote=False)
+    s = setup_sitting(api, members=5, open_vote=False)
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", _spec())[1]["id"]
     page = console.get(f"/console/items/{item_id}").get_data(as_text=True)
     assert 'id="edit-item"' in page and 'value="committee_member" selected' in page
@@ -98,7 +98,7 @@ def test_an_election_draft_is_edited_in_the_console_and_the_bundle_verifies(app,
 def test_an_edited_evaluation_keeps_its_scale_in_the_log_and_the_bundle_verifies(app, api, settings_env, tmp_path):
     """item_edited carries the item as item_created does: an evaluation's options and rule words
     too (before, an edited evaluation's counts.json rule differed from the log's)."""
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     spec = {"key": "cp", "kind": "evaluation", "title": "测评", "candidates": [{"key": "a", "title": "甲局"}]}
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
     api.call("PUT", f"/api/admin/items/{item_id}", {**spec, "title": "述职评议",

@@ -5,7 +5,7 @@ only, the 另行选举 started in one console step, tellers who are candidates r
 from __future__ import annotations
 
 from display_support import get_state
-from helpers_live import COUNTER_NAME, publish, setup_session, vote
+from helpers_live import COUNTER_NAME, publish, setup_sitting, vote
 from sqlalchemy import func, select
 from terminal_support import cast, get_ballot, query
 
@@ -21,7 +21,7 @@ def _election(api, sid, *, key="el", office="committee_member", places=2, cands=
 
 
 def _session(api, members=7, **kw):
-    return setup_session(api, members=members, open_vote=False, **kw)
+    return setup_sitting(api, members=members, open_vote=False, **kw)
 
 
 def _vote_round(api, s, item_id, ballots):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from console_support import flashes, post
-from helpers_live import OPERATOR, blind_ballot, setup_session
+from helpers_live import OPERATOR, blind_ballot, setup_sitting
 
 from ballot_service import errors
 from ballot_service.crypto import tablet
@@ -19,6 +19,7 @@ from ballot_service.web.common import PayloadTooLarge
 
 PACKAGE = Path(errors.__file__).resolve().parent
 MODULES = ("domain/sittings.py", "domain/voting.py", "domain/issuance.py", "domain/tally.py", "domain/records.py", "domain/roster.py",
+           "formats/roster.py",
            "domain/operators.py", "domain/terminals.py", "domain/print_jobs.py",
            "render/paper.py", "render/fonts.py", "crypto/keys.py", "web/roles.py", "web/console/__init__.py",
            "web/console/common.py", "web/console/login.py", "web/console/bodies.py", "web/console/roster.py",
@@ -188,7 +189,7 @@ def _zh(data) -> str:
 def test_representative_refusals_reach_people_in_chinese(app, api):
     """A walk through refusals a deputy, a teller or a secretariat actually meets (issue #17):
     each answer carries a Chinese message (message_zh; the console shows it in its language)."""
-    s = setup_session(api, members=3)  # a secret resolution on the tablets, open
+    s = setup_sitting(api, members=3)  # a secret resolution on the tablets, open
     # a tablet's request missing its field
     status, data = api.call("POST", "/api/terminal/checkin", {}, credential=s.creds["M0001"], expect=None)
     assert status == 400 and "缺少字段" in _zh(data)

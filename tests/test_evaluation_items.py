@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from console_support import flashes, post
-from helpers_live import blind_ballot, setup_session, vote
+from helpers_live import blind_ballot, setup_sitting, vote
 from sqlalchemy import func, select
 from terminal_support import assert_error_shape, query
 
@@ -56,7 +56,7 @@ def _count_items(app) -> int:
     ({"grading": {"by": "lottery"}}, "grading.by"),
 ])
 def test_bad_evaluation_items_are_refused_where_and_change_nothing(app, api, extra, where):
-    s = setup_session(api, open_vote=False)
+    s = setup_sitting(api, open_vote=False)
     before = _count_items(app)
     status, data = _item(api, s.sitting_id, **extra)
     assert status == 400, data
@@ -65,14 +65,14 @@ def test_bad_evaluation_items_are_refused_where_and_change_nothing(app, api, ext
 
 
 def test_options_and_grading_belong_to_evaluations_only(api):
-    s = setup_session(api, open_vote=False)
+    s = setup_sitting(api, open_vote=False)
     status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
         "key": "r2", "kind": "resolution", "title": "决议", "options": COMPETENCE}, expect=None)
     assert status == 400 and data["errors"][0]["where"] == "options"
 
 
 def test_tablet_marks_are_the_items_options(app, api):
-    s = setup_session(api, open_vote=False, members=5)
+    s = setup_sitting(api, open_vote=False, members=5)
     _, created = _item(api, s.sitting_id)
     api.call("POST", f"/api/admin/items/{created['id']}/open")
     cred = s.creds[s.present[0]]
@@ -99,7 +99,7 @@ def _run(api, s, iid, ballots):
 def test_competence_scale_record_announcement_and_offline_recount(app, api, tmp_path):
     """述职评议 with 优秀/称职/基本称职/不称职: grades by cumulative majority of all members,
     称职率 over valid ballots; the signed record and 宣布稿 say so; audit verify recounts it."""
-    s = setup_session(api, open_vote=False, members=7, present=6)
+    s = setup_sitting(api, open_vote=False, members=7, present=6)
     _, created = _item(api, s.sitting_id, options=COMPETENCE, key="sz")
     iid = created["id"]
     ballots = [{"P01": "excellent", "P02": "incompetent"}] * 3 + [{"P01": "competent", "P02": "basically_competent"}] \
@@ -132,7 +132,7 @@ def test_competence_scale_record_announcement_and_offline_recount(app, api, tmp_
 def test_grade_by_rate_is_recorded_and_applied(app, api):
     """The variant: 满意率 ≥ 80.00 % 满意, ≥ 60.00 % 基本满意; a subject with many abstentions
     is graded on its rate, not on the members."""
-    s = setup_session(api, open_vote=False, members=10, present=7)
+    s = setup_sitting(api, open_vote=False, members=10, present=7)
     grading = {"by": "rate_thresholds", "steps": [{"option": "satisfied", "min_hundredths": 8000},
                                                   {"option": "basically_satisfied", "min_hundredths": 6000}]}
     _, created = _item(api, s.sitting_id, grading=grading)
@@ -146,7 +146,7 @@ def test_grade_by_rate_is_recorded_and_applied(app, api):
 
 
 def test_tally_sheet_per_option(api):
-    s = setup_session(api, open_vote=False, members=5)
+    s = setup_sitting(api, open_vote=False, members=5)
     _, created = _item(api, s.sitting_id, channel="tally_sheet")
     iid = created["id"]
     api.call("POST", f"/api/admin/items/{iid}/open")
@@ -191,7 +191,7 @@ def test_console_form_creates_an_evaluation_with_typed_options_and_steps(app, co
 
 def test_paper_evaluation_counts_void_marks_per_subject(api):
     """On paper two options for one subject void that subject's mark only (§5.5): the ballot is valid."""
-    s = setup_session(api, open_vote=False, members=5)
+    s = setup_sitting(api, open_vote=False, members=5)
     _, created = _item(api, s.sitting_id, channel="paper")
     iid = created["id"]
     _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": 4})
@@ -252,7 +252,7 @@ def test_a_paper_evaluation_rehearses_with_void_marks(tmp_path, db_url):
 
 def test_a_rate_graded_evaluation_opens_in_the_console_with_its_steps(app, api):
     """Its item page (and the 修改 form on it) shows the steps as typed: 80.5 % stays 80.5."""
-    s = setup_session(api, open_vote=False, members=5)
+    s = setup_sitting(api, open_vote=False, members=5)
     grading = {"by": "rate_thresholds", "steps": [{"option": "satisfied", "min_hundredths": 8050},
                                                   {"option": "basically_satisfied", "min_hundredths": 6000}]}
     _, created = _item(api, s.sitting_id, grading=grading)

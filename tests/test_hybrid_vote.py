@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 from bundle_support import rewrite_manifest
-from helpers_live import blind_ballot, create_item, setup_session, vote
+from helpers_live import blind_ballot, create_item, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import assert_error_shape, events
 
@@ -33,7 +33,7 @@ def _allow_paper(api, item_id, member, reason="平板故障", expect=None):
 
 
 def test_the_desk_hands_out_no_paper_ballot_the_secretariat_did_not_allow(api):
-    s = setup_session(api, members=3, channel="hybrid")
+    s = setup_sitting(api, members=3, channel="hybrid")
     texts = _printed(api, s.item_id, 3)
     status, data = api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station,
                             expect=None)
@@ -51,7 +51,7 @@ def test_the_desk_hands_out_no_paper_ballot_the_secretariat_did_not_allow(api):
 
 
 def test_a_member_allowed_paper_draws_no_tablet_signature(api):
-    s = setup_session(api, members=3, channel="hybrid")
+    s = setup_sitting(api, members=3, channel="hybrid")
     no = s.members[1]
     _allow_paper(api, s.item_id, no, reason="平板无法开机")  # had not drawn: the ballot moves to paper
     status, _ = api.call("POST", "/api/terminal/blind-sign", {"round_ref": "r1", "blinded_msg": "AA"},
@@ -66,7 +66,7 @@ def test_a_member_allowed_paper_draws_no_tablet_signature(api):
 
 
 def test_paper_is_refused_on_other_channels_and_a_hybrid_vote_is_secret(api):
-    s = setup_session(api, members=3, channel="terminal")
+    s = setup_sitting(api, members=3, channel="terminal")
     status, data = _allow_paper(api, s.item_id, s.members[0])
     assert status == 409
     status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
@@ -91,7 +91,7 @@ def _hybrid_vote(api, s):
 
 
 def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
-    s = setup_session(api, members=4, channel="hybrid")
+    s = setup_sitting(api, members=4, channel="hybrid")
     _hybrid_vote(api, s)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
@@ -124,7 +124,7 @@ def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
 
 
 def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):
-    s = setup_session(api, members=4, channel="hybrid")
+    s = setup_sitting(api, members=4, channel="hybrid")
     for no in s.members[:3]:
         vote(api, s.creds[no], {"motion": "for"})
     failed = s.members[3]
@@ -166,7 +166,7 @@ def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):
 
 
 def test_a_member_who_has_not_drawn_a_tablet_ballot_takes_it_on_paper(api, app):
-    s = setup_session(api, members=3, channel="hybrid", open_vote=False)
+    s = setup_sitting(api, members=3, channel="hybrid", open_vote=False)
     item = create_item(api, s.sitting_id, channel="hybrid", key="item2")
     api.call("POST", f"/api/admin/items/{item}/open")
     texts = _printed(api, item, 1)

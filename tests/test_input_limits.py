@@ -9,13 +9,13 @@ import zipfile
 
 import pytest
 from console_support import token
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from ballot_service.domain.roster import MAX_SHEET_ROWS, MAX_XLSX_UNPACKED, read_roster
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.names import check_name
+from ballot_service.formats.roster import MAX_SHEET_ROWS, MAX_XLSX_UNPACKED, read_roster
 from ballot_service.models import AuditEvent, Item, Member, Terminal
 from ballot_service.web.common import MAX_DEPTH, parse_json_object
 
@@ -74,7 +74,7 @@ def test_deep_json_on_the_unauthenticated_endpoints(client):
 
 
 def test_deep_json_on_every_endpoint_is_never_a_server_error(app, api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.present[0]]
     ids = {"body_id": s.body_id, "sitting_id": s.sitting_id, "item_id": s.item_id,
            "terminal_id": s.terminal_ids[s.members[-1]]}
@@ -99,7 +99,7 @@ def test_deep_json_on_every_endpoint_is_never_a_server_error(app, api):
 # --- ids and numbers ----------------------------------------------------------------------
 
 def test_huge_ids_in_routes_are_404(api):
-    setup_session(api, members=2, open_vote=False)
+    setup_sitting(api, members=2, open_vote=False)
     for url in ("/api/admin/items/9223372036854775808/open", "/api/admin/items/9007199254740992/open",
                 "/api/admin/bodies/2147483648/key", "/api/admin/items/2147483648/open",
                 "/api/admin/sessions/99999999999999999999999/close", "/api/admin/terminals/0/revoke"):
@@ -110,7 +110,7 @@ def test_huge_ids_in_routes_are_404(api):
 
 
 def test_huge_ids_and_numbers_in_json_are_400(api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     r = api.client.post("/api/admin/sessions", json={"body_id": 2 ** 63, "name": "x"})
     assert r.status_code == 400 and "2^53" in errors(r)[0]["message"]
     r = api.client.post("/api/admin/sessions", json={"body_id": 2 ** 31, "name": "x"})
@@ -128,7 +128,7 @@ def test_huge_ids_and_numbers_in_json_are_400(api):
 # --- types ----------------------------------------------------------------------------------
 
 def test_non_string_candidate_keys_are_400(app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     before = count(app, Item)
     for key in (1, {"a": 1}, ["a"], True):
         r = api.client.post(f"/api/admin/sessions/{s.sitting_id}/items", json={
@@ -143,7 +143,7 @@ def test_non_string_candidate_keys_are_400(app, api):
 
 
 def test_roster_group_and_seat_of_the_wrong_type_are_400(app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     before = count(app, Member)
     for bad in (5, {"x": 1}, [1], True):
         r = api.client.post(f"/api/admin/bodies/{s.body_id}/roster", json={"members": [
@@ -154,7 +154,7 @@ def test_roster_group_and_seat_of_the_wrong_type_are_400(app, api):
 
 
 def test_json_roster_gets_the_file_checks_and_every_error(app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     r = api.client.post(f"/api/admin/bodies/{s.body_id}/roster", json={"members": [
         {"id": "1", "name": "张三", "seat": "A1"}, {"id": "2", "name": "李" * 101, "seat": "A1"},
         {"id": "1", "name": "王五"}, {"id": "3", "name": "赵\u202e六"}]})
@@ -168,7 +168,7 @@ def test_json_roster_gets_the_file_checks_and_every_error(app, api):
 # --- files ----------------------------------------------------------------------------------
 
 def test_csv_field_over_the_csv_modules_limit_is_400_with_its_row(api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     data = ("代表证号,姓名\n1,张三\n2," + "x" * 140_000 + "\n").encode("utf-8")
     r = api.client.post(f"/api/admin/bodies/{s.body_id}/roster", headers={"X-CSRFToken": token(api.client)},
                         data={"file": (io.BytesIO(data), "roster.csv")}, content_type="multipart/form-data")
@@ -247,7 +247,7 @@ def test_xlsx_is_read_streaming_and_checked_like_csv():
 @pytest.mark.parametrize("bad", ["张\x00三", "张\u200b三", "张\u202e三", "张\ufeff三", "张\u2066三", "张\u2028三",
                                  "张\ue000三", "张\t三"])
 def test_names_with_control_invisible_or_bidi_characters_are_refused(app, api, bad):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     before = events(app)
     checks = [
         ("/api/admin/bodies", {"name": bad, "kind": "congress"}, "name"),
@@ -268,7 +268,7 @@ def test_names_with_control_invisible_or_bidi_characters_are_refused(app, api, b
 
 
 def test_names_are_nfc_and_keep_the_middle_dot(api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     r = api.client.post(f"/api/admin/bodies/{s.body_id}/roster", json={"members": [
         {"id": "1", "name": "阿卜杜·艾力"}, {"id": "2", "name": "Jose\u0301"}]})
     assert r.status_code == 201
@@ -277,7 +277,7 @@ def test_names_are_nfc_and_keep_the_middle_dot(api):
 
 
 def test_lengths_are_refused_before_the_database(app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     terminals_before = count(app, Terminal)
     before = count(app, Item)
     r = api.client.post(f"/api/admin/sessions/{s.sitting_id}/items",
@@ -297,7 +297,7 @@ def test_lengths_are_refused_before_the_database(app, api):
 
 @pytest.mark.parametrize("limit", [-60, 0, 86401, 2 ** 40])
 def test_time_limit_must_be_positive_and_bounded(app, api, limit):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     before = count(app, Item)
     r = api.client.post(f"/api/admin/sessions/{s.sitting_id}/items",
                         json={"key": "k", "kind": "resolution", "title": "t", "time_limit_s": limit})
@@ -307,7 +307,7 @@ def test_time_limit_must_be_positive_and_bounded(app, api, limit):
 
 def test_integers_beyond_the_database_integer_are_400_on_every_field(api):
     """Found by the fuzzer on PostgreSQL: a station's item_id of 2^31 was a 500."""
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     r = api.client.post("/api/station/tally-sheet", headers={"Authorization": f"Bearer {s.station}"},
                         json={"item_id": 2 ** 31, "teller": "t", "sheet": {"issued": 0, "returned": 0,
                                                                          "invalid": 0, "counts": {}}})
@@ -315,7 +315,7 @@ def test_integers_beyond_the_database_integer_are_400_on_every_field(api):
 
 
 def test_nul_and_lone_surrogates_are_refused_anywhere_in_a_body(api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     for body in (b'{"members": ["\\ud800"]}', b'{"members": ["M\\u00000001"]}', b'{"\\udfff": 1, "members": []}'):
         r = api.client.post(f"/api/admin/sessions/{s.sitting_id}/attendance", data=body,
                             content_type="application/json")

@@ -8,7 +8,7 @@ import json
 import os
 import re
 
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import select
 from terminal_support import (
     RE_RECEIPT,
@@ -29,7 +29,7 @@ from ballot_service.models import Cast
 
 
 def test_cast_retry_and_reuse(app, api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     ballot = get_ballot(api, cred)
     retry = tablet.new_retry_id()
@@ -52,7 +52,7 @@ def test_cast_retry_and_reuse(app, api):
 
 
 def test_forged_ballot_is_refused_and_counted(app, api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     ballot = get_ballot(api, cred)
     status, data = cast(api, cred, forge(ballot), {"motion": "for"})
@@ -71,7 +71,7 @@ def test_forged_ballot_is_refused_and_counted(app, api):
 
 
 def test_garbage_ballot_is_malformed(app, api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     good = get_ballot(api, cred)
     # Without a round_ref it is not a terminal cast at all (a paper ballot's text neither): 400.
@@ -96,7 +96,7 @@ def test_ballot_of_a_round_the_service_does_not_have_is_unknown(app, api):
     """A terminal ballot names its round (round_ref) and nothing else: one naming no round of
     this service is `unknown`. It names no session either, so it is audited only (paper
     ballots, which name their session, are counted on the session's vote: test_intake_rounds)."""
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     ballot = get_ballot(api, cred)
     status, data = cast(api, cred, forge(ballot, round_ref="r999"), {"motion": "for"})
@@ -107,7 +107,7 @@ def test_ballot_of_a_round_the_service_does_not_have_is_unknown(app, api):
 
 
 def test_cast_after_close_is_late(app, api):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     ballot = get_ballot(api, cred)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")

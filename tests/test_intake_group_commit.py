@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import select
 from terminal_support import cast, events, forge, get_ballot, n_casts, query, refusals
 
@@ -55,7 +55,7 @@ def _chain_is_whole(app) -> bool:
 
 
 def test_group_commit_one_batch_decides_each_cast_on_its_own(app, api):
-    s = setup_session(api, members=4)
+    s = setup_sitting(api, members=4)
     m = s.members
     b = {no: get_ballot(api, s.creds[no]) for no in m}
     retry = tablet.new_retry_id()
@@ -92,7 +92,7 @@ def _accepted(app) -> int:
 
 
 def test_group_commit_an_unexpected_error_fails_only_its_own_cast(app, api, monkeypatch):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     m = s.members
     b = {no: get_ballot(api, s.creds[no]) for no in m}
     jobs = _jobs(app, s, [(b[no], {"motion": "for"}) for no in m])
@@ -114,7 +114,7 @@ def test_group_commit_an_unexpected_error_fails_only_its_own_cast(app, api, monk
 
 
 def test_group_commit_failed_commit_gives_no_receipt(app, api, monkeypatch):
-    s = setup_session(api, members=2)
+    s = setup_sitting(api, members=2)
     jobs = _jobs(app, s, [(get_ballot(api, s.creds[no]), {"motion": "for"}) for no in s.members])
 
     def commit_fails(db):
@@ -174,7 +174,7 @@ sys.stdout.write("DONE\n")
 
 
 def test_group_commit_crash_mid_batch_loses_no_acknowledged_cast(app, api, settings_env, tmp_path):
-    s = setup_session(api, members=60)
+    s = setup_sitting(api, members=60)
     todo = [get_ballot(api, s.creds[no]) for no in s.members]  # a secret vote: cast anonymously
     jobs_path = tmp_path / "jobs.json"
     jobs_path.write_text(json.dumps(todo))
@@ -201,7 +201,7 @@ def test_a_serial_stored_meanwhile_by_another_process_is_decided_again(app, api,
     engine = app.extensions["ballot_engine"]
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time: nothing is stored between a batch's read and insert")
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     m = s.members
     b = {no: get_ballot(api, s.creds[no]) for no in m}
     retry = tablet.new_retry_id()

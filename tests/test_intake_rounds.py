@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from helpers_live import create_item, setup_session
+from helpers_live import create_item, setup_sitting
 from terminal_support import (
     assert_error_shape,
     cast,
@@ -39,7 +39,7 @@ def _body_key(app, body_id: int):
 
 
 def test_wrong_item_is_refused_and_counted(app, api):
-    s = setup_session(api, members=3, channel="paper")
+    s = setup_sitting(api, members=3, channel="paper")
     key = _body_key(app, s.body_id)
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 1})
     (own,) = printed["ballots"]
@@ -70,7 +70,7 @@ def test_wrong_item_is_refused_and_counted(app, api):
 
 
 def test_ballot_of_another_session_is_refused(app, api):
-    s = setup_session(api, members=3, channel="paper")
+    s = setup_sitting(api, members=3, channel="paper")
     key = _body_key(app, s.body_id)
     other = ballots.token_to_text(ballots.make_token(key, s.body_id, s.sitting_id + 1, s.item_id, 1))
     status, data = paper(api, s, other, {"motion": "for"})
@@ -86,7 +86,7 @@ def test_ballot_of_another_session_is_refused(app, api):
 
 
 def test_unknown_ballots_are_counted_on_the_sessions_current_vote(app, api):
-    s = setup_session(api, members=3, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=3, open_vote=False, channel="paper")
     key = _body_key(app, s.body_id)
 
     def unknown(item, round_no, session=s.sitting_id):
@@ -124,7 +124,7 @@ def test_unknown_ballots_are_counted_on_the_sessions_current_vote(app, api):
 
 def test_wrong_round_is_refused_and_counted(app, api):
     cands = [{"key": k, "title": f"项目{k}"} for k in "abc"]
-    s = setup_session(api, members=3, kind="livelihood_projects", candidates=cands, places=2)
+    s = setup_sitting(api, members=3, kind="livelihood_projects", candidates=cands, places=2)
     texts = {}
     for no, marks in zip(s.members, ({"a": "for", "b": "for"}, {"a": "for", "c": "for"},
                                      {"b": "for", "c": "for"})):
@@ -170,7 +170,7 @@ def _runoff_item(api, s, key: str) -> tuple[int, dict]:
 
 
 def test_superseded_round_is_wrong_round_whatever_is_open(app, api, tmp_path):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     item, texts = _runoff_item(api, s, "projects")
     r1, r2 = round_ids(app, item)
     no = s.members[1]
@@ -218,7 +218,7 @@ def test_a_ballot_naming_a_draft_round_leaves_no_cached_facts(app, api):
     from ballot_service.domain import round_facts
     from ballot_service.models import Round
 
-    s = setup_session(api, members=2)
+    s = setup_sitting(api, members=2)
     draft = create_item(api, s.sitting_id, key="draft")
     db = app.extensions["ballot_sessionmaker"]()
     ref = db.scalar(select(Round).where(Round.item_id == draft)).ref

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from terminal_support import cast, get_ballot, round_ids
 
 from ballot_service.db import begin_write, read_phase
@@ -25,7 +25,7 @@ def _hold_write_lock(app):
 def test_authentication_and_read_phases_do_not_wait_for_the_write_lock(app, api):
     if app.extensions["ballot_engine"].dialect.name != "sqlite":
         pytest.skip("SQLite's write lock")
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     (r1,) = round_ids(app, s.item_id)
     other = _hold_write_lock(app)

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from helpers_live import Api, LiveServer, blind_ballot, create_operator_in_db, server_env, setup_session
+from helpers_live import Api, LiveServer, blind_ballot, create_operator_in_db, server_env, setup_sitting
 from sqlalchemy import create_engine, select
 
 from ballot_service.crypto import tablet
@@ -51,7 +51,7 @@ CANDS = [{"key": f"c{j}", "title": f"项目{j}"} for j in range(6)]
 def test_concurrent_submissions_of_one_ballot(live, db_url):
     srv = live(workers=2)
     api = Api.httpx(srv.base_url)
-    s = setup_session(api, members=3, kind="livelihood_projects", candidates=CANDS, places=6)
+    s = setup_sitting(api, members=3, kind="livelihood_projects", candidates=CANDS, places=6)
     cred = s.creds[s.members[0]]
     ballot = blind_ballot(api, cred)
     same = {c["key"]: "for" for c in CANDS}
@@ -104,7 +104,7 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
     srv = live(workers=2)
     api = Api.httpx(srv.base_url)
     n = 80
-    s = setup_session(api, members=n)
+    s = setup_sitting(api, members=n)
     ballots = {no: blind_ballot(api, s.creds[no]) for no in s.members}
     retry_of = {no: tablet.new_retry_id() for no in s.members}
     serial_of = {no: b["serial"] for no, b in ballots.items()}
@@ -171,7 +171,7 @@ def test_concurrent_casts_from_two_workers_keep_the_audit_chain_whole(live, db_u
     srv = live(workers=2, threads=4)
     api = Api.httpx(srv.base_url)
     n = 60
-    s = setup_session(api, members=n)
+    s = setup_sitting(api, members=n)
     ballots = {no: blind_ballot(api, s.creds[no]) for no in s.members}
     statuses: list[int] = []
     lock = threading.Lock()

@@ -155,7 +155,7 @@ def test_unknown_item_and_read_pages_from_files(key, tmp_path):
 def test_reads_a_printed_pdf(key, tmp_path):
     """The PDF path (pypdfium2): an unmarked printed ballot reads as all empty."""
     _need_font()
-    lay = paper.BallotLayout(body_name="示范市人民代表大会常务委员会", session_name="第三十次会议",
+    lay = paper.BallotLayout(body_name="示范市人民代表大会常务委员会", sitting_name="第三十次会议",
                              item_title="决议草案", kind="resolution", round_number=1, candidates=("决议草案",))
     t = make_token(key, 1, 1, 5, 1)
     paths = paper.write_ballot_pdfs(lay, [(token_to_text(t), "0000 0000")], tmp_path, "r", processes=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers_live import Api, LiveServer, blind_ballot, create_operator_in_db, server_env, setup_session
+from helpers_live import Api, LiveServer, blind_ballot, create_operator_in_db, server_env, setup_sitting
 from sqlalchemy import create_engine, make_url, select, text
 
 from ballot_service.cli import main
@@ -86,7 +86,7 @@ def test_backup_mid_vote_restores_onto_a_fresh_instance(tmp_path, db_url, fresh_
     srv = LiveServer.start(env, workers=2)
     try:
         api = Api.httpx(srv.base_url)
-        s = setup_session(api, members=60)
+        s = setup_sitting(api, members=60)
         before = {cast(api, s.creds[no]) for no in s.members[:15]}
 
         during: list[str] = []
@@ -151,7 +151,7 @@ def _settings(tmp_path, name: str, db_url: str) -> Settings:
 @pytest.mark.skipif(bool(PG_URL), reason="SQLite file handling")
 def test_restore_checks_the_manifest_and_refuses_data(tmp_path, api, settings_env):
     src = Settings.from_env(settings_env)
-    setup_session(api, members=3)
+    setup_sitting(api, members=3)
     r = CliRunner().invoke(main, ["backup", str(tmp_path / "bk")], env=settings_env)
     assert r.exit_code == 0 and "private keys are not in it" in r.output, r.output
 

@@ -122,7 +122,7 @@ def test_runoff_ballot_says_round(db, item, body_key, tmp_path):
 
 
 def _layout(n=3, **over):
-    base = dict(body_name="示范市人民代表大会常务委员会", session_name="第三十次会议", item_title="任命案",
+    base = dict(body_name="示范市人民代表大会常务委员会", sitting_name="第三十次会议", item_title="任命案",
                 kind="appointment", round_number=1, candidates=tuple(f"人选{i}" for i in range(n)))
     return BallotLayout(**{**base, **over})
 

@@ -28,7 +28,7 @@ def printed(tmp_path_factory):
         pytest.skip(exc.message)
     keys.clear_cache()
     key = keys.create_key(tmp_path_factory.mktemp("keys"), "body-1", "pw")
-    lay = paper.BallotLayout(body_name="示范市人民代表大会常务委员会", session_name="第三十次会议",
+    lay = paper.BallotLayout(body_name="示范市人民代表大会常务委员会", sitting_name="第三十次会议",
                              item_title="2026年度述职评议", kind="evaluation", round_number=1,
                              candidates=("公安局局长", "民政局局长", "教育局局长"), marks=OPTIONS)
     t = make_token(key, 1, 1, 7, 1)

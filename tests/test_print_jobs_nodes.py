@@ -9,7 +9,7 @@ import re
 import time
 
 from console_support import post
-from helpers_live import OPERATOR, setup_session
+from helpers_live import OPERATOR, setup_sitting
 
 from ballot_service import create_app
 from ballot_service.db import database_now
@@ -25,7 +25,7 @@ def _console(app):
 
 
 def test_a_print_job_started_on_one_node_is_followed_on_another(app, api, settings_env, tmp_path):
-    s = setup_session(api, members=3, channel="paper", open_vote=False)
+    s = setup_sitting(api, members=3, channel="paper", open_vote=False)
     # Node B: a second app on the same database and ballots folder, its own instance folder.
     other = create_app({**settings_env, "BALLOT_INSTANCE_PATH": str(tmp_path / "node-b-instance")})
     other.config["TESTING"] = True
@@ -52,7 +52,7 @@ def test_a_print_job_started_on_one_node_is_followed_on_another(app, api, settin
 
 
 def test_a_running_job_whose_node_stopped_is_reported_failed(app, api):
-    s = setup_session(api, members=2, channel="paper", open_vote=False)
+    s = setup_sitting(api, members=2, channel="paper", open_vote=False)
     db = app.extensions["ballot_sessionmaker"]()
     try:
         now = database_now(db)

@@ -9,7 +9,7 @@ import io
 import re
 
 from console_support import flashes, post
-from helpers_live import OPERATOR, login_client, setup_session, vote
+from helpers_live import OPERATOR, login_client, setup_sitting, vote
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 from terminal_support import query
@@ -48,7 +48,7 @@ def _count_projects(app) -> int:
 
 
 def test_a_projects_life_from_the_excel_list_to_its_rating(app, api, tmp_path):
-    s = setup_session(api, members=6, open_vote=False)
+    s = setup_sitting(api, members=6, open_vote=False)
     console = login_client(app, OPERATOR)
     # A bad list changes nothing and says where: row 3, the year column.
     bad = _upload(console, s.body_id, _xlsx([PROJECTS[0], ("2026-02", "农村饮水", "水利局", "明年", None)]))
@@ -121,7 +121,7 @@ def test_a_projects_life_from_the_excel_list_to_its_rating(app, api, tmp_path):
 
 
 def test_the_standing_committee_shares_the_congress_register(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     _, committee = api.call("POST", "/api/admin/bodies", {"name": "测试市人民代表大会常务委员会",
                                                           "kind": "standing_committee"})
     console = login_client(app, OPERATOR)

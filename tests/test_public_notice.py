@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 
-from helpers_live import publish, setup_session, vote
+from helpers_live import publish, setup_sitting, vote
 from sqlalchemy import select
 
 from ballot_service.models import Record
@@ -20,7 +20,7 @@ PROJECTS = [{"key": "P01", "title": "城区老旧小区改造"}, {"key": "P02", 
 
 
 def _decided(api, kind, marks, **extra):
-    s = setup_session(api, members=5, open_vote=False)
+    s = setup_sitting(api, members=5, open_vote=False)
     _, item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
                        {"key": "k", "kind": kind, "title": "2026年度民生实事项目实施情况满意度测评"
                         if kind == "evaluation" else "2027年度民生实事项目票决", "candidates": PROJECTS, **extra})

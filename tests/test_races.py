@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers_live import OPERATOR, Api, create_item, setup_session
+from helpers_live import OPERATOR, Api, create_item, setup_sitting
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from terminal_support import query
@@ -46,7 +46,7 @@ def _at_once(app, calls):
 
 def test_concurrent_openings_leave_one_vote_open(app, api):
     """The attack: two concurrent opens left two votes open in one sitting."""
-    s = setup_session(api, members=30, open_vote=False)
+    s = setup_sitting(api, members=30, open_vote=False)
     ids = [s.item_id] + [create_item(api, s.sitting_id, key=f"item{i}") for i in range(2, THREADS + 1)]
     for _ in range(3):  # a few tries make a lost race likely to show
         answers = _at_once(app, [("POST", f"/api/admin/items/{i}/open") for i in ids])
@@ -64,7 +64,7 @@ def test_concurrent_openings_leave_one_vote_open(app, api):
 
 def test_concurrent_record_requests_make_one_record(app, api):
     """The attack: four concurrent /record calls made four Record rows."""
-    s = setup_session(api, members=5)
+    s = setup_sitting(api, members=5)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     answers = _at_once(app, [("POST", f"/api/admin/items/{s.item_id}/record")] * THREADS)
@@ -75,7 +75,7 @@ def test_concurrent_record_requests_make_one_record(app, api):
 
 def test_the_database_itself_refuses_a_second_open_vote_and_record(app, api, db):
     """Not only the code's checks: the schema refuses the rows a lost race would write."""
-    s = setup_session(api, members=5)
+    s = setup_sitting(api, members=5)
     other = create_item(api, s.sitting_id, key="item2")
     db.get(Item, other).status = "open"
     with pytest.raises(IntegrityError):

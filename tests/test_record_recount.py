@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import func, select
 from terminal_support import assert_error_shape, cast, events, get_ballot, query
 
@@ -13,7 +13,7 @@ from ballot_service.models import Item, Record, Round
 
 
 def _tallied(api, marks=("for", "for", "against", "for", "abstain")):
-    s = setup_session(api, members=5)
+    s = setup_sitting(api, members=5)
     for no, mark in zip(s.members, marks):
         cast(api, s.creds[no], get_ballot(api, s.creds[no]), {"motion": mark}, expect=(201,))
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
@@ -65,7 +65,7 @@ def test_an_unchanged_result_is_signed(app, api):
 
 
 def test_an_edited_tally_sheet_result_is_not_signed(app, api, db):
-    s = setup_session(api, members=5, channel="tally_sheet")
+    s = setup_sitting(api, members=5, channel="tally_sheet")
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     sheet = {"issued": 5, "returned": 5, "invalid": 0,
              "counts": {"motion": {"for": 2, "against": 3, "abstain": 0, "void": 0}}}

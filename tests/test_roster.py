@@ -9,9 +9,10 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.sittings import create_body
 from ballot_service.errors import InvalidInput
+from ballot_service.formats.roster import read_roster
 from ballot_service.models import AuditEvent, Member
 
 ROSTER = ("代表证号,姓名,代表团,座位号,卡号\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from helpers_live import Api, blind_ballot, setup_session
+from helpers_live import Api, blind_ballot, setup_sitting
 from sqlalchemy import select, update
 
 from ballot_service import create_app
@@ -37,7 +37,7 @@ def _mint(stored_key: bytes, round_ref: str) -> dict:
 
 
 def test_a_database_copy_taken_during_the_vote_cannot_mint_ballots(app, api, tmp_path):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     stored, round_id = _row(app, Round.blind_private_key, Round.id)
     assert stored
     with pytest.raises(ValueError):  # not a private key without the body's signing key
@@ -64,7 +64,7 @@ def test_a_database_copy_taken_during_the_vote_cannot_mint_ballots(app, api, tmp
 
 
 def test_a_wrapped_key_opens_only_for_its_round_and_its_body_key(app, api, tmp_path):
-    s = setup_session(api, members=2)
+    s = setup_sitting(api, members=2)
     stored, round_id = _row(app, Round.blind_private_key, Round.id)
     body_key = keys.body_signing_key(app.config["SETTINGS"], s.body_id)
     with pytest.raises(key_wrap.UnwrapError):
@@ -84,7 +84,7 @@ def test_a_wrapped_key_opens_only_for_its_round_and_its_body_key(app, api, tmp_p
 def test_ballots_are_signed_by_two_app_instances_and_after_a_restart(app, api, settings_env, tmp_path):
     """Two app instances on one database and keys folder (as two nodes), each with its own
     instance folder, then a third after the key cache is cleared (a restart): each signs."""
-    s = setup_session(api, members=4)
+    s = setup_sitting(api, members=4)
 
     def node(name: str):
         inst = tmp_path / name

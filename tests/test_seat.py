@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_sitting
 
 
 def strings_of(html: str) -> dict:
@@ -17,7 +17,7 @@ def strings_of(html: str) -> dict:
 
 
 def test_seat_page_is_public_and_holds_no_session_data(app, api):
-    s = setup_session(api, members=3, present=2, open_vote=True)
+    s = setup_sitting(api, members=3, present=2, open_vote=True)
     anonymous = app.test_client()
     r = anonymous.get("/seat")
     assert r.status_code == 200
@@ -46,7 +46,7 @@ def test_seat_page_in_english_and_chinese_has_the_same_strings(client):
 
 
 def test_the_api_behind_the_page_still_needs_the_credential(app, api):
-    s = setup_session(api, members=3, present=3, open_vote=True)
+    s = setup_sitting(api, members=3, present=3, open_vote=True)
     anon = Api.flask(app.test_client())
     cred = s.creds["M0001"]
     # (A secret vote's cast carries no credential at all; the ballot it casts was signed only

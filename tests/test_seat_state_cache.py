@@ -4,7 +4,7 @@ same state, and a change made through one is seen at once through the other."""
 from __future__ import annotations
 
 import pytest
-from helpers_live import Api, setup_session, vote
+from helpers_live import Api, setup_sitting, vote
 
 from ballot_service import create_app
 
@@ -25,7 +25,7 @@ def _state(client, cred: str, etag: str | None = None):
 
 
 def test_both_nodes_agree_and_see_each_others_changes(app, api, other_node):
-    s = setup_session(api, members=4, present=2, open_vote=False)
+    s = setup_sitting(api, members=4, present=2, open_vote=False)
     a, b = app.test_client(), other_node.test_client()
     first_a, first_b = _state(a, s.creds["M0003"]), _state(b, s.creds["M0003"])
     assert first_a.status_code == first_b.status_code == 200
@@ -47,7 +47,7 @@ def test_both_nodes_agree_and_see_each_others_changes(app, api, other_node):
 
 
 def test_an_unchanged_state_answers_304_and_casts_do_not_change_it(app, api, other_node):
-    s = setup_session(api, members=3, present=3, open_vote=True)
+    s = setup_sitting(api, members=3, present=3, open_vote=True)
     a, b = app.test_client(), other_node.test_client()
     first = _state(a, s.creds["M0001"])
     tag = first.headers["ETag"]
@@ -64,7 +64,7 @@ def test_an_unchanged_state_answers_304_and_casts_do_not_change_it(app, api, oth
 
 def test_wait_is_a_plain_poll_under_wsgi(app, api):
     """?wait=<tag> (the seat page's long-poll) under plain WSGI: answered at once, 304 if unchanged."""
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     client = app.test_client()
     tag = _state(client, s.creds["M0001"]).headers["ETag"].strip('"')
     auth = {"Authorization": f"Bearer {s.creds['M0001']}"}

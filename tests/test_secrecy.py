@@ -9,7 +9,7 @@ import re
 import sqlite3
 
 import pytest
-from helpers_live import blind_ballot, setup_session
+from helpers_live import blind_ballot, setup_sitting
 from sqlalchemy import DateTime, select
 
 from ballot_service.crypto import tablet
@@ -26,7 +26,7 @@ MARKS = [{"motion": "for"}, {"motion": "against"}, {"motion": "abstain"}, {"moti
 def voted(app, api, caplog, tmp_path):
     """A secret terminal vote by 7 of 8 members, closed, tallied and recorded; with all DEBUG logs."""
     caplog.set_level(logging.DEBUG)
-    s = setup_session(api, members=8, secret=True)
+    s = setup_sitting(api, members=8, secret=True)
     texts = {}
     for no, marks in zip(s.members, MARKS):
         texts[no] = blind_ballot(api, s.creds[no])
@@ -210,7 +210,7 @@ def test_attendance_during_a_secret_vote_leaves_no_event_beside_the_casts(app, a
     While a secret vote is open: checking in again writes nothing at all; a ballot holder's
     leave is refused (recorded after the close); a late arrival, who holds no ballot in this
     round, is checked in at once."""
-    s = setup_session(api, members=6, present=4, secret=True)
+    s = setup_sitting(api, members=6, present=4, secret=True)
 
     def events():
         with app.extensions["ballot_engine"].connect() as conn:

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 from bundle_support import rewrite_manifest
-from helpers_live import blind_ballot, setup_session
+from helpers_live import blind_ballot, setup_sitting
 
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
@@ -26,7 +26,7 @@ MARKS = [{"motion": "for"}, {"motion": "against"}, {"motion": "abstain"}, {"moti
 @pytest.fixture
 def cast_in_order(app, api, tmp_path):
     """Six secret casts in a known order (the attacker's hall camera), closed, and the bundle."""
-    s = setup_session(api, members=7, secret=True)
+    s = setup_sitting(api, members=7, secret=True)
     order, receipts = [], []
     for no, marks in zip(s.members, MARKS):
         ballot = blind_ballot(api, s.creds[no])
@@ -115,7 +115,7 @@ def test_a_receipt_removed_is_found(cast_in_order, tmp_path):
 
 
 def test_a_retry_gets_the_same_receipt(app, api):
-    s = setup_session(api, members=3, secret=True)
+    s = setup_sitting(api, members=3, secret=True)
     no = s.members[0]
     ballot = blind_ballot(api, s.creds[no])
     _, h = tablet.new_receipt()

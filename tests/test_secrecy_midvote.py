@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_pages as sp
-from helpers_live import blind_ballot, setup_session
+from helpers_live import blind_ballot, setup_sitting
 from test_intake_group_commit import _jobs, _outcome
 
 from ballot_service.domain import intake
@@ -52,7 +52,7 @@ def _copy(db: Path, to: Path) -> dict[str, bytes]:
 @pytest.fixture
 def midvote(app, api, tmp_path):
     db = _db_path(app)
-    s = setup_session(api, members=BATCHES * PER_BATCH + 1, secret=True)
+    s = setup_sitting(api, members=BATCHES * PER_BATCH + 1, secret=True)
     engine = app.extensions["ballot_engine"]
     rng = random.Random(15)
     arrival: list[str] = []  # serials in the order they were stored
@@ -141,7 +141,7 @@ def test_handing_out_paper_ballots_leaves_no_order_of_the_stacks(app, api, tmp_p
     stack the WAL is empty, so a copy holds no order of the stacks (the rows change in place:
     handed_out 0 -> 1)."""
     db = _db_path(app)
-    s = setup_session(api, members=4, channel="paper", secret=True)
+    s = setup_sitting(api, members=4, channel="paper", secret=True)
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 4})
     for k, text in enumerate(printed["ballots"][:3]):
         api.call("POST", "/api/station/hand-out", {"ballots": [text]}, credential=s.station)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_pages as sp
-from helpers_live import blind_ballot, setup_session
+from helpers_live import blind_ballot, setup_sitting
 from sqlalchemy import select
 
 from ballot_service.crypto import tablet
@@ -63,7 +63,7 @@ def _first_seen(chunks: list[bytes], serials: list[str]) -> list[tuple[int, int]
 @pytest.fixture
 def vote_with_copies(app, api, tmp_path):
     db = _db_path(app)
-    s = setup_session(api, members=N + 1, secret=True)
+    s = setup_sitting(api, members=N + 1, secret=True)
     rng = random.Random(15)
     order = []
     private_key = None

@@ -12,7 +12,7 @@ import pytest
 from bundle_support import rewrite_manifest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from helpers_live import Api, create_item, setup_session, vote
+from helpers_live import Api, create_item, setup_sitting, vote
 from sqlalchemy import select
 
 from ballot_service.bundle.encoding import pretty_json
@@ -49,7 +49,7 @@ def vote_and_close_item(api: Api, s) -> None:
 
 
 def test_close_refused_while_a_vote_is_open_then_closes_with_signed_checkpoint(app, api, settings_env):
-    s = setup_session(api, members=5)
+    s = setup_sitting(api, members=5)
     status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close", expect=None)
     assert status == 409 and data["errors"][0]["errorType"] == "Conflict"
     assert "still open" in error(data) and "item1" in error(data)
@@ -79,7 +79,7 @@ def test_close_refused_while_a_vote_is_open_then_closes_with_signed_checkpoint(a
 
 
 def test_closing_twice_is_refused_and_changes_nothing(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
     n_events = len(read(app, select(AuditEvent)))
     status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close", expect=None)
@@ -89,7 +89,7 @@ def test_closing_twice_is_refused_and_changes_nothing(app, api):
 
 
 def test_after_close_no_checkin_leave_item_vote_or_terminal(app, api):
-    s = setup_session(api, members=5, present=3, open_vote=False)
+    s = setup_sitting(api, members=5, present=3, open_vote=False)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
     n_events = len(read(app, select(AuditEvent)))
 
@@ -117,7 +117,7 @@ def test_after_close_no_checkin_leave_item_vote_or_terminal(app, api):
 
 
 def test_close_needs_the_secretariat(client, app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     anon = app.test_client()
     status, _ = Api.flask(anon).call("POST", f"/api/admin/sessions/{s.sitting_id}/close", expect=None)
     assert status in (401, 403)
@@ -126,7 +126,7 @@ def test_close_needs_the_secretariat(client, app, api):
 
 
 def test_other_sessions_stay_open(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     _, other = api.call("POST", "/api/admin/sessions", {"body_id": s.body_id, "name": "第二次会议"})
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
     create_item(api, other["id"], key="next")  # the other session still takes items
@@ -157,7 +157,7 @@ def append_event(b, kind: str, data: dict) -> None:
 
 @pytest.fixture
 def closed_bundle(app, api, tmp_path):
-    s = setup_session(api, members=4)
+    s = setup_sitting(api, members=4)
     vote_and_close_item(api, s)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
     return s, _export(app, tmp_path)
@@ -177,7 +177,7 @@ def test_bundle_verifies_and_says_the_session_was_closed(closed_bundle):
 
 
 def test_bundle_of_an_open_session_says_not_closed(app, api, tmp_path):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     vote_and_close_item(api, s)
     b = _export(app, tmp_path)
     assert verify_bundle(b)["sessions"][0]["closed"] is False
@@ -247,7 +247,7 @@ def _in_thread(fn):
 
 
 def test_close_waits_for_a_vote_opening_in_flight_then_refuses(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     make, settings = app.extensions["ballot_sessionmaker"], app.config["SETTINGS"]
     opener = make()
     voting.open_round(opener, settings, sittings.get_item(opener, s.item_id))  # not committed yet
@@ -272,7 +272,7 @@ def test_close_waits_for_a_vote_opening_in_flight_then_refuses(app, api):
 
 
 def test_opening_waits_for_a_close_in_flight_then_refuses(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     make, settings = app.extensions["ballot_sessionmaker"], app.config["SETTINGS"]
     closer = make()
     sittings.close_sitting(closer, settings, sittings.get_sitting(closer, s.sitting_id))  # not committed yet

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pypdfium2 as pdfium
-from helpers_live import Api, blind_ballot, publish, setup_session, vote
+from helpers_live import Api, blind_ballot, publish, setup_sitting, vote
 
 
 def _decided_resolution(api):
-    s = setup_session(api, members=40, present=35, open_vote=True)
+    s = setup_sitting(api, members=40, present=35, open_vote=True)
     for no in s.present[:33]:
         vote(api, s.creds[no], {"motion": "for" if no != "M0001" else "against"})
     for no in s.present[33:]:  # their tablets take the ballot as the vote opens; they do not press
@@ -53,6 +53,6 @@ def test_the_announcement_page_and_pdf_follow_the_channel(app, console):
 
 def test_no_announcement_before_the_record_is_signed(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     assert console.get(f"/console/items/{s.item_id}/announcement").status_code == 404
     assert console.get(f"/console/items/{s.item_id}/announcement.pdf").status_code == 404

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from console_support import flashes, post
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, create_item, setup_sitting
 from sqlalchemy import select
 from terminal_support import events, query
 
@@ -19,7 +19,7 @@ def items(app):
 
 def test_edit_a_draft_item_keeps_its_id_and_the_form_keeps_what_was_typed(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False, kind="livelihood_projects", places=1,
+    s = setup_sitting(api, members=3, open_vote=False, kind="livelihood_projects", places=1,
                       candidates=[{"key": "p1", "title": "项目一"}, {"key": "p2", "title": "项目二"}])
     page = console.get(f"/console/items/{s.item_id}").get_data(as_text=True)
     assert 'id="edit-item"' in page and "p1 | 项目一 |" in page
@@ -47,7 +47,7 @@ def test_edit_a_draft_item_keeps_its_id_and_the_form_keeps_what_was_typed(app, c
 
 def test_no_change_once_the_vote_opened(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=True)
+    s = setup_sitting(api, members=3, open_vote=True)
     form = {"kind": "resolution", "title": "改了", "secret": "1", "channel": "terminal"}
     r = post(console, f"/console/items/{s.item_id}/edit", form)
     assert r.status_code == 400 and "已开始表决，不能再修改" in flashes(r)[-1][1]
@@ -58,7 +58,7 @@ def test_no_change_once_the_vote_opened(app, console):
 
 def test_no_change_once_paper_ballots_are_printed(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=3, open_vote=False, channel="paper")
     api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 2})
     r = post(console, f"/console/items/{s.item_id}/delete", follow_redirects=True)
     assert "已印制纸质选票 2 张" in flashes(r)[-1][1]
@@ -70,7 +70,7 @@ def test_delete_and_reorder_drafts_and_the_bundle_still_verifies(app, console, s
     from ballot_service.cli import main
 
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     second = create_item(api, s.sitting_id, key="item2")
     third = create_item(api, s.sitting_id, key="item3")
     post(console, f"/console/items/{third}/move", {"direction": "up"})
@@ -92,7 +92,7 @@ def test_delete_and_reorder_drafts_and_the_bundle_still_verifies(app, console, s
 
 def test_preview_shows_the_ballot_as_the_tablet_will(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False, kind="appointment",
+    s = setup_sitting(api, members=3, open_vote=False, kind="appointment",
                       candidates=[{"key": "n1", "title": "王建国", "office": "副县长"}])
     page = console.get(f"/console/items/{s.item_id}/preview").get_data(as_text=True)
     assert "王建国（拟任副县长）" in page and "任职票决" in page and "不能投票" in page

@@ -7,7 +7,7 @@ import json
 import re
 
 from console_support import flashes, post
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, create_item, setup_sitting
 from terminal_support import events
 
 
@@ -17,7 +17,7 @@ def attendance(api, s):
 
 def test_each_plenary_meeting_has_its_own_check_in_and_quorum(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=6, present=5, open_vote=False)  # congress: quorum 2/3 of 6 = 4
+    s = setup_sitting(api, members=6, present=5, open_vote=False)  # congress: quorum 2/3 of 6 = 4
     page = console.get(f"/console/sessions/{s.sitting_id}").get_data(as_text=True)
     assert '<span id="meeting-name">第一次全体会议</span>' in page
     assert api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])[1]["session"]["meeting"] == "第一次全体会议"
@@ -52,7 +52,7 @@ def test_the_bundle_verifies_across_meetings(app, console, settings_env, tmp_pat
     from ballot_service.cli import main
 
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, present=3, open_vote=False)
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
     post(console, f"/console/sessions/{s.sitting_id}/meetings/next")
     for no in s.members:
         api.call("POST", "/api/terminal/checkin", {"member": no}, credential=s.creds[no])
@@ -71,7 +71,7 @@ def test_the_presiding_screen_names_the_meeting_under_way(app, console, settings
     api = Api.flask(app.test_client())
     create_operator_in_db(settings_env["BALLOT_DATABASE_URL"], DISPLAY_OPERATOR, "display")
     screen = login_client(app, DISPLAY_OPERATOR)
-    s = setup_session(api, members=3, present=3, open_vote=False)
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
     assert screen.get(f"/display/{s.sitting_id}/state").get_json()["sitting"]["meeting"] == "第一次全体会议"
     post(console, f"/console/sessions/{s.sitting_id}/meetings/next")
     st = screen.get(f"/display/{s.sitting_id}/state").get_json()

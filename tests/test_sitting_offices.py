@@ -7,7 +7,7 @@ import json
 
 import pypdfium2 as pdfium
 from console_support import flashes, post
-from helpers_live import Api, publish, setup_session, vote
+from helpers_live import Api, publish, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import query
 
@@ -23,7 +23,7 @@ def pdf_text(data: bytes) -> str:
 
 
 def test_the_proposed_office_is_everywhere_a_nominee_is_named(app, api, screen):
-    s = setup_session(api, members=3, kind="appointment", candidates=NOMINEES, open_vote=True)
+    s = setup_sitting(api, members=3, kind="appointment", candidates=NOMINEES, open_vote=True)
     vote_view = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])[1]["vote"]
     assert [(c["title"], c["office"]) for c in vote_view["candidates"]] == [("王建国", "副县长"),
                                                                              ("李秀英", "县人民政府办公室主任")]
@@ -44,7 +44,7 @@ def test_the_proposed_office_is_everywhere_a_nominee_is_named(app, api, screen):
 
 
 def test_the_paper_ballot_prints_the_office(app, api):
-    s = setup_session(api, members=3, kind="appointment", candidates=NOMINEES, channel="paper", open_vote=False)
+    s = setup_sitting(api, members=3, kind="appointment", candidates=NOMINEES, channel="paper", open_vote=False)
     with app.extensions["ballot_sessionmaker"]() as db:
         from ballot_service.models import Item
         item = db.get(Item, s.item_id)
@@ -54,7 +54,7 @@ def test_the_paper_ballot_prints_the_office(app, api):
 
 def test_the_item_form_asks_for_the_office_and_keeps_it(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     form = {"kind": "appointment", "title": "任命县人民政府组成人员", "secret": "1", "channel": "terminal",
             "candidates": "王建国 | 副县长\n李秀英"}
     r = post(console, f"/console/sessions/{s.sitting_id}/items", form)
@@ -69,7 +69,7 @@ def test_the_item_form_asks_for_the_office_and_keeps_it(app, console):
 
 
 def test_an_office_on_a_project_is_refused(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     status, data = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
         "key": "ms", "kind": "livelihood_projects", "title": "民生实事", "places": 1,
         "candidates": [{"key": "p1", "title": "项目", "office": "局长"}]}, expect=None)

@@ -3,7 +3,7 @@ knows items by their titles (the key is optional and generated on the form)."""
 from __future__ import annotations
 
 from console_support import flashes, post
-from helpers_live import Api, create_item, setup_session
+from helpers_live import Api, create_item, setup_sitting
 
 
 def errors(data) -> tuple[str, str]:
@@ -12,7 +12,7 @@ def errors(data) -> tuple[str, str]:
 
 
 def test_refusals_name_the_item_by_its_title(app, api):
-    s = setup_session(api, members=3, open_vote=True, key="rz-01")  # title: 表决事项 rz-01
+    s = setup_sitting(api, members=3, open_vote=True, key="rz-01")  # title: 表决事项 rz-01
     other = create_item(api, s.sitting_id, key="rz-02")
     cases = [("POST", f"/api/admin/items/{other}/open"),       # another vote is open
              ("POST", f"/api/admin/sessions/{s.sitting_id}/close"),  # 闭会 while a vote is open
@@ -30,7 +30,7 @@ def test_refusals_name_the_item_by_its_title(app, api):
 
 def test_the_console_shows_the_title_in_a_refusal(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=True, key="rz-01")
+    s = setup_sitting(api, members=3, open_vote=True, key="rz-01")
     other = create_item(api, s.sitting_id, key="rz-02")
     r = post(console, f"/console/items/{other}/open", follow_redirects=True)
     kind, text = flashes(r)[-1]

@@ -7,14 +7,14 @@ import dataclasses
 import re
 
 from console_support import post
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_sitting
 
 from ballot_service.cli.serve_cmd import lan_public_url
 
 
 def test_each_seat_tablet_gets_a_set_up_qr_code(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     r = post(console, f"/console/sessions/{s.sitting_id}/terminals", {"stations": "1"})
     api.call("POST", f"/api/admin/terminals/{s.terminal_ids['M0001']}/revoke")
     r = post(console, f"/console/sessions/{s.sitting_id}/terminals", {"seat": "M0001", "stations": "1"})
@@ -26,7 +26,7 @@ def test_each_seat_tablet_gets_a_set_up_qr_code(app, console):
 
 def test_the_console_says_how_to_set_the_public_address_when_links_name_the_loopback(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     page = console.get(f"/console/sessions/{s.sitting_id}").get_data(as_text=True)  # http://localhost/
     assert 'id="public-address-warning"' in page and "BALLOT_PUBLIC_URL=" in page
     app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], public_url="http://10.0.0.5:8000")

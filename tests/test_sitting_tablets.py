@@ -8,7 +8,7 @@ import datetime as dt
 import json
 
 from console_support import flashes, post
-from helpers_live import Api, publish, setup_session, vote
+from helpers_live import Api, publish, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import assert_error_shape, events, query
 
@@ -33,7 +33,7 @@ def age(app, terminal_ids, seconds):
 
 
 def test_a_vote_with_present_members_without_a_tablet_is_refused_unless_a_reason_is_typed(app, api):
-    s = setup_session(api, members=5, present=3, open_vote=False)
+    s = setup_sitting(api, members=5, present=3, open_vote=False)
     # Two more checked in by the secretariat: one seat tablet never set up, one revoked.
     api.call("POST", f"/api/admin/terminals/{s.terminal_ids['M0005']}/revoke")
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance",
@@ -59,7 +59,7 @@ def test_a_vote_with_present_members_without_a_tablet_is_refused_unless_a_reason
 
 
 def test_a_tablet_gone_quiet_is_not_ready(app, api):
-    s = setup_session(api, members=3, present=3, open_vote=False)
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
     age(app, [s.terminal_ids["M0003"]], tablet_setup.ONLINE_S + 1)
     status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", expect=None)
     assert status == 409 and "表决器 席位M0003 离线" in data["errors"][0]["message_zh"]
@@ -68,7 +68,7 @@ def test_a_tablet_gone_quiet_is_not_ready(app, api):
 
 
 def test_last_seen_is_coarse_and_not_written_during_a_vote(app, api):
-    s = setup_session(api, members=3, present=3, open_vote=False)
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
     tid = s.terminal_ids["M0001"]
     first = seen(app, tid)
     assert first[0] is not None and first[1] is not None  # the check-in set it up
@@ -86,7 +86,7 @@ def test_last_seen_is_coarse_and_not_written_during_a_vote(app, api):
 
 def test_the_sitting_page_lists_set_up_last_seen_and_the_checked_in_deputy(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, present=1, open_vote=False)
+    s = setup_sitting(api, members=3, present=1, open_vote=False)
     page = console.get(f"/console/sessions/{s.sitting_id}").get_data(as_text=True)
     row = page[page.index(f'data-terminal="{s.terminal_ids["M0001"]}"'):]
     row = row[:row.index("</tr>")]
@@ -97,7 +97,7 @@ def test_the_sitting_page_lists_set_up_last_seen_and_the_checked_in_deputy(app, 
 
 def test_the_console_refuses_to_open_without_ready_tablets_and_keeps_the_reason(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, present=2, open_vote=False)
+    s = setup_sitting(api, members=3, present=2, open_vote=False)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": ["M0003"], "status": "present"})
     page = console.get(f"/console/items/{s.item_id}").get_data(as_text=True)
     assert "实到 3 人中只有 2 人的表决器已设置并在线" in page and 'name="override_reason"' in page
@@ -109,7 +109,7 @@ def test_the_console_refuses_to_open_without_ready_tablets_and_keeps_the_reason(
 
 
 def test_a_tablet_reset_needs_the_secretariats_code_and_never_happens_during_a_vote(app, api, settings_env):
-    s = setup_session(api, members=3, present=3, open_vote=True)
+    s = setup_sitting(api, members=3, present=3, open_vote=True)
     cred, tid = s.creds["M0001"], s.terminal_ids["M0001"]
     code = tablet_setup.reset_code(app.config["SETTINGS"].secret_key, s.sitting_id)
     status, data = api.call("POST", "/api/terminal/reset", {"code": "000000" if code != "000000" else "111111"},
@@ -125,7 +125,7 @@ def test_a_tablet_reset_needs_the_secretariats_code_and_never_happens_during_a_v
 
 
 def test_a_tablet_shows_the_votes_attendance_and_knows_the_sitting_is_closed(app, api):
-    s = setup_session(api, members=3, present=2, open_vote=True)
+    s = setup_sitting(api, members=3, present=2, open_vote=True)
     late = api.call("POST", "/api/terminal/checkin", {"member": "M0003"}, credential=s.creds["M0003"])[1]
     assert late["vote_open"] is True and late["attendance"]["present"] == 2  # the vote's 实到, as on the screen
     st = state(api, s.creds["M0003"])
@@ -137,7 +137,7 @@ def test_a_tablet_shows_the_votes_attendance_and_knows_the_sitting_is_closed(app
 
 
 def test_a_reset_code_with_any_characters_is_just_wrong(app, api):
-    s = setup_session(api, members=2, present=2, open_vote=False)
+    s = setup_sitting(api, members=2, present=2, open_vote=False)
     status, data = api.call("POST", "/api/terminal/reset", {"code": "\u0080重置"}, credential=s.creds["M0001"],
                             expect=None)
     assert status == 403 and data["errors"][0]["where"] == "code"
@@ -146,7 +146,7 @@ def test_a_reset_code_with_any_characters_is_just_wrong(app, api):
 def test_guessing_the_reset_code_is_stopped_after_five_wrong_codes(app, api):
     """Six digits are guessable: after 5 wrong codes from one tablet it gets 429 (even with the
     right code) for 5 minutes; another tablet is not locked; the right code resets it."""
-    s = setup_session(api, members=3, present=3, open_vote=False)
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
     code = tablet_setup.reset_code(app.config["SETTINGS"].secret_key, s.sitting_id)
     wrong = "000000" if code != "000000" else "111111"
     guesser, other = s.creds["M0001"], s.creds["M0002"]

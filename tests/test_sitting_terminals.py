@@ -3,7 +3,7 @@ message and changes nothing (issue #17 item 7)."""
 from __future__ import annotations
 
 from console_support import flashes, post
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_sitting
 from sqlalchemy import func, select
 from terminal_support import assert_error_shape, query
 
@@ -16,7 +16,7 @@ def n_terminals(app) -> int:
 
 def test_a_terminal_for_a_seat_no_roster_row_has_is_refused(app, console):
     api = Api.flask(app.test_client())  # the console fixture made the operator
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     before = n_terminals(app)
     r = post(console, f"/console/sessions/{s.sitting_id}/terminals", {"seat": "9排99座"}, follow_redirects=True)
     kind, text = flashes(r)[-1]
@@ -29,7 +29,7 @@ def test_a_terminal_for_a_seat_no_roster_row_has_is_refused(app, console):
 
 def test_an_empty_terminal_registration_is_refused(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     before = n_terminals(app)
     r = post(console, f"/console/sessions/{s.sitting_id}/terminals", {"stations": "0"}, follow_redirects=True)
     kind, text = flashes(r)[-1]
@@ -39,7 +39,7 @@ def test_an_empty_terminal_registration_is_refused(app, console):
 
 
 def test_a_spare_tablet_without_a_seat_is_still_registered(app, api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     _, out = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals",
                       {"terminals": [{"name": "备用表决器", "kind": "seat"}]})
     assert out["terminals"][0]["seat"] is None
@@ -51,7 +51,7 @@ def test_a_resolution_with_candidate_lines_is_refused_and_the_form_kept(app, con
     from ballot_service.models import Item
 
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     r = post(console, f"/console/sessions/{s.sitting_id}/items", {
         "kind": "resolution", "title": "关于某事的决议", "secret": "1", "channel": "terminal",
         "candidates": "城区老旧小区改造 | 改造小区 32 个"})

@@ -2,7 +2,7 @@
 deputies' names for a named vote."""
 from __future__ import annotations
 
-from helpers_live import Api, setup_session, vote
+from helpers_live import Api, setup_sitting, vote
 
 
 def progress(console, item_id):
@@ -11,7 +11,7 @@ def progress(console, item_id):
 
 def test_a_secret_vote_shows_how_many_have_not_voted_and_no_names(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=4, present=3, open_vote=True)
+    s = setup_sitting(api, members=4, present=3, open_vote=True)
     vote(api, s.creds["M0001"], {"motion": "for"})
     p = progress(console, s.item_id)
     assert (p["not_voted"], p["not_voted_names"]) == (2, None)
@@ -21,7 +21,7 @@ def test_a_secret_vote_shows_how_many_have_not_voted_and_no_names(app, console):
 
 def test_a_named_vote_lists_who_has_not_voted(app, console):
     api = Api.flask(app.test_client())
-    s = setup_session(api, members=4, present=3, secret=False, open_vote=True)
+    s = setup_sitting(api, members=4, present=3, secret=False, open_vote=True)
     vote(api, s.creds["M0002"], {"motion": "for"})
     p = progress(console, s.item_id)
     assert (p["not_voted"], p["not_voted_names"]) == (2, ["代表M0001", "代表M0003"])

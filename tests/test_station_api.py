@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import select
 from terminal_support import assert_error_shape, events, n_casts, query, refusals
 
@@ -14,7 +14,7 @@ from ballot_service.models import Cast
 
 
 def test_paper_flow(app, api):
-    s = setup_session(api, members=3, channel="paper")
+    s = setup_sitting(api, members=3, channel="paper")
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 4})
     texts = printed["ballots"]
     before = len(events(app, "paper_ballots_handed_out"))
@@ -65,7 +65,7 @@ SHEET = {"issued": 3, "returned": 3, "invalid": 0,
 
 
 def test_tally_sheet_needs_a_second_teller(app, api):
-    s = setup_session(api, members=3, channel="tally_sheet")
+    s = setup_sitting(api, members=3, channel="tally_sheet")
 
     def sheet(credential, data=SHEET, item_id=s.item_id):
         return api.call("POST", "/api/station/tally-sheet", {"item_id": item_id, "sheet": data},

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pypdfium2 as pdfium
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -46,7 +46,7 @@ def _upload(client, cred, body: bytes, ctype: str):
 
 
 def test_scan_adjudicate_rescan_and_tally(app, api, client, tmp_path):
-    s = setup_session(api, members=6, channel="paper")
+    s = setup_sitting(api, members=6, channel="paper")
     chief = _register_chief(api, s)
     texts = _printed(api, s, 5)
     rng = np.random.default_rng(7)
@@ -141,7 +141,7 @@ def test_scan_adjudicate_rescan_and_tally(app, api, client, tmp_path):
 
 
 def test_bad_uploads_and_decisions_change_nothing(app, api, client):
-    s = setup_session(api, members=3, channel="paper")
+    s = setup_sitting(api, members=3, channel="paper")
     assert _upload(client, s.counter, b"%PDF-1.4 broken", "application/pdf")[0] == 400
     assert _upload(client, s.counter, b"hello", "text/plain")[0] == 400
     assert _upload(client, s.counter, b"", "image/png")[0] == 400
@@ -152,7 +152,7 @@ def test_bad_uploads_and_decisions_change_nothing(app, api, client):
 
 
 def test_count_report_names_the_tellers_and_is_in_the_chain(app, api):
-    s = setup_session(api, members=3, channel="paper")
+    s = setup_sitting(api, members=3, channel="paper")
     r = app.test_client().post("/api/station/count-report", headers={"Authorization": f"Bearer {s.counter}"})
     assert r.status_code == 201 and r.data.startswith(b"%PDF")
     (ev,) = events(app, "count_report_made")
@@ -163,7 +163,7 @@ def test_count_report_names_the_tellers_and_is_in_the_chain(app, api):
 
 
 def test_only_the_asked_for_circle_counts_when_the_item_says_so(app, api, client):
-    s = setup_session(api, members=4, channel="paper", open_vote=False)
+    s = setup_sitting(api, members=4, channel="paper", open_vote=False)
     _, item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
                        {"key": "circle", "kind": "resolution", "title": "只认划圈的决议", "channel": "paper",
                         "mark_rule": "circle"})
@@ -197,7 +197,7 @@ def test_mark_rule_never_lets_another_symbol_through(boxes, rule):
 
 
 def test_a_ballot_read_by_eye_counts_once_the_other_teller_confirms(app, api):
-    s = setup_session(api, members=3, channel="paper")
+    s = setup_sitting(api, members=3, channel="paper")
     texts = _printed(api, s, 2)
     status, info = api.call("POST", "/api/station/ballot-info", {"ballot": texts[0]}, credential=s.counter)
     assert [c["key"] for c in info["candidates"]] == ["motion"]

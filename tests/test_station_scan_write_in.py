@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from omr_synth import distort, draw_mark, print_and_rasterise
 from station_support import png_bytes, write_tiff
 
@@ -60,7 +60,7 @@ def _upload(client, cred, body: bytes, ctype: str):
 
 def test_a_written_in_name_is_transcribed_by_two_tellers_and_tallied_by_normalised_name(app, api, client,
                                                                                        tmp_path):
-    s = setup_session(api, members=5, open_vote=False, channel="paper")
+    s = setup_sitting(api, members=5, open_vote=False, channel="paper")
     spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
             "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-from helpers_live import COUNTER_NAME, SCRUTINEER_NAME, setup_session
+from helpers_live import COUNTER_NAME, SCRUTINEER_NAME, setup_sitting
 from sqlalchemy import select, update
 from terminal_support import assert_error_shape, events, query
 
@@ -28,7 +28,7 @@ def _sheet(issued, returned, invalid, for_, against, abstain=0):
 
 
 def _closed(api, members=5):
-    s = setup_session(api, members=members, channel="tally_sheet")
+    s = setup_sitting(api, members=members, channel="tally_sheet")
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     return s
 
@@ -77,7 +77,7 @@ def test_a_station_without_a_registered_teller_cannot_send_a_sheet(app, api):
 
 
 def test_registering_a_teller_needs_a_name_and_a_role(api):
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     url = f"/api/admin/sessions/{s.sitting_id}/terminals"
     for spec in ({"holder": "甲"}, {"teller_role": "counter"}, {"holder": "甲", "teller_role": "boss"},
                  {"kind": "seat", "seat": "X1", "holder": "甲", "teller_role": "counter"}):

@@ -6,7 +6,7 @@ named vote's cast is checked like every other terminal call."""
 from __future__ import annotations
 
 import pytest
-from helpers_live import Api, setup_session
+from helpers_live import Api, setup_sitting
 from terminal_support import assert_error_shape, cast, get_ballot, n_casts
 
 from ballot_service.crypto import tablet
@@ -25,7 +25,7 @@ def test_missing_credential_is_401(app, method, path):
 
 
 def test_named_cast_without_a_valid_credential_is_401(app, api):
-    s = setup_session(api, members=3, secret=False)
+    s = setup_sitting(api, members=3, secret=False)
     no = s.members[0]
     ballot = get_ballot(api, s.creds[no])
     fresh = app.test_client()
@@ -41,7 +41,7 @@ def test_named_cast_without_a_valid_credential_is_401(app, api):
 
 @pytest.mark.parametrize("secret", [True, False], ids=["secret", "named"])
 def test_unknown_and_revoked_credentials_are_401(app, api, secret):
-    s = setup_session(api, members=3, secret=secret)
+    s = setup_sitting(api, members=3, secret=secret)
     fresh = Api.flask(app.test_client())
     status, data = fresh.call("GET", "/api/terminal/state", credential="not-a-credential", expect=None)
     assert status == 401
@@ -64,7 +64,7 @@ def test_unknown_and_revoked_credentials_are_401(app, api, secret):
 
 
 def test_station_and_seat_credentials_are_not_interchangeable(app, api):
-    s = setup_session(api, members=3, secret=False)
+    s = setup_sitting(api, members=3, secret=False)
     no = s.members[0]
     ballot = get_ballot(api, s.creds[no])
     status, data = cast(api, s.station, ballot, {"motion": "for"})  # a named vote's cast

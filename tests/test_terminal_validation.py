@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from terminal_support import assert_error_shape, cast, get_ballot, n_casts
 
 from ballot_service.web import cast_endpoint
@@ -45,7 +45,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_BODIES))
 def test_bad_submission_is_refused_and_nothing_stored(app, api, client, case):
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     ballot = get_ballot(api, cred)
     raw, expected = BAD_BODIES[case]
@@ -66,7 +66,7 @@ def test_bad_submission_is_refused_and_nothing_stored(app, api, client, case):
 def test_cast_endpoint_edge_cases_answer_in_the_api_error_shape(app, api, client, monkeypatch):
     """POST /api/terminal/cast is served in front of Flask (cast_endpoint.py): its edge cases
     answer as the rest of the API does, and store nothing."""
-    s = setup_session(api, members=3)
+    s = setup_sitting(api, members=3)
     cred = s.creds[s.members[0]]
     ballot = get_ballot(api, cred)
     auth_header = {"Authorization": f"Bearer {cred}"}

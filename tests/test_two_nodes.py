@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers_live import Api, LiveServer, create_operator_in_db, server_env, setup_session
+from helpers_live import Api, LiveServer, create_operator_in_db, server_env, setup_sitting
 from sqlalchemy import create_engine, func, select
 
 from ballot_service.crypto import tablet
@@ -83,7 +83,7 @@ def test_two_nodes_one_killed_mid_vote(tmp_path, db_url):
 def _run_sitting(tmp_path, db_url, shared, nodes):
     a, b = nodes
     api_a = Api.httpx(a.base_url)
-    s = setup_session(api_a, members=MEMBERS, open_vote=False)
+    s = setup_sitting(api_a, members=MEMBERS, open_vote=False)
     # The operator's login (a session cookie signed with the shared secret) works on node B.
     api_b = Api.httpx(b.base_url)
     api_b.client.cookies = api_a.client.cookies

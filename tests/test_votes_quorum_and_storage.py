@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import select
 from terminal_support import assert_error_shape, cast, events, get_ballot, query
 
@@ -14,7 +14,7 @@ from ballot_service.models import Cast, Item, Member, Round
 
 
 def test_open_without_quorum_is_refused_and_audited(app, api):
-    s = setup_session(api, members=6, present=3, open_vote=False)  # congress: needs 4 of 6
+    s = setup_sitting(api, members=6, present=3, open_vote=False)  # congress: needs 4 of 6
     status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", expect=None)
     assert status == 409
     assert_error_shape(data, "QuorumNotMet")
@@ -33,7 +33,7 @@ def test_open_without_quorum_is_refused_and_audited(app, api):
 
 @pytest.mark.parametrize("secret", [True, False])
 def test_named_vote_stores_member_secret_does_not(app, api, secret):
-    s = setup_session(api, members=3, secret=secret)
+    s = setup_sitting(api, members=3, secret=secret)
     for no in s.members:
         assert cast(api, s.creds[no], get_ballot(api, s.creds[no]), {"motion": "for"})[0] == 201
     stored = {c.member_id for (c,) in query(app, select(Cast))}

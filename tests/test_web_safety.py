@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from console_support import post
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import select
 
 from ballot_service import create_app
@@ -41,7 +41,7 @@ def revoked(app, terminal_id: int) -> bool:
 
 def test_bodyless_admin_call_from_another_site_is_refused(app, api):
     """Was: POST /api/admin/terminals/5/revoke with the cookie, no body and a foreign Origin → 200."""
-    s = setup_session(api, members=3, open_vote=False)
+    s = setup_sitting(api, members=3, open_vote=False)
     tid = s.terminal_ids[s.members[0]]
     for headers in ({"Origin": "http://10.0.0.5:9999"}, {"Origin": "null"},
                     {"Referer": "http://evil.example/page"}, {"Origin": "http://localhost.evil.example"},
@@ -59,7 +59,7 @@ def test_bodyless_admin_call_from_another_site_is_refused(app, api):
 
 
 def test_json_and_form_posts_from_another_site_are_refused(app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     console = console_login(app)
     r = api.client.post("/api/admin/bodies", json={"name": "x", "kind": "congress"},
                         headers={"Origin": "https://attacker.example"})
@@ -90,7 +90,7 @@ def test_public_url_is_an_accepted_origin(settings_env, api):
 
 
 def test_bearer_requests_without_a_cookie_are_not_affected(api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     c = api.client.application.test_client()  # no cookie
     r = c.post("/api/terminal/checkin", json={"member": s.members[1]},
                headers={"Authorization": f"Bearer {s.creds[s.members[1]]}", "Origin": "http://elsewhere"})
@@ -121,7 +121,7 @@ def test_database_files_are_private(tmp_path, settings_env):
 # --- headers --------------------------------------------------------------------------------
 
 def test_credential_page_and_admin_api_are_not_stored(app, api):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     console = console_login(app)
     r = post(console, f"/console/sessions/{s.sitting_id}/terminals", {"stations": "1"})
     assert r.status_code == 200 and "credential" in r.get_data(as_text=True)
@@ -133,7 +133,7 @@ def test_credential_page_and_admin_api_are_not_stored(app, api):
 
 
 def test_every_html_page_has_a_csp_and_refuses_framing(app, api, client):
-    s = setup_session(api, members=2, open_vote=False)
+    s = setup_sitting(api, members=2, open_vote=False)
     console = console_login(app)
     pages = [(client, "/login"), (client, "/seat"), (client, "/verify/nothing"),
              (console, "/console"), (console, f"/console/sessions/{s.sitting_id}"),

@@ -216,7 +216,7 @@ def _match_cast_events(b: Path, ci: dict, r: dict, rel: str, lines: list, x: Eve
     and, once it closed, the commitment its vote_closed event signed (ballots_commitment)."""
     cand_set = set(r["candidates"] or [])
     # an evaluation's ballots carry its option keys (counts.json rule.options), else 赞成/反对/弃权/无效
-    allowed = set(rules.MARKS) if ci["kind"] != "evaluation" \
+    allowed = set(rules.MARKS) if ci["kind"] != ItemKind.EVALUATION \
         else {*(ci["rule"].get("options") or ()), "abstain", "void"}
     marks_ok: set[int] = set()  # ids of the marks dicts of `lines` already checked
     for n, (serial, marks, _digest, member_id) in enumerate(lines, 1):

@@ -1,5 +1,5 @@
 """Checks 3 to 5: the event log is one unbroken hash chain, its signed checkpoints sit on it,
-and its events keep the log's own rules (every close checkpointed, a closed session closed).
+and its events keep the log's own rules (every close checkpointed, a closed sitting closed).
 Check 5 also indexes the events that the later checks compare the other files with."""
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ballot_service.bundle.readers import read_checkpoints, read_lines
 from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import audit
 from ballot_service.numbers import is_int
+from ballot_service.vocab import ATTENDANCE_PREFIX, BLIND_CHANNELS, AuditKind
 
 
 @dataclass
@@ -120,7 +121,7 @@ class EventIndex:
     """The events the later checks compare counts.json, the ballots and the records with."""
 
     item_created: dict[int, dict] = field(default_factory=dict)
-    sessions: dict[int, dict] = field(default_factory=dict)
+    sittings: dict[int, dict] = field(default_factory=dict)
     opened: dict[tuple, dict] = field(default_factory=dict)
     closed: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
     tallied: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
@@ -130,25 +131,25 @@ class EventIndex:
     # round id -> ballots accepted, the sum of its casts_accepted batch counts (no event per cast)
     accepted: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     closed_rounds: dict[int, int] = field(default_factory=dict)  # round id -> seq of its vote_closed
-    scope_session: int | None = None  # set by check 6: the one session a session's bundle lists
+    scope_sitting: int | None = None  # set by check 6: the one sitting a sitting's bundle lists
     items_in_scope: set = field(default_factory=set)  # set by check 6: the items counts.json must list
     refusals: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     rescans: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))  # round id -> seqs
     record_events: dict[str, tuple[int, dict]] = field(default_factory=dict)
     round_keys: dict[int, tuple[int, dict]] = field(default_factory=dict)  # round id -> its key's announcement
-    session_closed: dict[int, int] = field(default_factory=dict)  # session id -> seq of its session_closed
+    sitting_closed: dict[int, int] = field(default_factory=dict)  # sitting id -> seq of its session_closed event
     pages: list[dict] = field(default_factory=list)  # page_scanned data (scanned_pages.py)
 
 
 def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
-    """5. The log keeps its own rules: a serial is accepted once; every vote close and session
-    close has a checkpoint at its seq signed by the session's body's key; a session is closed
+    """5. The log keeps its own rules: a serial is accepted once; every vote close and sitting
+    close has a checkpoint at its seq signed by the sitting's body's key; a sitting is closed
     once, after it was created, and then takes no check-in, leave, screen, item or vote."""
     x = EventIndex()
     cp_by_reason = {cp["reason"]: cp for cp in cps}
 
-    def body_key_of_session(sid) -> str | None:
-        body_id = (x.sessions.get(sid) or {}).get("body_id")
+    def body_key_of_sitting(sid) -> str | None:
+        body_id = (x.sittings.get(sid) or {}).get("body_id")
         return keys.fps.get(keys_mod.body_key_name(body_id)) if is_int(body_id) else None
 
     def require_checkpoint(seq: int, reason: str, what: str, sid) -> None:
@@ -156,21 +157,21 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
         if cp is None or cp["seq"] != seq:
             fail(f"the {what} at event {seq} has no signed checkpoint ({reason}) in checkpoints.json: "
                  f"a checkpoint was removed", "checkpoints.json")
-        if cp["key_fingerprint"] != body_key_of_session(sid):
+        if cp["key_fingerprint"] != body_key_of_sitting(sid):
             fail(f"the checkpoint of the {what} at event {seq} is not signed by the key of the session's body",
                  "checkpoints.json")
 
     def still_open(seq: int, sid, what: str) -> None:
-        if sid in x.session_closed:
+        if sid in x.sitting_closed:
             fail(f"event {seq} ({what}) changes session {sid} after it was closed at event "
-                 f"{x.session_closed[sid]}: a closed session accepts no check-in, item or vote",
+                 f"{x.sitting_closed[sid]}: a closed session accepts no check-in, item or vote",
                  f"events.jsonl:{seq}")
 
-    def session_of_item(d: dict):
+    def sitting_of_item(d: dict):
         return (x.item_created.get(d.get("item_id")) or {}).get("session_id")
 
     for seq, (kind, d) in enumerate(zip(chain.kinds, chain.datas), 1):
-        if kind == "casts_accepted":
+        if kind == AuditKind.CASTS_ACCEPTED:
             if set(d) != {"round_id", "count"} or not is_int(d["count"]) or d["count"] < 1:
                 fail(f"event {seq} (casts_accepted) must hold exactly a round_id and a count of at least 1: "
                      f"the chain holds no serial, marks or time of any single cast", f"events.jsonl:{seq}")
@@ -179,66 +180,66 @@ def check_event_log(chain: Chain, keys: Keys, cps: list[dict]) -> EventIndex:
                 fail(f"event {seq} accepts ballots for round {d['round_id']} after its close at event {seq_closed}",
                      f"events.jsonl:{seq}")
             x.accepted[d["round_id"]] += d["count"]
-        elif kind == "cast_accepted":
+        elif kind == AuditKind.CAST_ACCEPTED:
             fail(f"event {seq} is a per-cast cast_accepted event: the chain must not give the order of arrival",
                  f"events.jsonl:{seq}")
-        elif kind == "session_created":
-            x.sessions[d.get("session_id")] = d
-        elif kind == "item_created":
+        elif kind == AuditKind.SITTING_CREATED:
+            x.sittings[d.get("session_id")] = d
+        elif kind == AuditKind.ITEM_CREATED:
             still_open(seq, d.get("session_id"), "a new item")
             x.item_created[d.get("item_id")] = d
-        elif kind == "item_edited":  # before its vote opened: the item as it was then voted
+        elif kind == AuditKind.ITEM_EDITED:  # before its vote opened: the item as it was then voted
             still_open(seq, d.get("session_id"), "a change of an item")
             x.item_created[d.get("item_id")] = d
-        elif kind == "item_deleted":
+        elif kind == AuditKind.ITEM_DELETED:
             still_open(seq, d.get("session_id"), "deleting an item")
             x.item_created.pop(d.get("item_id"), None)
-        elif kind.startswith("attendance_"):
+        elif kind.startswith(ATTENDANCE_PREFIX):
             still_open(seq, d.get("session_id"), "a check-in or leave")
-        elif kind == "screen_set":
+        elif kind == AuditKind.SCREEN_SET:
             still_open(seq, d.get("session_id"), "a choice of what the presiding screen shows")
-        elif kind in ("vote_opened", "vote_open_refused"):
-            still_open(seq, session_of_item(d), "a vote opening")
-            if kind == "vote_opened":
+        elif kind in (AuditKind.VOTE_OPENED, AuditKind.VOTE_OPEN_REFUSED):
+            still_open(seq, sitting_of_item(d), "a vote opening")
+            if kind == AuditKind.VOTE_OPENED:
                 x.opened[(d.get("item_id"), d.get("round"))] = d
-                if d.get("channel") in ("terminal", "hybrid") and not any(
+                if d.get("channel") in BLIND_CHANNELS and not any(
                         a.get("item_id") == d.get("item_id") and a.get("round") == d.get("round")
                         for _, a in x.round_keys.values()):
                     fail(f"event {seq} opens a terminal vote whose round key was not announced before it",
                          f"events.jsonl:{seq}")
-        elif kind == "page_scanned":
+        elif kind == AuditKind.PAGE_SCANNED:
             x.pages.append(d)
-        elif kind == "round_key_announced":
+        elif kind == AuditKind.ROUND_KEY_ANNOUNCED:
             if d.get("round_id") in x.round_keys:
                 fail(f"event {seq} announces a second key for round {d.get('round_id')}", f"events.jsonl:{seq}")
             x.round_keys[d.get("round_id")] = (seq, d)
-        elif kind == "vote_closed":
+        elif kind == AuditKind.VOTE_CLOSED:
             x.closed[(d.get("item_id"), d.get("round"))] = (seq, d)
             if is_int(d.get("round_id")):
                 x.closed_rounds[d["round_id"]] = seq
             require_checkpoint(seq, f"vote_closed:{d.get('item_id')}:{d.get('round')}", "vote close",
-                               session_of_item(d))
-        elif kind == "session_closed":
+                               sitting_of_item(d))
+        elif kind == AuditKind.SITTING_CLOSED:
             sid = d.get("session_id")
-            if sid not in x.sessions:
+            if sid not in x.sittings:
                 fail(f"event {seq} closes session {sid!r}, which the event log never created", f"events.jsonl:{seq}")
-            if sid in x.session_closed:
-                fail(f"event {seq} closes session {sid} a second time (first at event {x.session_closed[sid]})",
+            if sid in x.sitting_closed:
+                fail(f"event {seq} closes session {sid} a second time (first at event {x.sitting_closed[sid]})",
                      f"events.jsonl:{seq}")
             require_checkpoint(seq, f"session_closed:{sid}", "session close", sid)
-            x.session_closed[sid] = seq
-        elif kind == "tallied":
+            x.sitting_closed[sid] = seq
+        elif kind == AuditKind.TALLIED:
             x.tallied[(d.get("item_id"), d.get("round"))] = (seq, d)
-        elif kind == "tally_sheet_entered":
+        elif kind == AuditKind.TALLY_SHEET_ENTERED:
             x.sheets[(d.get("item_id"), d.get("round"))] = d
-        elif kind == "tally_sheet_confirmed":
+        elif kind == AuditKind.TALLY_SHEET_CONFIRMED:
             x.sheets_confirmed[(d.get("item_id"), d.get("round"))] = d
-        elif kind == "terminal_registered":
+        elif kind == AuditKind.TERMINAL_REGISTERED:
             x.terminals[d.get("terminal_id")] = d
-        elif kind == "cast_refused" and d.get("round_id") is not None:
+        elif kind == AuditKind.CAST_REFUSED and d.get("round_id") is not None:
             x.refusals[d["round_id"]].append((seq, d.get("reason")))
-        elif kind == "paper_rescanned" and d.get("round_id") is not None:
+        elif kind == AuditKind.PAPER_RESCANNED and d.get("round_id") is not None:
             x.rescans[d["round_id"]].append(seq)
-        elif kind == "record_issued":
+        elif kind == AuditKind.RECORD_ISSUED:
             x.record_events[d.get("record_id")] = (seq, d)
     return x

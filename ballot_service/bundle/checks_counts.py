@@ -13,7 +13,16 @@ from ballot_service.bundle.checks_chain import EventIndex
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import files_under, read_counts
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ElectionStage, ItemKind, TellerRole, values
+from ballot_service.vocab import (
+    BLIND_CHANNELS,
+    Channel,
+    ElectionStage,
+    ItemKind,
+    RoundStatus,
+    TellerRole,
+    TerminalKind,
+    values,
+)
 
 C = layout.COUNTS  # the place every failure of this check points to
 
@@ -21,7 +30,7 @@ C = layout.COUNTS  # the place every failure of this check points to
 def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Rule]]:
     """6. Returns counts.json's items and each item's rule, by item id."""
     citems, scope = read_counts(b)
-    x.scope_session = scope["session_id"]
+    x.scope_sitting = scope["session_id"]
     ids = [i.get("id") if isinstance(i, dict) else None for i in citems]
     if ids != sorted(set(i for i in ids if is_int(i))) or len(ids) != len(set(ids)):
         fail("counts.json: items must be listed once each, by id: an item was moved, repeated or damaged", C)
@@ -48,7 +57,7 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                 fail(f"{where}: {f} is {ci[f]!r} but the event log created the item with {ev.get(f)!r}", C)
         if not isinstance(ci["session"], dict) or not isinstance(ci["body"], dict) \
                 or ci["session"].get("id") != ev.get("session_id") \
-                or x.sessions.get(ci["session"].get("id"), {}).get("body_id") != ci["body"].get("id"):
+                or x.sittings.get(ci["session"].get("id"), {}).get("body_id") != ci["body"].get("id"):
             fail(f"{where}: session or body differs from the event log", C)
         _check_election(ci, ev, where)
         try:
@@ -66,7 +75,7 @@ def check_counts(b: Path, x: EventIndex) -> tuple[list[dict], dict[int, rules.Ru
                 fail(f"{where}: record_file is not a file under records/", C)
             referenced_records.add(ci["record_file"])
     for rid in x.accepted:
-        if rid not in round_ids and x.scope_session is None:
+        if rid not in round_ids and x.scope_sitting is None:
             fail(f"the event log accepts ballots for round id {rid}, which counts.json does not list", C)
     for extra in sorted(files_under(b, layout.BALLOTS_DIR) - referenced_ballots):
         fail(f"{extra} belongs to no round in counts.json", extra)
@@ -115,25 +124,25 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                 fail(f"{rw}: {f} is {r[f]!r} but the vote was opened with {op.get(f)!r}", C)
         if r["quorum_met"] is not True:
             fail(f"{rw}: the vote was opened, so quorum was met", C)
-    elif r["status"] not in ("pending",) and r["quorum_met"] is not False:
+    elif r["status"] not in (RoundStatus.PENDING,) and r["quorum_met"] is not False:
         fail(f"{rw}: no vote_opened event, yet the round is {r['status']} with quorum met", C)
-    if ci["channel"] in ("terminal", "hybrid") and op is not None:  # a blind-signed round (checks_ballots.py)
+    if ci["channel"] in BLIND_CHANNELS and op is not None:  # a blind-signed round (checks_ballots.py)
         if r["round_ref"] != f"r{r['round_id']}" or r["round_key_file"] != layout.round_key_file(r["round_ref"]) \
                 or not is_int(r["replacements"]) or r["replacements"] < 0:
             fail(f"{rw}: a terminal vote names its round (round_ref r<round id>), its key file and its "
                  f"replacements", C)
     elif (r["round_ref"], r["round_key_file"], r["replacements"]) != (None, None, None):
         fail(f"{rw}: only an opened terminal vote has a round key", C)
-    if r["status"] == "pending" and (op is not None or r["ballots_file"] is not None):
+    if r["status"] == RoundStatus.PENDING and (op is not None or r["ballots_file"] is not None):
         fail(f"{rw}: a pending round has no vote", C)
     cl = x.closed.get(k)
     if cl is not None:
         cd = cl[1]
-        if ci["channel"] != "tally_sheet" and (r["issued"] != cd.get("issued")
+        if ci["channel"] != Channel.TALLY_SHEET and (r["issued"] != cd.get("issued")
                                                or r["returned"] != cd.get("returned")):
             fail(f"{rw}: issued/returned {r['issued']}/{r['returned']} differ from the figures "
                  f"frozen when the vote closed ({cd.get('issued')}/{cd.get('returned')})", C)
-        if ci["channel"] == "terminal" and r["round_ref"] is not None and (
+        if ci["channel"] == Channel.TERMINAL and r["round_ref"] is not None and (
                 cd.get("blind_signatures") != r["issued"] or not is_int(r["issued"]) or r["returned"] > r["issued"]
                 or cd.get("replacements") != r["replacements"]):
             fail(f"{rw}: blind signatures issued {cd.get('blind_signatures')!r} must equal I ({r['issued']!r}) "
@@ -147,7 +156,7 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
         if r["refused"].get(reason, 0) != got.get(reason, 0):
             fail(f"{rw}: refused ({reason}) is {r['refused'].get(reason, 0)} but the event log "
                  f"holds {got.get(reason, 0)} such refusals", C)
-    if ci["channel"] == "tally_sheet":
+    if ci["channel"] == Channel.TALLY_SHEET:
         if r["ballots_file"] is not None:
             fail(f"{rw}: a tally-sheet round has no ballots file", C)
         if r["sheet"] is not None and r["sheet"] != x.sheets.get(k, {}).get("sheet"):
@@ -156,7 +165,7 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
             _check_tellers(rw, r, x.sheets.get(k, {}), x.sheets_confirmed.get(k), x)
     elif r["sheet"] is not None:
         fail(f"{rw}: a round voted by {ci['channel']} has no tally sheet", C)
-    elif r["status"] != "pending":
+    elif r["status"] != RoundStatus.PENDING:
         expect = r["ballots_file"]
         if not isinstance(expect, str) or not expect.startswith("ballots/") or expect in referenced_ballots:
             fail(f"{rw}: ballots_file is missing or shared with another round", C)
@@ -172,7 +181,8 @@ def _check_tellers(rw: str, r: dict, entered: dict, confirmed: dict | None, x: E
     roles = []
     for what, d in (("entered", entered), ("confirmed", confirmed)):
         reg = x.terminals.get(d.get("terminal_id")) if is_int(d.get("terminal_id")) else None
-        if reg is None or reg.get("kind") != "counting_station" or reg.get("teller_role") not in values(TellerRole):
+        if (reg is None or reg.get("kind") != TerminalKind.COUNTING_STATION
+                or reg.get("teller_role") not in values(TellerRole)):
             fail(f"{rw}: the tally sheet was {what} without a registered teller's counting-station credential", C)
         if d.get("teller") != reg.get("holder") or d.get("teller_role") != reg.get("teller_role"):
             fail(f"{rw}: the teller who {what} the tally sheet is not the holder registered with the credential", C)

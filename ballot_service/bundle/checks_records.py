@@ -15,6 +15,7 @@ from ballot_service.crypto import keys as keys_mod
 from ballot_service.domain import tally
 from ballot_service.formats.canonical import sha256_hex
 from ballot_service.numbers import is_int
+from ballot_service.vocab import Channel, ItemKind, ItemStatus, RoundStatus
 
 
 def check_records(b: Path, citems: list[dict], keys: Keys, chain: Chain, x: EventIndex) -> dict[int, dict]:
@@ -83,7 +84,7 @@ def check_recount(citems: list[dict], item_rules: dict[int, rules.Rule], x: Even
         results = []
         for r in ci["rounds"]:
             tl = x.tallied.get((ci["id"], r["number"]))
-            if r["status"] != "tallied":
+            if r["status"] != RoundStatus.TALLIED:
                 if tl is not None or r["number"] in rec_rounds:
                     fail(f"{ci['key']} round {r['number']} is {r['status']} in counts.json but was tallied",
                          "counts.json")
@@ -109,7 +110,7 @@ def check_recount(citems: list[dict], item_rules: dict[int, rules.Rule], x: Even
             results.append(result)
             rounds_checked += 1
         if content is not None:
-            if set(rec_rounds) != {r["number"] for r in ci["rounds"] if r["status"] == "tallied"}:
+            if set(rec_rounds) != {r["number"] for r in ci["rounds"] if r["status"] == RoundStatus.TALLIED}:
                 fail(f"{ci['record_file']} covers other rounds than the bundle", ci["record_file"])
             if not results or tally.item_result(ci["key"], ci["kind"], results) != content.get("result"):
                 fail(f"{ci['key']}: the signed record's result differs from the recount", ci["record_file"])
@@ -134,14 +135,14 @@ def _recount(ci: dict, r: dict, rule: rules.Rule, tally_seq: int, x: EventIndex,
                   rule=rule, members=r["members"], present=r["present"],
                   quorum_met=bool(r["quorum_met"]), refused=refused_then,
                   rescanned=sum(1 for seq in x.rescans.get(r["round_id"], []) if seq < tally_seq),
-                  scale=_scale(ci) if ci["kind"] == "evaluation" else None, election=_election(ci, r))
+                  scale=_scale(ci) if ci["kind"] == ItemKind.EVALUATION else None, election=_election(ci, r))
     try:
-        if ci["channel"] == "tally_sheet":
+        if ci["channel"] == Channel.TALLY_SHEET:
             if r["sheet"] is None:
                 fail(f"{ci['key']} round {r['number']}: the tally sheet is missing", "counts.json")
             return tally.round_result(issued=r["sheet"]["issued"], sheet=r["sheet"], **common)
         if is_int(r["issued"]) and r["returned"] > r["issued"] \
-                and (rec_rounds.get(r["number"]) or {}).get("status") != "void":
+                and (rec_rounds.get(r["number"]) or {}).get("status") != ItemStatus.VOID:
             fail(f"{ci['key']} round {r['number']}: {r['returned']} ballots returned but only "
                  f"{r['issued']} issued, and the record does not declare the vote void", "counts.json")
         return tally.round_result(issued=r["issued"] or 0, ballots=marks_by_round[r["round_id"]], **common)

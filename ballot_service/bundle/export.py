@@ -39,7 +39,7 @@ from ballot_service.models import (
     Sitting,
     TallySheet,
 )
-from ballot_service.vocab import BLIND_CHANNELS
+from ballot_service.vocab import BLIND_CHANNELS, Channel, RoundStatus
 
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -173,7 +173,7 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                                            Cast.receipt).where(Cast.round_id == rnd.id)).all())
             sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
             ballots_file = receipts_file = None
-            if rnd.status != "pending" and item.channel != "tally_sheet":
+            if rnd.status != RoundStatus.PENDING and item.channel != Channel.TALLY_SHEET:
                 ballots_file = layout.ballots_file(stems[item.id], rnd.number)
                 _write_ballots(db, out / ballots_file, casts, item.secret, member_no)
                 receipts_file = layout.receipts_file(stems[item.id], rnd.number)

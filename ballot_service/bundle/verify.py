@@ -62,7 +62,7 @@ def verify_bundle(bundle_dir: Path, key=None, images: Path | None = None) -> dic
                 "items": len(citems), "rounds_recounted": rounds_checked, "ballots": total_ballots,
                 "records": len(signed_records), "keys": dict(keys.fps),
                 "events_after_last_checkpoint": head_seq - max((c["seq"] for c in cps), default=0),
-                "sessions": _sessions(events), "scanned_pages": len(pages), **seen}
+                "sessions": _sittings(events), "scanned_pages": len(pages), **seen}
     except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
         # A value of an unexpected shape that no named check caught: still a plain failure.
         raise BundleInvalid(f"the bundle holds data of an unexpected shape ({exc.__class__.__name__}: {exc}): "
@@ -72,8 +72,8 @@ def verify_bundle(bundle_dir: Path, key=None, images: Path | None = None) -> dic
             workers.shutdown(wait=True, cancel_futures=True)
 
 
-def _sessions(events: EventIndex) -> list[dict]:
+def _sittings(events: EventIndex) -> list[dict]:
     """Each session the log created, and whether (and at which event) it was closed."""
-    return [{"id": sid, "name": events.sessions[sid].get("name"), "closed": sid in events.session_closed,
-             "closed_at_event": events.session_closed.get(sid)}
-            for sid in sorted(events.sessions, key=lambda x: (0, x, "") if is_int(x) else (1, 0, str(x)))]
+    return [{"id": sid, "name": events.sittings[sid].get("name"), "closed": sid in events.sitting_closed,
+             "closed_at_event": events.sitting_closed.get(sid)}
+            for sid in sorted(events.sittings, key=lambda x: (0, x, "") if is_int(x) else (1, 0, str(x)))]

@@ -27,6 +27,7 @@ from ballot_service.formats.ballots import (
     verify_token,
 )
 from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting
+from ballot_service.vocab import Channel
 
 
 @click.group("ballots", help="Paper ballots (纸质选票): print, hand out, verify.")
@@ -178,7 +179,7 @@ def _db_state(p: dict) -> str | None:
             pb = db.get(PaperBallot, p["serial"])
             if pb is None:
                 item = db.get(Item, p["item"])
-                return "unknown" if item.channel == "paper" else "electronic"
+                return "unknown" if item.channel == Channel.PAPER else "electronic"
             if pb.round_id != rnd.id:
                 return "unknown"
             return "handed_out" if pb.handed_out else "spare"

@@ -19,7 +19,7 @@ from ballot_service.config import PROJECT_ROOT, ConfigError, Settings
 from ballot_service.crypto.keys import body_passphrase
 from ballot_service.db import make_engine
 from ballot_service.domain.operators import create_operator
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.sittings import (
     create_body,
     create_body_key,
@@ -29,15 +29,17 @@ from ballot_service.domain.sittings import (
     set_attendance,
 )
 from ballot_service.errors import BallotError
+from ballot_service.formats.roster import read_roster
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body, Operator
 from ballot_service.ops.doctor import check_secret_key
+from ballot_service.vocab import BodyKind, ItemKind, OperatorRole, Presence
 from ballot_service.web.asgi import create_asgi_app
 
 DEMO_CONGRESS = "示范市第十七届人民代表大会"
-DEMO_SESSION = "第四次会议"
+DEMO_SITTING = "第四次会议"
 DEMO_COMMITTEE = "示范市第十七届人民代表大会常务委员会"
-DEMO_COMMITTEE_SESSION = "第二十次会议"
+DEMO_COMMITTEE_SITTING = "第二十次会议"
 DEMO_PROJECTS = [
     "城区老旧小区改造",
     "农村饮水安全巩固提升",
@@ -64,9 +66,9 @@ DEMO_COMMITTEE_PRESENT = 32  # of 35; 1 on leave, 2 absent
 # Published in the README: for trying the demo only. A real service adds its own
 # operators with `ballot-service operator add`.
 DEMO_OPERATORS = [
-    ("mishu", "mishu-demo-2026", "secretariat"),
-    ("daping", "daping-demo-2026", "display"),
-    ("shenji", "shenji-demo-2026", "auditor"),
+    ("mishu", "mishu-demo-2026", OperatorRole.SECRETARIAT),
+    ("daping", "daping-demo-2026", OperatorRole.DISPLAY),
+    ("shenji", "shenji-demo-2026", OperatorRole.AUDITOR),
 ]
 
 
@@ -226,7 +228,7 @@ def serve(host: str, port: int, interface: str, workers: int, threads: int, dev:
     _run(_prepare(skip_checks), host, port, workers, threads, dev, tls_mode, interface)
 
 
-@click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SESSION}, 60 deputies, "
+@click.command("demo", help=f"Load sample data ({DEMO_CONGRESS}{DEMO_SITTING}, 60 deputies, "
                             "a livelihood-projects vote, a resolution, a standing-committee "
                             "appointment vote) if the database has no body yet, then serve.")
 @click.option("--load-only", is_flag=True, help="load the sample data and exit without serving")
@@ -255,30 +257,30 @@ def load_demo(sample_dir: Path, settings=None) -> str:
         if db.scalar(select(func.count()).select_from(Body)):
             return "sample data not loaded: the database already has bodies (ballot-service state shows them)"
 
-        congress = create_body(db, DEMO_CONGRESS, "congress")
+        congress = create_body(db, DEMO_CONGRESS, BodyKind.CONGRESS)
         rows = read_roster(sample_dir / "roster.csv")
         import_roster(db, congress, rows, source="sample/roster.csv")
-        sitting = create_sitting(db, congress, DEMO_SESSION)
+        sitting = create_sitting(db, congress, DEMO_SITTING)
         for i, row in enumerate(rows[: DEMO_PRESENT + DEMO_LEAVE]):
-            status = "present" if i < DEMO_PRESENT else "leave"
+            status = Presence.PRESENT if i < DEMO_PRESENT else Presence.LEAVE
             set_attendance(db, sitting, find_member(db, congress.id, row.member_no), status, "manual")
         create_item(
-            db, sitting, key="minsheng-2027", kind="livelihood_projects",
+            db, sitting, key="minsheng-2027", kind=ItemKind.LIVELIHOOD,
             title="2027年度民生实事项目票决", places=DEMO_PLACES,
             candidates=[{"key": f"p{i:02d}", "title": t} for i, t in enumerate(DEMO_PROJECTS, 1)])
         create_item(
-            db, sitting, key="plan-resolution", kind="resolution",
+            db, sitting, key="plan-resolution", kind=ItemKind.RESOLUTION,
             title="关于示范市2026年国民经济和社会发展计划执行情况与2027年计划的决议")
 
-        committee = create_body(db, DEMO_COMMITTEE, "standing_committee")
+        committee = create_body(db, DEMO_COMMITTEE, BodyKind.STANDING_COMMITTEE)
         crows = read_roster(sample_dir / "committee.csv")
         import_roster(db, committee, crows, source="sample/committee.csv")
-        csitting = create_sitting(db, committee, DEMO_COMMITTEE_SESSION)
+        csitting = create_sitting(db, committee, DEMO_COMMITTEE_SITTING)
         for i, row in enumerate(crows[: DEMO_COMMITTEE_PRESENT + 1]):
-            status = "present" if i < DEMO_COMMITTEE_PRESENT else "leave"
+            status = Presence.PRESENT if i < DEMO_COMMITTEE_PRESENT else Presence.LEAVE
             set_attendance(db, csitting, find_member(db, committee.id, row.member_no), status, "manual")
         create_item(
-            db, csitting, key="appointments", kind="appointment", title="人事任免事项表决",
+            db, csitting, key="appointments", kind=ItemKind.APPOINTMENT, title="人事任免事项表决",
             candidates=[{"key": k, "title": t} for k, t in DEMO_NOMINEES])
 
         logins = []
@@ -288,8 +290,8 @@ def load_demo(sample_dir: Path, settings=None) -> str:
                 logins.append(f"{username}/{password} ({role})")
         key_notes = [_demo_key(db, settings, body) for body in (congress, committee)]
     return "\n".join([
-        f"sample data loaded: {DEMO_CONGRESS}{DEMO_SESSION} ({len(rows)} deputies, "
-        f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SESSION} "
+        f"sample data loaded: {DEMO_CONGRESS}{DEMO_SITTING} ({len(rows)} deputies, "
+        f"{DEMO_PRESENT} checked in, 2 items) and {DEMO_COMMITTEE}{DEMO_COMMITTEE_SITTING} "
         f"({len(crows)} members, 1 item)",
         "demo logins 演示登录: " + (", ".join(logins) or "(operators already exist)"),
         *key_notes,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ballot_service.config import Settings
 from ballot_service.db import make_engine, make_sessionmaker
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.sittings import (
     attendance_state,
     close_sitting,
@@ -22,9 +22,10 @@ from ballot_service.domain.sittings import (
     set_attendance,
 )
 from ballot_service.errors import BallotError
+from ballot_service.formats.roster import read_roster
 from ballot_service.migrate import upgrade
 from ballot_service.models import Body
-from ballot_service.vocab import BodyKind, values
+from ballot_service.vocab import BodyKind, Presence, SittingStatus, values
 
 
 @contextmanager
@@ -76,7 +77,7 @@ def session() -> None:
 @session.command("create", help="Create a session of BODY_ID, e.g. 第四次会议.")
 @click.argument("body_id", type=int)
 @click.argument("name")
-def session_create(body_id: int, name: str) -> None:
+def sitting_create(body_id: int, name: str) -> None:
     with db_session() as db:
         s = create_sitting(db, get_body(db, body_id), name)
     click.echo(f"session {s.id}: {s.name}")
@@ -87,7 +88,7 @@ def session_create(body_id: int, name: str) -> None:
                                "(needs BALLOT_KEY_PASSPHRASE); after it no check-in, leave, new item or "
                                "vote opening is accepted for the session.")
 @click.argument("session_id", type=int)
-def session_close(session_id: int) -> None:
+def sitting_close(session_id: int) -> None:
     settings = Settings.from_env()
     with db_session() as db:
         r = close_sitting(db, settings, get_sitting(db, session_id))
@@ -121,7 +122,7 @@ def checkin(session_id: int, member_nos: tuple[str, ...], leave: bool) -> None:
         sitting = get_sitting(db, session_id)
         for no in member_nos:
             set_attendance(db, sitting, find_member(db, sitting.body_id, no),
-                           "leave" if leave else "present", "manual")
+                           Presence.LEAVE if leave else Presence.PRESENT, "manual")
         state = attendance_state(db, sitting)
     click.echo(json.dumps(state.as_dict(), ensure_ascii=False))
 
@@ -148,7 +149,7 @@ def state(as_json: bool) -> None:
         for s in b["sessions"]:
             a = s["attendance"]
             q = "符合法定人数" if a["quorum_met"] else "不符合法定人数"
-            closed = " [已闭会 closed]" if s["status"] == "closed" else ""
+            closed = " [已闭会 closed]" if s["status"] == SittingStatus.CLOSED else ""
             click.echo(f"  session {s['id']} {s['name']}{closed}: 应到{a['members']} 实到{a['present']} "
                        f"请假{a['leave']} 缺席{a['absent']} {q}")
             for i in s["items"]:

@@ -19,14 +19,14 @@ from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.models import ScannedPage, Sitting, Terminal
-from ballot_service.vocab import TellerRole, label_pair
+from ballot_service.vocab import AuditKind, TellerRole, TerminalKind, label_pair
 
 TWO_TELLERS = (TellerRole.COUNTER, TellerRole.SCRUTINEER)
 
 
 def adjudicator(station: Terminal | None) -> tuple[str, str]:
     """(holder, role) of a station registered to a 计票人, 监票人 or 总监票人, else Forbidden."""
-    if station is None or station.kind != "counting_station" or not station.holder \
+    if station is None or station.kind != TerminalKind.COUNTING_STATION or not station.holder \
             or station.teller_role not in (*TWO_TELLERS, TellerRole.CHIEF):
         raise Forbidden("this counting-station credential is not registered to a teller: only a 计票人, 监票人 or "
                         "总监票人 decides a scanned ballot", where="credential",
@@ -102,8 +102,8 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
         if not same:
             page.status = "waiting"
     else:
-        step, final = "chief", decision
-    audit.append(db, "adjudication_decided", {"page_id": page.id, "teller": holder, "teller_role": role,
+        step, final = TellerRole.CHIEF, decision
+    audit.append(db, AuditKind.ADJUDICATION_DECIDED, {"page_id": page.id, "teller": holder, "teller_role": role,
                                               "step": step, "decision": decision},
                  sitting_id=sitting.id, timed=False)
     if final is not None:

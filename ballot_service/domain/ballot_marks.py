@@ -7,6 +7,7 @@ from ballot_service.domain import election_tally, evaluation_items
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.canonical import canonical_json, sha256_hex
+from ballot_service.vocab import Channel
 
 
 def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
@@ -28,9 +29,9 @@ def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
     try:
         if facts.options is not None:
             marks = evaluation_items.parse_marks(raw_marks, list(facts.candidate_keys), list(facts.options),
-                                                 paper=channel == "paper")
+                                                 paper=channel == Channel.PAPER)
         else:
-            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == "paper",
+            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == Channel.PAPER,
                                 stage=facts.stage)
     except InvalidInput as exc:
         return exc

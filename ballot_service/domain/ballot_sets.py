@@ -16,6 +16,7 @@ from ballot_service.config import Settings
 from ballot_service.db import database_now
 from ballot_service.domain import tally, voting
 from ballot_service.models import Item, Round
+from ballot_service.vocab import RoundStatus
 
 
 def members(db: Session, item: Item) -> list[Item]:
@@ -50,20 +51,20 @@ def open_set(db: Session, settings: Settings, item: Item, override_reason: str |
 
 def close_set(db: Session, settings: Settings, item: Item) -> list[Round]:
     """Close the vote on `item` and every open member of its ballot set."""
-    return [voting.close_round(db, settings, m) for m in _at(db, item, "open")]
+    return [voting.close_round(db, settings, m) for m in _at(db, item, RoundStatus.OPEN)]
 
 
 def tally_set(db: Session, item: Item) -> dict:
     """Tally `item`'s closed round and every closed member's: `item`'s result, with the set's
     other results under "ballot_set" ({key: result}) when it is in one."""
-    done = {m.key: tally.tally_item(db, m) for m in _at(db, item, "closed")}
+    done = {m.key: tally.tally_item(db, m) for m in _at(db, item, RoundStatus.CLOSED)}
     result = done.pop(item.key)
     return {**result, "ballot_set": done} if item.ballot_set else result
 
 
 def extend_set(db: Session, item: Item, minutes) -> list[Round]:
     """延长表决时间 for `item` and every open member of its ballot set: they close together."""
-    return [voting.extend_round(db, m, minutes) for m in _at(db, item, "open")]
+    return [voting.extend_round(db, m, minutes) for m in _at(db, item, RoundStatus.OPEN)]
 
 
 def quorum_failed_set(db: Session, item: Item) -> dict:

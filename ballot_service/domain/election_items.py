@@ -15,7 +15,17 @@ from ballot_service.models import Candidate, Item, Member, Record, Round, Termin
 from ballot_service.numbers import is_int
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
-from ballot_service.vocab import Channel, ElectionStage, ItemKind, ItemStatus, Office, label, values
+from ballot_service.vocab import (
+    AuditKind,
+    Channel,
+    ElectionStage,
+    ItemKind,
+    ItemStatus,
+    Office,
+    RoundStatus,
+    label,
+    values,
+)
 
 
 def is_election(item: Item) -> bool:
@@ -65,19 +75,19 @@ def _slate(office: str, seats: int, nominees: int, *, by_election: bool, another
 def after_tally(item: Item, rnd: Round, result: dict) -> None:
     """The round a tally leads to: a re-vote among the tied (they alone are on it, written-in
     persons included), or round 1 on the official list a 预选 produced."""
-    if result["status"] == "runoff_pending":
+    if result["status"] == ItemStatus.RUNOFF_PENDING:
         known = {c.key for c in item.candidates}
         for k in result["tied"]:
             if k not in known:  # a written-in person tied at the last seat is printed by name
                 item.candidates.append(Candidate(key=k, title=k[len(WRITE_IN):], position=len(item.candidates)))
         item.rounds.append(Round(number=rnd.number + 1, places=result["runoff_places"], stage=ElectionStage.REVOTE,
-                                 candidate_keys=list(result["tied"]), status="pending"))
-    elif result["status"] == "decided" and _preliminary_phase(item, rnd):
+                                 candidate_keys=list(result["tied"]), status=RoundStatus.PENDING))
+    elif result["status"] == ItemStatus.DECIDED and _preliminary_phase(item, rnd):
         # the official list: those the 预选 placed, then those its re-votes placed
         phase = _preliminary_phase(item, rnd)
         official = [k for r in phase for k in r.result["elected"]]
         item.rounds.append(Round(number=rnd.number + 1, places=item.places, stage=ElectionStage.FIRST,
-                                 candidate_keys=official, status="pending"))
+                                 candidate_keys=official, status=RoundStatus.PENDING))
         item.status = ItemStatus.DRAFT
 
 
@@ -96,8 +106,8 @@ def start_another(db: Session, item: Item, candidates: list | None) -> Round:
     elected in first-round vote order, as many as the 差额 allows."""
     if not is_election(item):
         raise InvalidInput(f"item {item.key} is not an election", where="item", zh=f"表决事项 {item.key} 不是选举")
-    tallied = [r for r in item.rounds if r.status == "tallied" and r.result]
-    if item.status != ItemStatus.DECIDED or not tallied or any(r.status != "tallied" for r in item.rounds):
+    tallied = [r for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
+    if item.status != ItemStatus.DECIDED or not tallied or any(r.status != RoundStatus.TALLIED for r in item.rounds):
         raise Conflict(f"item {item.key} has no decided round with unfilled seats", where="item",
                        zh=f"选举 {item.key} 尚无已计票且有空缺名额的结果，不能另行选举")
     if db.scalar(select(Record.id).where(Record.item_id == item.id)) is not None:
@@ -124,11 +134,11 @@ def start_another(db: Session, item: Item, candidates: list | None) -> Round:
         raise InvalidInput(slate.message, where="candidates",
                            zh=f"{slate.article}：另行选举{seats}名，候选人至多{slate.max_candidates}名")
     rnd = Round(number=item.rounds[-1].number + 1, places=seats, stage=ElectionStage.ANOTHER,
-                candidate_keys=keys, status="pending")
+                candidate_keys=keys, status=RoundStatus.PENDING)
     item.rounds.append(rnd)
     item.status = ItemStatus.DRAFT
     db.flush()
-    audit.append(db, "election_another_created", {"item_id": item.id, "round": rnd.number, "places": seats,
+    audit.append(db, AuditKind.ELECTION_ANOTHER_CREATED, {"item_id": item.id, "round": rnd.number, "places": seats,
                                                   "candidates": keys, "article": slate.article},
                  sitting_id=item.sitting_id)
     return rnd

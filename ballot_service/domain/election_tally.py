@@ -13,7 +13,7 @@ from ballot_service.errors import InvalidInput
 from ballot_service.formats import names
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
-from ballot_service.vocab import ElectionStage
+from ballot_service.vocab import ElectionStage, ItemStatus
 
 WRITE_IN = er.WRITE_IN
 WRITE_IN_STAGES = (ElectionStage.FIRST, ElectionStage.ANOTHER)  # none in a re-vote or a 预选
@@ -107,7 +107,7 @@ def item_result(key: str, rounds: list[dict]) -> dict:
     elected: list[str] = []
     unfilled = first["places"]
     for r in main:
-        if r["status"] in ("void", "quorum_not_met"):
+        if r["status"] in (ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET):
             continue
         elected += [k for k in r["elected"] if k not in elected]
         if r.get("stage") != ElectionStage.REVOTE:
@@ -124,7 +124,8 @@ def item_result(key: str, rounds: list[dict]) -> dict:
     another = _section(later, ElectionStage.ANOTHER)
     if another:
         a = another[0]
-        won = [k for r in another if r["status"] not in ("void", "quorum_not_met") for k in r["elected"]]
+        won = [k for r in another if r["status"] not in (ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET)
+               for k in r["elected"]]
         entry["another"] = {**{k: a[k] for k in _COUNTS},
                             "candidates": [{**c, "elected": c["key"] in won} for c in a["candidates"]],
                             "write_ins": [{**w, "elected": WRITE_IN + w["name"] in won}
@@ -134,7 +135,7 @@ def item_result(key: str, rounds: list[dict]) -> dict:
         if revote:
             entry["another"]["runoff"] = {**{k: revote[0][k] for k in _COUNTS},
                                           "candidates": revote[0]["candidates"]}
-    if last["status"] == "runoff_pending":
+    if last["status"] == ItemStatus.RUNOFF_PENDING:
         entry["tied"] = list(last["tied"])
     entry["status"] = last["status"]
     return entry

@@ -15,7 +15,7 @@ from ballot_service.domain import audit, login_limits, operators
 from ballot_service.domain.sittings import get_body
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.models import Operator, OperatorGrant
-from ballot_service.vocab import OperatorRole
+from ballot_service.vocab import AuditKind, OperatorRole
 
 EVERY_BODY = None  # reach() of a grant without a body
 
@@ -47,7 +47,7 @@ def may(op: Operator, roles, body_id: int | None) -> bool:
 def end_logins(db: Session, op: Operator, why: str) -> None:
     """End every existing login of `op` (their cookies carry the old version)."""
     op.session_version = (op.session_version or 0) + 1
-    audit.append(db, "operator_logins_ended", {"username": op.username, "why": why})
+    audit.append(db, AuditKind.OPERATOR_LOGINS_ENDED, {"username": op.username, "why": why})
 
 
 def _role(role: str) -> str:
@@ -69,7 +69,7 @@ def grant_role(db: Session, op: Operator, role: str, body_id: int | None) -> Ope
     grant = OperatorGrant(role=role, body_id=body_id)
     op.grants.append(grant)
     db.flush()
-    audit.append(db, "operator_granted", {"username": op.username, "role": role, "body_id": body_id})
+    audit.append(db, AuditKind.OPERATOR_GRANTED, {"username": op.username, "role": role, "body_id": body_id})
     end_logins(db, op, "grant")
     return grant
 
@@ -83,7 +83,7 @@ def revoke_role(db: Session, op: Operator, role: str, body_id: int | None) -> in
         op.grants.remove(g)
     if gone:
         db.flush()
-        audit.append(db, "operator_revoked", {"username": op.username, "role": role, "body_id": body_id})
+        audit.append(db, AuditKind.OPERATOR_REVOKED, {"username": op.username, "role": role, "body_id": body_id})
         end_logins(db, op, "revoke")
     return len(gone)
 
@@ -94,7 +94,7 @@ def set_disabled(db: Session, op: Operator, disabled: bool) -> None:
         end_logins(db, op, "disabled")
     elif not disabled and op.disabled_at is not None:
         op.disabled_at = None
-        audit.append(db, "operator_enabled", {"username": op.username})
+        audit.append(db, AuditKind.OPERATOR_ENABLED, {"username": op.username})
 
 
 def set_password(db: Session, op: Operator, password: str) -> None:
@@ -118,5 +118,5 @@ def unlock_login(db: Session, username: str) -> int:
     every address; the number of lockouts lifted. Recorded on the server's chain."""
     get_operator(db, username)
     lifted = login_limits.unlock_login(db, username)
-    audit.append(db, "login_unlocked", {"username": username, "lockouts": lifted})
+    audit.append(db, AuditKind.LOGIN_UNLOCKED, {"username": username, "lockouts": lifted})
     return lifted

@@ -59,6 +59,7 @@ from ballot_service.errors import BallotError, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Round, random_id
+from ballot_service.vocab import AuditKind, Channel, ItemKind, RoundStatus
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def _store(db: Session, jobs: list[Job]) -> None:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
-    events.extend((chain, "casts_accepted", {"round_id": rid, "count": n})
+    events.extend((chain, AuditKind.CASTS_ACCEPTED, {"round_id": rid, "count": n})
                   for (chain, rid), n in sorted(accepted.items()))
     if rows and sqlite:  # serials checked above, under the write lock; one statement for the batch
         insert_rows(conn, _CASTS, rows)
@@ -226,9 +227,9 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
             rounds[key] = None
             return None
         facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
-                           evaluation_items.option_keys(row.options) if row.kind == "evaluation" else None,
+                           evaluation_items.option_keys(row.options) if row.kind == ItemKind.EVALUATION else None,
                            row.stage)
-        if row.status != "pending":  # a draft's round may still be edited or deleted
+        if row.status != RoundStatus.PENDING:  # a draft's round may still be edited or deleted
             round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)
     else:
@@ -257,9 +258,10 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
     if not refusals.open_now(status, closes_at, now):
         reason, message, count_on = refusals.not_open(db, facts, status)
         refuse(count_on, reason, message)
-    if channel != facts.channel and not (facts.channel == "hybrid" and channel in ("terminal", "paper")):
+    hybrid_ok = facts.channel == Channel.HYBRID and channel in (Channel.TERMINAL, Channel.PAPER)
+    if channel != facts.channel and not hybrid_ok:
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot", zh="本项表决不以这种方式投票")
-    if channel == "paper":
+    if channel == Channel.PAPER:
         try:
             paper_ballots.check_paper_serial(db, serial, facts)
         except ballots.BallotRefused as exc:
@@ -271,11 +273,11 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
 
     if serial in stored:  # stored before, or earlier in this batch
         existing_digest, existing_receipt, existing_retry = stored[serial]
-        same = existing_retry == job.retry_hash if channel == "terminal" else existing_digest == digest
-        if same and (channel != "terminal" or existing_retry is not None):
-            if channel == "paper":  # 重复扫描: counted apart, in neither 收回 nor 拒收
+        same = existing_retry == job.retry_hash if channel == Channel.TERMINAL else existing_digest == digest
+        if same and (channel != Channel.TERMINAL or existing_retry is not None):
+            if channel == Channel.PAPER:  # 重复扫描: counted apart, in neither 收回 nor 拒收
                 conn.execute(_RESCANNED, {"round_id": facts.id})
-                events.append((sitting.body_id, "paper_rescanned", {"round_id": facts.id}))  # no serial: no scan order
+                events.append((sitting.body_id, AuditKind.PAPER_RESCANNED, {"round_id": facts.id}))  # no serial: no scan order
             job.result = Receipt(serial, receipt_code(existing_receipt), True)
             return
         refuse(facts.id, "reused", "这张选票已经投过 this ballot has already been cast")

@@ -34,6 +34,7 @@ from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.domain.voting import count_refusal
 from ballot_service.formats import ballots
 from ballot_service.models import Item, Round, Sitting
+from ballot_service.vocab import AuditKind, RoundStatus
 
 SITTING_VOTE = object()  # count a refusal on the session's current vote (module docstring)
 
@@ -62,7 +63,7 @@ def refusal(db: Session, sitting, count_on, reason: str, message: str,
     # between the batches' counts, would order that ballot's arrival. On the ballot's body's
     # chain; a ballot that names no session of ours (malformed) on the server chain.
     chain = sitting.body_id if sitting is not None else audit.SERVER_CHAIN
-    events.append((chain, "cast_refused", {"round_id": round_id, "reason": reason}))
+    events.append((chain, AuditKind.CAST_REFUSED, {"round_id": round_id, "reason": reason}))
     err = ballots.BallotRefused(reason, message)
     err.commit_audit = True
     return err
@@ -70,14 +71,14 @@ def refusal(db: Session, sitting, count_on, reason: str, message: str,
 
 def open_now(status: str, closes_at, now) -> bool:
     """`now`: the database's clock (round_facts), which the time limit was set from."""
-    return status == "open" and (closes_at is None or now < closes_at)
+    return status == RoundStatus.OPEN and (closes_at is None or now < closes_at)
 
 
 def not_open(db: Session, facts: RoundFacts, status: str) -> tuple:
     """A genuine ballot of a round that is not open now: (reason, message, where it is counted).
     `late` if its round is still its item's current round, `wrong_round` if a later round (a
     runoff) replaced it."""
-    if status == "pending":  # not opened yet: no Refusal rows on it
+    if status == RoundStatus.PENDING:  # not opened yet: no Refusal rows on it
         return "late", "表决尚未开始 the vote has not opened yet; this ballot was not counted", SITTING_VOTE
     latest = db.scalar(select(Round.number).where(Round.item_id == facts.item_id)
                        .order_by(Round.number.desc()).limit(1))

@@ -41,9 +41,9 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
-from ballot_service.vocab import BLIND_CHANNELS
+from ballot_service.vocab import BLIND_CHANNELS, AuditKind, Channel, Presence, RoundStatus
 
-ANNOUNCE_EVENT = "round_key_announced"
+ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
 WRAP_PURPOSE = "round-blind-key-wrap/v1"  # the label of the wrapping key (crypto/key_wrap.py)
 
 
@@ -116,7 +116,8 @@ def _open_round_of_terminal(db: Session, terminal_id: int, round_ref: str):
     row = db.execute(
         select(Issuance, Round, Item).join(Round, Round.id == Issuance.round_id)
         .join(Item, Item.id == Round.item_id)
-        .where(Issuance.terminal_id == terminal_id, Round.status == "open", Item.channel.in_(BLIND_CHANNELS))).first()
+        .where(Issuance.terminal_id == terminal_id, Round.status == RoundStatus.OPEN,
+               Item.channel.in_(BLIND_CHANNELS))).first()
     if row is None:
         raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
     issuance, rnd, item = row
@@ -168,7 +169,7 @@ def blind_sign_for_terminal(db: Session, settings: Settings, terminal: Terminal,
 def _require_present(db: Session, sitting_id: int, member_id: int) -> None:
     present = db.scalar(select(Attendance.id).where(Attendance.sitting_id == sitting_id,
                                                     Attendance.member_id == member_id,
-                                                    Attendance.status == "present"))
+                                                    Attendance.status == Presence.PRESENT))
     if present is None:
         raise Conflict("the member of this terminal is not present", where="member", zh="本席代表未签到")
 
@@ -198,16 +199,16 @@ def _take_counts(db: Session, jobs: list[_IssueJob]) -> None:
         took = db.execute(update(Issuance).where(
             Issuance.round_id == job.round_id, Issuance.member_id == job.member_id,
             Issuance.issued < Issuance.allowed,
-            select(Round.id).where(Round.id == job.round_id, Round.status == "open").exists(),
+            select(Round.id).where(Round.id == job.round_id, Round.status == RoundStatus.OPEN).exists(),
             select(Attendance.id).where(Attendance.sitting_id == job.sitting_id,
                                         Attendance.member_id == job.member_id,
-                                        Attendance.status == "present").exists())
+                                        Attendance.status == Presence.PRESENT).exists())
             .values(issued=Issuance.issued + 1).execution_options(synchronize_session=False)).rowcount
         if took == 1:
             job.result = True
             continue
         try:
-            if db.scalar(select(Round.status).where(Round.id == job.round_id)) != "open":
+            if db.scalar(select(Round.status).where(Round.id == job.round_id)) != RoundStatus.OPEN:
                 raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
             _require_present(db, job.sitting_id, job.member_id)
             raise Conflict("this member has already received a ballot in this round", where="ballot",
@@ -235,8 +236,8 @@ def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> d
     issuance.allowed += 1
     rnd.replacements = (rnd.replacements or 0) + 1
     db.flush()
-    audit.append(db, "ballot_replacement", {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
-                                            "member_no": member.member_no, "reason": reason},
+    audit.append(db, AuditKind.BALLOT_REPLACEMENT, {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
+                                                    "member_no": member.member_no, "reason": reason},
                  sitting_id=item.sitting_id)
     return {"round": rnd.number, "replacements": rnd.replacements}
 
@@ -250,7 +251,7 @@ def _reason(reason) -> str:
 def _member_issuance(db: Session, item: Item, member_no: str):
     """The open blind-signed round, the member and their Issuance row (locked)."""
     rnd = item.rounds[-1] if item.rounds else None
-    if rnd is None or rnd.status != "open" or item.channel not in BLIND_CHANNELS:
+    if rnd is None or rnd.status != RoundStatus.OPEN or item.channel not in BLIND_CHANNELS:
         raise Conflict("a replacement ballot is only for an open terminal or hybrid vote", where="item",
                        zh="只有进行中的电子表决或混合表决才能补发选票")
     member = db.scalar(select(Member).where(Member.body_id == item.sitting.body_id, Member.member_no == member_no))
@@ -272,7 +273,7 @@ def allow_paper(db: Session, item: Item, member_no: str, reason: str) -> dict:
     The desk then hands out at most `Round.paper_allowed` ballots, as a count: nothing here
     names the serial, so the member is not linked to the paper ballot's serial."""
     reason = _reason(reason)
-    if item.channel != "hybrid":
+    if item.channel != Channel.HYBRID:
         raise Conflict(f"{item.title} is voted by {item.channel}: a paper ballot is handed out this way only in a "
                        f"hybrid vote", where="item", zh=f"《{item.title}》不是混合表决，不能以此方式发放纸质票")
     rnd, member, issuance = _member_issuance(db, item, member_no)
@@ -287,8 +288,8 @@ def allow_paper(db: Session, item: Item, member_no: str, reason: str) -> dict:
     if replacement:
         rnd.replacements = (rnd.replacements or 0) + 1
     db.flush()
-    audit.append(db, "ballot_replacement", {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
-                                            "member_no": member.member_no, "reason": reason, "channel": "paper",
-                                            "replacement": replacement},
+    audit.append(db, AuditKind.BALLOT_REPLACEMENT, {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
+                                                    "member_no": member.member_no, "reason": reason,
+                                                    "channel": Channel.PAPER, "replacement": replacement},
                  sitting_id=item.sitting_id)
     return {"round": rnd.number, "replacements": rnd.replacements or 0, "paper_allowed": rnd.paper_allowed}

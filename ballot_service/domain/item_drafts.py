@@ -12,13 +12,22 @@ from ballot_service.domain import audit, election_items
 from ballot_service.domain.sittings import check_item, item_event, require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import (
+    AuditKind,
+    Base,
+    Channel,
+    ItemKind,
+    ItemStatus,
+    Majority,
+    MarkRule,
+    RoundStatus,
+)
 
 
 def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Round:
     require_open(db, item.sitting, doing_zh, doing_en)
     rounds = list(item.rounds)
-    if item.status != "draft" or len(rounds) != 1 or rounds[0].status != "pending":
+    if item.status != ItemStatus.DRAFT or len(rounds) != 1 or rounds[0].status != RoundStatus.PENDING:
         raise Conflict(f"{item.title}: its vote has started, so it can no longer be {doing_en}",
                        where="item", zh=f"《{item.title}》已开始表决，不能再{doing_zh}")
     printed = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == rounds[0].id))
@@ -30,10 +39,11 @@ def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Rou
 
 
 def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candidates: list[dict] | None = None,
-              places: int | None = None, base: str = "members", majority: str = "half", secret: bool = True,
-              channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
-              options: list[dict] | None = None, grading: dict | None = None, office: str | None = None,
-              by_election: bool = False, rule_given: bool = False, ballot_set: str | None = None) -> Item:
+              places: int | None = None, base: str = Base.MEMBERS, majority: str = Majority.HALF,
+              secret: bool = True, channel: str = Channel.TERMINAL, time_limit_s: int | None = None,
+              mark_rule: str = MarkRule.ANY, options: list[dict] | None = None, grading: dict | None = None,
+              office: str | None = None, by_election: bool = False, rule_given: bool = False,
+              ballot_set: str | None = None) -> Item:
     """Replace everything about a draft item (as create_item checks it); its id stays. An
     election's 差额 is checked anew: its office, seats and nominees decide whether round 1 is
     the election or a 预选 (election_items.check_new_election)."""
@@ -60,7 +70,7 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
                                      office=c.get("office"), position=i) for i, c in enumerate(cleaned))
     rnd.places, rnd.candidate_keys, rnd.stage = round_places, keys, stage
     db.flush()
-    audit.append(db, "item_edited", item_event(item, scale_rule, stage), sitting_id=item.sitting_id)
+    audit.append(db, AuditKind.ITEM_EDITED, item_event(item, scale_rule, stage), sitting_id=item.sitting_id)
     return item
 
 
@@ -72,7 +82,7 @@ def delete_item(db: Session, item: Item) -> None:
     db.delete(rnd)
     db.delete(item)  # its candidates go with it (cascade)
     db.flush()
-    audit.append(db, "item_deleted", data, sitting_id=data["session_id"])
+    audit.append(db, AuditKind.ITEM_DELETED, data, sitting_id=data["session_id"])
 
 
 def move_item(db: Session, item: Item, direction: str) -> None:
@@ -87,5 +97,5 @@ def move_item(db: Session, item: Item, direction: str) -> None:
         return  # already first (last)
     item.position, other.position = other.position, item.position
     db.flush()
-    audit.append(db, "item_moved", {"session_id": item.sitting_id, "item_id": item.id, "position": item.position,
+    audit.append(db, AuditKind.ITEM_MOVED, {"session_id": item.sitting_id, "item_id": item.id, "position": item.position,
                                     "swapped_with": other.id}, sitting_id=item.sitting_id)

@@ -11,6 +11,7 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.errors import Conflict
 from ballot_service.models import Attendance, Meeting, MeetingAttendance, Sitting
+from ballot_service.vocab import AuditKind
 
 _DIGITS = "零一二三四五六七八九"
 
@@ -56,8 +57,14 @@ def start_next_meeting(db: Session, sitting: Sitting) -> int:
     db.add_all(MeetingAttendance(meeting_id=meeting.id, member_id=m, status=st, method=how) for m, st, how in rows)
     db.execute(delete(Attendance).where(Attendance.sitting_id == sitting.id))
     db.flush()
-    audit.append(db, "meeting_started", {
+    audit.append(db, AuditKind.MEETING_STARTED, {
         "session_id": sitting.id, "number": number + 1, "name": meeting_name(number + 1),
         "ended": {"number": number, "members": state.members, "present": state.present, "leave": state.leave}},
         sitting_id=sitting.id)
     return number + 1
+
+
+def attendance_by_member(db: Session, sitting: Sitting) -> dict[int, str]:
+    """Member id -> Presence word, for the members with an attendance row in the meeting under way."""
+    return dict(db.execute(select(Attendance.member_id, Attendance.status)
+                           .where(Attendance.sitting_id == sitting.id)).all())

@@ -15,7 +15,7 @@ from ballot_service.db import database_now, read_phase
 from ballot_service.domain import audit, login_limits
 from ballot_service.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
 from ballot_service.models import Operator, OperatorGrant
-from ballot_service.vocab import OperatorRole
+from ballot_service.vocab import AuditKind, OperatorRole
 
 OPERATOR_ROLES = tuple(OperatorRole)
 MAX_USERNAME_CHARS = 64  # the column's length
@@ -40,7 +40,7 @@ def create_operator(db: Session, username: str, password: str, role: str, body_i
     op.grants.append(OperatorGrant(role=role, body_id=body_id))
     db.add(op)
     db.flush()
-    audit.append(db, "operator_created", {"username": username, "role": role, "body_id": body_id})
+    audit.append(db, AuditKind.OPERATOR_CREATED, {"username": username, "role": role, "body_id": body_id})
     return op
 
 
@@ -109,7 +109,7 @@ def login_operator(db: Session, username: str, password: str, source: str | None
         failed.commit_audit = True
         raise failed
     login_limits.forget_failures(db, username, source)
-    audit.append(db, "login", {"username": op.username, "role": op.role})
+    audit.append(db, AuditKind.LOGIN, {"username": op.username, "role": op.role})
     return op
 
 

@@ -8,10 +8,11 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ballot_service.crypto import keys
 from ballot_service.crypto.keys import SigningKey
 from ballot_service.db import checkpoint_wal_after_commit
-from ballot_service.domain import audit
-from ballot_service.errors import Conflict, InvalidInput
+from ballot_service.domain import audit, election_items
+from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.ballots import (
     MAX_PAPER_BATCH,
     SERIAL_RE,
@@ -19,11 +20,13 @@ from ballot_service.formats.ballots import (
     _check_payload,
     make_token,
     serial_short,
+    text_to_token,
     token_context,
+    verify_token,
 )
-from ballot_service.models import Item, PaperBallot, Round
+from ballot_service.models import Item, PaperBallot, Round, Sitting
 from ballot_service.numbers import is_int
-from ballot_service.vocab import status_name
+from ballot_service.vocab import AuditKind, Channel, RoundStatus, status_name
 
 
 def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round, count: int) -> list[dict]:
@@ -37,11 +40,11 @@ def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
 def _check_printable(item: Item, round_: Round) -> None:
     if round_.item_id != item.id:
         raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round", zh="该轮次不属于此表决事项")
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         # A printed ballot of a tablet vote could be cast from any tablet as an extra vote.
         raise InvalidInput(f"{item.title} is voted on the seat tablets: no paper ballots are printed for it",
                            where="item", zh=f"《{item.title}》使用电子表决器表决，不能印制纸质选票")
-    if round_.status not in ("pending", "open"):
+    if round_.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
         zh, en = status_name(round_.status)
         raise Conflict(f"round {round_.number} of item {item.id} is {en}; "
                        f"ballots can only be printed before or during its vote", where="round",
@@ -71,7 +74,7 @@ def record_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
                 for t in tokens])
     db.flush()
     total = db.scalar(select(func.count()).select_from(PaperBallot).where(PaperBallot.round_id == round_.id))
-    audit.append(db, "paper_ballots_printed",
+    audit.append(db, AuditKind.PAPER_BALLOTS_PRINTED,
                  {"item_id": item.id, "round_id": round_.id, "round": round_.number, "count": len(tokens),
                   "printed_total": total, "key_fingerprint": key.fingerprint},
                  sitting_id=item.sitting_id)
@@ -98,12 +101,12 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
             raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
         if pb.handed_out:
             raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="ballots", zh=f"选票 {serial_short(serial)} 已经发出")
-    if round_.item.channel == "hybrid":
+    if round_.item.channel == Channel.HYBRID:
         _check_allowed(db, round_, len(serials))
     for pb in rows.values():
         pb.handed_out = True
     db.flush()
-    audit.append(db, "paper_ballots_handed_out", {"round_id": round_.id, "count": len(serials)},
+    audit.append(db, AuditKind.PAPER_BALLOTS_HANDED_OUT, {"round_id": round_.id, "count": len(serials)},
                  sitting_id=round_.item.sitting_id, timed=False)
     if round_.item.secret:  # SQLite: the WAL keeps no order of the stacks (db/wal.py)
         checkpoint_wal_after_commit(db)
@@ -113,7 +116,7 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
 def _check_allowed(db: Session, round_: Round, count: int) -> None:
     """A hybrid vote hands out paper only as the secretariat allowed it, member by member with a
     reason (issuance.allow_paper): never a second ballot to a member who holds a tablet ballot."""
-    if round_.status != "open":
+    if round_.status != RoundStatus.OPEN:
         raise Conflict("a hybrid vote's paper ballots are handed out while it is open, each one allowed by the "
                        "secretariat", where="ballots", zh="混合表决的纸质票只在表决中、经秘书处逐一准许后发放")
     left = (round_.paper_allowed or 0) - paper_counts(db, round_)["handed_out"]
@@ -122,6 +125,37 @@ def _check_allowed(db: Session, round_: Round, count: int) -> None:
                        f"allow each one for the member first (POST /api/admin/items/{round_.item_id}/replacement "
                        f"with channel paper)", where="ballots",
                        zh=f"本混合表决经秘书处准许尚可发放纸质票 {left} 张，不能发放 {count} 张：请先为代表办理补发")
+
+
+def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, terminal_id: int) -> int:
+    """The distribution desk's stack, as the QR texts it scanned: each a ballot of this
+    sitting signed with its body's key, all of one round still pending or open, none of an
+    election the station's teller stands in; then hand_out. Returns how many were activated."""
+    if not texts or len(texts) > MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
+        raise InvalidInput(f"ballots must be a list of 1 to {MAX_PAPER_BATCH} QR texts", where="ballots",
+                           zh=f"一叠选票须为 1 至 {MAX_PAPER_BATCH} 张的二维码文本")
+    key = keys.body_signing_key(settings, sitting.body_id)
+    rnd, serials = None, []
+    for n, text in enumerate(texts):
+        token = text_to_token(text)
+        payload = token["payload"]
+        item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
+        if item is None or item.sitting_id != sitting.id:
+            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]",
+                           zh="这张选票不属于本会次的表决")
+        election_items.refuse_candidate_teller(db, item, terminal_id)
+        this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
+        if this is None or (rnd is not None and this.id != rnd.id):
+            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]",
+                               zh="一叠选票只能是同一轮的选票")
+        verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
+                     round_no=this.number)
+        rnd = this
+        serials.append(payload["serial"])
+    if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
+        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots",
+                       zh="本项表决已结束，不能再发出选票")
+    return hand_out(db, serials, rnd)
 
 
 def check_paper_serial(db: Session, serial: str, round_: Round) -> None:

@@ -12,6 +12,7 @@ from ballot_service.domain import projects, tally
 from ballot_service.domain.sittings import create_item
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Item, Project, Sitting
+from ballot_service.vocab import ItemKind, ItemStatus, RoundStatus
 
 _YEAR = re.compile(r"(\d{4})\s*年")
 
@@ -24,7 +25,7 @@ def selection_item(db: Session, sitting: Sitting, year: int, places: int, **opti
     if not reserve:
         raise Conflict(f"the register has no project of {year} in reserve", where="year",
                        zh=f"项目库中没有 {year} 年度的储备项目")
-    return create_item(db, sitting, key=options.pop("key", f"ms{year}"), kind="livelihood_projects",
+    return create_item(db, sitting, key=options.pop("key", f"ms{year}"), kind=ItemKind.LIVELIHOOD,
                        title=options.pop("title", f"{year}年度民生实事项目票决"),
                        candidates=[_candidate(p) for p in reserve], places=places, **options)
 
@@ -32,12 +33,12 @@ def selection_item(db: Session, sitting: Sitting, year: int, places: int, **opti
 def evaluation_from_selection(db: Session, sitting: Sitting, source: Item, **options) -> Item:
     """Next year's 满意度测评 of the projects `source` (a decided projects vote) selected, in rank
     order; each subject's description names the session and item that selected it (RULES.md §5.5)."""
-    if source.kind != "livelihood_projects":
+    if source.kind != ItemKind.LIVELIHOOD:
         raise InvalidInput("an evaluation is made from a livelihood projects vote", where="source_item_id",
                            zh="只能根据民生实事项目票决结果新建满意度测评")
-    done = [r.result for r in source.rounds if r.status == "tallied" and r.result]
+    done = [r.result for r in source.rounds if r.status == RoundStatus.TALLIED and r.result]
     entry = tally.item_result(source.key, source.kind, done) if done else None
-    if entry is None or entry["status"] != "decided" or not entry["selected"]:
+    if entry is None or entry["status"] != ItemStatus.DECIDED or not entry["selected"]:
         raise Conflict(f"{source.title} has no decided selection yet", where="source_item_id",
                        zh=f"《{source.title}》尚无票决入选的项目")
     if projects.register_body(db, source.sitting.body).id != projects.register_body(db, sitting.body).id:
@@ -50,7 +51,7 @@ def evaluation_from_selection(db: Session, sitting: Sitting, source: Item, **opt
                 for rank, k in enumerate(entry["selected"], 1)]
     year = _year(db, source, entry["selected"])
     return create_item(db, sitting, key=options.pop("key", f"cp{year}" if year else f"cp-{source.key}"),
-                       kind="evaluation",
+                       kind=ItemKind.EVALUATION,
                        title=options.pop("title", f"{year}年度民生实事项目实施情况满意度测评" if year
                                          else f"{source.title}实施情况满意度测评"),
                        candidates=subjects, **options)

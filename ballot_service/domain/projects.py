@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit, tally
-from ballot_service.domain.roster import xlsx_rows
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats import names
+from ballot_service.formats.roster import xlsx_rows
 from ballot_service.models import Body, Item, Project, Sitting
+from ballot_service.vocab import AuditKind, BodyKind, ItemKind, ItemStatus, RoundStatus, SittingStatus
 
 COMMITTEE_SUFFIX = "常务委员会"
 MAX_PROJECTS = 2000  # in one import
@@ -38,8 +39,8 @@ STATE_LABELS = {"reserve": ("储备", "reserve"), "candidate": ("候选", "candi
 def register_body(db: Session, body: Body) -> Body:
     """The congress whose register `body` uses: itself, or for a standing committee the congress
     whose name its own extends (示范市第十七届人民代表大会 + 常务委员会)."""
-    if body.kind == "standing_committee" and body.name.endswith(COMMITTEE_SUFFIX):
-        congress = db.scalar(select(Body).where(Body.kind == "congress",
+    if body.kind == BodyKind.STANDING_COMMITTEE and body.name.endswith(COMMITTEE_SUFFIX):
+        congress = db.scalar(select(Body).where(Body.kind == BodyKind.CONGRESS,
                                                 Body.name == body.name[:-len(COMMITTEE_SUFFIX)]))
         if congress is not None:
             return congress
@@ -48,7 +49,7 @@ def register_body(db: Session, body: Body) -> Body:
 
 def family(db: Session, register: Body) -> list[int]:
     """The bodies sharing `register`: the congress and its standing committee."""
-    committee = db.scalar(select(Body.id).where(Body.kind == "standing_committee",
+    committee = db.scalar(select(Body.id).where(Body.kind == BodyKind.STANDING_COMMITTEE,
                                                 Body.name == register.name + COMMITTEE_SUFFIX))
     return [register.id] + ([committee] if committee is not None and committee != register.id else [])
 
@@ -57,7 +58,7 @@ def open_sittings(db: Session, register: Body) -> list[Sitting]:
     """Open sessions of the congress and its standing committee, where an item made from the
     register can go."""
     return list(db.scalars(select(Sitting).where(Sitting.body_id.in_(family(db, register)),
-                                                 Sitting.status == "open").order_by(Sitting.id)))
+                                                 Sitting.status == SittingStatus.OPEN).order_by(Sitting.id)))
 
 
 def clean_project(raw: dict, where: str) -> dict:
@@ -104,7 +105,7 @@ def add_projects(db: Session, register: Body, rows: list[dict], source: str) -> 
                                                               "year", "investment")}) for r in rows]
     db.add_all(made)
     db.flush()
-    audit.append(db, "projects_added", {"body_id": register.id, "source": source,
+    audit.append(db, AuditKind.PROJECTS_ADDED, {"body_id": register.id, "source": source,
                                         "projects": [{"code": p.code, "name": p.name, "year": p.year}
                                                      for p in made]})
     return made
@@ -159,7 +160,7 @@ def register_states(db: Session, register: Body) -> list[dict]:
     for p in projects_of(db, register):
         row = {"project": p, "state": "reserve", "selection": None, "rating": None, "items": []}
         for item in items:
-            if item.kind not in ("livelihood_projects", "evaluation") or not any(
+            if item.kind not in (ItemKind.LIVELIHOOD, ItemKind.EVALUATION) or not any(
                     c.key == p.code and c.title == p.name for c in item.candidates):
                 continue
             row["items"].append(item)
@@ -170,18 +171,18 @@ def register_states(db: Session, register: Body) -> list[dict]:
 
 def _apply(row: dict, item: Item, code: str) -> None:
     """Move a project's state on by what `item` (which lists it) decided."""
-    done = [r.result for r in item.rounds if r.status == "tallied" and r.result]
+    done = [r.result for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
     entry = tally.item_result(item.key, item.kind, done) if done else None
     where = {"session": item.sitting.name, "body": item.sitting.body.name, "item_id": item.id,
              "item": item.title}
-    if entry is None or entry["status"] not in ("decided",):
+    if entry is None or entry["status"] not in (ItemStatus.DECIDED,):
         if row["state"] == "reserve":
             row["state"] = "candidate"
         return
     cand = next(c for c in entry["candidates"] if c["key"] == code)
-    if item.kind == "livelihood_projects":
+    if item.kind == ItemKind.LIVELIHOOD:
         if code in entry["selected"]:
-            row["state"] = "in_delivery" if item.sitting.status == "closed" else "selected"
+            row["state"] = "in_delivery" if item.sitting.status == SittingStatus.CLOSED else "selected"
             row["selection"] = {**where, "rank": entry["selected"].index(code) + 1, "for": cand["for"]}
         elif row["state"] in ("reserve", "candidate"):
             row["state"] = "not_selected"

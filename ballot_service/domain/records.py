@@ -18,10 +18,20 @@ from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Cast, Item, Record, TallySheet, Terminal
-from ballot_service.vocab import BLIND_CHANNELS, status_name
+from ballot_service.vocab import (
+    BLIND_CHANNELS,
+    AuditKind,
+    Channel,
+    ItemKind,
+    ItemStatus,
+    Majority,
+    RoundStatus,
+    TellerRole,
+    status_name,
+)
 
 RECORD_FORMAT = "ballot-record/1"
-FINAL = ("decided", "void", "quorum_not_met")
+FINAL = (ItemStatus.DECIDED, ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET)
 
 
 def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
@@ -31,7 +41,7 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
     entered and confirmed a tally sheet (tally-sheet items only). `by_channel`: round number ->
     issued and returned by tablet and by paper (hybrid items only, channel_split)."""
     sitting, body = item.sitting, item.sitting.body
-    tallied = [r for r in item.rounds if r.status == "tallied"]
+    tallied = [r for r in item.rounds if r.status == RoundStatus.TALLIED]
     titles = {c.key: c.title for c in item.candidates}
     result = item_result(item.key, item.kind, [r.result for r in tallied])
     return {
@@ -43,9 +53,9 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                  "candidates": [{"key": c.key, "title": c.title,
                                  **({"office": c.office} if c.office else {}),
                                  # an evaluation's subjects keep their description: where a project was selected (§5.5)
-                                 **({"description": c.description} if item.kind == "evaluation" and c.description
+                                 **({"description": c.description} if item.kind == ItemKind.EVALUATION and c.description
                                     else {})} for c in item.candidates],
-                 **({"options": item.options, "grading": item.grading} if item.kind == "evaluation" else {}),
+                 **({"options": item.options, "grading": item.grading} if item.kind == ItemKind.EVALUATION else {}),
                  **({"office": item.office, "by_election": item.by_election,
                      "written_in": election_items.written_in_deputies(item)} if item.office else {})},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
@@ -73,11 +83,11 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
 
 
 def _pass_rule(item: Item) -> str:
-    if item.kind == "evaluation":  # RULES.md §5.5
+    if item.kind == ItemKind.EVALUATION:  # RULES.md §5.5
         if (item.grading or {}).get("by") == "rate_thresholds":
             return "grade = first step with rate >= minimum, else the last option; rate = round_half_up(10000*positive/valid)"
         return "grade = first option g_j (j < m) with 2*c_j > base, else g_m; rate = round_half_up(10000*positive/valid)"
-    return "2*for > base" if item.majority == "half" else "3*for >= 2*base"
+    return "2*for > base" if item.majority == Majority.HALF else "3*for >= 2*base"
 
 
 def issue_record(db: Session, settings: Settings, item: Item) -> Record:
@@ -111,7 +121,7 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
         if existing is None:
             raise
         return existing
-    audit.append(db, "record_issued", {"item_id": item.id, "record_id": rec.id, "signature": sig,
+    audit.append(db, AuditKind.RECORD_ISSUED, {"item_id": item.id, "record_id": rec.id, "signature": sig,
                                        "record_sha256": audit.sha256_hex(data)}, sitting_id=item.sitting_id)
     return rec
 
@@ -135,7 +145,7 @@ def recount_before_signing(db: Session, item: Item) -> dict[int, dict]:
     `Round.result`, or the item's status from its last round's. Returns the tellers of each
     tally-sheet round (round number -> {"counter", "scrutineer"})."""
     tellers: dict[int, dict] = {}
-    tallied = [r for r in item.rounds if r.status == "tallied"]
+    tallied = [r for r in item.rounds if r.status == RoundStatus.TALLIED]
     if not tallied:
         raise Conflict(f"{item.title} has no tallied round", where="item", zh=f"《{item.title}》尚未计票")
     for r in tallied:
@@ -144,12 +154,12 @@ def recount_before_signing(db: Session, item: Item) -> dict[int, dict]:
             stored = r.result if isinstance(r.result, dict) else {}
             differ = sorted(k for k in set(fresh) | set(stored) if fresh.get(k) != stored.get(k))
             raise Conflict(f"the stored result of {item.title} round {r.number} differs from a recount of its "
-                           f"{'tally sheet' if item.channel == 'tally_sheet' and r.quorum_met else 'ballots'} "
+                           f"{'tally sheet' if item.channel == Channel.TALLY_SHEET and r.quorum_met else 'ballots'} "
                            f"({', '.join(differ) or 'result'}): the record is not signed; check the database "
                            f"and the audit log", where="result",
                            zh=f"《{item.title}》第{r.number}轮保存的计票结果与重新清点的结果不一致（{'、'.join(differ)}），"
                               f"不予签发表决结果记录，请核查数据库和审计日志")
-        if item.channel == "tally_sheet" and r.quorum_met:
+        if item.channel == Channel.TALLY_SHEET and r.quorum_met:
             tellers[r.number] = sheet_tellers(db, r)
     if item.status != tallied[-1].result["status"]:
         now, counted = status_name(item.status), status_name(tallied[-1].result["status"])
@@ -165,12 +175,12 @@ def sheet_tellers(db: Session, rnd) -> dict:
     out = {}
     for terminal_id in (sheet.entered_terminal_id, sheet.confirmed_terminal_id):
         station = db.get(Terminal, terminal_id) if terminal_id else None
-        if station is None or station.teller_role not in ("counter", "scrutineer"):
+        if station is None or station.teller_role not in (TellerRole.COUNTER, TellerRole.SCRUTINEER):
             raise Conflict(f"the tally sheet of round {rnd.number} was not entered and confirmed by two "
                            f"registered tellers", where="tally_sheet",
                            zh=f"第{rnd.number}轮计票单未经两名登记的计票人员录入和确认")
         out[station.teller_role] = station.holder
-    if set(out) != {"counter", "scrutineer"}:
+    if set(out) != {TellerRole.COUNTER, TellerRole.SCRUTINEER}:
         raise Conflict(f"the tally sheet of round {rnd.number} needs a counter and a scrutineer",
                        where="tally_sheet", zh=f"第{rnd.number}轮计票单须由计票人和监票人分别录入和确认")
     return out
@@ -187,5 +197,5 @@ def publish_record(db: Session, item: Item) -> Record:
         raise Conflict("this record is already published", where="record", zh="该表决结果记录已公布")
     rec.published = True
     db.flush()
-    audit.append(db, "record_published", {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)
+    audit.append(db, AuditKind.RECORD_PUBLISHED, {"item_id": item.id, "record_id": rec.id}, sitting_id=item.sitting_id)
     return rec

@@ -29,7 +29,7 @@ from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Round, ScannedPage
 from ballot_service.scan import omr
 from ballot_service.scan.pages import iter_pages
-from ballot_service.vocab import ItemKind, MarkRule
+from ballot_service.vocab import AuditKind, Channel, ItemKind, MarkRule
 
 NOT_ASKED_MARK = "not the asked-for mark ○"
 CENTRE_MAX = 1.0   # mm² of dark ink in a box's middle third: more is a √, × or fill, not a ○
@@ -119,7 +119,7 @@ def submit_marks(db: Session, settings: Settings, sitting, qr_text: str, marks: 
     Commits on SQLite (group commit); elsewhere the caller commits."""
     try:
         receipt = intake.accept(db, settings, intake.SittingRef(sitting.id, sitting.body_id), qr_text, marks,
-                                channel="paper")
+                                channel=Channel.PAPER)
     except ballots.BallotRefused as exc:
         return "refused", f"{exc.reason}: {exc.message}", None
     except BallotError as exc:
@@ -149,8 +149,9 @@ def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading
                        crops=_crops(grey, reading) if status == "queued" else {}, decisions=[], outcome=outcome)
     db.add(page)
     db.flush()
-    audit.append(db, "page_scanned", {"page_id": page.id, "sha256": page.sha256, "status": status,
-                                      "round_id": page.round_id, "session_id": sitting.id, "reasons": page.reasons},
+    audit.append(db, AuditKind.PAGE_SCANNED, {"page_id": page.id, "sha256": page.sha256, "status": status,
+                                              "round_id": page.round_id, "session_id": sitting.id,
+                                              "reasons": page.reasons},
                  sitting_id=sitting.id, timed=False)
     return ScanOutcome(page, receipt)
 
@@ -207,5 +208,5 @@ def discard_images(db: Session, sitting_id: int) -> int:
     for p in pages:
         p.image, p.crops = None, {}
     db.flush()
-    audit.append(db, "scanned_images_discarded", {"count": len(pages)}, sitting_id=sitting_id)
+    audit.append(db, AuditKind.SCANNED_IMAGES_DISCARDED, {"count": len(pages)}, sitting_id=sitting_id)
     return len(pages)

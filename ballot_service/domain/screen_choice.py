@@ -9,8 +9,9 @@ from ballot_service.domain.sittings import get_item, has_result, open_item, requ
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Record, Sitting
 from ballot_service.numbers import is_int
+from ballot_service.vocab import AuditKind, ScreenChoice, values
 
-SCREEN_CHOICES = ("auto", "title", "checkin", "result")
+SCREEN_CHOICES = values(ScreenChoice)
 
 
 def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = None) -> dict:
@@ -23,7 +24,7 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
         raise InvalidInput(f"show must be one of {', '.join(SCREEN_CHOICES)}", where="show",
                            zh="大屏显示内容须为 auto（跟随表决）、title（会标）、checkin（签到情况）或 result（某项结果）")
     data: dict = {"session_id": sitting.id, "show": show}  # session_id: the verifier's 闭会 check
-    if show == "result":
+    if show == ScreenChoice.RESULT:
         if not is_int(item_id):
             raise InvalidInput("item_id (a number) is required to show a result", where="item_id",
                                zh="显示表决结果须指定表决事项")
@@ -48,5 +49,5 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     if voting_now is not None:
         raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
                        where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")
-    audit.append(db, "screen_set", data, sitting_id=sitting.id)
+    audit.append(db, AuditKind.SCREEN_SET, data, sitting_id=sitting.id)
     return data

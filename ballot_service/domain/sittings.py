@@ -16,7 +16,20 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import names
 from ballot_service.models import Attendance, Body, Candidate, Item, Member, Round, Sitting
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ItemKind, MarkRule, values
+from ballot_service.vocab import (
+    ATTENDANCE_PREFIX,
+    AuditKind,
+    Base,
+    Channel,
+    ItemKind,
+    ItemStatus,
+    Majority,
+    MarkRule,
+    Presence,
+    RoundStatus,
+    SittingStatus,
+    values,
+)
 
 MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
 
@@ -29,7 +42,7 @@ def create_body(db: Session, name: str, kind: str) -> Body:
     body = Body(name=name, kind=kind)
     db.add(body)
     db.flush()
-    audit.append(db, "body_created", {"body_id": body.id, "name": body.name, "kind": kind}, body_id=body.id)
+    audit.append(db, AuditKind.BODY_CREATED, {"body_id": body.id, "name": body.name, "kind": kind}, body_id=body.id)
     return body
 
 
@@ -62,7 +75,7 @@ def create_sitting(db: Session, body: Body, name: str) -> Sitting:
     sitting = Sitting(body_id=body.id, name=name)
     db.add(sitting)
     db.flush()
-    audit.append(db, "session_created", {"body_id": body.id, "session_id": sitting.id, "name": sitting.name},
+    audit.append(db, AuditKind.SITTING_CREATED, {"body_id": body.id, "session_id": sitting.id, "name": sitting.name},
                  sitting_id=sitting.id)
     return sitting
 
@@ -108,7 +121,7 @@ def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str) ->
     this check commits before a concurrent session close, never after it."""
     status, closed_at = db.execute(select(Sitting.status, Sitting.closed_at).where(Sitting.id == sitting.id)
                                    .with_for_update(read=True)).one()
-    if status != "open":
+    if status != SittingStatus.OPEN:
         when = f" at {closed_at.isoformat(timespec='seconds')}" if closed_at else ""
         raise Conflict(f"会次已闭会，不能{doing_zh}。Session {sitting.name} was closed{when}: "
                        f"{doing_en} is no longer possible.", where="session")
@@ -121,21 +134,21 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     `session_closed:<id>`) with the body's key, in the same transaction."""
     # Lock the row: a concurrent open, check-in or item creation commits first or sees it closed.
     db.refresh(sitting, with_for_update=True)
-    if sitting.status != "open":
+    if sitting.status != SittingStatus.OPEN:
         when = f" at {sitting.closed_at.isoformat(timespec='seconds')}" if sitting.closed_at else ""
         raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
                        f"closing it again changes nothing.", where="session")
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id).order_by(Item.position)))
-    still_open = [f"《{i.title}》" for i in items if i.status == "open"]
+    still_open = [f"《{i.title}》" for i in items if i.status == ItemStatus.OPEN]
     if still_open:
         raise Conflict(f"表决仍在进行，不能闭会：{'、'.join(still_open)}。"
                        f"Vote on {', '.join(still_open)} is still open; close it before closing the session.",
                        where="items")
     key = keys.body_signing_key(settings, sitting.body_id)  # fails clearly (no key, wrong passphrase) before any change
     by_status = dict(Counter(i.status for i in items))
-    sitting.status, sitting.closed_at = "closed", utcnow()
+    sitting.status, sitting.closed_at = SittingStatus.CLOSED, utcnow()
     db.flush()
-    ev = audit.append(db, "session_closed", {"session_id": sitting.id, "body_id": sitting.body_id,
+    ev = audit.append(db, AuditKind.SITTING_CLOSED, {"session_id": sitting.id, "body_id": sitting.body_id,
                                              "name": sitting.name, "items": by_status},
                       sitting_id=sitting.id)
     cp = audit.checkpoint(db, key, f"session_closed:{sitting.id}", sitting.body_id)
@@ -148,7 +161,7 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
 def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, method: str,
                    terminal_id: int | None = None) -> Attendance:
     """Check a member in (status 'present') or record leave ('leave', 请假)."""
-    if status not in ("present", "leave", "absent"):
+    if status not in values(Presence):
         raise InvalidInput("status must be present, leave or absent", where="status",
                            zh="状态须为 present（签到）、leave（请假）或 absent（缺席）")
     require_open(db, sitting, "签到或请假", "check-in or leave")
@@ -160,10 +173,10 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         # Nothing changes (a tablet checking in again after a reload): write nothing, so no
         # event with a member's name lands in the audit chain between the casts.
         return att
-    open_secret = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open",
+    open_secret = db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == ItemStatus.OPEN,
                                                Item.secret.is_(True)))
-    if open_secret is not None and att is not None and att.status == "present":
-        if status == "present":
+    if open_secret is not None and att is not None and att.status == Presence.PRESENT:
+        if status == Presence.PRESENT:
             return att  # checked in already (by hand, or at another terminal): the ballot went out at opening
         # A ballot holder's leave event in the chain right after a cast would point at that
         # cast. The round's 实到 is fixed at opening anyway, so nothing is lost by waiting.
@@ -180,7 +193,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
         if terminal_id is not None:
             att.terminal_id = terminal_id
     db.flush()
-    audit.append(db, "attendance_" + status,
+    audit.append(db, ATTENDANCE_PREFIX + status,
                  {"session_id": sitting.id, "member_no": member.member_no, "method": method},
                  sitting_id=sitting.id)
     return att
@@ -220,14 +233,14 @@ def attendance_state(db: Session, sitting: Sitting) -> AttendanceState:
 def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
     return list(db.scalars(
         select(Attendance.member_id).join(Member, Member.id == Attendance.member_id)
-        .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+        .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                Member.in_office.is_(True)).order_by(Member.id)))
 
 
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
-                base: str = "members", majority: str = "half", secret: bool = True,
-                channel: str = "terminal", time_limit_s: int | None = None, mark_rule: str = "any",
+                base: str = Base.MEMBERS, majority: str = Majority.HALF, secret: bool = True,
+                channel: str = Channel.TERMINAL, time_limit_s: int | None = None, mark_rule: str = MarkRule.ANY,
                 options: list[dict] | None = None, grading: dict | None = None,
                 office: str | None = None, by_election: bool = False, rule_given: bool = False,
                 ballot_set: str | None = None) -> Item:
@@ -254,10 +267,10 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     item.candidates = [Candidate(key=c["key"], title=c["title"], description=c.get("description"),
                                  office=c.get("office"), position=i) for i, c in enumerate(candidates)]
     # Round 1 exists from the start so paper ballots can be printed before the vote opens.
-    item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status="pending", stage=stage)]
+    item.rounds = [Round(number=1, places=round_places, candidate_keys=keys, status=RoundStatus.PENDING, stage=stage)]
     db.add(item)
     db.flush()
-    audit.append(db, "item_created", item_event(item, scale_rule, stage), sitting_id=sitting.id)
+    audit.append(db, AuditKind.ITEM_CREATED, item_event(item, scale_rule, stage), sitting_id=sitting.id)
     return item
 
 
@@ -276,7 +289,7 @@ def item_event(item: Item, scale_rule: dict, stage: str | None) -> dict:
 
 
 def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, places, base, majority, secret,
-               channel, time_limit_s, mark_rule: str = "any", options=None, grading=None,
+               channel, time_limit_s, mark_rule: str = MarkRule.ANY, options=None, grading=None,
                item_id: int | None = None) -> tuple:
     """Everything create_item checks (also for an edit before opening, item_drafts.edit_item):
     the cleaned (key, title, candidates, places, candidate keys, (options, grading, the
@@ -284,11 +297,11 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
     if kind not in rules.ITEM_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(rules.ITEM_KINDS)}, not {kind!r}", where="kind",
                            zh=f"表决事项类型须为 {'、'.join(rules.ITEM_KINDS)} 之一，不能是 {kind!r}")
-    if channel not in ("terminal", "paper", "tally_sheet", "hybrid"):
+    if channel not in (Channel.TERMINAL, Channel.PAPER, Channel.TALLY_SHEET, Channel.HYBRID):
         raise InvalidInput(f"channel must be terminal, paper, tally_sheet or hybrid, not {channel!r}",
                            where="channel", zh=f"渠道须为 terminal（表决器）、paper（纸质票）、tally_sheet（计票单）"
                                                f"或 hybrid（表决器与纸质票），不能是 {channel!r}")
-    if channel == "hybrid" and not secret:
+    if channel == Channel.HYBRID and not secret:
         # a paper ballot names no member: a named (记名) vote is cast from the member's own tablet
         raise InvalidInput("a hybrid (tablets and paper) vote must be secret", where="channel",
                            zh="表决器与纸质票混合表决只能是无记名投票")
@@ -312,7 +325,7 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
     if db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.key == key, Item.id != (item_id or 0))):
         raise Conflict(f"an item with key {key!r} already exists in this session", where="key",
                        zh=f"本次会议已有编号为“{key}”的表决事项")
-    if kind == "resolution":
+    if kind == ItemKind.RESOLUTION:
         if candidates:
             raise InvalidInput("a resolution has no candidates: its one candidate is the motion",
                                where="candidates", zh="决议表决不设候选项：表决对象就是决议本身")
@@ -330,17 +343,17 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
         if keys.count(c["key"]) > 1:
             raise InvalidInput(f"candidate key {c['key']!r} appears twice", where=f"candidates[{i}].key",
                                zh=f"候选编号“{c['key']}”重复")
-    if kind == "livelihood_projects":
+    if kind == ItemKind.LIVELIHOOD:
         if not is_int(places) or places < 1:
             raise InvalidInput("places (k) must be a whole number >= 1", where="places",
                                zh="应选数 k 须为不小于 1 的整数")
         if places > len(candidates):
             raise InvalidInput(f"places ({places}) exceeds the number of candidates ({len(candidates)})",
                                where="places", zh=f"应选数（{places}）超过候选项目数（{len(candidates)}）")
-    elif kind == "appointment":
+    elif kind == ItemKind.APPOINTMENT:
         places = None
     scale = (None, None, {})
-    if kind == "evaluation":
+    if kind == ItemKind.EVALUATION:
         if places is not None:
             raise InvalidInput("an evaluation rates every subject: it has no places", where="places",
                                zh="满意度测评对每个对象分别测评，不设应选数")
@@ -374,7 +387,7 @@ def _clean_candidate(c, i: int, kind: str) -> dict:
         out["description"] = description
     office = names.check_name(c.get("office"), what="proposed office", required=False,
                               where=f"candidates[{i}].office", max_len=names.CANDIDATE_OFFICE)
-    if office and kind != "appointment":
+    if office and kind != ItemKind.APPOINTMENT:
         raise InvalidInput("only a nominee of an appointment item has a proposed office", where=f"candidates[{i}].office",
                            zh="只有任职票决的被提名人才填写拟任职务")
     if office:
@@ -384,12 +397,13 @@ def _clean_candidate(c, i: int, kind: str) -> dict:
 
 def has_result(item: Item) -> bool:
     """A round of the item has been tallied (or found without quorum): there is a result to show."""
-    return any(r.status == "tallied" and r.result for r in item.rounds)
+    return any(r.status == RoundStatus.TALLIED and r.result for r in item.rounds)
 
 
 def open_item(db: Session, sitting: Sitting) -> Item | None:
     """The sitting's open vote (the first of an open ballot set), if any."""
-    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == "open").order_by(Item.position))
+    return db.scalar(select(Item).where(Item.sitting_id == sitting.id, Item.status == ItemStatus.OPEN)
+                     .order_by(Item.position))
 
 
 def get_item(db: Session, item_id: int) -> Item:

@@ -23,7 +23,7 @@ from ballot_service.models import (
     TallySheet,
     Terminal,
 )
-from ballot_service.vocab import PAPER_CHANNELS
+from ballot_service.vocab import PAPER_CHANNELS, Channel, RoundStatus, TerminalKind
 
 
 def _current(item: Item) -> Round | None:
@@ -66,7 +66,7 @@ def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
 
 def board(db: Session, sitting: Sitting) -> dict:
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
-                                               Item.channel.in_((*PAPER_CHANNELS, "tally_sheet")))
+                                               Item.channel.in_((*PAPER_CHANNELS, Channel.TALLY_SHEET)))
                             .order_by(Item.position, Item.id)))
     out = [item_board(db, it, rnd) if it.channel in PAPER_CHANNELS else sheet_board(db, it, rnd)
            for it in items if (rnd := _current(it)) is not None]
@@ -107,12 +107,12 @@ def count_report(db: Session, sitting: Sitting) -> dict:
     tallied, per candidate), and the tellers registered with this session's stations."""
     items = []
     for it in db.scalars(select(Item).where(Item.sitting_id == sitting.id,
-                                            Item.channel.in_((*PAPER_CHANNELS, "tally_sheet")))
+                                            Item.channel.in_((*PAPER_CHANNELS, Channel.TALLY_SHEET)))
                          .order_by(Item.position, Item.id)):
         rnd = _current(it)
         if rnd is None:
             continue
-        if rnd.result and rnd.status == "tallied":
+        if rnd.result and rnd.status == RoundStatus.TALLIED:
             r = rnd.result
             row = {k: r.get(k, 0) for k in ("issued", "returned", "valid", "invalid", "refused", "rescanned")}
             row["pending"] = 0
@@ -127,7 +127,7 @@ def count_report(db: Session, sitting: Sitting) -> dict:
         items.append({"item_id": it.id, "title": it.title, "round": rnd.number, "status": rnd.status, **row})
     tellers: dict[str, list[str]] = {"counter": [], "scrutineer": [], "chief": []}
     for term in db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id,
-                                                  Terminal.kind == "counting_station", Terminal.revoked_at.is_(None),
+                                                  Terminal.kind == TerminalKind.COUNTING_STATION, Terminal.revoked_at.is_(None),
                                                   Terminal.holder.is_not(None)).order_by(Terminal.id)):
         if term.teller_role in tellers and term.holder not in tellers[term.teller_role]:
             tellers[term.teller_role].append(term.holder)

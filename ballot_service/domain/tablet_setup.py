@@ -20,6 +20,7 @@ from ballot_service.domain import audit, login_limits
 from ballot_service.domain.sittings import open_item
 from ballot_service.errors import Conflict, Forbidden, TooManyRequests
 from ballot_service.models import Attendance, Member, Sitting, Terminal
+from ballot_service.vocab import AuditKind, Presence, TerminalKind
 
 SEEN_EVERY_S = 30  # a tablet's last seen is written at most this often
 ONLINE_S = 15 + SEEN_EVERY_S  # polled within 15 s, give or take one write interval
@@ -60,12 +61,12 @@ def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None) -> 
     """Each present member's tablet (where they checked in, else their seat's), as a vote's
     opening would issue to it (voting._make_eligible): set up and online, or why not."""
     now = now or utcnow()
-    live = list(db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+    live = list(db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
                                                   Terminal.revoked_at.is_(None))))
     by_id, by_seat = {t.id: t for t in live}, {t.seat: t for t in live if t.seat}
     rows = db.execute(select(Member.member_no, Member.name, Member.seat, Attendance.terminal_id)
                       .join(Attendance, Attendance.member_id == Member.id)
-                      .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                      .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                              Member.in_office.is_(True)).order_by(Member.member_no)).all()
     missing = []
     for no, name, seat, checked_at in rows:
@@ -109,4 +110,4 @@ def reset_tablet(db: Session, secret_key: str, sitting: Sitting, terminal_id: in
     term = db.get(Terminal, terminal_id)
     term.set_up_at = term.last_seen_at = None
     db.flush()
-    audit.append(db, "terminal_reset", {"terminal_id": term.id, "name": term.name}, sitting_id=sitting.id)
+    audit.append(db, AuditKind.TERMINAL_RESET, {"terminal_id": term.id, "name": term.name}, sitting_id=sitting.id)

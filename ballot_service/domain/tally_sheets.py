@@ -13,12 +13,12 @@ from ballot_service.domain import audit, evaluation_items
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
-from ballot_service.vocab import TellerRole, label_pair
+from ballot_service.vocab import AuditKind, ItemKind, TellerRole, TerminalKind, label_pair
 
 
 def teller_of(station: Terminal | None) -> tuple[str, str]:
     """(holder, role) of a counting-station credential registered to a teller, else Forbidden."""
-    if station is None or station.kind != "counting_station" or not station.holder \
+    if station is None or station.kind != TerminalKind.COUNTING_STATION or not station.holder \
             or station.teller_role not in (TellerRole.COUNTER, TellerRole.SCRUTINEER):
         raise Forbidden("this counting-station credential is not registered to a teller (counter or "
                         "scrutineer): the secretariat registers each teller's station with their name",
@@ -31,14 +31,14 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     sitting = item.sitting
     holder, role = teller_of(station)
     sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys), present=rnd.present,
-                                options=evaluation_items.option_keys(item.options) if item.kind == "evaluation"
+                                options=evaluation_items.option_keys(item.options) if item.kind == ItemKind.EVALUATION
                                 else None)
     existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id).with_for_update())
     teller = {"teller": holder, "teller_role": role, "terminal_id": station.id}
     if existing is None:
         db.add(TallySheet(round_id=rnd.id, data=sheet_data, entered_by=holder, entered_terminal_id=station.id))
         db.flush()
-        audit.append(db, "tally_sheet_entered", {"item_id": item.id, "round": rnd.number, **teller,
+        audit.append(db, AuditKind.TALLY_SHEET_ENTERED, {"item_id": item.id, "round": rnd.number, **teller,
                                                  "sheet": sheet_data}, sitting_id=sitting.id)
         return "entered"
     if existing.confirmed_by is not None:
@@ -57,7 +57,7 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     existing.confirmed_by, existing.confirmed_at = holder, utcnow()
     existing.confirmed_terminal_id = station.id
     db.flush()
-    audit.append(db, "tally_sheet_confirmed", {"item_id": item.id, "round": rnd.number, **teller},
+    audit.append(db, AuditKind.TALLY_SHEET_CONFIRMED, {"item_id": item.id, "round": rnd.number, **teller},
                  sitting_id=sitting.id)
     return "confirmed"
 

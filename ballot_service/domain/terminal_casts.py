@@ -23,6 +23,7 @@ from ballot_service.db import read_phase
 from ballot_service.domain import ballot_marks, intake, round_facts
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Item, Round, Sitting
+from ballot_service.vocab import Channel
 
 RETRY_ID_MIN, RETRY_ID_MAX = 16, 128
 _RECEIPT_HASH = re.compile(r"[0-9a-f]{64}")
@@ -95,12 +96,12 @@ def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intak
     try:
         ballot = blind_ballots.parse(data)
     except ValueError as exc:
-        job = intake.Job(None, None, data.get("marks"), "terminal", None)
+        job = intake.Job(None, None, data.get("marks"), Channel.TERMINAL, None)
         job.refusal = (None, "malformed", f"the ballot is not a ballot of this service: {exc}")
         return job
     rk = round_key(db, blind_ballots.round_id_of(ballot.round_ref))
     sitting = intake.SittingRef(rk.sitting_id, rk.body_id) if rk is not None else None
-    job = intake.Job(sitting, ballot.as_object(), data.get("marks"), "terminal",
+    job = intake.Job(sitting, ballot.as_object(), data.get("marks"), Channel.TERMINAL,
                      terminal_id if rk is not None and not rk.secret else None)
     job.serial, job.signature, job.msg_prefix, job.retry_hash = ballot.serial, ballot.signature, ballot.prefix, rhash
     job.receipt_hash = receipt

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from ballot_service.db import read_phase, utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
-from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ballot_service.models import Attendance, Member, Sitting, Terminal
-from ballot_service.vocab import TellerRole, values
+from ballot_service.vocab import AuditKind, Presence, TellerRole, TerminalKind, values
 
 
 def credential_hash(credential: str) -> str:
@@ -31,14 +31,14 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
     and `teller_role` (vocab.TellerRole: counter 计票人 or scrutineer 监票人) go together. The
     name on a tally sheet is always the holder of the credential that sent it."""
     require_open(db, sitting, "登记终端", "registering a terminal")
-    if kind not in ("seat", "counting_station"):
+    if kind not in values(TerminalKind):
         raise InvalidInput("kind must be seat or counting_station", where="kind",
                            zh="终端类型须为 seat（表决器）或 counting_station（计票站）")
     if not name:
         raise InvalidInput("terminal name is empty", where="name", zh="终端名称不能为空")
     holder = holder.strip() if isinstance(holder, str) else None
     if holder or teller_role:
-        if kind != "counting_station":
+        if kind != TerminalKind.COUNTING_STATION:
             raise InvalidInput("only a counting station is held by a teller", where="holder",
                                zh="只有计票站才登记计票人或监票人")
         if not holder:
@@ -47,7 +47,7 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
         if teller_role not in values(TellerRole):
             raise InvalidInput("teller_role must be counter, scrutineer or chief", where="teller_role",
                                zh="计票站角色须为 counter（计票人）、scrutineer（监票人）或 chief（总监票人）")
-    if kind == "seat" and seat:
+    if kind == TerminalKind.SEAT and seat:
         _require_roster_seat(db, sitting, seat)
         clash = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.seat == seat,
                                                  Terminal.revoked_at.is_(None)))
@@ -62,7 +62,7 @@ def register_terminal(db: Session, sitting: Sitting, name: str, kind: str,
     event = {"terminal_id": term.id, "name": name, "kind": kind, "seat": seat}
     if term.holder:
         event.update(holder=term.holder, teller_role=term.teller_role)
-    audit.append(db, "terminal_registered", event, sitting_id=sitting.id)
+    audit.append(db, AuditKind.TERMINAL_REGISTERED, event, sitting_id=sitting.id)
     return term, credential
 
 
@@ -78,10 +78,17 @@ def _require_roster_seat(db: Session, sitting: Sitting, seat: str) -> None:
                            zh=f"名册中没有座位 {seat}：请核对座位号；备用表决器不填座位")
 
 
+def get_terminal(db: Session, terminal_id: int) -> Terminal:
+    term = db.get(Terminal, terminal_id)
+    if term is None:
+        raise NotFound(f"no terminal {terminal_id}", where="terminal_id", zh=f"没有编号为 {terminal_id} 的终端")
+    return term
+
+
 def release_terminal(db: Session, term: Terminal) -> None:
     """The secretariat releases a spare seat tablet from the member it checked in, so another
     member can check in there. The member's attendance is unchanged."""
-    if term.kind != "seat":
+    if term.kind != TerminalKind.SEAT:
         raise InvalidInput("only a seat tablet is bound to a member", where="terminal_id",
                            zh="只有表决器才会绑定代表")
     if term.bound_member_id is None:
@@ -90,7 +97,7 @@ def release_terminal(db: Session, term: Terminal) -> None:
     member = db.get(Member, term.bound_member_id)
     term.bound_member_id = None
     db.flush()
-    audit.append(db, "terminal_released", {"terminal_id": term.id, "name": term.name,
+    audit.append(db, AuditKind.TERMINAL_RELEASED, {"terminal_id": term.id, "name": term.name,
                                            "member_no": member.member_no if member else None},
                  sitting_id=term.sitting_id)
 
@@ -148,7 +155,7 @@ def revoke_terminal(db: Session, term: Terminal) -> None:
     if term.revoked_at is None:
         term.revoked_at = utcnow()
         db.flush()
-        audit.append(db, "terminal_revoked", {"terminal_id": term.id, "name": term.name},
+        audit.append(db, AuditKind.TERMINAL_REVOKED, {"terminal_id": term.id, "name": term.name},
                      sitting_id=term.sitting_id)
 
 
@@ -162,7 +169,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
     A member on leave (请假) is changed only by the secretariat, never from a tablet."""
     require_open(db, sitting, "签到", "check-in")
     term = db.get(Terminal, terminal_id, with_for_update=True)
-    if term is None or term.kind != "seat":
+    if term is None or term.kind != TerminalKind.SEAT:
         raise Forbidden("only a seat tablet checks members in", where="terminal",
                         zh="只有表决器可以签到")
     member = find_member(db, sitting.body_id, entered)
@@ -180,7 +187,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
             raise Conflict("this tablet is bound to another member until the secretariat releases it",
                            where="member", zh="本表决器已绑定另一位代表，须由会务工作人员解除绑定后才能换人签到")
         if member.seat:
-            own = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+            own = db.scalar(select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
                                                    Terminal.seat == member.seat, Terminal.revoked_at.is_(None),
                                                    Terminal.id != term.id))
             if own is not None:
@@ -194,13 +201,38 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
                            where="member", zh=f"代表证号 {member.member_no} 已在另一台表决器签到")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
                                              Attendance.member_id == member.id))
-    if att is not None and att.status == "leave":
+    if att is not None and att.status == Presence.LEAVE:
         raise Conflict(f"number {member.member_no} is on leave: only the secretariat changes that",
                        where="member", zh=f"代表证号 {member.member_no} 已请假，须由会务工作人员办理销假后签到")
     if not assigned and term.bound_member_id != member.id:
         term.bound_member_id = member.id
         db.flush()
-        audit.append(db, "terminal_bound", {"terminal_id": term.id, "name": term.name,
+        audit.append(db, AuditKind.TERMINAL_BOUND, {"terminal_id": term.id, "name": term.name,
                                             "member_no": member.member_no}, sitting_id=sitting.id)
-    set_attendance(db, sitting, member, "present", "terminal", terminal_id=term.id)
+    set_attendance(db, sitting, member, Presence.PRESENT, "terminal", terminal_id=term.id)
     return member
+
+
+def register_every_seat(db: Session, sitting: Sitting) -> list:
+    """A seat tablet for every roster seat (else 代表证号) of a member in office that has none:
+    register_terminal's (terminal, credential) for each."""
+    taken = set(db.scalars(select(Terminal.seat).where(Terminal.sitting_id == sitting.id,
+                                                       Terminal.revoked_at.is_(None))))
+    made = []
+    for m in db.scalars(select(Member).where(Member.body_id == sitting.body_id,
+                                             Member.in_office.is_(True)).order_by(Member.seat)):
+        seat = m.seat or m.member_no
+        if seat not in taken:
+            made.append(register_terminal(db, sitting, f"席位 {seat}", TerminalKind.SEAT, seat))
+            taken.add(seat)
+    return made
+
+
+def terminal_list(db: Session, sitting: Sitting) -> tuple[list[Terminal], dict[int, str]]:
+    """A sitting's terminals by id, and who checked in at each tablet (terminal id -> name):
+    attendance names the terminal used."""
+    terminals = list(db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)))
+    checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
+                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
+                                        Attendance.terminal_id.is_not(None))).all())
+    return terminals, checked_in

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.models import Cast, Issuance, Item, Member, Round
+from ballot_service.vocab import Channel
 
 
 def not_voted(db: Session, item: Item, rnd: Round) -> dict:
@@ -15,7 +16,7 @@ def not_voted(db: Session, item: Item, rnd: Round) -> dict:
         return {"count": None, "names": None}
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
     names = None
-    if not item.secret and item.channel == "terminal":
+    if not item.secret and item.channel == Channel.TERMINAL:
         voted = select(Cast.member_id).where(Cast.round_id == rnd.id, Cast.member_id.is_not(None))
         names = list(db.scalars(
             select(Member.name).join(Issuance, Issuance.member_id == Member.id)

@@ -36,7 +36,16 @@ from ballot_service.models import (
     Terminal,
 )
 from ballot_service.numbers import is_int
-from ballot_service.vocab import BLIND_CHANNELS, status_name
+from ballot_service.vocab import (
+    BLIND_CHANNELS,
+    AuditKind,
+    Channel,
+    ItemStatus,
+    Presence,
+    RoundStatus,
+    TerminalKind,
+    status_name,
+)
 
 REFUSAL_REASONS = ("malformed", "forged", "wrong_item", "wrong_round", "unknown", "reused", "spare", "late")
 
@@ -65,7 +74,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     # to commit (and then refuses, the vote being open), or this opening sees the close.
     require_open(db, sitting, "开始表决", "opening a vote")
     rnd = current_round(item)
-    if rnd.status != "pending":
+    if rnd.status != RoundStatus.PENDING:
         zh, en = status_name(rnd.status)
         raise Conflict(f"round {rnd.number} of {item.title} is {en}: only a round not started yet can be opened",
                        where="item", zh=f"《{item.title}》第{rnd.number}轮{zh}，不能开始表决")
@@ -75,7 +84,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
                        zh=f"《{other_open.title}》的表决仍在进行，请先结束该项表决")
     state = attendance_state(db, sitting)
     if not state.quorum_met:
-        audit.append(db, "vote_open_refused", {
+        audit.append(db, AuditKind.VOTE_OPEN_REFUSED, {
             "item_id": item.id, "round": rnd.number, "members": state.members, "present": state.present,
             "quorum_rule": state.quorum_rule, "reason": "quorum_not_met"}, sitting_id=sitting.id)
         err = QuorumNotMet(
@@ -90,7 +99,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     now = now or database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
     rnd.open_override = override
     rnd.members, rnd.present, rnd.quorum_met = state.members, state.present, True
-    rnd.status, rnd.opened_at = "open", now
+    rnd.status, rnd.opened_at = RoundStatus.OPEN, now
     if item.time_limit_s:
         rnd.closes_at = now + dt.timedelta(seconds=item.time_limit_s)
     for reason in REFUSAL_REASONS:
@@ -101,7 +110,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         issuance.start_round_key(db, settings, item, rnd)  # announced before any issuance
         issued = _make_eligible(db, item, rnd)
     db.flush()
-    audit.append(db, "vote_opened", {
+    audit.append(db, AuditKind.VOTE_OPENED, {
         "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
         "present": state.present, "quorum_rule": state.quorum_rule, "channel": item.channel,
         "secret": item.secret, "places": rnd.places, "candidates": rnd.candidate_keys,
@@ -116,7 +125,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
 def _tablets_override(db: Session, item: Item, reason: str | None) -> dict | None:
     """None when every present member has a ready tablet (or the vote is not on tablets);
     else the typed reason with the figures, or a refusal naming who is not ready."""
-    if item.channel != "terminal":
+    if item.channel != Channel.TERMINAL:
         return None
     ready = tablet_setup.readiness(db, item.sitting)
     if ready.ready == ready.present:
@@ -143,7 +152,7 @@ def _claim_open_slot(db: Session, item: Item, ballot: str) -> None:
             if db.get(OpenBallot, item.sitting_id) is None:
                 db.add(OpenBallot(sitting_id=item.sitting_id, ballot=ballot))
                 db.flush()  # first the row the open item points at
-            item.status, item.open_ballot = "open", ballot
+            item.status, item.open_ballot = ItemStatus.OPEN, ballot
             db.flush()
     except IntegrityError:
         raise Conflict("another vote of this session was opened at the same moment; close it first",
@@ -154,7 +163,7 @@ def record_quorum_not_met(db: Session, item: Item) -> dict:
     """The secretariat gives up opening the item for lack of quorum: its round is decided as
     quorum_not_met. Refused once the round has opened, or while the quorum is met."""
     rnd = current_round(item)
-    if rnd.status != "pending":
+    if rnd.status != RoundStatus.PENDING:
         raise Conflict("only a round that has not opened can be recorded as quorum_not_met", where="item",
                        zh="只有尚未开始的表决才能记录为不足法定人数")
     state = attendance_state(db, item.sitting)
@@ -169,13 +178,13 @@ def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
     RULES fallback)."""
     sitting = item.sitting
     terminals_by_seat = {t.seat: t for t in db.scalars(
-        select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == "seat",
+        select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
                                Terminal.revoked_at.is_(None)))}
     live = {t.id: t for t in terminals_by_seat.values()}
     rows = db.execute(
         select(Member.id, Member.seat, Attendance.terminal_id)
         .join(Attendance, Attendance.member_id == Member.id)
-        .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+        .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                Member.in_office.is_(True))).all()
     eligible = 0
     taken: set[int] = set()
@@ -190,11 +199,11 @@ def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
 
 
 def issued_count(db: Session, item: Item, rnd: Round) -> int:
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         return blind_signatures(db, rnd)
-    if item.channel == "paper":
+    if item.channel == Channel.PAPER:
         return paper_handed_out(db, rnd)
-    if item.channel == "hybrid":
+    if item.channel == Channel.HYBRID:
         return blind_signatures(db, rnd) + paper_handed_out(db, rnd)
     return 0  # tally sheet: the tellers' figure, taken at tally
 
@@ -214,19 +223,19 @@ def paper_handed_out(db: Session, rnd: Round) -> int:
 def close_round(db: Session, settings: Settings, item: Item) -> Round:
     """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
     rnd = current_round(item)
-    if rnd.status != "open":
+    if rnd.status != RoundStatus.OPEN:
         raise Conflict(f"round {rnd.number} of {item.title} is not open", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮不在表决中，无法结束表决")
     scan_queue.require_none_pending(db, item, rnd, "close the vote", "结束表决")
     # Lock the round row so a cast in flight either commits before or sees 'closed'.
     db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
-    rnd.status, rnd.closed_at = "closed", utcnow()
+    rnd.status, rnd.closed_at = RoundStatus.CLOSED, utcnow()
     rnd.issued = issued_count(db, item, rnd)
     if item.channel in BLIND_CHANNELS:
         issuance.forget_round_key(rnd)  # the private key does not survive the close
     if item.secret:  # SQLite: where a cast sits in its page no longer follows arrival (db/wal.py)
         rewrite_in_key_order(db, Cast.__table__, Cast.__table__.c.round_id == rnd.id)
-    item.status, item.open_ballot = "closed", None
+    item.status, item.open_ballot = ItemStatus.CLOSED, None
     db.flush()
     if open_item(db, item.sitting) is None:  # the last of its ballot set: nothing is open now
         db.execute(delete(OpenBallot).where(OpenBallot.sitting_id == item.sitting_id))
@@ -240,15 +249,15 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     closed = {"item_id": item.id, "round": rnd.number, "round_id": rnd.id, "issued": rnd.issued, "returned": returned, "refused": refused,
               "ballots_commitment": ballots_commitment((c.serial, c.submission_digest, c.member_id) for c in accepted),
               "receipts_commitment": receipts_commitment(c.receipt for c in accepted)}
-    if item.channel == "terminal":
+    if item.channel == Channel.TERMINAL:
         closed["blind_signatures"] = rnd.issued
         closed["replacements"] = rnd.replacements or 0
-    if item.channel == "hybrid":  # I and R by channel: I = signatures + paper handed out, R likewise
+    if item.channel == Channel.HYBRID:  # I and R by channel: I = signatures + paper handed out, R likewise
         closed["blind_signatures"] = blind_signatures(db, rnd)
         closed["paper_handed_out"] = rnd.issued - closed["blind_signatures"]
         closed["replacements"] = rnd.replacements or 0
         closed["returned_by_channel"] = returned_by_channel(c.channel for c in accepted)
-    audit.append(db, "vote_closed", closed, sitting_id=item.sitting_id)
+    audit.append(db, AuditKind.VOTE_CLOSED, closed, sitting_id=item.sitting_id)
     body_id = item.sitting.body_id
     audit.checkpoint(db, keys.body_signing_key(settings, body_id), f"vote_closed:{item.id}:{rnd.number}", body_id)
     checkpoint_wal_after_commit(db)  # SQLite: the WAL's frames (arrival order) go with the close
@@ -279,7 +288,7 @@ def extend_round(db: Session, item: Item, minutes: int) -> Round:
         raise InvalidInput(f"minutes must be a whole number from 1 to {MAX_EXTENSION_MINUTES}", where="minutes",
                            zh=f"延长时间须为 1 到 {MAX_EXTENSION_MINUTES} 分钟的整数")
     rnd = current_round(item)
-    if rnd.status != "open":
+    if rnd.status != RoundStatus.OPEN:
         zh, en = status_name(rnd.status)
         raise Conflict(f"{item.title}: round {rnd.number} is {en}; only an open vote can be extended", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮{zh}：只有进行中的表决可以延长时间")
@@ -287,7 +296,7 @@ def extend_round(db: Session, item: Item, minutes: int) -> Round:
     now = database_now(db)
     rnd.closes_at = max(rnd.closes_at or now, now) + dt.timedelta(minutes=minutes)
     db.flush()
-    audit.append(db, "vote_time_extended", {"item_id": item.id, "round": rnd.number, "minutes": minutes,
+    audit.append(db, AuditKind.VOTE_TIME_EXTENDED, {"item_id": item.id, "round": rnd.number, "minutes": minutes,
                                             "closes_at": rnd.closes_at.isoformat()}, sitting_id=item.sitting_id)
     return rnd
 

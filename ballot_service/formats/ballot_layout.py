@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
+from ballot_service.vocab import ELECTRONIC_MARKS
+
 LAYOUT_VERSION = 1
 LAYOUT_FOR_FORMAT = {1: 1}  # signed payload "v" -> layout version
 
@@ -33,7 +35,7 @@ TABLE_TOP = TOP + 8 + 11 + 9 + 5 * MAX_NOTE_LINES + 4   # heading, title, label,
 MAX_ROWS = 32
 MIN_ROW_H, MAX_ROW_H = 5.0, 12.0
 
-MARKS = ("for", "against", "abstain")
+MARKS = ELECTRONIC_MARKS
 MARK_LABELS = {"for": "赞成", "against": "反对", "abstain": "弃权"}
 # An evaluation (满意度测评) has a column per option instead (its option keys, best first): the
 # reader gets them from the item as it gets the candidates. Narrower boxes past three columns.

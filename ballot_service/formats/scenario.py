@@ -11,6 +11,16 @@ import jsonschema
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
 from ballot_service.rules.evaluation import RESERVED_KEYS, SATISFACTION_OPTIONS, SATISFACTION_TITLES
+from ballot_service.vocab import (
+    Base,
+    BodyKind,
+    Channel,
+    ItemKind,
+    Majority,
+    Mark,
+    Office,
+    values,
+)
 
 DEFAULT_OPTIONS = [{"key": k, "title": SATISFACTION_TITLES[k]} for k in SATISFACTION_OPTIONS]
 
@@ -30,7 +40,7 @@ _candidates = {"type": "array", "items": {
     "properties": {"key": {"type": "string", "minLength": 1}, "title": {"type": "string"},
                    "description": {"type": "string"}}}}
 _counts = {"type": "object", "additionalProperties": False, "required": ["for", "against", "abstain"],
-           "properties": {m: {"type": "integer", "minimum": 0} for m in ("for", "against", "abstain", "void")}}
+           "properties": {m: {"type": "integer", "minimum": 0} for m in values(Mark)}}
 # an evaluation's sheet: a count per option, abstain and void (checked per item, _check_evaluation)
 _evaluation_counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
 _option = {"type": "object", "additionalProperties": False, "required": ["key", "title"],
@@ -42,7 +52,7 @@ SCHEMA = {
         "format": {"const": "ballot-scenario/1"},
         "body": {"type": "object", "additionalProperties": False, "required": ["name", "kind"],
                  "properties": {"name": {"type": "string", "minLength": 1},
-                                "kind": {"enum": ["congress", "standing_committee"]}}},
+                                "kind": {"enum": [*values(BodyKind)]}}},
         "session": {"type": "object", "additionalProperties": False, "required": ["name"],
                     "properties": {"name": {"type": "string", "minLength": 1}}},
         "roster": {"oneOf": [
@@ -58,16 +68,16 @@ SCHEMA = {
             "type": "object", "additionalProperties": False, "required": ["key", "kind", "title"],
             "properties": {
                 "key": {"type": "string", "minLength": 1},
-                "kind": {"enum": ["livelihood_projects", "appointment", "resolution", "evaluation", "election"]},
+                "kind": {"enum": [*values(ItemKind)]},
                 "title": {"type": "string", "minLength": 1},
                 "secret": {"type": "boolean"},
-                "channel": {"enum": ["terminal", "paper", "tally_sheet"]},
+                "channel": {"enum": [*values(Channel)]},
                 "places": {"type": "integer", "minimum": 1},
                 "candidates": _candidates,
                 "options": {"type": "array", "minItems": 2, "items": _option},
                 "rule": {"type": "object", "additionalProperties": False, "properties": {
-                    "base": {"enum": ["members", "present", "valid"]},
-                    "majority": {"enum": ["half", "two_thirds"]}}},
+                    "base": {"enum": [*values(Base)]},
+                    "majority": {"enum": [*values(Majority)]}}},
                 "present": _present,
                 "issued": {"type": "integer", "minimum": 0},
                 "ballots": {"type": "array", "items": _ballot},
@@ -80,7 +90,7 @@ SCHEMA = {
                                              "anyOf": [_counts, _evaluation_counts]}}}},
                 "runoff": {"type": "object", "additionalProperties": False, "required": ["ballots"],
                            "properties": {"present": _present, "ballots": {"type": "array", "items": _ballot}}},
-                "office": {"enum": ["principal", "vice", "committee_member", "deputy_higher"]},
+                "office": {"enum": [*values(Office)]},
                 "by_election": {"type": "boolean"},
                 "another": {"type": "object", "additionalProperties": False, "required": ["ballots"],
                             "properties": {"candidates": _candidates, "present": _present,
@@ -138,7 +148,7 @@ def _check_meaning(s: dict) -> None:
         if item["key"] in keys:
             raise InvalidInput(f"duplicate item key {item['key']!r}", where=f"{at}.key")
         keys.add(item["key"])
-        if item["kind"] == "resolution":
+        if item["kind"] == ItemKind.RESOLUTION:
             if "candidates" in item:
                 raise InvalidInput("a resolution has no candidates (its one candidate is 'motion')",
                                    where=f"{at}.candidates")
@@ -147,15 +157,15 @@ def _check_meaning(s: dict) -> None:
             if not item.get("candidates"):
                 raise InvalidInput("candidates are required", where=f"{at}.candidates")
             cands = [c["key"] for c in item["candidates"]]
-        with_places = ("livelihood_projects", "election")
+        with_places = (ItemKind.LIVELIHOOD, ItemKind.ELECTION)
         if item["kind"] in with_places and "places" not in item:
             raise InvalidInput(f"places is required for {item['kind']}", where=f"{at}.places")
         if item["kind"] not in with_places and "places" in item:
             raise InvalidInput("places is only for livelihood_projects and election", where=f"{at}.places")
         _check_election_fields(item, at)
-        channel = item.get("channel", "terminal")
+        channel = item.get("channel", Channel.TERMINAL)
         marks = _marks_of(item, at)
-        if channel == "tally_sheet":
+        if channel == Channel.TALLY_SHEET:
             if "sheet" not in item:
                 raise InvalidInput("a tally_sheet item needs a sheet", where=f"{at}.sheet")
             if "ballots" in item:
@@ -164,11 +174,11 @@ def _check_meaning(s: dict) -> None:
                 if k not in cands:
                     raise InvalidInput(f"{k!r} is not a candidate", where=f"{at}.sheet.counts.{k}")
                 for m in c:
-                    if m not in (marks if item["kind"] == "evaluation" else ("for", "against", "abstain", "void")):
+                    if m not in (marks if item["kind"] == ItemKind.EVALUATION else values(Mark)):
                         raise InvalidInput(f"{m!r} is not a count of this item", where=f"{at}.sheet.counts.{k}.{m}")
         elif "sheet" in item:
             raise InvalidInput("only tally_sheet items have a sheet", where=f"{at}.sheet")
-        if "issued" in item and channel != "paper":
+        if "issued" in item and channel != Channel.PAPER:
             raise InvalidInput("issued is for paper items only", where=f"{at}.issued")
         if "present" in item:
             _check_present(item["present"], known, f"{at}.present", len(ids))
@@ -184,7 +194,7 @@ def _check_meaning(s: dict) -> None:
                 for j, b in enumerate(part.get("ballots", [])):
                     _check_ballot(b, keys_after, channel, f"{at}.{ballots_at}.ballots[{j}]", marks)
         if "runoff" in item:
-            if item["kind"] not in ("livelihood_projects", "election"):
+            if item["kind"] not in (ItemKind.LIVELIHOOD, ItemKind.ELECTION):
                 raise InvalidInput("only livelihood_projects have runoffs", where=f"{at}.runoff")
             if "present" in item["runoff"]:
                 _check_present(item["runoff"]["present"], known, f"{at}.runoff.present", len(ids))
@@ -194,21 +204,21 @@ def _check_meaning(s: dict) -> None:
 
 def _marks_of(item: dict, at: str) -> tuple[str, ...]:
     """The marks a ballot of this item may carry: an evaluation's option keys (FORMAT.md), else 赞成/反对."""
-    if item["kind"] != "evaluation":
+    if item["kind"] != ItemKind.EVALUATION:
         if "options" in item:
             raise InvalidInput("options are for evaluation items only", where=f"{at}.options")
-        return ("for", "against", "abstain", "void")
+        return values(Mark)
     keys = [o["key"] for o in item.get("options", DEFAULT_OPTIONS)]
     for j, k in enumerate(keys):
         if k in RESERVED_KEYS or keys.count(k) > 1:
             raise InvalidInput(f"option key {k!r} is reserved or repeated", where=f"{at}.options[{j}].key")
-    if item.get("rule", {}).get("majority", "half") != "half":
+    if item.get("rule", {}).get("majority", Majority.HALF) != Majority.HALF:
         raise InvalidInput("an evaluation grades by more than half", where=f"{at}.rule.majority")
-    return (*keys, "abstain", "void")
+    return (*keys, Mark.ABSTAIN, Mark.VOID)
 
 
 def _check_election_fields(item: dict, at: str) -> None:
-    election = item["kind"] == "election"
+    election = item["kind"] == ItemKind.ELECTION
     for name in ("office", "by_election", "another"):
         if name in item and not election:
             raise InvalidInput(f"{name} is for election items only", where=f"{at}.{name}")
@@ -229,9 +239,9 @@ def _check_ballot(b: dict, cands: list[str], channel: str, at: str, allowed: tup
             raise InvalidInput(f"{k!r} is not a candidate of this item", where=f"{at}.marks.{k}")
         if v not in allowed:
             raise InvalidInput(f"{v!r} is not one of {', '.join(allowed)}", where=f"{at}.marks.{k}")
-        if v == "void" and channel != "paper":
+        if v == Mark.VOID and channel != Channel.PAPER:
             raise InvalidInput("'void' marks exist only on paper", where=f"{at}.marks.{k}")
-    if b.get("spare") and channel != "paper":
+    if b.get("spare") and channel != Channel.PAPER:
         raise InvalidInput("spare ballots exist only on paper", where=f"{at}.spare")
     if sum(bool(b.get(f)) for f in ("forged", "reuse", "spare")) > 1:
         raise InvalidInput("a ballot is at most one of forged, reuse, spare", where=at)

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ballot_service.db import Base, UTCDateTime, utcnow
-from ballot_service.vocab import nominee_label
+from ballot_service.vocab import ItemStatus, Majority, MarkRule, RoundStatus, SittingStatus, nominee_label
 
 
 class Body(Base):
@@ -44,7 +44,7 @@ class Sitting(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     body_id: Mapped[int] = mapped_column(ForeignKey("bodies.id"))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    status: Mapped[str] = mapped_column(String(16), default=SittingStatus.OPEN)  # open | closed
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -152,15 +152,15 @@ class Item(Base):
     title: Mapped[str] = mapped_column(String(500))
     places: Mapped[int | None] = mapped_column(Integer)
     base: Mapped[str] = mapped_column(String(16), default="members")
-    majority: Mapped[str] = mapped_column(String(16), default="half")
+    majority: Mapped[str] = mapped_column(String(16), default=Majority.HALF)
     secret: Mapped[bool] = mapped_column(Boolean, default=True)
     channel: Mapped[str] = mapped_column(String(16), default="terminal")
     # draft | open | closed | decided | void | runoff_pending | quorum_not_met
-    status: Mapped[str] = mapped_column(String(32), default="draft")
+    status: Mapped[str] = mapped_column(String(32), default=ItemStatus.DRAFT)
     position: Mapped[int] = mapped_column(Integer, default=0)
     time_limit_s: Mapped[int | None] = mapped_column(Integer)
     # paper: what counts as a mark (MarkRule): any clear mark, or only the asked-for ○
-    mark_rule: Mapped[str] = mapped_column(String(16), default="any", server_default=text("'any'"))
+    mark_rule: Mapped[str] = mapped_column(String(16), default=MarkRule.ANY, server_default=text(f"'{MarkRule.ANY}'"))
     # evaluation items only (RULES.md §5.5): the options best first, [{"key", "title"}], and
     # how grades are given, {"by": "majority"} or {"by": "rate_thresholds", "steps": [[option, hundredths], …]}.
     options: Mapped[list | None] = mapped_column(JSON)
@@ -226,7 +226,7 @@ class Round(Base):
     candidate_keys: Mapped[list] = mapped_column(JSON)
     stage: Mapped[str | None] = mapped_column(String(16))  # elections: vocab.ElectionStage
     # vocab.RoundStatus: pending | open | closed | tallied
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=RoundStatus.PENDING)
     members: Mapped[int | None] = mapped_column(Integer)  # N, frozen at opening
     present: Mapped[int | None] = mapped_column(Integer)  # P, frozen at opening
     quorum_met: Mapped[bool | None] = mapped_column(Boolean)

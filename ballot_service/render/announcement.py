@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ballot_service.render import election_announcement, evaluation_text
-from ballot_service.vocab import Channel, ItemKind, label, nominee_label
+from ballot_service.vocab import BodyKind, Channel, ItemKind, ItemStatus, label, nominee_label
 
 
 def announcement(content: dict) -> str:
@@ -29,7 +29,7 @@ def sentences(content: dict) -> list[str]:
     if content["item"]["kind"] == ItemKind.ELECTION:
         return election_announcement.announcement(content).split("\n")
     body_kind = content["body"]["kind"]
-    who = "代表" if body_kind == "congress" else "组成人员"
+    who = "代表" if body_kind == BodyKind.CONGRESS else "组成人员"
     r = content["result"]
     item = content["item"]
     titles = {c["key"]: nominee_label(c["title"], c.get("office")) for c in item["candidates"]}
@@ -37,7 +37,7 @@ def sentences(content: dict) -> list[str]:
     evaluation = item["kind"] == ItemKind.EVALUATION
     heading = evaluation_text.heading(item) if evaluation else item["title"]
     lines = [f"本次会议应到{who}{r['members']}名，实到{r['present']}名，{quorum}。"]
-    if r["status"] == "quorum_not_met":
+    if r["status"] == ItemStatus.QUORUM_NOT_MET:
         lines.append(f"《{item['title']}》不能进行表决。")
         return lines
     if item.get("channel") == Channel.TERMINAL:
@@ -49,7 +49,7 @@ def sentences(content: dict) -> list[str]:
             counts += f"；另有{r['refused']}次提交不是有效选票，已拒收"
         lines.append(counts + "。")
         lines += election_announcement.not_issued_sentence(item, r, who)
-        if r["status"] == "void":
+        if r["status"] == ItemStatus.VOID:
             lines.append("本次表决无效，应当重新表决。")
             return lines
     else:
@@ -62,28 +62,28 @@ def sentences(content: dict) -> list[str]:
         split = channel_split(content)
         if split:
             lines.append(split + "。")
-        if r["status"] == "void":
+        if r["status"] == ItemStatus.VOID:
             lines.append("收回票数多于发出票数，本次表决无效，应当重新表决。")
             return lines
         lines.append(f"收回票数不多于发出票数，本次{label(item['kind'], enum=ItemKind)}有效。")
-    if item["kind"] == "resolution":
+    if item["kind"] == ItemKind.RESOLUTION:
         c = r["candidates"][0]
         lines.append(f"赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
                      f"{'通过' if r['passed'] else '未通过'}。")
     elif evaluation:
         lines.append(evaluation_text.results_sentence(content))
-    elif item["kind"] == "appointment":
+    elif item["kind"] == ItemKind.APPOINTMENT:
         for c in r["candidates"]:
             lines.append(f"{titles[c['key']]}：赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
                          f"{'通过' if c['passed'] else '未通过'}。")
     else:
-        if r.get("status") == "runoff_pending":
+        if r.get("status") == ItemStatus.RUNOFF_PENDING:
             tied = "、".join(titles[k] for k in r.get("tied", []))
             lines.append(f"{tied}得票相等，需再次投票。")
         elif r.get("selected"):
             chosen = "、".join(titles[k] for k in r["selected"])
             lines.append(f"得赞成票超过全体{who}半数、按得票多少确定的民生实事项目为：{chosen}。")
         shortfall = (item.get("places") or 0) - len(r.get("selected", []))
-        if r["status"] == "decided" and shortfall > 0:
+        if r["status"] == ItemStatus.DECIDED and shortfall > 0:
             lines.append(f"通过项目少于应选{item['places']}项，差{shortfall}项。")
     return lines

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ballot_service import rules
-from ballot_service.vocab import ElectionStage, label
+from ballot_service.vocab import BodyKind, ElectionStage, ItemStatus, label
 
 WRITE_IN = "write_in:"
 
@@ -40,7 +40,7 @@ def office_of(title: str) -> str:
 
 def announcement(content: dict) -> str:
     item, final = content["item"], content["result"]
-    who = "代表" if content["body"]["kind"] == "congress" else "组成人员"
+    who = "代表" if content["body"]["kind"] == BodyKind.CONGRESS else "组成人员"
     titles = names_of(item)
     office = office_of(item["title"])
     paragraphs = []
@@ -48,7 +48,7 @@ def announcement(content: dict) -> str:
         # each round its own paragraph
         paragraphs.append(_round(rnd["result"], who, titles, office, not_issued_sentence(item, rnd["result"], who)))
     places = item.get("places") or 0
-    if final["status"] == "decided" and final.get("unfilled"):
+    if final["status"] == ItemStatus.DECIDED and final.get("unfilled"):
         paragraphs.append(f"本次选举应选{places}名，已选出{places - final['unfilled']}名，"
                           f"尚缺{final['unfilled']}名，另行选举。")
     return "\n".join(paragraphs)
@@ -66,11 +66,11 @@ def _round(r: dict, who: str, titles: dict[str, str], office: str, apart: list[s
     stage = r.get("stage") or ElectionStage.FIRST
     head = "本次选举" if stage == ElectionStage.FIRST else f"{label(stage, enum=ElectionStage)}："
     text = f"{head}应到{who}{r['members']}人，实到{r['present']}人"
-    if r["status"] == "quorum_not_met":
+    if r["status"] == ItemStatus.QUORUM_NOT_MET:
         return text + "，不足法定人数，不能进行选举。"
     text += (f"，发出选票{r['issued']}张，收回{r['returned']}张，其中有效票{r['valid']}张，"
              f"无效票{r['invalid']}张。") + "".join(apart)
-    if r["status"] == "void":
+    if r["status"] == ItemStatus.VOID:
         return text + "收回选票数多于发出选票数，选举无效，应当重新进行选举。"
     text += f"收回选票数{'等于' if r['returned'] == r['issued'] else '少于'}发出选票数，选举有效。"
     people = [*r["candidates"], *({"key": WRITE_IN + w["name"], **w} for w in r.get("write_ins", []))]
@@ -89,7 +89,7 @@ def _round(r: dict, who: str, titles: dict[str, str], office: str, apart: list[s
             else:
                 why = ""
             text += f"{name}{written}得票{p['for']}票，{why}未当选。"
-    if r["status"] == "runoff_pending":
+    if r["status"] == ItemStatus.RUNOFF_PENDING:
         tied = "、".join(person_name(k, titles) for k in r["tied"])
         text += f"{tied}得票相等，就{r['runoff_places']}个名额再次投票，以得票多的当选。"
     if r["elected"]:

@@ -4,7 +4,7 @@ round's table (得票 / 当选 / 未当选, 另选他人 rows) under its own hea
 from __future__ import annotations
 
 from ballot_service.render.election_announcement import WRITE_IN, person_name
-from ballot_service.vocab import ElectionStage, Office, label
+from ballot_service.vocab import ElectionStage, ItemStatus, Office, label
 
 
 def pass_text(who: str) -> str:
@@ -39,7 +39,7 @@ def round_of(content: dict, cands: list[dict]) -> dict:
 
 def candidate_rows(res: dict, titles: dict[str, str]) -> tuple[list[list[str]], tuple, tuple]:
     status = res.get("status")
-    counted = status != "quorum_not_met"
+    counted = status != ItemStatus.QUORUM_NOT_MET
     rows = [["序号", "候选人", "得票", "反对", "弃权", "无效", "过半数", "结果"]]
     tied = set(res.get("tied") or [])
     people = list(res.get("candidates", [])) + [
@@ -50,8 +50,8 @@ def candidate_rows(res: dict, titles: dict[str, str]) -> tuple[list[list[str]], 
         nums = [("—" if p.get(f) is None else str(p[f])) if counted else "—"
                 for f in ("for", "against", "abstain", "void")]
         half = {True: "是", False: "否", None: "—"}[p.get("passed")]
-        if status in ("void", "quorum_not_met"):
-            outcome = "无效" if status == "void" else "未表决"
+        if status in (ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET):
+            outcome = "无效" if status == ItemStatus.VOID else "未表决"
         elif p["key"] in tied:
             outcome = "待再次投票"
         else:
@@ -64,8 +64,8 @@ def conclusion(result: dict, item: dict, titles: dict[str, str]) -> list[str]:
     lines = []
     if result["elected"]:
         lines.append("当选（按当选顺序）：" + "、".join(person_name(k, titles) for k in result["elected"]))
-    if result["status"] == "runoff_pending":
+    if result["status"] == ItemStatus.RUNOFF_PENDING:
         lines.append("得票相等、需再次投票：" + "、".join(person_name(k, titles) for k in result.get("tied", [])))
-    if result["status"] == "decided" and result.get("unfilled"):
+    if result["status"] == ItemStatus.DECIDED and result.get("unfilled"):
         lines.append(f"应选{item.get('places')}名，尚缺{result['unfilled']}名，应当另行选举。")
     return lines or ["无人当选。"]

@@ -4,6 +4,7 @@ record's content (or a result in the same shape) and never from the database."""
 from __future__ import annotations
 
 from ballot_service.rules.evaluation import GRADE_BY_RATE, SATISFACTION_OPTIONS, SATISFACTION_TITLES
+from ballot_service.vocab import ItemStatus
 
 # An item titled "…满意度测评" is read "对…进行满意度测评" (宁国, 镇海 wording).
 _ACTS = ("满意度测评", "工作评议", "述职评议", "测评", "评议")
@@ -85,7 +86,7 @@ def table_rows(content: dict, cands: list[dict], status: str) -> tuple[list[list
     item = content["item"]
     titles = {c["key"]: c["title"] for c in item["candidates"]}
     opts = options_of(item)
-    counted = status != "quorum_not_met"
+    counted = status != ItemStatus.QUORUM_NOT_MET
     rows = [["序号", "测评对象", *(o["title"] for o in opts), "弃权", "无效", rate_name(item), "等次"]]
     for i, c in enumerate(cands, 1):
         nums = [str(c.get(k, 0)) if counted else "—" for k in (*(o["key"] for o in opts), "abstain", "void")]

@@ -35,7 +35,7 @@ from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import serial_short, token_to_text
 from ballot_service.render import qr
 from ballot_service.render.fonts import find_font
-from ballot_service.vocab import BALLOT_HEADINGS, ItemKind
+from ballot_service.vocab import BALLOT_HEADINGS, ElectionStage, ItemKind
 
 PAGES_PER_FILE = 500
 MAX_CANDIDATES_PER_PAGE = 32
@@ -47,7 +47,7 @@ class BallotLayout:
     """Everything printed on every ballot of a batch (all but the QR code and serial)."""
 
     body_name: str
-    session_name: str
+    sitting_name: str
     item_title: str
     kind: str
     round_number: int
@@ -68,14 +68,15 @@ class BallotLayout:
         places = round_.places if round_.places is not None else item.places
         marks = {"marks": tuple((o["key"], o["title"]) for o in item.options)} \
             if item.kind == ItemKind.EVALUATION and item.options else {}
-        written = places if item.kind == ItemKind.ELECTION and round_.stage in ("first", "another") else 0
-        return cls(body_name=item.sitting.body.name, session_name=item.sitting.name, item_title=item.title,
+        writes_in = item.kind == ItemKind.ELECTION and round_.stage in (ElectionStage.FIRST, ElectionStage.ANOTHER)
+        written = places if writes_in else 0
+        return cls(body_name=item.sitting.body.name, sitting_name=item.sitting.name, item_title=item.title,
                    kind=item.kind, round_number=round_.number, candidates=tuple(titles.get(k, k) for k in keys),
                    places=places, key_fingerprint=key_fingerprint, secret=bool(item.secret),
                    write_in_lines=bl.write_in_rows_for(written, len(keys)), **marks)
 
     def heading(self) -> str:
-        return f"{self.body_name}{self.session_name}"
+        return f"{self.body_name}{self.sitting_name}"
 
     def ballot_label(self) -> str:
         label = BALLOT_HEADINGS.get(self.kind, ("表 决 票", "项目"))[0]

@@ -14,6 +14,7 @@ from fpdf.enums import WrapMode
 from ballot_service.render import evaluation_text, qr
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
+from ballot_service.vocab import ItemKind, ItemStatus
 
 _FONT = "zh"
 MARGIN = 22.0
@@ -36,20 +37,20 @@ def notice(content: dict) -> dict:
     body, item, r = content["body"], content["item"], content["result"]
     titles = {c["key"]: c["title"] for c in item["candidates"]}
     kind, date = item["kind"], _date(content)
-    act = "测评" if kind == "evaluation" else "表决"
+    act = "测评" if kind == ItemKind.EVALUATION else "表决"
     intro = (f"{body['name']}{content['session']['name']}{('于' + date) if date else ''}对"
              f"《{item['title']}》进行了{'无记名投票' if item.get('secret', True) else '记名投票'}{act}。"
              f"应到{r['members']}名，实到{r['present']}名。现将结果公告如下：")
     lines: list[str] = []
-    if r["status"] == "quorum_not_met":
+    if r["status"] == ItemStatus.QUORUM_NOT_MET:
         lines.append("出席人数不符合法定人数，未进行表决。")
-    elif r["status"] == "void":
+    elif r["status"] == ItemStatus.VOID:
         lines.append("收回票数多于发出票数，本次表决无效，将重新表决。")
-    elif kind == "livelihood_projects":
+    elif kind == ItemKind.LIVELIHOOD:
         by_for = {c["key"]: c["for"] for c in r["candidates"]}
         lines.append(f"票决产生民生实事项目{len(r['selected'])}项（按得票多少排序）：")
         lines += [f"{i}. {titles[k]}（赞成{by_for[k]}票）" for i, k in enumerate(r["selected"], 1)]
-    elif kind == "evaluation":
+    elif kind == ItemKind.EVALUATION:
         descs = {c["key"]: c.get("description") for c in item["candidates"]}
         rate = evaluation_text.rate_name(item)
         for i, c in enumerate(r["candidates"], 1):
@@ -57,7 +58,7 @@ def notice(content: dict) -> dict:
                    f"{rate}{c['rate'] + '%' if c.get('rate') is not None else '无'}，" \
                    f"测评等次为{evaluation_text.option_title(item, c.get('grade'))}。"
             lines.append(line + (f"（{descs[c['key']]}）" if descs.get(c["key"]) else ""))
-    elif kind == "appointment":
+    elif kind == ItemKind.APPOINTMENT:
         lines += [f"{i}. {titles[c['key']]}：赞成{c['for']}票，反对{c['against']}票，弃权{c['abstain']}票，"
                   f"{'通过' if c['passed'] else '未通过'}。" for i, c in enumerate(r["candidates"], 1)]
     else:

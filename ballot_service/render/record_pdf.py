@@ -22,7 +22,7 @@ from ballot_service.render.announcement import announcement, channel_split
 from ballot_service.render.fonts import find_font
 from ballot_service.render.linebreak import unbroken_lines
 from ballot_service.render.record_text import beijing_time, pass_text, quorum_text, titles_of
-from ballot_service.vocab import Channel, ItemKind, label, record_name
+from ballot_service.vocab import Channel, ItemKind, ItemStatus, label, record_name
 
 _FONT = "zh"
 _MONO = "Courier"
@@ -128,9 +128,9 @@ class _Writer:
     def banner(self) -> None:
         r, pdf = self.r, self.pdf
         text = STATUS_TEXT.get(r["status"], r["status"])
-        if r["status"] == "runoff_pending":
+        if r["status"] == ItemStatus.RUNOFF_PENDING:
             text += "：" + "、".join(self.titles.get(k, k) for k in r.get("tied", []))
-        alert = r["status"] != "decided"
+        alert = r["status"] != ItemStatus.DECIDED
         pdf.set_font(_FONT, size=12 if alert else 10.5)
         pdf.set_fill_color(*(ALERT if alert else GREY))
         pdf.set_draw_color(180, 40, 40) if alert else pdf.set_draw_color(0)
@@ -146,11 +146,11 @@ class _Writer:
                                                                                enum=Channel)
         rows = [["表决机关", c["body"]["name"], "会议", c["session"]["name"]],
                 ["表决类型", label(item["kind"], enum=ItemKind), "表决方式", way]]
-        if item["kind"] == "livelihood_projects":
+        if item["kind"] == ItemKind.LIVELIHOOD:
             rows.append(["候选项目", f"{len(item.get('candidates', []))}项", "应选项目", f"{item.get('places')}项"])
         elif item["kind"] == ItemKind.ELECTION:
             rows += election_pdf.info_rows(item)
-        elif item["kind"] == "appointment":
+        elif item["kind"] == ItemKind.APPOINTMENT:
             rows.append(["人选", f"{len(item.get('candidates', []))}名", "表决办法", "逐人分别计票"])
         elif item["kind"] == ItemKind.EVALUATION:
             rows.append(["测评对象", f"{len(item.get('candidates', []))}项", "测评选项",
@@ -214,10 +214,10 @@ class _Writer:
             return election_pdf.candidate_rows(election_pdf.round_of(self.c, cands), self.titles)
         selected = list(self.r.get("selected") or [])
         tied = set(self.r.get("tied") or [])
-        counted = status not in ("quorum_not_met",)
-        decided = status in ("decided", "runoff_pending")
+        counted = status not in (ItemStatus.QUORUM_NOT_MET,)
+        decided = status in (ItemStatus.DECIDED, ItemStatus.RUNOFF_PENDING)
         name = {"livelihood_projects": "项目名称", "appointment": "人选", "resolution": "表决事项"}.get(kind, "名称")
-        if kind == "livelihood_projects":
+        if kind == ItemKind.LIVELIHOOD:
             rows = [["序号", name, "赞成", "反对", "弃权", "无效", "结果", "是否入选", "名次"]]
             widths, aligns = (10, 61, 13, 13, 13, 13, 16, 20, 15), ("CENTER", "LEFT") + ("CENTER",) * 7
         else:
@@ -227,11 +227,11 @@ class _Writer:
             k = cand["key"]
             nums = [str(cand.get(f, 0)) if counted else "—" for f in ("for", "against", "abstain", "void")]
             if not decided:
-                outcome = "未表决" if status == "quorum_not_met" else "无效"
+                outcome = "未表决" if status == ItemStatus.QUORUM_NOT_MET else "无效"
             else:
                 outcome = "通过" if cand.get("passed") else "未通过"
             row = [str(i), self.titles.get(k, k), *nums, outcome]
-            if kind == "livelihood_projects":
+            if kind == ItemKind.LIVELIHOOD:
                 if not decided:
                     row += ["—", "—"]
                 elif k in selected:
@@ -252,7 +252,7 @@ class _Writer:
         rows, widths, aligns = evaluation_text.table_rows(self.c, self.r["candidates"], status) \
             if self.c["item"]["kind"] == ItemKind.EVALUATION else self._candidate_rows(self.r["candidates"], status)
         self.table(rows, widths, aligns)
-        if self.c["item"]["kind"] == "livelihood_projects" and many:
+        if self.c["item"]["kind"] == ItemKind.LIVELIHOOD and many:
             self.para("注：“是否入选”“名次”为包括再次投票在内的最终结果。", size=8, h=4.2)
         for rnd in rounds[1:]:
             res = rnd.get("result") or {}
@@ -274,29 +274,29 @@ class _Writer:
         c, r = self.c, self.r
         kind, status = c["item"]["kind"], r["status"]
         self.heading("四、结论")
-        if status in ("void", "quorum_not_met"):
-            self.para(("本次表决无效。收回票数多于发出票数，应当重新表决。" if status == "void"
+        if status in (ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET):
+            self.para(("本次表决无效。收回票数多于发出票数，应当重新表决。" if status == ItemStatus.VOID
                        else "不符合法定人数，未进行表决。"), size=10.5, h=6)
             return
         if kind == ItemKind.ELECTION:
             for line in election_pdf.conclusion(r, c["item"], self.titles):
                 self.para(line, size=10.5, h=6)
-        elif kind == "livelihood_projects":
+        elif kind == ItemKind.LIVELIHOOD:
             sel = r.get("selected") or []
             if sel:
                 self.para("入选项目（按名次）：", size=10)
                 for i, k in enumerate(sel, 1):
                     self.para(f"    {i}. {self.titles.get(k, k)}", size=10, h=5.6)
-            if status == "runoff_pending":
+            if status == ItemStatus.RUNOFF_PENDING:
                 self.para("得票相等、需再次投票的项目：" + "、".join(self.titles.get(k, k) for k in r.get("tied", [])),
                           size=10)
             shortfall = (c["item"].get("places") or 0) - len(sel)
-            if status == "decided" and shortfall > 0:
+            if status == ItemStatus.DECIDED and shortfall > 0:
                 self.para(f"通过项目少于应选{c['item']['places']}项，差{shortfall}项。", size=10)
         elif kind == ItemKind.EVALUATION:
             for line in evaluation_text.conclusion_lines(c):
                 self.para(line, size=10, h=5.8)
-        elif kind == "appointment":
+        elif kind == ItemKind.APPOINTMENT:
             for i, cand in enumerate(r["candidates"], 1):
                 self.para(f"{i}. {self.titles.get(cand['key'], cand['key'])}："
                           f"{'通过' if cand.get('passed') else '未通过'}", size=10, h=5.8)

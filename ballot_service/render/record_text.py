@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from ballot_service.render import election_announcement, election_pdf, evaluation_text
-from ballot_service.vocab import ItemKind, nominee_label
+from ballot_service.vocab import BodyKind, ItemKind, Majority, nominee_label
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "UTC+8")
 
 
 def who_of(content: dict) -> str:
-    return "代表" if content["body"]["kind"] == "congress" else "组成人员"
+    return "代表" if content["body"]["kind"] == BodyKind.CONGRESS else "组成人员"
 
 
 def beijing_time(value: str | None) -> str:
@@ -39,16 +39,16 @@ def pass_text(content: dict) -> str:
         return election_pdf.pass_text(who)
     base = {"members": f"全体{who}", "present": f"出席{who}（实到）", "valid": "有效票"}.get(rule.get("base"),
                                                                                     f"全体{who}")
-    if rule.get("majority") == "two_thirds":
+    if rule.get("majority") == Majority.TWO_THIRDS:
         text = f"赞成票达到{base}的三分之二以上（3×赞成 ≥ 2×基数）"
     else:
         text = f"赞成票超过{base}的半数（2×赞成 > 基数）"
     first = (content.get("rounds") or [{}])[0].get("result") or {}
     if first.get("threshold_base") is not None and first.get("threshold_votes") is not None:
         text += f"，基数{first['threshold_base']}，至少{first['threshold_votes']}票"
-    if kind == "livelihood_projects":
+    if kind == ItemKind.LIVELIHOOD:
         text += "；通过的项目按赞成票多少确定入选，得票相等跨越应选名额的再次投票"
-    elif kind == "appointment":
+    elif kind == ItemKind.APPOINTMENT:
         text += "；每名人选分别表决、分别计票"
     return text
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
-from ballot_service.vocab import BLIND_CHANNELS, Base, BodyKind, ItemKind, Majority, Mark, values
+from ballot_service.vocab import BLIND_CHANNELS, Base, BodyKind, ItemKind, ItemStatus, Majority, Mark, values
 from ballot_service.vocab import ELECTRONIC_MARKS as _ELECTRONIC
 
 # The stored words, for membership checks and messages.
@@ -30,8 +30,8 @@ class RuleError(ValueError):
 class Rule:
     """Rule options a locality may set per item (RULES.md §5.1); recorded on every result."""
 
-    base: str = "members"
-    majority: str = "half"
+    base: str = Base.MEMBERS
+    majority: str = Majority.HALF
 
     def __post_init__(self):
         if self.base not in BASES:
@@ -47,9 +47,9 @@ def quorum_met(body_kind: str, members: int, present: int) -> bool:
     _non_negative(members=members, present=present)
     if present > members:
         raise RuleError(f"present ({present}) cannot exceed members ({members})")
-    if body_kind == "congress":
+    if body_kind == BodyKind.CONGRESS:
         return 3 * present >= 2 * members
-    if body_kind == "standing_committee":
+    if body_kind == BodyKind.STANDING_COMMITTEE:
         return 2 * present > members
     raise RuleError(f"body kind must be one of {BODY_KINDS}, not {body_kind!r}")
 
@@ -58,9 +58,9 @@ def quorum_minimum(body_kind: str, members: int) -> int:
     """The fewest present that make the quorum: two thirds or more of N (congress), more than
     half of N (standing committee); so quorum_met(kind, N, P) is P >= quorum_minimum(kind, N)."""
     _non_negative(members=members)
-    if body_kind == "congress":
+    if body_kind == BodyKind.CONGRESS:
         return (2 * members + 2) // 3
-    if body_kind == "standing_committee":
+    if body_kind == BodyKind.STANDING_COMMITTEE:
         return members // 2 + 1
     raise RuleError(f"body kind must be one of {BODY_KINDS}, not {body_kind!r}")
 
@@ -68,7 +68,8 @@ def quorum_minimum(body_kind: str, members: int) -> int:
 def quorum_sentence(body_kind: str, members: int, present: int) -> tuple[str, str]:
     """The quorum in words and numbers, as a presiding officer reads it (zh, en)."""
     need = quorum_minimum(body_kind, members)
-    share_zh, share_en = ("三分之二", "two thirds") if body_kind == "congress" else ("过半数", "more than half")
+    share_zh, share_en = (("三分之二", "two thirds") if body_kind == BodyKind.CONGRESS
+                          else ("过半数", "more than half"))
     met = quorum_met(body_kind, members, present)
     return (f"应到 {members} 人，{share_zh}为 {need} 人，实到 {present} 人，{'符合' if met else '不足'}法定人数",
             f"{members} members, {share_en} is {need}, {present} present: "
@@ -76,7 +77,7 @@ def quorum_sentence(body_kind: str, members: int, present: int) -> tuple[str, st
 
 
 def quorum_rule_text(body_kind: str) -> str:
-    return "3*P >= 2*N" if body_kind == "congress" else "2*P > N"
+    return "3*P >= 2*N" if body_kind == BodyKind.CONGRESS else "2*P > N"
 
 
 def not_issued(channel: str, present: int | None, issued: int | None) -> int | None:
@@ -91,11 +92,11 @@ def not_issued(channel: str, present: int | None, issued: int | None) -> int | N
 
 # --- §1 thresholds ---------------------------------------------------------------------
 
-def meets_majority(votes: int, base: int, majority: str = "half") -> bool:
+def meets_majority(votes: int, base: int, majority: str = Majority.HALF) -> bool:
     _non_negative(votes=votes, base=base)
-    if majority == "half":
+    if majority == Majority.HALF:
         return 2 * votes > base
-    if majority == "two_thirds":
+    if majority == Majority.TWO_THIRDS:
         return 3 * votes >= 2 * base
     raise RuleError(f"majority must be one of {MAJORITIES}, not {majority!r}")
 
@@ -104,12 +105,12 @@ def threshold_base(rule: Rule, members: int, present: int, valid: int) -> int:
     return {"members": members, "present": present, "valid": valid}[rule.base]
 
 
-def minimum_votes(base: int, majority: str = "half") -> int:
+def minimum_votes(base: int, majority: str = Majority.HALF) -> int:
     """The smallest `for` count that passes; shown on screens (e.g. 过半数 = 31 of 60)."""
     _non_negative(base=base)
-    if majority == "half":
+    if majority == Majority.HALF:
         return base // 2 + 1
-    if majority == "two_thirds":
+    if majority == Majority.TWO_THIRDS:
         return (2 * base + 2) // 3
     raise RuleError(f"majority must be one of {MAJORITIES}, not {majority!r}")
 
@@ -149,13 +150,13 @@ class CandidateCount:
     void: int = 0
 
     def add(self, mark: str, n: int = 1) -> None:
-        if mark == "for":
+        if mark == Mark.FOR:
             self.for_ += n
-        elif mark == "against":
+        elif mark == Mark.AGAINST:
             self.against += n
-        elif mark == "abstain":
+        elif mark == Mark.ABSTAIN:
             self.abstain += n
-        elif mark == "void":
+        elif mark == Mark.VOID:
             self.void += n
         else:
             raise RuleError(f"unknown mark {mark!r}")
@@ -244,12 +245,12 @@ def decide_round(f: RoundFacts) -> RoundDecision:
         raise RuleError(f"valid ({f.valid}) + invalid ({f.invalid}) != returned ({f.returned})")
     if f.item_kind not in ITEM_KINDS:
         raise RuleError(f"item kind must be one of {ITEM_KINDS}, not {f.item_kind!r}")
-    if f.item_kind == "livelihood_projects" and (f.places is None or f.places < 1):
+    if f.item_kind == ItemKind.LIVELIHOOD and (f.places is None or f.places < 1):
         raise RuleError("livelihood_projects needs places >= 1")
 
     base = threshold_base(f.rule, f.members, f.present, f.valid)
     not_voted = max(0, f.issued - f.returned)
-    projects = f.item_kind == "livelihood_projects"
+    projects = f.item_kind == ItemKind.LIVELIHOOD
 
     def outcomes(passing: set[str], selected: set[str]) -> list[CandidateOutcome]:
         return [
@@ -260,26 +261,26 @@ def decide_round(f: RoundFacts) -> RoundDecision:
         ]
 
     if not f.quorum_met:
-        return RoundDecision("quorum_not_met", base, outcomes(set(), set()),
-                             passed=False if f.item_kind == "resolution" else None,
+        return RoundDecision(ItemStatus.QUORUM_NOT_MET, base, outcomes(set(), set()),
+                             passed=False if f.item_kind == ItemKind.RESOLUTION else None,
                              not_voted=not_voted)
     if f.returned > f.issued:  # 选举法 art. 44: more votes than voters voids the vote
-        return RoundDecision("void", base, outcomes(set(), set()),
-                             passed=False if f.item_kind == "resolution" else None,
+        return RoundDecision(ItemStatus.VOID, base, outcomes(set(), set()),
+                             passed=False if f.item_kind == ItemKind.RESOLUTION else None,
                              not_voted=not_voted)
 
     passing = [c for c in f.counts if meets_majority(c.for_, base, f.rule.majority)]
     passing_keys = {c.key for c in passing}
 
-    if f.item_kind == "resolution":
-        return RoundDecision("decided", base, outcomes(passing_keys, set()),
+    if f.item_kind == ItemKind.RESOLUTION:
+        return RoundDecision(ItemStatus.DECIDED, base, outcomes(passing_keys, set()),
                              passed=MOTION in passing_keys, not_voted=not_voted)
-    if f.item_kind == "appointment":
-        return RoundDecision("decided", base, outcomes(passing_keys, set()), not_voted=not_voted)
+    if f.item_kind == ItemKind.APPOINTMENT:
+        return RoundDecision(ItemStatus.DECIDED, base, outcomes(passing_keys, set()), not_voted=not_voted)
 
     selection = select_top(passing, f.places)
     return RoundDecision(
-        "runoff_pending" if selection.tied else "decided",
+        ItemStatus.RUNOFF_PENDING if selection.tied else ItemStatus.DECIDED,
         base,
         outcomes(passing_keys, set(selection.selected)),
         selected=selection.selected,

@@ -13,15 +13,16 @@ from typing import Collection, Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.rules import MARKS, RuleError, check_marks, select_top
+from ballot_service.vocab import ElectionStage, ItemStatus, Office, label
 
-OFFICES = ("principal", "vice", "committee_member", "deputy_higher")
-OFFICE_NAMES = {"principal": "正职", "vice": "副职", "committee_member": "常委会委员",
-                "deputy_higher": "上一级人大代表"}
+OFFICES = tuple(Office)
+OFFICE_NAMES = {o.value: label(o) for o in Office}
 WRITE_IN = "write_in:"  # key prefix of a written-in person (FORMAT.md: "write_in:张三")
 
 # Round kinds and statuses
-FIRST, REVOTE, ANOTHER, PRELIMINARY = "first", "revote", "another", "preliminary"
-DECIDED, RUNOFF_PENDING, VOID, QUORUM_NOT_MET = "decided", "runoff_pending", "void", "quorum_not_met"
+FIRST, REVOTE, ANOTHER, PRELIMINARY = tuple(ElectionStage)
+DECIDED, RUNOFF_PENDING, VOID, QUORUM_NOT_MET = (ItemStatus.DECIDED, ItemStatus.RUNOFF_PENDING, ItemStatus.VOID,
+                                                  ItemStatus.QUORUM_NOT_MET)
 
 
 # --- 差额: how many candidates for k seats (§5.4, 组织法 art. 27, 29 ¶3, 30) ------------------
@@ -46,14 +47,14 @@ def candidate_range(office: str, seats: int, *, by_election: bool = False,
     _positive(seats=seats)
     if by_election:  # 补选 may be 等额 or 差额 (art. 30); RULES.md sets no upper limit
         return seats, None, "组织法第三十条"
-    if office == "principal":
+    if office == Office.PRINCIPAL:
         # one more than seats; 等额 allowed when only one person is nominated (art. 27)
         if nominees == 1 and seats == 1:
             return 1, 1, "组织法第二十七条"
         return seats + 1, seats + 1, "组织法第二十七条"
-    if office == "vice":
+    if office == Office.VICE:
         return seats + 1, seats + 3, "组织法第二十七条"
-    if office == "committee_member":
+    if office == Office.COMMITTEE_MEMBER:
         # a tenth to a fifth more: ceil(k/10) <= extra <= max(ceil(k/10), floor(k/5))
         lo = (seats + 9) // 10
         return seats + lo, seats + max(lo, seats // 5), "组织法第二十七条"
@@ -68,7 +69,7 @@ def check_slate(office: str, seats: int, nominees: int, *, by_election: bool = F
     """ok / preliminary (预选 needed) / refused (too few, naming the article)."""
     _non_negative(nominees=nominees)
     lo, hi, article = candidate_range(office, seats, by_election=by_election, nominees=nominees)
-    if another and office in ("vice", "committee_member") and not by_election:
+    if another and office in (Office.VICE, Office.COMMITTEE_MEMBER) and not by_election:
         article += "、第二十九条第三款"  # the same 差额 applies to a 另行选举 of 副职 and 委员
     name = OFFICE_NAMES[office]
     span = f"{lo}" if hi == lo else (f"{lo}–{hi}" if hi is not None else f"{lo} or more")
@@ -76,7 +77,7 @@ def check_slate(office: str, seats: int, nominees: int, *, by_election: bool = F
         return SlateCheck("refused", office, seats, nominees, lo, hi, article,
                           f"{article}: {name} {seats}名 needs {span} candidates; {nominees} nominated")
     if hi is not None and nominees > hi:
-        return SlateCheck("preliminary", office, seats, nominees, lo, hi, article,
+        return SlateCheck(ElectionStage.PRELIMINARY, office, seats, nominees, lo, hi, article,
                           f"{article}: {nominees} nominated for {name} {seats}名, more than {hi}; "
                           f"a preliminary vote (预选) decides the official list")
     return SlateCheck("ok", office, seats, nominees, lo, hi, article,
@@ -351,15 +352,15 @@ def combine(seats: int, rounds: Sequence[ElectionRound]) -> ElectionOutcome:
         if r.kind != REVOTE:
             unfilled = r.unfilled
         if r.status == RUNOFF_PENDING:
-            pending = "revote"
+            pending = ElectionStage.REVOTE
         elif unfilled:
-            pending = "another"
+            pending = ElectionStage.ANOTHER
         else:
             pending = None
     if len(elected) > seats:
         raise RuleError(f"{len(elected)} elected for {seats} seats")
-    return ElectionOutcome(tuple(elected), unfilled, pending, revote_seats if pending == "revote" else 0,
-                           tied if pending == "revote" else ())
+    return ElectionOutcome(tuple(elected), unfilled, pending, revote_seats if pending == ElectionStage.REVOTE else 0,
+                           tied if pending == ElectionStage.REVOTE else ())
 
 
 def _keys(r: ElectionRound) -> list[str]:

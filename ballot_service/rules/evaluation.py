@@ -11,6 +11,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
 from ballot_service.rules import Rule, RuleError, check_marks
+from ballot_service.vocab import ItemStatus, Majority, Mark
 
 # §5.5 default options, best first; a locality may use others (e.g. COMPETENCE_OPTIONS).
 SATISFACTION_OPTIONS = ("satisfied", "basically_satisfied", "dissatisfied")
@@ -20,7 +21,7 @@ COMPETENCE_TITLES = {"excellent": "优秀", "competent": "称职", "basically_co
                      "incompetent": "不称职"}
 
 ABSTAIN = "abstain"  # 弃权 / 未评: a subject left unmarked (§5.5)
-VOID = "void"  # paper only: two or more options (or an illegible mark) for one subject
+VOID = Mark.VOID  # paper only: two or more options (or an illegible mark) for one subject
 # FORMAT.md: an option key is never one of these (they are columns of the result).
 RESERVED_KEYS = frozenset({"key", ABSTAIN, VOID, "grade", "rate"})
 
@@ -45,7 +46,7 @@ def check_options(options: Sequence[str]) -> tuple[str, ...]:
 
 def check_rule(rule: Rule) -> Rule:
     """§5.5 allows the base options of §5.1 (members, present, valid) but only 过半数."""
-    if rule.majority != "half":
+    if rule.majority != Majority.HALF:
         raise RuleError("an evaluation grades by more than half of its base (RULES.md §5.5); "
                         f"majority {rule.majority!r} does not apply")
     return rule
@@ -288,7 +289,7 @@ def decide_evaluation(f: EvaluationFacts) -> EvaluationDecision:
         else:
             grade = grade_by_majority(s.counts, s.options, base)
         outcomes.append(SubjectOutcome(s.key, s, grade, rate))
-    status = "decided" if decided else ("quorum_not_met" if not f.quorum_met else "void")
+    status = ItemStatus.DECIDED if decided else (ItemStatus.QUORUM_NOT_MET if not f.quorum_met else ItemStatus.VOID)
     return EvaluationDecision(status, base, f.grading, f.rule, tuple(outcomes), not_voted, f.thresholds)
 
 

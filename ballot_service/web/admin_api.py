@@ -15,7 +15,7 @@ from ballot_service.domain import (
     voting,
 )
 from ballot_service.domain.item_drafts import edit_item
-from ballot_service.domain.roster import import_roster, read_members_json, read_roster
+from ballot_service.domain.roster import import_roster
 from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -30,12 +30,12 @@ from ballot_service.domain.sittings import (
     get_sitting,
     set_attendance,
 )
-from ballot_service.domain.terminals import register_terminal, release_terminal, revoke_terminal
-from ballot_service.errors import InvalidInput, NotFound
+from ballot_service.domain.terminals import get_terminal, register_terminal, release_terminal, revoke_terminal
+from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
-from ballot_service.models import Terminal
-from ballot_service.vocab import PAPER_CHANNELS
+from ballot_service.formats.roster import read_members_json, read_roster
+from ballot_service.vocab import PAPER_CHANNELS, Channel, Presence, Role, TerminalKind
 from ballot_service.web.common import (
     BIG_BODY_BYTES,
     commit,
@@ -54,7 +54,7 @@ bp = Blueprint("secretariat", __name__, url_prefix="/api/admin")
 
 
 @bp.post("/login")
-@requires("public")
+@requires(Role.PUBLIC)
 def login():
     data = json_body()
     db = get_db()
@@ -66,14 +66,14 @@ def login():
 
 
 @bp.post("/logout")
-@requires("superuser", "secretariat", "auditor", "display", body=OWN)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, Role.AUDITOR, Role.DISPLAY, body=OWN)
 def logout():
     end_operator_session(get_db())
     return jsonify({"ok": True})
 
 
 @bp.post("/bodies")
-@requires("superuser", "secretariat", body=SERVICE)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, body=SERVICE)
 def bodies_create():
     data = json_body()
     body = create_body(get_db(), field(data, "name", str), field(data, "kind", str))
@@ -82,7 +82,7 @@ def bodies_create():
 
 
 @bp.post("/bodies/<int:body_id>/key")
-@requires("superuser", "secretariat", body="body_id")
+@requires(Role.SUPERUSER, Role.SECRETARIAT, body="body_id")
 def body_key_create(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
@@ -93,7 +93,7 @@ def body_key_create(body_id: int):
 
 
 @bp.post("/bodies/<int:body_id>/roster")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def roster_upload(body_id: int):
     """Multipart file upload (field 'file'), or JSON {"members": [{"id", "name", "group", "seat"}]}."""
     db = get_db()
@@ -111,8 +111,8 @@ def roster_upload(body_id: int):
 
 
 @bp.post("/sessions")
-@requires("secretariat", body=IN_JSON)
-def sessions_create():
+@requires(Role.SECRETARIAT, body=IN_JSON)
+def sittings_create():
     data = json_body()
     db = get_db()
     sitting = create_sitting(db, get_body(db, id_field(data, "body_id")), field(data, "name", str))
@@ -121,8 +121,8 @@ def sessions_create():
 
 
 @bp.post("/sessions/<int:sitting_id>/close")
-@requires("secretariat", body="sitting_id")
-def session_close(sitting_id: int):
+@requires(Role.SECRETARIAT, body="sitting_id")
+def sitting_close(sitting_id: int):
     """闭会: refused (409) while a vote is open or when already closed. Signs a checkpoint of
     the audit chain head; answers with the checkpoint."""
     db = get_db()
@@ -132,7 +132,7 @@ def session_close(sitting_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/screen")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def screen_set(sitting_id: int):
     """What the presiding screen shows between votes: {"show": "auto"|"title"|"checkin"|"result",
     "item_id": N (with "result")}. 409 while a vote is open."""
@@ -145,20 +145,20 @@ def screen_set(sitting_id: int):
 
 
 @bp.get("/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", "display", "auditor", body="sitting_id")
+@requires(Role.SECRETARIAT, Role.DISPLAY, Role.AUDITOR, body="sitting_id")
 def attendance_get(sitting_id: int):
     db = get_db()
     return jsonify(attendance_state(db, get_sitting(db, sitting_id)).as_dict())
 
 
 @bp.post("/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def attendance_set(sitting_id: int):
     """补签到 / 请假 by the secretariat: {"members": ["1001", …], "status": "present"|"leave"}."""
     data = json_body()
     db = get_db()
     sitting = get_sitting(db, sitting_id)
-    status = field(data, "status", str, required=False, default="present")
+    status = field(data, "status", str, required=False, default=Presence.PRESENT)
     members = field(data, "members", list)
     for i, no in enumerate(members):
         if not isinstance(no, str) or not no or len(no) > names.MEMBER_NO:
@@ -172,7 +172,7 @@ def attendance_set(sitting_id: int):
 
 
 @bp.post("/sessions/<int:sitting_id>/terminals")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def terminals_create(sitting_id: int):
     """Register terminals: {"terminals": [{"name", "kind": "seat"|"counting_station", "seat",
     "holder", "teller_role"}]}; holder and teller_role ("counter" 计票人 | "scrutineer" 监票人) name
@@ -196,7 +196,7 @@ def terminals_create(sitting_id: int):
                                   what="holder", where=f"terminals[{i}].holder", max_len=names.MEMBER_NAME,
                                   required=False)
         term, credential = register_terminal(db, sitting, name,
-                                             field(t, "kind", str, required=False, default="seat",
+                                             field(t, "kind", str, required=False, default=TerminalKind.SEAT,
                                                    where=f"terminals[{i}].kind"), seat,
                                              holder=holder,
                                              teller_role=field(t, "teller_role", str, required=False,
@@ -210,32 +210,26 @@ def terminals_create(sitting_id: int):
 
 
 @bp.post("/terminals/<int:terminal_id>/revoke")
-@requires("secretariat", body="terminal_id")
+@requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_revoke(terminal_id: int):
     db = get_db()
-    term = db.get(Terminal, terminal_id)
-    if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id", zh=f"没有编号为 {terminal_id} 的终端")
-    revoke_terminal(db, term)
+    revoke_terminal(db, get_terminal(db, terminal_id))
     commit()
     return jsonify({"revoked": True})
 
 
 @bp.post("/terminals/<int:terminal_id>/release")
-@requires("secretariat", body="terminal_id")
+@requires(Role.SECRETARIAT, body="terminal_id")
 def terminal_release(terminal_id: int):
     """Release a spare seat tablet from the member it checked in (another may then check in)."""
     db = get_db()
-    term = db.get(Terminal, terminal_id)
-    if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id", zh=f"没有编号为 {terminal_id} 的终端")
-    release_terminal(db, term)
+    release_terminal(db, get_terminal(db, terminal_id))
     commit()
     return jsonify({"released": True})
 
 
 @bp.post("/sessions/<int:sitting_id>/items")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def items_create(sitting_id: int):
     db = get_db()
     item = create_item(db, get_sitting(db, sitting_id), **item_spec(json_body()))
@@ -244,119 +238,108 @@ def items_create(sitting_id: int):
 
 
 @bp.put("/items/<int:item_id>")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_edit(item_id: int):
     """Replace a draft item (before its vote opens and before paper ballots are printed)."""
-    db = get_db()
-    item = edit_item(db, get_item(db, item_id), **item_spec(json_body()))
-    commit()
+    item = _change_item(item_id, lambda db, item: edit_item(db, item, **item_spec(json_body())))
     return jsonify({"id": item.id, "key": item.key, "stage": item.rounds[0].stage})
 
 
+def _change_item(item_id: int, change):
+    """An item action: load the item (404 first), apply `change(db, item)`, commit; its result."""
+    db = get_db()
+    result = change(db, get_item(db, item_id))
+    commit()
+    return result
+
+
 @bp.post("/items/<int:item_id>/open")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_open(item_id: int):
     """Open the vote; {"override_reason": "…"} opens a tablet vote although some present
     members have no set-up, online tablet (voting.open_round)."""
     data = json_body() if request.content_length else {}
-    db = get_db()
-    rnd, *others = ballot_sets.open_set(db, settings(), get_item(db, item_id),
-                                        field(data, "override_reason", str, required=False))
-    commit()
+    rnd, *others = _change_item(item_id, lambda db, item: ballot_sets.open_set(
+        db, settings(), item, field(data, "override_reason", str, required=False)))
     return jsonify({"round": rnd.number, "members": rnd.members, "present": rnd.present,
                     **({"ballot_set": [r.item_id for r in others]} if others else {})})
 
 
 @bp.post("/items/<int:item_id>/close")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_close(item_id: int):
-    db = get_db()
-    rnd, *others = ballot_sets.close_set(db, settings(), get_item(db, item_id))
-    commit()
+    rnd, *others = _change_item(item_id, lambda db, item: ballot_sets.close_set(db, settings(), item))
     return jsonify({"round": rnd.number, "issued": rnd.issued,
                     **({"ballot_set": [r.item_id for r in others]} if others else {})})
 
 
 @bp.post("/items/<int:item_id>/replacement")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_replacement(item_id: int):
     """Allow one more blind-signed ballot for a member (a further issuance, I+1), with a reason;
     in a hybrid vote `channel: paper` allows a paper ballot for the member instead."""
     data = json_body()
-    db = get_db()
-    channel = field(data, "channel", str, required=False, default="terminal")
-    if channel not in ("terminal", "paper"):
+    channel = field(data, "channel", str, required=False, default=Channel.TERMINAL)
+    if channel not in (Channel.TERMINAL, Channel.PAPER):
         raise InvalidInput(f"channel must be terminal or paper, not {channel!r}", where="channel",
                            zh="渠道须为 terminal（表决器）或 paper（纸质票）")
-    allow = issuance.allow_paper if channel == "paper" else issuance.allow_replacement
-    result = allow(db, get_item(db, item_id), field(data, "member", str), field(data, "reason", str))
-    commit()
+    allow = issuance.allow_paper if channel == Channel.PAPER else issuance.allow_replacement
+    result = _change_item(item_id, lambda db, item: allow(db, item, field(data, "member", str),
+                                                          field(data, "reason", str)))
     return jsonify(result)
 
 
 @bp.post("/items/<int:item_id>/quorum-failed")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_quorum_failed(item_id: int):
     """Record that the item could not be voted for lack of quorum (status quorum_not_met)."""
-    db = get_db()
-    result = ballot_sets.quorum_failed_set(db, get_item(db, item_id))
-    commit()
+    result = _change_item(item_id, lambda db, item: ballot_sets.quorum_failed_set(db, item))
     return jsonify(result)
 
 
 @bp.post("/items/<int:item_id>/tally")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_tally(item_id: int):
-    db = get_db()
-    result = ballot_sets.tally_set(db, get_item(db, item_id))
-    commit()
+    result = _change_item(item_id, lambda db, item: ballot_sets.tally_set(db, item))
     return jsonify(result)
 
 
 @bp.post("/items/<int:item_id>/another")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_another(item_id: int):
     """另行选举 in one step: a new round of an election for its unfilled seats."""
     data = json_body()
-    db = get_db()
-    rnd = election_items.start_another(db, get_item(db, item_id),
-                                       field(data, "candidates", list, required=False))
-    commit()
+    rnd = _change_item(item_id, lambda db, item: election_items.start_another(
+        db, item, field(data, "candidates", list, required=False)))
     return jsonify({"round": rnd.number, "places": rnd.places, "candidates": rnd.candidate_keys}), 201
 
 
 @bp.post("/items/<int:item_id>/record")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_record(item_id: int):
-    db = get_db()
-    rec = records.issue_record(db, settings(), get_item(db, item_id))
-    commit()
+    rec = _change_item(item_id, lambda db, item: records.issue_record(db, settings(), item))
     return jsonify({"id": rec.id, "fingerprint": rec.key_fingerprint, "audit_head": rec.audit_head}), 201
 
 
 @bp.post("/items/<int:item_id>/extend")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_extend(item_id: int):
     """延长表决时间: {"minutes": n} more for the open vote."""
     data = json_body()
-    db = get_db()
-    rnd, *_ = ballot_sets.extend_set(db, get_item(db, item_id), field(data, "minutes", int))
-    commit()
+    rnd, *_ = _change_item(item_id, lambda db, item: ballot_sets.extend_set(db, item, field(data, "minutes", int)))
     return jsonify({"round": rnd.number, "closes_at": rnd.closes_at.isoformat()})
 
 
 @bp.post("/items/<int:item_id>/publish")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_publish(item_id: int):
     """公布: the signed record's result goes up on the presiding screen."""
-    db = get_db()
-    rec = records.publish_record(db, get_item(db, item_id))
-    commit()
+    rec = _change_item(item_id, lambda db, item: records.publish_record(db, item))
     return jsonify({"id": rec.id, "published": True})
 
 
 @bp.post("/items/<int:item_id>/paper-ballots")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
     (to print). Printing to PDF is `ballot-service ballots print`."""
@@ -375,8 +358,8 @@ def item_paper_ballots(item_id: int):
 
 
 @bp.get("/sessions/<int:sitting_id>/results")
-@requires("secretariat", "auditor", "display", body="sitting_id")
-def session_results(sitting_id: int):
+@requires(Role.SECRETARIAT, Role.AUDITOR, Role.DISPLAY, body="sitting_id")
+def sitting_results(sitting_id: int):
     db = get_db()
     sitting = get_sitting(db, sitting_id)
     return jsonify({"format": "ballot-results/1", "items": tally.results_for_items(sitting.items)})

@@ -29,10 +29,13 @@ from http import HTTPStatus
 from ballot_service.domain import terminal_casts
 from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import BallotError, Forbidden, InvalidInput, Unauthorized
+from ballot_service.vocab import Role, TerminalKind
 from ballot_service.web.common import error_body, field, finish_refusal, parse_json_object
 
 PATH = "/api/terminal/cast"
-ROLES = ("public",)  # secret casts are anonymous; named ones check a terminal credential  # who may call it (tests/test_roles.py calls it as every caller)
+# Secret casts are anonymous; named ones check a terminal credential (tests/test_roles.py calls it as
+# every caller).
+ROLES = (Role.PUBLIC,)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ class CastEndpoint:
             if not header.startswith("Bearer "):
                 raise _NO_CREDENTIAL
             term = authenticate_terminal(db, header[7:].strip())
-            if term.kind == "counting_station":
+            if term.kind == TerminalKind.COUNTING_STATION:
                 raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此类终端不能提交选票")
             terminal_id = term.id
         receipt = terminal_casts.accept(db, data, terminal_id=terminal_id)

@@ -197,6 +197,12 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a b
                list: "an array", type(None): "null"}
 
 
+def limit_body_to_a_ballot() -> None:
+    """A blueprint's before_request for tablets and stations: they send a ballot or a sheet at
+    a time, so anything larger is refused early."""
+    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
+
+
 def commit() -> None:
     get_db().commit()
 

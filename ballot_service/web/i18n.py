@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
+from ballot_service import vocab
+
 LANGUAGES = ("zh", "en")
 COOKIE = "lang"
 
@@ -22,10 +24,16 @@ def t(zh: str, en: str) -> str:
     return en if current_language() == "en" else zh
 
 
+def label(value: str, enum: type | None = None) -> str:
+    """A stored vocabulary word as this screen's language calls it (vocab.LABELS): templates
+    write `label(it.channel, vocab.Channel)` and compare with `vocab.Channel.PAPER`."""
+    return t(*vocab.label_pair(value, enum))
+
+
 def register(app: Flask) -> None:
     @app.context_processor
     def _inject():
-        return {"t": t, "lang": current_language()}
+        return {"t": t, "lang": current_language(), "label": label, "vocab": vocab}
 
     @app.after_request
     def _remember(response):

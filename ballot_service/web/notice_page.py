@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, render_template
 
 from ballot_service.models import Record
 from ballot_service.render import public_notice, qr
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db
 from ballot_service.web.roles import requires
 from ballot_service.web.urls import public_url_for
@@ -23,7 +24,7 @@ def _published(record_id: str) -> Record:
 
 
 @bp.get("/notice/<record_id>")
-@requires("public")
+@requires(Role.PUBLIC)
 def notice(record_id: str):
     rec = _published(record_id)
     url = public_url_for("verify_page.verify_record", record_id=rec.id)
@@ -32,7 +33,7 @@ def notice(record_id: str):
 
 
 @bp.get("/notice/<record_id>.pdf")
-@requires("public")
+@requires(Role.PUBLIC)
 def notice_pdf(record_id: str):
     rec = _published(record_id)
     url = public_url_for("verify_page.verify_record", record_id=rec.id)

@@ -23,14 +23,16 @@ from sqlalchemy.orm import Session
 
 from ballot_service.domain import print_jobs
 from ballot_service.domain.grants import EVERY_BODY, may, reach
+from ballot_service.domain.sittings import get_sitting
 from ballot_service.domain.terminals import authenticate_terminal
 from ballot_service.errors import Forbidden, NotFound, Unauthorized
 from ballot_service.models import Item, Operator, Record, Sitting, Terminal
 from ballot_service.numbers import MAX_ROW_ID
+from ballot_service.vocab import OperatorRole, Role, TerminalKind, values
 from ballot_service.web.common import get_db, json_body
 
-ROLES = ("public", "superuser", "secretariat", "auditor", "display", "terminal", "station")
-OPERATOR_ROLES = ("superuser", "secretariat", "auditor", "display")
+ROLES = values(Role)
+OPERATOR_ROLES = values(OperatorRole)
 SERVICE, OWN, IN_FORM, IN_JSON, CREDENTIAL = "service", "own", "form:body_id", "json:body_id", "credential"
 
 
@@ -73,7 +75,7 @@ def requires(*roles: str, body: str | None = None):
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            if "public" not in roles:
+            if Role.PUBLIC not in roles:
                 _authorise(roles, body, kwargs)
             return view(*args, **kwargs)
 
@@ -116,9 +118,9 @@ def load_operator(db) -> Operator | None:
 
 def _authorise(roles: tuple[str, ...], body: str | None, kwargs: dict) -> None:
     header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer ") and ({"terminal", "station"} & set(roles)):
+    if header.startswith("Bearer ") and ({Role.TERMINAL, Role.STATION} & set(roles)):
         term = authenticate_terminal(get_db(), header[7:].strip())
-        kind_role = "station" if term.kind == "counting_station" else "terminal"
+        kind_role = Role.STATION if term.kind == TerminalKind.COUNTING_STATION else Role.TERMINAL
         if kind_role not in roles:
             raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此终端凭据无权调用该接口")
         g.terminal = term
@@ -182,9 +184,14 @@ def check_every_route_declares_role(app: Flask) -> None:
         roles = getattr(view, "required_roles", None)
         if not roles:
             missing.append(f"{rule.rule} ({rule.endpoint}): no role")
-        elif "public" not in roles and getattr(view, "body_source", None) is None:
+        elif Role.PUBLIC not in roles and getattr(view, "body_source", None) is None:
             missing.append(f"{rule.rule} ({rule.endpoint}): no body")
         elif getattr(view, "body_source", None) in BODY_FROM and view.body_source not in rule.arguments:
             missing.append(f"{rule.rule} ({rule.endpoint}): body from {view.body_source}, not in the URL")
     if missing:
         raise RuntimeError("routes without a declared role or body: " + ", ".join(missing))
+
+
+def credential_sitting(db: Session | None = None) -> Sitting:
+    """The sitting of the tablet or station whose credential called (set by requires)."""
+    return get_sitting(db if db is not None else get_db(), g.terminal.sitting_id)

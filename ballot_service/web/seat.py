@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ballot_service.vocab import Role
 from ballot_service.web.common import device_page
 from ballot_service.web.roles import requires
 
@@ -19,6 +20,6 @@ bp = Blueprint("seat", __name__)
 
 
 @bp.get("/seat")
-@requires("public")
+@requires(Role.PUBLIC)
 def seat_page():
     return device_page("seat/seat.html")

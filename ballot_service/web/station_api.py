@@ -3,25 +3,19 @@ the hand-out desk and hand-count tally sheets. Every request carries the station
 credential: Authorization: Bearer <credential>."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
-from sqlalchemy import select
+from flask import Blueprint, g, jsonify
 
-from ballot_service.crypto import keys
 from ballot_service.domain import election_items, intake, paper_ballots, tally_sheets, voting
-from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
-from ballot_service.models import Item, Round, Terminal
-from ballot_service.web.common import commit, field, get_db, json_body, settings
-from ballot_service.web.roles import CREDENTIAL, requires
+from ballot_service.models import Item, Terminal
+from ballot_service.vocab import Channel, Role, RoundStatus
+from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
+from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("station", __name__, url_prefix="/api")
 
-
-@bp.before_request
-def _limit_body():
-    # A station sends a ballot or a sheet at a time: refuse anything larger early.
-    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
+bp.before_request(limit_body_to_a_ballot)
 
 
 def _submit(channel: str, terminal_id: int | None = None):
@@ -52,48 +46,28 @@ def _no_candidate_teller(db, text) -> None:
 
 
 @bp.post("/station/paper")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_paper():
     """A returned paper ballot: its QR text (scanned) and the marks the teller read off it."""
-    return _submit("paper")
+    return _submit(Channel.PAPER)
 
 
 @bp.post("/station/hand-out")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_hand_out():
     """The distribution desk activates a stack of ballots (their scanned QR texts) before
     handing it out: one count for the stack, no order within it and no identity."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     texts = field(data, "ballots", list)
-    if not texts or len(texts) > ballots.MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
-        raise InvalidInput(f"ballots must be a list of 1 to {ballots.MAX_PAPER_BATCH} QR texts", where="ballots", zh=f"一叠选票须为 1 至 {ballots.MAX_PAPER_BATCH} 张的二维码文本")
-    key = keys.body_signing_key(settings(), sitting.body_id)
-    rnd, serials = None, []
-    for n, text in enumerate(texts):
-        token = ballots.text_to_token(text)
-        payload = token["payload"]
-        item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
-        if item is None or item.sitting_id != sitting.id:
-            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]", zh="这张选票不属于本会次的表决")
-        election_items.refuse_candidate_teller(db, item, g.terminal.id)
-        this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
-        if this is None or (rnd is not None and this.id != rnd.id):
-            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]", zh="一叠选票只能是同一轮的选票")
-        ballots.verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
-                             round_no=this.number)
-        rnd = this
-        serials.append(payload["serial"])
-    if rnd.status not in ("pending", "open"):
-        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots", zh="本项表决已结束，不能再发出选票")
-    count = paper_ballots.hand_out(db, serials, rnd)
+    count = paper_ballots.hand_out_stack(db, settings(), sitting, texts, g.terminal.id)
     commit()
     return jsonify({"handed_out": count}), 201
 
 
 @bp.post("/station/tally-sheet")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_tally_sheet():
     """Hand-count totals (fallback): one teller's station enters, the other teller's station
     (another credential, the other role) confirms by entering the same figures; a mismatch is
@@ -101,15 +75,15 @@ def station_tally_sheet():
     "teller" field in the request is not read."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     item = db.get(Item, field(data, "item_id", int))
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("no such item in this session", where="item_id", zh="本会次没有这个表决事项")
     election_items.refuse_candidate_teller(db, item, g.terminal.id)
-    if item.channel != "tally_sheet":
+    if item.channel != Channel.TALLY_SHEET:
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id", zh=f"《{item.title}》不以计票单计票")
     rnd = voting.current_round(item)
-    if rnd.status != "closed":
+    if rnd.status != RoundStatus.CLOSED:
         raise Conflict("close the vote before entering the tally sheet", where="item_id", zh="请先结束表决，再录入计票单")
     state = tally_sheets.enter(db, item, rnd, db.get(Terminal, g.terminal.id), field(data, "sheet", dict))
     commit()

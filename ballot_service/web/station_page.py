@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ballot_service.vocab import Role
 from ballot_service.web.common import device_page
 from ballot_service.web.roles import requires
 
@@ -16,6 +17,6 @@ bp = Blueprint("station_page", __name__)
 
 
 @bp.get("/station")
-@requires("public")
+@requires(Role.PUBLIC)
 def station_page():
     return device_page("station/station.html")

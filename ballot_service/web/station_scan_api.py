@@ -13,13 +13,13 @@ from flask import Blueprint, Response, g, jsonify, request
 from ballot_service.config import private_dir
 from ballot_service.db import begin_write
 from ballot_service.domain import adjudication, audit, scan_recount, scanning, station_board
-from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.models import Item, ScannedPage, Terminal
 from ballot_service.render import count_report
+from ballot_service.vocab import AuditKind, Role
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
-from ballot_service.web.roles import CREDENTIAL, requires
+from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("station_scan", __name__, url_prefix="/api/station")
 
@@ -27,29 +27,25 @@ MAX_SCAN_BYTES = 200 * 1024 * 1024   # a 300-dpi colour PDF of a few hundred pag
 SCAN_TYPES = {"application/pdf": ".pdf", "image/tiff": ".tif", "image/png": ".png", "image/jpeg": ".jpg"}
 
 
-def _sitting():
-    return get_sitting(get_db(), g.terminal.sitting_id)
-
-
 @bp.get("/me")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_me():
     """Who this credential is: the station's name, and its teller and role if registered."""
     term = get_db().get(Terminal, g.terminal.id)
-    sitting = _sitting()
+    sitting = credential_sitting()
     return jsonify({"name": term.name, "holder": term.holder, "teller_role": term.teller_role,
                     "session_id": sitting.id, "session": sitting.name})
 
 
 @bp.get("/board")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_board_view():
     """The live reconciliation per paper item, and the alerts for the tellers."""
-    return jsonify(station_board.board(get_db(), _sitting()))
+    return jsonify(station_board.board(get_db(), credential_sitting()))
 
 
 @bp.post("/scans")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_scan_upload():
     """A scan file (PDF, TIFF, PNG or JPEG; the request body, typed by Content-Type): every
     page read, clear ballots counted through intake, unclear ones queued."""
@@ -66,7 +62,7 @@ def station_scan_upload():
     dpi = field(request.args, "dpi", str, required=False, default="200")
     if not dpi.isdigit() or not 100 <= int(dpi) <= 600:
         raise InvalidInput("dpi must be a whole number from 100 to 600", where="dpi", zh="分辨率（dpi）须为 100 至 600 的整数")
-    db, sitting = get_db(), _sitting()
+    db, sitting = get_db(), credential_sitting()
     fd, path = tempfile.mkstemp(suffix=suffix, dir=private_dir(settings().instance_path))
     pages = []
     try:
@@ -82,28 +78,28 @@ def station_scan_upload():
 
 
 @bp.get("/queue")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_queue():
     """The pages waiting for the tellers or the 总监票人, with the crops of their unclear boxes."""
-    return jsonify({"pages": station_board.queue(get_db(), _sitting())})
+    return jsonify({"pages": station_board.queue(get_db(), credential_sitting())})
 
 
 @bp.get("/pages/<page_id>/image")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_page_image(page_id: str):
     """The scanned page (PNG), while it is kept."""
-    page = adjudication.get_page(get_db(), _sitting(), page_id)
+    page = adjudication.get_page(get_db(), credential_sitting(), page_id)
     if page.image is None:
         raise NotFound("this page has no image (read by eye, or discarded)", where="page", zh="此页没有保存图像（人工读票或已作废）")
     return Response(page.image, mimetype="image/png")
 
 
 @bp.post("/pages/<page_id>/decision")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_decision(page_id: str):
     """One teller's decision on a queued page (adjudication.py)."""
     data = json_body()
-    db, sitting = get_db(), _sitting()
+    db, sitting = get_db(), credential_sitting()
     page = adjudication.get_page(db, sitting, page_id)
     status = adjudication.decide(db, settings(), sitting, page, db.get(Terminal, g.terminal.id),
                                  field(data, "decision", dict))
@@ -112,11 +108,11 @@ def station_decision(page_id: str):
 
 
 @bp.post("/ballot-info")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_ballot_info():
     """What a QR code scanned at the table names: the item, round and candidates to click."""
     data = json_body()
-    db, sitting = get_db(), _sitting()
+    db, sitting = get_db(), credential_sitting()
     try:
         payload = ballots.text_to_token(field(data, "ballot", str))["payload"]
     except ballots.BallotRefused:
@@ -130,12 +126,12 @@ def station_ballot_info():
 
 
 @bp.post("/by-eye")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_by_eye():
     """A ballot read by eye (USB QR scanner + marks clicked): queued with this teller's
     decision; the other teller confirms it like any queued page."""
     data = json_body()
-    db, sitting = get_db(), _sitting()
+    db, sitting = get_db(), credential_sitting()
     text = field(data, "ballot", str)
     station = db.get(Terminal, g.terminal.id)
     adjudication.adjudicator(station)
@@ -158,14 +154,14 @@ def station_by_eye():
 
 
 @bp.post("/count-report")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_count_report():
     """The 计票结果报告单 as a PDF; its content and the PDF's SHA-256 go into the audit chain."""
-    db, sitting = get_db(), _sitting()
+    db, sitting = get_db(), credential_sitting()
     content = station_board.count_report(db, sitting)
     pdf = count_report.render(content)
     begin_write(db)
-    audit.append(db, "count_report_made", {**content, "pdf_sha256": hashlib.sha256(pdf).hexdigest()},
+    audit.append(db, AuditKind.COUNT_REPORT_MADE, {**content, "pdf_sha256": hashlib.sha256(pdf).hexdigest()},
                  sitting_id=sitting.id)
     commit()
     return Response(pdf, mimetype="application/pdf", status=201,
@@ -173,10 +169,10 @@ def station_count_report():
 
 
 @bp.post("/items/<int:item_id>/recount")
-@requires("station", body=CREDENTIAL)
+@requires(Role.STATION, body=CREDENTIAL)
 def station_recount(item_id: int):
     """重新计票: the item's kept scans read again and compared with the ballots counted (changes nothing)."""
-    db, sitting = get_db(), _sitting()
+    db, sitting = get_db(), credential_sitting()
     item = db.get(Item, item_id)
     if item is None or item.sitting_id != sitting.id or not item.rounds:
         raise NotFound("no such item in this session", where="item_id", zh="本会次没有这个表决事项")

@@ -19,17 +19,13 @@ from ballot_service.domain.terminals import check_in_at_terminal
 from ballot_service.errors import NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Member, Round, Terminal
-from ballot_service.vocab import BLIND_CHANNELS
-from ballot_service.web.common import commit, field, get_db, json_body, settings
-from ballot_service.web.roles import CREDENTIAL, requires
+from ballot_service.vocab import BLIND_CHANNELS, ItemKind, Presence, Role, SittingStatus
+from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
+from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
 
-
-@bp.before_request
-def _limit_body():
-    # Terminals and stations never need more than a ballot: refuse anything larger early.
-    request.max_content_length = current_app.config["SETTINGS"].max_body_bytes
+bp.before_request(limit_body_to_a_ballot)
 
 
 def _settings():
@@ -45,7 +41,7 @@ def _item_view(item: Item, rnd: Round) -> dict:
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
                             "office": cands[k].office} for k in rnd.candidate_keys],
-            **({"options": item.options} if item.kind == "evaluation" else {}),
+            **({"options": item.options} if item.kind == ItemKind.EVALUATION else {}),
             **({"write_in": election_items.write_in_policy(item, rnd), "stage": rnd.stage}
                if election_items.is_election(item) else {})}
 
@@ -71,17 +67,17 @@ def _shared_state(db, sitting_id: int) -> dict:
         # does (fixed at opening): a late check-in does not make the two disagree.
         _as_of_vote(attendance, rnd, sitting.body.kind)
     shared = {"session": {"id": sitting.id, "name": sitting.name, "body": sitting.body.name,
-                          "closed": sitting.status != "open",
+                          "closed": sitting.status != SittingStatus.OPEN,
                           "meeting": meetings.meeting_name(meetings.current_number(db, sitting))},
               "attendance": attendance, "vote": vote}
     members = {tid: json.dumps({"member_no": no, "name": name}, ensure_ascii=False, separators=(",", ":"))
                for tid, no, name in db.execute(
                    select(Attendance.terminal_id, Member.member_no, Member.name)
                    .join(Member, Member.id == Attendance.member_id)
-                   .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
+                   .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                           Attendance.terminal_id.is_not(None)))}
     return {"json": json.dumps(shared, ensure_ascii=False, separators=(",", ":"))[1:],  # without "{"
-            "members": members, "voting": voting_now is not None, "open": sitting.status == "open"}
+            "members": members, "voting": voting_now is not None, "open": sitting.status == SittingStatus.OPEN}
 
 
 def _seat_states() -> seat_state.VersionedCache:
@@ -93,7 +89,7 @@ def _seat_states() -> seat_state.VersionedCache:
 
 
 @bp.get("/terminal/state")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_state():
     """The tablet's state, with an ETag that changes whenever the answer would: a request whose
     If-None-Match (or ?wait=) names it gets 304."""
@@ -125,23 +121,23 @@ def terminal_state():
 
 
 @bp.get("/terminal/roster-search")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_roster_search():
     """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
     listed candidates are not offered)."""
     db = get_db()
     with read_phase(db):
-        sitting = get_sitting(db, g.terminal.sitting_id)
+        sitting = credential_sitting(db)
         found = election_items.search_roster(db, open_item(db, sitting), request.args.get("q", ""))
     return jsonify({"members": found})
 
 
 @bp.post("/terminal/checkin")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_checkin():
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     # The seat decides who may check in here (terminals.check_in_at_terminal).
     member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
@@ -156,12 +152,12 @@ def terminal_checkin():
 
 
 @bp.get("/terminal/round-key")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_round_key():
     """The open round's round_key_announced event (signed by the body's key, in the chain)."""
     db = get_db()
     with read_phase(db):
-        sitting = get_sitting(db, g.terminal.sitting_id)
+        sitting = credential_sitting(db)
         item = open_item(db, sitting)
         if item is None or item.channel not in BLIND_CHANNELS:
             raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
@@ -170,7 +166,7 @@ def terminal_round_key():
 
 
 @bp.post("/terminal/blind-sign")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_blind_sign():
     """One blind signature for this terminal's member in the open round, once (issuance.py)."""
     data = json_body()
@@ -182,12 +178,12 @@ def terminal_blind_sign():
 
 
 @bp.post("/terminal/reset")
-@requires("terminal", body=CREDENTIAL)
+@requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_reset():
     """重置本终端, with the reset code the secretariat's console shows; never during a vote."""
     data = json_body()
     db = get_db()
-    sitting = get_sitting(db, g.terminal.sitting_id)
+    sitting = credential_sitting(db)
     tablet_setup.reset_tablet(db, settings().secret_key, sitting, g.terminal.id, field(data, "code", str))
     commit()
     return jsonify({"reset": True})

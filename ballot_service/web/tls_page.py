@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, render_template, send_file
 
 from ballot_service.ops import tls
 from ballot_service.render import qr
+from ballot_service.vocab import Role
 from ballot_service.web.roles import requires
 from ballot_service.web.urls import public_url_for
 
@@ -22,7 +23,7 @@ def _ca_path():
 
 
 @bp.get("/tls")
-@requires("public")
+@requires(Role.PUBLIC)
 def tls_page():
     path = _ca_path()
     if path is None:
@@ -35,7 +36,7 @@ def tls_page():
 
 
 @bp.get("/tls/ca.crt")
-@requires("public")
+@requires(Role.PUBLIC)
 def ca_cert():
     path = _ca_path()
     if path is None:

@@ -13,6 +13,7 @@ from ballot_service.crypto import keys
 from ballot_service.errors import BallotError
 from ballot_service.formats.encoding import b64url_decode
 from ballot_service.models import Record
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db
 from ballot_service.web.roles import requires
 
@@ -49,7 +50,7 @@ def check_record(db: Session, keys_dir, record_id: str) -> dict | None:
 
 
 @bp.get("/verify/<record_id>")
-@requires("public")
+@requires(Role.PUBLIC)
 def verify_record(record_id: str):
     settings = current_app.config["SETTINGS"]
     found = check_record(get_db(), settings.keys_dir, record_id)

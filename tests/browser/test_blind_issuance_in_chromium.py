@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers_live import setup_session
+from helpers_live import setup_sitting
 from sqlalchemy import create_engine, select
 from test_seat_tablets import check_in, mark, open_tablet, screen, storage
 
@@ -24,7 +24,7 @@ def _rows(db_url, stmt):
 
 def test_secret_vote_on_two_tablets_through_blind_issuance(new_page, live_site, db_url):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=2, present=0, open_vote=False)
+    s = setup_sitting(api, members=2, present=0, open_vote=False)
     a, b = (open_tablet(new_page, base, s.creds[no]) for no in ("M0001", "M0002"))
     check_in(a, "M0001")
     check_in(b, "M0002")
@@ -64,7 +64,7 @@ def test_secret_vote_on_two_tablets_through_blind_issuance(new_page, live_site, 
 
 def test_tablet_refuses_a_round_key_that_is_not_the_announced_one(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=2, present=2, open_vote=False)
+    s = setup_sitting(api, members=2, present=2, open_vote=False)
     page = open_tablet(new_page, base, s.creds["M0001"])
     screen(page, "waiting")
     asked: list[str] = []

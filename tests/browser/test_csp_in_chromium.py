@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 from browser_support import login
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_session
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_sitting
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_pages_run_under_the_csp(new_page, live_site):
     base = live_site.base_url
-    s = setup_session(live_site.api, members=3, open_vote=False)
+    s = setup_sitting(live_site.api, members=3, open_vote=False)
     page = new_page((1366, 900), enforce_csp=True)
     violations = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)

@@ -21,7 +21,7 @@ from helpers_live import (
     blind_ballot,
     create_item,
     publish,
-    setup_session,
+    setup_sitting,
     vote,
 )
 
@@ -104,7 +104,7 @@ def min_font_px(page, selector: str) -> float:
 
 def test_screen_follows_a_sitting_live_and_recovers(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=12, present=7, open_vote=False)
+    s = setup_sitting(api, members=12, present=7, open_vote=False)
     sid = s.sitting_id
     page = open_screen(new_page, base)
     screenshot(page, "display-index")
@@ -267,7 +267,7 @@ def test_screen_shows_project_and_nominee_tables(new_page, live_site):
               "城乡公交一体化提升", "背街小巷环境整治", "新能源汽车公共充电桩建设", "普惠托育机构建设",
               "农贸市场升级改造", "城市口袋公园建设", "基层医疗卫生机构能力提升", "残疾人康复服务扩面提质"]
     cands = [{"key": f"p{i + 1}", "title": t} for i, t in enumerate(titles)]
-    s = setup_session(api, members=12, present=9, kind="livelihood_projects", candidates=cands, places=10)
+    s = setup_sitting(api, members=12, present=9, kind="livelihood_projects", candidates=cands, places=10)
     page = open_screen(new_page, base)
     page.goto(f"{base}/display/{s.sitting_id}")
     within(page, "document.getElementById('display').dataset.mode === 'voting'", limit=3, what="the vote")

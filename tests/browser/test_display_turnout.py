@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from browser_support import login, screenshot
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, blind_ballot, setup_session
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, blind_ballot, setup_sitting
 
 from ballot_service.crypto import tablet
 
@@ -21,7 +21,7 @@ def text(page, selector: str) -> str:
 def test_screen_and_console_agree_when_tablets_take_no_ballot(new_page, live_site):
     api, base = live_site.api, live_site.base_url
     # 12 deputies, 9 present (quorum met); only 3 tablets take their ballot, 2 of them vote.
-    s = setup_session(api, members=12, present=9, open_vote=True)
+    s = setup_sitting(api, members=12, present=9, open_vote=True)
     item_id = s.item_id
     taken = {no: blind_ballot(api, s.creds[no]) for no in s.present[:3]}
     for no in s.present[:2]:

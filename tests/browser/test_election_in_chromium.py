@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from browser_support import SCREENSHOTS, login, screenshot
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_session, vote
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_sitting, vote
 from test_seat_tablets import check_in, mark, open_tablet, result_of, screen
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -26,7 +26,7 @@ def _election(api, sid, key, places, cands, office="committee_member"):
 
 def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=7, present=6, open_vote=False)
+    s = setup_sitting(api, members=7, present=6, open_vote=False)
     tablet = open_tablet(new_page, base, s.creds["M0007"])
     check_in(tablet, "M0007")
 
@@ -166,7 +166,7 @@ def test_a_paper_election_counts_an_over_selected_ballot_invalid(new_page, live_
     """选举法 art. 44: a paper ballot choosing more persons than seats is invalid; the station
     takes it (it is a returned ballot), the tally counts it 无效, the console and the record say so."""
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=5, open_vote=False)
+    s = setup_sitting(api, members=5, open_vote=False)
     spec = {"key": "fzr", "kind": "election", "title": "选举副主任", "office": "vice", "places": 1,
             "channel": "paper", "candidates": [{"key": "A", "title": NAMES[0]}, {"key": "B", "title": NAMES[1]}]}
     item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]

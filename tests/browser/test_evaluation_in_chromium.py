@@ -11,7 +11,7 @@ import re
 
 import pytest
 from browser_support import login, screenshot
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, publish, setup_session, vote
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, publish, setup_sitting, vote
 from openpyxl import Workbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -41,7 +41,7 @@ def _states(page) -> dict[str, str]:
 def test_year_end_evaluation_from_last_years_selection(new_page, live_site, tmp_path):
     base, api = live_site.base_url, live_site.api
     # --- last year: the register, and its projects vote (run over the API) -----------------
-    s = setup_session(api, members=5, kind="livelihood_projects", places=2, key="ms2026", open_vote=False,
+    s = setup_sitting(api, members=5, kind="livelihood_projects", places=2, key="ms2026", open_vote=False,
                       candidates=[{"key": c, "title": t} for c, t, *_ in PROJECTS])
     op = new_page((1366, 900))
     login(op, base, OPERATOR)

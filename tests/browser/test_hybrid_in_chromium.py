@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 from browser_support import login, screenshot
-from helpers_live import OPERATOR, setup_session
+from helpers_live import OPERATOR, setup_sitting
 from sqlalchemy import create_engine, select
 from station_support import blank_pages, mark, write_tiff
 from test_seat_tablets import check_in, open_tablet, screen
@@ -39,7 +39,7 @@ def _record(db_url) -> dict:
 
 def test_a_tablet_fails_mid_vote_and_the_deputy_votes_on_paper(new_page, live_site, db_url, tmp_path):
     base, api = live_site.base_url, live_site.api
-    s = setup_session(api, members=3, present=0, open_vote=False, channel="hybrid")
+    s = setup_sitting(api, members=3, present=0, open_vote=False, channel="hybrid")
     tablets = {no: open_tablet(new_page, base, s.creds[no]) for no in s.members}
     for no, page in tablets.items():
         check_in(page, no)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from browser_support import SCREENSHOTS, screenshot
-from helpers_live import Api, setup_session, vote
+from helpers_live import Api, setup_sitting, vote
 from sqlalchemy import create_engine, select
 
 from ballot_service.domain.tablet_setup import reset_code
@@ -90,7 +90,7 @@ def result_of(api: Api, sitting_id: int, key: str = "item1") -> dict:
 
 def test_livelihood_ballot_on_three_tablets(new_page, live_site, db_url):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=3, present=0, open_vote=False, kind="livelihood_projects",
+    s = setup_sitting(api, members=3, present=0, open_vote=False, kind="livelihood_projects",
                       candidates=PROJECTS, places=3)
     a, b, c = (open_tablet(new_page, base, s.creds[no]) for no in ("M0001", "M0002", "M0003"))
 
@@ -249,7 +249,7 @@ def test_livelihood_ballot_on_three_tablets(new_page, live_site, db_url):
 
 def test_resolution_named_vote_and_a_retry_after_a_lost_answer(new_page, live_site, db_url):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=3, present=0, open_vote=False, kind="resolution", secret=False)
+    s = setup_sitting(api, members=3, present=0, open_vote=False, kind="resolution", secret=False)
     a = open_tablet(new_page, base, s.creds["M0001"])
     b = open_tablet(new_page, base, s.creds["M0002"], query="?lang=en")
     check_in(a, "M0001")
@@ -321,7 +321,7 @@ def test_resolution_named_vote_and_a_retry_after_a_lost_answer(new_page, live_si
 
 def test_setup_by_paste_late_check_in_and_reset(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=3, present=0, open_vote=False)
+    s = setup_sitting(api, members=3, present=0, open_vote=False)
     page = new_page(viewport=(1280, 800))
     page.goto(base + "/seat")
     setup = screen(page, "setup")
@@ -376,7 +376,7 @@ def test_runoff_round_is_marked_and_limited_to_its_places(new_page, live_site, d
     round 2 as 第2轮 with the remaining places and the tied projects only."""
     api, base = live_site.api, live_site.base_url
     cands = PROJECTS[:3]
-    s = setup_session(api, members=5, present=5, open_vote=True, kind="livelihood_projects",
+    s = setup_sitting(api, members=5, present=5, open_vote=True, kind="livelihood_projects",
                       candidates=cands, places=2)
     round1 = {"M0001": ("p0", "p1"), "M0002": ("p0", "p2"), "M0003": ("p0", "p1"), "M0004": ("p1", "p2"),
               "M0005": ("p2",)}
@@ -409,7 +409,7 @@ def test_runoff_round_is_marked_and_limited_to_its_places(new_page, live_site, d
 
 def test_time_limit_counts_down_and_closes_the_ballot(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=3, present=3, open_vote=False)
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
     _, item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items",
                        {"key": "timed", "kind": "resolution", "title": "限时表决", "time_limit_s": 6})
     api.call("POST", f"/api/admin/items/{item['id']}/open")
@@ -426,7 +426,7 @@ def test_time_limit_counts_down_and_closes_the_ballot(new_page, live_site):
 def test_another_seats_deputy_is_refused_with_the_reason_and_the_tablet_keeps_its_credential(new_page, live_site):
     """A mistyped number that belongs to another seat's deputy is refused (403) with the reason;
     the tablet is not sent back to 设置本终端 (its credential is still good)."""
-    s = setup_session(live_site.api, members=3, present=0, open_vote=False)
+    s = setup_sitting(live_site.api, members=3, present=0, open_vote=False)
     page = open_tablet(new_page, live_site.base_url, s.creds["M0001"])
     screen(page, "checkin")
     page.fill("#checkin-member", "M0002")

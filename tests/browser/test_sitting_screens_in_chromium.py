@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from browser_support import login, screenshot
-from helpers_live import DISPLAY_OPERATOR, create_item, publish, setup_session
+from helpers_live import DISPLAY_OPERATOR, create_item, publish, setup_sitting
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -41,7 +41,7 @@ def cast(tab, marks: dict, shot: str | None = None) -> None:
 
 def test_the_hall_sees_each_kind_of_vote(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=6, present=4, open_vote=False, kind="appointment", candidates=NOMINEES)
+    s = setup_sitting(api, members=6, present=4, open_vote=False, kind="appointment", candidates=NOMINEES)
     hall = new_page((1920, 1080))
     login(hall, base, DISPLAY_OPERATOR)
     hall.goto(f"{base}/display/{s.sitting_id}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from browser_support import login, screenshot
-from helpers_live import OPERATOR, setup_session
+from helpers_live import OPERATOR, setup_sitting
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -26,7 +26,7 @@ def checked_in_tablet(new_page, base: str, credential: str, member_no: str):
 
 def test_opening_without_ready_tablets_needs_a_reason_and_the_tablets_follow_the_close(new_page, live_site):
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=4, present=0, open_vote=False)
+    s = setup_sitting(api, members=4, present=0, open_vote=False)
     tab = checked_in_tablet(new_page, base, s.creds["M0001"], "M0001")
     for no in ("M0002", "M0003"):
         api.call("POST", "/api/terminal/checkin", {"member": no}, credential=s.creds[no])
@@ -77,7 +77,7 @@ def test_the_announcement_page_in_large_type(new_page, live_site):
     from helpers_live import blind_ballot, publish, vote
 
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=40, present=35, open_vote=True)
+    s = setup_sitting(api, members=40, present=35, open_vote=True)
     for i, no in enumerate(s.present):
         if i < 33:
             vote(api, s.creds[no], {"motion": "against" if i < 2 else "abstain" if i == 2 else "for"})
@@ -105,7 +105,7 @@ def test_the_announcement_page_in_large_type(new_page, live_site):
 def test_an_item_is_changed_and_previewed_before_it_opens(new_page, live_site):
     """Edit, preview, reorder and delete an item in the console (#17 item 17)."""
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=3, present=3, open_vote=False, kind="appointment",
+    s = setup_sitting(api, members=3, present=3, open_vote=False, kind="appointment",
                       candidates=[{"key": "n1", "title": "王建国", "office": "副县长"}])
     op = new_page((1366, 900))
     login(op, base, OPERATOR)
@@ -138,7 +138,7 @@ def test_a_ballot_left_on_screen_notices_the_close(new_page, live_site):
     """A deputy who never votes leaves the ballot on screen: after the close the tablet says
     表决已结束 by itself and stays online, so the next vote opens without a reason."""
     api, base = live_site.api, live_site.base_url
-    s = setup_session(api, members=1, present=0, open_vote=False)
+    s = setup_sitting(api, members=1, present=0, open_vote=False)
     tab = checked_in_tablet(new_page, base, s.creds["M0001"], "M0001")
     api.call("POST", f"/api/admin/items/{s.item_id}/open")
     tab.locator('section[data-screen="ballot"]').wait_for(state="visible", timeout=15_000)

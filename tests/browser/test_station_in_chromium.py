@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from browser_support import login, screenshot
-from helpers_live import COUNTER_NAME, OPERATOR, setup_session
+from helpers_live import COUNTER_NAME, OPERATOR, setup_sitting
 from station_support import blank_pages, mark, write_tiff
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -39,7 +39,7 @@ def decide(page, mark_value):
 
 def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     base, api = live_site.base_url, live_site.api
-    s = setup_session(api, members=8, channel="paper")
+    s = setup_sitting(api, members=8, channel="paper")
     _, chief = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/terminals", {"terminals": [
         {"name": "总监票人", "kind": "counting_station", "holder": "赵总监", "teller_role": "chief"}]})
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 7})
@@ -128,7 +128,7 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
 
 def test_the_two_tellers_enter_a_tally_sheet_at_the_station_page(new_page, live_site):
     base, api = live_site.base_url, live_site.api
-    s = setup_session(api, members=5, channel="tally_sheet")
+    s = setup_sitting(api, members=5, channel="tally_sheet")
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     figures = {"issued": 5, "returned": 5, "invalid": 0, "motion|for": 3, "motion|against": 1, "motion|abstain": 1}
 
@@ -163,7 +163,7 @@ def test_the_two_tellers_transcribe_a_written_in_name_at_the_station_page(new_pa
     from test_station_scan_write_in import CANDS, _blank, _scan
 
     base, api = live_site.base_url, live_site.api
-    s = setup_session(api, members=3, channel="paper", open_vote=False)
+    s = setup_sitting(api, members=3, channel="paper", open_vote=False)
     spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
             "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
     item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]

@@ -14,6 +14,7 @@ from ballot_service.bundle.export import export_bundle
 from ballot_service.domain.grants import EVERY_BODY
 from ballot_service.errors import Conflict, Forbidden
 from ballot_service.models import Sitting
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.roles import OWN, requires, visible_bodies
@@ -34,7 +35,7 @@ def _zip(export, label: str):
 
 
 @bp.get("/console/audit-bundle.zip")
-@requires("secretariat", "auditor", body=OWN)
+@requires(Role.SECRETARIAT, Role.AUDITOR, body=OWN)
 def audit_bundle_zip():
     """?body=N or ?session=S name the bundle; neither: the login's one body (or the service's
     only body)."""
@@ -60,7 +61,7 @@ def audit_bundle_zip():
 
 
 @bp.get("/console/bodies/<int:body_id>/audit-bundle.zip")
-@requires("secretariat", "auditor", body="body_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="body_id")
 def body_bundle_zip(body_id: int):
     return _body_zip(body_id)
 
@@ -70,7 +71,7 @@ def _body_zip(body_id: int):
 
 
 @bp.get("/console/sessions/<int:sitting_id>/audit-bundle.zip")
-@requires("secretariat", "auditor", body="sitting_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="sitting_id")
 def sitting_bundle_zip(sitting_id: int):
     return _sitting_zip(get_db().get(Sitting, sitting_id).body_id, sitting_id)
 

@@ -10,6 +10,7 @@ from ballot_service.domain import grants
 from ballot_service.domain.sittings import create_body, create_body_key, get_body
 from ballot_service.errors import BallotError, Forbidden
 from ballot_service.models import Body, Member, Operator
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
@@ -18,7 +19,7 @@ from ballot_service.web.roles import OWN, SERVICE, in_reach, requires
 
 
 @bp.get("/console")
-@requires("superuser", "secretariat", "auditor", body=OWN)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, Role.AUDITOR, body=OWN)
 def home():
     db = get_db()
     bodies = db.scalars(select(Body).where(in_reach(Body.id)).order_by(Body.id)).all()
@@ -37,7 +38,7 @@ def home():
 
 
 @bp.post("/console/bodies")
-@requires("superuser", "secretariat", body=SERVICE)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, body=SERVICE)
 def body_create():
     form = request.form
     return run_action(lambda db: create_body(db, form.get("name", "").strip(), form.get("kind", "")),
@@ -45,7 +46,7 @@ def body_create():
 
 
 @bp.post("/console/bodies/<int:body_id>/unlock")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def body_unlock(body_id: int):
     """A body's secretariat lets a login of that body alone, locked out after failed
     attempts, try again (#17). Another body's login, or one of several bodies, is refused
@@ -64,7 +65,7 @@ def body_unlock(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/key")
-@requires("superuser", "secretariat", body="body_id")
+@requires(Role.SUPERUSER, Role.SECRETARIAT, body="body_id")
 def body_key(body_id: int):
     def make(db):
         s = settings()

@@ -24,6 +24,14 @@ def _labels():
             "stage_label": lambda k: t(*vocab.label_pair(k, vocab.ElectionStage))}
 
 
+def pipe_lines(text: str):
+    """(line number, its `|`-separated parts stripped) for each non-blank line of a textarea:
+    the candidates, nominees, options and grading steps the console's forms take."""
+    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
+        if line:
+            yield n, [p.strip() for p in line.split("|")]
+
+
 def run_action(action, success: str, back: str, on_refusal=None):
     """Run `action(db)` and commit, flashing `success`; or roll back (keeping an audited
     refusal) and flash the reason. Returns (redirect to `back`, action's result or None);

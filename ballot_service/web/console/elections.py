@@ -7,6 +7,7 @@ from flask import request, url_for
 
 from ballot_service.domain import election_items
 from ballot_service.domain.sittings import get_item
+from ballot_service.vocab import Role
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
 from ballot_service.web.i18n import t
@@ -23,7 +24,7 @@ def parse_nominees(text: str) -> list | None:
 
 
 @bp.post("/console/items/<int:item_id>/another")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_another(item_id: int):
     nominees = parse_nominees(request.form.get("candidates", ""))
     return run_action(lambda db: election_items.start_another(db, get_item(db, item_id), nominees),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from ballot_service.errors import InvalidInput
+from ballot_service.web.console.common import pipe_lines
 from ballot_service.web.i18n import t
 
 _PERCENT = re.compile(r"^(\d{1,3})(?:\.(\d{1,2}))?%?$")
@@ -14,10 +15,7 @@ _PERCENT = re.compile(r"^(\d{1,3})(?:\.(\d{1,2}))?%?$")
 def parse_options(text: str) -> list[dict] | None:
     """One option per line, best first: `名称` or `编号 | 名称`; nothing typed → the default scale."""
     out = []
-    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split("|")]
+    for n, parts in pipe_lines(text):
         if len(parts) == 1:
             out.append({"key": f"o{len(out) + 1}", "title": parts[0]})
         elif len(parts) == 2 and parts[0] and parts[1]:
@@ -35,10 +33,7 @@ def parse_grading(by: str, steps_text: str, options: list[dict] | None, default:
         return None
     opts = options or default
     steps = []
-    for n, line in enumerate((ln.strip() for ln in steps_text.splitlines()), start=1):
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split("|")]
+    for n, parts in pipe_lines(steps_text):
         m = _PERCENT.match(parts[1]) if len(parts) == 2 else None
         key = next((o["key"] for o in opts if parts[0] in (o["key"], o["title"])), None)
         if m is None or key is None:

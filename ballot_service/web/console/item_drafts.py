@@ -6,6 +6,7 @@ from flask import redirect, render_template, request, url_for
 
 from ballot_service.domain.item_drafts import delete_item, edit_item, move_item
 from ballot_service.domain.sittings import get_item
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
@@ -15,7 +16,7 @@ from ballot_service.web.roles import requires
 
 
 @bp.post("/console/items/<int:item_id>/edit")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_edit(item_id: int):
     form = request.form
     back = url_for(".item_page", item_id=item_id)
@@ -25,7 +26,7 @@ def item_edit(item_id: int):
 
 
 @bp.post("/console/items/<int:item_id>/delete")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_delete(item_id: int):
     sitting_id = get_item(get_db(), item_id).sitting_id
     resp, done = run_action(lambda db: delete_item(db, get_item(db, item_id)) or True,
@@ -34,7 +35,7 @@ def item_delete(item_id: int):
 
 
 @bp.post("/console/items/<int:item_id>/move")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_move(item_id: int):
     sitting_id = get_item(get_db(), item_id).sitting_id
     return run_action(lambda db: move_item(db, get_item(db, item_id), request.form.get("direction", "")), "",
@@ -42,7 +43,7 @@ def item_move(item_id: int):
 
 
 @bp.get("/console/items/<int:item_id>/preview")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def item_preview(item_id: int):
     """The ballot as a tablet shows it (and a paper ballot lists it), with nothing to press."""
     item = get_item(get_db(), item_id)

@@ -26,9 +26,10 @@ from ballot_service.domain.sittings import attendance_state, create_item, get_it
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Cast, Record
 from ballot_service.render import announcement
+from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, MarkRule, Role, RoundStatus
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
-from ballot_service.web.console.common import form_int, run_action
+from ballot_service.web.console.common import form_int, pipe_lines, run_action
 from ballot_service.web.console.evaluation_form import parse_grading, parse_options
 from ballot_service.web.console.sittings import render_sitting_page
 from ballot_service.web.i18n import t
@@ -39,20 +40,17 @@ def parse_candidates(text: str, kind: str) -> list[dict]:
     """One candidate per line: `名称`, `名称 | 说明`, or `编号 | 名称 | 说明` (the 说明 may be
     empty). Two parts are always name and description — never key and name — so a project's
     description is never read as its title; a key not given is generated (P01, P02… / N01…)."""
-    if kind == "resolution":
+    if kind == ItemKind.RESOLUTION:
         if text.strip():
             raise InvalidInput(t("决议表决只有一个表决事项（即标题），不填候选项",
                                  "a resolution is voted as a whole (its title): leave the candidates empty"),
                                where="candidates")
         return []
-    if kind == "appointment":
+    if kind == ItemKind.APPOINTMENT:
         return _parse_nominees(text)
     out = []
-    prefix = "P" if kind in ("livelihood_projects", "evaluation") else "N"
-    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split("|")]
+    prefix = "P" if kind in (ItemKind.LIVELIHOOD, ItemKind.EVALUATION) else "N"
+    for n, parts in pipe_lines(text):
         generated = f"{prefix}{len(out) + 1:02d}"
         if len(parts) == 1 or (len(parts) == 2 and parts[0]):
             c = {"key": generated, "title": parts[0]}
@@ -74,10 +72,7 @@ def _parse_nominees(text: str) -> list[dict]:
     """Appointment items: one nominee per line, `姓名 | 拟任职务` or `编号 | 姓名 | 拟任职务`; the
     proposed office is required (it is on the screen, the ballot, the record and the 宣布稿)."""
     out = []
-    for n, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split("|")]
+    for n, parts in pipe_lines(text):
         if len(parts) == 2 and all(parts):
             out.append({"key": f"N{len(out) + 1:02d}", "title": parts[0], "office": parts[1]})
         elif len(parts) == 3 and all(parts[1:]):
@@ -96,12 +91,12 @@ def item_fields(form, default_key: str) -> dict:
     return {"key": form.get("key", "").strip() or default_key, "kind": kind,
             "title": form.get("title", "").strip(),
             "candidates": parse_candidates(form.get("candidates", ""), kind) or None,
-            "places": form_int(form, "places", required=kind in ("livelihood_projects", "election")),
-            "base": form.get("base", "members"), "majority": form.get("majority", "half"),
+            "places": form_int(form, "places", required=kind in (ItemKind.LIVELIHOOD, ItemKind.ELECTION)),
+            "base": form.get("base", Base.MEMBERS), "majority": form.get("majority", Majority.HALF),
             "secret": form.get("secret", "1") == "1", "channel": form.get("channel", "terminal"),
-            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", "any"),
-            **(_evaluation_scale(form) if kind == "evaluation" else {}),
-            **(_election_fields(form) if kind == "election" else {})}
+            "time_limit_s": minutes * 60 if minutes else None, "mark_rule": form.get("mark_rule", MarkRule.ANY),
+            **(_evaluation_scale(form) if kind == ItemKind.EVALUATION else {}),
+            **(_election_fields(form) if kind == ItemKind.ELECTION else {})}
 
 
 def _election_fields(form) -> dict:
@@ -109,7 +104,8 @@ def _election_fields(form) -> dict:
     only a change from art. 25's (all members, more than half) is a rule, which is refused."""
     return {"office": form.get("office") or None, "by_election": form.get("by_election") == "1",
             "ballot_set": form.get("ballot_set", "").strip() or None,
-            "rule_given": (form.get("base", "members"), form.get("majority", "half")) != ("members", "half")}
+            "rule_given": ((form.get("base", Base.MEMBERS), form.get("majority", Majority.HALF))
+                           != (Base.MEMBERS, Majority.HALF))}
 
 
 def _evaluation_scale(form) -> dict:
@@ -120,7 +116,7 @@ def _evaluation_scale(form) -> dict:
 
 
 @bp.post("/console/sessions/<int:sitting_id>/items")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def item_form(sitting_id: int):
     form = request.form
 
@@ -146,11 +142,11 @@ def item_progress(db, item) -> dict:
             "not_issued": rules.not_issued(item.channel, rnd.present, issued),
             "issued": issued,
             "returned": returned, "present": rnd.present, "members": rnd.members,
-            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None}
+            "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == RoundStatus.OPEN else None}
 
 
 @bp.get("/console/items/<int:item_id>")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def item_page(item_id: int):
     return render_item_page(get_db(), item_id)
 
@@ -172,19 +168,19 @@ def render_item_page(db, item_id: int, edit_form=None):
                            not_issued=rules.not_issued,
                            state=attendance_state(db, item.sitting),
                            ready=tablet_setup.readiness(db, item.sitting)
-                           if item.channel == "terminal" and item.status == "draft" else None,
+                           if item.channel == Channel.TERMINAL and item.status == ItemStatus.DRAFT else None,
                            edit_form=edit_form or draft_form(item), kinds=vocab.labels_of(vocab.ItemKind),
                            offices=vocab.labels_of(vocab.Office),
                            bases=rules.BASES, majorities=rules.MAJORITIES,
                            open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
-                           if item.kind == "livelihood_projects" else [])
+                           if item.kind == ItemKind.LIVELIHOOD else [])
 
 
 def draft_form(item) -> dict:
     """An item as the 修改 form shows it (the fields of item_fields, candidates one per line)."""
-    if item.kind == "resolution":
+    if item.kind == ItemKind.RESOLUTION:
         lines = []
-    elif item.kind == "appointment":
+    elif item.kind == ItemKind.APPOINTMENT:
         lines = [f"{c.key} | {c.title} | {c.office or ''}" for c in item.candidates]
     else:
         lines = [f"{c.key} | {c.title} | {c.description or ''}" for c in item.candidates]
@@ -192,9 +188,9 @@ def draft_form(item) -> dict:
             "candidates": "\n".join(lines), "base": item.base, "majority": item.majority,
             "secret": "1" if item.secret else "0", "channel": item.channel,
             "time_limit_min": item.time_limit_s // 60 if item.time_limit_s else "", "mark_rule": item.mark_rule,
-            **(_evaluation_form(item) if item.kind == "evaluation" else {}),
+            **(_evaluation_form(item) if item.kind == ItemKind.EVALUATION else {}),
             **({"office": item.office or "", "by_election": "1" if item.by_election else "",
-                "ballot_set": item.ballot_set or ""} if item.kind == "election" else {})}
+                "ballot_set": item.ballot_set or ""} if item.kind == ItemKind.ELECTION else {})}
 
 
 def _evaluation_form(item) -> dict:
@@ -208,7 +204,7 @@ def _evaluation_form(item) -> dict:
 
 
 @bp.get("/console/items/<int:item_id>/progress")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def item_progress_json(item_id: int):
     db = get_db()
     return jsonify(item_progress(db, get_item(db, item_id)))
@@ -237,7 +233,7 @@ ITEM_ACTIONS = {
 
 
 @bp.post("/console/items/<int:item_id>/<action>")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def item_action(item_id: int, action: str):
     if action not in ITEM_ACTIONS:
         abort(404)

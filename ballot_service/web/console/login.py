@@ -7,6 +7,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from ballot_service.domain import operators
 from ballot_service.errors import BallotError
+from ballot_service.vocab import Role
 from ballot_service.web.common import end_operator_session, finish_refusal, get_db, start_operator_session
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.i18n import current_language, t
@@ -16,14 +17,14 @@ HOME_OF_ROLE = {"superuser": "/console", "secretariat": "/console", "auditor": "
 
 
 @bp.get("/")
-@requires("public")
+@requires(Role.PUBLIC)
 def root():
     role = session.get("role")
     return redirect(HOME_OF_ROLE.get(role) or url_for("console.login_page"))
 
 
 @bp.get("/login")
-@requires("public")
+@requires(Role.PUBLIC)
 def login_page():
     if session.pop("expired", False):
         flash(t("登录已过期，请重新登录。", "Your login expired; please log in again."), "warn")
@@ -31,7 +32,7 @@ def login_page():
 
 
 @bp.post("/login")
-@requires("public")
+@requires(Role.PUBLIC)
 def login_submit():
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
@@ -60,7 +61,7 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.post("/logout")
-@requires("superuser", "secretariat", "auditor", "display", body=OWN)
+@requires(Role.SUPERUSER, Role.SECRETARIAT, Role.AUDITOR, Role.DISPLAY, body=OWN)
 def logout_page():
     end_operator_session(get_db())
     flash(t("已退出。", "Logged out."), "ok")

@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, redirect, request, send_file, url_f
 
 from ballot_service.domain import print_jobs
 from ballot_service.errors import BallotError
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int
@@ -35,7 +36,7 @@ def _transactions(maker):
 
 
 @bp.post("/console/items/<int:item_id>/print")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def print_ballots(item_id: int):
     """Start printing paper ballots; the item page shows the job's progress."""
     try:
@@ -53,7 +54,7 @@ def print_ballots(item_id: int):
 
 
 @bp.get("/console/jobs/<job_id>")
-@requires("secretariat", body="job_id")
+@requires(Role.SECRETARIAT, body="job_id")
 def job_state(job_id: str):
     state = print_jobs.read_job(get_db(), job_id)
     if state is None:
@@ -62,7 +63,7 @@ def job_state(job_id: str):
 
 
 @bp.get("/console/items/<int:item_id>/ballots/<name>")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def ballot_file(item_id: int, name: str):
     if not (name.startswith(f"item{item_id}-round") and name.endswith(".pdf")) or "/" in name or ".." in name:
         abort(404)

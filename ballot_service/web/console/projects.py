@@ -9,6 +9,7 @@ from ballot_service.domain import project_items, projects
 from ballot_service.domain.sittings import get_body, get_item, get_sitting
 from ballot_service.errors import Forbidden, InvalidInput
 from ballot_service.render import register_xlsx
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -19,7 +20,7 @@ MAX_UPLOAD = 5 * 1024 * 1024
 
 
 @bp.get("/console/bodies/<int:body_id>/projects")
-@requires("secretariat", "auditor", body="body_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="body_id")
 def projects_page(body_id: int):
     db = get_db()
     register = projects.register_body(db, get_body(db, body_id))
@@ -29,7 +30,7 @@ def projects_page(body_id: int):
 
 
 @bp.get("/console/bodies/<int:body_id>/projects.xlsx")
-@requires("secretariat", "auditor", body="body_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="body_id")
 def projects_xlsx(body_id: int):
     db = get_db()
     register = projects.register_body(db, get_body(db, body_id))
@@ -39,7 +40,7 @@ def projects_xlsx(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/projects")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def project_add(body_id: int):
     form = request.form
 
@@ -52,7 +53,7 @@ def project_add(body_id: int):
 
 
 @bp.post("/console/bodies/<int:body_id>/projects/import")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def projects_import(body_id: int):
     f = request.files.get("file")
     back = url_for(".projects_page", body_id=body_id)
@@ -78,7 +79,7 @@ def _create_item(make, done: str, back: str):
     why not. The session is the form's: it must be one this login's secretariat serves."""
     def in_named_sitting(db):
         sitting = get_sitting(db, form_int(request.form, "sitting_id"))
-        if not login_may(("secretariat",), sitting.body_id):
+        if not login_may((Role.SECRETARIAT,), sitting.body_id):
             raise Forbidden("that session belongs to a body your login does not serve as secretariat",
                             where="sitting_id", zh="该会议所属机构不在您的秘书处权限之内")
         return make(db, sitting)
@@ -87,7 +88,7 @@ def _create_item(make, done: str, back: str):
 
 
 @bp.post("/console/bodies/<int:body_id>/projects/selection-item")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def projects_selection_item(body_id: int):
     """The year's projects vote from the register's reserve of that year, in a chosen session."""
     form = request.form
@@ -98,7 +99,7 @@ def projects_selection_item(body_id: int):
 
 
 @bp.post("/console/items/<int:item_id>/evaluation-item")
-@requires("secretariat", body="item_id")
+@requires(Role.SECRETARIAT, body="item_id")
 def evaluation_from_selection(item_id: int):
     """下一年度满意度测评: the selected projects of this decided vote, in a chosen session."""
     return _create_item(lambda db, sitting: project_items.evaluation_from_selection(db, sitting, get_item(db, item_id)),

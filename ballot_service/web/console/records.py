@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ballot_service.domain.sittings import get_item
 from ballot_service.models import Record
 from ballot_service.render import announcement, announcement_pdf, record_pdf
-from ballot_service.vocab import record_name
+from ballot_service.vocab import Role, record_name
 from ballot_service.web.common import get_db
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.roles import requires
@@ -25,7 +25,7 @@ def _record(record_id: str) -> Record:
 
 
 @bp.get("/console/records/<record_id>.json")
-@requires("secretariat", "auditor", body="record_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="record_id")
 def record_json(record_id: str):
     rec = _record(record_id)
     doc = {"signed": rec.body_json, "signature": rec.signature, "key_fingerprint": rec.key_fingerprint}
@@ -35,7 +35,7 @@ def record_json(record_id: str):
 
 
 @bp.get("/console/records/<record_id>.pdf")
-@requires("secretariat", "auditor", body="record_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="record_id")
 def record_pdf_file(record_id: str):
     rec = _record(record_id)
     url = public_url_for("verify_page.verify_record", record_id=rec.id)
@@ -56,7 +56,7 @@ def _signed_content(item_id: int):
 
 
 @bp.get("/console/items/<int:item_id>/announcement")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def announcement_page(item_id: int):
     item, content = _signed_content(item_id)
     return render_template("console/announcement.html", item=item, content=content,
@@ -64,7 +64,7 @@ def announcement_page(item_id: int):
 
 
 @bp.get("/console/items/<int:item_id>/announcement.pdf")
-@requires("secretariat", "auditor", body="item_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="item_id")
 def announcement_pdf_file(item_id: int):
     item, content = _signed_content(item_id)
     resp = current_app.response_class(announcement_pdf.render(content), mimetype="application/pdf")

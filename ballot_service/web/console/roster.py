@@ -7,12 +7,12 @@ import secrets
 from pathlib import Path
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from ballot_service.domain.roster import import_roster, read_roster
+from ballot_service.domain.roster import import_roster, members_of, roster_changes
 from ballot_service.domain.sittings import get_body
 from ballot_service.errors import BallotError
-from ballot_service.models import Member
+from ballot_service.formats.roster import read_roster
+from ballot_service.vocab import Role
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import run_action
@@ -27,16 +27,16 @@ def _uploads() -> Path:
 
 
 @bp.get("/console/bodies/<int:body_id>/roster")
-@requires("secretariat", "auditor", body="body_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="body_id")
 def roster_page(body_id: int):
     db = get_db()
     body = get_body(db, body_id)
-    members = db.scalars(select(Member).where(Member.body_id == body.id).order_by(Member.member_no)).all()
+    members = members_of(db, body)
     return render_template("console/roster.html", body=body, members=members)
 
 
 @bp.post("/console/bodies/<int:body_id>/roster/preview")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def roster_preview(body_id: int):
     """Parse the file and show what an import would do, or every error found; nothing is
     changed until the operator confirms."""
@@ -55,17 +55,13 @@ def roster_preview(body_id: int):
     token = secrets.token_urlsafe(16)
     (_uploads() / f"{token}.roster").write_bytes(data)
     (_uploads() / f"{token}.json").write_text(json.dumps({"body_id": body_id, "filename": f.filename}))
-    current = {m.member_no: m for m in db.scalars(select(Member).where(Member.body_id == body.id))}
-    in_file = {r.member_no for r in rows}
-    changes = {"added": [r for r in rows if r.member_no not in current],
-               "updated": [r for r in rows if r.member_no in current],
-               "leaving": [m for no, m in current.items() if no not in in_file and m.in_office]}
+    changes = roster_changes(db, body, rows)
     return render_template("console/roster_preview.html", body=body, filename=f.filename, rows=rows,
                            changes=changes, token=token, error=None)
 
 
 @bp.post("/console/bodies/<int:body_id>/roster/import")
-@requires("secretariat", body="body_id")
+@requires(Role.SECRETARIAT, body="body_id")
 def roster_import(body_id: int):
     token = request.form.get("token", "")
     if not token.replace("-", "").replace("_", "").isalnum():

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 from flask import redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from ballot_service import rules, vocab
 from ballot_service.db import utcnow
-from ballot_service.domain import meetings, tablet_setup
+from ballot_service.domain import meetings, roster, tablet_setup
 from ballot_service.domain.screen_choice import set_screen
 from ballot_service.domain.sittings import (
     attendance_state,
@@ -20,8 +19,9 @@ from ballot_service.domain.sittings import (
     get_sitting,
     set_attendance,
 )
+from ballot_service.domain.terminals import terminal_list
 from ballot_service.errors import InvalidInput
-from ballot_service.models import Attendance, Member, Terminal
+from ballot_service.vocab import Presence, Role, ScreenChoice
 from ballot_service.web.common import get_db, settings
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -31,7 +31,7 @@ from ballot_service.web.urls import public_base, unreachable_public_base
 
 
 @bp.post("/console/sessions")
-@requires("secretariat", body=IN_FORM)
+@requires(Role.SECRETARIAT, body=IN_FORM)
 def sitting_create():
     form = request.form
     resp, sitting = run_action(lambda db: create_sitting(db, get_body(db, form_int(form, "body_id")),
@@ -41,7 +41,7 @@ def sitting_create():
 
 
 @bp.get("/console/sessions/<int:sitting_id>")
-@requires("secretariat", "auditor", body="sitting_id")
+@requires(Role.SECRETARIAT, Role.AUDITOR, body="sitting_id")
 def sitting_page(sitting_id: int):
     return render_sitting_page(get_db(), sitting_id)
 
@@ -49,15 +49,9 @@ def sitting_page(sitting_id: int):
 def render_sitting_page(db, sitting_id: int, item_form=None):
     """The sitting page; `item_form`: what was typed into a refused 添加表决事项 form, shown again."""
     sitting = get_sitting(db, sitting_id)
-    members = db.scalars(select(Member).where(Member.body_id == sitting.body_id, Member.in_office.is_(True))
-                         .order_by(Member.group, Member.member_no)).all()
-    status = dict(db.execute(select(Attendance.member_id, Attendance.status)
-                             .where(Attendance.sitting_id == sitting.id)).all())
-    terminals = db.scalars(select(Terminal).where(Terminal.sitting_id == sitting.id).order_by(Terminal.id)).all()
-    # Who checked in at each tablet (terminal list): attendance names the terminal used.
-    checked_in = dict(db.execute(select(Attendance.terminal_id, Member.name).join(Member, Member.id == Attendance.member_id)
-                                 .where(Attendance.sitting_id == sitting.id, Attendance.status == "present",
-                                        Attendance.terminal_id.is_not(None))).all())
+    members = roster.members_of(db, sitting.body, in_office_only=True, by_group=True)
+    status = meetings.attendance_by_member(db, sitting)
+    terminals, checked_in = terminal_list(db, sitting)
     return render_template("console/sitting.html", sitting=sitting, state=attendance_state(db, sitting),
                            members=members, status=status, terminals=terminals, checked_in=checked_in,
                            now=utcnow(), online_s=tablet_setup.ONLINE_S,
@@ -73,7 +67,7 @@ def render_sitting_page(db, sitting_id: int, item_form=None):
 
 
 @bp.post("/console/sessions/<int:sitting_id>/close")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def sitting_close(sitting_id: int):
     """闭会: refused while a vote is open; signs a checkpoint of the audit chain."""
     return run_action(lambda db: close_sitting(db, settings(), get_sitting(db, sitting_id)),
@@ -82,24 +76,24 @@ def sitting_close(sitting_id: int):
 
 
 @bp.post("/console/sessions/<int:sitting_id>/screen")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def screen_form(sitting_id: int):
     """What the presiding screen shows between votes (screen_choice.set_screen)."""
     show = request.form.get("show", "")
 
     def choose_screen(db):
-        item_id = form_int(request.form, "item_id", required=False) if show == "result" else None
+        item_id = form_int(request.form, "item_id", required=False) if show == ScreenChoice.RESULT else None
         return set_screen(db, get_sitting(db, sitting_id), show, item_id)
 
-    done = {"auto": t("大屏已恢复跟随表决。", "The screen follows the votes again."),
-            "title": t("大屏显示会标。", "The screen shows the session banner."),
-            "checkin": t("大屏显示签到情况。", "The screen shows the check-in."),
-            "result": t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
+    done = {ScreenChoice.AUTO: t("大屏已恢复跟随表决。", "The screen follows the votes again."),
+            ScreenChoice.TITLE: t("大屏显示会标。", "The screen shows the session banner."),
+            ScreenChoice.CHECKIN: t("大屏显示签到情况。", "The screen shows the check-in."),
+            ScreenChoice.RESULT: t("大屏显示所选表决事项的结果。", "The screen shows the chosen result.")}.get(show, "")
     return run_action(choose_screen, done, url_for(".sitting_page", sitting_id=sitting_id))[0]
 
 
 @bp.post("/console/sessions/<int:sitting_id>/meetings/next")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def next_meeting_form(sitting_id: int):
     """Start the next plenary meeting (全体会议): everyone checks in again (meetings.py)."""
     return run_action(lambda db: meetings.start_next_meeting(db, get_sitting(db, sitting_id)),
@@ -111,11 +105,11 @@ MEMBER_NO_SEPARATORS = re.compile(r"[\s,，、;；]+")
 
 
 @bp.post("/console/sessions/<int:sitting_id>/attendance")
-@requires("secretariat", body="sitting_id")
+@requires(Role.SECRETARIAT, body="sitting_id")
 def attendance_form(sitting_id: int):
     """补签到 / 请假 for the ticked members, or for one member number typed in."""
     form = request.form
-    status = form.get("status", "present")
+    status = form.get("status", Presence.PRESENT)
     # Typed numbers may be separated as a secretariat types them: spaces, commas, 、 or ；.
     nos = [n for n in form.getlist("member") if n] + [n for n in MEMBER_NO_SEPARATORS.split(form.get("member_no", ""))
                                                       if n]

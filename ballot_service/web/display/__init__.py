@@ -62,6 +62,7 @@ from ballot_service.domain import audit
 from ballot_service.domain.sittings import get_sitting
 from ballot_service.errors import BallotError
 from ballot_service.models import Sitting
+from ballot_service.vocab import Role
 from ballot_service.web.common import finish_refusal
 from ballot_service.web.display.state import AuditCursor, build_state
 from ballot_service.web.roles import OWN, in_reach, requires
@@ -69,7 +70,7 @@ from ballot_service.web.urls import public_url_for
 
 bp = Blueprint("display", __name__)
 
-ROLES = ("display", "secretariat", "auditor")
+ROLES = (Role.DISPLAY, Role.SECRETARIAT, Role.AUDITOR)
 POLL_SECONDS = 0.25  # audit-head poll interval (screen updates within 1 s of a change)
 HEARTBEAT_SECONDS = 15.0  # keep proxies and the client's watchdog happy
 STREAM_SECONDS = 300.0  # end the stream so the browser reconnects (renews the login too)

@@ -14,13 +14,21 @@ from ballot_service.domain import audit, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import (
+    AuditKind,
+    Channel,
+    ElectionStage,
+    ItemKind,
+    ItemStatus,
+    RoundStatus,
+    ScreenChoice,
+)
 
-CONCLUDING_EVENTS = ("vote_closed", "tallied", "record_issued", "record_published")
-SCREEN_EVENT = "screen_set"  # the secretariat's choice of what the screen shows between votes
+CONCLUDING_EVENTS = (AuditKind.VOTE_CLOSED, AuditKind.TALLIED, AuditKind.RECORD_ISSUED, AuditKind.RECORD_PUBLISHED)
+SCREEN_EVENT = AuditKind.SCREEN_SET  # the secretariat's choice of what the screen shows between votes
 # What ends that choice (besides a vote opening): the hall then sees the vote just taken. Signing
 # a record does not: it is routine paperwork, often done during the break the choice is for.
-TAKING_BACK_EVENTS = ("vote_closed", "tallied", "record_published")
+TAKING_BACK_EVENTS = (AuditKind.VOTE_CLOSED, AuditKind.TALLIED, AuditKind.RECORD_PUBLISHED)
 
 
 class AuditCursor:
@@ -53,7 +61,7 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     state["mode"] = mode
     if mode in ("voting", "counting", "awaiting"):
         state["vote"] = _vote_view(db, item)
-    elif mode == "result":
+    elif mode == ScreenChoice.RESULT:
         state["result"] = _result_view(item)
         state["record"] = _record_view(db, item, verify_url)
     return state
@@ -94,28 +102,28 @@ def _mode(db: Session, sitting: Sitting, seq: int, cursor: AuditCursor | None) -
         cursor.scanned = max(cursor.scanned, seq)
     if choice is not None and (taken_back is None or choice[0] > taken_back[0]):
         chosen = json.loads(choice[1])
-        if chosen.get("show") in ("title", "checkin"):
+        if chosen.get("show") in (ScreenChoice.TITLE, ScreenChoice.CHECKIN):
             return chosen["show"], None
-        if chosen.get("show") == "result":
+        if chosen.get("show") == ScreenChoice.RESULT:
             item = _item_of(db, sitting, chosen)
             if item is not None and published(db, item):
-                return "result", item
+                return ScreenChoice.RESULT, item
         # "auto" (or a result no longer there): follow the votes
     item = _item_of(db, sitting, json.loads(concluding[1])) if concluding is not None else None
     if item is None:
-        return "checkin", None
+        return ScreenChoice.CHECKIN, None
     rnd = voting.current_round(item)
-    if item.status == "closed" or rnd.status == "closed":
+    if item.status == ItemStatus.CLOSED or rnd.status == RoundStatus.CLOSED:
         return "counting", item
     if has_result(item):
         # The hall sees a result only when the secretariat publishes it (公布); until then the
         # screen says the count is done and the result is awaited, with no figure of any choice.
         # A tie at the cut-off is the exception: the hall must see it to vote again (there is
         # no record to publish before the runoff decides the item).
-        if item.status == "runoff_pending" or published(db, item):
-            return "result", item
+        if item.status == ItemStatus.RUNOFF_PENDING or published(db, item):
+            return ScreenChoice.RESULT, item
         return "awaiting", item
-    return "checkin", None
+    return ScreenChoice.CHECKIN, None
 
 
 def published(db: Session, item: Item) -> bool:
@@ -135,11 +143,11 @@ def _titles(item: Item) -> dict[str, str]:
 def _vote_view(db: Session, item: Item) -> dict:
     """A vote in progress (or just closed): how many have voted, never how."""
     rnd = voting.current_round(item)
-    if item.channel == "tally_sheet":
+    if item.channel == Channel.TALLY_SHEET:
         voted = issued = None  # counted by hand after the vote; nothing electronic to show
     else:
         voted = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
-        issued = rnd.issued if rnd.status != "open" and rnd.issued is not None \
+        issued = rnd.issued if rnd.status != RoundStatus.OPEN and rnd.issued is not None \
             else voting.issued_count(db, item, rnd)
     titles = _titles(item)
     return {
@@ -155,8 +163,8 @@ def _vote_view(db: Session, item: Item) -> dict:
         "voted": voted, "issued": issued,
         "not_voted_yet": max(rnd.present - voted, 0) if voted is not None and rnd.present is not None else None,
         "not_issued": rules.not_issued(item.channel, rnd.present, issued),
-        "open": rnd.status == "open",
-        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == "open" else None,
+        "open": rnd.status == RoundStatus.OPEN,
+        "closes_at": rnd.closes_at.isoformat() if rnd.closes_at and rnd.status == RoundStatus.OPEN else None,
     }
 
 
@@ -168,7 +176,7 @@ def _row(c: dict, titles: dict[str, str]) -> dict:
 
 def _result_view(item: Item) -> dict:
     """The tallied result, from the stored round results via tally.item_result (never recounted)."""
-    rounds = [r for r in item.rounds if r.status == "tallied" and r.result]
+    rounds = [r for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
     entry = tally.item_result(item.key, item.kind, [r.result for r in rounds])
     first, last = rounds[0].result, rounds[-1].result
     titles = _titles(item)
@@ -180,18 +188,18 @@ def _result_view(item: Item) -> dict:
         **{k: entry[k] for k in ("members", "present", "quorum_met", "issued", "returned", "valid",
                                  "invalid", "refused", "not_voted")},
     }
-    if item.kind == "evaluation":
+    if item.kind == ItemKind.EVALUATION:
         out["not_issued"] = rules.not_issued(item.channel, out["present"], out["issued"])
         out["threshold_votes"] = None  # graded, not passed: the notes say how (grade_rule)
         return {**out, **evaluation_view(item, entry, titles)}
     rows = [_row(c, titles) for c in entry["candidates"]]
-    if item.kind == "resolution":
+    if item.kind == ItemKind.RESOLUTION:
         out["motion"] = rows[0] if rows else None
         out["passed"] = bool(entry.get("passed"))
-    elif item.kind == "appointment":
+    elif item.kind == ItemKind.APPOINTMENT:
         out["nominees"] = rows
     elif item.kind == ItemKind.ELECTION:
-        if len(rounds) > 1 and last.get("stage") in ("another", "revote"):
+        if len(rounds) > 1 and last.get("stage") in (ElectionStage.ANOTHER, ElectionStage.REVOTE):
             # The hall reads the round just tallied (再次投票 / 另行选举): its counts, its 当选.
             out.update({k: last[k] for k in ("issued", "returned", "valid", "invalid", "refused", "not_voted")
                         if k in last})
@@ -218,8 +226,8 @@ def _result_view(item: Item) -> dict:
         out["projects"] = ranked
         out["selected_count"] = len(selected)
         out["tied_count"] = len(tied)
-        out["runoff_places"] = last.get("runoff_places", 0) if entry["status"] == "runoff_pending" else 0
-        out["shortfall"] = last.get("shortfall", 0) if entry["status"] == "decided" else 0
+        out["runoff_places"] = last.get("runoff_places", 0) if entry["status"] == ItemStatus.RUNOFF_PENDING else 0
+        out["shortfall"] = last.get("shortfall", 0) if entry["status"] == ItemStatus.DECIDED else 0
         if runoff:
             out["runoff"] = {k: runoff[k] for k in ("places", "issued", "returned", "valid", "invalid", "refused")}
     out["not_issued"] = rules.not_issued(item.channel, out["present"], out["issued"])
@@ -249,7 +257,7 @@ def _election_view(entry: dict, rows: list[dict], last: dict) -> dict:
     for p in people:
         p["elected"] = p.pop("round_elected", p["key"] in elected)
         p["tied"] = p["key"] in tied
-    pending = entry["status"] == "runoff_pending"
+    pending = entry["status"] == ItemStatus.RUNOFF_PENDING
     return {"nominees": people, "elected_count": len(elected), "unfilled": entry["unfilled"],
             "tied_count": len(tied), "runoff_places": last.get("runoff_places", 0) if pending else 0,
             "stage": last.get("stage")}
