@@ -268,7 +268,7 @@ class Rehearsal:
             raise RuntimeError(f"the scan upload answered {resp.status_code}: {resp.get_json(silent=True)}")
         for (text, marks, counts), page in zip(pages, resp.get_json()["pages"]):
             status = page["status"]
-            for role in ("counter", "scrutineer") if status == "queued" else ():  # 裁定, as the scenario says
+            for role in (TellerRole.COUNTER, TellerRole.SCRUTINEER) if status == "queued" else ():  # 裁定, as the scenario says
                 _, out = self.call("POST", f"/api/station/pages/{page['id']}/decision",
                                    {"decision": {"ballot": text, "marks": marks}}, credential=self.tellers[role])
                 status = out["status"]

@@ -32,7 +32,7 @@ from ballot_service.formats import ballots as ballots_mod
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_decode
 from ballot_service.numbers import is_int
-from ballot_service.vocab import ItemKind
+from ballot_service.vocab import Channel, ItemKind
 
 # A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low
 # four bits are zero (the last 2 bits of the 512 are the only ones it carries).
@@ -303,7 +303,7 @@ def _check_blind_file(b: Path, ci: dict, r: dict, rel: str, keys: Keys, x: Event
     key = _round_key(b, ci, r, keys, x)
     secret = bool(ci["secret"])
     fields = {"serial", "signature", "prefix", "marks"} | (set() if secret else {"member_id", "member_no"})
-    hybrid = ci["channel"] == "hybrid"
+    hybrid = ci["channel"] == Channel.HYBRID
     out, prev, paper = [], "", 0
     for n, line in enumerate(read_lines(b, rel), 1):
         where = f"{rel}:{n}"

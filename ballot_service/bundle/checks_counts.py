@@ -110,7 +110,7 @@ def _check_election(ci: dict, ev: dict, where: str) -> None:
 def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                  referenced_ballots: set[str]) -> None:
     """One round of counts.json against the log's opening, close, refusals and tally sheet."""
-    fields = layout.ROUND_FIELDS | ({"by_channel"} if ci["channel"] == "hybrid" else set())
+    fields = layout.ROUND_FIELDS | ({"by_channel"} if ci["channel"] == Channel.HYBRID else set())
     if set(r) != fields or not isinstance(r["refused"], dict):
         fail(f"{rw} does not have exactly the fields {', '.join(sorted(fields))}", C)
     if not is_int(r["round_id"]) or r["round_id"] in round_ids:
@@ -147,7 +147,7 @@ def _check_round(ci: dict, r: dict, rw: str, x: EventIndex, round_ids: set[int],
                 or cd.get("replacements") != r["replacements"]):
             fail(f"{rw}: blind signatures issued {cd.get('blind_signatures')!r} must equal I ({r['issued']!r}) "
                  f"and be at least R ({r['returned']!r}), with the replacements recorded at the close", C)
-        if ci["channel"] == "hybrid":
+        if ci["channel"] == Channel.HYBRID:
             check_channel_split(rw, r, cd)
         if set(r["refused"]) != set(cd.get("refused") or {}):
             fail(f"{rw}: the refusal reasons differ from those recorded at the close", C)
@@ -202,7 +202,7 @@ def check_channel_split(rw: str, r: dict, closed: dict) -> None:
     each kind against `returned`.)"""
     split = r.get("by_channel")
     ok = isinstance(split, dict) and set(split) == {"issued", "returned"} and all(
-        isinstance(split[k], dict) and set(split[k]) == {"terminal", "paper"}
+        isinstance(split[k], dict) and set(split[k]) == {Channel.TERMINAL, Channel.PAPER}
         and all(is_int(v) and v >= 0 for v in split[k].values()) for k in split)
     if not ok:
         fail(f"{rw}: a hybrid round gives by_channel {{issued, returned}} each as {{terminal, paper}} counts", C)

@@ -104,7 +104,7 @@ def check_recount(citems: list[dict], item_rules: dict[int, rules.Rule], x: Even
                          f"the signed record", ci["record_file"])
                 split = next((rr.get("by_channel") for rr in content.get("rounds") or []
                               if rr.get("number") == r["number"]), None)
-                if ci["channel"] == "hybrid" and r["quorum_met"] and split != r.get("by_channel"):
+                if ci["channel"] == Channel.HYBRID and r["quorum_met"] and split != r.get("by_channel"):
                     fail(f"{ci['key']} round {r['number']}: the signed record's split by channel differs from "
                          f"counts.json", ci["record_file"])
             results.append(result)

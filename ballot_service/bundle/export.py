@@ -194,8 +194,8 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
                 "replacements": (rnd.replacements or 0) if blind else None, "receipts_file": receipts_file,
                 "stage": rnd.stage,
                 # hybrid: I and R by tablet and by paper (checks_counts.check_channel_split)
-                **({"by_channel": channel_split(db, rnd) if rnd.status in ("closed", "tallied")
-                    and rnd.quorum_met else None} if item.channel == "hybrid" else {})})
+                **({"by_channel": channel_split(db, rnd) if rnd.status in (RoundStatus.CLOSED, RoundStatus.TALLIED)
+                    and rnd.quorum_met else None} if item.channel == Channel.HYBRID else {})})
         record_file = None
         rec = records.get(item.id)
         if rec is not None:

@@ -19,8 +19,9 @@ from ballot_service.bundle import layout
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import read_json
 from ballot_service.numbers import is_int
+from ballot_service.vocab import AuditKind
 
-EVENT = "page_scanned"
+EVENT = AuditKind.PAGE_SCANNED
 FIELDS = {"sha256", "session_id", "round_id"}
 _HASH = re.compile(r"[0-9a-f]{64}")
 F = layout.SCANNED_PAGES

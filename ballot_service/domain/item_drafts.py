@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit, election_items
-from ballot_service.domain.sittings import check_item, item_event, require_open
+from ballot_service.domain.item_checks import check_item, item_event
+from ballot_service.domain.sittings import require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
 from ballot_service.vocab import (

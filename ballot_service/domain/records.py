@@ -104,7 +104,7 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     key = keys.body_signing_key(settings, body.id)
     seq, head = audit.head(db, body.id)
     split = {r.number: channel_split(db, r) for r in item.rounds
-             if item.channel == "hybrid" and r.status == "tallied" and r.quorum_met}
+             if item.channel == Channel.HYBRID and r.status == RoundStatus.TALLIED and r.quorum_met}
     content = record_body(item, seq, head, key.fingerprint, tellers, split)
     data = canonical_json(content)
     sig = b64url_encode(key.sign(data))

@@ -14,11 +14,12 @@ from ballot_service import rules
 from ballot_service.domain import scanning
 from ballot_service.formats.ballots import serial_short
 from ballot_service.models import Cast, Item, Round, ScannedPage
+from ballot_service.vocab import Channel
 
 
 def recount(db: Session, item: Item, rnd: Round) -> dict:
     counted = {c.serial: c.marks for c in db.scalars(select(Cast).where(Cast.round_id == rnd.id,
-                                                                              Cast.channel == "paper"))}
+                                                                              Cast.channel == Channel.PAPER))}
     keys = list(rnd.candidate_keys)
     same, differ, unclear, seen = 0, [], [], set()
     pages = db.scalars(select(ScannedPage).where(ScannedPage.round_id == rnd.id, ScannedPage.image.is_not(None),

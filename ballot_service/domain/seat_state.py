@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit
 from ballot_service.models import AuditEvent
+from ballot_service.vocab import AuditKind
 
-QUIET_KINDS = ("casts_accepted",)  # appended during a vote; nothing a tablet shows changes
+QUIET_KINDS = (AuditKind.CASTS_ACCEPTED,)  # appended during a vote; nothing a tablet shows changes
 # Changes that a waiting tablet must learn of at once (a long-poll answers without delay).
-URGENT_KINDS = ("vote_opened", "vote_closed", "round_key_announced", "session_closed", "terminal_reset",
-                "meeting_started")
+URGENT_KINDS = (AuditKind.VOTE_OPENED, AuditKind.VOTE_CLOSED, AuditKind.ROUND_KEY_ANNOUNCED, AuditKind.SITTING_CLOSED,
+                AuditKind.TERMINAL_RESET, AuditKind.MEETING_STARTED)
 
 
 def newest_change(db: Session, chain: int, after: int, upto: int) -> int | None:

@@ -33,14 +33,14 @@ def _current(item: Item) -> Round | None:
 def item_board(db: Session, item: Item, rnd: Round) -> dict:
     """A paper item's reconciliation at the station; a hybrid item's paper ballots only (its
     tablet ballots are counted with them at the tally)."""
-    paper_only = (Cast.channel == "paper",) if item.channel == "hybrid" else ()
+    paper_only = (Cast.channel == Channel.PAPER,) if item.channel == Channel.HYBRID else ()
     marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id, *paper_only)))
     count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
     pages = dict(db.execute(select(ScannedPage.status, func.count()).where(ScannedPage.round_id == rnd.id)
                             .group_by(ScannedPage.status)).all())
     paper = paper_counts(db, rnd)
     by_channel = dict(db.execute(select(Cast.channel, func.count()).where(Cast.round_id == rnd.id)
-                                 .group_by(Cast.channel)).all()) if item.channel == "hybrid" else None
+                                 .group_by(Cast.channel)).all()) if item.channel == Channel.HYBRID else None
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
         "channel": item.channel, "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),

@@ -3,6 +3,7 @@ checked for types and sizes and turned into create_item's (and edit_item's) keyw
 from __future__ import annotations
 
 from ballot_service.errors import InvalidInput
+from ballot_service.vocab import Majority, MarkRule
 from ballot_service.web.common import field
 
 MAX_CANDIDATES = 1000
@@ -24,11 +25,11 @@ def item_spec(data: dict) -> dict:
                 candidates=cands,
                 places=field(data, "places", int, required=False, minimum=1, maximum=MAX_CANDIDATES),
                 base=field(rule, "base", str, required=False, default="members", where="rule.base"),
-                majority=field(rule, "majority", str, required=False, default="half", where="rule.majority"),
+                majority=field(rule, "majority", str, required=False, default=Majority.HALF, where="rule.majority"),
                 secret=field(data, "secret", bool, required=False, default=True),
                 channel=field(data, "channel", str, required=False, default="terminal"),
                 time_limit_s=field(data, "time_limit_s", int, required=False),
-                mark_rule=field(data, "mark_rule", str, required=False, default="any"),
+                mark_rule=field(data, "mark_rule", str, required=False, default=MarkRule.ANY),
                 options=field(data, "options", list, required=False, default=None),
                 grading=field(data, "grading", dict, required=False, default=None),
                 office=field(data, "office", str, required=False),

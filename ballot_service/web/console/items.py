@@ -223,7 +223,7 @@ ITEM_ACTIONS = {
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
     "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
-    "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == "paper"
+    "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == Channel.PAPER
                                       else issuance.allow_replacement)(db, item, request.form.get("member", "").strip(),
                                                                        request.form.get("reason", "")),
                     ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
