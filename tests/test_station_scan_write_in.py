@@ -26,7 +26,7 @@ def _printed(api, s, item_id, n):
 
 
 def _blank(texts):
-    lay = BallotLayout(body_name="测试市人民代表大会", session_name="第一次会议", item_title="选举主任",
+    lay = BallotLayout(body_name="测试市人民代表大会", sitting_name="第一次会议", item_title="选举主任",
                        kind="election", round_number=1, places=1, candidates=tuple(t for _, t in CANDS),
                        write_in_lines=1)
     return print_and_rasterise(lay, [(t, "") for t in texts], DPI)

@@ -55,7 +55,7 @@ def verify_bundle(bundle_dir: Path, key=None, images: Path | None = None) -> dic
         marks_by_round, total_ballots = check_ballots(b, citems, keys, events, jobs)
         signed_records = check_records(b, citems, keys, chain, events)
         rounds_checked = check_recount(citems, item_rules, events, marks_by_round, signed_records)
-        pages = check_scanned_pages(b, citems, events.pages, events.scope_session)
+        pages = check_scanned_pages(b, citems, events.pages, events.scope_sitting)
         seen = check_images(Path(images), pages) if images is not None else {}
         head_seq = len(chain.hashes)
         return {"ok": True, "events": head_seq, "head": chain.hash_at(head_seq), "checkpoints": len(cps),
