@@ -71,7 +71,7 @@ def test_the_hall_sees_each_kind_of_vote(new_page, live_site):
     late.locator("#noballot-note").wait_for(state="visible", timeout=15_000)
     waiting = late.locator('section[data-screen="waiting"]')
     assert "当前没有进行中的表决" not in waiting.inner_text()
-    assert waiting.locator(".att-present").inner_text() == hall.locator('[data-f="vote.present"]').inner_text() == "4"
+    assert waiting.locator(".att-present").inner_text() == hall.locator('#v-count [data-f="vote.present"]').inner_text() == "4"
     screenshot(late, "hall-seat-late-checkin")
     screenshot(hall, "hall-screen-voting")
     for no in voters[2:]:
