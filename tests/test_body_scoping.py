@@ -75,7 +75,7 @@ def _call(client, url, method, ids):
     if method == "GET":
         return client.get(url, buffered=False)
     if url.startswith("/api/"):
-        return client.post(url, json={"body_id": ids["body_id"], "name": "入侵", "show": "title",
+        return client.open(url, method=method, json={"body_id": ids["body_id"], "name": "入侵", "show": "title",
                                       "members": [{"id": "X1", "name": "某", "seat": "X1"}]})
     html = client.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
