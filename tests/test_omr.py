@@ -1,5 +1,6 @@
 """The mark reader on synthetic scans made here (fixed seed): real ballots printed by paper.py for
-every item kind, rasterised at 150/200/300 dpi, marked as deputies mark them (○ √ × filled, pen
+every item kind (an evaluation with its three or four option columns, an election with its 另选
+lines left blank), rasterised at 150/200/300 dpi, marked as deputies mark them (○ √ × filled, pen
 and pencil, some over the box's edge), then skewed, shifted, scaled, noised and JPEG-compressed;
 one page upside down and one creased in each batch.
 
@@ -52,9 +53,11 @@ def make_set(key, pages_per_batch: int, batches_per_kind: int, seed: int = SEED)
                 n = int(rng.integers(lo, hi + 1))
                 _, pages = S.render_pages(kind, n, pages_per_batch, dpi, key, item)
                 ks = tuple(f"{kind[:3]}{item}-{i}" for i in range(n))
+                columns = tuple(m for m, _ in S.columns_for(kind, item))
                 for i, page in enumerate(pages):
                     unclear = S.UNCLEAR[(i // 5 + rep) % len(S.UNCLEAR)] if i % 5 == 4 else None
-                    sheet = S.mark_sheet(page, ks, dpi, rng, unclear=unclear)
+                    sheet = S.mark_sheet(page, ks, dpi, rng, unclear=unclear, columns=columns,
+                                         write_in_rows=S.write_in_rows_for(kind, n))
                     img = S.distort(sheet.image, rng, upside_down=(i == 1), crease=(i == 2), dpi=dpi)
                     sheet.note = f"{kind} n={n} dpi={dpi} page={i}"
                     yield sheet, img
@@ -65,7 +68,8 @@ def evaluate(key, pages_per_batch, batches_per_kind):
     problems = []
     cases = Counter()   # where the pages fall, by dpi and deliberate problem (printed)
     for sheet, img in make_set(key, pages_per_batch, batches_per_kind):
-        r = omr.read_page(img, lambda payload, ks=sheet.keys: ks)
+        r = omr.read_page(img, lambda payload, ks=sheet.keys: ks, marks_for=lambda payload, c=sheet.columns: c,
+                          write_ins_for=lambda payload, w=sheet.write_in_rows: w)
         stats["pages"] += 1
         dpi = sheet.note.split()[2]
         cases[(sheet.unclear or "clear", dpi, "read" if r.readable else "sent")] += 1
@@ -88,7 +92,7 @@ def evaluate(key, pages_per_batch, batches_per_kind):
                 stats["clear_sent"] += 1
                 problems.append(f"sent {sheet.note}: {r.reasons} "
                                 f"{[(b.candidate, b.mark, b.ink_mm2, b.dark_mm2, b.ring_mm2) for b in r.boxes if b.state == 'unclear']}")
-            elif r.marks != {k: next((m for m in bl.MARKS if sheet.truth[(k, m)]), None) for k in sheet.keys}:
+            elif r.marks != {k: next((m for m in sheet.columns if sheet.truth[(k, m)]), None) for k in sheet.keys}:
                 stats["misread"] += 1
                 problems.append(f"MARKS WRONG {sheet.note}")
     stats["cases"] = dict(sorted(cases.items()))
