@@ -12,6 +12,7 @@ from station_support import mark, printed_pages, write_tiff
 from ballot_service.cli import main
 from ballot_service.models import Item
 from ballot_service.render.paper import BallotLayout
+from ballot_service.scan import omr
 
 SUBJECTS = [{"key": "S1", "title": "公安局局长"}, {"key": "S2", "title": "民政局局长"},
             {"key": "S3", "title": "教育局局长"}]
@@ -82,3 +83,26 @@ def test_scan_cli_reads_an_evaluation_by_its_option_columns(app, api, settings_e
                                 catch_exceptions=False)
     assert result.exit_code == 0 and f"counted {len(MARKS)}" in result.output, result.output
     _tally(api, iid)
+
+
+def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app, api, client, tmp_path):
+    s, iid, _, blank, keys = _evaluation_on_paper(app, api, 1)
+    columns = tuple(o["key"] for o in COMPETENCE)
+    twice = mark(blank[0], keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle",
+                 columns=columns)
+    twice = mark(twice, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=columns)
+    r = client.post("/api/station/scans", data=write_tiff([twice], tmp_path / "p.tif").read_bytes(),
+                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
+    (page,) = r.get_json()["pages"]
+    assert page["status"] == "queued" and omr.TWO_MARKS in page["reasons"], page
+    status, err = api.call("POST", f"/api/station/pages/{page['id']}/decision",
+                           {"decision": {"marks": {"S1": "for"}}}, credential=s.counter, expect=None)
+    assert status == 400 and err["errors"][0]["where"] == "marks.S1"        # not a column of this ballot
+    for cred in (s.counter, s.scrutineer):
+        _, out = api.call("POST", f"/api/station/pages/{page['id']}/decision",
+                          {"decision": {"marks": {"S1": "void", "S2": "competent"}}}, credential=cred)
+    assert out["status"] == "counted", out
+    api.call("POST", f"/api/admin/items/{iid}/close")
+    _, result = api.call("POST", f"/api/admin/items/{iid}/tally")
+    s1, s2, s3 = result["candidates"]
+    assert (s1["void"], s2["competent"], s3["abstain"]) == (1, 1, 1)
