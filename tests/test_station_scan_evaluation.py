@@ -83,6 +83,9 @@ def test_scan_cli_reads_an_evaluation_by_its_option_columns(app, api, settings_e
                                 catch_exceptions=False)
     assert result.exit_code == 0 and f"counted {len(MARKS)}" in result.output, result.output
     _tally(api, iid)
+    # 重新计票: the kept scans read again by the same option columns
+    result = CliRunner().invoke(main, ["recount", str(iid)], env=settings_env, catch_exceptions=False)
+    assert result.exit_code == 0 and f"same {len(MARKS)}" in result.output, result.output
 
 
 def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app, api, client, tmp_path):
