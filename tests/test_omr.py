@@ -178,3 +178,23 @@ def test_geometry_is_what_paper_draws():
     assert bl.page_geometry(32).table_bottom <= bl.page_geometry(32).qr.y - 8
     with pytest.raises(ValueError):
         bl.page_geometry(bl.MAX_ROWS + 1)
+
+
+@pytest.mark.parametrize("where", ["beside", "under"])
+def test_a_stray_mark_beside_or_under_the_write_in_lines_is_sent(key, where):
+    """An election's watch ends at its last candidate's row (the 另选 lines' columns hold printed
+    words): a scribble in the blank paper beside those lines or under the table is still seen."""
+    _need_font()
+    n = 3
+    rows = S.write_in_rows_for("election", n)
+    _, (page,) = S.render_pages("election", n, 1, 200, key, 99)
+    ks = tuple(f"ele-{i}" for i in range(n))
+    geom = bl.page_geometry(ks, write_in_rows=rows)
+    read = lambda img: omr.read_page(img, lambda p: ks, write_ins_for=lambda p: rows)  # noqa: E731
+    assert rows and read(page.copy()).readable
+    img, ppm = page.copy(), 200 / 25.4
+    x, y = (194.0, geom.row_y[n] + 2.0) if where == "beside" else (geom.box_x[0] + 8, geom.table_bottom + 2.5)
+    cv2.polylines(img, [np.int32([S._pt(x + t * 1.2, y + np.sin(t * 2.1), ppm) for t in np.linspace(0, 3, 12)])],
+                  False, 40, max(1, int(0.4 * ppm)), cv2.LINE_AA, 4)
+    r = read(img)
+    assert not r.readable and omr.STRAY_MARK in r.reasons, r.reasons
