@@ -8,7 +8,8 @@ real WSGI app, with real credentials, over a real database.
 the counting station's scanner instead of marks keyed at /api/station/paper: their ballots
 are printed, the scenario's marks drawn on them, the pages uploaded as one scan file, and the
 pages the reader sends to adjudication decided by the two tellers as the scenario says. The
-results must be the same (an evaluation's option columns are keyed as before).
+results must be the same. An evaluation's ballot has a box per option (no 弃权 box: a subject
+left unmarked abstains), and a `void` mark is two options marked for one subject.
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from ballot_service.render.marked_scan import Sheet, scan_file
 from ballot_service.render.paper import BallotLayout
 from ballot_service.vocab import (
     Channel,
-    ItemKind,
     ItemStatus,
     OperatorRole,
     Presence,
@@ -223,7 +223,8 @@ class Rehearsal:
                 self.call("POST", "/api/station/hand-out", {"ballots": texts[:n_issued]}, credential=self.station)
             if len(genuine) > n_issued:
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {n_issued} issued", where="ballots")
-            if self.via_scanner and self._scan_all(iid, texts, genuine, expanded, n_issued):
+            if self.via_scanner:
+                self._scan_all(iid, texts, genuine, expanded, n_issued)
                 return
             for t, b in zip(texts, genuine):
                 self.call("POST", "/api/station/paper", {"ballot": t, "marks": b["marks"]}, credential=self.station)
@@ -241,12 +242,11 @@ class Rehearsal:
             elif b.get("spare"):
                 self._expect_refused(endpoint, self.spares.pop(), b["marks"], submit_cred)
 
-    def _scan_all(self, iid: int, texts: list[str], genuine: list[dict], expanded: list[dict], n_issued: int) -> bool:
+    def _scan_all(self, iid: int, texts: list[str], genuine: list[dict], expanded: list[dict], n_issued: int) -> None:
         """Count a paper round through the scanner (module docstring): the genuine ballots, then
-        the forged, reused and spare ones, on one scan file; False for an evaluation (keyed)."""
+        the forged, reused and spare ones, on one scan file."""
         layout, keys = self._layout(iid)
-        if layout is None:
-            return False
+        columns = tuple(m for m, _ in layout.marks)
         spares = texts[n_issued:]
         pages = list(zip(texts, (b["marks"] for b in genuine), [True] * len(genuine)))
         for b in expanded:
@@ -258,9 +258,10 @@ class Rehearsal:
             elif b.get("spare"):
                 pages.append((spares.pop(), b["marks"], False))
         if not pages:
-            return True
+            return
+        # void: two boxes marked for one candidate; a mark without a box (an evaluation's 弃权) is none
         sheets = [Sheet(t, [(k, m) for k, v in marks.items() if not k.startswith("write_in:")
-                            for m in (("for", "against") if v == "void" else (v,))],
+                            for m in (columns[:2] if v == "void" else (v,)) if m in columns],
                         scribble=any(k.startswith("write_in:") for k in marks)) for t, marks, _ in pages]
         resp = self.http.post("/api/station/scans?dpi=200", data=scan_file(layout, keys, sheets),
                               headers={"Authorization": f"Bearer {self.station}"}, content_type="image/tiff")
@@ -274,17 +275,14 @@ class Rehearsal:
                 status = out["status"]
             if status != ("counted" if counts else "refused"):
                 raise RuntimeError(f"a scanned page ended {status} ({page['outcome']}), not as the scenario says")
-        return True
 
-    def _layout(self, iid: int) -> tuple[BallotLayout | None, tuple[str, ...]]:
+    def _layout(self, iid: int) -> tuple[BallotLayout, tuple[str, ...]]:
         """The printed layout of the item's current round and its candidate keys in printed order."""
         with self.app.app_context():
             db = self.app.extensions["ballot_sessionmaker"]()
             try:
                 item = db.get(Item, iid)
                 rnd = item.rounds[-1]
-                if item.kind == ItemKind.EVALUATION:
-                    return None, ()
                 return BallotLayout.from_item(item, rnd), tuple(rnd.candidate_keys)
             finally:
                 db.close()

@@ -24,7 +24,35 @@ KINDS = {  # item kind -> (title, candidate count range)
     "livelihood_projects": ("2026年示范市民生实事项目人大代表票决", (12, 32)),
     "appointment": ("关于任命市人民政府副市长的决定草案", (2, 8)),
     "resolution": ("关于2025年国民经济和社会发展计划执行情况的决议草案", (1, 1)),
+    "evaluation": ("2026年度市人民政府组成部门述职评议", (3, 24)),
+    "election": ("示范市人民政府副市长选举", (2, 12)),
 }
+# an evaluation's option columns, best first (key, title): three or four of them
+EVALUATION_SCALES = ((("satisfied", "满意"), ("basically_satisfied", "基本满意"), ("dissatisfied", "不满意")),
+                     (("excellent", "优秀"), ("competent", "称职"), ("basically_competent", "基本称职"),
+                      ("incompetent", "不称职")))
+
+
+def columns_for(kind: str, item_id: int) -> tuple[tuple[str, str], ...]:
+    """The box columns printed for an item: 赞成/反对/弃权, or an evaluation's options (the
+    scale alternating by item, so a seed gives the same set)."""
+    if kind == "evaluation":
+        return EVALUATION_SCALES[item_id % len(EVALUATION_SCALES)]
+    return tuple((m, bl.MARK_LABELS[m]) for m in bl.MARKS)
+
+
+def places_for(kind: str, n: int) -> int | None:
+    """Seats or projects to choose: an election is 差额 (fewer seats than candidates)."""
+    if kind == "livelihood_projects":
+        return min(n, 15)
+    if kind == "election":
+        return max(1, n - 1 - n // 4)
+    return None
+
+
+def write_in_rows_for(kind: str, n: int) -> int:
+    """An election's 另选 lines under its candidates (left blank in this set)."""
+    return bl.write_in_rows_for(places_for(kind, n), n) if kind == "election" else 0
 STYLES = ("circle", "tick", "cross", "fill")
 UNCLEAR = ("faint_dot", "half_erased", "stray", "two_marks")
 
@@ -38,6 +66,8 @@ class Sheet:
     unclear: str | None = None                     # the deliberate problem, if any
     unclear_boxes: set = field(default_factory=set)
     note: str = ""
+    columns: tuple[str, ...] = bl.MARKS            # the box columns, left to right
+    write_in_rows: int = 0                         # an election's blank 另选 lines
 
 
 def fixed_key(name: str = "body-1") -> SigningKey:
@@ -49,8 +79,9 @@ def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> 
     """`count` blank ballots for an item with n candidates at dpi; returns (tokens, grey pages)."""
     title, _ = KINDS[kind]
     lay = BallotLayout(body_name="示范市第十七届人民代表大会", sitting_name="第四次会议", item_title=title,
-                       kind=kind, round_number=1, places=min(n, 15) if kind == "livelihood_projects" else None,
-                       candidates=tuple(f"候选{i}：老旧小区改造与加装电梯" for i in range(1, n + 1)))
+                       kind=kind, round_number=1, places=places_for(kind, n),
+                       candidates=tuple(f"候选{i}：老旧小区改造与加装电梯" for i in range(1, n + 1)),
+                       marks=columns_for(kind, item_id), write_in_lines=write_in_rows_for(kind, n))
     # serials from the item and page, so a seed gives the same QR codes (and pages) every run
     tokens = [make_token(key, 1, 1, item_id, 1, serial=hashlib.sha256(f"{item_id}-{i}".encode()).hexdigest()[:32])
               for i in range(count)]
@@ -132,23 +163,30 @@ def draw_stray(img, geom: bl.PageGeometry, ppm, rng):
     if rng.random() < 0.5:
         x, y = rng.uniform(193.5, 198.0), rng.uniform(geom.row_y[0] + 2, geom.table_bottom - 6)
     else:
-        x, y = rng.uniform(geom.box_x[0] + 4, geom.box_x[3] - 14), geom.table_bottom + rng.uniform(2, 3.5)
+        x, y = rng.uniform(geom.box_x[0] + 4, geom.box_x[-1] - 14), geom.table_bottom + rng.uniform(2, 3.5)
     pts = [(x + t * 1.2, y + math.sin(t * 2.1) * 1.0) for t in np.linspace(0, 3, 12)]
     cv2.polylines(img, [np.int32([_pt(a, b, ppm) for a, b in pts])], False, int(rng.integers(20, 70)),
                   max(1, int(0.4 * ppm)), cv2.LINE_AA, 4)
 
 
-def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None) -> Sheet:
+CHOICE_P = {3: [0.55, 0.2, 0.15, 0.1],          # for / against / abstain (or three options) / left blank
+            4: [0.4, 0.25, 0.15, 0.1, 0.1]}
+
+
+def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None,
+               columns: tuple[str, ...] = bl.MARKS, write_in_rows: int = 0) -> Sheet:
+    """Mark a blank page printed with these box `columns` and `write_in_rows` 另选 lines (left blank)."""
     ppm = dpi / 25.4
-    geom = bl.page_geometry(tuple(keys))
+    geom = bl.page_geometry(tuple(keys), marks=columns, write_in_rows=write_in_rows)
     img = page.copy()
-    sheet = Sheet(img, tuple(keys), unclear=unclear)
+    sheet = Sheet(img, tuple(keys), unclear=unclear, columns=tuple(columns), write_in_rows=write_in_rows)
+    p = CHOICE_P[len(columns)]
     for k in keys:
-        choice = rng.choice(4, p=[0.55, 0.2, 0.15, 0.1])   # for / against / abstain / left blank
-        for m in bl.MARKS:
+        choice = rng.choice(len(p), p=p)
+        for m in columns:
             sheet.truth[(k, m)] = False
-        if choice < 3:
-            m = bl.MARKS[choice]
+        if choice < len(columns):
+            m = columns[choice]
             sheet.truth[(k, m)] = True
             draw_mark(img, geom.boxes[(k, m)], str(rng.choice(STYLES, p=[0.5, 0.25, 0.15, 0.1])), ppm, rng,
                       outside=rng.random() < 0.08)
@@ -161,7 +199,7 @@ def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None
         draw_stray(img, geom, ppm, rng)
     elif unclear == "two_marks":
         k = keys[rng.integers(len(keys))]
-        for m in bl.MARKS[:2]:
+        for m in columns[:2]:
             if not sheet.truth[(k, m)]:
                 draw_mark(img, geom.boxes[(k, m)], "circle", ppm, rng)
                 sheet.truth[(k, m)] = True

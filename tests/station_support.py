@@ -23,12 +23,18 @@ def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, k
     return print_and_rasterise(lay, [(t, "") for t in texts], dpi)
 
 
+def printed_pages(layout: BallotLayout, texts: list[str], dpi: int = 200) -> list[np.ndarray]:
+    """Blank pages of `texts` printed with `layout` (BallotLayout.from_item: as the service prints
+    an item's round), rasterised at dpi."""
+    return print_and_rasterise(layout, [(t, "") for t in texts], dpi)
+
+
 def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int = 200, style: str = "tick",
-         stray: bool = False, faint: tuple[str, str] | None = None) -> np.ndarray:
-    """Draw `marks` ({candidate: for|against|abstain}) on a blank page, a stray line or a faint
-    dot in box `faint` ((candidate, mark)) if asked, then scan it."""
+         stray: bool = False, faint: tuple[str, str] | None = None, columns: tuple[str, ...] = bl.MARKS) -> np.ndarray:
+    """Draw `marks` ({candidate: one of `columns`, 赞成/反对/弃权 unless told}) on a blank page, a
+    stray line or a faint dot in box `faint` ((candidate, mark)) if asked, then scan it."""
     img = page.copy()
-    geom = bl.page_geometry(keys)
+    geom = bl.page_geometry(keys, marks=columns)
     ppm = dpi / 25.4
     for k, m in marks.items():
         draw_mark(img, geom.boxes[(k, m)], style, ppm, rng)

@@ -1,5 +1,6 @@
 """The mark reader on synthetic scans made here (fixed seed): real ballots printed by paper.py for
-every item kind, rasterised at 150/200/300 dpi, marked as deputies mark them (○ √ × filled, pen
+every item kind (an evaluation with its three or four option columns, an election with its 另选
+lines left blank), rasterised at 150/200/300 dpi, marked as deputies mark them (○ √ × filled, pen
 and pencil, some over the box's edge), then skewed, shifted, scaled, noised and JPEG-compressed;
 one page upside down and one creased in each batch.
 
@@ -52,9 +53,11 @@ def make_set(key, pages_per_batch: int, batches_per_kind: int, seed: int = SEED)
                 n = int(rng.integers(lo, hi + 1))
                 _, pages = S.render_pages(kind, n, pages_per_batch, dpi, key, item)
                 ks = tuple(f"{kind[:3]}{item}-{i}" for i in range(n))
+                columns = tuple(m for m, _ in S.columns_for(kind, item))
                 for i, page in enumerate(pages):
                     unclear = S.UNCLEAR[(i // 5 + rep) % len(S.UNCLEAR)] if i % 5 == 4 else None
-                    sheet = S.mark_sheet(page, ks, dpi, rng, unclear=unclear)
+                    sheet = S.mark_sheet(page, ks, dpi, rng, unclear=unclear, columns=columns,
+                                         write_in_rows=S.write_in_rows_for(kind, n))
                     img = S.distort(sheet.image, rng, upside_down=(i == 1), crease=(i == 2), dpi=dpi)
                     sheet.note = f"{kind} n={n} dpi={dpi} page={i}"
                     yield sheet, img
@@ -65,7 +68,8 @@ def evaluate(key, pages_per_batch, batches_per_kind):
     problems = []
     cases = Counter()   # where the pages fall, by dpi and deliberate problem (printed)
     for sheet, img in make_set(key, pages_per_batch, batches_per_kind):
-        r = omr.read_page(img, lambda payload, ks=sheet.keys: ks)
+        r = omr.read_page(img, lambda payload, ks=sheet.keys: ks, marks_for=lambda payload, c=sheet.columns: c,
+                          write_ins_for=lambda payload, w=sheet.write_in_rows: w)
         stats["pages"] += 1
         dpi = sheet.note.split()[2]
         cases[(sheet.unclear or "clear", dpi, "read" if r.readable else "sent")] += 1
@@ -88,7 +92,7 @@ def evaluate(key, pages_per_batch, batches_per_kind):
                 stats["clear_sent"] += 1
                 problems.append(f"sent {sheet.note}: {r.reasons} "
                                 f"{[(b.candidate, b.mark, b.ink_mm2, b.dark_mm2, b.ring_mm2) for b in r.boxes if b.state == 'unclear']}")
-            elif r.marks != {k: next((m for m in bl.MARKS if sheet.truth[(k, m)]), None) for k in sheet.keys}:
+            elif r.marks != {k: next((m for m in sheet.columns if sheet.truth[(k, m)]), None) for k in sheet.keys}:
                 stats["misread"] += 1
                 problems.append(f"MARKS WRONG {sheet.note}")
     stats["cases"] = dict(sorted(cases.items()))
@@ -174,3 +178,23 @@ def test_geometry_is_what_paper_draws():
     assert bl.page_geometry(32).table_bottom <= bl.page_geometry(32).qr.y - 8
     with pytest.raises(ValueError):
         bl.page_geometry(bl.MAX_ROWS + 1)
+
+
+@pytest.mark.parametrize("where", ["beside", "under"])
+def test_a_stray_mark_beside_or_under_the_write_in_lines_is_sent(key, where):
+    """An election's watch ends at its last candidate's row (the 另选 lines' columns hold printed
+    words): a scribble in the blank paper beside those lines or under the table is still seen."""
+    _need_font()
+    n = 3
+    rows = S.write_in_rows_for("election", n)
+    _, (page,) = S.render_pages("election", n, 1, 200, key, 99)
+    ks = tuple(f"ele-{i}" for i in range(n))
+    geom = bl.page_geometry(ks, write_in_rows=rows)
+    read = lambda img: omr.read_page(img, lambda p: ks, write_ins_for=lambda p: rows)  # noqa: E731
+    assert rows and read(page.copy()).readable
+    img, ppm = page.copy(), 200 / 25.4
+    x, y = (194.0, geom.row_y[n] + 2.0) if where == "beside" else (geom.box_x[0] + 8, geom.table_bottom + 2.5)
+    cv2.polylines(img, [np.int32([S._pt(x + t * 1.2, y + np.sin(t * 2.1), ppm) for t in np.linspace(0, 3, 12)])],
+                  False, 40, max(1, int(0.4 * ppm)), cv2.LINE_AA, 4)
+    r = read(img)
+    assert not r.readable and omr.STRAY_MARK in r.reasons, r.reasons

@@ -63,3 +63,34 @@ def test_every_paper_case_counts_the_same_scanned_or_keyed(tmp_path):
     assert item["candidates"][0]["void"] == 1 and item["candidates"][0]["for"] == 4
     assert len(_pages(tmp_path / "scanned")) == 12 and _pages(tmp_path / "keyed") == []
     verify_bundle(tmp_path / "scanned" / "audit")
+
+
+def _paper_evaluation_scenario() -> dict:
+    """A paper 述职评议 with four option columns: each option, a subject left blank (弃权), a
+    subject with two options (void, queued and decided), an empty ballot, and a spare."""
+    opts = [{"key": "excellent", "title": "优秀"}, {"key": "competent", "title": "称职"},
+            {"key": "basically_competent", "title": "基本称职"}, {"key": "incompetent", "title": "不称职"}]
+    return {"format": "ballot-scenario/1", "body": {"name": "测试县人民代表大会常务委员会", "kind": "standing_committee"},
+            "session": {"name": "第五次会议"}, "roster": {"size": 9}, "present": {"count": 8},
+            "items": [{"key": "eval", "kind": "evaluation", "title": "2026年度述职评议", "channel": "paper",
+                       "options": opts, "candidates": [{"key": "A", "title": "公安局局长"},
+                                                       {"key": "B", "title": "民政局局长"}],
+                       "ballots": [{"marks": {"A": "excellent", "B": "competent"}, "repeat": 2},
+                                   {"marks": {"A": "basically_competent", "B": "incompetent"}},
+                                   {"marks": {"A": "incompetent"}}, {"marks": {"A": "competent", "B": "void"}},
+                                   {"marks": {}}, {"marks": {"A": "excellent"}, "spare": True}]}]}
+
+
+def test_a_paper_evaluation_counts_the_same_scanned_or_keyed(tmp_path):
+    """The reader reads an evaluation's option columns: its ballots are scanned, not keyed."""
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(_paper_evaluation_scenario(), ensure_ascii=False), "utf-8")
+    keyed = rehearse(path, tmp_path / "keyed")
+    scanned = rehearse(path, tmp_path / "scanned", paper_via_scanner=True)
+    assert scanned == keyed
+    (item,) = scanned["items"]
+    a, b = item["candidates"]
+    assert (a["excellent"], a["competent"], a["basically_competent"], a["incompetent"], a["abstain"]) == (2, 1, 1, 1, 1)
+    assert (b["competent"], b["incompetent"], b["void"], b["abstain"]) == (2, 1, 1, 2)
+    assert len(_pages(tmp_path / "scanned")) == 7 and _pages(tmp_path / "keyed") == []
+    verify_bundle(tmp_path / "scanned" / "audit")

@@ -5,7 +5,7 @@ each from their own counting-station credential (the teller is the credential's 
 holder). The same decision from both goes through cast intake like any ballot; different
 decisions leave the page `waiting` for the 总监票人 (chief), whose decision then stands. Every
 decision is an audit event. A decision is either marks (per candidate for / against /
-abstain / void; left out: abstain) with, for a page whose QR code was unreadable, the ballot's
+abstain / void, or an evaluation's option keys / abstain / void; left out: abstain) with, for a page whose QR code was unreadable, the ballot's
 text from the QR scanner; or `reject` (not a ballot: nothing is counted). Only flushes.
 """
 from __future__ import annotations
@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.db import begin_write
-from ballot_service.domain import audit, ballot_marks, scanning
+from ballot_service.domain import audit, ballot_marks, evaluation_items, scanning
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.models import ScannedPage, Sitting, Terminal
-from ballot_service.vocab import AuditKind, TellerRole, TerminalKind, label_pair
+from ballot_service.vocab import AuditKind, ItemKind, TellerRole, TerminalKind, label_pair
 
 TWO_TELLERS = (TellerRole.COUNTER, TellerRole.SCRUTINEER)
 
@@ -59,12 +59,17 @@ def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> di
         payload = ballots.text_to_token(text)["payload"]
     except ballots.BallotRefused:
         raise InvalidInput("that is not a ballot's QR text", where="decision.ballot", zh="这不是选票的二维码文本") from None
-    _, rnd = scanning.round_for(db, sitting.id, payload)
+    item, rnd = scanning.round_for(db, sitting.id, payload)
     if rnd is None:
         raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot", zh="这张选票不属于本会次的表决")
     if page.round_id is not None and rnd.id != page.round_id:
         raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot", zh="这张选票属于另一项表决，与此页不符")
-    marks = ballot_marks.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True, stage=rnd.stage)
+    if item.kind == ItemKind.EVALUATION:   # its own option keys, as keyed at /api/station/paper
+        marks = evaluation_items.parse_marks(raw.get("marks"), list(rnd.candidate_keys),
+                                             list(evaluation_items.option_keys(item.options)), paper=True)
+    else:
+        marks = ballot_marks.parse_marks(raw.get("marks"), list(rnd.candidate_keys), allow_void=True,
+                                         stage=rnd.stage)
     return {"ballot": text, "marks": marks}
 
 

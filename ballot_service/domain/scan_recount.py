@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
-from ballot_service.domain import scanning
+from ballot_service.domain import evaluation_items, scanning
 from ballot_service.formats.ballots import serial_short
 from ballot_service.models import Cast, Item, Round, ScannedPage
-from ballot_service.vocab import Channel
+from ballot_service.vocab import Channel, ItemKind
 
 
 def recount(db: Session, item: Item, rnd: Round) -> dict:
@@ -36,7 +36,7 @@ def recount(db: Session, item: Item, rnd: Round) -> dict:
         if not reading.readable or serial not in counted:
             unclear.append({"page_id": page.id, "reasons": reading.reasons or ["no counted ballot for this serial"]})
             continue
-        now = rules.normalise_marks({k: v for k, v in reading.marks.items() if v}, keys)
+        now = _as_counted(item, keys, {k: v for k, v in reading.marks.items() if v})
         if now == counted[serial]:
             same += 1
         else:
@@ -45,3 +45,10 @@ def recount(db: Session, item: Item, rnd: Round) -> dict:
     without = sorted(serial_short(s) for s in counted if s not in seen)
     return {"item_id": item.id, "round": rnd.number, "counted": len(counted), "pages_read": same + len(differ)
             + len(unclear), "same": same, "differ": differ, "unclear": unclear, "no_kept_page": without}
+
+
+def _as_counted(item: Item, keys: list[str], marks: dict) -> dict:
+    """The marks read now in the form intake stored them (an evaluation's in its option keys)."""
+    if item.kind == ItemKind.EVALUATION:
+        return evaluation_items.parse_marks(marks, keys, list(evaluation_items.option_keys(item.options)), paper=True)
+    return rules.normalise_marks(marks, keys)

@@ -72,10 +72,21 @@ def write_in_lines(db: Session, sitting_id: int):
     return write_ins_for
 
 
+def option_columns(db: Session, sitting_id: int):
+    """The mark reader's marks_for: an evaluation's option keys, best first, the box columns
+    render/paper.py prints for it; None (赞成/反对/弃权) for every other item."""
+    def marks_for(payload: dict):
+        item, _ = round_for(db, sitting_id, payload)
+        if item is None or item.kind != ItemKind.EVALUATION or not item.options:
+            return None
+        return tuple(o["key"] for o in item.options)
+    return marks_for
+
+
 def read_page(db: Session, sitting_id: int, grey: np.ndarray, source: str = "", page: int = 0) -> omr.PageReading:
     """One page through the mark reader with this session's items and rounds."""
     return omr.read_page(grey, resolver(db, sitting_id), source=source, page=page,
-                         write_ins_for=write_in_lines(db, sitting_id))
+                         marks_for=option_columns(db, sitting_id), write_ins_for=write_in_lines(db, sitting_id))
 
 
 def png(grey: np.ndarray) -> bytes:

@@ -91,6 +91,18 @@ class PageGeometry:
         return tuple(Rect(x, r.y, self.col_title, r.h) for r in self.rows[len(self.candidates):])
 
     @property
+    def write_in_margins(self) -> tuple[Rect, ...]:
+        """The blank paper the watch leaves out on a page with 另选 lines, where a stray mark may
+        fall too: the right margin beside those lines and the gap under the table."""
+        if not self.write_in_rows:
+            return ()
+        top, right = self.row_y[len(self.candidates)], PAGE_W - 7.0
+        under = min(self.qr.y - 2.0, self.table_bottom + 7.0) - self.table_bottom
+        beside = Rect(self.box_x[-1], top, right - self.box_x[-1], self.table_bottom - top)
+        below = Rect(self.box_x[0] - 1.5, self.table_bottom, right - self.box_x[0] + 1.5, under)
+        return tuple(r for r in (beside, below) if min(r.w, r.h) > 3.0)
+
+    @property
     def table_bottom(self) -> float:
         return self.row_y[-1]
 

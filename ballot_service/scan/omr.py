@@ -147,13 +147,15 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
     out.rotated = abs(math.atan2(tr[1] - tl[1], tr[0] - tl[0])) > math.pi / 2
     if any(_written(grey, cell, H) for cell in geom.write_in_cells):
         out.reasons.append(WRITTEN_IN)
+    if any(_written(grey, blank, H) for blank in geom.write_in_margins):
+        out.reasons.append(STRAY_MARK)   # beside or under the 另选 lines, where the watch ends
     _read_boxes(grey, geom, H, out)
     return out
 
 
 def _written(grey: np.ndarray, cell: bl.Rect, H: np.ndarray) -> bool:
-    """Ink in a 另选 line's blank cell (its printed lines kept out): more than an empty box
-    may hold, in specks no smaller than a mark's stroke."""
+    """Ink in a 另选 line's blank cell or the blank paper beside it (printed lines kept out):
+    more than an empty box may hold, in specks no smaller than a mark's stroke."""
     r = cell.inset(LINE_INSET)
     M = np.array([[1 / RES, 0, r.x], [0, 1 / RES, r.y], [0, 0, 1]])
     size = (int(round(r.w * RES)), int(round(r.h * RES)))

@@ -1,0 +1,111 @@
+"""Issue #18: the counting station's scanner reads an evaluation (满意度测评 / 述职评议) ballot by
+its own option columns, as render/paper.py prints them, not by 赞成/反对/弃权 geometry — through
+the station upload and through `ballot-service scan` — and the tally counts what was marked."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+from helpers_live import setup_sitting
+from station_support import mark, printed_pages, write_tiff
+
+from ballot_service.cli import main
+from ballot_service.models import Item
+from ballot_service.render.paper import BallotLayout
+from ballot_service.scan import omr
+
+SUBJECTS = [{"key": "S1", "title": "公安局局长"}, {"key": "S2", "title": "民政局局长"},
+            {"key": "S3", "title": "教育局局长"}]
+COMPETENCE = [{"key": "excellent", "title": "优秀"}, {"key": "competent", "title": "称职"},
+              {"key": "basically_competent", "title": "基本称职"}, {"key": "incompetent", "title": "不称职"}]
+# every option column marked somewhere, the last (where 赞成/反对/弃权 has no box) too
+MARKS = [{"S1": "excellent", "S2": "incompetent", "S3": "competent"},
+         {"S1": "basically_competent", "S2": "incompetent"},
+         {"S1": "excellent", "S3": "basically_competent"},
+         {"S2": "competent", "S3": "incompetent"}]
+
+
+def _evaluation_on_paper(app, api, n: int):
+    """An open paper evaluation with n ballots handed out; (setup, texts, blank pages as printed, keys)."""
+    s = setup_sitting(api, open_vote=False, members=5)
+    _, created = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
+        "key": "shuzhi", "kind": "evaluation", "title": "2026年度述职评议", "channel": "paper",
+        "candidates": SUBJECTS, "options": COMPETENCE})
+    iid = created["id"]
+    _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": n})
+    api.call("POST", f"/api/admin/items/{iid}/open")
+    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        item = db.get(Item, iid)
+        layout, keys = BallotLayout.from_item(item, item.rounds[-1]), tuple(item.rounds[-1].candidate_keys)
+    finally:
+        db.close()
+    assert [m for m, _ in layout.marks] == [o["key"] for o in COMPETENCE]
+    return s, iid, printed["ballots"], printed_pages(layout, printed["ballots"]), keys
+
+
+def _scanned(blank, keys, rng):
+    columns = tuple(o["key"] for o in COMPETENCE)
+    return [mark(page, keys, m, rng, style=style, columns=columns)
+            for page, m, style in zip(blank, MARKS, ("circle", "tick", "circle", "cross"))]
+
+
+def _tally(api, iid):
+    api.call("POST", f"/api/admin/items/{iid}/close")
+    _, result = api.call("POST", f"/api/admin/items/{iid}/tally")
+    assert (result["valid"], result["invalid"]) == (len(MARKS), 0)
+    got = {c["key"]: {o["key"]: c[o["key"]] for o in COMPETENCE} | {"abstain": c["abstain"], "void": c["void"]}
+           for c in result["candidates"]}
+    want = {k["key"]: {o["key"]: sum(m.get(k["key"]) == o["key"] for m in MARKS) for o in COMPETENCE}
+            | {"abstain": sum(k["key"] not in m for m in MARKS), "void": 0} for k in SUBJECTS}
+    assert got == want
+
+
+def test_station_upload_reads_an_evaluation_by_its_option_columns(app, api, client, tmp_path):
+    s, iid, _, blank, keys = _evaluation_on_paper(app, api, len(MARKS))
+    tiff = write_tiff(_scanned(blank, keys, np.random.default_rng(18)), tmp_path / "batch.tif").read_bytes()
+    r = client.post("/api/station/scans", data=tiff, headers={"Authorization": f"Bearer {s.counter}",
+                                                              "Content-Type": "image/tiff"})
+    assert r.status_code == 201, r.get_json()
+    pages = r.get_json()["pages"]
+    assert [p["status"] for p in pages] == ["counted"] * len(MARKS), pages
+    _tally(api, iid)
+
+
+def test_scan_cli_reads_an_evaluation_by_its_option_columns(app, api, settings_env, tmp_path):
+    s, iid, _, blank, keys = _evaluation_on_paper(app, api, len(MARKS))
+    folder = tmp_path / "scanner"
+    folder.mkdir()
+    for i, img in enumerate(_scanned(blank, keys, np.random.default_rng(19))):
+        cv2.imwrite(str(folder / f"p{i}.png"), img)
+    result = CliRunner().invoke(main, ["scan", str(s.sitting_id), str(folder)], env=settings_env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and f"counted {len(MARKS)}" in result.output, result.output
+    _tally(api, iid)
+    # 重新计票: the kept scans read again by the same option columns
+    result = CliRunner().invoke(main, ["recount", str(iid)], env=settings_env, catch_exceptions=False)
+    assert result.exit_code == 0 and f"same {len(MARKS)}" in result.output, result.output
+
+
+def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app, api, client, tmp_path):
+    s, iid, _, blank, keys = _evaluation_on_paper(app, api, 1)
+    columns = tuple(o["key"] for o in COMPETENCE)
+    twice = mark(blank[0], keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle",
+                 columns=columns)
+    twice = mark(twice, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=columns)
+    r = client.post("/api/station/scans", data=write_tiff([twice], tmp_path / "p.tif").read_bytes(),
+                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
+    (page,) = r.get_json()["pages"]
+    assert page["status"] == "queued" and omr.TWO_MARKS in page["reasons"], page
+    status, err = api.call("POST", f"/api/station/pages/{page['id']}/decision",
+                           {"decision": {"marks": {"S1": "for"}}}, credential=s.counter, expect=None)
+    assert status == 400 and err["errors"][0]["where"] == "marks.S1"        # not a column of this ballot
+    for cred in (s.counter, s.scrutineer):
+        _, out = api.call("POST", f"/api/station/pages/{page['id']}/decision",
+                          {"decision": {"marks": {"S1": "void", "S2": "competent"}}}, credential=cred)
+    assert out["status"] == "counted", out
+    api.call("POST", f"/api/admin/items/{iid}/close")
+    _, result = api.call("POST", f"/api/admin/items/{iid}/tally")
+    s1, s2, s3 = result["candidates"]
+    assert (s1["void"], s2["competent"], s3["abstain"]) == (1, 1, 1)
