@@ -50,5 +50,7 @@ def recount(db: Session, item: Item, rnd: Round) -> dict:
 def _as_counted(item: Item, keys: list[str], marks: dict) -> dict:
     """The marks read now in the form intake stored them (an evaluation's in its option keys)."""
     if item.kind == ItemKind.EVALUATION:
-        return evaluation_items.parse_marks(marks, keys, list(evaluation_items.option_keys(item.options)), paper=True)
-    return rules.normalise_marks(marks, keys)
+        read = evaluation_items.parse_marks(marks, keys, list(evaluation_items.option_keys(item.options)), paper=True)
+    else:
+        read = rules.normalise_marks(marks, keys)
+    return {k: str(v) for k, v in read.items()}  # plain words, as stored and as the report prints them
