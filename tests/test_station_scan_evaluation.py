@@ -109,3 +109,18 @@ def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app
     _, result = api.call("POST", f"/api/admin/items/{iid}/tally")
     s1, s2, s3 = result["candidates"]
     assert (s1["void"], s2["competent"], s3["abstain"]) == (1, 1, 1)
+
+
+def test_queue_and_ballot_info_offer_an_evaluation_pages_options(app, api, client, tmp_path):
+    s, _, texts, blank, keys = _evaluation_on_paper(app, api, 1)
+    columns = tuple(o["key"] for o in COMPETENCE)
+    twice = mark(blank[0], keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle", columns=columns)
+    twice = mark(twice, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=columns)
+    r = client.post("/api/station/scans", data=write_tiff([twice], tmp_path / "p.tif").read_bytes(),
+                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
+    assert [p["status"] for p in r.get_json()["pages"]] == ["queued"], r.get_json()
+    want = [*COMPETENCE, {"key": "abstain", "title": "弃权"}, {"key": "void", "title": "无效"}]
+    _, q = api.call("GET", "/api/station/queue", credential=s.counter)
+    assert [p["choices"] for p in q["pages"]] == [want]
+    _, info = api.call("POST", "/api/station/ballot-info", {"ballot": texts[0]}, credential=s.counter)
+    assert info["choices"] == want

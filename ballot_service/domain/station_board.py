@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import utcnow
-from ballot_service.domain import scan_queue
+from ballot_service.domain import evaluation_items, scan_queue
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.models import (
     Candidate,
@@ -23,7 +23,7 @@ from ballot_service.models import (
     TallySheet,
     Terminal,
 )
-from ballot_service.vocab import PAPER_CHANNELS, Channel, RoundStatus, TerminalKind
+from ballot_service.vocab import PAPER_CHANNELS, Channel, ItemKind, Mark, RoundStatus, TerminalKind, label
 
 
 def _current(item: Item) -> Round | None:
@@ -85,6 +85,16 @@ def candidate_titles(db: Session, item_id: int) -> dict[str, str]:
     return dict(db.execute(select(Candidate.key, Candidate.title).where(Candidate.item_id == item_id)).all())
 
 
+def choices(item: Item | None) -> list[dict]:
+    """What a teller may decide per candidate, in printed order: an evaluation's own options
+    (best first), else 赞成/反对; then 弃权/无效 (a page whose ballot is unknown yet: the latter)."""
+    if item is not None and item.kind == ItemKind.EVALUATION:
+        first = [{"key": o["key"], "title": o["title"]} for o in item.options or evaluation_items.DEFAULT_OPTIONS]
+    else:
+        first = [{"key": m.value, "title": label(m)} for m in (Mark.FOR, Mark.AGAINST)]
+    return first + [{"key": m.value, "title": label(m)} for m in (Mark.ABSTAIN, Mark.VOID)]
+
+
 def queue(db: Session, sitting: Sitting) -> list[dict]:
     """The pages waiting for a decision, with what the reader saw and who decided so far."""
     pages = db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting.id,
@@ -97,6 +107,7 @@ def queue(db: Session, sitting: Sitting) -> list[dict]:
                     "item_id": rnd.item_id if rnd is not None else None, "has_qr": bool(p.qr_text),
                     "candidates": list(rnd.candidate_keys) if rnd is not None else [],
                     "titles": candidate_titles(db, rnd.item_id) if rnd is not None else {},
+                    "choices": choices(db.get(Item, rnd.item_id) if rnd is not None else None),
                     "boxes": p.boxes, "crops": p.crops,
                     "decisions": [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]})
     return out

@@ -161,16 +161,20 @@
   });
 
   // --- adjudication -------------------------------------------------------------------------
-  function markChooser(name, keys, titles) {
+  // choices: the ballot's own ([{key, title}], an evaluation's options then 弃权/无效), else MARKS
+  function markChooser(name, keys, titles, choices) {
     var box = el("div", { "class": "marks" });
+    var opts = choices && choices.length ? choices : MARKS.map(function (m) { return { key: m, title: S.marks[m] }; });
+    // an option may be keyed "for": only the ballot's own titles for an evaluation's options
+    var std = opts.every(function (c) { return MARKS.indexOf(c.key) >= 0; });
     keys.forEach(function (k) {
       var row = el("div", { "class": "mark-row" });
       row.appendChild(el("span", { "class": "cand" }, titles[k] || k));
-      MARKS.forEach(function (m) {
+      opts.forEach(function (c) {
         var lab = el("label");
-        var inp = el("input", { type: "radio", name: name + "|" + k, value: m });
-        if (m === "abstain") inp.checked = true;
-        lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + S.marks[m]));
+        var inp = el("input", { type: "radio", name: name + "|" + k, value: c.key });
+        if (c.key === "abstain") inp.checked = true;
+        lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + ((std || c.key === "abstain" || c.key === "void") ? S.marks[c.key] : c.title)));
         row.appendChild(lab);
       });
       box.appendChild(row);
@@ -234,7 +238,7 @@
     }
     var keysOf = p.candidates.length ? p.candidates : [];
     var chooser = el("div");
-    chooser.appendChild(markChooser(p.id, keysOf, p.titles || {}));
+    chooser.appendChild(markChooser(p.id, keysOf, p.titles || {}, p.choices));
     card.appendChild(chooser);
     // a name on an election ballot's 另选 line: the tellers type it as written (赞成 for that person)
     var written = null;
@@ -254,7 +258,7 @@
         call("POST", "/api/station/ballot-info", { ballot: qr.value.trim() }).then(function (info) {
           keysOf = info.candidates.map(function (c) { return c.key; });
           var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
-          chooser.textContent = ""; chooser.appendChild(markChooser(p.id, keysOf, titles));
+          chooser.textContent = ""; chooser.appendChild(markChooser(p.id, keysOf, titles, info.choices));
         }).catch(function (e) { status.textContent = S.error + ": " + e.message; });
       });
     }
@@ -284,7 +288,7 @@
       eye = { ballot: text, keys: info.candidates.map(function (c) { return c.key; }) };
       var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
       $("byeye-title").textContent = info.title;
-      var m = $("byeye-marks"); m.textContent = ""; m.appendChild(markChooser("eye", eye.keys, titles));
+      var m = $("byeye-marks"); m.textContent = ""; m.appendChild(markChooser("eye", eye.keys, titles, info.choices));
       $("byeye-form").hidden = false; $("byeye-status").textContent = "";
     }).catch(function (e) { $("byeye-status").textContent = S.error + ": " + e.message; });
   });

@@ -122,7 +122,8 @@ def station_ballot_info():
         raise NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决")
     titles = station_board.candidate_titles(db, item.id)
     return jsonify({"item_id": item.id, "title": item.title, "round": rnd.number,
-                    "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys]})
+                    "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys],
+                    "choices": station_board.choices(item)})
 
 
 @bp.post("/by-eye")
