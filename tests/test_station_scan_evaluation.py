@@ -105,6 +105,10 @@ def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app
         _, out = api.call("POST", f"/api/station/pages/{page['id']}/decision",
                           {"decision": {"marks": {"S1": "void", "S2": "competent"}}}, credential=cred)
     assert out["status"] == "counted", out
+    # the station's reconciliation counts an evaluation's ballots in its options (was a 500)
+    _, board = api.call("GET", "/api/station/board", credential=s.counter)
+    (row,) = [i for i in board["items"] if i["item_id"] == iid]
+    assert (row["returned"], row["valid"], row["invalid"], row["pending"]) == (1, 1, 0, 0), row
     api.call("POST", f"/api/admin/items/{iid}/close")
     _, result = api.call("POST", f"/api/admin/items/{iid}/tally")
     s1, s2, s3 = result["candidates"]

@@ -92,6 +92,11 @@ def option_keys(options: list[dict] | None) -> tuple[str, ...]:
     return tuple(o["key"] for o in options or DEFAULT_OPTIONS)
 
 
+def count_paper_ballots(item, subjects: list[str], ballots: list[dict]) -> ev.EvaluationCount:
+    """Returned, valid and invalid paper ballots of an evaluation, counted in its own options."""
+    return ev.count_ballots(subjects, ballots, list(option_keys(item.options)), paper=True)
+
+
 def allowed_marks(option_keys: Iterable[str], paper: bool) -> tuple[str, ...]:
     return (*option_keys, ev.ABSTAIN, *((ev.VOID,) if paper else ()))
 

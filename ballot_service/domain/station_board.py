@@ -35,7 +35,10 @@ def item_board(db: Session, item: Item, rnd: Round) -> dict:
     tablet ballots are counted with them at the tally)."""
     paper_only = (Cast.channel == Channel.PAPER,) if item.channel == Channel.HYBRID else ()
     marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id, *paper_only)))
-    count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
+    if item.kind == ItemKind.EVALUATION:  # its ballots are marked in its own options
+        count = evaluation_items.count_paper_ballots(item, list(rnd.candidate_keys), marks)
+    else:
+        count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
     pages = dict(db.execute(select(ScannedPage.status, func.count()).where(ScannedPage.round_id == rnd.id)
                             .group_by(ScannedPage.status)).all())
     paper = paper_counts(db, rnd)
