@@ -97,14 +97,10 @@ class _QueuedConnection(sqlite3.Connection):
     writer_queue: _WriterQueue | None = None
     in_queue = False
     checkpoint_on_commit = False  # set by checkpoint_wal_after_commit for this transaction
-    on_durable = None  # called once the COMMIT is on disk, before that checkpoint (on_durable_commit)
 
     def commit(self):
         try:
             super().commit()
-            hook, self.on_durable = self.on_durable, None
-            if hook is not None:
-                hook()
             if self.checkpoint_on_commit:  # still in the writer queue: no other commit comes between
                 self.checkpoint_on_commit = False
                 wal.truncate_wal(self, WRITE_LOCK_TIMEOUT_S * 1000)
@@ -112,7 +108,7 @@ class _QueuedConnection(sqlite3.Connection):
             self.leave_queue()
 
     def rollback(self):
-        self.checkpoint_on_commit, self.on_durable = False, None
+        self.checkpoint_on_commit = False
         try:
             super().rollback()
         finally:
@@ -302,20 +298,6 @@ def checkpoint_wal_after_commit(db: Session) -> None:
     raw = db.connection().connection.dbapi_connection
     if isinstance(raw, _QueuedConnection):
         raw.checkpoint_on_commit = True
-
-
-def on_durable_commit(db: Session, hook) -> bool:
-    """SQLite: call `hook()` as soon as the session's next COMMIT is on disk, before the WAL
-    checkpoint that may follow it (checkpoint_wal_after_commit) and before the writer queue is
-    left: group commit wakes its batch's requests there, so their receipts do not wait for the
-    checkpoint. False (hook not set) elsewhere: the caller then acts after the commit."""
-    if not _is_sqlite(db) or not in_write_transaction(db):
-        return False
-    raw = db.connection().connection.dbapi_connection
-    if not isinstance(raw, _QueuedConnection):
-        return False
-    raw.on_durable = hook
-    return True
 
 
 def rewrite_in_key_order(db: Session, table, where) -> int:

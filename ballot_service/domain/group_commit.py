@@ -17,7 +17,7 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ballot_service.db import begin_write, on_durable_commit
+from ballot_service.db import begin_write
 
 MAX_BATCH = 64
 
@@ -69,7 +69,6 @@ class GroupCommit:
             if not job.lead:
                 return
         batch: list[Job] = []
-        woken: list[bool] = []
 
         def take() -> list[Job]:
             # The leader is first in the queue: nobody else takes from it while it leads.
@@ -78,16 +77,6 @@ class GroupCommit:
                     batch.extend(self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH)))
             return batch
 
-        def wake_early() -> None:
-            # The batch's COMMIT is on disk and every outcome is set: answer before a WAL
-            # checkpoint that follows it (run_batch, db.on_durable_commit).
-            woken.append(True)
-            take.fired = True
-            for j in batch:
-                if j is not job:
-                    j.wake.release()
-
-        take.on_durable = wake_early
         try:
             self._run(take)
         except BaseException as exc:  # never leave a request waiting without an outcome
@@ -102,7 +91,7 @@ class GroupCommit:
             if following is not None:
                 following.lead = True
                 following.wake.release()
-            for j in batch if not woken else ():
+            for j in batch:
                 if j is not job:
                     j.wake.release()
 
@@ -135,12 +124,8 @@ def run_batch(engine: Engine, jobs, store: Callable[[Session, list], None],
         begin_write(db)  # the writer queue, then BEGIN IMMEDIATE
         batch = take()
         store(db, batch)
-        if getattr(take, "on_durable", None) is not None:
-            on_durable_commit(db, take.on_durable)
         commit(db)
     except Exception as exc:
-        if getattr(take, "fired", False):
-            return batch  # the COMMIT was durable and the batch answered: nothing to undo
         db.rollback()
         locked, batch = batch is not None, batch if batch is not None else take()
         for job in batch:  # nothing of this batch is stored: no receipt may be given
