@@ -4,6 +4,9 @@ b-tree pages with their byte offsets (where in a page SQLite put each row)."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
+
+import pytest
 
 LEAF_TYPES = (10, 13)  # index leaf (WITHOUT ROWID tables and indexes), table leaf
 INTERIOR_TYPES = (2, 5)
@@ -105,3 +108,11 @@ def offset_order_agreement(groups: list[list[tuple[int, int]]], rank: list[int])
                 total += 1
                 agree += (oa < ob) == (rank[ia] > rank[ib])
     return agree, total
+
+
+def db_path(app) -> Path:
+    """The app's SQLite database file; the test is skipped on another database."""
+    url = app.config["SETTINGS"].database_url
+    if not url.startswith("sqlite"):
+        pytest.skip("raw database files are inspected on SQLite")
+    return Path(url.split("sqlite:///", 1)[1])

@@ -30,13 +30,6 @@ MARKS = re.compile(rb'"motion": ?"(for|against|abstain)"')
 CHOICES = ("for", "against", "abstain")
 
 
-def _db_path(app) -> Path:
-    url = app.config["SETTINGS"].database_url
-    if not url.startswith("sqlite"):
-        pytest.skip("raw database files are inspected on SQLite")
-    return Path(url.split("sqlite:///", 1)[1])
-
-
 def _copy(db: Path, to: Path) -> dict[str, bytes]:
     """The database, its WAL and its -shm as a file copy takes them, the server running."""
     to.mkdir()
@@ -51,7 +44,7 @@ def _copy(db: Path, to: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def midvote(app, api, tmp_path):
-    db = _db_path(app)
+    db = sp.db_path(app)
     s = setup_sitting(api, members=BATCHES * PER_BATCH + 1, secret=True)
     engine = app.extensions["ballot_engine"]
     rng = random.Random(15)
@@ -140,7 +133,7 @@ def test_handing_out_paper_ballots_leaves_no_order_of_the_stacks(app, api, tmp_p
     ballots. A desk handing them out one at a time (a stack of one per deputy): after each
     stack the WAL is empty, so a copy holds no order of the stacks (the rows change in place:
     handed_out 0 -> 1)."""
-    db = _db_path(app)
+    db = sp.db_path(app)
     s = setup_sitting(api, members=4, channel="paper", secret=True)
     _, printed = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 4})
     for k, text in enumerate(printed["ballots"][:3]):

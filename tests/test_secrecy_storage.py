@@ -33,13 +33,6 @@ MARKS = re.compile(rb'"motion": ?"(for|against|abstain)"')  # a stored cast's ma
 CHOICES = ("for", "against", "abstain")
 
 
-def _db_path(app) -> Path:
-    url = app.config["SETTINGS"].database_url
-    if not url.startswith("sqlite"):
-        pytest.skip("raw database files are inspected on SQLite")
-    return Path(url.split("sqlite:///", 1)[1])
-
-
 def _copy(db: Path, to: Path) -> tuple[bytes, bytes]:
     """The database and its WAL as a file-level copy would take them (the server keeps running)."""
     to.mkdir()
@@ -62,7 +55,7 @@ def _first_seen(chunks: list[bytes], serials: list[str]) -> list[tuple[int, int]
 
 @pytest.fixture
 def vote_with_copies(app, api, tmp_path):
-    db = _db_path(app)
+    db = sp.db_path(app)
     s = setup_sitting(api, members=N + 1, secret=True)
     rng = random.Random(15)
     order = []
