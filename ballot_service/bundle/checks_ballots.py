@@ -298,27 +298,20 @@ def _round_key(b: Path, ci: dict, r: dict, keys: Keys, x: EventIndex):
 def _check_blind_file(b: Path, ci: dict, r: dict, rel: str, keys: Keys, x: EventIndex) -> list:
     """A terminal round's ballots: canonical lines sorted by serial, each with an RSA-PSS
     signature by the round's announced key. [(serial, marks, digest, member_id), …]
-    A hybrid round's file holds its paper ballots too (no prefix, the body key's signature),
-    as many of each kind as by_channel says came back."""
+    A hybrid round's file holds its paper ballots too, signed with the round's key like the
+    tablets' (nothing tells them apart): as many lines as by_channel says came back by both
+    channels (whose split checks_counts takes from the close)."""
     key = _round_key(b, ci, r, keys, x)
     secret = bool(ci["secret"])
     fields = {"serial", "signature", "prefix", "marks"} | (set() if secret else {"member_id", "member_no"})
     hybrid = ci["channel"] == Channel.HYBRID
-    out, prev, paper = [], "", 0
+    out, prev = [], ""
     for n, line in enumerate(read_lines(b, rel), 1):
         where = f"{rel}:{n}"
         try:
             ln = DECODE(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             ln = None
-        if hybrid and isinstance(ln, dict) and ln.keys() == {"serial", "signature", "marks"} \
-                and ENCODE(ln) == line.decode("utf-8"):
-            if not isinstance(ln["serial"], str) or ln["serial"] <= prev:
-                fail(f"{rel} is not sorted by serial at line {n}: lines were moved or repeated", where)
-            prev = ln["serial"]
-            out.append(_paper_line(ci, r, ln, keys, where))
-            paper += 1
-            continue
         if not isinstance(ln, dict) or ln.keys() != fields or ENCODE(ln) != line.decode("utf-8"):
             fail(f"{rel} line {n} is not a canonical ballot line with the fields {', '.join(sorted(fields))}", where)
         try:
@@ -336,24 +329,7 @@ def _check_blind_file(b: Path, ci: dict, r: dict, rel: str, keys: Keys, x: Event
         digest = hashlib.sha256(canonical_json({"ballot": ballot.as_object(), "marks": ln["marks"]})).hexdigest()
         out.append((ballot.serial, ln["marks"], digest, ln.get("member_id")))
     split = (r.get("by_channel") or {}).get("returned") if hybrid else None
-    if split is not None and (split.get("paper"), split.get("terminal")) != (paper, len(out) - paper):
-        fail(f"{rel} holds {len(out) - paper} tablet and {paper} paper ballots, but counts.json says "
-             f"{split.get('terminal')} and {split.get('paper')} came back by each channel", rel)
+    if split is not None and split.get("paper", 0) + split.get("terminal", 0) != len(out):
+        fail(f"{rel} holds {len(out)} ballots, but counts.json says {split.get('terminal')} came back by tablet "
+             f"and {split.get('paper')} on paper", rel)
     return out
-
-
-def _paper_line(ci: dict, r: dict, ln: dict, keys: Keys, where: str) -> tuple:
-    """A hybrid round's paper ballot: the body key's Ed25519 signature over its payload."""
-    serial, sig = ln["serial"], ln["signature"]
-    if not _SERIAL_FULL.fullmatch(serial) or not isinstance(sig, str) or not _SIG_RE.fullmatch(sig):
-        fail(f"paper ballot on {where} has a malformed serial or signature", where)
-    payload = ENCODE({"v": ballots_mod.FORMAT_VERSION, "body": ci["body"]["id"], "session": ci["session"]["id"],
-                      "item": ci["id"], "round": r["number"], "serial": serial}).encode("utf-8")
-    try:
-        keys.by_name[keys_mod.body_key_name(ci["body"]["id"])].verify(DECODE_B64(sig), payload)
-    except (InvalidSignature, KeyError, ValueError):
-        fail(f"paper ballot {serial} on {where}: signature does not verify for this round (forged, or moved "
-             f"from another round or item)", where)
-    token_text = f"{ballots_mod.TEXT_PREFIX}.{base64.urlsafe_b64encode(payload).rstrip(b'=').decode('ascii')}.{sig}"
-    digest = hashlib.sha256(canonical_json({"ballot": token_text, "marks": ln["marks"]})).hexdigest()
-    return serial, ln["marks"], digest, None

@@ -179,6 +179,14 @@ def finalize(pub: rsa.RSAPublicKey, prepared_msg: bytes, blind_sig: bytes, inv: 
     return sig
 
 
+def sign(private: rsa.RSAPrivateKey, prepared_msg: bytes) -> bytes:
+    """An ordinary RSASSA-PSS signature (as `verify` checks), made without blinding: a hybrid
+    vote's paper ballot, signed by the round's key so that it looks like a tablet's ballot."""
+    sig = private.sign(bytes(prepared_msg), _PSS, hashes.SHA384())
+    verify(private.public_key(), prepared_msg, sig)
+    return sig
+
+
 def verify(pub: rsa.RSAPublicKey, prepared_msg: bytes, sig: bytes) -> None:
     """Ordinary RSASSA-PSS verification (SHA-384, MGF1-SHA-384, salt 48) by `cryptography`.
 

@@ -108,8 +108,11 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
             page.status = "waiting"
     else:
         step, final = TellerRole.CHIEF, decision
+    # A hybrid round's paper ballot (BR1): the chain also names the member allowed paper, so its
+    # decided marks (and serial) stay with the page, out of the chain (README, "Hybrid votes").
+    hybrid = str(decision.get("ballot", "")).startswith(ballots.ROUND_KEY_PREFIX + ".")
     audit.append(db, AuditKind.ADJUDICATION_DECIDED, {"page_id": page.id, "teller": holder, "teller_role": role,
-                                              "step": step, "decision": decision},
+                                              "step": step, **({} if hybrid else {"decision": decision})},
                  sitting_id=sitting.id, timed=False)
     if final is not None:
         _apply(db, settings, sitting, page, final)

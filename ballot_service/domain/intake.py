@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import keys
+from ballot_service.crypto import blind_ballots, blind_rsa, keys
 from ballot_service.db import (
     begin_write,
     in_write_transaction,
@@ -91,6 +91,8 @@ _MEMBER_CAST = select(_CASTS.c.id).where(_CASTS.c.round_id == bindparam("round_i
                                          _CASTS.c.member_id == bindparam("member_id"))
 _RESCANNED = update(Round.__table__).where(Round.__table__.c.id == bindparam("round_id")).values(
     rescanned=Round.__table__.c.rescanned + 1)
+_PAPER_RETURNED = update(Round.__table__).where(Round.__table__.c.id == bindparam("round_id")).values(
+    paper_returned=Round.__table__.c.paper_returned + 1)
 _NAMED_MEMBER = select(Issuance.member_id).where(Issuance.round_id == bindparam("round_id"),
                                                  Issuance.terminal_id == bindparam("terminal_id"))
 
@@ -128,7 +130,7 @@ def accept(db: Session, settings: Settings, sitting, token_text, raw_marks, *,
         raise InvalidInput("ballot must be the ballot's text (as in its QR code)", where="ballot", zh="选票内容须为选票二维码中的文本")
     engine = db.get_bind()
     job = Job(SittingRef(sitting.id, sitting.body_id), token_text, raw_marks, channel, terminal_id)
-    _prepare(settings, engine, job)
+    _prepare(db, settings, engine, job)
     return submit(db, engine, job)
 
 
@@ -148,8 +150,8 @@ def submit(db: Session, engine: Engine, job: Job, *, only_read: bool = False) ->
     return job.outcome()
 
 
-def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
-    """Step 1, before the write lock: no database reads, nothing decided."""
+def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
+    """Step 1, before the write lock: no database reads (but a round key's, cached), nothing decided."""
     sitting = job.sitting
     try:
         job.token = token = ballots.text_to_token(job.token_text)
@@ -161,6 +163,9 @@ def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
     if payload["session"] != sitting.id:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
+    if ballots.is_round_key_token(token):
+        _prepare_round_key_ballot(db, job, token)
+        return
     try:
         public_key = keys.body_signing_key(settings, sitting.body_id).public_key
         ballots.verify_token(public_key, token, body=sitting.body_id,
@@ -171,6 +176,32 @@ def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
+
+
+def _prepare_round_key_ballot(db: Session, job: Job, token: dict) -> None:
+    """A hybrid round's paper ballot (formats/ballots.py, BR1): checked with the round's key and
+    stored as a tablet's ballot is (the digest over the same ballot object, a retry hash of
+    the same form, random, that no resend can match), so the cast row and the bundle's line
+    do not say it came on paper; `Round.paper_returned` counts it instead (_decide)."""
+    ballot = blind_ballots.BlindBallot(token["round_ref"], token["payload"]["serial"], token["prefix"],
+                                       token["sig"])
+    job.token_text, job.msg_prefix = ballot.as_object(), ballot.prefix
+    job.retry_hash = secrets.token_hex(32)
+    rk = round_facts.round_key(db, blind_ballots.round_id_of(ballot.round_ref))
+    payload = token["payload"]
+    if rk is None or rk.sitting_id != job.sitting.id:
+        job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
+        return
+    job.key = (rk.sitting_id, rk.item_id, rk.number)
+    try:
+        if rk.public_key is None:
+            raise blind_rsa.InvalidSignature()
+        blind_ballots.verify(rk.public_key, ballot)
+    except blind_rsa.InvalidSignature:
+        job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
+        return
+    if (payload["body"], payload["item"], payload["round"]) != (rk.body_id, rk.item_id, rk.number):
+        job.signature_refusal = ("wrong_item", "the numbers printed in the ballot's code are not its round's")
 
 
 # --- step 2, under the write lock ------------------------------------------------------------------
@@ -261,7 +292,7 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
     hybrid_ok = facts.channel == Channel.HYBRID and channel in (Channel.TERMINAL, Channel.PAPER)
     if channel != facts.channel and not hybrid_ok:
         raise InvalidInput(f"this item is voted by {facts.channel}, not {channel}", where="ballot", zh="本项表决不以这种方式投票")
-    if channel == Channel.PAPER:
+    if channel == Channel.PAPER and job.msg_prefix is None:  # a printed Ed25519 ballot of a paper round
         try:
             paper_ballots.check_paper_serial(db, serial, facts)
         except ballots.BallotRefused as exc:
@@ -293,9 +324,10 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
             refuse(facts.id, "reused", "本席代表本轮已经投票 this member has already voted in this round")
         stored[(facts.id, member_id)] = None
     receipt = new_receipt(job.receipt_hash)
+    # a hybrid round's casts all say "hybrid": which came on paper is a count (Round.paper_returned)
     row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.signature,
            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
-           "marks": marks, "channel": channel, "receipt": receipt, "submission_digest": digest,
+           "marks": marks, "channel": Channel.HYBRID if facts.channel == Channel.HYBRID else channel, "receipt": receipt, "submission_digest": digest,
            "member_id": member_id}
     if together:
         rows.append(row)  # inserted with the batch's others (_store)
@@ -311,6 +343,8 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
             stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
             return _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
     stored[serial] = (digest, receipt, job.retry_hash)
+    if facts.channel == Channel.HYBRID and channel == Channel.PAPER:
+        conn.execute(_PAPER_RETURNED, {"round_id": facts.id})
     at = (sitting.body_id, facts.id)
     accepted[at] = accepted.get(at, 0) + 1
     job.result = Receipt(serial, receipt_code(receipt), False)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
@@ -38,6 +39,7 @@ from ballot_service.crypto import blind_rsa, key_wrap, keys
 from ballot_service.db import begin_write, in_write_transaction, read_phase
 from ballot_service.domain import audit, group_commit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
@@ -263,15 +265,18 @@ def _member_issuance(db: Session, item: Item, member_no: str):
     return rnd, member, issuance
 
 
-def allow_paper(db: Session, item: Item, member_no: str, reason: str) -> dict:
-    """A hybrid vote: allow one paper ballot for a present member, with the reason in the chain.
+def allow_paper(db: Session, settings: Settings, item: Item, member_no: str, reason: str) -> dict:
+    """A hybrid vote: allow one paper ballot for a present member, with the reason in the chain,
+    and sign it with the round's key (`ballot`: its QR text, to print at once; README, "Hybrid
+    votes"). Its serial is in the answer only: nothing stored names it, and once cast it looks
+    like a tablet's ballot (intake), so the chain's naming of the member gives no choices.
 
     Issuance counts every ballot given to the member, of either channel, so the tablet can
     draw no signature after this: a member whose tablet had not drawn theirs takes it on paper
     instead (issued + 1, I unchanged); a member without a tablet gets their first ballot; a
     member who holds a tablet ballot already gets a further issuance (I + 1, a replacement).
-    The desk then hands out at most `Round.paper_allowed` ballots, as a count: nothing here
-    names the serial, so the member is not linked to the paper ballot's serial."""
+    One printed ballot per allowance, so nobody gets paper beside a tablet ballot without a
+    replacement, and no desk step is needed."""
     reason = _reason(reason)
     if item.channel != Channel.HYBRID:
         raise Conflict(f"{item.title} is voted by {item.channel}: a paper ballot is handed out this way only in a "
@@ -292,4 +297,16 @@ def allow_paper(db: Session, item: Item, member_no: str, reason: str) -> dict:
                                                     "member_no": member.member_no, "reason": reason,
                                                     "channel": Channel.PAPER, "replacement": replacement},
                  sitting_id=item.sitting_id)
-    return {"round": rnd.number, "replacements": rnd.replacements or 0, "paper_allowed": rnd.paper_allowed}
+    return {"round": rnd.number, "replacements": rnd.replacements or 0, "paper_allowed": rnd.paper_allowed,
+            "ballot": _sign_paper_ballot(settings, item, rnd)}
+
+
+def _sign_paper_ballot(settings: Settings, item: Item, rnd: Round) -> str:
+    """A paper ballot signed as a tablet's is (an ordinary RSA-PSS signature by the round's key
+    over a random msg_prefix || ballot_message(round_ref, serial)), its serial random."""
+    private = _private_key(round_private_key(settings, item.sitting.body_id, rnd))
+    serial, prefix = secrets.token_bytes(blind_rsa.SERIAL_LEN), secrets.token_bytes(blind_rsa.PREFIX_LEN)
+    sig = blind_rsa.sign(private, prefix + blind_rsa.ballot_message(rnd.ref, serial))
+    payload = {"v": ballots.FORMAT_VERSION, "body": item.sitting.body_id, "session": item.sitting_id,
+               "item": item.id, "round": rnd.number, "serial": serial.hex()}
+    return ballots.round_key_text(payload, rnd.ref, b64url_encode(prefix), b64url_encode(sig))

@@ -26,6 +26,7 @@ from ballot_service.formats.ballots import (
 )
 from ballot_service.models import Item, PaperBallot, Round, Sitting
 from ballot_service.numbers import is_int
+from ballot_service.render.paper import BallotLayout, ballot_pdf
 from ballot_service.vocab import AuditKind, Channel, RoundStatus, status_name
 
 
@@ -40,6 +41,12 @@ def create_paper_ballots(db: Session, key: SigningKey, item: Item, round_: Round
 def _check_printable(item: Item, round_: Round) -> None:
     if round_.item_id != item.id:
         raise InvalidInput(f"round {round_.id} does not belong to item {item.id}", where="round", zh="该轮次不属于此表决事项")
+    if item.channel == Channel.HYBRID:
+        # Pre-printed serials would be stored, and the handed-out ones would be the paper casts.
+        raise InvalidInput(f"{item.title} is a hybrid vote: its paper ballots are printed one at a time, when the "
+                           f"secretariat allows one for a member (POST /api/admin/items/{item.id}/replacement "
+                           f"with channel paper)", where="item",
+                           zh=f"《{item.title}》为混合表决：纸质票不预先印制，经秘书处为代表补发时逐张印制")
     if item.channel == Channel.TERMINAL:
         # A printed ballot of a tablet vote could be cast from any tablet as an extra vote.
         raise InvalidInput(f"{item.title} is voted on the seat tablets: no paper ballots are printed for it",
@@ -101,8 +108,6 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
             raise BallotRefused("unknown", f"no printed ballot {serial_short(serial)} for round {round_.number}")
         if pb.handed_out:
             raise Conflict(f"ballot {serial_short(serial)} has already been handed out", where="ballots", zh=f"选票 {serial_short(serial)} 已经发出")
-    if round_.item.channel == Channel.HYBRID:
-        _check_allowed(db, round_, len(serials))
     for pb in rows.values():
         pb.handed_out = True
     db.flush()
@@ -111,20 +116,6 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
     if round_.item.secret:  # SQLite: the WAL keeps no order of the stacks (db/wal.py)
         checkpoint_wal_after_commit(db)
     return len(serials)
-
-
-def _check_allowed(db: Session, round_: Round, count: int) -> None:
-    """A hybrid vote hands out paper only as the secretariat allowed it, member by member with a
-    reason (issuance.allow_paper): never a second ballot to a member who holds a tablet ballot."""
-    if round_.status != RoundStatus.OPEN:
-        raise Conflict("a hybrid vote's paper ballots are handed out while it is open, each one allowed by the "
-                       "secretariat", where="ballots", zh="混合表决的纸质票只在表决中、经秘书处逐一准许后发放")
-    left = (round_.paper_allowed or 0) - paper_counts(db, round_)["handed_out"]
-    if count > left:
-        raise Conflict(f"the secretariat allowed {left} more paper ballot(s) in this hybrid vote, not {count}: "
-                       f"allow each one for the member first (POST /api/admin/items/{round_.item_id}/replacement "
-                       f"with channel paper)", where="ballots",
-                       zh=f"本混合表决经秘书处准许尚可发放纸质票 {left} 张，不能发放 {count} 张：请先为代表办理补发")
 
 
 def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, terminal_id: int) -> int:
@@ -156,6 +147,15 @@ def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, termina
         raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots",
                        zh="本项表决已结束，不能再发出选票")
     return hand_out(db, serials, rnd)
+
+
+def paper_ballot_pdf(db: Session, item_id: int, qr_text: str) -> bytes:
+    """A hybrid vote's paper ballot (issuance.allow_paper) as a one-page PDF, made in memory
+    and handed to the secretariat once: no print job, no file. Only reads."""
+    item = db.get(Item, item_id)
+    round_ = item.rounds[-1]
+    return ballot_pdf(BallotLayout.from_item(item, round_, key_fingerprint=round_.blind_key_fingerprint[:32]),
+                      qr_text)
 
 
 def check_paper_serial(db: Session, serial: str, round_: Round) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,7 +130,8 @@ def channel_split(db: Session, rnd) -> dict:
     """A hybrid round's I and R by channel: blind signatures and paper ballots handed out; tablet
     and paper ballots returned. Each pair adds up to the round's I and R."""
     tablets = voting.blind_signatures(db, rnd)
-    returned = voting.returned_by_channel(db.scalars(select(Cast.channel).where(Cast.round_id == rnd.id)))
+    returned = voting.returned_by_channel(rnd, db.scalar(select(func.count()).select_from(Cast)
+                                                         .where(Cast.round_id == rnd.id)) or 0)
     return {"issued": {"terminal": tablets, "paper": (rnd.issued or 0) - tablets}, "returned": returned}
 
 

@@ -1,6 +1,7 @@
 """The fixed facts of a round a ballot names (candidates, channel, secrecy: they never
 change once a round exists), cached per engine so intake reads them once, and the queries
-intake uses to read a round's state under the write lock."""
+intake uses to read a round's state under the write lock; and a blind-signed round's announced
+key, cached likewise (a tablet's ballot, or a hybrid round's paper ballot, is checked with it)."""
 from __future__ import annotations
 
 import threading
@@ -9,9 +10,11 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
-from ballot_service.db import db_now
-from ballot_service.models import Item, Round
+from ballot_service.crypto import blind_ballots
+from ballot_service.db import db_now, read_phase
+from ballot_service.models import Item, Round, Sitting
 
 
 class RoundFacts(NamedTuple):
@@ -53,3 +56,39 @@ def known(engine: Engine, key: tuple) -> RoundFacts | None:
 def remember(engine: Engine, key: tuple, facts: RoundFacts) -> None:
     with _facts_lock:
         _facts.setdefault(engine, {})[key] = facts
+
+
+class _RoundKey(NamedTuple):
+    sitting_id: int
+    body_id: int
+    item_id: int
+    number: int
+    secret: bool
+    public_key: object  # rsa.RSAPublicKey, or None: the round has no blind key (not a terminal round)
+
+
+_keys: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+_keys_lock = threading.Lock()
+
+
+def round_key(db: Session, round_id: int) -> _RoundKey | None:
+    """The round's fixed facts and announced key (never change once set at opening)."""
+    engine = db.get_bind()
+    with _keys_lock:
+        hit = _keys.get(engine, {}).get(round_id)
+    if hit is not None:
+        return hit
+    with read_phase(db):
+        row = db.execute(select(Item.sitting_id, Sitting.body_id, Item.id, Round.number, Item.secret,
+                                Round.blind_public_key)
+                         .join(Item, Item.id == Round.item_id).join(Sitting, Sitting.id == Item.sitting_id)
+                         .where(Round.id == round_id)).first()
+    if row is None:
+        return None
+    if row.blind_public_key is None:  # not opened yet, or not a terminal round: do not cache
+        return _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret, None)
+    found = _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret,
+                      blind_ballots.load_round_key(row.blind_public_key))
+    with _keys_lock:
+        _keys.setdefault(engine, {})[round_id] = found
+    return found

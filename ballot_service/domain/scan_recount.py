@@ -2,7 +2,11 @@
 round is read again by the mark reader and compared with the ballot that was counted for its
 serial. Nothing is changed: the answer lists the pages that read the same, those that read
 otherwise (with both markings), those the reader now finds unclear, and the counted ballots
-with no kept page (read by eye, or images discarded). Read only."""
+with no kept page (read by eye, or images discarded). Read only.
+
+A hybrid round stores no channel per cast: its pages are compared with the casts of their
+serials, and its paper ballots with no kept page are a count (paper returned less the
+pages compared), never a list of serials (that would name the paper casts)."""
 from __future__ import annotations
 
 import cv2
@@ -18,8 +22,7 @@ from ballot_service.vocab import Channel, ItemKind
 
 
 def recount(db: Session, item: Item, rnd: Round) -> dict:
-    counted = {c.serial: c.marks for c in db.scalars(select(Cast).where(Cast.round_id == rnd.id,
-                                                                              Cast.channel == Channel.PAPER))}
+    counted = {c.serial: c.marks for c in db.scalars(select(Cast).where(Cast.round_id == rnd.id))}
     keys = list(rnd.candidate_keys)
     same, differ, unclear, seen = 0, [], [], set()
     pages = db.scalars(select(ScannedPage).where(ScannedPage.round_id == rnd.id, ScannedPage.image.is_not(None),
@@ -42,9 +45,16 @@ def recount(db: Session, item: Item, rnd: Round) -> dict:
         else:
             differ.append({"page_id": page.id, "serial": serial_short(serial), "counted": counted[serial],
                            "read_now": now})
+    if item.channel == Channel.HYBRID:
+        paper = rnd.paper_returned or 0
+        compared = same + len(differ)
+        return {"item_id": item.id, "round": rnd.number, "counted": paper, "pages_read": compared + len(unclear),
+                "same": same, "differ": differ, "unclear": unclear, "no_kept_page": [],
+                "no_kept_page_count": max(paper - compared, 0)}
     without = sorted(serial_short(s) for s in counted if s not in seen)
     return {"item_id": item.id, "round": rnd.number, "counted": len(counted), "pages_read": same + len(differ)
-            + len(unclear), "same": same, "differ": differ, "unclear": unclear, "no_kept_page": without}
+            + len(unclear), "same": same, "differ": differ, "unclear": unclear, "no_kept_page": without,
+            "no_kept_page_count": len(without)}
 
 
 def _as_counted(item: Item, keys: list[str], marks: dict) -> dict:

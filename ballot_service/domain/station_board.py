@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import utcnow
-from ballot_service.domain import evaluation_items, scan_queue
+from ballot_service.domain import evaluation_items, scan_queue, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.models import (
     Candidate,
@@ -31,29 +31,33 @@ def _current(item: Item) -> Round | None:
 
 
 def item_board(db: Session, item: Item, rnd: Round) -> dict:
-    """A paper item's reconciliation at the station; a hybrid item's paper ballots only (its
-    tablet ballots are counted with them at the tally)."""
-    paper_only = (Cast.channel == Channel.PAPER,) if item.channel == Channel.HYBRID else ()
-    marks = list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id, *paper_only)))
+    """A paper item's reconciliation at the station; a hybrid item's paper ballots only, as
+    counts (which casts came on paper is not stored, so there is no valid/invalid of its own
+    for them: its tablet ballots and paper ballots are counted together at the tally)."""
+    marks = [] if item.channel == Channel.HYBRID else list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id)))
     if item.kind == ItemKind.EVALUATION:  # its ballots are marked in its own options
         count = evaluation_items.count_paper_ballots(item, list(rnd.candidate_keys), marks)
     else:
         count = rules.count_ballots(list(rnd.candidate_keys), marks, rnd.places)
     pages = dict(db.execute(select(ScannedPage.status, func.count()).where(ScannedPage.round_id == rnd.id)
                             .group_by(ScannedPage.status)).all())
-    paper = paper_counts(db, rnd)
-    by_channel = dict(db.execute(select(Cast.channel, func.count()).where(Cast.round_id == rnd.id)
-                                 .group_by(Cast.channel)).all()) if item.channel == Channel.HYBRID else None
+    hybrid = item.channel == Channel.HYBRID
+    # hybrid: each paper ballot printed as it was allowed, none stored; which casts came on paper
+    # is a count only (Round.paper_returned)
+    paper = {"printed": rnd.paper_allowed or 0, "handed_out": rnd.paper_allowed or 0} if hybrid \
+        else paper_counts(db, rnd)
+    by_channel = voting.returned_by_channel(rnd, db.scalar(select(func.count()).select_from(Cast).where(
+        Cast.round_id == rnd.id)) or 0) if hybrid else None
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
         "channel": item.channel, "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),
-        "issued": paper["handed_out"], "returned": count.returned, "read": sum(pages.values()),
-        "pending": scan_queue.pending_pages(db, item, rnd), "valid": count.valid, "invalid": count.invalid,
+        "issued": paper["handed_out"], "returned": by_channel["paper"] if hybrid else count.returned,
+        "read": sum(pages.values()), "pending": scan_queue.pending_pages(db, item, rnd),
+        "valid": None if hybrid else count.valid, "invalid": None if hybrid else count.invalid,
         "refused": sum(db.scalars(select(Refusal.count).where(Refusal.round_id == rnd.id))),
         "rescanned": rnd.rescanned or 0,
         "printed": paper["printed"], "not_handed_out": paper["printed"] - paper["handed_out"],
-        **({"returned_by_channel": {"terminal": by_channel.get("terminal", 0), "paper": by_channel.get("paper", 0)},
-            "paper_allowed": rnd.paper_allowed or 0} if by_channel is not None else {}),
+        **({"returned_by_channel": by_channel, "paper_allowed": rnd.paper_allowed or 0} if hybrid else {}),
     }
 
 

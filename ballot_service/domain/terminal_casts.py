@@ -10,59 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-import weakref
-from typing import NamedTuple
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ballot_service.crypto import blind_ballots, blind_rsa
-from ballot_service.db import read_phase
 from ballot_service.domain import ballot_marks, intake, round_facts
+from ballot_service.domain.round_facts import round_key
 from ballot_service.errors import InvalidInput
-from ballot_service.models import Item, Round, Sitting
 from ballot_service.vocab import Channel
 
 RETRY_ID_MIN, RETRY_ID_MAX = 16, 128
 _RECEIPT_HASH = re.compile(r"[0-9a-f]{64}")
-
-
-class _RoundKey(NamedTuple):
-    sitting_id: int
-    body_id: int
-    item_id: int
-    number: int
-    secret: bool
-    public_key: object  # rsa.RSAPublicKey, or None: the round has no blind key (not a terminal round)
-
-
-_keys: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
-_keys_lock = threading.Lock()
-
-
-def round_key(db: Session, round_id: int) -> _RoundKey | None:
-    """The round's fixed facts and announced key (never change once set at opening)."""
-    engine = db.get_bind()
-    with _keys_lock:
-        hit = _keys.get(engine, {}).get(round_id)
-    if hit is not None:
-        return hit
-    with read_phase(db):
-        row = db.execute(select(Item.sitting_id, Sitting.body_id, Item.id, Round.number, Item.secret,
-                                Round.blind_public_key)
-                         .join(Item, Item.id == Round.item_id).join(Sitting, Sitting.id == Item.sitting_id)
-                         .where(Round.id == round_id)).first()
-    if row is None:
-        return None
-    if row.blind_public_key is None:  # not opened yet, or not a terminal round: do not cache
-        return _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret, None)
-    found = _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret,
-                      blind_ballots.load_round_key(row.blind_public_key))
-    with _keys_lock:
-        _keys.setdefault(engine, {})[round_id] = found
-    return found
 
 
 def retry_hash(retry_id) -> str:

@@ -203,8 +203,8 @@ def issued_count(db: Session, item: Item, rnd: Round) -> int:
         return blind_signatures(db, rnd)
     if item.channel == Channel.PAPER:
         return paper_handed_out(db, rnd)
-    if item.channel == Channel.HYBRID:
-        return blind_signatures(db, rnd) + paper_handed_out(db, rnd)
+    if item.channel == Channel.HYBRID:  # each paper ballot printed as it was allowed
+        return blind_signatures(db, rnd) + (rnd.paper_allowed or 0)
     return 0  # tally sheet: the tellers' figure, taken at tally
 
 
@@ -239,7 +239,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     db.flush()
     if open_item(db, item.sitting) is None:  # the last of its ballot set: nothing is open now
         db.execute(delete(OpenBallot).where(OpenBallot.sitting_id == item.sitting_id))
-    accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt, Cast.channel)
+    accepted = db.execute(select(Cast.serial, Cast.submission_digest, Cast.member_id, Cast.receipt)
                           .where(Cast.round_id == rnd.id)).all()
     returned = len(accepted)
     refused = dict(db.execute(select(Refusal.reason, Refusal.count).where(Refusal.round_id == rnd.id)).all())
@@ -256,7 +256,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
         closed["blind_signatures"] = blind_signatures(db, rnd)
         closed["paper_handed_out"] = rnd.issued - closed["blind_signatures"]
         closed["replacements"] = rnd.replacements or 0
-        closed["returned_by_channel"] = returned_by_channel(c.channel for c in accepted)
+        closed["returned_by_channel"] = returned_by_channel(rnd, returned)
     audit.append(db, AuditKind.VOTE_CLOSED, closed, sitting_id=item.sitting_id)
     body_id = item.sitting.body_id
     audit.checkpoint(db, keys.body_signing_key(settings, body_id), f"vote_closed:{item.id}:{rnd.number}", body_id)
@@ -264,12 +264,11 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     return rnd
 
 
-def returned_by_channel(channels) -> dict:
-    """R split by the way the ballots came: {"terminal": n, "paper": m}."""
-    out = {"terminal": 0, "paper": 0}
-    for ch in channels:
-        out[ch] += 1
-    return out
+def returned_by_channel(rnd: Round, returned: int) -> dict:
+    """A hybrid round's R split by the way the ballots came: {"terminal": n, "paper": m}, from
+    the count intake keeps (no cast says which way it came)."""
+    paper = rnd.paper_returned or 0
+    return {"terminal": returned - paper, "paper": paper}
 
 
 def count_refusal(db: Session, rnd: Round, reason: str) -> None:

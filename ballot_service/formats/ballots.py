@@ -35,6 +35,20 @@ refused as "malformed". To verify by hand::
     python3 -c 'import sys,base64;p=sys.argv[1].split(".");d=lambda s:base64.urlsafe_b64decode(s+"="*(-len(s)%4));open("m","wb").write(d(p[1]));open("s","wb").write(d(p[2]))' "$QR"
     openssl pkeyutl -verify -pubin -inkey keys/body-1.pub.pem -rawin -in m -sigfile s
 
+Hybrid votes: a paper ballot signed with the round's key
+-------------------------------------------------------
+In a `hybrid` round a paper ballot is signed like a tablet's ballot, with the round's RSA key
+(crypto/blind_ballots.py: RSA-PSS over msg_prefix || ballot_message(round_ref, serial), a
+random 32-byte msg_prefix of its own), so that once counted it cannot be told from the
+tablets' ballots. QR text form::
+
+    BR1.<body>.<session>.<item>.<round>.<round id>.<serial>.<base64url prefix>.<base64url signature>
+
+The numbers are decimal without leading zeros; only round id and serial are signed (the
+message names `r<round id>`), and intake takes the round from the round id and refuses a
+ballot whose other numbers are not that round's. `text_to_token` gives it as
+`{"payload": {...the six fields...}, "sig": …, "prefix": …, "round_ref": "r<id>"}`.
+
 Refusals
 --------
 `BallotRefused.reason` and the HTTP status it maps to:
@@ -69,6 +83,9 @@ from ballot_service.models import Item, Round
 from ballot_service.numbers import is_int
 
 TEXT_PREFIX = "BS1"
+ROUND_KEY_PREFIX = "BR1"  # a hybrid round's paper ballot, signed with the round's RSA key
+_NUMBER = re.compile(r"[1-9][0-9]{0,15}")
+PREFIX_BYTES, RSA_SIG_BYTES = 32, 256
 FORMAT_VERSION = 1
 PAYLOAD_FIELDS = frozenset({"v", "body", "session", "item", "round", "serial"})
 SERIAL_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -165,11 +182,38 @@ def make_token(key: SigningKey, body: int, session: int, item: int, round_no: in
     return {"payload": payload, "sig": encoding.b64url_encode(sig)}
 
 
+def is_round_key_token(token: dict) -> bool:
+    """Whether a token is a hybrid round's paper ballot (BR1, the round's RSA key)."""
+    return isinstance(token, dict) and "prefix" in token
+
+
+def round_key_text(payload: dict, round_ref: str, prefix: str, sig: str) -> str:
+    """The QR text of a hybrid round's paper ballot (module docstring)."""
+    p = _check_payload(payload)
+    return ".".join((ROUND_KEY_PREFIX, *(str(p[f]) for f in ("body", "session", "item", "round")),
+                     round_ref[1:], p["serial"], prefix, sig))
+
+
+def _round_key_token(parts: list[str]) -> dict:
+    if len(parts) != 9 or not all(_NUMBER.fullmatch(x) for x in parts[1:6]):
+        raise BallotRefused("malformed", f"ballot text must look like {ROUND_KEY_PREFIX}.<body>.<session>.<item>."
+                                         f"<round>.<round id>.<serial>.<prefix>.<signature>")
+    body, session, item, round_no, round_id = (int(x) for x in parts[1:6])
+    if len(b64url_decode(parts[7])) != PREFIX_BYTES or len(b64url_decode(parts[8])) != RSA_SIG_BYTES:
+        raise BallotRefused("malformed", f"ballot prefix must be {PREFIX_BYTES} bytes and its signature "
+                                         f"{RSA_SIG_BYTES}")
+    payload = _check_payload({"v": FORMAT_VERSION, "body": body, "session": session, "item": item,
+                              "round": round_no, "serial": parts[6]})
+    return {"payload": payload, "sig": parts[8], "prefix": parts[7], "round_ref": f"r{round_id}"}
+
+
 def token_to_text(token: dict) -> str:
     payload = _check_payload(token.get("payload") if isinstance(token, dict) else None)
     sig = token.get("sig")
     if not isinstance(sig, str):
         raise BallotRefused("malformed", "ballot signature missing")
+    if is_round_key_token(token):
+        return round_key_text(payload, token["round_ref"], token["prefix"], sig)
     return f"{TEXT_PREFIX}.{encoding.b64url_encode(canonical_json(payload))}.{sig}"
 
 
@@ -184,6 +228,8 @@ def text_to_token(text) -> dict:
     if not isinstance(text, str) or len(text) > 2000:
         raise BallotRefused("malformed", "ballot text missing or too long")
     parts = text.strip().split(".")
+    if parts[0] == ROUND_KEY_PREFIX:
+        return _round_key_token(parts)
     if len(parts) != 3 or parts[0] != TEXT_PREFIX:
         raise BallotRefused("malformed", f"ballot text must look like {TEXT_PREFIX}.<payload>.<signature>")
     raw = b64url_decode(parts[1])
@@ -203,6 +249,9 @@ def text_to_token(text) -> dict:
 def verify_token(public_key, token: dict, *, body: int, session: int, item: int, round_no: int) -> dict:
     """Check structure, signature, then body/session/item and round. Returns the payload;
     raises BallotRefused on any problem, never returns False."""
+    if is_round_key_token(token):
+        raise BallotRefused("malformed", "a hybrid vote's paper ballot is signed with the round's key, and checked "
+                                         "at intake")
     if not isinstance(token, dict) or set(token) != {"payload", "sig"}:
         raise BallotRefused("malformed", "a ballot token has exactly 'payload' and 'sig'")
     payload = _check_payload(token["payload"])

@@ -73,7 +73,10 @@ class Cast(Base):
     unblinded RSA-PSS signature (base64url) over msg_prefix || ballot_message(round_ref,
     serial), `msg_prefix` the 32-byte prefix (base64url), `retry_hash` sha256 of the tablet's
     retry id (a retry with it gets the same receipt). Paper ballots: the Ed25519 token's
-    serial and signature; no prefix, no retry hash."""
+    serial and signature; no prefix, no retry hash. A hybrid round's paper ballots are signed
+    with the round's key and stored as a tablet's (a random retry hash), and `channel` is
+    "hybrid" on every cast of a hybrid round: which came on paper is only a count
+    (Round.paper_returned)."""
 
     __tablename__ = "casts"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)

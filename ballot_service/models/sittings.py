@@ -243,9 +243,12 @@ class Round(Base):
     # NULL in the closing transaction (domain/voting.py says why it lives in this row).
     blind_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     replacements: Mapped[int] = mapped_column(Integer, default=0)  # further issuances allowed (I+1)
-    # hybrid: paper ballots the secretariat allowed, each for a named member with a reason; the
-    # desk hands out no more than this (issuance.allow_paper)
+    # hybrid: paper ballots the secretariat allowed, each for a named member with a reason, and
+    # printed then signed with the round's key (issuance.allow_paper): I counts them
     paper_allowed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # hybrid: how many of the round's casts came on paper, a count only: no cast row says which
+    # (intake; the record's by_channel)
+    paper_returned: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # A terminal vote opened although some present members had no ready tablet: {"present",
     # "ready", "reason"} with the secretariat's typed reason (also in vote_opened and the record).
     open_override: Mapped[dict | None] = mapped_column(JSON)

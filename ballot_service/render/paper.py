@@ -251,6 +251,15 @@ class _Renderer:
         os.replace(tmp, path)
 
 
+def ballot_pdf(layout: BallotLayout, qr_text: str) -> bytes:
+    """One ballot as PDF bytes, never written to a file (a hybrid vote's paper ballot, printed
+    when the secretariat allows it: README, "Hybrid votes")."""
+    r = _Renderer(layout, find_font())
+    r.page(qr_text, "")
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    return bytes(r.pdf.output())
+
+
 def _render_file(layout: BallotLayout, font_path: str, ballots: Sequence[tuple[str, str]], path: str) -> tuple[str, int]:
     r = _Renderer(layout, Path(font_path))
     for qr_text, short in ballots:

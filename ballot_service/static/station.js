@@ -99,7 +99,8 @@
         var hybrid = i.returned_by_channel ? " · " + S.hybrid.replace("{n}", i.returned_by_channel.terminal) : "";
         row.appendChild(el("td", {}, i.title + (i.round > 1 ? " (" + i.round + ")" : "") + hybrid));
         ["issued", "returned", "read", "pending", "valid", "invalid", "refused", "rescanned"].forEach(function (k) {
-          row.appendChild(el("td", { "class": "num " + k + (k === "pending" && i[k] ? " warn" : "") }, i[k]));
+          row.appendChild(el("td", { "class": "num " + k + (k === "pending" && i[k] ? " warn" : "") },
+                             i[k] === null ? "—" : i[k]));
         });
         body.appendChild(row);
         paper.push(i.title + "：" + S.printed + " " + i.printed + " = " + S.cols[1] + " " + i.issued + " + " +
@@ -126,7 +127,7 @@
         call("POST", "/api/station/items/" + i.item_id + "/recount").then(function (r) {
           var lines = [S.recount_result.replace("{counted}", r.counted).replace("{pages_read}", r.pages_read)
             .replace("{same}", r.same).replace("{differ}", r.differ.length).replace("{unclear}", r.unclear.length)
-            .replace("{none}", r.no_kept_page.length)];
+            .replace("{none}", r.no_kept_page_count)];
           r.differ.forEach(function (d) { lines.push("≠ " + d.serial + " " + JSON.stringify(d.counted) + " → " + JSON.stringify(d.read_now)); });
           $("recount-result").textContent = lines.join("\n");
         }).catch(function (e) { $("recount-result").textContent = S.error + ": " + e.message; });

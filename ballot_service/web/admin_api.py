@@ -34,6 +34,7 @@ from ballot_service.domain.terminals import get_terminal, register_terminal, rel
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots, names
 from ballot_service.formats.ballots import MAX_PAPER_BATCH
+from ballot_service.formats.encoding import b64url_encode
 from ballot_service.formats.roster import read_members_json, read_roster
 from ballot_service.vocab import PAPER_CHANNELS, Channel, Presence, Role, TerminalKind
 from ballot_service.web.common import (
@@ -283,9 +284,14 @@ def item_replacement(item_id: int):
     if channel not in (Channel.TERMINAL, Channel.PAPER):
         raise InvalidInput(f"channel must be terminal or paper, not {channel!r}", where="channel",
                            zh="渠道须为 terminal（表决器）或 paper（纸质票）")
-    allow = issuance.allow_paper if channel == Channel.PAPER else issuance.allow_replacement
-    result = _change_item(item_id, lambda db, item: allow(db, item, field(data, "member", str),
-                                                          field(data, "reason", str)))
+    if channel == Channel.PAPER:
+        result = _change_item(item_id, lambda db, item: issuance.allow_paper(
+            db, settings(), item, field(data, "member", str), field(data, "reason", str)))
+        # printed now, once: the PDF is in this answer only (no print job, no file)
+        result["pdf"] = b64url_encode(paper_ballots.paper_ballot_pdf(get_db(), item_id, result["ballot"]))
+        return jsonify(result)
+    result = _change_item(item_id, lambda db, item: issuance.allow_replacement(
+        db, item, field(data, "member", str), field(data, "reason", str)))
     return jsonify(result)
 
 

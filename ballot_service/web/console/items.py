@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flask import abort, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from ballot_service import rules, vocab
@@ -14,6 +14,7 @@ from ballot_service.domain import (
     ballot_sets,
     evaluation_items,
     issuance,
+    paper_ballots,
     projects,
     records,
     tablet_setup,
@@ -223,9 +224,11 @@ ITEM_ACTIONS = {
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
     "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
-    "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == Channel.PAPER
-                                      else issuance.allow_replacement)(db, item, request.form.get("member", "").strip(),
-                                                                       request.form.get("reason", "")),
+    "replacement": (lambda db, item: issuance.allow_paper(db, settings(), item, request.form.get("member", "").strip(),
+                                                         request.form.get("reason", ""))
+                    if request.form.get("channel") == Channel.PAPER
+                    else issuance.allow_replacement(db, item, request.form.get("member", "").strip(),
+                                                    request.form.get("reason", "")),
                     ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
     "quorum-failed": (ballot_sets.quorum_failed_set, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
@@ -238,5 +241,11 @@ def item_action(item_id: int, action: str):
     if action not in ITEM_ACTIONS:
         abort(404)
     run, (zh, en) = ITEM_ACTIONS[action]
-    return run_action(lambda db: run(db, get_item(db, item_id)), t(zh, en),
-                      url_for(".item_page", item_id=item_id))[0]
+    answer, result = run_action(lambda db: run(db, get_item(db, item_id)), t(zh, en),
+                                url_for(".item_page", item_id=item_id))
+    if isinstance(result, dict) and "ballot" in result:  # a hybrid vote's paper ballot: printed now, once
+        pdf = paper_ballots.paper_ballot_pdf(get_db(), item_id, result["ballot"])
+        return Response(pdf, mimetype="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="item{item_id}-paper-ballot.pdf"',
+            "Cache-Control": "no-store"})
+    return answer

@@ -1,0 +1,130 @@
+"""The secrecy of a lone paper ballot in a hybrid vote (issue #18 item 5 against issue #15): the
+chain names the member the secretariat allowed paper (`ballot_replacement`), so if anything an
+attacker holds tells the paper cast from the tablet casts, it gives that deputy's choices.
+
+Eight deputies vote on their tablets and one, allowed paper by name, votes on paper. Then, as
+someone holding the audit bundle (every file) or a copy of the SQLite files after the close
+(every table through SQL, every page of the main file, the WAL), the paper cast must look like
+any tablet cast: the same signature kind and shape on its line and in its row, no channel and
+no paper serial stored with it; while the record still gives the split by channel as counts."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import sqlite_pages as sp
+from helpers_live import setup_sitting, vote
+
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
+
+TABLETS = 8
+CHOICES = ("for", "against", "abstain")
+
+
+def _hybrid_round_with_one_paper_ballot(api) -> tuple:
+    s = setup_sitting(api, members=TABLETS + 1, channel="hybrid")
+    for n, no in enumerate(s.members[:TABLETS]):
+        vote(api, s.creds[no], {"motion": CHOICES[n % 3]})
+    paper_member = s.members[TABLETS]
+    _, allowed = api.call("POST", f"/api/admin/items/{s.item_id}/replacement",
+                          {"member": paper_member, "reason": "表决器故障", "channel": "paper"})
+    text = allowed["ballot"]  # printed on demand: the QR text (and the PDF) only in this answer
+    _, receipt = api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "against"}},
+                          credential=s.station, expect=(201,))
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    return s, receipt["serial"]
+
+
+def _serials(bundle: Path) -> list[str]:
+    counts = json.loads((bundle / "counts.json").read_text("utf-8"))
+    (rnd,) = counts["items"][0]["rounds"]
+    return [json.loads(ln)["serial"] for ln in (bundle / rnd["ballots_file"]).read_text("utf-8").splitlines()]
+
+
+def _line_shape(line: dict) -> tuple:
+    return tuple(sorted((k, len(v) if isinstance(v, str) else type(v).__name__) for k, v in line.items()))
+
+
+def test_the_bundle_does_not_tell_the_paper_ballot_from_the_tablet_ballots(api, app, tmp_path):
+    s, paper = _hybrid_round_with_one_paper_ballot(api)
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
+    finally:
+        db.close()
+    verify_bundle(b)  # every check still runs: each line against the round key, the split from counters
+    counts = json.loads((b / "counts.json").read_text("utf-8"))
+    (rnd,) = counts["items"][0]["rounds"]
+    assert rnd["by_channel"] == {"issued": {"terminal": TABLETS, "paper": 1},
+                                 "returned": {"terminal": TABLETS, "paper": 1}}
+    lines = [json.loads(ln) for ln in (b / rnd["ballots_file"]).read_text("utf-8").splitlines()]
+    serials = [ln["serial"] for ln in lines]
+    assert len(lines) == TABLETS + 1 and paper in serials and serials == sorted(serials)
+    shapes = {_line_shape(ln) for ln in lines}
+    assert len(shapes) == 1, shapes  # same fields, same signature and prefix sizes on every line
+    # every file of the bundle mentions the paper serial exactly as often as each tablet serial
+    files = [p for p in sorted(b.rglob("*")) if p.is_file()]
+
+    def mentions(serial: str) -> dict:
+        return {p.relative_to(b).as_posix(): p.read_bytes().count(serial.encode()) for p in files}
+
+    seen = mentions(paper)
+    for serial in serials:
+        assert mentions(serial) == seen, serial
+    # the allowance names the member, never a serial
+    for path in b.rglob("*.jsonl"):
+        for ln in path.read_text("utf-8").splitlines():
+            ev = json.loads(ln)
+            if ev.get("kind") == "ballot_replacement":
+                assert paper not in ln and s.members[TABLETS] in ln
+
+
+def _row_shape(row: sqlite3.Row, keep: set[str]) -> tuple:
+    return tuple((k, row[k] if k in keep else (None if row[k] is None else (type(row[k]).__name__,
+                                                                             len(str(row[k])))))
+                 for k in row.keys() if k not in ("id", "serial", "marks"))
+
+
+def test_a_database_copy_after_the_close_does_not_tell_the_paper_cast(api, app, tmp_path):
+    path = sp.db_path(app)
+    _, paper = _hybrid_round_with_one_paper_ballot(api)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for suffix in ("", "-wal"):
+        if Path(f"{path}{suffix}").exists():
+            shutil.copyfile(f"{path}{suffix}", copy / f"db{suffix}")
+    main = (copy / "db").read_bytes()
+    wal = (copy / "db-wal").read_bytes() if (copy / "db-wal").exists() else b""
+    conn = sqlite3.connect(copy / "db")
+    conn.row_factory = sqlite3.Row
+    try:
+        casts = conn.execute("SELECT * FROM casts").fetchall()
+        serials = [c["serial"] for c in casts]
+        assert paper in serials and len(casts) == TABLETS + 1
+        # the cast rows: one shape (channel and round as values; every other column's kind and length)
+        shapes = {_row_shape(c, {"channel", "round_id", "member_id"}) for c in casts}
+        assert len(shapes) == 1, shapes
+        # no other table holds a serial, a signature or a prefix of any cast: so none tells paper apart
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        needles = {c["serial"]: [c["serial"], c["serial"][:8], c["signature"], c["msg_prefix"] or c["serial"]]
+                   for c in casts}
+        for table in tables:
+            if table == "casts":
+                continue
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                text = " ".join(str(v) for v in row)
+                for serial, found in needles.items():
+                    assert not any(n in text for n in found), (table, "paper" if serial == paper else "tablet")
+    finally:
+        conn.close()
+    # the raw files: each serial as often as any other, in the current pages and in every page and
+    # frame of the files (freelist pages and WAL frames of the tally and record included)
+    current = b"".join(page for _, page in sp.current_pages(main, wal))
+    for data in (current, main + b"".join(frame for _, frame in sp.frames(wal))):
+        times = {s: data.count(s.encode()) for s in serials}
+        assert len(set(times.values())) == 1, {("paper" if s == paper else "tablet"): n for s, n in times.items()}
