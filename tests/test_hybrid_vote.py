@@ -5,11 +5,13 @@ signature; intake takes both kinds; R = tablet + paper; the record and the 宣�
 came by each channel."""
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 
 import pytest
 from bundle_support import rewrite_manifest
+from click.testing import CliRunner
 from helpers_live import blind_ballot, create_item, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import assert_error_shape, events
@@ -18,13 +20,10 @@ from ballot_service.bundle.encoding import pretty_json
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
+from ballot_service.cli import main
 from ballot_service.crypto import tablet
 from ballot_service.models import Record
 from ballot_service.render.announcement import announcement
-
-
-def _printed(api, item_id, n):
-    return api.call("POST", f"/api/admin/items/{item_id}/paper-ballots", {"count": n})[1]["ballots"]
 
 
 def _allow_paper(api, item_id, member, reason="平板故障", expect=None):
@@ -32,22 +31,42 @@ def _allow_paper(api, item_id, member, reason="平板故障", expect=None):
                     {"member": member, "reason": reason, "channel": "paper"}, expect=expect)
 
 
-def test_the_desk_hands_out_no_paper_ballot_the_secretariat_did_not_allow(api):
+def test_no_paper_ballot_exists_but_the_ones_the_secretariat_allowed(api, app):
+    """No stack is pre-printed for a hybrid vote (its serials would be stored and the handed-out
+    ones would be the paper casts): each paper ballot is printed, signed with the round's key,
+    when the secretariat allows it for a member; nobody gets paper beside a tablet ballot
+    without a replacement, and there is no desk step."""
     s = setup_sitting(api, members=3, channel="hybrid")
-    texts = _printed(api, s.item_id, 3)
-    status, data = api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station,
-                            expect=None)
-    assert status == 409  # a second ballot for a member who holds a tablet ballot
+    status, data = api.call("POST", f"/api/admin/items/{s.item_id}/paper-ballots", {"count": 3}, expect=None)
+    assert status == 400 and data["errors"][0]["where"] == "item"
     assert_error_shape(data)
-    _allow_paper(api, s.item_id, s.members[0])
-    status, data = api.call("POST", "/api/station/hand-out", {"ballots": texts[:2]}, credential=s.station,
+    _, allowed = _allow_paper(api, s.item_id, s.members[0])
+    text = allowed["ballot"]
+    assert text.startswith("BR1.") and base64.urlsafe_b64decode(allowed["pdf"] + "==").startswith(b"%PDF")
+    status, data = api.call("POST", "/api/station/hand-out", {"ballots": [text]}, credential=s.station,
                             expect=None)
-    assert status == 409  # one allowed, two asked for: the whole stack is refused
-    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
-    # an unhanded ballot is still a spare at the station
-    status, data = api.call("POST", "/api/station/paper", {"ballot": texts[1], "marks": {"motion": "for"}},
-                            credential=s.station, expect=None)
-    assert status == 403 and data["errors"][0]["reason"] == "spare"
+    assert status == 400  # no desk step: the ballot is the member's already
+    # a ballot signed with the round's key but with an edited serial is forged; one of another round unknown
+    parts = text.split(".")
+    for bad, reason in ((".".join(parts[:6] + ["0" * 32] + parts[7:]), "forged"),
+                        (".".join(parts[:5] + [str(int(parts[5]) + 7)] + parts[6:]), "unknown")):
+        status, data = api.call("POST", "/api/station/paper", {"ballot": bad, "marks": {"motion": "for"}},
+                                credential=s.station, expect=None)
+        assert status == 403 and data["errors"][0]["reason"] == reason, data
+    api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "for"}}, credential=s.station,
+             expect=(201,))
+    # the same ballot again with the same marks is a rescan; with other marks, refused
+    assert api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "for"}},
+                    credential=s.station, expect=None)[0] == 200
+    assert api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "against"}},
+                    credential=s.station, expect=None)[0] == 409
+    # not a tablet's retry either: the tablet path knows no retry id for it
+    token = text.split(".")
+    status, _ = api.call("POST", "/api/terminal/cast", {"round_ref": f"r{token[5]}", "serial": token[6],
+                                                        "prefix": token[7], "signature": token[8],
+                                                        "marks": {"motion": "against"},
+                                                        "retry_id": tablet.new_retry_id()}, expect=None)
+    assert status == 409
 
 
 def test_a_member_allowed_paper_draws_no_tablet_signature(api):
@@ -82,12 +101,10 @@ def _hybrid_vote(api, s):
     for no in s.members[:3]:
         vote(api, s.creds[no], {"motion": "for"})
     blind_ballot(api, s.creds[s.members[3]])
-    texts = _printed(api, s.item_id, 2)
-    _allow_paper(api, s.item_id, s.members[3], reason="平板故障，改投纸质票")
-    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
-    api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "against"}},
+    text = _allow_paper(api, s.item_id, s.members[3], reason="平板故障，改投纸质票")[1]["ballot"]
+    api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "against"}},
              credential=s.station, expect=(201,))
-    return texts
+    return text
 
 
 def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
@@ -106,7 +123,7 @@ def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
     (rnd,) = counts["items"][0]["rounds"]
     assert rnd["by_channel"] == {"issued": {"terminal": 4, "paper": 1}, "returned": {"terminal": 3, "paper": 1}}
     lines = (b / rnd["ballots_file"]).read_text("utf-8").splitlines()
-    assert sum('"prefix"' in ln for ln in lines) == 3 and len(lines) == 4
+    assert sum('"prefix"' in ln for ln in lines) == 4 and len(lines) == 4  # the paper one is signed alike
     # An auditor's copy whose split was shifted (one paper ballot said to have come by tablet),
     # with the manifest rewritten to match: refused.
     for change in ({"issued": {"terminal": 5, "paper": 0}, "returned": {"terminal": 3, "paper": 1}},
@@ -129,10 +146,9 @@ def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):
         vote(api, s.creds[no], {"motion": "for"})
     failed = s.members[3]
     blind_ballot(api, s.creds[failed])  # drew its signature, then the tablet died before casting
-    texts = _printed(api, s.item_id, 2)
     _, allowed = _allow_paper(api, s.item_id, failed, reason="平板故障，改投纸质票")
     assert allowed["replacements"] == 1 and allowed["paper_allowed"] == 1
-    api.call("POST", "/api/station/hand-out", {"ballots": texts[:1]}, credential=s.station, expect=(201,))
+    texts = [allowed["ballot"]]
     api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "against"}},
              credential=s.station, expect=(201,))
     # the tablet's own ballot channel still refuses a paper cast's double: a terminal cast of a
@@ -147,7 +163,7 @@ def test_a_tablet_fails_mid_vote_and_the_member_votes_on_paper(api, app):
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     # 重新计票 at the station compares the paper ballots only: the tablets' have no page to lack
     _, again = api.call("POST", f"/api/station/items/{s.item_id}/recount", credential=s.counter)
-    assert again["counted"] == 1 and len(again["no_kept_page"]) == 1
+    assert again["counted"] == 1 and again["no_kept_page_count"] == 1 and again["no_kept_page"] == []
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
     db = app.extensions["ballot_sessionmaker"]()
     try:
@@ -169,10 +185,9 @@ def test_a_member_who_has_not_drawn_a_tablet_ballot_takes_it_on_paper(api, app):
     s = setup_sitting(api, members=3, channel="hybrid", open_vote=False)
     item = create_item(api, s.sitting_id, channel="hybrid", key="item2")
     api.call("POST", f"/api/admin/items/{item}/open")
-    texts = _printed(api, item, 1)
     _, allowed = _allow_paper(api, item, s.members[0], reason="代表未带平板")
     assert allowed["replacements"] == 0  # the member's one ballot, on paper: not a further issuance
-    api.call("POST", "/api/station/hand-out", {"ballots": texts}, credential=s.station, expect=(201,))
+    texts = [allowed["ballot"]]
     api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": {"motion": "for"}}, credential=s.station,
              expect=(201,))
     status = None
@@ -183,3 +198,19 @@ def test_a_member_who_has_not_drawn_a_tablet_ballot_takes_it_on_paper(api, app):
     assert status == 409
     _, closed = api.call("POST", f"/api/admin/items/{item}/close")
     assert closed["issued"] == 1
+
+
+def test_ballots_verify_checks_a_hybrid_paper_ballot_with_the_round_key(api, settings_env):
+    s = setup_sitting(api, members=2, channel="hybrid")
+    text = _allow_paper(api, s.item_id, s.members[0])[1]["ballot"]
+    runner = CliRunner()
+    r = runner.invoke(main, ["ballots", "verify", text], env=settings_env)
+    assert r.exit_code == 0 and "signature valid" in r.output and "not yet counted" in r.output, r.output
+    parts = text.split(".")
+    forged = ".".join(parts[:6] + [("0" if parts[6][0] != "0" else "1") + parts[6][1:]] + parts[7:])
+    r = runner.invoke(main, ["ballots", "verify", forged], env=settings_env)
+    assert r.exit_code == 1 and "forged" in r.output, r.output
+    api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "for"}}, credential=s.station,
+             expect=(201,))
+    r = runner.invoke(main, ["ballots", "verify", text], env=settings_env)
+    assert r.exit_code == 0 and "already counted" in r.output, r.output

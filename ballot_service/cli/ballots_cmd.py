@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ballot_service.cli.setup import db_session
 from ballot_service.config import Settings
+from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto.keys import (
     body_public_key,
     fingerprint,
@@ -22,6 +23,7 @@ from ballot_service.errors import Conflict, KeyFileError
 from ballot_service.formats.ballots import (
     MAX_PAPER_BATCH,
     BallotRefused,
+    is_round_key_token,
     serial_short,
     text_to_token,
     verify_token,
@@ -122,6 +124,9 @@ def ballots_verify(payload: str) -> None:
     except BallotRefused as exc:
         refuse(exc.reason, exc.message)
     p = token["payload"]
+    if is_round_key_token(token):  # a hybrid vote's paper ballot: the round's key, from the database
+        _verify_round_key_ballot(settings, token, refuse)
+        return
     try:
         pub = body_public_key(settings.keys_dir, p["body"])
     except KeyFileError as exc:
@@ -151,6 +156,27 @@ def ballots_verify(payload: str) -> None:
         click.echo("状态 state: not a printed ballot and not yet cast (electronic ballot)")
     else:
         refuse("unknown", "no ballot with this serial was printed for this round")
+
+
+def _verify_round_key_ballot(settings: Settings, token: dict, refuse) -> None:
+    """A BR1 ballot (formats/ballots.py): RSA-PSS by the key announced for its round."""
+    p = token["payload"]
+    ballot = blind_ballots.BlindBallot(token["round_ref"], p["serial"], token["prefix"], token["sig"])
+    with db_session() as db:
+        rnd = db.get(Round, blind_ballots.round_id_of(ballot.round_ref))
+        item = rnd.item if rnd is not None else None
+        if item is None or rnd.blind_public_key is None or (item.sitting.body_id, item.sitting_id, item.id,
+                                                            rnd.number) != (p["body"], p["session"], p["item"], p["round"]):
+            refuse("unknown", f"the database has no hybrid round {ballot.round_ref} of item {p['item']}")
+        try:
+            blind_ballots.verify(blind_ballots.load_round_key(rnd.blind_public_key), ballot)
+        except blind_rsa.InvalidSignature:
+            refuse("forged", "the signature is not by the key announced for this round")
+        counted = db.scalar(select(Cast.round_id).where(Cast.serial == p["serial"]))
+    click.echo(f"签名有效 signature valid: round key {rnd.blind_key_fingerprint[:32]}, body {p['body']} "
+               f"session {p['session']} item {p['item']} round {p['round']}")
+    click.echo("状态 state: already counted (已计入)" if counted == rnd.id
+               else "状态 state: a paper ballot of this hybrid vote, not yet counted (有效，未计票)")
 
 
 def _db_state(p: dict) -> str | None:
