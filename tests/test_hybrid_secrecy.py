@@ -14,11 +14,17 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import sqlite_pages as sp
 from helpers_live import setup_sitting, vote
+from sqlalchemy import select
+from station_support import blank_pages, mark, png_bytes
+from terminal_support import query
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
+from ballot_service.domain import scanning
+from ballot_service.models import AuditEvent, ScannedPage
 
 TABLETS = 8
 CHOICES = ("for", "against", "abstain")
@@ -128,3 +134,42 @@ def test_a_database_copy_after_the_close_does_not_tell_the_paper_cast(api, app, 
     for data in (current, main + b"".join(frame for _, frame in sp.frames(wal))):
         times = {s: data.count(s.encode()) for s in serials}
         assert len(set(times.values())) == 1, {("paper" if s == paper else "tablet"): n for s, n in times.items()}
+
+
+def test_the_station_names_no_serial_and_no_marks_of_a_hybrid_paper_ballot_in_the_chain(api, app, client):
+    """Scanned with a stray mark, the paper ballot goes to the tellers; their decisions are in the
+    chain (who decided, when they agreed) without its QR text, serial or marks, which stay with
+    the page (README, "Hybrid votes": what remains)."""
+    s = setup_sitting(api, members=3, channel="hybrid")
+    vote(api, s.creds[s.members[0]], {"motion": "for"})
+    text = api.call("POST", f"/api/admin/items/{s.item_id}/replacement",
+                    {"member": s.members[1], "reason": "表决器故障", "channel": "paper"})[1]["ballot"]
+    serial = text.split(".")[6]
+    page = mark(blank_pages([text], ("motion",))[0], ("motion",), {"motion": "against"},
+                np.random.default_rng(5), stray=True)
+    r = client.post("/api/station/scans", data=png_bytes(page),
+                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/png"})
+    assert r.status_code == 201 and r.get_json()["pages"][0]["status"] == "queued", r.get_json()
+    pid = r.get_json()["pages"][0]["id"]
+    for cred in (s.counter, s.scrutineer):
+        api.call("POST", f"/api/station/pages/{pid}/decision", {"decision": {"marks": {"motion": "against"}}},
+                 credential=cred, expect=(201,))
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    chain = [row[0].data for row in query(app, select(AuditEvent))]
+    decided = [json.loads(d) for d in chain if '"step"' in d]
+    assert len(decided) == 2 and all("decision" not in d for d in decided)
+    for data in chain:
+        assert serial not in data and serial[:8] not in data and "against" not in data, data
+    _, closed = api.call("GET", "/api/station/board", credential=s.counter)
+    assert closed["items"][0]["returned_by_channel"] == {"terminal": 1, "paper": 1}
+    # kept for recounts until the retention period ends; then the page keeps nothing of the ballot
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        (kept,) = db.scalars(select(ScannedPage)).all()
+        assert kept.qr_text == text and kept.decisions
+        assert scanning.discard_images(db, s.sitting_id) == 1
+        db.commit()
+        db.refresh(kept)
+        assert (kept.image, kept.qr_text, kept.boxes, kept.decisions) == (None, None, [], [])
+    finally:
+        db.close()

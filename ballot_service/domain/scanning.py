@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.db import begin_write
+from ballot_service.db import begin_write, checkpoint_wal_after_commit
 from ballot_service.domain import audit, intake
 from ballot_service.domain.election_tally import WRITE_IN_STAGES
 from ballot_service.errors import BallotError, Conflict, InvalidInput
@@ -218,6 +218,13 @@ def discard_images(db: Session, sitting_id: int) -> int:
                                                       ScannedPage.image.is_not(None))))
     for p in pages:
         p.image, p.crops = None, {}
+    # A hybrid round's pages are all paper ballots, one of them maybe a lone one whose member the
+    # chain names: with the images go their QR texts (serials), readings and the tellers' marks.
+    hybrid = select(Round.id).join(Item, Item.id == Round.item_id).where(Item.sitting_id == sitting_id,
+                                                                         Item.channel == Channel.HYBRID)
+    for p in db.scalars(select(ScannedPage).where(ScannedPage.round_id.in_(hybrid))):
+        p.qr_text, p.boxes, p.decisions = None, [], []
     db.flush()
     audit.append(db, AuditKind.SCANNED_IMAGES_DISCARDED, {"count": len(pages)}, sitting_id=sitting_id)
+    checkpoint_wal_after_commit(db)  # SQLite: no frame keeps what was just dropped
     return len(pages)
