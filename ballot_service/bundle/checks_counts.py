@@ -196,10 +196,10 @@ def _check_tellers(rw: str, r: dict, entered: dict, confirmed: dict | None, x: E
 
 
 def check_channel_split(rw: str, r: dict, closed: dict) -> None:
-    """A hybrid round: I = blind signatures + paper ballots handed out and R = tablet + paper
+    """A hybrid round: I = blind signatures + paper ballots printed and R = tablet + paper
     ballots, each pair as the close froze it, adding up to counts.json's I and R, and no more
-    tablet ballots returned than signatures issued. (checks_ballots counts the file's lines of
-    each kind against `returned`.)"""
+    tablet ballots returned than signatures issued. (checks_ballots counts the file's lines
+    against `returned`: the lines do not say which came on paper.)"""
     split = r.get("by_channel")
     ok = isinstance(split, dict) and set(split) == {"issued", "returned"} and all(
         isinstance(split[k], dict) and set(split[k]) == {Channel.TERMINAL, Channel.PAPER}

@@ -250,8 +250,8 @@ def verify_token(public_key, token: dict, *, body: int, session: int, item: int,
     """Check structure, signature, then body/session/item and round. Returns the payload;
     raises BallotRefused on any problem, never returns False."""
     if is_round_key_token(token):
-        raise BallotRefused("malformed", "a hybrid vote's paper ballot is signed with the round's key, and checked "
-                                         "at intake")
+        raise BallotRefused("malformed", "a hybrid vote's paper ballot (signed with the round's key) is printed "
+                                         "for its member when allowed, never handed out at a desk; intake checks it")
     if not isinstance(token, dict) or set(token) != {"payload", "sig"}:
         raise BallotRefused("malformed", "a ballot token has exactly 'payload' and 'sig'")
     payload = _check_payload(token["payload"])
