@@ -1,6 +1,6 @@
 """The pure core (rules + tally) reproduces every shared scenario's expected results.
 
-This feeds the scenarios' ballots straight into tally.round_result, without HTTP or a
+This feeds the scenarios' ballots straight into rules.tally.round_result, without HTTP or a
 database; tests/test_rehearse.py runs the same scenarios through the live code paths.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ballot_service import rules
-from ballot_service.domain.tally import item_result, round_result
+from ballot_service.rules.tally import item_result, round_result
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
