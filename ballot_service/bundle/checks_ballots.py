@@ -29,7 +29,7 @@ from ballot_service.crypto import keys as keys_mod
 from ballot_service.formats import ballot_set
 from ballot_service.formats import ballots as ballots_mod
 from ballot_service.formats.canonical import canonical_json
-from ballot_service.formats.encoding import b64url_decode
+from ballot_service.formats.encoding import b64url_decode, b64url_encode
 from ballot_service.numbers import is_int
 from ballot_service.rules.election import WRITE_IN
 from ballot_service.vocab import Channel, ItemKind
@@ -354,6 +354,6 @@ def _paper_line(ci: dict, r: dict, ln: dict, keys: Keys, where: str) -> tuple:
     except (InvalidSignature, KeyError, ValueError):
         fail(f"paper ballot {serial} on {where}: signature does not verify for this round (forged, or moved "
              f"from another round or item)", where)
-    token_text = f"{ballots_mod.TEXT_PREFIX}.{base64.urlsafe_b64encode(payload).rstrip(b'=').decode('ascii')}.{sig}"
+    token_text = f"{ballots_mod.TEXT_PREFIX}.{b64url_encode(payload)}.{sig}"
     digest = hashlib.sha256(canonical_json({"ballot": token_text, "marks": ln["marks"]})).hexdigest()
     return serial, ln["marks"], digest, None
