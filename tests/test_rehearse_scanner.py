@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from scenario_support import SCENARIOS
 
 from ballot_service.bundle import layout
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.rehearsal import rehearse
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 TOP = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
 
 
