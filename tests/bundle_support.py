@@ -1,10 +1,14 @@
-"""Helpers of the audit bundle's tests (test_audit_bundle.py, test_session_close.py)."""
+"""Helpers of the tests that export and verify the audit bundle (test_audit_bundle.py,
+test_session_close.py, and the feature tests that end with a bundle that must verify)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from ballot_service.bundle import layout
 from ballot_service.bundle.encoding import pretty_json, sha256_file
+from ballot_service.cli import main
 
 
 def rewrite_manifest(b: Path) -> None:
@@ -12,3 +16,10 @@ def rewrite_manifest(b: Path) -> None:
     files = {p.relative_to(b).as_posix(): sha256_file(p)
              for p in sorted(b.rglob("*")) if p.is_file() and p.name != "manifest.json"}
     (b / "manifest.json").write_text(pretty_json({"format": layout.BUNDLE_FORMAT, "files": files}), "utf-8")
+
+
+def export_and_verify(env: dict, out: Path) -> None:
+    """`audit export` into `out`, then `audit verify` of it, both as the CLI runs them."""
+    for command in ("export", "verify"):
+        res = CliRunner().invoke(main, ["audit", command, str(out)], env=env)
+        assert res.exit_code == 0, res.output

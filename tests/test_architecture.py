@@ -20,6 +20,9 @@ import ast
 from enum import StrEnum
 from pathlib import Path
 
+from jinja2 import Environment
+from jinja2 import nodes as jinja
+
 import ballot_service
 from ballot_service import vocab
 
@@ -207,3 +210,52 @@ def test_the_vocabulary_test_finds_a_spelled_word():
     tree = ast.parse('if item.kind == "election":\n    pass\n')
     node = tree.body[0].test.comparators[0]
     assert node.value in _vocabulary_words() and not _names_not_words(node, tree.body[0].test)
+
+
+# Templates too: a status, kind, channel or role is compared as `vocab.X.MEMBER` (the context
+# has `vocab`), never as a quoted word. The text of t(zh, en), url_for's endpoint, a dict key
+# or .get() key, and the name of a console action (action='open', the `action` macro) are
+# names, not vocabulary.
+TEMPLATES = PACKAGE.parent / "templates"
+
+
+def _template_names_not_words(node, parent) -> bool:
+    if isinstance(parent, jinja.Pair) and parent.key is node:
+        return True
+    if isinstance(parent, jinja.Getitem) and parent.arg is node:
+        return True
+    if isinstance(parent, jinja.Keyword) and parent.key == "action":
+        return True
+    if isinstance(parent, jinja.Call):
+        func = parent.node
+        name = func.attr if isinstance(func, jinja.Getattr) else getattr(func, "name", "")
+        if name in ("get", "pop", "setdefault") and parent.args and parent.args[0] is node:
+            return True
+        return name in ("t", "url_for", "action") and any(a is node for a in parent.args)
+    return False
+
+
+def _spelled_in_template(source: str) -> list[tuple[int, str]]:
+    words = _vocabulary_words()
+    tree = Environment().parse(source)
+    parents = {id(c): n for n in [tree, *tree.find_all(jinja.Node)] for c in n.iter_child_nodes()}
+    return [(n.lineno, n.value) for n in tree.find_all(jinja.Const)
+            if isinstance(n.value, str) and n.value in words
+            and not _template_names_not_words(n, parents.get(id(n)))]
+
+
+def test_vocabulary_words_are_not_spelled_in_templates():
+    paths = sorted(TEMPLATES.rglob("*.html"))
+    assert paths, f"no templates under {TEMPLATES}"
+    found = [f"{p.relative_to(TEMPLATES.parent)}:{line} {word!r}"
+             for p in paths for line, word in _spelled_in_template(p.read_text("utf-8"))]
+    assert not found, "compare with vocab members in templates (vocab.ItemKind.ELECTION …):\n" + "\n".join(found)
+
+
+def test_the_template_scan_finds_a_spelled_word():
+    """The template scan is not vacuous: a kind compared as a quoted word is found; the
+    same word as display text, an enum member or an action name is not."""
+    assert _spelled_in_template('{% if item.kind == "election" %}x{% endif %}') == [(1, "election")]
+    assert _spelled_in_template("{% if rnd.status in ('pending', 'open') %}x{% endif %}") == [(1, "open")]
+    assert _spelled_in_template('{% if item.kind == vocab.ItemKind.ELECTION %}{{ t("选举", "election") }}'
+                                "{{ action('open', t('开始', 'Open')) }}{% endif %}") == []

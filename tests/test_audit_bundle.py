@@ -9,16 +9,13 @@ from pathlib import Path
 import pytest
 from bundle_support import rewrite_manifest
 from click.testing import CliRunner
+from scenario_support import SCENARIOS
 
 from ballot_service.bundle.encoding import json_line, pretty_json
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.rehearsal import rehearse
-
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
-if not SCENARIOS.exists():
-    SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
 
 @pytest.fixture(scope="module", params=["livelihood-basic", "tie-runoff"])

@@ -6,7 +6,7 @@ would open a second is refused by it, and concurrent openings of two sets leave 
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
+from bundle_support import export_and_verify
 from console_support import post
 from helpers_live import Api, create_item, setup_sitting
 from sqlalchemy import func, select, update
@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from terminal_support import query
 from test_races import _at_once
 
-from ballot_service.cli import main
 from ballot_service.models import Item, OpenBallot, Record, Round
 
 SET = "换届选举"
@@ -160,11 +159,7 @@ def test_the_console_groups_a_set_and_opens_it_as_one_and_the_bundle_verifies(ap
     assert _statuses(app, [head, vice]) == ["decided", "decided"]
     for i in (head, vice):
         api.call("POST", f"/api/admin/items/{i}/record")
-    out = tmp_path / "bundle"
-    res = CliRunner().invoke(main, ["audit", "export", str(out)], env=settings_env)
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
-    assert res.exit_code == 0, res.output
+    export_and_verify(settings_env, tmp_path / "bundle")
 
 
 def test_without_quorum_the_whole_set_is_recorded_and_an_extension_extends_every_open_election(app, api):

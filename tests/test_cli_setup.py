@@ -242,7 +242,7 @@ def test_demo_creates_its_logins_and_signing_keys(cli, settings_env):
     from sqlalchemy import select
 
     from ballot_service import create_app
-    from ballot_service.cli.serve_cmd import DEMO_OPERATORS
+    from ballot_service.cli.demo_data import DEMO_OPERATORS
     from ballot_service.crypto.keys import fingerprint, load_public_key
     from ballot_service.domain.operators import check_login
     from ballot_service.errors import Unauthorized

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
+from bundle_support import export_and_verify
 from console_support import flashes, post
 from helpers_live import Api, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import events, query
 
-from ballot_service.cli import main
 from ballot_service.models import Candidate, Item, Round
 
 
@@ -88,11 +87,7 @@ def test_an_election_draft_is_edited_in_the_console_and_the_bundle_verifies(app,
     api.call("POST", f"/api/admin/items/{item_id}/close")
     api.call("POST", f"/api/admin/items/{item_id}/tally")
     api.call("POST", f"/api/admin/items/{item_id}/record")
-    out = tmp_path / "bundle"
-    res = CliRunner().invoke(main, ["audit", "export", str(out)], env=settings_env)
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
-    assert res.exit_code == 0, res.output
+    export_and_verify(settings_env, tmp_path / "bundle")
 
 
 def test_an_edited_evaluation_keeps_its_scale_in_the_log_and_the_bundle_verifies(app, api, settings_env, tmp_path):
@@ -112,7 +107,4 @@ def test_an_edited_evaluation_keeps_its_scale_in_the_log_and_the_bundle_verifies
     api.call("POST", f"/api/admin/items/{item_id}/close")
     api.call("POST", f"/api/admin/items/{item_id}/tally")
     api.call("POST", f"/api/admin/items/{item_id}/record")
-    out = tmp_path / "bundle"
-    assert CliRunner().invoke(main, ["audit", "export", str(out)], env=settings_env).exit_code == 0
-    res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=settings_env)
-    assert res.exit_code == 0, res.output
+    export_and_verify(settings_env, tmp_path / "bundle")

@@ -1,4 +1,4 @@
-"""The service's election tally (domain/election_tally.py) over stored ballots, as tally.py
+"""The election tally (rules/election_tally.py) over stored ballots, as rules/tally.py
 and the audit bundle's recount call it: properties with Hypothesis (nobody elected in round 1
 or a 另行选举 without 2*for > N, never more elected than seats, write-ins counted by
 normalised name, a re-vote among the tied only), and the scenario checks of elections."""
@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ballot_service.domain import election_tally as et
+from ballot_service.domain.ballot_marks import take_write_ins
 from ballot_service.errors import InvalidInput
 from ballot_service.formats.scenario import load_scenario
 from ballot_service.rules import RuleError
+from ballot_service.rules import election_tally as et
 
 KEYS = ["A", "B", "C", "D"]
 NAMES = ["张三", " 张三", "李四", "Zoe\u0308", "Zo\u00eb"]
@@ -61,8 +62,8 @@ def test_a_re_vote_takes_no_write_ins_and_elects_the_most_votes():
         et.round_result(stage="revote", candidate_keys=["A", "B"], places=1, members=9, present=9,
                         quorum_met=True, issued=9, ballots=[{"A": "for", et.WRITE_IN + "张三": "for"}])
     with pytest.raises(InvalidInput):
-        et.take_write_ins({et.WRITE_IN + "张三": "for"}, "revote")
-    assert et.take_write_ins({et.WRITE_IN + " 张三 ": "for", "A": "for"}, "first") == {et.WRITE_IN + "张三": "for"}
+        take_write_ins({et.WRITE_IN + "张三": "for"}, "revote")
+    assert take_write_ins({et.WRITE_IN + " 张三 ": "for", "A": "for"}, "first") == {et.WRITE_IN + "张三": "for"}
 
 
 def test_a_write_in_of_a_listed_candidate_or_a_non_deputy_is_no_vote():

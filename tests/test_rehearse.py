@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from scenario_support import SCENARIOS
 
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
@@ -14,7 +15,6 @@ from ballot_service.errors import InvalidInput
 from ballot_service.formats.scenario import load_scenario
 from ballot_service.rehearsal import rehearse
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CASES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
 # Kinds built since (scenarios/upcoming/README.md): added one by one as each is built.
 CASES += [SCENARIOS / "upcoming" / "evaluation-basic.json"]

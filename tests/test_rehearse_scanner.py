@@ -8,18 +8,33 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from scenario_support import SCENARIOS
 
 from ballot_service.bundle import layout
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.rehearsal import rehearse
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 TOP = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
 
 
 def _pages(out: Path) -> list[dict]:
     return json.loads((out / "audit" / layout.SCANNED_PAGES).read_text("utf-8"))["pages"]
+
+
+def _scanned_as_keyed(tmp_path: Path, scenario: dict, pages: int) -> dict:
+    """Rehearse `scenario` with its paper marks keyed and again through the scanner: the results
+    are the same, the scanner kept `pages` pages (keying none), and the scanned bundle verifies.
+    Returns the one item's result."""
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario, ensure_ascii=False), "utf-8")
+    keyed = rehearse(path, tmp_path / "keyed")
+    scanned = rehearse(path, tmp_path / "scanned", paper_via_scanner=True)
+    assert scanned == keyed
+    assert len(_pages(tmp_path / "scanned")) == pages and _pages(tmp_path / "keyed") == []
+    verify_bundle(tmp_path / "scanned" / "audit")
+    (item,) = scanned["items"]
+    return item
 
 
 @pytest.mark.parametrize("path", TOP, ids=lambda p: p.stem)
@@ -53,16 +68,9 @@ def _small_paper_scenario() -> dict:
 
 
 def test_every_paper_case_counts_the_same_scanned_or_keyed(tmp_path):
-    path = tmp_path / "s.json"
-    path.write_text(json.dumps(_small_paper_scenario(), ensure_ascii=False), "utf-8")
-    keyed = rehearse(path, tmp_path / "keyed")
-    scanned = rehearse(path, tmp_path / "scanned", paper_via_scanner=True)
-    assert scanned == keyed
-    (item,) = scanned["items"]
+    item = _scanned_as_keyed(tmp_path, _small_paper_scenario(), pages=12)
     assert (item["issued"], item["returned"], item["refused"]) == (9, 9, 3)
     assert item["candidates"][0]["void"] == 1 and item["candidates"][0]["for"] == 4
-    assert len(_pages(tmp_path / "scanned")) == 12 and _pages(tmp_path / "keyed") == []
-    verify_bundle(tmp_path / "scanned" / "audit")
 
 
 def _paper_evaluation_scenario() -> dict:
@@ -83,14 +91,6 @@ def _paper_evaluation_scenario() -> dict:
 
 def test_a_paper_evaluation_counts_the_same_scanned_or_keyed(tmp_path):
     """The reader reads an evaluation's option columns: its ballots are scanned, not keyed."""
-    path = tmp_path / "e.json"
-    path.write_text(json.dumps(_paper_evaluation_scenario(), ensure_ascii=False), "utf-8")
-    keyed = rehearse(path, tmp_path / "keyed")
-    scanned = rehearse(path, tmp_path / "scanned", paper_via_scanner=True)
-    assert scanned == keyed
-    (item,) = scanned["items"]
-    a, b = item["candidates"]
+    a, b = _scanned_as_keyed(tmp_path, _paper_evaluation_scenario(), pages=7)["candidates"]
     assert (a["excellent"], a["competent"], a["basically_competent"], a["incompetent"], a["abstain"]) == (2, 1, 1, 1, 1)
     assert (b["competent"], b["incompetent"], b["void"], b["abstain"]) == (2, 1, 1, 2)
-    assert len(_pages(tmp_path / "scanned")) == 7 and _pages(tmp_path / "keyed") == []
-    verify_bundle(tmp_path / "scanned" / "audit")

@@ -8,7 +8,8 @@ the rules, and are derived here only the way the scenario states them (see SERVI
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from scenario_support import SCENARIOS, present_count, split_ballots
 
 from ballot_service import rules
 from ballot_service.rules import election as el
@@ -17,9 +18,6 @@ from ballot_service.rules import evaluation as ev
 # Figures the rules do not compute: attendance and ballots issued (roster, check-in,
 # paper issuing) and refusals at intake (forged / reused / spare submissions).
 SERVICE_FIELDS = ("members", "present", "issued", "refused")
-
-
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
 
 
 def _load(name: str) -> tuple[dict, dict]:
@@ -33,31 +31,15 @@ def _roster_ids(scenario: dict) -> list[str]:
     return [f"M{i:04d}" for i in range(1, r["size"] + 1)] if "size" in r else [m["id"] for m in r["members"]]
 
 
-def _present(spec: dict) -> int:
-    return spec["count"] if "count" in spec else len(spec["ids"])
-
-
-def _split(ballots: list[dict]) -> tuple[list[dict], int]:
-    """Genuine ballots (expanded by `repeat`) and the count intake would refuse."""
-    genuine, refused = [], 0
-    for b in ballots:
-        n = b.get("repeat", 1)
-        if b.get("forged") or b.get("reuse") or b.get("spare"):
-            refused += n
-        else:
-            genuine += [b] * n
-    return genuine, refused
-
-
 # --- evaluation ---------------------------------------------------------------------------------
 
 def _evaluation_item(scenario: dict, item: dict) -> dict:
     members = len(_roster_ids(scenario))
-    present = _present(item.get("present", scenario["present"]))
+    present = present_count(item.get("present", scenario["present"]))
     issued = item.get("issued", present)
     options = [o["key"] for o in item["options"]] if "options" in item else list(ev.SATISFACTION_OPTIONS)
     subjects = [c["key"] for c in item["candidates"]]
-    genuine, refused = _split(item["ballots"])
+    genuine, refused = split_ballots(item["ballots"])
     count = ev.count_ballots(subjects, [b["marks"] for b in genuine], options,
                              paper=item.get("channel", "terminal") == "paper")
     d = ev.decide_evaluation(ev.EvaluationFacts(
@@ -99,7 +81,7 @@ def _election_round(scenario, item, *, candidates, seats, ballots, present, issu
     listed = keys + [c["title"] for c in candidates]
     # art. 47: 常委会组成人员 must be deputies of this congress — write-ins name a roster member
     eligible = _roster_ids(scenario) if item.get("office") == "committee_member" else None
-    genuine, refused = _split(ballots)
+    genuine, refused = split_ballots(ballots)
     read = [el.read_ballot(b.get("marks", {}), keys, seats, b.get("write_ins", ()), listed=listed,
                            eligible=eligible, write_ins_allowed=write_ins_allowed) for b in genuine]
     facts = el.RoundFacts(members, present, rules.quorum_met(scenario["body"]["kind"], members, present),
@@ -121,7 +103,7 @@ def _write_ins(r: el.ElectionRound, final: set[str]) -> list[dict]:
 
 def _election_item(scenario: dict, item: dict) -> dict:
     members = len(_roster_ids(scenario))
-    present = _present(item.get("present", scenario["present"]))
+    present = present_count(item.get("present", scenario["present"]))
     issued = item.get("issued", present)
     seats = item["places"]
     slate = el.check_slate(item["office"], seats, len(item["candidates"]),
@@ -133,7 +115,7 @@ def _election_item(scenario: dict, item: dict) -> dict:
     rounds, extra = [r1], {}
     if r1.status == el.RUNOFF_PENDING and "runoff" in item:
         ro = item["runoff"]
-        p2 = _present(ro.get("present", item.get("present", scenario["present"])))
+        p2 = present_count(ro.get("present", item.get("present", scenario["present"])))
         tied = [c for c in item["candidates"] if c["key"] in r1.tied]
         rv, cv, refv = _election_round(scenario, item, candidates=tied, seats=r1.revote_seats,
                                        ballots=ro["ballots"], present=p2, issued=p2, kind=el.REVOTE,
@@ -143,7 +125,7 @@ def _election_item(scenario: dict, item: dict) -> dict:
     so_far = el.combine(seats, rounds)
     if so_far.pending == "another" and "another" in item:
         an = item["another"]
-        p3 = _present(an.get("present", item.get("present", scenario["present"])))
+        p3 = present_count(an.get("present", item.get("present", scenario["present"])))
         check = el.check_slate(item["office"], so_far.unfilled, len(an["candidates"]), another=True)
         assert check.status == "ok", check.message
         ra, ca, refa = _election_round(scenario, item, candidates=an["candidates"], seats=so_far.unfilled,

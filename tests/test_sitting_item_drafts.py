@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from bundle_support import export_and_verify
 from console_support import flashes, post
 from helpers_live import Api, create_item, setup_sitting
 from sqlalchemy import select
@@ -65,10 +66,6 @@ def test_no_change_once_paper_ballots_are_printed(app, console):
 
 
 def test_delete_and_reorder_drafts_and_the_bundle_still_verifies(app, console, settings_env, tmp_path):
-    from click.testing import CliRunner
-
-    from ballot_service.cli import main
-
     api = Api.flask(app.test_client())
     s = setup_sitting(api, members=3, open_vote=False)
     second = create_item(api, s.sitting_id, key="item2")
@@ -82,12 +79,7 @@ def test_delete_and_reorder_drafts_and_the_bundle_still_verifies(app, console, s
     assert [k for k, _, _ in items(app)] == ["item1", "item3"]
     post(console, f"/console/items/{s.item_id}/edit", {"kind": "resolution", "title": "关于某事的决议",
                                                       "secret": "1", "channel": "terminal"})
-    out = tmp_path / "bundle"
-    env = settings_env
-    res = CliRunner().invoke(main, ["audit", "export", str(out)], env=env)
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["audit", "verify", str(out)], env=env)
-    assert res.exit_code == 0, res.output
+    export_and_verify(settings_env, tmp_path / "bundle")
 
 
 def test_preview_shows_the_ballot_as_the_tablet_will(app, console):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from bundle_support import export_and_verify
 from console_support import flashes, post
 from helpers_live import Api, create_item, setup_sitting
 from terminal_support import events
@@ -47,10 +48,6 @@ def test_each_plenary_meeting_has_its_own_check_in_and_quorum(app, console):
 
 
 def test_the_bundle_verifies_across_meetings(app, console, settings_env, tmp_path):
-    from click.testing import CliRunner
-
-    from ballot_service.cli import main
-
     api = Api.flask(app.test_client())
     s = setup_sitting(api, members=3, present=3, open_vote=False)
     post(console, f"/console/sessions/{s.sitting_id}/meetings/next")
@@ -59,10 +56,7 @@ def test_the_bundle_verifies_across_meetings(app, console, settings_env, tmp_pat
     item = create_item(api, s.sitting_id, key="item2")
     api.call("POST", f"/api/admin/items/{item}/open")
     api.call("POST", f"/api/admin/items/{item}/close")
-    res = CliRunner().invoke(main, ["audit", "export", str(tmp_path / "b")], env=settings_env)
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["audit", "verify", str(tmp_path / "b")], env=settings_env)
-    assert res.exit_code == 0, res.output
+    export_and_verify(settings_env, tmp_path / "b")
 
 
 def test_the_presiding_screen_names_the_meeting_under_way(app, console, settings_env):

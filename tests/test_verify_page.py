@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from scenario_support import SCENARIOS
 from sqlalchemy import create_engine, text
 
 from ballot_service import create_app
 from ballot_service.rehearsal import rehearse
-
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"  # ../shared beside the checkout
-if not SCENARIOS.exists():
-    SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,12 @@ from ballot_service.bundle.errors import BundleInvalid, fail
 from ballot_service.bundle.readers import read_lines
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
-from ballot_service.domain.election_tally import WRITE_IN
 from ballot_service.formats import ballot_set
 from ballot_service.formats import ballots as ballots_mod
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_decode
 from ballot_service.numbers import is_int
+from ballot_service.rules.election import WRITE_IN
 from ballot_service.vocab import Channel, ItemKind
 
 # A 64-byte signature in canonical unpadded base64url: 85 free characters, then one whose low

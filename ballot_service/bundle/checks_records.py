@@ -12,9 +12,9 @@ from ballot_service.bundle.checks_files import Keys, signature_ok
 from ballot_service.bundle.errors import fail
 from ballot_service.bundle.readers import read_record
 from ballot_service.crypto import keys as keys_mod
-from ballot_service.domain import tally
 from ballot_service.formats.canonical import sha256_hex
 from ballot_service.numbers import is_int
+from ballot_service.rules import tally
 from ballot_service.vocab import Channel, ItemKind, ItemStatus, RoundStatus
 
 

@@ -135,9 +135,8 @@ def state(as_json: bool) -> None:
         for b in db.scalars(select(Body).order_by(Body.id)):
             bodies = {"id": b.id, "name": b.name, "kind": b.kind, "sessions": []}
             for s in b.sittings:
-                st = attendance_state(db, s)
                 bodies["sessions"].append({
-                    "id": s.id, "name": s.name, "status": s.status, "attendance": st.as_dict(),
+                    "id": s.id, "name": s.name, "status": s.status, "attendance": attendance_state(db, s).as_dict(),
                     "items": [{"id": i.id, "key": i.key, "kind": i.kind, "title": i.title,
                                "status": i.status} for i in s.items]})
             out.append(bodies)

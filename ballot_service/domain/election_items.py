@@ -1,20 +1,20 @@
 """Election items (选举) in the service: the checks when an election is saved (seats, office,
 差额 of 组织法 art. 27/29/30 in the integers of RULES.md §5.4), the rounds that follow a tally
 (再次投票 among the tied, the official list after a 预选), the 另行选举 the console starts in
-one step, and who may be written in. The counting itself is election_tally.py."""
+one step, and who may be written in. The counting itself is rules/election_tally.py."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit
-from ballot_service.domain.election_tally import WRITE_IN, item_result
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.formats import names
 from ballot_service.models import Candidate, Item, Member, Record, Round, Terminal
 from ballot_service.numbers import is_int
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
+from ballot_service.rules.election_tally import WRITE_IN, item_result
 from ballot_service.vocab import (
     AuditKind,
     Channel,

@@ -1,26 +1,20 @@
 """Evaluation items (满意度测评 / 工作评议 / 述职评议, RULES.md §5.5) in the service: the options
-and grading an item is created with, the marks a ballot may carry, and a round's result from
-its ballots or tally sheet. Pure apart from the InvalidInput it raises: the tally, the intake
-and the auditor's recount (bundle) all call it, so they count alike.
-
-The rule an evaluation is decided by travels as one dict, `scale`:
-{"options": [option keys, best first], "grading": {"by": "majority"} or
-{"by": "rate_thresholds", "steps": [[option, hundredths], …]}}; it is recorded with the
-item (event `item_created`, counts.json) under `rule`, so a recount needs nothing else.
+and grading an item is created with, the marks a ballot may carry and a tally sheet's counts,
+checked with InvalidInput saying what and where. The counting is rules/evaluation_tally.py,
+which the tally and the auditor's recount (bundle) both call, so they count alike.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from ballot_service import rules
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import names
 from ballot_service.numbers import is_int
 from ballot_service.rules import evaluation as ev
+from ballot_service.rules.evaluation_tally import DEFAULT_OPTIONS, MAJORITY, option_keys
 
-DEFAULT_OPTIONS = tuple({"key": k, "title": ev.SATISFACTION_TITLES[k]} for k in ev.SATISFACTION_OPTIONS)
 MAX_OPTIONS = 8
-MAJORITY = {"by": ev.GRADE_BY_MAJORITY}
 
 
 def clean_options(options) -> list[dict]:
@@ -83,15 +77,6 @@ def check_rule(base: str, majority: str) -> None:
         raise InvalidInput(str(exc), where="rule.majority", zh="满意度测评按过半数评定等次，不适用三分之二") from None
 
 
-def scale_of(options: list[dict] | None, grading: dict | None) -> dict:
-    """The decision's `scale` from an item's stored options and grading."""
-    return {"options": list(option_keys(options)), "grading": grading or dict(MAJORITY)}
-
-
-def option_keys(options: list[dict] | None) -> tuple[str, ...]:
-    return tuple(o["key"] for o in options or DEFAULT_OPTIONS)
-
-
 def count_paper_ballots(item, subjects: list[str], ballots: list[dict]) -> ev.EvaluationCount:
     """Returned, valid and invalid paper ballots of an evaluation, counted in its own options."""
     return ev.count_ballots(subjects, ballots, list(option_keys(item.options)), paper=True)
@@ -133,34 +118,3 @@ def sheet_counts(raw: dict, subjects: list[str], option_keys: list[str], valid: 
                                where=f"sheet.counts.{k}", zh=f"{k} 各项票数之和（{sum(row.values())}）须等于有效票数（{valid}）")
         out[k] = row
     return out
-
-
-def round_result(*, candidate_keys: list[str], scale: dict, rule: rules.Rule, members: int, present: int,
-                 quorum_met: bool, issued: int, ballots: Iterable[Mapping[str, str]] | None = None,
-                 sheet: dict | None = None, refused: int = 0, paper: bool = True) -> dict:
-    """One evaluation round counted and decided (rules/evaluation.py), in the shape of
-    tally.round_result: each subject with a count per option, abstain, void, grade and rate."""
-    options = tuple(scale["options"])
-    if sheet is not None:
-        count = ev.EvaluationCount(sheet["returned"] - sheet["invalid"], sheet["invalid"], tuple(
-            ev.SubjectCount(k, options, tuple(sheet["counts"][k][o] for o in options),
-                            sheet["counts"][k][ev.ABSTAIN], sheet["counts"][k].get(ev.VOID, 0))
-            for k in candidate_keys))
-        issued = sheet["issued"]
-    else:
-        count = ev.count_ballots(candidate_keys, ballots or [], options, paper=paper)
-    grading = scale["grading"]
-    thresholds = ev.RateThresholds(tuple(map(tuple, grading["steps"]))) if grading["by"] == ev.GRADE_BY_RATE \
-        else None
-    d = ev.decide_evaluation(ev.EvaluationFacts(
-        members=members, present=present, quorum_met=quorum_met, issued=issued, count=count, rule=rule,
-        grading=grading["by"], thresholds=thresholds))
-    return {
-        "status": d.status, "members": members, "present": present, "quorum_met": quorum_met,
-        "issued": issued, "returned": count.returned, "valid": count.valid, "invalid": count.invalid,
-        "refused": refused, "not_voted": d.not_voted, "places": None,
-        "rule": {"base": rule.base, "majority": rule.majority, **scale}, "threshold_base": d.base,
-        "threshold_votes": rules.minimum_votes(d.base, rule.majority),
-        "candidates": [{"key": s.key, **s.count.as_dict(), "grade": s.grade, "rate": s.rate_text}
-                       for s in d.subjects],
-    }

@@ -24,8 +24,6 @@ round in `round_id`):
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,10 +35,6 @@ from ballot_service.models import Item, Round, Sitting
 from ballot_service.vocab import AuditKind, RoundStatus
 
 SITTING_VOTE = object()  # count a refusal on the session's current vote (module docstring)
-
-
-class _RoundRef(NamedTuple):
-    id: int
 
 
 def _sitting_vote(db: Session, sitting: Sitting) -> int | None:
@@ -58,7 +52,7 @@ def refusal(db: Session, sitting, count_on, reason: str, message: str,
     audited)."""
     round_id = _sitting_vote(db, sitting) if count_on is SITTING_VOTE else count_on
     if round_id is not None:
-        count_refusal(db, _RoundRef(round_id), reason)
+        count_refusal(db, round_id, reason)
     # No terminal, seat, member or serial in a refusal event: a serial's place in the chain,
     # between the batches' counts, would order that ballot's arrival. On the ballot's body's
     # chain; a ballot that names no session of ours (malformed) on the server chain.

@@ -11,6 +11,7 @@ from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats import names
 from ballot_service.models import Item, Sitting
 from ballot_service.numbers import is_int
+from ballot_service.rules.evaluation_tally import scale_of
 from ballot_service.vocab import Channel, ItemKind, MarkRule, values
 
 MAX_TIME_LIMIT_S = 24 * 3600  # a vote's time limit, at most a day
@@ -102,7 +103,7 @@ def check_item(db: Session, sitting: Sitting, *, key, kind, title, candidates, p
         evaluation_items.check_rule(base, majority)
         options = evaluation_items.clean_options(options)
         grading = evaluation_items.clean_grading(grading, [o["key"] for o in options])
-        scale = (options, grading, evaluation_items.scale_of(options, grading))
+        scale = (options, grading, scale_of(options, grading))
     elif options is not None or grading is not None:
         raise InvalidInput("options and grading are for an evaluation item only", where="options",
                            zh="测评选项和等次评定方式只用于满意度测评")

@@ -54,7 +54,8 @@ def start_next_meeting(db: Session, sitting: Sitting) -> int:
     db.flush()
     rows = db.execute(select(Attendance.member_id, Attendance.status, Attendance.method)
                       .where(Attendance.sitting_id == sitting.id)).all()
-    db.add_all(MeetingAttendance(meeting_id=meeting.id, member_id=m, status=st, method=how) for m, st, how in rows)
+    db.add_all(MeetingAttendance(meeting_id=meeting.id, member_id=m, status=status, method=how)
+               for m, status, how in rows)
     db.execute(delete(Attendance).where(Attendance.sitting_id == sitting.id))
     db.flush()
     audit.append(db, AuditKind.MEETING_STARTED, {

@@ -8,10 +8,11 @@ import re
 
 from sqlalchemy.orm import Session
 
-from ballot_service.domain import projects, tally
+from ballot_service.domain import projects
 from ballot_service.domain.sittings import create_item
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Item, Project, Sitting
+from ballot_service.rules import tally
 from ballot_service.vocab import ItemKind, ItemStatus, RoundStatus
 
 _YEAR = re.compile(r"(\d{4})\s*年")

@@ -13,11 +13,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ballot_service.domain import audit, tally
+from ballot_service.domain import audit
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.formats import names
 from ballot_service.formats.roster import xlsx_rows
 from ballot_service.models import Body, Item, Project, Sitting
+from ballot_service.rules import tally
 from ballot_service.vocab import AuditKind, BodyKind, ItemKind, ItemStatus, RoundStatus, SittingStatus
 
 COMMITTEE_SUFFIX = "常务委员会"

@@ -13,11 +13,12 @@ from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.domain import audit, election_items, voting
-from ballot_service.domain.tally import item_result, recount_round
+from ballot_service.domain.tally import recount_round
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Cast, Item, Record, TallySheet, Terminal
+from ballot_service.rules.tally import item_result
 from ballot_service.vocab import (
     BLIND_CHANNELS,
     AuditKind,

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.db import begin_write, checkpoint_wal_after_commit
 from ballot_service.domain import audit, intake
-from ballot_service.domain.election_tally import WRITE_IN_STAGES
 from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import ballots
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Round, ScannedPage
+from ballot_service.rules.election_tally import WRITE_IN_STAGES
 from ballot_service.scan import omr
 from ballot_service.scan.pages import iter_pages
 from ballot_service.vocab import AuditKind, Channel, ItemKind, MarkRule

@@ -271,8 +271,8 @@ def returned_by_channel(rnd: Round, returned: int) -> dict:
     return {"terminal": returned - paper, "paper": paper}
 
 
-def count_refusal(db: Session, rnd: Round, reason: str) -> None:
-    db.execute(update(Refusal).where(Refusal.round_id == rnd.id, Refusal.reason == reason)
+def count_refusal(db: Session, round_id: int, reason: str) -> None:
+    db.execute(update(Refusal).where(Refusal.round_id == round_id, Refusal.reason == reason)
                .values(count=Refusal.count + 1))
 
 

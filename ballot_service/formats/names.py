@@ -1,7 +1,8 @@
 """The one rule for names people read: members, candidates, items, bodies, sittings, terminals.
 
-A name is normalised to NFC (so 张三 typed two ways is one name), trimmed, and refused when it
-is empty, too long, or holds a character that is invisible or changes the text's direction:
+A name is normalised to NFC (so 张三 typed two ways is one name) and trimmed, as the count
+compares written-in names (rules.normalise_name), and refused when it is empty, too long, or
+holds a character that is invisible or changes the text's direction:
 controls (Cc), format characters (Cf: U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF,
 U+00AD …), line and paragraph separators (Zl, Zp), private-use (Co) and surrogate (Cs) code
 points. With those two candidates could look identical on the ballot while being different
@@ -16,6 +17,7 @@ from __future__ import annotations
 import unicodedata
 
 from ballot_service.errors import InvalidInput
+from ballot_service.rules import normalise_name
 
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs"})
 # Named for the message; all of them are also in REFUSED_CATEGORIES.
@@ -70,7 +72,7 @@ def check_name(value, *, what: str, where: str, max_len: int, required: bool = T
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be a string, not {_json_type(value)}", where=where,
                            zh=f"{what} 须为文本")
-    text = unicodedata.normalize("NFC", value).strip()
+    text = normalise_name(value)
     if not text:
         raise InvalidInput(f"{what} is empty", where=where, zh=f"{what} 不能为空")
     bad = bad_character(text, multiline=multiline)

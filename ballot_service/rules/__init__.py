@@ -5,6 +5,7 @@ is `2*y > B`; "two thirds or more" is `3*y >= 2*B`. Nothing here uses floats.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -113,6 +114,16 @@ def minimum_votes(base: int, majority: str = Majority.HALF) -> int:
     if majority == Majority.TWO_THIRDS:
         return (2 * base + 2) // 3
     raise RuleError(f"majority must be one of {MAJORITIES}, not {majority!r}")
+
+
+# --- names ------------------------------------------------------------------------------
+
+def normalise_name(name: str) -> str:
+    """A name as it is stored, compared and counted: Unicode NFC, surrounding blanks removed
+    (张三 typed two ways is one person; formats.names checks names people type with it)."""
+    if not isinstance(name, str):
+        raise RuleError(f"a name is text, not {name!r}")
+    return unicodedata.normalize("NFC", name).strip()
 
 
 # --- §3/§4 ballots ---------------------------------------------------------------------

@@ -7,12 +7,11 @@ only (RULES.md §1); quorum and intake are decided elsewhere and come in as fact
 """
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Collection, Iterable, Mapping, Sequence
 
 from ballot_service.numbers import require_whole
-from ballot_service.rules import MARKS, RuleError, check_marks, select_top
+from ballot_service.rules import MARKS, RuleError, check_marks, normalise_name, select_top
 from ballot_service.vocab import ElectionStage, ItemStatus, Office, label
 
 OFFICES = tuple(Office)
@@ -86,13 +85,6 @@ def check_slate(office: str, seats: int, nominees: int, *, by_election: bool = F
 
 
 # --- ballots (§5.4 marks, write-ins, validity) -----------------------------------------------
-
-def normalise_name(name: str) -> str:
-    """A written-in name as counted: Unicode NFC, surrounding blanks removed."""
-    if not isinstance(name, str):
-        raise RuleError(f"a write-in is a name, not {name!r}")
-    return unicodedata.normalize("NFC", name).strip()
-
 
 @dataclass(frozen=True)
 class ElectionBallot:

@@ -43,7 +43,7 @@ _NO_CREDENTIAL = Unauthorized("a terminal credential is required (Authorization:
                               zh="需要终端凭据（Authorization: Bearer …）")
 
 
-class _Answer(Exception):
+class _PlainHttpError(Exception):
     """A plain HTTP error that is not a domain error (405, 413)."""
 
     def __init__(self, status: int, message: str, error_type: str, headers=()):
@@ -76,7 +76,7 @@ class CastEndpoint:
     def _answer(self, environ) -> tuple[int, bytes, list]:
         try:
             if environ.get("REQUEST_METHOD") != "POST":
-                raise _Answer(405, "The method is not allowed for the requested URL.", "MethodNotAllowed",
+                raise _PlainHttpError(405, "The method is not allowed for the requested URL.", "MethodNotAllowed",
                               [("Allow", "POST")])
             db = self.sessionmaker()
             try:
@@ -94,7 +94,7 @@ class CastEndpoint:
                 db.close()
         except BallotError as exc:
             return exc.status, _json({"errors": [exc.to_dict()]}), []
-        except _Answer as ans:
+        except _PlainHttpError as ans:
             return ans.status, _json(ans.body), ans.headers
         except Exception:
             log.exception("cast intake failed")
@@ -131,5 +131,5 @@ class CastEndpoint:
         else:
             raw = b""
         if raw is None or len(raw) > limit:
-            raise _Answer(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
+            raise _PlainHttpError(413, f"request body is larger than {limit} bytes", "PayloadTooLarge")
         return raw

@@ -24,6 +24,18 @@ def _election(api, sid, key, places, cands, office="committee_member"):
     return api.call("POST", f"/api/admin/sessions/{sid}/items", spec)[1]["id"]
 
 
+def _record_pdf(console, base: str, name: str) -> None:
+    """The console's 打印记录（PDF） link serves the record as a PDF: kept, and drawn as PNG pages,
+    in build/screenshots/ under `name`."""
+    link = console.locator("a", has_text="打印记录（PDF）").get_attribute("href")
+    pdf = console.request.get(base + link)
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / f"{name}.pdf").write_bytes(pdf.body())
+    subprocess.run(["pdftoppm", "-r", "70", "-png", str(SCREENSHOTS / f"{name}.pdf"), str(SCREENSHOTS / name)],
+                   check=True)
+
+
 def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     api, base = live_site.api, live_site.base_url
     s = setup_sitting(api, members=7, present=6, open_vote=False)
@@ -152,13 +164,7 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     assert "通过" not in screen_page.locator("#view-result").inner_text()
     assert screen_page.locator("#r-rec-title").inner_text().startswith("选举结果已签署")
     screenshot(screen_page, "election-screen")
-    link = console.locator("a", has_text="打印记录（PDF）").get_attribute("href")
-    pdf = console.request.get(base + link)
-    assert pdf.ok and pdf.body().startswith(b"%PDF")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    (SCREENSHOTS / "election-record.pdf").write_bytes(pdf.body())
-    subprocess.run(["pdftoppm", "-r", "70", "-png", str(SCREENSHOTS / "election-record.pdf"),
-                    str(SCREENSHOTS / "election-record")], check=True)
+    _record_pdf(console, base, "election-record")
     assert not tablet.js_errors
 
 
@@ -194,10 +200,4 @@ def test_a_paper_election_counts_an_over_selected_ballot_invalid(new_page, live_
     announce = console.content()
     assert "收回5张" in announce.replace(" ", "") and "无效票1张" in announce.replace(" ", "")
     screenshot(console, "election-paper-announcement")
-    link = console.locator("a", has_text="打印记录（PDF）").get_attribute("href")
-    pdf = console.request.get(base + link)
-    assert pdf.ok and pdf.body().startswith(b"%PDF")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    (SCREENSHOTS / "election-paper-record.pdf").write_bytes(pdf.body())
-    subprocess.run(["pdftoppm", "-r", "70", "-png", str(SCREENSHOTS / "election-paper-record.pdf"),
-                    str(SCREENSHOTS / "election-paper-record")], check=True)
+    _record_pdf(console, base, "election-paper-record")

@@ -1,7 +1,7 @@
 """Tally of an `election` item (选举): a round's ballots → rules.election → the round's result,
 and the item's rounds folded into one entry of the results format (FORMAT.md, kind election).
 
-Pure, like tally.round_result: an auditor's tool recomputes the same figures. A written-in
+Pure, like rules.tally: an auditor's tool recomputes the same figures. A written-in
 person (另选他人) travels in a ballot's marks as the key "write_in:<name as written>" with the
 mark "for"; the count normalises the name (rules.election.normalise_name).
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Collection, Iterable, Mapping
 
-from ballot_service.errors import InvalidInput
-from ballot_service.formats import names
 from ballot_service.rules import RuleError
 from ballot_service.rules import election as er
 from ballot_service.vocab import ElectionStage, ItemStatus
@@ -24,25 +22,6 @@ def split_marks(marks: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     cands = {k: v for k, v in marks.items() if not k.startswith(WRITE_IN)}
     written = [k[len(WRITE_IN):] for k, v in marks.items() if k.startswith(WRITE_IN) and v == "for"]
     return cands, written
-
-
-def take_write_ins(raw: Mapping, stage: str | None) -> dict[str, str]:
-    """The 另选他人 lines of submitted marks, {"write_in:<clean name>": "for"}; refused with
-    the reason outside the first round and a 另行选举 of an election."""
-    out: dict[str, str] = {}
-    for k, v in raw.items():
-        if not (isinstance(k, str) and k.startswith(WRITE_IN)):
-            continue
-        if stage not in WRITE_IN_STAGES:
-            raise InvalidInput("another person (另选他人) can be written in only in the first vote or a "
-                               "further election (RULES.md §5.4)", where=f"marks.{k}",
-                               zh="只有在选举的第一次投票和另行选举中可以另选他人")
-        if v != "for":
-            raise InvalidInput("a written-in person is a 'for' vote", where=f"marks.{k}", zh="另选他人即为赞成票")
-        name = names.check_name(k[len(WRITE_IN):], what="written-in name", where=f"marks.{k}",
-                                max_len=names.MEMBER_NAME)
-        out[WRITE_IN + name] = "for"
-    return out
 
 
 def round_result(*, stage: str, candidate_keys: list[str], places: int, members: int, present: int,
