@@ -4,9 +4,8 @@ one set; opening, closing or tallying any of them does it for every member whose
 that step (a re-vote after the set's tally is a set of those still to decide). Records stay
 one per item. The database allows one open item or one open set per sitting (OpenBallot).
 
-Today a set is voted on paper (or tally sheets), each election on its own sheet; one sheet
-for the whole set and one tablet ballot for it are not built yet, so a set on tablets is
-refused when it is saved (election_items.check_ballot_set)."""
+On tablets the set is one ballot screen (the seat state's vote.ballot_set, `open_members`):
+one blind signature per round fetched in one request, one unlinkable cast per round."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -16,7 +15,7 @@ from ballot_service.config import Settings
 from ballot_service.db import database_now
 from ballot_service.domain import tally, voting
 from ballot_service.models import Item, Round
-from ballot_service.vocab import RoundStatus
+from ballot_service.vocab import ItemStatus, RoundStatus
 
 
 def members(db: Session, item: Item) -> list[Item]:
@@ -25,6 +24,12 @@ def members(db: Session, item: Item) -> list[Item]:
         return [item]
     return list(db.scalars(select(Item).where(Item.sitting_id == item.sitting_id, Item.ballot_set == item.ballot_set)
                            .order_by(Item.position)))
+
+
+def open_members(db: Session, item: Item) -> list[Item]:
+    """The open elections of `item`'s ballot set (a re-vote opens only the undecided), in the
+    order of business: one tablet ballot and one screen for them all; [item] outside a set."""
+    return [m for m in members(db, item) if m.status == ItemStatus.OPEN] or [item]
 
 
 def ballot_of(item: Item) -> str:
