@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers_live import setup_sitting
 from sqlalchemy import select
 from terminal_support import query
@@ -160,3 +161,16 @@ def test_one_deputys_set_casts_are_not_linkable_in_the_database_or_the_bundle(ap
     for casts in sent:
         for c in casts:
             assert c["retry_id"] not in text  # (the receipts are listed apart, sorted: test_secrecy_bundle)
+
+
+def test_a_replacement_is_of_the_whole_set(app, api):
+    s, ids = _set_sitting(api)
+    no = s.members[0]
+    tablet.take_set_ballots(api.call, s.creds[no])                     # the tablet broke after this
+    with pytest.raises(AssertionError, match="409"):
+        tablet.take_set_ballots(api.call, s.creds[no])
+    api.call("POST", f"/api/admin/items/{ids[1]}/replacement", {"member": no, "reason": "表决器故障"})
+    ballots = tablet.take_set_ballots(api.call, s.creds[no])           # every election's ballot again
+    api.call("POST", "/api/terminal/cast-set", {"casts": _casts(ballots, MARKS)})
+    issued = [n for (n,) in query(app, select(Issuance.issued).where(Issuance.terminal_id == s.terminal_ids[no]))]
+    assert issued == [2, 2, 2]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.db import database_now
-from ballot_service.domain import tally, voting
+from ballot_service.domain import issuance, tally, voting
 from ballot_service.models import Item, Round
 from ballot_service.vocab import ItemStatus, RoundStatus
 
@@ -70,6 +70,12 @@ def tally_set(db: Session, item: Item) -> dict:
 def extend_set(db: Session, item: Item, minutes) -> list[Round]:
     """延长表决时间 for `item` and every open member of its ballot set: they close together."""
     return [voting.extend_round(db, m, minutes) for m in _at(db, item, RoundStatus.OPEN)]
+
+
+def replace_set(db: Session, item: Item, member_no: str, reason: str) -> dict:
+    """补发选票 on tablets for `item` and every open member of its set: the tablet takes the
+    set's ballots together (all or none), so a replacement is of them all."""
+    return [issuance.allow_replacement(db, m, member_no, reason) for m in open_members(db, item)][0]
 
 
 def quorum_failed_set(db: Session, item: Item) -> dict:

@@ -283,7 +283,7 @@ def item_replacement(item_id: int):
     if channel not in (Channel.TERMINAL, Channel.PAPER):
         raise InvalidInput(f"channel must be terminal or paper, not {channel!r}", where="channel",
                            zh="渠道须为 terminal（表决器）或 paper（纸质票）")
-    allow = issuance.allow_paper if channel == Channel.PAPER else issuance.allow_replacement
+    allow = issuance.allow_paper if channel == Channel.PAPER else ballot_sets.replace_set
     result = _change_item(item_id, lambda db, item: allow(db, item, field(data, "member", str),
                                                           field(data, "reason", str)))
     return jsonify(result)

@@ -224,7 +224,7 @@ ITEM_ACTIONS = {
     "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
     "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == Channel.PAPER
-                                      else issuance.allow_replacement)(db, item, request.form.get("member", "").strip(),
+                                      else ballot_sets.replace_set)(db, item, request.form.get("member", "").strip(),
                                                                        request.form.get("reason", "")),
                     ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
     "quorum-failed": (ballot_sets.quorum_failed_set, ("已记录：不足法定人数，不能表决。",
