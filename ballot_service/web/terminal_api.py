@@ -135,11 +135,15 @@ def terminal_state():
 @requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_roster_search():
     """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
-    listed candidates are not offered)."""
+    listed candidates are not offered; in a ballot set, those of the election ?item_id= names)."""
     db = get_db()
     with read_phase(db):
         sitting = credential_sitting(db)
-        found = election_items.search_roster(db, open_item(db, sitting), request.args.get("q", ""))
+        item = open_item(db, sitting)
+        # in a ballot set, the election whose 另选他人 is being filled (?item_id=)
+        chosen = request.args.get("item_id", "")
+        item = next((m for m in ballot_sets.open_members(db, item) if str(m.id) == chosen), item) if item else None
+        found = election_items.search_roster(db, item, request.args.get("q", ""))
     return jsonify({"members": found})
 
 
