@@ -201,6 +201,7 @@
     var box = $("r-tables");
     box.textContent = "";
     box.className = "r-tables set cols-" + list.length;
+    box.style.setProperty("--rows", String(Math.max.apply(null, list.map(function (x) { return (x.nominees || []).length; }))));
     list.forEach(function (x) {
       var col = document.createElement("section"), head = document.createElement("h2");
       col.className = "s-col";

@@ -607,7 +607,11 @@
     list.classList.toggle("set", set);
     votes.forEach(function (v, i) {
       if (set) list.appendChild(setHead(v, i));
-      v.candidates.forEach(function (c) { list.appendChild(candidateRow(v, c, i)); });
+      v.candidates.forEach(function (c, n) {
+        var row = candidateRow(v, c, i);
+        row.querySelector("strong").setAttribute("data-n", n + 1);  // each election numbers its own
+        list.appendChild(row);
+      });
       if (set && v.write_in && v.write_in.allowed) {  // its 另选他人, under its own candidates
         var slot = document.createElement("li"), chosen = document.createElement("ul"), open = document.createElement("button");
         slot.className = "write-in-slot";
