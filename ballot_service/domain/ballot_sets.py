@@ -32,6 +32,14 @@ def open_members(db: Session, item: Item) -> list[Item]:
     return [m for m in members(db, item) if m.status == ItemStatus.OPEN] or [item]
 
 
+def voted_with(db: Session, item: Item) -> list[Item]:
+    """The elections of `item`'s set on the ballot last opened with it (their rounds share one
+    opening time, open_set), in the order of business: what the screen and the console show
+    together while that ballot is voted, closed and counted; [item] outside a set."""
+    opened = voting.current_round(item).opened_at
+    return [m for m in members(db, item) if voting.current_round(m).opened_at == opened] or [item]
+
+
 def ballot_of(item: Item) -> str:
     """What is open while `item` is (OpenBallot.ballot): its set, or the item alone."""
     return f"set:{item.ballot_set}" if item.ballot_set else f"item:{item.id}"

@@ -132,6 +132,15 @@ def item_form(sitting_id: int):
 
 
 def item_progress(db, item) -> dict:
+    progress = _round_progress(db, item)
+    if item.ballot_set:  # the set's elections on the same ballot, each with its own counts
+        progress["ballot_set"] = [{"item_id": m.id, "title": m.title, "round": p["round"], "returned": p["returned"],
+                                   "issued": p["issued"], "round_status": p["round_status"]}
+                                  for m in ballot_sets.voted_with(db, item) for p in [_round_progress(db, m)]]
+    return progress
+
+
+def _round_progress(db, item) -> dict:
     rnd = voting.current_round(item)
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
     missing = turnout.not_voted(db, item, rnd)

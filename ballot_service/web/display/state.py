@@ -62,21 +62,13 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     if mode in ("voting", "counting", "awaiting"):
         state["vote"] = _vote_view(db, item)
         if item.ballot_set:  # every election of the ballot, each with its own count
-            state["vote"]["set"] = [_vote_view(db, m) for m in _voted_with(db, item)]
+            state["vote"]["set"] = [_vote_view(db, m) for m in ballot_sets.voted_with(db, item)]
     elif mode == ScreenChoice.RESULT:
         state["result"] = _result_view(item)
         state["record"] = _record_view(db, item, verify_url)
         if item.ballot_set:
             state["result"]["set"] = [_set_result(db, m) for m in ballot_sets.members(db, item)]
     return state
-
-
-def _voted_with(db: Session, item: Item) -> list[Item]:
-    """The elections of `item`'s ballot set on the ballot just voted (or being voted): their
-    rounds opened together (ballot_sets.open_set gives them one opening time), in the order of
-    business, so the screen reads 主任, 副主任, 委员 as the ballot does."""
-    opened = voting.current_round(item).opened_at
-    return [m for m in ballot_sets.members(db, item) if voting.current_round(m).opened_at == opened]
 
 
 def _set_result(db: Session, item: Item) -> dict:
