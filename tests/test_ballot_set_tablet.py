@@ -14,7 +14,7 @@ from terminal_support import query
 
 from ballot_service.bundle.export import export_bundle
 from ballot_service.crypto import tablet
-from ballot_service.models import Cast, Issuance
+from ballot_service.models import Cast, Issuance, Round
 
 SET = "换届选举"
 OFFICES = (("zr", "principal", 1, "AB"), ("fzr", "vice", 2, "CDE"), ("wy", "committee_member", 3, "FGHI"))
@@ -174,3 +174,15 @@ def test_a_replacement_is_of_the_whole_set(app, api):
     api.call("POST", "/api/terminal/cast-set", {"casts": _casts(ballots, MARKS)})
     issued = [n for (n,) in query(app, select(Issuance.issued).where(Issuance.terminal_id == s.terminal_ids[no]))]
     assert issued == [2, 2, 2]
+
+
+def test_a_hybrid_sets_paper_ballot_is_of_the_whole_set(app, api):
+    s, ids = _set_sitting(api, channel="hybrid")
+    no = s.members[0]
+    api.call("POST", f"/api/admin/items/{ids[2]}/replacement", {"member": no, "reason": "不用表决器", "channel": "paper"})
+    allowed = [n for (n,) in query(app, select(Round.paper_allowed).where(Round.item_id.in_(ids)).order_by(Round.id))]
+    assert allowed == [1, 1, 1]
+    with pytest.raises(AssertionError, match="409"):                   # no tablet ballot for any of them now
+        tablet.take_set_ballots(api.call, s.creds[no])
+    ballots = tablet.take_set_ballots(api.call, s.creds[s.members[1]])  # the others vote on their tablets
+    assert api.call("POST", "/api/terminal/cast-set", {"casts": _casts(ballots, MARKS)})[0] == 201

@@ -80,10 +80,12 @@ def extend_set(db: Session, item: Item, minutes) -> list[Round]:
     return [voting.extend_round(db, m, minutes) for m in _at(db, item, RoundStatus.OPEN)]
 
 
-def replace_set(db: Session, item: Item, member_no: str, reason: str) -> dict:
-    """补发选票 on tablets for `item` and every open member of its set: the tablet takes the
-    set's ballots together (all or none), so a replacement is of them all."""
-    return [issuance.allow_replacement(db, m, member_no, reason) for m in open_members(db, item)][0]
+def replace_set(db: Session, item: Item, member_no: str, reason: str, paper: bool = False) -> dict:
+    """补发选票 (or, `paper`, a hybrid vote's paper ballot) for `item` and every open member of
+    its set: the tablet takes the set's ballots together (all or none), so a replacement, or
+    paper instead of the tablet, is of them all."""
+    allow = issuance.allow_paper if paper else issuance.allow_replacement
+    return [allow(db, m, member_no, reason) for m in open_members(db, item)][0]
 
 
 def quorum_failed_set(db: Session, item: Item) -> dict:

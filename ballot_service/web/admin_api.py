@@ -7,7 +7,6 @@ from ballot_service.crypto import keys
 from ballot_service.domain import (
     ballot_sets,
     election_items,
-    issuance,
     operators,
     paper_ballots,
     records,
@@ -283,9 +282,8 @@ def item_replacement(item_id: int):
     if channel not in (Channel.TERMINAL, Channel.PAPER):
         raise InvalidInput(f"channel must be terminal or paper, not {channel!r}", where="channel",
                            zh="渠道须为 terminal（表决器）或 paper（纸质票）")
-    allow = issuance.allow_paper if channel == Channel.PAPER else ballot_sets.replace_set
-    result = _change_item(item_id, lambda db, item: allow(db, item, field(data, "member", str),
-                                                          field(data, "reason", str)))
+    result = _change_item(item_id, lambda db, item: ballot_sets.replace_set(
+        db, item, field(data, "member", str), field(data, "reason", str), paper=channel == Channel.PAPER))
     return jsonify(result)
 
 

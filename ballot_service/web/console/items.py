@@ -13,7 +13,6 @@ from ballot_service import rules, vocab
 from ballot_service.domain import (
     ballot_sets,
     evaluation_items,
-    issuance,
     projects,
     records,
     tablet_setup,
@@ -232,9 +231,9 @@ ITEM_ACTIONS = {
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
     "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
-    "replacement": (lambda db, item: (issuance.allow_paper if request.form.get("channel") == Channel.PAPER
-                                      else ballot_sets.replace_set)(db, item, request.form.get("member", "").strip(),
-                                                                       request.form.get("reason", "")),
+    "replacement": (lambda db, item: ballot_sets.replace_set(db, item, request.form.get("member", "").strip(),
+                                                             request.form.get("reason", ""),
+                                                             paper=request.form.get("channel") == Channel.PAPER),
                     ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
     "quorum-failed": (ballot_sets.quorum_failed_set, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
