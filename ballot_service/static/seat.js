@@ -443,14 +443,7 @@
     var B = window.BlindRSA;
     return api("GET", "/api/terminal/round-key").then(function (r) {
       if (r.status !== 200 || !r.data || !r.data.data) throw fail(r.status);
-      var a = r.data.data, der;
-      try { der = B.base64urlToBytes(a.public_key_der); } catch (e) { der = null; }
-      var fp = der ? hex(window.nobleHashes.sha384(der)) : null;
-      if (!der || a.round_ref !== vote.round_ref || a.fingerprint !== fp ||
-          fp !== vote.key_fingerprint || r.data.kind !== "round_key_announced") {
-        var err = new Error("round key not announced"); err.unannounced = true; throw err;
-      }
-      var pk = B.importPublicKey(der);
+      var pk = checkedKey(r.data, vote);
       var serial = B.randomBytes(16);
       var prepared = B.prepare(B.ballotMessage(vote.round_ref, serial));
       var bl = B.blind(pk, prepared);
@@ -494,6 +487,7 @@
     });
   }
 
+  // The announced key of `vote`'s round, or an `unannounced` error (file header, step 1).
   function checkedKey(ann, vote) {
     var B = window.BlindRSA, a = ann.data, der;
     try { der = B.base64urlToBytes(a.public_key_der); } catch (e) { der = null; }
