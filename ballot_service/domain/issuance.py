@@ -168,11 +168,12 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
     sigs = []
     for private, value in zip(privates, blinded):
         if len(value) != private.key_size // 8:
-            raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg")
+            raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
+                               zh=f"盲化消息须为 {private.key_size // 8} 字节")
         try:
             sigs.append(blind_rsa.blind_sign(private, value))
         except ValueError as exc:
-            raise InvalidInput(str(exc), where="blinded_msg") from None
+            raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
     if writing:
         _take_counts(db, [job])
     else:
@@ -183,11 +184,11 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
 
 def _blinded(text) -> bytes:
     if not isinstance(text, str):
-        raise InvalidInput("blinded_msg must be base64url text", where="blinded_msg")
+        raise InvalidInput("blinded_msg must be base64url text", where="blinded_msg", zh="盲化消息须为 base64url 文本")
     try:
         return b64url_decode(text)
     except EncodingError:
-        raise InvalidInput("blinded_msg is not base64url", where="blinded_msg") from None
+        raise InvalidInput("blinded_msg is not base64url", where="blinded_msg", zh="盲化消息不是 base64url") from None
 
 
 def _require_present(db: Session, sitting_id: int, member_id: int) -> None:
