@@ -77,6 +77,25 @@ def _blinded(ctx):
     return ("bearer", cred), {}, dict(sent)
 
 
+def _blinded_set(ctx):
+    """The one-request blind-sign of a ballot set (here the open vote alone), not sent."""
+    s = ctx.fresh()
+    cred = s.creds[s.present[0]]
+    sent = {}
+
+    def call(method, url, body=None, credential=None):
+        if url == "/api/terminal/blind-sign-set":
+            sent.update(body)
+            raise LookupError  # stop here: the fuzzer sends it
+        return ctx.api.call(method, url, body, credential=credential)
+
+    try:
+        tablet.take_set_ballots(call, cred)
+    except LookupError:
+        pass
+    return ("bearer", cred), {}, dict(sent)
+
+
 def _replacement(ctx):
     s = ctx.fresh()
     blind_ballot(ctx.api, s.creds[s.present[0]])
@@ -150,6 +169,8 @@ SEEDS = {
     "terminalRoundKey": lambda ctx: (lambda s: (("bearer", s.creds[s.present[0]]), {}, None))(ctx.fresh()),
     "terminalBlindSign": _blinded,
     "terminalCast": _cast,
+    "terminalBlindSignSet": _blinded_set,
+    "terminalCastSet": lambda ctx: (lambda auth, path, body: (auth, path, {"casts": [body]}))(*_cast(ctx)),
     "stationPaper": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballot": b, "marks": {"motion": "for"}}))(
         *_paper_ballot(ctx, handed_out=True)),
     "stationHandOut": lambda ctx: (lambda s, b: (("bearer", s.station), {}, {"ballots": [b]}))(*_paper_ballot(ctx)),

@@ -39,7 +39,6 @@ ENGLISH_ONLY = {
     # Terminal API only: a seat terminal's blinded message that is not base64url text of the
     # round key's size (a tablet bug, never an operator's doing). The refusals a member or an
     # operator can meet (already issued, no open vote, not present, replacements) have zh=.
-    ("domain/issuance.py", "blind_sign_for_terminal"): 4,
     # Never shown: every caller catches SignatureInvalid (ballots.verify_token refuses the ballot
     # as 'forged'; the verify page shows its own bilingual reason).
     ("crypto/keys.py", "verify_signature"): 2,

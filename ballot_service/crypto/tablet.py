@@ -81,6 +81,24 @@ def take_ballot(call, credential: str) -> dict:
     return finish(pub, pending, signed["blind_sig"])
 
 
+def take_set_ballots(call, credential: str) -> list[dict]:
+    """A ballot set's ballots as the tablet takes them: each open round's announced key
+    (GET /api/terminal/round-key?round_ref=, checked against the state), a fresh serial
+    blinded for each, and all the blind signatures in one request (POST
+    /api/terminal/blind-sign-set). One ballot per election of vote.ballot_set, in its order."""
+    _, state = call("GET", "/api/terminal/state", credential=credential)
+    votes = state["vote"].get("ballot_set") or [state["vote"]]
+    keys, pendings = [], []
+    for vote in votes:
+        _, announcement = call("GET", f"/api/terminal/round-key?round_ref={vote['round_ref']}", credential=credential)
+        keys.append(round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"]))
+        pendings.append(start(keys[-1], vote["round_ref"]))
+    _, signed = call("POST", "/api/terminal/blind-sign-set",
+                     {"ballots": [{"round_ref": p.round_ref, "blinded_msg": p.blinded_text} for p in pendings]},
+                     credential=credential)
+    return [finish(k, p, sig) for k, p, sig in zip(keys, pendings, signed["blind_sigs"])]
+
+
 def new_retry_id() -> str:
     return secrets.token_urlsafe(16)
 

@@ -4,9 +4,8 @@ one set; opening, closing or tallying any of them does it for every member whose
 that step (a re-vote after the set's tally is a set of those still to decide). Records stay
 one per item. The database allows one open item or one open set per sitting (OpenBallot).
 
-Today a set is voted on paper (or tally sheets), each election on its own sheet; one sheet
-for the whole set and one tablet ballot for it are not built yet, so a set on tablets is
-refused when it is saved (election_items.check_ballot_set)."""
+On tablets the set is one ballot screen (the seat state's vote.ballot_set, `open_members`):
+one blind signature per round fetched in one request, one unlinkable cast per round."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -14,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.db import database_now
-from ballot_service.domain import tally, voting
+from ballot_service.domain import issuance, tally, voting
 from ballot_service.models import Item, Round
-from ballot_service.vocab import RoundStatus
+from ballot_service.vocab import ItemStatus, RoundStatus
 
 
 def members(db: Session, item: Item) -> list[Item]:
@@ -25,6 +24,20 @@ def members(db: Session, item: Item) -> list[Item]:
         return [item]
     return list(db.scalars(select(Item).where(Item.sitting_id == item.sitting_id, Item.ballot_set == item.ballot_set)
                            .order_by(Item.position)))
+
+
+def open_members(db: Session, item: Item) -> list[Item]:
+    """The open elections of `item`'s ballot set (a re-vote opens only the undecided), in the
+    order of business: one tablet ballot and one screen for them all; [item] outside a set."""
+    return [m for m in members(db, item) if m.status == ItemStatus.OPEN] or [item]
+
+
+def voted_with(db: Session, item: Item) -> list[Item]:
+    """The elections of `item`'s set on the ballot last opened with it (their rounds share one
+    opening time, open_set), in the order of business: what the screen and the console show
+    together while that ballot is voted, closed and counted; [item] outside a set."""
+    opened = voting.current_round(item).opened_at
+    return [m for m in members(db, item) if voting.current_round(m).opened_at == opened] or [item]
 
 
 def ballot_of(item: Item) -> str:
@@ -65,6 +78,18 @@ def tally_set(db: Session, item: Item) -> dict:
 def extend_set(db: Session, item: Item, minutes) -> list[Round]:
     """延长表决时间 for `item` and every open member of its ballot set: they close together."""
     return [voting.extend_round(db, m, minutes) for m in _at(db, item, RoundStatus.OPEN)]
+
+
+def replace_set(db: Session, settings: Settings, item: Item, member_no: str, reason: str,
+                paper: bool = False) -> dict:
+    """补发选票 (or, `paper`, a hybrid vote's paper ballot) for `item` and every open member of
+    its set: the tablet takes the set's ballots together (all or none), so a replacement, or
+    paper instead of the tablet, is of them all. With `paper`, the answer's `ballots` lists
+    each election's signed paper ballot as (item id, QR text), to be printed at once."""
+    if not paper:
+        return [issuance.allow_replacement(db, m, member_no, reason) for m in open_members(db, item)][0]
+    done = [(m.id, issuance.allow_paper(db, settings, m, member_no, reason)) for m in open_members(db, item)]
+    return {**done[0][1], "ballots": [(item_id, result["ballot"]) for item_id, result in done]}
 
 
 def quorum_failed_set(db: Session, item: Item) -> dict:

@@ -17,7 +17,6 @@ from ballot_service.rules import election as er
 from ballot_service.rules.election_tally import WRITE_IN, item_result
 from ballot_service.vocab import (
     AuditKind,
-    Channel,
     ElectionStage,
     ItemKind,
     ItemStatus,
@@ -242,10 +241,6 @@ def check_ballot_set(db: Session, sitting_id: int, name, kind: str, channel: str
     if kind != ItemKind.ELECTION:
         raise InvalidInput("only elections are printed together as a ballot set", where="ballot_set",
                            zh="只有选举事项可以合印一张选票（选举票组）")
-    if channel == Channel.TERMINAL:
-        raise InvalidInput("a ballot set is voted on paper or tally sheets: one tablet ballot for several "
-                           "elections is not built yet", where="ballot_set",
-                           zh="选举票组暂只能用纸质选票或计票单表决：表决器上的合并选票尚未实现")
     others = [i for i in db.scalars(select(Item).where(Item.sitting_id == sitting_id, Item.ballot_set == name))
               if i.id != item_id]
     if any(i.channel != channel for i in others):

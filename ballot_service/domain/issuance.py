@@ -115,18 +115,20 @@ def announcement(db: Session, rnd: Round) -> dict:
 
 
 def _open_round_of_terminal(db: Session, terminal_id: int, round_ref: str):
-    row = db.execute(
+    """The terminal's Issuance in the open round `round_ref` names (in a ballot set several of
+    its rounds are open at once), with that round and its item."""
+    rows = db.execute(
         select(Issuance, Round, Item).join(Round, Round.id == Issuance.round_id)
         .join(Item, Item.id == Round.item_id)
         .where(Issuance.terminal_id == terminal_id, Round.status == RoundStatus.OPEN,
-               Item.channel.in_(BLIND_CHANNELS))).first()
-    if row is None:
+               Item.channel.in_(BLIND_CHANNELS))).all()
+    if not rows:
         raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
-    issuance, rnd, item = row
-    if round_ref != rnd.ref:
-        raise Conflict(f"round {round_ref} is not the open round ({rnd.ref})", where="round_ref",
-                       zh="所请求的轮次不是当前进行中的表决")
-    return issuance, rnd, item
+    for issuance, rnd, item in rows:
+        if round_ref == rnd.ref:
+            return issuance, rnd, item
+    raise Conflict(f"round {round_ref} is not the open round ({', '.join(r.ref for _, r, _ in rows)})",
+                   where="round_ref", zh="所请求的轮次不是当前进行中的表决")
 
 
 def blind_sign_for_terminal(db: Session, settings: Settings, terminal: Terminal, round_ref: str,
@@ -142,30 +144,53 @@ def blind_sign_for_terminal(db: Session, settings: Settings, terminal: Terminal,
     are stored: a whole hall asks within seconds of 开始表决). A signature made for a request
     whose count is then refused never leaves the server. Inside a caller's write transaction
     the count is taken there (the caller commits)."""
-    if not isinstance(blinded_text, str):
-        raise InvalidInput("blinded_msg must be base64url text", where="blinded_msg")
-    try:
-        blinded = b64url_decode(blinded_text)
-    except EncodingError:
-        raise InvalidInput("blinded_msg is not base64url", where="blinded_msg") from None
+    return blind_sign_set_for_terminal(db, settings, terminal, [(round_ref, blinded_text)])[0]
+
+
+def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Terminal,
+                                requests: list[tuple[str, str]]) -> list[bytes]:
+    """One blind signature for each (round_ref, blinded_msg): a ballot set's rounds (each with
+    its own key) in one request. All or none: the counts are taken together, and if any round
+    refuses (already issued, closed) none is counted and no signature leaves the server. The
+    signatures are of separate keys over separately blinded values: nothing stored or signed
+    ties one round's ballot to another's."""
+    if not requests or len({ref for ref, _ in requests}) != len(requests):
+        raise InvalidInput("name each open round once", where="ballots", zh="每个进行中的轮次须且只能申请一张选票")
+    blinded = [_blinded(text) for _, text in requests]
     writing = in_write_transaction(db)
     with read_phase(db):
-        issuance, rnd, item = _open_round_of_terminal(db, terminal.id, round_ref)
+        found = [_open_round_of_terminal(db, terminal.id, ref) for ref, _ in requests]
+        issuance, _, item = found[0]
+        if any(i.member_id != issuance.member_id for i, _, _ in found):
+            raise Conflict("these rounds were opened for different members of this terminal", where="ballots",
+                           zh="这些轮次的本席代表不一致")
         _require_present(db, item.sitting_id, issuance.member_id)
-        job = _IssueJob(rnd.id, issuance.member_id, item.sitting_id)
-        private = _private_key(round_private_key(settings, item.sitting.body_id, rnd))
-    if len(blinded) != private.key_size // 8:
-        raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg")
-    try:
-        blind_sig = blind_rsa.blind_sign(private, blinded)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), where="blinded_msg") from None
+        job = _IssueJob(tuple(rnd.id for _, rnd, _ in found), issuance.member_id, item.sitting_id)
+        privates = [_private_key(round_private_key(settings, item.sitting.body_id, rnd)) for _, rnd, _ in found]
+    sigs = []
+    for private, value in zip(privates, blinded):
+        if len(value) != private.key_size // 8:
+            raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
+                               zh=f"盲化消息须为 {private.key_size // 8} 字节")
+        try:
+            sigs.append(blind_rsa.blind_sign(private, value))
+        except ValueError as exc:
+            raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
     if writing:
         _take_counts(db, [job])
     else:
         group_commit.group_for(db.get_bind(), _run_issue_batch, kind="issuance").submit(job)
     job.outcome()
-    return blind_sig
+    return sigs
+
+
+def _blinded(text) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidInput("blinded_msg must be base64url text", where="blinded_msg", zh="盲化消息须为 base64url 文本")
+    try:
+        return b64url_decode(text)
+    except EncodingError:
+        raise InvalidInput("blinded_msg is not base64url", where="blinded_msg", zh="盲化消息不是 base64url") from None
 
 
 def _require_present(db: Session, sitting_id: int, member_id: int) -> None:
@@ -184,39 +209,52 @@ def _private_key(der: bytes):
 
 
 class _IssueJob(group_commit.Job):
-    """One blind signature's count, to be taken under the write lock."""
+    """One request's blind-signature counts (one round, or a ballot set's rounds), taken under
+    the write lock all together or not at all."""
 
-    __slots__ = ("round_id", "member_id", "sitting_id")
+    __slots__ = ("round_ids", "member_id", "sitting_id")
 
-    def __init__(self, round_id: int, member_id: int, sitting_id: int) -> None:
-        self.round_id, self.member_id, self.sitting_id = round_id, member_id, sitting_id
+    def __init__(self, round_ids: tuple[int, ...], member_id: int, sitting_id: int) -> None:
+        self.round_ids, self.member_id, self.sitting_id = round_ids, member_id, sitting_id
         super().__init__()
 
 
 def _take_counts(db: Session, jobs: list[_IssueJob]) -> None:
-    """Under the write lock: each job's count, if the round is still open, the member still
-    present and a signature still allowed; otherwise that job's refusal, said as before."""
+    """Under the write lock: each job's counts, if every round is still open, the member still
+    present and a signature still allowed; otherwise that job's refusal, said as before (and
+    the counts it took already given back)."""
     begin_write(db)
     for job in jobs:
-        took = db.execute(update(Issuance).where(
-            Issuance.round_id == job.round_id, Issuance.member_id == job.member_id,
-            Issuance.issued < Issuance.allowed,
-            select(Round.id).where(Round.id == job.round_id, Round.status == RoundStatus.OPEN).exists(),
-            select(Attendance.id).where(Attendance.sitting_id == job.sitting_id,
-                                        Attendance.member_id == job.member_id,
-                                        Attendance.status == Presence.PRESENT).exists())
-            .values(issued=Issuance.issued + 1).execution_options(synchronize_session=False)).rowcount
-        if took == 1:
+        taken = []
+        for round_id in job.round_ids:
+            if _take_count(db, job, round_id):
+                taken.append(round_id)
+                continue
+            for back in taken:  # all or none: a set's ballots are issued together
+                db.execute(update(Issuance).where(Issuance.round_id == back, Issuance.member_id == job.member_id)
+                           .values(issued=Issuance.issued - 1).execution_options(synchronize_session=False))
+            try:
+                if db.scalar(select(Round.status).where(Round.id == round_id)) != RoundStatus.OPEN:
+                    raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
+                _require_present(db, job.sitting_id, job.member_id)
+                raise Conflict("this member has already received a ballot in this round", where="ballot",
+                               zh="本席代表本轮已领取选票，不再发出")
+            except (Conflict, NotFound) as exc:
+                job.error = exc
+            break
+        else:
             job.result = True
-            continue
-        try:
-            if db.scalar(select(Round.status).where(Round.id == job.round_id)) != RoundStatus.OPEN:
-                raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
-            _require_present(db, job.sitting_id, job.member_id)
-            raise Conflict("this member has already received a ballot in this round", where="ballot",
-                           zh="本席代表本轮已领取选票，不再发出")
-        except (Conflict, NotFound) as exc:
-            job.error = exc
+
+
+def _take_count(db: Session, job: _IssueJob, round_id: int) -> bool:
+    return db.execute(update(Issuance).where(
+        Issuance.round_id == round_id, Issuance.member_id == job.member_id,
+        Issuance.issued < Issuance.allowed,
+        select(Round.id).where(Round.id == round_id, Round.status == RoundStatus.OPEN).exists(),
+        select(Attendance.id).where(Attendance.sitting_id == job.sitting_id,
+                                    Attendance.member_id == job.member_id,
+                                    Attendance.status == Presence.PRESENT).exists())
+        .values(issued=Issuance.issued + 1).execution_options(synchronize_session=False)).rowcount == 1
 
 
 def _run_issue_batch(engine, jobs) -> list:

@@ -149,13 +149,17 @@ def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, termina
     return hand_out(db, serials, rnd)
 
 
-def paper_ballot_pdf(db: Session, item_id: int, qr_text: str) -> bytes:
-    """A hybrid vote's paper ballot (issuance.allow_paper) as a one-page PDF, made in memory
-    and handed to the secretariat once: no print job, no file. Only reads."""
-    item = db.get(Item, item_id)
-    round_ = item.rounds[-1]
-    return ballot_pdf(BallotLayout.from_item(item, round_, key_fingerprint=round_.blind_key_fingerprint[:32]),
-                      qr_text)
+def paper_ballot_pdf(db: Session, ballots: list) -> bytes:
+    """A hybrid vote's paper ballots (issuance.allow_paper; (item id, QR text) pairs, one per
+    election of a ballot set) as one PDF of a page each, made in memory and handed to the
+    secretariat once: no print job, no file. Only reads."""
+    pages = []
+    for item_id, qr_text in ballots:
+        item = db.get(Item, item_id)
+        round_ = item.rounds[-1]
+        pages.append((BallotLayout.from_item(item, round_, key_fingerprint=round_.blind_key_fingerprint[:32]),
+                      qr_text))
+    return ballot_pdf(pages)
 
 
 def check_paper_serial(db: Session, serial: str, round_: Round) -> None:

@@ -251,13 +251,20 @@ class _Renderer:
         os.replace(tmp, path)
 
 
-def ballot_pdf(layout: BallotLayout, qr_text: str) -> bytes:
-    """One ballot as PDF bytes, never written to a file (a hybrid vote's paper ballot, printed
-    when the secretariat allows it: README, "Hybrid votes")."""
-    r = _Renderer(layout, find_font())
-    r.page(qr_text, "")
+def ballot_pdf(pages: Sequence[tuple[BallotLayout, str]]) -> bytes:
+    """Ballots ((layout, QR text) pairs, a page each: the elections of a ballot set) as one PDF's
+    bytes, never written to a file (a hybrid vote's paper ballot, printed when the secretariat
+    allows it: README, "Hybrid votes")."""
+    font, first = find_font(), None
+    for layout, qr_text in pages:
+        r = _Renderer(layout, font)
+        if first is None:
+            first = r
+        else:  # one document: a later election's page is drawn into the first one's PDF
+            r.pdf = first.pdf
+        r.page(qr_text, "")
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    return bytes(r.pdf.output())
+    return bytes(first.pdf.output())
 
 
 def _render_file(layout: BallotLayout, font_path: str, ballots: Sequence[tuple[str, str]], path: str) -> tuple[str, int]:

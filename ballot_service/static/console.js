@@ -13,6 +13,10 @@
         if (names && p.not_voted_names) names.textContent = p.not_voted_names.join("、");
         var ni = document.getElementById("not-issued");  // present, no ballot taken (P − I)
         if (ni && p.not_issued !== null) { ni.textContent = p.not_issued; ni.parentNode.hidden = p.not_issued <= 0; }
+        (p.ballot_set || []).forEach(function (m) {  // a ballot set: each election's own counts
+          var row = document.querySelector('#set-progress tr[data-item="' + m.item_id + '"]');
+          if (row) { row.querySelector(".set-issued").textContent = m.issued; row.querySelector(".set-returned").textContent = m.returned; }
+        });
         if (p.round_status !== "open") { location.reload(); return; }
         setTimeout(poll, 2000);
       }).catch(function () { setTimeout(poll, 5000); });

@@ -72,8 +72,11 @@
     show(runoff, v.runoff_titles && v.runoff_titles.length > 0);
     text(runoff, v.runoff_titles && v.runoff_titles.length
       ? fmt(L.runoff_between, { titles: v.runoff_titles.join("、"), k: v.places }) : "");
-    var hand = v.voted == null;
-    show($("v-count"), !hand);
+    var hand = v.voted == null, set = v.set && v.set.length > 1;
+    sec.classList.toggle("set", !!set);
+    if (set) text(sec.querySelector(".item-title"), v.set.map(function (x) { return x.title; }).join(" · "));
+    renderVoteSet(set ? v.set : null, mode);
+    show($("v-count"), !hand && !set);
     show($("v-handcount"), hand);
     var paper = v.channel === "paper";
     text($("v-count-label"), paper ? L.voted_paper : L.voted_terminal);
@@ -85,6 +88,32 @@
     var pct = v.present ? Math.min(100, Math.round(100 * v.voted / v.present)) : 0;
     $("v-fill").style.width = pct + "%";
     show($("v-timer"), !!v.closes_at && mode === "voting");
+  }
+
+  // A ballot set: one row per election in the ballot's order (主任, 副主任, 委员), each with
+  // its own 已表决 R / 实到 P (its own casts), never how anyone voted.
+  function renderVoteSet(list, mode) {
+    var box = $("v-set");
+    box.textContent = "";
+    show(box, !!list);
+    if (!list) return;
+    list.forEach(function (x) {
+      var li = document.createElement("li"), bar = document.createElement("div"), fill = document.createElement("div");
+      li.dataset.key = x.key;
+      li.appendChild(cell("span", x.title, "s-title"));
+      var hand = x.voted == null;
+      var count = cell("span", hand ? "" : x.voted, "s-num voted");
+      if (!hand) count.appendChild(cell("span", "/" + x.present, "of"));
+      li.appendChild(count);
+      bar.className = "v-progress";
+      fill.className = "fill";
+      fill.style.width = (x.present && !hand ? Math.min(100, Math.round(100 * x.voted / x.present)) : 0) + "%";
+      bar.appendChild(fill);
+      li.appendChild(bar);
+      li.appendChild(cell("span", hand ? "" : mode !== "voting" ? fmt(L.returned_final, { r: x.voted, n: x.issued })
+        : x.channel === "paper" ? fmt(L.issued_paper, { n: x.issued }) : fmt(L.not_voted_yet, { n: x.not_voted_yet }), "sub"));
+      box.appendChild(li);
+    });
   }
 
   // Present members whose tablet took no ballot (P − I): on a line of their own, never in 未按.
@@ -103,8 +132,8 @@
   // Rows per column: one column up to 12 rows, two side by side beyond (up to 20 projects).
   var ONE_COLUMN_MAX = 12;
 
-  function renderTable(r, rows) {
-    var box = $("r-tables");
+  function renderTable(r, rows, into) {
+    var box = into || $("r-tables");
     box.textContent = "";
     if (r.kind === "evaluation") { window.DisplayEvaluation.render(box, r, L); return; }
     var projects = r.kind === "livelihood_projects";
@@ -113,7 +142,7 @@
     var hasVoid = rows.some(function (x) { return x["void"]; });  // paper: void marks (无效)
     var cols = projects && rows.length > ONE_COLUMN_MAX ? 2 : 1;
     var per = Math.ceil(rows.length / cols);
-    box.className = "r-tables cols-" + cols;
+    box.className = (into ? "s-table " : "r-tables ") + "cols-" + cols;
     box.style.setProperty("--rows", String(per));
     for (var c = 0; c < cols; c++) {
       var table = document.createElement("table");
@@ -164,6 +193,39 @@
       table.appendChild(tbody);
       box.appendChild(table);
     }
+  }
+
+  // A ballot set's results, one column per election in the ballot's order (主任, 副主任, 委员),
+  // each with its own figures and 当选 / 未当选; one not yet published says so, with no figure.
+  function renderResultSet(list) {
+    var box = $("r-tables");
+    box.textContent = "";
+    box.className = "r-tables set cols-" + list.length;
+    box.style.setProperty("--rows", String(Math.max.apply(null, list.map(function (x) { return (x.nominees || []).length; }))));
+    list.forEach(function (x) {
+      var col = document.createElement("section"), head = document.createElement("h2");
+      col.className = "s-col";
+      col.dataset.key = x.key;
+      head.textContent = x.title;
+      col.appendChild(head);
+      if (x.pending) {
+        col.appendChild(cell("p", x.status === "closed" ? L.set_counting : L.set_pending, "s-note"));
+        box.appendChild(col);
+        return;
+      }
+      var notes = [];
+      if (x.stage && x.rounds > 1) notes.push(fmt(L["round_" + x.stage] || L.round, { n: x.rounds }));
+      notes.push(fmt(L.elected_of, { s: x.elected_count, k: x.places }));
+      if (x.threshold_votes != null) notes.push(fmt(L.threshold_elect, { n: x.threshold_votes }));
+      notes.push(fmt(L.set_valid, { v: x.valid, i: x.invalid }));
+      col.appendChild(cell("p", notes.join("　·　"), "s-note"));
+      if (x.status === "runoff_pending") col.appendChild(cell("p", fmt(L.runoff_pending, { n: x.tied_count, k: x.runoff_places }), "s-note warn"));
+      else if (x.unfilled) col.appendChild(cell("p", fmt(L.unfilled, { n: x.unfilled }), "s-note warn"));
+      var t = document.createElement("div");
+      col.appendChild(t);
+      renderTable(x, x.nominees || [], t);
+      box.appendChild(col);
+    });
   }
 
   // Shrink a one-line text until it fits its box (down to `min` of its size); past that the
@@ -229,13 +291,21 @@
     text(outcome, o || "");
     outcome.className = "outcome " + cls;
 
-    // The table of nominees or the ranked projects.
+    // The table of nominees or the ranked projects; a ballot set's elections side by side.
     var rows = r.kind === "appointment" || r.kind === "election" ? r.nominees
       : r.kind === "livelihood_projects" ? r.projects : r.kind === "evaluation" ? r.subjects : null;
+    var set = r.set && r.set.length > 1 && !noVote;
     var tableOn = !!rows && !noVote;
     show($("r-tables"), tableOn);
     view.classList.toggle("tables", tableOn);
-    if (tableOn) renderTable(r, rows);
+    view.classList.toggle("set", !!set);
+    if (set) {
+      text(view.querySelector(".item-title"), r.set.map(function (x) { return x.title; }).join(" · "));
+      text(notes, "");  // each election's own notes and outcome are in its column
+      show(outcome, false);
+      show($("r-round"), false);
+      renderResultSet(r.set);
+    } else if (tableOn) renderTable(r, rows);
 
     // (d) The signed record: fingerprint, audit head and QR of /verify/<id>.
     show($("r-record"), !!rec);

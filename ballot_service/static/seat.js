@@ -28,6 +28,14 @@
  * It casts {round_ref, serial, prefix, signature, marks, retry_id} WITHOUT its credential for
  * a secret vote (the server keeps nothing of the sender); a named vote's cast carries it.
  *
+ * A ballot set (选举票组: 主任, 副主任, 委员 on one ballot) is one ballot screen: the state's
+ * vote.ballot_set lists the set's open elections (a re-vote opens only the undecided), each
+ * with its own round and key. The tablet checks each round's announced key
+ * (round-key?round_ref=), blinds a fresh serial for each, asks for all the signatures in one
+ * request (POST /api/terminal/blind-sign-set: all or none), checks 赞成 + 另选 against each
+ * election's seats, and sends the casts at once (POST /api/terminal/cast-set), each with its
+ * own serial, retry id and receipt secret: nothing ties one election's ballot to another's.
+ *
  * Marks and over-voting (RULES.md §3, §4; intake.py)
  * - A terminal sends for/against/abstain for every candidate; a line left blank is sent as
  *   abstain, which is what the server would count it as anyway (RULES §3), so what the deputy
@@ -111,7 +119,14 @@
 
   function text(el, s) { el.textContent = s == null ? "" : s; }
 
-  function voteKey(sessionId, vote) { return sessionId + ":" + vote.item_id + ":" + vote.round; }
+  // A ballot set's key names every election open in it (one election: sitting:item:round).
+  function voteKey(sessionId, vote) {
+    return sessionId + ":" + partsOf(vote).map(function (v) { return v.item_id + ":" + v.round; }).join("+");
+  }
+
+  function partsOf(vote) { return vote.ballot_set && vote.ballot_set.length ? vote.ballot_set : [vote]; }
+  function isSet(vote) { return partsOf(vote).length > 1; }
+  function setTitle(vote) { return partsOf(vote).map(function (v) { return v.title; }).join(" · "); }
 
   function setStatus(msg) { text($("seat-status"), msg || ""); }
 
@@ -171,7 +186,7 @@
     if (st.watchTimer) return;
     st.watchTimer = setInterval(function () {
       if (!st.ballot || st.sending) return;
-      var key = st.ballot.key, title = st.ballot.vote.title;
+      var key = st.ballot.key, title = setTitle(st.ballot.vote);
       api("GET", "/api/terminal/state").then(function (r) {
         if (r.status !== 200 || !r.data || !st.ballot || st.ballot.key !== key || st.sending) return;
         var v = r.data.vote, ses = r.data.session || {};
@@ -248,17 +263,33 @@
   // 12 characters read more easily (and aloud) in groups of four: 32A5 A16B 4453.
   function grouped(code) { return (code || "").replace(/(.{4})(?=.)/g, "$1 "); }
 
+  // A code, or a ballot set's codes ([{title, receipt}]) one line per election.
+  function receiptText(el, code) {
+    if (!Array.isArray(code)) {
+      text(el, grouped(code));
+      el.setAttribute("data-code", code || "");
+      return;
+    }
+    el.textContent = "";
+    code.forEach(function (c) {
+      var line = document.createElement("span");
+      line.className = "receipt-line";
+      line.setAttribute("data-code", c.receipt);
+      text(line, c.title + "　" + grouped(c.receipt));
+      el.appendChild(line);
+    });
+    el.setAttribute("data-code", code.map(function (c) { return c.receipt; }).join(" "));
+  }
+
   function showReceipt(title, code) {
     text($("receipt-item"), title);
-    text($("receipt-code"), grouped(code));
-    $("receipt-code").setAttribute("data-code", code);
+    receiptText($("receipt-code"), code);
     show("receipt");
   }
 
   function showVoted(title, code) {
     text($("voted-item"), title);
-    text($("voted-receipt"), grouped(code));
-    $("voted-receipt").setAttribute("data-code", code || "");
+    receiptText($("voted-receipt"), code);
     $("voted-receipt-line").hidden = !code;
     $("voted-server").hidden = !!code;
     show("voted");
@@ -354,10 +385,10 @@
     }
 
     var key = voteKey(sessionId, vote);
-    if (!last || last.key !== key) store(KEY_LAST, { key: key, session: sessionId, title: vote.title });
+    if (!last || last.key !== key) store(KEY_LAST, { key: key, session: sessionId, title: setTitle(vote) });
     if (rec && rec.key !== key) { store(KEY_RECEIPT, null); rec = null; }
     if (rec) {
-      if (st.screen !== "receipt" && st.screen !== "voted") showVoted(vote.title, rec.receipt);
+      if (st.screen !== "receipt" && st.screen !== "voted") showVoted(setTitle(vote), rec.receipt);
       return null;
     }
     if (st.stickyKey === key && (st.screen === "voted" || st.screen === "closed" || st.screen === "refused")) {
@@ -408,17 +439,11 @@
 
   // The announced round key, checked (file header), then one blind signature.
   function obtainBallot(vote) {
+    if (isSet(vote)) return obtainSetBallots(partsOf(vote));
     var B = window.BlindRSA;
     return api("GET", "/api/terminal/round-key").then(function (r) {
       if (r.status !== 200 || !r.data || !r.data.data) throw fail(r.status);
-      var a = r.data.data, der;
-      try { der = B.base64urlToBytes(a.public_key_der); } catch (e) { der = null; }
-      var fp = der ? hex(window.nobleHashes.sha384(der)) : null;
-      if (!der || a.round_ref !== vote.round_ref || a.fingerprint !== fp ||
-          fp !== vote.key_fingerprint || r.data.kind !== "round_key_announced") {
-        var err = new Error("round key not announced"); err.unannounced = true; throw err;
-      }
-      var pk = B.importPublicKey(der);
+      var pk = checkedKey(r.data, vote);
       var serial = B.randomBytes(16);
       var prepared = B.prepare(B.ballotMessage(vote.round_ref, serial));
       var bl = B.blind(pk, prepared);
@@ -431,6 +456,47 @@
                  prefix: B.bytesToBase64url(prepared.slice(0, 32)), signature: B.bytesToBase64url(sig) };
       });
     });
+  }
+
+  // A ballot set: each round's announced key checked as above, a fresh serial blinded for
+  // each, the signatures in one request (all or none), each unblinded and verified.
+  function obtainSetBallots(parts) {
+    var B = window.BlindRSA;
+    return Promise.all(parts.map(function (vote) {
+      return api("GET", "/api/terminal/round-key?round_ref=" + encodeURIComponent(vote.round_ref)).then(function (r) {
+        if (r.status !== 200 || !r.data || !r.data.data) throw fail(r.status);
+        return checkedKey(r.data, vote);
+      });
+    })).then(function (pks) {
+      var prepared = [], blinded = [];
+      parts.forEach(function (vote, i) {
+        prepared.push({ serial: B.randomBytes(16) });
+        prepared[i].msg = B.prepare(B.ballotMessage(vote.round_ref, prepared[i].serial));
+        blinded.push(B.blind(pks[i], prepared[i].msg));
+      });
+      return api("POST", "/api/terminal/blind-sign-set", JSON.stringify({ ballots: parts.map(function (vote, i) {
+        return { round_ref: vote.round_ref, blinded_msg: B.bytesToBase64url(blinded[i].blindedMsg) };
+      }) })).then(function (s) {
+        if (s.status !== 200 || !s.data || !s.data.blind_sigs || s.data.blind_sigs.length !== parts.length) throw fail(s.status);
+        return parts.map(function (vote, i) {
+          var sig = B.finalize(pks[i], prepared[i].msg, B.base64urlToBytes(s.data.blind_sigs[i]), blinded[i].inv);
+          return { round_ref: vote.round_ref, serial: hex(prepared[i].serial),
+                   prefix: B.bytesToBase64url(prepared[i].msg.slice(0, 32)), signature: B.bytesToBase64url(sig) };
+        });
+      });
+    });
+  }
+
+  // The announced key of `vote`'s round, or an `unannounced` error (file header, step 1).
+  function checkedKey(ann, vote) {
+    var B = window.BlindRSA, a = ann.data, der;
+    try { der = B.base64urlToBytes(a.public_key_der); } catch (e) { der = null; }
+    var fp = der ? hex(window.nobleHashes.sha384(der)) : null;
+    if (!der || a.round_ref !== vote.round_ref || a.fingerprint !== fp ||
+        fp !== vote.key_fingerprint || ann.kind !== "round_key_announced") {
+      var err = new Error("round key not announced"); err.unannounced = true; throw err;
+    }
+    return B.importPublicKey(der);
   }
 
   // --- check-in ---------------------------------------------------------------------------
@@ -502,137 +568,216 @@
     return c.office ? fmt(S.nominee, { name: c.title, office: c.office }) : c.title;  // 拟任职务
   }
 
-  function countFor() {
-    var n = (st.writeIns || []).length;  // 另选他人 count against the seats like 赞成
-    for (var k in st.marks) if (st.marks[k] === "for") n++;
+  // The ballot on screen is one part per election (a ballot set has several, one election
+  // one); `active` is the part the deputy last touched (its write-in box, its messages).
+  function cur() { return st.ballot.parts[st.ballot.active]; }
+
+  function countFor(p) {
+    p = p || cur();
+    var n = p.writeIns.length;  // 另选他人 count against the seats like 赞成
+    for (var k in p.marks) if (p.marks[k] === "for") n++;
     return n;
   }
 
   function showBallot(key, vote, ballot) {
-    st.ballot = { key: key, vote: vote, ballot: ballot };
-    st.marks = {};
-    text($("ballot-title"), vote.title);
-    text($("ballot-kind"), S["kind_" + vote.kind] || vote.kind);
+    var set = isSet(vote), votes = partsOf(vote), first = votes[0];
+    parkWriteIn();
+    st.ballot = { key: key, vote: vote, active: 0, set: set, parts: votes.map(function (v, i) {
+      return { vote: v, ballot: set ? ballot[i] : ballot, marks: {}, writeIns: [], i: i };
+    }) };
+    text($("ballot-title"), set ? setTitle(vote) : vote.title);
+    text($("ballot-kind"), set ? fmt(S.set_tag, { n: votes.length }) : S["kind_" + vote.kind] || vote.kind);
     var rnd = $("ballot-round");
-    text(rnd, fmt(S["round_" + vote.stage] || S.round, { n: vote.round }));  // elections name the round
-    rnd.hidden = !(vote.round > 1);
-    text($("ballot-mode"), vote.secret ? S.secret : S.named);
-    $("ballot-mode").className = "tag " + (vote.secret ? "secret" : "named");
-    text($("ballot-notice"), vote.secret ? S.secret_notice : S.named_notice);
-    if (S["hint_" + vote.kind]) text($("ballot-hint"), S["hint_" + vote.kind]);  // worded per kind
+    text(rnd, fmt(S["round_" + first.stage] || S.round, { n: first.round }));  // elections name the round
+    rnd.hidden = set || !(first.round > 1);  // a set names each election's round in its heading
+    text($("ballot-mode"), first.secret ? S.secret : S.named);
+    $("ballot-mode").className = "tag " + (first.secret ? "secret" : "named");
+    text($("ballot-notice"), first.secret ? S.secret_notice : S.named_notice);
+    if (S["hint_" + first.kind]) text($("ballot-hint"), set ? S.hint_set : S["hint_" + first.kind]);  // worded per kind
     $("ballot-error").hidden = true;
-    showWriteIn(vote);
 
     var list = $("ballot-list");
     list.textContent = "";
-    vote.candidates.forEach(function (c) {
-      var li = document.createElement("li");
-      li.className = "cand";
-      li.setAttribute("data-key", c.key);
-      var info = document.createElement("div");
-      info.className = "cand-text";
-      var strong = document.createElement("strong");
-      text(strong, candTitle(vote, c));
-      info.appendChild(strong);
-      if (c.description) {
-        var d = document.createElement("span");
-        d.className = "cand-desc";
-        text(d, c.description);
-        info.appendChild(d);
-      }
-      li.appendChild(info);
-      var group = document.createElement("div");
-      group.className = "marks" + (vote.options ? " marks-" + vote.options.length : "");
-      group.setAttribute("role", "group");
-      group.setAttribute("aria-label", candTitle(vote, c));
-      markKeys(vote).forEach(function (mark) {
-        var b = document.createElement("button");
-        b.type = "button";
-        b.className = "mark mark-" + markStyle(vote, mark);
-        b.setAttribute("data-key", c.key);
-        b.setAttribute("data-mark", mark);
-        b.setAttribute("aria-pressed", "false");
-        text(b, markLabel(vote, mark));
-        group.appendChild(b);
+    list.classList.toggle("set", set);
+    votes.forEach(function (v, i) {
+      if (set) list.appendChild(setHead(v, i));
+      v.candidates.forEach(function (c, n) {
+        var row = candidateRow(v, c, i);
+        row.querySelector("strong").setAttribute("data-n", n + 1);  // each election numbers its own
+        list.appendChild(row);
       });
-      li.appendChild(group);
-      list.appendChild(li);
+      if (set && v.write_in && v.write_in.allowed) {  // its 另选他人, under its own candidates
+        var slot = document.createElement("li"), chosen = document.createElement("ul"), open = document.createElement("button");
+        slot.className = "write-in-slot";
+        slot.setAttribute("data-part", i);
+        chosen.className = "write-in-chosen";
+        chosen.setAttribute("data-part", i);
+        open.type = "button";
+        open.className = "seat-btn write-in-open";
+        open.setAttribute("data-part", i);
+        text(open, S.write_in_open);
+        slot.appendChild(chosen);
+        slot.appendChild(open);
+        list.appendChild(slot);
+      }
     });
+    $("write-in-chosen").hidden = set;
+    $("ballot-count").hidden = set;
+    if (set) $("write-in").hidden = true; else showWriteIn(vote);
+    renderWriteIns();
     renderMarks();
     show("ballot");
     startClock();
   }
 
+  // A set's election heading: its title, its round (re-vote / 另行选举), its seats count.
+  function setHead(v, i) {
+    var head = document.createElement("li"), h = document.createElement("h2"), cnt = document.createElement("div");
+    head.className = "set-head";
+    head.setAttribute("data-part", i);
+    text(h, v.title);
+    head.appendChild(h);
+    if (v.round > 1) {
+      var tag = document.createElement("span");
+      tag.className = "tag runoff";
+      text(tag, fmt(S["round_" + v.stage] || S.round, { n: v.round }));
+      head.appendChild(tag);
+    }
+    cnt.className = "ballot-count set-count";
+    cnt.setAttribute("data-part", i);
+    head.appendChild(cnt);
+    return head;
+  }
+
+  function candidateRow(vote, c, i) {
+    var li = document.createElement("li");
+    li.className = "cand";
+    li.setAttribute("data-key", c.key);
+    li.setAttribute("data-part", i);
+    var info = document.createElement("div");
+    info.className = "cand-text";
+    var strong = document.createElement("strong");
+    text(strong, candTitle(vote, c));
+    info.appendChild(strong);
+    if (c.description) {
+      var d = document.createElement("span");
+      d.className = "cand-desc";
+      text(d, c.description);
+      info.appendChild(d);
+    }
+    li.appendChild(info);
+    var group = document.createElement("div");
+    group.className = "marks" + (vote.options ? " marks-" + vote.options.length : "");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", candTitle(vote, c));
+    markKeys(vote).forEach(function (mark) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "mark mark-" + markStyle(vote, mark);
+      b.setAttribute("data-key", c.key);
+      b.setAttribute("data-part", i);
+      b.setAttribute("data-mark", mark);
+      b.setAttribute("aria-pressed", "false");
+      text(b, markLabel(vote, mark));
+      group.appendChild(b);
+    });
+    li.appendChild(group);
+    return li;
+  }
+
+  function inPart(sel, i) { return $("ballot-list").querySelectorAll(sel + '[data-part="' + i + '"]'); }
+
   function renderMarks() {
-    var vote = st.ballot.vote, places = vote.places;
-    var n = countFor(), full = places != null && n >= places;
-    var buttons = $("ballot-list").querySelectorAll("button.mark");
-    for (var i = 0; i < buttons.length; i++) {
-      var b = buttons[i], k = b.getAttribute("data-key"), m = b.getAttribute("data-mark");
-      var on = st.marks[k] === m;
-      b.setAttribute("aria-pressed", on ? "true" : "false");
-      b.classList.toggle("at-limit", m === "for" && full && !on);
-    }
-    var items = $("ballot-list").querySelectorAll("li.cand");
-    for (var j = 0; j < items.length; j++) {
-      items[j].classList.toggle("marked", !!st.marks[items[j].getAttribute("data-key")]);
-    }
-    var box = $("ballot-count");
-    if (places != null) {
-      text(box, fmt(vote.kind === "election" ? S.count_election : full ? S.count_full : S.count, { n: n, k: places }));
-      box.classList.toggle("full", full);
-      box.hidden = false;
-    } else {
-      box.hidden = true;
-    }
+    st.ballot.parts.forEach(function (p) {
+      var vote = p.vote, places = vote.places;
+      var n = countFor(p), full = places != null && n >= places;
+      var buttons = inPart("button.mark", p.i);
+      for (var i = 0; i < buttons.length; i++) {
+        var b = buttons[i], k = b.getAttribute("data-key"), m = b.getAttribute("data-mark");
+        var on = p.marks[k] === m;
+        b.setAttribute("aria-pressed", on ? "true" : "false");
+        b.classList.toggle("at-limit", m === "for" && full && !on);
+      }
+      var items = inPart("li.cand", p.i);
+      for (var j = 0; j < items.length; j++) items[j].classList.toggle("marked", !!p.marks[items[j].getAttribute("data-key")]);
+      var box = st.ballot.set ? inPart(".set-count", p.i)[0] : $("ballot-count");
+      if (places != null) {
+        text(box, fmt(vote.kind === "election" ? S.count_election : full ? S.count_full : S.count, { n: n, k: places }));
+        box.classList.toggle("full", full);
+        box.hidden = false;
+      } else {
+        box.hidden = true;
+      }
+    });
   }
 
   // --- 另选他人 (elections) -----------------------------------------------------------------
 
-  function overLimitText(k) { return fmt(st.ballot.vote.kind === "election" ? S.over_limit_election : S.over_limit, { k: k }); }
+  // The reason an over-selection is refused; in a set, said with the election's title.
+  function overLimitText(k, p) {
+    p = p || cur();
+    var msg = fmt(p.vote.kind === "election" ? S.over_limit_election : S.over_limit, { k: k });
+    return st.ballot.set ? p.vote.title + "：" + msg : msg;
+  }
 
   function showWriteIn(vote) {
     var w = vote.write_in, box = $("write-in");
-    st.writeIns = [];
     $("write-in-q").value = "";
     $("write-in-results").textContent = "";
     box.hidden = !(w && w.allowed);
     if (box.hidden) return;
     text($("write-in-note"), w.roster_only ? S.write_in_roster_only : S.write_in_any);
     $("write-in-typed").hidden = !!w.roster_only;
-    renderWriteIns();
+  }
+
+  // A set's search box goes under the election whose 另选他人 was tapped (one box, moved).
+  function openWriteIn(i) {
+    st.ballot.active = i;
+    var slot = inPart("li.write-in-slot", i)[0];
+    slot.appendChild($("write-in"));
+    showWriteIn(cur().vote);
+    $("write-in-q").focus();
+  }
+
+  // The search box back in its place outside the list (before the list is emptied).
+  function parkWriteIn() {
+    var box = $("write-in"), list = $("ballot-list");
+    if (box.parentNode !== list.parentNode) list.parentNode.insertBefore(box, list.nextSibling);
   }
 
   function renderWriteIns() {
-    var ul = $("write-in-chosen");
-    ul.textContent = "";
-    st.writeIns.forEach(function (p, i) {
-      var li = document.createElement("li");
-      li.setAttribute("data-value", p.value);
-      var span = document.createElement("span");
-      text(span, fmt(S.write_in_label, { name: p.label }));
-      var b = document.createElement("button");
-      b.type = "button";
-      b.className = "seat-btn small write-in-remove";
-      text(b, S.write_in_remove);
-      b.addEventListener("click", function () { st.writeIns.splice(i, 1); renderWriteIns(); renderMarks(); });
-      li.appendChild(span);
-      li.appendChild(b);
-      ul.appendChild(li);
+    st.ballot.parts.forEach(function (p) {
+      var ul = st.ballot.set ? inPart("ul.write-in-chosen", p.i)[0] : $("write-in-chosen");
+      if (!ul) return;
+      ul.textContent = "";
+      p.writeIns.forEach(function (w, i) {
+        var li = document.createElement("li");
+        li.setAttribute("data-value", w.value);
+        var span = document.createElement("span");
+        text(span, fmt(S.write_in_label, { name: w.label }));
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "seat-btn small write-in-remove";
+        text(b, S.write_in_remove);
+        b.addEventListener("click", function () { p.writeIns.splice(i, 1); renderWriteIns(); renderMarks(); });
+        li.appendChild(span);
+        li.appendChild(b);
+        ul.appendChild(li);
+      });
     });
   }
 
   function addWriteIn(value, label) {
-    var places = st.ballot.vote.places, err = $("ballot-error");
+    var p = cur(), places = p.vote.places, err = $("ballot-error");
     value = (value || "").trim();
-    if (!value || st.writeIns.some(function (p) { return p.value === value; })) return;
-    if (places != null && countFor() >= places) {  // refused here, with the reason: never sent
-      text(err, overLimitText(places));
+    if (!value || p.writeIns.some(function (w) { return w.value === value; })) return;
+    if (places != null && countFor(p) >= places) {  // refused here, with the reason: never sent
+      text(err, overLimitText(places, p));
       err.hidden = false;
       return;
     }
     err.hidden = true;
-    st.writeIns.push({ value: value, label: label || value });
+    p.writeIns.push({ value: value, label: label || value });
     $("write-in-q").value = "";
     $("write-in-results").textContent = "";
     renderWriteIns();
@@ -640,9 +785,10 @@
   }
 
   function searchRoster() {
-    var q = $("write-in-q").value.trim(), w = st.ballot && st.ballot.vote.write_in, out = $("write-in-results");
+    var q = $("write-in-q").value.trim(), vote = st.ballot && cur().vote, w = vote && vote.write_in;
+    var out = $("write-in-results");
     if (!q || !w) { out.textContent = ""; return; }
-    api("GET", "/api/terminal/roster-search?q=" + encodeURIComponent(q)).then(function (r) {
+    api("GET", "/api/terminal/roster-search?q=" + encodeURIComponent(q) + "&item_id=" + vote.item_id).then(function (r) {
       if ($("write-in-q").value.trim() !== q) return;  // a later keystroke has its own search
       out.textContent = "";
       var found = (r.data && r.data.members) || [];
@@ -662,89 +808,111 @@
 
   function tapMark(b) {
     var k = b.getAttribute("data-key"), m = b.getAttribute("data-mark");
-    var places = st.ballot.vote.places, err = $("ballot-error");
-    if (st.marks[k] === m) {
-      delete st.marks[k];
-    } else if (m === "for" && places != null && countFor() >= places) {
-      text(err, overLimitText(places));
+    st.ballot.active = +b.getAttribute("data-part");
+    var p = cur(), places = p.vote.places, err = $("ballot-error");
+    if (p.marks[k] === m) {
+      delete p.marks[k];
+    } else if (m === "for" && places != null && countFor(p) >= places) {
+      text(err, overLimitText(places, p));
       err.hidden = false;
       b.classList.remove("refused");
       void b.offsetWidth; // restart the shake animation
       b.classList.add("refused");
       return;
     } else {
-      st.marks[k] = m;
+      p.marks[k] = m;
     }
     err.hidden = true;
     renderMarks();
   }
 
-  function fullMarks() {
+  function fullMarks(p) {
     var out = {};
-    st.ballot.vote.candidates.forEach(function (c) { out[c.key] = st.marks[c.key] || "abstain"; });
-    (st.writeIns || []).forEach(function (p) { out["write_in:" + p.value] = "for"; });
+    p.vote.candidates.forEach(function (c) { out[c.key] = p.marks[c.key] || "abstain"; });
+    p.writeIns.forEach(function (w) { out["write_in:" + w.value] = "for"; });
     return out;
   }
 
+  // 赞成 + 另选 > seats in any election: refused with the reason, nothing sent (per election).
+  function overSelected() {
+    return st.ballot.parts.filter(function (p) { return p.vote.places != null && countFor(p) > p.vote.places; })[0];
+  }
+
   function showConfirm() {
-    var vote = st.ballot.vote, places = vote.places;
-    if (places != null && countFor() > places) { // cannot happen through tapMark; never send it
-      text($("ballot-error"), overLimitText(places));
+    var over = overSelected(), set = st.ballot.set, first = st.ballot.parts[0];
+    if (over) { // cannot happen through tapMark; never send it
+      st.ballot.active = over.i;
+      text($("ballot-error"), overLimitText(over.vote.places, over));
       $("ballot-error").hidden = false;
       return;
     }
-    text($("confirm-title"), vote.title + (vote.round > 1 ? " · " + fmt(S.round, { n: vote.round }) : ""));
+    var v0 = first.vote;
+    text($("confirm-title"), set ? setTitle(st.ballot.vote) : v0.title + (v0.round > 1 ? " · " + fmt(S.round, { n: v0.round }) : ""));
     var cnt = $("confirm-count");
-    if (places != null) { text(cnt, fmt(S.count, { n: countFor(), k: places })); cnt.hidden = false; }
+    if (!set && v0.places != null) { text(cnt, fmt(S.count, { n: countFor(first), k: v0.places })); cnt.hidden = false; }
     else cnt.hidden = true;
     var body = $("confirm-list");
     body.textContent = "";
-    vote.candidates.forEach(function (c) {
-      var tr = document.createElement("tr");
-      var td1 = document.createElement("td"), td2 = document.createElement("td");
-      text(td1, candTitle(vote, c));
-      var m = st.marks[c.key];
-      var span = document.createElement("span");
-      span.className = "choice choice-" + (m ? markStyle(vote, m) : "none");
-      text(span, m ? markLabel(vote, m) : S.unmarked);
-      td2.appendChild(span);
-      tr.appendChild(td1);
-      tr.appendChild(td2);
-      body.appendChild(tr);
-    });
-    (st.writeIns || []).forEach(function (p) {
-      var tr = document.createElement("tr"), td1 = document.createElement("td"), td2 = document.createElement("td");
-      tr.className = "write-in-row";
-      text(td1, fmt(S.write_in_label, { name: p.label }));
-      var span = document.createElement("span");
-      span.className = "choice choice-for";
-      text(span, S.mark_for);
-      td2.appendChild(span);
-      tr.appendChild(td1);
-      tr.appendChild(td2);
-      body.appendChild(tr);
+    st.ballot.parts.forEach(function (p) {
+      var vote = p.vote;
+      if (set) {
+        var head = document.createElement("tr"), th = document.createElement("th");
+        head.className = "set-head";
+        th.colSpan = 2;
+        text(th, vote.title + (vote.places != null ? "　" + fmt(S.count_election, { n: countFor(p), k: vote.places }) : ""));
+        head.appendChild(th);
+        body.appendChild(head);
+      }
+      vote.candidates.forEach(function (c) {
+        var m = p.marks[c.key];
+        body.appendChild(confirmRow(candTitle(vote, c), m ? markStyle(vote, m) : "none", m ? markLabel(vote, m) : S.unmarked));
+      });
+      p.writeIns.forEach(function (w) {
+        var tr = confirmRow(fmt(S.write_in_label, { name: w.label }), "for", S.mark_for);
+        tr.className = "write-in-row";
+        body.appendChild(tr);
+      });
     });
     show("confirm");
   }
 
+  function confirmRow(title, style, label) {
+    var tr = document.createElement("tr");
+    var td1 = document.createElement("td"), td2 = document.createElement("td");
+    text(td1, title);
+    var span = document.createElement("span");
+    span.className = "choice choice-" + style;
+    text(span, label);
+    td2.appendChild(span);
+    tr.appendChild(td1);
+    tr.appendChild(td2);
+    return tr;
+  }
+
+  // One cast: its own retry id and its own receipt secret. The receipt is H(r) for a random
+  // secret r, never a function of serial or marks, so the bundle's receipt list cannot be
+  // matched to ballots (crypto/tablet.py receipt_hash_of). A set's casts share nothing.
+  function castOf(p) {
+    var b = p.ballot;
+    return { round_ref: b.round_ref, serial: b.serial, prefix: b.prefix, signature: b.signature,
+             marks: fullMarks(p), retry_id: BlindRSA.bytesToBase64url(BlindRSA.randomBytes(16)),
+             receipt_hash: receiptHashOf(BlindRSA.bytesToHex(BlindRSA.randomBytes(16))) };
+  }
+
   function confirmSend() {
     if (!st.ballot || st.sending) return;
+    if (overSelected()) { show("ballot"); showConfirm(); return; }
     // Serialised once: a retry sends this very text again, so the server sees the same
     // submission and answers with the same receipt (intake is idempotent per submission).
-    var b = st.ballot.ballot;
-    var retry = BlindRSA.bytesToBase64url(BlindRSA.randomBytes(16));
-    // The receipt is H(r) for a random secret r, never a function of serial or marks, so the
-    // bundle's receipt list cannot be matched to ballots (crypto/tablet.py receipt_hash_of).
-    var receiptHash = receiptHashOf(BlindRSA.bytesToHex(BlindRSA.randomBytes(16)));
+    var parts = st.ballot.parts, set = st.ballot.set;
     st.pending = {
       key: st.ballot.key,
-      title: st.ballot.vote.title,
-      secret: !!st.ballot.vote.secret,
-      body: JSON.stringify({ round_ref: b.round_ref, serial: b.serial, prefix: b.prefix,
-                             signature: b.signature, marks: fullMarks(), retry_id: retry,
-                             receipt_hash: receiptHash })
+      title: setTitle(st.ballot.vote),
+      secret: parts.every(function (p) { return !!p.vote.secret; }),
+      set: set ? parts.map(function (p) { return p.vote.title; }) : null,
+      body: JSON.stringify(set ? { casts: parts.map(castOf) } : castOf(parts[0]))
     };
-    store(KEY_PENDING, st.pending);  // a reload resends this very body (same retry id)
+    store(KEY_PENDING, st.pending);  // a reload resends this very body (same retry ids)
     send();
   }
 
@@ -756,17 +924,22 @@
 
   // Forget the ballot and the choices (secret vote): memory and screen.
   function wipeBallot() {
+    parkWriteIn();
     st.ballot = null;
-    st.marks = {};
     st.pending = null;
     store(KEY_BALLOT, null);
     store(KEY_PENDING, null);
     $("ballot-list").textContent = "";
     $("confirm-list").textContent = "";
-    st.writeIns = [];
     $("write-in-chosen").textContent = "";
     $("write-in-results").textContent = "";
     stopClock();
+  }
+
+  // The receipt of one cast, or of a set's casts ([{title, receipt}]): each with its election.
+  function receiptOf(p, data) {
+    if (!p.set) return data.receipt;
+    return (data.receipts || []).map(function (x, i) { return { title: p.set[i], receipt: x.receipt }; });
   }
 
   function send() {
@@ -774,13 +947,14 @@
     if (!p || st.sending) return;
     st.sending = true;
     show("sending");
-    api("POST", "/api/terminal/cast", p.body, CAST_TIMEOUT_MS, p.secret).then(function (r) {
+    api("POST", p.set ? "/api/terminal/cast-set" : "/api/terminal/cast", p.body, CAST_TIMEOUT_MS, p.secret).then(function (r) {
       st.sending = false;
       var e = firstError(r.data);
-      if ((r.status === 200 || r.status === 201) && r.data && r.data.receipt) {
-        store(KEY_RECEIPT, { key: p.key, receipt: r.data.receipt });
+      if ((r.status === 200 || r.status === 201) && r.data && (r.data.receipt || r.data.receipts)) {
+        var receipt = receiptOf(p, r.data);
+        store(KEY_RECEIPT, { key: p.key, receipt: receipt });
         wipeBallot();
-        showReceipt(p.title, r.data.receipt);
+        showReceipt(p.title, receipt);
       } else if (r.status === 409 && e.reason === "reused") {
         wipeBallot();
         st.stickyKey = p.key;
@@ -830,7 +1004,7 @@
       if (left <= 0) {
         text(tag, S.time_up);
         if (st.screen === "ballot" || st.screen === "confirm") {
-          var key = st.ballot.key, title = st.ballot.vote.title;
+          var key = st.ballot.key, title = setTitle(st.ballot.vote);
           wipeBallot();
           st.stickyKey = key;
           showClosed(title, false);
@@ -917,6 +1091,8 @@
     $("ballot-list").addEventListener("click", function (ev) {
       var b = ev.target.closest && ev.target.closest("button.mark");
       if (b && st.ballot) tapMark(b);
+      var w = ev.target.closest && ev.target.closest("button.write-in-open");
+      if (w && st.ballot) openWriteIn(+w.getAttribute("data-part"));
     });
     $("ballot-submit").addEventListener("click", function () { if (st.ballot) showConfirm(); });
     var searchTimer = null;

@@ -7,7 +7,6 @@ from ballot_service.crypto import keys
 from ballot_service.domain import (
     ballot_sets,
     election_items,
-    issuance,
     operators,
     paper_ballots,
     records,
@@ -284,14 +283,11 @@ def item_replacement(item_id: int):
     if channel not in (Channel.TERMINAL, Channel.PAPER):
         raise InvalidInput(f"channel must be terminal or paper, not {channel!r}", where="channel",
                            zh="渠道须为 terminal（表决器）或 paper（纸质票）")
-    if channel == Channel.PAPER:
-        result = _change_item(item_id, lambda db, item: issuance.allow_paper(
-            db, settings(), item, field(data, "member", str), field(data, "reason", str)))
-        # printed now, once: the PDF is in this answer only (no print job, no file)
-        result["pdf"] = b64url_encode(paper_ballots.paper_ballot_pdf(get_db(), item_id, result["ballot"]))
-        return jsonify(result)
-    result = _change_item(item_id, lambda db, item: issuance.allow_replacement(
-        db, item, field(data, "member", str), field(data, "reason", str)))
+    result = _change_item(item_id, lambda db, item: ballot_sets.replace_set(
+        db, settings(), item, field(data, "member", str), field(data, "reason", str),
+        paper=channel == Channel.PAPER))
+    if channel == Channel.PAPER:  # printed now, once: the PDF is in this answer only (no print job, no file)
+        result["pdf"] = b64url_encode(paper_ballots.paper_ballot_pdf(get_db(), result.pop("ballots")))
     return jsonify(result)
 
 

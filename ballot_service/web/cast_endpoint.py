@@ -14,6 +14,14 @@ the same code the rest of the service uses: the credential check (domain.termina
 reading (web.field), intake.accept, the error shape (errors.BallotError.to_dict) and the
 refusal commit rule (web.finish_refusal's). Any other path or method goes on to Flask.
 
+POST /api/terminal/cast-set takes a ballot set's casts at once: {"casts": [cast, ...]}, one
+per open round of the set, each exactly the body above (its own serial, signature, retry id
+and receipt hash: nothing in common). Each is stored as its own cast, one after the other, so
+the stored casts are what separate submissions would have left. The answer is 201 (200 if
+every cast was a retry) with {"receipts": [receipt, ...]} in the order sent, or the first
+refusal's error (with "results": each cast's receipt or errors); a resend of the same body
+gets the receipts already given.
+
 The answers equal the Flask API's: 201 with the receipt (200 for a retry of the same
 submission), else {"errors": [{message, errorType, where, message_zh}]} with the error's
 status; for a named vote 401 without a terminal credential and 403 for a counting
@@ -33,6 +41,8 @@ from ballot_service.vocab import Role, TerminalKind
 from ballot_service.web.common import error_body, field, finish_refusal, parse_json_object
 
 PATH = "/api/terminal/cast"
+SET_PATH = "/api/terminal/cast-set"
+MAX_SET = 16  # casts in one set submission (a ballot paper holds a few elections)
 # Secret casts are anonymous; named ones check a terminal credential (tests/test_roles.py calls it as
 # every caller).
 ROLES = (Role.PUBLIC,)
@@ -66,7 +76,7 @@ class CastEndpoint:
         self.sessionmaker = sessionmaker
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") != PATH:
+        if environ.get("PATH_INFO") not in (PATH, SET_PATH):
             return self.wsgi_app(environ, start_response)
         status, body, headers = self._answer(environ)
         start_response(f"{status} {HTTPStatus(status).phrase}",
@@ -80,7 +90,8 @@ class CastEndpoint:
                               [("Allow", "POST")])
             db = self.sessionmaker()
             try:
-                status, payload = self._cast(db, environ)
+                cast = self._cast_set if environ["PATH_INFO"] == SET_PATH else self._cast
+                status, payload = cast(db, environ)
                 if db.in_transaction():  # PostgreSQL: the cast is in the request's transaction
                     db.commit()
                 return status, _json(payload), []
@@ -93,7 +104,7 @@ class CastEndpoint:
             finally:
                 db.close()
         except BallotError as exc:
-            return exc.status, _json({"errors": [exc.to_dict()]}), []
+            return exc.status, _json({"errors": [exc.to_dict()], **getattr(exc, "extra", {})}), []
         except _PlainHttpError as ans:
             return ans.status, _json(ans.body), ans.headers
         except Exception:
@@ -103,19 +114,44 @@ class CastEndpoint:
 
     def _cast(self, db, environ) -> tuple[int, dict]:
         data = parse_json_object(self._body(environ))
+        receipt = terminal_casts.accept(db, data, terminal_id=self._named_terminal(db, environ, data))
+        return (200 if receipt.repeated else 201), receipt.as_dict()
+
+    def _cast_set(self, db, environ) -> tuple[int, dict]:
+        casts = field(parse_json_object(self._body(environ)), "casts", list)
+        if not 1 <= len(casts) <= MAX_SET or not all(isinstance(c, dict) for c in casts):
+            raise InvalidInput(f"casts must be a list of 1 to {MAX_SET} casts", where="casts",
+                               zh=f"casts 须为 1 至 {MAX_SET} 张选票的列表")
+        if len({c.get("round_ref") for c in casts}) != len(casts):
+            raise InvalidInput("one cast per round of the set", where="casts", zh="选举票组每一轮次只能提交一张选票")
+        results, first_error = [], None
+        for data in casts:  # each its own intake, as if sent alone
+            try:
+                receipt = terminal_casts.accept(db, data, terminal_id=self._named_terminal(db, environ, data))
+                results.append(receipt)
+            except BallotError as exc:
+                finish_refusal(exc, db)
+                results.append(exc)
+                first_error = first_error or exc
+        if first_error is not None:
+            first_error.extra = {"results": [r.to_dict() if isinstance(r, BallotError) else r.as_dict()
+                                             for r in results]}
+            raise first_error
+        return (200 if all(r.repeated for r in results) else 201), {"receipts": [r.as_dict() for r in results]}
+
+    def _named_terminal(self, db, environ, data: dict) -> int | None:
+        """The casting terminal of a named (记名) vote's cast; None (and nothing read) for a secret one."""
         field(data, "round_ref", str)
         field(data, "marks", dict)
-        terminal_id = None
-        if terminal_casts.is_named(db, data["round_ref"]):
-            header = environ.get("HTTP_AUTHORIZATION", "")
-            if not header.startswith("Bearer "):
-                raise _NO_CREDENTIAL
-            term = authenticate_terminal(db, header[7:].strip())
-            if term.kind == TerminalKind.COUNTING_STATION:
-                raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此类终端不能提交选票")
-            terminal_id = term.id
-        receipt = terminal_casts.accept(db, data, terminal_id=terminal_id)
-        return (200 if receipt.repeated else 201), receipt.as_dict()
+        if not terminal_casts.is_named(db, data["round_ref"]):
+            return None
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if not header.startswith("Bearer "):
+            raise _NO_CREDENTIAL
+        term = authenticate_terminal(db, header[7:].strip())
+        if term.kind == TerminalKind.COUNTING_STATION:
+            raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此类终端不能提交选票")
+        return term.id
 
     def _body(self, environ) -> bytes:
         """The request body, at most settings.max_body_bytes (413 beyond)."""

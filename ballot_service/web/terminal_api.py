@@ -13,10 +13,18 @@ from sqlalchemy import select
 
 from ballot_service import rules
 from ballot_service.db import read_phase, utcnow
-from ballot_service.domain import election_items, issuance, meetings, seat_state, tablet_setup, voting
+from ballot_service.domain import (
+    ballot_sets,
+    election_items,
+    issuance,
+    meetings,
+    seat_state,
+    tablet_setup,
+    voting,
+)
 from ballot_service.domain.sittings import attendance_state, get_sitting, open_item
 from ballot_service.domain.terminals import check_in_at_terminal
-from ballot_service.errors import NotFound
+from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Member, Round, Terminal
 from ballot_service.vocab import BLIND_CHANNELS, ItemKind, Presence, Role, SittingStatus
@@ -63,6 +71,9 @@ def _shared_state(db, sitting_id: int) -> dict:
     if voting_now is not None:
         rnd = voting.current_round(voting_now)
         vote = _item_view(voting_now, rnd)
+        if voting_now.ballot_set:  # one ballot for the set: every election of it open now
+            vote["ballot_set"] = [dict(vote)] + [_item_view(m, voting.current_round(m))
+                                           for m in ballot_sets.open_members(db, voting_now)[1:]]
         # During a vote the tablet shows the 应到/实到 of the vote, as the presiding screen
         # does (fixed at opening): a late check-in does not make the two disagree.
         _as_of_vote(attendance, rnd, sitting.body.kind)
@@ -124,11 +135,15 @@ def terminal_state():
 @requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_roster_search():
     """另选他人 on the tablet: deputies whose name or 代表证号 contains `q` (the open election's
-    listed candidates are not offered)."""
+    listed candidates are not offered; in a ballot set, those of the election ?item_id= names)."""
     db = get_db()
     with read_phase(db):
         sitting = credential_sitting(db)
-        found = election_items.search_roster(db, open_item(db, sitting), request.args.get("q", ""))
+        item = open_item(db, sitting)
+        # in a ballot set, the election whose 另选他人 is being filled (?item_id=)
+        chosen = request.args.get("item_id", "")
+        item = next((m for m in ballot_sets.open_members(db, item) if str(m.id) == chosen), item) if item else None
+        found = election_items.search_roster(db, item, request.args.get("q", ""))
     return jsonify({"members": found})
 
 
@@ -154,14 +169,20 @@ def terminal_checkin():
 @bp.get("/terminal/round-key")
 @requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_round_key():
-    """The open round's round_key_announced event (signed by the body's key, in the chain)."""
+    """The open round's round_key_announced event (signed by the body's key, in the chain);
+    ?round_ref= names one of an open ballot set's rounds (each has its own key)."""
     db = get_db()
     with read_phase(db):
         sitting = credential_sitting(db)
         item = open_item(db, sitting)
         if item is None or item.channel not in BLIND_CHANNELS:
             raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
-        body = issuance.announcement(db, voting.current_round(item))
+        rounds = [voting.current_round(m) for m in ballot_sets.open_members(db, item)]
+        wanted = request.args.get("round_ref")
+        rnd = next((r for r in rounds if r.ref == wanted), None) if wanted else rounds[0]
+        if rnd is None:
+            raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
+        body = issuance.announcement(db, rnd)
     return jsonify(body)
 
 
@@ -175,6 +196,23 @@ def terminal_blind_sign():
                                                  field(data, "blinded_msg", str))
     commit()
     return jsonify({"blind_sig": b64url_encode(blind_sig)})
+
+
+@bp.post("/terminal/blind-sign-set")
+@requires(Role.TERMINAL, body=CREDENTIAL)
+def terminal_blind_sign_set():
+    """A ballot set's blind signatures in one request: one per open round of the set, each with
+    its round's key, all counted or none (issuance.blind_sign_set_for_terminal)."""
+    data = json_body()
+    wanted = field(data, "ballots", list)
+    if not all(isinstance(b, dict) for b in wanted):
+        raise InvalidInput("ballots must be a list of {round_ref, blinded_msg}", where="ballots",
+                           zh="ballots 须为 {round_ref, blinded_msg} 的列表")
+    db = get_db()
+    sigs = issuance.blind_sign_set_for_terminal(
+        db, settings(), g.terminal, [(field(b, "round_ref", str), field(b, "blinded_msg", str)) for b in wanted])
+    commit()
+    return jsonify({"blind_sigs": [b64url_encode(s) for s in sigs]})
 
 
 @bp.post("/terminal/reset")

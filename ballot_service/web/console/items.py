@@ -13,7 +13,6 @@ from ballot_service import rules, vocab
 from ballot_service.domain import (
     ballot_sets,
     evaluation_items,
-    issuance,
     paper_ballots,
     projects,
     records,
@@ -133,6 +132,15 @@ def item_form(sitting_id: int):
 
 
 def item_progress(db, item) -> dict:
+    progress = _round_progress(db, item)
+    if item.ballot_set:  # the set's elections on the same ballot, each with its own counts
+        progress["ballot_set"] = [{"item_id": m.id, "title": m.title, "round": p["round"], "returned": p["returned"],
+                                   "issued": p["issued"], "round_status": p["round_status"]}
+                                  for m in ballot_sets.voted_with(db, item) for p in [_round_progress(db, m)]]
+    return progress
+
+
+def _round_progress(db, item) -> dict:
     rnd = voting.current_round(item)
     returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
     missing = turnout.not_voted(db, item, rnd)
@@ -224,11 +232,10 @@ ITEM_ACTIONS = {
                 ("已公布，大屏显示结果。", "Published; the presiding screen shows the result.")),
     "extend": (lambda db, item: ballot_sets.extend_set(db, item, form_int(request.form, "minutes")),
                ("已延长表决时间。", "The time is extended.")),
-    "replacement": (lambda db, item: issuance.allow_paper(db, settings(), item, request.form.get("member", "").strip(),
-                                                         request.form.get("reason", ""))
-                    if request.form.get("channel") == Channel.PAPER
-                    else issuance.allow_replacement(db, item, request.form.get("member", "").strip(),
-                                                    request.form.get("reason", "")),
+    "replacement": (lambda db, item: ballot_sets.replace_set(db, settings(), item,
+                                                             request.form.get("member", "").strip(),
+                                                             request.form.get("reason", ""),
+                                                             paper=request.form.get("channel") == Channel.PAPER),
                     ("已补发选票，理由已记入审计链。", "Replacement allowed; the reason is in the audit chain.")),
     "quorum-failed": (ballot_sets.quorum_failed_set, ("已记录：不足法定人数，不能表决。",
                                                      "Recorded: no quorum, the item cannot be voted.")),
@@ -243,8 +250,8 @@ def item_action(item_id: int, action: str):
     run, (zh, en) = ITEM_ACTIONS[action]
     answer, result = run_action(lambda db: run(db, get_item(db, item_id)), t(zh, en),
                                 url_for(".item_page", item_id=item_id))
-    if isinstance(result, dict) and "ballot" in result:  # a hybrid vote's paper ballot: printed now, once
-        pdf = paper_ballots.paper_ballot_pdf(get_db(), item_id, result["ballot"])
+    if isinstance(result, dict) and "ballots" in result:  # a hybrid vote's paper ballot: printed now, once
+        pdf = paper_ballots.paper_ballot_pdf(get_db(), result["ballots"])
         return Response(pdf, mimetype="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="item{item_id}-paper-ballot.pdf"',
             "Cache-Control": "no-store"})

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import database_now
-from ballot_service.domain import audit, meetings, tally, voting
+from ballot_service.domain import audit, ballot_sets, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
@@ -61,10 +61,23 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
     state["mode"] = mode
     if mode in ("voting", "counting", "awaiting"):
         state["vote"] = _vote_view(db, item)
+        if item.ballot_set:  # every election of the ballot, each with its own count
+            state["vote"]["set"] = [_vote_view(db, m) for m in ballot_sets.voted_with(db, item)]
     elif mode == ScreenChoice.RESULT:
         state["result"] = _result_view(item)
         state["record"] = _record_view(db, item, verify_url)
+        if item.ballot_set:
+            state["result"]["set"] = [_set_result(db, m) for m in ballot_sets.members(db, item)]
     return state
+
+
+def _set_result(db: Session, item: Item) -> dict:
+    """One election of a ballot set on the result screen: its own result once published (a tie
+    to re-vote shows at once, as for a single item), otherwise only its title and where it is."""
+    if has_result(item) and (published(db, item) or item.status == ItemStatus.RUNOFF_PENDING):
+        return _result_view(item)
+    return {"item_id": item.id, "key": item.key, "title": item.title, "kind": item.kind, "pending": True,
+            "status": item.status}
 
 
 def _newest(db: Session, sitting: Sitting, kinds: tuple, seq: int, cursor: AuditCursor | None):
