@@ -5,8 +5,10 @@ or the bundle tries to join one deputy's casts across the set's elections; nothi
 (serial, signature, prefix, retry hash, receipt, id, order) is shared or in step."""
 from __future__ import annotations
 
+import base64
 import json
 
+import pypdfium2 as pdfium
 import pytest
 from helpers_live import setup_sitting
 from sqlalchemy import select
@@ -179,9 +181,15 @@ def test_a_replacement_is_of_the_whole_set(app, api):
 def test_a_hybrid_sets_paper_ballot_is_of_the_whole_set(app, api):
     s, ids = _set_sitting(api, channel="hybrid")
     no = s.members[0]
-    api.call("POST", f"/api/admin/items/{ids[2]}/replacement", {"member": no, "reason": "不用表决器", "channel": "paper"})
+    _, answer = api.call("POST", f"/api/admin/items/{ids[2]}/replacement",
+                         {"member": no, "reason": "不用表决器", "channel": "paper"})
     allowed = [n for (n,) in query(app, select(Round.paper_allowed).where(Round.item_id.in_(ids)).order_by(Round.id))]
     assert allowed == [1, 1, 1]
+    # each election's own round-key ballot, printed at once: one PDF, a page per election
+    assert sorted(item_id for item_id, _ in answer["ballots"]) == sorted(ids)
+    assert all(text.startswith("BR1.") for _, text in answer["ballots"])
+    assert len({text.split(".")[5] for _, text in answer["ballots"]}) == 3          # three rounds
+    assert len(pdfium.PdfDocument(base64.urlsafe_b64decode(answer["pdf"] + "=="))) == 3
     with pytest.raises(AssertionError, match="409"):                   # no tablet ballot for any of them now
         tablet.take_set_ballots(api.call, s.creds[no])
     ballots = tablet.take_set_ballots(api.call, s.creds[s.members[1]])  # the others vote on their tablets

@@ -287,7 +287,7 @@ def item_replacement(item_id: int):
         db, settings(), item, field(data, "member", str), field(data, "reason", str),
         paper=channel == Channel.PAPER))
     if channel == Channel.PAPER:  # printed now, once: the PDF is in this answer only (no print job, no file)
-        result["pdf"] = b64url_encode(paper_ballots.paper_ballot_pdf(get_db(), result.pop("ballots")))
+        result["pdf"] = b64url_encode(paper_ballots.paper_ballot_pdf(get_db(), result["ballots"]))
     return jsonify(result)
 
 
