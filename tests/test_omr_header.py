@@ -5,6 +5,8 @@ real ballots printed by paper.py, rasterised, marked and distorted by omr_synth 
 clean pages of every kind at 150/200/300 dpi read without being sent."""
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import omr_synth as S  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
 import pytest
@@ -26,8 +28,10 @@ def _font():
         pytest.skip(exc.message)
 
 
+@cache
 def _page(kind: str, item: int, dpi: int = 200, n: int | None = None):
-    """A printed page of `kind` at dpi; (page, keys, columns, 另选 rows, geometry)."""
+    """A printed page of `kind` at dpi (the same array for every caller: mark a copy); (page,
+    keys, columns, 另选 rows, geometry)."""
     n = n or min(S.KINDS[kind][1][0] + 1, S.KINDS[kind][1][1])
     _, (page,) = S.render_pages(kind, n, 1, dpi, S.fixed_key(), item)
     keys = tuple(f"k{i}" for i in range(n))
@@ -64,7 +68,7 @@ def test_a_mark_over_the_header_row_is_sent_to_the_tellers(kind, where):
 def test_a_mark_beside_the_header_row_is_sent(kind):
     page, keys, columns, rows, geom = _page(kind, 3)
     rng = np.random.default_rng(5)
-    h = geom.header
+    h, page = geom.header, page.copy()
     S.draw_mark(page, bl.Rect(h.right + 2.0, h.y, 9.0, h.h), "circle", 200 / 25.4, rng)
     r = _read(S.distort(page, rng), keys, columns, rows)
     assert not r.readable and omr.HEADER_MARK in r.reasons, r.reasons
