@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, print_and_rasterise
+from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, header_cell, print_and_rasterise
 from PIL import Image
 
 from ballot_service.formats import ballot_layout as bl
@@ -51,17 +51,6 @@ def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int 
     if header:
         draw_mark(img, header_cell(geom, header), style, ppm, rng)
     return distort(img, rng, dpi=dpi) if scan else img
-
-
-def header_cell(geom: bl.PageGeometry, column: str) -> bl.Rect:
-    """The header row's cell above a box column, or above 序号 ("no") or the title ("title")."""
-    h = geom.header
-    if column == "no":
-        return bl.Rect(h.x, h.y, bl.COL_NO, h.h)
-    if column == "title":
-        return bl.Rect(h.x + bl.COL_NO, h.y, geom.col_title, h.h)
-    x = geom.box_x[geom.marks.index(column)]
-    return bl.Rect(x, h.y, geom.col_box, h.h)
 
 
 def write_tiff(pages: list[np.ndarray], path: Path) -> Path:

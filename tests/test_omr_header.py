@@ -10,7 +10,6 @@ from functools import cache
 import numpy as np
 import omr_synth as S  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
 import pytest
-from station_support import header_cell
 
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.render import paper
@@ -57,7 +56,7 @@ def test_a_mark_over_the_header_row_is_sent_to_the_tellers(kind, where):
     column = {"first": columns[0], "last": columns[-1]}.get(where, where)
     for style in S.STYLES:
         marked = img.copy()
-        S.draw_mark(marked, header_cell(geom, column), style, ppm, rng)
+        S.draw_mark(marked, S.header_cell(geom, column), style, ppm, rng)
         r = _read(S.distort(marked, rng), keys, columns, rows)
         assert not r.readable and omr.HEADER_MARK in r.reasons, (kind, where, style, r.reasons)
     r = _read(S.distort(img, rng), keys, columns, rows)
