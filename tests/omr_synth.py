@@ -54,7 +54,7 @@ def write_in_rows_for(kind: str, n: int) -> int:
     """An election's 另选 lines under its candidates (left blank in this set)."""
     return bl.write_in_rows_for(places_for(kind, n), n) if kind == "election" else 0
 STYLES = ("circle", "tick", "cross", "fill")
-UNCLEAR = ("faint_dot", "half_erased", "stray", "two_marks")
+UNCLEAR = ("faint_dot", "half_erased", "stray", "two_marks", "header")
 
 
 @dataclass
@@ -158,6 +158,17 @@ def draw_half_erased(img, rect, ppm, rng):
     img[residue] = np.minimum(img[residue], int(rng.integers(170, 190)))
 
 
+def header_cell(geom: bl.PageGeometry, column: str) -> bl.Rect:
+    """The header row's cell above a box column, or above 序号 ("no") or the title ("title")."""
+    h = geom.header
+    if column == "no":
+        return bl.Rect(h.x, h.y, bl.COL_NO, h.h)
+    if column == "title":
+        return bl.Rect(h.x + bl.COL_NO, h.y, geom.col_title, h.h)
+    x = geom.box_x[geom.marks.index(column)]
+    return bl.Rect(x, h.y, geom.col_box, h.h)
+
+
 def draw_stray(img, geom: bl.PageGeometry, ppm, rng):
     """A scribble in the blank paper beside or under the boxes."""
     if rng.random() < 0.5:
@@ -197,6 +208,9 @@ def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None
         sheet.unclear_boxes.add(b)
     elif unclear == "stray":
         draw_stray(img, geom, ppm, rng)
+    elif unclear == "header":   # a mark over the printed column titles (赞成 ..., 序号, the title)
+        cells = ("no", "title", *columns)
+        draw_mark(img, header_cell(geom, cells[rng.integers(len(cells))]), str(rng.choice(STYLES)), ppm, rng)
     elif unclear == "two_marks":
         k = keys[rng.integers(len(keys))]
         for m in columns[:2]:

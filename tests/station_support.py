@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, print_and_rasterise
+from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, header_cell, print_and_rasterise
 from PIL import Image
 
 from ballot_service.formats import ballot_layout as bl
@@ -30,19 +30,27 @@ def printed_pages(layout: BallotLayout, texts: list[str], dpi: int = 200) -> lis
 
 
 def mark(page: np.ndarray, keys: tuple[str, ...], marks: dict, rng, *, dpi: int = 200, style: str = "tick",
-         stray: bool = False, faint: tuple[str, str] | None = None, columns: tuple[str, ...] = bl.MARKS) -> np.ndarray:
-    """Draw `marks` ({candidate: one of `columns`, 赞成/反对/弃权 unless told}) on a blank page, a
-    stray line or a faint dot in box `faint` ((candidate, mark)) if asked, then scan it."""
-    img = page.copy()
-    geom = bl.page_geometry(keys, marks=columns)
+         stray: bool = False, faint: tuple[str, str] | None = None, columns: tuple[str, ...] = bl.MARKS,
+         write_in_rows: int = 0, header: str | None = None, scan: bool = True) -> np.ndarray:
+    """Draw `marks` ({candidate: one of `columns`, 赞成/反对/弃权 unless told}) on a printed page, a
+    stray line or a faint dot in box `faint` ((candidate, mark)) if asked, a mark over the
+    table's header row above column `header` (a column, or "no"/"title" for 序号/the title) if
+    asked, then scan it. `scan=False` gives the page marked but not scanned, to mark again: a
+    scan is padded, skewed and scaled, so marks drawn on one would miss their boxes (refused)."""
     ppm = dpi / 25.4
+    if abs(page.shape[0] - bl.PAGE_H * ppm) > 2 or abs(page.shape[1] - bl.PAGE_W * ppm) > 2:
+        raise ValueError("mark() draws on a printed page, not on a scan: mark it with scan=False, then scan once")
+    img = page.copy()
+    geom = bl.page_geometry(keys, marks=columns, write_in_rows=write_in_rows)
     for k, m in marks.items():
         draw_mark(img, geom.boxes[(k, m)], style, ppm, rng)
     if stray:
         draw_stray(img, geom, ppm, rng)
     if faint:
         draw_faint_dot(img, geom.boxes[faint], ppm, rng)
-    return distort(img, rng, dpi=dpi)
+    if header:
+        draw_mark(img, header_cell(geom, header), style, ppm, rng)
+    return distort(img, rng, dpi=dpi) if scan else img
 
 
 def write_tiff(pages: list[np.ndarray], path: Path) -> Path:

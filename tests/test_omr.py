@@ -6,7 +6,7 @@ one page upside down and one creased in each batch.
 
 Asserts: no box misread on a page read as readable; at most 2 % of clearly marked pages sent to
 adjudication; every deliberately unclear page (faint dot, half-erased mark, stray scribble,
-two marks for one candidate) sent. The default set is small; `-m slow` (or OMR_FULL=1) runs
+two marks for one candidate, a mark over the table's header row) sent. The default set is small; `-m slow` (or OMR_FULL=1) runs
 the full set of >= 10,000 boxes and prints its figures.
 """
 from __future__ import annotations

@@ -62,12 +62,14 @@ def item_board(db: Session, item: Item, rnd: Round) -> dict:
 
 
 def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
-    """A hand-counted item: where its tally sheet stands (none / entered / confirmed)."""
+    """A hand-counted item: where its tally sheet stands (none / entered / confirmed), and the
+    sheet's columns (`choices`: an evaluation's options, else 赞成/反对; then 弃权/无效), the
+    figures tally_sheets.validate_sheet takes per candidate."""
     sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
     state = "none" if sheet is None else ("confirmed" if sheet.confirmed_by else "entered")
     return {"item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
             "channel": item.channel, "candidates": list(rnd.candidate_keys),
-            "titles": candidate_titles(db, item.id), "sheet": state,
+            "titles": candidate_titles(db, item.id), "choices": choices(item), "sheet": state,
             "entered_by": sheet.entered_by if sheet else None}
 
 

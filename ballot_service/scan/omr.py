@@ -6,7 +6,9 @@ item and round (`candidates_for(payload)`, supplied by the caller, who has the d
 find the four corner fiducials near where the QR code says they are -> homography from the
 layout's millimetres to the image -> resample the box columns at RES px/mm -> take the
 printed lines out where they are measured (lines.py) -> blobs of ink, each given to the box
-holding most of it -> classify each box marked / empty / unclear.
+holding most of it -> classify each box marked / empty / unclear. Ink over the table's header
+row (its printed titles measured out, header.py), on a 另选 line or on the blank paper around
+the table sends the page to people too.
 
 Never guess: a box is "marked" only with a dark stroke well above any unclear example (and
 no light, erased-looking blob), "empty" only with next to no ink; a mark shared with another
@@ -28,13 +30,12 @@ import zxingcpp
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import BallotRefused, text_to_token
 from ballot_service.scan import lines as lns
+from ballot_service.scan.header import HEADER_MARK, header_marked
+from ballot_service.scan.ink import EMPTY_MAX, MIN_BLOB, STRONG, WEAK, darkness, inked
 from ballot_service.scan.lines import RES
 from ballot_service.scan.lines import px as _px
 from ballot_service.scan.pages import iter_pages
 
-WEAK, STRONG = 0.15, 0.30  # darkness (0 paper .. 1 black) counted as any ink / as a deliberate stroke
-MIN_BLOB = 0.12           # mm²: smaller specks are scanner noise, not a mark
-EMPTY_MAX = 0.2           # mm² of any ink: at most this and a box is empty
 MARK_MIN = 1.5            # mm² of dark ink: at least this and a box is marked (a faint dot is ~0.8)
 OWN_SHARE = 0.6           # a mark belongs to a box holding >= 60 % of its ink ...
 SPILL_SHARE = 0.5         # ... and no other box holding more than half of what that box holds
@@ -57,7 +58,6 @@ TWO_MARKS = "two marks for one candidate"
 STRAY_MARK = "stray mark outside the boxes"
 ACROSS_BOXES = "mark across two boxes"
 WRITTEN_IN = "a name written on a 另选他人 line: the tellers transcribe it"
-LINE_INSET = 1.0          # mm kept off a 另选 cell's printed lines
 
 
 @dataclass
@@ -145,28 +145,14 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
         return out
     tl, tr = (_apply(H, p) for p in geom.fiducials[:2])
     out.rotated = abs(math.atan2(tr[1] - tl[1], tr[0] - tl[0])) > math.pi / 2
-    if any(_written(grey, cell, H) for cell in geom.write_in_cells):
+    if any(inked(grey, H, cell) for cell in geom.write_in_cells):
         out.reasons.append(WRITTEN_IN)
-    if any(_written(grey, blank, H) for blank in geom.write_in_margins):
+    if any(inked(grey, H, blank) for blank in geom.write_in_margins):
         out.reasons.append(STRAY_MARK)   # beside or under the 另选 lines, where the watch ends
+    if header_marked(grey, geom, H):
+        out.reasons.append(HEADER_MARK)  # over the column titles, above where the watch starts
     _read_boxes(grey, geom, H, out)
     return out
-
-
-def _written(grey: np.ndarray, cell: bl.Rect, H: np.ndarray) -> bool:
-    """Ink in a 另选 line's blank cell or the blank paper beside it (printed lines kept out):
-    more than an empty box may hold, in specks no smaller than a mark's stroke."""
-    r = cell.inset(LINE_INSET)
-    M = np.array([[1 / RES, 0, r.x], [0, 1 / RES, r.y], [0, 0, 1]])
-    size = (int(round(r.w * RES)), int(round(r.h * RES)))
-    roi = cv2.warpPerspective(grey, H @ M, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-    roi = cv2.blur(roi, (3, 3)).astype(np.float32)
-    white = max(float(np.percentile(roi, 75)), 1.0)
-    weak = (np.clip((white - roi) / white, 0, 1) >= WEAK).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA] / RES ** 2
-    return float(areas[areas >= MIN_BLOB].sum()) > EMPTY_MAX
 
 
 # --- finding the page ---------------------------------------------------------------------
@@ -238,14 +224,7 @@ def _locate(grey: np.ndarray, geom: bl.PageGeometry, qr_corners: np.ndarray):
 
 def _ink(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray):
     """Darkness of the watched area resampled to RES px/mm, table lines and folds removed."""
-    W = geom.watch
-    M = np.array([[1 / RES, 0, W.x], [0, 1 / RES, W.y], [0, 0, 1]])   # watch px -> layout mm
-    size = (int(round(W.w * RES)), int(round(W.h * RES)))
-    roi = cv2.warpPerspective(grey, H @ M, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-    roi = cv2.blur(roi, (3, 3)).astype(np.float32)      # scanner and JPEG noise
-    white = max(float(np.percentile(roi, 75)), 1.0)     # this paper's white under this scanner
-    d = np.clip((white - roi) / white, 0, 1)
+    d = darkness(grey, H, geom.watch)
     weak, strong = d >= WEAK, d >= STRONG
     # Folds run along the page's axes as light lines across the whole watched area; no mark
     # fills a third of such a line. Light ink is dropped there; dark ink on a fold is kept.

@@ -163,11 +163,19 @@
 
   // --- adjudication -------------------------------------------------------------------------
   // choices: the ballot's own ([{key, title}], an evaluation's options then 弃权/无效), else MARKS
+  // [{key, label}] in the page's language: 赞成/反对/弃权/无效 from S.marks, an evaluation's
+  // options by their own titles (an option may be keyed "for": only the ballot's own titles then)
+  function columns(choices) {
+    var opts = choices && choices.length ? choices : MARKS.map(function (m) { return { key: m, title: S.marks[m] }; });
+    var std = opts.every(function (c) { return MARKS.indexOf(c.key) >= 0; });
+    return opts.map(function (c) {
+      return { key: c.key, label: (std || c.key === "abstain" || c.key === "void") ? S.marks[c.key] : c.title };
+    });
+  }
+
   function markChooser(name, keys, titles, choices) {
     var box = el("div", { "class": "marks" });
-    var opts = choices && choices.length ? choices : MARKS.map(function (m) { return { key: m, title: S.marks[m] }; });
-    // an option may be keyed "for": only the ballot's own titles for an evaluation's options
-    var std = opts.every(function (c) { return MARKS.indexOf(c.key) >= 0; });
+    var opts = columns(choices);
     keys.forEach(function (k) {
       var row = el("div", { "class": "mark-row" });
       row.appendChild(el("span", { "class": "cand" }, titles[k] || k));
@@ -175,7 +183,7 @@
         var lab = el("label");
         var inp = el("input", { type: "radio", name: name + "|" + k, value: c.key });
         if (c.key === "abstain") inp.checked = true;
-        lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + ((std || c.key === "abstain" || c.key === "void") ? S.marks[c.key] : c.title)));
+        lab.appendChild(inp); lab.appendChild(document.createTextNode(" " + c.label));
         row.appendChild(lab);
       });
       box.appendChild(row);
@@ -340,14 +348,16 @@
         top.appendChild(lab);
       });
       f.appendChild(top);
+      // the sheet's columns are the round's own: an evaluation's options, else 赞成/反对; then 弃权/无效
+      var cols = columns(i.choices);
       var t = el("table", { "class": "figures" }), hr = el("tr");
       hr.appendChild(el("th"));
-      MARKS.forEach(function (m) { hr.appendChild(el("th", {}, S.marks[m])); });
+      cols.forEach(function (c) { hr.appendChild(el("th", {}, c.label)); });
       t.appendChild(hr);
       i.candidates.forEach(function (k) {
         var r = el("tr"); r.appendChild(el("td", {}, (i.titles || {})[k] || k));
-        MARKS.forEach(function (m) {
-          var td = el("td"); td.appendChild(el("input", { type: "number", min: 0, name: k + "|" + m, "class": "w5", value: 0 }));
+        cols.forEach(function (c) {
+          var td = el("td"); td.appendChild(el("input", { type: "number", min: 0, name: k + "|" + c.key, "class": "w5", value: 0 }));
           r.appendChild(td);
         });
         t.appendChild(r);
@@ -360,7 +370,7 @@
         var sheet = { issued: num("issued"), returned: num("returned"), invalid: num("invalid"), counts: {} };
         i.candidates.forEach(function (k) {
           sheet.counts[k] = {};
-          MARKS.forEach(function (m) { sheet.counts[k][m] = num(k + "|" + m); });
+          cols.forEach(function (c) { sheet.counts[k][c.key] = num(k + "|" + c.key); });
         });
         call("POST", "/api/station/tally-sheet", { item_id: i.item_id, sheet: sheet }).then(function (r) {
           $("sheet-status").textContent = r.state === "entered" ? S.confirm_sheet : S.sheet_state.confirmed;

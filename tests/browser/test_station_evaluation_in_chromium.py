@@ -50,7 +50,7 @@ def test_two_tellers_decide_an_unclear_evaluation_page_by_its_options(new_page, 
     (blank,) = printed_pages(layout, printed["ballots"])
     # S1 marked in two columns: the reader cannot tell which, the tellers decide
     page = mark(blank, keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle",
-                columns=COLUMNS)
+                columns=COLUMNS, scan=False)
     page = mark(page, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=COLUMNS)
     batch = write_tiff([page], tmp_path / "batch.tif")
 
