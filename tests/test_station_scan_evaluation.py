@@ -3,11 +3,14 @@ its own option columns, as render/paper.py prints them, not by 赞成/反对/弃
 the station upload and through `ballot-service scan` — and the tally counts what was marked."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 from click.testing import CliRunner
 from helpers_live import setup_sitting
 from station_support import mark, printed_pages, write_tiff
+from terminal_support import events
 
 from ballot_service.cli import main
 from ballot_service.models import Item
@@ -71,6 +74,13 @@ def test_station_upload_reads_an_evaluation_by_its_option_columns(app, api, clie
     pages = r.get_json()["pages"]
     assert [p["status"] for p in pages] == ["counted"] * len(MARKS), pages
     _tally(api, iid)
+    # the tellers' 计票结果报告单 gives each subject's figures in the evaluation's own options
+    r = client.post("/api/station/count-report", headers={"Authorization": f"Bearer {s.counter}"})
+    assert r.status_code == 201 and r.data.startswith(b"%PDF"), r.get_json()
+    (report,) = [json.loads(e.data) for e in events(app, "count_report_made")]
+    (row,) = [it for it in report["items"] if it["item_id"] == iid]
+    s1 = {title: n for title, n in row["candidates_count"][0]["counts"]}
+    assert s1 == {"优秀": 2, "称职": 0, "基本称职": 1, "不称职": 0, "弃权": 1, "无效": 0}
 
 
 def test_scan_cli_reads_an_evaluation_by_its_option_columns(app, api, settings_env, tmp_path):

@@ -5,11 +5,14 @@ agree it is counted through intake; the tally counts written-in persons by norma
 A ballot with an empty 另选 line is counted by the reader alone."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 from helpers_live import setup_sitting
 from omr_synth import distort, draw_mark, print_and_rasterise
 from station_support import png_bytes, write_tiff
+from terminal_support import events
 
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.render.paper import BallotLayout
@@ -97,6 +100,11 @@ def test_a_written_in_name_is_transcribed_by_two_tellers_and_tallied_by_normalis
     assert (result["returned"], result["valid"], result["invalid"]) == (5, 4, 1)
     assert result["write_ins"] == [{"name": "张三", "for": 2, "elected": False}]
     assert {c["key"]: c["for"] for c in result["candidates"]} == {"A": 2, "B": 0}
+    # the tellers' 计票结果报告单 names the written-in person with their votes
+    r = client.post("/api/station/count-report", headers={"Authorization": f"Bearer {s.counter}"})
+    assert r.status_code == 201, r.get_json()
+    (row,) = [it for it in json.loads(events(app, "count_report_made")[0].data)["items"] if it["item_id"] == item_id]
+    assert row["candidates_count"][-1] == {"title": "另选 张三", "counts": [["赞成", 2]]}
     # a rescan of a transcribed page is the same ballot again: not counted twice
     status, out = _upload(client, s.counter, png_bytes(scans[2]), "image/png")
     assert out["pages"][0]["status"] == "queued", out  # handwriting again: to the tellers again

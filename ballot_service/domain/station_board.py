@@ -136,9 +136,13 @@ def count_report(db: Session, sitting: Sitting) -> dict:
             r = rnd.result
             row = {k: r.get(k, 0) for k in ("issued", "returned", "valid", "invalid", "refused", "rescanned")}
             row["pending"] = 0
-            titles = {c.key: c.title for c in it.candidates}
-            row["candidates_count"] = [{"title": titles.get(c["key"], c["key"]), **{m: c[m] for m in
-                                        ("for", "against", "abstain", "void")}} for c in r["candidates"]]
+            titles, columns = {c.key: c.title for c in it.candidates}, choices(it)
+            # in the item's own columns (an evaluation's options), those its result has
+            row["candidates_count"] = [{"title": titles.get(c["key"], c["key"]),
+                                        "counts": [[col["title"], c[col["key"]]] for col in columns
+                                                   if col["key"] in c]} for c in r["candidates"]]
+            row["candidates_count"] += [{"title": f"另选 {w['name']}",  # an election's 另选他人
+                                         "counts": [[label(Mark.FOR), w["for"]]]} for w in r.get("write_ins", [])]
         elif it.channel in PAPER_CHANNELS:
             row = {k: v for k, v in item_board(db, it, rnd).items()
                    if k in ("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending")}

@@ -53,7 +53,7 @@ def render(content: dict) -> bytes:
         if it.get("candidates_count"):
             pdf.set_font(_FONT, size=10)
             pdf.multi_cell(w, 6, f"{it['title']}：" + "；".join(
-                f"{c['title']} 赞成{c['for']} 反对{c['against']} 弃权{c['abstain']} 无效{c['void']}"
+                f"{c['title']} " + " ".join(f"{title}{n}" for title, n in c["counts"])
                 for c in it["candidates_count"]), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
     pdf.set_font(_FONT, size=12)
