@@ -19,6 +19,7 @@ from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import BallotRefused
 from ballot_service.models import Cast, Item, PaperBallot, ScannedPage
+from ballot_service.scan.find_qr import find_qr
 
 SET = "换届选举"
 DPI = 200
@@ -182,3 +183,38 @@ def test_sections_too_long_for_one_page_go_on_pages_of_whole_sections():
     assert pages == [[0], [1, 2]]
     with pytest.raises(ValueError):
         set_sheet.paginate([40])
+
+
+def test_the_cli_prints_a_sets_sheets_verifies_and_hands_one_out_and_scan_counts_its_sections(app, api, settings_env,
+                                                                                             tmp_path):
+    import pypdfium2 as pdfium
+    from click.testing import CliRunner
+
+    from ballot_service.cli import main
+
+    s, (zr, fzr, wy) = _set_sitting(api, members=3)
+    out = tmp_path / "printed"
+    res = CliRunner().invoke(main, ["ballots", "print", str(wy), "--count", "2", "--out", str(out),
+                                    "--processes", "1"], env=settings_env)
+    assert res.exit_code == 0, res.output
+    (pdf,) = sorted(out.glob("*.pdf"))
+    doc = pdfium.PdfDocument(str(pdf))
+    pages = [np.ascontiguousarray(doc[i].render(scale=DPI / 72, grayscale=True).to_numpy()) for i in range(len(doc))]
+    doc.close()
+    assert len(pages) == 2                                       # two sheets, one page each
+    counts = dict(query(app, select(PaperBallot.round_id, func.count()).group_by(PaperBallot.round_id)))
+    assert sorted(counts.values()) == [2, 2, 2]
+    texts = [find_qr(p)[0] for p in pages]
+    res = CliRunner().invoke(main, ["ballots", "verify", texts[0]], env=settings_env)
+    assert res.exit_code == 1 and res.output.count("签名有效") == 1 and "spare" in res.output   # not handed out yet
+    res = CliRunner().invoke(main, ["ballots", "hand-out", str(zr), texts[0]], env=settings_env)
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["ballots", "verify", texts[0]], env=settings_env)
+    assert res.exit_code == 0 and res.output.count("签名有效") == 3, res.output
+    api.call("POST", f"/api/admin/items/{zr}/open")
+    layout = _layout(app, zr)
+    scan = _mark(pages[0], layout, ({"A": "for"}, {"D": "for"}, {"F": "for", "G": "against"}),
+                 np.random.default_rng(5))
+    res = CliRunner().invoke(main, ["scan", str(s.sitting_id), str(write_tiff([scan], tmp_path / "one.tif"))],
+                             env=settings_env)
+    assert res.exit_code == 0 and "counted 3" in res.output, res.output
