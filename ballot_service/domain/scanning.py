@@ -10,7 +10,7 @@ records which deputy's ballot is which beyond what the paper itself carries.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import cv2
@@ -40,6 +40,8 @@ CROP_PAD = 0.6     # of a box's size, around it: the tellers see the neighbourin
 class ScanOutcome:
     page: ScannedPage
     receipt: intake.Receipt | None = None
+    number: int = 0                 # the page's number in its scan file
+    election: str | None = None     # a set sheet's section: the title of its election
 
 
 def round_for(db: Session, sitting_id: int, payload: dict | None) -> tuple[Item, Round] | tuple[None, None]:
@@ -206,11 +208,13 @@ def take_file(db: Session, settings: Settings, sitting, path, dpi: int = 200) ->
     for source, number, grey in _readable_pages(path, dpi):
         reading = read_page(db, sitting.id, grey, source=source, page=number)
         if not reading.sections:
-            yield take_page(db, settings, sitting, reading, grey)
+            yield replace(take_page(db, settings, sitting, reading, grey), number=number)
             continue
         image = png(grey)
         for section in reading.sections:
-            yield take_page(db, settings, sitting, reading, grey, image, section)
+            item, _ = round_for(db, sitting.id, section.payload)
+            yield replace(take_page(db, settings, sitting, reading, grey, image, section), number=number,
+                          election=item.title if item is not None else None)
 
 
 MIN_PAGE_PIXELS = 200  # an A5 ballot at the lowest dpi accepted (100) is over 500 pixels a side

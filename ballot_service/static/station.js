@@ -151,7 +151,9 @@
         return call("POST", "/api/station/scans", f, TYPES[ext] || f.type).then(function (out) {
           out.pages.forEach(function (p, k) {
             var why = p.reasons.map(reason).join("、") || p.outcome || "";
-            list.appendChild(el("li", { "class": "page-" + p.status }, f.name + " #" + (k + 1) + " · " + (S.status[p.status] || p.status) + (why ? " · " + why : "")));
+            // a set sheet's page gives one line per election on it
+            var where = f.name + " #" + (p.page || k + 1) + (p.election ? " · " + p.election : "");
+            list.appendChild(el("li", { "class": "page-" + p.status }, where + " · " + (S.status[p.status] || p.status) + (why ? " · " + why : "")));
           });
         }, function (e) { list.appendChild(el("li", { "class": "page-refused" }, f.name + " · " + S.error + ": " + e.message)); })
           .then(function () { bar.value = n + 1; return refresh(); });

@@ -71,7 +71,8 @@ def station_scan_upload():
         for out in scanning.take_file(db, settings(), sitting, path, int(dpi)):
             commit()
             p = out.page
-            pages.append({"id": p.id, "status": p.status, "reasons": p.reasons, "outcome": p.outcome})
+            pages.append({"id": p.id, "status": p.status, "reasons": p.reasons, "outcome": p.outcome,
+                          "page": out.number, **({"election": out.election} if out.election else {})})
     finally:
         os.unlink(path)
     return jsonify({"pages": pages}), 201
