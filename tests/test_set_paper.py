@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from station_support import write_tiff
 from terminal_support import query
 
-from ballot_service.domain import set_sheets
+from ballot_service.domain import scanning, set_sheets
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import BallotRefused
@@ -136,8 +136,18 @@ def test_a_queued_section_shows_its_election_and_holds_back_only_that_election(a
     result = api.call("POST", f"/api/admin/items/{zr}/tally")[1]
     vice = result["ballot_set"]["fzr"]
     assert vice["valid"] == 1 and {c["key"]: c["for"] for c in vice["candidates"]} == {"C": 1, "D": 0}
-    rows = query(app, select(ScannedPage.round_id))
-    assert len(rows) == 3 and len({r.round_id for r in rows}) == 3
+    rows = query(app, select(ScannedPage.round_id, ScannedPage.sha256))
+    assert len(rows) == 3 and len({r.round_id for r in rows}) == 3 and len({r.sha256 for r in rows}) == 1
+    # once the kept image is discarded, no page row still names the sheet's ballots
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        assert scanning.discard_images(db, s.sitting_id) == 3
+        db.commit()
+    finally:
+        db.close()
+    kept = query(app, select(ScannedPage.qr_text, ScannedPage.outcome, ScannedPage.boxes, ScannedPage.decisions))
+    assert all(k.qr_text is None and k.outcome is None and k.boxes == [] for k in kept)
+    assert all("decision" not in d for k in kept for d in k.decisions)
 
 
 def test_read_by_eye_lists_the_sheets_sections_and_a_sheet_is_not_taken_whole(app, api):

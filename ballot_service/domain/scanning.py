@@ -15,7 +15,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
@@ -249,7 +249,8 @@ def export_images(db: Session, sitting_id: int) -> list[tuple[ScannedPage, bytes
 
 
 def discard_images(db: Session, sitting_id: int) -> int:
-    """After the retention period: drop every kept image (and crop) of a session; the hashes
+    """After the retention period: drop every kept image (and crop) of a session, and of a set
+    sheet's pages what names their ballots (QR text, receipt, boxes, decisions); the hashes
     stay in the audit chain. Returns how many were dropped. Refused while a page waits."""
     begin_write(db)
     if db.scalar(select(ScannedPage.id).where(ScannedPage.sitting_id == sitting_id,
@@ -258,8 +259,15 @@ def discard_images(db: Session, sitting_id: int) -> int:
                        zh="本次会议还有扫描选票待裁定，不能删除图像")
     pages = list(db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting_id,
                                                       ScannedPage.image.is_not(None))))
+    # a ballot set's sheet is kept as a page per election, all with its image: once the image
+    # is gone, nothing may still pair one election's ballot with another's of the same sheet
+    sheets = set(db.scalars(select(ScannedPage.sha256).where(ScannedPage.sitting_id == sitting_id)
+                            .group_by(ScannedPage.sha256).having(func.count(distinct(ScannedPage.round_id)) > 1)))
     for p in pages:
         p.image, p.crops = None, {}
+        if p.sha256 in sheets:
+            p.qr_text, p.outcome, p.boxes = None, None, []
+            p.decisions = [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]
     db.flush()
     audit.append(db, AuditKind.SCANNED_IMAGES_DISCARDED, {"count": len(pages)}, sitting_id=sitting_id)
     return len(pages)
