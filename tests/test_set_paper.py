@@ -189,10 +189,10 @@ def test_a_malformed_sheet_text_is_refused_as_malformed(text):
 
 def test_sections_too_long_for_one_page_go_on_pages_of_whole_sections():
     assert set_sheet.paginate([2, 2, 5]) == [[0, 1, 2]]
-    pages = set_sheet.paginate([30, 3, 3])
+    pages = set_sheet.paginate([24, 3, 3])
     assert pages == [[0], [1, 2]]
     with pytest.raises(ValueError):
-        set_sheet.paginate([40])
+        set_sheet.paginate([30])
 
 
 def test_the_cli_prints_a_sets_sheets_verifies_and_hands_one_out_and_scan_counts_its_sections(app, api, settings_env,

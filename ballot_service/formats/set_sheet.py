@@ -14,7 +14,7 @@ in the database or the bundle (serials, signatures, receipts) ties one round's c
 Only the sheet itself, and its scan while kept, shows them together, as a paper ballot does.
 
 Layout: the sections in the set's order, top to bottom, one row height for the page (from
-MAX_ROW_H down to bl.MIN_ROW_H, whatever fits). A set whose sections do not fit on one page is
+MAX_ROW_H down to MIN_ROW_H, whatever fits). A set whose sections do not fit on one page is
 printed on several pages, whole sections each (`paginate`): every page is a sheet of its own
 with its own QR code holding only its sections, handed out together and scanned one by one.
 """
@@ -33,9 +33,10 @@ _ID = re.compile(r"^[1-9][0-9]{0,15}$")
 
 SHEET_TOP = bl.TOP + 8 + 11 + 5 * 3 + 2   # heading, the set's label, three instruction lines
 SECTION_HEAD = 12.0                        # a section's title and its 应选 line, above its table
-GAP = 3.0                                  # between one section's table and the next title
+GAP = 6.0                                  # between one table and the next title: 4 mm of it watched for strays
 BOTTOM = bl.PAGE_H - bl.TOP - bl.QR_SIZE - 4.0
 MAX_ROW_H = 9.0
+MIN_ROW_H = 6.0   # not bl.MIN_ROW_H's 5: marks over a line in 5-mm rows reach the neighbour's box (OMR set)
 
 
 def is_set_text(text) -> bool:
@@ -89,7 +90,7 @@ def _tenths(rows: Sequence[int]) -> int | None:
     if they do not fit on one page even at the smallest row height."""
     room = round((BOTTOM - SHEET_TOP) * 10) - len(rows) * round((SECTION_HEAD + bl.HEADER_H + GAP) * 10)
     total = sum(rows)
-    if total < 1 or room < total * round(bl.MIN_ROW_H * 10):
+    if total < 1 or room < total * round(MIN_ROW_H * 10):
         return None
     return min(round(MAX_ROW_H * 10), room // total)
 
