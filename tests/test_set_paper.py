@@ -228,3 +228,34 @@ def test_the_cli_prints_a_sets_sheets_verifies_and_hands_one_out_and_scan_counts
     res = CliRunner().invoke(main, ["scan", str(s.sitting_id), str(write_tiff([scan], tmp_path / "one.tif"))],
                              env=settings_env)
     assert res.exit_code == 0 and "counted 3" in res.output, res.output
+
+
+def test_the_consoles_print_job_prints_the_sets_sheets(app, console):
+    import re
+    import time
+
+    from console_support import post
+    from helpers_live import Api
+
+    api = Api.flask(app.test_client())
+    s, (zr, fzr, wy) = _set_sitting(api, members=3)
+    html = console.get(f"/console/items/{fzr}").get_data(as_text=True)
+    assert 'id="set-sheet-note"' in html and SET in html
+    r = post(console, f"/console/items/{fzr}/print", {"count": "2"})
+    job = re.search(r"job=([0-9a-f]+)", r.headers["Location"]).group(1)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = console.get(f"/console/jobs/{job}").get_json()
+        if state["state"] != "running":
+            break
+        time.sleep(0.2)
+    assert state["state"] == "done" and state["done"] == 2, state
+    counts = dict(query(app, select(PaperBallot.round_id, func.count()).group_by(PaperBallot.round_id)))
+    assert sorted(counts.values()) == [2, 2, 2]                 # 2 sheets: every election's ballot on each
+    pdf = console.get(f"/console/items/{fzr}/ballots/{state['files'][0]}")
+    assert pdf.status_code == 200
+    import pypdfium2 as pdfium
+    doc = pdfium.PdfDocument(pdf.data)
+    assert len(doc) == 2                                         # a page a sheet
+    doc.close()
+    pdf.close()
