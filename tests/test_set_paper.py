@@ -259,3 +259,21 @@ def test_the_consoles_print_job_prints_the_sets_sheets(app, console):
     assert len(doc) == 2                                         # a page a sheet
     doc.close()
     pdf.close()
+
+
+def test_a_sheet_whose_qr_code_is_unreadable_is_entered_by_eye_election_by_election(app, api, client, tmp_path):
+    s, (zr, fzr, wy) = _set_sitting(api, members=3)
+    _, printed = api.call("POST", f"/api/admin/items/{zr}/paper-ballots", {"count": 1})
+    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
+    api.call("POST", f"/api/admin/items/{zr}/open")
+    (blank,) = print_and_rasterise(_layout(app, zr), [(printed["ballots"][0], "0")], DPI)
+    q, ppm = bl.page_geometry(1).qr, DPI / 25.4
+    blank[int(q.y * ppm):int(q.bottom * ppm), int(q.x * ppm):int(q.right * ppm)] = 255   # torn off
+    r = client.post("/api/station/scans", data=write_tiff([blank], tmp_path / "torn.tif").read_bytes(),
+                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
+    (page,) = r.get_json()["pages"]
+    assert page["status"] == "queued" and "election" not in page
+    status, err = api.call("POST", f"/api/station/pages/{page['id']}/decision",
+                           {"decision": {"ballot": printed["ballots"][0], "marks": {}}}, credential=s.counter,
+                           expect=None)
+    assert status == 400 and "逐项录入" in err["errors"][0]["message_zh"]
