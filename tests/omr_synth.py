@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ballot_service.crypto.keys import SigningKey
 from ballot_service.formats import ballot_layout as bl
+from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import make_token, token_to_text
 from ballot_service.render.paper import BallotLayout, write_ballot_pdfs
+from ballot_service.render.set_paper import SetSheetLayout
 
 KINDS = {  # item kind -> (title, candidate count range)
     "livelihood_projects": ("2026年示范市民生实事项目人大代表票决", (12, 32)),
@@ -68,6 +70,7 @@ class Sheet:
     note: str = ""
     columns: tuple[str, ...] = bl.MARKS            # the box columns, left to right
     write_in_rows: int = 0                         # an election's blank 另选 lines
+    sections: tuple = ()                           # a set sheet: (item, keys, 另选 lines) per election
 
 
 def fixed_key(name: str = "body-1") -> SigningKey:
@@ -187,10 +190,15 @@ CHOICE_P = {3: [0.55, 0.2, 0.15, 0.1],          # for / against / abstain (or th
 def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None,
                columns: tuple[str, ...] = bl.MARKS, write_in_rows: int = 0) -> Sheet:
     """Mark a blank page printed with these box `columns` and `write_in_rows` 另选 lines (left blank)."""
-    ppm = dpi / 25.4
     geom = bl.page_geometry(tuple(keys), marks=columns, write_in_rows=write_in_rows)
     img = page.copy()
     sheet = Sheet(img, tuple(keys), unclear=unclear, columns=tuple(columns), write_in_rows=write_in_rows)
+    _mark_table(img, sheet, geom, tuple(keys), tuple(columns), dpi, rng, unclear)
+    return sheet
+
+
+def _mark_table(img, sheet: Sheet, geom: bl.PageGeometry, keys, columns, dpi: int, rng, unclear) -> None:
+    ppm = dpi / 25.4
     p = CHOICE_P[len(columns)]
     for k in keys:
         choice = rng.choice(len(p), p=p)
@@ -201,7 +209,7 @@ def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None
             sheet.truth[(k, m)] = True
             draw_mark(img, geom.boxes[(k, m)], str(rng.choice(STYLES, p=[0.5, 0.25, 0.15, 0.1])), ppm, rng,
                       outside=rng.random() < 0.08)
-    blanks = [b for b, v in sheet.truth.items() if not v]
+    blanks = [b for b, v in sheet.truth.items() if not v and b[0] in keys]
     if unclear in ("faint_dot", "half_erased") and blanks:
         b = blanks[rng.integers(len(blanks))]
         (draw_faint_dot if unclear == "faint_dot" else draw_half_erased)(img, geom.boxes[b], ppm, rng)
@@ -217,6 +225,37 @@ def mark_sheet(page: np.ndarray, keys, dpi: int, rng, unclear: str | None = None
             if not sheet.truth[(k, m)]:
                 draw_mark(img, geom.boxes[(k, m)], "circle", ppm, rng)
                 sheet.truth[(k, m)] = True
+
+
+# --- a ballot set's sheet (主任, 副主任, 委员 on one page) -------------------------------------
+
+def render_set_pages(count: int, dpi: int, key, item_id: int, rng) -> tuple[tuple, list[np.ndarray]]:
+    """`count` blank sheets of a set of three elections (1 of 2, 2 of 3, 2-4 of 4-6 seats), items
+    item_id*10+1..3; returns (sections: ((item, keys, 另选 lines), …), grey pages)."""
+    n = int(rng.integers(4, 7))
+    specs = ((1, 2, "主任"), (2, 3, "副主任"), (n - 2, n, "委员"))
+    sections, layouts = [], []
+    for j, (places, cands, office) in enumerate(specs, 1):
+        lines = bl.write_in_rows_for(places, cands)
+        sections.append((item_id * 10 + j, tuple(f"set{item_id}-{j}-{i}" for i in range(cands)), lines))
+        layouts.append(BallotLayout(body_name="示范市人民代表大会", sitting_name="第一次会议",
+                                    item_title=f"选举示范市人民代表大会常务委员会{office}", kind="election",
+                                    round_number=1, places=places, write_in_lines=lines,
+                                    candidates=tuple(f"候选人{i}" for i in range(cands))))
+    layout = SetSheetLayout("示范市人民代表大会", "第一次会议", "常委会组成人员", (tuple(layouts),))
+    texts = [set_sheet.set_text([make_token(key, 1, 1, it, 1, serial=hashlib.sha256(f"{it}-{i}".encode()).hexdigest()[:32])
+                                 for it, _, _ in sections]) for i in range(count)]
+    return tuple(sections), print_and_rasterise(layout, [(t, "0") for t in texts], dpi)
+
+
+def mark_set_sheet(page: np.ndarray, sections, dpi: int, rng, unclear: str | None = None) -> Sheet:
+    """Mark every section of a set sheet; a deliberate problem, if any, in one of them."""
+    geoms = set_sheet.sheet_geometry([(keys, bl.MARKS, lines) for _, keys, lines in sections])
+    img = page.copy()
+    sheet = Sheet(img, tuple(k for _, keys, _ in sections for k in keys), unclear=unclear, sections=tuple(sections))
+    bad = int(rng.integers(len(sections)))
+    for j, ((_, keys, _), geom) in enumerate(zip(sections, geoms)):
+        _mark_table(img, sheet, geom, keys, bl.MARKS, dpi, rng, unclear if j == bad else None)
     return sheet
 
 

@@ -29,9 +29,10 @@ def _election(api, sid, key, office, places, cands, *, ballot_set=SET, channel="
 
 
 def _paper_vote(api, s, item_id, ballots):
+    """Print the set's sheets (one per ballot) and hand them out: each election's own ballot texts."""
     _, printed = api.call("POST", f"/api/admin/items/{item_id}/paper-ballots", {"count": len(ballots)})
     api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
-    return printed["ballots"]
+    return {int(k): v for k, v in printed["sections"].items()}
 
 
 def _enter(api, s, texts, ballots):
@@ -48,7 +49,7 @@ def test_a_ballot_set_opens_closes_and_is_tallied_together_with_one_record_each(
     head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
     vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
     alone = _election(api, s.sitting_id, "mz", "principal", 1, "EF", ballot_set=None)
-    texts = {i: _paper_vote(api, s, i, [None] * 5) for i in (head, vice)}
+    texts = _paper_vote(api, s, head, [None] * 5)
     _, opened = api.call("POST", f"/api/admin/items/{vice}/open")
     assert opened["ballot_set"] == [head]                       # opening one opened both
     assert _statuses(app, [head, vice, alone]) == ["open", "open", "draft"]
@@ -74,7 +75,7 @@ def test_a_re_vote_after_the_sets_tally_opens_only_the_tied_election(app, api):
     s = setup_sitting(api, members=4, open_vote=False, channel="paper")
     head = _election(api, s.sitting_id, "zr", "principal", 1, "AB")
     vice = _election(api, s.sitting_id, "fzr", "vice", 1, "CD")
-    texts = {i: _paper_vote(api, s, i, [None] * 4) for i in (head, vice)}
+    texts = _paper_vote(api, s, head, [None] * 4)
     api.call("POST", f"/api/admin/items/{head}/open")
     _enter(api, s, texts[head], [{"A": "for"}] * 3 + [{"B": "for"}])
     _enter(api, s, texts[vice], [{"C": "for"}] * 4)
@@ -148,7 +149,7 @@ def test_the_console_groups_a_set_and_opens_it_as_one_and_the_bundle_verifies(ap
     page = console.get(f"/console/items/{vice}").get_data(as_text=True)
     assert f"选举票组 {SET}" in page and "选举zr、选举fzr" in page
     assert f'name="ballot_set" size="12" value="{SET}"' in page   # the 修改 form keeps it
-    texts = {i: _paper_vote(api, s, i, [None] * 3) for i in (head, vice)}
+    texts = _paper_vote(api, s, head, [None] * 3)
     post(console, f"/console/items/{vice}/open", {}, follow_redirects=True)
     assert _statuses(app, [head, vice]) == ["open", "open"]
     _enter(api, s, texts[head], [{"A": "for"}] * 3)

@@ -1,6 +1,6 @@
 """The mark reader on synthetic scans made here (fixed seed): real ballots printed by paper.py for
 every item kind (an evaluation with its three or four option columns, an election with its 另选
-lines left blank), rasterised at 150/200/300 dpi, marked as deputies mark them (○ √ × filled, pen
+lines left blank, a ballot set's sheet of three elections), rasterised at 150/200/300 dpi, marked as deputies mark them (○ √ × filled, pen
 and pencil, some over the box's edge), then skewed, shifted, scaled, noised and JPEG-compressed;
 one page upside down and one creased in each batch.
 
@@ -61,6 +61,37 @@ def make_set(key, pages_per_batch: int, batches_per_kind: int, seed: int = SEED)
                     img = S.distort(sheet.image, rng, upside_down=(i == 1), crease=(i == 2), dpi=dpi)
                     sheet.note = f"{kind} n={n} dpi={dpi} page={i}"
                     yield sheet, img
+    # ballot sets' sheets (主任, 副主任, 委员 on one page), from a generator of their own so the
+    # pages above stay the same as before they were added
+    rng = np.random.default_rng(seed + 1)
+    for rep in range(batches_per_kind):
+        for dpi in (150, 200, 300):
+            item += 1
+            sections, pages = S.render_set_pages(pages_per_batch, dpi, key, item, rng)
+            for i, page in enumerate(pages):
+                unclear = S.UNCLEAR[(i // 5 + rep) % len(S.UNCLEAR)] if i % 5 == 4 else None
+                sheet = S.mark_set_sheet(page, sections, dpi, rng, unclear=unclear)
+                img = S.distort(sheet.image, rng, upside_down=(i == 1), crease=(i == 2), dpi=dpi)
+                sheet.note = f"set n={len(sheet.keys)} dpi={dpi} page={i}"
+                yield sheet, img
+
+
+def read(sheet, img):
+    """The reader on one synthetic page; a set sheet's sections joined into one reading (readable
+    only if every section is)."""
+    if not sheet.sections:
+        return omr.read_page(img, lambda payload, ks=sheet.keys: ks, marks_for=lambda payload, c=sheet.columns: c,
+                             write_ins_for=lambda payload, w=sheet.write_in_rows: w)
+    by_item = {it: (keys, lines) for it, keys, lines in sheet.sections}
+    r = omr.read_page(img, lambda p: by_item.get(p["item"], (None,))[0], write_ins_for=lambda p: by_item[p["item"]][1])
+    whole = omr.PageReading(r.source, r.page, r.status, list(r.reasons))
+    for part in r.sections:
+        whole.boxes += part.boxes
+        whole.reasons += [x for x in part.reasons if x not in whole.reasons]
+        whole.marks.update(part.marks)
+    if len(r.sections) != len(sheet.sections) or whole.reasons:
+        whole.status, whole.marks = "adjudicate", {}
+    return whole
 
 
 def evaluate(key, pages_per_batch, batches_per_kind):
@@ -68,8 +99,7 @@ def evaluate(key, pages_per_batch, batches_per_kind):
     problems = []
     cases = Counter()   # where the pages fall, by dpi and deliberate problem (printed)
     for sheet, img in make_set(key, pages_per_batch, batches_per_kind):
-        r = omr.read_page(img, lambda payload, ks=sheet.keys: ks, marks_for=lambda payload, c=sheet.columns: c,
-                          write_ins_for=lambda payload, w=sheet.write_in_rows: w)
+        r = read(sheet, img)
         stats["pages"] += 1
         dpi = sheet.note.split()[2]
         cases[(sheet.unclear or "clear", dpi, "read" if r.readable else "sent")] += 1

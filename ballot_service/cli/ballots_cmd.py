@@ -16,10 +16,12 @@ from ballot_service.crypto.keys import (
     fingerprint,
 )
 from ballot_service.db import make_engine, make_sessionmaker
-from ballot_service.domain.paper_ballots import hand_out, paper_counts, resolve_serial
+from ballot_service.domain import voting
+from ballot_service.domain.paper_ballots import hand_out, hand_out_stack, paper_counts, resolve_serial
 from ballot_service.domain.print_jobs import print_batch
 from ballot_service.domain.sittings import get_item
 from ballot_service.errors import Conflict, KeyFileError
+from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import (
     MAX_PAPER_BATCH,
     BallotRefused,
@@ -50,7 +52,9 @@ def _current_round(item, number: int | None = None):
 
 
 @ballots.command("print", help="Sign COUNT new paper ballots for ITEM_ID's current round and write "
-                               "print-ready A4 PDFs (one ballot per page) into the ballots directory.")
+                               "print-ready A4 PDFs (one ballot per page) into the ballots directory. An "
+                               "election of a ballot set prints COUNT sheets of the set (its elections on one "
+                               "page, more pages only when they do not fit).")
 @click.argument("item_id", type=int)
 @click.option("--count", "-n", type=click.IntRange(1, MAX_PAPER_BATCH), required=True, help="number of ballots")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -84,6 +88,16 @@ def ballots_print(item_id: int, count: int, out_dir: str | None, round_no: int |
 @click.argument("serial_or_qr_text", nargs=-1, required=True)
 def ballots_hand_out(item_id: int, serial_or_qr_text: tuple[str, ...]) -> None:
     settings = Settings.from_env()
+    if any(set_sheet.is_set_text(t) for t in serial_or_qr_text):   # a ballot set's sheets
+        with db_session() as db:
+            item = get_item(db, item_id)
+            if not item.ballot_set:
+                raise click.UsageError(f"item {item_id} is not in a ballot set: give its own ballots")
+            n = hand_out_stack(db, settings, item.sitting, [t.strip() for t in serial_or_qr_text], None)
+            counts = paper_counts(db, voting.current_round(item))
+        click.echo(f"已发出 handed out: {n} sheet(s) of ballot set {item.ballot_set}, each election's ballot with it; "
+                   f"item {item_id}: 发出 {counts['handed_out']} / 印制 {counts['printed']}")
+        return
     with db_session() as db:
         item = get_item(db, item_id)
         round_, serials = None, []
@@ -120,9 +134,14 @@ def ballots_verify(payload: str) -> None:
         sys.exit(1)
 
     try:
-        token = text_to_token(payload)
+        tokens = set_sheet.section_tokens(payload) if set_sheet.is_set_text(payload) else [text_to_token(payload)]
     except BallotRefused as exc:
         refuse(exc.reason, exc.message)
+    for token in tokens:   # a ballot set's sheet: each election's ballot on it, one after the other
+        _verify_one(settings, token, refuse)
+
+
+def _verify_one(settings, token: dict, refuse) -> None:
     p = token["payload"]
     if is_round_key_token(token):  # a hybrid vote's paper ballot: the round's key, from the database
         _verify_round_key_ballot(settings, token, refuse)

@@ -16,7 +16,7 @@ from ballot_service.config import Settings
 from ballot_service.db import begin_write
 from ballot_service.domain import audit, ballot_marks, evaluation_items, scanning
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from ballot_service.formats import ballots
+from ballot_service.formats import ballots, set_sheet
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.models import ScannedPage, Sitting, Terminal
 from ballot_service.vocab import AuditKind, ItemKind, TellerRole, TerminalKind, label_pair
@@ -55,6 +55,10 @@ def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> di
     if not isinstance(text, str) or not text:
         raise InvalidInput("the QR code of this page was not read: scan the paper ballot's QR code",
                            where="decision.ballot", zh="该页二维码无法识读：请用扫码枪扫描该选票的二维码")
+    if set_sheet.is_set_text(text):   # a page whose QR code was not read holds the whole sheet
+        raise InvalidInput("this is a ballot set's sheet: enter its elections one by one with the QR scanner "
+                           "(read by eye), then mark this page as not a ballot", where="decision.ballot",
+                           zh="这是选举票组的合印选票：请在“扫码枪读票”中逐项录入，再将此页判为“不是选票”")
     try:
         payload = ballots.text_to_token(text)["payload"]
     except ballots.BallotRefused:

@@ -13,6 +13,7 @@ from ballot_service.crypto.keys import SigningKey
 from ballot_service.db import checkpoint_wal_after_commit
 from ballot_service.domain import audit, election_items
 from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import (
     MAX_PAPER_BATCH,
     SERIAL_RE,
@@ -120,33 +121,51 @@ def hand_out(db: Session, serials: list[str], round_: Round) -> int:
 
 def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, terminal_id: int) -> int:
     """The distribution desk's stack, as the QR texts it scanned: each a ballot of this
-    sitting signed with its body's key, all of one round still pending or open, none of an
-    election the station's teller stands in; then hand_out. Returns how many were activated."""
+    sitting signed with its body's key, all of one round still pending or open, or all sheets
+    of one ballot set (set_sheet.py: each sheet activates its every election's ballot), none of
+    an election the station's teller stands in; then hand_out, round by round. Returns how many
+    sheets (or ballots) were activated."""
     if not texts or len(texts) > MAX_PAPER_BATCH or not all(isinstance(t, str) for t in texts):
         raise InvalidInput(f"ballots must be a list of 1 to {MAX_PAPER_BATCH} QR texts", where="ballots",
                            zh=f"一叠选票须为 1 至 {MAX_PAPER_BATCH} 张的二维码文本")
     key = keys.body_signing_key(settings, sitting.body_id)
-    rnd, serials = None, []
+    sheets = sum(set_sheet.is_set_text(t) for t in texts)
+    if sheets not in (0, len(texts)):
+        raise InvalidInput("a stack holds ballots of one round, or sheets of one ballot set", where="ballots",
+                           zh="一叠选票只能是同一轮的选票，或同一选举票组的合印选票")
+    stack: dict[int, list[str]] = {}
+    rounds: dict[int, Round] = {}
     for n, text in enumerate(texts):
-        token = text_to_token(text)
-        payload = token["payload"]
-        item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
-        if item is None or item.sitting_id != sitting.id:
-            raise NotFound("this ballot is not for a vote of this session", where=f"ballots[{n}]",
-                           zh="这张选票不属于本会次的表决")
-        election_items.refuse_candidate_teller(db, item, terminal_id)
-        this = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
-        if this is None or (rnd is not None and this.id != rnd.id):
-            raise InvalidInput("a stack holds ballots of one round only", where=f"ballots[{n}]",
-                               zh="一叠选票只能是同一轮的选票")
-        verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id,
-                     round_no=this.number)
-        rnd = this
-        serials.append(payload["serial"])
-    if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
-        raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots",
-                       zh="本项表决已结束，不能再发出选票")
-    return hand_out(db, serials, rnd)
+        for token in set_sheet.section_tokens(text) if sheets else [text_to_token(text)]:
+            rnd = _desk_round(db, key, sitting, token, terminal_id, f"ballots[{n}]")
+            rounds[rnd.id] = rnd
+            stack.setdefault(rnd.id, []).append(token["payload"]["serial"])
+    sets = {rnd.item.ballot_set for rnd in rounds.values()}
+    if len(rounds) > 1 and (not sheets or len(sets) > 1 or None in sets):
+        raise InvalidInput("a stack holds ballots of one round only", where="ballots",
+                           zh="一叠选票只能是同一轮的选票")
+    for rnd in rounds.values():
+        if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
+            raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots",
+                           zh="本项表决已结束，不能再发出选票")
+    for rid in sorted(stack):
+        hand_out(db, stack[rid], rounds[rid])
+    return len(texts)
+
+
+def _desk_round(db: Session, key, sitting: Sitting, token: dict, terminal_id: int, where: str) -> Round:
+    """The round a ballot at the desk is for, its signature checked; refused with the reason."""
+    payload = token["payload"]
+    item = db.get(Item, payload.get("item")) if isinstance(payload.get("item"), int) else None
+    if item is None or item.sitting_id != sitting.id:
+        raise NotFound("this ballot is not for a vote of this session", where=where,
+                       zh="这张选票不属于本会次的表决")
+    election_items.refuse_candidate_teller(db, item, terminal_id)
+    rnd = db.scalar(select(Round).where(Round.item_id == item.id, Round.number == payload.get("round")))
+    if rnd is None:
+        raise InvalidInput("a stack holds ballots of one round only", where=where, zh="一叠选票只能是同一轮的选票")
+    verify_token(key.public_key, token, body=sitting.body_id, session=sitting.id, item=item.id, round_no=rnd.number)
+    return rnd
 
 
 def paper_ballot_pdf(db: Session, ballots: list) -> bytes:

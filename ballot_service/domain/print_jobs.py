@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from ballot_service.crypto.keys import body_signing_key
 from ballot_service.db import database_now, db_now
+from ballot_service.domain import set_sheets, voting
 from ballot_service.domain.paper_ballots import record_paper_ballots, sign_paper_ballots
 from ballot_service.domain.sittings import get_item, require_open
 from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats.ballots import MAX_PAPER_BATCH, serial_short, token_to_text
 from ballot_service.models import PrintJob, Round
 from ballot_service.render.fonts import find_font
-from ballot_service.render.paper import BallotLayout, next_batch_prefix, write_ballot_pdfs
+from ballot_service.render.paper import PAGES_PER_FILE, BallotLayout, next_batch_prefix, write_ballot_pdfs
 from ballot_service.vocab import PAPER_CHANNELS
 
 
@@ -34,28 +35,43 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     rendering happen outside any transaction (SQLite would hold its write lock through the
     rendering); the serials are recorded afterwards, and if that fails the files are removed,
     so no printed ballot exists whose serial the database does not know. Used by the CLI and
-    the console."""
+    the console. An election of a ballot set prints the set's sheets (`count` sheets: set_sheets.py)."""
     with open_db() as db:
         find_font()  # fail before signing anything
         item = get_item(db, item_id)
         require_open(db, item.sitting, "印制选票", "printing ballots")
-        rounds = [r for r in item.rounds if round_no is None or r.number == round_no]
-        if not rounds:
-            raise Conflict(f"item {item_id} has no round {round_no}", where="round",
-                           zh=f"表决事项 {item_id} 没有第 {round_no} 轮")
-        round_ = rounds[-1]
         key = body_signing_key(settings, item.sitting.body_id)
-        tokens = sign_paper_ballots(key, item, round_, count)
-        layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
-        round_id, round_number = round_.id, round_.number
-    pairs = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
+        if item.ballot_set:  # one sheet for the set's elections (set_sheets.py)
+            if round_no is not None and round_no != voting.current_round(item).number:
+                raise Conflict("a ballot set's sheet is printed for its current rounds only", where="round",
+                               zh="选举票组的合印选票只印制当前一轮")
+            pairs = set_sheets.sheet_rounds(db, item)
+            layout = set_sheets.plan(pairs, key.fingerprint)
+            tokens, pages = set_sheets.sign_sheets(key, pairs, layout, count)
+            round_ids = [r.id for _, r in pairs]
+            round_number, per_file = pairs[0][1].number, PAGES_PER_FILE // len(layout.pages) * len(layout.pages)
+        else:
+            rounds = [r for r in item.rounds if round_no is None or r.number == round_no]
+            if not rounds:
+                raise Conflict(f"item {item_id} has no round {round_no}", where="round",
+                               zh=f"表决事项 {item_id} 没有第 {round_no} 轮")
+            round_ = rounds[-1]
+            tokens = sign_paper_ballots(key, item, round_, count)
+            layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
+            round_ids, round_number, per_file = [round_.id], round_.number, PAGES_PER_FILE
+            pages = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
     prefix = next_batch_prefix(out_dir, item_id, round_number)
-    paths = write_ballot_pdfs(layout, pairs, out_dir, prefix, processes=processes, progress=progress)
+    paths = write_ballot_pdfs(layout, pages, out_dir, prefix, processes=processes, pages_per_file=per_file,
+                              progress=progress and (lambda n: progress(n * count // len(pages))))
     recorded = False
     try:
         with open_db() as db:
             item = get_item(db, item_id)
-            record_paper_ballots(db, key, item, db.get(Round, round_id), tokens)
+            rounds = [db.get(Round, rid) for rid in round_ids]
+            if item.ballot_set:
+                set_sheets.record_sheets(db, key, [(r.item, r) for r in rounds], tokens)
+            else:
+                record_paper_ballots(db, key, item, rounds[0], tokens)
         recorded = True
     finally:
         if not recorded:

@@ -30,7 +30,7 @@ def recount(db: Session, item: Item, rnd: Round) -> dict:
                        .order_by(ScannedPage.id))
     for page in pages:
         grey = cv2.imdecode(np.frombuffer(page.image, np.uint8), cv2.IMREAD_GRAYSCALE)
-        reading = scanning.read_page(db, item.sitting_id, grey, source=page.id)
+        reading = scanning.part_for(scanning.read_page(db, item.sitting_id, grey, source=page.id), rnd)
         scanning.apply_mark_rule(reading, item.mark_rule)
         serial = (reading.payload or {}).get("serial")
         if serial in seen:

@@ -10,12 +10,12 @@ records which deputy's ballot is which beyond what the paper itself carries.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import cv2
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
@@ -23,7 +23,7 @@ from ballot_service.db import begin_write, checkpoint_wal_after_commit
 from ballot_service.domain import audit, intake
 from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats import ballot_layout as bl
-from ballot_service.formats import ballots
+from ballot_service.formats import ballots, set_sheet
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Item, Round, ScannedPage
 from ballot_service.rules.election_tally import WRITE_IN_STAGES
@@ -40,6 +40,8 @@ CROP_PAD = 0.6     # of a box's size, around it: the tellers see the neighbourin
 class ScanOutcome:
     page: ScannedPage
     receipt: intake.Receipt | None = None
+    number: int = 0                 # the page's number in its scan file
+    election: str | None = None     # a set sheet's section: the title of its election
 
 
 def round_for(db: Session, sitting_id: int, payload: dict | None) -> tuple[Item, Round] | tuple[None, None]:
@@ -89,6 +91,14 @@ def read_page(db: Session, sitting_id: int, grey: np.ndarray, source: str = "", 
                          marks_for=option_columns(db, sitting_id), write_ins_for=write_in_lines(db, sitting_id))
 
 
+def part_for(reading: omr.PageReading, round_: Round) -> omr.PageReading:
+    """What was read of `round_`'s ballot on a page: the page, or its section of a set sheet."""
+    for section in reading.sections:
+        if (section.payload["item"], section.payload["round"]) == (round_.item_id, round_.number):
+            return section
+    return reading
+
+
 def png(grey: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
@@ -125,6 +135,25 @@ def _crops(grey: np.ndarray, reading: omr.PageReading) -> dict[str, str]:
     return out
 
 
+SECTION_CROP = "section"   # a set sheet's queued section: its part of the page, for the tellers
+
+
+def _section_crop(grey: np.ndarray, section: omr.PageReading, lines: int) -> str:
+    """The band of the page holding one section of a set sheet (its title, table and 另选
+    lines), upright: the tellers see the election they decide, not the whole sheet."""
+    if not section.boxes:
+        return ""
+    h = grey.shape[0]
+    ppm = grey.shape[1] / bl.PAGE_W
+    row = max(b.px[3] - b.px[1] for b in section.boxes)
+    head = int((set_sheet.SECTION_HEAD + bl.HEADER_H + 1) * ppm)
+    tail = int(lines * row + 2 * ppm)
+    y0, y1 = min(b.px[1] for b in section.boxes), max(b.px[3] for b in section.boxes)
+    y0, y1 = (y0 - tail, y1 + head) if section.rotated else (y0 - head, y1 + tail)
+    crop = grey[max(0, y0):min(h, y1), :]
+    return b64url_encode(png(np.ascontiguousarray(crop[::-1, ::-1] if section.rotated else crop)))
+
+
 def submit_marks(db: Session, settings: Settings, sitting, qr_text: str, marks: dict) -> tuple[str, str, object]:
     """Through cast intake, as /api/station/paper does: (status, outcome text, receipt or None).
     Commits on SQLite (group commit); elsewhere the caller commits."""
@@ -140,24 +169,29 @@ def submit_marks(db: Session, settings: Settings, sitting, qr_text: str, marks: 
     return "counted", f"receipt {receipt.receipt}", receipt
 
 
-def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading, grey: np.ndarray) -> ScanOutcome:
-    """Store one read page; submit it if clear, else queue it. Leaves the write transaction
-    to the caller to commit."""
-    item, rnd = round_for(db, sitting.id, reading.payload)
+def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading, grey: np.ndarray,
+              image: bytes | None = None, section: omr.PageReading | None = None) -> ScanOutcome:
+    """Store one read page (or one `section` of a ballot set's sheet, read in `reading`); submit
+    it if clear, else queue it. Leaves the write transaction to the caller to commit."""
+    part = section or reading
+    item, rnd = round_for(db, sitting.id, part.payload)
     if item is not None:
-        apply_mark_rule(reading, item.mark_rule)
-    image = png(grey)
+        apply_mark_rule(part, item.mark_rule)
+    image = image or png(grey)
     receipt = None
     status, outcome = "queued", None
-    if reading.readable and reading.qr_text:
-        marks = {k: v for k, v in reading.marks.items() if v}
-        status, outcome, receipt = submit_marks(db, settings, sitting, reading.qr_text, marks)
+    if part.readable and part.qr_text:
+        marks = {k: v for k, v in part.marks.items() if v}
+        status, outcome, receipt = submit_marks(db, settings, sitting, part.qr_text, marks)
     begin_write(db)
+    crops = _crops(grey, part) if status == "queued" else {}
+    if section is not None and status == "queued" and rnd is not None:
+        crops[SECTION_CROP] = _section_crop(grey, section, write_in_lines(db, sitting.id)(section.payload))
     page = ScannedPage(sitting_id=sitting.id, round_id=rnd.id if rnd is not None else None,
                        sha256=hashlib.sha256(image).hexdigest(), image=image, status=status,
-                       reasons=list(reading.reasons), qr_text=reading.qr_text,
-                       boxes=[[b.candidate, b.mark, b.state] for b in reading.boxes],
-                       crops=_crops(grey, reading) if status == "queued" else {}, decisions=[], outcome=outcome)
+                       reasons=list(part.reasons), qr_text=part.qr_text,
+                       boxes=[[b.candidate, b.mark, b.state] for b in part.boxes],
+                       crops=crops, decisions=[], outcome=outcome)
     db.add(page)
     db.flush()
     audit.append(db, AuditKind.PAGE_SCANNED, {"page_id": page.id, "sha256": page.sha256, "status": status,
@@ -169,10 +203,18 @@ def take_page(db: Session, settings: Settings, sitting, reading: omr.PageReading
 
 def take_file(db: Session, settings: Settings, sitting, path, dpi: int = 200) -> Iterator[ScanOutcome]:
     """Read and take every page of a scan file or folder (scan/pages.py), one at a time: the
-    caller commits after each, so a page is stored as soon as it is read."""
+    caller commits after each, so a page is stored as soon as it is read. A ballot set's sheet
+    gives one outcome per election section: each is its own ballot, counted or queued alone."""
     for source, number, grey in _readable_pages(path, dpi):
         reading = read_page(db, sitting.id, grey, source=source, page=number)
-        yield take_page(db, settings, sitting, reading, grey)
+        if not reading.sections:
+            yield replace(take_page(db, settings, sitting, reading, grey), number=number)
+            continue
+        image = png(grey)
+        for section in reading.sections:
+            item, _ = round_for(db, sitting.id, section.payload)
+            yield replace(take_page(db, settings, sitting, reading, grey, image, section), number=number,
+                          election=item.title if item is not None else None)
 
 
 MIN_PAGE_PIXELS = 200  # an A5 ballot at the lowest dpi accepted (100) is over 500 pixels a side
@@ -207,7 +249,8 @@ def export_images(db: Session, sitting_id: int) -> list[tuple[ScannedPage, bytes
 
 
 def discard_images(db: Session, sitting_id: int) -> int:
-    """After the retention period: drop every kept image (and crop) of a session; the hashes
+    """After the retention period: drop every kept image (and crop) of a session, and of a set
+    sheet's pages what names their ballots (QR text, receipt, boxes, decisions); the hashes
     stay in the audit chain. Returns how many were dropped. Refused while a page waits."""
     begin_write(db)
     if db.scalar(select(ScannedPage.id).where(ScannedPage.sitting_id == sitting_id,
@@ -216,8 +259,15 @@ def discard_images(db: Session, sitting_id: int) -> int:
                        zh="本次会议还有扫描选票待裁定，不能删除图像")
     pages = list(db.scalars(select(ScannedPage).where(ScannedPage.sitting_id == sitting_id,
                                                       ScannedPage.image.is_not(None))))
+    # a ballot set's sheet is kept as a page per election, all with its image: once the image
+    # is gone, nothing may still pair one election's ballot with another's of the same sheet
+    sheets = set(db.scalars(select(ScannedPage.sha256).where(ScannedPage.sitting_id == sitting_id)
+                            .group_by(ScannedPage.sha256).having(func.count(distinct(ScannedPage.round_id)) > 1)))
     for p in pages:
         p.image, p.crops = None, {}
+        if p.sha256 in sheets:
+            p.qr_text, p.outcome, p.boxes = None, None, []
+            p.decisions = [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]
     # A hybrid round's pages are all paper ballots, one of them maybe a lone one whose member the
     # chain names: with the images go their QR texts (serials), readings and the tellers' marks.
     hybrid = select(Round.id).join(Item, Item.id == Round.item_id).where(Item.sitting_id == sitting_id,

@@ -114,6 +114,7 @@ def queue(db: Session, sitting: Sitting) -> list[dict]:
         rnd = db.get(Round, p.round_id) if p.round_id is not None else None
         out.append({"id": p.id, "status": p.status, "reasons": p.reasons, "round_id": p.round_id,
                     "item_id": rnd.item_id if rnd is not None else None, "has_qr": bool(p.qr_text),
+                    "title": rnd.item.title if rnd is not None else None,
                     "candidates": list(rnd.candidate_keys) if rnd is not None else [],
                     "titles": candidate_titles(db, rnd.item_id) if rnd is not None else {},
                     "choices": choices(db.get(Item, rnd.item_id) if rnd is not None else None),

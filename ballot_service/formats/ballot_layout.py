@@ -83,6 +83,13 @@ class PageGeometry:
     marks: tuple[str, ...] = MARKS  # the box columns, left to right
     col_box: float = COL_BOX
     write_in_rows: int = 0        # an election's blank 另选他人 lines under the candidates: no boxes
+    limit: float | None = None    # a set sheet's section (set_sheet.py): where the next section begins
+
+    @property
+    def floor(self) -> float:
+        """How far down the blank paper under the table may be watched: above the QR code, or
+        above the next section of a set sheet."""
+        return self.qr.y - 2.0 if self.limit is None else min(self.qr.y, self.limit) - 2.0
 
     @property
     def write_in_cells(self) -> tuple[Rect, ...]:
@@ -97,7 +104,7 @@ class PageGeometry:
         if not self.write_in_rows:
             return ()
         top, right = self.row_y[len(self.candidates)], PAGE_W - 7.0
-        under = min(self.qr.y - 2.0, self.table_bottom + 7.0) - self.table_bottom
+        under = min(self.floor, self.table_bottom + 7.0) - self.table_bottom
         beside = Rect(self.box_x[-1], top, right - self.box_x[-1], self.table_bottom - top)
         below = Rect(self.box_x[0] - 1.5, self.table_bottom, right - self.box_x[0] + 1.5, under)
         return tuple(r for r in (beside, below) if min(r.w, r.h) > 3.0)
@@ -115,7 +122,7 @@ class PageGeometry:
         x0 = self.box_x[0] - 1.5      # the last 1.5 mm of the title column is blank (text is inset)
         y0 = self.row_y[0] - 0.2
         y1 = self.row_y[len(self.candidates)] + 0.2 if self.write_in_rows else self.table_bottom + 7.0
-        return Rect(x0, y0, PAGE_W - 7.0 - x0, min(self.qr.y - 2.0, y1) - y0)
+        return Rect(x0, y0, PAGE_W - 7.0 - x0, min(self.floor, y1) - y0)
 
 
 def layout_version_for(payload: dict) -> int | None:
@@ -129,12 +136,14 @@ def row_height(n: int) -> float:
 
 
 def page_geometry(candidates: int | Sequence[str], version: int = LAYOUT_VERSION,
-                  marks: Sequence[str] = MARKS, write_in_rows: int = 0) -> PageGeometry:
+                  marks: Sequence[str] = MARKS, write_in_rows: int = 0, *,
+                  section: tuple[float, float, float] | None = None) -> PageGeometry:
     """The geometry for `candidates` (their keys in printed order, or a count: keys "1".."n"),
     with a box column per mark (赞成/反对/弃权, or an evaluation's options), and an election's
-    `write_in_rows` blank 另选 lines under them (write_in_rows_for)."""
+    `write_in_rows` blank 另选 lines under them (write_in_rows_for). `section`: (table top, row
+    height, limit) of one section of a set sheet (set_sheet.py), else the whole page's table."""
     keys = tuple(str(i) for i in range(1, candidates + 1)) if isinstance(candidates, int) else tuple(candidates)
-    return _geometry(keys, version, tuple(marks), write_in_rows)
+    return _geometry(keys, version, tuple(marks), write_in_rows, section)
 
 
 def write_in_rows_for(places: int | None, candidates: int) -> int:
@@ -144,7 +153,7 @@ def write_in_rows_for(places: int | None, candidates: int) -> int:
 
 @lru_cache(maxsize=256)
 def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARKS,
-              write_in_rows: int = 0) -> PageGeometry:
+              write_in_rows: int = 0, section: tuple[float, float, float] | None = None) -> PageGeometry:
     if version != LAYOUT_VERSION:
         raise ValueError(f"unknown ballot layout version {version}")
     if not 0 <= write_in_rows <= MAX_ROWS - len(keys):
@@ -160,8 +169,8 @@ def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARK
     col_box = min(COL_BOX, (width - COL_NO - MIN_TITLE_W) / len(marks))
     col_title = width - COL_NO - len(marks) * col_box
     rows = n + write_in_rows
-    rh = row_height(rows)
-    first = TABLE_TOP + HEADER_H
+    top, rh, limit = section or (TABLE_TOP, row_height(rows), None)
+    first = top + HEADER_H
     box_x = tuple(MARGIN + COL_NO + col_title + i * col_box for i in range(len(marks) + 1))
     row_y = tuple(first + i * rh for i in range(rows + 1))
     boxes = {(k, m): Rect(box_x[j], row_y[i], col_box, rh)
@@ -171,7 +180,7 @@ def _geometry(keys: tuple[str, ...], version: int, marks: tuple[str, ...] = MARK
         version=version, candidates=keys, row_h=rh,
         fiducials=((c, c), (PAGE_W - c, c), (PAGE_W - c, PAGE_H - c), (c, PAGE_H - c)),
         qr=Rect(MARGIN, PAGE_H - TOP - QR_SIZE, QR_SIZE, QR_SIZE),
-        header=Rect(MARGIN, TABLE_TOP, width, HEADER_H),
+        header=Rect(MARGIN, top, width, HEADER_H),
         rows=tuple(Rect(MARGIN, row_y[i], width, rh) for i in range(rows)),
         boxes=boxes, col_title=col_title, box_x=box_x, row_y=row_y, marks=marks, col_box=col_box,
-        write_in_rows=write_in_rows)
+        write_in_rows=write_in_rows, limit=limit)

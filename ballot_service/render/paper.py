@@ -78,6 +78,10 @@ class BallotLayout:
     def heading(self) -> str:
         return f"{self.body_name}{self.sitting_name}"
 
+    def renderer(self, font_path: Path) -> "_Renderer":
+        """What draws this batch's pages (a ballot set's sheet has its own: set_paper.py)."""
+        return _Renderer(self, font_path)
+
     def ballot_label(self) -> str:
         label = BALLOT_HEADINGS.get(self.kind, ("表 决 票", "项目"))[0]
         if self.round_number > 1:
@@ -108,6 +112,61 @@ TOP = bl.TOP
 QR_SIZE = bl.QR_SIZE
 
 
+def fit(pdf: FPDF, text: str, width: float, size: float, min_size: float) -> tuple[str, float]:
+    """Largest font size <= size (down to min_size) at which text fits in width; else truncate."""
+    s = size
+    while s > min_size:
+        pdf.set_font(_FONT, size=s)
+        if pdf.get_string_width(text) <= width:
+            return text, s
+        s -= 0.5
+    pdf.set_font(_FONT, size=min_size)
+    while text and pdf.get_string_width(text + "…") > width:
+        text = text[:-1]
+    return text + "…", min_size
+
+
+def fit_rows(pdf: FPDF, g: bl.PageGeometry, lay: "BallotLayout") -> list[tuple[str, float]]:
+    """The candidates' names, each at the size that fits its row's title cell."""
+    cell_font = min(11.0, max(7.0, g.row_h * 1.3))
+    return [fit(pdf, t, g.col_title - 3, cell_font, 6.5) for t in lay.candidates]
+
+
+def draw_table(pdf: FPDF, g: bl.PageGeometry, lay: "BallotLayout", rows: list[tuple[str, float]]) -> None:
+    """The table at the geometry's place: its header, a row per candidate with its boxes, then
+    the blank 另选 lines (no boxes: a name written there is 赞成)."""
+    pdf.set_xy(MARGIN, g.header.y)
+    pdf.set_line_width(0.3)
+    for w, t in ((bl.COL_NO, "序号"), (g.col_title, lay.column_label()), *((g.col_box, t) for _, t in lay.marks)):
+        pdf.set_font(_FONT, size=11)
+        if pdf.get_string_width(t) > w - 1:  # 基本满意 in a narrow column
+            pdf.set_font(_FONT, size=8)
+        pdf.cell(w, g.header.h, t, border=1, align="C")
+    rh = g.row_h
+    for row in g.rows[len(rows):]:
+        pdf.set_xy(row.x, row.y)
+        pdf.set_font(_FONT, size=min(11.0, max(7.0, rh * 1.3)))
+        pdf.cell(bl.COL_NO, rh, "另选", border=1, align="C")
+        pdf.cell(g.col_title, rh, "", border=1)
+        pdf.cell(len(g.marks) * g.col_box, rh, "（写上姓名即为赞成）", border=1, align="C")
+    for i, ((text, size), row, key) in enumerate(zip(rows, g.rows, g.candidates), 1):
+        pdf.set_xy(row.x, row.y)
+        pdf.set_font(_FONT, size=min(size, 11))
+        pdf.cell(bl.COL_NO, rh, str(i), border=1, align="C")
+        pdf.set_font(_FONT, size=size)
+        pdf.cell(g.col_title, rh, text, border=1, align="L")
+        for m in g.marks:
+            b = g.boxes[(key, m)]
+            pdf.rect(b.x, b.y, b.w, b.h)
+
+
+def draw_fiducials(pdf: FPDF, g: bl.PageGeometry) -> None:
+    """The four solid corner squares the mark reader finds the page by."""
+    f = bl.FIDUCIAL_SIZE
+    for cx, cy in g.fiducials:
+        pdf.rect(cx - f / 2, cy - f / 2, f, f, style="F")
+
+
 class _Renderer:
     def __init__(self, layout: BallotLayout, font_path: Path):
         if not layout.candidates:
@@ -131,18 +190,7 @@ class _Renderer:
         self._plan()
 
     def _fit(self, text: str, width: float, size: float, min_size: float) -> tuple[str, float]:
-        """Largest font size <= size (down to min_size) at which text fits in width; else truncate."""
-        pdf = self.pdf
-        s = size
-        while s > min_size:
-            pdf.set_font(_FONT, size=s)
-            if pdf.get_string_width(text) <= width:
-                return text, s
-            s -= 0.5
-        pdf.set_font(_FONT, size=min_size)
-        while text and pdf.get_string_width(text + "…") > width:
-            text = text[:-1]
-        return text + "…", min_size
+        return fit(self.pdf, text, width, size, min_size)
 
     def _plan(self) -> None:
         """Work out sizes once per batch: every page has the same static part."""
@@ -156,11 +204,7 @@ class _Renderer:
                                where="extra_notes", zh=f"选票说明最多 {bl.MAX_NOTE_LINES} 行")
         # 另选 lines are rows of their own below the candidates' (no mark boxes: a name written is 赞成)
         self.geom = bl.page_geometry(n, marks=[m for m, _ in lay.marks], write_in_rows=lay.write_in_lines)
-        self.col_no, self.col_box = bl.COL_NO, self.geom.col_box
-        self.col_title = self.geom.col_title
-        self.row_h = self.geom.row_h
-        cell_font = min(11.0, max(7.0, self.row_h * 1.3))
-        self.rows = [self._fit(t, self.col_title - 3, cell_font, 6.5) for t in lay.candidates]
+        self.rows = fit_rows(self.pdf, self.geom, lay)
 
     def page(self, qr_text: str, serial_short: str) -> None:
         pdf = self.pdf
@@ -192,37 +236,9 @@ class _Renderer:
         pdf.set_font(_FONT, size=9.5)
         for line in self.notes:
             pdf.cell(self.width, 5, line, new_x="LMARGIN", new_y="NEXT")
-        # table header, then one row per candidate, each at the geometry's place
         g = self.geom
-        pdf.set_xy(MARGIN, g.header.y)
-        pdf.set_font(_FONT, size=11)
-        pdf.set_line_width(0.3)
-        for w, t in ((self.col_no, "序号"), (self.col_title, lay.column_label()),
-                     *((self.col_box, t) for _, t in lay.marks)):
-            pdf.set_font(_FONT, size=11)
-            if pdf.get_string_width(t) > w - 1:  # 基本满意 in a narrow column
-                pdf.set_font(_FONT, size=8)
-            pdf.cell(w, g.header.h, t, border=1, align="C")
-        rh = self.row_h
-        for row in g.rows[len(self.rows):]:
-            pdf.set_xy(row.x, row.y)
-            pdf.set_font(_FONT, size=min(11.0, max(7.0, rh * 1.3)))
-            pdf.cell(self.col_no, rh, "另选", border=1, align="C")
-            pdf.cell(self.col_title, rh, "", border=1)
-            pdf.cell(3 * self.col_box, rh, "（写上姓名即为赞成）", border=1, align="C")
-        for i, ((text, size), row, key) in enumerate(zip(self.rows, g.rows, g.candidates), 1):
-            pdf.set_xy(row.x, row.y)
-            pdf.set_font(_FONT, size=min(size, 11))
-            pdf.cell(self.col_no, rh, str(i), border=1, align="C")
-            pdf.set_font(_FONT, size=size)
-            pdf.cell(self.col_title, rh, text, border=1, align="L")
-            for m in g.marks:
-                b = g.boxes[(key, m)]
-                pdf.rect(b.x, b.y, b.w, b.h)
-        # corner fiducials for the mark reader, and the layout version for people
-        f = bl.FIDUCIAL_SIZE
-        for cx, cy in g.fiducials:
-            pdf.rect(cx - f / 2, cy - f / 2, f, f, style="F")
+        draw_table(pdf, g, lay, self.rows)
+        draw_fiducials(pdf, g)
         pdf.set_font(_FONT, size=7)
         pdf.set_xy(MARGIN, g.qr.bottom - 4)
         pdf.cell(self.width, 4, f"版式 L{g.version}", align="R")
@@ -245,10 +261,15 @@ class _Renderer:
         pdf.cell(0, 5, "本票为无记名投票，请勿书写姓名。", new_x="LEFT", new_y="NEXT")
 
     def save(self, path: Path) -> None:
-        logging.getLogger("fontTools").setLevel(logging.ERROR)
-        tmp = path.with_name(path.name + ".part")
-        self.pdf.output(str(tmp))
-        os.replace(tmp, path)
+        save_pdf(self.pdf, path)
+
+
+def save_pdf(pdf: FPDF, path: Path) -> None:
+    """Write the PDF beside its name and move it there: no half-written ballot file."""
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    tmp = path.with_name(path.name + ".part")
+    pdf.output(str(tmp))
+    os.replace(tmp, path)
 
 
 def ballot_pdf(pages: Sequence[tuple[BallotLayout, str]]) -> bytes:
@@ -268,7 +289,7 @@ def ballot_pdf(pages: Sequence[tuple[BallotLayout, str]]) -> bytes:
 
 
 def _render_file(layout: BallotLayout, font_path: str, ballots: Sequence[tuple[str, str]], path: str) -> tuple[str, int]:
-    r = _Renderer(layout, Path(font_path))
+    r = layout.renderer(Path(font_path))
     for qr_text, short in ballots:
         r.page(qr_text, short)
     r.save(Path(path))
@@ -295,7 +316,7 @@ def write_ballot_pdfs(layout: BallotLayout, ballots: Sequence[tuple[str, str]], 
             raise InvalidInput(f"{p} already exists; refusing to overwrite printed ballots", where=str(p),
                                zh=f"{p} 已存在：不覆盖已印制的选票")
     procs = min(processes or min(os.cpu_count() or 1, 4), len(chunks))
-    _Renderer(layout, font)  # fail fast (font, too many candidates) before starting workers
+    layout.renderer(font)  # fail fast (font, too many candidates) before starting workers
     if procs <= 1:
         for chunk, p in zip(chunks, paths):
             _render_file(layout, str(font), list(chunk), str(p))

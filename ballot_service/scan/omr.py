@@ -25,13 +25,14 @@ from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
-import zxingcpp
 
 from ballot_service.formats import ballot_layout as bl
-from ballot_service.formats.ballots import BallotRefused, text_to_token
+from ballot_service.formats import set_sheet
+from ballot_service.formats.ballots import BallotRefused, text_to_token, token_to_text
 from ballot_service.scan import lines as lns
 from ballot_service.scan.header import HEADER_MARK, header_marked
 from ballot_service.scan.ink import EMPTY_MAX, MIN_BLOB, STRONG, WEAK, darkness, inked
+from ballot_service.scan.find_qr import find_qr
 from ballot_service.scan.lines import RES
 from ballot_service.scan.lines import px as _px
 from ballot_service.scan.pages import iter_pages
@@ -85,6 +86,7 @@ class PageReading:
     rotated: bool = False                         # the page was upside down (read turned 180°)
     marks: dict[str, str | None] = field(default_factory=dict)   # candidate -> mark; None: no mark
     boxes: list[BoxReading] = field(default_factory=list)
+    sections: list["PageReading"] = field(default_factory=list)   # a ballot set's sheet: one per election
 
     @property
     def readable(self) -> bool:
@@ -97,7 +99,6 @@ Resolver = Callable[[dict], "Sequence[str] | None"]
 def read_pages(path: Path | str, candidates_for: Resolver, dpi: int = 200, marks_for=None,
                write_ins_for=None) -> Iterator[PageReading]:
     """Read every page of a scan (PDF, TIFF, image or folder of images); see scan/pages.py."""
-
     for source, page, grey in iter_pages(path, dpi):
         yield read_page(grey, candidates_for, source=source, page=page, marks_for=marks_for,
                         write_ins_for=write_ins_for)
@@ -111,40 +112,58 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
     option keys, ballot_layout), or None for those; `write_ins_for(payload)` how many 另选
     lines an election's ballot has under its candidates (0 otherwise). A name written on one
     is handwriting the reader does not read: the page goes to the tellers (WRITTEN_IN)."""
-
     if grey.ndim == 3:
         grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
     out = PageReading(source=source, page=page, status="adjudicate")
-    qr = _find_qr(grey)
+    qr = find_qr(grey)
     if qr is None:
         out.reasons.append(UNREADABLE_QR)
         return out
     out.qr_text, corners = qr
+    if set_sheet.is_set_text(out.qr_text):
+        _read_sheet(grey, out, corners, (candidates_for, marks_for, write_ins_for))
+        return out
     try:
         out.payload = text_to_token(out.qr_text)["payload"]
     except BallotRefused:
         out.reasons.append(NOT_A_BALLOT)
         return out
     out.layout_version = bl.layout_version_for(out.payload)
-    keys = candidates_for(out.payload) if out.layout_version else None
+    table = _table(out.payload, out.layout_version, candidates_for, marks_for, write_ins_for)
     try:
-        marks = (marks_for(out.payload) if marks_for else None) or bl.MARKS
-        lines = (write_ins_for(out.payload) if write_ins_for else 0) or 0
-        geom = bl.page_geometry(tuple(keys), out.layout_version, tuple(marks), lines) if keys else None
+        geom = bl.page_geometry(*table[:3], write_in_rows=table[3]) if table else None
     except ValueError:
         geom = None
     if geom is None:
         out.reasons.append(UNKNOWN_LAYOUT)
         return out
+    H = _located(grey, geom, corners, out)
+    if H is not None:
+        _read_table(grey, geom, H, out)
+    return out
+
+
+def _located(grey: np.ndarray, geom: bl.PageGeometry, corners, out: PageReading):
+    """_locate, with the reason in `out` when it fails, and whether the page is upside down."""
     H = _locate(grey, geom, corners)
-    if H is None:
-        out.reasons.append(NO_FIDUCIALS)
-        return out
-    if isinstance(H, str):
-        out.reasons.append(H)
-        return out
+    if H is None or isinstance(H, str):
+        out.reasons.append(H or NO_FIDUCIALS)
+        return None
     tl, tr = (_apply(H, p) for p in geom.fiducials[:2])
     out.rotated = abs(math.atan2(tr[1] - tl[1], tr[0] - tl[0])) > math.pi / 2
+    return H
+
+
+def _table(payload: dict, version: int | None, candidates_for, marks_for, write_ins_for):
+    """(candidate keys, layout version, box columns, 另选 lines) of a ballot's table, or None."""
+    keys = candidates_for(payload) if version else None
+    if not keys:
+        return None
+    marks = (marks_for(payload) if marks_for else None) or bl.MARKS
+    return tuple(keys), version, tuple(marks), (write_ins_for(payload) if write_ins_for else 0) or 0
+
+
+def _read_table(grey: np.ndarray, geom: bl.PageGeometry, H: np.ndarray, out: PageReading) -> None:
     if any(inked(grey, H, cell) for cell in geom.write_in_cells):
         out.reasons.append(WRITTEN_IN)
     if any(inked(grey, H, blank) for blank in geom.write_in_margins):
@@ -152,31 +171,36 @@ def read_page(grey: np.ndarray, candidates_for: Resolver, source: str = "", page
     if header_marked(grey, geom, H):
         out.reasons.append(HEADER_MARK)  # over the column titles, above where the watch starts
     _read_boxes(grey, geom, H, out)
-    return out
+
+
+def _read_sheet(grey: np.ndarray, out: PageReading, corners, resolvers) -> None:
+    """A ballot set's sheet (formats/set_sheet.py): `out.sections`, a reading per election with
+    its own ballot text, each decided alone; the page is "readable" once it is located."""
+    try:
+        tokens = set_sheet.section_tokens(out.qr_text)
+    except BallotRefused:
+        out.reasons.append(NOT_A_BALLOT)
+        return
+    tables = [_table(t["payload"], bl.layout_version_for(t["payload"]), *resolvers) for t in tokens]
+    try:
+        geoms = set_sheet.sheet_geometry([(k, m, w) for k, _, m, w in tables]) if all(tables) else None
+    except ValueError:
+        geoms = None
+    if geoms is None:
+        out.reasons.append(UNKNOWN_LAYOUT)
+        return
+    H = _located(grey, geoms[0], corners, out)
+    if H is None:
+        return
+    out.status, out.layout_version = "readable", geoms[0].version
+    for token, geom in zip(tokens, geoms):
+        part = PageReading(source=out.source, page=out.page, status="adjudicate", qr_text=token_to_text(token),
+                           payload=token["payload"], layout_version=geom.version, rotated=out.rotated)
+        _read_table(grey, geom, H, part)
+        out.sections.append(part)
 
 
 # --- finding the page ---------------------------------------------------------------------
-
-def _find_qr(grey: np.ndarray):
-    """(text, 4 corners in image px: the symbol's top-left, top-right, bottom-right, bottom-left)."""
-    h, w = grey.shape
-    sx, sy = w / bl.PAGE_W, h / bl.PAGE_H   # the scan shows about the whole page
-    q = bl.page_geometry(1).qr               # the QR square is the same for every candidate count
-    pad = 25.0
-    x1, y0 = int((q.right + pad) * sx), int((q.y - pad) * sy)
-    regions = [(0, y0, x1, h),                         # where the QR is printed
-               (w - x1, 0, w, h - y0),                 # where it is when the page is upside down
-               (0, 0, w, h)]                           # anywhere
-    for rx0, ry0, rx1, ry1 in regions:
-        crop = np.ascontiguousarray(grey[max(0, ry0):ry1, max(0, rx0):rx1])
-        for r in zxingcpp.read_barcodes(crop, formats=zxingcpp.BarcodeFormat.QRCode):
-            if r.valid and r.text:
-                p = r.position
-                pts = [(c.x + max(0, rx0), c.y + max(0, ry0))
-                       for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
-                return r.text, np.float32(pts)
-    return None
-
 
 def _apply(H: np.ndarray, pt) -> tuple[float, float]:
     v = H @ np.array([pt[0], pt[1], 1.0])

@@ -152,7 +152,9 @@
         return call("POST", "/api/station/scans", f, TYPES[ext] || f.type).then(function (out) {
           out.pages.forEach(function (p, k) {
             var why = p.reasons.map(reason).join("、") || p.outcome || "";
-            list.appendChild(el("li", { "class": "page-" + p.status }, f.name + " #" + (k + 1) + " · " + (S.status[p.status] || p.status) + (why ? " · " + why : "")));
+            // a set sheet's page gives one line per election on it
+            var where = f.name + " #" + (p.page || k + 1) + (p.election ? " · " + p.election : "");
+            list.appendChild(el("li", { "class": "page-" + p.status }, where + " · " + (S.status[p.status] || p.status) + (why ? " · " + why : "")));
           });
         }, function (e) { list.appendChild(el("li", { "class": "page-refused" }, f.name + " · " + S.error + ": " + e.message)); })
           .then(function () { bar.value = n + 1; return refresh(); });
@@ -207,25 +209,32 @@
     });
   }
 
+  function png(b64url) {
+    var b64 = b64url.replace(/-/g, "+").replace(/_/g, "/");
+    while (b64.length % 4) b64 += "=";
+    return "data:image/png;base64," + b64;
+  }
+
   function pageCard(p) {
     var card = el("form", { "class": "page-card", "data-page": p.id });
-    card.appendChild(el("h3", {}, (S.status[p.status] || p.status) + " · " + p.reasons.map(reason).join("、")));
+    card.appendChild(el("h3", {}, (p.title ? p.title + " · " : "") + (S.status[p.status] || p.status) + " · " + p.reasons.map(reason).join("、")));
     if (p.decisions.length) {
       card.appendChild(el("p", { "class": "note" }, S.decided_by + p.decisions.map(function (d) { return (S.roles[d.teller_role] || "") + " " + d.teller; }).join("，")));
     }
+    // a ballot set's sheet: the band of the page holding this election ("section"), then its boxes
+    var section = p.crops.section;
+    if (section) card.appendChild(el("img", { "class": "whole-page section", alt: p.title || "", src: png(section) }));
     var crops = el("div", { "class": "crops" });
-    var keys = Object.keys(p.crops);
+    var keys = Object.keys(p.crops).filter(function (k) { return k !== "section"; });
     keys.forEach(function (k) {
       var fig = el("figure");
-      var b64 = p.crops[k].replace(/-/g, "+").replace(/_/g, "/");
-      while (b64.length % 4) b64 += "=";
-      fig.appendChild(el("img", { src: "data:image/png;base64," + b64, alt: k }));
+      fig.appendChild(el("img", { src: png(p.crops[k]), alt: k }));
       var parts = k.split("|");
       fig.appendChild(el("figcaption", {}, parts[0] + " · " + (S.marks[parts[1]] || parts[1])));
       crops.appendChild(fig);
     });
     card.appendChild(crops);
-    if (!keys.length && p.reasons[0] !== "read by eye") {
+    if (!keys.length && !section && p.reasons[0] !== "read by eye") {
       var img = el("img", { "class": "whole-page", alt: "" });
       card.appendChild(img);
       call("GET", "/api/station/pages/" + p.id + "/image").then(function (blob) {
@@ -289,22 +298,33 @@
   }
 
   // --- read by eye (USB QR scanner) ---------------------------------------------------------
+  // A ballot set's sheet lists its elections ("sections"): each is entered and sent on its
+  // own, one after the other, as its own ballot (its own QR text from ballot-info).
   var eye = null;
+  function showEye() {
+    var info = eye.sections[eye.at];
+    eye.ballot = info.ballot;
+    eye.keys = info.candidates.map(function (c) { return c.key; });
+    var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
+    $("byeye-title").textContent = (eye.sections.length > 1 ? S.sheet_section + " " + (eye.at + 1) + "/" + eye.sections.length + " · " : "") + info.title;
+    var m = $("byeye-marks"); m.textContent = ""; m.appendChild(markChooser("eye", eye.keys, titles, info.choices));
+    $("byeye-form").hidden = false;
+  }
   $("byeye-scan").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = $("byeye-qr").value.trim();
     call("POST", "/api/station/ballot-info", { ballot: text }).then(function (info) {
-      eye = { ballot: text, keys: info.candidates.map(function (c) { return c.key; }) };
-      var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
-      $("byeye-title").textContent = info.title;
-      var m = $("byeye-marks"); m.textContent = ""; m.appendChild(markChooser("eye", eye.keys, titles, info.choices));
-      $("byeye-form").hidden = false; $("byeye-status").textContent = "";
+      eye = { sections: info.sections || [Object.assign({ ballot: text }, info)], at: 0 };
+      $("byeye-status").textContent = "";
+      showEye();
     }).catch(function (e) { $("byeye-status").textContent = S.error + ": " + e.message; });
   });
   $("byeye-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     call("POST", "/api/station/by-eye", { ballot: eye.ballot, marks: chosen($("byeye-form"), "eye", eye.keys) }).then(function () {
-      $("byeye-status").textContent = S.queued_for_second;
+      $("byeye-status").textContent = S.queued_for_second + (eye.sections.length > 1 ? " (" + (eye.at + 1) + "/" + eye.sections.length + ")" : "");
+      eye.at += 1;
+      if (eye.at < eye.sections.length) { showEye(); return refresh(); }
       $("byeye-form").hidden = true; $("byeye-qr").value = ""; $("byeye-qr").focus();
       return refresh();
     }).catch(function (e) { $("byeye-status").textContent = S.error + ": " + e.message; });

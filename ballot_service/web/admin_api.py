@@ -10,6 +10,7 @@ from ballot_service.domain import (
     operators,
     paper_ballots,
     records,
+    set_sheets,
     tally,
     voting,
 )
@@ -344,7 +345,8 @@ def item_publish(item_id: int):
 @requires(Role.SECRETARIAT, body="item_id")
 def item_paper_ballots(item_id: int):
     """Create `count` signed paper ballots for the item's current round; returns their QR texts
-    (to print). Printing to PDF is `ballot-service ballots print`."""
+    (to print). Printing to PDF is `ballot-service ballots print`. An election of a ballot set:
+    `count` sheets of the set (set_sheets.create_sheets)."""
     data = json_body()
     db = get_db()
     item = get_item(db, item_id)
@@ -354,6 +356,10 @@ def item_paper_ballots(item_id: int):
     if item.channel not in PAPER_CHANNELS:
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not paper", where="item_id", zh=f"《{item.title}》不使用纸质选票")
     key = keys.body_signing_key(settings(), item.sitting.body_id)
+    if item.ballot_set:
+        sheets = set_sheets.create_sheets(db, key, item, count)
+        commit()
+        return jsonify(sheets), 201
     tokens = paper_ballots.create_paper_ballots(db, key, item, voting.current_round(item), count)
     commit()
     return jsonify({"ballots": [ballots.token_to_text(t) for t in tokens]}), 201

@@ -14,7 +14,7 @@ from ballot_service.config import private_dir
 from ballot_service.db import begin_write
 from ballot_service.domain import adjudication, audit, scan_recount, scanning, station_board
 from ballot_service.errors import InvalidInput, NotFound
-from ballot_service.formats import ballots
+from ballot_service.formats import ballots, set_sheet
 from ballot_service.models import Item, ScannedPage, Terminal
 from ballot_service.render import count_report
 from ballot_service.vocab import AuditKind, Role
@@ -71,7 +71,8 @@ def station_scan_upload():
         for out in scanning.take_file(db, settings(), sitting, path, int(dpi)):
             commit()
             p = out.page
-            pages.append({"id": p.id, "status": p.status, "reasons": p.reasons, "outcome": p.outcome})
+            pages.append({"id": p.id, "status": p.status, "reasons": p.reasons, "outcome": p.outcome,
+                          "page": out.number, **({"election": out.election} if out.election else {})})
     finally:
         os.unlink(path)
     return jsonify({"pages": pages}), 201
@@ -110,20 +111,29 @@ def station_decision(page_id: str):
 @bp.post("/ballot-info")
 @requires(Role.STATION, body=CREDENTIAL)
 def station_ballot_info():
-    """What a QR code scanned at the table names: the item, round and candidates to click."""
+    """What a QR code scanned at the table names: the item, round and candidates to click. A
+    ballot set's sheet: {"sections": [the same for each election, with its own "ballot" text]},
+    each read by eye and sent to /by-eye on its own."""
     data = json_body()
     db, sitting = get_db(), credential_sitting()
+    text = field(data, "ballot", str)
     try:
-        payload = ballots.text_to_token(field(data, "ballot", str))["payload"]
+        if set_sheet.is_set_text(text):
+            return jsonify({"sections": [_ballot_info(db, sitting, t) for t in set_sheet.section_texts(text)]})
+        return jsonify(_ballot_info(db, sitting, text))
     except ballots.BallotRefused:
         raise InvalidInput("that is not a ballot's QR text", where="ballot", zh="这不是选票的二维码") from None
+
+
+def _ballot_info(db, sitting, text: str) -> dict:
+    payload = ballots.text_to_token(text)["payload"]
     item, rnd = scanning.round_for(db, sitting.id, payload)
     if item is None:
         raise NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决")
     titles = station_board.candidate_titles(db, item.id)
-    return jsonify({"item_id": item.id, "title": item.title, "round": rnd.number,
-                    "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys],
-                    "choices": station_board.choices(item)})
+    return {"item_id": item.id, "title": item.title, "round": rnd.number, "ballot": text,
+            "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys],
+            "choices": station_board.choices(item)}
 
 
 @bp.post("/by-eye")
@@ -134,6 +144,10 @@ def station_by_eye():
     data = json_body()
     db, sitting = get_db(), credential_sitting()
     text = field(data, "ballot", str)
+    if set_sheet.is_set_text(text):
+        raise InvalidInput("a ballot set's sheet is entered election by election: send each section's own ballot "
+                           "text (ballot-info lists them)", where="ballot",
+                           zh="合印选票须逐项录入：请按各项选举分别提交（扫码后逐项显示）")
     station = db.get(Terminal, g.terminal.id)
     adjudication.adjudicator(station)
     try:
