@@ -5,7 +5,8 @@ that step (a re-vote after the set's tally is a set of those still to decide). R
 one per item. The database allows one open item or one open set per sitting (OpenBallot).
 
 On tablets the set is one ballot screen (the seat state's vote.ballot_set, `open_members`):
-one blind signature per round fetched in one request, one unlinkable cast per round."""
+one blind signature per round fetched in one request, one unlinkable cast per round. On paper
+it is one sheet (set_sheets): one QR with each election's own signed ballot."""
 from __future__ import annotations
 
 from sqlalchemy import select
