@@ -221,8 +221,8 @@ class _IssueJob(group_commit.Job):
 
 def _take_counts(db: Session, jobs: list[_IssueJob]) -> None:
     """Under the write lock: each job's counts, if every round is still open, the member still
-    present and a signature still allowed; otherwise that job's refusal, said as before (and
-    the counts it took already given back)."""
+    present and a signature still allowed; otherwise that job's refusal (NotFound: no vote
+    open; Conflict: absent or already issued) and the counts it took given back."""
     begin_write(db)
     for job in jobs:
         taken = []
