@@ -27,7 +27,7 @@ def _jobs(app, s, subs):
     (ballot, marks) or (ballot, marks, retry id) tuples (a new retry id unless given)."""
     db = app.extensions["ballot_sessionmaker"]()
     try:
-        return [terminal_casts.prepare(db, {**sub[0], "marks": sub[1],
+        return [terminal_casts.prepare(db, app.config["SETTINGS"], {**sub[0], "marks": sub[1],
                                             "retry_id": sub[2] if len(sub) > 2 else tablet.new_retry_id()})
                 for sub in subs]
     finally:

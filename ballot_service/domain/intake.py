@@ -22,6 +22,10 @@ store, so the work is split in two:
    cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
    body's chain (no event per cast: its place in the chain would be its arrival).
 
+A secret round's casts are stored sealed until the close (cast_staging.py): the row is
+sealed under the body's key, which step 1 loads (`Job.body_key`); a serial already used is
+found by its tag among them as well as among the clear casts.
+
 Group commit (group_commit.py), SQLite and PostgreSQL: one process's concurrent requests are
 decided in arrival order and stored in one transaction with one durable COMMIT (PostgreSQL:
 keep synchronous_commit on); each gets its receipt only after it, so a crash loses no
@@ -51,11 +55,18 @@ from ballot_service.db import (
     insert_rows,
     insert_rows_or_nothing,
 )
-from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
+from ballot_service.domain import (
+    audit,
+    cast_staging,
+    evaluation_items,
+    group_commit,
+    paper_ballots,
+    round_facts,
+)
 from ballot_service.domain import intake_refusals as refusals
 from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
-from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Round, random_id
@@ -82,7 +93,6 @@ def new_receipt(receipt_hash: str | None) -> str:
 # --- intake -------------------------------------------------------------------------------------
 
 _CASTS = Cast.__table__
-_INSERT_CAST = insert(_CASTS)
 _CAST_OF_SERIAL = select(_CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
     _CASTS.c.serial == bindparam("serial"))
 _CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
@@ -107,7 +117,7 @@ class Job(group_commit.Job):
 
     __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
                  "refusal", "signature_refusal", "key", "marks_outcome", "signature", "msg_prefix", "retry_hash",
-                 "receipt_hash")
+                 "receipt_hash", "body_key")
 
     def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
         # token_text: the paper token's text, or a terminal ballot's fields (a dict)
@@ -115,6 +125,7 @@ class Job(group_commit.Job):
         self.channel, self.terminal_id = channel, terminal_id
         self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
         self.signature = self.msg_prefix = self.retry_hash = self.receipt_hash = None
+        self.body_key = None  # the body's SigningKey: seals a secret round's cast (cast_staging.py)
         super().__init__()
 
 
@@ -162,8 +173,8 @@ def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     try:
-        public_key = keys.body_signing_key(settings, sitting.body_id).public_key
-        ballots.verify_token(public_key, token, body=sitting.body_id,
+        job.body_key = keys.body_signing_key(settings, sitting.body_id)
+        ballots.verify_token(job.body_key.public_key, token, body=sitting.body_id,
                              session=sitting.id, item=payload["item"], round_no=payload["round"])
     except ballots.BallotRefused as exc:
         job.signature_refusal = (exc.reason, exc.message)
@@ -187,31 +198,35 @@ def _store(db: Session, jobs: list[Job]) -> None:
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
+    stored.update(cast_staging.stored_of(conn, [(j.body_key, j.serial) for j in jobs if j.refusal is None
+                                                and j.serial is not None and j.body_key is not None]))
     rows: list[dict] = []
+    staged: list[dict] = []  # a secret round's casts, sealed (cast_staging.py)
     events: list[tuple[int, str, dict]] = []  # (chain, kind, data)
     accepted: dict[tuple[int, int], int] = {}  # (body id, round id) -> casts accepted in this batch
     for job in jobs:
         try:
-            _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
+            _decide(db, conn, sqlite, together, job, rounds, stored, (rows, staged), events, accepted)
         except BallotError as exc:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
     events.extend((chain, AuditKind.CASTS_ACCEPTED, {"round_id": rid, "count": n})
                   for (chain, rid), n in sorted(accepted.items()))
-    if rows and sqlite:  # serials checked above, under the write lock; one statement for the batch
-        insert_rows(conn, _CASTS, rows)
-    elif rows:
-        _insert_together(conn, rows)
+    for table, batch in ((_CASTS, rows), (cast_staging.STAGED, staged)):
+        if batch and sqlite:  # serials checked above, under the write lock; one statement for the batch
+            insert_rows(conn, table, batch)
+        elif batch:
+            _insert_together(conn, table, batch)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
 
 
-def _insert_together(conn, rows: list[dict]) -> None:
+def _insert_together(conn, table, rows: list[dict]) -> None:
     """PostgreSQL: a batch's casts in one statement. If another process stored one of its serials
     (or a named vote's member) since the batch read them, the batch is undone and run_batch
     stores each cast alone, where that serial is read again and decided (a retry, or reused)."""
-    if insert_rows_or_nothing(conn, _CASTS, rows) != len(rows):
+    if insert_rows_or_nothing(conn, table, rows) != len(rows):
         raise RuntimeError("a cast of this batch was stored meanwhile by another process")
 
 
@@ -240,8 +255,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
 
 
 def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, accepted) -> None:
-    """Decide one job (_store). `together`: its row goes in `rows` (one INSERT for the batch),
-    else (PostgreSQL, a batch of one) it is inserted now, in a savepoint."""
+    """Decide one job (_store). `together`: its row goes in `rows` (clear, staged: one INSERT
+    each for the batch), else (PostgreSQL, a batch of one) it is inserted now, in a savepoint."""
     sitting, serial, channel, engine = job.sitting, job.serial, job.channel, db.get_bind()
 
     def refuse(count_on, reason: str, message: str):
@@ -297,23 +312,38 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
            "marks": marks, "channel": channel, "receipt": receipt, "submission_digest": digest,
            "member_id": member_id}
+    table = _CASTS
+    if facts.secret:  # sealed until the close (cast_staging.py)
+        if job.body_key is None:
+            raise Conflict("a secret ballot is stored sealed with the body's signing key, which this request did "
+                           "not load", where="keys", zh="无记名投票的选票须用本机关签名密钥密封保存，本次提交未载入该密钥")
+        row, table = cast_staging.staged_row(job.body_key, facts, row), cast_staging.STAGED
     if together:
-        rows.append(row)  # inserted with the batch's others (_store)
+        rows[table is cast_staging.STAGED].append(row)  # inserted with the batch's others (_store)
     else:
         try:
             with db.begin_nested():  # PostgreSQL: a failed statement would abort the transaction
-                db.connection().execute(_INSERT_CAST, row)
+                db.connection().execute(insert(table), row)
         except IntegrityError:
             # A concurrent transaction stored this serial after our check above.
-            existing = db.connection().execute(_CAST_OF_SERIAL, {"serial": serial}).first()
+            existing = _stored_serial(db.connection(), job)
             if existing is None:
                 raise
-            stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
+            stored[serial] = existing
             return _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
     stored[serial] = (digest, receipt, job.retry_hash)
     at = (sitting.body_id, facts.id)
     accepted[at] = accepted.get(at, 0) + 1
     job.result = Receipt(serial, receipt_code(receipt), False)
+
+
+def _stored_serial(conn, job: Job) -> tuple | None:
+    """(submission digest, receipt, retry hash) of the cast stored with the job's serial."""
+    existing = conn.execute(_CAST_OF_SERIAL, {"serial": job.serial}).first()
+    if existing is not None:
+        return existing.submission_digest, existing.receipt, existing.retry_hash
+    fields = cast_staging.stored_serial(conn, job.body_key, job.serial) if job.body_key is not None else None
+    return (fields["submission_digest"], fields["receipt"], fields["retry_hash"]) if fields else None
 
 
 # --- group commit: the generic part is group_commit.py ------------------------------------------

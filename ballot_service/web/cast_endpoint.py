@@ -114,7 +114,7 @@ class CastEndpoint:
             if term.kind == TerminalKind.COUNTING_STATION:
                 raise Forbidden(f"a {term.kind} credential cannot call this endpoint", zh="此类终端不能提交选票")
             terminal_id = term.id
-        receipt = terminal_casts.accept(db, data, terminal_id=terminal_id)
+        receipt = terminal_casts.accept(db, self.settings, data, terminal_id=terminal_id)
         return (200 if receipt.repeated else 201), receipt.as_dict()
 
     def _body(self, environ) -> bytes:
