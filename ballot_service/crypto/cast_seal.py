@@ -14,7 +14,6 @@ server; a copy of the database alone cannot open a sealed cast.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 
@@ -28,7 +27,7 @@ UnsealError = key_wrap.UnwrapError
 
 def tag(signing_key, serial: str) -> str:
     """64 hex digits: HMAC-SHA256(derived key, serial)."""
-    return hmac.new(signing_key.derive_key(TAG_PURPOSE), serial.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(signing_key.derive_key(TAG_PURPOSE), serial.encode("utf-8"), "sha256").hex()
 
 
 def plaintext(values) -> bytes:

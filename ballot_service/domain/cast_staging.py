@@ -19,6 +19,7 @@ cannot open a row is refused and changes nothing, so no acknowledged cast is los
 from __future__ import annotations
 
 import functools
+import secrets
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, func, select
@@ -45,14 +46,16 @@ def widest_marks(candidate_keys: tuple, options: tuple | None) -> int:
     return len(cast_seal.plaintext({k: "x" * longest for k in candidate_keys}))
 
 
-def staged_row(body_key, facts, row: dict) -> dict:
-    """The StagedCast row holding `row` (a Cast row's values) of the round `facts`. Padded as
-    if its marks were the widest: every other value has one length per channel (serials,
-    signatures, hashes), so all of a round's casts on a channel seal to one length."""
-    tag = cast_seal.tag(body_key, row["serial"])
+def staged_row(body_key, facts, row: dict, tag: str | None = None) -> dict:
+    """The StagedCast row holding `row` (a Cast row's values) of the round `facts` (`tag`: the
+    serial's, if known). Padded as if its marks were the widest: every other value has one
+    length per channel (serials, signatures, hashes), so a round's casts on a channel seal to
+    one length."""
+    tag = tag or cast_seal.tag(body_key, row["serial"])
     data = cast_seal.plaintext([row[c] for c in COLUMNS])
     width = len(data) - len(cast_seal.plaintext(row["marks"])) + widest_marks(facts.candidate_keys, facts.options)
-    return {"tag": tag, "round_id": facts.id, "sealed": cast_seal.seal(body_key, facts.id, tag, data, width)}
+    return {"id": secrets.randbits(62) + 1, "tag": tag, "round_id": facts.id,
+            "sealed": cast_seal.seal(body_key, facts.id, tag, data, width)}
 
 
 def _opened(body_key, staged) -> dict:
@@ -66,8 +69,8 @@ def _opened(body_key, staged) -> dict:
 
 def stored_of(conn, keyed_serials: list[tuple]) -> dict[str, tuple]:
     """{serial: (submission digest, receipt, retry hash)} of the staged casts among
-    `keyed_serials` ((body's signing key, serial) pairs)."""
-    by_tag = {cast_seal.tag(key, serial): (key, serial) for key, serial in keyed_serials}
+    `keyed_serials` ((body's signing key, serial, its tag or None) triples)."""
+    by_tag = {tag or cast_seal.tag(key, serial): (key, serial) for key, serial, tag in keyed_serials}
     if not by_tag:
         return {}
     out = {}

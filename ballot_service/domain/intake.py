@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import keys
+from ballot_service.crypto import cast_seal, keys
 from ballot_service.db import (
     begin_write,
     in_write_transaction,
@@ -117,7 +117,7 @@ class Job(group_commit.Job):
 
     __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
                  "refusal", "signature_refusal", "key", "marks_outcome", "signature", "msg_prefix", "retry_hash",
-                 "receipt_hash", "body_key")
+                 "receipt_hash", "body_key", "tag", "staged", "receipt")
 
     def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
         # token_text: the paper token's text, or a terminal ballot's fields (a dict)
@@ -126,6 +126,7 @@ class Job(group_commit.Job):
         self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
         self.signature = self.msg_prefix = self.retry_hash = self.receipt_hash = None
         self.body_key = None  # the body's SigningKey: seals a secret round's cast (cast_staging.py)
+        self.tag = self.staged = self.receipt = None  # its serial's tag, and the row sealed in step 1 (preseal)
         super().__init__()
 
 
@@ -182,6 +183,29 @@ def _prepare(settings: Settings, engine: Engine, job: Job) -> None:
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
+    preseal(job, facts)
+
+
+def preseal(job: Job, facts: RoundFacts | None) -> None:
+    """Step 1 of a cast whose body key is loaded: its serial's tag and, when its round is known
+    to be secret and its marks are good, the sealed row itself, so that sealing is not done
+    under the write lock (cast_staging.py). _decide seals what is not sealed here."""
+    if job.body_key is None or job.serial is None or job.refusal is not None:
+        return
+    job.tag = cast_seal.tag(job.body_key, job.serial)
+    if facts is None or not facts.secret or job.signature_refusal is not None \
+            or not isinstance(job.marks_outcome, tuple):
+        return
+    marks, digest = job.marks_outcome
+    job.receipt = new_receipt(job.receipt_hash)
+    job.staged = cast_staging.staged_row(job.body_key, facts, _cast_row(job, facts, marks, digest, job.receipt, None),
+                                         job.tag)
+
+
+def _cast_row(job: Job, facts: RoundFacts, marks: dict, digest: str, receipt: str, member_id: int | None) -> dict:
+    return {"id": random_id(), "round_id": facts.id, "serial": job.serial, "signature": job.signature,
+            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash, "marks": marks, "channel": job.channel,
+            "receipt": receipt, "submission_digest": digest, "member_id": member_id}
 
 
 # --- step 2, under the write lock ------------------------------------------------------------------
@@ -198,7 +222,7 @@ def _store(db: Session, jobs: list[Job]) -> None:
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
-    stored.update(cast_staging.stored_of(conn, [(j.body_key, j.serial) for j in jobs if j.refusal is None
+    stored.update(cast_staging.stored_of(conn, [(j.body_key, j.serial, j.tag) for j in jobs if j.refusal is None
                                                 and j.serial is not None and j.body_key is not None]))
     rows: list[dict] = []
     staged: list[dict] = []  # a secret round's casts, sealed (cast_staging.py)
@@ -307,17 +331,19 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
                 _MEMBER_CAST, {"round_id": facts.id, "member_id": member_id}).first() is not None:
             refuse(facts.id, "reused", "本席代表本轮已经投票 this member has already voted in this round")
         stored[(facts.id, member_id)] = None
-    receipt = new_receipt(job.receipt_hash)
-    row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.signature,
-           "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
-           "marks": marks, "channel": channel, "receipt": receipt, "submission_digest": digest,
-           "member_id": member_id}
     table = _CASTS
-    if facts.secret:  # sealed until the close (cast_staging.py)
-        if job.body_key is None:
-            raise Conflict("a secret ballot is stored sealed with the body's signing key, which this request did "
-                           "not load", where="keys", zh="无记名投票的选票须用本机关签名密钥密封保存，本次提交未载入该密钥")
-        row, table = cast_staging.staged_row(job.body_key, facts, row), cast_staging.STAGED
+    if not facts.secret:
+        receipt = new_receipt(job.receipt_hash)
+        row = _cast_row(job, facts, marks, digest, receipt, member_id)
+    elif job.staged is not None and job.staged["round_id"] == facts.id:  # sealed in step 1 (preseal)
+        row, receipt, table = job.staged, job.receipt, cast_staging.STAGED
+    elif job.body_key is None:
+        raise Conflict("a secret ballot is stored sealed with the body's signing key, which this request did "
+                       "not load", where="keys", zh="无记名投票的选票须用本机关签名密钥密封保存，本次提交未载入该密钥")
+    else:  # sealed until the close (cast_staging.py)
+        receipt = new_receipt(job.receipt_hash)
+        row = cast_staging.staged_row(job.body_key, facts, _cast_row(job, facts, marks, digest, receipt, None), job.tag)
+        table = cast_staging.STAGED
     if together:
         rows[table is cast_staging.STAGED].append(row)  # inserted with the batch's others (_store)
     else:

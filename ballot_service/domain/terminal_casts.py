@@ -121,6 +121,7 @@ def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = ballot_marks.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
+    intake.preseal(job, facts)
     return job
 
 

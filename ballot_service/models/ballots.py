@@ -8,6 +8,7 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -97,11 +98,14 @@ class StagedCast(Base):
     derived from the body's signing key. `tag`: HMAC of the serial under another derived key
     (refuses a repeat; says nothing without the key). Written as Cast rows, in key order, at
     the close, and deleted: so a database copy taken during the vote holds no serial, receipt
-    or marks in clear, and the arrival order of the rows here links nothing without the key."""
+    or marks in clear, and the arrival order of the rows here links nothing without the key.
+    `id`: random (SQLite: the rowid, so the table's order is random, and a row of ~1 KiB stays
+    on its page, where a table without rowid would spill it to an overflow page)."""
 
     __tablename__ = "staged_casts"
-    __table_args__ = {"sqlite_with_rowid": False}
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=False)
+    tag: Mapped[str] = mapped_column(String(64), unique=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
