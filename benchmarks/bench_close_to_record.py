@@ -56,7 +56,7 @@ def setup(tmp: Path, members: int, candidates: int):
         # Most deputies back most of a favoured shortlist, so several projects pass.
         fors = set(rng.sample(keys_[:places + 3], rng.randint(places - 3, places)))
         marks = {k: ("for" if k in fors else rng.choice(["against", "abstain"])) for k in keys_}
-        terminal_casts.accept(db, {**ballot, "marks": marks, "retry_id": tablet.new_retry_id()})
+        terminal_casts.accept(db, settings, {**ballot, "marks": marks, "retry_id": tablet.new_retry_id()})
     db.commit()
     return settings, db, item
 

@@ -1,6 +1,7 @@
 """Helpers of the terminal and counting-station API tests (tests/test_terminal_*.py,
 test_intake*.py, test_station_api.py, test_votes_quorum_and_storage.py): reading the database in
-short sessions (casts, refusals per item or round, audit events), the API's error shape, taking
+short sessions (casts, those of an open secret vote opened with the body's key, refusals
+per item or round, audit events), the API's error shape, taking
 a blind-signed ballot and casting it (with a retry id), forging a terminal ballot with a
 stranger's RSA key, and re-signing a paper ballot's text with a stranger's Ed25519 key."""
 from __future__ import annotations
@@ -16,8 +17,9 @@ from helpers_live import Api, blind_ballot
 from sqlalchemy import func, select
 
 from ballot_service.crypto import blind_rsa, tablet
+from ballot_service.domain import cast_staging
 from ballot_service.formats.encoding import b64url_decode, b64url_encode
-from ballot_service.models import AuditEvent, Cast, Refusal, Round
+from ballot_service.models import AuditEvent, Item, Refusal, Round, Sitting
 
 RE_RECEIPT = r"^[0-9A-F]{16}$"
 
@@ -33,8 +35,29 @@ def query(app, stmt):
         db.close()
 
 
+def opened_casts(db, settings) -> list:
+    """Every stored cast (its Cast fields as attributes), an open secret vote's sealed ones
+    (domain/cast_staging.py) opened with their body's key."""
+    rounds = db.execute(select(Round.id, Sitting.body_id).join(Item, Item.id == Round.item_id)
+                        .join(Sitting, Sitting.id == Item.sitting_id)).all()
+    return [c for round_id, body_id in rounds for c in cast_staging.round_casts(db, settings, body_id, round_id)]
+
+
+def all_casts(app) -> list:
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        return opened_casts(db, app.config["SETTINGS"])
+    finally:
+        db.close()
+
+
 def n_casts(app) -> int:
-    return query(app, select(func.count()).select_from(Cast))[0][0]
+    """Accepted casts, in clear or sealed."""
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        return sum(cast_staging.returned(db, round_id) for round_id in db.scalars(select(Round.id)))
+    finally:
+        db.close()
 
 
 def refusals(app, item_id: int | None = None) -> dict[str, int]:

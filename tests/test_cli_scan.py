@@ -57,6 +57,7 @@ def test_scan_folder_export_and_discard(app, api, settings_env, tmp_path):
     # 重新计票: the kept scans read again; the adjudicated page is still unclear to the reader
     code, out = run(settings_env, "recount", str(s.item_id))
     assert code == 0 and "same 1" in out and "unclear now 1" in out, out
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")  # casts in clear now (sealed while open)
     db = app.extensions["ballot_sessionmaker"]()
     cast = db.scalar(select(Cast).where(Cast.marks["motion"].as_string() == "for"))
     cast.marks = {"motion": "against"}                    # what a tampered count would look like

@@ -9,23 +9,21 @@ import os
 import re
 
 from helpers_live import setup_sitting
-from sqlalchemy import select
 from terminal_support import (
     RE_RECEIPT,
+    all_casts,
     assert_error_shape,
     cast,
     events,
     forge,
     get_ballot,
     n_casts,
-    query,
     refusals,
     refused_event_rounds,
 )
 
 from ballot_service.crypto import tablet
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.models import Cast
 
 
 def test_cast_retry_and_reuse(app, api):
@@ -48,7 +46,7 @@ def test_cast_retry_and_reuse(app, api):
     assert assert_error_shape(data, "BallotRefused")["reason"] == "reused"
     assert n_casts(app) == 1
     assert refusals(app, s.item_id)["reused"] == 1
-    assert [c.marks for (c,) in query(app, select(Cast))] == [{"motion": "for"}]
+    assert [c.marks for c in all_casts(app)] == [{"motion": "for"}]
 
 
 def test_forged_ballot_is_refused_and_counted(app, api):

@@ -12,14 +12,14 @@ import sys
 import pytest
 from helpers_live import setup_sitting
 from sqlalchemy import select
-from terminal_support import cast, events, forge, get_ballot, n_casts, query, refusals
+from terminal_support import all_casts, cast, events, forge, get_ballot, n_casts, query, refusals
 
 from ballot_service.crypto import tablet
 from ballot_service.domain import audit, intake, terminal_casts
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.models import AuditEvent, Cast
+from ballot_service.models import AuditEvent
 
 
 def _jobs(app, s, subs):
@@ -27,7 +27,7 @@ def _jobs(app, s, subs):
     (ballot, marks) or (ballot, marks, retry id) tuples (a new retry id unless given)."""
     db = app.extensions["ballot_sessionmaker"]()
     try:
-        return [terminal_casts.prepare(db, {**sub[0], "marks": sub[1],
+        return [terminal_casts.prepare(db, app.config["SETTINGS"], {**sub[0], "marks": sub[1],
                                             "retry_id": sub[2] if len(sub) > 2 else tablet.new_retry_id()})
                 for sub in subs]
     finally:
@@ -109,7 +109,7 @@ def test_group_commit_an_unexpected_error_fails_only_its_own_cast(app, api, monk
     got = [_outcome(j) for j in jobs]
     assert isinstance(got[1], RuntimeError)
     assert isinstance(got[0], intake.Receipt) and isinstance(got[2], intake.Receipt)
-    assert {c.serial for (c,) in query(app, select(Cast))} == {jobs[0].serial, jobs[2].serial}
+    assert {c.serial for c in all_casts(app)} == {jobs[0].serial, jobs[2].serial}
     assert _accepted(app) == 2 and _chain_is_whole(app)
 
 
@@ -185,7 +185,7 @@ def test_group_commit_crash_mid_batch_loses_no_acknowledged_cast(app, api, setti
     crashed = json.loads(next(line for line in proc.stderr.splitlines() if line.startswith("CRASH "))[6:])
     acked = [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("ACK ")]
     assert len(crashed) > 1 and acked
-    stored = {c.serial: c.receipt for (c,) in query(app, select(Cast))}
+    stored = {c.serial: c.receipt for c in all_casts(app)}
     for receipt in acked:  # every receipt given is a stored cast
         assert receipt_code(stored.get(receipt["serial"], "")) == receipt["receipt"]
     assert not set(crashed) & set(stored)  # the batch that died before its COMMIT left nothing

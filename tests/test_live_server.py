@@ -5,6 +5,7 @@ on PostgreSQL when BALLOT_TEST_DATABASE_URL is set (the db_url fixture)."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -12,10 +13,12 @@ import httpx
 import pytest
 from helpers_live import Api, LiveServer, blind_ballot, create_operator_in_db, server_env, setup_sitting
 from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from terminal_support import opened_casts
 
+from ballot_service.config import Settings
 from ballot_service.crypto import tablet
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.models import Cast
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +39,12 @@ def live(tmp_path, db_url):
         srv.stop()
 
 
-def stored_casts(db_url) -> dict[str, Cast]:
-    engine = create_engine(db_url)
+def stored_casts(srv: LiveServer) -> dict:
+    """The server's accepted casts by serial, an open secret vote's opened with the body's key."""
+    engine = create_engine(srv.env["BALLOT_DATABASE_URL"])
     try:
-        with engine.connect() as conn:
-            return {r.serial: r for r in conn.execute(select(Cast.serial, Cast.receipt, Cast.marks))}
+        with Session(engine) as db:
+            return {c.serial: c for c in opened_casts(db, Settings.from_env({**os.environ, **srv.env}))}
     finally:
         engine.dispose()
 
@@ -90,7 +94,7 @@ def test_concurrent_submissions_of_one_ballot(live, db_url):
             assert status == 409 and data["errors"][0]["reason"] == "reused", (data, srv.log())
     n_same = sum(1 for r, _ in subs if r == win_retry)
     assert statuses.count(200) == n_same - 1 and statuses.count(409) == len(subs) - n_same
-    casts = stored_casts(db_url)
+    casts = stored_casts(srv)
     assert len(casts) == 1
     (row,) = casts.values()
     assert receipt_code(row.receipt) == win_receipt and row.marks == win_marks
@@ -144,7 +148,7 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
     assert len(receipts) < n or not unanswered  # the kill landed while casts were in flight
 
     srv2 = live(workers=2)
-    stored = stored_casts(db_url)
+    stored = stored_casts(srv2)
     missing = {serial for serial in receipts if serial not in stored}
     assert not missing, f"{len(missing)} receipted casts lost by kill -9"
     assert all(receipt_code(stored[serial].receipt) == receipt for serial, receipt in receipts.items())
@@ -159,7 +163,7 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
         status, data = api2.call("POST", "/api/terminal/cast", {**ballots[no], "marks": {"motion": "for"},
                                                                 "retry_id": retry_of[no]})
         assert status == (200 if serial_of[no] in stored else 201), (status, data)
-    assert len(stored_casts(db_url)) == n
+    assert len(stored_casts(srv)) == n
 
 
 def test_concurrent_casts_from_two_workers_keep_the_audit_chain_whole(live, db_url):
@@ -192,7 +196,7 @@ def test_concurrent_casts_from_two_workers_keep_the_audit_chain_whole(live, db_u
     for t in threads:
         t.join(120)
     assert statuses.count(201) == n, (statuses, srv.log())
-    assert len(stored_casts(db_url)) == n
+    assert len(stored_casts(srv)) == n
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:

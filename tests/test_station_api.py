@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 
 from helpers_live import setup_sitting
-from sqlalchemy import select
-from terminal_support import assert_error_shape, events, n_casts, query, refusals
+from terminal_support import all_casts, assert_error_shape, events, n_casts, refusals
 
 from ballot_service.crypto import tablet
-from ballot_service.models import Cast
 
 
 def test_paper_flow(app, api):
@@ -46,7 +44,7 @@ def test_paper_flow(app, api):
     status, data = paper(texts[2], {"bogus": "for"})
     assert status == 400
     assert n_casts(app) == 2
-    assert {c.marks["motion"] for (c,) in query(app, select(Cast))} == {"void", "for"}
+    assert {c.marks["motion"] for c in all_casts(app)} == {"void", "for"}
     r = refusals(app, s.item_id)
     assert r["spare"] == 1 and r["reused"] == 1
     # A paper ballot cannot be cast from a seat terminal.

@@ -20,11 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers_live import Api, LiveServer, create_operator_in_db, server_env, setup_sitting
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+from terminal_support import opened_casts
 
+from ballot_service.config import Settings
 from ballot_service.crypto import tablet
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.models import Cast
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,20 +52,13 @@ def _node_env(shared: dict, root: Path, name: str) -> dict:
     return {**shared, "BALLOT_INSTANCE_PATH": str(own["instance"]), "BALLOT_BALLOTS_DIR": str(own["ballots"])}
 
 
-def _stored(db_url: str) -> dict[str, str]:
-    engine = create_engine(db_url)
+def _stored(env: dict) -> list[tuple[str, str]]:
+    """(serial, receipt) of every accepted cast, the open secret vote's sealed ones opened with
+    the body's key from the shared keys folder."""
+    engine = create_engine(env["BALLOT_DATABASE_URL"])
     try:
-        with engine.connect() as conn:
-            return {r.serial: r.receipt for r in conn.execute(select(Cast.serial, Cast.receipt))}
-    finally:
-        engine.dispose()
-
-
-def _serial_count(db_url: str) -> int:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return conn.scalar(select(func.count(func.distinct(Cast.serial))))
+        with Session(engine) as db:
+            return [(c.serial, c.receipt) for c in opened_casts(db, Settings.from_env({**os.environ, **env}))]
     finally:
         engine.dispose()
 
@@ -147,8 +142,9 @@ def _run_sitting(tmp_path, db_url, shared, nodes):
     assert len(receipts) == MEMBERS, f"{len(receipts)} receipts of {MEMBERS}"
 
     # Nothing receipted was lost, nothing counted twice, and each receipt is the one stored.
-    stored = _stored(db_url)
-    assert set(stored) == set(receipts) and _serial_count(db_url) == MEMBERS == len(stored)
+    casts = _stored(shared)
+    stored = dict(casts)
+    assert set(stored) == set(receipts) and len(casts) == MEMBERS == len(stored)
     assert all(receipt_code(stored[serial]) == code for serial, code in receipts.items())
 
     api_b.call("POST", f"/api/admin/items/{s.item_id}/close")

@@ -8,9 +8,9 @@ import json
 import pytest
 from helpers_live import setup_sitting
 from sqlalchemy import select
-from terminal_support import assert_error_shape, cast, events, get_ballot, query
+from terminal_support import all_casts, assert_error_shape, cast, events, get_ballot, query
 
-from ballot_service.models import Cast, Item, Member, Round
+from ballot_service.models import Item, Member, Round
 
 
 def test_open_without_quorum_is_refused_and_audited(app, api):
@@ -36,7 +36,7 @@ def test_named_vote_stores_member_secret_does_not(app, api, secret):
     s = setup_sitting(api, members=3, secret=secret)
     for no in s.members:
         assert cast(api, s.creds[no], get_ballot(api, s.creds[no]), {"motion": "for"})[0] == 201
-    stored = {c.member_id for (c,) in query(app, select(Cast))}
+    stored = {c.member_id for c in all_casts(app)}
     if secret:
         assert stored == {None}
         for e in events(app, "casts_accepted"):

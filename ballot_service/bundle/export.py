@@ -23,13 +23,12 @@ from ballot_service.bundle import layout, scanned_pages
 from ballot_service.bundle.encoding import json_line, pretty_json, sha256_file
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto import keys as keys_mod
-from ballot_service.domain import election_items, tally
+from ballot_service.domain import cast_staging, election_items, tally
 from ballot_service.domain.records import channel_split
 from ballot_service.errors import InvalidInput
 from ballot_service.models import (
     AuditEvent,
     Body,
-    Cast,
     Checkpoint,
     Item,
     Member,
@@ -121,7 +120,7 @@ def _write_bundle(db: Session, settings, out: Path, scope: dict) -> None:
             "key_fingerprint": c.key_fingerprint} for c in db.scalars(select(Checkpoint).where(Checkpoint.chain == chain))]
     cps.sort(key=lambda c: (c["seq"], c["reason"]))
     _write_json(out, layout.CHECKPOINTS, cps)
-    _write_counts(db, out, scope)
+    _write_counts(db, settings, out, scope)
     _write_scanned_pages(db, out, scope)
     _write_keys(settings, out, {chain})
     (out / layout.README).write_text(readme_text(), "utf-8")
@@ -152,7 +151,7 @@ def _write_events(db: Session, out: Path, chain: int) -> None:
                                "data": ev.data, "prev_hash": ev.prev_hash, "hash": ev.hash}))
 
 
-def _write_counts(db: Session, out: Path, scope: dict) -> None:
+def _write_counts(db: Session, settings, out: Path, scope: dict) -> None:
     """counts.json, with the ballots, receipts and record files it names: the items of the
     scope's body, or of its one session."""
     query = select(Item).join(Sitting, Sitting.id == Item.sitting_id).where(Sitting.body_id == scope["body_id"])
@@ -169,8 +168,7 @@ def _write_counts(db: Session, out: Path, scope: dict) -> None:
         for rnd in item.rounds:
             refused = dict(db.execute(select(Refusal.reason, Refusal.count)
                                       .where(Refusal.round_id == rnd.id)).all())
-            casts = list(db.execute(select(Cast.serial, Cast.signature, Cast.msg_prefix, Cast.marks, Cast.member_id,
-                                           Cast.receipt).where(Cast.round_id == rnd.id)).all())
+            casts = cast_staging.round_casts(db, settings, body.id, rnd.id)  # an open secret round's: opened
             sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
             ballots_file = receipts_file = None
             if rnd.status != RoundStatus.PENDING and item.channel != Channel.TALLY_SHEET:

@@ -13,10 +13,11 @@ from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.crypto.keys import (
     body_public_key,
+    body_signing_key,
     fingerprint,
 )
 from ballot_service.db import make_engine, make_sessionmaker
-from ballot_service.domain import voting
+from ballot_service.domain import cast_staging, voting
 from ballot_service.domain.paper_ballots import hand_out, hand_out_stack, paper_counts, resolve_serial
 from ballot_service.domain.print_jobs import print_batch
 from ballot_service.domain.sittings import get_item
@@ -30,7 +31,7 @@ from ballot_service.formats.ballots import (
     text_to_token,
     verify_token,
 )
-from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting
+from ballot_service.models import Cast, Item, PaperBallot, Round, Sitting, StagedCast
 from ballot_service.vocab import Channel
 
 
@@ -221,6 +222,10 @@ def _db_state(p: dict) -> str | None:
             cast = db.scalar(select(Cast.round_id).where(Cast.serial == p["serial"]))
             if cast is not None:
                 return "counted" if cast == rnd.id else "unknown"
+            if db.scalar(select(StagedCast.tag).where(StagedCast.round_id == rnd.id).limit(1)) is not None \
+                    and cast_staging.stored_serial(db.connection(), body_signing_key(settings, p["body"]),
+                                                   p["serial"]) is not None:
+                return "counted"  # a secret vote still open: its casts are sealed (cast_staging.py)
             pb = db.get(PaperBallot, p["serial"])
             if pb is None:
                 item = db.get(Item, p["item"])

@@ -52,7 +52,7 @@ def recount(item_id: int, round_no: int | None) -> None:
         if rnd is None:
             click.echo(f"错误 error: item {item_id} has no round {round_no}", err=True)
             sys.exit(2)
-        out = scan_recount.recount(db, item, rnd)
+        out = scan_recount.recount(db, Settings.from_env(), item, rnd)
     click.echo(f"《{item.title}》第{out['round']}轮: counted {out['counted']}, pages read again {out['pages_read']}, "
                f"same {out['same']}, different {len(out['differ'])}, unclear now {len(out['unclear'])}, "
                f"without a kept page {len(out['no_kept_page'])}")

@@ -300,11 +300,6 @@ def checkpoint_wal_after_commit(db: Session) -> None:
         raw.checkpoint_on_commit = True
 
 
-def rewrite_in_key_order(db: Session, table, where) -> int:
-    """The rows of `table` matching `where`, deleted and inserted again in key order (db/wal.py)."""
-    return wal.rewrite_in_key_order(db, table, where, insert_rows)
-
-
 def insert_rows(conn, table, rows: list[dict]) -> None:
     """INSERT `rows` (dicts with the same keys) on the connection's transaction. SQLite: one
     multi-row statement, sent straight to the driver; elsewhere SQLAlchemy's executemany.

@@ -7,17 +7,14 @@
   order of the batches (README, "Database copies").
 - Inside a b-tree page SQLite places each new row's cell below the ones already there, so
   the byte offsets of the rows on one page keep their insertion order until the page is
-  rebuilt, whatever the key. `rewrite_in_key_order`: at the close the round's casts are
-  deleted and inserted again in key order (secure_delete zeroes the old cells), so afterwards
-  their offsets follow their random keys. During the vote they still follow arrival (README,
-  "Database copies"): rewriting a round's casts costs ~80 ms per 3,000, too much per batch.
+  rebuilt, whatever the key. So a secret round's casts are stored sealed while it is open
+  (domain/cast_staging.py: the frames and offsets then order ciphertexts that say nothing
+  without the body's key), and at the close written in clear sorted by their random ids
+  (secure_delete zeroes the sealed cells), so their offsets follow their keys.
 """
 from __future__ import annotations
 
 import sqlite3
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 CHECKPOINT_WAIT_MS = 3000  # how long a checkpoint waits for readers before leaving the WAL for later
 
@@ -39,16 +36,3 @@ def truncate_wal(conn: sqlite3.Connection, restore_busy_ms: int) -> None:
             conn.execute(f"PRAGMA busy_timeout={restore_busy_ms}")
     except sqlite3.Error:
         pass
-
-
-def rewrite_in_key_order(db: Session, table, where, insert) -> int:
-    """Delete the rows of `table` matching `where` and insert them again sorted by primary key,
-    in the session's transaction; `insert(conn, table, rows)` stores them (db.insert_rows).
-    Returns how many rows were rewritten."""
-    conn = db.connection()
-    pk = list(table.primary_key.columns)
-    rows = [dict(r._mapping) for r in conn.execute(select(table).where(where).order_by(*pk))]
-    if rows:
-        conn.execute(table.delete().where(where))
-        insert(conn, table, rows)
-    return len(rows)

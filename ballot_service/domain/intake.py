@@ -22,6 +22,10 @@ store, so the work is split in two:
    cast; per round, the batch appends one `casts_accepted {round_id, count}` event to the
    body's chain (no event per cast: its place in the chain would be its arrival).
 
+A secret round's casts are stored sealed until the close (cast_staging.py): the row is
+sealed under the body's key, which step 1 loads (`Job.body_key`); a serial already used is
+found by its tag among them as well as among the clear casts.
+
 Group commit (group_commit.py), SQLite and PostgreSQL: one process's concurrent requests are
 decided in arrival order and stored in one transaction with one durable COMMIT (PostgreSQL:
 keep synchronous_commit on); each gets its receipt only after it, so a crash loses no
@@ -44,18 +48,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import blind_ballots, blind_rsa, keys
+from ballot_service.crypto import blind_ballots, blind_rsa, cast_seal, keys
 from ballot_service.db import (
     begin_write,
     in_write_transaction,
     insert_rows,
     insert_rows_or_nothing,
 )
-from ballot_service.domain import audit, evaluation_items, group_commit, paper_ballots, round_facts
+from ballot_service.domain import (
+    audit,
+    cast_staging,
+    evaluation_items,
+    group_commit,
+    paper_ballots,
+    round_facts,
+)
 from ballot_service.domain import intake_refusals as refusals
 from ballot_service.domain.ballot_marks import marks_outcome
 from ballot_service.domain.round_facts import RoundFacts
-from ballot_service.errors import BallotError, InvalidInput
+from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Round, random_id
@@ -82,7 +93,6 @@ def new_receipt(receipt_hash: str | None) -> str:
 # --- intake -------------------------------------------------------------------------------------
 
 _CASTS = Cast.__table__
-_INSERT_CAST = insert(_CASTS)
 _CAST_OF_SERIAL = select(_CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
     _CASTS.c.serial == bindparam("serial"))
 _CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
@@ -109,7 +119,7 @@ class Job(group_commit.Job):
 
     __slots__ = ("sitting", "token_text", "raw_marks", "channel", "terminal_id", "token", "serial",
                  "refusal", "signature_refusal", "key", "marks_outcome", "signature", "msg_prefix", "retry_hash",
-                 "receipt_hash")
+                 "receipt_hash", "body_key", "tag", "staged", "receipt")
 
     def __init__(self, sitting, token_text, raw_marks, channel, terminal_id):
         # token_text: the paper token's text, or a terminal ballot's fields (a dict)
@@ -117,6 +127,8 @@ class Job(group_commit.Job):
         self.channel, self.terminal_id = channel, terminal_id
         self.token = self.serial = self.refusal = self.signature_refusal = self.key = self.marks_outcome = None
         self.signature = self.msg_prefix = self.retry_hash = self.receipt_hash = None
+        self.body_key = None  # the body's SigningKey: seals a secret round's cast (cast_staging.py)
+        self.tag = self.staged = self.receipt = None  # its serial's tag, and the row sealed in step 1 (preseal)
         super().__init__()
 
 
@@ -164,11 +176,17 @@ def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     if ballots.is_round_key_token(token):
+        job.body_key = keys.body_signing_key(settings, sitting.body_id)  # a hybrid round is secret: sealed
         _prepare_round_key_ballot(db, job, token)
+        if job.refusal is None and job.signature_refusal is None:
+            facts = round_facts.known(engine, job.key)
+            if facts is not None:
+                job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
+            preseal(job, facts)
         return
     try:
-        public_key = keys.body_signing_key(settings, sitting.body_id).public_key
-        ballots.verify_token(public_key, token, body=sitting.body_id,
+        job.body_key = keys.body_signing_key(settings, sitting.body_id)
+        ballots.verify_token(job.body_key.public_key, token, body=sitting.body_id,
                              session=sitting.id, item=payload["item"], round_no=payload["round"])
     except ballots.BallotRefused as exc:
         job.signature_refusal = (exc.reason, exc.message)
@@ -176,6 +194,31 @@ def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
+    preseal(job, facts)
+
+
+def preseal(job: Job, facts: RoundFacts | None) -> None:
+    """Step 1 of a cast whose body key is loaded: its serial's tag and, when its round is known
+    to be secret and its marks are good, the sealed row itself, so that sealing is not done
+    under the write lock (cast_staging.py). _decide seals what is not sealed here."""
+    if job.body_key is None or job.serial is None or job.refusal is not None:
+        return
+    job.tag = cast_seal.tag(job.body_key, job.serial)
+    if facts is None or not facts.secret or job.signature_refusal is not None \
+            or not isinstance(job.marks_outcome, tuple):
+        return
+    marks, digest = job.marks_outcome
+    job.receipt = new_receipt(job.receipt_hash)
+    job.staged = cast_staging.staged_row(job.body_key, facts, _cast_row(job, facts, marks, digest, job.receipt, None),
+                                         job.tag)
+
+
+def _cast_row(job: Job, facts: RoundFacts, marks: dict, digest: str, receipt: str, member_id: int | None) -> dict:
+    return {"id": random_id(), "round_id": facts.id, "serial": job.serial, "signature": job.signature,
+            "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash, "marks": marks,
+            # a hybrid round's casts all say "hybrid": which came on paper is a count (Round.paper_returned)
+            "channel": Channel.HYBRID if facts.channel == Channel.HYBRID else job.channel,
+            "receipt": receipt, "submission_digest": digest, "member_id": member_id}
 
 
 def _prepare_round_key_ballot(db: Session, job: Job, token: dict) -> None:
@@ -218,31 +261,35 @@ def _store(db: Session, jobs: list[Job]) -> None:
     serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
     stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
               for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
+    stored.update(cast_staging.stored_of(conn, [(j.body_key, j.serial, j.tag) for j in jobs if j.refusal is None
+                                                and j.serial is not None and j.body_key is not None]))
     rows: list[dict] = []
+    staged: list[dict] = []  # a secret round's casts, sealed (cast_staging.py)
     events: list[tuple[int, str, dict]] = []  # (chain, kind, data)
     accepted: dict[tuple[int, int], int] = {}  # (body id, round id) -> casts accepted in this batch
     for job in jobs:
         try:
-            _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
+            _decide(db, conn, sqlite, together, job, rounds, stored, (rows, staged), events, accepted)
         except BallotError as exc:
             job.error = exc
     # No event per cast (its place in the chain would give the order of arrival): per round,
     # how many this batch accepted. The close signs a commitment to the set (voting.py).
     events.extend((chain, AuditKind.CASTS_ACCEPTED, {"round_id": rid, "count": n})
                   for (chain, rid), n in sorted(accepted.items()))
-    if rows and sqlite:  # serials checked above, under the write lock; one statement for the batch
-        insert_rows(conn, _CASTS, rows)
-    elif rows:
-        _insert_together(conn, rows)
+    for table, batch in ((_CASTS, rows), (cast_staging.STAGED, staged)):
+        if batch and sqlite:  # serials checked above, under the write lock; one statement for the batch
+            insert_rows(conn, table, batch)
+        elif batch:
+            _insert_together(conn, table, batch)
     for chain in sorted({e[0] for e in events}):  # each body's events on its own chain
         audit.append_many(db, chain, [(kind, data) for c, kind, data in events if c == chain], timed=False)
 
 
-def _insert_together(conn, rows: list[dict]) -> None:
+def _insert_together(conn, table, rows: list[dict]) -> None:
     """PostgreSQL: a batch's casts in one statement. If another process stored one of its serials
     (or a named vote's member) since the batch read them, the batch is undone and run_batch
     stores each cast alone, where that serial is read again and decided (a retry, or reused)."""
-    if insert_rows_or_nothing(conn, _CASTS, rows) != len(rows):
+    if insert_rows_or_nothing(conn, table, rows) != len(rows):
         raise RuntimeError("a cast of this batch was stored meanwhile by another process")
 
 
@@ -271,8 +318,8 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
 
 
 def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, accepted) -> None:
-    """Decide one job (_store). `together`: its row goes in `rows` (one INSERT for the batch),
-    else (PostgreSQL, a batch of one) it is inserted now, in a savepoint."""
+    """Decide one job (_store). `together`: its row goes in `rows` (clear, staged: one INSERT
+    each for the batch), else (PostgreSQL, a batch of one) it is inserted now, in a savepoint."""
     sitting, serial, channel, engine = job.sitting, job.serial, job.channel, db.get_bind()
 
     def refuse(count_on, reason: str, message: str):
@@ -323,24 +370,31 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
                 _MEMBER_CAST, {"round_id": facts.id, "member_id": member_id}).first() is not None:
             refuse(facts.id, "reused", "本席代表本轮已经投票 this member has already voted in this round")
         stored[(facts.id, member_id)] = None
-    receipt = new_receipt(job.receipt_hash)
-    # a hybrid round's casts all say "hybrid": which came on paper is a count (Round.paper_returned)
-    row = {"id": random_id(), "round_id": facts.id, "serial": serial, "signature": job.signature,
-           "msg_prefix": job.msg_prefix, "retry_hash": job.retry_hash,
-           "marks": marks, "channel": Channel.HYBRID if facts.channel == Channel.HYBRID else channel, "receipt": receipt, "submission_digest": digest,
-           "member_id": member_id}
+    table = _CASTS
+    if not facts.secret:
+        receipt = new_receipt(job.receipt_hash)
+        row = _cast_row(job, facts, marks, digest, receipt, member_id)
+    elif job.staged is not None and job.staged["round_id"] == facts.id:  # sealed in step 1 (preseal)
+        row, receipt, table = job.staged, job.receipt, cast_staging.STAGED
+    elif job.body_key is None:
+        raise Conflict("a secret ballot is stored sealed with the body's signing key, which this request did "
+                       "not load", where="keys", zh="无记名投票的选票须用本机关签名密钥密封保存，本次提交未载入该密钥")
+    else:  # sealed until the close (cast_staging.py)
+        receipt = new_receipt(job.receipt_hash)
+        row = cast_staging.staged_row(job.body_key, facts, _cast_row(job, facts, marks, digest, receipt, None), job.tag)
+        table = cast_staging.STAGED
     if together:
-        rows.append(row)  # inserted with the batch's others (_store)
+        rows[table is cast_staging.STAGED].append(row)  # inserted with the batch's others (_store)
     else:
         try:
             with db.begin_nested():  # PostgreSQL: a failed statement would abort the transaction
-                db.connection().execute(_INSERT_CAST, row)
+                db.connection().execute(insert(table), row)
         except IntegrityError:
             # A concurrent transaction stored this serial after our check above.
-            existing = db.connection().execute(_CAST_OF_SERIAL, {"serial": serial}).first()
+            existing = _stored_serial(db.connection(), job)
             if existing is None:
                 raise
-            stored[serial] = (existing.submission_digest, existing.receipt, existing.retry_hash)
+            stored[serial] = existing
             return _decide(db, conn, sqlite, together, job, rounds, stored, rows, events, accepted)
     stored[serial] = (digest, receipt, job.retry_hash)
     if facts.channel == Channel.HYBRID and channel == Channel.PAPER:
@@ -348,6 +402,15 @@ def _decide(db, conn, sqlite, together, job: Job, rounds, stored, rows, events, 
     at = (sitting.body_id, facts.id)
     accepted[at] = accepted.get(at, 0) + 1
     job.result = Receipt(serial, receipt_code(receipt), False)
+
+
+def _stored_serial(conn, job: Job) -> tuple | None:
+    """(submission digest, receipt, retry hash) of the cast stored with the job's serial."""
+    existing = conn.execute(_CAST_OF_SERIAL, {"serial": job.serial}).first()
+    if existing is not None:
+        return existing.submission_digest, existing.receipt, existing.retry_hash
+    fields = cast_staging.stored_serial(conn, job.body_key, job.serial) if job.body_key is not None else None
+    return (fields["submission_digest"], fields["receipt"], fields["retry_hash"]) if fields else None
 
 
 # --- group commit: the generic part is group_commit.py ------------------------------------------

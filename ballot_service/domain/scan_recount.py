@@ -6,7 +6,9 @@ with no kept page (read by eye, or images discarded). Read only.
 
 A hybrid round stores no channel per cast: its pages are compared with the casts of their
 serials, and its paper ballots with no kept page are a count (paper returned less the
-pages compared), never a list of serials (that would name the paper casts)."""
+pages compared), never a list of serials (that would name the paper casts). An open secret
+round's casts are sealed: they are opened with the body's key (cast_staging.py), hence
+`settings`."""
 from __future__ import annotations
 
 import cv2
@@ -15,14 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
-from ballot_service.domain import evaluation_items, scanning
+from ballot_service.domain import cast_staging, evaluation_items, scanning
 from ballot_service.formats.ballots import serial_short
-from ballot_service.models import Cast, Item, Round, ScannedPage
+from ballot_service.models import Item, Round, ScannedPage
 from ballot_service.vocab import Channel, ItemKind
 
 
-def recount(db: Session, item: Item, rnd: Round) -> dict:
-    counted = {c.serial: c.marks for c in db.scalars(select(Cast).where(Cast.round_id == rnd.id))}
+def recount(db: Session, settings, item: Item, rnd: Round) -> dict:
+    counted = {c.serial: c.marks for c in cast_staging.round_casts(db, settings, item.sitting.body_id, rnd.id)}
     keys = list(rnd.candidate_keys)
     same, differ, unclear, seen = 0, [], [], set()
     pages = db.scalars(select(ScannedPage).where(ScannedPage.round_id == rnd.id, ScannedPage.image.is_not(None),

@@ -2,7 +2,8 @@
 round), in the order a 总监票人 reports it: 发出 (handed out) / 收回 (returned: ballots accepted)
 / 已读 (pages scanned) / 待裁定 (waiting for the tellers) / 有效 / 无效 / 拒收 / 重复扫描; the
 paper accounting (printed = handed out + not handed out); and the alerts for the tellers (a
-ballot presented again with other marks). Read only."""
+ballot presented again with other marks). Read only. An open secret round's casts are sealed
+(cast_staging.py): they are opened with the body's key, hence `settings`."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -10,11 +11,10 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import utcnow
-from ballot_service.domain import evaluation_items, scan_queue, voting
+from ballot_service.domain import cast_staging, evaluation_items, scan_queue, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.models import (
     Candidate,
-    Cast,
     Item,
     Refusal,
     Round,
@@ -30,11 +30,12 @@ def _current(item: Item) -> Round | None:
     return item.rounds[-1] if item.rounds else None
 
 
-def item_board(db: Session, item: Item, rnd: Round) -> dict:
+def item_board(db: Session, settings, item: Item, rnd: Round) -> dict:
     """A paper item's reconciliation at the station; a hybrid item's paper ballots only, as
     counts (which casts came on paper is not stored, so there is no valid/invalid of its own
     for them: its tablet ballots and paper ballots are counted together at the tally)."""
-    marks = [] if item.channel == Channel.HYBRID else list(db.scalars(select(Cast.marks).where(Cast.round_id == rnd.id)))
+    marks = [] if item.channel == Channel.HYBRID else [
+        c.marks for c in cast_staging.round_casts(db, settings, item.sitting.body_id, rnd.id)]
     if item.kind == ItemKind.EVALUATION:  # its ballots are marked in its own options
         count = evaluation_items.count_paper_ballots(item, list(rnd.candidate_keys), marks)
     else:
@@ -46,8 +47,7 @@ def item_board(db: Session, item: Item, rnd: Round) -> dict:
     # is a count only (Round.paper_returned)
     paper = {"printed": rnd.paper_allowed or 0, "handed_out": rnd.paper_allowed or 0} if hybrid \
         else paper_counts(db, rnd)
-    by_channel = voting.returned_by_channel(rnd, db.scalar(select(func.count()).select_from(Cast).where(
-        Cast.round_id == rnd.id)) or 0) if hybrid else None
+    by_channel = voting.returned_by_channel(rnd, cast_staging.returned(db, rnd.id)) if hybrid else None
     return {
         "item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
         "channel": item.channel, "mark_rule": item.mark_rule, "candidates": list(rnd.candidate_keys),
@@ -73,11 +73,11 @@ def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
             "entered_by": sheet.entered_by if sheet else None}
 
 
-def board(db: Session, sitting: Sitting) -> dict:
+def board(db: Session, settings, sitting: Sitting) -> dict:
     items = list(db.scalars(select(Item).where(Item.sitting_id == sitting.id,
                                                Item.channel.in_((*PAPER_CHANNELS, Channel.TALLY_SHEET)))
                             .order_by(Item.position, Item.id)))
-    out = [item_board(db, it, rnd) if it.channel in PAPER_CHANNELS else sheet_board(db, it, rnd)
+    out = [item_board(db, settings, it, rnd) if it.channel in PAPER_CHANNELS else sheet_board(db, it, rnd)
            for it in items if (rnd := _current(it)) is not None]
     unread = db.scalar(select(func.count()).select_from(ScannedPage).where(
         ScannedPage.sitting_id == sitting.id, ScannedPage.round_id.is_(None),
@@ -123,7 +123,7 @@ def queue(db: Session, sitting: Sitting) -> list[dict]:
     return out
 
 
-def count_report(db: Session, sitting: Sitting) -> dict:
+def count_report(db: Session, settings, sitting: Sitting) -> dict:
     """The 计票结果报告单's content: per paper or hand-counted item its figures now (and, once
     tallied, per candidate), and the tellers registered with this session's stations."""
     items = []
@@ -145,7 +145,7 @@ def count_report(db: Session, sitting: Sitting) -> dict:
             row["candidates_count"] += [{"title": f"另选 {w['name']}",  # an election's 另选他人
                                          "counts": [[label(Mark.FOR), w["for"]]]} for w in r.get("write_ins", [])]
         elif it.channel in PAPER_CHANNELS:
-            row = {k: v for k, v in item_board(db, it, rnd).items()
+            row = {k: v for k, v in item_board(db, settings, it, rnd).items()
                    if k in ("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending")}
         else:
             row = dict.fromkeys(("issued", "returned", "valid", "invalid", "refused", "rescanned", "pending"))

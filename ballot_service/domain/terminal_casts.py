@@ -2,7 +2,8 @@
 the tablet's retry id, prepared for intake (intake.py stores it like any other cast).
 
 Before the write lock: parse the fields, find the round the ballot names (round_ref, cached
-per engine with its announced public key), verify the RSA-PSS signature, hash the retry id.
+per engine with its announced public key), verify the RSA-PSS signature, hash the retry id,
+and for a secret vote load the body's signing key (intake seals the cast with it).
 Nothing about the sending terminal is kept for a secret vote: `terminal_id` is only passed
 for a named (记名) vote, whose cast is bound to the member of the casting terminal.
 """
@@ -13,7 +14,7 @@ import re
 
 from sqlalchemy.orm import Session
 
-from ballot_service.crypto import blind_ballots, blind_rsa
+from ballot_service.crypto import blind_ballots, blind_rsa, keys
 from ballot_service.domain import ballot_marks, intake, round_facts
 from ballot_service.domain.round_facts import round_key
 from ballot_service.errors import InvalidInput
@@ -40,13 +41,13 @@ def receipt_hash(value) -> str | None:
     return value
 
 
-def accept(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Receipt:
+def accept(db: Session, settings, data: dict, *, terminal_id: int | None = None) -> intake.Receipt:
     """Validate and store one terminal cast (intake.submit); the receipt, or a BallotError."""
     # Everything before the store only reads (prepare, and the endpoint's credential check).
-    return intake.submit(db, db.get_bind(), prepare(db, data, terminal_id=terminal_id), only_read=True)
+    return intake.submit(db, db.get_bind(), prepare(db, settings, data, terminal_id=terminal_id), only_read=True)
 
 
-def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intake.Job:
+def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None) -> intake.Job:
     """Step 1 of intake for a terminal cast (before the write lock): the job to submit."""
     engine = db.get_bind()
     rhash = retry_hash(data.get("retry_id"))
@@ -67,6 +68,8 @@ def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intak
         job.refusal = (None, "unknown", "this ballot is not for a vote of this service")
         return job
     job.key = (rk.sitting_id, rk.item_id, rk.number)
+    if rk.secret:  # its cast is stored sealed (cast_staging.py); a key that cannot be unlocked stores nothing
+        job.body_key = keys.body_signing_key(settings, rk.body_id)
     try:
         if rk.public_key is None:
             raise blind_rsa.InvalidSignature()
@@ -76,6 +79,7 @@ def prepare(db: Session, data: dict, *, terminal_id: int | None = None) -> intak
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = ballot_marks.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
+    intake.preseal(job, facts)
     return job
 
 

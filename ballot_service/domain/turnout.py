@@ -2,9 +2,10 @@
 and must not), the deputies' names for a named (记名) vote, whose casts carry the member."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ballot_service.domain import cast_staging
 from ballot_service.models import Cast, Issuance, Item, Member, Round
 from ballot_service.vocab import Channel
 
@@ -14,7 +15,7 @@ def not_voted(db: Session, item: Item, rnd: Round) -> dict:
     else None}. Nothing before the round opens."""
     if rnd.present is None:
         return {"count": None, "names": None}
-    returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    returned = cast_staging.returned(db, rnd.id)
     names = None
     if not item.secret and item.channel == Channel.TERMINAL:
         voted = select(Cast.member_id).where(Cast.round_id == rnd.id, Cast.member_id.is_not(None))

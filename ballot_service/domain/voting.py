@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.db import checkpoint_wal_after_commit, database_now, rewrite_in_key_order, utcnow
-from ballot_service.domain import audit, issuance, scan_queue, tablet_setup
+from ballot_service.db import checkpoint_wal_after_commit, database_now, utcnow
+from ballot_service.domain import audit, cast_staging, issuance, scan_queue, tablet_setup
 from ballot_service.domain.sittings import attendance_state, open_item, require_open
 from ballot_service.domain.tally import record_quorum_failure
 from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
@@ -233,8 +233,8 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     rnd.issued = issued_count(db, item, rnd)
     if item.channel in BLIND_CHANNELS:
         issuance.forget_round_key(rnd)  # the private key does not survive the close
-    if item.secret:  # SQLite: where a cast sits in its page no longer follows arrival (db/wal.py)
-        rewrite_in_key_order(db, Cast.__table__, Cast.__table__.c.round_id == rnd.id)
+    if item.secret:  # the sealed casts written in clear, in key order: their pages say nothing of arrival
+        cast_staging.release(db, settings, item.sitting.body_id, rnd.id)
     item.status, item.open_ballot = ItemStatus.CLOSED, None
     db.flush()
     if open_item(db, item.sitting) is None:  # the last of its ballot set: nothing is open now

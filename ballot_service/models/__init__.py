@@ -5,7 +5,7 @@ ballot serial or choices. `Issuance` counts how many blind signatures each eligi
 member received in a round (no serial, no blinded value: RSA blind signatures, RFC 9474,
 so the service never sees what it signed); `Cast` holds serials, unblinded signatures and
 marks with random ids, no member (unless the vote is named), no terminal and no time of
-its own.
+its own; while a secret round is open its casts are `StagedCast` rows, sealed.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ballot_service.models.ballots import (
     PrintJob,
     Refusal,
     ScannedPage,
+    StagedCast,
     TallySheet,
 )
 from ballot_service.models.ids import random_id
@@ -72,6 +73,7 @@ __all__ = [
     "Round",
     "ScannedPage",
     "Sitting",
+    "StagedCast",
     "TallySheet",
     "Terminal",
     "random_id",

@@ -1,5 +1,6 @@
 """What a vote leaves: issuance counts (who received a ballot, no serial), paper ballots and
-their print jobs, casts (serials and marks, no member), scanned pages, refusals and tally
+their print jobs, casts (serials and marks, no member; sealed while a secret round is open),
+scanned pages, refusals and tally
 sheets."""
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -91,6 +93,24 @@ class Cast(Base):
     submission_digest: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))  # named votes only
     __table_args__ = (UniqueConstraint("round_id", "member_id"), {"sqlite_with_rowid": False})
+
+
+class StagedCast(Base):
+    """An accepted cast of a secret round still open, sealed (domain/cast_staging.py): the
+    whole Cast row as AES-256-GCM ciphertext, one length per round and channel, under a key
+    derived from the body's signing key. `tag`: HMAC of the serial under another derived key
+    (refuses a repeat; says nothing without the key). Written as Cast rows, in key order, at
+    the close, and deleted: so a database copy taken during the vote holds no serial, receipt
+    or marks in clear, and the arrival order of the rows here links nothing without the key.
+    `id`: random (SQLite: the rowid, so the table's order is random, and a row of ~1 KiB stays
+    on its page, where a table without rowid would spill it to an overflow page)."""
+
+    __tablename__ = "staged_casts"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=False)
+    tag: Mapped[str] = mapped_column(String(64), unique=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ScannedPage(Base):

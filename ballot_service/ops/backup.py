@@ -39,7 +39,7 @@ VERSION = 1
 MANIFEST = "manifest.json"
 SQLITE_FILE = "database.sqlite3"
 PG_FILE = "database.pgdump"
-COUNTED = ("bodies", "sittings", "items", "rounds", "casts", "records", "audit_events")
+COUNTED = ("bodies", "sittings", "items", "rounds", "casts", "staged_casts", "records", "audit_events")
 
 
 class BackupError(BallotError):

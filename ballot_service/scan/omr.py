@@ -30,9 +30,9 @@ from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import BallotRefused, text_to_token, token_to_text
 from ballot_service.scan import lines as lns
+from ballot_service.scan.find_qr import find_qr
 from ballot_service.scan.header import HEADER_MARK, header_marked
 from ballot_service.scan.ink import EMPTY_MAX, MIN_BLOB, STRONG, WEAK, darkness, inked
-from ballot_service.scan.find_qr import find_qr
 from ballot_service.scan.lines import RES
 from ballot_service.scan.lines import px as _px
 from ballot_service.scan.pages import iter_pages

@@ -114,7 +114,7 @@ class CastEndpoint:
 
     def _cast(self, db, environ) -> tuple[int, dict]:
         data = parse_json_object(self._body(environ))
-        receipt = terminal_casts.accept(db, data, terminal_id=self._named_terminal(db, environ, data))
+        receipt = terminal_casts.accept(db, self.settings, data, terminal_id=self._named_terminal(db, environ, data))
         return (200 if receipt.repeated else 201), receipt.as_dict()
 
     def _cast_set(self, db, environ) -> tuple[int, dict]:
@@ -127,7 +127,7 @@ class CastEndpoint:
         results, first_error = [], None
         for data in casts:  # each its own intake, as if sent alone
             try:
-                receipt = terminal_casts.accept(db, data, terminal_id=self._named_terminal(db, environ, data))
+                receipt = terminal_casts.accept(db, self.settings, data, terminal_id=self._named_terminal(db, environ, data))
                 results.append(receipt)
             except BallotError as exc:
                 finish_refusal(exc, db)

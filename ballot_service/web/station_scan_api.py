@@ -41,7 +41,7 @@ def station_me():
 @requires(Role.STATION, body=CREDENTIAL)
 def station_board_view():
     """The live reconciliation per paper item, and the alerts for the tellers."""
-    return jsonify(station_board.board(get_db(), credential_sitting()))
+    return jsonify(station_board.board(get_db(), settings(), credential_sitting()))
 
 
 @bp.post("/scans")
@@ -173,7 +173,7 @@ def station_by_eye():
 def station_count_report():
     """The 计票结果报告单 as a PDF; its content and the PDF's SHA-256 go into the audit chain."""
     db, sitting = get_db(), credential_sitting()
-    content = station_board.count_report(db, sitting)
+    content = station_board.count_report(db, settings(), sitting)
     pdf = count_report.render(content)
     begin_write(db)
     audit.append(db, AuditKind.COUNT_REPORT_MADE, {**content, "pdf_sha256": hashlib.sha256(pdf).hexdigest()},
@@ -191,4 +191,4 @@ def station_recount(item_id: int):
     item = db.get(Item, item_id)
     if item is None or item.sitting_id != sitting.id or not item.rounds:
         raise NotFound("no such item in this session", where="item_id", zh="本会次没有这个表决事项")
-    return jsonify(scan_recount.recount(db, item, item.rounds[-1]))
+    return jsonify(scan_recount.recount(db, settings(), item, item.rounds[-1]))

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 from flask import Response, abort, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ballot_service import rules, vocab
 from ballot_service.domain import (
     ballot_sets,
+    cast_staging,
     evaluation_items,
     paper_ballots,
     projects,
@@ -24,7 +25,7 @@ from ballot_service.domain import (
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.domain.sittings import attendance_state, create_item, get_item, get_sitting
 from ballot_service.errors import InvalidInput
-from ballot_service.models import Cast, Record
+from ballot_service.models import Record
 from ballot_service.render import announcement
 from ballot_service.vocab import Base, Channel, ItemKind, ItemStatus, Majority, MarkRule, Role, RoundStatus
 from ballot_service.web.common import get_db, settings
@@ -142,7 +143,7 @@ def item_progress(db, item) -> dict:
 
 def _round_progress(db, item) -> dict:
     rnd = voting.current_round(item)
-    returned = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+    returned = cast_staging.returned(db, rnd.id)
     missing = turnout.not_voted(db, item, rnd)
     issued = rnd.issued if rnd.issued is not None else voting.issued_count(db, item, rnd)
     return {"status": item.status, "round": rnd.number, "round_status": rnd.status,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import database_now
-from ballot_service.domain import audit, ballot_sets, meetings, tally, voting
+from ballot_service.domain import audit, ballot_sets, cast_staging, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
-from ballot_service.models import AuditEvent, Cast, Item, Record, Sitting
+from ballot_service.models import AuditEvent, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
 from ballot_service.vocab import (
     AuditKind,
@@ -159,7 +159,7 @@ def _vote_view(db: Session, item: Item) -> dict:
     if item.channel == Channel.TALLY_SHEET:
         voted = issued = None  # counted by hand after the vote; nothing electronic to show
     else:
-        voted = db.scalar(select(func.count()).select_from(Cast).where(Cast.round_id == rnd.id)) or 0
+        voted = cast_staging.returned(db, rnd.id)
         issued = rnd.issued if rnd.status != RoundStatus.OPEN and rnd.issued is not None \
             else voting.issued_count(db, item, rnd)
     titles = _titles(item)
