@@ -193,6 +193,9 @@ def _verify_round_key_ballot(settings: Settings, token: dict, refuse) -> None:
         except blind_rsa.InvalidSignature:
             refuse("forged", "the signature is not by the key announced for this round")
         counted = db.scalar(select(Cast.round_id).where(Cast.serial == p["serial"]))
+        if counted is None and db.scalar(select(StagedCast.tag).where(StagedCast.round_id == rnd.id).limit(1)) \
+                and cast_staging.stored_serial(db.connection(), body_signing_key(settings, p["body"]), p["serial"]):
+            counted = rnd.id  # the vote is still open: its casts are sealed (cast_staging.py)
     click.echo(f"签名有效 signature valid: round key {rnd.blind_key_fingerprint[:32]}, body {p['body']} "
                f"session {p['session']} item {p['item']} round {p['round']}")
     click.echo("状态 state: already counted (已计入)" if counted == rnd.id

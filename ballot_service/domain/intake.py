@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import blind_ballots, blind_rsa, cast_seal, keys
+from ballot_service.crypto import cast_seal, keys
 from ballot_service.db import (
     begin_write,
     in_write_transaction,
@@ -60,6 +60,7 @@ from ballot_service.domain import (
     cast_staging,
     evaluation_items,
     group_commit,
+    hybrid_paper,
     paper_ballots,
     round_facts,
 )
@@ -175,22 +176,18 @@ def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
     if payload["session"] != sitting.id:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
-    if ballots.is_round_key_token(token):
-        job.body_key = keys.body_signing_key(settings, sitting.body_id)  # a hybrid round is secret: sealed
-        _prepare_round_key_ballot(db, job, token)
-        if job.refusal is None and job.signature_refusal is None:
-            facts = round_facts.known(engine, job.key)
-            if facts is not None:
-                job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
-            preseal(job, facts)
-        return
-    try:
-        job.body_key = keys.body_signing_key(settings, sitting.body_id)
-        ballots.verify_token(job.body_key.public_key, token, body=sitting.body_id,
-                             session=sitting.id, item=payload["item"], round_no=payload["round"])
-    except ballots.BallotRefused as exc:
-        job.signature_refusal = (exc.reason, exc.message)
-    job.key = (sitting.id, payload["item"], payload["round"])
+    job.body_key = keys.body_signing_key(settings, sitting.body_id)
+    if ballots.is_round_key_token(token):  # a hybrid round's paper ballot
+        hybrid_paper.prepare(db, job, token)
+        if job.refusal is not None:
+            return
+    else:
+        try:
+            ballots.verify_token(job.body_key.public_key, token, body=sitting.body_id,
+                                 session=sitting.id, item=payload["item"], round_no=payload["round"])
+        except ballots.BallotRefused as exc:
+            job.signature_refusal = (exc.reason, exc.message)
+        job.key = (sitting.id, payload["item"], payload["round"])
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = marks_outcome(job.raw_marks, facts, job.token_text, job.channel)
@@ -219,32 +216,6 @@ def _cast_row(job: Job, facts: RoundFacts, marks: dict, digest: str, receipt: st
             # a hybrid round's casts all say "hybrid": which came on paper is a count (Round.paper_returned)
             "channel": Channel.HYBRID if facts.channel == Channel.HYBRID else job.channel,
             "receipt": receipt, "submission_digest": digest, "member_id": member_id}
-
-
-def _prepare_round_key_ballot(db: Session, job: Job, token: dict) -> None:
-    """A hybrid round's paper ballot (formats/ballots.py, BR1): checked with the round's key and
-    stored as a tablet's ballot is (the digest over the same ballot object, a retry hash of
-    the same form, random, that no resend can match), so the cast row and the bundle's line
-    do not say it came on paper; `Round.paper_returned` counts it instead (_decide)."""
-    ballot = blind_ballots.BlindBallot(token["round_ref"], token["payload"]["serial"], token["prefix"],
-                                       token["sig"])
-    job.token_text, job.msg_prefix = ballot.as_object(), ballot.prefix
-    job.retry_hash = secrets.token_hex(32)
-    rk = round_facts.round_key(db, blind_ballots.round_id_of(ballot.round_ref))
-    payload = token["payload"]
-    if rk is None or rk.sitting_id != job.sitting.id:
-        job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
-        return
-    job.key = (rk.sitting_id, rk.item_id, rk.number)
-    try:
-        if rk.public_key is None:
-            raise blind_rsa.InvalidSignature()
-        blind_ballots.verify(rk.public_key, ballot)
-    except blind_rsa.InvalidSignature:
-        job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
-        return
-    if (payload["body"], payload["item"], payload["round"]) != (rk.body_id, rk.item_id, rk.number):
-        job.signature_refusal = ("wrong_item", "the numbers printed in the ballot's code are not its round's")
 
 
 # --- step 2, under the write lock ------------------------------------------------------------------

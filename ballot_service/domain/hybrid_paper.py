@@ -1,0 +1,38 @@
+"""A hybrid round's paper ballot at intake (formats/ballots.py, BR1): signed with the round's
+RSA key when the secretariat allowed it (issuance.allow_paper), so it is checked and stored as
+a tablet's ballot is and nothing in its cast row says it came on paper (README, "Hybrid votes")."""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy.orm import Session
+
+from ballot_service.crypto import blind_ballots, blind_rsa
+from ballot_service.domain import intake_refusals as refusals
+from ballot_service.domain import round_facts
+
+
+def prepare(db: Session, job, token: dict) -> None:
+    """A hybrid round's paper ballot (formats/ballots.py, BR1): checked with the round's key and
+    stored as a tablet's ballot is (the digest over the same ballot object, a retry hash of
+    the same form, random, that no resend can match), so the cast row and the bundle's line
+    do not say it came on paper; `Round.paper_returned` counts it instead (intake._decide)."""
+    ballot = blind_ballots.BlindBallot(token["round_ref"], token["payload"]["serial"], token["prefix"],
+                                       token["sig"])
+    job.token_text, job.msg_prefix = ballot.as_object(), ballot.prefix
+    job.retry_hash = secrets.token_hex(32)
+    rk = round_facts.round_key(db, blind_ballots.round_id_of(ballot.round_ref))
+    payload = token["payload"]
+    if rk is None or rk.sitting_id != job.sitting.id:
+        job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
+        return
+    job.key = (rk.sitting_id, rk.item_id, rk.number)
+    try:
+        if rk.public_key is None:
+            raise blind_rsa.InvalidSignature()
+        blind_ballots.verify(rk.public_key, ballot)
+    except blind_rsa.InvalidSignature:
+        job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
+        return
+    if (payload["body"], payload["item"], payload["round"]) != (rk.body_id, rk.item_id, rk.number):
+        job.signature_refusal = ("wrong_item", "the numbers printed in the ballot's code are not its round's")
