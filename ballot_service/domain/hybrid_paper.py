@@ -7,7 +7,7 @@ import secrets
 
 from sqlalchemy.orm import Session
 
-from ballot_service.crypto import blind_ballots, blind_rsa
+from ballot_service.crypto import blind_ballots
 from ballot_service.domain import intake_refusals as refusals
 from ballot_service.domain import round_facts
 
@@ -27,12 +27,8 @@ def prepare(db: Session, job, token: dict) -> None:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
     job.key = (rk.sitting_id, rk.item_id, rk.number)
-    try:
-        if rk.public_key is None:
-            raise blind_rsa.InvalidSignature()
-        blind_ballots.verify(rk.public_key, ballot)
-    except blind_rsa.InvalidSignature:
-        job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
+    job.signature_refusal = round_facts.signature_refusal(rk, ballot)
+    if job.signature_refusal is not None:
         return
     if (payload["body"], payload["item"], payload["round"]) != (rk.body_id, rk.item_id, rk.number):
         job.signature_refusal = ("wrong_item", "the numbers printed in the ballot's code are not its round's")

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ballot_service.crypto import blind_ballots
+from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.db import db_now, read_phase
 from ballot_service.models import Item, Round, Sitting
 
@@ -92,3 +92,15 @@ def round_key(db: Session, round_id: int) -> _RoundKey | None:
     with _keys_lock:
         _keys.setdefault(engine, {})[round_id] = found
     return found
+
+
+def signature_refusal(rk: _RoundKey, ballot) -> tuple | None:
+    """("forged", message) when `ballot` (a blind_ballots.BlindBallot: a tablet's, or a hybrid
+    round's paper ballot) is not signed by its round's announced key; else None."""
+    try:
+        if rk.public_key is None:
+            raise blind_rsa.InvalidSignature()
+        blind_ballots.verify(rk.public_key, ballot)
+    except blind_rsa.InvalidSignature:
+        return "forged", "选票签名无效 the ballot's signature is not this round's"
+    return None

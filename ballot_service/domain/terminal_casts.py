@@ -14,7 +14,7 @@ import re
 
 from sqlalchemy.orm import Session
 
-from ballot_service.crypto import blind_ballots, blind_rsa, keys
+from ballot_service.crypto import blind_ballots, keys
 from ballot_service.domain import ballot_marks, intake, round_facts
 from ballot_service.domain.round_facts import round_key
 from ballot_service.errors import InvalidInput
@@ -70,12 +70,7 @@ def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None
     job.key = (rk.sitting_id, rk.item_id, rk.number)
     if rk.secret:  # its cast is stored sealed (cast_staging.py); a key that cannot be unlocked stores nothing
         job.body_key = keys.body_signing_key(settings, rk.body_id)
-    try:
-        if rk.public_key is None:
-            raise blind_rsa.InvalidSignature()
-        blind_ballots.verify(rk.public_key, ballot)
-    except blind_rsa.InvalidSignature:
-        job.signature_refusal = ("forged", "选票签名无效 the ballot's signature is not this round's")
+    job.signature_refusal = round_facts.signature_refusal(rk, ballot)
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = ballot_marks.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")
