@@ -45,17 +45,19 @@ def test_the_screen_and_the_console_show_every_election_of_the_set(app, api, scr
     state = get_state(screen, s.sitting_id)
     assert state["mode"] == "counting" and [v["voted"] for v in state["vote"]["set"]] == [5, 5, 5]
     api.call("POST", f"/api/admin/items/{ids[0]}/tally")
-    publish(api, ids[0])
+    rec = publish(api, ids[0])
     state = get_state(screen, s.sitting_id)
     assert state["mode"] == "result"
     first, vice, committee = state["result"]["set"]
     assert first["elected_count"] == 1 and first["status"] == "decided"
+    assert first["record"]["id"] == rec["id"] and first["record"]["verify_url"].endswith(rec["id"])
     # the tie for 副主任's second seat is shown at once (the hall votes again); 委员 awaits publication
     assert vice["status"] == "runoff_pending" and vice["tied_count"] == 2
     assert committee == {"item_id": ids[2], "key": "wy", "title": "选举wy", "kind": "election", "pending": True,
-                         "status": "decided"}
-    publish(api, ids[2])
+                         "status": "decided", "record": None}
+    rec_wy = publish(api, ids[2])
     committee = get_state(screen, s.sitting_id)["result"]["set"][2]
+    assert committee["record"]["id"] == rec_wy["id"] != rec["id"]  # each election its own record
     assert [p["title"] for p in committee["nominees"] if p["elected"]] == ["候选人F", "候选人G", "候选人H"]
 
     # the re-vote among the tied opens 副主任 alone: one ballot of one election on the tablet

@@ -224,6 +224,16 @@
       var t = document.createElement("div");
       col.appendChild(t);
       renderTable(x, x.nominees || [], t);
+      if (x.record) {  // this election's own signed record: its QR and key fingerprint
+        var rec = document.createElement("div"), code = document.createElement("div");
+        rec.className = "s-record";
+        rec.dataset.recordId = x.record.id;
+        code.className = "s-qr";
+        code.innerHTML = x.record.qr_svg;
+        rec.appendChild(code);
+        rec.appendChild(cell("p", L.signed_election + "　" + x.record.key_fingerprint, "s-rec-text mono"));
+        col.appendChild(rec);
+      }
       box.appendChild(col);
     });
   }
@@ -307,7 +317,9 @@
       renderResultSet(r.set);
     } else if (tableOn) renderTable(r, rows);
 
-    // (d) The signed record: fingerprint, audit head and QR of /verify/<id>.
+    // (d) The signed record: fingerprint, audit head and QR of /verify/<id> (a ballot set's
+    // elections each have theirs under their column instead).
+    if (set) rec = null;
     show($("r-record"), !!rec);
     view.classList.toggle("with-record", !!rec);
     if (rec) {

@@ -103,6 +103,10 @@ def test_a_ballot_set_on_tablets_and_the_screen(new_page, live_site):
     assert "应选3名，当选3名" in cols.nth(2).inner_text() and "M0002（另选他人）" in cols.nth(2).inner_text()
     assert "★ 当选" in cols.nth(0).locator('tr[data-key="A"]').inner_text()
     assert "未当选" in cols.nth(1).locator('tr[data-key="E"]').inner_text()
+    # each election's own signed record under its column, not one record box for the set
+    recs = [cols.nth(i).locator(".s-record").get_attribute("data-record-id") for i in range(3)]
+    assert all(recs) and len(set(recs)) == 3 and display.locator("#r-record").is_hidden()
+    assert all(cols.nth(i).locator(".s-qr svg").count() == 1 for i in range(3))
     assert display.evaluate("() => document.documentElement.scrollHeight <= window.innerHeight")
     screenshot(display, "ballot-set-screen-result")
     assert not seat.js_errors

@@ -67,7 +67,10 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
         state["result"] = _result_view(item)
         state["record"] = _record_view(db, item, verify_url)
         if item.ballot_set:
-            state["result"]["set"] = [_set_result(db, m) for m in ballot_sets.members(db, item)]
+            # each election has its own signed record: its QR under its column, once published
+            state["result"]["set"] = [{**(res := _set_result(db, m)),
+                                       "record": None if res.get("pending") else _record_view(db, m, verify_url)}
+                                      for m in ballot_sets.members(db, item)]
     return state
 
 
