@@ -10,7 +10,8 @@ import json
 from types import SimpleNamespace as NS
 
 from bundle_support import export_and_verify
-from helpers_live import setup_sitting, vote
+from console_support import flashes, post
+from helpers_live import Api, setup_sitting, vote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -196,3 +197,21 @@ def _decided(office, seats, by_election, losers):
     rnd = NS(status="tallied", result=first)
     return NS(kind="election", key="el", status="decided", rounds=[rnd], office=office, by_election=by_election,
               candidates=cands, id=1)
+
+
+def test_the_console_saves_it_for_a_chosen_later_sitting_in_one_step(app, console):
+    api = Api.flask(app.test_client())
+    s, item_id = _unfilled(api)
+    sid2, _ = _next_sitting(api, s)
+    page = console.get(f"/console/items/{item_id}").get_data(as_text=True)
+    assert 'id="another-sitting"' in page and f'<option value="{sid2}">下次会议：第二次会议</option>' in page
+    r = post(console, f"/console/items/{item_id}/another", {"candidates": "", "sitting_id": str(s.sitting_id)},
+             follow_redirects=True)
+    assert "本次会议" in flashes(r)[-1][1]  # the same sitting is the other path
+    r = post(console, f"/console/items/{item_id}/another", {"candidates": "A\nN | 新提名", "sitting_id": str(sid2)},
+             follow_redirects=True)
+    assert ("ok", "已安排另行选举：已在所选会次新建选举事项。") in flashes(r)
+    assert 'id="another-next"' in r.get_data(as_text=True) and 'id="another-form"' not in r.get_data(as_text=True)
+    (later,), = query(app, select(Item.id).where(Item.another_of == item_id))
+    page = console.get(f"/console/items/{later}").get_data(as_text=True)
+    assert 'id="another-of"' in page and "第一次会议《选举县监察委员会主任》" in page

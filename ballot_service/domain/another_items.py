@@ -36,6 +36,12 @@ def target_sitting(db: Session, item: Item, sitting_id) -> Sitting:
     return sitting
 
 
+def later_sittings(db: Session, item: Item) -> list[Sitting]:
+    """The sittings a 另行选举 of `item` can be saved for: the body's other ones not yet closed."""
+    return list(db.scalars(select(Sitting).where(Sitting.body_id == item.sitting.body_id, Sitting.id != item.sitting_id,
+                                                 Sitting.status == SittingStatus.OPEN).order_by(Sitting.id)))
+
+
 def save_another(db: Session, item: Item, sitting_id, candidates: list | None) -> Item:
     """另行选举 saved for `sitting_id`: a new draft election item there for the unfilled seats."""
     sitting = target_sitting(db, item, sitting_id)

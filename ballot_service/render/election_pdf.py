@@ -3,7 +3,12 @@ round's table (得票 / 当选 / 未当选, 另选他人 rows) under its own hea
 另行选举), and the conclusion. record_pdf.py draws the rest; nothing is recounted here."""
 from __future__ import annotations
 
-from ballot_service.render.election_announcement import WRITE_IN, another_of_sentence, person_name, unfilled_sentence
+from ballot_service.render.election_announcement import (
+    WRITE_IN,
+    another_of_sentence,
+    person_name,
+    unfilled_sentence,
+)
 from ballot_service.vocab import ElectionStage, ItemStatus, Office, label
 
 
