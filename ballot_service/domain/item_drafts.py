@@ -17,6 +17,7 @@ from ballot_service.vocab import (
     AuditKind,
     Base,
     Channel,
+    ElectionStage,
     ItemKind,
     ItemStatus,
     Majority,
@@ -57,6 +58,8 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
     if kind == ItemKind.ELECTION:
         stage, round_places = election_items.check_new_election(office, by_election, places, len(cleaned),
                                                                 rule_given, secret)
+        if item.another_of is not None and stage == ElectionStage.FIRST:  # saved from an earlier sitting
+            stage = ElectionStage.ANOTHER
     else:
         office, by_election = None, False
     ballot_set = election_items.check_ballot_set(db, item.sitting_id, ballot_set, kind, channel, item_id=item.id)
