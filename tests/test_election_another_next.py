@@ -215,3 +215,25 @@ def test_the_console_saves_it_for_a_chosen_later_sitting_in_one_step(app, consol
     (later,), = query(app, select(Item.id).where(Item.another_of == item_id))
     page = console.get(f"/console/items/{later}").get_data(as_text=True)
     assert 'id="another-of"' in page and "第一次会议《选举县监察委员会主任》" in page
+
+
+def test_the_saved_item_edited_before_its_vote_stays_a_further_election(app, api):
+    s, item_id = _unfilled(api)
+    sid2, _ = _next_sitting(api, s)
+    later = api.call("POST", f"/api/admin/items/{item_id}/another", {"sitting_id": sid2})[1]["item_id"]
+    spec = {"key": "el-另行选举", "kind": "election", "title": "选举县监察委员会主任", "office": "principal",
+            "places": 1, "candidates": [{"key": "A", "title": "候选人A"}, {"key": "C", "title": "候选人C"}]}
+    api.call("PUT", f"/api/admin/items/{later}", spec)
+    (rnd,), = query(app, select(Round).where(Round.item_id == later))
+    assert (rnd.stage, rnd.candidate_keys) == ("another", ["A", "C"])
+
+
+def test_the_saved_item_named_by_a_signed_record_cannot_be_deleted(app, console):
+    api = Api.flask(app.test_client())
+    s, item_id = _unfilled(api)
+    sid2, _ = _next_sitting(api, s)
+    later = api.call("POST", f"/api/admin/items/{item_id}/another", {"sitting_id": sid2})[1]["item_id"]
+    api.call("POST", f"/api/admin/items/{item_id}/record")
+    r = post(console, f"/console/items/{later}/delete", {}, follow_redirects=True)
+    assert "不能删除" in flashes(r)[-1][1]
+    assert query(app, select(Item.id).where(Item.id == later)) == [(later,)]
