@@ -11,7 +11,8 @@ from types import SimpleNamespace as NS
 
 from bundle_support import export_and_verify
 from console_support import flashes, post
-from helpers_live import Api, setup_sitting, vote
+from display_support import get_state
+from helpers_live import Api, publish, setup_sitting, vote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -237,3 +238,12 @@ def test_the_saved_item_named_by_a_signed_record_cannot_be_deleted(app, console)
     r = post(console, f"/console/items/{later}/delete", {}, follow_redirects=True)
     assert "不能删除" in flashes(r)[-1][1]
     assert query(app, select(Item.id).where(Item.id == later)) == [(later,)]
+
+
+def test_the_presiding_screen_names_the_sitting_the_seats_went_to(app, api, screen):
+    s, item_id = _unfilled(api)
+    sid2, _ = _next_sitting(api, s)
+    api.call("POST", f"/api/admin/items/{item_id}/another", {"sitting_id": sid2})
+    publish(api, item_id)
+    r = get_state(screen, s.sitting_id)["result"]
+    assert (r["unfilled"], r["another_in"]) == (1, "第二次会议")
