@@ -6,6 +6,7 @@ checks against the 差额. Both sittings' audit chains name the link; both recor
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit, election_items
@@ -60,8 +61,13 @@ def save_another(db: Session, item: Item, sitting_id, candidates: list | None) -
     later.candidates = [Candidate(key=k, title=titles[k], position=i) for i, k in enumerate(keys)]
     later.rounds = [Round(number=1, places=seats, candidate_keys=keys, status=RoundStatus.PENDING,
                           stage=ElectionStage.ANOTHER)]
-    db.add(later)
-    db.flush()
+    try:
+        with db.begin_nested():  # items.another_of is unique: a concurrent save for this election lost
+            db.add(later)
+            db.flush()
+    except IntegrityError:
+        raise Conflict(f"a 另行选举 of {item.key} was saved meanwhile", where="item",
+                       zh=f"选举 {item.key} 的另行选举已由他人同时安排，不能再次发起") from None
     link = {"another_of": {"session_id": item.sitting_id, "item_id": item.id, "key": item.key},
             "article": slate.article}
     audit.append(db, AuditKind.ITEM_CREATED, {**item_event(later, {}, ElectionStage.ANOTHER), **link},
