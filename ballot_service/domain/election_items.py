@@ -103,35 +103,8 @@ def start_another(db: Session, item: Item, candidates: list | None) -> Round:
     """另行选举 in one step: a new round for the seats left unfilled, on `candidates` (keys of
     the item's nominees, or {key, title} newly nominated), by default the nominees not
     elected in first-round vote order, as many as the 差额 allows."""
-    if not is_election(item):
-        raise InvalidInput(f"item {item.key} is not an election", where="item", zh=f"表决事项 {item.key} 不是选举")
-    tallied = [r for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
-    if item.status != ItemStatus.DECIDED or not tallied or any(r.status != RoundStatus.TALLIED for r in item.rounds):
-        raise Conflict(f"item {item.key} has no decided round with unfilled seats", where="item",
-                       zh=f"选举 {item.key} 尚无已计票且有空缺名额的结果，不能另行选举")
-    if db.scalar(select(Record.id).where(Record.item_id == item.id)) is not None:
-        raise Conflict(f"the record of {item.key} is signed; a 另行选举 is a new election item", where="item",
-                       zh=f"选举 {item.key} 的结果记录已签发，另行选举请新建选举事项")
-    outcome = item_result(item.key, [r.result for r in tallied])
-    seats = outcome["unfilled"]
-    if seats < 1:
-        raise Conflict(f"every seat of {item.key} is filled", where="item", zh=f"选举 {item.key} 的名额已全部选出")
-    elected = set(outcome["elected"])
-    if candidates is None:
-        first = next(r.result for r in tallied if r.result.get("stage") == ElectionStage.FIRST)
-        ranked = sorted((c for c in first["candidates"] if c["key"] not in elected), key=lambda c: -c["for"])
-        _, most, _ = er.candidate_range(item.office, seats, by_election=item.by_election)
-        candidates = [c["key"] for c in ranked[:most or len(ranked)]]
-    if not isinstance(candidates, list):
-        raise InvalidInput("candidates must be a list of keys or {key, title}", where="candidates",
-                           zh="候选人须为编号或 {key, title} 的列表")
-    keys = [_nominee(item, c, i, elected) for i, c in enumerate(candidates)]
-    if len(set(keys)) != len(keys):
-        raise InvalidInput("a candidate is listed twice", where="candidates", zh="候选人重复")
-    slate = _slate(item.office, seats, len(keys), by_election=item.by_election, another=True)
-    if slate.status == "preliminary":
-        raise InvalidInput(slate.message, where="candidates",
-                           zh=f"{slate.article}：另行选举{seats}名，候选人至多{slate.max_candidates}名")
+    seats, keys, new, slate = another_slate(db, item, candidates)
+    item.candidates.extend(Candidate(key=k, title=t, position=len(item.candidates) + i) for i, (k, t) in enumerate(new))
     rnd = Round(number=item.rounds[-1].number + 1, places=seats, stage=ElectionStage.ANOTHER,
                 candidate_keys=keys, status=RoundStatus.PENDING)
     item.rounds.append(rnd)
@@ -143,24 +116,64 @@ def start_another(db: Session, item: Item, candidates: list | None) -> Round:
     return rnd
 
 
-def _nominee(item: Item, c, i: int, elected: set[str]) -> str:
-    """The key of one 另行选举 candidate; a new nominee is added to the item's candidates."""
-    known = {x.key: x for x in item.candidates}
+def another_slate(db: Session, item: Item, candidates: list | None) -> tuple[int, list[str], list, er.SlateCheck]:
+    """(unfilled seats, candidate keys, newly nominated (key, title), 差额 check) of a 另行选举
+    of `item`, in this sitting or saved for a later one; refused when there is none to hold."""
+    if not is_election(item):
+        raise InvalidInput(f"item {item.key} is not an election", where="item", zh=f"表决事项 {item.key} 不是选举")
+    tallied = [r for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
+    if item.status != ItemStatus.DECIDED or not tallied or any(r.status != RoundStatus.TALLIED for r in item.rounds):
+        raise Conflict(f"item {item.key} has no decided round with unfilled seats", where="item",
+                       zh=f"选举 {item.key} 尚无已计票且有空缺名额的结果，不能另行选举")
+    if db.scalar(select(Record.id).where(Record.item_id == item.id)) is not None:
+        raise Conflict(f"the record of {item.key} is signed: a 另行选举 is started before it is signed", where="item",
+                       zh=f"选举 {item.key} 的结果记录已签发：另行选举须在签发前发起")
+    later = db.scalar(select(Item).where(Item.another_of == item.id))
+    if later is not None:
+        raise Conflict(f"the 另行选举 of {item.key} is already saved for session {later.sitting.name}", where="item",
+                       zh=f"选举 {item.key} 的另行选举已安排于{later.sitting.name}进行，不能再次发起")
+    outcome = item_result(item.key, [r.result for r in tallied])
+    seats = outcome["unfilled"]
+    if seats < 1:
+        raise Conflict(f"every seat of {item.key} is filled", where="item", zh=f"选举 {item.key} 的名额已全部选出")
+    elected = set(outcome["elected"])
+    if candidates is None:
+        # the election proper: round 1 after any 预选, or a saved 另行选举's own round 1
+        first = next(r.result for r in tallied if r.result.get("stage") in (ElectionStage.FIRST, ElectionStage.ANOTHER))
+        ranked = sorted((c for c in first["candidates"] if c["key"] not in elected), key=lambda c: -c["for"])
+        _, most, _ = er.candidate_range(item.office, seats, by_election=item.by_election)
+        candidates = [c["key"] for c in ranked[:most or len(ranked)]]
+    if not isinstance(candidates, list):
+        raise InvalidInput("candidates must be a list of keys or {key, title}", where="candidates",
+                           zh="候选人须为编号或 {key, title} 的列表")
+    known = {c.key: c.title for c in item.candidates}
+    picked = [_nominee(known, c, i, elected) for i, c in enumerate(candidates)]
+    keys = [k for k, _ in picked]
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("a candidate is listed twice", where="candidates", zh="候选人重复")
+    slate = _slate(item.office, seats, len(keys), by_election=item.by_election, another=True)
+    if slate.status == "preliminary":
+        raise InvalidInput(slate.message, where="candidates",
+                           zh=f"{slate.article}：另行选举{seats}名，候选人至多{slate.max_candidates}名")
+    return seats, keys, [(k, t) for k, t in picked if k not in known], slate
+
+
+def _nominee(known: dict[str, str], c, i: int, elected: set[str]) -> tuple[str, str]:
+    """(key, name) of one 另行选举 candidate: a nominee of the election, or newly nominated."""
     key = c.get("key") if isinstance(c, dict) else c
     if not isinstance(key, str) or not key:
         raise InvalidInput("each candidate needs a key", where=f"candidates[{i}]", zh="每名候选人须有编号")
     if key in elected:
         raise InvalidInput(f"{key} is already elected", where=f"candidates[{i}]", zh=f"{key} 已当选")
     if key in known:
-        return key
+        return key, known[key]
     if not isinstance(c, dict) or not c.get("title"):
         raise InvalidInput(f"{key!r} is not a nominee of this election; a new nominee needs a title",
                            where=f"candidates[{i}]", zh=f"“{key}”不是本次选举的候选人；新提名的候选人须填写姓名")
     key = names.check_name(key, what="candidate key", where=f"candidates[{i}].key", max_len=names.CANDIDATE_KEY)
     title = names.check_name(c["title"], what="candidate title", where=f"candidates[{i}].title",
                              max_len=names.CANDIDATE_TITLE)
-    item.candidates.append(Candidate(key=key, title=title, position=len(item.candidates)))
-    return key
+    return key, title
 
 
 def refuse_candidate_teller(db: Session, item: Item | None, terminal_id: int) -> None:

@@ -12,11 +12,12 @@ from ballot_service.domain import audit, election_items
 from ballot_service.domain.item_checks import check_item, item_event
 from ballot_service.domain.sittings import require_open
 from ballot_service.errors import Conflict, InvalidInput
-from ballot_service.models import Candidate, Item, PaperBallot, Refusal, Round
+from ballot_service.models import Candidate, Item, PaperBallot, Record, Refusal, Round
 from ballot_service.vocab import (
     AuditKind,
     Base,
     Channel,
+    ElectionStage,
     ItemKind,
     ItemStatus,
     Majority,
@@ -57,6 +58,8 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
     if kind == ItemKind.ELECTION:
         stage, round_places = election_items.check_new_election(office, by_election, places, len(cleaned),
                                                                 rule_given, secret)
+        if item.another_of is not None and stage == ElectionStage.FIRST:  # saved from an earlier sitting
+            stage = ElectionStage.ANOTHER
     else:
         office, by_election = None, False
     ballot_set = election_items.check_ballot_set(db, item.sitting_id, ballot_set, kind, channel, item_id=item.id)
@@ -78,6 +81,10 @@ def edit_item(db: Session, item: Item, *, key: str, kind: str, title: str, candi
 def delete_item(db: Session, item: Item) -> None:
     """Delete a draft item with its (never opened) round."""
     rnd = _require_draft(db, item, "删除", "deleted")
+    if item.another_of is not None and db.scalar(select(Record.id).where(Record.item_id == item.another_of)):
+        # the election's signed record says its unfilled seats are elected here
+        raise Conflict(f"{item.title} is the 另行选举 the signed record of the election names; it cannot be deleted",
+                       where="item", zh=f"《{item.title}》是已签发的选举结果记录所载明的另行选举，不能删除")
     data = {"session_id": item.sitting_id, "item_id": item.id, "key": item.key, "title": item.title}
     db.query(Refusal).filter(Refusal.round_id == rnd.id).delete()
     db.delete(rnd)

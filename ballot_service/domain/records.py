@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ballot_service import rules
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
-from ballot_service.domain import audit, election_items, voting
+from ballot_service.domain import another_items, audit, election_items, voting
 from ballot_service.domain.tally import recount_round
 from ballot_service.errors import Conflict
 from ballot_service.formats.canonical import canonical_json
@@ -36,11 +36,13 @@ FINAL = (ItemStatus.DECIDED, ItemStatus.VOID, ItemStatus.QUORUM_NOT_MET)
 
 
 def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
-                tellers: dict[int, dict] | None = None, by_channel: dict[int, dict] | None = None) -> dict:
+                tellers: dict[int, dict] | None = None, by_channel: dict[int, dict] | None = None,
+                links: dict | None = None) -> dict:
     """Everything the record states, built from the stored rounds (issue_record has recounted
     them first). `tellers`: round number -> {"counter", "scrutineer"}, the two tellers who
     entered and confirmed a tally sheet (tally-sheet items only). `by_channel`: round number ->
-    issued and returned by tablet and by paper (hybrid items only, channel_split)."""
+    issued and returned by tablet and by paper (hybrid items only, channel_split). `links`: a
+    另行选举 saved for a later sitting (another_items.another_links)."""
     sitting, body = item.sitting, item.sitting.body
     tallied = [r for r in item.rounds if r.status == RoundStatus.TALLIED]
     titles = {c.key: c.title for c in item.candidates}
@@ -58,7 +60,8 @@ def record_body(item: Item, audit_seq: int, audit_head: str, fingerprint: str,
                                     else {})} for c in item.candidates],
                  **({"options": item.options, "grading": item.grading} if item.kind == ItemKind.EVALUATION else {}),
                  **({"office": item.office, "by_election": item.by_election,
-                     "written_in": election_items.written_in_deputies(item)} if item.office else {})},
+                     "written_in": election_items.written_in_deputies(item)} if item.office else {}),
+                 **(links or {})},
         "rule": {"quorum": rules.quorum_rule_text(body.kind), "base": item.base, "majority": item.majority,
                  "pass": _pass_rule(item)},
         "result": result,
@@ -106,7 +109,7 @@ def issue_record(db: Session, settings: Settings, item: Item) -> Record:
     seq, head = audit.head(db, body.id)
     split = {r.number: channel_split(db, r) for r in item.rounds
              if item.channel == Channel.HYBRID and r.status == RoundStatus.TALLIED and r.quorum_met}
-    content = record_body(item, seq, head, key.fingerprint, tellers, split)
+    content = record_body(item, seq, head, key.fingerprint, tellers, split, another_items.another_links(db, item))
     data = canonical_json(content)
     sig = b64url_encode(key.sign(data))
     rec = Record(item_id=item.id, body_json=data.decode("utf-8"), signature=sig,

@@ -173,6 +173,9 @@ class Item(Base):
     ballot_set: Mapped[str | None] = mapped_column(String(64))
     # While open: what is open in the sitting ("item:<id>" or "set:<name>"), see OpenBallot.
     open_ballot: Mapped[str | None] = mapped_column(String(80))
+    # A 另行选举 saved for a later sitting: the election whose unfilled seats this item fills
+    # (unique: two concurrent saves for one election cannot both commit).
+    another_of: Mapped[int | None] = mapped_column(ForeignKey("items.id"), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sitting: Mapped[Sitting] = relationship(back_populates="items")

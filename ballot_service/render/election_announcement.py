@@ -38,19 +38,33 @@ def office_of(title: str) -> str:
     return title
 
 
+def unfilled_sentence(item: dict, unfilled: int) -> str:
+    """What becomes of the seats left unfilled: a 另行选举 in this sitting, or saved for a later one."""
+    later = item.get("another_next")
+    if later:
+        return f"尚缺{unfilled}名，另行选举于{later['session']['name']}进行。"
+    return f"尚缺{unfilled}名，另行选举。"
+
+
+def another_of_sentence(item: dict) -> str:
+    """A 另行选举 saved from an earlier sitting names the election whose seats it fills."""
+    of = item.get("another_of")
+    return f"本项为{of['session']['name']}《{of['title']}》尚缺名额的另行选举。" if of else ""
+
+
 def announcement(content: dict) -> str:
     item, final = content["item"], content["result"]
     who = "代表" if content["body"]["kind"] == BodyKind.CONGRESS else "组成人员"
     titles = names_of(item)
     office = office_of(item["title"])
-    paragraphs = []
+    paragraphs = [another_of_sentence(item)] if item.get("another_of") else []
     for rnd in content["rounds"]:
         # each round its own paragraph
         paragraphs.append(_round(rnd["result"], who, titles, office, not_issued_sentence(item, rnd["result"], who)))
     places = item.get("places") or 0
     if final["status"] == ItemStatus.DECIDED and final.get("unfilled"):
         paragraphs.append(f"本次选举应选{places}名，已选出{places - final['unfilled']}名，"
-                          f"尚缺{final['unfilled']}名，另行选举。")
+                          + unfilled_sentence(item, final["unfilled"]))
     return "\n".join(paragraphs)
 
 

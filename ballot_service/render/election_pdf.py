@@ -3,7 +3,12 @@ round's table (得票 / 当选 / 未当选, 另选他人 rows) under its own hea
 另行选举), and the conclusion. record_pdf.py draws the rest; nothing is recounted here."""
 from __future__ import annotations
 
-from ballot_service.render.election_announcement import WRITE_IN, person_name
+from ballot_service.render.election_announcement import (
+    WRITE_IN,
+    another_of_sentence,
+    person_name,
+    unfilled_sentence,
+)
 from ballot_service.vocab import ElectionStage, ItemStatus, Office, label
 
 
@@ -67,5 +72,8 @@ def conclusion(result: dict, item: dict, titles: dict[str, str]) -> list[str]:
     if result["status"] == ItemStatus.RUNOFF_PENDING:
         lines.append("得票相等、需再次投票：" + "、".join(person_name(k, titles) for k in result.get("tied", [])))
     if result["status"] == ItemStatus.DECIDED and result.get("unfilled"):
-        lines.append(f"应选{item.get('places')}名，尚缺{result['unfilled']}名，应当另行选举。")
-    return lines or ["无人当选。"]
+        lines.append(f"应选{item.get('places')}名，" + (unfilled_sentence(item, result["unfilled"])
+                                                      if item.get("another_next") else
+                                                      f"尚缺{result['unfilled']}名，应当另行选举。"))
+    lines = lines or ["无人当选。"]
+    return [another_of_sentence(item), *lines] if item.get("another_of") else lines

@@ -19,6 +19,10 @@
   function fmt(s, vals) {
     return String(s).replace(/\{(\w+)\}/g, function (_, k) { return vals[k] == null ? "" : vals[k]; });
   }
+  // seats left unfilled: a 另行选举 in this sitting, or saved for the one it names
+  function unfilledText(r) {
+    return r.another_in ? fmt(L.unfilled_next, { n: r.unfilled, s: r.another_in }) : fmt(L.unfilled, { n: r.unfilled });
+  }
   function get(obj, path) {
     return path.split(".").reduce(function (o, k) { return o == null ? undefined : o[k]; }, obj);
   }
@@ -220,7 +224,7 @@
       notes.push(fmt(L.set_valid, { v: x.valid, i: x.invalid }));
       col.appendChild(cell("p", notes.join("　·　"), "s-note"));
       if (x.status === "runoff_pending") col.appendChild(cell("p", fmt(L.runoff_pending, { n: x.tied_count, k: x.runoff_places }), "s-note warn"));
-      else if (x.unfilled) col.appendChild(cell("p", fmt(L.unfilled, { n: x.unfilled }), "s-note warn"));
+      else if (x.unfilled) col.appendChild(cell("p", unfilledText(x), "s-note warn"));
       var t = document.createElement("div");
       col.appendChild(t);
       renderTable(x, x.nominees || [], t);
@@ -296,7 +300,7 @@
     else if (isRes) { o = r.passed ? L.passed : L.not_passed; cls = r.passed ? "ok big" : "bad big"; }
     else if (r.status === "runoff_pending") { o = fmt(L.runoff_pending, { n: r.tied_count, k: r.runoff_places }); cls = "warn"; }
     else if (r.shortfall) { o = fmt(L.shortfall, { n: r.shortfall }); cls = "warn"; }
-    else if (r.unfilled) { o = fmt(L.unfilled, { n: r.unfilled }); cls = "warn"; }
+    else if (r.unfilled) { o = unfilledText(r); cls = "warn"; }
     show(outcome, !!o);
     text(outcome, o || "");
     outcome.className = "outcome " + cls;

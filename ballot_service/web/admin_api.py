@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from ballot_service.crypto import keys
 from ballot_service.domain import (
+    another_items,
     ballot_sets,
     election_items,
     operators,
@@ -310,10 +311,16 @@ def item_tally(item_id: int):
 @bp.post("/items/<int:item_id>/another")
 @requires(Role.SECRETARIAT, body="item_id")
 def item_another(item_id: int):
-    """另行选举 in one step: a new round of an election for its unfilled seats."""
+    """另行选举 in one step: a new round of an election for its unfilled seats, or with
+    {"sitting_id": n} a new draft election item in a later sitting of the body (another_items)."""
     data = json_body()
-    rnd = _change_item(item_id, lambda db, item: election_items.start_another(
-        db, item, field(data, "candidates", list, required=False)))
+    candidates, sitting_id = field(data, "candidates", list, required=False), field(data, "sitting_id", int,
+                                                                                    required=False)
+    if sitting_id is not None:
+        later = _change_item(item_id, lambda db, item: another_items.save_another(db, item, sitting_id, candidates))
+        return jsonify({"item_id": later.id, "sitting_id": later.sitting_id, "key": later.key,
+                        "places": later.places, "candidates": later.rounds[0].candidate_keys}), 201
+    rnd = _change_item(item_id, lambda db, item: election_items.start_another(db, item, candidates))
     return jsonify({"round": rnd.number, "places": rnd.places, "candidates": rnd.candidate_keys}), 201
 
 

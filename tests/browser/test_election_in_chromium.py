@@ -117,8 +117,13 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
         vote(api, s.creds[no], marks)
     api.call("POST", f"/api/admin/items/{head}/close")
     assert api.call("POST", f"/api/admin/items/{head}/tally")[1]["unfilled"] == 1
+    later = api.call("POST", "/api/admin/sessions", {"body_id": s.body_id, "name": "第二次会议"})[1]["id"]
     console.goto(f"{base}/console/items/{head}")
     assert "尚缺1名" in console.locator("#another-form").inner_text()
+    # held now (the default) or saved for the body's later sitting, chosen in the same step
+    assert console.locator("#another-sitting option").all_inner_texts() == ["本次会议", "下次会议：第二次会议"]
+    assert console.locator(f'#another-sitting option[value="{later}"]').count() == 1
+    screenshot(console, "election-console-another")
     console.click("#action-another")
     console.wait_for_load_state()
     assert "已发起另行选举" in console.content()

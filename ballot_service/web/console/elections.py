@@ -1,15 +1,16 @@
 """An election's console step: 另行选举 for the unfilled seats in one step (election_items),
 with the candidates typed one per line (a nominee's key, or `编号 | 姓名` newly nominated;
-empty: the nominees not elected, in first-round vote order)."""
+empty: the nominees not elected, in first-round vote order), held in this sitting or, with a
+later sitting chosen, saved for it (another_items)."""
 from __future__ import annotations
 
 from flask import request, url_for
 
-from ballot_service.domain import election_items
+from ballot_service.domain import another_items, election_items
 from ballot_service.domain.sittings import get_item
 from ballot_service.vocab import Role
 from ballot_service.web.console.blueprint import bp
-from ballot_service.web.console.common import run_action
+from ballot_service.web.console.common import form_int, run_action
 from ballot_service.web.i18n import t
 from ballot_service.web.roles import requires
 
@@ -27,6 +28,13 @@ def parse_nominees(text: str) -> list | None:
 @requires(Role.SECRETARIAT, body="item_id")
 def item_another(item_id: int):
     nominees = parse_nominees(request.form.get("candidates", ""))
+    later = request.form.get("sitting_id", "").strip()
+    if later:  # saved for a later sitting: a new draft election item there
+        return run_action(lambda db: another_items.save_another(db, get_item(db, item_id),
+                                                                form_int(request.form, "sitting_id"), nominees),
+                          t("已安排另行选举：已在所选会次新建选举事项。",
+                            "The further election is saved: a new election item is in the chosen session."),
+                          url_for(".item_page", item_id=item_id))[0]
     return run_action(lambda db: election_items.start_another(db, get_item(db, item_id), nominees),
                       t("已发起另行选举，请开始表决。", "A further election is set up; open the vote."),
                       url_for(".item_page", item_id=item_id))[0]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ballot_service import rules, vocab
 from ballot_service.domain import (
+    another_items,
     ballot_sets,
     cast_staging,
     evaluation_items,
@@ -183,7 +184,10 @@ def render_item_page(db, item_id: int, edit_form=None):
                            offices=vocab.labels_of(vocab.Office),
                            bases=rules.BASES, majorities=rules.MAJORITIES,
                            open_sittings=projects.open_sittings(db, projects.register_body(db, item.sitting.body))
-                           if item.kind == ItemKind.LIVELIHOOD else [])
+                           if item.kind == ItemKind.LIVELIHOOD else [],
+                           **({"later_sittings": another_items.later_sittings(db, item),
+                               "another_links": another_items.another_links(db, item)}
+                              if item.kind == ItemKind.ELECTION else {}))
 
 
 def draft_form(item) -> dict:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import database_now
-from ballot_service.domain import audit, ballot_sets, cast_staging, meetings, tally, voting
+from ballot_service.domain import another_items, audit, ballot_sets, cast_staging, meetings, tally, voting
 from ballot_service.domain.sittings import attendance_state, has_result, open_item
 from ballot_service.models import AuditEvent, Item, Record, Sitting
 from ballot_service.render import evaluation_text, qr
@@ -64,7 +64,7 @@ def build_state(db: Session, sitting: Sitting, verify_url: Callable[[str], str],
         if item.ballot_set:  # every election of the ballot, each with its own count
             state["vote"]["set"] = [_vote_view(db, m) for m in ballot_sets.voted_with(db, item)]
     elif mode == ScreenChoice.RESULT:
-        state["result"] = _result_view(item)
+        state["result"] = _result_view(db, item)
         state["record"] = _record_view(db, item, verify_url)
         if item.ballot_set:
             # each election has its own signed record: its QR under its column, once published
@@ -78,7 +78,7 @@ def _set_result(db: Session, item: Item) -> dict:
     """One election of a ballot set on the result screen: its own result once published (a tie
     to re-vote shows at once, as for a single item), otherwise only its title and where it is."""
     if has_result(item) and (published(db, item) or item.status == ItemStatus.RUNOFF_PENDING):
-        return _result_view(item)
+        return _result_view(db, item)
     return {"item_id": item.id, "key": item.key, "title": item.title, "kind": item.kind, "pending": True,
             "status": item.status}
 
@@ -190,7 +190,7 @@ def _row(c: dict, titles: dict[str, str]) -> dict:
             "passed": bool(c["passed"])}
 
 
-def _result_view(item: Item) -> dict:
+def _result_view(db: Session, item: Item) -> dict:
     """The tallied result, from the stored round results via tally.item_result (never recounted)."""
     rounds = [r for r in item.rounds if r.status == RoundStatus.TALLIED and r.result]
     entry = tally.item_result(item.key, item.kind, [r.result for r in rounds])
@@ -224,6 +224,8 @@ def _result_view(item: Item) -> dict:
                                             for w in last.get("write_ins", [])]}
             rows = [{**_row(c, titles), "round_elected": c["key"] in last["elected"]} for c in last["candidates"]]
         out.update(_election_view(entry, rows, last))
+        later = another_items.another_links(db, item).get("another_next")  # seats saved for a later sitting
+        out["another_in"] = later["session"]["name"] if later else None
     else:
         selected = list(entry.get("selected", []))
         tied = set(entry.get("tied", []))
