@@ -115,20 +115,32 @@ def test_an_evaluation_sheet_of_the_ballots_gives_their_result(ballots, extra, b
     assert r["returned"] == r["valid"] == len(ballots)
 
 
+WRITTEN = ["张三", "李四", " 王五", "王五", "A", "M0001"]  # "A" is listed; " 王五" is 王五 written twice
+
+
 @FAST
-@given(st.lists(st.dictionaries(st.sampled_from(KEYS), st.sampled_from(["for", "against", "abstain"])),
-                max_size=30), st.integers(1, 3), st.integers(0, 10),
-       st.sampled_from([ElectionStage.FIRST, ElectionStage.REVOTE, ElectionStage.ANOTHER]))
-def test_an_election_sheet_of_the_ballots_gives_their_result(ballots, seats, extra, stage):
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from(KEYS), st.sampled_from(["for", "against", "abstain"])),
+                          st.lists(st.sampled_from(WRITTEN), max_size=3)), max_size=30),
+       st.integers(1, 3), st.integers(0, 10),
+       st.sampled_from([ElectionStage.FIRST, ElectionStage.REVOTE, ElectionStage.ANOTHER]),
+       st.sampled_from([None, ["M0001", "张三", "王五"]]))
+def test_an_election_sheet_of_the_ballots_gives_their_result(cast, seats, extra, stage, eligible):
+    """The tellers' sheet, written-in persons (另选他人) included, gives the ballots' result."""
+    allowed = stage in (ElectionStage.FIRST, ElectionStage.ANOTHER)
+    ballots = [{**marks, **({f"write_in:{n}": "for" for n in written} if allowed else {})}
+               for marks, written in cast]
     members = len(ballots) + extra
     facts = dict(item_kind=ItemKind.ELECTION, candidate_keys=KEYS, places=seats, rule=rules.Rule(),
                  members=members, present=members, quorum_met=True, issued=members,
-                 election={"stage": stage, "listed": [], "eligible": None})
+                 election={"stage": stage, "listed": [], "eligible": eligible})
     r = round_result(**facts, ballots=ballots)
     sheet = _sheet(members, r["valid"], r["invalid"], {
         c["key"]: {m: c[m] for m in ("for", "against", "abstain", "void")} for c in r["candidates"]})
+    sheet["write_ins"] = [{"name": w["name"], "for": w["for"]} for w in reversed(r["write_ins"])]
     assert round_result(**facts, sheet=sheet) == r
     assert len(r["elected"]) <= seats and r["returned"] == len(ballots)
+    # one valid ballot chooses at most `seats` persons (§5.4): the sheet's bound
+    assert sum(c["for"] for c in r["candidates"]) + sum(w["for"] for w in r["write_ins"]) <= seats * r["valid"]
 
 
 # --- names: one normalisation for what is typed and what is counted ----------------------------

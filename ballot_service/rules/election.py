@@ -124,20 +124,28 @@ def read_ballot(
     dropped: list[tuple[str, str]] = []
     for raw in write_ins:
         name = normalise_name(raw)
-        if not name:
-            dropped.append((raw, "blank"))
-        elif name in listed_n:
-            dropped.append((raw, "listed_candidate"))
-        elif eligible_n is not None and name not in eligible_n:
-            dropped.append((raw, "not_eligible"))
-        elif name in counted:
-            dropped.append((raw, "repeated"))
+        why = write_in_refusal(name, listed_n, eligible_n, counted)
+        if why:
+            dropped.append((raw, why))
         else:
             counted.append(name)
     norm = tuple((k, marks.get(k, "abstain")) for k in candidates)
     chosen = sum(1 for _, m in norm if m == "for") + len(counted)
     # 所选人数多于应选名额的无效 (§5.4, 选举法 art. 44)
     return ElectionBallot(norm, tuple(counted), tuple(dropped), chosen <= seats)
+
+
+def write_in_refusal(name: str, listed_n: Collection[str], eligible_n: Collection[str] | None,
+                     counted: Collection[str]) -> str | None:
+    """Why a normalised written-in name is no vote (blank, listed_candidate, not_eligible,
+    repeated), else None: one rule for a ballot's 另选 lines and a tally sheet's rows."""
+    if not name:
+        return "blank"
+    if name in listed_n:
+        return "listed_candidate"
+    if eligible_n is not None and name not in eligible_n:
+        return "not_eligible"
+    return "repeated" if name in counted else None
 
 
 # --- counting ----------------------------------------------------------------------------------

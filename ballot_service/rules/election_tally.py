@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Collection, Iterable, Mapping
 
-from ballot_service.rules import RuleError
+from ballot_service.rules import RuleError, normalise_name
 from ballot_service.rules import election as er
 from ballot_service.vocab import ElectionStage, ItemStatus
 
@@ -24,6 +24,28 @@ def split_marks(marks: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     return cands, written
 
 
+def sheet_write_ins(rows: Iterable[Mapping], *, stage: str, candidates: Collection[str],
+                    listed: Collection[str] = (), eligible: Collection[str] | None = None,
+                    ) -> tuple[er.PersonTally, ...]:
+    """The written-in persons of a tellers' sheet ([{name, for}]) as count_ballots gives those
+    of the ballots: by normalised name, most votes first, nobody with no vote. A row that the
+    ballots' rule (er.write_in_refusal) would not count is refused, never dropped silently."""
+    rows = list(rows)
+    if rows and stage not in WRITE_IN_STAGES:
+        raise RuleError("no write-ins in a re-vote or a preliminary vote (RULES.md §5.4)")
+    listed_n = {normalise_name(x) for x in (*candidates, *listed)}
+    eligible_n = None if eligible is None else {normalise_name(x) for x in eligible}
+    votes: dict[str, int] = {}
+    for row in rows:
+        name = normalise_name(row["name"])
+        why = er.write_in_refusal(name, listed_n, eligible_n, votes)
+        if why:
+            raise RuleError(f"the tally sheet's written-in {name!r} is no vote ({why})")
+        votes[name] = row["for"]
+    return tuple(er.PersonTally(WRITE_IN + n, f)
+                 for n, f in sorted(votes.items(), key=lambda x: (-x[1], x[0])) if f > 0)
+
+
 def round_result(*, stage: str, candidate_keys: list[str], places: int, members: int, present: int,
                  quorum_met: bool, issued: int, ballots: Iterable[Mapping[str, str]] | None = None,
                  sheet: dict | None = None, refused: int = 0, listed: Collection[str] = (),
@@ -36,7 +58,9 @@ def round_result(*, stage: str, candidate_keys: list[str], places: int, members:
                                        sheet["counts"][k]["abstain"], sheet["counts"][k].get("void", 0))
                         for k in candidate_keys)
         invalid = sheet["invalid"]
-        count = er.ElectionCount(sheet["returned"] - invalid, invalid, persons, ())
+        written = sheet_write_ins(sheet.get("write_ins", ()), stage=stage, candidates=candidate_keys,
+                                  listed=listed, eligible=eligible)
+        count = er.ElectionCount(sheet["returned"] - invalid, invalid, persons, written)
         issued = sheet["issued"]
     else:
         allowed = stage in WRITE_IN_STAGES
