@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.db import utcnow
-from ballot_service.domain import audit, evaluation_items
+from ballot_service.domain import audit, election_items, evaluation_items, sheet_write_ins
 from ballot_service.errors import Conflict, Forbidden, InvalidInput
 from ballot_service.models import Item, Round, TallySheet, Terminal
 from ballot_service.numbers import is_int
+from ballot_service.rules.election_tally import WRITE_IN_STAGES
 from ballot_service.vocab import AuditKind, ItemKind, TellerRole, TerminalKind, label_pair
 
 
@@ -30,9 +31,13 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     """Record a teller's entry of the sheet: 'entered' (first) or 'confirmed' (second)."""
     sitting = item.sitting
     holder, role = teller_of(station)
+    election = None
+    if election_items.is_election(item):
+        election = {"stage": rnd.stage, "places": rnd.places, "listed": election_items.listed_names(item, rnd),
+                    "eligible": election_items.eligible_names(db, item)}
     sheet_data = validate_sheet(raw_sheet, list(rnd.candidate_keys), present=rnd.present,
                                 options=evaluation_items.option_keys(item.options) if item.kind == ItemKind.EVALUATION
-                                else None)
+                                else None, election=election)
     existing = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id).with_for_update())
     teller = {"teller": holder, "teller_role": role, "terminal_id": station.id}
     if existing is None:
@@ -62,16 +67,23 @@ def enter(db: Session, item: Item, rnd: Round, station: Terminal, raw_sheet: dic
     return "confirmed"
 
 
+def _whole(v, where):
+    if not is_int(v) or v < 0:
+        raise InvalidInput("must be a whole number >= 0", where=where, zh="须为不小于 0 的整数")
+    return v
+
+
 def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None = None,
-                   options: tuple[str, ...] | None = None) -> dict:
+                   options: tuple[str, ...] | None = None, election: dict | None = None) -> dict:
     """The figures as stored: whole numbers >= 0; issued at most `present` (实到 at opening);
     returned may exceed issued (over-return: recorded, and the vote is void by the rules);
-    each candidate's for+against+abstain+void equals the valid ballots (returned - invalid)."""
-    def whole(v, where):
-        if not is_int(v) or v < 0:
-            raise InvalidInput("must be a whole number >= 0", where=where, zh="须为不小于 0 的整数")
-        return v
-
+    each candidate's for+against+abstain+void equals the valid ballots (returned - invalid).
+    `election`: an election round's {stage, places, listed, eligible}; its sheet may add the
+    written-in persons (sheet_write_ins.take), and is held to the seats."""
+    whole = _whole
+    if "write_ins" in raw and (election is None or election["stage"] not in WRITE_IN_STAGES):
+        raise InvalidInput("only the first vote or a further election (另行选举) of an election takes written-in "
+                           "persons (另选他人)", where="sheet.write_ins", zh="只有选举的第一次投票和另行选举的计票单可以填写另选他人")
     out = {k: whole(raw.get(k), f"sheet.{k}") for k in ("issued", "returned", "invalid")}
     if present is not None and out["issued"] > present:
         raise InvalidInput(f"issued ({out['issued']}) cannot exceed the members present at the opening "
@@ -96,4 +108,9 @@ def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None 
             raise InvalidInput(f"for+against+abstain+void ({sum(row.values())}) must equal valid ballots ({valid})",
                                where=f"sheet.counts.{k}", zh=f"赞成、反对、弃权、无效之和（{sum(row.values())}）须等于有效票数（{valid}）")
         out["counts"][k] = row
+    if election is not None:
+        written = sheet_write_ins.take(raw.get("write_ins", []), candidate_keys, election, _whole)
+        sheet_write_ins.check_seats(out["counts"], written, election["places"], valid)
+        if written:
+            out["write_ins"] = written
     return out
