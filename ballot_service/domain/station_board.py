@@ -23,6 +23,7 @@ from ballot_service.models import (
     TallySheet,
     Terminal,
 )
+from ballot_service.rules.election_tally import WRITE_IN_STAGES
 from ballot_service.vocab import PAPER_CHANNELS, Channel, ItemKind, Mark, RoundStatus, TerminalKind, label
 
 
@@ -64,13 +65,15 @@ def item_board(db: Session, settings, item: Item, rnd: Round) -> dict:
 def sheet_board(db: Session, item: Item, rnd: Round) -> dict:
     """A hand-counted item: where its tally sheet stands (none / entered / confirmed), and the
     sheet's columns (`choices`: an evaluation's options, else 赞成/反对; then 弃权/无效), the
-    figures tally_sheets.validate_sheet takes per candidate."""
+    figures tally_sheets.validate_sheet takes per candidate, and whether it takes written-in persons."""
     sheet = db.scalar(select(TallySheet).where(TallySheet.round_id == rnd.id))
     state = "none" if sheet is None else ("confirmed" if sheet.confirmed_by else "entered")
     return {"item_id": item.id, "key": item.key, "title": item.title, "round": rnd.number, "status": rnd.status,
             "channel": item.channel, "candidates": list(rnd.candidate_keys),
             "titles": candidate_titles(db, item.id), "choices": choices(item), "sheet": state,
-            "entered_by": sheet.entered_by if sheet else None}
+            "entered_by": sheet.entered_by if sheet else None,
+            # an election round that allows 另选他人 adds rows of written-in persons and their 赞成
+            "write_ins": item.kind == ItemKind.ELECTION and rnd.stage in WRITE_IN_STAGES}
 
 
 def board(db: Session, settings, sitting: Sitting) -> dict:

@@ -354,6 +354,29 @@
   });
 
   // --- tally sheet --------------------------------------------------------------------------
+  // An election's 另选他人 rows: a person's name (or 代表证号) and their 赞成 votes; rows are added and removed.
+  function writeInRows() {
+    var box = el("div", { "class": "write-ins" });
+    box.appendChild(el("h4", {}, S.sheet_write_ins));
+    var t = el("table", { "class": "figures write-ins" }), hr = el("tr");
+    hr.appendChild(el("th", {}, S.sheet_write_in_name)); hr.appendChild(el("th", {}, S.marks["for"])); hr.appendChild(el("th"));
+    t.appendChild(hr);
+    function addRow() {
+      var r = el("tr", { "class": "write-in" }), td = el("td");
+      td.appendChild(el("input", { type: "text", name: "write_in_name", maxlength: 100 })); r.appendChild(td);
+      td = el("td"); td.appendChild(el("input", { type: "number", min: 0, name: "write_in_for", "class": "w5", value: 0 })); r.appendChild(td);
+      var rm = el("button", { type: "button", "class": "remove-write-in" }, S.remove_write_in);
+      rm.addEventListener("click", function () { t.removeChild(r); });
+      td = el("td"); td.appendChild(rm); r.appendChild(td);
+      t.appendChild(r);
+    }
+    box.appendChild(t);
+    var add = el("button", { type: "button", "class": "add-write-in" }, S.add_write_in);
+    add.addEventListener("click", addRow);
+    var p = el("p"); p.appendChild(add); box.appendChild(p);
+    return box;
+  }
+
   function renderSheets() {
     var box = $("sheet-items"); box.textContent = "";
     none($("sheet-none"), !board.items.some(function (i) { return i.channel === "tally_sheet"; }));
@@ -383,6 +406,8 @@
         t.appendChild(r);
       });
       f.appendChild(t);
+      var written = i.write_ins ? writeInRows() : null;
+      if (written) f.appendChild(written);
       f.appendChild(el("button", { type: "submit", "class": "primary" }, S.submit_sheet));
       f.addEventListener("submit", function (ev) {
         ev.preventDefault();
@@ -392,6 +417,13 @@
           sheet.counts[k] = {};
           cols.forEach(function (c) { sheet.counts[k][c.key] = num(k + "|" + c.key); });
         });
+        if (written) {  // 另选他人: the rows with a name, each with its 赞成 votes
+          sheet.write_ins = [];
+          written.querySelectorAll("tr.write-in").forEach(function (r) {
+            var name = r.querySelector("input[name='write_in_name']").value;
+            if (name.trim()) sheet.write_ins.push({ name: name, "for": parseInt(r.querySelector("input[name='write_in_for']").value, 10) });
+          });
+        }
         call("POST", "/api/station/tally-sheet", { item_id: i.item_id, sheet: sheet }).then(function (r) {
           $("sheet-status").textContent = r.state === "entered" ? S.confirm_sheet : S.sheet_state.confirmed;
           return loadBoard();

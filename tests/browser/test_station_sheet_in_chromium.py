@@ -1,7 +1,7 @@
 """The hand-count tally sheet (计票单) at the counting-station page in real headless Chromium, for
 the items the station API takes a sheet for besides a motion: a 述职评议 (evaluation) counted
 in its own options (优秀/称职/基本称职/不称职, then 弃权/无效, not 赞成/反对), and an election
-(per candidate 赞成/反对/弃权/无效). The 计票人 enters, the 监票人 confirms with the same
+(per candidate 赞成/反对/弃权/无效, and rows of written-in persons 另选他人 with their 赞成). The 计票人 enters, the 监票人 confirms with the same
 figures, and the tally counts the sheet. Screenshots: build/screenshots/station-sheet-*.png."""
 from __future__ import annotations
 
@@ -21,16 +21,25 @@ SHEET = {"issued": 5, "returned": 5, "invalid": 1}    # 4 valid ballots
 EVALUATION = {"S1": {"excellent": 2, "competent": 1, "abstain": 1},
               "S2": {"competent": 3, "incompetent": 1},
               "S3": {"basically_competent": 1, "abstain": 1, "void": 2}}
-ELECTION = {"A": {"for": 3, "against": 1}, "B": {"for": 2, "abstain": 2}, "C": {"for": 1, "against": 2, "void": 1}}
+ELECTION = {"A": {"for": 3, "against": 1}, "B": {"for": 1, "abstain": 3}, "C": {"for": 1, "against": 2, "void": 1}}
+# 另选他人: a 常委会委员 must be a deputy (art. 47), written in by 代表证号; 3 of 5 deputies elect
+WRITTEN = {"M0003": 3}
 
 
-def _enter(page, item_id, counts):
+def _enter(page, item_id, counts, written=None):
     form = page.locator(f"#sheet-items form[data-item='{item_id}']")
     for name, value in SHEET.items():
         form.locator(f"input[name='{name}']").fill(str(value))
     for key, row in counts.items():
         for column, value in row.items():
             form.locator(f"input[name='{key}|{column}']").fill(str(value))
+    while written is not None and form.locator("tr.write-in").count():
+        form.locator("tr.write-in button.remove-write-in").first.click()
+    for n, (name, votes) in enumerate((written or {}).items()):
+        form.locator("button.add-write-in").click()
+        row = form.locator("tr.write-in").nth(n)
+        row.locator("input[name='write_in_name']").fill(name)
+        row.locator("input[name='write_in_for']").fill(str(votes))
     form.locator("button[type=submit]").click()
 
 
@@ -60,10 +69,22 @@ def test_two_tellers_enter_an_evaluation_and_an_election_sheet(new_page, live_si
     assert heads == ["赞成", "反对", "弃权", "无效"], heads
     assert [counter.locator(f"{elect} table.figures tr").nth(n).inner_text().split()[0] for n in (1, 2, 3)] \
         == ["甲一", "乙二", "丙三"]
+    # the election's sheet has 另选他人 rows (name + 赞成), added and removed; the evaluation's has none
+    assert counter.locator(f"{form} button.add-write-in").count() == 0
+    counter.locator(f"{elect} button.add-write-in").click()
+    counter.locator(f"{elect} button.add-write-in").click()
+    assert counter.locator(f"{elect} tr.write-in").count() == 2
+    counter.locator(f"{elect} tr.write-in button.remove-write-in").first.click()
+    assert counter.locator(f"{elect} tr.write-in").count() == 1
+    counter.locator(f"{elect} tr.write-in input[name='write_in_name']").fill("M0003")
+    counter.locator(f"{elect} tr.write-in input[name='write_in_for']").fill("3")
     screenshot(counter, "station-sheet-evaluation-election")
     _enter(counter, items["eval"], EVALUATION)
     counter.wait_for_selector(f"{form} >> text=已录入，待确认")
-    _enter(counter, items["elect"], ELECTION)
+    # more 赞成 than 2 seats × 4 valid ballots: refused with the reason, nothing entered
+    _enter(counter, items["elect"], ELECTION, {"M0003": 4})
+    counter.wait_for_function("document.getElementById('sheet-status').textContent.indexOf('应选名额') >= 0")
+    _enter(counter, items["elect"], ELECTION, WRITTEN)
     counter.wait_for_selector(f"{elect} >> text=已录入，待确认")
 
     scrutineer = teller(new_page, base, s.scrutineer)
@@ -72,7 +93,9 @@ def test_two_tellers_enter_an_evaluation_and_an_election_sheet(new_page, live_si
     scrutineer.wait_for_function("document.getElementById('sheet-status').textContent.indexOf('不一致') >= 0")
     _enter(scrutineer, items["eval"], EVALUATION)
     scrutineer.wait_for_selector(f"{form} >> text=已确认")
-    _enter(scrutineer, items["elect"], ELECTION)
+    _enter(scrutineer, items["elect"], ELECTION, {"M0004": 3})    # another person: refused
+    scrutineer.wait_for_function("document.getElementById('sheet-status').textContent.indexOf('不一致') >= 0")
+    _enter(scrutineer, items["elect"], ELECTION, {" M0003 ": 3})  # the same person, blanks aside
     scrutineer.wait_for_selector(f"{elect} >> text=已确认")
     screenshot(scrutineer, "station-sheet-confirmed")
 
@@ -83,3 +106,5 @@ def test_two_tellers_enter_an_evaluation_and_an_election_sheet(new_page, live_si
     _, result = api.call("POST", f"/api/admin/items/{items['elect']}/tally")
     got = {c["key"]: {k: c[k] for k in ("for", "against", "abstain", "void") if c[k]} for c in result["candidates"]}
     assert got == ELECTION, result
+    assert result["write_ins"] == [{"name": "M0003", "for": 3, "elected": True}], result
+    assert sorted(result["elected"]) == ["A", "write_in:M0003"], result
