@@ -11,6 +11,10 @@ import pytest
 from helpers_live import setup_sitting
 from terminal_support import assert_error_shape, events
 
+from ballot_service.bundle.export import export_bundle
+from ballot_service.bundle.verify import verify_bundle
+from ballot_service.config import Settings
+
 CANDIDATES = [{"key": "A", "title": "甲一"}, {"key": "B", "title": "乙二"}, {"key": "C", "title": "丙三"}]
 
 
@@ -109,3 +113,43 @@ def test_only_an_election_takes_written_in_persons(app, api):
     assert status == 400 and data["errors"][0]["where"] == "sheet.write_ins"
     del sheet["write_ins"]
     assert _send(api, s, s.counter, sheet)[0] == 201
+
+
+def test_the_auditor_recounts_a_sheet_with_a_written_in_deputy(app, api, settings_env, tmp_path):
+    """The bundle's recount (rules.tally over the exported sheet and the election's eligible
+    deputies) gives the tallied result and the signed record."""
+    s = _election(api, office="committee_member")
+    sheet = _sheet([{"name": "代表M0002", "for": 3}], a_for=4)
+    _send(api, s, s.counter, sheet)
+    _send(api, s, s.scrutineer, sheet)
+    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    assert sorted(result["elected"]) == ["A", "write_in:代表M0002"], result
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        export_bundle(db, Settings.from_env(settings_env), tmp_path / "bundle")
+    finally:
+        db.close()
+    verify_bundle(tmp_path / "bundle")
+
+
+def test_a_re_vote_sheet_takes_no_written_in_persons(app, api):
+    """RULES.md §5.4: nobody is written in on a re-vote among the tied, nor on its sheet or form."""
+    s = _election(api)
+    tie = {"issued": 5, "returned": 5, "invalid": 0, "write_ins": [{"name": "张三", "for": 3}],
+           "counts": {"A": {"for": 4, "against": 1}, "B": {"for": 3, "against": 2}, "C": {"for": 0, "against": 5}}}
+    _send(api, s, s.counter, tie)
+    _send(api, s, s.scrutineer, tie)
+    _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    assert result["status"] == "runoff_pending" and result["tied"] == ["B", "write_in:张三"], result
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    _, board = api.call("GET", "/api/station/board", credential=s.counter)
+    (row,) = [i for i in board["items"] if i["item_id"] == s.item_id]
+    assert row["write_ins"] is False and row["candidates"] == ["B", "write_in:张三"], row
+    revote = {"issued": 5, "returned": 5, "invalid": 0, "write_ins": [{"name": "李四", "for": 1}],
+              "counts": {"B": {"for": 2, "against": 3}, "write_in:张三": {"for": 3, "against": 2}}}
+    status, data = _send(api, s, s.counter, revote)
+    assert status == 400 and data["errors"][0]["where"] == "sheet.write_ins", data
+    del revote["write_ins"]
+    assert _send(api, s, s.counter, revote) == (201, {"state": "entered"})
