@@ -45,8 +45,8 @@ def test_a_written_in_person_on_both_tellers_sheets_is_elected(app, api):
     s = _election(api)
     first = _sheet([{"name": "张三", "for": 4}, {"name": "李四", "for": 1}])
     assert _send(api, s, s.counter, first) == (201, {"state": "entered"})
-    # the 监票人 writes the names in another order, with blanks around one: the same figures
-    again = _sheet([{"name": "李四", "for": 1}, {"name": " 张三\u3000", "for": 4}])
+    # the 监票人 writes the names in another order, blanks around one, a row of no votes: the same figures
+    again = _sheet([{"name": "李四", "for": 1}, {"name": "王五", "for": 0}, {"name": " 张三\u3000", "for": 4}])
     assert _send(api, s, s.scrutineer, again) == (201, {"state": "confirmed"})
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     assert result["write_ins"] == [{"name": "张三", "for": 4, "elected": True},

@@ -22,8 +22,9 @@ _REFUSED = {
 
 
 def take(raw, candidate_keys: list[str], election: dict, whole: Callable) -> list[dict]:
-    """The rows as stored, [{name (normalised), for}] in name order (so two tellers' entries
-    compare equal whatever order they wrote them in); refused with the reason and where."""
+    """The rows as stored, [{name (normalised), for}] in name order and without a row of no
+    votes (so two tellers' entries compare equal whatever order they wrote them in, as the
+    count sees them); refused with the reason and where."""
     if not isinstance(raw, list):
         raise InvalidInput("write_ins must be a list of {name, for}", where="sheet.write_ins",
                            zh="另选他人须为列表，每行填写姓名和赞成票数")
@@ -43,7 +44,7 @@ def take(raw, candidate_keys: list[str], election: dict, whole: Callable) -> lis
             en, zh = _REFUSED[why]
             raise InvalidInput(f"{name} {en}", where=f"{where}.name", zh=f"另选他人“{name}”{zh}")
         votes[name] = whole(row.get("for"), f"{where}.for")
-    return [{"name": n, "for": votes[n]} for n in sorted(votes)]
+    return [{"name": n, "for": votes[n]} for n in sorted(votes) if votes[n]]
 
 
 def check_seats(counts: dict, written: list[dict], places: int, valid: int) -> None:
