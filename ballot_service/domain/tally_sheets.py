@@ -80,11 +80,10 @@ def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None 
     each candidate's for+against+abstain+void equals the valid ballots (returned - invalid).
     `election`: an election round's {stage, places, listed, eligible}; its sheet may add the
     written-in persons (sheet_write_ins.take), and is held to the seats."""
-    whole = _whole
     if "write_ins" in raw and (election is None or election["stage"] not in WRITE_IN_STAGES):
         raise InvalidInput("only the first vote or a further election (另行选举) of an election takes written-in "
                            "persons (另选他人)", where="sheet.write_ins", zh="只有选举的第一次投票和另行选举的计票单可以填写另选他人")
-    out = {k: whole(raw.get(k), f"sheet.{k}") for k in ("issued", "returned", "invalid")}
+    out = {k: _whole(raw.get(k), f"sheet.{k}") for k in ("issued", "returned", "invalid")}
     if present is not None and out["issued"] > present:
         raise InvalidInput(f"issued ({out['issued']}) cannot exceed the members present at the opening "
                            f"({present})", where="sheet.issued",
@@ -96,14 +95,14 @@ def validate_sheet(raw: dict, candidate_keys: list[str], *, present: int | None 
         raise InvalidInput(f"counts must give every candidate: {', '.join(candidate_keys)}", where="sheet.counts", zh="计票单须填写每一位候选人（每一项）的票数")
     valid = out["returned"] - out["invalid"]
     if options is not None:  # an evaluation: a count per option (evaluation_items)
-        out["counts"] = evaluation_items.sheet_counts(counts, candidate_keys, list(options), valid, whole)
+        out["counts"] = evaluation_items.sheet_counts(counts, candidate_keys, list(options), valid, _whole)
         return out
     out["counts"] = {}
     for k in candidate_keys:
         c = counts[k]
         if not isinstance(c, dict):
             raise InvalidInput("must be an object", where=f"sheet.counts.{k}", zh="计票单票数格式不正确")
-        row = {m: whole(c.get(m, 0), f"sheet.counts.{k}.{m}") for m in ("for", "against", "abstain", "void")}
+        row = {m: _whole(c.get(m, 0), f"sheet.counts.{k}.{m}") for m in ("for", "against", "abstain", "void")}
         if sum(row.values()) != valid:
             raise InvalidInput(f"for+against+abstain+void ({sum(row.values())}) must equal valid ballots ({valid})",
                                where=f"sheet.counts.{k}", zh=f"赞成、反对、弃权、无效之和（{sum(row.values())}）须等于有效票数（{valid}）")
