@@ -377,11 +377,22 @@
     return box;
   }
 
+  // Whether a teller has typed into a sheet form (a figure or a name not as drawn).
+  function typed(f) {
+    return Array.prototype.some.call(f.querySelectorAll("input"), function (x) { return x.value !== x.defaultValue; });
+  }
+
   function renderSheets() {
-    var box = $("sheet-items"); box.textContent = "";
+    var box = $("sheet-items"), kept = {};
+    // the 5-s refresh must not wipe a half-typed sheet: a form typed into is kept as it is
+    // while its sheet's state is unchanged (a submitted one changes state and is drawn anew)
+    box.querySelectorAll("form.sheet").forEach(function (f) { if (typed(f)) kept[f.dataset.item] = f; });
+    box.textContent = "";
     none($("sheet-none"), !board.items.some(function (i) { return i.channel === "tally_sheet"; }));
     board.items.filter(function (i) { return i.channel === "tally_sheet"; }).forEach(function (i) {
-      var f = el("form", { "class": "sheet", "data-item": i.item_id });
+      var old = kept[String(i.item_id)];
+      if (old && old.dataset.sheet === i.sheet) { box.appendChild(old); return; }
+      var f = el("form", { "class": "sheet", "data-item": i.item_id, "data-sheet": i.sheet });
       f.appendChild(el("h3", {}, i.title + " · " + S.sheet_state[i.sheet]));
       if (i.sheet === "confirmed" || i.status !== "closed") { box.appendChild(f); return; }
       var top = el("p");

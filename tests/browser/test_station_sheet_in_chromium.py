@@ -78,6 +78,14 @@ def test_two_tellers_enter_an_evaluation_and_an_election_sheet(new_page, live_si
     assert counter.locator(f"{elect} tr.write-in").count() == 1
     counter.locator(f"{elect} tr.write-in input[name='write_in_name']").fill("M0003")
     counter.locator(f"{elect} tr.write-in input[name='write_in_for']").fill("3")
+    counter.locator(f"{elect} input[name='issued']").fill("5")
+    # once focus leaves the forms the page redraws its board every 5 s: the untouched evaluation
+    # sheet is drawn again, the half-typed election sheet is kept as the teller left it
+    counter.evaluate("() => { document.querySelectorAll('#sheet-items form').forEach("
+                     "f => { f.dataset.drawn = 'before'; }); document.activeElement.blur(); }")
+    counter.wait_for_function(f"!document.querySelector(\"{form}\").dataset.drawn", timeout=12_000)
+    assert counter.locator(f"{elect} tr.write-in input[name='write_in_name']").input_value() == "M0003"
+    assert counter.locator(f"{elect} input[name='issued']").input_value() == "5"
     screenshot(counter, "station-sheet-evaluation-election")
     _enter(counter, items["eval"], EVALUATION)
     counter.wait_for_selector(f"{form} >> text=已录入，待确认")
