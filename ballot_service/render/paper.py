@@ -245,23 +245,30 @@ class _Renderer:
 
     def _draw_variable(self, qr_text: str, serial_short: str) -> None:
         """The QR code and serial at the bottom of the page."""
-        pdf, lay = self.pdf, self.layout
-        q = self.geom.qr
-        qy = q.y
-        pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), q.x, q.y, q.w))
-        tx = MARGIN + QR_SIZE + 6
-        pdf.set_xy(tx, qy + 4)
-        pdf.set_font(_FONT, size=15)
-        if not lay.secret:  # a secret ballot's serial is in the QR code only
-            pdf.cell(0, 8, f"票号 {serial_short}", new_x="LEFT", new_y="NEXT")
-        pdf.set_font(_FONT, size=8.5)
-        pdf.cell(0, 5, "二维码含本票票号与签名；工作人员可用 ballot-service ballots verify 核验签名真伪及本票是否已发出、已计票。", new_x="LEFT", new_y="NEXT")
-        if lay.key_fingerprint:
-            pdf.cell(0, 5, f"签名密钥指纹 {lay.key_fingerprint}", new_x="LEFT", new_y="NEXT")
-        pdf.cell(0, 5, "本票为无记名投票，请勿书写姓名。", new_x="LEFT", new_y="NEXT")
+        lay = self.layout
+        # a secret ballot's serial is in the QR code only
+        draw_qr_block(self.pdf, qr_text, self.geom.qr, None if lay.secret else (15, f"票号 {serial_short}"),
+                      "二维码含本票票号与签名；工作人员可用 ballot-service ballots verify 核验签名真伪及本票是否已发出、已计票。",
+                      lay.key_fingerprint)
 
     def save(self, path: Path) -> None:
         save_pdf(self.pdf, path)
+
+
+def draw_qr_block(pdf: FPDF, qr_text: str, q, heading: tuple[float, str] | None, explanation: str,
+                  key_fingerprint: str | None) -> None:
+    """The signed QR code at `q` and, beside it, a heading line ((font size, text), if any),
+    what the code holds, the key's fingerprint and the secret-ballot instruction."""
+    pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), q.x, q.y, q.w))
+    pdf.set_xy(MARGIN + QR_SIZE + 6, q.y + 4)
+    if heading is not None:
+        pdf.set_font(_FONT, size=heading[0])
+        pdf.cell(0, 8, heading[1], new_x="LEFT", new_y="NEXT")
+    pdf.set_font(_FONT, size=8.5)
+    pdf.cell(0, 5, explanation, new_x="LEFT", new_y="NEXT")
+    if key_fingerprint:
+        pdf.cell(0, 5, f"签名密钥指纹 {key_fingerprint}", new_x="LEFT", new_y="NEXT")
+    pdf.cell(0, 5, "本票为无记名投票，请勿书写姓名。", new_x="LEFT", new_y="NEXT")
 
 
 def save_pdf(pdf: FPDF, path: Path) -> None:

@@ -15,14 +15,13 @@ from pathlib import Path
 from fpdf import FPDF
 
 from ballot_service.formats import set_sheet
-from ballot_service.render import qr
 from ballot_service.render.paper import (
     _FONT,
     MARGIN,
-    QR_SIZE,
     TOP,
     BallotLayout,
     draw_fiducials,
+    draw_qr_block,
     draw_table,
     fit,
     fit_rows,
@@ -121,19 +120,11 @@ class _SheetRenderer:
         pdf.cell(self.width, 4, f"版式 L{g.version}", align="R")
 
     def _draw_variable(self, qr_text: str, k: int) -> None:
-        pdf, lay = self.pdf, self.layout
-        q = self.geoms[k][0].qr
-        pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), q.x, q.y, q.w))
-        pdf.set_xy(MARGIN + QR_SIZE + 6, q.y + 4)
-        if len(lay.pages) > 1:
-            pdf.set_font(_FONT, size=13)
-            pdf.cell(0, 8, f"第 {k + 1} 张 共 {len(lay.pages)} 张（各张一并发出、分别投入票箱）",
-                     new_x="LEFT", new_y="NEXT")
-        pdf.set_font(_FONT, size=8.5)
-        pdf.cell(0, 5, "二维码含本张各项选举的选票号与签名（每项各一），各项分别计票。", new_x="LEFT", new_y="NEXT")
-        if lay.key_fingerprint:
-            pdf.cell(0, 5, f"签名密钥指纹 {lay.key_fingerprint}", new_x="LEFT", new_y="NEXT")
-        pdf.cell(0, 5, "本票为无记名投票，请勿书写姓名。", new_x="LEFT", new_y="NEXT")
+        lay = self.layout
+        pages = len(lay.pages)
+        draw_qr_block(self.pdf, qr_text, self.geoms[k][0].qr,
+                      (13, f"第 {k + 1} 张 共 {pages} 张（各张一并发出、分别投入票箱）") if pages > 1 else None,
+                      "二维码含本张各项选举的选票号与签名（每项各一），各项分别计票。", lay.key_fingerprint)
 
     def save(self, path: Path) -> None:
         save_pdf(self.pdf, path)
