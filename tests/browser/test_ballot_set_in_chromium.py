@@ -98,7 +98,10 @@ def test_a_ballot_set_on_tablets_and_the_screen(new_page, live_site):
     for item_id in ids:
         publish(api, item_id)
     cols = display.locator("#r-tables.set section.s-col")
-    cols.nth(2).wait_for()
+    # the columns appear with the first publish; wait for the last one's result to reach the screen
+    cols.filter(has_text="应选3名，当选3名").wait_for()
+    for col in cols.all():
+        col.locator(".s-record").wait_for()
     assert [c.get_attribute("data-key") for c in cols.all()] == ["zr", "fzr", "wy"]
     assert "应选3名，当选3名" in cols.nth(2).inner_text() and "M0002（另选他人）" in cols.nth(2).inner_text()
     assert "★ 当选" in cols.nth(0).locator('tr[data-key="A"]').inner_text()
