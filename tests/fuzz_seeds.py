@@ -6,6 +6,8 @@ schemathesis case machinery as the random ones. `SEEDS[operationId](ctx)` return
 a new body's sitting (setup_sitting)."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 from helpers_live import blind_ballot, setup_sitting, vote
 
 from ballot_service.crypto import tablet
@@ -157,8 +159,6 @@ def _page_by_eye(ctx):
 
 def _blank_png() -> bytes:
     """A white page without a QR code: the station keeps it for the tellers to reject."""
-    import cv2
-    import numpy as np
     return cv2.imencode(".png", np.full((400, 300), 255, np.uint8))[1].tobytes()
 
 

@@ -12,7 +12,9 @@ from console_support import flashes, post
 from helpers_live import OPERATOR, Api, create_operator_in_db, vote
 from sqlalchemy import func, select
 
+from ballot_service.errors import InvalidInput
 from ballot_service.models import AuditEvent, Body, Item, LoginFailure, Member, Record
+from ballot_service.web.console.items import parse_candidates
 
 
 def count(db, model, *where) -> int:
@@ -280,9 +282,6 @@ def test_a_refused_item_form_keeps_what_was_typed(console, db):
 
 
 def test_candidate_lines_are_never_ambiguous(app):
-    from ballot_service.errors import InvalidInput
-    from ballot_service.web.console.items import parse_candidates
-
     ctx = app.test_request_context()
     ctx.push()
     got = parse_candidates("城区老旧小区改造 | 改造小区 32 个，惠及居民 1.2 万户\n社区食堂\nP9 | 公交线路优化 | 新辟 3 条",

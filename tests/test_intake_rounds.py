@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from helpers_live import create_item, setup_sitting
+from sqlalchemy import select
 from terminal_support import (
     assert_error_shape,
     cast,
@@ -24,7 +25,9 @@ from terminal_support import (
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.crypto import keys
+from ballot_service.domain import round_facts
 from ballot_service.formats import ballots
+from ballot_service.models import Round
 
 
 def paper(api, s, text, marks, expect=None):
@@ -213,11 +216,6 @@ def test_a_ballot_naming_a_draft_round_leaves_no_cached_facts(app, api):
     """A draft's round may still be edited (its candidates) or deleted, so a ballot naming it
     (refused: the vote has not opened) must not leave its facts in the process's cache, which
     every later cast of that round in this process would be checked against."""
-    from sqlalchemy import select
-
-    from ballot_service.domain import round_facts
-    from ballot_service.models import Round
-
     s = setup_sitting(api, members=2)
     draft = create_item(api, s.sitting_id, key="draft")
     db = app.extensions["ballot_sessionmaker"]()

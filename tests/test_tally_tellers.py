@@ -17,6 +17,7 @@ from terminal_support import assert_error_shape, events, query
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
+from ballot_service.config import Settings
 from ballot_service.domain import audit
 from ballot_service.models import Record, TallySheet, Terminal
 from ballot_service.render import record_pdf
@@ -143,7 +144,6 @@ def test_the_record_names_both_tellers(app, api, tmp_path):
 
 def test_audit_verify_checks_two_different_credentials(app, api, settings_env, tmp_path):
     _confirmed_and_recorded(app, api)
-    from ballot_service.config import Settings
 
     settings = Settings.from_env(settings_env)
     db = app.extensions["ballot_sessionmaker"]()
@@ -170,7 +170,6 @@ def test_audit_verify_refuses_a_sheet_confirmed_with_the_entering_credential(app
     finally:
         db.close()
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
-    from ballot_service.config import Settings
 
     db = app.extensions["ballot_sessionmaker"]()
     try:
