@@ -60,42 +60,34 @@ def _tally_sheet(ctx):
     return ("bearer", s.counter), {}, {"item_id": s.item_id, "sheet": SHEET}
 
 
-def _blinded(ctx):
-    """The blind-sign request a tablet sends (its blinded message), not sent."""
+def _request_not_sent(ctx, url: str, take) -> tuple:
+    """The body a tablet's `take` (tablet.take_ballot, take_set_ballots) sends to `url`, caught
+    before it is sent: the fuzzer sends it."""
     s = ctx.fresh()
     cred = s.creds[s.present[0]]
     sent = {}
 
-    def call(method, url, body=None, credential=None):
-        if url == "/api/terminal/blind-sign":
+    def call(method, to, body=None, credential=None):
+        if to == url:
             sent.update(body)
-            raise LookupError  # stop here: the fuzzer sends it
-        return ctx.api.call(method, url, body, credential=credential)
+            raise LookupError  # stop here
+        return ctx.api.call(method, to, body, credential=credential)
 
     try:
-        tablet.take_ballot(call, cred)
+        take(call, cred)
     except LookupError:
         pass
     return ("bearer", cred), {}, dict(sent)
+
+
+def _blinded(ctx):
+    """The blind-sign request a tablet sends (its blinded message), not sent."""
+    return _request_not_sent(ctx, "/api/terminal/blind-sign", tablet.take_ballot)
 
 
 def _blinded_set(ctx):
     """The one-request blind-sign of a ballot set (here the open vote alone), not sent."""
-    s = ctx.fresh()
-    cred = s.creds[s.present[0]]
-    sent = {}
-
-    def call(method, url, body=None, credential=None):
-        if url == "/api/terminal/blind-sign-set":
-            sent.update(body)
-            raise LookupError  # stop here: the fuzzer sends it
-        return ctx.api.call(method, url, body, credential=credential)
-
-    try:
-        tablet.take_set_ballots(call, cred)
-    except LookupError:
-        pass
-    return ("bearer", cred), {}, dict(sent)
+    return _request_not_sent(ctx, "/api/terminal/blind-sign-set", tablet.take_set_ballots)
 
 
 def _replacement(ctx):

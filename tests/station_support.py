@@ -7,10 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from helpers_live import setup_sitting
 from omr_synth import distort, draw_faint_dot, draw_mark, draw_stray, header_cell, print_and_rasterise
 from PIL import Image
 
 from ballot_service.formats import ballot_layout as bl
+from ballot_service.models import Item
 from ballot_service.render.paper import BallotLayout
 
 TITLE = "关于2025年国民经济和社会发展计划执行情况的决议草案"
@@ -23,6 +25,25 @@ def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, k
     lay = BallotLayout(body_name="测试市人民代表大会", sitting_name="第一次会议", item_title=TITLE, kind=kind,
                        round_number=1, places=places, candidates=tuple(f"候选{i}" for i in range(len(candidates))))
     return print_and_rasterise(lay, [(t, "") for t in texts], dpi)
+
+
+def paper_item_handed_out(app, api, spec: dict, count: int):
+    """An open paper item (`spec` as POST /api/admin/sessions/<id>/items takes it) in a new
+    sitting of 5 members, with `count` ballots printed and handed out: (setup, item id, ballot
+    texts, the item's BallotLayout as the service prints it, its candidate keys)."""
+    s = setup_sitting(api, open_vote=False, members=5)
+    _, created = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)
+    iid = created["id"]
+    _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": count})
+    api.call("POST", f"/api/admin/items/{iid}/open")
+    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        item = db.get(Item, iid)
+        layout, keys = BallotLayout.from_item(item, item.rounds[-1]), tuple(item.rounds[-1].candidate_keys)
+    finally:
+        db.close()
+    return s, iid, printed["ballots"], layout, keys
 
 
 def printed_pages(layout: BallotLayout, texts: list[str], dpi: int = 200) -> list[np.ndarray]:

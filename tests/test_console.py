@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from console_support import flashes, post
+from console_support import flashes, post, print_ballots
 from helpers_live import OPERATOR, Api, create_operator_in_db, vote
 from sqlalchemy import func, select
 
@@ -203,14 +203,7 @@ def test_printing_paper_ballots_reports_progress_and_lists_the_files(console, ap
     make_body_and_sitting(console, n=10)
     post(console, "/console/sessions/1/items", {"kind": "resolution", "key": "r1", "title": "关于某事的决议",
                                                 "secret": "1", "channel": "paper"})
-    r = post(console, "/console/items/1/print", {"count": "3"})
-    job = re.search(r"job=([0-9a-f]+)", r.headers["Location"]).group(1)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = console.get(f"/console/jobs/{job}").get_json()
-        if state["state"] != "running":
-            break
-        time.sleep(0.2)
+    state = print_ballots(console, 1, 3)
     assert state["state"] == "done" and state["done"] == 3, state
     html = console.get("/console/items/1").get_data(as_text=True)
     assert "已印制 <strong>3</strong>" in html and state["files"][0] in html

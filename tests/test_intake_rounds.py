@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from bundle_support import export_app_bundle
 from helpers_live import create_item, setup_sitting
 from sqlalchemy import select
 from terminal_support import (
@@ -22,7 +23,6 @@ from terminal_support import (
     round_ids,
 )
 
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.crypto import keys
 from ballot_service.domain import round_facts
@@ -204,11 +204,7 @@ def test_superseded_round_is_wrong_round_whatever_is_open(app, api, tmp_path):
     assert n_casts(app) == 3  # the round-1 casts only
 
     # Counted where the event log says: the offline verifier agrees.
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        bundle = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    bundle = export_app_bundle(app, tmp_path / "bundle")
     assert verify_bundle(bundle)["ok"]
 
 

@@ -6,14 +6,11 @@ section by section and sends each election its own cast through intake, so an ov
 another's from the same sheet (serials, signatures and receipts are each round's own)."""
 from __future__ import annotations
 
-import re
-import time
-
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
 from click.testing import CliRunner
-from console_support import post
+from console_support import print_ballots
 from helpers_live import Api, setup_sitting
 from omr_synth import distort, draw_mark, print_and_rasterise
 from sqlalchemy import func, select
@@ -237,14 +234,7 @@ def test_the_consoles_print_job_prints_the_sets_sheets(app, console):
     s, (zr, fzr, wy) = _set_sitting(api, members=3)
     html = console.get(f"/console/items/{fzr}").get_data(as_text=True)
     assert 'id="set-sheet-note"' in html and SET in html
-    r = post(console, f"/console/items/{fzr}/print", {"count": "2"})
-    job = re.search(r"job=([0-9a-f]+)", r.headers["Location"]).group(1)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = console.get(f"/console/jobs/{job}").get_json()
-        if state["state"] != "running":
-            break
-        time.sleep(0.2)
+    state = print_ballots(console, fzr, 2)
     assert state["state"] == "done" and state["done"] == 2, state
     counts = dict(query(app, select(PaperBallot.round_id, func.count()).group_by(PaperBallot.round_id)))
     assert sorted(counts.values()) == [2, 2, 2]                 # 2 sheets: every election's ballot on each
