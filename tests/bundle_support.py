@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from ballot_service.bundle import layout
 from ballot_service.bundle.encoding import pretty_json, sha256_file
+from ballot_service.bundle.export import export_bundle
 from ballot_service.cli import main
 
 
@@ -23,3 +24,13 @@ def export_and_verify(env: dict, out: Path) -> None:
     for command in ("export", "verify"):
         res = CliRunner().invoke(main, ["audit", command, str(out)], env=env)
         assert res.exit_code == 0, res.output
+
+
+def export_app_bundle(app, out: Path, **scope) -> Path:
+    """The bundle of the test app's database exported into `out` (`scope`: export_bundle's
+    body_id, sitting_id) in a session of its own; its folder."""
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        return export_bundle(db, app.config["SETTINGS"], out, **scope)
+    finally:
+        db.close()

@@ -11,9 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from console_support import post
+from helpers_live import AUDITOR, DISPLAY_OPERATOR, OPERATOR, Api, create_operator_in_db, login_client
 from sqlalchemy import create_engine, make_url, text
 
 from ballot_service import create_app
+from ballot_service.crypto import keys
 from ballot_service.domain.operators import create_operator
 from ballot_service.migrate import upgrade
 
@@ -110,9 +113,6 @@ def client(app):
 def api(app, client):
     """The admin and terminal API through Flask's test client, with a secretariat operator
     (helpers_live.OPERATOR) created; log in with setup_sitting() or api.call(...)."""
-    from helpers_live import OPERATOR, Api
-
-
     db = app.extensions["ballot_sessionmaker"]()
     create_operator(db, OPERATOR[0], OPERATOR[1], "secretariat")
     db.commit()
@@ -124,8 +124,6 @@ def api(app, client):
 def staff(app):
     """The display operator and the auditor (helpers_live.DISPLAY_OPERATOR, AUDITOR), beside the
     secretariat operator the `api` fixture creates."""
-    from helpers_live import AUDITOR, DISPLAY_OPERATOR
-
     db = app.extensions["ballot_sessionmaker"]()
     create_operator(db, DISPLAY_OPERATOR[0], DISPLAY_OPERATOR[1], "display")
     create_operator(db, AUDITOR[0], AUDITOR[1], "auditor")
@@ -136,17 +134,12 @@ def staff(app):
 @pytest.fixture
 def screen(app, api, staff):
     """A test client logged in as the display operator (the presiding screen's login)."""
-    from helpers_live import DISPLAY_OPERATOR, login_client
-
     return login_client(app, DISPLAY_OPERATOR)
 
 
 @pytest.fixture
 def console(app, settings_env):
     """A test client logged in to the secretariat console (HTML forms) as helpers_live.OPERATOR."""
-    from console_support import post
-    from helpers_live import OPERATOR, create_operator_in_db
-
     create_operator_in_db(settings_env["BALLOT_DATABASE_URL"])
     client = app.test_client()
     r = post(client, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
@@ -157,7 +150,5 @@ def console(app, settings_env):
 @pytest.fixture
 def body_key(settings_env, item):
     """A fresh signing key of the body of the test module's `item` fixture (an Item row)."""
-    from ballot_service.crypto import keys
-
     keys.clear_cache()
     return keys.create_key(Path(settings_env["BALLOT_KEYS_DIR"]), keys.body_key_name(item.sitting.body_id), "pw")

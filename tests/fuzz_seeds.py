@@ -6,6 +6,8 @@ schemathesis case machinery as the random ones. `SEEDS[operationId](ctx)` return
 a new body's sitting (setup_sitting)."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 from helpers_live import blind_ballot, setup_sitting, vote
 
 from ballot_service.crypto import tablet
@@ -58,42 +60,34 @@ def _tally_sheet(ctx):
     return ("bearer", s.counter), {}, {"item_id": s.item_id, "sheet": SHEET}
 
 
-def _blinded(ctx):
-    """The blind-sign request a tablet sends (its blinded message), not sent."""
+def _request_not_sent(ctx, url: str, take) -> tuple:
+    """The body a tablet's `take` (tablet.take_ballot, take_set_ballots) sends to `url`, caught
+    before it is sent: the fuzzer sends it."""
     s = ctx.fresh()
     cred = s.creds[s.present[0]]
     sent = {}
 
-    def call(method, url, body=None, credential=None):
-        if url == "/api/terminal/blind-sign":
+    def call(method, to, body=None, credential=None):
+        if to == url:
             sent.update(body)
-            raise LookupError  # stop here: the fuzzer sends it
-        return ctx.api.call(method, url, body, credential=credential)
+            raise LookupError  # stop here
+        return ctx.api.call(method, to, body, credential=credential)
 
     try:
-        tablet.take_ballot(call, cred)
+        take(call, cred)
     except LookupError:
         pass
     return ("bearer", cred), {}, dict(sent)
+
+
+def _blinded(ctx):
+    """The blind-sign request a tablet sends (its blinded message), not sent."""
+    return _request_not_sent(ctx, "/api/terminal/blind-sign", tablet.take_ballot)
 
 
 def _blinded_set(ctx):
     """The one-request blind-sign of a ballot set (here the open vote alone), not sent."""
-    s = ctx.fresh()
-    cred = s.creds[s.present[0]]
-    sent = {}
-
-    def call(method, url, body=None, credential=None):
-        if url == "/api/terminal/blind-sign-set":
-            sent.update(body)
-            raise LookupError  # stop here: the fuzzer sends it
-        return ctx.api.call(method, url, body, credential=credential)
-
-    try:
-        tablet.take_set_ballots(call, cred)
-    except LookupError:
-        pass
-    return ("bearer", cred), {}, dict(sent)
+    return _request_not_sent(ctx, "/api/terminal/blind-sign-set", tablet.take_set_ballots)
 
 
 def _replacement(ctx):
@@ -157,8 +151,6 @@ def _page_by_eye(ctx):
 
 def _blank_png() -> bytes:
     """A white page without a QR code: the station keeps it for the tellers to reject."""
-    import cv2
-    import numpy as np
     return cv2.imencode(".png", np.full((400, 300), 255, np.uint8))[1].tobytes()
 
 

@@ -24,6 +24,9 @@ from pathlib import Path
 import httpx
 
 from ballot_service.crypto import tablet
+from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.domain.operators import create_operator
+from ballot_service.migrate import upgrade
 
 OPERATOR = ("operator", "operator-password-1")
 DISPLAY_OPERATOR = ("screen", "screen-password-1")
@@ -176,10 +179,6 @@ def create_operator_in_db(db_url: str, operator=OPERATOR, role: str = "secretari
                           body_id: int | None = None) -> None:
     """Upgrade the schema and create an operator directly in the database, with `role` in body
     `body_id` (None: in every body)."""
-    from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.domain.operators import create_operator
-    from ballot_service.migrate import upgrade
-
     upgrade(db_url)
     engine = make_engine(db_url)
     try:

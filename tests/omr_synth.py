@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ballot_service.crypto.keys import SigningKey
@@ -94,8 +95,6 @@ def render_pages(kind: str, n: int, count: int, dpi: int, key, item_id: int) -> 
 
 def print_and_rasterise(lay: BallotLayout, pairs: list[tuple[str, str]], dpi: int) -> list[np.ndarray]:
     """Print ballots ((qr_text, short serial) pairs) with paper.py and rasterise the PDFs at dpi."""
-    import pypdfium2 as pdfium
-
     with tempfile.TemporaryDirectory() as d:
         paths = write_ballot_pdfs(lay, pairs, Path(d), "synth", processes=1)
         pages = []

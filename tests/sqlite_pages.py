@@ -1,8 +1,9 @@
-"""Reading SQLite's raw files as someone with a copy of them would: the main file's pages
+"""Reading SQLite's raw files as someone with a copy of them would (`copy_files`): the main file's pages
 (freelist included), the WAL's frames, the -shm file's list of frame pages, and the cells of
 b-tree pages with their byte offsets (where in a page SQLite put each row)."""
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
@@ -10,6 +11,18 @@ import pytest
 
 LEAF_TYPES = (10, 13)  # index leaf (WITHOUT ROWID tables and indexes), table leaf
 INTERIOR_TYPES = (2, 5)
+
+
+def copy_files(db: Path, to: Path) -> tuple[bytes, bytes]:
+    """Copy the database and its WAL into the new folder `to` as a file-level copy would take
+    them while the server keeps running (as `copy` and `copy-wal`): their bytes (b"": no WAL)."""
+    to.mkdir()
+    for suffix in ("", "-wal"):
+        if Path(f"{db}{suffix}").exists():
+            shutil.copyfile(f"{db}{suffix}", to / f"copy{suffix}")
+    main = (to / "copy").read_bytes()
+    wal = (to / "copy-wal").read_bytes() if (to / "copy-wal").exists() else b""
+    return main, wal
 
 
 def pages(main: bytes) -> list[bytes]:

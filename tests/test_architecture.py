@@ -1,6 +1,7 @@
 """The package's shape holds: modules import only downwards through the layers, no module
 imports itself back through others (a cycle), no function-level import of the project's own
-modules hides one, and every module says its one job in an opening docstring.
+modules hides one, and every module says its one job in an opening docstring. The tests
+themselves import at module top too, so a reader sees a test file's dependencies at once.
 
 Layers, bottom to top (DESIGN.md: data flows one way; nothing below imports anything above):
     base     config, errors, vocab, db, models, migrate
@@ -122,6 +123,52 @@ def test_no_function_level_imports_of_the_project():
             if (target, line) not in top:
                 hidden.append(f"{mod}:{line} imports {target} inside a function")
     assert not hidden, "\n".join(hidden)
+
+
+TESTS = Path(__file__).resolve().parent
+# (file under tests/, module imported inside a function): why it cannot be imported at the
+# module's top. The import's own line (or the line above it) says so in a comment too.
+LATE_IMPORTS: dict[tuple[str, str], str] = {}
+
+
+def _function_level_imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every import statement inside a function or method."""
+    found = set()
+    for fn in ast.walk(ast.parse(source)):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    found |= {(node.lineno, a.name) for a in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    found.add((node.lineno, "." * node.level + (node.module or "")))
+    return sorted(found)
+
+
+def _says_why(lines: list[str], lineno: int) -> bool:
+    return "#" in lines[lineno - 1] or lines[lineno - 2].strip().startswith("#")
+
+
+def test_tests_import_at_module_top():
+    found, unexplained, used = [], [], set()
+    for path in sorted(TESTS.rglob("*.py")):
+        rel = path.relative_to(TESTS).as_posix()
+        source = path.read_text("utf-8")
+        for line, module in _function_level_imports(source):
+            if (rel, module) not in LATE_IMPORTS:
+                found.append(f"tests/{rel}:{line} imports {module} inside a function")
+                continue
+            used.add((rel, module))
+            if not LATE_IMPORTS[(rel, module)].strip() or not _says_why(source.splitlines(), line):
+                unexplained.append(f"tests/{rel}:{line} {module}: say why in LATE_IMPORTS and a comment")
+    assert not found, "import these at the module's top:\n" + "\n".join(found)
+    assert not unexplained, "\n".join(unexplained)
+    assert used == set(LATE_IMPORTS), f"stale LATE_IMPORTS entries: {sorted(set(LATE_IMPORTS) - used)}"
+
+
+def test_the_test_import_scan_finds_a_late_import():
+    """The scan is not vacuous: an import in a function or a method is found, one at the top not."""
+    source = "import os\n\ndef f():\n    from a.b import c\n\nclass K:\n    def m(self):\n        import d\n"
+    assert _function_level_imports(source) == [(4, "a.b"), (8, "d")]
 
 
 def test_pure_modules_use_neither_flask_nor_sql():

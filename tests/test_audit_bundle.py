@@ -11,10 +11,14 @@ from bundle_support import rewrite_manifest
 from click.testing import CliRunner
 from scenario_support import SCENARIOS
 
+from ballot_service.bundle.checks_chain import check_event_chain
 from ballot_service.bundle.encoding import json_line, pretty_json
 from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
+from ballot_service.cli import main
+from ballot_service.domain import audit
+from ballot_service.errors import InvalidInput
 from ballot_service.rehearsal import rehearse
 
 
@@ -110,9 +114,10 @@ def test_named_ballots_carry_member(named_bundle):
     assert lines and all(x["member_no"] for x in lines)
 
 
-def test_every_change_to_every_file_is_detected(bundle, tmp_path):
-    tried = 0
-    for rel in bundle_files(bundle):
+def mutated_copies(bundle: Path, rels, tmp_path: Path):
+    """A copy of the bundle for each file of `rels` and each of MUTATIONS that changes it, with
+    that change made."""
+    for rel in rels:
         for name, mutate in MUTATIONS.items():
             original = (bundle / rel).read_bytes()
             changed = mutate(original)
@@ -120,9 +125,15 @@ def test_every_change_to_every_file_is_detected(bundle, tmp_path):
                 continue
             b = copy(bundle, tmp_path / f"{rel.replace('/', '_')}-{name}")
             (b / rel).write_bytes(changed)
-            with pytest.raises(BundleInvalid):
-                verify_bundle(b)
-            tried += 1
+            yield b
+
+
+def test_every_change_to_every_file_is_detected(bundle, tmp_path):
+    tried = 0
+    for b in mutated_copies(bundle, bundle_files(bundle), tmp_path):
+        with pytest.raises(BundleInvalid):
+            verify_bundle(b)
+        tried += 1
     assert tried >= 4 * 5
 
 
@@ -157,15 +168,8 @@ def assert_deep_detects(b: Path) -> str:
 
 
 def test_deep_checks_catch_line_changes_with_manifest_rewritten(bundle, tmp_path):
-    for rel in deep_files(bundle):
-        for name, mutate in MUTATIONS.items():
-            original = (bundle / rel).read_bytes()
-            changed = mutate(original)
-            if changed is None or changed == original:
-                continue
-            b = copy(bundle, tmp_path / f"{rel.replace('/', '_')}-{name}")
-            (b / rel).write_bytes(changed)
-            assert_deep_detects(b)
+    for b in mutated_copies(bundle, deep_files(bundle), tmp_path):
+        assert_deep_detects(b)
 
 
 def edit_json(b: Path, rel: str, fn) -> None:
@@ -265,8 +269,6 @@ def test_wrong_key_is_refused(bundle):
 
 
 def test_export_refuses_a_non_empty_folder(tmp_path, bundle):
-    from ballot_service.errors import InvalidInput
-
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
     with pytest.raises(InvalidInput):
@@ -275,8 +277,6 @@ def test_export_refuses_a_non_empty_folder(tmp_path, bundle):
 
 
 def test_cli_verify_exit_codes(bundle, tmp_path):
-    from ballot_service.cli import main
-
     r = CliRunner().invoke(main, ["audit", "verify", str(bundle)])
     assert r.exit_code == 0, r.output
     assert "OK" in r.output
@@ -289,8 +289,6 @@ def test_cli_verify_exit_codes(bundle, tmp_path):
 
 def test_cli_export(tmp_path, db_url, monkeypatch):
     """`audit export` on a live database writes a bundle that verifies."""
-    from ballot_service.cli import main
-
     rehearse(SCENARIOS / "livelihood-basic.json", tmp_path / "run", database_url=db_url)
     env = {"BALLOT_DATABASE_URL": db_url, "BALLOT_KEYS_DIR": str(tmp_path / "run" / ".work" / "keys"),
            "BALLOT_INSTANCE_PATH": str(tmp_path / "instance")}
@@ -319,9 +317,6 @@ def test_intact_bundle_says_the_session_was_closed(bundle):
 
 
 def test_read_events_agrees_with_audit_event_hash(bundle):
-    from ballot_service.bundle.checks_chain import check_event_chain
-    from ballot_service.domain import audit
-
     chain = check_event_chain(bundle)
     hashes, kinds, datas = chain.hashes, chain.kinds, chain.datas
     prev = audit.GENESIS

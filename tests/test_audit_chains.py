@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from bundle_support import export_app_bundle
 from helpers_live import setup_sitting, vote
 from sqlalchemy import select
 
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.domain import audit
 from ballot_service.errors import InvalidInput
@@ -33,14 +33,6 @@ def two_bodies(app, api):
     return a, b
 
 
-def _export(app, path, **scope):
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        return export_bundle(db, app.config["SETTINGS"], path, **scope)
-    finally:
-        db.close()
-
-
 def test_each_body_has_its_own_chain_and_bundle(app, two_bodies, tmp_path):
     a, b = two_bodies
     with app.extensions["ballot_engine"].connect() as conn:
@@ -60,7 +52,7 @@ def test_each_body_has_its_own_chain_and_bundle(app, two_bodies, tmp_path):
         assert {"body_created", "vote_opened", "casts_accepted", "vote_closed", "record_issued"} <= kinds
 
     for s, other in ((a, b), (b, a)):
-        out = _export(app, tmp_path / f"body{s.body_id}", body_id=s.body_id)
+        out = export_app_bundle(app, tmp_path / f"body{s.body_id}", body_id=s.body_id)
         events = [json.loads(x) for x in (out / "events.jsonl").read_text("utf-8").splitlines()]
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         datas = [json.loads(e["data"]) for e in events]
@@ -72,12 +64,12 @@ def test_each_body_has_its_own_chain_and_bundle(app, two_bodies, tmp_path):
         assert summary["ok"] and summary["items"] == 1
 
 
-def test_a_session_bundle_and_an_ambiguous_export(app, two_bodies, tmp_path):
+def test_a_session_bundle_and_an_ambiguousexport_app_bundle(app, two_bodies, tmp_path):
     a, _ = two_bodies
-    out = _export(app, tmp_path / "session", sitting_id=a.sitting_id)
+    out = export_app_bundle(app, tmp_path / "session", sitting_id=a.sitting_id)
     counts = json.loads((out / "counts.json").read_text("utf-8"))
     assert counts["scope"] == {"body_id": a.body_id, "session_id": a.sitting_id}
     assert verify_bundle(out)["ok"]
     with pytest.raises(InvalidInput) as exc:  # two bodies, two chains: say which
-        _export(app, tmp_path / "which")
+        export_app_bundle(app, tmp_path / "which")
     assert exc.value.where == "body"

@@ -10,11 +10,11 @@ import json
 
 import pypdfium2 as pdfium
 import pytest
+from bundle_support import export_app_bundle
 from helpers_live import setup_sitting
 from sqlalchemy import select
 from terminal_support import all_casts, query
 
-from ballot_service.bundle.export import export_bundle
 from ballot_service.crypto import tablet
 from ballot_service.models import Issuance, Round
 
@@ -142,11 +142,7 @@ def test_one_deputys_set_casts_are_not_linkable_in_the_database_or_the_bundle(ap
     assert {c.name for c in Issuance.__table__.columns} == {"round_id", "member_id", "terminal_id", "issued",
                                                             "allowed"}
     api.call("POST", f"/api/admin/items/{ids[0]}/close")
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    b = export_app_bundle(app, tmp_path / "bundle")
     files = sorted((b / "ballots").iterdir())
     assert len(files) == 3
     lines = [[json.loads(x) for x in f.read_text("utf-8").splitlines()] for f in files]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ballot_service.cli import main
 from ballot_service.crypto import keys
+from ballot_service.db import make_engine, make_sessionmaker
 from ballot_service.domain.paper_ballots import (
     check_paper_serial,
     create_paper_ballots,
@@ -30,6 +31,7 @@ from ballot_service.formats.ballots import (
 )
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import b64url_encode
+from ballot_service.migrate import upgrade
 from ballot_service.models import AuditEvent, PaperBallot, Round
 
 CTX = {"body": 1, "session": 2, "item": 3, "round_no": 1}
@@ -262,9 +264,6 @@ def test_resolve_serial_prefix(db, item, body_key):
 # --- command line ------------------------------------------------------------------------
 
 def _seed(settings_env):
-    from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.migrate import upgrade
-
     upgrade(settings_env["BALLOT_DATABASE_URL"])
     engine = make_engine(settings_env["BALLOT_DATABASE_URL"])
     with make_sessionmaker(engine)() as db:
@@ -291,8 +290,6 @@ def test_cli_print_hand_out_verify(settings_env):
     assert r.exit_code == 0, r.output
     pdfs = sorted(Path(env["BALLOT_BALLOTS_DIR"]).glob("*.pdf"))
     assert [p.name for p in pdfs] == [f"item{item_id}-round1-batch1-part01.pdf"]
-
-    from ballot_service.db import make_engine, make_sessionmaker
 
     engine = make_engine(env["BALLOT_DATABASE_URL"])
     with make_sessionmaker(engine)() as db:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from helpers_live import blind_ballot, create_item, setup_sitting
-from sqlalchemy import select
+from sqlalchemy import MetaData, select
 
 from ballot_service.crypto import blind_rsa, tablet
 from ballot_service.formats.encoding import b64url_decode
@@ -150,8 +150,6 @@ def _rows_link_nobody(engine, ballots, creds, private) -> None:
     """PostgreSQL: every row of every table, as text (its files are the server's to keep: the
     README says what a database administrator can see): the private key is gone, and a
     serial, signature or prefix stands only in a cast row or its event, beside no member."""
-    from sqlalchemy import MetaData
-
     meta = MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:

@@ -145,10 +145,8 @@ def test_the_audit_zip_of_a_body_login_never_holds_another_body(app, two_bodies)
 
 
 def test_the_superuser_administers_bodies_but_sees_no_sitting(app, two_bodies):
-    from ballot_service.domain.operators import create_operator as make
-
     db = app.extensions["ballot_sessionmaker"]()
-    make(db, "admin", "admin-password-1", "superuser")
+    create_operator(db, "admin", "admin-password-1", "superuser")
     db.commit()
     db.close()
     admin = login_client(app, ("admin", "admin-password-1"))

@@ -6,14 +6,16 @@ tablet's cast is refused for an item not voted on the tablets."""
 from __future__ import annotations
 
 from click.testing import CliRunner
+from console_support import post
 from helpers_live import Api, setup_sitting
 from sqlalchemy import func, select
 from terminal_support import assert_error_shape, n_casts, query
 
 from ballot_service.cli import main
+from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.formats import ballots
-from ballot_service.models import PaperBallot
+from ballot_service.models import PaperBallot, Terminal
 
 
 def checkin(api, credential, member):
@@ -83,10 +85,6 @@ def test_a_spare_tablet_binds_until_released(api):
 
 
 def test_the_console_releases_a_spare_tablet(app, console):
-    from console_support import post
-
-    from ballot_service.models import Terminal
-
     api = Api.flask(app.test_client())  # the console fixture made the operator
 
     s = setup_sitting(api, members=3, present=0, open_vote=False)
@@ -102,10 +100,6 @@ def test_the_console_releases_a_spare_tablet(app, console):
 
 
 def test_the_console_registers_a_tellers_station(app, console):
-    from console_support import post
-
-    from ballot_service.models import Terminal
-
     api = Api.flask(app.test_client())
 
     s = setup_sitting(api, members=3, open_vote=False)
@@ -135,7 +129,6 @@ def test_a_tablet_cast_is_refused_for_an_item_not_voted_on_tablets(app, api, set
     assert not (state["vote"] or {}).get("round_ref")
     api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"], expect=(404,))
     keys.clear_cache()
-    from ballot_service.config import Settings
 
     key = keys.body_signing_key(Settings.from_env(settings_env), s.body_id)
     token = ballots.make_token(key, s.body_id, s.sitting_id, s.item_id, 1)

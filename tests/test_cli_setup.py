@@ -17,8 +17,15 @@ import click
 import pytest
 from click.testing import CliRunner
 from helpers_live import free_port
+from sqlalchemy import select
 
+from ballot_service import create_app
 from ballot_service.cli import main
+from ballot_service.cli.demo_data import DEMO_OPERATORS
+from ballot_service.crypto.keys import fingerprint, load_public_key
+from ballot_service.domain.operators import check_login
+from ballot_service.errors import Unauthorized
+from ballot_service.models import AuditEvent, Body, Item
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample"
 
@@ -221,9 +228,6 @@ def test_demo_loads_sample_data_once(cli):
 
 
 def test_demo_items_have_their_candidates(cli, settings_env):
-    from ballot_service import create_app
-    from ballot_service.models import Item
-
     cli("demo", "--load-only")
     app = create_app(settings_env)
     try:
@@ -239,15 +243,6 @@ def test_demo_items_have_their_candidates(cli, settings_env):
 
 
 def test_demo_creates_its_logins_and_signing_keys(cli, settings_env):
-    from sqlalchemy import select
-
-    from ballot_service import create_app
-    from ballot_service.cli.demo_data import DEMO_OPERATORS
-    from ballot_service.crypto.keys import fingerprint, load_public_key
-    from ballot_service.domain.operators import check_login
-    from ballot_service.errors import Unauthorized
-    from ballot_service.models import AuditEvent, Body
-
     out = cli("demo", "--load-only").output
     assert "mishu/mishu-demo-2026 (secretariat)" in out
     app = create_app(settings_env)

@@ -8,11 +8,13 @@ import re
 import time
 
 import pytest
-from console_support import flashes, post
+from console_support import flashes, post, print_ballots
 from helpers_live import OPERATOR, Api, create_operator_in_db, vote
 from sqlalchemy import func, select
 
+from ballot_service.errors import InvalidInput
 from ballot_service.models import AuditEvent, Body, Item, LoginFailure, Member, Record
+from ballot_service.web.console.items import parse_candidates
 
 
 def count(db, model, *where) -> int:
@@ -201,14 +203,7 @@ def test_printing_paper_ballots_reports_progress_and_lists_the_files(console, ap
     make_body_and_sitting(console, n=10)
     post(console, "/console/sessions/1/items", {"kind": "resolution", "key": "r1", "title": "关于某事的决议",
                                                 "secret": "1", "channel": "paper"})
-    r = post(console, "/console/items/1/print", {"count": "3"})
-    job = re.search(r"job=([0-9a-f]+)", r.headers["Location"]).group(1)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = console.get(f"/console/jobs/{job}").get_json()
-        if state["state"] != "running":
-            break
-        time.sleep(0.2)
+    state = print_ballots(console, 1, 3)
     assert state["state"] == "done" and state["done"] == 3, state
     html = console.get("/console/items/1").get_data(as_text=True)
     assert "已印制 <strong>3</strong>" in html and state["files"][0] in html
@@ -280,9 +275,6 @@ def test_a_refused_item_form_keeps_what_was_typed(console, db):
 
 
 def test_candidate_lines_are_never_ambiguous(app):
-    from ballot_service.errors import InvalidInput
-    from ballot_service.web.console.items import parse_candidates
-
     ctx = app.test_request_context()
     ctx.push()
     got = parse_candidates("城区老旧小区改造 | 改造小区 32 个，惠及居民 1.2 万户\n社区食堂\nP9 | 公交线路优化 | 新辟 3 条",

@@ -10,18 +10,17 @@ no paper serial stored with it; while the record still gives the split by channe
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import sqlite_pages as sp
+from bundle_support import export_app_bundle
 from helpers_live import setup_sitting, vote
 from sqlalchemy import select
 from station_support import blank_pages, mark, png_bytes
 from terminal_support import query
 
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.domain import scanning
 from ballot_service.models import AuditEvent, ScannedPage
@@ -58,11 +57,7 @@ def _line_shape(line: dict) -> tuple:
 
 def test_the_bundle_does_not_tell_the_paper_ballot_from_the_tablet_ballots(api, app, tmp_path):
     s, paper = _hybrid_round_with_one_paper_ballot(api)
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    b = export_app_bundle(app, tmp_path / "bundle")
     verify_bundle(b)  # every check still runs: each line against the round key, the split from counters
     counts = json.loads((b / "counts.json").read_text("utf-8"))
     (rnd,) = counts["items"][0]["rounds"]
@@ -99,14 +94,8 @@ def _row_shape(row: sqlite3.Row, keep: set[str]) -> tuple:
 def test_a_database_copy_after_the_close_does_not_tell_the_paper_cast(api, app, tmp_path):
     path = sp.db_path(app)
     _, paper = _hybrid_round_with_one_paper_ballot(api)
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for suffix in ("", "-wal"):
-        if Path(f"{path}{suffix}").exists():
-            shutil.copyfile(f"{path}{suffix}", copy / f"db{suffix}")
-    main = (copy / "db").read_bytes()
-    wal = (copy / "db-wal").read_bytes() if (copy / "db-wal").exists() else b""
-    conn = sqlite3.connect(copy / "db")
+    main, wal = sp.copy_files(path, tmp_path / "copy")
+    conn = sqlite3.connect(tmp_path / "copy" / "copy")
     conn.row_factory = sqlite3.Row
     try:
         casts = conn.execute("SELECT * FROM casts").fetchall()

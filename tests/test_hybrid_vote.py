@@ -10,7 +10,7 @@ import json
 import shutil
 
 import pytest
-from bundle_support import rewrite_manifest
+from bundle_support import export_app_bundle, rewrite_manifest
 from click.testing import CliRunner
 from helpers_live import blind_ballot, create_item, setup_sitting, vote
 from sqlalchemy import select
@@ -18,7 +18,6 @@ from terminal_support import assert_error_shape, events
 
 from ballot_service.bundle.encoding import pretty_json
 from ballot_service.bundle.errors import BundleInvalid
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.crypto import tablet
@@ -113,11 +112,7 @@ def test_a_hybrid_bundle_verifies_and_its_split_is_checked(api, app, tmp_path):
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    b = export_app_bundle(app, tmp_path / "bundle")
     verify_bundle(b)
     counts = json.loads((b / "counts.json").read_text("utf-8"))
     (rnd,) = counts["items"][0]["rounds"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
+from bundle_support import export_app_bundle
 from helpers_live import create_item, setup_sitting
+from sqlalchemy import select
 from terminal_support import (
     assert_error_shape,
     cast,
@@ -21,10 +23,11 @@ from terminal_support import (
     round_ids,
 )
 
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.crypto import keys
+from ballot_service.domain import round_facts
 from ballot_service.formats import ballots
+from ballot_service.models import Round
 
 
 def paper(api, s, text, marks, expect=None):
@@ -201,11 +204,7 @@ def test_superseded_round_is_wrong_round_whatever_is_open(app, api, tmp_path):
     assert n_casts(app) == 3  # the round-1 casts only
 
     # Counted where the event log says: the offline verifier agrees.
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        bundle = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    bundle = export_app_bundle(app, tmp_path / "bundle")
     assert verify_bundle(bundle)["ok"]
 
 
@@ -213,11 +212,6 @@ def test_a_ballot_naming_a_draft_round_leaves_no_cached_facts(app, api):
     """A draft's round may still be edited (its candidates) or deleted, so a ballot naming it
     (refused: the vote has not opened) must not leave its facts in the process's cache, which
     every later cast of that round in this process would be checked against."""
-    from sqlalchemy import select
-
-    from ballot_service.domain import round_facts
-    from ballot_service.models import Round
-
     s = setup_sitting(api, members=2)
     draft = create_item(api, s.sitting_id, key="draft")
     db = app.extensions["ballot_sessionmaker"]()

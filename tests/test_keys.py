@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 
 from ballot_service.cli import main
+from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.crypto.keys import (
     SignatureInvalid,
@@ -20,7 +21,10 @@ from ballot_service.crypto.keys import (
     load_public_key,
     verify_signature,
 )
+from ballot_service.db import make_engine, make_sessionmaker
+from ballot_service.domain.sittings import create_body
 from ballot_service.errors import KeyFileError
+from ballot_service.migrate import upgrade
 
 
 @pytest.fixture
@@ -143,11 +147,6 @@ def test_public_key_errors(keys_dir, tmp_path):
 
 
 def _seed_body(settings_env):
-    from ballot_service.config import Settings
-    from ballot_service.db import make_engine, make_sessionmaker
-    from ballot_service.domain.sittings import create_body
-    from ballot_service.migrate import upgrade
-
     upgrade(settings_env["BALLOT_DATABASE_URL"])
     engine = make_engine(Settings.from_env(settings_env).database_url)
     with make_sessionmaker(engine)() as db:

@@ -18,7 +18,9 @@ from terminal_support import opened_casts
 
 from ballot_service.config import Settings
 from ballot_service.crypto import tablet
+from ballot_service.domain import audit
 from ballot_service.formats.ballot_set import receipt_code
+from ballot_service.models import AuditEvent
 
 pytestmark = pytest.mark.slow
 
@@ -169,9 +171,6 @@ def test_kill_9_keeps_every_receipted_cast(live, db_url):
 def test_concurrent_casts_from_two_workers_keep_the_audit_chain_whole(live, db_url):
     """Many terminals at once across two worker processes: every 201 is stored exactly once,
     and the hash chain has no gap or fork (seq 1..n, each prev_hash the hash before it)."""
-    from ballot_service.domain import audit
-    from ballot_service.models import AuditEvent
-
     srv = live(workers=2, threads=4)
     api = Api.httpx(srv.base_url)
     n = 60

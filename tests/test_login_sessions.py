@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from console_support import flashes, post
 from helpers_live import OPERATOR, login_client
 from sqlalchemy import select
 
 from ballot_service.cli import main
 from ballot_service.domain import grants
-from ballot_service.domain.operators import LOGIN_MAX_FAILURES
+from ballot_service.domain.operators import LOGIN_MAX_FAILURES, create_operator
 from ballot_service.errors import InvalidInput
 from ballot_service.models import Body, Operator
 
@@ -67,7 +68,6 @@ def test_a_copied_cookie_dies_with_the_login(app, api, db, how):
     assert thief.get(PROBE).status_code == 401
     assert client.get(PROBE).status_code == 401
     if how == "revoke":  # no role left anywhere: no login either, on the page or the API
-        from console_support import post
         r = post(app.test_client(), "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
         assert r.status_code == 401 and "没有角色" in r.get_data(as_text=True)
         r = app.test_client().post("/api/admin/login", json={"username": OPERATOR[0], "password": OPERATOR[1]})
@@ -121,10 +121,6 @@ def test_unlock_lets_a_locked_login_in_again(app, api, settings_env):
 
 
 def test_a_bodys_secretariat_unlocks_a_login_of_its_body_only(app, api, db):
-    from console_support import flashes, post
-
-    from ballot_service.domain.operators import create_operator
-
     body = Body(name="乙县人民代表大会", kind="congress")
     db.add(body)
     db.flush()

@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 import omr_synth as S  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
 import pytest
+import qrcode
 import zxingcpp  # noqa: E402,F401  (a dependency: never skip the reader silently)
+from PIL import Image
 
 from ballot_service.formats import ballot_layout as bl  # noqa: E402
 from ballot_service.formats.ballots import make_token, token_to_text  # noqa: E402
@@ -161,7 +163,6 @@ def test_reads_full_set(key, request):
 def test_not_a_ballot_and_blank_page():
     blank = np.full((2339, 1654), 250, np.uint8)
     assert omr.read_page(blank, lambda p: ("a",)).reasons == [omr.UNREADABLE_QR]
-    import qrcode
     q = np.array(qrcode.make("https://example.org/not-a-ballot").convert("L"))
     blank[1900:1900 + q.shape[0], 150:150 + q.shape[1]] = q
     assert omr.read_page(blank, lambda p: ("a",)).reasons == [omr.NOT_A_BALLOT]
@@ -176,7 +177,6 @@ def test_unknown_item_and_read_pages_from_files(key, tmp_path):
     imgs = [S.distort(s.image, rng, dpi=200) for s in sheets]
     cv2.imwrite(str(tmp_path / "p1.png"), imgs[0])
     cv2.imwrite(str(tmp_path / "p2.jpg"), cv2.cvtColor(imgs[1], cv2.COLOR_GRAY2BGR))   # colour scan
-    from PIL import Image
     Image.fromarray(imgs[0]).save(tmp_path / "multi.tif", save_all=True, append_images=[Image.fromarray(imgs[1])])
     readings = list(omr.read_pages(tmp_path, lambda p: ks if p["item"] == 99 else None))
     assert [(r.source, r.page) for r in readings] == [("multi.tif", 1), ("multi.tif", 2), ("p1.png", 1), ("p2.jpg", 1)]

@@ -14,9 +14,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from helpers_live import _serve_command, create_operator_in_db, free_port, server_env
 
 from ballot_service.cli import main
+from ballot_service.ops import tls
 from ballot_service.ops.tls import CA_DAYS, init_tls, tls_dir
 
 
@@ -102,11 +104,6 @@ def test_serve_over_https_with_the_hall_ca(tmp_path, db_url):
 def test_tablets_fetch_the_hall_ca_from_a_public_page(app, tmp_path):
     """GET /tls shows the CA's fingerprint and a QR code of /tls/ca.crt; before `tls init` both
     say there is none (404). No login: a tablet needs the CA before it trusts anything."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
-    from ballot_service.ops import tls
-
     client = app.test_client()
     assert client.get("/tls").status_code == 404 and "tls init" in client.get("/tls").get_data(as_text=True)
     assert client.get("/tls/ca.crt").status_code == 404

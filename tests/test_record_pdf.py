@@ -11,7 +11,9 @@ import subprocess
 import pytest
 
 from ballot_service.domain import records
-from ballot_service.render import announcement
+from ballot_service.render import announcement, record_pdf
+from ballot_service.render.fonts import FontNotFound, find_font
+from ballot_service.render.linebreak import unbroken_lines
 
 FPR = "1a2b 3c4d 5e6f 7a8b"
 SIG = "Q2hhbmdlZCBzaWduYXR1cmUgZm9yIHRlc3Rpbmcgb25seSAtIG5vdCBhIHJlYWwgRWQyNTUxOSBzaWduYXR1cmUhIQ"
@@ -156,7 +158,6 @@ def test_announcement_appointment_and_void():
 # --- the PDF ------------------------------------------------------------------------------------
 
 def _font_or_skip():
-    from ballot_service.render.fonts import FontNotFound, find_font
     try:
         find_font()
     except FontNotFound as e:
@@ -194,7 +195,6 @@ def _row(text: str, title: str) -> list[str]:
 
 def test_pdf_livelihood_with_runoff(tmp_path):
     _font_or_skip()
-    from ballot_service.render import record_pdf
     pdf = record_pdf.render(livelihood_content(), SIG, URL)
     assert pdf.startswith(b"%PDF")
     text = _text(tmp_path, "livelihood", pdf)
@@ -216,7 +216,6 @@ def test_pdf_livelihood_with_runoff(tmp_path):
 
 def test_pdf_appointment(tmp_path):
     _font_or_skip()
-    from ballot_service.render import record_pdf
     text = _text(tmp_path, "appointment", record_pdf.render(appointment_content(), SIG))
     flat = _squash(text)
     for h in HEADINGS + ("任职票决", "过半数出席", "全体组成人员", "未通过", "扫码核验"):
@@ -231,7 +230,6 @@ def test_pdf_appointment(tmp_path):
 
 def test_pdf_void(tmp_path):
     _font_or_skip()
-    from ballot_service.render import record_pdf
     text = _text(tmp_path, "void", record_pdf.render(void_content(), SIG, URL))
     flat = _squash(text)
     for h in HEADINGS + ("决议表决", "本次表决无效", "计票单", "拒收"):
@@ -241,7 +239,6 @@ def test_pdf_void(tmp_path):
 
 def test_pdf_quorum_not_met_and_runoff_pending(tmp_path):
     _font_or_skip()
-    from ballot_service.render import record_pdf
     flat = _squash(_text(tmp_path, "quorum", record_pdf.render(quorum_failed_content(), SIG)))
     assert "不符合法定人数，未进行表决" in flat and "35 15 不符合" in flat
     flat = _squash(_text(tmp_path, "pending", record_pdf.render(runoff_pending_content(), SIG)))
@@ -261,8 +258,6 @@ def test_announcement_of_a_tablet_vote_uses_tablet_words():
 
 
 def test_announcement_lines_never_split_a_number_from_its_unit():
-    from ballot_service.render.linebreak import unbroken_lines
-
     text = announcement.announcement(livelihood_content())
     # A narrow column forces many breaks; measure every character as 1 unit.
     for width in (7, 9, 11, 13, 17):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 from werkzeug.routing import IntegerConverter
 
@@ -13,6 +14,7 @@ from ballot_service.domain.operators import create_operator
 from ballot_service.domain.terminals import register_terminal
 from ballot_service.models import Body, Member, Operator, Sitting
 from ballot_service.web import cast_endpoint
+from ballot_service.web.roles import check_every_route_declares_role, requires
 
 # Terminals first: an allowed secretariat call such as POST /api/admin/terminals/1/revoke
 # really revokes the sample terminal.
@@ -113,10 +115,6 @@ def test_a_terminal_credential_is_not_an_operator_login(app, credentials):
 
 
 def test_start_up_refuses_a_route_that_does_not_say_how_its_body_is_found():
-    from flask import Flask
-
-    from ballot_service.web.roles import check_every_route_declares_role, requires
-
     for decorator, rule, words in ((requires("secretariat"), "/x/<int:item_id>", "no body"),
                                    (requires("secretariat", body="sitting_id"), "/x/<int:item_id>", "not in the URL"),
                                    (lambda view: view, "/x", "no role")):

@@ -10,11 +10,10 @@ import json
 import shutil
 
 import pytest
-from bundle_support import rewrite_manifest
+from bundle_support import export_app_bundle, rewrite_manifest
 from helpers_live import blind_ballot, setup_sitting
 
 from ballot_service.bundle.errors import BundleInvalid
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.crypto import tablet
 from ballot_service.formats.canonical import canonical_json
@@ -36,11 +35,7 @@ def cast_in_order(app, api, tmp_path):
         order.append(ballot["serial"])
         receipts.append((r, h, answer["receipt"]))
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    b = export_app_bundle(app, tmp_path / "bundle")
     return s, order, receipts, b
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import struct
-from pathlib import Path
 
 import pytest
 import sqlite_pages as sp
@@ -31,17 +29,6 @@ from ballot_service.models import Round
 N = 10
 MARKS = re.compile(rb'"motion": ?"(for|against|abstain)"')  # a stored cast's marks
 CHOICES = ("for", "against", "abstain")
-
-
-def _copy(db: Path, to: Path) -> tuple[bytes, bytes]:
-    """The database and its WAL as a file-level copy would take them (the server keeps running)."""
-    to.mkdir()
-    for suffix in ("", "-wal"):
-        if Path(f"{db}{suffix}").exists():
-            shutil.copyfile(f"{db}{suffix}", to / f"copy{suffix}")
-    main = (to / "copy").read_bytes()
-    wal = (to / "copy-wal").read_bytes() if (to / "copy-wal").exists() else b""
-    return main, wal
 
 
 def _first_seen(chunks: list[bytes], serials: list[str]) -> list[tuple[int, int]]:
@@ -71,11 +58,11 @@ def vote_with_copies(app, api, tmp_path):
         cast(no)
     with app.extensions["ballot_engine"].connect() as conn:
         private_key = conn.execute(select(Round.blind_private_key)).scalar()
-    mid = _copy(db, tmp_path / "mid")
+    mid = sp.copy_files(db, tmp_path / "mid")
     for no in s.members[N // 2:N]:
         cast(no)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
-    after = _copy(db, tmp_path / "after")
+    after = sp.copy_files(db, tmp_path / "after")
     identifiers = [x.encode() for no in s.members for x in (no, f"代表{no}", f"席位{no}", s.creds[no])]
     return order, mid, after, identifiers, private_key
 

@@ -9,7 +9,7 @@ import shutil
 import threading
 
 import pytest
-from bundle_support import rewrite_manifest
+from bundle_support import export_app_bundle, rewrite_manifest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from helpers_live import Api, create_item, setup_sitting, vote
@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from ballot_service.bundle.encoding import pretty_json
 from ballot_service.bundle.errors import BundleInvalid
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.crypto import keys
@@ -134,14 +133,6 @@ def test_other_sessions_stay_open(app, api):
 
 # --- the audit bundle ------------------------------------------------------------------------------
 
-def _export(app, tmp_path):
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        return export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
-
-
 def append_event(b, kind: str, data: dict) -> None:
     """What an attacker who rewrites the chain after the last checkpoint does."""
     path = b / "events.jsonl"
@@ -160,7 +151,7 @@ def closed_bundle(app, api, tmp_path):
     s = setup_sitting(api, members=4)
     vote_and_close_item(api, s)
     api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
-    return s, _export(app, tmp_path)
+    return s, export_app_bundle(app, tmp_path / "bundle")
 
 
 def test_bundle_verifies_and_says_the_session_was_closed(closed_bundle):
@@ -179,7 +170,7 @@ def test_bundle_verifies_and_says_the_session_was_closed(closed_bundle):
 def test_bundle_of_an_open_session_says_not_closed(app, api, tmp_path):
     s = setup_sitting(api, members=3)
     vote_and_close_item(api, s)
-    b = _export(app, tmp_path)
+    b = export_app_bundle(app, tmp_path / "bundle")
     assert verify_bundle(b)["sessions"][0]["closed"] is False
     res = CliRunner().invoke(main, ["audit", "verify", str(b)])
     assert res.exit_code == 0 and "not closed (未闭会)" in res.output

@@ -7,13 +7,17 @@ another's from the same sheet (serials, signatures and receipts are each round's
 from __future__ import annotations
 
 import numpy as np
+import pypdfium2 as pdfium
 import pytest
-from helpers_live import setup_sitting
+from click.testing import CliRunner
+from console_support import print_ballots
+from helpers_live import Api, setup_sitting
 from omr_synth import distort, draw_mark, print_and_rasterise
 from sqlalchemy import func, select
 from station_support import write_tiff
 from terminal_support import query
 
+from ballot_service.cli import main
 from ballot_service.domain import scanning, set_sheets
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import set_sheet
@@ -197,11 +201,6 @@ def test_sections_too_long_for_one_page_go_on_pages_of_whole_sections():
 
 def test_the_cli_prints_a_sets_sheets_verifies_and_hands_one_out_and_scan_counts_its_sections(app, api, settings_env,
                                                                                              tmp_path):
-    import pypdfium2 as pdfium
-    from click.testing import CliRunner
-
-    from ballot_service.cli import main
-
     s, (zr, fzr, wy) = _set_sitting(api, members=3)
     out = tmp_path / "printed"
     res = CliRunner().invoke(main, ["ballots", "print", str(wy), "--count", "2", "--out", str(out),
@@ -231,30 +230,16 @@ def test_the_cli_prints_a_sets_sheets_verifies_and_hands_one_out_and_scan_counts
 
 
 def test_the_consoles_print_job_prints_the_sets_sheets(app, console):
-    import re
-    import time
-
-    from console_support import post
-    from helpers_live import Api
-
     api = Api.flask(app.test_client())
     s, (zr, fzr, wy) = _set_sitting(api, members=3)
     html = console.get(f"/console/items/{fzr}").get_data(as_text=True)
     assert 'id="set-sheet-note"' in html and SET in html
-    r = post(console, f"/console/items/{fzr}/print", {"count": "2"})
-    job = re.search(r"job=([0-9a-f]+)", r.headers["Location"]).group(1)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = console.get(f"/console/jobs/{job}").get_json()
-        if state["state"] != "running":
-            break
-        time.sleep(0.2)
+    state = print_ballots(console, fzr, 2)
     assert state["state"] == "done" and state["done"] == 2, state
     counts = dict(query(app, select(PaperBallot.round_id, func.count()).group_by(PaperBallot.round_id)))
     assert sorted(counts.values()) == [2, 2, 2]                 # 2 sheets: every election's ballot on each
     pdf = console.get(f"/console/items/{fzr}/ballots/{state['files'][0]}")
     assert pdf.status_code == 200
-    import pypdfium2 as pdfium
     doc = pdfium.PdfDocument(pdf.data)
     assert len(doc) == 2                                         # a page a sheet
     doc.close()

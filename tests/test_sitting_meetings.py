@@ -8,7 +8,14 @@ import re
 
 from bundle_support import export_and_verify
 from console_support import flashes, post
-from helpers_live import Api, create_item, setup_sitting
+from helpers_live import (
+    DISPLAY_OPERATOR,
+    Api,
+    create_item,
+    create_operator_in_db,
+    login_client,
+    setup_sitting,
+)
 from terminal_support import events
 
 
@@ -60,8 +67,6 @@ def test_the_bundle_verifies_across_meetings(app, console, settings_env, tmp_pat
 
 
 def test_the_presiding_screen_names_the_meeting_under_way(app, console, settings_env):
-    from helpers_live import DISPLAY_OPERATOR, create_operator_in_db, login_client
-
     api = Api.flask(app.test_client())
     create_operator_in_db(settings_env["BALLOT_DATABASE_URL"], DISPLAY_OPERATOR, "display")
     screen = login_client(app, DISPLAY_OPERATOR)

@@ -11,7 +11,7 @@ from helpers_live import Api, publish, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import query
 
-from ballot_service.models import Candidate, Record
+from ballot_service.models import Candidate, Item, Record
 from ballot_service.render import announcement, paper, record_pdf
 
 NOMINEES = [{"key": "n1", "title": "王建国", "office": "副县长"},
@@ -46,7 +46,6 @@ def test_the_proposed_office_is_everywhere_a_nominee_is_named(app, api, screen):
 def test_the_paper_ballot_prints_the_office(app, api):
     s = setup_sitting(api, members=3, kind="appointment", candidates=NOMINEES, channel="paper", open_vote=False)
     with app.extensions["ballot_sessionmaker"]() as db:
-        from ballot_service.models import Item
         item = db.get(Item, s.item_id)
         layout = paper.BallotLayout.from_item(item, item.rounds[0])
     assert layout.candidates == ("王建国（拟任副县长）", "李秀英（拟任县人民政府办公室主任）")

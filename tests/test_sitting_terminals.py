@@ -7,7 +7,7 @@ from helpers_live import Api, setup_sitting
 from sqlalchemy import func, select
 from terminal_support import assert_error_shape, query
 
-from ballot_service.models import Terminal
+from ballot_service.models import Item, Terminal
 
 
 def n_terminals(app) -> int:
@@ -46,10 +46,6 @@ def test_a_spare_tablet_without_a_seat_is_still_registered(app, api):
 
 
 def test_a_resolution_with_candidate_lines_is_refused_and_the_form_kept(app, console):
-    from sqlalchemy import select
-
-    from ballot_service.models import Item
-
     api = Api.flask(app.test_client())
     s = setup_sitting(api, members=3, open_vote=False)
     r = post(console, f"/console/sessions/{s.sitting_id}/items", {

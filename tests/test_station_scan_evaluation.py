@@ -8,13 +8,10 @@ import json
 import cv2
 import numpy as np
 from click.testing import CliRunner
-from helpers_live import setup_sitting
-from station_support import mark, printed_pages, write_tiff
+from station_support import mark, paper_item_handed_out, printed_pages, write_tiff
 from terminal_support import events
 
 from ballot_service.cli import main
-from ballot_service.models import Item
-from ballot_service.render.paper import BallotLayout
 from ballot_service.scan import omr
 
 SUBJECTS = [{"key": "S1", "title": "公安局局长"}, {"key": "S2", "title": "民政局局长"},
@@ -30,22 +27,11 @@ MARKS = [{"S1": "excellent", "S2": "incompetent", "S3": "competent"},
 
 def _evaluation_on_paper(app, api, n: int):
     """An open paper evaluation with n ballots handed out; (setup, texts, blank pages as printed, keys)."""
-    s = setup_sitting(api, open_vote=False, members=5)
-    _, created = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
+    s, iid, texts, layout, keys = paper_item_handed_out(app, api, {
         "key": "shuzhi", "kind": "evaluation", "title": "2026年度述职评议", "channel": "paper",
-        "candidates": SUBJECTS, "options": COMPETENCE})
-    iid = created["id"]
-    _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": n})
-    api.call("POST", f"/api/admin/items/{iid}/open")
-    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        item = db.get(Item, iid)
-        layout, keys = BallotLayout.from_item(item, item.rounds[-1]), tuple(item.rounds[-1].candidate_keys)
-    finally:
-        db.close()
+        "candidates": SUBJECTS, "options": COMPETENCE}, n)
     assert [m for m, _ in layout.marks] == [o["key"] for o in COMPETENCE]
-    return s, iid, printed["ballots"], printed_pages(layout, printed["ballots"]), keys
+    return s, iid, texts, printed_pages(layout, texts), keys
 
 
 def _scanned(blank, keys, rng):
@@ -63,6 +49,17 @@ def _tally(api, iid):
     want = {k["key"]: {o["key"]: sum(m.get(k["key"]) == o["key"] for m in MARKS) for o in COMPETENCE}
             | {"abstain": sum(k["key"] not in m for m in MARKS), "void": 0} for k in SUBJECTS}
     assert got == want
+
+
+def _upload_two_options_for_s1(client, s, blank, keys, tmp_path):
+    """The station's upload of a ballot marked 称职 and 不称职 for S1 (称职 for S2)."""
+    columns = tuple(o["key"] for o in COMPETENCE)
+    # the second mark drawn on the printed page too, so it lands in S1's 不称职 box
+    twice = mark(blank, keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle",
+                 columns=columns, scan=False)
+    twice = mark(twice, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=columns)
+    return client.post("/api/station/scans", data=write_tiff([twice], tmp_path / "p.tif").read_bytes(),
+                       headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
 
 
 def test_station_upload_reads_an_evaluation_by_its_option_columns(app, api, client, tmp_path):
@@ -100,13 +97,7 @@ def test_scan_cli_reads_an_evaluation_by_its_option_columns(app, api, settings_e
 
 def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app, api, client, tmp_path):
     s, iid, _, blank, keys = _evaluation_on_paper(app, api, 1)
-    columns = tuple(o["key"] for o in COMPETENCE)
-    # the second mark drawn on the printed page too, so it lands in S1's 不称职 box
-    twice = mark(blank[0], keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle",
-                 columns=columns, scan=False)
-    twice = mark(twice, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=columns)
-    r = client.post("/api/station/scans", data=write_tiff([twice], tmp_path / "p.tif").read_bytes(),
-                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
+    r = _upload_two_options_for_s1(client, s, blank[0], keys, tmp_path)
     (page,) = r.get_json()["pages"]
     assert page["status"] == "queued" and omr.TWO_MARKS in page["reasons"], page
     status, err = api.call("POST", f"/api/station/pages/{page['id']}/decision",
@@ -128,12 +119,7 @@ def test_two_options_for_one_subject_go_to_the_tellers_who_decide_in_options(app
 
 def test_queue_and_ballot_info_offer_an_evaluation_pages_options(app, api, client, tmp_path):
     s, _, texts, blank, keys = _evaluation_on_paper(app, api, 1)
-    columns = tuple(o["key"] for o in COMPETENCE)
-    twice = mark(blank[0], keys, {"S1": "competent", "S2": "competent"}, np.random.default_rng(20), style="circle",
-                 columns=columns, scan=False)
-    twice = mark(twice, keys, {"S1": "incompetent"}, np.random.default_rng(21), style="cross", columns=columns)
-    r = client.post("/api/station/scans", data=write_tiff([twice], tmp_path / "p.tif").read_bytes(),
-                    headers={"Authorization": f"Bearer {s.counter}", "Content-Type": "image/tiff"})
+    r = _upload_two_options_for_s1(client, s, blank[0], keys, tmp_path)
     assert [p["status"] for p in r.get_json()["pages"]] == ["queued"], r.get_json()
     want = [*COMPETENCE, {"key": "abstain", "title": "弃权"}, {"key": "void", "title": "无效"}]
     _, q = api.call("GET", "/api/station/queue", credential=s.counter)

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_live import setup_sitting
-from station_support import mark, printed_pages, write_tiff
+from station_support import mark, paper_item_handed_out, printed_pages, write_tiff
 
-from ballot_service.models import Item
-from ballot_service.render.paper import BallotLayout
 from ballot_service.scan import omr
 
 CANDIDATES = [{"key": "A", "title": "甲一"}, {"key": "B", "title": "乙二"}, {"key": "C", "title": "丙三"}]
@@ -27,21 +24,10 @@ KINDS = {  # kind -> what the item carries besides its title
 def _paper_item(app, api, kind):
     """An open paper item of `kind` with two ballots handed out: (setup, item, texts, blank pages,
     keys, columns, 另选 rows)."""
-    s = setup_sitting(api, open_vote=False, members=5)
-    _, created = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
-        "key": "k", "kind": kind, "title": "表决事项", "channel": "paper", **KINDS[kind]})
-    iid = created["id"]
-    _, printed = api.call("POST", f"/api/admin/items/{iid}/paper-ballots", {"count": 2})
-    api.call("POST", f"/api/admin/items/{iid}/open")
-    api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        item = db.get(Item, iid)
-        layout, keys = BallotLayout.from_item(item, item.rounds[-1]), tuple(item.rounds[-1].candidate_keys)
-    finally:
-        db.close()
+    spec = {"key": "k", "kind": kind, "title": "表决事项", "channel": "paper", **KINDS[kind]}
+    s, _, texts, layout, keys = paper_item_handed_out(app, api, spec, 2)
     columns = tuple(m for m, _ in layout.marks)
-    return s, printed["ballots"], printed_pages(layout, printed["ballots"]), keys, columns, layout.write_in_lines
+    return s, texts, printed_pages(layout, texts), keys, columns, layout.write_in_lines
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

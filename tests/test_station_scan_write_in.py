@@ -7,52 +7,18 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 from helpers_live import setup_sitting
-from omr_synth import distort, draw_mark, print_and_rasterise
-from station_support import png_bytes, write_tiff
+from station_support import WRITE_IN_CANDIDATES, png_bytes, scan_write_in, write_in_pages, write_tiff
 from terminal_support import events
 
-from ballot_service.formats import ballot_layout as bl
-from ballot_service.render.paper import BallotLayout
-
 W = "write_in:"
-CANDS = (("A", "甲一"), ("B", "乙二"))
-DPI = 200
 
 
 def _printed(api, s, item_id, n):
     _, printed = api.call("POST", f"/api/admin/items/{item_id}/paper-ballots", {"count": n})
     api.call("POST", "/api/station/hand-out", {"ballots": printed["ballots"]}, credential=s.station)
     return printed["ballots"]
-
-
-def _blank(texts):
-    lay = BallotLayout(body_name="测试市人民代表大会", sitting_name="第一次会议", item_title="选举主任",
-                       kind="election", round_number=1, places=1, candidates=tuple(t for _, t in CANDS),
-                       write_in_lines=1)
-    return print_and_rasterise(lay, [(t, "") for t in texts], DPI)
-
-
-def _scan(page, rng, marks=(), name_on_line=False):
-    """Tick `marks` (candidate keys) and, if asked, scribble a 'name' on the 另选 line."""
-    img = page.copy()
-    ppm = DPI / 25.4
-    geom = bl.page_geometry(len(CANDS) + 1)     # the printed table: the candidates, then the 另选 line
-    keys = [str(i) for i in range(1, len(CANDS) + 1)]
-    for k in marks:
-        draw_mark(img, geom.boxes[(keys[[c for c, _ in CANDS].index(k)], "for")], "tick", ppm, rng)
-    if name_on_line:
-        row = geom.rows[len(CANDS)]
-        x0, y = bl.MARGIN + bl.COL_NO + 4, row.y + row.h / 2
-        for n in range(3):  # three hand-written characters: strokes across the title cell
-            for dx, dy0, dy1 in ((0, -2.5, 2.5), (-1.5, 0, 0), (2, -2, 2)):
-                cx = x0 + n * 8
-                p0 = (int((cx + dx - 1.5) * ppm), int((y + dy0) * ppm))
-                p1 = (int((cx + dx + 1.5) * ppm), int((y + dy1) * ppm))
-                cv2.line(img, p0, p1, 30, max(1, int(0.5 * ppm)), cv2.LINE_AA)
-    return distort(img, rng, dpi=DPI)
 
 
 def _upload(client, cred, body: bytes, ctype: str):
@@ -65,15 +31,15 @@ def test_a_written_in_name_is_transcribed_by_two_tellers_and_tallied_by_normalis
                                                                                        tmp_path):
     s = setup_sitting(api, members=5, open_vote=False, channel="paper")
     spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
-            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
     texts = _printed(api, s, item_id, 5)
     api.call("POST", f"/api/admin/items/{item_id}/open")
     rng = np.random.default_rng(11)
-    blank = _blank(texts)
-    scans = [_scan(blank[0], rng, marks=("A",)), _scan(blank[1], rng, marks=("A",)),
-             _scan(blank[2], rng, name_on_line=True), _scan(blank[3], rng, name_on_line=True),
-             _scan(blank[4], rng, marks=("B",), name_on_line=True)]   # 2 chosen for 1 seat: invalid
+    blank = write_in_pages(texts)
+    scans = [scan_write_in(blank[0], rng, marks=("A",)), scan_write_in(blank[1], rng, marks=("A",)),
+             scan_write_in(blank[2], rng, name_on_line=True), scan_write_in(blank[3], rng, name_on_line=True),
+             scan_write_in(blank[4], rng, marks=("B",), name_on_line=True)]   # 2 chosen for 1 seat: invalid
     status, out = _upload(client, s.counter, write_tiff(scans, tmp_path / "b.tif").read_bytes(), "image/tiff")
     assert status == 201, out
     assert [p["status"] for p in out["pages"]] == ["counted", "counted", "queued", "queued", "queued"], out

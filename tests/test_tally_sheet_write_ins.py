@@ -8,12 +8,11 @@ election round that allows write-ins takes them."""
 from __future__ import annotations
 
 import pytest
+from bundle_support import export_app_bundle
 from helpers_live import setup_sitting
 from terminal_support import assert_error_shape, events
 
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
-from ballot_service.config import Settings
 
 CANDIDATES = [{"key": "A", "title": "甲一"}, {"key": "B", "title": "乙二"}, {"key": "C", "title": "丙三"}]
 
@@ -125,11 +124,7 @@ def test_the_auditor_recounts_a_sheet_with_a_written_in_deputy(app, api, setting
     _, result = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     assert sorted(result["elected"]) == ["A", "write_in:代表M0002"], result
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        export_bundle(db, Settings.from_env(settings_env), tmp_path / "bundle")
-    finally:
-        db.close()
+    export_app_bundle(app, tmp_path / "bundle")
     verify_bundle(tmp_path / "bundle")
 
 

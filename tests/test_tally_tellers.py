@@ -10,12 +10,12 @@ import shutil
 import subprocess
 
 import pytest
+from bundle_support import export_app_bundle
 from helpers_live import COUNTER_NAME, SCRUTINEER_NAME, setup_sitting
 from sqlalchemy import select, update
 from terminal_support import assert_error_shape, events, query
 
 from ballot_service.bundle.errors import BundleInvalid
-from ballot_service.bundle.export import export_bundle
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.domain import audit
 from ballot_service.models import Record, TallySheet, Terminal
@@ -143,14 +143,7 @@ def test_the_record_names_both_tellers(app, api, tmp_path):
 
 def test_audit_verify_checks_two_different_credentials(app, api, settings_env, tmp_path):
     _confirmed_and_recorded(app, api)
-    from ballot_service.config import Settings
-
-    settings = Settings.from_env(settings_env)
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        export_bundle(db, settings, tmp_path / "good")
-    finally:
-        db.close()
+    export_app_bundle(app, tmp_path / "good")
     verify_bundle(tmp_path / "good")
 
 
@@ -170,13 +163,8 @@ def test_audit_verify_refuses_a_sheet_confirmed_with_the_entering_credential(app
     finally:
         db.close()
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
-    from ballot_service.config import Settings
 
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        export_bundle(db, Settings.from_env(settings_env), tmp_path / "bad")
-    finally:
-        db.close()
+    export_app_bundle(app, tmp_path / "bad")
     with pytest.raises(BundleInvalid, match="tally sheet"):
         verify_bundle(tmp_path / "bad")
     # …and the record is not signed either: its tellers are not a counter and a scrutineer.

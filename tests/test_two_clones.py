@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import ballot_service
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,5 +37,4 @@ def test_two_clones_install_and_test_apart(tmp_path):
                                capture_output=True, text=True, cwd=tmp_path, timeout=60).stdout.strip()
         assert where == str(c / "ballot_service" / "__init__.py"), where
     # This interpreter's own ballot_service is untouched by the clones' installs.
-    import ballot_service
     assert Path(ballot_service.__file__).resolve().parents[1] == ROOT

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from scenario_support import SCENARIOS
 from sqlalchemy import create_engine, text
 
@@ -64,9 +66,6 @@ def test_tampered_record_is_not_genuine(page):
 
 
 def test_record_under_another_key_is_not_genuine(page, run):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     client, rid, _, _ = page
     pub = run / ".work" / "keys" / "body-1.pub.pem"
     saved = pub.read_bytes()

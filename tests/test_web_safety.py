@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from console_support import post
-from helpers_live import setup_sitting
+from helpers_live import OPERATOR, setup_sitting
 from sqlalchemy import select
 
 from ballot_service import create_app
+from ballot_service.migrate import upgrade
 from ballot_service.models import Terminal
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -21,8 +22,6 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def console_login(app):
     """A console client logged in as the `api` fixture's secretariat operator."""
-    from helpers_live import OPERATOR
-
     c = app.test_client()
     r = post(c, "/login", {"username": OPERATOR[0], "password": OPERATOR[1]})
     assert r.status_code == 302
@@ -73,8 +72,6 @@ def test_json_and_form_posts_from_another_site_are_refused(app, api):
 
 
 def test_public_url_is_an_accepted_origin(settings_env, api):
-    from ballot_service.migrate import upgrade  # noqa: F401  (the app fixture already migrated)
-
     app2 = create_app({**settings_env, "BALLOT_PUBLIC_URL": "https://vote.example.gov.cn"})
     app2.config["TESTING"] = True
     c = app2.test_client()
@@ -104,7 +101,6 @@ def test_database_files_are_private(tmp_path, settings_env):
     instance = tmp_path / "fresh-instance"
     env = {**settings_env, "BALLOT_INSTANCE_PATH": str(instance),
            "BALLOT_DATABASE_URL": f"sqlite:///{instance / 'ballot.sqlite3'}"}
-    from ballot_service.migrate import upgrade
 
     upgrade(env["BALLOT_DATABASE_URL"])
     app = create_app(env)

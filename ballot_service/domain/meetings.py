@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit
-from ballot_service.domain.sittings import attendance_state, open_item, require_open
+from ballot_service.domain.sittings import attendance_state, open_item_locked, require_open
 from ballot_service.errors import Conflict
 from ballot_service.models import Attendance, Meeting, MeetingAttendance, Sitting
 from ballot_service.vocab import AuditKind
@@ -39,8 +39,7 @@ def start_next_meeting(db: Session, sitting: Sitting) -> int:
     """End the meeting under way (its check-in kept) and start the next: nobody is checked in
     until they check in again. Refused while a vote is open. Returns the new meeting's number."""
     require_open(db, sitting, "开始下一次全体会议", "starting the next plenary meeting")
-    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
-    voting_now = open_item(db, sitting)
+    voting_now = open_item_locked(db, sitting)
     if voting_now is not None:
         raise Conflict(f"{voting_now.title} is being voted: close the vote before the next meeting starts",
                        where="meeting", zh=f"《{voting_now.title}》正在表决：请先结束表决，再开始下一次全体会议")

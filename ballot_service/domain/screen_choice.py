@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit
-from ballot_service.domain.sittings import get_item, has_result, open_item, require_open
+from ballot_service.domain.sittings import get_item, has_result, open_item_locked, require_open
 from ballot_service.errors import Conflict, InvalidInput
 from ballot_service.models import Record, Sitting
 from ballot_service.numbers import is_int
@@ -41,11 +41,7 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
         raise InvalidInput("item_id goes only with show=result", where="item_id",
                            zh="只有显示表决结果时才指定表决事项")
     require_open(db, sitting, "切换大屏", "changing the presiding screen")
-    # PostgreSQL: FOR UPDATE on the session row waits for (and then sees) a vote being opened,
-    # which holds it FOR SHARE; so no screen_set lands inside a vote's window. (SQLite: the
-    # write lock, already held.)
-    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
-    voting_now = open_item(db, sitting)
+    voting_now = open_item_locked(db, sitting)
     if voting_now is not None:
         raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
                        where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")

@@ -283,6 +283,15 @@ def open_item(db: Session, sitting: Sitting) -> Item | None:
                      .order_by(Item.position))
 
 
+def open_item_locked(db: Session, sitting: Sitting) -> Item | None:
+    """The sitting's open vote, read under a lock of the sitting's row for a change refused
+    while a vote is open. PostgreSQL: FOR UPDATE waits for (and then sees) a vote being opened,
+    which holds the row FOR SHARE, so no such change lands inside a vote's window. (SQLite: the
+    write lock, already held.)"""
+    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
+    return open_item(db, sitting)
+
+
 def get_item(db: Session, item_id: int) -> Item:
     item = db.get(Item, item_id)
     if item is None:

@@ -7,14 +7,12 @@ the session's counting stations, with a line for each to sign. Nothing is counte
 """
 from __future__ import annotations
 
-from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import FontFace
 
-from ballot_service.render.fonts import find_font
+from ballot_service.render.fonts import FONT, a4_pdf
 from ballot_service.render.record_text import beijing_time
 
-_FONT = "zh"
 MARGIN = 18.0
 GREY = (235, 235, 235)
 COLS = ("表决事项", "发出", "收回", "有效", "无效", "拒收", "重复扫描", "待裁定")
@@ -23,20 +21,16 @@ ROLES = {"counter": "计票人", "scrutineer": "监票人", "chief": "总监票�
 
 
 def render(content: dict) -> bytes:
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
-    pdf.set_margins(MARGIN, 16, MARGIN)
-    pdf.add_font(_FONT, fname=str(find_font()))
-    pdf.set_creator("ballot-service")
-    pdf.set_title(f"计票结果报告单 {content['session']}")
+    pdf = a4_pdf(f"计票结果报告单 {content['session']}", margin=MARGIN, top=16, bottom=20)  # fpdf's own 2 cm
     pdf.add_page()
     w = pdf.w - 2 * MARGIN
-    pdf.set_font(_FONT, size=18)
+    pdf.set_font(FONT, size=18)
     pdf.cell(w, 12, "计票结果报告单", align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(_FONT, size=11)
+    pdf.set_font(FONT, size=11)
     pdf.cell(w, 7, f"{content['body']}{content['session']}", align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(w, 7, f"报告时间：{beijing_time(content['made_at'])}", align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    pdf.set_font(_FONT, size=10)
+    pdf.set_font(FONT, size=10)
     style = FontFace(emphasis="", fill_color=GREY)
     with pdf.table(col_widths=(58, 16, 16, 16, 16, 16, 20, 16), width=w, line_height=6, headings_style=style,
                    text_align=("LEFT",) + ("RIGHT",) * 7, wrapmode=WrapMode.CHAR, padding=(1, 1.2)) as t:
@@ -51,12 +45,12 @@ def render(content: dict) -> bytes:
     pdf.ln(3)
     for it in content["items"]:
         if it.get("candidates_count"):
-            pdf.set_font(_FONT, size=10)
+            pdf.set_font(FONT, size=10)
             pdf.multi_cell(w, 6, f"{it['title']}：" + "；".join(
                 f"{c['title']} " + " ".join(f"{title}{n}" for title, n in c["counts"])
                 for c in it["candidates_count"]), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
-    pdf.set_font(_FONT, size=12)
+    pdf.set_font(FONT, size=12)
     for role, names in content["tellers"].items():
         for name in names or ["　　　　"]:
             pdf.cell(w, 12, f"{ROLES.get(role, role)}：{name}　　　签名：________________________",

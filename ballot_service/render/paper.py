@@ -34,7 +34,7 @@ from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats.ballots import serial_short, token_to_text
 from ballot_service.render import qr
-from ballot_service.render.fonts import find_font
+from ballot_service.render.fonts import FONT, a4_pdf, find_font
 from ballot_service.vocab import BALLOT_HEADINGS, ElectionStage, ItemKind
 
 PAGES_PER_FILE = 500
@@ -106,7 +106,6 @@ class BallotLayout:
 
 # --- rendering ----------------------------------------------------------------------------
 
-_FONT = "zh"
 MARGIN = bl.MARGIN
 TOP = bl.TOP
 QR_SIZE = bl.QR_SIZE
@@ -116,11 +115,11 @@ def fit(pdf: FPDF, text: str, width: float, size: float, min_size: float) -> tup
     """Largest font size <= size (down to min_size) at which text fits in width; else truncate."""
     s = size
     while s > min_size:
-        pdf.set_font(_FONT, size=s)
+        pdf.set_font(FONT, size=s)
         if pdf.get_string_width(text) <= width:
             return text, s
         s -= 0.5
-    pdf.set_font(_FONT, size=min_size)
+    pdf.set_font(FONT, size=min_size)
     while text and pdf.get_string_width(text + "…") > width:
         text = text[:-1]
     return text + "…", min_size
@@ -138,33 +137,37 @@ def draw_table(pdf: FPDF, g: bl.PageGeometry, lay: "BallotLayout", rows: list[tu
     pdf.set_xy(MARGIN, g.header.y)
     pdf.set_line_width(0.3)
     for w, t in ((bl.COL_NO, "序号"), (g.col_title, lay.column_label()), *((g.col_box, t) for _, t in lay.marks)):
-        pdf.set_font(_FONT, size=11)
+        pdf.set_font(FONT, size=11)
         if pdf.get_string_width(t) > w - 1:  # 基本满意 in a narrow column
-            pdf.set_font(_FONT, size=8)
+            pdf.set_font(FONT, size=8)
         pdf.cell(w, g.header.h, t, border=1, align="C")
     rh = g.row_h
     for row in g.rows[len(rows):]:
         pdf.set_xy(row.x, row.y)
-        pdf.set_font(_FONT, size=min(11.0, max(7.0, rh * 1.3)))
+        pdf.set_font(FONT, size=min(11.0, max(7.0, rh * 1.3)))
         pdf.cell(bl.COL_NO, rh, "另选", border=1, align="C")
         pdf.cell(g.col_title, rh, "", border=1)
         pdf.cell(len(g.marks) * g.col_box, rh, "（写上姓名即为赞成）", border=1, align="C")
     for i, ((text, size), row, key) in enumerate(zip(rows, g.rows, g.candidates), 1):
         pdf.set_xy(row.x, row.y)
-        pdf.set_font(_FONT, size=min(size, 11))
+        pdf.set_font(FONT, size=min(size, 11))
         pdf.cell(bl.COL_NO, rh, str(i), border=1, align="C")
-        pdf.set_font(_FONT, size=size)
+        pdf.set_font(FONT, size=size)
         pdf.cell(g.col_title, rh, text, border=1, align="L")
         for m in g.marks:
             b = g.boxes[(key, m)]
             pdf.rect(b.x, b.y, b.w, b.h)
 
 
-def draw_fiducials(pdf: FPDF, g: bl.PageGeometry) -> None:
-    """The four solid corner squares the mark reader finds the page by."""
+def draw_page_marks(pdf: FPDF, g: bl.PageGeometry) -> None:
+    """The four solid corner squares the mark reader finds the page by, and the layout's
+    version (版式 L…) right-aligned at the foot of the QR code."""
     f = bl.FIDUCIAL_SIZE
     for cx, cy in g.fiducials:
         pdf.rect(cx - f / 2, cy - f / 2, f, f, style="F")
+    pdf.set_font(FONT, size=7)
+    pdf.set_xy(MARGIN, g.qr.bottom - 4)
+    pdf.cell(pdf.w - 2 * MARGIN, 4, f"版式 L{g.version}", align="R")
 
 
 class _Renderer:
@@ -178,12 +181,8 @@ class _Renderer:
                                zh=f"{len(layout.candidates)} 个候选项排不进一张 A4 选票"
                                   f"（最多 {MAX_CANDIDATES_PER_PAGE} 个）")
         self.layout = layout
-        pdf = FPDF(orientation="P", unit="mm", format="A4")
-        pdf.set_auto_page_break(False)
-        pdf.set_margins(MARGIN, TOP, MARGIN)
-        pdf.add_font(_FONT, fname=str(font_path))
-        pdf.set_creator("ballot-service")
-        pdf.set_title(f"{layout.heading()} {layout.item_title}")
+        pdf = a4_pdf(f"{layout.heading()} {layout.item_title}", margin=MARGIN, top=TOP, bottom=None,
+                     font_path=font_path)
         self.pdf = pdf
         self._static: bytes | None = None
         self.width = pdf.w - 2 * MARGIN
@@ -225,23 +224,20 @@ class _Renderer:
         pdf, lay = self.pdf, self.layout
         pdf.set_xy(MARGIN, TOP)
         text, size = self.heading
-        pdf.set_font(_FONT, size=size)
+        pdf.set_font(FONT, size=size)
         pdf.cell(self.width, 8, text, align="C", new_x="LMARGIN", new_y="NEXT")
         text, size = self.title
-        pdf.set_font(_FONT, size=size)
+        pdf.set_font(FONT, size=size)
         pdf.cell(self.width, 11, text, align="C", new_x="LMARGIN", new_y="NEXT")
         text, size = self.label
-        pdf.set_font(_FONT, size=size)
+        pdf.set_font(FONT, size=size)
         pdf.cell(self.width, 9, text, align="C", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(_FONT, size=9.5)
+        pdf.set_font(FONT, size=9.5)
         for line in self.notes:
             pdf.cell(self.width, 5, line, new_x="LMARGIN", new_y="NEXT")
         g = self.geom
         draw_table(pdf, g, lay, self.rows)
-        draw_fiducials(pdf, g)
-        pdf.set_font(_FONT, size=7)
-        pdf.set_xy(MARGIN, g.qr.bottom - 4)
-        pdf.cell(self.width, 4, f"版式 L{g.version}", align="R")
+        draw_page_marks(pdf, g)
 
     def _draw_variable(self, qr_text: str, serial_short: str) -> None:
         """The QR code and serial at the bottom of the page."""
@@ -262,9 +258,9 @@ def draw_qr_block(pdf: FPDF, qr_text: str, q, heading: tuple[float, str] | None,
     pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(qr_text), q.x, q.y, q.w))
     pdf.set_xy(MARGIN + QR_SIZE + 6, q.y + 4)
     if heading is not None:
-        pdf.set_font(_FONT, size=heading[0])
+        pdf.set_font(FONT, size=heading[0])
         pdf.cell(0, 8, heading[1], new_x="LEFT", new_y="NEXT")
-    pdf.set_font(_FONT, size=8.5)
+    pdf.set_font(FONT, size=8.5)
     pdf.cell(0, 5, explanation, new_x="LEFT", new_y="NEXT")
     if key_fingerprint:
         pdf.cell(0, 5, f"签名密钥指纹 {key_fingerprint}", new_x="LEFT", new_y="NEXT")

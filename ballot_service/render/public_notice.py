@@ -8,15 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from fpdf import FPDF
 from fpdf.enums import WrapMode
 
 from ballot_service.render import evaluation_text, qr
-from ballot_service.render.fonts import find_font
+from ballot_service.render.fonts import FONT, a4_pdf
 from ballot_service.render.linebreak import unbroken_lines
 from ballot_service.vocab import ItemKind, ItemStatus
 
-_FONT = "zh"
 MARGIN = 22.0
 QR_SIZE = 30.0
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -72,15 +70,10 @@ def notice(content: dict) -> dict:
 def render(content: dict, verify_url: str) -> bytes:
     """The A4 PDF of the 公告, with the key fingerprint and the QR of /verify/<record id>."""
     n = notice(content)
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
-    pdf.set_margins(MARGIN, 20, MARGIN)
-    pdf.set_auto_page_break(True, margin=18)
-    pdf.add_font(_FONT, fname=str(find_font()))
-    pdf.set_creator("ballot-service")
-    pdf.set_title(n["title"])
+    pdf = a4_pdf(n["title"], margin=MARGIN, top=20, bottom=18)
     pdf.add_page()
     w = pdf.w - 2 * MARGIN
-    pdf.set_font(_FONT, size=20)
+    pdf.set_font(FONT, size=20)
     pdf.set_text_color(183, 28, 28)
     pdf.multi_cell(w, 11, n["title"], align="C", wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
     pdf.set_draw_color(183, 28, 28)
@@ -90,7 +83,7 @@ def render(content: dict, verify_url: str) -> bytes:
     pdf.ln(7)
 
     def para(text: str, size: float = 12, h: float = 7.2, indent: bool = True) -> None:
-        pdf.set_font(_FONT, size=size)
+        pdf.set_font(FONT, size=size)
         for line in unbroken_lines(("　　" if indent else "") + text, w, pdf.get_string_width):
             pdf.cell(w, h, line, new_x="LMARGIN", new_y="NEXT")
 
@@ -100,7 +93,7 @@ def render(content: dict, verify_url: str) -> bytes:
         para(line)
     para(n["closing"])
     pdf.ln(8)
-    pdf.set_font(_FONT, size=12)
+    pdf.set_font(FONT, size=12)
     pdf.cell(w, 7, n["issuer"], align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(w, 7, n["date"], align="R", new_x="LMARGIN", new_y="NEXT")
     if pdf.will_page_break(QR_SIZE + 14):
@@ -110,7 +103,7 @@ def render(content: dict, verify_url: str) -> bytes:
     pdf.set_line_width(0.2)
     pdf.line(MARGIN, top - 3, MARGIN + w, top - 3)
     pdf.set_xy(MARGIN, top)
-    pdf.set_font(_FONT, size=9)
+    pdf.set_font(FONT, size=9)
     text_w = w - QR_SIZE - 6
     pdf.multi_cell(text_w, 5, "本公告依据经本机构签名的表决结果记录生成。扫描右侧二维码或访问下列网址，可核验记录的签名与内容。",
                    wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")

@@ -19,12 +19,11 @@ from fpdf.fonts import FontFace
 
 from ballot_service.render import election_pdf, evaluation_text, qr
 from ballot_service.render.announcement import announcement, channel_split
-from ballot_service.render.fonts import find_font
+from ballot_service.render.fonts import FONT, a4_pdf
 from ballot_service.render.linebreak import unbroken_lines
 from ballot_service.render.record_text import beijing_time, pass_text, quorum_text, titles_of
 from ballot_service.vocab import Channel, ItemKind, ItemStatus, label, record_name
 
-_FONT = "zh"
 _MONO = "Courier"
 MARGIN = 18.0
 QR_SIZE = 34.0
@@ -44,7 +43,7 @@ class _RecordPDF(FPDF):
 
     def footer(self) -> None:
         self.set_y(-12)
-        self.set_font(_FONT, size=8)
+        self.set_font(FONT, size=8)
         self.set_text_color(90)
         self.cell(0, 5, f"{self.footer_text}    第 {self.page_no()} 页 共 {{nb}} 页", align="C")
         self.set_text_color(0)
@@ -55,13 +54,8 @@ class _Writer:
         self.c, self.sig, self.url = content, signature, verify_url
         self.r = content["result"]
         self.titles = titles_of(content)
-        pdf = _RecordPDF(orientation="P", unit="mm", format="A4")
-        pdf.set_margins(MARGIN, 14, MARGIN)
-        pdf.set_auto_page_break(True, margin=16)
-        pdf.add_font(_FONT, fname=str(find_font()))
-        pdf.set_creator("ballot-service")
         name = record_name(content["item"]["kind"])
-        pdf.set_title(f"{name} {content['item']['title']}")
+        pdf = a4_pdf(f"{name} {content['item']['title']}", margin=MARGIN, top=14, bottom=16, pdf_class=_RecordPDF)
         pdf.footer_text = f"{content['body']['name']}{content['session']['name']} · {name}"
         pdf.alias_nb_pages()
         self.pdf = pdf
@@ -73,7 +67,7 @@ class _Writer:
         if pdf.will_page_break(20):
             pdf.add_page()
         pdf.ln(2.5)
-        pdf.set_font(_FONT, size=11.5)
+        pdf.set_font(FONT, size=11.5)
         pdf.set_fill_color(*GREY)
         pdf.cell(self.w, 7, text, fill=True, new_x="LMARGIN", new_y="NEXT")
         pdf.set_fill_color(255)  # fpdf2 fills multi-line table cells with the current fill colour
@@ -82,7 +76,7 @@ class _Writer:
     def table(self, rows: list[list[str]], widths: tuple[float, ...], aligns: tuple[str, ...],
               size: float = 9.5, headings: bool = True, head_cols: int = 0) -> None:
         pdf = self.pdf
-        pdf.set_font(_FONT, size=size)
+        pdf.set_font(FONT, size=size)
         style = FontFace(emphasis="", fill_color=GREY)
         with pdf.table(col_widths=widths, width=self.w, text_align=aligns, line_height=5.2,
                        first_row_as_headings=headings, headings_style=style, wrapmode=WrapMode.CHAR,
@@ -96,7 +90,7 @@ class _Writer:
     def para(self, text: str, size: float = 9.5, h: float = 5.2) -> None:
         """A paragraph read aloud: lines never break inside a number and its unit (33张, 98.15%)
         nor before closing punctuation (Chinese typesetting's 避头点)."""
-        self.pdf.set_font(_FONT, size=size)
+        self.pdf.set_font(FONT, size=size)
         for line in unbroken_lines(text, self.w, self.pdf.get_string_width):
             self.pdf.cell(self.w, h, line, new_x="LMARGIN", new_y="NEXT")
 
@@ -105,12 +99,12 @@ class _Writer:
         c, pdf = self.c, self.pdf
         item = c["item"]
         pdf.add_page()
-        pdf.set_font(_FONT, size=12)
+        pdf.set_font(FONT, size=12)
         pdf.cell(self.w, 7, f"{c['body']['name']}{c['session']['name']}", align="C",
                  new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(_FONT, size=18)
+        pdf.set_font(FONT, size=18)
         pdf.cell(self.w, 10, record_name(item["kind"]), align="C", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(_FONT, size=13.5)
+        pdf.set_font(FONT, size=13.5)
         pdf.multi_cell(self.w, 7, item["title"], align="C", wrapmode=WrapMode.CHAR,
                        new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)
@@ -131,7 +125,7 @@ class _Writer:
         if r["status"] == ItemStatus.RUNOFF_PENDING:
             text += "：" + "、".join(self.titles.get(k, k) for k in r.get("tied", []))
         alert = r["status"] != ItemStatus.DECIDED
-        pdf.set_font(_FONT, size=12 if alert else 10.5)
+        pdf.set_font(FONT, size=12 if alert else 10.5)
         pdf.set_fill_color(*(ALERT if alert else GREY))
         pdf.set_draw_color(180, 40, 40) if alert else pdf.set_draw_color(0)
         pdf.multi_cell(self.w, 8 if alert else 6.5, text, border=1 if alert else 0, fill=True, align="C",
@@ -161,7 +155,7 @@ class _Writer:
         rows.append(["法定人数", quorum_text(c), "", ""])
         rows.append(["通过标准", pass_text(c), "", ""])
         pdf = self.pdf
-        pdf.set_font(_FONT, size=9.5)
+        pdf.set_font(FONT, size=9.5)
         style = FontFace(emphasis="", fill_color=GREY)
         with pdf.table(col_widths=(22, 65, 22, 65), width=self.w, text_align=("CENTER", "LEFT", "CENTER", "LEFT"),
                        line_height=5.2, first_row_as_headings=False, wrapmode=WrapMode.CHAR,
@@ -202,7 +196,7 @@ class _Writer:
         if self.r.get("rescanned"):  # 重复扫描: shown apart, in neither 收回 nor 拒收
             self.para(f"另有重复扫描{self.r['rescanned']}张（同一张选票再次读入、划票相同），未重复计入收回，也不计入拒收。",
                       size=9)
-        self.pdf.set_font(_FONT, size=8)
+        self.pdf.set_font(FONT, size=8)
         self.pdf.set_text_color(90)
         self.para("应到：在任人数；实到：表决开始时签到人数；发出/收回：发出和收回的票数，有效、无效为收回票中的"
                   "分类；拒收：伪造、重复、非本事项或逾期提交而被拒收的票；未按：实到而未投票的人数。", size=8, h=4.2)
@@ -323,7 +317,7 @@ class _Writer:
         text_w = self.w - QR_SIZE - 8
         audit = c.get("audit") or {}
         pdf.set_xy(MARGIN, top)
-        pdf.set_font(_FONT, size=9.5)
+        pdf.set_font(FONT, size=9.5)
         for label, value in (("签署时审计链序号", str(audit.get("seq", "—"))),
                              ("签名密钥指纹", c.get("key_fingerprint") or "—"),
                              ("记录格式", c.get("format", ""))):
@@ -333,7 +327,7 @@ class _Writer:
         pdf.set_font(_MONO, size=8)
         pdf.multi_cell(text_w, 4, str(audit.get("head", "—")), wrapmode=WrapMode.CHAR,
                        new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(_FONT, size=9.5)
+        pdf.set_font(FONT, size=9.5)
         pdf.cell(text_w, 5.5, "签名（Ed25519，base64url，对记录内容的规范JSON签署）：", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(_MONO, size=8)
         pdf.multi_cell(text_w, 4, self.sig, wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT")
@@ -342,7 +336,7 @@ class _Writer:
         qx = MARGIN + self.w - QR_SIZE
         pdf._out(qr.pdf_ops(pdf, qr.qr_matrix(self.url or self.sig, border=2), qx, top, QR_SIZE))
         pdf.set_xy(qx - 4, top + QR_SIZE + 1)
-        pdf.set_font(_FONT, size=10)
+        pdf.set_font(FONT, size=10)
         pdf.cell(QR_SIZE + 8, 5, "扫码核验", align="C", new_x="LEFT", new_y="NEXT")
         qr_bottom = pdf.get_y()
         if self.url:

@@ -12,15 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fpdf import FPDF
-
 from ballot_service.formats import set_sheet
+from ballot_service.render.fonts import FONT, a4_pdf
 from ballot_service.render.paper import (
-    _FONT,
     MARGIN,
     TOP,
     BallotLayout,
-    draw_fiducials,
+    draw_page_marks,
     draw_qr_block,
     draw_table,
     fit,
@@ -65,12 +63,8 @@ def sheet_geometry(page: tuple[BallotLayout, ...]):
 class _SheetRenderer:
     def __init__(self, layout: SetSheetLayout, font_path: Path):
         self.layout = layout
-        pdf = FPDF(orientation="P", unit="mm", format="A4")
-        pdf.set_auto_page_break(False)
-        pdf.set_margins(MARGIN, TOP, MARGIN)
-        pdf.add_font(_FONT, fname=str(font_path))
-        pdf.set_creator("ballot-service")
-        pdf.set_title(f"{layout.body_name}{layout.sitting_name} {layout.set_name}")
+        pdf = a4_pdf(f"{layout.body_name}{layout.sitting_name} {layout.set_name}", margin=MARGIN, top=TOP,
+                     bottom=None, font_path=font_path)
         self.pdf, self.width = pdf, pdf.w - 2 * MARGIN
         self.geoms = [sheet_geometry(page) for page in layout.pages]
         self.rows = [[fit_rows(pdf, g, lay) for g, lay in zip(gs, page)] for gs, page in zip(self.geoms, layout.pages)]
@@ -96,9 +90,9 @@ class _SheetRenderer:
         for text, h, size, smallest in ((f"{lay.body_name}{lay.sitting_name}", 8, 14, 9),
                                         (f"选 举 票 · {lay.set_name}", 11, 18, 11)):
             text, size = fit(pdf, text, self.width, size, smallest)
-            pdf.set_font(_FONT, size=size)
+            pdf.set_font(FONT, size=size)
             pdf.cell(self.width, h, text, align="C", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(_FONT, size=9.5)
+        pdf.set_font(FONT, size=9.5)
         for line in ("1. 本票含以下各项选举，每项分别计票；在“赞成”“反对”“弃权”中任选一项划“○”，不划的视为弃权。",
                      "2. 某一项选举多选或无法辨认的，只该项无效，不影响其他各项。",
                      "3. 请用黑色或蓝色笔填写，不得在选票上作其他标记；二维码请勿折叠、污损。"):
@@ -107,17 +101,14 @@ class _SheetRenderer:
             y = g.header.y - set_sheet.SECTION_HEAD
             pdf.set_xy(MARGIN, y)
             text, size = fit(pdf, section_label(section), self.width, 13, 9)
-            pdf.set_font(_FONT, size=size)
+            pdf.set_font(FONT, size=size)
             pdf.cell(self.width, 7, text, new_x="LMARGIN", new_y="NEXT")
             text, size = fit(pdf, places_line(section), self.width, 9.5, 7)
-            pdf.set_font(_FONT, size=size)
+            pdf.set_font(FONT, size=size)
             pdf.cell(self.width, 5, text)
             draw_table(pdf, g, section, rows)
         g = self.geoms[k][0]
-        draw_fiducials(pdf, g)
-        pdf.set_font(_FONT, size=7)
-        pdf.set_xy(MARGIN, g.qr.bottom - 4)
-        pdf.cell(self.width, 4, f"版式 L{g.version}", align="R")
+        draw_page_marks(pdf, g)
 
     def _draw_variable(self, qr_text: str, k: int) -> None:
         lay = self.layout

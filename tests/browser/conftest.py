@@ -13,6 +13,7 @@ from helpers_live import (
     create_operator_in_db,
     server_env,
 )
+from playwright.sync_api import sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,6 @@ def chromium():
     exe = chromium_path()
     if exe is None:
         pytest.fail("Debian's chromium is not installed (apt-get install chromium); scripts/test.sh installs it")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)

@@ -6,9 +6,10 @@ says the sitting is closed. Screenshots: build/screenshots/console-open-*.png,
 console-terminal-list.png, seat-sitting-closed.png."""
 from __future__ import annotations
 
+import pypdfium2 as pdfium
 import pytest
-from browser_support import login, screenshot
-from helpers_live import OPERATOR, setup_sitting
+from browser_support import SCREENSHOTS, login, screenshot
+from helpers_live import OPERATOR, blind_ballot, create_item, publish, setup_sitting, vote
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -72,10 +73,6 @@ def test_opening_without_ready_tablets_needs_a_reason_and_the_tablets_follow_the
 
 def test_the_announcement_page_in_large_type(new_page, live_site):
     """The 宣布稿 page the presiding officer reads from, and its PDF (#17 item 8)."""
-    import pypdfium2 as pdfium
-    from browser_support import SCREENSHOTS
-    from helpers_live import blind_ballot, publish, vote
-
     api, base = live_site.api, live_site.base_url
     s = setup_sitting(api, members=40, present=35, open_vote=True)
     for i, no in enumerate(s.present):
@@ -145,7 +142,6 @@ def test_a_ballot_left_on_screen_notices_the_close(new_page, live_site):
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     tab.locator('section[data-screen="closed"]').wait_for(state="visible", timeout=25_000)
     assert "ballotSeat.ballot" not in tab.evaluate("() => Object.keys(localStorage).join(' ')")
-    from helpers_live import create_item
     tab.wait_for_timeout(4_000)  # one poll after the close: seen again
     nxt = create_item(api, s.sitting_id, key="item2")
     api.call("POST", f"/api/admin/items/{nxt}/open")  # no reason needed

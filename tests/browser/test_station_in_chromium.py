@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from browser_support import login, screenshot
 from helpers_live import COUNTER_NAME, OPERATOR, setup_sitting
-from station_support import blank_pages, mark, write_tiff
+from station_support import WRITE_IN_CANDIDATES, blank_pages, mark, scan_write_in, write_in_pages, write_tiff
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -160,17 +160,15 @@ def test_the_two_tellers_enter_a_tally_sheet_at_the_station_page(new_page, live_
 def test_the_two_tellers_transcribe_a_written_in_name_at_the_station_page(new_page, live_site, tmp_path):
     """An election ballot with a name on its 另选 line: queued with the reason, the whole page
     shown; each teller types the name as written; counted for that person."""
-    from test_station_scan_write_in import CANDS, _blank, _scan
-
     base, api = live_site.base_url, live_site.api
     s = setup_sitting(api, members=3, channel="paper", open_vote=False)
     spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
-            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
     item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
     texts = api.call("POST", f"/api/admin/items/{item}/paper-ballots", {"count": 1})[1]["ballots"]
     api.call("POST", "/api/station/hand-out", {"ballots": texts}, credential=s.station)
     api.call("POST", f"/api/admin/items/{item}/open")
-    batch = write_tiff([_scan(_blank(texts)[0], np.random.default_rng(2), name_on_line=True)], tmp_path / "w.tif")
+    batch = write_tiff([scan_write_in(write_in_pages(texts)[0], np.random.default_rng(2), name_on_line=True)], tmp_path / "w.tif")
     counter = teller(new_page, base, s.counter)
     counter.set_input_files("#scan-files", [str(batch)])
     counter.click("#scan-form button[type=submit]")
