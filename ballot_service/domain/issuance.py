@@ -120,10 +120,12 @@ def is_paper_serial(db: Session, settings: Settings, round_id: int, serial: str)
     with _paper_keys_lock:
         key = _paper_keys.get(engine, {}).get(round_id)
     if key is None:
-        rnd = db.get(Round, round_id)
-        if rnd is None or rnd.blind_private_key is None:
-            return None
-        key = blind_ballots.paper_serial_key(round_private_key(settings, rnd.item.sitting.body_id, rnd), rnd.ref)
+        with read_phase(db):  # before intake's write lock, as the round's public key is read
+            rnd = db.get(Round, round_id)
+            if rnd is None or rnd.blind_private_key is None:
+                return None
+            body_id = rnd.item.sitting.body_id
+        key = blind_ballots.paper_serial_key(round_private_key(settings, body_id, rnd), rnd.ref)
         with _paper_keys_lock:
             _paper_keys.setdefault(engine, {})[round_id] = key
     return blind_ballots.is_paper_serial(key, serial)
