@@ -108,8 +108,10 @@ class Rehearsal:
         self.roster = roster
         self.present: set[str] = set()
         self._keys: dict[int, str] = {}
+        self._at = "$.items"
         self._set_present(present_ids(s["present"], roster))
-        for item in s["items"]:
+        for n, item in enumerate(s["items"]):
+            self._at = f"$.items[{n}]"  # the JSON path an error names
             self._run_item(item)
         _, results = self.call("GET", f"/api/admin/sessions/{self.sid}/results")
         # 闭会: the bundle then carries the signed session-close checkpoint.
@@ -203,7 +205,7 @@ class Rehearsal:
             voters = [m["id"] for m in self.roster if m["id"] in self.present]
             if len(genuine) > len(voters):
                 raise InvalidInput(f"{len(genuine)} genuine ballots but only {len(voters)} members present",
-                                   where="ballots")
+                                   where=f"{self._at}.ballots", zh=f"有效选票 {len(genuine)} 张，但实到代表只有 {len(voters)} 人")
             # Every present member's tablet takes its blind-signed ballot as the vote opens;
             # those who vote then cast it (anonymously: no credential on a secret cast).
             signed = [self._blind_ballot(self.cred[mid]) for mid in voters]
@@ -222,7 +224,8 @@ class Rehearsal:
             if n_issued:  # the desk activates the stack it hands out, as one count
                 self.call("POST", "/api/station/hand-out", {"ballots": texts[:n_issued]}, credential=self.station)
             if len(genuine) > n_issued:
-                raise InvalidInput(f"{len(genuine)} genuine ballots but only {n_issued} issued", where="ballots")
+                raise InvalidInput(f"{len(genuine)} genuine ballots but only {n_issued} issued", where=f"{self._at}.ballots",
+                                   zh=f"有效选票 {len(genuine)} 张，但只发出 {n_issued} 张")
             if self.via_scanner:
                 self._scan_all(iid, texts, genuine, expanded, n_issued)
                 return

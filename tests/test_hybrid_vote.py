@@ -13,7 +13,7 @@ import pytest
 from bundle_support import export_app_bundle, rewrite_manifest
 from click.testing import CliRunner
 from helpers_live import blind_ballot, create_item, setup_sitting, vote
-from sqlalchemy import select
+from sqlalchemy import select, update
 from terminal_support import assert_error_shape, events
 
 from ballot_service.bundle.encoding import pretty_json
@@ -21,7 +21,7 @@ from ballot_service.bundle.errors import BundleInvalid
 from ballot_service.bundle.verify import verify_bundle
 from ballot_service.cli import main
 from ballot_service.crypto import tablet
-from ballot_service.models import Record
+from ballot_service.models import Record, Round
 from ballot_service.render.announcement import announcement
 
 
@@ -59,13 +59,13 @@ def test_no_paper_ballot_exists_but_the_ones_the_secretariat_allowed(api, app):
                     credential=s.station, expect=None)[0] == 200
     assert api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "against"}},
                     credential=s.station, expect=None)[0] == 409
-    # not a tablet's retry either: the tablet path knows no retry id for it
+    # not a tablet's cast either: the tablet path refuses a paper ballot (its serial's paper mark)
     token = text.split(".")
     status, _ = api.call("POST", "/api/terminal/cast", {"round_ref": f"r{token[5]}", "serial": token[6],
                                                         "prefix": token[7], "signature": token[8],
                                                         "marks": {"motion": "against"},
                                                         "retry_id": tablet.new_retry_id()}, expect=None)
-    assert status == 409
+    assert status == 400
 
 
 def test_a_member_allowed_paper_draws_no_tablet_signature(api):
@@ -209,3 +209,81 @@ def test_ballots_verify_checks_a_hybrid_paper_ballot_with_the_round_key(api, set
              expect=(201,))
     r = runner.invoke(main, ["ballots", "verify", text], env=settings_env)
     assert r.exit_code == 0 and "already counted" in r.output, r.output
+
+
+def _as_tablet_cast(text: str, marks: dict) -> dict:
+    """A BR1 paper ballot's fields as a tablet would send them (POST /api/terminal/cast)."""
+    t = text.split(".")
+    return {"round_ref": f"r{t[5]}", "serial": t[6], "prefix": t[7], "signature": t[8], "marks": marks,
+            "retry_id": tablet.new_retry_id()}
+
+
+def test_a_paper_ballot_is_not_cast_on_the_tablet_path(api, app):
+    """The paper ballot is signed with the round's key like a tablet's: sent to the tablet's
+    path before the station read it, it would count as a tablet ballot (returned by channel
+    wrong, and the one who holds it could vote it twice over the two channels' counts). Refused
+    with a 400 that says where a paper ballot goes, and nothing is stored: the station then
+    counts it."""
+    s = setup_sitting(api, members=3, channel="hybrid")
+    vote(api, s.creds[s.members[0]], {"motion": "for"})
+    text = _allow_paper(api, s.item_id, s.members[1], reason="平板故障")[1]["ballot"]
+    status, data = api.call("POST", "/api/terminal/cast", _as_tablet_cast(text, {"motion": "against"}),
+                            expect=None)
+    assert status == 400, data
+    assert_error_shape(data)
+    err = data["errors"][0]
+    assert err["where"] == "ballot" and "计票" in err["message_zh"], err
+    api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "against"}},
+             credential=s.station, expect=(201,))
+    _, closed = api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    (ev,) = [json.loads(e.data) for e in events(app, "vote_closed")]
+    assert ev["returned_by_channel"] == {"terminal": 1, "paper": 1}, ev
+
+
+def test_a_tablet_ballot_is_not_entered_as_paper_at_the_station(api, app):
+    """The converse: a tablet's blind-signed ballot written out in the BR1 form verifies with
+    the round's key too; entered at the station it would count as paper. Refused (4xx, nothing
+    stored), and the tablet can still cast it."""
+    s = setup_sitting(api, members=3, channel="hybrid")
+    _allow_paper(api, s.item_id, s.members[2], reason="平板故障")  # a paper ballot exists in the round
+    ballot = blind_ballot(api, s.creds[s.members[0]])
+    rid = ballot["round_ref"][1:]
+    text = ".".join(["BR1", str(s.body_id), str(s.sitting_id), str(s.item_id),
+                     "1", rid, ballot["serial"], ballot["prefix"], ballot["signature"]])
+    status, data = api.call("POST", "/api/station/paper", {"ballot": text, "marks": {"motion": "for"}},
+                            credential=s.station, expect=None)
+    assert status == 400, data
+    assert_error_shape(data)
+    assert data["errors"][0]["where"] == "ballot" and "表决器" in data["errors"][0]["message_zh"], data
+    api.call("POST", "/api/terminal/cast", {**ballot, "marks": {"motion": "for"}, "retry_id": tablet.new_retry_id()},
+             expect=(201,))
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    (ev,) = [json.loads(e.data) for e in events(app, "vote_closed")]
+    assert ev["returned_by_channel"] == {"terminal": 1, "paper": 0}, ev
+
+
+def test_the_verifier_flags_more_paper_returned_than_printed(api, app, tmp_path):
+    """A server that let tablet ballots in as paper (as intake did before the paper mark) leaves
+    more paper ballots returned than the secretariat allowed: no genuine round does that (each
+    allowance prints one ballot, a rescan is counted apart), so `audit verify` refuses it even
+    when the close froze that split."""
+    s = setup_sitting(api, members=4, channel="hybrid")
+    for no in s.members[:3]:
+        vote(api, s.creds[no], {"motion": "for"})
+    _allow_paper(api, s.item_id, s.members[3], reason="代表未带平板")  # I: 3 signatures + 1 paper
+    db = app.extensions["ballot_sessionmaker"]()
+    try:  # two of the tablets' ballots counted as paper
+        db.execute(update(Round).values(paper_returned=2))
+        db.commit()
+    finally:
+        db.close()
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    db = app.extensions["ballot_sessionmaker"]()
+    try:
+        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
+    finally:
+        db.close()
+    with pytest.raises(BundleInvalid, match="paper"):
+        verify_bundle(b)

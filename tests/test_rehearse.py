@@ -72,15 +72,55 @@ def test_malformed_scenario_names_json_path(tmp_path, mutate, where):
     with pytest.raises(InvalidInput) as exc:
         load_scenario(_write(tmp_path, s))
     assert exc.value.where == where, exc.value.message
+    assert _chinese(exc.value.zh), (exc.value.message, exc.value.zh)  # a Chinese wording too
+
+
+def _chinese(text) -> bool:
+    return isinstance(text, str) and any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def test_not_json_is_refused_with_position(tmp_path):
     p = tmp_path / "bad.json"
     p.write_text('{"format": "ballot-scenario/1",', "utf-8")
+    result = CliRunner().invoke(main, ["rehearse", str(p), "--out", str(tmp_path / "o"), "--lang", "en"])
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output and "line 1" in result.output and str(p) in result.output
+    assert not (tmp_path / "o" / "results.json").exists()
     result = CliRunner().invoke(main, ["rehearse", str(p), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "not valid JSON" in result.output and "line 1" in result.output
-    assert not (tmp_path / "o" / "results.json").exists()
+    assert "不是有效的 JSON" in result.output and "第 1 行" in result.output and str(p) in result.output, \
+        result.output
+    assert "not valid JSON" not in result.output
+
+
+@pytest.mark.parametrize("mutate, zh, en", [
+    (lambda s: s["items"][0].update(places=2), "places", "places"),
+    (lambda s: s["body"].update(kind="senate"), "取值须为", "is not one of"),
+    (lambda s: s["items"][0].update(colour="red"), "不允许的字段", "Additional properties"),
+    (lambda s: s["items"][0].pop("title"), "缺少字段", "required"),
+    (lambda s: s["present"].update(count=99), "超过名册人数", "exceeds the roster"),
+    (lambda s: s["items"][0]["ballots"][0].update(repeat="3"), "类型", "is not of type"),
+])
+def test_scenario_errors_say_what_and_where_in_chinese_by_default(tmp_path, mutate, zh, en):
+    """`rehearse` refuses a scenario in Chinese by default (English with --lang en or
+    BALLOT_LANGUAGE=en), naming the file and the JSON path at fault."""
+    s = _base()
+    mutate(s)
+    p = _write(tmp_path, s)
+    out = str(tmp_path / "o")
+    result = CliRunner().invoke(main, ["rehearse", str(p), "--out", out], env={"BALLOT_LANGUAGE": None})
+    assert result.exit_code == 2
+    assert zh in result.output and "错误" in result.output and str(p) in result.output and "$." in result.output, \
+        result.output
+    assert _chinese(result.output.split("：", 1)[-1]), result.output
+    result = CliRunner().invoke(main, ["rehearse", str(p), "--out", out], env={"BALLOT_LANGUAGE": "en"})
+    assert result.exit_code == 2 and en in result.output and "错误" not in result.output, result.output
+
+
+def test_a_missing_scenario_file_is_named(tmp_path):
+    p = tmp_path / "none.json"
+    result = CliRunner().invoke(main, ["rehearse", str(p), "--out", str(tmp_path / "o")], env={"BALLOT_LANGUAGE": None})
+    assert result.exit_code == 2 and "无法读取" in result.output and str(p) in result.output, result.output
 
 
 def test_quorum_not_met_and_over_return(tmp_path, db_url):
@@ -101,3 +141,14 @@ def test_quorum_not_met_and_over_return(tmp_path, db_url):
     assert (sheet["issued"], sheet["returned"], sheet["not_voted"]) == (6, 7, 0)
     assert low["status"] == "quorum_not_met" and low["quorum_met"] is False and low["present"] == 5
     assert low["passed"] is False and low["issued"] == 0
+
+
+def test_more_ballots_than_present_names_the_item_in_chinese(tmp_path):
+    s = _base()
+    s["present"] = {"count": 20}
+    s["items"] = s["items"][:1]
+    s["items"][0]["ballots"] = [{"marks": s["items"][0]["ballots"][0]["marks"], "repeat": 21}]
+    p = _write(tmp_path, s)
+    result = CliRunner().invoke(main, ["rehearse", str(p), "--out", str(tmp_path / "o")], env={"BALLOT_LANGUAGE": None})
+    assert result.exit_code == 2, result.output
+    assert "$.items[0].ballots" in result.output and "实到代表只有 20 人" in result.output, result.output

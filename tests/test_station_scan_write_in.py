@@ -74,3 +74,53 @@ def test_a_written_in_name_is_transcribed_by_two_tellers_and_tallied_by_normalis
     # a rescan of a transcribed page is the same ballot again: not counted twice
     status, out = _upload(client, s.counter, png_bytes(scans[2]), "image/png")
     assert out["pages"][0]["status"] == "queued", out  # handwriting again: to the tellers again
+
+
+def test_a_ballot_read_by_eye_takes_its_written_in_names(api):
+    """The read-by-eye form (USB QR scanner, marks clicked) carries the ballot's 另选他人 lines
+    too (`write_ins`, names as written): ballot-info says how many lines the ballot prints and
+    how many seats; the names are checked as a scanned page's are; more names than printed lines
+    is refused, and a ballot choosing more persons than seats is taken as written (it counts
+    invalid), the answer saying so."""
+    s = setup_sitting(api, members=5, open_vote=False, channel="paper")
+    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
+    item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    texts = _printed(api, s, item_id, 3)
+    api.call("POST", f"/api/admin/items/{item_id}/open")
+    _, info = api.call("POST", "/api/station/ballot-info", {"ballot": texts[0]}, credential=s.counter)
+    assert (info["places"], info["write_in_lines"]) == (1, 1), info
+
+    def by_eye(cred, text, marks, write_ins, expect=(201,)):
+        return api.call("POST", "/api/station/by-eye", {"ballot": text, "marks": marks, "write_ins": write_ins},
+                        credential=cred, expect=expect)
+
+    for bad, where in ((["张三", "李四"], "write_ins"), ([""], "write_ins.0"), (["张\u200b三"], "write_ins.0"),
+                       (["张" * 200], "write_ins.0"), ("张三", "write_ins"), ([7], "write_ins.0")):
+        status, err = by_eye(s.counter, texts[0], {}, bad, expect=None)
+        assert status == 400 and err["errors"][0]["where"] == where, (bad, err)
+        assert err["errors"][0]["message_zh"], err
+    _, first = by_eye(s.counter, texts[0], {}, [" 张三 "])
+    assert first["status"] == "queued" and first["over_selected"] is False
+    _, done = api.call("POST", f"/api/station/pages/{first['id']}/decision",
+                       {"decision": {"marks": {f"{W}张三": "for"}}}, credential=s.scrutineer)
+    assert done["status"] == "counted"
+    _, over = by_eye(s.counter, texts[1], {"A": "for"}, ["李四"])
+    assert over["over_selected"] is True  # 2 persons for 1 seat: taken as written, counted invalid
+    api.call("POST", f"/api/station/pages/{over['id']}/decision",
+             {"decision": {"marks": {"A": "for", f"{W}李四": "for"}}}, credential=s.scrutineer)
+    api.call("POST", f"/api/admin/items/{item_id}/close")
+    result = api.call("POST", f"/api/admin/items/{item_id}/tally")[1]
+    assert (result["returned"], result["valid"], result["invalid"]) == (2, 1, 1), result
+    assert result["write_ins"] == [{"name": "张三", "for": 1, "elected": False}]
+
+
+def test_no_written_in_names_on_a_ballot_without_another_person_lines(api):
+    s = setup_sitting(api, members=3, open_vote=False, channel="paper")
+    texts = _printed(api, s, s.item_id, 1)
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    _, info = api.call("POST", "/api/station/ballot-info", {"ballot": texts[0]}, credential=s.counter)
+    assert info["write_in_lines"] == 0
+    status, err = api.call("POST", "/api/station/by-eye", {"ballot": texts[0], "marks": {"motion": "for"},
+                                                           "write_ins": ["张三"]}, credential=s.counter, expect=None)
+    assert status == 400 and err["errors"][0]["where"] == "write_ins", err

@@ -197,8 +197,9 @@ def _check_tellers(rw: str, r: dict, entered: dict, confirmed: dict | None, x: E
 
 def check_channel_split(rw: str, r: dict, closed: dict) -> None:
     """A hybrid round: I = blind signatures + paper ballots printed and R = tablet + paper
-    ballots, each pair as the close froze it, adding up to counts.json's I and R, and no more
-    tablet ballots returned than signatures issued. (checks_ballots counts the file's lines
+    ballots, each pair as the close froze it, adding up to counts.json's I and R, and on
+    neither channel more ballots returned than issued: each signature and each paper
+    allowance makes one ballot, so more on one side is a ballot let in by the other channel. (checks_ballots counts the file's lines
     against `returned`: the lines do not say which came on paper.)"""
     split = r.get("by_channel")
     ok = isinstance(split, dict) and set(split) == {"issued", "returned"} and all(
@@ -215,3 +216,6 @@ def check_channel_split(rw: str, r: dict, closed: dict) -> None:
         fail(f"{rw}: the split by channel differs from the one frozen when the vote closed", C)
     if ret["terminal"] > i["terminal"]:
         fail(f"{rw}: {ret['terminal']} tablet ballots returned but only {i['terminal']} blind signatures issued", C)
+    if ret["paper"] > i["paper"]:
+        fail(f"{rw}: {ret['paper']} paper ballots returned but only {i['paper']} printed: tablet ballots were "
+             f"counted as paper", C)

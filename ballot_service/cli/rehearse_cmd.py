@@ -19,16 +19,27 @@ from ballot_service.rehearsal import rehearse as run
 @click.option("--paper-via-scanner", is_flag=True,
               help="count paper items through the counting station's scanner: print their ballots, draw the "
                    "scenario's marks, read the pages, and let the two tellers decide what the reader queues")
-def rehearse(scenario: str, out: str, database: str | None, paper_via_scanner: bool) -> None:
+@click.option("--lang", "lang", type=click.Choice(["zh", "en"]), envvar="BALLOT_LANGUAGE", default="zh",
+              show_default=True, help="language of the error messages (default: BALLOT_LANGUAGE, else zh)")
+def rehearse(scenario: str, out: str, database: str | None, paper_via_scanner: bool, lang: str) -> None:
     try:
         results = run(scenario, out, database, paper_via_scanner)
     except BallotError as exc:
-        where = f" at {exc.where}" if exc.where else ""
-        click.echo(f"错误 error: scenario refused{where}: {exc.message}", err=True)
+        click.echo(refusal_text(exc, scenario, lang), err=True)
         sys.exit(2)
     for item in results["items"]:
         click.echo(f"{item['key']}: {item['status']}")
     click.echo(f"wrote {out}/results.json, {out}/records/, {out}/audit/")
+
+
+def refusal_text(exc: BallotError, scenario: str, lang: str) -> str:
+    """What is wrong with the scenario and where: the file, then the line or JSON path."""
+    where = exc.where or ""
+    at = where if where.startswith(scenario) else f"{scenario}{'，' if lang == 'zh' else ', '}{where}" if where \
+        else scenario
+    if lang == "zh":
+        return f"错误：场景被拒绝（{at}）：{exc.text('zh')}"
+    return f"error: scenario refused ({at}): {exc.message}"
 
 
 commands = [rehearse]

@@ -11,10 +11,20 @@ Wire form (the tablet sends it with its marks and retry id, POST /api/terminal/c
 The signed message is prefix || blind_rsa.ballot_message(round_ref, serial); the
 signature is an ordinary RSA-PSS signature, so `openssl pkeyutl -verify` checks it with the
 round's public key (README, ballot format).
+
+A hybrid round's paper ballot (formats/ballots.py, BR1) is signed alike, so that once cast
+nothing tells it from a tablet's; only its serial differs, and only to the holder of the
+round's private key: 8 random bytes then the first 8 bytes of their HMAC-SHA256 under a key
+derived from that private key (`paper_serial`). Intake reads it to keep the two channels
+apart (a paper ballot is not cast from a tablet, a tablet's is not counted as paper); the
+close deletes the private key, and with it any way to tell them apart.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
@@ -85,3 +95,30 @@ def load_round_key(der: bytes) -> rsa.RSAPublicKey:
 def verify(public_key: rsa.RSAPublicKey, ballot: BlindBallot) -> None:
     """Raises blind_rsa.InvalidSignature unless the round's key signed this ballot."""
     blind_rsa.verify(public_key, ballot.signed_message(), b64url_decode(ballot.signature))
+
+
+_PAPER_SERIAL_PURPOSE = b"ballot-service hybrid paper serial/v1|"
+
+
+def paper_serial_key(private_der: bytes, round_ref: str) -> bytes:
+    """The key that marks a round's paper serials, derived from the round's private key."""
+    return hmac.digest(hashlib.sha256(_PAPER_SERIAL_PURPOSE + bytes(private_der)).digest(),
+                       round_ref.encode("ascii"), "sha256")
+
+
+def _mark(key: bytes, head: bytes) -> bytes:
+    return hmac.digest(key, head, "sha256")[:len(head)]
+
+
+def paper_serial(key: bytes) -> bytes:
+    """A paper ballot's serial (16 bytes): random, then its mark under `key`."""
+    head = secrets.token_bytes(blind_rsa.SERIAL_LEN // 2)
+    return head + _mark(key, head)
+
+
+def is_paper_serial(key: bytes, serial_hex: str) -> bool:
+    """Whether a serial (32 hex digits) carries the paper mark of `key` (a tablet's random
+    serial does with probability 2**-64)."""
+    serial = bytes.fromhex(serial_hex)
+    half = len(serial) // 2
+    return hmac.compare_digest(serial[half:], _mark(key, serial[:half]))

@@ -16,9 +16,10 @@ from ballot_service.config import Settings
 from ballot_service.db import begin_write
 from ballot_service.domain import audit, ballot_marks, evaluation_items, scanning
 from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from ballot_service.formats import ballots, set_sheet
+from ballot_service.formats import ballots, names, set_sheet
 from ballot_service.formats.canonical import canonical_json
-from ballot_service.models import ScannedPage, Sitting, Terminal
+from ballot_service.models import Item, Round, ScannedPage, Sitting, Terminal
+from ballot_service.rules import election as er
 from ballot_service.vocab import AuditKind, ItemKind, TellerRole, TerminalKind, label_pair
 
 TWO_TELLERS = (TellerRole.COUNTER, TellerRole.SCRUTINEER)
@@ -133,3 +134,35 @@ def _apply(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
     if page.round_id is None:
         _, rnd = scanning.round_for(db, sitting.id, ballots.text_to_token(decision["ballot"])["payload"])
         page.round_id = rnd.id
+
+
+def by_eye_marks(item: Item, rnd: Round, marks: dict, write_ins) -> dict:
+    """A ballot read by eye: the marks clicked with the names typed from its 另选他人 lines
+    (`write_ins`, as written: "write_in:<name>": "for", checked as a scanned page's are), no
+    more names than the ballot prints lines."""
+    if write_ins is None:
+        return marks
+    if not isinstance(write_ins, list):
+        raise InvalidInput("write_ins must be a list of the names on the ballot's 另选他人 lines", where="write_ins",
+                           zh="另选他人须为姓名列表（每行一名，照票面抄录）")
+    lines = scanning.write_in_lines_of(item, rnd)
+    if len(write_ins) > lines:
+        raise InvalidInput(f"this ballot prints {lines} 另选他人 line(s), not {len(write_ins)}", where="write_ins",
+                           zh=f"这张选票只印有 {lines} 行另选他人，不能填写 {len(write_ins)} 人" if lines else
+                           "这张选票没有另选他人栏")
+    typed = [names.check_name(n, what="另选他人 (written-in name)", where=f"write_ins.{i}", max_len=names.MEMBER_NAME)
+             for i, n in enumerate(write_ins)]
+    return {**marks, **{er.WRITE_IN + n: "for" for n in typed}}
+
+
+def over_selected(item: Item, rnd: Round, decision: dict) -> bool:
+    """Whether a decided election ballot chooses more persons than seats (赞成 + 另选): taken
+    as written, it counts invalid (rules.election.read_ballot)."""
+    if item.kind != ItemKind.ELECTION or "marks" not in decision:
+        return False
+    marks = decision["marks"]
+    written = [k[len(er.WRITE_IN):] for k in marks if k.startswith(er.WRITE_IN)]
+    listed = {c.key: c.title for c in item.candidates}
+    ballot = er.read_ballot({k: v for k, v in marks.items() if k in rnd.candidate_keys}, list(rnd.candidate_keys),
+                            rnd.places, written, listed=[*listed, *listed.values()])
+    return not ballot.valid

@@ -178,7 +178,7 @@ def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
         return
     job.body_key = keys.body_signing_key(settings, sitting.body_id)
     if ballots.is_round_key_token(token):  # a hybrid round's paper ballot
-        hybrid_paper.prepare(db, job, token)
+        hybrid_paper.prepare(db, settings, job, token)
         if job.refusal is not None:
             return
     else:

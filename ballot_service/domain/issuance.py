@@ -29,13 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
+import weakref
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ballot_service.config import Settings
-from ballot_service.crypto import blind_rsa, key_wrap, keys
+from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
 from ballot_service.db import begin_write, in_write_transaction, read_phase
 from ballot_service.domain import audit, group_commit
 from ballot_service.errors import Conflict, InvalidInput, NotFound
@@ -101,6 +103,32 @@ def make_eligible(db: Session, rnd: Round, member_id: int, terminal_id: int | No
 
 def forget_round_key(rnd: Round) -> None:
     rnd.blind_private_key = None
+    session = object_session(rnd)
+    with _paper_keys_lock:
+        _paper_keys.get(session.get_bind() if session is not None else None, {}).pop(rnd.id, None)
+
+
+# Per engine: round id -> the key marking its paper serials (blind_ballots.paper_serial), while open.
+_paper_keys: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_paper_keys_lock = threading.Lock()
+
+
+def is_paper_serial(db: Session, settings: Settings, round_id: int, serial: str) -> bool | None:
+    """Whether `serial` is one of the open hybrid round's paper ballots (allow_paper); None
+    once the round's key is gone (intake refuses its ballots as late then)."""
+    engine = db.get_bind()
+    with _paper_keys_lock:
+        key = _paper_keys.get(engine, {}).get(round_id)
+    if key is None:
+        with read_phase(db):  # before intake's write lock, as the round's public key is read
+            rnd = db.get(Round, round_id)
+            if rnd is None or rnd.blind_private_key is None:
+                return None
+            body_id = rnd.item.sitting.body_id
+        key = blind_ballots.paper_serial_key(round_private_key(settings, body_id, rnd), rnd.ref)
+        with _paper_keys_lock:
+            _paper_keys.setdefault(engine, {})[round_id] = key
+    return blind_ballots.is_paper_serial(key, serial)
 
 
 def announcement(db: Session, rnd: Round) -> dict:
@@ -341,10 +369,12 @@ def allow_paper(db: Session, settings: Settings, item: Item, member_no: str, rea
 
 def _sign_paper_ballot(settings: Settings, item: Item, rnd: Round) -> str:
     """A paper ballot signed as a tablet's is (an ordinary RSA-PSS signature by the round's key
-    over a random msg_prefix || ballot_message(round_ref, serial)), its serial random."""
-    private = _private_key(round_private_key(settings, item.sitting.body_id, rnd))
-    serial, prefix = secrets.token_bytes(blind_rsa.SERIAL_LEN), secrets.token_bytes(blind_rsa.PREFIX_LEN)
-    sig = blind_rsa.sign(private, prefix + blind_rsa.ballot_message(rnd.ref, serial))
+    over a random msg_prefix || ballot_message(round_ref, serial)), its serial random but for
+    the paper mark only the round's key can make or see (blind_ballots.paper_serial)."""
+    der = round_private_key(settings, item.sitting.body_id, rnd)
+    serial = blind_ballots.paper_serial(blind_ballots.paper_serial_key(der, rnd.ref))
+    prefix = secrets.token_bytes(blind_rsa.PREFIX_LEN)
+    sig = blind_rsa.sign(_private_key(der), prefix + blind_rsa.ballot_message(rnd.ref, serial))
     payload = {"v": ballots.FORMAT_VERSION, "body": item.sitting.body_id, "session": item.sitting_id,
                "item": item.id, "round": rnd.number, "serial": serial.hex()}
     return ballots.round_key_text(payload, rnd.ref, b64url_encode(prefix), b64url_encode(sig))

@@ -64,6 +64,7 @@ class _RoundKey(NamedTuple):
     item_id: int
     number: int
     secret: bool
+    channel: str
     public_key: object  # rsa.RSAPublicKey, or None: the round has no blind key (not a terminal round)
 
 
@@ -80,14 +81,14 @@ def round_key(db: Session, round_id: int) -> _RoundKey | None:
         return hit
     with read_phase(db):
         row = db.execute(select(Item.sitting_id, Sitting.body_id, Item.id, Round.number, Item.secret,
-                                Round.blind_public_key)
+                                Item.channel, Round.blind_public_key)
                          .join(Item, Item.id == Round.item_id).join(Sitting, Sitting.id == Item.sitting_id)
                          .where(Round.id == round_id)).first()
     if row is None:
         return None
     if row.blind_public_key is None:  # not opened yet, or not a terminal round: do not cache
-        return _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret, None)
-    found = _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret,
+        return _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret, row.channel, None)
+    found = _RoundKey(row.sitting_id, row.body_id, row.id, row.number, row.secret, row.channel,
                       blind_ballots.load_round_key(row.blind_public_key))
     with _keys_lock:
         _keys.setdefault(engine, {})[round_id] = found

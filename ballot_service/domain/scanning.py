@@ -67,11 +67,16 @@ def write_in_lines(db: Session, sitting_id: int):
     """The mark reader's write_ins_for: the 另选 lines printed under an election round's
     candidates (as render/paper.py prints them), else 0."""
     def write_ins_for(payload: dict) -> int:
-        item, rnd = round_for(db, sitting_id, payload)
-        if item is None or item.kind != ItemKind.ELECTION or rnd.stage not in WRITE_IN_STAGES:
-            return 0
-        return bl.write_in_rows_for(rnd.places, len(rnd.candidate_keys))
+        return write_in_lines_of(*round_for(db, sitting_id, payload))
     return write_ins_for
+
+
+def write_in_lines_of(item: Item | None, rnd: Round | None) -> int:
+    """The 另选 lines a round's paper ballot prints (0 but for an election's first vote or a
+    另行选举)."""
+    if item is None or item.kind != ItemKind.ELECTION or rnd.stage not in WRITE_IN_STAGES:
+        return 0
+    return bl.write_in_rows_for(rnd.places, len(rnd.candidate_keys))
 
 
 def option_columns(db: Session, sitting_id: int):

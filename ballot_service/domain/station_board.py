@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.db import utcnow
-from ballot_service.domain import cast_staging, evaluation_items, scan_queue, voting
+from ballot_service.domain import cast_staging, evaluation_items, scan_queue, scanning, voting
 from ballot_service.domain.paper_ballots import paper_counts
 from ballot_service.models import (
     Candidate,
@@ -122,6 +122,7 @@ def queue(db: Session, sitting: Sitting) -> list[dict]:
                     "titles": candidate_titles(db, rnd.item_id) if rnd is not None else {},
                     "choices": choices(db.get(Item, rnd.item_id) if rnd is not None else None),
                     "boxes": p.boxes, "crops": p.crops,
+                    "write_in_lines": scanning.write_in_lines_of(rnd.item, rnd) if rnd is not None else 0,
                     "decisions": [{"teller": d["teller"], "teller_role": d["teller_role"]} for d in p.decisions]})
     return out
 

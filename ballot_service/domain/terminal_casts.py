@@ -15,7 +15,7 @@ import re
 from sqlalchemy.orm import Session
 
 from ballot_service.crypto import blind_ballots, keys
-from ballot_service.domain import ballot_marks, intake, round_facts
+from ballot_service.domain import ballot_marks, intake, issuance, round_facts
 from ballot_service.domain.round_facts import round_key
 from ballot_service.errors import InvalidInput
 from ballot_service.vocab import Channel
@@ -71,6 +71,10 @@ def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None
     if rk.secret:  # its cast is stored sealed (cast_staging.py); a key that cannot be unlocked stores nothing
         job.body_key = keys.body_signing_key(settings, rk.body_id)
     job.signature_refusal = round_facts.signature_refusal(rk, ballot)
+    if rk.channel == Channel.HYBRID and job.signature_refusal is None and issuance.is_paper_serial(
+            db, settings, blind_ballots.round_id_of(ballot.round_ref), ballot.serial) is True:
+        raise InvalidInput("this is a paper ballot: it is counted at the counting station, not cast from a tablet",
+                           where="ballot", zh="这是纸质选票，须投入票箱由计票处计票，不能从表决器提交")
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
         job.marks_outcome = ballot_marks.marks_outcome(job.raw_marks, facts, job.token_text, "terminal")

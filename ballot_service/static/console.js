@@ -36,6 +36,43 @@
     };
     tick();
   }
+  // 补发选票 as a paper ballot (hybrid vote): the answer is the PDF, downloaded once; the page
+  // stays and says what was printed (X-Console-Message), counting the allowance.
+  var replacement = document.getElementById("replacement-form");
+  if (replacement) {
+    replacement.addEventListener("submit", function (ev) {
+      var channel = replacement.querySelector("select[name=channel]");
+      if (!channel || channel.value !== "paper") return;
+      ev.preventDefault();
+      var button = replacement.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(replacement.action, {method: "POST", body: new FormData(replacement), credentials: "same-origin",
+                                 redirect: "manual"})
+        .then(function (r) {
+          if ((r.headers.get("Content-Type") || "").indexOf("application/pdf") !== 0) {
+            location.assign(location.pathname + location.search);  // refused: the item page shows the reason
+            return null;
+          }
+          return r.blob().then(function (blob) {
+            var a = document.createElement("a"), m = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+            a.href = URL.createObjectURL(blob); a.download = m ? m[1] : "paper-ballot.pdf";
+            document.body.appendChild(a); a.click(); a.remove();
+            setTimeout(function () { URL.revokeObjectURL(a.href); }, 60000);
+            var said = document.createElement("div");
+            said.className = "flash ok"; said.setAttribute("role", "status");
+            said.textContent = decodeURIComponent(r.headers.get("X-Console-Message") || "");
+            var main = document.querySelector("main");
+            main.querySelectorAll(".flash").forEach(function (f) { f.remove(); });
+            main.insertBefore(said, main.firstChild);
+            var allowed = document.getElementById("paper-allowed");
+            if (allowed && r.headers.get("X-Paper-Allowed")) allowed.textContent = r.headers.get("X-Paper-Allowed");
+            replacement.reset();
+          });
+        })
+        .catch(function () { replacement.submit(); })
+        .then(function () { button.disabled = false; });
+    });
+  }
   var job = document.getElementById("print-job");
   if (job) {
     var bar = job.querySelector("progress"), text = job.querySelector(".job-text");

@@ -258,9 +258,10 @@
     var chooser = el("div");
     chooser.appendChild(markChooser(p.id, keysOf, p.titles || {}, p.choices));
     card.appendChild(chooser);
-    // a name on an election ballot's 另选 line: the tellers type it as written (赞成 for that person)
+    // a name on an election ballot's 另选 line: the tellers type it as written (赞成 for that person);
+    // a ballot read by eye too, whose lines the first teller typed
     var written = null;
-    if (p.reasons.indexOf(WRITTEN_IN) >= 0) {
+    if (p.reasons.indexOf(WRITTEN_IN) >= 0 || (p.write_in_lines && p.reasons.indexOf("read by eye") >= 0)) {
       written = el("textarea", { "class": "write-ins", rows: 2 });
       var wl = el("label", {}, S.write_ins); wl.appendChild(written);
       card.appendChild(wl);
@@ -308,8 +309,33 @@
     var titles = {}; info.candidates.forEach(function (c) { titles[c.key] = c.title; });
     $("byeye-title").textContent = (eye.sections.length > 1 ? S.sheet_section + " " + (eye.at + 1) + "/" + eye.sections.length + " · " : "") + info.title;
     var m = $("byeye-marks"); m.textContent = ""; m.appendChild(markChooser("eye", eye.keys, titles, info.choices));
+    // an election ballot's 另选他人 lines: one field a printed line, typed as written
+    var w = $("byeye-write-ins"); w.textContent = "";
+    eye.places = info.places;
+    for (var n = 1; n <= (info.write_in_lines || 0); n++) {
+      var lab = el("label", { "class": "write-in-line" }, S.byeye_write_in.replace("{n}", n) + " ");
+      lab.appendChild(el("input", { type: "text", name: "byeye_write_in", maxlength: 100, autocomplete: "off" }));
+      w.appendChild(lab);
+    }
+    showChosen();
     $("byeye-form").hidden = false;
   }
+  function eyeWriteIns() {
+    return Array.prototype.map.call($("byeye-form").querySelectorAll("input[name='byeye_write_in']"),
+      function (i) { return i.value.trim(); }).filter(function (v) { return v; });
+  }
+  // an election: how many persons the ballot chooses (赞成 + 另选) against its seats; more counts invalid
+  function showChosen() {
+    var p = $("byeye-chosen");
+    if (!eye.places) { p.textContent = ""; p.classList.remove("warn"); return; }
+    var marks = chosen($("byeye-form"), "eye", eye.keys);
+    var n = Object.keys(marks).filter(function (k) { return marks[k] === "for"; }).length + eyeWriteIns().length;
+    var over = n > eye.places;
+    p.textContent = S.byeye_chosen.replace("{n}", n).replace("{k}", eye.places) + (over ? " · " + S.over_selected : "");
+    p.classList.toggle("warn", over);
+  }
+  $("byeye-form").addEventListener("input", function () { if (eye) showChosen(); });
+  $("byeye-form").addEventListener("change", function () { if (eye) showChosen(); });
   $("byeye-scan").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = $("byeye-qr").value.trim();
@@ -321,8 +347,11 @@
   });
   $("byeye-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    call("POST", "/api/station/by-eye", { ballot: eye.ballot, marks: chosen($("byeye-form"), "eye", eye.keys) }).then(function () {
-      $("byeye-status").textContent = S.queued_for_second + (eye.sections.length > 1 ? " (" + (eye.at + 1) + "/" + eye.sections.length + ")" : "");
+    var sent = { ballot: eye.ballot, marks: chosen($("byeye-form"), "eye", eye.keys) };
+    if (eye.places) sent.write_ins = eyeWriteIns();
+    call("POST", "/api/station/by-eye", sent).then(function (r) {
+      $("byeye-status").textContent = S.queued_for_second + (eye.sections.length > 1 ? " (" + (eye.at + 1) + "/" + eye.sections.length + ")" : "") +
+        (r.over_selected ? " · " + S.over_selected : "");
       eye.at += 1;
       if (eye.at < eye.sections.length) { showEye(); return refresh(); }
       $("byeye-form").hidden = true; $("byeye-qr").value = ""; $("byeye-qr").focus();

@@ -17,7 +17,7 @@ from ballot_service.errors import InvalidInput, NotFound
 from ballot_service.formats import ballots, set_sheet
 from ballot_service.models import Item, ScannedPage, Terminal
 from ballot_service.render import count_report
-from ballot_service.vocab import AuditKind, Role
+from ballot_service.vocab import AuditKind, ItemKind, Role
 from ballot_service.web.common import PayloadTooLarge, commit, field, get_db, json_body, settings
 from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
@@ -133,14 +133,16 @@ def _ballot_info(db, sitting, text: str) -> dict:
     titles = station_board.candidate_titles(db, item.id)
     return {"item_id": item.id, "title": item.title, "round": rnd.number, "ballot": text,
             "candidates": [{"key": k, "title": titles.get(k, k)} for k in rnd.candidate_keys],
-            "choices": station_board.choices(item)}
+            "choices": station_board.choices(item), "places": rnd.places if item.kind == ItemKind.ELECTION else None,
+            "write_in_lines": scanning.write_in_lines_of(item, rnd)}
 
 
 @bp.post("/by-eye")
 @requires(Role.STATION, body=CREDENTIAL)
 def station_by_eye():
-    """A ballot read by eye (USB QR scanner + marks clicked): queued with this teller's
-    decision; the other teller confirms it like any queued page."""
+    """A ballot read by eye (USB QR scanner + marks clicked, names typed from its 另选他人
+    lines): queued with this teller's decision; the other teller confirms it like any queued
+    page. `over_selected`: it chooses more persons than seats, so it will count invalid."""
     data = json_body()
     db, sitting = get_db(), credential_sitting()
     text = field(data, "ballot", str)
@@ -154,18 +156,19 @@ def station_by_eye():
         payload = ballots.text_to_token(text)["payload"]
     except ballots.BallotRefused:
         raise InvalidInput("that is not a ballot's QR text", where="ballot", zh="这不是选票的二维码") from None
-    _, rnd = scanning.round_for(db, sitting.id, payload)
+    item, rnd = scanning.round_for(db, sitting.id, payload)
     if rnd is None:
         raise NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决")
+    marks = adjudication.by_eye_marks(item, rnd, field(data, "marks", dict), data.get("write_ins"))
     begin_write(db)
     page = ScannedPage(sitting_id=sitting.id, round_id=rnd.id, sha256="", image=None, status="queued",
                        reasons=["read by eye"], qr_text=text, boxes=[], crops={}, decisions=[], outcome=None)
     db.add(page)
     db.flush()
-    status = adjudication.decide(db, settings(), sitting, page, station,
-                                 {"marks": field(data, "marks", dict)})
+    status = adjudication.decide(db, settings(), sitting, page, station, {"marks": marks})
+    over = adjudication.over_selected(item, rnd, page.decisions[-1]["decision"])
     commit()
-    return jsonify({"id": page.id, "status": status}), 201
+    return jsonify({"id": page.id, "status": status, "over_selected": over}), 201
 
 
 @bp.post("/count-report")

@@ -74,8 +74,8 @@ def test_a_tablet_fails_mid_vote_and_the_deputy_votes_on_paper(new_page, live_si
     printed = tmp_path / "paper-ballot.pdf"
     download.value.save_as(printed)
     assert printed.read_bytes().startswith(b"%PDF")
-    # the download is the answer (the page stays); reloaded, the page counts the allowance. (Its
-    # flash may be lost to the page's own polling, which rewrites the session cookie meanwhile.)
+    # the download is the answer (the page stays and says what was printed:
+    # test_console_paper_ballot_in_chromium.py); reloaded, the page counts the allowance
     console.goto(f"{base}/console/items/{s.item_id}")
     assert console.inner_text("#paper-allowed") == "1"
     assert console.locator("#print-form").count() == 0  # no stack is printed for a hybrid vote

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
-from flask import Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, get_flashed_messages, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ballot_service import rules, vocab
@@ -257,7 +258,16 @@ def item_action(item_id: int, action: str):
                                 url_for(".item_page", item_id=item_id))
     if isinstance(result, dict) and "ballots" in result:  # a hybrid vote's paper ballot: printed now, once
         pdf = paper_ballots.paper_ballot_pdf(get_db(), result["ballots"])
+        # The page stays (the answer is a download), so its script shows what was printed: a
+        # flash would wait for the next page, and the page's polling can write the session over it.
+        get_flashed_messages()
+        n, member = len(result["ballots"]), request.form.get("member", "").strip()
+        said = t(f"已印制纸质选票 {n} 张（代表 {member}），PDF 已下载：请立即打印交给该代表。这份 PDF 不保存，不能再次下载。",
+                 f"{n} paper ballot{'s' if n > 1 else ''} printed for member {member} (PDF downloaded): print "
+                 f"{'them' if n > 1 else 'it'} and hand {'them' if n > 1 else 'it'} over now. The PDF is kept "
+                 f"nowhere and cannot be downloaded again.")
         return Response(pdf, mimetype="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="item{item_id}-paper-ballot.pdf"',
-            "Cache-Control": "no-store"})
+            "Cache-Control": "no-store", "X-Ballots-Printed": str(n),
+            "X-Paper-Allowed": str(result["paper_allowed"]), "X-Console-Message": quote(said)})
     return answer
