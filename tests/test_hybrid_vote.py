@@ -280,10 +280,6 @@ def test_the_verifier_flags_more_paper_returned_than_printed(api, app, tmp_path)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     api.call("POST", f"/api/admin/items/{s.item_id}/tally")
     api.call("POST", f"/api/admin/items/{s.item_id}/record")
-    db = app.extensions["ballot_sessionmaker"]()
-    try:
-        b = export_bundle(db, app.config["SETTINGS"], tmp_path / "bundle")
-    finally:
-        db.close()
+    b = export_app_bundle(app, tmp_path / "bundle")
     with pytest.raises(BundleInvalid, match="paper"):
         verify_bundle(b)

@@ -84,7 +84,7 @@ def test_a_ballot_read_by_eye_takes_its_written_in_names(api):
     invalid), the answer saying so."""
     s = setup_sitting(api, members=5, open_vote=False, channel="paper")
     spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
-            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in CANDS]}
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
     item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
     texts = _printed(api, s, item_id, 3)
     api.call("POST", f"/api/admin/items/{item_id}/open")
