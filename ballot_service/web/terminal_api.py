@@ -115,8 +115,7 @@ def terminal_state():
     # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
     if not shared["voting"] and shared["open"] and (
             seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
-        tablet_setup.note_seen(db, term.id)
-        commit()
+        tablet_setup.note_seen_grouped(db.get_bind(), term.id)
     own = '{"terminal":%s,"member":%s,' % (
         json.dumps({"name": term.name, "seat": term.seat}, ensure_ascii=False, separators=(",", ":")),
         shared["members"].get(term.id, "null"))
