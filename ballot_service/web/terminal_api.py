@@ -181,8 +181,22 @@ def terminal_round_key():
         rnd = next((r for r in rounds if r.ref == wanted), None) if wanted else rounds[0]
         if rnd is None:
             raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
-        body = issuance.announcement(db, rnd)
+        body = _announcement(db, rnd)
     return jsonify(body)
+
+
+def _announcement(db, rnd: Round) -> dict:
+    """issuance.announcement, kept per process: a whole hall asks for it within seconds of the
+    opening, and an event in the chain never changes. Keyed by the round and its key's
+    fingerprint, so a round of another database (tests) or a new key is never served another's."""
+    cache = current_app.extensions.setdefault("round_announcements", {})
+    key = (rnd.id, rnd.blind_key_fingerprint)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 64:  # rounds of a day's sittings; the old ones are never asked for again
+            cache.clear()
+        found = cache[key] = issuance.announcement(db, rnd)
+    return found
 
 
 @bp.post("/terminal/blind-sign")
