@@ -40,7 +40,7 @@ class SeatWake:
     async def answer(self, seat: tuple, marks: tuple, scope: dict, flask_headers: list):
         """(status, headers, body) for the woken long-poll of `seat` (terminal id, sitting id,
         body id, terminal JSON) after the watcher's change `marks`, or None: ask Flask."""
-        terminal_id, sitting_id, body_id, terminal_json = seat
+        terminal_id, sitting_id, body_id, terminal_json = seat[:4]
         key = (sitting_id, body_id, marks)
         snapshot = self._snapshots.get(key)
         if snapshot is None:

@@ -32,7 +32,7 @@ from ballot_service.web.common import commit, field, get_db, json_body, limit_bo
 from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
-SEAT_ENVIRON = "ballot_service.seat"  # (terminal id, sitting id, body id, {"name","seat"} JSON)
+SEAT_ENVIRON = "ballot_service.seat"  # (terminal id, sitting id, body id, {"name","seat"} JSON, vote open)
 
 bp.before_request(limit_body_to_a_ballot)
 
@@ -127,7 +127,7 @@ def terminal_state():
         tablet_setup.note_seen_grouped(db.get_bind(), term.id)
     terminal_json = json.dumps({"name": term.name, "seat": term.seat}, ensure_ascii=False, separators=(",", ":"))
     # Who was answered, for a long-poll woken later without Flask (web/seat_wake.py).
-    request.environ[SEAT_ENVIRON] = (term.id, term.sitting_id, term.body_id, terminal_json)
+    request.environ[SEAT_ENVIRON] = (term.id, term.sitting_id, term.body_id, terminal_json, shared["voting"])
     text, tag = seat_answer(built, term.id, terminal_json)
     if tag is None:  # changed while it was built: no tag to revalidate with
         return Response(text, mimetype="application/json")
