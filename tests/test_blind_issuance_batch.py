@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from helpers_live import setup_sitting
 from sqlalchemy import event, func, select
 

@@ -179,32 +179,29 @@ def terminal_round_key():
     """The open round's round_key_announced event (signed by the body's key, in the chain);
     ?round_ref= names one of an open ballot set's rounds (each has its own key)."""
     db = get_db()
+    term = g.terminal
     with read_phase(db):
-        sitting = credential_sitting(db)
-        item = open_item(db, sitting)
-        if item is None or item.channel not in BLIND_CHANNELS:
-            raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
-        rounds = [voting.current_round(m) for m in ballot_sets.open_members(db, item)]
-        wanted = request.args.get("round_ref")
-        rnd = next((r for r in rounds if r.ref == wanted), None) if wanted else rounds[0]
-        if rnd is None:
-            raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
-        body = _announcement(db, rnd)
+        # A whole hall asks within a second of the opening: built once per state version.
+        announced = current_app.extensions.setdefault(
+            "round_keys", seat_state.VersionedCache(_open_round_keys)).get(db, term.sitting_id, term.body_id).value
+    if announced is None:
+        raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
+    wanted = request.args.get("round_ref")
+    ref = wanted or announced[0][0]
+    body = next((ann for r, ann in announced if r == ref), None)
+    if body is None:
+        raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
     return jsonify(body)
 
 
-def _announcement(db, rnd: Round) -> dict:
-    """issuance.announcement, kept per process: a whole hall asks for it within seconds of the
-    opening, and an event in the chain never changes. Keyed by the round and its key's
-    fingerprint, so a round of another database (tests) or a new key is never served another's."""
-    cache = current_app.extensions.setdefault("round_announcements", {})
-    key = (rnd.id, rnd.blind_key_fingerprint)
-    found = cache.get(key)
-    if found is None:
-        if len(cache) >= 64:  # rounds of a day's sittings; the old ones are never asked for again
-            cache.clear()
-        found = cache[key] = issuance.announcement(db, rnd)
-    return found
+def _open_round_keys(db, sitting_id: int) -> list[tuple[str, dict]] | None:
+    """[(round_ref, its announcement)] of the sitting's open terminal vote (a ballot set: each
+    of its open rounds, the first first), or None when none is open."""
+    item = open_item(db, get_sitting(db, sitting_id))
+    if item is None or item.channel not in BLIND_CHANNELS:
+        return None
+    rounds = [voting.current_round(m) for m in ballot_sets.open_members(db, item)]
+    return [(rnd.ref, issuance.announcement(db, rnd)) for rnd in rounds]
 
 
 @bp.post("/terminal/blind-sign")
