@@ -132,3 +132,56 @@ def test_a_long_poll_with_a_stale_or_foreign_tag_is_answered_at_once(live):
     assert r.status_code == 200 and r.json()["terminal"]["seat"] == "M0001"
     anon = httpx.get(live.base_url + "/api/terminal/state", params={"wait": "x"}, timeout=5)
     assert anon.status_code == 401
+
+
+def _held(live, s, nos):
+    """Long-poll each of `nos` with the ETag of its first state; returns (start barrier, answers, threads)."""
+    answers: dict[str, httpx.Response] = {}
+    held = threading.Barrier(len(nos) + 1, timeout=30)
+
+    def wait(no):
+        client = httpx.Client(base_url=live.base_url, timeout=httpx.Timeout(10, read=8),
+                              headers={"Authorization": f"Bearer {s.creds[no]}"})
+        first = client.get("/api/terminal/state")
+        assert first.status_code == 200
+        held.wait()
+        answers[no] = client.get("/api/terminal/state", params={"wait": first.headers["ETag"].strip('"')})
+
+    threads = [threading.Thread(target=wait, args=(no,), daemon=True) for no in nos]
+    for t in threads:
+        t.start()
+    held.wait()
+    return answers, threads
+
+
+def test_a_woken_tablet_gets_the_bytes_and_etag_flask_gives(live):
+    """The woken long-polls are answered from one read of the sitting's state (seat_wake.py):
+    each answer is the one a plain request gets right after, byte for byte, ETag included."""
+    api = Api.httpx(live.base_url)
+    s = setup_sitting(api, members=4, present=3, open_vote=False)
+    answers, threads = _held(live, s, list(s.creds))
+    api.call("POST", f"/api/admin/items/{s.item_id}/open", {"override_reason": "M0004 votes on paper"})
+    for t in threads:
+        t.join(timeout=20)
+    assert sorted(answers) == sorted(s.creds)
+    for no, woken in answers.items():
+        plain = httpx.get(live.base_url + "/api/terminal/state", timeout=10, headers={"Authorization": f"Bearer {s.creds[no]}"})
+        assert woken.status_code == plain.status_code == 200
+        assert woken.content == plain.content and woken.headers["ETag"] == plain.headers["ETag"]
+        assert woken.headers["Content-Type"] == plain.headers["Content-Type"]
+        assert woken.headers["Cache-Control"] == "no-store"
+    assert answers["M0001"].json()["member"]["member_no"] == "M0001" and answers["M0004"].json()["member"] is None
+
+
+def test_a_tablet_revoked_while_it_waits_is_not_answered_its_state(live):
+    api = Api.httpx(live.base_url)
+    s = setup_sitting(api, members=3, open_vote=False)
+    answers, threads = _held(live, s, ["M0001", "M0002"])
+    api.call("POST", f"/api/admin/terminals/{s.terminal_ids['M0001']}/revoke")
+    api.call("POST", f"/api/admin/items/{s.item_id}/open", {"override_reason": "M0001 votes on paper"})
+    for t in threads:
+        t.join(timeout=20)
+    assert answers["M0001"].status_code == 401 and "vote" not in answers["M0001"].text
+    # M0002 is answered its state: the vote, or the revocation's change when the opening took
+    # longer than the 3 s a change that is not urgent waits (a slow machine)
+    assert answers["M0002"].status_code == 200 and answers["M0002"].json()["terminal"]["seat"] == "M0002"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from helpers_live import setup_sitting
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from ballot_service.crypto import tablet
 from ballot_service.models import Issuance
@@ -56,3 +57,32 @@ def test_a_closed_round_signs_nothing(app, api):
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     status, body = _ask(app.test_client(), s.creds["M0002"], vote, pub)
     assert status in (404, 409) and "blind_sig" not in (body or {})
+
+
+def test_the_eligibility_lookup_reads_the_terminals_rows_by_index(app, api):
+    """A whole hall asks at once, and a day's rounds add a hall's rows each: the terminal's
+    Issuance in the open round is found by an index, never by reading every issuance."""
+    if app.extensions["ballot_engine"].dialect.name != "sqlite":
+        pytest.skip("the query plan checked is SQLite's")
+    s = setup_sitting(api, members=3, present=3)
+    _, state = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])
+    vote = state["vote"]
+    _, announcement = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"])
+    pub = tablet.round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"])
+    engine = app.extensions["ballot_engine"]
+    seen: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "FROM issuances" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        assert _ask(app.test_client(), s.creds["M0002"], vote, pub)[0] == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert seen
+    with engine.connect() as conn:
+        for statement, parameters in seen:
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "SCAN issuances" not in plan, plan

@@ -70,3 +70,20 @@ def test_wait_is_a_plain_poll_under_wsgi(app, api):
     auth = {"Authorization": f"Bearer {s.creds['M0001']}"}
     assert client.get(f"/api/terminal/state?wait={tag}", headers=auth).status_code == 304
     assert client.get("/api/terminal/state?wait=1-0", headers=auth).status_code == 200
+
+
+def test_the_round_key_kept_per_state_version_follows_the_close(app, api):
+    """The round key is answered from a copy built once per state version: after a cast (no
+    new version) it is still the open round's, after the close it is refused at once."""
+    s = setup_sitting(api, members=3, present=3)
+    _, state = api.call("GET", "/api/terminal/state", credential=s.creds["M0001"])
+    _, first = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"])
+    assert first["data"]["fingerprint"] == state["vote"]["key_fingerprint"]
+    vote(api, s.creds["M0002"], {"motion": "for"})
+    _, again = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0003"])
+    assert again == first
+    status, _ = api.call("GET", "/api/terminal/round-key?round_ref=nope", credential=s.creds["M0003"], expect=None)
+    assert status == 404
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    status, body = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"], expect=None)
+    assert status == 404 and body["errors"][0]["where"] == "vote"

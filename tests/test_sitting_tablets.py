@@ -157,3 +157,21 @@ def test_guessing_the_reset_code_is_stopped_after_five_wrong_codes(app, api):
     assert seen(app, s.terminal_ids["M0001"])[0] is not None  # not reset
     api.call("POST", "/api/terminal/reset", {"code": code}, credential=other)
     assert seen(app, s.terminal_ids["M0002"]) == (None, None)
+
+
+def test_grouped_last_seen_writes_nothing_once_a_vote_has_opened(app, api):
+    """A poll checks for an open vote, then its last seen joins a group commit: a vote opened in
+    between must still find the row untouched (the write re-checks in its own transaction)."""
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
+    tids = [s.terminal_ids[no] for no in s.present]
+    age(app, tids, tablet_setup.SEEN_EVERY_S + 1)
+    aged = [seen(app, t) for t in tids]
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    engine = app.extensions["ballot_engine"]
+    for t in tids:
+        tablet_setup.note_seen_grouped(engine, t)
+    assert [seen(app, t) for t in tids] == aged
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    for t in tids:
+        tablet_setup.note_seen_grouped(engine, t)
+    assert all(seen(app, t)[1] > a[1] for t, a in zip(tids, aged))

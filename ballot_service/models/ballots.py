@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -33,7 +34,8 @@ class Issuance(Base):
     """
 
     __tablename__ = "issuances"
-    __table_args__ = {"sqlite_with_rowid": False}
+    # A tablet's blind-signature request finds its row by terminal (a whole hall at once).
+    __table_args__ = (Index("ix_issuances_terminal_round", "terminal_id", "round_id"), {"sqlite_with_rowid": False})
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
     terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))

@@ -54,7 +54,7 @@
  * fails; no polling while a ballot, the confirmation or a submission is on screen, except a
  * look every 10 s from the ballot screen at whether the vote is still open (startWatch).
  * Under `serve` the server holds a `wait` request (a long-poll, no thread held) until the state
- * changes (at once when a vote opens or closes) or 12 s pass (304: unchanged); the next one is
+ * changes (at once when a vote opens or closes) or 12 s pass (30 s while a vote is open; 304: unchanged); the next one is
  * sent at once when the last was held longer than the poll interval. A server that does not
  * hold it (plain WSGI) answers at once and the page simply polls on the schedule above.
  */
@@ -69,7 +69,7 @@
   var KEY_PENDING = "ballotSeat.pending";   // {key, title, body, secret} while a cast is unanswered
   var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
   var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000, WATCH_MS = 10000;
-  var LONG_POLL_TIMEOUT_MS = 40000;  // the server holds a long-poll up to 12 s
+  var LONG_POLL_TIMEOUT_MS = 40000;  // the server holds a long-poll up to 12 s (30 s during a vote)
   // Screens during which the page does not poll (a ballot is on screen or being sent).
   var QUIET = { ballot: 1, confirm: 1, sending: 1, neterror: 1, setup: 1, loading: 0 };
 

@@ -33,9 +33,10 @@ from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from ballot_service.domain import tablet_setup
-from ballot_service.web import display
+from ballot_service.web import display, terminal_api
 from ballot_service.web.display.state import AuditCursor
 from ballot_service.web.head_watcher import HeadWatcher
+from ballot_service.web.seat_wake import SeatWake
 
 EVENTS_PATH = re.compile(r"^/display/([0-9]{1,10})/events$")
 STATE_PATH = "/api/terminal/state"  # a seat tablet's long-poll: ?wait=<the ETag it holds>
@@ -43,6 +44,9 @@ STATE_PATH = "/api/terminal/state"  # a seat tablet's long-poll: ?wait=<the ETag
 # reaching Flask writes the tablet's last seen (at most every SEEN_EVERY_S): holding longer
 # than ONLINE_S - SEEN_EVERY_S would make a waiting tablet look offline.
 HOLD_SECONDS = float(tablet_setup.ONLINE_S - tablet_setup.SEEN_EVERY_S - 3)
+# While a vote is open no last seen is written (tablet_setup.py), so a tablet's long-poll is held
+# longer (the page gives up after 40 s): 3,000 tablets ask Flask 100 times a second, not 250.
+VOTE_HOLD_SECONDS = 30.0
 QUIET_SECONDS = 3.0  # a change that is not urgent (a check-in) is told after this (the old poll)
 # Headers of the screen's request that Flask's answer may depend on; nothing else is passed on.
 FORWARDED = (b"cookie", b"host", b"accept-language", b"x-forwarded-for", b"x-forwarded-proto",
@@ -54,6 +58,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
     wsgi = FlaskOnThreads(flask_app, threads)
     watcher = HeadWatcher(flask_app)
     screens = ScreenStates(flask_app)
+    seats = SeatWake(flask_app)
     cfg = flask_app.config
 
     async def app(scope, receive, send):
@@ -70,7 +75,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
                 await stream.run(receive, send)
                 return
             if scope["path"] == STATE_PATH and b"wait=" in scope.get("query_string", b""):
-                await long_poll(wsgi, watcher, scope, send)
+                await long_poll(wsgi, watcher, seats, scope, send)
                 return
         await wsgi(scope, receive, send)
 
@@ -109,8 +114,13 @@ class FlaskOnThreads:
 
     async def answer(self, scope, body: bytes = b"") -> tuple[int, list, bytes]:
         """Flask's (status, headers, body) for the request of `scope`, run on a thread."""
+        return (await self.answer_seat(scope, body))[:3]
+
+    async def answer_seat(self, scope, body: bytes = b"") -> tuple[int, list, bytes, tuple | None]:
+        """answer(), and the seat tablet the state endpoint answered (terminal_api.SEAT_ENVIRON)."""
         environ = build_environ(scope, io.BytesIO(body))
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
+        answer = await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
+        return (*answer, environ.get(terminal_api.SEAT_ENVIRON))
 
     def _run(self, environ: dict) -> tuple[int, list, bytes]:
         started: dict = {}
@@ -128,30 +138,36 @@ class FlaskOnThreads:
         return int(started["status"].split(" ", 1)[0]), started["headers"], b"".join(written)
 
 
-async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, scope, send) -> None:
+async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake, scope, send) -> None:
     """GET /api/terminal/state?wait=<ETag>: Flask answers (a refusal, or the state when its tag
     is no longer the one the tablet holds) at once; otherwise the request waits on the event
     loop, holding no thread, and asks Flask again when the watcher sees a change a tablet shows:
     at once for an urgent one (a vote opened or closed), after QUIET_SECONDS held for the rest
-    (a check-in elsewhere). After HOLD_SECONDS with no change: Flask's 304. A cast batch wakes
-    nobody; the state is served from the per-state-version cache (terminal_api.py)."""
+    (a check-in elsewhere). After HOLD_SECONDS (VOTE_HOLD_SECONDS while a vote is open) with no
+    change: Flask's 304. A cast batch wakes nobody; the state is served from the per-state-version cache (terminal_api.py), and a woken
+    tablet Flask answered when it began is answered from one read per change (seat_wake.py)."""
     try:
         await asyncio.wait_for(watcher.ready(), 2.0)
     except asyncio.TimeoutError:
         pass  # the database is away: answer as a plain poll would
     started = time.monotonic()
     marks = (watcher.changes, watcher.urgent)
-    status, headers, body = await wsgi.answer(scope)
+    status, headers, body, seat = await wsgi.answer_seat(scope)
     while status == 304:
         held = time.monotonic() - started
-        if held >= HOLD_SECONDS:
+        hold = VOTE_HOLD_SECONDS if seat and seat[4] else HOLD_SECONDS
+        if held >= hold:
             break
         now_marks = (watcher.changes, watcher.urgent)
         if now_marks[1] != marks[1] or (now_marks[0] != marks[0] and held >= QUIET_SECONDS):
             marks = now_marks
-            status, headers, body = await wsgi.answer(scope)
+            woken = await seats.answer(seat, marks, scope, headers) if seat else None
+            if woken is None:
+                status, headers, body, seat = await wsgi.answer_seat(scope)
+            else:
+                status, headers, body = woken
             continue
-        limit = HOLD_SECONDS - held if held >= QUIET_SECONDS or now_marks == marks else QUIET_SECONDS - held
+        limit = hold - held if held >= QUIET_SECONDS or now_marks == marks else QUIET_SECONDS - held
         await watcher.wait_tablets(limit)
     await _send_whole(send, status, headers, body)
 

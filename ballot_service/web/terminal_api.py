@@ -32,6 +32,7 @@ from ballot_service.web.common import commit, field, get_db, json_body, limit_bo
 from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
+SEAT_ENVIRON = "ballot_service.seat"  # (terminal id, sitting id, body id, {"name","seat"} JSON, vote open)
 
 bp.before_request(limit_body_to_a_ballot)
 
@@ -91,12 +92,20 @@ def _shared_state(db, sitting_id: int) -> dict:
             "members": members, "voting": voting_now is not None, "open": sitting.status == SittingStatus.OPEN}
 
 
-def _seat_states() -> seat_state.VersionedCache:
-    """This app's cache (one per app: each has its own database)."""
-    ext = current_app.extensions
-    if "seat_states" not in ext:
-        ext["seat_states"] = seat_state.VersionedCache(_shared_state)
-    return ext["seat_states"]
+def seat_states(app) -> seat_state.VersionedCache:
+    """This app's cache (one per app: each has its own database); web/seat_wake.py reads it too."""
+    return app.extensions.setdefault("seat_states", seat_state.VersionedCache(_shared_state))
+
+
+def seat_answer(built: seat_state.Built, terminal_id: int, terminal_json: str) -> tuple[str, str | None]:
+    """One tablet's state (JSON text) from the sitting's shared state, and its ETag (None when
+    the state changed while it was built): the state endpoint's answer, and the woken
+    long-polls' (web/seat_wake.py), so the two are the same bytes."""
+    shared = built.value
+    own = '{"terminal":%s,"member":%s,' % (terminal_json, shared["members"].get(terminal_id, "null"))
+    if built.version is None:
+        return own + shared["json"], None
+    return own + shared["json"], f"{built.version}-{zlib.crc32(own.encode()):08x}"
 
 
 @bp.get("/terminal/state")
@@ -108,25 +117,23 @@ def terminal_state():
     term = g.terminal
     # Tablets poll this: read without SQLite's write lock, so polls never queue behind casts.
     with read_phase(db):
-        built = _seat_states().get(db, term.sitting_id, term.body_id)
+        built = seat_states(current_app).get(db, term.sitting_id, term.body_id)
         shared = built.value
         seen = None if shared["voting"] or not shared["open"] else db.scalar(
             select(Terminal.last_seen_at).where(Terminal.id == term.id))
     # Set up / last seen, coarse, and nothing at all while a vote is open (tablet_setup.py).
     if not shared["voting"] and shared["open"] and (
             seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
-        tablet_setup.note_seen(db, term.id)
-        commit()
-    own = '{"terminal":%s,"member":%s,' % (
-        json.dumps({"name": term.name, "seat": term.seat}, ensure_ascii=False, separators=(",", ":")),
-        shared["members"].get(term.id, "null"))
-    if built.version is None:  # changed while it was built: no tag to revalidate with
-        return Response(own + shared["json"], mimetype="application/json")
-    tag = f"{built.version}-{zlib.crc32(own.encode()):08x}"
+        tablet_setup.note_seen_grouped(db.get_bind(), term.id)
+    terminal_json = json.dumps({"name": term.name, "seat": term.seat}, ensure_ascii=False, separators=(",", ":"))
+    # Who was answered, for a long-poll woken later without Flask (web/seat_wake.py).
+    request.environ[SEAT_ENVIRON] = (term.id, term.sitting_id, term.body_id, terminal_json, shared["voting"])
+    text, tag = seat_answer(built, term.id, terminal_json)
+    if tag is None:  # changed while it was built: no tag to revalidate with
+        return Response(text, mimetype="application/json")
     # ?wait=<tag>: the seat page's long-poll (web/asgi.py holds it; under plain WSGI it is a poll)
     unchanged = request.if_none_match.contains(tag) or request.args.get("wait", "").strip('"') == tag
-    resp = Response(None if unchanged else own + shared["json"], status=304 if unchanged else 200,
-                    mimetype="application/json")
+    resp = Response(None if unchanged else text, status=304 if unchanged else 200, mimetype="application/json")
     resp.set_etag(tag)
     return resp
 
@@ -172,18 +179,29 @@ def terminal_round_key():
     """The open round's round_key_announced event (signed by the body's key, in the chain);
     ?round_ref= names one of an open ballot set's rounds (each has its own key)."""
     db = get_db()
+    term = g.terminal
     with read_phase(db):
-        sitting = credential_sitting(db)
-        item = open_item(db, sitting)
-        if item is None or item.channel not in BLIND_CHANNELS:
-            raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
-        rounds = [voting.current_round(m) for m in ballot_sets.open_members(db, item)]
-        wanted = request.args.get("round_ref")
-        rnd = next((r for r in rounds if r.ref == wanted), None) if wanted else rounds[0]
-        if rnd is None:
-            raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
-        body = issuance.announcement(db, rnd)
+        # A whole hall asks within a second of the opening: built once per state version.
+        announced = current_app.extensions.setdefault(
+            "round_keys", seat_state.VersionedCache(_open_round_keys)).get(db, term.sitting_id, term.body_id).value
+    if announced is None:
+        raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
+    wanted = request.args.get("round_ref")
+    ref = wanted or announced[0][0]
+    body = next((ann for r, ann in announced if r == ref), None)
+    if body is None:
+        raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
     return jsonify(body)
+
+
+def _open_round_keys(db, sitting_id: int) -> list[tuple[str, dict]] | None:
+    """[(round_ref, its announcement)] of the sitting's open terminal vote (a ballot set: each
+    of its open rounds, the first first), or None when none is open."""
+    item = open_item(db, get_sitting(db, sitting_id))
+    if item is None or item.channel not in BLIND_CHANNELS:
+        return None
+    rounds = [voting.current_round(m) for m in ballot_sets.open_members(db, item)]
+    return [(rnd.ref, issuance.announcement(db, rnd)) for rnd in rounds]
 
 
 @bp.post("/terminal/blind-sign")
