@@ -155,11 +155,23 @@ def submit(db: Session, engine: Engine, job: Job, *, only_read: bool = False) ->
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
         group_commit.group_for(engine, _run_batch).submit(job)
-        if isinstance(job.error, ballots.BallotRefused):
-            job.error.commit_audit = False  # counted and audited already, by the batch's commit
-        return job.outcome()
+        return stored_outcome(job)
     begin_write(db)
     _store(db, [job])
+    return job.outcome()
+
+
+def submit_nowait(engine: Engine, job: Job, notify) -> None:
+    """Queue a prepared job for group commit without waiting (a request on an event loop):
+    `notify()` is called, on another thread, once it is stored or refused; then
+    stored_outcome(job) gives its receipt or raises its error."""
+    group_commit.group_for(engine, _run_batch).submit_nowait(job, notify)
+
+
+def stored_outcome(job: Job) -> Receipt:
+    """The receipt of a job group commit has decided, or its error."""
+    if isinstance(job.error, ballots.BallotRefused):
+        job.error.commit_audit = False  # counted and audited already, by the batch's commit
     return job.outcome()
 
 
