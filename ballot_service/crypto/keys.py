@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -67,6 +68,26 @@ def body_signing_key(settings, body_id: int) -> "SigningKey":
     """The signing key of a body, from the configured folder and its passphrase (the one way
     domain code gets it). `settings`: config.Settings."""
     return load_key(settings.keys_dir, body_key_name(body_id), body_passphrase(settings, body_id))
+
+
+# Cast intake's copy of each body's key: (keys folder, body, passphrase settings) -> (monotonic time, key).
+_recent: dict[tuple, tuple[float, "SigningKey"]] = {}
+RECENT_S = 1.0
+
+
+def recent_body_signing_key(settings, body_id: int) -> "SigningKey":
+    """body_signing_key as found at most RECENT_S ago (the cast path: checking the key and
+    passphrase files, two stats and their paths, took a fifth of a cast's step 1 on the event
+    loop). A key replaced during a vote is refused at its close either way (cast_staging.py)."""
+    at = (str(settings.keys_dir), int(body_id), settings.key_passphrase, settings.key_passphrases,
+          str(settings.instance_path))
+    now = time.monotonic()
+    hit = _recent.get(at)
+    if hit is not None and now - hit[0] < RECENT_S:
+        return hit[1]
+    key = body_signing_key(settings, body_id)
+    _recent[at] = (now, key)
+    return key
 
 
 def body_passphrase(settings, body_id: int) -> str | None:
