@@ -13,6 +13,8 @@ response objects, hooks and teardown cost about a third of the server's CPU per 
 the same code the rest of the service uses: the credential check (domain.terminals), field
 reading (web.field), intake.accept, the error shape (errors.BallotError.to_dict) and the
 refusal commit rule (web.finish_refusal's). Any other path or method goes on to Flask.
+Under `serve` (ASGI) a secret cast of a round the worker knows is answered before this, on
+the event loop (cast_on_loop.py, the same steps); this serves the rest, and plain WSGI.
 
 POST /api/terminal/cast-set takes a ballot set's casts at once: {"casts": [cast, ...]}, one
 per open round of the set, each exactly the body above (its own serial, signature, retry id
