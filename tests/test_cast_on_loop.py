@@ -111,12 +111,19 @@ def test_secret_casts_on_the_loop_decide_as_on_flask(app, api, monkeypatch):
     assert refusals(app).get("reused") == 1
 
 
-def test_refusals_on_the_loop_are_flasks_bytes(app, api, monkeypatch):
+def _one_cast_through_flask(app, api):
+    """A secret vote of three with one cast sent through Flask (the worker learns the round):
+    the sitting, a test client, and the other two ballots."""
     s = setup_sitting(api, members=3)
-    b0, b1, b2 = (get_ballot(api, s.creds[no]) for no in s.members)
+    b0, *others = (get_ballot(api, s.creds[no]) for no in s.members)
     client = app.test_client()
     assert client.post("/api/terminal/cast", data=_body(b0, {"motion": "for"}),
                        content_type="application/json").status_code == 201
+    return s, client, others
+
+
+def test_refusals_on_the_loop_are_flasks_bytes(app, api, monkeypatch):
+    s, client, (b1, b2) = _one_cast_through_flask(app, api)
     counting = _Counting(monkeypatch)
     ag = asgi.create_asgi_app(app, threads=2)
     cases = [
@@ -137,11 +144,7 @@ def test_refusals_on_the_loop_are_flasks_bytes(app, api, monkeypatch):
 
 
 def test_a_closed_round_refuses_on_the_loop(app, api, monkeypatch):
-    s = setup_sitting(api, members=3)
-    b0, b1, _ = (get_ballot(api, s.creds[no]) for no in s.members)
-    client = app.test_client()
-    assert client.post("/api/terminal/cast", data=_body(b0, {"motion": "for"}),
-                       content_type="application/json").status_code == 201
+    s, _, (b1, _) = _one_cast_through_flask(app, api)
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     counting = _Counting(monkeypatch)
     status, body = asyncio.run(_post(asgi.create_asgi_app(app, threads=2), _body(b1, {"motion": "for"})))

@@ -170,7 +170,7 @@ def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
     if payload["session"] != sitting.id:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
-    job.body_key = keys.recent_body_signing_key(settings, sitting.body_id)
+    job.body_key = keys.checked_body_signing_key(settings, sitting.body_id)
     if ballots.is_round_key_token(token):  # a hybrid round's paper ballot
         hybrid_paper.prepare(db, job, token)
         if job.refusal is not None:

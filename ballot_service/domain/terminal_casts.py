@@ -86,7 +86,7 @@ def _prepare(engine: Engine, settings, data: dict, round_key_of, terminal_id: in
         return job
     job.key = (rk.sitting_id, rk.item_id, rk.number)
     if rk.secret:  # its cast is stored sealed (cast_staging.py); a key that cannot be unlocked stores nothing
-        job.body_key = keys.recent_body_signing_key(settings, rk.body_id)
+        job.body_key = keys.checked_body_signing_key(settings, rk.body_id)
     job.signature_refusal = round_facts.signature_refusal(rk, ballot)
     facts = round_facts.known(engine, job.key)
     if facts is not None and job.signature_refusal is None:
