@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 from pathlib import Path
 
 import click
@@ -29,9 +30,9 @@ def _server_options(f):
     f = click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
                      help="server worker processes (each runs --threads threads).")(f)
     f = click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
-                     help="threads per worker for requests (the display's event streams hold none: web/asgi.py). More "
-                          "threads than cores' worth of work only contend for the GIL: casts wait "
-                          "longer (measured with benchmarks/bench_casts.py).")(f)
+                     help="threads per worker for requests (the display's event streams and secret casts hold none: "
+                          "web/asgi.py, web/cast_on_loop.py). More threads than cores' worth of work only contend "
+                          "for the GIL (measured with benchmarks/bench_casts.py).")(f)
     f = click.option("--interface", type=click.Choice(["asgi", "wsgi"]), default="asgi", show_default=True,
                      help="asgi: event streams and tablets' long-polls on the event loop, holding no "
                           "thread (web/asgi.py); wsgi: plain Flask, every request on a thread (each "
@@ -154,11 +155,17 @@ def _lan_address() -> str | None:
 
 
 THREADS_ENV = "BALLOT_SERVE_THREADS"
+# How long a thread waiting for Python's GIL waits at most (Python's default: 5 ms). A worker's
+# batch of casts is stored on its group-commit thread while its event loop checks and seals the
+# next casts (web/cast_on_loop.py); the batch gives up the GIL at each of its ~10 database
+# calls (its fsync included) and waited up to 5 ms for it each time: tens of ms per batch.
+SWITCH_INTERVAL_S = 0.001
 
 
 def asgi_app():
     """granian's factory, called in each worker: the Flask app wrapped for ASGI (web/asgi.py)
     on the number of threads `serve` was given."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return create_asgi_app(create_app(), threads=int(os.environ.get(THREADS_ENV, "16")))
 
 

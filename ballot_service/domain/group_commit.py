@@ -9,9 +9,11 @@ retried alone, so one bad job cannot fail the rest. Nothing about a batch is sto
 """
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from sqlalchemy.engine import Engine
@@ -21,17 +23,20 @@ from ballot_service.db import begin_write
 
 MAX_BATCH = 64
 
+log = logging.getLogger(__name__)
+
 
 class Job:
     """One request's unit of work: its outcome (result or error), and the lock it waits on."""
 
-    __slots__ = ("result", "error", "wake", "lead")
+    __slots__ = ("result", "error", "wake", "lead", "notify")
 
     def __init__(self) -> None:
         self.result = None
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None
         self.lead = False
+        self.notify: Callable[[], None] | None = None  # submit_nowait's: called once the outcome is set
 
     def outcome(self):
         if self.error is not None:
@@ -48,26 +53,66 @@ class GroupCommit:
     then every job queued by then (those that arrived while it waited for the lock included),
     stores and commits them (_run_batch), hands the lead to the first job queued meanwhile,
     then wakes its batch's requests. Everyone else waits on its own job's lock until its
-    outcome is set (after the commit) or it is handed the lead. No thread of its own: the
-    requests' threads do the work, so nothing is left running when the server stops."""
+    outcome is set (after the commit) or it is handed the lead. The requests' threads do the
+    work; a job queued by submit_nowait (a request on an event loop) leads on the group's one
+    writer thread instead, and is told its outcome by its callback."""
 
     def __init__(self, run: Callable[[Callable[[], list]], object]) -> None:
         self._run = run  # run(take): lock, take the batch, store and commit it
         self._lock = threading.Lock()
         self._queue: deque[Job] = deque()
         self._leading = False
+        self._writer_pool: ThreadPoolExecutor | None = None  # leads the batches of submit_nowait's jobs
 
     def submit(self, job: Job) -> None:
+        """Queue `job` and return once its outcome is set (this thread may store a batch)."""
         job.wake = threading.Lock()
         job.wake.acquire()
+        if not self._enqueue(job):
+            job.wake.acquire()  # released with the outcome set, or with job.lead set
+            if not job.lead:
+                return
+        self._lead(job)
+
+    def submit_nowait(self, job: Job, notify: Callable[[], None]) -> None:
+        """Queue `job` without waiting (an event loop's caller); `notify()` is called, on another
+        thread, once its outcome is set (after the batch's durable COMMIT). A batch such a job
+        leads is stored on this group's one writer thread, so no request holds a thread while
+        it waits: a batch is whatever was queued meanwhile, not at most one job per thread."""
+        job.notify = notify
+        if self._enqueue(job):
+            self._writer().submit(self._lead_quietly, job)
+
+    def _enqueue(self, job: Job) -> bool:
+        """Queue the job; True when its caller must lead (no batch is being stored)."""
         with self._lock:
             self._queue.append(job)
             lead = not self._leading
             self._leading = True
-        if not lead:
-            job.wake.acquire()  # released with the outcome set, or with job.lead set
-            if not job.lead:
-                return
+        return lead
+
+    def _writer(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._writer_pool is None:
+                self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
+            return self._writer_pool
+
+    def _lead_quietly(self, job: Job) -> None:
+        try:
+            self._lead(job)
+        except BaseException:  # every job of the batch has this error as its outcome already
+            log.exception("group commit failed")
+
+    def _wake(self, job: Job) -> None:
+        """Tell a waiting job its outcome is set, or (job.lead) that it leads the next batch."""
+        if job.notify is None:
+            job.wake.release()
+        elif job.lead:
+            self._writer().submit(self._lead_quietly, job)
+        else:
+            job.notify()
+
+    def _lead(self, job: Job) -> None:
         batch: list[Job] = []
 
         def take() -> list[Job]:
@@ -90,10 +135,11 @@ class GroupCommit:
                 self._leading = following is not None
             if following is not None:
                 following.lead = True
-                following.wake.release()
+                self._wake(following)
+            job.lead = False
             for j in batch:
-                if j is not job:
-                    j.wake.release()
+                if j is not job or j.notify is not None:
+                    self._wake(j)
 
 
 _groups: "weakref.WeakKeyDictionary[Engine, dict[str, GroupCommit]]" = weakref.WeakKeyDictionary()

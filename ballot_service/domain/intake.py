@@ -13,8 +13,9 @@ marks again get the first receipt and count as 重复扫描 (`Round.rescanned`, 
 Concurrent casts queue on the database's one write lock (SQLite) only for the moment they
 store, so the work is split in two:
 
-1. before the lock, in the request's thread, without reading the database: parse the ballot
-   text, verify its signature, and, when this process already knows the round's fixed facts
+1. before the lock, in the request's thread (a secret cast: on the server's event loop,
+   web/cast_on_loop.py), without reading the database: parse the ballot text, verify its
+   signature, and, when this process already knows the round's fixed facts
    (candidates, channel: they never change once a round exists), parse the marks and hash
    the submission. Nothing is decided yet: the outcomes are kept for step 2 (a `Job`);
 2. under the lock (_store): read the round's state, then decide in a fixed order (no such
@@ -38,8 +39,6 @@ Where a refusal is counted, and its audit event: intake_refusals.py.
 """
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
@@ -66,30 +65,13 @@ from ballot_service.domain import (
 )
 from ballot_service.domain import intake_refusals as refusals
 from ballot_service.domain.ballot_marks import marks_outcome
+from ballot_service.domain.receipts import Receipt, new_receipt
 from ballot_service.domain.round_facts import RoundFacts
 from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Round, random_id
 from ballot_service.vocab import AuditKind, Channel, ItemKind, RoundStatus
-
-
-@dataclass(frozen=True)
-class Receipt:
-    serial: str
-    receipt: str
-    repeated: bool  # True when this was a retry of an already-accepted submission
-
-    def as_dict(self) -> dict:
-        return {"serial": self.serial, "receipt": self.receipt, "repeated": self.repeated}
-
-
-def new_receipt(receipt_hash: str | None) -> str:
-    """A cast's receipt (64 hex digits): the tablet's receipt hash H(r) where it sent one, else
-    random. Never a function of the serial or the marks, so the bundle, which lists a round's
-    receipts apart from its ballots, cannot match a receipt to marks (README, threat model)."""
-    return receipt_hash if receipt_hash is not None else secrets.token_hex(32)
-
 
 # --- intake -------------------------------------------------------------------------------------
 
@@ -155,11 +137,23 @@ def submit(db: Session, engine: Engine, job: Job, *, only_read: bool = False) ->
         if db.in_transaction():
             db.commit()  # a read snapshot (writes there raise): nothing to keep
         group_commit.group_for(engine, _run_batch).submit(job)
-        if isinstance(job.error, ballots.BallotRefused):
-            job.error.commit_audit = False  # counted and audited already, by the batch's commit
-        return job.outcome()
+        return stored_outcome(job)
     begin_write(db)
     _store(db, [job])
+    return job.outcome()
+
+
+def submit_nowait(engine: Engine, job: Job, notify) -> None:
+    """Queue a prepared job for group commit without waiting (a request on an event loop):
+    `notify()` is called, on another thread, once it is stored or refused; then
+    stored_outcome(job) gives its receipt or raises its error."""
+    group_commit.group_for(engine, _run_batch).submit_nowait(job, notify)
+
+
+def stored_outcome(job: Job) -> Receipt:
+    """The receipt of a job group commit has decided, or its error."""
+    if isinstance(job.error, ballots.BallotRefused):
+        job.error.commit_audit = False  # counted and audited already, by the batch's commit
     return job.outcome()
 
 
@@ -176,7 +170,7 @@ def _prepare(db: Session, settings: Settings, engine: Engine, job: Job) -> None:
     if payload["session"] != sitting.id:
         job.refusal = (refusals.SITTING_VOTE, "unknown", "this ballot is not for a vote of this session")
         return
-    job.body_key = keys.body_signing_key(settings, sitting.body_id)
+    job.body_key = keys.checked_body_signing_key(settings, sitting.body_id)
     if ballots.is_round_key_token(token):  # a hybrid round's paper ballot
         hybrid_paper.prepare(db, settings, job, token)
         if job.refusal is not None:

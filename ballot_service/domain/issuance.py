@@ -29,12 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
-import weakref
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
@@ -103,31 +101,20 @@ def make_eligible(db: Session, rnd: Round, member_id: int, terminal_id: int | No
 
 def forget_round_key(rnd: Round) -> None:
     rnd.blind_private_key = None
-    session = object_session(rnd)
-    with _paper_keys_lock:
-        _paper_keys.get(session.get_bind() if session is not None else None, {}).pop(rnd.id, None)
-
-
-# Per engine: round id -> the key marking its paper serials (blind_ballots.paper_serial), while open.
-_paper_keys: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_paper_keys_lock = threading.Lock()
 
 
 def is_paper_serial(db: Session, settings: Settings, round_id: int, serial: str) -> bool | None:
     """Whether `serial` is one of the open hybrid round's paper ballots (allow_paper); None
-    once the round's key is gone (intake refuses its ballots as late then)."""
-    engine = db.get_bind()
-    with _paper_keys_lock:
-        key = _paper_keys.get(engine, {}).get(round_id)
-    if key is None:
-        with read_phase(db):  # before intake's write lock, as the round's public key is read
-            rnd = db.get(Round, round_id)
-            if rnd is None or rnd.blind_private_key is None:
-                return None
-            body_id = rnd.item.sitting.body_id
+    once the round's key is gone (intake refuses its ballots as late then). The mark's key is
+    derived from the round's private key at each call, never kept in memory: with several app
+    nodes a copy on one would outlive the close another node made (forget_round_key), and the
+    key tells which of the round's casts came on paper, and so from which deputies."""
+    with read_phase(db):  # before intake's write lock, as the round's public key is read
+        rnd = db.get(Round, round_id)
+        if rnd is None or rnd.blind_private_key is None:
+            return None
+        body_id = rnd.item.sitting.body_id
         key = blind_ballots.paper_serial_key(round_private_key(settings, body_id, rnd), rnd.ref)
-        with _paper_keys_lock:
-            _paper_keys.setdefault(engine, {})[round_id] = key
     return blind_ballots.is_paper_serial(key, serial)
 
 

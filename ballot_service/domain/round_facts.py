@@ -72,11 +72,16 @@ _keys: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 _keys_lock = threading.Lock()
 
 
+def known_round_key(engine: Engine, round_id: int) -> _RoundKey | None:
+    """round_key's answer if this process has it already (no database read), else None."""
+    with _keys_lock:
+        return _keys.get(engine, {}).get(round_id)
+
+
 def round_key(db: Session, round_id: int) -> _RoundKey | None:
     """The round's fixed facts and announced key (never change once set at opening)."""
     engine = db.get_bind()
-    with _keys_lock:
-        hit = _keys.get(engine, {}).get(round_id)
+    hit = known_round_key(engine, round_id)
     if hit is not None:
         return hit
     with read_phase(db):

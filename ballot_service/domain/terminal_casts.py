@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ballot_service.crypto import blind_ballots, keys
@@ -49,7 +50,27 @@ def accept(db: Session, settings, data: dict, *, terminal_id: int | None = None)
 
 def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None) -> intake.Job:
     """Step 1 of intake for a terminal cast (before the write lock): the job to submit."""
-    engine = db.get_bind()
+    return _prepare(db.get_bind(), settings, data, lambda round_id: round_key(db, round_id), terminal_id,
+                    lambda round_id, serial: issuance.is_paper_serial(db, settings, round_id, serial))
+
+
+def prepare_known_secret(engine: Engine, settings, data: dict) -> intake.Job | None:
+    """prepare's job for a cast whose round this process knows (announced key and facts
+    cached) and which is secret, without a database read or session (an event loop's request
+    calls it); None for any other cast, which takes the ordinary path (prepare)."""
+    try:
+        rk = round_facts.known_round_key(engine, blind_ballots.round_id_of(data.get("round_ref")))
+    except ValueError:
+        return None
+    if rk is None or not rk.secret or round_facts.known(engine, (rk.sitting_id, rk.item_id, rk.number)) is None:
+        return None
+    if rk.channel == Channel.HYBRID:  # telling a paper ballot from a tablet's reads the round's key
+        return None
+    return _prepare(engine, settings, data, lambda round_id: rk, None, None)
+
+
+def _prepare(engine: Engine, settings, data: dict, round_key_of, terminal_id: int | None,
+             paper_serial) -> intake.Job:
     rhash = retry_hash(data.get("retry_id"))
     receipt = receipt_hash(data.get("receipt_hash"))
     try:
@@ -58,7 +79,7 @@ def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None
         job = intake.Job(None, None, data.get("marks"), Channel.TERMINAL, None)
         job.refusal = (None, "malformed", f"the ballot is not a ballot of this service: {exc}")
         return job
-    rk = round_key(db, blind_ballots.round_id_of(ballot.round_ref))
+    rk = round_key_of(blind_ballots.round_id_of(ballot.round_ref))
     sitting = intake.SittingRef(rk.sitting_id, rk.body_id) if rk is not None else None
     job = intake.Job(sitting, ballot.as_object(), data.get("marks"), Channel.TERMINAL,
                      terminal_id if rk is not None and not rk.secret else None)
@@ -69,10 +90,10 @@ def prepare(db: Session, settings, data: dict, *, terminal_id: int | None = None
         return job
     job.key = (rk.sitting_id, rk.item_id, rk.number)
     if rk.secret:  # its cast is stored sealed (cast_staging.py); a key that cannot be unlocked stores nothing
-        job.body_key = keys.body_signing_key(settings, rk.body_id)
+        job.body_key = keys.checked_body_signing_key(settings, rk.body_id)
     job.signature_refusal = round_facts.signature_refusal(rk, ballot)
-    if rk.channel == Channel.HYBRID and job.signature_refusal is None and issuance.is_paper_serial(
-            db, settings, blind_ballots.round_id_of(ballot.round_ref), ballot.serial) is True:
+    if rk.channel == Channel.HYBRID and job.signature_refusal is None and paper_serial(
+            blind_ballots.round_id_of(ballot.round_ref), ballot.serial) is True:
         raise InvalidInput("this is a paper ballot: it is counted at the counting station, not cast from a tablet",
                            where="ballot", zh="这是纸质选票，须投入票箱由计票处计票，不能从表决器提交")
     facts = round_facts.known(engine, job.key)

@@ -33,7 +33,8 @@ from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from ballot_service.domain import tablet_setup
-from ballot_service.web import display, terminal_api
+from ballot_service.web import cast_endpoint, display, terminal_api
+from ballot_service.web.cast_on_loop import CastsOnLoop
 from ballot_service.web.display.state import AuditCursor
 from ballot_service.web.head_watcher import HeadWatcher
 from ballot_service.web.seat_wake import SeatWake
@@ -59,6 +60,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
     watcher = HeadWatcher(flask_app)
     screens = ScreenStates(flask_app)
     seats = SeatWake(flask_app)
+    casts = CastsOnLoop(flask_app.config["SETTINGS"], flask_app.extensions["ballot_engine"])
     cfg = flask_app.config
 
     async def app(scope, receive, send):
@@ -77,6 +79,11 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
             if scope["path"] == STATE_PATH and b"wait=" in scope.get("query_string", b""):
                 await long_poll(wsgi, watcher, seats, scope, send)
                 return
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == cast_endpoint.PATH:
+            body = await wsgi.read_body(receive, send)
+            if body is not None:  # else answered (413) or gone
+                await _send_whole(send, *(await casts.answer(body) or await wsgi.answer(scope, body)))
+            return
         await wsgi(scope, receive, send)
 
     return app
@@ -97,20 +104,26 @@ class FlaskOnThreads:
         self.limit = int(flask_app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024)
 
     async def __call__(self, scope, receive, send) -> None:
+        body = await self.read_body(receive, send)
+        if body is not None:
+            await _send_whole(send, *await self.answer(scope, body))
+
+    async def read_body(self, receive, send) -> bytes | None:
+        """The request's body; None when the client went away or it was too large (413 sent)."""
         body = bytearray()
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.limit:
                 await _send_whole(send, 413, [("Content-Type", "application/json")], json.dumps(
                     {"errors": [{"message": f"the request body is larger than {self.limit} bytes",
                                  "where": "body"}]}).encode())
-                return
-        await _send_whole(send, *await self.answer(scope, bytes(body)))
+                return None
+        return bytes(body)
 
     async def answer(self, scope, body: bytes = b"") -> tuple[int, list, bytes]:
         """Flask's (status, headers, body) for the request of `scope`, run on a thread."""

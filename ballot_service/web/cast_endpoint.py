@@ -13,6 +13,8 @@ response objects, hooks and teardown cost about a third of the server's CPU per 
 the same code the rest of the service uses: the credential check (domain.terminals), field
 reading (web.field), intake.accept, the error shape (errors.BallotError.to_dict) and the
 refusal commit rule (web.finish_refusal's). Any other path or method goes on to Flask.
+Under `serve` (ASGI) a secret cast of a round the worker knows is answered before this, on
+the event loop (cast_on_loop.py, the same steps); this serves the rest, and plain WSGI.
 
 POST /api/terminal/cast-set takes a ballot set's casts at once: {"casts": [cast, ...]}, one
 per open round of the set, each exactly the body above (its own serial, signature, retry id
@@ -61,7 +63,7 @@ class _PlainHttpError(Exception):
         self.status, self.body, self.headers = status, error_body(message, error_type), list(headers)
 
 
-def _json(obj) -> bytes:
+def answer_json(obj) -> bytes:
     # Flask's own JSON form (sorted keys, compact, ASCII, a final newline), so the two
     # paths answer byte for byte alike.
     return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode("ascii")
@@ -94,7 +96,7 @@ class CastEndpoint:
                 status, payload = cast(db, environ)
                 if db.in_transaction():  # PostgreSQL: the cast is in the request's transaction
                     db.commit()
-                return status, _json(payload), []
+                return status, answer_json(payload), []
             except BallotError as exc:
                 finish_refusal(exc, db)
                 raise
@@ -104,12 +106,12 @@ class CastEndpoint:
             finally:
                 db.close()
         except BallotError as exc:
-            return exc.status, _json({"errors": [exc.to_dict()], **getattr(exc, "extra", {})}), []
+            return exc.status, answer_json({"errors": [exc.to_dict()], **getattr(exc, "extra", {})}), []
         except _PlainHttpError as ans:
-            return ans.status, _json(ans.body), ans.headers
+            return ans.status, answer_json(ans.body), ans.headers
         except Exception:
             log.exception("cast intake failed")
-            return 500, _json(error_body("the server could not store this cast; send it again",
+            return 500, answer_json(error_body("the server could not store this cast; send it again",
                                          "InternalServerError")), []
 
     def _cast(self, db, environ) -> tuple[int, dict]:

@@ -1,0 +1,75 @@
+"""POST /api/terminal/cast of a secret vote, answered on the ASGI worker's event loop (web/asgi.py).
+
+Under ASGI every other request runs on one of the worker's threads, and so did a cast: a
+thread each, held while the cast waited for its batch's COMMIT. A batch then held at most one
+cast per thread (16), so a wave of casts was committed 16 at a time while the rest queued for a
+thread, and the threads took turns with Python's GIL (benchmarks/bench_casts.py: the p99).
+Here a secret cast whose round this process already knows (its announced key and facts cached:
+every cast after the round's first few) does its step 1 on the loop — parse, RSA-PSS check,
+marks, sealing, the same functions as cast_endpoint.py — and waits for its batch as a future:
+batches are stored on the group commit's writer thread (domain/group_commit.py) and hold every
+cast queued meanwhile (up to MAX_BATCH). The receipt is sent only after the batch's durable
+COMMIT, as before. Everything else — a named vote (its credential is read from the database),
+a round not yet known, a body over the size limit, a ballot set — returns None here and goes to
+Flask's thread pool (cast_endpoint.CastEndpoint), which answers as it always has.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ballot_service.domain import intake, terminal_casts
+from ballot_service.errors import BallotError
+from ballot_service.web.cast_endpoint import answer_json
+from ballot_service.web.common import error_body, field, parse_json_object
+
+log = logging.getLogger(__name__)
+
+
+class CastsOnLoop:
+    """The loop's cast answers of one worker: `answer(body)` -> (status, headers, body) or None."""
+
+    def __init__(self, settings, engine) -> None:
+        self.settings, self.engine = settings, engine
+
+    async def answer(self, body: bytes) -> tuple[int, list, bytes] | None:
+        if len(body) > self.settings.max_body_bytes:
+            return None  # 413 from CastEndpoint
+        try:
+            data = parse_json_object(body)
+            field(data, "round_ref", str)  # the checks CastEndpoint makes first, in its order
+            field(data, "marks", dict)
+            job = terminal_casts.prepare_known_secret(self.engine, self.settings, data)
+            if job is None:
+                return None
+            await self._stored(job)
+            receipt = intake.stored_outcome(job)
+            return _answer(200 if receipt.repeated else 201, receipt.as_dict())
+        except BallotError as exc:  # refusals are counted and audited by their batch's COMMIT
+            return _answer(exc.status, {"errors": [exc.to_dict()]})
+        except Exception:
+            log.exception("cast intake failed")
+            return _answer(500, error_body("the server could not store this cast; send it again",
+                                           "InternalServerError"))
+
+    async def _stored(self, job) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def settle() -> None:
+            if not done.done():  # the request may have been cancelled (the tablet went away)
+                done.set_result(None)
+
+        def notify() -> None:  # on the writer thread
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the loop is closed: the server is stopping
+                pass
+
+        intake.submit_nowait(self.engine, job, notify)
+        await done
+
+
+def _answer(status: int, payload: dict) -> tuple[int, list, bytes]:
+    body = answer_json(payload)  # CastEndpoint's bytes and headers
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
