@@ -194,3 +194,14 @@ def test_group_commit_nowait_notifies_after_the_outcome(app, api, monkeypatch):
     assert all(told.acquire(timeout=30) for _ in jobs)
     assert [r for r, _ in seen] == [None, None] and all(isinstance(e, OSError) for _, e in seen)
     assert all_casts(app) == []
+
+
+def test_a_process_that_signed_the_rounds_ballots_takes_its_first_cast_on_the_loop(app, api, monkeypatch):
+    # The opening wave's first casts used to queue for Flask's threads (the benchmark's p99):
+    # blind-signing a round's ballot teaches the process the round's key and facts.
+    s = setup_sitting(api, members=2)
+    b0 = get_ballot(api, s.creds[s.members[0]])
+    counting = _Counting(monkeypatch)
+    status, body = asyncio.run(_post(asgi.create_asgi_app(app, threads=2), _body(b0, {"motion": "for"})))
+    assert status == 201 and counting.loop == 1 and counting.flask == 0, body
+    assert len(all_casts(app)) == 1

@@ -57,7 +57,6 @@ from ballot_service.db import (
 from ballot_service.domain import (
     audit,
     cast_staging,
-    evaluation_items,
     group_commit,
     hybrid_paper,
     paper_ballots,
@@ -71,7 +70,7 @@ from ballot_service.errors import BallotError, Conflict, InvalidInput
 from ballot_service.formats import ballots
 from ballot_service.formats.ballot_set import receipt_code
 from ballot_service.models import Cast, Issuance, Round, random_id
-from ballot_service.vocab import AuditKind, Channel, ItemKind, RoundStatus
+from ballot_service.vocab import AuditKind, Channel, RoundStatus
 
 # --- intake -------------------------------------------------------------------------------------
 
@@ -269,9 +268,7 @@ def _round_of(conn, sqlite: bool, engine: Engine, job: Job, rounds: dict):
         if row is None:
             rounds[key] = None
             return None
-        facts = RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
-                           evaluation_items.option_keys(row.options) if row.kind == ItemKind.EVALUATION else None,
-                           row.stage)
+        facts = round_facts.facts_of(row)
         if row.status != RoundStatus.PENDING:  # a draft's round may still be edited or deleted
             round_facts.remember(engine, key, facts)
         rounds[key] = (facts, row.status, row.closes_at, row.now)

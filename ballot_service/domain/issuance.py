@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
 from ballot_service.db import begin_write, in_write_transaction, read_phase
-from ballot_service.domain import audit, group_commit
+from ballot_service.domain import audit, group_commit, round_facts
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
@@ -196,6 +196,8 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
     else:
         group_commit.group_for(db.get_bind(), _run_issue_batch, kind="issuance").submit(job)
     job.outcome()
+    for _, rnd, _ in found:
+        round_facts.learn(db, rnd.id)
     return sigs
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.db import db_now, read_phase
 from ballot_service.models import Item, Round, Sitting
+from ballot_service.rules.evaluation_tally import option_keys
+from ballot_service.vocab import ItemKind, RoundStatus
 
 
 class RoundFacts(NamedTuple):
@@ -56,6 +58,29 @@ def known(engine: Engine, key: tuple) -> RoundFacts | None:
 def remember(engine: Engine, key: tuple, facts: RoundFacts) -> None:
     with _facts_lock:
         _facts.setdefault(engine, {})[key] = facts
+
+
+def facts_of(row) -> RoundFacts:
+    """The facts in a ROUND_OF_BALLOT row."""
+    return RoundFacts(row.id, row.item_id, row.number, tuple(row.candidate_keys), row.channel, row.secret,
+                      option_keys(row.options) if row.kind == ItemKind.EVALUATION else None, row.stage)
+
+
+def learn(db: Session, round_id: int) -> None:
+    """Cache an open round's announced key and facts before its first cast arrives: a process
+    that blind-signed a round's ballots then takes its casts on the fast path from the first
+    (web/cast_on_loop.py), instead of the opening wave's first casts queueing for Flask's
+    threads (benchmarks/bench_casts.py: they were its p99)."""
+    rk = round_key(db, round_id)
+    if rk is None or rk.public_key is None:
+        return
+    key = (rk.sitting_id, rk.item_id, rk.number)
+    if known(db.get_bind(), key) is not None:
+        return
+    with read_phase(db):
+        row = db.execute(ROUND_OF_BALLOT, {"sitting_id": key[0], "item_id": key[1], "round_no": key[2]}).first()
+    if row is not None and row.status != RoundStatus.PENDING:
+        remember(db.get_bind(), key, facts_of(row))
 
 
 class _RoundKey(NamedTuple):
