@@ -70,7 +70,8 @@ class Stats:
         self.cast_ms: list[float] = []          # cast -> receipt
         self.casts_done = 0                      # casts sent and answered or failed
         self.screen_seen: dict[str, list[float]] = {}  # mode -> per screen, the first time seen
-        self.t_open = self.t_close = self.t_tallied = self.t_published = None
+        self.t_open = self.t_close = self.t_tallied = self.t_recorded = self.t_published = None
+        self.admin_ms = {}  # action -> how long its answer took
 
     def answered(self, kind: str, status, ok=(200, 201)) -> None:
         self.requests[kind] += 1
@@ -240,6 +241,7 @@ async def admin(client: httpx.AsyncClient, stats: Stats, item_id: int, action: s
         stats.not_ready = r.json()["errors"][0]["message"]
         r = await client.post(f"/api/admin/items/{item_id}/{action}", json={"override_reason": "bench_hall"})
     stats.answered(f"admin-{action}", r.status_code)
+    stats.admin_ms[action] = 1000 * r.elapsed.total_seconds()
     if r.status_code not in (200, 201):
         raise RuntimeError(f"{action}: {r.status_code} {r.text[:300]}")
 
@@ -295,9 +297,10 @@ async def run(base_url: str, sitting_id: int, item_id: int, creds: list[str], ar
     stats.t_close = time.monotonic()
     await admin(secretariat, stats, item_id, "close")
     await wait_for(lambda: len(stats.screen_seen.get("counting", {})) >= args.screens, timeout=30)
+    stats.t_tallied = time.monotonic()  # from the request, as close: a screen may show it before the answer arrives
     await admin(secretariat, stats, item_id, "tally")
-    stats.t_tallied = time.monotonic()
     await wait_for(lambda: len(stats.screen_seen.get("awaiting", {})) >= args.screens, timeout=30)
+    stats.t_recorded = time.monotonic()
     await admin(secretariat, stats, item_id, "record")
     stats.t_published = time.monotonic()
     await admin(secretariat, stats, item_id, "publish")
@@ -338,7 +341,10 @@ def report(stats: Stats, args) -> bool:
           f"({1000 * stats.vote_cpu / max(1, len(cast)):.1f} ms per cast, all its requests included)")
     print(f"close -> 表决结束 (counting) on every screen: {_screen_delay(stats, 'counting', stats.t_close, args.screens)}")
     print(f"tally -> 待公布 on every screen: {_screen_delay(stats, 'awaiting', stats.t_tallied, args.screens)}")
-    print(f"publish -> result on every screen: {_screen_delay(stats, 'result', stats.t_published, args.screens)}")
+    print(f"publish -> result on every screen: {_screen_delay(stats, 'result', stats.t_published, args.screens)}"
+          f" (from the record's request: {_screen_delay(stats, 'result', stats.t_recorded, args.screens)})")
+    print("secretariat's requests answered in: "
+          + ", ".join(f"{a} {ms:.0f} ms" for a, ms in stats.admin_ms.items()))
     print("requests by kind: " + ", ".join(f"{k} {v:,}" for k, v in sorted(stats.requests.items())))
     errors = sum(stats.errors.values()) + bool(stats.not_ready)
     print("errors: " + (", ".join(f"{k}={s}: {v}" for (k, s), v in sorted(stats.errors.items(), key=str))

@@ -87,3 +87,21 @@ def test_the_round_key_kept_per_state_version_follows_the_close(app, api):
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     status, body = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"], expect=None)
     assert status == 404 and body["errors"][0]["where"] == "vote"
+
+
+def test_tally_record_and_publish_leave_a_tablets_state_and_tag_alone(app, api, other_node):
+    # Nothing a tablet shows changes after the close; a tag that moved with every event woke
+    # the whole hall's long-polls into Flask three more times (bench_hall: seconds of delay).
+    s = setup_sitting(api, members=3, present=3, open_vote=True)
+    for no in s.members:
+        vote(api, s.creds[no], {"motion": "for"})
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    closed = _state(app.test_client(), s.creds["M0001"])
+    tag = closed.headers["ETag"]
+    for action in ("tally", "record", "publish"):
+        api.call("POST", f"/api/admin/items/{s.item_id}/{action}")
+        again = _state(other_node.test_client(), s.creds["M0001"], tag)
+        assert again.status_code == 304 and again.headers["ETag"] == tag, action
+    # a change a tablet shows still moves it (the sitting closes)
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/close")
+    assert _state(app.test_client(), s.creds["M0001"], tag).status_code == 200

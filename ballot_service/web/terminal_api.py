@@ -5,6 +5,7 @@ station's endpoints are station_api.py; a tablet's cast is cast_endpoint.py."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import zlib
 
@@ -88,7 +89,8 @@ def _shared_state(db, sitting_id: int) -> dict:
                    .join(Member, Member.id == Attendance.member_id)
                    .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                           Attendance.terminal_id.is_not(None)))}
-    return {"json": json.dumps(shared, ensure_ascii=False, separators=(",", ":"))[1:],  # without "{"
+    text = json.dumps(shared, ensure_ascii=False, separators=(",", ":"))[1:]  # without "{"
+    return {"json": text, "digest": hashlib.blake2b(text.encode(), digest_size=8).hexdigest(),
             "members": members, "voting": voting_now is not None, "open": sitting.status == SittingStatus.OPEN}
 
 
@@ -100,12 +102,15 @@ def seat_states(app) -> seat_state.VersionedCache:
 def seat_answer(built: seat_state.Built, terminal_id: int, terminal_json: str) -> tuple[str, str | None]:
     """One tablet's state (JSON text) from the sitting's shared state, and its ETag (None when
     the state changed while it was built): the state endpoint's answer, and the woken
-    long-polls' (web/seat_wake.py), so the two are the same bytes."""
+    long-polls' (web/seat_wake.py), so the two are the same bytes. The tag is of the content,
+    not of the state version: a tally, record or publish moves the version but changes nothing
+    a tablet shows, and 3,000 woken tablets re-asking Flask at each of them held up the
+    secretariat's next request by seconds (benchmarks/bench_hall.py)."""
     shared = built.value
     own = '{"terminal":%s,"member":%s,' % (terminal_json, shared["members"].get(terminal_id, "null"))
     if built.version is None:
         return own + shared["json"], None
-    return own + shared["json"], f"{built.version}-{zlib.crc32(own.encode()):08x}"
+    return own + shared["json"], f"{shared['digest']}-{zlib.crc32(own.encode()):08x}"
 
 
 @bp.get("/terminal/state")
