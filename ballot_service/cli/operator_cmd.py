@@ -18,6 +18,17 @@ BODY = click.option("--body", "body_id", type=int, default=None,
                          "without it, the role holds in every body")
 
 
+def _role_arguments(command):
+    """USERNAME ROLE [--body ID], as add, grant and revoke take them."""
+    return click.argument("username")(click.argument("role", type=ROLE)(BODY(command)))
+
+
+def _change_grant(change, username: str, role: str, body_id: int | None):
+    """grants.grant_role or grants.revoke_role on the operator USERNAME, in its own transaction."""
+    with db_session() as db:
+        return change(db, grants.get_operator(db, username), role, body_id)
+
+
 @click.group("operator", help="Console logins: superuser (系统管理员), secretariat (秘书处), auditor (审计), "
                               "display (大屏), each role granted per body.")
 def operator() -> None:
@@ -27,9 +38,7 @@ def operator() -> None:
 @operator.command("add", help="Add an operator USERNAME with ROLE in one body (--body ID). "
                               "The password is asked for twice (or read from BALLOT_NEW_PASSWORD); "
                               "only its hash is stored.")
-@click.argument("username")
-@click.argument("role", type=ROLE)
-@BODY
+@_role_arguments
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_add(username: str, role: str, body_id: int | None, password: str) -> None:
     with db_session() as db:
@@ -51,23 +60,17 @@ def operator_list() -> None:
 
 @operator.command("grant", help="Give USERNAME the role ROLE in body --body ID (or in every body). "
                                 "Ends the operator's current logins.")
-@click.argument("username")
-@click.argument("role", type=ROLE)
-@BODY
+@_role_arguments
 def operator_grant(username: str, role: str, body_id: int | None) -> None:
-    with db_session() as db:
-        grants.grant_role(db, grants.get_operator(db, username), role, body_id)
+    _change_grant(grants.grant_role, username, role, body_id)
     click.echo(f"{username}: {role} granted")
 
 
 @operator.command("revoke", help="Take ROLE in body --body ID (without --body: the every-body grant) "
                                  "from USERNAME. Ends the operator's current logins.")
-@click.argument("username")
-@click.argument("role", type=ROLE)
-@BODY
+@_role_arguments
 def operator_revoke(username: str, role: str, body_id: int | None) -> None:
-    with db_session() as db:
-        taken = grants.revoke_role(db, grants.get_operator(db, username), role, body_id)
+    taken = _change_grant(grants.revoke_role, username, role, body_id)
     click.echo(f"{username}: {role} revoked" if taken else f"{username} did not hold that grant")
 
 
