@@ -23,10 +23,10 @@ def _role_arguments(command):
     return click.argument("username")(click.argument("role", type=ROLE)(BODY(command)))
 
 
-def _change_grant(change, username: str, role: str, body_id: int | None):
-    """grants.grant_role or grants.revoke_role on the operator USERNAME, in its own transaction."""
+def _on_operator(change, username: str, *args):
+    """`change`(db, the operator USERNAME, *args) in its own transaction; its result."""
     with db_session() as db:
-        return change(db, grants.get_operator(db, username), role, body_id)
+        return change(db, grants.get_operator(db, username), *args)
 
 
 @click.group("operator", help="Console logins: superuser (系统管理员), secretariat (秘书处), auditor (审计), "
@@ -62,7 +62,7 @@ def operator_list() -> None:
                                 "Ends the operator's current logins.")
 @_role_arguments
 def operator_grant(username: str, role: str, body_id: int | None) -> None:
-    _change_grant(grants.grant_role, username, role, body_id)
+    _on_operator(grants.grant_role, username, role, body_id)
     click.echo(f"{username}: {role} granted")
 
 
@@ -70,23 +70,21 @@ def operator_grant(username: str, role: str, body_id: int | None) -> None:
                                  "from USERNAME. Ends the operator's current logins.")
 @_role_arguments
 def operator_revoke(username: str, role: str, body_id: int | None) -> None:
-    taken = _change_grant(grants.revoke_role, username, role, body_id)
+    taken = _on_operator(grants.revoke_role, username, role, body_id)
     click.echo(f"{username}: {role} revoked" if taken else f"{username} did not hold that grant")
 
 
 @operator.command("disable", help="Disable USERNAME: its logins end now and it cannot log in.")
 @click.argument("username")
 def operator_disable(username: str) -> None:
-    with db_session() as db:
-        grants.set_disabled(db, grants.get_operator(db, username), True)
+    _on_operator(grants.set_disabled, username, True)
     click.echo(f"{username} disabled")
 
 
 @operator.command("enable", help="Let a disabled USERNAME log in again.")
 @click.argument("username")
 def operator_enable(username: str) -> None:
-    with db_session() as db:
-        grants.set_disabled(db, grants.get_operator(db, username), False)
+    _on_operator(grants.set_disabled, username, False)
     click.echo(f"{username} enabled")
 
 
@@ -95,8 +93,7 @@ def operator_enable(username: str) -> None:
 @click.argument("username")
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_passwd(username: str, password: str) -> None:
-    with db_session() as db:
-        grants.set_password(db, grants.get_operator(db, username), password)
+    _on_operator(grants.set_password, username, password)
     click.echo(f"{username}: password changed")
 
 
