@@ -9,6 +9,13 @@ class BallotError(Exception):
     status = 400
     error_type = "BadRequest"
 
+    def __init_subclass__(cls, status: int | None = None, **kw):
+        super().__init_subclass__(**kw)
+        # `class X(BallotError, status=N)`: a new kind of error, its errorType the class name
+        # (renaming such a class renames it in the JSON); a subclass without one inherits both.
+        if status is not None:
+            cls.status, cls.error_type = status, cls.__name__
+
     def __init__(self, message: str, where: str | None = None, *, zh: str | None = None):
         super().__init__(message)
         self.message = message
@@ -28,46 +35,33 @@ class BallotError(Exception):
         return d
 
 
-class InvalidInput(BallotError):
-    status = 400
-    error_type = "InvalidInput"
+class InvalidInput(BallotError, status=400):
+    pass
 
 
-class NotFound(BallotError):
-    status = 404
-    error_type = "NotFound"
+class NotFound(BallotError, status=404):
+    pass
 
 
-class Conflict(BallotError):
+class Conflict(BallotError, status=409):
     """The request is well formed but the state does not allow it (e.g. a used serial)."""
 
-    status = 409
-    error_type = "Conflict"
+
+class Unauthorized(BallotError, status=401):
+    pass
 
 
-class Unauthorized(BallotError):
-    status = 401
-    error_type = "Unauthorized"
-
-
-class Forbidden(BallotError):
-    status = 403
-    error_type = "Forbidden"
+class Forbidden(BallotError, status=403):
+    pass
 
 
 class QuorumNotMet(Conflict):
     error_type = "QuorumNotMet"
 
 
-class KeyFileError(BallotError):
+class KeyFileError(BallotError, status=500):
     """A signing key is missing, corrupted, or the passphrase is wrong; says how to fix it."""
 
-    status = 500
-    error_type = "KeyFileError"
 
-
-class TooManyRequests(BallotError):
+class TooManyRequests(BallotError, status=429):
     """A rate limit refuses the request for now; the message says how long to wait."""
-
-    status = 429
-    error_type = "TooManyRequests"

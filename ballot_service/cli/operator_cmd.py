@@ -18,6 +18,17 @@ BODY = click.option("--body", "body_id", type=int, default=None,
                          "without it, the role holds in every body")
 
 
+def _role_arguments(command):
+    """USERNAME ROLE [--body ID], as add, grant and revoke take them."""
+    return click.argument("username")(click.argument("role", type=ROLE)(BODY(command)))
+
+
+def _on_operator(change, username: str, *args):
+    """`change`(db, the operator USERNAME, *args) in its own transaction; its result."""
+    with db_session() as db:
+        return change(db, grants.get_operator(db, username), *args)
+
+
 @click.group("operator", help="Console logins: superuser (系统管理员), secretariat (秘书处), auditor (审计), "
                               "display (大屏), each role granted per body.")
 def operator() -> None:
@@ -27,9 +38,7 @@ def operator() -> None:
 @operator.command("add", help="Add an operator USERNAME with ROLE in one body (--body ID). "
                               "The password is asked for twice (or read from BALLOT_NEW_PASSWORD); "
                               "only its hash is stored.")
-@click.argument("username")
-@click.argument("role", type=ROLE)
-@BODY
+@_role_arguments
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_add(username: str, role: str, body_id: int | None, password: str) -> None:
     with db_session() as db:
@@ -51,39 +60,31 @@ def operator_list() -> None:
 
 @operator.command("grant", help="Give USERNAME the role ROLE in body --body ID (or in every body). "
                                 "Ends the operator's current logins.")
-@click.argument("username")
-@click.argument("role", type=ROLE)
-@BODY
+@_role_arguments
 def operator_grant(username: str, role: str, body_id: int | None) -> None:
-    with db_session() as db:
-        grants.grant_role(db, grants.get_operator(db, username), role, body_id)
+    _on_operator(grants.grant_role, username, role, body_id)
     click.echo(f"{username}: {role} granted")
 
 
 @operator.command("revoke", help="Take ROLE in body --body ID (without --body: the every-body grant) "
                                  "from USERNAME. Ends the operator's current logins.")
-@click.argument("username")
-@click.argument("role", type=ROLE)
-@BODY
+@_role_arguments
 def operator_revoke(username: str, role: str, body_id: int | None) -> None:
-    with db_session() as db:
-        taken = grants.revoke_role(db, grants.get_operator(db, username), role, body_id)
+    taken = _on_operator(grants.revoke_role, username, role, body_id)
     click.echo(f"{username}: {role} revoked" if taken else f"{username} did not hold that grant")
 
 
 @operator.command("disable", help="Disable USERNAME: its logins end now and it cannot log in.")
 @click.argument("username")
 def operator_disable(username: str) -> None:
-    with db_session() as db:
-        grants.set_disabled(db, grants.get_operator(db, username), True)
+    _on_operator(grants.set_disabled, username, True)
     click.echo(f"{username} disabled")
 
 
 @operator.command("enable", help="Let a disabled USERNAME log in again.")
 @click.argument("username")
 def operator_enable(username: str) -> None:
-    with db_session() as db:
-        grants.set_disabled(db, grants.get_operator(db, username), False)
+    _on_operator(grants.set_disabled, username, False)
     click.echo(f"{username} enabled")
 
 
@@ -92,8 +93,7 @@ def operator_enable(username: str) -> None:
 @click.argument("username")
 @click.password_option("--password", envvar="BALLOT_NEW_PASSWORD", help="at least 8 characters")
 def operator_passwd(username: str, password: str) -> None:
-    with db_session() as db:
-        grants.set_password(db, grants.get_operator(db, username), password)
+    _on_operator(grants.set_password, username, password)
     click.echo(f"{username}: password changed")
 
 

@@ -24,6 +24,7 @@ from ballot_service.db.base import (  # noqa: F401  (the names the package has a
     db_now,
     utcnow,
 )
+from ballot_service.errors import NotFound
 
 # Connection execution option naming how a SQLite transaction begins (see make_engine).
 SQLITE_BEGIN = "ballot_sqlite_begin"
@@ -287,6 +288,14 @@ def begin_write(db: Session) -> None:
 
 _insert_plans: dict = {}  # (table, columns) -> SQLite's (bind processors, SQL head, one row's placeholders)
 _MAX_PARAMS = 999  # SQLite's smallest SQLITE_MAX_VARIABLE_NUMBER (newer builds allow 32,766)
+
+
+def get_or_not_found(db: Session, model, key, *, where: str, en: str, zh: str):
+    """The `model` row with primary key `key`, or NotFound(en, where, zh)."""
+    row = db.get(model, key)
+    if row is None:
+        raise NotFound(en, where=where, zh=zh)
+    return row
 
 
 def checkpoint_wal_after_commit(db: Session) -> None:

@@ -60,13 +60,11 @@ def normalise(db: Session, sitting: Sitting, page: ScannedPage, raw: dict) -> di
         raise InvalidInput("this is a ballot set's sheet: enter its elections one by one with the QR scanner "
                            "(read by eye), then mark this page as not a ballot", where="decision.ballot",
                            zh="这是选举票组的合印选票：请在“扫码枪读票”中逐项录入，再将此页判为“不是选票”")
-    try:
-        payload = ballots.text_to_token(text)["payload"]
-    except ballots.BallotRefused:
-        raise InvalidInput("that is not a ballot's QR text", where="decision.ballot", zh="这不是选票的二维码文本") from None
-    item, rnd = scanning.round_for(db, sitting.id, payload)
-    if rnd is None:
-        raise InvalidInput("that ballot is not for a vote of this session", where="decision.ballot", zh="这张选票不属于本会次的表决")
+    item, rnd = scanning.round_for_text(
+        db, sitting.id, text,
+        refused=InvalidInput("that is not a ballot's QR text", where="decision.ballot", zh="这不是选票的二维码文本"),
+        unknown=InvalidInput("that ballot is not for a vote of this session", where="decision.ballot",
+                             zh="这张选票不属于本会次的表决"))
     if page.round_id is not None and rnd.id != page.round_id:
         raise InvalidInput("that ballot is for another vote than this page", where="decision.ballot", zh="这张选票属于另一项表决，与此页不符")
     if item.kind == ItemKind.EVALUATION:   # its own option keys, as keyed at /api/station/paper

@@ -55,6 +55,20 @@ def round_for(db: Session, sitting_id: int, payload: dict | None) -> tuple[Item,
     return (item, rnd) if rnd is not None else (None, None)
 
 
+def round_for_text(db: Session, sitting_id: int, text: str, *, refused: Exception,
+                   unknown: Exception) -> tuple[Item, Round]:
+    """The item and round a ballot's QR text names; raises `refused` when the text is no
+    ballot's and `unknown` when its vote is not of this session (each caller words its own)."""
+    try:
+        payload = ballots.text_to_token(text)["payload"]
+    except ballots.BallotRefused:
+        raise refused from None
+    item, rnd = round_for(db, sitting_id, payload)
+    if rnd is None:
+        raise unknown
+    return item, rnd
+
+
 def resolver(db: Session, sitting_id: int) -> omr.Resolver:
     """The mark reader's candidates_for: candidate keys in printed order, or None."""
     def candidates_for(payload: dict):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.crypto import keys
-from ballot_service.db import utcnow
+from ballot_service.db import get_or_not_found, utcnow
 from ballot_service.domain import audit, election_items
 from ballot_service.domain.item_checks import check_item, item_event
 from ballot_service.errors import Conflict, InvalidInput, NotFound
@@ -79,17 +79,13 @@ def create_sitting(db: Session, body: Body, name: str) -> Sitting:
 
 
 def get_body(db: Session, body_id: int) -> Body:
-    body = db.get(Body, body_id)
-    if body is None:
-        raise NotFound(f"no body with id {body_id}", where="body_id", zh=f"找不到编号为 {body_id} 的机构")
-    return body
+    return get_or_not_found(db, Body, body_id, where="body_id", en=f"no body with id {body_id}",
+                            zh=f"找不到编号为 {body_id} 的机构")
 
 
 def get_sitting(db: Session, sitting_id: int) -> Sitting:
-    sitting = db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound(f"no session with id {sitting_id}", where="session_id", zh=f"找不到编号为 {sitting_id} 的会议")
-    return sitting
+    return get_or_not_found(db, Sitting, sitting_id, where="session_id", en=f"no session with id {sitting_id}",
+                            zh=f"找不到编号为 {sitting_id} 的会议")
 
 
 def find_member(db: Session, body_id: int, member_no: str) -> Member:
@@ -293,7 +289,5 @@ def open_item_locked(db: Session, sitting: Sitting) -> Item | None:
 
 
 def get_item(db: Session, item_id: int) -> Item:
-    item = db.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"no vote item with id {item_id}", where="item_id", zh=f"找不到编号为 {item_id} 的表决事项")
-    return item
+    return get_or_not_found(db, Item, item_id, where="item_id", en=f"no vote item with id {item_id}",
+                            zh=f"找不到编号为 {item_id} 的表决事项")

@@ -9,10 +9,10 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from ballot_service.db import read_phase, utcnow
+from ballot_service.db import get_or_not_found, read_phase, utcnow
 from ballot_service.domain import audit
 from ballot_service.domain.sittings import find_member, require_open, set_attendance
-from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ballot_service.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from ballot_service.models import Attendance, Member, Sitting, Terminal
 from ballot_service.vocab import AuditKind, Presence, TellerRole, TerminalKind, values
 
@@ -79,10 +79,8 @@ def _require_roster_seat(db: Session, sitting: Sitting, seat: str) -> None:
 
 
 def get_terminal(db: Session, terminal_id: int) -> Terminal:
-    term = db.get(Terminal, terminal_id)
-    if term is None:
-        raise NotFound(f"no terminal {terminal_id}", where="terminal_id", zh=f"没有编号为 {terminal_id} 的终端")
-    return term
+    return get_or_not_found(db, Terminal, terminal_id, where="terminal_id", en=f"no terminal {terminal_id}",
+                            zh=f"没有编号为 {terminal_id} 的终端")
 
 
 def release_terminal(db: Session, term: Terminal) -> None:

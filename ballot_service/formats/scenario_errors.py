@@ -8,6 +8,10 @@ import json
 _TYPES = {"object": "对象", "array": "列表", "string": "文本", "integer": "整数", "number": "数字",
           "boolean": "true 或 false", "null": "null"}
 
+# A text's or list's size limit: the sentence with the limit in it.
+_SIZE_LIMITS = {"minLength": "文本太短：至少 {} 个字符", "maxLength": "文本太长：至多 {} 个字符",
+                "minItems": "列表太短：至少 {} 项", "maxItems": "列表太长：至多 {} 项"}
+
 
 def _shown(value) -> str:
     return json.dumps(value, ensure_ascii=False)
@@ -37,14 +41,8 @@ def schema_zh(error) -> str:
         return f"{_shown(got)} 太小：不得小于{'或等于' if kw == 'exclusiveMinimum' else ''} {want}"
     if kw in ("maximum", "exclusiveMaximum"):
         return f"{_shown(got)} 太大：不得大于{'或等于' if kw == 'exclusiveMaximum' else ''} {want}"
-    if kw == "minLength":
-        return f"文本太短：至少 {want} 个字符"
-    if kw == "maxLength":
-        return f"文本太长：至多 {want} 个字符"
-    if kw == "minItems":
-        return f"列表太短：至少 {want} 项"
-    if kw == "maxItems":
-        return f"列表太长：至多 {want} 项"
+    if kw in _SIZE_LIMITS:
+        return _SIZE_LIMITS[kw].format(want)
     if kw == "uniqueItems":
         return "列表中有重复项"
     if kw == "pattern":

@@ -195,3 +195,11 @@ def check_every_route_declares_role(app: Flask) -> None:
 def credential_sitting(db: Session | None = None) -> Sitting:
     """The sitting of the tablet or station whose credential called (set by requires)."""
     return get_sitting(db if db is not None else get_db(), g.terminal.sitting_id)
+
+
+def credential_call() -> tuple[dict, Session, Sitting]:
+    """A tablet's or station's POST: its JSON body (read first, so a bad body is refused
+    before the database is touched), the session and the credential's sitting."""
+    data = json_body()
+    db = get_db()
+    return data, db, credential_sitting(db)

@@ -11,7 +11,7 @@ from ballot_service.formats import ballots
 from ballot_service.models import Item, Terminal
 from ballot_service.vocab import Channel, Role, RoundStatus
 from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
-from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
+from ballot_service.web.roles import CREDENTIAL, credential_call, requires
 
 bp = Blueprint("station", __name__, url_prefix="/api")
 
@@ -57,9 +57,7 @@ def station_paper():
 def station_hand_out():
     """The distribution desk activates a stack of ballots (their scanned QR texts) before
     handing it out: one count for the stack, no order within it and no identity."""
-    data = json_body()
-    db = get_db()
-    sitting = credential_sitting(db)
+    data, db, sitting = credential_call()
     texts = field(data, "ballots", list)
     count = paper_ballots.hand_out_stack(db, settings(), sitting, texts, g.terminal.id)
     commit()
@@ -73,9 +71,7 @@ def station_tally_sheet():
     (another credential, the other role) confirms by entering the same figures; a mismatch is
     refused and the first entry stands. The teller is the credential's registered holder: a
     "teller" field in the request is not read."""
-    data = json_body()
-    db = get_db()
-    sitting = credential_sitting(db)
+    data, db, sitting = credential_call()
     item = db.get(Item, field(data, "item_id", int))
     if item is None or item.sitting_id != sitting.id:
         raise NotFound("no such item in this session", where="item_id", zh="本会次没有这个表决事项")

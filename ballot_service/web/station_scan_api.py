@@ -152,13 +152,10 @@ def station_by_eye():
                            zh="合印选票须逐项录入：请按各项选举分别提交（扫码后逐项显示）")
     station = db.get(Terminal, g.terminal.id)
     adjudication.adjudicator(station)
-    try:
-        payload = ballots.text_to_token(text)["payload"]
-    except ballots.BallotRefused:
-        raise InvalidInput("that is not a ballot's QR text", where="ballot", zh="这不是选票的二维码") from None
-    item, rnd = scanning.round_for(db, sitting.id, payload)
-    if rnd is None:
-        raise NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决")
+    item, rnd = scanning.round_for_text(
+        db, sitting.id, text,
+        refused=InvalidInput("that is not a ballot's QR text", where="ballot", zh="这不是选票的二维码"),
+        unknown=NotFound("this ballot is not for a vote of this session", where="ballot", zh="这张选票不属于本会次的表决"))
     marks = adjudication.by_eye_marks(item, rnd, field(data, "marks", dict), data.get("write_ins"))
     begin_write(db)
     page = ScannedPage(sitting_id=sitting.id, round_id=rnd.id, sha256="", image=None, status="queued",

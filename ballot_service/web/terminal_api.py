@@ -30,7 +30,7 @@ from ballot_service.formats.encoding import b64url_encode
 from ballot_service.models import Attendance, Item, Member, Round, Terminal
 from ballot_service.vocab import BLIND_CHANNELS, ItemKind, Presence, Role, SittingStatus
 from ballot_service.web.common import commit, field, get_db, json_body, limit_body_to_a_ballot, settings
-from ballot_service.web.roles import CREDENTIAL, credential_sitting, requires
+from ballot_service.web.roles import CREDENTIAL, credential_call, credential_sitting, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
 SEAT_ENVIRON = "ballot_service.seat"  # (terminal id, sitting id, body id, {"name","seat"} JSON, vote open)
@@ -162,9 +162,7 @@ def terminal_roster_search():
 @bp.post("/terminal/checkin")
 @requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_checkin():
-    data = json_body()
-    db = get_db()
-    sitting = credential_sitting(db)
+    data, db, sitting = credential_call()
     # The seat decides who may check in here (terminals.check_in_at_terminal).
     member = check_in_at_terminal(db, sitting, g.terminal.id, field(data, "member", str))
     state = attendance_state(db, sitting).as_dict()
@@ -242,9 +240,7 @@ def terminal_blind_sign_set():
 @requires(Role.TERMINAL, body=CREDENTIAL)
 def terminal_reset():
     """重置本终端, with the reset code the secretariat's console shows; never during a vote."""
-    data = json_body()
-    db = get_db()
-    sitting = credential_sitting(db)
+    data, db, sitting = credential_call()
     tablet_setup.reset_tablet(db, settings().secret_key, sitting, g.terminal.id, field(data, "code", str))
     commit()
     return jsonify({"reset": True})
