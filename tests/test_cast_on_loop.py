@@ -14,7 +14,7 @@ from terminal_support import all_casts, events, forge, get_ballot, refusals
 from ballot_service.crypto import tablet
 from ballot_service.domain import group_commit, intake, terminal_casts
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.web import asgi
+from ballot_service.web import asgi, cast_on_loop
 
 
 def _scope(body: bytes, path: str = "/api/terminal/cast", headers=()) -> dict:
@@ -194,3 +194,37 @@ def test_group_commit_nowait_notifies_after_the_outcome(app, api, monkeypatch):
     assert all(told.acquire(timeout=30) for _ in jobs)
     assert [r for r, _ in seen] == [None, None] and all(isinstance(e, OSError) for _, e in seen)
     assert all_casts(app) == []
+
+
+def test_a_flood_waits_on_the_loop_only_up_to_a_bound(app, api, monkeypatch):
+    """An attacker's flood of casts (junk ones too: each is checked on the loop and queued for
+    the group commit, which has no limit of its own) waits on a worker's event loop, beside its
+    long-polls and event streams, only up to MAX_WAITING casts; the next goes to Flask's threads."""
+    s, _, (b1, b2) = _one_cast_through_flask(app, api)
+    monkeypatch.setattr(cast_on_loop, "MAX_WAITING", 2)
+    release = threading.Event()
+    real_commit = intake._commit_batch
+
+    def held_commit(db):  # the batch's COMMIT waits until the test lets it go
+        release.wait(60)
+        real_commit(db)
+
+    monkeypatch.setattr(intake, "_commit_batch", held_commit)
+    counting = _Counting(monkeypatch)
+    casts = cast_on_loop.CastsOnLoop(app.config["SETTINGS"], app.extensions["ballot_engine"])
+
+    async def flood():
+        try:
+            waiting = [asyncio.create_task(casts.answer(_body(b, {"motion": "for"}))) for b in (b1, b2)]
+            await asyncio.sleep(0)  # both are checked and wait for their batch's COMMIT
+            third = asyncio.create_task(casts.answer(_body(forge(b1), {"motion": "for"})))
+            await asyncio.sleep(0)
+            over = third.done() and third.result()
+        finally:
+            release.set()
+        return over, await asyncio.gather(*waiting)
+
+    over, answered = asyncio.run(flood())
+    assert over is None and counting.loop == 2  # not checked on the loop: Flask's path answers it
+    assert [status for status, _, _ in answered] == [201, 201]
+    assert casts.waiting == 0
