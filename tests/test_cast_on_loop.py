@@ -228,3 +228,29 @@ def test_a_flood_waits_on_the_loop_only_up_to_a_bound(app, api, monkeypatch):
     assert over is None and counting.loop == 2  # not checked on the loop: Flask's path answers it
     assert [status for status, _, _ in answered] == [201, 201]
     assert casts.waiting == 0
+
+
+def test_cast_answers_have_the_api_headers_on_both_paths(app, api):
+    """Every /api/ answer is Cache-Control: no-store and nosniff (web/security.py); the cast
+    answers are served below Flask's hooks, on the loop and on Flask's threads alike."""
+    s, client, (b1, b2) = _one_cast_through_flask(app, api)
+    ag = asgi.create_asgi_app(app, threads=2)
+
+    async def on_loop(body: bytes) -> dict:
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await ag(_scope(body), receive, send)
+        return {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+
+    for body in (_body(b1, {"motion": "for"}), _body(forge(b2), {"motion": "for"})):  # a receipt, a refusal
+        loop_headers = asyncio.run(on_loop(body))
+        assert loop_headers["cache-control"] == "no-store" and loop_headers["x-content-type-options"] == "nosniff"
+    flask = client.post("/api/terminal/cast", data=_body(b2, {"motion": "maybe"}), content_type="application/json")
+    assert flask.status_code == 400
+    assert flask.headers["Cache-Control"] == "no-store" and flask.headers["X-Content-Type-Options"] == "nosniff"

@@ -26,7 +26,7 @@ import logging
 
 from ballot_service.domain import group_commit, intake, terminal_casts
 from ballot_service.errors import BallotError
-from ballot_service.web.cast_endpoint import answer_json
+from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
 from ballot_service.web.common import error_body, field, parse_json_object
 
 log = logging.getLogger(__name__)
@@ -90,4 +90,4 @@ class CastsOnLoop:
 
 def _answer(status: int, payload: dict) -> tuple[int, list, bytes]:
     body = answer_json(payload)  # CastEndpoint's bytes and headers
-    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+    return status, [*ANSWER_HEADERS, ("Content-Length", str(len(body)))], body
