@@ -201,7 +201,7 @@ def test_a_flood_waits_on_the_loop_only_up_to_a_bound(app, api, monkeypatch):
     the group commit, which has no limit of its own) waits on a worker's event loop, beside its
     long-polls and event streams, only up to MAX_WAITING casts; the next goes to Flask's threads."""
     s, _, (b1, b2) = _one_cast_through_flask(app, api)
-    monkeypatch.setattr(cast_on_loop, "MAX_WAITING", 2)
+    monkeypatch.setattr(cast_on_loop, "MAX_WAITING", 2, raising=False)
     release = threading.Event()
     real_commit = intake._commit_batch
 
