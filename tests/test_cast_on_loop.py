@@ -14,7 +14,7 @@ from terminal_support import all_casts, events, forge, get_ballot, refusals
 from ballot_service.crypto import tablet
 from ballot_service.domain import group_commit, intake, terminal_casts
 from ballot_service.formats.ballot_set import receipt_code
-from ballot_service.web import asgi
+from ballot_service.web import asgi, cast_on_loop
 
 
 def _scope(body: bytes, path: str = "/api/terminal/cast", headers=()) -> dict:
@@ -205,3 +205,63 @@ def test_a_process_that_signed_the_rounds_ballots_takes_its_first_cast_on_the_lo
     status, body = asyncio.run(_post(asgi.create_asgi_app(app, threads=2), _body(b0, {"motion": "for"})))
     assert status == 201 and counting.loop == 1 and counting.flask == 0, body
     assert len(all_casts(app)) == 1
+
+
+def test_a_flood_waits_on_the_loop_only_up_to_a_bound(app, api, monkeypatch):
+    """An attacker's flood of casts (junk ones too: each is checked on the loop and queued for
+    the group commit, which has no limit of its own) waits on a worker's event loop, beside its
+    long-polls and event streams, only up to MAX_WAITING casts; the next goes to Flask's threads."""
+    s, _, (b1, b2) = _one_cast_through_flask(app, api)
+    monkeypatch.setattr(cast_on_loop, "MAX_WAITING", 2, raising=False)
+    release = threading.Event()
+    real_commit = intake._commit_batch
+
+    def held_commit(db):  # the batch's COMMIT waits until the test lets it go
+        release.wait(60)
+        real_commit(db)
+
+    monkeypatch.setattr(intake, "_commit_batch", held_commit)
+    counting = _Counting(monkeypatch)
+    casts = cast_on_loop.CastsOnLoop(app.config["SETTINGS"], app.extensions["ballot_engine"])
+
+    async def flood():
+        try:
+            waiting = [asyncio.create_task(casts.answer(_body(b, {"motion": "for"}))) for b in (b1, b2)]
+            await asyncio.sleep(0)  # both are checked and wait for their batch's COMMIT
+            third = asyncio.create_task(casts.answer(_body(forge(b1), {"motion": "for"})))
+            await asyncio.sleep(0)
+            over = third.done() and third.result()
+        finally:
+            release.set()
+        return over, await asyncio.gather(*waiting)
+
+    over, answered = asyncio.run(flood())
+    assert over is None and counting.loop == 2  # not checked on the loop: Flask's path answers it
+    assert [status for status, _, _ in answered] == [201, 201]
+    assert casts.waiting == 0
+
+
+def test_cast_answers_have_the_api_headers_on_both_paths(app, api):
+    """Every /api/ answer is Cache-Control: no-store and nosniff (web/security.py); the cast
+    answers are served below Flask's hooks, on the loop and on Flask's threads alike."""
+    s, client, (b1, b2) = _one_cast_through_flask(app, api)
+    ag = asgi.create_asgi_app(app, threads=2)
+
+    async def on_loop(body: bytes) -> dict:
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await ag(_scope(body), receive, send)
+        return {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+
+    for body in (_body(b1, {"motion": "for"}), _body(forge(b2), {"motion": "for"})):  # a receipt, a refusal
+        loop_headers = asyncio.run(on_loop(body))
+        assert loop_headers["cache-control"] == "no-store" and loop_headers["x-content-type-options"] == "nosniff"
+    flask = client.post("/api/terminal/cast", data=_body(b2, {"motion": "maybe"}), content_type="application/json")
+    assert flask.status_code == 400
+    assert flask.headers["Cache-Control"] == "no-store" and flask.headers["X-Content-Type-Options"] == "nosniff"

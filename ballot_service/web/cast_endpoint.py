@@ -49,6 +49,10 @@ MAX_SET = 16  # casts in one set submission (a ballot paper holds a few election
 # every caller).
 ROLES = (Role.PUBLIC,)
 
+# What security.secure_headers gives every other /api/ answer (these are answered below Flask).
+ANSWER_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                  ("X-Content-Type-Options", "nosniff"))
+
 log = logging.getLogger(__name__)
 
 _NO_CREDENTIAL = Unauthorized("a terminal credential is required (Authorization: Bearer …)",
@@ -82,7 +86,7 @@ class CastEndpoint:
             return self.wsgi_app(environ, start_response)
         status, body, headers = self._answer(environ)
         start_response(f"{status} {HTTPStatus(status).phrase}",
-                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + headers)
+                       [*ANSWER_HEADERS, ("Content-Length", str(len(body)))] + headers)
         return [body]
 
     def _answer(self, environ) -> tuple[int, bytes, list]:

@@ -12,18 +12,26 @@ cast queued meanwhile (up to MAX_BATCH). The receipt is sent only after the batc
 COMMIT, as before. Everything else — a named vote (its credential is read from the database),
 a round not yet known, a body over the size limit, a ballot set — returns None here and goes to
 Flask's thread pool (cast_endpoint.CastEndpoint), which answers as it always has.
+
+Bounded: at most MAX_WAITING casts wait on the loop at once. A flood of casts (junk included:
+each costs a signature check on the loop and a job in the group commit's queue, which has no
+limit of its own) would otherwise queue as many as the server accepts connections, and hold
+the loop that also answers the long-polls and the screens' event streams; beyond the bound a
+cast takes Flask's path, whose threads bound it as before.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from ballot_service.domain import intake, terminal_casts
+from ballot_service.domain import group_commit, intake, terminal_casts
 from ballot_service.errors import BallotError
-from ballot_service.web.cast_endpoint import answer_json
+from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
 from ballot_service.web.common import error_body, field, parse_json_object
 
 log = logging.getLogger(__name__)
+
+MAX_WAITING = 8 * group_commit.MAX_BATCH  # casts waiting on one worker's loop for their batch
 
 
 class CastsOnLoop:
@@ -31,10 +39,20 @@ class CastsOnLoop:
 
     def __init__(self, settings, engine) -> None:
         self.settings, self.engine = settings, engine
+        self.waiting = 0  # only the loop's thread changes it
 
     async def answer(self, body: bytes) -> tuple[int, list, bytes] | None:
         if len(body) > self.settings.max_body_bytes:
             return None  # 413 from CastEndpoint
+        if self.waiting >= MAX_WAITING:
+            return None  # a flood: Flask's threads take the rest (module docstring)
+        self.waiting += 1
+        try:
+            return await self._cast(body)
+        finally:
+            self.waiting -= 1
+
+    async def _cast(self, body: bytes) -> tuple[int, list, bytes] | None:
         try:
             data = parse_json_object(body)
             field(data, "round_ref", str)  # the checks CastEndpoint makes first, in its order
@@ -72,4 +90,4 @@ class CastsOnLoop:
 
 def _answer(status: int, payload: dict) -> tuple[int, list, bytes]:
     body = answer_json(payload)  # CastEndpoint's bytes and headers
-    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+    return status, [*ANSWER_HEADERS, ("Content-Length", str(len(body)))], body
