@@ -72,9 +72,10 @@ def test_a_wrapped_key_opens_only_for_its_round_and_its_body_key(app, api, tmp_p
     other = keys.create_key(tmp_path, "other", "other-passphrase")
     with pytest.raises(key_wrap.UnwrapError):
         key_wrap.unwrap(other, issuance.WRAP_PURPOSE, stored, f"round {round_id}".encode())
-    # A wrapped key copied onto another round's row: refused, nothing signed.
+    # A wrapped key altered in its row (its last byte flipped: setting it to 0 left one key in
+    # 256 unchanged, and the test failed then): refused, nothing signed.
     with app.extensions["ballot_engine"].begin() as conn:
-        conn.execute(update(Round).where(Round.id == round_id).values(blind_private_key=stored[:-1] + b"\0"))
+        conn.execute(update(Round).where(Round.id == round_id).values(blind_private_key=stored[:-1] + bytes([stored[-1] ^ 1])))
     status, body = api.call("POST", "/api/terminal/blind-sign",
                             {"round_ref": f"r{round_id}", "blinded_msg": b64url_encode(bytes(256))},
                             credential=s.creds[s.members[0]], expect=(409,))
