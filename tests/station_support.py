@@ -20,6 +20,13 @@ TITLE = "关于2025年国民经济和社会发展计划执行情况的决议草�
 WRITE_IN_CANDIDATES = (("A", "甲一"), ("B", "乙二"))
 
 
+def write_in_election(api, sitting_id: int) -> int:
+    """A paper election for one place (选举主任) between WRITE_IN_CANDIDATES, with a 另选 line: its id."""
+    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
+            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
+    return api.call("POST", f"/api/admin/sessions/{sitting_id}/items", spec)[1]["id"]
+
+
 def blank_pages(texts: list[str], candidates: tuple[str, ...], dpi: int = 200, kind: str = "resolution",
                 places: int | None = None) -> list[np.ndarray]:
     lay = BallotLayout(body_name="测试市人民代表大会", sitting_name="第一次会议", item_title=TITLE, kind=kind,

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 from helpers_live import setup_sitting
-from station_support import WRITE_IN_CANDIDATES, png_bytes, scan_write_in, write_in_pages, write_tiff
+from station_support import png_bytes, scan_write_in, write_in_election, write_in_pages, write_tiff
 from terminal_support import events
 
 W = "write_in:"
@@ -30,9 +30,7 @@ def _upload(client, cred, body: bytes, ctype: str):
 def test_a_written_in_name_is_transcribed_by_two_tellers_and_tallied_by_normalised_name(app, api, client,
                                                                                        tmp_path):
     s = setup_sitting(api, members=5, open_vote=False, channel="paper")
-    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
-            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
-    item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    item_id = write_in_election(api, s.sitting_id)
     texts = _printed(api, s, item_id, 5)
     api.call("POST", f"/api/admin/items/{item_id}/open")
     rng = np.random.default_rng(11)
@@ -83,9 +81,7 @@ def test_a_ballot_read_by_eye_takes_its_written_in_names(api):
     is refused, and a ballot choosing more persons than seats is taken as written (it counts
     invalid), the answer saying so."""
     s = setup_sitting(api, members=5, open_vote=False, channel="paper")
-    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
-            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
-    item_id = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    item_id = write_in_election(api, s.sitting_id)
     texts = _printed(api, s, item_id, 3)
     api.call("POST", f"/api/admin/items/{item_id}/open")
     _, info = api.call("POST", "/api/station/ballot-info", {"ballot": texts[0]}, credential=s.counter)

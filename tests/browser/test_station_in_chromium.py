@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from browser_support import login, screenshot
 from helpers_live import COUNTER_NAME, OPERATOR, setup_sitting
-from station_support import WRITE_IN_CANDIDATES, blank_pages, mark, scan_write_in, write_in_pages, write_tiff
+from station_support import (
+    blank_pages,
+    mark,
+    scan_write_in,
+    write_in_election,
+    write_in_pages,
+    write_tiff,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -162,9 +169,7 @@ def test_the_two_tellers_transcribe_a_written_in_name_at_the_station_page(new_pa
     shown; each teller types the name as written; counted for that person."""
     base, api = live_site.base_url, live_site.api
     s = setup_sitting(api, members=3, channel="paper", open_vote=False)
-    spec = {"key": "zr", "kind": "election", "title": "选举主任", "office": "principal", "places": 1,
-            "channel": "paper", "candidates": [{"key": k, "title": t} for k, t in WRITE_IN_CANDIDATES]}
-    item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", spec)[1]["id"]
+    item = write_in_election(api, s.sitting_id)
     texts = api.call("POST", f"/api/admin/items/{item}/paper-ballots", {"count": 1})[1]["ballots"]
     api.call("POST", "/api/station/hand-out", {"ballots": texts}, credential=s.station)
     api.call("POST", f"/api/admin/items/{item}/open")
