@@ -2,6 +2,7 @@
 (the sample data of demo_data.py loaded once, then serve)."""
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import socket
@@ -166,7 +167,20 @@ def asgi_app():
     """granian's factory, called in each worker: the Flask app wrapped for ASGI (web/asgi.py)
     on the number of threads `serve` was given."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return create_asgi_app(create_app(), threads=int(os.environ.get(THREADS_ENV, "16")))
+    app = create_asgi_app(create_app(), threads=int(os.environ.get(THREADS_ENV, "16")))
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Keep the objects of start-up (modules, the app, SQLAlchemy's mappers: ~160,000) out of
+    Python's full garbage collections. A full collection walks every tracked object with the
+    whole worker stopped, event loop and group-commit writer included: 120-200 ms each on this
+    machine, a few times a minute under casting, and every cast in flight waited for it
+    (benchmarks/bench_casts.py: the p99). Frozen, they are never walked again; what the
+    worker allocates afterwards is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def _url_host(host: str) -> str:
