@@ -49,6 +49,8 @@ HOLD_SECONDS = float(tablet_setup.ONLINE_S - tablet_setup.SEEN_EVERY_S - 3)
 # longer (the page gives up after 40 s): 3,000 tablets ask Flask 100 times a second, not 250.
 VOTE_HOLD_SECONDS = 30.0
 QUIET_SECONDS = 3.0  # a change that is not urgent (a check-in) is told after this (the old poll)
+TABLET_PATHS = "/api/terminal/"  # the seat tablets' requests: FlaskOnThreads' main pool
+OPERATOR_THREADS = 4  # everyone else's requests (FlaskOnThreads)
 # Headers of the screen's request that Flask's answer may depend on; nothing else is passed on.
 FORWARDED = (b"cookie", b"host", b"accept-language", b"x-forwarded-for", b"x-forwarded-proto",
              b"x-forwarded-host", b"user-agent")
@@ -96,11 +98,18 @@ class FlaskOnThreads:
     the request runs on a thread, and the whole answer comes back at once. a2wsgi's
     WSGIMiddleware crosses between loop and thread for every read and every write instead,
     which doubled the server's CPU per cast (1.1 against 0.5 ms, benchmarks/bench_casts.py);
-    its environ builder is used as is."""
+    its environ builder is used as is.
+
+    Two pools: the seat tablets' requests (/api/terminal/…) on `threads` threads, everyone
+    else's (the secretariat's console, the counting station, pages) on OPERATOR_THREADS of
+    their own. When a vote closes, 3,000 tablets' next long-polls reach Flask in the same
+    second; in one queue the secretariat's 计票, 生成决议 and 公布 waited behind them for
+    2-5 s (benchmarks/bench_hall.py)."""
 
     def __init__(self, flask_app: Flask, threads: int) -> None:
         self.flask_app = flask_app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="flask")
+        self.operators = ThreadPoolExecutor(OPERATOR_THREADS, thread_name_prefix="flask-operators")
         self.limit = int(flask_app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -132,7 +141,8 @@ class FlaskOnThreads:
     async def answer_seat(self, scope, body: bytes = b"") -> tuple[int, list, bytes, tuple | None]:
         """answer(), and the seat tablet the state endpoint answered (terminal_api.SEAT_ENVIRON)."""
         environ = build_environ(scope, io.BytesIO(body))
-        answer = await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
+        pool = self.pool if scope["path"].startswith(TABLET_PATHS) else self.operators
+        answer = await asyncio.get_running_loop().run_in_executor(pool, self._run, environ)
         return (*answer, environ.get(terminal_api.SEAT_ENVIRON))
 
     def _run(self, environ: dict) -> tuple[int, list, bytes]:
