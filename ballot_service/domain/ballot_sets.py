@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.db import database_now
-from ballot_service.domain import issuance, tally, voting
+from ballot_service.domain import further_ballots, tally, voting
 from ballot_service.models import Item, Round
 from ballot_service.vocab import ItemStatus, RoundStatus
 
@@ -88,8 +88,8 @@ def replace_set(db: Session, settings: Settings, item: Item, member_no: str, rea
     paper instead of the tablet, is of them all. With `paper`, the answer's `ballots` lists
     each election's signed paper ballot as (item id, QR text), to be printed at once."""
     if not paper:
-        return [issuance.allow_replacement(db, m, member_no, reason) for m in open_members(db, item)][0]
-    done = [(m.id, issuance.allow_paper(db, settings, m, member_no, reason)) for m in open_members(db, item)]
+        return [further_ballots.allow_replacement(db, m, member_no, reason) for m in open_members(db, item)][0]
+    done = [(m.id, further_ballots.allow_paper(db, settings, m, member_no, reason)) for m in open_members(db, item)]
     return {**done[0][1], "ballots": [(item_id, result["ballot"]) for item_id, result in done]}
 
 

@@ -1,5 +1,5 @@
 """A hybrid round's paper ballot at intake (formats/ballots.py, BR1): signed with the round's
-RSA key when the secretariat allowed it (issuance.allow_paper), so it is checked and stored as
+RSA key when the secretariat allowed it (further_ballots.allow_paper), so it is checked and stored as
 a tablet's ballot is and nothing in its cast row says it came on paper (README, "Hybrid votes")."""
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Blind issuance of terminal ballots (RFC 9474 RSA blind signatures): the round's key,
-its announcement, one blind signature per eligible member, replacements, and forgetting
+its announcement, one blind signature per eligible member (replacements and a hybrid vote's
+paper ballots: further_ballots.py), and forgetting
 the private key when the round closes.
 
 At opening (`start_round_key`) the round gets a fresh RSA-2048 key. Its public key is
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
@@ -39,11 +40,10 @@ from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
 from ballot_service.db import begin_write, in_write_transaction, read_phase
 from ballot_service.domain import audit, group_commit, round_facts
 from ballot_service.errors import Conflict, InvalidInput, NotFound
-from ballot_service.formats import ballots
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
-from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Member, Round, Terminal
-from ballot_service.vocab import BLIND_CHANNELS, AuditKind, Channel, Presence, RoundStatus
+from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Round, Sitting, Terminal
+from ballot_service.vocab import BLIND_CHANNELS, AuditKind, Presence, RoundStatus
 
 ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
 WRAP_PURPOSE = "round-blind-key-wrap/v1"  # the label of the wrapping key (crypto/key_wrap.py)
@@ -76,16 +76,20 @@ def start_round_key(db: Session, settings: Settings, item: Item, rnd: Round) -> 
 
 
 def _wrap_context(rnd: Round) -> bytes:
-    return f"round {rnd.id}".encode("ascii")
+    return f"round {rnd.id}".encode("ascii")  # as _unwrapped reads it
 
 
 def round_private_key(settings: Settings, body_id: int, rnd: Round):
     """The open round's private key (PKCS#8 DER), unwrapped with the body's signing key."""
     if rnd.blind_private_key is None:
         raise Conflict("this round has no signing key", where="round_ref", zh="本轮没有签名密钥")
+    return _unwrapped(settings, body_id, rnd.id, rnd.blind_private_key)
+
+
+def _unwrapped(settings: Settings, body_id: int, round_id: int, wrapped: bytes):
     try:
-        return key_wrap.unwrap(keys.body_signing_key(settings, body_id), WRAP_PURPOSE, rnd.blind_private_key,
-                               _wrap_context(rnd))
+        return key_wrap.unwrap(keys.body_signing_key(settings, body_id), WRAP_PURPOSE, wrapped,
+                               f"round {round_id}".encode("ascii"))
     except key_wrap.UnwrapError:
         raise Conflict("this round's signing key does not open with the body's signing key (was the body's "
                        "key replaced during the vote?)", where="round_ref",
@@ -181,7 +185,7 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
                            zh="这些轮次的本席代表不一致")
         _require_present(db, item.sitting_id, issuance.member_id)
         job = _IssueJob(tuple(rnd.id for _, rnd, _ in found), issuance.member_id, item.sitting_id)
-        privates = [_private_key(round_private_key(settings, item.sitting.body_id, rnd)) for _, rnd, _ in found]
+        privates = [load_private_key(round_private_key(settings, item.sitting.body_id, rnd)) for _, rnd, _ in found]
     sigs = []
     for private, value in zip(privates, blinded):
         if len(value) != private.key_size // 8:
@@ -201,6 +205,48 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
     return sigs
 
 
+class OpenSigner(NamedTuple):
+    """An open blind-signed round's key as stored (wrapped under the body's key): what the ASGI
+    front signs a seat's ballot with (web/issue_on_loop.py), read once per change."""
+
+    round_id: int
+    sitting_id: int
+    body_id: int
+    wrapped: bytes
+
+
+def open_signers(db: Session, sitting_id: int) -> dict[str, OpenSigner]:
+    """The sitting's open blind-signed rounds, by round_ref."""
+    rows = db.execute(select(Round.id, Round.blind_private_key, Sitting.body_id)
+                      .join(Item, Item.id == Round.item_id).join(Sitting, Sitting.id == Item.sitting_id)
+                      .where(Item.sitting_id == sitting_id, Round.status == RoundStatus.OPEN,
+                             Item.channel.in_(BLIND_CHANNELS), Round.blind_private_key.is_not(None)))
+    return {f"r{r.id}": OpenSigner(r.id, sitting_id, r.body_id, r.blind_private_key) for r in rows}
+
+
+def sign_for_seat(settings: Settings, signer: OpenSigner, terminal_id: int, blinded_text) -> tuple["_IssueJob", bytes]:
+    """blind_sign_for_terminal for one round, without a database read: the signature, and the
+    job that takes the count (count_nowait). The job finds the terminal's member under the
+    write lock and refuses as blind_sign_for_terminal does (no vote open for this terminal,
+    absent, already issued); the signature may leave the server only once the job succeeded."""
+    value = _blinded(blinded_text)
+    private = load_private_key(_unwrapped(settings, signer.body_id, signer.round_id, signer.wrapped))
+    if len(value) != private.key_size // 8:
+        raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
+                           zh=f"盲化消息须为 {private.key_size // 8} 字节")
+    try:
+        sig = blind_rsa.blind_sign(private, value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
+    return _IssueJob((signer.round_id,), None, signer.sitting_id, terminal_id), sig
+
+
+def count_nowait(engine, job: "_IssueJob", notify) -> None:
+    """Queue sign_for_seat's job in the process's issuance group commit; `notify()` is called on
+    another thread once it is counted or refused (then job.outcome() answers)."""
+    group_commit.group_for(engine, _run_issue_batch, kind="issuance").submit_nowait(job, notify)
+
+
 def _blinded(text) -> bytes:
     if not isinstance(text, str):
         raise InvalidInput("blinded_msg must be base64url text", where="blinded_msg", zh="盲化消息须为 base64url 文本")
@@ -218,7 +264,7 @@ def _require_present(db: Session, sitting_id: int, member_id: int) -> None:
         raise Conflict("the member of this terminal is not present", where="member", zh="本席代表未签到")
 
 
-def _private_key(der: bytes):
+def load_private_key(der: bytes):
     """The round's key (not kept: forget_round_key erases it at the close). It is our own
     (start_round_key made it, wrapped under the body key), and blind_sign checks every
     result with the public exponent, so the ~30 ms RSA key validation of a load is skipped."""
@@ -229,10 +275,13 @@ class _IssueJob(group_commit.Job):
     """One request's blind-signature counts (one round, or a ballot set's rounds), taken under
     the write lock all together or not at all."""
 
-    __slots__ = ("round_ids", "member_id", "sitting_id")
+    __slots__ = ("round_ids", "member_id", "sitting_id", "terminal_id")
 
-    def __init__(self, round_ids: tuple[int, ...], member_id: int, sitting_id: int) -> None:
+    def __init__(self, round_ids: tuple[int, ...], member_id: int | None, sitting_id: int,
+                 terminal_id: int | None = None) -> None:
+        # member_id None: the terminal's member in the (one) round, found under the lock
         self.round_ids, self.member_id, self.sitting_id = round_ids, member_id, sitting_id
+        self.terminal_id = terminal_id
         super().__init__()
 
 
@@ -242,6 +291,12 @@ def _take_counts(db: Session, jobs: list[_IssueJob]) -> None:
     open; Conflict: absent or already issued) and the counts it took given back."""
     begin_write(db)
     for job in jobs:
+        if job.member_id is None:
+            job.member_id = db.scalar(select(Issuance.member_id).where(Issuance.round_id == job.round_ids[0],
+                                                                       Issuance.terminal_id == job.terminal_id))
+            if job.member_id is None:
+                job.error = NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
+                continue
         taken = []
         for round_id in job.round_ids:
             if _take_count(db, job, round_id):
@@ -277,93 +332,3 @@ def _take_count(db: Session, job: _IssueJob, round_id: int) -> bool:
 def _run_issue_batch(engine, jobs) -> list:
     """A batch of counts in one transaction and one durable COMMIT (group_commit.run_batch)."""
     return group_commit.run_batch(engine, jobs, _take_counts, lambda db: db.commit())
-
-
-def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> dict:
-    """Allow one more blind signature for a member in the open round (a further issuance,
-    I+1), with the reason in the chain. Only for a member already issued one."""
-    reason = _reason(reason)
-    rnd, member, issuance = _member_issuance(db, item, member_no)
-    if issuance is None or issuance.terminal_id is None:
-        raise Conflict("this member was not issued a terminal ballot in this round", where="member",
-                       zh="该代表本轮没有电子选票")
-    if issuance.issued < issuance.allowed:
-        raise Conflict("this member has not used the ballot already allowed", where="member",
-                       zh="该代表尚有未领取的选票")
-    issuance.allowed += 1
-    rnd.replacements = (rnd.replacements or 0) + 1
-    db.flush()
-    audit.append(db, AuditKind.BALLOT_REPLACEMENT, {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
-                                                    "member_no": member.member_no, "reason": reason},
-                 sitting_id=item.sitting_id)
-    return {"round": rnd.number, "replacements": rnd.replacements}
-
-
-def _reason(reason) -> str:
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("a replacement needs a reason", where="reason", zh="补发选票须说明理由")
-    return reason.strip()
-
-
-def _member_issuance(db: Session, item: Item, member_no: str):
-    """The open blind-signed round, the member and their Issuance row (locked)."""
-    rnd = item.rounds[-1] if item.rounds else None
-    if rnd is None or rnd.status != RoundStatus.OPEN or item.channel not in BLIND_CHANNELS:
-        raise Conflict("a replacement ballot is only for an open terminal or hybrid vote", where="item",
-                       zh="只有进行中的电子表决或混合表决才能补发选票")
-    member = db.scalar(select(Member).where(Member.body_id == item.sitting.body_id, Member.member_no == member_no))
-    if member is None:
-        raise NotFound(f"no member {member_no}", where="member", zh=f"没有代表 {member_no}")
-    begin_write(db)
-    issuance = db.scalar(select(Issuance).where(Issuance.round_id == rnd.id, Issuance.member_id == member.id)
-                         .with_for_update())
-    return rnd, member, issuance
-
-
-def allow_paper(db: Session, settings: Settings, item: Item, member_no: str, reason: str) -> dict:
-    """A hybrid vote: allow one paper ballot for a present member, with the reason in the chain,
-    and sign it with the round's key (`ballot`: its QR text, to print at once; README, "Hybrid
-    votes"). Its serial is in the answer only: nothing stored names it, and once cast it looks
-    like a tablet's ballot (intake), so the chain's naming of the member gives no choices.
-
-    Issuance counts every ballot given to the member, of either channel, so the tablet can
-    draw no signature after this: a member whose tablet had not drawn theirs takes it on paper
-    instead (issued + 1, I unchanged); a member without a tablet gets their first ballot; a
-    member who holds a tablet ballot already gets a further issuance (I + 1, a replacement).
-    One printed ballot per allowance, so nobody gets paper beside a tablet ballot without a
-    replacement, and no desk step is needed."""
-    reason = _reason(reason)
-    if item.channel != Channel.HYBRID:
-        raise Conflict(f"{item.title} is voted by {item.channel}: a paper ballot is handed out this way only in a "
-                       f"hybrid vote", where="item", zh=f"《{item.title}》不是混合表决，不能以此方式发放纸质票")
-    rnd, member, issuance = _member_issuance(db, item, member_no)
-    if issuance is None:
-        raise Conflict("this member was not present when the vote opened", where="member",
-                       zh="该代表在表决开始时未签到，不能领取选票")
-    replacement = issuance.issued >= issuance.allowed and issuance.allowed > 0
-    if issuance.issued >= issuance.allowed:
-        issuance.allowed += 1
-    issuance.issued += 1
-    rnd.paper_allowed = (rnd.paper_allowed or 0) + 1
-    if replacement:
-        rnd.replacements = (rnd.replacements or 0) + 1
-    db.flush()
-    audit.append(db, AuditKind.BALLOT_REPLACEMENT, {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
-                                                    "member_no": member.member_no, "reason": reason,
-                                                    "channel": Channel.PAPER, "replacement": replacement},
-                 sitting_id=item.sitting_id)
-    return {"round": rnd.number, "replacements": rnd.replacements or 0, "paper_allowed": rnd.paper_allowed,
-            "ballot": _sign_paper_ballot(settings, item, rnd)}
-
-
-def _sign_paper_ballot(settings: Settings, item: Item, rnd: Round) -> str:
-    """A paper ballot signed as a tablet's is (an ordinary RSA-PSS signature by the round's key
-    over a random msg_prefix || ballot_message(round_ref, serial)), its serial random but for
-    the paper mark only the round's key can make or see (blind_ballots.paper_serial)."""
-    der = round_private_key(settings, item.sitting.body_id, rnd)
-    serial = blind_ballots.paper_serial(blind_ballots.paper_serial_key(der, rnd.ref))
-    prefix = secrets.token_bytes(blind_rsa.PREFIX_LEN)
-    sig = blind_rsa.sign(_private_key(der), prefix + blind_rsa.ballot_message(rnd.ref, serial))
-    payload = {"v": ballots.FORMAT_VERSION, "body": item.sitting.body_id, "session": item.sitting_id,
-               "item": item.id, "round": rnd.number, "serial": serial.hex()}
-    return ballots.round_key_text(payload, rnd.ref, b64url_encode(prefix), b64url_encode(sig))

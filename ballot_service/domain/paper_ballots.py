@@ -169,7 +169,7 @@ def _desk_round(db: Session, key, sitting: Sitting, token: dict, terminal_id: in
 
 
 def paper_ballot_pdf(db: Session, ballots: list) -> bytes:
-    """A hybrid vote's paper ballots (issuance.allow_paper; (item id, QR text) pairs, one per
+    """A hybrid vote's paper ballots (further_ballots.allow_paper; (item id, QR text) pairs, one per
     election of a ballot set) as one PDF of a page each, made in memory and handed to the
     secretariat once: no print job, no file. Only reads."""
     pages = []

@@ -66,6 +66,12 @@ def facts_of(row) -> RoundFacts:
                       option_keys(row.options) if row.kind == ItemKind.EVALUATION else None, row.stage)
 
 
+def learn_on(engine: Engine, round_id: int) -> None:
+    """learn() in a session of its own (the ASGI front's blind signatures, web/issue_on_loop.py)."""
+    with Session(engine) as db:
+        learn(db, round_id)
+
+
 def learn(db: Session, round_id: int) -> None:
     """Cache an open round's announced key and facts before its first cast arrives: a process
     that blind-signed a round's ballots then takes its casts on the fast path from the first

@@ -210,7 +210,7 @@ def issued_count(db: Session, item: Item, rnd: Round) -> int:
 
 def blind_signatures(db: Session, rnd: Round) -> int:
     """Blind signatures actually issued (first ballots and replacements). Issuance counts a
-    hybrid vote's paper allowances too (issuance.allow_paper): they are not signatures."""
+    hybrid vote's paper allowances too (further_ballots.allow_paper): they are not signatures."""
     given = db.scalar(select(func.coalesce(func.sum(Issuance.issued), 0)).where(Issuance.round_id == rnd.id)) or 0
     return given - (rnd.paper_allowed or 0)
 

@@ -247,7 +247,7 @@ class Round(Base):
     blind_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     replacements: Mapped[int] = mapped_column(Integer, default=0)  # further issuances allowed (I+1)
     # hybrid: paper ballots the secretariat allowed, each for a named member with a reason, and
-    # printed then signed with the round's key (issuance.allow_paper): I counts them
+    # printed then signed with the round's key (further_ballots.allow_paper): I counts them
     paper_allowed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # hybrid: how many of the round's casts came on paper, a count only: no cast row says which
     # (intake; the record's by_channel)

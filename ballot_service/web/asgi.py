@@ -33,7 +33,7 @@ from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from ballot_service.domain import tablet_setup
-from ballot_service.web import cast_endpoint, display, terminal_api
+from ballot_service.web import cast_endpoint, display, issue_on_loop, terminal_api
 from ballot_service.web.cast_on_loop import CastsOnLoop
 from ballot_service.web.display.state import AuditCursor
 from ballot_service.web.head_watcher import HeadWatcher
@@ -63,6 +63,8 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
     screens = ScreenStates(flask_app)
     seats = SeatWake(flask_app)
     casts = CastsOnLoop(flask_app.config["SETTINGS"], flask_app.extensions["ballot_engine"])
+    issuing = issue_on_loop.IssueOnLoop(flask_app.config["SETTINGS"], flask_app.extensions["ballot_engine"],
+                                        seats, watcher)
     cfg = flask_app.config
 
     async def app(scope, receive, send):
@@ -81,10 +83,18 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
             if scope["path"] == STATE_PATH and b"wait=" in scope.get("query_string", b""):
                 await long_poll(wsgi, watcher, seats, scope, send)
                 return
+            if scope["path"] == issue_on_loop.ROUND_KEY_PATH:
+                await _send_whole(send, *(await issuing.round_key(scope) or await wsgi.answer(scope)))
+                return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == cast_endpoint.PATH:
             body = await wsgi.read_body(receive, send)
             if body is not None:  # else answered (413) or gone
                 await _send_whole(send, *(await casts.answer(body) or await wsgi.answer(scope, body)))
+            return
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == issue_on_loop.BLIND_SIGN_PATH:
+            body = await wsgi.read_body(receive, send)
+            if body is not None:
+                await _send_whole(send, *(await issuing.blind_sign(scope, body) or await wsgi.answer(scope, body)))
             return
         await wsgi(scope, receive, send)
 
@@ -176,6 +186,8 @@ async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake,
     started = time.monotonic()
     marks = (watcher.changes, watcher.urgent)
     status, headers, body, seat = await wsgi.answer_seat(scope)
+    if seat:
+        seats.learn(scope, seat)  # its round key and blind signature are answered on the loop
     while status == 304:
         held = time.monotonic() - started
         hold = VOTE_HOLD_SECONDS if seat and seat[4] else HOLD_SECONDS

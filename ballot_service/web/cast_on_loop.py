@@ -60,7 +60,7 @@ class CastsOnLoop:
             job = terminal_casts.prepare_known_secret(self.engine, self.settings, data)
             if job is None:
                 return None
-            await self._stored(job)
+            await until_notified(lambda notify: intake.submit_nowait(self.engine, job, notify))
             receipt = intake.stored_outcome(job)
             return _answer(200 if receipt.repeated else 201, receipt.as_dict())
         except BallotError as exc:  # refusals are counted and audited by their batch's COMMIT
@@ -70,22 +70,24 @@ class CastsOnLoop:
             return _answer(500, error_body("the server could not store this cast; send it again",
                                            "InternalServerError"))
 
-    async def _stored(self, job) -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
+async def until_notified(queue) -> None:
+    """Queue a job with `queue(notify)` and wait, on the loop, until the group commit calls
+    `notify()` (on its writer thread) once the job's batch is committed or refused."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
 
-        def settle() -> None:
-            if not done.done():  # the request may have been cancelled (the tablet went away)
-                done.set_result(None)
+    def settle() -> None:
+        if not done.done():  # the request may have been cancelled (the tablet went away)
+            done.set_result(None)
 
-        def notify() -> None:  # on the writer thread
-            try:
-                loop.call_soon_threadsafe(settle)
-            except RuntimeError:  # the loop is closed: the server is stopping
-                pass
+    def notify() -> None:  # on the writer thread
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: the server is stopping
+            pass
 
-        intake.submit_nowait(self.engine, job, notify)
-        await done
+    queue(notify)
+    await done
 
 
 def _answer(status: int, payload: dict) -> tuple[int, list, bytes]:

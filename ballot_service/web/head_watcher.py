@@ -37,6 +37,7 @@ class HeadWatcher:
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._listeners = 0
+        self._read_at: float | None = None  # monotonic time of the last successful read
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
@@ -48,6 +49,12 @@ class HeadWatcher:
         """Started and holding a first reading of the heads (so a change after now is seen)."""
         self._start()
         await self._ready.wait()
+
+    def fresh(self, within: float) -> bool:
+        """Whether the watcher is running and read the heads less than `within` seconds ago, so
+        a change committed before then is counted in `changes` (web/issue_on_loop.py)."""
+        return (self._task is not None and not self._task.done() and self._read_at is not None
+                and time.monotonic() - self._read_at < within)
 
     async def wait_change(self, seen: int | None, timeout: float) -> int | None:
         """The seq once it differs from `seen`, or the current one after `timeout` seconds."""
@@ -83,6 +90,7 @@ class HeadWatcher:
         while True:
             try:
                 heads, kinds = await asyncio.to_thread(self._read, self._heads)
+                self._read_at = time.monotonic()
             except Exception:  # the database is away: everyone keeps what they have
                 heads, kinds = self._heads, set()
             if heads is not None:

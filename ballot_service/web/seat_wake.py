@@ -18,29 +18,56 @@ answers it as any request. Nothing node-local decides: each node reads the share
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ballot_service.domain import issuance
+from ballot_service.domain.terminals import credential_hash
 from ballot_service.models import Terminal
-from ballot_service.web.terminal_api import seat_answer, seat_states
+from ballot_service.web.terminal_api import round_keys, seat_answer, seat_states
 
+MAX_SEATS = 50_000  # seats remembered per process (SeatWake.learn)
 DROPPED = {"etag", "content-length", "content-type", "set-cookie"}  # ours, or never a tablet's
 
 
+class Snapshot(NamedTuple):
+    """A sitting's state as of one watcher change, read in one transaction."""
+
+    built: object  # seat_state.Built: the tablets' shared state
+    revoked: set  # the sitting's revoked terminals
+    round_keys: list | None  # terminal_api.round_keys: [(round_ref, announcement)] of the open vote
+    signers: dict  # issuance.open_signers: round_ref -> the open round's wrapped key
+
+
 class SeatWake:
-    """Per process: each sitting's shared tablet state, read once per watcher change."""
+    """Per process: each sitting's shared tablet state, read once per watcher change; and the
+    seats Flask authenticated (web/issue_on_loop.py answers their ballots from the same read)."""
 
     def __init__(self, flask_app: Flask) -> None:
         self.flask_app = flask_app
         self._snapshots: dict[tuple, asyncio.Future] = {}
+        # SHA-256 of a credential (as stored) -> the seat Flask answered for it; never the credential.
+        self._seats: dict[str, tuple] = {}
 
-    async def answer(self, seat: tuple, marks: tuple, scope: dict, flask_headers: list):
-        """(status, headers, body) for the woken long-poll of `seat` (terminal id, sitting id,
-        body id, terminal JSON) after the watcher's change `marks`, or None: ask Flask."""
-        terminal_id, sitting_id, body_id, terminal_json = seat[:4]
+    def learn(self, scope: dict, seat: tuple) -> None:
+        """Remember whom Flask authenticated with this request's credential (`seat`: SEAT_ENVIRON)."""
+        hashed = _credential_hash(scope)
+        if hashed is not None:
+            if len(self._seats) >= MAX_SEATS:
+                self._seats.clear()  # a bound, not a policy: Flask re-teaches every seat it answers
+            self._seats[hashed] = seat
+
+    def seat_of(self, scope: dict) -> tuple | None:
+        """The seat Flask last authenticated this request's credential as, or None."""
+        hashed = _credential_hash(scope)
+        return None if hashed is None else self._seats.get(hashed)
+
+    async def snapshot(self, sitting_id: int, body_id: int, marks: tuple) -> Snapshot | None:
+        """The sitting's snapshot for the watcher's change `marks`, or None (the database is away)."""
         key = (sitting_id, body_id, marks)
         snapshot = self._snapshots.get(key)
         if snapshot is None:
@@ -48,13 +75,19 @@ class SeatWake:
             self._snapshots = {k: v for k, v in self._snapshots.items() if k[:2] != key[:2]}
             snapshot = self._snapshots[key] = asyncio.ensure_future(asyncio.to_thread(self._read, sitting_id, body_id))
         try:
-            built, revoked = await asyncio.shield(snapshot)
+            return await asyncio.shield(snapshot)
         except Exception:  # the database is away, or anything else: Flask answers as always
             self._snapshots.pop(key, None)
             return None
-        if terminal_id in revoked:
+
+    async def answer(self, seat: tuple, marks: tuple, scope: dict, flask_headers: list):
+        """(status, headers, body) for the woken long-poll of `seat` (terminal id, sitting id,
+        body id, terminal JSON) after the watcher's change `marks`, or None: ask Flask."""
+        terminal_id, sitting_id, body_id, terminal_json = seat[:4]
+        snapshot = await self.snapshot(sitting_id, body_id, marks)
+        if snapshot is None or terminal_id in snapshot.revoked:
             return None
-        text, tag = seat_answer(built, terminal_id, terminal_json)
+        text, tag = seat_answer(snapshot.built, terminal_id, terminal_json)
         if tag is None:
             return None
         headers = [(k, v) for k, v in flask_headers if k.lower() not in DROPPED] + [("ETag", f'"{tag}"')]
@@ -63,13 +96,22 @@ class SeatWake:
         body = text.encode("utf-8")
         return 200, headers + [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
 
-    def _read(self, sitting_id: int, body_id: int):
-        """The sitting's shared state and its revoked terminals, in one read transaction."""
+    def _read(self, sitting_id: int, body_id: int) -> Snapshot:
         with Session(bind=self.flask_app.extensions["ballot_read_engine"], expire_on_commit=False) as db:
             built = seat_states(self.flask_app).get(db, sitting_id, body_id)
             revoked = set(db.scalars(select(Terminal.id).where(Terminal.sitting_id == sitting_id,
                                                                Terminal.revoked_at.is_not(None))))
-        return built, revoked
+            announced = round_keys(self.flask_app).get(db, sitting_id, body_id).value if built.value["voting"] else None
+            signers = issuance.open_signers(db, sitting_id) if announced else {}
+        return Snapshot(built, revoked, announced, signers)
+
+
+def _credential_hash(scope: dict) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            return credential_hash(text[7:].strip()) if text.startswith("Bearer ") else None
+    return None
 
 
 def _waited_tag(scope: dict) -> str:

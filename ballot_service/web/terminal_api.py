@@ -185,8 +185,7 @@ def terminal_round_key():
     term = g.terminal
     with read_phase(db):
         # A whole hall asks within a second of the opening: built once per state version.
-        announced = current_app.extensions.setdefault(
-            "round_keys", seat_state.VersionedCache(_open_round_keys)).get(db, term.sitting_id, term.body_id).value
+        announced = round_keys(current_app).get(db, term.sitting_id, term.body_id).value
     if announced is None:
         raise NotFound("no terminal vote is open", where="vote", zh="当前没有进行中的电子表决")
     wanted = request.args.get("round_ref")
@@ -195,6 +194,11 @@ def terminal_round_key():
     if body is None:
         raise NotFound(f"round {wanted} is not open", where="round_ref", zh="所指轮次不在进行中")
     return jsonify(body)
+
+
+def round_keys(app) -> seat_state.VersionedCache:
+    """This app's cache of the open vote's announced round keys (web/seat_wake.py reads it too)."""
+    return app.extensions.setdefault("round_keys", seat_state.VersionedCache(_open_round_keys))
 
 
 def _open_round_keys(db, sitting_id: int) -> list[tuple[str, dict]] | None:

@@ -1,0 +1,114 @@
+"""A seat tablet's round key and blind signature (GET /api/terminal/round-key, POST
+/api/terminal/blind-sign), answered on the ASGI worker's event loop (web/asgi.py).
+
+When a vote opens, every tablet of the hall asks for both within a second or two. Through
+Flask each took a thread, an ORM session and about five queries (the credential, the
+terminal's issuance row, the round and its key, presence), 5-7 ms of CPU a tablet on two
+cores shared with the casts that follow: 3,000 tablets held their ballots 15-25 s after
+开始表决 (benchmarks/bench_hall.py). Here both are answered from what the process read
+once for the change that opened the vote (web/seat_wake.py: the sitting's snapshot, its
+revoked terminals, the announced keys and the open rounds' wrapped private keys), for a
+credential Flask authenticated when the tablet's long-poll began (SeatWake.learn):
+
+- round key: the announcement, the bytes Flask sends;
+- blind signature: the same steps as issuance.blind_sign_for_terminal (issuance.sign_for_seat:
+  the RSA operation with the round's key, unwrapped for this request only), and the count is
+  taken in the process's issuance group commit, which finds the terminal's member and refuses
+  under the write lock exactly as Flask's path does (no vote open for this terminal, absent,
+  already issued). The signature is sent only after that batch's durable COMMIT.
+
+Anything else goes on to Flask, which answers as it always has: a credential this process has
+not seen Flask accept, a revoked terminal (checked in every snapshot), a body that is not
+a JSON object with the two strings, a round not in the snapshot (closed, another sitting's),
+a value of the wrong length, the database away. Nothing about the request is stored or
+logged, as on Flask's path.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import parse_qs
+
+from ballot_service.domain import issuance, round_facts
+from ballot_service.errors import BallotError
+from ballot_service.formats.encoding import b64url_encode
+from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
+from ballot_service.web.cast_on_loop import until_notified
+from ballot_service.web.common import error_body, parse_json_object
+from ballot_service.web.head_watcher import HeadWatcher
+from ballot_service.web.seat_wake import SeatWake, Snapshot
+
+log = logging.getLogger(__name__)
+
+ROUND_KEY_PATH = "/api/terminal/round-key"
+BLIND_SIGN_PATH = "/api/terminal/blind-sign"
+FRESH_S = 2.0  # the audit heads read at most this long ago (the watcher polls every 0.25 s)
+
+
+class IssueOnLoop:
+    """One worker's loop answers: round_key(scope) and blind_sign(scope, body) give
+    (status, headers, body), or None (Flask answers)."""
+
+    def __init__(self, settings, engine, seats: SeatWake, watcher: HeadWatcher) -> None:
+        self.settings, self.engine, self.seats, self.watcher = settings, engine, seats, watcher
+        self._learnt: set[int] = set()  # rounds whose facts this process was taught (round_facts.learn)
+
+    async def _seat(self, scope: dict) -> tuple[tuple, Snapshot] | None:
+        seat = self.seats.seat_of(scope)
+        if seat is None or not self.watcher.fresh(FRESH_S):  # a stale snapshot could miss a revocation
+            return None
+        snapshot = await self.seats.snapshot(seat[1], seat[2], (self.watcher.changes, self.watcher.urgent))
+        if snapshot is None or seat[0] in snapshot.revoked or not snapshot.round_keys:
+            return None
+        return seat, snapshot
+
+    async def round_key(self, scope: dict) -> tuple[int, list, bytes] | None:
+        found = await self._seat(scope)
+        if found is None:
+            return None
+        announced = found[1].round_keys
+        wanted = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("round_ref", [None])[0]
+        ref = wanted or announced[0][0]
+        body = next((ann for r, ann in announced if r == ref), None)
+        return None if body is None else _answer(200, body)
+
+    async def blind_sign(self, scope: dict, body: bytes) -> tuple[int, list, bytes] | None:
+        found = await self._seat(scope)
+        if found is None:
+            return None
+        seat, snapshot = found
+        try:
+            data = parse_json_object(body)
+        except BallotError:
+            return None
+        signer = snapshot.signers.get(data.get("round_ref"))
+        text = data.get("blinded_msg")
+        if signer is None or signer.sitting_id != seat[1] or not isinstance(text, str):
+            return None
+        try:
+            job, sig = issuance.sign_for_seat(self.settings, signer, seat[0], text)
+        except BallotError:
+            return None  # Flask names what is wrong, as always
+        try:
+            await until_notified(lambda notify: issuance.count_nowait(self.engine, job, notify))
+            job.outcome()
+        except BallotError as exc:  # absent, already issued, closed: the count refused it
+            return _answer(exc.status, {"errors": [exc.to_dict()]})
+        except Exception:
+            log.exception("blind signature count failed")
+            return _answer(500, error_body("the server could not count this ballot; ask again",
+                                           "InternalServerError"))
+        await self._learn(signer.round_id)
+        return _answer(200, {"blind_sig": b64url_encode(sig)})
+
+    async def _learn(self, round_id: int) -> None:
+        """Teach the process the round's facts once, as Flask's path does, so its casts take the
+        loop's path from the first (web/cast_on_loop.py)."""
+        if round_id not in self._learnt:
+            self._learnt.add(round_id)
+            await asyncio.to_thread(round_facts.learn_on, self.engine, round_id)
+
+
+def _answer(status: int, payload) -> tuple[int, list, bytes]:
+    body = answer_json(payload)  # Flask's JSON form: the same bytes as its answer
+    return status, [*ANSWER_HEADERS, ("Content-Length", str(len(body)))], body

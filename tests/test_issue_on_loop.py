@@ -1,0 +1,169 @@
+"""A seat's round key and blind signature answered on the ASGI worker's event loop
+(web/issue_on_loop.py) are Flask's answers: the same bytes for the key, a signature that makes
+a valid ballot, one count per member, the same refusals. Only a seat whose credential Flask
+accepted (its long-poll) is answered there; a revoked terminal, a stale watcher or a body the
+loop does not take goes on to Flask."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from helpers_live import setup_sitting
+
+from ballot_service.crypto import tablet
+from ballot_service.domain import issuance
+from ballot_service.web import asgi, head_watcher
+
+
+def _scope(method: str, path: str, body: bytes, credential: str | None, query: bytes = b"") -> dict:
+    headers = [(b"host", b"localhost"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if credential:
+        headers.append((b"authorization", f"Bearer {credential}".encode()))
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
+            "headers": headers, "client": ("127.0.0.1", 5000), "server": ("localhost", 80)}
+
+
+async def _call(ag, method: str, path: str, credential: str | None, payload=None, query: bytes = b""):
+    """(status, headers as a dict, body bytes) of one request to the ASGI app."""
+    body = b"" if payload is None else json.dumps(payload).encode()
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await ag(_scope(method, path, body, credential, query), receive, send)
+    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    return sent[0]["status"], headers, sent[1]["body"]
+
+
+class _FlaskSigns:
+    """Counts the blind signatures Flask's path made."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        real = issuance.blind_sign_for_terminal
+
+        def counted(*a, **k):
+            self.calls += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(issuance, "blind_sign_for_terminal", counted)
+
+
+async def _taught(ag, credential: str) -> dict:
+    """The seat's long-poll (a tag it does not hold: Flask answers at once), which teaches the
+    worker the seat; the state it answered."""
+    status, _, body = await _call(ag, "GET", "/api/terminal/state", credential, query=b"wait=none")
+    assert status == 200
+    return json.loads(body)
+
+
+async def _blind_sign(ag, credential: str, vote: dict, key_body: bytes):
+    pub = tablet.round_key_from_announcement(json.loads(key_body), vote["round_ref"], vote["key_fingerprint"])
+    pending = tablet.start(pub, vote["round_ref"])
+    status, headers, body = await _call(ag, "POST", "/api/terminal/blind-sign", credential,
+                                        {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text})
+    return status, headers, body, (lambda: tablet.finish(pub, pending, json.loads(body)["blind_sig"]))
+
+
+def test_a_taught_seat_gets_its_key_and_signature_on_the_loop_as_from_flask(app, api, monkeypatch):
+    s = setup_sitting(api, members=3)
+    flask_signs = _FlaskSigns(monkeypatch)
+    ag = asgi.create_asgi_app(app, threads=2)
+    first, second = s.creds[s.members[0]], s.creds[s.members[1]]
+
+    async def run():
+        flask_key = await _call(ag, "GET", "/api/terminal/round-key", first)  # not taught yet: Flask
+        vote = (await _taught(ag, first))["vote"]
+        loop_key = await _call(ag, "GET", "/api/terminal/round-key", first)
+        status, headers, body, finish = await _blind_sign(ag, first, vote, loop_key[2])
+        assert (status, flask_signs.calls) == (200, 0)  # signed on the loop
+        ballot = finish()  # unblinds and checks the RSA-PSS signature with the announced key
+        cast = await _call(ag, "POST", "/api/terminal/cast", None, {
+            **ballot, "marks": {"motion": "for"}, "retry_id": tablet.new_retry_id()})
+        again = await _blind_sign(ag, first, vote, loop_key[2])
+        await _taught(ag, second)
+        flask_refusal = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"],
+                                 "blinded_msg": tablet.start(tablet.round_key_from_announcement(
+                                     json.loads(loop_key[2]), vote["round_ref"], vote["key_fingerprint"]),
+                                     vote["round_ref"]).blinded_text}, credential=first, expect=(409,))
+        return flask_key, loop_key, headers, cast, again, flask_refusal
+
+    flask_key, loop_key, headers, cast, again, flask_refusal = asyncio.run(run())
+    assert loop_key[0] == flask_key[0] == 200 and loop_key[2] == flask_key[2]
+    for name in ("content-type", "cache-control", "x-content-type-options"):
+        assert loop_key[1][name] == flask_key[1][name] == headers[name]
+    assert cast[0] == 201
+    # The second request of the same seat: refused by the count, as Flask refuses it.
+    assert again[0] == 409 and flask_signs.calls == 1
+    assert json.loads(again[2]) == flask_refusal[1]
+    assert "已领取" in flask_refusal[1]["errors"][0]["message_zh"]
+
+
+def test_an_absent_members_seat_is_refused_as_flask_refuses_it(app, api, monkeypatch):
+    s = setup_sitting(api, members=3, present=2)
+    absent = s.creds[s.members[2]]
+    ag = asgi.create_asgi_app(app, threads=2)
+
+    async def run():
+        vote = (await _taught(ag, s.creds[s.members[0]]))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", s.creds[s.members[0]])
+        await _taught(ag, absent)
+        return vote, key, await _blind_sign(ag, absent, vote, key[2])
+
+    vote, key, (status, _, body, _) = asyncio.run(run())
+    pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
+    _, flask = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"], "blinded_msg":
+                        tablet.start(pub, vote["round_ref"]).blinded_text}, credential=absent, expect=(404,))
+    assert status == 404 and json.loads(body) == flask
+
+
+def test_a_revoked_terminal_or_a_stale_watcher_goes_to_flask(app, api, monkeypatch):
+    app.config.update(DISPLAY_POLL_SECONDS=0.02)
+    s = setup_sitting(api, members=3)
+    flask_signs = _FlaskSigns(monkeypatch)
+    ag = asgi.create_asgi_app(app, threads=2)
+    revoked, stale = s.creds[s.members[0]], s.creds[s.members[1]]
+
+    async def run():
+        vote = (await _taught(ag, revoked))["vote"]
+        await _taught(ag, stale)
+        key = await _call(ag, "GET", "/api/terminal/round-key", revoked)
+        api.call("POST", f"/api/admin/terminals/{s.terminal_ids[s.members[0]]}/revoke", {})
+        await asyncio.sleep(0.3)  # the watcher reads the heads every 0.02 s
+        refused = await _blind_sign(ag, revoked, vote, key[2])
+        key_refused = await _call(ag, "GET", "/api/terminal/round-key", revoked)
+        monkeypatch.setattr(head_watcher.HeadWatcher, "fresh", lambda self, within: False)
+        signed = await _blind_sign(ag, stale, vote, key[2])
+        return refused, key_refused, signed
+
+    refused, key_refused, signed = asyncio.run(run())
+    assert refused[0] == 401 and key_refused[0] == 401  # Flask: the credential was revoked
+    assert signed[0] == 200 and flask_signs.calls == 1  # the stale one signed by Flask (the revoked: 401 before)
+    signed[3]()
+
+
+def test_a_body_the_loop_does_not_take_is_answered_by_flask(app, api, monkeypatch):
+    s = setup_sitting(api, members=2)
+    flask_signs = _FlaskSigns(monkeypatch)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        answers = [await _call(ag, "POST", "/api/terminal/blind-sign", cred, body) for body in (
+            {"round_ref": vote["round_ref"], "blinded_msg": "AAAA"},  # too short
+            {"round_ref": "r999999", "blinded_msg": "AAAA"},  # not an open round
+            {"round_ref": vote["round_ref"]},  # no value
+            [1, 2])]
+        return answers
+
+    answers = asyncio.run(run())
+    assert [a[0] for a in answers] == [400, 409, 400, 400], [a[2] for a in answers]
+    assert flask_signs.calls == 2  # the two with both fields reached Flask's issuance
+    assert json.loads(answers[0][2])["errors"][0]["where"] == "blinded_msg"
