@@ -9,9 +9,13 @@ import asyncio
 import json
 
 from helpers_live import setup_sitting
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from terminal_support import get_ballot
 
 from ballot_service.crypto import tablet
 from ballot_service.domain import issuance
+from ballot_service.models import Issuance, Member, Round
 from ballot_service.web import asgi, head_watcher
 
 
@@ -167,3 +171,32 @@ def test_a_body_the_loop_does_not_take_is_answered_by_flask(app, api, monkeypatc
     assert [a[0] for a in answers] == [400, 409, 400, 400], [a[2] for a in answers]
     assert flask_signs.calls == 2  # the two with both fields reached Flask's issuance
     assert json.loads(answers[0][2])["errors"][0]["where"] == "blinded_msg"
+
+
+def test_a_batch_of_counts_decides_each_job_as_one_at_a_time(app, api):
+    """The issuance batch counts a round's jobs with one UPDATE ... RETURNING: a member's second
+    job in the same batch, an absent member's seat and a member who drew already are refused
+    exactly as one by one, and each member is counted once."""
+    s = setup_sitting(api, members=5, present=4)
+    get_ballot(api, s.creds[s.members[2]])  # drew already
+    engine = app.extensions["ballot_engine"]
+    with Session(engine) as db:
+        round_id = db.scalar(select(Round.id).where(Round.item_id == s.item_id))
+        member_ids = dict(db.execute(select(Member.member_no, Member.id).where(Member.body_id == s.body_id)).all())
+
+    def by_seat(no):
+        return issuance._IssueJob((round_id,), None, s.sitting_id, s.terminal_ids[no])
+
+    jobs = [by_seat(s.members[0]), by_seat(s.members[0]),
+            issuance._IssueJob((round_id,), member_ids[s.members[1]], s.sitting_id),  # Flask's: member known
+            by_seat(s.members[4]),  # absent: no issuance row for the seat
+            by_seat(s.members[2]), by_seat(s.members[3])]
+    issuance._run_issue_batch(engine, jobs)
+    outcomes = [j.result if j.error is None else (j.error.status, j.error.zh) for j in jobs]
+    assert outcomes[0] is True and outcomes[2] is True and outcomes[5] is True
+    assert outcomes[1][0] == 409 and "已领取" in outcomes[1][1]
+    assert outcomes[3][0] == 404
+    assert outcomes[4][0] == 409 and "已领取" in outcomes[4][1]
+    with Session(engine) as db:
+        issued = dict(db.execute(select(Issuance.member_id, Issuance.issued).where(Issuance.round_id == round_id)).all())
+    assert issued == {member_ids[no]: 1 for no in s.members[:4]}
