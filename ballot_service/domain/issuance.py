@@ -224,13 +224,18 @@ def open_signers(db: Session, sitting_id: int) -> dict[str, OpenSigner]:
     return {f"r{r.id}": OpenSigner(r.id, sitting_id, r.body_id, r.blind_private_key) for r in rows}
 
 
-def sign_for_seat(settings: Settings, signer: OpenSigner, terminal_id: int, blinded_text) -> tuple["_IssueJob", bytes]:
-    """blind_sign_for_terminal for one round, without a database read: the signature, and the
-    job that takes the count (count_nowait). The job finds the terminal's member under the
-    write lock and refuses as blind_sign_for_terminal does (no vote open for this terminal,
-    absent, already issued); the signature may leave the server only once the job succeeded."""
+def signer_key(settings: Settings, signer: OpenSigner):
+    """The open round's private key, unwrapped (sign_for_seat's `private`)."""
+    return load_private_key(_unwrapped(settings, signer.body_id, signer.round_id, signer.wrapped))
+
+
+def sign_for_seat(private, signer: OpenSigner, terminal_id: int, blinded_text) -> tuple["_IssueJob", bytes]:
+    """blind_sign_for_terminal for one round, without a database read: the signature with the
+    round's key (`private`: signer_key), and the job that takes the count (count_nowait). The
+    job finds the terminal's member under the write lock and refuses as blind_sign_for_terminal
+    does (no vote open for this terminal, absent, already issued); the signature may leave the
+    server only once the job succeeded."""
     value = _blinded(blinded_text)
-    private = load_private_key(_unwrapped(settings, signer.body_id, signer.round_id, signer.wrapped))
     if len(value) != private.key_size // 8:
         raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
                            zh=f"盲化消息须为 {private.key_size // 8} 字节")

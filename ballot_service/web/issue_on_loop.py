@@ -12,7 +12,7 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
 
 - round key: the announcement, the bytes Flask sends;
 - blind signature: the same steps as issuance.blind_sign_for_terminal (issuance.sign_for_seat:
-  the RSA operation with the round's key, unwrapped for this request only), and the count is
+  the RSA operation with the round's key, unwrapped once per snapshot), and the count is
   taken in the process's issuance group commit, which finds the terminal's member and refuses
   under the write lock exactly as Flask's path does (no vote open for this terminal, absent,
   already issued). The signature is sent only after that batch's durable COMMIT.
@@ -86,7 +86,10 @@ class IssueOnLoop:
         if signer is None or signer.sitting_id != seat[1] or not isinstance(text, str):
             return None
         try:
-            job, sig = issuance.sign_for_seat(self.settings, signer, seat[0], text)
+            private = snapshot.keys.get(signer.round_id)
+            if private is None:  # unwrapping each time cost a tenth of the loop (the key file's checks)
+                private = snapshot.keys[signer.round_id] = issuance.signer_key(self.settings, signer)
+            job, sig = issuance.sign_for_seat(private, signer, seat[0], text)
         except BallotError:
             return None  # Flask names what is wrong, as always
         try:

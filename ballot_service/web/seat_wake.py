@@ -41,6 +41,9 @@ class Snapshot(NamedTuple):
     revoked: set  # the sitting's revoked terminals
     round_keys: list | None  # terminal_api.round_keys: [(round_ref, announcement)] of the open vote
     signers: dict  # issuance.open_signers: round_ref -> the open round's wrapped key
+    # round id -> its key unwrapped (web/issue_on_loop.py), filled at the first signature; it
+    # goes with the snapshot, which the next change's replaces (the close is one)
+    keys: dict
 
 
 class SeatWake:
@@ -103,7 +106,7 @@ class SeatWake:
                                                                Terminal.revoked_at.is_not(None))))
             announced = round_keys(self.flask_app).get(db, sitting_id, body_id).value if built.value["voting"] else None
             signers = issuance.open_signers(db, sitting_id) if announced else {}
-        return Snapshot(built, revoked, announced, signers)
+        return Snapshot(built, revoked, announced, signers, {})
 
 
 def _credential_hash(scope: dict) -> str | None:
