@@ -9,7 +9,7 @@ import asyncio
 import json
 
 from helpers_live import setup_sitting
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from terminal_support import get_ballot
 
@@ -200,3 +200,29 @@ def test_a_batch_of_counts_decides_each_job_as_one_at_a_time(app, api):
     with Session(engine) as db:
         issued = dict(db.execute(select(Issuance.member_id, Issuance.issued).where(Issuance.round_id == round_id)).all())
     assert issued == {member_ids[no]: 1 for no in s.members[:4]}
+
+
+def _issued(app, item_id: int) -> int:
+    with Session(app.extensions["ballot_engine"]) as db:
+        return db.scalar(select(func.sum(Issuance.issued)).join(Round, Round.id == Issuance.round_id)
+                         .where(Round.item_id == item_id)) or 0
+
+
+def test_a_terminal_revoked_after_the_snapshot_is_refused_as_by_flask(app, api):
+    """Revocation takes effect at once, as on Flask's path: a snapshot read before it (the
+    watcher has not yet read the heads that moved) signs nothing for the revoked tablet."""
+    app.config.update(DISPLAY_POLL_SECONDS=30.0)  # the watcher reads once, then not within the test
+    s = setup_sitting(api, members=3)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: not revoked
+        api.call("POST", f"/api/admin/terminals/{s.terminal_ids[s.members[0]]}/revoke", {})
+        return await _blind_sign(ag, cred, vote, key[2])
+
+    status, _, body, _ = asyncio.run(run())
+    assert status == 401, body
+    assert _issued(app, s.item_id) == 0
+

@@ -18,8 +18,9 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
   already issued). The signature is sent only after that batch's durable COMMIT.
 
 Anything else goes on to Flask, which answers as it always has: a credential this process has
-not seen Flask accept, a revoked terminal (checked in every snapshot), a body that is not
-a JSON object with the two strings, a round not in the snapshot (closed, another sitting's),
+not seen Flask accept, a revoked terminal (checked in every snapshot, and by the count under
+the write lock: one revoked since the snapshot was read), a body that is not a JSON object
+with the two strings, a round not in the snapshot (closed, another sitting's),
 a value of the wrong length, the database away. Nothing about the request is stored or
 logged, as on Flask's path.
 """
@@ -30,7 +31,7 @@ import logging
 from urllib.parse import parse_qs
 
 from ballot_service.domain import issuance, round_facts
-from ballot_service.errors import BallotError
+from ballot_service.errors import BallotError, Unauthorized
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
 from ballot_service.web.cast_on_loop import until_notified
@@ -95,6 +96,8 @@ class IssueOnLoop:
         try:
             await until_notified(lambda notify: issuance.count_nowait(self.engine, job, notify))
             job.outcome()
+        except Unauthorized:  # revoked since the snapshot: Flask refuses the credential
+            return None
         except BallotError as exc:  # absent, already issued, closed: the count refused it
             return _answer(exc.status, {"errors": [exc.to_dict()]})
         except Exception:
