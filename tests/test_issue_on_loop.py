@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from helpers_live import setup_sitting
+from helpers_live import create_item, setup_sitting
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from terminal_support import get_ballot
@@ -225,4 +225,26 @@ def test_a_terminal_revoked_after_the_snapshot_is_refused_as_by_flask(app, api):
     status, _, body, _ = asyncio.run(run())
     assert status == 401, body
     assert _issued(app, s.item_id) == 0
+
+
+def test_a_watcher_started_again_after_idling_does_not_serve_an_older_snapshot(app, api):
+    """The watcher stops when nobody listens; what changed meanwhile (a vote closed, the next
+    opened) is a change for the snapshots when it starts again: the round key is the open one's."""
+    app.config.update(DISPLAY_POLL_SECONDS=0.02)
+    s = setup_sitting(api, members=3)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        await _taught(ag, cred)
+        first = await _call(ag, "GET", "/api/terminal/round-key", cred)
+        await asyncio.sleep(0.6)  # nobody listens: the watcher stops after ten readings
+        api.call("POST", f"/api/admin/items/{s.item_id}/close")
+        api.call("POST", f"/api/admin/items/{create_item(api, s.sitting_id, key='item2')}/open")
+        await _taught(ag, cred)  # starts the watcher again
+        return first, await _call(ag, "GET", "/api/terminal/round-key", cred)
+
+    first, now = asyncio.run(run())
+    _, flask = api.call("GET", "/api/terminal/round-key", credential=cred)
+    assert json.loads(now[2]) == flask != json.loads(first[2])
 
