@@ -248,3 +248,24 @@ def test_a_watcher_started_again_after_idling_does_not_serve_an_older_snapshot(a
     _, flask = api.call("GET", "/api/terminal/round-key", credential=cred)
     assert json.loads(now[2]) == flask != json.loads(first[2])
 
+
+def test_a_body_flask_refuses_as_too_large_or_malformed_is_refused_on_the_loop_too(app, api):
+    """Over the tablets' body limit: Flask's 413 (and no count); a round_ref that is not a
+    string: Flask's 400, not an exception out of the loop."""
+    s = setup_sitting(api, members=2)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", cred)
+        pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
+        blinded = tablet.start(pub, vote["round_ref"]).blinded_text
+        big = await _call(ag, "POST", "/api/terminal/blind-sign", cred, {
+            "round_ref": vote["round_ref"], "blinded_msg": blinded, "pad": "x" * (70 * 1024)})
+        odd = await _call(ag, "POST", "/api/terminal/blind-sign", cred, {"round_ref": [1], "blinded_msg": blinded})
+        return big, odd
+
+    big, odd = asyncio.run(run())
+    assert big[0] == 413 and _issued(app, s.item_id) == 0
+    assert odd[0] == 400 and json.loads(odd[2])["errors"][0]["where"] == "round_ref"

@@ -20,8 +20,8 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
 Anything else goes on to Flask, which answers as it always has: a credential this process has
 not seen Flask accept, a revoked terminal (checked in every snapshot, and by the count under
 the write lock: one revoked since the snapshot was read), a body that is not a JSON object
-with the two strings, a round not in the snapshot (closed, another sitting's),
-a value of the wrong length, the database away. Nothing about the request is stored or
+with the two strings or is over the tablets' limit, a round not in the snapshot (closed,
+another sitting's), a value of the wrong length, the database away. Nothing about the request is stored or
 logged, as on Flask's path.
 """
 from __future__ import annotations
@@ -78,12 +78,14 @@ class IssueOnLoop:
         if found is None:
             return None
         seat, snapshot = found
+        if len(body) > self.settings.max_body_bytes:
+            return None  # Flask's 413 (limit_body_to_a_ballot), as for casts
         try:
             data = parse_json_object(body)
         except BallotError:
             return None
-        signer = snapshot.signers.get(data.get("round_ref"))
-        text = data.get("blinded_msg")
+        ref, text = data.get("round_ref"), data.get("blinded_msg")
+        signer = snapshot.signers.get(ref) if isinstance(ref, str) else None
         if signer is None or signer.sitting_id != seat[1] or not isinstance(text, str):
             return None
         try:
