@@ -269,3 +269,25 @@ def test_a_body_flask_refuses_as_too_large_or_malformed_is_refused_on_the_loop_t
     big, odd = asyncio.run(run())
     assert big[0] == 413 and _issued(app, s.item_id) == 0
     assert odd[0] == 400 and json.loads(odd[2])["errors"][0]["where"] == "round_ref"
+
+
+def test_a_round_closed_since_the_snapshot_is_refused_as_by_flask(app, api):
+    """The vote closed and the next opened before the watcher read the heads: the loop's count
+    refuses the closed round's request, with Flask's answer (the round is not the open one)."""
+    app.config.update(DISPLAY_POLL_SECONDS=30.0)  # the watcher reads once, then not within the test
+    s = setup_sitting(api, members=3)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: the first vote
+        api.call("POST", f"/api/admin/items/{s.item_id}/close")
+        api.call("POST", f"/api/admin/items/{create_item(api, s.sitting_id, key='item2')}/open")
+        return vote, key, await _blind_sign(ag, cred, vote, key[2])
+
+    vote, key, (status, _, body, _) = asyncio.run(run())
+    pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
+    _, flask = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"], "blinded_msg":
+                        tablet.start(pub, vote["round_ref"]).blinded_text}, credential=cred, expect=(404, 409))
+    assert json.loads(body) == flask and status == 409

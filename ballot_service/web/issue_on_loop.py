@@ -14,8 +14,9 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
 - blind signature: the same steps as issuance.blind_sign_for_terminal (issuance.sign_for_seat:
   the RSA operation with the round's key, unwrapped once per snapshot), and the count is
   taken in the process's issuance group commit, which finds the terminal's member and refuses
-  under the write lock exactly as Flask's path does (no vote open for this terminal, absent,
-  already issued). The signature is sent only after that batch's durable COMMIT.
+  under the write lock exactly as Flask's path does (absent, already issued; no vote open for
+  this terminal: Flask answers, as it names the round open now). The signature is sent only
+  after that batch's durable COMMIT.
 
 Anything else goes on to Flask, which answers as it always has: a credential this process has
 not seen Flask accept, a revoked terminal (checked in every snapshot, and by the count under
@@ -31,7 +32,7 @@ import logging
 from urllib.parse import parse_qs
 
 from ballot_service.domain import issuance, round_facts
-from ballot_service.errors import BallotError, Unauthorized
+from ballot_service.errors import BallotError, NotFound, Unauthorized
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
 from ballot_service.web.cast_on_loop import until_notified
@@ -98,9 +99,9 @@ class IssueOnLoop:
         try:
             await until_notified(lambda notify: issuance.count_nowait(self.engine, job, notify))
             job.outcome()
-        except Unauthorized:  # revoked since the snapshot: Flask refuses the credential
-            return None
-        except BallotError as exc:  # absent, already issued, closed: the count refused it
+        except (Unauthorized, NotFound):  # revoked, or the round closed since the snapshot (or no
+            return None  # ballot for this terminal): Flask refuses, naming the round open now if any
+        except BallotError as exc:  # absent, already issued: the count refused it
             return _answer(exc.status, {"errors": [exc.to_dict()]})
         except Exception:
             log.exception("blind signature count failed")
