@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from helpers_live import setup_sitting
-from sqlalchemy import select
+from helpers_live import create_item, setup_sitting
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from terminal_support import get_ballot
 
@@ -200,3 +200,94 @@ def test_a_batch_of_counts_decides_each_job_as_one_at_a_time(app, api):
     with Session(engine) as db:
         issued = dict(db.execute(select(Issuance.member_id, Issuance.issued).where(Issuance.round_id == round_id)).all())
     assert issued == {member_ids[no]: 1 for no in s.members[:4]}
+
+
+def _issued(app, item_id: int) -> int:
+    with Session(app.extensions["ballot_engine"]) as db:
+        return db.scalar(select(func.sum(Issuance.issued)).join(Round, Round.id == Issuance.round_id)
+                         .where(Round.item_id == item_id)) or 0
+
+
+def test_a_terminal_revoked_after_the_snapshot_is_refused_as_by_flask(app, api):
+    """Revocation takes effect at once, as on Flask's path: a snapshot read before it (the
+    watcher has not yet read the heads that moved) signs nothing for the revoked tablet."""
+    app.config.update(DISPLAY_POLL_SECONDS=30.0)  # the watcher reads once, then not within the test
+    s = setup_sitting(api, members=3)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: not revoked
+        api.call("POST", f"/api/admin/terminals/{s.terminal_ids[s.members[0]]}/revoke", {})
+        return await _blind_sign(ag, cred, vote, key[2])
+
+    status, _, body, _ = asyncio.run(run())
+    assert status == 401, body
+    assert _issued(app, s.item_id) == 0
+
+
+def test_a_watcher_started_again_after_idling_does_not_serve_an_older_snapshot(app, api):
+    """The watcher stops when nobody listens; what changed meanwhile (a vote closed, the next
+    opened) is a change for the snapshots when it starts again: the round key is the open one's."""
+    app.config.update(DISPLAY_POLL_SECONDS=0.02)
+    s = setup_sitting(api, members=3)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        await _taught(ag, cred)
+        first = await _call(ag, "GET", "/api/terminal/round-key", cred)
+        await asyncio.sleep(0.6)  # nobody listens: the watcher stops after ten readings
+        api.call("POST", f"/api/admin/items/{s.item_id}/close")
+        api.call("POST", f"/api/admin/items/{create_item(api, s.sitting_id, key='item2')}/open")
+        await _taught(ag, cred)  # starts the watcher again
+        return first, await _call(ag, "GET", "/api/terminal/round-key", cred)
+
+    first, now = asyncio.run(run())
+    _, flask = api.call("GET", "/api/terminal/round-key", credential=cred)
+    assert json.loads(now[2]) == flask != json.loads(first[2])
+
+
+def test_a_body_flask_refuses_as_too_large_or_malformed_is_refused_on_the_loop_too(app, api):
+    """Over the tablets' body limit: Flask's 413 (and no count); a round_ref that is not a
+    string: Flask's 400, not an exception out of the loop."""
+    s = setup_sitting(api, members=2)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", cred)
+        pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
+        blinded = tablet.start(pub, vote["round_ref"]).blinded_text
+        big = await _call(ag, "POST", "/api/terminal/blind-sign", cred, {
+            "round_ref": vote["round_ref"], "blinded_msg": blinded, "pad": "x" * (70 * 1024)})
+        odd = await _call(ag, "POST", "/api/terminal/blind-sign", cred, {"round_ref": [1], "blinded_msg": blinded})
+        return big, odd
+
+    big, odd = asyncio.run(run())
+    assert big[0] == 413 and _issued(app, s.item_id) == 0
+    assert odd[0] == 400 and json.loads(odd[2])["errors"][0]["where"] == "round_ref"
+
+
+def test_a_round_closed_since_the_snapshot_is_refused_as_by_flask(app, api):
+    """The vote closed and the next opened before the watcher read the heads: the loop's count
+    refuses the closed round's request, with Flask's answer (the round is not the open one)."""
+    app.config.update(DISPLAY_POLL_SECONDS=30.0)  # the watcher reads once, then not within the test
+    s = setup_sitting(api, members=3)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await _taught(ag, cred))["vote"]
+        key = await _call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: the first vote
+        api.call("POST", f"/api/admin/items/{s.item_id}/close")
+        api.call("POST", f"/api/admin/items/{create_item(api, s.sitting_id, key='item2')}/open")
+        return vote, key, await _blind_sign(ag, cred, vote, key[2])
+
+    vote, key, (status, _, body, _) = asyncio.run(run())
+    pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
+    _, flask = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"], "blinded_msg":
+                        tablet.start(pub, vote["round_ref"]).blinded_text}, credential=cred, expect=(404, 409))
+    assert json.loads(body) == flask and status == 409

@@ -39,7 +39,7 @@ from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
 from ballot_service.db import begin_write, in_write_transaction, read_phase
 from ballot_service.domain import audit, group_commit, round_facts
-from ballot_service.errors import Conflict, InvalidInput, NotFound
+from ballot_service.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
 from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Round, Sitting, Terminal
@@ -337,15 +337,23 @@ _TAKE_MANY = (update(_ISSUANCES).where(
 
 
 def _find_members(db: Session, jobs: list[_IssueJob]) -> None:
-    """The member each terminal's job is for (its Issuance row in the round), or NotFound."""
+    """The member each terminal's job is for (its Issuance row in the round), or NotFound; or
+    Unauthorized for a terminal revoked since (the caller's snapshot may predate it: Flask
+    refuses a revoked credential on every request, so the count does too)."""
     for round_id in {job.round_ids[0] for job in jobs}:
         of_round = [job for job in jobs if job.round_ids[0] == round_id]
-        members = dict(db.execute(select(Issuance.terminal_id, Issuance.member_id).where(
-            Issuance.round_id == round_id, Issuance.terminal_id.in_([job.terminal_id for job in of_round]))).all())
+        found = {t: (m, revoked) for t, m, revoked in db.execute(
+            select(Issuance.terminal_id, Issuance.member_id, Terminal.revoked_at)
+            .join(Terminal, Terminal.id == Issuance.terminal_id)
+            .where(Issuance.round_id == round_id, Issuance.terminal_id.in_([job.terminal_id for job in of_round])))}
         for job in of_round:
-            job.member_id = members.get(job.terminal_id)
-            if job.member_id is None:
+            member_id, revoked = found.get(job.terminal_id, (None, None))
+            if revoked is not None:
+                job.error = Unauthorized("this terminal was revoked")
+            elif member_id is None:
                 job.error = NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
+            else:
+                job.member_id = member_id
 
 
 def _take_one(db: Session, job: _IssueJob) -> None:

@@ -43,6 +43,10 @@ class HeadWatcher:
         if self._task is None or self._task.done():
             self._changed, self._tablets, self._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
             self._heads = None
+            # What changed while nobody watched is not counted by the first reading: a change for
+            # anything keyed by the marks (seat_wake's snapshots), so none from before is used again.
+            self.changes += 1
+            self.urgent += 1
             self._task = asyncio.create_task(self._run())
 
     async def ready(self) -> None:

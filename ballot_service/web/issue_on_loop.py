@@ -14,13 +14,15 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
 - blind signature: the same steps as issuance.blind_sign_for_terminal (issuance.sign_for_seat:
   the RSA operation with the round's key, unwrapped once per snapshot), and the count is
   taken in the process's issuance group commit, which finds the terminal's member and refuses
-  under the write lock exactly as Flask's path does (no vote open for this terminal, absent,
-  already issued). The signature is sent only after that batch's durable COMMIT.
+  under the write lock exactly as Flask's path does (absent, already issued; no vote open for
+  this terminal: Flask answers, as it names the round open now). The signature is sent only
+  after that batch's durable COMMIT.
 
 Anything else goes on to Flask, which answers as it always has: a credential this process has
-not seen Flask accept, a revoked terminal (checked in every snapshot), a body that is not
-a JSON object with the two strings, a round not in the snapshot (closed, another sitting's),
-a value of the wrong length, the database away. Nothing about the request is stored or
+not seen Flask accept, a revoked terminal (checked in every snapshot, and by the count under
+the write lock: one revoked since the snapshot was read), a body that is not a JSON object
+with the two strings or is over the tablets' limit, a round not in the snapshot (closed,
+another sitting's), a value of the wrong length, the database away. Nothing about the request is stored or
 logged, as on Flask's path.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ import logging
 from urllib.parse import parse_qs
 
 from ballot_service.domain import issuance, round_facts
-from ballot_service.errors import BallotError
+from ballot_service.errors import BallotError, NotFound, Unauthorized
 from ballot_service.formats.encoding import b64url_encode
 from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
 from ballot_service.web.cast_on_loop import until_notified
@@ -77,12 +79,14 @@ class IssueOnLoop:
         if found is None:
             return None
         seat, snapshot = found
+        if len(body) > self.settings.max_body_bytes:
+            return None  # Flask's 413 (limit_body_to_a_ballot), as for casts
         try:
             data = parse_json_object(body)
         except BallotError:
             return None
-        signer = snapshot.signers.get(data.get("round_ref"))
-        text = data.get("blinded_msg")
+        ref, text = data.get("round_ref"), data.get("blinded_msg")
+        signer = snapshot.signers.get(ref) if isinstance(ref, str) else None
         if signer is None or signer.sitting_id != seat[1] or not isinstance(text, str):
             return None
         try:
@@ -95,7 +99,9 @@ class IssueOnLoop:
         try:
             await until_notified(lambda notify: issuance.count_nowait(self.engine, job, notify))
             job.outcome()
-        except BallotError as exc:  # absent, already issued, closed: the count refused it
+        except (Unauthorized, NotFound):  # revoked, or the round closed since the snapshot (or no
+            return None  # ballot for this terminal): Flask refuses, naming the round open now if any
+        except BallotError as exc:  # absent, already issued: the count refused it
             return _answer(exc.status, {"errors": [exc.to_dict()]})
         except Exception:
             log.exception("blind signature count failed")
