@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from asgi_support import call, taught
 from helpers_live import create_item, setup_sitting
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,32 +18,6 @@ from ballot_service.crypto import tablet
 from ballot_service.domain import issuance
 from ballot_service.models import Issuance, Member, Round
 from ballot_service.web import asgi, head_watcher
-
-
-def _scope(method: str, path: str, body: bytes, credential: str | None, query: bytes = b"") -> dict:
-    headers = [(b"host", b"localhost"), (b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
-    if credential:
-        headers.append((b"authorization", f"Bearer {credential}".encode()))
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
-            "headers": headers, "client": ("127.0.0.1", 5000), "server": ("localhost", 80)}
-
-
-async def _call(ag, method: str, path: str, credential: str | None, payload=None, query: bytes = b""):
-    """(status, headers as a dict, body bytes) of one request to the ASGI app."""
-    body = b"" if payload is None else json.dumps(payload).encode()
-    sent = []
-
-    async def receive():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    await ag(_scope(method, path, body, credential, query), receive, send)
-    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
-    return sent[0]["status"], headers, sent[1]["body"]
 
 
 class _FlaskSigns:
@@ -59,18 +34,10 @@ class _FlaskSigns:
         monkeypatch.setattr(issuance, "blind_sign_for_terminal", counted)
 
 
-async def _taught(ag, credential: str) -> dict:
-    """The seat's long-poll (a tag it does not hold: Flask answers at once), which teaches the
-    worker the seat; the state it answered."""
-    status, _, body = await _call(ag, "GET", "/api/terminal/state", credential, query=b"wait=none")
-    assert status == 200
-    return json.loads(body)
-
-
 async def _blind_sign(ag, credential: str, vote: dict, key_body: bytes):
     pub = tablet.round_key_from_announcement(json.loads(key_body), vote["round_ref"], vote["key_fingerprint"])
     pending = tablet.start(pub, vote["round_ref"])
-    status, headers, body = await _call(ag, "POST", "/api/terminal/blind-sign", credential,
+    status, headers, body = await call(ag, "POST", "/api/terminal/blind-sign", credential,
                                         {"round_ref": vote["round_ref"], "blinded_msg": pending.blinded_text})
     return status, headers, body, (lambda: tablet.finish(pub, pending, json.loads(body)["blind_sig"]))
 
@@ -82,16 +49,16 @@ def test_a_taught_seat_gets_its_key_and_signature_on_the_loop_as_from_flask(app,
     first, second = s.creds[s.members[0]], s.creds[s.members[1]]
 
     async def run():
-        flask_key = await _call(ag, "GET", "/api/terminal/round-key", first)  # not taught yet: Flask
-        vote = (await _taught(ag, first))["vote"]
-        loop_key = await _call(ag, "GET", "/api/terminal/round-key", first)
+        flask_key = await call(ag, "GET", "/api/terminal/round-key", first)  # not taught yet: Flask
+        vote = (await taught(ag, first))["vote"]
+        loop_key = await call(ag, "GET", "/api/terminal/round-key", first)
         status, headers, body, finish = await _blind_sign(ag, first, vote, loop_key[2])
         assert (status, flask_signs.calls) == (200, 0)  # signed on the loop
         ballot = finish()  # unblinds and checks the RSA-PSS signature with the announced key
-        cast = await _call(ag, "POST", "/api/terminal/cast", None, {
+        cast = await call(ag, "POST", "/api/terminal/cast", None, {
             **ballot, "marks": {"motion": "for"}, "retry_id": tablet.new_retry_id()})
         again = await _blind_sign(ag, first, vote, loop_key[2])
-        await _taught(ag, second)
+        await taught(ag, second)
         flask_refusal = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"],
                                  "blinded_msg": tablet.start(tablet.round_key_from_announcement(
                                      json.loads(loop_key[2]), vote["round_ref"], vote["key_fingerprint"]),
@@ -115,9 +82,9 @@ def test_an_absent_members_seat_is_refused_as_flask_refuses_it(app, api, monkeyp
     ag = asgi.create_asgi_app(app, threads=2)
 
     async def run():
-        vote = (await _taught(ag, s.creds[s.members[0]]))["vote"]
-        key = await _call(ag, "GET", "/api/terminal/round-key", s.creds[s.members[0]])
-        await _taught(ag, absent)
+        vote = (await taught(ag, s.creds[s.members[0]]))["vote"]
+        key = await call(ag, "GET", "/api/terminal/round-key", s.creds[s.members[0]])
+        await taught(ag, absent)
         return vote, key, await _blind_sign(ag, absent, vote, key[2])
 
     vote, key, (status, _, body, _) = asyncio.run(run())
@@ -135,13 +102,13 @@ def test_a_revoked_terminal_or_a_stale_watcher_goes_to_flask(app, api, monkeypat
     revoked, stale = s.creds[s.members[0]], s.creds[s.members[1]]
 
     async def run():
-        vote = (await _taught(ag, revoked))["vote"]
-        await _taught(ag, stale)
-        key = await _call(ag, "GET", "/api/terminal/round-key", revoked)
+        vote = (await taught(ag, revoked))["vote"]
+        await taught(ag, stale)
+        key = await call(ag, "GET", "/api/terminal/round-key", revoked)
         api.call("POST", f"/api/admin/terminals/{s.terminal_ids[s.members[0]]}/revoke", {})
         await asyncio.sleep(0.3)  # the watcher reads the heads every 0.02 s
         refused = await _blind_sign(ag, revoked, vote, key[2])
-        key_refused = await _call(ag, "GET", "/api/terminal/round-key", revoked)
+        key_refused = await call(ag, "GET", "/api/terminal/round-key", revoked)
         monkeypatch.setattr(head_watcher.HeadWatcher, "fresh", lambda self, within: False)
         signed = await _blind_sign(ag, stale, vote, key[2])
         return refused, key_refused, signed
@@ -159,8 +126,8 @@ def test_a_body_the_loop_does_not_take_is_answered_by_flask(app, api, monkeypatc
     cred = s.creds[s.members[0]]
 
     async def run():
-        vote = (await _taught(ag, cred))["vote"]
-        answers = [await _call(ag, "POST", "/api/terminal/blind-sign", cred, body) for body in (
+        vote = (await taught(ag, cred))["vote"]
+        answers = [await call(ag, "POST", "/api/terminal/blind-sign", cred, body) for body in (
             {"round_ref": vote["round_ref"], "blinded_msg": "AAAA"},  # too short
             {"round_ref": "r999999", "blinded_msg": "AAAA"},  # not an open round
             {"round_ref": vote["round_ref"]},  # no value
@@ -217,8 +184,8 @@ def test_a_terminal_revoked_after_the_snapshot_is_refused_as_by_flask(app, api):
     cred = s.creds[s.members[0]]
 
     async def run():
-        vote = (await _taught(ag, cred))["vote"]
-        key = await _call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: not revoked
+        vote = (await taught(ag, cred))["vote"]
+        key = await call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: not revoked
         api.call("POST", f"/api/admin/terminals/{s.terminal_ids[s.members[0]]}/revoke", {})
         return await _blind_sign(ag, cred, vote, key[2])
 
@@ -236,13 +203,13 @@ def test_a_watcher_started_again_after_idling_does_not_serve_an_older_snapshot(a
     cred = s.creds[s.members[0]]
 
     async def run():
-        await _taught(ag, cred)
-        first = await _call(ag, "GET", "/api/terminal/round-key", cred)
+        await taught(ag, cred)
+        first = await call(ag, "GET", "/api/terminal/round-key", cred)
         await asyncio.sleep(0.6)  # nobody listens: the watcher stops after ten readings
         api.call("POST", f"/api/admin/items/{s.item_id}/close")
         api.call("POST", f"/api/admin/items/{create_item(api, s.sitting_id, key='item2')}/open")
-        await _taught(ag, cred)  # starts the watcher again
-        return first, await _call(ag, "GET", "/api/terminal/round-key", cred)
+        await taught(ag, cred)  # starts the watcher again
+        return first, await call(ag, "GET", "/api/terminal/round-key", cred)
 
     first, now = asyncio.run(run())
     _, flask = api.call("GET", "/api/terminal/round-key", credential=cred)
@@ -257,13 +224,13 @@ def test_a_body_flask_refuses_as_too_large_or_malformed_is_refused_on_the_loop_t
     cred = s.creds[s.members[0]]
 
     async def run():
-        vote = (await _taught(ag, cred))["vote"]
-        key = await _call(ag, "GET", "/api/terminal/round-key", cred)
+        vote = (await taught(ag, cred))["vote"]
+        key = await call(ag, "GET", "/api/terminal/round-key", cred)
         pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
         blinded = tablet.start(pub, vote["round_ref"]).blinded_text
-        big = await _call(ag, "POST", "/api/terminal/blind-sign", cred, {
+        big = await call(ag, "POST", "/api/terminal/blind-sign", cred, {
             "round_ref": vote["round_ref"], "blinded_msg": blinded, "pad": "x" * (70 * 1024)})
-        odd = await _call(ag, "POST", "/api/terminal/blind-sign", cred, {"round_ref": [1], "blinded_msg": blinded})
+        odd = await call(ag, "POST", "/api/terminal/blind-sign", cred, {"round_ref": [1], "blinded_msg": blinded})
         return big, odd
 
     big, odd = asyncio.run(run())
@@ -280,8 +247,8 @@ def test_a_round_closed_since_the_snapshot_is_refused_as_by_flask(app, api):
     cred = s.creds[s.members[0]]
 
     async def run():
-        vote = (await _taught(ag, cred))["vote"]
-        key = await _call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: the first vote
+        vote = (await taught(ag, cred))["vote"]
+        key = await call(ag, "GET", "/api/terminal/round-key", cred)  # the snapshot: the first vote
         api.call("POST", f"/api/admin/items/{s.item_id}/close")
         api.call("POST", f"/api/admin/items/{create_item(api, s.sitting_id, key='item2')}/open")
         return vote, key, await _blind_sign(ag, cred, vote, key[2])

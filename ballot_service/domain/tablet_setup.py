@@ -62,6 +62,12 @@ def note_seen_grouped(engine: Engine, terminal_id: int) -> None:
     job.outcome()
 
 
+def note_seen_nowait(engine: Engine, terminal_id: int) -> None:
+    """note_seen_grouped without waiting for the batch (a long-poll begun on the event loop,
+    web/seat_wake.py); a failed batch is logged by the group commit."""
+    group_commit.group_for(engine, _run_seen_batch, kind="seen").submit_nowait(_SeenJob(terminal_id), lambda: None)
+
+
 def _run_seen_batch(engine: Engine, jobs) -> list:
     return group_commit.run_batch(engine, jobs, _store_seen, lambda db: db.commit())
 

@@ -41,9 +41,9 @@ from ballot_service.web.seat_wake import SeatWake
 
 EVENTS_PATH = re.compile(r"^/display/([0-9]{1,10})/events$")
 STATE_PATH = "/api/terminal/state"  # a seat tablet's long-poll: ?wait=<the ETag it holds>
-# An unchanged state is answered 304 after this (the page asks again at once). Only a request
-# reaching Flask writes the tablet's last seen (at most every SEEN_EVERY_S): holding longer
-# than ONLINE_S - SEEN_EVERY_S would make a waiting tablet look offline.
+# An unchanged state is answered 304 after this (the page asks again at once). Last seen is
+# noted as a long-poll begins (by Flask, or seat_wake.start; written at most every SEEN_EVERY_S):
+# holding longer than ONLINE_S - SEEN_EVERY_S would make a waiting tablet look offline.
 HOLD_SECONDS = float(tablet_setup.ONLINE_S - tablet_setup.SEEN_EVERY_S - 3)
 # While a vote is open no last seen is written (tablet_setup.py), so a tablet's long-poll is held
 # longer (the page gives up after 40 s): 3,000 tablets ask Flask 100 times a second, not 250.
@@ -173,21 +173,27 @@ class FlaskOnThreads:
 
 async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake, scope, send) -> None:
     """GET /api/terminal/state?wait=<ETag>: Flask answers (a refusal, or the state when its tag
-    is no longer the one the tablet holds) at once; otherwise the request waits on the event
-    loop, holding no thread, and asks Flask again when the watcher sees a change a tablet shows:
-    at once for an urgent one (a vote opened or closed), after QUIET_SECONDS held for the rest
-    (a check-in elsewhere). After HOLD_SECONDS (VOTE_HOLD_SECONDS while a vote is open) with no
-    change: Flask's 304. A cast batch wakes nobody; the state is served from the per-state-version cache (terminal_api.py), and a woken
-    tablet Flask answered when it began is answered from one read per change (seat_wake.py)."""
+    is no longer the one the tablet holds) at once — or, for a seat Flask authenticated before,
+    the sitting's read for the current change does (seat_wake.start); otherwise the request
+    waits on the event loop, holding no thread, and is answered again when the watcher sees a
+    change a tablet shows: at once for an urgent one (a vote opened or closed), after
+    QUIET_SECONDS held for the rest (a check-in elsewhere). After HOLD_SECONDS
+    (VOTE_HOLD_SECONDS while a vote is open) with no change: 304. A cast batch wakes nobody;
+    the state is served from the per-state-version cache (terminal_api.py), and a woken tablet
+    is answered from one read per change (seat_wake.py)."""
     try:
         await asyncio.wait_for(watcher.ready(), 2.0)
     except asyncio.TimeoutError:
         pass  # the database is away: answer as a plain poll would
     started = time.monotonic()
     marks = (watcher.changes, watcher.urgent)
-    status, headers, body, seat = await wsgi.answer_seat(scope)
-    if seat:
-        seats.learn(scope, seat)  # its round key and blind signature are answered on the loop
+    first = await seats.start(scope, marks) if watcher.fresh(issue_on_loop.FRESH_S) else None
+    if first is not None:  # a seat Flask authenticated before: no thread (seat_wake.py)
+        status, headers, body, seat = first
+    else:
+        status, headers, body, seat = await wsgi.answer_seat(scope)
+        if seat:  # its next long-polls, round key and blind signature are answered on the loop
+            seats.learn(scope, seat, headers)
     while status == 304:
         held = time.monotonic() - started
         hold = VOTE_HOLD_SECONDS if seat and seat[4] else HOLD_SECONDS

@@ -11,13 +11,22 @@ would send, for the tablet Flask itself authenticated when this long-poll began 
 leaves who it answered in the request's environ, terminal_api.SEAT_ENVIRON).
 
 Checked again for every woken tablet: that its terminal is still not revoked (one query per
-snapshot, the sitting's revoked terminals; revocation is the only way a credential ends). A
+snapshot, the sitting's terminals; revocation is the only way a credential ends). A
 revoked terminal, or a state that changed while it was built (no ETag), goes to Flask, which
 answers it as any request. Nothing node-local decides: each node reads the shared database.
+
+The next long-poll of a seat Flask authenticated begins here too (`start`): right after a vote
+closes, 3,000 tablets ask again within a second, and through Flask (credential, state version,
+last seen: a thread each, waiting for the last-seen batch's COMMIT) they held up the
+secretariat's 计票 and the screens' 待公布 by seconds (benchmarks/bench_hall.py). Last seen is
+then noted from here, at most every NOTE_SEEN_EVERY_S per tablet and process, in the same
+group commit Flask's polls use (tablet_setup.note_seen_nowait), never while a vote is open.
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import NamedTuple
 from urllib.parse import parse_qs
 
@@ -25,12 +34,15 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ballot_service.domain import issuance
+from ballot_service.domain import issuance, tablet_setup
 from ballot_service.domain.terminals import credential_hash
 from ballot_service.models import Terminal
 from ballot_service.web.terminal_api import round_keys, seat_answer, seat_states
 
 MAX_SEATS = 50_000  # seats remembered per process (SeatWake.learn)
+# As Flask's path checks at each long-poll's start (12 s apart): a tablet's last seen is then at
+# most SEEN_EVERY_S + this old, within tablet_setup.ONLINE_S.
+NOTE_SEEN_EVERY_S = 12.0
 DROPPED = {"etag", "content-length", "content-type", "set-cookie"}  # ours, or never a tablet's
 
 
@@ -39,6 +51,7 @@ class Snapshot(NamedTuple):
 
     built: object  # seat_state.Built: the tablets' shared state
     revoked: set  # the sitting's revoked terminals
+    terminals: dict  # terminal id -> (name, seat) of the sitting's terminals
     round_keys: list | None  # terminal_api.round_keys: [(round_ref, announcement)] of the open vote
     signers: dict  # issuance.open_signers: round_ref -> the open round's wrapped key
     # round id -> its key unwrapped (web/issue_on_loop.py), filled at the first signature; it
@@ -53,21 +66,48 @@ class SeatWake:
     def __init__(self, flask_app: Flask) -> None:
         self.flask_app = flask_app
         self._snapshots: dict[tuple, asyncio.Future] = {}
-        # SHA-256 of a credential (as stored) -> the seat Flask answered for it; never the credential.
-        self._seats: dict[str, tuple] = {}
+        # SHA-256 of a credential (as stored) -> the seat Flask answered for it, and the headers
+        # of that answer (a long-poll begun here answers with them); never the credential.
+        self._seats: dict[str, tuple[tuple, list]] = {}
+        self._noted: dict[int, float] = {}  # terminal id -> when its last seen was last noted here
 
-    def learn(self, scope: dict, seat: tuple) -> None:
+    def learn(self, scope: dict, seat: tuple, flask_headers: list) -> None:
         """Remember whom Flask authenticated with this request's credential (`seat`: SEAT_ENVIRON)."""
         hashed = _credential_hash(scope)
         if hashed is not None:
             if len(self._seats) >= MAX_SEATS:
                 self._seats.clear()  # a bound, not a policy: Flask re-teaches every seat it answers
-            self._seats[hashed] = seat
+                self._noted.clear()
+            self._seats[hashed] = (seat, [(k, v) for k, v in flask_headers if k.lower() not in DROPPED])
+            if not seat[4]:  # no vote open: Flask noted last seen (if due)
+                self._noted[seat[0]] = time.monotonic()
 
     def seat_of(self, scope: dict) -> tuple | None:
         """The seat Flask last authenticated this request's credential as, or None."""
         hashed = _credential_hash(scope)
-        return None if hashed is None else self._seats.get(hashed)
+        known = None if hashed is None else self._seats.get(hashed)
+        return None if known is None else known[0]
+
+    async def start(self, scope: dict, marks: tuple) -> tuple | None:
+        """A long-poll's first answer, (status, headers, body, seat) as FlaskOnThreads.answer_seat
+        gives it, for a seat Flask authenticated before, from the snapshot of the watcher's
+        change `marks`; None: ask Flask (a credential not seen, a revoked terminal, ...)."""
+        hashed = _credential_hash(scope)
+        known = None if hashed is None else self._seats.get(hashed)
+        if known is None:
+            return None
+        seat, headers = known
+        snapshot = await self.snapshot(seat[1], seat[2], marks)
+        answered = None if snapshot is None else _compose(snapshot, seat[0], scope, headers)
+        if answered is None:
+            return None
+        shared = snapshot.built.value
+        if not shared["voting"] and shared["open"]:
+            now = time.monotonic()
+            if now - self._noted.get(seat[0], 0.0) >= NOTE_SEEN_EVERY_S:
+                self._noted[seat[0]] = now
+                tablet_setup.note_seen_nowait(self.flask_app.extensions["ballot_engine"], seat[0])
+        return (*answered, (*seat[:4], shared["voting"]))
 
     async def snapshot(self, sitting_id: int, body_id: int, marks: tuple) -> Snapshot | None:
         """The sitting's snapshot for the watcher's change `marks`, or None (the database is away)."""
@@ -86,27 +126,38 @@ class SeatWake:
     async def answer(self, seat: tuple, marks: tuple, scope: dict, flask_headers: list):
         """(status, headers, body) for the woken long-poll of `seat` (terminal id, sitting id,
         body id, terminal JSON) after the watcher's change `marks`, or None: ask Flask."""
-        terminal_id, sitting_id, body_id, terminal_json = seat[:4]
-        snapshot = await self.snapshot(sitting_id, body_id, marks)
-        if snapshot is None or terminal_id in snapshot.revoked:
+        snapshot = await self.snapshot(seat[1], seat[2], marks)
+        if snapshot is None:
             return None
-        text, tag = seat_answer(snapshot.built, terminal_id, terminal_json)
-        if tag is None:
-            return None
-        headers = [(k, v) for k, v in flask_headers if k.lower() not in DROPPED] + [("ETag", f'"{tag}"')]
-        if tag == _waited_tag(scope):
-            return 304, headers, b""
-        body = text.encode("utf-8")
-        return 200, headers + [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+        return _compose(snapshot, seat[0], scope, [(k, v) for k, v in flask_headers if k.lower() not in DROPPED])
 
     def _read(self, sitting_id: int, body_id: int) -> Snapshot:
         with Session(bind=self.flask_app.extensions["ballot_read_engine"], expire_on_commit=False) as db:
             built = seat_states(self.flask_app).get(db, sitting_id, body_id)
-            revoked = set(db.scalars(select(Terminal.id).where(Terminal.sitting_id == sitting_id,
-                                                               Terminal.revoked_at.is_not(None))))
+            rows = db.execute(select(Terminal.id, Terminal.name, Terminal.seat, Terminal.revoked_at)
+                              .where(Terminal.sitting_id == sitting_id)).all()
             announced = round_keys(self.flask_app).get(db, sitting_id, body_id).value if built.value["voting"] else None
             signers = issuance.open_signers(db, sitting_id) if announced else {}
-        return Snapshot(built, revoked, announced, signers, {})
+        revoked = {r.id for r in rows if r.revoked_at is not None}
+        return Snapshot(built, revoked, {r.id: (r.name, r.seat) for r in rows}, announced, signers, {})
+
+
+def _compose(snapshot: Snapshot, terminal_id: int, scope: dict, headers: list):
+    """(status, headers, body) of the state endpoint's answer to `scope` for the terminal, from
+    the snapshot; None for a terminal revoked (or not of the sitting), or a state that changed
+    while it was built (no ETag)."""
+    if terminal_id in snapshot.revoked or terminal_id not in snapshot.terminals:
+        return None
+    name, seat_no = snapshot.terminals[terminal_id]
+    terminal_json = json.dumps({"name": name, "seat": seat_no}, ensure_ascii=False, separators=(",", ":"))
+    text, tag = seat_answer(snapshot.built, terminal_id, terminal_json)
+    if tag is None:
+        return None
+    headers = [*headers, ("ETag", f'"{tag}"')]
+    if tag == _waited_tag(scope):
+        return 304, headers, b""
+    body = text.encode("utf-8")
+    return 200, headers + [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
 
 
 def _credential_hash(scope: dict) -> str | None:
