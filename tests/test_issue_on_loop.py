@@ -175,13 +175,18 @@ def _issued(app, item_id: int) -> int:
                          .where(Round.item_id == item_id)) or 0
 
 
+def _with_a_slow_watcher(app, api):
+    """A sitting of three, the ASGI app whose watcher reads the heads once and not again within
+    the test, and the first seat's credential."""
+    app.config.update(DISPLAY_POLL_SECONDS=30.0)
+    s = setup_sitting(api, members=3)
+    return s, asgi.create_asgi_app(app, threads=2), s.creds[s.members[0]]
+
+
 def test_a_terminal_revoked_after_the_snapshot_is_refused_as_by_flask(app, api):
     """Revocation takes effect at once, as on Flask's path: a snapshot read before it (the
     watcher has not yet read the heads that moved) signs nothing for the revoked tablet."""
-    app.config.update(DISPLAY_POLL_SECONDS=30.0)  # the watcher reads once, then not within the test
-    s = setup_sitting(api, members=3)
-    ag = asgi.create_asgi_app(app, threads=2)
-    cred = s.creds[s.members[0]]
+    s, ag, cred = _with_a_slow_watcher(app, api)
 
     async def run():
         vote = (await taught(ag, cred))["vote"]
@@ -241,10 +246,7 @@ def test_a_body_flask_refuses_as_too_large_or_malformed_is_refused_on_the_loop_t
 def test_a_round_closed_since_the_snapshot_is_refused_as_by_flask(app, api):
     """The vote closed and the next opened before the watcher read the heads: the loop's count
     refuses the closed round's request, with Flask's answer (the round is not the open one)."""
-    app.config.update(DISPLAY_POLL_SECONDS=30.0)  # the watcher reads once, then not within the test
-    s = setup_sitting(api, members=3)
-    ag = asgi.create_asgi_app(app, threads=2)
-    cred = s.creds[s.members[0]]
+    s, ag, cred = _with_a_slow_watcher(app, api)
 
     async def run():
         vote = (await taught(ag, cred))["vote"]
