@@ -305,3 +305,29 @@ def test_operators_requests_do_not_queue_behind_the_tablets(app):
         return operator, await tablet
 
     assert asyncio.run(both()) == (401, 401)
+
+
+def test_an_oversized_cast_is_refused_before_the_rest_is_read(app):
+    """A cast (or blind signature) is one ballot: a body past settings.max_body_bytes gets Flask's
+    413 after at most one chunk more, not after reading up to MAX_CONTENT_LENGTH (16 MB)."""
+    ag = asgi.create_asgi_app(app, threads=1)
+    chunk = b"x" * 16384
+    limit = app.config["SETTINGS"].max_body_bytes
+
+    async def post(path: str) -> tuple:
+        reads, sent = [], []
+
+        async def receive():
+            reads.append(1)
+            return {"type": "http.request", "body": chunk, "more_body": len(reads) < 1024}
+
+        async def send(message):
+            sent.append(message)
+
+        await ag(_scope(b"", path=path), receive, send)
+        return len(reads), sent[0]["status"], json.loads(sent[1]["body"])
+
+    for path in ("/api/terminal/cast", "/api/terminal/blind-sign"):
+        reads, status, body = asyncio.run(post(path))
+        assert status == 413 and reads <= limit // len(chunk) + 1
+        assert body["errors"][0]["errorType"] == "PayloadTooLarge" and str(limit) in body["errors"][0]["message"]

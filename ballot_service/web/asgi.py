@@ -35,6 +35,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from ballot_service.domain import tablet_setup
 from ballot_service.web import cast_endpoint, display, issue_on_loop, terminal_api
 from ballot_service.web.cast_on_loop import CastsOnLoop
+from ballot_service.web.common import error_body
 from ballot_service.web.display.state import AuditCursor
 from ballot_service.web.head_watcher import HeadWatcher
 from ballot_service.web.seat_wake import SeatWake
@@ -66,6 +67,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
     issuing = issue_on_loop.IssueOnLoop(flask_app.config["SETTINGS"], flask_app.extensions["ballot_engine"],
                                         seats, watcher)
     cfg = flask_app.config
+    settings = cfg["SETTINGS"]
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -86,13 +88,15 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
             if scope["path"] == issue_on_loop.ROUND_KEY_PATH:
                 await _send_whole(send, *(await issuing.round_key(scope) or await wsgi.answer(scope)))
                 return
+        # A tablet's cast or blind signature is one ballot: a larger body is refused before more
+        # of it is read (16 MB each, from anyone on the hall's network, otherwise).
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == cast_endpoint.PATH:
-            body = await wsgi.read_body(receive, send)
+            body = await wsgi.read_body(receive, send, settings.max_body_bytes)
             if body is not None:  # else answered (413) or gone
                 await _send_whole(send, *(await casts.answer(body) or await wsgi.answer(scope, body)))
             return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == issue_on_loop.BLIND_SIGN_PATH:
-            body = await wsgi.read_body(receive, send)
+            body = await wsgi.read_body(receive, send, settings.max_body_bytes)
             if body is not None:
                 await _send_whole(send, *(await issuing.blind_sign(scope, body) or await wsgi.answer(scope, body)))
             return
@@ -127,8 +131,10 @@ class FlaskOnThreads:
         if body is not None:
             await _send_whole(send, *await self.answer(scope, body))
 
-    async def read_body(self, receive, send) -> bytes | None:
-        """The request's body; None when the client went away or it was too large (413 sent)."""
+    async def read_body(self, receive, send, limit: int | None = None) -> bytes | None:
+        """The request's body, at most `limit` bytes (default MAX_CONTENT_LENGTH); None when the
+        client went away or it was too large (413 sent, as Flask words it, and no more read)."""
+        limit = self.limit if limit is None else limit
         body = bytearray()
         more = True
         while more:
@@ -137,10 +143,9 @@ class FlaskOnThreads:
                 return None
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await _send_whole(send, 413, [("Content-Type", "application/json")], json.dumps(
-                    {"errors": [{"message": f"the request body is larger than {self.limit} bytes",
-                                 "where": "body"}]}).encode())
+            if len(body) > limit:
+                await _send_whole(send, 413, [("Content-Type", "application/json")], json.dumps(error_body(
+                    f"request body is larger than {limit} bytes", "PayloadTooLarge")).encode())
                 return None
         return bytes(body)
 
