@@ -19,12 +19,15 @@ The next long-poll of a seat Flask authenticated begins here too (`start`): righ
 closes, 3,000 tablets ask again within a second, and through Flask (credential, state version,
 last seen: a thread each, waiting for the last-seen batch's COMMIT) they held up the
 secretariat's 计票 and the screens' 待公布 by seconds (benchmarks/bench_hall.py). Last seen is
-then noted from here, at most every NOTE_SEEN_EVERY_S per tablet and process, in the same
-group commit Flask's polls use (tablet_setup.note_seen_nowait), never while a vote is open.
+then noted from here as Flask notes it (when the sitting's read shows it SEEN_EVERY_S old, or
+never written: a vote just closed, a tablet reset), at most every NOTE_SEEN_EVERY_S per tablet
+and process, in the same group commit Flask's polls use (tablet_setup.note_seen_nowait), never
+while a vote is open.
 """
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from typing import NamedTuple
@@ -34,15 +37,20 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ballot_service.db import utcnow
 from ballot_service.domain import issuance, tablet_setup
 from ballot_service.domain.terminals import credential_hash
 from ballot_service.models import Terminal
 from ballot_service.web.terminal_api import round_keys, seat_answer, seat_states
 
 MAX_SEATS = 50_000  # seats remembered per process (SeatWake.learn)
-# As Flask's path checks at each long-poll's start (12 s apart): a tablet's last seen is then at
-# most SEEN_EVERY_S + this old, within tablet_setup.ONLINE_S.
-NOTE_SEEN_EVERY_S = 12.0
+# Flask checks at every long-poll's start (HOLD_SECONDS apart) and the seen batch writes only
+# what is SEEN_EVERY_S old, so this only keeps a tablet asking over and over from queueing a job
+# each time. A long-poll that skips its note follows one that left last seen at most
+# SEEN_EVERY_S old less than this ago: at the next, it is at most SEEN_EVERY_S + HOLD_SECONDS +
+# this old (43 s), within tablet_setup.ONLINE_S. (At HOLD_SECONDS, a note that came late in its
+# long-poll skipped the next one's, and a tablet looked offline.)
+NOTE_SEEN_EVERY_S = 1.0
 DROPPED = {"etag", "content-length", "content-type", "set-cookie"}  # ours, or never a tablet's
 
 
@@ -51,7 +59,7 @@ class Snapshot(NamedTuple):
 
     built: object  # seat_state.Built: the tablets' shared state
     revoked: set  # the sitting's revoked terminals
-    terminals: dict  # terminal id -> (name, seat) of the sitting's terminals
+    terminals: dict  # terminal id -> (name, seat, last seen) of the sitting's terminals
     round_keys: list | None  # terminal_api.round_keys: [(round_ref, announcement)] of the open vote
     signers: dict  # issuance.open_signers: round_ref -> the open round's wrapped key
     # round id -> its key unwrapped (web/issue_on_loop.py), filled at the first signature; it
@@ -102,7 +110,7 @@ class SeatWake:
         if answered is None:
             return None
         shared = snapshot.built.value
-        if not shared["voting"] and shared["open"]:
+        if not shared["voting"] and shared["open"] and _seen_due(snapshot.terminals[seat[0]][2]):
             now = time.monotonic()
             if now - self._noted.get(seat[0], 0.0) >= NOTE_SEEN_EVERY_S:
                 self._noted[seat[0]] = now
@@ -134,12 +142,19 @@ class SeatWake:
     def _read(self, sitting_id: int, body_id: int) -> Snapshot:
         with Session(bind=self.flask_app.extensions["ballot_read_engine"], expire_on_commit=False) as db:
             built = seat_states(self.flask_app).get(db, sitting_id, body_id)
-            rows = db.execute(select(Terminal.id, Terminal.name, Terminal.seat, Terminal.revoked_at)
-                              .where(Terminal.sitting_id == sitting_id)).all()
+            rows = db.execute(select(Terminal.id, Terminal.name, Terminal.seat, Terminal.revoked_at,
+                                     Terminal.last_seen_at).where(Terminal.sitting_id == sitting_id)).all()
             announced = round_keys(self.flask_app).get(db, sitting_id, body_id).value if built.value["voting"] else None
             signers = issuance.open_signers(db, sitting_id) if announced else {}
         revoked = {r.id for r in rows if r.revoked_at is not None}
-        return Snapshot(built, revoked, {r.id: (r.name, r.seat) for r in rows}, announced, signers, {})
+        return Snapshot(built, revoked, {r.id: (r.name, r.seat, r.last_seen_at) for r in rows}, announced, signers, {})
+
+
+def _seen_due(seen: dt.datetime | None) -> bool:
+    """Whether the tablet's last seen, as the sitting's read shows it, is due to be written: the
+    state endpoint's test (terminal_api.terminal_state). The read may be older than the row, never
+    newer; last seen only moves forward but for a reset, which is a change and so a new read."""
+    return seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)
 
 
 def _compose(snapshot: Snapshot, terminal_id: int, scope: dict, headers: list):
@@ -148,7 +163,7 @@ def _compose(snapshot: Snapshot, terminal_id: int, scope: dict, headers: list):
     while it was built (no ETag)."""
     if terminal_id in snapshot.revoked or terminal_id not in snapshot.terminals:
         return None
-    name, seat_no = snapshot.terminals[terminal_id]
+    name, seat_no, _ = snapshot.terminals[terminal_id]
     terminal_json = json.dumps({"name": name, "seat": seat_no}, ensure_ascii=False, separators=(",", ":"))
     text, tag = seat_answer(snapshot.built, terminal_id, terminal_json)
     if tag is None:
