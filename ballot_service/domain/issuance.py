@@ -349,7 +349,7 @@ def _find_members(db: Session, jobs: list[_IssueJob]) -> None:
         for job in of_round:
             member_id, revoked = found.get(job.terminal_id, (None, None))
             if revoked is not None:
-                job.error = Unauthorized("this terminal was revoked")
+                job.error = Unauthorized("this terminal was revoked", zh="本终端的凭据已被吊销，请联系秘书处")
             elif member_id is None:
                 job.error = NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
             else:
