@@ -109,7 +109,7 @@ def test_a_revoked_terminal_or_a_stale_watcher_goes_to_flask(app, api, monkeypat
         await asyncio.sleep(0.3)  # the watcher reads the heads every 0.02 s
         refused = await _blind_sign(ag, revoked, vote, key[2])
         key_refused = await call(ag, "GET", "/api/terminal/round-key", revoked)
-        monkeypatch.setattr(head_watcher.HeadWatcher, "fresh", lambda self, within: False)
+        monkeypatch.setattr(head_watcher.HeadWatcher, "fresh", lambda self, within=None: False)
         signed = await _blind_sign(ag, stale, vote, key[2])
         return refused, key_refused, signed
 

@@ -192,7 +192,7 @@ async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake,
         pass  # the database is away: answer as a plain poll would
     started = time.monotonic()
     marks = (watcher.changes, watcher.urgent)
-    first = await seats.start(scope, marks) if watcher.fresh(issue_on_loop.FRESH_S) else None
+    first = await seats.start(scope, marks) if watcher.fresh() else None
     if first is not None:  # a seat Flask authenticated before: no thread (seat_wake.py)
         status, headers, body, seat = first
     else:
@@ -201,7 +201,7 @@ async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake,
             seats.learn(scope, seat, headers)
     while status == 304:
         held = time.monotonic() - started
-        hold = VOTE_HOLD_SECONDS if seat and seat[4] else HOLD_SECONDS
+        hold = VOTE_HOLD_SECONDS if seat and seat[3] else HOLD_SECONDS
         if held >= hold:
             break
         now_marks = (watcher.changes, watcher.urgent)

@@ -10,7 +10,7 @@ marks, sealing, the same functions as cast_endpoint.py — and waits for its bat
 batches are stored on the group commit's writer thread (domain/group_commit.py) and hold every
 cast queued meanwhile (up to MAX_BATCH). The receipt is sent only after the batch's durable
 COMMIT, as before. Everything else — a named vote (its credential is read from the database),
-a round not yet known, a body over the size limit, a ballot set — returns None here and goes to
+a round not yet known, a ballot set — returns None here and goes to
 Flask's thread pool (cast_endpoint.CastEndpoint), which answers as it always has.
 
 Bounded: at most MAX_WAITING casts wait on the loop at once. A flood of casts (junk included:
@@ -42,8 +42,7 @@ class CastsOnLoop:
         self.waiting = 0  # only the loop's thread changes it
 
     async def answer(self, body: bytes) -> tuple[int, list, bytes] | None:
-        if len(body) > self.settings.max_body_bytes:
-            return None  # 413 from CastEndpoint
+        """The answer to a cast's `body` (at most max_body_bytes: web/asgi.py read it), or None."""
         if self.waiting >= MAX_WAITING:
             return None  # a flood: Flask's threads take the rest (module docstring)
         self.waiting += 1
@@ -62,12 +61,12 @@ class CastsOnLoop:
                 return None
             await until_notified(lambda notify: intake.submit_nowait(self.engine, job, notify))
             receipt = intake.stored_outcome(job)
-            return _answer(200 if receipt.repeated else 201, receipt.as_dict())
+            return loop_answer(200 if receipt.repeated else 201, receipt.as_dict())
         except BallotError as exc:  # refusals are counted and audited by their batch's COMMIT
-            return _answer(exc.status, {"errors": [exc.to_dict()]})
+            return loop_answer(exc.status, {"errors": [exc.to_dict()]})
         except Exception:
             log.exception("cast intake failed")
-            return _answer(500, error_body("the server could not store this cast; send it again",
+            return loop_answer(500, error_body("the server could not store this cast; send it again",
                                            "InternalServerError"))
 
 async def until_notified(queue) -> None:
@@ -90,6 +89,7 @@ async def until_notified(queue) -> None:
     await done
 
 
-def _answer(status: int, payload: dict) -> tuple[int, list, bytes]:
+def loop_answer(status: int, payload) -> tuple[int, list, bytes]:
+    """(status, headers, body) of an answer made on the loop: Flask's JSON bytes and API headers."""
     body = answer_json(payload)  # CastEndpoint's bytes and headers
     return status, [*ANSWER_HEADERS, ("Content-Length", str(len(body)))], body

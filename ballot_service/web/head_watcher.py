@@ -22,6 +22,10 @@ from ballot_service.domain import seat_state
 from ballot_service.models import AuditHead
 from ballot_service.web import display
 
+# How old the last reading of the heads may be for a read per change to stand for "now"
+# (web/seat_wake.py, web/issue_on_loop.py): every 0.25 s; under a hall's load up to 2-3 s.
+FRESH_S = 5.0
+
 
 class HeadWatcher:
     """The audit heads, polled by one task per process while any stream or long-poll listens."""
@@ -54,7 +58,7 @@ class HeadWatcher:
         self._start()
         await self._ready.wait()
 
-    def fresh(self, within: float) -> bool:
+    def fresh(self, within: float = FRESH_S) -> bool:
         """Whether the watcher is running and read the heads less than `within` seconds ago, so
         a change committed before then is counted in `changes` (web/issue_on_loop.py)."""
         return (self._task is not None and not self._task.done() and self._read_at is not None

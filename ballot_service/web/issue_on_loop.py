@@ -34,8 +34,7 @@ from urllib.parse import parse_qs
 from ballot_service.domain import issuance, round_facts
 from ballot_service.errors import BallotError, NotFound, Unauthorized
 from ballot_service.formats.encoding import b64url_encode
-from ballot_service.web.cast_endpoint import ANSWER_HEADERS, answer_json
-from ballot_service.web.cast_on_loop import until_notified
+from ballot_service.web.cast_on_loop import loop_answer, until_notified
 from ballot_service.web.common import error_body, parse_json_object
 from ballot_service.web.head_watcher import HeadWatcher
 from ballot_service.web.seat_wake import SeatWake, Snapshot
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 
 ROUND_KEY_PATH = "/api/terminal/round-key"
 BLIND_SIGN_PATH = "/api/terminal/blind-sign"
-FRESH_S = 5.0  # the audit heads read at most this long ago (every 0.25 s; under a hall's load up to 2-3 s)
 
 
 class IssueOnLoop:
@@ -57,10 +55,10 @@ class IssueOnLoop:
 
     async def _seat(self, scope: dict) -> tuple[tuple, Snapshot] | None:
         seat = self.seats.seat_of(scope)
-        if seat is None or not self.watcher.fresh(FRESH_S):  # a stale snapshot could miss a revocation
+        if seat is None or not self.watcher.fresh():  # a stale snapshot could miss a revocation
             return None
         snapshot = await self.seats.snapshot(seat[1], seat[2], (self.watcher.changes, self.watcher.urgent))
-        if snapshot is None or seat[0] in snapshot.revoked or not snapshot.round_keys:
+        if snapshot is None or seat[0] not in snapshot.terminals or not snapshot.round_keys:  # revoked
             return None
         return seat, snapshot
 
@@ -72,15 +70,13 @@ class IssueOnLoop:
         wanted = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("round_ref", [None])[0]
         ref = wanted or announced[0][0]
         body = next((ann for r, ann in announced if r == ref), None)
-        return None if body is None else _answer(200, body)
+        return None if body is None else loop_answer(200, body)
 
     async def blind_sign(self, scope: dict, body: bytes) -> tuple[int, list, bytes] | None:
         found = await self._seat(scope)
         if found is None:
             return None
-        seat, snapshot = found
-        if len(body) > self.settings.max_body_bytes:
-            return None  # Flask's 413 (limit_body_to_a_ballot), as for casts
+        seat, snapshot = found  # the body is at most max_body_bytes (web/asgi.py read it)
         try:
             data = parse_json_object(body)
         except BallotError:
@@ -102,13 +98,13 @@ class IssueOnLoop:
         except (Unauthorized, NotFound):  # revoked, or the round closed since the snapshot (or no
             return None  # ballot for this terminal): Flask refuses, naming the round open now if any
         except BallotError as exc:  # absent, already issued: the count refused it
-            return _answer(exc.status, {"errors": [exc.to_dict()]})
+            return loop_answer(exc.status, {"errors": [exc.to_dict()]})
         except Exception:
             log.exception("blind signature count failed")
-            return _answer(500, error_body("the server could not count this ballot; ask again",
+            return loop_answer(500, error_body("the server could not count this ballot; ask again",
                                            "InternalServerError"))
         await self._learn(signer.round_id)
-        return _answer(200, {"blind_sig": b64url_encode(sig)})
+        return loop_answer(200, {"blind_sig": b64url_encode(sig)})
 
     async def _learn(self, round_id: int) -> None:
         """Teach the process the round's facts once, as Flask's path does, so its casts take the
@@ -117,7 +113,3 @@ class IssueOnLoop:
             self._learnt.add(round_id)
             await asyncio.to_thread(round_facts.learn_on, self.engine, round_id)
 
-
-def _answer(status: int, payload) -> tuple[int, list, bytes]:
-    body = answer_json(payload)  # Flask's JSON form: the same bytes as its answer
-    return status, [*ANSWER_HEADERS, ("Content-Length", str(len(body)))], body

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from typing import NamedTuple
 from urllib.parse import parse_qs
@@ -41,7 +40,7 @@ from ballot_service.db import utcnow
 from ballot_service.domain import issuance, tablet_setup
 from ballot_service.domain.terminals import credential_hash
 from ballot_service.models import Terminal
-from ballot_service.web.terminal_api import round_keys, seat_answer, seat_states
+from ballot_service.web.terminal_api import round_keys, seat_answer, seat_states, terminal_json
 
 MAX_SEATS = 50_000  # seats remembered per process (SeatWake.learn)
 # Flask checks at every long-poll's start (HOLD_SECONDS apart) and the seen batch writes only
@@ -58,8 +57,7 @@ class Snapshot(NamedTuple):
     """A sitting's state as of one watcher change, read in one transaction."""
 
     built: object  # seat_state.Built: the tablets' shared state
-    revoked: set  # the sitting's revoked terminals
-    terminals: dict  # terminal id -> (name, seat, last seen) of the sitting's terminals
+    terminals: dict  # terminal id -> (name, seat, last seen) of the sitting's terminals not revoked
     round_keys: list | None  # terminal_api.round_keys: [(round_ref, announcement)] of the open vote
     signers: dict  # issuance.open_signers: round_ref -> the open round's wrapped key
     # round id -> its key unwrapped (web/issue_on_loop.py), filled at the first signature; it
@@ -87,21 +85,23 @@ class SeatWake:
                 self._seats.clear()  # a bound, not a policy: Flask re-teaches every seat it answers
                 self._noted.clear()
             self._seats[hashed] = (seat, [(k, v) for k, v in flask_headers if k.lower() not in DROPPED])
-            if not seat[4]:  # no vote open: Flask noted last seen (if due)
+            if not seat[3]:  # no vote open: Flask noted last seen (if due)
                 self._noted[seat[0]] = time.monotonic()
 
     def seat_of(self, scope: dict) -> tuple | None:
         """The seat Flask last authenticated this request's credential as, or None."""
-        hashed = _credential_hash(scope)
-        known = None if hashed is None else self._seats.get(hashed)
+        known = self._known(scope)
         return None if known is None else known[0]
+
+    def _known(self, scope: dict) -> tuple[tuple, list] | None:
+        hashed = _credential_hash(scope)
+        return None if hashed is None else self._seats.get(hashed)
 
     async def start(self, scope: dict, marks: tuple) -> tuple | None:
         """A long-poll's first answer, (status, headers, body, seat) as FlaskOnThreads.answer_seat
         gives it, for a seat Flask authenticated before, from the snapshot of the watcher's
         change `marks`; None: ask Flask (a credential not seen, a revoked terminal, ...)."""
-        hashed = _credential_hash(scope)
-        known = None if hashed is None else self._seats.get(hashed)
+        known = self._known(scope)
         if known is None:
             return None
         seat, headers = known
@@ -115,7 +115,7 @@ class SeatWake:
             if now - self._noted.get(seat[0], 0.0) >= NOTE_SEEN_EVERY_S:
                 self._noted[seat[0]] = now
                 tablet_setup.note_seen_nowait(self.flask_app.extensions["ballot_engine"], seat[0])
-        return (*answered, (*seat[:4], shared["voting"]))
+        return (*answered, (*seat[:3], shared["voting"]))
 
     async def snapshot(self, sitting_id: int, body_id: int, marks: tuple) -> Snapshot | None:
         """The sitting's snapshot for the watcher's change `marks`, or None (the database is away)."""
@@ -133,7 +133,7 @@ class SeatWake:
 
     async def answer(self, seat: tuple, marks: tuple, scope: dict, flask_headers: list):
         """(status, headers, body) for the woken long-poll of `seat` (terminal id, sitting id,
-        body id, terminal JSON) after the watcher's change `marks`, or None: ask Flask."""
+        body id, vote open) after the watcher's change `marks`, or None: ask Flask."""
         snapshot = await self.snapshot(seat[1], seat[2], marks)
         if snapshot is None:
             return None
@@ -146,8 +146,8 @@ class SeatWake:
                                      Terminal.last_seen_at).where(Terminal.sitting_id == sitting_id)).all()
             announced = round_keys(self.flask_app).get(db, sitting_id, body_id).value if built.value["voting"] else None
             signers = issuance.open_signers(db, sitting_id) if announced else {}
-        revoked = {r.id for r in rows if r.revoked_at is not None}
-        return Snapshot(built, revoked, {r.id: (r.name, r.seat, r.last_seen_at) for r in rows}, announced, signers, {})
+        live = {r.id: (r.name, r.seat, r.last_seen_at) for r in rows if r.revoked_at is None}
+        return Snapshot(built, live, announced, signers, {})
 
 
 def _seen_due(seen: dt.datetime | None) -> bool:
@@ -161,11 +161,10 @@ def _compose(snapshot: Snapshot, terminal_id: int, scope: dict, headers: list):
     """(status, headers, body) of the state endpoint's answer to `scope` for the terminal, from
     the snapshot; None for a terminal revoked (or not of the sitting), or a state that changed
     while it was built (no ETag)."""
-    if terminal_id in snapshot.revoked or terminal_id not in snapshot.terminals:
+    if terminal_id not in snapshot.terminals:
         return None
     name, seat_no, _ = snapshot.terminals[terminal_id]
-    terminal_json = json.dumps({"name": name, "seat": seat_no}, ensure_ascii=False, separators=(",", ":"))
-    text, tag = seat_answer(snapshot.built, terminal_id, terminal_json)
+    text, tag = seat_answer(snapshot.built, terminal_id, terminal_json(name, seat_no))
     if tag is None:
         return None
     headers = [*headers, ("ETag", f'"{tag}"')]

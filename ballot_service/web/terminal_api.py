@@ -33,7 +33,7 @@ from ballot_service.web.common import commit, field, get_db, json_body, limit_bo
 from ballot_service.web.roles import CREDENTIAL, credential_call, credential_sitting, requires
 
 bp = Blueprint("terminal", __name__, url_prefix="/api")
-SEAT_ENVIRON = "ballot_service.seat"  # (terminal id, sitting id, body id, {"name","seat"} JSON, vote open)
+SEAT_ENVIRON = "ballot_service.seat"  # (terminal id, sitting id, body id, vote open)
 
 bp.before_request(limit_body_to_a_ballot)
 
@@ -99,6 +99,11 @@ def seat_states(app) -> seat_state.VersionedCache:
     return app.extensions.setdefault("seat_states", seat_state.VersionedCache(_shared_state))
 
 
+def terminal_json(name: str, seat: str | None) -> str:
+    """The tablet state's "terminal" member (seat_answer's `terminal_json`)."""
+    return json.dumps({"name": name, "seat": seat}, ensure_ascii=False, separators=(",", ":"))
+
+
 def seat_answer(built: seat_state.Built, terminal_id: int, terminal_json: str) -> tuple[str, str | None]:
     """One tablet's state (JSON text) from the sitting's shared state, and its ETag (None when
     the state changed while it was built): the state endpoint's answer, and the woken
@@ -130,10 +135,9 @@ def terminal_state():
     if not shared["voting"] and shared["open"] and (
             seen is None or utcnow() - seen >= dt.timedelta(seconds=tablet_setup.SEEN_EVERY_S)):
         tablet_setup.note_seen_grouped(db.get_bind(), term.id)
-    terminal_json = json.dumps({"name": term.name, "seat": term.seat}, ensure_ascii=False, separators=(",", ":"))
     # Who was answered, for a long-poll woken later without Flask (web/seat_wake.py).
-    request.environ[SEAT_ENVIRON] = (term.id, term.sitting_id, term.body_id, terminal_json, shared["voting"])
-    text, tag = seat_answer(built, term.id, terminal_json)
+    request.environ[SEAT_ENVIRON] = (term.id, term.sitting_id, term.body_id, shared["voting"])
+    text, tag = seat_answer(built, term.id, terminal_json(term.name, term.seat))
     if tag is None:  # changed while it was built: no tag to revalidate with
         return Response(text, mimetype="application/json")
     # ?wait=<tag>: the seat page's long-poll (web/asgi.py holds it; under plain WSGI it is a poll)
