@@ -222,7 +222,7 @@ def test_a_watcher_started_again_after_idling_does_not_serve_an_older_snapshot(a
 
 
 def test_a_body_flask_refuses_as_too_large_or_malformed_is_refused_on_the_loop_too(app, api):
-    """Over the tablets' body limit: Flask's 413 (and no count); a round_ref that is not a
+    """Over the tablets' body limit: the 413 Flask gives (from the ASGI read; no count); a round_ref that is not a
     string: Flask's 400, not an exception out of the loop."""
     s = setup_sitting(api, members=2)
     ag = asgi.create_asgi_app(app, threads=2)
