@@ -32,7 +32,7 @@ import json
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
@@ -96,11 +96,14 @@ def _unwrapped(settings: Settings, body_id: int, round_id: int, wrapped: bytes):
                        zh="本轮签名密钥无法用本机关的签名密钥解开（表决期间是否更换了机关密钥？）") from None
 
 
-def make_eligible(db: Session, rnd: Round, member_id: int, terminal_id: int | None) -> bool:
-    """One Issuance row per present member; only members with a terminal can be issued one."""
-    db.add(Issuance(round_id=rnd.id, member_id=member_id, terminal_id=terminal_id, issued=0,
-                    allowed=1 if terminal_id is not None else 0))
-    return terminal_id is not None
+def make_eligible(db: Session, rnd: Round, pairs: list[tuple[int, int | None]]) -> int:
+    """One Issuance row per present member, (member id, terminal id or None), in one INSERT;
+    only members with a terminal can be issued one. How many can."""
+    if pairs:
+        db.execute(insert(Issuance), [{"round_id": rnd.id, "member_id": member_id, "terminal_id": terminal_id,
+                                       "issued": 0, "allowed": 1 if terminal_id is not None else 0}
+                                      for member_id, terminal_id in pairs])
+    return sum(terminal_id is not None for _, terminal_id in pairs)
 
 
 def forget_round_key(rnd: Round) -> None:

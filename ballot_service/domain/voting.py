@@ -24,16 +24,13 @@ from ballot_service.errors import Conflict, InvalidInput, NotFound, QuorumNotMet
 from ballot_service.formats import names
 from ballot_service.formats.ballot_set import ballots_commitment, receipts_commitment
 from ballot_service.models import (
-    Attendance,
     Cast,
     Issuance,
     Item,
-    Member,
     OpenBallot,
     PaperBallot,
     Refusal,
     Round,
-    Terminal,
 )
 from ballot_service.numbers import is_int
 from ballot_service.vocab import (
@@ -41,9 +38,7 @@ from ballot_service.vocab import (
     AuditKind,
     Channel,
     ItemStatus,
-    Presence,
     RoundStatus,
-    TerminalKind,
     status_name,
 )
 
@@ -174,28 +169,16 @@ def record_quorum_not_met(db: Session, item: Item) -> dict:
 
 def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
     """Make each present member eligible for one blind signature from the terminal at their
-    seat or where they checked in. Members without a terminal get none (they vote on paper:
-    RULES fallback)."""
-    sitting = item.sitting
-    terminals_by_seat = {t.seat: t for t in db.scalars(
-        select(Terminal).where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
-                               Terminal.revoked_at.is_(None)))}
-    live = {t.id: t for t in terminals_by_seat.values()}
-    rows = db.execute(
-        select(Member.id, Member.seat, Attendance.terminal_id)
-        .join(Attendance, Attendance.member_id == Member.id)
-        .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
-               Member.in_office.is_(True))).all()
-    eligible = 0
+    seat or where they checked in (tablet_setup.seat_plan). Members without a terminal get
+    none (they vote on paper: RULES fallback)."""
     taken: set[int] = set()
-    for member_id, seat, checkin_terminal in rows:
-        term = live.get(checkin_terminal) or terminals_by_seat.get(seat)
-        if term is not None and term.id in taken:
-            term = None  # one member per terminal in a round
-        if term is not None:
-            taken.add(term.id)
-        eligible += issuance.make_eligible(db, rnd, member_id, term.id if term else None)
-    return eligible
+    pairs = []
+    for member, term in tablet_setup.seat_plan(db, item.sitting):
+        terminal_id = term.id if term is not None and term.id not in taken else None  # one member per terminal
+        if terminal_id is not None:
+            taken.add(terminal_id)
+        pairs.append((member.id, terminal_id))
+    return issuance.make_eligible(db, rnd, pairs)
 
 
 def issued_count(db: Session, item: Item, rnd: Round) -> int:
