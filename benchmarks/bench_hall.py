@@ -69,7 +69,6 @@ class Stats:
         self.told_at: list[float] = []          # per tablet: seconds after opening it saw the vote open
         self.hold_at: list[float] = []          # per tablet: seconds after opening it held its ballot
         self.cast_ms: list[float] = []          # cast -> receipt
-        self.key_ms: list[float] = []           # round-key request -> answer
         self.sign_ms: list[float] = []          # blind-sign request -> answer
         self.casts_done = 0                      # casts sent and answered or failed
         self.screen_seen: dict[str, list[float]] = {}  # mode -> per screen, the first time seen
@@ -173,12 +172,7 @@ async def tablet_loop(conn: RawConn, stats: Stats, rng: random.Random, think: tu
 
 async def take_ballot(conn: RawConn, stats: Stats, vote: dict) -> dict | None:
     """Blind issuance as the seat page does it; the time the tablet holds its ballot is kept."""
-    t0 = time.perf_counter()
-    status, announcement = await conn.request("GET", "/api/terminal/round-key")
-    stats.key_ms.append(1000 * (time.perf_counter() - t0))
-    stats.answered("round-key", status)
-    if status != 200:
-        return None
+    announcement = vote["round_key"]  # the state carries it, as the seat page takes it
     pub = tablet.round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"])
     pending = tablet.start(pub, vote["round_ref"])
     t0 = time.perf_counter()
@@ -342,9 +336,8 @@ def report(stats: Stats, args) -> bool:
           f"{told[-1] if told else float('nan'):.2f} s (median {statistics.median(told) if told else float('nan'):.2f} s)")
     print(f"ballots held: {len(hold)}/{n}; 99 % after {hold99:.2f} s, all after {hold100:.2f} s "
           f"(median {statistics.median(hold) if hold else float('nan'):.2f} s)")
-    key, sign = sorted(stats.key_ms), sorted(stats.sign_ms)
-    print(f"of which: round-key answered p50 {pct(key, 0.5):.0f} ms, p99 {pct(key, 0.99):.0f} ms; "
-          f"blind-sign answered p50 {pct(sign, 0.5):.0f} ms, p99 {pct(sign, 0.99):.0f} ms "
+    sign = sorted(stats.sign_ms)
+    print(f"of which: blind-sign answered p50 {pct(sign, 0.5):.0f} ms, p99 {pct(sign, 0.99):.0f} ms "
           f"(the rest: the generator's own blinding and queueing on its one core)")
     print(f"casts answered: {len(cast)}/{n}; cast -> receipt p50 {pct(cast, 0.5):.0f} ms, "
           f"p99 {pct(cast, 0.99):.0f} ms, max {cast[-1] if cast else float('nan'):.0f} ms")

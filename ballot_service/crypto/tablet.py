@@ -69,11 +69,12 @@ def finish(pub: rsa.RSAPublicKey, pending: Pending, blind_sig_text: str) -> dict
 
 
 def take_ballot(call, credential: str) -> dict:
-    """Steps 1-3 over the terminal API. `call(method, path, body=None, credential=...)` returns
+    """Steps 1-3 over the terminal API (the announced key from the state's vote, as the seat page
+    takes it). `call(method, path, body=None, credential=...)` returns
     (status, JSON) and raises on a refusal (rehearsal's and the tests' HTTP helpers do)."""
     _, state = call("GET", "/api/terminal/state", credential=credential)
     vote = state["vote"]
-    _, announcement = call("GET", "/api/terminal/round-key", credential=credential)
+    announcement = vote["round_key"]
     pub = round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"])
     pending = start(pub, vote["round_ref"])
     _, signed = call("POST", "/api/terminal/blind-sign",
@@ -83,15 +84,14 @@ def take_ballot(call, credential: str) -> dict:
 
 def take_set_ballots(call, credential: str) -> list[dict]:
     """A ballot set's ballots as the tablet takes them: each open round's announced key
-    (GET /api/terminal/round-key?round_ref=, checked against the state), a fresh serial
+    (each in its vote of the state, checked against it), a fresh serial
     blinded for each, and all the blind signatures in one request (POST
     /api/terminal/blind-sign-set). One ballot per election of vote.ballot_set, in its order."""
     _, state = call("GET", "/api/terminal/state", credential=credential)
     votes = state["vote"].get("ballot_set") or [state["vote"]]
     keys, pendings = [], []
     for vote in votes:
-        _, announcement = call("GET", f"/api/terminal/round-key?round_ref={vote['round_ref']}", credential=credential)
-        keys.append(round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"]))
+        keys.append(round_key_from_announcement(vote["round_key"], vote["round_ref"], vote["key_fingerprint"]))
         pendings.append(start(keys[-1], vote["round_ref"]))
     _, signed = call("POST", "/api/terminal/blind-sign-set",
                      {"ballots": [{"round_ref": p.round_ref, "blinded_msg": p.blinded_text} for p in pendings]},

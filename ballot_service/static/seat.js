@@ -17,8 +17,8 @@
  *
  * Blind issuance (static/blind_rsa.js, RFC 9474; the server never sees the serial)
  * When a terminal vote is open and this tablet has no ballot for it, the tablet
- *   1. fetches GET /api/terminal/round-key (the round_key_announced event of the audit chain)
- *      and checks that it names the round_ref of the state endpoint's vote, that SHA-384 of its
+ *   1. takes the round_key_announced event of the audit chain from the state's vote
+ *      (vote.round_key, as GET /api/terminal/round-key also answers it) and checks that it names the round_ref of the state endpoint's vote, that SHA-384 of its
  *      SubjectPublicKeyInfo DER equals the event's fingerprint AND the state's key_fingerprint;
  *      otherwise it refuses the key, shows an error and requests nothing;
  *   2. makes a random 16-byte serial (crypto.getRandomValues), prepares and blinds
@@ -31,7 +31,7 @@
  * A ballot set (选举票组: 主任, 副主任, 委员 on one ballot) is one ballot screen: the state's
  * vote.ballot_set lists the set's open elections (a re-vote opens only the undecided), each
  * with its own round and key. The tablet checks each round's announced key
- * (round-key?round_ref=), blinds a fresh serial for each, asks for all the signatures in one
+ * (each part's vote.round_key), blinds a fresh serial for each, asks for all the signatures in one
  * request (POST /api/terminal/blind-sign-set: all or none), checks 赞成 + 另选 against each
  * election's seats, and sends the casts at once (POST /api/terminal/cast-set), each with its
  * own serial, retry id and receipt secret: nothing ties one election's ballot to another's.
@@ -441,9 +441,8 @@
   function obtainBallot(vote) {
     if (isSet(vote)) return obtainSetBallots(partsOf(vote));
     var B = window.BlindRSA;
-    return api("GET", "/api/terminal/round-key").then(function (r) {
-      if (r.status !== 200 || !r.data || !r.data.data) throw fail(r.status);
-      var pk = checkedKey(r.data, vote);
+    return Promise.resolve().then(function () {
+      var pk = checkedKey(vote.round_key, vote);
       var serial = B.randomBytes(16);
       var prepared = B.prepare(B.ballotMessage(vote.round_ref, serial));
       var bl = B.blind(pk, prepared);
@@ -462,12 +461,9 @@
   // each, the signatures in one request (all or none), each unblinded and verified.
   function obtainSetBallots(parts) {
     var B = window.BlindRSA;
-    return Promise.all(parts.map(function (vote) {
-      return api("GET", "/api/terminal/round-key?round_ref=" + encodeURIComponent(vote.round_ref)).then(function (r) {
-        if (r.status !== 200 || !r.data || !r.data.data) throw fail(r.status);
-        return checkedKey(r.data, vote);
-      });
-    })).then(function (pks) {
+    return Promise.resolve().then(function () {
+      return parts.map(function (vote) { return checkedKey(vote.round_key, vote); });
+    }).then(function (pks) {
       var prepared = [], blinded = [];
       parts.forEach(function (vote, i) {
         prepared.push({ serial: B.randomBytes(16) });
@@ -487,9 +483,10 @@
     });
   }
 
-  // The announced key of `vote`'s round, or an `unannounced` error (file header, step 1).
+  // The announced key of `vote`'s round (its round_key: the announcement event), or an
+  // `unannounced` error (file header, step 1).
   function checkedKey(ann, vote) {
-    var B = window.BlindRSA, a = ann.data, der;
+    var B = window.BlindRSA, a = (ann && ann.data) || {}, der;
     try { der = B.base64urlToBytes(a.public_key_der); } catch (e) { der = null; }
     var fp = der ? hex(window.nobleHashes.sha384(der)) : null;
     if (!der || a.round_ref !== vote.round_ref || a.fingerprint !== fp ||

@@ -42,12 +42,15 @@ def _settings():
     return current_app.config["SETTINGS"]
 
 
-def _item_view(item: Item, rnd: Round) -> dict:
+def _item_view(db, item: Item, rnd: Round) -> dict:
     cands = {c.key: c for c in item.candidates}
     return {"item_id": item.id, "key": item.key, "kind": item.kind, "title": item.title,
             "secret": item.secret, "round": rnd.number, "places": rnd.places,
             "round_ref": rnd.ref if item.channel in BLIND_CHANNELS else None,
             "key_fingerprint": rnd.blind_key_fingerprint,
+            # The round_key_announced event itself, checked by the tablet as GET round-key's: a
+            # hall's tablets take their ballots at once without 3,000 requests for it first.
+            "round_key": issuance.announcement(db, rnd) if item.channel in BLIND_CHANNELS else None,
             "closes_at": rnd.closes_at.isoformat() if rnd.closes_at else None,
             "candidates": [{"key": k, "title": cands[k].title, "description": cands[k].description,
                             "office": cands[k].office} for k in rnd.candidate_keys],
@@ -72,9 +75,9 @@ def _shared_state(db, sitting_id: int) -> dict:
     voting_now = open_item(db, sitting)
     if voting_now is not None:
         rnd = voting.current_round(voting_now)
-        vote = _item_view(voting_now, rnd)
+        vote = _item_view(db, voting_now, rnd)
         if voting_now.ballot_set:  # one ballot for the set: every election of it open now
-            vote["ballot_set"] = [dict(vote)] + [_item_view(m, voting.current_round(m))
+            vote["ballot_set"] = [dict(vote)] + [_item_view(db, m, voting.current_round(m))
                                            for m in ballot_sets.open_members(db, voting_now)[1:]]
         # During a vote the tablet shows the 应到/实到 of the vote, as the presiding screen
         # does (fixed at opening): a late check-in does not make the two disagree.

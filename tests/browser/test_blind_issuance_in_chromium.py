@@ -70,13 +70,17 @@ def test_tablet_refuses_a_round_key_that_is_not_the_announced_one(new_page, live
     asked: list[str] = []
     page.on("request", lambda req: asked.append(req.url))
 
+    other_key = b64url_encode(blind_rsa.public_key_der(blind_rsa.generate_round_key()))
+
     def swap_key(route):  # a man in the middle offers another key under the real announcement
         resp = route.fetch()
-        ann = resp.json()
-        ann["data"]["public_key_der"] = b64url_encode(blind_rsa.public_key_der(blind_rsa.generate_round_key()))
-        route.fulfill(response=resp, body=json.dumps(ann), headers={**resp.headers, "content-type": "application/json"})
+        if resp.status != 200 or not (resp.json() or {}).get("vote"):
+            return route.fulfill(response=resp)
+        state = resp.json()
+        state["vote"]["round_key"]["data"]["public_key_der"] = other_key
+        route.fulfill(response=resp, body=json.dumps(state), headers={**resp.headers, "content-type": "application/json"})
 
-    page.route("**/api/terminal/round-key", swap_key)
+    page.route("**/api/terminal/state*", swap_key)
     api.call("POST", f"/api/admin/items/{s.item_id}/open")
     refused = screen(page, "refused", timeout=20_000)
     assert "公布" in refused.inner_text() or "announced" in refused.inner_text()
