@@ -15,7 +15,7 @@ from ballot_service.cli import main
 from ballot_service.config import Settings
 from ballot_service.crypto import keys
 from ballot_service.formats import ballots
-from ballot_service.models import PaperBallot, Terminal
+from ballot_service.models import Issuance, Member, PaperBallot, Terminal
 
 
 def checkin(api, credential, member):
@@ -162,3 +162,24 @@ def test_an_overlong_number_gets_a_short_error_that_does_not_echo_it(api):
         assert status == 400 and err["where"] == "member"
         assert "9" * 20 not in err["message"] + err["message_zh"] and len(err["message_zh"]) < 60, err
     assert attendance(api, s)["present"] == 0
+
+
+def test_a_member_with_no_seat_is_issued_no_ballot_on_a_spare_tablet_they_never_used(app, api):
+    """A member with no seat in the roster, recorded present by the secretariat, gets no
+    tablet ballot at the opening merely because a spare (seatless) tablet exists: only the
+    tablet they checked in at, or their seat's, is theirs (tablet_setup.seat_plan). The
+    opening's readiness already said so (无表决器); the eligibility now agrees with it."""
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
+    roster = [{"id": no, "name": f"代表{no}", "seat": no} for no in s.members] + [{"id": "M0009", "name": "代表M0009"}]
+    api.call("POST", f"/api/admin/bodies/{s.body_id}/roster", {"members": roster})
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": ["M0009"], "status": "present"})
+    spare = _spare(api, s)
+    status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", {"override_reason": "M0009 votes on paper"},
+                            expect=None)
+    assert status == 200, data
+    rows = query(app, select(Member.member_no, Issuance.terminal_id, Issuance.allowed)
+                 .join(Member, Member.id == Issuance.member_id))
+    by_member = {no: (tid, allowed) for no, tid, allowed in rows}
+    assert by_member["M0009"] == (None, 0)
+    assert spare["id"] not in {tid for tid, _ in by_member.values()}
+    assert sorted(by_member[no] for no in s.members) == sorted((s.terminal_ids[no], 1) for no in s.members)
