@@ -183,3 +183,46 @@ def test_a_member_with_no_seat_is_issued_no_ballot_on_a_spare_tablet_they_never_
     assert by_member["M0009"] == (None, 0)
     assert spare["id"] not in {tid for tid, _ in by_member.values()}
     assert sorted(by_member[no] for no in s.members) == sorted((s.terminal_ids[no], 1) for no in s.members)
+
+
+def _issued_terminals(app) -> dict:
+    rows = query(app, select(Member.member_no, Issuance.terminal_id).join(Member, Member.id == Issuance.member_id))
+    return dict(rows)
+
+
+def test_members_checked_in_at_two_spare_tablets_are_each_issued_their_ballot(app, api):
+    """Two seats' tablets broke; their members checked in at two spares. Each spare is issued
+    its own member's ballot (before 81aa7f3 the spares, having no seat, collapsed into one and
+    one of the two members got none)."""
+    s = setup_sitting(api, members=4, present=2, open_vote=False)
+    for no in ("M0003", "M0004"):
+        api.call("POST", f"/api/admin/terminals/{s.terminal_ids[no]}/revoke")
+    spares = {no: _spare(api, s, name=f"备用表决器 {no}") for no in ("M0003", "M0004")}
+    for no, spare in spares.items():
+        assert checkin(api, spare["credential"], no)[0] == 200
+    status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", {"override_reason": "spares"}, expect=None)
+    assert status == 200, data
+    issued = _issued_terminals(app)
+    assert issued["M0003"] == spares["M0003"]["id"] and issued["M0004"] == spares["M0004"]["id"]
+    assert issued["M0001"] == s.terminal_ids["M0001"] and issued["M0002"] == s.terminal_ids["M0002"]
+
+
+def test_a_spare_released_and_checked_in_at_again_serves_the_member_it_is_bound_to(app, api):
+    """M0002 checked in at a spare, the secretariat released it, M0003 checked in there: both
+    members' attendance names that tablet. It serves M0003, to whom it is bound now (before
+    81aa7f3 the first row read took it, and M0003's ballot went nowhere); M0002 has none, and
+    the opening's readiness says who has the tablet."""
+    s = setup_sitting(api, members=3, present=1, open_vote=False)
+    for no in ("M0002", "M0003"):
+        api.call("POST", f"/api/admin/terminals/{s.terminal_ids[no]}/revoke")
+    spare = _spare(api, s)
+    assert checkin(api, spare["credential"], "M0002")[0] == 200
+    api.call("POST", f"/api/admin/terminals/{spare['id']}/release")
+    assert checkin(api, spare["credential"], "M0003")[0] == 200
+    status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", expect=None)
+    assert status == 409 and "表决器由代表M0003使用" in assert_error_shape(data, "Conflict")["message_zh"]
+    status, data = api.call("POST", f"/api/admin/items/{s.item_id}/open", {"override_reason": "M0002 on paper"},
+                            expect=None)
+    assert status == 200, data
+    issued = _issued_terminals(app)
+    assert issued["M0003"] == spare["id"] and issued["M0002"] is None and issued["M0001"] == s.terminal_ids["M0001"]

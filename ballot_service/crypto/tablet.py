@@ -31,6 +31,8 @@ class UnannouncedKey(ValueError):
 
 def round_key_from_announcement(announcement: dict, round_ref: str, fingerprint: str,
                                 body_key: Ed25519PublicKey | None = None) -> rsa.RSAPublicKey:
+    if not isinstance(announcement, dict) or not isinstance(announcement.get("data", announcement), dict):
+        raise UnannouncedKey("no round key was announced for this round")
     data = announcement.get("data", announcement)
     der = b64url_decode(data["public_key_der"])
     actual = hashlib.sha384(der).hexdigest()

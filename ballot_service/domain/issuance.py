@@ -28,7 +28,6 @@ announced public key).
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
@@ -42,7 +41,7 @@ from ballot_service.domain import audit, group_commit, round_facts
 from ballot_service.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
-from ballot_service.models import Attendance, AuditEvent, Issuance, Item, Round, Sitting, Terminal
+from ballot_service.models import Attendance, Issuance, Item, Round, Sitting, Terminal
 from ballot_service.vocab import BLIND_CHANNELS, AuditKind, Presence, RoundStatus
 
 ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
@@ -123,17 +122,6 @@ def is_paper_serial(db: Session, settings: Settings, round_id: int, serial: str)
         body_id = rnd.item.sitting.body_id
         key = blind_ballots.paper_serial_key(round_private_key(settings, body_id, rnd), rnd.ref)
     return blind_ballots.is_paper_serial(key, serial)
-
-
-def announcement(db: Session, rnd: Round) -> dict:
-    """The round_key_announced event of a round: {seq, hash, data}."""
-    for ev in db.scalars(select(AuditEvent).where(AuditEvent.kind == ANNOUNCE_EVENT,
-                                                  AuditEvent.sitting_id == rnd.item.sitting_id)
-                         .order_by(AuditEvent.seq.desc())):
-        data = json.loads(ev.data)
-        if data.get("round_id") == rnd.id:
-            return {"seq": ev.seq, "hash": ev.hash, "kind": ev.kind, "data": data}
-    raise NotFound(f"round {rnd.ref} has no announced key", where="round", zh=f"轮次 {rnd.ref} 没有公布签名公钥")
 
 
 def _open_round_of_terminal(db: Session, terminal_id: int, round_ref: str):

@@ -99,29 +99,54 @@ class Readiness:
 
 
 def seat_plan(db: Session, sitting: Sitting) -> list[tuple]:
-    """Each present member in office, by member number, with the tablet a vote's opening issues
-    to (voting._make_eligible): the live seat terminal where they checked in, else their seat's;
-    None when there is none. Plain rows (id, member_no, name, seat; the tablet's id, name,
-    set_up_at, last_seen_at), not ORM objects: a hall's 3,000 of each cost ~100 ms as objects."""
-    live = db.execute(select(Terminal.id, Terminal.name, Terminal.seat, Terminal.set_up_at, Terminal.last_seen_at)
+    """Each present member in office, by member number: (member, tablet, taken_by), the tablet a
+    vote's opening issues their ballot to (voting._make_eligible). A tablet serves one member in
+    a vote: whoever checked in at it (at a spare released and checked in at again, two have:
+    the member it is bound to now), else its seat's member; a member whose tablet serves
+    another gets None and that member's name as `taken_by`. Only live seat terminals count.
+    Plain rows (id, member_no, name, seat, terminal_id; the tablet's id, name, set_up_at,
+    last_seen_at, bound_member_id), not ORM objects: a hall's 3,000 of each cost ~100 ms as
+    objects."""
+    live = db.execute(select(Terminal.id, Terminal.name, Terminal.seat, Terminal.set_up_at, Terminal.last_seen_at,
+                             Terminal.bound_member_id)
                       .where(Terminal.sitting_id == sitting.id, Terminal.kind == TerminalKind.SEAT,
-                             Terminal.revoked_at.is_(None))).all()
-    by_id, by_seat = {t.id: t for t in live}, {t.seat: t for t in live if t.seat}
+                             Terminal.revoked_at.is_(None)).order_by(Terminal.id)).all()
+    by_id = {t.id: t for t in live}
+    by_seat: dict = {}
+    for t in live:
+        if t.seat:
+            by_seat.setdefault(t.seat, t)  # two live tablets on one seat: the older serves it
     members = db.execute(select(Member.id, Member.member_no, Member.name, Member.seat, Attendance.terminal_id)
                          .join(Attendance, Attendance.member_id == Member.id)
                          .where(Attendance.sitting_id == sitting.id, Attendance.status == Presence.PRESENT,
                                 Member.in_office.is_(True)).order_by(Member.member_no)).all()
-    return [(m, by_id.get(m.terminal_id) or by_seat.get(m.seat)) for m in members]
+    found = [(m, by_id.get(m.terminal_id), by_seat.get(m.seat)) for m in members]
+    holder: dict[int, object] = {}  # tablet id -> the member it serves
+    for bound_first in (True, False):
+        for m, at_checkin, _ in found:
+            if at_checkin is not None and (at_checkin.bound_member_id == m.id) == bound_first:
+                holder.setdefault(at_checkin.id, m)
+    for m, at_checkin, at_seat in found:
+        if at_checkin is None and at_seat is not None:
+            holder.setdefault(at_seat.id, m)
+    plan = []
+    for m, at_checkin, at_seat in found:
+        term = at_checkin or at_seat
+        serves = holder[term.id] if term is not None else m
+        plan.append((m, term, None) if serves.id == m.id else (m, None, serves.name))
+    return plan
 
 
-def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None) -> Readiness:
-    """Each present member's tablet (where they checked in, else their seat's), as a vote's
-    opening would issue to it (seat_plan): set up and online, or why not."""
+def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None, plan: list | None = None) -> Readiness:
+    """Each present member's tablet as a vote's opening would issue to it (seat_plan, or the
+    `plan` it gave): set up and online, or why not."""
     now = now or utcnow()
-    plan = seat_plan(db, sitting)
+    plan = seat_plan(db, sitting) if plan is None else plan
     missing = []
-    for member, term in plan:
-        if term is None:
+    for member, term, taken_by in plan:
+        if taken_by is not None:
+            missing.append((member.member_no, member.name, f"表决器由{taken_by}使用"))
+        elif term is None:
             missing.append((member.member_no, member.name, "无表决器"))
         elif term.set_up_at is None:
             missing.append((member.member_no, member.name, f"表决器 {term.name} 未设置"))

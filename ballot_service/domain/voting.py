@@ -89,7 +89,8 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
         err.commit_audit = True
         raise err
 
-    override = _tablets_override(db, item, override_reason)
+    plan = tablet_setup.seat_plan(db, sitting) if item.channel in BLIND_CHANNELS else None
+    override = _tablets_override(db, item, override_reason, plan)
     _claim_open_slot(db, item, ballot)  # the first write: a racing opening waits here, then is refused
     now = now or database_now(db)  # the time limit is a deadline on the database's clock, as intake compares it
     rnd.open_override = override
@@ -103,7 +104,7 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     if item.channel in BLIND_CHANNELS:
         db.flush()
         issuance.start_round_key(db, settings, item, rnd)  # announced before any issuance
-        issued = _make_eligible(db, item, rnd)
+        issued = _make_eligible(db, rnd, plan)
     db.flush()
     audit.append(db, AuditKind.VOTE_OPENED, {
         "item_id": item.id, "key": item.key, "round": rnd.number, "members": state.members,
@@ -117,12 +118,13 @@ def open_round(db: Session, settings: Settings, item: Item, override_reason: str
     return rnd
 
 
-def _tablets_override(db: Session, item: Item, reason: str | None) -> dict | None:
+def _tablets_override(db: Session, item: Item, reason: str | None, plan: list | None) -> dict | None:
     """None when every present member has a ready tablet (or the vote is not on tablets);
-    else the typed reason with the figures, or a refusal naming who is not ready."""
+    else the typed reason with the figures, or a refusal naming who is not ready. `plan`:
+    tablet_setup.seat_plan's."""
     if item.channel != Channel.TERMINAL:
         return None
-    ready = tablet_setup.readiness(db, item.sitting)
+    ready = tablet_setup.readiness(db, item.sitting, plan=plan)
     if ready.ready == ready.present:
         return None
     reason = names.check_name(reason, what="reason", where="override_reason", max_len=names.ITEM_TITLE,
@@ -167,18 +169,12 @@ def record_quorum_not_met(db: Session, item: Item) -> dict:
     return record_quorum_failure(db, item, rnd, state.members, state.present)
 
 
-def _make_eligible(db: Session, item: Item, rnd: Round) -> int:
-    """Make each present member eligible for one blind signature from the terminal at their
-    seat or where they checked in (tablet_setup.seat_plan). Members without a terminal get
-    none (they vote on paper: RULES fallback)."""
-    taken: set[int] = set()
-    pairs = []
-    for member, term in tablet_setup.seat_plan(db, item.sitting):
-        terminal_id = term.id if term is not None and term.id not in taken else None  # one member per terminal
-        if terminal_id is not None:
-            taken.add(terminal_id)
-        pairs.append((member.id, terminal_id))
-    return issuance.make_eligible(db, rnd, pairs)
+def _make_eligible(db: Session, rnd: Round, plan: list) -> int:
+    """Make each present member eligible for one blind signature from the tablet the seat plan
+    gives them (tablet_setup.seat_plan: where they checked in, else their seat's; one member
+    per tablet). Members without one get none (they vote on paper: RULES fallback)."""
+    return issuance.make_eligible(db, rnd, [(member.id, term.id if term is not None else None)
+                                            for member, term, _ in plan])
 
 
 def issued_count(db: Session, item: Item, rnd: Round) -> int:

@@ -18,7 +18,8 @@
  * Blind issuance (static/blind_rsa.js, RFC 9474; the server never sees the serial)
  * When a terminal vote is open and this tablet has no ballot for it, the tablet
  *   1. takes the round_key_announced event of the audit chain from the state's vote
- *      (vote.round_key, as GET /api/terminal/round-key also answers it) and checks that it names the round_ref of the state endpoint's vote, that SHA-384 of its
+ *      (vote.round_key, as GET /api/terminal/round-key also answers it) and checks that it
+ *      names the round_ref of the state endpoint's vote, that SHA-384 of its
  *      SubjectPublicKeyInfo DER equals the event's fingerprint AND the state's key_fingerprint;
  *      otherwise it refuses the key, shows an error and requests nothing;
  *   2. makes a random 16-byte serial (crypto.getRandomValues), prepares and blinds
@@ -249,12 +250,13 @@
   }
 
   // reason: undefined (no vote open), "late" (checked in after the vote opened: no ballot),
-  // "issued" (this seat's ballot was issued already) or "asking" (a vote is open: the next
-  // state says which). The "no vote is open" lines are hidden while a vote is open, so the
-  // screen never says both.
+  // "issued" (this seat's ballot was issued already), "paper" (the open vote is on paper) or
+  // "asking" (a vote is open: the next state says which). The "no vote is open" lines are
+  // hidden while a vote is open, so the screen never says both.
   function showWaiting(reason) {
     $("noballot-note").hidden = reason !== "late" && reason !== true;
     $("issued-note").hidden = reason !== "issued";
+    $("paper-note").hidden = reason !== "paper";
     $("waiting-text").hidden = !!reason;
     $("waiting-hint").hidden = !!reason;
     show("waiting");
@@ -393,6 +395,11 @@
     }
     if (st.stickyKey === key && (st.screen === "voted" || st.screen === "closed" || st.screen === "refused")) {
       return null; // the server already told us how this vote ended for this tablet
+    }
+    if (!vote.round_ref) {  // on paper (or a tally sheet): no tablet ballot, nothing to ask for
+      if (state.member) showWaiting("paper");
+      else showCheckin();
+      return null;
     }
     if (st.noBallot[key]) {
       if (state.member) showWaiting(st.noBallot[key] === "issued" ? "issued" : "late");

@@ -1,7 +1,9 @@
 """A seat tablet's round key and blind signature (GET /api/terminal/round-key, POST
 /api/terminal/blind-sign), answered on the ASGI worker's event loop (web/asgi.py).
 
-When a vote opens, every tablet of the hall asks for both within a second or two. Through
+When a vote opens, every tablet of the hall asks for its blind signature within a second or
+two (the round key now comes with the state that told it of the opening, terminal_api
+_item_view; the round-key request stays for any client that asks). Through
 Flask each took a thread, an ORM session and about five queries (the credential, the
 terminal's issuance row, the round and its key, presence), 5-7 ms of CPU a tablet on two
 cores shared with the casts that follow: 3,000 tablets held their ballots 15-25 s after

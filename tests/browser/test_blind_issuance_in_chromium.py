@@ -1,5 +1,6 @@
 """Blind issuance on real tablets (Chromium): a whole secret vote on two tablets through the
-blind-signature flow, and a tablet that refuses a round key which is not the announced one."""
+blind-signature flow, a tablet that refuses a round key which is not the announced one, and
+a paper vote, which asks a tablet for nothing."""
 from __future__ import annotations
 
 import json
@@ -85,3 +86,21 @@ def test_tablet_refuses_a_round_key_that_is_not_the_announced_one(new_page, live
     refused = screen(page, "refused", timeout=20_000)
     assert "公布" in refused.inner_text() or "announced" in refused.inner_text()
     assert not any(u.endswith("/api/terminal/blind-sign") for u in asked)
+
+
+def test_a_paper_vote_puts_no_tablet_on_the_key_alarm(new_page, live_site):
+    """A paper vote has no round key: the state's vote carries none, and the tablet says the
+    vote is on paper, asks for no key or signature, and never shows the key-mismatch alarm."""
+    api, base = live_site.api, live_site.base_url
+    s = setup_sitting(api, members=2, present=1, open_vote=False, channel="paper")
+    page = open_tablet(new_page, base, s.creds["M0002"])
+    check_in(page, "M0002")
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url))
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    page.locator("#paper-note").wait_for(state="visible", timeout=20_000)
+    assert "纸质选票" in page.locator("#paper-note").inner_text()
+    assert page.locator('section[data-screen="refused"]').is_hidden()
+    assert page.locator("#noballot-note").is_hidden()
+    assert not any("/round-key" in u or "/blind-sign" in u for u in asked)
+    assert page.js_errors == []
