@@ -4,11 +4,12 @@ When a vote opens or closes, every tablet of the hall is waiting on `GET /api/te
 ?wait=<ETag>`. Each woken long-poll used to ask Flask for its state again: 3,000 requests
 through Flask in the same second, each authenticating its credential and reading the state's
 version, queued on the worker threads ahead of the blind signatures the same tablets ask for
-next (the woken state carries the round's key announcement, so they ask for nothing else). Here a process reads the sitting's shared state once per change (the
-VersionedCache the state endpoint uses, terminal_api.seat_states) and composes each woken
-tablet's answer from it with terminal_api.seat_answer, so body and ETag are the bytes Flask
-would send, for the tablet Flask itself authenticated when this long-poll began (the endpoint
-leaves who it answered in the request's environ, terminal_api.SEAT_ENVIRON).
+next (the woken state carries the round's key announcement: they ask for nothing else). Here
+a process reads the sitting's shared state once per change (the VersionedCache the state
+endpoint uses, terminal_api.seat_states) and composes each woken tablet's answer from it with
+terminal_api.seat_answer, so body and ETag are the bytes Flask would send, for the tablet
+Flask itself authenticated when this long-poll began (the endpoint leaves who it answered in
+the request's environ, terminal_api.SEAT_ENVIRON).
 
 Checked again for every woken tablet: that its terminal is still not revoked (one query per
 snapshot, the sitting's terminals; revocation is the only way a credential ends). A
