@@ -3,6 +3,7 @@ signature, refusals, and properties (any message round-trips; rounds do not mix)
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ballot_service.crypto import blind_rsa as br
+from ballot_service.crypto import openssl_rsa
 
 VECTOR_FILE = Path(__file__).parent / "data" / "rfc9474_sha384_pss_randomized.json"
 
@@ -35,6 +37,17 @@ def key() -> rsa.RSAPrivateKey:
     return br.generate_round_key()
 
 
+@pytest.fixture(params=["openssl", "gmpy2"])
+def engine(request, monkeypatch) -> str:
+    """blind_sign's private operation: OpenSSL's (crypto/openssl_rsa.py), or gmpy2's CRT, the
+    fallback where no usable libcrypto is found."""
+    if request.param == "openssl" and not openssl_rsa.available():
+        pytest.skip("no usable OpenSSL libcrypto in this process")
+    if request.param == "gmpy2":
+        monkeypatch.setattr(openssl_rsa, "raw_private", lambda private, value: None)
+    return request.param
+
+
 def sign_round_trip(key, msg: bytes) -> tuple[bytes, bytes]:
     """The whole protocol: client prepares and blinds, server signs, client finalizes."""
     pub = key.public_key()
@@ -45,7 +58,7 @@ def sign_round_trip(key, msg: bytes) -> tuple[bytes, bytes]:
 
 # ---- RFC 9474 Appendix A: RSABSSA-SHA384-PSS-Randomized ------------------------------------
 
-def test_rfc9474_vector_reproduced_exactly():
+def test_rfc9474_vector_reproduced_exactly(engine):
     v = rfc_vector()
     priv = vector_key(v)
     pub = priv.public_key()
@@ -199,9 +212,61 @@ class _FaultyGmpy:
 def test_blind_sign_checks_its_result_with_public_exponent(key, monkeypatch):
     # A faulty CRT half would leak a factor of n (Bellcore attack); it must never leave.
     blinded, _ = br.blind(key.public_key(), br.prepare(b"ballot"))
+    monkeypatch.setattr(openssl_rsa, "raw_private", lambda private, value: None)  # gmpy2's CRT
     monkeypatch.setattr(br, "gmpy2", _FaultyGmpy(br.gmpy2, key.private_numbers().p))
     with pytest.raises(ArithmeticError):
         br.blind_sign(key, blinded)
+
+
+def test_blind_sign_checks_openssls_result_too(key, monkeypatch):
+    blinded, _ = br.blind(key.public_key(), br.prepare(b"ballot"))
+    right = br.blind_sign(key, blinded)
+    wrong = (int.from_bytes(right, "big") + 1).to_bytes(len(right), "big")
+    monkeypatch.setattr(openssl_rsa, "raw_private", lambda private, value: wrong)
+    with pytest.raises(ArithmeticError):
+        br.blind_sign(key, blinded)
+
+
+def test_openssl_is_used_where_python_links_openssl_3():
+    # The fast path must not silently fall back on the machines this service runs on.
+    import ssl
+    if ssl.OPENSSL_VERSION_INFO[0] < 3 or not Path("/proc/self/maps").exists():
+        pytest.skip("not OpenSSL 3 on Linux")
+    assert openssl_rsa.available()
+
+
+def test_openssl_and_gmpy2_agree_with_the_textbook_operation(key, monkeypatch):
+    if not openssl_rsa.available():
+        pytest.skip("no usable OpenSSL libcrypto in this process")
+    numbers = key.private_numbers()
+    n, d = numbers.public_numbers.n, numbers.d
+    for _ in range(20):
+        blinded, _ = br.blind(key.public_key(), br.prepare(b"ballot"))
+        by_openssl = openssl_rsa.raw_private(key, blinded)
+        by_gmpy2 = br._crt_private(key, int.from_bytes(blinded, "big"), n, numbers.public_numbers.e, os.urandom)
+        assert int.from_bytes(by_openssl, "big") == int(by_gmpy2) == pow(int.from_bytes(blinded, "big"), d, n)
+
+
+def test_openssl_keys_dropped_and_loaded_again_sign_alike(monkeypatch):
+    # More keys than OpenSSL keeps at once (one per open round, a few): the oldest is freed and
+    # loaded again when asked for; from several threads at once, every signature still verifies.
+    if not openssl_rsa.available():
+        pytest.skip("no usable OpenSSL libcrypto in this process")
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(openssl_rsa, "_KEPT", 2)
+    keys = [br.generate_round_key() for _ in range(3)]
+
+    def round_trip(i: int) -> bool:
+        k = keys[i % 3]
+        prepared = br.prepare(b"ballot %d" % i)
+        blinded, inv = br.blind(k.public_key(), prepared)
+        return br.verify(k.public_key(), prepared, br.finalize(k.public_key(), prepared, br.blind_sign(k, blinded),
+                                                             inv)) is None
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(round_trip, range(60)))
+    assert len(openssl_rsa._keys) <= 2
 
 
 def test_blind_hooks_validated(key):

@@ -29,6 +29,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ballot_service.crypto import openssl_rsa
+
 __all__ = ["InvalidSignature", "generate_round_key", "public_key_pem", "public_key_der", "prepare",
            "blind", "blind_sign", "finalize", "verify", "ballot_message"]
 
@@ -143,11 +145,11 @@ def blind(pub: rsa.RSAPublicKey, prepared_msg: bytes, *, rng: Rng = os.urandom,
 def blind_sign(private: rsa.RSAPrivateKey, blinded_msg: bytes, *, rng: Rng = os.urandom) -> bytes:
     """Server: the raw RSA private operation on a blinded message (RFC 9474 BlindSign).
 
-    CRT with gmpy2.powmod (cryptography exposes no raw RSA private operation). The result is
-    checked with the public exponent before it leaves, so a fault in the CRT arithmetic can
-    never hand out a value that leaks a factor of n."""
-    priv = private.private_numbers()
-    pub = priv.public_numbers
+    By OpenSSL (crypto/openssl_rsa.py: constant time, blinded, 4-5 times faster), or where no
+    usable libcrypto is found by CRT with gmpy2.powmod (cryptography exposes no raw RSA private
+    operation). Either result is checked with the public exponent before it leaves, so a fault
+    in the CRT arithmetic can never hand out a value that leaks a factor of n."""
+    pub = private.public_key().public_numbers()
     n, e = pub.n, pub.e
     k = (n.bit_length() + 7) // 8
     if len(blinded_msg) != k:
@@ -155,16 +157,23 @@ def blind_sign(private: rsa.RSAPrivateKey, blinded_msg: bytes, *, rng: Rng = os.
     c = int.from_bytes(blinded_msg, "big")
     if c >= n:
         raise ValueError("blinded message is not below the modulus")
+    raw = openssl_rsa.raw_private(private, bytes(blinded_msg))
+    s = gmpy2.mpz(int.from_bytes(raw, "big")) if raw is not None else _crt_private(private, c, n, e, rng)
+    if gmpy2.powmod(s, e, n) != c:
+        raise ArithmeticError("RSA private operation failed its public-exponent check")
+    return int(s).to_bytes(k, "big")
+
+
+def _crt_private(private: rsa.RSAPrivateKey, c: int, n: int, e: int, rng: Rng):
+    """c^d mod n by CRT with gmpy2 (blind_sign where OpenSSL cannot do it)."""
+    priv = private.private_numbers()
     # Base blinding: gmpy2.powmod is not constant-time, so the exponentiation works on
     # c * b^e for a random b the caller never sees, and the timing says nothing about c.
     b = _random_below(n, rng)
     cb = gmpy2.mpz(c) * gmpy2.powmod(b, e, n) % n
     s1 = gmpy2.powmod(cb, priv.dmp1, priv.p)
     s2 = gmpy2.powmod(cb, priv.dmq1, priv.q)
-    s = (s2 + priv.q * (priv.iqmp * (s1 - s2) % priv.p)) * gmpy2.invert(b, n) % n
-    if gmpy2.powmod(s, e, n) != c:
-        raise ArithmeticError("RSA private operation failed its public-exponent check")
-    return int(s).to_bytes(k, "big")
+    return (s2 + priv.q * (priv.iqmp * (s1 - s2) % priv.p)) * gmpy2.invert(b, n) % n
 
 
 def finalize(pub: rsa.RSAPublicKey, prepared_msg: bytes, blind_sig: bytes, inv: bytes) -> bytes:
