@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import statistics
 import sys
 import time
@@ -37,7 +38,6 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.engine == "gmpy2":
         openssl_rsa.raw_private = lambda private, value: None
-    import ssl
     print("private operation: " + (f"OpenSSL libcrypto ({ssl.OPENSSL_VERSION}), crypto/openssl_rsa.py"
                                    if args.engine == "auto" and openssl_rsa.available() else "gmpy2 CRT (fallback)"))
 

@@ -10,7 +10,7 @@ import pytest
 from helpers_live import setup_sitting
 from sqlalchemy import event, func, select
 
-from ballot_service.crypto import tablet
+from ballot_service.crypto import openssl_rsa, tablet
 from ballot_service.models import Issuance
 
 
@@ -54,7 +54,12 @@ def test_a_closed_round_signs_nothing(app, api):
     vote = state["vote"]
     _, announcement = api.call("GET", "/api/terminal/round-key", credential=s.creds["M0001"])
     pub = tablet.round_key_from_announcement(announcement, vote["round_ref"], vote["key_fingerprint"])
+    status, _ = _ask(app.test_client(), s.creds["M0001"], vote, pub)
+    assert status == 200
+    n = pub.public_numbers().n
+    assert not openssl_rsa.available() or n in openssl_rsa._keys  # OpenSSL holds the open round's key
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    assert n not in openssl_rsa._keys  # ... and not after the close (blind_rsa.forget_private)
     status, body = _ask(app.test_client(), s.creds["M0002"], vote, pub)
     assert status in (404, 409) and "blind_sig" not in (body or {})
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -229,10 +231,40 @@ def test_blind_sign_checks_openssls_result_too(key, monkeypatch):
 
 def test_openssl_is_used_where_python_links_openssl_3():
     # The fast path must not silently fall back on the machines this service runs on.
-    import ssl
-    if ssl.OPENSSL_VERSION_INFO[0] < 3 or not Path("/proc/self/maps").exists():
-        pytest.skip("not OpenSSL 3 on Linux")
+    if ssl.OPENSSL_VERSION_INFO[0] < 3:
+        pytest.skip("Python's ssl module is not on OpenSSL 3")
     assert openssl_rsa.available()
+    assert openssl_rsa._lib.OpenSSL_version_num() == ssl.OPENSSL_VERSION_NUMBER  # the very same library
+
+
+def test_a_failing_openssl_falls_back_to_gmpy2(key, monkeypatch):
+    # OpenSSL failing on a good key is the server's fault: the ballot is still signed (by gmpy2).
+    def broken(private, value):
+        raise RuntimeError("OpenSSL refused the RSA private operation")
+
+    blinded, _ = br.blind(key.public_key(), br.prepare(b"ballot"))
+    right = br.blind_sign(key, blinded)
+    monkeypatch.setattr(openssl_rsa, "raw_private", broken)
+    assert br.blind_sign(key, blinded) == right
+
+
+def test_a_closed_rounds_key_leaves_openssl(monkeypatch):
+    # The round's private key must not outlive its close: forgotten at the close in this
+    # process, and after IDLE_S unused in any other (whose cache the close cannot reach).
+    if not openssl_rsa.available():
+        pytest.skip("no usable OpenSSL libcrypto in this process")
+    first, second = br.generate_round_key(), br.generate_round_key()
+    for k in (first, second):
+        br.blind_sign(k, br.blind(k.public_key(), br.prepare(b"ballot"))[0])
+    n_first, n_second = (k.public_key().public_numbers().n for k in (first, second))
+    assert {n_first, n_second} <= set(openssl_rsa._keys)
+    br.forget_private(first.public_key())
+    assert n_first not in openssl_rsa._keys and n_second in openssl_rsa._keys
+    clock = [openssl_rsa.time.monotonic()]
+    monkeypatch.setattr(openssl_rsa.time, "monotonic", lambda: clock[0])
+    clock[0] += openssl_rsa.IDLE_S + 1
+    br.blind_sign(first, br.blind(first.public_key(), br.prepare(b"ballot"))[0])  # any later signature sweeps
+    assert n_second not in openssl_rsa._keys
 
 
 def test_openssl_and_gmpy2_agree_with_the_textbook_operation(key, monkeypatch):
@@ -252,8 +284,6 @@ def test_openssl_keys_dropped_and_loaded_again_sign_alike(monkeypatch):
     # loaded again when asked for; from several threads at once, every signature still verifies.
     if not openssl_rsa.available():
         pytest.skip("no usable OpenSSL libcrypto in this process")
-    from concurrent.futures import ThreadPoolExecutor
-
     monkeypatch.setattr(openssl_rsa, "_KEPT", 2)
     keys = [br.generate_round_key() for _ in range(3)]
 

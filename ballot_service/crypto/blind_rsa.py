@@ -20,6 +20,7 @@ For ballots, msg = ballot_message(round_ref, serial):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from typing import Callable
@@ -30,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ballot_service.crypto import openssl_rsa
+
+log = logging.getLogger(__name__)
 
 __all__ = ["InvalidSignature", "generate_round_key", "public_key_pem", "public_key_der", "prepare",
            "blind", "blind_sign", "finalize", "verify", "ballot_message"]
@@ -157,11 +160,20 @@ def blind_sign(private: rsa.RSAPrivateKey, blinded_msg: bytes, *, rng: Rng = os.
     c = int.from_bytes(blinded_msg, "big")
     if c >= n:
         raise ValueError("blinded message is not below the modulus")
-    raw = openssl_rsa.raw_private(private, bytes(blinded_msg))
+    try:
+        raw = openssl_rsa.raw_private(private, bytes(blinded_msg))
+    except RuntimeError:  # never expected: the same value by gmpy2, and a trace for the operator
+        log.exception("OpenSSL's RSA private operation failed; signing with gmpy2")
+        raw = None
     s = gmpy2.mpz(int.from_bytes(raw, "big")) if raw is not None else _crt_private(private, c, n, e, rng)
     if gmpy2.powmod(s, e, n) != c:
         raise ArithmeticError("RSA private operation failed its public-exponent check")
     return int(s).to_bytes(k, "big")
+
+
+def forget_private(public: rsa.RSAPublicKey) -> None:
+    """The round closed: drop this process's OpenSSL copy of its private key (openssl_rsa.py)."""
+    openssl_rsa.forget(public)
 
 
 def _crt_private(private: rsa.RSAPrivateKey, c: int, n: int, e: int, rng: Rng):

@@ -2,20 +2,24 @@
 
 `cryptography` signs and decrypts only with padding; a blind signature needs the bare
 operation on the client's blinded value. OpenSSL does it as RSA decryption with
-RSA_NO_PADDING: CRT, constant time, with OpenSSL's own base blinding, and on this machine's
-CPU (AVX-512) 4-5 times faster than GMP's powmod (benchmarks/bench_blind_sign.py: ~0.3 ms
-against ~1.3 ms a signature). This module only calls it, through ctypes, on the libcrypto
-that Python's own `ssl` module loaded (OpenSSL 3); the foreign call releases the GIL.
+RSA_NO_PADDING: CRT, constant time, with OpenSSL's own base blinding and check, and on this
+machine's CPU about 3 times faster than GMP's powmod (benchmarks/bench_blind_sign.py: 0.3 ms
+against 1.0 ms a signature). This module only calls it, through ctypes, on the libcrypto of
+Python's own `_ssl` module (its symbols, so never a second OpenSSL), when that is OpenSSL 3;
+the foreign call releases the GIL.
 
-`raw_private(private, value)` returns the k-byte result, or None when no usable libcrypto is
-found (then blind_rsa.py computes it with gmpy2, as before). Keys are handed to OpenSSL once
-(PKCS#1 DER) and kept by modulus, a few at a time (one per open round)."""
+`raw_private(private, value)` returns the k-byte result, or None when OpenSSL cannot be used
+here (then blind_rsa.py computes it with gmpy2, and a warning says so once). Keys are handed
+to OpenSSL once (PKCS#1 DER) and kept by modulus while in use: a few at a time (one per open
+round), each freed after IDLE_S unused or when its round closes in this process (`forget`), as
+the round's key must not outlive the close (issuance.forget_round_key).
+"""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from cryptography.hazmat.primitives import serialization
@@ -26,30 +30,20 @@ log = logging.getLogger(__name__)
 _EVP_PKEY_RSA = 6        # openssl/obj_mac.h NID_rsaEncryption
 _RSA_NO_PADDING = 3      # openssl/rsa.h
 _KEPT = 16               # keys held by OpenSSL at once (least recently used dropped)
-
-
-def _libcrypto_path() -> str | None:
-    """The libcrypto Python's ssl module uses (so no second OpenSSL is loaded), else the system's."""
-    try:
-        import ssl  # noqa: F401  (loads libcrypto into this process)
-
-        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
-            for line in maps:
-                if "/libcrypto.so" in line:
-                    return line.split()[-1]
-    except OSError:
-        pass
-    return ctypes.util.find_library("crypto")
+IDLE_S = 60.0            # a key unused this long is freed (its round has likely closed elsewhere)
 
 
 def _load():
-    path = _libcrypto_path()
-    if path is None:
-        return None
+    """Python's _ssl module as a library (dlsym searches its libcrypto too), if it is OpenSSL 3."""
     try:
-        lib = ctypes.CDLL(path)
+        import _ssl
+        import ssl
+
+        lib = ctypes.CDLL(_ssl.__file__)
         lib.OpenSSL_version_num.restype = ctypes.c_ulong
-        if lib.OpenSSL_version_num() < 0x30000000:  # EVP_PKEY_CTX_set_rsa_padding is a function from 3.0
+        if ssl.OPENSSL_VERSION_INFO[0] < 3 or lib.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
+            log.warning("blind signatures use gmpy2: Python's ssl module is not on OpenSSL 3 (%s)",
+                        ssl.OPENSSL_VERSION)
             return None
         p, i, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
         lib.d2i_PrivateKey.argtypes = [i, p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_long]
@@ -64,13 +58,13 @@ def _load():
         lib.EVP_PKEY_decrypt.restype = i
         lib.ERR_clear_error.argtypes, lib.ERR_clear_error.restype = [], None
         return lib
-    except (OSError, AttributeError) as exc:  # not a libcrypto we can use: gmpy2 does it
-        log.info("OpenSSL's libcrypto (%s) cannot be used for blind signatures: %s", path, exc)
+    except (ImportError, OSError, AttributeError) as exc:  # no usable libcrypto: gmpy2 does it
+        log.warning("blind signatures use gmpy2: OpenSSL's libcrypto cannot be used here (%s)", exc)
         return None
 
 
 _lib = _load()
-_keys: OrderedDict[int, int] = OrderedDict()  # modulus -> EVP_PKEY* (one reference held here)
+_keys: OrderedDict[int, list] = OrderedDict()  # modulus -> [EVP_PKEY* (one reference held here), last used]
 _keys_lock = threading.Lock()
 
 
@@ -78,42 +72,59 @@ def available() -> bool:
     return _lib is not None
 
 
+def _drop(n: int) -> None:
+    """Free the cache's reference to a key (under _keys_lock); a caller signing with it holds its own."""
+    _lib.EVP_PKEY_free(_keys.pop(n)[0])
+
+
 def _pkey(private: rsa.RSAPrivateKey) -> int:
     """A new reference to the key's EVP_PKEY (the caller frees it), loaded once per modulus."""
     n = private.public_key().public_numbers().n
+    now = time.monotonic()
     with _keys_lock:
-        pkey = _keys.get(n)
-        if pkey is not None:
+        for old in [m for m, (_, used) in _keys.items() if now - used > IDLE_S and m != n]:
+            _drop(old)
+        kept = _keys.get(n)
+        if kept is not None and _lib.EVP_PKEY_up_ref(kept[0]) == 1:
+            kept[1] = now
             _keys.move_to_end(n)
-            _lib.EVP_PKEY_up_ref(pkey)
-            return pkey
+            return kept[0]
     der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
     cursor = ctypes.c_char_p(der)
     pkey = _lib.d2i_PrivateKey(_EVP_PKEY_RSA, None, ctypes.byref(cursor), len(der))
     if not pkey:
         _lib.ERR_clear_error()
-        raise ValueError("OpenSSL could not read the round's private key")
+        raise RuntimeError("OpenSSL could not read the round's private key")
     with _keys_lock:
-        if n in _keys:  # another thread loaded it meanwhile: keep theirs
-            _lib.EVP_PKEY_free(pkey)
-            pkey = _keys[n]
-        else:
-            _keys[n] = pkey
-            while len(_keys) > _KEPT:
-                _lib.EVP_PKEY_free(_keys.popitem(last=False)[1])
-        _lib.EVP_PKEY_up_ref(pkey)
+        if n in _keys:  # loaded meanwhile by another thread: replace it (it is freed once unused)
+            _drop(n)
+        _keys[n] = [pkey, now]
+        while len(_keys) > _KEPT:
+            _drop(next(iter(_keys)))
+        if _lib.EVP_PKEY_up_ref(pkey) != 1:
+            raise RuntimeError("OpenSSL could not take a reference to the round's private key")
         return pkey
+
+
+def forget(public: rsa.RSAPublicKey) -> None:
+    """Free this process's copy of a round's private key (its round closed)."""
+    if _lib is None:
+        return
+    with _keys_lock:
+        if public.public_numbers().n in _keys:
+            _drop(public.public_numbers().n)
 
 
 def raw_private(private: rsa.RSAPrivateKey, value: bytes) -> bytes | None:
     """value^d mod n as k bytes (`value`: k bytes, below n: the caller checked), or None when
-    OpenSSL is not available. Raises ValueError if OpenSSL refuses."""
+    OpenSSL is not available. Raises RuntimeError if OpenSSL fails (the server's fault)."""
     if _lib is None:
         return None
     pkey = _pkey(private)
-    ctx = _lib.EVP_PKEY_CTX_new(pkey, None)
+    ctx = None
     try:
+        ctx = _lib.EVP_PKEY_CTX_new(pkey, None)
         out = ctypes.create_string_buffer(len(value))
         size = ctypes.c_size_t(len(out))
         if not ctx or _lib.EVP_PKEY_decrypt_init(ctx) <= 0 \
@@ -121,7 +132,7 @@ def raw_private(private: rsa.RSAPrivateKey, value: bytes) -> bytes | None:
                 or _lib.EVP_PKEY_decrypt(ctx, out, ctypes.byref(size), value, len(value)) <= 0 \
                 or size.value != len(value):
             _lib.ERR_clear_error()
-            raise ValueError("OpenSSL refused the RSA private operation")
+            raise RuntimeError("OpenSSL refused the RSA private operation")
         return out.raw
     finally:
         if ctx:

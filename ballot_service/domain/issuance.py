@@ -107,6 +107,8 @@ def make_eligible(db: Session, rnd: Round, pairs: list[tuple[int, int | None]]) 
 
 def forget_round_key(rnd: Round) -> None:
     rnd.blind_private_key = None
+    if rnd.blind_public_key is not None:  # and this process's copy in OpenSSL (other nodes' expire)
+        blind_rsa.forget_private(blind_ballots.load_round_key(rnd.blind_public_key))
 
 
 def is_paper_serial(db: Session, settings: Settings, round_id: int, serial: str) -> bool | None:
