@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from ballot_service.cli import main
 from ballot_service.config import Settings
-from ballot_service.crypto import keys
+from ballot_service.crypto import keys, openssl_rsa
 from ballot_service.domain.sittings import create_body
 from ballot_service.ops import doctor
 from ballot_service.render import fonts
@@ -45,6 +45,13 @@ def test_font(monkeypatch, tmp_path):
     monkeypatch.setattr(fonts, "PACKAGE_FONTS", tmp_path / "no-fonts")
     check = doctor.check_font()
     assert not check.ok and "fonts-wqy-zenhei" in check.en and "中文字体" in check.zh
+
+
+def test_blind_signing(monkeypatch):
+    assert doctor.check_blind_signing().ok  # Python's ssl is on OpenSSL 3 here, as in CI
+    monkeypatch.setattr(openssl_rsa, "_lib", None)
+    check = doctor.check_blind_signing()
+    assert not check.ok and not check.fatal and "gmpy2" in check.en and "OpenSSL 3" in check.zh
 
 
 def test_keys_good_missing_and_wrong_passphrase(settings, db):
