@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from terminal_support import get_ballot
 
-from ballot_service.crypto import tablet
+from ballot_service.crypto import blind_rsa, tablet
 from ballot_service.domain import issuance
 from ballot_service.models import Issuance, Member, Round
 from ballot_service.web import asgi, head_watcher
@@ -70,8 +70,8 @@ def test_a_taught_seat_gets_its_key_and_signature_on_the_loop_as_from_flask(app,
     for name in ("content-type", "cache-control", "x-content-type-options"):
         assert loop_key[1][name] == flask_key[1][name] == headers[name]
     assert cast[0] == 201
-    # The second request of the same seat: refused by the count, as Flask refuses it.
-    assert again[0] == 409 and flask_signs.calls == 1
+    # The second request of the same seat goes to Flask, which refuses it (and signs nothing).
+    assert again[0] == 409 and flask_signs.calls == 2
     assert json.loads(again[2]) == flask_refusal[1]
     assert "已领取" in flask_refusal[1]["errors"][0]["message_zh"]
 
@@ -260,3 +260,54 @@ def test_a_round_closed_since_the_snapshot_is_refused_as_by_flask(app, api):
     _, flask = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"], "blinded_msg":
                         tablet.start(pub, vote["round_ref"]).blinded_text}, credential=cred, expect=(404, 409))
     assert json.loads(body) == flask and status == 409
+
+
+class _RsaOperations:
+    """Counts the server's RSA private operations (blind_rsa.blind_sign)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        real = blind_rsa.blind_sign
+
+        def counted(*a, **k):
+            self.calls += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(blind_rsa, "blind_sign", counted)
+
+
+def test_resends_from_one_tablet_cost_no_further_rsa_operation(app, api, monkeypatch):
+    """A tablet asking again and again for its signature (a flood from one credential) makes
+    one RSA operation: the loop signs a seat's ballot once per change, and Flask refuses a
+    member already issued before signing; each resend gets the count's 409."""
+    s = setup_sitting(api, members=2)
+    rsa_ops = _RsaOperations(monkeypatch)
+    ag = asgi.create_asgi_app(app, threads=2)
+    cred = s.creds[s.members[0]]
+
+    async def run():
+        vote = (await taught(ag, cred))["vote"]
+        key = await call(ag, "GET", "/api/terminal/round-key", cred)
+        first = await _blind_sign(ag, cred, vote, key[2])
+        resends = [await _blind_sign(ag, cred, vote, key[2]) for _ in range(5)]
+        flood = await asyncio.gather(*(_blind_sign(ag, cred, vote, key[2]) for _ in range(10)))
+        return first, resends + list(flood)
+
+    first, again = asyncio.run(run())
+    assert first[0] == 200 and [a[0] for a in again] == [409] * 15
+    assert "已领取" in json.loads(again[0][2])["errors"][0]["message_zh"]
+    assert rsa_ops.calls == 1
+    assert _issued(app, s.item_id) == 1
+
+
+def test_flask_refuses_a_member_already_issued_before_signing(app, api, monkeypatch):
+    s = setup_sitting(api, members=2)
+    cred = s.creds[s.members[0]]
+    get_ballot(api, cred)
+    rsa_ops = _RsaOperations(monkeypatch)
+    _, state = api.call("GET", "/api/terminal/state", credential=cred)
+    vote = state["vote"]
+    pub = tablet.round_key_from_announcement(vote["round_key"], vote["round_ref"], vote["key_fingerprint"])
+    _, body = api.call("POST", "/api/terminal/blind-sign", {"round_ref": vote["round_ref"], "blinded_msg":
+                       tablet.start(pub, vote["round_ref"]).blinded_text}, credential=cred, expect=(409,))
+    assert "已领取" in body["errors"][0]["message_zh"] and rsa_ops.calls == 0

@@ -179,11 +179,15 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
         _require_present(db, item.sitting_id, issuance.member_id)
         job = _IssueJob(tuple(rnd.id for _, rnd, _ in found), issuance.member_id, item.sitting_id)
         privates = [load_private_key(round_private_key(settings, item.sitting.body_id, rnd)) for _, rnd, _ in found]
-    sigs = []
+        issued_already = any(i.issued >= i.allowed for i, _, _ in found)
     for private, value in zip(privates, blinded):
         if len(value) != private.key_size // 8:
             raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
                                zh=f"盲化消息须为 {private.key_size // 8} 字节")
+    if issued_already:  # a resend: refused with no RSA operation (a flood from one tablet); the count
+        raise _already_issued()  # under the write lock decides every other request
+    sigs = []
+    for private, value in zip(privates, blinded):
         try:
             sigs.append(blind_rsa.blind_sign(private, value))
         except ValueError as exc:
@@ -252,6 +256,11 @@ def _blinded(text) -> bytes:
         return b64url_decode(text)
     except EncodingError:
         raise InvalidInput("blinded_msg is not base64url", where="blinded_msg", zh="盲化消息不是 base64url") from None
+
+
+def _already_issued() -> Conflict:  # one refusal, made in two places
+    return Conflict("this member has already received a ballot in this round", where="ballot",
+                    zh="本席代表本轮已领取选票，不再发出")
 
 
 def _require_present(db: Session, sitting_id: int, member_id: int) -> None:
@@ -362,8 +371,7 @@ def _take_one(db: Session, job: _IssueJob) -> None:
             if db.scalar(select(Round.status).where(Round.id == round_id)) != RoundStatus.OPEN:
                 raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
             _require_present(db, job.sitting_id, job.member_id)
-            raise Conflict("this member has already received a ballot in this round", where="ballot",
-                           zh="本席代表本轮已领取选票，不再发出")
+            raise _already_issued()
         except (Conflict, NotFound) as exc:
             job.error = exc
         return

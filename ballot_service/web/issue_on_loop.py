@@ -18,7 +18,9 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
   taken in the process's issuance group commit, which finds the terminal's member and refuses
   under the write lock exactly as Flask's path does (absent, already issued; no vote open for
   this terminal: Flask answers, as it names the round open now). The signature is sent only
-  after that batch's durable COMMIT.
+  after that batch's durable COMMIT. One RSA operation per seat and round per change: a
+  resend (or a flood from one credential) goes to Flask, which refuses a member already
+  issued before any RSA operation.
 
 Anything else goes on to Flask, which answers as it always has: a credential this process has
 not seen Flask accept, a revoked terminal (checked in every snapshot, and by the count under
@@ -87,6 +89,18 @@ class IssueOnLoop:
         signer = snapshot.signers.get(ref) if isinstance(ref, str) else None
         if signer is None or signer.sitting_id != seat[1] or not isinstance(text, str):
             return None
+        # One RSA operation per seat and round here: resends (a flood from one tablet included)
+        # go to Flask, whose threads bound them and which refuses one already issued unsigned.
+        mine = (seat[0], signer.round_id)
+        if mine in snapshot.signing:
+            return None
+        snapshot.signing.add(mine)
+        answer = await self._sign(seat, snapshot, signer, text)
+        if answer is None or answer[0] not in (200, 409):  # not given, nor refused as given already
+            snapshot.signing.discard(mine)
+        return answer
+
+    async def _sign(self, seat, snapshot: Snapshot, signer, text: str) -> tuple[int, list, bytes] | None:
         try:
             private = snapshot.keys.get(signer.round_id)
             if private is None:  # unwrapping each time cost a tenth of the loop (the key file's checks)

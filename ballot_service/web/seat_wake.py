@@ -64,6 +64,9 @@ class Snapshot(NamedTuple):
     # round id -> its key unwrapped (web/issue_on_loop.py), filled at the first signature; it
     # goes with the snapshot, which the next change's replaces (the close is one)
     keys: dict
+    # (terminal id, round id) whose blind signature this process is making or has given since
+    # this change (web/issue_on_loop.py: a resend goes to Flask; a replacement is a change)
+    signing: set
 
 
 class SeatWake:
@@ -148,7 +151,7 @@ class SeatWake:
             announced = round_keys(self.flask_app).get(db, sitting_id, body_id).value if built.value["voting"] else None
             signers = issuance.open_signers(db, sitting_id) if announced else {}
         live = {r.id: (r.name, r.seat, r.last_seen_at) for r in rows if r.revoked_at is None}
-        return Snapshot(built, live, announced, signers, {})
+        return Snapshot(built, live, announced, signers, {}, set())
 
 
 def _seen_due(seen: dt.datetime | None) -> bool:
