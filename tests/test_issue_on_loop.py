@@ -20,18 +20,23 @@ from ballot_service.models import Issuance, Member, Round
 from ballot_service.web import asgi, head_watcher
 
 
-class _FlaskSigns:
-    """Counts the blind signatures Flask's path made."""
+class _Calls:
+    """Counts the calls of `module.name` (the real function still runs)."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, module, name: str):
         self.calls = 0
-        real = issuance.blind_sign_for_terminal
+        real = getattr(module, name)
 
         def counted(*a, **k):
             self.calls += 1
             return real(*a, **k)
 
-        monkeypatch.setattr(issuance, "blind_sign_for_terminal", counted)
+        monkeypatch.setattr(module, name, counted)
+
+
+def _flask_signs(monkeypatch) -> _Calls:  # noqa: N802  (reads as the thing it counts)
+    """Counts the blind signatures Flask's path made."""
+    return _Calls(monkeypatch, issuance, "blind_sign_for_terminal")
 
 
 async def _blind_sign(ag, credential: str, vote: dict, key_body: bytes):
@@ -44,7 +49,7 @@ async def _blind_sign(ag, credential: str, vote: dict, key_body: bytes):
 
 def test_a_taught_seat_gets_its_key_and_signature_on_the_loop_as_from_flask(app, api, monkeypatch):
     s = setup_sitting(api, members=3)
-    flask_signs = _FlaskSigns(monkeypatch)
+    flask_signs = _flask_signs(monkeypatch)
     ag = asgi.create_asgi_app(app, threads=2)
     first, second = s.creds[s.members[0]], s.creds[s.members[1]]
 
@@ -97,7 +102,7 @@ def test_an_absent_members_seat_is_refused_as_flask_refuses_it(app, api, monkeyp
 def test_a_revoked_terminal_or_a_stale_watcher_goes_to_flask(app, api, monkeypatch):
     app.config.update(DISPLAY_POLL_SECONDS=0.02)
     s = setup_sitting(api, members=3)
-    flask_signs = _FlaskSigns(monkeypatch)
+    flask_signs = _flask_signs(monkeypatch)
     ag = asgi.create_asgi_app(app, threads=2)
     revoked, stale = s.creds[s.members[0]], s.creds[s.members[1]]
 
@@ -121,7 +126,7 @@ def test_a_revoked_terminal_or_a_stale_watcher_goes_to_flask(app, api, monkeypat
 
 def test_a_body_the_loop_does_not_take_is_answered_by_flask(app, api, monkeypatch):
     s = setup_sitting(api, members=2)
-    flask_signs = _FlaskSigns(monkeypatch)
+    flask_signs = _flask_signs(monkeypatch)
     ag = asgi.create_asgi_app(app, threads=2)
     cred = s.creds[s.members[0]]
 
@@ -262,26 +267,12 @@ def test_a_round_closed_since_the_snapshot_is_refused_as_by_flask(app, api):
     assert json.loads(body) == flask and status == 409
 
 
-class _RsaOperations:
-    """Counts the server's RSA private operations (blind_rsa.blind_sign)."""
-
-    def __init__(self, monkeypatch):
-        self.calls = 0
-        real = blind_rsa.blind_sign
-
-        def counted(*a, **k):
-            self.calls += 1
-            return real(*a, **k)
-
-        monkeypatch.setattr(blind_rsa, "blind_sign", counted)
-
-
 def test_resends_from_one_tablet_cost_no_further_rsa_operation(app, api, monkeypatch):
     """A tablet asking again and again for its signature (a flood from one credential) makes
     one RSA operation: the loop signs a seat's ballot once per change, and Flask refuses a
     member already issued before signing; each resend gets the count's 409."""
     s = setup_sitting(api, members=2)
-    rsa_ops = _RsaOperations(monkeypatch)
+    rsa_ops = _Calls(monkeypatch, blind_rsa, "blind_sign")  # the server's RSA private operations
     ag = asgi.create_asgi_app(app, threads=2)
     cred = s.creds[s.members[0]]
 
@@ -304,7 +295,7 @@ def test_flask_refuses_a_member_already_issued_before_signing(app, api, monkeypa
     s = setup_sitting(api, members=2)
     cred = s.creds[s.members[0]]
     get_ballot(api, cred)
-    rsa_ops = _RsaOperations(monkeypatch)
+    rsa_ops = _Calls(monkeypatch, blind_rsa, "blind_sign")  # the server's RSA private operations
     _, state = api.call("GET", "/api/terminal/state", credential=cred)
     vote = state["vote"]
     pub = tablet.round_key_from_announcement(vote["round_key"], vote["round_ref"], vote["key_fingerprint"])
