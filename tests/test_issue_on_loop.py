@@ -34,7 +34,7 @@ class _Calls:
         monkeypatch.setattr(module, name, counted)
 
 
-def _flask_signs(monkeypatch) -> _Calls:  # noqa: N802  (reads as the thing it counts)
+def _flask_signs(monkeypatch) -> _Calls:
     """Counts the blind signatures Flask's path made."""
     return _Calls(monkeypatch, issuance, "blind_sign_for_terminal")
 
