@@ -3,7 +3,7 @@
 Set-up uses the domain functions directly (no HTTP) so only close → tally → record is
 timed: each terminal gets its blind signature (issuance.blind_sign_for_terminal, the tablet's
 half in crypto/tablet.py) and casts anonymously (terminal_casts.accept). Prints the figures; the target is <= 300 ms. Run:
-    python benchmarks/bench_close_to_record.py [--members 3000] [--candidates 20]
+    python benchmarks/bench_close_to_record.py [--members 3000] [--candidates 20] [--database URL]
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from ballot_service.formats.roster import RosterRow
 from ballot_service.migrate import upgrade
 
 
-def setup(tmp: Path, members: int, candidates: int):
-    url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+def setup(tmp: Path, members: int, candidates: int, url: str | None = None):
+    url = url or f"sqlite:///{tmp / 'bench.sqlite3'}"
     upgrade(url)
     settings = Settings.from_env({"BALLOT_DATABASE_URL": url, "BALLOT_KEYS_DIR": str(tmp),
                                   "BALLOT_KEY_PASSPHRASE": "bench-passphrase", "BALLOT_INSTANCE_PATH": str(tmp)})
@@ -65,10 +65,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--members", type=int, default=3000)
     ap.add_argument("--candidates", type=int, default=20)
+    ap.add_argument("--database", default=None,
+                    help="SQLAlchemy URL of an empty PostgreSQL database (scripts/pg-throwaway start prints one); "
+                         "default: a new SQLite file")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        settings, db, item = setup(Path(d), args.members, args.candidates)
+        settings, db, item = setup(Path(d), args.members, args.candidates, args.database)
         print(f"set-up: {args.members} members, {args.candidates} candidates, "
               f"{args.members} casts in {time.perf_counter() - t0:.1f} s")
         t = {}
