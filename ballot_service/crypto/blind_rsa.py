@@ -148,7 +148,7 @@ def blind(pub: rsa.RSAPublicKey, prepared_msg: bytes, *, rng: Rng = os.urandom,
 def blind_sign(private: rsa.RSAPrivateKey, blinded_msg: bytes, *, rng: Rng = os.urandom) -> bytes:
     """Server: the raw RSA private operation on a blinded message (RFC 9474 BlindSign).
 
-    By OpenSSL (crypto/openssl_rsa.py: constant time, blinded, 4-5 times faster), or where no
+    By OpenSSL (crypto/openssl_rsa.py: constant time, blinded, about 3 times faster), or where no
     usable libcrypto is found by CRT with gmpy2.powmod (cryptography exposes no raw RSA private
     operation). Either result is checked with the public exponent before it leaves, so a fault
     in the CRT arithmetic can never hand out a value that leaks a factor of n."""
