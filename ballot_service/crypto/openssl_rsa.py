@@ -11,13 +11,16 @@ the foreign call releases the GIL.
 `raw_private(private, value)` returns the k-byte result, or None when OpenSSL cannot be used
 here (then blind_rsa.py computes it with gmpy2, and a warning says so once). Keys are handed
 to OpenSSL once (PKCS#1 DER) and kept by modulus while in use: a few at a time (one per open
-round), each freed after IDLE_S unused or when its round closes in this process (`forget`), as
-the round's key must not outlive the close (issuance.forget_round_key).
+round), each freed after IDLE_S unused (a sweeper thread runs while any is kept) or when its
+round closes in this process (`forget`), as the round's key must not outlive the close
+(issuance.forget_round_key). A key closed here is never kept again: a late request still
+holding it (read before the close; its count is refused) signs with a copy freed at once.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +34,7 @@ _EVP_PKEY_RSA = 6        # openssl/obj_mac.h NID_rsaEncryption
 _RSA_NO_PADDING = 3      # openssl/rsa.h
 _KEPT = 16               # keys held by OpenSSL at once (least recently used dropped)
 IDLE_S = 60.0            # a key unused this long is freed (its round has likely closed elsewhere)
+_CLOSED_KEPT = 4096      # moduli of rounds closed in this process, remembered so as never to keep them
 
 
 def _load():
@@ -66,6 +70,8 @@ def _load():
 _lib = _load()
 _keys: OrderedDict[int, list] = OrderedDict()  # modulus -> [EVP_PKEY* (one reference held here), last used]
 _keys_lock = threading.Lock()
+_closed: OrderedDict[int, None] = OrderedDict()  # moduli of rounds closed here (under _keys_lock)
+_sweeper: threading.Thread | None = None  # frees idle keys while any is kept (under _keys_lock)
 
 
 def available() -> bool:
@@ -77,13 +83,45 @@ def _drop(n: int) -> None:
     _lib.EVP_PKEY_free(_keys.pop(n)[0])
 
 
+def _expire(now: float, keep: int | None = None) -> None:
+    """Free the keys unused for IDLE_S (under _keys_lock)."""
+    for old in [m for m, (_, used) in _keys.items() if now - used > IDLE_S and m != keep]:
+        _drop(old)
+
+
+def _sweep() -> None:
+    """The sweeper thread: idle keys freed even when no other key is used; ends once none is kept."""
+    while True:
+        time.sleep(IDLE_S / 4)
+        if not _sweep_once():
+            return
+
+
+def _sweep_once() -> bool:
+    """Free the idle keys now; False (and the sweeper ends) once none is kept."""
+    global _sweeper
+    with _keys_lock:
+        _expire(time.monotonic())
+        if not _keys:
+            _sweeper = None
+            return False
+        return True
+
+
+def _after_fork() -> None:  # a forked worker starts its own sweeper (its parent's is not running here)
+    global _keys_lock, _sweeper
+    _keys_lock, _sweeper = threading.Lock(), None
+
+
 def _pkey(private: rsa.RSAPrivateKey) -> int:
-    """A new reference to the key's EVP_PKEY (the caller frees it), loaded once per modulus."""
+    """A new reference to the key's EVP_PKEY (the caller frees it), loaded once per modulus
+    (a closed round's: loaded for this call only)."""
+    global _sweeper
     n = private.public_key().public_numbers().n
     now = time.monotonic()
     with _keys_lock:
-        for old in [m for m, (_, used) in _keys.items() if now - used > IDLE_S and m != n]:
-            _drop(old)
+        _expire(now, keep=n)
+        closed = n in _closed
         kept = _keys.get(n)
         if kept is not None and _lib.EVP_PKEY_up_ref(kept[0]) == 1:
             kept[1] = now
@@ -96,12 +134,19 @@ def _pkey(private: rsa.RSAPrivateKey) -> int:
     if not pkey:
         _lib.ERR_clear_error()
         raise RuntimeError("OpenSSL could not read the round's private key")
+    if closed:
+        return pkey  # the caller's reference is the only one: freed after this signature
     with _keys_lock:
+        if n in _closed:  # closed while this thread loaded it
+            return pkey
         if n in _keys:  # loaded meanwhile by another thread: replace it (it is freed once unused)
             _drop(n)
         _keys[n] = [pkey, now]
         while len(_keys) > _KEPT:
             _drop(next(iter(_keys)))
+        if _sweeper is None:
+            _sweeper = threading.Thread(target=_sweep, name="openssl-rsa-sweeper", daemon=True)
+            _sweeper.start()
         if _lib.EVP_PKEY_up_ref(pkey) != 1:
             raise RuntimeError("OpenSSL could not take a reference to the round's private key")
         return pkey
@@ -111,9 +156,13 @@ def forget(public: rsa.RSAPublicKey) -> None:
     """Free this process's copy of a round's private key (its round closed)."""
     if _lib is None:
         return
+    n = public.public_numbers().n
     with _keys_lock:
-        if public.public_numbers().n in _keys:
-            _drop(public.public_numbers().n)
+        _closed[n] = None
+        while len(_closed) > _CLOSED_KEPT:
+            _closed.popitem(last=False)
+        if n in _keys:
+            _drop(n)
 
 
 def raw_private(private: rsa.RSAPrivateKey, value: bytes) -> bytes | None:
@@ -138,3 +187,6 @@ def raw_private(private: rsa.RSAPrivateKey, value: bytes) -> bytes | None:
         if ctx:
             _lib.EVP_PKEY_CTX_free(ctx)
         _lib.EVP_PKEY_free(pkey)
+
+
+os.register_at_fork(after_in_child=_after_fork)

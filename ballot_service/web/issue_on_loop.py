@@ -35,9 +35,14 @@ import asyncio
 import logging
 from urllib.parse import parse_qs
 
+from sqlalchemy import select
+
+from ballot_service.crypto import blind_rsa
 from ballot_service.domain import issuance, round_facts
 from ballot_service.errors import BallotError, NotFound, Unauthorized
 from ballot_service.formats.encoding import b64url_encode
+from ballot_service.models import Round
+from ballot_service.vocab import RoundStatus
 from ballot_service.web.cast_on_loop import loop_answer, until_notified
 from ballot_service.web.common import error_body, parse_json_object
 from ballot_service.web.head_watcher import HeadWatcher
@@ -95,10 +100,13 @@ class IssueOnLoop:
         if mine in snapshot.signing:
             return None
         snapshot.signing.add(mine)
-        answer = await self._sign(seat, snapshot, signer, text)
-        if answer is None or answer[0] not in (200, 409):  # not given, nor refused as given already
-            snapshot.signing.discard(mine)
-        return answer
+        answer = None
+        try:
+            answer = await self._sign(seat, snapshot, signer, text)
+            return answer
+        finally:  # not given, nor refused as given already (or the request went away): may ask again
+            if answer is None or answer[0] not in (200, 409):
+                snapshot.signing.discard(mine)
 
     async def _sign(self, seat, snapshot: Snapshot, signer, text: str) -> tuple[int, list, bytes] | None:
         try:
@@ -108,11 +116,19 @@ class IssueOnLoop:
             job, sig = issuance.sign_for_seat(private, signer, seat[0], text)
         except BallotError:
             return None  # Flask names what is wrong, as always
+        except Exception:  # the key would not unwrap, or the RSA check failed: Flask tries, and says
+            log.exception("blind signature on the loop failed")
+            return None
         try:
             await until_notified(lambda notify: issuance.count_nowait(self.engine, job, notify))
             job.outcome()
-        except (Unauthorized, NotFound):  # revoked, or the round closed since the snapshot (or no
-            return None  # ballot for this terminal): Flask refuses, naming the round open now if any
+        except (Unauthorized, NotFound):
+            # Revoked, or the round closed since the snapshot (or no ballot for this terminal):
+            # Flask refuses, naming the round open now if any. A closed round's key is not kept.
+            if await asyncio.to_thread(self._closed, signer.round_id):
+                snapshot.keys.pop(signer.round_id, None)
+                blind_rsa.forget_private(private.public_key())
+            return None
         except BallotError as exc:  # absent, already issued: the count refused it
             return loop_answer(exc.status, {"errors": [exc.to_dict()]})
         except Exception:
@@ -121,6 +137,10 @@ class IssueOnLoop:
                                            "InternalServerError"))
         await self._learn(signer.round_id)
         return loop_answer(200, {"blind_sig": b64url_encode(sig)})
+
+    def _closed(self, round_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(Round.status).where(Round.id == round_id)) != RoundStatus.OPEN
 
     async def _learn(self, round_id: int) -> None:
         """Teach the process the round's facts once, as Flask's path does, so its casts take the
