@@ -13,22 +13,23 @@ import threading
 import pytest
 from asgi_support import call, taught
 from helpers_live import setup_sitting
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from terminal_support import get_ballot
 from test_ballot_set_tablet import _blinded_for, _set_sitting
+from test_issue_on_loop import _issued
 
 from ballot_service.crypto import blind_rsa, openssl_rsa, tablet
 from ballot_service.domain import issuance
-from ballot_service.models import Attendance, Issuance, Member, Round
+from ballot_service.models import Attendance, Issuance, Member
 from ballot_service.vocab import Presence
 from ballot_service.web import asgi
 
 
-def _issued(app, item_id: int) -> int:
-    with Session(app.extensions["ballot_engine"]) as db:
-        return db.scalar(select(func.sum(Issuance.issued)).join(Round, Round.id == Issuance.round_id)
-                         .where(Round.item_id == item_id)) or 0
+async def _open_vote(ag, cred) -> tuple[dict, bytes]:
+    """The seat taught to the loop (its long-poll), its vote and the round key's body."""
+    vote = (await taught(ag, cred))["vote"]
+    return vote, (await call(ag, "GET", "/api/terminal/round-key", cred))[2]
 
 
 async def _ask(ag, cred, vote, key_body):
@@ -50,9 +51,8 @@ def test_a_concurrent_burst_split_between_loop_and_flask_gives_one_signature(app
     cred = s.creds[s.members[0]]
 
     async def run():
-        vote = (await taught(ag, cred))["vote"]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred)
-        return await asyncio.gather(*(_ask(ag, cred, vote, key[2]) for _ in range(12)))
+        vote, key_body = await _open_vote(ag, cred)
+        return await asyncio.gather(*(_ask(ag, cred, vote, key_body) for _ in range(12)))
 
     answers = asyncio.run(run())
     assert len(_valid(answers)) == 1, [a[0] for a in answers]
@@ -66,13 +66,12 @@ def test_a_replacement_then_a_burst_gives_exactly_one_more_signature(app, api):
     cred = s.creds[s.members[0]]
 
     async def run():
-        vote = (await taught(ag, cred))["vote"]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred)
-        first = await _ask(ag, cred, vote, key[2])
-        refused = await _ask(ag, cred, vote, key[2])
+        vote, key_body = await _open_vote(ag, cred)
+        first = await _ask(ag, cred, vote, key_body)
+        refused = await _ask(ag, cred, vote, key_body)
         api.call("POST", f"/api/admin/items/{s.item_id}/replacement", {"member": s.members[0], "reason": "故障"})
-        burst = await asyncio.gather(*(_ask(ag, cred, vote, key[2]) for _ in range(10)))
-        after = await _ask(ag, cred, vote, key[2])
+        burst = await asyncio.gather(*(_ask(ag, cred, vote, key_body) for _ in range(10)))
+        after = await _ask(ag, cred, vote, key_body)
         return first, refused, burst, after
 
     first, refused, burst, after = asyncio.run(run())
@@ -90,10 +89,11 @@ def test_a_set_and_a_single_request_race_for_one_round(app, api):
         state = await taught(ag, cred)
         listed = state["vote"]["ballot_set"]
         vote = listed[0]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred, query=f"round_ref={vote['round_ref']}".encode())
+        key_body = (await call(ag, "GET", "/api/terminal/round-key", cred,
+                               query=f"round_ref={vote['round_ref']}".encode()))[2]
         set_body = {"ballots": [{"round_ref": v["round_ref"], "blinded_msg": _blinded_for(api, cred, v)}
                                 for v in listed]}
-        singles = [_ask(ag, cred, vote, key[2]) for _ in range(3)]
+        singles = [_ask(ag, cred, vote, key_body) for _ in range(3)]
         sets = [call(ag, "POST", "/api/terminal/blind-sign-set", cred, set_body) for _ in range(3)]
         return await asyncio.gather(*singles, *sets)
 
@@ -113,9 +113,8 @@ def test_a_loop_request_cancelled_before_its_count_does_not_strand_the_seat(app,
     monkeypatch.setattr(issuance, "count_nowait", lambda engine, job, notify: None)  # never counted
 
     async def run():
-        vote = (await taught(ag, cred))["vote"]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred)
-        task = asyncio.ensure_future(_ask(ag, cred, vote, key[2]))
+        vote, key_body = await _open_vote(ag, cred)
+        task = asyncio.ensure_future(_ask(ag, cred, vote, key_body))
         await asyncio.sleep(0.3)
         task.cancel()  # the tablet went away
         try:
@@ -123,7 +122,7 @@ def test_a_loop_request_cancelled_before_its_count_does_not_strand_the_seat(app,
         except asyncio.CancelledError:
             pass
         monkeypatch.setattr(issuance, "count_nowait", real)
-        return await _ask(ag, cred, vote, key[2])
+        return await _ask(ag, cred, vote, key_body)
 
     again = asyncio.run(run())
     assert again[0] == 200 and again[2] is not None  # Flask's path signs it
@@ -144,12 +143,11 @@ def test_absent_at_the_count_then_checked_in_is_not_stuck(app, api):
             db.commit()
 
     async def run():
-        vote = (await taught(ag, cred))["vote"]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred)
+        vote, key_body = await _open_vote(ag, cred)
         presence(Presence.LEAVE)  # behind the watcher's back
-        refused = await _ask(ag, cred, vote, key[2])
+        refused = await _ask(ag, cred, vote, key_body)
         presence(Presence.PRESENT)
-        return refused, await _ask(ag, cred, vote, key[2])
+        return refused, await _ask(ag, cred, vote, key_body)
 
     refused, again = asyncio.run(run())
     assert refused[0] == 409 and "签到" in json.loads(refused[1])["errors"][0]["message_zh"]
@@ -166,12 +164,11 @@ def test_a_key_unwrap_failure_on_the_loop_does_not_strand_the_seat(app, api, mon
         raise ValueError("cannot unwrap")
 
     async def run():
-        vote = (await taught(ag, cred))["vote"]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred)
+        vote, key_body = await _open_vote(ag, cred)
         monkeypatch.setattr(issuance, "signer_key", broken)
-        first = await _ask(ag, cred, vote, key[2])
+        first = await _ask(ag, cred, vote, key_body)
         monkeypatch.setattr(issuance, "signer_key", real)
-        return first, await _ask(ag, cred, vote, key[2])
+        return first, await _ask(ag, cred, vote, key_body)
 
     first, again = asyncio.run(run())
     # The loop gives up on the key and Flask (which unwraps it its own way) signs; the resend is refused.
@@ -230,14 +227,14 @@ def test_a_closed_rounds_key_is_not_kept_after_the_close(app, api):
     async def run():
         vote = (await taught(ag, a))["vote"]
         await taught(ag, b)
-        key = await call(ag, "GET", "/api/terminal/round-key", a)
-        first = await _ask(ag, a, vote, key[2])
-        pub = tablet.round_key_from_announcement(json.loads(key[2]), vote["round_ref"], vote["key_fingerprint"])
+        key_body = (await call(ag, "GET", "/api/terminal/round-key", a))[2]
+        first = await _ask(ag, a, vote, key_body)
+        pub = tablet.round_key_from_announcement(json.loads(key_body), vote["round_ref"], vote["key_fingerprint"])
         n = pub.public_numbers().n
         held_before = n in openssl_rsa._keys
         api.call("POST", f"/api/admin/items/{s.item_id}/close")
         held_after_close = n in openssl_rsa._keys
-        late = await _ask(ag, b, vote, key[2])  # the stale snapshot still holds the unwrapped key
+        late = await _ask(ag, b, vote, key_body)  # the stale snapshot still holds the unwrapped key
         return first, held_before, held_after_close, late, n in openssl_rsa._keys, n
 
     first, before, after_close, late, after_late, n = asyncio.run(run())
@@ -262,12 +259,11 @@ def test_flask_signs_while_the_loops_count_is_pending_still_one_signature(app, a
         threading.Timer(0.5, real, (engine, job, notify)).start()
 
     async def run():
-        vote = (await taught(ag, cred))["vote"]
-        key = await call(ag, "GET", "/api/terminal/round-key", cred)
+        vote, key_body = await _open_vote(ag, cred)
         monkeypatch.setattr(issuance, "count_nowait", late)
-        loop_req = asyncio.ensure_future(_ask(ag, cred, vote, key[2]))
+        loop_req = asyncio.ensure_future(_ask(ag, cred, vote, key_body))
         await asyncio.sleep(0.1)
-        flask_req = await _ask(ag, cred, vote, key[2])
+        flask_req = await _ask(ag, cred, vote, key_body)
         return await loop_req, flask_req
 
     loop_answer, flask_answer = asyncio.run(run())
