@@ -207,6 +207,7 @@ SPELLED = {
     ("ballot_service.domain.election_items", "preliminary"): "a slate's status (预选 list), not a round's stage",
     ("ballot_service.bundle.layout", "election"): "the bundle's published item file key",
     ("ballot_service.cli.setup", "checkin"): "the published CLI command name",
+    ("ballot_service.db.postgres", "checkin"): "SQLAlchemy's pool event (a connection returned), not 签到",
     ("ballot_service.domain.adjudication", "first"): "an adjudication step (first teller), not a round's stage",
     ("ballot_service.domain.voting", "quorum_not_met"): "the signed vote_open_refused event's published reason",
 }

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from helpers_live import setup_sitting
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from terminal_support import all_casts, cast, events, forge, get_ballot, n_casts, query, refusals
 
 from ballot_service.crypto import tablet
@@ -227,4 +227,25 @@ def test_a_serial_stored_meanwhile_by_another_process_is_decided_again(app, api,
     assert isinstance(first, intake.Receipt) and not first.repeated
     assert got[0] == intake.Receipt(first.serial, first.receipt, True)
     assert all(isinstance(g, intake.Receipt) and not g.repeated for g in got[1:]), got
+    assert n_casts(app) == 3 and _accepted(app) == 3 and _chain_is_whole(app)
+
+
+def test_a_batch_on_a_connection_that_died_is_stored_again_one_by_one(app, api):
+    """PostgreSQL: a connection used within the last second is not pinged (db/postgres.py). If
+    the server dropped it meanwhile, the batch's first statement fails: the batch is undone
+    and each cast stored alone on a new connection, so every cast gets its receipt."""
+    engine = app.extensions["ballot_engine"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's connection pool")
+    s = setup_sitting(api, members=3)
+    b = {no: get_ballot(api, s.creds[no]) for no in s.members}
+    jobs = _jobs(app, s, [(b[no], {"motion": "for"}) for no in s.members])
+    admin = create_engine(engine.url)
+    with admin.connect() as c:  # every pooled connection of the app's, server side
+        assert c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    admin.dispose()
+    intake._run_batch(engine, jobs)
+    got = [_outcome(j) for j in jobs]
+    assert all(isinstance(g, intake.Receipt) for g in got), got
     assert n_casts(app) == 3 and _accepted(app) == 3 and _chain_is_whole(app)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ballot_service.config import private_dir, private_file
-from ballot_service.db import wal
+from ballot_service.db import postgres, wal
 from ballot_service.db.base import (  # noqa: F401  (the names the package has always offered)
     NAMING_CONVENTION,
     Base,
@@ -203,24 +203,11 @@ def make_engine(url: str) -> Engine:
                 raise _write_in_read_phase()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    if engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _synchronous_commit)
-    return engine
-
-
-def _synchronous_commit(dbapi_conn, _record) -> None:
-    """A receipt is sent after the COMMIT returns, so the COMMIT must be durable: a server whose
-    default is synchronous_commit = off gets `on` for our connections. Stronger settings a DBA
-    chose (remote_write, remote_apply for a synchronous standby) and `local` are kept."""
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute("SHOW synchronous_commit")
-        if cur.fetchone()[0] == "off":
-            cur.execute("SET synchronous_commit = on")
-        dbapi_conn.commit()  # psycopg opened a transaction for the SHOW: end it
-    finally:
-        cur.close()
+    if make_url(url).get_backend_name() == "postgresql":
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        postgres.configure(engine)  # durable commits; idle connections checked (db/postgres.py)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def _write_in_read_phase() -> RuntimeError:

@@ -22,7 +22,7 @@ import functools
 import secrets
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import LargeBinary, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from ballot_service import rules
@@ -67,16 +67,29 @@ def _opened(body_key, staged) -> dict:
                        zh="本轮一张已密封的选票无法用本机关的签名密钥打开（表决期间是否更换了机关密钥？）；未作任何更改") from None
 
 
-def stored_of(conn, keyed_serials: list[tuple]) -> dict[str, tuple]:
-    """{serial: (submission digest, receipt, retry hash)} of the staged casts among
-    `keyed_serials` ((body's signing key, serial, its tag or None) triples)."""
+# A batch's used serials, clear and sealed, in one statement (one round trip under the write lock).
+_STORED = union_all(
+    select(literal(False).label("sealed_row"), _CASTS.c.serial.label("key"), _CASTS.c.submission_digest,
+           _CASTS.c.receipt, _CASTS.c.retry_hash, cast(null(), LargeBinary).label("sealed"),
+           _CASTS.c.round_id).where(_CASTS.c.serial.in_(bindparam("serials", expanding=True))),
+    select(literal(True), STAGED.c.tag, cast(null(), String), cast(null(), String), cast(null(), String),
+           STAGED.c.sealed, STAGED.c.round_id).where(STAGED.c.tag.in_(bindparam("tags", expanding=True))))
+
+
+def stored_of(conn, serials: list[str], keyed_serials: list[tuple]) -> dict[str, tuple]:
+    """{serial: (submission digest, receipt, retry hash)} of the casts stored with any of
+    `serials` in clear, and of the staged casts among `keyed_serials` ((body's signing key,
+    serial, its tag or None) triples)."""
     by_tag = {tag or cast_seal.tag(key, serial): (key, serial) for key, serial, tag in keyed_serials}
-    if not by_tag:
+    if not serials and not by_tag:
         return {}
     out = {}
-    for staged in conn.execute(_OF_TAGS, {"tags": list(by_tag)}):
-        key, serial = by_tag[staged.tag]
-        fields = _opened(key, staged)
+    for row in conn.execute(_STORED, {"serials": serials, "tags": list(by_tag)}):
+        if not row.sealed_row:
+            out[row.key] = (row.submission_digest, row.receipt, row.retry_hash)
+            continue
+        key, serial = by_tag[row.key]
+        fields = _opened(key, SimpleNamespace(round_id=row.round_id, tag=row.key, sealed=row.sealed))
         out[serial] = (fields["submission_digest"], fields["receipt"], fields["retry_hash"])
     return out
 

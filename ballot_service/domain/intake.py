@@ -77,8 +77,6 @@ from ballot_service.vocab import AuditKind, Channel, RoundStatus
 _CASTS = Cast.__table__
 _CAST_OF_SERIAL = select(_CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
     _CASTS.c.serial == bindparam("serial"))
-_CASTS_OF_SERIALS = select(_CASTS.c.serial, _CASTS.c.submission_digest, _CASTS.c.receipt, _CASTS.c.retry_hash).where(
-    _CASTS.c.serial.in_(bindparam("serials", expanding=True)))
 _MEMBER_CAST = select(_CASTS.c.id).where(_CASTS.c.round_id == bindparam("round_id"),
                                          _CASTS.c.member_id == bindparam("member_id"))
 _RESCANNED = update(Round.__table__).where(Round.__table__.c.id == bindparam("round_id")).values(
@@ -222,11 +220,9 @@ def _store(db: Session, jobs: list[Job]) -> None:
     sqlite = conn.dialect.name == "sqlite"
     rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at, now), None: no such round
     together = sqlite or len(jobs) > 1  # the batch's casts in one statement (_insert_together)
-    serials = [j.serial for j in jobs if j.refusal is None and j.serial is not None]
-    stored = {r.serial: (r.submission_digest, r.receipt, r.retry_hash)
-              for r in conn.execute(_CASTS_OF_SERIALS, {"serials": serials})} if serials else {}
-    stored.update(cast_staging.stored_of(conn, [(j.body_key, j.serial, j.tag) for j in jobs if j.refusal is None
-                                                and j.serial is not None and j.body_key is not None]))
+    checked = [j for j in jobs if j.refusal is None and j.serial is not None]
+    stored = cast_staging.stored_of(conn, [j.serial for j in checked],
+                                    [(j.body_key, j.serial, j.tag) for j in checked if j.body_key is not None])
     rows: list[dict] = []
     staged: list[dict] = []  # a secret round's casts, sealed (cast_staging.py)
     events: list[tuple[int, str, dict]] = []  # (chain, kind, data)
