@@ -41,12 +41,13 @@ def _kill(pid: int) -> None:
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as c:
-            assert c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+            assert c.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid}).scalar()  # waits
     finally:
         admin.dispose()
 
 
-def test_a_connection_just_used_is_not_pinged(engine):
+def test_a_connection_just_used_is_not_pinged(engine, monkeypatch):
+    monkeypatch.setattr(postgres, "IDLE_PING_S", 1e9)  # however slow this machine is today
     first = _pid(engine)
     assert _pid(engine) == first and _pid(engine) == first
     assert engine.pings == []
@@ -61,7 +62,8 @@ def test_an_idle_connection_is_pinged_and_replaced_if_dead(engine, monkeypatch):
     assert _pid(engine) == second  # and the new one is alive
 
 
-def test_a_connection_that_died_while_busy_fails_once_then_the_pool_is_new(engine):
+def test_a_connection_that_died_while_busy_fails_once_then_the_pool_is_new(engine, monkeypatch):
+    monkeypatch.setattr(postgres, "IDLE_PING_S", 1e9)
     first = _pid(engine)
     _kill(first)
     with pytest.raises(exc.OperationalError), engine.connect() as c:

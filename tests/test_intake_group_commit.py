@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, select, text
 from terminal_support import all_casts, cast, events, forge, get_ballot, n_casts, query, refusals
 
 from ballot_service.crypto import tablet
+from ballot_service.db import postgres
 from ballot_service.domain import audit, intake, terminal_casts
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots
@@ -230,22 +231,35 @@ def test_a_serial_stored_meanwhile_by_another_process_is_decided_again(app, api,
     assert n_casts(app) == 3 and _accepted(app) == 3 and _chain_is_whole(app)
 
 
-def test_a_batch_on_a_connection_that_died_is_stored_again_one_by_one(app, api):
+def _kill_app_connections(engine) -> None:
+    """Terminate, server side, every client connection to the app's database but this one."""
+    admin = create_engine(engine.url)
+    with admin.connect() as c:
+        assert c.execute(text("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                              "AND backend_type = 'client backend'")).scalar()
+    admin.dispose()
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_batch_on_a_connection_that_died_is_stored_again_cast_by_cast(app, api, monkeypatch, size):
     """PostgreSQL: a connection used within the last second is not pinged (db/postgres.py). If
-    the server dropped it meanwhile, the batch's first statement fails: the batch is undone
-    and each cast stored alone on a new connection, so every cast gets its receipt."""
+    the server dropped it meanwhile, the batch's first statement fails: the batch (of several
+    casts, or of one) is undone and each cast stored alone on a new connection, so every cast
+    gets its receipt."""
     engine = app.extensions["ballot_engine"]
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's connection pool")
-    s = setup_sitting(api, members=3)
+    s = setup_sitting(api, members=size)
     b = {no: get_ballot(api, s.creds[no]) for no in s.members}
     jobs = _jobs(app, s, [(b[no], {"motion": "for"}) for no in s.members])
-    admin = create_engine(engine.url)
-    with admin.connect() as c:  # every pooled connection of the app's, server side
-        assert c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                              "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-    admin.dispose()
+    monkeypatch.setattr(postgres, "IDLE_PING_S", float("inf"))  # no connection is tested before use
+    _kill_app_connections(engine)
+    stores = []
+    real = intake._store
+    monkeypatch.setattr(intake, "_store", lambda db, batch: (stores.append(len(batch)), real(db, batch)))
     intake._run_batch(engine, jobs)
     got = [_outcome(j) for j in jobs]
     assert all(isinstance(g, intake.Receipt) for g in got), got
-    assert n_casts(app) == 3 and _accepted(app) == 3 and _chain_is_whole(app)
+    assert stores == [size] + [1] * size  # the batch failed, then each cast alone
+    assert n_casts(app) == size and _accepted(app) == size and _chain_is_whole(app)

@@ -6,7 +6,7 @@ takes it back from the event loop) and with the audit head locked by the batch b
 connection that was in use less than IDLE_PING_S ago is handed out as it is. If the server
 went away within that second the first statement fails instead: SQLAlchemy then drops every
 pooled connection (a disconnect invalidates the pool), group commit stores that batch's casts
-again one by one on new connections (group_commit.run_batch), and any other request answers
+again, each alone, on new connections (group_commit.run_batch), and any other request answers
 one error that its caller may retry. No acknowledged cast is lost either way: a receipt
 follows a COMMIT that returned.
 """
@@ -39,8 +39,8 @@ def configure(engine: Engine) -> None:
             if not engine.dialect.is_disconnect(e, dbapi_conn, None):
                 raise
             alive = False
-        if not alive:  # the pool replaces this connection and tries again
-            raise exc.DisconnectionError("the PostgreSQL connection was closed while idle")
+        if not alive:  # the server went away: the pool replaces every connection and tries again
+            raise exc.InvalidatePoolError("the PostgreSQL connection was closed while idle")
 
 
 def _fresh(dbapi_conn, record) -> None:

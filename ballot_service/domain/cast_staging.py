@@ -35,7 +35,6 @@ STAGED = StagedCast.__table__
 _CASTS = Cast.__table__
 COLUMNS = tuple(c.name for c in _CASTS.columns)  # the order of a sealed cast's values
 
-_OF_TAGS = select(STAGED).where(STAGED.c.tag.in_(bindparam("tags", expanding=True)))
 _OF_TAG = select(STAGED).where(STAGED.c.tag == bindparam("tag"))
 
 

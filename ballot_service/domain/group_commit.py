@@ -158,11 +158,13 @@ def group_for(engine: Engine, run_batch: Callable, kind: str = "casts") -> Group
 
 
 def run_batch(engine: Engine, jobs, store: Callable[[Session, list], None],
-              commit: Callable[[Session], None]) -> list[Job]:
+              commit: Callable[[Session], None], *, alone: bool = False) -> list[Job]:
     """Store and commit a batch in one transaction and set every job's outcome. `jobs`: a
     list, or a function giving the list, called once the write lock is held (SQLite; on
     PostgreSQL at once), so the batch includes whatever was queued while waiting for it. If the
-    batch fails after that it is rolled back and each of its jobs is stored alone."""
+    batch fails after that it is rolled back and each of its jobs is stored alone; so is a
+    batch of one whose connection was lost (PostgreSQL: db/postgres.py hands out a connection
+    used within the last second untested). `alone`: this is such a second try."""
     take = jobs if callable(jobs) else (lambda: jobs)
     db = Session(engine, expire_on_commit=False)
     batch = None
@@ -176,10 +178,11 @@ def run_batch(engine: Engine, jobs, store: Callable[[Session, list], None],
         locked, batch = batch is not None, batch if batch is not None else take()
         for job in batch:  # nothing of this batch is stored: no receipt may be given
             job.result, job.error = None, None
-        if locked and len(batch) > 1:
+        lost = getattr(exc, "connection_invalidated", False)  # the pool has new connections now
+        if locked and not alone and (len(batch) > 1 or lost):
             db.close()
             for job in batch:
-                run_batch(engine, [job], store, commit)
+                run_batch(engine, [job], store, commit, alone=True)
             return batch
         for job in batch:
             job.error = exc
