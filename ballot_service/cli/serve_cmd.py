@@ -158,7 +158,7 @@ def _lan_address() -> str | None:
 THREADS_ENV = "BALLOT_SERVE_THREADS"
 # How long a thread waiting for Python's GIL waits at most (Python's default: 5 ms). A worker's
 # batch of casts is stored on its group-commit thread while its event loop checks and seals the
-# next casts (web/cast_on_loop.py); the batch gives up the GIL at each of its ~10 database
+# next casts (web/cast_on_loop.py); the batch gives up the GIL at each of its ~8 database
 # calls (its fsync included) and waited up to 5 ms for it each time: tens of ms per batch.
 SWITCH_INTERVAL_S = 0.001
 

@@ -3,7 +3,9 @@
 SQLAlchemy's pool_pre_ping costs a round trip at every checkout. Cast intake checks out one
 connection per batch and each round trip of a batch is paid with the GIL (its writer thread
 takes it back from the event loop) and with the audit head locked by the batch before it, so a
-connection that was in use less than IDLE_PING_S ago is handed out as it is. If the server
+connection that was in use less than IDLE_PING_S ago is handed out as it is (one round trip of
+a batch's ~9 fewer; benchmarks/bench_casts.py showed no change beyond the machine's own swing,
+since there the two cores, not the round trips, are the limit). If the server
 went away within that second the first statement fails instead: SQLAlchemy then drops every
 pooled connection (a disconnect invalidates the pool), group commit stores that batch's casts
 again, each alone, on new connections (group_commit.run_batch), and any other request answers
