@@ -331,3 +331,57 @@ def test_an_oversized_cast_is_refused_before_the_rest_is_read(app):
         reads, status, body = asyncio.run(post(path))
         assert status == 413 and reads <= limit // len(chunk) + 1
         assert body["errors"][0]["errorType"] == "PayloadTooLarge" and str(limit) in body["errors"][0]["message"]
+
+
+def test_a_batch_of_notifications_from_another_thread_wakes_the_loop_once_and_loses_none(monkeypatch):
+    """The writer thread tells every cast of its batch; the loop is woken once for all those told
+    before it runs them (one socket write instead of one per cast), and no callback is lost
+    when more arrive while the loop is running the earlier ones."""
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        wakeups = []
+        real = loop.call_soon_threadsafe
+
+        def counted(fn, *args):
+            wakeups.append(fn)
+            return real(fn, *args)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+        waker = cast_on_loop.LoopWaker(loop)
+        ran: list[int] = []
+        on_loop = []
+
+        def told(i):
+            ran.append(i)
+            on_loop.append(threading.get_ident() == loop_thread)
+
+        loop_thread = threading.get_ident()
+        gate = threading.Event()
+
+        def one_batch():  # all told before the loop can run any: the loop is blocked on `gate`
+            for i in range(64):
+                waker.call(lambda i=i: told(i))
+            gate.set()
+
+        writer = threading.Thread(target=one_batch)
+        writer.start()
+        gate.wait(10)  # holds the loop while the whole batch is told
+        writer.join()
+        await asyncio.sleep(0.05)
+        assert ran == list(range(64)) and all(on_loop)
+        assert len(wakeups) == 1
+
+        def many_batches():  # told while the loop runs earlier ones: none lost, in order
+            for i in range(64, 2064):
+                waker.call(lambda i=i: told(i))
+
+        writers = threading.Thread(target=many_batches)
+        writers.start()
+        while writers.is_alive():
+            await asyncio.sleep(0)
+        writers.join()
+        await asyncio.sleep(0.05)
+        assert ran == list(range(2064)) and all(on_loop)
+        assert len(wakeups) < 2000
+
+    asyncio.run(scenario())
