@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import weakref
-from collections import deque
 
 from ballot_service.domain import group_commit, intake, terminal_casts
 from ballot_service.errors import BallotError
@@ -77,58 +74,19 @@ async def until_notified(queue) -> None:
     `notify()` (on its writer thread) once the job's batch is committed or refused."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    waker = _waker_of(loop)
 
     def settle() -> None:
         if not done.done():  # the request may have been cancelled (the tablet went away)
             done.set_result(None)
 
-    queue(lambda: waker.call(settle))  # notify, on the writer thread
-    await done
-
-
-class LoopWaker:
-    """Runs callbacks given on other threads on one event loop, with one wake-up of the loop
-    for all those given before it runs them. A batch's writer thread tells each of its up to
-    MAX_BATCH casts; one call_soon_threadsafe each was one write to the loop's wake-up socket
-    each, and each write gave up the GIL, which the busy loop then held for up to the switch
-    interval (cli/serve_cmd.py): milliseconds per cast added to the whole batch's wait."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._ready: deque = deque()
-        self._lock = threading.Lock()
-        self._scheduled = False
-
-    def call(self, fn) -> None:
-        """Run `fn()` on the loop soon (from any thread); nothing if the loop has closed."""
-        self._ready.append(fn)
-        with self._lock:
-            if self._scheduled:
-                return  # the pending wake-up runs fn too: it was queued before _run takes the lock
-            self._scheduled = True
+    def notify() -> None:  # on the writer thread
         try:
-            self._loop.call_soon_threadsafe(self._run)
+            loop.call_soon_threadsafe(settle)
         except RuntimeError:  # the loop is closed: the server is stopping
             pass
 
-    def _run(self) -> None:
-        with self._lock:
-            self._scheduled = False
-        while self._ready:
-            self._ready.popleft()()
-
-
-_wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker]" = weakref.WeakKeyDictionary()
-_wakers_lock = threading.Lock()
-
-
-def _waker_of(loop: asyncio.AbstractEventLoop) -> LoopWaker:
-    with _wakers_lock:
-        waker = _wakers.get(loop)
-        if waker is None:
-            waker = _wakers[loop] = LoopWaker(loop)
-        return waker
+    queue(notify)
+    await done
 
 
 def loop_answer(status: int, payload) -> tuple[int, list, bytes]:
