@@ -138,10 +138,14 @@ def test_one_deputys_set_casts_are_not_linkable_in_the_database_or_the_bundle(ap
             others = " ".join(json.dumps([b.id, b.serial, b.signature, b.msg_prefix, b.retry_hash, b.receipt,
                                           b.submission_digest]) for b in mine if b is not a)
             assert a.serial not in others and a.msg_prefix not in others and a.id not in others
-    # Issuance keeps a count per member and round, never a serial
+    # Issuance keeps a count per member and round, never a serial; the blinded value's digest (a
+    # lost answer's resend, issuance_counts.py) only while the round is open
     assert {c.name for c in Issuance.__table__.columns} == {"round_id", "member_id", "terminal_id", "issued",
-                                                            "allowed"}
+                                                            "allowed", "blinded_sha256"}
     api.call("POST", f"/api/admin/items/{ids[0]}/close")
+    closed = query(app, select(Issuance.blinded_sha256).join(Round, Round.id == Issuance.round_id)
+                   .where(Round.item_id == ids[0]))
+    assert closed and all(row[0] is None for row in closed)
     b = export_app_bundle(app, tmp_path / "bundle")
     files = sorted((b / "ballots").iterdir())
     assert len(files) == 3

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from terminal_support import get_ballot
 
 from ballot_service.crypto import blind_rsa, tablet
-from ballot_service.domain import issuance
+from ballot_service.domain import issuance, issuance_counts
 from ballot_service.models import Issuance, Member, Round
 from ballot_service.web import asgi, head_watcher
 
@@ -157,13 +157,13 @@ def test_a_batch_of_counts_decides_each_job_as_one_at_a_time(app, api):
         member_ids = dict(db.execute(select(Member.member_no, Member.id).where(Member.body_id == s.body_id)).all())
 
     def by_seat(no):
-        return issuance._IssueJob((round_id,), None, s.sitting_id, s.terminal_ids[no])
+        return issuance_counts.IssueJob((round_id,), None, s.sitting_id, s.terminal_ids[no])
 
     jobs = [by_seat(s.members[0]), by_seat(s.members[0]),
-            issuance._IssueJob((round_id,), member_ids[s.members[1]], s.sitting_id),  # Flask's: member known
+            issuance_counts.IssueJob((round_id,), member_ids[s.members[1]], s.sitting_id),  # Flask's: member known
             by_seat(s.members[4]),  # absent: no issuance row for the seat
             by_seat(s.members[2]), by_seat(s.members[3])]
-    issuance._run_issue_batch(engine, jobs)
+    issuance_counts.run_issue_batch(engine, jobs)
     outcomes = [j.result if j.error is None else (j.error.status, j.error.zh) for j in jobs]
     assert outcomes[0] is True and outcomes[2] is True and outcomes[5] is True
     assert outcomes[1][0] == 409 and "已领取" in outcomes[1][1]

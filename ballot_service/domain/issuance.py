@@ -11,8 +11,10 @@ tablet has it without WebCrypto) before any ballot is issued. Each present membe
 A tablet makes a random serial, blinds msg_prefix || ballot_message(round_ref, serial) with
 the announced key and sends only the blinded value (`blind_sign_for_terminal`). The service
 checks that the terminal's member may still receive one (issued < allowed), counts it, signs
-and answers: it stores neither the blinded value nor the signature, and it cannot link the
-ballot cast later to this request (the blinding factor never leaves the tablet).
+and answers (issuance_counts.py takes the count): it stores no signature, only the blinded
+value's SHA-256 until the close, so that a resend of a request whose answer was lost gets the
+same signature again; it cannot link the ballot cast later to this request (the blinding
+factor never leaves the tablet, and a blinded value is random whatever it blinds).
 
 Where the private key lives while the round is open: in the round's own row
 (Round.blind_private_key), not in process memory, because several server processes (and a
@@ -31,18 +33,27 @@ import hashlib
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
-from ballot_service.db import begin_write, in_write_transaction, read_phase
+from ballot_service.db import in_write_transaction, read_phase
 from ballot_service.domain import audit, group_commit, round_facts
-from ballot_service.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from ballot_service.domain.issuance_counts import (
+    IssueJob,
+    already_issued,
+    blinded_digest,
+    forget_blinded,
+    require_present,
+    run_issue_batch,
+    take_counts,
+)
+from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
-from ballot_service.models import Attendance, Issuance, Item, Round, Sitting, Terminal
-from ballot_service.vocab import BLIND_CHANNELS, AuditKind, Presence, RoundStatus
+from ballot_service.models import Issuance, Item, Round, Sitting, Terminal
+from ballot_service.vocab import BLIND_CHANNELS, AuditKind, RoundStatus
 
 ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
 WRAP_PURPOSE = "round-blind-key-wrap/v1"  # the label of the wrapping key (crypto/key_wrap.py)
@@ -105,8 +116,10 @@ def make_eligible(db: Session, rnd: Round, pairs: list[tuple[int, int | None]]) 
     return sum(terminal_id is not None for _, terminal_id in pairs)
 
 
-def forget_round_key(rnd: Round) -> None:
+def forget_round_key(db: Session, rnd: Round) -> None:
+    """In the closing transaction: the round's private key, and the blinded values' digests."""
     rnd.blind_private_key = None
+    forget_blinded(db, rnd.id)
     if rnd.blind_public_key is not None:  # and this process's copy in OpenSSL (other nodes' expire)
         blind_rsa.forget_private(blind_ballots.load_round_key(rnd.blind_public_key))
 
@@ -147,9 +160,11 @@ def blind_sign_for_terminal(db: Session, settings: Settings, terminal: Terminal,
                             blinded_text: str) -> bytes:
     """Sign one blinded ballot for the member this terminal was assigned at opening, once.
 
-    Refused (409, nothing handed out) when the member has received every signature allowed;
-    the count is taken by one conditional UPDATE, so two concurrent requests cannot both
-    pass. Stores only the count: no serial, no blinded value, no signature.
+    Refused (409, nothing handed out) when the member has received every signature allowed,
+    unless this is the very blinded value signed for them (a lost answer's resend: the same
+    signature again, not counted); the count is taken by one conditional UPDATE, so two
+    concurrent requests cannot both pass. Stores only the count and the blinded value's
+    SHA-256 (until the close): no serial, no signature.
 
     The checks and the RSA operation run outside the write lock; only the count is taken under
     it, by a group commit (one durable COMMIT for the concurrent requests of a process, as casts
@@ -176,16 +191,18 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
         if any(i.member_id != issuance.member_id for i, _, _ in found):
             raise Conflict("these rounds were opened for different members of this terminal", where="ballots",
                            zh="这些轮次的本席代表不一致")
-        _require_present(db, item.sitting_id, issuance.member_id)
-        job = _IssueJob(tuple(rnd.id for _, rnd, _ in found), issuance.member_id, item.sitting_id)
+        require_present(db, item.sitting_id, issuance.member_id)
+        digests = tuple(blinded_digest(value) for value in blinded)
+        job = IssueJob(tuple(rnd.id for _, rnd, _ in found), issuance.member_id, item.sitting_id, digests=digests)
         privates = [load_private_key(round_private_key(settings, item.sitting.body_id, rnd)) for _, rnd, _ in found]
-        issued_already = any(i.issued >= i.allowed for i, _, _ in found)
+        resend = all(i.blinded_sha256 == d for (i, _, _), d in zip(found, digests))
+        issued_already = any(i.issued >= i.allowed for i, _, _ in found) and not resend
     for private, value in zip(privates, blinded):
         if len(value) != private.key_size // 8:
             raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
                                zh=f"盲化消息须为 {private.key_size // 8} 字节")
-    if issued_already:  # a resend: refused with no RSA operation (a flood from one tablet); the count
-        raise _already_issued()  # under the write lock decides every other request
+    if issued_already:  # a new request: refused with no RSA operation (a flood from one tablet); the
+        raise already_issued()  # count under the write lock decides every other request
     sigs = []
     for private, value in zip(privates, blinded):
         try:
@@ -193,9 +210,9 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
         except ValueError as exc:
             raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
     if writing:
-        _take_counts(db, [job])
+        take_counts(db, [job])
     else:
-        group_commit.group_for(db.get_bind(), _run_issue_batch, kind="issuance").submit(job)
+        group_commit.group_for(db.get_bind(), run_issue_batch, kind="issuance").submit(job)
     job.outcome()
     for _, rnd, _ in found:
         round_facts.learn(db, rnd.id)
@@ -226,12 +243,12 @@ def signer_key(settings: Settings, signer: OpenSigner):
     return load_private_key(_unwrapped(settings, signer.body_id, signer.round_id, signer.wrapped))
 
 
-def sign_for_seat(private, signer: OpenSigner, terminal_id: int, blinded_text) -> tuple["_IssueJob", bytes]:
+def sign_for_seat(private, signer: OpenSigner, terminal_id: int, blinded_text) -> tuple[IssueJob, bytes]:
     """blind_sign_for_terminal for one round, without a database read: the signature with the
     round's key (`private`: signer_key), and the job that takes the count (count_nowait). The
     job finds the terminal's member under the write lock and refuses as blind_sign_for_terminal
-    does (no vote open for this terminal, absent, already issued); the signature may leave the
-    server only once the job succeeded."""
+    does (no vote open for this terminal, absent, already issued but for a resend of the same
+    blinded value); the signature may leave the server only once the job succeeded."""
     value = _blinded(blinded_text)
     if len(value) != private.key_size // 8:
         raise InvalidInput(f"blinded_msg must be {private.key_size // 8} bytes", where="blinded_msg",
@@ -240,13 +257,13 @@ def sign_for_seat(private, signer: OpenSigner, terminal_id: int, blinded_text) -
         sig = blind_rsa.blind_sign(private, value)
     except ValueError as exc:
         raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
-    return _IssueJob((signer.round_id,), None, signer.sitting_id, terminal_id), sig
+    return IssueJob((signer.round_id,), None, signer.sitting_id, terminal_id, (blinded_digest(value),)), sig
 
 
-def count_nowait(engine, job: "_IssueJob", notify) -> None:
+def count_nowait(engine, job: IssueJob, notify) -> None:
     """Queue sign_for_seat's job in the process's issuance group commit; `notify()` is called on
     another thread once it is counted or refused (then job.outcome() answers)."""
-    group_commit.group_for(engine, _run_issue_batch, kind="issuance").submit_nowait(job, notify)
+    group_commit.group_for(engine, run_issue_batch, kind="issuance").submit_nowait(job, notify)
 
 
 def _blinded(text) -> bytes:
@@ -258,19 +275,6 @@ def _blinded(text) -> bytes:
         raise InvalidInput("blinded_msg is not base64url", where="blinded_msg", zh="盲化消息不是 base64url") from None
 
 
-def _already_issued() -> Conflict:  # one refusal, made in two places
-    return Conflict("this member has already received a ballot in this round", where="ballot",
-                    zh="本席代表本轮已领取选票，不再发出")
-
-
-def _require_present(db: Session, sitting_id: int, member_id: int) -> None:
-    present = db.scalar(select(Attendance.id).where(Attendance.sitting_id == sitting_id,
-                                                    Attendance.member_id == member_id,
-                                                    Attendance.status == Presence.PRESENT))
-    if present is None:
-        raise Conflict("the member of this terminal is not present", where="member", zh="本席代表未签到")
-
-
 def load_private_key(der: bytes):
     """The round's key (not kept: forget_round_key erases it at the close). It is our own
     (start_round_key made it, wrapped under the body key), and blind_sign checks every
@@ -278,117 +282,3 @@ def load_private_key(der: bytes):
     return serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
 
 
-class _IssueJob(group_commit.Job):
-    """One request's blind-signature counts (one round, or a ballot set's rounds), taken under
-    the write lock all together or not at all."""
-
-    __slots__ = ("round_ids", "member_id", "sitting_id", "terminal_id")
-
-    def __init__(self, round_ids: tuple[int, ...], member_id: int | None, sitting_id: int,
-                 terminal_id: int | None = None) -> None:
-        # member_id None: the terminal's member in the (one) round, found under the lock
-        self.round_ids, self.member_id, self.sitting_id = round_ids, member_id, sitting_id
-        self.terminal_id = terminal_id
-        super().__init__()
-
-
-def _take_counts(db: Session, jobs: list[_IssueJob]) -> None:
-    """Under the write lock: each job's counts, if every round is still open, the member still
-    present and a signature still allowed; otherwise that job's refusal (NotFound: no vote
-    open; Conflict: absent or already issued) and the counts it took given back.
-
-    A hall's opening brings a batch of up to 64 single-round jobs at a time; one statement per
-    job (ORM UPDATE with its two subqueries) took ~1.5 ms each under the lock, so 3,000 tablets
-    waited seconds for their counts (benchmarks/bench_hall.py). The single-round jobs of a round
-    are counted by one UPDATE ... RETURNING (_TAKE_MANY), each member once; a member's second
-    job in the batch, a refusal and a ballot set's jobs take the one-by-one path below."""
-    begin_write(db)
-    _find_members(db, [job for job in jobs if job.member_id is None])
-    by_round: dict[tuple, dict[int, _IssueJob]] = {}
-    one_by_one = []
-    for job in jobs:
-        if job.error is not None:
-            continue
-        group = by_round.setdefault((job.round_ids[0], job.sitting_id), {}) if len(job.round_ids) == 1 else None
-        if group is None or job.member_id in group:
-            one_by_one.append(job)
-        else:
-            group[job.member_id] = job
-    for (round_id, sitting_id), group in by_round.items():
-        taken = set(db.execute(_TAKE_MANY, {"b_round": round_id, "b_sitting": sitting_id,
-                                            "b_members": list(group)}).scalars())
-        for member_id, job in group.items():
-            if member_id in taken:
-                job.result = True
-            else:
-                one_by_one.append(job)  # refused: _take_one finds out why
-    for job in one_by_one:
-        _take_one(db, job)
-
-
-_ISSUANCES = Issuance.__table__
-_TAKE_MANY = (update(_ISSUANCES).where(
-    _ISSUANCES.c.round_id == bindparam("b_round"),
-    _ISSUANCES.c.member_id.in_(bindparam("b_members", expanding=True)),
-    _ISSUANCES.c.issued < _ISSUANCES.c.allowed,
-    select(Round.id).where(Round.id == bindparam("b_round"), Round.status == RoundStatus.OPEN).exists(),
-    select(Attendance.id).where(Attendance.sitting_id == bindparam("b_sitting"),
-                                Attendance.member_id == _ISSUANCES.c.member_id,
-                                Attendance.status == Presence.PRESENT).exists())
-    .values(issued=_ISSUANCES.c.issued + 1).returning(_ISSUANCES.c.member_id))
-
-
-def _find_members(db: Session, jobs: list[_IssueJob]) -> None:
-    """The member each terminal's job is for (its Issuance row in the round), or NotFound; or
-    Unauthorized for a terminal revoked since (the caller's snapshot may predate it: Flask
-    refuses a revoked credential on every request, so the count does too)."""
-    for round_id in {job.round_ids[0] for job in jobs}:
-        of_round = [job for job in jobs if job.round_ids[0] == round_id]
-        found = {t: (m, revoked) for t, m, revoked in db.execute(
-            select(Issuance.terminal_id, Issuance.member_id, Terminal.revoked_at)
-            .join(Terminal, Terminal.id == Issuance.terminal_id)
-            .where(Issuance.round_id == round_id, Issuance.terminal_id.in_([job.terminal_id for job in of_round])))}
-        for job in of_round:
-            member_id, revoked = found.get(job.terminal_id, (None, None))
-            if revoked is not None:
-                job.error = Unauthorized("this terminal was revoked", zh="本终端的凭据已被吊销，请联系秘书处")
-            elif member_id is None:
-                job.error = NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
-            else:
-                job.member_id = member_id
-
-
-def _take_one(db: Session, job: _IssueJob) -> None:
-    taken = []
-    for round_id in job.round_ids:
-        if _take_count(db, job, round_id):
-            taken.append(round_id)
-            continue
-        for back in taken:  # all or none: a set's ballots are issued together
-            db.execute(update(Issuance).where(Issuance.round_id == back, Issuance.member_id == job.member_id)
-                       .values(issued=Issuance.issued - 1).execution_options(synchronize_session=False))
-        try:
-            if db.scalar(select(Round.status).where(Round.id == round_id)) != RoundStatus.OPEN:
-                raise NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
-            _require_present(db, job.sitting_id, job.member_id)
-            raise _already_issued()
-        except (Conflict, NotFound) as exc:
-            job.error = exc
-        return
-    job.result = True
-
-
-def _take_count(db: Session, job: _IssueJob, round_id: int) -> bool:
-    return db.execute(update(Issuance).where(
-        Issuance.round_id == round_id, Issuance.member_id == job.member_id,
-        Issuance.issued < Issuance.allowed,
-        select(Round.id).where(Round.id == round_id, Round.status == RoundStatus.OPEN).exists(),
-        select(Attendance.id).where(Attendance.sitting_id == job.sitting_id,
-                                    Attendance.member_id == job.member_id,
-                                    Attendance.status == Presence.PRESENT).exists())
-        .values(issued=Issuance.issued + 1).execution_options(synchronize_session=False)).rowcount == 1
-
-
-def _run_issue_batch(engine, jobs) -> list:
-    """A batch of counts in one transaction and one durable COMMIT (group_commit.run_batch)."""
-    return group_commit.run_batch(engine, jobs, _take_counts, lambda db: db.commit())

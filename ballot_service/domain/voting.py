@@ -211,7 +211,7 @@ def close_round(db: Session, settings: Settings, item: Item) -> Round:
     rnd.status, rnd.closed_at = RoundStatus.CLOSED, utcnow()
     rnd.issued = issued_count(db, item, rnd)
     if item.channel in BLIND_CHANNELS:
-        issuance.forget_round_key(rnd)  # the private key does not survive the close
+        issuance.forget_round_key(db, rnd)  # the private key does not survive the close
     if item.secret:  # the sealed casts written in clear, in key order: their pages say nothing of arrival
         cast_staging.release(db, settings, item.sitting.body_id, rnd.id)
     item.status, item.open_ballot = ItemStatus.CLOSED, None

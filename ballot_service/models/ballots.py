@@ -31,6 +31,13 @@ class Issuance(Base):
     replacement, `allowed` = 1 + replacements). Nothing here names a serial: the service
     signs a blinded message it cannot read and keeps neither the blinded value nor the
     signature. `terminal_id` is the seat terminal the member's ballot is requested from.
+
+    `blinded_sha256`: SHA-256 of the blinded message last signed for the member, while the
+    round is open (cleared at the close), so that a tablet whose answer was lost (a node died
+    after the count's COMMIT, the network dropped it) gets the same signature again by sending
+    the same blinded message: no second ballot, as RSA signing is deterministic. It says
+    nothing of the ballot: a blinded message is uniformly random whatever it blinds (RFC 9474,
+    blindness holds even against the holder of the private key).
     """
 
     __tablename__ = "issuances"
@@ -41,6 +48,7 @@ class Issuance(Base):
     terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"))
     issued: Mapped[int] = mapped_column(Integer, default=0)
     allowed: Mapped[int] = mapped_column(Integer, default=1)
+    blinded_sha256: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
 
 class PaperBallot(Base):

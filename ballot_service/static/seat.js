@@ -7,11 +7,15 @@
  * What is kept where
  * - localStorage: the credential; the ballot of the open vote (round_ref, serial, prefix,
  *   signature) from the moment it is unblinded until the receipt arrives, since the server
- *   signs only once per member per round and a reload must not lose it; the pending cast
+ *   signs only once per member per round and a reload must not lose it; before that, from the
+ *   blind-sign request on, what it sent (serial, prepared message, blinded message, blinding
+ *   inverse), so that a request whose answer was lost (a reload, a node that died, a dropped
+ *   connection) is sent again unchanged and the server answers the same signature (it signs a
+ *   member's one blinded message again, never a second one); the pending cast
  *   (its exact body with its retry id) while it is being sent, so a reload resends the very
  *   same submission; the receipt code of this tablet's cast for the open vote, so a reload
  *   shows 已投票; the last vote seen (its title), so a reload after the close shows 表决已结束.
- *   Ballot, retry id and marks are removed as soon as the receipt (or a final answer) arrives;
+ *   Blinding, ballot, retry id and marks are removed as soon as the receipt (or a final answer) arrives;
  *   the receipt is removed as soon as the vote is no longer open.
  * - memory only: the marks while the deputy fills them in.
  *
@@ -68,6 +72,7 @@
   var KEY_LAST = "ballotSeat.lastVote";
   var KEY_BALLOT = "ballotSeat.ballot";     // {key, ballot} until the receipt
   var KEY_PENDING = "ballotSeat.pending";   // {key, title, body, secret} while a cast is unanswered
+  var KEY_BLINDING = "ballotSeat.blinding"; // {key, parts} from the blind-sign request until unblinded
   var POLL_MS = 3000, POLL_JITTER_MS = 1500, MAX_BACKOFF_MS = 30000;
   var STATE_TIMEOUT_MS = 15000, CAST_TIMEOUT_MS = 20000, WATCH_MS = 10000;
   var LONG_POLL_TIMEOUT_MS = 40000;  // the server holds a long-poll up to 12 s (30 s during a vote)
@@ -417,10 +422,12 @@
       showBallot(key, vote, kept.ballot);
       return null;
     }
-    return obtainBallot(vote).then(function (ballot) {
+    return obtainBallot(vote, key).then(function (ballot) {
       store(KEY_BALLOT, { key: key, ballot: ballot });
+      store(KEY_BLINDING, null);
       showBallot(key, vote, ballot);
     }, function (err) {
+      if (err && (err.status === 404 || err.status === 409)) store(KEY_BLINDING, null);  // final answers
       if (err && err.status === 404) {
         st.noBallot[key] = true;
         if (state.member) showWaiting("late");
@@ -445,49 +452,58 @@
   function hex(bytes) { return BlindRSA.bytesToHex(bytes); }
 
   // The announced round key, checked (file header), then one blind signature.
-  function obtainBallot(vote) {
-    if (isSet(vote)) return obtainSetBallots(partsOf(vote));
-    var B = window.BlindRSA;
+  function obtainBallot(vote, key) {
+    if (isSet(vote)) return obtainSetBallots(partsOf(vote), key);
     return Promise.resolve().then(function () {
-      var pk = checkedKey(vote.round_key, vote);
-      var serial = B.randomBytes(16);
-      var prepared = B.prepare(B.ballotMessage(vote.round_ref, serial));
-      var bl = B.blind(pk, prepared);
+      var pks = [checkedKey(vote.round_key, vote)], b = blindings(key, [vote], pks)[0];
       return api("POST", "/api/terminal/blind-sign", JSON.stringify({
-        round_ref: vote.round_ref, blinded_msg: B.bytesToBase64url(bl.blindedMsg)
+        round_ref: vote.round_ref, blinded_msg: b.blinded
       })).then(function (s) {
         if (s.status !== 200 || !s.data || !s.data.blind_sig) throw fail(s.status);
-        var sig = B.finalize(pk, prepared, B.base64urlToBytes(s.data.blind_sig), bl.inv);
-        return { round_ref: vote.round_ref, serial: hex(serial),
-                 prefix: B.bytesToBase64url(prepared.slice(0, 32)), signature: B.bytesToBase64url(sig) };
+        return unblinded(pks[0], b, s.data.blind_sig);
       });
     });
   }
 
   // A ballot set: each round's announced key checked as above, a fresh serial blinded for
   // each, the signatures in one request (all or none), each unblinded and verified.
-  function obtainSetBallots(parts) {
-    var B = window.BlindRSA;
+  function obtainSetBallots(parts, key) {
     return Promise.resolve().then(function () {
-      return parts.map(function (vote) { return checkedKey(vote.round_key, vote); });
-    }).then(function (pks) {
-      var prepared = [], blinded = [];
-      parts.forEach(function (vote, i) {
-        prepared.push({ serial: B.randomBytes(16) });
-        prepared[i].msg = B.prepare(B.ballotMessage(vote.round_ref, prepared[i].serial));
-        blinded.push(B.blind(pks[i], prepared[i].msg));
-      });
-      return api("POST", "/api/terminal/blind-sign-set", JSON.stringify({ ballots: parts.map(function (vote, i) {
-        return { round_ref: vote.round_ref, blinded_msg: B.bytesToBase64url(blinded[i].blindedMsg) };
+      var pks = parts.map(function (vote) { return checkedKey(vote.round_key, vote); });
+      var bs = blindings(key, parts, pks);
+      return api("POST", "/api/terminal/blind-sign-set", JSON.stringify({ ballots: bs.map(function (b) {
+        return { round_ref: b.round_ref, blinded_msg: b.blinded };
       }) })).then(function (s) {
         if (s.status !== 200 || !s.data || !s.data.blind_sigs || s.data.blind_sigs.length !== parts.length) throw fail(s.status);
-        return parts.map(function (vote, i) {
-          var sig = B.finalize(pks[i], prepared[i].msg, B.base64urlToBytes(s.data.blind_sigs[i]), blinded[i].inv);
-          return { round_ref: vote.round_ref, serial: hex(prepared[i].serial),
-                   prefix: B.bytesToBase64url(prepared[i].msg.slice(0, 32)), signature: B.bytesToBase64url(sig) };
-        });
+        return bs.map(function (b, i) { return unblinded(pks[i], b, s.data.blind_sigs[i]); });
       });
     });
+  }
+
+  // What this tablet blinds for the vote `key`: kept from an earlier request whose answer never
+  // came (file header), else a fresh random serial per round, blinded, kept before it is sent.
+  function blindings(key, votes, pks) {
+    var B = window.BlindRSA, kept = load(KEY_BLINDING, true);
+    if (kept && kept.key === key && kept.parts && kept.parts.length === votes.length &&
+        votes.every(function (vote, i) { return kept.parts[i].round_ref === vote.round_ref; })) {
+      return kept.parts;
+    }
+    var parts = votes.map(function (vote, i) {
+      var serial = B.randomBytes(16), msg = B.prepare(B.ballotMessage(vote.round_ref, serial));
+      var bl = B.blind(pks[i], msg);
+      return { round_ref: vote.round_ref, serial: hex(serial), msg: B.bytesToBase64url(msg),
+               blinded: B.bytesToBase64url(bl.blindedMsg), inv: B.bytesToBase64url(bl.inv) };
+    });
+    store(KEY_BLINDING, { key: key, parts: parts });
+    return parts;
+  }
+
+  // The ballot from a blind signature: unblinded and verified (finalize throws otherwise).
+  function unblinded(pk, b, blindSig) {
+    var B = window.BlindRSA, msg = B.base64urlToBytes(b.msg);
+    var sig = B.finalize(pk, msg, B.base64urlToBytes(blindSig), B.base64urlToBytes(b.inv));
+    return { round_ref: b.round_ref, serial: b.serial, prefix: B.bytesToBase64url(msg.slice(0, 32)),
+             signature: B.bytesToBase64url(sig) };
   }
 
   // The announced key of `vote`'s round (its round_key: the announcement event), or an
@@ -933,6 +949,7 @@
     st.pending = null;
     store(KEY_BALLOT, null);
     store(KEY_PENDING, null);
+    store(KEY_BLINDING, null);
     $("ballot-list").textContent = "";
     $("confirm-list").textContent = "";
     $("write-in-chosen").textContent = "";
@@ -1049,7 +1066,7 @@
 
   function resetTablet() {
     $("reset-code").value = "";
-    [KEY_CRED, KEY_RECEIPT, KEY_LAST, KEY_BALLOT, KEY_PENDING].forEach(function (k) { store(k, null); });
+    [KEY_CRED, KEY_RECEIPT, KEY_LAST, KEY_BALLOT, KEY_PENDING, KEY_BLINDING].forEach(function (k) { store(k, null); });
     st.credential = null;
     st.noBallot = {};
     st.stickyKey = null;

@@ -1,5 +1,6 @@
 """Blind issuance on real tablets (Chromium): a whole secret vote on two tablets through the
-blind-signature flow, a tablet that refuses a round key which is not the announced one, and
+blind-signature flow, a tablet that refuses a round key which is not the announced one, a
+tablet whose blind signature answer was lost and that asks again after a reload, and
 a paper vote, which asks a tablet for nothing."""
 from __future__ import annotations
 
@@ -104,3 +105,44 @@ def test_a_paper_vote_puts_no_tablet_on_the_key_alarm(new_page, live_site):
     assert page.locator("#noballot-note").is_hidden()
     assert not any("/round-key" in u or "/blind-sign" in u for u in asked)
     assert page.js_errors == []
+
+
+def test_a_lost_blind_signature_answer_is_asked_again_with_the_same_blinded_message(new_page, live_site, db_url):
+    """The server counted and signed, the answer never arrived (a node died, the connection
+    dropped), and the deputy reloads the page: the tablet sends the very same blinded message
+    (kept in localStorage), gets the same signature, and votes with it: one ballot issued."""
+    api, base = live_site.api, live_site.base_url
+    s = setup_sitting(api, members=2, present=1, open_vote=False)  # M0001 present, never asks
+    page = open_tablet(new_page, base, s.creds["M0002"])
+    check_in(page, "M0002")
+    bodies: list[str] = []
+
+    def lose_the_first_answer(route):
+        bodies.append(route.request.post_data)
+        answer = route.fetch()  # the server counts and signs ...
+        if len(bodies) == 1:
+            return route.abort("connectionreset")  # ... and the tablet never hears of it
+        route.fulfill(response=answer)
+
+    page.route("**/api/terminal/blind-sign", lose_the_first_answer)
+    api.call("POST", f"/api/admin/items/{s.item_id}/open")
+    for _ in range(200):
+        if bodies:
+            break
+        page.wait_for_timeout(100)
+    assert bodies, "the tablet never asked for its ballot"
+    assert "ballotSeat.blinding" in storage(page)
+    page.reload()
+    screen(page, "ballot", timeout=20_000)
+    assert len(bodies) >= 2 and len(set(bodies)) == 1, bodies  # the same request, not a second ballot
+    assert "ballotSeat.blinding" not in storage(page)
+    mark(page, "motion", "for")
+    page.click("#ballot-submit")
+    screen(page, "confirm")
+    page.click("#confirm-send")
+    screen(page, "receipt", timeout=20_000)
+    assert page.js_errors == []
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    _, res = api.call("POST", f"/api/admin/items/{s.item_id}/tally")
+    assert (res["issued"], res["returned"], res["candidates"][0]["for"]) == (1, 1, 1)
+    assert [r[0] for r in _rows(db_url, select(Issuance.blinded_sha256))] == [None, None]  # cleared at the close
