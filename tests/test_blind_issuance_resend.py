@@ -162,3 +162,24 @@ def test_after_a_replacement_only_the_newest_request_is_answered_again(app, api)
     assert first[0] == again[0] == 200 and first[1]["blind_sig"] == again[1]["blind_sig"]
     assert _sign(api, cred, old)[0] == 409  # the replaced tablet's request is not answered again
     assert _issued(app, s.item_id) == 2
+
+
+def test_a_resend_after_a_replacement_takes_no_count_and_leaves_the_allowance(app, api):
+    """The old tablet's retry of its lost answer arrives after a replacement was allowed and
+    before the new tablet asks: it is answered uncounted (batch path and Flask path), and the
+    new tablet still gets the replacement."""
+    s = setup_sitting(api, members=2)
+    cred = s.creds[s.members[0]]
+    engine = app.extensions["ballot_engine"]
+    _, pub, old = _key_and_pending(api, cred)
+    assert _sign(api, cred, old)[0] == 200
+    api.call("POST", f"/api/admin/items/{s.item_id}/replacement", {"member": s.members[0], "reason": "平板故障"})
+    with Session(engine) as db:
+        round_id = db.scalar(select(Round.id).where(Round.item_id == s.item_id))
+    old_digest = issuance_counts.blinded_digest(old.blinded)
+    batch = [issuance_counts.IssueJob((round_id,), None, s.sitting_id, s.terminal_ids[s.members[0]], (old_digest,))]
+    issuance_counts.run_issue_batch(engine, batch)  # as the event loop's path submits it
+    assert batch[0].result is True and _issued(app, s.item_id) == 1
+    assert _sign(api, cred, old)[0] == 200 and _issued(app, s.item_id) == 1  # Flask's path: the same
+    new = tablet.start(pub, old.round_ref)
+    assert _sign(api, cred, new)[0] == 200 and _issued(app, s.item_id) == 2

@@ -209,11 +209,12 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
             sigs.append(blind_rsa.blind_sign(private, value))
         except ValueError as exc:
             raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
-    if writing:
-        take_counts(db, [job])
-    else:
-        group_commit.group_for(db.get_bind(), run_issue_batch, kind="issuance").submit(job)
-    job.outcome()
+    if not resend:  # a resend's count was committed with this very value: the same answer, no job
+        if writing:
+            take_counts(db, [job])
+        else:
+            group_commit.group_for(db.get_bind(), run_issue_batch, kind="issuance").submit(job)
+        job.outcome()
     for _, rnd, _ in found:
         round_facts.learn(db, rnd.id)
     return sigs

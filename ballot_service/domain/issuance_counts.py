@@ -40,8 +40,9 @@ def require_present(db: Session, sitting_id: int, member_id: int) -> None:
 
 
 def forget_blinded(db: Session, round_id: int) -> None:
-    """At the close: no blinded value's digest outlives the round (SQLite's secure_delete
-    overwrites the freed bytes)."""
+    """At the close: the digests go with the round's private key (SQLite's secure_delete
+    overwrites the freed bytes; PostgreSQL's dead row versions, the WAL and a backup taken
+    during the vote keep them longer: they say nothing of any ballot, module docstring)."""
     db.execute(update(Issuance).where(Issuance.round_id == round_id, Issuance.blinded_sha256.is_not(None))
                .values(blinded_sha256=None).execution_options(synchronize_session=False))
 
@@ -70,8 +71,9 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
     job (ORM UPDATE with its two subqueries) took ~1.5 ms each under the lock, so 3,000 tablets
     waited seconds for their counts (benchmarks/bench_hall.py). The single-round jobs of a round
     are counted by one UPDATE ... RETURNING (_TAKE_MANY), each member once, and their digests
-    noted by one executemany; a member's second job in the batch, a refusal, a resend and a
-    ballot set's jobs take the one-by-one path below."""
+    noted by one executemany; a member's second job in the batch, a resend (its digest already
+    held: never counted again, even with an allowance left after a replacement), a refusal and
+    a ballot set's jobs take the one-by-one path below."""
     begin_write(db)
     _find_members(db, [job for job in jobs if job.member_id is None])
     by_round: dict[tuple, dict[int, IssueJob]] = {}
@@ -85,6 +87,11 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
         else:
             group[job.member_id] = job
     for (round_id, sitting_id), group in by_round.items():
+        for member_id, digest in db.execute(_HELD, {"b_round": round_id, "b_members": list(group)}).all():
+            if group[member_id].digests == (digest,):
+                one_by_one.append(group.pop(member_id))  # a resend: _take_one answers it uncounted
+        if not group:
+            continue
         taken = set(db.execute(_TAKE_MANY, {"b_round": round_id, "b_sitting": sitting_id,
                                             "b_members": list(group)}).scalars())
         noted = [{"b_round": round_id, "b_member": member_id, "b_digest": group[member_id].digests[0]}
@@ -110,6 +117,9 @@ _TAKE_MANY = (update(_ISSUANCES).where(
                                 Attendance.member_id == _ISSUANCES.c.member_id,
                                 Attendance.status == Presence.PRESENT).exists())
     .values(issued=_ISSUANCES.c.issued + 1).returning(_ISSUANCES.c.member_id))
+_HELD = select(_ISSUANCES.c.member_id, _ISSUANCES.c.blinded_sha256).where(
+    _ISSUANCES.c.round_id == bindparam("b_round"), _ISSUANCES.c.member_id.in_(bindparam("b_members", expanding=True)),
+    _ISSUANCES.c.blinded_sha256.is_not(None))
 _NOTE_DIGEST = (update(_ISSUANCES).where(_ISSUANCES.c.round_id == bindparam("b_round"),
                                          _ISSUANCES.c.member_id == bindparam("b_member"))
                 .values(blinded_sha256=bindparam("b_digest")))

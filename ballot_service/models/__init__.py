@@ -2,8 +2,9 @@
 
 Secret-ballot rule (RULES.md §7): no table ties a member, seat or terminal to a
 ballot serial or choices. `Issuance` counts how many blind signatures each eligible
-member received in a round (no serial, no blinded value: RSA blind signatures, RFC 9474,
-so the service never sees what it signed); `Cast` holds serials, unblinded signatures and
+member received in a round (no serial, no signature, and the last blinded value's digest only
+while the round is open: RSA blind signatures, RFC 9474, so the service never sees what it
+signed); `Cast` holds serials, unblinded signatures and
 marks with random ids, no member (unless the vote is named), no terminal and no time of
 its own; while a secret round is open its casts are `StagedCast` rows, sealed.
 """

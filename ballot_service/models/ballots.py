@@ -29,8 +29,7 @@ class Issuance(Base):
 
     `issued` counts the blind signatures this member received (0 or 1, more only after a
     replacement, `allowed` = 1 + replacements). Nothing here names a serial: the service
-    signs a blinded message it cannot read and keeps neither the blinded value nor the
-    signature. `terminal_id` is the seat terminal the member's ballot is requested from.
+    signs a blinded message it cannot read and keeps no signature. `terminal_id` is the seat terminal the member's ballot is requested from.
 
     `blinded_sha256`: SHA-256 of the blinded message last signed for the member, while the
     round is open (cleared at the close), so that a tablet whose answer was lost (a node died

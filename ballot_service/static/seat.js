@@ -427,7 +427,9 @@
       store(KEY_BLINDING, null);
       showBallot(key, vote, ballot);
     }, function (err) {
-      if (err && (err.status === 404 || err.status === 409)) store(KEY_BLINDING, null);  // final answers
+      // Final answers: no vote for this tablet, or this member's ballot went to another request.
+      // Kept otherwise (absent, the network, a 5xx): the same request is the one to send again.
+      if (err && (err.status === 404 || (err.status === 409 && err.where === "ballot"))) store(KEY_BLINDING, null);
       if (err && err.status === 404) {
         st.noBallot[key] = true;
         if (state.member) showWaiting("late");
@@ -447,7 +449,12 @@
     });
   }
 
-  function fail(status) { var e = new Error("HTTP " + status); e.status = status; return e; }
+  function fail(status, data) {
+    var e = new Error("HTTP " + status), first = data && data.errors && data.errors[0];
+    e.status = status;
+    e.where = first ? first.where : null;
+    return e;
+  }
 
   function hex(bytes) { return BlindRSA.bytesToHex(bytes); }
 
@@ -459,7 +466,7 @@
       return api("POST", "/api/terminal/blind-sign", JSON.stringify({
         round_ref: vote.round_ref, blinded_msg: b.blinded
       })).then(function (s) {
-        if (s.status !== 200 || !s.data || !s.data.blind_sig) throw fail(s.status);
+        if (s.status !== 200 || !s.data || !s.data.blind_sig) throw fail(s.status, s.data);
         return unblinded(pks[0], b, s.data.blind_sig);
       });
     });
@@ -474,7 +481,7 @@
       return api("POST", "/api/terminal/blind-sign-set", JSON.stringify({ ballots: bs.map(function (b) {
         return { round_ref: b.round_ref, blinded_msg: b.blinded };
       }) })).then(function (s) {
-        if (s.status !== 200 || !s.data || !s.data.blind_sigs || s.data.blind_sigs.length !== parts.length) throw fail(s.status);
+        if (s.status !== 200 || !s.data || !s.data.blind_sigs || s.data.blind_sigs.length !== parts.length) throw fail(s.status, s.data);
         return bs.map(function (b, i) { return unblinded(pks[i], b, s.data.blind_sigs[i]); });
       });
     });
@@ -498,10 +505,16 @@
     return parts;
   }
 
-  // The ballot from a blind signature: unblinded and verified (finalize throws otherwise).
+  // The ballot from a blind signature: unblinded and verified (finalize throws otherwise; then
+  // the kept request is dropped: sending it again would only bring the same bad answer).
   function unblinded(pk, b, blindSig) {
-    var B = window.BlindRSA, msg = B.base64urlToBytes(b.msg);
-    var sig = B.finalize(pk, msg, B.base64urlToBytes(blindSig), B.base64urlToBytes(b.inv));
+    var B = window.BlindRSA, msg = B.base64urlToBytes(b.msg), sig;
+    try {
+      sig = B.finalize(pk, msg, B.base64urlToBytes(blindSig), B.base64urlToBytes(b.inv));
+    } catch (e) {
+      store(KEY_BLINDING, null);
+      throw e;
+    }
     return { round_ref: b.round_ref, serial: b.serial, prefix: B.bytesToBase64url(msg.slice(0, 32)),
              signature: B.bytesToBase64url(sig) };
   }

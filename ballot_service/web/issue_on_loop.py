@@ -20,7 +20,8 @@ credential Flask authenticated when the tablet's long-poll began (SeatWake.learn
   this terminal: Flask answers, as it names the round open now). The signature is sent only
   after that batch's durable COMMIT. One RSA operation per seat and round per change: a
   resend (or a flood from one credential) goes to Flask, which refuses a member already
-  issued before any RSA operation.
+  issued before any RSA operation, unless it is the very blinded message signed for them (a
+  lost answer asked again: signed again, with no count, on one of Flask's threads).
 
 Anything else goes on to Flask, which answers as it always has: a credential this process has
 not seen Flask accept, a revoked terminal (checked in every snapshot, and by the count under
@@ -95,7 +96,8 @@ class IssueOnLoop:
         if signer is None or signer.sitting_id != seat[1] or not isinstance(text, str):
             return None
         # One RSA operation per seat and round here: resends (a flood from one tablet included)
-        # go to Flask, whose threads bound them and which refuses one already issued unsigned.
+        # go to Flask, whose threads bound them and which refuses one already issued unsigned
+        # (but for a lost answer's resend of the same blinded message, signed again uncounted).
         mine = (seat[0], signer.round_id)
         if mine in snapshot.signing:
             return None
