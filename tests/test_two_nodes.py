@@ -2,8 +2,10 @@
 processes on different ports, each with its own instance folder, sharing only the database,
 the keys folder and BALLOT_SECRET_KEY (README, "Production layout"). Tablets are spread over
 both; one node is killed (SIGKILL) in the middle of the vote; its tablets carry on through the
-other, resending an unanswered cast with the same retry id. Then: every receipted cast is
-stored once with its receipt, the count matches, and the audit bundle verifies.
+other, resending an unanswered cast with the same retry id; tablets whose blind signature
+node A counted but whose answer they never got send the same blinded message to node B and
+vote with the signature it answers. Then: every receipted cast is stored once with its
+receipt, the count matches (no ballot issued twice), and the audit bundle verifies.
 
 PostgreSQL only (several nodes on one SQLite file is not a supported layout): skipped unless
 BALLOT_TEST_DATABASE_URL names a PostgreSQL server."""
@@ -75,6 +77,19 @@ def test_two_nodes_one_killed_mid_vote(tmp_path, db_url):
             srv.stop()
 
 
+def _blind_sign_unanswered(node, cred: str):
+    """A blind-signature request the node counts and signs, whose answer the tablet never reads;
+    what the tablet kept to send it again: (round key, pending blinding)."""
+    call = Api.httpx(node.base_url).call
+    _, state = call("GET", "/api/terminal/state", credential=cred)
+    vote = state["vote"]
+    pub = tablet.round_key_from_announcement(vote["round_key"], vote["round_ref"], vote["key_fingerprint"])
+    pending = tablet.start(pub, vote["round_ref"])
+    call("POST", "/api/terminal/blind-sign", {"round_ref": pending.round_ref, "blinded_msg": pending.blinded_text},
+         credential=cred)
+    return pub, pending
+
+
 def _run_sitting(tmp_path, db_url, shared, nodes):
     a, b = nodes
     api_a = Api.httpx(a.base_url)
@@ -89,6 +104,9 @@ def _run_sitting(tmp_path, db_url, shared, nodes):
     ballots = {}
     for no in early:  # ballot fetch (blind issuance) on each tablet's own node, across both
         ballots[no] = tablet.take_ballot(Api.httpx(home[no].base_url).call, s.creds[no])
+    # Late tablets homed on A whose blind signature A counts and signs, but whose answer is lost.
+    unanswered = {no: _blind_sign_unanswered(a, s.creds[no]) for no in late if home[no] is a}
+    assert unanswered
     retry_of = {no: tablet.new_retry_id() for no in s.members}
     receipt_secret = {no: tablet.new_receipt() for no in s.members}
     receipts: dict[str, str] = {}  # serial -> receipt code answered (201 or 200)
@@ -133,9 +151,16 @@ def _run_sitting(tmp_path, db_url, shared, nodes):
     assert not problems, (problems, b.log())
     assert at_kill < len(early), "the kill came after the last cast: nothing was in flight"
 
-    # Tablets homed on A that had not fetched their ballot carry on through B from the start.
+    # Tablets homed on A that had not fetched their ballot carry on through B from the start;
+    # those whose answer A never gave send B the very same blinded message again.
     for no in late:
-        ballots[no] = tablet.take_ballot(api_b.call, s.creds[no])
+        if no in unanswered:
+            pub, pending = unanswered[no]
+            status, signed = api_b.call("POST", "/api/terminal/blind-sign", {
+                "round_ref": pending.round_ref, "blinded_msg": pending.blinded_text}, credential=s.creds[no])
+            ballots[no] = tablet.finish(pub, pending, signed["blind_sig"])
+        else:
+            ballots[no] = tablet.take_ballot(api_b.call, s.creds[no])
         home[no] = b
         cast(no)
     assert not problems, (problems, b.log())
