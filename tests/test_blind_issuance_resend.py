@@ -164,22 +164,40 @@ def test_after_a_replacement_only_the_newest_request_is_answered_again(app, api)
     assert _issued(app, s.item_id) == 2
 
 
-def test_a_resend_after_a_replacement_takes_no_count_and_leaves_the_allowance(app, api):
-    """The old tablet's retry of its lost answer arrives after a replacement was allowed and
-    before the new tablet asks: it is answered uncounted (batch path and Flask path), and the
-    new tablet still gets the replacement."""
+def test_after_a_replacement_the_lost_request_sent_again_is_the_replacement(app, api):
+    """The secretariat allows a replacement for a deputy whose answer was lost; the old tablet's
+    request then arrives again: it is counted as the replacement (one ballot), and a new
+    request is refused. A lost answer and a replacement never make two ballots (batch path of
+    the event loop and Flask's path alike)."""
     s = setup_sitting(api, members=2)
     cred = s.creds[s.members[0]]
     engine = app.extensions["ballot_engine"]
     _, pub, old = _key_and_pending(api, cred)
-    assert _sign(api, cred, old)[0] == 200
+    lost = _sign(api, cred, old)[1]["blind_sig"]
     api.call("POST", f"/api/admin/items/{s.item_id}/replacement", {"member": s.members[0], "reason": "平板故障"})
+    assert _digests(app, s.item_id) == [None, None]  # the replacement forgets the lost request
     with Session(engine) as db:
         round_id = db.scalar(select(Round.id).where(Round.item_id == s.item_id))
     old_digest = issuance_counts.blinded_digest(old.blinded)
     batch = [issuance_counts.IssueJob((round_id,), None, s.sitting_id, s.terminal_ids[s.members[0]], (old_digest,))]
     issuance_counts.run_issue_batch(engine, batch)  # as the event loop's path submits it
-    assert batch[0].result is True and _issued(app, s.item_id) == 1
-    assert _sign(api, cred, old)[0] == 200 and _issued(app, s.item_id) == 1  # Flask's path: the same
-    new = tablet.start(pub, old.round_ref)
-    assert _sign(api, cred, new)[0] == 200 and _issued(app, s.item_id) == 2
+    assert batch[0].result is True and _issued(app, s.item_id) == 2  # counted: it is the replacement
+    again = _sign(api, cred, old)  # and now an ordinary resend of it (Flask's path): no count
+    assert again[0] == 200 and again[1]["blind_sig"] == lost and _issued(app, s.item_id) == 2
+    assert _sign(api, cred, tablet.start(pub, old.round_ref))[0] == 409
+
+
+def test_a_paper_ballot_allowed_after_a_lost_answer_refuses_the_old_request(app, api):
+    """Hybrid vote: the tablet's answer was lost, the deputy is given paper; the old request
+    sent again is refused, so the deputy holds one ballot (the paper one), counted twice in I
+    as any replacement beside a drawn ballot is."""
+    s = setup_sitting(api, members=2, channel="hybrid")
+    cred = s.creds[s.members[0]]
+    _, _, old = _key_and_pending(api, cred)
+    assert _sign(api, cred, old)[0] == 200
+    _, given = api.call("POST", f"/api/admin/items/{s.item_id}/replacement",
+                        {"member": s.members[0], "reason": "平板未收到选票", "channel": "paper"})
+    assert given["ballot"]
+    status, body = _sign(api, cred, old)
+    assert status == 409 and "已领取" in body["errors"][0]["message_zh"]
+    assert _issued(app, s.item_id) == 2

@@ -1,7 +1,12 @@
 """Further ballots in an open blind-signed round, each a further issuance (I + 1) with its
 reason in the chain: a replacement (the member's tablet failed after receiving its ballot:
 one more blind signature allowed) and a hybrid vote's paper ballot (signed here with the
-round's key and printed at once; README, "Hybrid votes")."""
+round's key and printed at once; README, "Hybrid votes").
+
+Either forgets the blinded message the member's last signature was made for
+(Issuance.blinded_sha256): a request whose answer was lost is not answered again beside the
+further ballot. Sent again, it is counted as the replacement, or refused once paper was
+given; so a lost answer and a further ballot never make two ballots."""
 from __future__ import annotations
 
 import secrets
@@ -33,6 +38,7 @@ def allow_replacement(db: Session, item: Item, member_no: str, reason: str) -> d
         raise Conflict("this member has not used the ballot already allowed", where="member",
                        zh="该代表尚有未领取的选票")
     issuance.allowed += 1
+    issuance.blinded_sha256 = None  # module docstring
     rnd.replacements = (rnd.replacements or 0) + 1
     db.flush()
     audit.append(db, AuditKind.BALLOT_REPLACEMENT, {"item_id": item.id, "round": rnd.number, "round_id": rnd.id,
@@ -86,6 +92,7 @@ def allow_paper(db: Session, settings: Settings, item: Item, member_no: str, rea
     if issuance.issued >= issuance.allowed:
         issuance.allowed += 1
     issuance.issued += 1
+    issuance.blinded_sha256 = None  # module docstring
     rnd.paper_allowed = (rnd.paper_allowed or 0) + 1
     if replacement:
         rnd.replacements = (rnd.replacements or 0) + 1

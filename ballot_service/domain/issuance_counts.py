@@ -6,7 +6,8 @@ same digest is sending again the request whose answer was lost (a node died afte
 COMMIT, the network dropped the answer): the job succeeds without a second count and the same
 signature is answered again (RSA signing is deterministic: the same ballot, not a second one).
 Any other request from a member already issued is refused. The digests are cleared when the
-round closes (forget_blinded).
+round closes (forget_blinded) and when a further ballot is allowed (further_ballots.py), so a
+held digest never sits beside an unused allowance: a resend is never counted again.
 """
 from __future__ import annotations
 
@@ -71,9 +72,9 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
     job (ORM UPDATE with its two subqueries) took ~1.5 ms each under the lock, so 3,000 tablets
     waited seconds for their counts (benchmarks/bench_hall.py). The single-round jobs of a round
     are counted by one UPDATE ... RETURNING (_TAKE_MANY), each member once, and their digests
-    noted by one executemany; a member's second job in the batch, a resend (its digest already
-    held: never counted again, even with an allowance left after a replacement), a refusal and
-    a ballot set's jobs take the one-by-one path below."""
+    noted by one executemany; a member's second job in the batch, a refusal or resend (the
+    member has no allowance left: module docstring) and a ballot set's jobs take the one-by-one
+    path below."""
     begin_write(db)
     _find_members(db, [job for job in jobs if job.member_id is None])
     by_round: dict[tuple, dict[int, IssueJob]] = {}
@@ -87,11 +88,6 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
         else:
             group[job.member_id] = job
     for (round_id, sitting_id), group in by_round.items():
-        for member_id, digest in db.execute(_HELD, {"b_round": round_id, "b_members": list(group)}).all():
-            if group[member_id].digests == (digest,):
-                one_by_one.append(group.pop(member_id))  # a resend: _take_one answers it uncounted
-        if not group:
-            continue
         taken = set(db.execute(_TAKE_MANY, {"b_round": round_id, "b_sitting": sitting_id,
                                             "b_members": list(group)}).scalars())
         noted = [{"b_round": round_id, "b_member": member_id, "b_digest": group[member_id].digests[0]}
@@ -117,9 +113,6 @@ _TAKE_MANY = (update(_ISSUANCES).where(
                                 Attendance.member_id == _ISSUANCES.c.member_id,
                                 Attendance.status == Presence.PRESENT).exists())
     .values(issued=_ISSUANCES.c.issued + 1).returning(_ISSUANCES.c.member_id))
-_HELD = select(_ISSUANCES.c.member_id, _ISSUANCES.c.blinded_sha256).where(
-    _ISSUANCES.c.round_id == bindparam("b_round"), _ISSUANCES.c.member_id.in_(bindparam("b_members", expanding=True)),
-    _ISSUANCES.c.blinded_sha256.is_not(None))
 _NOTE_DIGEST = (update(_ISSUANCES).where(_ISSUANCES.c.round_id == bindparam("b_round"),
                                          _ISSUANCES.c.member_id == bindparam("b_member"))
                 .values(blinded_sha256=bindparam("b_digest")))
