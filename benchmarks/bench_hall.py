@@ -23,7 +23,8 @@ every connection error, by kind.
 
 Targets (issue #21): 99 % of tablets hold their ballot <= 5 s after the opening and all <= 10 s;
 cast -> receipt p99 <= 250 ms under the poll load; close -> 待公布 and publish -> result on
-every screen <= 1 s each; 0 errors.
+every screen <= 1 s each, read as each step <= 1 s: close -> 表决结束, tally -> 待公布 (the
+secretariat's two requests), publish -> result; 0 errors.
 
 Tablets use one keep-alive HTTP/1.1 connection each, written as raw bytes on one asyncio loop
 (bench_casts.py's generator: ~0.1 ms of CPU a request), because the load generator shares this
@@ -359,9 +360,10 @@ def report(stats: Stats, args) -> bool:
         return len(times) >= args.screens and max(times) - since <= limit
 
     met = (hold99 <= 5 and hold100 <= 10 and pct(cast, 0.99) <= 250 and errors == 0
-           and within("awaiting", stats.t_tallied, 1.0) and within("result", stats.t_published, 1.0))
+           and within("counting", stats.t_close, 1.0) and within("awaiting", stats.t_tallied, 1.0)
+           and within("result", stats.t_published, 1.0))
     print(f"targets {'met' if met else 'MISSED'} (99 % ballots <= 5 s, all <= 10 s, cast p99 <= 250 ms, "
-          f"待公布 and result on every screen <= 1 s, 0 errors)")
+          f"表决结束, 待公布 and result on every screen <= 1 s, 0 errors)")
     return met
 
 
