@@ -1,0 +1,43 @@
+"""The head watcher's order of wake-ups (web/head_watcher.py): when a vote closes, the presiding
+screens are woken at once and the waiting tablets SCREENS_FIRST_S later (3,000 tablets asking
+again at once delayed the screens' 表决结束); any other change, an opening first of all, wakes
+the tablets at once."""
+from __future__ import annotations
+
+import asyncio
+
+from ballot_service.vocab import AuditKind
+from ballot_service.web import head_watcher
+from ballot_service.web.head_watcher import HeadWatcher
+
+
+class _App:
+    extensions = {"ballot_read_engine": None}
+    config: dict = {}
+
+
+async def _woken_after(kinds: set[str]) -> tuple[float, float]:
+    """(seconds until the screens' event, seconds until the tablets' event) for one change."""
+    loop = asyncio.get_running_loop()
+    watcher = HeadWatcher(_App())
+    watcher._changed, watcher._tablets, watcher._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    watcher._note({1: 5}, set())  # the first reading
+    screens, tablets = watcher._changed, watcher._tablets
+    started = loop.time()
+    watcher._note({1: 6}, kinds)
+    await asyncio.wait_for(screens.wait(), 2)
+    screens_at = loop.time() - started
+    await asyncio.wait_for(tablets.wait(), 2)
+    return screens_at, loop.time() - started
+
+
+def test_a_close_wakes_the_screens_first_and_the_tablets_a_moment_later():
+    screens_at, tablets_at = asyncio.run(_woken_after({AuditKind.VOTE_CLOSED}))
+    assert screens_at < 0.05
+    assert head_watcher.SCREENS_FIRST_S - 0.05 <= tablets_at < head_watcher.SCREENS_FIRST_S + 0.5
+
+
+def test_an_opening_wakes_the_tablets_at_once():
+    for kinds in ({AuditKind.VOTE_OPENED}, {AuditKind.VOTE_OPENED, AuditKind.VOTE_CLOSED}):
+        screens_at, tablets_at = asyncio.run(_woken_after(kinds))
+        assert screens_at < 0.05 and tablets_at < 0.05, kinds
