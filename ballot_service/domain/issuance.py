@@ -45,14 +45,16 @@ from ballot_service.domain.issuance_counts import (
     already_issued,
     blinded_digest,
     forget_blinded,
+    not_served,
     require_present,
     run_issue_batch,
+    serves,
     take_counts,
 )
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.formats.encoding import EncodingError, b64url_decode, b64url_encode
-from ballot_service.models import Issuance, Item, Round, Sitting, Terminal
+from ballot_service.models import Issuance, Item, Member, Round, Sitting, Terminal
 from ballot_service.vocab import BLIND_CHANNELS, AuditKind, RoundStatus
 
 ANNOUNCE_EVENT = AuditKind.ROUND_KEY_ANNOUNCED
@@ -191,6 +193,10 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
         if any(i.member_id != issuance.member_id for i, _, _ in found):
             raise Conflict("these rounds were opened for different members of this terminal", where="ballots",
                            zh="这些轮次的本席代表不一致")
+        bound, seat = db.execute(select(Terminal.bound_member_id, Terminal.seat).where(Terminal.id == terminal.id)).one()
+        member_seat = db.scalar(select(Member.seat).where(Member.id == issuance.member_id))
+        if not serves(bound, seat, issuance.member_id, member_seat):
+            raise not_served()
         require_present(db, item.sitting_id, issuance.member_id)
         digests = tuple(blinded_digest(value) for value in blinded)
         job = IssueJob(tuple(rnd.id for _, rnd, _ in found), issuance.member_id, item.sitting_id, digests=digests)
@@ -209,12 +215,13 @@ def blind_sign_set_for_terminal(db: Session, settings: Settings, terminal: Termi
             sigs.append(blind_rsa.blind_sign(private, value))
         except ValueError as exc:
             raise InvalidInput(str(exc), where="blinded_msg", zh="盲化消息无效") from None
-    if not resend:  # a resend's count was committed with this very value: the same answer, no job
-        if writing:
-            take_counts(db, [job])
-        else:
-            group_commit.group_for(db.get_bind(), run_issue_batch, kind="issuance").submit(job)
-        job.outcome()
+    # A resend too is decided under the write lock: a replacement allowed since this read forgot
+    # its digest, and then it is counted as that replacement (further_ballots.py).
+    if writing:
+        take_counts(db, [job])
+    else:
+        group_commit.group_for(db.get_bind(), run_issue_batch, kind="issuance").submit(job)
+    job.outcome()
     for _, rnd, _ in found:
         round_facts.learn(db, rnd.id)
     return sigs

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ballot_service.db import begin_write
 from ballot_service.domain import group_commit
 from ballot_service.errors import Conflict, NotFound, Unauthorized
-from ballot_service.models import Attendance, Issuance, Round, Terminal
+from ballot_service.models import Attendance, Issuance, Member, Round, Terminal
 from ballot_service.vocab import Presence, RoundStatus
 
 
@@ -30,6 +30,20 @@ def blinded_digest(value: bytes) -> bytes:
 def already_issued() -> Conflict:  # one refusal, made in two places
     return Conflict("this member has already received a ballot in this round", where="ballot",
                     zh="本席代表本轮已领取选票，不再发出")
+
+
+def serves(bound_member_id: int | None, terminal_seat: str | None, member_id: int, member_seat: str | None) -> bool:
+    """Whether a seat tablet still serves the member its issuance row names (tablet_setup.seat_plan
+    chose it at the opening): the spare they are checked in at, or their own seat's tablet. A spare
+    released during the vote and checked in at by another deputy no longer does."""
+    if bound_member_id is not None:
+        return bound_member_id == member_id
+    return terminal_seat is not None and terminal_seat == member_seat
+
+
+def not_served() -> Conflict:
+    return Conflict("this tablet no longer serves the member it was assigned to when the vote opened",
+                    where="member", zh="本表决器已不再对应表决开始时的代表，请联系会务工作人员")
 
 
 def require_present(db: Session, sitting_id: int, member_id: int) -> None:
@@ -76,6 +90,10 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
     member has no allowance left: module docstring) and a ballot set's jobs take the one-by-one
     path below."""
     begin_write(db)
+    # PostgreSQL (begin_write takes no lock there): the rounds held FOR SHARE, so a close (which
+    # locks its round FOR UPDATE) cannot commit between the checks below and this COMMIT.
+    db.execute(select(Round.id).where(Round.id.in_({r for job in jobs for r in job.round_ids}))
+               .with_for_update(read=True))
     _find_members(db, [job for job in jobs if job.member_id is None])
     by_round: dict[tuple, dict[int, IssueJob]] = {}
     one_by_one = []
@@ -121,21 +139,25 @@ _NOTE_DIGEST = (update(_ISSUANCES).where(_ISSUANCES.c.round_id == bindparam("b_r
 def _find_members(db: Session, jobs: list[IssueJob]) -> None:
     """The member each terminal's job is for (its Issuance row in the round), or NotFound; or
     Unauthorized for a terminal revoked since (the caller's snapshot may predate it: Flask
-    refuses a revoked credential on every request, so the count does too)."""
+    refuses a revoked credential on every request, so the count does too); or not_served for a
+    tablet that no longer serves that member (serves)."""
     for round_id in {job.round_ids[0] for job in jobs}:
         of_round = [job for job in jobs if job.round_ids[0] == round_id]
-        found = {t: (m, revoked) for t, m, revoked in db.execute(
-            select(Issuance.terminal_id, Issuance.member_id, Terminal.revoked_at)
-            .join(Terminal, Terminal.id == Issuance.terminal_id)
+        found = {row.terminal_id: row for row in db.execute(
+            select(Issuance.terminal_id, Issuance.member_id, Terminal.revoked_at, Terminal.bound_member_id,
+                   Terminal.seat, Member.seat.label("member_seat"))
+            .join(Terminal, Terminal.id == Issuance.terminal_id).join(Member, Member.id == Issuance.member_id)
             .where(Issuance.round_id == round_id, Issuance.terminal_id.in_([job.terminal_id for job in of_round])))}
         for job in of_round:
-            member_id, revoked = found.get(job.terminal_id, (None, None))
-            if revoked is not None:
+            row = found.get(job.terminal_id)
+            if row is not None and row.revoked_at is not None:
                 job.error = Unauthorized("this terminal was revoked", zh="本终端的凭据已被吊销，请联系秘书处")
-            elif member_id is None:
+            elif row is None:
                 job.error = NotFound("no vote is open for this terminal", where="ballot", zh="本终端当前没有进行中的表决")
+            elif not serves(row.bound_member_id, row.seat, row.member_id, row.member_seat):
+                job.error = not_served()
             else:
-                job.member_id = member_id
+                job.member_id = row.member_id
 
 
 def _take_one(db: Session, job: IssueJob) -> None:
