@@ -64,8 +64,14 @@ def open_set(db: Session, settings: Settings, item: Item, override_reason: str |
 
 
 def close_set(db: Session, settings: Settings, item: Item) -> list[Round]:
-    """Close the vote on `item` and every open member of its ballot set."""
-    return [voting.close_round(db, settings, m) for m in _at(db, item, RoundStatus.OPEN)]
+    """Close the vote on `item` and every open member of its ballot set. Their rounds are locked
+    first in id order, the order a blind signature's count holds them in (issuance_counts), so
+    a count of the set's ballots and its close never wait on each other (PostgreSQL)."""
+    closing = _at(db, item, RoundStatus.OPEN)
+    if len(closing) > 1:
+        db.execute(select(Round.id).where(Round.id.in_([voting.current_round(m).id for m in closing]))
+                   .order_by(Round.id).with_for_update())
+    return [voting.close_round(db, settings, m) for m in closing]
 
 
 def tally_set(db: Session, item: Item) -> dict:

@@ -91,9 +91,10 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
     path below."""
     begin_write(db)
     # PostgreSQL (begin_write takes no lock there): the rounds held FOR SHARE, so a close (which
-    # locks its round FOR UPDATE) cannot commit between the checks below and this COMMIT.
+    # locks its round FOR UPDATE) cannot commit between the checks below and this COMMIT; in id
+    # order, as a ballot set's rounds are opened and closed, so the two never wait on each other.
     db.execute(select(Round.id).where(Round.id.in_({r for job in jobs for r in job.round_ids}))
-               .with_for_update(read=True))
+               .order_by(Round.id).with_for_update(read=True))
     _find_members(db, [job for job in jobs if job.member_id is None])
     by_round: dict[tuple, dict[int, IssueJob]] = {}
     one_by_one = []
