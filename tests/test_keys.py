@@ -172,3 +172,22 @@ def test_cli_keys_create_and_show(settings_env, keys_dir):
     assert r.exit_code != 0 and "BALLOT_KEY_PASSPHRASE" in r.output
     r = runner.invoke(main, ["keys", "show", "99"], env=settings_env)
     assert r.exit_code != 0 and "keys create 99" in r.output
+
+
+def test_a_wrong_passphrase_that_happens_to_unpad_is_still_named_a_wrong_passphrase(keys_dir):
+    """About one wrong passphrase in 256 decrypts PKCS#8's AES-CBC to valid padding, and the
+    key's parse then fails with another ValueError; that is reported as a wrong passphrase (or
+    damage), not as a corrupted file (ops doctor once said "corrupted" for a wrong one)."""
+    create_key(keys_dir, "body-1", "right")
+    data = (keys_dir / "body-1.key.pem").read_bytes()
+    for n in range(20_000):
+        try:
+            serialization.load_pem_private_key(data, f"wrong-{n}".encode())
+        except ValueError as exc:
+            if "password" not in str(exc).lower():
+                break
+    else:
+        pytest.fail("no wrong passphrase in 20,000 unpadded")
+    keys.clear_cache()
+    with pytest.raises(KeyFileError, match="wrong passphrase"):
+        load_key(keys_dir, "body-1", f"wrong-{n}")
