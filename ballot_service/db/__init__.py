@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, make_url
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ballot_service.config import private_dir, private_file
-from ballot_service.db import postgres, wal
+from ballot_service.db import pg_batches, postgres, wal
 from ballot_service.db.base import (  # noqa: F401  (the names the package has always offered)
     NAMING_CONVENTION,
     Base,
@@ -331,17 +330,10 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
 
 
 def insert_rows_or_nothing(conn, table, rows: list[dict]) -> int:
-    """PostgreSQL: INSERT `rows` in one statement (executemany, batched into multi-row VALUES),
-    skipping each row that would break a unique constraint (ON CONFLICT DO NOTHING) instead of
-    aborting the transaction; returns how many were inserted."""
-    stmt = _or_nothing.get(table.name)
-    if stmt is None:
-        pk = list(table.primary_key.columns)[0]
-        stmt = _or_nothing[table.name] = pg_insert(table).on_conflict_do_nothing().returning(pk)
-    return len(conn.execute(stmt, rows).all()) if rows else 0
-
-
-_or_nothing: dict = {}  # table name -> its INSERT … ON CONFLICT DO NOTHING RETURNING
+    """PostgreSQL: INSERT `rows` in one statement, skipping each row that would break a unique
+    constraint (ON CONFLICT DO NOTHING) instead of aborting the transaction; returns how many
+    were inserted (db/pg_batches.py: one array per column, so one SQL text at every size)."""
+    return pg_batches.insert_or_nothing(conn, table, rows)
 
 
 def make_read_engine(main: Engine) -> Engine:

@@ -2,6 +2,7 @@
 channel, an evaluation's options, an election's write-ins) and digested for storage."""
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 from ballot_service import rules
@@ -19,13 +20,21 @@ def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | N
         raise InvalidInput("marks must be an object {candidate key: mark}", where="marks", zh="划票内容格式不正确")
     allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
     written = take_write_ins(raw, stage)  # 另选他人: election rounds only
-    raw = {k: v for k, v in raw.items() if not k.startswith(WRITE_IN)}
+    if written:
+        raw = {k: v for k, v in raw.items() if not k.startswith(WRITE_IN)}
+    on_ballot = _key_set(tuple(candidate_keys))
     for k, v in raw.items():
-        if k not in candidate_keys:
+        if k not in on_ballot:
             raise InvalidInput(f"{k!r} is not a candidate on this ballot", where=f"marks.{k}", zh="选票上没有这个候选人（项目）")
         if v not in allowed:
             raise InvalidInput(f"mark {v!r} is not one of {', '.join(allowed)}", where=f"marks.{k}", zh="划票符号不正确")
     return {**rules.normalise_marks(raw, candidate_keys), **written}
+
+
+@functools.lru_cache(maxsize=256)
+def _key_set(candidate_keys: tuple) -> frozenset:
+    """A round's candidate keys as a set (every cast of the round checks its marks against it)."""
+    return frozenset(candidate_keys)
 
 
 def take_write_ins(raw: Mapping, stage: str | None) -> dict[str, str]:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service import rules
 from ballot_service.crypto import cast_seal, keys
-from ballot_service.db import insert_rows
+from ballot_service.db import insert_rows, pg_batches
 from ballot_service.errors import Conflict
 from ballot_service.models import Cast, StagedCast
 
@@ -66,13 +66,21 @@ def _opened(body_key, staged) -> dict:
                        zh="本轮一张已密封的选票无法用本机关的签名密钥打开（表决期间是否更换了机关密钥？）；未作任何更改") from None
 
 
-# A batch's used serials, clear and sealed, in one statement (one round trip under the write lock).
-_STORED = union_all(
-    select(literal(False).label("sealed_row"), _CASTS.c.serial.label("key"), _CASTS.c.submission_digest,
-           _CASTS.c.receipt, _CASTS.c.retry_hash, cast(null(), LargeBinary).label("sealed"),
-           _CASTS.c.round_id).where(_CASTS.c.serial.in_(bindparam("serials", expanding=True))),
-    select(literal(True), STAGED.c.tag, cast(null(), String), cast(null(), String), cast(null(), String),
-           STAGED.c.sealed, STAGED.c.round_id).where(STAGED.c.tag.in_(bindparam("tags", expanding=True))))
+def _stored(serials_in, tags_in):
+    """A batch's used serials, clear and sealed, in one statement (one round trip under the
+    write lock); `serials_in(column)`, `tags_in(column)`: the batch's conditions."""
+    return union_all(
+        select(literal(False).label("sealed_row"), _CASTS.c.serial.label("key"), _CASTS.c.submission_digest,
+               _CASTS.c.receipt, _CASTS.c.retry_hash, cast(null(), LargeBinary).label("sealed"),
+               _CASTS.c.round_id).where(serials_in(_CASTS.c.serial)),
+        select(literal(True), STAGED.c.tag, cast(null(), String), cast(null(), String), cast(null(), String),
+               STAGED.c.sealed, STAGED.c.round_id).where(tags_in(STAGED.c.tag)))
+
+
+_STORED = _stored(lambda c: c.in_(bindparam("serials", expanding=True)),
+                  lambda c: c.in_(bindparam("tags", expanding=True)))
+# PostgreSQL: one array each, so one SQL text at every batch size (db/pg_batches.py)
+_STORED_PG = _stored(lambda c: pg_batches.in_array(c, "serials"), lambda c: pg_batches.in_array(c, "tags"))
 
 
 def stored_of(conn, serials: list[str], keyed_serials: list[tuple]) -> dict[str, tuple]:
@@ -83,7 +91,8 @@ def stored_of(conn, serials: list[str], keyed_serials: list[tuple]) -> dict[str,
     if not serials and not by_tag:
         return {}
     out = {}
-    for row in conn.execute(_STORED, {"serials": serials, "tags": list(by_tag)}):
+    stmt = _STORED if conn.dialect.name == "sqlite" else _STORED_PG
+    for row in conn.execute(stmt, {"serials": serials, "tags": list(by_tag)}):
         if not row.sealed_row:
             out[row.key] = (row.submission_digest, row.receipt, row.retry_hash)
             continue

@@ -131,7 +131,8 @@ def normalise_name(name: str) -> str:
 def check_marks(marks: Mapping[str, str], keys: Sequence[str], allowed, noun: str = "candidates") -> None:
     """Refuse marks for anything not on the ballot, and marks not in `allowed` (every kind's
     ballot is a mapping from what is voted on to one of its marks)."""
-    unknown = [k for k in marks if k not in keys]
+    on_ballot = keys if isinstance(keys, (set, frozenset)) else set(keys)
+    unknown = [k for k in marks if k not in on_ballot]
     if unknown:
         raise RuleError(f"marks name {noun} not on this ballot: {', '.join(map(str, unknown))}")
     for k, v in marks.items():
