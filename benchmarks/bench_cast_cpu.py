@@ -8,11 +8,16 @@ its throughput moves by a third within minutes, so a change of 10 % in the serve
 needs many alternated runs to show. The thread CPU time of the same steps over the same
 casts moves much less, and says where the time goes:
 
-- step 1 (the loop's part) as a whole, then its parts one at a time, each the best of 3
-  passes over every cast: the JSON body, the ballot's fields, the RSA-PSS check, the marks
-  and their digest, the sealed row;
-- step 2 (the writer's part): batches of BATCH casts stored and committed as the writer
-  thread does it; the writer thread's CPU per cast and each batch's wall time.
+- step 1 (the loop's part, as web/cast_on_loop.py does it: the JSON body, its first field
+  checks, terminal_casts.prepare_known_secret) as a whole, then its parts one at a time, each
+  the best of 3 passes over every cast: the JSON body, the ballot's fields, the RSA-PSS check,
+  the marks and their digest, the body key's check, the sealed row;
+- step 2 (the writer's part): batches stored and committed as the writer thread does it, of
+  sizes drawn from 1 to 64 (a seeded draw, the same on both sides of an A/B: the server's
+  batches vary with the load, and a statement whose text depends on the size costs more
+  than one that does not), or all of one size with --batch; the writer thread's CPU per cast
+  (after one warm-up batch, not counted) and each batch's wall time. On PostgreSQL the
+  server's own CPU (its backends) is not in these figures.
 
     python benchmarks/bench_cast_cpu.py                       # SQLite file, 640 deputies
     python benchmarks/bench_cast_cpu.py --database "$url"     # PostgreSQL (scripts/pg-throwaway)
@@ -41,7 +46,7 @@ from bench_casts import random_marks, set_round, setup  # noqa: E402
 
 from ballot_service.crypto import tablet  # noqa: E402
 
-BATCH = 64  # group_commit.MAX_BATCH: the writer's batch when casts queue faster than it stores
+WARM_UP = 8  # casts stored first and not counted (the statements' first compiles)
 
 
 def fetch_ballots(app, creds: list[str]) -> list[dict]:
@@ -83,11 +88,26 @@ def profiled(fn, label: str) -> None:
     print(f"--- cProfile, {label} (by own time)\n{out.getvalue()}", flush=True)
 
 
+def count_stored_alone(group_commit) -> list:
+    """A list that grows by one for each job group commit stores alone (its batch failed)."""
+    alone, real = [], group_commit.run_batch
+
+    def run_batch(engine, jobs, store, commit, **kw):
+        if kw.get("alone"):
+            alone.append(1)
+        return real(engine, jobs, store, commit, **kw)
+
+    group_commit.run_batch = run_batch
+    return alone
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--members", type=int, default=640)
     ap.add_argument("--database", default=None,
                     help="SQLAlchemy URL of an empty PostgreSQL database (default: a new SQLite file)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="every batch this size (default: sizes drawn from 1 to 64, seeded)")
     ap.add_argument("--profile", action="store_true", help="also print cProfile's top functions of each step")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-cast-cpu-"))
@@ -95,16 +115,26 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"database {url.split('://')[0]}; {args.members} casts", flush=True)
     try:
-        run(tmp, url, args.members, args.profile)
+        run(tmp, url, args.members, args.batch, args.profile)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(tmp: Path, url: str, members: int, profile: bool) -> None:
+def batch_sizes(n: int, fixed: int | None) -> list[int]:
+    """Sizes of the batches that store n casts: all `fixed`, or drawn from 1 to MAX_BATCH."""
+    from ballot_service.domain.group_commit import MAX_BATCH
+
+    rng, sizes = random.Random(7), []
+    while sum(sizes) < n:
+        sizes.append(min(fixed or rng.randint(1, MAX_BATCH), n - sum(sizes)))
+    return sizes
+
+
+def run(tmp: Path, url: str, members: int, fixed_batch: int | None, profile: bool) -> None:
     from ballot_service import create_app
     from ballot_service.crypto import blind_ballots, keys
-    from ballot_service.domain import ballot_marks, intake, round_facts, terminal_casts
-    from ballot_service.web.common import parse_json_object
+    from ballot_service.domain import ballot_marks, group_commit, intake, round_facts, terminal_casts
+    from ballot_service.web.common import field, parse_json_object
 
     env, creds, items = setup(tmp, url, members, 1)
     set_round(url, env, items[0], "open")
@@ -122,7 +152,13 @@ def run(tmp: Path, url: str, members: int, profile: bool) -> None:
     rk = round_facts.known_round_key(engine, blind_ballots.round_id_of(datas[0]["round_ref"]))
     facts = round_facts.known(engine, jobs[0].key)
     ballots = [blind_ballots.parse(d) for d in datas]
-    step1 = per_cast(lambda i: terminal_casts.prepare_known_secret(engine, settings, datas[i]), n)
+    def loop_step(i: int):  # what web/cast_on_loop.py does before queueing the job
+        data = parse_json_object(bodies[i])
+        field(data, "round_ref", str)
+        field(data, "marks", dict)
+        return terminal_casts.prepare_known_secret(engine, settings, data)
+
+    step1 = per_cast(loop_step, n)
     parts = {
         "JSON body": lambda i: parse_json_object(bodies[i]),
         "ballot fields": lambda i: blind_ballots.parse(datas[i]),
@@ -136,13 +172,17 @@ def run(tmp: Path, url: str, members: int, profile: bool) -> None:
     for name, fn in parts.items():
         print(f"  {name:18s} {per_cast(fn, n):.3f} ms", flush=True)
     if profile:
-        profiled(lambda: [terminal_casts.prepare_known_secret(engine, settings, d) for d in datas], "step 1")
+        profiled(lambda: [loop_step(i) for i in range(n)], "step 1")
 
-    jobs = [terminal_casts.prepare_known_secret(engine, settings, d) for d in datas]
-    walls, cpu = [], 0.0
+    jobs = [loop_step(i) for i in range(n)]
+    alone = count_stored_alone(group_commit)
+    intake._run_batch(engine, jobs[:WARM_UP])
+    sizes = batch_sizes(n - WARM_UP, fixed_batch)
+    walls, cpu, start = [], 0.0, WARM_UP
     prof = cProfile.Profile() if profile else None
-    for start in range(0, n, BATCH):
-        batch = jobs[start:start + BATCH]
+    for size in sizes:
+        batch = jobs[start:start + size]
+        start += size
         t0, w0 = time.thread_time(), time.perf_counter()
         if prof:
             prof.enable()
@@ -154,7 +194,10 @@ def run(tmp: Path, url: str, members: int, profile: bool) -> None:
     stored = [intake.stored_outcome(j) for j in jobs]  # raises a job's error, if any
     if any(r.repeated for r in stored):
         raise SystemExit("a cast was taken for a repeat")
-    print(f"step 2 (writer thread), batches of {BATCH}: CPU per cast {1000 * cpu / n:.3f} ms; "
+    if alone:  # a failed batch is stored again cast by cast: the figures would be that path's
+        raise SystemExit(f"{len(alone)} casts were stored alone after their batch failed")
+    print(f"step 2 (writer thread), {len(sizes)} batches of {min(sizes)}–{max(sizes)} casts "
+          f"(mean {statistics.mean(sizes):.1f}): CPU per cast {1000 * cpu / (n - WARM_UP):.3f} ms; "
           f"wall per batch median {statistics.median(walls):.1f} ms, max {max(walls):.1f} ms", flush=True)
     if prof:
         out = io.StringIO()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, exc, select
 
 from ballot_service.db import make_engine, pg_batches
 from ballot_service.migrate import upgrade
@@ -72,3 +72,29 @@ def test_batches_of_any_size_send_one_sql_text(conn):
              for n in (1, 7, 70)]
     assert [len(f) for f in found] == [1, 7, 70]
     assert len(seen) == 6 and len(set(seen[:3])) == 1 and len(set(seen[3:])) == 1
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(conn):
+    """An array of VARCHAR(64) would cut a 65-character serial to 64 without a word; the column
+    must refuse it as a plain INSERT does, and a longer key must not match a stored one."""
+    stored = _cast(1)
+    assert pg_batches.insert_or_nothing(conn, CASTS, [stored]) == 1
+    query = select(CASTS.c.id).where(pg_batches.in_array(CASTS.c.serial, "serials"))
+    assert conn.execute(query, {"serials": [stored["serial"] + "0"]}).all() == []
+    with pytest.raises(exc.DataError, match="too long"):
+        pg_batches.insert_or_nothing(conn, CASTS, [_cast(2, serial="e" * 65)])
+
+
+def test_empty_lists_match_nothing_and_insert_nothing(conn):
+    assert pg_batches.insert_or_nothing(conn, CASTS, [_cast(1)]) == 1
+    query = select(CASTS.c.id).where(pg_batches.in_array(CASTS.c.serial, "serials"))
+    assert conn.execute(query, {"serials": []}).all() == []
+    assert pg_batches.insert_or_nothing(conn, STAGED, []) == 0
+
+
+def test_a_column_left_out_gets_no_shared_python_default(conn):
+    """Cast.id has a Python-side default (random_id); an INSERT … SELECT would compute it once
+    for the whole statement, giving every row the same id. Left out, it is refused loudly."""
+    rows = [{k: v for k, v in _cast(i).items() if k != "id"} for i in (1, 2)]
+    with pytest.raises(exc.IntegrityError, match="null value"):
+        pg_batches.insert_or_nothing(conn, CASTS, rows)

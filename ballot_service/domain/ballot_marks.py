@@ -3,7 +3,7 @@ channel, an evaluation's options, an election's write-ins) and digested for stor
 from __future__ import annotations
 
 import functools
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ballot_service import rules
 from ballot_service.domain import evaluation_items
@@ -15,7 +15,7 @@ from ballot_service.rules.election_tally import WRITE_IN, WRITE_IN_STAGES
 from ballot_service.vocab import Channel
 
 
-def parse_marks(raw, candidate_keys: list[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
+def parse_marks(raw, candidate_keys: Sequence[str], allow_void: bool, stage: str | None = None) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise InvalidInput("marks must be an object {candidate key: mark}", where="marks", zh="划票内容格式不正确")
     allowed = rules.MARKS if allow_void else rules.ELECTRONIC_MARKS
@@ -63,7 +63,7 @@ def marks_outcome(raw_marks, facts: RoundFacts, token_text: str, channel: str):
             marks = evaluation_items.parse_marks(raw_marks, list(facts.candidate_keys), list(facts.options),
                                                  paper=channel == Channel.PAPER)
         else:
-            marks = parse_marks(raw_marks, list(facts.candidate_keys), allow_void=channel == Channel.PAPER,
+            marks = parse_marks(raw_marks, facts.candidate_keys, allow_void=channel == Channel.PAPER,
                                 stage=facts.stage)
     except InvalidInput as exc:
         return exc
