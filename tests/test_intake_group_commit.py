@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, text
 from terminal_support import all_casts, cast, events, forge, get_ballot, n_casts, query, refusals
 
 from ballot_service.crypto import tablet
-from ballot_service.db import postgres
+from ballot_service.db import pg_batches, postgres
 from ballot_service.domain import audit, intake, terminal_casts
 from ballot_service.errors import InvalidInput
 from ballot_service.formats import ballots
@@ -212,7 +212,7 @@ def test_a_serial_stored_meanwhile_by_another_process_is_decided_again(app, api,
     jobs = _jobs(app, s, [(b[m[0]], {"motion": "for"}, retry), (b[m[1]], {"motion": "against"}),
                           (b[m[2]], {"motion": "for"})])
     elsewhere = _jobs(app, s, [(b[m[0]], {"motion": "for"}, retry)])  # the same retry, at another node
-    real = intake.insert_rows_or_nothing
+    real = pg_batches.insert_or_nothing
     raced = []
 
     def insert_after_the_other(conn, table, rows):
@@ -221,7 +221,7 @@ def test_a_serial_stored_meanwhile_by_another_process_is_decided_again(app, api,
             intake._run_batch(engine, elsewhere)
         return real(conn, table, rows)
 
-    monkeypatch.setattr(intake, "insert_rows_or_nothing", insert_after_the_other)
+    monkeypatch.setattr(pg_batches, "insert_or_nothing", insert_after_the_other)
     intake._run_batch(engine, jobs)
     first = _outcome(elsewhere[0])
     got = [_outcome(j) for j in jobs]

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ballot_service.config import private_dir, private_file
-from ballot_service.db import pg_batches, postgres, wal
+from ballot_service.db import postgres, wal
 from ballot_service.db.base import (  # noqa: F401  (the names the package has always offered)
     NAMING_CONVENTION,
     Base,
@@ -327,13 +327,6 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
         chunk = rows[start:start + per_statement]
         params = [p(r[c]) if p is not None else r[c] for r in chunk for c, p in zip(cols, procs)]
         driver.execute(head + ", ".join([one] * len(chunk)), params)
-
-
-def insert_rows_or_nothing(conn, table, rows: list[dict]) -> int:
-    """PostgreSQL: INSERT `rows` in one statement, skipping each row that would break a unique
-    constraint (ON CONFLICT DO NOTHING) instead of aborting the transaction; returns how many
-    were inserted (db/pg_batches.py: one array per column, so one SQL text at every size)."""
-    return pg_batches.insert_or_nothing(conn, table, rows)
 
 
 def make_read_engine(main: Engine) -> Engine:

@@ -48,12 +48,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import cast_seal, keys
-from ballot_service.db import (
-    begin_write,
-    in_write_transaction,
-    insert_rows,
-    insert_rows_or_nothing,
-)
+from ballot_service.db import begin_write, in_write_transaction, insert_rows, pg_batches
 from ballot_service.domain import (
     audit,
     cast_staging,
@@ -249,7 +244,7 @@ def _insert_together(conn, table, rows: list[dict]) -> None:
     """PostgreSQL: a batch's casts in one statement. If another process stored one of its serials
     (or a named vote's member) since the batch read them, the batch is undone and run_batch
     stores each cast alone, where that serial is read again and decided (a retry, or reused)."""
-    if insert_rows_or_nothing(conn, table, rows) != len(rows):
+    if pg_batches.insert_or_nothing(conn, table, rows) != len(rows):
         raise RuntimeError("a cast of this batch was stored meanwhile by another process")
 
 
