@@ -107,9 +107,9 @@ class GroupCommit:
             return self._writer_pool
 
     def _lead_quietly(self, job: Job, under_load: bool = False) -> None:
-        if under_load and len(self._queue) < MAX_BATCH // 2:
-            time.sleep(GATHER_S)  # the rest of the batch is on its way (GATHER_S)
         try:
+            if under_load and len(self._queue) < MAX_BATCH // 2:
+                time.sleep(GATHER_S)  # the rest of the batch is on its way (GATHER_S)
             self._lead(job)
         except BaseException:  # every job of the batch has this error as its outcome already
             log.exception("group commit failed")
