@@ -22,7 +22,6 @@ from ballot_service.db import make_engine
 from ballot_service.migrate import upgrade
 from ballot_service.ops.doctor import check_secret_key
 from ballot_service.web.asgi import create_asgi_app
-from ballot_service.web.rsgi import RsgiFront
 
 
 def _server_options(f):
@@ -37,7 +36,7 @@ def _server_options(f):
                           "for the GIL (measured with benchmarks/bench_casts.py).")(f)
     f = click.option("--interface", type=click.Choice(["asgi", "wsgi"]), default="asgi", show_default=True,
                      help="asgi: event streams and tablets' long-polls on the event loop, holding no "
-                          "thread (web/asgi.py, served through granian's RSGI: web/rsgi.py); wsgi: plain Flask, every request on a thread (each "
+                          "thread (web/asgi.py); wsgi: plain Flask, every request on a thread (each "
                           "open screen holds one; tablets poll on their schedule).")(f)
     f = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
                      envvar="PORT", help="TCP port (or set PORT).")(f)
@@ -112,16 +111,15 @@ def _granian(host: str, port: int, workers: int, threads: int, tls=None, interfa
     """Granian (an HTTP server in Rust): its HTTP handling costs a seventh of gunicorn
     gthread's CPU per request (0.03 vs 0.22 ms on a bare WSGI app, measured on this
     project's 2-core machine), which the cast intake at the start of a vote needs. It runs the
-    ASGI app (web/asgi.py) through its own RSGI interface (web/rsgi.py): screens' event
-    streams on the event loop, the Flask app on `threads` threads per worker (--interface
-    wsgi: the Flask app alone, as WSGI)."""
+    ASGI app (web/asgi.py): screens' event streams on the event loop, the Flask app on
+    `threads` threads per worker (--interface wsgi: the Flask app alone, as WSGI)."""
     os.environ[THREADS_ENV] = str(threads)
     asgi = interface == "asgi"
     Granian(
         # Built in each worker process (factory), so no worker shares a database
         # connection pool with another.
-        "ballot_service.cli.serve_cmd:rsgi_app" if asgi else "ballot_service:create_app", factory=True,
-        interface=Interfaces.RSGI if asgi else Interfaces.WSGI,
+        "ballot_service.cli.serve_cmd:asgi_app" if asgi else "ballot_service:create_app", factory=True,
+        interface=Interfaces.ASGI if asgi else Interfaces.WSGI,
         address=host, port=port, workers=workers, blocking_threads=1 if asgi else threads, websockets=False,
         # No access log, on purpose: lines of terminal address + time + path, set beside
         # the check-in list and the order casts arrive, could link a deputy to a ballot
@@ -172,11 +170,6 @@ def asgi_app():
     app = create_asgi_app(create_app(), threads=int(os.environ.get(THREADS_ENV, "16")))
     settle_heap()
     return app
-
-
-def rsgi_app() -> RsgiFront:
-    """granian's factory, called in each worker: asgi_app() behind the RSGI front (web/rsgi.py)."""
-    return RsgiFront(asgi_app())
 
 
 def settle_heap() -> None:
