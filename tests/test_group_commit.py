@@ -47,7 +47,7 @@ def test_a_cast_at_a_quiet_time_is_stored_at_once(monkeypatch):
 def test_under_load_the_next_batch_gathers_the_casts_on_their_way(monkeypatch):
     # Jobs queued while a batch is stored mean casts are arriving: the next batch waits GATHER_S
     # for more instead of being stored with the first few (each batch costs a fixed part).
-    monkeypatch.setattr(group_commit, "GATHER_S", 0.5)
+    monkeypatch.setattr(group_commit, "GATHER_S", 2.0)  # long enough for this thread on a busy machine
     writer, told = _Writer(hold_first=True), threading.Semaphore(0)
     writer.submit(told)
     assert writer.started.wait(10)
