@@ -28,7 +28,7 @@ MAX_BATCH = 64
 # as PostgreSQL's commit_delay does for its WAL flushes. Why: a batch costs its writer a fixed
 # part (six statements and a COMMIT: ~5 ms of CPU on PostgreSQL on a slow day, on the GIL the
 # event loop needs too) besides ~0.1 ms a cast; with casts arriving as fast as the loop
-# checks them, batches held ~15 casts and that fixed part was half the writer's CPU
+# checks them, batches held ~15 casts and that fixed part was most of the writer's CPU
 # (benchmarks/bench_cast_cpu.py --batch 16 against 64). A quiet-time cast never waits.
 GATHER_S = 0.010
 
