@@ -154,6 +154,10 @@ def body_key(settings_env, item):
     return keys.create_key(Path(settings_env["BALLOT_KEYS_DIR"]), keys.body_key_name(item.sitting.body_id), "pw")
 
 
+
+# Where the tests that touch no database run: "run" or "skip". By default on SQLite and not on
+# PostgreSQL; CI runs its two suites side by side and puts them in the shorter one (.ci/run).
+DATABASELESS = os.environ.get("BALLOT_TEST_DATABASELESS") or ("skip" if PG_URL else "run")
 _reads_database_variable: dict[str, bool] = {}
 
 
@@ -169,12 +173,14 @@ def _touches_the_test_database(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, skip what never touches the database (the rules, the mark reader, the
-    packaging and install tests): it ran, the same, in the SQLite run. This halves nothing
-    but saves CI a quarter of an hour."""
-    if not PG_URL:
+    """Skip the tests that touch no database (the rules, the mark reader, the packaging and
+    install tests) where DATABASELESS says so: they run the same on either database. Not the
+    Chromium ones: they run where Chromium tests run (CI: SQLite)."""
+    if DATABASELESS == "run":
         return
-    once = pytest.mark.skip(reason="uses no database: runs in the SQLite run only")
+    if DATABASELESS != "skip":
+        raise pytest.UsageError(f"BALLOT_TEST_DATABASELESS={DATABASELESS!r}: use run or skip")
+    elsewhere = pytest.mark.skip(reason="uses no database: run in the other suite (BALLOT_TEST_DATABASELESS)")
     for item in items:
-        if not _touches_the_test_database(item):
-            item.add_marker(once)
+        if not _touches_the_test_database(item) and item.get_closest_marker("browser") is None:
+            item.add_marker(elsewhere)
