@@ -5,6 +5,7 @@ BALLOT_TEST_DATABASE_URL set (conftest.py), where requests really run concurrent
 from __future__ import annotations
 
 import threading
+import traceback
 
 import pytest
 from helpers_live import OPERATOR, Api, create_item, setup_sitting
@@ -12,7 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from terminal_support import query
 
-from ballot_service.models import Item, Record
+from ballot_service.models import AuditEvent, Item, Record, Round
+from ballot_service.vocab import AuditKind
 
 THREADS = 4
 
@@ -33,14 +35,18 @@ def _at_once(app, calls):
         barrier.wait()
         try:
             out[i] = clients[i].call(method, url, expect=None)
-        except Exception as exc:  # noqa: BLE001 — reported below
-            out[i] = (None, repr(exc))
+        except Exception:  # noqa: BLE001 — reported below, whole (an assertion's repr is cut short)
+            out[i] = (None, traceback.format_exc())
 
     threads = [threading.Thread(target=run, args=(i, m, u)) for i, (m, u) in enumerate(calls)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
+    failed = [f"{m} {u}:\n{o[1] if o else 'no answer within 120 s'}"
+              for (m, u), o in zip(calls, out) if o is None or o[0] is None]
+    if failed:
+        pytest.fail("a request raised instead of answering:\n" + "\n".join(failed), pytrace=False)
     return out
 
 
@@ -60,6 +66,32 @@ def test_concurrent_openings_leave_one_vote_open(app, api):
         ids = [i for i in ids if i != opened]
         if len(ids) < 2:
             break
+
+
+@pytest.mark.parametrize("channel", ["terminal", "paper"])
+def test_concurrent_openings_of_one_vote_open_it_once(app, api, channel):
+    """The attack (a double click on 开始表决 or 结束表决, or two secretariat operators at once):
+    an opening that read the round as not started while another opening of the same vote
+    committed found that vote open under its own name and opened the round again (the
+    refusals' unique key stopped it: a server error, seen in CI on a ballot set); a closing
+    likewise closed it twice. Each is one success and clear refusals."""
+    s = setup_sitting(api, members=5, open_vote=False, channel=channel)
+    item = s.item_id
+    for attempt in range(3):  # a few tries make a lost race likely to show
+        answers = _at_once(app, [("POST", f"/api/admin/items/{item}/open")] * THREADS)
+        statuses = sorted(st for st, _ in answers)
+        assert statuses == [200] + [409] * (THREADS - 1), answers
+        opened = query(app, select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.kind == AuditKind.VOTE_OPENED))[0][0]
+        assert opened == attempt + 1, "one vote_opened per opening"
+        answers = _at_once(app, [("POST", f"/api/admin/items/{item}/close")] * THREADS)
+        assert sorted(st for st, _ in answers) == [200] + [409] * (THREADS - 1), answers
+        closed = query(app, select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.kind == AuditKind.VOTE_CLOSED))[0][0]
+        assert closed == attempt + 1, "one vote_closed per closing"
+        api.call("POST", f"/api/admin/items/{item}/tally")
+        item = create_item(api, s.sitting_id, key=f"again{attempt}", channel=channel)
+    assert query(app, select(func.count()).select_from(Round).where(Round.status == "open"))[0][0] == 0
 
 
 def test_concurrent_record_requests_make_one_record(app, api):

@@ -22,6 +22,7 @@ from helpers_live import (
     create_item,
     publish,
     setup_sitting,
+    tablets_poll,
     vote,
 )
 
@@ -286,6 +287,7 @@ def test_screen_shows_project_and_nominee_tables(new_page, live_site):
     assert "需再次投票" in page.locator("#r-outcome").inner_text() or "runoff" in page.locator("#r-outcome").inner_text()
     snap(page, "display-result-projects-runoff-pending")
 
+    tablets_poll(api, [s.creds[no] for no in s.present])  # voted by API: still online (helpers_live)
     api.call("POST", f"/api/admin/items/{s.item_id}/open")  # the runoff for the tenth place
     within(page, "document.getElementById('display').dataset.mode === 'voting'", what="the runoff")
     assert page.locator("#v-round").inner_text() == "第2轮 · 再次投票"
@@ -313,6 +315,7 @@ def test_screen_shows_project_and_nominee_tables(new_page, live_site):
     nominees = [{"key": "n1", "title": "任命刘振华为示范市人民政府副市长"}, {"key": "n2", "title": "任命陈雅琴为示范市教育局局长"},
                 {"key": "n3", "title": "任命王建国为示范市财政局局长"}]
     item = create_item(api, s.sitting_id, kind="appointment", candidates=nominees, key="appoint")
+    tablets_poll(api, [s.creds[no] for no in s.present])
     api.call("POST", f"/api/admin/items/{item}/open")
     for j, no in enumerate(s.present):
         vote(api, s.creds[no], {"n1": "for", "n2": "for" if j < 7 else "against", "n3": "for" if j < 3 else "abstain"})

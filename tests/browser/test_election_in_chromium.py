@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from browser_support import SCREENSHOTS, login, screenshot
-from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_sitting, vote
+from helpers_live import DISPLAY_OPERATOR, OPERATOR, setup_sitting, tablets_poll, vote
 from test_seat_tablets import check_in, mark, open_tablet, result_of, screen
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -112,6 +112,7 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     console.click("#edit-save")
     console.wait_for_load_state()
     assert "第1轮 第一次投票" in console.content()
+    tablets_poll(api, [s.creds[no] for no in s.members])  # the API's "tablets" are still there
     api.call("POST", f"/api/admin/items/{head}/open")
     for no, marks in zip(s.members, [{"X": "for"}] * 3 + [{"Y": "for"}] * 3):
         vote(api, s.creds[no], marks)
@@ -127,6 +128,7 @@ def test_election_with_write_in_tie_revote_and_another(new_page, live_site):
     console.click("#action-another")
     console.wait_for_load_state()
     assert "已发起另行选举" in console.content()
+    tablets_poll(api, [s.creds[no] for no in s.members])
     console.click("#action-open")
     console.wait_for_load_state()
     for no, marks in zip(s.members, [{"X": "for"}] * 4 + [{"Y": "for"}] * 2):

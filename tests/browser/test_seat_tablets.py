@@ -10,7 +10,7 @@ import re
 
 import pytest
 from browser_support import SCREENSHOTS, screenshot
-from helpers_live import Api, setup_sitting, vote
+from helpers_live import Api, setup_sitting, tablets_poll, vote
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from terminal_support import opened_casts
@@ -393,6 +393,7 @@ def test_runoff_round_is_marked_and_limited_to_its_places(new_page, live_site, d
 
     page = open_tablet(new_page, base, s.creds["M0001"])
     screen(page, "waiting")  # checked in over the API already; round 1 is over
+    tablets_poll(api, [s.creds[no] for no in s.present])  # voted by API: still online (helpers_live)
     api.call("POST", f"/api/admin/items/{s.item_id}/open")
     screen(page, "ballot", timeout=10_000)
     assert page.locator("#ballot-round").inner_text() == "第2轮（再次投票）"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from browser_support import login, screenshot
-from helpers_live import DISPLAY_OPERATOR, create_item, publish, setup_sitting
+from helpers_live import DISPLAY_OPERATOR, create_item, publish, setup_sitting, tablets_poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -94,6 +94,7 @@ def test_the_hall_sees_each_kind_of_vote(new_page, live_site):
             ("res", "resolution", {}, {"motion": "for"}),
             ("ms", "livelihood_projects", {"candidates": PROJECTS, "places": 2}, {"p1": "for", "p2": "for"})):
         item = create_item(api, s.sitting_id, key=key, kind=kind, **extra)
+        tablets_poll(api, [s.creds[no] for no in voters])  # voted by API: still online (helpers_live)
         api.call("POST", f"/api/admin/items/{item}/open")
         mode(hall, "voting")
         for no in voters:
