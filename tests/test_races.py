@@ -8,7 +8,7 @@ import threading
 import traceback
 
 import pytest
-from helpers_live import OPERATOR, Api, create_item, setup_sitting
+from helpers_live import OPERATOR, Api, blind_ballot, create_item, setup_sitting, tablets_poll
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from terminal_support import query
@@ -26,25 +26,25 @@ def _logged_in(app) -> Api:
 
 
 def _at_once(app, calls):
-    """Run each (method, url) in its own thread and client, released together by a barrier."""
+    """Run each (method, url[, body]) in its own thread and client, released together by a barrier."""
     clients = [_logged_in(app) for _ in calls]
     barrier = threading.Barrier(len(calls))
     out: list = [None] * len(calls)
 
-    def run(i, method, url):
+    def run(i, method, url, body=None):
         barrier.wait()
         try:
-            out[i] = clients[i].call(method, url, expect=None)
+            out[i] = clients[i].call(method, url, body, expect=None)
         except Exception:  # noqa: BLE001 — reported below, whole (an assertion's repr is cut short)
             out[i] = (None, traceback.format_exc())
 
-    threads = [threading.Thread(target=run, args=(i, m, u)) for i, (m, u) in enumerate(calls)]
+    threads = [threading.Thread(target=run, args=(i, *c)) for i, c in enumerate(calls)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     failed = [f"{m} {u}:\n{o[1] if o else 'no answer within 120 s'}"
-              for (m, u), o in zip(calls, out) if o is None or o[0] is None]
+              for (m, u, *_), o in zip(calls, out) if o is None or o[0] is None]
     if failed:
         pytest.fail("a request raised instead of answering:\n" + "\n".join(failed), pytrace=False)
     return out
@@ -55,6 +55,7 @@ def test_concurrent_openings_leave_one_vote_open(app, api):
     s = setup_sitting(api, members=30, open_vote=False)
     ids = [s.item_id] + [create_item(api, s.sitting_id, key=f"item{i}") for i in range(2, THREADS + 1)]
     for _ in range(3):  # a few tries make a lost race likely to show
+        tablets_poll(api, s.creds.values())  # online still, however slow the machine (helpers_live)
         answers = _at_once(app, [("POST", f"/api/admin/items/{i}/open") for i in ids])
         statuses = sorted(st for st, _ in answers)
         assert statuses == [200] + [409] * (len(ids) - 1), answers
@@ -78,6 +79,7 @@ def test_concurrent_openings_of_one_vote_open_it_once(app, api, channel):
     s = setup_sitting(api, members=5, open_vote=False, channel=channel)
     item = s.item_id
     for attempt in range(3):  # a few tries make a lost race likely to show
+        tablets_poll(api, s.creds.values())
         answers = _at_once(app, [("POST", f"/api/admin/items/{item}/open")] * THREADS)
         statuses = sorted(st for st, _ in answers)
         assert statuses == [200] + [409] * (THREADS - 1), answers
@@ -92,6 +94,25 @@ def test_concurrent_openings_of_one_vote_open_it_once(app, api, channel):
         api.call("POST", f"/api/admin/items/{item}/tally")
         item = create_item(api, s.sitting_id, key=f"again{attempt}", channel=channel)
     assert query(app, select(func.count()).select_from(Round).where(Round.status == "open"))[0][0] == 0
+
+
+def test_replacements_racing_the_close_are_counted_before_it_or_refused(app, api):
+    """The attack: a replacement ballot (补发选票) read the round as open while the close
+    committed, then added its replacement after vote_closed (the close's count of them, and
+    the audit bundle's check of it, wrong for good); two at once lost one of the counts."""
+    s = setup_sitting(api, members=6)
+    for no in s.members:
+        blind_ballot(api, s.creds[no])  # each has used their ballot: a replacement is allowed
+    calls = [("POST", f"/api/admin/items/{s.item_id}/replacement", {"member": no, "reason": "平板故障"})
+             for no in s.members[:THREADS - 1]] + [("POST", f"/api/admin/items/{s.item_id}/close")]
+    answers = _at_once(app, calls)
+    assert answers[-1][0] == 200, answers
+    allowed = sum(1 for st, _ in answers[:-1] if st == 200)
+    assert all(st in (200, 409) for st, _ in answers[:-1]), answers
+    assert query(app, select(Round.replacements).where(Round.item_id == s.item_id))[0][0] == allowed
+    kinds = [k for (k,) in query(app, select(AuditEvent.kind).order_by(AuditEvent.chain, AuditEvent.seq))]
+    assert kinds.count(AuditKind.BALLOT_REPLACEMENT) == allowed
+    assert AuditKind.BALLOT_REPLACEMENT not in kinds[kinds.index(AuditKind.VOTE_CLOSED):]
 
 
 def test_concurrent_record_requests_make_one_record(app, api):

@@ -58,7 +58,7 @@ def _at(db: Session, item: Item, status: str) -> list[Item]:
 def open_set(db: Session, settings: Settings, item: Item, override_reason: str | None = None) -> list[Round]:
     """Open the vote on `item` and, in a ballot set, on every member with a round not yet started."""
     opening = _at(db, item, "pending")
-    _lock_rounds(db, opening)
+    voting.lock_rounds(db, [voting.current_round(m) for m in opening])  # a racing opening: refused
     # a set's items share one opening time, so their time limits end together
     ballot, now = ballot_of(item), database_now(db) if item.ballot_set else None
     return [voting.open_round(db, settings, m, override_reason, ballot=ballot, now=now) for m in opening]
@@ -69,18 +69,9 @@ def close_set(db: Session, settings: Settings, item: Item) -> list[Round]:
     first in id order, the order a blind signature's count holds them in (issuance_counts), so
     a count of the set's ballots and its close never wait on each other (PostgreSQL)."""
     closing = _at(db, item, RoundStatus.OPEN)
-    _lock_rounds(db, closing)
+    voting.lock_rounds(db, [voting.current_round(m) for m in closing])
     return [voting.close_round(db, settings, m) for m in closing]
 
-
-def _lock_rounds(db: Session, items: list[Item]) -> None:
-    """Lock the items' newest rounds in id order and read them again (PostgreSQL). Two openings
-    (or closings) of one vote at once — a double click, two operators — both read the round as
-    not started; the second waits here for the first to commit, then sees the round open and
-    is refused with the reason, instead of opening it twice. Id order: whichever item of a set
-    each was asked for, and as a count of the set's ballots holds them, so none deadlock."""
-    db.scalars(select(Round).where(Round.id.in_([voting.current_round(m).id for m in items]))
-               .order_by(Round.id).with_for_update().execution_options(populate_existing=True)).all()
 
 
 def tally_set(db: Session, item: Item) -> dict:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa
 from ballot_service.db import begin_write
-from ballot_service.domain import audit
+from ballot_service.domain import audit, voting
 from ballot_service.domain.issuance import load_private_key, round_private_key
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.formats import ballots
@@ -56,13 +56,15 @@ def _reason(reason) -> str:
 def _member_issuance(db: Session, item: Item, member_no: str):
     """The open blind-signed round, the member and their Issuance row (locked)."""
     rnd = item.rounds[-1] if item.rounds else None
+    if rnd is not None:  # a close (or another replacement) at the same moment: waited for, then seen
+        begin_write(db)
+        voting.lock_rounds(db, [rnd])
     if rnd is None or rnd.status != RoundStatus.OPEN or item.channel not in BLIND_CHANNELS:
         raise Conflict("a replacement ballot is only for an open terminal or hybrid vote", where="item",
                        zh="只有进行中的电子表决或混合表决才能补发选票")
     member = db.scalar(select(Member).where(Member.body_id == item.sitting.body_id, Member.member_no == member_no))
     if member is None:
         raise NotFound(f"no member {member_no}", where="member", zh=f"没有代表 {member_no}")
-    begin_write(db)
     issuance = db.scalar(select(Issuance).where(Issuance.round_id == rnd.id, Issuance.member_id == member.id)
                          .with_for_update())
     return rnd, member, issuance

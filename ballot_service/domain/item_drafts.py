@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ballot_service.domain import audit, election_items
+from ballot_service.domain import audit, election_items, voting
 from ballot_service.domain.item_checks import check_item, item_event
 from ballot_service.domain.sittings import require_open
 from ballot_service.errors import Conflict, InvalidInput
@@ -29,6 +29,7 @@ from ballot_service.vocab import (
 def _require_draft(db: Session, item: Item, doing_zh: str, doing_en: str) -> Round:
     require_open(db, item.sitting, doing_zh, doing_en)
     rounds = list(item.rounds)
+    voting.lock_rounds(db, rounds)  # an opening at the same moment: this waits for it, then refuses
     if item.status != ItemStatus.DRAFT or len(rounds) != 1 or rounds[0].status != RoundStatus.PENDING:
         raise Conflict(f"{item.title}: its vote has started, so it can no longer be {doing_en}",
                        where="item", zh=f"《{item.title}》已开始表决，不能再{doing_zh}")

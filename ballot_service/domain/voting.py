@@ -52,6 +52,17 @@ def current_round(item: Item) -> Round:
     return item.rounds[-1]
 
 
+def lock_rounds(db: Session, rounds: list[Round]) -> None:
+    """Lock `rounds` in id order and read them again (PostgreSQL; SQLite's write lock is held
+    already). A secretariat step that checks a round's status and then writes — open, close,
+    a replacement ballot, editing a draft — takes this first: of two such steps at once (a
+    double click, two operators) the second waits for the first to commit and then sees what
+    it did, and is refused with the reason instead of doing it twice or on a stale round. Id
+    order, as a count of a set's ballots and a close hold rounds, so none deadlock."""
+    db.scalars(select(Round).where(Round.id.in_([r.id for r in rounds])).order_by(Round.id)
+               .with_for_update().execution_options(populate_existing=True)).all()
+
+
 def open_round(db: Session, settings: Settings, item: Item, override_reason: str | None = None,
                ballot: str | None = None, now: dt.datetime | None = None) -> Round:
     """Open the item's pending round. Refused without quorum: the refusal is audited and the
