@@ -11,7 +11,9 @@ from helpers_live import publish, setup_sitting, vote
 
 
 def test_event_stream(api, screen, app):
-    app.config.update(DISPLAY_POLL_SECONDS=0.05, DISPLAY_HEARTBEAT_SECONDS=0.6, DISPLAY_STREAM_SECONDS=4)
+    # The stream's lifetime must outlast the vote, close, tally and publish below: 4 s did not
+    # on a busy CI machine (the goodbye came before the result).
+    app.config.update(DISPLAY_POLL_SECONDS=0.05, DISPLAY_HEARTBEAT_SECONDS=0.6, DISPLAY_STREAM_SECONDS=15)
     s = setup_sitting(api, members=4)
     resp = screen.get(f"/display/{s.sitting_id}/events", buffered=False)
     assert resp.status_code == 200 and resp.mimetype == "text/event-stream"
