@@ -154,7 +154,6 @@ def body_key(settings_env, item):
     return keys.create_key(Path(settings_env["BALLOT_KEYS_DIR"]), keys.body_key_name(item.sitting.body_id), "pw")
 
 
-
 # Where the tests that touch no database run: "run" or "skip". By default on SQLite and not on
 # PostgreSQL; CI runs its two suites side by side and puts them in the shorter one (.ci/run).
 DATABASELESS = os.environ.get("BALLOT_TEST_DATABASELESS") or ("skip" if PG_URL else "run")

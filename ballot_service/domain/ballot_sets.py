@@ -73,7 +73,6 @@ def close_set(db: Session, settings: Settings, item: Item) -> list[Round]:
     return [voting.close_round(db, settings, m) for m in closing]
 
 
-
 def tally_set(db: Session, item: Item) -> dict:
     """Tally `item`'s closed round and every closed member's: `item`'s result, with the set's
     other results under "ballot_set" ({key: result}) when it is in one."""

@@ -211,14 +211,14 @@ def paper_handed_out(db: Session, rnd: Round) -> int:
 
 
 def close_round(db: Session, settings: Settings, item: Item) -> Round:
-    """Stop intake at once; freeze the issued count; checkpoint the audit chain."""
+    """Stop intake at once; freeze the issued count; checkpoint the audit chain. The caller
+    (ballot_sets.close_set) holds the round locked and read again (lock_rounds), so a cast in
+    flight either commits before or sees 'closed', and a second close at once is refused."""
     rnd = current_round(item)
     if rnd.status != RoundStatus.OPEN:
         raise Conflict(f"round {rnd.number} of {item.title} is not open", where="item",
                        zh=f"《{item.title}》第{rnd.number}轮不在表决中，无法结束表决")
     scan_queue.require_none_pending(db, item, rnd, "close the vote", "结束表决")
-    # Lock the round row so a cast in flight either commits before or sees 'closed'.
-    db.execute(select(Round).where(Round.id == rnd.id).with_for_update())
     rnd.status, rnd.closed_at = RoundStatus.CLOSED, utcnow()
     rnd.issued = issued_count(db, item, rnd)
     if item.channel in BLIND_CHANNELS:
