@@ -4,15 +4,21 @@ held by the database when requests race. Threads hit the app at once; run on Pos
 BALLOT_TEST_DATABASE_URL set (conftest.py), where requests really run concurrently."""
 from __future__ import annotations
 
+import os
 import threading
+import time
 import traceback
 
 import pytest
-from helpers_live import OPERATOR, Api, blind_ballot, create_item, setup_sitting, tablets_poll
-from sqlalchemy import func, select
+from console_support import token
+from helpers_live import OPERATOR, Api, blind_ballot, create_item, setup_sitting, tablets_poll, vote
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from terminal_support import query
 
+from ballot_service.domain import intake
+from ballot_service.formats.ballots import BallotRefused
 from ballot_service.models import AuditEvent, Item, Record, Round
 from ballot_service.vocab import AuditKind
 
@@ -141,3 +147,175 @@ def test_the_database_itself_refuses_a_second_open_vote_and_record(app, api, db)
     with pytest.raises(IntegrityError):
         db.flush()
     db.rollback()
+
+
+# --- every other secretariat step on one item: a double click, two operators, two nodes -----------
+# Each read the item's state, then wrote: two at once both passed the check (PostgreSQL) and did
+# the step twice — two tallied events, a second publish, a time extension after vote_closed, two
+# 另行选举 rounds, a record signed beside a 另行选举 that made it stale, an opening of an item
+# deleted meanwhile (a server error). Now each waits for the other (ballot_sets.item_for_change).
+
+def _count(app, kind) -> int:
+    return query(app, select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == kind))[0][0]
+
+
+def test_concurrent_tallies_and_publishes_each_happen_once(app, api):
+    s = setup_sitting(api, members=5)
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    answers = _at_once(app, [("POST", f"/api/admin/items/{s.item_id}/tally")] * THREADS)
+    assert sorted(st for st, _ in answers) == [200] + [409] * (THREADS - 1), answers
+    assert _count(app, AuditKind.TALLIED) == 1
+    api.call("POST", f"/api/admin/items/{s.item_id}/record")
+    answers = _at_once(app, [("POST", f"/api/admin/items/{s.item_id}/publish")] * THREADS)
+    assert sorted(st for st, _ in answers) == [200] + [409] * (THREADS - 1), answers
+    assert _count(app, AuditKind.RECORD_PUBLISHED) == 1
+
+
+def test_extensions_racing_the_close_land_before_it_or_are_refused(app, api):
+    s = setup_sitting(api, members=5)
+    calls = [("POST", f"/api/admin/items/{s.item_id}/extend", {"minutes": 5})] * (THREADS - 1) + \
+        [("POST", f"/api/admin/items/{s.item_id}/close")]
+    answers = _at_once(app, calls)
+    assert answers[-1][0] == 200 and all(st in (200, 409) for st, _ in answers[:-1]), answers
+    kinds = [k for (k,) in query(app, select(AuditEvent.kind).order_by(AuditEvent.chain, AuditEvent.seq))]
+    assert kinds.count(AuditKind.VOTE_TIME_EXTENDED) == sum(1 for st, _ in answers[:-1] if st == 200)
+    assert AuditKind.VOTE_TIME_EXTENDED not in kinds[kinds.index(AuditKind.VOTE_CLOSED):]
+
+
+def _unfilled_election(api) -> int:
+    """An election of one 主任 among 7 deputies that elected nobody (A 3, B 2): one seat unfilled."""
+    s = setup_sitting(api, members=7, open_vote=False)
+    item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
+        "key": "el", "kind": "election", "title": "选举县监察委员会主任", "office": "principal", "places": 1,
+        "candidates": [{"key": k, "title": f"候选人{k}"} for k in "AB"]})[1]["id"]
+    api.call("POST", f"/api/admin/items/{item}/open")
+    for cred, marks in zip(s.creds.values(), [{"B": "for"}] * 2 + [{"A": "for"}] * 3):
+        vote(api, cred, marks)
+    api.call("POST", f"/api/admin/items/{item}/close")
+    assert api.call("POST", f"/api/admin/items/{item}/tally")[1]["unfilled"] == 1
+    return item
+
+
+def test_concurrent_further_elections_start_one_round(app, api):
+    item = _unfilled_election(api)
+    answers = _at_once(app, [("POST", f"/api/admin/items/{item}/another", {})] * THREADS)
+    assert sorted(st for st, _ in answers) == [201] + [409] * (THREADS - 1), answers
+    assert query(app, select(func.count()).select_from(Round).where(Round.item_id == item))[0][0] == 2
+    assert _count(app, AuditKind.ELECTION_ANOTHER_CREATED) == 1
+
+
+def test_a_record_racing_a_further_election_is_one_or_the_other(app, api):
+    item = _unfilled_election(api)
+    answers = _at_once(app, [("POST", f"/api/admin/items/{item}/record"),
+                             ("POST", f"/api/admin/items/{item}/another", {})])
+    assert sorted(st for st, _ in answers) == [201, 409], answers
+    records = query(app, select(func.count()).select_from(Record))[0][0]
+    rounds = query(app, select(func.count()).select_from(Round).where(Round.item_id == item))[0][0]
+    assert (records, rounds) in ((1, 1), (0, 2))
+
+
+def test_an_opening_racing_the_deletion_of_its_draft_is_refused_not_a_server_error(app, console):
+    api = _logged_in(app)  # the console fixture made the operator
+    s = setup_sitting(api, members=5, open_vote=False)
+    for attempt in range(3):
+        item = create_item(api, s.sitting_id, key=f"draft{attempt}")
+        tablets_poll(api, s.creds.values())
+        opener, out, csrf = _logged_in(app), {}, token(console)
+        barrier = threading.Barrier(2)
+
+        def open_it():
+            barrier.wait()
+            try:
+                out["open"] = opener.call("POST", f"/api/admin/items/{item}/open", expect=None)
+            except Exception:  # noqa: BLE001 — the server error, shown whole below
+                out["open"] = (None, traceback.format_exc())
+
+        def delete_it():
+            barrier.wait()
+            out["delete"] = console.post(f"/console/items/{item}/delete", data={"csrf_token": csrf}).status_code
+
+        threads = [threading.Thread(target=f) for f in (open_it, delete_it)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert out["open"][0] in (200, 404, 409), out
+        left = query(app, select(Item.status).where(Item.id == item))
+        assert (out["open"][0] == 200) == (left == [("open",)]), (out, left)
+        if left == [("open",)]:
+            api.call("POST", f"/api/admin/items/{item}/close")
+            api.call("POST", f"/api/admin/items/{item}/tally")
+
+
+def test_concurrent_moves_in_the_order_of_business_keep_every_place_distinct(app, console):
+    """上移 of two neighbours at once: each swapped positions it read before the other's swap
+    (two items at one place), or the two waited on each other (a deadlock: a server error)."""
+    api = _logged_in(app)
+    s = setup_sitting(api, members=3, open_vote=False)
+    ids = [s.item_id] + [create_item(api, s.sitting_id, key=f"item{i}") for i in range(2, 5)]
+    csrf = token(console)
+    clients = [console] + [app.test_client() for _ in range(THREADS - 1)]
+    for c in clients[1:]:
+        c.post("/login", data={"csrf_token": token(c), "username": OPERATOR[0], "password": OPERATOR[1]})
+    tokens = [csrf] + [token(c) for c in clients[1:]]
+    for _ in range(3):
+        barrier, out = threading.Barrier(THREADS), [None] * THREADS
+
+        def move(i):
+            barrier.wait()
+            try:
+                out[i] = clients[i].post(f"/console/items/{ids[i]}/move",
+                                         data={"csrf_token": tokens[i], "direction": "up"}).status_code
+            except Exception:  # noqa: BLE001 — the server error, shown whole below
+                out[i] = traceback.format_exc()
+
+        threads = [threading.Thread(target=move, args=(i,)) for i in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert out == [302] * THREADS, out
+        places = [p for (p,) in query(app, select(Item.position).where(Item.sitting_id == s.sitting_id))]
+        assert len(set(places)) == len(ids), places
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_a_cast_batch_takes_its_rounds_in_the_order_a_close_does(app, api, db_url):
+    """A batch holding casts of two rounds (a ballot set's elections) locked them in the order
+    its casts arrived; a close of the set locks them in id order: each held one and waited for
+    the other (a deadlock, which PostgreSQL breaks by failing one of them). Here a close holds
+    the first round while the batch arrives with the second round's cast first."""
+    s = setup_sitting(api, members=3, open_vote=False)
+    second = create_item(api, s.sitting_id, key="item2")
+    rounds = dict(query(app, select(Round.item_id, Round.id).where(Round.item_id.in_([s.item_id, second]))))
+    assert rounds[s.item_id] < rounds[second]
+    engine = create_engine(db_url)
+    closing = engine.connect()
+    closing.execute(text("SET lock_timeout = '5s'"))
+    closing.execute(select(Round.id).where(Round.id == rounds[s.item_id]).with_for_update())
+    jobs = []
+    for item in (second, s.item_id):  # the second round's cast first
+        job = intake.Job(intake.SittingRef(s.sitting_id, s.body_id), None, None, "terminal", None)
+        job.key, job.signature_refusal = (s.sitting_id, item, 1), ("forged", "test: refused, counted")
+        jobs.append(job)
+    batch_failed: list = []
+
+    def run_batch():
+        with Session(engine) as db:
+            try:
+                intake._store(db, jobs)
+                db.commit()
+            except Exception:  # noqa: BLE001 — shown below
+                batch_failed.append(traceback.format_exc())
+
+    batch = threading.Thread(target=run_batch)
+    batch.start()
+    time.sleep(0.5)  # the batch is waiting for the first round (and, before the fix, holds the second)
+    closing.execute(select(Round.id).where(Round.id == rounds[second]).with_for_update())
+    closing.commit()
+    batch.join(30)
+    closing.close()
+    engine.dispose()
+    assert not batch_failed, batch_failed[0]
+    assert all(isinstance(j.error, BallotRefused) for j in jobs), [j.error for j in jobs]

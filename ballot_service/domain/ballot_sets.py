@@ -10,13 +10,42 @@ it is one sheet (set_sheets): one QR with each election's own signed ballot."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ballot_service.config import Settings
 from ballot_service.db import database_now
 from ballot_service.domain import further_ballots, tally, voting
+from ballot_service.domain.sittings import get_item
+from ballot_service.errors import NotFound
 from ballot_service.models import Item, Round
 from ballot_service.vocab import ItemStatus, RoundStatus
+
+
+def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> Item:
+    """The item, for a secretariat step that reads its state and then writes: open, close,
+    tally, record, publish, 延长时间, 补发, 另行选举, edit, delete, move, print. PostgreSQL: it
+    and the other items of its ballot set (`sitting_wide`: every item of the sitting, as
+    上移/下移 writes a neighbour's place) are locked in id order and read again with their
+    candidates and rounds, then their rounds are locked (voting.lock_rounds). So of two steps
+    at once (a double click, two operators, two nodes) the second waits for the first to commit,
+    then sees what it did and is refused with the reason instead of doing it twice or on a
+    stale round; an item deleted meanwhile is not found. (SQLite: every transaction holds the
+    write lock from its BEGIN.)"""
+    item = get_item(db, item_id)
+    if db.get_bind().dialect.name == "sqlite":
+        return item
+    which = Item.sitting_id == item.sitting_id if sitting_wide else Item.id.in_([m.id for m in members(db, item)])
+    locked = db.scalars(select(Item).where(which).order_by(Item.id)
+                        .with_for_update().options(selectinload(Item.rounds), selectinload(Item.candidates))
+                        .execution_options(populate_existing=True)).all()
+    if item not in locked:
+        raise NotFound(f"no vote item with id {item_id}: it was deleted meanwhile", where="item_id",
+                       zh=f"编号为 {item_id} 的表决事项已被删除")
+    # Their rounds too, all at once, before the step appends to the audit chain: a set step
+    # that locked each round as it came to it, holding the chain's head, waited for a cast batch
+    # (holding that round FOR SHARE) that waited for the head.
+    voting.lock_rounds(db, [r for m in locked for r in m.rounds])
+    return item
 
 
 def members(db: Session, item: Item) -> list[Item]:

@@ -48,6 +48,26 @@ ROUND_OF_BALLOT = (
 ROUND_STATE = select(Round.status, Round.closes_at, db_now().label("now")).where(Round.id == bindparam("round_id"))
 ROUND_OF_BALLOT_SHARED = ROUND_OF_BALLOT.with_for_update(read=True, of=Round)
 ROUND_STATE_SHARED = ROUND_STATE.with_for_update(read=True)
+_ROUNDS_SHARED = (select(Round.id).where(Round.id.in_(bindparam("ids", expanding=True))).order_by(Round.id)
+                  .with_for_update(read=True))
+
+
+def share_in_id_order(conn, engine: Engine, keys: set) -> None:
+    """PostgreSQL: hold the rounds of `keys` FOR SHARE in id order, before a batch decides its
+    casts (which read each round FOR SHARE again, as they come). A ballot set's close, tally or
+    extension locks its rounds FOR UPDATE in id order (voting.lock_rounds); a batch taking them
+    in the order its casts arrived could hold one the close waits for while waiting for one
+    the close holds: a deadlock, broken by failing one of the two."""
+    if len(keys) < 2:
+        return
+    ids = []
+    for key in keys:
+        facts = known(engine, key)
+        if facts is None:  # not yet learnt: its id, unlocked
+            facts = conn.execute(ROUND_OF_BALLOT, {"sitting_id": key[0], "item_id": key[1], "round_no": key[2]}).first()
+        if facts is not None:
+            ids.append(facts.id)
+    conn.execute(_ROUNDS_SHARED, {"ids": sorted(ids)}).all()
 
 
 def known(engine: Engine, key: tuple) -> RoundFacts | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import request, url_for
 
 from ballot_service.domain import another_items, election_items
-from ballot_service.domain.sittings import get_item
+from ballot_service.domain.ballot_sets import item_for_change
 from ballot_service.vocab import Role
 from ballot_service.web.console.blueprint import bp
 from ballot_service.web.console.common import form_int, run_action
@@ -30,11 +30,11 @@ def item_another(item_id: int):
     nominees = parse_nominees(request.form.get("candidates", ""))
     later = request.form.get("sitting_id", "").strip()
     if later:  # saved for a later sitting: a new draft election item there
-        return run_action(lambda db: another_items.save_another(db, get_item(db, item_id),
+        return run_action(lambda db: another_items.save_another(db, item_for_change(db, item_id),
                                                                 form_int(request.form, "sitting_id"), nominees),
                           t("已安排另行选举：已在所选会次新建选举事项。",
                             "The further election is saved: a new election item is in the chosen session."),
                           url_for(".item_page", item_id=item_id))[0]
-    return run_action(lambda db: election_items.start_another(db, get_item(db, item_id), nominees),
+    return run_action(lambda db: election_items.start_another(db, item_for_change(db, item_id), nominees),
                       t("已发起另行选举，请开始表决。", "A further election is set up; open the vote."),
                       url_for(".item_page", item_id=item_id))[0]

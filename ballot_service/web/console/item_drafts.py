@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
+from ballot_service.domain.ballot_sets import item_for_change
 from ballot_service.domain.item_drafts import delete_item, edit_item, move_item
 from ballot_service.domain.sittings import get_item
 from ballot_service.vocab import Role
@@ -20,7 +21,7 @@ from ballot_service.web.roles import requires
 def item_edit(item_id: int):
     form = request.form
     back = url_for(".item_page", item_id=item_id)
-    return run_action(lambda db: edit_item(db, get_item(db, item_id), **item_fields(form, get_item(db, item_id).key)),
+    return run_action(lambda db: edit_item(db, item_for_change(db, item_id), **item_fields(form, get_item(db, item_id).key)),
                       t("已修改表决事项。", "The item is changed."), back,
                       on_refusal=lambda db: (render_item_page(db, item_id, edit_form=form), 400))[0]
 
@@ -29,7 +30,7 @@ def item_edit(item_id: int):
 @requires(Role.SECRETARIAT, body="item_id")
 def item_delete(item_id: int):
     sitting_id = get_item(get_db(), item_id).sitting_id
-    resp, done = run_action(lambda db: delete_item(db, get_item(db, item_id)) or True,
+    resp, done = run_action(lambda db: delete_item(db, item_for_change(db, item_id)) or True,
                             t("已删除表决事项。", "The item is deleted."), url_for(".item_page", item_id=item_id))
     return redirect(url_for(".sitting_page", sitting_id=sitting_id) + "#items") if done else resp
 
@@ -38,7 +39,8 @@ def item_delete(item_id: int):
 @requires(Role.SECRETARIAT, body="item_id")
 def item_move(item_id: int):
     sitting_id = get_item(get_db(), item_id).sitting_id
-    return run_action(lambda db: move_item(db, get_item(db, item_id), request.form.get("direction", "")), "",
+    direction = request.form.get("direction", "")
+    return run_action(lambda db: move_item(db, item_for_change(db, item_id, sitting_wide=True), direction), "",
                       url_for(".sitting_page", sitting_id=sitting_id) + "#items")[0]
 
 

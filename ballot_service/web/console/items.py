@@ -254,7 +254,7 @@ def item_action(item_id: int, action: str):
     if action not in ITEM_ACTIONS:
         abort(404)
     run, (zh, en) = ITEM_ACTIONS[action]
-    answer, result = run_action(lambda db: run(db, get_item(db, item_id)), t(zh, en),
+    answer, result = run_action(lambda db: run(db, ballot_sets.item_for_change(db, item_id)), t(zh, en),
                                 url_for(".item_page", item_id=item_id))
     if isinstance(result, dict) and "ballots" in result:  # a hybrid vote's paper ballot: printed now, once
         pdf = paper_ballots.paper_ballot_pdf(get_db(), result["ballots"])
