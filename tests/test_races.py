@@ -311,7 +311,11 @@ def test_a_cast_batch_takes_its_rounds_in_the_order_a_close_does(app, api, db_ur
 
     batch = threading.Thread(target=run_batch)
     batch.start()
-    time.sleep(0.5)  # the batch is waiting for the first round (and, before the fix, holds the second)
+    deadline = time.monotonic() + 30
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
+        while time.monotonic() < deadline and not watch.scalar(text(  # the batch waits for the first round
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")):
+            time.sleep(0.05)
     closing.execute(select(Round.id).where(Round.id == rounds[second]).with_for_update())
     closing.commit()
     batch.join(30)

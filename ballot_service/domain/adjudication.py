@@ -10,6 +10,7 @@ text from the QR scanner; or `reject` (not a ballot: nothing is counted). Only f
 """
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
@@ -114,6 +115,11 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
     # A hybrid round's paper ballot (BR1): the chain also names the member allowed paper, so its
     # decided marks (and serial) stay with the page, out of the chain (README, "Hybrid votes").
     hybrid = str(decision.get("ballot", "")).startswith(ballots.ROUND_KEY_PREFIX + ".")
+    if final is not None and page.round_id is not None:
+        # PostgreSQL: its round before the chain's head, in the order every item step (and a
+        # cast batch) takes them; the other way round, a step holding the round and waiting for
+        # the head, and this decision holding the head and waiting for the round, wait forever.
+        db.execute(select(Round.id).where(Round.id == page.round_id).with_for_update(read=True))
     audit.append(db, AuditKind.ADJUDICATION_DECIDED, {"page_id": page.id, "teller": holder, "teller_role": role,
                                               "step": step, **({} if hybrid else {"decision": decision})},
                  sitting_id=sitting.id, timed=False)

@@ -40,8 +40,8 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     elif item_id is not None:
         raise InvalidInput("item_id goes only with show=result", where="item_id",
                            zh="只有显示表决结果时才指定表决事项")
+    voting_now = open_item_locked(db, sitting)  # FOR UPDATE first: FOR SHARE, then UPDATE, deadlocks a double click
     require_open(db, sitting, "切换大屏", "changing the presiding screen")
-    voting_now = open_item_locked(db, sitting)
     if voting_now is not None:
         raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",
                        where="show", zh=f"《{voting_now.title}》进行中：结束表决前大屏显示表决进度")

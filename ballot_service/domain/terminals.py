@@ -166,7 +166,9 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
       (release_terminal); it never takes a member whose own seat has a live tablet.
     A member on leave (请假) is changed only by the secretariat, never from a tablet."""
     require_open(db, sitting, "签到", "check-in")
-    term = db.get(Terminal, terminal_id, with_for_update=True)
+    # FOR NO KEY UPDATE: an opening inserting this terminal's issuance (its foreign key takes
+    # FOR KEY SHARE) does not wait for this check-in, which waits for the chain's head it holds.
+    term = db.get(Terminal, terminal_id, with_for_update={"key_share": True})
     if term is None or term.kind != TerminalKind.SEAT:
         raise Forbidden("only a seat tablet checks members in", where="terminal",
                         zh="只有表决器可以签到")
