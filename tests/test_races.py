@@ -15,11 +15,12 @@ from helpers_live import OPERATOR, Api, blind_ballot, create_item, setup_sitting
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from station_support import paper_item_handed_out
 from terminal_support import query
 
 from ballot_service.domain import intake
 from ballot_service.formats.ballots import BallotRefused
-from ballot_service.models import AuditEvent, Item, Record, Round
+from ballot_service.models import AuditEvent, Item, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
 
 THREADS = 4
@@ -323,3 +324,47 @@ def test_a_cast_batch_takes_its_rounds_in_the_order_a_close_does(app, api, db_ur
     engine.dispose()
     assert not batch_failed, batch_failed[0]
     assert all(isinstance(j.error, BallotRefused) for j in jobs), [j.error for j in jobs]
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_two_counting_stations_counting_one_round_at_once_do_not_deadlock(app, api, db_url, monkeypatch):
+    """Two stations' scans, each stored in its own transaction: each read the paper round FOR
+    SHARE, then wrote the round's own row (a 重复扫描's count; a hybrid vote's paper count), so
+    each waited for the other's share (a deadlock: one scan failed). Here both rescan one
+    counted ballot and meet after their round lock, as two tellers' scans can."""
+    s, item, texts, _, keys = paper_item_handed_out(app, api, {
+        "key": "jueyi", "kind": "resolution", "title": "关于召开会议的决定", "channel": "paper"}, 1)
+    marks = {keys[0]: "for"}
+    api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": marks}, credential=s.scrutineer)
+    barrier, real = threading.Barrier(2, timeout=3), intake.paper_ballots.check_paper_serial
+
+    def meet(*args, **kw):  # called after the round's lock, before its row is written
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
+            pass
+        return real(*args, **kw)
+
+    monkeypatch.setattr(intake.paper_ballots, "check_paper_serial", meet)
+    engine, failed, receipts = create_engine(db_url), [], []
+
+    def rescan():
+        with Session(engine) as db:
+            try:
+                db.execute(text("SELECT 1"))  # the scan's own transaction, as the station's upload holds
+                receipts.append(intake.accept(db, app.config["SETTINGS"], db.get(Sitting, s.sitting_id), texts[0],
+                                              marks, channel="paper"))
+                db.commit()
+            except Exception:  # noqa: BLE001 — shown below
+                failed.append(traceback.format_exc())
+
+    threads = [threading.Thread(target=rescan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    engine.dispose()
+    assert not failed, failed[0]
+    assert [r.repeated for r in receipts] == [True, True]
+    assert query(app, select(Round.rescanned).where(Round.item_id == item))[0][0] == 2

@@ -31,7 +31,8 @@ Group commit (group_commit.py), SQLite and PostgreSQL: one process's concurrent 
 decided in arrival order and stored in one transaction with one durable COMMIT (PostgreSQL:
 keep synchronous_commit on); each gets its receipt only after it, so a crash loses no
 receipted cast. PostgreSQL runs several processes' (nodes') batches side by side: FOR SHARE
-on their rounds, in id order (a close waits for casts in flight), the audit head FOR UPDATE, and a serial
+on their rounds in id order (a paper cast's FOR NO KEY UPDATE: round_facts.lock_in_id_order; a
+close waits for casts in flight), the audit head FOR UPDATE, and a serial
 stored meanwhile by another is caught by its unique index (_insert_together, _decide). A
 caller inside a write transaction (station scans) stores a batch of one there and commits.
 
@@ -216,7 +217,11 @@ def _store(db: Session, jobs: list[Job]) -> None:
     rounds: dict[tuple, tuple | None] = {}  # key -> (facts, status, closes_at, now), None: no such round
     together = sqlite or len(jobs) > 1  # the batch's casts in one statement (_insert_together)
     if not sqlite:
-        round_facts.share_in_id_order(conn, db.get_bind(), {j.key for j in jobs if j.key is not None})
+        wants: dict[tuple, bool] = {}  # round key -> a paper cast may write its row
+        for j in jobs:
+            if j.key is not None:
+                wants[j.key] = wants.get(j.key, False) or j.channel == Channel.PAPER
+        round_facts.lock_in_id_order(conn, db.get_bind(), wants)
     checked = [j for j in jobs if j.refusal is None and j.serial is not None]
     stored = cast_staging.stored_of(conn, [j.serial for j in checked],
                                     [(j.body_key, j.serial, j.tag) for j in checked if j.body_key is not None])

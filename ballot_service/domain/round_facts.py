@@ -48,26 +48,31 @@ ROUND_OF_BALLOT = (
 ROUND_STATE = select(Round.status, Round.closes_at, db_now().label("now")).where(Round.id == bindparam("round_id"))
 ROUND_OF_BALLOT_SHARED = ROUND_OF_BALLOT.with_for_update(read=True, of=Round)
 ROUND_STATE_SHARED = ROUND_STATE.with_for_update(read=True)
-_ROUNDS_SHARED = (select(Round.id).where(Round.id.in_(bindparam("ids", expanding=True))).order_by(Round.id)
-                  .with_for_update(read=True))
+_ROUND_LOCK = select(Round.id).where(Round.id == bindparam("round_id"))
+_ROUND_SHARED, _ROUND_TO_WRITE = _ROUND_LOCK.with_for_update(read=True), _ROUND_LOCK.with_for_update(key_share=True)
 
 
-def share_in_id_order(conn, engine: Engine, keys: set) -> None:
-    """PostgreSQL: hold the rounds of `keys` FOR SHARE in id order, before a batch decides its
-    casts (which read each round FOR SHARE again, as they come). A ballot set's close, tally or
-    extension locks its rounds FOR UPDATE in id order (voting.lock_rounds); a batch taking them
-    in the order its casts arrived could hold one the close waits for while waiting for one
-    the close holds: a deadlock, broken by failing one of the two."""
-    if len(keys) < 2:
-        return
-    ids = []
-    for key in keys:
+def lock_in_id_order(conn, engine: Engine, wants: dict) -> None:
+    """PostgreSQL: lock a batch's rounds in id order before it decides its casts (which read
+    each round FOR SHARE again, as they come). `wants`: round key -> True where the batch may
+    write the round's own row (a paper cast: 重复扫描's count, a hybrid vote's paper count),
+    taken FOR NO KEY UPDATE; the others FOR SHARE.
+    Why: a ballot set's close, tally or extension locks its rounds FOR UPDATE in id order
+    (voting.lock_rounds); a batch taking them in the order its casts arrived could hold one
+    the close waits for while waiting for one the close holds. And two stations' scans each
+    holding a round FOR SHARE and then writing it each waited for the other's share. Both are
+    deadlocks, which PostgreSQL breaks by failing one of the two."""
+    if len(wants) < 2 and not any(wants.values()):
+        return  # one round, shared: _round_of takes it
+    ids = {}
+    for key, write in wants.items():
         facts = known(engine, key)
         if facts is None:  # not yet learnt: its id, unlocked
             facts = conn.execute(ROUND_OF_BALLOT, {"sitting_id": key[0], "item_id": key[1], "round_no": key[2]}).first()
         if facts is not None:
-            ids.append(facts.id)
-    conn.execute(_ROUNDS_SHARED, {"ids": sorted(ids)}).all()
+            ids[facts.id] = write
+    for round_id in sorted(ids):
+        conn.execute(_ROUND_TO_WRITE if ids[round_id] else _ROUND_SHARED, {"round_id": round_id}).all()
 
 
 def known(engine: Engine, key: tuple) -> RoundFacts | None:
