@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 from bundle_support import export_and_verify
-from console_support import flashes, post
+from console_support import flashes, post, print_ballots
 from helpers_live import Api, create_item, setup_sitting
-from sqlalchemy import select
+from sqlalchemy import func, select
 from terminal_support import events, query
 
-from ballot_service.models import Candidate, Item
+from ballot_service.domain import print_jobs
+from ballot_service.models import Candidate, Item, PaperBallot
 
 
 def items(app):
@@ -89,3 +90,32 @@ def test_preview_shows_the_ballot_as_the_tablet_will(app, console):
     page = console.get(f"/console/items/{s.item_id}/preview").get_data(as_text=True)
     assert "王建国（拟任副县长）" in page and "任职票决" in page and "不能投票" in page
     assert 'disabled>赞成<' in page
+
+
+def test_a_draft_edited_while_its_ballots_print_voids_that_print(app, console, monkeypatch):
+    """The attack: a print job signs and renders outside any transaction, and the item had no
+    printed ballot yet, so an edit landing meanwhile (another operator; the job runs for
+    minutes) was allowed; the job then recorded ballots that print the old candidates for the
+    edited round. Now the job compares what it printed with the item, under its lock: changed,
+    the batch is void, its files removed, and the job says to print again."""
+    api = Api.flask(app.test_client())
+    s = setup_sitting(api, members=3, open_vote=False, kind="livelihood_projects", places=1, channel="paper",
+                      candidates=[{"key": "p1", "title": "项目一"}, {"key": "p2", "title": "项目二"}])
+    real, out_dirs = print_jobs.write_ballot_pdfs, []
+
+    def edit_while_rendering(layout, pages, out_dir, *args, **kw):
+        out_dirs.append(out_dir)
+        api.call("PUT", f"/api/admin/items/{s.item_id}", {
+            "key": "item1", "kind": "livelihood_projects", "title": "2027年民生实事", "places": 1, "channel": "paper",
+            "candidates": [{"key": "p1", "title": "城区老旧小区改造"}, {"key": "p2", "title": "社区食堂"}]})
+        return real(layout, pages, out_dir, *args, **kw)
+
+    monkeypatch.setattr(print_jobs, "write_ballot_pdfs", edit_while_rendering)
+    state = print_ballots(console, s.item_id, 3)
+    assert state["state"] == "failed" and "印制期间" in state["error"], state
+    assert query(app, select(func.count()).select_from(PaperBallot))[0][0] == 0
+    assert not list(out_dirs[0].glob("*.pdf"))
+    monkeypatch.setattr(print_jobs, "write_ballot_pdfs", real)  # printed again: the new candidates
+    state = print_ballots(console, s.item_id, 3)
+    assert state["state"] == "done", state
+    assert query(app, select(func.count()).select_from(PaperBallot))[0][0] == 3

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ballot_service.crypto.keys import body_signing_key
 from ballot_service.db import database_now, db_now
 from ballot_service.domain import set_sheets, voting
+from ballot_service.domain.ballot_sets import item_for_change
 from ballot_service.domain.paper_ballots import record_paper_ballots, sign_paper_ballots
 from ballot_service.domain.sittings import get_item, require_open
 from ballot_service.errors import BallotError, Conflict, InvalidInput
@@ -34,7 +35,8 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     `open_db()` is a context manager giving a session that commits on success. Signing and
     rendering happen outside any transaction (SQLite would hold its write lock through the
     rendering); the serials are recorded afterwards, and if that fails the files are removed,
-    so no printed ballot exists whose serial the database does not know. Used by the CLI and
+    so no printed ballot exists whose serial the database does not know. Nor one that prints
+    what the item no longer says: an edit while rendering voids the batch. Used by the CLI and
     the console. An election of a ballot set prints the set's sheets (`count` sheets: set_sheets.py)."""
     with open_db() as db:
         find_font()  # fail before signing anything
@@ -66,8 +68,14 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     recorded = False
     try:
         with open_db() as db:
-            item = get_item(db, item_id)
+            item = item_for_change(db, item_id)  # an edit meanwhile has committed, or waits for this
             rounds = [db.get(Round, rid) for rid in round_ids]
+            printed = set_sheets.plan([(r.item, r) for r in rounds], key.fingerprint) if item.ballot_set \
+                else BallotLayout.from_item(item, rounds[0], key_fingerprint=key.fingerprint)
+            if printed != layout:  # edited while rendering (it had no printed ballot yet, so it could be)
+                raise Conflict(f"{item.title} was changed while its ballots were printed: this batch is void "
+                               f"(its files are removed); print again", where="item",
+                               zh=f"印制期间《{item.title}》被修改：这批选票已作废（文件已删除），请重新印制")
             if item.ballot_set:
                 set_sheets.record_sheets(db, key, [(r.item, r) for r in rounds], tokens)
             else:
