@@ -368,3 +368,27 @@ def test_two_counting_stations_counting_one_round_at_once_do_not_deadlock(app, a
     assert not failed, failed[0]
     assert [r.repeated for r in receipts] == [True, True]
     assert query(app, select(Round.rescanned).where(Round.item_id == item))[0][0] == 2
+
+
+def test_an_election_joining_a_ballot_set_as_it_opens_opens_with_it_or_is_refused(app, api):
+    """The attack: an election saved into a ballot set read the set's others as drafts while
+    the set was being opened, and joined an open set as a draft of its own (never on the
+    sheet, its round never opened with the set's)."""
+    s = setup_sitting(api, members=5, open_vote=False)
+
+    def election(key, office, ballot_set):
+        return {"key": key, "kind": "election", "title": f"选举{key}", "office": office, "places": 1,
+                "channel": "paper", "ballot_set": ballot_set,
+                "candidates": [{"key": c, "title": f"候选人{key}{c}"} for c in "AB"]}
+
+    items = f"/api/admin/sessions/{s.sitting_id}/items"
+    for attempt in range(3):
+        name = f"换届选举{attempt}"
+        head = api.call("POST", items, election(f"zr{attempt}", "principal", name))[1]["id"]
+        opened, joined = _at_once(app, [("POST", f"/api/admin/items/{head}/open"),
+                                        ("POST", items, election(f"fzr{attempt}", "vice", name))])
+        assert opened[0] == 200 and joined[0] in (201, 409), (opened, joined)
+        statuses = dict(query(app, select(Item.key, Item.status).where(Item.ballot_set == name)))
+        assert set(statuses.values()) == {"open"}, statuses  # opened with the set, or it did not join
+        api.call("POST", f"/api/admin/items/{head}/close")
+        api.call("POST", f"/api/admin/items/{head}/tally")

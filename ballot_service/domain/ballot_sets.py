@@ -34,10 +34,13 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> It
     item = get_item(db, item_id)
     if db.get_bind().dialect.name == "sqlite":
         return item
-    which = Item.sitting_id == item.sitting_id if sitting_wide else Item.id.in_([m.id for m in members(db, item)])
-    locked = db.scalars(select(Item).where(which).order_by(Item.id)
-                        .with_for_update().options(selectinload(Item.rounds), selectinload(Item.candidates))
-                        .execution_options(populate_existing=True)).all()
+    while True:  # again if an election joined the set while this waited (check_ballot_set)
+        which = Item.sitting_id == item.sitting_id if sitting_wide else Item.id.in_([m.id for m in members(db, item)])
+        locked = db.scalars(select(Item).where(which).order_by(Item.id)
+                            .with_for_update().options(selectinload(Item.rounds), selectinload(Item.candidates))
+                            .execution_options(populate_existing=True)).all()
+        if sitting_wide or item not in locked or {m.id for m in members(db, item)} <= {m.id for m in locked}:
+            break
     if item not in locked:
         raise NotFound(f"no vote item with id {item_id}: it was deleted meanwhile", where="item_id",
                        zh=f"编号为 {item_id} 的表决事项已被删除")

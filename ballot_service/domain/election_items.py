@@ -254,7 +254,10 @@ def check_ballot_set(db: Session, sitting_id: int, name, kind: str, channel: str
     if kind != ItemKind.ELECTION:
         raise InvalidInput("only elections are printed together as a ballot set", where="ballot_set",
                            zh="只有选举事项可以合印一张选票（选举票组）")
-    others = [i for i in db.scalars(select(Item).where(Item.sitting_id == sitting_id, Item.ballot_set == name))
+    # Locked and read again (PostgreSQL): a set being opened (ballot_sets.item_for_change holds
+    # its items) is then seen open, and an opening waits for this item to join first.
+    others = [i for i in db.scalars(select(Item).where(Item.sitting_id == sitting_id, Item.ballot_set == name)
+                                    .order_by(Item.id).with_for_update().execution_options(populate_existing=True))
               if i.id != item_id]
     if any(i.channel != channel for i in others):
         raise InvalidInput(f"the elections of ballot set {name!r} are voted by {others[0].channel}", where="channel",
