@@ -20,7 +20,7 @@ from terminal_support import query
 
 from ballot_service.domain import intake
 from ballot_service.formats.ballots import BallotRefused
-from ballot_service.models import AuditEvent, Item, Record, Round, Sitting
+from ballot_service.models import AuditEvent, Item, PaperBallot, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
 
 THREADS = 4
@@ -392,3 +392,35 @@ def test_an_election_joining_a_ballot_set_as_it_opens_opens_with_it_or_is_refuse
         assert set(statuses.values()) == {"open"}, statuses  # opened with the set, or it did not join
         api.call("POST", f"/api/admin/items/{head}/close")
         api.call("POST", f"/api/admin/items/{head}/tally")
+
+
+def test_stacks_handed_out_as_the_vote_closes_are_counted_before_it_or_refused(app, api):
+    """The attack: the desk's stack read its round as open while the close committed, then
+    activated its ballots after the close had frozen the ballots issued (I): the record's
+    figure short of the ballots really handed out."""
+    s = setup_sitting(api, members=5, open_vote=False)
+    item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
+        "key": "jueyi", "kind": "resolution", "title": "关于召开会议的决定", "channel": "paper"})[1]["id"]
+    texts = api.call("POST", f"/api/admin/items/{item}/paper-ballots", {"count": 3 * (THREADS - 1)})[1]["ballots"]
+    api.call("POST", f"/api/admin/items/{item}/open")
+    stacks = [texts[i::THREADS - 1] for i in range(THREADS - 1)]
+    clients = [Api.flask(app.test_client()) for _ in stacks]
+    barrier, out = threading.Barrier(THREADS), [None] * (THREADS - 1)
+
+    def hand_out(i):
+        barrier.wait()
+        out[i] = clients[i].call("POST", "/api/station/hand-out", {"ballots": stacks[i]}, credential=s.station,
+                                 expect=None)[0]
+
+    threads = [threading.Thread(target=hand_out, args=(i,)) for i in range(THREADS - 1)]
+    for t in threads:
+        t.start()
+    closer = _logged_in(app)
+    barrier.wait()
+    closed = closer.call("POST", f"/api/admin/items/{item}/close", expect=None)
+    for t in threads:
+        t.join(120)
+    assert closed[0] == 200 and all(st in (201, 409) for st in out), (closed, out)
+    handed = query(app, select(func.count()).select_from(PaperBallot).where(PaperBallot.handed_out.is_(True)))[0][0]
+    assert handed == 3 * out.count(201)
+    assert query(app, select(Round.issued).where(Round.item_id == item))[0][0] == handed

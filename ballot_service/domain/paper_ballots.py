@@ -144,6 +144,10 @@ def hand_out_stack(db: Session, settings, sitting: Sitting, texts: list, termina
     if len(rounds) > 1 and (not sheets or len(sets) > 1 or None in sets):
         raise InvalidInput("a stack holds ballots of one round only", where="ballots",
                            zh="一叠选票只能是同一轮的选票")
+    # Held FOR SHARE and read again (PostgreSQL): a close (FOR UPDATE) waits for this stack to
+    # commit, or this waits for the close and sees it, so the ballots it froze as issued are all.
+    db.scalars(select(Round).where(Round.id.in_(sorted(rounds))).order_by(Round.id).with_for_update(read=True)
+               .execution_options(populate_existing=True)).all()
     for rnd in rounds.values():
         if rnd.status not in (RoundStatus.PENDING, RoundStatus.OPEN):
             raise Conflict("this vote is closed; no more ballots can be handed out", where="ballots",
