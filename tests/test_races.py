@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from station_support import paper_item_handed_out
 from terminal_support import query
 
-from ballot_service.domain import intake
+from ballot_service.domain import intake, terminals
 from ballot_service.formats.ballots import BallotRefused
 from ballot_service.models import AuditEvent, Item, PaperBallot, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
@@ -424,3 +424,51 @@ def test_stacks_handed_out_as_the_vote_closes_are_counted_before_it_or_refused(a
     handed = query(app, select(func.count()).select_from(PaperBallot).where(PaperBallot.handed_out.is_(True)))[0][0]
     assert handed == 3 * out.count(201)
     assert query(app, select(Round.issued).where(Round.item_id == item))[0][0] == handed
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_a_check_in_at_the_moment_a_vote_opens_does_not_deadlock_it(app, api, db_url, monkeypatch):
+    """The attack: a member checked in by the secretariat taps 签到 on their tablet as the vote opens. The check-in
+    locked the terminal's row FOR UPDATE and then wrote to the chain; the opening held the
+    chain's head (the round key's announcement) and inserted that terminal's issuance, whose
+    foreign key waits for a FOR UPDATE: each waited for the other (one failed)."""
+    s = setup_sitting(api, members=3, present=2, open_vote=False)
+    late = s.members[2]  # checked in by the secretariat (补签到); their seat's tablet then takes their ballot
+    api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": [late]})
+    tablets_poll(api, s.creds.values())
+    engine, opening_done = create_engine(db_url), threading.Event()
+    real = terminals.find_member
+
+    def wait_for_the_opening(*args, **kw):  # the terminal is locked: let the opening reach it
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not opening_done.is_set() and not watch.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")):
+                time.sleep(0.05)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(terminals, "find_member", wait_for_the_opening)
+    tablet, out = Api.flask(app.test_client()), {}
+    opener = _logged_in(app)
+
+    def check_in():
+        out["checkin"] = tablet.call("POST", "/api/terminal/checkin", {"member": late}, credential=s.creds[late],
+                                     expect=None)
+
+    def open_vote():
+        time.sleep(0.3)  # the check-in first
+        try:
+            out["open"] = opener.call("POST", f"/api/admin/items/{s.item_id}/open", expect=None)
+        except Exception:  # noqa: BLE001 — shown below
+            out["open"] = (None, traceback.format_exc())
+        opening_done.set()
+
+    threads = [threading.Thread(target=f) for f in (check_in, open_vote)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    engine.dispose()
+    assert out["open"][0] == 200 and out["checkin"][0] == 200, out
