@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ballot_service.config import Settings
 from ballot_service.db import begin_write
 from ballot_service.domain import audit, ballot_marks, evaluation_items, scanning
-from ballot_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ballot_service.errors import BallotError, Conflict, Forbidden, InvalidInput, NotFound
 from ballot_service.formats import ballots, names, set_sheet
 from ballot_service.formats.canonical import canonical_json
 from ballot_service.models import Item, Round, ScannedPage, Sitting, Terminal
@@ -115,11 +115,8 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
     # A hybrid round's paper ballot (BR1): the chain also names the member allowed paper, so its
     # decided marks (and serial) stay with the page, out of the chain (README, "Hybrid votes").
     hybrid = str(decision.get("ballot", "")).startswith(ballots.ROUND_KEY_PREFIX + ".")
-    if final is not None and page.round_id is not None:
-        # PostgreSQL: its round before the chain's head, in the order every item step (and a
-        # cast batch) takes them; the other way round, a step holding the round and waiting for
-        # the head, and this decision holding the head and waiting for the round, wait forever.
-        db.execute(select(Round.id).where(Round.id == page.round_id).with_for_update(read=True))
+    if final is not None and not final.get("reject"):
+        _lock_round_counted(db, sitting, page, final)
     audit.append(db, AuditKind.ADJUDICATION_DECIDED, {"page_id": page.id, "teller": holder, "teller_role": role,
                                               "step": step, **({} if hybrid else {"decision": decision})},
                  sitting_id=sitting.id, timed=False)
@@ -127,6 +124,23 @@ def decide(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage,
         _apply(db, settings, sitting, page, final)
     db.flush()
     return page.status
+
+
+def _lock_round_counted(db: Session, sitting: Sitting, page: ScannedPage, decision: dict) -> None:
+    """PostgreSQL: the round the decision counts on, FOR NO KEY UPDATE as intake takes a paper
+    cast's round (round_facts.lock_in_id_order), and before the chain's head, the order every
+    item step and cast batch keeps. The other way round, this decision holding the head and
+    waiting for the round, and a scan or a close holding the round and waiting for the head,
+    waited for each other."""
+    round_id = page.round_id
+    if round_id is None:  # its QR was unreadable: the round the tellers' ballot text names
+        try:
+            _, rnd = scanning.round_for(db, sitting.id, ballots.text_to_token(decision["ballot"])["payload"])
+        except BallotError:
+            rnd = None  # intake refuses it, with the reason
+        round_id = rnd.id if rnd is not None else None
+    if round_id is not None:
+        db.execute(select(Round.id).where(Round.id == round_id).with_for_update(key_share=True))
 
 
 def _apply(db: Session, settings: Settings, sitting: Sitting, page: ScannedPage, decision: dict) -> None:

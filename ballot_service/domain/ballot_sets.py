@@ -25,7 +25,7 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> It
     """The item, for a secretariat step that reads its state and then writes: open, close,
     tally, record, publish, 延长时间, 补发, 另行选举, edit, delete, move, print. PostgreSQL: it
     and the other items of its ballot set (`sitting_wide`: every item of the sitting, as
-    上移/下移 writes a neighbour's place) are locked in id order and read again with their
+    上移/下移 writes a neighbour's place and an edit may move it into another set) are locked in id order and read again with their
     candidates and rounds, then their rounds are locked (voting.lock_rounds). So of two steps
     at once (a double click, two operators, two nodes) the second waits for the first to commit,
     then sees what it did and is refused with the reason instead of doing it twice or on a
@@ -34,13 +34,21 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> It
     item = get_item(db, item_id)
     if db.get_bind().dialect.name == "sqlite":
         return item
-    while True:  # again if an election joined the set while this waited (check_ballot_set)
-        which = Item.sitting_id == item.sitting_id if sitting_wide else Item.id.in_([m.id for m in members(db, item)])
+    ids = {m.id for m in members(db, item)}
+    while True:
+        # An election that joined the set while this waited (check_ballot_set) is locked too:
+        # from a savepoint rolled back (which lets go of this pass's locks), all in id order.
+        attempt = db.begin_nested()
+        which = Item.sitting_id == item.sitting_id if sitting_wide else Item.id.in_(ids)
         locked = db.scalars(select(Item).where(which).order_by(Item.id)
                             .with_for_update().options(selectinload(Item.rounds), selectinload(Item.candidates))
                             .execution_options(populate_existing=True)).all()
-        if sitting_wide or item not in locked or {m.id for m in members(db, item)} <= {m.id for m in locked}:
+        grown = set() if sitting_wide or item not in locked else {m.id for m in members(db, item)} - ids
+        if not grown:
+            attempt.commit()
             break
+        attempt.rollback()
+        ids |= grown
     if item not in locked:
         raise NotFound(f"no vote item with id {item_id}: it was deleted meanwhile", where="item_id",
                        zh=f"编号为 {item_id} 的表决事项已被删除")

@@ -62,6 +62,7 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
             layout = BallotLayout.from_item(item, round_, key_fingerprint=key.fingerprint)
             round_ids, round_number, per_file = [round_.id], round_.number, PAGES_PER_FILE
             pages = [(token_to_text(t), serial_short(t["payload"]["serial"])) for t in tokens]
+    channel = item.channel
     prefix = next_batch_prefix(out_dir, item_id, round_number)
     paths = write_ballot_pdfs(layout, pages, out_dir, prefix, processes=processes, pages_per_file=per_file,
                               progress=progress and (lambda n: progress(n * count // len(pages))))
@@ -70,9 +71,12 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
         with open_db() as db:
             item = item_for_change(db, item_id)  # an edit meanwhile has committed, or waits for this
             rounds = [db.get(Round, rid) for rid in round_ids]
-            printed = set_sheets.plan([(r.item, r) for r in rounds], key.fingerprint) if item.ballot_set \
+            now = set_sheets.sheet_rounds(db, item) if item.ballot_set else [(item, rounds[0])]
+            printed = set_sheets.plan(now, key.fingerprint) if item.ballot_set \
                 else BallotLayout.from_item(item, rounds[0], key_fingerprint=key.fingerprint)
-            if printed != layout:  # edited while rendering (it had no printed ballot yet, so it could be)
+            # Edited while rendering (it had no printed ballot yet, so it could be): what it
+            # prints, the set's elections, or its channel.
+            if printed != layout or [r.id for _, r in now] != round_ids or item.channel != channel:
                 raise Conflict(f"{item.title} was changed while its ballots were printed: this batch is void "
                                f"(its files are removed); print again", where="item",
                                zh=f"印制期间《{item.title}》被修改：这批选票已作废（文件已删除），请重新印制")

@@ -243,15 +243,15 @@ def items_create(sitting_id: int):
 @requires(Role.SECRETARIAT, body="item_id")
 def item_edit(item_id: int):
     """Replace a draft item (before its vote opens and before paper ballots are printed)."""
-    item = _change_item(item_id, lambda db, item: edit_item(db, item, **item_spec(json_body())))
+    item = _change_item(item_id, lambda db, item: edit_item(db, item, **item_spec(json_body())), sitting_wide=True)
     return jsonify({"id": item.id, "key": item.key, "stage": item.rounds[0].stage})
 
 
-def _change_item(item_id: int, change):
+def _change_item(item_id: int, change, sitting_wide: bool = False):
     """An item action: load the item (404 first; ballot_sets.item_for_change: one step on it at
     a time), apply `change(db, item)`, commit; its result."""
     db = get_db()
-    result = change(db, ballot_sets.item_for_change(db, item_id))
+    result = change(db, ballot_sets.item_for_change(db, item_id, sitting_wide))
     commit()
     return result
 

@@ -21,7 +21,8 @@ from ballot_service.web.roles import requires
 def item_edit(item_id: int):
     form = request.form
     back = url_for(".item_page", item_id=item_id)
-    return run_action(lambda db: edit_item(db, item_for_change(db, item_id), **item_fields(form, get_item(db, item_id).key)),
+    return run_action(lambda db: edit_item(db, item_for_change(db, item_id, sitting_wide=True),
+                                          **item_fields(form, get_item(db, item_id).key)),
                       t("已修改表决事项。", "The item is changed."), back,
                       on_refusal=lambda db: (render_item_page(db, item_id, edit_form=form), 400))[0]
 
