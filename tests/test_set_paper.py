@@ -18,7 +18,7 @@ from station_support import write_tiff
 from terminal_support import query
 
 from ballot_service.cli import main
-from ballot_service.domain import scanning, set_sheets
+from ballot_service.domain import print_jobs, scanning, set_sheets
 from ballot_service.formats import ballot_layout as bl
 from ballot_service.formats import set_sheet
 from ballot_service.formats.ballots import BallotRefused
@@ -262,3 +262,28 @@ def test_a_sheet_whose_qr_code_is_unreadable_is_entered_by_eye_election_by_elect
                            {"decision": {"ballot": printed["ballots"][0], "marks": {}}}, credential=s.counter,
                            expect=None)
     assert status == 400 and "逐项录入" in err["errors"][0]["message_zh"]
+
+
+def test_an_election_joining_the_set_while_its_sheets_print_voids_that_print(app, console, monkeypatch):
+    """The attack: a print job of the set's sheets renders outside any transaction; an election
+    saved into the set meanwhile (the set is still a draft) was then on no sheet of the batch
+    recorded for the set. The job compares the set's elections and sheet at record time."""
+    api = Api.flask(app.test_client())
+    s, (zr, fzr, wy) = _set_sitting(api, members=3)
+    real = print_jobs.write_ballot_pdfs
+
+    def join_while_rendering(*args, **kw):
+        api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
+            "key": "sj", "kind": "election", "title": "选举上一级人大代表", "office": "deputy_higher", "places": 1,
+            "channel": "paper", "ballot_set": SET, "candidates": [{"key": c, "title": f"候选人{c}"} for c in "HI"]})
+        return real(*args, **kw)
+
+    monkeypatch.setattr(print_jobs, "write_ballot_pdfs", join_while_rendering)
+    state = print_ballots(console, fzr, 2)
+    assert state["state"] == "failed" and "印制期间" in state["error"], state
+    assert query(app, select(func.count()).select_from(PaperBallot))[0][0] == 0
+    monkeypatch.setattr(print_jobs, "write_ballot_pdfs", real)
+    state = print_ballots(console, fzr, 2)  # again: every election of the set on each sheet
+    assert state["state"] == "done", state
+    counts = dict(query(app, select(PaperBallot.round_id, func.count()).group_by(PaperBallot.round_id)))
+    assert sorted(counts.values()) == [2, 2, 2, 2]
