@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from station_support import paper_item_handed_out
 from terminal_support import query
 
-from ballot_service.domain import intake, terminals
+from ballot_service.domain import intake, paper_ballots, terminals
 from ballot_service.formats.ballots import BallotRefused
 from ballot_service.models import AuditEvent, Item, PaperBallot, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
@@ -472,3 +472,39 @@ def test_a_check_in_at_the_moment_a_vote_opens_does_not_deadlock_it(app, api, db
         t.join(60)
     engine.dispose()
     assert out["open"][0] == 200 and out["checkin"][0] == 200, out
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_an_edit_while_the_api_prints_paper_ballots_waits_and_is_refused(app, api, db_url, monkeypatch):
+    """The attack: POST …/paper-ballots signs and records in its request; an edit of the draft
+    at that moment found no printed ballot yet (not committed), so it changed the candidates
+    under ballots being printed. Now it waits for the print, then is refused."""
+    s = setup_sitting(api, members=3, open_vote=False)
+    item = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/items", {
+        "key": "jueyi", "kind": "resolution", "title": "关于召开会议的决定", "channel": "paper"})[1]["id"]
+    editor, out = _logged_in(app), {}
+    engine, real = create_engine(db_url), paper_ballots.sign_paper_ballots
+
+    def edit():
+        out["edit"] = editor.call("PUT", f"/api/admin/items/{item}", {
+            "key": "jueyi", "kind": "resolution", "title": "改过的标题", "channel": "paper"}, expect=None)
+
+    def sign_while_editing(*args, **kw):
+        editing = threading.Thread(target=edit)
+        editing.start()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
+            deadline = time.monotonic() + 10  # the edit answered, or waits for this print's lock
+            while time.monotonic() < deadline and "edit" not in out and not watch.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")):
+                time.sleep(0.05)
+        out["editing"] = editing
+        return real(*args, **kw)
+
+    monkeypatch.setattr(paper_ballots, "sign_paper_ballots", sign_while_editing)
+    printed = api.call("POST", f"/api/admin/items/{item}/paper-ballots", {"count": 3}, expect=None)
+    out["editing"].join(60)
+    engine.dispose()
+    assert printed[0] == 201 and out["edit"][0] == 409, out
+    assert query(app, select(Item.title).where(Item.id == item))[0][0] == "关于召开会议的决定"

@@ -21,7 +21,7 @@ from ballot_service.models import Item, Round
 from ballot_service.vocab import ItemStatus, RoundStatus
 
 
-def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> Item:
+def item_for_change(db: Session, item_id: int, sitting_wide: bool = False, with_rounds: bool = True) -> Item:
     """The item, for a secretariat step that reads its state and then writes: open, close,
     tally, record, publish, 延长时间, 补发, 另行选举, edit, delete, move, print. PostgreSQL: it
     and the other items of its ballot set (`sitting_wide`: every item of the sitting, as
@@ -30,7 +30,9 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> It
     at once (a double click, two operators, two nodes) the second waits for the first to commit,
     then sees what it did and is refused with the reason instead of doing it twice or on a
     stale round; an item deleted meanwhile is not found. (SQLite: every transaction holds the
-    write lock from its BEGIN.)"""
+    write lock from its BEGIN.) Not `with_rounds`: the items only, for a step that holds them
+    for seconds (printing through the API signs up to 20,000 ballots) while casts and the
+    tellers' decisions go on, as those lock rounds but never items."""
     item = get_item(db, item_id)
     if db.get_bind().dialect.name == "sqlite":
         return item
@@ -55,7 +57,8 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False) -> It
     # Their rounds too, all at once, before the step appends to the audit chain: a set step
     # that locked each round as it came to it, holding the chain's head, waited for a cast batch
     # (holding that round FOR SHARE) that waited for the head.
-    voting.lock_rounds(db, [r for m in locked for r in m.rounds])
+    if with_rounds:
+        voting.lock_rounds(db, [r for m in locked for r in m.rounds])
     return item
 
 

@@ -27,7 +27,6 @@ from ballot_service.domain.sittings import (
     create_sitting,
     find_member,
     get_body,
-    get_item,
     get_sitting,
     set_attendance,
 )
@@ -357,7 +356,7 @@ def item_paper_ballots(item_id: int):
     `count` sheets of the set (set_sheets.create_sheets)."""
     data = json_body()
     db = get_db()
-    item = get_item(db, item_id)
+    item = ballot_sets.item_for_change(db, item_id, with_rounds=False)  # an edit waits, then is refused
     count = field(data, "count", int)
     if not 1 <= count <= MAX_PAPER_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_PAPER_BATCH}", where="count", zh=f"印制张数须为 1 至 {MAX_PAPER_BATCH}")
