@@ -25,8 +25,9 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False, with_
     """The item, for a secretariat step that reads its state and then writes: open, close,
     tally, record, publish, 延长时间, 补发, 另行选举, edit, delete, move, print. PostgreSQL: it
     and the other items of its ballot set (`sitting_wide`: every item of the sitting, as
-    上移/下移 writes a neighbour's place and an edit may move it into another set) are locked in id order and read again with their
-    candidates and rounds, then their rounds are locked (voting.lock_rounds). So of two steps
+    上移/下移 writes a neighbour's place and an edit may move it into another set) are locked
+    in id order and read again with their candidates and rounds, then their rounds are locked
+    (voting.lock_rounds). So of two steps
     at once (a double click, two operators, two nodes) the second waits for the first to commit,
     then sees what it did and is refused with the reason instead of doing it twice or on a
     stale round; an item deleted meanwhile is not found. (SQLite: every transaction holds the
