@@ -1,4 +1,4 @@
-"""Issue #15 item 6: at most one open vote per sitting (a partial unique index on
+"""Requests that race, on one database. Issue #15 item 6: at most one open vote per sitting (a partial unique index on
 items(sitting_id) WHERE status = 'open') and one record per item (records.item_id unique),
 held by the database when requests race. Threads hit the app at once; run on PostgreSQL with
 BALLOT_TEST_DATABASE_URL set (conftest.py), where requests really run concurrently."""
@@ -9,18 +9,19 @@ import threading
 import time
 import traceback
 
+import numpy as np
 import pytest
 from console_support import token
 from helpers_live import OPERATOR, Api, blind_ballot, create_item, setup_sitting, tablets_poll, vote
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from station_support import paper_item_handed_out
-from terminal_support import query
+from station_support import mark, paper_item_handed_out, png_bytes, printed_pages
+from terminal_support import n_casts, query
 
 from ballot_service.domain import intake, paper_ballots, terminals
 from ballot_service.formats.ballots import BallotRefused
-from ballot_service.models import AuditEvent, Item, PaperBallot, Record, Round, Sitting
+from ballot_service.models import AuditEvent, AuditHead, Item, PaperBallot, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
 
 THREADS = 4
@@ -508,3 +509,92 @@ def test_an_edit_while_the_api_prints_paper_ballots_waits_and_is_refused(app, ap
     engine.dispose()
     assert printed[0] == 201 and out["edit"][0] == 409, out
     assert query(app, select(Item.title).where(Item.id == item))[0][0] == "关于召开会议的决定"
+
+
+def _page_one_teller_decided(app, api):
+    """An open paper vote with one scanned page waiting for its second teller (a stray mark:
+    queued; the 计票人 has decided): (setup, item id, page id, candidate keys)."""
+    s, item, texts, layout, keys = paper_item_handed_out(app, api, {
+        "key": "jueyi", "kind": "resolution", "title": "关于召开会议的决定", "channel": "paper"}, 2)
+    page = mark(printed_pages(layout, texts[:1])[0], keys, {keys[0]: "for"}, np.random.default_rng(5), stray=True)
+    r = app.test_client().post("/api/station/scans", data=png_bytes(page), headers={
+        "Authorization": f"Bearer {s.counter}", "Content-Type": "image/png"})
+    assert r.status_code == 201 and r.get_json()["pages"][0]["status"] == "queued", r.get_json()
+    pid = r.get_json()["pages"][0]["id"]
+    api.call("POST", f"/api/station/pages/{pid}/decision", {"decision": {"marks": {keys[0]: "for"}}},
+             credential=s.counter)
+    return s, item, pid, keys
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_a_tellers_final_decision_as_a_scan_of_its_round_is_stored_does_not_deadlock(app, api, db_url):
+    """The attack: the 监票人 decides a queued page while another page of the same round is being
+    stored. The decision wrote its step to the chain (the head locked) and then counted the
+    ballot, which takes the paper round; a scan holds the round first and then appends to the
+    chain: each waited for the other (PostgreSQL failed one). Here a transaction holds the
+    round as a scan does, lets the decision arrive, then takes the chain's head."""
+    s, item, pid, keys = _page_one_teller_decided(app, api)
+    rid = query(app, select(Round.id).where(Round.item_id == item))[0][0]
+    engine = create_engine(db_url)
+    scan = engine.connect()
+    scan.execute(text("SET lock_timeout = '10s'"))
+    scan.execute(select(Round.id).where(Round.id == rid).with_for_update(key_share=True))  # as intake's scan
+    teller, out = Api.flask(app.test_client()), {}
+
+    def decide():
+        out["decision"] = teller.call("POST", f"/api/station/pages/{pid}/decision",
+                                      {"decision": {"marks": {keys[0]: "for"}}}, credential=s.scrutineer, expect=None)
+
+    deciding = threading.Thread(target=decide)
+    deciding.start()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
+        deadline = time.monotonic() + 30  # the decision waits for the round
+        while time.monotonic() < deadline and "decision" not in out and not watch.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")):
+            time.sleep(0.05)
+    try:  # the scan's chain append: the head must not be held by the waiting decision
+        scan.execute(select(AuditHead.seq).where(AuditHead.chain == s.body_id).with_for_update())
+        scan.commit()
+    finally:
+        scan.close()
+    deciding.join(60)
+    engine.dispose()
+    assert out["decision"][0] == 201 and out["decision"][1]["status"] == "counted", out
+    assert n_casts(app) == 1
+
+
+def test_a_final_decision_racing_the_close_is_counted_before_it_or_the_close_is_refused(app, api):
+    """The 监票人's decision of the last waiting page and the secretariat's 表决结束 at once: the
+    close waits while a page waits, so either the page is counted and then the vote closes, or
+    the close is refused (a page waits) and the page is counted; never a closed vote with a
+    page counted after it, nor one left waiting."""
+    s, item, pid, keys = _page_one_teller_decided(app, api)
+    station = Api.flask(app.test_client())
+    out = {}
+    barrier = threading.Barrier(2)
+
+    def decide():
+        barrier.wait()
+        out["decision"] = station.call("POST", f"/api/station/pages/{pid}/decision",
+                                       {"decision": {"marks": {keys[0]: "for"}}}, credential=s.scrutineer,
+                                       expect=None)
+
+    closer = _logged_in(app)
+
+    def close():
+        barrier.wait()
+        out["close"] = closer.call("POST", f"/api/admin/items/{item}/close", expect=None)
+
+    threads = [threading.Thread(target=f) for f in (decide, close)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert out["decision"][0] == 201 and out["decision"][1]["status"] == "counted", out
+    assert out["close"][0] in (200, 409), out
+    if out["close"][0] == 409:
+        assert "adjudication" in out["close"][1]["errors"][0]["message"], out
+        api.call("POST", f"/api/admin/items/{item}/close")
+    assert query(app, select(Round.status).where(Round.item_id == item))[0][0] == "closed"
+    assert n_casts(app) == 1
