@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from station_support import mark, paper_item_handed_out, png_bytes, printed_pages
 from terminal_support import n_casts, query
 
-from ballot_service.domain import intake, paper_ballots, terminals
+from ballot_service.domain import intake, paper_ballots, sittings, tally_sheets, terminals, voting
 from ballot_service.formats.ballots import BallotRefused
 from ballot_service.models import AuditEvent, AuditHead, Item, PaperBallot, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
+from ballot_service.web import admin_api
 
 THREADS = 4
 
@@ -598,3 +599,147 @@ def test_a_final_decision_racing_the_close_is_counted_before_it_or_the_close_is_
         api.call("POST", f"/api/admin/items/{item}/close")
     assert query(app, select(Round.status).where(Round.item_id == item))[0][0] == "closed"
     assert n_casts(app) == 1
+
+
+def _lock_waiters(engine) -> int:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
+        return watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND datname = current_database()"))
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_a_members_own_checkin_during_the_secretariats_list_does_not_deadlock(app, api, db_url, monkeypatch):
+    """The attack: the secretariat checks in two latecomers (补签到) as the second taps 签到 on
+    their tablet. The list wrote the first member's row and appended to the chain (its head
+    held); the tablet wrote the second member's row and waited for the head; the list then
+    reached that row: each waited for the other (PostgreSQL failed one, with a 500)."""
+    s = setup_sitting(api, members=3, present=1, open_vote=False)
+    first, second = s.members[1], s.members[2]
+    tablets_poll(api, s.creds.values())
+    engine, out = create_engine(db_url), {}
+    tablet = Api.flask(app.test_client())
+    real = admin_api.find_member
+
+    def tablet_checks_in():
+        out["tablet"] = tablet.call("POST", "/api/terminal/checkin", {"member": second}, credential=s.creds[second],
+                                    expect=None)
+
+    def find_member(db, body_id, no):  # the list reaches its second member: the tablet taps 签到 now
+        if no == second and "thread" not in out:
+            out["thread"] = threading.Thread(target=tablet_checks_in)
+            out["thread"].start()
+            deadline = time.monotonic() + 10  # it waits for a lock this request holds, or has answered
+            while time.monotonic() < deadline and "tablet" not in out and not _lock_waiters(engine):
+                time.sleep(0.05)
+        return real(db, body_id, no)
+
+    monkeypatch.setattr(admin_api, "find_member", find_member)
+    listed = api.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance", {"members": [first, second]},
+                      expect=None)
+    out["thread"].join(60)
+    engine.dispose()
+    assert listed[0] == 200 and out["tablet"][0] == 200, (listed, out)
+    assert listed[1]["present"] == 3 and out["tablet"][1]["attendance"]["present"] == 3, (listed, out)
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_a_leave_while_a_secret_vote_is_being_opened_waits_and_is_refused(app, api, db_url, monkeypatch):
+    """The attack: a present member's 请假 entered as the secret vote opens. The leave read "no
+    vote open" (the opening not committed yet) and was recorded, while the opening counted the
+    member in its 实到: a round whose present count no attendance list gives. Now the leave
+    waits for the opening, then is refused as during any secret vote."""
+    s = setup_sitting(api, members=3, present=3, open_vote=False)
+    engine, out = create_engine(db_url), {}
+    clerk = _logged_in(app)
+    real = voting.attendance_state
+
+    def leave():
+        out["leave"] = clerk.call("POST", f"/api/admin/sessions/{s.sitting_id}/attendance",
+                                  {"members": [s.members[0]], "status": "leave"}, expect=None)
+
+    def state_then_leave(db, sitting):  # the opening has read who is present: the leave comes in now
+        state = real(db, sitting)
+        if "thread" not in out:
+            out["thread"] = threading.Thread(target=leave)
+            out["thread"].start()
+            deadline = time.monotonic() + 10  # it waits for a lock this opening holds, or has answered
+            while time.monotonic() < deadline and "leave" not in out and not _lock_waiters(engine):
+                time.sleep(0.05)
+        return state
+
+    monkeypatch.setattr(voting, "attendance_state", state_then_leave)
+    opened = api.call("POST", f"/api/admin/items/{s.item_id}/open", expect=None)
+    out["thread"].join(60)
+    engine.dispose()
+    assert opened[0] == 200, opened
+    assert out["leave"][0] == 409 and out["leave"][1]["errors"][0]["where"] == "attendance", out
+    present = query(app, select(Round.present).where(Round.item_id == s.item_id))[0][0]
+    assert present == api.call("GET", f"/api/admin/sessions/{s.sitting_id}/attendance")[1]["present"] == 3
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_two_tellers_entering_one_tally_sheet_at_once_enter_and_confirm_it(app, api, db_url, monkeypatch):
+    """The attack: the 计票人 and the 监票人 press 录入 on the same hand count at the same moment.
+    Each looked for the round's sheet under FOR UPDATE, which locks nothing while there is no
+    sheet, and each inserted one: the second broke the unique key (a 500). Now the round is
+    locked first: one enters, the other, after it, confirms the same figures."""
+    s = setup_sitting(api, members=5, channel="tally_sheet")
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    sheet = {"issued": 5, "returned": 5, "invalid": 0,
+             "counts": {"motion": {"for": 4, "against": 1, "abstain": 0, "void": 0}}}
+    barrier, real = threading.Barrier(2, timeout=3), tally_sheets.validate_sheet
+
+    def meet(*args, **kw):  # both tellers have passed the round's checks: go on together
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
+            pass
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tally_sheets, "validate_sheet", meet)
+    out = {}
+
+    def enter(cred):
+        out[cred] = Api.flask(app.test_client()).call("POST", "/api/station/tally-sheet",
+                                                      {"item_id": s.item_id, "sheet": sheet}, credential=cred,
+                                                      expect=None)
+
+    threads = [threading.Thread(target=enter, args=(c,)) for c in (s.counter, s.scrutineer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(o[0] for o in out.values()) == [201, 201], out
+    assert sorted(o[1]["state"] for o in out.values()) == ["confirmed", "entered"], out
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+@pytest.mark.parametrize("step", ["screen", "close"])
+def test_a_sitting_held_for_a_change_still_takes_rows_that_refer_to_it(app, api, db_url, step):
+    """The attack: a counting station uploads a page while no vote is open (late, or of a vote
+    not yet opened) as the secretariat switches the presiding screen (or closes the session).
+    Intake appended the page's refusal to the chain (its head held), then inserted the page,
+    whose foreign key takes the sitting FOR KEY SHARE; the secretariat's step held the sitting
+    FOR UPDATE and waited for the head: each waited for the other. Here the step holds the
+    sitting as it does, and a row referring to the sitting must still go in at once."""
+    s = setup_sitting(api, members=3, open_vote=False)
+    engine = create_engine(db_url)
+    holder = Session(engine)
+    sitting = holder.get(Sitting, s.sitting_id)
+    if step == "screen":
+        sittings.open_item_locked(holder, sitting)  # as 切换大屏 and 下一次全体会议 take it
+    else:
+        sittings.close_sitting(holder, app.config["SETTINGS"], sitting)  # 闭会, not committed yet
+    try:
+        with engine.connect() as page:
+            page.execute(text("SET lock_timeout = '2s'"))
+            # the lock a foreign key to the sitting takes as a row referring to it goes in
+            page.execute(select(Sitting.id).where(Sitting.id == s.sitting_id).with_for_update(key_share=True, read=True))
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()

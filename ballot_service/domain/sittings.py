@@ -109,12 +109,17 @@ def find_member(db: Session, body_id: int, member_no: str) -> Member:
     return m
 
 
-def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str) -> None:
+def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str, attendance: bool = False) -> None:
     """Refuse `doing` in a closed session. Reads the status under a shared row lock
     (PostgreSQL: FOR SHARE; SQLite's write lock is already held), so a change that passes
-    this check commits before a concurrent session close, never after it."""
+    this check commits before a concurrent session close, never after it. `attendance`: the
+    first lock of a check-in or leave, FOR NO KEY UPDATE, so a sitting's attendance changes
+    take turns and wait for (or hold off) a vote being opened (FOR SHARE here), before either
+    writes a row or the chain. Otherwise a 补签到 list holding the chain's head after its first
+    member and a tablet's 签到 of its second member each waited for the other, and a leave read
+    "no vote open" while one was being opened with that member counted present."""
     status, closed_at = db.execute(select(Sitting.status, Sitting.closed_at).where(Sitting.id == sitting.id)
-                                   .with_for_update(read=True)).one()
+                                   .with_for_update(**({"key_share": True} if attendance else {"read": True}))).one()
     if status != SittingStatus.OPEN:
         when = f" at {closed_at.isoformat(timespec='seconds')}" if closed_at else ""
         raise Conflict(f"会次已闭会，不能{doing_zh}。Session {sitting.name} was closed{when}: "
@@ -127,7 +132,8 @@ def close_sitting(db: Session, settings, sitting: Sitting) -> dict:
     `session_closed` event and signs a checkpoint of the chain head (reason
     `session_closed:<id>`) with the body's key, in the same transaction."""
     # Lock the row: a concurrent open, check-in or item creation commits first or sees it closed.
-    db.refresh(sitting, with_for_update=True)
+    # FOR NO KEY UPDATE (open_item_locked says why).
+    db.refresh(sitting, with_for_update={"key_share": True})
     if sitting.status != SittingStatus.OPEN:
         when = f" at {sitting.closed_at.isoformat(timespec='seconds')}" if sitting.closed_at else ""
         raise Conflict(f"会次已经闭会。Session {sitting.name} was already closed{when}; "
@@ -158,7 +164,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
     if status not in values(Presence):
         raise InvalidInput("status must be present, leave or absent", where="status",
                            zh="状态须为 present（签到）、leave（请假）或 absent（缺席）")
-    require_open(db, sitting, "签到或请假", "check-in or leave")
+    require_open(db, sitting, "签到或请假", "check-in or leave", attendance=True)
     if member.body_id != sitting.body_id:
         raise InvalidInput("member is not on this body's roster", where="member", zh="该代表不在本机构的名册中")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
@@ -281,10 +287,12 @@ def open_item(db: Session, sitting: Sitting) -> Item | None:
 
 def open_item_locked(db: Session, sitting: Sitting) -> Item | None:
     """The sitting's open vote, read under a lock of the sitting's row for a change refused
-    while a vote is open. PostgreSQL: FOR UPDATE waits for (and then sees) a vote being opened,
-    which holds the row FOR SHARE, so no such change lands inside a vote's window. (SQLite: the
-    write lock, already held.)"""
-    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update())
+    while a vote is open. PostgreSQL: FOR NO KEY UPDATE waits for (and then sees) a vote being
+    opened, which holds the row FOR SHARE, so no such change lands inside a vote's window; not
+    FOR UPDATE, which also stops every row that refers to the sitting from being inserted (a
+    foreign key's FOR KEY SHARE): a counting station's page stored meanwhile, holding the
+    chain's head, waited for it while this step waited for the head. (SQLite: the write lock.)"""
+    db.execute(select(Sitting.id).where(Sitting.id == sitting.id).with_for_update(key_share=True))
     return open_item(db, sitting)
 
 

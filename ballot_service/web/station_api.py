@@ -79,6 +79,9 @@ def station_tally_sheet():
     if item.channel != Channel.TALLY_SHEET:
         raise InvalidInput(f"{item.title} is voted by {item.channel}, not a tally sheet", where="item_id", zh=f"《{item.title}》不以计票单计票")
     rnd = voting.current_round(item)
+    # Locked and read again first: two tellers entering at once would each find no sheet (a
+    # FOR UPDATE of no row locks nothing) and both insert one; now the second waits and confirms.
+    voting.lock_rounds(db, [rnd])
     if rnd.status != RoundStatus.CLOSED:
         raise Conflict("close the vote before entering the tally sheet", where="item_id", zh="请先结束表决，再录入计票单")
     state = tally_sheets.enter(db, item, rnd, db.get(Terminal, g.terminal.id), field(data, "sheet", dict))
