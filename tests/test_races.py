@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session
 from station_support import mark, paper_item_handed_out, png_bytes, printed_pages
 from terminal_support import n_casts, query
 
-from ballot_service.domain import intake, paper_ballots, sittings, tally_sheets, terminals, voting
+from ballot_service.domain import (
+    election_items,
+    intake,
+    paper_ballots,
+    sittings,
+    tally_sheets,
+    terminals,
+    voting,
+)
 from ballot_service.formats.ballots import BallotRefused
 from ballot_service.models import AuditEvent, AuditHead, Item, PaperBallot, Record, Round, Sitting
 from ballot_service.vocab import AuditKind
@@ -743,3 +751,36 @@ def test_a_sitting_held_for_a_change_still_takes_rows_that_refer_to_it(app, api,
         holder.rollback()
         holder.close()
         engine.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_two_elections_starting_one_new_ballot_set_at_once_keep_its_rules(app, api, monkeypatch):
+    """The attack: two operators each add the first election of a new ballot set, one voted on
+    paper and one on the tablets. Each checked the set under a lock of its elections, of which
+    there were none yet, so both passed: a set of mixed channels (refused when added one after
+    the other), and both took the same place in the order of business. Now additions take
+    turns: the second sees the first and is refused."""
+    s = setup_sitting(api, members=5, open_vote=False)
+    barrier, real = threading.Barrier(2, timeout=3), election_items.check_ballot_set
+
+    def meet(*args, **kw):  # both additions have passed their first checks: go on together
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
+            pass
+        return real(*args, **kw)
+
+    monkeypatch.setattr(election_items, "check_ballot_set", meet)
+
+    def election(key, channel):
+        return {"key": key, "kind": "election", "title": f"选举{key}", "office": "principal", "places": 1,
+                "channel": channel, "ballot_set": "换届选举",
+                "candidates": [{"key": c, "title": f"候选人{key}{c}"} for c in "AB"]}
+
+    items = f"/api/admin/sessions/{s.sitting_id}/items"
+    added = _at_once(app, [("POST", items, election("zr", "paper")), ("POST", items, election("fzr", "terminal"))])
+    assert sorted(a[0] for a in added) == [201, 400], added
+    assert [a for a in added if a[0] == 400][0][1]["errors"][0]["where"] == "channel", added
+    places = [p for (p,) in query(app, select(Item.position).where(Item.sitting_id == s.sitting_id))]
+    assert len(places) == len(set(places)) == 2, places

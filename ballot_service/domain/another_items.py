@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ballot_service.domain import audit, election_items
 from ballot_service.domain.item_checks import item_event
-from ballot_service.domain.sittings import require_open
+from ballot_service.domain.sittings import lock_for_new_item
 from ballot_service.errors import Conflict, InvalidInput, NotFound
 from ballot_service.models import Candidate, Item, Round, Sitting
 from ballot_service.numbers import is_int
@@ -47,7 +47,7 @@ def save_another(db: Session, item: Item, sitting_id, candidates: list | None) -
     """另行选举 saved for `sitting_id`: a new draft election item there for the unfilled seats."""
     sitting = target_sitting(db, item, sitting_id)
     seats, keys, new, slate = election_items.another_slate(db, item, candidates)
-    require_open(db, sitting, "安排另行选举", "saving a 另行选举 for it")
+    lock_for_new_item(db, sitting, "安排另行选举", "saving a 另行选举 for it")
     titles = {c.key: c.title for c in item.candidates} | dict(new)
     key = item.key[:64 - len(KEY_SUFFIX)] + KEY_SUFFIX
     if db.scalar(select(Item.id).where(Item.sitting_id == sitting.id, Item.key == key)) is not None:

@@ -38,7 +38,7 @@ def ended_meetings(db: Session, sitting: Sitting) -> list[Meeting]:
 def start_next_meeting(db: Session, sitting: Sitting) -> int:
     """End the meeting under way (its check-in kept) and start the next: nobody is checked in
     until they check in again. Refused while a vote is open. Returns the new meeting's number."""
-    voting_now = open_item_locked(db, sitting)  # FOR UPDATE first: FOR SHARE, then UPDATE, deadlocks a double click
+    voting_now = open_item_locked(db, sitting)  # the strong lock first: FOR SHARE, then a stronger one, deadlocks a double click
     require_open(db, sitting, "开始下一次全体会议", "starting the next plenary meeting")
     if voting_now is not None:
         raise Conflict(f"{voting_now.title} is being voted: close the vote before the next meeting starts",

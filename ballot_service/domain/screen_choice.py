@@ -40,7 +40,7 @@ def set_screen(db: Session, sitting: Sitting, show: str, item_id: int | None = N
     elif item_id is not None:
         raise InvalidInput("item_id goes only with show=result", where="item_id",
                            zh="只有显示表决结果时才指定表决事项")
-    voting_now = open_item_locked(db, sitting)  # FOR UPDATE first: FOR SHARE, then UPDATE, deadlocks a double click
+    voting_now = open_item_locked(db, sitting)  # the strong lock first: FOR SHARE, then a stronger one, deadlocks a double click
     require_open(db, sitting, "切换大屏", "changing the presiding screen")
     if voting_now is not None:
         raise Conflict(f"a vote ({voting_now.title}) is open: the screen shows its progress until it closes",

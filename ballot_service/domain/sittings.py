@@ -109,17 +109,18 @@ def find_member(db: Session, body_id: int, member_no: str) -> Member:
     return m
 
 
-def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str, attendance: bool = False) -> None:
+def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str, take_turns: bool = False) -> None:
     """Refuse `doing` in a closed session. Reads the status under a shared row lock
     (PostgreSQL: FOR SHARE; SQLite's write lock is already held), so a change that passes
-    this check commits before a concurrent session close, never after it. `attendance`: the
-    first lock of a check-in or leave, FOR NO KEY UPDATE, so a sitting's attendance changes
-    take turns and wait for (or hold off) a vote being opened (FOR SHARE here), before either
-    writes a row or the chain. Otherwise a 补签到 list holding the chain's head after its first
-    member and a tablet's 签到 of its second member each waited for the other, and a leave read
-    "no vote open" while one was being opened with that member counted present."""
+    this check commits before a concurrent session close, never after it. `take_turns`: FOR NO
+    KEY UPDATE, the first lock of a check-in or leave, and of a new item after the sitting's
+    items (lock_for_new_item): such changes of one sitting take turns and wait for (or hold off)
+    a vote being opened (FOR SHARE here), before either writes a row or the chain. Otherwise a
+    补签到 list holding the chain's head after its first member and a tablet's 签到 of its second
+    member each waited for the other, and a leave read "no vote open" while one was being
+    opened with that member counted present."""
     status, closed_at = db.execute(select(Sitting.status, Sitting.closed_at).where(Sitting.id == sitting.id)
-                                   .with_for_update(**({"key_share": True} if attendance else {"read": True}))).one()
+                                   .with_for_update(**({"key_share": True} if take_turns else {"read": True}))).one()
     if status != SittingStatus.OPEN:
         when = f" at {closed_at.isoformat(timespec='seconds')}" if closed_at else ""
         raise Conflict(f"会次已闭会，不能{doing_zh}。Session {sitting.name} was closed{when}: "
@@ -164,7 +165,7 @@ def set_attendance(db: Session, sitting: Sitting, member: Member, status: str, m
     if status not in values(Presence):
         raise InvalidInput("status must be present, leave or absent", where="status",
                            zh="状态须为 present（签到）、leave（请假）或 absent（缺席）")
-    require_open(db, sitting, "签到或请假", "check-in or leave", attendance=True)
+    require_open(db, sitting, "签到或请假", "check-in or leave", take_turns=True)
     if member.body_id != sitting.body_id:
         raise InvalidInput("member is not on this body's roster", where="member", zh="该代表不在本机构的名册中")
     att = db.scalar(select(Attendance).where(Attendance.sitting_id == sitting.id,
@@ -237,6 +238,16 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
                Member.in_office.is_(True)).order_by(Member.id)))
 
 
+def lock_for_new_item(db: Session, sitting: Sitting, doing_zh: str, doing_en: str) -> None:
+    """Before an item is added to `sitting`: its items FOR UPDATE in id order (PostgreSQL), as an
+    edit or an opening takes them first, then require_open(take_turns). So two additions at once
+    take turns: the second sees the first's key, place and ballot set (two elections starting a
+    new set with different channels both passed its check, and both took the same place)."""
+    if db.get_bind().dialect.name != "sqlite":
+        db.scalars(select(Item.id).where(Item.sitting_id == sitting.id).order_by(Item.id).with_for_update()).all()
+    require_open(db, sitting, doing_zh, doing_en, take_turns=True)
+
+
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
                 candidates: list[dict] | None = None, places: int | None = None,
                 base: str = Base.MEMBERS, majority: str = Majority.HALF, secret: bool = True,
@@ -247,7 +258,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     """Create a vote item. Validates everything a tally will later rely on. `options` and
     `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading);
     `office`, `by_election` and `rule_given` (a rule was sent) for an election only."""
-    require_open(db, sitting, "新增表决事项", "adding a vote item")
+    lock_for_new_item(db, sitting, "新增表决事项", "adding a vote item")
     key, title, candidates, places, keys, (options, grading, scale_rule) = check_item(
         db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
         majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,

@@ -165,7 +165,7 @@ def check_in_at_terminal(db: Session, sitting: Sitting, terminal_id: int, entere
       number is entered first, and stays bound to them until the secretariat releases it
       (release_terminal); it never takes a member whose own seat has a live tablet.
     A member on leave (请假) is changed only by the secretariat, never from a tablet."""
-    require_open(db, sitting, "签到", "check-in", attendance=True)  # first: set_attendance takes it again
+    require_open(db, sitting, "签到", "check-in", take_turns=True)  # first: set_attendance takes it again
     # FOR NO KEY UPDATE: an opening inserting this terminal's issuance (its foreign key takes
     # FOR KEY SHARE) does not wait for this check-in, which waits for the chain's head it holds.
     term = db.get(Terminal, terminal_id, with_for_update={"key_share": True})
