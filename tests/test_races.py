@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 from station_support import mark, paper_item_handed_out, png_bytes, printed_pages
 from terminal_support import n_casts, query
 
+from ballot_service.crypto import tablet
 from ballot_service.domain import (
     election_items,
     intake,
+    item_drafts,
     paper_ballots,
     sittings,
     tally_sheets,
@@ -784,3 +786,39 @@ def test_two_elections_starting_one_new_ballot_set_at_once_keep_its_rules(app, a
     assert [a for a in added if a[0] == 400][0][1]["errors"][0]["where"] == "channel", added
     places = [p for (p,) in query(app, select(Item.position).where(Item.sitting_id == s.sitting_id))]
     assert len(places) == len(set(places)) == 2, places
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_editing_a_draft_while_a_vote_is_open_does_not_hold_up_its_casts(app, api, monkeypatch):
+    """The fault: an edit (or 上移/下移) of a draft locked every round of the sitting, the open
+    vote's too, so every cast waited until the operator's edit committed. Now it locks the
+    sitting's items and its own set's rounds only. Here the edit is held open mid-way; a cast
+    of the open vote must be stored before it goes on."""
+    s = setup_sitting(api, members=3)  # item1 open
+    draft = create_item(api, s.sitting_id, key="item2")
+    ballot = blind_ballot(api, s.creds[s.members[0]])  # taken before: issuance is not what is tested
+    paused, release, out = threading.Event(), threading.Event(), {}
+    real = item_drafts.check_item
+
+    def hold_the_edit(*args, **kw):  # the edit holds its locks here until the cast is answered
+        paused.set()
+        out["cast_came_first"] = release.wait(15)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(item_drafts, "check_item", hold_the_edit)
+    editor = _logged_in(app)
+
+    def edit():
+        out["edit"] = editor.call("PUT", f"/api/admin/items/{draft}", {
+            "key": "item2", "kind": "resolution", "title": "改过的标题"}, expect=None)
+
+    editing = threading.Thread(target=edit)
+    editing.start()
+    assert paused.wait(15)
+    cast = Api.flask(app.test_client()).call("POST", "/api/terminal/cast", {
+        **ballot, "marks": {"motion": "for"}, "retry_id": tablet.new_retry_id()}, expect=None)
+    release.set()
+    editing.join(60)
+    assert cast[0] == 201 and out["cast_came_first"], (cast, out)
+    assert out["edit"][0] == 200, out

@@ -57,9 +57,11 @@ def item_for_change(db: Session, item_id: int, sitting_wide: bool = False, with_
                        zh=f"编号为 {item_id} 的表决事项已被删除")
     # Their rounds too, all at once, before the step appends to the audit chain: a set step
     # that locked each round as it came to it, holding the chain's head, waited for a cast batch
-    # (holding that round FOR SHARE) that waited for the head.
+    # (holding that round FOR SHARE) that waited for the head. Sitting-wide: only the item's own
+    # set's (the others' items are held; their rounds, an open vote's among them, go on taking casts).
     if with_rounds:
-        voting.lock_rounds(db, [r for m in locked for r in m.rounds])
+        own = {m.id for m in members(db, item)} if sitting_wide else ids
+        voting.lock_rounds(db, [r for m in locked if m.id in own for r in m.rounds])
     return item
 
 
