@@ -11,7 +11,7 @@ import traceback
 
 import numpy as np
 import pytest
-from console_support import token
+from console_support import print_ballots, token
 from helpers_live import OPERATOR, Api, blind_ballot, create_item, setup_sitting, tablets_poll, vote
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,7 @@ from ballot_service.domain import (
     intake,
     item_drafts,
     paper_ballots,
+    print_jobs,
     sittings,
     tally_sheets,
     terminals,
@@ -822,3 +823,31 @@ def test_editing_a_draft_while_a_vote_is_open_does_not_hold_up_its_casts(app, ap
     editing.join(60)
     assert cast[0] == 201 and out["cast_came_first"], (cast, out)
     assert out["edit"][0] == 200, out
+
+
+@pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
+def test_a_check_in_while_a_print_job_signs_is_not_held_up(app, console, monkeypatch):
+    """The fault: a print job (console, CLI) checked the session open under a shared lock of
+    its row and kept it while it signed, seconds for thousands of ballots; a check-in, which
+    takes that row for a change, waited all that time (a tablet gives up after 15 s). Now the
+    job checks without the lock there, and again under it when it records the batch."""
+    api = Api.flask(app.test_client())
+    s = setup_sitting(api, members=3, present=2, open_vote=False, channel="paper")
+    late = s.members[2]
+    tablets_poll(api, s.creds.values())
+    real, out = print_jobs.sign_paper_ballots, {}
+    tablet = Api.flask(app.test_client())
+
+    def check_in_while_signing(*args, **kw):
+        checking = threading.Thread(target=lambda: out.setdefault("checkin", tablet.call(
+            "POST", "/api/terminal/checkin", {"member": late}, credential=s.creds[late], expect=None)))
+        checking.start()
+        checking.join(10)
+        out["answered_while_signing"] = "checkin" in out
+        return real(*args, **kw)
+
+    monkeypatch.setattr(print_jobs, "sign_paper_ballots", check_in_while_signing)
+    state = print_ballots(console, s.item_id, 3)
+    assert state["state"] == "done", state
+    assert out["answered_while_signing"] and out["checkin"][0] == 200, out

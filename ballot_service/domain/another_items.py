@@ -47,7 +47,7 @@ def save_another(db: Session, item: Item, sitting_id, candidates: list | None) -
     """另行选举 saved for `sitting_id`: a new draft election item there for the unfilled seats."""
     sitting = target_sitting(db, item, sitting_id)
     seats, keys, new, slate = election_items.another_slate(db, item, candidates)
-    lock_for_new_item(db, sitting, "安排另行选举", "saving a 另行选举 for it")
+    lock_for_new_item(db, sitting, None, "安排另行选举", "saving a 另行选举 for it")  # in no ballot set
     titles = {c.key: c.title for c in item.candidates} | dict(new)
     key = item.key[:64 - len(KEY_SUFFIX)] + KEY_SUFFIX
     if db.scalar(select(Item.id).where(Item.sitting_id == sitting.id, Item.key == key)) is not None:

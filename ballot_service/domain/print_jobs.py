@@ -25,7 +25,7 @@ from ballot_service.formats.ballots import MAX_PAPER_BATCH, serial_short, token_
 from ballot_service.models import PrintJob, Round
 from ballot_service.render.fonts import find_font
 from ballot_service.render.paper import PAGES_PER_FILE, BallotLayout, next_batch_prefix, write_ballot_pdfs
-from ballot_service.vocab import PAPER_CHANNELS
+from ballot_service.vocab import PAPER_CHANNELS, SittingStatus
 
 
 def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, round_no: int | None = None,
@@ -41,7 +41,10 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     with open_db() as db:
         find_font()  # fail before signing anything
         item = get_item(db, item_id)
-        require_open(db, item.sitting, "印制选票", "printing ballots")
+        # Checked here without a lock (this transaction signs for seconds: a lock on the
+        # sitting's row would hold up check-ins), and again under it when the batch is recorded.
+        if item.sitting.status != SittingStatus.OPEN:
+            require_open(db, item.sitting, "印制选票", "printing ballots")  # says so, with the close's time
         key = body_signing_key(settings, item.sitting.body_id)
         if item.ballot_set:  # one sheet for the set's elections (set_sheets.py)
             if round_no is not None and round_no != voting.current_round(item).number:
@@ -70,6 +73,7 @@ def print_batch(open_db, settings, item_id: int, count: int, out_dir: Path, *, r
     try:
         with open_db() as db:
             item = item_for_change(db, item_id)  # an edit meanwhile has committed, or waits for this
+            require_open(db, item.sitting, "印制选票", "printing ballots")  # not closed while it rendered
             rounds = [db.get(Round, rid) for rid in round_ids]
             now = set_sheets.sheet_rounds(db, item) if item.ballot_set else [(item, rounds[0])]
             printed = set_sheets.plan(now, key.fingerprint) if item.ballot_set \

@@ -238,14 +238,27 @@ def present_member_ids(db: Session, sitting: Sitting) -> list[int]:
                Member.in_office.is_(True)).order_by(Member.id)))
 
 
-def lock_for_new_item(db: Session, sitting: Sitting, doing_zh: str, doing_en: str) -> None:
-    """Before an item is added to `sitting`: its items FOR UPDATE in id order (PostgreSQL), as an
-    edit or an opening takes them first, then require_open(take_turns). So two additions at once
-    take turns: the second sees the first's key, place and ballot set (two elections starting a
-    new set with different channels both passed its check, and both took the same place)."""
-    if db.get_bind().dialect.name != "sqlite":
-        db.scalars(select(Item.id).where(Item.sitting_id == sitting.id).order_by(Item.id).with_for_update()).all()
-    require_open(db, sitting, doing_zh, doing_en, take_turns=True)
+def lock_for_new_item(db: Session, sitting: Sitting, ballot_set, doing_zh: str, doing_en: str) -> None:
+    """Before an item is added to `sitting` (into the ballot set named `ballot_set`, if any):
+    PostgreSQL: the set's elections FOR UPDATE in id order, as an opening or an edit takes them
+    first, then require_open(take_turns): the sitting's row FOR NO KEY UPDATE, so additions take
+    turns and the second sees the first's key, place and set (two elections starting one new
+    set with different channels both passed its check, and took one place). An election that
+    joined the set while this waited is taken too: from a savepoint rolled back (which lets go
+    of this pass's locks), in the same order, never the sitting's row before an item."""
+    name = ballot_set.strip() if isinstance(ballot_set, str) else None
+    if db.get_bind().dialect.name == "sqlite" or not name:
+        require_open(db, sitting, doing_zh, doing_en, take_turns=True)
+        return
+    in_set = select(Item.id).where(Item.sitting_id == sitting.id, Item.ballot_set == names.normalise_name(name))
+    while True:
+        attempt = db.begin_nested()
+        held = set(db.scalars(in_set.order_by(Item.id).with_for_update()))
+        require_open(db, sitting, doing_zh, doing_en, take_turns=True)
+        if set(db.scalars(in_set)) <= held:
+            attempt.commit()
+            return
+        attempt.rollback()
 
 
 def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: str,
@@ -258,7 +271,7 @@ def create_item(db: Session, sitting: Sitting, *, key: str, kind: str, title: st
     """Create a vote item. Validates everything a tally will later rely on. `options` and
     `grading` are for an evaluation only (evaluation_items.clean_options / clean_grading);
     `office`, `by_election` and `rule_given` (a rule was sent) for an election only."""
-    lock_for_new_item(db, sitting, "新增表决事项", "adding a vote item")
+    lock_for_new_item(db, sitting, ballot_set, "新增表决事项", "adding a vote item")
     key, title, candidates, places, keys, (options, grading, scale_rule) = check_item(
         db, sitting, key=key, kind=kind, title=title, candidates=candidates, places=places, base=base,
         majority=majority, secret=secret, channel=channel, time_limit_s=time_limit_s, mark_rule=mark_rule,
