@@ -70,6 +70,21 @@ def _at_once(app, calls):
     return out
 
 
+def _meet_in(monkeypatch, owner, name: str) -> None:
+    """Patch owner.name so that two threads calling it meet there before going on together (a
+    barrier of 3 s: if one waits for the other's lock instead, it goes on alone)."""
+    barrier, real = threading.Barrier(2, timeout=3), getattr(owner, name)
+
+    def meet(*args, **kw):
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
+            pass
+        return real(*args, **kw)
+
+    monkeypatch.setattr(owner, name, meet)
+
+
 def test_concurrent_openings_leave_one_vote_open(app, api):
     """The attack: two concurrent opens left two votes open in one sitting."""
     s = setup_sitting(api, members=30, open_vote=False)
@@ -350,16 +365,7 @@ def test_two_counting_stations_counting_one_round_at_once_do_not_deadlock(app, a
         "key": "jueyi", "kind": "resolution", "title": "关于召开会议的决定", "channel": "paper"}, 1)
     marks = {keys[0]: "for"}
     api.call("POST", "/api/station/paper", {"ballot": texts[0], "marks": marks}, credential=s.scrutineer)
-    barrier, real = threading.Barrier(2, timeout=3), intake.paper_ballots.check_paper_serial
-
-    def meet(*args, **kw):  # called after the round's lock, before its row is written
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
-            pass
-        return real(*args, **kw)
-
-    monkeypatch.setattr(intake.paper_ballots, "check_paper_serial", meet)
+    _meet_in(monkeypatch, intake.paper_ballots, "check_paper_serial")  # after the round's lock, before its row
     engine, failed, receipts = create_engine(db_url), [], []
 
     def rescan():
@@ -701,16 +707,7 @@ def test_two_tellers_entering_one_tally_sheet_at_once_enter_and_confirm_it(app, 
     api.call("POST", f"/api/admin/items/{s.item_id}/close")
     sheet = {"issued": 5, "returned": 5, "invalid": 0,
              "counts": {"motion": {"for": 4, "against": 1, "abstain": 0, "void": 0}}}
-    barrier, real = threading.Barrier(2, timeout=3), tally_sheets.validate_sheet
-
-    def meet(*args, **kw):  # both tellers have passed the round's checks: go on together
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
-            pass
-        return real(*args, **kw)
-
-    monkeypatch.setattr(tally_sheets, "validate_sheet", meet)
+    _meet_in(monkeypatch, tally_sheets, "validate_sheet")  # both tellers have passed the round's checks
     out = {}
 
     def enter(cred):
@@ -765,16 +762,7 @@ def test_two_elections_starting_one_new_ballot_set_at_once_keep_its_rules(app, a
     the other), and both took the same place in the order of business. Now additions take
     turns: the second sees the first and is refused."""
     s = setup_sitting(api, members=5, open_vote=False)
-    barrier, real = threading.Barrier(2, timeout=3), election_items.check_ballot_set
-
-    def meet(*args, **kw):  # both additions have passed their first checks: go on together
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:  # the other waits for this one's lock: go on alone
-            pass
-        return real(*args, **kw)
-
-    monkeypatch.setattr(election_items, "check_ballot_set", meet)
+    _meet_in(monkeypatch, election_items, "check_ballot_set")  # both additions have passed their first checks
 
     def election(key, channel):
         return {"key": key, "kind": "election", "title": f"选举{key}", "office": "principal", "places": 1,
