@@ -85,6 +85,16 @@ def _meet_in(monkeypatch, owner, name: str) -> None:
     monkeypatch.setattr(owner, name, meet)
 
 
+def _until_a_lock_wait(engine, seconds: float, done=lambda: False) -> None:
+    """Return once a session of this test's database waits for a lock, once `done()`, or after
+    `seconds` (PostgreSQL)."""
+    deadline = time.monotonic() + seconds
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
+        while time.monotonic() < deadline and not done() and not watch.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")):
+            time.sleep(0.05)
+
+
 def test_concurrent_openings_leave_one_vote_open(app, api):
     """The attack: two concurrent opens left two votes open in one sitting."""
     s = setup_sitting(api, members=30, open_vote=False)
@@ -340,11 +350,7 @@ def test_a_cast_batch_takes_its_rounds_in_the_order_a_close_does(app, api, db_ur
 
     batch = threading.Thread(target=run_batch)
     batch.start()
-    deadline = time.monotonic() + 30
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
-        while time.monotonic() < deadline and not watch.scalar(text(  # the batch waits for the first round
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")):
-            time.sleep(0.05)
+    _until_a_lock_wait(engine, 30)  # the batch waits for the first round
     closing.execute(select(Round.id).where(Round.id == rounds[second]).with_for_update())
     closing.commit()
     batch.join(30)
@@ -460,12 +466,7 @@ def test_a_check_in_at_the_moment_a_vote_opens_does_not_deadlock_it(app, api, db
     real = terminals.find_member
 
     def wait_for_the_opening(*args, **kw):  # the terminal is locked: let the opening reach it
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not opening_done.is_set() and not watch.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")):
-                time.sleep(0.05)
+        _until_a_lock_wait(engine, 10, opening_done.is_set)
         return real(*args, **kw)
 
     monkeypatch.setattr(terminals, "find_member", wait_for_the_opening)
@@ -512,12 +513,7 @@ def test_an_edit_while_the_api_prints_paper_ballots_waits_and_is_refused(app, ap
     def sign_while_editing(*args, **kw):
         editing = threading.Thread(target=edit)
         editing.start()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
-            deadline = time.monotonic() + 10  # the edit answered, or waits for this print's lock
-            while time.monotonic() < deadline and "edit" not in out and not watch.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")):
-                time.sleep(0.05)
+        _until_a_lock_wait(engine, 10, lambda: "edit" in out)  # the edit answered, or waits for this print's lock
         out["editing"] = editing
         return real(*args, **kw)
 
@@ -566,11 +562,7 @@ def test_a_tellers_final_decision_as_a_scan_of_its_round_is_stored_does_not_dead
 
     deciding = threading.Thread(target=decide)
     deciding.start()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
-        deadline = time.monotonic() + 30  # the decision waits for the round
-        while time.monotonic() < deadline and "decision" not in out and not watch.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")):
-            time.sleep(0.05)
+    _until_a_lock_wait(engine, 30, lambda: "decision" in out)  # the decision waits for the round
     try:  # the scan's chain append: the head must not be held by the waiting decision
         scan.execute(select(AuditHead.seq).where(AuditHead.chain == s.body_id).with_for_update())
         scan.commit()
@@ -618,12 +610,6 @@ def test_a_final_decision_racing_the_close_is_counted_before_it_or_the_close_is_
     assert n_casts(app) == 1
 
 
-def _lock_waiters(engine) -> int:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:  # a fresh view each time
-        return watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND datname = current_database()"))
-
-
 @pytest.mark.skipif(not os.environ.get("BALLOT_TEST_DATABASE_URL", "").startswith("postgresql"),
                     reason="row locks: PostgreSQL only (SQLite's one write lock orders everything)")
 def test_a_members_own_checkin_during_the_secretariats_list_does_not_deadlock(app, api, db_url, monkeypatch):
@@ -646,9 +632,7 @@ def test_a_members_own_checkin_during_the_secretariats_list_does_not_deadlock(ap
         if no == second and "thread" not in out:
             out["thread"] = threading.Thread(target=tablet_checks_in)
             out["thread"].start()
-            deadline = time.monotonic() + 10  # it waits for a lock this request holds, or has answered
-            while time.monotonic() < deadline and "tablet" not in out and not _lock_waiters(engine):
-                time.sleep(0.05)
+            _until_a_lock_wait(engine, 10, lambda: "tablet" in out)  # it waits for a lock this request holds, or has answered
         return real(db, body_id, no)
 
     monkeypatch.setattr(admin_api, "find_member", find_member)
@@ -681,9 +665,7 @@ def test_a_leave_while_a_secret_vote_is_being_opened_waits_and_is_refused(app, a
         if "thread" not in out:
             out["thread"] = threading.Thread(target=leave)
             out["thread"].start()
-            deadline = time.monotonic() + 10  # it waits for a lock this opening holds, or has answered
-            while time.monotonic() < deadline and "leave" not in out and not _lock_waiters(engine):
-                time.sleep(0.05)
+            _until_a_lock_wait(engine, 10, lambda: "leave" in out)  # it waits for a lock this opening holds, or has answered
         return state
 
     monkeypatch.setattr(voting, "attendance_state", state_then_leave)

@@ -113,8 +113,8 @@ def require_open(db: Session, sitting: Sitting, doing_zh: str, doing_en: str, ta
     """Refuse `doing` in a closed session. Reads the status under a shared row lock
     (PostgreSQL: FOR SHARE; SQLite's write lock is already held), so a change that passes
     this check commits before a concurrent session close, never after it. `take_turns`: FOR NO
-    KEY UPDATE, the first lock of a check-in or leave, and of a new item after the sitting's
-    items (lock_for_new_item): such changes of one sitting take turns and wait for (or hold off)
+    KEY UPDATE, the first lock of a check-in or leave, and of a new item after its ballot set's
+    elections (lock_for_new_item): such changes of one sitting take turns and wait for (or hold off)
     a vote being opened (FOR SHARE here), before either writes a row or the chain. Otherwise a
     补签到 list holding the chain's head after its first member and a tablet's 签到 of its second
     member each waited for the other, and a leave read "no vote open" while one was being
@@ -246,11 +246,11 @@ def lock_for_new_item(db: Session, sitting: Sitting, ballot_set, doing_zh: str, 
     set with different channels both passed its check, and took one place). An election that
     joined the set while this waited is taken too: from a savepoint rolled back (which lets go
     of this pass's locks), in the same order, never the sitting's row before an item."""
-    name = ballot_set.strip() if isinstance(ballot_set, str) else None
+    name = names.normalise_name(ballot_set) if isinstance(ballot_set, str) else None  # as check_ballot_set stores it
     if db.get_bind().dialect.name == "sqlite" or not name:
         require_open(db, sitting, doing_zh, doing_en, take_turns=True)
         return
-    in_set = select(Item.id).where(Item.sitting_id == sitting.id, Item.ballot_set == names.normalise_name(name))
+    in_set = select(Item.id).where(Item.sitting_id == sitting.id, Item.ballot_set == name)
     while True:
         attempt = db.begin_nested()
         held = set(db.scalars(in_set.order_by(Item.id).with_for_update()))
