@@ -90,12 +90,16 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
     member has no allowance left: module docstring) and a ballot set's jobs take the one-by-one
     path below."""
     begin_write(db)
-    # PostgreSQL (begin_write takes no lock there): the rounds held FOR SHARE, so a close (which
-    # locks its round FOR UPDATE) cannot commit between the checks below and this COMMIT; in id
-    # order, as a ballot set's rounds are opened and closed, so the two never wait on each other.
-    db.execute(select(Round.id).where(Round.id.in_({r for job in jobs for r in job.round_ids}))
-               .order_by(Round.id).with_for_update(read=True))
-    _find_members(db, [job for job in jobs if job.member_id is None])
+    # Core statements built once, on the session's connection: through the ORM each batch cost
+    # ~4 ms of CPU, twice the work (benchmarks/bench_issue_batch.py), 300 batches at a hall's opening.
+    conn = db.connection()
+    if conn.dialect.name != "sqlite":
+        # PostgreSQL (begin_write takes no lock there): the rounds held FOR SHARE, so a close
+        # (which locks its round FOR UPDATE) cannot commit between the checks below and this
+        # COMMIT; in id order, as a ballot set's rounds are opened and closed, so the two never
+        # wait on each other. SQLite: the write lock, held since begin_write, does it.
+        conn.execute(_HOLD_ROUNDS, {"b_rounds": sorted({r for job in jobs for r in job.round_ids})})
+    _find_members(conn, [job for job in jobs if job.member_id is None])
     by_round: dict[tuple, dict[int, IssueJob]] = {}
     one_by_one = []
     for job in jobs:
@@ -107,12 +111,12 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
         else:
             group[job.member_id] = job
     for (round_id, sitting_id), group in by_round.items():
-        taken = set(db.execute(_TAKE_MANY, {"b_round": round_id, "b_sitting": sitting_id,
-                                            "b_members": list(group)}).scalars())
+        taken = set(conn.execute(_TAKE_MANY, {"b_round": round_id, "b_sitting": sitting_id,
+                                              "b_members": list(group)}).scalars())
         noted = [{"b_round": round_id, "b_member": member_id, "b_digest": group[member_id].digests[0]}
                  for member_id in taken if group[member_id].digests]
         if noted:
-            db.execute(_NOTE_DIGEST, noted)
+            conn.execute(_NOTE_DIGEST, noted)
         for member_id, job in group.items():
             if member_id in taken:
                 job.result = True
@@ -120,6 +124,10 @@ def take_counts(db: Session, jobs: list[IssueJob]) -> None:
                 one_by_one.append(job)  # refused or a resend: _take_one finds out which
     for job in one_by_one:
         _take_one(db, job)
+
+
+_HOLD_ROUNDS = (select(Round.id).where(Round.id.in_(bindparam("b_rounds", expanding=True)))
+                .order_by(Round.id).with_for_update(read=True))
 
 
 _ISSUANCES = Issuance.__table__
@@ -137,18 +145,23 @@ _NOTE_DIGEST = (update(_ISSUANCES).where(_ISSUANCES.c.round_id == bindparam("b_r
                 .values(blinded_sha256=bindparam("b_digest")))
 
 
-def _find_members(db: Session, jobs: list[IssueJob]) -> None:
+_MEMBERS_OF_TERMINALS = (
+    select(Issuance.terminal_id, Issuance.member_id, Terminal.revoked_at, Terminal.bound_member_id,
+           Terminal.seat, Member.seat.label("member_seat"))
+    .join(Terminal, Terminal.id == Issuance.terminal_id).join(Member, Member.id == Issuance.member_id)
+    .where(Issuance.round_id == bindparam("b_round"),
+           Issuance.terminal_id.in_(bindparam("b_terminals", expanding=True))))
+
+
+def _find_members(conn, jobs: list[IssueJob]) -> None:
     """The member each terminal's job is for (its Issuance row in the round), or NotFound; or
     Unauthorized for a terminal revoked since (the caller's snapshot may predate it: Flask
     refuses a revoked credential on every request, so the count does too); or not_served for a
     tablet that no longer serves that member (serves)."""
     for round_id in {job.round_ids[0] for job in jobs}:
         of_round = [job for job in jobs if job.round_ids[0] == round_id]
-        found = {row.terminal_id: row for row in db.execute(
-            select(Issuance.terminal_id, Issuance.member_id, Terminal.revoked_at, Terminal.bound_member_id,
-                   Terminal.seat, Member.seat.label("member_seat"))
-            .join(Terminal, Terminal.id == Issuance.terminal_id).join(Member, Member.id == Issuance.member_id)
-            .where(Issuance.round_id == round_id, Issuance.terminal_id.in_([job.terminal_id for job in of_round])))}
+        found = {row.terminal_id: row for row in conn.execute(
+            _MEMBERS_OF_TERMINALS, {"b_round": round_id, "b_terminals": [job.terminal_id for job in of_round]})}
         for job in of_round:
             row = found.get(job.terminal_id)
             if row is not None and row.revoked_at is not None:
