@@ -33,12 +33,12 @@ import hashlib
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ballot_service.config import Settings
 from ballot_service.crypto import blind_ballots, blind_rsa, key_wrap, keys
-from ballot_service.db import in_write_transaction, read_phase
+from ballot_service.db import in_write_transaction, insert_rows, read_phase
 from ballot_service.domain import audit, group_commit, round_facts
 from ballot_service.domain.issuance_counts import (
     IssueJob,
@@ -111,10 +111,11 @@ def _unwrapped(settings: Settings, body_id: int, round_id: int, wrapped: bytes):
 def make_eligible(db: Session, rnd: Round, pairs: list[tuple[int, int | None]]) -> int:
     """One Issuance row per present member, (member id, terminal id or None), in one INSERT;
     only members with a terminal can be issued one. How many can."""
-    if pairs:
-        db.execute(insert(Issuance), [{"round_id": rnd.id, "member_id": member_id, "terminal_id": terminal_id,
-                                       "issued": 0, "allowed": 1 if terminal_id is not None else 0}
-                                      for member_id, terminal_id in pairs])
+    # Core rows, not the ORM's bulk insert: 3,000 of them took 180 ms of the opening's 500
+    # through the ORM, before any tablet could be told the vote is open.
+    insert_rows(db.connection(), Issuance.__table__,
+                [{"round_id": rnd.id, "member_id": member_id, "terminal_id": terminal_id,
+                  "issued": 0, "allowed": 1 if terminal_id is not None else 0} for member_id, terminal_id in pairs])
     return sum(terminal_id is not None for _, terminal_id in pairs)
 
 
