@@ -143,7 +143,7 @@ def blind(pub: rsa.RSAPublicKey, prepared_msg: bytes, *, rng: Rng = os.urandom,
         if not 0 < inv < n or gmpy2.gcd(inv, n) != 1:
             raise ValueError("blinding inverse must be invertible modulo n")
         r = int(gmpy2.invert(inv, n))
-    z = int(m * gmpy2.powmod(r, e, n) % n)  # in gmpy2: 16 us in Python's integers
+    z = int(m * gmpy2.powmod(r, e, n) % n)  # in gmpy2: with Python's integers this product took 16 us
     return z.to_bytes(k, "big"), inv.to_bytes(k, "big")
 
 

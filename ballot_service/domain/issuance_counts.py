@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ballot_service.db import begin_write
@@ -153,7 +154,7 @@ _MEMBERS_OF_TERMINALS = (
            Issuance.terminal_id.in_(bindparam("b_terminals", expanding=True))))
 
 
-def _find_members(conn, jobs: list[IssueJob]) -> None:
+def _find_members(conn: Connection, jobs: list[IssueJob]) -> None:
     """The member each terminal's job is for (its Issuance row in the round), or NotFound; or
     Unauthorized for a terminal revoked since (the caller's snapshot may predate it: Flask
     refuses a revoked credential on every request, so the count does too); or not_served for a
