@@ -109,8 +109,9 @@ def _unwrapped(settings: Settings, body_id: int, round_id: int, wrapped: bytes):
 
 
 def make_eligible(db: Session, rnd: Round, pairs: list[tuple[int, int | None]]) -> int:
-    """One Issuance row per present member, (member id, terminal id or None), in a few multi-row INSERTs (db.insert_rows);
-    only members with a terminal can be issued one. How many can."""
+    """One Issuance row per present member, (member id, terminal id or None), in a few
+    multi-row INSERTs (db.insert_rows); only members with a terminal can be issued one. How
+    many can."""
     # Core rows, not the ORM's bulk insert: 3,000 of them took 180 ms of the opening's 500
     # through the ORM, before any tablet could be told the vote is open.
     insert_rows(db.connection(), Issuance.__table__,
