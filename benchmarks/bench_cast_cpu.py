@@ -31,18 +31,15 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_casts import random_marks, set_round, setup  # noqa: E402
+from bench_casts import random_marks, scratch_database, set_round, setup  # noqa: E402
 
 from ballot_service.crypto import tablet  # noqa: E402
 
@@ -110,14 +107,8 @@ def main() -> None:
                     help="every batch this size (default: sizes drawn from 1 to 64, seeded)")
     ap.add_argument("--profile", action="store_true", help="also print cProfile's top functions of each step")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-cast-cpu-"))
-    url = args.database or f"sqlite:///{tmp / 'bench.sqlite3'}"
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"database {url.split('://')[0]}; {args.members} casts", flush=True)
-    try:
+    with scratch_database("bench-cast-cpu-", args.database, f"{args.members} casts") as (tmp, url):
         run(tmp, url, args.members, args.batch, args.profile)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def batch_sizes(n: int, fixed: int | None) -> list[int]:

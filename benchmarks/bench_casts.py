@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,20 @@ from ballot_service.crypto import tablet  # noqa: E402
 
 PASSPHRASE = "bench-passphrase"
 N_CANDIDATES, PLACES = 20, 10
+
+
+@contextmanager
+def scratch_database(prefix: str, database: str | None, what: str):
+    """(a new folder, the database URL): `database` (an empty PostgreSQL one) or a new SQLite
+    file in the folder; the machine's line is printed first and the folder removed after."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    url = database or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"database {url.split('://')[0]}; {what}", flush=True)
+    try:
+        yield tmp, url
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def setup(tmp: Path, url: str, members: int, n_items: int):
@@ -365,10 +380,12 @@ def main() -> None:
                     help="SQLAlchemy URL of an empty PostgreSQL database to use (scripts/pg-throwaway "
                          "start prints one); default: a new SQLite file")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-casts-"))
-    url = args.database or f"sqlite:///{tmp / 'bench.sqlite3'}"
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"folder {tmp}; database {url.split('://')[0]}", flush=True)
+    with scratch_database("bench-casts-", args.database, f"{args.members} members") as (tmp, url):
+        run_all(tmp, url, args)
+
+
+def run_all(tmp: Path, url: str, args) -> None:
+    """Every planned run (--repeat times each worker count, alternating), then a summary."""
     t0 = time.perf_counter()
     plan = [w for _ in range(args.repeat) for w in args.workers]
     env, creds, items = setup(tmp, url, args.members, len(plan))
@@ -396,7 +413,6 @@ def main() -> None:
     print(f"(a closed loop: each of the {args.concurrency} clients sends its next cast when its last one is "
           f"answered, so mean latency = {args.concurrency} / throughput, and p99 <= 150 ms needs more than "
           f"{args.concurrency / 0.150:,.0f} casts/s)", flush=True)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

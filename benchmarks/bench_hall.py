@@ -38,10 +38,8 @@ import gc
 import json
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -50,7 +48,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bench_casts import _cast_body, random_marks, read_answer, setup  # noqa: E402
+from bench_casts import _cast_body, random_marks, read_answer, scratch_database, setup  # noqa: E402
 from helpers_live import DISPLAY_OPERATOR, OPERATOR, LiveServer, create_operator_in_db  # noqa: E402
 
 from ballot_service.crypto import tablet  # noqa: E402
@@ -384,11 +382,13 @@ def main() -> None:
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-hall-"))
-    url = args.database or f"sqlite:///{tmp / 'hall.sqlite3'}"
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"database {'PostgreSQL' if args.database else 'SQLite'}; {args.tablets} tablets, {args.screens} screens",
-          flush=True)
+    with scratch_database("bench-hall-", args.database, f"{args.tablets} tablets, {args.screens} screens") as (tmp, url):
+        met = hall(tmp, url, args)
+    sys.exit(0 if met else 1)
+
+
+def hall(tmp: Path, url: str, args) -> bool:
+    """Set up, serve, run the hall and report; whether every target was met."""
     t0 = time.perf_counter()
     env, creds, items = setup(tmp, url, args.tablets, 1)
     create_operator_in_db(url, OPERATOR, "secretariat")
@@ -402,9 +402,7 @@ def main() -> None:
         stats = asyncio.run(run(srv.base_url, sitting_id, items[0], creds, args, srv.pid))
     finally:
         srv.stop()
-    met = report(stats, args)
-    shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(0 if met else 1)
+    return report(stats, args)
 
 
 def server_cpu(pid: int) -> float:

@@ -23,14 +23,12 @@ import hashlib
 import io
 import os
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_casts import set_round, setup  # noqa: E402
+from bench_casts import scratch_database, set_round, setup  # noqa: E402
 
 
 def run(tmp: Path, url: str, members: int, batch: int, profile: bool) -> None:
@@ -81,14 +79,8 @@ def main() -> None:
                     help="SQLAlchemy URL of an empty PostgreSQL database (default: a new SQLite file)")
     ap.add_argument("--profile", action="store_true", help="also print cProfile's top functions")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-issue-batch-"))
-    url = args.database or f"sqlite:///{tmp / 'bench.sqlite3'}"
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"database {url.split('://')[0]}; {args.members} counts", flush=True)
-    try:
+    with scratch_database("bench-issue-batch-", args.database, f"{args.members} counts") as (tmp, url):
         run(tmp, url, args.members, args.batch, args.profile)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
