@@ -44,7 +44,9 @@ def test_a_ballot_set_on_tablets_and_the_screen(new_page, live_site):
             {**b, "marks": m, "retry_id": tablet_client.new_retry_id()} for b, m in zip(ballots, API_MARKS)]})
     rows = display.locator("#v-set li")
     rows.nth(2).wait_for()
-    assert [r.split("\n")[0] for r in rows.all_inner_texts()] == ["选举主任", "选举副主任", "选举委员"]
+    # Each row's own title cell: innerText depends on layout, and a row read as the screen
+    # re-renders (each state rebuilds the list) gave its whole text on one line (CI, once).
+    assert rows.locator(".s-title").all_text_contents() == ["选举主任", "选举副主任", "选举委员"]
     display.locator('#v-set li[data-key="wy"] .s-num', has_text="4/5").wait_for()
     screenshot(display, "ballot-set-screen-voting")
 
