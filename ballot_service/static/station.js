@@ -201,11 +201,26 @@
     return marks;
   }
 
+  // A card's state as the server last drew it: a card the teller has touched is kept while this
+  // is unchanged, so the 5-s refresh never swaps a teller's marks back to the defaults unseen
+  // (a rebuilt card would then send 弃权 for what the teller had marked).
+  function cardState(p) {
+    return p.status + "|" + p.decisions.map(function (d) { return d.teller_role + ":" + d.teller; }).join(",");
+  }
+
+  var queueAsked = 0;
   function loadQueue() {
+    var ask = ++queueAsked;
     return call("GET", "/api/station/queue").then(function (q) {
-      var list = $("queue-list"); list.textContent = "";
+      if (ask !== queueAsked) return;               // a later refresh was sent: its answer is the one to draw
+      var list = $("queue-list"), kept = {};
+      list.querySelectorAll("form.page-card[data-touched]").forEach(function (f) { kept[f.dataset.page] = f; });
+      list.textContent = "";
       if (!q.pages.length) { list.appendChild(el("p", { "class": "note" }, S.empty_queue)); return; }
-      q.pages.forEach(function (p) { list.appendChild(pageCard(p)); });
+      q.pages.forEach(function (p) {
+        var old = kept[String(p.id)];
+        list.appendChild(old && old.dataset.state === cardState(p) ? old : pageCard(p));
+      });
     });
   }
 
@@ -216,7 +231,10 @@
   }
 
   function pageCard(p) {
-    var card = el("form", { "class": "page-card", "data-page": p.id });
+    var card = el("form", { "class": "page-card", "data-page": p.id, "data-state": cardState(p) });
+    function touched() { card.dataset.touched = "1"; }
+    card.addEventListener("input", touched);
+    card.addEventListener("change", touched);
     card.appendChild(el("h3", {}, (p.title ? p.title + " · " : "") + (S.status[p.status] || p.status) + " · " + p.reasons.map(reason).join("、")));
     if (p.decisions.length) {
       card.appendChild(el("p", { "class": "note" }, S.decided_by + p.decisions.map(function (d) { return (S.roles[d.teller_role] || "") + " " + d.teller; }).join("，")));

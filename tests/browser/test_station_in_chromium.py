@@ -85,6 +85,15 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     screenshot(counter, "station-queue-counter")
 
     # --- adjudication: the counter and the scrutineer each decide; one disagreement ------------
+    # a mark the teller has made survives the page's 5-s refresh (a rebuilt card would send 弃权)
+    first = counter.locator("#queue-list form.page-card").first
+    first.locator("input[value=against]").first.check()
+    counter.evaluate("document.activeElement.blur()")             # the refresh skips a focused form
+    with counter.expect_response(lambda r: r.url.endswith("/api/station/queue"), timeout=10_000):
+        pass
+    counter.wait_for_timeout(300)                                    # the answer drawn
+    assert first.locator("input[value=against]").first.is_checked()
+
     scrutineer = teller(new_page, base, s.scrutineer)
     decide(counter, "for")
     counter.wait_for_selector("#queue-list form.page-card >> text=已裁定")
