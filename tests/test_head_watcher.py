@@ -5,9 +5,10 @@ the tablets at once."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from ballot_service.vocab import AuditKind
-from ballot_service.web import head_watcher
+from ballot_service.web import asgi, head_watcher
 from ballot_service.web.head_watcher import HeadWatcher
 
 
@@ -21,10 +22,10 @@ async def _woken_after(kinds: set[str]) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
     watcher = HeadWatcher(_App())
     watcher._changed, watcher._tablets, watcher._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    watcher._note({1: 5}, set())  # the first reading
+    watcher._note({1: 5}, set(), True, loop.time(), 0)  # the first reading
     screens, tablets = watcher._changed, watcher._tablets
     started = loop.time()
-    watcher._note({1: 6}, kinds)
+    watcher._note({1: 6}, kinds, False, loop.time(), 0)
     await asyncio.wait_for(screens.wait(), 2)
     screens_at = loop.time() - started
     await asyncio.wait_for(tablets.wait(), 2)
@@ -41,3 +42,39 @@ def test_an_opening_wakes_the_tablets_at_once():
     for kinds in ({AuditKind.VOTE_OPENED}, {AuditKind.VOTE_OPENED, AuditKind.VOTE_CLOSED}):
         screens_at, tablets_at = asyncio.run(_woken_after(kinds))
         assert screens_at < 0.05 and tablets_at < 0.05, kinds
+
+
+def test_the_server_shutting_down_stops_the_reader(app):
+    """The ASGI lifespan's shutdown is answered and ends the reader thread (it once called a
+    stop() the watcher no longer had, and the shutdown failed with AttributeError)."""
+    app.config.update(DISPLAY_POLL_SECONDS=0.02)
+    ag = asgi.create_asgi_app(app, threads=2)
+    sent: list[dict] = []
+
+    async def run():
+        messages = asyncio.Queue()
+        for kind in ("lifespan.startup", "lifespan.shutdown"):
+            messages.put_nowait({"type": kind})
+
+        async def send(message):
+            sent.append(message)
+
+        watcher = _watcher_of(ag)
+        await watcher.ready()                                 # the reader is running
+        assert any(t.name == "head-watcher" for t in threading.enumerate())
+        await ag({"type": "lifespan"}, messages.get, send)
+        for _ in range(100):
+            if not watcher._running:
+                break
+            await asyncio.sleep(0.02)
+        return watcher
+
+    watcher = asyncio.run(run())
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert not watcher._running
+
+
+def _watcher_of(ag) -> HeadWatcher:
+    """The watcher the ASGI app closes over."""
+    cells = [c.cell_contents for c in (ag.__closure__ or ())]
+    return next(c for c in cells if isinstance(c, HeadWatcher))

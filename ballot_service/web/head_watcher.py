@@ -2,7 +2,8 @@
 change in the service moves: what wakes the presiding screens' event streams and the seat
 tablets' long-polls, instead of each of them asking the database.
 
-While anyone listens it reads the heads (one small table) every `poll` seconds on a thread.
+While anyone listens it reads the heads (one small table) every `poll` seconds on a thread of
+its own, which hands the event loop a reading only when the heads moved.
 - `seq` (the sum of the heads) moves with every event, casts included: screens follow it (they
   show how many have voted);
 - `changes` and `urgent` count head moves that a seat tablet's state shows (every event but a
@@ -13,6 +14,7 @@ The database is the only source: every node runs its own watcher over the same h
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from flask import Flask
@@ -36,7 +38,12 @@ SCREENS_FIRST_S = 0.4
 
 
 class HeadWatcher:
-    """The audit heads, polled by one task per process while any stream or long-poll listens."""
+    """The audit heads, read on a thread of their own while any stream or long-poll listens.
+
+    Reading on a thread that hands the loop only a change (not an `asyncio.sleep` and a
+    `to_thread` per reading) matters under a hall's load: each of those waits a turn of a loop
+    with ~1,500 ready tasks, and 3,000 tablets asking again after a close made the screens
+    learn of the tally 0.65 s late (benchmarks/RESULTS.md, 待公布)."""
 
     def __init__(self, flask_app: Flask) -> None:
         self._engine = flask_app.extensions["ballot_read_engine"]
@@ -47,19 +54,32 @@ class HeadWatcher:
         self._changed: asyncio.Event | None = None  # any head moved (screens)
         self._tablets: asyncio.Event | None = None  # changes or urgent moved (tablets)
         self._ready: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
+        self._lock = threading.Lock()  # whether the reader runs: _start against its idle exit
+        self._running = False
+        self._generation = 0  # a reading from a reader before the last start is not noted
+        self._stopping = threading.Event()
         self._listeners = 0
         self._read_at: float | None = None  # monotonic time of the last successful read
 
     def _start(self) -> None:
-        if self._task is None or self._task.done():
-            self._changed, self._tablets, self._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
-            self._heads = None
-            # What changed while nobody watched is not counted by the first reading: a change for
-            # anything keyed by the marks (seat_wake's snapshots), so none from before is used again.
-            self.changes += 1
-            self.urgent += 1
-            self._task = asyncio.create_task(self._run())
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        self._changed, self._tablets, self._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._heads = None
+        # What changed while nobody watched is not counted by the first reading: a change for
+        # anything keyed by the marks (seat_wake's snapshots), so none from before is used again.
+        self.changes += 1
+        self.urgent += 1
+        self._generation += 1
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._run, args=(loop, self._generation), name="head-watcher",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        """The server shuts down: the reader ends after its current reading."""
+        self._stopping.set()
 
     async def ready(self) -> None:
         """Started and holding a first reading of the heads (so a change after now is seen)."""
@@ -69,7 +89,7 @@ class HeadWatcher:
     def fresh(self, within: float = FRESH_S) -> bool:
         """Whether the watcher is running and read the heads less than `within` seconds ago, so
         a change committed before then is counted in `changes` (web/issue_on_loop.py)."""
-        return (self._task is not None and not self._task.done() and self._read_at is not None
+        return (self._running and self._read_at is not None
                 and time.monotonic() - self._read_at < within)
 
     async def wait_change(self, seen: int | None, timeout: float) -> int | None:
@@ -101,23 +121,39 @@ class HeadWatcher:
         finally:
             self._listeners -= 1
 
-    async def _run(self) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        """The reader thread: the heads every `poll` seconds; the loop is handed a reading only
+        when they moved (and the first one), so an idle reading costs the loop nothing."""
+        before: dict[int, int] | None = None
         idle_since = None
-        while True:
-            try:
-                heads, kinds = await asyncio.to_thread(self._read, self._heads)
-                self._read_at = time.monotonic()
-            except Exception:  # the database is away: everyone keeps what they have
-                heads, kinds = self._heads, set()
-            if heads is not None:
-                self._note(heads, kinds)
-            if self._listeners == 0:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > 10 * self._poll:
-                    return  # nobody listens: stop polling until someone asks again
-            else:
-                idle_since = None
-            await asyncio.sleep(self._poll)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    heads, kinds = self._read(before)
+                except Exception:  # the database is away: everyone keeps what they have
+                    pass
+                else:
+                    read_at = time.monotonic()
+                    if heads != before:
+                        loop.call_soon_threadsafe(self._note, heads, kinds, before is None, read_at, generation)
+                        before = heads
+                    elif self._heads == heads:
+                        # nothing moved and the loop holds these heads: `changes` is current as of now
+                        # (while a moved reading waits for the loop, fresh() must not say so)
+                        self._read_at = read_at
+                with self._lock:
+                    if self._listeners == 0:
+                        idle_since = idle_since or time.monotonic()
+                        if time.monotonic() - idle_since > 10 * self._poll:
+                            self._running = False
+                            return  # nobody listens: stop reading until someone asks again
+                    else:
+                        idle_since = None
+                self._stopping.wait(self._poll)
+        except RuntimeError:  # the loop closed under us (the server is going away)
+            pass
+        with self._lock:
+            self._running = False
 
     def _read(self, before: dict[int, int] | None) -> tuple[dict[int, int], set[str]]:
         """(chain -> head seq, the kinds of tablet-visible events appended since `before`)."""
@@ -130,10 +166,13 @@ class HeadWatcher:
                         kinds |= seat_state.kinds_between(conn, chain, before.get(chain, 0), seq)
         return heads, kinds
 
-    def _note(self, heads: dict[int, int], kinds: set[str]) -> None:
+    def _note(self, heads: dict[int, int], kinds: set[str], first: bool, read_at: float,
+              generation: int) -> None:
+        """On the loop: a reading whose heads moved (or the first since the reader started)."""
+        if generation != self._generation:
+            return
         seq = sum(heads.values())
-        first = self._heads is None
-        self._heads = heads
+        self._heads, self._read_at = heads, read_at
         if seq != self.seq:
             self.seq = seq
             self._changed.set()
