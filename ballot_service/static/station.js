@@ -219,9 +219,31 @@
       if (!q.pages.length) { list.appendChild(el("p", { "class": "note" }, S.empty_queue)); return; }
       q.pages.forEach(function (p) {
         var old = kept[String(p.id)];
-        list.appendChild(old && old.dataset.state === cardState(p) ? old : pageCard(p));
+        if (old && old.dataset.state === cardState(p)) { list.appendChild(old); return; }
+        var card = pageCard(p);
+        if (old) carryOver(old, card);
+        list.appendChild(card);
       });
     });
+  }
+
+  // The page changed under a teller's marks (the other teller decided it): the new card keeps
+  // what this teller had marked and typed, and says the page changed, so nothing is reset unseen.
+  function carryOver(old, card) {
+    var moved = false;
+    old.querySelectorAll("input[type=radio]:checked").forEach(function (r) {
+      var same = card.querySelector("input[type=radio][name='" + r.name + "'][value='" + r.value + "']");
+      if (same && !same.checked) { same.checked = true; moved = true; }
+    });
+    ["textarea.write-ins", "input.qr"].forEach(function (sel) {
+      var a = old.querySelector(sel), b = card.querySelector(sel);
+      if (a && b && a.value) { b.value = a.value; moved = true; }
+    });
+    var status = card.querySelector("p.status");
+    if (moved) {
+      card.dataset.touched = "1";
+      if (status) status.textContent = S.page_changed;
+    }
   }
 
   function png(b64url) {

@@ -24,7 +24,6 @@ import asyncio
 import io
 import json
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,8 +35,8 @@ from ballot_service.domain import tablet_setup
 from ballot_service.web import cast_endpoint, display, issue_on_loop, terminal_api
 from ballot_service.web.cast_on_loop import CastsOnLoop
 from ballot_service.web.common import error_body
-from ballot_service.web.display.state import AuditCursor
 from ballot_service.web.head_watcher import HeadWatcher
+from ballot_service.web.screen_states import ScreenStates
 from ballot_service.web.seat_wake import SeatWake
 
 EVENTS_PATH = re.compile(r"^/display/([0-9]{1,10})/events$")
@@ -62,6 +61,7 @@ def create_asgi_app(flask_app: Flask, threads: int = 16):
     wsgi = FlaskOnThreads(flask_app, threads)
     watcher = HeadWatcher(flask_app)
     screens = ScreenStates(flask_app)
+    watcher.on_moved(screens.build_ahead)
     seats = SeatWake(flask_app)
     casts = CastsOnLoop(flask_app.config["SETTINGS"], flask_app.extensions["ballot_engine"])
     issuing = issue_on_loop.IssueOnLoop(flask_app.config["SETTINGS"], flask_app.extensions["ballot_engine"],
@@ -239,11 +239,11 @@ async def _lifespan(receive, send, watcher: "HeadWatcher") -> None:
 class EventStream:
     """One open screen's Server-Sent Events."""
 
-    def __init__(self, flask_app: Flask, watcher: HeadWatcher, screens: "ScreenStates", scope: dict,
+    def __init__(self, flask_app: Flask, watcher: HeadWatcher, screens: ScreenStates, scope: dict,
                  sitting_id: int, *, poll: float, heartbeat: float, lifetime: float) -> None:
         self.flask_app, self.watcher, self.screens, self.scope = flask_app, watcher, screens, scope
         self.sitting_id, self.state_path = sitting_id, f"/display/{sitting_id}/state"
-        self.verify_url = None
+        self.verify_url = self.screen_key = None
         self.poll, self.heartbeat, self.lifetime = poll, heartbeat, lifetime
         self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])
                         if k.lower() in FORWARDED}
@@ -288,11 +288,13 @@ class EventStream:
             (b"x-accel-buffering", b"no"), (b"x-content-type-options", b"nosniff"), *cookies]})
         self.verify_url = await asyncio.to_thread(self._verify_url_maker)
         watch_disconnect = asyncio.create_task(self._watch_disconnect(receive))
+        self.screen_key = self.screens.opened(self.sitting_id, self.verify_url)
         try:
             await self._events(send, body)
         except OSError:
             pass  # the screen went away mid-write
         finally:
+            self.screens.closed(self.screen_key)
             watch_disconnect.cancel()
 
     async def _watch_disconnect(self, receive) -> None:
@@ -329,8 +331,10 @@ class EventStream:
                     break
             if new_seq != seq:
                 seq = new_seq
-                # Built once per change for every open screen of the sitting (ScreenStates).
-                state = await asyncio.to_thread(self.screens.get, self.sitting_id, self.verify_url, seq)
+                # Built once per change for every open screen of the sitting, most often ahead
+                # on the watcher's thread (ScreenStates); else here on a thread.
+                state = (self.screens.ready(self.screen_key, seq)
+                         or await asyncio.to_thread(self.screens.get, self.sitting_id, self.verify_url, seq))
                 key = display.comparable(state)
                 if key != last_sent:
                     last_sent, last_write = key, time.monotonic()
@@ -340,30 +344,6 @@ class EventStream:
                 last_write = time.monotonic()
                 await event(f": heartbeat\nevent: ping\ndata: {{\"at\": \"{display.now_iso()}\"}}\n\n")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class ScreenStates:
-    """Per process: each sitting's screen state at the watcher's seq, built once for all of its
-    open screens (twenty screens used to build it twenty times at every change, casts included).
-    Keyed by the sitting and the screens' /verify address (the host they asked on): the state
-    is the same JSON for every screen otherwise (labels live in the page)."""
-
-    def __init__(self, flask_app: Flask) -> None:
-        self.flask_app = flask_app
-        self._lock = threading.Lock()
-        self._built: dict[tuple, tuple[int | None, dict]] = {}
-        self._cursors: dict[tuple, AuditCursor] = {}
-
-    def get(self, sitting_id: int, verify_url, seq: int | None) -> dict:
-        key = (sitting_id, verify_url("RECORD"))
-        with self._lock:
-            built = self._built.get(key)
-            if built is not None and built[0] == seq and seq is not None:
-                return built[1]
-            cursor = self._cursors.setdefault(key, AuditCursor())
-            state = display.state_for(self.flask_app, sitting_id, verify_url, cursor)
-            self._built[key] = (seq, state)
-            return state
 
 
 def _state_event(state: dict) -> str:

@@ -14,8 +14,10 @@ The database is the only source: every node runs its own watcher over the same h
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask
 from sqlalchemy import select
@@ -24,6 +26,8 @@ from ballot_service.domain import seat_state
 from ballot_service.models import AuditHead
 from ballot_service.vocab import AuditKind
 from ballot_service.web import display
+
+log = logging.getLogger(__name__)
 
 # How old the last reading of the heads may be for a read per change to stand for "now"
 # (web/seat_wake.py, web/issue_on_loop.py): every 0.25 s; under a hall's load up to 2-3 s.
@@ -59,6 +63,7 @@ class HeadWatcher:
         self._generation = 0  # a reading from a reader before the last start is not noted
         self._stopping = threading.Event()
         self._listeners = 0
+        self._on_moved: list[Callable[[int], None]] = []
         self._read_at: float | None = None  # monotonic time of the last successful read
 
     def _start(self) -> None:
@@ -66,16 +71,21 @@ class HeadWatcher:
             if self._running:
                 return
             self._running = True
+            self._generation += 1
         self._changed, self._tablets, self._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        self._heads = None
+        self._heads = self._read_at = None  # fresh() waits for the new reader's first reading
         # What changed while nobody watched is not counted by the first reading: a change for
         # anything keyed by the marks (seat_wake's snapshots), so none from before is used again.
         self.changes += 1
         self.urgent += 1
-        self._generation += 1
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._run, args=(loop, self._generation), name="head-watcher",
                          daemon=True).start()
+
+    def on_moved(self, callback: Callable[[int], None]) -> None:
+        """`callback(seq)` on the reader thread whenever the heads move, after the loop is told
+        (web/screen_states.py builds the screens' state ahead with it)."""
+        self._on_moved.append(callback)
 
     def stop(self) -> None:
         """The server shuts down: the reader ends after its current reading."""
@@ -128,15 +138,16 @@ class HeadWatcher:
         idle_since = None
         try:
             while not self._stopping.is_set():
+                read_at = time.monotonic()  # before the read: a commit after it may be missed by it
                 try:
                     heads, kinds = self._read(before)
                 except Exception:  # the database is away: everyone keeps what they have
                     pass
                 else:
-                    read_at = time.monotonic()
                     if heads != before:
                         loop.call_soon_threadsafe(self._note, heads, kinds, before is None, read_at, generation)
                         before = heads
+                        self._moved(sum(heads.values()))
                     elif self._heads == heads:
                         # nothing moved and the loop holds these heads: `changes` is current as of now
                         # (while a moved reading waits for the loop, fresh() must not say so)
@@ -152,8 +163,19 @@ class HeadWatcher:
                 self._stopping.wait(self._poll)
         except RuntimeError:  # the loop closed under us (the server is going away)
             pass
-        with self._lock:
-            self._running = False
+        except Exception:
+            log.exception("head watcher: the reader stopped (started again by the next listener)")
+        finally:
+            with self._lock:
+                if generation == self._generation:  # not a reader started since this one
+                    self._running = False
+
+    def _moved(self, seq: int) -> None:
+        for callback in self._on_moved:
+            try:
+                callback(seq)
+            except Exception:  # the stream builds it itself then (and says what failed)
+                log.exception("head watcher: building ahead at seq %s failed", seq)
 
     def _read(self, before: dict[int, int] | None) -> tuple[dict[int, int], set[str]]:
         """(chain -> head seq, the kinds of tablet-visible events appended since `before`)."""

@@ -101,9 +101,17 @@ def test_a_paper_vote_at_the_station_page(new_page, live_site, tmp_path):
     one_left = "document.querySelectorAll('#queue-list form.page-card').length === 1"
     scrutineer.wait_for_function(one_left)
     counter.wait_for_function(one_left)                            # its page refreshes by itself
+    # the scrutineer marks 无效 while the counter decides: the refresh redraws the card (the page
+    # changed) keeping the scrutineer's mark, with a notice, instead of resetting it to 弃权
+    scrutineer.locator("#queue-list form.page-card").first.locator("input[value=void]").first.check()
     decide(counter, "abstain")
     counter.wait_for_selector("#queue-list form.page-card >> text=已裁定")
-    decide(scrutineer, "void")                                     # they disagree
+    scrutineer.evaluate("document.activeElement.blur()")
+    scrutineer.wait_for_selector("#queue-list form.page-card >> text=此页已有变化", timeout=10_000)
+    card = scrutineer.locator("#queue-list form.page-card").first
+    assert card.locator("input[value=void]").first.is_checked()
+    assert "计票人" in card.inner_text()                              # the counter's decision shown
+    card.locator("button[type=submit]").click()                    # they disagree
     scrutineer.wait_for_selector("#queue-list form.page-card >> text=待总监票人裁定")
     status, err = api.call("POST", f"/api/admin/items/{s.item_id}/close", expect=None)
     assert status == 409                                            # nothing closes while a ballot waits
