@@ -78,3 +78,36 @@ def _watcher_of(ag) -> HeadWatcher:
     """The watcher the ASGI app closes over."""
     cells = [c.cell_contents for c in (ag.__closure__ or ())]
     return next(c for c in cells if isinstance(c, HeadWatcher))
+
+
+async def _tablets_answered_after(kinds: set[str], waiters: int = 40) -> list[float]:
+    """Seconds from one change until each of `waiters` waiting tablets is let go."""
+    loop = asyncio.get_running_loop()
+    watcher = HeadWatcher(_App())
+    watcher._changed, watcher._tablets, watcher._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    watcher._start = lambda: None  # no reader: the readings are handed in below
+    watcher._note({1: 5}, set(), True, loop.time(), 0)
+
+    async def one() -> float:
+        await watcher.wait_tablets(5)
+        return loop.time() - started
+
+    tasks = [asyncio.create_task(one()) for _ in range(waiters)]
+    await asyncio.sleep(0.01)  # all waiting
+    started = loop.time()
+    watcher._note({1: 6}, kinds, False, loop.time(), 0)
+    return await asyncio.gather(*tasks)
+
+
+def test_a_close_lets_the_waiting_tablets_go_spread_over_a_moment(monkeypatch):
+    monkeypatch.setattr(head_watcher, "TABLETS_SPREAD_S", 0.6)
+    times = asyncio.run(_tablets_answered_after({AuditKind.VOTE_CLOSED}))
+    first = head_watcher.SCREENS_FIRST_S
+    assert all(first - 0.05 <= t < first + 0.6 + 0.3 for t in times), times
+    assert max(times) - min(times) > 0.2, times                     # not one wave
+
+
+def test_an_opening_lets_every_waiting_tablet_go_at_once(monkeypatch):
+    monkeypatch.setattr(head_watcher, "TABLETS_SPREAD_S", 0.6)
+    times = asyncio.run(_tablets_answered_after({AuditKind.VOTE_OPENED}))
+    assert max(times) < 0.1, times

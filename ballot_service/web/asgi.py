@@ -182,7 +182,7 @@ async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake,
     the sitting's read for the current change does (seat_wake.start); otherwise the request
     waits on the event loop, holding no thread, and is answered again when the watcher sees a
     change a tablet shows: at once for an urgent one (a vote opened; closed: after the screens,
-    head_watcher.SCREENS_FIRST_S), after
+    head_watcher.SCREENS_FIRST_S, spread over TABLETS_SPREAD_S), after
     QUIET_SECONDS held for the rest (a check-in elsewhere). After HOLD_SECONDS
     (VOTE_HOLD_SECONDS while a vote is open) with no change: 304. A cast batch wakes nobody;
     the state is served from the per-state-version cache (terminal_api.py), and a woken tablet

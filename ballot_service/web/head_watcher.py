@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,14 @@ FRESH_S = 5.0
 # nothing by it (a cast sent meanwhile is refused as late, as any cast after the close).
 SCREENS_FIRST_S = 0.4
 
+# ... and the waiting tablets are answered over this many seconds after that, each at a random
+# moment, not in one wave: the secretariat tallies as soon as the screens say 表决结束, and a
+# tally landing in one wave of 3,000 answers waited ~0.1 s for each turn of the loop (its
+# request, its thread's answer, the watcher's wake-up), 待公布 up to 1.5 s (bench_hall).
+# A tablet still says 表决已结束 within SCREENS_FIRST_S + TABLETS_SPREAD_S (one with a ballot on
+# screen asks by itself every few seconds, static/seat.js).
+TABLETS_SPREAD_S = 3.0
+
 
 class HeadWatcher:
     """The audit heads, read on a thread of their own while any stream or long-poll listens.
@@ -57,6 +66,7 @@ class HeadWatcher:
         self._heads: dict[int, int] | None = None
         self._changed: asyncio.Event | None = None  # any head moved (screens)
         self._tablets: asyncio.Event | None = None  # changes or urgent moved (tablets)
+        self._spread: asyncio.Event | None = None  # a tablets' event whose waiters are spread
         self._ready: asyncio.Event | None = None
         self._lock = threading.Lock()  # whether the reader runs: _start against its idle exit
         self._running = False
@@ -121,11 +131,15 @@ class HeadWatcher:
             self._listeners -= 1
 
     async def wait_tablets(self, timeout: float) -> None:
-        """Until `changes` or `urgent` moves, or `timeout` seconds."""
+        """Until `changes` or `urgent` moves (a close: at a random moment of TABLETS_SPREAD_S
+        after it), or `timeout` seconds."""
         self._listeners += 1
         try:
             self._start()
-            await asyncio.wait_for(self._tablets.wait(), timeout)
+            event = self._tablets
+            await asyncio.wait_for(event.wait(), timeout)
+            if event is self._spread:
+                await asyncio.sleep(random.random() * TABLETS_SPREAD_S)
         except asyncio.TimeoutError:
             pass
         finally:
@@ -204,6 +218,7 @@ class HeadWatcher:
             self.urgent += bool(kinds & set(seat_state.URGENT_KINDS))
             tablets, self._tablets = self._tablets, asyncio.Event()
             if AuditKind.VOTE_CLOSED in kinds and AuditKind.VOTE_OPENED not in kinds:
+                self._spread = tablets
                 asyncio.get_running_loop().call_later(SCREENS_FIRST_S, tablets.set)
             else:
                 tablets.set()
