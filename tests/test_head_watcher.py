@@ -80,8 +80,9 @@ def _watcher_of(ag) -> HeadWatcher:
     return next(c for c in cells if isinstance(c, HeadWatcher))
 
 
-async def _tablets_answered_after(kinds: set[str], waiters: int = 40) -> list[float]:
-    """Seconds from one change until each of `waiters` waiting tablets is let go."""
+async def _tablets_answered_after(kinds: set[str], waiters: int = 40, then: tuple = ()) -> list[float]:
+    """Seconds from one change until each of `waiters` waiting tablets is let go; `then`: a
+    later change, (seconds after the first, its kinds)."""
     loop = asyncio.get_running_loop()
     watcher = HeadWatcher(_App())
     watcher._changed, watcher._tablets, watcher._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -96,6 +97,9 @@ async def _tablets_answered_after(kinds: set[str], waiters: int = 40) -> list[fl
     await asyncio.sleep(0.01)  # all waiting
     started = loop.time()
     watcher._note({1: 6}, kinds, False, loop.time(), 0)
+    if then:
+        await asyncio.sleep(then[0])
+        watcher._note({1: 7}, then[1], False, loop.time(), 0)
     return await asyncio.gather(*tasks)
 
 
@@ -111,3 +115,33 @@ def test_an_opening_lets_every_waiting_tablet_go_at_once(monkeypatch):
     monkeypatch.setattr(head_watcher, "TABLETS_SPREAD_S", 0.6)
     times = asyncio.run(_tablets_answered_after({AuditKind.VOTE_OPENED}))
     assert max(times) < 0.1, times
+
+
+def test_the_next_vote_opened_during_the_spread_lets_every_tablet_go_at_once(monkeypatch):
+    """A close, and the next vote opened 0.5 s later (a ballot set's next item needs no tally
+    first): no tablet sits out its random moment, the opening reaches them all at once."""
+    monkeypatch.setattr(head_watcher, "TABLETS_SPREAD_S", 3.0)
+    opened = {AuditKind.VOTE_OPENED}
+    for after in (0.5, 0.1):                                          # during the spread; before the 0.4 s
+        times = asyncio.run(_tablets_answered_after({AuditKind.VOTE_CLOSED}, then=(after, opened)))
+        assert max(times) < after + 0.1, (after, times)
+
+
+def test_a_spread_tablet_is_let_go_by_its_hold_s_end(monkeypatch):
+    """The random moment never holds a tablet past its long-poll's own timeout."""
+    monkeypatch.setattr(head_watcher, "TABLETS_SPREAD_S", 30.0)
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        watcher = HeadWatcher(_App())
+        watcher._changed, watcher._tablets, watcher._ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        watcher._start = lambda: None
+        watcher._note({1: 5}, set(), True, loop.time(), 0)
+        started = loop.time()
+        tasks = [asyncio.create_task(watcher.wait_tablets(1.0)) for _ in range(20)]
+        await asyncio.sleep(0.01)
+        watcher._note({1: 6}, {AuditKind.VOTE_CLOSED}, False, loop.time(), 0)
+        await asyncio.gather(*tasks)
+        return loop.time() - started
+
+    assert asyncio.run(run()) < 1.2

@@ -59,7 +59,8 @@
  * fails; no polling while a ballot, the confirmation or a submission is on screen, except a
  * look every 10 s from the ballot screen at whether the vote is still open (startWatch).
  * Under `serve` the server holds a `wait` request (a long-poll, no thread held) until the state
- * changes (at once when a vote opens, 0.4 s after the screens when it closes) or 12 s pass (30 s while a vote is open; 304: unchanged); the next one is
+ * changes (at once when a vote opens; when it closes, 0.4 s after the screens and then at a
+ * random moment of 3 s, or at once if the next vote opens meanwhile) or 12 s pass (30 s while a vote is open; 304: unchanged); the next one is
  * sent at once when the last was held longer than the poll interval. A server that does not
  * hold it (plain WSGI) answers at once and the page simply polls on the schedule above.
  */

@@ -203,9 +203,8 @@ async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake,
     while status == 304:
         held = time.monotonic() - started
         hold = VOTE_HOLD_SECONDS if seat and seat[3] else HOLD_SECONDS
-        if held >= hold:
-            break
         now_marks = (watcher.changes, watcher.urgent)
+        # a change is answered before the hold's end is: a 304 would say "unchanged" of a close
         if now_marks[1] != marks[1] or (now_marks[0] != marks[0] and held >= QUIET_SECONDS):
             marks = now_marks
             woken = await seats.answer(seat, marks, scope, headers) if seat else None
@@ -214,6 +213,8 @@ async def long_poll(wsgi: FlaskOnThreads, watcher: HeadWatcher, seats: SeatWake,
             else:
                 status, headers, body = woken
             continue
+        if held >= hold:
+            break
         limit = hold - held if held >= QUIET_SECONDS or now_marks == marks else QUIET_SECONDS - held
         await watcher.wait_tablets(limit)
     await _send_whole(send, status, headers, body)

@@ -45,8 +45,9 @@ SCREENS_FIRST_S = 0.4
 # moment, not in one wave: the secretariat tallies as soon as the screens say 表决结束, and a
 # tally landing in one wave of 3,000 answers waited ~0.1 s for each turn of the loop (its
 # request, its thread's answer, the watcher's wake-up), 待公布 up to 1.5 s (bench_hall).
-# A tablet still says 表决已结束 within SCREENS_FIRST_S + TABLETS_SPREAD_S (one with a ballot on
-# screen asks by itself every few seconds, static/seat.js).
+# A tablet waiting on a long-poll (it holds no ballot: it voted, or never took one) says 表决已结束
+# within SCREENS_FIRST_S + TABLETS_SPREAD_S; one with a ballot on screen asks by itself every
+# 10 s (static/seat.js). The next urgent change (the next vote opened) lets every one go at once.
 TABLETS_SPREAD_S = 3.0
 
 
@@ -66,7 +67,9 @@ class HeadWatcher:
         self._heads: dict[int, int] | None = None
         self._changed: asyncio.Event | None = None  # any head moved (screens)
         self._tablets: asyncio.Event | None = None  # changes or urgent moved (tablets)
-        self._spread: asyncio.Event | None = None  # a tablets' event whose waiters are spread
+        # A close's tablets' event, whose waiters are spread, and the event that cuts their spread
+        # short (set by the next urgent change).
+        self._spread: tuple[asyncio.Event, asyncio.Event] | None = None
         self._ready: asyncio.Event | None = None
         self._lock = threading.Lock()  # whether the reader runs: _start against its idle exit
         self._running = False
@@ -132,14 +135,17 @@ class HeadWatcher:
 
     async def wait_tablets(self, timeout: float) -> None:
         """Until `changes` or `urgent` moves (a close: at a random moment of TABLETS_SPREAD_S
-        after it), or `timeout` seconds."""
+        after it, or at the next urgent change), or `timeout` seconds."""
         self._listeners += 1
+        deadline = time.monotonic() + timeout
         try:
             self._start()
             event = self._tablets
             await asyncio.wait_for(event.wait(), timeout)
-            if event is self._spread:
-                await asyncio.sleep(random.random() * TABLETS_SPREAD_S)
+            spread = self._spread
+            if spread is not None and spread[0] is event:
+                left = max(0.0, deadline - time.monotonic())
+                await asyncio.wait_for(spread[1].wait(), min(random.random() * TABLETS_SPREAD_S, left))
         except asyncio.TimeoutError:
             pass
         finally:
@@ -215,10 +221,15 @@ class HeadWatcher:
             self._changed = asyncio.Event()
         if kinds and not first:
             self.changes += 1
-            self.urgent += bool(kinds & set(seat_state.URGENT_KINDS))
+            urgent = bool(kinds & set(seat_state.URGENT_KINDS))
+            self.urgent += urgent
+            if urgent and self._spread is not None:  # a close's tablets still held or spread: all go now
+                for held in self._spread:
+                    held.set()
+                self._spread = None
             tablets, self._tablets = self._tablets, asyncio.Event()
             if AuditKind.VOTE_CLOSED in kinds and AuditKind.VOTE_OPENED not in kinds:
-                self._spread = tablets
+                self._spread = (tablets, asyncio.Event())
                 asyncio.get_running_loop().call_later(SCREENS_FIRST_S, tablets.set)
             else:
                 tablets.set()
