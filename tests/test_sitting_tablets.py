@@ -8,12 +8,12 @@ import datetime as dt
 import json
 
 from console_support import flashes, post
-from helpers_live import Api, publish, setup_sitting, vote
+from helpers_live import Api, create_item, publish, setup_sitting, vote
 from sqlalchemy import select
 from terminal_support import assert_error_shape, events, query
 
 from ballot_service.domain import tablet_setup
-from ballot_service.models import Item, Record, Terminal
+from ballot_service.models import Item, Record, Round, Sitting, Terminal
 
 
 def state(api, cred):
@@ -175,3 +175,25 @@ def test_grouped_last_seen_writes_nothing_once_a_vote_has_opened(app, api):
     for t in tids:
         tablet_setup.note_seen_grouped(engine, t)
     assert all(seen(app, t)[1] > a[1] for t, a in zip(tids, aged))
+
+
+def test_the_next_vote_opened_just_after_a_long_one_closes_finds_its_tablets_online(app, api):
+    """No last seen is written during a vote, and after its close the tablets are told over a
+    few seconds: a 任职票决 opened right after a two-minute vote finds the tablets that were
+    online at that vote's opening online still; AFTER_CLOSE_S later, a silent one is offline."""
+    s = setup_sitting(api, members=3, present=3)
+    for no in s.present:
+        vote(api, s.creds[no], {"motion": "for"})
+    age(app, list(s.terminal_ids.values()), 120)                      # seen just before it opened ...
+    with app.extensions["ballot_sessionmaker"]() as db:                 # ... two minutes ago
+        for rnd in db.scalars(select(Round).join(Item).where(Item.id == s.item_id)):
+            rnd.opened_at -= dt.timedelta(seconds=120)
+        db.commit()
+    api.call("POST", f"/api/admin/items/{s.item_id}/close")
+    second = create_item(api, s.sitting_id, key="item2")
+    with app.extensions["ballot_sessionmaker"]() as db:
+        sitting = db.get(Sitting, s.sitting_id)
+        assert tablet_setup.readiness(db, sitting).ready == 3
+        later = tablet_setup.utcnow() + dt.timedelta(seconds=tablet_setup.AFTER_CLOSE_S + 1)
+        assert tablet_setup.readiness(db, sitting, now=later).ready == 0   # none has polled since
+    api.call("POST", f"/api/admin/items/{second}/open")                 # no 离线, no reason needed

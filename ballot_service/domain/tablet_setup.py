@@ -20,11 +20,15 @@ from ballot_service.db import database_now, utcnow
 from ballot_service.domain import audit, group_commit, login_limits
 from ballot_service.domain.sittings import open_item
 from ballot_service.errors import Conflict, Forbidden, TooManyRequests
-from ballot_service.models import Attendance, Item, Member, Sitting, Terminal
+from ballot_service.models import Attendance, Item, Member, Round, Sitting, Terminal
 from ballot_service.vocab import AuditKind, ItemStatus, Presence, TerminalKind
 
 SEEN_EVERY_S = 30  # a tablet's last seen is written at most this often
 ONLINE_S = 15 + SEEN_EVERY_S  # polled within 15 s, give or take one write interval
+# No last seen is written while a vote is open, and after its close the waiting tablets are
+# told over a few seconds (web/head_watcher.py: 0.4 + 3 s): for this long after a close, a
+# tablet online when that vote opened still counts as online (the next 任职票决 opened at once).
+AFTER_CLOSE_S = 10
 
 
 def note_seen(db: Session, terminal_id: int, now: dt.datetime | None = None) -> bool:
@@ -142,6 +146,7 @@ def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None, pla
     `plan` it gave): set up and online, or why not."""
     now = now or utcnow()
     plan = seat_plan(db, sitting) if plan is None else plan
+    seen_since = _seen_since(db, sitting, now)
     missing = []
     for member, term, taken_by in plan:
         if taken_by is not None:
@@ -150,9 +155,19 @@ def readiness(db: Session, sitting: Sitting, now: dt.datetime | None = None, pla
             missing.append((member.member_no, member.name, "无表决器"))
         elif term.set_up_at is None:
             missing.append((member.member_no, member.name, f"表决器 {term.name} 未设置"))
-        elif not is_online(term, now):
+        elif not (term.last_seen_at is not None and term.last_seen_at >= seen_since):
             missing.append((member.member_no, member.name, f"表决器 {term.name} 离线"))
     return Readiness(len(plan), len(plan) - len(missing), tuple(missing))
+
+
+def _seen_since(db: Session, sitting: Sitting, now: dt.datetime) -> dt.datetime:
+    """The last seen from which a tablet counts as online for an opening now: ONLINE_S ago, or
+    ONLINE_S before the opening of a vote of this sitting closed within AFTER_CLOSE_S."""
+    since = now - dt.timedelta(seconds=ONLINE_S)
+    opened = db.scalar(select(func.min(Round.opened_at)).join(Item, Item.id == Round.item_id)
+                       .where(Item.sitting_id == sitting.id, Round.opened_at.is_not(None),
+                              Round.closed_at >= now - dt.timedelta(seconds=AFTER_CLOSE_S)))
+    return min(since, opened - dt.timedelta(seconds=ONLINE_S)) if opened is not None else since
 
 
 def reset_code(secret_key: str, sitting_id: int) -> str:
