@@ -7,6 +7,7 @@ import asyncio
 
 from helpers_live import setup_sitting
 
+from ballot_service.web import screen_states
 from ballot_service.web.head_watcher import HeadWatcher
 from ballot_service.web.screen_states import ScreenStates
 
@@ -61,3 +62,20 @@ def test_the_watcher_builds_ahead_when_the_heads_move(app, api):
     watcher.stop()
     state = screens.ready(key, moved)
     assert state is not None and state["mode"] == "voting", state["mode"]
+
+
+def test_a_screen_closed_while_its_state_is_built_ahead_leaves_nothing_behind(app, api, monkeypatch):
+    """The last screen of a sitting closes while the builder thread is building its state: the
+    key's state and cursor do not come back (each closed key would otherwise stay in memory)."""
+    s = setup_sitting(api, members=3)
+    screens = ScreenStates(app)
+    key = screens.opened(s.sitting_id, _maker)
+    real = screen_states.display.state_for
+
+    def closing_meanwhile(*args, **kwargs):
+        screens.closed(key)                                               # the stream says bye mid-build
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(screen_states.display, "state_for", closing_meanwhile)
+    _built_ahead(screens, 9)
+    assert key not in screens._built and key not in screens._cursors

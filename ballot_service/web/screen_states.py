@@ -57,8 +57,8 @@ class ScreenStates:
             if self._open[key] > 0:
                 return
             del self._open[key], self._makers[key]
-        self._built.pop(key, None)
-        self._cursors.pop(key, None)
+            self._built.pop(key, None)
+            self._cursors.pop(key, None)
 
     def ready(self, key: tuple, seq: int | None) -> dict | None:
         """The state built at `seq`, if it is (on the loop: a dict read, no lock, no wait)."""
@@ -86,13 +86,17 @@ class ScreenStates:
             try:
                 with self._build_lock:
                     self._get(key, key[0], maker, seq)
+                    with self._keys_lock:
+                        if key not in self._makers:  # its last screen closed meanwhile: forget it again
+                            self._built.pop(key, None)
+                            self._cursors.pop(key, None)
             except Exception:  # that screen's stream builds it itself and says what failed
                 log.exception("screen state of sitting %s at seq %s not built ahead", key[0], seq)
 
     def _get(self, key: tuple, sitting_id: int, verify_url, seq: int | None) -> dict:
-        built = self._built.get(key)
-        if built is not None and built[0] == seq and seq is not None:
-            return built[1]
+        state = self.ready(key, seq)
+        if state is not None:
+            return state
         cursor = self._cursors.setdefault(key, AuditCursor())
         state = display.state_for(self.flask_app, sitting_id, verify_url, cursor)
         self._built[key] = (seq, state)
